@@ -1,0 +1,96 @@
+"""The ordered registry of gates: the one place their order is written.
+
+Everything ordered is derived from ``GATES``: nox's ``requires=``, the runner, the verdict, and
+the CI configurations. This module imports only the standard library so that ``noxfile.py`` can
+read it before any dependency is installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gates.base import Gate
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """A registered gate: its stable name, where its class lives, and a one-line summary."""
+
+    name: str
+    target: str
+    summary: str
+    verdict: bool = False
+
+    def load(self) -> Gate:
+        """Import and instantiate the gate class named by ``target`` (``module:Class``)."""
+        module_name, _, class_name = self.target.partition(":")
+        gate: Gate = getattr(importlib.import_module(module_name), class_name)()
+        if gate.name != self.name:
+            msg = f"{self.target} is named '{gate.name}', registered as '{self.name}'"
+            raise ValueError(msg)
+        return gate
+
+
+GATES: tuple[GateSpec, ...] = (
+    GateSpec(
+        "data",
+        "gates.data_integrity:DataGate",
+        "Data matches its approved lock and every rule of the contract in policy.toml.",
+    ),
+    GateSpec(
+        "train",
+        "gates.train:TrainGate",
+        "Fit the policy's estimator on the approved data; save it with skops.",
+    ),
+    GateSpec(
+        "cv",
+        "gates.cv_threshold:CvGate",
+        "Stratified k-fold CV and held-out scores clear every threshold in [cv].",
+    ),
+    GateSpec(
+        "artifacts",
+        "gates.artifacts:ArtifactsGate",
+        "SHA-256 manifest of model, data, lock and policy, with the git commit.",
+    ),
+    GateSpec(
+        "gate",
+        "gates.verdict:VerdictGate",
+        "The verdict: every gate of this run PASSED on the inputs and bytes on disk now.",
+        verdict=True,
+    ),
+)
+
+
+def _check(specs: tuple[GateSpec, ...]) -> None:
+    names = [spec.name for spec in specs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        msg = f"gate names registered twice: {duplicates}"
+        raise ValueError(msg)
+    verdicts = [spec.name for spec in specs if spec.verdict]
+    if len(verdicts) != 1:
+        msg = f"exactly one verdict gate must be registered, found {verdicts}"
+        raise ValueError(msg)
+
+
+_check(GATES)
+
+NAMES: tuple[str, ...] = tuple(spec.name for spec in GATES)
+
+
+def spec(name: str) -> GateSpec:
+    """The spec registered under ``name``; KeyError names the known gates."""
+    for candidate in GATES:
+        if candidate.name == name:
+            return candidate
+    msg = f"unknown gate '{name}'; expected one of: {', '.join(NAMES)}"
+    raise KeyError(msg)
+
+
+def checked_before(name: str) -> tuple[GateSpec, ...]:
+    """The gates that must have PASSED in this run before ``name`` may run."""
+    index = NAMES.index(name)
+    return tuple(s for s in GATES[:index] if not s.verdict)

@@ -1,0 +1,269 @@
+"""Run gates in registry order, stamp each result with the run and its inputs, write the reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from gates.base import (
+    Finding,
+    GateError,
+    GateResult,
+    Outcome,
+    RunContext,
+    Severity,
+    Status,
+)
+from gates.registry import GATES, NAMES, GateSpec, checked_before
+from pipeline.config import LoadedPolicy
+from pipeline.errors import PipelineError
+from pipeline.fsio import atomic_write_json, sha256_file
+
+RUN_FILE = "run.json"
+RUN_ID_ENV = "GATES_RUN_ID"
+# How many findings the console shows per gate; the report keeps all of them.
+_SHOWN_FINDINGS = 8
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The results of the gates one invocation ran, in order."""
+
+    run_id: str
+    results: tuple[GateResult, ...]
+
+    @property
+    def exit_code(self) -> int:
+        """0 all passed; 2 a gate could not run (ERRORED); 1 any other gate not PASSED."""
+        if any(r.status is Status.ERRORED for r in self.results):
+            return 2
+        if any(r.status is not Status.PASSED for r in self.results):
+            return 1
+        return 0
+
+
+def input_digests(policy: LoadedPolicy) -> dict[str, str]:
+    """SHA-256 of every file a run's verdict depends on, keyed by path relative to the project.
+
+    A file that is absent is recorded as ``absent`` so that its later appearance (or loss)
+    still counts as a change.
+    """
+    data = policy.policy.data
+    paths = [policy.path, policy.resolve(data.path), policy.resolve(data.lock)]
+    if data.checksums is not None:
+        paths.append(policy.resolve(data.checksums))
+    lock = policy.base_dir / "requirements.lock"
+    if lock.exists():
+        paths.append(lock)
+    digests = {}
+    for path in paths:
+        key = _relative(path, policy.base_dir)
+        digests[key] = sha256_file(path) if path.is_file() else "absent"
+    return digests
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus 6 random hex digits."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def resolve_run_id(reports_dir: Path, *, starts_chain: bool) -> str:
+    """The run this invocation belongs to.
+
+    ``GATES_RUN_ID`` wins (CI sets it so that jobs on different machines share one run).
+    Otherwise a chain that starts at the first gate opens a new run, and a later gate joins
+    the run recorded in ``reports/run.json``.
+    """
+    from_env = os.environ.get(RUN_ID_ENV, "").strip()
+    if from_env:
+        return from_env
+    if starts_chain:
+        return new_run_id()
+    run_file = reports_dir / RUN_FILE
+    try:
+        return str(json.loads(run_file.read_text(encoding="utf-8"))["run_id"])
+    except FileNotFoundError:
+        msg = (
+            f"{run_file}: no run in progress; start one from the first gate "
+            f"('python -m gates run' or 'python -m gates run {NAMES[0]}'), "
+            f"or set {RUN_ID_ENV}"
+        )
+        raise GateError(msg) from None
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+        msg = f"{run_file}: unparsable run file ({type(err).__name__}: {err}); start a new run"
+        raise GateError(msg) from None
+
+
+def git_commit(root: Path) -> tuple[str, bool]:
+    """The checked-out commit and whether the work tree has changes; ``unknown`` outside git."""
+    git = shutil.which("git")
+    if git is None:
+        return "unknown", False
+    try:
+        head = subprocess.run(
+            [git, "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            [git, "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+    return head, bool(status.strip())
+
+
+def _prerequisite_problem(
+    spec: GateSpec, context: RunContext, inputs: dict[str, str]
+) -> str | None:
+    for earlier in checked_before(spec.name):
+        try:
+            report = context.read_report(earlier.name)
+        except GateError as err:
+            return f"prerequisite gate '{earlier.name}' has no report of this run ({err})"
+        if report.status is not Status.PASSED:
+            return f"prerequisite gate '{earlier.name}' is {report.status.value} in this run"
+        if report.inputs != inputs:
+            changed = sorted(
+                k
+                for k in inputs.keys() | report.inputs.keys()
+                if inputs.get(k) != report.inputs.get(k)
+            )
+            return (
+                f"inputs changed since gate '{earlier.name}' passed ({', '.join(changed)}); "
+                "run the chain again from the first gate"
+            )
+    return None
+
+
+def run_gate(spec: GateSpec, context: RunContext, inputs: dict[str, str]) -> GateResult:
+    """Run one gate and return its stamped result; a crash becomes ERRORED, never PASSED."""
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    start = time.perf_counter()
+    problem = None if spec.verdict else _prerequisite_problem(spec, context, inputs)
+    if problem is not None:
+        outcome = Outcome(
+            status=Status.SKIPPED,
+            summary=f"not run: {problem}",
+            findings=(Finding(rule="GATE001", message=problem),),
+        )
+    else:
+        outcome = _guarded(spec, context)
+    return GateResult(
+        gate=spec.name,
+        status=outcome.status,
+        summary=outcome.summary,
+        run_id=context.run_id,
+        inputs=inputs,
+        findings=outcome.findings,
+        metrics=outcome.metrics,
+        artifacts=outcome.artifacts,
+        started=started,
+        duration_seconds=time.perf_counter() - start,
+    )
+
+
+def _guarded(spec: GateSpec, context: RunContext) -> Outcome:
+    try:
+        outcome = spec.load().run(context)
+    except (GateError, PipelineError) as err:
+        return _errored(str(err))
+    except Exception as err:  # fail closed: a crash is a verdict of "could not judge"
+        return _errored(f"crashed: {type(err).__name__}: {err}")
+    if (
+        outcome.status is Status.PASSED
+        and outcome.findings
+        and any(f.severity is Severity.ERROR for f in outcome.findings)
+    ):
+        return _errored("reported PASSED with error findings; refusing to trust it")
+    return outcome
+
+
+def _errored(message: str) -> Outcome:
+    return Outcome(
+        status=Status.ERRORED,
+        summary=f"could not run: {message}",
+        findings=(Finding(rule="GATE000", message=message),),
+    )
+
+
+def run_chain(
+    names: Sequence[str],
+    *,
+    policy: LoadedPolicy,
+    reports_dir: Path,
+    out: TextIO = sys.stdout,
+    on_result: Callable[[GateResult], None] | None = None,
+) -> RunSummary:
+    """Run the named gates in registry order; every result is written before the next starts."""
+    unknown = [name for name in names if name not in NAMES]
+    if unknown:
+        msg = f"unknown gate '{unknown[0]}'; expected one of: {', '.join(NAMES)}"
+        raise GateError(msg)
+    chosen = [spec for spec in GATES if spec.name in set(names)] if names else list(GATES)
+    starts_chain = chosen[0].name == NAMES[0]
+    run_id = resolve_run_id(reports_dir, starts_chain=starts_chain)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    inputs = input_digests(policy)
+    if starts_chain:
+        atomic_write_json(
+            reports_dir / RUN_FILE,
+            {
+                "run_id": run_id,
+                "started": datetime.now(UTC).isoformat(timespec="seconds"),
+                "inputs": inputs,
+            },
+        )
+    context = RunContext(policy=policy, run_id=run_id, reports_dir=reports_dir)
+    results = []
+    for spec in chosen:
+        result = run_gate(spec, context, inputs)
+        atomic_write_json(context.report_path(spec.name), result.to_dict())
+        results.append(result)
+        print_result(result, out=out)
+        if on_result is not None:
+            on_result(result)
+    return RunSummary(run_id=run_id, results=tuple(results))
+
+
+_MARKS = {
+    Status.PASSED: "ok  ",
+    Status.FAILED: "FAIL",
+    Status.ERRORED: "ERR ",
+    Status.SKIPPED: "skip",
+}
+
+
+def print_result(result: GateResult, *, out: TextIO) -> None:
+    """One line per gate, then its error findings indented beneath it."""
+    out.write(
+        f"[{_MARKS[result.status]}] {result.gate:<10} {result.status.value:<8} "
+        f"{result.duration_seconds:6.2f}s  {result.summary}\n"
+    )
+    shown = [f for f in result.findings if f.severity is Severity.ERROR][:_SHOWN_FINDINGS]
+    for finding in shown:
+        where = f" ({finding.policy_key})" if finding.policy_key else ""
+        out.write(f"         {finding.rule} {finding.message}{where}\n")
+    hidden = len(result.errors) - len(shown)
+    if hidden > 0:
+        out.write(f"         ... {hidden} more in {result.gate}.json\n")
+    out.flush()

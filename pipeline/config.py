@@ -1,0 +1,278 @@
+"""policy.toml: the one policy file, parsed strictly into frozen pydantic models."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+
+from pipeline.errors import PolicyError
+from pipeline.fsio import sha256_bytes
+
+SCHEMA_VERSION = 1
+
+Metric = Literal["accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc"]
+Estimator = Literal["logistic_regression", "random_forest", "hist_gradient_boosting"]
+Dtype = Literal["float64", "int64", "string", "bool"]
+Scalar = int | float | str | bool
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+# TOML arrays arrive as lists; a frozen policy keeps them as tuples.
+StrList = Annotated[tuple[str, ...], Strict(False)]
+
+
+class _Strict(BaseModel):
+    """Base of every policy table: unknown keys are errors, values keep their TOML types."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class RunPolicy(_Strict):
+    """[run]: where a run writes and how it is seeded."""
+
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42
+    reports_dir: str = "reports"
+    artifacts_dir: str = "artifacts"
+
+
+class ColumnRule(_Strict):
+    """[data.columns.NAME]: the contract of one feature column."""
+
+    dtype: Dtype
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = False
+    allowed: StrList | None = None
+    unique: bool = False
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> Self:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            msg = f"min ({self.min}) must not be greater than max ({self.max})"
+            raise ValueError(msg)
+        if self.allowed is not None and self.dtype != "string":
+            msg = f"'allowed' applies to dtype 'string' only, found dtype '{self.dtype}'"
+            raise ValueError(msg)
+        if (self.min is not None or self.max is not None) and self.dtype in ("string", "bool"):
+            msg = f"'min'/'max' apply to numeric dtypes only, found dtype '{self.dtype}'"
+            raise ValueError(msg)
+        return self
+
+
+class DataPolicy(_Strict):
+    """[data]: the data file, its lock, the label, and the contract of every column."""
+
+    path: str
+    lock: str
+    checksums: str | None = None
+    format: Literal["csv", "parquet"] | None = None
+    label: str
+    classes: Annotated[StrList, Field(min_length=2)]
+    positive_class: str | None = None
+    id_column: str | None = None
+    min_rows: Annotated[int, Field(ge=1)] = 1
+    max_rows: Annotated[int, Field(ge=1)] = 10_000_000
+    holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    columns: Annotated[dict[str, ColumnRule], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if len(set(self.classes)) != len(self.classes):
+            msg = f"classes must be distinct, found {list(self.classes)}"
+            raise ValueError(msg)
+        if self.positive_class is not None and self.positive_class not in self.classes:
+            msg = (
+                f"positive_class '{self.positive_class}' is not one of classes {list(self.classes)}"
+            )
+            raise ValueError(msg)
+        if self.label in self.columns:
+            msg = f"label '{self.label}' must not also be declared under [data.columns]"
+            raise ValueError(msg)
+        if self.id_column is not None and self.id_column not in self.columns:
+            msg = f"id_column '{self.id_column}' is not declared under [data.columns]"
+            raise ValueError(msg)
+        if self.min_rows > self.max_rows:
+            msg = f"min_rows ({self.min_rows}) must not be greater than max_rows ({self.max_rows})"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        """Columns the model learns from: every declared column but the id column."""
+        return tuple(name for name in self.columns if name != self.id_column)
+
+    @property
+    def resolved_format(self) -> Literal["csv", "parquet"]:
+        """The declared format, or the one the file's suffix names."""
+        if self.format is not None:
+            return self.format
+        return "parquet" if self.path.lower().endswith((".parquet", ".pq")) else "csv"
+
+
+class ModelPolicy(_Strict):
+    """[model]: which estimator to train, and its parameters."""
+
+    estimator: Estimator = "logistic_regression"
+    scale: bool = True
+    params: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class MetricThreshold(_Strict):
+    """[cv.thresholds.METRIC]: the bars one metric must clear."""
+
+    min_mean: Fraction | None = None
+    min_fold: Fraction | None = None
+    max_std: Fraction | None = None
+    min_holdout: Fraction | None = None
+
+    @model_validator(mode="after")
+    def _something_checked(self) -> Self:
+        if all(v is None for v in (self.min_mean, self.min_fold, self.max_std, self.min_holdout)):
+            msg = "set at least one of min_mean, min_fold, max_std, min_holdout"
+            raise ValueError(msg)
+        if (
+            self.min_mean is not None
+            and self.min_fold is not None
+            and self.min_fold > self.min_mean
+        ):
+            msg = f"min_fold ({self.min_fold}) must not be greater than min_mean ({self.min_mean})"
+            raise ValueError(msg)
+        return self
+
+
+class CvPolicy(_Strict):
+    """[cv]: stratified k-fold cross-validation and the thresholds per metric."""
+
+    folds: Annotated[int, Field(ge=2, le=50)] = 5
+    thresholds: Annotated[dict[Metric, MetricThreshold], Field(min_length=1)]
+
+
+class Policy(_Strict):
+    """The whole of policy.toml."""
+
+    schema_version: Literal[1]
+    run: RunPolicy = Field(default_factory=RunPolicy)
+    data: DataPolicy
+    model: ModelPolicy = Field(default_factory=ModelPolicy)
+    cv: CvPolicy
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A parsed policy together with the file it came from and that file's digest."""
+
+    path: Path
+    policy: Policy
+    sha256: str
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the policy are resolved against."""
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        """Resolve a path named in the policy against the policy file's folder."""
+        candidate = Path(relative)
+        return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+
+def load_policy(path: Path) -> LoadedPolicy:
+    """Read and validate ``path``; any problem is one PolicyError naming the file and key."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        msg = f"{path}: policy file not found (pass --policy PATH or create policy.toml)"
+        raise PolicyError(msg) from None
+    except OSError as err:
+        msg = f"{path}: cannot read the policy file: {err.strerror}"
+        raise PolicyError(msg) from None
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        msg = f"{path}: expected UTF-8 TOML, found bytes that are not UTF-8"
+        raise PolicyError(msg) from None
+    except tomllib.TOMLDecodeError as err:
+        msg = f"{path}: not valid TOML: {err}"
+        raise PolicyError(msg) from None
+    try:
+        policy = Policy.model_validate(document)
+    except ValidationError as err:
+        raise PolicyError(format_validation_error(path, err)) from None
+    return LoadedPolicy(path=path, policy=policy, sha256=sha256_bytes(raw))
+
+
+def format_validation_error(path: Path, err: ValidationError) -> str:
+    """Turn pydantic's errors into lines of 'file: key: expected ..., found ...'."""
+    lines = []
+    for item in err.errors(include_url=False):
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        found = _describe(item.get("input"))
+        if item["type"] == "extra_forbidden":
+            allowed = _allowed_keys(item["loc"][:-1])
+            hint = f"; expected one of: {', '.join(allowed)}" if allowed else ""
+            lines.append(f"{path}: {key}: unknown key{hint}")
+        elif item["type"] == "missing":
+            lines.append(f"{path}: {key}: required key is missing")
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}: {key}: expected {_lower_first(message)}; found {found}")
+    return "\n".join(lines)
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """The JSON Schema of policy.toml, as committed in policy.schema.json."""
+    schema = Policy.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "policy.toml"
+    return schema
+
+
+def render_policy_schema() -> str:
+    """The exact text of policy.schema.json."""
+    return json.dumps(policy_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    model: Any = Policy
+    for part in loc:
+        field = model.model_fields.get(str(part)) if _is_model(model) else None
+        if field is None:
+            # Inside a dict (columns, thresholds): the next level is the dict's value model.
+            model = _dict_value_model(model)
+            continue
+        model = field.annotation
+        model = _dict_value_model(model) if not _is_model(model) else model
+    return sorted(model.model_fields) if _is_model(model) else []
+
+
+def _dict_value_model(annotation: Any) -> Any:
+    args = getattr(annotation, "__args__", ())
+    for arg in args:
+        if _is_model(arg):
+            return arg
+        found = _dict_value_model(arg)
+        if found is not None:
+            return found
+    metadata = getattr(annotation, "__origin__", None)
+    return (
+        _dict_value_model(metadata) if metadata is not None and metadata is not annotation else None
+    )
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseModel)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return f"a list {json.dumps(list(value), default=str)[:80]}"
+    return f"{type(value).__name__} {value!r}"[:120]
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]

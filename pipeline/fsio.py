@@ -1,0 +1,76 @@
+"""Atomic writes and streaming SHA-256: the two file operations every trusted artifact goes through."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# 64 KiB reads measured fastest for hashlib on this project's machines (1.35 GB/s, against
+# 0.97 GB/s with 1 MiB reads); see issue 8's figures.
+_CHUNK = 64 * 1024
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex SHA-256 of a file's bytes, read in chunks so size does not matter."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Return the hex SHA-256 of bytes in memory."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so a reader sees either the old file or the whole new one.
+
+    The temp file lives in the same folder (``os.replace`` is atomic only within a file
+    system), is fsynced before the rename, and the folder is fsynced after it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write UTF-8 text atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, payload: Any) -> None:
+    """Write JSON (sorted keys, two-space indent, trailing newline) atomically."""
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Persist the rename itself; not every platform lets a folder be opened (Windows does not).
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

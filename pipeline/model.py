@@ -1,0 +1,59 @@
+"""Build the estimator the policy names, with its parameters checked before any fitting."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from sklearn.base import ClassifierMixin
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from pipeline.config import ModelPolicy
+from pipeline.errors import PolicyError
+
+# policy name -> (module, class). Adding a family means adding its reviewed skops types in
+# pipeline/persist.py too; a test checks the two tables name the same families.
+ESTIMATORS: dict[str, tuple[str, str]] = {
+    "logistic_regression": ("sklearn.linear_model", "LogisticRegression"),
+    "random_forest": ("sklearn.ensemble", "RandomForestClassifier"),
+    "hist_gradient_boosting": ("sklearn.ensemble", "HistGradientBoostingClassifier"),
+}
+
+
+def build_estimator(model: ModelPolicy, *, seed: int) -> Pipeline:
+    """Return an unfitted ``Pipeline`` (optional StandardScaler, then the classifier)."""
+    module_name, class_name = ESTIMATORS[model.estimator]
+    cls = getattr(importlib.import_module(module_name), class_name)
+    classifier: ClassifierMixin = cls()
+    accepted = classifier.get_params(deep=False)
+    unknown = sorted(set(model.params) - set(accepted))
+    if unknown:
+        msg = (
+            f"[model.params].{unknown[0]}: not a parameter of {class_name}; "
+            f"expected one of: {', '.join(sorted(accepted))}"
+        )
+        raise PolicyError(msg)
+    params: dict[str, Any] = dict(model.params)
+    if "random_state" in accepted and "random_state" not in params:
+        params["random_state"] = seed
+    classifier.set_params(**params)
+    _validate(classifier, class_name, model.params)
+    steps: list[tuple[str, Any]] = [("scale", StandardScaler())] if model.scale else []
+    steps.append(("classifier", classifier))
+    return Pipeline(steps)
+
+
+def _validate(classifier: Any, class_name: str, params: dict[str, Any]) -> None:
+    # scikit-learn checks parameter values at fit time; run the same check now so a bad value
+    # is a policy error before any data is read. (_validate_params exists since 1.2.)
+    validate = getattr(classifier, "_validate_params", None)
+    if validate is None:
+        return
+    try:
+        validate()
+    except (ValueError, TypeError) as err:
+        name = next((key for key in params if f"'{key}'" in str(err)), None)
+        where = f"[model.params].{name}" if name else "[model.params]"
+        msg = f"{where}: invalid for {class_name}: {err}"
+        raise PolicyError(msg) from None

@@ -1,0 +1,37 @@
+"""Predict with a verified model on rows that pass the feature contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import LoadedPolicy
+from pipeline.data import check_contract, read_table
+from pipeline.errors import DataError
+from pipeline.persist import MODEL_FILE, load_verified
+
+
+def predict_file(
+    policy: LoadedPolicy, *, model_path: Path | None, input_path: Path
+) -> pd.DataFrame:
+    """Return id (when declared), predicted label and one probability column per class."""
+    data = policy.policy.data
+    path = model_path or policy.resolve(policy.policy.run.artifacts_dir) / MODEL_FILE
+    model, _ = load_verified(path)
+    fmt = "parquet" if input_path.suffix.lower() in (".parquet", ".pq") else "csv"
+    frame = read_table(input_path, fmt=fmt)
+    clean, violations = check_contract(frame, data, require_label=False)
+    if violations:
+        shown = "\n  ".join(f"{v.rule} {v.message}" for v in violations[:5])
+        msg = f"{input_path}: refused: the rows break the feature contract:\n  {shown}"
+        raise DataError(msg)
+    features = clean[list(data.feature_columns)]
+    out = pd.DataFrame(index=clean.index)
+    if data.id_column:
+        out[data.id_column] = clean[data.id_column].astype("int64")
+    out["prediction"] = model.predict(features)
+    if hasattr(model, "predict_proba"):
+        for label, column in zip(model.classes_, model.predict_proba(features).T, strict=True):
+            out[f"proba_{label}"] = column.round(6)
+    return out

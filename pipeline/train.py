@@ -1,0 +1,74 @@
+"""Split the approved data and fit the policy's estimator on the training part."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from pipeline.config import LoadedPolicy
+from pipeline.data import Dataset, load_dataset
+from pipeline.fsio import sha256_bytes
+from pipeline.model import build_estimator
+
+
+@dataclass(frozen=True)
+class Split:
+    """A seeded, stratified train/holdout split."""
+
+    x_train: pd.DataFrame
+    y_train: pd.Series
+    x_holdout: pd.DataFrame
+    y_holdout: pd.Series
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the holdout row positions: the same split gives the same digest."""
+        return sha256_bytes(",".join(str(i) for i in sorted(self.x_holdout.index)).encode())
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A fitted model, the data and split it came from, and how long the fit took."""
+
+    model: Any
+    dataset: Dataset
+    split: Split
+    fit_seconds: float
+
+
+def split_dataset(dataset: Dataset, *, holdout_fraction: float, seed: int) -> Split:
+    """Hold out ``holdout_fraction`` of rows, stratified by label, seeded."""
+    x_train, x_hold, y_train, y_hold = train_test_split(
+        dataset.features,
+        dataset.labels,
+        test_size=holdout_fraction,
+        stratify=dataset.labels,
+        random_state=seed,
+    )
+    return Split(x_train=x_train, y_train=y_train, x_holdout=x_hold, y_holdout=y_hold)
+
+
+def prepare(policy: LoadedPolicy) -> tuple[Dataset, Split]:
+    """Load the approved data and split it as the policy says."""
+    dataset = load_dataset(policy)
+    split = split_dataset(
+        dataset,
+        holdout_fraction=policy.policy.data.holdout_fraction,
+        seed=policy.policy.run.seed,
+    )
+    return dataset, split
+
+
+def train(policy: LoadedPolicy) -> TrainResult:
+    """Fit the policy's estimator on the training split of the approved data."""
+    estimator = build_estimator(policy.policy.model, seed=policy.policy.run.seed)
+    dataset, split = prepare(policy)
+    start = time.perf_counter()
+    estimator.fit(split.x_train, split.y_train)
+    return TrainResult(
+        model=estimator, dataset=dataset, split=split, fit_seconds=time.perf_counter() - start
+    )
