@@ -1,0 +1,151 @@
+"""Shared fixtures: a throw-away copy of the project's policy and data, and ways to run the CLIs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _set(document: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = document
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def write_toml(path: Path, document: dict[str, Any]) -> None:
+    """Write a policy document back as TOML (tomli-w is not a dependency: a tiny writer)."""
+    path.write_text(_dump(document), encoding="utf-8")
+
+
+def _dump(document: dict[str, Any], prefix: str = "") -> str:
+    scalars = {k: v for k, v in document.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in document.items() if isinstance(v, dict)}
+    lines = [f"[{prefix}]"] if prefix and scalars else []
+    lines += [f"{_key(k)} = {_value(v)}" for k, v in scalars.items()]
+    text = "\n".join(lines) + ("\n\n" if lines else "")
+    for key, table in tables.items():
+        text += _dump(table, f"{prefix}.{_key(key)}" if prefix else _key(key))
+    return text
+
+
+def _key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    msg = f"cannot write {value!r} as TOML"
+    raise TypeError(msg)
+
+
+class Project:
+    """A copy of the project's policy and data in a temp folder, with helpers to change it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.policy_path = root / "policy.toml"
+
+    @property
+    def data_path(self) -> Path:
+        return self.root / "data" / "breast_cancer.csv"
+
+    def policy_document(self) -> dict[str, Any]:
+        return tomllib.loads(self.policy_path.read_text(encoding="utf-8"))
+
+    def edit_policy(self, **changes: Any) -> None:
+        """``edit_policy(**{"cv.folds": 3})`` sets keys by dotted path and rewrites the file."""
+        document = self.policy_document()
+        for dotted, value in changes.items():
+            _set(document, dotted, value)
+        write_toml(self.policy_path, document)
+
+    def load(self) -> Any:
+        from pipeline.config import load_policy
+
+        return load_policy(self.policy_path)
+
+    def approve(self) -> None:
+        """Re-lock the data as it is now (what ``python -m gates data approve`` does)."""
+        from pipeline.data import read_table, write_lock
+
+        policy = self.load()
+        write_lock(policy, read_table(self.data_path, fmt="csv"))
+
+    def run(self, *gates: str) -> Any:
+        """Run gates in-process; returns the RunSummary."""
+        import io
+
+        from gates.runner import run_chain
+
+        return run_chain(
+            list(gates), policy=self.load(), reports_dir=self.root / "reports", out=io.StringIO()
+        )
+
+    def report(self, gate: str) -> dict[str, Any]:
+        import json
+
+        return json.loads((self.root / "reports" / f"{gate}.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    """A fresh copy of policy.toml and data/ that a test may change freely."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy2(REPO / "policy.toml", root / "policy.toml")
+    shutil.copytree(REPO / "data", root / "data")
+    return Project(root)
+
+
+def run_module(
+    module: str, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m <module> ARGS`` in ``cwd`` as a user would, with the repo importable."""
+    environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    environment.pop("GATES_RUN_ID", None)
+    if env and "GATES_RUN_ID" in env:
+        environment["GATES_RUN_ID"] = env["GATES_RUN_ID"]
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def gates_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``gates_cli(project.root, "run")`` runs ``python -m gates run`` in that folder."""
+
+    def call(cwd: Path, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return run_module("gates", *args, cwd=cwd, **kwargs)
+
+    return call
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_run_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run id exported by CI must not leak into tests that open their own runs.
+    monkeypatch.delenv("GATES_RUN_ID", raising=False)
