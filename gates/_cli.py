@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gates.base import GateError
-from gates.registry import GATES
+from gates.registry import GATES, VERDICT
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -107,8 +107,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     reports = args.reports or loaded.resolve(loaded.policy.run.reports_dir)
     summary = run_chain(args.gates, policy=loaded, reports_dir=reports)
     code = summary.exit_code
-    verdict_gate = next(spec.name for spec in GATES if spec.verdict)
-    if summary.results[-1].gate == verdict_gate:
+    if any(r.gate == VERDICT.name for r in summary.results):
         word = {EXIT_OK: "PASSED", EXIT_FAILED: "FAILED"}.get(code, "ERRORED")
         sys.stdout.write(f"verdict: {word} (run {summary.run_id}, reports in {reports})\n")
     elif code != EXIT_OK:

@@ -17,12 +17,18 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class GateSpec:
-    """A registered gate: its stable name, where its class lives, and a one-line summary."""
+    """A registered gate: its stable name, where its class lives, and a one-line summary.
+
+    ``verdict`` marks the one gate that judges every earlier report. ``always`` marks a stage
+    registered after the verdict that runs whether the gates passed or not (feedback); such a
+    stage is neither a prerequisite of any gate nor judged by the verdict.
+    """
 
     name: str
     target: str
     summary: str
     verdict: bool = False
+    always: bool = False
 
     def load(self) -> Gate:
         """Import and instantiate the gate class named by ``target`` (``module:Class``)."""
@@ -74,6 +80,12 @@ def _check(specs: tuple[GateSpec, ...]) -> None:
     if len(verdicts) != 1:
         msg = f"exactly one verdict gate must be registered, found {verdicts}"
         raise ValueError(msg)
+    after = specs[names.index(verdicts[0]) + 1 :]
+    if any(not spec.always for spec in after) or any(
+        spec.always for spec in specs[: names.index(verdicts[0])]
+    ):
+        msg = "stages after the verdict must be marked always=True, and only those"
+        raise ValueError(msg)
 
 
 _check(GATES)
@@ -91,6 +103,9 @@ def spec(name: str) -> GateSpec:
 
 
 def checked_before(name: str) -> tuple[GateSpec, ...]:
-    """The gates that must have PASSED in this run before ``name`` may run."""
+    """The gates that must have PASSED in this run before ``name`` may run (or be judged)."""
     index = NAMES.index(name)
-    return tuple(s for s in GATES[:index] if not s.verdict)
+    return tuple(s for s in GATES[:index] if not (s.verdict or s.always))
+
+
+VERDICT: GateSpec = next(s for s in GATES if s.verdict)

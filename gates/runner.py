@@ -159,7 +159,7 @@ def run_gate(spec: GateSpec, context: RunContext, inputs: dict[str, str]) -> Gat
     """Run one gate and return its stamped result; a crash becomes ERRORED, never PASSED."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
     start = time.perf_counter()
-    problem = None if spec.verdict else _prerequisite_problem(spec, context, inputs)
+    problem = None if spec.verdict or spec.always else _prerequisite_problem(spec, context, inputs)
     if problem is not None:
         outcome = Outcome(
             status=Status.SKIPPED,
