@@ -18,7 +18,8 @@ def test_main_job_passes_turns_red_on_one_byte_and_green_when_restored(project, 
     project.data_path.write_bytes(bytes(flipped))
     red = gates_cli(project.root, "run")
     assert red.returncode == 1
-    assert "DATA001" in red.stdout and "differs from the approved" in red.stdout
+    assert "DATA001" in red.stdout
+    assert "differs from the approved" in red.stdout
     assert "verdict: FAILED" in red.stdout
 
     project.data_path.write_bytes(original)

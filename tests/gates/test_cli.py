@@ -101,7 +101,8 @@ def test_data_approve_refuses_broken_data_and_leaves_the_lock(project, gates_cli
     project.data_path.write_text(project.data_path.read_text().replace("benign", "unsure", 1))
     result = gates_cli(project.root, "data", "approve")
     assert result.returncode == 1
-    assert "not approved" in result.stdout and "DATA020" in result.stdout
+    assert "not approved" in result.stdout
+    assert "DATA020" in result.stdout
     assert lock.read_bytes() == before
 
 

@@ -38,7 +38,7 @@ def test_duplicate_names_and_verdict_rules_are_errors():
 
 
 def test_unknown_gate_lookup_names_the_known_ones():
-    with pytest.raises(KeyError, match="expected one of: .*data"):
+    with pytest.raises(KeyError, match=r"expected one of: .*data"):
         spec("nope")
 
 

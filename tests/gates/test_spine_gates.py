@@ -49,7 +49,8 @@ def test_data_fails_on_contract_violations_with_column_row_and_key(project):
     assert result.status is Status.FAILED
     (finding,) = result.errors
     assert finding.rule == "DATA020"
-    assert finding.location.row == 4 and finding.location.column == "diagnosis"
+    assert finding.location.row == 4
+    assert finding.location.column == "diagnosis"
     assert finding.policy_key == "[data].classes"
 
 

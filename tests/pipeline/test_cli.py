@@ -50,7 +50,8 @@ def test_predict_refuses_rows_that_break_the_contract(project):
     bad.write_text(header + "\n" + ",".join(row) + "\n")
     result = run_module("pipeline", "predict", "--input", str(bad), cwd=project.root)
     assert result.returncode == 2
-    assert "DATA014" in result.stderr and "mean_radius" in result.stderr
+    assert "DATA014" in result.stderr
+    assert "mean_radius" in result.stderr
 
 
 def test_usage_error_exits_2(project):

@@ -33,13 +33,15 @@ def test_unknown_key_names_the_key_and_the_allowed_ones(project):
     message = _error(project, **{"cv.thresholds.accuracy.min_meen": 0.9})
     assert "policy.toml" in message
     assert "cv.thresholds.accuracy.min_meen: unknown key" in message
-    assert "min_mean" in message and "max_std" in message
+    assert "min_mean" in message
+    assert "max_std" in message
 
 
 def test_wrong_type_says_expected_and_found(project):
     message = _error(project, **{"cv.folds": "five"})
     assert "cv.folds" in message
-    assert "expected" in message and "'five'" in message
+    assert "expected" in message
+    assert "'five'" in message
 
 
 @pytest.mark.parametrize(

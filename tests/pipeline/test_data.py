@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 import pandas as pd
@@ -21,7 +22,7 @@ def test_embedded_csv_is_scikit_learns_breast_cancer_data():
 
 def test_committed_lock_verifies_with_sha256sum():
     result = subprocess.run(
-        ["sha256sum", "-c", "SHA256SUMS"],
+        [shutil.which("sha256sum") or "sha256sum", "-c", "SHA256SUMS"],
         cwd=REPO / "data",
         capture_output=True,
         text=True,

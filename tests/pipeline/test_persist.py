@@ -99,7 +99,7 @@ def test_manifest_problems(tmp_path, data):
     document = json.loads(manifest.read_text())
     document["model_file"] = "other.skops"
     manifest.write_text(json.dumps(document))
-    with pytest.raises(ModelError, match="names model file 'other.skops'"):
+    with pytest.raises(ModelError, match=r"names model file 'other\.skops'"):
         load_verified(path)
     manifest.write_text("{")
     with pytest.raises(ModelError, match="malformed"):
