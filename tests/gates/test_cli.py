@@ -114,3 +114,13 @@ def test_data_approve_then_verify(project, gates_cli):
     assert approved.returncode == 0, approved.stdout + approved.stderr
     assert "rows 569 -> 568 (-1)" in approved.stdout
     assert gates_cli(project.root, "data", "verify").returncode == 0
+
+
+def test_reports_folder_can_be_chosen(project, capsys):
+    elsewhere = project.root / "elsewhere"
+    code = _cli.main(
+        ["run", NAMES[0], "--policy", str(project.policy_path), "--reports", str(elsewhere)]
+    )
+    assert code == 0
+    assert (elsewhere / f"{NAMES[0]}.json").is_file()
+    assert not (project.root / "reports").exists()

@@ -56,3 +56,40 @@ def test_predict_refuses_rows_that_break_the_contract(project):
 
 def test_usage_error_exits_2(project):
     assert run_module("pipeline", "fly", cwd=project.root).returncode == 2
+
+
+def _corrupt(project, column, value, row=3):
+    import pandas as pd
+
+    frame = pd.read_csv(project.data_path, dtype=str, keep_default_na=False)
+    if column is None:
+        project.data_path.write_bytes(b"")
+        return
+    if value is None:
+        frame = frame.drop(columns=[column])
+    else:
+        frame.loc[row, column] = value
+    frame.to_csv(project.data_path, index=False)
+    project.approve()  # approved or not, the contract still has to hold
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "fragments"),
+    [
+        ("mean_area", None, ["DATA010", "column 'mean_area' is missing"]),
+        ("mean_area", "big", ["DATA012", "mean_area", "'big'", "float64"]),
+        ("mean_area", "nan", ["DATA013", "mean_area", "row 3"]),
+        ("mean_area", "inf", ["DATA014", "mean_area", "row 3"]),
+        ("diagnosis", "cancer?", ["DATA020", "outside the declared classes", "cancer?"]),
+        (None, None, ["data file is empty"]),
+    ],
+)
+def test_bad_data_is_one_clear_message_and_no_model(project, column, value, fragments):
+    _corrupt(project, column, value)
+    result = run_module("pipeline", "train", cwd=project.root)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "breast_cancer.csv" in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+    assert not (project.root / "artifacts").exists()
