@@ -22,8 +22,8 @@ from pipeline.config import DataPolicy
 from pipeline.data import Violation, check_contract, lock_key, read_lock, read_table, verify_lock
 from pipeline.errors import DataError
 from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
-from pipeline.poison import Screening, flagged_frame, id_text, screen
-from pipeline.profile import DataProfile
+from pipeline.poison import Screening, flagged_frame, screen
+from pipeline.profile import DataProfile, id_text
 
 FLAGGED_FILE = "data.flagged.csv"
 QUARANTINE_FILE = "data.quarantine.json"

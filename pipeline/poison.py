@@ -23,6 +23,7 @@ from pipeline.profile import (
     DataProfile,
     class_shift,
     column_drift,
+    id_text,
     numeric_columns,
 )
 
@@ -382,14 +383,6 @@ def screen(
         class_shift=shift,
         seconds=seconds,
     )
-
-
-def id_text(value: Any) -> str:
-    """An id as text for reports."""
-    # int64 id columns arrive as float64 after the contract's parse; 298.0 reads as 298.
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def flagged_frame(screening: Screening, *, ids: pd.Series | None) -> pd.DataFrame:

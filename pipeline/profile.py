@@ -145,8 +145,9 @@ def build_profile(clean: pd.DataFrame, contract: DataPolicy) -> DataProfile:
                 name=name,
                 kind="numeric",
                 null_share=null_share,
-                minimum=_round(float(values.min())),
-                maximum=_round(float(values.max())),
+                # Exact (not rounded): a rounded max would put the real max out of range.
+                minimum=float(values.min()),
+                maximum=float(values.max()),
                 quantiles=quantiles,
                 bin_shares=tuple(_round(s) for s in shares),
             )
@@ -174,12 +175,22 @@ def build_profile(clean: pd.DataFrame, contract: DataPolicy) -> DataProfile:
 def _row_digests(clean: pd.DataFrame, contract: DataPolicy) -> dict[str, str]:
     assert contract.id_column is not None  # noqa: S101 - the caller checked
     body = [*contract.feature_columns, contract.label]
-    text = clean[body].astype(str).agg("\x1f".join, axis=1)
-    ids = clean[contract.id_column].astype(str)
+    # Column-wise concatenation stays vectorized (a row-wise join is 50x slower).
+    text = clean[body[0]].astype(object).map(str)
+    for name in body[1:]:
+        text = text + "\x1f" + clean[name].astype(object).map(str)
+    ids = [id_text(v) for v in clean[contract.id_column]]
     return {
         i: hashlib.sha256(t.encode("utf-8")).hexdigest()[:16]
         for i, t in zip(ids, text, strict=True)
     }
+
+
+def id_text(value: Any) -> str:
+    """An id as text: int64 ids arrive as float64 after the contract's parse, and 298.0 reads as 298."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _bin_shares(values: np.ndarray[Any, Any], quantiles: tuple[float, ...]) -> list[float]:
