@@ -94,7 +94,7 @@ class LabelCheck(_Strict):
     neighbors: Annotated[int, Field(ge=1, le=200)] = 10
     model_weight: Fraction = 0.5
     max_fit_rows: Annotated[int, Field(ge=100)] = 50_000
-    max_index_rows: Annotated[int, Field(ge=100)] = 10_000
+    max_index_rows: Annotated[int, Field(ge=100)] = 5_000
     max_share: Fraction = 0.05
 
 
