@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -317,19 +318,17 @@ def run_scale(out: list[str], *, rows: int = 1_000_000, features: int = 20) -> N
         )
         env_path = {"PYTHONPATH": str(ROOT)}
         for step in (["data", "approve"], ["run", "data"]):
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             done = subprocess.run(
                 [sys.executable, "-m", "gates", *step],
                 cwd=root,
-                env={**_environ(), **env_path},
+                env={**os.environ, **env_path},
                 capture_output=True,
                 text=True,
                 check=False,
             )
             seconds = time.perf_counter() - start
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-            del before
             emit(
                 out,
                 f"scale: python -m gates {' '.join(step)}: exit {done.returncode}, "
@@ -344,12 +343,6 @@ def run_scale(out: list[str], *, rows: int = 1_000_000, features: int = 20) -> N
             emit(out, f"scale:   {check:<12} {seconds:7.2f}s")
         for check, info in sorted(report["metrics"].get("checks", {}).items()):
             emit(out, f"scale:   {check:<18} flagged {info['flagged']:>7} ({info['share']:.4%})")
-
-
-def _environ() -> dict[str, str]:
-    import os  # noqa: PLC0415
-
-    return dict(os.environ)
 
 
 def emit(out: list[str], line: str) -> None:

@@ -216,3 +216,12 @@ def test_a_changed_quarantine_list_stops_training(project):
     result = project.run("train").results[0]
     assert result.status is Status.ERRORED
     assert "changed since the data gate wrote it" in result.summary
+
+
+def test_a_parquet_file_where_a_csv_is_declared_is_refused(project, gates_cli):
+    frame = pd.read_csv(project.data_path)
+    frame.to_parquet(project.data_path, index=False)
+    done = gates_cli(project.root, "run", "data")
+    assert done.returncode == 1
+    assert "expected UTF-8 CSV" in done.stdout
+    assert "Traceback" not in done.stderr
