@@ -44,8 +44,15 @@ def _parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="manage the approved data snapshot")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    data_sub.add_parser(
-        "approve", parents=[common], help="check the data against the contract and rewrite its lock"
+    approve_cmd = data_sub.add_parser(
+        "approve",
+        parents=[common],
+        help="check the data against the contract, profile it and rewrite its lock",
+    )
+    approve_cmd.add_argument(
+        "--rebaseline",
+        action="store_true",
+        help="make this snapshot the reference profile that drift and range are measured against",
     )
     data_sub.add_parser("verify", parents=[common], help="check the data against its lock")
 
@@ -99,7 +106,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from gates import approve  # noqa: PLC0415
 
         if args.data_command == "approve":
-            return approve.approve(loaded, out=sys.stdout)
+            return approve.approve(loaded, out=sys.stdout, rebaseline=args.rebaseline)
         return approve.verify(loaded, out=sys.stdout)
 
     from gates.runner import run_chain  # noqa: PLC0415

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from gates.base import Finding, Gate, Location, Outcome, RunContext
+from gates.data_integrity import quarantined_rows
 from pipeline.evaluate import build_scorers, cross_validate_scores, holdout_scores
 from pipeline.model import build_estimator
 from pipeline.persist import MODEL_FILE, load_verified
@@ -26,7 +27,7 @@ class CvGate(Gate):
         """Score, compare with every threshold, report each miss with its policy key."""
         policy = context.policy.policy
         train_report = context.read_report("train")
-        _, split = prepare(context.policy)
+        _, split = prepare(context.policy, drop=quarantined_rows(context))
         findings: list[Finding] = []
         if split.digest != train_report.metrics.get("split_sha256"):
             findings.append(

@@ -62,6 +62,68 @@ class ColumnRule(_Strict):
         return self
 
 
+class DuplicatesCheck(_Strict):
+    """[data.checks.duplicates]: exact duplicate rows, and equal features with different labels."""
+
+    enabled: bool = True
+    max_exact_share: Fraction = 0.01
+    max_conflict_share: Fraction = 0.0
+
+
+class DriftCheck(_Strict):
+    """[data.checks.drift]: PSI per column and class-balance shift against the reference profile."""
+
+    enabled: bool = True
+    max_psi: Annotated[float, Field(gt=0.0)] = 0.25
+    max_class_shift: Fraction = 0.10
+
+
+class RangeCheck(_Strict):
+    """[data.checks.range]: values beyond the reference min/max by more than a margin."""
+
+    enabled: bool = True
+    margin: Annotated[float, Field(ge=0.0)] = 0.25
+    max_share: Fraction = 0.0
+
+
+class LabelCheck(_Strict):
+    """[data.checks.labels]: cleanlab on out-of-fold probabilities, combined with kNN votes."""
+
+    enabled: bool = True
+    folds: Annotated[int, Field(ge=2, le=20)] = 5
+    neighbors: Annotated[int, Field(ge=1, le=200)] = 10
+    model_weight: Fraction = 0.5
+    max_fit_rows: Annotated[int, Field(ge=100)] = 50_000
+    max_index_rows: Annotated[int, Field(ge=100)] = 5_000
+    max_share: Fraction = 0.05
+
+
+class IsolationCheck(_Strict):
+    """[data.checks.isolation]: IsolationForest anomaly score on standardized features."""
+
+    enabled: bool = True
+    trees: Annotated[int, Field(ge=10, le=1000)] = 100
+    min_score: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.7
+    max_share: Fraction = 0.02
+
+
+class DataChecksPolicy(_Strict):
+    """[data.checks]: the poisoning defences of the data gate, and quarantine mode."""
+
+    max_file_mb: Annotated[float, Field(gt=0.0)] = 2048.0
+    quarantine: bool = False
+    duplicates: DuplicatesCheck = Field(default_factory=DuplicatesCheck)
+    drift: DriftCheck = Field(default_factory=DriftCheck)
+    range: RangeCheck = Field(default_factory=RangeCheck)
+    labels: LabelCheck = Field(default_factory=LabelCheck)
+    isolation: IsolationCheck = Field(default_factory=IsolationCheck)
+
+    @property
+    def max_file_bytes(self) -> int:
+        """``max_file_mb`` in bytes."""
+        return int(self.max_file_mb * 1024 * 1024)
+
+
 class DataPolicy(_Strict):
     """[data]: the data file, its lock, the label, and the contract of every column."""
 
@@ -77,6 +139,7 @@ class DataPolicy(_Strict):
     max_rows: Annotated[int, Field(ge=1)] = 10_000_000
     holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     columns: Annotated[dict[str, ColumnRule], Field(min_length=1)]
+    checks: DataChecksPolicy = Field(default_factory=DataChecksPolicy)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
