@@ -1,0 +1,109 @@
+"""Release keys and verification for the CLI: which key signs, which key is trusted, keygen, verify.
+
+The trusted key is always the committed public key named in policy ([release].public_key)
+unless the caller passes another one explicitly; nothing in an envelope chooses its own key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from gates.base import GateError
+from gates.registry import checked_before
+from pipeline.attestation import ENVELOPE_FILE, VerifiedAttestation, verify_bundle
+from pipeline.config import LoadedPolicy
+from pipeline.signing import (
+    PublicKey,
+    SigningError,
+    SigningKey,
+    generate_key_pair,
+    load_public_key,
+    private_key_from_pem,
+    read_private_key,
+)
+
+DEV_KEY_NAME = "dev-signing"
+# The gate that writes the attestation; every gate registered before it must be recorded.
+ATTESTING_GATE = "artifacts"
+
+
+@dataclass(frozen=True)
+class KeyChoice:
+    """The key a run signs with, and a sentence saying why, for the report."""
+
+    key: SigningKey
+    note: str
+
+
+def trusted_key(policy: LoadedPolicy, *, override: Path | None = None) -> PublicKey:
+    """The committed release public key (or ``override``); SigningError when unreadable."""
+    return load_public_key(override or policy.resolve(policy.policy.release.public_key))
+
+
+def signing_key(policy: LoadedPolicy) -> KeyChoice:
+    """The release key from the environment or the policy's key file, else a development key.
+
+    A configured key that is not the committed release key is an error, not a quiet fallback:
+    it would sign models nobody can deploy.
+    """
+    release = policy.policy.release
+    pem = os.environ.get(release.private_key_env, "").strip()
+    try:
+        if pem:
+            key = private_key_from_pem(
+                pem.encode("utf-8"), source=f"${release.private_key_env}", release=True
+            )
+        elif release.private_key_file:
+            key = read_private_key(policy.resolve(release.private_key_file), release=True)
+        else:
+            return _dev_key(policy)
+        committed = trusted_key(policy)
+    except SigningError as err:
+        raise GateError(str(err)) from None
+    if key.public.keyid != committed.keyid:
+        msg = (
+            f"{key.source}: the configured signing key (key id {key.public.keyid[:12]}...) is "
+            f"not the release key {committed.source} ({committed.keyid[:12]}...); "
+            "fix [release] in policy.toml or the secret"
+        )
+        raise GateError(msg)
+    return KeyChoice(key, f"release key {committed.keyid[:12]}... from {key.source}")
+
+
+def _dev_key(policy: LoadedPolicy) -> KeyChoice:
+    release = policy.policy.release
+    if not release.allow_dev_key:
+        msg = (
+            f"no release signing key: set ${release.private_key_env} or [release].private_key_file "
+            "(policy.toml [release].allow_dev_key is false, so no development key is used)"
+        )
+        raise GateError(msg)
+    folder = policy.resolve(release.dev_key_dir)
+    private, public = folder / f"{DEV_KEY_NAME}.key", folder / f"{DEV_KEY_NAME}.pub"
+    if not private.exists():
+        generate_key_pair(private_path=private, public_path=public)
+        # Keep the folder out of git even where .gitignore was not copied along.
+        (folder / ".gitignore").write_text("*\n", encoding="utf-8")
+    key = read_private_key(private, release=False)
+    return KeyChoice(
+        key,
+        f"DEVELOPMENT key {key.public.keyid[:12]}... from {private} (not the release key: "
+        "verify and deploy refuse this model)",
+    )
+
+
+def keygen(*, private_path: Path, public_path: Path) -> PublicKey:
+    """Create a release key pair (private key mode 0600); refuses to overwrite."""
+    return generate_key_pair(private_path=private_path, public_path=public_path)
+
+
+def verify_project(
+    policy: LoadedPolicy, *, envelope: Path | None = None, key: Path | None = None
+) -> VerifiedAttestation:
+    """Verify the project's attestation against the bytes in the project, with the trusted key."""
+    trusted = trusted_key(policy, override=key)
+    path = envelope or policy.resolve(policy.policy.run.artifacts_dir) / ENVELOPE_FILE
+    required = tuple(spec.name for spec in checked_before(ATTESTING_GATE))
+    return verify_bundle(path, root=policy.base_dir, trusted=trusted, required_gates=required)
