@@ -6,14 +6,23 @@ unless the caller passes another one explicitly; nothing in an envelope chooses 
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from gates.base import GateError
-from gates.registry import checked_before
-from pipeline.attestation import ENVELOPE_FILE, VerifiedAttestation, verify_bundle
+from gates.base import GateError, GateResult, Status
+from gates.registry import VERDICT, checked_before
+from pipeline.attestation import (
+    ENVELOPE_FILE,
+    SIGNER_RELEASE,
+    AttestationError,
+    VerifiedAttestation,
+    verify_bundle,
+)
+from pipeline.champion import Champion, ModelRegistry, RegistryError
 from pipeline.config import LoadedPolicy
+from pipeline.errors import PipelineError
 from pipeline.signing import (
     PublicKey,
     SigningError,
@@ -107,3 +116,57 @@ def verify_project(
     path = envelope or policy.resolve(policy.policy.run.artifacts_dir) / ENVELOPE_FILE
     required = tuple(spec.name for spec in checked_before(ATTESTING_GATE))
     return verify_bundle(path, root=policy.base_dir, trusted=trusted, required_gates=required)
+
+
+class DeployRefused(PipelineError):
+    """Deploy refused the model: not fully PASSED, not verified, or not signed by the release key."""
+
+
+def registry_for(policy: LoadedPolicy, *, trusted: PublicKey) -> ModelRegistry:
+    """The policy's model registry, trusting ``trusted`` only."""
+    return ModelRegistry(
+        policy.resolve(policy.policy.release.registry_dir),
+        trusted=trusted,
+        required_gates=tuple(spec.name for spec in checked_before(ATTESTING_GATE)),
+    )
+
+
+def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
+    """Verify this run's attestation with the committed key, require the verdict, promote.
+
+    Refuses (DeployRefused) a run whose verdict is missing or not PASSED, an attestation that
+    does not verify under the committed release key, and one the statement marks as signed by
+    a development key. No ``--key`` here: only the committed key can promote.
+    """
+    try:
+        attestation = verify_project(policy)
+    except AttestationError as err:
+        raise DeployRefused(f"refused: {err}") from None
+    if attestation.signer_kind != SIGNER_RELEASE:
+        msg = (
+            f"refused: {attestation.envelope_path} says it was signed by a "
+            f"{attestation.signer_kind} key; only the release key can deploy"
+        )
+        raise DeployRefused(msg)
+    verdict = reports_dir / f"{VERDICT.name}.json"
+    try:
+        result = GateResult.from_dict(json.loads(verdict.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        msg = f"refused: {verdict}: no verdict; run the whole chain ('python -m gates run') first"
+        raise DeployRefused(msg) from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, ValueError, TypeError) as err:
+        msg = f"refused: {verdict}: unparsable verdict ({type(err).__name__})"
+        raise DeployRefused(msg) from None
+    if result.status is not Status.PASSED:
+        msg = f"refused: {verdict}: the verdict is {result.status.value}: {result.summary}"
+        raise DeployRefused(msg)
+    if result.run_id != attestation.run_id:
+        msg = (
+            f"refused: {verdict}: the verdict is of run {result.run_id}, the attestation of run "
+            f"{attestation.run_id}"
+        )
+        raise DeployRefused(msg)
+    try:
+        return registry_for(policy, trusted=attestation.signer).promote(attestation)
+    except RegistryError as err:
+        raise DeployRefused(f"refused: {err}") from None

@@ -156,7 +156,7 @@ def verify_envelope(
     """
     if envelope.payload_type != payload_type:
         msg = (
-            f"{source}: payloadType is '{envelope.payload_type}', expected '{payload_type}'"
+            f"{source}: refused: payloadType is '{envelope.payload_type}', expected '{payload_type}'"
         )
         raise SigningError(msg)
     if not envelope.signatures:
