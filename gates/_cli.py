@@ -127,18 +127,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     from pipeline.config import load_policy  # noqa: PLC0415 - heavy imports only past `list`
 
     loaded = load_policy(args.policy)
+    if args.command in ("keygen", "verify", "deploy"):
+        return _release(args, loaded)
     if args.command == "policy":
         sys.stdout.write(f"{args.policy}: valid (sha256 {loaded.sha256})\n")
         return EXIT_OK
     if args.command == "data":
         from gates import approve  # noqa: PLC0415
 
-        if args.data_command == "approve":
-            return approve.approve(loaded, out=sys.stdout)
-        return approve.verify(loaded, out=sys.stdout)
-
-    if args.command in ("keygen", "verify", "deploy"):
-        return _release(args, loaded)
+        action = approve.approve if args.data_command == "approve" else approve.verify
+        return action(loaded, out=sys.stdout)
 
     from gates.runner import run_chain  # noqa: PLC0415
 

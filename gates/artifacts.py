@@ -108,8 +108,11 @@ class ArtifactsGate(Gate):
         metrics: dict[str, Any] = {"git_commit": commit, "git_dirty": dirty, "files": len(digests)}
         if any(f.severity is Severity.ERROR for f in findings):
             return Outcome.judge(
-                findings, passed="", failed="{n} artifact problem(s): {first}; nothing signed",
-                metrics=metrics, artifacts=digests,
+                findings,
+                passed="",
+                failed="{n} artifact problem(s): {first}; nothing signed",
+                metrics=metrics,
+                artifacts=digests,
             )
         choice = signing_key(context.policy)
         predicate = {
@@ -255,7 +258,8 @@ def _vulnerability_data(context: RunContext) -> dict[str, Any]:
         return {"recorded": False, "reason": f"audit report unreadable ({type(err).__name__})"}
     if not isinstance(document, dict) or document.get("run_id") != context.run_id:
         return {"recorded": False, "reason": "audit report belongs to another run"}
-    metrics = document.get("metrics") if isinstance(document.get("metrics"), dict) else {}
+    raw = document.get("metrics")
+    metrics: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return {
         "recorded": True,
         "audit_status": str(document.get("status")),

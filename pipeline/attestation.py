@@ -125,9 +125,7 @@ def verify_bundle(
     shown = _shown(envelope_path, root)
     envelope = _read_envelope(envelope_path, shown)
     try:
-        verify_envelope(
-            envelope, trusted=trusted, payload_type=IN_TOTO_PAYLOAD_TYPE, source=shown
-        )
+        verify_envelope(envelope, trusted=trusted, payload_type=IN_TOTO_PAYLOAD_TYPE, source=shown)
     except SigningError as err:
         raise AttestationError(str(err)) from None
     statement, subjects = _parse_statement(envelope.payload, shown)
@@ -185,7 +183,9 @@ def _parse_statement(payload: bytes, shown: str) -> tuple[dict[str, Any], tuple[
     if statement.get("_type") != STATEMENT_TYPE:
         raise bad(f"_type is {statement.get('_type')!r}, expected '{STATEMENT_TYPE}'")
     if statement.get("predicateType") != PREDICATE_TYPE:
-        raise bad(f"predicateType is {statement.get('predicateType')!r}, expected '{PREDICATE_TYPE}'")
+        raise bad(
+            f"predicateType is {statement.get('predicateType')!r}, expected '{PREDICATE_TYPE}'"
+        )
     if not isinstance(statement.get("predicate"), dict):
         raise bad("predicate missing or not an object")
     raw = statement.get("subject")
@@ -238,7 +238,9 @@ def _check_subject(root: Path, subject: Subject) -> str | None:
         except FileNotFoundError:
             return f"{subject.name}: missing"
         if stat.S_ISLNK(info.st_mode):
-            return f"{subject.name}: refused: {_shown(path, root)} is a symlink, not the signed file"
+            return (
+                f"{subject.name}: refused: {_shown(path, root)} is a symlink, not the signed file"
+            )
     if not stat.S_ISREG(info.st_mode):
         return f"{subject.name}: not a regular file"
     actual = sha256_file(path)
@@ -263,13 +265,13 @@ def _extra_files(bundle_dir: Path, root: Path, subjects: Sequence[Subject]) -> l
         for name in sorted(files + [d for d in dirs if (Path(folder) / d).is_symlink()]):
             rel = _shown(Path(folder) / name, root)
             if rel not in allowed:
-                found.append(f"{rel}: extra file in {_shown(bundle_dir, root)}/ that the statement does not cover")
+                found.append(
+                    f"{rel}: extra file in {_shown(bundle_dir, root)}/ that the statement does not cover"
+                )
     return found
 
 
-def _check_verdicts(
-    predicate: dict[str, Any], required: Sequence[str], shown: str
-) -> list[str]:
+def _check_verdicts(predicate: dict[str, Any], required: Sequence[str], shown: str) -> list[str]:
     gates = predicate.get("gates")
     if not isinstance(gates, dict) or not gates:
         return [f"{shown}: the statement records no gate verdicts"]
@@ -280,5 +282,7 @@ def _check_verdicts(
     for name, record in gates.items():
         status = record.get("status") if isinstance(record, dict) else None
         if status != "PASSED":
-            problems.append(f"{shown}: gate '{name}' is {status} in the signed statement, not PASSED")
+            problems.append(
+                f"{shown}: gate '{name}' is {status} in the signed statement, not PASSED"
+            )
     return problems

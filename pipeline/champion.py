@@ -116,7 +116,9 @@ class ModelRegistry:
         version = f"{source.run_id}-{model_sha}"
         bundle = str(source.predicate.get("bundle", ""))
         if not _VERSION.fullmatch(version) or not bundle:
-            msg = f"{source.envelope_path}: cannot name a registry version from run {source.run_id!r}"
+            msg = (
+                f"{source.envelope_path}: cannot name a registry version from run {source.run_id!r}"
+            )
             raise RegistryError(msg)
         versions = self.path / VERSIONS_DIR
         versions.mkdir(parents=True, exist_ok=True)

@@ -155,9 +155,7 @@ def verify_envelope(
     hint, not a credential), and the payload type must be the one expected.
     """
     if envelope.payload_type != payload_type:
-        msg = (
-            f"{source}: refused: payloadType is '{envelope.payload_type}', expected '{payload_type}'"
-        )
+        msg = f"{source}: refused: payloadType is '{envelope.payload_type}', expected '{payload_type}'"
         raise SigningError(msg)
     if not envelope.signatures:
         msg = f"{source}: refused: the envelope carries no signature"
@@ -259,4 +257,3 @@ def generate_key_pair(*, private_path: Path, public_path: Path) -> PublicKey:
     public = PublicKey.from_crypto(key.public_key(), source=str(public_path))
     atomic_write_bytes(public_path, public.pem())
     return public
-

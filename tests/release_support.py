@@ -33,7 +33,9 @@ def run_chain(root: Path, *, pem: str | None) -> Any:
         else:
             patch.setenv(ENV, pem)
         return chain(
-            [], policy=load_policy(root / "policy.toml"), reports_dir=root / "reports",
+            [],
+            policy=load_policy(root / "policy.toml"),
+            reports_dir=root / "reports",
             out=io.StringIO(),
         )
 
@@ -64,4 +66,3 @@ def copy_project(source: Path, target: Path) -> Path:
 def policy_document(root: Path) -> dict[str, Any]:
     """The parsed policy.toml of ``root``."""
     return tomllib.loads((root / "policy.toml").read_text(encoding="utf-8"))
-

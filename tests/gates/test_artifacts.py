@@ -44,9 +44,10 @@ def test_predicate_records_the_run_its_verdicts_and_its_signer(signed):
     predicate = _statement(root)["predicate"]
     run_id = json.loads((root / "reports/run.json").read_text(encoding="utf-8"))["run_id"]
     assert predicate["run_id"] == run_id
-    assert predicate["policy"]["sha256"] == hashlib.sha256(
-        (root / "policy.toml").read_bytes()
-    ).hexdigest()
+    assert (
+        predicate["policy"]["sha256"]
+        == hashlib.sha256((root / "policy.toml").read_bytes()).hexdigest()
+    )
     assert set(predicate["gates"]) == {"data", "train", "cv"}
     cv = predicate["gates"]["cv"]
     assert cv["status"] == "PASSED"

@@ -73,7 +73,9 @@ def test_wider_tolerance_accepts_the_same_regression(deployed, tmp_path):
     (copy / "policy.toml").write_text(text, encoding="utf-8")
     assert run_chain(copy, pem=pem).exit_code == 0
     allowed = _cv(copy)["metrics"]["champion"]["deltas"]["accuracy"]["allowed_drop"]
-    assert allowed == pytest.approx(0.05 * _cv(copy)["metrics"]["champion"]["deltas"]["accuracy"]["champion"], abs=1e-6)
+    assert allowed == pytest.approx(
+        0.05 * _cv(copy)["metrics"]["champion"]["deltas"]["accuracy"]["champion"], abs=1e-6
+    )
 
 
 def test_a_champion_that_does_not_verify_makes_the_gate_errored(deployed, tmp_path):

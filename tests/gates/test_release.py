@@ -265,7 +265,7 @@ def test_a_malformed_key_in_the_environment_is_never_echoed(tmp_path):
     from pipeline.signing import generate_key_pair
 
     generate_key_pair(private_path=tmp_path / "a.key", public_path=root / "keys/release.pub")
-    secret = "-----BEGIN PRIVATE KEY-----\nTOPSECRETMATERIAL42\n-----END PRIVATE KEY-----"
+    secret = "-----BEGIN PRIVATE KEY-----\nTOPSECRETMATERIAL42\n-----END PRIVATE KEY-----"  # noqa: S105 - a fake key
     summary = run_chain(root, pem=secret)
     assert summary.exit_code == 2
     text = "".join(p.read_text(encoding="utf-8") for p in (root / "reports").iterdir())

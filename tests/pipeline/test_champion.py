@@ -70,7 +70,7 @@ def test_a_tampered_registry_version_is_refused(two_runs, tmp_path):
 
 
 def test_a_pointer_to_another_envelope_is_refused(two_runs, tmp_path):
-    first, second = two_runs
+    first, _ = two_runs
     registry = _registry(first, tmp_path / "reg")
     registry.promote(_verified(first))
     pointer = json.loads(registry.pointer.read_text(encoding="utf-8"))
@@ -133,7 +133,7 @@ def test_kill_9_during_promotion_leaves_the_old_champion_intact(step, two_runs, 
     old = registry.promote(_verified(first))
     pointer_before = registry.pointer.read_bytes()
     ready = tmp_path / "ready"
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+    process = subprocess.Popen(
         [
             sys.executable,
             "-c",

@@ -43,7 +43,9 @@ def test_another_key_or_type_or_no_signature_is_refused():
     key, other = _key(), _key()
     envelope = sign_envelope(b"x", key=key, payload_type=IN_TOTO_PAYLOAD_TYPE)
     with pytest.raises(SigningError, match="no signature verifies"):
-        verify_envelope(envelope, trusted=other.public, payload_type=IN_TOTO_PAYLOAD_TYPE, source="e")
+        verify_envelope(
+            envelope, trusted=other.public, payload_type=IN_TOTO_PAYLOAD_TYPE, source="e"
+        )
     with pytest.raises(SigningError, match="payloadType"):
         verify_envelope(envelope, trusted=key.public, payload_type="text/plain", source="e")
     bare = parse_envelope(
@@ -59,7 +61,7 @@ def test_another_key_or_type_or_no_signature_is_refused():
     ["not json", "[]", '{"payload": 1}', '{"payload": "!!", "payloadType": "t", "signatures": []}'],
 )
 def test_malformed_envelopes_are_one_clear_error(text):
-    with pytest.raises(SigningError, match="^e"):
+    with pytest.raises(SigningError, match=r"^e"):
         parse_envelope(text, source="e")
 
 
@@ -89,7 +91,9 @@ def test_independent_implementation_rejects_an_edited_payload():
     from securesystemslib.exceptions import VerificationError
 
     key = _key()
-    document = json.loads(sign_envelope(b"{}", key=key, payload_type=IN_TOTO_PAYLOAD_TYPE).to_json())
+    document = json.loads(
+        sign_envelope(b"{}", key=key, payload_type=IN_TOTO_PAYLOAD_TYPE).to_json()
+    )
     document["payload"] = base64.b64encode(b'{"edited": true}').decode()
     with pytest.raises(VerificationError):
         SslibEnvelope.from_dict(document).verify([_sslib_key(key.public)], 1)
