@@ -82,11 +82,17 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--key", type=Path, default=None, help="trusted public key (default: [release].public_key)"
     )
-    verify.add_argument(
+    target = verify.add_mutually_exclusive_group()
+    target.add_argument(
         "--envelope",
         type=Path,
         default=None,
         help="DSSE envelope (default: <artifacts_dir>/attestation.intoto.json)",
+    )
+    target.add_argument(
+        "--champion",
+        action="store_true",
+        help="verify the registry's current champion instead of this run's artifacts",
     )
     sub.add_parser(
         "deploy",
@@ -173,7 +179,11 @@ def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
         return EXIT_OK
     if args.command == "verify":
         try:
-            verified = release.verify_project(loaded, envelope=args.envelope, key=args.key)
+            verified = (
+                release.verify_champion(loaded, key=args.key)
+                if args.champion
+                else release.verify_project(loaded, envelope=args.envelope, key=args.key)
+            )
         except AttestationError as err:
             sys.stdout.write(f"{err}\n")
             return EXIT_FAILED

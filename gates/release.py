@@ -131,6 +131,19 @@ def registry_for(policy: LoadedPolicy, *, trusted: PublicKey) -> ModelRegistry:
     )
 
 
+def verify_champion(policy: LoadedPolicy, *, key: Path | None = None) -> VerifiedAttestation:
+    """Verify the registry's current champion; AttestationError when there is none or it fails."""
+    try:
+        champion = registry_for(policy, trusted=trusted_key(policy, override=key)).champion()
+    except RegistryError as err:
+        raise AttestationError(f"refused: {err}") from None
+    if champion is None:
+        registry = policy.policy.release.registry_dir
+        msg = f"refused: no champion in {registry}/ (promote one with 'python -m gates deploy')"
+        raise AttestationError(msg)
+    return champion.attestation
+
+
 def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
     """Verify this run's attestation with the committed key, require the verdict, promote.
 
@@ -142,6 +155,12 @@ def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
         attestation = verify_project(policy)
     except AttestationError as err:
         raise DeployRefused(f"refused: {err}") from None
+    if attestation.predicate.get("git", {}).get("dirty") is not False:
+        msg = (
+            f"refused: {attestation.envelope_path} was built from a work tree with uncommitted "
+            "changes (or records no git state); commit them and run the gates again"
+        )
+        raise DeployRefused(msg)
     if attestation.signer_kind != SIGNER_RELEASE:
         msg = (
             f"refused: {attestation.envelope_path} says it was signed by a "

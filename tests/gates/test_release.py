@@ -168,7 +168,8 @@ def test_development_signed_model_verifies_with_its_key_but_never_deploys(tmp_pa
     from pipeline.signing import generate_key_pair
 
     generate_key_pair(private_path=tmp_path / "far.key", public_path=root / "keys/release.pub")
-    result = gates_cli(root, "run")
+    # An empty variable counts as unset, even where the test process itself holds the secret.
+    result = gates_cli(root, "run", env={"GATES_SIGNING_KEY": ""})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "DEVELOPMENT key" in result.stdout
     dev_key = root / ".keys/dev-signing.key"
@@ -198,6 +199,37 @@ def test_deploy_promotes_a_release_signed_run(copy, gates_cli):
     assert (version / ENVELOPE).is_file()
     assert (version / STATEMENT).is_file()
     assert (version / "data/breast_cancer.csv").is_file()
+
+
+def test_verify_champion_checks_the_promoted_copy(copy, gates_cli):
+    none = gates_cli(copy, "verify", "--champion")
+    assert none.returncode == 1
+    assert "no champion" in none.stdout
+    assert gates_cli(copy, "deploy").returncode == 0
+    assert gates_cli(copy, "verify", "--champion").returncode == 0
+    pointer = json.loads((copy / "registry/champion").read_text(encoding="utf-8"))
+    version = copy / "registry/versions" / pointer["version"]
+    (version / "policy.toml").write_text("schema_version = 1\n", encoding="utf-8")
+    tampered = gates_cli(copy, "verify", "--champion")
+    assert tampered.returncode == 1
+    assert "policy.toml: SHA-256" in tampered.stdout
+
+
+def test_deploy_refuses_a_model_built_from_a_dirty_tree(copy, signed, gates_cli):
+    from pipeline.attestation import sign_and_write
+    from pipeline.signing import read_private_key
+
+    statement = json.loads((copy / STATEMENT).read_text(encoding="utf-8"))
+    statement["predicate"]["git"]["dirty"] = True
+    sign_and_write(
+        (json.dumps(statement) + "\n").encode(),
+        key=read_private_key(signed[0].parent / "secret" / "release.key", release=True),
+        bundle_dir=copy / "artifacts",
+    )
+    assert gates_cli(copy, "verify").returncode == 0
+    result = gates_cli(copy, "deploy")
+    assert result.returncode == 1
+    assert "uncommitted changes" in result.stdout
 
 
 def test_deploy_refuses_a_run_whose_verdict_did_not_pass(copy, gates_cli):
