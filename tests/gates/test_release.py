@@ -162,6 +162,7 @@ def test_verify_with_an_unreadable_key_is_a_usage_error(copy, gates_cli):
     assert "nowhere.pub: public key not found" in result.stderr
 
 
+@pytest.mark.slow
 def test_development_signed_model_verifies_with_its_key_but_never_deploys(tmp_path, gates_cli):
     root = new_project(tmp_path / "fresh")
     # A fresh clone: a committed release key, no private key configured anywhere.

@@ -125,7 +125,6 @@ print("promoted without stopping")
 """
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("step", ["copy", "rename", "pointer"])
 def test_kill_9_during_promotion_leaves_the_old_champion_intact(step, two_runs, tmp_path):
     first, second = two_runs

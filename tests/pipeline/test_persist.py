@@ -14,7 +14,7 @@ import pytest
 from pipeline.errors import ModelError
 from pipeline.fsio import sha256_file
 from pipeline.persist import load_attested, load_model
-from tests.release_support import signed_project
+from tests.release_support import copy_project, signed_project
 
 
 class _Payload:
@@ -35,6 +35,12 @@ def _write(kind: str, path: Path, marker: Path) -> None:
         joblib.dump(payload, path)
     else:
         joblib.dump(payload, path, compress=3)
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project whose chain PASSED, signed with its own release key."""
+    return signed_project(tmp_path_factory.mktemp("persist"))[0]
 
 
 KINDS = ["pickle-0", "pickle-2", "pickle-5", "joblib", "joblib-zlib"]
@@ -64,12 +70,12 @@ def test_pickle_and_joblib_files_are_refused_before_deserializing(kind, tmp_path
     assert not marker.exists()
 
 
-def test_a_pickle_swapped_in_for_a_signed_model_never_runs(tmp_path):
+def test_a_pickle_swapped_in_for_a_signed_model_never_runs(signed, tmp_path):
     from gates.release import verify_project
     from pipeline.attestation import AttestationError
     from pipeline.config import load_policy
 
-    root, _ = signed_project(tmp_path)
+    root = copy_project(signed, tmp_path / "copy")
     marker = tmp_path / "payload-ran"
     _write("joblib", root / "artifacts/model.skops", marker)
     with pytest.raises(AttestationError, match=r"artifacts/model.skops: SHA-256"):
@@ -77,12 +83,12 @@ def test_a_pickle_swapped_in_for_a_signed_model_never_runs(tmp_path):
     assert not marker.exists()
 
 
-def test_a_verified_model_loads_and_predicts(tmp_path):
+def test_a_verified_model_loads_and_predicts(signed):
     from gates.release import verify_project
     from pipeline.config import load_policy
     from pipeline.data import read_table
 
-    root, _ = signed_project(tmp_path)
+    root = signed
     policy = load_policy(root / "policy.toml")
     model, manifest = load_attested(verify_project(policy))
     assert manifest.estimator == "logistic_regression"
