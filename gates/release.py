@@ -59,6 +59,9 @@ def signing_key(policy: LoadedPolicy) -> KeyChoice:
     """
     release = policy.policy.release
     pem = os.environ.get(release.private_key_env, "").strip()
+    if "\\n" in pem and "\n" not in pem:
+        # Some CI secret stores keep a PEM on one line with literal \n separators.
+        pem = pem.replace("\\n", "\n")
     try:
         if pem:
             key = private_key_from_pem(
@@ -122,12 +125,23 @@ class DeployRefused(PipelineError):
     """Deploy refused the model: not fully PASSED, not verified, or not signed by the release key."""
 
 
-def registry_for(policy: LoadedPolicy, *, trusted: PublicKey) -> ModelRegistry:
-    """The policy's model registry, trusting ``trusted`` only."""
+def registry_for(
+    policy: LoadedPolicy, *, trusted: PublicKey, require_current_gates: bool = True
+) -> ModelRegistry:
+    """The policy's model registry, trusting ``trusted`` only.
+
+    With ``require_current_gates`` every gate registered today must be recorded in a version's
+    statement (deploy, verify). The champion comparison passes False: a champion promoted
+    before a gate was added stays comparable, while every verdict it records must still be
+    PASSED and its signature and bytes must still verify.
+    """
+    required = (
+        tuple(spec.name for spec in checked_before(ATTESTING_GATE)) if require_current_gates else ()
+    )
     return ModelRegistry(
         policy.resolve(policy.policy.release.registry_dir),
         trusted=trusted,
-        required_gates=tuple(spec.name for spec in checked_before(ATTESTING_GATE)),
+        required_gates=required,
     )
 
 

@@ -313,3 +313,17 @@ def test_a_private_key_file_readable_by_others_is_refused(tmp_path):
     os.chmod(tmp_path / "a.key", 0o644)
     with pytest.raises(SigningError, match="readable by others"):
         read_private_key(tmp_path / "a.key", release=True)
+
+
+def test_a_one_line_pem_with_literal_newlines_is_the_release_key(project, monkeypatch, tmp_path):
+    from gates.release import signing_key
+    from pipeline.signing import generate_key_pair
+
+    generate_key_pair(
+        private_path=tmp_path / "r.key", public_path=project.root / "keys/release.pub"
+    )
+    one_line = (tmp_path / "r.key").read_text(encoding="ascii").strip().replace("\n", "\\n")
+    monkeypatch.setenv("GATES_SIGNING_KEY", one_line)
+    choice = signing_key(project.load())
+    assert choice.key.release
+    assert "$GATES_SIGNING_KEY" in choice.note
