@@ -327,3 +327,11 @@ def test_a_one_line_pem_with_literal_newlines_is_the_release_key(project, monkey
     choice = signing_key(project.load())
     assert choice.key.release
     assert "$GATES_SIGNING_KEY" in choice.note
+
+
+def test_deploy_without_the_committed_public_key_is_a_usage_error(copy, gates_cli):
+    (copy / "keys/release.pub").unlink()
+    result = gates_cli(copy, "deploy")
+    assert result.returncode == 2
+    assert "keys/release.pub: public key not found" in result.stderr
+    assert not (copy / "registry").exists()
