@@ -129,12 +129,14 @@ def verify_bundle(
     except SigningError as err:
         raise AttestationError(str(err)) from None
     statement, subjects = _parse_statement(envelope.payload, shown)
-    problems = _check_statement_copy(envelope_path.parent / STATEMENT_FILE, envelope, root)
+    # The bundle folder is the one the signed statement names, not wherever the envelope is.
+    bundle_dir = root / statement["predicate"]["bundle"]
+    problems = _check_statement_copy(bundle_dir / STATEMENT_FILE, envelope, root)
     for subject in subjects:
         problem = _check_subject(root, subject)
         if problem:
             problems.append(problem)
-    problems.extend(_extra_files(envelope_path.parent, root, subjects))
+    problems.extend(_extra_files(bundle_dir, root, subjects))
     problems.extend(_check_verdicts(statement["predicate"], required_gates, shown))
     if problems:
         msg = f"{shown}: refused ({len(problems)} problem(s)):\n  " + "\n  ".join(problems)
@@ -188,6 +190,9 @@ def _parse_statement(payload: bytes, shown: str) -> tuple[dict[str, Any], tuple[
         )
     if not isinstance(statement.get("predicate"), dict):
         raise bad("predicate missing or not an object")
+    bundle = statement["predicate"].get("bundle")
+    if not isinstance(bundle, str) or not _safe_name(bundle):
+        raise bad(f"predicate.bundle {bundle!r} is not a relative folder inside the root")
     raw = statement.get("subject")
     if not isinstance(raw, list) or not raw:
         raise bad("subject list missing or empty")
