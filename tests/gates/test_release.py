@@ -96,6 +96,13 @@ def _symlink(root: Path) -> None:
     policy.symlink_to(twin.name)
 
 
+def _envelope_symlink(root: Path) -> None:
+    envelope = root / ENVELOPE
+    kept = root / "kept.intoto.json"
+    envelope.rename(kept)
+    envelope.symlink_to(kept)
+
+
 def _wrong_key(root: Path) -> None:
     from pipeline.signing import generate_key_pair
 
@@ -116,6 +123,7 @@ TAMPERS: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
     "no signature": (_no_signature, (ENVELOPE, "carries no signature")),
     "no envelope": (_no_envelope, (ENVELOPE, "no attestation")),
     "symlink in place of a file": (_symlink, ("policy.toml", "symlink")),
+    "symlink in place of the envelope": (_envelope_symlink, (ENVELOPE, "symlink")),
 }
 
 

@@ -110,3 +110,13 @@ def test_we_verify_an_envelope_signed_by_the_independent_implementation():
     envelope.sign(signer)
     parsed = parse_envelope(json.dumps(envelope.to_dict()), source="sslib")
     verify_envelope(parsed, trusted=public, payload_type=IN_TOTO_PAYLOAD_TYPE, source="sslib")
+
+
+def test_a_signature_claiming_the_trusted_key_id_is_still_checked():
+    key, other = _key(), _key()
+    forged = sign_envelope(b"x", key=other, payload_type=IN_TOTO_PAYLOAD_TYPE)
+    claimed = type(forged)(
+        forged.payload, forged.payload_type, ((key.public.keyid, forged.signatures[0][1]),)
+    )
+    with pytest.raises(SigningError, match="no signature verifies"):
+        verify_envelope(claimed, trusted=key.public, payload_type=IN_TOTO_PAYLOAD_TYPE, source="e")
