@@ -1,7 +1,10 @@
-"""Save models with skops and load them only after their SHA-256 matches the manifest.
+"""Save models with skops; load them only after their SHA-256 matches a signed or recorded digest.
 
-This is the one module allowed to deserialize a model. It never unpickles: skops builds objects
-from a JSON schema and refuses any type not on the reviewed list for the model's family.
+This is the one module allowed to deserialize a model. It never unpickles: pickle and joblib
+streams are refused by their first bytes, and skops builds objects from a JSON schema, refusing
+any type not on the reviewed list for the model's family. ``load_attested`` is the loader for
+anything outside a run (deploy, the champion); ``load_verified`` checks only the manifest beside
+the model and is meant for the candidate inside the run that trained it.
 """
 
 from __future__ import annotations
@@ -156,7 +159,11 @@ def load_model(path: Path, *, expected_sha256: str, estimator: str) -> Any:
 
 
 def load_verified(path: Path) -> tuple[Any, ModelManifest]:
-    """Load the model at ``path`` against the manifest beside it."""
+    """Load the model at ``path`` against the manifest beside it (unsigned: in-run use only).
+
+    The caller must tie the manifest's digest to something it trusts, as the ``cv`` gate does
+    with the digest the ``train`` gate recorded; outside a run, use ``load_attested``.
+    """
     manifest = read_manifest(manifest_path_for(path))
     if manifest.model_file != path.name:
         msg = (
