@@ -84,3 +84,9 @@ def tests(session: nox.Session) -> None:
 def approve(session: nox.Session) -> None:
     """Approve the current data file: check its contract and rewrite the data lock."""
     _gates(session, "data", "approve")
+
+
+@nox.session(python=False, requires=["env"], default=False)
+def deploy(session: nox.Session) -> None:
+    """Verify the signed attestation with the committed release key and promote the champion."""
+    _gates(session, "deploy", *session.posargs)

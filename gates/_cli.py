@@ -10,9 +10,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gates.base import GateError
 from gates.registry import GATES, VERDICT
+
+if TYPE_CHECKING:
+    from pipeline.config import LoadedPolicy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -65,6 +69,43 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--check", type=Path, metavar="FILE", help="exit 1 when FILE differs from the schema"
     )
+    keygen = sub.add_parser(
+        "keygen", parents=[common], help="create an Ed25519 release key pair (refuses to overwrite)"
+    )
+    keygen.add_argument(
+        "--private",
+        type=Path,
+        default=None,
+        help="private key file, written mode 0600 (default: <dev_key_dir>/release.key)",
+    )
+    keygen.add_argument(
+        "--public", type=Path, default=None, help="public key file (default: [release].public_key)"
+    )
+    verify = sub.add_parser(
+        "verify",
+        parents=[common],
+        help="verify the signed attestation against the bytes on disk (exit 1 when refused)",
+    )
+    verify.add_argument(
+        "--key", type=Path, default=None, help="trusted public key (default: [release].public_key)"
+    )
+    target = verify.add_mutually_exclusive_group()
+    target.add_argument(
+        "--envelope",
+        type=Path,
+        default=None,
+        help="DSSE envelope (default: <artifacts_dir>/attestation.intoto.json)",
+    )
+    target.add_argument(
+        "--champion",
+        action="store_true",
+        help="verify the registry's current champion instead of this run's artifacts",
+    )
+    sub.add_parser(
+        "deploy",
+        parents=[common],
+        help="verify with the committed release key, require the verdict, promote to champion",
+    )
     return parser
 
 
@@ -99,16 +140,25 @@ def _dispatch(args: argparse.Namespace) -> int:
     from pipeline.config import load_policy  # noqa: PLC0415 - heavy imports only past `list`
 
     loaded = load_policy(args.policy)
+    if args.command in ("keygen", "verify", "deploy"):
+        return _release(args, loaded)
     if args.command == "policy":
         sys.stdout.write(f"{args.policy}: valid (sha256 {loaded.sha256})\n")
         return EXIT_OK
     if args.command == "data":
-        from gates import approve  # noqa: PLC0415
+        return _data(args, loaded)
+    return _run(args, loaded)
 
-        if args.data_command == "approve":
-            return approve.approve(loaded, out=sys.stdout, rebaseline=args.rebaseline)
-        return approve.verify(loaded, out=sys.stdout)
 
+def _data(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
+    from gates import approve  # noqa: PLC0415
+
+    if args.data_command == "approve":
+        return approve.approve(loaded, out=sys.stdout, rebaseline=args.rebaseline)
+    return approve.verify(loaded, out=sys.stdout)
+
+
+def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
     from gates.runner import run_chain  # noqa: PLC0415
 
     reports = args.reports or loaded.resolve(loaded.policy.run.reports_dir)
@@ -124,6 +174,53 @@ def _dispatch(args: argparse.Namespace) -> int:
             f"(run {summary.run_id})\n"
         )
     return code
+
+
+def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
+    from gates import release  # noqa: PLC0415
+    from pipeline.attestation import AttestationError  # noqa: PLC0415
+
+    if args.command == "keygen":
+        public_path = args.public or loaded.resolve(loaded.policy.release.public_key)
+        private_path = args.private or loaded.resolve(loaded.policy.release.dev_key_dir) / (
+            "release.key"
+        )
+        public = release.keygen(private_path=private_path, public_path=public_path)
+        sys.stdout.write(
+            f"wrote {private_path} (private, mode 0600: keep it secret, store it as the CI "
+            f"secret ${loaded.policy.release.private_key_env}, never commit it)\n"
+            f"wrote {public_path} (public: commit it)\nkey id {public.keyid}\n"
+        )
+        return EXIT_OK
+    if args.command == "verify":
+        try:
+            verified = (
+                release.verify_champion(loaded, key=args.key)
+                if args.champion
+                else release.verify_project(loaded, envelope=args.envelope, key=args.key)
+            )
+        except AttestationError as err:
+            sys.stdout.write(f"{err}\n")
+            return EXIT_FAILED
+        kind = verified.signer_kind
+        sys.stdout.write(
+            f"verified: run {verified.run_id}, {len(verified.subjects)} files match their signed "
+            f"SHA-256, every recorded gate PASSED; signed by {verified.signer.keyid[:12]}... "
+            f"({verified.signer.source}), a {kind} key"
+            f"{'' if kind == 'release' else ': NOT deployable'}\n"
+        )
+        return EXIT_OK
+    reports = args.reports or loaded.resolve(loaded.policy.run.reports_dir)
+    try:
+        champion = release.deploy(loaded, reports_dir=reports)
+    except release.DeployRefused as err:
+        sys.stdout.write(f"deploy {err}\n")
+        return EXIT_FAILED
+    sys.stdout.write(
+        f"deployed: {champion.version} is the champion "
+        f"({champion.attestation.root}, run {champion.attestation.run_id})\n"
+    )
+    return EXIT_OK
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -213,6 +213,28 @@ class CvPolicy(_Strict):
     thresholds: Annotated[dict[Metric, MetricThreshold], Field(min_length=1)]
 
 
+class Tolerance(_Strict):
+    """[release.tolerance.METRIC]: how far below the champion a candidate may score.
+
+    The allowed drop is ``max(absolute, relative * champion_score)``.
+    """
+
+    absolute: Fraction = 0.0
+    relative: Fraction = 0.0
+
+
+class ReleasePolicy(_Strict):
+    """[release]: the signing keys, the trusted public key, the registry and the champion bar."""
+
+    public_key: str = "keys/release.pub"
+    private_key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GATES_SIGNING_KEY"
+    private_key_file: str | None = None
+    allow_dev_key: bool = True
+    dev_key_dir: str = ".keys"
+    registry_dir: str = "registry"
+    tolerance: dict[Metric, Tolerance] = Field(default_factory=dict)
+
+
 class Policy(_Strict):
     """The whole of policy.toml."""
 
@@ -221,6 +243,18 @@ class Policy(_Strict):
     data: DataPolicy
     model: ModelPolicy = Field(default_factory=ModelPolicy)
     cv: CvPolicy
+    release: ReleasePolicy = Field(default_factory=ReleasePolicy)
+
+    @model_validator(mode="after")
+    def _champion_metrics_scored(self) -> Self:
+        unscored = sorted(set(self.release.tolerance) - set(self.cv.thresholds))
+        if unscored:
+            msg = (
+                f"release.tolerance names {unscored}, which [cv.thresholds] does not score; "
+                f"expected a subset of {sorted(self.cv.thresholds)}"
+            )
+            raise ValueError(msg)
+        return self
 
 
 @dataclass(frozen=True)
