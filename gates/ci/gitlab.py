@@ -104,12 +104,22 @@ def _native_reports() -> str:
 
 def _gate_job(spec: GateSpec, *, previous: str | None, plan: CiPlan) -> str:
     needs = f"[{previous}]" if previous else "[]"
+    # Every gate after the first runs even when one before it failed: the runner then refuses it
+    # (SKIPPED, rule GATE001, naming the gate that did not pass) and the verdict states FAILED, so
+    # the merge request shows a report for every gate. This also keeps the always-run stages
+    # reachable in gitlab-ci-local, which never finishes a job skipped after a failure.
+    when = "  when: always\n" if previous else ""
     script = f"    - {RUN_GATE.format(gate=spec.name)}\n"
-    extra = ""
     reports = ""
     if spec.verdict:
-        # The model digest travels on to the deploy job (and the MR widget) as variables.
-        extra = f"  after_script:\n    - {DOTENV}\n"
+        # The verdict and model digest travel on to the deploy job as variables (a dotenv
+        # report), written whatever the verdict; the job still exits with the verdict's code.
+        # Not in after_script: that runs in a fresh shell, and must not decide the job's status.
+        script = (
+            f"    - {RUN_GATE.format(gate=spec.name)} || verdict_exit=$?\n"
+            f"    - {DOTENV}\n"
+            '    - exit "${verdict_exit:-0}"\n'
+        )
         reports = f"    reports:\n      dotenv: {DOTENV_FILE}\n"
         if not plan.has_feedback:
             reports += _native_reports().removeprefix("    reports:\n")
@@ -119,8 +129,8 @@ def _gate_job(spec: GateSpec, *, previous: str | None, plan: CiPlan) -> str:
   extends: .python
   stage: {spec.name}
   needs: {needs}
-  script:
-{script}{extra}""" + _artifacts(reports=reports)
+{when}  script:
+{script}""" + _artifacts(reports=reports)
 
 
 def _always_job(spec: GateSpec) -> str:

@@ -78,7 +78,8 @@ pipeline {{
             stages {{
                 stage('install') {{
                     steps {{
-                        sh 'python3 -m venv .venv && {VENV}{INSTALL}'
+                        sh 'python3 -m venv .venv'
+                        sh '{VENV}{INSTALL}'
                     }}
                 }}
 {gate_stages}\
@@ -88,7 +89,11 @@ pipeline {{
                 always {{
 {always}\
                     junit allowEmptyResults: true, testResults: '{JUNIT_XML}'
-                    recordIssues enabledForFailure: true, skipPublishingChecks: true, tools: [sarif(id: 'gates', name: 'Gates', pattern: '{plan.sarif}')]
+                    recordIssues(
+                        enabledForFailure: true,
+                        skipPublishingChecks: true,
+                        tools: [sarif(id: 'policy-gates', name: 'Policy gates', pattern: '{plan.sarif}')]
+                    )
                     archiveArtifacts allowEmptyArchive: true, artifacts: '{archived}', fingerprint: true
                 }}
             }}
