@@ -206,4 +206,8 @@ def _ci(args: argparse.Namespace) -> int:
     except ci.CiError as err:
         sys.stderr.write(f"error: {err}\n")
         return EXIT_USAGE
+    except OSError as err:
+        where = err.filename or args.root
+        sys.stderr.write(f"error: {where}: cannot write ({err.strerror or err})\n")
+        return EXIT_USAGE
     return EXIT_OK
