@@ -24,11 +24,12 @@ def dotenv_lines(reports_dir: Path) -> list[str]:
     if verdict is not None and "run_id" in verdict:
         lines.append(f"GATES_VERDICT_RUN_ID={_safe(str(verdict['run_id']))}")
     artifacts = _read(reports_dir / f"{ARTIFACTS_GATE}.json")
-    digests = artifacts.get("artifacts", {}) if artifacts is not None else {}
-    models = sorted(k for k in digests if str(k).endswith(MODEL_SUFFIX))
+    listed = artifacts.get("artifacts") if artifacts is not None else None
+    digests = {str(k): str(v) for k, v in listed.items()} if isinstance(listed, dict) else {}
+    models = sorted(k for k in digests if k.endswith(MODEL_SUFFIX))
     if len(models) == 1:
         lines.append(f"GATES_MODEL_PATH={_safe(models[0])}")
-        lines.append(f"GATES_MODEL_SHA256={_safe(str(digests[models[0]]))}")
+        lines.append(f"GATES_MODEL_SHA256={_safe(digests[models[0]])}")
     return lines
 
 
