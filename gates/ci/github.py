@@ -19,6 +19,7 @@ from gates.ci.interface import (
     CiPlan,
     CiRenderer,
     header,
+    one_line,
 )
 from gates.registry import GateSpec
 
@@ -276,5 +277,5 @@ def _deploy_job(plan: CiPlan) -> str:
 
 
 def _quote(text: str) -> str:
-    """Escape for a double-quoted YAML scalar."""
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+    """One line, escaped for a double-quoted YAML scalar."""
+    return one_line(text).replace("\\", "\\\\").replace('"', '\\"')

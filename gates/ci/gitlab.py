@@ -21,6 +21,7 @@ from gates.ci.interface import (
     CiPlan,
     CiRenderer,
     header,
+    one_line,
 )
 from gates.registry import GateSpec
 
@@ -124,7 +125,7 @@ def _gate_job(spec: GateSpec, *, previous: str | None, plan: CiPlan) -> str:
         if not plan.has_feedback:
             reports += _native_reports().removeprefix("    reports:\n")
     return f"""\
-# {spec.summary}
+# {one_line(spec.summary)}
 {spec.name}:
   extends: .python
   stage: {spec.name}
@@ -136,7 +137,7 @@ def _gate_job(spec: GateSpec, *, previous: str | None, plan: CiPlan) -> str:
 def _always_job(spec: GateSpec) -> str:
     # No ``needs``: the job waits for every earlier stage and takes all of their artifacts.
     return f"""\
-# {spec.summary} Runs whether the gates passed or failed.
+# {one_line(spec.summary)} Runs whether the gates passed or failed.
 {spec.name}:
   extends: .python
   stage: {spec.name}

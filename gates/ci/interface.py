@@ -111,6 +111,11 @@ class CiRenderer(ABC):
         """The whole file's text, ending in a newline, starting with the generated-by comment."""
 
 
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) as one space, for comments and names."""
+    return " ".join(text.split())
+
+
 def header(marker: str) -> str:
     """The do-not-edit comment block in a language whose line comments start with ``marker``."""
     return f"{marker} {GENERATED_BY}\n{marker} {REGENERATE}\n"

@@ -58,3 +58,20 @@ def test_header_says_generated_and_how_to_regenerate(marker):
     assert "python -m gates ci render" in lines[0]
     assert "do not edit" in lines[0]
     assert all(line.startswith(marker) for line in lines)
+
+
+def test_a_multi_line_summary_cannot_break_out_of_a_comment_or_a_name():
+    from gates.ci import render_all
+
+    specs = (
+        GateSpec("a", "m:C", 'two\nlines: "quoted"\n  evil: true'),
+        GateSpec("v", "m:C", "v.", verdict=True),
+    )
+    import yaml
+
+    rendered = render_all(specs)
+    workflow = yaml.safe_load(rendered[".github/workflows/pipeline.yml"])
+    assert workflow["jobs"]["a"]["steps"][-2]["name"] == 'two lines: "quoted" evil: true'
+    pipeline = yaml.safe_load(rendered[".gitlab-ci.yml"])
+    assert "evil" not in pipeline
+    assert "# two lines:" in rendered[".gitlab-ci.yml"]
