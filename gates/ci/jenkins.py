@@ -53,12 +53,17 @@ class JenkinsRenderer(CiRenderer):
             for spec in plan.always
         )
         archived = ",".join(f"{path}**" for path in CARRIED)
+        stashed = ",".join(f"{path}**" for path in reversed(CARRIED))  # same set, unique literal
         return f"""\
 {header("//")}
 // Multibranch pipeline: every branch and pull request runs the gates in one workspace; only the
-// default branch, after a person approves, deploys.
+// default branch, after a person approves, deploys. No agent is held while the approval waits.
+
+// The verdict's reports and artifacts, carried from the gates' workspace to the deploy stage's.
+final String VERDICT_STASH = 'verdict'
+
 pipeline {{
-    agent any
+    agent none
     options {{
         buildDiscarder(logRotator(numToKeepStr: '30'))
         disableConcurrentBuilds()
@@ -73,6 +78,7 @@ pipeline {{
     }}
     stages {{
         stage('gates') {{
+            agent any
             options {{
                 timeout(time: 1, unit: 'HOURS')
             }}
@@ -97,10 +103,17 @@ pipeline {{
                     )
                     archiveArtifacts allowEmptyArchive: true, artifacts: '{archived}', fingerprint: true
                 }}
+                success {{
+                    stash name: VERDICT_STASH, includes: '{stashed}'
+                }}
             }}
         }}
         stage('deploy') {{
+            // The approval is asked before an agent is allocated; then a fresh workspace gets the
+            // checkout and the verdict's reports and artifacts.
+            agent any
             when {{
+                beforeAgent true
                 beforeInput true
                 branch '{plan.default_branch}'
             }}
@@ -117,7 +130,13 @@ pipeline {{
                 {SIGNING_KEY_ENV} = credentials('{SIGNING_KEY_CREDENTIAL}')
             }}
             steps {{
-                sh '{VENV}{DEPLOY}'
+                unstash VERDICT_STASH
+                sh '''
+                    python3 -m venv .venv
+                    . .venv/bin/activate
+                    {INSTALL}
+                    {DEPLOY}
+                '''
             }}
         }}
     }}

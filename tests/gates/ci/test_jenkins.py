@@ -77,7 +77,12 @@ def test_deploy_waits_for_approval_on_the_default_branch_and_alone_gets_the_key(
     assert "beforeInput true" in when  # no approval prompt on other branches
     approval = _block(deploy, "input {")
     assert "submitter 'release-approvers'" in approval
-    assert "sh '. .venv/bin/activate && python -m gates deploy'" in deploy
+    assert "beforeAgent true" in when  # and no agent is held while the approval waits
+    assert "\n                    python -m gates deploy\n" in deploy
+    assert deploy.index("unstash VERDICT_STASH") < deploy.index("python -m gates deploy")
+    assert "stash name: VERDICT_STASH" in _block(_block(text, "stage('gates') {"), "success {")
+    assert "\n    agent none\n" in text
+    assert "python -m pip install --require-hashes -r requirements.lock" in deploy
     assert "GATES_SIGNING_KEY = credentials('gates-signing-key')" in deploy
     assert text.count("credentials(") == 1
 
