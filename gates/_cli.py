@@ -207,7 +207,7 @@ def _ci(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: {err}\n")
         return EXIT_USAGE
     except OSError as err:
-        where = err.filename or args.root
-        sys.stderr.write(f"error: {where}: cannot write ({err.strerror or err})\n")
+        where = err.filename or getattr(args, "output", None) or getattr(args, "root", ".")
+        sys.stderr.write(f"error: {where}: {err.strerror or err}\n")
         return EXIT_USAGE
     return EXIT_OK

@@ -67,3 +67,12 @@ def test_cli_writes_the_file_and_exits_0_or_2(tmp_path, gates_cli):
     assert refused.returncode == 2
     assert refused.stderr.startswith("error: refusing to export")
     assert "Traceback" not in refused.stderr
+
+
+def test_cli_cannot_write_the_file_is_a_usage_error(tmp_path, gates_cli):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    result = gates_cli(tmp_path, "ci", "dotenv", "--output", str(blocker / "gates.env"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
