@@ -25,9 +25,10 @@ from gates.ci.interface import (
 )
 from gates.registry import GateSpec
 
-# Pin the image by digest in your fork (python:3.11-slim-bookworm@sha256:...) if your registry
-# policy requires it; the tag keeps security updates of the base image flowing.
-IMAGE = f"python:{PYTHON_VERSION}-slim-bookworm"
+# Not the slim variant: the artifacts gate records the commit with git, which slim lacks. Pin the
+# image by digest (python:3.11-bookworm@sha256:...) if your registry policy requires it; the tag
+# keeps the base image's security updates flowing.
+IMAGE = f"python:{PYTHON_VERSION}-bookworm"
 EXPIRE = "1 week"
 
 
