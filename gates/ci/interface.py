@@ -27,7 +27,9 @@ SKIP_INSTALL_ENV = "GATES_SKIP_INSTALL"
 ADVISORY_DB_ENV = "GATES_ADVISORY_DB"
 # The release signing key: a secret of the protected deployment environment only.
 SIGNING_KEY_ENV = "GATES_SIGNING_KEY"
-SIGNING_KEY_CREDENTIAL = "gates-signing-key"  # Jenkins credential id (a "secret file")
+# Jenkins credential id, of kind "Secret text": like the GitHub and GitLab variables, the
+# environment variable then holds the key itself, not the path of a file.
+SIGNING_KEY_CREDENTIAL = "gates-signing-key"
 DEPLOY_ENVIRONMENT = "production"
 
 # Folders carried from job to job, and the native reports the feedback stage writes.

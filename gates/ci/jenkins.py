@@ -126,7 +126,7 @@ pipeline {{
                 submitter '{APPROVERS}'
             }}
             environment {{
-                // The only stage that sees the release signing key (a secret-file credential).
+                // The only stage that sees the release signing key (a secret-text credential).
                 {SIGNING_KEY_ENV} = credentials('{SIGNING_KEY_CREDENTIAL}')
             }}
             steps {{
