@@ -8,6 +8,8 @@ from pathlib import PurePosixPath
 from gates.ci.interface import (
     ADVISORY_DB_ENV,
     CARRIED,
+    CHECK_CONFIG,
+    CHECK_JOB,
     DEPLOY,
     DEPLOY_ENVIRONMENT,
     INSTALL,
@@ -75,7 +77,7 @@ class GithubRenderer(CiRenderer):
 
     def render(self, plan: CiPlan) -> str:
         """The workflow: gate jobs, always-run jobs, a report job and the approved deploy job."""
-        parts = [header("#"), _top(plan) + "\njobs:"]
+        parts = [header("#"), _top(plan) + "\njobs:", _check_job()]
         previous: str | None = None
         for spec in plan.gates:
             parts.append(_gate_job(spec, previous=previous))
@@ -167,6 +169,25 @@ def _upload_step(name: str) -> str:
           path: |
 {paths}          retention-days: {RETENTION_DAYS}
 """
+
+
+def _check_job() -> str:
+    return (
+        f"""\
+  {CHECK_JOB}:
+    name: "check: CI files match the gate registry"
+    runs-on: {RUNNER}
+    timeout-minutes: 10
+    permissions:
+      contents: read  # check out the repository
+    steps:
+"""
+        + _setup_steps(download=None)
+        + f"""\
+      - name: The three CI files are what python -m gates ci render writes
+        run: {CHECK_CONFIG}
+"""
+    )
 
 
 def _gate_job(spec: GateSpec, *, previous: str | None) -> str:

@@ -7,6 +7,8 @@ from pathlib import PurePosixPath
 from gates.ci.interface import (
     ADVISORY_DB_ENV,
     CARRIED,
+    CHECK_CONFIG,
+    CHECK_JOB,
     CODE_QUALITY,
     DEPLOY,
     DEPLOY_ENVIRONMENT,
@@ -41,7 +43,7 @@ class GitlabRenderer(CiRenderer):
     def render(self, plan: CiPlan) -> str:
         """The pipeline: gate jobs, always-run jobs, and the manual deploy job."""
         stages = [spec.name for spec in (*plan.gates, *plan.always)] + ["deploy"]
-        parts = [header("#"), _top(stages)]
+        parts = [header("#"), _top(stages), _check_job()]
         previous: str | None = None
         for spec in plan.gates:
             parts.append(_gate_job(spec, previous=previous, plan=plan))
@@ -82,6 +84,19 @@ variables:
   timeout: 30m
   before_script:
     - if [ "${SKIP_INSTALL_ENV}" = "1" ]; then echo "{SKIP_INSTALL_ENV}=1, using installed dependencies"; else {INSTALL}; fi
+"""
+
+
+def _check_job() -> str:
+    # In GitLab's built-in first stage, beside the first gate (``needs: []``).
+    return f"""\
+# The three CI files are what `python -m gates ci render` writes from the gate registry.
+{CHECK_JOB}:
+  extends: .python
+  stage: .pre
+  needs: []
+  script:
+    - {CHECK_CONFIG}
 """
 
 

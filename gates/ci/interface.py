@@ -19,6 +19,9 @@ INSTALL = "python -m pip install --require-hashes -r requirements.lock"
 RUN_GATE = "python -m gates run {gate}"
 DEPLOY = "python -m gates deploy"  # implemented by the attestation work; keep the exact command
 DOTENV = "python -m gates ci dotenv --output reports/gates.env"
+# A job of its own in every file: the committed CI files still match the registry.
+CHECK_CONFIG = "python -m gates ci render --check"
+CHECK_JOB = "ci-config"
 
 # Environment shared by the jobs of one pipeline (see gates.runner.resolve_run_id).
 RUN_ID_ENV = "GATES_RUN_ID"
@@ -41,6 +44,10 @@ CODE_QUALITY = "reports/gl-code-quality.json"
 METRICS_PROM = "reports/metrics.prom"
 GATE_SARIF_GLOB = "reports/*.sarif"
 DOTENV_FILE = "reports/gates.env"
+
+
+# Job names the renderers use for themselves.
+RESERVED = ("deploy", "report", CHECK_JOB)
 
 
 class CiError(Exception):
@@ -79,8 +86,8 @@ class CiPlan:
                 # Names become job ids, stage names and shell words in three languages.
                 msg = f"gate name '{name}' must start with a letter and use only [A-Za-z0-9_-]"
                 raise CiError(msg)
-        if len(set(names)) != len(names) or {"deploy", "report"} & set(names):
-            msg = f"gate names must be unique and not 'deploy' or 'report': {names}"
+        if len(set(names)) != len(names) or set(RESERVED) & set(names):
+            msg = f"gate names must be unique and not one of {', '.join(RESERVED)}: {names}"
             raise CiError(msg)
         return cls(gates=gates, always=always, default_branch=default_branch)
 

@@ -7,6 +7,8 @@ from pathlib import PurePosixPath
 from gates.ci.interface import (
     ADVISORY_DB_ENV,
     CARRIED,
+    CHECK_CONFIG,
+    CHECK_JOB,
     DEPLOY,
     DEPLOY_ENVIRONMENT,
     INSTALL,
@@ -87,6 +89,11 @@ pipeline {{
                     steps {{
                         sh 'python3 -m venv .venv'
                         sh '{VENV}{INSTALL}'
+                    }}
+                }}
+                stage('{CHECK_JOB}') {{
+                    steps {{
+                        sh '{VENV}{CHECK_CONFIG}'
                     }}
                 }}
 {gate_stages}\

@@ -208,3 +208,11 @@ def test_every_pinned_action_is_used():
     text = GithubRenderer().render(CiPlan.from_specs())
     for action in PINNED:
         assert action.uses in text, action.repo
+
+
+def test_a_check_job_fails_the_run_when_the_ci_files_drift_from_the_registry(future_specs):
+    workflow = _workflow(future_specs)
+    check = workflow["jobs"]["ci-config"]
+    assert "needs" not in check  # beside the gates, a status check of its own
+    assert check["permissions"] == {"contents": "read"}
+    assert check["steps"][-1]["run"] == "python -m gates ci render --check"

@@ -81,6 +81,13 @@ def test_gate_jobs_chain_with_needs_install_from_the_lock_and_carry_reports(futu
         previous = spec.name
 
 
+def test_a_check_job_in_the_first_stage_catches_drift_from_the_registry(future_specs):
+    check = _pipeline(future_specs)["ci-config"]
+    assert check["stage"] == ".pre"
+    assert check["needs"] == []
+    assert check["script"] == ["python -m gates ci render --check"]
+
+
 def test_the_verdict_exports_a_dotenv_and_keeps_its_exit_code(future_specs):
     verdict = _pipeline(future_specs)["gate"]
     assert verdict["script"] == [
@@ -261,8 +268,10 @@ def test_gitlab_ci_local_runs_the_stages_in_order_and_they_pass(local_repo, gitl
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     gates = [spec.name for spec in CiPlan.from_specs().gates]
-    assert _started(output) == [*gates, "probe"]
-    for name in (*gates, "probe"):
+    started = _started(output)
+    assert [name for name in started if name != "ci-config"] == [*gates, "probe"]
+    assert "ci-config" in started  # the copy's files match its registry (rendered by the CLI)
+    for name in ("ci-config", *gates, "probe"):
         assert re.search(rf"^ PASS  {name}\b", output, re.MULTILINE), name
     seen = json.loads(_artifact(root, "probe", "reports/probe.seen.json").read_text())
     assert {name: seen.get(name) for name in gates} == dict.fromkeys(gates, "PASSED")

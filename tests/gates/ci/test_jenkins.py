@@ -31,11 +31,13 @@ def _block(text: str, opening: str) -> str:
     raise AssertionError(msg)
 
 
-def test_stages_install_then_run_the_gates_in_registry_order_then_deploy(future_specs):
+def test_stages_install_check_then_run_the_gates_in_registry_order_then_deploy(future_specs):
     text = _render(future_specs)
     plan = CiPlan.from_specs(future_specs)
     stages = re.findall(r"stage\('([^']+)'\)", text)
-    assert stages == ["gates", "install", *(s.name for s in plan.gates), "deploy"]
+    assert stages == ["gates", "install", "ci-config", *(s.name for s in plan.gates), "deploy"]
+    check = _block(text, "stage('ci-config') {")
+    assert "sh '. .venv/bin/activate && python -m gates ci render --check'" in check
     assert text.count("{") == text.count("}")
     for spec in plan.gates:
         assert GATE_STEP.format(name=spec.name) in _block(text, f"stage('{spec.name}') {{")
