@@ -106,14 +106,41 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="verify with the committed release key, require the verdict, promote to champion",
     )
+    _add_ci_parser(sub)
     return parser
+
+
+def _add_ci_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ci = sub.add_parser("ci", help="render the CI configurations from the gate registry")
+    ci_sub = ci.add_subparsers(dest="ci_command", required=True, metavar="ACTION")
+    render = ci_sub.add_parser(
+        "render",
+        help="write .github/workflows/pipeline.yml, .gitlab-ci.yml and Jenkinsfile",
+        description="Render the three CI configurations from gates/registry.py. With --check, "
+        "write nothing and exit 1 with a unified diff when a committed file differs.",
+    )
+    render.add_argument(
+        "--root", type=Path, default=Path(), help="project folder (default: current folder)"
+    )
+    render.add_argument(
+        "--check", action="store_true", help="exit 1 with a diff when a file differs"
+    )
+    dotenv = ci_sub.add_parser(
+        "dotenv", help="write the verdict and model digest as KEY=value lines (GitLab dotenv)"
+    )
+    dotenv.add_argument(
+        "--reports", type=Path, default=Path("reports"), help="report folder (default: reports)"
+    )
+    dotenv.add_argument(
+        "--output", type=Path, default=None, help="file to write (default: standard output)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, dispatch, and map every outcome to an exit code."""
     args = _parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        return _ci(args) if args.command == "ci" else _dispatch(args)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return EXIT_INTERRUPTED
@@ -247,4 +274,44 @@ def _schema(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{args.check} is up to date\n")
         return EXIT_OK
     sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _ci(args: argparse.Namespace) -> int:
+    from gates import ci  # noqa: PLC0415 - keeps `list` import-light
+    from pipeline.fsio import atomic_write_text  # noqa: PLC0415
+
+    try:
+        if args.ci_command == "dotenv":
+            from gates.ci.dotenv import dotenv_lines  # noqa: PLC0415
+
+            text = "".join(f"{line}\n" for line in dotenv_lines(args.reports))
+            if args.output is None:
+                sys.stdout.write(text)
+            else:
+                atomic_write_text(args.output, text)
+            return EXIT_OK
+        if args.check:
+            drifts = ci.check(args.root)
+            for drift in drifts:
+                sys.stdout.write(drift.diff)
+            if drifts:
+                names = ", ".join(d.path for d in drifts)
+                sys.stdout.write(
+                    f"{names}: differ from the gate registry; regenerate with "
+                    "python -m gates ci render\n"
+                )
+                return EXIT_FAILED
+            sys.stdout.write("CI configurations are up to date with the gate registry\n")
+            return EXIT_OK
+        for relative, text in ci.render_all().items():
+            atomic_write_text(args.root / relative, text)
+            sys.stdout.write(f"wrote {relative}\n")
+    except ci.CiError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return EXIT_USAGE
+    except OSError as err:
+        where = err.filename or getattr(args, "output", None) or getattr(args, "root", ".")
+        sys.stderr.write(f"error: {where}: {err.strerror or err}\n")
+        return EXIT_USAGE
     return EXIT_OK
