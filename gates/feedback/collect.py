@@ -61,7 +61,9 @@ def collect(context: RunContext, *, upto: str) -> RunView:
             views.append(GateView(spec.name, spec.summary, None, f"unparsable report ({err})"))
             continue
         if result.run_id != context.run_id:
-            views.append(GateView(spec.name, spec.summary, None, f"report is from run {result.run_id}"))
+            views.append(
+                GateView(spec.name, spec.summary, None, f"report is from run {result.run_id}")
+            )
             continue
         views.append(GateView(spec.name, spec.summary, result))
     return RunView(run_id=context.run_id, gates=tuple(views))
@@ -97,9 +99,7 @@ def key_metrics(view: RunView) -> dict[str, float]:
     return found
 
 
-def build_record(
-    view: RunView, context: RunContext, *, commit: str, dirty: bool
-) -> dict[str, Any]:
+def build_record(view: RunView, context: RunContext, *, commit: str, dirty: bool) -> dict[str, Any]:
     """The history record of this run (the history adds seq, prev and hash)."""
     gates: dict[str, Any] = {}
     artifacts: dict[str, str] = {}

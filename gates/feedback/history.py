@@ -164,7 +164,9 @@ def append(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
             try:
                 seq, prev = int(last["seq"]) + 1, str(last["hash"])
             except (KeyError, TypeError, ValueError):
-                msg = f"{path}: the last record has no seq/hash; run: python -m gates history verify"
+                msg = (
+                    f"{path}: the last record has no seq/hash; run: python -m gates history verify"
+                )
                 raise HistoryError(msg) from None
         record = {"schema_version": HISTORY_SCHEMA_VERSION, **payload, "seq": seq, "prev": prev}
         record["hash"] = record_hash(record)
@@ -200,7 +202,9 @@ def verify(path: Path, *, expect_head: str | None = None) -> Verification:
     except FileNotFoundError:
         raw = b""
         if head_path(path).exists():
-            problems.append(HistoryProblem(0, "the history is missing but its .head sidecar exists"))
+            problems.append(
+                HistoryProblem(0, "the history is missing but its .head sidecar exists")
+            )
     if raw and not raw.endswith(b"\n"):
         problems.append(HistoryProblem(raw.count(b"\n") + 1, "incomplete last record (truncated)"))
     lines = raw.split(b"\n")

@@ -124,9 +124,7 @@ def line_chart(title: str, series: dict[str, list[float]], *, labels: list[str])
     parts = [_axes(lo, hi)]
     for i, (name, points) in enumerate(series.items()):
         color = _COLORS[i % len(_COLORS)]
-        coords = [
-            (_PAD + 10 + j * step, _y(v, lo, hi)) for j, v in enumerate(points)
-        ]
+        coords = [(_PAD + 10 + j * step, _y(v, lo, hi)) for j, v in enumerate(points)]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
         parts.extend(
@@ -244,7 +242,9 @@ def _history_plot(history: tuple[dict[str, Any], ...]) -> str:
         if all(isinstance(p, int | float) for p in points):
             series[name.removeprefix("cv.").removesuffix(".mean")] = [float(p) for p in points]
     labels = [str(r.get("run_id", "?")) for r in records]
-    return line_chart(f"CV mean per metric over the last {len(records)} runs", series, labels=labels)
+    return line_chart(
+        f"CV mean per metric over the last {len(records)} runs", series, labels=labels
+    )
 
 
 def render(bundle: ReportBundle, *, classes: list[str], positive: str) -> str:
@@ -254,7 +254,7 @@ def render(bundle: ReportBundle, *, classes: list[str], positive: str) -> str:
     for gate in view.gates:
         result = gate.result
         reason = gate.problem if result is None else result.summary
-        seconds = f"{result.duration_seconds:.2f}s" if result else "–"
+        seconds = f"{result.duration_seconds:.2f}s" if result else "-"
         rows.append(
             f"<tr><td>{escape(gate.name)}</td><td>{_badge(gate.status)}</td><td>{seconds}</td>"
             f"<td>{escape(reason[:400])}</td></tr>"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET  # noqa: S405 - builds XML only; nothing untrusted is parsed
+import xml.etree.ElementTree as ET
 
 from gates.base import Finding, Severity
 from gates.feedback.bundle import ReportBundle
@@ -45,11 +45,15 @@ def render(bundle: ReportBundle) -> str:
         status = result.status.value
         errors = [f for f in result.findings if f.severity is Severity.ERROR]
         if status == "FAILED":
-            node = ET.SubElement(case, "failure", message=_clean(result.summary[:500]), type="FAILED")
+            node = ET.SubElement(
+                case, "failure", message=_clean(result.summary[:500]), type="FAILED"
+            )
             node.text = _describe(errors)
             counts["failures"] += 1
         elif status == "ERRORED":
-            node = ET.SubElement(case, "error", message=_clean(result.summary[:500]), type="ERRORED")
+            node = ET.SubElement(
+                case, "error", message=_clean(result.summary[:500]), type="ERRORED"
+            )
             node.text = _describe(errors)
             counts["errors"] += 1
         elif status == "SKIPPED":
@@ -62,7 +66,9 @@ def render(bundle: ReportBundle) -> str:
     counts["tests"] += 1
     errors = [f for f in bundle.findings if f.severity is Severity.ERROR]
     if errors:
-        node = ET.SubElement(case, "failure", message=_clean(errors[0].message[:500]), type="FAILED")
+        node = ET.SubElement(
+            case, "failure", message=_clean(errors[0].message[:500]), type="FAILED"
+        )
         node.text = _describe(errors)
         counts["failures"] += 1
     warnings = [f for f in bundle.findings if f.severity is not Severity.ERROR]
@@ -80,4 +86,6 @@ def render(bundle: ReportBundle) -> str:
         if key != "skipped":
             suites.set(key, str(value))
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )

@@ -31,7 +31,7 @@ def code(text: str) -> str:
 
 def _fmt(value: float | None, *, signed: bool = False) -> str:
     if value is None:
-        return "–"
+        return "-"
     return f"{value:+.4f}" if signed else f"{value:.4f}"
 
 
@@ -50,7 +50,7 @@ def render(bundle: ReportBundle) -> str:
     for gate in bundle.view.gates:
         result = gate.result
         if result is None:
-            lines.append(f"| {escape(gate.name)} | ⏸️ NOT RUN | – | {escape(gate.problem)} |")
+            lines.append(f"| {escape(gate.name)} | ⏸️ NOT RUN | - | {escape(gate.problem)} |")
             continue
         red = result.status.value != "PASSED"
         reason = escape(result.summary) if red else ""

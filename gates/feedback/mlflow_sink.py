@@ -26,9 +26,7 @@ def tracking_uri(configured: str | None) -> str | None:
     return uri or None
 
 
-def log_run(
-    bundle: ReportBundle, *, policy: LoadedPolicy, uri: str, artifacts: list[Path]
-) -> str:
+def log_run(bundle: ReportBundle, *, policy: LoadedPolicy, uri: str, artifacts: list[Path]) -> str:
     """Log one pipeline run as one MLflow run; returns the MLflow run id."""
     try:
         import mlflow  # noqa: PLC0415 - optional dependency
@@ -86,5 +84,7 @@ def log_run(
     except Exception:
         client.set_terminated(run_id, status="FAILED")
         raise
-    client.set_terminated(run_id, status="FINISHED" if bundle.view.verdict == "PASSED" else "FAILED")
+    client.set_terminated(
+        run_id, status="FINISHED" if bundle.view.verdict == "PASSED" else "FAILED"
+    )
     return run_id

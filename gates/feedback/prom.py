@@ -32,7 +32,9 @@ def build(bundle: ReportBundle, *, timestamp: float) -> Exposition:
     """Collect one run's gauges into a fresh registry and render both exposition formats."""
     registry = CollectorRegistry()
     info = Gauge(
-        "gates_run_info", "The run these metrics describe.", ["run_id", "commit", "verdict"],
+        "gates_run_info",
+        "The run these metrics describe.",
+        ["run_id", "commit", "verdict"],
         registry=registry,
     )
     info.labels(bundle.view.run_id, bundle.commit[:40], bundle.view.verdict).set(1)
@@ -40,15 +42,31 @@ def build(bundle: ReportBundle, *, timestamp: float) -> Exposition:
         1 if bundle.view.verdict == Status.PASSED.value else 0
     )
     Gauge(
-        "gates_run_timestamp_seconds", "When the feedback stage recorded the run (Unix time).",
+        "gates_run_timestamp_seconds",
+        "When the feedback stage recorded the run (Unix time).",
         registry=registry,
     ).set(timestamp)
-    status = Gauge("gates_gate_status", "1 for the gate's status in this run.", ["gate", "status"], registry=registry)
-    duration = Gauge("gates_gate_duration_seconds", "Wall time of each gate.", ["gate"], registry=registry)
-    findings = Gauge(
-        "gates_gate_findings", "Findings per gate and severity.", ["gate", "severity"], registry=registry
+    status = Gauge(
+        "gates_gate_status",
+        "1 for the gate's status in this run.",
+        ["gate", "status"],
+        registry=registry,
     )
-    flagged = Gauge("gates_flagged_rows", "Rows flagged per gate and check.", ["gate", "check"], registry=registry)
+    duration = Gauge(
+        "gates_gate_duration_seconds", "Wall time of each gate.", ["gate"], registry=registry
+    )
+    findings = Gauge(
+        "gates_gate_findings",
+        "Findings per gate and severity.",
+        ["gate", "severity"],
+        registry=registry,
+    )
+    flagged = Gauge(
+        "gates_flagged_rows",
+        "Rows flagged per gate and check.",
+        ["gate", "check"],
+        registry=registry,
+    )
     for gate in bundle.view.gates:
         for value in _STATUSES:
             status.labels(gate.name, value).set(1 if gate.status == value else 0)
@@ -65,14 +83,19 @@ def build(bundle: ReportBundle, *, timestamp: float) -> Exposition:
         findings.labels("feedback", severity.value).set(
             sum(1 for f in bundle.findings if f.severity is severity)
         )
-    score = Gauge("gates_cv_score", "Cross-validation and holdout scores.", ["metric", "stat"], registry=registry)
+    score = Gauge(
+        "gates_cv_score",
+        "Cross-validation and holdout scores.",
+        ["metric", "stat"],
+        registry=registry,
+    )
     for key, value in bundle.metrics.items():
         if key.startswith("cv."):
             _, metric, stat = key.split(".", 2)
             score.labels(metric, stat).set(value)
-    Gauge("gates_history_records", "Records in the run history after this run.", registry=registry).set(
-        len(bundle.history)
-    )
+    Gauge(
+        "gates_history_records", "Records in the run history after this run.", registry=registry
+    ).set(len(bundle.history))
     return Exposition(
         registry=registry,
         text=generate_latest(registry).decode("utf-8"),

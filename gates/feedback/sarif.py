@@ -22,9 +22,7 @@ def _location(finding: Finding, default_path: str) -> dict[str, Any]:
     region: dict[str, Any] = {}
     if finding.location.line is not None and finding.location.line >= 1:
         region["startLine"] = finding.location.line
-    physical: dict[str, Any] = {
-        "artifactLocation": {"uri": finding.location.path or default_path}
-    }
+    physical: dict[str, Any] = {"artifactLocation": {"uri": finding.location.path or default_path}}
     if region:
         physical["region"] = region
     return {"physicalLocation": physical}
