@@ -11,6 +11,7 @@ from gates.base import GateResult, RunContext, Severity, Status
 from gates.registry import GATES, VERDICT
 
 NOT_RUN = "NOT_RUN"
+INCOMPLETE = "INCOMPLETE"
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,20 @@ class RunView:
 
     @property
     def verdict(self) -> str:
-        """The verdict gate's status (NOT_RUN when the chain stopped before it)."""
-        return next(g.status for g in self.gates if g.name == VERDICT.name)
+        """The verdict gate's status; when the chain stopped before it, the worst status seen.
+
+        ERRORED if a gate could not run, FAILED if one failed or was skipped, INCOMPLETE when
+        every gate that ran passed but the verdict never ran (a partial run).
+        """
+        status = next(g.status for g in self.gates if g.name == VERDICT.name)
+        if status != NOT_RUN:
+            return status
+        seen = {g.status for g in self.gates}
+        if Status.ERRORED.value in seen:
+            return Status.ERRORED.value
+        if seen & {Status.FAILED.value, Status.SKIPPED.value}:
+            return Status.FAILED.value
+        return INCOMPLETE
 
     def result(self, name: str) -> GateResult | None:
         """The result of gate ``name`` in this run, if it ran."""

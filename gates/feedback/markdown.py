@@ -11,7 +11,14 @@ from gates.feedback.bundle import ReportBundle
 # hard cap here and reasons are clipped so that a summary stays far below it.
 MAX_BYTES = 1024 * 1024
 _REASON = 300
-_ICONS = {"PASSED": "✅", "FAILED": "❌", "ERRORED": "💥", "SKIPPED": "⏭️", "NOT_RUN": "⏸️"}
+_ICONS = {
+    "PASSED": "✅",
+    "FAILED": "❌",
+    "ERRORED": "💥",
+    "SKIPPED": "⏭️",
+    "NOT_RUN": "⏸️",
+    "INCOMPLETE": "⏸️",
+}
 # Markdown and inline HTML that could change the rendering or inject links/mentions.
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~@&])")
 
