@@ -162,7 +162,8 @@ def confusion_matrix(title: str, labels: list[str], counts: dict[tuple[str, str]
             parts.append(
                 f'<rect x="{left + j * cell}" y="{top + i * cell}" width="{cell}" height="{cell}" '
                 f'fill="{fill}" stroke="#fff"/><text x="{left + j * cell + cell / 2}" '
-                f'y="{top + i * cell + cell / 2 + 4}" text-anchor="middle">{value}</text>'
+                f'y="{top + i * cell + cell / 2 + 4}" text-anchor="middle" '
+                f'style="fill:{"#fff" if shade < 140 else "#222"}">{value}</text>'
             )
     width, height = left + n * cell + 20, top + n * cell + 20
     return _frame(title, "".join(parts), width=width, height=height)

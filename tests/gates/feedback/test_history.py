@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def test_appends_chain_each_record_to_the_previous_and_verify_passes(tmp_path):
     written = _fill(path)
     assert [r["seq"] for r in written] == [0, 1, 2, 3]
     assert written[0]["prev"] == history.GENESIS
-    assert all(b["prev"] == a["hash"] for a, b in zip(written, written[1:], strict=False))
+    assert all(b["prev"] == a["hash"] for a, b in itertools.pairwise(written))
     assert history.head_hash(path) == written[-1]["hash"]
     result = history.verify(path)
     assert result, result.problems
