@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
@@ -42,7 +43,7 @@ def test_openmetrics_variant_parses_and_ends_with_eof(passed_run):
 
 
 class _Recorder(BaseHTTPRequestHandler):
-    requests: list[tuple[str, str, bytes]] = []
+    requests: ClassVar[list[tuple[str, str, bytes]]] = []
 
     def _record(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -50,7 +51,7 @@ class _Recorder(BaseHTTPRequestHandler):
         self.send_response(200)
         self.end_headers()
 
-    do_PUT = do_POST = _record  # noqa: N815 - http.server's naming
+    do_PUT = do_POST = _record
 
     def log_message(self, *args) -> None:  # keep pytest output clean
         pass
