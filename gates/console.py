@@ -110,8 +110,11 @@ class RichDisplay:
 
     def start(self, spec: GateSpec) -> None:
         """Show a spinner naming the gate and its place in the run."""
+        from rich.markup import escape  # noqa: PLC0415
+
         self.status = self.console.status(
-            f"[bold]{spec.name}[/] ({self.done + 1}/{self.total}) {spec.summary}", spinner="dots"
+            f"[bold]{escape(spec.name)}[/] ({self.done + 1}/{self.total}) {escape(spec.summary)}",
+            spinner="dots",
         )
         self.status.start()
 
