@@ -102,6 +102,8 @@ def _last_line(path: Path) -> bytes | None:
         size = path.stat().st_size
     except FileNotFoundError:
         return None
+    if not path.is_file():
+        raise _unreadable(path, IsADirectoryError(21, "not a regular file"))
     if size == 0:
         return None
     with path.open("rb") as handle:
@@ -130,6 +132,12 @@ def _parse(line: bytes, *, path: Path, number: int) -> dict[str, Any]:
         msg = f"{path}:{number}: expected a JSON object, found {type(record).__name__}"
         raise HistoryError(msg)
     return record
+
+
+def _unreadable(path: Path, err: OSError) -> HistoryError:
+    return HistoryError(
+        f"{path}: cannot read the run history ({err.strerror}); check [feedback].history"
+    )
 
 
 def head_hash(path: Path) -> str:
@@ -188,6 +196,8 @@ def records(path: Path) -> list[dict[str, Any]]:
         raw = path.read_bytes()
     except FileNotFoundError:
         return []
+    except OSError as err:
+        raise _unreadable(path, err) from None
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -205,6 +215,8 @@ def verify(path: Path, *, expect_head: str | None = None) -> Verification:
             problems.append(
                 HistoryProblem(0, "the history is missing but its .head sidecar exists")
             )
+    except OSError as err:
+        raise _unreadable(path, err) from None
     if raw and not raw.endswith(b"\n"):
         problems.append(HistoryProblem(raw.count(b"\n") + 1, "incomplete last record (truncated)"))
     lines = raw.split(b"\n")

@@ -68,8 +68,8 @@ def build(bundle: ReportBundle, *, timestamp: float) -> Exposition:
         registry=registry,
     )
     for gate in bundle.view.gates:
-        for value in _STATUSES:
-            status.labels(gate.name, value).set(1 if gate.status == value else 0)
+        for name in _STATUSES:
+            status.labels(gate.name, name).set(1 if gate.status == name else 0)
         result = gate.result
         if result is None:
             continue
@@ -99,7 +99,7 @@ def build(bundle: ReportBundle, *, timestamp: float) -> Exposition:
     return Exposition(
         registry=registry,
         text=generate_latest(registry).decode("utf-8"),
-        openmetrics=generate_openmetrics(registry).decode("utf-8"),
+        openmetrics=generate_openmetrics(registry).decode("utf-8"),  # type: ignore[no-untyped-call]
     )
 
 

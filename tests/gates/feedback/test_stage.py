@@ -85,3 +85,19 @@ def test_a_tampered_history_fails_the_stage_and_is_not_extended(project):
     assert feedback.findings[-1].rule == "FB001"
     assert summary.exit_code == 1
     assert history.verify(path).records == 1
+
+
+def test_an_unreadable_history_errors_the_stage_with_one_clear_message(passed_run, tmp_path):
+    import shutil
+
+    from tests.gates.feedback.helpers import run_stage
+
+    root = tmp_path / "copy"
+    shutil.copytree(passed_run, root)
+    path = root / "history" / "runs.jsonl"
+    path.unlink()
+    path.mkdir()
+    result = run_stage(root)
+    assert result.status is Status.ERRORED
+    assert "cannot read the run history" in result.summary
+    assert "[feedback].history" in result.summary
