@@ -276,3 +276,76 @@ def test_findings_of_every_severity_map_to_sarif_and_code_quality_levels():
     assert set(sarif._LEVELS) == set(Severity)
     assert set(codequality._SEVERITY) == set(Severity)
     assert Finding("X1", "m").severity is Severity.ERROR
+
+
+def _bundle_with_every_status(tmp_path):
+    from gates.base import GateResult, Location, Status
+    from gates.feedback.bundle import ReportBundle
+    from gates.feedback.collect import GateView, RunView
+    from gates.feedback.trends import Delta
+
+    views = []
+    for number, status in enumerate(Status):
+        finding = Finding(
+            f"R{number:03d}",
+            f'{status.value} \x01 <tag> & "quote"',
+            severity=Severity.ERROR if status is not Status.PASSED else Severity.WARNING,
+            location=Location(path="policy.toml", line=3),
+            policy_key="[x].y",
+        )
+        result = GateResult(
+            gate=f"g{number}",
+            status=status,
+            summary=f"{status.value} summary <tag>",
+            run_id="r1",
+            inputs={},
+            findings=(finding,),
+            duration_seconds=0.5,
+            started="2026-11-22T00:00:00+00:00",
+        )
+        views.append(GateView(f"g{number}", "", result))
+    views.append(GateView("gate", "", None, "no report"))
+    view = RunView(run_id="r1", gates=tuple(views))
+    return ReportBundle(
+        view=view,
+        root=tmp_path,
+        reports_dir=tmp_path,
+        policy_file="policy.toml",
+        commit="abc",
+        deltas=(Delta("cv.accuracy.mean", 0.9, 0.95, None),),
+        findings=(Finding("FB101", "drop", severity=Severity.WARNING),),
+        history=(),
+        head="0" * 64,
+    )
+
+
+def test_every_status_has_a_branch_in_every_format(tmp_path):
+    from gates.base import Status
+    from gates.feedback import codequality, html, junit, sarif
+
+    bundle = _bundle_with_every_status(tmp_path)
+    assert bundle.view.verdict == "ERRORED"  # the verdict never ran; the worst status wins
+    root = ET.fromstring(junit.render(bundle))  # noqa: S314 - our own output
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    statuses = {f"g{n}": s for n, s in enumerate(Status)}
+    kinds = {"PASSED": None, "FAILED": "failure", "ERRORED": "error", "SKIPPED": "skipped"}
+    for name, status in statuses.items():
+        kind = kinds[status.value]
+        if kind is None:
+            assert all(c.tag == "system-out" for c in cases[name])
+        else:
+            assert cases[name].find(kind) is not None
+    assert cases["gate"].find("skipped") is not None
+    assert "\x01" not in ET.tostring(root, encoding="unicode")
+    log, _ = sarif.render(bundle)
+    jsonschema.validate(log, json.loads((ASSETS / "sarif-schema-2.1.0.json").read_text()))
+    assert {r["level"] for r in log["runs"][-1]["results"]} == {"error", "warning"}
+    jsonschema.validate(codequality.render(bundle), CODE_QUALITY_SCHEMA)
+    text = markdown.render(bundle)
+    for status in Status:
+        assert f" {status.value} |" in text
+    assert "NOT RUN" in text
+    assert "-0.0500" in text
+    page = html.render(bundle, classes=["a", "b"], positive="b")
+    assert "summary &lt;tag&gt;" in page
+    assert "<tag>" not in page
