@@ -101,3 +101,29 @@ def test_an_unreadable_history_errors_the_stage_with_one_clear_message(passed_ru
     assert result.status is Status.ERRORED
     assert "cannot read the run history" in result.summary
     assert "[feedback].history" in result.summary
+
+
+def test_the_cv_gate_writes_holdout_predictions_for_the_plots(passed_run):
+    import csv
+
+    with (passed_run / "reports" / "cv.holdout.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 114  # the 20 % holdout of 569 rows
+    assert set(rows[0]) == {"y_true", "y_pred", "proba_benign", "proba_malignant"}
+    assert all(abs(float(r["proba_benign"]) + float(r["proba_malignant"]) - 1) < 1e-5 for r in rows)
+
+
+def test_the_feedback_policy_section_is_optional_and_strict(project):
+    import pytest
+
+    from pipeline.errors import PolicyError
+
+    document = project.policy_document()
+    del document["feedback"]
+    from tests.conftest import write_toml
+
+    write_toml(project.policy_path, document)
+    assert project.load().policy.feedback.history == "history/runs.jsonl"
+    project.edit_policy(**{"feedback.histroy": "x"})
+    with pytest.raises(PolicyError, match=r"feedback\.histroy: unknown key"):
+        project.load()
