@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -248,17 +249,25 @@ def ingest(policy: LoadedPolicy, source: Path) -> Batch:
     except IsADirectoryError:
         msg = f"{source}: expected a CSV file, found a folder"
         raise DataError(msg) from None
-    frame = read_table(source, fmt="csv")
     digest = sha256_bytes(raw)
     root = quarantine_dir(policy)
     for existing in list_batches(policy):
         if existing.sha256 == digest:
             msg = f"{source}: already ingested as batch {existing.batch_id} ({existing.status})"
             raise DataError(msg)
-    problems, disagreement = screen(policy, frame)
     now = datetime.now(UTC)
+    batch_id = f"fb-{now:%Y%m%dT%H%M%SZ}-{digest[:8]}"
+    folder = root / batch_id
+    # Parse the stored copy, not the source: what is checked is exactly what may be approved.
+    atomic_write_bytes(folder / ROWS_FILE, raw)
+    try:
+        frame = read_table(folder / ROWS_FILE, fmt="csv")
+        problems, disagreement = screen(policy, frame)
+    except DataError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise DataError(str(err).replace(str(folder / ROWS_FILE), str(source))) from None
     batch = Batch(
-        batch_id=f"fb-{now:%Y%m%dT%H%M%SZ}-{digest[:8]}",
+        batch_id=batch_id,
         source=source.name,
         sha256=digest,
         rows=len(frame),
@@ -267,8 +276,6 @@ def ingest(policy: LoadedPolicy, source: Path) -> Batch:
         problems=tuple(problems),
         disagreement_rate=round(disagreement, 6),
     )
-    folder = root / batch.batch_id
-    atomic_write_bytes(folder / ROWS_FILE, raw)
     atomic_write_json(folder / BATCH_FILE, batch.to_dict())
     return batch
 
