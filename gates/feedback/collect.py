@@ -107,7 +107,9 @@ def key_metrics(view: RunView) -> dict[str, float]:
     rows = data.metrics.get("rows") if data is not None else None
     if isinstance(rows, int) and rows > 0:
         found["data.rows"] = float(rows)
-        flagged = sum(sum(flagged_rows(g.result).values()) for g in view.gates if g.result)
+        flagged = sum(
+            sum(flagged_rows(g.result).values()) for g in view.gates if g.result is not None
+        )
         found["data.flag_rate"] = round(flagged / rows, 6)
     return found
 

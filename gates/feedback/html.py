@@ -255,7 +255,7 @@ def render(bundle: ReportBundle, *, classes: list[str], positive: str) -> str:
     for gate in view.gates:
         result = gate.result
         reason = gate.problem if result is None else result.summary
-        seconds = f"{result.duration_seconds:.2f}s" if result else "-"
+        seconds = f"{result.duration_seconds:.2f}s" if result is not None else "-"
         rows.append(
             f"<tr><td>{escape(gate.name)}</td><td>{_badge(gate.status)}</td><td>{seconds}</td>"
             f"<td>{escape(reason[:400])}</td></tr>"

@@ -32,7 +32,7 @@ def render(bundle: ReportBundle) -> str:
     total = 0.0
     for gate in bundle.view.gates:
         result = gate.result
-        seconds = result.duration_seconds if result else 0.0
+        seconds = result.duration_seconds if result is not None else 0.0
         total += seconds
         case = ET.SubElement(
             suite, "testcase", classname="gates", name=gate.name, time=f"{seconds:.3f}"

@@ -135,6 +135,7 @@ def test_junit_has_one_testcase_per_gate_with_findings_as_failures(failed_run):
     assert "[cv.thresholds.accuracy].min_mean" in failure.text
     assert cases["artifacts"].find("skipped") is not None
     assert suite.get("tests") == str(len(NAMES))
+    assert float(cases["cv"].get("time")) > 0  # a failed result is falsy: time must survive
     assert cases["gate"].find("failure") is not None  # the verdict fails with cv
     assert int(suite.get("failures")) == 2
     assert int(suite.get("skipped")) == 1

@@ -111,3 +111,25 @@ def test_a_better_champion_makes_the_stage_warn_or_fail_per_policy(passed_run, t
     result = run_stage(root)
     assert result.status is Status.FAILED
     assert result.findings[0].policy_key == "[feedback].max_metric_drop"
+
+
+def test_flagged_rows_of_a_failed_gate_count_towards_the_flag_rate():
+    from gates.base import GateResult
+    from gates.feedback.collect import GateView, RunView, key_metrics
+
+    def result(gate, status, metrics):
+        return GateResult(gate, status, "s", "r", {}, metrics=metrics)
+
+    view = RunView(
+        run_id="r",
+        gates=(
+            GateView(
+                "data",
+                "",
+                result("data", Status.FAILED, {"rows": 200, "flagged_rows": {"outliers": 6}}),
+            ),
+            GateView("screen", "", result("screen", Status.PASSED, {"flagged_rows": 4})),
+            GateView("gate", "", None, "no report"),
+        ),
+    )
+    assert key_metrics(view)["data.flag_rate"] == 0.05
