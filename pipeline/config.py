@@ -155,7 +155,7 @@ class FeedbackPolicy(_Strict):
 
     history: str = "history/runs.jsonl"
     quarantine_dir: str = "data/quarantine"
-    champion: str = "registry/champion.json"
+    champion: str = "registry/champion"
     prediction_column: str = "prediction"
     trend_window: Annotated[int, Field(ge=1, le=1000)] = 5
     max_metric_drop: Fraction = 0.02

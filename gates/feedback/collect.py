@@ -82,14 +82,39 @@ def collect(context: RunContext, *, upto: str) -> RunView:
     return RunView(run_id=context.run_id, gates=tuple(views))
 
 
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
+
+
 def flagged_rows(result: GateResult) -> dict[str, int]:
-    """Rows a gate flagged, per check: its ``metrics["flagged_rows"]`` (a dict or a number)."""
+    """Rows a gate flagged, per check.
+
+    Read from ``metrics["checks"][CHECK]["flagged"]`` (the data gate's screening checks), else
+    ``metrics["flagged_rows"]`` as ``{check: count}``, else as one number under the gate's name.
+    """
+    checks = result.metrics.get("checks")
+    if isinstance(checks, dict):
+        found = {
+            str(name): count
+            for name, stats in checks.items()
+            if isinstance(stats, dict) and (count := _count(stats.get("flagged"))) is not None
+        }
+        if found:
+            return found
     raw = result.metrics.get("flagged_rows")
     if isinstance(raw, dict):
-        return {str(k): int(v) for k, v in raw.items() if isinstance(v, int | float)}
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return {result.gate: int(raw)}
-    return {}
+        return {str(k): n for k, v in raw.items() if (n := _count(v)) is not None}
+    total = _count(raw)
+    return {result.gate: total} if total is not None else {}
+
+
+def flagged_total(result: GateResult) -> int:
+    """Distinct rows a gate flagged: ``metrics["flagged_rows"]`` when it is a number (a row
+    flagged by two checks counts once), else the sum over checks."""
+    total = _count(result.metrics.get("flagged_rows"))
+    return total if total is not None else sum(flagged_rows(result).values())
 
 
 def key_metrics(view: RunView) -> dict[str, float]:
@@ -107,9 +132,7 @@ def key_metrics(view: RunView) -> dict[str, float]:
     rows = data.metrics.get("rows") if data is not None else None
     if isinstance(rows, int) and rows > 0:
         found["data.rows"] = float(rows)
-        flagged = sum(
-            sum(flagged_rows(g.result).values()) for g in view.gates if g.result is not None
-        )
+        flagged = sum(flagged_total(g.result) for g in view.gates if g.result is not None)
         found["data.flag_rate"] = round(flagged / rows, 6)
     return found
 
@@ -134,6 +157,7 @@ def build_record(view: RunView, context: RunContext, *, commit: str, dirty: bool
             "findings": counts,
             "rules": sorted({f.rule for f in result.findings}),
             "flagged_rows": flagged_rows(result),
+            "flagged_total": flagged_total(result),
         }
         artifacts.update(result.artifacts)
         inputs = inputs or dict(result.inputs)

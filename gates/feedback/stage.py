@@ -18,7 +18,7 @@ from gates.base import Finding, Gate, Location, Outcome, RunContext, Severity
 from gates.feedback import codequality, history, html, junit, markdown, mlflow_sink, prom, sarif
 from gates.feedback.bundle import ReportBundle
 from gates.feedback.collect import build_record, collect, key_metrics
-from gates.feedback.trends import compare, read_champion
+from gates.feedback.trends import champion_from_cv, compare, read_champion
 from gates.runner import git_commit
 from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
 
@@ -46,8 +46,13 @@ class FeedbackGate(Gate):
         past = history.records(history_path) if check else []
         commit, dirty = git_commit(context.root)
         metrics = key_metrics(view)
-        champion, champion_findings = read_champion(policy.resolve(settings.champion), history=past)
-        findings.extend(champion_findings)
+        cv = view.result("cv")
+        champion = champion_from_cv(cv.metrics) if cv is not None else None
+        if champion is None:
+            champion, champion_findings = read_champion(
+                policy.resolve(settings.champion), history=past
+            )
+            findings.extend(champion_findings)
         previous = [r for r in past if r.get("run_id") != view.run_id]
         deltas, trend_findings = compare(
             metrics,

@@ -70,7 +70,8 @@ def read_champion(
     """The champion's metrics from ``path`` (absent: none, unreadable: a FB110 warning).
 
     Accepted shapes: ``{"metrics": {"accuracy": {"mean": ..}}}`` (the cv report's), flat
-    ``{"metrics": {"cv.accuracy.mean": ..}}``, or ``{"run_id": ..}`` found in the history.
+    ``{"metrics": {"cv.accuracy.mean": ..}}``, or ``{"run_id": ..}`` / the registry pointer's
+    ``{"version": "<run id>-<sha12>"}`` found in the history.
     """
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -82,6 +83,10 @@ def read_champion(
         return None, [_unreadable(path, f"expected a JSON object, found {type(document).__name__}")]
     run_id = document.get("run_id")
     run_id = str(run_id) if isinstance(run_id, str) else None
+    version = document.get("version")
+    if run_id is None and isinstance(version, str) and "-" in version:
+        # The registry's pointer names a version "<run id>-<model sha256[:12]>".
+        run_id = version.rsplit("-", 1)[0]
     raw = document.get("metrics")
     if isinstance(raw, dict):
         metrics = _flatten(raw.get("cv", raw) if isinstance(raw.get("cv"), dict) else raw)
@@ -93,6 +98,37 @@ def read_champion(
             if isinstance(metrics, dict):
                 return Champion(source=str(path), metrics=_flatten(metrics), run_id=run_id), []
     return None, [_unreadable(path, "no metrics and no run_id found in the history")]
+
+
+def champion_from_cv(cv_metrics: dict[str, Any]) -> Champion | None:
+    """The champion's holdout scores as the cv gate measured them on this run's holdout split.
+
+    The cv gate (with a registry) reports ``metrics["champion"] = {"status": "compared",
+    "version": .., "deltas": {METRIC: {"champion": ..}}}``: the fairest comparison, since both
+    models scored the same rows. None when the gate did not compare.
+    """
+    block = cv_metrics.get("champion")
+    if not isinstance(block, dict) or block.get("status") != "compared":
+        return None
+    deltas = block.get("deltas")
+    if not isinstance(deltas, dict):
+        return None
+    metrics = {
+        f"cv.{metric}.holdout": float(values["champion"])
+        for metric, values in deltas.items()
+        if isinstance(values, dict)
+        and isinstance(values.get("champion"), int | float)
+        and not isinstance(values.get("champion"), bool)
+    }
+    if not metrics:
+        return None
+    version = block.get("version")
+    run_id = block.get("run_id")
+    return Champion(
+        source=f"champion {version} (scored on this run's holdout by the cv gate)",
+        metrics=metrics,
+        run_id=str(run_id) if isinstance(run_id, str) else None,
+    )
 
 
 def _unreadable(path: Path, why: str) -> Finding:

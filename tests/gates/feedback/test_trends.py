@@ -95,7 +95,7 @@ def test_a_better_champion_makes_the_stage_warn_or_fail_per_policy(passed_run, t
     root = tmp_path / "copy"
     shutil.copytree(passed_run, root)
     (root / "registry").mkdir()
-    (root / "registry" / "champion.json").write_text(
+    (root / "registry" / "champion").write_text(
         json.dumps({"run_id": "old", "metrics": {"accuracy": {"mean": 0.999, "holdout": 0.999}}})
     )
     result = run_stage(root)
@@ -133,3 +133,41 @@ def test_flagged_rows_of_a_failed_gate_count_towards_the_flag_rate():
         ),
     )
     assert key_metrics(view)["data.flag_rate"] == 0.05
+
+
+def test_the_data_gates_screening_checks_are_read_per_check_and_counted_once():
+    from gates.base import GateResult
+    from gates.feedback.collect import GateView, RunView, flagged_rows, key_metrics
+
+    metrics = {
+        "rows": 100,
+        "flagged_rows": 3,  # distinct rows: one row was flagged by both checks
+        "checks": {"outliers": {"flagged": 2, "share": 0.02}, "label_noise": {"flagged": 2}},
+    }
+    result = GateResult("data", Status.PASSED, "s", "r", {}, metrics=metrics)
+    assert flagged_rows(result) == {"outliers": 2, "label_noise": 2}
+    view = RunView(run_id="r", gates=(GateView("data", "", result), GateView("gate", "", None)))
+    assert key_metrics(view)["data.flag_rate"] == 0.03
+
+
+def test_the_champion_is_taken_from_the_cv_gates_comparison_when_there_is_one(tmp_path):
+    from gates.feedback.trends import champion_from_cv
+
+    assert champion_from_cv({"champion": {"status": "none"}}) is None
+    assert champion_from_cv({}) is None
+    champion = champion_from_cv(
+        {
+            "champion": {
+                "status": "compared",
+                "version": "20260101T000000Z-abcdef-0123456789ab",
+                "run_id": "20260101T000000Z-abcdef",
+                "deltas": {"accuracy": {"candidate": 0.95, "champion": 0.97, "delta": -0.02}},
+            }
+        }
+    )
+    assert champion.metrics == {"cv.accuracy.holdout": 0.97}
+    assert champion.run_id == "20260101T000000Z-abcdef"
+    pointer = tmp_path / "champion"
+    pointer.write_text(json.dumps({"version": "20260101T000000Z-abcdef-0123456789ab"}))
+    history = [{"run_id": "20260101T000000Z-abcdef", "metrics": {"cv.f1.mean": 0.91}}]
+    assert read_champion(pointer, history=history)[0].metrics == {"cv.f1.mean": 0.91}
