@@ -159,7 +159,7 @@ def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
     import json  # noqa: PLC0415
 
     from gates import console  # noqa: PLC0415
-    from gates.registry import NAMES  # noqa: PLC0415
+    from gates.registry import NAMES, spec  # noqa: PLC0415
     from gates.runner import run_chain  # noqa: PLC0415
 
     try:
@@ -188,6 +188,10 @@ def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
         return code
     if any(r.gate == VERDICT.name for r in summary.results):
         human.write(f"verdict: {word} (run {summary.run_id}, reports in {reports})\n")
+        for result in summary.results:
+            if spec(result.gate).always and not result:
+                # Say which part failed when the gates passed but the feedback stage did not.
+                human.write(f"  {result.gate} {result.status.value}: {result.summary}\n")
     elif code != EXIT_OK:
         stopped = ", ".join(r.gate for r in summary.results if not r)
         human.write(

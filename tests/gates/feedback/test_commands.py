@@ -101,3 +101,12 @@ def test_the_rich_display_prints_every_status_and_its_findings():
         assert f"{status.value:<8}   1.50s  [bold]{status.value}[/] summary" in text
     assert "CV001 accuracy [low]" in text
     assert "[cv]." in text  # the spinner shows the summary literally too
+
+
+def test_a_failing_feedback_stage_is_named_under_the_verdict(project, gates_cli):
+    project.run()
+    path = project.root / "history" / "runs.jsonl"
+    path.write_bytes(path.read_bytes().replace(b'"verdict":"PASSED"', b'"verdict":"FAILED"'))
+    done = gates_cli(project.root, "run", env={"CI": "true"})
+    assert done.returncode == 1
+    assert "  feedback FAILED: 1 feedback problem(s): run history" in done.stdout
