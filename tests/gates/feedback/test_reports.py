@@ -350,3 +350,25 @@ def test_every_status_has_a_branch_in_every_format(tmp_path):
     page = html.render(bundle, classes=["a", "b"], positive="b")
     assert "summary &lt;tag&gt;" in page
     assert "<tag>" not in page
+
+
+def test_multiclass_holdout_gets_one_roc_curve_per_class():
+    from gates.feedback import html
+
+    rows = []
+    for truth, guess, probs in [
+        ("a", "a", (0.8, 0.1, 0.1)),
+        ("b", "b", (0.1, 0.7, 0.2)),
+        ("c", "b", (0.2, 0.5, 0.3)),
+        ("c", "c", (0.1, 0.2, 0.7)),
+        ("a", "c", (0.4, 0.1, 0.5)),
+    ]:
+        rows.append(
+            {"y_true": truth, "y_pred": guess}
+            | {f"proba_{k}": str(p) for k, p in zip("abc", probs, strict=True)}
+        )
+    confusion, roc = html._holdout_plots(rows, ["a", "b", "c"], "c")
+    assert "Confusion matrix (holdout, 5 rows)" in confusion
+    assert roc.count("<polyline") == 3
+    assert all(f"{label} AUC" in roc for label in "abc")
+    assert html._holdout_plots([], ["a"], "a") == []
