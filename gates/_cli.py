@@ -45,6 +45,44 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", parents=[common], help="list the gates in registry order")
     run = sub.add_parser("run", parents=[common], help="run gates in registry order (default: all)")
     run.add_argument("gates", nargs="*", metavar="GATE", help="gates to run (default: all)")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print the run's results as JSON on stdout; progress and logs go to stderr",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="progress/log lines as text (default) or JSON objects (env GATES_LOG_FORMAT)",
+    )
+
+    hist = sub.add_parser("history", help="inspect and verify the hash-chained run history")
+    hist_sub = hist.add_subparsers(dest="history_command", required=True, metavar="ACTION")
+    verify = hist_sub.add_parser(
+        "verify", parents=[common], help="detect edited, deleted, reordered or truncated records"
+    )
+    verify.add_argument(
+        "--expect-head", metavar="SHA256", help="also require this head hash (from an attestation)"
+    )
+    hist_sub.add_parser("head", parents=[common], help="print the head hash of the history")
+    show = hist_sub.add_parser("show", parents=[common], help="list the most recent runs")
+    show.add_argument("-n", type=int, default=10, metavar="N", help="how many runs (default 10)")
+
+    feedback = sub.add_parser("feedback", help="quarantine and approve production feedback")
+    fb_sub = feedback.add_subparsers(dest="feedback_command", required=True, metavar="ACTION")
+    ingest = fb_sub.add_parser(
+        "ingest", parents=[common], help="check a CSV of labelled outcomes into quarantine"
+    )
+    ingest.add_argument("file", type=Path, metavar="FILE.csv")
+    fb_sub.add_parser("list", parents=[common], help="list quarantined batches")
+    approve_batch = fb_sub.add_parser(
+        "approve", parents=[common], help="append a clean batch to the training data and re-lock"
+    )
+    approve_batch.add_argument("batch", metavar="BATCH")
+    approve_batch.add_argument(
+        "--by", default=None, help="who approves (default: $USER); recorded in the batch"
+    )
 
     data = sub.add_parser("data", help="manage the approved data snapshot")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -156,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per command
     if args.command == "list":
         for number, spec in enumerate(GATES, start=1):
             sys.stdout.write(f"{number}. {spec.name:<10} {spec.summary}\n")
@@ -174,6 +212,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "data":
         return _data(args, loaded)
+    if args.command in ("history", "feedback"):
+        from gates.feedback import commands  # noqa: PLC0415
+
+        command = (
+            commands.history_command if args.command == "history" else commands.feedback_command
+        )
+        return command(args, loaded)
     return _run(args, loaded)
 
 
@@ -186,17 +231,45 @@ def _data(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
 
 
 def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
+    import json  # noqa: PLC0415
+
+    from gates import console  # noqa: PLC0415
+    from gates.registry import NAMES, spec  # noqa: PLC0415
     from gates.runner import run_chain  # noqa: PLC0415
 
+    try:
+        fmt = console.log_format(args.log_format)
+    except ValueError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return EXIT_USAGE
+    # With --json, stdout carries exactly one JSON document; everything human goes to stderr.
+    human = sys.stderr if args.json else sys.stdout
+    total = len(args.gates) or len(NAMES)
+    display = console.choose(human, fmt=fmt, total=total)
     reports = args.reports or loaded.resolve(loaded.policy.run.reports_dir)
-    summary = run_chain(args.gates, policy=loaded, reports_dir=reports)
+    summary = run_chain(args.gates, policy=loaded, reports_dir=reports, out=human, display=display)
     code = summary.exit_code
+    word = {EXIT_OK: "PASSED", EXIT_FAILED: "FAILED"}.get(code, "ERRORED")
+    if args.json:
+        document = {
+            "run_id": summary.run_id,
+            "exit_code": code,
+            "status": word,
+            "reports_dir": str(reports),
+            "results": [r.to_dict() for r in summary.results],
+        }
+        sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    if fmt == "json":
+        return code
     if any(r.gate == VERDICT.name for r in summary.results):
-        word = {EXIT_OK: "PASSED", EXIT_FAILED: "FAILED"}.get(code, "ERRORED")
-        sys.stdout.write(f"verdict: {word} (run {summary.run_id}, reports in {reports})\n")
+        human.write(f"verdict: {word} (run {summary.run_id}, reports in {reports})\n")
+        for result in summary.results:
+            if spec(result.gate).always and not result:
+                # Say which part failed when the gates passed but the feedback stage did not.
+                human.write(f"  {result.gate} {result.status.value}: {result.summary}\n")
     elif code != EXIT_OK:
         stopped = ", ".join(r.gate for r in summary.results if not r)
-        sys.stdout.write(
+        human.write(
             f"stopped: {stopped} did not pass; later gates refuse to run until it does "
             f"(run {summary.run_id})\n"
         )

@@ -13,6 +13,8 @@ A champion that does not verify makes the gate ERRORED: it cannot judge against 
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any, ClassVar
 
 from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, Severity
@@ -21,6 +23,7 @@ from gates.release import registry_for, trusted_key
 from pipeline.champion import RegistryError
 from pipeline.config import Tolerance
 from pipeline.evaluate import build_scorers, cross_validate_scores, holdout_scores
+from pipeline.fsio import atomic_write_text
 from pipeline.model import build_estimator
 from pipeline.persist import MODEL_FILE, load_attested, load_verified
 from pipeline.signing import SigningError
@@ -71,6 +74,7 @@ class CvGate(Gate):
             seed=policy.run.seed,
         )
         holdout = holdout_scores(model, split.x_holdout, split.y_holdout, scorers=scorers)
+        write_holdout_predictions(context, model, split.x_holdout, split.y_holdout)
         metrics: dict[str, Any] = {}
         for metric, bar in policy.cv.thresholds.items():
             folds = scores.folds[metric]
@@ -195,3 +199,25 @@ def _compare_with_champion(
         "deltas": deltas,
         "summary": summary,
     }, findings
+
+
+HOLDOUT_FILE = "cv.holdout.csv"
+
+
+def write_holdout_predictions(context: RunContext, model: Any, features: Any, labels: Any) -> None:
+    """Write ``reports/cv.holdout.csv``: y_true, y_pred and one ``proba_<class>`` per class.
+
+    The feedback report draws the confusion matrix and ROC curve from it.
+    """
+    predicted = model.predict(features)
+    classes = [str(c) for c in getattr(model, "classes_", ())]
+    proba = model.predict_proba(features) if hasattr(model, "predict_proba") else None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["y_true", "y_pred", *(f"proba_{c}" for c in classes if proba is not None)])
+    for i, (truth, guess) in enumerate(zip(labels, predicted, strict=True)):
+        row = [str(truth), str(guess)]
+        if proba is not None:
+            row.extend(f"{float(v):.6f}" for v in proba[i])
+        writer.writerow(row)
+    atomic_write_text(context.reports_dir / HOLDOUT_FILE, buffer.getvalue())

@@ -235,6 +235,28 @@ class ReleasePolicy(_Strict):
     tolerance: dict[Metric, Tolerance] = Field(default_factory=dict)
 
 
+class FeedbackPolicy(_Strict):
+    """[feedback]: run history, trends, production-feedback quarantine, metrics and MLflow."""
+
+    history: str = "history/runs.jsonl"
+    quarantine_dir: str = "data/quarantine"
+    champion: str = "registry/champion"
+    prediction_column: str = "prediction"
+    trend_window: Annotated[int, Field(ge=1, le=1000)] = 5
+    max_metric_drop: Fraction = 0.02
+    max_flag_rate_rise: Fraction = 0.05
+    fail_on_regression: bool = False
+    fail_on_flag_rise: bool = False
+    max_batch_rows: Annotated[int, Field(ge=1)] = 100_000
+    max_label_disagreement: Fraction = 0.5
+    outlier_z: Annotated[float, Field(gt=0.0)] = 8.0
+    pushgateway_url: str | None = None
+    pushgateway_job: str = "secure_ml_pipeline"
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = "secure-ml-pipeline"
+    mlflow_artifact_location: str | None = None
+
+
 class Policy(_Strict):
     """The whole of policy.toml."""
 
@@ -244,6 +266,7 @@ class Policy(_Strict):
     model: ModelPolicy = Field(default_factory=ModelPolicy)
     cv: CvPolicy
     release: ReleasePolicy = Field(default_factory=ReleasePolicy)
+    feedback: FeedbackPolicy = Field(default_factory=FeedbackPolicy)
 
     @model_validator(mode="after")
     def _champion_metrics_scored(self) -> Self:

@@ -16,6 +16,7 @@ from gates.ci.interface import (
     PYTHON_VERSION,
     RUN_GATE,
     RUN_ID_ENV,
+    SIGN_RELEASE,
     SIGNING_KEY_ENV,
     SUMMARY_MD,
     CiPlan,
@@ -288,10 +289,12 @@ def _deploy_job(plan: CiPlan) -> str:
 """
         + _setup_steps(download=plan.verdict.name)
         + f"""\
-      - name: Verify the signed attestation and promote the model
+      - name: Sign this run's attestation with the release key
         env:
           # The only job that sees the release signing key (an environment secret).
           {SIGNING_KEY_ENV}: ${{{{ secrets.{SIGNING_KEY_ENV} }}}}
+        run: {SIGN_RELEASE}
+      - name: Verify the signed attestation and promote the model
         run: {DEPLOY}
 """
     )

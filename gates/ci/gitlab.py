@@ -19,6 +19,7 @@ from gates.ci.interface import (
     PYTHON_VERSION,
     RUN_GATE,
     RUN_ID_ENV,
+    SIGN_RELEASE,
     SKIP_INSTALL_ENV,
     CiPlan,
     CiRenderer,
@@ -184,5 +185,6 @@ deploy:
   resource_group: {DEPLOY_ENVIRONMENT}
   interruptible: false
   script:
+    - {SIGN_RELEASE}
     - {DEPLOY}
 """

@@ -17,7 +17,12 @@ REGENERATE = "Change the registry or gates/ci/, then run `python -m gates ci ren
 PYTHON_VERSION = "3.11"
 INSTALL = "python -m pip install --require-hashes -r requirements.lock"
 RUN_GATE = "python -m gates run {gate}"
-DEPLOY = "python -m gates deploy"  # implemented by the attestation work; keep the exact command
+# Gate jobs hold no signing key, so their attestation is signed with a development key that
+# deploy refuses. The approved deploy job, the only one that sees the release key, re-runs the
+# artifacts gate and the verdict with it (same run id, same inputs, the carried reports), then
+# verifies and promotes.
+SIGN_RELEASE = "python -m gates run artifacts gate"
+DEPLOY = "python -m gates deploy"
 DOTENV = "python -m gates ci dotenv --output reports/gates.env"
 # A job of its own in every file: the committed CI files still match the registry.
 CHECK_CONFIG = "python -m gates ci render --check"

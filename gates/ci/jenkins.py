@@ -15,6 +15,7 @@ from gates.ci.interface import (
     JUNIT_XML,
     RUN_GATE,
     RUN_ID_ENV,
+    SIGN_RELEASE,
     SIGNING_KEY_CREDENTIAL,
     SIGNING_KEY_ENV,
     CiPlan,
@@ -142,6 +143,7 @@ pipeline {{
                     python3 -m venv .venv
                     . .venv/bin/activate
                     {INSTALL}
+                    {SIGN_RELEASE}
                     {DEPLOY}
                 '''
             }}

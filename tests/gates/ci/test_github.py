@@ -95,7 +95,9 @@ def test_feedback_runs_always_and_the_report_job_publishes_summary_and_sarif(fut
 
 
 def test_without_feedback_the_report_job_follows_the_verdict():
-    workflow = _workflow()
+    from gates.registry import GATES
+
+    workflow = _workflow(tuple(spec for spec in GATES if not spec.always))
     assert workflow["jobs"]["report"]["needs"] == ["gate"]
     assert "feedback" not in workflow["jobs"]
 
@@ -109,8 +111,12 @@ def test_deploy_is_default_branch_only_behind_the_environment_and_alone_sees_the
     assert deploy["environment"] == {"name": "production"}
     assert "github.event_name == 'push'" in deploy["if"]
     assert "github.event.repository.default_branch" in deploy["if"]
-    assert deploy["steps"][-1]["run"] == "python -m gates deploy"
-    assert deploy["steps"][-1]["env"] == {"GATES_SIGNING_KEY": "${{ secrets.GATES_SIGNING_KEY }}"}
+    sign, promote = deploy["steps"][-2:]
+    # Only the signing step sees the key; it re-signs this run's attestation, then deploy verifies.
+    assert sign["run"] == "python -m gates run artifacts gate"
+    assert sign["env"] == {"GATES_SIGNING_KEY": "${{ secrets.GATES_SIGNING_KEY }}"}
+    assert promote["run"] == "python -m gates deploy"
+    assert "env" not in promote
     for name, job in workflow["jobs"].items():
         if name != "deploy":
             assert "secrets." not in json.dumps(job), f"job {name} can read a secret"

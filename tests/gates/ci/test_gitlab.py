@@ -110,7 +110,9 @@ def test_feedback_runs_always_after_every_stage_with_native_reports(future_specs
 
 
 def test_without_feedback_the_verdict_carries_the_native_reports():
-    reports = _pipeline()["gate"]["artifacts"]["reports"]
+    from gates.registry import GATES
+
+    reports = _pipeline(tuple(s for s in GATES if not s.always))["gate"]["artifacts"]["reports"]
     assert set(reports) == {"dotenv", "junit", "codequality"}
 
 
@@ -126,7 +128,7 @@ def test_deploy_is_manual_on_the_default_branch_in_a_protected_environment(futur
     ]
     assert deploy["allow_failure"] is False
     assert deploy["environment"]["name"] == "production"
-    assert deploy["script"] == ["python -m gates deploy"]
+    assert deploy["script"] == ["python -m gates run artifacts gate", "python -m gates deploy"]
     # The key is a CI/CD variable scoped to the environment, never written into the file.
     assert "GATES_SIGNING_KEY" not in text
 
@@ -267,11 +269,13 @@ def test_gitlab_ci_local_runs_the_stages_in_order_and_they_pass(local_repo, gitl
     result = gitlab_ci_local(root)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    gates = [spec.name for spec in CiPlan.from_specs().gates]
+    plan = CiPlan.from_specs()
+    gates = [spec.name for spec in plan.gates]
+    always = [spec.name for spec in plan.always]
     started = _started(output)
-    assert [name for name in started if name != "ci-config"] == [*gates, "probe"]
+    assert [name for name in started if name != "ci-config"] == [*gates, *always, "probe"]
     assert "ci-config" in started  # the copy's files match its registry (rendered by the CLI)
-    for name in ("ci-config", *gates, "probe"):
+    for name in ("ci-config", *gates, *always, "probe"):
         assert re.search(rf"^ PASS  {name}\b", output, re.MULTILINE), name
     seen = json.loads(_artifact(root, "probe", "reports/probe.seen.json").read_text())
     assert {name: seen.get(name) for name in gates} == dict.fromkeys(gates, "PASSED")
