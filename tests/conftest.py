@@ -113,6 +113,7 @@ def project(tmp_path: Path) -> Project:
     root.mkdir()
     shutil.copy2(REPO / "policy.toml", root / "policy.toml")
     shutil.copytree(REPO / "data", root / "data")
+    shutil.copytree(REPO / "keys", root / "keys")
     return Project(root)
 
 
