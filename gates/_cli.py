@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", parents=[common], help="list the gates in registry order")
     run = sub.add_parser("run", parents=[common], help="run gates in registry order (default: all)")
     run.add_argument("gates", nargs="*", metavar="GATE", help="gates to run (default: all)")
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every gate even when a cached outcome matches (also: GATES_NO_CACHE=1)",
+    )
 
     data = sub.add_parser("data", help="manage the approved data snapshot")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -102,10 +107,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             return approve.approve(loaded, out=sys.stdout)
         return approve.verify(loaded, out=sys.stdout)
 
+    from gates.cache import disabled_by_env  # noqa: PLC0415
     from gates.runner import run_chain  # noqa: PLC0415
 
     reports = args.reports or loaded.resolve(loaded.policy.run.reports_dir)
-    summary = run_chain(args.gates, policy=loaded, reports_dir=reports)
+    summary = run_chain(
+        args.gates,
+        policy=loaded,
+        reports_dir=reports,
+        use_cache=True,
+        read_cache=not (args.no_cache or disabled_by_env()),
+    )
     code = summary.exit_code
     if any(r.gate == VERDICT.name for r in summary.results):
         word = {EXIT_OK: "PASSED", EXIT_FAILED: "FAILED"}.get(code, "ERRORED")

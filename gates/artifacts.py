@@ -19,6 +19,9 @@ class ArtifactsGate(Gate):
 
     name: ClassVar[str] = "artifacts"
     description: ClassVar[str] = __doc__ or ""
+    # Never reused from the gate cache: the manifest names the commit checked out now, which
+    # is not part of the cache key, and hashing is all this gate does anyway.
+    cacheable: ClassVar[bool] = False
 
     def run(self, context: RunContext) -> Outcome:
         """Hash the model and its manifest, re-hash the inputs, record the commit."""
