@@ -10,7 +10,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from gates.base import Finding, Gate, Location, Outcome, RunContext
-from pipeline.evaluate import build_scorers, cross_validate_scores, holdout_scores
+from pipeline.evaluate import (
+    build_scorers,
+    cross_validate_scores,
+    holdout_scores,
+    resolve_scheduler,
+)
 from pipeline.model import build_estimator
 from pipeline.persist import MODEL_FILE, load_verified
 from pipeline.train import prepare
@@ -55,6 +60,7 @@ class CvGate(Gate):
             scorers=scorers,
             folds=policy.cv.folds,
             seed=policy.run.seed,
+            scheduler=resolve_scheduler(policy.run.dask_scheduler),
         )
         holdout = holdout_scores(model, split.x_holdout, split.y_holdout, scorers=scorers)
         metrics: dict[str, Any] = {}
