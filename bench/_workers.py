@@ -91,11 +91,12 @@ def scale(stage: str, rows: int) -> dict[str, float]:
         from pipeline.model import build_estimator
 
         estimator = build_estimator(ModelPolicy(params={"C": 1.0, "max_iter": 1000}), seed=42)
+        scorers = build_scorers(["accuracy", "roc_auc"], classes=CLASSES, positive_class="pos")
+        base = _rss_mib()
         start = time.perf_counter()
         if stage == "train":
             estimator.fit(features, labels)
         else:
-            scorers = build_scorers(["accuracy", "roc_auc"], classes=CLASSES, positive_class="pos")
             cross_validate_scores(estimator, features, labels, scorers=scorers, folds=5, seed=42)
         seconds = time.perf_counter() - start
     return {

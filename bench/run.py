@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -133,8 +134,9 @@ def find_tool(name: str, override: str | None) -> str:
 
 def section_cold(out: Report, tmp: Path, *, nox: str) -> tuple[Path, float]:
     """Clone this branch and time the first ``nox -s train gate``."""
+    git = find_tool("git", None)
     branch = subprocess.run(
-        ["git", "rev-parse", "--abbrev-ref", "HEAD"],
+        [git, "rev-parse", "--abbrev-ref", "HEAD"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -142,9 +144,7 @@ def section_cold(out: Report, tmp: Path, *, nox: str) -> tuple[Path, float]:
     ).stdout.strip()
     clone = tmp / "clone"
     start = time.perf_counter()
-    subprocess.run(
-        ["git", "clone", "--quiet", "--branch", branch, str(REPO), str(clone)], check=True
-    )
+    subprocess.run([git, "clone", "--quiet", "--branch", branch, str(REPO), str(clone)], check=True)
     cloned = time.perf_counter() - start
     first = timed([nox, "-s", "train", "gate"], cwd=clone)
     out("## cold start: fresh clone, first `nox -s train gate` (builds the shared env)")
@@ -330,14 +330,20 @@ def section_d(out: Report, *, rows: int, reps: int) -> None:
 def section_e(out: Report, *, sizes: list[int]) -> None:
     """Scaling of contract check, train and cv: seconds and peak memory per size."""
     out("## e. scaling, synthetic data with 20 features (one process per stage and size)")
-    out(f"{'stage':<9}{'rows':>12}{'seconds':>10}{'data MiB':>10}{'peak MiB':>10}")
+    out(
+        "(RSS MiB: before = process with data loaded; peak = high-water mark; extra = peak - before)"
+    )
+    out(f"{'stage':<9}{'rows':>12}{'seconds':>10}{'before':>10}{'peak':>10}{'extra':>10}")
     for stage in ("contract", "train", "cv"):
         points = []
         for rows in sizes:
             result = worker("scale", stage, str(rows))
             seconds, data, peak = (float(result[k]) for k in ("seconds", "data_mib", "peak_mib"))  # type: ignore[arg-type]
             points.append((rows, seconds, peak))
-            out(f"{stage:<9}{rows:>12,}{seconds:>10.3f}{data:>10.0f}{peak:>10.0f}")
+            out(
+                f"{stage:<9}{rows:>12,}{seconds:>10.3f}{data:>10.0f}{peak:>10.0f}"
+                f"{max(peak - data, 0):>10.0f}"
+            )
         out(f"  growth of {stage}: {growth(points)}")
     out()
 
@@ -345,7 +351,7 @@ def section_e(out: Report, *, sizes: list[int]) -> None:
 def growth(points: list[tuple[int, float, float]]) -> str:
     """Log-log slope of time and of peak memory between consecutive sizes (1.0 = linear)."""
     time_slopes, memory_slopes = [], []
-    for (n1, t1, m1), (n2, t2, m2) in zip(points, points[1:], strict=False):
+    for (n1, t1, m1), (n2, t2, m2) in itertools.pairwise(points):
         scale = math.log(n2 / n1)
         time_slopes.append(math.log(max(t2, 1e-6) / max(t1, 1e-6)) / scale)
         memory_slopes.append(math.log(m2 / m1) / scale)
