@@ -175,9 +175,11 @@ def section_a(
 ) -> float:
     """Warm no-op vs dvc no-op; returns our full-run median for section b."""
     timed([nox, "-R", "-s", "train", "gate"], cwd=clone)  # warm the cache after the cold run
+    venv_python = next((clone / ".nox").glob("*/bin/python"))
     times = alternate(
         {
             "ours_noop": lambda: timed([nox, "-R", "-s", "train", "gate"], cwd=clone),
+            "ours_cli_noop": lambda: timed([str(venv_python), "-m", "gates", "run"], cwd=clone),
             "dvc_noop": lambda: timed([dvc, "repro", "-q"], cwd=dvc_project),
             "ours_full": lambda: timed(
                 [nox, "-R", "-s", "train", "gate", "--", "--no-cache"], cwd=clone
@@ -190,6 +192,7 @@ def section_a(
     out(f"ours, warm no-op        {fmt(times['ours_noop'])}")
     out(f"dvc repro, no-op        {fmt(times['dvc_noop'])}")
     out(f"ours, full (--no-cache) {fmt(times['ours_full'])}")
+    out(f"ours, python -m gates run, warm (one process, no nox) {fmt(times['ours_cli_noop'])}")
     out(
         f"ratio ours/dvc          {noop / dvc_noop:8.2f}x   {verdict(noop / dvc_noop, 2.0, at_most=True)}"
     )
