@@ -330,14 +330,14 @@ def section_d(out: Report, *, rows: int, reps: int) -> None:
     out()
 
 
-def section_e(out: Report, *, sizes: list[int]) -> None:
+def section_e(out: Report, *, sizes: list[int], stages: list[str]) -> None:
     """Scaling of contract check, train and cv: seconds and peak memory per size."""
     out("## e. scaling, synthetic data with 20 features (one process per stage and size)")
     out(
         "(RSS MiB: before = process with data loaded; peak = high-water mark; extra = peak - before)"
     )
     out(f"{'stage':<9}{'rows':>12}{'seconds':>10}{'before':>10}{'peak':>10}{'extra':>10}")
-    for stage in ("contract", "train", "cv"):
+    for stage in stages:
         points = []
         for rows in sizes:
             result = worker("scale", stage, str(rows))
@@ -371,6 +371,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, 3 repetitions")
     parser.add_argument("--sections", default="cold,a,b,c,d,e", help="comma-separated subset")
+    parser.add_argument(
+        "--stages", default="contract,train,cv", help="section e: comma-separated stages"
+    )
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 5, quick 3)")
     parser.add_argument("--out", type=Path, default=None, help="results file")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
@@ -414,7 +417,7 @@ def main() -> int:
             section_d(out, rows=100_000 if args.quick else 1_000_000, reps=reps)
         if "e" in sections:
             sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000, 10_000_000]
-            section_e(out, sizes=sizes)
+            section_e(out, sizes=sizes, stages=args.stages.split(","))
     load = os.getloadavg()
     out(f"load average at end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -170,7 +170,10 @@ def check_contract(
         labels, found = _check_labels(frame[contract.label], contract)
         converted[contract.label] = labels
         violations.extend(found)
-    return pd.DataFrame(converted, index=frame.index), violations
+    # concat keeps one block per column: DataFrame(dict) would copy every column into one 2-D
+    # block, the largest single cost at 10M rows (issue 8's scaling benchmark).
+    checked = pd.concat(converted, axis=1) if converted else pd.DataFrame(index=frame.index)
+    return checked, violations
 
 
 def _rows(mask: pd.Series | np.ndarray[Any, Any]) -> tuple[tuple[int, ...], int]:
