@@ -20,8 +20,13 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from typing import TYPE_CHECKING  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+if TYPE_CHECKING:
+    from pipeline.config import DataPolicy
 
 FEATURES = 20
 CLASSES = ("neg", "pos")
@@ -48,7 +53,8 @@ def synthetic(rows: int, *, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
     return frame, labels
 
 
-def contract_policy(rows: int):
+def contract_policy(rows: int) -> DataPolicy:
+    """The contract of the synthetic table: id, 20 bounded floats, a two-class label."""
     from pipeline.config import DataPolicy
 
     columns = {"id": {"dtype": "int64", "min": 0, "unique": True}}

@@ -219,7 +219,9 @@ def _check_numeric(
 ) -> tuple[pd.Series, pd.Series, list[Violation]]:
     """Parse a numeric column; return the values, the null mask, and the violations."""
     found: list[Violation] = []
-    values = _parse_float(raw.where(~blank))
+    textual = raw.dtype == object or pd.api.types.is_string_dtype(raw)
+    # A numeric column's blanks are its NaNs already: masking them again would only copy it.
+    values = _parse_float(raw.where(~blank) if textual else raw)
     unparsable = values.isna() & ~blank
     null = blank
     if unparsable.any():
@@ -257,7 +259,7 @@ def _check_numeric(
                 policy_key=f"{key}.dtype",
             )
         )
-    finite = values.where(~np.isinf(values.to_numpy()))
+    finite = values.where(~non_finite) if non_finite.any() else values
     if rule.dtype == "int64":
         fractional = finite.notna() & (finite != finite.round())
         if fractional.any():
