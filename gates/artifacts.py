@@ -66,6 +66,9 @@ class ArtifactsGate(Gate):
 
     name: ClassVar[str] = ATTESTING_GATE
     description: ClassVar[str] = __doc__ or ""
+    # Never reused from the gate cache: the manifest names the commit checked out now, which
+    # is not part of the cache key, and hashing is all this gate does anyway.
+    cacheable: ClassVar[bool] = False
 
     def run(self, context: RunContext) -> Outcome:
         """Check the model is the judged one, build the statement, sign it, write the envelope."""
