@@ -30,7 +30,7 @@ _RULES_KEY = "pyproject.toml [tool.ruff]"
 
 
 def _diagnostics(run: ToolRun, *, command: str) -> list[dict[str, Any]]:
-    # ruff: 0 clean, 1 diagnostics found, 2 ruff itself failed (bad config, crash). A syntax
+    # Exit codes of ruff are 0 clean, 1 diagnostics found, 2 ruff itself failed (bad config, crash). A syntax
     # error is a diagnostic (code "invalid-syntax"), reported with exit 1 by check and 2 by format.
     if run.returncode not in (0, 1, 2):
         msg = f"ruff {command} exited {run.returncode}, an unknown exit code: {run.tail()}"
@@ -46,7 +46,9 @@ def _diagnostics(run: ToolRun, *, command: str) -> list[dict[str, Any]]:
         msg = f"ruff {command} exited {run.returncode} without diagnostics: {run.tail()}"
         raise GateError(msg)
     if run.returncode == 0 and data:
-        msg = f"ruff {command} exited 0 but reported {len(data)} diagnostic(s); refusing to trust it"
+        msg = (
+            f"ruff {command} exited 0 but reported {len(data)} diagnostic(s); refusing to trust it"
+        )
         raise GateError(msg)
     return data
 
@@ -66,7 +68,7 @@ def _finding(item: dict[str, Any], *, root: Path, formatting: bool) -> Finding:
         )
     return Finding(
         rule=code,
-        message=f"{path}:{line}: {code} {item.get('message', '')}".rstrip(),
+        message=f"{path}:{line}: {item.get('message', '')} (ruff {code})",
         location=Location(path=path, line=line),
         observed=code,
         threshold="no diagnostics",

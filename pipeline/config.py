@@ -193,9 +193,7 @@ class AuditPolicy(_Strict):
     require_advisory_db: bool = False
     max_age_days: Annotated[int, Field(ge=1)] | None = None
     timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 600
-    canary: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+==[A-Za-z0-9.+!_-]+$")] = (
-        "joblib==1.1.0"
-    )
+    canary: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+==[A-Za-z0-9.+!_-]+$")] = "joblib==1.1.0"
     canary_id: Annotated[str, Field(min_length=1)] = "PYSEC-2022-288"
     waivers: Annotated[tuple[AuditWaiver, ...], Strict(False)] = ()
 
