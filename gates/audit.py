@@ -3,7 +3,8 @@
 Rules: AUD001 a locked dependency has a known vulnerability; AUD002 (warning) a vulnerability
 waived in policy; AUD003 a dependency pip-audit could not audit (skipped, not found); AUD004 a
 pin of the lock missing from pip-audit's report; AUD005 an expired waiver; AUD006 the local
-advisory snapshot is older than ``[audit].max_age_days``; AUD010 vulnerability data
+advisory snapshot is older than ``[audit].max_age_days``; AUD007 (warning) the snapshot is over 90
+days old and no max age is set; AUD010 vulnerability data
 unavailable: the canary (a pin known to be vulnerable) was not reported by the source.
 
 The lock is audited as committed, without installing (``--disable-pip --no-deps
@@ -32,6 +33,8 @@ ADVISORY_DB_ENV = "GATES_ADVISORY_DB"
 # pip-audit: 0 no vulnerability, 1 vulnerabilities found or the audit failed (--strict makes a
 # skipped dependency fail the whole audit, with no JSON written).
 _KNOWN_EXIT = (0, 1)
+# Without a max age in policy, an older snapshot still passes but the report warns about it.
+_STALE_DAYS = 90
 _NOT_AUDITED = re.compile(
     r"^(?:ERROR:[\w.]+:)?\s*(?P<name>[^:\s]+): (?P<reason>.*could not be audited.*)$", re.M
 )
@@ -413,6 +416,18 @@ def _judge(  # noqa: PLR0912 - one checklist
         if snapshot_date is not None:
             age = (today - date.fromisoformat(snapshot_date)).days
             metrics["snapshot_age_days"] = age
+            if audit.max_age_days is None and age > _STALE_DAYS:
+                findings.append(
+                    Finding(
+                        rule="AUD007",
+                        message=f"advisory snapshot {source.path} is {age} days old (newest "
+                        f"record {snapshot_date}): vulnerabilities published since are not seen",
+                        severity=Severity.WARNING,
+                        observed=f"{age} days",
+                        threshold=f"<= {_STALE_DAYS} days (advice; set max_age_days to enforce)",
+                        policy_key="[audit].max_age_days",
+                    )
+                )
             if audit.max_age_days is not None and age > audit.max_age_days:
                 findings.append(
                     Finding(
