@@ -35,9 +35,8 @@ ADVISORY_DB_ENV = "GATES_ADVISORY_DB"
 _KNOWN_EXIT = (0, 1)
 # Without a max age in policy, an older snapshot still passes but the report warns about it.
 _STALE_DAYS = 90
-_NOT_AUDITED = re.compile(
-    r"^(?:ERROR:[\w.]+:)?\s*(?P<name>[^:\s]+): (?P<reason>.*could not be audited.*)$", re.M
-)
+# With --strict, a dependency pip-audit skips aborts the run: "ERROR:pip_audit._cli:NAME: REASON".
+_FATAL = re.compile(r"^ERROR:pip_audit\._cli:(?P<name>[^:\s]+): (?P<reason>.+)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,10 @@ def read_pins(path: Path) -> list[Pin]:
     pins = []
     for req in parsed.requirements:
         spec = str(req.specifier or "")
-        if req.req is None or not spec.startswith("==") or "," in spec or "*" in spec:
+        if req.req is not None and req.is_url:
+            # pip-audit cannot audit a URL requirement; it is kept so that the skip shows.
+            spec = "==(url)"
+        elif req.req is None or not spec.startswith("==") or "," in spec or "*" in spec:
             msg = f"{path}:{req.line_number}: '{req.dumps()}' is not pinned to one exact version"
             raise GateError(msg)
         pins.append(
@@ -222,7 +224,12 @@ def _pip_audit(
         msg = f"pip-audit ({label}) exited {run.returncode}, an unknown exit code: {run.tail()}"
         raise GateError(msg)
     if not raw:
-        skipped = tuple((m["name"], m["reason"].strip()) for m in _NOT_AUDITED.finditer(run.stderr))
+        names = {p.canonical for p in expected} | {p.name for p in expected}
+        skipped = tuple(
+            (m["name"], m["reason"].strip())
+            for m in _FATAL.finditer(run.stderr)
+            if m["name"] in names or _canonical(m["name"]) in names
+        )
         if run.returncode == 1 and skipped:
             return AuditRun(label, tuple(expected), (), skipped)
         msg = f"pip-audit ({label}) exited {run.returncode} without a report: {run.tail()}"
@@ -470,7 +477,8 @@ def _vuln_findings(
         fixes = ", ".join(str(v) for v in vuln.get("fix_versions") or []) or "none"
         waiver = next((w for w in audit.waivers if w.id in ids), None)
         where = Location(path=lock, line=pin.line or None)
-        what = f"{pin.name}=={pin.version}: {ids[0]} (fixed in {fixes})"
+        aka = f"aka {', '.join(ids[1:])}; " if len(ids) > 1 else ""
+        what = f"{pin.name}=={pin.version}: {ids[0]} ({aka}fixed in {fixes})"
         if waiver is not None and waiver.expires >= today:
             findings.append(
                 Finding(
