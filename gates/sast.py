@@ -109,20 +109,22 @@ class SastGate(Gate):
                 )
             )
             return Outcome.judge(findings, passed="", failed="{first}")
-        for name in present:
-            base = root / name
-            for ini in [base / ".bandit"] + (list(base.rglob(".bandit")) if base.is_dir() else []):
-                if ini.is_file():
-                    shown = relative(ini, root)
-                    findings.append(
-                        Finding(
-                            rule="SAST004",
-                            message=f"{shown}: bandit reads this file silently; put skips and "
-                            "excludes in policy.toml [sast]",
-                            location=Location(path=shown),
-                            policy_key="[sast].exclude",
-                        )
+        inis = {root / name / ".bandit" for name in present}
+        inis.update(
+            p for name in present if (root / name).is_dir() for p in (root / name).rglob(".bandit")
+        )
+        for ini in sorted(inis):
+            if ini.is_file():
+                shown = relative(ini, root)
+                findings.append(
+                    Finding(
+                        rule="SAST004",
+                        message=f"{shown}: bandit reads this file silently; put skips and "
+                        "excludes in policy.toml [sast]",
+                        location=Location(path=shown),
+                        policy_key="[sast].exclude",
                     )
+                )
         data = _bandit(context, present, exclude)
         for error in data["errors"]:
             shown = relative(str(error.get("filename", "?")), root)
