@@ -341,9 +341,7 @@ def _judge(  # noqa: PLR0912 - one checklist
                     policy_key="[audit].advisory_db",
                 )
             )
-        reported = {}
-        for dep in run.dependencies:
-            reported[(_canonical(dep["name"]), str(dep.get("version", "")))] = dep
+        reported = {(_canonical(d["name"]), str(d.get("version", ""))): d for d in run.dependencies}
         for pin in run.expected:
             dep = reported.get((pin.canonical, pin.version))
             if dep is None:

@@ -128,3 +128,17 @@ def test_server_answers_like_the_osv_api(tmp_path: Path) -> None:
         )
     with pytest.raises(urllib.error.URLError):
         _post(url, {"package": {"name": "joblib", "ecosystem": "PyPI"}, "version": "1.1.0"})
+
+
+def test_server_stops_when_its_user_fails() -> None:
+    seen: list[str] = []
+
+    def use_and_fail() -> None:
+        with serve(AdvisoryDb(OSV)) as url:
+            seen.append(url)
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        use_and_fail()
+    with pytest.raises(urllib.error.URLError):
+        _post(seen[0], {"package": {"name": "joblib", "ecosystem": "PyPI"}, "version": "1.1.0"})
