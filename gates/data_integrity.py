@@ -9,7 +9,7 @@ row count outside bounds.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from gates.base import Finding, Gate, Location, Outcome, RunContext
 from pipeline.data import Violation, check_contract, read_table, verify_lock
@@ -60,7 +60,7 @@ class DataGate(Gate):
             return Outcome.judge(findings, passed="", failed="{n} problem(s): {first}")
         clean, violations = check_contract(frame, data)
         findings.extend(violation_finding(v, path=shown) for v in violations)
-        metrics = {"rows": len(frame), "columns": len(frame.columns)}
+        metrics: dict[str, Any] = {"rows": len(frame), "columns": len(frame.columns)}
         if data.label in clean:
             counts = clean[data.label].value_counts()
             metrics["class_counts"] = {str(k): int(v) for k, v in counts.items()}

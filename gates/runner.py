@@ -211,10 +211,14 @@ def run_chain(
     *,
     policy: LoadedPolicy,
     reports_dir: Path,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     on_result: Callable[[GateResult], None] | None = None,
 ) -> RunSummary:
-    """Run the named gates in registry order; every result is written before the next starts."""
+    """Run the named gates in registry order; every result is written before the next starts.
+
+    Progress goes to ``out`` (standard output at call time when not given).
+    """
+    out = out if out is not None else sys.stdout
     unknown = [name for name in names if name not in NAMES]
     if unknown:
         msg = f"unknown gate '{unknown[0]}'; expected one of: {', '.join(NAMES)}"

@@ -296,34 +296,31 @@ def render_policy_schema() -> str:
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
-    model: Any = Policy
+    """The keys allowed in the table at ``loc``, read from the JSON Schema of the models."""
+    schema = Policy.model_json_schema()
+    node: dict[str, Any] = schema
     for part in loc:
-        field = model.model_fields.get(str(part)) if _is_model(model) else None
-        if field is None:
-            # Inside a dict (columns, thresholds): the next level is the dict's value model.
-            model = _dict_value_model(model)
-            continue
-        model = field.annotation
-        model = _dict_value_model(model) if not _is_model(model) else model
-    return sorted(model.model_fields) if _is_model(model) else []
+        node = _deref(node, schema)
+        properties = node.get("properties", {})
+        if str(part) in properties:
+            node = properties[str(part)]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            return []
+    return sorted(_deref(node, schema).get("properties", {}))
 
 
-def _dict_value_model(annotation: Any) -> Any:
-    args = getattr(annotation, "__args__", ())
-    for arg in args:
-        if _is_model(arg):
-            return arg
-        found = _dict_value_model(arg)
-        if found is not None:
-            return found
-    metadata = getattr(annotation, "__origin__", None)
-    return (
-        _dict_value_model(metadata) if metadata is not None and metadata is not annotation else None
-    )
-
-
-def _is_model(obj: Any) -> bool:
-    return isinstance(obj, type) and issubclass(obj, BaseModel)
+def _deref(node: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Follow ``$ref`` and pick the table branch of an optional (``anyOf``) node."""
+    for option in node.get("anyOf", []):
+        if "$ref" in option or "properties" in option:
+            node = option
+            break
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return dict(schema["$defs"][ref.removeprefix("#/$defs/")])
+    return node
 
 
 def _describe(value: Any) -> str:

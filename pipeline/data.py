@@ -103,7 +103,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     try:
-        frame = pq.read_table(path).to_pandas()
+        frame: pd.DataFrame = pq.read_table(path).to_pandas()
     except (pa.ArrowInvalid, OSError) as err:
         msg = f"{path}: expected a Parquet file, found something else ({err})"
         raise DataError(msg) from None

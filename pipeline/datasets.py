@@ -22,7 +22,8 @@ def breast_cancer_frame() -> pd.DataFrame:
     frame = pd.DataFrame({"id": range(1, len(features) + 1)})
     frame = pd.concat([frame, features], axis=1)
     frame["diagnosis"] = [str(names[code]) for code in bunch.target]
-    return frame
+    result: pd.DataFrame = frame
+    return result
 
 
 def write_breast_cancer_csv(path: Path) -> None:

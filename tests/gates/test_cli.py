@@ -1,0 +1,126 @@
+"""``python -m gates``: a test per exit code, and bad input that never shows a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from gates import _cli
+from gates.registry import NAMES
+
+
+def test_list_prints_the_registry_in_order(project, gates_cli):
+    result = gates_cli(project.root, "list")
+    assert result.returncode == 0
+    listed = [line.split()[1] for line in result.stdout.splitlines()]
+    assert listed == list(NAMES)
+
+
+def test_exit_0_when_every_gate_passes(project, capsys):
+    code = _cli.main(["run", "--policy", str(project.policy_path)])
+    assert code == 0
+    assert "verdict: PASSED" in capsys.readouterr().out
+
+
+def test_exit_1_when_a_gate_fails(project, capsys):
+    project.edit_policy(**{"cv.thresholds.accuracy.min_mean": 0.999})
+    code = _cli.main(["run", "--policy", str(project.policy_path)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "CV001 accuracy mean" in out
+    assert "([cv.thresholds.accuracy].min_mean)" in out
+    assert "verdict: FAILED" in out
+
+
+def test_exit_1_for_a_single_failing_gate_says_the_chain_stopped(project, capsys):
+    project.data_path.write_text(project.data_path.read_text() + "1,2,3\n")
+    code = (
+        _cli.main(["run", NAMES[0], "--policy", str(project.policy_path)])
+        if NAMES[0] == "data"
+        else None
+    )
+    if code is None:
+        pytest.skip("the first gate is not data on this registry")
+    assert code == 1
+    assert "stopped: data did not pass" in capsys.readouterr().out
+
+
+def test_exit_2_when_a_gate_cannot_run(project, monkeypatch, capsys):
+    from gates.data_integrity import DataGate
+
+    monkeypatch.setattr(DataGate, "run", lambda self, context: 1 / 0)
+    code = _cli.main(["run", "--policy", str(project.policy_path)])
+    assert code == 2
+    assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_exit_130_when_interrupted(project, monkeypatch, capsys):
+    import gates.runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gates.runner, "run_chain", interrupted)
+    assert _cli.main(["run", "--policy", str(project.policy_path)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "fragment"),
+    [
+        (None, ("run", "--policy", "nope.toml"), "nope.toml: policy file not found"),
+        ("policy.toml", ("run",), "not valid TOML"),
+        (None, ("run", "bogus"), "unknown gate 'bogus'"),
+        (None, ("run", "cv"), "no run in progress"),
+        (None, ("frobnicate",), "invalid choice"),
+    ],
+)
+def test_exit_2_on_bad_input_without_traceback(project, gates_cli, setup, args, fragment):
+    if setup:
+        (project.root / setup).write_text("[broken\n")
+    result = gates_cli(project.root, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_policy_check_and_schema_check(project, gates_cli):
+    assert gates_cli(project.root, "policy", "check").returncode == 0
+    from tests.conftest import REPO
+
+    assert gates_cli(REPO, "policy", "schema", "--check", "policy.schema.json").returncode == 0
+    stale = project.root / "stale.json"
+    stale.write_text("{}\n")
+    drift = gates_cli(project.root, "policy", "schema", "--check", str(stale))
+    assert drift.returncode == 1
+    assert "differs" in drift.stdout
+
+
+def test_data_approve_refuses_broken_data_and_leaves_the_lock(project, gates_cli):
+    lock = project.root / "data" / "breast_cancer.lock.json"
+    before = lock.read_bytes()
+    project.data_path.write_text(project.data_path.read_text().replace("benign", "unsure", 1))
+    result = gates_cli(project.root, "data", "approve")
+    assert result.returncode == 1
+    assert "not approved" in result.stdout
+    assert "DATA020" in result.stdout
+    assert lock.read_bytes() == before
+
+
+def test_data_approve_then_verify(project, gates_cli):
+    lines = project.data_path.read_text().splitlines()
+    project.data_path.write_text("\n".join(lines[:-1]) + "\n")
+    assert gates_cli(project.root, "data", "verify").returncode == 1
+    approved = gates_cli(project.root, "data", "approve")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert "rows 569 -> 568 (-1)" in approved.stdout
+    assert gates_cli(project.root, "data", "verify").returncode == 0
+
+
+def test_reports_folder_can_be_chosen(project, capsys):
+    elsewhere = project.root / "elsewhere"
+    code = _cli.main(
+        ["run", NAMES[0], "--policy", str(project.policy_path), "--reports", str(elsewhere)]
+    )
+    assert code == 0
+    assert (elsewhere / f"{NAMES[0]}.json").is_file()
+    assert not (project.root / "reports").exists()

@@ -1,0 +1,285 @@
+"""PASSED, FAILED and ERRORED for each gate of the spine: data, train, cv, artifacts, gate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gates.base import Status
+from gates.registry import NAMES
+
+UPSTREAM_OF = {name: list(NAMES[: NAMES.index(name)]) for name in NAMES}
+
+
+def _run_through(project, gate):
+    """Run every gate up to and including ``gate``; return ``gate``'s result."""
+    summary = project.run(*UPSTREAM_OF[gate], gate)
+    return summary.results[-1]
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def test_data_passes_on_the_embedded_data(project):
+    result = _run_through(project, "data")
+    assert result.status is Status.PASSED
+    assert result.metrics["rows"] == 569
+    assert result.metrics["class_counts"] == {"benign": 357, "malignant": 212}
+
+
+def test_data_fails_on_one_changed_byte_naming_the_lock(project):
+    raw = bytearray(project.data_path.read_bytes())
+    raw[200] = ord("9") if raw[200] != ord("9") else ord("8")
+    project.data_path.write_bytes(bytes(raw))
+    result = _run_through(project, "data")
+    assert result.status is Status.FAILED
+    assert {f.rule for f in result.errors} >= {"DATA001"}
+    assert "approve the change with: python -m gates data approve" in result.errors[0].message
+
+
+def test_data_fails_on_contract_violations_with_column_row_and_key(project):
+    lines = project.data_path.read_text().splitlines()
+    cells = lines[5].split(",")
+    cells[-1] = "unsure"
+    lines[5] = ",".join(cells)
+    project.data_path.write_text("\n".join(lines) + "\n")
+    project.approve()  # even an approved file must meet the contract
+    result = _run_through(project, "data")
+    assert result.status is Status.FAILED
+    (finding,) = result.errors
+    assert finding.rule == "DATA020"
+    assert finding.location.row == 4
+    assert finding.location.column == "diagnosis"
+    assert finding.policy_key == "[data].classes"
+
+
+def test_data_fails_on_an_empty_file(project):
+    project.data_path.write_bytes(b"")
+    result = _run_through(project, "data")
+    assert result.status is Status.FAILED
+    assert any("empty" in f.message for f in result.errors)
+
+
+def test_data_errors_when_the_check_crashes(project, monkeypatch):
+    import gates.data_integrity as module
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk vanished")
+
+    monkeypatch.setattr(module, "check_contract", crash)
+    result = _run_through(project, "data")
+    assert result.status is Status.ERRORED
+
+
+# --- train ------------------------------------------------------------------------------------
+
+
+def test_train_saves_a_model_and_records_its_digest(project):
+    result = _run_through(project, "train")
+    assert result.status is Status.PASSED
+    (digest,) = result.artifacts.values()
+    from pipeline.fsio import sha256_file
+
+    assert sha256_file(project.root / "artifacts" / "model.skops") == digest
+    assert result.metrics["n_train"] + result.metrics["n_holdout"] == 569
+
+
+def test_train_is_skipped_when_data_did_not_pass(project):
+    project.data_path.write_text(project.data_path.read_text().replace("malignant", "benign", 1))
+    result = _run_through(project, "train")
+    assert result.status is Status.SKIPPED
+    assert not (project.root / "artifacts" / "model.skops").exists()
+
+
+def test_train_errors_on_an_invalid_model_parameter(project):
+    project.edit_policy(**{"model.params": {"C": -2.0}})
+    result = _run_through(project, "train")
+    assert result.status is Status.ERRORED
+    assert "[model.params].C" in result.summary
+
+
+# --- cv ---------------------------------------------------------------------------------------
+
+
+def test_cv_passes_and_reports_every_metric(project):
+    result = _run_through(project, "cv")
+    assert result.status is Status.PASSED
+    assert set(result.metrics) == {"accuracy", "balanced_accuracy", "f1", "roc_auc"}
+    assert len(result.metrics["accuracy"]["folds"]) == 5
+
+
+def test_cv_fails_with_the_observed_value_and_the_policy_key(project):
+    project.edit_policy(**{"cv.thresholds.accuracy.min_mean": 0.999})
+    result = _run_through(project, "cv")
+    assert result.status is Status.FAILED
+    (finding,) = [f for f in result.errors if f.rule == "CV001"]
+    assert finding.policy_key == "[cv.thresholds.accuracy].min_mean"
+    assert finding.message.startswith("accuracy mean 0.9")
+    assert finding.message.endswith("< 0.9990")
+
+
+@pytest.mark.parametrize(
+    ("changes", "rule"),
+    [
+        (
+            {"cv.thresholds.accuracy.min_mean": 0.999, "cv.thresholds.accuracy.min_fold": 0.999},
+            "CV002",
+        ),
+        ({"cv.thresholds.roc_auc.max_std": 0.0001}, "CV003"),
+        ({"cv.thresholds.f1.min_holdout": 0.99}, "CV004"),
+    ],
+)
+def test_cv_each_threshold_kind(project, changes, rule):
+    project.edit_policy(**changes)
+    result = _run_through(project, "cv")
+    assert result.status is Status.FAILED
+    assert rule in {f.rule for f in result.errors}
+
+
+def test_cv_errors_when_folds_exceed_a_class(project):
+    # Holding out 99% leaves 2 malignant rows to train on: 5 folds cannot be stratified.
+    project.edit_policy(**{"data.holdout_fraction": 0.99})
+    result = _run_through(project, "cv")
+    assert result.status is Status.ERRORED
+    assert "[cv].folds = 5 needs at least 5 rows of every class" in result.summary
+
+
+def test_cv_refuses_a_model_swapped_after_training(project):
+    project.run("data", "train")
+    from sklearn.dummy import DummyClassifier
+
+    from pipeline.data import load_dataset
+    from pipeline.persist import save_model
+
+    dataset = load_dataset(project.load())
+    dummy = DummyClassifier().fit(dataset.features, dataset.labels)
+    from sklearn.pipeline import Pipeline
+
+    save_model(
+        Pipeline([("classifier", dummy)]),
+        project.root / "artifacts" / "model.skops",
+        estimator="logistic_regression",
+    )
+    result = project.run("cv").results[0]
+    assert result.status is Status.FAILED
+    assert "CV010" in {f.rule for f in result.errors}
+
+
+# --- artifacts ----------------------------------------------------------------------------------
+
+
+def test_artifacts_hashes_model_data_lock_and_policy(project):
+    result = _run_through(project, "artifacts")
+    assert result.status is Status.PASSED
+    assert {
+        "artifacts/model.skops",
+        "artifacts/model.manifest.json",
+        "policy.toml",
+        "data/breast_cancer.csv",
+        "data/breast_cancer.lock.json",
+    } <= set(result.artifacts)
+    assert "git_commit" in result.metrics
+
+
+def test_artifacts_fails_when_the_model_changed_after_cv(project):
+    project.run(*UPSTREAM_OF["artifacts"])
+    model = project.root / "artifacts" / "model.skops"
+    model.write_bytes(model.read_bytes() + b"\0")
+    result = project.run("artifacts").results[0]
+    assert result.status is Status.FAILED
+    assert "ART001" in {f.rule for f in result.errors}
+
+
+def test_artifacts_errors_when_a_file_cannot_be_read(project, monkeypatch):
+    project.run(*UPSTREAM_OF["artifacts"])
+    import gates.artifacts as module
+
+    def io_error(path):
+        raise OSError(5, "Input/output error", str(path))
+
+    monkeypatch.setattr(module, "sha256_file", io_error)
+    result = project.run("artifacts").results[0]
+    assert result.status is Status.ERRORED
+    assert "Input/output error" in result.summary
+
+
+# --- the verdict ----------------------------------------------------------------------------------
+
+
+def _full(project):
+    summary = project.run()
+    assert summary.exit_code == 0
+    return summary
+
+
+def _verdict(project):
+    return project.run("gate").results[0]
+
+
+def test_verdict_passes_when_every_gate_passed(project):
+    _full(project)
+    result = _verdict(project)
+    assert result.status is Status.PASSED
+    assert set(result.metrics["gates"].values()) == {"PASSED"}
+
+
+def test_verdict_fails_on_a_missing_report(project):
+    _full(project)
+    (project.root / "reports" / "cv.json").unlink()
+    result = _verdict(project)
+    assert result.status is Status.FAILED
+    assert result.metrics["gates"]["cv"] == "MISSING"
+
+
+def test_verdict_fails_on_an_unparsable_report(project):
+    _full(project)
+    (project.root / "reports" / "train.json").write_text("{ not json")
+    assert "GATE011" in {f.rule for f in _verdict(project).errors}
+
+
+def test_verdict_fails_on_a_report_from_another_run(project):
+    _full(project)
+    path = project.root / "reports" / "data.json"
+    report = json.loads(path.read_text())
+    report["run_id"] = "20200101T000000Z-000000"
+    path.write_text(json.dumps(report))
+    assert "GATE012" in {f.rule for f in _verdict(project).errors}
+
+
+def test_verdict_fails_when_an_input_changed_after_the_gates_ran(project):
+    _full(project)
+    project.edit_policy(**{"cv.folds": 4})
+    result = _verdict(project)
+    assert "GATE013" in {f.rule for f in result.errors}
+    assert "policy.toml" in result.summary
+
+
+def test_verdict_fails_when_a_hashed_artifact_changed(project):
+    _full(project)
+    model = project.root / "artifacts" / "model.skops"
+    model.write_bytes(model.read_bytes()[:-1])
+    assert "GATE015" in {f.rule for f in _verdict(project).errors}
+
+
+def test_verdict_fails_on_a_failed_gate_and_names_it(project):
+    _full(project)
+    path = project.root / "reports" / "cv.json"
+    report = json.loads(path.read_text())
+    report["status"] = "ERRORED"
+    report["summary"] = "could not run: boom"
+    path.write_text(json.dumps(report))
+    result = _verdict(project)
+    assert result.status is Status.FAILED
+    assert "cv ERRORED: could not run: boom" in result.summary
+
+
+def test_verdict_errors_when_it_crashes(project, monkeypatch):
+    _full(project)
+    import gates.verdict as module
+
+    def crash(policy):
+        raise OSError("reports folder unreadable")
+
+    monkeypatch.setattr(module, "input_digests", crash)
+    assert _verdict(project).status is Status.ERRORED

@@ -1,0 +1,95 @@
+"""``python -m pipeline train|predict``: real subprocesses, one exit code per outcome."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import run_module
+
+
+def test_train_then_predict(project):
+    trained = run_module("pipeline", "train", cwd=project.root)
+    assert trained.returncode == 0, trained.stderr
+    assert "holdout accuracy" in trained.stdout
+    out = project.root / "predictions.csv"
+    predicted = run_module(
+        "pipeline",
+        "predict",
+        "--input",
+        "data/breast_cancer.csv",
+        "--output",
+        str(out),
+        cwd=project.root,
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0] == "id,prediction,proba_benign,proba_malignant"
+    assert len(lines) == 570
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--policy", "missing.toml", "train"), "policy file not found"),
+        (("predict", "--input", "data/breast_cancer.csv"), "model manifest not found"),
+    ],
+)
+def test_bad_input_exits_2_without_a_traceback(project, args, fragment):
+    result = run_module("pipeline", *args, cwd=project.root)
+    assert result.returncode == 2
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_refuses_rows_that_break_the_contract(project):
+    assert run_module("pipeline", "train", cwd=project.root).returncode == 0
+    bad = project.root / "bad.csv"
+    text = project.data_path.read_text().splitlines()
+    header, row = text[0], text[1].split(",")
+    row[1] = "inf"
+    bad.write_text(header + "\n" + ",".join(row) + "\n")
+    result = run_module("pipeline", "predict", "--input", str(bad), cwd=project.root)
+    assert result.returncode == 2
+    assert "DATA014" in result.stderr
+    assert "mean_radius" in result.stderr
+
+
+def test_usage_error_exits_2(project):
+    assert run_module("pipeline", "fly", cwd=project.root).returncode == 2
+
+
+def _corrupt(project, column, value, row=3):
+    import pandas as pd
+
+    frame = pd.read_csv(project.data_path, dtype=str, keep_default_na=False)
+    if column is None:
+        project.data_path.write_bytes(b"")
+        return
+    if value is None:
+        frame = frame.drop(columns=[column])
+    else:
+        frame.loc[row, column] = value
+    frame.to_csv(project.data_path, index=False)
+    project.approve()  # approved or not, the contract still has to hold
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "fragments"),
+    [
+        ("mean_area", None, ["DATA010", "column 'mean_area' is missing"]),
+        ("mean_area", "big", ["DATA012", "mean_area", "'big'", "float64"]),
+        ("mean_area", "nan", ["DATA013", "mean_area", "row 3"]),
+        ("mean_area", "inf", ["DATA014", "mean_area", "row 3"]),
+        ("diagnosis", "cancer?", ["DATA020", "outside the declared classes", "cancer?"]),
+        (None, None, ["data file is empty"]),
+    ],
+)
+def test_bad_data_is_one_clear_message_and_no_model(project, column, value, fragments):
+    _corrupt(project, column, value)
+    result = run_module("pipeline", "train", cwd=project.root)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "breast_cancer.csv" in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+    assert not (project.root / "artifacts").exists()
