@@ -106,13 +106,27 @@ class Project:
         return json.loads((self.root / "reports" / f"{gate}.json").read_text(encoding="utf-8"))
 
 
+# What the supply-chain gates (lint, sast, audit) read: the code, its ruff config and the lock.
+_CODE_FILES = ("pyproject.toml", "requirements.lock", "noxfile.py")
+_CODE_DIRS = ("pipeline", "gates", "tests")
+# The tests' own small OSV snapshot (it holds the audit canary): audits in tests stay offline.
+OSV_FIXTURE = REPO / "tests" / "assets" / "osv"
+
+
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
-    """A fresh copy of policy.toml and data/ that a test may change freely."""
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """A fresh copy of policy.toml, data/ and the code that a test may change freely."""
     root = tmp_path / "project"
     root.mkdir()
     shutil.copy2(REPO / "policy.toml", root / "policy.toml")
     shutil.copytree(REPO / "data", root / "data")
+    for name in _CODE_FILES:
+        shutil.copy2(REPO / name, root / name)
+    for name in _CODE_DIRS:
+        shutil.copytree(
+            REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+    monkeypatch.setenv("GATES_ADVISORY_DB", str(OSV_FIXTURE))
     return Project(root)
 
 
