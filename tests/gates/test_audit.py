@@ -221,3 +221,34 @@ def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("bare") / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     return venv / "bin" / "python"
+
+
+def test_committed_policy_uses_the_shared_snapshot_beside_the_checkout(
+    project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The project fixture lives in <tmp>/project, so the policy's ../shared/advisory-db is
+    # <tmp>/shared/advisory-db: lay the fixture snapshot there, as CI's clone parent holds shared/.
+    monkeypatch.delenv(audit_module.ADVISORY_DB_ENV)
+    shared = project.root.parent / "shared" / "advisory-db"
+    shutil.copytree(OSV, shared)
+    context = RunContext(policy=project.load(), run_id="t", reports_dir=project.root / "reports")
+    outcome = AuditGate().run(context)
+    assert outcome.status is Status.PASSED, outcome.summary
+    assert outcome.metrics["source_detail"].endswith("(from [audit].advisory_db)")
+    assert Path(outcome.metrics["advisory_db"]).resolve() == shared.resolve()
+
+
+REAL_SNAPSHOT = Path(__file__).resolve().parents[2].parent / "shared" / "advisory-db"
+
+
+@pytest.mark.skipif(
+    not REAL_SNAPSHOT.is_dir(), reason="no ../shared/advisory-db beside the checkout"
+)
+def test_the_committed_lock_passes_against_the_shared_snapshot(
+    project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(audit_module.ADVISORY_DB_ENV, str(REAL_SNAPSHOT))
+    context = RunContext(policy=project.load(), run_id="t", reports_dir=project.root / "reports")
+    outcome = AuditGate().run(context)
+    assert outcome.status is Status.PASSED, outcome.summary
+    assert outcome.metrics["canary_reported"] is True
