@@ -78,8 +78,9 @@ def _bandit(context: RunContext, present: list[str], exclude: list[str]) -> dict
     if not isinstance(data, dict) or not {"results", "errors", "metrics"} <= data.keys():
         msg = f"bandit JSON lacks results/errors/metrics: {run.stdout[:200]!r}"
         raise GateError(msg)
-    if run.returncode == 1 and not data["results"]:
-        msg = f"bandit exited 1 without results: {run.tail()}"
+    # At --severity-level all, any result makes bandit exit 1; a mismatch is not to be trusted.
+    if (run.returncode == 1) != bool(data["results"]):
+        msg = f"bandit exited {run.returncode} with {len(data['results'])} result(s): {run.tail()}"
         raise GateError(msg)
     return data
 

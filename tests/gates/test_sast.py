@@ -158,3 +158,17 @@ def _repo_policy(repo: Path) -> Any:
     from pipeline.config import load_policy
 
     return load_policy(repo / "policy.toml")
+
+
+def test_excluded_paths_are_skipped_by_both_checks(project: Any) -> None:
+    unsafe = SHELL + "\nimport pickle\n\nDATA = pickle.loads(b'')\n"
+    outcome = _gate(project, {"src/app.py": CLEAN, "src/gen/tool.py": unsafe}, exclude=["src/gen"])
+    assert outcome.status is Status.PASSED, outcome.summary
+    assert outcome.metrics["files"] == 1
+
+
+def test_a_file_bandit_silently_skips_does_not_pass(project: Any) -> None:
+    # bandit skips .tox folders by default; code there would ship unchecked.
+    outcome = _gate(project, {"src/app.py": CLEAN, "src/.tox/hidden.py": CLEAN})
+    assert _errors(outcome) == ["SAST005"]
+    assert outcome.findings[0].location.path == "src/.tox/hidden.py"
