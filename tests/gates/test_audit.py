@@ -252,3 +252,30 @@ def test_the_committed_lock_passes_against_the_shared_snapshot(
     outcome = AuditGate().run(context)
     assert outcome.status is Status.PASSED, outcome.summary
     assert outcome.metrics["canary_reported"] is True
+
+
+@pytest.mark.parametrize(
+    ("waivers", "message"),
+    [
+        ('id = "A"\nreason = "short"\nexpires = 2030-01-01', "at least 10 characters"),
+        ('id = "A"\nreason = "long enough reason"\nexpires = "2030-01-01"', "valid date"),
+        ('id = "A"\nreason = "long enough reason"', "required key is missing"),
+    ],
+)
+def test_bad_waivers_are_policy_errors(project: Any, waivers: str, message: str) -> None:
+    from pipeline.errors import PolicyError
+
+    with project.policy_path.open("a", encoding="utf-8") as handle:
+        handle.write(f"\n[[audit.waivers]]\n{waivers}\n")
+    with pytest.raises(PolicyError, match=message):
+        project.load()
+
+
+def test_a_vulnerability_may_be_waived_once(project: Any) -> None:
+    from pipeline.errors import PolicyError
+
+    entry = '\n[[audit.waivers]]\nid = "A"\nreason = "long enough reason"\nexpires = 2030-01-01\n'
+    with project.policy_path.open("a", encoding="utf-8") as handle:
+        handle.write(entry + entry)
+    with pytest.raises(PolicyError, match=r"waived once.*\['A'\]"):
+        project.load()
