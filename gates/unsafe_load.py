@@ -7,7 +7,8 @@ wrote the bytes. Rules:
 - SAST101 a call of ``pickle.load/loads``, ``cPickle``, ``_pickle``, ``joblib.load``,
   ``pandas.read_pickle`` (also as a DataFrame/Series method), ``torch.load``, ``numpy.load``
   with ``allow_pickle=True``, ``shelve.open``, ``marshal.load/loads``.
-- SAST102 any use of ``dill`` or ``cloudpickle`` loaders (imports included).
+- SAST102 any use of ``dill`` or ``cloudpickle`` loaders (imports included), and a dynamic
+  import (``__import__``, ``importlib.import_module``) of a pickle-like module.
 - SAST103 ``skops.io.load/loads`` whose ``trusted=`` is computed (a call, a name, a
   comprehension) rather than a literal list/tuple of strings, or ``trusted=True``.
 - SAST100 a file that does not parse (it went unchecked).
@@ -46,6 +47,8 @@ UNSAFE_CALLS: dict[str, str] = {
 # Modules any use of which is a finding (their whole purpose is loading arbitrary objects).
 BANNED_MODULES = ("dill",)
 SKOPS_LOADERS = ("skops.io.load", "skops.io.loads")
+# Modules whose dynamic import (``__import__("pickle")``) would dodge the alias tracking.
+DYNAMIC_BANNED = ("pickle", "_pickle", "cPickle", "dill", "cloudpickle", "marshal", "shelve")
 POLICY_KEY = "[sast].loaders"
 
 
@@ -112,6 +115,17 @@ class _Visitor(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _check_call(self, node: ast.Call, name: str) -> None:
+        if name in ("__import__", "importlib.import_module") and node.args:
+            target = node.args[0]
+            module = target.value if isinstance(target, ast.Constant) else None
+            if isinstance(module, str) and module in DYNAMIC_BANNED:
+                self._add(
+                    "SAST102",
+                    node,
+                    f"{name}({module!r})",
+                    f"imports {module} dynamically (hides its loaders from this check)",
+                )
+            return
         if name.partition(".")[0] in BANNED_MODULES:
             self._add("SAST102", node, name, f"calls {name}() (dill unpickles arbitrary objects)")
             return

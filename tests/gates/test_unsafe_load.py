@@ -108,3 +108,15 @@ def test_the_projects_own_loader_is_the_only_deserializer() -> None:
     # persist.py computes its trusted list from a reviewed table; outside the exemption it is flagged.
     flagged = scan([repo / "pipeline" / "persist.py"], root=repo, allowed=[])
     assert [u.rule for u in flagged] == ["SAST103"]
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["__import__('pickle').loads(b)\n", "import importlib\nimportlib.import_module('dill')\n"],
+)
+def test_dynamic_imports_of_pickle_like_modules_are_flagged(source: str) -> None:
+    assert [rule for rule, _, _ in _calls(source)] == ["SAST102"]
+
+
+def test_dynamic_import_of_other_modules_passes() -> None:
+    assert _calls("import importlib\nimportlib.import_module('json')\n") == []
