@@ -19,6 +19,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -279,38 +280,29 @@ class AuditGate(Gate):
         active = [p for p in pins if p.marker is None or Marker(p.marker).evaluate()]
         inactive = [p for p in pins if p not in active]
         source = choose_source(context)
-        runs: list[AuditRun] = []
         with (
             tempfile.TemporaryDirectory(prefix="gates-audit-") as tmp,
             _service_args(source) as (service, info),
         ):
             workdir = Path(tmp)
-            runs.append(
-                _pip_audit(
-                    context,
-                    label="lock",
-                    requirements=lock,
-                    expected=active,
-                    hashed=True,
-                    service=service,
-                    workdir=workdir,
-                )
-            )
+            jobs: list[dict[str, Any]] = [
+                {"label": "lock", "requirements": lock, "expected": active, "hashed": True}
+            ]
             for number, batch in enumerate(_rounds([canary, *inactive])):
                 label = "canary" if number == 0 else f"extra{number}"
                 extra = workdir / f"{label}.txt"
                 _write_requirements(extra, batch)
-                runs.append(
-                    _pip_audit(
-                        context,
-                        label=label,
-                        requirements=extra,
-                        expected=batch,
-                        hashed=False,
-                        service=service,
-                        workdir=workdir,
-                    )
+                jobs.append(
+                    {"label": label, "requirements": extra, "expected": batch, "hashed": False}
                 )
+            # The runs are independent subprocesses: run them side by side (pip-audit spends
+            # most of its time starting up), and collect them in job order.
+            with ThreadPoolExecutor(max_workers=min(len(jobs), 4)) as pool:
+                futures = [
+                    pool.submit(_pip_audit, context, service=service, workdir=workdir, **job)
+                    for job in jobs
+                ]
+                runs = [future.result() for future in futures]
         return _judge(context, audit, source=source, info=info, runs=runs, lock=lock)
 
 
