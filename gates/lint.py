@@ -3,7 +3,8 @@
 Rules: LINT001 a ruff diagnostic (the finding's rule is ruff's own code, e.g. ``F401``; a file
 ruff cannot parse is ``invalid-syntax``); LINT002 a path named in ``[lint].paths`` is missing;
 LINT003 a file would be reformatted; LINT004 a blanket ``# noqa`` / ``# ruff: noqa`` without
-codes (it silences every rule, including ones added later). The rule set lives in pyproject.toml.
+codes (it silences every rule, including ones added later); LINT005 a file in scope that ruff's
+configuration excludes (it would silently go unlinted). The rule set lives in pyproject.toml.
 """
 
 from __future__ import annotations
@@ -105,6 +106,39 @@ class LintGate(Gate):
             if d.get("code") != "invalid-syntax"
         ]
         files = python_files(root, present)
+        # ruff's own excludes (pyproject extend-exclude, its defaults such as .tox or build/)
+        # drop files without a word; a file in scope that ruff would not check is a finding.
+        shown = run_module(
+            "ruff",
+            "check",
+            "--show-files",
+            "--no-cache",
+            "--force-exclude",
+            "--",
+            *present,
+            cwd=root,
+            timeout=_TIMEOUT,
+        )
+        if shown.returncode != 0:
+            msg = f"ruff check --show-files exited {shown.returncode}: {shown.tail()}"
+            raise GateError(msg)
+        checked = {
+            relative(line.strip(), root) for line in shown.stdout.splitlines() if line.strip()
+        }
+        for file in files:
+            where = relative(file, root)
+            if where not in checked:
+                findings.append(
+                    Finding(
+                        rule="LINT005",
+                        message=f"{where}: in [lint].paths but excluded by ruff's configuration, "
+                        "so it was not linted",
+                        location=Location(path=where),
+                        observed="excluded",
+                        threshold="every file in scope linted",
+                        policy_key=_PATHS_KEY,
+                    )
+                )
         for item in (s for f in files for s in suppressions(f)):
             if item.kind in ("noqa", "file-noqa") and not item.codes:
                 where = relative(item.path, root)

@@ -116,3 +116,10 @@ def test_cli_exit_codes(project: Any, gates_cli: Any) -> None:
     errored = gates_cli(project.root, "run", "lint")
     assert errored.returncode == 2
     assert "ERRORED" in errored.stdout
+
+
+def test_a_file_ruff_config_excludes_does_not_pass(project: Any) -> None:
+    (project.root / "ruff.toml").write_text('extend-exclude = ["src/gen"]\n', encoding="utf-8")
+    outcome = _gate(project, {"src/app.py": CLEAN, "src/gen/made.py": "import os\n"})
+    assert outcome.status is Status.FAILED
+    assert [(f.rule, f.location.path) for f in outcome.findings] == [("LINT005", "src/gen/made.py")]
