@@ -50,8 +50,14 @@ def _gates(session: nox.Session, *args: str) -> None:
     session.run(_python(session), "-m", "gates", *args, external=True, env=THREAD_DEFAULTS)
 
 
-def _make_gate_session(name: str, summary: str, requires: list[str]) -> None:
+def _make_gate_session(
+    name: str, summary: str, requires: list[str], *, notify: tuple[str, ...] = ()
+) -> None:
     def gate_session(session: nox.Session) -> None:
+        # Notify first: nox skips the dependents of a failed session, but a notified session
+        # that does not require the chain still runs, so feedback records failed runs too.
+        for stage in notify:
+            session.notify(stage)
         _gates(session, "run", name, *session.posargs)
 
     gate_session.__doc__ = summary
@@ -59,9 +65,14 @@ def _make_gate_session(name: str, summary: str, requires: list[str]) -> None:
     nox.session(name=name, python=False, requires=requires, default=False)(gate_session)
 
 
+_ALWAYS = tuple(spec.name for spec in GATES if spec.always)
 _previous = "env"
 for _spec in GATES:
-    _make_gate_session(_spec.name, _spec.summary, [_previous])
+    if _spec.always:
+        # Runs after whatever ran, passed or not: needs only the environment.
+        _make_gate_session(_spec.name, _spec.summary, ["env"])
+        continue
+    _make_gate_session(_spec.name, _spec.summary, [_previous], notify=_ALWAYS)
     _previous = _spec.name
 
 
@@ -84,3 +95,9 @@ def tests(session: nox.Session) -> None:
 def approve(session: nox.Session) -> None:
     """Approve the current data file: check its contract and rewrite the data lock."""
     _gates(session, "data", "approve")
+
+
+@nox.session(python=False, requires=["env"], default=False)
+def deploy(session: nox.Session) -> None:
+    """Verify the signed attestation with the committed release key and promote the champion."""
+    _gates(session, "deploy", *session.posargs)

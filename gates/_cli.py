@@ -10,9 +10,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gates.base import GateError
 from gates.registry import GATES, VERDICT
+
+if TYPE_CHECKING:
+    from pipeline.config import LoadedPolicy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -41,11 +45,56 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", parents=[common], help="list the gates in registry order")
     run = sub.add_parser("run", parents=[common], help="run gates in registry order (default: all)")
     run.add_argument("gates", nargs="*", metavar="GATE", help="gates to run (default: all)")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print the run's results as JSON on stdout; progress and logs go to stderr",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="progress/log lines as text (default) or JSON objects (env GATES_LOG_FORMAT)",
+    )
+
+    hist = sub.add_parser("history", help="inspect and verify the hash-chained run history")
+    hist_sub = hist.add_subparsers(dest="history_command", required=True, metavar="ACTION")
+    verify = hist_sub.add_parser(
+        "verify", parents=[common], help="detect edited, deleted, reordered or truncated records"
+    )
+    verify.add_argument(
+        "--expect-head", metavar="SHA256", help="also require this head hash (from an attestation)"
+    )
+    hist_sub.add_parser("head", parents=[common], help="print the head hash of the history")
+    show = hist_sub.add_parser("show", parents=[common], help="list the most recent runs")
+    show.add_argument("-n", type=int, default=10, metavar="N", help="how many runs (default 10)")
+
+    feedback = sub.add_parser("feedback", help="quarantine and approve production feedback")
+    fb_sub = feedback.add_subparsers(dest="feedback_command", required=True, metavar="ACTION")
+    ingest = fb_sub.add_parser(
+        "ingest", parents=[common], help="check a CSV of labelled outcomes into quarantine"
+    )
+    ingest.add_argument("file", type=Path, metavar="FILE.csv")
+    fb_sub.add_parser("list", parents=[common], help="list quarantined batches")
+    approve_batch = fb_sub.add_parser(
+        "approve", parents=[common], help="append a clean batch to the training data and re-lock"
+    )
+    approve_batch.add_argument("batch", metavar="BATCH")
+    approve_batch.add_argument(
+        "--by", default=None, help="who approves (default: $USER); recorded in the batch"
+    )
 
     data = sub.add_parser("data", help="manage the approved data snapshot")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    data_sub.add_parser(
-        "approve", parents=[common], help="check the data against the contract and rewrite its lock"
+    approve_cmd = data_sub.add_parser(
+        "approve",
+        parents=[common],
+        help="check the data against the contract, profile it and rewrite its lock",
+    )
+    approve_cmd.add_argument(
+        "--rebaseline",
+        action="store_true",
+        help="make this snapshot the reference profile that drift and range are measured against",
     )
     data_sub.add_parser("verify", parents=[common], help="check the data against its lock")
 
@@ -58,14 +107,78 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--check", type=Path, metavar="FILE", help="exit 1 when FILE differs from the schema"
     )
+    keygen = sub.add_parser(
+        "keygen", parents=[common], help="create an Ed25519 release key pair (refuses to overwrite)"
+    )
+    keygen.add_argument(
+        "--private",
+        type=Path,
+        default=None,
+        help="private key file, written mode 0600 (default: <dev_key_dir>/release.key)",
+    )
+    keygen.add_argument(
+        "--public", type=Path, default=None, help="public key file (default: [release].public_key)"
+    )
+    verify = sub.add_parser(
+        "verify",
+        parents=[common],
+        help="verify the signed attestation against the bytes on disk (exit 1 when refused)",
+    )
+    verify.add_argument(
+        "--key", type=Path, default=None, help="trusted public key (default: [release].public_key)"
+    )
+    target = verify.add_mutually_exclusive_group()
+    target.add_argument(
+        "--envelope",
+        type=Path,
+        default=None,
+        help="DSSE envelope (default: <artifacts_dir>/attestation.intoto.json)",
+    )
+    target.add_argument(
+        "--champion",
+        action="store_true",
+        help="verify the registry's current champion instead of this run's artifacts",
+    )
+    sub.add_parser(
+        "deploy",
+        parents=[common],
+        help="verify with the committed release key, require the verdict, promote to champion",
+    )
+    _add_ci_parser(sub)
     return parser
+
+
+def _add_ci_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ci = sub.add_parser("ci", help="render the CI configurations from the gate registry")
+    ci_sub = ci.add_subparsers(dest="ci_command", required=True, metavar="ACTION")
+    render = ci_sub.add_parser(
+        "render",
+        help="write .github/workflows/pipeline.yml, .gitlab-ci.yml and Jenkinsfile",
+        description="Render the three CI configurations from gates/registry.py. With --check, "
+        "write nothing and exit 1 with a unified diff when a committed file differs.",
+    )
+    render.add_argument(
+        "--root", type=Path, default=Path(), help="project folder (default: current folder)"
+    )
+    render.add_argument(
+        "--check", action="store_true", help="exit 1 with a diff when a file differs"
+    )
+    dotenv = ci_sub.add_parser(
+        "dotenv", help="write the verdict and model digest as KEY=value lines (GitLab dotenv)"
+    )
+    dotenv.add_argument(
+        "--reports", type=Path, default=Path("reports"), help="report folder (default: reports)"
+    )
+    dotenv.add_argument(
+        "--output", type=Path, default=None, help="file to write (default: standard output)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, dispatch, and map every outcome to an exit code."""
     args = _parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        return _ci(args) if args.command == "ci" else _dispatch(args)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return EXIT_INTERRUPTED
@@ -81,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per command
     if args.command == "list":
         for number, spec in enumerate(GATES, start=1):
             sys.stdout.write(f"{number}. {spec.name:<10} {spec.summary}\n")
@@ -92,31 +205,122 @@ def _dispatch(args: argparse.Namespace) -> int:
     from pipeline.config import load_policy  # noqa: PLC0415 - heavy imports only past `list`
 
     loaded = load_policy(args.policy)
+    if args.command in ("keygen", "verify", "deploy"):
+        return _release(args, loaded)
     if args.command == "policy":
         sys.stdout.write(f"{args.policy}: valid (sha256 {loaded.sha256})\n")
         return EXIT_OK
     if args.command == "data":
-        from gates import approve  # noqa: PLC0415
+        return _data(args, loaded)
+    if args.command in ("history", "feedback"):
+        from gates.feedback import commands  # noqa: PLC0415
 
-        if args.data_command == "approve":
-            return approve.approve(loaded, out=sys.stdout)
-        return approve.verify(loaded, out=sys.stdout)
+        command = (
+            commands.history_command if args.command == "history" else commands.feedback_command
+        )
+        return command(args, loaded)
+    return _run(args, loaded)
 
+
+def _data(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
+    from gates import approve  # noqa: PLC0415
+
+    if args.data_command == "approve":
+        return approve.approve(loaded, out=sys.stdout, rebaseline=args.rebaseline)
+    return approve.verify(loaded, out=sys.stdout)
+
+
+def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
+    import json  # noqa: PLC0415
+
+    from gates import console  # noqa: PLC0415
+    from gates.registry import NAMES, spec  # noqa: PLC0415
     from gates.runner import run_chain  # noqa: PLC0415
 
+    try:
+        fmt = console.log_format(args.log_format)
+    except ValueError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return EXIT_USAGE
+    # With --json, stdout carries exactly one JSON document; everything human goes to stderr.
+    human = sys.stderr if args.json else sys.stdout
+    total = len(args.gates) or len(NAMES)
+    display = console.choose(human, fmt=fmt, total=total)
     reports = args.reports or loaded.resolve(loaded.policy.run.reports_dir)
-    summary = run_chain(args.gates, policy=loaded, reports_dir=reports)
+    summary = run_chain(args.gates, policy=loaded, reports_dir=reports, out=human, display=display)
     code = summary.exit_code
+    word = {EXIT_OK: "PASSED", EXIT_FAILED: "FAILED"}.get(code, "ERRORED")
+    if args.json:
+        document = {
+            "run_id": summary.run_id,
+            "exit_code": code,
+            "status": word,
+            "reports_dir": str(reports),
+            "results": [r.to_dict() for r in summary.results],
+        }
+        sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    if fmt == "json":
+        return code
     if any(r.gate == VERDICT.name for r in summary.results):
-        word = {EXIT_OK: "PASSED", EXIT_FAILED: "FAILED"}.get(code, "ERRORED")
-        sys.stdout.write(f"verdict: {word} (run {summary.run_id}, reports in {reports})\n")
+        human.write(f"verdict: {word} (run {summary.run_id}, reports in {reports})\n")
+        for result in summary.results:
+            if spec(result.gate).always and not result:
+                # Say which part failed when the gates passed but the feedback stage did not.
+                human.write(f"  {result.gate} {result.status.value}: {result.summary}\n")
     elif code != EXIT_OK:
         stopped = ", ".join(r.gate for r in summary.results if not r)
-        sys.stdout.write(
+        human.write(
             f"stopped: {stopped} did not pass; later gates refuse to run until it does "
             f"(run {summary.run_id})\n"
         )
     return code
+
+
+def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
+    from gates import release  # noqa: PLC0415
+    from pipeline.attestation import AttestationError  # noqa: PLC0415
+
+    if args.command == "keygen":
+        public_path = args.public or loaded.resolve(loaded.policy.release.public_key)
+        private_path = args.private or loaded.resolve(loaded.policy.release.dev_key_dir) / (
+            "release.key"
+        )
+        public = release.keygen(private_path=private_path, public_path=public_path)
+        sys.stdout.write(
+            f"wrote {private_path} (private, mode 0600: keep it secret, store it as the CI "
+            f"secret ${loaded.policy.release.private_key_env}, never commit it)\n"
+            f"wrote {public_path} (public: commit it)\nkey id {public.keyid}\n"
+        )
+        return EXIT_OK
+    if args.command == "verify":
+        try:
+            verified = (
+                release.verify_champion(loaded, key=args.key)
+                if args.champion
+                else release.verify_project(loaded, envelope=args.envelope, key=args.key)
+            )
+        except AttestationError as err:
+            sys.stdout.write(f"{err}\n")
+            return EXIT_FAILED
+        kind = verified.signer_kind
+        sys.stdout.write(
+            f"verified: run {verified.run_id}, {len(verified.subjects)} files match their signed "
+            f"SHA-256, every recorded gate PASSED; signed by {verified.signer.keyid[:12]}... "
+            f"({verified.signer.source}), a {kind} key"
+            f"{'' if kind == 'release' else ': NOT deployable'}\n"
+        )
+        return EXIT_OK
+    reports = args.reports or loaded.resolve(loaded.policy.run.reports_dir)
+    try:
+        champion = release.deploy(loaded, reports_dir=reports)
+    except release.DeployRefused as err:
+        sys.stdout.write(f"deploy {err}\n")
+        return EXIT_FAILED
+    sys.stdout.write(
+        f"deployed: {champion.version} is the champion "
+        f"({champion.attestation.root}, run {champion.attestation.run_id})\n"
+    )
+    return EXIT_OK
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -143,4 +347,44 @@ def _schema(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{args.check} is up to date\n")
         return EXIT_OK
     sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _ci(args: argparse.Namespace) -> int:
+    from gates import ci  # noqa: PLC0415 - keeps `list` import-light
+    from pipeline.fsio import atomic_write_text  # noqa: PLC0415
+
+    try:
+        if args.ci_command == "dotenv":
+            from gates.ci.dotenv import dotenv_lines  # noqa: PLC0415
+
+            text = "".join(f"{line}\n" for line in dotenv_lines(args.reports))
+            if args.output is None:
+                sys.stdout.write(text)
+            else:
+                atomic_write_text(args.output, text)
+            return EXIT_OK
+        if args.check:
+            drifts = ci.check(args.root)
+            for drift in drifts:
+                sys.stdout.write(drift.diff)
+            if drifts:
+                names = ", ".join(d.path for d in drifts)
+                sys.stdout.write(
+                    f"{names}: differ from the gate registry; regenerate with "
+                    "python -m gates ci render\n"
+                )
+                return EXIT_FAILED
+            sys.stdout.write("CI configurations are up to date with the gate registry\n")
+            return EXIT_OK
+        for relative, text in ci.render_all().items():
+            atomic_write_text(args.root / relative, text)
+            sys.stdout.write(f"wrote {relative}\n")
+    except ci.CiError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return EXIT_USAGE
+    except OSError as err:
+        where = err.filename or getattr(args, "output", None) or getattr(args, "root", ".")
+        sys.stderr.write(f"error: {where}: {err.strerror or err}\n")
+        return EXIT_USAGE
     return EXIT_OK

@@ -2,18 +2,35 @@
 
 Rules: CV001 mean below min_mean; CV002 a fold below min_fold; CV003 standard deviation above
 max_std; CV004 held-out score below min_holdout; CV010 the model on disk is not the one the
-train gate saved, or the split differs from the one it trained on.
+train gate saved, or the split differs from the one it trained on; CV020 the candidate's
+held-out score falls below the champion's by more than [release.tolerance.METRIC] allows;
+CV021 (note) there is no champion yet, so nothing was compared.
+
+The champion is read only through its signed attestation (verified with the committed release
+key) and is scored on this run's holdout split, so both models are judged on the same rows.
+A champion that does not verify makes the gate ERRORED: it cannot judge against it.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any, ClassVar
 
-from gates.base import Finding, Gate, Location, Outcome, RunContext
+from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, Severity
+from gates.data_integrity import quarantined_rows
+from gates.release import registry_for, trusted_key
+from pipeline.champion import RegistryError
+from pipeline.config import Tolerance
 from pipeline.evaluate import build_scorers, cross_validate_scores, holdout_scores
+from pipeline.fsio import atomic_write_text
 from pipeline.model import build_estimator
-from pipeline.persist import MODEL_FILE, load_verified
-from pipeline.train import prepare
+from pipeline.persist import MODEL_FILE, load_attested, load_verified
+from pipeline.signing import SigningError
+from pipeline.train import Split, prepare
+
+# Scores are rounded to 6 places in reports; differences below this are not regressions.
+_EPSILON = 1e-9
 
 
 class CvGate(Gate):
@@ -26,7 +43,7 @@ class CvGate(Gate):
         """Score, compare with every threshold, report each miss with its policy key."""
         policy = context.policy.policy
         train_report = context.read_report("train")
-        _, split = prepare(context.policy)
+        _, split = prepare(context.policy, drop=quarantined_rows(context))
         findings: list[Finding] = []
         if split.digest != train_report.metrics.get("split_sha256"):
             findings.append(
@@ -57,6 +74,7 @@ class CvGate(Gate):
             seed=policy.run.seed,
         )
         holdout = holdout_scores(model, split.x_holdout, split.y_holdout, scorers=scorers)
+        write_holdout_predictions(context, model, split.x_holdout, split.y_holdout)
         metrics: dict[str, Any] = {}
         for metric, bar in policy.cv.thresholds.items():
             folds = scores.folds[metric]
@@ -91,13 +109,115 @@ class CvGate(Gate):
                             policy_key=f"{key}.{field}",
                         )
                     )
+        comparison, versus = _compare_with_champion(context, split, scorers, holdout)
+        findings.extend(versus)
+        metrics["champion"] = comparison
         headline = ", ".join(
             f"{m} {metrics[m]['mean']:.3f}±{metrics[m]['std']:.3f} (holdout {metrics[m]['holdout']:.3f})"
             for m in metrics
+            if m != "champion"
         )
         return Outcome.judge(
             findings,
-            passed=f"{policy.cv.folds}-fold: {headline}",
-            failed="{n} threshold(s) missed: {first}",
+            passed=f"{policy.cv.folds}-fold: {headline}; {comparison['summary']}",
+            failed="{n} check(s) missed: {first}",
             metrics=metrics,
         )
+
+
+def _compare_with_champion(
+    context: RunContext, split: Split, scorers: Any, holdout: dict[str, float]
+) -> tuple[dict[str, Any], list[Finding]]:
+    release = context.policy.policy.release
+    key = "[release].registry_dir"
+    try:
+        registry = registry_for(
+            context.policy, trusted=trusted_key(context.policy), require_current_gates=False
+        )
+    except SigningError as err:
+        if not (context.policy.resolve(release.registry_dir) / "champion").exists():
+            registry = None
+        else:
+            msg = f"a champion exists but the trusted key cannot be read: {err}"
+            raise GateError(msg) from None
+    if registry is None or not registry.has_champion():
+        note = f"first run: no champion in {release.registry_dir}/, nothing to compare against"
+        return (
+            {"status": "none", "summary": note},
+            [Finding("CV021", note, severity=Severity.NOTE, policy_key=key)],
+        )
+    try:
+        champion = registry.champion()
+    except RegistryError as err:
+        msg = f"the champion cannot be trusted, so the candidate cannot be compared: {err}"
+        raise GateError(msg) from None
+    if champion is None:  # the pointer vanished between the two reads
+        msg = f"the champion pointer in {release.registry_dir}/ disappeared while reading it"
+        raise GateError(msg)
+    model, _ = load_attested(champion.attestation)
+    try:
+        theirs = holdout_scores(model, split.x_holdout, split.y_holdout, scorers=scorers)
+    except Exception as err:  # a champion trained on another contract may not score these rows
+        msg = f"champion {champion.version} cannot score this holdout split ({type(err).__name__}: {err})"
+        raise GateError(msg) from None
+    findings: list[Finding] = []
+    deltas: dict[str, Any] = {}
+    # No tolerance table: every scored metric is compared with zero tolerance (fail closed).
+    tolerances = release.tolerance or {m: Tolerance() for m in context.policy.policy.cv.thresholds}
+    for metric, tolerance in tolerances.items():
+        ours, best = holdout[metric], theirs[metric]
+        delta = ours - best
+        allowed = max(tolerance.absolute, tolerance.relative * best)
+        deltas[metric] = {
+            "candidate": round(ours, 6),
+            "champion": round(best, 6),
+            "delta": round(delta, 6),
+            "allowed_drop": round(allowed, 6),
+        }
+        if -delta > allowed + _EPSILON:
+            findings.append(
+                Finding(
+                    rule="CV020",
+                    message=(
+                        f"{metric} holdout {ours:.4f} vs champion {best:.4f}: delta {delta:+.4f} "
+                        f"is a larger drop than the {allowed:.4f} allowed"
+                    ),
+                    location=Location(path=context.policy.path.name),
+                    observed=f"{delta:+.6f}",
+                    threshold=f"-{allowed:.6f}",
+                    policy_key=f"[release.tolerance.{metric}]",
+                )
+            )
+    worse = len(findings)
+    summary = f"champion {champion.version}: " + (
+        f"{worse} metric(s) regressed beyond tolerance" if worse else "within tolerance"
+    )
+    return {
+        "status": "compared",
+        "version": champion.version,
+        "run_id": champion.attestation.run_id,
+        "deltas": deltas,
+        "summary": summary,
+    }, findings
+
+
+HOLDOUT_FILE = "cv.holdout.csv"
+
+
+def write_holdout_predictions(context: RunContext, model: Any, features: Any, labels: Any) -> None:
+    """Write ``reports/cv.holdout.csv``: y_true, y_pred and one ``proba_<class>`` per class.
+
+    The feedback report draws the confusion matrix and ROC curve from it.
+    """
+    predicted = model.predict(features)
+    classes = [str(c) for c in getattr(model, "classes_", ())]
+    proba = model.predict_proba(features) if hasattr(model, "predict_proba") else None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["y_true", "y_pred", *(f"proba_{c}" for c in classes if proba is not None)])
+    for i, (truth, guess) in enumerate(zip(labels, predicted, strict=True)):
+        row = [str(truth), str(guess)]
+        if proba is not None:
+            row.extend(f"{float(v):.6f}" for v in proba[i])
+        writer.writerow(row)
+    atomic_write_text(context.reports_dir / HOLDOUT_FILE, buffer.getvalue())

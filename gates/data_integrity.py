@@ -1,19 +1,45 @@
-"""The ``data`` gate: the data file matches its approved lock and every rule of its contract.
+"""The ``data`` gate: the approved lock, the contract, and layered poisoning checks.
 
-Rules: DATA000 unreadable file; DATA001 lock digest; DATA002 checksums file; DATA010 missing
-column; DATA011 undeclared column; DATA012 wrong dtype; DATA013 null; DATA014 infinite; DATA015
-below min; DATA016 above max; DATA017 category not allowed; DATA018 duplicate in a unique column;
-DATA020 label missing or outside the classes; DATA021 a declared class has no rows; DATA030
-row count outside bounds.
+Rules: DATA000 unreadable, too large or wrong-format file; DATA001 lock digest; DATA002
+checksums file; DATA010 missing column; DATA011 undeclared column; DATA012 wrong dtype; DATA013
+null; DATA014 infinite; DATA015 below min; DATA016 above max; DATA017 category not allowed;
+DATA018 duplicate in a unique column; DATA020 label missing or outside the classes; DATA021 a
+declared class has no rows; DATA030 row count outside bounds; DATA040 the lock has no reference
+profile; DATA041 column drift (PSI) above max_psi; DATA042 class-balance shift; DATA050 exact
+duplicate rows; DATA051 equal features with different labels; DATA060 values beyond the reference
+range plus margin; DATA070 label issues (cleanlab + kNN); DATA080 off-manifold rows
+(IsolationForest). Every flagged row is listed in ``reports/data.flagged.csv``.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, ClassVar
 
-from gates.base import Finding, Gate, Location, Outcome, RunContext
-from pipeline.data import Violation, check_contract, read_table, verify_lock
+from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, Severity
+from pipeline.config import DataPolicy
+from pipeline.data import Violation, check_contract, lock_key, read_lock, read_table, verify_lock
 from pipeline.errors import DataError
+from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
+from pipeline.poison import Screening, flagged_frame, screen
+from pipeline.profile import DataProfile, id_text
+
+FLAGGED_FILE = "data.flagged.csv"
+QUARANTINE_FILE = "data.quarantine.json"
+
+# check name in Flags -> (rule, what, policy key of its max share, attribute path)
+_ROW_CHECKS: dict[str, tuple[str, str, str]] = {
+    "duplicate": ("DATA050", "exact duplicate rows", "duplicates.max_exact_share"),
+    "conflicting_labels": (
+        "DATA051",
+        "rows with equal features but different labels",
+        "duplicates.max_conflict_share",
+    ),
+    "range": ("DATA060", "rows beyond the reference range plus margin", "range.max_share"),
+    "label": ("DATA070", "rows with likely wrong labels (cleanlab + kNN)", "labels.max_share"),
+    "isolation": ("DATA080", "off-manifold rows (IsolationForest)", "isolation.max_share"),
+}
 
 
 def violation_finding(violation: Violation, *, path: str) -> Finding:
@@ -32,14 +58,24 @@ def violation_finding(violation: Violation, *, path: str) -> Finding:
     )
 
 
+def _limit(data: DataPolicy, dotted: str) -> float:
+    section, field = dotted.split(".")
+    return float(getattr(getattr(data.checks, section), field))
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
 class DataGate(Gate):
-    """Lock digests match and the contract holds on every row and column."""
+    """Lock digests match, the contract holds, and no poisoning check exceeds its threshold."""
 
     name: ClassVar[str] = "data"
     description: ClassVar[str] = __doc__ or ""
 
     def run(self, context: RunContext) -> Outcome:
-        """Verify the lock, read the file per its format, check the contract."""
+        """Verify the lock, read the file per its format, check the contract, screen the rows."""
+
         policy = context.policy
         data = policy.policy.data
         path = policy.resolve(data.path)
@@ -47,7 +83,8 @@ class DataGate(Gate):
         findings: list[Finding] = []
         try:
             findings.extend(violation_finding(v, path=shown) for v in verify_lock(policy))
-            frame = read_table(path, fmt=data.resolved_format)
+            reference = self._reference(context, path)
+            frame = read_table(path, fmt=data.resolved_format, max_bytes=data.checks.max_file_bytes)
         except DataError as err:
             findings.append(
                 Finding(
@@ -61,12 +98,156 @@ class DataGate(Gate):
         clean, violations = check_contract(frame, data)
         findings.extend(violation_finding(v, path=shown) for v in violations)
         metrics: dict[str, Any] = {"rows": len(frame), "columns": len(frame.columns)}
-        if data.label in clean:
-            counts = clean[data.label].value_counts()
-            metrics["class_counts"] = {str(k): int(v) for k, v in counts.items()}
+        if violations:
+            # The poisoning checks need contract-clean numbers; the contract already failed.
+            return Outcome.judge(
+                findings,
+                passed="",
+                failed="{n} contract/lock violation(s): {first}",
+                metrics=metrics,
+            )
+        counts = clean[data.label].value_counts()
+        metrics["class_counts"] = {str(k): int(v) for k, v in counts.items()}
+        if reference is None:
+            findings.append(
+                Finding(
+                    "DATA040",
+                    f"{data.lock} has no reference profile for {shown}: drift and range cannot "
+                    "be checked; re-approve with: python -m gates data approve",
+                    location=Location(path=data.lock),
+                    observed="no profile",
+                    threshold="a reference profile",
+                    policy_key="[data].lock",
+                )
+            )
+        screening = screen(clean, data, reference=reference, seed=policy.policy.run.seed)
+        findings.extend(self._judge(screening, data, shown))
+        ids = clean[data.id_column] if data.id_column else None
+        flagged = flagged_frame(screening, ids=ids)
+        context.reports_dir.mkdir(parents=True, exist_ok=True)
+        flagged_path = context.reports_dir / FLAGGED_FILE
+        atomic_write_text(flagged_path, flagged.to_csv(index=False, lineterminator="\n"))
+        artifacts = {_relative(flagged_path, context.root): sha256_file(flagged_path)}
+        rows = screening.flagged_rows()
+        metrics["checks"] = {
+            f.check: {
+                "flagged": f.count,
+                "share": round(f.count / max(len(clean), 1), 6),
+                "seconds": round(f.seconds, 3),
+            }
+            for f in screening.flags
+        }
+        metrics["seconds"] = {k: round(v, 3) for k, v in screening.seconds.items()}
+        metrics["flagged_rows"] = int(rows.size)
+        if screening.drift:
+            worst = max(screening.drift, key=lambda d: d.psi)
+            metrics["drift"] = {"worst_column": worst.column, "worst_psi": round(worst.psi, 6)}
+            metrics["class_shift"] = round(screening.class_shift[1], 6)
+        if data.checks.quarantine:
+            quarantine_path = context.reports_dir / QUARANTINE_FILE
+            atomic_write_json(
+                quarantine_path,
+                {
+                    "run_id": context.run_id,
+                    "rows": [int(r) for r in rows],
+                    "ids": [id_text(v) for v in ids.iloc[rows]] if ids is not None else [],
+                },
+            )
+            artifacts[_relative(quarantine_path, context.root)] = sha256_file(quarantine_path)
+            metrics["quarantined_rows"] = int(rows.size)
         return Outcome.judge(
             findings,
-            passed=f"{len(frame)} rows x {len(frame.columns)} columns match the lock and contract",
-            failed="{n} contract/lock violation(s): {first}",
+            passed=(
+                f"{len(frame)} rows x {len(frame.columns)} columns match the lock and contract; "
+                f"{rows.size} row(s) flagged, every check within its threshold"
+            ),
+            failed="{n} violation(s): {first}",
             metrics=metrics,
+            artifacts=artifacts,
         )
+
+    @staticmethod
+    def _reference(context: RunContext, path: Path) -> DataProfile | None:
+        policy = context.policy
+        lock = read_lock(policy.resolve(policy.policy.data.lock))
+        entry = lock.files.get(lock_key(policy, path))
+        return entry.reference if entry is not None else None
+
+    @staticmethod
+    def _judge(screening: Screening, data: DataPolicy, shown: str) -> list[Finding]:
+        findings: list[Finding] = []
+        total = max(screening.rows, 1)
+        for flags in screening.flags:
+            rule, what, dotted = _ROW_CHECKS[flags.check]
+            if flags.count == 0:
+                continue
+            share = flags.count / total
+            limit = _limit(data, dotted)
+            over = share > limit
+            findings.append(
+                Finding(
+                    rule=rule,
+                    message=(
+                        f"{flags.count} {what} ({share:.2%} {'>' if over else '<='} {limit:.2%}); "
+                        f"first row {int(flags.rows[0])}: {flags.reasons[0]}"
+                    ),
+                    severity=Severity.ERROR if over else Severity.NOTE,
+                    location=Location(path=shown, row=int(flags.rows[0])),
+                    observed=f"{share:.6f}",
+                    threshold=f"{limit}",
+                    policy_key=f"[data.checks.{dotted.split('.')[0]}].{dotted.split('.')[1]}",
+                )
+            )
+        max_psi = data.checks.drift.max_psi
+        for drift in screening.drift:
+            if drift.psi > max_psi:
+                findings.append(
+                    Finding(
+                        "DATA041",
+                        f"column '{drift.column}' drifted from the reference: PSI {drift.psi:.3f} > {max_psi:g}",
+                        location=Location(path=shown, column=drift.column),
+                        observed=f"{drift.psi:.6f}",
+                        threshold=f"{max_psi}",
+                        policy_key="[data.checks.drift].max_psi",
+                    )
+                )
+        cls, moved = screening.class_shift
+        limit = data.checks.drift.max_class_shift
+        if moved > limit:
+            findings.append(
+                Finding(
+                    "DATA042",
+                    f"class '{cls}' share moved {moved:.3f} from the reference (> {limit:g})",
+                    location=Location(path=shown, column=data.label),
+                    observed=f"{moved:.6f}",
+                    threshold=f"{limit}",
+                    policy_key="[data.checks.drift].max_class_shift",
+                )
+            )
+        return findings
+
+
+def quarantined_rows(context: RunContext) -> tuple[int, ...]:
+    """Rows the data gate of this run quarantined (empty when quarantine is off).
+
+    The file must be the one the data gate recorded (its SHA-256 is in ``reports/data.json``),
+    so training and CV drop exactly the rows the gate listed; anything else is a GateError.
+    """
+    if not context.policy.policy.data.checks.quarantine:
+        return ()
+    report = context.read_report(DataGate.name)
+    path = context.reports_dir / QUARANTINE_FILE
+    key = _relative(path, context.root)
+    expected = report.artifacts.get(key)
+    if expected is None:
+        msg = f"quarantine is on but the data gate of run {context.run_id} recorded no {path.name}"
+        raise GateError(msg)
+    if not path.is_file() or sha256_file(path) != expected:
+        msg = f"{path}: missing or changed since the data gate wrote it (sha256 {expected[:12]}...)"
+        raise GateError(msg)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+        return tuple(int(r) for r in rows)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        msg = f"{path}: unparsable quarantine list ({type(err).__name__}: {err})"
+        raise GateError(msg) from None

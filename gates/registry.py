@@ -82,6 +82,12 @@ GATES: tuple[GateSpec, ...] = (
         "The verdict: every gate of this run PASSED on the inputs and bytes on disk now.",
         verdict=True,
     ),
+    GateSpec(
+        "feedback",
+        "gates.feedback:FeedbackGate",
+        "Record the run in the hash-chained history, compare trends, write reports and metrics.",
+        always=True,
+    ),
 )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from gates.base import (
     Finding,
@@ -28,6 +28,9 @@ from gates.registry import GATES, NAMES, GateSpec, checked_before
 from pipeline.config import LoadedPolicy
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_json, sha256_file
+
+if TYPE_CHECKING:
+    from gates.console import Display
 
 RUN_FILE = "run.json"
 RUN_ID_ENV = "GATES_RUN_ID"
@@ -213,10 +216,12 @@ def run_chain(
     reports_dir: Path,
     out: TextIO | None = None,
     on_result: Callable[[GateResult], None] | None = None,
+    display: Display | None = None,
 ) -> RunSummary:
     """Run the named gates in registry order; every result is written before the next starts.
 
-    Progress goes to ``out`` (standard output at call time when not given).
+    Progress goes to ``display`` (default: plain lines on ``out``, which is standard output at
+    call time when not given).
     """
     out = out if out is not None else sys.stdout
     unknown = [name for name in names if name not in NAMES]
@@ -238,14 +243,22 @@ def run_chain(
             },
         )
     context = RunContext(policy=policy, run_id=run_id, reports_dir=reports_dir)
+    if display is None:
+        from gates.console import PlainDisplay  # noqa: PLC0415 - console imports this module
+
+        display = PlainDisplay(out)
     results = []
-    for spec in chosen:
-        result = run_gate(spec, context, inputs)
-        atomic_write_json(context.report_path(spec.name), result.to_dict())
-        results.append(result)
-        print_result(result, out=out)
-        if on_result is not None:
-            on_result(result)
+    try:
+        for spec in chosen:
+            display.start(spec)
+            result = run_gate(spec, context, inputs)
+            atomic_write_json(context.report_path(spec.name), result.to_dict())
+            results.append(result)
+            display.finish(result)
+            if on_result is not None:
+                on_result(result)
+    finally:
+        display.close()
     return RunSummary(run_id=run_id, results=tuple(results))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from gates.base import Gate, Outcome, RunContext, Status
+from gates.data_integrity import quarantined_rows
 from pipeline.persist import MODEL_FILE, save_model
 from pipeline.train import train
 
@@ -18,7 +19,8 @@ class TrainGate(Gate):
     def run(self, context: RunContext) -> Outcome:
         """Fit, save atomically, and report what was trained on what."""
         policy = context.policy
-        result = train(policy)
+        dropped = quarantined_rows(context)
+        result = train(policy, drop=dropped)
         path = context.artifacts_dir / MODEL_FILE
         manifest = save_model(result.model, path, estimator=policy.policy.model.estimator)
         rel = (
@@ -39,6 +41,7 @@ class TrainGate(Gate):
                 "fit_seconds": round(result.fit_seconds, 3),
                 "split_sha256": result.split.digest,
                 "data_sha256": result.dataset.sha256,
+                "quarantined_rows": len(dropped),
             },
             artifacts={rel: manifest.sha256},
         )

@@ -63,6 +63,68 @@ class ColumnRule(_Strict):
         return self
 
 
+class DuplicatesCheck(_Strict):
+    """[data.checks.duplicates]: exact duplicate rows, and equal features with different labels."""
+
+    enabled: bool = True
+    max_exact_share: Fraction = 0.01
+    max_conflict_share: Fraction = 0.0
+
+
+class DriftCheck(_Strict):
+    """[data.checks.drift]: PSI per column and class-balance shift against the reference profile."""
+
+    enabled: bool = True
+    max_psi: Annotated[float, Field(gt=0.0)] = 0.25
+    max_class_shift: Fraction = 0.10
+
+
+class RangeCheck(_Strict):
+    """[data.checks.range]: values beyond the reference min/max by more than a margin."""
+
+    enabled: bool = True
+    margin: Annotated[float, Field(ge=0.0)] = 0.25
+    max_share: Fraction = 0.0
+
+
+class LabelCheck(_Strict):
+    """[data.checks.labels]: cleanlab on out-of-fold probabilities, combined with kNN votes."""
+
+    enabled: bool = True
+    folds: Annotated[int, Field(ge=2, le=20)] = 5
+    neighbors: Annotated[int, Field(ge=1, le=200)] = 10
+    model_weight: Fraction = 0.5
+    max_fit_rows: Annotated[int, Field(ge=100)] = 50_000
+    max_index_rows: Annotated[int, Field(ge=100)] = 5_000
+    max_share: Fraction = 0.05
+
+
+class IsolationCheck(_Strict):
+    """[data.checks.isolation]: IsolationForest anomaly score on standardized features."""
+
+    enabled: bool = True
+    trees: Annotated[int, Field(ge=10, le=1000)] = 100
+    min_score: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.7
+    max_share: Fraction = 0.02
+
+
+class DataChecksPolicy(_Strict):
+    """[data.checks]: the poisoning defences of the data gate, and quarantine mode."""
+
+    max_file_mb: Annotated[float, Field(gt=0.0)] = 2048.0
+    quarantine: bool = False
+    duplicates: DuplicatesCheck = Field(default_factory=DuplicatesCheck)
+    drift: DriftCheck = Field(default_factory=DriftCheck)
+    range: RangeCheck = Field(default_factory=RangeCheck)
+    labels: LabelCheck = Field(default_factory=LabelCheck)
+    isolation: IsolationCheck = Field(default_factory=IsolationCheck)
+
+    @property
+    def max_file_bytes(self) -> int:
+        """``max_file_mb`` in bytes."""
+        return int(self.max_file_mb * 1024 * 1024)
+
+
 class DataPolicy(_Strict):
     """[data]: the data file, its lock, the label, and the contract of every column."""
 
@@ -78,6 +140,7 @@ class DataPolicy(_Strict):
     max_rows: Annotated[int, Field(ge=1)] = 10_000_000
     holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     columns: Annotated[dict[str, ColumnRule], Field(min_length=1)]
+    checks: DataChecksPolicy = Field(default_factory=DataChecksPolicy)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -207,6 +270,50 @@ class AuditPolicy(_Strict):
         return self
 
 
+class Tolerance(_Strict):
+    """[release.tolerance.METRIC]: how far below the champion a candidate may score.
+
+    The allowed drop is ``max(absolute, relative * champion_score)``.
+    """
+
+    absolute: Fraction = 0.0
+    relative: Fraction = 0.0
+
+
+class ReleasePolicy(_Strict):
+    """[release]: the signing keys, the trusted public key, the registry and the champion bar."""
+
+    public_key: str = "keys/release.pub"
+    private_key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GATES_SIGNING_KEY"
+    private_key_file: str | None = None
+    allow_dev_key: bool = True
+    dev_key_dir: str = ".keys"
+    registry_dir: str = "registry"
+    tolerance: dict[Metric, Tolerance] = Field(default_factory=dict)
+
+
+class FeedbackPolicy(_Strict):
+    """[feedback]: run history, trends, production-feedback quarantine, metrics and MLflow."""
+
+    history: str = "history/runs.jsonl"
+    quarantine_dir: str = "data/quarantine"
+    champion: str = "registry/champion"
+    prediction_column: str = "prediction"
+    trend_window: Annotated[int, Field(ge=1, le=1000)] = 5
+    max_metric_drop: Fraction = 0.02
+    max_flag_rate_rise: Fraction = 0.05
+    fail_on_regression: bool = False
+    fail_on_flag_rise: bool = False
+    max_batch_rows: Annotated[int, Field(ge=1)] = 100_000
+    max_label_disagreement: Fraction = 0.5
+    outlier_z: Annotated[float, Field(gt=0.0)] = 8.0
+    pushgateway_url: str | None = None
+    pushgateway_job: str = "secure_ml_pipeline"
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = "secure-ml-pipeline"
+    mlflow_artifact_location: str | None = None
+
+
 class Policy(_Strict):
     """The whole of policy.toml."""
 
@@ -218,6 +325,19 @@ class Policy(_Strict):
     lint: LintPolicy = Field(default_factory=LintPolicy)
     sast: SastPolicy = Field(default_factory=SastPolicy)
     audit: AuditPolicy = Field(default_factory=AuditPolicy)
+    release: ReleasePolicy = Field(default_factory=ReleasePolicy)
+    feedback: FeedbackPolicy = Field(default_factory=FeedbackPolicy)
+
+    @model_validator(mode="after")
+    def _champion_metrics_scored(self) -> Self:
+        unscored = sorted(set(self.release.tolerance) - set(self.cv.thresholds))
+        if unscored:
+            msg = (
+                f"release.tolerance names {unscored}, which [cv.thresholds] does not score; "
+                f"expected a subset of {sorted(self.cv.thresholds)}"
+            )
+            raise ValueError(msg)
+        return self
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import pandas as pd
 from pipeline.config import ColumnRule, DataPolicy, LoadedPolicy
 from pipeline.errors import DataError
 from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
+from pipeline.profile import DataProfile, build_profile, parse_profile
 
 LOCK_SCHEMA_VERSION = 1
 # How many offending rows a finding quotes; the count is always exact.
@@ -54,6 +55,8 @@ class LockEntry:
     size: int
     rows: int
     columns: tuple[str, ...]
+    profile: DataProfile | None = None
+    reference: DataProfile | None = None
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,12 @@ class DataLock:
     files: dict[str, LockEntry] = field(default_factory=dict)
 
 
-def read_table(path: Path, *, fmt: str) -> pd.DataFrame:
-    """Read a CSV (every cell as text, converted later per contract) or a Parquet file."""
+def read_table(path: Path, *, fmt: str, max_bytes: int | None = None) -> pd.DataFrame:
+    """Read a CSV (every cell as text, converted later per contract) or a Parquet file.
+
+    ``max_bytes`` (policy ``[data.checks].max_file_mb``) is checked before a byte is parsed, so
+    a file too large for memory is refused with a message instead of an out-of-memory kill.
+    """
     if not path.exists():
         msg = f"{path}: data file not found"
         raise DataError(msg)
@@ -74,6 +81,13 @@ def read_table(path: Path, *, fmt: str) -> pd.DataFrame:
         raise DataError(msg)
     if path.stat().st_size == 0:
         msg = f"{path}: data file is empty (0 bytes)"
+        raise DataError(msg)
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        msg = (
+            f"{path}: data file is {size / 2**20:.1f} MiB, larger than the "
+            f"{max_bytes / 2**20:.1f} MiB allowed ([data.checks].max_file_mb)"
+        )
         raise DataError(msg)
     if fmt == "parquet":
         return _read_parquet(path)
@@ -197,7 +211,12 @@ def _check_numeric(
     values = pd.to_numeric(raw.where(~blank), errors="coerce").astype("float64")
     unparsable = values.isna() & ~blank
     # Text such as "nan" parses to NaN: it is a null written as text, not a number.
-    text_nan = unparsable & raw.astype(str).str.strip().str.lower().isin(["nan", "na", "null"])
+    # Only unparsable cells are turned to text: on a float column (Parquet) that is none of them.
+    text_nan = unparsable.copy()
+    if unparsable.any():
+        text_nan[unparsable] = (
+            raw[unparsable].astype(str).str.strip().str.lower().isin(["nan", "na", "null"])
+        )
     unparsable &= ~text_nan
     null = blank | text_nan
     if unparsable.any():
@@ -440,6 +459,12 @@ def read_lock(path: Path) -> DataLock:
                 size=int(entry["size"]),
                 rows=int(entry["rows"]),
                 columns=tuple(str(c) for c in entry["columns"]),
+                profile=parse_profile(entry["profile"], where=f"{path} profile")
+                if entry.get("profile") is not None
+                else None,
+                reference=parse_profile(entry["reference"], where=f"{path} reference")
+                if entry.get("reference") is not None
+                else None,
             )
             for name, entry in document["files"].items()
         }
@@ -529,32 +554,63 @@ def _read_sha256sums(path: Path) -> dict[str, str]:
     return sums
 
 
-def write_lock(policy: LoadedPolicy, frame: pd.DataFrame) -> LockEntry:
-    """Record the data file in the lock and the checksums file, atomically."""
+def write_lock(
+    policy: LoadedPolicy,
+    frame: pd.DataFrame,
+    *,
+    profile: DataProfile | None = None,
+    reference: DataProfile | None = None,
+) -> LockEntry:
+    """Record the data file in the lock and the checksums file, atomically.
+
+    ``profile`` describes this snapshot (profiled here when not given and the contract holds);
+    ``reference`` is the baseline the data gate measures drift and range against: by default
+    the lock's earlier baseline is kept, and the first approval makes its own profile the
+    baseline.
+    """
     data = policy.policy.data
     data_path = policy.resolve(data.path)
+    if profile is None:
+        clean, violations = check_contract(frame, data)
+        profile = None if violations else build_profile(clean, data)
+    if reference is None:
+        reference = _previous_reference(policy, data_path) or profile
     entry = LockEntry(
         name=lock_key(policy, data_path),
         sha256=sha256_file(data_path),
         size=data_path.stat().st_size,
         rows=len(frame),
         columns=tuple(str(c) for c in frame.columns),
+        profile=profile,
+        reference=reference,
     )
+    record: dict[str, Any] = {
+        "sha256": entry.sha256,
+        "size": entry.size,
+        "rows": entry.rows,
+        "columns": list(entry.columns),
+    }
+    if entry.profile is not None:
+        record["profile"] = entry.profile.to_dict()
+    if entry.reference is not None:
+        record["reference"] = entry.reference.to_dict()
     document = {
         "schema_version": LOCK_SCHEMA_VERSION,
-        "files": {
-            entry.name: {
-                "sha256": entry.sha256,
-                "size": entry.size,
-                "rows": entry.rows,
-                "columns": list(entry.columns),
-            }
-        },
+        "files": {entry.name: record},
     }
     atomic_write_json(policy.resolve(data.lock), document)
     if data.checksums is not None:
         atomic_write_text(policy.resolve(data.checksums), f"{entry.sha256}  {data_path.name}\n")
     return entry
+
+
+def _previous_reference(policy: LoadedPolicy, data_path: Path) -> DataProfile | None:
+    try:
+        lock = read_lock(policy.resolve(policy.policy.data.lock))
+    except DataError:
+        return None
+    entry = lock.files.get(lock_key(policy, data_path))
+    return entry.reference if entry is not None else None
 
 
 # --- loading for training --------------------------------------------------------------------
@@ -565,7 +621,7 @@ def load_dataset(policy: LoadedPolicy) -> Dataset:
     data = policy.policy.data
     problems = verify_lock(policy)
     path = policy.resolve(data.path)
-    frame = read_table(path, fmt=data.resolved_format)
+    frame = read_table(path, fmt=data.resolved_format, max_bytes=data.checks.max_file_bytes)
     clean, violations = check_contract(frame, data)
     problems.extend(violations)
     if problems:

@@ -1,7 +1,10 @@
-"""Save models with skops and load them only after their SHA-256 matches the manifest.
+"""Save models with skops; load them only after their SHA-256 matches a signed or recorded digest.
 
-This is the one module allowed to deserialize a model. It never unpickles: skops builds objects
-from a JSON schema and refuses any type not on the reviewed list for the model's family.
+This is the one module allowed to deserialize a model. It never unpickles: pickle and joblib
+streams are refused by their first bytes, and skops builds objects from a JSON schema, refusing
+any type not on the reviewed list for the model's family. ``load_attested`` is the loader for
+anything outside a run (deploy, the champion); ``load_verified`` checks only the manifest beside
+the model and is meant for the candidate inside the run that trained it.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ import json
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ModelError
 from pipeline.fsio import atomic_write_bytes, atomic_write_json, sha256_bytes
+
+if TYPE_CHECKING:
+    from pipeline.attestation import VerifiedAttestation
 
 MANIFEST_SCHEMA_VERSION = 1
 # The trained model's file name inside [run].artifacts_dir.
@@ -41,6 +47,11 @@ class ModelManifest:
     sklearn_version: str
     skops_version: str
     schema_version: int = MANIFEST_SCHEMA_VERSION
+
+
+# Pickle protocol 2+ opens with PROTO (0x80); joblib's default zlib compression with 0x78.
+_PICKLE_PROTO = b"\x80"
+_ZLIB_HEADERS = (b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda")
 
 
 def manifest_path_for(model_path: Path) -> Path:
@@ -74,7 +85,19 @@ def save_model(model: Any, path: Path, *, estimator: str) -> ModelManifest:
 def read_manifest(path: Path) -> ModelManifest:
     """Parse a model manifest; a missing or malformed one is a ModelError naming it."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        msg = f"{path}: model manifest not found"
+        raise ModelError(msg) from None
+    return _parse_manifest(raw, path)
+
+
+def _parse_manifest(raw: bytes, path: Path) -> ModelManifest:
+    try:
+        document = json.loads(raw.decode("utf-8"))
+        if not isinstance(document, dict):
+            msg = f"{path}: model manifest is malformed: expected a JSON object"
+            raise ModelError(msg)
         if document.get("schema_version") != MANIFEST_SCHEMA_VERSION:
             msg = (
                 f"{path}: schema_version: expected {MANIFEST_SCHEMA_VERSION}, "
@@ -82,9 +105,6 @@ def read_manifest(path: Path) -> ModelManifest:
             )
             raise ModelError(msg)
         return ModelManifest(**document)
-    except FileNotFoundError:
-        msg = f"{path}: model manifest not found"
-        raise ModelError(msg) from None
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as err:
         msg = f"{path}: model manifest is malformed: {err}"
         raise ModelError(msg) from None
@@ -110,6 +130,11 @@ def load_model(path: Path, *, expected_sha256: str, estimator: str) -> Any:
             f"{expected_sha256[:12]}...; the file is not the one that was verified"
         )
         raise ModelError(msg)
+    if payload[:1] == _PICKLE_PROTO or payload[:2] in _ZLIB_HEADERS:
+        # A pickle (or a compressed joblib dump) runs code when loaded: refuse it by its
+        # first bytes, before anything could deserialize it.
+        msg = f"{path}: refused: a pickle/joblib stream; this loader never unpickles"
+        raise ModelError(msg)
     if not zipfile.is_zipfile(io.BytesIO(payload)):
         msg = f"{path}: refused: expected a skops file (a zip archive), found other bytes"
         raise ModelError(msg)
@@ -134,7 +159,11 @@ def load_model(path: Path, *, expected_sha256: str, estimator: str) -> Any:
 
 
 def load_verified(path: Path) -> tuple[Any, ModelManifest]:
-    """Load the model at ``path`` against the manifest beside it."""
+    """Load the model at ``path`` against the manifest beside it (unsigned: in-run use only).
+
+    The caller must tie the manifest's digest to something it trusts, as the ``cv`` gate does
+    with the digest the ``train`` gate recorded; outside a run, use ``load_attested``.
+    """
     manifest = read_manifest(manifest_path_for(path))
     if manifest.model_file != path.name:
         msg = (
@@ -144,3 +173,39 @@ def load_verified(path: Path) -> tuple[Any, ModelManifest]:
         raise ModelError(msg)
     model = load_model(path, expected_sha256=manifest.sha256, estimator=manifest.estimator)
     return model, manifest
+
+
+def load_attested(attestation: VerifiedAttestation) -> tuple[Any, ModelManifest]:
+    """Load the model of a verified attestation: digest and family come from signed bytes only.
+
+    The manifest is parsed only after its bytes match its signed digest, and the model's bytes
+    are checked against the signed digest on the very bytes that are then loaded.
+    """
+    model_record = attestation.predicate.get("model")
+    if not isinstance(model_record, dict):
+        msg = f"{attestation.envelope_path}: the statement names no model"
+        raise ModelError(msg)
+    model_name, manifest_name = str(model_record.get("file")), str(model_record.get("manifest"))
+    model_digest = attestation.digest(model_name)
+    manifest_path = attestation.root / manifest_name
+    raw = _read_exact(manifest_path, expected_sha256=attestation.digest(manifest_name))
+    manifest = _parse_manifest(raw, manifest_path)
+    if manifest.sha256 != model_digest or manifest.model_file != Path(model_name).name:
+        msg = f"{manifest_path}: names {manifest.model_file} {manifest.sha256[:12]}..., not the signed model"
+        raise ModelError(msg)
+    model = load_model(
+        attestation.root / model_name, expected_sha256=model_digest, estimator=manifest.estimator
+    )
+    return model, manifest
+
+
+def _read_exact(path: Path, *, expected_sha256: str) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        msg = f"{path}: not found"
+        raise ModelError(msg) from None
+    if sha256_bytes(raw) != expected_sha256:
+        msg = f"{path}: refused: its bytes are not the signed ones"
+        raise ModelError(msg)
+    return raw

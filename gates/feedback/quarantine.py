@@ -1,0 +1,385 @@
+"""Production feedback: labelled outcomes wait in quarantine until a person approves them.
+
+Feedback loops are a poisoning path, so nothing here reaches training on its own. ``ingest``
+copies a CSV of features, the model's prediction and the true label into
+``[feedback].quarantine_dir/<batch>/`` and checks it against the data contract and a screen;
+``approve`` (an explicit, named act) re-checks the batch, appends it to the training file and
+re-locks the data through ``pipeline.data.write_lock`` (the data-approval path). The next run's
+data gate then screens the whole, grown data set again.
+
+Rules: FBQ001 a prediction outside the declared classes; FBQ002 the batch is larger than
+``max_batch_rows``; FBQ010 an id already in the training data; FBQ011 features identical to a
+training row with a different label (label flip); FBQ012 more labels contradict the predictions
+than ``max_label_disagreement``; FBQ013 a feature value more than ``outlier_z`` standard
+deviations from the training mean. Contract rules keep their DATA ids.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gates.feedback.history import locked
+from pipeline.config import LoadedPolicy
+from pipeline.data import check_contract, read_table, verify_lock, write_lock
+from pipeline.errors import DataError
+from pipeline.fsio import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
+
+BATCH_FILE = "batch.json"
+ROWS_FILE = "rows.csv"
+QUARANTINED, REJECTED, APPROVED = "quarantined", "rejected", "approved"
+_QUOTE = 5
+# Row-count bounds and "every class has rows" apply to the whole training set: a small batch
+# may well hold one class only. Both are checked on the merged data at approval.
+_WHOLE_SET_RULES = frozenset({"DATA030", "DATA021"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a batch may not enter training: rule, message, and the rows it concerns."""
+
+    rule: str
+    message: str
+    rows: tuple[int, ...] = ()
+    count: int = 0
+    policy_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A quarantined batch as recorded in its ``batch.json``."""
+
+    batch_id: str
+    source: str
+    sha256: str
+    rows: int
+    ingested: str
+    status: str
+    problems: tuple[Problem, ...]
+    disagreement_rate: float
+    approved_by: str | None = None
+    approved_at: str | None = None
+    data_sha256_after: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        data = asdict(self)
+        data["problems"] = [
+            {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(p).items()}
+            for p in self.problems
+        ]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Batch:
+        """Inverse of ``to_dict``."""
+        problems = tuple(
+            Problem(
+                rule=str(p["rule"]),
+                message=str(p["message"]),
+                rows=tuple(int(r) for r in p.get("rows", ())),
+                count=int(p.get("count", 0)),
+                policy_key=p.get("policy_key"),
+            )
+            for p in data["problems"]
+        )
+        return cls(**{**data, "problems": problems})
+
+
+def quarantine_dir(policy: LoadedPolicy) -> Path:
+    """``[feedback].quarantine_dir`` resolved against the policy's folder."""
+    return policy.resolve(policy.policy.feedback.quarantine_dir)
+
+
+def _rows_of(mask: np.ndarray[Any, Any]) -> tuple[tuple[int, ...], int]:
+    positions = np.flatnonzero(mask)
+    return tuple(int(p) for p in positions[:_QUOTE]), int(positions.size)
+
+
+def _training(policy: LoadedPolicy) -> pd.DataFrame:
+    data = policy.policy.data
+    frame = read_table(policy.resolve(data.path), fmt=data.resolved_format)
+    clean, _ = check_contract(frame, data)
+    return clean
+
+
+def screen(policy: LoadedPolicy, frame: pd.DataFrame) -> tuple[list[Problem], float]:
+    """Contract and screening problems of a feedback batch, and its label-disagreement rate."""
+    settings = policy.policy.feedback
+    data = policy.policy.data
+    column = settings.prediction_column
+    problems: list[Problem] = []
+    if column not in frame.columns:
+        msg = (
+            f"expected a column '{column}' with the model's prediction "
+            f"([feedback].prediction_column), found columns {list(frame.columns)[:8]}"
+        )
+        raise DataError(msg)
+    if len(frame) > settings.max_batch_rows:
+        problems.append(
+            Problem(
+                "FBQ002",
+                f"{len(frame)} rows, more than max_batch_rows {settings.max_batch_rows}",
+                count=len(frame),
+                policy_key="[feedback].max_batch_rows",
+            )
+        )
+    predictions = frame[column].astype(str).str.strip()
+    outside = ~predictions.isin(list(data.classes)).to_numpy()
+    if outside.any():
+        rows, count = _rows_of(outside)
+        problems.append(
+            Problem(
+                "FBQ001",
+                f"{count} prediction(s) outside the classes {list(data.classes)}",
+                rows,
+                count,
+                "[data].classes",
+            )
+        )
+    clean, violations = check_contract(frame.drop(columns=[column]), data)
+    for violation in violations:
+        if violation.rule in _WHOLE_SET_RULES:
+            continue
+        problems.append(
+            Problem(
+                violation.rule,
+                violation.message,
+                violation.rows,
+                violation.count,
+                violation.policy_key,
+            )
+        )
+    disagreement = 0.0
+    if data.label in clean.columns and len(clean):
+        labels = clean[data.label].astype(str).to_numpy()
+        disagreement = float(np.mean(labels != predictions.to_numpy()))
+        if disagreement > settings.max_label_disagreement:
+            problems.append(
+                Problem(
+                    "FBQ012",
+                    f"{disagreement:.0%} of true labels contradict the model's predictions "
+                    f"(more than {settings.max_label_disagreement:.0%}): possible label poisoning",
+                    count=round(disagreement * len(clean)),
+                    policy_key="[feedback].max_label_disagreement",
+                )
+            )
+    problems.extend(_against_training(policy, clean))
+    return problems, disagreement
+
+
+def _against_training(policy: LoadedPolicy, clean: pd.DataFrame) -> list[Problem]:
+    data = policy.policy.data
+    settings = policy.policy.feedback
+    training = _training(policy)
+    found: list[Problem] = []
+    if data.id_column and data.id_column in clean and data.id_column in training:
+        taken = clean[data.id_column].isin(set(training[data.id_column].dropna())).to_numpy()
+        if taken.any():
+            rows, count = _rows_of(taken)
+            found.append(
+                Problem(
+                    "FBQ010",
+                    f"{count} id(s) already in the training data",
+                    rows,
+                    count,
+                    f"[data.columns].{data.id_column}",
+                )
+            )
+    numeric = [
+        c
+        for c, rule in data.columns.items()
+        if rule.dtype in ("float64", "int64") and c != data.id_column and c in clean
+    ]
+    features = [c for c in data.feature_columns if c in clean and c in training]
+    if features and data.label in clean and data.label in training:
+        known = training[[*features, data.label]].astype(str)
+        batch = clean[[*features, data.label]].astype(str)
+        merged = batch.reset_index().merge(known, on=features, how="inner", suffixes=("", "_train"))
+        flipped = merged[merged[data.label] != merged[f"{data.label}_train"]]
+        if len(flipped):
+            positions = sorted({int(i) for i in flipped["index"]})
+            found.append(
+                Problem(
+                    "FBQ011",
+                    f"{len(positions)} row(s) repeat a training row's features with a different label",
+                    tuple(positions[:_QUOTE]),
+                    len(positions),
+                    "[data].label",
+                )
+            )
+    if numeric:
+        reference = training[numeric].astype("float64")
+        mean, std = reference.mean(), reference.std(ddof=0).replace(0.0, np.nan)
+        z = ((clean[numeric].astype("float64") - mean) / std).abs()
+        far = (z > settings.outlier_z).any(axis=1).to_numpy()
+        if far.any():
+            rows, count = _rows_of(far)
+            worst = z.max(axis=1).iloc[rows[0]]
+            found.append(
+                Problem(
+                    "FBQ013",
+                    f"{count} row(s) have a feature more than {settings.outlier_z:g} standard "
+                    f"deviations from the training mean (first: {worst:.1f})",
+                    rows,
+                    count,
+                    "[feedback].outlier_z",
+                )
+            )
+    return found
+
+
+def ingest(policy: LoadedPolicy, source: Path) -> Batch:
+    """Copy ``source`` into quarantine, check and screen it, and record the batch."""
+    try:
+        raw = source.read_bytes()
+    except FileNotFoundError:
+        msg = f"{source}: feedback file not found"
+        raise DataError(msg) from None
+    except IsADirectoryError:
+        msg = f"{source}: expected a CSV file, found a folder"
+        raise DataError(msg) from None
+    digest = sha256_bytes(raw)
+    root = quarantine_dir(policy)
+    for existing in list_batches(policy):
+        if existing.sha256 == digest:
+            msg = f"{source}: already ingested as batch {existing.batch_id} ({existing.status})"
+            raise DataError(msg)
+    now = datetime.now(UTC)
+    batch_id = f"fb-{now:%Y%m%dT%H%M%SZ}-{digest[:8]}"
+    folder = root / batch_id
+    # Parse the stored copy, not the source: what is checked is exactly what may be approved.
+    atomic_write_bytes(folder / ROWS_FILE, raw)
+    try:
+        frame = read_table(folder / ROWS_FILE, fmt="csv")
+        problems, disagreement = screen(policy, frame)
+    except DataError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise DataError(str(err).replace(str(folder / ROWS_FILE), str(source))) from None
+    batch = Batch(
+        batch_id=batch_id,
+        source=source.name,
+        sha256=digest,
+        rows=len(frame),
+        ingested=now.isoformat(timespec="seconds"),
+        status=REJECTED if problems else QUARANTINED,
+        problems=tuple(problems),
+        disagreement_rate=round(disagreement, 6),
+    )
+    atomic_write_json(folder / BATCH_FILE, batch.to_dict())
+    return batch
+
+
+def list_batches(policy: LoadedPolicy) -> list[Batch]:
+    """Every batch in quarantine, oldest first."""
+    root = quarantine_dir(policy)
+    return [read_batch(policy, p.parent.name) for p in sorted(root.glob(f"*/{BATCH_FILE}"))]
+
+
+def read_batch(policy: LoadedPolicy, batch_id: str) -> Batch:
+    """The record of one batch; an unknown or malformed batch is a DataError."""
+    if not batch_id or "/" in batch_id or "\\" in batch_id or batch_id.startswith("."):
+        msg = f"'{batch_id}' is not a batch id (see: python -m gates feedback list)"
+        raise DataError(msg)
+    path = quarantine_dir(policy) / batch_id / BATCH_FILE
+    try:
+        return Batch.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        msg = f"{path}: no such batch '{batch_id}' (see: python -m gates feedback list)"
+        raise DataError(msg) from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        msg = f"{path}: malformed batch record ({type(err).__name__}: {err})"
+        raise DataError(msg) from None
+
+
+def approve(policy: LoadedPolicy, batch_id: str, *, by: str) -> tuple[Batch, list[Problem]]:
+    """Append a clean quarantined batch to the training data and re-lock it.
+
+    Returns the batch and the problems that stopped it (empty when it was approved). Refuses a
+    rejected or already approved batch, a batch whose bytes changed since ingestion, and
+    training data that does not match its lock.
+    """
+    data = policy.policy.data
+    if data.resolved_format != "csv":
+        msg = f"{data.path}: feedback can be appended to CSV training data only"
+        raise DataError(msg)
+    root = quarantine_dir(policy)
+    with locked(root / "approve"):
+        batch = read_batch(policy, batch_id)
+        if batch.status != QUARANTINED:
+            why = "was rejected at ingestion" if batch.status == REJECTED else f"is {batch.status}"
+            return batch, [Problem("FBQ020", f"batch {batch_id} {why}; nothing changed")]
+        rows_path = root / batch_id / ROWS_FILE
+        if not rows_path.is_file() or sha256_file(rows_path) != batch.sha256:
+            return batch, [
+                Problem("FBQ021", f"{rows_path} changed since ingestion; re-ingest the source")
+            ]
+        lock_problems = verify_lock(policy)
+        if lock_problems:
+            return batch, [
+                Problem(v.rule, f"training data does not match its lock: {v.message}")
+                for v in lock_problems
+            ]
+        frame = read_table(rows_path, fmt="csv")
+        problems, _ = screen(policy, frame)
+        if problems:
+            return batch, problems
+        data_path = policy.resolve(data.path)
+        merged_bytes = _appended(
+            data_path, frame.drop(columns=[policy.policy.feedback.prediction_column])
+        )
+        staging = data_path.with_name(f".{data_path.name}.{batch_id}.staging")
+        try:
+            atomic_write_bytes(staging, merged_bytes)
+            merged = read_table(staging, fmt="csv")
+            _, violations = check_contract(merged, data)
+            if violations:
+                return batch, [
+                    Problem(
+                        v.rule,
+                        f"training data with the batch: {v.message}",
+                        v.rows,
+                        v.count,
+                        v.policy_key,
+                    )
+                    for v in violations
+                ]
+            os.replace(staging, data_path)
+        finally:
+            staging.unlink(missing_ok=True)
+        entry = write_lock(policy, merged)
+        approved = Batch(
+            **{
+                **asdict(batch),
+                "problems": batch.problems,
+                "status": APPROVED,
+                "approved_by": by,
+                "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "data_sha256_after": entry.sha256,
+            }
+        )
+        atomic_write_json(root / batch_id / BATCH_FILE, approved.to_dict())
+    return approved, []
+
+
+def _appended(data_path: Path, rows: pd.DataFrame) -> bytes:
+    """The training file's bytes unchanged, followed by the batch's rows in its column order."""
+    original = data_path.read_bytes()
+    header = next(csv.reader(io.StringIO(original.decode("utf-8").split("\n", 1)[0].rstrip("\r"))))
+    newline = "\r\n" if b"\r\n" in original[:65536] else "\n"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=newline)
+    for record in rows[header].itertuples(index=False):
+        writer.writerow([str(v) for v in record])
+    prefix = original if original.endswith(b"\n") else original + newline.encode()
+    return prefix + buffer.getvalue().encode("utf-8")

@@ -1,0 +1,200 @@
+"""The ``feedback`` stage: record the run, compare it with earlier runs, write every report.
+
+Runs after the verdict whether the gates passed or not. Rules: FB001 the history failed
+verification, so this run was not appended (see ``python -m gates history verify``); FB101-FB103,
+FB110 trends (see ``gates.feedback.trends``); FB201 the Pushgateway push failed; FB202 MLflow
+logging failed or MLflow is not installed; FB203 a SARIF file of another gate could not be merged.
+Problems with the optional sinks are warnings: they never hide the run's own verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from gates.base import Finding, Gate, Location, Outcome, RunContext, Severity
+from gates.feedback import codequality, history, html, junit, markdown, mlflow_sink, prom, sarif
+from gates.feedback.bundle import ReportBundle
+from gates.feedback.collect import build_record, collect, key_metrics
+from gates.feedback.trends import champion_from_cv, compare, read_champion
+from gates.runner import git_commit
+from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
+
+SUMMARY_FILE = "summary.md"
+HTML_FILE = "report.html"
+JUNIT_FILE = "junit.xml"
+SARIF_FILE = sarif.MERGED
+CODE_QUALITY_FILE = "gl-code-quality.json"
+
+
+class FeedbackGate(Gate):
+    """Append the run to the hash-chained history, judge trends, and render the reports."""
+
+    name: ClassVar[str] = "feedback"
+    description: ClassVar[str] = __doc__ or ""
+
+    def run(self, context: RunContext) -> Outcome:
+        """Collect, record, compare, render; the verdict of the run itself is not changed here."""
+        policy = context.policy
+        settings = policy.policy.feedback
+        view = collect(context, upto=self.name)
+        history_path = policy.resolve(settings.history)
+        findings: list[Finding] = []
+        check = history.verify(history_path)
+        past = history.records(history_path) if check else []
+        commit, dirty = git_commit(context.root)
+        metrics = key_metrics(view)
+        cv = view.result("cv")
+        champion = champion_from_cv(cv.metrics) if cv is not None else None
+        if champion is None:
+            champion, champion_findings = read_champion(
+                policy.resolve(settings.champion), history=past
+            )
+            findings.extend(champion_findings)
+        previous = [r for r in past if r.get("run_id") != view.run_id]
+        deltas, trend_findings = compare(
+            metrics,
+            champion=champion,
+            history=previous,
+            policy=settings,
+            policy_file=policy.path.name,
+        )
+        findings.extend(trend_findings)
+        if not check:
+            first = check.problems[0]
+            findings.append(
+                Finding(
+                    rule="FB001",
+                    message=(
+                        f"run history {settings.history} failed verification (line {first.line}: "
+                        f"{first.message}); this run was not appended. Investigate with: "
+                        "python -m gates history verify"
+                    ),
+                    location=Location(path=settings.history, line=first.line or None),
+                    policy_key="[feedback].history",
+                )
+            )
+            head = check.head
+            recorded = past
+        elif any(r.get("run_id") == view.run_id for r in past):
+            # The stage ran twice for one run (e.g. nox after a full `run`): record it once.
+            head, recorded = check.head, past
+        else:
+            record = build_record(view, context, commit=commit, dirty=dirty)
+            written = history.append(history_path, record)
+            head, recorded = str(written["hash"]), [*past, written]
+        bundle = ReportBundle(
+            view=view,
+            root=context.root,
+            reports_dir=context.reports_dir,
+            policy_file=policy.path.name,
+            commit=commit,
+            deltas=tuple(deltas),
+            findings=tuple(findings),
+            history=tuple(recorded),
+            head=head,
+            champion=champion,
+            metrics=metrics,
+        )
+        written_files = self._write_reports(bundle, context, findings)
+        exposition = prom.build(bundle, timestamp=time.time())
+        atomic_write_text(context.reports_dir / prom.PROM_FILE, exposition.text)
+        atomic_write_text(context.reports_dir / prom.OPENMETRICS_FILE, exposition.openmetrics)
+        written_files += [prom.PROM_FILE, prom.OPENMETRICS_FILE]
+        url = prom.pushgateway_url(settings.pushgateway_url)
+        pushed = False
+        if url is not None:
+            problem = prom.push(exposition, url=url, job=settings.pushgateway_job)
+            pushed = problem is None
+            if problem is not None:
+                findings.append(_warning("FB201", problem, "[feedback].pushgateway_url"))
+        mlflow_run = self._mlflow(bundle, context, written_files, findings)
+        digests = {
+            _rel(context.reports_dir / name, context.root): sha256_file(context.reports_dir / name)
+            for name in written_files
+        }
+        outcome_metrics: dict[str, Any] = {
+            "verdict": view.verdict,
+            "history_head": head,
+            "history_records": len(recorded),
+            "recorded": bool(check) and len(recorded) > len(past),
+            "trend_findings": len(trend_findings),
+            "pushed": pushed,
+            "mlflow_run_id": mlflow_run,
+            "reports": written_files,
+        }
+        return Outcome.judge(
+            findings,
+            passed=(
+                f"run {view.run_id} ({view.verdict}) recorded; history head {head[:12]}..., "
+                f"{len(recorded)} runs; {len(findings)} trend/feedback warning(s)"
+            ),
+            failed="{n} feedback problem(s): {first}",
+            metrics=outcome_metrics,
+            artifacts=digests,
+        )
+
+    def _write_reports(
+        self, bundle: ReportBundle, context: RunContext, findings: list[Finding]
+    ) -> list[str]:
+        out = context.reports_dir
+        data = context.policy.policy.data
+        atomic_write_text(out / SUMMARY_FILE, markdown.render(bundle))
+        atomic_write_text(
+            out / HTML_FILE,
+            html.render(
+                bundle,
+                classes=list(data.classes),
+                positive=data.positive_class or data.classes[-1],
+            ),
+        )
+        atomic_write_text(out / JUNIT_FILE, junit.render(bundle))
+        log, problems = sarif.render(bundle)
+        for problem in problems:
+            findings.append(_warning("FB203", problem, None))
+        atomic_write_json(out / SARIF_FILE, log)
+        atomic_write_text(
+            out / CODE_QUALITY_FILE,
+            json.dumps(codequality.render(bundle), indent=2, sort_keys=True) + "\n",
+        )
+        return [SUMMARY_FILE, HTML_FILE, JUNIT_FILE, SARIF_FILE, CODE_QUALITY_FILE]
+
+    def _mlflow(
+        self,
+        bundle: ReportBundle,
+        context: RunContext,
+        written: list[str],
+        findings: list[Finding],
+    ) -> str | None:
+        settings = context.policy.policy.feedback
+        uri = mlflow_sink.tracking_uri(settings.mlflow_tracking_uri)
+        if uri is None:
+            return None
+        reports = [context.reports_dir / name for name in written]
+        reports += sorted(context.reports_dir.glob("*.json"))
+        try:
+            return mlflow_sink.log_run(bundle, policy=context.policy, uri=uri, artifacts=reports)
+        except mlflow_sink.MlflowUnavailable as err:
+            findings.append(_warning("FB202", str(err), "[feedback].mlflow_tracking_uri"))
+        except Exception as err:  # MLflow raises many types; it must never hide the verdict
+            findings.append(
+                _warning(
+                    "FB202",
+                    f"MLflow logging to {uri} failed: {type(err).__name__}: {err}",
+                    "[feedback].mlflow_tracking_uri",
+                )
+            )
+        return None
+
+
+def _warning(rule: str, message: str, key: str | None) -> Finding:
+    return Finding(rule=rule, message=message, severity=Severity.WARNING, policy_key=key)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -1,0 +1,219 @@
+"""Trends: this run against the champion and the last N recorded runs, as findings.
+
+Rules: FB101 a score fell below the champion's by more than ``max_metric_drop``; FB102 a score
+fell below the mean of the last N runs by more than ``max_metric_drop``; FB103 the flagged-row
+rate rose above the last N runs' mean by more than ``max_flag_rate_rise``; FB110 the champion
+record exists but cannot be read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gates.base import Finding, Location, Severity
+from pipeline.config import FeedbackPolicy
+
+# Only scores where higher is better are trended; std is shown but not judged here.
+_TRENDED = (".mean", ".holdout")
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The promoted model's scores, read defensively from the registry's record."""
+
+    source: str
+    metrics: dict[str, float]
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One metric this run, against the champion and the recent mean (None where unknown)."""
+
+    metric: str
+    value: float
+    champion: float | None
+    recent: float | None
+
+    @property
+    def vs_champion(self) -> float | None:
+        """This run minus the champion."""
+        return None if self.champion is None else self.value - self.champion
+
+    @property
+    def vs_recent(self) -> float | None:
+        """This run minus the mean of the last N runs."""
+        return None if self.recent is None else self.value - self.recent
+
+
+def _flatten(metrics: dict[str, Any]) -> dict[str, float]:
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float):
+            name = key if "." in key else f"cv.{key}.mean"
+            flat[name] = float(value)
+        elif isinstance(value, dict):
+            for stat, number in value.items():
+                if isinstance(number, int | float) and not isinstance(number, bool):
+                    flat[f"cv.{key}.{stat}"] = float(number)
+    return flat
+
+
+def read_champion(
+    path: Path, *, history: list[dict[str, Any]]
+) -> tuple[Champion | None, list[Finding]]:
+    """The champion's metrics from ``path`` (absent: none, unreadable: a FB110 warning).
+
+    Accepted shapes: ``{"metrics": {"accuracy": {"mean": ..}}}`` (the cv report's), flat
+    ``{"metrics": {"cv.accuracy.mean": ..}}``, or ``{"run_id": ..}`` / the registry pointer's
+    ``{"version": "<run id>-<sha12>"}`` found in the history.
+    """
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, []
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return None, [_unreadable(path, f"{type(err).__name__}: {err}")]
+    if not isinstance(document, dict):
+        return None, [_unreadable(path, f"expected a JSON object, found {type(document).__name__}")]
+    run_id = document.get("run_id")
+    run_id = str(run_id) if isinstance(run_id, str) else None
+    version = document.get("version")
+    if run_id is None and isinstance(version, str) and "-" in version:
+        # The registry's pointer names a version "<run id>-<model sha256[:12]>".
+        run_id = version.rsplit("-", 1)[0]
+    raw = document.get("metrics")
+    if isinstance(raw, dict):
+        metrics = _flatten(raw.get("cv", raw) if isinstance(raw.get("cv"), dict) else raw)
+        if metrics:
+            return Champion(source=str(path), metrics=metrics, run_id=run_id), []
+    for record in reversed(history):
+        if run_id is not None and record.get("run_id") == run_id:
+            metrics = record.get("metrics")
+            if isinstance(metrics, dict):
+                return Champion(source=str(path), metrics=_flatten(metrics), run_id=run_id), []
+    return None, [_unreadable(path, "no metrics and no run_id found in the history")]
+
+
+def champion_from_cv(cv_metrics: dict[str, Any]) -> Champion | None:
+    """The champion's holdout scores as the cv gate measured them on this run's holdout split.
+
+    The cv gate (with a registry) reports ``metrics["champion"] = {"status": "compared",
+    "version": .., "deltas": {METRIC: {"champion": ..}}}``: the fairest comparison, since both
+    models scored the same rows. None when the gate did not compare.
+    """
+    block = cv_metrics.get("champion")
+    if not isinstance(block, dict) or block.get("status") != "compared":
+        return None
+    deltas = block.get("deltas")
+    if not isinstance(deltas, dict):
+        return None
+    metrics = {
+        f"cv.{metric}.holdout": float(values["champion"])
+        for metric, values in deltas.items()
+        if isinstance(values, dict)
+        and isinstance(values.get("champion"), int | float)
+        and not isinstance(values.get("champion"), bool)
+    }
+    if not metrics:
+        return None
+    version = block.get("version")
+    run_id = block.get("run_id")
+    return Champion(
+        source=f"champion {version} (scored on this run's holdout by the cv gate)",
+        metrics=metrics,
+        run_id=str(run_id) if isinstance(run_id, str) else None,
+    )
+
+
+def _unreadable(path: Path, why: str) -> Finding:
+    return Finding(
+        rule="FB110",
+        message=f"champion record {path.name} is unreadable ({why}); trends skip the champion",
+        severity=Severity.WARNING,
+        location=Location(path=str(path)),
+        policy_key="[feedback].champion",
+    )
+
+
+def recent_mean(history: list[dict[str, Any]], *, window: int) -> dict[str, float]:
+    """Mean of each metric over the last ``window`` recorded runs that have it."""
+    sums: dict[str, list[float]] = {}
+    for record in history[-window:]:
+        metrics = record.get("metrics")
+        if not isinstance(metrics, dict):
+            continue
+        for key, value in metrics.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                sums.setdefault(key, []).append(float(value))
+    return {key: sum(values) / len(values) for key, values in sums.items()}
+
+
+def compare(
+    current: dict[str, float],
+    *,
+    champion: Champion | None,
+    history: list[dict[str, Any]],
+    policy: FeedbackPolicy,
+    policy_file: str,
+) -> tuple[list[Delta], list[Finding]]:
+    """Deltas for every score, and findings for regressions and rising flag rates."""
+    recent = recent_mean(history, window=policy.trend_window)
+    deltas = [
+        Delta(
+            metric=key,
+            value=value,
+            champion=champion.metrics.get(key) if champion else None,
+            recent=recent.get(key),
+        )
+        for key, value in sorted(current.items())
+        if key.startswith("cv.") or key == "data.flag_rate"
+    ]
+    findings: list[Finding] = []
+    drop = policy.max_metric_drop
+    regression = Severity.ERROR if policy.fail_on_regression else Severity.WARNING
+    for delta in deltas:
+        if not delta.metric.endswith(_TRENDED):
+            continue
+        for rule, other, against in (
+            ("FB101", delta.champion, "the champion"),
+            ("FB102", delta.recent, f"the mean of the last {policy.trend_window} runs"),
+        ):
+            if other is not None and delta.value < other - drop:
+                findings.append(
+                    Finding(
+                        rule=rule,
+                        message=(
+                            f"{delta.metric} {delta.value:.4f} is {other - delta.value:.4f} below "
+                            f"{against} ({other:.4f}); allowed drop {drop}"
+                        ),
+                        severity=regression,
+                        location=Location(path=policy_file),
+                        observed=f"{delta.value:.6f}",
+                        threshold=f">= {other - drop:.6f}",
+                        policy_key="[feedback].max_metric_drop",
+                    )
+                )
+    rate, before = current.get("data.flag_rate"), recent.get("data.flag_rate")
+    rise = policy.max_flag_rate_rise
+    if rate is not None and before is not None and rate > before + rise:
+        findings.append(
+            Finding(
+                rule="FB103",
+                message=(
+                    f"flagged-row rate {rate:.4f} rose {rate - before:.4f} above the last "
+                    f"{policy.trend_window} runs' mean {before:.4f}; allowed rise {rise}"
+                ),
+                severity=Severity.ERROR if policy.fail_on_flag_rise else Severity.WARNING,
+                location=Location(path=policy_file),
+                observed=f"{rate:.6f}",
+                threshold=f"<= {before + rise:.6f}",
+                policy_key="[feedback].max_flag_rate_rise",
+            )
+        )
+    return deltas, findings

@@ -1,0 +1,199 @@
+"""A file-based model registry: verified versions, and a ``champion`` pointer switched atomically.
+
+Layout::
+
+    registry/
+      champion                       {"version": ..., "envelope_sha256": ...}, replaced atomically
+      versions/<run id>-<model digest>/
+        artifacts/attestation.intoto.json   the DSSE envelope, as signed
+        artifacts/...                       model, manifest, statement copy
+        data/..., policy.toml               every other subject, at its attested path
+
+A version holds every subject of its statement at the same relative path as in the project,
+so the one verifier checks a version exactly as it checks a fresh run. Promotion copies into a
+staging folder, verifies the copy, renames it into place, and only then replaces the pointer;
+a crash at any step leaves the previous champion's pointer and folder untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.attestation import (
+    ENVELOPE_FILE,
+    STATEMENT_FILE,
+    AttestationError,
+    VerifiedAttestation,
+    verify_bundle,
+)
+from pipeline.errors import PipelineError
+from pipeline.fsio import atomic_write_json, sha256_file
+from pipeline.signing import PublicKey
+
+POINTER_FILE = "champion"
+VERSIONS_DIR = "versions"
+_STAGING_PREFIX = ".staging-"
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class RegistryError(PipelineError):
+    """The registry is unreadable, or a version in it does not verify."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The current champion: its version name and its verified attestation."""
+
+    version: str
+    attestation: VerifiedAttestation
+
+
+class ModelRegistry:
+    """Promote verified bundles and read the champion, verifying it on every read."""
+
+    def __init__(
+        self, path: Path, *, trusted: PublicKey, required_gates: Sequence[str] = ()
+    ) -> None:
+        self.path = path
+        self.trusted = trusted
+        self.required_gates = tuple(required_gates)
+
+    @property
+    def pointer(self) -> Path:
+        """The file naming the current champion."""
+        return self.path / POINTER_FILE
+
+    def has_champion(self) -> bool:
+        """Whether a pointer exists (without verifying it)."""
+        return self.pointer.exists() or self.pointer.is_symlink()
+
+    def champion(self) -> Champion | None:
+        """The verified champion, ``None`` when none was promoted; RegistryError when it fails."""
+        if not self.has_champion():
+            return None
+        try:
+            document = json.loads(self.pointer.read_text(encoding="utf-8"))
+            version = str(document["version"])
+            envelope_sha256 = str(document["envelope_sha256"])
+            bundle = str(document["bundle"])
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+            msg = f"{self.pointer}: champion pointer unreadable ({type(err).__name__}: {err})"
+            raise RegistryError(msg) from None
+        return Champion(version, self._verify_version(version, bundle, envelope_sha256))
+
+    def _verify_version(
+        self, version: str, bundle: str, envelope_sha256: str | None
+    ) -> VerifiedAttestation:
+        if not _VERSION.fullmatch(version):
+            msg = f"{self.pointer}: version name {version!r} is not a plain folder name"
+            raise RegistryError(msg)
+        root = self.path / VERSIONS_DIR / version
+        envelope = root / bundle / ENVELOPE_FILE
+        try:
+            verified = verify_bundle(
+                envelope, root=root, trusted=self.trusted, required_gates=self.required_gates
+            )
+        except AttestationError as err:
+            msg = f"registry version {version} does not verify: {err}"
+            raise RegistryError(msg) from None
+        if envelope_sha256 is not None and sha256_file(envelope) != envelope_sha256:
+            msg = f"{envelope}: not the envelope the champion pointer names"
+            raise RegistryError(msg)
+        return verified
+
+    def promote(self, source: VerifiedAttestation) -> Champion:
+        """Copy a verified bundle in, verify the copy, then switch the pointer atomically."""
+        model_sha = str(source.predicate.get("model", {}).get("sha256", ""))[:12]
+        version = f"{source.run_id}-{model_sha}"
+        bundle = str(source.predicate.get("bundle", ""))
+        if not _VERSION.fullmatch(version) or not bundle:
+            msg = (
+                f"{source.envelope_path}: cannot name a registry version from run {source.run_id!r}"
+            )
+            raise RegistryError(msg)
+        versions = self.path / VERSIONS_DIR
+        versions.mkdir(parents=True, exist_ok=True)
+        self._sweep(versions)
+        final = versions / version
+        if not final.exists():
+            staging = versions / f"{_STAGING_PREFIX}{version}-{secrets.token_hex(4)}"
+            try:
+                self._copy(source, staging, bundle)
+                # Verify the bytes that will stay, not the ones we copied from.
+                self._verify_staging(staging, bundle, version)
+                _fsync_tree(staging)
+                os.rename(staging, final)
+                _fsync_dir(versions)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        verified = self._verify_version(version, bundle, None)
+        atomic_write_json(
+            self.pointer,
+            {
+                "version": version,
+                "bundle": bundle,
+                "envelope_sha256": sha256_file(verified.envelope_path),
+                "run_id": source.run_id,
+                "promoted": datetime.now(UTC).isoformat(timespec="seconds"),
+                "keyid": self.trusted.keyid,
+            },
+        )
+        return Champion(version, verified)
+
+    def _verify_staging(self, staging: Path, bundle: str, version: str) -> None:
+        try:
+            verify_bundle(
+                staging / bundle / ENVELOPE_FILE,
+                root=staging,
+                trusted=self.trusted,
+                required_gates=self.required_gates,
+            )
+        except AttestationError as err:
+            msg = f"the copy of {version} does not verify; nothing promoted: {err}"
+            raise RegistryError(msg) from None
+
+    @staticmethod
+    def _copy(source: VerifiedAttestation, staging: Path, bundle: str) -> None:
+        names = [s.name for s in source.subjects] + [
+            f"{bundle}/{ENVELOPE_FILE}",
+            f"{bundle}/{STATEMENT_FILE}",
+        ]
+        for name in names:
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source.root / name, target, follow_symlinks=False)
+
+    @staticmethod
+    def _sweep(versions: Path) -> None:
+        # Staging folders are left only by a crash; they were never pointed to.
+        for leftover in versions.glob(f"{_STAGING_PREFIX}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        elif path.is_dir():
+            _fsync_dir(path)
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,152 @@
+"""The hash-chained history: appends, head hash, and detection of every kind of tampering."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gates.feedback import history
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _fill(path: Path, n: int = 4) -> list[dict]:
+    return [
+        history.append(path, {"run_id": f"run-{i}", "metrics": {"m": i / 10}}) for i in range(n)
+    ]
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def test_appends_chain_each_record_to_the_previous_and_verify_passes(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    written = _fill(path)
+    assert [r["seq"] for r in written] == [0, 1, 2, 3]
+    assert written[0]["prev"] == history.GENESIS
+    assert all(b["prev"] == a["hash"] for a, b in itertools.pairwise(written))
+    assert history.head_hash(path) == written[-1]["hash"]
+    result = history.verify(path)
+    assert result, result.problems
+    assert result.records == 4
+    assert result.head == written[-1]["hash"]
+
+
+def test_empty_history_has_the_genesis_head_and_verifies(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    assert history.head_hash(path) == history.GENESIS
+    assert history.verify(path)
+
+
+def test_an_edited_record_is_detected(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    _fill(path)
+    path.write_bytes(path.read_bytes().replace(b'"m":0.1', b'"m":0.9'))
+    result = history.verify(path)
+    assert not result
+    assert any(p.line == 2 and "edited" in p.message for p in result.problems)
+
+
+def test_an_edited_and_rehashed_record_breaks_the_next_link(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    _fill(path)
+    lines = _lines(path)
+    record = json.loads(lines[1])
+    record["metrics"]["m"] = 0.99
+    record["hash"] = history.record_hash(record)
+    lines[1] = json.dumps(record).encode() + b"\n"
+    path.write_bytes(b"".join(lines))
+    result = history.verify(path)
+    assert not result
+    assert [p.line for p in result.problems if "prev" in p.message] == [3]
+
+
+def test_a_deleted_record_is_detected(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    _fill(path)
+    lines = _lines(path)
+    path.write_bytes(b"".join(lines[:1] + lines[2:]))
+    result = history.verify(path)
+    assert not result
+    assert any("seq" in p.message for p in result.problems)
+
+
+def test_reordered_records_are_detected(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    _fill(path)
+    lines = _lines(path)
+    lines[1], lines[2] = lines[2], lines[1]
+    path.write_bytes(b"".join(lines))
+    assert not history.verify(path)
+
+
+def test_truncation_is_detected_by_the_sidecar_and_by_an_expected_head(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    written = _fill(path)
+    lines = _lines(path)
+    path.write_bytes(b"".join(lines[:-1]))
+    result = history.verify(path)
+    assert not result
+    assert any("truncated" in p.message for p in result.problems)
+    # An attacker who also rewrites the sidecar is still caught by the attested head.
+    history.head_path(path).write_text(
+        json.dumps({"count": 3, "head": written[2]["hash"]}), encoding="utf-8"
+    )
+    assert history.verify(path)
+    assert not history.verify(path, expect_head=written[-1]["hash"])
+
+
+def test_a_partly_written_last_record_is_detected_and_blocks_appends(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    _fill(path)
+    path.write_bytes(path.read_bytes()[:-20])
+    assert not history.verify(path)
+    with pytest.raises(history.HistoryError, match="incomplete"):
+        history.append(path, {"run_id": "next"})
+
+
+def test_a_record_may_not_set_the_chain_fields(tmp_path):
+    with pytest.raises(history.HistoryError, match="seq"):
+        history.append(tmp_path / "runs.jsonl", {"seq": 7})
+
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from gates.feedback import history
+path, tag, n, go = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+while not go.exists():
+    time.sleep(0.001)
+for i in range(n):
+    history.append(path, {"run_id": f"{tag}-{i}", "pad": "x" * 3000})
+"""
+
+
+def test_two_processes_appending_at_once_keep_one_intact_chain(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    n, go = 150, tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path), tag, str(n), str(go)],
+            cwd=REPO,
+            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        )
+        for tag in ("a", "b")
+    ]
+    time.sleep(1.0)  # both interpreters are up and waiting: release them together
+    go.touch()
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    result = history.verify(path)
+    assert result, result.problems
+    assert result.records == 2 * n
+    ids = [r["run_id"] for r in history.records(path)]
+    assert sorted(ids) == sorted([f"a-{i}" for i in range(n)] + [f"b-{i}" for i in range(n)])
+    # Interleaving proves both ran at once (not strictly required, but each keeps its order).
+    assert [i for i in ids if i.startswith("a")] == [f"a-{i}" for i in range(n)]

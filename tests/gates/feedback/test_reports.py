@@ -1,0 +1,374 @@
+"""Every report the feedback stage writes is valid in its own format."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+import zlib
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from gates.base import Finding, Severity
+from gates.feedback import markdown
+from gates.registry import NAMES
+from tests.gates.feedback.helpers import run_stage
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+
+# GitLab's code-quality format (docs.gitlab.com/ci/testing/code_quality, "Code Quality report
+# format"): the keys GitLab reads, with the severities it accepts.
+CODE_QUALITY_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["description", "check_name", "fingerprint", "severity", "location"],
+        "properties": {
+            "description": {"type": "string", "minLength": 1},
+            "check_name": {"type": "string", "minLength": 1},
+            "fingerprint": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "severity": {"enum": ["info", "minor", "major", "critical", "blocker"]},
+            "location": {
+                "type": "object",
+                "required": ["path", "lines"],
+                "properties": {
+                    "path": {"type": "string", "minLength": 1},
+                    "lines": {
+                        "type": "object",
+                        "required": ["begin"],
+                        "properties": {"begin": {"type": "integer", "minimum": 1}},
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def failed_run(tmp_path_factory):
+    """A run where the cv gate fails, with a SARIF file from another tool in reports/."""
+    import io
+
+    from gates.runner import run_chain
+    from pipeline.config import load_policy
+    from tests.gates.feedback.conftest import copy_project
+
+    root = copy_project(tmp_path_factory.mktemp("failed") / "project")
+    text = (root / "policy.toml").read_text().replace("min_mean = 0.93", "min_mean = 0.999")
+    (root / "policy.toml").write_text(text)
+    reports = root / "reports"
+    reports.mkdir()
+    tool = {
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "bandit", "rules": [{"id": "B301"}]}},
+                "results": [
+                    {
+                        "ruleId": "B301",
+                        "level": "error",
+                        "message": {"text": "pickle <b>&</b> friends"},
+                        "locations": [
+                            {
+                                "physicalLocation": {
+                                    "artifactLocation": {"uri": "pipeline/x.py"},
+                                    "region": {"startLine": 3},
+                                }
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    (reports / "sast.sarif").write_text(json.dumps(tool))
+    (reports / "broken.sarif").write_text("{not json")
+    summary = run_chain(
+        [], policy=load_policy(root / "policy.toml"), reports_dir=reports, out=io.StringIO()
+    )
+    assert summary.exit_code == 1
+    return root
+
+
+def test_summary_is_markdown_with_one_line_per_gate_and_metric_deltas(passed_run):
+    text = (passed_run / "reports" / "summary.md").read_text(encoding="utf-8")
+    assert "Pipeline verdict: **PASSED**" in text
+    for gate in NAMES[:-1]:
+        assert f"| {gate} | ✅ PASSED |" in text
+    assert "| cv.accuracy.mean | 0." in text
+    assert len(text.encode()) < markdown.MAX_BYTES
+
+
+def test_summary_escapes_untrusted_text():
+    hostile = "<img src=x onerror=alert(1)> [link](http://evil) @team | `code` *bold*\nnext"
+    escaped = markdown.escape(hostile)
+    assert "<" not in escaped.replace("\\<", "")
+    assert "](" not in escaped
+    assert "|" not in escaped.replace("\\|", "")
+    assert "@" not in escaped.replace("\\@", "")
+    assert "\n" not in escaped
+    assert markdown.code("a`b\nc") == "`a'b c`"
+
+
+def test_summary_is_capped_at_one_mebibyte_on_a_line_boundary():
+    text = "\n".join("| row | " + "x" * 100 + " |" for _ in range(20000))
+    capped = markdown.cap(text)
+    assert len(capped.encode("utf-8")) <= markdown.MAX_BYTES
+    assert capped.endswith("see report.html and the JSON reports._\n")
+    assert markdown.cap("short") == "short"
+
+
+def test_junit_has_one_testcase_per_gate_with_findings_as_failures(failed_run):
+    root = ET.parse(failed_run / "reports" / "junit.xml").getroot()  # noqa: S314 - our own file
+    assert root.tag == "testsuites"
+    suite = root.find("testsuite")
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert list(cases) == list(NAMES)
+    assert cases["data"].find("failure") is None
+    failure = cases["cv"].find("failure")
+    assert failure is not None
+    assert "CV001" in failure.text
+    assert "[cv.thresholds.accuracy].min_mean" in failure.text
+    assert cases["artifacts"].find("skipped") is not None
+    assert suite.get("tests") == str(len(NAMES))
+    assert float(cases["cv"].get("time")) > 0  # a failed result is falsy: time must survive
+    assert cases["gate"].find("failure") is not None  # the verdict fails with cv
+    assert int(suite.get("failures")) == 2
+    assert int(suite.get("skipped")) == 1
+    assert float(suite.get("time")) > 0
+
+
+def test_merged_sarif_is_valid_sarif_2_1_0_and_merges_other_tools(failed_run):
+    schema = json.loads((ASSETS / "sarif-schema-2.1.0.json").read_text())
+    log = json.loads((failed_run / "reports" / "merged.sarif").read_text())
+    jsonschema.validate(log, schema)
+    drivers = [run["tool"]["driver"]["name"] for run in log["runs"]]
+    assert drivers == ["bandit", "secure-ml-pipeline gates"]
+    ours = log["runs"][-1]["results"]
+    cv = [r for r in ours if r["ruleId"] == "CV001"]
+    assert cv[0]["level"] == "error"
+    assert cv[0]["properties"]["policyKey"] == "[cv.thresholds.accuracy].min_mean"
+    feedback = json.loads((failed_run / "reports" / "feedback.json").read_text())
+    assert any(
+        f["rule"] == "FB203" and "broken.sarif" in f["message"] for f in feedback["findings"]
+    )
+
+
+def test_the_schema_rejects_a_broken_sarif_log():
+    schema = json.loads((ASSETS / "sarif-schema-2.1.0.json").read_text())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"version": "2.1.0", "runs": [{"results": []}]}, schema)
+
+
+def test_gitlab_code_quality_report_is_valid(failed_run):
+    issues = json.loads((failed_run / "reports" / "gl-code-quality.json").read_text())
+    jsonschema.validate(issues, CODE_QUALITY_SCHEMA)
+    assert any(i["check_name"] == "CV001" and i["severity"] == "major" for i in issues)
+    assert len({i["fingerprint"] for i in issues}) == len(issues)
+
+
+def test_code_quality_fingerprints_are_stable_across_runs(failed_run):
+    first = json.loads((failed_run / "reports" / "gl-code-quality.json").read_text())
+    run_stage(failed_run)
+    second = json.loads((failed_run / "reports" / "gl-code-quality.json").read_text())
+    assert {i["fingerprint"] for i in first if i["check_name"].startswith("CV")} == {
+        i["fingerprint"] for i in second if i["check_name"].startswith("CV")
+    }
+
+
+def test_html_report_is_self_contained_and_escapes_text(passed_run):
+    text = (passed_run / "reports" / "report.html").read_text(encoding="utf-8")
+    assert "Content-Security-Policy" in text
+    assert "<script" not in text
+    assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in text
+    assert text.count("<svg") >= 4  # folds, confusion matrix, ROC, history
+
+
+def test_reports_escape_a_hostile_gate_summary(failed_run, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(failed_run, root)
+    cv_report = root / "reports" / "cv.json"
+    document = json.loads(cv_report.read_text())
+    hostile = "<script>alert(1)</script> [x](http://evil) | @all"
+    document["summary"] = hostile
+    document["findings"][0]["message"] = hostile
+    cv_report.write_text(json.dumps(document))
+    run_stage(root)
+    page = (root / "reports" / "report.html").read_text(encoding="utf-8")
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    text = (root / "reports" / "summary.md").read_text(encoding="utf-8")
+    assert "<script>" not in text
+    assert "](http" not in text
+    junit = ET.parse(root / "reports" / "junit.xml").getroot()  # noqa: S314 - our own file
+    assert hostile in junit.find("testsuite/testcase[@name='cv']/failure").text
+
+
+def _chromium() -> str | None:
+    return (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="needs chromium (apt-get install -y chromium)")
+def test_html_report_renders_in_headless_chromium(passed_run, tmp_path):
+    report = passed_run / "reports" / "report.html"
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    dom = subprocess.run(
+        [_chromium(), *flags, "--dump-dom", report.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert 'id="verdict"' in dom
+    assert dom.count("<svg") >= 4
+    assert "Confusion matrix" in dom
+    assert "ROC curve" in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [_chromium(), *flags, f"--screenshot={shot}", "--window-size=1200,1600", report.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    width, height, pixels = _png_pixels(shot.read_bytes())
+    assert (width, height) == (1200, 1600)
+    # A blank page is one colour; text, badges and plots give many distinct byte values.
+    assert len(set(pixels)) > 50
+
+
+def _png_pixels(data: bytes) -> tuple[int, int, bytes]:
+    """Width, height and the decompressed scanlines of a PNG (no imaging library needed)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    offset, idat, width, height = 8, b"", 0, 0
+    while offset < len(data):
+        length = int.from_bytes(data[offset : offset + 4], "big")
+        kind = data[offset + 4 : offset + 8]
+        body = data[offset + 8 : offset + 8 + length]
+        if kind == b"IHDR":
+            width, height = int.from_bytes(body[:4], "big"), int.from_bytes(body[4:8], "big")
+        elif kind == b"IDAT":
+            idat += body
+        offset += 12 + length
+    return width, height, zlib.decompress(idat)
+
+
+def test_findings_of_every_severity_map_to_sarif_and_code_quality_levels():
+    from gates.feedback import codequality, sarif
+
+    assert set(sarif._LEVELS) == set(Severity)
+    assert set(codequality._SEVERITY) == set(Severity)
+    assert Finding("X1", "m").severity is Severity.ERROR
+
+
+def _bundle_with_every_status(tmp_path):
+    from gates.base import GateResult, Location, Status
+    from gates.feedback.bundle import ReportBundle
+    from gates.feedback.collect import GateView, RunView
+    from gates.feedback.trends import Delta
+
+    views = []
+    for number, status in enumerate(Status):
+        finding = Finding(
+            f"R{number:03d}",
+            f'{status.value} \x01 <tag> & "quote"',
+            severity=Severity.ERROR if status is not Status.PASSED else Severity.WARNING,
+            location=Location(path="policy.toml", line=3),
+            policy_key="[x].y",
+        )
+        result = GateResult(
+            gate=f"g{number}",
+            status=status,
+            summary=f"{status.value} summary <tag>",
+            run_id="r1",
+            inputs={},
+            findings=(finding,),
+            duration_seconds=0.5,
+            started="2026-11-22T00:00:00+00:00",
+        )
+        views.append(GateView(f"g{number}", "", result))
+    views.append(GateView("gate", "", None, "no report"))
+    view = RunView(run_id="r1", gates=tuple(views))
+    return ReportBundle(
+        view=view,
+        root=tmp_path,
+        reports_dir=tmp_path,
+        policy_file="policy.toml",
+        commit="abc",
+        deltas=(Delta("cv.accuracy.mean", 0.9, 0.95, None),),
+        findings=(Finding("FB101", "drop", severity=Severity.WARNING),),
+        history=(),
+        head="0" * 64,
+    )
+
+
+def test_every_status_has_a_branch_in_every_format(tmp_path):
+    from gates.base import Status
+    from gates.feedback import codequality, html, junit, sarif
+
+    bundle = _bundle_with_every_status(tmp_path)
+    assert bundle.view.verdict == "ERRORED"  # the verdict never ran; the worst status wins
+    root = ET.fromstring(junit.render(bundle))  # noqa: S314 - our own output
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    statuses = {f"g{n}": s for n, s in enumerate(Status)}
+    kinds = {"PASSED": None, "FAILED": "failure", "ERRORED": "error", "SKIPPED": "skipped"}
+    for name, status in statuses.items():
+        kind = kinds[status.value]
+        if kind is None:
+            assert all(c.tag == "system-out" for c in cases[name])
+        else:
+            assert cases[name].find(kind) is not None
+    assert cases["gate"].find("skipped") is not None
+    assert "\x01" not in ET.tostring(root, encoding="unicode")
+    log, _ = sarif.render(bundle)
+    jsonschema.validate(log, json.loads((ASSETS / "sarif-schema-2.1.0.json").read_text()))
+    assert {r["level"] for r in log["runs"][-1]["results"]} == {"error", "warning"}
+    jsonschema.validate(codequality.render(bundle), CODE_QUALITY_SCHEMA)
+    text = markdown.render(bundle)
+    for status in Status:
+        assert f" {status.value} |" in text
+    assert "NOT RUN" in text
+    assert "-0.0500" in text
+    page = html.render(bundle, classes=["a", "b"], positive="b")
+    assert "summary &lt;tag&gt;" in page
+    assert "<tag>" not in page
+
+
+def test_multiclass_holdout_gets_one_roc_curve_per_class():
+    from gates.feedback import html
+
+    rows = []
+    for truth, guess, probs in [
+        ("a", "a", (0.8, 0.1, 0.1)),
+        ("b", "b", (0.1, 0.7, 0.2)),
+        ("c", "b", (0.2, 0.5, 0.3)),
+        ("c", "c", (0.1, 0.2, 0.7)),
+        ("a", "c", (0.4, 0.1, 0.5)),
+    ]:
+        rows.append(
+            {"y_true": truth, "y_pred": guess}
+            | {f"proba_{k}": str(p) for k, p in zip("abc", probs, strict=True)}
+        )
+    confusion, roc = html._holdout_plots(rows, ["a", "b", "c"], "c")
+    assert "Confusion matrix (holdout, 5 rows)" in confusion
+    assert roc.count("<polyline") == 3
+    assert all(f"{label} AUC" in roc for label in "abc")
+    assert html._holdout_plots([], ["a"], "a") == []

@@ -1,0 +1,129 @@
+"""The feedback stage: runs after the verdict, passed or failed, records and compares the run."""
+
+from __future__ import annotations
+
+import json
+
+from gates.base import Status
+from gates.feedback import history
+from gates.registry import GATES, NAMES, VERDICT
+
+
+def test_feedback_is_registered_last_and_always_runs():
+    assert NAMES[-1] == "feedback"
+    assert GATES[-1].always
+    assert NAMES.index("feedback") > NAMES.index(VERDICT.name)
+
+
+def test_a_passing_run_is_recorded_with_its_gates_metrics_and_artifacts(passed_run):
+    report = json.loads((passed_run / "reports" / "feedback.json").read_text())
+    assert report["status"] == "PASSED"
+    records = history.records(passed_run / "history" / "runs.jsonl")
+    assert len(records) == 1
+    record = records[0]
+    assert record["run_id"] == report["run_id"]
+    assert record["verdict"] == "PASSED"
+    assert set(record["gates"]) == set(NAMES[:-1])
+    assert record["gates"]["cv"]["status"] == "PASSED"
+    assert record["gates"]["data"]["findings"] == {"error": 0, "warning": 0, "note": 0}
+    assert 0.9 < record["metrics"]["cv.accuracy.mean"] <= 1.0
+    assert record["metrics"]["data.rows"] == 569
+    assert record["policy_sha256"]
+    assert record["inputs"]
+    assert any(path.endswith("model.skops") for path in record["artifacts"])
+    assert report["metrics"]["history_head"] == history.head_hash(
+        passed_run / "history" / "runs.jsonl"
+    )
+
+
+def test_a_failing_gate_still_gets_feedback_and_the_reports_name_the_reason(project):
+    project.edit_policy(**{"cv.thresholds.accuracy.min_mean": 0.999})
+    summary = project.run()
+    statuses = {r.gate: r.status for r in summary.results}
+    assert statuses["cv"] is Status.FAILED
+    assert statuses["artifacts"] is Status.SKIPPED
+    assert statuses["feedback"] is Status.PASSED
+    assert summary.exit_code == 1
+    record = history.records(project.root / "history" / "runs.jsonl")[-1]
+    assert record["verdict"] == "FAILED"
+    assert record["gates"]["cv"]["rules"] == ["CV001"]
+    summary_md = (project.root / "reports" / "summary.md").read_text()
+    assert "CV001 accuracy mean" in summary_md
+    assert "min\\_mean" in summary_md
+
+
+def test_feedback_alone_after_a_stopped_chain_records_gates_that_never_ran(project):
+    project.edit_policy(**{"data.min_rows": 1000})
+    summary = project.run("data")
+    assert summary.exit_code == 1
+    summary = project.run("feedback")
+    assert summary.results[0].status is Status.PASSED
+    record = history.records(project.root / "history" / "runs.jsonl")[-1]
+    assert record["verdict"] == "FAILED"
+    assert record["gates"]["train"]["status"] == "NOT_RUN"
+
+
+def test_running_feedback_twice_for_one_run_records_it_once(passed_run):
+    from tests.gates.feedback.helpers import run_stage
+
+    path = passed_run / "history" / "runs.jsonl"
+    before = history.verify(path)
+    result = run_stage(passed_run)
+    assert result.status is Status.PASSED
+    after = history.verify(path)
+    assert after.records == before.records
+    assert after.head == before.head
+
+
+def test_a_tampered_history_fails_the_stage_and_is_not_extended(project):
+    project.run()
+    path = project.root / "history" / "runs.jsonl"
+    path.write_bytes(path.read_bytes().replace(b'"verdict":"PASSED"', b'"verdict":"FAILED"'))
+    summary = project.run()
+    feedback = summary.results[-1]
+    assert feedback.status is Status.FAILED
+    assert feedback.findings[-1].rule == "FB001"
+    assert summary.exit_code == 1
+    assert history.verify(path).records == 1
+
+
+def test_an_unreadable_history_errors_the_stage_with_one_clear_message(passed_run, tmp_path):
+    import shutil
+
+    from tests.gates.feedback.helpers import run_stage
+
+    root = tmp_path / "copy"
+    shutil.copytree(passed_run, root)
+    path = root / "history" / "runs.jsonl"
+    path.unlink()
+    path.mkdir()
+    result = run_stage(root)
+    assert result.status is Status.ERRORED
+    assert "cannot read the run history" in result.summary
+    assert "[feedback].history" in result.summary
+
+
+def test_the_cv_gate_writes_holdout_predictions_for_the_plots(passed_run):
+    import csv
+
+    with (passed_run / "reports" / "cv.holdout.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 114  # the 20 % holdout of 569 rows
+    assert set(rows[0]) == {"y_true", "y_pred", "proba_benign", "proba_malignant"}
+    assert all(abs(float(r["proba_benign"]) + float(r["proba_malignant"]) - 1) < 1e-5 for r in rows)
+
+
+def test_the_feedback_policy_section_is_optional_and_strict(project):
+    import pytest
+
+    from pipeline.errors import PolicyError
+
+    document = project.policy_document()
+    del document["feedback"]
+    from tests.conftest import write_toml
+
+    write_toml(project.policy_path, document)
+    assert project.load().policy.feedback.history == "history/runs.jsonl"
+    project.edit_policy(**{"feedback.histroy": "x"})
+    with pytest.raises(PolicyError, match=r"feedback\.histroy: unknown key"):
+        project.load()

@@ -1,0 +1,153 @@
+"""The ``artifacts`` gate: the in-toto statement it signs, and its PASSED, FAILED, ERRORED paths."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from gates.base import Status
+from tests.release_support import copy_project, run_chain, signed_project
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One project whose chain PASSED, signed with its own release key."""
+    return signed_project(tmp_path_factory.mktemp("artifacts"))
+
+
+def _statement(root: Path) -> dict:
+    return json.loads((root / "artifacts/attestation.statement.json").read_text(encoding="utf-8"))
+
+
+def test_statement_names_every_file_by_the_sha256_of_its_bytes(signed):
+    root, _ = signed
+    statement = _statement(root)
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    subjects = {s["name"]: s["digest"]["sha256"] for s in statement["subject"]}
+    assert set(subjects) == {
+        "artifacts/model.skops",
+        "artifacts/model.manifest.json",
+        "data/breast_cancer.csv",
+        "data/breast_cancer.lock.json",
+        "data/SHA256SUMS",
+        "policy.toml",
+    }
+    for name, digest in subjects.items():
+        assert hashlib.sha256((root / name).read_bytes()).hexdigest() == digest
+
+
+def test_predicate_records_the_run_its_verdicts_and_its_signer(signed):
+    root, _ = signed
+    predicate = _statement(root)["predicate"]
+    run_id = json.loads((root / "reports/run.json").read_text(encoding="utf-8"))["run_id"]
+    assert predicate["run_id"] == run_id
+    assert (
+        predicate["policy"]["sha256"]
+        == hashlib.sha256((root / "policy.toml").read_bytes()).hexdigest()
+    )
+    assert set(predicate["gates"]) == {"data", "train", "cv"}
+    cv = predicate["gates"]["cv"]
+    assert cv["status"] == "PASSED"
+    assert cv["findings"]["error"] == 0
+    assert cv["metrics"]["accuracy"]["holdout"] > 0.9
+    assert "folds" not in cv["metrics"]["accuracy"]  # key metrics only
+    assert predicate["tools"]["scikit-learn"]
+    assert predicate["signer"]["kind"] == "release"
+    assert predicate["vulnerability_data"] == {
+        "recorded": False,
+        "reason": "no audit report in this run",
+    }
+    report = json.loads((root / "reports/artifacts.json").read_text(encoding="utf-8"))
+    assert report["status"] == "PASSED"
+    assert "artifacts/attestation.intoto.json" in report["artifacts"]
+
+
+def test_the_pipelines_envelope_verifies_with_securesystemslib(signed):
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import SSlibKey
+
+    from pipeline.signing import load_public_key
+
+    root, _ = signed
+    public = load_public_key(root / "keys/release.pub")
+    envelope = Envelope.from_dict(
+        json.loads((root / "artifacts/attestation.intoto.json").read_text(encoding="utf-8"))
+    )
+    key = SSlibKey.from_crypto(public.key, keyid=public.keyid)
+    assert list(envelope.verify([key], 1)) == [public.keyid]
+    assert envelope.payload_type == "application/vnd.in-toto+json"
+    assert envelope.payload == (root / "artifacts/attestation.statement.json").read_bytes()
+
+
+def test_audit_report_of_this_run_records_the_vulnerability_data(signed, tmp_path):
+    root, pem = signed
+    copy = copy_project(root, tmp_path / "copy")
+    from gates.base import RunContext
+    from gates.runner import run_gate
+    from pipeline.config import load_policy
+
+    run_id = json.loads((copy / "reports/run.json").read_text(encoding="utf-8"))["run_id"]
+    (copy / "reports/audit.json").write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "status": "PASSED",
+                "metrics": {"source": "osv-mirror", "snapshot_date": "2026-11-01"},
+            }
+        ),
+        encoding="utf-8",
+    )
+    policy = load_policy(copy / "policy.toml")
+    context = RunContext(policy=policy, run_id=run_id, reports_dir=copy / "reports")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GATES_SIGNING_KEY", pem)
+        from gates.registry import spec
+        from gates.runner import input_digests
+
+        result = run_gate(spec("artifacts"), context, input_digests(policy))
+    assert result.status is Status.PASSED, result.summary
+    assert _statement(copy)["predicate"]["vulnerability_data"] == {
+        "recorded": True,
+        "audit_status": "PASSED",
+        "source": "osv-mirror",
+        "snapshot_date": "2026-11-01",
+    }
+
+
+def test_model_replaced_after_training_fails_and_nothing_is_signed(project):
+    assert project.run("data", "train", "cv").exit_code == 0
+    model = project.root / "artifacts/model.skops"
+    model.write_bytes(model.read_bytes() + b"\0")
+    summary = project.run("artifacts")
+    assert summary.results[0].status is Status.FAILED
+    assert [f.rule for f in summary.results[0].errors] == ["ART001"]
+    assert not (project.root / "artifacts/attestation.intoto.json").exists()
+
+
+def test_a_symlink_in_the_artifacts_folder_fails(project):
+    assert project.run("data", "train", "cv").exit_code == 0
+    (project.root / "artifacts/linked.csv").symlink_to(project.data_path)
+    summary = project.run("artifacts")
+    assert summary.results[0].status is Status.FAILED
+    assert [f.rule for f in summary.results[0].errors] == ["ART003"]
+
+
+def test_release_required_but_no_key_configured_is_errored(project, monkeypatch):
+    monkeypatch.delenv("GATES_SIGNING_KEY", raising=False)
+    project.edit_policy(**{"release.allow_dev_key": False})
+    summary = project.run()
+    artifacts = next(r for r in summary.results if r.gate == "artifacts")
+    assert artifacts.status is Status.ERRORED
+    assert "no release signing key" in artifacts.summary
+    assert summary.exit_code == 2
+
+
+def test_fresh_project_passes_with_a_development_key(project, monkeypatch):
+    monkeypatch.delenv("GATES_SIGNING_KEY", raising=False)
+    summary = run_chain(project.root, pem=None)
+    assert summary.exit_code == 0
+    assert _statement(project.root)["predicate"]["signer"]["kind"] == "development"
+    assert (project.root / ".keys/.gitignore").read_text(encoding="utf-8") == "*\n"

@@ -1,0 +1,227 @@
+"""The data gate: PASS on the embedded data, FAIL per check on planted data, ERRORED, bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gates.approve import approve
+from gates.base import Status
+
+
+def _rules(project, *, severity: str = "error") -> set[str]:
+    return {f["rule"] for f in project.report("data")["findings"] if f["severity"] == severity}
+
+
+def _rewrite(project, change: Callable[[pd.DataFrame], pd.DataFrame], *, lock: bool = True) -> None:
+    frame = pd.read_csv(project.data_path)
+    change(frame).to_csv(project.data_path, index=False, lineterminator="\n")
+    if lock:
+        assert approve(project.load(), out=io.StringIO()) == 0
+
+
+def _status(project) -> Status:
+    return project.run("data").results[0].status
+
+
+def test_passes_on_the_embedded_data_and_writes_the_flagged_rows_report(project):
+    assert _status(project) is Status.PASSED
+    report = project.report("data")
+    assert set(report["metrics"]["checks"]) == {
+        "duplicate",
+        "conflicting_labels",
+        "range",
+        "label",
+        "isolation",
+    }
+    flagged = project.root / "reports" / "data.flagged.csv"
+    assert flagged.read_text(encoding="utf-8").splitlines()[0] == "row,id,check,score,reason"
+    assert "reports/data.flagged.csv" in report["artifacts"]
+    assert report["metrics"]["drift"]["worst_psi"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_flagged_rows_are_identical_across_two_runs(project):
+    project.run("data")
+    first = (project.root / "reports" / "data.flagged.csv").read_bytes()
+    project.run("data")
+    assert (project.root / "reports" / "data.flagged.csv").read_bytes() == first
+
+
+def test_exact_duplicates_over_the_share_fail(project):
+    def copies(frame: pd.DataFrame) -> pd.DataFrame:
+        extra = frame.iloc[:8].copy()
+        extra["id"] = np.arange(1000, 1008)
+        return pd.concat([frame, extra], ignore_index=True)
+
+    _rewrite(project, copies)
+    assert _status(project) is Status.FAILED
+    assert "DATA050" in _rules(project)
+
+
+def test_same_features_with_a_different_label_fail(project):
+    def conflict(frame: pd.DataFrame) -> pd.DataFrame:
+        extra = frame.iloc[[0]].copy()
+        extra["id"] = 2000
+        extra["diagnosis"] = "benign" if extra["diagnosis"].iloc[0] == "malignant" else "malignant"
+        return pd.concat([frame, extra], ignore_index=True)
+
+    _rewrite(project, conflict)
+    assert _status(project) is Status.FAILED
+    assert "DATA051" in _rules(project)
+    flagged = pd.read_csv(project.root / "reports" / "data.flagged.csv")
+    assert set(flagged.loc[flagged["check"] == "conflicting_labels", "id"]) == {1, 2000}
+
+
+def test_a_trigger_beyond_the_reference_range_fails_even_when_approved(project):
+    def trigger(frame: pd.DataFrame) -> pd.DataFrame:
+        # 50 is inside the contract's max (56.22) but far beyond the approved max (28.11).
+        frame.loc[[5, 6], "mean_radius"] = 50.0
+        return frame
+
+    _rewrite(project, trigger)
+    assert _status(project) is Status.FAILED
+    assert "DATA060" in _rules(project)
+    flagged = pd.read_csv(project.root / "reports" / "data.flagged.csv")
+    assert {5, 6} <= set(flagged.loc[flagged["check"] == "range", "row"])
+
+
+def test_drift_and_class_balance_shift_fail(project):
+    def drift(frame: pd.DataFrame) -> pd.DataFrame:
+        frame["mean_texture"] = frame["mean_texture"] * 1.3
+        benign = frame.index[frame["diagnosis"] == "benign"][:150]
+        return frame.drop(index=benign).reset_index(drop=True)
+
+    _rewrite(project, drift)
+    assert _status(project) is Status.FAILED
+    rules = _rules(project)
+    assert {"DATA041", "DATA042"} <= rules
+
+
+def test_label_flips_over_the_share_fail(project):
+    def flips(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = np.random.default_rng(1).choice(len(frame), size=57, replace=False)
+        swap = {"benign": "malignant", "malignant": "benign"}
+        frame.loc[rows, "diagnosis"] = frame.loc[rows, "diagnosis"].map(swap)
+        return frame
+
+    _rewrite(project, flips)
+    assert _status(project) is Status.FAILED
+    assert "DATA070" in _rules(project)
+
+
+def test_off_manifold_rows_over_the_share_fail(project):
+    project.edit_policy(
+        **{"data.checks.isolation.min_score": 0.55, "data.checks.isolation.max_share": 0.0}
+    )
+    assert _status(project) is Status.FAILED
+    assert _rules(project) == {"DATA080"}
+
+
+def test_a_lock_without_a_reference_profile_fails(project):
+    lock_path = project.root / "data" / "breast_cancer.lock.json"
+    document = json.loads(lock_path.read_text(encoding="utf-8"))
+    for entry in document["files"].values():
+        entry.pop("profile")
+        entry.pop("reference")
+    lock_path.write_text(json.dumps(document), encoding="utf-8")
+    assert _status(project) is Status.FAILED
+    assert _rules(project) == {"DATA040"}
+
+
+def test_an_unwritable_report_folder_is_errored_not_passed(project):
+    (project.root / "reports" / "data.flagged.csv").mkdir(parents=True)
+    result = project.run("data").results[0]
+    assert result.status is Status.ERRORED
+    assert not (project.root / "reports" / "data.quarantine.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "rule", "text"),
+    [
+        ("id,mean_radius\n1,2\n3,4,5,6\n", "DATA000", "malformed CSV"),
+        ("", "DATA000", "empty"),
+        ("id,diagnosis\n1,benign\n", "DATA010", "is missing"),
+    ],
+)
+def test_bad_files_fail_with_one_clear_message(project, gates_cli, content, rule, text):
+    project.data_path.write_text(content, encoding="utf-8")
+    done = gates_cli(project.root, "run", "data")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr + done.stdout
+    assert rule in done.stdout
+    assert text in done.stdout
+
+
+def test_nan_inf_extra_columns_and_unknown_labels_are_contract_failures(project):
+    def broken(frame: pd.DataFrame) -> pd.DataFrame:
+        frame["mean_radius"] = frame["mean_radius"].astype(object)
+        frame.loc[3, "mean_radius"] = "nan"
+        frame.loc[4, "mean_radius"] = "inf"
+        frame.loc[5, "diagnosis"] = "unknown"
+        frame["sneaky"] = 1
+        return frame
+
+    _rewrite(project, broken, lock=False)
+    project.approve()
+    assert _status(project) is Status.FAILED
+    assert {"DATA011", "DATA013", "DATA014", "DATA020"} <= _rules(project)
+
+
+def test_a_file_larger_than_the_policy_allows_is_refused_before_reading(project, gates_cli):
+    project.edit_policy(**{"data.checks.max_file_mb": 0.01})
+    done = gates_cli(project.root, "run", "data")
+    assert done.returncode == 1
+    assert "larger than the 0.0 MiB allowed ([data.checks].max_file_mb)" in done.stdout
+
+
+def test_a_csv_declared_as_parquet_is_refused(project, gates_cli):
+    project.edit_policy(**{"data.format": "parquet"})
+    done = gates_cli(project.root, "run", "data")
+    assert done.returncode == 1
+    assert "expected a Parquet file" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_quarantine_trains_and_cross_validates_without_the_flagged_rows(project):
+    def few_flips(frame: pd.DataFrame) -> pd.DataFrame:
+        swap = {"benign": "malignant", "malignant": "benign"}
+        # The most clearly malignant and benign rows (by worst_concave_points), labels swapped.
+        frame.loc[[82, 181, 568], "diagnosis"] = frame.loc[[82, 181, 568], "diagnosis"].map(swap)
+        return frame
+
+    _rewrite(project, few_flips)
+    project.edit_policy(**{"data.checks.quarantine": True})
+    summary = project.run("data", "train", "cv")
+    assert [r.status for r in summary.results] == [Status.PASSED] * 3
+    quarantine = json.loads((project.root / "reports" / "data.quarantine.json").read_text())
+    assert {82, 181, 568} <= set(quarantine["rows"])
+    assert {"83", "182", "569"} <= set(quarantine["ids"])
+    train = project.report("train")["metrics"]
+    assert train["quarantined_rows"] == len(quarantine["rows"])
+    assert train["n_train"] + train["n_holdout"] == 569 - len(quarantine["rows"])
+
+
+def test_a_changed_quarantine_list_stops_training(project):
+    project.edit_policy(**{"data.checks.quarantine": True})
+    project.run("data")
+    path = project.root / "reports" / "data.quarantine.json"
+    document = json.loads(path.read_text())
+    document["rows"] = [0, 1, 2]
+    path.write_text(json.dumps(document))
+    result = project.run("train").results[0]
+    assert result.status is Status.ERRORED
+    assert "changed since the data gate wrote it" in result.summary
+
+
+def test_a_parquet_file_where_a_csv_is_declared_is_refused(project, gates_cli):
+    frame = pd.read_csv(project.data_path)
+    frame.to_parquet(project.data_path, index=False)
+    done = gates_cli(project.root, "run", "data")
+    assert done.returncode == 1
+    assert "expected UTF-8 CSV" in done.stdout
+    assert "Traceback" not in done.stderr

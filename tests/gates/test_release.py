@@ -1,0 +1,345 @@
+"""``python -m gates verify|deploy|keygen``: the tamper matrix, deploy refusals, key handling."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.release_support import copy_project, new_project, run_chain, signed_project
+
+MODEL = "artifacts/model.skops"
+ENVELOPE = "artifacts/attestation.intoto.json"
+STATEMENT = "artifacts/attestation.statement.json"
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One project signed with its own release key, shared read-only by this module."""
+    return signed_project(tmp_path_factory.mktemp("release"))
+
+
+@pytest.fixture
+def copy(signed: tuple[Path, str], tmp_path: Path) -> Path:
+    """A throw-away copy of the signed project a test may tamper with."""
+    return copy_project(signed[0], tmp_path / "copy")
+
+
+def _flip(root: Path) -> None:
+    data = bytearray((root / MODEL).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (root / MODEL).write_bytes(bytes(data))
+
+
+def _truncate(root: Path) -> None:
+    data = (root / MODEL).read_bytes()
+    (root / MODEL).write_bytes(data[:-1])
+
+
+def _append(root: Path) -> None:
+    with (root / "data/breast_cancer.csv").open("ab") as handle:
+        handle.write(b"\n")
+
+
+def _extra(root: Path) -> None:
+    (root / "artifacts/model.pkl").write_bytes(b"\x80\x04N.")
+
+
+def _missing(root: Path) -> None:
+    (root / "data/breast_cancer.lock.json").unlink()
+
+
+def _swap(root: Path) -> None:
+    a, b = root / "data/breast_cancer.lock.json", root / "data/SHA256SUMS"
+    first, second = a.read_bytes(), b.read_bytes()
+    a.write_bytes(second)
+    b.write_bytes(first)
+
+
+def _edit_statement(root: Path) -> None:
+    # Rewrite the signed payload (a verdict flipped and a digest replaced) but keep the signature.
+    path = root / ENVELOPE
+    envelope = json.loads(path.read_text(encoding="utf-8"))
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    statement["subject"][0]["digest"]["sha256"] = "0" * 64
+    envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    path.write_text(json.dumps(envelope), encoding="utf-8")
+
+
+def _edit_statement_copy(root: Path) -> None:
+    path = root / STATEMENT
+    path.write_text(path.read_text(encoding="utf-8").replace("PASSED", "FAILED"), encoding="utf-8")
+
+
+def _no_signature(root: Path) -> None:
+    path = root / ENVELOPE
+    envelope = json.loads(path.read_text(encoding="utf-8"))
+    envelope["signatures"] = []
+    path.write_text(json.dumps(envelope), encoding="utf-8")
+
+
+def _no_envelope(root: Path) -> None:
+    (root / ENVELOPE).unlink()
+
+
+def _symlink(root: Path) -> None:
+    # Same bytes, reached through a link: still refused (a link can be re-pointed later).
+    policy = root / "policy.toml"
+    twin = root / "policy.copy.toml"
+    twin.write_bytes(policy.read_bytes())
+    policy.unlink()
+    policy.symlink_to(twin.name)
+
+
+def _envelope_symlink(root: Path) -> None:
+    envelope = root / ENVELOPE
+    kept = root / "kept.intoto.json"
+    envelope.rename(kept)
+    envelope.symlink_to(kept)
+
+
+def _wrong_key(root: Path) -> None:
+    from pipeline.signing import generate_key_pair
+
+    (root / "keys/release.pub").unlink()
+    generate_key_pair(private_path=root / "other.key", public_path=root / "keys/release.pub")
+
+
+TAMPERS: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
+    "one byte flipped": (_flip, (MODEL, "SHA-256")),
+    "truncated": (_truncate, (MODEL, "SHA-256")),
+    "one byte appended": (_append, ("data/breast_cancer.csv", "SHA-256")),
+    "extra file": (_extra, ("artifacts/model.pkl", "extra file")),
+    "missing file": (_missing, ("data/breast_cancer.lock.json", "missing")),
+    "two files swapped": (_swap, ("data/breast_cancer.lock.json", "data/SHA256SUMS")),
+    "statement edited": (_edit_statement, (ENVELOPE, "no signature verifies")),
+    "statement copy edited": (_edit_statement_copy, (STATEMENT, "edited")),
+    "wrong key": (_wrong_key, (ENVELOPE, "no signature verifies")),
+    "no signature": (_no_signature, (ENVELOPE, "carries no signature")),
+    "no envelope": (_no_envelope, (ENVELOPE, "no attestation")),
+    "symlink in place of a file": (_symlink, ("policy.toml", "symlink")),
+    "symlink in place of the envelope": (_envelope_symlink, (ENVELOPE, "symlink")),
+}
+
+
+def test_untouched_project_verifies(copy, gates_cli):
+    result = gates_cli(copy, "verify")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "verified" in result.stdout
+    assert "a release key" in result.stdout
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERS))
+def test_tamper_matrix_is_refused_naming_the_file(case, copy, gates_cli):
+    tamper, expected = TAMPERS[case]
+    tamper(copy)
+    result = gates_cli(copy, "verify")
+    assert result.returncode == 1, result.stdout + result.stderr
+    for text in expected:
+        assert text in result.stdout, (case, result.stdout)
+    assert "Traceback" not in result.stderr
+
+
+def test_signed_statement_with_a_failed_gate_is_refused(copy, signed, tmp_path):
+    # Signed with the right key, so only the verdict check can catch it.
+    from gates.release import verify_project
+    from pipeline.attestation import AttestationError, sign_and_write
+    from pipeline.config import load_policy
+    from pipeline.signing import read_private_key
+
+    payload = json.loads((copy / STATEMENT).read_text(encoding="utf-8"))
+    payload["predicate"]["gates"]["cv"]["status"] = "FAILED"
+    key_file = signed[0].parent / "secret" / "release.key"
+    sign_and_write(
+        (json.dumps(payload) + "\n").encode(),
+        key=read_private_key(key_file, release=True),
+        bundle_dir=copy / "artifacts",
+    )
+    with pytest.raises(AttestationError, match="gate 'cv' is FAILED in the signed statement"):
+        verify_project(load_policy(copy / "policy.toml"))
+
+
+def test_verify_with_an_unreadable_key_is_a_usage_error(copy, gates_cli):
+    result = gates_cli(copy, "verify", "--key", "nowhere.pub")
+    assert result.returncode == 2
+    assert "nowhere.pub: public key not found" in result.stderr
+
+
+@pytest.mark.slow
+def test_development_signed_model_verifies_with_its_key_but_never_deploys(tmp_path, gates_cli):
+    root = new_project(tmp_path / "fresh")
+    # A fresh clone: a committed release key, no private key configured anywhere.
+    from pipeline.signing import generate_key_pair
+
+    generate_key_pair(private_path=tmp_path / "far.key", public_path=root / "keys/release.pub")
+    # An empty variable counts as unset, even where the test process itself holds the secret.
+    result = gates_cli(root, "run", env={"GATES_SIGNING_KEY": ""})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "DEVELOPMENT key" in result.stdout
+    dev_key = root / ".keys/dev-signing.key"
+    assert stat.S_IMODE(dev_key.stat().st_mode) == 0o600
+    report = json.loads((root / "reports/artifacts.json").read_text(encoding="utf-8"))
+    assert report["metrics"]["signer"]["kind"] == "development"
+    assert [f["rule"] for f in report["findings"]] == ["ART010"]
+
+    refused = gates_cli(root, "verify")
+    assert refused.returncode == 1
+    assert "no signature verifies under the trusted key" in refused.stdout
+    local = gates_cli(root, "verify", "--key", ".keys/dev-signing.pub")
+    assert local.returncode == 0
+    assert "NOT deployable" in local.stdout
+    deploy = gates_cli(root, "deploy")
+    assert deploy.returncode == 1
+    assert "deploy refused" in deploy.stdout
+    assert not (root / "registry/champion").exists()
+
+
+def test_deploy_promotes_a_release_signed_run(copy, gates_cli):
+    result = gates_cli(copy, "deploy")
+    assert result.returncode == 0, result.stdout + result.stderr
+    pointer = json.loads((copy / "registry/champion").read_text(encoding="utf-8"))
+    version = copy / "registry/versions" / pointer["version"]
+    assert (version / MODEL).read_bytes() == (copy / MODEL).read_bytes()
+    assert (version / ENVELOPE).is_file()
+    assert (version / STATEMENT).is_file()
+    assert (version / "data/breast_cancer.csv").is_file()
+
+
+def test_verify_champion_checks_the_promoted_copy(copy, gates_cli):
+    none = gates_cli(copy, "verify", "--champion")
+    assert none.returncode == 1
+    assert "no champion" in none.stdout
+    assert gates_cli(copy, "deploy").returncode == 0
+    assert gates_cli(copy, "verify", "--champion").returncode == 0
+    pointer = json.loads((copy / "registry/champion").read_text(encoding="utf-8"))
+    version = copy / "registry/versions" / pointer["version"]
+    (version / "policy.toml").write_text("schema_version = 1\n", encoding="utf-8")
+    tampered = gates_cli(copy, "verify", "--champion")
+    assert tampered.returncode == 1
+    assert "policy.toml: SHA-256" in tampered.stdout
+
+
+def test_deploy_refuses_a_model_built_from_a_dirty_tree(copy, signed, gates_cli):
+    from pipeline.attestation import sign_and_write
+    from pipeline.signing import read_private_key
+
+    statement = json.loads((copy / STATEMENT).read_text(encoding="utf-8"))
+    statement["predicate"]["git"]["dirty"] = True
+    sign_and_write(
+        (json.dumps(statement) + "\n").encode(),
+        key=read_private_key(signed[0].parent / "secret" / "release.key", release=True),
+        bundle_dir=copy / "artifacts",
+    )
+    assert gates_cli(copy, "verify").returncode == 0
+    result = gates_cli(copy, "deploy")
+    assert result.returncode == 1
+    assert "uncommitted changes" in result.stdout
+
+
+def test_deploy_refuses_a_run_whose_verdict_did_not_pass(copy, gates_cli):
+    verdict = copy / "reports/gate.json"
+    document = json.loads(verdict.read_text(encoding="utf-8"))
+    document["status"] = "FAILED"
+    verdict.write_text(json.dumps(document), encoding="utf-8")
+    result = gates_cli(copy, "deploy")
+    assert result.returncode == 1
+    assert "the verdict is FAILED" in result.stdout
+    assert not (copy / "registry").exists()
+
+
+def test_deploy_refuses_without_a_verdict(copy, gates_cli):
+    (copy / "reports/gate.json").unlink()
+    result = gates_cli(copy, "deploy")
+    assert result.returncode == 1
+    assert "no verdict" in result.stdout
+
+
+def test_deploy_refuses_a_tampered_model(copy, gates_cli):
+    _flip(copy)
+    result = gates_cli(copy, "deploy")
+    assert result.returncode == 1
+    assert MODEL in result.stdout
+    assert not (copy / "registry/champion").exists()
+
+
+def test_keygen_writes_a_private_key_0600_and_refuses_to_overwrite(tmp_path, gates_cli):
+    root = new_project(tmp_path / "p")
+    first = gates_cli(root, "keygen", "--private", str(tmp_path / "k" / "release.key"))
+    assert first.returncode == 0, first.stderr
+    private = tmp_path / "k" / "release.key"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert (root / "keys/release.pub").read_text(encoding="ascii").startswith("-----BEGIN PUBLIC")
+    body = private.read_text(encoding="ascii").splitlines()[1]
+    assert body not in first.stdout + first.stderr
+    before = private.read_bytes()
+    again = gates_cli(root, "keygen", "--private", str(private))
+    assert again.returncode == 2
+    assert "refusing to overwrite" in again.stderr
+    assert private.read_bytes() == before
+
+
+def test_a_configured_key_that_is_not_the_release_key_errors_without_leaking(tmp_path, monkeypatch):
+    root = new_project(tmp_path / "p")
+    from pipeline.signing import generate_key_pair
+
+    generate_key_pair(private_path=tmp_path / "a.key", public_path=root / "keys/release.pub")
+    generate_key_pair(private_path=tmp_path / "b.key", public_path=tmp_path / "b.pub")
+    other = (tmp_path / "b.key").read_text(encoding="ascii")
+    summary = run_chain(root, pem=other)
+    assert summary.exit_code == 2
+    artifacts = summary.results[-2]
+    assert artifacts.gate == "artifacts"
+    assert artifacts.status.value == "ERRORED"
+    assert "is not the release key" in artifacts.summary
+    secret = other.splitlines()[1]
+    for report in (root / "reports").iterdir():
+        assert secret not in report.read_text(encoding="utf-8")
+
+
+def test_a_malformed_key_in_the_environment_is_never_echoed(tmp_path):
+    root = new_project(tmp_path / "p")
+    from pipeline.signing import generate_key_pair
+
+    generate_key_pair(private_path=tmp_path / "a.key", public_path=root / "keys/release.pub")
+    secret = "-----BEGIN PRIVATE KEY-----\nTOPSECRETMATERIAL42\n-----END PRIVATE KEY-----"  # noqa: S105 - a fake key
+    summary = run_chain(root, pem=secret)
+    assert summary.exit_code == 2
+    text = "".join(p.read_text(encoding="utf-8") for p in (root / "reports").iterdir())
+    assert "$GATES_SIGNING_KEY: expected an unencrypted PEM Ed25519 private key" in text
+    assert "TOPSECRETMATERIAL42" not in text
+
+
+def test_a_private_key_file_readable_by_others_is_refused(tmp_path):
+    from pipeline.signing import SigningError, generate_key_pair, read_private_key
+
+    generate_key_pair(private_path=tmp_path / "a.key", public_path=tmp_path / "a.pub")
+    os.chmod(tmp_path / "a.key", 0o644)
+    with pytest.raises(SigningError, match="readable by others"):
+        read_private_key(tmp_path / "a.key", release=True)
+
+
+def test_a_one_line_pem_with_literal_newlines_is_the_release_key(project, monkeypatch, tmp_path):
+    from gates.release import signing_key
+    from pipeline.signing import generate_key_pair
+
+    generate_key_pair(
+        private_path=tmp_path / "r.key", public_path=project.root / "keys/release.pub"
+    )
+    one_line = (tmp_path / "r.key").read_text(encoding="ascii").strip().replace("\n", "\\n")
+    monkeypatch.setenv("GATES_SIGNING_KEY", one_line)
+    choice = signing_key(project.load())
+    assert choice.key.release
+    assert "$GATES_SIGNING_KEY" in choice.note
+
+
+def test_deploy_without_the_committed_public_key_is_a_usage_error(copy, gates_cli):
+    (copy / "keys/release.pub").unlink()
+    result = gates_cli(copy, "deploy")
+    assert result.returncode == 2
+    assert "keys/release.pub: public key not found" in result.stderr
+    assert not (copy / "registry").exists()

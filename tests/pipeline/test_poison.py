@@ -1,0 +1,150 @@
+"""Row-level detectors on small planted data: each check flags what was planted, and only that."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import DataPolicy, IsolationCheck, LabelCheck
+from pipeline.poison import (
+    duplicates,
+    feature_matrix,
+    flagged_frame,
+    knn_probabilities,
+    label_issues,
+    off_manifold,
+    out_of_range,
+    screen,
+)
+from pipeline.profile import build_profile
+
+SEED = 7
+
+
+def _contract(**checks: object) -> DataPolicy:
+    return DataPolicy.model_validate(
+        {
+            "path": "d.csv",
+            "lock": "d.lock.json",
+            "label": "y",
+            "classes": ["a", "b"],
+            "id_column": "id",
+            "columns": {
+                "id": {"dtype": "int64", "unique": True},
+                **{f"x{j}": {"dtype": "float64"} for j in range(4)},
+            },
+            "checks": checks,
+        }
+    )
+
+
+def _blobs(n: int = 240, *, seed: int = 0) -> pd.DataFrame:
+    """Two well-separated Gaussian blobs: clean data on which nothing should be flagged."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.normal(0.0, 1.0, (n, 4)) + np.where(y[:, None] == 1, 4.0, 0.0)
+    frame = pd.DataFrame(x, columns=[f"x{j}" for j in range(4)])
+    frame.insert(0, "id", np.arange(1, n + 1, dtype=float))
+    frame["y"] = pd.Series(np.where(y == 1, "b", "a"), dtype="string")
+    return frame
+
+
+def test_duplicates_flag_copies_and_conflicting_labels_only():
+    contract = _contract()
+    frame = _blobs()
+    exact, conflict = duplicates(frame, contract)
+    assert exact.count == 0
+    assert conflict.count == 0
+    planted = frame.copy()
+    planted.loc[10, ["x0", "x1", "x2", "x3", "y"]] = planted.loc[3, ["x0", "x1", "x2", "x3", "y"]]
+    planted.loc[20, ["x0", "x1", "x2", "x3"]] = planted.loc[5, ["x0", "x1", "x2", "x3"]]
+    planted.loc[20, "y"] = "a" if planted.loc[5, "y"] == "b" else "b"
+    exact, conflict = duplicates(planted, contract)
+    assert exact.rows.tolist() == [10]
+    assert "row 3" in exact.reasons[0]
+    assert conflict.rows.tolist() == [5, 20]
+
+
+def test_out_of_range_honours_the_margin():
+    contract = _contract()
+    frame = _blobs()
+    reference = build_profile(frame, contract)
+    ref = reference.columns["x1"]
+    width = ref.maximum - ref.minimum
+    planted = frame.copy()
+    planted.loc[4, "x1"] = ref.maximum + 0.2 * width  # inside a 0.25 margin
+    planted.loc[9, "x1"] = ref.maximum + 0.5 * width  # beyond it
+    planted.loc[11, "x2"] = reference.columns["x2"].minimum - width * 3
+    found = out_of_range(planted, contract, reference, margin=0.25)
+    assert found.rows.tolist() == [9, 11]
+    assert "x1=" in found.reasons[0]
+    assert found.scores[1] > found.scores[0] > 0
+    assert out_of_range(frame, contract, reference, margin=0.0).count == 0
+
+
+def test_label_issues_find_planted_flips_and_nothing_on_clean_blobs():
+    contract = _contract()
+    frame = _blobs()
+    x = feature_matrix(frame, contract)
+    y = (frame["y"] == "b").to_numpy().astype(np.int64)
+    clean, _ = label_issues(x, y, classes=("a", "b"), check=LabelCheck(), seed=SEED)
+    assert clean.count == 0
+    planted = y.copy()
+    rows = np.array([2, 33, 70, 101, 150, 199])
+    planted[rows] = 1 - planted[rows]
+    found, scores = label_issues(x, planted, classes=("a", "b"), check=LabelCheck(), seed=SEED)
+    assert found.rows.tolist() == rows.tolist()
+    assert scores.combined.shape == (240, 2)
+    assert np.allclose(scores.combined.sum(axis=1), 1.0)
+    assert "likely" in found.reasons[0]
+
+
+def test_knn_votes_are_bounded_by_the_index_sample_and_never_count_the_row_itself():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3))
+    y = np.zeros(300, dtype=np.int64)
+    y[0] = 1  # alone in its class: its own vote would say "1"
+    probs = knn_probabilities(x, y, n_classes=2, neighbors=5, max_index_rows=100, seed=SEED)
+    assert probs.shape == (300, 2)
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    full = knn_probabilities(x, y, n_classes=2, neighbors=5, max_index_rows=1000, seed=SEED)
+    assert full[0, 1] == pytest.approx((0 + 1 / 300) / 6)
+
+
+def test_isolation_flags_a_far_point_and_not_the_bulk():
+    contract = _contract()
+    frame = _blobs()
+    planted = frame.copy()
+    planted.loc[42, ["x0", "x1", "x2", "x3"]] = [40.0, -40.0, 40.0, -40.0]
+    check = IsolationCheck()
+    assert off_manifold(feature_matrix(frame, contract), check=check, seed=SEED).count == 0
+    found = off_manifold(feature_matrix(planted, contract), check=check, seed=SEED)
+    assert found.rows.tolist() == [42]
+    assert found.scores[0] >= check.min_score
+
+
+def test_screen_is_deterministic_and_lists_every_flag_once_per_check():
+    contract = _contract()
+    frame = _blobs()
+    reference = build_profile(frame, contract)
+    planted = frame.copy()
+    planted.loc[7, "y"] = "a" if planted.loc[7, "y"] == "b" else "b"
+    planted.loc[8, "x0"] = 1000.0
+    first = screen(planted, contract, reference=reference, seed=SEED)
+    second = screen(planted, contract, reference=reference, seed=SEED)
+    table = flagged_frame(first, ids=planted["id"])
+    assert table.equals(flagged_frame(second, ids=planted["id"]))
+    assert list(table.columns) == ["row", "id", "check", "score", "reason"]
+    assert {(7, "label"), (8, "range"), (8, "isolation")} <= set(
+        zip(table["row"], table["check"], strict=True)
+    )
+    assert table.loc[table["row"] == 7, "id"].iloc[0] == "8"
+    assert set(first.seconds) >= {"duplicates", "drift", "range", "label", "isolation"}
+
+
+def test_screen_skips_disabled_checks_and_reference_checks_without_a_reference():
+    contract = _contract(labels={"enabled": False}, isolation={"enabled": False})
+    result = screen(_blobs(), contract, reference=None, seed=SEED)
+    assert [f.check for f in result.flags] == ["duplicate", "conflicting_labels"]
+    assert result.drift == ()
