@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.project_support import ADVISORY_DB_ENV, OSV_FIXTURE, copy_project
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -106,28 +107,19 @@ class Project:
         return json.loads((self.root / "reports" / f"{gate}.json").read_text(encoding="utf-8"))
 
 
-# What the supply-chain gates (lint, sast, audit) read: the code, its ruff config and the lock.
-_CODE_FILES = ("pyproject.toml", "requirements.lock", "noxfile.py")
-_CODE_DIRS = ("pipeline", "gates", "tests")
-# The tests' own small OSV snapshot (it holds the audit canary): audits in tests stay offline.
-OSV_FIXTURE = REPO / "tests" / "assets" / "osv"
-
-
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+def project(tmp_path: Path) -> Project:
     """A fresh copy of policy.toml, data/ and the code that a test may change freely."""
-    root = tmp_path / "project"
-    root.mkdir()
-    shutil.copy2(REPO / "policy.toml", root / "policy.toml")
-    shutil.copytree(REPO / "data", root / "data")
-    for name in _CODE_FILES:
-        shutil.copy2(REPO / name, root / name)
-    for name in _CODE_DIRS:
-        shutil.copytree(
-            REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-        )
-    monkeypatch.setenv("GATES_ADVISORY_DB", str(OSV_FIXTURE))
-    return Project(root)
+    return Project(copy_project(tmp_path / "project"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_advisory_db() -> Iterator[None]:
+    # Every audit in the tests reads the tests' own OSV snapshot, offline (tests that need
+    # another source set or clear the variable themselves).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ADVISORY_DB_ENV, str(OSV_FIXTURE))
+        yield
 
 
 def run_module(
