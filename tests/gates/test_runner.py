@@ -32,7 +32,7 @@ def test_a_later_gate_joins_the_recorded_run(project):
 
 def test_a_later_gate_without_a_run_is_a_usage_error(project):
     with pytest.raises(GateError, match="no run in progress"):
-        project.run(NAMES[1])
+        project.run(NAMES[1], open_run=False)
 
 
 def test_run_id_from_the_environment_wins(project, monkeypatch):
