@@ -48,7 +48,7 @@ def test_predicate_records_the_run_its_verdicts_and_its_signer(signed):
         predicate["policy"]["sha256"]
         == hashlib.sha256((root / "policy.toml").read_bytes()).hexdigest()
     )
-    assert set(predicate["gates"]) == {"data", "train", "cv"}
+    assert set(predicate["gates"]) == {"lint", "sast", "audit", "data", "train", "cv"}
     cv = predicate["gates"]["cv"]
     assert cv["status"] == "PASSED"
     assert cv["findings"]["error"] == 0
@@ -90,16 +90,11 @@ def test_audit_report_of_this_run_records_the_vulnerability_data(signed, tmp_pat
     from pipeline.config import load_policy
 
     run_id = json.loads((copy / "reports/run.json").read_text(encoding="utf-8"))["run_id"]
-    (copy / "reports/audit.json").write_text(
-        json.dumps(
-            {
-                "run_id": run_id,
-                "status": "PASSED",
-                "metrics": {"source": "osv-mirror", "snapshot_date": "2026-11-01"},
-            }
-        ),
-        encoding="utf-8",
-    )
+    # The real audit report of this run, with its vulnerability-data metrics set to known values.
+    audit = json.loads((copy / "reports/audit.json").read_text(encoding="utf-8"))
+    assert audit["run_id"] == run_id
+    audit["metrics"].update(source="osv-mirror", snapshot_date="2026-11-01")
+    (copy / "reports/audit.json").write_text(json.dumps(audit), encoding="utf-8")
     policy = load_policy(copy / "policy.toml")
     context = RunContext(policy=policy, run_id=run_id, reports_dir=copy / "reports")
     with pytest.MonkeyPatch.context() as patch:
