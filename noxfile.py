@@ -8,6 +8,7 @@ through ``requires=``; nothing here repeats it. All sessions share one environme
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -76,9 +77,36 @@ for _spec in GATES:
     _previous = _spec.name
 
 
+def _install_test_extras(session: nox.Session) -> None:
+    """Install the optional extras named in ``GATES_TEST_EXTRAS`` (e.g. ``mlflow``).
+
+    Their tests skip with a reason when the extra is absent; CI names them so that they run.
+    The requirement strings come from pyproject's optional dependencies, written once there.
+    """
+    wanted = [name for name in os.environ.get("GATES_TEST_EXTRAS", "").split(",") if name]
+    if not wanted:
+        return
+    import tomllib  # noqa: PLC0415
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
+    unknown = sorted(set(wanted) - set(extras))
+    if unknown:
+        session.error(
+            f"GATES_TEST_EXTRAS names unknown extras {unknown}; expected some of {sorted(extras)}"
+        )
+    requirements = [req for name in wanted for req in extras[name]]
+    installer = ["uv", "pip", "install", "--python", _python(session)]
+    if shutil.which("uv") is None:
+        installer = [_python(session), "-m", "pip", "install"]
+    session.run(*installer, *requirements, external=True)
+
+
 @nox.session(python=False, requires=["env"])
 def tests(session: nox.Session) -> None:
     """Run the test suite with branch coverage."""
+    _install_test_extras(session)
     session.run(
         _python(session),
         "-m",

@@ -53,7 +53,7 @@ class Case:
 
 def datasets() -> list[Case]:
     """The five benchmark sets, all from scikit-learn (no download)."""
-    from sklearn.datasets import (  # noqa: PLC0415
+    from sklearn.datasets import (
         load_breast_cancer,
         load_digits,
         load_wine,
@@ -128,7 +128,7 @@ def inject(
 
 def contract_for(case: Case) -> DataPolicy:
     """A data contract for a numeric benchmark set, with the committed policy's check settings."""
-    import tomllib  # noqa: PLC0415
+    import tomllib
 
     committed = tomllib.loads((ROOT / "policy.toml").read_text(encoding="utf-8"))
     checks = committed["data"].get("checks", {})
@@ -177,7 +177,7 @@ def detectors(
     layer: tuple[str, ...],
 ) -> dict[str, tuple[np.ndarray[Any, Any], float]]:
     """Run the gate's detector and both baselines on one poisoned set."""
-    from sklearn.ensemble import IsolationForest  # noqa: PLC0415
+    from sklearn.ensemble import IsolationForest
 
     reference = build_profile(frame_for(case.x, case.y), contract)
     frame = frame_for(x, y)
@@ -290,7 +290,7 @@ def run_matrix(out: list[str]) -> None:
 
 def run_scale(out: list[str], *, rows: int = 1_000_000, features: int = 20) -> None:
     """The whole data gate as a subprocess on a synthetic Parquet file; time per check, peak RSS."""
-    from sklearn.datasets import make_classification  # noqa: PLC0415
+    from sklearn.datasets import make_classification
 
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         root = Path(tmp)
@@ -359,10 +359,10 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "poisoning.txt")
     args = parser.parse_args()
     out: list[str] = []
-    import platform  # noqa: PLC0415
+    import platform
 
-    import cleanlab  # noqa: PLC0415
-    import sklearn  # noqa: PLC0415
+    import cleanlab
+    import sklearn
 
     emit(
         out,

@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     approve_batch.add_argument(
         "--by", default=None, help="who approves (default: $USER); recorded in the batch"
     )
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every gate even when a cached outcome matches (also: GATES_NO_CACHE=1)",
+    )
 
     data = sub.add_parser("data", help="manage the approved data snapshot")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -234,6 +239,7 @@ def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
     import json  # noqa: PLC0415
 
     from gates import console  # noqa: PLC0415
+    from gates.cache import disabled_by_env  # noqa: PLC0415
     from gates.registry import NAMES, spec  # noqa: PLC0415
     from gates.runner import run_chain  # noqa: PLC0415
 
@@ -247,7 +253,15 @@ def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
     total = len(args.gates) or len(NAMES)
     display = console.choose(human, fmt=fmt, total=total)
     reports = args.reports or loaded.resolve(loaded.policy.run.reports_dir)
-    summary = run_chain(args.gates, policy=loaded, reports_dir=reports, out=human, display=display)
+    summary = run_chain(
+        args.gates,
+        policy=loaded,
+        reports_dir=reports,
+        out=human,
+        display=display,
+        use_cache=True,
+        read_cache=not (args.no_cache or disabled_by_env()),
+    )
     code = summary.exit_code
     word = {EXIT_OK: "PASSED", EXIT_FAILED: "FAILED"}.get(code, "ERRORED")
     if args.json:

@@ -66,6 +66,9 @@ class ArtifactsGate(Gate):
 
     name: ClassVar[str] = ATTESTING_GATE
     description: ClassVar[str] = __doc__ or ""
+    # Never reused from the gate cache: the manifest names the commit checked out now, which
+    # is not part of the cache key, and hashing is all this gate does anyway.
+    cacheable: ClassVar[bool] = False
 
     def run(self, context: RunContext) -> Outcome:
         """Check the model is the judged one, build the statement, sign it, write the envelope."""
@@ -127,6 +130,7 @@ class ArtifactsGate(Gate):
             "tools": _tool_versions(),
             "gates": _verdicts(context),
             "vulnerability_data": _vulnerability_data(context),
+            "history": _history_head(context),
             "model": {
                 "file": model_rel,
                 "manifest": manifest_rel,
@@ -270,3 +274,15 @@ def _vulnerability_data(context: RunContext) -> dict[str, Any]:
 
 def _scalar(value: Any) -> str | None:
     return None if value is None else str(value)[:200]
+
+
+def _history_head(context: RunContext) -> dict[str, str]:
+    """The run history's head hash before this run, so that a later rewrite is detectable."""
+    from gates.feedback.history import HistoryError, head_hash  # noqa: PLC0415
+
+    path = context.policy.resolve(context.policy.policy.feedback.history)
+    try:
+        head = head_hash(path)
+    except HistoryError as err:
+        raise GateError(str(err)) from None
+    return {"path": _rel(path, context.root), "head": head}

@@ -263,6 +263,10 @@ class AuditGate(Gate):
 
     name: ClassVar[str] = "audit"
     description: ClassVar[str] = __doc__ or ""
+    # Never served from the gate cache: the verdict depends on files and data outside the
+    # cache key (the code in scope and its suppressions; the advisory data, today's date for
+    # waivers and snapshot age). A stale PASSED here would be a fail-open.
+    cacheable: ClassVar[bool] = False
 
     def run(self, context: RunContext) -> Outcome:
         """Choose the source, run pip-audit over the lock and the canary, judge the results."""

@@ -229,6 +229,19 @@ class Gate(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    # False for a gate whose verdict depends on something outside its cache key that cannot
+    # be digested (a live service): it then always runs. See gates/cache.py.
+    cacheable: ClassVar[bool] = True
+
+    def cache_key(self, context: RunContext) -> dict[str, str]:
+        """Extra material for this gate's cache key: tool versions, external databases.
+
+        The gate cache already keys on the code, the installed packages, the inputs and the
+        earlier reports; a gate that also depends on a binary outside Python or on data outside
+        the project (an advisory database) returns its version or digest here.
+        """
+        del context
+        return {}
 
     @abstractmethod
     def run(self, context: RunContext) -> Outcome:

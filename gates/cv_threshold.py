@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, Severity
 from gates.data_integrity import quarantined_rows
 from gates.release import registry_for, trusted_key
-from pipeline.champion import RegistryError
+from pipeline.champion import POINTER_FILE, RegistryError
 from pipeline.config import Tolerance
-from pipeline.evaluate import build_scorers, cross_validate_scores, holdout_scores
-from pipeline.fsio import atomic_write_text
-from pipeline.model import build_estimator
+from pipeline.fsio import atomic_write_text, sha256_file
 from pipeline.persist import MODEL_FILE, load_attested, load_verified
 from pipeline.signing import SigningError
-from pipeline.train import Split, prepare
+
+if TYPE_CHECKING:
+    from pipeline.train import Split
 
 # Scores are rounded to 6 places in reports; differences below this are not regressions.
 _EPSILON = 1e-9
@@ -39,8 +39,23 @@ class CvGate(Gate):
     name: ClassVar[str] = "cv"
     description: ClassVar[str] = __doc__ or ""
 
+    def cache_key(self, context: RunContext) -> dict[str, str]:
+        """The champion this run is compared with: a new champion invalidates a cached outcome."""
+        pointer = context.policy.resolve(context.policy.policy.release.registry_dir) / POINTER_FILE
+        return {"champion": sha256_file(pointer) if pointer.is_file() else "none"}
+
     def run(self, context: RunContext) -> Outcome:
         """Score, compare with every threshold, report each miss with its policy key."""
+        # numpy, pandas and scikit-learn load here, not at import: a cached run never needs them.
+        from pipeline.evaluate import (  # noqa: PLC0415
+            build_scorers,
+            cross_validate_scores,
+            holdout_scores,
+            resolve_scheduler,
+        )
+        from pipeline.model import build_estimator  # noqa: PLC0415
+        from pipeline.train import prepare  # noqa: PLC0415
+
         policy = context.policy.policy
         train_report = context.read_report("train")
         _, split = prepare(context.policy, drop=quarantined_rows(context))
@@ -72,6 +87,7 @@ class CvGate(Gate):
             scorers=scorers,
             folds=policy.cv.folds,
             seed=policy.run.seed,
+            scheduler=resolve_scheduler(policy.run.dask_scheduler),
         )
         holdout = holdout_scores(model, split.x_holdout, split.y_holdout, scorers=scorers)
         write_holdout_predictions(context, model, split.x_holdout, split.y_holdout)
@@ -128,6 +144,8 @@ class CvGate(Gate):
 def _compare_with_champion(
     context: RunContext, split: Split, scorers: Any, holdout: dict[str, float]
 ) -> tuple[dict[str, Any], list[Finding]]:
+    from pipeline.evaluate import holdout_scores  # noqa: PLC0415
+
     release = context.policy.policy.release
     key = "[release].registry_dir"
     try:

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, Severity
-from pipeline.config import DataPolicy
-from pipeline.data import Violation, check_contract, lock_key, read_lock, read_table, verify_lock
 from pipeline.errors import DataError
 from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
-from pipeline.poison import Screening, flagged_frame, screen
-from pipeline.profile import DataProfile, id_text
+
+if TYPE_CHECKING:
+    from pipeline.config import DataPolicy
+    from pipeline.data import Violation
+    from pipeline.poison import Screening
+    from pipeline.profile import DataProfile
 
 FLAGGED_FILE = "data.flagged.csv"
 QUARANTINE_FILE = "data.quarantine.json"
@@ -75,6 +77,10 @@ class DataGate(Gate):
 
     def run(self, context: RunContext) -> Outcome:
         """Verify the lock, read the file per its format, check the contract, screen the rows."""
+        # pandas and scikit-learn load here, not at import: a cached run never needs them.
+        from pipeline.data import check_contract, read_table, verify_lock  # noqa: PLC0415
+        from pipeline.poison import flagged_frame, screen  # noqa: PLC0415
+        from pipeline.profile import id_text  # noqa: PLC0415
 
         policy = context.policy
         data = policy.policy.data
@@ -168,6 +174,8 @@ class DataGate(Gate):
 
     @staticmethod
     def _reference(context: RunContext, path: Path) -> DataProfile | None:
+        from pipeline.data import lock_key, read_lock  # noqa: PLC0415
+
         policy = context.policy
         lock = read_lock(policy.resolve(policy.policy.data.lock))
         entry = lock.files.get(lock_key(policy, path))

@@ -10,7 +10,7 @@ import subprocess  # nosec B404 # runs git with fixed argv lists, never a shell
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -24,6 +24,8 @@ from gates.base import (
     Severity,
     Status,
 )
+from gates.cache import METRICS_KEY as CACHE_METRICS_KEY
+from gates.cache import CacheKey, GateCache, OutputSnapshot, compute_key
 from gates.registry import GATES, NAMES, GateSpec, checked_before
 from pipeline.config import LoadedPolicy
 from pipeline.errors import PipelineError
@@ -158,11 +160,23 @@ def _prerequisite_problem(
     return None
 
 
-def run_gate(spec: GateSpec, context: RunContext, inputs: dict[str, str]) -> GateResult:
-    """Run one gate and return its stamped result; a crash becomes ERRORED, never PASSED."""
+def run_gate(
+    spec: GateSpec,
+    context: RunContext,
+    inputs: dict[str, str],
+    *,
+    cache: GateCache | None = None,
+) -> GateResult:
+    """Run one gate and return its stamped result; a crash becomes ERRORED, never PASSED.
+
+    With a ``cache``, a gate whose key (code, packages, inputs, earlier reports) matches a
+    verified entry is not run: its stored outcome is re-issued for this run, saying where it
+    was reused from. The verdict and the always-run stages are never cached.
+    """
     started = datetime.now(UTC).isoformat(timespec="seconds")
     start = time.perf_counter()
     problem = None if spec.verdict or spec.always else _prerequisite_problem(spec, context, inputs)
+    key: CacheKey | None = None
     if problem is not None:
         outcome = Outcome(
             status=Status.SKIPPED,
@@ -170,7 +184,45 @@ def run_gate(spec: GateSpec, context: RunContext, inputs: dict[str, str]) -> Gat
             findings=(Finding(rule="GATE001", message=problem),),
         )
     else:
+        if cache is not None and not (spec.verdict or spec.always):
+            key = _cache_key(spec, context, inputs)
+        hit = cache.lookup(spec, key) if cache is not None and key is not None else None
+        if hit is not None and key is not None:
+            cached, origin, saved = hit
+            outcome = replace(
+                cached,
+                summary=f"reused from run {origin}: {cached.summary}",
+                metrics={
+                    **cached.metrics,
+                    CACHE_METRICS_KEY: {
+                        "key": key.digest,
+                        "reused_from": origin,
+                        "saved_seconds": saved,
+                    },
+                },
+            )
+            return _stamp(spec, context, inputs, outcome, started=started, start=start)
+        snapshot = OutputSnapshot(spec, context) if key is not None else None
         outcome = _guarded(spec, context)
+        if key is not None:
+            outcome = replace(
+                outcome, metrics={**outcome.metrics, CACHE_METRICS_KEY: {"key": key.digest}}
+            )
+    result = _stamp(spec, context, inputs, outcome, started=started, start=start)
+    if cache is not None and key is not None and snapshot is not None:
+        _store(cache, spec, key, result, written=snapshot.written())
+    return result
+
+
+def _stamp(
+    spec: GateSpec,
+    context: RunContext,
+    inputs: dict[str, str],
+    outcome: Outcome,
+    *,
+    started: str,
+    start: float,
+) -> GateResult:
     return GateResult(
         gate=spec.name,
         status=outcome.status,
@@ -183,6 +235,25 @@ def run_gate(spec: GateSpec, context: RunContext, inputs: dict[str, str]) -> Gat
         started=started,
         duration_seconds=time.perf_counter() - start,
     )
+
+
+def _cache_key(spec: GateSpec, context: RunContext, inputs: dict[str, str]) -> CacheKey | None:
+    # A key that cannot be computed (an unreadable earlier report) only costs a real run.
+    try:
+        return compute_key(spec, context, inputs)
+    except (GateError, OSError, ValueError):
+        return None
+
+
+def _store(
+    cache: GateCache, spec: GateSpec, key: CacheKey, result: GateResult, *, written: list[Path]
+) -> None:
+    try:
+        if result.status in (Status.PASSED, Status.FAILED) and spec.load().cacheable:
+            cache.store(spec, key, result, written=written)
+    except (OSError, ValueError, TypeError, ImportError, AttributeError) as err:
+        # A full disk or read-only cache folder must not change the verdict of the run.
+        sys.stderr.write(f"warning: gate cache: could not store '{spec.name}': {err}\n")
 
 
 def _guarded(spec: GateSpec, context: RunContext) -> Outcome:
@@ -217,11 +288,15 @@ def run_chain(
     out: TextIO | None = None,
     on_result: Callable[[GateResult], None] | None = None,
     display: Display | None = None,
+    use_cache: bool = False,
+    read_cache: bool = True,
 ) -> RunSummary:
     """Run the named gates in registry order; every result is written before the next starts.
 
     Progress goes to ``display`` (default: plain lines on ``out``, which is standard output at
-    call time when not given).
+    call time when not given). ``use_cache`` turns the gate cache on (the CLI does, unless
+    ``--no-cache``, ``GATES_NO_CACHE`` or ``[run].cache = false``); ``read_cache=False`` runs
+    every gate but refreshes the cache.
     """
     out = out if out is not None else sys.stdout
     unknown = [name for name in names if name not in NAMES]
@@ -243,6 +318,7 @@ def run_chain(
             },
         )
     context = RunContext(policy=policy, run_id=run_id, reports_dir=reports_dir)
+    cache = GateCache(context, read=read_cache) if use_cache and policy.policy.run.cache else None
     if display is None:
         from gates.console import PlainDisplay  # noqa: PLC0415 - console imports this module
 
@@ -251,7 +327,7 @@ def run_chain(
     try:
         for spec in chosen:
             display.start(spec)
-            result = run_gate(spec, context, inputs)
+            result = run_gate(spec, context, inputs, cache=cache)
             atomic_write_json(context.report_path(spec.name), result.to_dict())
             results.append(result)
             display.finish(result)

@@ -90,6 +90,10 @@ class SastGate(Gate):
 
     name: ClassVar[str] = "sast"
     description: ClassVar[str] = __doc__ or ""
+    # Never served from the gate cache: the verdict depends on files and data outside the
+    # cache key (the code in scope and its suppressions; the advisory data, today's date for
+    # waivers and snapshot age). A stale PASSED here would be a fail-open.
+    cacheable: ClassVar[bool] = False
 
     def run(self, context: RunContext) -> Outcome:
         """Run bandit, guard its fail-open edges, apply the baseline, run the AST check."""

@@ -7,7 +7,6 @@ from typing import ClassVar
 from gates.base import Gate, Outcome, RunContext, Status
 from gates.data_integrity import quarantined_rows
 from pipeline.persist import MODEL_FILE, save_model
-from pipeline.train import train
 
 
 class TrainGate(Gate):
@@ -18,6 +17,8 @@ class TrainGate(Gate):
 
     def run(self, context: RunContext) -> Outcome:
         """Fit, save atomically, and report what was trained on what."""
+        from pipeline.train import train  # noqa: PLC0415 - scikit-learn only when training
+
         policy = context.policy
         dropped = quarantined_rows(context)
         result = train(policy, drop=dropped)

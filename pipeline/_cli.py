@@ -1,7 +1,7 @@
 """``python -m pipeline train|predict``: the ML steps on their own, outside the gate chain.
 
 A model trained here is not trusted: only the gate chain signs off a model. ``predict`` loads a
-model only through the manifest beside it. Exit codes: 0 done; 2 bad input or usage; 130
+model only through a verified, signed attestation (this run's, or the registry champion's). Exit codes: 0 done; 2 bad input or usage; 130
 interrupted.
 """
 
@@ -25,8 +25,19 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--output", type=Path, default=None, help="model file (default: [run].artifacts_dir)"
     )
-    predict = sub.add_parser("predict", help="predict labels for a CSV or Parquet file")
-    predict.add_argument("--model", type=Path, default=None, help="model file (default: trained)")
+    predict = sub.add_parser(
+        "predict", help="predict labels for a CSV or Parquet file with a verified, signed model"
+    )
+    source = predict.add_mutually_exclusive_group()
+    source.add_argument(
+        "--champion", action="store_true", help="use the registry's champion (default: this run's)"
+    )
+    predict.add_argument(
+        "--key",
+        type=Path,
+        default=None,
+        help="trusted public key (default: [release].public_key; a local run: .keys/dev-signing.pub)",
+    )
     predict.add_argument("--input", type=Path, required=True, help="rows to predict")
     predict.add_argument("--output", type=Path, default=None, help="CSV to write (default: stdout)")
     return parser
@@ -71,11 +82,17 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    # The verifier lives with the gates (it knows which gates a statement must record); the CLI
+    # is the edge where the two packages meet.
+    from gates.release import verify_champion, verify_project  # noqa: PLC0415
     from pipeline.config import load_policy  # noqa: PLC0415
+    from pipeline.persist import load_attested  # noqa: PLC0415
     from pipeline.predict import predict_file  # noqa: PLC0415
 
     policy = load_policy(args.policy)
-    table = predict_file(policy, model_path=args.model, input_path=args.input)
+    verify = verify_champion if args.champion else verify_project
+    model, _ = load_attested(verify(policy, key=args.key))
+    table = predict_file(policy, model=model, input_path=args.input)
     if args.output is None:
         sys.stdout.write(table.to_csv(index=False, lineterminator="\n"))
     else:

@@ -37,6 +37,11 @@ class RunPolicy(_Strict):
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42
     reports_dir: str = "reports"
     artifacts_dir: str = "artifacts"
+    # Reuse an unchanged gate's earlier outcome (gates/cache.py); false runs every gate always.
+    cache: bool = True
+    # A dask.distributed scheduler ("tcp://host:8786") that runs CV's joblib work; the
+    # GATES_DASK_SCHEDULER environment variable overrides it. None runs on this machine.
+    dask_scheduler: Annotated[str, Field(min_length=1)] | None = None
 
 
 class ColumnRule(_Strict):

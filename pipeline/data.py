@@ -184,7 +184,10 @@ def check_contract(
         labels, found = _check_labels(frame[contract.label], contract)
         converted[contract.label] = labels
         violations.extend(found)
-    return pd.DataFrame(converted, index=frame.index), violations
+    # concat keeps one block per column: DataFrame(dict) would copy every column into one 2-D
+    # block, the largest single cost at 10M rows (issue 8's scaling benchmark).
+    checked = pd.concat(converted, axis=1) if converted else pd.DataFrame(index=frame.index)
+    return checked, violations
 
 
 def _rows(mask: pd.Series | np.ndarray[Any, Any]) -> tuple[tuple[int, ...], int]:
@@ -203,12 +206,36 @@ def _is_blank(raw: pd.Series) -> pd.Series:
     return raw.isna()
 
 
+def _parse_float(text: pd.Series) -> pd.Series:
+    """Parse a column as float64, unparsable cells becoming NaN.
+
+    Text goes through Arrow's strict parser first (about 10x pandas' on 1M cells, issue 8's
+    contract benchmark); when any cell is not a plain number Arrow refuses the whole column
+    and pandas' per-cell parser decides, so the result is the same either way.
+    """
+    if text.dtype == object or pd.api.types.is_string_dtype(text):
+        import pyarrow as pa  # noqa: PLC0415 - a dependency already (Parquet); loaded on demand
+        import pyarrow.compute as pc  # noqa: PLC0415
+
+        try:
+            parsed = pc.cast(pa.Array.from_pandas(text), pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            pass
+        else:
+            return pd.Series(
+                parsed.to_numpy(zero_copy_only=False), index=text.index, dtype="float64"
+            )
+    return pd.to_numeric(text, errors="coerce").astype("float64")
+
+
 def _check_numeric(
     raw: pd.Series, blank: pd.Series, name: str, rule: ColumnRule, key: str
 ) -> tuple[pd.Series, pd.Series, list[Violation]]:
     """Parse a numeric column; return the values, the null mask, and the violations."""
     found: list[Violation] = []
-    values = pd.to_numeric(raw.where(~blank), errors="coerce").astype("float64")
+    textual = raw.dtype == object or pd.api.types.is_string_dtype(raw)
+    # A numeric column's blanks are its NaNs already: masking them again would only copy it.
+    values = _parse_float(raw.where(~blank) if textual else raw)
     unparsable = values.isna() & ~blank
     # Text such as "nan" parses to NaN: it is a null written as text, not a number.
     # Only unparsable cells are turned to text: on a float column (Parquet) that is none of them.
@@ -249,7 +276,7 @@ def _check_numeric(
                 policy_key=f"{key}.dtype",
             )
         )
-    finite = values.where(~np.isinf(values.to_numpy()))
+    finite = values.where(~non_finite) if non_finite.any() else values
     if rule.dtype == "int64":
         fractional = finite.notna() & (finite != finite.round())
         if fractional.any():
@@ -416,7 +443,8 @@ def _check_labels(raw: pd.Series, contract: DataPolicy) -> tuple[pd.Series, list
                 policy_key="[data].classes",
             )
         )
-    present = set(text[~blank & ~outside])
+    # unique() first: iterating a million labels in Python cost a second (issue 8 benchmark).
+    present = set(text[~blank & ~outside].unique())
     absent = [c for c in contract.classes if c not in present]
     if absent and not outside.all():
         found.append(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,58 @@ from sklearn.model_selection import StratifiedKFold, cross_validate
 from pipeline.errors import PipelineError
 
 Scorer = Callable[..., float]
+# A dask.distributed scheduler address; overrides [run].dask_scheduler.
+DASK_SCHEDULER_ENV = "GATES_DASK_SCHEDULER"
+# How long to wait for the scheduler (and for its first worker) before giving up.
+_DASK_TIMEOUT_SECONDS = 30
+
+
+def resolve_scheduler(configured: str | None) -> str | None:
+    """The scheduler to use: ``GATES_DASK_SCHEDULER`` when set, else the policy's setting."""
+    from_env = os.environ.get(DASK_SCHEDULER_ENV, "").strip()
+    return from_env or configured or None
+
+
+@contextlib.contextmanager
+def joblib_backend(scheduler: str | None) -> Iterator[str]:
+    """Run the joblib work inside on this machine, or on the Dask cluster at ``scheduler``.
+
+    Yields a description of where the work runs. scikit-learn's ``cross_validate`` (and any
+    other joblib-parallel step) picks the backend up from ``joblib.parallel_config``; the
+    results do not depend on it, because every split and estimator is seeded.
+    """
+    if not scheduler:
+        yield "local"
+        return
+    import joblib  # noqa: PLC0415 - only the Dask path configures joblib
+
+    try:
+        from distributed import Client  # noqa: PLC0415 - optional extra 'dask'
+    except ImportError:
+        msg = (
+            f"a Dask scheduler is configured ({scheduler}) but dask.distributed is not "
+            "installed; pip install 'secure-ml-pipeline[dask]', or unset "
+            f"{DASK_SCHEDULER_ENV} and [run].dask_scheduler"
+        )
+        raise PipelineError(msg) from None
+    try:
+        client = Client(scheduler, timeout=_DASK_TIMEOUT_SECONDS, set_as_default=False)  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError, ValueError) as err:
+        msg = (
+            f"cannot reach the Dask scheduler at {scheduler} ({type(err).__name__}: {err}); "
+            f"check {DASK_SCHEDULER_ENV} or [run].dask_scheduler"
+        )
+        raise PipelineError(msg) from None
+    try:
+        with joblib.parallel_config(
+            backend="dask",
+            n_jobs=-1,
+            client=client,
+            wait_for_workers_timeout=_DASK_TIMEOUT_SECONDS,
+        ):
+            yield f"dask {scheduler}"
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -69,8 +123,12 @@ def cross_validate_scores(
     scorers: dict[str, Any],
     folds: int,
     seed: int,
+    scheduler: str | None = None,
 ) -> CvScores:
-    """Run seeded stratified k-fold CV and return each metric's fold scores."""
+    """Run seeded stratified k-fold CV and return each metric's fold scores.
+
+    With a Dask ``scheduler`` address the folds run on that cluster (see ``joblib_backend``).
+    """
     smallest = int(labels.value_counts().min())
     if folds > smallest:
         msg = (
@@ -79,9 +137,10 @@ def cross_validate_scores(
         )
         raise PipelineError(msg)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    result = cross_validate(
-        clone(estimator), features, labels, cv=splitter, scoring=scorers, error_score="raise"
-    )
+    with joblib_backend(scheduler):
+        result = cross_validate(
+            clone(estimator), features, labels, cv=splitter, scoring=scorers, error_score="raise"
+        )
     return CvScores(
         folds={name: tuple(float(v) for v in result[f"test_{name}"]) for name in scorers}
     )

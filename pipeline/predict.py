@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from pipeline.config import LoadedPolicy
 from pipeline.data import check_contract, read_table
 from pipeline.errors import DataError
-from pipeline.persist import MODEL_FILE, load_verified
 
 
-def predict_file(
-    policy: LoadedPolicy, *, model_path: Path | None, input_path: Path
-) -> pd.DataFrame:
-    """Return id (when declared), predicted label and one probability column per class."""
+def predict_file(policy: LoadedPolicy, *, model: Any, input_path: Path) -> pd.DataFrame:
+    """Return id (when declared), predicted label and one probability column per class.
+
+    ``model`` comes from ``pipeline.persist.load_attested``: a signed, verified model.
+    """
     data = policy.policy.data
-    path = model_path or policy.resolve(policy.policy.run.artifacts_dir) / MODEL_FILE
-    model, _ = load_verified(path)
     fmt = "parquet" if input_path.suffix.lower() in (".parquet", ".pq") else "csv"
     frame = read_table(input_path, fmt=fmt)
     clean, violations = check_contract(frame, data, require_label=False)

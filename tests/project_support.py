@@ -22,6 +22,7 @@ def copy_project(root: Path) -> Path:
     for name in (*_DATA, *_CODE_FILES):
         shutil.copy2(REPO / name, root / name)
     shutil.copytree(REPO / "data", root / "data")
+    shutil.copytree(REPO / "keys", root / "keys")
     for name in _CODE_DIRS:
         shutil.copytree(
             REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")

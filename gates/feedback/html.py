@@ -214,8 +214,6 @@ def _holdout_plots(rows: list[dict[str, str]], classes: list[str], positive: str
     labels = classes or sorted({r["y_true"] for r in rows} | {r["y_pred"] for r in rows})
     counts = Counter((r["y_true"], r["y_pred"]) for r in rows)
     plots = [confusion_matrix(f"Confusion matrix (holdout, {len(rows)} rows)", labels, counts)]
-    from sklearn.metrics import auc, roc_curve  # noqa: PLC0415 - only when there is a holdout
-
     targets = [positive] if len(labels) == 2 else labels
     curves = {}
     for label in targets:
@@ -226,10 +224,38 @@ def _holdout_plots(rows: list[dict[str, str]], classes: list[str], positive: str
         if len(set(truth)) < 2:
             continue
         scores = [float(r[column]) for r in rows]
-        fpr, tpr, _ = roc_curve(truth, scores)
-        curves[label] = ([float(v) for v in fpr], [float(v) for v in tpr], float(auc(fpr, tpr)))
+        fpr, tpr = roc_points(truth, scores)
+        curves[label] = (fpr, tpr, trapezoid_area(fpr, tpr))
     plots.append(roc_plot("ROC curve (holdout)", curves))
     return plots
+
+
+def roc_points(truth: list[int], scores: list[float]) -> tuple[list[float], list[float]]:
+    """False- and true-positive rates at every distinct score threshold, from (0, 0) to (1, 1).
+
+    The same points as ``sklearn.metrics.roc_curve(drop_intermediate=False)``, without loading
+    scikit-learn into the feedback stage (which runs on every run, cached or not).
+    """
+    positives = sum(truth)
+    negatives = len(truth) - positives
+    ranked = sorted(zip(scores, truth, strict=True), key=lambda pair: -pair[0])
+    fpr, tpr = [0.0], [0.0]
+    true_pos = false_pos = 0
+    for index, (score, label) in enumerate(ranked):
+        true_pos += label
+        false_pos += 1 - label
+        # Emit a point only after the last row of a run of tied scores.
+        if index + 1 == len(ranked) or ranked[index + 1][0] != score:
+            fpr.append(false_pos / negatives)
+            tpr.append(true_pos / positives)
+    return fpr, tpr
+
+
+def trapezoid_area(xs: list[float], ys: list[float]) -> float:
+    """Area under a curve given by points with non-decreasing x (the ROC AUC)."""
+    return sum(
+        (x1 - x0) * (y0 + y1) / 2 for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:], strict=False)
+    )  # pairs of neighbours
 
 
 def _history_plot(history: tuple[dict[str, Any], ...]) -> str:

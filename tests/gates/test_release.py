@@ -287,6 +287,7 @@ def test_a_configured_key_that_is_not_the_release_key_errors_without_leaking(tmp
     root = new_project(tmp_path / "p")
     from pipeline.signing import generate_key_pair
 
+    (root / "keys/release.pub").unlink(missing_ok=True)  # this test's own release key
     generate_key_pair(private_path=tmp_path / "a.key", public_path=root / "keys/release.pub")
     generate_key_pair(private_path=tmp_path / "b.key", public_path=tmp_path / "b.pub")
     other = (tmp_path / "b.key").read_text(encoding="ascii")
@@ -326,6 +327,7 @@ def test_a_one_line_pem_with_literal_newlines_is_the_release_key(project, monkey
     from gates.release import signing_key
     from pipeline.signing import generate_key_pair
 
+    (project.root / "keys/release.pub").unlink(missing_ok=True)  # this test's own release key
     generate_key_pair(
         private_path=tmp_path / "r.key", public_path=project.root / "keys/release.pub"
     )

@@ -283,3 +283,18 @@ def test_verdict_errors_when_it_crashes(project, monkeypatch):
 
     monkeypatch.setattr(module, "input_digests", crash)
     assert _verdict(project).status is Status.ERRORED
+
+
+def test_the_attestation_records_the_history_head_of_the_previous_run(project):
+    from gates.feedback.history import head_hash
+    from pipeline.signing import parse_envelope
+
+    _full(project)  # the first run: empty history when signed, then feedback appends
+    head_after_first = head_hash(project.root / "history" / "runs.jsonl")
+    assert head_after_first != "0" * 64
+    _full(project)
+    envelope = parse_envelope(
+        (project.root / "artifacts" / "attestation.intoto.json").read_bytes(), source="test"
+    )
+    statement = json.loads(envelope.payload)
+    assert statement["predicate"]["history"]["head"] == head_after_first

@@ -7,31 +7,49 @@ import pytest
 from tests.conftest import run_module
 
 
-def test_train_then_predict(project):
+def test_train_saves_a_model_but_predict_refuses_it_unsigned(project):
     trained = run_module("pipeline", "train", cwd=project.root)
     assert trained.returncode == 0, trained.stderr
     assert "holdout accuracy" in trained.stdout
-    out = project.root / "predictions.csv"
     predicted = run_module(
-        "pipeline",
-        "predict",
-        "--input",
-        "data/breast_cancer.csv",
-        "--output",
-        str(out),
-        cwd=project.root,
+        "pipeline", "predict", "--input", "data/breast_cancer.csv", cwd=project.root
     )
-    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.returncode == 2
+    assert "attestation" in predicted.stderr
+    assert "Traceback" not in predicted.stderr
+
+
+@pytest.mark.slow
+def test_predict_loads_only_a_signed_model_with_a_trusted_key(project, gates_cli):
+    assert gates_cli(project.root, "run").returncode == 0
+    args = ("predict", "--input", "data/breast_cancer.csv")
+    # A local run is signed with the development key: the committed release key refuses it.
+    refused = run_module("pipeline", *args, cwd=project.root)
+    assert refused.returncode == 2
+    assert "Traceback" not in refused.stderr
+    out = project.root / "predictions.csv"
+    accepted = run_module(
+        "pipeline", *args, "--key", ".keys/dev-signing.pub", "--output", str(out), cwd=project.root
+    )
+    assert accepted.returncode == 0, accepted.stderr
     lines = out.read_text().splitlines()
     assert lines[0] == "id,prediction,proba_benign,proba_malignant"
     assert len(lines) == 570
+    # One byte of the signed model changed: refused, naming the file.
+    model = project.root / "artifacts" / "model.skops"
+    raw = bytearray(model.read_bytes())
+    raw[100] ^= 1
+    model.write_bytes(bytes(raw))
+    tampered = run_module("pipeline", *args, "--key", ".keys/dev-signing.pub", cwd=project.root)
+    assert tampered.returncode == 2
+    assert "model.skops" in tampered.stderr
 
 
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
         (("--policy", "missing.toml", "train"), "policy file not found"),
-        (("predict", "--input", "data/breast_cancer.csv"), "model manifest not found"),
+        (("predict", "--input", "data/breast_cancer.csv"), "attestation"),
     ],
 )
 def test_bad_input_exits_2_without_a_traceback(project, args, fragment):
@@ -41,14 +59,23 @@ def test_bad_input_exits_2_without_a_traceback(project, args, fragment):
     assert "Traceback" not in result.stderr
 
 
-def test_predict_refuses_rows_that_break_the_contract(project):
-    assert run_module("pipeline", "train", cwd=project.root).returncode == 0
+@pytest.mark.slow
+def test_predict_refuses_rows_that_break_the_contract(project, gates_cli):
+    assert gates_cli(project.root, "run").returncode == 0
     bad = project.root / "bad.csv"
     text = project.data_path.read_text().splitlines()
     header, row = text[0], text[1].split(",")
     row[1] = "inf"
     bad.write_text(header + "\n" + ",".join(row) + "\n")
-    result = run_module("pipeline", "predict", "--input", str(bad), cwd=project.root)
+    result = run_module(
+        "pipeline",
+        "predict",
+        "--input",
+        str(bad),
+        "--key",
+        ".keys/dev-signing.pub",
+        cwd=project.root,
+    )
     assert result.returncode == 2
     assert "DATA014" in result.stderr
     assert "mean_radius" in result.stderr

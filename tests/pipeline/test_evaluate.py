@@ -68,3 +68,89 @@ def test_more_folds_than_rows_of_a_class_is_a_clear_error(wine):
             folds=60,
             seed=0,
         )
+
+
+# --- the path past one machine: the same CV on a real Dask cluster on loopback -------------
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.mark.slow
+def test_cv_on_a_dask_cluster_gives_the_local_scores(wine, dask_cluster):
+    features, labels = wine
+    scorers = build_scorers(METRICS, classes=sorted(set(labels)), positive_class=None)
+    estimator = build_estimator(ModelPolicy(), seed=3)
+    local = cross_validate_scores(estimator, features, labels, scorers=scorers, folds=4, seed=3)
+    remote = cross_validate_scores(
+        estimator,
+        features,
+        labels,
+        scorers=scorers,
+        folds=4,
+        seed=3,
+        scheduler=dask_cluster.scheduler_address,
+    )
+    assert remote.folds == local.folds
+    # The folds really ran on the cluster (joblib's tasks went through its scheduler).
+    assert dask_cluster.scheduler.transition_counter > 0
+
+
+@pytest.mark.slow
+def test_the_cv_gate_follows_the_scheduler_from_the_environment(project, dask_cluster, monkeypatch):
+    assert project.run("data", "train", "cv").exit_code == 0
+    local = project.report("cv")["metrics"]
+    monkeypatch.setenv("GATES_DASK_SCHEDULER", dask_cluster.scheduler_address)
+    before = dask_cluster.scheduler.transition_counter
+    assert project.run("data", "train", "cv").exit_code == 0
+    assert project.report("cv")["metrics"] == local
+    assert dask_cluster.scheduler.transition_counter > before
+
+
+def test_an_unreachable_scheduler_is_one_clear_error(wine, monkeypatch):
+    pytest.importorskip("distributed")
+    import socket
+
+    from pipeline import evaluate
+
+    monkeypatch.setattr(evaluate, "_DASK_TIMEOUT_SECONDS", 1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    features, labels = wine
+    scorers = build_scorers(["accuracy"], classes=sorted(set(labels)), positive_class=None)
+    with pytest.raises(
+        PipelineError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1"
+    ):
+        cross_validate_scores(
+            build_estimator(ModelPolicy(), seed=0),
+            features,
+            labels,
+            scorers=scorers,
+            folds=3,
+            seed=0,
+            scheduler=f"tcp://127.0.0.1:{port}",
+        )
+
+
+def test_the_environment_overrides_the_policy_scheduler(monkeypatch):
+    from pipeline.evaluate import DASK_SCHEDULER_ENV, resolve_scheduler
+
+    monkeypatch.delenv(DASK_SCHEDULER_ENV, raising=False)
+    assert resolve_scheduler(None) is None
+    assert resolve_scheduler("tcp://10.0.0.1:8786") == "tcp://10.0.0.1:8786"
+    monkeypatch.setenv(DASK_SCHEDULER_ENV, "tcp://127.0.0.1:8786")
+    assert resolve_scheduler("tcp://10.0.0.1:8786") == "tcp://127.0.0.1:8786"

@@ -374,3 +374,20 @@ def test_multiclass_holdout_gets_one_roc_curve_per_class():
     assert roc.count("<polyline") == 3
     assert all(f"{label} AUC" in roc for label in "abc")
     assert html._holdout_plots([], ["a"], "a") == []
+
+
+def test_roc_points_and_area_match_scikit_learn():
+    import numpy as np
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from gates.feedback.html import roc_points, trapezoid_area
+
+    rng = np.random.default_rng(3)
+    truth = [int(v) for v in rng.integers(0, 2, 200)]
+    # Rounded scores give ties, the case where a hand-written ROC usually goes wrong.
+    scores = [round(float(v), 1) for v in rng.random(200) * 0.5 + np.array(truth) * 0.3]
+    fpr, tpr = roc_points(truth, scores)
+    ref_fpr, ref_tpr, _ = roc_curve(truth, scores, drop_intermediate=False)
+    assert np.allclose(fpr, ref_fpr)
+    assert np.allclose(tpr, ref_tpr)
+    assert abs(trapezoid_area(fpr, tpr) - roc_auc_score(truth, scores)) < 1e-12

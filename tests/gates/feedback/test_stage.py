@@ -25,7 +25,9 @@ def test_a_passing_run_is_recorded_with_its_gates_metrics_and_artifacts(passed_r
     assert record["verdict"] == "PASSED"
     assert set(record["gates"]) == set(NAMES[:-1])
     assert record["gates"]["cv"]["status"] == "PASSED"
-    assert record["gates"]["data"]["findings"] == {"error": 0, "warning": 0, "note": 0}
+    # Notes (e.g. a row the label screen flagged within its share) do not fail a gate.
+    assert record["gates"]["data"]["findings"]["error"] == 0
+    assert record["gates"]["data"]["findings"]["warning"] == 0
     assert 0.9 < record["metrics"]["cv.accuracy.mean"] <= 1.0
     assert record["metrics"]["data.rows"] == 569
     assert record["policy_sha256"]
@@ -46,7 +48,8 @@ def test_a_failing_gate_still_gets_feedback_and_the_reports_name_the_reason(proj
     assert summary.exit_code == 1
     record = history.records(project.root / "history" / "runs.jsonl")[-1]
     assert record["verdict"] == "FAILED"
-    assert record["gates"]["cv"]["rules"] == ["CV001"]
+    # CV021 is the note that there is no champion yet; CV001 is the missed threshold.
+    assert record["gates"]["cv"]["rules"] == ["CV001", "CV021"]
     summary_md = (project.root / "reports" / "summary.md").read_text()
     assert "CV001 accuracy mean" in summary_md
     assert "min\\_mean" in summary_md

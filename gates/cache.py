@@ -1,0 +1,408 @@
+"""The gate cache: reuse an unchanged gate's earlier outcome, safely, the way ``dvc repro`` skips.
+
+A cache entry is ``<cache dir>/<key>.json``; the files a gate wrote (the model, its manifest,
+native reports) are kept by content in ``<cache dir>/objects/<sha256>``. The key is SHA-256
+over everything the outcome can depend on:
+
+- the gate's name and ``module:Class``;
+- the source digest: every ``.py`` of the ``gates`` and ``pipeline`` packages, and every
+  source or configuration file of the project (``.py``, ``.toml``, ``.cfg``, ``.ini``,
+  ``.yml``, ``.lock`` ...), so a linter's gate sees a change anywhere it looks;
+- the environment: Python's version and platform, and the name and version of every installed
+  distribution (so a new scikit-learn, ruff or bandit misses);
+- the run's input digests (policy, data, data lock, checksums, requirements.lock);
+- the run-independent content of every earlier gate's report of this run, and the bytes on disk
+  of every artifact those reports list (a new model invalidates cv);
+- whatever the gate adds through ``Gate.cache_key(context)``.
+
+Before reuse the entry's seal (SHA-256, or HMAC-SHA256 when ``GATES_CACHE_HMAC_KEY`` is set)
+is checked, every output is re-hashed (and restored from the object store when it is gone),
+and a gate that declared extra key material is asked for it again. Anything that does not
+check out is a miss: the gate runs. Only PASSED and FAILED outcomes are stored; a cached
+FAIL stays FAIL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import platform
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from gates.base import Finding, GateResult, Outcome, RunContext, Status
+from gates.registry import GateSpec, checked_before
+from pipeline.fsio import atomic_write_bytes, atomic_write_json, sha256_file
+
+# Bump when the key material or the entry layout changes: old entries then simply miss.
+CACHE_FORMAT = 1
+NO_CACHE_ENV = "GATES_NO_CACHE"
+CACHE_DIR_ENV = "GATES_CACHE_DIR"
+HMAC_KEY_ENV = "GATES_CACHE_HMAC_KEY"
+# Metrics key under which a report records its cache key and where it was reused from.
+METRICS_KEY = "cache"
+
+_SOURCE_SUFFIXES = frozenset({".py", ".pyi", ".toml", ".cfg", ".ini", ".lock", ".yml", ".yaml"})
+_SOURCE_NAMES = frozenset({"Jenkinsfile", ".bandit", "requirements.txt"})
+# Folders that hold outputs, caches or environments, never sources.
+_SKIP_DIRS = frozenset(
+    {
+        "reports",
+        "artifacts",
+        "registry",
+        "node_modules",
+        "__pycache__",
+        "build",
+        "dist",
+        "data",
+        "venv",
+    }
+)
+_PACKAGES = (Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent / "pipeline")
+
+
+def disabled_by_env() -> bool:
+    """True when ``GATES_NO_CACHE`` is set to anything but an empty string, 0 or false."""
+    return os.environ.get(NO_CACHE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def cache_dir(context: RunContext) -> Path:
+    """``GATES_CACHE_DIR`` when set (CI keeps it between runs), else ``<project>/.cache/gates``."""
+    configured = os.environ.get(CACHE_DIR_ENV, "").strip()
+    return Path(configured) if configured else context.root / ".cache" / "gates"
+
+
+def _digest_files(paths: list[tuple[str, Path]]) -> str:
+    digest = hashlib.sha256()
+    for label, path in sorted(paths):
+        digest.update(label.encode("utf-8") + b"\0")
+        digest.update(sha256_file(path).encode("ascii") + b"\n")
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _package_digest() -> str:
+    files = [
+        (f"{package.name}/{path.relative_to(package).as_posix()}", path)
+        for package in _PACKAGES
+        for path in package.rglob("*.py")
+        if "__pycache__" not in path.parts
+    ]
+    return _digest_files(files)
+
+
+def _project_sources(root: Path, skip: set[Path]) -> Iterator[tuple[str, Path]]:
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".") and d not in _SKIP_DIRS and (here / d).resolve() not in skip
+        )
+        for name in files:
+            path = here / name
+            if path.suffix in _SOURCE_SUFFIXES or name in _SOURCE_NAMES:
+                yield path.relative_to(root).as_posix(), path
+
+
+def source_digest(context: RunContext) -> str:
+    """Digest of the gate code (both packages) and every source/config file of the project."""
+    policy = context.policy
+    # Everything a run writes is output, not source: the run history (and its .lock file), the
+    # model registry, quarantined feedback, reports and artifacts.
+    outputs = (
+        policy.resolve(policy.policy.feedback.history).parent,
+        policy.resolve(policy.policy.release.registry_dir),
+        policy.resolve(policy.policy.feedback.quarantine_dir),
+    )
+    skip = {context.reports_dir.resolve(), context.artifacts_dir.resolve()}
+    skip.update(path.resolve() for path in outputs)
+    project = _digest_files(list(_project_sources(context.root, skip)))
+    return hashlib.sha256(f"{_package_digest()}:{project}".encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def environment_digest() -> str:
+    """Python version and platform, plus the name-version of every installed distribution.
+
+    Read from the ``*.dist-info`` folder names on ``sys.path`` (a directory listing, far
+    cheaper than importing anything or reading metadata), so any tool upgrade misses.
+    """
+    found: set[str] = set()
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            found.update(
+                name
+                for name in os.listdir(entry or ".")
+                if name.endswith((".dist-info", ".egg-info"))
+            )
+    text = "\n".join(
+        [
+            sys.version,
+            platform.machine(),
+            platform.system(),
+            sys.implementation.name,
+            *sorted(found),
+        ]
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def report_content_digest(report: GateResult) -> str:
+    """Digest of what a report says, without what differs between runs of the same outcome."""
+    metrics = {k: v for k, v in report.metrics.items() if k != METRICS_KEY}
+    body = {
+        "gate": report.gate,
+        "status": report.status.value,
+        "inputs": report.inputs,
+        "findings": [f.to_dict() for f in report.findings],
+        "metrics": metrics,
+        "artifacts": report.artifacts,
+    }
+    return hashlib.sha256(_canonical(body)).hexdigest()
+
+
+def _canonical(payload: Any) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """The key of one gate in one run, and the material it was computed from (kept for audit)."""
+
+    digest: str
+    material: dict[str, Any]
+
+
+def compute_key(spec: GateSpec, context: RunContext, inputs: dict[str, str]) -> CacheKey:
+    """The key of ``spec`` in this run; prerequisites must already have been checked."""
+    upstream: dict[str, str] = {}
+    upstream_files: dict[str, str] = {}
+    for earlier in checked_before(spec.name):
+        report = context.read_report(earlier.name)
+        upstream[earlier.name] = report_content_digest(report)
+        for rel in report.artifacts:
+            if rel in inputs or rel in upstream_files:
+                continue  # already hashed this run as an input
+            path = _resolve(context, rel)
+            upstream_files[rel] = sha256_file(path) if path.is_file() else "absent"
+    material = {
+        "format": CACHE_FORMAT,
+        "gate": spec.name,
+        "target": spec.target,
+        "sources": source_digest(context),
+        "environment": environment_digest(),
+        "inputs": dict(sorted(inputs.items())),
+        "upstream": upstream,
+        "upstream_files": dict(sorted(upstream_files.items())),
+    }
+    return CacheKey(digest=hashlib.sha256(_canonical(material)).hexdigest(), material=material)
+
+
+def _resolve(context: RunContext, rel: str) -> Path:
+    path = Path(rel)
+    return path if path.is_absolute() else context.root / path
+
+
+def _relative(context: RunContext, path: Path) -> str:
+    root = context.root.resolve()
+    resolved = path.resolve()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)
+
+
+def _seal(body: dict[str, Any]) -> dict[str, str]:
+    secret = os.environ.get(HMAC_KEY_ENV, "")
+    payload = _canonical(body)
+    if secret:
+        mac = hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).hexdigest()
+        return {"alg": "hmac-sha256", "digest": mac}
+    return {"alg": "sha256", "digest": hashlib.sha256(payload).hexdigest()}
+
+
+def _seal_ok(body: dict[str, Any], seal: Any) -> bool:
+    if not isinstance(seal, dict):
+        return False
+    expected = _seal(body)
+    # With a secret configured, an entry sealed by a bare digest (which anyone can recompute)
+    # is not trusted.
+    return seal.get("alg") == expected["alg"] and hmac.compare_digest(
+        str(seal.get("digest", "")), expected["digest"]
+    )
+
+
+class OutputSnapshot:
+    """The files a gate may write (its artifacts folder, its ``reports/<gate>.*`` files), by stat.
+
+    Taken before the gate runs and compared after, so the cache knows which files it wrote
+    without trusting timestamps against a clock.
+    """
+
+    def __init__(self, spec: GateSpec, context: RunContext) -> None:
+        self._spec = spec
+        self._context = context
+        self.before = self._stat()
+
+    def _candidates(self) -> Iterator[Path]:
+        folder = self._context.artifacts_dir
+        if folder.is_dir():
+            yield from (p for p in folder.rglob("*") if p.is_file())
+        reports = self._context.reports_dir
+        if reports.is_dir():
+            own = self._context.report_path(self._spec.name).name
+            yield from (
+                p for p in reports.glob(f"{self._spec.name}.*") if p.is_file() and p.name != own
+            )
+
+    def _stat(self) -> dict[Path, tuple[int, int, int]]:
+        stats = {}
+        for path in self._candidates():
+            with contextlib.suppress(FileNotFoundError):
+                st = path.stat()
+                stats[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        return stats
+
+    def written(self) -> list[Path]:
+        """Files that are new or changed since the snapshot."""
+        after = self._stat()
+        return sorted(p for p, st in after.items() if self.before.get(p) != st)
+
+
+class GateCache:
+    """Look up, verify, restore and store the cached outcomes of one run's gates."""
+
+    def __init__(self, context: RunContext, *, read: bool = True) -> None:
+        self.context = context
+        self.read = read
+        self.folder = cache_dir(context)
+
+    def entry_path(self, key: CacheKey) -> Path:
+        """``<cache dir>/<key>.json``."""
+        return self.folder / f"{key.digest}.json"
+
+    def _object(self, digest: str) -> Path:
+        return self.folder / "objects" / digest
+
+    def lookup(self, spec: GateSpec, key: CacheKey) -> tuple[Outcome, str, float] | None:
+        """The cached outcome, its origin run and original duration; None on any doubt."""
+        if not self.read:
+            return None
+        try:
+            body = self._sealed_body(spec, key)
+            if body is None:
+                return None
+            outcome = _outcome(body["outcome"])
+            usable = (
+                outcome.status in (Status.PASSED, Status.FAILED)
+                and self._gate_material_matches(spec, body.get("gate_material"))
+                and self._outputs_in_place(body["outputs"], outcome.artifacts)
+            )
+            return (
+                (outcome, str(body["run_id"]), float(body["duration_seconds"])) if usable else None
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def _sealed_body(self, spec: GateSpec, key: CacheKey) -> dict[str, Any] | None:
+        document = json.loads(self.entry_path(key).read_text(encoding="utf-8"))
+        body, seal = document["body"], document["seal"]
+        if not isinstance(body, dict) or not _seal_ok(body, seal):
+            return None
+        if body["key"] != key.digest or body["format"] != CACHE_FORMAT or body["gate"] != spec.name:
+            return None
+        return body
+
+    def _gate_material_matches(self, spec: GateSpec, stored: Any) -> bool:
+        # The source digest covers the gate's module, so a gate that declared no material when
+        # the entry was stored still declares none: it need not even be imported on a hit.
+        if stored is None:
+            return True
+        return _canonical(gate_material(spec, self.context)) == _canonical(stored)
+
+    def _outputs_in_place(self, outputs: dict[str, str], artifacts: dict[str, str]) -> bool:
+        for rel, digest in outputs.items():
+            path = _resolve(self.context, rel)
+            if path.is_file() and sha256_file(path) == digest:
+                continue
+            stored = self._object(digest)
+            if not stored.is_file() or sha256_file(stored) != digest:
+                return False
+            atomic_write_bytes(path, stored.read_bytes())
+        for rel, digest in artifacts.items():
+            if rel in outputs:
+                continue
+            path = _resolve(self.context, rel)
+            if not path.is_file() or sha256_file(path) != digest:
+                return False
+        return True
+
+    def store(
+        self,
+        spec: GateSpec,
+        key: CacheKey,
+        result: GateResult,
+        *,
+        written: list[Path],
+    ) -> None:
+        """Keep a PASSED or FAILED result and the files the gate wrote; never anything else."""
+        if result.status not in (Status.PASSED, Status.FAILED):
+            return
+        outputs: dict[str, str] = {}
+        for path in written:
+            digest = sha256_file(path)
+            target = self._object(digest)
+            if not target.is_file() or sha256_file(target) != digest:
+                atomic_write_bytes(target, path.read_bytes())
+            outputs[_relative(self.context, path)] = digest
+        metrics = {k: v for k, v in result.metrics.items() if k != METRICS_KEY}
+        body = {
+            "format": CACHE_FORMAT,
+            "key": key.digest,
+            "material": key.material,
+            "gate": spec.name,
+            "gate_material": stored_gate_material(spec, self.context),
+            "run_id": result.run_id,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "duration_seconds": round(result.duration_seconds, 3),
+            "outcome": {
+                "status": result.status.value,
+                "summary": result.summary,
+                "findings": [f.to_dict() for f in result.findings],
+                "metrics": metrics,
+                "artifacts": dict(result.artifacts),
+            },
+            "outputs": outputs,
+        }
+        atomic_write_json(self.entry_path(key), {"body": body, "seal": _seal(body)})
+
+
+def _outcome(data: dict[str, Any]) -> Outcome:
+    return Outcome(
+        status=Status(data["status"]),
+        summary=str(data["summary"]),
+        findings=tuple(Finding.from_dict(f) for f in data["findings"]),
+        metrics=dict(data["metrics"]),
+        artifacts={str(k): str(v) for k, v in data["artifacts"].items()},
+    )
+
+
+def gate_material(spec: GateSpec, context: RunContext) -> dict[str, Any]:
+    """What the gate adds to its key (tool versions, external databases); ``{}`` by default."""
+    return dict(spec.load().cache_key(context))
+
+
+def stored_gate_material(spec: GateSpec, context: RunContext) -> dict[str, Any] | None:
+    """The material to record in an entry: None when the gate's class does not declare any."""
+    from gates.base import Gate  # noqa: PLC0415 - Gate is the default implementation
+
+    gate = spec.load()
+    if type(gate).cache_key is Gate.cache_key:
+        return None
+    return dict(gate.cache_key(context))

@@ -1,0 +1,299 @@
+"""The gate cache: hits on unchanged inputs, misses on any change, tamper-proof, fail-closed."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from gates import cache as gate_cache
+from gates.base import Status
+from gates.registry import spec
+
+# Each test runs the real chain (a few seconds each on 2 cores).
+pytestmark = pytest.mark.slow
+
+CACHED = ("data", "train", "cv")
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache_env(monkeypatch):
+    for name in (gate_cache.NO_CACHE_ENV, gate_cache.CACHE_DIR_ENV, gate_cache.HMAC_KEY_ENV):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(project, *gates, read_cache=True):
+    from gates.runner import run_chain
+
+    return run_chain(
+        list(gates),
+        policy=project.load(),
+        reports_dir=project.root / "reports",
+        out=io.StringIO(),
+        use_cache=True,
+        read_cache=read_cache,
+    )
+
+
+def reused(summary) -> dict[str, bool]:
+    return {r.gate: "reused_from" in r.metrics.get("cache", {}) for r in summary.results}
+
+
+def entries(project) -> dict[str, Path]:
+    """Cache entries by gate name (the last stored one per gate)."""
+    found = {}
+    for path in sorted((project.root / ".cache" / "gates").glob("*.json")):
+        body = json.loads(path.read_text())["body"]
+        found[body["gate"]] = path
+    return found
+
+
+def test_an_unchanged_run_reuses_each_cacheable_gate_stamped_for_the_new_run(project):
+    first = run(project)
+    assert first.exit_code == 0
+    assert not any(reused(first).values())
+    second = run(project)
+    assert second.exit_code == 0
+    assert second.run_id != first.run_id
+    hits = reused(second)
+    assert all(hits[name] for name in CACHED)
+    # The verdict is never cached; artifacts declares itself uncacheable (it names the commit).
+    assert not hits["gate"]
+    assert not hits["artifacts"]
+    for name in CACHED:
+        report = project.report(name)
+        assert report["run_id"] == second.run_id
+        assert report["summary"].startswith(f"reused from run {first.run_id}: ")
+        assert report["metrics"]["cache"]["reused_from"] == first.run_id
+    assert project.report("gate")["status"] == "PASSED"
+
+
+def test_a_policy_change_invalidates_every_gate(project):
+    run(project)
+    project.edit_policy(**{"cv.folds": 4})
+    summary = run(project)
+    assert summary.exit_code == 0
+    assert not any(reused(summary).values())
+    assert len(project.report("cv")["metrics"]["accuracy"]["folds"]) == 4
+
+
+def test_a_threshold_change_reruns_every_gate(project):
+    run(project)
+    project.edit_policy(**{"cv.thresholds.accuracy.min_mean": 0.94})
+    hits = reused(run(project))
+    # The policy digest is an input of every gate: data and train run again too (conservative).
+    assert not any(hits.values())
+
+
+def test_a_new_installed_package_invalidates_the_cache(project, tmp_path, monkeypatch):
+    run(project)
+    site = tmp_path / "site"
+    (site / "newtool-9.9.dist-info").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(site))
+    gate_cache.environment_digest.cache_clear()
+    try:
+        summary = run(project)
+    finally:
+        gate_cache.environment_digest.cache_clear()
+    assert not any(reused(summary).values())
+
+
+def test_a_changed_project_source_file_invalidates_the_cache(project):
+    run(project)
+    (project.root / "helper.py").write_text("X = 1\n")
+    assert not any(reused(run(project)).values())
+
+
+def test_a_cached_fail_stays_fail(project):
+    project.edit_policy(**{"cv.thresholds.accuracy.min_mean": 0.999})
+    first = run(project)
+    assert first.exit_code == 1
+    assert project.report("cv")["status"] == "FAILED"
+    second = run(project)
+    assert second.exit_code == 1
+    cv = project.report("cv")
+    assert cv["status"] == "FAILED"
+    assert cv["metrics"]["cache"]["reused_from"] == first.run_id
+    # CV001 is the missed bar; CV021 notes that there is no champion to compare with.
+    errors = [f["rule"] for f in cv["findings"] if f.get("severity", "error") == "error"]
+    assert errors == ["CV001"]
+    assert project.report("gate")["status"] == "FAILED"
+
+
+def test_an_errored_gate_is_never_cached(project, monkeypatch):
+    from gates.data_integrity import DataGate
+
+    original = DataGate.run
+
+    def boom(self, context):
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(DataGate, "run", boom)
+    assert run(project, "data").results[0].status is Status.ERRORED
+    assert "data" not in entries(project)
+    monkeypatch.setattr(DataGate, "run", original)
+    result = run(project, "data").results[0]
+    assert result.status is Status.PASSED
+    assert "reused_from" not in result.metrics["cache"]
+
+
+def test_a_tampered_entry_is_ignored_and_the_gate_runs(project):
+    project.edit_policy(**{"cv.thresholds.accuracy.min_mean": 0.999})
+    run(project)
+    path = entries(project)["cv"]
+    document = json.loads(path.read_text())
+    document["body"]["outcome"]["status"] = "PASSED"
+    document["body"]["outcome"]["findings"] = []
+    path.write_text(json.dumps(document))
+    summary = run(project)
+    cv = project.report("cv")
+    assert cv["status"] == "FAILED"
+    assert "reused_from" not in cv["metrics"]["cache"]
+    assert summary.exit_code == 1
+
+
+def test_a_resealed_entry_under_another_key_is_ignored(project):
+    # Copying a PASSED entry over the key of a FAILED one is caught: the body names its key.
+    run(project)
+    passed = json.loads(entries(project)["cv"].read_text())
+    project.edit_policy(**{"cv.thresholds.accuracy.min_mean": 0.999})
+    run(project)
+    failed_path = entries(project)["cv"]
+    failed_path.write_text(json.dumps(passed))
+    run(project)
+    assert project.report("cv")["status"] == "FAILED"
+
+
+def test_a_hmac_key_rejects_entries_sealed_without_it(project, monkeypatch):
+    run(project)
+    monkeypatch.setenv(gate_cache.HMAC_KEY_ENV, "ci-secret")
+    assert not any(reused(run(project)).values())
+    assert all(reused(run(project))[name] for name in CACHED)
+    monkeypatch.setenv(gate_cache.HMAC_KEY_ENV, "another-secret")
+    assert not any(reused(run(project)).values())
+
+
+def test_a_deleted_model_is_restored_from_the_cache_and_verified(project):
+    run(project)
+    model = project.root / "artifacts" / "model.skops"
+    digest = gate_cache.sha256_file(model)
+    model.unlink()
+    (project.root / "artifacts" / "model.manifest.json").unlink()
+    summary = run(project)
+    assert summary.exit_code == 0
+    assert reused(summary)["train"]
+    assert gate_cache.sha256_file(model) == digest
+
+
+def test_a_tampered_stored_model_is_not_restored(project):
+    run(project)
+    model = project.root / "artifacts" / "model.skops"
+    digest = gate_cache.sha256_file(model)
+    stored = project.root / ".cache" / "gates" / "objects" / digest
+    stored.write_bytes(b"not the model")
+    model.unlink()
+    summary = run(project)
+    assert summary.exit_code == 0
+    assert not reused(summary)["train"]
+    assert model.read_bytes() != b"not the model"
+
+
+def test_a_new_model_changes_the_cv_key(project):
+    from gates.base import RunContext
+    from gates.runner import input_digests
+
+    summary = run(project)
+    policy = project.load()
+    context = RunContext(policy=policy, run_id=summary.run_id, reports_dir=project.root / "reports")
+    inputs = input_digests(policy)
+    before = gate_cache.compute_key(spec("cv"), context, inputs)
+    model = project.root / "artifacts" / "model.skops"
+    model.write_bytes(model.read_bytes() + b"\0")
+    after = gate_cache.compute_key(spec("cv"), context, inputs)
+    assert before.digest != after.digest
+    assert before.material["upstream_files"] != after.material["upstream_files"]
+
+
+def test_read_cache_false_runs_everything_and_refreshes(project):
+    run(project)
+    summary = run(project, read_cache=False)
+    assert not any(reused(summary).values())
+    assert all(reused(run(project))[name] for name in CACHED)
+
+
+def test_policy_cache_false_neither_reads_nor_writes(project):
+    project.edit_policy(**{"run.cache": False})
+    run(project)
+    assert not any(reused(run(project)).values())
+    assert not (project.root / ".cache").exists()
+
+
+def test_declared_gate_material_is_checked_on_every_hit(project, monkeypatch):
+    from gates.data_integrity import DataGate
+
+    version = {"tool": "1.0"}
+    monkeypatch.setattr(DataGate, "cache_key", lambda self, context: dict(version))
+    run(project, "data")
+    assert reused(run(project, "data"))["data"]
+    version["tool"] = "2.0"
+    assert not reused(run(project, "data"))["data"]
+
+
+def test_an_unwritable_cache_does_not_change_the_verdict(project, monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv(gate_cache.CACHE_DIR_ENV, str(blocker / "cache"))
+    assert run(project).exit_code == 0
+    assert not any(reused(run(project)).values())
+
+
+def test_cli_reuses_and_no_cache_flag_and_env_force_a_full_run(project, gates_cli):
+    first = gates_cli(project.root, "run")
+    assert first.returncode == 0, first.stderr
+    second = gates_cli(project.root, "run")
+    assert second.returncode == 0
+    assert second.stdout.count("reused from run") == len(CACHED)
+    forced = gates_cli(project.root, "run", "--no-cache")
+    assert forced.returncode == 0
+    assert "reused from run" not in forced.stdout
+    by_env = gates_cli(project.root, "run", env={gate_cache.NO_CACHE_ENV: "1"})
+    assert by_env.returncode == 0
+    assert "reused from run" not in by_env.stdout
+
+
+def test_a_warm_run_does_not_import_scikit_learn_or_pandas(project, gates_cli):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    assert gates_cli(project.root, "run").returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    warm = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "gates", "run"],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert warm.returncode == 0, warm.stderr
+    assert warm.stdout.count("reused from run") == len(CACHED)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in warm.stderr.splitlines()}
+    assert "sklearn" not in imported
+    assert "pandas" not in imported
+
+
+def test_a_new_champion_invalidates_the_cached_cv_outcome(project):
+    from gates.base import RunContext
+    from gates.cv_threshold import CvGate
+
+    context = RunContext(policy=project.load(), run_id="r", reports_dir=project.root / "reports")
+    before = CvGate().cache_key(context)
+    pointer = project.root / "registry" / "champion"
+    pointer.parent.mkdir(parents=True)
+    pointer.write_text('{"version": "v1"}')
+    assert CvGate().cache_key(context) != before
