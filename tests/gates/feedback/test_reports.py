@@ -85,7 +85,7 @@ def failed_run(tmp_path_factory):
             }
         ],
     }
-    (reports / "sast.sarif").write_text(json.dumps(tool))
+    (reports / "other-tool.sarif").write_text(json.dumps(tool))
     (reports / "broken.sarif").write_text("{not json")
     summary = run_chain(
         [], policy=load_policy(root / "policy.toml"), reports_dir=reports, out=io.StringIO()
