@@ -16,13 +16,14 @@ OSV_FIXTURE = REPO / "tests" / "assets" / "osv"
 ADVISORY_DB_ENV = "GATES_ADVISORY_DB"
 
 
-def copy_project(root: Path) -> Path:
-    """Copy policy.toml, data/ and the code the gates read into ``root``; return ``root``."""
+def copy_project(root: Path, *, keys: bool = True) -> Path:
+    """Copy policy.toml, data/, keys/ (unless a test makes its own) and the code into ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     for name in (*_DATA, *_CODE_FILES):
         shutil.copy2(REPO / name, root / name)
     shutil.copytree(REPO / "data", root / "data")
-    shutil.copytree(REPO / "keys", root / "keys")
+    if keys:
+        shutil.copytree(REPO / "keys", root / "keys")
     for name in _CODE_DIRS:
         shutil.copytree(
             REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")

@@ -45,7 +45,7 @@ def run_chain(root: Path, *, pem: str | None) -> Any:
 def new_project(root: Path) -> Path:
     """A fresh copy of the project (policy.toml, data/, the code the gates read) at ``root``."""
     root.mkdir(parents=True)
-    return project_support.copy_project(root)
+    return project_support.copy_project(root, keys=False)
 
 
 def signed_project(base: Path) -> tuple[Path, str]:

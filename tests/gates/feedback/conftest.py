@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 def copy_project(root: Path) -> Path:
     """Copy the project into ``root`` (what the ``project`` fixture does)."""
-    return project_support.copy_project(root)
+    return project_support.copy_project(root, keys=False)
 
 
 @pytest.fixture(scope="module")
