@@ -42,6 +42,21 @@ class GateSpec:
 
 GATES: tuple[GateSpec, ...] = (
     GateSpec(
+        "lint",
+        "gates.lint:LintGate",
+        "ruff check and ruff format --check are clean over the code policy names.",
+    ),
+    GateSpec(
+        "sast",
+        "gates.sast:SastGate",
+        "bandit and the unsafe-deserialization check find nothing at the policy's thresholds.",
+    ),
+    GateSpec(
+        "audit",
+        "gates.audit:AuditGate",
+        "pip-audit --strict over requirements.lock: no unwaived vulnerability, canary seen.",
+    ),
+    GateSpec(
         "data",
         "gates.data_integrity:DataGate",
         "Data matches its approved lock and every rule of the contract in policy.toml.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -218,6 +219,62 @@ class CvPolicy(_Strict):
     thresholds: Annotated[dict[Metric, MetricThreshold], Field(min_length=1)]
 
 
+Level = Literal["low", "medium", "high"]
+DEFAULT_CODE_PATHS = ("pipeline", "gates", "tests", "noxfile.py")
+# Code that ships: scanned by bandit and the unsafe-deserialization check (tests use assert).
+DEFAULT_SAST_PATHS = ("pipeline", "gates", "noxfile.py")
+
+
+class LintPolicy(_Strict):
+    """[lint]: what ruff checks; the rule set itself lives in pyproject.toml [tool.ruff]."""
+
+    paths: Annotated[StrList, Field(min_length=1)] = DEFAULT_CODE_PATHS
+
+
+class SastPolicy(_Strict):
+    """[sast]: bandit's scope and thresholds, its baseline, and the unsafe-load check."""
+
+    paths: Annotated[StrList, Field(min_length=1)] = DEFAULT_SAST_PATHS
+    exclude: StrList = ()
+    severity: Level = "low"
+    confidence: Level = "low"
+    baseline: str | None = None
+    # The one module allowed to deserialize verified artifacts (it checks digests first).
+    loaders: StrList = ("pipeline/persist.py",)
+
+
+class AuditWaiver(_Strict):
+    """[[audit.waivers]]: one accepted vulnerability, with a reason and an expiry date."""
+
+    id: Annotated[str, Field(min_length=1)]
+    reason: Annotated[str, Field(min_length=10)]
+    expires: date
+
+
+class AuditPolicy(_Strict):
+    """[audit]: pip-audit over the hash-pinned lock, its vulnerability source and waivers."""
+
+    requirements: str = "requirements.lock"
+    # A local OSV advisory directory (PyPA advisory-database layout); GATES_ADVISORY_DB wins.
+    # Used when it exists; otherwise the online service (or an error when required).
+    advisory_db: str | None = None
+    require_advisory_db: bool = False
+    max_age_days: Annotated[int, Field(ge=1)] | None = None
+    timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 600
+    canary: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+==[A-Za-z0-9.+!_-]+$")] = "joblib==1.1.0"
+    canary_id: Annotated[str, Field(min_length=1)] = "PYSEC-2022-288"
+    waivers: Annotated[tuple[AuditWaiver, ...], Strict(False)] = ()
+
+    @model_validator(mode="after")
+    def _unique_waivers(self) -> Self:
+        ids = [w.id for w in self.waivers]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            msg = f"each vulnerability may be waived once, found duplicates {duplicates}"
+            raise ValueError(msg)
+        return self
+
+
 class Tolerance(_Strict):
     """[release.tolerance.METRIC]: how far below the champion a candidate may score.
 
@@ -270,6 +327,9 @@ class Policy(_Strict):
     data: DataPolicy
     model: ModelPolicy = Field(default_factory=ModelPolicy)
     cv: CvPolicy
+    lint: LintPolicy = Field(default_factory=LintPolicy)
+    sast: SastPolicy = Field(default_factory=SastPolicy)
+    audit: AuditPolicy = Field(default_factory=AuditPolicy)
     release: ReleasePolicy = Field(default_factory=ReleasePolicy)
     feedback: FeedbackPolicy = Field(default_factory=FeedbackPolicy)
 

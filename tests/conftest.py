@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.project_support import ADVISORY_DB_ENV, OSV_FIXTURE, copy_project
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -90,15 +91,40 @@ class Project:
         policy = self.load()
         write_lock(policy, read_table(self.data_path, fmt="csv"))
 
-    def run(self, *gates: str) -> Any:
-        """Run gates in-process; returns the RunSummary."""
+    def run(self, *gates: str, open_run: bool = True) -> Any:
+        """Run gates in-process; returns the RunSummary of the gates asked for.
+
+        With ``open_run`` (the default), a test that starts at a later gate (``run("data")``)
+        with no run in progress first runs, for real, the gates registered before it, so that
+        a test about one gate does not have to repeat its upstream (lint, sast, audit).
+        """
         import io
 
         from gates.runner import run_chain
 
+        if open_run:
+            self.open_run(*gates)
         return run_chain(
             list(gates), policy=self.load(), reports_dir=self.root / "reports", out=io.StringIO()
         )
+
+    def open_run(self, *gates: str) -> None:
+        """Run the gates registered before the earliest of ``gates`` when no run is open."""
+        import io
+
+        from gates.registry import NAMES
+        from gates.runner import run_chain
+
+        known = [g for g in gates if g in NAMES]
+        if not known or (self.root / "reports" / "run.json").exists():
+            return
+        if os.environ.get("GATES_RUN_ID"):
+            return
+        upstream = list(NAMES[: min(NAMES.index(g) for g in known)])
+        if upstream:
+            run_chain(
+                upstream, policy=self.load(), reports_dir=self.root / "reports", out=io.StringIO()
+            )
 
     def report(self, gate: str) -> dict[str, Any]:
         import json
@@ -108,13 +134,17 @@ class Project:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
-    """A fresh copy of policy.toml and data/ that a test may change freely."""
-    root = tmp_path / "project"
-    root.mkdir()
-    shutil.copy2(REPO / "policy.toml", root / "policy.toml")
-    shutil.copytree(REPO / "data", root / "data")
-    shutil.copytree(REPO / "keys", root / "keys")
-    return Project(root)
+    """A fresh copy of policy.toml, data/ and the code that a test may change freely."""
+    return Project(copy_project(tmp_path / "project"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_advisory_db() -> Iterator[None]:
+    # Every audit in the tests reads the tests' own OSV snapshot, offline (tests that need
+    # another source set or clear the variable themselves).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ADVISORY_DB_ENV, str(OSV_FIXTURE))
+        yield
 
 
 def run_module(
@@ -140,7 +170,12 @@ def run_module(
 def gates_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """``gates_cli(project.root, "run")`` runs ``python -m gates run`` in that folder."""
 
-    def call(cwd: Path, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    def call(
+        cwd: Path, *args: str, open_run: bool = True, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
+        # As Project.run: a later gate run alone first gets its upstream gates run for real.
+        if open_run and args[:1] == ("run",) and args[1:]:
+            Project(cwd).open_run(*[a for a in args[1:] if not a.startswith("-")])
         return run_module("gates", *args, cwd=cwd, **kwargs)
 
     return call

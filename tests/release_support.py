@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests import project_support
+
 REPO = Path(__file__).resolve().parent.parent
 ENV = "GATES_SIGNING_KEY"
 
@@ -41,11 +43,9 @@ def run_chain(root: Path, *, pem: str | None) -> Any:
 
 
 def new_project(root: Path) -> Path:
-    """A fresh copy of policy.toml and data/ at ``root``."""
+    """A fresh copy of the project (policy.toml, data/, the code the gates read) at ``root``."""
     root.mkdir(parents=True)
-    shutil.copy2(REPO / "policy.toml", root / "policy.toml")
-    shutil.copytree(REPO / "data", root / "data")
-    return root
+    return project_support.copy_project(root, keys=False)
 
 
 def signed_project(base: Path) -> tuple[Path, str]:

@@ -48,7 +48,7 @@ def test_predicate_records_the_run_its_verdicts_and_its_signer(signed):
         predicate["policy"]["sha256"]
         == hashlib.sha256((root / "policy.toml").read_bytes()).hexdigest()
     )
-    assert set(predicate["gates"]) == {"data", "train", "cv"}
+    assert set(predicate["gates"]) == {"lint", "sast", "audit", "data", "train", "cv"}
     cv = predicate["gates"]["cv"]
     assert cv["status"] == "PASSED"
     assert cv["findings"]["error"] == 0
@@ -56,9 +56,12 @@ def test_predicate_records_the_run_its_verdicts_and_its_signer(signed):
     assert "folds" not in cv["metrics"]["accuracy"]  # key metrics only
     assert predicate["tools"]["scikit-learn"]
     assert predicate["signer"]["kind"] == "release"
+    # The audit gate of this run read the tests' OSV fixture (newest record 2024-06-30).
     assert predicate["vulnerability_data"] == {
-        "recorded": False,
-        "reason": "no audit report in this run",
+        "recorded": True,
+        "audit_status": "PASSED",
+        "source": "local",
+        "snapshot_date": "2024-06-30",
     }
     report = json.loads((root / "reports/artifacts.json").read_text(encoding="utf-8"))
     assert report["status"] == "PASSED"
@@ -90,16 +93,11 @@ def test_audit_report_of_this_run_records_the_vulnerability_data(signed, tmp_pat
     from pipeline.config import load_policy
 
     run_id = json.loads((copy / "reports/run.json").read_text(encoding="utf-8"))["run_id"]
-    (copy / "reports/audit.json").write_text(
-        json.dumps(
-            {
-                "run_id": run_id,
-                "status": "PASSED",
-                "metrics": {"source": "osv-mirror", "snapshot_date": "2026-11-01"},
-            }
-        ),
-        encoding="utf-8",
-    )
+    # The real audit report of this run, with its vulnerability-data metrics set to known values.
+    audit = json.loads((copy / "reports/audit.json").read_text(encoding="utf-8"))
+    assert audit["run_id"] == run_id
+    audit["metrics"].update(source="osv-mirror", snapshot_date="2026-11-01")
+    (copy / "reports/audit.json").write_text(json.dumps(audit), encoding="utf-8")
     policy = load_policy(copy / "policy.toml")
     context = RunContext(policy=policy, run_id=run_id, reports_dir=copy / "reports")
     with pytest.MonkeyPatch.context() as patch:

@@ -77,7 +77,7 @@ def test_exit_130_when_interrupted(project, monkeypatch, capsys):
 def test_exit_2_on_bad_input_without_traceback(project, gates_cli, setup, args, fragment):
     if setup:
         (project.root / setup).write_text("[broken\n")
-    result = gates_cli(project.root, *args)
+    result = gates_cli(project.root, *args, open_run=False)
     assert result.returncode == 2, result.stdout + result.stderr
     assert fragment in result.stderr
     assert "Traceback" not in result.stderr

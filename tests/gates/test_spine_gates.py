@@ -146,7 +146,7 @@ def test_cv_errors_when_folds_exceed_a_class(project):
 
 
 def test_cv_refuses_a_model_swapped_after_training(project):
-    project.run("data", "train")
+    project.run(*UPSTREAM_OF["train"], "train")
     from sklearn.dummy import DummyClassifier
 
     from pipeline.data import load_dataset

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
 
 import pytest
+
+from tests import project_support
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 def copy_project(root: Path) -> Path:
-    """Copy policy.toml and data/ into ``root`` (what the ``project`` fixture does)."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(REPO / "policy.toml", root / "policy.toml")
-    shutil.copytree(REPO / "data", root / "data")
-    return root
+    """Copy the project into ``root`` (what the ``project`` fixture does)."""
+    return project_support.copy_project(root, keys=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,218 @@
+"""Shared plumbing of the supply-chain gates: run a tool, read its JSON, scan comments, write SARIF."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess  # nosec B404 # runs the audited tools as argv lists, never a shell
+import sys
+import tokenize
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gates.base import Finding, GateError, Location, Severity
+from pipeline.fsio import atomic_write_json, atomic_write_text
+
+# Tool output shown in an ERRORED summary: enough to see the cause, short enough for a console.
+_TAIL = 600
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    """What one tool invocation returned."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def tail(self) -> str:
+        """The end of stderr (or stdout), for an error message."""
+        text = (self.stderr.strip() or self.stdout.strip())[-_TAIL:]
+        return text or "(no output)"
+
+
+def run_module(
+    module: str,
+    *args: str,
+    cwd: Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
+) -> ToolRun:
+    """Run ``python -m <module> ARGS`` with this interpreter; a missing tool is a GateError.
+
+    ``sys.executable -m`` makes the tool come from the same environment as the gates (the
+    hash-pinned one nox builds), never from whatever is first on PATH.
+    """
+    command = (sys.executable, "-m", module, *args)
+    try:
+        done = subprocess.run(  # nosec B603 # argv list: this interpreter -m a fixed tool
+            command,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        msg = f"{module} did not finish within {timeout:.0f} s"
+        raise GateError(msg) from None
+    except OSError as err:
+        msg = f"cannot start {module}: {err}"
+        raise GateError(msg) from None
+    run = ToolRun(command, done.returncode, done.stdout, done.stderr)
+    if run.returncode != 0 and f"No module named {module}" in run.stderr:
+        msg = f"{module} is not installed in {sys.executable}'s environment ({run.tail()})"
+        raise GateError(msg)
+    return run
+
+
+def parse_json(text: str, *, tool: str) -> Any:
+    """Parse a tool's JSON output; empty or malformed output is a GateError (fail closed)."""
+    if not text.strip():
+        msg = f"{tool} produced no JSON output"
+        raise GateError(msg)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        msg = f"{tool} produced malformed JSON ({err}): {text[:200]!r}"
+        raise GateError(msg) from None
+
+
+def check_paths(root: Path, paths: Sequence[str], *, rule: str, policy_key: str) -> list[Finding]:
+    """A path the policy names that does not exist would silently narrow the scan: a finding."""
+    return [
+        Finding(
+            rule=rule,
+            message=f"{path}: named in policy but does not exist, so it was not scanned",
+            location=Location(path=path),
+            observed="missing",
+            threshold="exists",
+            policy_key=policy_key,
+        )
+        for path in paths
+        if not (root / path).exists()
+    ]
+
+
+def python_files(root: Path, paths: Sequence[str], *, exclude: Sequence[str] = ()) -> list[Path]:
+    """Every ``.py`` file under ``paths`` (relative to ``root``), sorted, minus excluded prefixes."""
+    skip = {"__pycache__", ".nox", ".venv", ".git", ".ruff_cache", ".pytest_cache"}
+    found: set[Path] = set()
+    for name in paths:
+        base = root / name
+        if base.is_file() and base.suffix == ".py":
+            found.add(base)
+        elif base.is_dir():
+            found.update(p for p in base.rglob("*.py") if not skip.intersection(p.parts))
+    excluded = [(root / e).resolve() for e in exclude]
+    return sorted(p for p in found if not any(p.resolve().is_relative_to(ex) for ex in excluded))
+
+
+def relative(path: str | Path, root: Path) -> str:
+    """``path`` relative to ``root`` in POSIX form, or as given when it lies outside."""
+    candidate = Path(path)
+    try:
+        return candidate.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return candidate.as_posix()
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """A suppression comment: which kind, where, and the codes it names (empty = blanket)."""
+
+    kind: str
+    path: Path
+    line: int
+    codes: tuple[str, ...]
+    text: str
+
+
+_NOSEC = re.compile(r"#\s*nosec\b(?P<rest>[^#]*)", re.IGNORECASE)
+_NOQA = re.compile(r"#\s*(?P<file>(?:ruff|flake8)\s*:\s*)?noqa\b(?P<colon>\s*:)?(?P<rest>.*)", re.I)
+_CODE = re.compile(r"\b[A-Z]+[0-9]+\b")
+
+
+def suppressions(path: Path) -> Iterator[Suppression]:
+    """The ``# nosec`` and ``# noqa`` comments of a Python file, found with the tokenizer.
+
+    Tokenizing (not grepping) ignores the same text inside strings. A file that does not
+    tokenize yields nothing here: the tools report it as unparsable themselves.
+    """
+    try:
+        source = path.read_bytes()
+        tokens = list(tokenize.tokenize(io.BytesIO(source).readline))
+    except (OSError, SyntaxError, tokenize.TokenError, UnicodeDecodeError):
+        return
+    for token in tokens:
+        if token.type != tokenize.COMMENT:
+            continue
+        comment = token.string
+        nosec = _NOSEC.search(comment)
+        if nosec:
+            # bandit accepts ids (B602) and test names (subprocess_popen_with_shell_equals_true).
+            codes = tuple(re.findall(r"\bB\d{3}\b|\b[a-z]+(?:_[a-z0-9]+)+\b", nosec["rest"]))
+            yield Suppression("nosec", path, token.start[0], codes, comment.strip())
+        noqa = _NOQA.search(comment)
+        if noqa:
+            codes = tuple(_CODE.findall(noqa["rest"])) if noqa["colon"] else ()
+            kind = "file-noqa" if noqa["file"] else "noqa"
+            yield Suppression(kind, path, token.start[0], codes, comment.strip())
+
+
+_SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "note"}
+
+
+def write_sarif(
+    path: Path,
+    findings: Sequence[Finding],
+    *,
+    tool: str,
+    version: str,
+    info_uri: str,
+) -> None:
+    """Write findings that carry a file location as a SARIF 2.1.0 log (atomically)."""
+    located = [f for f in findings if f.location.path]
+    rules = sorted({f.rule for f in located})
+    results = []
+    for finding in located:
+        region = {"startLine": finding.location.line} if finding.location.line else {}
+        physical: dict[str, Any] = {"artifactLocation": {"uri": finding.location.path}}
+        if region:
+            physical["region"] = region
+        results.append(
+            {
+                "ruleId": finding.rule,
+                "level": _SARIF_LEVEL[finding.severity],
+                "message": {"text": finding.message},
+                "locations": [{"physicalLocation": physical}],
+            }
+        )
+    log = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": tool,
+                        "version": version,
+                        "informationUri": info_uri,
+                        "rules": [{"id": rule} for rule in rules],
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+    atomic_write_json(path, log)
+
+
+def keep_raw(path: Path, text: str) -> None:
+    """Keep a tool's original output beside the report, byte for byte as it printed it."""
+    atomic_write_text(path, text)

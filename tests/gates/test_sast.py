@@ -1,0 +1,174 @@
+"""The sast gate: real bandit and the unsafe-load check over planted files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gates.base import GateError, RunContext, Severity, Status
+from gates.sast import SastGate
+
+CLEAN = '"""A clean module."""\n\nVALUE = 1\n'
+SHELL = '"""Runs a command."""\n\nimport subprocess\n\n\ndef go(cmd):\n    """Go."""\n    return subprocess.call(cmd, shell=True)\n'
+
+
+def _write(project: Any, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = project.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def _gate(project: Any, files: dict[str, str], **policy: Any) -> Any:
+    _write(project, files)
+    project.edit_policy(**{"sast.paths": ["src"], **{f"sast.{k}": v for k, v in policy.items()}})
+    context = RunContext(policy=project.load(), run_id="t", reports_dir=project.root / "reports")
+    return SastGate().run(context)
+
+
+def _errors(outcome: Any) -> list[str]:
+    return [f.rule for f in outcome.findings if f.severity is Severity.ERROR]
+
+
+def test_clean_code_passes_and_keeps_bandit_output(project: Any) -> None:
+    outcome = _gate(project, {"src/app.py": CLEAN})
+    assert outcome.status is Status.PASSED, outcome.summary
+    raw = json.loads((project.root / "reports" / "sast.bandit.json").read_text())
+    assert raw["results"] == []
+    assert raw["errors"] == []
+    sarif = json.loads((project.root / "reports" / "sast.sarif").read_text())
+    assert sarif["runs"][0]["results"] == []
+
+
+def test_shell_true_fails(project: Any) -> None:
+    outcome = _gate(project, {"src/app.py": SHELL})
+    assert outcome.status is Status.FAILED
+    finding = next(f for f in outcome.findings if f.rule == "B602")
+    assert finding.location.path == "src/app.py"
+    assert finding.location.line == 8
+    assert finding.policy_key == "[sast].severity / [sast].confidence"
+    sarif = json.loads((project.root / "reports" / "sast.sarif").read_text())
+    assert "B602" in {r["ruleId"] for r in sarif["runs"][0]["results"]}
+
+
+def test_a_file_bandit_cannot_parse_does_not_pass(project: Any) -> None:
+    outcome = _gate(project, {"src/app.py": CLEAN, "src/broken.py": "def f(:\n"})
+    assert outcome.status is Status.FAILED
+    assert set(_errors(outcome)) == {"SAST001", "SAST100"}
+    assert all(f.location.path == "src/broken.py" for f in outcome.findings)
+
+
+def test_findings_below_the_thresholds_are_notes(project: Any) -> None:
+    # B101 (assert) is LOW severity: a note at "medium", an error at "low".
+    code = '"""Doc."""\n\n\ndef check(x):\n    """Check."""\n    assert x\n'
+    outcome = _gate(project, {"src/app.py": code}, severity="medium")
+    assert outcome.status is Status.PASSED, outcome.summary
+    assert [(f.rule, f.severity) for f in outcome.findings] == [("B101", Severity.NOTE)]
+    outcome = _gate(project, {}, severity="low")
+    assert _errors(outcome) == ["B101"]
+
+
+def test_baseline_hides_known_findings_and_lists_them(project: Any) -> None:
+    _write(project, {"src/app.py": SHELL})
+    baseline = project.root / "bandit-baseline.json"
+    subprocess.run(
+        [sys.executable, "-m", "bandit", "-r", "src", "-f", "json", "-q", "-o", str(baseline)],
+        cwd=project.root,
+        check=False,
+    )
+    outcome = _gate(project, {}, baseline="bandit-baseline.json")
+    assert outcome.status is Status.PASSED, outcome.summary
+    hidden = outcome.metrics["hidden_by_baseline"]
+    assert {h["test_id"] for h in hidden} == {"B404", "B602"}
+    assert {f.rule for f in outcome.findings} == {"SAST012"}
+    # A second, new shell call is not in the baseline.
+    _write(project, {"src/more.py": SHELL})
+    outcome = _gate(project, {}, baseline="bandit-baseline.json")
+    assert set(_errors(outcome)) == {"B404", "B602"}
+
+
+def test_malformed_baseline_is_an_error(project: Any) -> None:
+    (project.root / "bl.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(GateError, match="baseline is malformed"):
+        _gate(project, {"src/app.py": CLEAN}, baseline="bl.json")
+
+
+def test_bare_nosec_is_a_finding_but_a_named_one_is_a_note(project: Any) -> None:
+    bare = SHELL.replace("shell=True)", "shell=True)  # nosec")
+    outcome = _gate(project, {"src/app.py": bare.replace("import subprocess", "import os")})
+    assert "SAST010" in _errors(outcome)
+    named = SHELL.replace("shell=True)", "shell=True)  # nosec B602 # cmd is a constant")
+    named = named.replace("import subprocess\n", "import subprocess  # nosec B404\n")
+    outcome = _gate(project, {"src/app.py": named})
+    assert outcome.status is Status.PASSED, outcome.summary
+    assert {f.rule for f in outcome.findings} == {"SAST011"}
+
+
+def test_joblib_load_outside_the_loader_fails(project: Any) -> None:
+    code = '"""Doc."""\n\nimport joblib as jl\n\nMODEL = jl.load("model.joblib")\n'
+    outcome = _gate(project, {"src/app.py": code, "src/loader.py": code})
+    assert outcome.status is Status.FAILED
+    unsafe = [f for f in outcome.findings if f.rule == "SAST101"]
+    assert [(f.location.path, f.location.line) for f in unsafe] == [
+        ("src/app.py", 5),
+        ("src/loader.py", 5),
+    ]
+    outcome = _gate(project, {}, loaders=["src/loader.py"])
+    assert [f.location.path for f in outcome.findings if f.rule == "SAST101"] == ["src/app.py"]
+
+
+def test_bandit_config_inside_the_scope_fails(project: Any) -> None:
+    outcome = _gate(project, {"src/app.py": CLEAN, "src/.bandit": "[bandit]\nskips = B602\n"})
+    assert _errors(outcome) == ["SAST004"]
+
+
+def test_nothing_to_scan_does_not_pass(project: Any) -> None:
+    (project.root / "src").mkdir()
+    outcome = _gate(project, {})
+    assert outcome.status is Status.FAILED
+    assert _errors(outcome) == ["SAST003"]
+
+
+def test_missing_bandit_is_an_error(
+    project: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    monkeypatch.setattr(sys, "executable", str(venv / "bin" / "python"))
+    with pytest.raises(GateError, match="bandit is not installed"):
+        _gate(project, {"src/app.py": CLEAN})
+
+
+def test_the_project_itself_is_clean(project: Any) -> None:
+    # The committed policy's scope and thresholds over the repository's own code.
+    repo = Path(__file__).resolve().parents[2]
+    context = RunContext(
+        policy=_repo_policy(repo), run_id="t", reports_dir=project.root / "reports"
+    )
+    outcome = SastGate().run(context)
+    assert outcome.status is Status.PASSED, outcome.summary
+
+
+def _repo_policy(repo: Path) -> Any:
+    from pipeline.config import load_policy
+
+    return load_policy(repo / "policy.toml")
+
+
+def test_excluded_paths_are_skipped_by_both_checks(project: Any) -> None:
+    unsafe = SHELL + "\nimport pickle\n\nDATA = pickle.loads(b'')\n"
+    outcome = _gate(project, {"src/app.py": CLEAN, "src/gen/tool.py": unsafe}, exclude=["src/gen"])
+    assert outcome.status is Status.PASSED, outcome.summary
+    assert outcome.metrics["files"] == 1
+
+
+def test_a_file_bandit_silently_skips_does_not_pass(project: Any) -> None:
+    # bandit skips .tox folders by default; code there would ship unchecked.
+    outcome = _gate(project, {"src/app.py": CLEAN, "src/.tox/hidden.py": CLEAN})
+    assert _errors(outcome) == ["SAST005"]
+    assert outcome.findings[0].location.path == "src/.tox/hidden.py"
