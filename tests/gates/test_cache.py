@@ -24,6 +24,14 @@ def _clean_cache_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+def open_run_before(project, gate):
+    """Open a run and pass the gates registered before ``gate`` (a later gate joins that run)."""
+    from gates.registry import NAMES
+
+    upstream = NAMES[: NAMES.index(gate)]
+    assert run(project, *upstream).exit_code == 0
+
+
 def run(project, *gates, read_cache=True):
     from gates.runner import run_chain
 
@@ -131,6 +139,7 @@ def test_an_errored_gate_is_never_cached(project, monkeypatch):
         raise MemoryError("out of memory")
 
     monkeypatch.setattr(DataGate, "run", boom)
+    open_run_before(project, "data")
     assert run(project, "data").results[0].status is Status.ERRORED
     assert "data" not in entries(project)
     monkeypatch.setattr(DataGate, "run", original)
@@ -235,6 +244,7 @@ def test_declared_gate_material_is_checked_on_every_hit(project, monkeypatch):
 
     version = {"tool": "1.0"}
     monkeypatch.setattr(DataGate, "cache_key", lambda self, context: dict(version))
+    open_run_before(project, "data")
     run(project, "data")
     assert reused(run(project, "data"))["data"]
     version["tool"] = "2.0"

@@ -6,22 +6,17 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("nox") is None, reason="needs nox on PATH")
 def test_nox_chain_with_a_failing_gate_still_runs_feedback(tmp_path):
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("noxfile.py", "policy.toml", "pyproject.toml", "requirements.lock"):
-        shutil.copy2(REPO / name, root / name)
-    for folder in ("gates", "pipeline", "data"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    from tests.project_support import copy_project
+
+    # The whole project (code included: lint, sast and audit run first and must pass).
+    root = copy_project(tmp_path / "project")
     policy = root / "policy.toml"
     policy.write_text(policy.read_text().replace("min_mean = 0.93", "min_mean = 0.999"))
     env = {k: v for k, v in os.environ.items() if k not in ("GATES_RUN_ID", "PYTHONPATH")}
