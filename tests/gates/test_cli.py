@@ -32,14 +32,11 @@ def test_exit_1_when_a_gate_fails(project, capsys):
 
 
 def test_exit_1_for_a_single_failing_gate_says_the_chain_stopped(project, capsys):
+    upstream = NAMES[: NAMES.index("data")]
+    if upstream:
+        assert project.run(*upstream).exit_code == 0  # opens the run that `data` joins
     project.data_path.write_text(project.data_path.read_text() + "1,2,3\n")
-    code = (
-        _cli.main(["run", NAMES[0], "--policy", str(project.policy_path)])
-        if NAMES[0] == "data"
-        else None
-    )
-    if code is None:
-        pytest.skip("the first gate is not data on this registry")
+    code = _cli.main(["run", "data", "--policy", str(project.policy_path)])
     assert code == 1
     assert "stopped: data did not pass" in capsys.readouterr().out
 
