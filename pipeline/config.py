@@ -146,6 +146,19 @@ class DataPolicy(_Strict):
     holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     columns: Annotated[dict[str, ColumnRule], Field(min_length=1)]
     checks: DataChecksPolicy = Field(default_factory=DataChecksPolicy)
+    # A data file larger than this is checked, profiled and screened in chunks of
+    # ``stream_chunk_rows`` rows (pipeline/stream.py) instead of being loaded whole.
+    stream_above_mb: Annotated[
+        float,
+        Field(
+            gt=0.0,
+            description="MiB above which the data file is checked and profiled in chunks",
+        ),
+    ] = 256.0
+    stream_chunk_rows: Annotated[
+        int,
+        Field(ge=1, le=10_000_000, description="rows per chunk on the streaming path"),
+    ] = 100_000
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -167,6 +180,10 @@ class DataPolicy(_Strict):
             msg = f"min_rows ({self.min_rows}) must not be greater than max_rows ({self.max_rows})"
             raise ValueError(msg)
         return self
+
+    def streams(self, size: int) -> bool:
+        """Whether a data file of ``size`` bytes takes the streaming path (over ``stream_above_mb``)."""
+        return size > self.stream_above_mb * 1024 * 1024
 
     @property
     def feature_columns(self) -> tuple[str, ...]:

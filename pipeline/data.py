@@ -73,6 +73,14 @@ def read_table(path: Path, *, fmt: str, max_bytes: int | None = None) -> pd.Data
     ``max_bytes`` (policy ``[data.checks].max_file_mb``) is checked before a byte is parsed, so
     a file too large for memory is refused with a message instead of an out-of-memory kill.
     """
+    check_data_file(path, max_bytes=max_bytes)
+    if fmt == "parquet":
+        return _read_parquet(path)
+    return _read_csv(path)
+
+
+def check_data_file(path: Path, *, max_bytes: int | None = None) -> int:
+    """Refuse a missing, folder, empty or too-large data file before reading it; return its size."""
     if not path.exists():
         msg = f"{path}: data file not found"
         raise DataError(msg)
@@ -89,9 +97,7 @@ def read_table(path: Path, *, fmt: str, max_bytes: int | None = None) -> pd.Data
             f"{max_bytes / 2**20:.1f} MiB allowed ([data.checks].max_file_mb)"
         )
         raise DataError(msg)
-    if fmt == "parquet":
-        return _read_parquet(path)
-    return _read_csv(path)
+    return size
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -195,7 +201,8 @@ def _rows(mask: pd.Series | np.ndarray[Any, Any]) -> tuple[tuple[int, ...], int]
     return tuple(int(p) for p in positions[:_QUOTE_ROWS]), int(positions.size)
 
 
-def _quote(rows: tuple[int, ...], count: int) -> str:
+def quote_rows(rows: tuple[int, ...], count: int) -> str:
+    """``row 3`` or ``12 rows (first: 3, 8, ...)``: how a finding names its rows."""
     shown = ", ".join(str(r) for r in rows)
     return f"row {shown}" if count == 1 else f"{count} rows (first: {shown})"
 
@@ -252,7 +259,7 @@ def _check_numeric(
         found.append(
             Violation(
                 "DATA012",
-                f"column '{name}': {_quote(rows, count)} not {rule.dtype} (e.g. {sample!r})",
+                f"column '{name}': {quote_rows(rows, count)} not {rule.dtype} (e.g. {sample!r})",
                 name,
                 rows,
                 count,
@@ -267,7 +274,7 @@ def _check_numeric(
         found.append(
             Violation(
                 "DATA014",
-                f"column '{name}': {_quote(rows, count)} infinite",
+                f"column '{name}': {quote_rows(rows, count)} infinite",
                 name,
                 rows,
                 count,
@@ -284,7 +291,7 @@ def _check_numeric(
             found.append(
                 Violation(
                     "DATA012",
-                    f"column '{name}': {_quote(rows, count)} not whole numbers "
+                    f"column '{name}': {quote_rows(rows, count)} not whole numbers "
                     f"(e.g. {finite.iloc[rows[0]]!r})",
                     name,
                     rows,
@@ -316,7 +323,7 @@ def _check_column(raw: pd.Series, name: str, rule: ColumnRule) -> tuple[pd.Serie
             found.append(
                 Violation(
                     "DATA012",
-                    f"column '{name}': {_quote(rows, count)} not bool (e.g. {raw.iloc[rows[0]]!r})",
+                    f"column '{name}': {quote_rows(rows, count)} not bool (e.g. {raw.iloc[rows[0]]!r})",
                     name,
                     rows,
                     count,
@@ -337,7 +344,7 @@ def _check_column(raw: pd.Series, name: str, rule: ColumnRule) -> tuple[pd.Serie
                 found.append(
                     Violation(
                         "DATA017",
-                        f"column '{name}': {_quote(rows, count)} outside the allowed values "
+                        f"column '{name}': {quote_rows(rows, count)} outside the allowed values "
                         f"{list(rule.allowed)} (found {observed})",
                         name,
                         rows,
@@ -352,7 +359,7 @@ def _check_column(raw: pd.Series, name: str, rule: ColumnRule) -> tuple[pd.Serie
         found.append(
             Violation(
                 "DATA013",
-                f"column '{name}': {_quote(rows, count)} empty or NaN, and nulls are not allowed",
+                f"column '{name}': {quote_rows(rows, count)} empty or NaN, and nulls are not allowed",
                 name,
                 rows,
                 count,
@@ -368,7 +375,7 @@ def _check_column(raw: pd.Series, name: str, rule: ColumnRule) -> tuple[pd.Serie
             found.append(
                 Violation(
                     "DATA018",
-                    f"column '{name}': {_quote(rows, count)} repeat an earlier value; it must be unique",
+                    f"column '{name}': {quote_rows(rows, count)} repeat an earlier value; it must be unique",
                     name,
                     rows,
                     count,
@@ -395,7 +402,7 @@ def _range_violations(values: pd.Series, name: str, rule: ColumnRule, key: str) 
             found.append(
                 Violation(
                     rule_id,
-                    f"column '{name}': {_quote(rows, count)} {word} {bound:g} (extreme {worst:g})",
+                    f"column '{name}': {quote_rows(rows, count)} {word} {bound:g} (extreme {worst:g})",
                     name,
                     rows,
                     count,
@@ -418,7 +425,7 @@ def _check_labels(raw: pd.Series, contract: DataPolicy) -> tuple[pd.Series, list
         found.append(
             Violation(
                 "DATA020",
-                f"label '{name}': {_quote(rows, count)} have no label",
+                f"label '{name}': {quote_rows(rows, count)} have no label",
                 name,
                 rows,
                 count,
@@ -433,7 +440,7 @@ def _check_labels(raw: pd.Series, contract: DataPolicy) -> tuple[pd.Series, list
         found.append(
             Violation(
                 "DATA020",
-                f"label '{name}': {_quote(rows, count)} outside the declared classes "
+                f"label '{name}': {quote_rows(rows, count)} outside the declared classes "
                 f"{list(contract.classes)} (found {observed})",
                 name,
                 rows,
@@ -597,18 +604,37 @@ def write_lock(
     baseline.
     """
     data = policy.policy.data
-    data_path = policy.resolve(data.path)
     if profile is None:
         clean, violations = check_contract(frame, data)
         profile = None if violations else build_profile(clean, data)
+    return write_lock_entry(
+        policy,
+        rows=len(frame),
+        columns=tuple(str(c) for c in frame.columns),
+        profile=profile,
+        reference=reference,
+    )
+
+
+def write_lock_entry(
+    policy: LoadedPolicy,
+    *,
+    rows: int,
+    columns: tuple[str, ...],
+    profile: DataProfile | None,
+    reference: DataProfile | None = None,
+) -> LockEntry:
+    """``write_lock`` for a file that was never loaded whole: its shape and profile are given."""
+    data = policy.policy.data
+    data_path = policy.resolve(data.path)
     if reference is None:
         reference = _previous_reference(policy, data_path) or profile
     entry = LockEntry(
         name=lock_key(policy, data_path),
         sha256=sha256_file(data_path),
         size=data_path.stat().st_size,
-        rows=len(frame),
-        columns=tuple(str(c) for c in frame.columns),
+        rows=rows,
+        columns=columns,
         profile=profile,
         reference=reference,
     )
