@@ -10,7 +10,7 @@ linear.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,8 @@ class Flags:
     scores: Array
     reasons: tuple[str, ...]
     seconds: float = 0.0
+    # Rows the check looked at when it ran on a sample (streaming mode); None: every row.
+    screened: int | None = None
 
     @property
     def count(self) -> int:
@@ -79,16 +81,31 @@ def feature_matrix(clean: pd.DataFrame, contract: DataPolicy) -> Array:
 # --- duplicates ---------------------------------------------------------------------------
 
 
-def duplicates(clean: pd.DataFrame, contract: DataPolicy) -> tuple[Flags, Flags]:
-    """Exact duplicate rows (every copy after the first), and rows whose features agree while labels differ."""
-    start = time.perf_counter()
+def row_hashes(clean: pd.DataFrame, contract: DataPolicy) -> tuple[Array, Array]:
+    """Per row: a 64-bit hash of the features, and one of the features with the label."""
     features = list(contract.feature_columns)
     feature_hash = pd.util.hash_pandas_object(clean[features], index=False).to_numpy()
     label_codes = pd.util.hash_pandas_object(clean[contract.label].astype(str), index=False)
-    row_hash = pd.Series(feature_hash ^ (label_codes.to_numpy() * np.uint64(0x9E3779B97F4A7C15)))
-    exact_mask = row_hash.duplicated(keep="first").to_numpy()
+    row_hash = feature_hash ^ (label_codes.to_numpy() * np.uint64(0x9E3779B97F4A7C15))
+    return feature_hash, row_hash
+
+
+def duplicates(clean: pd.DataFrame, contract: DataPolicy) -> tuple[Flags, Flags]:
+    """Exact duplicate rows (every copy after the first), and rows whose features agree while labels differ."""
+    start = time.perf_counter()
+    feature_hash, row_hash = row_hashes(clean, contract)
+    labels = clean[contract.label].astype(str).to_numpy()
+    return duplicates_from_hashes(feature_hash, row_hash, labels, start=start)
+
+
+def duplicates_from_hashes(
+    feature_hash: Array, row_hash: Array, labels: Array, *, start: float
+) -> tuple[Flags, Flags]:
+    """``duplicates`` on the hashes of ``row_hashes`` and the label of every row."""
+    hashes = pd.Series(row_hash)
+    exact_mask = hashes.duplicated(keep="first").to_numpy()
     exact_rows = np.flatnonzero(exact_mask)
-    first_of = pd.Series(np.arange(len(clean))).groupby(row_hash.to_numpy()).transform("min")
+    first_of = pd.Series(np.arange(len(hashes))).groupby(row_hash).transform("min")
     exact = _flags(
         "duplicate",
         exact_rows,
@@ -97,7 +114,6 @@ def duplicates(clean: pd.DataFrame, contract: DataPolicy) -> tuple[Flags, Flags]
         start,
     )
     start = time.perf_counter()
-    labels = clean[contract.label].astype(str).to_numpy()
     groups = pd.DataFrame({"h": feature_hash, "y": labels})
     distinct = groups.groupby("h")["y"].transform("nunique").to_numpy()
     conflict_rows = np.flatnonzero(distinct > 1)
@@ -390,8 +406,13 @@ def screen(
     )
 
 
-def flagged_frame(screening: Screening, *, ids: pd.Series | None) -> pd.DataFrame:
-    """One line per (row, check): row, id, check, score, reason; sorted by row then check."""
+def flagged_frame(
+    screening: Screening, *, ids: pd.Series | Mapping[int, str] | None
+) -> pd.DataFrame:
+    """One line per (row, check): row, id, check, score, reason; sorted by row then check.
+
+    ``ids`` is the id column (in memory) or, on the streaming path, each flagged row's id text.
+    """
     parts = []
     for found in screening.flags:
         if found.count == 0:
@@ -400,9 +421,7 @@ def flagged_frame(screening: Screening, *, ids: pd.Series | None) -> pd.DataFram
             pd.DataFrame(
                 {
                     "row": found.rows,
-                    "id": [id_text(v) for v in ids.iloc[found.rows]]
-                    if ids is not None
-                    else [""] * found.count,
+                    "id": ids_of(ids, found.rows),
                     "check": found.check,
                     "score": np.round(found.scores, 6),
                     "reason": list(found.reasons),
@@ -413,3 +432,12 @@ def flagged_frame(screening: Screening, *, ids: pd.Series | None) -> pd.DataFram
         return pd.DataFrame(columns=["row", "id", "check", "score", "reason"])
     frame = pd.concat(parts, ignore_index=True)
     return frame.sort_values(["row", "check"], kind="stable").reset_index(drop=True)
+
+
+def ids_of(ids: pd.Series | Mapping[int, str] | None, rows: Array) -> list[str]:
+    """The id text of each of ``rows``: from the id column, a row-to-id mapping, or blank."""
+    if ids is None:
+        return [""] * len(rows)
+    if isinstance(ids, pd.Series):
+        return [id_text(v) for v in ids.iloc[rows]]
+    return [ids[int(r)] for r in rows]

@@ -113,7 +113,8 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _round(value: float) -> float:
+def stable_round(value: float) -> float:
+    """``value`` to 10 significant digits, as every share and quantile in a profile is kept."""
     # Stable JSON across platforms: 10 significant digits is far below any threshold we use.
     return float(f"{value:.10g}")
 
@@ -132,14 +133,14 @@ def build_profile(clean: pd.DataFrame, contract: DataPolicy) -> DataProfile:
     columns: dict[str, ColumnProfile] = {}
     for name in contract.feature_columns:
         series = clean[name]
-        null_share = _round(float(series.isna().mean()))
+        null_share = stable_round(float(series.isna().mean()))
         if name in numeric_columns(contract):
             values = series.astype("float64").to_numpy()
             values = values[~np.isnan(values)]
             if values.size == 0:
                 columns[name] = ColumnProfile(name=name, kind="numeric", null_share=null_share)
                 continue
-            quantiles = tuple(_round(float(q)) for q in np.quantile(values, QUANTILES))
+            quantiles = tuple(stable_round(float(q)) for q in np.quantile(values, QUANTILES))
             shares = _bin_shares(values, quantiles)
             columns[name] = ColumnProfile(
                 name=name,
@@ -149,7 +150,7 @@ def build_profile(clean: pd.DataFrame, contract: DataPolicy) -> DataProfile:
                 minimum=float(values.min()),
                 maximum=float(values.max()),
                 quantiles=quantiles,
-                bin_shares=tuple(_round(s) for s in shares),
+                bin_shares=tuple(stable_round(s) for s in shares),
             )
         else:
             freq = series.dropna().astype(str).value_counts(normalize=True)
@@ -157,22 +158,23 @@ def build_profile(clean: pd.DataFrame, contract: DataPolicy) -> DataProfile:
                 name=name,
                 kind="categorical",
                 null_share=null_share,
-                categories={str(k): _round(float(v)) for k, v in sorted(freq.items())},
+                categories={str(k): stable_round(float(v)) for k, v in sorted(freq.items())},
             )
     labels = clean[contract.label].astype(str)
     balance = labels.value_counts(normalize=True)
     digests = None
     if contract.id_column is not None and len(clean) <= MAX_ROW_DIGESTS:
-        digests = _row_digests(clean, contract)
+        digests = row_digests(clean, contract)
     return DataProfile(
         rows=len(clean),
         columns=columns,
-        class_balance={str(c): _round(float(balance.get(c, 0.0))) for c in contract.classes},
+        class_balance={str(c): stable_round(float(balance.get(c, 0.0))) for c in contract.classes},
         row_digests=digests,
     )
 
 
-def _row_digests(clean: pd.DataFrame, contract: DataPolicy) -> dict[str, str]:
+def row_digests(clean: pd.DataFrame, contract: DataPolicy) -> dict[str, str]:
+    """A 16-hex SHA-256 of each row's features and label, by id text (empty without an id)."""
     if contract.id_column is None:
         return {}
     body = [*contract.feature_columns, contract.label]
