@@ -371,6 +371,11 @@ class _ContractState:
         )
 
     @property
+    def failed(self) -> bool:
+        """Whether a chunk so far broke the contract."""
+        return bool(self.header or self.merged or self.unique_count)
+
+    @property
     def state_bytes(self) -> int:
         """Bytes the unique columns' kept values take."""
         return sum(s.nbytes for s in self.seen.values())
@@ -558,8 +563,8 @@ class _Scanner:
         contract = self.contract
         self.largest = max(self.largest, len(chunk.frame))
         checked = self.state.add(chunk)
-        if self.state.header:
-            return  # missing or extra columns: the contract has failed, nothing else applies
+        if self.state.failed:
+            return  # the contract has failed: nothing else is reported, so nothing else is kept
         for name, rule in contract.columns.items():
             if rule.dtype == "bool":
                 # One dtype in every chunk (bool, or object when the chunk has a null): the
@@ -574,7 +579,7 @@ class _Scanner:
                 self.digests.update(row_digests(checked, contract))
             else:
                 self.digests = None
-        codes = pd.Categorical(labels, categories=list(contract.classes)).codes.astype(np.int16)
+        codes = pd.Index(list(contract.classes)).get_indexer(labels).astype(np.int16)
         if self.drift and self.reference is not None:
             start = time.perf_counter()
             _add_drift(self.bins, self.categories, checked, self.reference)
@@ -592,7 +597,7 @@ class _Scanner:
 
     def result(self, path: Path, signature: tuple[int, int, int]) -> StreamScan:
         contract, state = self.contract, self.state
-        whole = not state.header
+        whole = not state.failed
         dup_flags = None
         if self.duplicates and whole and self.hashes:
             start = time.perf_counter() - self.seconds["duplicates"]
