@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TextIO
 
 from pipeline.config import LoadedPolicy
 from pipeline.data import (
     LockEntry,
+    Violation,
     check_contract,
+    check_data_file,
     lock_key,
     read_lock,
     read_table,
     verify_lock,
     write_lock,
+    write_lock_entry,
 )
 from pipeline.errors import DataError
-from pipeline.profile import DataProfile, build_profile, class_shift, column_drift, describe_changes
+from pipeline.profile import (
+    ColumnDrift,
+    DataProfile,
+    build_profile,
+    class_shift,
+    column_drift,
+    describe_changes,
+)
 
 
 def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> int:
@@ -23,36 +34,111 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
 
     The reference profile (the baseline the data gate measures drift and range against) is
     kept from the earlier approval unless ``rebaseline`` is set or there is none yet.
+    A file over ``[data].stream_above_mb`` is checked and profiled in chunks
+    (``pipeline.stream``), never loaded whole.
     Returns 0 when approved, 1 when the contract is broken (the lock is left untouched); bad
     input raises DataError before anything is written.
     """
     data = policy.policy.data
     path = policy.resolve(data.path)
-    frame = read_table(path, fmt=data.resolved_format, max_bytes=data.checks.max_file_bytes)
-    clean, violations = check_contract(frame, data)
-    if violations:
-        out.write(f"not approved: {path} breaks its contract; the lock is unchanged\n")
-        for violation in violations:
-            out.write(f"  {violation.rule} {violation.message} ({violation.policy_key})\n")
-        return 1
+    size = check_data_file(path, max_bytes=data.checks.max_file_bytes)
     lock_path = policy.resolve(data.lock)
     try:
         previous = read_lock(lock_path).files.get(lock_key(policy, path))
     except DataError:
         previous = None
+    kept = previous.reference if previous is not None and not rebaseline else None
+    if data.streams(size):
+        return _approve_streaming(policy, previous=previous, kept=kept, out=out)
+    frame = read_table(path, fmt=data.resolved_format, max_bytes=data.checks.max_file_bytes)
+    clean, violations = check_contract(frame, data)
+    if violations:
+        return _refuse(path, violations, out=out)
     profile = build_profile(clean, data)
-    keep = previous is not None and previous.reference is not None and not rebaseline
-    reference = previous.reference if keep and previous is not None else profile
-    entry = write_lock(policy, frame, profile=profile, reference=reference)
+    entry = write_lock(policy, frame, profile=profile, reference=kept or profile)
+    drift = shift = None
+    if kept is not None:
+        drift = column_drift(clean, kept)
+        shift = class_shift(clean[data.label], kept)
+    _report(previous, entry, profile, lock_path=lock_path, drift=drift, shift=shift, out=out)
+    return 0
+
+
+def _approve_streaming(
+    policy: LoadedPolicy,
+    *,
+    previous: LockEntry | None,
+    kept: DataProfile | None,
+    out: TextIO,
+) -> int:
+    """``approve`` for a file over ``[data].stream_above_mb``: three passes in chunks."""
+    from pipeline.stream import HISTOGRAM_BINS, scan, stream_profile  # noqa: PLC0415
+
+    data = policy.policy.data
+    path = policy.resolve(data.path)
+    chunk_rows = data.stream_chunk_rows
+    first = scan(
+        path, data, chunk_rows=chunk_rows, max_bytes=data.checks.max_file_bytes, reference=kept
+    )
+    if first.violations:
+        return _refuse(path, list(first.violations), out=out)
+    profile = stream_profile(
+        first, data, chunk_rows=chunk_rows, max_bytes=data.checks.max_file_bytes
+    )
+    entry = write_lock_entry(
+        policy,
+        rows=first.rows,
+        columns=first.columns,
+        profile=profile,
+        reference=kept or profile,
+    )
+    drift = list(first.drift) if kept is not None else None
+    shift = first.class_shift if kept is not None else None
+    _report(
+        previous,
+        entry,
+        profile,
+        lock_path=policy.resolve(data.lock),
+        drift=drift,
+        shift=shift,
+        out=out,
+        note=(
+            f"streamed in chunks of {chunk_rows} rows (the file is over [data].stream_above_mb = "
+            f"{data.stream_above_mb:g} MiB): deciles within 1/{HISTOGRAM_BINS} of each "
+            "column's range, everything else exact"
+        ),
+    )
+    return 0
+
+
+def _refuse(path: Path, violations: list[Violation], *, out: TextIO) -> int:
+    out.write(f"not approved: {path} breaks its contract; the lock is unchanged\n")
+    for violation in violations:
+        out.write(f"  {violation.rule} {violation.message} ({violation.policy_key})\n")
+    return 1
+
+
+def _report(
+    previous: LockEntry | None,
+    entry: LockEntry,
+    profile: DataProfile,
+    *,
+    lock_path: Path,
+    drift: list[ColumnDrift] | None,
+    shift: tuple[str, float] | None,
+    out: TextIO,
+    note: str | None = None,
+) -> None:
     out.write(
         f"approved {entry.name}: sha256 {entry.sha256}, {entry.rows} rows, "
         f"{len(entry.columns)} columns -> {lock_path.name}\n"
     )
+    if note is not None:
+        out.write(f"  {note}\n")
     _report_changes(previous, entry, profile, out=out)
-    if keep and reference is not None:
-        drift = column_drift(clean, reference)
+    if drift is not None and shift is not None:
         worst = max(drift, key=lambda d: d.psi) if drift else None
-        cls, moved = class_shift(clean[data.label], reference)
+        cls, moved = shift
         text = f"worst column PSI {worst.psi:.3f} ({worst.column})" if worst else "no columns"
         out.write(
             f"  reference profile kept from the earlier approval (replace it with --rebaseline): "
@@ -60,7 +146,6 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
         )
     else:
         out.write("  reference profile: this snapshot is the new baseline\n")
-    return 0
 
 
 def _report_changes(

@@ -8,12 +8,15 @@ declared class has no rows; DATA030 row count outside bounds; DATA040 the lock h
 profile; DATA041 column drift (PSI) above max_psi; DATA042 class-balance shift; DATA050 exact
 duplicate rows; DATA051 equal features with different labels; DATA060 values beyond the reference
 range plus margin; DATA070 label issues (cleanlab + kNN); DATA080 off-manifold rows
-(IsolationForest). Every flagged row is listed in ``reports/data.flagged.csv``.
+(IsolationForest); DATA090 (a note) the streaming path screened labels and isolation on a
+sample. Every flagged row is listed in ``reports/data.flagged.csv``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,6 +25,8 @@ from pipeline.errors import DataError
 from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from pipeline.config import DataPolicy
     from pipeline.data import Violation
     from pipeline.poison import Screening
@@ -65,6 +70,20 @@ def _limit(data: DataPolicy, dotted: str) -> float:
     return float(getattr(getattr(data.checks, section), field))
 
 
+@dataclass(frozen=True)
+class _Examined:
+    """What reading and checking the data file gave, in memory or in chunks."""
+
+    rows: int
+    columns: int
+    violations: tuple[Violation, ...]
+    class_counts: dict[str, int] = field(default_factory=dict)
+    screening: Screening | None = None
+    ids: pd.Series | Mapping[int, str] | None = None
+    sampled: tuple[int, int] | None = None  # (screened, of) rows, when a sample was screened
+    streaming: dict[str, int] = field(default_factory=dict)
+
+
 def _relative(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
@@ -76,11 +95,14 @@ class DataGate(Gate):
     description: ClassVar[str] = __doc__ or ""
 
     def run(self, context: RunContext) -> Outcome:
-        """Verify the lock, read the file per its format, check the contract, screen the rows."""
+        """Verify the lock, read the file per its format, check the contract, screen the rows.
+
+        A file over ``[data].stream_above_mb`` is read in chunks (``pipeline.stream``): the
+        lock, contract, drift, range and duplicate checks see every row, the label and
+        isolation checks a seeded, stratified sample, and the report says so.
+        """
         # pandas and scikit-learn load here, not at import: a cached run never needs them.
-        from pipeline.data import check_contract, read_table, verify_lock  # noqa: PLC0415
-        from pipeline.poison import flagged_frame, screen  # noqa: PLC0415
-        from pipeline.profile import id_text  # noqa: PLC0415
+        from pipeline.data import check_data_file, verify_lock  # noqa: PLC0415
 
         policy = context.policy
         data = policy.policy.data
@@ -90,7 +112,11 @@ class DataGate(Gate):
         try:
             findings.extend(violation_finding(v, path=shown) for v in verify_lock(policy))
             reference = self._reference(context, path)
-            frame = read_table(path, fmt=data.resolved_format, max_bytes=data.checks.max_file_bytes)
+            size = check_data_file(path, max_bytes=data.checks.max_file_bytes)
+            if data.streams(size):
+                examined = self._streamed(context, path, reference=reference)
+            else:
+                examined = self._in_memory(context, path, reference=reference)
         except DataError as err:
             findings.append(
                 Finding(
@@ -101,10 +127,11 @@ class DataGate(Gate):
                 )
             )
             return Outcome.judge(findings, passed="", failed="{n} problem(s): {first}")
-        clean, violations = check_contract(frame, data)
-        findings.extend(violation_finding(v, path=shown) for v in violations)
-        metrics: dict[str, Any] = {"rows": len(frame), "columns": len(frame.columns)}
-        if violations:
+        findings.extend(violation_finding(v, path=shown) for v in examined.violations)
+        metrics: dict[str, Any] = {"rows": examined.rows, "columns": examined.columns}
+        if examined.streaming:
+            metrics["streaming"] = dict(examined.streaming)
+        if examined.screening is None:
             # The poisoning checks need contract-clean numbers; the contract already failed.
             return Outcome.judge(
                 findings,
@@ -112,8 +139,30 @@ class DataGate(Gate):
                 failed="{n} contract/lock violation(s): {first}",
                 metrics=metrics,
             )
-        counts = clean[data.label].value_counts()
-        metrics["class_counts"] = {str(k): int(v) for k, v in counts.items()}
+        return self._screened(
+            context,
+            examined=examined,
+            screening=examined.screening,
+            reference=reference,
+            findings=findings,
+            metrics=metrics,
+        )
+
+    def _screened(
+        self,
+        context: RunContext,
+        *,
+        examined: _Examined,
+        screening: Screening,
+        reference: DataProfile | None,
+        findings: list[Finding],
+        metrics: dict[str, Any],
+    ) -> Outcome:
+        from pipeline.poison import flagged_frame, ids_of  # noqa: PLC0415
+
+        data = context.policy.policy.data
+        shown = data.path
+        metrics["class_counts"] = dict(examined.class_counts)
         if reference is None:
             findings.append(
                 Finding(
@@ -126,10 +175,28 @@ class DataGate(Gate):
                     policy_key="[data].lock",
                 )
             )
-        screening = screen(clean, data, reference=reference, seed=policy.policy.run.seed)
+        sampled = ""
+        if examined.sampled is not None:
+            n, total = examined.sampled
+            sampled = (
+                f"; streaming: label and isolation checks screened a seeded, stratified sample "
+                f"of {n} of {total} rows"
+            )
+            findings.append(
+                Finding(
+                    "DATA090",
+                    f"streaming mode: the label and isolation checks screened a seeded, "
+                    f"stratified sample of {n} of {total} rows; the lock, contract, "
+                    "duplicate, drift and range checks read every row",
+                    severity=Severity.NOTE,
+                    location=Location(path=shown),
+                    observed=f"{n} of {total} rows",
+                    threshold=f"at most {data.checks.labels.max_fit_rows} rows",
+                    policy_key="[data.checks.labels].max_fit_rows",
+                )
+            )
         findings.extend(self._judge(screening, data, shown))
-        ids = clean[data.id_column] if data.id_column else None
-        flagged = flagged_frame(screening, ids=ids)
+        flagged = flagged_frame(screening, ids=examined.ids)
         context.reports_dir.mkdir(parents=True, exist_ok=True)
         flagged_path = context.reports_dir / FLAGGED_FILE
         atomic_write_text(flagged_path, flagged.to_csv(index=False, lineterminator="\n"))
@@ -138,7 +205,7 @@ class DataGate(Gate):
         metrics["checks"] = {
             f.check: {
                 "flagged": f.count,
-                "share": round(f.count / max(len(clean), 1), 6),
+                "share": round(f.count / max(f.screened or examined.rows, 1), 6),
                 "seconds": round(f.seconds, 3),
             }
             for f in screening.flags
@@ -156,7 +223,7 @@ class DataGate(Gate):
                 {
                     "run_id": context.run_id,
                     "rows": [int(r) for r in rows],
-                    "ids": [id_text(v) for v in ids.iloc[rows]] if ids is not None else [],
+                    "ids": ids_of(examined.ids, rows) if examined.ids is not None else [],
                 },
             )
             artifacts[_relative(quarantine_path, context.root)] = sha256_file(quarantine_path)
@@ -164,12 +231,81 @@ class DataGate(Gate):
         return Outcome.judge(
             findings,
             passed=(
-                f"{len(frame)} rows x {len(frame.columns)} columns match the lock and contract; "
-                f"{rows.size} row(s) flagged, every check within its threshold"
+                f"{examined.rows} rows x {examined.columns} columns match the lock and contract; "
+                f"{rows.size} row(s) flagged, every check within its threshold{sampled}"
             ),
-            failed="{n} violation(s): {first}",
+            failed="{n} violation(s): {first}" + sampled,
             metrics=metrics,
             artifacts=artifacts,
+        )
+
+    @staticmethod
+    def _in_memory(context: RunContext, path: Path, *, reference: DataProfile | None) -> _Examined:
+        from pipeline.data import check_contract, read_table  # noqa: PLC0415
+        from pipeline.poison import screen  # noqa: PLC0415
+
+        policy = context.policy
+        data = policy.policy.data
+        frame = read_table(path, fmt=data.resolved_format, max_bytes=data.checks.max_file_bytes)
+        clean, violations = check_contract(frame, data)
+        rows, columns = len(frame), len(frame.columns)
+        if violations:
+            return _Examined(rows, columns, violations=tuple(violations))
+        counts = clean[data.label].value_counts()
+        return _Examined(
+            rows,
+            columns,
+            violations=(),
+            class_counts={str(k): int(v) for k, v in counts.items()},
+            screening=screen(clean, data, reference=reference, seed=policy.policy.run.seed),
+            ids=clean[data.id_column] if data.id_column else None,
+        )
+
+    @staticmethod
+    def _streamed(context: RunContext, path: Path, *, reference: DataProfile | None) -> _Examined:
+        from pipeline.stream import ids_at, scan, screen_scan  # noqa: PLC0415
+
+        policy = context.policy
+        data = policy.policy.data
+        checks = data.checks
+        sample_rows = checks.labels.max_fit_rows
+        scanned = scan(
+            path,
+            data,
+            chunk_rows=data.stream_chunk_rows,
+            max_bytes=checks.max_file_bytes,
+            reference=reference,
+            drift=checks.drift.enabled,
+            range_margin=checks.range.margin if checks.range.enabled else None,
+            duplicates=checks.duplicates.enabled,
+            sample_rows=sample_rows if checks.labels.enabled or checks.isolation.enabled else 0,
+            seed=policy.policy.run.seed,
+        )
+        streaming = {
+            "chunk_rows": data.stream_chunk_rows,
+            "largest_chunk": scanned.largest_chunk,
+            "state_bytes": scanned.state_bytes,
+        }
+        rows, columns = scanned.rows, len(scanned.columns)
+        if scanned.violations:
+            return _Examined(rows, columns, violations=scanned.violations, streaming=streaming)
+        screening = screen_scan(scanned, data, seed=policy.policy.run.seed)
+        sampled = None
+        if scanned.sample is not None:
+            streaming["screened_rows"] = len(scanned.sample)
+            if len(scanned.sample) < scanned.rows:
+                sampled = (len(scanned.sample), scanned.rows)
+        return _Examined(
+            rows,
+            columns,
+            violations=(),
+            class_counts=scanned.class_counts,
+            screening=screening,
+            ids=ids_at(path, data, rows=screening.flagged_rows(), chunk_rows=data.stream_chunk_rows)
+            if data.id_column
+            else None,
+            sampled=sampled,
+            streaming=streaming,
         )
 
     @staticmethod
@@ -184,12 +320,14 @@ class DataGate(Gate):
     @staticmethod
     def _judge(screening: Screening, data: DataPolicy, shown: str) -> list[Finding]:
         findings: list[Finding] = []
-        total = max(screening.rows, 1)
         for flags in screening.flags:
             rule, what, dotted = _ROW_CHECKS[flags.check]
             if flags.count == 0:
                 continue
+            total = max(flags.screened or screening.rows, 1)
             share = flags.count / total
+            if flags.screened is not None:
+                what = f"{what} in a sample of {flags.screened} rows"
             limit = _limit(data, dotted)
             over = share > limit
             findings.append(
