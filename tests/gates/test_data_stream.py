@@ -1,0 +1,131 @@
+"""The data gate and approve on the streaming path: same verdicts, file rows, a sample said aloud."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+
+from gates.approve import approve
+from gates.base import Status
+from pipeline.stream import HISTOGRAM_BINS
+
+# The embedded file is 124 KiB: anything below streams it.
+_STREAM = {"data.stream_above_mb": 0.01, "data.stream_chunk_rows": 100}
+
+
+def _findings(project) -> list[tuple[str, str, int | None]]:
+    return [
+        (f["rule"], f["message"], f["location"].get("row"))
+        for f in project.report("data")["findings"]
+    ]
+
+
+def test_embedded_data_streams_to_the_same_report_as_in_memory(project):
+    assert project.run("data").results[0].status is Status.PASSED
+    in_memory = (project.root / "reports" / "data.flagged.csv").read_bytes()
+    before = project.report("data")
+    assert "streaming" not in before["metrics"]  # the default threshold keeps it in memory
+    project.edit_policy(**_STREAM)
+    (project.root / "reports" / "run.json").unlink()
+    assert project.run("data").results[0].status is Status.PASSED
+    report = project.report("data")
+    # 569 rows are under [data.checks.labels].max_fit_rows: the sample is every row, so even
+    # the label and isolation checks see exactly what they saw in memory.
+    assert (project.root / "reports" / "data.flagged.csv").read_bytes() == in_memory
+    assert report["metrics"]["streaming"]["largest_chunk"] == 100
+    assert report["metrics"]["streaming"]["screened_rows"] == 569
+    assert report["metrics"]["checks"] == {
+        k: {**v, "seconds": report["metrics"]["checks"][k]["seconds"]}
+        for k, v in before["metrics"]["checks"].items()
+    }
+    assert "sample" not in report["summary"]
+
+
+def test_a_sampled_screen_is_said_in_the_summary_and_a_note(project):
+    project.edit_policy(**_STREAM, **{"data.checks.labels.max_fit_rows": 200})
+    result = project.run("data").results[0]
+    assert result.status is Status.PASSED
+    assert "screened a seeded, stratified sample of 200 of 569 rows" in result.summary
+    notes = [f for f in project.report("data")["findings"] if f["rule"] == "DATA090"]
+    assert len(notes) == 1
+    assert notes[0]["severity"] == "note"
+    assert notes[0]["observed"] == "200 of 569 rows"
+
+
+def test_contract_violations_name_file_rows_as_in_memory(project):
+    frame = pd.read_csv(project.data_path, dtype=str, keep_default_na=False)
+    frame.loc[[5, 250, 430], "mean_radius"] = ["abc", "-1", "x"]  # three different chunks
+    frame.loc[[120, 480], "id"] = ["3", "3"]  # repeats of row 2's id, two chunks later
+    frame.to_csv(project.data_path, index=False, lineterminator="\n")
+    project.approve()  # re-lock so only the contract fails
+    assert project.run("data").results[0].status is Status.FAILED
+    in_memory = _findings(project)
+    project.edit_policy(**_STREAM)
+    (project.root / "reports" / "run.json").unlink()
+    assert project.run("data").results[0].status is Status.FAILED
+    assert _findings(project) == in_memory
+    rows = {rule: row for rule, _, row in in_memory}
+    assert rows["DATA012"] == 5
+    assert rows["DATA015"] == 250
+    assert rows["DATA018"] == 120
+
+
+def test_planted_trigger_and_duplicates_fail_on_the_streaming_path(project):
+    project.edit_policy(**_STREAM)
+    frame = pd.read_csv(project.data_path)
+    frame.loc[[5, 406], "mean_radius"] = 50.0  # beyond the approved range, in two chunks
+    extra = frame.iloc[:8].copy()
+    extra["id"] = np.arange(1000, 1008)
+    pd.concat([frame, extra], ignore_index=True).to_csv(
+        project.data_path, index=False, lineterminator="\n"
+    )
+    assert approve(project.load(), out=io.StringIO()) == 0
+    assert project.run("data").results[0].status is Status.FAILED
+    rules = {f["rule"] for f in project.report("data")["findings"] if f["severity"] == "error"}
+    assert {"DATA050", "DATA060"} <= rules
+    flagged = pd.read_csv(project.root / "reports" / "data.flagged.csv")
+    assert {5, 406} <= set(flagged.loc[flagged["check"] == "range", "row"])
+    copies = flagged.loc[flagged["check"] == "duplicate"]
+    assert set(copies["id"]) == set(range(1000, 1008))  # ids read back from the file
+
+
+def test_approve_streams_a_profile_matching_the_in_memory_one(project, gates_cli):
+    lock_path = project.root / "data" / "breast_cancer.lock.json"
+    committed = json.loads(lock_path.read_text(encoding="utf-8"))["files"]["breast_cancer.csv"]
+    project.edit_policy(**_STREAM)
+    done = gates_cli(project.root, "data", "approve", "--rebaseline")
+    assert done.returncode == 0, done.stderr
+    assert "streamed in chunks of 100 rows" in done.stdout
+    entry = json.loads(lock_path.read_text(encoding="utf-8"))["files"]["breast_cancer.csv"]
+    assert entry["sha256"] == committed["sha256"]
+    assert entry["rows"] == committed["rows"]
+    assert entry["columns"] == committed["columns"]
+    mine, theirs = entry["profile"], committed["profile"]
+    assert mine["row_digests"] == theirs["row_digests"]
+    assert mine["class_balance"] == theirs["class_balance"]
+    for name, column in theirs["columns"].items():
+        width = (column["max"] - column["min"]) / HISTOGRAM_BINS
+        assert mine["columns"][name]["min"] == column["min"]
+        assert mine["columns"][name]["max"] == column["max"]
+        assert np.allclose(mine["columns"][name]["quantiles"], column["quantiles"], atol=width)
+    # The data gate passes against the streamed reference.
+    assert project.run("data").results[0].status is Status.PASSED
+
+
+def test_bad_input_on_the_streaming_path_is_one_message_without_a_traceback(project, gates_cli):
+    project.edit_policy(**_STREAM)
+    lines = project.data_path.read_text(encoding="utf-8").splitlines()
+    lines[300] += ",1,2"  # a malformed row in the fourth chunk
+    project.data_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = gates_cli(project.root, "run", "data")
+    assert done.returncode == 1
+    assert "DATA000" in done.stdout
+    assert "malformed CSV" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    approved = gates_cli(project.root, "data", "approve")
+    assert approved.returncode == 2
+    assert "malformed CSV" in approved.stderr
+    assert "Traceback" not in approved.stderr
