@@ -99,8 +99,8 @@ def iter_chunks(
         yield Chunk(start=start, frame=frame)
         start += len(frame)
     if start == 0:
-        where = "after the header" if fmt != "parquet" else ""
-        msg = f"{path}: expected data rows {where}, found none".replace("  ", " ")
+        where = "data rows" if fmt == "parquet" else "data rows after the header"
+        msg = f"{path}: expected {where}, found none"
         raise DataError(msg)
 
 
@@ -530,6 +530,9 @@ def scan(
         path, fmt=contract.resolved_format, chunk_rows=chunk_rows, max_bytes=max_bytes
     ):
         scanner.add(chunk)
+    if file_signature(path) != signature:
+        msg = f"{path}: the file changed while it was being read; run again"
+        raise DataError(msg)
     return scanner.result(path, signature)
 
 

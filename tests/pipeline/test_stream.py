@@ -324,6 +324,15 @@ def test_ids_of_rows_are_read_from_the_id_column_alone(tmp_path):
     }
 
 
+def test_a_file_rewritten_between_passes_is_refused(tmp_path):
+    path = _write(_clean_frame(60), tmp_path / "d.csv")
+    contract = _contract(path)
+    first = scan(path, contract, chunk_rows=25)
+    _write(_clean_frame(61), path)
+    with pytest.raises(DataError, match="changed while it was being profiled"):
+        stream_profile(first, contract, chunk_rows=25)
+
+
 # --- memory -----------------------------------------------------------------------------------
 
 _MEASURE = """
