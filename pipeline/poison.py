@@ -101,22 +101,50 @@ def duplicates(clean: pd.DataFrame, contract: DataPolicy) -> tuple[Flags, Flags]
 def duplicates_from_hashes(
     feature_hash: Array, row_hash: Array, labels: Array, *, start: float
 ) -> tuple[Flags, Flags]:
-    """``duplicates`` on the hashes of ``row_hashes`` and the label of every row."""
-    hashes = pd.Series(row_hash)
-    exact_mask = hashes.duplicated(keep="first").to_numpy()
-    exact_rows = np.flatnonzero(exact_mask)
-    first_of = pd.Series(np.arange(len(hashes))).groupby(row_hash).transform("min")
+    """``duplicates`` on the hashes of ``row_hashes`` and the label of every row.
+
+    Sorting, not grouping: about 40 bytes per row at the peak (pandas' groupby took about 120
+    at 1M rows), which matters when the rows come from a file streamed in chunks.
+    """
+    n = int(row_hash.size)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return (
+            _flags("duplicate", empty, empty, [], start),
+            _flags("conflicting_labels", empty, empty, [], start),
+        )
+    # A stable sort keeps equal rows in file order: the first of each run is the earliest row.
+    order = np.argsort(row_hash, kind="stable")
+    ordered = row_hash[order]
+    first = np.ones(n, dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    del ordered
+    run_of = np.cumsum(first) - 1
+    copies = np.flatnonzero(~first)
+    exact_rows = order[copies]
+    originals = order[np.flatnonzero(first)][run_of[copies]]
+    del order, run_of, first
     exact = _flags(
         "duplicate",
         exact_rows,
         np.ones(exact_rows.size),
-        [f"exact copy of row {int(first_of.iloc[r])}" for r in exact_rows],
+        [f"exact copy of row {int(r)}" for r in originals],
         start,
     )
     start = time.perf_counter()
-    groups = pd.DataFrame({"h": feature_hash, "y": labels})
-    distinct = groups.groupby("h")["y"].transform("nunique").to_numpy()
-    conflict_rows = np.flatnonzero(distinct > 1)
+    codes = pd.factorize(labels)[0] if labels.dtype == object else np.asarray(labels)
+    order = np.lexsort((codes, feature_hash))
+    hashes = feature_hash[order]
+    same = hashes[1:] == hashes[:-1]
+    del hashes
+    sorted_codes = codes[order]
+    differs = same & (sorted_codes[1:] != sorted_codes[:-1])
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = ~same
+    group_of = np.cumsum(starts) - 1
+    mixed = np.zeros(int(group_of[-1]) + 1, dtype=bool)
+    mixed[group_of[1:][differs]] = True
+    conflict_rows = np.sort(order[mixed[group_of]])
     conflict = _flags(
         "conflicting_labels",
         conflict_rows,

@@ -148,3 +148,23 @@ def test_screen_skips_disabled_checks_and_reference_checks_without_a_reference()
     result = screen(_blobs(), contract, reference=None, seed=SEED)
     assert [f.check for f in result.flags] == ["duplicate", "conflicting_labels"]
     assert result.drift == ()
+
+
+def test_duplicates_from_hashes_matches_pandas_grouping_on_random_collisions():
+    from pipeline.poison import duplicates_from_hashes
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 60, 3_000):
+        feature_hash = rng.integers(0, max(2, n // 3), n).astype(np.uint64)
+        codes = rng.integers(0, 3, n)
+        labels = np.asarray(["a", "b", "c"], dtype=object)[codes]
+        row_hash = feature_hash * np.uint64(3) + codes.astype(np.uint64)
+        exact, conflict = duplicates_from_hashes(feature_hash, row_hash, labels, start=0.0)
+        # The definitions, written with pandas' grouping (what the gate did before).
+        copies = pd.Series(row_hash).duplicated(keep="first").to_numpy()
+        first_of = pd.Series(np.arange(n)).groupby(row_hash).transform("min").to_numpy()
+        assert exact.rows.tolist() == np.flatnonzero(copies).tolist()
+        assert exact.reasons == tuple(f"exact copy of row {first_of[r]}" for r in exact.rows)
+        groups = pd.DataFrame({"h": feature_hash, "y": labels})
+        mixed = groups.groupby("h")["y"].transform("nunique").to_numpy() > 1
+        assert conflict.rows.tolist() == np.flatnonzero(mixed).tolist()
