@@ -99,9 +99,17 @@ def duplicates(clean: pd.DataFrame, contract: DataPolicy) -> tuple[Flags, Flags]
 
 
 def duplicates_from_hashes(
-    feature_hash: Array, row_hash: Array, labels: Array, *, start: float
+    feature_hash: Array,
+    row_hash: Array,
+    labels: Array,
+    *,
+    start: float,
+    classes: Sequence[str] | None = None,
 ) -> tuple[Flags, Flags]:
     """``duplicates`` on the hashes of ``row_hashes`` and the label of every row.
+
+    ``labels`` is each row's label text, or with ``classes`` its index in them (a small
+    integer per row instead of an object).
 
     Sorting, not grouping: about 40 bytes per row at the peak (pandas' groupby took about 120
     at 1M rows), which matters when the rows come from a file streamed in chunks.
@@ -150,7 +158,8 @@ def duplicates_from_hashes(
         conflict_rows,
         np.ones(conflict_rows.size),
         [
-            f"same features as another row with a different label (this row: '{labels[r]}')"
+            "same features as another row with a different label "
+            f"(this row: '{classes[labels[r]] if classes is not None else labels[r]}')"
             for r in conflict_rows
         ],
         start,

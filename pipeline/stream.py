@@ -601,23 +601,22 @@ class _Scanner:
     def result(self, path: Path, signature: tuple[int, int, int]) -> StreamScan:
         contract, state = self.contract, self.state
         whole = not state.failed
+        kept = sum(a.nbytes for triple in self.hashes for a in triple)
         dup_flags = None
         if self.duplicates and whole and self.hashes:
             start = time.perf_counter() - self.seconds["duplicates"]
-            names = np.asarray([*contract.classes, ""], dtype=object)
+            columns = [np.concatenate([h[i] for h in self.hashes]) for i in range(3)]
+            self.hashes.clear()  # the per-chunk arrays go as soon as they are joined
             dup_flags = duplicates_from_hashes(
-                np.concatenate([h[0] for h in self.hashes]),
-                np.concatenate([h[1] for h in self.hashes]),
-                names[np.concatenate([h[2] for h in self.hashes])],
-                start=start,
+                columns[0], columns[1], columns[2], start=start, classes=contract.classes
             )
+            del columns
         drifts: tuple[ColumnDrift, ...] = ()
         shift: tuple[str, float] = ("", 0.0)
         if self.drift and whole and self.reference is not None:
             drifts = tuple(_drift(self.bins, self.categories, self.reference))
             total = sum(self.class_counts.values())
             shift = _class_shift(self.class_counts, total, self.reference)
-        kept = sum(a.nbytes for triple in self.hashes for a in triple)
         return StreamScan(
             path=path,
             rows=state.rows,
