@@ -64,7 +64,7 @@ def feature_matrix(clean: pd.DataFrame, contract: DataPolicy) -> Array:
     columns = numeric_columns(contract)
     if not columns:
         return np.zeros((len(clean), 0))
-    matrix = clean[list(columns)].astype("float64").to_numpy(copy=True)
+    matrix: Array = clean[list(columns)].astype("float64").to_numpy(copy=True)
     for j in range(matrix.shape[1]):
         column = matrix[:, j]
         missing = np.isnan(column)
@@ -367,7 +367,8 @@ def off_manifold(x: Array, *, check: IsolationCheck, seed: int) -> Flags:
 def encode_labels(labels: pd.Series, classes: Sequence[str]) -> Array:
     """Labels as 0..C-1 codes in the order of ``classes``."""
     lookup = {c: i for i, c in enumerate(classes)}
-    return labels.astype(str).map(lookup).to_numpy(dtype=np.int64)
+    codes: Array = labels.astype(str).map(lookup).to_numpy(dtype=np.int64)
+    return codes
 
 
 # --- all checks together --------------------------------------------------------------------
