@@ -2,22 +2,28 @@
 
 ``nox -s train gate`` runs the whole chain. The order comes from ``gates.registry.GATES``
 through ``requires=``; nothing here repeats it. All sessions share one environment built from
-``requirements.lock`` (hash-pinned), created once by the ``env`` session and reused.
+``requirements.lock`` (hash-pinned), created once by the ``env`` session and reused. The gate
+sessions of one nox invocation send their commands to one warm worker process of that
+environment (``gates/worker.py``), so the chain pays Python's start and the heavy imports once;
+``GATES_NOX_WORKER=0`` runs one interpreter per session instead.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
 from pathlib import Path
 
 import nox
+from nox.command import CommandFailed
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from gates.registry import GATES  # noqa: E402 - needs ROOT on sys.path first
+from gates.worker import GateWorker, WorkerError  # noqa: E402 - standard library only
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests"]
@@ -30,7 +36,9 @@ THREAD_DEFAULTS = {
     name: os.environ.get(name, "1")
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 }
+WORKER_ENV = "GATES_NOX_WORKER"
 _shared: dict[str, str] = {}
+_workers: dict[str, GateWorker] = {}
 
 
 @nox.session(name="env", reuse_venv=True)
@@ -47,8 +55,31 @@ def _python(session: nox.Session) -> str:
     return str(Path(_shared["bin"]) / "python")
 
 
+def _use_worker() -> bool:
+    return os.environ.get(WORKER_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _worker(python: str) -> GateWorker:
+    if python not in _workers:
+        worker = GateWorker(python, env={**os.environ, **THREAD_DEFAULTS}, cwd=ROOT)
+        atexit.register(worker.close)
+        _workers[python] = worker
+    return _workers[python]
+
+
 def _gates(session: nox.Session, *args: str) -> None:
-    session.run(_python(session), "-m", "gates", *args, external=True, env=THREAD_DEFAULTS)
+    python = _python(session)
+    if not _use_worker():
+        session.run(python, "-m", "gates", *args, external=True, env=THREAD_DEFAULTS)
+        return
+    session.log(f"{python} -m gates {' '.join(args)}  (warm worker; {WORKER_ENV}=0 to disable)")
+    try:
+        code = _worker(python).run(args)
+    except WorkerError as err:
+        session.error(str(err))
+    if code != 0:
+        # The same failure nox reports for a command run as a subprocess ("failed", not "aborted").
+        raise CommandFailed(f"Returned code {code}")
 
 
 def _make_gate_session(
