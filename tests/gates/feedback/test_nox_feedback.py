@@ -38,3 +38,24 @@ def test_nox_chain_with_a_failing_gate_still_runs_feedback(tmp_path):
     assert feedback["status"] == "PASSED"
     assert feedback["metrics"]["verdict"] == "FAILED"
     assert (root / "history" / "runs.jsonl").read_text().count("\n") == 1
+    # Every gate session that ran (lint to cv, then feedback) went to the one warm worker.
+    assert log.count("(warm worker;") == 7, log
+
+    # Restored, with one interpreter per session instead of the worker: the verdict is the
+    # same, and the outcomes the worker's run stored are reused by separate processes.
+    policy.write_text(policy.read_text().replace("min_mean = 0.999", "min_mean = 0.93"))
+    again = subprocess.run(
+        [shutil.which("nox") or "nox", "-R", "-s", "train", "gate"],
+        cwd=root,
+        env={**env, "GATES_NOX_WORKER": "0"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log
+    assert "warm worker" not in log
+    assert "verdict: PASSED" in log
+    # The policy changed, so nothing is reused from the failed run; a third run reuses all.
+    assert "reused from run" not in log
