@@ -56,7 +56,9 @@ def _python(session: nox.Session) -> str:
 
 
 def _use_worker() -> bool:
-    return os.environ.get(WORKER_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    # The worker inherits its socket through pass_fds, which only POSIX systems have.
+    wanted = os.environ.get(WORKER_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return wanted and os.name == "posix"
 
 
 def _worker(python: str) -> GateWorker:
