@@ -66,11 +66,29 @@ class Report:
         self.lines.append(line)
 
 
+def _advisory_db() -> Path | None:
+    """The policy's offline advisory snapshot, as seen from this checkout (not from a clone)."""
+    import tomllib
+
+    policy = tomllib.loads((REPO / "policy.toml").read_text(encoding="utf-8"))
+    named = policy.get("audit", {}).get("advisory_db")
+    path = (REPO / named).resolve() if named else None
+    return path if path is not None and path.is_dir() else None
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment for measured commands: no inherited run id or cache switches."""
+    """The environment for measured commands: no inherited run id or cache switches.
+
+    The clone lives in a temp folder, where the policy's relative advisory snapshot path does
+    not reach: the snapshot is named by ``GATES_ADVISORY_DB`` instead, so the audit is offline
+    (and cacheable) as it is in the checkout.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATES_")}
     env.pop("PYTHONPATH", None)
     env["DVC_NO_ANALYTICS"] = "1"
+    snapshot = _advisory_db()
+    if snapshot is not None:
+        env["GATES_ADVISORY_DB"] = str(snapshot)
     env.update(extra)
     return env
 
