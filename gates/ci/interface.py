@@ -62,7 +62,7 @@ HISTORY_DIR = "history/"
 CACHE_KEY_FILES = ("requirements.lock", "policy.toml")
 GATE_CACHE_KEY = "gates"
 HISTORY_CACHE_KEY = "history"
-# Forces every gate to run and writes nothing to the cache: set in every deploy job.
+# Every gate runs, nothing is read from the cache (fresh outcomes may refresh it): every deploy job.
 NO_CACHE = NO_CACHE_ENV
 CACHE_DIR = CACHE_DIR_ENV
 # Seals cache entries with HMAC-SHA256: a secret that pull requests from forks never get.

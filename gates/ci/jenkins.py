@@ -150,7 +150,7 @@ pipeline {{
                 {SIGNING_KEY_ENV} = credentials('{SIGNING_KEY_CREDENTIAL}')
                 // Fail closed: the release key signs what this stage computes, so nothing is
                 // reused from the gate cache (this workspace may be the gates' own).
-                {NO_CACHE} = '1'
+                {NO_CACHE} = 'yes'  // any value but 0, false, no or empty
             }}
             steps {{
                 unstash VERDICT_STASH
