@@ -79,6 +79,7 @@ class DataGate(Gate):
         """Verify the lock, read the file per its format, check the contract, screen the rows."""
         # pandas and scikit-learn load here, not at import: a cached run never needs them.
         from pipeline.data import check_contract, read_table, verify_lock  # noqa: PLC0415
+        from pipeline.evaluate import resolve_scheduler  # noqa: PLC0415
         from pipeline.poison import flagged_frame, screen  # noqa: PLC0415
         from pipeline.profile import id_text  # noqa: PLC0415
 
@@ -126,7 +127,15 @@ class DataGate(Gate):
                     policy_key="[data].lock",
                 )
             )
-        screening = screen(clean, data, reference=reference, seed=policy.policy.run.seed)
+        # As in cv: GATES_DASK_SCHEDULER or [run].dask_scheduler sends the label check's
+        # out-of-fold fits to a Dask cluster; an unreachable one raises, so the gate is ERRORED.
+        screening = screen(
+            clean,
+            data,
+            reference=reference,
+            seed=policy.policy.run.seed,
+            scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
+        )
         findings.extend(self._judge(screening, data, shown))
         ids = clean[data.id_column] if data.id_column else None
         flagged = flagged_frame(screening, ids=ids)
