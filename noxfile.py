@@ -136,7 +136,7 @@ def _install_test_extras(session: nox.Session) -> None:
     installer = ["uv", "pip", "install", "--python", _python(session)]
     if shutil.which("uv") is None:
         installer = [_python(session), "-m", "pip", "install"]
-    session.run(*installer, *requirements, external=True)
+    session.run(*installer, *requirements, external=True, env={"UV_COMPILE_BYTECODE": "1"})
 
 
 @nox.session(python=False, requires=["env"])
