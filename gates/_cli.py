@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run every gate even when a cached outcome matches (also: GATES_NO_CACHE=1)",
     )
+    run.add_argument(
+        "--rerun-from",
+        metavar="GATE",
+        default=None,
+        help="run GATE and every later gate even on a cache hit; earlier gates may be reused",
+    )
 
     data = sub.add_parser("data", help="manage the approved data snapshot")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -261,6 +267,7 @@ def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
         display=display,
         use_cache=True,
         read_cache=not (args.no_cache or disabled_by_env()),
+        rerun_from=args.rerun_from,
     )
     code = summary.exit_code
     word = {EXIT_OK: "PASSED", EXIT_FAILED: "FAILED"}.get(code, "ERRORED")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import re
 import subprocess  # nosec B404 # runs the audited tools as argv lists, never a shell
 import sys
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gates.base import Finding, GateError, Location, Severity
+from gates.base import Finding, GateError, Location, RunContext, Severity
 from pipeline.fsio import atomic_write_json, atomic_write_text
 
 # Tool output shown in an ERRORED summary: enough to see the cause, short enough for a console.
@@ -99,9 +101,13 @@ def check_paths(root: Path, paths: Sequence[str], *, rule: str, policy_key: str)
     ]
 
 
+# Folders no scanner reads: caches, environments and version control.
+_SKIP_PARTS = frozenset({"__pycache__", ".nox", ".venv", ".git", ".ruff_cache", ".pytest_cache"})
+
+
 def python_files(root: Path, paths: Sequence[str], *, exclude: Sequence[str] = ()) -> list[Path]:
     """Every ``.py`` file under ``paths`` (relative to ``root``), sorted, minus excluded prefixes."""
-    skip = {"__pycache__", ".nox", ".venv", ".git", ".ruff_cache", ".pytest_cache"}
+    skip = _SKIP_PARTS
     found: set[Path] = set()
     for name in paths:
         base = root / name
@@ -111,6 +117,56 @@ def python_files(root: Path, paths: Sequence[str], *, exclude: Sequence[str] = (
             found.update(p for p in base.rglob("*.py") if not skip.intersection(p.parts))
     excluded = [(root / e).resolve() for e in exclude]
     return sorted(p for p in found if not any(p.resolve().is_relative_to(ex) for ex in excluded))
+
+
+def tree_digest(root: Path, paths: Sequence[str | Path]) -> str:
+    """SHA-256 over the name and bytes of every file under ``paths`` (files or folders).
+
+    Every file counts, whatever its suffix (a notebook, a stub, a nested ``ruff.toml``, a
+    baseline): the cache key of a scanner must change whenever anything it could read does.
+    A path that does not exist is recorded as absent, so its appearance is a change too.
+    Names are taken relative to each path as given (no ``resolve()`` per file: a snapshot of
+    thousands of advisories digests in tens of milliseconds).
+    """
+    digest = hashlib.sha256()
+    for name in sorted({str(p) for p in paths}):
+        base = Path(name) if Path(name).is_absolute() else root / name
+        if base.is_file():
+            digest.update(f"{name}\0{_file_sha256(base)}\n".encode())
+            continue
+        if not base.is_dir():
+            digest.update(f"{name}\0absent\n".encode())
+            continue
+        for folder, dirs, files in os.walk(base):
+            dirs[:] = sorted(d for d in dirs if d not in _SKIP_PARTS)
+            rel = os.path.relpath(folder, base)
+            for file in sorted(files):
+                path = os.path.join(folder, file)
+                if os.path.isfile(path):
+                    label = f"{name}/{rel}/{file}".replace(os.sep, "/")
+                    digest.update(f"{label}\0{_file_sha256(Path(path))}\n".encode())
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def report_artifacts(context: RunContext, *names: str) -> dict[str, str]:
+    """``{path relative to the project: SHA-256}`` of the named files in the report folder.
+
+    The shape every gate's ``artifacts`` takes, so the verdict, the cache and the history can
+    re-hash them; a file the tool did not write is left out rather than named.
+    """
+    from pipeline.fsio import sha256_file  # noqa: PLC0415 - keeps this module import-light
+
+    found = {}
+    for name in names:
+        path = context.reports_dir / name
+        if path.is_file():
+            found[relative(path, context.root)] = sha256_file(path)
+    return found
 
 
 def relative(path: str | Path, root: Path) -> str:

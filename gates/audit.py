@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gates._tools import keep_raw, parse_json, run_module
+from gates._tools import keep_raw, parse_json, report_artifacts, run_module, tree_digest
 from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, Severity
 from pipeline.config import AuditPolicy
 
@@ -263,10 +263,28 @@ class AuditGate(Gate):
 
     name: ClassVar[str] = "audit"
     description: ClassVar[str] = __doc__ or ""
-    # Never served from the gate cache: the verdict depends on files and data outside the
-    # cache key (the code in scope and its suppressions; the advisory data, today's date for
-    # waivers and snapshot age). A stale PASSED here would be a fail-open.
-    cacheable: ClassVar[bool] = False
+    # pip-audit reads the lock (an input digest) and vulnerability data, nothing of the data.
+    # A local snapshot is digested whole and today's date is part of the key (waiver expiry
+    # and snapshot age are judged against it), so a reuse is what a fresh run would say. The
+    # online service changes under us with no digest to take: then the gate always runs.
+    reads_data: ClassVar[bool] = False
+
+    def cacheable_in(self, context: RunContext) -> bool:
+        """Only with a local advisory snapshot; never against the live service."""
+        return choose_source(context).path is not None
+
+    def cache_key(self, context: RunContext) -> dict[str, str]:
+        """The snapshot's folder and content digest, and today's date (UTC)."""
+        source = choose_source(context)
+        if source.path is None:
+            # cacheable_in refuses the online source; a key naming it can never match a
+            # stored local one.
+            return {"source": "online"}
+        return {
+            "source": str(source.path.resolve()),
+            "snapshot": tree_digest(source.path, ["."]),
+            "today": datetime.now(UTC).date().isoformat(),
+        }
 
     def run(self, context: RunContext) -> Outcome:
         """Choose the source, run pip-audit over the lock and the canary, judge the results."""
@@ -458,7 +476,7 @@ def _judge(  # noqa: PLR0912 - one checklist
         f"{source.kind} data{dated}: no unwaived vulnerability; canary seen",
         failed="{n} audit finding(s): {first}",
         metrics=metrics,
-        artifacts={r.label: f"audit.pip-audit.{r.label}.json" for r in runs},
+        artifacts=report_artifacts(context, *(f"audit.pip-audit.{r.label}.json" for r in runs)),
     )
 
 

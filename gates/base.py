@@ -232,6 +232,19 @@ class Gate(ABC):
     # False for a gate whose verdict depends on something outside its cache key that cannot
     # be digested (a live service): it then always runs. See gates/cache.py.
     cacheable: ClassVar[bool] = True
+    # False for a gate that reads neither the data, its lock nor its checksums (the
+    # supply-chain gates): their digests then stay out of its cache key, so approving a new
+    # data snapshot re-runs the data gate and what follows, not ruff, bandit and pip-audit.
+    reads_data: ClassVar[bool] = True
+
+    def cacheable_in(self, context: RunContext) -> bool:
+        """Whether this run may reuse or store the gate's outcome (default: ``cacheable``).
+
+        A gate whose verdict depends, in this run only, on something no digest can capture
+        (a live vulnerability service) returns False and always runs.
+        """
+        del context
+        return self.cacheable
 
     def cache_key(self, context: RunContext) -> dict[str, str]:
         """Extra material for this gate's cache key: tool versions, external databases.

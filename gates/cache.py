@@ -88,6 +88,15 @@ def _digest_files(paths: list[tuple[str, Path]]) -> str:
     return digest.hexdigest()
 
 
+def package_digest(*, cached: bool = True) -> str:
+    """Digest of every ``.py`` of the ``gates`` and ``pipeline`` packages.
+
+    Cached for the life of the process (the code it runs was loaded once); ``cached=False``
+    reads the files again, to ask whether the code on disk is still the code loaded.
+    """
+    return _package_digest() if cached else _package_digest.__wrapped__()
+
+
 @lru_cache(maxsize=1)
 def _package_digest() -> str:
     files = [
@@ -157,12 +166,16 @@ def environment_digest() -> str:
 
 
 def report_content_digest(report: GateResult) -> str:
-    """Digest of what a report says, without what differs between runs of the same outcome."""
+    """Digest of what a report says, without what differs between runs of the same outcome.
+
+    Its input digests are left out: an earlier report only counts once the runner has checked
+    that they equal this run's, and a gate whose key leaves the data out (``reads_data``) must
+    not take the data's digest in again through an upstream report.
+    """
     metrics = {k: v for k, v in report.metrics.items() if k != METRICS_KEY}
     body = {
         "gate": report.gate,
         "status": report.status.value,
-        "inputs": report.inputs,
         "findings": [f.to_dict() for f in report.findings],
         "metrics": metrics,
         "artifacts": report.artifacts,

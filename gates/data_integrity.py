@@ -242,6 +242,7 @@ class DataGate(Gate):
     @staticmethod
     def _in_memory(context: RunContext, path: Path, *, reference: DataProfile | None) -> _Examined:
         from pipeline.data import check_contract, read_table  # noqa: PLC0415
+        from pipeline.evaluate import resolve_scheduler  # noqa: PLC0415
         from pipeline.poison import screen  # noqa: PLC0415
 
         policy = context.policy
@@ -257,7 +258,15 @@ class DataGate(Gate):
             columns,
             violations=(),
             class_counts={str(k): int(v) for k, v in counts.items()},
-            screening=screen(clean, data, reference=reference, seed=policy.policy.run.seed),
+            # As in cv: GATES_DASK_SCHEDULER or [run].dask_scheduler sends the label check's
+            # out-of-fold fits to a Dask cluster; an unreachable one raises: the gate is ERRORED.
+            screening=screen(
+                clean,
+                data,
+                reference=reference,
+                seed=policy.policy.run.seed,
+                scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
+            ),
             ids=clean[data.id_column] if data.id_column else None,
         )
 
@@ -289,7 +298,14 @@ class DataGate(Gate):
         rows, columns = scanned.rows, len(scanned.columns)
         if scanned.violations:
             return _Examined(rows, columns, violations=scanned.violations, streaming=streaming)
-        screening = screen_scan(scanned, data, seed=policy.policy.run.seed)
+        from pipeline.evaluate import resolve_scheduler  # noqa: PLC0415
+
+        screening = screen_scan(
+            scanned,
+            data,
+            seed=policy.policy.run.seed,
+            scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
+        )
         sampled = None
         if scanned.sample is not None:
             streaming["screened_rows"] = len(scanned.sample)

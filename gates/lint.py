@@ -19,8 +19,10 @@ from gates._tools import (
     parse_json,
     python_files,
     relative,
+    report_artifacts,
     run_module,
     suppressions,
+    tree_digest,
     write_sarif,
 )
 from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext
@@ -28,6 +30,8 @@ from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext
 _TIMEOUT = 600
 _PATHS_KEY = "[lint].paths"
 _RULES_KEY = "pyproject.toml [tool.ruff]"
+# Where ruff looks for its settings at the project root (https://docs.astral.sh/ruff/configuration/).
+_RUFF_CONFIGS = ("pyproject.toml", "ruff.toml", ".ruff.toml")
 
 
 def _diagnostics(run: ToolRun, *, command: str) -> list[dict[str, Any]]:
@@ -82,10 +86,16 @@ class LintGate(Gate):
 
     name: ClassVar[str] = "lint"
     description: ClassVar[str] = __doc__ or ""
-    # Never served from the gate cache: the verdict depends on files and data outside the
-    # cache key (the code in scope and its suppressions; the advisory data, today's date for
-    # waivers and snapshot age). A stale PASSED here would be a fail-open.
-    cacheable: ClassVar[bool] = False
+    # ruff reads the files in scope and its configuration, nothing of the data: its outcome is
+    # reused only while every file it could read hashes the same (cache_key), on the same ruff
+    # (the environment digest names every installed distribution).
+    reads_data: ClassVar[bool] = False
+
+    def cache_key(self, context: RunContext) -> dict[str, str]:
+        """Digest of every file under ``[lint].paths`` and of ruff's configuration files."""
+        root = context.root
+        scope = [*context.policy.policy.lint.paths, *_RUFF_CONFIGS]
+        return {"scope": tree_digest(root, scope)}
 
     def run(self, context: RunContext) -> Outcome:
         """Run both ruff commands, parse their JSON, add blanket-noqa findings."""
@@ -175,9 +185,7 @@ class LintGate(Gate):
                 "unformatted": sum(1 for d in unformatted if d.get("code") == "unformatted"),
                 "ruff_version": version,
             },
-            artifacts={
-                "sarif": "lint.sarif",
-                "ruff_check": "lint.ruff.json",
-                "ruff_format": "lint.ruff-format.json",
-            },
+            artifacts=report_artifacts(
+                context, "lint.sarif", "lint.ruff.json", "lint.ruff-format.json"
+            ),
         )

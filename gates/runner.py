@@ -63,10 +63,7 @@ def input_digests(policy: LoadedPolicy) -> dict[str, str]:
     A file that is absent is recorded as ``absent`` so that its later appearance (or loss)
     still counts as a change.
     """
-    data = policy.policy.data
-    paths = [policy.path, policy.resolve(data.path), policy.resolve(data.lock)]
-    if data.checksums is not None:
-        paths.append(policy.resolve(data.checksums))
+    paths = [policy.path, *_data_paths(policy)]
     lock = policy.base_dir / "requirements.lock"
     if lock.exists():
         paths.append(lock)
@@ -75,6 +72,19 @@ def input_digests(policy: LoadedPolicy) -> dict[str, str]:
         key = _relative(path, policy.base_dir)
         digests[key] = sha256_file(path) if path.is_file() else "absent"
     return digests
+
+
+def _data_paths(policy: LoadedPolicy) -> list[Path]:
+    data = policy.policy.data
+    paths = [policy.resolve(data.path), policy.resolve(data.lock)]
+    if data.checksums is not None:
+        paths.append(policy.resolve(data.checksums))
+    return paths
+
+
+def data_input_keys(policy: LoadedPolicy) -> frozenset[str]:
+    """The keys of ``input_digests`` that belong to the data (the file, its lock, checksums)."""
+    return frozenset(_relative(path, policy.base_dir) for path in _data_paths(policy))
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -184,7 +194,7 @@ def run_gate(
             findings=(Finding(rule="GATE001", message=problem),),
         )
     else:
-        if cache is not None and not (spec.verdict or spec.always):
+        if cache is not None and _cache_allowed(spec, cache.context):
             key = _cache_key(spec, context, inputs)
         hit = cache.lookup(spec, key) if cache is not None and key is not None else None
         if hit is not None and key is not None:
@@ -237,11 +247,25 @@ def _stamp(
     )
 
 
+def _cache_allowed(spec: GateSpec, context: RunContext) -> bool:
+    # The verdict and the always-run stages judge this run itself: never reused. A gate that
+    # cannot say whether it may be reused (its check raised) is simply run.
+    if spec.verdict or spec.always:
+        return False
+    try:
+        return spec.load().cacheable_in(context)
+    except Exception:  # fail closed: doubt means "run it"
+        return False
+
+
 def _cache_key(spec: GateSpec, context: RunContext, inputs: dict[str, str]) -> CacheKey | None:
     # A key that cannot be computed (an unreadable earlier report) only costs a real run.
     try:
+        if not spec.load().reads_data:
+            data = data_input_keys(context.policy)
+            inputs = {k: v for k, v in inputs.items() if k not in data}
         return compute_key(spec, context, inputs)
-    except (GateError, OSError, ValueError):
+    except (GateError, PipelineError, OSError, ValueError, ImportError, AttributeError):
         return None
 
 
@@ -249,7 +273,7 @@ def _store(
     cache: GateCache, spec: GateSpec, key: CacheKey, result: GateResult, *, written: list[Path]
 ) -> None:
     try:
-        if result.status in (Status.PASSED, Status.FAILED) and spec.load().cacheable:
+        if result.status in (Status.PASSED, Status.FAILED) and _cache_allowed(spec, cache.context):
             cache.store(spec, key, result, written=written)
     except (OSError, ValueError, TypeError, ImportError, AttributeError) as err:
         # A full disk or read-only cache folder must not change the verdict of the run.
@@ -290,15 +314,21 @@ def run_chain(
     display: Display | None = None,
     use_cache: bool = False,
     read_cache: bool = True,
+    rerun_from: str | None = None,
 ) -> RunSummary:
     """Run the named gates in registry order; every result is written before the next starts.
 
     Progress goes to ``display`` (default: plain lines on ``out``, which is standard output at
     call time when not given). ``use_cache`` turns the gate cache on (the CLI does, unless
     ``--no-cache``, ``GATES_NO_CACHE`` or ``[run].cache = false``); ``read_cache=False`` runs
-    every gate but refreshes the cache.
+    every gate but refreshes the cache. ``rerun_from`` names a gate from which on (in registry
+    order) cached outcomes are not read, as ``dvc repro --force --downstream`` does: the gates
+    before it may still be reused.
     """
     out = out if out is not None else sys.stdout
+    if rerun_from is not None and rerun_from not in NAMES:
+        msg = f"--rerun-from: unknown gate '{rerun_from}'; expected one of: {', '.join(NAMES)}"
+        raise GateError(msg)
     unknown = [name for name in names if name not in NAMES]
     if unknown:
         msg = f"unknown gate '{unknown[0]}'; expected one of: {', '.join(NAMES)}"
@@ -319,6 +349,8 @@ def run_chain(
         )
     context = RunContext(policy=policy, run_id=run_id, reports_dir=reports_dir)
     cache = GateCache(context, read=read_cache) if use_cache and policy.policy.run.cache else None
+    forced = GateCache(context, read=False) if cache is not None else None
+    first_forced = NAMES.index(rerun_from) if rerun_from else len(NAMES)
     if display is None:
         from gates.console import PlainDisplay  # noqa: PLC0415 - console imports this module
 
@@ -327,7 +359,8 @@ def run_chain(
     try:
         for spec in chosen:
             display.start(spec)
-            result = run_gate(spec, context, inputs, cache=cache)
+            fresh = NAMES.index(spec.name) >= first_forced
+            result = run_gate(spec, context, inputs, cache=forced if fresh else cache)
             atomic_write_json(context.report_path(spec.name), result.to_dict())
             results.append(result)
             display.finish(result)

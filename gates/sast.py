@@ -24,8 +24,10 @@ from gates._tools import (
     parse_json,
     python_files,
     relative,
+    report_artifacts,
     run_module,
     suppressions,
+    tree_digest,
     write_sarif,
 )
 from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, Severity
@@ -33,6 +35,8 @@ from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, 
 _TIMEOUT = 900
 _LEVELS = {"UNDEFINED": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
 _THRESHOLD_KEY = "[sast].severity / [sast].confidence"
+# Files bandit reads its settings from (pyproject [tool.bandit], an ini-style .bandit).
+_BANDIT_CONFIGS = ("pyproject.toml", ".bandit")
 BaselineKey = tuple[str, str, str, str, str]
 
 
@@ -90,10 +94,18 @@ class SastGate(Gate):
 
     name: ClassVar[str] = "sast"
     description: ClassVar[str] = __doc__ or ""
-    # Never served from the gate cache: the verdict depends on files and data outside the
-    # cache key (the code in scope and its suppressions; the advisory data, today's date for
-    # waivers and snapshot age). A stale PASSED here would be a fail-open.
-    cacheable: ClassVar[bool] = False
+    # bandit and the AST check read the code in scope (suppressions included), the baseline and
+    # bandit's configuration, nothing of the data: the outcome is reused only while every one
+    # of those files hashes the same (cache_key), on the same bandit (environment digest).
+    reads_data: ClassVar[bool] = False
+
+    def cache_key(self, context: RunContext) -> dict[str, str]:
+        """Digest of every file under ``[sast].paths``, the baseline and bandit's config files."""
+        sast = context.policy.policy.sast
+        scope: list[str | Path] = [*sast.paths, *sast.loaders, *_BANDIT_CONFIGS]
+        if sast.baseline is not None:
+            scope.append(context.policy.resolve(sast.baseline))
+        return {"scope": tree_digest(context.root, scope)}
 
     def run(self, context: RunContext) -> Outcome:
         """Run bandit, guard its fail-open edges, apply the baseline, run the AST check."""
@@ -248,7 +260,7 @@ class SastGate(Gate):
                 "unsafe_loads": len(unsafe),
                 "thresholds": {"severity": sast.severity, "confidence": sast.confidence},
             },
-            artifacts={"sarif": "sast.sarif", "bandit": "sast.bandit.json"},
+            artifacts=report_artifacts(context, "sast.sarif", "sast.bandit.json"),
         )
 
 

@@ -39,8 +39,8 @@ class RunPolicy(_Strict):
     artifacts_dir: str = "artifacts"
     # Reuse an unchanged gate's earlier outcome (gates/cache.py); false runs every gate always.
     cache: bool = True
-    # A dask.distributed scheduler ("tcp://host:8786") that runs CV's joblib work; the
-    # GATES_DASK_SCHEDULER environment variable overrides it. None runs on this machine.
+    # A dask.distributed scheduler ("tcp://host:8786") that runs the joblib work of CV and the
+    # label check's out-of-fold fits; GATES_DASK_SCHEDULER overrides it. None runs here.
     dask_scheduler: Annotated[str, Field(min_length=1)] | None = None
 
 

@@ -910,9 +910,12 @@ class _Histogram:
 # --- the screen on a sample, and ids of flagged rows ---------------------------------------
 
 
-def screen_scan(scan_: StreamScan, contract: DataPolicy, *, seed: int) -> Screening:
+def screen_scan(
+    scan_: StreamScan, contract: DataPolicy, *, seed: int, scheduler: str | None = None
+) -> Screening:
     """The data gate's ``Screening`` from a scan: duplicates, drift and range on every row;
     the label and isolation checks on the scan's sample, their rows mapped back to file rows.
+    With a Dask ``scheduler`` the label check's out-of-fold fits run on that cluster.
     """
     checks = contract.checks
     flags: list[Flags] = []
@@ -929,7 +932,9 @@ def screen_scan(scan_: StreamScan, contract: DataPolicy, *, seed: int) -> Screen
         rows_of = sample.index.to_numpy(dtype=np.int64)
         if checks.labels.enabled:
             y = encode_labels(sample[contract.label], contract.classes)
-            found, _ = label_issues(x, y, classes=contract.classes, check=checks.labels, seed=seed)
+            found, _ = label_issues(
+                x, y, classes=contract.classes, check=checks.labels, seed=seed, scheduler=scheduler
+            )
             flags.append(_on_file_rows(found, rows_of))
             seconds["label"] = found.seconds
         if checks.isolation.enabled:

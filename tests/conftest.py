@@ -138,6 +138,23 @@ def project(tmp_path: Path) -> Project:
     return Project(copy_project(tmp_path / "project"))
 
 
+@pytest.fixture(scope="module")
+def dask_cluster() -> Iterator[Any]:
+    """A real dask.distributed cluster: a scheduler and two worker processes on 127.0.0.1."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _offline_advisory_db() -> Iterator[None]:
     # Every audit in the tests reads the tests' own OSV snapshot, offline (tests that need

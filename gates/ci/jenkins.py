@@ -6,6 +6,7 @@ from pathlib import PurePosixPath
 
 from gates.ci.interface import (
     ADVISORY_DB_ENV,
+    CACHE_DIR,
     CARRIED,
     CHECK_CONFIG,
     CHECK_JOB,
@@ -13,6 +14,7 @@ from gates.ci.interface import (
     DEPLOY_ENVIRONMENT,
     INSTALL,
     JUNIT_XML,
+    NO_CACHE,
     RUN_GATE,
     RUN_ID_ENV,
     SIGN_RELEASE,
@@ -26,6 +28,10 @@ from gates.ci.interface import (
 VENV = ". .venv/bin/activate && "
 # The Jenkins group (or user ids, comma-separated) allowed to approve a deployment.
 APPROVERS = "release-approvers"
+# The gate cache, beside the workspace on the agent (like Jenkins's own ``@tmp``): kept between
+# builds of the same branch or pull-request job on the same agent, and out of the workspace's
+# cleanups, stashes and archives. No core Jenkins step shares it between agents.
+GATE_CACHE_SUFFIX = "@gates-cache"
 
 
 class JenkinsRenderer(CiRenderer):
@@ -85,6 +91,12 @@ pipeline {{
             options {{
                 timeout(time: 1, unit: 'HOURS')
             }}
+            environment {{
+                // The gate cache, per branch job and agent, outside the workspace. The run
+                // history (history/, git-ignored) stays in the workspace, kept between builds
+                // the same way; the feedback stage verifies its hash chain.
+                {CACHE_DIR} = "${{env.WORKSPACE}}{GATE_CACHE_SUFFIX}"
+            }}
             stages {{
                 stage('install') {{
                     steps {{
@@ -136,6 +148,9 @@ pipeline {{
             environment {{
                 // The only stage that sees the release signing key (a secret-text credential).
                 {SIGNING_KEY_ENV} = credentials('{SIGNING_KEY_CREDENTIAL}')
+                // Fail closed: the release key signs what this stage computes, so nothing is
+                // reused from the gate cache (this workspace may be the gates' own).
+                {NO_CACHE} = 'yes'  // any value but 0, false, no or empty
             }}
             steps {{
                 unstash VERDICT_STASH

@@ -15,7 +15,8 @@ from gates.registry import spec
 # Each test runs the real chain (a few seconds each on 2 cores).
 pytestmark = pytest.mark.slow
 
-CACHED = ("data", "train", "cv")
+CACHED = ("lint", "sast", "audit", "data", "train", "cv")
+SUPPLY_CHAIN = ("lint", "sast", "audit")
 
 
 @pytest.fixture(autouse=True)
@@ -307,3 +308,134 @@ def test_a_new_champion_invalidates_the_cached_cv_outcome(project):
     pointer.parent.mkdir(parents=True)
     pointer.write_text('{"version": "v1"}')
     assert CvGate().cache_key(context) != before
+
+
+def _drop_last_row_and_approve(project):
+    lines = project.data_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    project.data_path.write_text("".join(lines[:-1]), encoding="utf-8")
+    project.approve()
+
+
+def test_new_approved_data_reruns_the_data_gate_on_but_reuses_the_supply_chain_gates(project):
+    run(project)
+    _drop_last_row_and_approve(project)
+    summary = run(project)
+    assert summary.exit_code == 0
+    hits = reused(summary)
+    # ruff, bandit and pip-audit read no data: their keys leave its digests out.
+    assert all(hits[name] for name in SUPPLY_CHAIN)
+    assert not any(hits[name] for name in ("data", "train", "cv"))
+    # The reused reports are stamped with this run's inputs, so the verdict judges them as usual.
+    data_inputs = project.report("data")["inputs"]
+    for name in SUPPLY_CHAIN:
+        assert project.report(name)["inputs"] == data_inputs
+    assert project.report("gate")["status"] == "PASSED"
+
+
+def test_any_file_in_a_scanner_scope_changes_its_key_whatever_its_suffix(project):
+    run(project)
+    # Not a .py file, and under tests/ (lint's scope, not sast's): only ruff could read it.
+    (project.root / "tests" / "notes.ipynb").write_text("{}", encoding="utf-8")
+    hits = reused(run(project))
+    assert not hits["lint"]
+
+
+def test_a_new_bandit_baseline_reruns_sast(project):
+    run(project)
+    project.edit_policy(**{"sast.baseline": "bandit-baseline.json"})
+    baseline = project.root / "bandit-baseline.json"
+    baseline.write_text('{"results": []}', encoding="utf-8")
+    assert run(project).exit_code == 0
+    assert reused(run(project))["sast"]
+    baseline.write_text('{"results": [], "generated_at": "later"}', encoding="utf-8")
+    summary = run(project)
+    assert not reused(summary)["sast"]
+    assert summary.exit_code == 0
+
+
+def test_a_changed_advisory_snapshot_reruns_the_audit(project, tmp_path, monkeypatch):
+    import shutil
+
+    from tests.project_support import ADVISORY_DB_ENV, OSV_FIXTURE
+
+    snapshot = tmp_path / "osv"
+    shutil.copytree(OSV_FIXTURE, snapshot)
+    monkeypatch.setenv(ADVISORY_DB_ENV, str(snapshot))
+    run(project)
+    assert reused(run(project))["audit"]
+    record = next(snapshot.rglob("*.yaml"))
+    record.write_text(record.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert not reused(run(project))["audit"]
+
+
+def test_the_audit_key_names_today_so_waivers_and_snapshot_age_are_judged_again_tomorrow(
+    project, monkeypatch
+):
+    from datetime import UTC, datetime
+
+    from gates import audit
+    from gates.base import RunContext
+
+    context = RunContext(policy=project.load(), run_id="r", reports_dir=project.root / "reports")
+    today = audit.AuditGate().cache_key(context)
+    assert today["today"] == datetime.now(UTC).date().isoformat()
+
+    class Tomorrow(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2099, 1, 2, tzinfo=tz or UTC)
+
+    monkeypatch.setattr(audit, "datetime", Tomorrow)
+    assert audit.AuditGate().cache_key(context)["today"] == "2099-01-02"
+
+
+def test_the_audit_against_the_live_service_is_never_reused(project, monkeypatch):
+    from gates import audit
+    from gates.base import RunContext
+    from gates.runner import _cache_allowed
+    from tests.project_support import ADVISORY_DB_ENV
+
+    monkeypatch.delenv(ADVISORY_DB_ENV, raising=False)
+    project.edit_policy(**{"audit.advisory_db": "no-such-snapshot"})
+    context = RunContext(policy=project.load(), run_id="r", reports_dir=project.root / "reports")
+    assert audit.choose_source(context).path is None
+    assert not audit.AuditGate().cacheable_in(context)
+    assert not _cache_allowed(spec("audit"), context)
+    assert _cache_allowed(spec("lint"), context)
+
+
+def test_rerun_from_runs_that_gate_and_later_ones_but_reuses_earlier(project):
+    from gates.runner import run_chain
+
+    run(project)
+    summary = run_chain(
+        [],
+        policy=project.load(),
+        reports_dir=project.root / "reports",
+        out=io.StringIO(),
+        use_cache=True,
+        rerun_from="data",
+    )
+    assert summary.exit_code == 0
+    hits = reused(summary)
+    assert all(hits[name] for name in SUPPLY_CHAIN)
+    assert not any(hits[name] for name in ("data", "train", "cv"))
+    # The fresh outcomes refresh the cache: the next plain run reuses them.
+    assert all(reused(run(project))[name] for name in CACHED)
+
+
+def test_rerun_from_an_unknown_gate_is_a_usage_error(project, gates_cli):
+    done = gates_cli(project.root, "run", "--rerun-from", "nope")
+    assert done.returncode == 2
+    assert "--rerun-from: unknown gate 'nope'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_scanner_reports_list_their_files_by_path_and_digest(project):
+    run(project)
+    for name in SUPPLY_CHAIN:
+        artifacts = project.report(name)["artifacts"]
+        assert artifacts, name
+        for rel, digest in artifacts.items():
+            assert rel.startswith("reports/"), rel
+            assert gate_cache.sha256_file(project.root / rel) == digest

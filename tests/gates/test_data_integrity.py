@@ -225,3 +225,55 @@ def test_a_parquet_file_where_a_csv_is_declared_is_refused(project, gates_cli):
     assert done.returncode == 1
     assert "expected UTF-8 CSV" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+# --- the label check's out-of-fold fits on a real Dask cluster on loopback -----------------
+
+
+def _without_seconds(metrics: dict) -> dict:
+    """The data gate's metrics without its timings, which differ between any two runs."""
+    kept = {k: v for k, v in metrics.items() if k != "seconds"}
+    kept["checks"] = {
+        name: {k: v for k, v in check.items() if k != "seconds"}
+        for name, check in metrics["checks"].items()
+    }
+    return kept
+
+
+@pytest.mark.slow
+def test_the_data_gate_follows_the_scheduler_from_the_environment(
+    project, dask_cluster, monkeypatch
+):
+    monkeypatch.delenv("GATES_DASK_SCHEDULER", raising=False)
+    flagged = project.root / "reports" / "data.flagged.csv"
+    assert _status(project) is Status.PASSED
+    local, local_rows = project.report("data"), flagged.read_bytes()
+    assert local["metrics"]["flagged_rows"] > 0
+    monkeypatch.setenv("GATES_DASK_SCHEDULER", dask_cluster.scheduler_address)
+    before = dask_cluster.scheduler.transition_counter
+    assert _status(project) is Status.PASSED
+    assert dask_cluster.scheduler.transition_counter > before
+    remote = project.report("data")
+    assert flagged.read_bytes() == local_rows
+    assert remote["findings"] == local["findings"]
+    assert _without_seconds(remote["metrics"]) == _without_seconds(local["metrics"])
+
+
+def test_an_unreachable_scheduler_makes_the_data_gate_errored(project, monkeypatch):
+    pytest.importorskip("distributed")
+    import socket
+
+    from pipeline import evaluate
+
+    monkeypatch.setattr(evaluate, "_DASK_TIMEOUT_SECONDS", 1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("GATES_DASK_SCHEDULER", f"tcp://127.0.0.1:{port}")
+    summary = project.run("data")
+    assert summary.exit_code == 2
+    result = summary.results[0]
+    assert result.status is Status.ERRORED
+    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in result.summary
+    assert "GATES_DASK_SCHEDULER or [run].dask_scheduler" in result.summary
+    assert not (project.root / "reports" / "data.flagged.csv").exists()

@@ -73,20 +73,7 @@ def test_more_folds_than_rows_of_a_class_is_a_clear_error(wine):
 # --- the path past one machine: the same CV on a real Dask cluster on loopback -------------
 
 
-@pytest.fixture(scope="module")
-def dask_cluster():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-    )
-    try:
-        yield cluster
-    finally:
-        cluster.close()
+# dask_cluster (a scheduler and two worker processes on 127.0.0.1) is in tests/conftest.py.
 
 
 @pytest.mark.slow

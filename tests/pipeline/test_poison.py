@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 
 from pipeline.config import DataPolicy, IsolationCheck, LabelCheck
 from pipeline.poison import (
@@ -13,7 +16,9 @@ from pipeline.poison import (
     flagged_frame,
     knn_probabilities,
     label_issues,
+    label_scores,
     off_manifold,
+    oof_probabilities,
     out_of_range,
     screen,
 )
@@ -168,3 +173,87 @@ def test_duplicates_from_hashes_matches_pandas_grouping_on_random_collisions():
         groups = pd.DataFrame({"h": feature_hash, "y": labels})
         mixed = groups.groupby("h")["y"].transform("nunique").to_numpy() > 1
         assert conflict.rows.tolist() == np.flatnonzero(mixed).tolist()
+
+
+# --- the label model's folds run through joblib: the same numbers wherever they run --------
+
+
+def _serial_oof(x, y, *, n_classes, folds, max_fit_rows, seed):
+    """The serial loop that oof_probabilities replaced, kept as the reference it must equal."""
+    rng = np.random.default_rng(seed)
+    smallest = int(np.bincount(y, minlength=n_classes).min())
+    splitter = StratifiedKFold(
+        n_splits=max(2, min(folds, smallest)), shuffle=True, random_state=seed
+    )
+    probs = np.zeros((len(y), n_classes))
+    for train, test in splitter.split(x, y):
+        fit_rows = train
+        if fit_rows.size > max_fit_rows:
+            fit_rows = np.sort(rng.choice(train, size=max_fit_rows, replace=False))
+        model = LogisticRegression(max_iter=1000, C=1.0).fit(x[fit_rows], y[fit_rows])
+        probs[np.ix_(test, model.classes_)] = model.predict_proba(x[test])
+    return probs
+
+
+def _three_classes(n: int = 600, *, rare: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three overlapping blobs; with ``rare`` > 0 the third class has only that many rows."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    if rare:
+        y[rng.choice(n, size=rare, replace=False)] = 2
+    else:
+        y = np.arange(n) % 3
+    x = rng.normal(0.0, 1.0, (n, 5)) + y[:, None] * 1.5
+    return x, y.astype(np.int64)
+
+
+@pytest.mark.parametrize(
+    ("rare", "n_classes", "max_fit_rows"),
+    [
+        (0, 3, 50_000),  # every fold fitted on all the other folds
+        (0, 3, 100),  # every fold fitted on a seeded sample: the generator order matters
+        (6, 3, 100),  # a 6-row class: some samples miss it, its p is 0 there
+        (0, 4, 100),  # a declared class with no rows at all keeps a column of zeros
+    ],
+)
+def test_oof_probabilities_equal_the_serial_loop_bit_for_bit(rare, n_classes, max_fit_rows):
+    x, y = _three_classes(rare=rare)
+    kwargs = {"n_classes": n_classes, "folds": 5, "max_fit_rows": max_fit_rows, "seed": SEED}
+    assert np.array_equal(oof_probabilities(x, y, **kwargs), _serial_oof(x, y, **kwargs))
+
+
+def test_oof_probabilities_do_not_depend_on_the_joblib_backend():
+    x, y = _three_classes()
+    kwargs = {"n_classes": 3, "folds": 5, "max_fit_rows": 100, "seed": SEED}
+    serial = oof_probabilities(x, y, **kwargs)
+    # Two threads finish the folds in whatever order they like; the samples were drawn before.
+    with joblib.parallel_config(backend="threading", n_jobs=2):
+        threaded = oof_probabilities(x, y, **kwargs)
+    assert np.array_equal(threaded, serial)
+
+
+@pytest.mark.slow
+def test_the_screen_on_a_dask_cluster_gives_the_local_probabilities_and_flags(dask_cluster):
+    contract = _contract(labels={"max_fit_rows": 100})  # 240 rows: every fold is sampled
+    frame = _blobs()
+    reference = build_profile(frame, contract)
+    planted = frame.copy()
+    flips = [2, 33, 70, 101, 150, 199]
+    planted.loc[flips, "y"] = planted.loc[flips, "y"].map({"a": "b", "b": "a"})
+    planted.loc[8, "x0"] = 1000.0
+    address = dask_cluster.scheduler_address
+    local = screen(planted, contract, reference=reference, seed=SEED)
+    before = dask_cluster.scheduler.transition_counter
+    remote = screen(planted, contract, reference=reference, seed=SEED, scheduler=address)
+    # The folds really ran on the cluster (joblib's tasks went through its scheduler).
+    assert dask_cluster.scheduler.transition_counter > before
+    assert remote.flagged_rows().tolist() == local.flagged_rows().tolist()
+    assert set(flips) <= set(local.by_check("label").rows.tolist())
+    assert flagged_frame(remote, ids=planted["id"]).equals(flagged_frame(local, ids=planted["id"]))
+    x = feature_matrix(planted, contract)
+    y = (planted["y"] == "b").to_numpy().astype(np.int64)
+    check = contract.checks.labels
+    here = label_scores(x, y, n_classes=2, check=check, seed=SEED)
+    there = label_scores(x, y, n_classes=2, check=check, seed=SEED, scheduler=address)
+    assert np.array_equal(there.model, here.model)
+    assert np.array_equal(there.combined, here.combined)

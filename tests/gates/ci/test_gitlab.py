@@ -100,7 +100,9 @@ def test_the_verdict_exports_a_dotenv_and_keeps_its_exit_code(future_specs):
 
 def test_feedback_runs_always_after_every_stage_with_native_reports(future_specs):
     feedback = _pipeline(future_specs)["feedback"]
-    assert feedback["when"] == "always"
+    # Always, on every pipeline; the first rule only lets the default branch write its history.
+    assert [rule["when"] for rule in feedback["rules"]] == ["always", "always"]
+    assert "when" not in feedback
     assert "needs" not in feedback  # waits for all earlier stages, takes all their artifacts
     assert feedback["script"] == ["python -m gates run feedback"]
     assert feedback["artifacts"]["reports"] == {
@@ -226,7 +228,11 @@ def gitlab_ci_local(tool, run_tool, tmp_path):
         pytest.skip("rsync is not installed (gitlab-ci-local copies the project with it)")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "python").symlink_to(sys.executable)  # jobs call `python`: this interpreter
+    # Jobs call `python`: this interpreter. A wrapper, not a symlink: a symlinked venv python
+    # finds no pyvenv.cfg beside the link, so it would run without the venv's packages.
+    shim = bin_dir / "python"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n', encoding="utf-8")
+    shim.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in {"GATES_RUN_ID", "PYTHONPATH"}}
     env |= {"PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", "OMP_NUM_THREADS": "1"}
     advisory_db = _advisory_db()
@@ -327,3 +333,38 @@ def test_gitlab_ci_local_offers_deploy_only_on_the_default_branch_and_by_hand(
     # --list-json shows every job; one whose rules did not match is ``when: never``.
     assert off_main.get("deploy", {"when": "never"})["when"] == "never"
     assert off_main["gate"]["when"] == "always"
+
+
+@pytest.mark.slow
+def test_gitlab_ci_local_keeps_the_gate_cache_and_the_history_between_pipelines(
+    local_repo, gitlab_ci_local
+):
+    """Two pipelines on the default branch: the second reuses the first's cached gates, and
+    refuses the kept run history once it has been tampered with (FB001, not extended)."""
+    root = local_repo(branch="main")
+    first = gitlab_ci_local(root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    kept = root / ".gitlab-ci-local" / "cache"
+    (gate_cache,) = kept.glob("0_gates-main-*")  # prefix-<digest of requirements.lock, policy>
+    assert list((gate_cache / ".cache" / "gates").glob("*.json"))
+    history = kept / "history-main" / "history" / "runs.jsonl"
+    (line,) = history.read_text(encoding="utf-8").splitlines()
+    record = json.loads(line)
+    record["verdict"] = "TAMPERED"
+    tampered = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    history.write_text(tampered + "\n", encoding="utf-8")
+
+    second = gitlab_ci_local(root)
+    output = second.stdout + second.stderr
+    assert second.returncode != 0, output  # the tampered history fails the feedback stage
+    assert re.search(r"^data\s+imported cache '0_gates-main-", output, re.MULTILINE)
+    assert re.search(r"^feedback\s+imported cache 'history-main'", output, re.MULTILINE)
+    reused = {}
+    for name in ("data", "train", "cv"):  # the gates whose class is cacheable
+        report = json.loads(_artifact(root, name, f"reports/{name}.json").read_text())
+        reused[name] = report["summary"].startswith("reused from run gitlab-")
+    assert reused == dict.fromkeys(reused, True), output
+    assert re.search(r"^ PASS  gate\b", output, re.MULTILINE)
+    assert re.search(r"^ FAIL  feedback\b", output, re.MULTILINE)
+    assert "FB001" in output
+    assert history.read_text(encoding="utf-8").splitlines() == [tampered]  # not extended

@@ -10,6 +10,18 @@ import subprocess
 import pytest
 
 
+def _nox(root, env, *args):
+    return subprocess.run(
+        [shutil.which("nox") or "nox", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("nox") is None, reason="needs nox on PATH")
 def test_nox_chain_with_a_failing_gate_still_runs_feedback(tmp_path):
@@ -20,15 +32,7 @@ def test_nox_chain_with_a_failing_gate_still_runs_feedback(tmp_path):
     policy = root / "policy.toml"
     policy.write_text(policy.read_text().replace("min_mean = 0.93", "min_mean = 0.999"))
     env = {k: v for k, v in os.environ.items() if k not in ("GATES_RUN_ID", "PYTHONPATH")}
-    done = subprocess.run(
-        [shutil.which("nox") or "nox", "-s", "train", "gate"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    done = _nox(root, env, "-s", "train", "gate")
     log = done.stdout + done.stderr
     assert done.returncode == 1, log
     assert "Session cv failed" in log
@@ -38,3 +42,16 @@ def test_nox_chain_with_a_failing_gate_still_runs_feedback(tmp_path):
     assert feedback["status"] == "PASSED"
     assert feedback["metrics"]["verdict"] == "FAILED"
     assert (root / "history" / "runs.jsonl").read_text().count("\n") == 1
+    # Every gate session that ran (lint to cv, then feedback) went to the one warm worker.
+    assert log.count("(warm worker;") == 7, log
+
+    # Restored, with one interpreter per session instead of the worker: the verdict is the
+    # same, and the outcomes the worker's run stored are reused by separate processes.
+    policy.write_text(policy.read_text().replace("min_mean = 0.999", "min_mean = 0.93"))
+    again = _nox(root, {**env, "GATES_NOX_WORKER": "0"}, "-R", "-s", "train", "gate")
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log
+    assert "warm worker" not in log
+    assert "verdict: PASSED" in log
+    # The policy changed, so nothing is reused from the failed run; a third run reuses all.
+    assert "reused from run" not in log

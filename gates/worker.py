@@ -1,0 +1,263 @@
+"""A warm gate worker: one process of the shared environment runs every gate session of a nox run.
+
+``nox -s train gate`` runs ten sessions. Started one interpreter each, the chain pays Python's
+start, the policy's validation and the import of pandas and scikit-learn again and again (the
+bare scripts it is measured against pay them once or twice). Instead the noxfile starts this
+worker once per nox invocation and sends it each session's command; the worker runs it with the
+same CLI (``gates._cli.main``) that ``python -m gates`` runs, in order, one at a time.
+
+The channel is a socket pair made by the nox process and inherited by the worker (no file on
+disk, nothing another user can connect to). One request is a JSON line ``{"argv": [...],
+"cwd": "..."}``; the reply, sent after the command's output has been flushed to the worker's
+standard output and error (which are nox's own), is ``{"exit": N}``. Fail closed on every edge:
+
+- a worker that dies mid-command closes the channel: the client raises ``WorkerError`` and the
+  session fails (the gate's report was never written, so the verdict cannot pass);
+- the client going away (nox killed) closes the channel too: the worker exits;
+- code of the ``gates`` or ``pipeline`` packages that changed on disk since the worker started
+  would make its loaded modules disagree with the cache key it computes: the worker answers
+  ``{"restart": true}`` without running anything, and the client starts a fresh worker.
+
+This module imports only the standard library at the top: the noxfile imports it in nox's own
+interpreter, before (and without) the project's dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import subprocess  # nosec B404 # starts the shared environment's python with a fixed argv
+import sys
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+# Exit code reported when the command itself crashed inside the worker: "could not run".
+_EXIT_CRASHED = 2
+_EXIT_INTERRUPTED = 130
+# Seconds to wait for a worker to exit after its channel closed, before it is killed.
+_CLOSE_TIMEOUT = 10.0
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class WorkerError(RuntimeError):
+    """The worker could not be started, died, or answered something that is not the protocol."""
+
+
+# --- the worker side -----------------------------------------------------------------------
+
+
+def _source_digest() -> str:
+    # Uncached on purpose: this asks whether the code on disk is still the code loaded.
+    from gates.cache import package_digest  # noqa: PLC0415 - the worker's own import
+
+    return package_digest(cached=False)
+
+
+def serve(channel: socket.socket, *, run: Callable[[Sequence[str]], int] | None = None) -> int:
+    """Answer requests on ``channel`` until the client closes it; return the exit code."""
+    if run is None:
+        from gates._cli import main  # noqa: PLC0415 - imported once, kept warm
+
+        run = main
+    started_on = _source_digest()
+    reader = channel.makefile("rb")
+    try:
+        for line in reader:
+            try:
+                request = _parse_request(line)
+            except (WorkerError, ValueError) as err:
+                # Not the noxfile speaking: answer why and stop rather than guess.
+                _reply(channel, {"error": str(err)})
+                return 2
+            if _source_digest() != started_on:
+                _reply(channel, {"restart": True})
+                return 0
+            os.chdir(request["cwd"])
+            code = _run_one(run, request["argv"])
+            sys.stdout.flush()
+            sys.stderr.flush()
+            _reply(channel, {"exit": code})
+    except KeyboardInterrupt:
+        return _EXIT_INTERRUPTED
+    except (BrokenPipeError, ConnectionResetError):
+        return 0  # the client went away; nothing is left to answer
+    finally:
+        reader.close()
+    return 0
+
+
+def _parse_request(line: bytes) -> dict[str, Any]:
+    request = json.loads(line)
+    if not isinstance(request, dict):
+        msg = f"worker request must be a JSON object; got {request!r}"
+        raise WorkerError(msg)
+    argv, cwd = request.get("argv"), request.get("cwd")
+    if not (
+        isinstance(argv, list) and all(isinstance(a, str) for a in argv) and isinstance(cwd, str)
+    ):
+        msg = f"worker request must be {{'argv': [str, ...], 'cwd': str}}; got {request!r}"
+        raise WorkerError(msg)
+    return {"argv": argv, "cwd": cwd}
+
+
+def _run_one(run: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:
+    try:
+        return run(argv)
+    except SystemExit as stop:  # argparse's usage errors and --help
+        code = stop.code
+        return code if isinstance(code, int) else (0 if code is None else _EXIT_CRASHED)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return _EXIT_INTERRUPTED
+    except Exception:  # a crash: shown as a subprocess would show it, and never a pass
+        traceback.print_exc()
+        return _EXIT_CRASHED
+
+
+def _reply(channel: socket.socket, message: dict[str, Any]) -> None:
+    channel.sendall(json.dumps(message).encode("utf-8") + b"\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m gates.worker --fd N``: serve the socket inherited as file descriptor N."""
+    parser = argparse.ArgumentParser(prog="python -m gates.worker", description=__doc__)
+    parser.add_argument("--fd", type=int, required=True, help="inherited socket descriptor")
+    args = parser.parse_args(argv)
+    for name in _THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+    try:
+        channel = socket.socket(fileno=args.fd)
+    except OSError as err:
+        sys.stderr.write(f"error: --fd {args.fd}: not an inherited socket ({err})\n")
+        return 2
+    with channel:
+        return serve(channel)
+
+
+# --- the client side (runs in nox's interpreter) --------------------------------------------
+
+
+class GateWorker:
+    """The nox side: start the worker with the shared environment's python and send it commands."""
+
+    def __init__(self, python: str | Path, *, env: Mapping[str, str], cwd: Path) -> None:
+        self.python = str(python)
+        self.env = dict(env)
+        self.cwd = cwd
+        self._process: subprocess.Popen[bytes] | None = None
+        self._channel: socket.socket | None = None
+        self._reader: BinaryIO | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        """Start a worker (a no-op while one is running)."""
+        if self._process is not None:
+            return
+        ours, theirs = socket.socketpair()
+        try:
+            self._process = subprocess.Popen(  # nosec B603 # fixed argv, no shell
+                [self.python, "-m", "gates.worker", "--fd", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+            )
+        except OSError as err:
+            ours.close()
+            msg = f"cannot start the gate worker with {self.python}: {err}"
+            raise WorkerError(msg) from None
+        finally:
+            theirs.close()
+        self._channel = ours
+        self._reader = ours.makefile("rb")
+
+    def run(self, argv: Sequence[str]) -> int:
+        """Run ``python -m gates ARGV`` in the worker and return its exit code."""
+        for _attempt in range(2):
+            self.start()
+            reply = self._ask({"argv": list(argv), "cwd": str(self.cwd)})
+            if reply.get("restart") is True:
+                self.close()  # the code changed on disk: a fresh worker loads it
+                continue
+            code = reply.get("exit")
+            if not isinstance(code, int):
+                self.close()
+                msg = f"gate worker answered {reply!r}; expected {{'exit': <int>}}"
+                raise WorkerError(msg)
+            return code
+        msg = "gate worker asked to restart twice in a row (is the code being edited?)"
+        raise WorkerError(msg)
+
+    def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._channel is None or self._reader is None:
+            msg = "gate worker is not running"
+            raise WorkerError(msg)
+        try:
+            self._channel.sendall(json.dumps(request).encode("utf-8") + b"\n")
+            line = self._reader.readline()
+        except OSError as err:
+            line, cause = b"", f" ({err})"
+        else:
+            cause = ""
+        if not line:
+            status = self._reap()
+            msg = (
+                f"gate worker (pid {self.pid}) died while running "
+                f"'gates {' '.join(request['argv'])}'{cause}; exit status {status}"
+            )
+            self._forget()
+            raise WorkerError(msg)
+        try:
+            reply = json.loads(line)
+        except json.JSONDecodeError:
+            reply = None
+        if not isinstance(reply, dict):
+            self.close()
+            msg = f"gate worker answered {line[:200]!r}, which is not the protocol"
+            raise WorkerError(msg)
+        return reply
+
+    def _reap(self) -> int | None:
+        if self._process is None:
+            return None
+        try:
+            return self._process.wait(timeout=_CLOSE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            return self._process.wait()
+
+    def _forget(self) -> None:
+        for closer in (self._reader, self._channel):
+            if closer is not None:
+                with contextlib.suppress(OSError):
+                    closer.close()
+        self._process, self._channel, self._reader = None, None, None
+
+    def close(self) -> None:
+        """Close the channel (the worker exits on its own) and wait for it; kill if it hangs."""
+        if self._process is None:
+            return
+        process = self._process
+        for closer in (self._reader, self._channel):
+            if closer is not None:
+                with contextlib.suppress(OSError):
+                    closer.close()
+        try:
+            process.wait(timeout=_CLOSE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self._forget()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The warm gate worker: a real worker process answers, and every way it can fail is a failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+
+import pytest
+
+from gates import worker as gate_worker
+from gates.worker import GateWorker, WorkerError
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def started(tmp_path):
+    """A real worker of this interpreter, serving from the repository's code."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("GATES_RUN_ID", None)
+    client = GateWorker(sys.executable, env=env, cwd=REPO)
+    yield client
+    client.close()
+
+
+def test_the_worker_runs_cli_commands_and_returns_their_exit_codes(started, capfd):
+    assert started.run(["list"]) == 0
+    listed = capfd.readouterr().out
+    assert "1. lint" in listed
+    assert "9. feedback" in listed
+    first = started.pid
+    # A usage error is the CLI's own exit code (2) with its message, not a traceback.
+    assert started.run(["run", "--rerun-from", "nope", "lint"]) == 2
+    err = capfd.readouterr().err
+    assert "--rerun-from: unknown gate 'nope'" in err
+    assert "Traceback" not in err
+    # argparse's own exit (an unknown subcommand) comes back as its exit code too.
+    assert started.run(["no-such-command"]) == 2
+    # One process served every request.
+    assert started.pid == first
+
+
+def test_a_worker_killed_between_commands_fails_the_next_one(started):
+    assert started.run(["list"]) == 0
+    os.kill(started.pid, signal.SIGKILL)
+    with pytest.raises(WorkerError, match=r"died while running 'gates list'.*exit status -9"):
+        started.run(["list"])
+    # The client forgot the dead worker: the next command starts a fresh one.
+    assert started.run(["list"]) == 0
+
+
+def test_the_worker_exits_when_nox_closes_the_channel(started):
+    assert started.run(["list"]) == 0
+    process = started._process
+    started.close()
+    assert process.returncode == 0
+    assert started.pid is None
+
+
+def _serve_in_thread(**kwargs):
+    ours, theirs = socket.socketpair()
+    outcome: dict[str, int] = {}
+    thread = threading.Thread(
+        target=lambda: outcome.setdefault("code", gate_worker.serve(theirs, **kwargs))
+    )
+    thread.start()
+    return ours, theirs, thread, outcome
+
+
+def _ask(channel, request):
+    channel.sendall(json.dumps(request).encode() + b"\n")
+    return json.loads(channel.makefile("rb").readline())
+
+
+def test_a_crash_inside_a_command_is_exit_2_and_the_worker_keeps_serving(tmp_path, capsys):
+    def run(argv):
+        if argv == ["boom"]:
+            raise RuntimeError("kaboom")
+        return 0
+
+    ours, theirs, thread, outcome = _serve_in_thread(run=run)
+    try:
+        assert _ask(ours, {"argv": ["boom"], "cwd": str(tmp_path)}) == {"exit": 2}
+        assert "RuntimeError: kaboom" in capsys.readouterr().err
+        assert _ask(ours, {"argv": ["fine"], "cwd": str(tmp_path)}) == {"exit": 0}
+    finally:
+        ours.close()
+        thread.join(timeout=10)
+        theirs.close()
+    assert outcome["code"] == 0
+
+
+def test_changed_code_on_disk_makes_the_worker_ask_for_a_restart(tmp_path, monkeypatch):
+    digests = iter(["loaded", "loaded", "edited"])
+    monkeypatch.setattr(gate_worker, "_source_digest", lambda: next(digests))
+    ran = []
+    ours, theirs, thread, outcome = _serve_in_thread(run=lambda argv: ran.append(argv) or 0)
+    try:
+        assert _ask(ours, {"argv": ["one"], "cwd": str(tmp_path)}) == {"exit": 0}
+        # The code changed: nothing runs, the client is told to start a fresh worker.
+        assert _ask(ours, {"argv": ["two"], "cwd": str(tmp_path)}) == {"restart": True}
+    finally:
+        thread.join(timeout=10)
+        ours.close()
+        theirs.close()
+    assert ran == [["one"]]
+    assert outcome["code"] == 0
+
+
+def test_a_malformed_request_is_answered_and_stops_the_worker_instead_of_guessing():
+    ours, theirs, thread, outcome = _serve_in_thread(run=lambda argv: 0)
+    try:
+        reply = _ask(ours, {"argv": "list", "cwd": 3})
+    finally:
+        thread.join(timeout=10)
+        ours.close()
+        theirs.close()
+    assert "worker request must be" in reply["error"]
+    assert outcome["code"] == 2
+
+
+def test_a_reply_that_is_not_the_protocol_is_an_error(tmp_path):
+    client = GateWorker(sys.executable, env=dict(os.environ), cwd=tmp_path)
+    fake = "import sys, socket; s = socket.socket(fileno=int(sys.argv[-1])); s.recv(100); s.sendall(b'hello\\n')"
+    # Stand in for the worker module with a process that answers garbage on the same channel.
+    ours, theirs = socket.socketpair()
+    import subprocess
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", fake, str(theirs.fileno())], pass_fds=(theirs.fileno(),)
+    )
+    theirs.close()
+    client._process, client._channel, client._reader = process, ours, ours.makefile("rb")
+    with pytest.raises(WorkerError, match="not the protocol"):
+        client.run(["list"])
+    assert client.pid is None
+
+
+def test_an_interpreter_that_does_not_exist_is_one_clear_error(tmp_path):
+    client = GateWorker(tmp_path / "no-python", env=dict(os.environ), cwd=tmp_path)
+    with pytest.raises(WorkerError, match="cannot start the gate worker"):
+        client.run(["list"])
+
+
+def test_the_worker_entry_point_refuses_a_descriptor_that_is_not_a_socket(capsys):
+    assert gate_worker.main(["--fd", "987"]) == 2
+    assert "not an inherited socket" in capsys.readouterr().err
