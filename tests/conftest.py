@@ -147,7 +147,8 @@ def dask_cluster() -> Iterator[Any]:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        # A free port: 8787 (the default even for None) may be taken by another cluster.
+        dashboard_address="127.0.0.1:0",
     )
     try:
         yield cluster
