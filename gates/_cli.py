@@ -7,6 +7,7 @@ not run; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+@functools.cache
 def _parser() -> argparse.ArgumentParser:
+    # Built once per process: the warm worker parses every gate session's command with it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--policy",

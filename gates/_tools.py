@@ -148,8 +148,15 @@ def tree_digest(root: Path, paths: Sequence[str | Path]) -> str:
     return digest.hexdigest()
 
 
+# Below this size a file is read whole: hashlib.file_digest's 256 KiB buffer per call costs more
+# than the hashing for the thousands of small YAML files of an advisory snapshot.
+_READ_WHOLE_BYTES = 1 << 20
+
+
 def _file_sha256(path: Path) -> str:
     with path.open("rb") as handle:
+        if os.fstat(handle.fileno()).st_size <= _READ_WHOLE_BYTES:
+            return hashlib.sha256(handle.read()).hexdigest()
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 

@@ -58,13 +58,53 @@ def _source_digest() -> str:
     return package_digest(cached=False)
 
 
+def _source_signature() -> tuple[tuple[str, int, int], ...]:
+    """Name, size and mtime of every ``.py`` of both packages: a stat walk, no reads."""
+    packages = (
+        Path(__file__).resolve().parent,
+        Path(__file__).resolve().parent.parent / "pipeline",
+    )
+    found = []
+    for package in packages:
+        for folder, dirs, files in os.walk(package):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in files:
+                if name.endswith(".py"):
+                    path = os.path.join(folder, name)
+                    with contextlib.suppress(OSError):
+                        st = os.stat(path)
+                        found.append((path, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(found))
+
+
+class _CodeWatch:
+    """Whether the code on disk is still the code this worker started with.
+
+    A stat walk per request; the files are read and hashed again only when a size or mtime
+    moved, so a ``touch`` alone does not restart the worker but any edit does.
+    """
+
+    def __init__(self) -> None:
+        self.signature = _source_signature()
+        self.digest = _source_digest()
+
+    def unchanged(self) -> bool:
+        signature = _source_signature()
+        if signature == self.signature:
+            return True
+        if _source_digest() != self.digest:
+            return False
+        self.signature = signature
+        return True
+
+
 def serve(channel: socket.socket, *, run: Callable[[Sequence[str]], int] | None = None) -> int:
     """Answer requests on ``channel`` until the client closes it; return the exit code."""
     if run is None:
         from gates._cli import main  # noqa: PLC0415 - imported once, kept warm
 
         run = main
-    started_on = _source_digest()
+    watch = _CodeWatch()
     reader = channel.makefile("rb")
     try:
         for line in reader:
@@ -74,7 +114,7 @@ def serve(channel: socket.socket, *, run: Callable[[Sequence[str]], int] | None 
                 # Not the noxfile speaking: answer why and stop rather than guess.
                 _reply(channel, {"error": str(err)})
                 return 2
-            if _source_digest() != started_on:
+            if not watch.unchanged():
                 _reply(channel, {"restart": True})
                 return 0
             os.chdir(request["cwd"])

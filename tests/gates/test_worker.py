@@ -94,19 +94,24 @@ def test_a_crash_inside_a_command_is_exit_2_and_the_worker_keeps_serving(tmp_pat
 
 
 def test_changed_code_on_disk_makes_the_worker_ask_for_a_restart(tmp_path, monkeypatch):
+    # Request one: sizes and mtimes as at start. Request two: one moved, but the bytes are the
+    # same (a touch): still served. Request three: moved and different bytes: restart.
+    signatures = iter([("start",), ("start",), ("touched",), ("edited",)])
     digests = iter(["loaded", "loaded", "edited"])
+    monkeypatch.setattr(gate_worker, "_source_signature", lambda: next(signatures))
     monkeypatch.setattr(gate_worker, "_source_digest", lambda: next(digests))
     ran = []
     ours, theirs, thread, outcome = _serve_in_thread(run=lambda argv: ran.append(argv) or 0)
     try:
         assert _ask(ours, {"argv": ["one"], "cwd": str(tmp_path)}) == {"exit": 0}
+        assert _ask(ours, {"argv": ["two"], "cwd": str(tmp_path)}) == {"exit": 0}
         # The code changed: nothing runs, the client is told to start a fresh worker.
-        assert _ask(ours, {"argv": ["two"], "cwd": str(tmp_path)}) == {"restart": True}
+        assert _ask(ours, {"argv": ["three"], "cwd": str(tmp_path)}) == {"restart": True}
     finally:
         thread.join(timeout=10)
         ours.close()
         theirs.close()
-    assert ran == [["one"]]
+    assert ran == [["one"], ["two"]]
     assert outcome["code"] == 0
 
 
@@ -148,3 +153,27 @@ def test_an_interpreter_that_does_not_exist_is_one_clear_error(tmp_path):
 def test_the_worker_entry_point_refuses_a_descriptor_that_is_not_a_socket(capsys):
     assert gate_worker.main(["--fd", "987"]) == 2
     assert "not an inherited socket" in capsys.readouterr().err
+
+
+def test_an_edit_to_the_code_restarts_the_real_worker_transparently(tmp_path):
+    import shutil
+
+    for package in ("gates", "pipeline"):
+        shutil.copytree(
+            REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    # cwd is the copy too: ``python -m`` puts the working folder first on sys.path.
+    client = GateWorker(sys.executable, env=env, cwd=tmp_path)
+    try:
+        assert client.run(["list"]) == 0
+        first = client.pid
+        assert client.run(["list"]) == 0
+        assert client.pid == first
+        edited = tmp_path / "gates" / "registry.py"
+        edited.write_text(edited.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+        # The old worker refuses to run stale code; the client starts a fresh one and retries.
+        assert client.run(["list"]) == 0
+        assert client.pid != first
+    finally:
+        client.close()
