@@ -11,6 +11,7 @@ environment (``gates/worker.py``), so the chain pays Python's start and the heav
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import sys
@@ -72,6 +73,21 @@ def _worker(python: str) -> GateWorker:
     return _workers[python]
 
 
+def _prestart_worker() -> None:
+    """Start the worker now, while nox sets itself up, when this invocation runs a gate.
+
+    Only a head start: the guess (a gate's name among nox's arguments, the shared environment
+    where nox puts it by default) may be wrong, and then the worker either idles until nox
+    exits or is started later as usual. A worker started before the ``env`` session installs
+    anything restarts by itself if the installed packages change (``gates/worker.py``).
+    """
+    python = ROOT / ".nox" / "env" / "bin" / "python"
+    words = {word for arg in sys.argv[1:] for word in arg.split(",")}
+    if _use_worker() and python.is_file() and words & set(_GATE_NAMES):
+        with contextlib.suppress(WorkerError):
+            _worker(str(python)).start()
+
+
 def _gates(session: nox.Session, *args: str) -> None:
     python = _python(session)
     if not _use_worker():
@@ -103,6 +119,7 @@ def _make_gate_session(
 
 
 _ALWAYS = tuple(spec.name for spec in GATES if spec.always)
+_GATE_NAMES = tuple(spec.name for spec in GATES)
 _previous = "env"
 for _spec in GATES:
     if _spec.always:
@@ -165,3 +182,6 @@ def approve(session: nox.Session) -> None:
 def deploy(session: nox.Session) -> None:
     """Verify the signed attestation with the committed release key and promote the champion."""
     _gates(session, "deploy", *session.posargs)
+
+
+_prestart_worker()

@@ -77,18 +77,32 @@ def _source_signature() -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted(found))
 
 
+def _installed() -> frozenset[str]:
+    """The ``*.dist-info`` names on ``sys.path``: which distributions, at which versions."""
+    found: set[str] = set()
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            found.update(n for n in os.listdir(entry or ".") if n.endswith(".dist-info"))
+    return frozenset(found)
+
+
 class _CodeWatch:
     """Whether the code on disk is still the code this worker started with.
 
     A stat walk per request; the files are read and hashed again only when a size or mtime
-    moved, so a ``touch`` alone does not restart the worker but any edit does.
+    moved, so a ``touch`` alone does not restart the worker but any edit does. The installed
+    distributions are watched too: a worker started before nox's ``env`` session upgraded a
+    package must not run the old one under a cache key naming the new.
     """
 
     def __init__(self) -> None:
+        self.installed = _installed()
         self.signature = _source_signature()
         self.digest = _source_digest()
 
     def unchanged(self) -> bool:
+        if _installed() != self.installed:
+            return False
         signature = _source_signature()
         if signature == self.signature:
             return True

@@ -155,7 +155,7 @@ def test_the_worker_entry_point_refuses_a_descriptor_that_is_not_a_socket(capsys
     assert "not an inherited socket" in capsys.readouterr().err
 
 
-def test_an_edit_to_the_code_restarts_the_real_worker_transparently(tmp_path):
+def test_an_edit_to_the_code_or_the_packages_restarts_the_real_worker_transparently(tmp_path):
     import shutil
 
     for package in ("gates", "pipeline"):
@@ -174,6 +174,12 @@ def test_an_edit_to_the_code_restarts_the_real_worker_transparently(tmp_path):
         edited.write_text(edited.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
         # The old worker refuses to run stale code; the client starts a fresh one and retries.
         assert client.run(["list"]) == 0
-        assert client.pid != first
+        second = client.pid
+        assert second != first
+        # A package installed (or upgraded) beside it: the same, so no old module runs under a
+        # cache key that names the new version.
+        (tmp_path / "newtool-1.0.dist-info").mkdir()
+        assert client.run(["list"]) == 0
+        assert client.pid not in (first, second)
     finally:
         client.close()
