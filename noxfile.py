@@ -166,6 +166,7 @@ def tests(session: nox.Session) -> None:
         "pytest",
         "--cov",
         "--cov-report=term",
+        "--durations=15",  # the slowest tests, so a CI run that grows says where
         *session.posargs,
         external=True,
         env=THREAD_DEFAULTS,
