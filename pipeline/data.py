@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,9 +102,11 @@ def check_data_file(path: Path, *, max_bytes: int | None = None) -> int:
     return size
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+@contextlib.contextmanager
+def csv_errors(path: Path) -> Iterator[None]:
+    """Turn pandas' CSV reading errors into one DataError naming ``path`` (whole or chunked)."""
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        yield
     except UnicodeDecodeError as err:
         msg = f"{path}: expected UTF-8 CSV, found undecodable bytes at offset {err.start}"
         raise DataError(msg) from None
@@ -112,6 +116,11 @@ def _read_csv(path: Path) -> pd.DataFrame:
     except pd.errors.ParserError as err:
         msg = f"{path}: malformed CSV: {str(err).strip()}"
         raise DataError(msg) from None
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    with csv_errors(path):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
     if frame.empty:
         msg = f"{path}: expected data rows after the header, found none"
         raise DataError(msg)

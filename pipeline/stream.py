@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import DataPolicy
-from pipeline.data import Violation, check_contract, check_data_file, quote_rows
+from pipeline.data import Violation, check_contract, check_data_file, csv_errors, quote_rows
 from pipeline.errors import DataError
 from pipeline.poison import (
     Flags,
@@ -108,25 +108,17 @@ def _csv_chunks(
     path: Path, *, chunk_rows: int, columns: tuple[str, ...] | None
 ) -> Iterator[pd.DataFrame]:
     try:
-        reader = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            chunksize=chunk_rows,
-            usecols=list(columns) if columns is not None else None,
-        )
-        with reader:
-            yield from reader
-    except UnicodeDecodeError as err:
-        msg = f"{path}: expected UTF-8 CSV, found undecodable bytes at offset {err.start}"
-        raise DataError(msg) from None
-    except pd.errors.EmptyDataError:
-        msg = f"{path}: expected a CSV header row, found no columns"
-        raise DataError(msg) from None
-    except pd.errors.ParserError as err:
-        msg = f"{path}: malformed CSV: {str(err).strip()}"
-        raise DataError(msg) from None
+        with csv_errors(path):
+            reader = pd.read_csv(
+                path,
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                chunksize=chunk_rows,
+                usecols=list(columns) if columns is not None else None,
+            )
+            with reader:
+                yield from reader
     except ValueError as err:  # usecols naming a column the file lacks
         msg = f"{path}: expected columns {list(columns or ())}, found otherwise ({err})"
         raise DataError(msg) from None

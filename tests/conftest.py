@@ -138,6 +138,21 @@ def project(tmp_path: Path) -> Project:
     return Project(copy_project(tmp_path / "project"))
 
 
+@pytest.fixture
+def unreachable_scheduler(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A ``tcp://127.0.0.1:PORT`` address nothing listens on, with a 1 s connect timeout."""
+    pytest.importorskip("distributed")
+    import socket
+
+    from pipeline import evaluate
+
+    monkeypatch.setattr(evaluate, "_DASK_TIMEOUT_SECONDS", 1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"tcp://127.0.0.1:{port}"
+
+
 @pytest.fixture(scope="module")
 def dask_cluster() -> Iterator[Any]:
     """A real dask.distributed cluster: a scheduler and two worker processes on 127.0.0.1."""

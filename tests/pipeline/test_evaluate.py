@@ -107,16 +107,7 @@ def test_the_cv_gate_follows_the_scheduler_from_the_environment(project, dask_cl
     assert dask_cluster.scheduler.transition_counter > before
 
 
-def test_an_unreachable_scheduler_is_one_clear_error(wine, monkeypatch):
-    pytest.importorskip("distributed")
-    import socket
-
-    from pipeline import evaluate
-
-    monkeypatch.setattr(evaluate, "_DASK_TIMEOUT_SECONDS", 1)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def test_an_unreachable_scheduler_is_one_clear_error(wine, unreachable_scheduler):
     features, labels = wine
     scorers = build_scorers(["accuracy"], classes=sorted(set(labels)), positive_class=None)
     with pytest.raises(
@@ -129,7 +120,7 @@ def test_an_unreachable_scheduler_is_one_clear_error(wine, monkeypatch):
             scorers=scorers,
             folds=3,
             seed=0,
-            scheduler=f"tcp://127.0.0.1:{port}",
+            scheduler=unreachable_scheduler,
         )
 
 
