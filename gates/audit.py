@@ -282,7 +282,7 @@ class AuditGate(Gate):
             return {"source": "online"}
         return {
             "source": str(source.path.resolve()),
-            "snapshot": tree_digest(source.path, ["."]),
+            "snapshot": tree_digest(source.path, ["."], context.file_sha256),
             "today": datetime.now(UTC).date().isoformat(),
         }
 

@@ -8,9 +8,13 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipeline.config import LoadedPolicy
+from pipeline.fsio import sha256_file
+
+if TYPE_CHECKING:
+    from gates.cache import DigestMemo
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -186,6 +190,9 @@ class RunContext:
     policy: LoadedPolicy
     run_id: str
     reports_dir: Path
+    # Digests remembered by stat, for cache-key material only (``gates.cache.DigestMemo``);
+    # None when the run keeps no cache.
+    digests: DigestMemo | None = field(default=None, compare=False, repr=False)
 
     @property
     def root(self) -> Path:
@@ -196,6 +203,15 @@ class RunContext:
     def artifacts_dir(self) -> Path:
         """Where the model and its manifest are written."""
         return self.policy.resolve(self.policy.policy.run.artifacts_dir)
+
+    def file_sha256(self, path: str | Path) -> str:
+        """SHA-256 of a file for a cache key (``Gate.cache_key``): remembered by stat if it can be.
+
+        Not for what a gate judges or records: that is read fresh, with ``sha256_file``.
+        """
+        if self.digests is not None:
+            return self.digests.sha256(path)
+        return sha256_file(Path(path))
 
     def report_path(self, gate: str) -> Path:
         """``reports/<gate>.json``."""

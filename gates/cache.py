@@ -15,6 +15,12 @@ over everything the outcome can depend on:
   of every artifact those reports list (a new model invalidates cv);
 - whatever the gate adds through ``Gate.cache_key(context)``.
 
+File digests for the key (the source digest, the scanners' scopes, an advisory snapshot) go
+through a ``DigestMemo``: like DVC's state database it remembers each file's SHA-256 by its
+device, inode, size, mtime and ctime, so an unchanged file is not read again; the memo file is
+sealed like an entry. The run's input digests (policy, data, lock) trust only what this process
+hashed itself: they are the record of the run, not just a key.
+
 Before reuse the entry's seal (SHA-256, or HMAC-SHA256 when ``GATES_CACHE_HMAC_KEY`` is set)
 is checked, every output is re-hashed (and restored from the object store when it is gone),
 and a gate that declared extra key material is asked for it again. Anything that does not
@@ -31,13 +37,15 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from gates import CODE_PACKAGES
 from gates.base import Finding, GateResult, Outcome, RunContext, Status
 from gates.registry import GateSpec, checked_before
 from pipeline.fsio import atomic_write_bytes, atomic_write_json, sha256_file
@@ -49,6 +57,11 @@ CACHE_DIR_ENV = "GATES_CACHE_DIR"
 HMAC_KEY_ENV = "GATES_CACHE_HMAC_KEY"
 # Metrics key under which a report records its cache key and where it was reused from.
 METRICS_KEY = "cache"
+MEMO_FILE = "digests.memo"
+MEMO_FORMAT = 1
+# A file changed this recently may change again within the same timestamp tick unseen (the
+# "racy git" problem): its digest is used but not remembered.
+_SETTLED_NS = 2_000_000_000
 
 _SOURCE_SUFFIXES = frozenset({".py", ".pyi", ".toml", ".cfg", ".ini", ".lock", ".yml", ".yaml"})
 _SOURCE_NAMES = frozenset({"Jenkinsfile", ".bandit", "requirements.txt"})
@@ -66,7 +79,6 @@ _SKIP_DIRS = frozenset(
         "venv",
     }
 )
-_PACKAGES = (Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent / "pipeline")
 
 
 def disabled_by_env() -> bool:
@@ -76,16 +88,112 @@ def disabled_by_env() -> bool:
 
 def cache_dir(context: RunContext) -> Path:
     """``GATES_CACHE_DIR`` when set (CI keeps it between runs), else ``<project>/.cache/gates``."""
+    return cache_dir_of(context.root)
+
+
+def cache_dir_of(root: Path) -> Path:
+    """``cache_dir`` for the project at ``root``."""
     configured = os.environ.get(CACHE_DIR_ENV, "").strip()
-    return Path(configured) if configured else context.root / ".cache" / "gates"
+    return Path(configured) if configured else root / ".cache" / "gates"
 
 
-def _digest_files(paths: list[tuple[str, Path]]) -> str:
+def _digest_files(
+    paths: list[tuple[str, Path]], file_sha256: Callable[[Path], str] = sha256_file
+) -> str:
     digest = hashlib.sha256()
     for label, path in sorted(paths):
         digest.update(label.encode("utf-8") + b"\0")
-        digest.update(sha256_file(path).encode("ascii") + b"\n")
+        digest.update(file_sha256(path).encode("ascii") + b"\n")
     return digest.hexdigest()
+
+
+_Stat = tuple[int, int, int, int, int]
+
+
+def _stat_of(st: os.stat_result) -> _Stat:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class DigestMemo:
+    """SHA-256 of files, remembered by stat so that an unchanged file is not read again.
+
+    A file is known by its device, inode, size, mtime and ctime. mtime alone can be set back
+    by anyone who can write the file (``touch -d``); ctime cannot, as every write or metadata
+    change sets it to the current time. A digest is remembered only when the file's stat was
+    the same before and after reading it and its last change is older than ``_SETTLED_NS``.
+
+    ``store`` (``<cache dir>/digests.memo``, JSON) keeps the memo between processes; it is sealed as
+    cache entries are (HMAC with ``GATES_CACHE_HMAC_KEY``), and one that does not check out is
+    ignored whole. ``sha256(path, stored=False)`` trusts only what this process hashed.
+    """
+
+    settle_ns: int = _SETTLED_NS
+
+    def __init__(self, store: Path | None = None) -> None:
+        self.store = store
+        self._stored: dict[str, tuple[_Stat, str]] = _load_memo(store) if store is not None else {}
+        self._fresh: dict[str, tuple[_Stat, str]] = {}
+
+    def sha256(self, path: str | Path, *, stored: bool = True) -> str:
+        """The file's SHA-256: remembered when its stat is unchanged, else read and hashed."""
+        name = path if isinstance(path, str) and os.path.isabs(path) else os.path.abspath(path)
+        before = _stat_of(os.stat(name))
+        for known in (self._fresh, self._stored) if stored else (self._fresh,):
+            entry = known.get(name)
+            if entry is not None and entry[0] == before:
+                return entry[1]
+        started = time.time_ns()
+        digest = sha256_file(Path(name))
+        after = _stat_of(os.stat(name))
+        if after == before and max(after[3], after[4]) < started - self.settle_ns:
+            self._fresh[name] = (after, digest)
+        return digest
+
+    @property
+    def dirty(self) -> bool:
+        """Whether this process learned a digest the store does not hold."""
+        return any(self._stored.get(name) != entry for name, entry in self._fresh.items())
+
+    def save(self) -> None:
+        """Write the store (atomically) when something new was learned; forget deleted files."""
+        if self.store is None or not self.dirty:
+            return
+        merged = {**self._stored, **self._fresh}
+        entries = {
+            name: [*stat, digest]
+            for name, (stat, digest) in sorted(merged.items())
+            if os.path.lexists(name)
+        }
+        body = {"format": MEMO_FORMAT, "entries": entries}
+        atomic_write_json(self.store, {"body": body, "seal": _seal(body)})
+        self._stored = {name: merged[name] for name in entries}
+
+
+def _load_memo(store: Path) -> dict[str, tuple[_Stat, str]]:
+    try:
+        document = json.loads(store.read_text(encoding="utf-8"))
+        body, seal = document["body"], document["seal"]
+        if not isinstance(body, dict) or body.get("format") != MEMO_FORMAT:
+            return {}
+        if not _seal_ok(body, seal):
+            return {}
+        return {
+            str(name): ((int(a), int(b), int(c), int(d), int(e)), str(digest))
+            for name, (a, b, c, d, e, digest) in body["entries"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+_memos: dict[Path, DigestMemo] = {}
+
+
+def digest_memo(folder: Path) -> DigestMemo:
+    """The memo kept in ``folder``, loaded once per process (the warm worker keeps it)."""
+    store = folder / MEMO_FILE
+    if store not in _memos:
+        _memos[store] = DigestMemo(store)
+    return _memos[store]
 
 
 def package_digest(*, cached: bool = True) -> str:
@@ -101,7 +209,7 @@ def package_digest(*, cached: bool = True) -> str:
 def _package_digest() -> str:
     files = [
         (f"{package.name}/{path.relative_to(package).as_posix()}", path)
-        for package in _PACKAGES
+        for package in CODE_PACKAGES
         for path in package.rglob("*.py")
         if "__pycache__" not in path.parts
     ]
@@ -134,7 +242,7 @@ def source_digest(context: RunContext) -> str:
     )
     skip = {context.reports_dir.resolve(), context.artifacts_dir.resolve()}
     skip.update(path.resolve() for path in outputs)
-    project = _digest_files(list(_project_sources(context.root, skip)))
+    project = _digest_files(list(_project_sources(context.root, skip)), context.file_sha256)
     return hashlib.sha256(f"{_package_digest()}:{project}".encode()).hexdigest()
 
 

@@ -22,7 +22,7 @@ from gates.data_integrity import quarantined_rows
 from gates.release import registry_for, trusted_key
 from pipeline.champion import POINTER_FILE, RegistryError
 from pipeline.config import Tolerance
-from pipeline.fsio import atomic_write_text, sha256_file
+from pipeline.fsio import atomic_write_text
 from pipeline.persist import MODEL_FILE, load_attested, load_verified
 from pipeline.signing import SigningError
 
@@ -42,7 +42,7 @@ class CvGate(Gate):
     def cache_key(self, context: RunContext) -> dict[str, str]:
         """The champion this run is compared with: a new champion invalidates a cached outcome."""
         pointer = context.policy.resolve(context.policy.policy.release.registry_dir) / POINTER_FILE
-        return {"champion": sha256_file(pointer) if pointer.is_file() else "none"}
+        return {"champion": context.file_sha256(pointer) if pointer.is_file() else "none"}
 
     def run(self, context: RunContext) -> Outcome:
         """Score, compare with every threshold, report each miss with its policy key."""

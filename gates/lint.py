@@ -95,7 +95,7 @@ class LintGate(Gate):
         """Digest of every file under ``[lint].paths`` and of ruff's configuration files."""
         root = context.root
         scope = [*context.policy.policy.lint.paths, *_RUFF_CONFIGS]
-        return {"scope": tree_digest(root, scope)}
+        return {"scope": tree_digest(root, scope, context.file_sha256)}
 
     def run(self, context: RunContext) -> Outcome:
         """Run both ruff commands, parse their JSON, add blanket-noqa findings."""

@@ -25,7 +25,15 @@ from gates.base import (
     Status,
 )
 from gates.cache import METRICS_KEY as CACHE_METRICS_KEY
-from gates.cache import CacheKey, GateCache, OutputSnapshot, compute_key
+from gates.cache import (
+    CacheKey,
+    DigestMemo,
+    GateCache,
+    OutputSnapshot,
+    cache_dir_of,
+    compute_key,
+    digest_memo,
+)
 from gates.registry import GATES, NAMES, GateSpec, checked_before
 from pipeline.config import LoadedPolicy
 from pipeline.errors import PipelineError
@@ -57,11 +65,14 @@ class RunSummary:
         return 0
 
 
-def input_digests(policy: LoadedPolicy) -> dict[str, str]:
+def input_digests(policy: LoadedPolicy, memo: DigestMemo | None = None) -> dict[str, str]:
     """SHA-256 of every file a run's verdict depends on, keyed by path relative to the project.
 
     A file that is absent is recorded as ``absent`` so that its later appearance (or loss)
-    still counts as a change.
+    still counts as a change. With a ``memo``, a file this process already hashed and that is
+    unchanged since (by stat) is not read again: the nine gate sessions of one warm worker read
+    a large data file once, not nine times. Digests remembered by another process are not
+    used here: these digests are the run's record, not only a cache key.
     """
     paths = [policy.path, *_data_paths(policy)]
     lock = policy.base_dir / "requirements.lock"
@@ -70,7 +81,10 @@ def input_digests(policy: LoadedPolicy) -> dict[str, str]:
     digests = {}
     for path in paths:
         key = _relative(path, policy.base_dir)
-        digests[key] = sha256_file(path) if path.is_file() else "absent"
+        if not path.is_file():
+            digests[key] = "absent"
+        else:
+            digests[key] = memo.sha256(path, stored=False) if memo else sha256_file(path)
     return digests
 
 
@@ -337,7 +351,14 @@ def run_chain(
     starts_chain = chosen[0].name == NAMES[0]
     run_id = resolve_run_id(reports_dir, starts_chain=starts_chain)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    inputs = input_digests(policy)
+    caching = use_cache and policy.policy.run.cache
+    # A forced refresh (read_cache=False) trusts no digest remembered by an earlier process.
+    memo = (
+        (digest_memo(cache_dir_of(policy.base_dir)) if read_cache else DigestMemo())
+        if caching
+        else None
+    )
+    inputs = input_digests(policy, memo)
     if starts_chain:
         atomic_write_json(
             reports_dir / RUN_FILE,
@@ -347,8 +368,8 @@ def run_chain(
                 "inputs": inputs,
             },
         )
-    context = RunContext(policy=policy, run_id=run_id, reports_dir=reports_dir)
-    cache = GateCache(context, read=read_cache) if use_cache and policy.policy.run.cache else None
+    context = RunContext(policy=policy, run_id=run_id, reports_dir=reports_dir, digests=memo)
+    cache = GateCache(context, read=read_cache) if caching else None
     forced = GateCache(context, read=False) if cache is not None else None
     first_forced = NAMES.index(rerun_from) if rerun_from else len(NAMES)
     if display is None:
@@ -368,7 +389,17 @@ def run_chain(
                 on_result(result)
     finally:
         display.close()
+        if memo is not None:
+            _save_memo(memo)
     return RunSummary(run_id=run_id, results=tuple(results))
+
+
+def _save_memo(memo: DigestMemo) -> None:
+    try:
+        memo.save()
+    except (OSError, ValueError, TypeError) as err:
+        # Only speed is lost: the next run hashes those files again.
+        sys.stderr.write(f"warning: gate cache: could not save the digest memo: {err}\n")
 
 
 _MARKS = {

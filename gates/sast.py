@@ -105,7 +105,7 @@ class SastGate(Gate):
         scope: list[str | Path] = [*sast.paths, *sast.loaders, *_BANDIT_CONFIGS]
         if sast.baseline is not None:
             scope.append(context.policy.resolve(sast.baseline))
-        return {"scope": tree_digest(context.root, scope)}
+        return {"scope": tree_digest(context.root, scope, context.file_sha256)}
 
     def run(self, context: RunContext) -> Outcome:
         """Run bandit, guard its fail-open edges, apply the baseline, run the AST check."""

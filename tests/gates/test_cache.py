@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -180,7 +181,8 @@ def test_a_hmac_key_rejects_entries_sealed_without_it(project, monkeypatch):
     run(project)
     monkeypatch.setenv(gate_cache.HMAC_KEY_ENV, "ci-secret")
     assert not any(reused(run(project)).values())
-    assert all(reused(run(project))[name] for name in CACHED)
+    second = reused(run(project))
+    assert all(second[name] for name in CACHED), second
     monkeypatch.setenv(gate_cache.HMAC_KEY_ENV, "another-secret")
     assert not any(reused(run(project)).values())
 
@@ -230,7 +232,8 @@ def test_read_cache_false_runs_everything_and_refreshes(project):
     run(project)
     summary = run(project, read_cache=False)
     assert not any(reused(summary).values())
-    assert all(reused(run(project))[name] for name in CACHED)
+    second = reused(run(project))
+    assert all(second[name] for name in CACHED), second
 
 
 def test_policy_cache_false_neither_reads_nor_writes(project):
@@ -340,6 +343,33 @@ def test_any_file_in_a_scanner_scope_changes_its_key_whatever_its_suffix(project
     assert not hits["lint"]
 
 
+def test_the_digest_memo_skips_unchanged_files_but_sees_an_edit_with_its_mtime_put_back(
+    project, monkeypatch
+):
+    # Remember files written a moment ago (the project was just copied), and start each run
+    # with the memo as a new process would load it from the cache folder.
+    monkeypatch.setattr(gate_cache.DigestMemo, "settle_ns", -(10**12))
+    monkeypatch.setattr(gate_cache, "_memos", {})
+    notes = project.root / "tests" / "notes.txt"  # in ruff's scope; ruff reads no .txt
+    notes.write_text("one\n", encoding="utf-8")
+    run(project)
+    store = project.root / ".cache" / "gates" / gate_cache.MEMO_FILE
+    remembered = json.loads(store.read_text(encoding="utf-8"))["body"]["entries"]
+    assert str(notes.resolve()) in remembered
+    monkeypatch.setattr(gate_cache, "_memos", {})
+    second = reused(run(project))
+    assert all(second[name] for name in CACHED), second
+    # Same size, mtime set back (``touch -r``): a memo keyed on size and mtime alone would
+    # reuse ruff's old outcome. ctime moved, so the file is read again and lint re-runs.
+    before = notes.stat()
+    notes.write_text("two\n", encoding="utf-8")
+    os.utime(notes, ns=(before.st_atime_ns, before.st_mtime_ns))
+    monkeypatch.setattr(gate_cache, "_memos", {})
+    hits = reused(run(project))
+    assert not hits["lint"]
+    assert hits["sast"]  # tests/ is not in bandit's scope
+
+
 def test_a_new_bandit_baseline_reruns_sast(project):
     run(project)
     project.edit_policy(**{"sast.baseline": "bandit-baseline.json"})
@@ -421,7 +451,8 @@ def test_rerun_from_runs_that_gate_and_later_ones_but_reuses_earlier(project):
     assert all(hits[name] for name in SUPPLY_CHAIN)
     assert not any(hits[name] for name in ("data", "train", "cv"))
     # The fresh outcomes refresh the cache: the next plain run reuses them.
-    assert all(reused(run(project))[name] for name in CACHED)
+    second = reused(run(project))
+    assert all(second[name] for name in CACHED), second
 
 
 def test_rerun_from_an_unknown_gate_is_a_usage_error(project, gates_cli):

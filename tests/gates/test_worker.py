@@ -183,3 +183,26 @@ def test_an_edit_to_the_code_or_the_packages_restarts_the_real_worker_transparen
         assert client.pid not in (first, second)
     finally:
         client.close()
+
+
+def test_the_worker_skips_interpreter_teardown_but_runs_atexit_and_flushes(tmp_path):
+    import subprocess
+
+    marker = tmp_path / "atexit-ran"
+    script = (
+        "import atexit, sys\n"
+        "from gates.worker import _exit_now\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').close())\n"
+        "sys.stdout.write('buffered, not yet flushed')\n"
+        "_exit_now(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": ""},
+        check=False,
+    )
+    assert done.returncode == 3
+    assert done.stdout == "buffered, not yet flushed"
+    assert marker.is_file()  # coverage's data and logging are written by such handlers
