@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -163,6 +164,7 @@ def test_an_edit_to_the_code_or_the_packages_restarts_the_real_worker_transparen
             REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
         )
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the copy's bytecode stays in the copy
     # cwd is the copy too: ``python -m`` puts the working folder first on sys.path.
     client = GateWorker(sys.executable, env=env, cwd=tmp_path)
     try:
@@ -206,3 +208,31 @@ def test_the_worker_skips_interpreter_teardown_but_runs_atexit_and_flushes(tmp_p
     assert done.returncode == 3
     assert done.stdout == "buffered, not yet flushed"
     assert marker.is_file()  # coverage's data and logging are written by such handlers
+
+
+def test_without_python_bytecode_the_worker_keeps_ours_in_the_environment_not_the_tree(tmp_path):
+    import shutil
+
+    for package in ("gates", "pipeline"):
+        shutil.copytree(
+            REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    prefix = Path(sys.prefix) / "pycache"
+    kept = (
+        prefix / str(tmp_path).lstrip(os.sep) / "gates" / f"_cli.{sys.implementation.cache_tag}.pyc"
+    )
+    client = GateWorker(sys.executable, env=env, cwd=tmp_path)
+    try:
+        assert client.run(["list"]) == 0
+        assert kept.is_file()
+        first = kept.stat().st_mtime_ns
+        client.close()
+        # A second worker reads that bytecode instead of compiling and writing it again.
+        assert client.run(["list"]) == 0
+        assert kept.stat().st_mtime_ns == first
+        # Nothing was written into the source tree.
+        assert not list(tmp_path.rglob("__pycache__"))
+    finally:
+        client.close()
+        shutil.rmtree(prefix / str(tmp_path).lstrip(os.sep), ignore_errors=True)
