@@ -144,11 +144,12 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-def _source_digest() -> str:
-    # Uncached on purpose: this asks whether the code on disk is still the code loaded.
+def _source_digest(*, cached: bool = False) -> str:
+    # Uncached by default: this asks whether the code on disk is still the code loaded. The
+    # first digest is the cache's own (computed once per process), so it is not taken twice.
     from gates.cache import package_digest  # noqa: PLC0415 - the worker's own import
 
-    return package_digest(cached=False)
+    return package_digest(cached=cached)
 
 
 def _source_signature() -> tuple[tuple[str, int, int], ...]:
@@ -187,7 +188,7 @@ class _CodeWatch:
     def __init__(self) -> None:
         self.installed = _installed()
         self.signature = _source_signature()
-        self.digest = _source_digest()
+        self.digest = _source_digest(cached=True)
 
     def unchanged(self) -> bool:
         if _installed() != self.installed:
