@@ -22,11 +22,17 @@ class ReportBundle:
     commit: str
     deltas: tuple[Delta, ...]
     findings: tuple[Finding, ...]
-    history: tuple[dict[str, Any], ...]
+    history: tuple[dict[str, Any], ...]  # the most recent records (up to RECENT_RECORDS)
     head: str
     champion: Champion | None = None
+    history_count: int | None = None  # records in the whole history; None: len(history)
     feedback_status: str = "PASSED"
     metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def records(self) -> int:
+        """How many runs the whole history holds after this one."""
+        return len(self.history) if self.history_count is None else self.history_count
 
     def results(self) -> list[GateResult]:
         """Results of the gates that ran in this run, in registry order."""

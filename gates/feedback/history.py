@@ -8,6 +8,14 @@ the sidecar ``<history>.head`` (count and head hash, rewritten atomically on eve
 against an attacker who rewrites both, by the head hash a signed attestation carries
 (``head_hash``). Appends hold an exclusive ``fcntl`` lock on ``<history>.lock`` so that
 concurrent runs never interleave or fork the chain.
+
+A pipeline run on every commit grows the history without end, and the feedback stage verifies
+it on every run. ``verify(path, resume=True)`` (the stage's) re-verifies only what was appended
+since the last verification: the sidecar ``<history>.verified`` names the byte length, SHA-256,
+record count and head of the prefix that last verified whole, and a prefix whose bytes still
+hash the same is not parsed again. Any other change to those bytes (an edit, a bad merge, a
+flipped bit) fails the digest and the whole chain is checked again. ``python -m gates history
+verify`` always checks every record.
 """
 
 from __future__ import annotations
@@ -72,6 +80,11 @@ def record_hash(record: dict[str, Any]) -> str:
 def head_path(path: Path) -> Path:
     """The sidecar that holds the record count and head hash: ``<history>.head``."""
     return path.with_name(path.name + ".head")
+
+
+def checkpoint_path(path: Path) -> Path:
+    """The sidecar naming the prefix that last verified whole: ``<history>.verified``."""
+    return path.with_name(path.name + ".verified")
 
 
 def lock_path(path: Path) -> Path:
@@ -190,8 +203,8 @@ def append(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def records(path: Path) -> list[dict[str, Any]]:
-    """Every record, oldest first; an absent history is empty. Malformed lines are errors."""
+def records(path: Path, *, last: int | None = None) -> list[dict[str, Any]]:
+    """Every record (or the ``last`` n), oldest first; absent is empty; malformed lines are errors."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -201,11 +214,51 @@ def records(path: Path) -> list[dict[str, Any]]:
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    return [_parse(line, path=path, number=n) for n, line in enumerate(lines, start=1)]
+    first = 0 if last is None else max(0, len(lines) - last)
+    return [
+        _parse(line, path=path, number=n) for n, line in enumerate(lines[first:], start=first + 1)
+    ]
 
 
-def verify(path: Path, *, expect_head: str | None = None) -> Verification:
-    """Check the whole chain, the sidecar, and optionally an expected head hash."""
+@dataclass(frozen=True)
+class _Checkpoint:
+    size: int
+    records: int
+    head: str
+
+
+def _read_checkpoint(path: Path, raw: bytes) -> _Checkpoint | None:
+    """The verified prefix, if its bytes are still the start of ``raw``; else None."""
+    try:
+        document = json.loads(checkpoint_path(path).read_text(encoding="utf-8"))
+        size, digest = int(document["bytes"]), str(document["sha256"])
+        found = _Checkpoint(size=size, records=int(document["records"]), head=str(document["head"]))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    if not 0 < size <= len(raw) or raw[size - 1 : size] != b"\n" or found.records < 1:
+        return None
+    if hashlib.sha256(raw[:size]).hexdigest() != digest:
+        return None
+    return found
+
+
+def _write_checkpoint(path: Path, raw: bytes, *, records: int, head: str) -> None:
+    document = {
+        "bytes": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "records": records,
+        "head": head,
+    }
+    with contextlib.suppress(OSError):  # only speed is lost: the next run verifies it all
+        atomic_write_json(checkpoint_path(path), document)
+
+
+def verify(path: Path, *, expect_head: str | None = None, resume: bool = False) -> Verification:
+    """Check the chain, the sidecar, and optionally an expected head hash.
+
+    ``resume=True`` starts after the prefix ``<history>.verified`` vouches for (its bytes
+    unchanged) and, when everything verifies, moves that checkpoint to the end.
+    """
     problems: list[HistoryProblem] = []
     try:
         raw = path.read_bytes()
@@ -219,11 +272,13 @@ def verify(path: Path, *, expect_head: str | None = None) -> Verification:
         raise _unreadable(path, err) from None
     if raw and not raw.endswith(b"\n"):
         problems.append(HistoryProblem(raw.count(b"\n") + 1, "incomplete last record (truncated)"))
-    lines = raw.split(b"\n")
+    checkpoint = _read_checkpoint(path, raw) if resume else None
+    offset = checkpoint.size if checkpoint is not None else 0
+    lines = raw[offset:].split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    prev, count = GENESIS, 0
-    for number, line in enumerate(lines, start=1):
+    prev, count = (checkpoint.head, checkpoint.records) if checkpoint else (GENESIS, 0)
+    for number, line in enumerate(lines, start=count + 1):
         try:
             record = _parse(line, path=path, number=number)
         except HistoryError as err:
@@ -258,8 +313,8 @@ def verify(path: Path, *, expect_head: str | None = None) -> Verification:
                 )
             )
         prev = str(record.get("hash", ""))
-    head = prev if lines else GENESIS
-    problems.extend(_check_sidecar(path, count=count, head=head, empty=not lines))
+    head = prev if count else GENESIS
+    problems.extend(_check_sidecar(path, count=count, head=head, empty=not count))
     if expect_head is not None and expect_head != head:
         problems.append(
             HistoryProblem(
@@ -268,6 +323,8 @@ def verify(path: Path, *, expect_head: str | None = None) -> Verification:
                 "(records were removed or rewritten after the attestation)",
             )
         )
+    if resume and not problems and count and (checkpoint is None or checkpoint.size < len(raw)):
+        _write_checkpoint(path, raw, records=count, head=head)
     return Verification(path=path, records=count, head=head, problems=tuple(problems))
 
 

@@ -338,7 +338,7 @@ def render(bundle: ReportBundle, *, classes: list[str], positive: str) -> str:
 <style>{_CSS}</style></head><body>
 <h1 id="verdict">Pipeline run <code>{escape(view.run_id)}</code>: {_badge(view.verdict)}</h1>
 <p class="muted">commit <code>{escape(bundle.commit)}</code> · history head
-<code>{escape(bundle.head)}</code> · {len(bundle.history)} runs recorded
+<code>{escape(bundle.head)}</code> · {bundle.records} runs recorded
 {"· champion " + escape(bundle.champion.source) if bundle.champion else "· no champion yet"}</p>
 <h2>Gates</h2>
 <table id="gates"><tr><th>gate</th><th>verdict</th><th>time</th><th>summary</th></tr>{"".join(rows)}</table>

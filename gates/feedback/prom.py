@@ -95,7 +95,7 @@ def build(bundle: ReportBundle, *, timestamp: float) -> Exposition:
             score.labels(metric, stat).set(value)
     Gauge(
         "gates_history_records", "Records in the run history after this run.", registry=registry
-    ).set(len(bundle.history))
+    ).set(bundle.records)
     return Exposition(
         registry=registry,
         text=generate_latest(registry).decode("utf-8"),

@@ -27,6 +27,9 @@ HTML_FILE = "report.html"
 JUNIT_FILE = "junit.xml"
 SARIF_FILE = sarif.MERGED
 CODE_QUALITY_FILE = "gl-code-quality.json"
+# Records read for trends and reports: the longest trend window the policy allows, and far more
+# than the report's plot shows. The history itself is verified whole (incrementally).
+RECENT_RECORDS = 1000
 
 
 class FeedbackGate(Gate):
@@ -42,15 +45,17 @@ class FeedbackGate(Gate):
         view = collect(context, upto=self.name)
         history_path = policy.resolve(settings.history)
         findings: list[Finding] = []
-        check = history.verify(history_path)
-        past = history.records(history_path) if check else []
+        check = history.verify(history_path, resume=True)
+        past = history.records(history_path, last=RECENT_RECORDS) if check else []
         commit, dirty = git_commit(context.root)
         metrics = key_metrics(view)
         cv = view.result("cv")
         champion = champion_from_cv(cv.metrics) if cv is not None else None
         if champion is None:
             champion, champion_findings = read_champion(
-                policy.resolve(settings.champion), history=past
+                policy.resolve(settings.champion),
+                # A champion named by run id may be older than the recent records.
+                history=lambda: history.records(history_path) if check else [],
             )
             findings.extend(champion_findings)
         previous = [r for r in past if r.get("run_id") != view.run_id]
@@ -76,15 +81,15 @@ class FeedbackGate(Gate):
                     policy_key="[feedback].history",
                 )
             )
-            head = check.head
-            recorded = past
+            head, recorded, count = check.head, past, check.records
         elif any(r.get("run_id") == view.run_id for r in past):
             # The stage ran twice for one run (e.g. nox after a full `run`): record it once.
-            head, recorded = check.head, past
+            head, recorded, count = check.head, past, check.records
         else:
             record = build_record(view, context, commit=commit, dirty=dirty)
             written = history.append(history_path, record)
-            head, recorded = str(written["hash"]), [*past, written]
+            head, recorded = str(written["hash"]), [*past, written][-RECENT_RECORDS:]
+            count = check.records + 1
         bundle = ReportBundle(
             view=view,
             root=context.root,
@@ -94,6 +99,7 @@ class FeedbackGate(Gate):
             deltas=tuple(deltas),
             findings=tuple(findings),
             history=tuple(recorded),
+            history_count=count,
             head=head,
             champion=champion,
             metrics=metrics,
@@ -118,8 +124,8 @@ class FeedbackGate(Gate):
         outcome_metrics: dict[str, Any] = {
             "verdict": view.verdict,
             "history_head": head,
-            "history_records": len(recorded),
-            "recorded": bool(check) and len(recorded) > len(past),
+            "history_records": count,
+            "recorded": bool(check) and count > check.records,
             "trend_findings": len(trend_findings),
             "pushed": pushed,
             "mlflow_run_id": mlflow_run,
@@ -129,7 +135,7 @@ class FeedbackGate(Gate):
             findings,
             passed=(
                 f"run {view.run_id} ({view.verdict}) recorded; history head {head[:12]}..., "
-                f"{len(recorded)} runs; {len(findings)} trend/feedback warning(s)"
+                f"{count} runs; {len(findings)} trend/feedback warning(s)"
             ),
             failed="{n} feedback problem(s): {first}",
             metrics=outcome_metrics,

@@ -9,6 +9,7 @@ record exists but cannot be read.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,13 +66,16 @@ def _flatten(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def read_champion(
-    path: Path, *, history: list[dict[str, Any]]
+    path: Path,
+    *,
+    history: Sequence[dict[str, Any]] | Callable[[], Sequence[dict[str, Any]]],
 ) -> tuple[Champion | None, list[Finding]]:
     """The champion's metrics from ``path`` (absent: none, unreadable: a FB110 warning).
 
     Accepted shapes: ``{"metrics": {"accuracy": {"mean": ..}}}`` (the cv report's), flat
     ``{"metrics": {"cv.accuracy.mean": ..}}``, or ``{"run_id": ..}`` / the registry pointer's
-    ``{"version": "<run id>-<sha12>"}`` found in the history.
+    ``{"version": "<run id>-<sha12>"}`` found in the history (a callable is only called,
+    and the history only read, when the file names a run without its metrics).
     """
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -92,7 +96,8 @@ def read_champion(
         metrics = _flatten(raw.get("cv", raw) if isinstance(raw.get("cv"), dict) else raw)
         if metrics:
             return Champion(source=str(path), metrics=metrics, run_id=run_id), []
-    for record in reversed(history):
+    records = history() if callable(history) else history
+    for record in reversed(records):
         if run_id is not None and record.get("run_id") == run_id:
             metrics = record.get("metrics")
             if isinstance(metrics, dict):

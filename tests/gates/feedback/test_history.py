@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import subprocess
@@ -150,3 +151,80 @@ def test_two_processes_appending_at_once_keep_one_intact_chain(tmp_path):
     assert sorted(ids) == sorted([f"a-{i}" for i in range(n)] + [f"b-{i}" for i in range(n)])
     # Interleaving proves both ran at once (not strictly required, but each keeps its order).
     assert [i for i in ids if i.startswith("a")] == [f"a-{i}" for i in range(n)]
+
+
+def test_resumed_verification_checks_appended_records_and_moves_the_checkpoint(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    written = _fill(path, 3)
+    assert not history.checkpoint_path(path).exists()
+    first = history.verify(path, resume=True)
+    assert first
+    assert first.records == 3
+    assert first.head == written[-1]["hash"]
+    mark = json.loads(history.checkpoint_path(path).read_text())
+    assert mark["bytes"] == path.stat().st_size
+    assert mark["records"] == 3
+    more = [history.append(path, {"run_id": f"later-{i}"}) for i in range(2)]
+    again = history.verify(path, resume=True)
+    assert again
+    assert again.records == 5
+    assert again.head == more[-1]["hash"]
+    assert json.loads(history.checkpoint_path(path).read_text())["records"] == 5
+    # A bad record appended after the checkpoint is found, with its line number.
+    with path.open("ab") as handle:
+        handle.write(b'{"seq": 5, "prev": "x", "hash": "y"}\n')
+    broken = history.verify(path, resume=True)
+    assert not broken
+    assert any(p.line == 6 for p in broken.problems)
+    assert json.loads(history.checkpoint_path(path).read_text())["records"] == 5
+
+
+def test_an_edit_inside_the_verified_prefix_is_still_caught_when_resuming(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    _fill(path, 4)
+    assert history.verify(path, resume=True)
+    # Same length, one byte of an old record changed: the prefix no longer hashes the same,
+    # so the whole chain is checked again.
+    path.write_bytes(path.read_bytes().replace(b'"m":0.1', b'"m":0.7'))
+    result = history.verify(path, resume=True)
+    assert not result
+    assert any(p.line == 2 and "edited" in p.message for p in result.problems)
+
+
+def test_truncation_below_the_checkpoint_is_caught_when_resuming(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    _fill(path, 4)
+    assert history.verify(path, resume=True)
+    path.write_bytes(b"".join(_lines(path)[:2]))
+    result = history.verify(path, resume=True)
+    assert not result
+    assert any("truncated" in p.message for p in result.problems)
+
+
+def test_the_cli_verification_ignores_the_checkpoint_and_reads_every_record(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    _fill(path, 3)
+    assert history.verify(path, resume=True)
+    # A checkpoint rewritten to vouch for an edited prefix (anyone who can write the folder
+    # can do this, as they could re-hash the whole chain): the full check still reads every
+    # record, and the signed head hash is what anchors the history against such a rewrite.
+    path.write_bytes(path.read_bytes().replace(b'"m":0.1', b'"m":0.7'))
+    raw = path.read_bytes()
+    mark = json.loads(history.checkpoint_path(path).read_text())
+    mark["sha256"] = hashlib.sha256(raw).hexdigest()
+    history.checkpoint_path(path).write_text(json.dumps(mark))
+    assert history.verify(path, resume=True)  # what the checkpoint vouches for is not re-read
+    full = history.verify(path)
+    assert not full
+    assert any(p.line == 2 for p in full.problems)
+
+
+def test_records_last_n_reads_only_the_newest_with_their_line_numbers(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    _fill(path, 5)
+    assert [r["run_id"] for r in history.records(path, last=2)] == ["run-3", "run-4"]
+    assert len(history.records(path, last=50)) == 5
+    with path.open("ab") as handle:
+        handle.write(b"not json\n")
+    with pytest.raises(history.HistoryError, match=r":6: not a JSON record"):
+        history.records(path, last=1)
