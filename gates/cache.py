@@ -122,16 +122,23 @@ class DigestMemo:
     change sets it to the current time. A digest is remembered only when the file's stat was
     the same before and after reading it and its last change is older than ``_SETTLED_NS``.
 
-    ``store`` (``<cache dir>/digests.memo``, JSON) keeps the memo between processes; it is sealed as
-    cache entries are (HMAC with ``GATES_CACHE_HMAC_KEY``), and one that does not check out is
-    ignored whole. ``sha256(path, stored=False)`` trusts only what this process hashed.
+    ``store`` (``<cache dir>/digests.memo``, JSON) keeps the memo between processes, sealed as
+    cache entries are; one that does not check out is ignored whole. ``sha256(path,
+    stored=False)`` trusts only what this process hashed.
+
+    Stat cannot see every change: writes through a shared ``mmap`` leave mtime and ctime alone
+    until the page is written back, and network or FUSE file systems may serve cached
+    attributes (git's index and DVC's state share these limits). Where that matters, the cache
+    is already meant to be authenticated: with ``GATES_CACHE_HMAC_KEY`` set, no digest is
+    taken from the store (those of this process still are), and ``--no-cache`` reads every
+    file.
     """
 
     settle_ns: int = _SETTLED_NS
 
     def __init__(self, store: Path | None = None) -> None:
-        self.store = store
-        self._stored: dict[str, tuple[_Stat, str]] = _load_memo(store) if store is not None else {}
+        self.store = None if os.environ.get(HMAC_KEY_ENV, "") else store
+        self._stored = _load_memo(self.store) if self.store is not None else {}
         self._fresh: dict[str, tuple[_Stat, str]] = {}
 
     def sha256(self, path: str | Path, *, stored: bool = True) -> str:

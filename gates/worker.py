@@ -22,9 +22,10 @@ Two costs a warm worker would otherwise pay on every nox run, measured on 2 core
 
 - Where ``PYTHONDONTWRITEBYTECODE`` is set (CI images and some developer machines set it),
   Python compiled the two packages from source at every start (about 0.05 s). The worker
-  keeps their bytecode with Python's own machinery, as ``PYTHONPYCACHEPREFIX`` would, but for
-  these two packages only and in the environment (``<env>/pycache/``), never in the source
-  tree; site-packages keep their own bytecode as installed.
+  keeps their bytecode where ``PYTHONPYCACHEPREFIX`` would, but for these two packages only
+  and in the environment (``<env>/pycache/``), never in the source tree, as checked-hash
+  ``.pyc`` files (PEP 552) that are used only while they match the source's bytes;
+  site-packages keep their own bytecode as installed.
 - Tearing down an interpreter that has pandas and scikit-learn loaded takes about 0.1 s, and
   nox waits for it: once the client has closed the channel, the worker runs its ``atexit``
   handlers (coverage's data, logging), flushes its output and leaves with ``os._exit``.
@@ -43,11 +44,13 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import py_compile
 import socket
 import subprocess  # nosec B404 # starts the shared environment's python with a fixed argv
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any, BinaryIO
@@ -73,33 +76,72 @@ _OWN_PACKAGES = frozenset(package.name for package in CODE_PACKAGES)
 _PYCACHE_DIR = "pycache"
 
 
-@contextlib.contextmanager
-def _bytecode_under(prefix: str) -> Iterator[None]:
-    """Python's bytecode cache under ``prefix`` and writable, for the duration of the block."""
-    saved = sys.pycache_prefix, sys.dont_write_bytecode
-    sys.pycache_prefix, sys.dont_write_bytecode = prefix, False
-    try:
-        yield
-    finally:
-        sys.pycache_prefix, sys.dont_write_bytecode = saved
+# PEP 552 flags of a checked-hash .pyc: hash-based, and the source is checked on every load.
+_PYC_CHECKED_HASH = 0b11
 
 
-class _PrefixedBytecodeLoader(importlib.machinery.SourceFileLoader):
-    """Python's source loader, with its bytecode cache under ``prefix`` (``sys.pycache_prefix``).
+class _FromBytes(importlib.machinery.SourcelessFileLoader):
+    """Python's sourceless loader, given the ``.pyc`` bytes already read and validated."""
 
-    Python reads, validates (source mtime and size) and writes the ``.pyc`` itself; only the
-    location and the permission to write are set, for the duration of this module's load.
+    def __init__(self, fullname: str, path: str, data: bytes) -> None:
+        super().__init__(fullname, path)
+        self._data = data
+
+    def get_data(self, path: str) -> bytes:
+        return self._data
+
+
+class _OwnBytecodeLoader(importlib.machinery.SourceFileLoader):
+    """The source loader of our packages, with checked-hash bytecode kept at ``cached``.
+
+    The ``.pyc`` is PEP 552's checked-hash kind: it is used only while the hash it records is
+    the hash of the source's bytes now, so an edit that keeps the size and the second of the
+    mtime (which a timestamp ``.pyc`` would not notice) is compiled again. ``py_compile``
+    writes it atomically; Python's own sourceless loader unmarshals the bytes checked here.
+    Bytecode that another user could have written (file or folder writable by group or
+    others, or owned by someone else) is never loaded.
     """
 
-    prefix: str = ""
+    cached: str = ""
 
     def get_code(self, fullname: str) -> CodeType | None:
-        with _bytecode_under(self.prefix):
+        source = self.get_data(self.path)
+        data = self._checked_bytecode(source)
+        if data is None:
+            with contextlib.suppress(py_compile.PyCompileError, OSError, ValueError):
+                os.makedirs(os.path.dirname(self.cached), mode=0o755, exist_ok=True)
+                py_compile.compile(
+                    self.path,
+                    cfile=self.cached,
+                    doraise=True,
+                    invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+                )
+                os.chmod(self.cached, 0o644)
+                data = self._checked_bytecode(source)
+        if data is None:  # unwritable, a syntax error, or the source moved meanwhile
             return super().get_code(fullname)
+        return _FromBytes(fullname, self.cached, data).get_code(fullname)
+
+    def _checked_bytecode(self, source: bytes) -> bytes | None:
+        try:
+            stats = (os.stat(self.cached), os.stat(os.path.dirname(self.cached)))
+            if any(st.st_uid != os.getuid() or st.st_mode & 0o022 for st in stats):
+                return None
+            with open(self.cached, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            return None
+        if (
+            data[:4] == importlib.util.MAGIC_NUMBER
+            and int.from_bytes(data[4:8], "little") == _PYC_CHECKED_HASH
+            and data[8:16] == importlib.util.source_hash(source)
+        ):
+            return data
+        return None
 
 
 class _OwnBytecode(importlib.abc.MetaPathFinder):
-    """Finds the project's packages as usual, then loads them with ``_PrefixedBytecodeLoader``."""
+    """Finds the project's packages as usual, then loads them with ``_OwnBytecodeLoader``."""
 
     def __init__(self, prefix: Path) -> None:
         self.prefix = str(prefix)
@@ -112,11 +154,18 @@ class _OwnBytecode(importlib.abc.MetaPathFinder):
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader:
             return spec
-        loader = _PrefixedBytecodeLoader(fullname, spec.loader.path)
-        loader.prefix = self.prefix
+        source = os.path.abspath(spec.loader.path)
+        folder, name = os.path.split(source)
+        tag = sys.implementation.cache_tag
+        level = f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""
+        # Where PYTHONPYCACHEPREFIX would put it: the source's folder mirrored under the prefix.
+        cached = os.path.join(
+            self.prefix, folder.lstrip(os.sep), f"{name.removesuffix('.py')}.{tag}{level}.pyc"
+        )
+        loader = _OwnBytecodeLoader(fullname, spec.loader.path)
+        loader.cached = cached
         spec.loader = loader
-        with _bytecode_under(self.prefix):
-            spec.cached = importlib.util.cache_from_source(spec.loader.path)
+        spec.cached = cached
         return spec
 
 
@@ -136,11 +185,21 @@ def _keep_own_bytecode() -> None:
 
 
 def _exit_now(code: int) -> None:
-    """Leave without tearing the interpreter down: ``atexit`` handlers run, output is flushed."""
-    atexit._run_exitfuncs()  # what interpreter shutdown would run first
+    """Leave without tearing the interpreter down, after what shutdown would do first.
+
+    In the interpreter's order: wait for non-daemon threads and shut executors down
+    (``threading._shutdown``, which is how concurrent.futures and joblib stop their pools),
+    run the ``atexit`` handlers (coverage's data, logging), flush standard output and error
+    (exit 120 if that fails, as Python does). Only the teardown of modules and objects is
+    skipped.
+    """
+    threading._shutdown()  # type: ignore[attr-defined]  # what Py_Finalize calls first
+    atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
+        try:
             stream.flush()
+        except (OSError, ValueError):
+            code = code or 120
     os._exit(code)
 
 

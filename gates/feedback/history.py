@@ -233,13 +233,21 @@ def _read_checkpoint(path: Path, raw: bytes) -> _Checkpoint | None:
         document = json.loads(checkpoint_path(path).read_text(encoding="utf-8"))
         size, digest = int(document["bytes"]), str(document["sha256"])
         found = _Checkpoint(size=size, records=int(document["records"]), head=str(document["head"]))
+        prefix = raw[:size]
+        if not 0 < size <= len(raw) or prefix[-1:] != b"\n" or found.records < 1:
+            return None
+        # The head it names must be the last verified record's own, at its place in the chain.
+        last = json.loads(prefix[prefix.rfind(b"\n", 0, size - 1) + 1 : size - 1])
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
-    if not 0 < size <= len(raw) or raw[size - 1 : size] != b"\n" or found.records < 1:
-        return None
-    if hashlib.sha256(raw[:size]).hexdigest() != digest:
-        return None
-    return found
+    trusted = (
+        isinstance(last, dict)
+        and last.get("hash") == found.head
+        and last.get("seq") == found.records - 1
+        and prefix.count(b"\n") == found.records
+        and hashlib.sha256(prefix).hexdigest() == digest
+    )
+    return found if trusted else None
 
 
 def _write_checkpoint(path: Path, raw: bytes, *, records: int, head: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -100,7 +101,7 @@ def test_changed_code_on_disk_makes_the_worker_ask_for_a_restart(tmp_path, monke
     signatures = iter([("start",), ("start",), ("touched",), ("edited",)])
     digests = iter(["loaded", "loaded", "edited"])
     monkeypatch.setattr(gate_worker, "_source_signature", lambda: next(signatures))
-    monkeypatch.setattr(gate_worker, "_source_digest", lambda: next(digests))
+    monkeypatch.setattr(gate_worker, "_source_digest", lambda **_: next(digests))
     ran = []
     ours, theirs, thread, outcome = _serve_in_thread(run=lambda argv: ran.append(argv) or 0)
     try:
@@ -210,29 +211,89 @@ def test_the_worker_skips_interpreter_teardown_but_runs_atexit_and_flushes(tmp_p
     assert marker.is_file()  # coverage's data and logging are written by such handlers
 
 
-def test_without_python_bytecode_the_worker_keeps_ours_in_the_environment_not_the_tree(tmp_path):
+def _load_as_the_worker_does(root: Path, module: str) -> list[str]:
+    """Import ``module`` from the copy at ``root`` in a fresh process, as the worker imports."""
+    import subprocess
+
+    script = (
+        "import importlib\n"
+        "from gates import worker\n"
+        "worker._keep_own_bytecode()\n"
+        f"m = importlib.import_module({module!r})\n"
+        "print(type(m.__spec__.loader).__name__, m.__cached__, getattr(m, 'VALUE', None))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.split()
+
+
+@pytest.fixture
+def probed(tmp_path):
+    """A copy of both packages with ``gates/_probe.py``; the bytecode mirror is removed after."""
     import shutil
 
     for package in ("gates", "pipeline"):
         shutil.copytree(
             REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
         )
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
-    prefix = Path(sys.prefix) / "pycache"
-    kept = (
-        prefix / str(tmp_path).lstrip(os.sep) / "gates" / f"_cli.{sys.implementation.cache_tag}.pyc"
+    (tmp_path / "gates" / "_probe.py").write_text("VALUE = 1\n", encoding="utf-8")
+    top = Path(sys.prefix) / "pycache"
+    mirror = top / str(tmp_path).lstrip(os.sep)
+    yield tmp_path, mirror / "gates" / f"_probe.{sys.implementation.cache_tag}.pyc"
+    shutil.rmtree(mirror, ignore_errors=True)
+    for parent in mirror.parents:  # the empty folders that mirrored the temp path
+        if parent == top:
+            break
+        with contextlib.suppress(OSError):
+            parent.rmdir()
+
+
+def test_without_python_bytecode_the_worker_keeps_ours_checked_in_the_env_not_the_tree(probed):
+    root, kept = probed
+    probe = root / "gates" / "_probe.py"
+    assert _load_as_the_worker_does(root, "gates._probe") == ["_OwnBytecodeLoader", str(kept), "1"]
+    written = kept.read_bytes()
+    assert int.from_bytes(written[4:8], "little") == 0b11  # PEP 552 checked-hash
+    # A second process loads that bytecode as it is: the file is not written again.
+    assert _load_as_the_worker_does(root, "gates._probe")[2] == "1"
+    assert kept.read_bytes() == written
+    # Same size, mtime put back within the same second: a timestamp .pyc would still match
+    # and the old code would run under the new code's cache key. This one does not.
+    before = probe.stat()
+    probe.write_text("VALUE = 2\n", encoding="utf-8")
+    os.utime(probe, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert _load_as_the_worker_does(root, "gates._probe")[2] == "2"
+    assert kept.read_bytes() != written
+    # Nothing was written into the source tree.
+    assert not list(root.rglob("__pycache__"))
+
+
+def test_bytecode_another_user_could_write_is_not_loaded(probed):
+    import py_compile
+
+    root, kept = probed
+    assert _load_as_the_worker_does(root, "gates._probe")[2] == "1"
+    # Someone with group write access swaps in bytecode for other code, stamped with the hash
+    # of the real source: it is refused, compiled again and made private again.
+    evil = root / "evil.py"
+    evil.write_text("VALUE = 666\n", encoding="utf-8")
+    forged = root / "forged.pyc"
+    py_compile.compile(
+        str(evil),
+        cfile=str(forged),
+        doraise=True,
+        invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
     )
-    client = GateWorker(sys.executable, env=env, cwd=tmp_path)
-    try:
-        assert client.run(["list"]) == 0
-        assert kept.is_file()
-        first = kept.stat().st_mtime_ns
-        client.close()
-        # A second worker reads that bytecode instead of compiling and writing it again.
-        assert client.run(["list"]) == 0
-        assert kept.stat().st_mtime_ns == first
-        # Nothing was written into the source tree.
-        assert not list(tmp_path.rglob("__pycache__"))
-    finally:
-        client.close()
-        shutil.rmtree(prefix / str(tmp_path).lstrip(os.sep), ignore_errors=True)
+    data = bytearray(forged.read_bytes())
+    data[8:16] = kept.read_bytes()[8:16]
+    kept.write_bytes(bytes(data))
+    kept.chmod(0o664)
+    assert _load_as_the_worker_does(root, "gates._probe")[2] == "1"
+    assert kept.stat().st_mode & 0o777 == 0o644

@@ -228,3 +228,17 @@ def test_records_last_n_reads_only_the_newest_with_their_line_numbers(tmp_path):
         handle.write(b"not json\n")
     with pytest.raises(history.HistoryError, match=r":6: not a JSON record"):
         history.records(path, last=1)
+
+
+def test_a_checkpoint_that_does_not_describe_its_own_prefix_is_not_trusted(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    written = _fill(path, 3)
+    assert history.verify(path, resume=True)
+    good = json.loads(history.checkpoint_path(path).read_text())
+    for forged in ({"head": "e" * 64}, {"records": 2}, {"bytes": good["bytes"] - 1}):
+        history.checkpoint_path(path).write_text(json.dumps({**good, **forged}))
+        # Not trusted: the whole chain is verified from the start, and its real head reported.
+        result = history.verify(path, resume=True)
+        assert result
+        assert result.records == 3
+        assert result.head == written[-1]["hash"]
