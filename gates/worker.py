@@ -24,7 +24,8 @@ Two costs a warm worker would otherwise pay on every nox run, measured on 2 core
   Python compiled the two packages from source at every start (about 0.05 s). The worker
   keeps their bytecode where ``PYTHONPYCACHEPREFIX`` would, but for these two packages only
   and in the environment (``<env>/pycache/``), never in the source tree, as checked-hash
-  ``.pyc`` files (PEP 552) that are used only while they match the source's bytes;
+  ``.pyc`` files (PEP 552) that are used only while they match the source's bytes and only
+  when no one else could have written them;
   site-packages keep their own bytecode as installed.
 - Tearing down an interpreter that has pandas and scikit-learn loaded takes about 0.1 s, and
   nox waits for it: once the client has closed the channel, the worker runs its ``atexit``
@@ -43,9 +44,10 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import json
+import marshal
 import os
-import py_compile
 import socket
+import stat
 import subprocess  # nosec B404 # starts the shared environment's python with a fixed argv
 import sys
 import threading
@@ -94,50 +96,75 @@ class _FromBytes(importlib.machinery.SourcelessFileLoader):
 class _OwnBytecodeLoader(importlib.machinery.SourceFileLoader):
     """The source loader of our packages, with checked-hash bytecode kept at ``cached``.
 
-    The ``.pyc`` is PEP 552's checked-hash kind: it is used only while the hash it records is
-    the hash of the source's bytes now, so an edit that keeps the size and the second of the
-    mtime (which a timestamp ``.pyc`` would not notice) is compiled again. ``py_compile``
-    writes it atomically; Python's own sourceless loader unmarshals the bytes checked here.
-    Bytecode that another user could have written (file or folder writable by group or
-    others, or owned by someone else) is never loaded.
+    The ``.pyc`` is PEP 552's checked-hash kind and is used only while the hash it records is
+    the hash of the source's bytes now: an edit that keeps the size and the second of the
+    mtime (which a timestamp ``.pyc`` would not notice) is compiled again. A miss compiles the
+    very bytes just hashed, never falls back to a ``__pycache__`` in the source tree, and
+    writes the result through a private temp file and an atomic rename. Python's own
+    sourceless loader unmarshals the bytes checked here. Bytecode that another user could
+    have written or swapped (the file, or any folder from ``prefix`` down, owned by someone
+    else or writable by group or others; a symlink) is never loaded.
     """
 
     cached: str = ""
+    prefix: str = ""
 
     def get_code(self, fullname: str) -> CodeType | None:
         source = self.get_data(self.path)
-        data = self._checked_bytecode(source)
-        if data is None:
-            with contextlib.suppress(py_compile.PyCompileError, OSError, ValueError):
-                os.makedirs(os.path.dirname(self.cached), mode=0o755, exist_ok=True)
-                py_compile.compile(
-                    self.path,
-                    cfile=self.cached,
-                    doraise=True,
-                    invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
-                )
-                os.chmod(self.cached, 0o644)
-                data = self._checked_bytecode(source)
-        if data is None:  # unwritable, a syntax error, or the source moved meanwhile
-            return super().get_code(fullname)
-        return _FromBytes(fullname, self.cached, data).get_code(fullname)
+        stamp = importlib.util.source_hash(source)
+        data = self._checked_bytecode(stamp)
+        if data is not None:
+            return _FromBytes(fullname, self.cached, data).get_code(fullname)
+        code = self.source_to_code(source, self.path)  # a SyntaxError surfaces as usual
+        with contextlib.suppress(OSError, ValueError):
+            self._keep(code, stamp)
+        return code
 
-    def _checked_bytecode(self, source: bytes) -> bytes | None:
+    def _private_folders(self) -> bool:
+        folder = os.path.dirname(self.cached)
+        current = self.prefix
+        rel = os.path.relpath(folder, self.prefix)
+        for part in ["", *([] if rel == "." else rel.split(os.sep))]:
+            current = os.path.join(current, part) if part else current
+            try:
+                st = os.lstat(current)
+            except OSError:
+                return False
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return False
+        return True
+
+    def _checked_bytecode(self, stamp: bytes) -> bytes | None:
+        if not self._private_folders():
+            return None
         try:
-            stats = (os.stat(self.cached), os.stat(os.path.dirname(self.cached)))
-            if any(st.st_uid != os.getuid() or st.st_mode & 0o022 for st in stats):
-                return None
-            with open(self.cached, "rb") as handle:
-                data = handle.read()
+            fd = os.open(self.cached, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
             return None
-        if (
-            data[:4] == importlib.util.MAGIC_NUMBER
-            and int.from_bytes(data[4:8], "little") == _PYC_CHECKED_HASH
-            and data[8:16] == importlib.util.source_hash(source)
-        ):
-            return data
-        return None
+        with os.fdopen(fd, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return None
+            data = handle.read()
+        header = importlib.util.MAGIC_NUMBER + _PYC_CHECKED_HASH.to_bytes(4, "little") + stamp
+        return data if data[:16] == header else None
+
+    def _keep(self, code: CodeType, stamp: bytes) -> None:
+        os.makedirs(os.path.dirname(self.cached), mode=0o755, exist_ok=True)
+        if not self._private_folders():
+            return
+        header = importlib.util.MAGIC_NUMBER + _PYC_CHECKED_HASH.to_bytes(4, "little") + stamp
+        tmp = f"{self.cached}.{os.getpid()}.tmp"
+        # Created private (0o644 at most, whatever the umask): no one else ever holds it open.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(header + marshal.dumps(code))
+            os.replace(tmp, self.cached)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 class _OwnBytecode(importlib.abc.MetaPathFinder):
@@ -163,7 +190,7 @@ class _OwnBytecode(importlib.abc.MetaPathFinder):
             self.prefix, folder.lstrip(os.sep), f"{name.removesuffix('.py')}.{tag}{level}.pyc"
         )
         loader = _OwnBytecodeLoader(fullname, spec.loader.path)
-        loader.cached = cached
+        loader.cached, loader.prefix = cached, self.prefix
         spec.loader = loader
         spec.cached = cached
         return spec
@@ -193,9 +220,12 @@ def _exit_now(code: int) -> None:
     (exit 120 if that fails, as Python does). Only the teardown of modules and objects is
     skipped.
     """
-    threading._shutdown()  # type: ignore[attr-defined]  # what Py_Finalize calls first
+    if threading.current_thread() is threading.main_thread():
+        threading._shutdown()  # type: ignore[attr-defined]  # what Py_Finalize calls first
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
+        if stream is None or stream.closed:
+            continue  # as Python's own shutdown skips them
         try:
             stream.flush()
         except (OSError, ValueError):

@@ -138,7 +138,7 @@ def _last_line(path: Path) -> bytes | None:
 def _parse(line: bytes, *, path: Path, number: int) -> dict[str, Any]:
     try:
         record = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         msg = f"{path}:{number}: not a JSON record ({err})"
         raise HistoryError(msg) from None
     if not isinstance(record, dict):
@@ -238,8 +238,10 @@ def _read_checkpoint(path: Path, raw: bytes) -> _Checkpoint | None:
             return None
         # The head it names must be the last verified record's own, at its place in the chain.
         last = json.loads(prefix[prefix.rfind(b"\n", 0, size - 1) + 1 : size - 1])
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError, OverflowError):
+        return None  # JSONDecodeError is a ValueError; OverflowError: "bytes": Infinity
+    except RecursionError:
+        return None  # a last line nested too deeply to parse
     trusted = (
         isinstance(last, dict)
         and last.get("hash") == found.head

@@ -211,18 +211,20 @@ def test_the_worker_skips_interpreter_teardown_but_runs_atexit_and_flushes(tmp_p
     assert marker.is_file()  # coverage's data and logging are written by such handlers
 
 
-def _load_as_the_worker_does(root: Path, module: str) -> list[str]:
+def _load_as_the_worker_does(root: Path, module: str, *, worker: bool = True) -> list[str]:
     """Import ``module`` from the copy at ``root`` in a fresh process, as the worker imports."""
     import subprocess
 
     script = (
         "import importlib\n"
         "from gates import worker\n"
-        "worker._keep_own_bytecode()\n"
+        f"{'worker._keep_own_bytecode()' if worker else 'pass'}\n"
         f"m = importlib.import_module({module!r})\n"
         "print(type(m.__spec__.loader).__name__, m.__cached__, getattr(m, 'VALUE', None))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    if not worker:  # plain Python, writing __pycache__ into the tree as it does by default
+        env.pop("PYTHONDONTWRITEBYTECODE")
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=root,
@@ -297,3 +299,22 @@ def test_bytecode_another_user_could_write_is_not_loaded(probed):
     kept.chmod(0o664)
     assert _load_as_the_worker_does(root, "gates._probe")[2] == "1"
     assert kept.stat().st_mode & 0o777 == 0o644
+
+
+def test_refused_bytecode_compiles_the_source_and_never_reads_the_trees_pycache(probed):
+    root, kept = probed
+    probe = root / "gates" / "_probe.py"
+    assert _load_as_the_worker_does(root, "gates._probe")[2] == "1"
+    # A timestamp .pyc in the source tree, left by a plain Python run.
+    assert _load_as_the_worker_does(root, "gates._probe", worker=False)[1].endswith(
+        f"__pycache__/_probe.{sys.implementation.cache_tag}.pyc"
+    )
+    # The mirror folder becomes group-writable: its bytecode is refused from now on.
+    kept.parent.chmod(0o775)
+    before = probe.stat()
+    probe.write_text("VALUE = 2\n", encoding="utf-8")  # same size, same mtime
+    os.utime(probe, ns=(before.st_atime_ns, before.st_mtime_ns))
+    written = kept.read_bytes()
+    # The stock loader would take the tree's stale timestamp .pyc and run VALUE = 1.
+    assert _load_as_the_worker_does(root, "gates._probe")[2] == "2"
+    assert kept.read_bytes() == written  # nothing kept in a folder others could write

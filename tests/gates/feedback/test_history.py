@@ -235,7 +235,13 @@ def test_a_checkpoint_that_does_not_describe_its_own_prefix_is_not_trusted(tmp_p
     written = _fill(path, 3)
     assert history.verify(path, resume=True)
     good = json.loads(history.checkpoint_path(path).read_text())
-    for forged in ({"head": "e" * 64}, {"records": 2}, {"bytes": good["bytes"] - 1}):
+    forgeries = (
+        {"head": "e" * 64},
+        {"records": 2},
+        {"bytes": good["bytes"] - 1},
+        {"bytes": float("inf")},  # written as Infinity: int() overflows
+    )
+    for forged in forgeries:
         history.checkpoint_path(path).write_text(json.dumps({**good, **forged}))
         # Not trusted: the whole chain is verified from the start, and its real head reported.
         result = history.verify(path, resume=True)
