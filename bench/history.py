@@ -49,7 +49,7 @@ def build(path: Path, n: int) -> None:
         for seq in range(n):
             body = {"schema_version": 1, **record(seq), "seq": seq, "prev": prev}
             body["hash"] = prev = history.record_hash(body)
-            handle.write(history.canonical(body)[:-1] + b',"hash":"' + prev.encode() + b'"}\n')
+            handle.write(history.encode(body))
     history.head_path(path).write_text(f'{{"count": {n}, "head": "{prev}"}}\n')
 
 

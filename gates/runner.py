@@ -353,11 +353,9 @@ def run_chain(
     reports_dir.mkdir(parents=True, exist_ok=True)
     caching = use_cache and policy.policy.run.cache
     # A forced refresh (read_cache=False) trusts no digest remembered by an earlier process.
-    memo = (
-        (digest_memo(cache_dir_of(policy.base_dir)) if read_cache else DigestMemo())
-        if caching
-        else None
-    )
+    memo: DigestMemo | None = None
+    if caching:
+        memo = digest_memo(cache_dir_of(policy.base_dir)) if read_cache else DigestMemo()
     inputs = input_digests(policy, memo)
     if starts_chain:
         atomic_write_json(

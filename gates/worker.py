@@ -82,6 +82,11 @@ _PYCACHE_DIR = "pycache"
 _PYC_CHECKED_HASH = 0b11
 
 
+def _pyc_header(stamp: bytes) -> bytes:
+    """The 16-byte header of a checked-hash ``.pyc`` for a source whose hash is ``stamp``."""
+    return importlib.util.MAGIC_NUMBER + _PYC_CHECKED_HASH.to_bytes(4, "little") + stamp
+
+
 class _FromBytes(importlib.machinery.SourcelessFileLoader):
     """Python's sourceless loader, given the ``.pyc`` bytes already read and validated."""
 
@@ -146,14 +151,13 @@ class _OwnBytecodeLoader(importlib.machinery.SourceFileLoader):
             if st.st_uid != os.getuid() or st.st_mode & 0o022:
                 return None
             data = handle.read()
-        header = importlib.util.MAGIC_NUMBER + _PYC_CHECKED_HASH.to_bytes(4, "little") + stamp
-        return data if data[:16] == header else None
+        return data if data[:16] == _pyc_header(stamp) else None
 
     def _keep(self, code: CodeType, stamp: bytes) -> None:
         os.makedirs(os.path.dirname(self.cached), mode=0o755, exist_ok=True)
         if not self._private_folders():
             return
-        header = importlib.util.MAGIC_NUMBER + _PYC_CHECKED_HASH.to_bytes(4, "little") + stamp
+        header = _pyc_header(stamp)
         tmp = f"{self.cached}.{os.getpid()}.tmp"
         # Created private (0o644 at most, whatever the umask): no one else ever holds it open.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)

@@ -72,6 +72,11 @@ def canonical(record: dict[str, Any]) -> bytes:
     ).encode("ascii")
 
 
+def encode(record: dict[str, Any]) -> bytes:
+    """A record's line in the file: its canonical form with ``hash`` last, and a newline."""
+    return canonical(record)[:-1] + b',"hash":"' + str(record["hash"]).encode() + b'"}\n'
+
+
 def record_hash(record: dict[str, Any]) -> str:
     """SHA-256 of the record's canonical form."""
     return hashlib.sha256(canonical(record)).hexdigest()
@@ -191,7 +196,7 @@ def append(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
                 raise HistoryError(msg) from None
         record = {"schema_version": HISTORY_SCHEMA_VERSION, **payload, "seq": seq, "prev": prev}
         record["hash"] = record_hash(record)
-        data = canonical(record)[:-1] + b',"hash":"' + record["hash"].encode() + b'"}\n'
+        data = encode(record)
         # O_APPEND: the write lands at the end even if another writer ignored the lock.
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
