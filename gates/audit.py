@@ -156,7 +156,14 @@ def _service_args(source: Source) -> Iterator[tuple[list[str], dict[str, Any]]]:
     }
     with serve(db) as url:
         info["osv_url"] = url
-        yield ["--vulnerability-service", "osv", "--osv-url", url], info
+        try:
+            yield ["--vulnerability-service", "osv", "--osv-url", url], info
+        except GateError as err:
+            if not db.errors:
+                raise
+            # pip-audit says only "500 Server Error"; the server knows which record and why.
+            msg = f"{err}; the offline OSV server could not answer: {db.errors[0]}"
+            raise GateError(msg) from None
 
 
 def _rounds(pins: list[Pin]) -> list[list[Pin]]:

@@ -3,7 +3,8 @@
 pip-audit's ``--osv-url`` service POSTs ``{"package": {"name", "ecosystem"}, "version"}`` and
 reads ``{"vulns": [OSV record, ...]}`` (or ``{}`` when none), exactly like api.osv.dev's
 ``/v1/query`` (pip_audit/_service/osv.py). The directory has the PyPA advisory-database
-layout: ``vulns/<package>/<ID>.yaml``, one OSV record a file.
+layout: ``vulns/<package>/<ID>.yaml``, one OSV record a file. Whether a record affects the
+version asked about is decided by ``gates.osv_eval`` (the OSV schema's evaluation, fail closed).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.utils import NormalizedName, canonicalize_name
 
+from gates.osv_eval import Advisory, RecordError, compile_record, parse_version
 from pipeline.errors import PipelineError
 
 QUERY_PATH = "/v1/query"
@@ -34,65 +35,51 @@ class AdvisoryDbError(PipelineError):
     """The advisory directory is missing, empty, or holds a record that does not parse."""
 
 
-def _version(text: str) -> Version | None:
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
+class BadQueryError(ValueError):
+    """A query the server cannot answer truthfully (its version is not a PEP 440 version)."""
 
 
-def _event_key(event: dict[str, Any]) -> tuple[int, Version]:
-    (kind, value), *_ = event.items()
-    if kind == "introduced" and str(value) == "0":
-        return (0, Version("0"))
-    parsed = _version(str(value))
-    if parsed is None:
-        raise InvalidVersion(str(value))
-    return (1, parsed)
+@dataclass(frozen=True)
+class _Entry:
+    record: dict[str, Any]  # as read, served to pip-audit
+    advisory: Advisory  # as evaluated
 
 
-def range_affects(version: Version, range_: dict[str, Any]) -> bool:
-    """Whether an ECOSYSTEM or SEMVER range affects ``version`` (OSV's evaluation algorithm).
+def _served(entry: _Entry) -> dict[str, Any]:
+    """The record as pip-audit gets it.
 
-    Events are sorted by version; ``introduced`` opens an affected interval, ``fixed`` closes
-    it at that version (exclusive), ``last_affected`` closes it after that version. GIT ranges
-    cannot be evaluated against a PyPI version and affect nothing here (the record's
-    ``versions`` list covers them). A range with an unparsable version affects nothing.
+    A record with a range that cannot be evaluated is reported for every version; pip-audit
+    parses every ECOSYSTEM ``fixed`` value with ``packaging`` and would crash on the one that
+    does not parse, so the served copy leaves those out and its summary says why it is reported.
     """
-    if range_.get("type") not in ("ECOSYSTEM", "SEMVER"):
-        return False
-    events = [e for e in range_.get("events", []) if isinstance(e, dict) and e]
-    try:
-        ordered = sorted(events, key=_event_key)
-    except InvalidVersion:
-        return False
-    affected = False
-    for event in ordered:
-        kind, value = next(iter(event.items()))
-        bound = Version("0") if kind == "introduced" and str(value) == "0" else Version(str(value))
-        if kind == "introduced" and version >= bound:
-            affected = True
-        elif (kind == "fixed" and version >= bound) or (
-            kind == "last_affected" and version > bound
-        ):
-            affected = False
-    return affected
-
-
-def record_affects(record: dict[str, Any], name: str, version: Version) -> bool:
-    """Whether an OSV record affects PyPI package ``name`` (canonical) at ``version``."""
-    for affected in record.get("affected", []) or []:
-        package = affected.get("package") or {}
-        if package.get("ecosystem") != "PyPI":
-            continue
-        if canonicalize_name(str(package.get("name", ""))) != name:
-            continue
-        listed = affected.get("versions") or []
-        if any(_version(str(v)) == version for v in listed) or str(version) in map(str, listed):
-            return True
-        if any(range_affects(version, r) for r in affected.get("ranges", []) or []):
-            return True
-    return False
+    reasons = entry.advisory.unevaluable
+    if not reasons:
+        return entry.record
+    served = dict(entry.record)
+    served["affected"] = [
+        {
+            **affected,
+            "ranges": [
+                {
+                    **rng,
+                    "events": [
+                        e
+                        for e in rng["events"]
+                        if rng["type"] != "ECOSYSTEM"
+                        or "fixed" not in e
+                        or parse_version(e["fixed"]) is not None
+                    ],
+                }
+                for rng in affected.get("ranges") or []
+            ],
+        }
+        for affected in entry.record.get("affected") or []
+    ]
+    original = str(entry.record.get("summary") or entry.record.get("details") or "")
+    served["summary"] = (
+        f"[offline OSV evaluator: {'; '.join(reasons)}; reported for every version] {original}"
+    )
+    return served
 
 
 @dataclass(frozen=True)
@@ -128,14 +115,15 @@ class AdvisoryDb:
         if not self._dirs:
             msg = f"{vulns}: holds no package folders; an empty snapshot cannot vouch for anything"
             raise AdvisoryDbError(msg)
-        self._cache: dict[str, list[dict[str, Any]]] = {}
+        self._cache: dict[str, list[_Entry]] = {}
         self._lock = threading.Lock()
+        # What the server refused to answer (400/500), for the gate's message: pip-audit only
+        # reports the status code.
+        self.errors: list[str] = []
 
-    def records(self, name: str) -> list[dict[str, Any]]:
-        """Every OSV record filed under the package (canonical name); a bad file raises."""
+    def _entries(self, canonical: NormalizedName) -> list[_Entry]:
         import yaml  # noqa: PLC0415 - only the audit gate needs PyYAML (for its error type)
 
-        canonical = canonicalize_name(name)
         with self._lock:
             if canonical not in self._cache:
                 folder = self._dirs.get(canonical)
@@ -146,22 +134,37 @@ class AdvisoryDb:
                     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
                         msg = f"{path}: unreadable OSV record ({type(err).__name__}: {err})"
                         raise AdvisoryDbError(msg) from None
-                    if not isinstance(record, dict) or "id" not in record:
+                    if not isinstance(record, dict) or not isinstance(record.get("id"), str):
                         msg = f"{path}: not an OSV record (no 'id')"
                         raise AdvisoryDbError(msg)
-                    loaded.append(record)
+                    try:
+                        advisory = compile_record(record)
+                    except RecordError as err:
+                        raise AdvisoryDbError(f"{path}: {err}") from None
+                    loaded.append(_Entry(record, advisory))
                 self._cache[canonical] = loaded
             return self._cache[canonical]
 
+    def records(self, name: str) -> list[dict[str, Any]]:
+        """Every OSV record filed under the package, as read; a bad file raises."""
+        return [entry.record for entry in self._entries(canonicalize_name(name))]
+
     def query(self, name: str, version: str) -> list[dict[str, Any]]:
-        """The records affecting ``name`` at ``version``; an unparsable version matches exactly."""
+        """The records affecting ``name`` at ``version`` (withdrawn ones never do).
+
+        A version that is not PEP 440 cannot be placed in any range: ``BadQueryError``, never
+        "nothing known" (pip-audit only ever asks about versions it parsed).
+        """
         canonical = canonicalize_name(name)
-        parsed = _version(version)
-        found = []
-        for record in self.records(canonical):
-            if parsed is not None and record_affects(record, canonical, parsed):
-                found.append(record)
-        return found
+        parsed = parse_version(version)
+        if parsed is None:
+            msg = f"version {version!r} is not a PEP 440 version; cannot evaluate OSV ranges"
+            raise BadQueryError(msg)
+        return [
+            _served(entry)
+            for entry in self._entries(canonical)
+            if entry.advisory.affects(canonical, parsed)
+        ]
 
     def snapshot(self) -> Snapshot:
         """Count the records and find the newest ``modified`` (a regex: no YAML parse needed)."""
@@ -215,8 +218,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             vulns = self.db.query(name, version)
+        except BadQueryError as err:
+            self.db.errors.append(f"{name}=={version}: {err}")
+            self._send(400, {"error": f"bad query: {err}"})
+            return
         except AdvisoryDbError as err:
             # A 5xx makes pip-audit fail (ServiceError): never answer "no vulns" on a bad record.
+            self.db.errors.append(str(err))
             self._send(500, {"error": str(err)})
             return
         self._send(200, {"vulns": vulns} if vulns else {})

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from gates.osv_server import AdvisoryDb, AdvisoryDbError, range_affects, record_affects, serve
+from gates.osv_eval import range_affects, record_affects
+from gates.osv_server import AdvisoryDb, AdvisoryDbError, serve
 
 OSV = Path(__file__).resolve().parent.parent / "assets" / "osv"
 
@@ -55,9 +56,10 @@ def test_two_intervals_in_any_order(version: str, expected: bool) -> None:
     assert range_affects(Version(version), rng) is expected
 
 
-def test_git_ranges_and_unparsable_versions_affect_nothing() -> None:
+def test_git_ranges_affect_nothing_and_unparsable_versions_affect_everything() -> None:
     assert not range_affects(Version("1.0"), _range("GIT", {"introduced": "0"}))
-    assert not range_affects(
+    # A range that cannot be placed on the line of versions is never read as "clean".
+    assert range_affects(
         Version("1.0"), _range("ECOSYSTEM", {"introduced": "0"}, {"fixed": "not a version"})
     )
 
