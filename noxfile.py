@@ -1,8 +1,9 @@
-"""Nox sessions: one per gate, in registry order, plus the tests. Thin: each calls the CLI.
+"""Nox sessions: one per gate, in registry order, plus typecheck and tests. Thin: each calls a CLI.
 
 ``nox -s train gate`` runs the whole chain. The order comes from ``gates.registry.GATES``
 through ``requires=``; nothing here repeats it. All sessions share one environment built from
-``requirements.lock`` (hash-pinned), created once by the ``env`` session and reused. The gate
+``requirements.lock`` (hash-pinned), created once by the ``env`` session and reused; with
+``GATES_TEST_EXTRAS=1`` the typecheck and tests sessions add ``requirements-extras.lock``. The gate
 sessions of one nox invocation send their commands to one warm worker process of that
 environment (``gates/worker.py``), so the chain pays Python's start and the heavy imports once;
 ``GATES_NOX_WORKER=0`` runs one interpreter per session instead.
