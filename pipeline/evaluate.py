@@ -52,7 +52,7 @@ def joblib_backend(scheduler: str | None) -> Iterator[str]:
         )
         raise PipelineError(msg) from None
     try:
-        client = Client(scheduler, timeout=_DASK_TIMEOUT_SECONDS, set_as_default=False)  # type: ignore[no-untyped-call]
+        client = Client(scheduler, timeout=_DASK_TIMEOUT_SECONDS, set_as_default=False)  # type: ignore[no-untyped-call, unused-ignore]
     except (OSError, TimeoutError, ValueError) as err:
         msg = (
             f"cannot reach the Dask scheduler at {scheduler} ({type(err).__name__}: {err}); "
@@ -68,7 +68,7 @@ def joblib_backend(scheduler: str | None) -> Iterator[str]:
         ):
             yield f"dask {scheduler}"
     finally:
-        client.close()  # type: ignore[no-untyped-call]
+        client.close()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 @dataclass(frozen=True)

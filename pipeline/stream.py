@@ -574,7 +574,7 @@ class _Scanner:
                 self.digests.update(row_digests(checked, contract))
             else:
                 self.digests = None
-        codes = pd.Index(list(contract.classes)).get_indexer(labels).astype(np.int16)
+        codes = pd.Index(list(contract.classes)).get_indexer(pd.Index(labels)).astype(np.int16)
         if self.drift and self.reference is not None:
             start = time.perf_counter()
             _add_drift(self.bins, self.categories, checked, self.reference)
