@@ -15,6 +15,11 @@ skops writes, checked before skops opens it:
 - unique names: ``schema.json`` once, and arrays named ``<digits>.npy``, each referenced by the
   schema, each a plain numpy array (no Python objects, nothing after its data).
 
+That is every entry the reviewed families write with the locked skops (0.16); skops also writes
+``.bin`` (bytes) and ``.npz`` (sparse matrices) entries, which none of them needs: a family that
+does must have that layout reviewed and added here. ``save_model`` checks its own output, so a
+skops upgrade that changes the layout fails at training, naming what changed.
+
 The standard library's ``zipfile`` parses the archive; the offsets are checked on top of it
 with the public ``ZipInfo`` fields and the fixed-size records the zip format defines
 (APPNOTE.TXT 4.3.7 local header, 4.3.12 central directory header, 4.3.16 EOCD).

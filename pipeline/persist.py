@@ -69,6 +69,8 @@ def save_model(model: Any, path: Path, *, estimator: str) -> ModelManifest:
         msg = f"no reviewed skops types for estimator '{estimator}'"
         raise ModelError(msg)
     payload = sio.dumps(model)
+    # What this writes must pass the loader's layout check (a skops upgrade could change it).
+    check_model_file(payload, path)
     manifest = ModelManifest(
         model_file=path.name,
         sha256=sha256_bytes(payload),
