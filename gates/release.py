@@ -22,7 +22,8 @@ from pipeline.attestation import (
 )
 from pipeline.champion import Champion, ModelRegistry, RegistryError
 from pipeline.config import LoadedPolicy
-from pipeline.errors import PipelineError
+from pipeline.errors import ModelError, PipelineError
+from pipeline.persist import audit_attested
 from pipeline.signing import (
     PublicKey,
     SigningError,
@@ -114,11 +115,29 @@ def keygen(*, private_path: Path, public_path: Path) -> PublicKey:
 def verify_project(
     policy: LoadedPolicy, *, envelope: Path | None = None, key: Path | None = None
 ) -> VerifiedAttestation:
-    """Verify the project's attestation against the bytes in the project, with the trusted key."""
+    """Verify the project's attestation and its signed model file, with the trusted key.
+
+    The signature, every subject's bytes and verdicts first (``verify_bundle``), then the model
+    itself (``audit_signed_model``).
+    """
     trusted = trusted_key(policy, override=key)
     path = envelope or policy.resolve(policy.policy.run.artifacts_dir) / ENVELOPE_FILE
     required = tuple(spec.name for spec in checked_before(ATTESTING_GATE))
-    return verify_bundle(path, root=policy.base_dir, trusted=trusted, required_gates=required)
+    verified = verify_bundle(path, root=policy.base_dir, trusted=trusted, required_gates=required)
+    audit_signed_model(verified)
+    return verified
+
+
+def audit_signed_model(verified: VerifiedAttestation) -> None:
+    """Refuse (AttestationError) a signed model that is not exactly a skops archive of reviewed types.
+
+    A valid signature is not enough: a signed pickle, or a pickle with a zip behind it, would
+    be promoted as it is. The audit builds no object from the file.
+    """
+    try:
+        audit_attested(verified)
+    except ModelError as err:
+        raise AttestationError(str(err)) from None
 
 
 class DeployRefused(PipelineError):

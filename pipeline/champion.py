@@ -35,8 +35,9 @@ from pipeline.attestation import (
     VerifiedAttestation,
     verify_bundle,
 )
-from pipeline.errors import PipelineError
+from pipeline.errors import ModelError, PipelineError
 from pipeline.fsio import atomic_write_json, sha256_file
+from pipeline.persist import audit_attested
 from pipeline.signing import PublicKey
 
 POINTER_FILE = "champion"
@@ -99,10 +100,8 @@ class ModelRegistry:
         root = self.path / VERSIONS_DIR / version
         envelope = root / bundle / ENVELOPE_FILE
         try:
-            verified = verify_bundle(
-                envelope, root=root, trusted=self.trusted, required_gates=self.required_gates
-            )
-        except AttestationError as err:
+            verified = self._verify(envelope, root)
+        except (AttestationError, ModelError) as err:
             msg = f"registry version {version} does not verify: {err}"
             raise RegistryError(msg) from None
         if envelope_sha256 is not None and sha256_file(envelope) != envelope_sha256:
@@ -152,15 +151,19 @@ class ModelRegistry:
 
     def _verify_staging(self, staging: Path, bundle: str, version: str) -> None:
         try:
-            verify_bundle(
-                staging / bundle / ENVELOPE_FILE,
-                root=staging,
-                trusted=self.trusted,
-                required_gates=self.required_gates,
-            )
-        except AttestationError as err:
+            self._verify(staging / bundle / ENVELOPE_FILE, staging)
+        except (AttestationError, ModelError) as err:
             msg = f"the copy of {version} does not verify; nothing promoted: {err}"
             raise RegistryError(msg) from None
+
+    def _verify(self, envelope: Path, root: Path) -> VerifiedAttestation:
+        # The signature and the bytes, then the model itself: exactly a skops archive with
+        # reviewed types, audited without building an object (a signed pickle never enters).
+        verified = verify_bundle(
+            envelope, root=root, trusted=self.trusted, required_gates=self.required_gates
+        )
+        audit_attested(verified)
+        return verified
 
     @staticmethod
     def _copy(source: VerifiedAttestation, staging: Path, bundle: str) -> None:

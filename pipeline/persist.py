@@ -1,23 +1,28 @@
 """Save models with skops; load them only after their SHA-256 matches a signed or recorded digest.
 
-This is the one module allowed to deserialize a model. It never unpickles: pickle and joblib
-streams are refused by their first bytes, and skops builds objects from a JSON schema, refusing
-any type not on the reviewed list for the model's family. ``load_attested`` is the loader for
+This is the one module allowed to deserialize a model. It never unpickles: before skops opens a
+file, ``pipeline.modelfile`` refuses any byte outside the exact zip layout skops writes (so a
+pickle, or a pickle with a zip behind it, never gets through), and skops builds objects from a
+JSON schema, refusing any type not on the reviewed list for the model's family. ``audit_model``
+and ``audit_attested`` make every one of those checks without building an object, for the
+consumers that vouch for a model without using it (``verify``, ``deploy``, the registry). ``load_attested`` is the loader for
 anything outside a run (deploy, the champion); ``load_verified`` checks only the manifest beside
 the model and is meant for the candidate inside the run that trained it.
 """
 
 from __future__ import annotations
 
-import io
+import errno
 import json
-import zipfile
+import os
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ModelError
 from pipeline.fsio import atomic_write_bytes, atomic_write_json, sha256_bytes
+from pipeline.modelfile import check_model_file
 
 if TYPE_CHECKING:
     from pipeline.attestation import VerifiedAttestation
@@ -49,11 +54,6 @@ class ModelManifest:
     schema_version: int = MANIFEST_SCHEMA_VERSION
 
 
-# Pickle protocol 2+ opens with PROTO (0x80); joblib's default zlib compression with 0x78.
-_PICKLE_PROTO = b"\x80"
-_ZLIB_HEADERS = (b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda")
-
-
 def manifest_path_for(model_path: Path) -> Path:
     """``artifacts/model.skops`` -> ``artifacts/model.manifest.json``."""
     return model_path.with_name(f"{model_path.stem}.manifest.json")
@@ -69,6 +69,8 @@ def save_model(model: Any, path: Path, *, estimator: str) -> ModelManifest:
         msg = f"no reviewed skops types for estimator '{estimator}'"
         raise ModelError(msg)
     payload = sio.dumps(model)
+    # What this writes must pass the loader's layout check (a skops upgrade could change it).
+    check_model_file(payload, path)
     manifest = ModelManifest(
         model_file=path.name,
         sha256=sha256_bytes(payload),
@@ -84,12 +86,7 @@ def save_model(model: Any, path: Path, *, estimator: str) -> ModelManifest:
 
 def read_manifest(path: Path) -> ModelManifest:
     """Parse a model manifest; a missing or malformed one is a ModelError naming it."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        msg = f"{path}: model manifest not found"
-        raise ModelError(msg) from None
-    return _parse_manifest(raw, path)
+    return _parse_manifest(_read_regular(path, missing=f"{path}: model manifest not found"), path)
 
 
 def _parse_manifest(raw: bytes, path: Path) -> ModelManifest:
@@ -113,16 +110,35 @@ def _parse_manifest(raw: bytes, path: Path) -> ModelManifest:
 def load_model(path: Path, *, expected_sha256: str, estimator: str) -> Any:
     """Load a skops model whose bytes hash to ``expected_sha256``, trusting only reviewed types.
 
-    The file is read once; the digest is checked on those bytes and the same bytes are
-    loaded, so nothing can swap the file between check and load.
+    The file is read once; the digest, the archive layout and the types are checked on those
+    bytes and the same bytes are loaded, so nothing can swap the file between check and load.
     """
     import skops.io as sio  # noqa: PLC0415
 
+    payload, reviewed = _audited_payload(path, expected_sha256=expected_sha256, estimator=estimator)
     try:
-        payload = path.read_bytes()
-    except FileNotFoundError:
-        msg = f"{path}: model file not found"
+        return sio.loads(payload, trusted=list(reviewed))
+    except Exception as err:  # a malformed schema fails inside skops in many ways
+        msg = f"{path}: refused: skops could not load it ({type(err).__name__}: {err})"
         raise ModelError(msg) from None
+
+
+def audit_model(path: Path, *, expected_sha256: str, estimator: str) -> None:
+    """Everything ``load_model`` checks, without building a single object from the file.
+
+    For consumers that vouch for a model without using it (``verify``, ``deploy``, the
+    registry): the digest, the exact skops archive layout, and the types the schema names
+    against the family's reviewed list (skops' ``get_untrusted_types`` reads the schema only).
+    """
+    _audited_payload(path, expected_sha256=expected_sha256, estimator=estimator)
+
+
+def _audited_payload(
+    path: Path, *, expected_sha256: str, estimator: str
+) -> tuple[bytes, tuple[str, ...]]:
+    import skops.io as sio  # noqa: PLC0415
+
+    payload = _read_regular(path, missing=f"{path}: model file not found")
     actual = sha256_bytes(payload)
     if actual != expected_sha256:
         msg = (
@@ -130,14 +146,9 @@ def load_model(path: Path, *, expected_sha256: str, estimator: str) -> Any:
             f"{expected_sha256[:12]}...; the file is not the one that was verified"
         )
         raise ModelError(msg)
-    if payload[:1] == _PICKLE_PROTO or payload[:2] in _ZLIB_HEADERS:
-        # A pickle (or a compressed joblib dump) runs code when loaded: refuse it by its
-        # first bytes, before anything could deserialize it.
-        msg = f"{path}: refused: a pickle/joblib stream; this loader never unpickles"
-        raise ModelError(msg)
-    if not zipfile.is_zipfile(io.BytesIO(payload)):
-        msg = f"{path}: refused: expected a skops file (a zip archive), found other bytes"
-        raise ModelError(msg)
+    # Before skops (or anything else) parses it: every byte must belong to a skops archive,
+    # so the file cannot also be a pickle to the next reader.
+    check_model_file(payload, path)
     reviewed = REVIEWED_TYPES.get(estimator)
     if reviewed is None:
         msg = f"{path}: refused: no reviewed skops types for estimator '{estimator}'"
@@ -151,11 +162,7 @@ def load_model(path: Path, *, expected_sha256: str, estimator: str) -> Any:
     if unexpected:
         msg = f"{path}: refused: types outside the reviewed list for '{estimator}': {unexpected}"
         raise ModelError(msg)
-    try:
-        return sio.loads(payload, trusted=list(reviewed))
-    except Exception as err:  # a malformed schema fails inside skops in many ways
-        msg = f"{path}: refused: skops could not load it ({type(err).__name__}: {err})"
-        raise ModelError(msg) from None
+    return payload, reviewed
 
 
 def load_verified(path: Path) -> tuple[Any, ModelManifest]:
@@ -181,6 +188,20 @@ def load_attested(attestation: VerifiedAttestation) -> tuple[Any, ModelManifest]
     The manifest is parsed only after its bytes match its signed digest, and the model's bytes
     are checked against the signed digest on the very bytes that are then loaded.
     """
+    model_path, model_digest, manifest = _attested_model(attestation)
+    model = load_model(model_path, expected_sha256=model_digest, estimator=manifest.estimator)
+    return model, manifest
+
+
+def audit_attested(attestation: VerifiedAttestation) -> ModelManifest:
+    """``audit_model`` for the model of a verified attestation; builds no object from it."""
+    model_path, model_digest, manifest = _attested_model(attestation)
+    audit_model(model_path, expected_sha256=model_digest, estimator=manifest.estimator)
+    return manifest
+
+
+def _attested_model(attestation: VerifiedAttestation) -> tuple[Path, str, ModelManifest]:
+    """The signed model's path and digest, and its manifest parsed from its signed bytes."""
     model_record = attestation.predicate.get("model")
     if not isinstance(model_record, dict):
         msg = f"{attestation.envelope_path}: the statement names no model"
@@ -193,19 +214,32 @@ def load_attested(attestation: VerifiedAttestation) -> tuple[Any, ModelManifest]
     if manifest.sha256 != model_digest or manifest.model_file != Path(model_name).name:
         msg = f"{manifest_path}: names {manifest.model_file} {manifest.sha256[:12]}..., not the signed model"
         raise ModelError(msg)
-    model = load_model(
-        attestation.root / model_name, expected_sha256=model_digest, estimator=manifest.estimator
-    )
-    return model, manifest
+    return attestation.root / model_name, model_digest, manifest
 
 
 def _read_exact(path: Path, *, expected_sha256: str) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        msg = f"{path}: not found"
-        raise ModelError(msg) from None
+    raw = _read_regular(path, missing=f"{path}: not found")
     if sha256_bytes(raw) != expected_sha256:
         msg = f"{path}: refused: its bytes are not the signed ones"
         raise ModelError(msg)
     return raw
+
+
+def _read_regular(path: Path, *, missing: str) -> bytes:
+    """The bytes of the regular file at ``path``: never through a symlink, never a FIFO."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ModelError(missing) from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            msg = f"{path}: refused: a symlink, not the file itself"
+        else:
+            msg = f"{path}: refused: cannot be read ({err.strerror})"
+        raise ModelError(msg) from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            msg = f"{path}: refused: not a regular file"
+            raise ModelError(msg)
+        return handle.read()
