@@ -656,13 +656,17 @@ def _path_values(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, Path
 
 
 def _local_path(uri: str) -> str | None:
-    """The local path a tracking URI writes to (no scheme, ``file:``, ``sqlite:``), else None."""
+    """The local path a tracking URI writes to (no scheme, ``file:``, ``sqlite:``), else None.
+
+    A database scheme may name its driver (``sqlite+pysqlite:``), as SQLAlchemy and MLflow allow.
+    """
     parts = urlsplit(uri)
-    if parts.scheme == "" or (len(parts.scheme) == 1 and uri[1:2] == ":"):
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme == "" or (len(scheme) == 1 and uri[1:2] == ":"):
         return uri
-    if parts.scheme == "file":
+    if scheme == "file":
         return unquote(parts.path) or "/"
-    if parts.scheme == "sqlite":
+    if scheme == "sqlite":
         # sqlite:///relative.db, sqlite:////absolute.db; sqlite:// alone is in memory.
         rest = uri.split("://", 1)[1] if "://" in uri else ""
         path = rest[1:] if rest.startswith("/") else rest

@@ -105,6 +105,7 @@ _INSIDE_KEYS: list[tuple[str, Any]] = [
     ("feedback.mlflow_artifact_location", OUTSIDE),
     ("feedback.mlflow_tracking_uri", "file:///tmp/elsewhere/mlruns"),
     ("feedback.mlflow_tracking_uri", "sqlite:////tmp/elsewhere/mlflow.db"),
+    ("feedback.mlflow_tracking_uri", "sqlite+pysqlite:////tmp/elsewhere/mlflow.db"),
     ("feedback.mlflow_tracking_uri", "../elsewhere/mlruns"),
 ]
 
@@ -434,3 +435,9 @@ def test_every_path_like_key_has_a_path_rule() -> None:
         if any(isinstance(m, PathRule) for m in field.metadata)
     ]
     assert len(ruled) >= 20, ruled
+
+
+@pytest.mark.parametrize("uri", ["https://mlflow.example.org", "sqlite:///mlflow.db"])
+def test_a_remote_or_in_project_tracking_store_stays_allowed(light: Light, uri: str) -> None:
+    light.set("feedback.mlflow_tracking_uri", uri)
+    assert load_policy(light.policy).policy.feedback.mlflow_tracking_uri == uri
