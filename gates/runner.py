@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from gates import crashlog
 from gates.base import (
     Finding,
     GateError,
@@ -295,12 +297,16 @@ def _store(
 
 
 def _guarded(spec: GateSpec, context: RunContext) -> Outcome:
+    with contextlib.suppress(OSError):  # a stale traceback of an earlier run is not this run's
+        crashlog.log_path(context, spec.name).unlink()
     try:
         outcome = spec.load().run(context)
     except (GateError, PipelineError) as err:
         return _errored(str(err))
-    except Exception as err:  # fail closed: a crash is a verdict of "could not judge"
-        return _errored(f"crashed: {type(err).__name__}: {err}")
+    # Fail closed: a crash (or a gate calling sys.exit) is a verdict of "could not judge"; its
+    # traceback goes to reports/<gate>.log, never to the console.
+    except (Exception, SystemExit) as err:
+        return crashlog.crashed(spec.name, context, err)
     if (
         outcome.status is Status.PASSED
         and outcome.findings

@@ -60,11 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from pipeline.config import load_policy  # noqa: PLC0415 - parse arguments before heavy imports
+
+    policy = load_policy(args.policy)  # a refused policy costs no scikit-learn import
     from pipeline.evaluate import build_scorers, holdout_scores  # noqa: PLC0415
     from pipeline.persist import MODEL_FILE, save_model  # noqa: PLC0415
     from pipeline.train import train  # noqa: PLC0415
 
-    policy = load_policy(args.policy)
     result = train(policy)
     output = args.output or policy.resolve(policy.policy.run.artifacts_dir) / MODEL_FILE
     manifest = save_model(result.model, output, estimator=policy.policy.model.estimator)

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from pipeline.errors import PolicyError
 from pipeline.fsio import sha256_bytes
@@ -24,19 +40,79 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 # TOML arrays arrive as lists; a frozen policy keeps them as tuples.
 StrList = Annotated[tuple[str, ...], Strict(False)]
 
+# Bounds on the policy file itself: a policy is a few KiB of flat tables.
+MAX_POLICY_BYTES = 1024 * 1024
+MAX_DEPTH = 16
+# Bounds on one path value: far below PATH_MAX (4096) and NAME_MAX (255 bytes per component).
+MAX_PATH_CHARS = 1024
+MAX_NAME_BYTES = 255
+
+
+def _path_text(value: str) -> str:
+    """Checks of a path value that need no file system: no NUL or control characters, no ``~``."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        msg = "a path without NUL bytes or control characters"
+        raise ValueError(msg)
+    if value.startswith("~"):
+        msg = "a path relative to the project folder ('~' is not expanded)"
+        raise ValueError(msg)
+    if any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in value.split("/")):
+        msg = f"a path whose every component is at most {MAX_NAME_BYTES} bytes long"
+        raise ValueError(msg)
+    return value
+
+
+PathText = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_PATH_CHARS), AfterValidator(_path_text)
+]
+
+
+@dataclass(frozen=True)
+class PathRule:
+    """Marks a policy key as a path, and says what it must name and where it may point.
+
+    ``kind`` is what the path must be when it exists (``file``, ``dir``, or ``any`` of the two;
+    never a FIFO, socket or device). ``inside`` (the rule for every key but two) requires the
+    path, with every symlink followed, to lie in the project folder (the policy's folder);
+    ``inside=False`` requires it to lie outside. ``output`` marks a folder the gates write
+    into: it may not be the project folder itself. ``uri`` marks a URI that names a local
+    path only for the ``file:`` and ``sqlite:`` schemes (or no scheme at all).
+    """
+
+    kind: Literal["file", "dir", "any"]
+    inside: bool = True
+    output: bool = False
+    uri: bool = False
+
+    def describe(self) -> str:
+        """What the key must name, in words (for the JSON Schema and error messages)."""
+        what = {"file": "a file", "dir": "a folder", "any": "a file or folder"}[self.kind]
+        where = "inside the project folder" if self.inside else "outside the project folder"
+        if self.output:
+            where += " (not the project folder itself)"
+        return f"{what} {where}"
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        described = "a URI or path naming " if self.uri else "a path naming "
+        schema["description"] = described + self.describe() + ", symlinks followed"
+        return schema
+
 
 class _Strict(BaseModel):
     """Base of every policy table: unknown keys are errors, values keep their TOML types."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class RunPolicy(_Strict):
     """[run]: where a run writes and how it is seeded."""
 
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42
-    reports_dir: str = "reports"
-    artifacts_dir: str = "artifacts"
+    reports_dir: Annotated[PathText, PathRule("dir", output=True)] = "reports"
+    artifacts_dir: Annotated[PathText, PathRule("dir", output=True)] = "artifacts"
     # Reuse an unchanged gate's earlier outcome (gates/cache.py); false runs every gate always.
     cache: bool = True
     # A dask.distributed scheduler ("tcp://host:8786") that runs the joblib work of CV and the
@@ -133,9 +209,9 @@ class DataChecksPolicy(_Strict):
 class DataPolicy(_Strict):
     """[data]: the data file, its lock, the label, and the contract of every column."""
 
-    path: str
-    lock: str
-    checksums: str | None = None
+    path: Annotated[PathText, PathRule("file")]
+    lock: Annotated[PathText, PathRule("file")]
+    checksums: Annotated[PathText | None, PathRule("file")] = None
     format: Literal["csv", "parquet"] | None = None
     label: str
     classes: Annotated[StrList, Field(min_length=2)]
@@ -236,6 +312,7 @@ class CvPolicy(_Strict):
     thresholds: Annotated[dict[Metric, MetricThreshold], Field(min_length=1)]
 
 
+PathList = Annotated[tuple[PathText, ...], Strict(False)]
 Level = Literal["low", "medium", "high"]
 DEFAULT_CODE_PATHS = ("pipeline", "gates", "tests", "noxfile.py")
 # Code that ships: scanned by bandit and the unsafe-deserialization check (tests use assert).
@@ -245,19 +322,19 @@ DEFAULT_SAST_PATHS = ("pipeline", "gates", "noxfile.py")
 class LintPolicy(_Strict):
     """[lint]: what ruff checks; the rule set itself lives in pyproject.toml [tool.ruff]."""
 
-    paths: Annotated[StrList, Field(min_length=1)] = DEFAULT_CODE_PATHS
+    paths: Annotated[PathList, Field(min_length=1), PathRule("any")] = DEFAULT_CODE_PATHS
 
 
 class SastPolicy(_Strict):
     """[sast]: bandit's scope and thresholds, its baseline, and the unsafe-load check."""
 
-    paths: Annotated[StrList, Field(min_length=1)] = DEFAULT_SAST_PATHS
-    exclude: StrList = ()
+    paths: Annotated[PathList, Field(min_length=1), PathRule("any")] = DEFAULT_SAST_PATHS
+    exclude: Annotated[PathList, PathRule("any")] = ()
     severity: Level = "low"
     confidence: Level = "low"
-    baseline: str | None = None
+    baseline: Annotated[PathText | None, PathRule("file")] = None
     # The one module allowed to deserialize verified artifacts (it checks digests first).
-    loaders: StrList = ("pipeline/persist.py",)
+    loaders: Annotated[PathList, PathRule("file")] = ("pipeline/persist.py",)
 
 
 class AuditWaiver(_Strict):
@@ -271,10 +348,12 @@ class AuditWaiver(_Strict):
 class AuditPolicy(_Strict):
     """[audit]: pip-audit over the hash-pinned lock, its vulnerability source and waivers."""
 
-    requirements: str = "requirements.lock"
+    requirements: Annotated[PathText, PathRule("file")] = "requirements.lock"
     # A local OSV advisory directory (PyPA advisory-database layout); GATES_ADVISORY_DB wins.
-    # Used when it exists; otherwise the online service (or an error when required).
-    advisory_db: str | None = None
+    # Used when it exists; otherwise the online service (or an error when required). It must
+    # lie outside the project: a snapshot in the tree is the pull request's to write, and one
+    # holding only the canary would call every other pin clean. Read, never written.
+    advisory_db: Annotated[PathText | None, PathRule("dir", inside=False)] = None
     require_advisory_db: bool = False
     max_age_days: Annotated[int, Field(ge=1)] | None = None
     timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 600
@@ -305,21 +384,22 @@ class Tolerance(_Strict):
 class ReleasePolicy(_Strict):
     """[release]: the signing keys, the trusted public key, the registry and the champion bar."""
 
-    public_key: str = "keys/release.pub"
+    public_key: Annotated[PathText, PathRule("file")] = "keys/release.pub"
     private_key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GATES_SIGNING_KEY"
-    private_key_file: str | None = None
+    # A secret never lives in the tree (whatever is there is the pull request's): outside only.
+    private_key_file: Annotated[PathText | None, PathRule("file", inside=False)] = None
     allow_dev_key: bool = True
-    dev_key_dir: str = ".keys"
-    registry_dir: str = "registry"
+    dev_key_dir: Annotated[PathText, PathRule("dir", output=True)] = ".keys"
+    registry_dir: Annotated[PathText, PathRule("dir", output=True)] = "registry"
     tolerance: dict[Metric, Tolerance] = Field(default_factory=dict)
 
 
 class FeedbackPolicy(_Strict):
     """[feedback]: run history, trends, production-feedback quarantine, metrics and MLflow."""
 
-    history: str = "history/runs.jsonl"
-    quarantine_dir: str = "data/quarantine"
-    champion: str = "registry/champion"
+    history: Annotated[PathText, PathRule("file")] = "history/runs.jsonl"
+    quarantine_dir: Annotated[PathText, PathRule("dir", output=True)] = "data/quarantine"
+    champion: Annotated[PathText, PathRule("file")] = "registry/champion"
     prediction_column: str = "prediction"
     trend_window: Annotated[int, Field(ge=1, le=1000)] = 5
     max_metric_drop: Fraction = 0.02
@@ -331,9 +411,13 @@ class FeedbackPolicy(_Strict):
     outlier_z: Annotated[float, Field(gt=0.0)] = 8.0
     pushgateway_url: str | None = None
     pushgateway_job: str = "secure_ml_pipeline"
-    mlflow_tracking_uri: str | None = None
+    # A local store (a path, file: or sqlite: URI) must lie in the project; MLFLOW_TRACKING_URI wins.
+    mlflow_tracking_uri: Annotated[
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATH_CHARS)] | None,
+        PathRule("any", uri=True),
+    ] = None
     mlflow_experiment: str = "secure-ml-pipeline"
-    mlflow_artifact_location: str | None = None
+    mlflow_artifact_location: Annotated[PathText | None, PathRule("dir", output=True)] = None
 
 
 class Policy(_Strict):
@@ -382,9 +466,41 @@ class LoadedPolicy:
 
 
 def load_policy(path: Path) -> LoadedPolicy:
-    """Read and validate ``path``; any problem is one PolicyError naming the file and key."""
+    """Read and validate ``path``; any problem is one PolicyError naming the file and key.
+
+    Beyond the schema, every path the policy names is checked against the file system
+    (``check_policy_paths``): a policy is input a pull request controls, so it must not be able
+    to point a gate's reads or writes outside the project, nor hang or crash the loader.
+    """
+    raw = _read_policy(path)
+    document = _parse(path, raw)
     try:
-        raw = path.read_bytes()
+        policy = Policy.model_validate(document)
+    except ValidationError as err:
+        raise PolicyError(format_validation_error(path, err)) from None
+    loaded = LoadedPolicy(path=path, policy=policy, sha256=sha256_bytes(raw))
+    problems = check_policy_paths(loaded)
+    if problems:
+        raise PolicyError("\n".join(problems))
+    return loaded
+
+
+def _read_policy(path: Path) -> bytes:
+    """The policy's bytes: a regular file of at most MAX_POLICY_BYTES in its own folder."""
+    try:
+        real, folder = path.resolve(), path.absolute().parent.resolve()
+    except (OSError, RuntimeError) as err:
+        msg = f"{path}: cannot resolve the policy file: {err}"
+        raise PolicyError(msg) from None
+    if not real.is_relative_to(folder):
+        msg = (
+            f"{path}: expected the policy file in its project folder {folder}; "
+            f"found a symlink to {real}"
+        )
+        raise PolicyError(msg)
+    try:
+        # O_NONBLOCK: a FIFO planted as policy.toml must not hang the loader; it is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         msg = f"{path}: policy file not found (pass --policy PATH or create policy.toml)"
         raise PolicyError(msg) from None
@@ -392,18 +508,242 @@ def load_policy(path: Path) -> LoadedPolicy:
         msg = f"{path}: cannot read the policy file: {err.strerror}"
         raise PolicyError(msg) from None
     try:
-        document = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        msg = f"{path}: expected UTF-8 TOML, found bytes that are not UTF-8"
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            msg = f"{path}: expected the policy to be a regular file; found {_file_type(info)}"
+            raise PolicyError(msg)
+        if info.st_size > MAX_POLICY_BYTES:
+            msg = f"{path}: expected at most {MAX_POLICY_BYTES} bytes; found {info.st_size}"
+            raise PolicyError(msg)
+        chunks, size = [], 0
+        while size <= MAX_POLICY_BYTES and (chunk := os.read(fd, 65536)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as err:
+        msg = f"{path}: cannot read the policy file: {err.strerror}"
         raise PolicyError(msg) from None
-    except tomllib.TOMLDecodeError as err:
-        msg = f"{path}: not valid TOML: {err}"
+    finally:
+        os.close(fd)
+    if size > MAX_POLICY_BYTES:
+        msg = f"{path}: expected at most {MAX_POLICY_BYTES} bytes; found more (it grew while read)"
+        raise PolicyError(msg)
+    return b"".join(chunks)
+
+
+def _parse(path: Path, raw: bytes) -> dict[str, Any]:
+    """TOML to a document no deeper than MAX_DEPTH; every failure is one PolicyError."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        msg = f"{path}: expected UTF-8 TOML without a byte-order mark; found one at byte 0"
+        raise PolicyError(msg)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        msg = f"{path}: expected UTF-8 TOML, found bytes that are not UTF-8 at line {line}"
         raise PolicyError(msg) from None
     try:
-        policy = Policy.model_validate(document)
-    except ValidationError as err:
-        raise PolicyError(format_validation_error(path, err)) from None
-    return LoadedPolicy(path=path, policy=policy, sha256=sha256_bytes(raw))
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        hint = _duplicate_hint(text) if "overwrite" in str(err) else ""
+        msg = f"{path}: not valid TOML: {err}{hint}"
+        raise PolicyError(msg) from None
+    except RecursionError:
+        msg = (
+            f"{path}: {_deep_line(text)}expected at most {MAX_DEPTH} levels of nested arrays "
+            "and tables; found nesting too deep to parse"
+        )
+        raise PolicyError(msg) from None
+    except ValueError as err:  # e.g. an integer of more digits than Python converts
+        msg = f"{path}: not valid TOML: {err}"
+        raise PolicyError(msg) from None
+    if not document:
+        msg = f"{path}: the policy is empty; expected a TOML document with schema_version = 1"
+        raise PolicyError(msg)
+    deep = _too_deep(document)
+    if deep is not None:
+        msg = (
+            f"{path}: {deep}: expected at most {MAX_DEPTH} levels of nested arrays and tables; "
+            "found deeper nesting"
+        )
+        raise PolicyError(msg)
+    return document
+
+
+def _too_deep(document: dict[str, Any]) -> str | None:
+    """The key of the first value nested deeper than MAX_DEPTH, or None (walked without recursion)."""
+    stack: list[tuple[Any, str, int]] = [(document, "", 0)]
+    while stack:
+        node, key, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return key or "(top level)"
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for name, value in items:
+            if isinstance(value, dict | list):
+                stack.append((value, f"{key}.{name}" if key else str(name), depth + 1))
+    return None
+
+
+def _deep_line(text: str) -> str:
+    """``line N (key K): `` where the nesting first gets too deep, by a crude bracket count."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.count("[") + line.count("{") > MAX_DEPTH:
+            key = line.split("=", 1)[0].strip() if "=" in line else ""
+            return f"line {number}" + (f" (key {key[:80]!r})" if key else "") + ": "
+    return ""
+
+
+def _duplicate_hint(text: str) -> str:
+    """Name a key set twice in one table (tomllib only says 'Cannot overwrite a value')."""
+    table, seen = "", dict[str, int]()
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            table = stripped.strip("[] \t").split("]", 1)[0].strip()
+            # Each [[array]] element is a new table; a [table] may be declared only once.
+            seen = {k: v for k, v in seen.items() if not k.startswith(f"{table}.")}
+            continue
+        if "=" not in stripped or stripped.startswith("#"):
+            continue
+        name = stripped.split("=", 1)[0].strip().strip("\"'")
+        dotted = f"{table}.{name}" if table else name
+        if dotted in seen:
+            return f"; key '{dotted}' is set twice (lines {seen[dotted]} and {number})"
+        seen[dotted] = number
+    return ""
+
+
+def check_policy_paths(loaded: LoadedPolicy) -> list[str]:
+    """One line per path key that breaks its PathRule, naming the file, the key and the path.
+
+    Every path is resolved against the project folder with every symlink followed. A key that
+    must lie inside (all but ``[audit].advisory_db`` and ``[release].private_key_file``) may
+    not resolve outside it; those two may not resolve inside it, not even through another
+    name of the same folder (a bind mount: compared by device and inode). A path that exists
+    must be what its key names (a file, a folder), never a FIFO, socket or device.
+    """
+    try:
+        root = loaded.base_dir.resolve()
+        st = os.stat(root)
+    except (OSError, RuntimeError) as err:
+        return [f"{loaded.path}: cannot resolve the project folder {loaded.base_dir}: {err}"]
+    root_id = (st.st_dev, st.st_ino)
+    problems = []
+    for key, rule, value in _path_values(loaded.policy):
+        text = _local_path(value) if rule.uri else value
+        if text is None:
+            continue
+        problem = _path_problem(root, root_id, text, rule)
+        if problem is not None:
+            problems.append(
+                f"{loaded.path}: {key}: expected {rule.describe()}; found {value[:200]!r}, {problem}"
+            )
+    return problems
+
+
+def _path_values(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, PathRule, str]]:
+    """``(dotted key, rule, value)`` of every path value set in ``model`` and its tables."""
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        key = f"{prefix}{name}"
+        rule = next((m for m in field.metadata if isinstance(m, PathRule)), None)
+        if rule is not None:
+            if isinstance(value, str):
+                yield key, rule, value
+            elif isinstance(value, tuple):
+                yield from ((f"{key}.{i}", rule, str(v)) for i, v in enumerate(value))
+        elif isinstance(value, BaseModel):
+            yield from _path_values(value, f"{key}.")
+
+
+def _local_path(uri: str) -> str | None:
+    """The local path a tracking URI writes to (no scheme, ``file:``, ``sqlite:``), else None.
+
+    A database scheme may name its driver (``sqlite+pysqlite:``), as SQLAlchemy and MLflow allow.
+    """
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme == "" or (len(scheme) == 1 and uri[1:2] == ":"):
+        return uri
+    if scheme == "file":
+        return unquote(parts.path) or "/"
+    if scheme == "sqlite":
+        # sqlite:///relative.db, sqlite:////absolute.db; sqlite:// alone is in memory.
+        rest = uri.split("://", 1)[1] if "://" in uri else ""
+        path = rest[1:] if rest.startswith("/") else rest
+        return unquote(path.split("?", 1)[0]) or None
+    return None
+
+
+def _path_problem(root: Path, root_id: tuple[int, int], text: str, rule: PathRule) -> str | None:
+    """Why ``text`` breaks ``rule`` (a phrase), or None."""
+    try:
+        resolved = (root / text).resolve()
+    except (OSError, RuntimeError, ValueError) as err:
+        return f"which cannot be resolved ({err})"
+    return _place_problem(resolved, root, root_id, rule) or _type_problem(resolved, rule)
+
+
+def _place_problem(
+    resolved: Path, root: Path, root_id: tuple[int, int], rule: PathRule
+) -> str | None:
+    shown = str(resolved)[:200]
+    inside = _is_inside(resolved, root, root_id)
+    if rule.inside and not inside:
+        return f"which resolves to {shown}, outside the project folder {root}"
+    if not rule.inside and (inside or root.is_relative_to(resolved)):
+        where = "inside" if inside else "a folder holding"
+        return (
+            f"which resolves to {shown}, {where} the project folder {root} "
+            "(whatever is there is the pull request's to write)"
+        )
+    if rule.output and _same(resolved, root_id):
+        return "which is the project folder itself"
+    return None
+
+
+def _type_problem(resolved: Path, rule: PathRule) -> str | None:
+    try:
+        info = os.stat(resolved)
+    except FileNotFoundError:
+        return None  # not there yet: the gate that reads it says so, the one that writes makes it
+    except NotADirectoryError:
+        return "part of which is a file, not a folder"
+    except OSError as err:
+        return f"which cannot be examined ({err.strerror})"
+    if stat.S_ISREG(info.st_mode) and rule.kind != "dir":
+        return None
+    if stat.S_ISDIR(info.st_mode) and rule.kind != "file":
+        return None
+    return f"which is {_file_type(info)}"
+
+
+def _is_inside(resolved: Path, root: Path, root_id: tuple[int, int]) -> bool:
+    if resolved.is_relative_to(root):
+        return True
+    return any(_same(folder, root_id) for folder in (resolved, *resolved.parents))
+
+
+def _same(path: Path, identity: tuple[int, int]) -> bool:
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return (info.st_dev, info.st_ino) == identity
+
+
+def _file_type(info: os.stat_result) -> str:
+    mode = info.st_mode
+    for test, name in (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def format_validation_error(path: Path, err: ValidationError) -> str:
@@ -418,6 +758,12 @@ def format_validation_error(path: Path, err: ValidationError) -> str:
             lines.append(f"{path}: {key}: unknown key{hint}")
         elif item["type"] == "missing":
             lines.append(f"{path}: {key}: required key is missing")
+        elif item["type"] == "string_too_long" and isinstance(item.get("input"), str):
+            limit = (item.get("ctx") or {}).get("max_length")
+            lines.append(
+                f"{path}: {key}: expected at most {limit} characters; "
+                f"found a string of {len(item['input'])} characters"
+            )
         else:
             message = item["msg"].removeprefix("Value error, ")
             lines.append(f"{path}: {key}: expected {_lower_first(message)}; found {found}")

@@ -24,14 +24,17 @@ pytestmark = pytest.mark.slow  # every test runs pip-audit (about a second per r
 
 
 class AuditProject:
-    """A project copy whose audit reads ./osv (a copy of the fixture) and ./requirements.lock."""
+    """A project copy whose audit reads ../osv (a copy of the fixture) and ./requirements.lock.
+
+    The snapshot lies beside the project, not in it: the policy may not name one inside.
+    """
 
     def __init__(self, project: Any) -> None:
         self.project = project
         self.root: Path = project.root
-        self.osv = self.root / "osv"
+        self.osv = self.root.parent / "osv"
         shutil.copytree(OSV, self.osv)
-        project.edit_policy(**{"audit.advisory_db": "osv", "audit.require_advisory_db": True})
+        project.edit_policy(**{"audit.advisory_db": "../osv", "audit.require_advisory_db": True})
         self.lock(CLEAN)
 
     def lock(self, pins: dict[str, str], *, extra: str = "") -> None:

@@ -426,7 +426,7 @@ def test_the_audit_against_the_live_service_is_never_reused(project, monkeypatch
     from tests.project_support import ADVISORY_DB_ENV
 
     monkeypatch.delenv(ADVISORY_DB_ENV, raising=False)
-    project.edit_policy(**{"audit.advisory_db": "no-such-snapshot"})
+    project.edit_policy(**{"audit.advisory_db": "../no-such-snapshot"})
     context = RunContext(policy=project.load(), run_id="r", reports_dir=project.root / "reports")
     assert audit.choose_source(context).path is None
     assert not audit.AuditGate().cacheable_in(context)

@@ -52,7 +52,7 @@ def test_params_metrics_tags_and_reports_reach_a_sqlite_tracking_store(
     root = tmp_path / "copy"
     shutil.copytree(passed_run, root)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{root / 'mlflow.db'}"  # a local store the policy names lies in the project
     _configure(root, uri)
     result = run_stage(root)
     assert result.findings == (), result.findings
