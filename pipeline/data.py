@@ -661,9 +661,12 @@ def write_lock_entry(
         "schema_version": LOCK_SCHEMA_VERSION,
         "files": {entry.name: record},
     }
-    atomic_write_json(policy.resolve(data.lock), document)
+    # The checksums file first, the lock last: the lock is the approval, so a kill between the
+    # two leaves the data unapproved (DATA001, approve again), never a lock the checksums
+    # contradict.
     if data.checksums is not None:
         atomic_write_text(policy.resolve(data.checksums), f"{entry.sha256}  {data_path.name}\n")
+    atomic_write_json(policy.resolve(data.lock), document)
     return entry
 
 
