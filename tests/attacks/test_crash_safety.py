@@ -663,3 +663,90 @@ def test_a_development_key_generation_killed_mid_way_recovers(step, project, mon
     public = folder / "dev-signing.pub"
     assert public.read_bytes() == choice.key.public.pem()
     assert (folder / ".gitignore").read_text() == "*\n"
+
+
+# --- a feedback approval: data, lock and batch record agree after a kill ----------------------
+
+_APPROVE_CRASHER = """
+import os, signal, sys
+from pathlib import Path
+import gates.feedback.quarantine as quarantine
+import pipeline.data as data
+from pipeline.config import load_policy
+
+point, policy_path, batch_id = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def kill_when(real, test):
+    def wrapper(*args, **kwargs):
+        if test(*args):
+            die()
+        return real(*args, **kwargs)
+    return wrapper
+
+if point == "staging":      # while the merged data is written beside the training file
+    quarantine.atomic_write_bytes = kill_when(quarantine.atomic_write_bytes, lambda p, *a: p.name.endswith(".staging"))
+elif point == "journal":    # the approval is recorded, the data not yet replaced
+    os.replace = kill_when(os.replace, lambda src, dst: str(src).endswith(".staging"))
+elif point == "data":       # the data replaced, its lock not yet written
+    quarantine.fsync_dir = kill_when(quarantine.fsync_dir, lambda folder: True)
+elif point == "checksums":  # the checksums written, the lock not yet
+    data.atomic_write_json = kill_when(data.atomic_write_json, lambda p, *a: p.name.endswith(".lock.json"))
+elif point == "record":     # data and lock new, the batch record not yet
+    quarantine.atomic_write_json = kill_when(quarantine.atomic_write_json, lambda p, *a: p.name == "batch.json")
+quarantine.approve(load_policy(policy_path), batch_id, by="alice")
+print("approved without being killed")
+"""
+
+
+def _outcomes(project: Any, n: int = 6) -> Path:
+    """A feedback CSV of ``n`` new rows (ids no training row has, one feature nudged)."""
+    import csv
+
+    with project.data_path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))[:n]
+    for i, row in enumerate(rows):
+        row["id"] = str(20_000_000 + i)
+        row["mean_radius"] = f"{float(row['mean_radius']) * 1.01:.4f}"
+        row["prediction"] = row["diagnosis"]
+    path = project.root / "outcomes.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize("point", ["staging", "journal", "data", "checksums", "record"])
+def test_an_approval_killed_at_any_step_is_finished_or_undone_by_the_next(point, project):
+    from gates.feedback import quarantine
+    from pipeline.data import verify_lock
+
+    original = project.data_path.read_bytes()
+    batch = quarantine.ingest(project.load(), _outcomes(project))
+    assert batch.status == quarantine.QUARANTINED, batch.problems
+    done = subprocess.run(
+        [sys.executable, "-c", _APPROVE_CRASHER, point, str(project.policy_path), batch.batch_id],
+        cwd=project.root,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == -signal.SIGKILL, (done.stdout, done.stderr[-2000:])
+    # The next approval (the same command again) finishes or redoes it; nothing is doubled.
+    quarantine.approve(project.load(), batch.batch_id, by="alice")
+    final = quarantine.read_batch(project.load(), batch.batch_id)
+    assert final.status == quarantine.APPROVED
+    assert final.approved_by == "alice"
+    grown = project.data_path.read_bytes()
+    assert grown.startswith(original)
+    assert grown.count(b"\n") == original.count(b"\n") + 6
+    assert final.data_sha256_after == hashlib.sha256(grown).hexdigest()
+    assert verify_lock(project.load()) == []  # the data gate's lock check passes
+    folder = project.root / "data"
+    assert not list(folder.glob("quarantine/*/approving.json"))
+    assert not [p for p in folder.iterdir() if ".staging" in p.name]
