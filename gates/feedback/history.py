@@ -311,9 +311,10 @@ def _mismatch(name: str, *, count: int, head: str, torn: int, sidecar: _Sidecar 
     if sidecar is None:
         return f"{name} is missing: cannot rule out truncation"
     if torn:
+        what = "truncated or rewritten" if count < sidecar.count else "appended without the lock"
         return (
             f"incomplete last record ({torn} byte(s) without a final newline after record "
-            f"{count}, and {name} says {sidecar.count}): truncated or rewritten"
+            f"{count}, and {name} says {sidecar.count}): {what}"
         )
     if count < sidecar.count:
         return f"{count} records, {name} says {sidecar.count} (truncated)"

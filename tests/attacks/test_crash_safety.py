@@ -201,6 +201,12 @@ def _newline_removed(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-1])
 
 
+def _behind_and_torn(path: Path) -> None:
+    # Two interrupted appends in a row: the second one would have repaired the first first.
+    _head_behind(path)
+    _torn_partial(path)
+
+
 def _head_rewritten(path: Path) -> None:
     document = json.loads(history.head_path(path).read_text())
     history.head_path(path).write_text(json.dumps({**document, "head": "e" * 64}))
@@ -218,6 +224,7 @@ REFUSED: dict[str, tuple[Callable[[Path], None], str]] = {
     "two-records-beyond-head": (_two_beyond, "appended without the lock"),
     "newline-of-last-record-removed": (_newline_removed, "incomplete last record"),
     "head-rewritten": (_head_rewritten, "the last record was rewritten"),
+    "head-behind-and-torn-tail": (_behind_and_torn, "incomplete last record"),
     "head-unparsable": (_head_unparsable, "unparsable"),
 }
 
