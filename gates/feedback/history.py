@@ -311,7 +311,7 @@ def _mismatch(name: str, *, count: int, head: str, torn: int, sidecar: _Sidecar 
     if sidecar is None:
         return f"{name} is missing: cannot rule out truncation"
     if torn:
-        what = "truncated or rewritten" if count < sidecar.count else "appended without the lock"
+        what = "truncated or rewritten" if count <= sidecar.count else "appended without the lock"
         return (
             f"incomplete last record ({torn} byte(s) without a final newline after record "
             f"{count}, and {name} says {sidecar.count}): {what}"
