@@ -7,7 +7,10 @@ by side and alternating, what the feedback stage reads on every run:
 - whole: ``verify(path)`` and ``records(path)``, every record parsed and hashed twice (the stage
   before the checkpoint);
 - incremental: ``verify(path, resume=True)`` after one new record, and ``records(path,
-  last=1000)`` (the stage now).
+  last=1000)``: the stage with ``GATES_HISTORY_HMAC_KEY`` set (the bench sets one when it is
+  unset), whose sealed checkpoint spares the records verified before;
+- unkeyed: the same without the key (the default): no checkpoint is trusted, so every record is
+  parsed and hashed once, and the newest 1,000 read again.
 
 A pipeline run on every commit appends one record per run, so the whole read grows without
 end while the incremental one stays near constant once past 1,000 records.
@@ -16,6 +19,7 @@ end while the incremental one stays near constant once past 1,000 records.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -68,24 +72,38 @@ def incremental(path: Path, i: int) -> float:
     return time.perf_counter() - start
 
 
+def unkeyed(path: Path, i: int) -> float:
+    history.append(path, record(2 * 10**6 + i))
+    key = os.environ.pop(history.HMAC_KEY_ENV)
+    try:
+        start = time.perf_counter()
+        assert history.verify(path, resume=True)
+        history.records(path, last=RECENT_RECORDS)
+        return time.perf_counter() - start
+    finally:
+        os.environ[history.HMAC_KEY_ENV] = key
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
-    print(f"{'records':>8} {'MiB':>6} {'whole':>9} {'incremental':>12} {'ratio':>7}")
+    os.environ.setdefault(history.HMAC_KEY_ENV, "bench/history.py")
+    print(f"{'records':>8} {'MiB':>6} {'whole':>9} {'unkeyed':>9} {'incremental':>12} {'ratio':>7}")
     for n in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "runs.jsonl"
             build(path, n)
             assert history.verify(path, resume=True)  # the checkpoint of the last run
-            times: dict[str, list[float]] = {"whole": [], "incremental": []}
+            times: dict[str, list[float]] = {"whole": [], "unkeyed": [], "incremental": []}
             for i in range(args.reps):
                 times["incremental"].append(incremental(path, i))
+                times["unkeyed"].append(unkeyed(path, i))
                 times["whole"].append(whole(path))
-            w, inc = (statistics.median(times[k]) for k in ("whole", "incremental"))
+            w, u, inc = (statistics.median(times[k]) for k in ("whole", "unkeyed", "incremental"))
             size = path.stat().st_size / 2**20
-            print(f"{n:>8} {size:>6.1f} {w:>8.3f}s {inc:>11.3f}s {w / inc:>6.1f}x")
+            print(f"{n:>8} {size:>6.1f} {w:>8.3f}s {u:>8.3f}s {inc:>11.3f}s {w / inc:>6.1f}x")
     return 0
 
 

@@ -23,6 +23,7 @@ from pipeline.attestation import (
 from pipeline.champion import Champion, ModelRegistry, RegistryError
 from pipeline.config import LoadedPolicy
 from pipeline.errors import ModelError, PipelineError
+from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.persist import audit_attested
 from pipeline.signing import (
     PublicKey,
@@ -97,9 +98,13 @@ def _dev_key(policy: LoadedPolicy) -> KeyChoice:
     private, public = folder / f"{DEV_KEY_NAME}.key", folder / f"{DEV_KEY_NAME}.pub"
     if not private.exists():
         generate_key_pair(private_path=private, public_path=public)
+    if not (folder / ".gitignore").exists():
         # Keep the folder out of git even where .gitignore was not copied along.
-        (folder / ".gitignore").write_text("*\n", encoding="utf-8")
+        atomic_write_text(folder / ".gitignore", "*\n")
     key = read_private_key(private, release=False)
+    if not public.exists():
+        # A run killed between writing the two halves: the public one follows from the private.
+        atomic_write_bytes(public, key.public.pem())
     return KeyChoice(
         key,
         f"DEVELOPMENT key {key.public.keyid[:12]}... from {private} (not the release key: "

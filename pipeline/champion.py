@@ -12,18 +12,22 @@ Layout::
 A version holds every subject of its statement at the same relative path as in the project,
 so the one verifier checks a version exactly as it checks a fresh run. Promotion copies into a
 staging folder, verifies the copy, renames it into place, and only then replaces the pointer;
-a crash at any step leaves the previous champion's pointer and folder untouched.
+a crash at any step leaves the previous champion's pointer and folder untouched. Promotions
+hold an exclusive ``fcntl`` lock on ``registry/.lock``, so two never share a staging sweep,
+and the next promotion removes what a killed one left (staging folders, the pointer's temp
+file); a version folder that was renamed into place before the crash is verified and reused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,12 +40,13 @@ from pipeline.attestation import (
     verify_bundle,
 )
 from pipeline.errors import ModelError, PipelineError
-from pipeline.fsio import atomic_write_json, sha256_file
+from pipeline.fsio import atomic_write_json, fsync_dir, sha256_file, temp_files
 from pipeline.persist import audit_attested
 from pipeline.signing import PublicKey
 
 POINTER_FILE = "champion"
 VERSIONS_DIR = "versions"
+LOCK_FILE = ".lock"
 _STAGING_PREFIX = ".staging-"
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -121,32 +126,33 @@ class ModelRegistry:
             raise RegistryError(msg)
         versions = self.path / VERSIONS_DIR
         versions.mkdir(parents=True, exist_ok=True)
-        self._sweep(versions)
-        final = versions / version
-        if not final.exists():
-            staging = versions / f"{_STAGING_PREFIX}{version}-{secrets.token_hex(4)}"
-            try:
-                self._copy(source, staging, bundle)
-                # Verify the bytes that will stay, not the ones we copied from.
-                self._verify_staging(staging, bundle, version)
-                _fsync_tree(staging)
-                os.rename(staging, final)
-                _fsync_dir(versions)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
-        verified = self._verify_version(version, bundle, None)
-        atomic_write_json(
-            self.pointer,
-            {
-                "version": version,
-                "bundle": bundle,
-                "envelope_sha256": sha256_file(verified.envelope_path),
-                "run_id": source.run_id,
-                "promoted": datetime.now(UTC).isoformat(timespec="seconds"),
-                "keyid": self.trusted.keyid,
-            },
-        )
+        with _locked(self.path / LOCK_FILE):
+            self._sweep(versions)
+            final = versions / version
+            if not final.exists():
+                staging = versions / f"{_STAGING_PREFIX}{version}-{secrets.token_hex(4)}"
+                try:
+                    self._copy(source, staging, bundle)
+                    # Verify the bytes that will stay, not the ones we copied from.
+                    self._verify_staging(staging, bundle, version)
+                    _fsync_tree(staging)
+                    os.rename(staging, final)
+                    fsync_dir(versions)
+                except BaseException:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    raise
+            verified = self._verify_version(version, bundle, None)
+            atomic_write_json(
+                self.pointer,
+                {
+                    "version": version,
+                    "bundle": bundle,
+                    "envelope_sha256": sha256_file(verified.envelope_path),
+                    "run_id": source.run_id,
+                    "promoted": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "keyid": self.trusted.keyid,
+                },
+            )
         return Champion(version, verified)
 
     def _verify_staging(self, staging: Path, bundle: str, version: str) -> None:
@@ -176,11 +182,29 @@ class ModelRegistry:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source.root / name, target, follow_symlinks=False)
 
-    @staticmethod
-    def _sweep(versions: Path) -> None:
-        # Staging folders are left only by a crash; they were never pointed to.
+    def _sweep(self, versions: Path) -> None:
+        # Under the lock, staging folders and pointer temp files are left only by a crash; they
+        # were never pointed to.
         for leftover in versions.glob(f"{_STAGING_PREFIX}*"):
             shutil.rmtree(leftover, ignore_errors=True)
+        for temp in temp_files(self.pointer):
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if absent) for the duration of the block."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        msg = f"{path}: cannot open the registry lock: {err.strerror}"
+        raise RegistryError(msg) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -189,14 +213,5 @@ def _fsync_tree(folder: Path) -> None:
             with path.open("rb") as handle:
                 os.fsync(handle.fileno())
         elif path.is_dir():
-            _fsync_dir(path)
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fsync_dir(path)
+    fsync_dir(folder)

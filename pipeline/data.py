@@ -661,10 +661,20 @@ def write_lock_entry(
         "schema_version": LOCK_SCHEMA_VERSION,
         "files": {entry.name: record},
     }
+    # The checksums file first, the lock last: the lock is the approval, so a kill between the
+    # two leaves the data unapproved (DATA001, approve again), never a lock the checksums
+    # contradict.
+    write_checksums(policy, entry.sha256)
     atomic_write_json(policy.resolve(data.lock), document)
-    if data.checksums is not None:
-        atomic_write_text(policy.resolve(data.checksums), f"{entry.sha256}  {data_path.name}\n")
     return entry
+
+
+def write_checksums(policy: LoadedPolicy, sha256: str) -> None:
+    """Write ``[data].checksums`` (sha256sum format) for the data file, atomically, if set."""
+    data = policy.policy.data
+    if data.checksums is not None:
+        name = policy.resolve(data.path).name
+        atomic_write_text(policy.resolve(data.checksums), f"{sha256}  {name}\n")
 
 
 def _previous_reference(policy: LoadedPolicy, data_path: Path) -> DataProfile | None:

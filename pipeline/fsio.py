@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -49,7 +50,25 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
+
+
+def temp_files(path: Path) -> list[Path]:
+    """The temp files ``atomic_write_bytes`` leaves beside ``path`` when it is killed mid-write.
+
+    Remove them only while holding whatever lock serializes the writers of ``path``: outside
+    it, one of them may be another writer's file in flight.
+    """
+    # mkstemp names are the prefix, eight random characters, then the suffix.
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.{'?' * 8}.tmp"))
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd``: ``os.write`` may write only part of it."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -62,8 +81,9 @@ def atomic_write_json(path: Path, payload: Any) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
-def _fsync_dir(folder: Path) -> None:
-    # Persist the rename itself; not every platform lets a folder be opened (Windows does not).
+def fsync_dir(folder: Path) -> None:
+    """Persist the folder's entries (a rename, a new file); a no-op where folders cannot be opened."""
+    # Not every platform lets a folder be opened (Windows does not).
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from pipeline.errors import PipelineError
-from pipeline.fsio import atomic_write_bytes, sha256_bytes
+from pipeline.fsio import atomic_write_bytes, fsync_dir, sha256_bytes
 
 # The payload type in-toto attestations use (in-toto/attestation spec/v1/envelope.md).
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -247,13 +249,25 @@ def generate_key_pair(*, private_path: Path, public_path: Path) -> PublicKey:
             msg = f"{path}: already exists; refusing to overwrite a key (move it away first)"
             raise SigningError(msg)
     key = Ed25519PrivateKey.generate()
-    private_path.parent.mkdir(parents=True, exist_ok=True)
-    # O_EXCL: a file created between the check above and here is not clobbered either.
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(_private_pem(key))
-        handle.flush()
-        os.fsync(handle.fileno())
+    folder = private_path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    # Written whole and fsynced under a temp name (mkstemp: mode 0600), then linked into place:
+    # a kill at any moment leaves no key or the whole key, never a truncated one, and the link,
+    # like O_EXCL, fails rather than clobber a file created since the check above.
+    fd, temp = tempfile.mkstemp(prefix=f".{private_path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(_private_pem(key))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temp, private_path)
+    except FileExistsError:
+        msg = f"{private_path}: already exists; refusing to overwrite a key (move it away first)"
+        raise SigningError(msg) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+    fsync_dir(folder)
     public = PublicKey.from_crypto(key.public_key(), source=str(public_path))
     atomic_write_bytes(public_path, public.pem())
     return public

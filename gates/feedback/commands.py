@@ -37,6 +37,8 @@ def history_command(args: argparse.Namespace, policy: LoadedPolicy) -> int:
     result = history.verify(path, expect_head=args.expect_head)
     if result:
         out.write(f"{path}: intact, {result.records} records, head {result.head}\n")
+        for note in result.pending:
+            out.write(f"  recoverable: {note}\n")
         return OK
     out.write(f"{path}: FAILED verification ({len(result.problems)} problem(s))\n")
     for problem in result.problems:

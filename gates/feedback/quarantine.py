@@ -12,6 +12,15 @@ Rules: FBQ001 a prediction outside the declared classes; FBQ002 the batch is lar
 training row with a different label (label flip); FBQ012 more labels contradict the predictions
 than ``max_label_disagreement``; FBQ013 a feature value more than ``outlier_z`` standard
 deviations from the training mean. Contract rules keep their DATA ids.
+
+An approval changes three files (the training data, its lock, the batch record), and a process
+killed between them must not leave them disagreeing for good. Before the data is replaced,
+``<batch>/approving.json`` records the data's digest and size before and its digest after; it
+is removed once the batch record says approved. The next ``approve`` (of any batch) first
+finishes or undoes what such a record describes, under the same lock: data and lock already
+new, only the batch record is written; data new but the lock not, the data is cut back to its
+approved prefix (whose digest must be the one the lock names) and the approval is to be done
+again; data untouched, the record is dropped. Anything else is a DataError naming the record.
 """
 
 from __future__ import annotations
@@ -31,12 +40,28 @@ import pandas as pd
 
 from gates.feedback.history import locked
 from pipeline.config import LoadedPolicy
-from pipeline.data import check_contract, read_table, verify_lock, write_lock
+from pipeline.data import (
+    check_contract,
+    lock_key,
+    read_lock,
+    read_table,
+    verify_lock,
+    write_checksums,
+    write_lock,
+)
 from pipeline.errors import DataError
-from pipeline.fsio import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
+from pipeline.fsio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    fsync_dir,
+    sha256_bytes,
+    sha256_file,
+    temp_files,
+)
 
 BATCH_FILE = "batch.json"
 ROWS_FILE = "rows.csv"
+JOURNAL_FILE = "approving.json"
 QUARANTINED, REJECTED, APPROVED = "quarantined", "rejected", "approved"
 _QUOTE = 5
 # Row-count bounds and "every class has rows" apply to the whole training set: a small batch
@@ -315,6 +340,7 @@ def approve(policy: LoadedPolicy, batch_id: str, *, by: str) -> tuple[Batch, lis
         raise DataError(msg)
     root = quarantine_dir(policy)
     with locked(root / "approve"):
+        _finish_interrupted(policy, root)
         batch = read_batch(policy, batch_id)
         if batch.status != QUARANTINED:
             why = "was rejected at ingestion" if batch.status == REJECTED else f"is {batch.status}"
@@ -335,10 +361,12 @@ def approve(policy: LoadedPolicy, batch_id: str, *, by: str) -> tuple[Batch, lis
         if problems:
             return batch, problems
         data_path = policy.resolve(data.path)
+        original = data_path.read_bytes()
         merged_bytes = _appended(
-            data_path, frame.drop(columns=[policy.policy.feedback.prediction_column])
+            original, frame.drop(columns=[policy.policy.feedback.prediction_column])
         )
-        staging = data_path.with_name(f".{data_path.name}.{batch_id}.staging")
+        staging = _staging(data_path, batch_id)
+        journal = root / batch_id / JOURNAL_FILE
         try:
             atomic_write_bytes(staging, merged_bytes)
             merged = read_table(staging, fmt="csv")
@@ -354,7 +382,17 @@ def approve(policy: LoadedPolicy, batch_id: str, *, by: str) -> tuple[Batch, lis
                     )
                     for v in violations
                 ]
+            atomic_write_json(
+                journal,
+                {
+                    "data_sha256_before": sha256_bytes(original),
+                    "data_size_before": len(original),
+                    "data_sha256_after": sha256_bytes(merged_bytes),
+                    "approved_by": by,
+                },
+            )
             os.replace(staging, data_path)
+            fsync_dir(data_path.parent)
         finally:
             staging.unlink(missing_ok=True)
         entry = write_lock(policy, merged)
@@ -369,12 +407,60 @@ def approve(policy: LoadedPolicy, batch_id: str, *, by: str) -> tuple[Batch, lis
             }
         )
         atomic_write_json(root / batch_id / BATCH_FILE, approved.to_dict())
+        journal.unlink()
+        fsync_dir(journal.parent)
     return approved, []
 
 
-def _appended(data_path: Path, rows: pd.DataFrame) -> bytes:
+def _staging(data_path: Path, batch_id: str) -> Path:
+    return data_path.with_name(f".{data_path.name}.{batch_id}.staging")
+
+
+def _finish_interrupted(policy: LoadedPolicy, root: Path) -> None:
+    """Under the approve lock: finish or undo every approval a kill interrupted (module doc)."""
+    data_path = policy.resolve(policy.policy.data.path)
+    for staging in data_path.parent.glob(f".{data_path.name}.*.staging"):
+        for leftover in [*temp_files(staging), staging]:
+            leftover.unlink(missing_ok=True)
+    for journal in sorted(root.glob(f"*/{JOURNAL_FILE}")):
+        try:
+            document = json.loads(journal.read_text(encoding="utf-8"))
+            before, after = str(document["data_sha256_before"]), str(document["data_sha256_after"])
+            size = int(document["data_size_before"])
+        except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+            msg = f"{journal}: unreadable record of an interrupted approval ({type(err).__name__})"
+            raise DataError(msg) from None
+        current = data_path.read_bytes()
+        digest = sha256_bytes(current)
+        entry = read_lock(policy.resolve(policy.policy.data.lock)).files.get(
+            lock_key(policy, data_path)
+        )
+        approved = entry.sha256 if entry is not None else None
+        if digest == after and approved == after:
+            # Killed after the lock: only the batch record is behind.
+            batch = read_batch(policy, journal.parent.name)
+            record = {**asdict(batch), "problems": batch.problems, "status": APPROVED}
+            record["approved_by"] = document.get("approved_by")
+            record["approved_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+            record["data_sha256_after"] = after
+            atomic_write_json(journal.parent / BATCH_FILE, Batch(**record).to_dict())
+        elif digest == after and approved == before and sha256_bytes(current[:size]) == before:
+            # Killed between the data and its lock: back to the data the lock approves.
+            atomic_write_bytes(data_path, current[:size])
+            write_checksums(policy, before)
+        elif digest != before:
+            msg = (
+                f"{journal}: an approval of batch {journal.parent.name} was interrupted, and "
+                f"{policy.policy.data.path} is neither the data before it nor after it; restore "
+                "the data and its lock, then remove this file"
+            )
+            raise DataError(msg)
+        journal.unlink()
+        fsync_dir(journal.parent)
+
+
+def _appended(original: bytes, rows: pd.DataFrame) -> bytes:
     """The training file's bytes unchanged, followed by the batch's rows in its column order."""
-    original = data_path.read_bytes()
     header = next(csv.reader(io.StringIO(original.decode("utf-8").split("\n", 1)[0].rstrip("\r"))))
     newline = "\r\n" if b"\r\n" in original[:65536] else "\n"
     buffer = io.StringIO()

@@ -27,6 +27,13 @@ def _lines(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines(keepends=True)
 
 
+@pytest.fixture
+def checkpoint_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The secret that seals the verification checkpoint (without it there is no checkpoint)."""
+    monkeypatch.setenv(history.HMAC_KEY_ENV, "test checkpoint key")
+    return "test checkpoint key"
+
+
 def test_appends_chain_each_record_to_the_previous_and_verify_passes(tmp_path):
     path = tmp_path / "runs.jsonl"
     written = _fill(path)
@@ -153,7 +160,9 @@ def test_two_processes_appending_at_once_keep_one_intact_chain(tmp_path):
     assert [i for i in ids if i.startswith("a")] == [f"a-{i}" for i in range(n)]
 
 
-def test_resumed_verification_checks_appended_records_and_moves_the_checkpoint(tmp_path):
+def test_resumed_verification_checks_appended_records_and_moves_the_checkpoint(
+    tmp_path, checkpoint_key
+):
     path = tmp_path / "runs.jsonl"
     written = _fill(path, 3)
     assert not history.checkpoint_path(path).exists()
@@ -179,7 +188,7 @@ def test_resumed_verification_checks_appended_records_and_moves_the_checkpoint(t
     assert json.loads(history.checkpoint_path(path).read_text())["records"] == 5
 
 
-def test_an_edit_inside_the_verified_prefix_is_still_caught_when_resuming(tmp_path):
+def test_an_edit_inside_the_verified_prefix_is_still_caught_when_resuming(tmp_path, checkpoint_key):
     path = tmp_path / "runs.jsonl"
     _fill(path, 4)
     assert history.verify(path, resume=True)
@@ -191,7 +200,7 @@ def test_an_edit_inside_the_verified_prefix_is_still_caught_when_resuming(tmp_pa
     assert any(p.line == 2 and "edited" in p.message for p in result.problems)
 
 
-def test_truncation_below_the_checkpoint_is_caught_when_resuming(tmp_path):
+def test_truncation_below_the_checkpoint_is_caught_when_resuming(tmp_path, checkpoint_key):
     path = tmp_path / "runs.jsonl"
     _fill(path, 4)
     assert history.verify(path, resume=True)
@@ -201,19 +210,21 @@ def test_truncation_below_the_checkpoint_is_caught_when_resuming(tmp_path):
     assert any("truncated" in p.message for p in result.problems)
 
 
-def test_the_cli_verification_ignores_the_checkpoint_and_reads_every_record(tmp_path):
+def test_a_rewritten_checkpoint_does_not_vouch_for_an_edited_record(tmp_path, checkpoint_key):
     path = tmp_path / "runs.jsonl"
     _fill(path, 3)
     assert history.verify(path, resume=True)
     # A checkpoint rewritten to vouch for an edited prefix (anyone who can write the folder
-    # can do this, as they could re-hash the whole chain): the full check still reads every
-    # record, and the signed head hash is what anchors the history against such a rewrite.
+    # can do this): without the key its seal no longer checks, so the stage's resumed check
+    # reads every record too and rejects what the full check rejects.
     path.write_bytes(path.read_bytes().replace(b'"m":0.1', b'"m":0.7'))
     raw = path.read_bytes()
     mark = json.loads(history.checkpoint_path(path).read_text())
     mark["sha256"] = hashlib.sha256(raw).hexdigest()
     history.checkpoint_path(path).write_text(json.dumps(mark))
-    assert history.verify(path, resume=True)  # what the checkpoint vouches for is not re-read
+    resumed = history.verify(path, resume=True)
+    assert not resumed
+    assert any(p.line == 2 and "edited" in p.message for p in resumed.problems)
     full = history.verify(path)
     assert not full
     assert any(p.line == 2 for p in full.problems)
@@ -230,7 +241,9 @@ def test_records_last_n_reads_only_the_newest_with_their_line_numbers(tmp_path):
         history.records(path, last=1)
 
 
-def test_a_checkpoint_that_does_not_describe_its_own_prefix_is_not_trusted(tmp_path):
+def test_a_checkpoint_that_does_not_describe_its_own_prefix_is_not_trusted(
+    tmp_path, checkpoint_key
+):
     path = tmp_path / "runs.jsonl"
     written = _fill(path, 3)
     assert history.verify(path, resume=True)
