@@ -1431,7 +1431,9 @@ class _Project:
     """The modules scanned together: a name imported from one of them is followed into it."""
 
     def __init__(self, own_packages: Collection[str] = ()) -> None:
-        self.modules: dict[str, _Module] = {}
+        # Every dotted suffix of a module's name: ``sys.path.insert(0, "pipeline")`` makes
+        # ``pipeline/_compat.py`` importable as ``_compat`` too.
+        self.modules: dict[str, list[_Module]] = {}
         # A package named like a loader's module (a planted ``yaml/``) confines nothing.
         self.own_packages = {
             p for p in own_packages if p and not _carrier(p) and p not in PICKLE_LIKE
@@ -1440,17 +1442,24 @@ class _Project:
         self._cache: dict[tuple[int, str, bool], _Values] = {}
         self._cuts = 0
 
+    def add(self, module: _Module) -> None:
+        parts = module.name.split(".")
+        for start in range(len(parts)):
+            self.modules.setdefault(".".join(parts[start:]), []).append(module)
+
     def expand(self, name: str) -> _Values:
         """``pipeline._compat.restore`` -> what ``pipeline/_compat.py`` binds ``restore`` to."""
         parts = name.split(".")
         for cut in range(len(parts) - 1, 0, -1):
-            module = self.modules.get(".".join(parts[:cut]))
-            if module is None or parts[cut] not in module.top.bindings:
-                continue
-            values = self.bound(module, module.top, parts[cut])
-            for attr in parts[cut + 1 :]:
-                values = module.attribute(values, attr)
-            return values
+            found: set[_Value] = set()
+            for module in self.modules.get(".".join(parts[:cut]), []):
+                if parts[cut] in module.top.bindings:
+                    values = self.bound(module, module.top, parts[cut])
+                    for attr in parts[cut + 1 :]:
+                        values = module.attribute(values, attr)
+                    found |= values
+            if found:
+                return frozenset(found)
         return frozenset({_Ref(name)})
 
     def bound(
@@ -1493,7 +1502,7 @@ def scan_source(
     project = _Project(own_packages)
     name = module if module is not None else Path(path).with_suffix("").as_posix().replace("/", ".")
     analysis = _Module(tree, path=path, name=name, package=False, project=project)
-    project.modules[name] = analysis
+    project.add(analysis)
     return _sorted(_Checker(analysis).check())
 
 
@@ -1523,7 +1532,7 @@ def scan(files: Sequence[Path], *, root: Path, allowed: Sequence[str]) -> list[U
         except RecursionError:
             found.append(_too_deep(shown))
             continue
-        project.modules[name] = module
+        project.add(module)
         modules.append((file, module))
     for file, module in modules:
         if file.resolve() in exempt:
