@@ -72,6 +72,7 @@ import ast
 import builtins
 import fnmatch
 import functools
+import shlex
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,19 +206,92 @@ CANONICAL: dict[str, str] = {
     "skops.io._persist": "skops.io",
     "cleanlab.datalab.datalab": "cleanlab",
 }
-# Calls that import the module they are given the name of.
+# Another module's attribute of one of these names is that module (``logging.handlers.pickle``,
+# ``os.sys``); ``np``/``pd`` are the names everyone imports numpy and pandas under.
+SEGMENTS: dict[str, str] = {
+    **{m: m for m in ["pickle", "_pickle", "cPickle", "marshal", "shelve", "dill", "cloudpickle"]},
+    **{m: m for m in ["joblib", "jsonpickle", "yaml", "numpy", "pandas", "torch", "skops"]},
+    **{m: m for m in ["importlib", "builtins", "sys", "pkgutil", "runpy", "ctypes"]},
+    "np": "numpy",
+    "pd": "pandas",
+}
+# Calls that import the module they are given the name of (first argument or name=).
 IMPORTERS = frozenset(
     {
         "builtins.__import__",
         "importlib.import_module",
         "importlib.__import__",
         "pkgutil.resolve_name",
+        "pydoc.locate",
     }
 )
-# Import machinery that yields a module without naming it to us.
-HIDDEN_IMPORTERS = frozenset({"importlib.util.module_from_spec"})
+_FINDS_OBJECTS = "loads objects named by package metadata (a planted *.dist-info can name any)"
+# Names whose use reaches modules or objects without naming them (fnmatch patterns) -> why.
+HIDDEN: dict[str, str] = {
+    "importlib.util.module_from_spec": "builds a module from a spec this check cannot read",
+    "importlib._bootstrap.*": "uses the import system's internals",
+    "importlib._bootstrap_external.*": "uses the import system's internals",
+    "_frozen_importlib.*": "uses the import system's internals",
+    "_frozen_importlib_external.*": "uses the import system's internals",
+    "_imp.*": "uses the import system's internals",
+    "importlib.metadata.entry_points": _FINDS_OBJECTS,
+    "importlib_metadata.entry_points": _FINDS_OBJECTS,
+    "pkg_resources.iter_entry_points": _FINDS_OBJECTS,
+    "pkg_resources.load_entry_point": _FINDS_OBJECTS,
+    "gc.get_objects": "searches every live object (any module among them)",
+    "gc.get_referrers": "searches live objects (any module among them)",
+    "gc.get_referents": "searches live objects (any module among them)",
+}
+# exec/eval: bandit (B102, B307) flags the plain call; any other spelling is SAST104.
 RUNNERS = frozenset({"builtins.exec", "builtins.eval"})
+# Calls that run code held in a string (first argument, or one of _CODE_KEYWORDS): a literal
+# is checked like the code around it, a computed one is a finding.
+STRING_RUNNERS = frozenset(
+    {
+        "builtins.compile",
+        "timeit.timeit",
+        "timeit.repeat",
+        "timeit.Timer",
+        "cProfile.run",
+        "cProfile.runctx",
+        "profile.run",
+        "profile.runctx",
+        "pdb.run",
+        "pdb.runeval",
+        "pdb.runctx",
+        "code.compile_command",
+    }
+)
+_CODE_KEYWORDS = ("source", "stmt", "setup", "cmd", "statement", "expression")
+# Names any use of which runs code this check cannot read (fnmatch patterns) -> why.
+CODE_RUNNERS: dict[str, str] = {
+    "runpy.*": "runs a module or file as code",
+    "imp.load_source": "runs a file as code",
+    "imp.load_compiled": "runs a compiled file as code",
+    "code.interact": "runs code given as text",
+    "code.InteractiveInterpreter": "runs code given as text",
+    "code.InteractiveConsole": "runs code given as text",
+    "doctest.*": "runs the code held in docstrings",
+    "ctypes.pythonapi": "calls the interpreter's C API (PyRun_String)",
+    "ctypes.PyDLL": "calls the interpreter's C API (PyRun_String)",
+    "ctypes.pydll": "calls the interpreter's C API (PyRun_String)",
+    "logging.config.fileConfig": "evaluates expressions from a configuration file",
+    "logging.config.listen": "takes a logging configuration (code included) from a socket",
+}
+# Constructors of functions and code objects: calling one runs no bandit-visible exec.
 CODE_BUILDERS = frozenset({"types.FunctionType", "types.LambdaType", "types.CodeType"})
+# Programs that run a command line: ``python -c CODE`` and ``python -m pickle FILE`` are read.
+COMMANDS = frozenset(
+    {
+        *(f"subprocess.{f}" for f in ["run", "call", "check_call", "check_output", "Popen"]),
+        *(f"subprocess.{f}" for f in ["getoutput", "getstatusoutput"]),
+        *(f"os.{f}" for f in ["system", "popen", "execv", "execve", "execvp", "execvpe"]),
+        *(f"os.{f}" for f in ["execl", "execle", "execlp", "execlpe", "spawnv", "spawnve"]),
+        *(f"os.{f}" for f in ["spawnvp", "spawnvpe", "spawnl", "spawnle", "posix_spawn"]),
+        *(f"asyncio.{f}" for f in ["create_subprocess_exec", "create_subprocess_shell"]),
+        "os.posix_spawnp",
+    }
+)
 # Mappings from names to modules or attributes: a subscript or .get() is a lookup.
 MODULE_TABLES = frozenset({"sys.modules", "builtins"})
 _SYS_MODULES_WRITES = frozenset(
@@ -236,6 +310,11 @@ GADGETS = frozenset(
         "exec_module",
     ]
 )
+# Attributes that reach code objects or the C API: SAST104.
+CODE_GADGETS = frozenset(["__code__"])
+_C_API_PREFIXES = ("PyRun_", "PyEval_", "Py_CompileString")
+# Methods of a module table that hand out its modules.
+_TABLE_WALKS = frozenset(["values", "items", "copy", "pop", "popitem"])
 # Calls that only describe their arguments: a module passed to them goes nowhere.
 _INSPECTORS = frozenset(
     f"builtins.{n}"
@@ -264,20 +343,21 @@ _FOLLOWED = frozenset(
 )
 _BUILTIN_NAMES = frozenset(dir(builtins))
 _SHOWN = 60  # characters of source quoted in a message
+_MAX_DEPTH = 20  # names bound to names bound to string literals
 
 
 def _prefixes() -> frozenset[str]:
     """Every module (or class) above a dangerous name: they carry it as an attribute."""
     found: set[str] = set()
-    names = [*PICKLE_LIKE, *LOADERS, *CONDITIONAL, *IMPORTERS, *HIDDEN_IMPORTERS, *RUNNERS]
-    for name in [*names, *CODE_BUILDERS, *MODULE_TABLES]:
+    names = [*PICKLE_LIKE, *LOADERS, *CONDITIONAL, *IMPORTERS, *HIDDEN, *RUNNERS]
+    for name in [*names, *STRING_RUNNERS, *CODE_RUNNERS, *CODE_BUILDERS, *MODULE_TABLES]:
         parts = name.split("*", 1)[0].rstrip(".").split(".")
         found.update(".".join(parts[:i]) for i in range(1, len(parts) + (name in PICKLE_LIKE)))
     return frozenset(found)
 
 
 CARRIERS = _prefixes()
-_GLOB_CARRIERS = tuple(n.split("*", 1)[0] for n in LOADERS if "*" in n)
+_GLOB_CARRIERS = tuple(n.split("*", 1)[0] for n in [*LOADERS, *HIDDEN, *CODE_RUNNERS] if "*" in n)
 
 
 @dataclass(frozen=True)
@@ -302,7 +382,13 @@ def _canonical(name: str) -> str:
         name = name.removesuffix(".__call__")
     for old in sorted(CANONICAL, key=len, reverse=True):
         if name == old or name.startswith(old + "."):
-            return CANONICAL[old] + name[len(old) :]
+            name = CANONICAL[old] + name[len(old) :]
+            break
+    parts = name.split(".")
+    for index in range(1, len(parts)):
+        # ruamel.yaml is not yaml: a path this check knows by name keeps its name.
+        if parts[index] in SEGMENTS and ".".join(parts[: index + 1]) not in CARRIERS:
+            return _canonical(".".join([SEGMENTS[parts[index]], *parts[index + 1 :]]))
     return name
 
 
@@ -320,7 +406,7 @@ def _pickle_like(name: str) -> str | None:
 
 @functools.cache
 def _loader(name: str) -> tuple[str, str] | None:
-    """(rule, why) when using ``name`` at all runs code from what it reads."""
+    """(rule, why) when using ``name`` at all loads code from what it reads (or hides it)."""
     module = _pickle_like(name)
     if module is not None:
         rule, safe = PICKLE_LIKE[module]
@@ -328,9 +414,10 @@ def _loader(name: str) -> tuple[str, str] | None:
         if rest and rest.split(".")[0] not in safe:
             return rule, f"{module} loads arbitrary objects"
         return None
-    for pattern, why in LOADERS.items():
-        if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, pattern + ".*"):
-            return "SAST101", why
+    for rule, table in (("SAST101", LOADERS), ("SAST102", HIDDEN), ("SAST104", CODE_RUNNERS)):
+        for pattern, why in table.items():
+            if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, pattern + ".*"):
+                return rule, why
     return None
 
 
@@ -374,6 +461,16 @@ def _literal_strings(node: ast.expr) -> list[str] | None:
         return None
     strings = [_literal_str(e) for e in node.elts]
     return None if None in strings else [s or "" for s in strings]
+
+
+def _module_argument(node: ast.Call) -> ast.expr | None:
+    """The module name an importer is given: first argument, or name=/path= keyword."""
+    if node.args and not isinstance(node.args[0], ast.Starred):
+        return node.args[0]
+    keywords = {k.arg: k.value for k in node.keywords}
+    if None in keywords or any(isinstance(a, ast.Starred) for a in node.args):
+        return ast.Constant(value=None)  # *args/**kwargs: a name this check cannot read
+    return keywords.get("name") or keywords.get("path")
 
 
 def _falsy_literal(node: ast.expr | None) -> bool:
@@ -729,14 +826,22 @@ class _Module:
     def ref(self, name: str) -> _Values:
         return self.project.expand(_canonical(name))
 
-    def lookup(self, name: str, scope: _Scope) -> _Values:
+    @staticmethod
+    def defining(name: str, scope: _Scope) -> _Scope | None:
+        """The scope whose binding of ``name`` a use in ``scope`` sees (None: unbound)."""
         start = scope.module() if name in scope.declared_global else scope
         current: _Scope | None = start
         while current is not None:
             # A class body's names are not visible from the functions inside it.
             if (current is start or current.kind != "class") and name in current.bindings:
-                return self.project.bound(self, current, name)
+                return current
             current = current.parent
+        return None
+
+    def lookup(self, name: str, scope: _Scope) -> _Values:
+        defining = self.defining(name, scope)
+        if defining is not None:
+            return self.project.bound(self, defining, name)
         values: set[_Value] = set()
         for star in scope.module().stars:
             if _pickle_like(_canonical(star)) is None:  # those are a finding at the import
@@ -746,6 +851,26 @@ class _Module:
         elif name in _BUILTIN_NAMES:
             values.add(_Ref(f"builtins.{name}"))
         return frozenset(values)
+
+    def texts(self, node: ast.expr, scope: _Scope, depth: int = 0) -> list[str] | None:
+        """The strings ``node`` can be: a literal, or a name bound only to literals; else None."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, bytes):
+            return [node.value.decode("utf-8", "replace")]
+        text = _literal_str(node)
+        if text is not None:
+            return [text]
+        defining = self.defining(node.id, scope) if isinstance(node, ast.Name) else None
+        if defining is None or depth > _MAX_DEPTH or not isinstance(node, ast.Name):
+            return None
+        found: list[str] = []
+        for binding in defining.bindings[node.id]:
+            if binding.expr is None or binding.scope is None or binding.path:
+                return None
+            texts = self.texts(binding.expr, binding.scope, depth + 1)
+            if texts is None:
+                return None
+            found += texts
+        return found
 
     def evaluate(self, binding: _Binding) -> _Values:
         if binding.value is not None:
@@ -836,7 +961,7 @@ class _Module:
         funcs = self.resolve(node.func, scope)
         names = _names(funcs)
         found = set(self._lookup_result(names, node.args, scope))
-        if names & IMPORTERS and node.args:
+        if names & IMPORTERS and _module_argument(node) is not None:
             target = self.import_target(node, names)
             if target.module is not None:
                 found |= self.ref(target.module)
@@ -901,9 +1026,10 @@ class _Module:
     def import_target(self, node: ast.Call, names: set[str]) -> _Target:
         """The module ``__import__``/``import_module``/``resolve_name`` is asked to load."""
         keywords = {k.arg: k.value for k in node.keywords if k.arg}
-        name = _literal_str(node.args[0])
-        if name is None:
-            leading = _leading_str(node.args[0])
+        argument = _module_argument(node)
+        name = _literal_str(argument)
+        if argument is None or name is None:
+            leading = _leading_str(argument) if argument is not None else ""
             package = leading.partition(".")[0]
             confined = "." in leading and package in self.project.own_packages
             return _Target(None, package if confined else "")
@@ -1052,7 +1178,7 @@ class _Checker:
         if isinstance(node, ast.Subscript):
             self._judge_subscript(node, scope)
         if isinstance(node, ast.Attribute):
-            self._judge_attribute(node, values)
+            self._judge_attribute(node, values, scope)
         if node in self.reported:
             return
         escapes = self._escapes(node, values, scope)
@@ -1097,9 +1223,12 @@ class _Checker:
         elif name in CONDITIONAL:
             why = f"passes {name} where the arguments it gets cannot be checked"
             self.report(node, CONDITIONAL[name][0], name, why)
-        elif name in IMPORTERS or name in HIDDEN_IMPORTERS:
+        elif name in IMPORTERS:
             why = f"passes {name} where the modules it imports cannot be checked"
             self.report(node, "SAST102", name, why)
+        elif name in STRING_RUNNERS:
+            why = f"passes {name} where the code it runs cannot be checked"
+            self.report(node, "SAST104", name, why)
         elif _carrier(name):
             why = f"passes {name} (it holds loaders) where this check cannot follow it"
             self.report(node, "SAST102", name, why)
@@ -1201,12 +1330,21 @@ class _Checker:
                     where = "in a string annotation (get_type_hints evaluates it)"
                     self.nested(sub.value, "eval", sub, scope, where)
 
-    def _judge_attribute(self, node: ast.Attribute, values: _Values) -> None:
-        if node.attr == "read_pickle" and not values:
+    def _judge_attribute(self, node: ast.Attribute, values: _Values, scope: _Scope) -> None:
+        attr = node.attr
+        if attr == "read_pickle" and not values:
             self.report(node, "SAST101", "read_pickle", "calls .read_pickle() (unpickles)")
-        elif node.attr in GADGETS:
-            why = f"reaches {node.attr} (the modules and builtins behind any object, out of this check's sight)"
-            self.report(node, "SAST102", node.attr, why)
+        elif attr in GADGETS:
+            why = f"reaches {attr} (the modules and builtins behind any object, out of this check's sight)"
+            self.report(node, "SAST102", attr, why)
+        elif attr in CODE_GADGETS or attr.startswith(_C_API_PREFIXES):
+            why = f"reaches {attr} (code objects or the interpreter's C API run what bandit cannot see)"
+            self.report(node, "SAST104", attr, why)
+        elif attr in _TABLE_WALKS and any(_table(v) for v in self.resolve(node.value, scope)):
+            why = (
+                f"walks a module table with .{attr}() (any module in it, out of this check's sight)"
+            )
+            self.report(node, "SAST102", attr, why)
 
     def _judge_subscript(self, node: ast.Subscript, scope: _Scope) -> None:
         if _literal_str(node.slice) is not None:
@@ -1223,11 +1361,8 @@ class _Checker:
     def _judge_call(self, node: ast.Call, scope: _Scope) -> None:
         funcs = self.resolve(node.func, scope)
         names = _names(funcs)
-        if names & IMPORTERS and node.args:
+        if names & IMPORTERS and _module_argument(node) is not None:
             self._judge_import_call(node, names)
-        if names & HIDDEN_IMPORTERS:
-            why = "builds a module from a spec: what it imports is not visible here"
-            self.report(node, "SAST102", "module_from_spec", why)
         self._judge_lookup(node, funcs, names, scope)
         if any(isinstance(f, _Own) and f.member for f in funcs) and (node.args or node.keywords):
             why = "passes arguments to a name chosen at run time (it could be a loader its module imports)"
@@ -1239,6 +1374,7 @@ class _Checker:
             why = "builds a function or code object at run time (bandit's exec/eval checks do not see it run)"
             self.report(node, "SAST104", min(names & CODE_BUILDERS), why)
         self._judge_code_string(node, names, scope)
+        self._judge_command(node, names, scope)
         self._judge_arguments(node, funcs, scope)
         self._judge_memory(node, names)
 
@@ -1249,7 +1385,7 @@ class _Checker:
                 why = f"imports {target.module} dynamically (hides its loaders from review)"
                 self.report(node, "SAST102", f"import {target.module}", why)
         elif not target.package:
-            shown = ast.unparse(node.args[0])[:_SHOWN]
+            shown = ast.unparse(_module_argument(node) or node)[:_SHOWN]
             why = f"imports a module whose name is computed at run time ({shown})"
             self.report(node, "SAST102", "import_module", why)
 
@@ -1280,23 +1416,60 @@ class _Checker:
                 return
 
     def _judge_code_string(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
-        runner = names & (RUNNERS | {"builtins.compile"})
-        if not runner or not node.args:
+        """exec/eval/compile/timeit... of a literal is checked; of a computed string, a finding."""
+        runner = names & (RUNNERS | STRING_RUNNERS)
+        if not runner:
             return
-        source = node.args[0]
-        text = source.value if isinstance(source, ast.Constant) else _literal_str(source)
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", "replace")
-        if not isinstance(text, str):
-            if "builtins.compile" in runner:
-                why = "compiles a source computed at run time (what runs it may escape bandit's exec/eval checks)"
-                self.report(node, "SAST104", "compile", why)
+        name = min(runner)
+        sources = [*node.args[:1], *(k.value for k in node.keywords if k.arg in _CODE_KEYWORDS)]
+        if name.startswith("timeit."):
+            sources += node.args[1:2]  # setup
+        mode = "eval" if name == "builtins.eval" else "exec"
+        if name == "builtins.compile":
+            given = node.args[2] if len(node.args) > 2 else None
+            given = given or next((k.value for k in node.keywords if k.arg == "mode"), None)
+            mode = "eval" if _literal_str(given) == "eval" else "exec"
+        for source in sources:
+            texts = self.module.texts(source, scope)
+            for text in texts or []:
+                self.nested(text, mode, node, scope, f"in the code string passed to {name}()")
+            if texts is None and name not in RUNNERS:  # bandit flags every plain exec/eval
+                why = f"runs code from a string computed at run time ({ast.unparse(source)[:_SHOWN]}) through {name}()"
+                self.report(node, "SAST104", name, why)
+                return
+
+    def _judge_command(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """``python -c CODE`` reads CODE like exec; ``python -m pickle FILE`` unpickles FILE."""
+        if not names & COMMANDS:
             return
-        mode = "eval" if "builtins.eval" in runner else "exec"
-        if "builtins.compile" in runner and len(node.args) >= 3:
-            mode = "eval" if _literal_str(node.args[2]) == "eval" else "exec"
-        where = f"in the code string passed to {min(runner).partition('.')[2]}()"
-        self.nested(text, mode, node, scope, where)
+        words: list[ast.expr | str] = []
+        for arg in node.args:
+            if isinstance(arg, ast.List | ast.Tuple):
+                words += arg.elts
+            elif _literal_str(arg) is not None:
+                words += _shell_words(_literal_str(arg) or "")
+            else:
+                words.append(arg)
+        texts = [[w] if isinstance(w, str) else self.module.texts(w, scope) for w in words]
+        python = any(
+            any("python" in t.rsplit("/", 1)[-1] for t in ts or [])
+            or (isinstance(w, ast.expr) and "sys.executable" in _names(self.resolve(w, scope)))
+            for w, ts in zip(words, texts, strict=True)
+        )
+        for index, flags in enumerate(texts[:-1] if python else []):
+            following, codes = words[index + 1], texts[index + 1]
+            text = flags[0] if flags and len(flags) == 1 else None
+            code = codes[0] if codes and len(codes) == 1 else None
+            if text == "-c" and codes is not None:
+                for each in codes:
+                    self.nested(each, "exec", node, scope, "in the code given to python -c")
+            elif text == "-c":
+                shown = ast.unparse(following)[:_SHOWN] if isinstance(following, ast.expr) else ""
+                why = f"runs python -c with code computed at run time ({shown})"
+                self.report(node, "SAST104", "python -c", why)
+            elif text == "-m" and code is not None and _pickle_like(_canonical(code)):
+                why = f"runs python -m {code} (it loads the file it is given)"
+                self.report(node, "SAST101", f"python -m {code}", why)
 
     def nested(self, text: str, mode: str, at: ast.AST, scope: _Scope, where: str) -> None:
         """Check code held in a string literal as if it were written where the string is."""
@@ -1543,6 +1716,13 @@ def scan(files: Sequence[Path], *, root: Path, allowed: Sequence[str]) -> list[U
             found.append(_too_deep(module.path))
     order = {_shown(f, root): i for i, f in enumerate(files)}
     return sorted(found, key=lambda u: (order.get(u.path, len(order)), u.line, u.col))
+
+
+def _shell_words(command: str) -> list[str]:
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return command.split()
 
 
 def _too_deep(shown: str) -> UnsafeLoad:

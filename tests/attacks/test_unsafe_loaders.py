@@ -362,6 +362,74 @@ types.FunctionType(code, {})()  # <-
 import sys
 sys.modules["json"] = sys.modules["pickle"]  # <-
 
+# --- reaching modules and code another way
+
+## import_module_keyword SAST102
+import importlib
+importlib.import_module(name="pickle").loads(blob)  # <-
+
+## module_attribute_of_another_module SAST101
+import logging.handlers
+logging.handlers.pickle.loads(blob)  # <-
+
+## os_sys_modules SAST101
+import os
+os.sys.modules["pickle"].loads(blob)  # <-
+
+## import_internals SAST102
+import importlib._bootstrap
+importlib._bootstrap._gcd_import("pickle").loads(blob)  # <-
+
+## walk_sys_modules SAST102
+import sys
+codec = [m for m in sys.modules.values() if m.__name__ == "pickle"][0]  # <-
+
+## gc_search SAST102
+import gc
+codec = [o for o in gc.get_objects() if getattr(o, "__name__", "") == "pickle"][0]  # <-
+
+## pydoc_locate SAST102
+import pydoc
+pydoc.locate("pickle.loads")(blob)  # <-
+
+## entry_points SAST102
+from importlib.metadata import entry_points
+entry_points(group="codecs")["fast"].load()(blob)  # <-
+
+## timeit_string SAST101
+import timeit
+timeit.timeit("import pickle; pickle.loads(blob)", number=1)  # <-
+
+## runpy SAST104
+import runpy
+runpy.run_path("data/setup_data.py")  # <-
+
+## doctest SAST104
+import doctest
+doctest.testmod()  # <-
+
+## ctypes_c_api SAST104
+import ctypes
+ctypes.pythonapi.PyRun_SimpleString(b"import pickle")  # <-
+
+## code_object_replace SAST104
+def f():
+    pass
+g = f.__code__.replace(co_consts=consts)  # <-
+
+## python_dash_c SAST101
+import subprocess, sys
+subprocess.run([sys.executable, "-c", "import pickle, sys; pickle.load(sys.stdin.buffer)"])  # <-
+
+## python_dash_c_constant SAST101
+import subprocess, sys
+CHILD = "import joblib; joblib.load('data/model.joblib')"
+subprocess.run([sys.executable, "-c", CHILD])  # <-
+
+## python_dash_m_pickle SAST101
+import os
+os.system("python3 -m pickle data/model.pkl")  # <-
+
 ## nosec_does_not_hide_it SAST101
 import pickle  # nosec B403
 pickle.loads(blob)  # nosec B301 # <-
@@ -449,6 +517,20 @@ HELP = 'never call pickle.loads(blob) here'
 ## pipeline_without_memory
 from sklearn.pipeline import Pipeline
 Pipeline(steps, memory=None)
+
+## run_tool_module
+import subprocess, sys
+subprocess.run((sys.executable, "-m", module, *args), check=False)
+
+## git_config_flag
+import subprocess
+subprocess.run(["git", "-c", f"user.name={name}", "commit"], check=False)
+
+## annotation_types
+from types import CodeType
+
+def compiled() -> CodeType | None:
+    return None
 
 ## registry_pattern
 import importlib
