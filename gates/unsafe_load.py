@@ -1104,6 +1104,10 @@ class _Checker:
     def resolve(self, node: ast.expr, scope: _Scope) -> _Values:
         return self.module.resolve(node, scope)
 
+    def carrier(self, name: str) -> bool:
+        """A module holding loaders: a known one, or a scanned module that imports one."""
+        return _carrier(name) or self.module.project.holds_loaders(name)
+
     def report(self, node: ast.AST, rule: str, call: str, message: str) -> None:
         if node in self.reported:
             return
@@ -1201,7 +1205,9 @@ class _Checker:
         elif isinstance(value, _Own):
             why = "passes a module imported by a computed name where this check cannot follow it"
             self.report(node, "SAST102", "import_module", why)
-        elif isinstance(value, _BoundGetattr) and any(_carrier(n) for n in _names(value.targets)):
+        elif isinstance(value, _BoundGetattr) and any(
+            self.carrier(n) for n in _names(value.targets)
+        ):
             why = "passes a module's attribute lookup where this check cannot follow it"
             self.report(node, "SAST102", "__getattribute__", why)
         return node in self.reported
@@ -1229,7 +1235,7 @@ class _Checker:
         elif name in STRING_RUNNERS:
             why = f"passes {name} where the code it runs cannot be checked"
             self.report(node, "SAST104", name, why)
-        elif _carrier(name):
+        elif self.carrier(name):
             why = f"passes {name} (it holds loaders) where this check cannot follow it"
             self.report(node, "SAST102", name, why)
         return node in self.reported
@@ -1352,7 +1358,7 @@ class _Checker:
         for value in self.resolve(node.value, scope):
             shown = value.name if isinstance(value, _Ref) else "globals()"
             if _table(value) and (
-                isinstance(value, _Namespace) or _carrier(shown) or shown in MODULE_TABLES
+                isinstance(value, _Namespace) or self.carrier(shown) or shown in MODULE_TABLES
             ):
                 why = f"looks up a name computed at run time ({ast.unparse(node.slice)[:_SHOWN]}) in {shown}"
                 self.report(node, "SAST102", shown, why)
@@ -1408,7 +1414,7 @@ class _Checker:
             return
         for target in targets:
             shown = target.name if isinstance(target, _Ref) else "globals()"
-            if isinstance(target, _Namespace) or _carrier(shown) or shown in MODULE_TABLES:
+            if isinstance(target, _Namespace) or self.carrier(shown) or shown in MODULE_TABLES:
                 why = (
                     f"looks up a name computed at run time ({ast.unparse(key)[:_SHOWN]}) on {shown}"
                 )
@@ -1634,6 +1640,23 @@ class _Project:
             if found:
                 return frozenset(found)
         return frozenset({_Ref(name)})
+
+    def holds_loaders(self, name: str, seen: frozenset[str] = frozenset()) -> bool:
+        """True for a scanned module that binds, at module level, a loader or a module holding
+        one: a computed getattr on it, or passing it around, can reach that loader."""
+        if name in seen:
+            return False
+        for module in self.modules.get(name, []):
+            for binding in module.top.bindings:
+                for value in self.bound(module, module.top, binding):
+                    if not isinstance(value, _Ref):
+                        continue
+                    known = value.name
+                    if _loader(known) or known in CONDITIONAL or known in IMPORTERS:
+                        return True
+                    if _carrier(known) or self.holds_loaders(known, seen | {name}):
+                        return True
+        return False
 
     def bound(
         self, module: _Module, scope: _Scope, name: str, *, attributes: bool = False

@@ -574,19 +574,30 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> list[Path]:
 
 
 @pytest.mark.parametrize(
-    ("importer", "line"),
+    ("importer", "rule"),
     [
-        ("from pkg._compat import restore\nrestore(path)\n", 2),
-        ("from ._compat import restore\nrestore(path)\n", 2),
-        ("import pkg._compat as c\nc.restore(path)\n", 2),
+        ("from pkg._compat import restore\nrestore(path)\n", "SAST101"),
+        ("from ._compat import restore\nrestore(path)\n", "SAST101"),
+        ("import pkg._compat as c\nc.restore(path)\n", "SAST101"),
         # sys.path.insert(0, "pkg") makes the module importable by its bare name.
-        ("import _compat\n_compat.restore(path)\n", 2),
-        ("from pkg._compat import np\nnp.load(path, allow_pickle=True)\n", 2),
+        ("import _compat\n_compat.restore(path)\n", "SAST101"),
+        ("from pkg._compat import np\nnp.load(path, allow_pickle=True)\n", "SAST101"),
+        # The module that imports a loader is itself a module holding one.
+        ("import pkg._compat as c\ngetattr(c, name)(path)\n", "SAST102"),
+        ("from pkg import _compat\nhandlers = [_compat]\n", "SAST102"),
     ],
-    ids=["absolute", "relative", "module_alias", "bare_name", "reexported_module"],
+    ids=[
+        "absolute",
+        "relative",
+        "module_alias",
+        "bare_name",
+        "reexported_module",
+        "computed_getattr",
+        "module_passed_on",
+    ],
 )
 def test_a_loader_reexported_by_another_scanned_module_is_followed(
-    tmp_path: Path, importer: str, line: int
+    tmp_path: Path, importer: str, rule: str
 ) -> None:
     # An import statement alone is not a finding: the loader is found where it is used.
     compat = "import numpy as np\nfrom joblib import load as restore\n"
@@ -594,8 +605,7 @@ def test_a_loader_reexported_by_another_scanned_module_is_followed(
         tmp_path, {"pkg/__init__.py": "", "pkg/_compat.py": compat, "pkg/use.py": importer}
     )
     found = scan(files, root=tmp_path, allowed=[])
-    assert [(u.path, u.line) for u in found] == [("pkg/use.py", line)]
-    assert found[0].rule == "SAST101"
+    assert [(u.rule, u.path, u.line) for u in found] == [(rule, "pkg/use.py", 2)]
 
 
 def test_a_computed_import_outside_the_own_packages_is_flagged(tmp_path: Path) -> None:
