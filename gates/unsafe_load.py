@@ -1093,9 +1093,7 @@ class _Checker:
 
     def __init__(self, module: _Module, *, at: ast.AST | None = None, prefix: str = "") -> None:
         self.module = module
-        self.parents: dict[ast.AST, ast.AST] = {
-            child: node for node in ast.walk(module.tree) for child in ast.iter_child_nodes(node)
-        }
+        self.parents: dict[ast.AST, ast.AST] = {}  # filled on the way down, read on the way up
         self.found: list[UnsafeLoad] = []
         self.reported: set[ast.AST] = set()
         self.at = at  # code from a string: every finding points at the call holding it
@@ -1125,6 +1123,7 @@ class _Checker:
     def _walk(self, node: ast.AST, scope: _Scope) -> None:
         inner = self.module.scopes.get(node)
         for child in ast.iter_child_nodes(node):
+            self.parents[child] = node
             # Decorators, defaults, annotations and bases are evaluated outside the new scope.
             self._walk(child, inner if inner and self._inside(node, child) else scope)
         self.judge(node, scope)
