@@ -169,6 +169,7 @@ LOADERS: dict[str, str] = {
     "cleanlab.Datalab.load": "unpickles the saved Datalab",
     "sklearn.datasets.fetch_*": "joblib-loads its cache under data_home",
     "mlflow.*.load_model": "unpickles the logged model",
+    "*.read_pickle": "unpickles the file",  # pandas re-exports it (pandas.io.api, ...)
 }
 # Loaders safe only with the right argument: name -> (rule, parameter, its position or None).
 CONDITIONAL: dict[str, tuple[str, str, int | None]] = {
@@ -238,6 +239,7 @@ HIDDEN: dict[str, str] = {
     "importlib_metadata.entry_points": _FINDS_OBJECTS,
     "pkg_resources.iter_entry_points": _FINDS_OBJECTS,
     "pkg_resources.load_entry_point": _FINDS_OBJECTS,
+    "inspect.getmodule": "gives back the module an object comes from (pickle.dumps -> pickle)",
     "gc.get_objects": "searches every live object (any module among them)",
     "gc.get_referrers": "searches live objects (any module among them)",
     "gc.get_referents": "searches live objects (any module among them)",
@@ -310,8 +312,8 @@ GADGETS = frozenset(
         "exec_module",
     ]
 )
-# Attributes that reach code objects or the C API: SAST104.
-CODE_GADGETS = frozenset(["__code__"])
+# Attributes that reach code objects, rewrite what a call does, or the C API: SAST104.
+CODE_GADGETS = frozenset(["__code__", "__defaults__", "__kwdefaults__"])
 _C_API_PREFIXES = ("PyRun_", "PyEval_", "Py_CompileString")
 # Methods of a module table that hand out its modules.
 _TABLE_WALKS = frozenset(["values", "items", "copy", "pop", "popitem"])
@@ -352,12 +354,18 @@ def _prefixes() -> frozenset[str]:
     names = [*PICKLE_LIKE, *LOADERS, *CONDITIONAL, *IMPORTERS, *HIDDEN, *RUNNERS]
     for name in [*names, *STRING_RUNNERS, *CODE_RUNNERS, *CODE_BUILDERS, *MODULE_TABLES]:
         parts = name.split("*", 1)[0].rstrip(".").split(".")
+        if not parts[0]:
+            continue  # "*.read_pickle": no module above it
         found.update(".".join(parts[:i]) for i in range(1, len(parts) + (name in PICKLE_LIKE)))
     return frozenset(found)
 
 
 CARRIERS = _prefixes()
-_GLOB_CARRIERS = tuple(n.split("*", 1)[0] for n in [*LOADERS, *HIDDEN, *CODE_RUNNERS] if "*" in n)
+_GLOB_CARRIERS = tuple(
+    n.split("*", 1)[0]
+    for n in [*LOADERS, *HIDDEN, *CODE_RUNNERS]
+    if "*" in n and n.split("*", 1)[0].strip(".")
+)
 
 
 @dataclass(frozen=True)
@@ -893,6 +901,9 @@ class _Module:
         for value in values:
             if isinstance(value, _Ref) and attr in ("__getattribute__", "__getattr__"):
                 found.add(_BoundGetattr(frozenset({value})))
+            elif isinstance(value, _Ref) and attr == "__self__" and "." in value.name:
+                # A C function's __self__ is its module: pickle.dumps.__self__ is _pickle.
+                found |= self.ref(value.name.rsplit(".", 1)[0])
             elif isinstance(value, _Ref):
                 found |= self.ref(f"{value.name}.{attr}")
             elif isinstance(value, _Class):
@@ -1321,8 +1332,9 @@ class _Checker:
                 ):
                     why = "writes to sys.modules (an import of that name then loads what this check did not see)"
                     self.report(sub, "SAST102", "sys.modules", why)
-                if isinstance(sub, ast.Attribute) and sub.attr == "__code__":
-                    self.report(sub, "SAST104", "__code__", "replaces a function's code object")
+                if isinstance(sub, ast.Attribute) and sub.attr in CODE_GADGETS:
+                    why = f"replaces a function's {sub.attr} (what a call runs, or the arguments it gets)"
+                    self.report(sub, "SAST104", sub.attr, why)
 
     def _judge_annotations(
         self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.AnnAssign, scope: _Scope

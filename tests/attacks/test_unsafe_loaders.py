@@ -430,6 +430,23 @@ subprocess.run([sys.executable, "-c", CHILD])  # <-
 import os
 os.system("python3 -m pickle data/model.pkl")  # <-
 
+## module_of_a_safe_function SAST101
+import pickle
+pickle.dumps.__self__.loads(blob)  # <-
+
+## inspect_getmodule SAST102
+import inspect, pickle
+inspect.getmodule(pickle.dumps).loads(blob)  # <-
+
+## rewritten_defaults SAST104
+import numpy as np
+np.load.__defaults__ = (None, True, True, "ASCII")  # <-
+np.load(path)
+
+## reexported_read_pickle SAST101
+from pandas.io.api import read_pickle as read_table
+read_table(path)  # <-
+
 ## nosec_does_not_hide_it SAST101
 import pickle  # nosec B403
 pickle.loads(blob)  # nosec B301 # <-
