@@ -9,46 +9,54 @@ whoever wrote the bytes. Rules:
   subclassed): ``pickle``/``_pickle``/``cPickle`` (anything but ``dump``/``dumps``/
   ``Pickler``), ``marshal.load(s)``, ``shelve``, ``joblib.load`` (anything but ``dump``,
   ``Parallel`` and friends), ``jsonpickle.decode``, ``pickle.Unpickler`` and subclasses of it,
-  ``pandas.read_pickle`` (also as a method), ``torch.load`` without a literal
+  ``pandas.read_pickle`` (any ``*.read_pickle``), ``torch.load`` without a literal
   ``weights_only=True``, ``numpy.load``/``NpzFile``/``lib.format.read_array`` with
-  ``allow_pickle`` not a literal False, ``yaml.load``/``load_all`` unless ``Loader`` is
+  ``allow_pickle`` not a falsy literal, ``yaml.load``/``load_all`` unless ``Loader`` is
   ``SafeLoader``/``CSafeLoader``/``BaseLoader``/``CBaseLoader``, ``yaml.full_load``/
   ``unsafe_load`` (and ``_all``), PyYAML's unsafe loader and constructor classes, ruamel's
   ``YAML(typ=...)`` other than ``rt``/``safe``/``base``, ``cleanlab.Datalab.load``,
   ``sklearn.datasets.fetch_*`` (they joblib-load a cache), a scikit-learn ``memory=`` cache,
-  ``mlflow.*.load_model``, ``torch.hub.load``, ``ForkingPickler.loads``.
+  ``mlflow.*.load_model``, ``torch.hub.load``, ``ForkingPickler.loads``, ``python -m pickle``
+  in a command line.
 - SAST102 a name this check cannot follow: any use of ``dill`` (imports included),
   ``cloudpickle`` loaders, a dynamic import of a pickle-like module (``__import__("pickle")``,
-  ``importlib.import_module``, ``pkgutil.resolve_name``) or a star import of one, an import
-  whose module name is computed at run time, a ``getattr``/``sys.modules[...]``/
-  ``vars(m)[...]``/``globals()[...]`` with a computed name on a module that holds loaders, such
-  a module or a loader passed where this check cannot follow it (an argument, a container, a
-  default, a return value), a write to ``sys.modules``, the introspection gadgets that reach any
-  module (``__globals__``, ``__subclasses__``, frame ``f_globals``, ``load_module``).
+  ``importlib.import_module``, ``pkgutil.resolve_name``, ``pydoc.locate``) or a star import of
+  one, an import whose module name is computed at run time, a ``getattr``/``sys.modules[...]``/
+  ``vars(m)[...]``/``globals()[...]`` with a computed name on a module that holds loaders (a
+  scanned module that imports one included), such a module or a loader passed where this check
+  cannot follow it (an argument, a container, a default, a return value), a write to or a walk
+  of ``sys.modules``, the import system's internals, entry points, ``gc.get_objects``,
+  ``inspect.getmodule``, and the gadgets that reach any module (``__globals__``,
+  ``__subclasses__``, frame ``f_globals``, ``load_module``).
 - SAST103 ``skops.io.load/loads`` whose ``trusted=`` is computed (a call, a name, a
   comprehension) rather than a literal list/tuple of strings, or ``trusted=True``.
-- SAST104 code run from a string or a code object where bandit's B102/B307 (which flag every
-  plain ``exec(...)``/``eval(...)``) do not look: ``exec``/``eval`` under another name
-  (``builtins.exec``, an alias, ``getattr(builtins, "eval")``), ``compile()`` of a source that
-  is not a literal, ``types.FunctionType``/``CodeType``, an assignment to ``__code__``. A literal
-  string passed to ``exec``/``eval``/``compile``, and a string annotation, is parsed and
-  checked like the code around it.
-- SAST100 a file that does not parse (it went unchecked).
+- SAST104 code run where bandit's B102/B307 (which flag every plain ``exec(...)``/
+  ``eval(...)``) do not look: ``exec``/``eval`` under another name (``builtins.exec``, an alias,
+  ``getattr(builtins, "eval")``), ``compile``/``timeit``/``cProfile.run``/``pdb.run`` of a
+  string computed at run time, ``python -c`` with computed code, ``types.FunctionType``/
+  ``CodeType``, ``__code__``, a rewritten ``__defaults__``/``__kwdefaults__``, ``runpy``,
+  ``doctest``, ``code.interact``, ``ctypes.pythonapi``, ``logging.config.fileConfig``. A literal
+  string given to ``exec``/``eval``/``compile``/``timeit`` or to ``python -c`` (also through a
+  name bound only to literals), and a string annotation, is parsed and checked like the code
+  around it.
+- SAST100 a file that does not parse, or is nested too deeply to check (it went unchecked).
 
 How: a name-binding analysis over the AST. It is scope-aware (module, class, function, lambda
 and comprehension scopes, ``global``/``nonlocal``) and flow-insensitive: a name stands for every
 value it is bound to anywhere in its scope. Values are followed through import aliases
 (``import pickle as p``, ``from pickle import loads as l``, relative and star imports),
-assignments and tuple unpacking, the walrus, conditional expressions, attribute chains, class
+assignments and tuple unpacking, the walrus, conditional expressions, attribute chains (another
+module's attribute named ``pickle``/``sys``/``yaml``... is that module: ``os.sys``), class
 attributes and ``self.x``, module-level names used in functions, ``getattr`` with a literal (or
 literal-concatenated) name, ``vars(m)``/``m.__dict__``/``globals()``/``sys.modules``
-subscripts and ``.get``, ``__import__``/``builtins.__import__``/``importlib.import_module``/
-``pkgutil.resolve_name`` with a literal name, ``functools.partial``, ``operator.attrgetter``/
-``methodcaller``, ``m.__getattribute__``, and ``**{...}``/``**dict(...)`` keyword arguments.
-Across the files scanned together (``scan``), a name imported from one of them is followed to
-what that module binds (``from pipeline._compat import restore``). A loader is a finding where
-an expression uses it (an assignment ``loader = joblib.load`` included), not where an import
-statement merely binds it.
+subscripts and ``.get``, ``m.__getattribute__``, a C function's ``__self__`` (its module),
+``__import__``/``importlib.import_module``/``pkgutil.resolve_name``/``pydoc.locate`` with a
+literal name (positional or ``name=``), ``functools.partial``, ``operator.attrgetter``/
+``methodcaller``, and ``**{...}``/``**dict(...)`` keyword arguments. Across the files scanned
+together (``scan``), a name imported from one of them is followed to what that module binds
+(``from pipeline._compat import restore``, also under any dotted suffix of the module's name, as
+after a ``sys.path`` change). A loader is a finding where an expression uses it (an assignment
+``loader = joblib.load`` included), not where an import statement merely binds it.
 
 An import whose name is computed is a finding, except when the name starts with a literal
 prefix naming one of the scanned tree's own packages (``importlib.import_module(f"gates.{m}")``,
@@ -56,14 +64,14 @@ as the gate registry does): such a module is code this gate scans. A name fetche
 computed ``getattr`` may only be called without arguments, so that no data reaches it.
 
 Not covered (a static rule cannot see them; they stay with review and the other gates):
-``exec``/``eval`` of a string computed at run time (bandit's B102/B307 flag every plain call;
-codecs/base64 tricks end there or in a computed import or getattr, which are findings); values
-carried through containers, function return values or other objects (a loader or module put
-there is a finding, but a local class passed around is not followed, nor a computed index such
-as ``mods[i]``); libraries that unpickle internally and are not listed above; code the import
-system runs by itself (``.pth`` files, ``sitecustomize``, a planted module shadowing an
-installed one, ``zipimport``, ``SourcelessFileLoader``); ``subprocess`` running ``python -c``
-(bandit's B603/B607); files outside ``[sast].paths``.
+``exec``/``eval`` of a string computed at run time (bandit's B102/B307 flag every plain call and
+the sast gate lets no ``# nosec`` hide them; codecs/base64 tricks end there or in a computed
+import or lookup, which are findings); values carried through containers, function return values
+or parameters (a loader or module put there is a finding, but a local class passed around is not
+followed, nor a computed index such as ``mods[i]``); libraries that unpickle internally and are
+not listed above, and their own aliases (``sklearn.utils.np``); code the import system runs by
+itself (``.pth`` files, ``sitecustomize``, a planted module shadowing an installed one,
+``zipimport``); a ``python -c`` hidden inside a shell string; files outside ``[sast].paths``.
 """
 
 from __future__ import annotations
