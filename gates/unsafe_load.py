@@ -71,7 +71,8 @@ or parameters (a loader or module put there is a finding, but a local class pass
 followed, nor a computed index such as ``mods[i]``); libraries that unpickle internally and are
 not listed above, and their own aliases (``sklearn.utils.np``); code the import system runs by
 itself (``.pth`` files, ``sitecustomize``, a planted module shadowing an installed one,
-``zipimport``); a ``python -c`` hidden inside a shell string; files outside ``[sast].paths``.
+``zipimport``); a ``python -c`` inside a nested shell (``sh -c "python -c ..."``); files
+outside ``[sast].paths``.
 """
 
 from __future__ import annotations
