@@ -6,19 +6,27 @@ unchecked); SAST002 a path named in ``[sast].paths`` is missing; SAST003 nothing
 SAST004 a ``.bandit`` file inside the scope (bandit reads it silently: skips belong in policy);
 SAST005 a file in scope that bandit did not report as scanned; SAST010 a bare ``# nosec``
 without a test id; SAST011 (note) a line suppressed with ``# nosec Bxxx``; SAST012 (note) a
-finding the baseline hid; SAST013 the baseline is unreadable; SAST100-103 unsafe
-deserialization (see ``gates.unsafe_load``).
+finding the baseline hid; SAST013 the baseline is unreadable; SAST014 a ``# nosec`` naming a
+deserialization or code-execution test (those stay on); SAST100-104 unsafe deserialization
+(see ``gates.unsafe_load``).
+
+bandit runs with ``--ignore-nosec`` and the gate applies ``# nosec`` itself: a result is hidden
+only by a comment on its lines naming its id (or plugin name). bandit alone would take an
+unknown name (``# nosec not_a_test``, ``# nosec B999``) as a bare ``# nosec`` that hides every
+test, and a blacklist name (``# nosec pickle``) as hiding B301.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
 from gates import unsafe_load
 from gates._tools import (
+    Suppression,
     check_paths,
     keep_raw,
     parse_json,
@@ -37,6 +45,20 @@ _LEVELS = {"UNDEFINED": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
 _THRESHOLD_KEY = "[sast].severity / [sast].confidence"
 # Files bandit reads its settings from (pyproject [tool.bandit], an ini-style .bandit).
 _BANDIT_CONFIGS = ("pyproject.toml", ".bandit")
+# bandit tests no nosec comment may silence: unsafe deserialization and running code from strings
+# (exec, pickle, marshal, eval, import pickle, yaml.load, torch.load), by id and by name.
+NEVER_SUPPRESSED: dict[str, str] = {
+    "B102": "exec_used",
+    "B301": "pickle",
+    "B302": "marshal",
+    "B307": "eval",
+    "B403": "import_pickle",
+    "B506": "yaml_load",
+    "B614": "pytorch_load",
+}
+# How bandit reads the tests a nosec comment names (bandit.core.manager).
+_NOSEC_TESTS = re.compile(r"#\s*nosec:?\s*(?P<tests>[^#]+)?", re.IGNORECASE)
+_NOSEC_TEST = re.compile(r"(B\d+|[a-z\d_]+),?", re.IGNORECASE)
 BaselineKey = tuple[str, str, str, str, str]
 
 
@@ -68,7 +90,9 @@ def load_baseline(path: Path, root: Path) -> Counter[BaselineKey]:
 
 
 def _bandit(context: RunContext, present: list[str], exclude: list[str]) -> dict[str, Any]:
-    args = ["-r", "-f", "json", "-q", "--severity-level", "all", "--confidence-level", "all"]
+    # --ignore-nosec: the gate applies nosec comments itself (see the module docstring).
+    args = ["-r", "-f", "json", "-q", "--ignore-nosec"]
+    args += ["--severity-level", "all", "--confidence-level", "all"]
     if exclude:
         args += ["-x", ",".join(exclude)]
     run = run_module("bandit", *args, *present, cwd=context.root, timeout=_TIMEOUT)
@@ -172,11 +196,17 @@ class SastGate(Gate):
             baseline = load_baseline(context.policy.resolve(sast.baseline), root)
         min_sev, min_conf = _LEVELS[sast.severity.upper()], _LEVELS[sast.confidence.upper()]
         hidden: list[dict[str, Any]] = []
+        nosecs = [s for f in files for s in suppressions(f) if s.kind == "nosec"]
+        by_line = {(relative(s.path, root), s.line): s for s in nosecs}
+        silenced: list[dict[str, Any]] = []
         counted = {"at_threshold": 0, "below_threshold": 0}
         for item in data["results"]:
             key = _key(item, root)
             shown, test = key[0], key[1]
             line = item.get("line_number")
+            if _suppressed(item, shown, by_line):
+                silenced.append({"path": shown, "line": line, "test_id": test})
+                continue
             if baseline[key] > 0:
                 baseline[key] -= 1
                 hidden.append({"path": shown, "line": line, "test_id": test})
@@ -204,30 +234,13 @@ class SastGate(Gate):
                     policy_key=_THRESHOLD_KEY,
                 )
             )
-        for item in (s for f in files for s in suppressions(f) if s.kind == "nosec"):
-            shown = relative(item.path, root)
-            bare = not item.codes
-            findings.append(
-                Finding(
-                    rule="SAST010" if bare else "SAST011",
-                    message=(
-                        f"{shown}:{item.line}: bare '# nosec' hides every bandit test on this "
-                        "line; name the test (# nosec B603) and say why"
-                        if bare
-                        else f"{shown}:{item.line}: bandit suppressed here ({', '.join(item.codes)})"
-                    ),
-                    severity=Severity.ERROR if bare else Severity.NOTE,
-                    location=Location(path=shown, line=item.line),
-                    observed=item.text,
-                    threshold="# nosec Bxxx" if bare else None,
-                    policy_key="[sast].paths",
-                )
-            )
+        findings += _nosec_findings(nosecs, root)
         unsafe = unsafe_load.scan(files, root=root, allowed=list(sast.loaders))
         findings += [
             Finding(
                 rule=u.rule,
-                message=f"{u.path}:{u.line}: {u.message}; only {', '.join(sast.loaders)} may "
+                message=f"{u.path}:{u.line}{f':{u.col}' if u.col else ''}: {u.message}; "
+                f"only {', '.join(sast.loaders)} may "
                 "deserialize, after checking the digest",
                 location=Location(path=u.path, line=u.line or None),
                 observed=u.call or "unparsable",
@@ -256,12 +269,79 @@ class SastGate(Gate):
                 "results_at_threshold": counted["at_threshold"],
                 "results_below_threshold": counted["below_threshold"],
                 "hidden_by_baseline": hidden,
-                "nosec_lines": version.get("nosec"),
+                "nosec_lines": len(nosecs),
+                "suppressed_by_nosec": silenced,
                 "unsafe_loads": len(unsafe),
                 "thresholds": {"severity": sast.severity, "confidence": sast.confidence},
             },
             artifacts=report_artifacts(context, "sast.sarif", "sast.bandit.json"),
         )
+
+
+def _nosec_findings(nosecs: list[Suppression], root: Path) -> list[Finding]:
+    """SAST010 bare, SAST014 on a test that stays on, SAST011 (note) otherwise."""
+    findings: list[Finding] = []
+    for item in nosecs:
+        shown = relative(item.path, root)
+        bare = not item.codes
+        kept_on = _never_suppressed(item.text)
+        if kept_on:
+            findings.append(
+                Finding(
+                    rule="SAST014",
+                    message=f"{shown}:{item.line}: '# nosec' may not silence "
+                    f"{', '.join(kept_on)}: unsafe deserialization and code execution "
+                    "checks stay on; change the code instead",
+                    location=Location(path=shown, line=item.line),
+                    observed=item.text,
+                    threshold=f"no # nosec for {', '.join(sorted(NEVER_SUPPRESSED))}",
+                    policy_key="[sast].paths",
+                )
+            )
+            continue
+        findings.append(
+            Finding(
+                rule="SAST010" if bare else "SAST011",
+                message=(
+                    f"{shown}:{item.line}: bare '# nosec' hides every bandit test on this "
+                    "line; name the test (# nosec B603) and say why"
+                    if bare
+                    else f"{shown}:{item.line}: # nosec {', '.join(item.codes)}: a result of "
+                    "that test on this line is not reported"
+                ),
+                severity=Severity.ERROR if bare else Severity.NOTE,
+                location=Location(path=shown, line=item.line),
+                observed=item.text,
+                threshold="# nosec Bxxx" if bare else None,
+                policy_key="[sast].paths",
+            )
+        )
+    return findings
+
+
+def _suppressed(
+    item: dict[str, Any], shown: str, by_line: dict[tuple[str, int], Suppression]
+) -> bool:
+    """A ``# nosec`` on one of the result's lines names its id (or plugin name) exactly."""
+    test, name = str(item.get("test_id", "")), str(item.get("test_name", ""))
+    if test in NEVER_SUPPRESSED:
+        return False
+    lines = item.get("line_range") or [item.get("line_number")]
+    for line in lines if isinstance(lines, list) else []:
+        comment = by_line.get((shown, line)) if isinstance(line, int) else None
+        if comment and (test in comment.codes or (name != "blacklist" and name in comment.codes)):
+            return True
+    return False
+
+
+def _never_suppressed(comment: str) -> list[str]:
+    """The tests of NEVER_SUPPRESSED a ``# nosec`` comment names, read as bandit reads them."""
+    match = _NOSEC_TESTS.search(comment)
+    tokens = _NOSEC_TEST.findall(match["tests"] or "") if match else []
+    names = {v: k for k, v in NEVER_SUPPRESSED.items()}
+    found = {t.upper() for t in tokens if t.upper() in NEVER_SUPPRESSED}
+    found |= {names[t.lower()] for t in tokens if t.lower() in names}
+    return sorted(found)
 
 
 def _bandit_version() -> str:

@@ -1,194 +1,1779 @@
-"""The project's own SAST rule: unsafe deserialization outside the one module allowed to load.
+"""The project's own SAST rule: unsafe deserialization, under whatever name the loader is reached.
 
-bandit flags ``pickle`` but not ``joblib.load``, ``pandas.read_pickle``, ``torch.load`` or a
-skops load that trusts whatever the file asks for. Every one of these runs code chosen by whoever
-wrote the bytes. Rules:
+bandit flags ``pickle`` and ``yaml.load`` when they are spelled out, but not ``joblib.load``,
+``pandas.read_pickle``, ``torch.load`` or a skops load that trusts whatever the file asks for,
+and none of them once the loader goes by another name. Every one of these runs code chosen by
+whoever wrote the bytes. Rules:
 
-- SAST101 a call of ``pickle.load/loads``, ``cPickle``, ``_pickle``, ``joblib.load``,
-  ``pandas.read_pickle`` (also as a DataFrame/Series method), ``torch.load``, ``numpy.load``
-  with ``allow_pickle=True``, ``shelve.open``, ``marshal.load/loads``.
-- SAST102 any use of ``dill`` or ``cloudpickle`` loaders (imports included), and a dynamic
-  import (``__import__``, ``importlib.import_module``) of a pickle-like module.
+- SAST101 a loader that can run code from what it reads is used (called, referenced, aliased,
+  subclassed): ``pickle``/``_pickle``/``cPickle`` (anything but ``dump``/``dumps``/
+  ``Pickler``), ``marshal.load(s)``, ``shelve``, ``joblib.load`` (anything but ``dump``,
+  ``Parallel`` and friends), ``jsonpickle.decode``, ``pickle.Unpickler`` and subclasses of it,
+  ``pandas.read_pickle`` (any ``*.read_pickle``), ``torch.load`` without a literal
+  ``weights_only=True``, ``numpy.load``/``NpzFile``/``lib.format.read_array`` with
+  ``allow_pickle`` not a falsy literal, ``yaml.load``/``load_all`` unless ``Loader`` is
+  ``SafeLoader``/``CSafeLoader``/``BaseLoader``/``CBaseLoader``, ``yaml.full_load``/
+  ``unsafe_load`` (and ``_all``), PyYAML's unsafe loader and constructor classes, ruamel's
+  ``YAML(typ=...)`` other than ``rt``/``safe``/``base``, ``cleanlab.Datalab.load``,
+  ``sklearn.datasets.fetch_*`` (they joblib-load a cache), a scikit-learn ``memory=`` cache,
+  ``mlflow.*.load_model``, ``torch.hub.load``, ``ForkingPickler.loads``, ``python -m pickle``
+  in a command line.
+- SAST102 a name this check cannot follow: any use of ``dill`` (imports included),
+  ``cloudpickle`` loaders, a dynamic import of a pickle-like module (``__import__("pickle")``,
+  ``importlib.import_module``, ``pkgutil.resolve_name``, ``pydoc.locate``) or a star import of
+  one, an import whose module name is computed at run time, a ``getattr``/``sys.modules[...]``/
+  ``vars(m)[...]``/``globals()[...]`` with a computed name on a module that holds loaders (a
+  scanned module that imports one included), such a module or a loader passed where this check
+  cannot follow it (an argument, a container, a default, a return value), a write to or a walk
+  of ``sys.modules``, the import system's internals, entry points, ``gc.get_objects``,
+  ``inspect.getmodule``, and the gadgets that reach any module (``__globals__``,
+  ``__subclasses__``, frame ``f_globals``, ``load_module``).
 - SAST103 ``skops.io.load/loads`` whose ``trusted=`` is computed (a call, a name, a
   comprehension) rather than a literal list/tuple of strings, or ``trusted=True``.
-- SAST100 a file that does not parse (it went unchecked).
+- SAST104 code run where bandit's B102/B307 (which flag every plain ``exec(...)``/
+  ``eval(...)``) do not look: ``exec``/``eval`` under another name (``builtins.exec``, an alias,
+  ``getattr(builtins, "eval")``), ``compile``/``timeit``/``cProfile.run``/``pdb.run`` of a
+  string computed at run time, ``python -c`` with computed code, ``types.FunctionType``/
+  ``CodeType``, ``__code__``, a rewritten ``__defaults__``/``__kwdefaults__``, ``runpy``,
+  ``doctest``, ``code.interact``, ``ctypes.pythonapi``, ``logging.config.fileConfig``. A literal
+  string given to ``exec``/``eval``/``compile``/``timeit`` or to ``python -c`` (also through a
+  name bound only to literals), and a string annotation, is parsed and checked like the code
+  around it.
+- SAST100 a file that does not parse, or is nested too deeply to check (it went unchecked).
 
-Aliases are resolved: ``import joblib as jl; jl.load(...)``, ``from pickle import loads``,
-``from skops import io as sio``. Only the modules named in ``[sast].loaders`` are exempt.
+How: a name-binding analysis over the AST. It is scope-aware (module, class, function, lambda
+and comprehension scopes, ``global``/``nonlocal``) and flow-insensitive: a name stands for every
+value it is bound to anywhere in its scope. Values are followed through import aliases
+(``import pickle as p``, ``from pickle import loads as l``, relative and star imports),
+assignments and tuple unpacking, the walrus, conditional expressions, attribute chains (another
+module's attribute named ``pickle``/``sys``/``yaml``... is that module: ``os.sys``), class
+attributes and ``self.x``, module-level names used in functions, ``getattr`` with a literal (or
+literal-concatenated) name, ``vars(m)``/``m.__dict__``/``globals()``/``sys.modules``
+subscripts and ``.get``, ``m.__getattribute__``, a C function's ``__self__`` (its module),
+``__import__``/``importlib.import_module``/``pkgutil.resolve_name``/``pydoc.locate`` with a
+literal name (positional or ``name=``), ``functools.partial``, ``operator.attrgetter``/
+``methodcaller``, and ``**{...}``/``**dict(...)`` keyword arguments. Across the files scanned
+together (``scan``), a name imported from one of them is followed to what that module binds
+(``from pipeline._compat import restore``, also under any dotted suffix of the module's name, as
+after a ``sys.path`` change). A loader is a finding where an expression uses it (an assignment
+``loader = joblib.load`` included), not where an import statement merely binds it.
+
+An import whose name is computed is a finding, except when the name starts with a literal
+prefix naming one of the scanned tree's own packages (``importlib.import_module(f"gates.{m}")``,
+as the gate registry does): such a module is code this gate scans. A name fetched from it by a
+computed ``getattr`` may only be called without arguments, so that no data reaches it.
+
+Not covered (a static rule cannot see them; they stay with review and the other gates):
+``exec``/``eval`` of a string computed at run time (bandit's B102/B307 flag every plain call and
+the sast gate lets no ``# nosec`` hide them; codecs/base64 tricks end there or in a computed
+import or lookup, which are findings); values carried through containers, function return values
+or parameters (a loader or module put there is a finding, but a local class passed around is not
+followed, nor a computed index such as ``mods[i]``); libraries that unpickle internally and are
+not listed above, and their own aliases (``sklearn.utils.np``); code the import system runs by
+itself (``.pth`` files, ``sitecustomize``, a planted module shadowing an installed one,
+``zipimport``); a ``python -c`` inside a nested shell (``sh -c "python -c ..."``); files
+outside ``[sast].paths``.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
-from dataclasses import dataclass
+import builtins
+import fnmatch
+import functools
+import shlex
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-# Fully qualified callables that deserialize arbitrary objects (run code on load).
-UNSAFE_CALLS: dict[str, str] = {
-    "pickle.load": "SAST101",
-    "pickle.loads": "SAST101",
-    "pickle.Unpickler": "SAST101",
-    "_pickle.load": "SAST101",
-    "_pickle.loads": "SAST101",
-    "cPickle.load": "SAST101",
-    "cPickle.loads": "SAST101",
-    "joblib.load": "SAST101",
-    "sklearn.externals.joblib.load": "SAST101",
-    "pandas.read_pickle": "SAST101",
-    "torch.load": "SAST101",
-    "shelve.open": "SAST101",
-    "marshal.load": "SAST101",
-    "marshal.loads": "SAST101",
-    "numpy.load": "SAST101",
-    "cloudpickle.load": "SAST102",
-    "cloudpickle.loads": "SAST102",
-}
-# Modules any use of which is a finding (their whole purpose is loading arbitrary objects).
-BANNED_MODULES = ("dill",)
-SKOPS_LOADERS = ("skops.io.load", "skops.io.loads")
-# Modules whose dynamic import (``__import__("pickle")``) would dodge the alias tracking.
-DYNAMIC_BANNED = ("pickle", "_pickle", "cPickle", "dill", "cloudpickle", "marshal", "shelve")
 POLICY_KEY = "[sast].loaders"
+
+_PICKLE_SAFE = frozenset(
+    [
+        "dump",
+        "dumps",
+        "Pickler",
+        "PickleError",
+        "PicklingError",
+        "UnpicklingError",
+        "PickleBuffer",
+        "HIGHEST_PROTOCOL",
+        "DEFAULT_PROTOCOL",
+    ]
+)
+# Modules that exist to load arbitrary objects: every attribute outside the safe set loads.
+# module -> (rule, the attributes that only write or describe)
+PICKLE_LIKE: dict[str, tuple[str, frozenset[str]]] = {
+    "pickle": ("SAST101", _PICKLE_SAFE),
+    "marshal": ("SAST101", frozenset({"dump", "dumps", "version"})),
+    "shelve": ("SAST101", frozenset()),
+    "joblib": (
+        "SAST101",
+        frozenset(
+            [
+                "dump",
+                "Parallel",
+                "delayed",
+                "cpu_count",
+                "effective_n_jobs",
+                "parallel_backend",
+                "parallel_config",
+                "register_parallel_backend",
+                "hash",
+                "wrap_non_picklable_objects",
+                "__version__",
+            ]
+        ),
+    ),
+    "jsonpickle": (
+        "SAST101",
+        frozenset(
+            [
+                "encode",
+                "dumps",
+                "Pickler",
+                "pickler",
+                "set_encoder_options",
+                "set_preferred_backend",
+                "__version__",
+            ]
+        ),
+    ),
+    "pandas.compat.pickle_compat": ("SAST101", frozenset()),
+    "cloudpickle": (
+        "SAST102",
+        frozenset(["dump", "dumps", "Pickler", "CloudPickler", "DEFAULT_PROTOCOL"]),
+    ),
+    "dill": ("SAST102", frozenset()),
+}
+# Modules any import of which is a finding.
+BANNED_MODULES = ("dill",)
+_OBJECTS = "builds Python objects the document names"
+_ANY_OBJECT = "builds any Python object the document names"
+# Loaders that run code from their input whatever the arguments (fnmatch patterns) -> why.
+LOADERS: dict[str, str] = {
+    "pandas.read_pickle": "unpickles the file",
+    "multiprocessing.reduction.ForkingPickler.loads": "is pickle.loads",
+    "torch.hub.load": "runs the hubconf.py of the repository it fetches",
+    "torch.package.PackageImporter": "unpickles the package",
+    "yaml.full_load": _OBJECTS,
+    "yaml.full_load_all": _OBJECTS,
+    "yaml.unsafe_load": _ANY_OBJECT,
+    "yaml.unsafe_load_all": _ANY_OBJECT,
+    "yaml.Loader": _ANY_OBJECT,
+    "yaml.FullLoader": _OBJECTS,
+    "yaml.UnsafeLoader": _ANY_OBJECT,
+    "yaml.CLoader": _ANY_OBJECT,
+    "yaml.CFullLoader": _OBJECTS,
+    "yaml.CUnsafeLoader": _ANY_OBJECT,
+    "yaml.constructor.Constructor": _ANY_OBJECT,
+    "yaml.constructor.FullConstructor": _OBJECTS,
+    "yaml.constructor.UnsafeConstructor": _ANY_OBJECT,
+    "ruamel.yaml.Loader": _ANY_OBJECT,
+    "ruamel.yaml.UnsafeLoader": _ANY_OBJECT,
+    "ruamel.yaml.Constructor": _ANY_OBJECT,
+    "ruamel.yaml.constructor.Constructor": _ANY_OBJECT,
+    "ruamel.yaml.load": _ANY_OBJECT,
+    "ruamel.yaml.load_all": _ANY_OBJECT,
+    "cleanlab.Datalab.load": "unpickles the saved Datalab",
+    "sklearn.datasets.fetch_*": "joblib-loads its cache under data_home",
+    "mlflow.*.load_model": "unpickles the logged model",
+    "*.read_pickle": "unpickles the file",  # pandas re-exports it (pandas.io.api, ...)
+}
+# Loaders safe only with the right argument: name -> (rule, parameter, its position or None).
+CONDITIONAL: dict[str, tuple[str, str, int | None]] = {
+    "numpy.load": ("SAST101", "allow_pickle", 2),
+    "numpy.NpzFile": ("SAST101", "allow_pickle", 2),
+    "numpy.lib.format.read_array": ("SAST101", "allow_pickle", 1),
+    "torch.load": ("SAST101", "weights_only", None),
+    "torch.hub.load_state_dict_from_url": ("SAST101", "weights_only", 6),
+    "yaml.load": ("SAST101", "Loader", 1),
+    "yaml.load_all": ("SAST101", "Loader", 1),
+    "skops.io.load": ("SAST103", "trusted", 1),
+    "skops.io.loads": ("SAST103", "trusted", 1),
+    "ruamel.yaml.YAML": ("SAST101", "typ", 0),
+}
+SAFE_YAML_LOADERS = frozenset(
+    {"yaml.SafeLoader", "yaml.CSafeLoader", "yaml.BaseLoader", "yaml.CBaseLoader"}
+)
+SAFE_RUAMEL_TYPES = frozenset({"rt", "safe", "base"})
+# Other spellings of the same objects (the longest matching prefix is rewritten).
+CANONICAL: dict[str, str] = {
+    "_pickle": "pickle",
+    "cPickle": "pickle",
+    "pickle5": "pickle",
+    "dill._dill": "dill",
+    "sklearn.externals.joblib": "joblib",
+    "joblib.numpy_pickle": "joblib",
+    "numpy.lib.npyio": "numpy",
+    "numpy.lib._npyio_impl": "numpy",
+    "pandas.io.pickle": "pandas",
+    "torch.serialization": "torch",
+    "yaml.loader": "yaml",
+    "yaml.cyaml": "yaml",
+    "ruamel.yaml.main": "ruamel.yaml",
+    "ruamel.yaml.loader": "ruamel.yaml",
+    "skops.io._persist": "skops.io",
+    "cleanlab.datalab.datalab": "cleanlab",
+}
+# Another module's attribute of one of these names is that module (``logging.handlers.pickle``,
+# ``os.sys``); ``np``/``pd`` are the names everyone imports numpy and pandas under.
+SEGMENTS: dict[str, str] = {
+    **{m: m for m in ["pickle", "_pickle", "cPickle", "marshal", "shelve", "dill", "cloudpickle"]},
+    **{m: m for m in ["joblib", "jsonpickle", "yaml", "numpy", "pandas", "torch", "skops"]},
+    **{m: m for m in ["importlib", "builtins", "sys", "pkgutil", "runpy", "ctypes"]},
+    "np": "numpy",
+    "pd": "pandas",
+}
+# Calls that import the module they are given the name of (first argument or name=).
+IMPORTERS = frozenset(
+    {
+        "builtins.__import__",
+        "importlib.import_module",
+        "importlib.__import__",
+        "pkgutil.resolve_name",
+        "pydoc.locate",
+    }
+)
+_FINDS_OBJECTS = "loads objects named by package metadata (a planted *.dist-info can name any)"
+# Names whose use reaches modules or objects without naming them (fnmatch patterns) -> why.
+HIDDEN: dict[str, str] = {
+    "importlib.util.module_from_spec": "builds a module from a spec this check cannot read",
+    "importlib._bootstrap.*": "uses the import system's internals",
+    "importlib._bootstrap_external.*": "uses the import system's internals",
+    "_frozen_importlib.*": "uses the import system's internals",
+    "_frozen_importlib_external.*": "uses the import system's internals",
+    "_imp.*": "uses the import system's internals",
+    "importlib.metadata.entry_points": _FINDS_OBJECTS,
+    "importlib_metadata.entry_points": _FINDS_OBJECTS,
+    "pkg_resources.iter_entry_points": _FINDS_OBJECTS,
+    "pkg_resources.load_entry_point": _FINDS_OBJECTS,
+    "inspect.getmodule": "gives back the module an object comes from (pickle.dumps -> pickle)",
+    "gc.get_objects": "searches every live object (any module among them)",
+    "gc.get_referrers": "searches live objects (any module among them)",
+    "gc.get_referents": "searches live objects (any module among them)",
+}
+# exec/eval: bandit (B102, B307) flags the plain call; any other spelling is SAST104.
+RUNNERS = frozenset({"builtins.exec", "builtins.eval"})
+# Calls that run code held in a string (first argument, or one of _CODE_KEYWORDS): a literal
+# is checked like the code around it, a computed one is a finding.
+STRING_RUNNERS = frozenset(
+    {
+        "builtins.compile",
+        "timeit.timeit",
+        "timeit.repeat",
+        "timeit.Timer",
+        "cProfile.run",
+        "cProfile.runctx",
+        "profile.run",
+        "profile.runctx",
+        "pdb.run",
+        "pdb.runeval",
+        "pdb.runctx",
+        "code.compile_command",
+    }
+)
+_CODE_KEYWORDS = ("source", "stmt", "setup", "cmd", "statement", "expression")
+# Names any use of which runs code this check cannot read (fnmatch patterns) -> why.
+CODE_RUNNERS: dict[str, str] = {
+    "runpy.*": "runs a module or file as code",
+    "imp.load_source": "runs a file as code",
+    "imp.load_compiled": "runs a compiled file as code",
+    "code.interact": "runs code given as text",
+    "code.InteractiveInterpreter": "runs code given as text",
+    "code.InteractiveConsole": "runs code given as text",
+    "doctest.*": "runs the code held in docstrings",
+    "ctypes.pythonapi": "calls the interpreter's C API (PyRun_String)",
+    "ctypes.PyDLL": "calls the interpreter's C API (PyRun_String)",
+    "ctypes.pydll": "calls the interpreter's C API (PyRun_String)",
+    "logging.config.fileConfig": "evaluates expressions from a configuration file",
+    "logging.config.listen": "takes a logging configuration (code included) from a socket",
+}
+# Constructors of functions and code objects: calling one runs no bandit-visible exec.
+CODE_BUILDERS = frozenset({"types.FunctionType", "types.LambdaType", "types.CodeType"})
+# Programs that run a command line: ``python -c CODE`` and ``python -m pickle FILE`` are read.
+COMMANDS = frozenset(
+    {
+        *(f"subprocess.{f}" for f in ["run", "call", "check_call", "check_output", "Popen"]),
+        *(f"subprocess.{f}" for f in ["getoutput", "getstatusoutput"]),
+        *(f"os.{f}" for f in ["system", "popen", "execv", "execve", "execvp", "execvpe"]),
+        *(f"os.{f}" for f in ["execl", "execle", "execlp", "execlpe", "spawnv", "spawnve"]),
+        *(f"os.{f}" for f in ["spawnvp", "spawnvpe", "spawnl", "spawnle", "posix_spawn"]),
+        *(f"asyncio.{f}" for f in ["create_subprocess_exec", "create_subprocess_shell"]),
+        "os.posix_spawnp",
+    }
+)
+# Mappings from names to modules or attributes: a subscript or .get() is a lookup.
+MODULE_TABLES = frozenset({"sys.modules", "builtins"})
+_SYS_MODULES_WRITES = frozenset(
+    {"sys.modules.update", "sys.modules.setdefault", "sys.modules.__setitem__"}
+)
+# Attributes that reach modules, globals or the import machinery behind any object.
+GADGETS = frozenset(
+    [
+        "__globals__",
+        "__subclasses__",
+        "__builtins__",
+        "f_globals",
+        "f_locals",
+        "f_builtins",
+        "load_module",
+        "exec_module",
+    ]
+)
+# Attributes that reach code objects, rewrite what a call does, or the C API: SAST104.
+CODE_GADGETS = frozenset(["__code__", "__defaults__", "__kwdefaults__"])
+_C_API_PREFIXES = ("PyRun_", "PyEval_", "Py_CompileString")
+# Methods of a module table that hand out its modules.
+_TABLE_WALKS = frozenset(["values", "items", "copy", "pop", "popitem"])
+# Calls that only describe their arguments: a module passed to them goes nowhere.
+_INSPECTORS = frozenset(
+    f"builtins.{n}"
+    for n in [
+        "dir",
+        "isinstance",
+        "issubclass",
+        "id",
+        "repr",
+        "str",
+        "hasattr",
+        "callable",
+        "print",
+        "type",
+    ]
+)
+# Calls whose first argument this check follows rather than treating it as passed away.
+_FOLLOWED = frozenset(
+    {
+        "builtins.getattr",
+        "builtins.hasattr",
+        "builtins.vars",
+        "functools.partial",
+        "functools.partialmethod",
+    }
+)
+_BUILTIN_NAMES = frozenset(dir(builtins))
+_SHOWN = 60  # characters of source quoted in a message
+_MAX_DEPTH = 20  # names bound to names bound to string literals
+
+
+def _prefixes() -> frozenset[str]:
+    """Every module (or class) above a dangerous name: they carry it as an attribute."""
+    found: set[str] = set()
+    names = [*PICKLE_LIKE, *LOADERS, *CONDITIONAL, *IMPORTERS, *HIDDEN, *RUNNERS]
+    for name in [*names, *STRING_RUNNERS, *CODE_RUNNERS, *CODE_BUILDERS, *MODULE_TABLES]:
+        parts = name.split("*", 1)[0].rstrip(".").split(".")
+        if not parts[0]:
+            continue  # "*.read_pickle": no module above it
+        found.update(".".join(parts[:i]) for i in range(1, len(parts) + (name in PICKLE_LIKE)))
+    return frozenset(found)
+
+
+CARRIERS = _prefixes()
+_GLOB_CARRIERS = tuple(
+    n.split("*", 1)[0]
+    for n in [*LOADERS, *HIDDEN, *CODE_RUNNERS]
+    if "*" in n and n.split("*", 1)[0].strip(".")
+)
 
 
 @dataclass(frozen=True)
 class UnsafeLoad:
-    """One unsafe deserialization site."""
+    """One unsafe deserialization site (``col`` is 1-based; 0 when unknown)."""
 
     rule: str
     path: str
     line: int
     call: str
     message: str
+    col: int = 0
 
 
-def _literal_strings(node: ast.expr) -> bool:
-    return isinstance(node, ast.List | ast.Tuple) and all(
-        isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts
+# --- names ------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _canonical(name: str) -> str:
+    """``sklearn.externals.joblib.load`` -> ``joblib.load``; ``f.__call__`` -> ``f``."""
+    while name.endswith(".__call__"):
+        name = name.removesuffix(".__call__")
+    for old in sorted(CANONICAL, key=len, reverse=True):
+        if name == old or name.startswith(old + "."):
+            name = CANONICAL[old] + name[len(old) :]
+            break
+    parts = name.split(".")
+    for index in range(1, len(parts)):
+        # ruamel.yaml is not yaml: a path this check knows by name keeps its name.
+        if parts[index] in SEGMENTS and ".".join(parts[: index + 1]) not in CARRIERS:
+            return _canonical(".".join([SEGMENTS[parts[index]], *parts[index + 1 :]]))
+    return name
+
+
+@functools.cache
+def _pickle_like(name: str) -> str | None:
+    return next(
+        (
+            m
+            for m in sorted(PICKLE_LIKE, key=len, reverse=True)
+            if name == m or name.startswith(m + ".")
+        ),
+        None,
     )
 
 
-class _Visitor(ast.NodeVisitor):
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.aliases: dict[str, str] = {}
-        self.found: list[UnsafeLoad] = []
+@functools.cache
+def _loader(name: str) -> tuple[str, str] | None:
+    """(rule, why) when using ``name`` at all loads code from what it reads (or hides it)."""
+    module = _pickle_like(name)
+    if module is not None:
+        rule, safe = PICKLE_LIKE[module]
+        rest = name[len(module) + 1 :]
+        if rest and rest.split(".")[0] not in safe:
+            return rule, f"{module} loads arbitrary objects"
+        return None
+    for rule, table in (("SAST101", LOADERS), ("SAST102", HIDDEN), ("SAST104", CODE_RUNNERS)):
+        for pattern, why in table.items():
+            if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, pattern + ".*"):
+                return rule, why
+    return None
 
-    def _add(self, rule: str, node: ast.AST, call: str, message: str) -> None:
-        line = getattr(node, "lineno", 0)
-        self.found.append(UnsafeLoad(rule, self.path, line, call, message))
+
+@functools.cache
+def _carrier(name: str) -> bool:
+    """True for a module (or class, or ``__dict__``) that holds a loader or an importer."""
+    return (
+        name in CARRIERS
+        or name.endswith(".__dict__")
+        or any(name.startswith(g) for g in _GLOB_CARRIERS)
+    )
+
+
+def _literal_str(node: ast.expr | None) -> str | None:
+    """A string known without running anything: a literal, or literals joined with + or f""."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _literal_str(node.left), _literal_str(node.right)
+        return None if left is None or right is None else left + right
+    if isinstance(node, ast.JoinedStr):
+        parts = [_literal_str(v) for v in node.values]
+        return None if None in parts else "".join(p or "" for p in parts)
+    return None
+
+
+def _leading_str(node: ast.expr) -> str:
+    """The literal text a computed string starts with (``f"gates.{x}"`` -> ``gates.``)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _leading_str(node.left)
+    if isinstance(node, ast.JoinedStr) and node.values:
+        return _leading_str(node.values[0])
+    return ""
+
+
+def _literal_strings(node: ast.expr) -> list[str] | None:
+    """The strings of a literal list/tuple of string literals, else None."""
+    if not isinstance(node, ast.List | ast.Tuple):
+        return None
+    strings = [_literal_str(e) for e in node.elts]
+    return None if None in strings else [s or "" for s in strings]
+
+
+def _module_argument(node: ast.Call) -> ast.expr | None:
+    """The module name an importer is given: first argument, or name=/path= keyword."""
+    if node.args and not isinstance(node.args[0], ast.Starred):
+        return node.args[0]
+    keywords = {k.arg: k.value for k in node.keywords}
+    if None in keywords or any(isinstance(a, ast.Starred) for a in node.args):
+        return ast.Constant(value=None)  # *args/**kwargs: a name this check cannot read
+    return keywords.get("name") or keywords.get("path")
+
+
+def _falsy_literal(node: ast.expr | None) -> bool:
+    return isinstance(node, ast.Constant) and not node.value
+
+
+# --- values a name can hold -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Ref:
+    """An object outside the module, by its qualified name (``joblib.load``)."""
+
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
+class _Class:
+    """A class defined in the scanned code; its instances are looked up the same way."""
+
+    scope: _Scope
+
+
+@dataclass(frozen=True)
+class _Getter:
+    """``operator.attrgetter("a.b", ...)``."""
+
+    paths: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, eq=False)
+class _MethodCaller:
+    """``operator.methodcaller("name", *args, **kwargs)``."""
+
+    name: str
+    call: ast.Call
+
+
+@dataclass(frozen=True, eq=False)
+class _Partial:
+    """``functools.partial(target, *args, **kwargs)``."""
+
+    targets: frozenset[_Value]
+    call: ast.Call
+
+
+@dataclass(frozen=True)
+class _BoundGetattr:
+    """``m.__getattribute__`` or ``globals().get``: a lookup bound to its object."""
+
+    targets: frozenset[_Value]
+
+
+@dataclass(frozen=True)
+class _Own:
+    """A module of a scanned package imported by a computed name (or a member of it)."""
+
+    package: str
+    member: bool
+
+
+@dataclass(frozen=True, eq=False)
+class _Namespace:
+    """``globals()``, ``locals()``, ``vars()``: a scope as a mapping."""
+
+    scope: _Scope
+
+
+_Value = _Ref | _Class | _Getter | _MethodCaller | _Partial | _BoundGetattr | _Own | _Namespace
+_Values = frozenset[_Value]
+_NOTHING: _Values = frozenset()
+
+
+def _table(value: _Value) -> bool:
+    """A mapping from names to modules or attributes (sys.modules, m.__dict__, globals())."""
+    if isinstance(value, _Namespace):
+        return True
+    return isinstance(value, _Ref) and (
+        value.name in MODULE_TABLES or value.name.endswith(".__dict__")
+    )
+
+
+def _names(values: _Values) -> set[str]:
+    return {v.name for v in values if isinstance(v, _Ref)}
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a dynamic import loads: a literal module name, or a computed one."""
+
+    module: str | None  # None: computed at run time
+    package: str = ""  # computed, but under this scanned package ("gates")
+
+
+# --- scopes and bindings (pass 1) -------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _Binding:
+    expr: ast.expr | None  # None: a value not followed (a parameter, a loop variable)
+    scope: _Scope | None  # where expr is evaluated
+    path: tuple[int, ...] = ()  # position inside a tuple/list literal being unpacked
+    value: _Values | None = None  # known when bound (imports, classes, self)
+
+
+_UNFOLLOWED = _Binding(None, None)
+
+
+@dataclass(eq=False)
+class _Scope:
+    kind: str  # "module", "class", "function" or "comprehension"
+    parent: _Scope | None
+    node: ast.AST | None = None
+    bindings: dict[str, list[_Binding]] = field(default_factory=dict)
+    attributes: dict[str, list[_Binding]] = field(default_factory=dict)  # class: self.x = ...
+    declared_global: set[str] = field(default_factory=set)
+    declared_nonlocal: set[str] = field(default_factory=set)
+    stars: list[str] = field(default_factory=list)  # module: from m import *
+    self_name: str | None = None  # a method's first parameter
+    owner: _Scope | None = None  # the class a method belongs to
+
+    def module(self) -> _Scope:
+        scope = self
+        while scope.parent is not None and scope.kind != "module":
+            scope = scope.parent
+        return scope
+
+    def bind(self, name: str, binding: _Binding) -> None:
+        self.bindings.setdefault(name, []).append(binding)
+
+
+def _annotations(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.expr]:
+    args = node.args
+    for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+        if arg is not None and arg.annotation is not None:
+            yield arg.annotation
+    if node.returns is not None:
+        yield node.returns
+
+
+class _Binder(ast.NodeVisitor):
+    """Pass 1: the scopes of one module and every binding made in them."""
+
+    def __init__(self, scope: _Scope, module: str, package: bool) -> None:
+        self.scope = scope
+        self.module = module
+        self.package = package
+        self.scopes: dict[ast.AST, _Scope] = {}
+
+    def bind(self, name: str, binding: _Binding) -> None:
+        scope = self.scope
+        if name in scope.declared_global:
+            scope = scope.module()
+        elif name in scope.declared_nonlocal:
+            scope = scope.parent or scope
+            while scope.kind != "function" and scope.parent is not None:
+                scope = scope.parent
+        scope.bind(name, binding)
+
+    def _bind_target(self, target: ast.expr, value: ast.expr | None, path: tuple[int, ...]) -> None:
+        if isinstance(target, ast.Name):
+            self.bind(target.id, _Binding(value, self.scope, path))
+        elif isinstance(target, ast.Tuple | ast.List):
+            for index, element in enumerate(target.elts):
+                self._bind_target(element, value, (*path, index))
+        elif isinstance(target, ast.Starred):
+            self._bind_target(target.value, None, ())
+        elif (
+            isinstance(target, ast.Attribute)
+            and isinstance(target.value, ast.Name)
+            and self.scope.owner is not None
+            and target.value.id == self.scope.self_name
+        ):
+            binding = _Binding(value, self.scope, path)
+            self.scope.owner.attributes.setdefault(target.attr, []).append(binding)
+
+    def _unfollowed(self, target: ast.expr) -> None:
+        for name in ast.walk(target):
+            if isinstance(name, ast.Name):
+                self.bind(name.id, _UNFOLLOWED)
+
+    def absolute(self, module: str | None, level: int) -> str:
+        """``from ..x import y`` inside ``pkg.sub.mod`` -> ``pkg.x``."""
+        if not level:
+            return module or ""
+        parts = self.module.split(".") if self.module else []
+        parts = parts if self.package else parts[:-1]
+        parts = parts[: len(parts) - (level - 1)]
+        return ".".join([*parts, *([module] if module else [])])
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            local = alias.asname or alias.name.partition(".")[0]
-            self.aliases[local] = alias.name if alias.asname else alias.name.partition(".")[0]
-            if alias.name.partition(".")[0] in BANNED_MODULES:
-                self._add("SAST102", node, alias.name, f"imports {alias.name}")
-        self.generic_visit(node)
+            name = alias.name if alias.asname else alias.name.partition(".")[0]
+            self.bind(alias.asname or name, _Binding(None, None, value=frozenset({_Ref(name)})))
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        module = node.module or ""
+        module = self.absolute(node.module, node.level)
         for alias in node.names:
-            self.aliases[alias.asname or alias.name] = f"{module}.{alias.name}"
-        if module.partition(".")[0] in BANNED_MODULES:
-            self._add("SAST102", node, module, f"imports from {module}")
+            if alias.name == "*":
+                self.scope.module().stars.append(module)
+                continue
+            ref = _Ref(f"{module}.{alias.name}" if module else alias.name)
+            self.bind(alias.asname or alias.name, _Binding(None, None, value=frozenset({ref})))
+
+    def visit_Global(self, node: ast.Global) -> None:
+        self.scope.declared_global.update(node.names)
+
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
+        self.scope.declared_nonlocal.update(node.names)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for target in node.targets:
+            self._bind_target(target, node.value, ())
         self.generic_visit(node)
 
-    def qualified(self, node: ast.expr) -> str | None:
-        """``jl.load`` -> ``joblib.load`` through the recorded aliases; None when not a name."""
-        parts: list[str] = []
-        while isinstance(node, ast.Attribute):
-            parts.append(node.attr)
-            node = node.value
-        if not isinstance(node, ast.Name):
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self._bind_target(node.target, node.value, ())
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self._bind_target(node.target, None, ())
+        self.generic_visit(node)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        scope = self.scope
+        while scope.kind == "comprehension" and scope.parent is not None:
+            scope = scope.parent
+        scope.bind(node.target.id, _Binding(node.value, self.scope))
+        self.generic_visit(node)
+
+    def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
+        self._unfollowed(node.target)
+        self.generic_visit(node)
+
+    visit_AsyncFor = visit_For
+
+    def visit_withitem(self, node: ast.withitem) -> None:
+        if node.optional_vars is not None:
+            self._unfollowed(node.optional_vars)
+        self.generic_visit(node)
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.name:
+            self.bind(node.name, _UNFOLLOWED)
+        self.generic_visit(node)
+
+    def visit_MatchAs(self, node: ast.MatchAs) -> None:
+        if node.name:
+            self.bind(node.name, _UNFOLLOWED)
+        self.generic_visit(node)
+
+    def visit_MatchStar(self, node: ast.MatchStar) -> None:
+        if node.name:
+            self.bind(node.name, _UNFOLLOWED)
+
+    def visit_MatchMapping(self, node: ast.MatchMapping) -> None:
+        if node.rest:
+            self.bind(node.rest, _UNFOLLOWED)
+        self.generic_visit(node)
+
+    def _enter(self, node: ast.AST, kind: str) -> _Scope:
+        scope = _Scope(kind, self.scope, node)
+        self.scopes[node] = scope
+        return scope
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        outer = self.scope
+        args = node.args
+        for default in [*args.defaults, *(d for d in args.kw_defaults if d is not None)]:
+            self.visit(default)
+        method = False
+        if not isinstance(node, ast.Lambda):
+            for expr in [*node.decorator_list, *_annotations(node)]:
+                self.visit(expr)
+            self.bind(node.name, _UNFOLLOWED)
+            static = any(
+                isinstance(d, ast.Name) and d.id == "staticmethod" for d in node.decorator_list
+            )
+            method = outer.kind == "class" and not static
+        scope = self._enter(node, "function")
+        params = [*args.posonlyargs, *args.args]
+        for arg in [*params, *args.kwonlyargs, args.vararg, args.kwarg]:
+            if arg is not None:
+                scope.bind(arg.arg, _UNFOLLOWED)
+        if method and params:
+            # self (or cls): its attributes are looked up on the class and its bases.
+            scope.self_name, scope.owner = params[0].arg, outer
+            scope.bindings[params[0].arg] = [_Binding(None, None, value=frozenset({_Class(outer)}))]
+        self.scope = scope
+        for statement in [node.body] if isinstance(node, ast.Lambda) else node.body:
+            self.visit(statement)
+        self.scope = outer
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self._function(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._function(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for expr in [*node.bases, *(k.value for k in node.keywords), *node.decorator_list]:
+            self.visit(expr)
+        outer = self.scope
+        scope = self._enter(node, "class")
+        self.bind(node.name, _Binding(None, None, value=frozenset({_Class(scope)})))
+        self.scope = scope
+        for statement in node.body:
+            self.visit(statement)
+        self.scope = outer
+
+    def _comprehension(
+        self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp
+    ) -> None:
+        outer = self.scope
+        self.scope = self._enter(node, "comprehension")
+        for generator in node.generators:
+            self._unfollowed(generator.target)
+        self.generic_visit(node)
+        self.scope = outer
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension
+
+
+# --- resolution: what an expression may evaluate to -------------------------------------------
+
+
+class _Module:
+    """One module's scopes, and what each of its expressions may evaluate to (no findings)."""
+
+    def __init__(
+        self,
+        tree: ast.AST,
+        *,
+        path: str,
+        name: str,
+        package: bool,
+        project: _Project,
+        parent: _Scope | None = None,
+    ) -> None:
+        self.path = path
+        self.name = name
+        self.project = project
+        self.tree = tree
+        # Code in a string (exec, annotations) is bound in its own scope inside the caller's.
+        self.top = _Scope("module" if parent is None else "function", parent, tree)
+        binder = _Binder(self.top, name, package)
+        binder.visit(tree)
+        self.scopes = binder.scopes
+
+    def ref(self, name: str) -> _Values:
+        return self.project.expand(_canonical(name))
+
+    @staticmethod
+    def defining(name: str, scope: _Scope) -> _Scope | None:
+        """The scope whose binding of ``name`` a use in ``scope`` sees (None: unbound)."""
+        start = scope.module() if name in scope.declared_global else scope
+        current: _Scope | None = start
+        while current is not None:
+            # A class body's names are not visible from the functions inside it.
+            if (current is start or current.kind != "class") and name in current.bindings:
+                return current
+            current = current.parent
+        return None
+
+    def lookup(self, name: str, scope: _Scope) -> _Values:
+        defining = self.defining(name, scope)
+        if defining is not None:
+            return self.project.bound(self, defining, name)
+        values: set[_Value] = set()
+        for star in scope.module().stars:
+            if _pickle_like(_canonical(star)) is None:  # those are a finding at the import
+                values |= self.ref(f"{star}.{name}")
+        if name == "__builtins__":
+            values.add(_Ref("builtins"))
+        elif name in _BUILTIN_NAMES:
+            values.add(_Ref(f"builtins.{name}"))
+        return frozenset(values)
+
+    def texts(self, node: ast.expr, scope: _Scope, depth: int = 0) -> list[str] | None:
+        """The strings ``node`` can be: a literal, or a name bound only to literals; else None."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, bytes):
+            return [node.value.decode("utf-8", "replace")]
+        text = _literal_str(node)
+        if text is not None:
+            return [text]
+        defining = self.defining(node.id, scope) if isinstance(node, ast.Name) else None
+        if defining is None or depth > _MAX_DEPTH or not isinstance(node, ast.Name):
             return None
-        head = self.aliases.get(node.id, node.id)
-        return ".".join([head, *reversed(parts)])
+        found: list[str] = []
+        for binding in defining.bindings[node.id]:
+            if binding.expr is None or binding.scope is None or binding.path:
+                return None
+            texts = self.texts(binding.expr, binding.scope, depth + 1)
+            if texts is None:
+                return None
+            found += texts
+        return found
 
-    def visit_Call(self, node: ast.Call) -> None:
-        name = self.qualified(node.func)
-        if name is not None:
-            self._check_call(node, _normalise(name))
-        elif isinstance(node.func, ast.Attribute) and node.func.attr in ("read_pickle",):
-            self._add("SAST101", node, node.func.attr, "calls .read_pickle() (unpickles)")
-        self.generic_visit(node)
-
-    def _check_call(self, node: ast.Call, name: str) -> None:
-        if name in ("__import__", "importlib.import_module") and node.args:
-            target = node.args[0]
-            module = target.value if isinstance(target, ast.Constant) else None
-            if isinstance(module, str) and module in DYNAMIC_BANNED:
-                self._add(
-                    "SAST102",
-                    node,
-                    f"{name}({module!r})",
-                    f"imports {module} dynamically (hides its loaders from this check)",
-                )
-            return
-        if name.partition(".")[0] in BANNED_MODULES:
-            self._add("SAST102", node, name, f"calls {name}() (dill unpickles arbitrary objects)")
-            return
-        if name == "numpy.load":
-            if any(
-                k.arg == "allow_pickle"
-                and not (isinstance(k.value, ast.Constant) and k.value.value is False)
-                for k in node.keywords
+    def evaluate(self, binding: _Binding) -> _Values:
+        if binding.value is not None:
+            return frozenset(
+                v for r in binding.value for v in (self.ref(r.name) if isinstance(r, _Ref) else {r})
+            )
+        expr = binding.expr
+        for index in binding.path:
+            if not isinstance(expr, ast.Tuple | ast.List) or any(
+                isinstance(e, ast.Starred) for e in expr.elts[: index + 1]
             ):
-                self._add("SAST101", node, name, "calls numpy.load() with allow_pickle")
+                return _NOTHING
+            expr = expr.elts[index] if index < len(expr.elts) else None
+        if expr is None or binding.scope is None:
+            return _NOTHING
+        return self.resolve(expr, binding.scope)
+
+    def attribute(self, values: _Values, attr: str) -> _Values:
+        found: set[_Value] = set()
+        for value in values:
+            if isinstance(value, _Ref) and attr in ("__getattribute__", "__getattr__"):
+                found.add(_BoundGetattr(frozenset({value})))
+            elif isinstance(value, _Ref) and attr == "__self__" and "." in value.name:
+                # A C function's __self__ is its module: pickle.dumps.__self__ is _pickle.
+                found |= self.ref(value.name.rsplit(".", 1)[0])
+            elif isinstance(value, _Ref):
+                found |= self.ref(f"{value.name}.{attr}")
+            elif isinstance(value, _Class):
+                found |= self.class_attribute(value.scope, attr, set())
+            elif isinstance(value, _Own):
+                found.add(_Own(value.package, member=True))
+            elif isinstance(value, _Namespace) and attr == "get":
+                found.add(_BoundGetattr(frozenset({value})))
+        return frozenset(found)
+
+    def class_attribute(self, scope: _Scope, attr: str, seen: set[int]) -> set[_Value]:
+        if id(scope) in seen:
+            return set()
+        seen.add(id(scope))
+        found: set[_Value] = set()
+        if attr in scope.bindings:
+            found |= self.project.bound(self, scope, attr)
+        if attr in scope.attributes:
+            found |= self.project.bound(self, scope, attr, attributes=True)
+        if isinstance(scope.node, ast.ClassDef) and scope.parent is not None:
+            for base in scope.node.bases:
+                for value in self.resolve(base, scope.parent):
+                    if isinstance(value, _Class):
+                        found |= self.class_attribute(value.scope, attr, seen)
+                    elif isinstance(value, _Ref):
+                        found |= self.ref(f"{value.name}.{attr}")
+        return found
+
+    def subscript(self, values: _Values, key: str) -> _Values:
+        """``sys.modules["pickle"]``, ``m.__dict__["load"]``, ``globals()["pickle"]``."""
+        found: set[_Value] = set()
+        for value in values:
+            if isinstance(value, _Namespace):
+                found |= self.lookup(key, value.scope)
+            elif isinstance(value, _Ref) and value.name == "sys.modules":
+                found |= self.ref(key)
+            elif isinstance(value, _Ref) and value.name == "builtins":
+                found |= self.ref(f"builtins.{key}")
+            elif isinstance(value, _Ref) and value.name.endswith(".__dict__"):
+                found |= self.ref(f"{value.name.removesuffix('.__dict__')}.{key}")
+        return frozenset(found)
+
+    def resolve(self, node: ast.expr, scope: _Scope) -> _Values:  # noqa: PLR0911 - one per kind
+        """Every value ``node`` may evaluate to that this check follows (empty: unknown)."""
+        if isinstance(node, ast.Name):
+            return self.lookup(node.id, scope)
+        if isinstance(node, ast.Attribute) and node.attr == "__dict__":
+            return frozenset(_Ref(f"{n}.__dict__") for n in _names(self.resolve(node.value, scope)))
+        if isinstance(node, ast.Attribute):
+            return self.attribute(self.resolve(node.value, scope), node.attr)
+        if isinstance(node, ast.Subscript):
+            key = _literal_str(node.slice)
+            return _NOTHING if key is None else self.subscript(self.resolve(node.value, scope), key)
+        if isinstance(node, ast.NamedExpr):
+            return self.resolve(node.value, scope)
+        if isinstance(node, ast.IfExp):
+            return self.resolve(node.body, scope) | self.resolve(node.orelse, scope)
+        if isinstance(node, ast.BoolOp):
+            return frozenset(v for e in node.values for v in self.resolve(e, scope))
+        if isinstance(node, ast.Call):
+            return self.call_result(node, scope)
+        return _NOTHING
+
+    def call_result(self, node: ast.Call, scope: _Scope) -> _Values:
+        """What a call gives back, where it is one this check knows (getattr, import, ...)."""
+        funcs = self.resolve(node.func, scope)
+        names = _names(funcs)
+        found = set(self._lookup_result(names, node.args, scope))
+        if names & IMPORTERS and _module_argument(node) is not None:
+            target = self.import_target(node, names)
+            if target.module is not None:
+                found |= self.ref(target.module)
+            elif target.package:
+                found.add(_Own(target.package, member=False))
+        if names & {"functools.partial", "functools.partialmethod"} and node.args:
+            found.add(_Partial(self.resolve(node.args[0], scope), node))
+        if "operator.attrgetter" in names:
+            paths = [_literal_str(a) for a in node.args]
+            if paths and None not in paths:
+                found.add(_Getter(tuple(tuple((p or "").split(".")) for p in paths)))
+        method = _literal_str(node.args[0]) if node.args else None
+        if "operator.methodcaller" in names and method is not None:
+            found.add(_MethodCaller(method, node))
+        for func in funcs:
+            found |= self.apply(func, node, scope)
+        return frozenset(found)
+
+    def _lookup_result(self, names: set[str], args: list[ast.expr], scope: _Scope) -> _Values:
+        """getattr(), vars(), locals(), globals()."""
+        found: set[_Value] = set()
+        if "builtins.getattr" in names and len(args) >= 2:
+            key = _literal_str(args[1])
+            objects = self.resolve(args[0], scope)
+            if key is not None:
+                found |= self.attribute(objects, key)
+            found |= {_Own(v.package, member=True) for v in objects if isinstance(v, _Own)}
+            found |= self.resolve(args[2], scope) if len(args) >= 3 else _NOTHING
+        if "builtins.vars" in names and args:
+            found |= {_Ref(f"{n}.__dict__") for n in _names(self.resolve(args[0], scope))}
+        if names & {"builtins.locals", "builtins.vars"} and not args:
+            found.add(_Namespace(scope))
+        if "builtins.globals" in names:
+            found.add(_Namespace(scope.module()))
+        return frozenset(found)
+
+    def apply(self, func: _Value, node: ast.Call, scope: _Scope) -> _Values:
+        """What calling one value gives back, where this check can tell."""
+        first = node.args[0] if node.args else None
+        key = _literal_str(first)
+        if isinstance(func, _Ref) and func.name.endswith(".get"):  # sys.modules.get("pickle")
+            table = frozenset({_Ref(func.name.removesuffix(".get"))})
+            return _NOTHING if key is None else self.subscript(table, key)
+        # Calling a class gives an instance, looked up like the class.
+        if isinstance(func, _Class):
+            return frozenset({func})
+        if isinstance(func, _Ref):
+            return frozenset({func}) if func.name.rsplit(".", 1)[-1][:1].isupper() else _NOTHING
+        if isinstance(func, _Getter) and first is not None:
+            found: set[_Value] = set()
+            for path in func.paths:
+                values = self.resolve(first, scope)
+                for attr in path:
+                    values = self.attribute(values, attr)
+                found |= values
+            return frozenset(found)
+        if isinstance(func, _BoundGetattr) and key is not None:
+            tables = frozenset(v for v in func.targets if isinstance(v, _Namespace))
+            return self.attribute(func.targets - tables, key) | self.subscript(tables, key)
+        return _NOTHING
+
+    def import_target(self, node: ast.Call, names: set[str]) -> _Target:
+        """The module ``__import__``/``import_module``/``resolve_name`` is asked to load."""
+        keywords = {k.arg: k.value for k in node.keywords if k.arg}
+        argument = _module_argument(node)
+        name = _literal_str(argument)
+        if argument is None or name is None:
+            leading = _leading_str(argument) if argument is not None else ""
+            package = leading.partition(".")[0]
+            confined = "." in leading and package in self.project.own_packages
+            return _Target(None, package if confined else "")
+        if "pkgutil.resolve_name" in names:
+            return _Target(name.replace(":", "."))
+        if name.startswith("."):  # import_module(".x", package="p")
+            anchor = node.args[1] if len(node.args) > 1 else keywords.get("package")
+            base = _literal_str(anchor)
+            if base is None:
+                return _Target(None)
+            return _Target(f"{base}{name}" if name.strip(".") else base)
+        if names & {"builtins.__import__", "importlib.__import__"}:
+            fromlist = node.args[3] if len(node.args) > 3 else keywords.get("fromlist")
+            empty = fromlist is None or _falsy_literal(fromlist)
+            empty = empty or (isinstance(fromlist, ast.List | ast.Tuple) and not fromlist.elts)
+            if empty:  # __import__("a.b") gives back the package a
+                return _Target(name.partition(".")[0])
+        return _Target(name)
+
+
+_UNKNOWN = object()
+
+
+@dataclass
+class _Args:
+    """The arguments a call passes, as far as they can be read without running anything."""
+
+    positional: list[ast.expr] = field(default_factory=list)
+    starred: bool = False  # a *args: positions from there on are unknown
+    keywords: dict[str, ast.expr] = field(default_factory=dict)
+    unknown_keywords: bool = False  # a **mapping this check cannot read
+
+    def get(self, name: str, position: int | None) -> ast.expr | object | None:
+        """The expression passed for a parameter, None when absent, _UNKNOWN when unknowable."""
+        if name in self.keywords:
+            return self.keywords[name]
+        if position is not None and position < len(self.positional):
+            return self.positional[position]
+        if (position is not None and self.starred) or self.unknown_keywords:
+            return _UNKNOWN
+        return None
+
+
+# --- pass 2: judging every expression ---------------------------------------------------------
+
+
+# The expressions judged: everything else only passes values on (or is a statement).
+_EXPRESSIONS = (
+    ast.Name,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Call,
+    ast.NamedExpr,
+    ast.IfExp,
+    ast.BoolOp,
+)
+
+
+class _Checker:
+    """Walks one module and reports every expression that reaches a loader or hides one."""
+
+    def __init__(self, module: _Module, *, at: ast.AST | None = None, prefix: str = "") -> None:
+        self.module = module
+        self.parents: dict[ast.AST, ast.AST] = {}  # filled on the way down, read on the way up
+        self.found: list[UnsafeLoad] = []
+        self.reported: set[ast.AST] = set()
+        self.at = at  # code from a string: every finding points at the call holding it
+        self.prefix = prefix
+
+    def resolve(self, node: ast.expr, scope: _Scope) -> _Values:
+        return self.module.resolve(node, scope)
+
+    def carrier(self, name: str) -> bool:
+        """A module holding loaders: a known one, or a scanned module that imports one."""
+        return _carrier(name) or self.module.project.holds_loaders(name)
+
+    def report(self, node: ast.AST, rule: str, call: str, message: str) -> None:
+        if node in self.reported:
             return
-        if name in UNSAFE_CALLS:
-            self._add(UNSAFE_CALLS[name], node, name, f"calls {name}() (runs code from the file)")
+        self.reported.add(node)
+        where = self.at or node
+        line, col = getattr(where, "lineno", 0), getattr(where, "col_offset", -1) + 1
+        self.found.append(
+            UnsafeLoad(rule, self.module.path, line, call, self.prefix + message, col)
+        )
+
+    def check(self) -> list[UnsafeLoad]:
+        self._walk(self.module.tree, self.module.top)
+        return self.found
+
+    def _walk(self, node: ast.AST, scope: _Scope) -> None:
+        inner = self.module.scopes.get(node)
+        for child in ast.iter_child_nodes(node):
+            self.parents[child] = node
+            # Decorators, defaults, annotations and bases are evaluated outside the new scope.
+            self._walk(child, inner if inner and self._inside(node, child) else scope)
+        self.judge(node, scope)
+
+    @staticmethod
+    def _inside(node: ast.AST, child: ast.AST) -> bool:
+        if isinstance(node, ast.Lambda):
+            return child is node.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            return child in node.body
+        return True  # comprehensions
+
+    def _is_call_of(self, node: ast.AST) -> bool:
+        parent = self.parents.get(node)
+        return isinstance(parent, ast.Call) and parent.func is node
+
+    def _followed(self, call: ast.Call, scope: _Scope) -> bool:
+        """True when the call's first argument is followed (getattr, partial, attrgetter...)."""
+        funcs = self.resolve(call.func, scope)
+        return bool(_names(funcs) & _FOLLOWED) or any(
+            isinstance(f, _Getter | _MethodCaller) for f in funcs
+        )
+
+    def _inner(self, node: ast.AST, scope: _Scope) -> list[ast.AST]:
+        """The sub-expressions whose value this node builds on."""
+        if isinstance(node, ast.Attribute | ast.Subscript | ast.NamedExpr):
+            return [node.value]
+        if isinstance(node, ast.Call):
+            return [node.func, *(node.args[:1] if self._followed(node, scope) else [])]
+        if isinstance(node, ast.IfExp):
+            return [node.body, node.orelse]
+        if isinstance(node, ast.BoolOp):
+            return list(node.values)
+        return []
+
+    def judge(self, node: ast.AST, scope: _Scope) -> None:
+        if not isinstance(node, _EXPRESSIONS):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                self._judge_import(node)
+            if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+                self._judge_store(node, scope)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.AnnAssign):
+                self._judge_annotations(node, scope)
             return
-        if name.endswith(".read_pickle"):
-            self._add("SAST101", node, name, f"calls {name}() (unpickles)")
+        if isinstance(node, ast.Name | ast.Attribute | ast.Subscript) and not isinstance(
+            node.ctx, ast.Load
+        ):
             return
-        if name in SKOPS_LOADERS:
-            trusted = next((k.value for k in node.keywords if k.arg == "trusted"), None)
-            if any(k.arg is None for k in node.keywords):
-                self._add("SAST103", node, name, f"calls {name}() with **kwargs (trusted unknown)")
-            elif trusted is not None and not (
-                _literal_strings(trusted)
-                or (isinstance(trusted, ast.Constant) and trusted.value in (None, False))
-            ):
-                self._add(
-                    "SAST103",
-                    node,
-                    name,
-                    f"calls {name}() with a computed trusted= list "
-                    f"({ast.unparse(trusted)[:60]}): it trusts what the file asks for",
+        if any(inner in self.reported for inner in self._inner(node, scope)):
+            self.reported.add(node)  # the inner expression already carries the finding
+            return
+        values = self.resolve(node, scope)
+        if isinstance(node, ast.Call):
+            self._judge_call(node, scope)
+        if isinstance(node, ast.Subscript):
+            self._judge_subscript(node, scope)
+        if isinstance(node, ast.Attribute):
+            self._judge_attribute(node, values, scope)
+        if node in self.reported:
+            return
+        escapes = self._escapes(node, values, scope)
+        for value in values:
+            if self._judge_value(node, value, escapes=escapes):
+                return
+
+    def _judge_value(self, node: ast.AST, value: _Value, *, escapes: bool) -> bool:
+        """Report what one value of ``node`` means here; True when it was a finding."""
+        if isinstance(value, _Ref):
+            return self._judge_ref(node, value.name, escapes=escapes)
+        if not escapes:
+            return False
+        if isinstance(value, _Partial):
+            conditional = sorted(_names(value.targets) & CONDITIONAL.keys())
+            if conditional:
+                name = conditional[0]
+                why = f"passes a partial of {name} where the arguments it gets cannot be checked"
+                self.report(node, CONDITIONAL[name][0], name, why)
+        elif isinstance(value, _Own):
+            why = "passes a module imported by a computed name where this check cannot follow it"
+            self.report(node, "SAST102", "import_module", why)
+        elif isinstance(value, _BoundGetattr) and any(
+            self.carrier(n) for n in _names(value.targets)
+        ):
+            why = "passes a module's attribute lookup where this check cannot follow it"
+            self.report(node, "SAST102", "__getattribute__", why)
+        return node in self.reported
+
+    def _judge_ref(self, node: ast.AST, name: str, *, escapes: bool) -> bool:
+        called = self._is_call_of(node)
+        loader = _loader(name)
+        if loader is not None:
+            rule, why = loader
+            shown = f"calls {name}()" if called else f"refers to {name}"
+            self.report(node, rule, name, f"{shown} ({why})")
+        elif name in RUNNERS:
+            plain = isinstance(node, ast.Name) and node.id == name.partition(".")[2] and called
+            if not plain:
+                why = f"reaches {name.partition('.')[2]}() under another name (bandit checks only the plain call)"
+                self.report(node, "SAST104", name, why)
+        elif not escapes:
+            return False
+        elif name in CONDITIONAL:
+            why = f"passes {name} where the arguments it gets cannot be checked"
+            self.report(node, CONDITIONAL[name][0], name, why)
+        elif name in IMPORTERS:
+            why = f"passes {name} where the modules it imports cannot be checked"
+            self.report(node, "SAST102", name, why)
+        elif name in STRING_RUNNERS:
+            why = f"passes {name} where the code it runs cannot be checked"
+            self.report(node, "SAST104", name, why)
+        elif self.carrier(name):
+            why = f"passes {name} (it holds loaders) where this check cannot follow it"
+            self.report(node, "SAST102", name, why)
+        return node in self.reported
+
+    def _escapes(self, node: ast.AST, values: _Values, scope: _Scope) -> bool:  # noqa: PLR0911
+        """True when the value is used where this check no longer follows it."""
+        parent = self.parents.get(node)
+        if parent is None or isinstance(parent, ast.Expr | ast.Compare | ast.Attribute):
+            return False
+        if isinstance(parent, ast.IfExp):
+            return node is not parent.test and self._escapes(parent, values, scope)
+        if isinstance(parent, ast.BoolOp | ast.NamedExpr):
+            return self._escapes(parent, values, scope)
+        if isinstance(parent, ast.Subscript):  # only a module table is looked up by name
+            return node is not parent.value or not any(_table(v) for v in values)
+        if isinstance(parent, ast.Call):
+            if node is parent.func or _names(self.resolve(parent.func, scope)) & _INSPECTORS:
+                return False
+            return not (parent.args and node is parent.args[0] and self._followed(parent, scope))
+        if isinstance(parent, ast.Tuple | ast.List):
+            return not self._unpacked(parent, node, scope)
+        if isinstance(parent, ast.Assign | ast.AnnAssign):
+            targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+            return not all(self._trackable(t, scope) for t in targets)
+        return True
+
+    @staticmethod
+    def _trackable(target: ast.expr, scope: _Scope) -> bool:
+        """A name, or ``self.x`` in a method: bindings this check follows."""
+        if isinstance(target, ast.Name):
+            return True
+        return (
+            isinstance(target, ast.Attribute)
+            and isinstance(target.value, ast.Name)
+            and scope.owner is not None
+            and target.value.id == scope.self_name
+        )
+
+    def _unpacked(self, literal: ast.Tuple | ast.List, element: ast.AST, scope: _Scope) -> bool:
+        """An element of a tuple literal assigned element-wise to names (``a, b = x, y``)."""
+        path = [next(i for i, e in enumerate(literal.elts) if e is element)]
+        node: ast.AST = literal
+        parent = self.parents.get(node)
+        while isinstance(parent, ast.Tuple | ast.List):
+            path.insert(0, next(i for i, e in enumerate(parent.elts) if e is node))
+            node, parent = parent, self.parents.get(parent)
+        if not isinstance(parent, ast.Assign) or parent.value is not node:
+            return False
+        for target in parent.targets:
+            current: ast.expr = target
+            for index in path:
+                if not isinstance(current, ast.Tuple | ast.List) or index >= len(current.elts):
+                    return False
+                if any(isinstance(e, ast.Starred) for e in current.elts):
+                    return False
+                current = current.elts[index]
+            if not self._trackable(current, scope):
+                return False
+        return True
+
+    def _judge_import(self, node: ast.Import | ast.ImportFrom) -> None:
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            module = _pickle_like(_canonical(node.module or ""))
+            if module is not None:
+                why = f"star-imports {module}: its loaders are then called by bare names"
+                self.report(node, PICKLE_LIKE[module][0], f"{module}.*", why)
+                return
+        names = (
+            [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        )
+        for name in names:
+            if name.partition(".")[0] in BANNED_MODULES:
+                self.report(
+                    node, "SAST102", name, f"imports {name} (it unpickles arbitrary objects)"
                 )
+                return
+
+    def _judge_store(self, node: ast.Assign | ast.AugAssign | ast.AnnAssign, scope: _Scope) -> None:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Subscript) and "sys.modules" in _names(
+                    self.resolve(sub.value, scope)
+                ):
+                    why = "writes to sys.modules (an import of that name then loads what this check did not see)"
+                    self.report(sub, "SAST102", "sys.modules", why)
+                if isinstance(sub, ast.Attribute) and sub.attr in CODE_GADGETS:
+                    why = f"replaces a function's {sub.attr} (what a call runs, or the arguments it gets)"
+                    self.report(sub, "SAST104", sub.attr, why)
+
+    def _judge_annotations(
+        self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.AnnAssign, scope: _Scope
+    ) -> None:
+        """A string annotation is code too: ``typing.get_type_hints`` evaluates it."""
+        annotations = [node.annotation] if isinstance(node, ast.AnnAssign) else _annotations(node)
+        for annotation in annotations:
+            for sub in ast.walk(annotation):
+                if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                    where = "in a string annotation (get_type_hints evaluates it)"
+                    self.nested(sub.value, "eval", sub, scope, where)
+
+    def _judge_attribute(self, node: ast.Attribute, values: _Values, scope: _Scope) -> None:
+        attr = node.attr
+        if attr == "read_pickle" and not values:
+            self.report(node, "SAST101", "read_pickle", "calls .read_pickle() (unpickles)")
+        elif attr in GADGETS:
+            why = f"reaches {attr} (the modules and builtins behind any object, out of this check's sight)"
+            self.report(node, "SAST102", attr, why)
+        elif attr in CODE_GADGETS or attr.startswith(_C_API_PREFIXES):
+            why = f"reaches {attr} (code objects or the interpreter's C API run what bandit cannot see)"
+            self.report(node, "SAST104", attr, why)
+        elif attr in _TABLE_WALKS and any(_table(v) for v in self.resolve(node.value, scope)):
+            why = (
+                f"walks a module table with .{attr}() (any module in it, out of this check's sight)"
+            )
+            self.report(node, "SAST102", attr, why)
+
+    def _judge_subscript(self, node: ast.Subscript, scope: _Scope) -> None:
+        if _literal_str(node.slice) is not None:
+            return
+        for value in self.resolve(node.value, scope):
+            shown = value.name if isinstance(value, _Ref) else "globals()"
+            if _table(value) and (
+                isinstance(value, _Namespace) or self.carrier(shown) or shown in MODULE_TABLES
+            ):
+                why = f"looks up a name computed at run time ({ast.unparse(node.slice)[:_SHOWN]}) in {shown}"
+                self.report(node, "SAST102", shown, why)
+                return
+
+    def _judge_call(self, node: ast.Call, scope: _Scope) -> None:
+        funcs = self.resolve(node.func, scope)
+        names = _names(funcs)
+        if names & IMPORTERS and _module_argument(node) is not None:
+            self._judge_import_call(node, names)
+        self._judge_lookup(node, funcs, names, scope)
+        if any(isinstance(f, _Own) and f.member for f in funcs) and (node.args or node.keywords):
+            why = "passes arguments to a name chosen at run time (it could be a loader its module imports)"
+            self.report(node, "SAST102", "getattr", why)
+        if names & _SYS_MODULES_WRITES:
+            why = "writes to sys.modules (an import of that name then loads what this check did not see)"
+            self.report(node, "SAST102", "sys.modules", why)
+        if names & CODE_BUILDERS:
+            why = "builds a function or code object at run time (bandit's exec/eval checks do not see it run)"
+            self.report(node, "SAST104", min(names & CODE_BUILDERS), why)
+        self._judge_code_string(node, names, scope)
+        self._judge_command(node, names, scope)
+        self._judge_arguments(node, funcs, scope)
+        self._judge_memory(node, names)
+
+    def _judge_import_call(self, node: ast.Call, names: set[str]) -> None:
+        target = self.module.import_target(node, names)
+        if target.module is not None:
+            if _pickle_like(_canonical(target.module)) is not None:
+                why = f"imports {target.module} dynamically (hides its loaders from review)"
+                self.report(node, "SAST102", f"import {target.module}", why)
+        elif not target.package:
+            shown = ast.unparse(_module_argument(node) or node)[:_SHOWN]
+            why = f"imports a module whose name is computed at run time ({shown})"
+            self.report(node, "SAST102", "import_module", why)
+
+    def _judge_lookup(self, node: ast.Call, funcs: _Values, names: set[str], scope: _Scope) -> None:
+        """getattr(m, name), m.__getattribute__(name), sys.modules.get(name): name computed."""
+        args = node.args
+        key: ast.expr | None = None
+        targets: set[_Value] = set()
+        if "builtins.getattr" in names and len(args) >= 2 and _literal_str(args[1]) is None:
+            key, targets = args[1], set(self.resolve(args[0], scope))
+        if args and _literal_str(args[0]) is None:
+            for func in funcs:
+                if isinstance(func, _BoundGetattr):
+                    key = args[0]
+                    targets |= func.targets
+                elif isinstance(func, _Ref) and func.name.endswith(".get"):
+                    key = args[0]
+                    targets.add(_Ref(func.name.removesuffix(".get")))
+        if key is None:
+            return
+        for target in targets:
+            shown = target.name if isinstance(target, _Ref) else "globals()"
+            if isinstance(target, _Namespace) or self.carrier(shown) or shown in MODULE_TABLES:
+                why = (
+                    f"looks up a name computed at run time ({ast.unparse(key)[:_SHOWN]}) on {shown}"
+                )
+                self.report(node, "SAST102", shown, why)
+                return
+
+    def _judge_code_string(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """exec/eval/compile/timeit... of a literal is checked; of a computed string, a finding."""
+        runner = names & (RUNNERS | STRING_RUNNERS)
+        if not runner:
+            return
+        name = min(runner)
+        sources = [*node.args[:1], *(k.value for k in node.keywords if k.arg in _CODE_KEYWORDS)]
+        if name.startswith("timeit."):
+            sources += node.args[1:2]  # setup
+        mode = "eval" if name == "builtins.eval" else "exec"
+        if name == "builtins.compile":
+            given = node.args[2] if len(node.args) > 2 else None
+            given = given or next((k.value for k in node.keywords if k.arg == "mode"), None)
+            mode = "eval" if _literal_str(given) == "eval" else "exec"
+        for source in sources:
+            texts = self.module.texts(source, scope)
+            for text in texts or []:
+                self.nested(text, mode, node, scope, f"in the code string passed to {name}()")
+            if texts is None and name not in RUNNERS:  # bandit flags every plain exec/eval
+                why = f"runs code from a string computed at run time ({ast.unparse(source)[:_SHOWN]}) through {name}()"
+                self.report(node, "SAST104", name, why)
+                return
+
+    def _judge_command(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """``python -c CODE`` reads CODE like exec; ``python -m pickle FILE`` unpickles FILE."""
+        if not names & COMMANDS:
+            return
+        words: list[ast.expr | str] = []
+        for arg in node.args:
+            if isinstance(arg, ast.List | ast.Tuple):
+                words += arg.elts
+            elif _literal_str(arg) is not None:
+                words += _shell_words(_literal_str(arg) or "")
+            else:
+                words.append(arg)
+        texts = [[w] if isinstance(w, str) else self.module.texts(w, scope) for w in words]
+        python = any(
+            any("python" in t.rsplit("/", 1)[-1] for t in ts or [])
+            or (isinstance(w, ast.expr) and "sys.executable" in _names(self.resolve(w, scope)))
+            for w, ts in zip(words, texts, strict=True)
+        )
+        for index, flags in enumerate(texts[:-1] if python else []):
+            following, codes = words[index + 1], texts[index + 1]
+            text = flags[0] if flags and len(flags) == 1 else None
+            code = codes[0] if codes and len(codes) == 1 else None
+            if text == "-c" and codes is not None:
+                for each in codes:
+                    self.nested(each, "exec", node, scope, "in the code given to python -c")
+            elif text == "-c":
+                shown = ast.unparse(following)[:_SHOWN] if isinstance(following, ast.expr) else ""
+                why = f"runs python -c with code computed at run time ({shown})"
+                self.report(node, "SAST104", "python -c", why)
+            elif text == "-m" and code is not None and _pickle_like(_canonical(code)):
+                why = f"runs python -m {code} (it loads the file it is given)"
+                self.report(node, "SAST101", f"python -m {code}", why)
+
+    def nested(self, text: str, mode: str, at: ast.AST, scope: _Scope, where: str) -> None:
+        """Check code held in a string literal as if it were written where the string is."""
+        try:
+            tree = ast.parse(text, mode=mode)
+        except (SyntaxError, ValueError):
+            return  # Python would refuse it too
+        module = self.module
+        inner = _Module(
+            tree,
+            path=module.path,
+            name=module.name,
+            package=False,
+            project=module.project,
+            parent=scope,
+        )
+        checker = _Checker(inner, at=self.at or at, prefix=f"{self.prefix}{where}: ")
+        found = checker.check()
+        if found:
+            self.reported.add(at)
+        self.found.extend(found)
+
+    def _judge_arguments(self, node: ast.Call, funcs: _Values, scope: _Scope) -> None:
+        """A conditional loader called (directly, through a partial or a methodcaller)."""
+        for func in funcs:
+            calls: list[tuple[str, list[ast.Call]]] = []
+            if isinstance(func, _Ref) and func.name in CONDITIONAL:
+                calls.append((func.name, [node]))
+            elif isinstance(func, _Partial):
+                calls += [
+                    (n, [func.call, node])
+                    for n in sorted(_names(func.targets) & CONDITIONAL.keys())
+                ]
+            elif isinstance(func, _MethodCaller) and node.args:
+                for name in sorted(
+                    _names(self.module.attribute(self.resolve(node.args[0], scope), func.name))
+                ):
+                    loader = _loader(name)
+                    if loader is not None:
+                        why = f"calls {name}() through operator.methodcaller ({loader[1]})"
+                        self.report(node, loader[0], name, why)
+                        return
+                    if name in CONDITIONAL:
+                        calls.append((name, [func.call]))
+            wrapped = isinstance(func, _Partial | _MethodCaller)
+            for name, parts in calls:
+                reason = self._unsafe_arguments(name, self._arguments(parts, wrapped, scope), scope)
+                if reason is not None:
+                    self.report(node, CONDITIONAL[name][0], name, f"calls {name}() with {reason}")
+                    return
+
+    def _arguments(self, calls: list[ast.Call], wrapped: bool, scope: _Scope) -> _Args:
+        args = _Args()
+        for index, call in enumerate(calls):
+            # partial(f, a)(b), methodcaller("m", a): the wrapper's first argument is not f's.
+            for arg in call.args[1:] if wrapped and index == 0 else call.args:
+                if isinstance(arg, ast.Starred):
+                    args.starred = True
+                elif not args.starred:
+                    args.positional.append(arg)
+            for keyword in call.keywords:
+                if keyword.arg is not None:
+                    args.keywords[keyword.arg] = keyword.value
+                elif not self._expand_keywords(keyword.value, args, scope):
+                    args.unknown_keywords = True
+        return args
+
+    def _expand_keywords(self, mapping: ast.expr, args: _Args, scope: _Scope) -> bool:
+        """``**{"k": v}`` and ``**dict(k=v)`` are read; any other ``**mapping`` is not."""
+        if isinstance(mapping, ast.Dict):
+            keys = [_literal_str(k) for k in mapping.keys]
+            if None in keys:
+                return False
+            args.keywords.update(zip([k or "" for k in keys], mapping.values, strict=True))
+            return True
+        if isinstance(mapping, ast.Call) and "builtins.dict" in _names(
+            self.resolve(mapping.func, scope)
+        ):
+            if mapping.args or any(k.arg is None for k in mapping.keywords):
+                return False
+            args.keywords.update((k.arg or "", k.value) for k in mapping.keywords)
+            return True
+        return False
+
+    def _unsafe_arguments(self, name: str, args: _Args, scope: _Scope) -> str | None:
+        """Why this call of a conditional loader is unsafe, or None when it is safe."""
+        _, parameter, position = CONDITIONAL[name]
+        value = args.get(parameter, position)
+        if value is _UNKNOWN:
+            return f"{parameter} possibly set by *args/**kwargs"
+        expr = value if isinstance(value, ast.expr) else None
+        shown = f"{parameter}={ast.unparse(expr)[:_SHOWN]}" if expr else f"no {parameter}"
+        if parameter == "allow_pickle":
+            safe = expr is None or _falsy_literal(expr)
+        elif parameter == "weights_only":
+            safe = isinstance(expr, ast.Constant) and expr.value is True
+        elif parameter == "Loader":
+            loaders = self.resolve(expr, scope) if expr else _NOTHING
+            safe = bool(loaders) and all(
+                isinstance(v, _Ref) and v.name in SAFE_YAML_LOADERS for v in loaders
+            )
+        elif parameter == "trusted":
+            safe = expr is None or _literal_strings(expr) is not None or _falsy_literal(expr)
+            if expr is not None:
+                shown = f"a computed trusted= list ({ast.unparse(expr)[:_SHOWN]}): it trusts what the file asks for"
+        elif expr is None:  # ruamel's typ
+            safe = True
+        else:
+            one = _literal_str(expr)
+            types = [one] if one is not None else (_literal_strings(expr) or [])
+            safe = bool(types) and set(types) <= SAFE_RUAMEL_TYPES
+        return None if safe else shown
+
+    def _judge_memory(self, node: ast.Call, names: set[str]) -> None:
+        """scikit-learn's ``memory=`` caches fitted steps with joblib and loads them back."""
+        sklearn = any(n.startswith("sklearn.") for n in names)
+        setter = isinstance(node.func, ast.Attribute) and node.func.attr == "set_params"
+        for keyword in node.keywords if sklearn or setter else ():
+            value = keyword.value
+            if keyword.arg == "memory" and not (
+                isinstance(value, ast.Constant) and value.value is None
+            ):
+                shown = ast.unparse(value)[:_SHOWN]
+                why = f"caches fitted steps with joblib.Memory (memory={shown}: a cache hit unpickles)"
+                self.report(node, "SAST101", "memory", why)
 
 
-def _normalise(name: str) -> str:
-    # scikit-learn once re-exported joblib; the old spelling loads the same way.
-    return name.replace("sklearn.externals.joblib.", "joblib.")
+# --- the modules scanned together -------------------------------------------------------------
 
 
-def scan_source(source: str, *, path: str) -> list[UnsafeLoad]:
+class _Project:
+    """The modules scanned together: a name imported from one of them is followed into it."""
+
+    def __init__(self, own_packages: Collection[str] = ()) -> None:
+        # Every dotted suffix of a module's name: ``sys.path.insert(0, "pipeline")`` makes
+        # ``pipeline/_compat.py`` importable as ``_compat`` too.
+        self.modules: dict[str, list[_Module]] = {}
+        # A package named like a loader's module (a planted ``yaml/``) confines nothing.
+        self.own_packages = {
+            p for p in own_packages if p and not _carrier(p) and p not in PICKLE_LIKE
+        }
+        self._active: set[tuple[int, str, bool]] = set()
+        self._cache: dict[tuple[int, str, bool], _Values] = {}
+        self._cuts = 0
+
+    def add(self, module: _Module) -> None:
+        parts = module.name.split(".")
+        for start in range(len(parts)):
+            self.modules.setdefault(".".join(parts[start:]), []).append(module)
+
+    def expand(self, name: str) -> _Values:
+        """``pipeline._compat.restore`` -> what ``pipeline/_compat.py`` binds ``restore`` to."""
+        parts = name.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            found: set[_Value] = set()
+            for module in self.modules.get(".".join(parts[:cut]), []):
+                if parts[cut] in module.top.bindings:
+                    values = self.bound(module, module.top, parts[cut])
+                    for attr in parts[cut + 1 :]:
+                        values = module.attribute(values, attr)
+                    found |= values
+            if found:
+                return frozenset(found)
+        return frozenset({_Ref(name)})
+
+    def holds_loaders(self, name: str, seen: frozenset[str] = frozenset()) -> bool:
+        """True for a scanned module that binds, at module level, a loader or a module holding
+        one: a computed getattr on it, or passing it around, can reach that loader."""
+        if name in seen:
+            return False
+        for module in self.modules.get(name, []):
+            for binding in module.top.bindings:
+                for value in self.bound(module, module.top, binding):
+                    if not isinstance(value, _Ref):
+                        continue
+                    known = value.name
+                    if _loader(known) or known in CONDITIONAL or known in IMPORTERS:
+                        return True
+                    if _carrier(known) or self.holds_loaders(known, seen | {name}):
+                        return True
+        return False
+
+    def bound(
+        self, module: _Module, scope: _Scope, name: str, *, attributes: bool = False
+    ) -> _Values:
+        """Every value ``name`` (or ``self.name``) is bound to in ``scope``; a cycle adds nothing."""
+        key = (id(scope), name, attributes)
+        if key in self._cache:
+            return self._cache[key]
+        if key in self._active:
+            self._cuts += 1
+            return _NOTHING
+        self._active.add(key)
+        cuts = self._cuts
+        try:
+            table = scope.attributes if attributes else scope.bindings
+            values = frozenset(v for b in table[name] for v in module.evaluate(b))
+        finally:
+            self._active.discard(key)
+        if cuts == self._cuts:  # not cut short by a cycle: final
+            self._cache[key] = values
+        return values
+
+
+def _module_name(file: Path, root: Path) -> tuple[str, bool]:
+    """``gates/registry.py`` -> (``gates.registry``, False); ``gates/__init__.py`` -> (``gates``, True)."""
+    try:
+        parts = list(file.resolve().relative_to(root.resolve()).with_suffix("").parts)
+    except ValueError:
+        parts = [file.stem]
+    package = parts[-1] == "__init__"
+    return ".".join(parts[:-1] if package else parts), package
+
+
+def scan_source(
+    source: str, *, path: str, module: str | None = None, own_packages: Collection[str] = ()
+) -> list[UnsafeLoad]:
     """Unsafe-load sites in one module's source; SyntaxError propagates to the caller."""
     tree = ast.parse(source, filename=path)
-    visitor = _Visitor(path)
-    visitor.visit(tree)
-    return visitor.found
+    project = _Project(own_packages)
+    name = module if module is not None else Path(path).with_suffix("").as_posix().replace("/", ".")
+    analysis = _Module(tree, path=path, name=name, package=False, project=project)
+    project.add(analysis)
+    return _sorted(_Checker(analysis).check())
 
 
 def scan(files: Sequence[Path], *, root: Path, allowed: Sequence[str]) -> list[UnsafeLoad]:
-    """Scan files; the ``allowed`` loader modules are exempt; unparsable files are SAST100."""
+    """Scan files together; the ``allowed`` loader modules are exempt; unparsable files are SAST100."""
     exempt = {(root / a).resolve() for a in allowed}
     found: list[UnsafeLoad] = []
+    parsed: list[tuple[Path, str, ast.AST]] = []
     for file in files:
         shown = _shown(file, root)
+        try:
+            parsed.append(
+                (file, shown, ast.parse(file.read_text(encoding="utf-8"), filename=shown))
+            )
+        except (SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError) as err:
+            line = getattr(err, "lineno", None) or 0
+            message = f"cannot parse, so it went unchecked: {err}"
+            found.append(UnsafeLoad("SAST100", shown, line, "", message))
+    names = {file: _module_name(file, root) for file, _, _ in parsed}
+    packages = {name.partition(".")[0] for name, is_package in names.values() if is_package}
+    project = _Project(packages)
+    modules: list[tuple[Path, _Module]] = []
+    for file, shown, tree in parsed:
+        name, is_package = names[file]
+        try:
+            module = _Module(tree, path=shown, name=name, package=is_package, project=project)
+        except RecursionError:
+            found.append(_too_deep(shown))
+            continue
+        project.add(module)
+        modules.append((file, module))
+    for file, module in modules:
         if file.resolve() in exempt:
             continue
         try:
-            found.extend(scan_source(file.read_text(encoding="utf-8"), path=shown))
-        except (SyntaxError, UnicodeDecodeError, ValueError) as err:
-            line = getattr(err, "lineno", None) or 0
-            found.append(
-                UnsafeLoad("SAST100", shown, line, "", f"cannot parse, so it went unchecked: {err}")
-            )
-    return found
+            found.extend(_sorted(_Checker(module).check()))
+        except RecursionError:
+            found.append(_too_deep(module.path))
+    order = {_shown(f, root): i for i, f in enumerate(files)}
+    return sorted(found, key=lambda u: (order.get(u.path, len(order)), u.line, u.col))
+
+
+def _shell_words(command: str) -> list[str]:
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return command.split()
+
+
+def _too_deep(shown: str) -> UnsafeLoad:
+    return UnsafeLoad("SAST100", shown, 0, "", "nested too deeply to check, so it went unchecked")
+
+
+def _sorted(found: list[UnsafeLoad]) -> list[UnsafeLoad]:
+    return sorted(found, key=lambda u: (u.line, u.col))
 
 
 def _shown(file: Path, root: Path) -> str:

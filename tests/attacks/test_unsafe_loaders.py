@@ -1,0 +1,755 @@
+"""Planted attacks, issue 14 item 3: unsafe loaders reached under another name.
+
+Each case is code a contributor could add to get a pickle (or another loader that runs code
+from its input) past the sast gate. The line marked ``# <-`` is where the finding must point.
+Most cases run in-process on the AST rule (``gates.unsafe_load``); one real sast gate run
+(bandit included) over a planted tree holding several of them proves the gate itself FAILS and
+names file and line, and that bandit's own pickle/yaml/exec checks cannot be switched off from
+inside the tree. Safe code (the project's own patterns) must not be flagged.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gates.base import RunContext, Severity, Status
+from gates.sast import SastGate
+from gates.unsafe_load import UnsafeLoad, scan, scan_source
+from tests.conftest import Project
+from tests.project_support import copy_project
+
+MARK = "# <-"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    rule: str
+    source: str
+
+    @property
+    def code(self) -> str:
+        return textwrap.dedent(self.source).lstrip("\n")
+
+    @property
+    def line(self) -> int:
+        lines = self.code.splitlines()
+        return next(n for n, text in enumerate(lines, 1) if MARK in text)
+
+
+def _cases(text: str) -> list[Case]:
+    """Blocks headed ``## <id> [<rule>]``; ``# ---`` lines only group them."""
+    cases = []
+    for block in text.split("\n## ")[1:]:
+        header, _, body = block.partition("\n")
+        name, _, rule = header.partition(" ")
+        code = "\n".join(line for line in body.splitlines() if not line.startswith("# ---"))
+        cases.append(Case(name, rule, code.strip("\n") + "\n"))
+    return cases
+
+
+BYPASSES = _cases(
+    """
+# --- the seven from the issue
+
+## import_module SAST102
+import importlib
+importlib.import_module("joblib").load(path)  # <-
+
+## alias_assignment SAST101
+import joblib
+loader = joblib.load
+loader(path)  # <-
+
+## getattr_literal SAST101
+import joblib
+getattr(joblib, "load")(path)  # <-
+
+## sys_modules SAST101
+import sys
+sys.modules["pickle"].loads(blob)  # <-
+
+## builtins_import SAST102
+import builtins
+builtins.__import__("pickle").loads(blob)  # <-
+
+## kwargs_dict SAST101
+import numpy as np
+np.load(path, **{"allow_pickle": True})  # <-
+
+## yaml_unsafe_load SAST101
+import yaml
+yaml.unsafe_load(text)  # <-
+
+# --- names: aliases, unpacking, chains, scopes
+
+## from_import_alias SAST101
+from pickle import loads as parse_config
+parse_config(blob)  # <-
+
+## shadowing_alias SAST101
+import pickle as json
+json.loads(blob)  # <-
+
+## tuple_unpacking SAST101
+import json, pickle
+decode, restore = json.loads, pickle.loads
+restore(blob)  # <-
+
+## conditional_module SAST101
+import json, pickle
+codec = pickle if fast else json
+codec.loads(blob)  # <-
+
+## walrus SAST101
+import joblib
+if (load := joblib.load):  # <-
+    pass
+
+## submodule_chain SAST101
+import numpy
+numpy.lib.npyio.load(path, allow_pickle=True)  # <-
+
+## pandas_io_pickle SAST101
+from pandas.io.pickle import read_pickle as read_table
+read_table(path)  # <-
+
+## module_alias_used_in_function SAST101
+import torch
+LOAD = torch.load
+
+def restore(path):
+    return LOAD(path)  # <-
+
+## global_statement SAST101
+import joblib
+LOADER = None
+
+def configure():
+    global LOADER
+    LOADER = joblib.load  # <-
+
+## class_attribute SAST101
+import numpy as np
+
+class Store:
+    read = np.load
+
+Store.read(path, allow_pickle=True)  # <-
+
+## self_attribute SAST101
+import numpy as np
+
+class Store:
+    def __init__(self):
+        self.read = np.load
+
+    def get(self, path):
+        return self.read(path, allow_pickle=True)  # <-
+
+## unpickler_subclass SAST101
+import pickle
+
+class Restricted(pickle.Unpickler):  # <-
+    pass
+
+## star_import SAST101
+from pickle import *  # <-
+loads(blob)
+
+## try_cpickle SAST101
+try:
+    import cPickle as pickle
+except ImportError:
+    import pickle
+pickle.load(handle)  # <-
+
+# --- lookups by name
+
+## getattr_concatenated SAST101
+import pickle
+getattr(pickle, "lo" + "ads")(blob)  # <-
+
+## getattr_computed SAST102
+import codecs, pickle
+getattr(pickle, codecs.decode("ybnqf", "rot13"))(blob)  # <-
+
+## import_computed_name SAST102
+import base64, importlib
+name = base64.b64decode("cGlja2xl").decode()
+importlib.import_module(name).loads(blob)  # <-
+
+## dunder_import_computed SAST102
+__import__(settings["codec"]).loads(blob)  # <-
+
+## module_dict SAST101
+import pickle
+vars(pickle)["loads"](blob)  # <-
+
+## dunder_getattribute SAST101
+import numpy as np
+np.__getattribute__("load")(path, allow_pickle=True)  # <-
+
+## globals_lookup SAST101
+import pickle
+globals()["pickle"].loads(blob)  # <-
+
+## builtins_mapping SAST102
+__builtins__["__import__"]("marshal").loads(blob)  # <-
+
+## sys_modules_get SAST101
+import sys
+sys.modules.get("_pickle").loads(blob)  # <-
+
+## pkgutil_resolve_name SAST102
+import pkgutil
+pkgutil.resolve_name("pickle:loads")(blob)  # <-
+
+## frame_globals SAST102
+import inspect
+inspect.currentframe().f_globals["restore"](blob)  # <-
+
+# --- wrappers
+
+## functools_partial SAST101
+import functools, joblib
+restore = functools.partial(joblib.load, mmap_mode=None)  # <-
+
+## partial_keyword_later SAST101
+from functools import partial
+import numpy as np
+read = partial(np.load)
+read(path, allow_pickle=True)  # <-
+
+## attrgetter SAST101
+import operator, joblib
+operator.attrgetter("load")(joblib)(path)  # <-
+
+## methodcaller SAST101
+import operator, pickle
+operator.methodcaller("loads", blob)(pickle)  # <-
+
+## lambda_kwargs_wrapper SAST101
+import numpy as np
+read = lambda path, **options: np.load(path, **options)  # <-
+
+## positional_flag SAST101
+import numpy as np
+np.load(path, None, True)  # <-
+
+## dict_call_kwargs SAST101
+import numpy as np
+np.load(path, **dict(allow_pickle=True))  # <-
+
+## loader_passed_to_map SAST101
+import torch
+models = list(map(torch.load, paths))  # <-
+
+## module_in_container SAST102
+import pickle
+codecs = [pickle]  # <-
+codecs[0].loads(blob)
+
+## module_returned SAST102
+import pickle
+
+def codec():
+    return pickle  # <-
+
+## loader_as_default SAST101
+import joblib
+
+def restore(path, load=joblib.load):  # <-
+    return load(path)
+
+# --- other loaders and their arguments
+
+## torch_load_default SAST101
+import torch
+torch.load(path)  # <-
+
+## torch_weights_only_variable SAST101
+import torch
+torch.load(path, weights_only=SAFE)  # <-
+
+## yaml_unsafe_loader_positional SAST101
+import yaml
+yaml.load_all(text, yaml.UnsafeLoader)  # <-
+
+## yaml_computed_loader SAST101
+import yaml
+yaml.load(text, Loader=settings.loader)  # <-
+
+## yaml_loader_subclass SAST101
+import yaml
+
+class Loader(yaml.SafeLoader):
+    pass
+
+yaml.load(text, Loader=Loader)  # <-
+
+## yaml_full_load_alias SAST101
+from yaml import full_load as parse
+parse(text)  # <-
+
+## ruamel_unsafe SAST101
+from ruamel.yaml import YAML
+YAML(typ="unsafe").load(text)  # <-
+
+## jsonpickle_decode SAST101
+import jsonpickle
+jsonpickle.decode(text)  # <-
+
+## shelve SAST101
+import shelve as store
+store.open("cache.db")  # <-
+
+## marshal SAST101
+from marshal import loads
+loads(blob)  # <-
+
+## skops_trusted_positional SAST103
+import skops.io as sio
+sio.load(path, sio.get_untrusted_types(file=path))  # <-
+
+## sklearn_memory_cache SAST101
+from sklearn.pipeline import Pipeline
+Pipeline(steps, memory="data/cache")  # <-
+
+## sklearn_fetch_cache SAST101
+from sklearn.datasets import fetch_covtype
+fetch_covtype(data_home="data")  # <-
+
+## forking_pickler SAST101
+from multiprocessing.reduction import ForkingPickler
+ForkingPickler.loads(blob)  # <-
+
+# --- code from strings and code objects
+
+## exec_literal SAST101
+exec("import pickle; pickle.loads(blob)")  # <-
+
+## compile_literal SAST101
+code = compile("import joblib; joblib.load(path)", "<x>", "exec")  # <-
+
+## string_annotation SAST101
+import pickle
+
+def handler(blob: "pickle.loads(blob)"):  # <-
+    pass
+
+## eval_alias SAST104
+run = eval  # <-
+run(text)
+
+## getattr_builtins_exec SAST104
+import builtins
+getattr(builtins, "exec")(text)  # <-
+
+## compile_computed SAST104
+code = compile(text, "<x>", "exec")  # <-
+
+## function_from_code SAST104
+import types
+types.FunctionType(code, {})()  # <-
+
+## sys_modules_write SAST102
+import sys
+sys.modules["json"] = sys.modules["pickle"]  # <-
+
+# --- reaching modules and code another way
+
+## import_module_keyword SAST102
+import importlib
+importlib.import_module(name="pickle").loads(blob)  # <-
+
+## module_attribute_of_another_module SAST101
+import logging.handlers
+logging.handlers.pickle.loads(blob)  # <-
+
+## os_sys_modules SAST101
+import os
+os.sys.modules["pickle"].loads(blob)  # <-
+
+## import_internals SAST102
+import importlib._bootstrap
+importlib._bootstrap._gcd_import("pickle").loads(blob)  # <-
+
+## walk_sys_modules SAST102
+import sys
+codec = [m for m in sys.modules.values() if m.__name__ == "pickle"][0]  # <-
+
+## gc_search SAST102
+import gc
+codec = [o for o in gc.get_objects() if getattr(o, "__name__", "") == "pickle"][0]  # <-
+
+## pydoc_locate SAST102
+import pydoc
+pydoc.locate("pickle.loads")(blob)  # <-
+
+## entry_points SAST102
+from importlib.metadata import entry_points
+entry_points(group="codecs")["fast"].load()(blob)  # <-
+
+## timeit_string SAST101
+import timeit
+timeit.timeit("import pickle; pickle.loads(blob)", number=1)  # <-
+
+## runpy SAST104
+import runpy
+runpy.run_path("data/setup_data.py")  # <-
+
+## doctest SAST104
+import doctest
+doctest.testmod()  # <-
+
+## ctypes_c_api SAST104
+import ctypes
+ctypes.pythonapi.PyRun_SimpleString(b"import pickle")  # <-
+
+## code_object_replace SAST104
+def f():
+    pass
+g = f.__code__.replace(co_consts=consts)  # <-
+
+## python_dash_c SAST101
+import subprocess, sys
+subprocess.run([sys.executable, "-c", "import pickle, sys; pickle.load(sys.stdin.buffer)"])  # <-
+
+## python_dash_c_constant SAST101
+import subprocess, sys
+CHILD = "import joblib; joblib.load('data/model.joblib')"
+subprocess.run([sys.executable, "-c", CHILD])  # <-
+
+## python_dash_m_pickle SAST101
+import os
+os.system("python3 -m pickle data/model.pkl")  # <-
+
+## module_of_a_safe_function SAST101
+import pickle
+pickle.dumps.__self__.loads(blob)  # <-
+
+## inspect_getmodule SAST102
+import inspect, pickle
+inspect.getmodule(pickle.dumps).loads(blob)  # <-
+
+## rewritten_defaults SAST104
+import numpy as np
+np.load.__defaults__ = (None, True, True, "ASCII")  # <-
+np.load(path)
+
+## reexported_read_pickle SAST101
+from pandas.io.api import read_pickle as read_table
+read_table(path)  # <-
+
+## nosec_does_not_hide_it SAST101
+import pickle  # nosec B403
+pickle.loads(blob)  # nosec B301 # <-
+"""
+)
+
+SAFE = _cases(
+    """
+## json
+import json
+json.loads(text)
+
+## yaml_safe_load
+import yaml
+yaml.safe_load(text)
+
+## yaml_safe_loader
+import yaml
+yaml.load(text, Loader=yaml.SafeLoader)
+
+## yaml_csafe_loader
+from yaml import CSafeLoader, load
+load(text, CSafeLoader)
+
+## yaml_base_loader_getattr
+import yaml
+loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)(text)
+loader.get_single_data()
+
+## numpy_load_default
+import numpy as np
+array = np.load(path)
+
+## numpy_allow_pickle_false
+import numpy as np
+np.load(path, allow_pickle=False)
+
+## numpy_partial_false
+import functools, numpy as np
+read = functools.partial(np.load, allow_pickle=False)
+read(path)
+
+## torch_weights_only
+import torch
+torch.load(path, weights_only=True)
+
+## pickle_dumps
+import pickle
+blob = pickle.dumps(obj)
+
+## marshal_dumps
+import marshal
+blob = marshal.dumps(code)
+
+## joblib_dump_parallel
+from joblib import Parallel, delayed, dump
+dump(model, path)
+Parallel(n_jobs=2)(delayed(f)(x) for x in xs)
+
+## skops_reviewed_types
+import skops.io as sio
+sio.loads(blob, trusted=["sklearn.tree._tree.Tree"])
+
+## ruamel_safe
+from ruamel.yaml import YAML
+YAML(typ='safe').load(text)
+
+## import_module_literal
+import importlib
+importlib.import_module('json').loads(text)
+
+## getattr_on_data
+value = getattr(config.checks, section)
+
+## exec_literal_harmless
+exec('total = 1 + 1')
+
+## module_described
+import numpy as np
+print(np, dir(np), isinstance(np, object))
+
+## string_mentions
+HELP = 'never call pickle.loads(blob) here'
+
+## pipeline_without_memory
+from sklearn.pipeline import Pipeline
+Pipeline(steps, memory=None)
+
+## run_tool_module
+import subprocess, sys
+subprocess.run((sys.executable, "-m", module, *args), check=False)
+
+## git_config_flag
+import subprocess
+subprocess.run(["git", "-c", f"user.name={name}", "commit"], check=False)
+
+## annotation_types
+from types import CodeType
+
+def compiled() -> CodeType | None:
+    return None
+
+## registry_pattern
+import importlib
+gate = getattr(importlib.import_module(f"gates.{module}"), class_name)()
+"""
+)
+
+
+def _scan(case: Case) -> list[UnsafeLoad]:
+    return scan_source(case.code, path=f"src/{case.id}.py", own_packages={"gates"})
+
+
+@pytest.mark.parametrize("case", BYPASSES, ids=lambda c: c.id)
+def test_bypass_is_flagged_at_its_line(case: Case) -> None:
+    found = _scan(case)
+    assert any(u.rule == case.rule and u.line == case.line for u in found), found
+    hit = next(u for u in found if u.line == case.line)
+    assert hit.path == f"src/{case.id}.py"
+    assert hit.col >= 1
+    assert hit.message
+
+
+@pytest.mark.parametrize("case", SAFE, ids=lambda c: c.id)
+def test_safe_code_is_not_flagged(case: Case) -> None:
+    assert _scan(case) == []
+
+
+def test_there_are_enough_planted_bypasses() -> None:
+    assert len(BYPASSES) >= 25
+    assert len({c.id for c in BYPASSES}) == len(BYPASSES)
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> list[Path]:
+    paths = []
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        paths.append(path)
+    return sorted(paths)
+
+
+@pytest.mark.parametrize(
+    ("importer", "rule"),
+    [
+        ("from pkg._compat import restore\nrestore(path)\n", "SAST101"),
+        ("from ._compat import restore\nrestore(path)\n", "SAST101"),
+        ("import pkg._compat as c\nc.restore(path)\n", "SAST101"),
+        # sys.path.insert(0, "pkg") makes the module importable by its bare name.
+        ("import _compat\n_compat.restore(path)\n", "SAST101"),
+        ("from pkg._compat import np\nnp.load(path, allow_pickle=True)\n", "SAST101"),
+        # The module that imports a loader is itself a module holding one.
+        ("import pkg._compat as c\ngetattr(c, name)(path)\n", "SAST102"),
+        ("from pkg import _compat\nhandlers = [_compat]\n", "SAST102"),
+    ],
+    ids=[
+        "absolute",
+        "relative",
+        "module_alias",
+        "bare_name",
+        "reexported_module",
+        "computed_getattr",
+        "module_passed_on",
+    ],
+)
+def test_a_loader_reexported_by_another_scanned_module_is_followed(
+    tmp_path: Path, importer: str, rule: str
+) -> None:
+    # An import statement alone is not a finding: the loader is found where it is used.
+    compat = "import numpy as np\nfrom joblib import load as restore\n"
+    files = _tree(
+        tmp_path, {"pkg/__init__.py": "", "pkg/_compat.py": compat, "pkg/use.py": importer}
+    )
+    found = scan(files, root=tmp_path, allowed=[])
+    assert [(u.rule, u.path, u.line) for u in found] == [(rule, "pkg/use.py", 2)]
+
+
+def test_a_computed_import_outside_the_own_packages_is_flagged(tmp_path: Path) -> None:
+    # "gates." confines the import to a scanned package; "pkg_" + name could be anything.
+    code = """
+        import importlib
+        a = getattr(importlib.import_module(f"pkg.{name}"), cls)()
+        b = importlib.import_module("pkg" + name)
+        c = getattr(importlib.import_module(f"pkg.{name}"), cls)(blob)
+    """
+    files = _tree(tmp_path, {"pkg/__init__.py": "", "pkg/use.py": code})
+    found = scan(files, root=tmp_path, allowed=[])
+    assert [(u.rule, u.line) for u in found] == [("SAST102", 3), ("SAST102", 4)]
+
+
+def test_a_file_too_deep_to_check_is_a_finding(tmp_path: Path) -> None:
+    chain = "\n".join(f"a{i + 1} = a{i}" for i in range(3000))
+    files = _tree(tmp_path, {"deep.py": f"import pickle\na0 = pickle.loads\n{chain}\na3000(b)\n"})
+    found = scan(files, root=tmp_path, allowed=[])
+    assert found
+    assert all(u.path == "deep.py" for u in found)
+
+
+# --- one real sast gate run over a planted tree -----------------------------------------------
+
+GATE_CASES = [
+    c
+    for c in BYPASSES
+    if c.id
+    in {
+        "import_module",
+        "alias_assignment",
+        "getattr_literal",
+        "sys_modules",
+        "builtins_import",
+        "kwargs_dict",
+        "yaml_unsafe_load",
+        "self_attribute",
+        "functools_partial",
+        "exec_literal",
+        "eval_alias",
+    }
+]
+REEXPORT = ("src/app/_compat.py", "from joblib import load as restore\n")
+REEXPORT_USE = (
+    "src/app/use.py",
+    "from ._compat import restore\n\n\ndef f(p):\n    return restore(p)\n",
+)
+# bandit's own checks, with every way the tree could try to switch them off.
+BANDIT_FAMILY = """
+import pickle  # nosec B403
+import subprocess  # nosec B404
+import yaml
+
+
+def go(blob, text, cmd):
+    pickle.loads(blob)  # nosec pickle
+    eval(text)  # nosec B404 eval
+    exec(text)  # nosec B102
+    yaml.load(text)  # nosec B506
+    return subprocess.call(cmd, shell=True)  # nosec not_a_test
+"""
+BANDIT_EXPECTED = {("B403", 1), ("B301", 7), ("B307", 8), ("B102", 9), ("B506", 10), ("B602", 11)}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    project = Project(copy_project(tmp_path_factory.mktemp("planted") / "project"))
+    root = project.root
+    files = {f"src/app/{c.id}.py": c.code for c in GATE_CASES}
+    files.update(
+        [
+            REEXPORT,
+            REEXPORT_USE,
+            ("src/app/__init__.py", ""),
+            ("src/app/family.py", BANDIT_FAMILY.lstrip()),
+        ]
+    )
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    # bandit reads no config file unless told to: a skip list here must change nothing.
+    pyproject = root / "pyproject.toml"
+    skips = '\n[tool.bandit]\nskips = ["B102", "B301", "B307", "B403", "B506", "B602"]\n'
+    pyproject.write_text(
+        pyproject.read_text(encoding="utf-8") + skips if pyproject.exists() else skips
+    )
+    project.edit_policy(**{"sast.paths": ["src"]})
+    context = RunContext(policy=project.load(), run_id="t", reports_dir=root / "reports")
+    return SastGate().run(context)
+
+
+def _errors_at(outcome: Any, path: str) -> list[Any]:
+    return [f for f in outcome.findings if f.severity is Severity.ERROR and f.location.path == path]
+
+
+def test_the_gate_fails_on_the_planted_tree(planted: Any) -> None:
+    assert planted.status is Status.FAILED
+
+
+@pytest.mark.parametrize("case", GATE_CASES, ids=lambda c: c.id)
+def test_the_gate_names_file_and_line_of_each_planted_case(planted: Any, case: Case) -> None:
+    path = f"src/app/{case.id}.py"
+    hits = [
+        f for f in _errors_at(planted, path) if f.rule == case.rule and f.location.line == case.line
+    ]
+    assert hits, [(f.rule, f.location.line) for f in _errors_at(planted, path)]
+    assert hits[0].message.startswith(f"{path}:{case.line}:")
+
+
+def test_the_gate_follows_a_reexport_into_another_module(planted: Any) -> None:
+    hits = _errors_at(planted, "src/app/use.py")
+    assert [(f.rule, f.location.line) for f in hits] == [("SAST101", 5)]
+    assert "joblib.load" in hits[0].message
+
+
+@pytest.mark.parametrize(("test", "line"), sorted(BANDIT_EXPECTED), ids=str)
+def test_bandit_deserialization_checks_cannot_be_switched_off(
+    planted: Any, test: str, line: int
+) -> None:
+    # No nosec (by id, by name, or an unknown name bandit would read as a bare nosec) and no
+    # [tool.bandit] skips hide these.
+    hits = [f for f in _errors_at(planted, "src/app/family.py") if f.rule == test]
+    assert [f.location.line for f in hits] == [line]
+
+
+def test_a_nosec_on_a_deserialization_check_is_itself_a_finding(planted: Any) -> None:
+    hits = [f for f in _errors_at(planted, "src/app/family.py") if f.rule == "SAST014"]
+    assert sorted(f.location.line for f in hits) == [1, 7, 8, 9, 10]
