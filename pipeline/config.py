@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import stat
@@ -62,6 +63,42 @@ def _path_text(value: str) -> str:
     return value
 
 
+def _loopback_endpoint(value: str) -> str:
+    """A network endpoint the policy may name: one on this machine (loopback) only.
+
+    The policy is part of a pull request. A scheduler, Pushgateway or tracking server it names
+    elsewhere would receive the gates' work and data (and a scheduler sends back results the
+    gates trust), so remote endpoints come only from the environment CI controls:
+    ``GATES_DASK_SCHEDULER``, ``GATES_PUSHGATEWAY_URL``, ``MLFLOW_TRACKING_URI``.
+    """
+    parts = urlsplit(value if "://" in value else f"tcp://{value}")
+    host = parts.hostname or ""
+    try:
+        # No user part: clients disagree on which "@" ends it, so "a@evil:1@127.0.0.1" is out.
+        loopback = "@" not in parts.netloc and (
+            host == "localhost" or ipaddress.ip_address(host).is_loopback
+        )
+    except ValueError:
+        loopback = False
+    if not loopback:
+        msg = (
+            "an endpoint on loopback (127.0.0.1, ::1, localhost); name a remote one in the "
+            "environment (GATES_DASK_SCHEDULER, GATES_PUSHGATEWAY_URL, MLFLOW_TRACKING_URI), "
+            f"which CI controls, never in the policy; found host {host[:100]!r}"
+        )
+        raise ValueError(msg)
+    return value
+
+
+Endpoint = Annotated[
+    str,
+    Field(
+        min_length=1, description="an endpoint on loopback; a remote one only from the environment"
+    ),
+    AfterValidator(_loopback_endpoint),
+]
+
+
 PathText = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_PATH_CHARS), AfterValidator(_path_text)
 ]
@@ -115,9 +152,10 @@ class RunPolicy(_Strict):
     artifacts_dir: Annotated[PathText, PathRule("dir", output=True)] = "artifacts"
     # Reuse an unchanged gate's earlier outcome (gates/cache.py); false runs every gate always.
     cache: bool = True
-    # A dask.distributed scheduler ("tcp://host:8786") that runs the joblib work of CV and the
-    # label check's out-of-fold fits; GATES_DASK_SCHEDULER overrides it. None runs here.
-    dask_scheduler: Annotated[str, Field(min_length=1)] | None = None
+    # A dask.distributed scheduler on loopback ("tcp://127.0.0.1:8786") that runs the joblib
+    # work of CV and the label check's out-of-fold fits; a remote one only through
+    # GATES_DASK_SCHEDULER, which overrides it. None runs here.
+    dask_scheduler: Endpoint | None = None
 
 
 class ColumnRule(_Strict):
@@ -409,7 +447,7 @@ class FeedbackPolicy(_Strict):
     max_batch_rows: Annotated[int, Field(ge=1)] = 100_000
     max_label_disagreement: Fraction = 0.5
     outlier_z: Annotated[float, Field(gt=0.0)] = 8.0
-    pushgateway_url: str | None = None
+    pushgateway_url: Endpoint | None = None  # remote: GATES_PUSHGATEWAY_URL
     pushgateway_job: str = "secure_ml_pipeline"
     # A local store (a path, file: or sqlite: URI) must lie in the project; MLFLOW_TRACKING_URI wins.
     mlflow_tracking_uri: Annotated[
@@ -630,7 +668,11 @@ def check_policy_paths(loaded: LoadedPolicy) -> list[str]:
     problems = []
     for key, rule, value in _path_values(loaded.policy):
         text = _local_path(value) if rule.uri else value
-        if text is None:
+        if text is None:  # a URI of a server: like every endpoint in the policy, loopback only
+            try:
+                _loopback_endpoint(value)
+            except ValueError as err:
+                problems.append(f"{loaded.path}: {key}: expected {err}")
             continue
         problem = _path_problem(root, root_id, text, rule)
         if problem is not None:

@@ -437,7 +437,56 @@ def test_every_path_like_key_has_a_path_rule() -> None:
     assert len(ruled) >= 20, ruled
 
 
-@pytest.mark.parametrize("uri", ["https://mlflow.example.org", "sqlite:///mlflow.db"])
-def test_a_remote_or_in_project_tracking_store_stays_allowed(light: Light, uri: str) -> None:
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:5000", "sqlite:///mlflow.db"])
+def test_a_loopback_or_in_project_tracking_store_stays_allowed(light: Light, uri: str) -> None:
     light.set("feedback.mlflow_tracking_uri", uri)
     assert load_policy(light.policy).policy.feedback.mlflow_tracking_uri == uri
+
+
+# ---------------------------------------------------------------------------------------------
+# Endpoints: a scheduler the pull request names would compute (and send back) the data gate's
+# and cv's results, and a Pushgateway or tracking server would receive reports and flagged rows.
+# The policy may name only loopback; a remote endpoint comes from the environment CI sets.
+
+_REMOTE_ENDPOINTS: list[tuple[str, str, str]] = [
+    ("run.dask_scheduler", "tcp://scheduler.attacker.example:8786", "scheduler.attacker.example"),
+    ("run.dask_scheduler", "10.0.0.7:8786", "10.0.0.7"),
+    ("run.dask_scheduler", "tls://127.0.0.1.attacker.example:8786", "127.0.0.1.attacker.example"),
+    ("run.dask_scheduler", "tcp://user@attacker.example:1@127.0.0.1:8786", "127.0.0.1"),
+    ("feedback.pushgateway_url", "http://203.0.113.9:9091", "203.0.113.9"),
+    ("feedback.mlflow_tracking_uri", "https://mlflow.attacker.example", "mlflow.attacker.example"),
+    ("feedback.mlflow_tracking_uri", "http://[2001:db8::1]:5000", "2001:db8::1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "host"), _REMOTE_ENDPOINTS, ids=[v for _, v, _ in _REMOTE_ENDPOINTS]
+)
+def test_a_remote_endpoint_in_the_policy_is_refused(
+    light: Light, key: str, value: str, host: str
+) -> None:
+    light.set(key, value)
+    _one_line_naming(light.error(), "policy.toml", key, "loopback", f"found host {host!r}")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("run.dask_scheduler", "tcp://127.0.0.1:8786"),
+        ("run.dask_scheduler", "localhost:8786"),
+        ("feedback.pushgateway_url", "http://[::1]:9091"),
+    ],
+)
+def test_a_loopback_endpoint_stays_allowed(light: Light, key: str, value: str) -> None:
+    light.set(key, value)
+    section, name = key.split(".")
+    assert getattr(getattr(load_policy(light.policy).policy, section), name) == value
+
+
+def test_a_remote_scheduler_from_the_environment_is_still_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.evaluate import DASK_SCHEDULER_ENV, resolve_scheduler
+
+    monkeypatch.setenv(DASK_SCHEDULER_ENV, "tcp://dask.ci.internal:8786")
+    assert resolve_scheduler(None) == "tcp://dask.ci.internal:8786"
