@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gates._launch import MARKER as REFUSED_MARKER
+from gates._launch import REFUSED
 from gates.base import Finding, GateError, Location, RunContext, Severity
 from pipeline.fsio import atomic_write_json, atomic_write_text
 
@@ -37,23 +39,35 @@ class ToolRun:
         return text or "(no output)"
 
 
+# Runs each tool in isolated mode and checks where it comes from (see gates/_launch.py).
+LAUNCHER = Path(__file__).resolve().with_name("_launch.py")
+
+
 def run_module(
     module: str,
     *args: str,
     cwd: Path,
     timeout: float,
+    root: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> ToolRun:
-    """Run ``python -m <module> ARGS`` with this interpreter; a missing tool is a GateError.
+    """Run the tool ``module`` as ``python -m`` would, from the environment only.
 
-    ``sys.executable -m`` makes the tool come from the same environment as the gates (the
-    hash-pinned one nox builds), never from whatever is first on PATH.
+    The interpreter is ``sys.executable``, so the tool comes from the same environment as the
+    gates (the hash-pinned one nox builds), never from whatever is first on ``PATH``. It starts
+    in isolated mode (``-I``: no ``PYTHON*`` variables, no user site, neither the working folder
+    nor the script's folder on ``sys.path``) through ``gates/_launch.py``, which refuses to run a
+    module or start-up hook found inside the project ``root`` (default: ``cwd``) outside the
+    environment's site-packages. Nothing in the tree can stand in for the tool. A missing tool,
+    a refused one, a timeout or a start failure is a GateError. stdin is closed.
     """
-    command = (sys.executable, "-m", module, *args)
+    project = (root or cwd).resolve()
+    command = (sys.executable, "-I", str(LAUNCHER), str(project), module, *args)
     try:
-        done = subprocess.run(  # nosec B603 # argv list: this interpreter -m a fixed tool
+        done = subprocess.run(  # nosec B603 # argv list: this interpreter runs a fixed tool
             command,
             cwd=cwd,
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -67,6 +81,11 @@ def run_module(
         msg = f"cannot start {module}: {err}"
         raise GateError(msg) from None
     run = ToolRun(command, done.returncode, done.stdout, done.stderr)
+    if run.returncode == REFUSED:
+        refusal = next((ln for ln in run.stderr.splitlines() if ln.startswith(REFUSED_MARKER)), "")
+        if refusal:
+            msg = f"{module} not run: {refusal.removeprefix(REFUSED_MARKER).strip()}"
+            raise GateError(msg)
     if run.returncode != 0 and f"No module named {module}" in run.stderr:
         msg = f"{module} is not installed in {sys.executable}'s environment ({run.tail()})"
         raise GateError(msg)
@@ -102,12 +121,12 @@ def check_paths(root: Path, paths: Sequence[str], *, rule: str, policy_key: str)
 
 
 # Folders no scanner reads: caches, environments and version control.
-_SKIP_PARTS = frozenset({"__pycache__", ".nox", ".venv", ".git", ".ruff_cache", ".pytest_cache"})
+SKIP_PARTS = frozenset({"__pycache__", ".nox", ".venv", ".git", ".ruff_cache", ".pytest_cache"})
 
 
 def python_files(root: Path, paths: Sequence[str], *, exclude: Sequence[str] = ()) -> list[Path]:
     """Every ``.py`` file under ``paths`` (relative to ``root``), sorted, minus excluded prefixes."""
-    skip = _SKIP_PARTS
+    skip = SKIP_PARTS
     found: set[Path] = set()
     for name in paths:
         base = root / name
@@ -162,7 +181,7 @@ def _files_under(folder: str, prefix: str, rel: str = "") -> Iterator[tuple[str,
     subfolders = []
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
-            if entry.name not in _SKIP_PARTS:
+            if entry.name not in SKIP_PARTS:
                 subfolders.append(entry)
         elif entry.is_file():
             yield f"{here}/{entry.name}", entry.path

@@ -3,22 +3,31 @@
 Rules: ``Bxxx`` a bandit finding at or above ``[sast].severity`` and ``[sast].confidence``
 (below them: a note); SAST001 bandit could not parse a file (it still exits 0: code went
 unchecked); SAST002 a path named in ``[sast].paths`` is missing; SAST003 nothing to scan;
-SAST004 a ``.bandit`` file inside the scope (bandit reads it silently: skips belong in policy);
-SAST005 a file in scope that bandit did not report as scanned; SAST010 a bare ``# nosec``
-without a test id; SAST011 (note) a line suppressed with ``# nosec Bxxx``; SAST012 (note) a
+SAST004 a ``.bandit`` file inside the scope (bandit would read it silently: skips belong in
+policy; the gate hands bandit an empty one of its own, so it changes nothing); SAST005 a file in
+scope that bandit did not report as scanned; SAST010 a bare ``# nosec`` without a test id (it
+suppresses nothing); SAST011 (note) a line suppressed with ``# nosec Bxxx``; SAST012 (note) a
 finding the baseline hid; SAST013 the baseline is unreadable; SAST100-103 unsafe
 deserialization (see ``gates.unsafe_load``).
+
+bandit runs with ``--ignore-nosec``: it reports every result, and the gate itself applies the
+``# nosec`` comments it finds with the tokenizer. A result is suppressed only by a comment on
+one of its lines that names its test id (``B602``) or its test name; anything bandit would
+read as a blanket suppression (a bare ``# nosec``, an unknown id, ``# nosecurity``) hides
+nothing here.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
 from gates import unsafe_load
 from gates._tools import (
+    Suppression,
     check_paths,
     keep_raw,
     parse_json,
@@ -69,9 +78,17 @@ def load_baseline(path: Path, root: Path) -> Counter[BaselineKey]:
 
 def _bandit(context: RunContext, present: list[str], exclude: list[str]) -> dict[str, Any]:
     args = ["-r", "-f", "json", "-q", "--severity-level", "all", "--confidence-level", "all"]
+    # Every result, whatever the comments say: the gate applies nosec comments itself.
+    args.append("--ignore-nosec")
     if exclude:
         args += ["-x", ",".join(exclude)]
-    run = run_module("bandit", *args, *present, cwd=context.root, timeout=_TIMEOUT)
+    with tempfile.TemporaryDirectory(prefix="gates-sast-") as tmp:
+        # Named explicitly, an empty ini file stops bandit from looking for `.bandit` files in
+        # the targets (their skips and excludes would apply unseen; SAST004 reports them).
+        ini = Path(tmp) / "bandit.ini"
+        ini.write_text("[bandit]\n", encoding="utf-8")
+        args += ["--ini", str(ini)]
+        run = run_module("bandit", *args, "--", *present, cwd=context.root, timeout=_TIMEOUT)
     keep_raw(context.reports_dir / "sast.bandit.json", run.stdout)
     # bandit: 0 no issue at the requested levels, 1 issues found; anything else is a failure
     # to run (2 = bad arguments). Both 0 and 1 must come with a JSON report.
@@ -82,11 +99,50 @@ def _bandit(context: RunContext, present: list[str], exclude: list[str]) -> dict
     if not isinstance(data, dict) or not {"results", "errors", "metrics"} <= data.keys():
         msg = f"bandit JSON lacks results/errors/metrics: {run.stdout[:200]!r}"
         raise GateError(msg)
+    if not isinstance(data["metrics"], dict) or "_totals" not in data["metrics"]:
+        msg = f"bandit JSON has no metrics._totals: {run.stdout[:200]!r}"
+        raise GateError(msg)
     # At --severity-level all, any result makes bandit exit 1; a mismatch is not to be trusted.
     if (run.returncode == 1) != bool(data["results"]):
         msg = f"bandit exited {run.returncode} with {len(data['results'])} result(s): {run.tail()}"
         raise GateError(msg)
     return data
+
+
+def _named_nosecs(nosecs: list[Suppression], root: Path) -> dict[tuple[str, int], set[str]]:
+    """``{(file, line): test ids and names}`` that the ``# nosec`` comments there name."""
+    named: dict[tuple[str, int], set[str]] = {}
+    for item in nosecs:
+        named.setdefault((relative(item.path, root), item.line), set()).update(item.codes)
+    return named
+
+
+def _suppressed(item: dict[str, Any], shown: str, named: dict[tuple[str, int], set[str]]) -> bool:
+    """A bandit result is suppressed by a comment on one of its lines that names its test."""
+    lines = item.get("line_range") or [item.get("line_number")]
+    names = {str(item.get("test_id", "")), str(item.get("test_name", ""))} - {""}
+    return any(names & named.get((shown, n), set()) for n in lines if isinstance(n, int))
+
+
+def _bandit_inis(root: Path, present: list[str]) -> list[Finding]:
+    """SAST004 for every ``.bandit`` file in scope (bandit would apply it unseen)."""
+    inis = {root / name / ".bandit" for name in present}
+    inis.update(
+        p for name in present if (root / name).is_dir() for p in (root / name).rglob(".bandit")
+    )
+    findings = []
+    for ini in sorted(i for i in inis if i.is_file()):
+        shown = relative(ini, root)
+        findings.append(
+            Finding(
+                rule="SAST004",
+                message=f"{shown}: bandit reads this file silently; put skips and "
+                "excludes in policy.toml [sast]",
+                location=Location(path=shown),
+                policy_key="[sast].exclude",
+            )
+        )
+    return findings
 
 
 class SastGate(Gate):
@@ -126,22 +182,7 @@ class SastGate(Gate):
                 )
             )
             return Outcome.judge(findings, passed="", failed="{first}")
-        inis = {root / name / ".bandit" for name in present}
-        inis.update(
-            p for name in present if (root / name).is_dir() for p in (root / name).rglob(".bandit")
-        )
-        for ini in sorted(inis):
-            if ini.is_file():
-                shown = relative(ini, root)
-                findings.append(
-                    Finding(
-                        rule="SAST004",
-                        message=f"{shown}: bandit reads this file silently; put skips and "
-                        "excludes in policy.toml [sast]",
-                        location=Location(path=shown),
-                        policy_key="[sast].exclude",
-                    )
-                )
+        findings += _bandit_inis(root, present)
         data = _bandit(context, present, exclude)
         for error in data["errors"]:
             shown = relative(str(error.get("filename", "?")), root)
@@ -167,6 +208,9 @@ class SastGate(Gate):
                         policy_key="[sast].exclude",
                     )
                 )
+        nosecs = [s for f in files for s in suppressions(f) if s.kind == "nosec"]
+        named = _named_nosecs(nosecs, root)
+        suppressed: list[dict[str, Any]] = []
         baseline: Counter[BaselineKey] = Counter()
         if sast.baseline is not None:
             baseline = load_baseline(context.policy.resolve(sast.baseline), root)
@@ -177,6 +221,9 @@ class SastGate(Gate):
             key = _key(item, root)
             shown, test = key[0], key[1]
             line = item.get("line_number")
+            if _suppressed(item, shown, named):
+                suppressed.append({"path": shown, "line": line, "test_id": test})
+                continue
             if baseline[key] > 0:
                 baseline[key] -= 1
                 hidden.append({"path": shown, "line": line, "test_id": test})
@@ -204,15 +251,15 @@ class SastGate(Gate):
                     policy_key=_THRESHOLD_KEY,
                 )
             )
-        for item in (s for f in files for s in suppressions(f) if s.kind == "nosec"):
+        for item in nosecs:
             shown = relative(item.path, root)
             bare = not item.codes
             findings.append(
                 Finding(
                     rule="SAST010" if bare else "SAST011",
                     message=(
-                        f"{shown}:{item.line}: bare '# nosec' hides every bandit test on this "
-                        "line; name the test (# nosec B603) and say why"
+                        f"{shown}:{item.line}: bare '# nosec' would hide every bandit test on "
+                        "this line; name the test (# nosec B603) and say why"
                         if bare
                         else f"{shown}:{item.line}: bandit suppressed here ({', '.join(item.codes)})"
                     ),
@@ -256,7 +303,8 @@ class SastGate(Gate):
                 "results_at_threshold": counted["at_threshold"],
                 "results_below_threshold": counted["below_threshold"],
                 "hidden_by_baseline": hidden,
-                "nosec_lines": version.get("nosec"),
+                "nosec_lines": len(nosecs),
+                "suppressed_by_nosec": suppressed,
                 "unsafe_loads": len(unsafe),
                 "thresholds": {"severity": sast.severity, "confidence": sast.confidence},
             },
