@@ -57,7 +57,7 @@ _ARCHIVES = (
 )
 # The digests pip accepts in --hash, with their length in hex digits.
 _HASH = re.compile(r"--hash=(?:sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})")
-_PRINTABLE = re.compile(r"[^\x20-\x7e\r\n]")
+_PRINTABLE = re.compile(r"[^\x20-\x7e]")
 _SHOWN = 120
 # What each kind of option line would make pip do.
 _OPTION_EFFECT = {
@@ -166,7 +166,8 @@ def _split(line: str) -> tuple[str, str]:
 def _encoding_problems(data: bytes) -> list[LockLine]:
     problems = []
     for number, raw in enumerate(data.split(b"\n"), start=1):
-        bad = _PRINTABLE.search(raw.decode("latin-1"))
+        # A line may end in CR LF; any other CR (or control character) is one.
+        bad = _PRINTABLE.search(raw.removesuffix(b"\r").decode("latin-1"))
         if bad is None:
             continue
         byte = ord(bad.group())
