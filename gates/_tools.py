@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gates._launch import MARKER as REFUSED_MARKER
-from gates._launch import REFUSED
 from gates.base import Finding, GateError, Location, RunContext, Severity
 from pipeline.fsio import atomic_write_json, atomic_write_text
 
@@ -39,32 +37,27 @@ class ToolRun:
         return text or "(no output)"
 
 
-# Runs each tool in isolated mode and checks where it comes from (see gates/_launch.py).
-LAUNCHER = Path(__file__).resolve().with_name("_launch.py")
-
-
 def run_module(
     module: str,
     *args: str,
     cwd: Path,
     timeout: float,
-    root: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> ToolRun:
-    """Run the tool ``module`` as ``python -m`` would, from the environment only.
+    """Run ``python -I -m <module> ARGS`` with this interpreter; a missing tool is a GateError.
 
-    The interpreter is ``sys.executable``, so the tool comes from the same environment as the
-    gates (the hash-pinned one nox builds), never from whatever is first on ``PATH``. It starts
-    in isolated mode (``-I``: no ``PYTHON*`` variables, no user site, neither the working folder
-    nor the script's folder on ``sys.path``) through ``gates/_launch.py``, which refuses to run a
-    module or start-up hook found inside the project ``root`` (default: ``cwd``) outside the
-    environment's site-packages. Nothing in the tree can stand in for the tool. A missing tool,
-    a refused one, a timeout or a start failure is a GateError. stdin is closed.
+    ``sys.executable -m`` makes the tool come from the same environment as the gates (the
+    hash-pinned one nox builds), never from whatever is first on ``PATH``. Isolated mode
+    (``-I``) keeps the project's tree out of the tool's start: neither the working folder nor
+    anything that ``PYTHONPATH`` names is on ``sys.path`` (so a ``bandit.py``, a ``ruff/``
+    package or a ``sitecustomize.py`` there cannot stand in for the tool or run before it),
+    every other ``PYTHON*`` variable is ignored (``PYTHONSTARTUP``, ``PYTHONHOME``, ...), and
+    the user site folder with its ``.pth`` files and ``usercustomize`` is left out. What stays
+    is the environment's own: the standard library and its site-packages. stdin is closed.
     """
-    project = (root or cwd).resolve()
-    command = (sys.executable, "-I", str(LAUNCHER), str(project), module, *args)
+    command = (sys.executable, "-I", "-m", module, *args)
     try:
-        done = subprocess.run(  # nosec B603 # argv list: this interpreter runs a fixed tool
+        done = subprocess.run(  # nosec B603 # argv list: this interpreter -m a fixed tool
             command,
             cwd=cwd,
             stdin=subprocess.DEVNULL,
@@ -81,11 +74,6 @@ def run_module(
         msg = f"cannot start {module}: {err}"
         raise GateError(msg) from None
     run = ToolRun(command, done.returncode, done.stdout, done.stderr)
-    if run.returncode == REFUSED:
-        refusal = next((ln for ln in run.stderr.splitlines() if ln.startswith(REFUSED_MARKER)), "")
-        if refusal:
-            msg = f"{module} not run: {refusal.removeprefix(REFUSED_MARKER).strip()}"
-            raise GateError(msg)
     if run.returncode != 0 and f"No module named {module}" in run.stderr:
         msg = f"{module} is not installed in {sys.executable}'s environment ({run.tail()})"
         raise GateError(msg)

@@ -208,9 +208,7 @@ def _pip_audit(
     if hashed:
         args.append("--require-hashes")
     # Its working folder is the gate's own: nothing of the tree is on hand (paths are absolute).
-    run = run_module(
-        "pip_audit", *args, cwd=workdir, root=context.root, timeout=audit.timeout_seconds
-    )
+    run = run_module("pip_audit", *args, cwd=workdir, timeout=audit.timeout_seconds)
     raw = out.read_text(encoding="utf-8") if out.is_file() else ""
     keep_raw(context.reports_dir / f"audit.pip-audit.{label}.json", raw)
     if run.returncode not in _KNOWN_EXIT:

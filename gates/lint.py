@@ -47,8 +47,11 @@ _RUFF_CONFIGS = (".ruff.toml", "ruff.toml", "pyproject.toml")
 _CONFIG_KEY = "ruff configuration"
 # Settings that switch rules or files off: listed in the report so that a change shows there.
 _RELAXING = (
+    "extend",
     "exclude",
     "extend-exclude",
+    "lint.exclude",
+    "format.exclude",
     "include",
     "respect-gitignore",
     "lint.select",
