@@ -332,7 +332,10 @@ def _locks(context: RunContext) -> list[Lock]:
     audit = context.policy.policy.audit
     named = [(audit.requirements, "[audit].requirements")]
     named += [(name, "[audit].locks") for name in audit.locks]
-    return [_read_lock(context.policy.resolve(name), name, key=key) for name, key in named]
+    # Absolute: pip-audit runs in a folder of its own.
+    return [
+        _read_lock(context.policy.resolve(name).absolute(), name, key=key) for name, key in named
+    ]
 
 
 def _applies(pin: Pin, lock: Lock) -> bool:
