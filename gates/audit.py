@@ -44,6 +44,9 @@ ADVISORY_DB_ENV = "GATES_ADVISORY_DB"
 _KNOWN_EXIT = (0, 1)
 # Without a max age in policy, an older snapshot still passes but the report warns about it.
 _STALE_DAYS = 90
+# The lock nox's env session and CI install (noxfile.LOCK, gates.ci.interface.INSTALL), whose
+# digest the attestation records (gates.artifacts.DEPENDENCY_LOCK): always among those audited.
+INSTALLED_LOCK = "requirements.lock"
 # With --strict, a dependency pip-audit skips aborts the run: "ERROR:pip_audit._cli:NAME: REASON".
 _FATAL = re.compile(r"^ERROR:pip_audit\._cli:(?P<name>[^:\s]+): (?P<reason>.+)$", re.M)
 
@@ -328,14 +331,25 @@ class AuditGate(Gate):
 
 
 def _locks(context: RunContext) -> list[Lock]:
-    """``[audit].requirements`` and every ``[audit].locks`` file, read and checked line by line."""
+    """``[audit].requirements`` and every ``[audit].locks`` file, read and checked line by line.
+
+    The lock that is installed must be among them: a policy naming a clean decoy instead would
+    have the audit judge one file while nox and CI install another.
+    """
     audit = context.policy.policy.audit
     named = [(audit.requirements, "[audit].requirements")]
     named += [(name, "[audit].locks") for name in audit.locks]
     # Absolute: pip-audit runs in a folder of its own.
-    return [
-        _read_lock(context.policy.resolve(name).absolute(), name, key=key) for name, key in named
-    ]
+    paths = [context.policy.resolve(name).absolute() for name, _ in named]
+    installed = context.policy.base_dir / INSTALLED_LOCK
+    if installed.is_file() and installed.resolve() not in {p.resolve() for p in paths}:
+        msg = (
+            f"{INSTALLED_LOCK}: nox and CI install this lock, but the audit reads "
+            f"{', '.join(name for name, _ in named)} ([audit].requirements, [audit].locks): "
+            f"name {INSTALLED_LOCK} there, or the audit judges another file than the one installed"
+        )
+        raise GateError(msg)
+    return [_read_lock(path, name, key=key) for path, (name, key) in zip(paths, named, strict=True)]
 
 
 def _applies(pin: Pin, lock: Lock) -> bool:

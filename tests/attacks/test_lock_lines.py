@@ -221,6 +221,17 @@ def test_a_second_lock_is_read_line_by_line_too(offline: Any) -> None:
         AuditGate().run(_context(offline))
 
 
+def test_a_policy_cannot_point_the_audit_at_a_decoy_lock(offline: Any) -> None:
+    # nox and CI install requirements.lock; the policy names a clean lock beside it.
+    _lock(offline, f"requests==2.19.0 {HASH}\n")
+    _lock(offline, "", name="decoy.lock")
+    offline.edit_policy(**{"audit.requirements": "decoy.lock"})
+    with pytest.raises(
+        GateError, match=r"^requirements\.lock: nox and CI install this lock.*decoy\.lock"
+    ):
+        AuditGate().run(_context(offline))
+
+
 def test_a_missing_second_lock_is_an_error_naming_the_key(offline: Any) -> None:
     offline.edit_policy(**{"audit.locks": ["requirements-extras.lock"]})
     with pytest.raises(
