@@ -45,6 +45,8 @@ _RULES_KEY = "pyproject.toml [tool.ruff]"
 # in ruff's order of preference within one folder; a pyproject.toml counts only with [tool.ruff].
 _RUFF_CONFIGS = (".ruff.toml", "ruff.toml", "pyproject.toml")
 _CONFIG_KEY = "ruff configuration"
+# What ruff lints besides its own configuration files.
+_SOURCES = (".py", ".pyi", ".ipynb")
 # Settings that switch rules or files off: listed in the report so that a change shows there.
 _RELAXING = (
     "extend",
@@ -146,7 +148,11 @@ def _nested_configs(root: Path, present: list[str], honoured: Path | None) -> li
     return found
 
 
-def _config_findings(root: Path, config: RuffConfig, present: list[str]) -> list[Finding]:
+def _config_findings(
+    root: Path, config: RuffConfig, present: list[str], checked: set[str]
+) -> list[Finding]:
+    """LINT006 for settings of the root configuration that act unseen, and for a configuration
+    below the root that would apply to a file ruff checks (``checked``: relative paths)."""
     findings = []
     shown = relative(config.path, root) if config.path is not None else ""
     for key, why in _UNSEEN.items():
@@ -163,6 +169,9 @@ def _config_findings(root: Path, config: RuffConfig, present: list[str]) -> list
             )
     for path in _nested_configs(root, present, config.path):
         where = relative(path, root)
+        folder = relative(path.parent, root) + "/"
+        if not any(f.startswith(folder) and f.endswith(_SOURCES) for f in checked):
+            continue  # in a folder ruff does not lint (build/, .tox/, ...): it applies to nothing
         findings.append(
             Finding(
                 rule="LINT006",
@@ -250,7 +259,6 @@ class LintGate(Gate):
         if not present:
             return Outcome.judge(findings, passed="", failed="nothing to lint: {first}")
         config = ruff_config(root)
-        findings += _config_findings(root, config, present)
         common = (
             "--output-format",
             "json",
@@ -294,6 +302,7 @@ class LintGate(Gate):
         checked = {
             relative(line.strip(), root) for line in shown.stdout.splitlines() if line.strip()
         }
+        findings += _config_findings(root, config, present, checked)
         for file in files:
             where = relative(file, root)
             if where not in checked:

@@ -281,6 +281,8 @@ LINT_CONFIGS = {
     "src/d/mod.py": UNUSED_IMPORT,  # dropped by lint.exclude in the root configuration
     "src/e/mod.py": '"""Doc."""\n\nVALUE   =  1\n',  # dropped by format.exclude
     "src/f/base.toml": '[lint]\nignore = ["E711"]\n',  # pulled in by extend
+    # In a folder ruff does not lint (its default excludes): applies to nothing, not flagged.
+    "src/build/ruff.toml": '[lint]\nignore = ["ALL"]\n',
 }
 # The root configuration (a root ruff.toml wins over pyproject.toml there, as in ruff).
 ROOT_RUFF = """extend = "src/f/base.toml"
@@ -381,6 +383,14 @@ def test_a_bandit_setting_in_the_tree_cannot_hide_a_finding(
     found = _error_at(outcome, rule, path, line)
     assert found, [(f.rule, f.location.path, f.location.line) for f in outcome.findings]
     assert found[0].message.startswith(f"{path}:{line}: " if line else f"{path}: ")
+
+
+def test_a_ruff_configuration_where_ruff_lints_nothing_is_not_flagged(
+    config_outcomes: dict[str, Any],
+) -> None:
+    flagged = {f.location.path for f in config_outcomes["lint"].findings if f.rule == "LINT006"}
+    assert "src/build/ruff.toml" not in flagged
+    assert "src/a/ruff.toml" in flagged
 
 
 def test_the_lint_report_lists_what_the_configuration_switches_off(
