@@ -161,9 +161,23 @@ def _context(project: Any) -> RunContext:
     return RunContext(policy=project.load(), run_id="t", reports_dir=project.root / "reports")
 
 
+def _policy_only(root: Path) -> Any:
+    """A project folder holding only the committed policy: all the audit reads besides locks."""
+    from tests.conftest import Project
+    from tests.project_support import REPO
+
+    root.mkdir()
+    shutil.copy2(REPO / "policy.toml", root / "policy.toml")
+    return Project(root)
+
+
 @pytest.fixture
-def offline(project: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The project with its own OSV snapshot, read offline; pip-audit replaced by a tripwire."""
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The policy and its own OSV snapshot, read offline; pip-audit replaced by a tripwire.
+
+    The audit reads nothing else of the project, so these tests copy only the policy.
+    """
+    project = _policy_only(tmp_path / "project")
     monkeypatch.delenv(audit_module.ADVISORY_DB_ENV, raising=False)
     shutil.copytree(OSV, project.root / "osv")
     project.edit_policy(**{"audit.advisory_db": "osv", "audit.require_advisory_db": True})
@@ -233,6 +247,7 @@ def test_a_policy_cannot_point_the_audit_at_a_decoy_lock(offline: Any) -> None:
 
 
 def test_a_missing_second_lock_is_an_error_naming_the_key(offline: Any) -> None:
+    _lock(offline, "")
     offline.edit_policy(**{"audit.locks": ["requirements-extras.lock"]})
     with pytest.raises(
         GateError, match=r"requirements-extras\.lock: lock file named by \[audit\]\.locks not found"
@@ -316,10 +331,7 @@ def _today() -> Any:
 @pytest.fixture(scope="module")
 def audited_twice(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One real audit of two locks: a pin hidden behind a false marker, and a second lock."""
-    from tests.conftest import Project
-    from tests.project_support import copy_project
-
-    project = Project(copy_project(tmp_path_factory.mktemp("locks") / "project"))
+    project = _policy_only(tmp_path_factory.mktemp("locks") / "project")
     shutil.copytree(OSV, project.root / "osv")
     project.edit_policy(
         **{
