@@ -1,13 +1,13 @@
 """The ``audit`` gate: pip-audit --strict over the hash-pinned lock, with a canary, fail closed.
 
 Rules: AUD001 a locked dependency has a known vulnerability; AUD002 (warning) a vulnerability
-waived in policy; AUD003 a dependency pip-audit could not audit (skipped, not found); AUD004 a
-pin of the lock missing from pip-audit's report; AUD005 an expired waiver; AUD006 the local
-advisory snapshot is older than ``[audit].max_age_days``; AUD007 (warning) the snapshot is over 90
-days old and no max age is set; AUD010 vulnerability data
-unavailable: the canary (a pin known to be vulnerable) was not reported by the source; AUD008
-pip-audit reported a dependency the gate did not read from the lock (the two readings of the
-lock disagree).
+waived in policy; AUD003 a dependency pip-audit could not audit (skipped, not found, a
+hash-pinned direct reference); AUD004 a pin of the lock missing from pip-audit's report; AUD005
+an expired waiver; AUD006 the local advisory snapshot is older than ``[audit].max_age_days``;
+AUD007 (warning) the snapshot is over 90 days old and no max age is set; AUD008 pip-audit
+reported a dependency the gate did not read from the lock (pip's reading of the lock and the
+gate's disagree); AUD010 vulnerability data unavailable: the canary (a pin known to be
+vulnerable) was not reported by the source.
 
 The locks (``[audit].requirements`` and every file in ``[audit].locks``) are audited as
 committed, without installing (``--disable-pip --no-deps --require-hashes``). Before pip-audit
@@ -97,8 +97,8 @@ def _refuse_problems(locks: list[Lock]) -> None:
     more = len(problems) - _SHOWN_PROBLEMS
     tail = f"; and {more} more" if more > 0 else ""
     msg = (
-        f"{listed}{tail} ({len(problems)} line(s) that pip would install or read beyond what "
-        "the audit sees: the lock must hold only hash-pinned name==version lines)"
+        f"{listed}{tail} ({len(problems)} line(s) of the lock are not hash-pinned name==version "
+        "pins, so the audit cannot judge what pip would install)"
     )
     raise GateError(msg)
 
