@@ -96,11 +96,8 @@ def _refuse_problems(locks: list[Lock]) -> None:
     listed = "; ".join(problems[:_SHOWN_PROBLEMS])
     more = len(problems) - _SHOWN_PROBLEMS
     tail = f"; and {more} more" if more > 0 else ""
-    msg = (
-        f"{listed}{tail} ({len(problems)} line(s) of the lock are not hash-pinned name==version "
-        "pins, so the audit cannot judge what pip would install)"
-    )
-    raise GateError(msg)
+    count = f" ({len(problems)} lines are not hash-pinned name==version pins)"
+    raise GateError(f"{listed}{tail}{count if len(problems) > 1 else ''}")
 
 
 def choose_source(context: RunContext) -> Source:
