@@ -44,16 +44,23 @@ def run_module(
     timeout: float,
     env: dict[str, str] | None = None,
 ) -> ToolRun:
-    """Run ``python -m <module> ARGS`` with this interpreter; a missing tool is a GateError.
+    """Run ``python -I -m <module> ARGS`` with this interpreter; a missing tool is a GateError.
 
     ``sys.executable -m`` makes the tool come from the same environment as the gates (the
-    hash-pinned one nox builds), never from whatever is first on PATH.
+    hash-pinned one nox builds), never from whatever is first on ``PATH``. Isolated mode
+    (``-I``) keeps the project's tree out of the tool's start: neither the working folder nor
+    anything that ``PYTHONPATH`` names is on ``sys.path`` (so a ``bandit.py``, a ``ruff/``
+    package or a ``sitecustomize.py`` there cannot stand in for the tool or run before it),
+    every other ``PYTHON*`` variable is ignored (``PYTHONSTARTUP``, ``PYTHONHOME``, ...), and
+    the user site folder with its ``.pth`` files and ``usercustomize`` is left out. What stays
+    is the environment's own: the standard library and its site-packages. stdin is closed.
     """
-    command = (sys.executable, "-m", module, *args)
+    command = (sys.executable, "-I", "-m", module, *args)
     try:
         done = subprocess.run(  # nosec B603 # argv list: this interpreter -m a fixed tool
             command,
             cwd=cwd,
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -102,12 +109,12 @@ def check_paths(root: Path, paths: Sequence[str], *, rule: str, policy_key: str)
 
 
 # Folders no scanner reads: caches, environments and version control.
-_SKIP_PARTS = frozenset({"__pycache__", ".nox", ".venv", ".git", ".ruff_cache", ".pytest_cache"})
+SKIP_PARTS = frozenset({"__pycache__", ".nox", ".venv", ".git", ".ruff_cache", ".pytest_cache"})
 
 
 def python_files(root: Path, paths: Sequence[str], *, exclude: Sequence[str] = ()) -> list[Path]:
     """Every ``.py`` file under ``paths`` (relative to ``root``), sorted, minus excluded prefixes."""
-    skip = _SKIP_PARTS
+    skip = SKIP_PARTS
     found: set[Path] = set()
     for name in paths:
         base = root / name
@@ -162,7 +169,7 @@ def _files_under(folder: str, prefix: str, rel: str = "") -> Iterator[tuple[str,
     subfolders = []
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
-            if entry.name not in _SKIP_PARTS:
+            if entry.name not in SKIP_PARTS:
                 subfolders.append(entry)
         elif entry.is_file():
             yield f"{here}/{entry.name}", entry.path

@@ -1,16 +1,23 @@
 """The ``audit`` gate: pip-audit --strict over the hash-pinned lock, with a canary, fail closed.
 
 Rules: AUD001 a locked dependency has a known vulnerability; AUD002 (warning) a vulnerability
-waived in policy; AUD003 a dependency pip-audit could not audit (skipped, not found); AUD004 a
-pin of the lock missing from pip-audit's report; AUD005 an expired waiver; AUD006 the local
-advisory snapshot is older than ``[audit].max_age_days``; AUD007 (warning) the snapshot is over 90
-days old and no max age is set; AUD010 vulnerability data
-unavailable: the canary (a pin known to be vulnerable) was not reported by the source.
+waived in policy; AUD003 a dependency pip-audit could not audit (skipped, not found, a
+hash-pinned direct reference); AUD004 a pin of the lock missing from pip-audit's report; AUD005
+an expired waiver; AUD006 the local advisory snapshot is older than ``[audit].max_age_days``;
+AUD007 (warning) the snapshot is over 90 days old and no max age is set; AUD008 pip-audit
+reported a dependency the gate did not read from the lock (pip's reading of the lock and the
+gate's disagree); AUD010 vulnerability data unavailable: the canary (a pin known to be
+vulnerable) was not reported by the source.
 
-The lock is audited as committed, without installing (``--disable-pip --no-deps
---require-hashes``). pip-audit silently skips pins whose environment marker is false on this
-interpreter; the gate audits those pins too, in a second run beside the canary, so that every
-line of the lock is audited here.
+The locks (``[audit].requirements`` and every file in ``[audit].locks``) are audited as
+committed, without installing (``--disable-pip --no-deps --require-hashes``). Before pip-audit
+runs, ``gates.lockfile`` reads each lock as pip would and accepts only hash-pinned
+``name==version`` lines: any other line (``-r``, ``-e``, index options, an unpinned, unhashed
+or duplicated requirement, an option a continued line brings in, ...) makes the gate ERRORED
+naming the file and line; a hash-pinned direct reference (URL, VCS, local path) is AUD003.
+pip-audit's report must then name exactly the pins read, both ways (AUD004, AUD008).
+pip-audit silently skips pins whose environment marker is false on this interpreter; the gate
+audits those pins too, in a second run beside the canary, so that every line is audited here.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any, ClassVar
 
 from gates._tools import keep_raw, parse_json, report_artifacts, run_module, tree_digest
 from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, Severity
+from gates.lockfile import Lock, LockLine, Pin, read_lock
 from pipeline.config import AuditPolicy
 
 ADVISORY_DB_ENV = "GATES_ADVISORY_DB"
@@ -36,26 +44,11 @@ ADVISORY_DB_ENV = "GATES_ADVISORY_DB"
 _KNOWN_EXIT = (0, 1)
 # Without a max age in policy, an older snapshot still passes but the report warns about it.
 _STALE_DAYS = 90
+# The lock nox's env session and CI install (noxfile.LOCK, gates.ci.interface.INSTALL), whose
+# digest the attestation records (gates.artifacts.DEPENDENCY_LOCK): always among those audited.
+INSTALLED_LOCK = "requirements.lock"
 # With --strict, a dependency pip-audit skips aborts the run: "ERROR:pip_audit._cli:NAME: REASON".
 _FATAL = re.compile(r"^ERROR:pip_audit\._cli:(?P<name>[^:\s]+): (?P<reason>.+)$", re.M)
-
-
-@dataclass(frozen=True)
-class Pin:
-    """One ``name==version`` line of a requirements file, with its marker and hashes."""
-
-    name: str
-    version: str
-    marker: str | None
-    hashes: tuple[str, ...]
-    line: int
-
-    @property
-    def canonical(self) -> str:
-        """The PEP 503 name pip-audit reports."""
-        from packaging.utils import canonicalize_name  # noqa: PLC0415
-
-        return str(canonicalize_name(self.name))
 
 
 @dataclass(frozen=True)
@@ -73,44 +66,38 @@ class Source:
         return f"local advisory snapshot {self.path} ({self.origin})"
 
 
-def read_pins(path: Path) -> list[Pin]:
-    """Parse a hash-pinned requirements file; anything unpinned or unparsable is a GateError."""
-    from pip_requirements_parser import RequirementsFile  # noqa: PLC0415 - ships with pip-audit
+def read_pins(path: Path, *, key: str = "[audit].requirements") -> list[Pin]:
+    """The pins of a hash-pinned lock; any line that is not one is a GateError naming it."""
+    lock = _read_lock(path, path.name, key=key)
+    _refuse_problems([lock])
+    return list(lock.pins)
 
+
+def _read_lock(path: Path, shown: str, *, key: str) -> Lock:
     try:
-        parsed = RequirementsFile.from_file(str(path))
+        return read_lock(path, shown)
     except FileNotFoundError:
-        msg = f"{path}: lock file named by [audit].requirements not found"
+        msg = f"{path}: lock file named by {key} not found"
         raise GateError(msg) from None
-    except Exception as err:  # the parser raises several types on bad input
-        msg = f"{path}: cannot parse the lock ({type(err).__name__}: {err})"
+    except OSError as err:
+        msg = f"{path}: cannot read the lock named by {key} ({err.strerror or err})"
         raise GateError(msg) from None
-    if parsed.invalid_lines:
-        bad = parsed.invalid_lines[0]
-        msg = f"{path}:{bad.line_number}: invalid requirement line: {bad.error_message}"
-        raise GateError(msg)
-    pins = []
-    for req in parsed.requirements:
-        spec = str(req.specifier or "")
-        if req.req is not None and req.is_url:
-            # pip-audit cannot audit a URL requirement; it is kept so that the skip shows.
-            spec = "==(url)"
-        elif req.req is None or not spec.startswith("==") or "," in spec or "*" in spec:
-            msg = f"{path}:{req.line_number}: '{req.dumps()}' is not pinned to one exact version"
-            raise GateError(msg)
-        pins.append(
-            Pin(
-                name=str(req.name),
-                version=spec.removeprefix("=="),
-                marker=str(req.marker) if req.marker is not None else None,
-                hashes=tuple(str(h) for h in req.hash_options),
-                line=int(req.line_number or 0),
-            )
-        )
-    if not pins:
-        msg = f"{path}: the lock pins nothing; an empty audit is not a pass"
-        raise GateError(msg)
-    return pins
+
+
+# At most this many bad lines are spelled out in the error; the rest are counted.
+_SHOWN_PROBLEMS = 10
+
+
+def _refuse_problems(locks: list[Lock]) -> None:
+    """A lock line that is not a hash-pinned pin: the audit cannot judge the lock as committed."""
+    problems = [p.describe(lock.shown) for lock in locks for p in lock.problems]
+    if not problems:
+        return
+    listed = "; ".join(problems[:_SHOWN_PROBLEMS])
+    more = len(problems) - _SHOWN_PROBLEMS
+    tail = f"; and {more} more" if more > 0 else ""
+    count = f" ({len(problems)} lines are not hash-pinned name==version pins)"
+    raise GateError(f"{listed}{tail}{count if len(problems) > 1 else ''}")
 
 
 def choose_source(context: RunContext) -> Source:
@@ -187,6 +174,7 @@ class AuditRun:
     expected: tuple[Pin, ...]
     dependencies: tuple[dict[str, Any], ...]
     not_audited: tuple[tuple[str, str], ...]  # (name, reason) from a --strict abort
+    lock: str = ""  # the lock file it read as committed ("" for a file the gate wrote)
 
 
 def _pip_audit(
@@ -198,6 +186,7 @@ def _pip_audit(
     hashed: bool,
     service: list[str],
     workdir: Path,
+    lock: str = "",
 ) -> AuditRun:
     audit = context.policy.policy.audit
     out = workdir / f"{label}.json"
@@ -225,7 +214,8 @@ def _pip_audit(
     ]
     if hashed:
         args.append("--require-hashes")
-    run = run_module("pip_audit", *args, cwd=context.root, timeout=audit.timeout_seconds)
+    # Its working folder is the gate's own: nothing of the tree is on hand (paths are absolute).
+    run = run_module("pip_audit", *args, cwd=workdir, timeout=audit.timeout_seconds)
     raw = out.read_text(encoding="utf-8") if out.is_file() else ""
     keep_raw(context.reports_dir / f"audit.pip-audit.{label}.json", raw)
     if run.returncode not in _KNOWN_EXIT:
@@ -239,7 +229,7 @@ def _pip_audit(
             if m["name"] in names or _canonical(m["name"]) in names
         )
         if run.returncode == 1 and skipped:
-            return AuditRun(label, tuple(expected), (), skipped)
+            return AuditRun(label, tuple(expected), (), skipped, lock)
         msg = f"pip-audit ({label}) exited {run.returncode} without a report: {run.tail()}"
         raise GateError(msg)
     data = parse_json(raw, tool=f"pip-audit ({label})")
@@ -257,7 +247,7 @@ def _pip_audit(
     if run.returncode == 0 and vulnerable:
         msg = f"pip-audit ({label}) exited 0 but reported vulnerabilities; refusing to trust it"
         raise GateError(msg)
-    return AuditRun(label, tuple(expected), tuple(dependencies), ())
+    return AuditRun(label, tuple(expected), tuple(dependencies), (), lock)
 
 
 def _write_requirements(path: Path, pins: list[Pin]) -> None:
@@ -281,33 +271,33 @@ class AuditGate(Gate):
         return choose_source(context).path is not None
 
     def cache_key(self, context: RunContext) -> dict[str, str]:
-        """The snapshot's folder and content digest, and today's date (UTC)."""
+        """Every lock's digest, the snapshot's folder and content digest, today's date (UTC)."""
         source = choose_source(context)
         if source.path is None:
             # cacheable_in refuses the online source; a key naming it can never match a
             # stored local one.
             return {"source": "online"}
+        audit = context.policy.policy.audit
+        locks = [context.policy.resolve(n) for n in (audit.requirements, *audit.locks)]
         return {
+            "locks": tree_digest(context.root, locks, context.file_sha256),
             "source": str(source.path.resolve()),
             "snapshot": tree_digest(source.path, ["."], context.file_sha256),
             "today": datetime.now(UTC).date().isoformat(),
         }
 
     def run(self, context: RunContext) -> Outcome:
-        """Choose the source, run pip-audit over the lock and the canary, judge the results."""
-        from packaging.markers import Marker  # noqa: PLC0415
-
+        """Read the locks, run pip-audit over them and the canary, judge the results."""
         audit = context.policy.policy.audit
-        lock = context.policy.resolve(audit.requirements)
-        pins = read_pins(lock)
-        if any(not p.hashes for p in pins):
-            bare = next(p for p in pins if not p.hashes)
-            msg = f"{lock}:{bare.line}: {bare.name}=={bare.version} has no --hash; the lock must be hash-pinned"
-            raise GateError(msg)
+        locks = _locks(context)
+        _refuse_problems(locks)
+        direct = [(lock, d) for lock in locks for d in lock.direct]
+        if direct:
+            return _not_auditable(direct, audit)
         canary_name, _, canary_version = audit.canary.partition("==")
         canary = Pin(canary_name, canary_version, None, (), 0)
-        active = [p for p in pins if p.marker is None or Marker(p.marker).evaluate()]
-        inactive = [p for p in pins if p not in active]
+        active = {lock.shown: [p for p in lock.pins if _applies(p, lock)] for lock in locks}
+        inactive = [p for lock in locks for p in lock.pins if p not in active[lock.shown]]
         source = choose_source(context)
         with (
             tempfile.TemporaryDirectory(prefix="gates-audit-") as tmp,
@@ -315,7 +305,16 @@ class AuditGate(Gate):
         ):
             workdir = Path(tmp)
             jobs: list[dict[str, Any]] = [
-                {"label": "lock", "requirements": lock, "expected": active, "hashed": True}
+                {
+                    "label": "lock" if number == 0 else f"lock{number + 1}",
+                    "requirements": lock.path,
+                    "expected": active[lock.shown],
+                    "hashed": True,
+                    "lock": lock.shown,
+                }
+                for number, lock in enumerate(locks)
+                # A lock whose every marker is false here is audited in the runs below only.
+                if active[lock.shown]
             ]
             for number, batch in enumerate(_rounds([canary, *inactive])):
                 label = "canary" if number == 0 else f"extra{number}"
@@ -332,71 +331,173 @@ class AuditGate(Gate):
                     for job in jobs
                 ]
                 runs = [future.result() for future in futures]
-        return _judge(context, audit, source=source, info=info, runs=runs, lock=lock)
+        return _judge(context, audit, source=source, info=info, runs=runs, locks=locks)
 
 
-def _judge(  # noqa: PLR0912 - one checklist
+def _locks(context: RunContext) -> list[Lock]:
+    """``[audit].requirements`` and every ``[audit].locks`` file, read and checked line by line.
+
+    The lock that is installed must be among them: a policy naming a clean decoy instead would
+    have the audit judge one file while nox and CI install another.
+    """
+    audit = context.policy.policy.audit
+    named = [(audit.requirements, "[audit].requirements")]
+    named += [(name, "[audit].locks") for name in audit.locks]
+    # Absolute: pip-audit runs in a folder of its own.
+    paths = [context.policy.resolve(name).absolute() for name, _ in named]
+    installed = context.policy.base_dir / INSTALLED_LOCK
+    if installed.is_file() and installed.resolve() not in {p.resolve() for p in paths}:
+        msg = (
+            f"{INSTALLED_LOCK}: nox and CI install this lock, but the audit reads "
+            f"{', '.join(name for name, _ in named)} ([audit].requirements, [audit].locks): "
+            f"name {INSTALLED_LOCK} there, or the audit judges another file than the one installed"
+        )
+        raise GateError(msg)
+    return [_read_lock(path, name, key=key) for path, (name, key) in zip(paths, named, strict=True)]
+
+
+def _applies(pin: Pin, lock: Lock) -> bool:
+    """Whether the pin's marker holds on this interpreter (pip-audit audits only those)."""
+    from packaging.markers import Marker  # noqa: PLC0415
+
+    if pin.marker is None:
+        return True
+    try:
+        return bool(Marker(pin.marker).evaluate())
+    except Exception as err:  # packaging raises several types on markers it cannot evaluate
+        msg = f"{lock.shown}:{pin.line}: cannot evaluate the marker {pin.marker!r} ({err})"
+        raise GateError(msg) from None
+
+
+def _not_auditable(direct: list[tuple[Lock, LockLine]], audit: AuditPolicy) -> Outcome:
+    """AUD003 for every hash-pinned direct reference; pip-audit is not run."""
+    findings = [
+        Finding(
+            rule="AUD003",
+            message=f"{line.describe(lock.shown)}; it is not audited, so the lock is not",
+            location=Location(path=lock.shown, line=line.line),
+            observed="not audited",
+            threshold="every pin audited",
+            policy_key="[audit].requirements"
+            if lock.shown == audit.requirements
+            else "[audit].locks",
+        )
+        for lock, line in direct
+    ]
+    return Outcome.judge(
+        findings,
+        passed="",
+        failed="{n} lock line(s) cannot be audited: {first}",
+        metrics={"not_audited": [f"{lock.shown}:{line.line}" for lock, line in direct]},
+    )
+
+
+def _run_findings(
+    run: AuditRun, *, audit: AuditPolicy, source: Source, today: date
+) -> tuple[list[Finding], int, bool]:
+    """What one pip-audit run says: findings, pins audited, whether the canary was reported.
+
+    Its report is compared with what it was asked, both ways: a pin it did not report on is
+    AUD004, a dependency it reported that the gate did not read from the lock is AUD008.
+    """
+    findings: list[Finding] = []
+    audited, canary_seen = 0, False
+    for name, reason in run.not_audited:
+        findings.append(
+            Finding(
+                rule="AUD003",
+                message=f"{run.lock or 'the audit'}: {name}: {reason} ({source.describe()})",
+                location=Location(path=run.lock or None),
+                observed="not audited",
+                threshold="every pin audited",
+                policy_key="[audit].advisory_db",
+            )
+        )
+    reported = {_identity(d["name"], d.get("version", "")): d for d in run.dependencies}
+    expected = {_identity(p.name, p.version): p for p in run.expected}
+    for key, dep in reported.items():
+        if key not in expected:
+            findings.append(
+                Finding(
+                    rule="AUD008",
+                    message=f"{run.lock or 'the audit'}: pip-audit reported {dep['name']}=="
+                    f"{dep.get('version', '?')}, which the gate did not read from the lock: "
+                    "pip and the gate read the lock differently",
+                    location=Location(path=run.lock or None),
+                    observed=f"{dep['name']}=={dep.get('version', '?')}",
+                    threshold="exactly the pins of the lock",
+                    policy_key="[audit].requirements",
+                )
+            )
+    for key, pin in expected.items():
+        where = f"{pin.lock}:{pin.line}: " if pin.line else ""
+        location = Location(path=pin.lock or None, line=pin.line or None)
+        if key not in reported:
+            if not run.not_audited:
+                findings.append(
+                    Finding(
+                        rule="AUD004",
+                        message=f"{where}{pin.name}=={pin.version}: missing from pip-audit's report",
+                        location=location,
+                        observed="absent",
+                        threshold="every pin audited",
+                        policy_key="[audit].requirements",
+                    )
+                )
+            continue
+        dep = reported[key]
+        if "skip_reason" in dep:
+            findings.append(
+                Finding(
+                    rule="AUD003",
+                    message=f"{where}{pin.name}=={pin.version}: not audited: {dep['skip_reason']}",
+                    location=location,
+                    observed="skipped",
+                    threshold="every pin audited",
+                    policy_key="[audit].advisory_db",
+                )
+            )
+            continue
+        vulns = dep.get("vulns") or []
+        if pin.line == 0:  # the canary
+            ids = {str(i) for v in vulns for i in [v.get("id"), *(v.get("aliases") or [])]}
+            canary_seen = audit.canary_id in ids
+            continue
+        audited += 1
+        findings += _vuln_findings(pin, vulns, audit=audit, today=today)
+    return findings, audited, canary_seen
+
+
+def _identity(name: str, version: str) -> tuple[str, str]:
+    """A dependency as pip-audit names it: canonical name, normalized version where it parses."""
+    from packaging.version import InvalidVersion, Version  # noqa: PLC0415
+
+    try:
+        normal = str(Version(str(version)))
+    except InvalidVersion:
+        normal = str(version)
+    return _canonical(str(name)), normal
+
+
+def _judge(
     context: RunContext,
     audit: AuditPolicy,
     *,
     source: Source,
     info: dict[str, Any],
     runs: list[AuditRun],
-    lock: Path,
+    locks: list[Lock],
 ) -> Outcome:
-    shown_lock = audit.requirements
     today = datetime.now(UTC).date()
     findings: list[Finding] = []
     canary_name, _, canary_version = audit.canary.partition("==")
     canary_seen = False
     audited = 0
     for run in runs:
-        for name, reason in run.not_audited:
-            findings.append(
-                Finding(
-                    rule="AUD003",
-                    message=f"{name}: {reason} ({source.describe()})",
-                    location=Location(path=shown_lock),
-                    observed="not audited",
-                    threshold="every pin audited",
-                    policy_key="[audit].advisory_db",
-                )
-            )
-        reported = {(_canonical(d["name"]), str(d.get("version", ""))): d for d in run.dependencies}
-        for pin in run.expected:
-            dep = reported.get((pin.canonical, pin.version))
-            if dep is None:
-                if not run.not_audited:
-                    findings.append(
-                        Finding(
-                            rule="AUD004",
-                            message=f"{pin.name}=={pin.version}: missing from pip-audit's report",
-                            location=Location(path=shown_lock, line=pin.line or None),
-                            observed="absent",
-                            threshold="every pin audited",
-                            policy_key="[audit].requirements",
-                        )
-                    )
-                continue
-            if "skip_reason" in dep:
-                findings.append(
-                    Finding(
-                        rule="AUD003",
-                        message=f"{pin.name}=={pin.version}: not audited: {dep['skip_reason']}",
-                        location=Location(path=shown_lock, line=pin.line or None),
-                        observed="skipped",
-                        threshold="every pin audited",
-                        policy_key="[audit].advisory_db",
-                    )
-                )
-                continue
-            vulns = dep.get("vulns") or []
-            if pin.line == 0:  # the canary
-                ids = {str(i) for v in vulns for i in [v.get("id"), *(v.get("aliases") or [])]}
-                canary_seen = audit.canary_id in ids
-                continue
-            audited += 1
-            findings += _vuln_findings(pin, vulns, audit=audit, today=today, lock=shown_lock)
+        found, count, seen = _run_findings(run, audit=audit, source=source, today=today)
+        findings += found
+        audited += count
+        canary_seen = canary_seen or seen
     if not canary_seen:
         findings.append(
             Finding(
@@ -424,8 +525,9 @@ def _judge(  # noqa: PLR0912 - one checklist
     metrics: dict[str, Any] = {
         "source": source.kind,
         "source_detail": source.describe(),
-        "lock": shown_lock,
-        "pins": sum(len([p for p in r.expected if p.line]) for r in runs),
+        "lock": audit.requirements,
+        "locks": [lock.shown for lock in locks],
+        "pins": sum(len(lock.pins) for lock in locks),
         "audited": audited,
         "canary": audit.canary,
         "canary_reported": canary_seen,
@@ -479,7 +581,8 @@ def _judge(  # noqa: PLR0912 - one checklist
     dated = f" of {metrics.get('snapshot_date')}" if source.path is not None else ""
     return Outcome.judge(
         findings,
-        passed=f"{audited} locked pin(s) of {lock.name} audited against "
+        passed=f"{audited} locked pin(s) of {', '.join(Path(k.shown).name for k in locks)} "
+        "audited against "
         f"{source.kind} data{dated}: no unwaived vulnerability; canary seen",
         failed="{n} audit finding(s): {first}",
         metrics=metrics,
@@ -488,16 +591,18 @@ def _judge(  # noqa: PLR0912 - one checklist
 
 
 def _vuln_findings(
-    pin: Pin, vulns: list[dict[str, Any]], *, audit: AuditPolicy, today: date, lock: str
+    pin: Pin, vulns: list[dict[str, Any]], *, audit: AuditPolicy, today: date
 ) -> list[Finding]:
     findings = []
+    lock = pin.lock or None
     for vuln in vulns:
         ids = [str(vuln.get("id")), *(str(a) for a in vuln.get("aliases") or [])]
         fixes = ", ".join(str(v) for v in vuln.get("fix_versions") or []) or "none"
         waiver = next((w for w in audit.waivers if w.id in ids), None)
         where = Location(path=lock, line=pin.line or None)
         aka = f"aka {', '.join(ids[1:])}; " if len(ids) > 1 else ""
-        what = f"{pin.name}=={pin.version}: {ids[0]} ({aka}fixed in {fixes})"
+        at = f"{pin.lock}:{pin.line}: " if pin.lock and pin.line else ""
+        what = f"{at}{pin.name}=={pin.version}: {ids[0]} ({aka}fixed in {fixes})"
         if waiver is not None and waiver.expires >= today:
             findings.append(
                 Finding(

@@ -4,15 +4,25 @@ Rules: LINT001 a ruff diagnostic (the finding's rule is ruff's own code, e.g. ``
 ruff cannot parse is ``invalid-syntax``); LINT002 a path named in ``[lint].paths`` is missing;
 LINT003 a file would be reformatted; LINT004 a blanket ``# noqa`` / ``# ruff: noqa`` without
 codes (it silences every rule, including ones added later); LINT005 a file in scope that ruff's
-configuration excludes (it would silently go unlinted). The rule set lives in pyproject.toml.
+configuration excludes (it would silently go unlinted); LINT006 a ruff setting the gate does not
+honour or that drops files from one check unseen (a ruff configuration inside the lint paths,
+``extend``, ``lint.exclude``, ``format.exclude``). The rule set lives in one file at the project
+root (pyproject.toml ``[tool.ruff]``, or a root ``ruff.toml``/``.ruff.toml``, which ruff
+prefers), passed to ruff with ``--config``, so that no other configuration file applies; what it
+switches off is listed in the report (``metrics.ruff_config``).
 """
 
 from __future__ import annotations
 
+import os
+import re
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from gates._tools import (
+    SKIP_PARTS,
     ToolRun,
     check_paths,
     keep_raw,
@@ -28,10 +38,153 @@ from gates._tools import (
 from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext
 
 _TIMEOUT = 600
+_VERSION = re.compile(r"ruff \d+\.\d+\.\d+\S*")
 _PATHS_KEY = "[lint].paths"
 _RULES_KEY = "pyproject.toml [tool.ruff]"
-# Where ruff looks for its settings at the project root (https://docs.astral.sh/ruff/configuration/).
-_RUFF_CONFIGS = ("pyproject.toml", "ruff.toml", ".ruff.toml")
+# Where ruff looks for its settings at the project root (https://docs.astral.sh/ruff/configuration/),
+# in ruff's order of preference within one folder; a pyproject.toml counts only with [tool.ruff].
+_RUFF_CONFIGS = (".ruff.toml", "ruff.toml", "pyproject.toml")
+_CONFIG_KEY = "ruff configuration"
+# What ruff lints besides its own configuration files.
+_SOURCES = (".py", ".pyi", ".ipynb")
+# Settings that switch rules or files off: listed in the report so that a change shows there.
+_RELAXING = (
+    "extend",
+    "exclude",
+    "extend-exclude",
+    "lint.exclude",
+    "format.exclude",
+    "include",
+    "respect-gitignore",
+    "lint.select",
+    "lint.extend-select",
+    "lint.ignore",
+    "lint.extend-ignore",
+    "lint.per-file-ignores",
+    "lint.extend-per-file-ignores",
+    # ruff's older spelling of the lint settings, at the top level
+    "select",
+    "extend-select",
+    "ignore",
+    "extend-ignore",
+    "per-file-ignores",
+    "extend-per-file-ignores",
+)
+# Settings that drop files or settings without `ruff check --show-files` (LINT005) seeing it.
+_UNSEEN = {
+    "extend": "pulls settings from another file; keep the rule set in this one",
+    "lint.exclude": "drops files from 'ruff check' only, unseen by --show-files; use extend-exclude",
+    "format.exclude": "drops files from 'ruff format' only, unseen by --show-files; use extend-exclude",
+}
+
+
+@dataclass(frozen=True)
+class RuffConfig:
+    """The one ruff configuration the gate honours: its file (None: ruff's defaults) and table."""
+
+    path: Path | None
+    settings: dict[str, Any]
+
+    def args(self) -> tuple[str, ...]:
+        """``--config FILE``, or ``--isolated`` (no configuration file at all) without one."""
+        return ("--config", str(self.path)) if self.path is not None else ("--isolated",)
+
+    def get(self, dotted: str) -> Any:
+        """A setting by dotted name (``lint.ignore``), or None."""
+        node: Any = self.settings
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+
+def _ruff_table(path: Path) -> dict[str, Any] | None:
+    """The ruff settings a file holds (None: a pyproject.toml without [tool.ruff])."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        msg = f"{path}: cannot read it as TOML ({err}); ruff's configuration must parse"
+        raise GateError(msg) from None
+    if path.name != "pyproject.toml":
+        return document
+    table = document.get("tool", {}).get("ruff") if isinstance(document.get("tool"), dict) else None
+    return table if isinstance(table, dict) else None
+
+
+def ruff_config(root: Path) -> RuffConfig:
+    """The configuration ruff itself would pick at the project root, by its own precedence."""
+    for name in _RUFF_CONFIGS:
+        path = root / name
+        if path.is_file():
+            table = _ruff_table(path)
+            if table is not None:
+                return RuffConfig(path, table)
+    return RuffConfig(None, {})
+
+
+def _nested_configs(root: Path, present: list[str], honoured: Path | None) -> list[Path]:
+    """ruff configuration files below the root inside the lint paths (ruff would apply them)."""
+    found = []
+    for name in present:
+        base = root / name
+        if not base.is_dir():
+            continue
+        for folder, dirs, files in os.walk(base):
+            dirs[:] = sorted(d for d in dirs if d not in SKIP_PARTS)
+            here = Path(folder)
+            if here.resolve() == root.resolve():
+                continue  # the root's own files: one of them is the configuration
+            for file in sorted(set(files) & set(_RUFF_CONFIGS)):
+                path = here / file
+                if path == honoured:
+                    continue
+                try:
+                    if _ruff_table(path) is None:
+                        continue
+                except GateError:
+                    pass  # unreadable: still a configuration ruff would try to apply
+                found.append(path)
+    return found
+
+
+def _config_findings(
+    root: Path, config: RuffConfig, present: list[str], checked: set[str]
+) -> list[Finding]:
+    """LINT006 for settings of the root configuration that act unseen, and for a configuration
+    below the root that would apply to a file ruff checks (``checked``: relative paths)."""
+    findings = []
+    shown = relative(config.path, root) if config.path is not None else ""
+    for key, why in _UNSEEN.items():
+        if config.get(key) is not None:
+            findings.append(
+                Finding(
+                    rule="LINT006",
+                    message=f"{shown}: '{key}' {why}",
+                    location=Location(path=shown),
+                    observed=f"{key} = {config.get(key)!r}",
+                    threshold=f"no '{key}'",
+                    policy_key=_CONFIG_KEY,
+                )
+            )
+    for path in _nested_configs(root, present, config.path):
+        where = relative(path, root)
+        folder = relative(path.parent, root) + "/"
+        if not any(f.startswith(folder) and f.endswith(_SOURCES) for f in checked):
+            continue  # in a folder ruff does not lint (build/, .tox/, ...): it applies to nothing
+        findings.append(
+            Finding(
+                rule="LINT006",
+                message=f"{where}: a ruff configuration inside [lint].paths; the gate lints "
+                f"with {shown or 'ruff defaults'} only, so its settings would apply in an editor "
+                "but not here: move them there or remove the file",
+                location=Location(path=where),
+                observed="nested configuration",
+                threshold=f"one configuration ({shown or 'none'})",
+                policy_key=_CONFIG_KEY,
+            )
+        )
+    return findings
 
 
 def _diagnostics(run: ToolRun, *, command: str) -> list[dict[str, Any]]:
@@ -105,7 +258,16 @@ class LintGate(Gate):
         present = [p for p in paths if (root / p).exists()]
         if not present:
             return Outcome.judge(findings, passed="", failed="nothing to lint: {first}")
-        common = ("--output-format", "json", "--no-cache", "--force-exclude", "--", *present)
+        config = ruff_config(root)
+        common = (
+            "--output-format",
+            "json",
+            "--no-cache",
+            "--force-exclude",
+            *config.args(),
+            "--",
+            *present,
+        )
         check = run_module("ruff", "check", *common, cwd=root, timeout=_TIMEOUT)
         fmt = run_module("ruff", "format", "--check", *common, cwd=root, timeout=_TIMEOUT)
         keep_raw(context.reports_dir / "lint.ruff.json", check.stdout)
@@ -128,6 +290,7 @@ class LintGate(Gate):
             "--show-files",
             "--no-cache",
             "--force-exclude",
+            *config.args(),
             "--",
             *present,
             cwd=root,
@@ -139,6 +302,7 @@ class LintGate(Gate):
         checked = {
             relative(line.strip(), root) for line in shown.stdout.splitlines() if line.strip()
         }
+        findings += _config_findings(root, config, present, checked)
         for file in files:
             where = relative(file, root)
             if where not in checked:
@@ -168,6 +332,9 @@ class LintGate(Gate):
                     )
                 )
         version = run_module("ruff", "--version", cwd=root, timeout=60).stdout.strip()
+        if not _VERSION.fullmatch(version):
+            msg = f"'ruff --version' printed {version[:200]!r}, not ruff's version line"
+            raise GateError(msg)
         write_sarif(
             context.reports_dir / "lint.sarif",
             findings,
@@ -184,6 +351,10 @@ class LintGate(Gate):
                 "diagnostics": len(diagnostics),
                 "unformatted": sum(1 for d in unformatted if d.get("code") == "unformatted"),
                 "ruff_version": version,
+                "ruff_config": {
+                    "file": relative(config.path, root) if config.path is not None else None,
+                    **{k: config.get(k) for k in _RELAXING if config.get(k) is not None},
+                },
             },
             artifacts=report_artifacts(
                 context, "lint.sarif", "lint.ruff.json", "lint.ruff-format.json"

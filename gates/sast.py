@@ -3,7 +3,8 @@
 Rules: ``Bxxx`` a bandit finding at or above ``[sast].severity`` and ``[sast].confidence``
 (below them: a note); SAST001 bandit could not parse a file (it still exits 0: code went
 unchecked); SAST002 a path named in ``[sast].paths`` is missing; SAST003 nothing to scan;
-SAST004 a ``.bandit`` file inside the scope (bandit reads it silently: skips belong in policy);
+SAST004 a ``.bandit`` file inside the scope (bandit would read it silently: skips belong in
+policy; the gate hands bandit an empty one of its own, so it changes nothing);
 SAST005 a file in scope that bandit did not report as scanned; SAST010 a bare ``# nosec``
 without a test id; SAST011 (note) a line suppressed with ``# nosec Bxxx``; SAST012 (note) a
 finding the baseline hid; SAST013 the baseline is unreadable; SAST014 a ``# nosec`` naming a
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
@@ -95,7 +97,13 @@ def _bandit(context: RunContext, present: list[str], exclude: list[str]) -> dict
     args += ["--severity-level", "all", "--confidence-level", "all"]
     if exclude:
         args += ["-x", ",".join(exclude)]
-    run = run_module("bandit", *args, *present, cwd=context.root, timeout=_TIMEOUT)
+    with tempfile.TemporaryDirectory(prefix="gates-sast-") as tmp:
+        # Named explicitly, an empty ini file stops bandit from looking for `.bandit` files in
+        # the targets (their skips and excludes would apply unseen; SAST004 reports them).
+        ini = Path(tmp) / "bandit.ini"
+        ini.write_text("[bandit]\n", encoding="utf-8")
+        args += ["--ini", str(ini)]
+        run = run_module("bandit", *args, "--", *present, cwd=context.root, timeout=_TIMEOUT)
     keep_raw(context.reports_dir / "sast.bandit.json", run.stdout)
     # bandit: 0 no issue at the requested levels, 1 issues found; anything else is a failure
     # to run (2 = bad arguments). Both 0 and 1 must come with a JSON report.
@@ -105,6 +113,9 @@ def _bandit(context: RunContext, present: list[str], exclude: list[str]) -> dict
     data = parse_json(run.stdout, tool="bandit")
     if not isinstance(data, dict) or not {"results", "errors", "metrics"} <= data.keys():
         msg = f"bandit JSON lacks results/errors/metrics: {run.stdout[:200]!r}"
+        raise GateError(msg)
+    if not isinstance(data["metrics"], dict) or "_totals" not in data["metrics"]:
+        msg = f"bandit JSON has no metrics._totals: {run.stdout[:200]!r}"
         raise GateError(msg)
     # At --severity-level all, any result makes bandit exit 1; a mismatch is not to be trusted.
     if (run.returncode == 1) != bool(data["results"]):

@@ -387,6 +387,9 @@ class AuditPolicy(_Strict):
     """[audit]: pip-audit over the hash-pinned lock, its vulnerability source and waivers."""
 
     requirements: Annotated[PathText, PathRule("file")] = "requirements.lock"
+    # Further hash-pinned locks (e.g. requirements-extras.lock), each checked and audited
+    # exactly like `requirements`.
+    locks: Annotated[PathList, PathRule("file")] = ()
     # A local OSV advisory directory (PyPA advisory-database layout); GATES_ADVISORY_DB wins.
     # Used when it exists; otherwise the online service (or an error when required). It must
     # lie outside the project: a snapshot in the tree is the pull request's to write, and one
@@ -398,6 +401,15 @@ class AuditPolicy(_Strict):
     canary: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+==[A-Za-z0-9.+!_-]+$")] = "joblib==1.1.0"
     canary_id: Annotated[str, Field(min_length=1)] = "PYSEC-2022-288"
     waivers: Annotated[tuple[AuditWaiver, ...], Strict(False)] = ()
+
+    @model_validator(mode="after")
+    def _unique_locks(self) -> Self:
+        names = [self.requirements, *self.locks]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            msg = f"each lock may be named once (requirements and locks), found duplicates {duplicates}"
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _unique_waivers(self) -> Self:

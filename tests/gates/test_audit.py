@@ -178,6 +178,22 @@ def test_snapshot_older_than_max_age_fails(audited: AuditProject) -> None:
     assert _rules(outcome) == ["AUD006"]
 
 
+def test_a_policy_read_by_a_relative_path_audits_the_lock_it_names(
+    audited: AuditProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `python -m gates` reads ./policy.toml; pip-audit runs in a folder of its own, so the
+    # lock must reach it as an absolute path.
+    from pipeline.config import load_policy
+
+    monkeypatch.chdir(audited.root)
+    context = RunContext(
+        policy=load_policy(Path("policy.toml")), run_id="t", reports_dir=Path("reports")
+    )
+    outcome = AuditGate().run(context)
+    assert outcome.status is Status.PASSED, outcome.summary
+    assert outcome.metrics["audited"] == 3
+
+
 def test_pins_whose_marker_is_false_here_are_audited_too(audited: AuditProject) -> None:
     extra = f'requests==2.19.0 ; python_version < "3.0" \\\n    {HASH}\n'
     audited.lock({"urllib3": "2.0.7"}, extra=extra)
