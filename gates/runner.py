@@ -77,9 +77,10 @@ def input_digests(policy: LoadedPolicy, memo: DigestMemo | None = None) -> dict[
     used here: these digests are the run's record, not only a cache key.
     """
     paths = [policy.path, *_data_paths(policy)]
-    lock = policy.base_dir / "requirements.lock"
-    if lock.exists():
-        paths.append(lock)
+    audit = policy.policy.audit
+    # Every dependency lock the audit gate covers (requirements.lock first, then [audit].locks).
+    locks = [policy.base_dir / "requirements.lock", *map(policy.resolve, audit.locks)]
+    paths += [lock for lock in dict.fromkeys(locks) if lock.exists()]
     digests = {}
     for path in paths:
         key = _relative(path, policy.base_dir)

@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parent.parent
 # The data gate reads these.
 _DATA = ("policy.toml",)
 # The supply-chain gates (lint, sast, audit) read the code, its ruff config and the lock.
-_CODE_FILES = ("pyproject.toml", "requirements.lock", "noxfile.py")
+_CODE_FILES = ("pyproject.toml", "requirements.lock", "requirements-extras.lock", "noxfile.py")
 _CODE_DIRS = ("pipeline", "gates", "tests")
 # The tests' own small OSV snapshot (it holds the audit canary): audits in tests stay offline.
 OSV_FIXTURE = REPO / "tests" / "assets" / "osv"

@@ -168,7 +168,10 @@ def _policy_only(root: Path) -> Any:
 
     root.mkdir()
     shutil.copy2(REPO / "policy.toml", root / "policy.toml")
-    return Project(root)
+    project = Project(root)
+    # The cases write requirements.lock; those about further locks name them themselves.
+    project.edit_policy(**{"audit.locks": []})
+    return project
 
 
 @pytest.fixture
@@ -179,8 +182,8 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """
     project = _policy_only(tmp_path / "project")
     monkeypatch.delenv(audit_module.ADVISORY_DB_ENV, raising=False)
-    shutil.copytree(OSV, project.root / "osv")
-    project.edit_policy(**{"audit.advisory_db": "osv", "audit.require_advisory_db": True})
+    shutil.copytree(OSV, project.root.parent / "osv", dirs_exist_ok=True)
+    project.edit_policy(**{"audit.advisory_db": "../osv", "audit.require_advisory_db": True})
     monkeypatch.setattr(audit_module, "run_module", Tripwire())
     return project
 
@@ -332,10 +335,10 @@ def _today() -> Any:
 def audited_twice(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One real audit of two locks: a pin hidden behind a false marker, and a second lock."""
     project = _policy_only(tmp_path_factory.mktemp("locks") / "project")
-    shutil.copytree(OSV, project.root / "osv")
+    shutil.copytree(OSV, project.root.parent / "osv", dirs_exist_ok=True)
     project.edit_policy(
         **{
-            "audit.advisory_db": "osv",
+            "audit.advisory_db": "../osv",
             "audit.require_advisory_db": True,
             "audit.locks": ["requirements-extras.lock"],
         }

@@ -96,6 +96,7 @@ _INSIDE_KEYS: list[tuple[str, Any]] = [
     ("sast.loaders", ["../elsewhere/persist.py"]),
     ("sast.baseline", "../elsewhere/baseline.json"),
     ("audit.requirements", "../elsewhere/requirements.lock"),
+    ("audit.locks", ["requirements-extras.lock", "../elsewhere/extras.lock"]),
     ("release.public_key", "../elsewhere/release.pub"),
     ("release.dev_key_dir", OUTSIDE),
     ("release.registry_dir", OUTSIDE),

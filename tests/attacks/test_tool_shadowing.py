@@ -213,8 +213,8 @@ def _plant_finding(project: Any, gate: str, monkeypatch: pytest.MonkeyPatch) -> 
         project.edit_policy(**{"sast.paths": ["src"]})
         return SastGate()
     monkeypatch.delenv(audit_module.ADVISORY_DB_ENV, raising=False)
-    shutil.copytree(OSV, project.root / "osv")
-    project.edit_policy(**{"audit.advisory_db": "osv", "audit.require_advisory_db": True})
+    shutil.copytree(OSV, project.root.parent / "osv", dirs_exist_ok=True)
+    project.edit_policy(**{"audit.advisory_db": "../osv", "audit.require_advisory_db": True})
     (project.root / "requirements.lock").write_text(
         f"urllib3==2.0.7 \\\n    {HASH}\nrequests==2.19.0 \\\n    {HASH}\n", encoding="utf-8"
     )
