@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from gates.ci.interface import (
     ADVISORY_DB_ENV,
     CACHE_HMAC_KEY_ENV,
+    HISTORY_HMAC_KEY_ENV,
     CACHE_KEY_FILES,
     CARRIED,
     CHECK_CONFIG,
@@ -325,6 +326,10 @@ def _always_job(spec: GateSpec, *, needs: str) -> str:
         + f"""\
       - name: "{_quote(spec.summary)}"
         run: {RUN_GATE.format(gate=spec.name)}
+        env:
+          # Seals the history's .verified checkpoint, on pushes to the default branch only (the
+          # only runs that save the history); elsewhere empty, and every record is verified.
+          {HISTORY_HMAC_KEY_ENV}: ${{{{ ({IS_DEFAULT_BRANCH_PUSH}) && secrets.{HISTORY_HMAC_KEY_ENV} || '' }}}}
 """
         + _history_save_step()
         + _upload_step(spec.name)

@@ -67,6 +67,8 @@ NO_CACHE = NO_CACHE_ENV
 CACHE_DIR = CACHE_DIR_ENV
 # Seals cache entries with HMAC-SHA256: a secret that pull requests from forks never get.
 CACHE_HMAC_KEY_ENV = HMAC_KEY_ENV
+# Seals the run history's .verified checkpoint (gates.feedback.history): default-branch pushes.
+HISTORY_HMAC_KEY_ENV = "GATES_HISTORY_HMAC_KEY"
 
 # Job names the renderers use for themselves.
 RESERVED = ("deploy", "report", CHECK_JOB)

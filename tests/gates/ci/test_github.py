@@ -118,13 +118,21 @@ def test_deploy_is_default_branch_only_behind_the_environment_and_alone_sees_the
     assert promote["run"] == "python -m gates deploy"
     assert "env" not in promote
     # Besides the signing key there, only the gate jobs that keep the cache read a secret: the
-    # cache's HMAC key, in the one step that runs the gate.
-    cached = {spec.name for spec in CiPlan.from_specs(future_specs).cached}
+    # cache's HMAC key, in the one step that runs the gate; and the always stages the history's
+    # HMAC key, on default-branch pushes only.
+    plan = CiPlan.from_specs(future_specs)
+    cached = {spec.name for spec in plan.cached}
+    always = {spec.name for spec in future_specs if spec.always}
     for name, job in workflow["jobs"].items():
         if name == "deploy":
             continue
         read = re.findall(r"secrets\.(\w+)", json.dumps(job))
-        assert read == (["GATES_CACHE_HMAC_KEY"] if name in cached else []), name
+        expected = ["GATES_CACHE_HMAC_KEY"] if name in cached else []
+        expected += ["GATES_HISTORY_HMAC_KEY"] if name in always else []
+        assert read == expected, name
+        for step in job["steps"]:
+            if "GATES_HISTORY_HMAC_KEY" in step.get("env", {}):
+                assert "github.event_name == 'push'" in step["env"]["GATES_HISTORY_HMAC_KEY"]
         if read:
             (step,) = [s for s in job["steps"] if "secrets." in json.dumps(s)]
             assert step["run"] == f"python -m gates run {name}"
