@@ -8,7 +8,6 @@ from pathlib import PurePosixPath
 from gates.ci.interface import (
     ADVISORY_DB_ENV,
     CACHE_HMAC_KEY_ENV,
-    HISTORY_HMAC_KEY_ENV,
     CACHE_KEY_FILES,
     CARRIED,
     CHECK_CONFIG,
@@ -19,6 +18,7 @@ from gates.ci.interface import (
     GATE_CACHE_KEY,
     HISTORY_CACHE_KEY,
     HISTORY_DIR,
+    HISTORY_HMAC_KEY_ENV,
     INSTALL,
     NO_CACHE,
     PYTHON_VERSION,
