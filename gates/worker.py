@@ -25,7 +25,8 @@ Bytecode: the worker does nothing of its own. Python writes and checks it as usu
 ``PYTHONDONTWRITEBYTECODE`` is set, the project's two packages are compiled from source once per
 worker (once per nox invocation, not once per gate), and the environment's packages use the
 bytecode compiled at install (``UV_COMPILE_BYTECODE`` in the ``env`` session). Why no
-``PYTHONPYCACHEPREFIX`` is set here, and why that is never stale: ``docs/performance.md``.
+``PYTHONPYCACHEPREFIX`` is set here, and when Python's own bytecode could be stale (not in a
+fresh checkout): ``docs/performance.md``, "The warm worker on public APIs only".
 
 Standard library only at the top: the noxfile imports this module in nox's own interpreter.
 """
