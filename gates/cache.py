@@ -203,17 +203,14 @@ def digest_memo(folder: Path) -> DigestMemo:
     return _memos[store]
 
 
-def package_digest(*, cached: bool = True) -> str:
-    """Digest of every ``.py`` of the ``gates`` and ``pipeline`` packages.
-
-    Cached for the life of the process (the code it runs was loaded once); ``cached=False``
-    reads the files again, to ask whether the code on disk is still the code loaded.
-    """
-    return _package_digest() if cached else _package_digest.__wrapped__()
-
-
 @lru_cache(maxsize=1)
 def _package_digest() -> str:
+    """Digest of every ``.py`` of both packages, once per process: the code it runs was loaded once.
+
+    The warm worker, which serves many commands, restarts when any of these files changed
+    since it started (``gates/worker.py``): each command runs in a process as fresh, in this
+    respect, as one started for it.
+    """
     files = [
         (f"{package.name}/{path.relative_to(package).as_posix()}", path)
         for package in CODE_PACKAGES

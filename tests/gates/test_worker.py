@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import socket
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -95,18 +93,42 @@ def test_a_crash_inside_a_command_is_exit_2_and_the_worker_keeps_serving(tmp_pat
     assert outcome["code"] == 0
 
 
-def test_changed_code_on_disk_makes_the_worker_ask_for_a_restart(tmp_path, monkeypatch):
-    # Request one: sizes and mtimes as at start. Request two: one moved, but the bytes are the
-    # same (a touch): still served. Request three: moved and different bytes: restart.
-    signatures = iter([("start",), ("start",), ("touched",), ("edited",)])
-    digests = iter(["loaded", "loaded", "edited"])
-    monkeypatch.setattr(gate_worker, "_source_signature", lambda: next(signatures))
-    monkeypatch.setattr(gate_worker, "_source_digest", lambda **_: next(digests))
+@pytest.fixture
+def package(tmp_path, monkeypatch):
+    """A package of real files that the worker watches in place of ``gates/`` and ``pipeline/``."""
+    root = tmp_path / "pkg"
+    root.mkdir()
+    (root / "mod.py").write_text("VALUE = 1\n", encoding="utf-8")
+    monkeypatch.setattr(gate_worker, "CODE_PACKAGES", (root,))
+    return root
+
+
+def _edit_keeping_size_and_mtime(root):
+    module = root / "mod.py"
+    before = module.stat()
+    module.write_text("VALUE = 2\n", encoding="utf-8")
+    # Size and mtime as they were: a check by size and mtime alone would miss this edit.
+    os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = module.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _edit_keeping_size_and_mtime,
+        lambda root: (root / "new.py").write_text("", encoding="utf-8"),
+        lambda root: (root / "mod.py").unlink(),
+    ],
+    ids=["edit-with-size-and-mtime-put-back", "module-added", "module-removed"],
+)
+def test_changed_code_on_disk_makes_the_worker_ask_for_a_restart(tmp_path, package, change):
     ran = []
     ours, theirs, thread, outcome = _serve_in_thread(run=lambda argv: ran.append(argv) or 0)
     try:
         assert _ask(ours, {"argv": ["one"], "cwd": str(tmp_path)}) == {"exit": 0}
         assert _ask(ours, {"argv": ["two"], "cwd": str(tmp_path)}) == {"exit": 0}
+        change(package)
         # The code changed: nothing runs, the client is told to start a fresh worker.
         assert _ask(ours, {"argv": ["three"], "cwd": str(tmp_path)}) == {"restart": True}
     finally:
@@ -140,7 +162,7 @@ def test_a_reply_that_is_not_the_protocol_is_an_error(tmp_path):
         [sys.executable, "-c", fake, str(theirs.fileno())], pass_fds=(theirs.fileno(),)
     )
     theirs.close()
-    client._process, client._channel, client._reader = process, ours, ours.makefile("rb")
+    client._process, client._channel, client._replies = process, ours, ours.makefile("rb")
     with pytest.raises(WorkerError, match="not the protocol"):
         client.run(["list"])
     assert client.pid is None
@@ -188,133 +210,69 @@ def test_an_edit_to_the_code_or_the_packages_restarts_the_real_worker_transparen
         client.close()
 
 
-def test_the_worker_skips_interpreter_teardown_but_runs_atexit_and_flushes(tmp_path):
+def test_a_worker_killed_mid_gate_fails_the_session_and_writes_no_report(tmp_path):
+    from tests.project_support import copy_project
+
+    root = copy_project(tmp_path / "project")
+    # The copy's lint gate kills its own process as it starts: a worker dying mid-command.
+    lint = root / "gates" / "lint.py"
+    lint.write_text(
+        lint.read_text(encoding="utf-8")
+        + "\n\ndef _die(self, context):\n"
+        + "    import os, signal\n\n"
+        + "    os.kill(os.getpid(), signal.SIGKILL)\n\n\n"
+        + "LintGate.run = _die\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    env.pop("GATES_RUN_ID", None)
+    client = GateWorker(sys.executable, env=env, cwd=root)
+    try:
+        with pytest.raises(WorkerError, match=r"died while running 'gates run lint'.*status -9"):
+            client.run(["run", "lint"])
+        assert client.pid is None
+    finally:
+        client.close()
+    # No report: the verdict, which reads them, cannot pass on a gate that never finished.
+    assert not (root / "reports" / "lint.json").exists()
+
+
+def test_the_worker_exits_as_python_does_running_atexit_and_stopping_pools(tmp_path):
     import subprocess
 
-    marker = tmp_path / "atexit-ran"
+    # The worker's own entry, as ``python -m gates.worker`` runs it, after a joblib/loky pool
+    # was started and an atexit handler registered (coverage registers one to save its data).
+    marker, pids = tmp_path / "atexit-ran", tmp_path / "pool-pids"
     script = (
-        "import atexit, sys\n"
-        "from gates.worker import _exit_now\n"
+        "import atexit, os, runpy, sys\n"
+        "from joblib.externals.loky import get_reusable_executor\n"
         f"atexit.register(lambda: open({str(marker)!r}, 'w').close())\n"
+        "pool = get_reusable_executor(max_workers=2)\n"
+        "found = {pool.submit(os.getpid).result() for _ in range(8)}\n"
+        f"open({str(pids)!r}, 'w').write(' '.join(map(str, found)))\n"
         "sys.stdout.write('buffered, not yet flushed')\n"
-        "_exit_now(3)\n"
+        "sys.argv[0] = 'gates.worker'\n"
+        "runpy.run_module('gates.worker', run_name='__main__', alter_sys=True)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": ""},
-        check=False,
-    )
-    assert done.returncode == 3
-    assert done.stdout == "buffered, not yet flushed"
-    assert marker.is_file()  # coverage's data and logging are written by such handlers
-
-
-def _load_as_the_worker_does(root: Path, module: str, *, worker: bool = True) -> list[str]:
-    """Import ``module`` from the copy at ``root`` in a fresh process, as the worker imports."""
-    import subprocess
-
-    script = (
-        "import importlib\n"
-        "from gates import worker\n"
-        f"{'worker._keep_own_bytecode()' if worker else 'pass'}\n"
-        f"m = importlib.import_module({module!r})\n"
-        "print(type(m.__spec__.loader).__name__, m.__cached__, getattr(m, 'VALUE', None))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
-    if not worker:  # plain Python, writing __pycache__ into the tree as it does by default
-        env.pop("PYTHONDONTWRITEBYTECODE")
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.split()
-
-
-@pytest.fixture
-def probed(tmp_path):
-    """A copy of both packages with ``gates/_probe.py``; the bytecode mirror is removed after."""
-    import shutil
-
-    for package in ("gates", "pipeline"):
-        shutil.copytree(
-            REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+    ours, theirs = socket.socketpair()
+    # Output to a file, not a pipe: the pool's processes inherit it, and waiting for a pipe's
+    # end would wait for them too.
+    with theirs, (tmp_path / "out").open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", script, "--fd", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": ""},
+            cwd=REPO,
+            stdout=out,
         )
-    (tmp_path / "gates" / "_probe.py").write_text("VALUE = 1\n", encoding="utf-8")
-    top = Path(sys.prefix) / "pycache"
-    mirror = top / str(tmp_path).lstrip(os.sep)
-    yield tmp_path, mirror / "gates" / f"_probe.{sys.implementation.cache_tag}.pyc"
-    shutil.rmtree(mirror, ignore_errors=True)
-    for parent in mirror.parents:  # the empty folders that mirrored the temp path
-        if parent == top:
-            break
-        with contextlib.suppress(OSError):
-            parent.rmdir()
-
-
-def test_without_python_bytecode_the_worker_keeps_ours_checked_in_the_env_not_the_tree(probed):
-    root, kept = probed
-    probe = root / "gates" / "_probe.py"
-    assert _load_as_the_worker_does(root, "gates._probe") == ["_OwnBytecodeLoader", str(kept), "1"]
-    written = kept.read_bytes()
-    assert int.from_bytes(written[4:8], "little") == 0b11  # PEP 552 checked-hash
-    # A second process loads that bytecode as it is: the file is not written again.
-    assert _load_as_the_worker_does(root, "gates._probe")[2] == "1"
-    assert kept.read_bytes() == written
-    # Same size, mtime put back within the same second: a timestamp .pyc would still match
-    # and the old code would run under the new code's cache key. This one does not.
-    before = probe.stat()
-    probe.write_text("VALUE = 2\n", encoding="utf-8")
-    os.utime(probe, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert _load_as_the_worker_does(root, "gates._probe")[2] == "2"
-    assert kept.read_bytes() != written
-    # Nothing was written into the source tree.
-    assert not list(root.rglob("__pycache__"))
-
-
-def test_bytecode_another_user_could_write_is_not_loaded(probed):
-    import py_compile
-
-    root, kept = probed
-    assert _load_as_the_worker_does(root, "gates._probe")[2] == "1"
-    # Someone with group write access swaps in bytecode for other code, stamped with the hash
-    # of the real source: it is refused, compiled again and made private again.
-    evil = root / "evil.py"
-    evil.write_text("VALUE = 666\n", encoding="utf-8")
-    forged = root / "forged.pyc"
-    py_compile.compile(
-        str(evil),
-        cfile=str(forged),
-        doraise=True,
-        invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
-    )
-    data = bytearray(forged.read_bytes())
-    data[8:16] = kept.read_bytes()[8:16]
-    kept.write_bytes(bytes(data))
-    kept.chmod(0o664)
-    assert _load_as_the_worker_does(root, "gates._probe")[2] == "1"
-    assert kept.stat().st_mode & 0o777 == 0o644
-
-
-def test_refused_bytecode_compiles_the_source_and_never_reads_the_trees_pycache(probed):
-    root, kept = probed
-    probe = root / "gates" / "_probe.py"
-    assert _load_as_the_worker_does(root, "gates._probe")[2] == "1"
-    # A timestamp .pyc in the source tree, left by a plain Python run.
-    assert _load_as_the_worker_does(root, "gates._probe", worker=False)[1].endswith(
-        f"__pycache__/_probe.{sys.implementation.cache_tag}.pyc"
-    )
-    # The mirror folder becomes group-writable: its bytecode is refused from now on.
-    kept.parent.chmod(0o775)
-    before = probe.stat()
-    probe.write_text("VALUE = 2\n", encoding="utf-8")  # same size, same mtime
-    os.utime(probe, ns=(before.st_atime_ns, before.st_mtime_ns))
-    written = kept.read_bytes()
-    # The stock loader would take the tree's stale timestamp .pyc and run VALUE = 1.
-    assert _load_as_the_worker_does(root, "gates._probe")[2] == "2"
-    assert kept.read_bytes() == written  # nothing kept in a folder others could write
+    with ours:
+        assert _ask(ours, {"argv": ["list"], "cwd": str(REPO)}) == {"exit": 0}
+    # nox closed the channel: the worker leaves.
+    assert process.wait(timeout=60) == 0
+    assert (tmp_path / "out").read_bytes().startswith(b"buffered, not yet flushed")
+    assert marker.is_file()
+    workers = [int(pid) for pid in pids.read_text().split()]
+    assert workers
+    for pid in workers:  # the pool's processes were stopped, not left behind
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
