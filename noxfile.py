@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -23,6 +24,26 @@ from nox.command import CommandFailed
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
+
+
+def _refuse_compiled_code() -> None:
+    """Stop before importing anything of the tree if compiled code could stand in for it.
+
+    ``gates/compiled.py`` is loaded by its path (standard library only), so no extension
+    module or ``.pyc`` planted beside the packages is imported to do the checking.
+    """
+    spec = importlib.util.spec_from_file_location("_gates_compiled", ROOT / "gates" / "compiled.py")
+    if spec is None or spec.loader is None:
+        sys.exit(f"noxfile: cannot load {ROOT / 'gates' / 'compiled.py'}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    found = module.find_compiled(ROOT)
+    if found:
+        lines = "\n".join(f"  {path}: {why}" for path, why in found)
+        sys.exit(f"noxfile: refusing to run: compiled code in the tree (LINT007)\n{lines}")
+
+
+_refuse_compiled_code()
 
 from gates.registry import GATES  # noqa: E402 - needs ROOT on sys.path first
 from gates.worker import GateWorker, WorkerError  # noqa: E402 - standard library only

@@ -9,7 +9,9 @@ honour or that drops files from one check unseen (a ruff configuration inside th
 ``extend``, ``lint.exclude``, ``format.exclude``). The rule set lives in one file at the project
 root (pyproject.toml ``[tool.ruff]``, or a root ``ruff.toml``/``.ruff.toml``, which ruff
 prefers), passed to ruff with ``--config``, so that no other configuration file applies; what it
-switches off is listed in the report (``metrics.ruff_config``).
+switches off is listed in the report (``metrics.ruff_config``). LINT007 compiled code anywhere
+an import can reach in the tree (an extension module, a sourceless or unchecked-hash ``.pyc``:
+``gates.compiled``), which Python would run instead of the reviewed source.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from gates._tools import (
     write_sarif,
 )
 from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext
+from gates.compiled import find_compiled
 
 _TIMEOUT = 600
 _VERSION = re.compile(r"ruff \d+\.\d+\.\d+\S*")
@@ -248,13 +251,25 @@ class LintGate(Gate):
         """Digest of every file under ``[lint].paths`` and of ruff's configuration files."""
         root = context.root
         scope = [*context.policy.policy.lint.paths, *_RUFF_CONFIGS]
-        return {"scope": tree_digest(root, scope, context.file_sha256)}
+        compiled = ";".join(f"{path}:{why}" for path, why in find_compiled(root))
+        return {"scope": tree_digest(root, scope, context.file_sha256), "compiled": compiled}
 
     def run(self, context: RunContext) -> Outcome:
         """Run both ruff commands, parse their JSON, add blanket-noqa findings."""
         root = context.root
         paths = list(context.policy.policy.lint.paths)
         findings = check_paths(root, paths, rule="LINT002", policy_key=_PATHS_KEY)
+        findings += [
+            Finding(
+                rule="LINT007",
+                message=f"{where}: {why}; no reviewer reads it: remove it and commit the source",
+                location=Location(path=where),
+                observed="compiled code",
+                threshold="source only",
+                policy_key=_PATHS_KEY,
+            )
+            for where, why in find_compiled(root)
+        ]
         present = [p for p in paths if (root / p).exists()]
         if not present:
             return Outcome.judge(findings, passed="", failed="nothing to lint: {first}")

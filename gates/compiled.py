@@ -1,0 +1,65 @@
+"""Compiled code in the tree: files Python would import instead of the reviewed source.
+
+A pull request can add, beside (or instead of) a ``.py`` file, a file that Python imports in its
+place and that no reviewer reads:
+
+- an extension module (``registry.cpython-311-x86_64-linux-gnu.so``, ``.abi3.so``, ``.pyd``):
+  the import system tries extension suffixes before ``.py``, in the package folder or, for a
+  top-level name such as ``pydantic``, at the project root that ``python -m`` puts first on
+  ``sys.path``;
+- a sourceless ``.pyc`` (``registry.pyc`` beside the package's modules) for a module with no
+  source;
+- an *unchecked* hash-based ``.pyc`` in ``__pycache__`` (PEP 552): Python loads it without
+  comparing it with the source. Python itself writes timestamp ``.pyc`` files, which are
+  re-validated against the source's size and mtime (a fresh checkout's mtimes), and checked
+  hash-based ones; neither is reported.
+
+Only folders an import can reach are walked: the project root and, below it, folders whose
+names are identifiers (``gates/``, ``pipeline/``, ``venv/``, but not ``.nox/``, ``.git/`` or
+``lib/python3.11``). Standard library only: ``noxfile.py`` loads this file by path, before it
+imports anything else from the tree.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import os
+from pathlib import Path
+
+# What the import system takes for an extension module on this platform, plus the other
+# platforms' forms, so that a file planted for a CI runner of another kind is seen here too.
+EXTENSION_SUFFIXES = tuple(sorted({*importlib.machinery.EXTENSION_SUFFIXES, ".so", ".pyd"}))
+BYTECODE_SUFFIXES = (".pyc", ".pyo")
+# PEP 552: the flags word after the magic number; bit 0 hash-based, bit 1 check the source.
+_HASH_BASED, _CHECK_SOURCE = 0b01, 0b10
+
+
+def find_compiled(root: Path) -> list[tuple[str, str]]:
+    """``(path relative to root, why)`` for every compiled file an import could pick up."""
+    found: list[tuple[str, str]] = []
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        pycache = here.name == "__pycache__"
+        dirs[:] = sorted(d for d in dirs if d.isidentifier() or (d == "__pycache__"))
+        for name in sorted(files):
+            path = here / name
+            shown = path.relative_to(root).as_posix()
+            if name.endswith(EXTENSION_SUFFIXES):
+                found.append((shown, "an extension module, imported before the .py source"))
+            elif name.endswith(BYTECODE_SUFFIXES) and not pycache:
+                found.append((shown, "a sourceless bytecode file, imported as a module"))
+            elif name.endswith(BYTECODE_SUFFIXES) and _unchecked(path):
+                found.append((shown, "an unchecked hash-based .pyc, loaded without its source"))
+    return found
+
+
+def _unchecked(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(8)
+    except OSError:
+        return True  # unreadable: it cannot be shown to be harmless
+    if len(header) < 8:
+        return False  # too short to load: Python recompiles from the source
+    flags = int.from_bytes(header[4:8], "little")
+    return bool(flags & _HASH_BASED) and not flags & _CHECK_SOURCE
