@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,12 @@ from pipeline.profile import DataProfile, build_profile, parse_profile
 
 LOCK_SCHEMA_VERSION = 1
 # How many offending rows a finding quotes; the count is always exact.
-_QUOTE_ROWS = 5
+QUOTE_ROWS = 5
+# How many offending values a DATA017/DATA020 message picks the values it shows from.
+_SAMPLE_VALUES = 50
+_BOOLS = {"true": True, "false": False, "1": True, "0": False}
+
+Array = np.ndarray[Any, Any]
 
 
 @dataclass(frozen=True)
@@ -148,72 +153,354 @@ def check_contract(
     """Convert columns to their declared dtypes and return every violation of the contract.
 
     Row numbers in violations are 0-based data rows (the CSV header is not a row). With
-    ``require_label=False`` (rows to predict) the label column may be absent.
+    ``require_label=False`` (rows to predict) the label column may be absent. This is
+    ``ContractCheck`` over one chunk: the streaming path runs the same check over many.
     """
-    violations: list[Violation] = []
-    labelled = require_label or contract.label in frame.columns
-    declared = [*contract.columns, contract.label] if labelled else [*contract.columns]
-    missing = [name for name in declared if name not in frame.columns]
-    extra = [name for name in frame.columns if name not in declared]
-    for name in missing:
-        violations.append(
-            Violation(
-                rule="DATA010",
-                message=f"column '{name}' is missing",
-                column=name,
-                expected="present",
-                observed="absent",
-                policy_key=f"[data.columns].{name}" if name != contract.label else "[data].label",
-            )
-        )
-    for name in extra:
-        violations.append(
-            Violation(
-                rule="DATA011",
-                message=f"column '{name}' is not declared in the contract",
-                column=name,
-                expected="only declared columns",
-                observed=name,
-                policy_key="[data.columns]",
-            )
-        )
-    n_rows = len(frame)
-    if require_label and not contract.min_rows <= n_rows <= contract.max_rows:
-        violations.append(
-            Violation(
-                rule="DATA030",
-                message=f"{n_rows} rows, expected between {contract.min_rows} and {contract.max_rows}",
-                count=n_rows,
-                observed=str(n_rows),
-                expected=f"{contract.min_rows}..{contract.max_rows}",
-                policy_key="[data].min_rows / [data].max_rows",
-            )
-        )
-    converted: dict[str, pd.Series] = {}
-    for name, rule in contract.columns.items():
-        if name in frame.columns:
-            series, found = _check_column(frame[name], name, rule)
-            converted[name] = series
-            violations.extend(found)
-    if labelled and contract.label in frame.columns:
-        labels, found = _check_labels(frame[contract.label], contract)
-        converted[contract.label] = labels
-        violations.extend(found)
-    # concat keeps one block per column: DataFrame(dict) would copy every column into one 2-D
-    # block, the largest single cost at 10M rows (issue 8's scaling benchmark).
-    checked = pd.concat(converted, axis=1) if converted else pd.DataFrame(index=frame.index)
-    return checked, violations
+    check = ContractCheck(contract, require_label=require_label)
+    checked = check.add(frame)
+    return checked, check.violations()
 
 
-def _rows(mask: pd.Series | np.ndarray[Any, Any]) -> tuple[tuple[int, ...], int]:
+class ContractCheck:
+    """The contract check over a table given whole or as consecutive chunks of a file.
+
+    Each rule of each column keeps a ``_Tally`` (its first rows, its count and the value its
+    message quotes) and a unique column the values seen so far (``_Uniqueness``): small states
+    that carry over from one chunk to the next. Messages are written once, by ``violations``,
+    from those states, so one chunk and many give the same text and the same file rows.
+    """
+
+    def __init__(self, contract: DataPolicy, *, require_label: bool = True) -> None:
+        self.contract = contract
+        self.require_label = require_label
+        self.rows = 0
+        self.columns: tuple[str, ...] | None = None  # the first chunk's, for the header rules
+        self.header: list[Violation] = []
+        self.tallies = {
+            name: _column_tallies(name, rule) for name, rule in contract.columns.items()
+        }
+        self.label = _label_tallies(contract)
+        self.unique = {
+            name: _Uniqueness() for name, rule in contract.columns.items() if rule.unique
+        }
+        self.present: set[str] = set()  # classes that have a row so far
+        self.all_outside = True  # every label so far outside the classes (DATA021 stays quiet)
+
+    def add(self, frame: pd.DataFrame, *, start: int = 0) -> pd.DataFrame:
+        """Check the next chunk, whose first row is file row ``start``; return it converted."""
+        contract = self.contract
+        if self.columns is None:
+            self.columns = tuple(str(c) for c in frame.columns)
+            self.header = _header_violations(self.columns, contract, self.require_label)
+        self.rows += len(frame)
+        converted: dict[str, pd.Series] = {}
+        for name, rule in contract.columns.items():
+            if name in frame.columns:
+                converted[name] = self._column(frame[name], name, rule, start)
+        if contract.label in frame.columns:
+            converted[contract.label] = self._labels(frame[contract.label], start)
+        # concat keeps one block per column: DataFrame(dict) would copy every column into one 2-D
+        # block, the largest single cost at 10M rows (issue 8's scaling benchmark).
+        return pd.concat(converted, axis=1) if converted else pd.DataFrame(index=frame.index)
+
+    def _column(self, raw: pd.Series, name: str, rule: ColumnRule, start: int) -> pd.Series:
+        tally = self.tallies[name]
+        blank = _is_blank(raw)
+        null = blank
+        if rule.dtype in ("float64", "int64"):
+            series, null = _numeric(raw, blank, rule, tally, start)
+        elif rule.dtype == "bool":
+            series = raw.astype(str).str.strip().str.lower().map(_BOOLS)
+            tally["parse"].add(series.isna() & ~blank, start, raw)
+        else:
+            series = raw.where(~blank).astype("string")
+            if rule.allowed is not None:
+                outside = ~blank & ~series.isin(list(rule.allowed)).fillna(False)
+                tally["allowed"].add(outside, start, series)
+        if not rule.nullable:
+            tally["null"].add(null, start)
+        if rule.unique:
+            tally["unique"].add(self.unique[name].repeats(series), start, series)
+        return series
+
+    def _labels(self, raw: pd.Series, start: int) -> pd.Series:
+        classes = list(self.contract.classes)
+        text = raw.astype("string").str.strip()
+        blank = text.isna() | (text == "")
+        outside = ~blank & ~text.isin(classes).fillna(False)
+        self.label["blank"].add(blank, start)
+        self.label["outside"].add(outside, start, text)
+        # unique() first: iterating a million labels in Python cost a second (issue 8 benchmark).
+        self.present |= set(text[~blank & ~outside].unique())
+        self.all_outside = self.all_outside and bool(outside.all())
+        return text
+
+    @property
+    def failed(self) -> bool:
+        """Whether the rows so far break the contract (the whole-file rules aside)."""
+        tallies = [*self.label.values(), *(t for c in self.tallies.values() for t in c.values())]
+        return bool(self.header) or any(t.count for t in tallies)
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes the unique columns' kept values take."""
+        return sum(u.seen.nbytes for u in self.unique.values())
+
+    def violations(self) -> list[Violation]:
+        """Every violation so far: the header, the row count, each column's, then the label's."""
+        contract = self.contract
+        found = list(self.header)
+        if self.require_label and not contract.min_rows <= self.rows <= contract.max_rows:
+            found.append(
+                Violation(
+                    rule="DATA030",
+                    message=f"{self.rows} rows, expected between {contract.min_rows} and {contract.max_rows}",
+                    count=self.rows,
+                    observed=str(self.rows),
+                    expected=f"{contract.min_rows}..{contract.max_rows}",
+                    policy_key="[data].min_rows / [data].max_rows",
+                )
+            )
+        for tallies in self.tallies.values():
+            found.extend(t.violation() for t in tallies.values() if t.count)
+        if self.columns is None or contract.label not in self.columns:
+            return found
+        found.extend(t.violation() for t in self.label.values() if t.count)
+        absent = [c for c in contract.classes if c not in self.present]
+        if absent and not self.all_outside:
+            found.append(
+                Violation(
+                    "DATA021",
+                    f"label '{contract.label}': declared classes {absent} have no rows",
+                    contract.label,
+                    observed="0 rows",
+                    expected="at least one row per class",
+                    policy_key="[data].classes",
+                )
+            )
+        return found
+
+
+def rows_of(mask: pd.Series | Array) -> tuple[tuple[int, ...], int]:
+    """The first ``QUOTE_ROWS`` positions where ``mask`` holds, and how many there are."""
     positions = np.flatnonzero(np.asarray(mask))
-    return tuple(int(p) for p in positions[:_QUOTE_ROWS]), int(positions.size)
+    return tuple(int(p) for p in positions[:QUOTE_ROWS]), int(positions.size)
 
 
 def quote_rows(rows: tuple[int, ...], count: int) -> str:
     """``row 3`` or ``12 rows (first: 3, 8, ...)``: how a finding names its rows."""
     shown = ", ".join(str(r) for r in rows)
     return f"row {shown}" if count == 1 else f"{count} rows (first: {shown})"
+
+
+@dataclass
+class _Tally:
+    """One rule of one column over every chunk so far: its first rows, count and quoted value.
+
+    ``keep`` is what of the flagged values the message quotes: ``first`` (the value at the
+    first flagged row), ``least`` or ``largest`` (the extreme), ``sample`` (the first
+    ``_SAMPLE_VALUES`` in file order); ``say`` gives the words after the row quote and the
+    observed value.
+    """
+
+    rule: str
+    subject: str  # "column 'x'" or "label 'y'"
+    column: str
+    policy_key: str
+    expected: str
+    say: Callable[[_Tally], tuple[str, str]]
+    keep: str = ""
+    rows: list[int] = field(default_factory=list)
+    count: int = 0
+    first: Any = None
+    extreme: float = math.nan
+    sample: list[str] = field(default_factory=list)
+
+    def add(self, mask: pd.Series | Array, start: int, values: pd.Series | None = None) -> None:
+        """Count the rows ``mask`` flags in a chunk starting at file row ``start``."""
+        rows, count = rows_of(mask)
+        if count == 0:
+            return
+        if values is not None and self.keep == "first" and self.count == 0:
+            self.first = values.iloc[rows[0]]
+        elif values is not None and self.keep in ("least", "largest"):
+            flagged = values[mask]
+            worst = float(flagged.min() if self.keep == "least" else flagged.max())
+            pick = min if self.keep == "least" else max
+            self.extreme = worst if math.isnan(self.extreme) else pick(self.extreme, worst)
+        elif values is not None and self.keep == "sample" and len(self.sample) < _SAMPLE_VALUES:
+            wanted = _SAMPLE_VALUES - len(self.sample)
+            self.sample.extend(str(v) for v in values[mask].head(wanted))
+        self.rows.extend(start + r for r in rows[: QUOTE_ROWS - len(self.rows)])
+        self.count += count
+
+    @property
+    def shown(self) -> list[str]:
+        """Up to five distinct sampled values, sorted: what a message lists as found."""
+        return sorted(set(self.sample))[:5]
+
+    def violation(self) -> Violation:
+        """The finding, written from what was kept."""
+        rows = tuple(self.rows)
+        words, observed = self.say(self)
+        return Violation(
+            self.rule,
+            f"{self.subject}: {quote_rows(rows, self.count)} {words}",
+            self.column,
+            rows,
+            self.count,
+            observed=observed,
+            expected=self.expected,
+            policy_key=self.policy_key,
+        )
+
+
+def _column_tallies(name: str, rule: ColumnRule) -> dict[str, _Tally]:
+    """The rules ``rule`` sets on column ``name``, in the order their violations are listed."""
+    key = f"[data.columns].{name}"
+
+    def tally(
+        rule_id: str,
+        field: str,
+        expected: str,
+        say: Callable[[_Tally], tuple[str, str]],
+        keep: str = "",
+    ) -> _Tally:
+        return _Tally(rule_id, f"column '{name}'", name, f"{key}.{field}", expected, say, keep)
+
+    def example(t: _Tally) -> str:
+        return str(t.first)[:40]
+
+    found: dict[str, _Tally] = {}
+    if rule.dtype in ("float64", "int64"):
+        found["parse"] = tally(
+            "DATA012",
+            "dtype",
+            rule.dtype,
+            lambda t: (f"not {rule.dtype} (e.g. {example(t)!r})", repr(example(t))),
+            "first",
+        )
+        found["infinite"] = tally(
+            "DATA014", "dtype", "finite numbers", lambda t: ("infinite", "inf")
+        )
+        if rule.dtype == "int64":
+            found["whole"] = tally(
+                "DATA012",
+                "dtype",
+                "int64",
+                lambda t: (f"not whole numbers (e.g. {t.first!r})", repr(float(t.first))),
+                "first",
+            )
+        if rule.min is not None:
+            low = rule.min
+            found["min"] = tally(
+                "DATA015", "min", f">= {low:g}", _extreme("below min", low), "least"
+            )
+        if rule.max is not None:
+            high = rule.max
+            found["max"] = tally(
+                "DATA016", "max", f"<= {high:g}", _extreme("above max", high), "largest"
+            )
+    elif rule.dtype == "bool":
+        found["parse"] = tally(
+            "DATA012",
+            "dtype",
+            "true/false",
+            lambda t: (f"not bool (e.g. {t.first!r})", repr(t.first)),
+            "first",
+        )
+    elif rule.allowed is not None:
+        allowed = list(rule.allowed)
+        found["allowed"] = tally(
+            "DATA017",
+            "allowed",
+            ", ".join(allowed),
+            lambda t: (
+                f"outside the allowed values {allowed} (found {t.shown})",
+                ", ".join(t.shown),
+            ),
+            "sample",
+        )
+    if not rule.nullable:
+        found["null"] = tally(
+            "DATA013",
+            "nullable",
+            "a value",
+            lambda t: ("empty or NaN, and nulls are not allowed", "null"),
+        )
+    if rule.unique:
+        found["unique"] = tally(
+            "DATA018",
+            "unique",
+            "unique values",
+            lambda t: ("repeat an earlier value; it must be unique", repr(t.first)),
+            "first",
+        )
+    return found
+
+
+def _extreme(word: str, bound: float) -> Callable[[_Tally], tuple[str, str]]:
+    return lambda t: (f"{word} {bound:g} (extreme {t.extreme:g})", f"{t.extreme:g}")
+
+
+def _label_tallies(contract: DataPolicy) -> dict[str, _Tally]:
+    classes = list(contract.classes)
+    subject = f"label '{contract.label}'"
+    return {
+        "blank": _Tally(
+            "DATA020",
+            subject,
+            contract.label,
+            "[data].classes",
+            " / ".join(classes),
+            lambda t: ("have no label", "empty"),
+        ),
+        "outside": _Tally(
+            "DATA020",
+            subject,
+            contract.label,
+            "[data].classes",
+            ", ".join(classes),
+            lambda t: (
+                f"outside the declared classes {classes} (found {t.shown})",
+                ", ".join(t.shown),
+            ),
+            "sample",
+        ),
+    }
+
+
+def _header_violations(
+    columns: tuple[str, ...], contract: DataPolicy, require_label: bool
+) -> list[Violation]:
+    """DATA010 for each declared column the table lacks, DATA011 for each it has undeclared."""
+    labelled = require_label or contract.label in columns
+    declared = [*contract.columns, contract.label] if labelled else [*contract.columns]
+    found = [
+        Violation(
+            rule="DATA010",
+            message=f"column '{name}' is missing",
+            column=name,
+            expected="present",
+            observed="absent",
+            policy_key=f"[data.columns].{name}" if name != contract.label else "[data].label",
+        )
+        for name in declared
+        if name not in columns
+    ]
+    found.extend(
+        Violation(
+            rule="DATA011",
+            message=f"column '{name}' is not declared in the contract",
+            column=name,
+            expected="only declared columns",
+            observed=name,
+            policy_key="[data.columns]",
+        )
+        for name in columns
+        if name not in declared
+    )
+    return found
 
 
 def _is_blank(raw: pd.Series) -> pd.Series:
@@ -244,11 +531,10 @@ def _parse_float(text: pd.Series) -> pd.Series:
     return pd.to_numeric(text, errors="coerce").astype("float64")
 
 
-def _check_numeric(
-    raw: pd.Series, blank: pd.Series, name: str, rule: ColumnRule, key: str
-) -> tuple[pd.Series, pd.Series, list[Violation]]:
-    """Parse a numeric column; return the values, the null mask, and the violations."""
-    found: list[Violation] = []
+def _numeric(
+    raw: pd.Series, blank: pd.Series, rule: ColumnRule, tally: dict[str, _Tally], start: int
+) -> tuple[pd.Series, pd.Series]:
+    """Parse a numeric column and tally its dtype and range rules; return values and nulls."""
     textual = raw.dtype == object or pd.api.types.is_string_dtype(raw)
     # A numeric column's blanks are its NaNs already: masking them again would only copy it.
     values = _parse_float(raw.where(~blank) if textual else raw)
@@ -261,219 +547,94 @@ def _check_numeric(
             raw[unparsable].astype(str).str.strip().str.lower().isin(["nan", "na", "null"])
         )
     unparsable &= ~text_nan
-    null = blank | text_nan
-    if unparsable.any():
-        rows, count = _rows(unparsable)
-        sample = str(raw.iloc[rows[0]])[:40]
-        found.append(
-            Violation(
-                "DATA012",
-                f"column '{name}': {quote_rows(rows, count)} not {rule.dtype} (e.g. {sample!r})",
-                name,
-                rows,
-                count,
-                observed=repr(sample),
-                expected=rule.dtype,
-                policy_key=f"{key}.dtype",
-            )
-        )
+    tally["parse"].add(unparsable, start, raw)
     non_finite = np.isinf(values.to_numpy())
-    if non_finite.any():
-        rows, count = _rows(non_finite)
-        found.append(
-            Violation(
-                "DATA014",
-                f"column '{name}': {quote_rows(rows, count)} infinite",
-                name,
-                rows,
-                count,
-                observed="inf",
-                expected="finite numbers",
-                policy_key=f"{key}.dtype",
-            )
-        )
+    tally["infinite"].add(non_finite, start)
     finite = values.where(~non_finite) if non_finite.any() else values
-    if rule.dtype == "int64":
-        fractional = finite.notna() & (finite != finite.round())
-        if fractional.any():
-            rows, count = _rows(fractional)
-            found.append(
-                Violation(
-                    "DATA012",
-                    f"column '{name}': {quote_rows(rows, count)} not whole numbers "
-                    f"(e.g. {finite.iloc[rows[0]]!r})",
-                    name,
-                    rows,
-                    count,
-                    observed=repr(float(finite.iloc[rows[0]])),
-                    expected="int64",
-                    policy_key=f"{key}.dtype",
-                )
-            )
-    found.extend(_range_violations(finite, name, rule, key))
-    return values, null, found
+    if "whole" in tally:
+        tally["whole"].add(finite.notna() & (finite != finite.round()), start, finite)
+    if rule.min is not None:
+        tally["min"].add(finite.lt(rule.min).fillna(False), start, finite)
+    if rule.max is not None:
+        tally["max"].add(finite.gt(rule.max).fillna(False), start, finite)
+    return values, blank | text_nan
 
 
-def _check_column(raw: pd.Series, name: str, rule: ColumnRule) -> tuple[pd.Series, list[Violation]]:
-    key = f"[data.columns].{name}"
-    found: list[Violation] = []
-    blank = _is_blank(raw)
-    if rule.dtype in ("float64", "int64"):
-        series, null, numeric_found = _check_numeric(raw, blank, name, rule, key)
-        found.extend(numeric_found)
-    elif rule.dtype == "bool":
-        text = raw.astype(str).str.strip().str.lower()
-        mapping = {"true": True, "false": False, "1": True, "0": False}
-        mapped = text.map(mapping)
-        bad = mapped.isna() & ~blank
-        null = blank
-        if bad.any():
-            rows, count = _rows(bad)
-            found.append(
-                Violation(
-                    "DATA012",
-                    f"column '{name}': {quote_rows(rows, count)} not bool (e.g. {raw.iloc[rows[0]]!r})",
-                    name,
-                    rows,
-                    count,
-                    observed=repr(raw.iloc[rows[0]]),
-                    expected="true/false",
-                    policy_key=f"{key}.dtype",
-                )
-            )
-        series = mapped
-    else:
-        series = raw.where(~blank).astype("string")
-        null = blank
-        if rule.allowed is not None:
-            outside = ~blank & ~series.isin(list(rule.allowed)).fillna(False)
-            if outside.any():
-                rows, count = _rows(outside)
-                observed = sorted({str(v) for v in series[outside].head(50)})[:5]
-                found.append(
-                    Violation(
-                        "DATA017",
-                        f"column '{name}': {quote_rows(rows, count)} outside the allowed values "
-                        f"{list(rule.allowed)} (found {observed})",
-                        name,
-                        rows,
-                        count,
-                        observed=", ".join(observed),
-                        expected=", ".join(rule.allowed),
-                        policy_key=f"{key}.allowed",
-                    )
-                )
-    if not rule.nullable and null.any():
-        rows, count = _rows(null)
-        found.append(
-            Violation(
-                "DATA013",
-                f"column '{name}': {quote_rows(rows, count)} empty or NaN, and nulls are not allowed",
-                name,
-                rows,
-                count,
-                observed="null",
-                expected="a value",
-                policy_key=f"{key}.nullable",
-            )
-        )
-    if rule.unique:
-        dup = series.duplicated(keep="first") & series.notna()
-        if dup.any():
-            rows, count = _rows(dup)
-            found.append(
-                Violation(
-                    "DATA018",
-                    f"column '{name}': {quote_rows(rows, count)} repeat an earlier value; it must be unique",
-                    name,
-                    rows,
-                    count,
-                    observed=repr(series.iloc[rows[0]]),
-                    expected="unique values",
-                    policy_key=f"{key}.unique",
-                )
-            )
-    return series, found
+class _Uniqueness:
+    """What a unique column has seen: earlier chunks' values as keys, the last chunk's as is.
+
+    Within a chunk pandas' ``duplicated`` decides, exactly; a value repeating one of an
+    earlier chunk is found by its key (``_unique_keys``) among ``seen``. The last chunk's
+    values become keys only when another chunk comes, so one chunk (``check_contract``)
+    costs what ``duplicated`` costs.
+    """
+
+    def __init__(self) -> None:
+        self.seen = _SeenValues()
+        self.last: tuple[pd.Series, Array | None] | None = None
+
+    def repeats(self, series: pd.Series) -> Array:
+        """Mask of the rows of ``series`` (a chunk) whose value came earlier."""
+        present = series.notna()
+        repeat: Array = (series.duplicated(keep="first") & present).to_numpy(copy=True)
+        if self.last is not None:
+            values, keys = self.last
+            self.seen.add(_unique_keys(values) if keys is None else keys)
+        values, keys = series[present], None
+        if self.seen.runs:
+            keys = _unique_keys(values)
+            repeat[np.flatnonzero(present.to_numpy())] |= self.seen.contains(keys)
+        self.last = (values, keys)
+        return repeat
 
 
-def _range_violations(values: pd.Series, name: str, rule: ColumnRule, key: str) -> list[Violation]:
-    found = []
-    for bound, op, rule_id, word in (
-        (rule.min, values.lt, "DATA015", "below min"),
-        (rule.max, values.gt, "DATA016", "above max"),
-    ):
-        if bound is None:
-            continue
-        mask = op(bound).fillna(False)
-        if mask.any():
-            rows, count = _rows(mask)
-            worst = float(values[mask].min() if word == "below min" else values[mask].max())
-            found.append(
-                Violation(
-                    rule_id,
-                    f"column '{name}': {quote_rows(rows, count)} {word} {bound:g} (extreme {worst:g})",
-                    name,
-                    rows,
-                    count,
-                    observed=f"{worst:g}",
-                    expected=f"{'>=' if word == 'below min' else '<='} {bound:g}",
-                    policy_key=f"{key}.{'min' if word == 'below min' else 'max'}",
-                )
-            )
-    return found
+class _SeenValues:
+    """A set of keys, as sorted numpy runs merged like a log-structured tree.
+
+    Membership is a binary search per run (at most log2(rows / chunk) runs); memory is 8 bytes
+    per key kept (16 while two runs merge).
+    """
+
+    def __init__(self) -> None:
+        self.runs: list[Array] = []
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the kept keys."""
+        return sum(run.nbytes for run in self.runs)
+
+    def contains(self, keys: Array) -> Array:
+        """Mask of ``keys`` already kept."""
+        hit = np.zeros(keys.size, dtype=bool)
+        for run in self.runs:
+            index = np.searchsorted(run, keys)
+            inside = index < run.size
+            hit[inside] |= run[index[inside]] == keys[inside]
+        return hit
+
+    def add(self, keys: Array) -> None:
+        """Keep ``keys``."""
+        if keys.size == 0:
+            return
+        self.runs.append(np.unique(keys))
+        while len(self.runs) > 1 and self.runs[-2].size <= 2 * self.runs[-1].size:
+            last = self.runs.pop()
+            self.runs[-1] = np.unique(np.concatenate([self.runs[-1], last]))
 
 
-def _check_labels(raw: pd.Series, contract: DataPolicy) -> tuple[pd.Series, list[Violation]]:
-    found = []
-    text = raw.astype("string").str.strip()
-    blank = text.isna() | (text == "")
-    outside = ~blank & ~text.isin(list(contract.classes)).fillna(False)
-    name = contract.label
-    if blank.any():
-        rows, count = _rows(blank)
-        found.append(
-            Violation(
-                "DATA020",
-                f"label '{name}': {quote_rows(rows, count)} have no label",
-                name,
-                rows,
-                count,
-                observed="empty",
-                expected=" / ".join(contract.classes),
-                policy_key="[data].classes",
-            )
-        )
-    if outside.any():
-        rows, count = _rows(outside)
-        observed = sorted({str(v) for v in text[outside].head(50)})[:5]
-        found.append(
-            Violation(
-                "DATA020",
-                f"label '{name}': {quote_rows(rows, count)} outside the declared classes "
-                f"{list(contract.classes)} (found {observed})",
-                name,
-                rows,
-                count,
-                observed=", ".join(observed),
-                expected=", ".join(contract.classes),
-                policy_key="[data].classes",
-            )
-        )
-    # unique() first: iterating a million labels in Python cost a second (issue 8 benchmark).
-    present = set(text[~blank & ~outside].unique())
-    absent = [c for c in contract.classes if c not in present]
-    if absent and not outside.all():
-        found.append(
-            Violation(
-                "DATA021",
-                f"label '{name}': declared classes {absent} have no rows",
-                name,
-                observed="0 rows",
-                expected="at least one row per class",
-                policy_key="[data].classes",
-            )
-        )
-    return text, found
+def _unique_keys(series: pd.Series) -> Array:
+    """What a unique column's values are compared by: the float itself, or a 64-bit text hash.
+
+    A hash collision can only report a repeat that is not one (the check fails closed), and
+    only across chunks: within a chunk the values themselves are compared.
+    """
+    if pd.api.types.is_float_dtype(series.dtype):
+        # + 0.0 makes -0.0 equal to 0.0, as pandas' duplicated() sees them.
+        values: Array = series.to_numpy(dtype="float64") + 0.0
+        return values
+    text = series.astype(str).to_numpy(dtype=object)
+    hashed: Array = pd.util.hash_array(text, categorize=False)
+    return hashed
 
 
 # --- the lock -----------------------------------------------------------------------------

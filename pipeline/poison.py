@@ -477,27 +477,9 @@ def screen(
         found = out_of_range(clean, contract, reference, margin=checks.range.margin)
         flags.append(found)
         seconds["range"] = found.seconds
-    need_matrix = checks.labels.enabled or checks.isolation.enabled
-    if need_matrix and numeric_columns(contract):
-        start = time.perf_counter()
-        x = feature_matrix(clean, contract)
-        seconds["standardize"] = time.perf_counter() - start
-        if checks.labels.enabled:
-            y = encode_labels(clean[contract.label], contract.classes)
-            found, _ = label_issues(
-                x,
-                y,
-                classes=contract.classes,
-                check=checks.labels,
-                seed=seed,
-                scheduler=scheduler,
-            )
-            flags.append(found)
-            seconds["label"] = found.seconds
-        if checks.isolation.enabled:
-            found = off_manifold(x, check=checks.isolation, seed=seed)
-            flags.append(found)
-            seconds["isolation"] = found.seconds
+    in_memory, took = sample_checks(clean, contract, seed=seed, scheduler=scheduler)
+    flags += in_memory
+    seconds.update(took)
     return Screening(
         rows=len(clean),
         flags=tuple(flags),
@@ -505,6 +487,35 @@ def screen(
         class_shift=shift,
         seconds=seconds,
     )
+
+
+def sample_checks(
+    clean: pd.DataFrame, contract: DataPolicy, *, seed: int, scheduler: str | None = None
+) -> tuple[list[Flags], dict[str, float]]:
+    """The enabled checks that need the rows in memory (labels, isolation), and their times.
+
+    ``screen`` runs them on every row; the streaming path on a seeded sample of the file.
+    """
+    checks = contract.checks
+    flags: list[Flags] = []
+    seconds: dict[str, float] = {}
+    if not (checks.labels.enabled or checks.isolation.enabled) or not numeric_columns(contract):
+        return flags, seconds
+    start = time.perf_counter()
+    x = feature_matrix(clean, contract)
+    seconds["standardize"] = time.perf_counter() - start
+    if checks.labels.enabled:
+        y = encode_labels(clean[contract.label], contract.classes)
+        found, _ = label_issues(
+            x, y, classes=contract.classes, check=checks.labels, seed=seed, scheduler=scheduler
+        )
+        flags.append(found)
+        seconds["label"] = found.seconds
+    if checks.isolation.enabled:
+        found = off_manifold(x, check=checks.isolation, seed=seed)
+        flags.append(found)
+        seconds["isolation"] = found.seconds
+    return flags, seconds
 
 
 def flagged_frame(

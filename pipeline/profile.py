@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,8 @@ QUANTILES: tuple[float, ...] = tuple(round(i / 10, 1) for i in range(11))
 MAX_ROW_DIGESTS = 100_000
 # PSI is undefined for an empty bin; the customary floor.
 _PSI_FLOOR = 1e-4
+
+Array = np.ndarray[Any, Any]
 
 
 @dataclass(frozen=True)
@@ -128,49 +131,136 @@ def numeric_columns(contract: DataPolicy) -> tuple[str, ...]:
     )
 
 
-def build_profile(clean: pd.DataFrame, contract: DataPolicy) -> DataProfile:
-    """Profile a contract-clean frame (as returned by ``check_contract``)."""
-    columns: dict[str, ColumnProfile] = {}
-    for name in contract.feature_columns:
-        series = clean[name]
-        null_share = stable_round(float(series.isna().mean()))
-        if name in numeric_columns(contract):
-            values = series.astype("float64").to_numpy()
-            values = values[~np.isnan(values)]
-            if values.size == 0:
-                columns[name] = ColumnProfile(name=name, kind="numeric", null_share=null_share)
+def numeric_values(series: pd.Series) -> Array:
+    """A numeric (or bool) column's non-null values as float64."""
+    values: Array = series.astype("float64").to_numpy()
+    return values[~np.isnan(values)]
+
+
+def count_into(counts: dict[str, int], series: pd.Series) -> None:
+    """Add how often each value of ``series`` occurs (as text) to ``counts``."""
+    for value, n in series.astype(str).value_counts().items():
+        counts[str(value)] = counts.get(str(value), 0) + int(n)
+
+
+@dataclass
+class ColumnStats:
+    """What merges exactly over chunks for one feature column."""
+
+    name: str
+    rows: int = 0
+    nulls: int = 0
+    count: int = 0
+    minimum: float | None = None
+    maximum: float | None = None
+    categories: dict[str, int] = field(default_factory=dict)
+
+
+class ProfileCounts:
+    """The exact part of a profile, counted over a table or chunk by chunk.
+
+    Rows, nulls, min/max and categories per column, the class counts and the row digests
+    merge over chunks exactly; the deciles do not, so ``profile`` is given them (and the rows
+    per decile bin): ``build_profile`` from numpy over the whole table, the streaming path
+    from its histogram passes.
+    """
+
+    def __init__(self, contract: DataPolicy) -> None:
+        self.contract = contract
+        self.numeric = numeric_columns(contract)
+        self.rows = 0
+        self.columns = {name: ColumnStats(name) for name in contract.feature_columns}
+        self.classes: dict[str, int] = {}
+        self.digests: dict[str, str] | None = {} if contract.id_column is not None else None
+
+    def add(self, clean: pd.DataFrame) -> None:
+        """Count a contract-clean chunk (as ``check_contract`` returns it)."""
+        self.rows += len(clean)
+        for name, stats in self.columns.items():
+            series = clean[name]
+            stats.rows += len(series)
+            stats.nulls += int(series.isna().sum())
+            if name not in self.numeric:
+                count_into(stats.categories, series.dropna())
                 continue
-            quantiles = tuple(stable_round(float(q)) for q in np.quantile(values, QUANTILES))
-            shares = _bin_shares(values, quantiles)
-            columns[name] = ColumnProfile(
-                name=name,
-                kind="numeric",
-                null_share=null_share,
-                # Exact (not rounded): a rounded max would put the real max out of range.
-                minimum=float(values.min()),
-                maximum=float(values.max()),
-                quantiles=quantiles,
-                bin_shares=tuple(stable_round(s) for s in shares),
-            )
-        else:
-            freq = series.dropna().astype(str).value_counts(normalize=True)
-            columns[name] = ColumnProfile(
-                name=name,
-                kind="categorical",
-                null_share=null_share,
-                categories={str(k): stable_round(float(v)) for k, v in sorted(freq.items())},
-            )
-    labels = clean[contract.label].astype(str)
-    balance = labels.value_counts(normalize=True)
-    digests = None
-    if contract.id_column is not None and len(clean) <= MAX_ROW_DIGESTS:
-        digests = row_digests(clean, contract)
-    return DataProfile(
-        rows=len(clean),
-        columns=columns,
-        class_balance={str(c): stable_round(float(balance.get(c, 0.0))) for c in contract.classes},
-        row_digests=digests,
+            values = numeric_values(series)
+            if values.size:
+                low, high = float(values.min()), float(values.max())
+                stats.count += int(values.size)
+                stats.minimum = low if stats.minimum is None else min(stats.minimum, low)
+                stats.maximum = high if stats.maximum is None else max(stats.maximum, high)
+        count_into(self.classes, clean[self.contract.label])
+        if self.digests is not None:
+            if self.rows <= MAX_ROW_DIGESTS:
+                self.digests.update(row_digests(clean, self.contract))
+            else:
+                self.digests = None
+
+    def profile(
+        self, quantiles: Mapping[str, tuple[float, ...]], bins: Mapping[str, Array]
+    ) -> DataProfile:
+        """The profile, given each numeric column's deciles and its rows per decile bin."""
+        total = sum(self.classes.values())
+        return DataProfile(
+            rows=self.rows,
+            columns={
+                name: _column_profile(
+                    stats,
+                    numeric=name in self.numeric,
+                    quantiles=quantiles.get(name, ()),
+                    counts=bins.get(name),
+                )
+                for name, stats in self.columns.items()
+            },
+            class_balance={
+                c: stable_round(self.classes.get(c, 0) / total) if total else 0.0
+                for c in self.contract.classes
+            },
+            row_digests=self.digests,
+        )
+
+
+def _column_profile(
+    stats: ColumnStats, *, numeric: bool, quantiles: tuple[float, ...], counts: Array | None
+) -> ColumnProfile:
+    """A column's profile from its counts, deciles and rows per decile bin."""
+    name = stats.name
+    null_share = stable_round(stats.nulls / stats.rows) if stats.rows else 0.0
+    if not numeric:
+        total = sum(stats.categories.values())
+        return ColumnProfile(
+            name=name,
+            kind="categorical",
+            null_share=null_share,
+            categories={k: stable_round(v / total) for k, v in sorted(stats.categories.items())},
+        )
+    if not stats.count or counts is None:
+        return ColumnProfile(name=name, kind="numeric", null_share=null_share)
+    total = max(int(counts.sum()), 1)
+    return ColumnProfile(
+        name=name,
+        kind="numeric",
+        null_share=null_share,
+        # Exact (not rounded): a rounded max would put the real max out of range.
+        minimum=stats.minimum,
+        maximum=stats.maximum,
+        quantiles=quantiles,
+        bin_shares=tuple(stable_round(float(c) / total) for c in counts),
     )
+
+
+def build_profile(clean: pd.DataFrame, contract: DataPolicy) -> DataProfile:
+    """Profile a contract-clean frame (as returned by ``check_contract``): exact deciles."""
+    counts = ProfileCounts(contract)
+    counts.add(clean)
+    quantiles: dict[str, tuple[float, ...]] = {}
+    bins: dict[str, Array] = {}
+    for name in counts.numeric:
+        values = numeric_values(clean[name])
+        if values.size:
+            quantiles[name] = tuple(stable_round(float(q)) for q in np.quantile(values, QUANTILES))
+            bins[name] = bin_counts(values, quantiles[name])
+    return counts.profile(quantiles, bins)
 
 
 def row_digests(clean: pd.DataFrame, contract: DataPolicy) -> dict[str, str]:
@@ -194,12 +284,6 @@ def id_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def _bin_shares(values: np.ndarray[Any, Any], quantiles: tuple[float, ...]) -> list[float]:
-    counts = bin_counts(values, quantiles)
-    total = max(int(counts.sum()), 1)
-    return [float(c) / total for c in counts]
 
 
 def bin_counts(values: np.ndarray[Any, Any], quantiles: tuple[float, ...]) -> np.ndarray[Any, Any]:
@@ -229,43 +313,78 @@ class ColumnDrift:
     psi: float
 
 
+class DriftCounts:
+    """Rows per reference decile bin and per category, over a table or chunk by chunk.
+
+    PSI needs only these counts, so the drift of a file read in chunks is the drift of the
+    whole: ``column_drift`` is this over one chunk.
+    """
+
+    def __init__(self, reference: DataProfile) -> None:
+        self.reference = reference
+        self.bins: dict[str, Array] = {}
+        self.categories: dict[str, dict[str, int]] = {}
+
+    def add(self, clean: pd.DataFrame) -> None:
+        """Count a contract-clean chunk."""
+        for name, ref in self.reference.columns.items():
+            if name not in clean.columns:
+                continue
+            if ref.kind != "numeric":
+                count_into(self.categories.setdefault(name, {}), clean[name].dropna())
+            elif ref.quantiles:
+                counts = bin_counts(numeric_values(clean[name]), ref.quantiles)
+                self.bins[name] = self.bins[name] + counts if name in self.bins else counts
+
+    def drift(self) -> list[ColumnDrift]:
+        """PSI per column counted (a numeric column needs a value)."""
+        found = []
+        for name, ref in self.reference.columns.items():
+            if ref.kind == "numeric":
+                counts = self.bins.get(name)
+                if counts is None or int(counts.sum()) == 0:
+                    continue
+                total = int(counts.sum())
+                found.append(
+                    ColumnDrift(name, psi(list(ref.bin_shares), [float(c) / total for c in counts]))
+                )
+            elif name in self.categories:
+                held = self.categories[name]
+                total = sum(held.values())
+                keys = sorted(set(ref.categories) | set(held))
+                found.append(
+                    ColumnDrift(
+                        name,
+                        psi(
+                            [ref.categories.get(k, 0.0) for k in keys],
+                            [held.get(k, 0) / total if total else 0.0 for k in keys],
+                        ),
+                    )
+                )
+        return found
+
+
 def column_drift(clean: pd.DataFrame, reference: DataProfile) -> list[ColumnDrift]:
     """PSI per column present in both the data and the reference profile."""
-    found = []
-    for name, ref in reference.columns.items():
-        if name not in clean.columns:
-            continue
-        series = clean[name]
-        if ref.kind == "numeric":
-            if not ref.quantiles:
-                continue
-            values = series.astype("float64").to_numpy()
-            values = values[~np.isnan(values)]
-            if values.size == 0:
-                continue
-            actual = _bin_shares(values, ref.quantiles)
-            found.append(ColumnDrift(name, psi(list(ref.bin_shares), actual)))
-        else:
-            freq = series.dropna().astype(str).value_counts(normalize=True)
-            keys = sorted(set(ref.categories) | {str(k) for k in freq.index})
-            found.append(
-                ColumnDrift(
-                    name,
-                    psi(
-                        [ref.categories.get(k, 0.0) for k in keys],
-                        [float(freq.get(k, 0.0)) for k in keys],
-                    ),
-                )
-            )
-    return found
+    counts = DriftCounts(reference)
+    counts.add(clean)
+    return counts.drift()
 
 
 def class_shift(labels: pd.Series, reference: DataProfile) -> tuple[str, float]:
     """The class whose share moved most against the reference, and by how much (absolute)."""
-    shares = labels.astype(str).value_counts(normalize=True)
+    counts: dict[str, int] = {}
+    count_into(counts, labels)
+    return shift_of(counts, reference)
+
+
+def shift_of(counts: Mapping[str, int], reference: DataProfile) -> tuple[str, float]:
+    """``class_shift`` from the rows per class."""
+    total = sum(counts.values())
     worst, amount = "", 0.0
-    for cls in sorted(set(reference.class_balance) | {str(k) for k in shares.index}):
-        moved = abs(float(shares.get(cls, 0.0)) - reference.class_balance.get(cls, 0.0))
+    for cls in sorted(set(reference.class_balance) | set(counts)):
+        share = counts.get(cls, 0) / total if total else 0.0
+        moved = abs(share - reference.class_balance.get(cls, 0.0))
         if moved > amount:
             worst, amount = cls, moved
     return worst, amount

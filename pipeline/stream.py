@@ -1,12 +1,14 @@
-"""Data larger than memory: the contract check, profile, drift, range and duplicates in chunks.
+"""Data larger than memory: a chunked reader driving the in-memory path's engines.
 
 The file is read in chunks (CSV by ``pandas.read_csv(chunksize=...)``, cells as text exactly as
-``pipeline.data.read_table``; Parquet by record batches within row groups) and each chunk goes
-through the same ``check_contract`` as the in-memory path. Rules that need more than one chunk
-keep state: unique columns keep every value seen (8 bytes per row: the float value of a
-numeric column, a 64-bit hash of a text one), duplicates keep two 64-bit hashes and a class
-code per row (17 bytes per row). Everything else is bounded by the chunk. Row numbers are
-global (0-based data rows of the file), as the in-memory path reports them.
+``pipeline.data.read_table``; Parquet by record batches within row groups). Each chunk goes
+through the engines the in-memory path runs over one chunk: ``ContractCheck`` (the contract,
+with state that carries over: the first rows, counts and quoted values of each rule, and the
+values a unique column has seen, 8 bytes per row), ``ProfileCounts`` (the profile's exact
+parts), ``DriftCounts`` (rows per reference bin and category, for PSI), and the poisoning
+screen's ``out_of_range`` and ``row_hashes`` (duplicates keep two 64-bit hashes and a class code
+per row, 17 bytes). Everything else is bounded by the chunk. Row numbers are global (0-based
+data rows of the file), as the in-memory path reports them.
 
 Deciles need the whole column. ``stream_profile`` reads the file twice more: a histogram of
 ``HISTOGRAM_BINS`` equal bins between each column's exact min and max, keeping each bin's
@@ -21,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,30 +31,28 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import DataPolicy
-from pipeline.data import Violation, check_contract, check_data_file, csv_errors, quote_rows
+from pipeline.data import ContractCheck, Violation, check_contract, check_data_file, csv_errors
 from pipeline.errors import DataError
 from pipeline.poison import (
     Flags,
     Screening,
     duplicates_from_hashes,
-    encode_labels,
-    feature_matrix,
-    label_issues,
-    off_manifold,
     out_of_range,
     row_hashes,
+    sample_checks,
 )
 from pipeline.profile import (
-    MAX_ROW_DIGESTS,
     QUANTILES,
     ColumnDrift,
-    ColumnProfile,
+    ColumnStats,
     DataProfile,
+    DriftCounts,
+    ProfileCounts,
     bin_counts,
     id_text,
     numeric_columns,
-    psi,
-    row_digests,
+    numeric_values,
+    shift_of,
     stable_round,
 )
 
@@ -142,270 +142,7 @@ def _parquet_chunks(
         raise DataError(msg) from None
 
 
-# --- state that spans chunks ------------------------------------------------------------------
-
-
-class _SeenValues:
-    """Every value seen so far, as sorted numpy runs merged like a log-structured tree.
-
-    Membership is a binary search per run (at most log2(rows / chunk) runs); memory is 8 bytes
-    per value kept (16 while two runs merge).
-    """
-
-    def __init__(self) -> None:
-        self._runs: list[Array] = []
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the kept values."""
-        return sum(run.nbytes for run in self._runs)
-
-    def contains(self, values: Array) -> Array:
-        """Mask of ``values`` already seen."""
-        hit = np.zeros(values.size, dtype=bool)
-        for run in self._runs:
-            index = np.searchsorted(run, values)
-            inside = index < run.size
-            hit[inside] |= run[index[inside]] == values[inside]
-        return hit
-
-    def add(self, values: Array) -> None:
-        """Keep ``values`` (none of them seen before)."""
-        if values.size == 0:
-            return
-        self._runs.append(np.sort(values))
-        while len(self._runs) > 1 and self._runs[-2].size <= 2 * self._runs[-1].size:
-            last = self._runs.pop()
-            self._runs[-1] = np.sort(np.concatenate([self._runs[-1], last]))
-
-
-def _unique_keys(series: pd.Series) -> Array:
-    """What a unique column's values are compared by: the float itself, or a 64-bit text hash."""
-    if pd.api.types.is_float_dtype(series.dtype):
-        # + 0.0 makes -0.0 equal to 0.0, as pandas' duplicated() sees them.
-        values: Array = series.to_numpy(dtype="float64") + 0.0
-        return values
-    text = series.astype(str).to_numpy(dtype=object)
-    hashed: Array = pd.util.hash_array(text, categorize=False)
-    return hashed
-
-
-@dataclass
-class _Merged:
-    """One (column, kind) violation gathered over chunks."""
-
-    first: Violation
-    rows: list[int]
-    count: int
-    extreme: Violation
-
-
-@dataclass
-class _ContractState:
-    """What the contract check carries from chunk to chunk."""
-
-    contract: DataPolicy
-    rows: int = 0
-    header: list[Violation] = field(default_factory=list)
-    columns: tuple[str, ...] = ()
-    merged: dict[tuple[str, str], _Merged] = field(default_factory=dict)
-    outside: dict[str, list[str]] = field(default_factory=dict)
-    seen: dict[str, _SeenValues] = field(default_factory=dict)
-    unique_rows: dict[str, list[int]] = field(default_factory=dict)
-    unique_count: dict[str, int] = field(default_factory=dict)
-    unique_observed: dict[str, str] = field(default_factory=dict)
-    present: set[str] = field(default_factory=set)
-    labelled: bool = False
-    all_outside: bool = True
-
-    def add(self, chunk: Chunk) -> pd.DataFrame:
-        """Check one chunk; returns its converted columns (as ``check_contract`` does)."""
-        contract = self.contract
-        frame = chunk.frame
-        checked, found = check_contract(frame, contract)
-        if self.rows == 0:
-            self.columns = tuple(str(c) for c in frame.columns)
-            self.header = [v for v in found if v.rule in ("DATA010", "DATA011")]
-            self.labelled = contract.label in frame.columns
-        self.rows += len(frame)
-        for violation in found:
-            kind = _kind(violation)
-            if kind in ("DATA010", "DATA011", "DATA018", "DATA021", "DATA030"):
-                continue  # the header, once; rules that span chunks, below
-            self._merge(violation, kind, chunk.start)
-        for name, rule in contract.columns.items():
-            if name in checked.columns:
-                if rule.allowed is not None:
-                    series = checked[name]
-                    mask = series.notna() & ~series.isin(list(rule.allowed))
-                    self._sample_outside(name, series[mask])
-                if rule.unique:
-                    self._unique(name, checked[name], chunk.start)
-        if self.labelled:
-            text = checked[contract.label]
-            blank = text.isna() | (text == "")
-            outside = ~blank & ~text.isin(list(contract.classes)).fillna(False)
-            self._sample_outside(contract.label, text[outside])
-            self.present |= set(text[~blank & ~outside].unique())
-            self.all_outside = self.all_outside and bool(outside.all())
-        return checked
-
-    def _merge(self, violation: Violation, kind: str, start: int) -> None:
-        key = (violation.column or "", kind)
-        rows = [r + start for r in violation.rows]
-        held = self.merged.get(key)
-        if held is None:
-            self.merged[key] = _Merged(violation, rows, violation.count, violation)
-            return
-        held.rows.extend(rows[: max(0, 5 - len(held.rows))])
-        held.count += violation.count
-        if kind in ("DATA015", "DATA016"):
-            worse = float(violation.observed or "nan")
-            now = float(held.extreme.observed or "nan")
-            if (worse < now) if kind == "DATA015" else (worse > now):
-                held.extreme = violation
-
-    def _sample_outside(self, name: str, values: pd.Series) -> None:
-        kept = self.outside.setdefault(name, [])
-        if len(kept) < _OUTSIDE_SAMPLE:
-            kept.extend(str(v) for v in values.head(_OUTSIDE_SAMPLE - len(kept)))
-
-    def _unique(self, name: str, series: pd.Series, start: int) -> None:
-        present = series.notna().to_numpy()
-        keys = _unique_keys(series[present])
-        seen = self.seen.setdefault(name, _SeenValues())
-        repeat = pd.Series(keys).duplicated(keep="first").to_numpy() | seen.contains(keys)
-        seen.add(keys[~repeat])
-        positions = np.flatnonzero(present)[repeat]
-        if positions.size == 0:
-            return
-        if name not in self.unique_observed:
-            self.unique_observed[name] = repr(series.iloc[int(positions[0])])
-        kept = self.unique_rows.setdefault(name, [])
-        kept.extend(int(p) + start for p in positions[: max(0, 5 - len(kept))])
-        self.unique_count[name] = self.unique_count.get(name, 0) + int(positions.size)
-
-    def violations(self) -> list[Violation]:
-        """Every violation, in ``check_contract``'s order, with file rows."""
-        contract = self.contract
-        found = list(self.header)
-        if not contract.min_rows <= self.rows <= contract.max_rows:
-            found.append(
-                Violation(
-                    rule="DATA030",
-                    message=f"{self.rows} rows, expected between {contract.min_rows} and {contract.max_rows}",
-                    count=self.rows,
-                    observed=str(self.rows),
-                    expected=f"{contract.min_rows}..{contract.max_rows}",
-                    policy_key="[data].min_rows / [data].max_rows",
-                )
-            )
-        for name in contract.columns:
-            for kind in (*_COLUMN_ORDER, *_COLUMN_ORDER_TAIL):
-                if kind == "DATA018" and name in self.unique_count:
-                    found.append(self._unique_violation(name))
-                elif (name, kind) in self.merged:
-                    found.append(self._render(name, kind))
-        if self.labelled:
-            for kind in _LABEL_ORDER[:2]:
-                if (contract.label, kind) in self.merged:
-                    found.append(self._render(contract.label, kind))
-            absent = [c for c in contract.classes if c not in self.present]
-            if absent and not self.all_outside:
-                found.append(
-                    Violation(
-                        "DATA021",
-                        f"label '{contract.label}': declared classes {absent} have no rows",
-                        contract.label,
-                        observed="0 rows",
-                        expected="at least one row per class",
-                        policy_key="[data].classes",
-                    )
-                )
-        return found
-
-    def _render(self, name: str, kind: str) -> Violation:
-        held = self.merged[(name, kind)]
-        first = held.first
-        rows = tuple(held.rows)
-        head, tail = _split_quote(first, name)
-        observed = first.observed
-        if kind in ("DATA015", "DATA016"):
-            _, tail = _split_quote(held.extreme, name)
-            observed = held.extreme.observed
-        elif kind in ("DATA017", "DATA020:outside"):
-            shown = sorted(set(self.outside.get(name, [])))[:5]
-            tail = tail[: tail.rindex(" (found ")] + f" (found {shown})"
-            observed = ", ".join(shown)
-        return Violation(
-            first.rule,
-            head + quote_rows(rows, held.count) + tail,
-            first.column,
-            rows,
-            held.count,
-            observed=observed,
-            expected=first.expected,
-            policy_key=first.policy_key,
-        )
-
-    def _unique_violation(self, name: str) -> Violation:
-        rows = tuple(self.unique_rows[name])
-        count = self.unique_count[name]
-        return Violation(
-            "DATA018",
-            f"column '{name}': {quote_rows(rows, count)} repeat an earlier value; it must be unique",
-            name,
-            rows,
-            count,
-            observed=self.unique_observed[name],
-            expected="unique values",
-            policy_key=f"[data.columns].{name}.unique",
-        )
-
-    @property
-    def failed(self) -> bool:
-        """Whether a chunk so far broke the contract."""
-        return bool(self.header or self.merged or self.unique_count)
-
-    @property
-    def state_bytes(self) -> int:
-        """Bytes the unique columns' kept values take."""
-        return sum(s.nbytes for s in self.seen.values())
-
-
-def _split_quote(violation: Violation, name: str) -> tuple[str, str]:
-    """A chunk's message around its row quote (built from the chunk's own rows)."""
-    head = f"'{name}': "
-    at = violation.message.index(head) + len(head)
-    quote = quote_rows(violation.rows, violation.count)
-    if not violation.message.startswith(quote, at):
-        msg = f"cannot merge {violation.rule} messages of '{name}': {violation.message!r}"
-        raise DataError(msg)
-    return violation.message[:at], violation.message[at + len(quote) :]
-
-
-def _kind(violation: Violation) -> str:
-    if violation.rule == "DATA012" and "not whole numbers" in violation.message:
-        return "DATA012:whole"
-    if violation.rule == "DATA020":
-        return "DATA020:blank" if "have no label" in violation.message else "DATA020:outside"
-    return violation.rule
-
-
 # --- one pass: contract, the profile's exact parts, drift, range, duplicates, a sample -------
-
-
-@dataclass(frozen=True)
-class ColumnStats:
-    """What merges exactly over chunks for one feature column."""
-
-    name: str
-    rows: int
-    nulls: int
-    count: int = 0
-    minimum: float | None = None
-    maximum: float | None = None
-    categories: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -416,9 +153,7 @@ class StreamScan:
     rows: int
     columns: tuple[str, ...]
     violations: tuple[Violation, ...]
-    class_counts: dict[str, int]
-    stats: dict[str, ColumnStats]
-    row_digests: dict[str, str] | None
+    counts: ProfileCounts  # what the profile counts exactly (empty when the contract failed)
     drift: tuple[ColumnDrift, ...]
     class_shift: tuple[str, float]
     range_flags: Flags | None
@@ -428,6 +163,11 @@ class StreamScan:
     state_bytes: int
     seconds: dict[str, float]
     signature: tuple[int, int, int]
+
+    @property
+    def class_counts(self) -> dict[str, int]:
+        """Rows per class."""
+        return self.counts.classes
 
 
 def file_signature(path: Path) -> tuple[int, int, int]:
@@ -530,7 +270,7 @@ def scan(
 
 @dataclass
 class _Scanner:
-    """The state of one ``scan`` between chunks."""
+    """The state of one ``scan`` between chunks: the engines of the in-memory path, fed chunks."""
 
     contract: DataPolicy
     reference: DataProfile | None
@@ -538,50 +278,42 @@ class _Scanner:
     range_margin: float | None
     duplicates: bool
     sampler: _Sampler | None
-    state: _ContractState = field(init=False)
-    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
-    class_counts: dict[str, int] = field(default_factory=dict)
-    digests: dict[str, str] | None = None
-    bins: dict[str, Array] = field(default_factory=dict)
-    categories: dict[str, dict[str, int]] = field(default_factory=dict)
+    check: ContractCheck = field(init=False)
+    counts: ProfileCounts = field(init=False)
+    drift_counts: DriftCounts | None = field(init=False)
     ranges: list[Flags] = field(default_factory=list)
     hashes: list[tuple[Array, Array, Array]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     largest: int = 0
 
     def __post_init__(self) -> None:
-        self.state = _ContractState(self.contract)
-        self.digests = {} if self.contract.id_column is not None else None
+        self.check = ContractCheck(self.contract)
+        self.counts = ProfileCounts(self.contract)
+        use_drift = self.drift and self.reference is not None
+        self.drift_counts = DriftCounts(self.reference) if use_drift and self.reference else None
         self.seconds = {"duplicates": 0.0, "drift": 0.0, "range": 0.0}
 
     def add(self, chunk: Chunk) -> None:
         contract = self.contract
         self.largest = max(self.largest, len(chunk.frame))
-        checked = self.state.add(chunk)
-        if self.state.failed:
+        checked = self.check.add(chunk.frame, start=chunk.start)
+        if self.check.failed:
             return  # the contract has failed: nothing else is reported, so nothing else is kept
         for name, rule in contract.columns.items():
             if rule.dtype == "bool":
                 # One dtype in every chunk (bool, or object when the chunk has a null): the
                 # hashes of equal rows must not depend on which chunk they are in.
                 checked[name] = checked[name].astype(object)
-        _add_stats(self.stats, checked, contract, set(numeric_columns(contract)))
+        self.counts.add(checked)
         labels = checked[contract.label].astype(str)
-        for cls, n in labels.value_counts().items():
-            self.class_counts[str(cls)] = self.class_counts.get(str(cls), 0) + int(n)
-        if self.digests is not None:
-            if self.state.rows <= MAX_ROW_DIGESTS:
-                self.digests.update(row_digests(checked, contract))
-            else:
-                self.digests = None
         codes = pd.Index(list(contract.classes)).get_indexer(pd.Index(labels)).astype(np.int16)
-        if self.drift and self.reference is not None:
+        if self.drift_counts is not None:
             start = time.perf_counter()
-            _add_drift(self.bins, self.categories, checked, self.reference)
+            self.drift_counts.add(checked)
             self.seconds["drift"] += time.perf_counter() - start
         if self.range_margin is not None and self.reference is not None:
             found = out_of_range(checked, contract, self.reference, margin=self.range_margin)
-            self.ranges.append(_shift(found, chunk.start))
+            self.ranges.append(replace(found, rows=found.rows + chunk.start))
             self.seconds["range"] += found.seconds
         if self.duplicates:
             start = time.perf_counter()
@@ -591,8 +323,8 @@ class _Scanner:
             self.sampler.add(checked, codes, chunk.start)
 
     def result(self, path: Path, signature: tuple[int, int, int]) -> StreamScan:
-        contract, state = self.contract, self.state
-        whole = not state.failed
+        contract, check = self.contract, self.check
+        whole = not check.failed
         kept = sum(a.nbytes for triple in self.hashes for a in triple)
         dup_flags = None
         if self.duplicates and whole and self.hashes:
@@ -605,121 +337,27 @@ class _Scanner:
             del columns
         drifts: tuple[ColumnDrift, ...] = ()
         shift: tuple[str, float] = ("", 0.0)
-        if self.drift and whole and self.reference is not None:
-            drifts = tuple(_drift(self.bins, self.categories, self.reference))
-            total = sum(self.class_counts.values())
-            shift = _class_shift(self.class_counts, total, self.reference)
+        if self.drift_counts is not None and whole:
+            drifts = tuple(self.drift_counts.drift())
+            shift = shift_of(self.counts.classes, self.drift_counts.reference)
         return StreamScan(
             path=path,
-            rows=state.rows,
-            columns=state.columns,
-            violations=tuple(state.violations()),
-            class_counts=self.class_counts,
-            stats={name: ColumnStats(name=name, **values) for name, values in self.stats.items()},
-            row_digests=self.digests,
+            rows=check.rows,
+            columns=check.columns or (),
+            violations=tuple(check.violations()),
+            counts=self.counts,
             drift=drifts,
             class_shift=shift,
             range_flags=_join("range", self.ranges) if self.ranges else None,
             duplicates=dup_flags,
             sample=self.sampler.sample() if self.sampler is not None and whole else None,
             largest_chunk=self.largest,
-            state_bytes=state.state_bytes
+            state_bytes=check.state_bytes
             + kept
             + (self.sampler.nbytes if self.sampler is not None else 0),
             seconds=self.seconds,
             signature=signature,
         )
-
-
-def _add_stats(
-    stats: dict[str, dict[str, Any]], checked: pd.DataFrame, contract: DataPolicy, numeric: set[str]
-) -> None:
-    for name in contract.feature_columns:
-        series = checked[name]
-        held = stats.setdefault(name, {"rows": 0, "nulls": 0})
-        held["rows"] += len(series)
-        held["nulls"] += int(series.isna().sum())
-        if name in numeric:
-            values = series.astype("float64").to_numpy()
-            values = values[~np.isnan(values)]
-            if values.size:
-                low, high = float(values.min()), float(values.max())
-                held["count"] = held.get("count", 0) + int(values.size)
-                held["minimum"] = low if held.get("minimum") is None else min(held["minimum"], low)
-                held["maximum"] = (
-                    high if held.get("maximum") is None else max(held["maximum"], high)
-                )
-        else:
-            counts = held.setdefault("categories", {})
-            for value, n in series.dropna().astype(str).value_counts().items():
-                counts[str(value)] = counts.get(str(value), 0) + int(n)
-
-
-def _add_drift(
-    bins: dict[str, Array],
-    categories: dict[str, dict[str, int]],
-    checked: pd.DataFrame,
-    reference: DataProfile,
-) -> None:
-    for name, ref in reference.columns.items():
-        if name not in checked.columns:
-            continue
-        series = checked[name]
-        if ref.kind == "numeric":
-            if not ref.quantiles:
-                continue
-            values = series.astype("float64").to_numpy()
-            values = values[~np.isnan(values)]
-            counts = bin_counts(values, ref.quantiles)
-            bins[name] = bins[name] + counts if name in bins else counts
-        else:
-            held = categories.setdefault(name, {})
-            for value, n in series.dropna().astype(str).value_counts().items():
-                held[str(value)] = held.get(str(value), 0) + int(n)
-
-
-def _drift(
-    bins: dict[str, Array], categories: dict[str, dict[str, int]], reference: DataProfile
-) -> list[ColumnDrift]:
-    """``column_drift`` from merged counts: the same shares, so the same PSI."""
-    found = []
-    for name, ref in reference.columns.items():
-        if ref.kind == "numeric":
-            counts = bins.get(name)
-            if counts is None or int(counts.sum()) == 0:
-                continue
-            total = int(counts.sum())
-            found.append(
-                ColumnDrift(name, psi(list(ref.bin_shares), [float(c) / total for c in counts]))
-            )
-        elif name in categories:
-            held = categories[name]
-            total = sum(held.values())
-            keys = sorted(set(ref.categories) | set(held))
-            found.append(
-                ColumnDrift(
-                    name,
-                    psi(
-                        [ref.categories.get(k, 0.0) for k in keys],
-                        [held.get(k, 0) / total if total else 0.0 for k in keys],
-                    ),
-                )
-            )
-    return found
-
-
-def _class_shift(counts: dict[str, int], total: int, reference: DataProfile) -> tuple[str, float]:
-    worst, amount = "", 0.0
-    for cls in sorted(set(reference.class_balance) | set(counts)):
-        share = counts.get(cls, 0) / total if total else 0.0
-        moved = abs(share - reference.class_balance.get(cls, 0.0))
-        if moved > amount:
-            worst, amount = cls, moved
-    return worst, amount
-
-
-def _shift(found: Flags, start: int) -> Flags:
-    return Flags(found.check, found.rows + start, found.scores, found.reasons, found.seconds)
 
 
 def _join(check: str, parts: list[Flags]) -> Flags:
@@ -756,16 +394,18 @@ def stream_profile(
         msg = f"{first.path}: cannot profile data that breaks its contract"
         raise DataError(msg)
     numeric = numeric_columns(contract)
-    spread = tuple(n for n in numeric if _spread(first.stats[n]))
-    hist = {n: _Histogram(first.stats[n]) for n in spread}
+    stats = first.counts.columns
+    spread = tuple(n for n in numeric if _spread(stats[n]))
+    hist = {n: _Histogram(stats[n]) for n in spread}
     for chunk in _numeric_chunks(first, contract, spread, chunk_rows, max_bytes):
         for name in spread:
             hist[name].add(chunk[name])
     quantiles = {n: hist[n].quantiles() for n in spread}
     for name in numeric:
-        stats = first.stats[name]
-        if stats.count and name not in quantiles:  # one distinct value: exact
-            quantiles[name] = tuple(stable_round(float(stats.minimum or 0.0)) for _ in QUANTILES)
+        if stats[name].count and name not in quantiles:  # one distinct value: exact
+            quantiles[name] = tuple(
+                stable_round(float(stats[name].minimum or 0.0)) for _ in QUANTILES
+            )
     counts: dict[str, Array] = {n: np.zeros(len(QUANTILES) - 1, dtype=np.int64) for n in quantiles}
     for chunk in _numeric_chunks(first, contract, tuple(quantiles), chunk_rows, max_bytes):
         for name, edges in quantiles.items():
@@ -773,52 +413,7 @@ def stream_profile(
     if file_signature(first.path) != first.signature:
         msg = f"{first.path}: the file changed while it was being profiled; run again"
         raise DataError(msg)
-    total = sum(first.class_counts.values())
-    return DataProfile(
-        rows=first.rows,
-        columns={
-            name: _column_profile(
-                first.stats[name],
-                numeric=name in numeric,
-                quantiles=quantiles.get(name, ()),
-                counts=counts.get(name),
-            )
-            for name in contract.feature_columns
-        },
-        class_balance={
-            c: stable_round(first.class_counts.get(c, 0) / total) if total else 0.0
-            for c in contract.classes
-        },
-        row_digests=first.row_digests,
-    )
-
-
-def _column_profile(
-    stats: ColumnStats, *, numeric: bool, quantiles: tuple[float, ...], counts: Array | None
-) -> ColumnProfile:
-    """A column's profile from its merged stats, deciles and decile counts (``build_profile``'s)."""
-    name = stats.name
-    null_share = stable_round(stats.nulls / stats.rows) if stats.rows else 0.0
-    if not numeric:
-        total = sum(stats.categories.values())
-        return ColumnProfile(
-            name=name,
-            kind="categorical",
-            null_share=null_share,
-            categories={k: stable_round(v / total) for k, v in sorted(stats.categories.items())},
-        )
-    if not stats.count or counts is None:
-        return ColumnProfile(name=name, kind="numeric", null_share=null_share)
-    total = max(int(counts.sum()), 1)
-    return ColumnProfile(
-        name=name,
-        kind="numeric",
-        null_share=null_share,
-        minimum=stats.minimum,
-        maximum=stats.maximum,
-        quantiles=quantiles,
-        bin_shares=tuple(stable_round(float(c) / total) for c in counts),
-    )
+    return first.counts.profile(quantiles, counts)
 
 
 def _spread(stats: ColumnStats) -> bool:
@@ -843,11 +438,7 @@ def _numeric_chunks(
         columns=names,
     ):
         checked, _ = check_contract(chunk.frame, contract)
-        out = {}
-        for name in names:
-            values = checked[name].astype("float64").to_numpy()
-            out[name] = values[~np.isnan(values)]
-        yield out
+        yield {name: numeric_values(checked[name]) for name in names}
 
 
 class _Histogram:
@@ -909,7 +500,6 @@ def screen_scan(
     the label and isolation checks on the scan's sample, their rows mapped back to file rows.
     With a Dask ``scheduler`` the label check's out-of-fold fits run on that cluster.
     """
-    checks = contract.checks
     flags: list[Flags] = []
     seconds = {k: v for k, v in scan_.seconds.items() if v}
     if scan_.duplicates is not None:
@@ -917,39 +507,17 @@ def screen_scan(
     if scan_.range_flags is not None:
         flags.append(scan_.range_flags)
     sample = scan_.sample
-    if sample is not None and numeric_columns(contract):
-        start = time.perf_counter()
-        x = feature_matrix(sample, contract)
-        seconds["standardize"] = time.perf_counter() - start
+    if sample is not None:
+        found, took = sample_checks(sample, contract, seed=seed, scheduler=scheduler)
         rows_of = sample.index.to_numpy(dtype=np.int64)
-        if checks.labels.enabled:
-            y = encode_labels(sample[contract.label], contract.classes)
-            found, _ = label_issues(
-                x, y, classes=contract.classes, check=checks.labels, seed=seed, scheduler=scheduler
-            )
-            flags.append(_on_file_rows(found, rows_of))
-            seconds["label"] = found.seconds
-        if checks.isolation.enabled:
-            found = off_manifold(x, check=checks.isolation, seed=seed)
-            flags.append(_on_file_rows(found, rows_of))
-            seconds["isolation"] = found.seconds
+        flags += [replace(f, rows=rows_of[f.rows], screened=int(rows_of.size)) for f in found]
+        seconds.update(took)
     return Screening(
         rows=scan_.rows,
         flags=tuple(flags),
         drift=scan_.drift,
         class_shift=scan_.class_shift,
         seconds=seconds,
-    )
-
-
-def _on_file_rows(found: Flags, rows_of: Array) -> Flags:
-    return Flags(
-        found.check,
-        rows_of[found.rows],
-        found.scores,
-        found.reasons,
-        found.seconds,
-        screened=int(rows_of.size),
     )
 
 

@@ -30,6 +30,7 @@ import io
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,10 +42,12 @@ import pandas as pd
 from gates.feedback.history import locked
 from pipeline.config import LoadedPolicy
 from pipeline.data import (
+    QUOTE_ROWS,
     check_contract,
     lock_key,
     read_lock,
     read_table,
+    rows_of,
     verify_lock,
     write_checksums,
     write_lock,
@@ -63,7 +66,6 @@ BATCH_FILE = "batch.json"
 ROWS_FILE = "rows.csv"
 JOURNAL_FILE = "approving.json"
 QUARANTINED, REJECTED, APPROVED = "quarantined", "rejected", "approved"
-_QUOTE = 5
 # Row-count bounds and "every class has rows" apply to the whole training set: a small batch
 # may well hold one class only. Both are checked on the merged data at approval.
 _WHOLE_SET_RULES = frozenset({"DATA030", "DATA021"})
@@ -126,11 +128,6 @@ def quarantine_dir(policy: LoadedPolicy) -> Path:
     return policy.resolve(policy.policy.feedback.quarantine_dir)
 
 
-def _rows_of(mask: np.ndarray[Any, Any]) -> tuple[tuple[int, ...], int]:
-    positions = np.flatnonzero(mask)
-    return tuple(int(p) for p in positions[:_QUOTE]), int(positions.size)
-
-
 def _training(policy: LoadedPolicy) -> pd.DataFrame:
     data = policy.policy.data
     frame = read_table(policy.resolve(data.path), fmt=data.resolved_format)
@@ -160,18 +157,12 @@ def screen(policy: LoadedPolicy, frame: pd.DataFrame) -> tuple[list[Problem], fl
             )
         )
     predictions = frame[column].astype(str).str.strip()
-    outside = ~predictions.isin(list(data.classes)).to_numpy()
-    if outside.any():
-        rows, count = _rows_of(outside)
-        problems.append(
-            Problem(
-                "FBQ001",
-                f"{count} prediction(s) outside the classes {list(data.classes)}",
-                rows,
-                count,
-                "[data].classes",
-            )
-        )
+    problems += _flagged(
+        "FBQ001",
+        ~predictions.isin(list(data.classes)).to_numpy(),
+        "[data].classes",
+        lambda _, n: f"{n} prediction(s) outside the classes {list(data.classes)}",
+    )
     clean, violations = check_contract(frame.drop(columns=[column]), data)
     for violation in violations:
         if violation.rule in _WHOLE_SET_RULES:
@@ -209,18 +200,12 @@ def _against_training(policy: LoadedPolicy, clean: pd.DataFrame) -> list[Problem
     training = _training(policy)
     found: list[Problem] = []
     if data.id_column and data.id_column in clean and data.id_column in training:
-        taken = clean[data.id_column].isin(set(training[data.id_column].dropna())).to_numpy()
-        if taken.any():
-            rows, count = _rows_of(taken)
-            found.append(
-                Problem(
-                    "FBQ010",
-                    f"{count} id(s) already in the training data",
-                    rows,
-                    count,
-                    f"[data.columns].{data.id_column}",
-                )
-            )
+        found += _flagged(
+            "FBQ010",
+            clean[data.id_column].isin(set(training[data.id_column].dropna())).to_numpy(),
+            f"[data.columns].{data.id_column}",
+            lambda _, n: f"{n} id(s) already in the training data",
+        )
     numeric = [
         c
         for c, rule in data.columns.items()
@@ -238,7 +223,7 @@ def _against_training(policy: LoadedPolicy, clean: pd.DataFrame) -> list[Problem
                 Problem(
                     "FBQ011",
                     f"{len(positions)} row(s) repeat a training row's features with a different label",
-                    tuple(positions[:_QUOTE]),
+                    tuple(positions[:QUOTE_ROWS]),
                     len(positions),
                     "[data].label",
                 )
@@ -247,21 +232,27 @@ def _against_training(policy: LoadedPolicy, clean: pd.DataFrame) -> list[Problem
         reference = training[numeric].astype("float64")
         mean, std = reference.mean(), reference.std(ddof=0).replace(0.0, np.nan)
         z = ((clean[numeric].astype("float64") - mean) / std).abs()
-        far = (z > settings.outlier_z).any(axis=1).to_numpy()
-        if far.any():
-            rows, count = _rows_of(far)
-            worst = z.max(axis=1).iloc[rows[0]]
-            found.append(
-                Problem(
-                    "FBQ013",
-                    f"{count} row(s) have a feature more than {settings.outlier_z:g} standard "
-                    f"deviations from the training mean (first: {worst:.1f})",
-                    rows,
-                    count,
-                    "[feedback].outlier_z",
-                )
-            )
+        found += _flagged(
+            "FBQ013",
+            (z > settings.outlier_z).any(axis=1).to_numpy(),
+            "[feedback].outlier_z",
+            lambda rows, n: (
+                f"{n} row(s) have a feature more than {settings.outlier_z:g} standard "
+                f"deviations from the training mean (first: {z.max(axis=1).iloc[rows[0]]:.1f})"
+            ),
+        )
     return found
+
+
+def _flagged(
+    rule: str,
+    mask: np.ndarray[Any, Any],
+    policy_key: str,
+    say: Callable[[tuple[int, ...], int], str],
+) -> list[Problem]:
+    """One problem naming the rows ``mask`` flags (``say`` words it), or none."""
+    rows, count = rows_of(mask)
+    return [Problem(rule, say(rows, count), rows, count, policy_key)] if count else []
 
 
 def ingest(policy: LoadedPolicy, source: Path) -> Batch:
