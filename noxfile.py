@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib.util
 import os
 import shutil
+import subprocess  # nosec B404 - one isolated run of our own script, below
 import sys
 from pathlib import Path
 
@@ -29,18 +29,20 @@ sys.path.insert(0, str(ROOT))
 def _refuse_compiled_code() -> None:
     """Stop before importing anything of the tree if compiled code could stand in for it.
 
-    ``gates/compiled.py`` is loaded by its path (standard library only), so no extension
-    module or ``.pyc`` planted beside the packages is imported to do the checking.
+    ``gates/compiled.py`` runs as a script in isolated mode: compiled from its own source, with
+    only the standard library importable, so nothing planted in the tree does the checking.
     """
-    spec = importlib.util.spec_from_file_location("_gates_compiled", ROOT / "gates" / "compiled.py")
-    if spec is None or spec.loader is None:
-        sys.exit(f"noxfile: cannot load {ROOT / 'gates' / 'compiled.py'}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    found = module.find_compiled(ROOT)
-    if found:
-        lines = "\n".join(f"  {path}: {why}" for path, why in found)
-        sys.exit(f"noxfile: refusing to run: compiled code in the tree (LINT007)\n{lines}")
+    script = ROOT / "gates" / "compiled.py"
+    done = subprocess.run(  # nosec B603 - our own script by path, no shell, isolated mode
+        [sys.executable, "-I", str(script), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        found = (done.stdout + done.stderr).strip()
+        sys.exit(f"noxfile: refusing to run: compiled code in the tree (LINT007)\n{found}")
 
 
 _refuse_compiled_code()

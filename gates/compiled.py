@@ -16,14 +16,16 @@ place and that no reviewer reads:
 
 Only folders an import can reach are walked: the project root and, below it, folders whose
 names are identifiers (``gates/``, ``pipeline/``, ``venv/``, but not ``.nox/``, ``.git/`` or
-``lib/python3.11``). Standard library only: ``noxfile.py`` loads this file by path, before it
-imports anything else from the tree.
+``lib/python3.11``). Standard library only: ``noxfile.py`` runs this file as a script in
+isolated mode (``python -I gates/compiled.py ROOT``: a script is always compiled from its
+source, and ``-I`` keeps the tree off ``sys.path``) before it imports anything from the tree.
 """
 
 from __future__ import annotations
 
 import importlib.machinery
 import os
+import sys
 from pathlib import Path
 
 # What the import system takes for an extension module on this platform, plus the other
@@ -63,3 +65,15 @@ def _unchecked(path: Path) -> bool:
         return False  # too short to load: Python recompiles from the source
     flags = int.from_bytes(header[4:8], "little")
     return bool(flags & _HASH_BASED) and not flags & _CHECK_SOURCE
+
+
+def main(argv: list[str]) -> int:
+    """``python -I gates/compiled.py ROOT``: list what :func:`find_compiled` finds; 1 if any."""
+    found = find_compiled(Path(argv[0]) if argv else Path.cwd())
+    for path, why in found:
+        print(f"{path}: {why}")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
