@@ -138,8 +138,8 @@ def tree_digest(
     A path that does not exist is recorded as absent, so its appearance is a change too.
     Names are taken relative to each path as given, and the walk is one ``scandir`` per
     folder (no ``resolve()`` or extra ``stat`` per file: an advisory snapshot of thousands of
-    files is walked in milliseconds). A gate's ``cache_key`` passes ``context.file_sha256``,
-    which remembers unchanged files by stat instead of reading them again.
+    files is walked in milliseconds). The gate cache passes its ``DigestMemo``, which
+    remembers unchanged files by stat instead of reading them again.
     """
     hasher = file_sha256 or _file_sha256
     top = os.path.abspath(root)

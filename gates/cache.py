@@ -13,17 +13,20 @@ over everything the outcome can depend on:
 - the run's input digests (policy, data, data lock, checksums, requirements.lock);
 - the run-independent content of every earlier gate's report of this run, and the bytes on disk
   of every artifact those reports list (a new model invalidates cv);
-- whatever the gate adds through ``Gate.cache_key(context)``.
+- what the gate declares it reads (``Gate.reads(context)``, one ``Reads`` value): every byte of
+  the files and folders it names, the identifiers of what no file holds, whether the data's
+  digests count (and whether it may be reused at all).
 
-File digests for the key (the source digest, the scanners' scopes, an advisory snapshot) go
+Gates declare; this module owns keys, digests and the memo. File digests for the key (the
+source digest, the files a gate reads, such as a scanner's scope or an advisory snapshot) go
 through a ``DigestMemo``: like DVC's state database it remembers each file's SHA-256 by its
 device, inode, size, mtime and ctime, so an unchanged file is not read again; the memo file is
 sealed like an entry. The run's input digests (policy, data, lock) trust only what this process
 hashed itself: they are the record of the run, not just a key.
 
 Before reuse the entry's seal (SHA-256, or HMAC-SHA256 when ``GATES_CACHE_HMAC_KEY`` is set)
-is checked, every output is re-hashed (and restored from the object store when it is gone),
-and a gate that declared extra key material is asked for it again. Anything that does not
+is checked and every output is re-hashed (and restored from the object store when it is
+gone). Anything that does not
 check out is a miss: the gate runs. Only PASSED and FAILED outcomes are stored; a cached
 FAIL stays FAIL.
 """
@@ -46,12 +49,16 @@ from pathlib import Path
 from typing import Any
 
 from gates import CODE_PACKAGES
-from gates.base import Finding, GateResult, Outcome, RunContext, Status
+from gates._tools import tree_digest
+from gates.base import Finding, GateResult, Outcome, Reads, RunContext, Status
+from gates.errors import GatesError
+from gates.inputs import data_input_keys
 from gates.registry import GateSpec, checked_before
+from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_json, sha256_file
 
 # Bump when the key material or the entry layout changes: old entries then simply miss.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 NO_CACHE_ENV = "GATES_NO_CACHE"
 CACHE_DIR_ENV = "GATES_CACHE_DIR"
 HMAC_KEY_ENV = "GATES_CACHE_HMAC_KEY"
@@ -237,7 +244,7 @@ def _project_sources(root: Path, skip: set[Path]) -> Iterator[tuple[str, Path]]:
                 yield path.relative_to(root).as_posix(), path
 
 
-def source_digest(context: RunContext) -> str:
+def source_digest(context: RunContext, memo: DigestMemo | None = None) -> str:
     """Digest of the gate code (both packages) and every source/config file of the project."""
     policy = context.policy
     # Everything a run writes is output, not source: the run history (and its .lock file), the
@@ -249,7 +256,8 @@ def source_digest(context: RunContext) -> str:
     )
     skip = {context.reports_dir.resolve(), context.artifacts_dir.resolve()}
     skip.update(path.resolve() for path in outputs)
-    project = _digest_files(list(_project_sources(context.root, skip)), context.file_sha256)
+    hasher = memo.sha256 if memo is not None else sha256_file
+    project = _digest_files(list(_project_sources(context.root, skip)), hasher)
     return hashlib.sha256(f"{_package_digest()}:{project}".encode()).hexdigest()
 
 
@@ -284,7 +292,7 @@ def report_content_digest(report: GateResult) -> str:
     """Digest of what a report says, without what differs between runs of the same outcome.
 
     Its input digests are left out: an earlier report only counts once the runner has checked
-    that they equal this run's, and a gate whose key leaves the data out (``reads_data``) must
+    that they equal this run's, and a gate whose key leaves the data out (``Reads.data``) must
     not take the data's digest in again through an upstream report.
     """
     metrics = {k: v for k, v in report.metrics.items() if k != METRICS_KEY}
@@ -310,8 +318,42 @@ class CacheKey:
     material: dict[str, Any]
 
 
-def compute_key(spec: GateSpec, context: RunContext, inputs: dict[str, str]) -> CacheKey:
-    """The key of ``spec`` in this run; prerequisites must already have been checked."""
+def reusable(spec: GateSpec, context: RunContext) -> bool:
+    """Whether ``spec``'s outcome may be stored and reused in this run.
+
+    Never the verdict or an always-run stage (they judge this run itself), never a gate whose
+    ``Reads.reusable`` is False; a gate that cannot say (its ``reads`` raised) is simply run.
+    """
+    return _reads(spec, context) is not None
+
+
+def _reads(spec: GateSpec, context: RunContext) -> Reads | None:
+    if spec.verdict or spec.always:
+        return None
+    try:
+        reads = spec.load().reads(context)
+    except Exception:  # fail closed: doubt means "run it"
+        return None
+    return reads if reads.reusable else None
+
+
+def compute_key(
+    spec: GateSpec,
+    context: RunContext,
+    inputs: dict[str, str],
+    *,
+    reads: Reads | None = None,
+    memo: DigestMemo | None = None,
+) -> CacheKey:
+    """The key of ``spec`` in this run; prerequisites must already have been checked.
+
+    ``reads`` is what the gate declares (asked of it when not given); ``memo`` remembers file
+    digests by stat, for key material only.
+    """
+    declared = reads if reads is not None else spec.load().reads(context)
+    if not declared.data:
+        data = data_input_keys(context.policy)
+        inputs = {k: v for k, v in inputs.items() if k not in data}
     upstream: dict[str, str] = {}
     upstream_files: dict[str, str] = {}
     for earlier in checked_before(spec.name):
@@ -322,15 +364,21 @@ def compute_key(spec: GateSpec, context: RunContext, inputs: dict[str, str]) -> 
                 continue  # already hashed this run as an input
             path = _resolve(context, rel)
             upstream_files[rel] = sha256_file(path) if path.is_file() else "absent"
+    hasher = memo.sha256 if memo is not None else None
     material = {
         "format": CACHE_FORMAT,
         "gate": spec.name,
         "target": spec.target,
-        "sources": source_digest(context),
+        "sources": source_digest(context, memo),
         "environment": environment_digest(),
         "inputs": dict(sorted(inputs.items())),
         "upstream": upstream,
         "upstream_files": dict(sorted(upstream_files.items())),
+        "reads": {
+            "data": declared.data,
+            "files": tree_digest(context.root, declared.files, hasher),
+            "external": dict(sorted(declared.external.items())),
+        },
     }
     return CacheKey(digest=hashlib.sha256(_canonical(material)).hexdigest(), material=material)
 
@@ -406,10 +454,26 @@ class OutputSnapshot:
 class GateCache:
     """Look up, verify, restore and store the cached outcomes of one run's gates."""
 
-    def __init__(self, context: RunContext, *, read: bool = True) -> None:
+    def __init__(
+        self, context: RunContext, *, read: bool = True, memo: DigestMemo | None = None
+    ) -> None:
         self.context = context
         self.read = read
+        self.memo = memo
         self.folder = cache_dir(context)
+
+    def key(self, spec: GateSpec, inputs: dict[str, str]) -> CacheKey | None:
+        """``spec``'s key in this run; None when it may not be reused or the key cannot be had.
+
+        A key that cannot be computed (an unreadable earlier report) only costs a real run.
+        """
+        reads = _reads(spec, self.context)
+        if reads is None:
+            return None
+        try:
+            return compute_key(spec, self.context, inputs, reads=reads, memo=self.memo)
+        except (GatesError, PipelineError, OSError, ValueError, ImportError, AttributeError):
+            return None
 
     def entry_path(self, key: CacheKey) -> Path:
         """``<cache dir>/<key>.json``."""
@@ -427,10 +491,8 @@ class GateCache:
             if body is None:
                 return None
             outcome = _outcome(body["outcome"])
-            usable = (
-                outcome.status in (Status.PASSED, Status.FAILED)
-                and self._gate_material_matches(spec, body.get("gate_material"))
-                and self._outputs_in_place(body["outputs"], outcome.artifacts)
+            usable = outcome.status in (Status.PASSED, Status.FAILED) and self._outputs_in_place(
+                body["outputs"], outcome.artifacts
             )
             return (
                 (outcome, str(body["run_id"]), float(body["duration_seconds"])) if usable else None
@@ -446,13 +508,6 @@ class GateCache:
         if body["key"] != key.digest or body["format"] != CACHE_FORMAT or body["gate"] != spec.name:
             return None
         return body
-
-    def _gate_material_matches(self, spec: GateSpec, stored: Any) -> bool:
-        # The source digest covers the gate's module, so a gate that declared no material when
-        # the entry was stored still declares none: it need not even be imported on a hit.
-        if stored is None:
-            return True
-        return _canonical(gate_material(spec, self.context)) == _canonical(stored)
 
     def _outputs_in_place(self, outputs: dict[str, str], artifacts: dict[str, str]) -> bool:
         for rel, digest in outputs.items():
@@ -480,7 +535,7 @@ class GateCache:
         written: list[Path],
     ) -> None:
         """Keep a PASSED or FAILED result and the files the gate wrote; never anything else."""
-        if result.status not in (Status.PASSED, Status.FAILED):
+        if result.status not in (Status.PASSED, Status.FAILED) or not reusable(spec, self.context):
             return
         outputs: dict[str, str] = {}
         for path in written:
@@ -495,7 +550,6 @@ class GateCache:
             "key": key.digest,
             "material": key.material,
             "gate": spec.name,
-            "gate_material": stored_gate_material(spec, self.context),
             "run_id": result.run_id,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "duration_seconds": round(result.duration_seconds, 3),
@@ -519,18 +573,3 @@ def _outcome(data: dict[str, Any]) -> Outcome:
         metrics=dict(data["metrics"]),
         artifacts={str(k): str(v) for k, v in data["artifacts"].items()},
     )
-
-
-def gate_material(spec: GateSpec, context: RunContext) -> dict[str, Any]:
-    """What the gate adds to its key (tool versions, external databases); ``{}`` by default."""
-    return dict(spec.load().cache_key(context))
-
-
-def stored_gate_material(spec: GateSpec, context: RunContext) -> dict[str, Any] | None:
-    """The material to record in an entry: None when the gate's class does not declare any."""
-    from gates.base import Gate  # noqa: PLC0415 - Gate is the default implementation
-
-    gate = spec.load()
-    if type(gate).cache_key is Gate.cache_key:
-        return None
-    return dict(gate.cache_key(context))

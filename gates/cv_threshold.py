@@ -17,7 +17,16 @@ import csv
 import io
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, Severity
+from gates.base import (
+    Finding,
+    Gate,
+    GateError,
+    Location,
+    Outcome,
+    Reads,
+    RunContext,
+    Severity,
+)
 from gates.data_integrity import quarantined_rows
 from gates.release import registry_for, trusted_key
 from pipeline.champion import POINTER_FILE, RegistryError
@@ -39,10 +48,10 @@ class CvGate(Gate):
     name: ClassVar[str] = "cv"
     description: ClassVar[str] = __doc__ or ""
 
-    def cache_key(self, context: RunContext) -> dict[str, str]:
-        """The champion this run is compared with: a new champion invalidates a cached outcome."""
+    def reads(self, context: RunContext) -> Reads:
+        """The data, and the champion pointer: a new champion invalidates a cached outcome."""
         pointer = context.policy.resolve(context.policy.policy.release.registry_dir) / POINTER_FILE
-        return {"champion": context.file_sha256(pointer) if pointer.is_file() else "none"}
+        return Reads(files=(pointer,))
 
     def run(self, context: RunContext) -> Outcome:
         """Score, compare with every threshold, report each miss with its policy key."""

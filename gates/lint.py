@@ -32,10 +32,9 @@ from gates._tools import (
     report_artifacts,
     run_module,
     suppressions,
-    tree_digest,
     write_sarif,
 )
-from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext
+from gates.base import Finding, Gate, GateError, Location, Outcome, Reads, RunContext
 
 _TIMEOUT = 600
 _VERSION = re.compile(r"ruff \d+\.\d+\.\d+\S*")
@@ -239,16 +238,14 @@ class LintGate(Gate):
 
     name: ClassVar[str] = "lint"
     description: ClassVar[str] = __doc__ or ""
-    # ruff reads the files in scope and its configuration, nothing of the data: its outcome is
-    # reused only while every file it could read hashes the same (cache_key), on the same ruff
-    # (the environment digest names every installed distribution).
-    reads_data: ClassVar[bool] = False
 
-    def cache_key(self, context: RunContext) -> dict[str, str]:
-        """Digest of every file under ``[lint].paths`` and of ruff's configuration files."""
-        root = context.root
-        scope = [*context.policy.policy.lint.paths, *_RUFF_CONFIGS]
-        return {"scope": tree_digest(root, scope, context.file_sha256)}
+    def reads(self, context: RunContext) -> Reads:
+        """Every file under ``[lint].paths`` and ruff's configuration files; no data.
+
+        Its outcome is reused only while every file ruff could read hashes the same, on the
+        same ruff (the environment digest names every installed distribution).
+        """
+        return Reads(data=False, files=(*context.policy.policy.lint.paths, *_RUFF_CONFIGS))
 
     def run(self, context: RunContext) -> Outcome:
         """Run both ruff commands, parse their JSON, add blanket-noqa findings."""
