@@ -28,12 +28,13 @@ from gates.base import (
     Severity,
 )
 from gates.data_integrity import quarantined_rows
-from gates.release import registry_for, trusted_key
+from gates.release import registry_for
 from pipeline.champion import POINTER_FILE, RegistryError
 from pipeline.config import Tolerance
 from pipeline.fsio import atomic_write_text
 from pipeline.persist import MODEL_FILE, load_attested, load_verified
 from pipeline.signing import SigningError
+from pipeline.verify import trusted_key
 
 if TYPE_CHECKING:
     from pipeline.train import Split
