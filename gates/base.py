@@ -223,7 +223,7 @@ class RunContext:
             raise GateError(msg) from None
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, ValueError, TypeError) as err:
             msg = f"{path}: report of gate '{gate}' is unparsable ({type(err).__name__}: {err})"
-            raise GateError(msg) from None
+            raise GateError(msg) from err
         if result.run_id != self.run_id:
             msg = (
                 f"{path}: report of gate '{gate}' belongs to run {result.run_id}, not {self.run_id}"

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gates.base import GateError, GateResult, Status
+from gates.errors import GatesError
 from gates.registry import VERDICT, checked_before
 from pipeline import verify
 from pipeline.attestation import SIGNER_RELEASE, AttestationError, VerifiedAttestation
 from pipeline.champion import Champion, ModelRegistry, RegistryError
 from pipeline.config import LoadedPolicy
-from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.signing import (
     PublicKey,
@@ -64,7 +64,7 @@ def signing_key(policy: LoadedPolicy) -> KeyChoice:
             return _dev_key(policy)
         committed = trusted_key(policy)
     except SigningError as err:
-        raise GateError(str(err)) from None
+        raise GateError(str(err)) from err
     if key.public.keyid != committed.keyid:
         msg = (
             f"{key.source}: the configured signing key (key id {key.public.keyid[:12]}...) is "
@@ -123,7 +123,7 @@ def required_gates() -> tuple[str, ...]:
     return tuple(spec.name for spec in checked_before(ATTESTING_GATE))
 
 
-class DeployRefused(PipelineError):
+class DeployRefused(GatesError):
     """Deploy refused the model: not fully PASSED, not verified, or not signed by the release key."""
 
 
@@ -156,7 +156,7 @@ def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
     try:
         attestation = verify_project(policy)
     except AttestationError as err:
-        raise DeployRefused(f"refused: {err}") from None
+        raise DeployRefused(f"refused: {err}") from err
     if attestation.predicate.get("git", {}).get("dirty") is not False:
         msg = (
             f"refused: {attestation.envelope_path} was built from a work tree with uncommitted "
@@ -177,7 +177,7 @@ def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
         raise DeployRefused(msg) from None
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, ValueError, TypeError) as err:
         msg = f"refused: {verdict}: unparsable verdict ({type(err).__name__})"
-        raise DeployRefused(msg) from None
+        raise DeployRefused(msg) from err
     if result.status is not Status.PASSED:
         msg = f"refused: {verdict}: the verdict is {result.status.value}: {result.summary}"
         raise DeployRefused(msg)
@@ -190,4 +190,4 @@ def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
     try:
         return registry_for(policy, trusted=attestation.signer).promote(attestation)
     except RegistryError as err:
-        raise DeployRefused(f"refused: {err}") from None
+        raise DeployRefused(f"refused: {err}") from err

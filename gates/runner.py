@@ -35,6 +35,7 @@ from gates.cache import (
     digest_memo,
 )
 from gates.console import Display, PlainDisplay
+from gates.errors import GatesError
 from gates.inputs import input_digests
 from gates.registry import GATES, NAMES, GateSpec, checked_before
 from pipeline.config import LoadedPolicy
@@ -91,7 +92,7 @@ def resolve_run_id(reports_dir: Path, *, starts_chain: bool) -> str:
         raise GateError(msg) from None
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
         msg = f"{run_file}: unparsable run file ({type(err).__name__}: {err}); start a new run"
-        raise GateError(msg) from None
+        raise GateError(msg) from err
 
 
 def _prerequisite_problem(
@@ -209,7 +210,7 @@ def _guarded(spec: GateSpec, context: RunContext) -> Outcome:
         crashlog.log_path(context, spec.name).unlink()
     try:
         outcome = spec.load().run(context)
-    except (GateError, PipelineError) as err:
+    except (GatesError, PipelineError) as err:
         return _errored(str(err))
     # Fail closed: a crash (or a gate calling sys.exit) is a verdict of "could not judge"; its
     # traceback goes to reports/<gate>.log, never to the console.

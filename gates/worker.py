@@ -58,6 +58,7 @@ from types import CodeType, ModuleType
 from typing import Any, BinaryIO
 
 from gates import CODE_PACKAGES
+from gates.errors import GatesError
 
 # Exit code reported when the command itself crashed inside the worker: "could not run".
 _EXIT_CRASHED = 2
@@ -67,7 +68,7 @@ _CLOSE_TIMEOUT = 10.0
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-class WorkerError(RuntimeError):
+class WorkerError(GatesError):
     """The worker could not be started, died, or answered something that is not the protocol."""
 
 

@@ -56,7 +56,7 @@ def audit_signed_model(verified: VerifiedAttestation) -> None:
     try:
         audit_attested(verified)
     except ModelError as err:
-        raise AttestationError(str(err)) from None
+        raise AttestationError(str(err)) from err
 
 
 def registry_for(
@@ -78,7 +78,7 @@ def verify_champion(
     try:
         champion = registry_for(policy, trusted=trusted, required_gates=required_gates).champion()
     except RegistryError as err:
-        raise AttestationError(f"refused: {err}") from None
+        raise AttestationError(f"refused: {err}") from err
     if champion is None:
         registry = policy.policy.release.registry_dir
         msg = f"refused: no champion in {registry}/ (promote one with 'python -m gates deploy')"

@@ -9,6 +9,8 @@ does not remove the dependency a reader (and the next refactoring) has to live w
 from __future__ import annotations
 
 import ast
+import importlib
+import pkgutil
 import shutil
 from pathlib import Path
 
@@ -196,3 +198,33 @@ def test_pipeline_importing_gates_is_found_however_it_is_written(tree, statement
     found = pipeline_imports_of_gates(tree)
     assert len(found) == 1
     assert found[0].startswith("pipeline/predict.py:")
+
+
+def _exception_classes(package: str) -> set[type[BaseException]]:
+    """Every exception class a module of ``package`` defines (``__main__`` is not imported)."""
+    found: set[type[BaseException]] = set()
+    for info in pkgutil.walk_packages([str(REPO / package)], prefix=f"{package}."):
+        if info.name.rpartition(".")[2] == "__main__":
+            continue
+        module = importlib.import_module(info.name)
+        found.update(
+            obj
+            for obj in vars(module).values()
+            if isinstance(obj, type)
+            and issubclass(obj, BaseException)
+            and obj.__module__ == module.__name__
+        )
+    return found
+
+
+def test_each_package_has_one_root_error_and_gates_errors_are_not_the_pipelines():
+    from gates.errors import GatesError
+    from pipeline.errors import PipelineError
+
+    gates_errors = _exception_classes("gates")
+    pipeline_errors = _exception_classes("pipeline")
+    assert GatesError in gates_errors
+    assert PipelineError in pipeline_errors
+    assert sorted(e.__qualname__ for e in gates_errors if not issubclass(e, GatesError)) == []
+    assert sorted(e.__qualname__ for e in gates_errors if issubclass(e, PipelineError)) == []
+    assert sorted(e.__qualname__ for e in pipeline_errors if not issubclass(e, PipelineError)) == []
