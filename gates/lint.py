@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from gates._tools import (
-    SKIP_PARTS,
     ToolRun,
     check_paths,
     keep_raw,
@@ -35,6 +34,7 @@ from gates._tools import (
     write_sarif,
 )
 from gates.base import Finding, Gate, GateError, Location, Outcome, Reads, RunContext
+from gates.cache import SKIP_PARTS
 
 _TIMEOUT = 600
 _VERSION = re.compile(r"ruff \d+\.\d+\.\d+\S*")

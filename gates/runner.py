@@ -271,7 +271,7 @@ def run_chain(
     memo: DigestMemo | None = None
     if caching:
         memo = digest_memo(cache_dir_of(policy.base_dir)) if read_cache else DigestMemo()
-    inputs = input_digests(policy, partial(memo.sha256, stored=False) if memo else None)
+    inputs = input_digests(policy, partial(memo.sha256, stored=False) if memo is not None else None)
     if starts_chain:
         atomic_write_json(
             reports_dir / RUN_FILE,
