@@ -120,8 +120,8 @@ class CiPlan:
     def cached(self) -> tuple[GateSpec, ...]:
         """The gate stages whose jobs keep the gate cache: every gate before the verdict.
 
-        The verdict and the always stages are never served from the cache (gates/runner.py);
-        a gate class with ``cacheable = False`` just leaves its job's copy unchanged.
+        The verdict and the always stages are never served from the cache (gates/cache.py);
+        a gate whose ``reads`` says ``reusable=False`` just leaves its job's copy unchanged.
         """
         return self.gates[:-1]
 

@@ -243,7 +243,7 @@ def test_policy_cache_false_neither_reads_nor_writes(project):
     assert not (project.root / ".cache").exists()
 
 
-def test_declared_gate_material_is_checked_on_every_hit(project, monkeypatch):
+def test_what_a_gate_declares_it_reads_is_part_of_its_key(project, monkeypatch):
     from gates.base import Reads
     from gates.data_integrity import DataGate
 
