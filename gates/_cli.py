@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gates.base import GateError
+from gates.errors import GatesError
 from gates.registry import GATES, VERDICT
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return EXIT_INTERRUPTED
-    except GateError as err:
+    except GatesError as err:
         sys.stderr.write(f"error: {err}\n")
         return EXIT_USAGE
     except Exception as err:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
 import re
 import subprocess  # nosec B404 # runs the audited tools as argv lists, never a shell
 import sys
 import tokenize
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gates.base import Finding, GateError, Location, RunContext, Severity
+from gates.cache import SKIP_PARTS
 from pipeline.fsio import atomic_write_json, atomic_write_text
 
 # Tool output shown in an ERRORED summary: enough to see the cause, short enough for a console.
@@ -108,10 +107,6 @@ def check_paths(root: Path, paths: Sequence[str], *, rule: str, policy_key: str)
     ]
 
 
-# Folders no scanner reads: caches, environments and version control.
-SKIP_PARTS = frozenset({"__pycache__", ".nox", ".venv", ".git", ".ruff_cache", ".pytest_cache"})
-
-
 def python_files(root: Path, paths: Sequence[str], *, exclude: Sequence[str] = ()) -> list[Path]:
     """Every ``.py`` file under ``paths`` (relative to ``root``), sorted, minus excluded prefixes."""
     skip = SKIP_PARTS
@@ -124,69 +119,6 @@ def python_files(root: Path, paths: Sequence[str], *, exclude: Sequence[str] = (
             found.update(p for p in base.rglob("*.py") if not skip.intersection(p.parts))
     excluded = [(root / e).resolve() for e in exclude]
     return sorted(p for p in found if not any(p.resolve().is_relative_to(ex) for ex in excluded))
-
-
-def tree_digest(
-    root: Path,
-    paths: Sequence[str | Path],
-    file_sha256: Callable[[str], str] | None = None,
-) -> str:
-    """SHA-256 over the name and bytes of every file under ``paths`` (files or folders).
-
-    Every file counts, whatever its suffix (a notebook, a stub, a nested ``ruff.toml``, a
-    baseline): the cache key of a scanner must change whenever anything it could read does.
-    A path that does not exist is recorded as absent, so its appearance is a change too.
-    Names are taken relative to each path as given, and the walk is one ``scandir`` per
-    folder (no ``resolve()`` or extra ``stat`` per file: an advisory snapshot of thousands of
-    files is walked in milliseconds). A gate's ``cache_key`` passes ``context.file_sha256``,
-    which remembers unchanged files by stat instead of reading them again.
-    """
-    hasher = file_sha256 or _file_sha256
-    top = os.path.abspath(root)
-    digest = hashlib.sha256()
-    for name in sorted({str(p) for p in paths}):
-        base = name if os.path.isabs(name) else os.path.join(top, name)
-        if os.path.isfile(base):
-            digest.update(f"{name}\0{hasher(base)}\n".encode())
-        elif os.path.isdir(base):
-            for label, path in _files_under(base, name):
-                digest.update(f"{label}\0{hasher(path)}\n".encode())
-        else:
-            digest.update(f"{name}\0absent\n".encode())
-    return digest.hexdigest()
-
-
-def _files_under(folder: str, prefix: str, rel: str = "") -> Iterator[tuple[str, str]]:
-    """``(label, path)`` of every file under ``folder``: its own files, then each subfolder's.
-
-    Labels read ``prefix/rel/name`` (``rel`` is ``.`` at the top). Sorted by name at every
-    level; folders no scanner reads are skipped, and a symlink to a folder is not followed
-    (as ``os.walk`` does not), while a symlink to a file counts.
-    """
-    with os.scandir(folder) as listing:
-        entries = sorted(listing, key=lambda entry: entry.name)
-    here = f"{prefix}/{rel or '.'}"
-    subfolders = []
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            if entry.name not in SKIP_PARTS:
-                subfolders.append(entry)
-        elif entry.is_file():
-            yield f"{here}/{entry.name}", entry.path
-    for entry in subfolders:
-        yield from _files_under(entry.path, prefix, f"{rel}/{entry.name}" if rel else entry.name)
-
-
-# Below this size a file is read whole: hashlib.file_digest's 256 KiB buffer per call costs more
-# than the hashing for the thousands of small YAML files of an advisory snapshot.
-_READ_WHOLE_BYTES = 1 << 20
-
-
-def _file_sha256(path: str | Path) -> str:
-    with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size <= _READ_WHOLE_BYTES:
-            return hashlib.sha256(handle.read()).hexdigest()
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def report_artifacts(context: RunContext, *names: str) -> dict[str, str]:

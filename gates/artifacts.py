@@ -27,12 +27,13 @@ from gates.base import (
     GateResult,
     Location,
     Outcome,
+    Reads,
     RunContext,
     Severity,
 )
+from gates.inputs import git_commit, input_digests
 from gates.registry import checked_before
 from gates.release import ATTESTING_GATE, signing_key
-from gates.runner import git_commit, input_digests
 from pipeline.attestation import (
     ENVELOPE_FILE,
     SIGNER_DEVELOPMENT,
@@ -66,9 +67,14 @@ class ArtifactsGate(Gate):
 
     name: ClassVar[str] = ATTESTING_GATE
     description: ClassVar[str] = __doc__ or ""
-    # Never reused from the gate cache: the manifest names the commit checked out now, which
-    # is not part of the cache key, and hashing is all this gate does anyway.
-    cacheable: ClassVar[bool] = False
+
+    def reads(self, context: RunContext) -> Reads:
+        """Not reusable: the manifest names the commit checked out now, which no key holds.
+
+        Hashing is all this gate does anyway.
+        """
+        del context
+        return Reads(reusable=False)
 
     def run(self, context: RunContext) -> Outcome:
         """Check the model is the judged one, build the statement, sign it, write the envelope."""

@@ -33,8 +33,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gates._tools import keep_raw, parse_json, report_artifacts, run_module, tree_digest
-from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, Severity
+from gates._tools import keep_raw, parse_json, report_artifacts, run_module
+from gates.base import (
+    Finding,
+    Gate,
+    GateError,
+    Location,
+    Outcome,
+    Reads,
+    RunContext,
+    Severity,
+)
 from gates.lockfile import Lock, LockLine, Pin, read_lock
 from pipeline.config import AuditPolicy
 
@@ -260,31 +269,24 @@ class AuditGate(Gate):
 
     name: ClassVar[str] = "audit"
     description: ClassVar[str] = __doc__ or ""
-    # pip-audit reads the lock (an input digest) and vulnerability data, nothing of the data.
-    # A local snapshot is digested whole and today's date is part of the key (waiver expiry
-    # and snapshot age are judged against it), so a reuse is what a fresh run would say. The
-    # online service changes under us with no digest to take: then the gate always runs.
-    reads_data: ClassVar[bool] = False
 
-    def cacheable_in(self, context: RunContext) -> bool:
-        """Only with a local advisory snapshot; never against the live service."""
-        return choose_source(context).path is not None
+    def reads(self, context: RunContext) -> Reads:
+        """Every lock, the whole advisory snapshot and today's date (UTC); no data.
 
-    def cache_key(self, context: RunContext) -> dict[str, str]:
-        """Every lock's digest, the snapshot's folder and content digest, today's date (UTC)."""
+        Today's date counts because waiver expiry and snapshot age are judged against it, so a
+        reuse is what a fresh run would say. The online service changes under us with no
+        digest to take: against it the gate is not reusable and always runs.
+        """
+        audit = context.policy.policy.audit
+        locks = tuple(context.policy.resolve(n) for n in (audit.requirements, *audit.locks))
         source = choose_source(context)
         if source.path is None:
-            # cacheable_in refuses the online source; a key naming it can never match a
-            # stored local one.
-            return {"source": "online"}
-        audit = context.policy.policy.audit
-        locks = [context.policy.resolve(n) for n in (audit.requirements, *audit.locks)]
-        return {
-            "locks": tree_digest(context.root, locks, context.file_sha256),
-            "source": str(source.path.resolve()),
-            "snapshot": tree_digest(source.path, ["."], context.file_sha256),
-            "today": datetime.now(UTC).date().isoformat(),
-        }
+            return Reads(data=False, files=locks, external={"source": "online"}, reusable=False)
+        return Reads(
+            data=False,
+            files=(*locks, source.path.resolve()),
+            external={"today": datetime.now(UTC).date().isoformat()},
+        )
 
     def run(self, context: RunContext) -> Outcome:
         """Read the locks, run pip-audit over them and the canary, judge the results."""

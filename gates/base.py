@@ -1,26 +1,34 @@
-"""The gate interface: Status, Finding, GateResult, RunContext and the Gate base class."""
+"""The gate interface: Status, Finding, GateResult, RunContext, Reads and the Gate base class."""
 
 from __future__ import annotations
 
 import enum
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
+from gates.errors import GateError
 from pipeline.config import LoadedPolicy
-from pipeline.fsio import sha256_file
 
-if TYPE_CHECKING:
-    from gates.cache import DigestMemo
+__all__ = [
+    "REPORT_SCHEMA_VERSION",
+    "Finding",
+    "Gate",
+    "GateError",  # defined in gates.errors, offered here beside the interface that raises it
+    "GateResult",
+    "Location",
+    "Outcome",
+    "Reads",
+    "RunContext",
+    "Severity",
+    "Status",
+]
 
 REPORT_SCHEMA_VERSION = 1
-
-
-class GateError(Exception):
-    """A gate could not run (missing tool, unparsable output): its result is ERRORED."""
 
 
 class Status(enum.Enum):
@@ -190,9 +198,6 @@ class RunContext:
     policy: LoadedPolicy
     run_id: str
     reports_dir: Path
-    # Digests remembered by stat, for cache-key material only (``gates.cache.DigestMemo``);
-    # None when the run keeps no cache.
-    digests: DigestMemo | None = field(default=None, compare=False, repr=False)
 
     @property
     def root(self) -> Path:
@@ -203,15 +208,6 @@ class RunContext:
     def artifacts_dir(self) -> Path:
         """Where the model and its manifest are written."""
         return self.policy.resolve(self.policy.policy.run.artifacts_dir)
-
-    def file_sha256(self, path: str | Path) -> str:
-        """SHA-256 of a file for a cache key (``Gate.cache_key``): remembered by stat if it can be.
-
-        Not for what a gate judges or records: that is read fresh, with ``sha256_file``.
-        """
-        if self.digests is not None:
-            return self.digests.sha256(path)
-        return sha256_file(Path(path))
 
     def report_path(self, gate: str) -> Path:
         """``reports/<gate>.json``."""
@@ -227,7 +223,7 @@ class RunContext:
             raise GateError(msg) from None
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, ValueError, TypeError) as err:
             msg = f"{path}: report of gate '{gate}' is unparsable ({type(err).__name__}: {err})"
-            raise GateError(msg) from None
+            raise GateError(msg) from err
         if result.run_id != self.run_id:
             msg = (
                 f"{path}: report of gate '{gate}' belongs to run {result.run_id}, not {self.run_id}"
@@ -236,8 +232,34 @@ class RunContext:
         return result
 
 
+@dataclass(frozen=True)
+class Reads:
+    """What a gate's outcome depends on, declared for the gate cache (``gates/cache.py``).
+
+    The cache always keys a gate on the code of both packages and every source or config file
+    of the project, the installed distributions, the run's input digests and the earlier
+    gates' reports; a gate states here only what it adds to that or leaves out of it. The
+    cache turns this into key material (it owns keys, digests and the memo); a gate computes
+    no digest of its own.
+
+    - ``data``: False for a gate that reads neither the data file, its lock nor its checksums
+      (the supply-chain gates): their digests then stay out of its key, so approving a new data
+      snapshot re-runs the data gate and what follows, not ruff, bandit and pip-audit.
+    - ``files``: files or folders (relative to the project, or absolute) of which every byte
+      counts, whatever the suffix; one that does not exist counts as absent.
+    - ``external``: identifiers of what no file holds (where a database lives, today's date).
+    - ``reusable``: False when the outcome depends on something no digest captures (a live
+      service, the commit checked out): the gate then always runs.
+    """
+
+    data: bool = True
+    files: tuple[str | Path, ...] = ()
+    external: Mapping[str, str] = field(default_factory=dict)
+    reusable: bool = True
+
+
 class Gate(ABC):
-    """One step of the chain: a stable name and ``run(context) -> Outcome``.
+    """One step of the chain: a stable name, what it reads, and ``run(context) -> Outcome``.
 
     A gate raises GateError (or anything else) when it cannot judge; the runner turns that
     into an ERRORED result. It never returns PASSED without having checked.
@@ -245,32 +267,11 @@ class Gate(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
-    # False for a gate whose verdict depends on something outside its cache key that cannot
-    # be digested (a live service): it then always runs. See gates/cache.py.
-    cacheable: ClassVar[bool] = True
-    # False for a gate that reads neither the data, its lock nor its checksums (the
-    # supply-chain gates): their digests then stay out of its cache key, so approving a new
-    # data snapshot re-runs the data gate and what follows, not ruff, bandit and pip-audit.
-    reads_data: ClassVar[bool] = True
 
-    def cacheable_in(self, context: RunContext) -> bool:
-        """Whether this run may reuse or store the gate's outcome (default: ``cacheable``).
-
-        A gate whose verdict depends, in this run only, on something no digest can capture
-        (a live vulnerability service) returns False and always runs.
-        """
+    def reads(self, context: RunContext) -> Reads:
+        """What this gate reads beyond code, packages, inputs and earlier reports (default: the data)."""
         del context
-        return self.cacheable
-
-    def cache_key(self, context: RunContext) -> dict[str, str]:
-        """Extra material for this gate's cache key: tool versions, external databases.
-
-        The gate cache already keys on the code, the installed packages, the inputs and the
-        earlier reports; a gate that also depends on a binary outside Python or on data outside
-        the project (an advisory database) returns its version or digest here.
-        """
-        del context
-        return {}
+        return Reads()
 
     @abstractmethod
     def run(self, context: RunContext) -> Outcome:

@@ -13,17 +13,20 @@ over everything the outcome can depend on:
 - the run's input digests (policy, data, data lock, checksums, requirements.lock);
 - the run-independent content of every earlier gate's report of this run, and the bytes on disk
   of every artifact those reports list (a new model invalidates cv);
-- whatever the gate adds through ``Gate.cache_key(context)``.
+- what the gate declares it reads (``Gate.reads(context)``, one ``Reads`` value): every byte of
+  the files and folders it names, the identifiers of what no file holds, whether the data's
+  digests count (and whether it may be reused at all).
 
-File digests for the key (the source digest, the scanners' scopes, an advisory snapshot) go
+Gates declare; this module owns keys, digests and the memo. File digests for the key (the
+source digest, the files a gate reads, such as a scanner's scope or an advisory snapshot) go
 through a ``DigestMemo``: like DVC's state database it remembers each file's SHA-256 by its
 device, inode, size, mtime and ctime, so an unchanged file is not read again; the memo file is
 sealed like an entry. The run's input digests (policy, data, lock) trust only what this process
 hashed itself: they are the record of the run, not just a key.
 
 Before reuse the entry's seal (SHA-256, or HMAC-SHA256 when ``GATES_CACHE_HMAC_KEY`` is set)
-is checked, every output is re-hashed (and restored from the object store when it is gone),
-and a gate that declared extra key material is asked for it again. Anything that does not
+is checked and every output is re-hashed (and restored from the object store when it is
+gone). Anything that does not
 check out is a miss: the gate runs. Only PASSED and FAILED outcomes are stored; a cached
 FAIL stays FAIL.
 """
@@ -38,7 +41,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -46,12 +49,15 @@ from pathlib import Path
 from typing import Any
 
 from gates import CODE_PACKAGES
-from gates.base import Finding, GateResult, Outcome, RunContext, Status
+from gates.base import Finding, GateResult, Outcome, Reads, RunContext, Status
+from gates.errors import GatesError
+from gates.inputs import data_input_keys
 from gates.registry import GateSpec, checked_before
+from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_json, sha256_file
 
 # Bump when the key material or the entry layout changes: old entries then simply miss.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 NO_CACHE_ENV = "GATES_NO_CACHE"
 CACHE_DIR_ENV = "GATES_CACHE_DIR"
 HMAC_KEY_ENV = "GATES_CACHE_HMAC_KEY"
@@ -95,6 +101,73 @@ def cache_dir_of(root: Path) -> Path:
     """``cache_dir`` for the project at ``root``."""
     configured = os.environ.get(CACHE_DIR_ENV, "").strip()
     return Path(configured) if configured else root / ".cache" / "gates"
+
+
+# Folders no scanner reads: caches, environments and version control.
+SKIP_PARTS = frozenset({"__pycache__", ".nox", ".venv", ".git", ".ruff_cache", ".pytest_cache"})
+
+
+def tree_digest(
+    root: Path,
+    paths: Sequence[str | Path],
+    file_sha256: Callable[[str], str] | None = None,
+) -> str:
+    """SHA-256 over the name and bytes of every file under ``paths`` (files or folders).
+
+    Every file counts, whatever its suffix (a notebook, a stub, a nested ``ruff.toml``, a
+    baseline): the cache key of a scanner must change whenever anything it could read does.
+    A path that does not exist is recorded as absent, so its appearance is a change too.
+    Names are taken relative to each path as given, and the walk is one ``scandir`` per
+    folder (no ``resolve()`` or extra ``stat`` per file: an advisory snapshot of thousands of
+    files is walked in milliseconds). The gate cache passes its ``DigestMemo``, which
+    remembers unchanged files by stat instead of reading them again.
+    """
+    hasher = file_sha256 or _file_sha256
+    top = os.path.abspath(root)
+    digest = hashlib.sha256()
+    for name in sorted({str(p) for p in paths}):
+        base = name if os.path.isabs(name) else os.path.join(top, name)
+        if os.path.isfile(base):
+            digest.update(f"{name}\0{hasher(base)}\n".encode())
+        elif os.path.isdir(base):
+            for label, path in _files_under(base, name):
+                digest.update(f"{label}\0{hasher(path)}\n".encode())
+        else:
+            digest.update(f"{name}\0absent\n".encode())
+    return digest.hexdigest()
+
+
+def _files_under(folder: str, prefix: str, rel: str = "") -> Iterator[tuple[str, str]]:
+    """``(label, path)`` of every file under ``folder``: its own files, then each subfolder's.
+
+    Labels read ``prefix/rel/name`` (``rel`` is ``.`` at the top). Sorted by name at every
+    level; folders no scanner reads are skipped, and a symlink to a folder is not followed
+    (as ``os.walk`` does not), while a symlink to a file counts.
+    """
+    with os.scandir(folder) as listing:
+        entries = sorted(listing, key=lambda entry: entry.name)
+    here = f"{prefix}/{rel or '.'}"
+    subfolders = []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name not in SKIP_PARTS:
+                subfolders.append(entry)
+        elif entry.is_file():
+            yield f"{here}/{entry.name}", entry.path
+    for entry in subfolders:
+        yield from _files_under(entry.path, prefix, f"{rel}/{entry.name}" if rel else entry.name)
+
+
+# Below this size a file is read whole: hashlib.file_digest's 256 KiB buffer per call costs more
+# than the hashing for the thousands of small YAML files of an advisory snapshot.
+_READ_WHOLE_BYTES = 1 << 20
+
+
+def _file_sha256(path: str | Path) -> str:
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size <= _READ_WHOLE_BYTES:
+            return hashlib.sha256(handle.read()).hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _digest_files(
@@ -234,7 +307,7 @@ def _project_sources(root: Path, skip: set[Path]) -> Iterator[tuple[str, Path]]:
                 yield path.relative_to(root).as_posix(), path
 
 
-def source_digest(context: RunContext) -> str:
+def source_digest(context: RunContext, memo: DigestMemo | None = None) -> str:
     """Digest of the gate code (both packages) and every source/config file of the project."""
     policy = context.policy
     # Everything a run writes is output, not source: the run history (and its .lock file), the
@@ -246,7 +319,8 @@ def source_digest(context: RunContext) -> str:
     )
     skip = {context.reports_dir.resolve(), context.artifacts_dir.resolve()}
     skip.update(path.resolve() for path in outputs)
-    project = _digest_files(list(_project_sources(context.root, skip)), context.file_sha256)
+    hasher = memo.sha256 if memo is not None else sha256_file
+    project = _digest_files(list(_project_sources(context.root, skip)), hasher)
     return hashlib.sha256(f"{_package_digest()}:{project}".encode()).hexdigest()
 
 
@@ -281,7 +355,7 @@ def report_content_digest(report: GateResult) -> str:
     """Digest of what a report says, without what differs between runs of the same outcome.
 
     Its input digests are left out: an earlier report only counts once the runner has checked
-    that they equal this run's, and a gate whose key leaves the data out (``reads_data``) must
+    that they equal this run's, and a gate whose key leaves the data out (``Reads.data``) must
     not take the data's digest in again through an upstream report.
     """
     metrics = {k: v for k, v in report.metrics.items() if k != METRICS_KEY}
@@ -307,8 +381,42 @@ class CacheKey:
     material: dict[str, Any]
 
 
-def compute_key(spec: GateSpec, context: RunContext, inputs: dict[str, str]) -> CacheKey:
-    """The key of ``spec`` in this run; prerequisites must already have been checked."""
+def reusable(spec: GateSpec, context: RunContext) -> bool:
+    """Whether ``spec``'s outcome may be stored and reused in this run.
+
+    Never the verdict or an always-run stage (they judge this run itself), never a gate whose
+    ``Reads.reusable`` is False; a gate that cannot say (its ``reads`` raised) is simply run.
+    """
+    return _reads(spec, context) is not None
+
+
+def _reads(spec: GateSpec, context: RunContext) -> Reads | None:
+    if spec.verdict or spec.always:
+        return None
+    try:
+        reads = spec.load().reads(context)
+    except Exception:  # fail closed: doubt means "run it"
+        return None
+    return reads if reads.reusable else None
+
+
+def compute_key(
+    spec: GateSpec,
+    context: RunContext,
+    inputs: dict[str, str],
+    *,
+    reads: Reads | None = None,
+    memo: DigestMemo | None = None,
+) -> CacheKey:
+    """The key of ``spec`` in this run; prerequisites must already have been checked.
+
+    ``reads`` is what the gate declares (asked of it when not given); ``memo`` remembers file
+    digests by stat, for key material only.
+    """
+    declared = reads if reads is not None else spec.load().reads(context)
+    if not declared.data:
+        data = data_input_keys(context.policy)
+        inputs = {k: v for k, v in inputs.items() if k not in data}
     upstream: dict[str, str] = {}
     upstream_files: dict[str, str] = {}
     for earlier in checked_before(spec.name):
@@ -319,15 +427,21 @@ def compute_key(spec: GateSpec, context: RunContext, inputs: dict[str, str]) -> 
                 continue  # already hashed this run as an input
             path = _resolve(context, rel)
             upstream_files[rel] = sha256_file(path) if path.is_file() else "absent"
+    hasher = memo.sha256 if memo is not None else None
     material = {
         "format": CACHE_FORMAT,
         "gate": spec.name,
         "target": spec.target,
-        "sources": source_digest(context),
+        "sources": source_digest(context, memo),
         "environment": environment_digest(),
         "inputs": dict(sorted(inputs.items())),
         "upstream": upstream,
         "upstream_files": dict(sorted(upstream_files.items())),
+        "reads": {
+            "data": declared.data,
+            "files": tree_digest(context.root, declared.files, hasher),
+            "external": dict(sorted(declared.external.items())),
+        },
     }
     return CacheKey(digest=hashlib.sha256(_canonical(material)).hexdigest(), material=material)
 
@@ -403,10 +517,26 @@ class OutputSnapshot:
 class GateCache:
     """Look up, verify, restore and store the cached outcomes of one run's gates."""
 
-    def __init__(self, context: RunContext, *, read: bool = True) -> None:
+    def __init__(
+        self, context: RunContext, *, read: bool = True, memo: DigestMemo | None = None
+    ) -> None:
         self.context = context
         self.read = read
+        self.memo = memo
         self.folder = cache_dir(context)
+
+    def key(self, spec: GateSpec, inputs: dict[str, str]) -> CacheKey | None:
+        """``spec``'s key in this run; None when it may not be reused or the key cannot be had.
+
+        A key that cannot be computed (an unreadable earlier report) only costs a real run.
+        """
+        reads = _reads(spec, self.context)
+        if reads is None:
+            return None
+        try:
+            return compute_key(spec, self.context, inputs, reads=reads, memo=self.memo)
+        except (GatesError, PipelineError, OSError, ValueError, ImportError, AttributeError):
+            return None
 
     def entry_path(self, key: CacheKey) -> Path:
         """``<cache dir>/<key>.json``."""
@@ -424,10 +554,8 @@ class GateCache:
             if body is None:
                 return None
             outcome = _outcome(body["outcome"])
-            usable = (
-                outcome.status in (Status.PASSED, Status.FAILED)
-                and self._gate_material_matches(spec, body.get("gate_material"))
-                and self._outputs_in_place(body["outputs"], outcome.artifacts)
+            usable = outcome.status in (Status.PASSED, Status.FAILED) and self._outputs_in_place(
+                body["outputs"], outcome.artifacts
             )
             return (
                 (outcome, str(body["run_id"]), float(body["duration_seconds"])) if usable else None
@@ -443,13 +571,6 @@ class GateCache:
         if body["key"] != key.digest or body["format"] != CACHE_FORMAT or body["gate"] != spec.name:
             return None
         return body
-
-    def _gate_material_matches(self, spec: GateSpec, stored: Any) -> bool:
-        # The source digest covers the gate's module, so a gate that declared no material when
-        # the entry was stored still declares none: it need not even be imported on a hit.
-        if stored is None:
-            return True
-        return _canonical(gate_material(spec, self.context)) == _canonical(stored)
 
     def _outputs_in_place(self, outputs: dict[str, str], artifacts: dict[str, str]) -> bool:
         for rel, digest in outputs.items():
@@ -477,7 +598,7 @@ class GateCache:
         written: list[Path],
     ) -> None:
         """Keep a PASSED or FAILED result and the files the gate wrote; never anything else."""
-        if result.status not in (Status.PASSED, Status.FAILED):
+        if result.status not in (Status.PASSED, Status.FAILED) or not reusable(spec, self.context):
             return
         outputs: dict[str, str] = {}
         for path in written:
@@ -492,7 +613,6 @@ class GateCache:
             "key": key.digest,
             "material": key.material,
             "gate": spec.name,
-            "gate_material": stored_gate_material(spec, self.context),
             "run_id": result.run_id,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "duration_seconds": round(result.duration_seconds, 3),
@@ -516,18 +636,3 @@ def _outcome(data: dict[str, Any]) -> Outcome:
         metrics=dict(data["metrics"]),
         artifacts={str(k): str(v) for k, v in data["artifacts"].items()},
     )
-
-
-def gate_material(spec: GateSpec, context: RunContext) -> dict[str, Any]:
-    """What the gate adds to its key (tool versions, external databases); ``{}`` by default."""
-    return dict(spec.load().cache_key(context))
-
-
-def stored_gate_material(spec: GateSpec, context: RunContext) -> dict[str, Any] | None:
-    """The material to record in an entry: None when the gate's class does not declare any."""
-    from gates.base import Gate  # noqa: PLC0415 - Gate is the default implementation
-
-    gate = spec.load()
-    if type(gate).cache_key is Gate.cache_key:
-        return None
-    return dict(gate.cache_key(context))

@@ -16,6 +16,30 @@ from gates.registry import GateSpec
 
 LOG_FORMAT_ENV = "GATES_LOG_FORMAT"
 LOG_FORMATS = ("text", "json")
+# How many findings the console shows per gate; the report keeps all of them.
+_SHOWN_FINDINGS = 8
+_MARKS = {
+    Status.PASSED: "ok  ",
+    Status.FAILED: "FAIL",
+    Status.ERRORED: "ERR ",
+    Status.SKIPPED: "skip",
+}
+
+
+def print_result(result: GateResult, *, out: TextIO) -> None:
+    """One line per gate, then its error findings indented beneath it."""
+    out.write(
+        f"[{_MARKS[result.status]}] {result.gate:<10} {result.status.value:<8} "
+        f"{result.duration_seconds:6.2f}s  {result.summary}\n"
+    )
+    shown = [f for f in result.findings if f.severity is Severity.ERROR][:_SHOWN_FINDINGS]
+    for finding in shown:
+        where = f" ({finding.policy_key})" if finding.policy_key else ""
+        out.write(f"         {finding.rule} {finding.message}{where}\n")
+    hidden = len(result.errors) - len(shown)
+    if hidden > 0:
+        out.write(f"         ... {hidden} more in {result.gate}.json\n")
+    out.flush()
 
 
 class Display(Protocol):
@@ -42,8 +66,6 @@ class PlainDisplay:
 
     def finish(self, result: GateResult) -> None:
         """Print the result line and its findings."""
-        from gates.runner import print_result  # noqa: PLC0415 - runner imports this module
-
         print_result(result, out=self.out)
 
     def close(self) -> None:

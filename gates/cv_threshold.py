@@ -17,14 +17,24 @@ import csv
 import io
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, Severity
+from gates.base import (
+    Finding,
+    Gate,
+    GateError,
+    Location,
+    Outcome,
+    Reads,
+    RunContext,
+    Severity,
+)
 from gates.data_integrity import quarantined_rows
-from gates.release import registry_for, trusted_key
+from gates.release import registry_for
 from pipeline.champion import POINTER_FILE, RegistryError
 from pipeline.config import Tolerance
 from pipeline.fsio import atomic_write_text
 from pipeline.persist import MODEL_FILE, load_attested, load_verified
 from pipeline.signing import SigningError
+from pipeline.verify import trusted_key
 
 if TYPE_CHECKING:
     from pipeline.train import Split
@@ -39,10 +49,10 @@ class CvGate(Gate):
     name: ClassVar[str] = "cv"
     description: ClassVar[str] = __doc__ or ""
 
-    def cache_key(self, context: RunContext) -> dict[str, str]:
-        """The champion this run is compared with: a new champion invalidates a cached outcome."""
+    def reads(self, context: RunContext) -> Reads:
+        """The data, and the champion pointer: a new champion invalidates a cached outcome."""
         pointer = context.policy.resolve(context.policy.policy.release.registry_dir) / POINTER_FILE
-        return {"champion": context.file_sha256(pointer) if pointer.is_file() else "none"}
+        return Reads(files=(pointer,))
 
     def run(self, context: RunContext) -> Outcome:
         """Score, compare with every threshold, report each miss with its policy key."""

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from gates._tools import (
-    SKIP_PARTS,
     ToolRun,
     check_paths,
     keep_raw,
@@ -34,10 +33,10 @@ from gates._tools import (
     report_artifacts,
     run_module,
     suppressions,
-    tree_digest,
     write_sarif,
 )
-from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext
+from gates.base import Finding, Gate, GateError, Location, Outcome, Reads, RunContext
+from gates.cache import SKIP_PARTS
 from gates.compiled import find_compiled
 
 _TIMEOUT = 600
@@ -242,17 +241,20 @@ class LintGate(Gate):
 
     name: ClassVar[str] = "lint"
     description: ClassVar[str] = __doc__ or ""
-    # ruff reads the files in scope and its configuration, nothing of the data: its outcome is
-    # reused only while every file it could read hashes the same (cache_key), on the same ruff
-    # (the environment digest names every installed distribution).
-    reads_data: ClassVar[bool] = False
 
-    def cache_key(self, context: RunContext) -> dict[str, str]:
-        """Digest of every file under ``[lint].paths`` and of ruff's configuration files."""
-        root = context.root
-        scope = [*context.policy.policy.lint.paths, *_RUFF_CONFIGS]
-        compiled = ";".join(f"{path}:{why}" for path, why in find_compiled(root))
-        return {"scope": tree_digest(root, scope, context.file_sha256), "compiled": compiled}
+    def reads(self, context: RunContext) -> Reads:
+        """Every file under ``[lint].paths`` and ruff's configuration files; no data.
+
+        Its outcome is reused only while every file ruff could read hashes the same, on the
+        same ruff (the environment digest names every installed distribution), and while the
+        compiled files an import could reach (LINT007, anywhere in the tree) are the same.
+        """
+        compiled = ";".join(f"{path}:{why}" for path, why in find_compiled(context.root))
+        return Reads(
+            data=False,
+            files=(*context.policy.policy.lint.paths, *_RUFF_CONFIGS),
+            external={"compiled": compiled},
+        )
 
     def run(self, context: RunContext) -> Outcome:
         """Run both ruff commands, parse their JSON, add blanket-noqa findings."""

@@ -41,6 +41,8 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from gates.errors import GatesError
+
 EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
 RANGE_TYPES = ("ECOSYSTEM", "SEMVER", "GIT")
 _EVALUATED = ("ECOSYSTEM", "SEMVER")
@@ -48,7 +50,7 @@ _EVALUATED = ("ECOSYSTEM", "SEMVER")
 _RANK = {"fixed": 0, "introduced": 1, "last_affected": 2}
 
 
-class RecordError(ValueError):
+class RecordError(GatesError):
     """An OSV record that does not have the schema's shape; the message says where."""
 
 

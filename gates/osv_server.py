@@ -22,8 +22,8 @@ from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
 
+from gates.errors import GatesError
 from gates.osv_eval import Advisory, RecordError, compile_record, parse_version
-from pipeline.errors import PipelineError
 
 QUERY_PATH = "/v1/query"
 # Requests are a few hundred bytes; anything far larger is not pip-audit.
@@ -31,11 +31,11 @@ _MAX_BODY = 64 * 1024
 _MODIFIED = re.compile(r"^modified:\s*['\"]?([0-9T:.\-+Z]+)['\"]?\s*$", re.MULTILINE)
 
 
-class AdvisoryDbError(PipelineError):
+class AdvisoryDbError(GatesError):
     """The advisory directory is missing, empty, or holds a record that does not parse."""
 
 
-class BadQueryError(ValueError):
+class BadQueryError(GatesError):
     """A query the server cannot answer truthfully (its version is not a PEP 440 version)."""
 
 

@@ -12,28 +12,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gates.base import GateError, GateResult, Status
+from gates.errors import GatesError
 from gates.registry import VERDICT, checked_before
-from pipeline.attestation import (
-    ENVELOPE_FILE,
-    SIGNER_RELEASE,
-    AttestationError,
-    VerifiedAttestation,
-    verify_bundle,
-)
+from pipeline import verify
+from pipeline.attestation import SIGNER_RELEASE, AttestationError, VerifiedAttestation
 from pipeline.champion import Champion, ModelRegistry, RegistryError
 from pipeline.config import LoadedPolicy
-from pipeline.errors import ModelError, PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
-from pipeline.persist import audit_attested
 from pipeline.signing import (
     PublicKey,
     SigningError,
     SigningKey,
     generate_key_pair,
-    load_public_key,
     private_key_from_pem,
     read_private_key,
 )
+from pipeline.verify import trusted_key
 
 DEV_KEY_NAME = "dev-signing"
 # The gate that writes the attestation; every gate registered before it must be recorded.
@@ -46,11 +40,6 @@ class KeyChoice:
 
     key: SigningKey
     note: str
-
-
-def trusted_key(policy: LoadedPolicy, *, override: Path | None = None) -> PublicKey:
-    """The committed release public key (or ``override``); SigningError when unreadable."""
-    return load_public_key(override or policy.resolve(policy.policy.release.public_key))
 
 
 def signing_key(policy: LoadedPolicy) -> KeyChoice:
@@ -75,7 +64,7 @@ def signing_key(policy: LoadedPolicy) -> KeyChoice:
             return _dev_key(policy)
         committed = trusted_key(policy)
     except SigningError as err:
-        raise GateError(str(err)) from None
+        raise GateError(str(err)) from err
     if key.public.keyid != committed.keyid:
         msg = (
             f"{key.source}: the configured signing key (key id {key.public.keyid[:12]}...) is "
@@ -120,32 +109,21 @@ def keygen(*, private_path: Path, public_path: Path) -> PublicKey:
 def verify_project(
     policy: LoadedPolicy, *, envelope: Path | None = None, key: Path | None = None
 ) -> VerifiedAttestation:
-    """Verify the project's attestation and its signed model file, with the trusted key.
+    """Verify the project's attestation and its model with the trusted key (``pipeline.verify``).
 
-    The signature, every subject's bytes and verdicts first (``verify_bundle``), then the model
-    itself (``audit_signed_model``).
+    Every gate registered before the attesting gate today must be recorded, and PASSED.
     """
-    trusted = trusted_key(policy, override=key)
-    path = envelope or policy.resolve(policy.policy.run.artifacts_dir) / ENVELOPE_FILE
-    required = tuple(spec.name for spec in checked_before(ATTESTING_GATE))
-    verified = verify_bundle(path, root=policy.base_dir, trusted=trusted, required_gates=required)
-    audit_signed_model(verified)
-    return verified
+    return verify.verify_project(
+        policy, required_gates=required_gates(), envelope=envelope, key=key
+    )
 
 
-def audit_signed_model(verified: VerifiedAttestation) -> None:
-    """Refuse (AttestationError) a signed model that is not exactly a skops archive of reviewed types.
-
-    A valid signature is not enough: a signed pickle, or a pickle with a zip behind it, would
-    be promoted as it is. The audit builds no object from the file.
-    """
-    try:
-        audit_attested(verified)
-    except ModelError as err:
-        raise AttestationError(str(err)) from None
+def required_gates() -> tuple[str, ...]:
+    """The gates a statement must record: every gate registered before the attesting gate."""
+    return tuple(spec.name for spec in checked_before(ATTESTING_GATE))
 
 
-class DeployRefused(PipelineError):
+class DeployRefused(GatesError):
     """Deploy refused the model: not fully PASSED, not verified, or not signed by the release key."""
 
 
@@ -159,27 +137,13 @@ def registry_for(
     before a gate was added stays comparable, while every verdict it records must still be
     PASSED and its signature and bytes must still verify.
     """
-    required = (
-        tuple(spec.name for spec in checked_before(ATTESTING_GATE)) if require_current_gates else ()
-    )
-    return ModelRegistry(
-        policy.resolve(policy.policy.release.registry_dir),
-        trusted=trusted,
-        required_gates=required,
-    )
+    required = required_gates() if require_current_gates else ()
+    return verify.registry_for(policy, trusted=trusted, required_gates=required)
 
 
 def verify_champion(policy: LoadedPolicy, *, key: Path | None = None) -> VerifiedAttestation:
-    """Verify the registry's current champion; AttestationError when there is none or it fails."""
-    try:
-        champion = registry_for(policy, trusted=trusted_key(policy, override=key)).champion()
-    except RegistryError as err:
-        raise AttestationError(f"refused: {err}") from None
-    if champion is None:
-        registry = policy.policy.release.registry_dir
-        msg = f"refused: no champion in {registry}/ (promote one with 'python -m gates deploy')"
-        raise AttestationError(msg)
-    return champion.attestation
+    """Verify the registry's current champion, requiring every gate registered today."""
+    return verify.verify_champion(policy, required_gates=required_gates(), key=key)
 
 
 def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
@@ -192,7 +156,7 @@ def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
     try:
         attestation = verify_project(policy)
     except AttestationError as err:
-        raise DeployRefused(f"refused: {err}") from None
+        raise DeployRefused(f"refused: {err}") from err
     if attestation.predicate.get("git", {}).get("dirty") is not False:
         msg = (
             f"refused: {attestation.envelope_path} was built from a work tree with uncommitted "
@@ -213,7 +177,7 @@ def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
         raise DeployRefused(msg) from None
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, ValueError, TypeError) as err:
         msg = f"refused: {verdict}: unparsable verdict ({type(err).__name__})"
-        raise DeployRefused(msg) from None
+        raise DeployRefused(msg) from err
     if result.status is not Status.PASSED:
         msg = f"refused: {verdict}: the verdict is {result.status.value}: {result.summary}"
         raise DeployRefused(msg)
@@ -226,4 +190,4 @@ def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
     try:
         return registry_for(policy, trusted=attestation.signer).promote(attestation)
     except RegistryError as err:
-        raise DeployRefused(f"refused: {err}") from None
+        raise DeployRefused(f"refused: {err}") from err

@@ -6,15 +6,14 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
-import subprocess  # nosec B404 # runs git with fixed argv lists, never a shell
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from gates import crashlog
 from gates.base import (
@@ -33,21 +32,18 @@ from gates.cache import (
     GateCache,
     OutputSnapshot,
     cache_dir_of,
-    compute_key,
     digest_memo,
 )
+from gates.console import Display, PlainDisplay
+from gates.errors import GatesError
+from gates.inputs import input_digests
 from gates.registry import GATES, NAMES, GateSpec, checked_before
 from pipeline.config import LoadedPolicy
 from pipeline.errors import PipelineError
-from pipeline.fsio import atomic_write_json, sha256_file
-
-if TYPE_CHECKING:
-    from gates.console import Display
+from pipeline.fsio import atomic_write_json
 
 RUN_FILE = "run.json"
 RUN_ID_ENV = "GATES_RUN_ID"
-# How many findings the console shows per gate; the report keeps all of them.
-_SHOWN_FINDINGS = 8
 
 
 @dataclass(frozen=True)
@@ -65,50 +61,6 @@ class RunSummary:
         if any(r.status is not Status.PASSED for r in self.results):
             return 1
         return 0
-
-
-def input_digests(policy: LoadedPolicy, memo: DigestMemo | None = None) -> dict[str, str]:
-    """SHA-256 of every file a run's verdict depends on, keyed by path relative to the project.
-
-    A file that is absent is recorded as ``absent`` so that its later appearance (or loss)
-    still counts as a change. With a ``memo``, a file this process already hashed and that is
-    unchanged since (by stat) is not read again: the nine gate sessions of one warm worker read
-    a large data file once, not nine times. Digests remembered by another process are not
-    used here: these digests are the run's record, not only a cache key.
-    """
-    paths = [policy.path, *_data_paths(policy)]
-    audit = policy.policy.audit
-    # Every dependency lock the audit gate covers (requirements.lock first, then [audit].locks).
-    locks = [policy.base_dir / "requirements.lock", *map(policy.resolve, audit.locks)]
-    paths += [lock for lock in dict.fromkeys(locks) if lock.exists()]
-    digests = {}
-    for path in paths:
-        key = _relative(path, policy.base_dir)
-        if not path.is_file():
-            digests[key] = "absent"
-        else:
-            digests[key] = memo.sha256(path, stored=False) if memo else sha256_file(path)
-    return digests
-
-
-def _data_paths(policy: LoadedPolicy) -> list[Path]:
-    data = policy.policy.data
-    paths = [policy.resolve(data.path), policy.resolve(data.lock)]
-    if data.checksums is not None:
-        paths.append(policy.resolve(data.checksums))
-    return paths
-
-
-def data_input_keys(policy: LoadedPolicy) -> frozenset[str]:
-    """The keys of ``input_digests`` that belong to the data (the file, its lock, checksums)."""
-    return frozenset(_relative(path, policy.base_dir) for path in _data_paths(policy))
-
-
-def _relative(path: Path, base: Path) -> str:
-    try:
-        return path.resolve().relative_to(base.resolve()).as_posix()
-    except ValueError:
-        return path.resolve().as_posix()
 
 
 def new_run_id() -> str:
@@ -140,28 +92,7 @@ def resolve_run_id(reports_dir: Path, *, starts_chain: bool) -> str:
         raise GateError(msg) from None
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
         msg = f"{run_file}: unparsable run file ({type(err).__name__}: {err}); start a new run"
-        raise GateError(msg) from None
-
-
-def git_commit(root: Path) -> tuple[str, bool]:
-    """The checked-out commit and whether the work tree has changes; ``unknown`` outside git."""
-    git = shutil.which("git")
-    if git is None:
-        return "unknown", False
-    try:
-        head = subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which
-            [git, "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        status = subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which
-            [git, "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", False
-    return head, bool(status.strip())
+        raise GateError(msg) from err
 
 
 def _prerequisite_problem(
@@ -211,8 +142,8 @@ def run_gate(
             findings=(Finding(rule="GATE001", message=problem),),
         )
     else:
-        if cache is not None and _cache_allowed(spec, cache.context):
-            key = _cache_key(spec, context, inputs)
+        if cache is not None:
+            key = cache.key(spec, inputs)
         hit = cache.lookup(spec, key) if cache is not None and key is not None else None
         if hit is not None and key is not None:
             cached, origin, saved = hit
@@ -264,34 +195,11 @@ def _stamp(
     )
 
 
-def _cache_allowed(spec: GateSpec, context: RunContext) -> bool:
-    # The verdict and the always-run stages judge this run itself: never reused. A gate that
-    # cannot say whether it may be reused (its check raised) is simply run.
-    if spec.verdict or spec.always:
-        return False
-    try:
-        return spec.load().cacheable_in(context)
-    except Exception:  # fail closed: doubt means "run it"
-        return False
-
-
-def _cache_key(spec: GateSpec, context: RunContext, inputs: dict[str, str]) -> CacheKey | None:
-    # A key that cannot be computed (an unreadable earlier report) only costs a real run.
-    try:
-        if not spec.load().reads_data:
-            data = data_input_keys(context.policy)
-            inputs = {k: v for k, v in inputs.items() if k not in data}
-        return compute_key(spec, context, inputs)
-    except (GateError, PipelineError, OSError, ValueError, ImportError, AttributeError):
-        return None
-
-
 def _store(
     cache: GateCache, spec: GateSpec, key: CacheKey, result: GateResult, *, written: list[Path]
 ) -> None:
     try:
-        if result.status in (Status.PASSED, Status.FAILED) and _cache_allowed(spec, cache.context):
-            cache.store(spec, key, result, written=written)
+        cache.store(spec, key, result, written=written)
     except (OSError, ValueError, TypeError, ImportError, AttributeError) as err:
         # A full disk or read-only cache folder must not change the verdict of the run.
         sys.stderr.write(f"warning: gate cache: could not store '{spec.name}': {err}\n")
@@ -302,7 +210,7 @@ def _guarded(spec: GateSpec, context: RunContext) -> Outcome:
         crashlog.log_path(context, spec.name).unlink()
     try:
         outcome = spec.load().run(context)
-    except (GateError, PipelineError) as err:
+    except (GatesError, PipelineError) as err:
         return _errored(str(err))
     # Fail closed: a crash (or a gate calling sys.exit) is a verdict of "could not judge"; its
     # traceback goes to reports/<gate>.log, never to the console.
@@ -363,7 +271,7 @@ def run_chain(
     memo: DigestMemo | None = None
     if caching:
         memo = digest_memo(cache_dir_of(policy.base_dir)) if read_cache else DigestMemo()
-    inputs = input_digests(policy, memo)
+    inputs = input_digests(policy, partial(memo.sha256, stored=False) if memo is not None else None)
     if starts_chain:
         atomic_write_json(
             reports_dir / RUN_FILE,
@@ -373,13 +281,11 @@ def run_chain(
                 "inputs": inputs,
             },
         )
-    context = RunContext(policy=policy, run_id=run_id, reports_dir=reports_dir, digests=memo)
-    cache = GateCache(context, read=read_cache) if caching else None
-    forced = GateCache(context, read=False) if cache is not None else None
+    context = RunContext(policy=policy, run_id=run_id, reports_dir=reports_dir)
+    cache = GateCache(context, read=read_cache, memo=memo) if caching else None
+    forced = GateCache(context, read=False, memo=memo) if cache is not None else None
     first_forced = NAMES.index(rerun_from) if rerun_from else len(NAMES)
     if display is None:
-        from gates.console import PlainDisplay  # noqa: PLC0415 - console imports this module
-
         display = PlainDisplay(out)
     results = []
     try:
@@ -405,27 +311,3 @@ def _save_memo(memo: DigestMemo) -> None:
     except (OSError, ValueError, TypeError) as err:
         # Only speed is lost: the next run hashes those files again.
         sys.stderr.write(f"warning: gate cache: could not save the digest memo: {err}\n")
-
-
-_MARKS = {
-    Status.PASSED: "ok  ",
-    Status.FAILED: "FAIL",
-    Status.ERRORED: "ERR ",
-    Status.SKIPPED: "skip",
-}
-
-
-def print_result(result: GateResult, *, out: TextIO) -> None:
-    """One line per gate, then its error findings indented beneath it."""
-    out.write(
-        f"[{_MARKS[result.status]}] {result.gate:<10} {result.status.value:<8} "
-        f"{result.duration_seconds:6.2f}s  {result.summary}\n"
-    )
-    shown = [f for f in result.findings if f.severity is Severity.ERROR][:_SHOWN_FINDINGS]
-    for finding in shown:
-        where = f" ({finding.policy_key})" if finding.policy_key else ""
-        out.write(f"         {finding.rule} {finding.message}{where}\n")
-    hidden = len(result.errors) - len(shown)
-    if hidden > 0:
-        out.write(f"         ... {hidden} more in {result.gate}.json\n")
-    out.flush()

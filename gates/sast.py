@@ -37,10 +37,18 @@ from gates._tools import (
     report_artifacts,
     run_module,
     suppressions,
-    tree_digest,
     write_sarif,
 )
-from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, Severity
+from gates.base import (
+    Finding,
+    Gate,
+    GateError,
+    Location,
+    Outcome,
+    Reads,
+    RunContext,
+    Severity,
+)
 
 _TIMEOUT = 900
 _LEVELS = {"UNDEFINED": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
@@ -129,18 +137,18 @@ class SastGate(Gate):
 
     name: ClassVar[str] = "sast"
     description: ClassVar[str] = __doc__ or ""
-    # bandit and the AST check read the code in scope (suppressions included), the baseline and
-    # bandit's configuration, nothing of the data: the outcome is reused only while every one
-    # of those files hashes the same (cache_key), on the same bandit (environment digest).
-    reads_data: ClassVar[bool] = False
 
-    def cache_key(self, context: RunContext) -> dict[str, str]:
-        """Digest of every file under ``[sast].paths``, the baseline and bandit's config files."""
+    def reads(self, context: RunContext) -> Reads:
+        """Every file under ``[sast].paths``, the loaders, the baseline, bandit's config; no data.
+
+        bandit and the AST check read the code in scope (suppressions included): the outcome is
+        reused only while every one of those files hashes the same, on the same bandit.
+        """
         sast = context.policy.policy.sast
         scope: list[str | Path] = [*sast.paths, *sast.loaders, *_BANDIT_CONFIGS]
         if sast.baseline is not None:
             scope.append(context.policy.resolve(sast.baseline))
-        return {"scope": tree_digest(context.root, scope, context.file_sha256)}
+        return Reads(data=False, files=tuple(scope))
 
     def run(self, context: RunContext) -> Outcome:
         """Run bandit, guard its fail-open edges, apply the baseline, run the AST check."""

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from gates.base import Finding, Gate, GateResult, Location, Outcome, RunContext
+from gates.inputs import input_digests
 from gates.registry import checked_before
-from gates.runner import input_digests
 from pipeline.fsio import sha256_file
 
 

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from gates import CODE_PACKAGES
+from gates.errors import GatesError
 
 # Exit code of a command that crashed inside the worker: "could not run", never a pass.
 _EXIT_CRASHED = 2
@@ -55,7 +56,7 @@ _CLOSE_TIMEOUT = 10.0
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-class WorkerError(RuntimeError):
+class WorkerError(GatesError):
     """The worker could not be started, died, or answered something that is not the protocol."""
 
 

@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from typing import ClassVar
 
 from gates.cache import CACHE_DIR_ENV, HMAC_KEY_ENV, NO_CACHE_ENV
+from gates.errors import GatesError
 from gates.registry import GATES, GateSpec
 
 # The first line of every generated file (after the comment marker of its language).
@@ -74,7 +75,7 @@ HISTORY_HMAC_KEY_ENV = "GATES_HISTORY_HMAC_KEY"
 RESERVED = ("deploy", "report", CHECK_JOB)
 
 
-class CiError(Exception):
+class CiError(GatesError):
     """The registry cannot be rendered into a CI configuration, or a rendered file is unusable."""
 
 
@@ -119,8 +120,8 @@ class CiPlan:
     def cached(self) -> tuple[GateSpec, ...]:
         """The gate stages whose jobs keep the gate cache: every gate before the verdict.
 
-        The verdict and the always stages are never served from the cache (gates/runner.py);
-        a gate class with ``cacheable = False`` just leaves its job's copy unchanged.
+        The verdict and the always stages are never served from the cache (gates/cache.py);
+        a gate whose ``reads`` says ``reusable=False`` just leaves its job's copy unchanged.
         """
         return self.gates[:-1]
 

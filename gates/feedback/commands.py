@@ -2,7 +2,7 @@
 
 history verify: 0 intact, 1 tampered or truncated. feedback ingest: 0 quarantined and clean,
 1 quarantined but rejected. feedback approve: 0 approved, 1 refused. Bad input is a
-PipelineError (exit 2 in the CLI).
+PipelineError or a GatesError (exit 2 in the CLI).
 """
 
 from __future__ import annotations

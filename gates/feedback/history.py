@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError
+from gates.errors import GatesError
 from pipeline.fsio import atomic_write_json, fsync_dir, temp_files, write_all
 
 GENESIS = "0" * 64
@@ -60,7 +60,7 @@ _TAIL = 64 * 1024
 _VERIFY_HINT = "run: python -m gates history verify"
 
 
-class HistoryError(PipelineError):
+class HistoryError(GatesError):
     """The history cannot be read or appended to (unreadable, locked out, malformed)."""
 
 

@@ -10,13 +10,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from gates.errors import GatesError
 from gates.feedback.bundle import ReportBundle
 from pipeline.config import LoadedPolicy
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 
 
-class MlflowUnavailable(Exception):
+class MlflowUnavailable(GatesError):
     """MLflow is configured but not installed."""
 
 

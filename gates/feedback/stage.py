@@ -19,7 +19,7 @@ from gates.feedback import codequality, history, html, junit, markdown, mlflow_s
 from gates.feedback.bundle import ReportBundle
 from gates.feedback.collect import build_record, collect, key_metrics
 from gates.feedback.trends import champion_from_cv, compare, read_champion
-from gates.runner import git_commit
+from gates.inputs import git_commit
 from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
 
 SUMMARY_FILE = "summary.md"

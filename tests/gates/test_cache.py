@@ -243,11 +243,12 @@ def test_policy_cache_false_neither_reads_nor_writes(project):
     assert not (project.root / ".cache").exists()
 
 
-def test_declared_gate_material_is_checked_on_every_hit(project, monkeypatch):
+def test_what_a_gate_declares_it_reads_is_part_of_its_key(project, monkeypatch):
+    from gates.base import Reads
     from gates.data_integrity import DataGate
 
     version = {"tool": "1.0"}
-    monkeypatch.setattr(DataGate, "cache_key", lambda self, context: dict(version))
+    monkeypatch.setattr(DataGate, "reads", lambda self, context: Reads(external=dict(version)))
     open_run_before(project, "data")
     run(project, "data")
     assert reused(run(project, "data"))["data"]
@@ -303,14 +304,19 @@ def test_a_warm_run_does_not_import_scikit_learn_or_pandas(project, gates_cli):
 
 def test_a_new_champion_invalidates_the_cached_cv_outcome(project):
     from gates.base import RunContext
-    from gates.cv_threshold import CvGate
+    from gates.registry import NAMES
+    from gates.runner import input_digests
 
-    context = RunContext(policy=project.load(), run_id="r", reports_dir=project.root / "reports")
-    before = CvGate().cache_key(context)
+    summary = run(project, *NAMES[: NAMES.index("cv")])
+    assert summary.exit_code == 0
+    policy = project.load()
+    context = RunContext(policy=policy, run_id=summary.run_id, reports_dir=project.root / "reports")
+    inputs = input_digests(policy)
+    before = gate_cache.compute_key(spec("cv"), context, inputs)
     pointer = project.root / "registry" / "champion"
     pointer.parent.mkdir(parents=True)
     pointer.write_text('{"version": "v1"}')
-    assert CvGate().cache_key(context) != before
+    assert gate_cache.compute_key(spec("cv"), context, inputs).digest != before.digest
 
 
 def _drop_last_row_and_approve(project):
@@ -407,7 +413,7 @@ def test_the_audit_key_names_today_so_waivers_and_snapshot_age_are_judged_again_
     from gates.base import RunContext
 
     context = RunContext(policy=project.load(), run_id="r", reports_dir=project.root / "reports")
-    today = audit.AuditGate().cache_key(context)
+    today = audit.AuditGate().reads(context).external
     assert today["today"] == datetime.now(UTC).date().isoformat()
 
     class Tomorrow(datetime):
@@ -416,22 +422,21 @@ def test_the_audit_key_names_today_so_waivers_and_snapshot_age_are_judged_again_
             return datetime(2099, 1, 2, tzinfo=tz or UTC)
 
     monkeypatch.setattr(audit, "datetime", Tomorrow)
-    assert audit.AuditGate().cache_key(context)["today"] == "2099-01-02"
+    assert audit.AuditGate().reads(context).external["today"] == "2099-01-02"
 
 
 def test_the_audit_against_the_live_service_is_never_reused(project, monkeypatch):
     from gates import audit
     from gates.base import RunContext
-    from gates.runner import _cache_allowed
     from tests.project_support import ADVISORY_DB_ENV
 
     monkeypatch.delenv(ADVISORY_DB_ENV, raising=False)
     project.edit_policy(**{"audit.advisory_db": "../no-such-snapshot"})
     context = RunContext(policy=project.load(), run_id="r", reports_dir=project.root / "reports")
     assert audit.choose_source(context).path is None
-    assert not audit.AuditGate().cacheable_in(context)
-    assert not _cache_allowed(spec("audit"), context)
-    assert _cache_allowed(spec("lint"), context)
+    assert not audit.AuditGate().reads(context).reusable
+    assert not gate_cache.reusable(spec("audit"), context)
+    assert gate_cache.reusable(spec("lint"), context)
 
 
 def test_rerun_from_runs_that_gate_and_later_ones_but_reuses_earlier(project):

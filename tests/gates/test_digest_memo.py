@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from gates import cache as gate_cache
-from gates._tools import tree_digest
-from gates.cache import DigestMemo
+from gates.cache import DigestMemo, tree_digest
 
 
 @pytest.fixture(autouse=True)

@@ -118,4 +118,6 @@ def test_report_round_trip_rejects_other_schema_versions():
 
 
 def test_git_commit_outside_a_checkout(tmp_path):
-    assert runner.git_commit(tmp_path) == ("unknown", False)
+    from gates.inputs import git_commit
+
+    assert git_commit(tmp_path) == ("unknown", False)
