@@ -72,6 +72,11 @@ def _audit(tmp: Path, osv: Path, pins: list[tuple[str, str]]) -> Outcome:
     root = copy_project(tmp / "project")
     lock = "".join(f"{name}=={version} \\\n    {HASH}\n" for name, version in pins)
     (root / "requirements.lock").write_text(lock, encoding="utf-8")
+    (root / "requirements-extras.lock").unlink()  # only the planted lock is under test
+    policy = (root / "policy.toml").read_text(encoding="utf-8")
+    (root / "policy.toml").write_text(
+        policy.replace('locks = ["requirements-extras.lock"]', "locks = []"), encoding="utf-8"
+    )
     context = RunContext(
         policy=load_policy(root / "policy.toml"), run_id="t", reports_dir=root / "reports"
     )
@@ -100,7 +105,8 @@ def test_planted_version_fails_the_audit_gate(
     found = [
         f
         for f in planted_audit.findings
-        if f.rule == "AUD001" and f.message.startswith(f"{package}=={version}: {vuln}")
+        if f.rule == "AUD001"
+        and f.message.startswith(f"requirements.lock:{line}: {package}=={version}: {vuln}")
     ]
     assert len(found) == 1, [f.message for f in planted_audit.findings]
     assert found[0].location is not None

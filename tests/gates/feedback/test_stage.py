@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from gates.base import Status
 from gates.feedback import history
 from gates.registry import GATES, NAMES, VERDICT
@@ -100,10 +102,14 @@ def test_an_unreadable_history_errors_the_stage_with_one_clear_message(passed_ru
     path = root / "history" / "runs.jsonl"
     path.unlink()
     path.mkdir()
-    result = run_stage(root)
-    assert result.status is Status.ERRORED
-    assert "cannot read the run history" in result.summary
-    assert "[feedback].history" in result.summary
+    # A folder where the history file should be is refused when the policy is loaded, before
+    # the stage runs: one message naming the file, the key and what was found.
+    from pipeline.errors import PolicyError
+
+    with pytest.raises(PolicyError) as info:
+        run_stage(root)
+    assert "policy.toml: feedback.history: expected a file" in str(info.value)
+    assert "which is a directory" in str(info.value)
 
 
 def test_the_cv_gate_writes_holdout_predictions_for_the_plots(passed_run):
