@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -19,6 +20,7 @@ from pipeline.data import (
     write_lock_entry,
 )
 from pipeline.errors import DataError
+from pipeline.poison import label_baseline
 from pipeline.profile import (
     ColumnDrift,
     DataProfile,
@@ -55,6 +57,8 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
     if violations:
         return _refuse(path, violations, out=out)
     profile = build_profile(clean, data)
+    # The label witnesses' rates on this snapshot: the data gate adds the excess over them.
+    profile = replace(profile, label_rates=label_baseline(clean, data, seed=policy.policy.run.seed))
     entry = write_lock(policy, frame, profile=profile, reference=kept or profile)
     drift = shift = None
     if kept is not None:

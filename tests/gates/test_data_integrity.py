@@ -38,6 +38,8 @@ def test_passes_on_the_embedded_data_and_writes_the_flagged_rows_report(project)
         "range",
         "label",
         "isolation",
+        "association",
+        "burst",
     }
     flagged = project.root / "reports" / "data.flagged.csv"
     assert flagged.read_text(encoding="utf-8").splitlines()[0] == "row,id,check,score,reason"
