@@ -8,8 +8,13 @@ declared class has no rows; DATA030 row count outside bounds; DATA040 the lock h
 profile; DATA041 column drift (PSI) above max_psi; DATA042 class-balance shift; DATA050 exact
 duplicate rows; DATA051 equal features with different labels; DATA060 values beyond the reference
 range plus margin; DATA070 label issues (cleanlab + kNN); DATA080 off-manifold rows
-(IsolationForest); DATA090 (a note) the streaming path screened labels and isolation on a
-sample. Every flagged row is listed in ``reports/data.flagged.csv``.
+(IsolationForest); DATA090 (a note) the streaming path fitted labels and isolation on a
+sample (and scored every row) and screened associations and bursts on it. Batch setting (rows
+not approved, screened against approved rows): DATA100 label disagreement, DATA101
+class-conditional density, DATA102 label associations, DATA103 bursts, DATA104
+class-conditional mean shift, DATA105 negative impact, DATA106 (a note) where the approved rows
+came from. Whole table: DATA071 label associations, DATA072 bursts. Every flagged row is
+listed in ``reports/data.flagged.csv``.
 """
 
 from __future__ import annotations
@@ -213,15 +218,17 @@ class DataGate(Gate):
         if examined.sampled is not None:
             n, total = examined.sampled
             sampled = (
-                f"; streaming: label and isolation checks screened a seeded, stratified sample "
-                f"of {n} of {total} rows"
+                f"; streaming: label and isolation checks fitted on a seeded, stratified sample "
+                f"of {n} of {total} rows and scored every row; association and burst checks "
+                "screened that sample"
             )
             findings.append(
                 Finding(
                     "DATA090",
-                    f"streaming mode: the label and isolation checks screened a seeded, "
-                    f"stratified sample of {n} of {total} rows; the lock, contract, "
-                    "duplicate, drift and range checks read every row",
+                    f"streaming mode: the label and isolation checks fitted on a seeded, "
+                    f"stratified sample of {n} of {total} rows and scored every row in chunks; "
+                    "the association and burst checks screened that sample; the lock, "
+                    "contract, duplicate, drift and range checks read every row",
                     severity=Severity.NOTE,
                     location=Location(path=shown),
                     observed=f"{n} of {total} rows",
@@ -382,6 +389,15 @@ class DataGate(Gate):
             streaming["screened_rows"] = len(scanned.sample)
             if len(scanned.sample) < scanned.rows:
                 sampled = (len(scanned.sample), scanned.rows)
+                screening = _score_every_row(
+                    context,
+                    path,
+                    sample=scanned.sample,
+                    rows=scanned.rows,
+                    screening=screening,
+                    reference=reference,
+                )
+                streaming["scored_rows"] = scanned.rows
         return _Examined(
             rows,
             columns,
@@ -494,6 +510,42 @@ class DataGate(Gate):
                 )
             )
         return findings
+
+
+def _score_every_row(
+    context: RunContext,
+    path: Path,
+    *,
+    sample: pd.DataFrame,
+    rows: int,
+    screening: Screening,
+    reference: DataProfile | None,
+) -> Screening:
+    """Replace the label and isolation flags of a sample by those of every row, scored in chunks."""
+    from pipeline.evaluate import resolve_scheduler  # noqa: PLC0415
+    from pipeline.rowscore import score_every_row  # noqa: PLC0415
+
+    policy = context.policy
+    data = policy.policy.data
+    if not (data.checks.labels.enabled or data.checks.isolation.enabled):
+        return screening
+    every, seconds = score_every_row(
+        path,
+        data,
+        sample,
+        rows=rows,
+        chunk_rows=data.stream_chunk_rows,
+        max_bytes=data.checks.max_file_bytes,
+        seed=policy.policy.run.seed,
+        scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
+        rates=reference.label_rates if reference is not None else None,
+    )
+    replaced = {f.check for f in every}
+    return replace(
+        screening,
+        flags=tuple(f for f in screening.flags if f.check not in replaced) + tuple(every),
+        seconds={**screening.seconds, **seconds},
+    )
 
 
 def screen_new_rows(

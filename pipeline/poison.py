@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -408,6 +408,19 @@ def label_issues(
     """
     start = time.perf_counter()
     scores = label_scores(x, y, n_classes=len(classes), check=check, seed=seed, scheduler=scheduler)
+    found = label_flags(scores, y, classes=classes, rates=rates)
+    return replace(found, seconds=time.perf_counter() - start), scores
+
+
+def label_flags(
+    scores: LabelScores,
+    y: Array,
+    *,
+    classes: Sequence[str],
+    rates: Mapping[str, float] | None = None,
+) -> Flags:
+    """The label check's decision on computed scores: cleanlab, plus each witness's excess."""
+    start = time.perf_counter()
     mask = cleanlab_issues(y, scores.combined)
     why: dict[int, str] = {}
     if rates:
@@ -437,7 +450,7 @@ def label_issues(
         f"likely '{classes[s]}'" + why.get(int(r), "")
         for r, s in zip(rows, suggested, strict=True)
     ]
-    return _flags("label", rows, 1.0 - given, reasons, start), scores
+    return _flags("label", rows, 1.0 - given, reasons, start)
 
 
 # --- off-manifold points --------------------------------------------------------------------
