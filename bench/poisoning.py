@@ -473,7 +473,9 @@ def run_matrix(
             )
 
 
-def run_scale(out: list[str], *, rows: int = 1_000_000, features: int = 20) -> None:
+def run_scale(
+    out: list[str], *, rows: int = 1_000_000, features: int = 20, stream: bool = True
+) -> None:
     """The whole data gate as a subprocess on a synthetic Parquet file; time per check, peak RSS."""
     from sklearn.datasets import make_classification
 
@@ -496,8 +498,12 @@ def run_scale(out: list[str], *, rows: int = 1_000_000, features: int = 20) -> N
         (root / "policy.toml").write_text(
             "schema_version = 1\n\n[cv]\nfolds = 5\n[cv.thresholds.accuracy]\nmin_mean = 0.5\n\n"
             '[data]\npath = "data/synthetic.parquet"\nlock = "data/synthetic.lock.json"\n'
-            'label = "label"\nclasses = ["a", "b"]\nid_column = "id"\nmax_rows = 2000000\n\n'
-            f'[data.columns]\nid = {{ dtype = "int64", min = 1, unique = true }}\n{columns}\n\n'
+            'label = "label"\nclasses = ["a", "b"]\nid_column = "id"\nmax_rows = 20000000\n'
+            # Streaming: the file is read in chunks, the label and isolation checks fit on a
+            # 50,000-row sample and score every row.
+            + ("stream_above_mb = 1.0\n" if stream else "")
+            + "\n"
+            + f'[data.columns]\nid = {{ dtype = "int64", min = 1, unique = true }}\n{columns}\n\n'
             f"{checks}",
             encoding="utf-8",
         )
@@ -544,6 +550,7 @@ def main() -> int:
     parser.add_argument("--settings", default="table,batch", help="table, batch or both")
     parser.add_argument("--attacks", default="", help="comma-separated subset of attacks")
     parser.add_argument("--datasets", default="", help="comma-separated subset of datasets")
+    parser.add_argument("--scale-rows", type=int, default=1_000_000)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "poisoning.txt")
     args = parser.parse_args()
     out: list[str] = []
@@ -567,7 +574,7 @@ def main() -> int:
         )
     if not args.skip_scale:
         emit(out, "")
-        run_scale(out)
+        run_scale(out, rows=args.scale_rows)
     emit(out, f"total {time.perf_counter() - start:.0f}s")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(out) + "\n", encoding="utf-8")

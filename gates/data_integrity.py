@@ -132,6 +132,22 @@ class DataGate(Gate):
     name: ClassVar[str] = "data"
     description: ClassVar[str] = __doc__ or ""
 
+    def cache_key(self, context: RunContext) -> dict[str, str]:
+        """The approved lock named by ``GATES_APPROVED_LOCK`` is an input outside the project.
+
+        A verdict reached without it (or with another one) must never be reused with it.
+        """
+        import os  # noqa: PLC0415
+
+        del context
+        trusted = os.environ.get(APPROVED_LOCK_ENV)
+        if not trusted:
+            return {"approved_lock": "unset"}
+        try:
+            return {"approved_lock": f"{trusted}:{sha256_file(Path(trusted))}"}
+        except OSError as err:
+            return {"approved_lock": f"{trusted}: unreadable ({type(err).__name__})"}
+
     def run(self, context: RunContext) -> Outcome:
         """Verify the lock, read the file per its format, check the contract, screen the rows.
 
