@@ -106,6 +106,9 @@ class LabelCheck(_Strict):
     # out-of-fold model gives its label less than ``knn_model_below`` (0 turns this off).
     knn_vote_below: Fraction = 0.5
     knn_model_below: Fraction = 0.5
+    # A label witness adds the rows it flags beyond rate x n + witness_slack x sqrt(rate x n),
+    # rate being its share on the approved snapshot (profile.label_rates).
+    witness_slack: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0
 
 
 class IsolationCheck(_Strict):
@@ -126,6 +129,7 @@ class AssociationCheck(_Strict):
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
     min_gap: Fraction = 0.5
     max_features: Annotated[int, Field(ge=1, le=500)] = 100
+    max_refits: Annotated[int, Field(ge=1, le=100)] = 12
     max_share: Fraction = 0.0
 
 

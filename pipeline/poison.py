@@ -403,12 +403,12 @@ def label_issues(
     Flips aimed at the decision boundary teach the model the wrong boundary, so cleanlab on its
     probabilities misses them while most of their neighbours still disagree (issue 16). With
     ``rates``, each witness's flag rate on the approved snapshot, a witness that now flags
-    clearly more rows (beyond rate x n + 2 sqrt(rate x n)) adds that excess: its rows not yet
+    clearly more rows (beyond rate x n + witness_slack x sqrt(rate x n)) adds that excess: its rows not yet
     flagged, lowest p(label) first. On data like the approved snapshot nothing is added.
     """
     start = time.perf_counter()
     scores = label_scores(x, y, n_classes=len(classes), check=check, seed=seed, scheduler=scheduler)
-    found = label_flags(scores, y, classes=classes, rates=rates)
+    found = label_flags(scores, y, classes=classes, rates=rates, slack=check.witness_slack)
     return replace(found, seconds=time.perf_counter() - start), scores
 
 
@@ -418,8 +418,13 @@ def label_flags(
     *,
     classes: Sequence[str],
     rates: Mapping[str, float] | None = None,
+    slack: float = 1.0,
 ) -> Flags:
-    """The label check's decision on computed scores: cleanlab, plus each witness's excess."""
+    """The label check's decision on computed scores: cleanlab, plus each witness's excess.
+
+    A witness adds the rows it flags beyond ``rate x n + slack x sqrt(rate x n)``, less those
+    cleanlab already flags, lowest p(label) first.
+    """
     start = time.perf_counter()
     mask = cleanlab_issues(y, scores.combined)
     why: dict[int, str] = {}
@@ -429,7 +434,7 @@ def label_flags(
             if name not in rates:
                 continue
             expected = rates[name] * n
-            excess = int(hit.sum() - np.ceil(expected + 2 * np.sqrt(expected)))
+            excess = int(hit.sum() - np.ceil(expected + slack * np.sqrt(expected)))
             extra = excess - int((mask & hit).sum())
             if extra <= 0:
                 continue
@@ -609,7 +614,6 @@ def _targeted(
             bin_codes(x, edges),
             y,
             expected,
-            x,
             edges=edges,
             names=numeric_columns(contract),
             classes=contract.classes,

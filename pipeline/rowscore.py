@@ -229,7 +229,9 @@ def score_every_row(
             model=model64, knn=knn64, combined=weight * model64 + (1 - weight) * knn64
         )
         y = labels.astype(np.int64)
-        label = label_flags(scores, y, classes=contract.classes, rates=rates)
+        label = label_flags(
+            scores, y, classes=contract.classes, rates=rates, slack=checks.labels.witness_slack
+        )
         found.append(label)
         seconds["label_decision"] = time.perf_counter() - start
     if checks.isolation.enabled:

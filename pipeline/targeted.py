@@ -71,30 +71,90 @@ def _describe_bin(name: str, edges: Array, code: int) -> str:
     return f"{name} in [{low}, {high})"
 
 
-@dataclass(frozen=True)
 class LinearExpectation:
-    """Per row, a linear model's class logits and the coefficients that produced them.
+    """What a seeded logistic regression predicts for each row's label, with or without features.
 
-    Removing a feature's term from the logits gives what the model predicts without that
-    feature: the association test asks "do the row's other features explain its label?",
-    so a trigger the model partly learned from (out of fold, other trigger rows teach it)
-    does not explain itself.
+    Out of fold by default (every row scored by a model that did not see it; each fold's model
+    fitted on at most ``max_fit_rows`` rows); with ``fit_rows`` (the approved rows of a batch)
+    one model fitted on those rows scores every row. ``without(columns)`` refits with those
+    features left out: what the row's *other* features say about its label, so that a trigger
+    cannot explain itself, while features that really predict the label are replaced by the
+    others that carry the same information (a refit, not a dropped term).
     """
 
-    logits: Array  # (n, C)
-    fold_of: Array  # (n,) index into coefs
-    coefs: Array  # (folds, C, d)
+    def __init__(
+        self,
+        x: Array,
+        y: Array,
+        *,
+        n_classes: int,
+        folds: int,
+        max_fit_rows: int,
+        seed: int,
+        fit_rows: Array | None = None,
+    ) -> None:
+        self.x, self.y = x, y
+        self.n_classes, self.folds = n_classes, folds
+        self.max_fit_rows, self.seed = max_fit_rows, seed
+        self.fit_rows = fit_rows
+        self._cache: dict[tuple[int, ...], Array] = {}
+        self._logits: Array = np.zeros(0)
+        self._fold_of: Array = np.zeros(0, dtype=np.int64)
+        self._coefs: Array = np.zeros(0)
 
-    def without(self, rows: Array, columns: Sequence[int], x: Array) -> Array:
-        """Class probabilities of ``rows`` with the terms of ``columns`` removed."""
-        logits = self.logits[rows].copy()
-        w = self.coefs[self.fold_of[rows]]  # (r, C, d)
+    def without(self, columns: tuple[int, ...] = ()) -> Array:
+        """Class probabilities of every row from a model that does not see ``columns``."""
+        if columns not in self._cache:
+            keep = [j for j in range(self.x.shape[1]) if j not in columns]
+            self._cache[columns] = self._fit(self.x[:, keep])
+        return self._cache[columns]
+
+    def dropped(self, columns: tuple[int, ...]) -> Array:
+        """Cheap stand-in for ``without``: the full model's logits minus the terms of ``columns``.
+
+        Not a refit (features that really predict the label lose their weight without others
+        taking it over), so it only screens for candidates that ``without`` then tests.
+        """
+        self.without()
+        logits = self._logits.copy()
         for j in columns:
-            logits -= w[:, :, j] * x[rows, j][:, None]
+            logits -= self._coefs[self._fold_of, :, j] * self.x[:, j][:, None]
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         out: Array = e / e.sum(axis=1, keepdims=True)
         return out
+
+    def _fit(self, x: Array) -> Array:
+        from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415
+
+        n, k = len(self.y), self.n_classes
+        counts = np.bincount(self.y, minlength=k)
+        if x.shape[1] == 0:
+            return np.tile(counts / counts.sum(), (n, 1))
+        rng = np.random.default_rng(self.seed)
+        if self.fit_rows is not None:
+            plan = [(np.asarray(self.fit_rows), np.arange(n))]
+        else:
+            splits = max(2, min(self.folds, int(counts[counts > 0].min())))
+            splitter = StratifiedKFold(n_splits=splits, shuffle=True, random_state=self.seed)
+            plan = list(splitter.split(x, self.y))
+        logits = np.zeros((n, k))
+        fold_of = np.zeros(n, dtype=np.int64)
+        coefs = np.zeros((len(plan), k, x.shape[1]))
+        for f, (train, test) in enumerate(plan):
+            fit = train
+            if fit.size > self.max_fit_rows:
+                fit = np.sort(rng.choice(train, size=self.max_fit_rows, replace=False))
+            coef, intercept = _full(_fit_model(x[fit], self.y[fit], k), k, x.shape[1])
+            coefs[f] = coef
+            logits[test] = x[test] @ coef.T + intercept
+            fold_of[test] = f
+        if x.shape[1] == self.x.shape[1]:
+            self._logits, self._fold_of, self._coefs = logits, fold_of, coefs
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        probs: Array = e / e.sum(axis=1, keepdims=True)
+        return probs
 
 
 def _full(model: Any, n_classes: int, d: int) -> tuple[Array, Array]:
@@ -122,44 +182,73 @@ def linear_expectation(
     seed: int,
     fit_rows: Array | None = None,
 ) -> LinearExpectation:
-    """Out-of-fold logits of a seeded logistic regression (or, with ``fit_rows``, one fit on them).
+    """A ``LinearExpectation`` (see there): out of fold, or fitted on ``fit_rows``."""
+    return LinearExpectation(
+        x,
+        y,
+        n_classes=n_classes,
+        folds=folds,
+        max_fit_rows=max_fit_rows,
+        seed=seed,
+        fit_rows=fit_rows,
+    )
 
-    Out of fold: every row's logits come from a model that did not see it; each fold's model
-    is fitted on at most ``max_fit_rows`` rows. With ``fit_rows`` (the approved rows of a
-    batch), one model fitted on those rows scores every row.
-    """
-    from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415
 
-    n, d = x.shape
-    rng = np.random.default_rng(seed)
-    if fit_rows is not None:
-        plan = [(np.asarray(fit_rows), np.arange(n))]
-    else:
-        counts = np.bincount(y, minlength=n_classes)
-        smallest = int(counts[counts > 0].min())
-        splitter = StratifiedKFold(
-            n_splits=max(2, min(folds, smallest)), shuffle=True, random_state=seed
+def _cell_counts(
+    cell: Array, yy: Array, p: Array, size: int, n_classes: int
+) -> tuple[Array, Array, Array]:
+    n_cell = np.bincount(cell, minlength=size)
+    counts = np.bincount(cell * n_classes + yy, minlength=size * n_classes).reshape(size, n_classes)
+    sums = np.stack(
+        [np.bincount(cell, weights=p[:, c], minlength=size) for c in range(n_classes)], axis=1
+    )
+    return n_cell, counts, sums
+
+
+def _candidates(
+    c: Array,
+    yy: Array,
+    expected: LinearExpectation,
+    subset: Array,
+    pairs: list[tuple[int, int]],
+    *,
+    bins: int,
+    check: AssociationCheck,
+) -> tuple[int, dict[tuple[int, int], float]]:
+    """The cheap first stage: (tested cells x classes, feature pairs with a candidate cell)."""
+    from scipy.stats import binom  # noqa: PLC0415
+
+    n_classes = expected.n_classes
+    size = bins * bins
+    tested = 0
+    candidates: dict[tuple[int, int], float] = {}
+    for j, k in pairs:
+        cell = c[:, j] * bins + c[:, k]
+        n_cell = np.bincount(cell, minlength=size)
+        big = n_cell >= check.min_rows
+        if not big.any():
+            continue
+        # Screen with the full model's logits minus the cell's features' terms: a trigger the
+        # model learned (an extreme value) must not explain itself even at this stage.
+        dropped = np.clip(
+            expected.dropped((j, k) if k != j else (j,))[subset], _P_FLOOR, 1 - _P_FLOOR
         )
-        plan = list(splitter.split(x, y))
-    logits = np.zeros((n, n_classes))
-    fold_of = np.zeros(n, dtype=np.int64)
-    coefs = np.zeros((len(plan), n_classes, d))
-    for f, (train, test) in enumerate(plan):
-        fit = train
-        if fit.size > max_fit_rows:
-            fit = np.sort(rng.choice(train, size=max_fit_rows, replace=False))
-        coef, intercept = _full(_fit_model(x[fit], y[fit], n_classes), n_classes, d)
-        coefs[f] = coef
-        logits[test] = x[test] @ coef.T + intercept
-        fold_of[test] = f
-    return LinearExpectation(logits=logits, fold_of=fold_of, coefs=coefs)
+        n_cell, counts, sums = _cell_counts(cell, yy, dropped, size, n_classes)
+        tested += int(big.sum()) * n_classes
+        n_safe = np.maximum(n_cell, 1)[:, None]
+        hit = big[:, None] & (counts / n_safe - sums / n_safe >= check.min_gap)
+        for cell_id, cls in zip(*np.nonzero(hit), strict=True):
+            share = min(max(sums[cell_id, cls] / n_cell[cell_id], _P_FLOOR), 1 - _P_FLOOR)
+            pvalue = float(binom.sf(counts[cell_id, cls] - 1, n_cell[cell_id], share))
+            if pvalue < check.alpha:
+                candidates[(j, k)] = min(pvalue, candidates.get((j, k), 1.0))
+    return tested, candidates
 
 
 def associations(
     codes: Array,
     y: Array,
     expected: LinearExpectation,
-    x: Array,
     *,
     edges: list[Array],
     names: Sequence[str],
@@ -169,12 +258,14 @@ def associations(
 ) -> Flags:
     """Cells (one bin, or a pair of bins) where one label is over-represented against ``expected``.
 
-    For the rows of a cell on features (j, k), the expected share of class c is the mean of
-    p(c | the row's other features): ``expected`` with the terms of j and k removed. In a cell
-    of n rows of which a carry class c against an expected sum E, the test is binomial:
-    P(X >= a), X ~ Bin(n, E / n). A cell counts when n >= ``min_rows``, the observed share
-    exceeds the expected by ``min_gap`` and the p-value is below ``alpha`` / (tested cells x
-    classes) (Bonferroni). ``rows`` restricts the test to those rows (the new rows of a batch).
+    Two stages. First every cell is screened with the full model's logits minus the terms of
+    the cell's features (cheap; observed share at least ``min_gap`` above that, binomial p
+    below ``alpha``). Then, for the ``max_refits`` feature sets with the strongest candidates, the
+    model is refitted without those features and the cell is tested for real: the expected
+    count of class c is the sum of p(c | the rows' other features); one-sided binomial
+    P(X >= a), X ~ Bin(n, E / n); it counts when n >= ``min_rows``, the share gap is at least
+    ``min_gap`` and p < ``alpha`` / (every tested cell x class) (Bonferroni).
+    ``rows`` restricts the test to those rows (the new rows of a batch).
     """
     from scipy.stats import binom  # noqa: PLC0415 - heavy, used here only
 
@@ -190,68 +281,36 @@ def associations(
     size = bins * bins
     pairs: list[tuple[int, int]] = [(j, j) for j in range(d)]
     pairs += [(j, k) for j in range(d) for k in range(j + 1, d)]
-    found: list[tuple[int, int, int, int, int, float, float]] = []
-    tested = 0
-    for j, k in pairs:
-        cell = c[:, j] * bins + c[:, k]
-        n_cell = np.bincount(cell, minlength=size)
-        big = n_cell >= check.min_rows
-        if not big.any():
-            continue
-        tested += int(big.sum()) * n_classes
-        counts = np.bincount(cell * n_classes + yy, minlength=size * n_classes).reshape(
-            size, n_classes
-        )
-        # Pure cells first: only they can reach the gap, so only they need the expectation.
-        top = counts.max(axis=1) / np.maximum(n_cell, 1)
-        maybe = np.flatnonzero(big & (top >= check.min_gap + _P_FLOOR))
-        if maybe.size == 0:
-            continue
-        inside = np.isin(cell, maybe)
-        p = np.clip(expected.without(subset[inside], (j, k) if k != j else (j,), x), _P_FLOOR, 1)
-        sums = np.stack(
-            [
-                np.bincount(cell[inside], weights=p[:, cls], minlength=size)
-                for cls in range(n_classes)
-            ],
-            axis=1,
-        )
-        n_safe = np.maximum(n_cell, 1)[:, None]
-        tried = np.zeros(size, dtype=bool)
-        tried[maybe] = True
-        hit = tried[:, None] & (counts / n_safe - sums / n_safe >= check.min_gap)
-        for cell_id, cls in zip(*np.nonzero(hit), strict=True):
-            found.append(
-                (
-                    j,
-                    k,
-                    int(cell_id),
-                    int(cls),
-                    int(n_cell[cell_id]),
-                    float(counts[cell_id, cls]),
-                    float(sums[cell_id, cls]),
-                )
-            )
-    flagged: dict[int, tuple[float, str]] = {}
+    tested, candidates = _candidates(c, yy, expected, subset, pairs, bins=bins, check=check)
     limit = check.alpha / max(tested, 1)
-    for j, k, cell_id, cls, n_cell_, a, e in found:
-        share = min(max(e / n_cell_, _P_FLOOR), 1 - _P_FLOOR)
-        pvalue = float(binom.sf(a - 1, n_cell_, share))
-        if pvalue >= limit:
-            continue
-        bj, bk = divmod(cell_id, bins)
-        where = _describe_bin(names[j], edges[j], bj)
-        if k != j:
-            where += " and " + _describe_bin(names[k], edges[k], bk)
-        reason = (
-            f"{where}: {int(a)} of {n_cell_} rows labelled '{classes[cls]}' where their other "
-            f"features predict {e:.1f} (p={pvalue:.2g} < {limit:.2g}, Bonferroni over {tested} tests)"
-        )
-        members = (c[:, j] == bj) & (c[:, k] == bk) & (yy == cls)
-        score = -np.log10(max(pvalue, 1e-300))
-        for r in subset[members]:
-            if int(r) not in flagged or flagged[int(r)][0] < score:
-                flagged[int(r)] = (score, reason)
+    flagged: dict[int, tuple[float, str]] = {}
+    for j, k in sorted(candidates, key=lambda pair: candidates[pair])[: check.max_refits]:
+        columns = (j, k) if k != j else (j,)
+        p = np.clip(expected.without(columns)[subset], _P_FLOOR, 1 - _P_FLOOR)
+        cell = c[:, j] * bins + c[:, k]
+        n_cell, counts, sums = _cell_counts(cell, yy, p, size, n_classes)
+        n_safe = np.maximum(n_cell, 1)[:, None]
+        gap = counts / n_safe - sums / n_safe
+        hit = (n_cell >= check.min_rows)[:, None] & (gap >= check.min_gap)
+        for cell_id, cls in zip(*np.nonzero(hit), strict=True):
+            a, m, e = float(counts[cell_id, cls]), int(n_cell[cell_id]), float(sums[cell_id, cls])
+            pvalue = float(binom.sf(a - 1, m, min(max(e / m, _P_FLOOR), 1 - _P_FLOOR)))
+            if pvalue >= limit:
+                continue
+            bj, bk = divmod(int(cell_id), bins)
+            where = _describe_bin(names[j], edges[j], bj)
+            if k != j:
+                where += " and " + _describe_bin(names[k], edges[k], bk)
+            reason = (
+                f"{where}: {int(a)} of {m} rows labelled '{classes[cls]}' where their other "
+                f"features predict {e:.1f} (p={pvalue:.2g} < {limit:.2g}, Bonferroni over "
+                f"{tested} tests)"
+            )
+            members = (c[:, j] == bj) & (c[:, k] == bk) & (yy == cls)
+            score = -np.log10(max(pvalue, 1e-300))
+            for r in subset[members]:
+                if int(r) not in flagged or flagged[int(r)][0] < score:
+                    flagged[int(r)] = (score, reason)
     keys = np.array(sorted(flagged), dtype=np.int64)
     return _flags(
         "association",
@@ -635,7 +694,6 @@ def screen_batch(
             bin_codes(np.concatenate([xt, split.xn]), edges),
             np.concatenate([yt, split.yn]),
             expected,
-            np.concatenate([xt, split.xn]),
             rows=np.arange(len(yt), len(yt) + len(split.yn)),
             edges=edges,
             names=names,

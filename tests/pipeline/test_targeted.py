@@ -55,7 +55,6 @@ def _association(x: np.ndarray, y: np.ndarray):
         bin_codes(x, edges),
         y,
         _expected(x, y),
-        x,
         edges=edges,
         names=NAMES,
         classes=("a", "b"),
