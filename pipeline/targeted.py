@@ -35,6 +35,9 @@ Array = np.ndarray[Any, Any]
 # Expected label shares are clipped away from 0 and 1: a model's p = 0.0001 must not make a
 # single disagreeing row "significant".
 _P_FLOOR = 0.02
+# Class-conditional SDs (in overall SDs of the approved rows) are floored at this for the mean
+# shift; features below a fifth of it within a class are not tested.
+_MIN_CLASS_SD = 0.25
 
 
 def _flags(check: str, rows: Array, scores: Array, reasons: Sequence[str], start: float) -> Flags:
@@ -591,8 +594,11 @@ def _mean_shifts(
         a, b = s.xn[s.yn == cls], s.xt[s.yt == cls]
         if len(a) < 3 or len(b) < 3:
             continue
-        sd = b.std(axis=0)
-        sd[sd == 0] = 1.0
+        # Features are standardized on the approved rows; a feature (nearly) constant within the
+        # class (a pixel always blank in approved '0's) makes Welch's t meaningless and any
+        # difference "many SDs": it is skipped, and SDs are floored at 0.25 overall SDs.
+        raw_sd = b.std(axis=0)
+        sd = np.maximum(raw_sd, _MIN_CLASS_SD)
         with warnings.catch_warnings():
             # Constant columns (a planted trigger value) make scipy warn about precision; the
             # p-value is then nan or 0, both handled below.
@@ -600,6 +606,8 @@ def _mean_shifts(
             _, pvalues = ttest_ind(a, b, axis=0, equal_var=False)
         delta = (a.mean(axis=0) - b.mean(axis=0)) / sd
         for j in range(s.xt.shape[1]):
+            if raw_sd[j] < _MIN_CLASS_SD / 5:
+                continue
             pv = float(pvalues[j]) if np.isfinite(pvalues[j]) else 1.0
             tests.append((pv, cls, j, float(delta[j])))
     tests.sort(key=lambda t: t[0])
