@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pipeline.config import LoadedPolicy
 from pipeline.data import (
@@ -19,6 +20,10 @@ from pipeline.data import (
     write_lock_entry,
 )
 from pipeline.errors import DataError
+from pipeline.poison import label_baseline
+
+if TYPE_CHECKING:
+    import pandas as pd
 from pipeline.profile import (
     ColumnDrift,
     DataProfile,
@@ -55,13 +60,52 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
     if violations:
         return _refuse(path, violations, out=out)
     profile = build_profile(clean, data)
+    # The label witnesses' rates on this snapshot: the data gate adds the excess over them.
+    profile = replace(profile, label_rates=label_baseline(clean, data, seed=policy.policy.run.seed))
     entry = write_lock(policy, frame, profile=profile, reference=kept or profile)
     drift = shift = None
     if kept is not None:
         drift = column_drift(clean, kept)
         shift = class_shift(clean[data.label], kept)
     _report(previous, entry, profile, lock_path=lock_path, drift=drift, shift=shift, out=out)
+    _screen_new(policy, clean, previous, out=out)
     return 0
+
+
+def _screen_new(
+    policy: LoadedPolicy, clean: pd.DataFrame, previous: LockEntry | None, *, out: TextIO
+) -> None:
+    """Screen the rows this approval adds or changes against the previously approved rows.
+
+    Approving is a person's decision, so the result is printed, not enforced here: the data
+    gate enforces it (in CI against the protected branch's lock, GATES_APPROVED_LOCK).
+    """
+    from gates.data_integrity import Approval, judge_batch, screen_new_rows  # noqa: PLC0415
+
+    if previous is None or previous.profile is None or not previous.profile.row_digests:
+        return
+    data = policy.policy.data
+    approval = Approval(
+        reference=previous.reference,
+        digests=previous.profile.row_digests,
+        source="the previous approval",
+        trusted=True,
+    )
+    batch, note = screen_new_rows(clean, data, approval, seed=policy.policy.run.seed)
+    if batch is None:
+        if note is not None and not note.startswith("every row"):
+            out.write(f"  new rows not screened: {note}\n")
+        return
+    flagged = batch.flagged_rows()
+    out.write(
+        f"  new or changed rows screened against the {batch.approved} previously approved: "
+        f"{flagged.size} of {batch.new} flagged (listed by the data gate in data.flagged.csv)\n"
+    )
+    for finding in judge_batch(
+        batch, data, data.path, source="the previous approval", trusted=True
+    ):
+        word = "the data gate fails on this" if finding.severity.value == "error" else "note"
+        out.write(f"  {word}: {finding.rule} {finding.message}\n")
 
 
 def _approve_streaming(

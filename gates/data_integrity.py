@@ -8,15 +8,20 @@ declared class has no rows; DATA030 row count outside bounds; DATA040 the lock h
 profile; DATA041 column drift (PSI) above max_psi; DATA042 class-balance shift; DATA050 exact
 duplicate rows; DATA051 equal features with different labels; DATA060 values beyond the reference
 range plus margin; DATA070 label issues (cleanlab + kNN); DATA080 off-manifold rows
-(IsolationForest); DATA090 (a note) the streaming path screened labels and isolation on a
-sample. Every flagged row is listed in ``reports/data.flagged.csv``.
+(IsolationForest); DATA090 (a note) the streaming path fitted labels and isolation on a
+sample (and scored every row) and screened associations and bursts on it. Batch setting (rows
+not approved, screened against approved rows): DATA100 label disagreement, DATA101
+class-conditional density, DATA102 label associations, DATA103 bursts, DATA104
+class-conditional mean shift, DATA105 negative impact, DATA106 (a note) where the approved rows
+came from. Whole table: DATA071 label associations, DATA072 bursts. Every flagged row is
+listed in ``reports/data.flagged.csv``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
     from pipeline.data import Violation
     from pipeline.poison import Screening
     from pipeline.profile import DataProfile
+    from pipeline.targeted import BatchScreening
 
 FLAGGED_FILE = "data.flagged.csv"
 QUARANTINE_FILE = "data.quarantine.json"
@@ -46,7 +52,27 @@ _ROW_CHECKS: dict[str, tuple[str, str, str]] = {
     "range": ("DATA060", "rows beyond the reference range plus margin", "range.max_share"),
     "label": ("DATA070", "rows with likely wrong labels (cleanlab + kNN)", "labels.max_share"),
     "isolation": ("DATA080", "off-manifold rows (IsolationForest)", "isolation.max_share"),
+    "association": (
+        "DATA071",
+        "rows in a feature-value combination over-represented for one label",
+        "association.max_share",
+    ),
+    "burst": ("DATA072", "rows in a burst of near-duplicates", "bursts.max_share"),
+    "batch_association": (
+        "DATA102",
+        "new rows in a feature-value combination over-represented for one label vs the approved rows",
+        "association.max_share",
+    ),
+    "batch_burst": ("DATA103", "new rows in a burst of near-duplicates", "bursts.max_share"),
 }
+# Batch checks judged by a rate test against the approved rows (not by a max share).
+_RATE_CHECKS: dict[str, tuple[str, str]] = {
+    "batch_label": ("DATA100", "new rows whose label the approved rows contradict"),
+    "batch_density": ("DATA101", "new rows far from the approved rows of their class"),
+}
+# Where the approved rows come from: a lock the pull request cannot change (CI sets this to a
+# copy of the lock from the protected branch), else the committed lock's reference profile.
+APPROVED_LOCK_ENV = "GATES_APPROVED_LOCK"
 
 
 def violation_finding(violation: Violation, *, path: str) -> Finding:
@@ -82,6 +108,18 @@ class _Examined:
     ids: pd.Series | Mapping[int, str] | None = None
     sampled: tuple[int, int] | None = None  # (screened, of) rows, when a sample was screened
     streaming: dict[str, int] = field(default_factory=dict)
+    batch: BatchScreening | None = None
+    batch_note: str | None = None
+
+
+@dataclass(frozen=True)
+class Approval:
+    """The approved state the gate screens against: reference profile and approved row digests."""
+
+    reference: DataProfile | None
+    digests: dict[str, str] | None
+    source: str
+    trusted: bool
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -93,6 +131,22 @@ class DataGate(Gate):
 
     name: ClassVar[str] = "data"
     description: ClassVar[str] = __doc__ or ""
+
+    def cache_key(self, context: RunContext) -> dict[str, str]:
+        """The approved lock named by ``GATES_APPROVED_LOCK`` is an input outside the project.
+
+        A verdict reached without it (or with another one) must never be reused with it.
+        """
+        import os  # noqa: PLC0415
+
+        del context
+        trusted = os.environ.get(APPROVED_LOCK_ENV)
+        if not trusted:
+            return {"approved_lock": "unset"}
+        try:
+            return {"approved_lock": f"{trusted}:{sha256_file(Path(trusted))}"}
+        except OSError as err:
+            return {"approved_lock": f"{trusted}: unreadable ({type(err).__name__})"}
 
     def run(self, context: RunContext) -> Outcome:
         """Verify the lock, read the file per its format, check the contract, screen the rows.
@@ -111,12 +165,13 @@ class DataGate(Gate):
         findings: list[Finding] = []
         try:
             findings.extend(violation_finding(v, path=shown) for v in verify_lock(policy))
-            reference = self._reference(context, path)
+            approval = self._approval(context, path)
+            reference = approval.reference
             size = check_data_file(path, max_bytes=data.checks.max_file_bytes)
             if data.streams(size):
                 examined = self._streamed(context, path, reference=reference)
             else:
-                examined = self._in_memory(context, path, reference=reference)
+                examined = self._in_memory(context, path, approval=approval)
         except DataError as err:
             findings.append(
                 Finding(
@@ -179,15 +234,17 @@ class DataGate(Gate):
         if examined.sampled is not None:
             n, total = examined.sampled
             sampled = (
-                f"; streaming: label and isolation checks screened a seeded, stratified sample "
-                f"of {n} of {total} rows"
+                f"; streaming: label and isolation checks fitted on a seeded, stratified sample "
+                f"of {n} of {total} rows and scored every row; association and burst checks "
+                "screened that sample"
             )
             findings.append(
                 Finding(
                     "DATA090",
-                    f"streaming mode: the label and isolation checks screened a seeded, "
-                    f"stratified sample of {n} of {total} rows; the lock, contract, "
-                    "duplicate, drift and range checks read every row",
+                    f"streaming mode: the label and isolation checks fitted on a seeded, "
+                    f"stratified sample of {n} of {total} rows and scored every row in chunks; "
+                    "the association and burst checks screened that sample; the lock, "
+                    "contract, duplicate, drift and range checks read every row",
                     severity=Severity.NOTE,
                     location=Location(path=shown),
                     observed=f"{n} of {total} rows",
@@ -195,7 +252,31 @@ class DataGate(Gate):
                     policy_key="[data.checks.labels].max_fit_rows",
                 )
             )
-        findings.extend(self._judge(screening, data, shown))
+        findings.extend(self.judge(screening, data, shown))
+        batch = examined.batch
+        if batch is not None:
+            approval = self._approval(context, context.policy.resolve(data.path))
+            findings.extend(
+                judge_batch(batch, data, shown, source=approval.source, trusted=approval.trusted)
+            )
+            screening = replace(screening, flags=screening.flags + batch.flags)
+            metrics["batch"] = {
+                "approved_rows": batch.approved,
+                "new_rows": batch.new,
+                "source": approval.source,
+                "trusted": approval.trusted,
+                "flagged_new_rows": int(batch.flagged_rows().size),
+                "seconds": {k: round(v, 3) for k, v in batch.seconds.items()},
+            }
+            if batch.impact is not None:
+                metrics["batch"]["impact"] = {
+                    "holdout_rows": batch.impact.holdout_rows,
+                    "accuracy_approved_only": round(batch.impact.approved_only, 6),
+                    "accuracy_with_new_rows": round(batch.impact.with_batch, 6),
+                    "accuracy_without_flagged": round(batch.impact.without_flagged, 6),
+                }
+        elif examined.batch_note is not None:
+            metrics["batch"] = {"skipped": examined.batch_note}
         flagged = flagged_frame(screening, ids=examined.ids)
         context.reports_dir.mkdir(parents=True, exist_ok=True)
         flagged_path = context.reports_dir / FLAGGED_FILE
@@ -240,7 +321,7 @@ class DataGate(Gate):
         )
 
     @staticmethod
-    def _in_memory(context: RunContext, path: Path, *, reference: DataProfile | None) -> _Examined:
+    def _in_memory(context: RunContext, path: Path, *, approval: Approval) -> _Examined:
         from pipeline.data import check_contract, read_table  # noqa: PLC0415
         from pipeline.evaluate import resolve_scheduler  # noqa: PLC0415
         from pipeline.poison import screen  # noqa: PLC0415
@@ -253,6 +334,7 @@ class DataGate(Gate):
         if violations:
             return _Examined(rows, columns, violations=tuple(violations))
         counts = clean[data.label].value_counts()
+        batch, note = screen_new_rows(clean, data, approval, seed=policy.policy.run.seed)
         return _Examined(
             rows,
             columns,
@@ -263,11 +345,13 @@ class DataGate(Gate):
             screening=screen(
                 clean,
                 data,
-                reference=reference,
+                reference=approval.reference,
                 seed=policy.policy.run.seed,
                 scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
             ),
             ids=clean[data.id_column] if data.id_column else None,
+            batch=batch,
+            batch_note=note,
         )
 
     @staticmethod
@@ -306,11 +390,30 @@ class DataGate(Gate):
             seed=policy.policy.run.seed,
             scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
         )
+        if scanned.sample is not None:
+            # Associations and bursts on the same sample as the label and isolation checks.
+            from pipeline.poison import targeted_on_sample  # noqa: PLC0415
+
+            extra, seconds = targeted_on_sample(scanned.sample, data, seed=policy.policy.run.seed)
+            screening = replace(
+                screening,
+                flags=screening.flags + tuple(extra),
+                seconds={**screening.seconds, **seconds},
+            )
         sampled = None
         if scanned.sample is not None:
             streaming["screened_rows"] = len(scanned.sample)
             if len(scanned.sample) < scanned.rows:
                 sampled = (len(scanned.sample), scanned.rows)
+                screening = _score_every_row(
+                    context,
+                    path,
+                    sample=scanned.sample,
+                    rows=scanned.rows,
+                    screening=screening,
+                    reference=reference,
+                )
+                streaming["scored_rows"] = scanned.rows
         return _Examined(
             rows,
             columns,
@@ -325,16 +428,52 @@ class DataGate(Gate):
         )
 
     @staticmethod
-    def _reference(context: RunContext, path: Path) -> DataProfile | None:
+    def _approval(context: RunContext, path: Path) -> Approval:
+        """The reference profile and approved row digests, from the trusted lock when given.
+
+        ``GATES_APPROVED_LOCK`` names a lock the pull request cannot change (CI copies it from
+        the protected branch): its reference profile is the yardstick and its snapshot's row
+        digests say which rows are approved. Without it, the committed lock's reference
+        profile serves for both; anyone who can edit the lock can edit that, and the report
+        says so. A named trusted lock that is missing, unreadable or has no entry for the
+        data file is an error (the gate cannot run as configured).
+        """
+        import os  # noqa: PLC0415
+
         from pipeline.data import lock_key, read_lock  # noqa: PLC0415
 
         policy = context.policy
+        key = lock_key(policy, path)
+        trusted = os.environ.get(APPROVED_LOCK_ENV)
+        if trusted:
+            try:
+                lock = read_lock(Path(trusted))
+            except DataError as err:
+                msg = f"${APPROVED_LOCK_ENV}: {err}"
+                raise GateError(msg) from None
+            entry = lock.files.get(key)
+            if entry is None:
+                msg = f"${APPROVED_LOCK_ENV} ({trusted}) has no entry for {key}"
+                raise GateError(msg)
+            snapshot = entry.profile
+            return Approval(
+                reference=entry.reference,
+                digests=snapshot.row_digests if snapshot is not None else None,
+                source=f"the approved lock ${APPROVED_LOCK_ENV} ({trusted})",
+                trusted=True,
+            )
         lock = read_lock(policy.resolve(policy.policy.data.lock))
-        entry = lock.files.get(lock_key(policy, path))
-        return entry.reference if entry is not None else None
+        entry = lock.files.get(key)
+        reference = entry.reference if entry is not None else None
+        return Approval(
+            reference=reference,
+            digests=reference.row_digests if reference is not None else None,
+            source=f"the reference profile of the committed {policy.policy.data.lock}",
+            trusted=False,
+        )
 
     @staticmethod
-    def _judge(screening: Screening, data: DataPolicy, shown: str) -> list[Finding]:
+    def judge(screening: Screening, data: DataPolicy, shown: str) -> list[Finding]:
         findings: list[Finding] = []
         for flags in screening.flags:
             rule, what, dotted = _ROW_CHECKS[flags.check]
@@ -387,6 +526,196 @@ class DataGate(Gate):
                 )
             )
         return findings
+
+
+def _score_every_row(
+    context: RunContext,
+    path: Path,
+    *,
+    sample: pd.DataFrame,
+    rows: int,
+    screening: Screening,
+    reference: DataProfile | None,
+) -> Screening:
+    """Replace the label and isolation flags of a sample by those of every row, scored in chunks."""
+    from pipeline.evaluate import resolve_scheduler  # noqa: PLC0415
+    from pipeline.rowscore import score_every_row  # noqa: PLC0415
+
+    policy = context.policy
+    data = policy.policy.data
+    if not (data.checks.labels.enabled or data.checks.isolation.enabled):
+        return screening
+    every, seconds = score_every_row(
+        path,
+        data,
+        sample,
+        rows=rows,
+        chunk_rows=data.stream_chunk_rows,
+        max_bytes=data.checks.max_file_bytes,
+        seed=policy.policy.run.seed,
+        scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
+        rates=reference.label_rates if reference is not None else None,
+    )
+    replaced = {f.check for f in every}
+    return replace(
+        screening,
+        flags=tuple(f for f in screening.flags if f.check not in replaced) + tuple(every),
+        seconds={**screening.seconds, **seconds},
+    )
+
+
+def screen_new_rows(
+    clean: pd.DataFrame, data: DataPolicy, approval: Approval, *, seed: int
+) -> tuple[BatchScreening | None, str | None]:
+    """Screen the rows that are not approved against those that are; or say why it cannot."""
+    import numpy as np  # noqa: PLC0415
+
+    from pipeline.poison import encode_labels  # noqa: PLC0415
+    from pipeline.profile import id_text, numeric_columns, row_digests  # noqa: PLC0415
+    from pipeline.targeted import screen_batch  # noqa: PLC0415
+
+    checks = data.checks
+    if not checks.batch.enabled:
+        return None, None
+    names = numeric_columns(data)
+    why = _batch_unavailable(data, approval, names)
+    if why is not None or approval.digests is None:
+        return None, why
+    now = row_digests(clean, data)
+    ids = [id_text(v) for v in clean[data.id_column]]
+    approved = np.array([approval.digests.get(i) == now[i] for i in ids], dtype=bool)
+    if approved.all():
+        return None, f"every row is approved in {approval.source}"
+    if int(approved.sum()) < checks.batch.min_approved:
+        return None, (
+            f"{int(approved.sum())} approved rows in {approval.source}, fewer than "
+            f"[data.checks.batch].min_approved = {checks.batch.min_approved}"
+        )
+    matrix = clean[list(names)].astype("float64").to_numpy(copy=True)
+    trusted = matrix[approved]
+    median = np.nanmedian(trusted, axis=0)
+    median = np.where(np.isnan(median), 0.0, median)
+    missing = np.isnan(matrix)
+    matrix[missing] = np.take(median, np.nonzero(missing)[1])
+    mean = matrix[approved].mean(axis=0)
+    std = matrix[approved].std(axis=0)
+    std[std == 0] = 1.0
+    x = (matrix - mean) / std
+    y = encode_labels(clean[data.label], data.classes)
+    return (
+        screen_batch(
+            x,
+            y,
+            approved,
+            classes=data.classes,
+            names=names,
+            labels=checks.labels,
+            association=checks.association,
+            burst=checks.bursts,
+            batch=checks.batch,
+            seed=seed,
+        ),
+        None,
+    )
+
+
+def _batch_unavailable(data: DataPolicy, approval: Approval, names: tuple[str, ...]) -> str | None:
+    if data.id_column is None:
+        return "no id column: approved rows cannot be told from new ones"
+    if approval.digests is None:
+        return f"{approval.source} records no row digests (no id column, or over 100,000 rows)"
+    if not names:
+        return "no numeric features to screen"
+    return None
+
+
+def judge_batch(
+    batch: BatchScreening, data: DataPolicy, shown: str, *, source: str, trusted: bool
+) -> list[Finding]:
+    """Findings of the batch screen: rate tests, shares, mean shifts, impact."""
+    findings: list[Finding] = []
+    if not trusted:
+        findings.append(
+            Finding(
+                "DATA106",
+                f"batch screen: {batch.new} new row(s) against {batch.approved} approved in "
+                f"{source}; a pull request can edit that lock, so set ${APPROVED_LOCK_ENV} to "
+                "the protected branch's lock in CI",
+                severity=Severity.NOTE,
+                location=Location(path=data.lock),
+                policy_key="[data].lock",
+            )
+        )
+    by_check = {f.check: f for f in batch.flags}
+    for test in batch.rates:
+        rule, what = _RATE_CHECKS[test.check]
+        flags = by_check.get(test.check)
+        if flags is None or flags.count == 0:
+            continue
+        share = test.flagged / max(test.rows, 1)
+        findings.append(
+            Finding(
+                rule,
+                f"{test.flagged} of {test.rows} {what} ({share:.2%} vs {test.base_rate:.2%} "
+                f"expected from the approved rows, binomial p={test.pvalue:.2g}); "
+                f"first row {int(flags.rows[0])}: {flags.reasons[0]}",
+                severity=Severity.ERROR if test.failed else Severity.NOTE,
+                location=Location(path=shown, row=int(flags.rows[0])),
+                observed=f"{share:.6f}",
+                threshold=f"p >= {data.checks.batch.alpha} or excess < {data.checks.batch.min_excess}",
+                policy_key="[data.checks.batch].alpha",
+            )
+        )
+    for flags in batch.flags:
+        if flags.check in _RATE_CHECKS or flags.count == 0:
+            continue
+        rule, what, dotted = _ROW_CHECKS[flags.check]
+        share = flags.count / max(batch.new, 1)
+        limit = _limit(data, dotted)
+        over = share > limit
+        findings.append(
+            Finding(
+                rule,
+                f"{flags.count} {what} ({share:.2%} of {batch.new} new rows "
+                f"{'>' if over else '<='} {limit:.2%}); first row {int(flags.rows[0])}: "
+                f"{flags.reasons[0]}",
+                severity=Severity.ERROR if over else Severity.NOTE,
+                location=Location(path=shown, row=int(flags.rows[0])),
+                observed=f"{share:.6f}",
+                threshold=f"{limit}",
+                policy_key=f"[data.checks.{dotted.split('.')[0]}].{dotted.split('.')[1]}",
+            )
+        )
+    for shift in batch.shifts:
+        findings.append(
+            Finding(
+                "DATA104",
+                f"class '{shift.label}': mean of '{shift.column}' in the new rows moved "
+                f"{shift.shift_sd:+.2f} SD from the approved rows (Welch t, Holm p={shift.pvalue:.2g})",
+                location=Location(path=shown, column=shift.column),
+                observed=f"{shift.shift_sd:.4f}",
+                threshold=f"|shift| < {data.checks.batch.min_mean_shift} or p >= {data.checks.batch.alpha}",
+                policy_key="[data.checks.batch].min_mean_shift",
+            )
+        )
+    impact = batch.impact
+    quarantine = data.checks.quarantine
+    if impact is not None and impact.failed(quarantine=quarantine):
+        trained = impact.without_flagged if quarantine else impact.with_batch
+        findings.append(
+            Finding(
+                "DATA105",
+                f"the new rows lower the accuracy on {impact.holdout_rows} held-out approved rows "
+                f"from {impact.approved_only:.4f} (approved rows only) to {impact.with_batch:.4f} "
+                f"(without the flagged rows: {impact.without_flagged:.4f}"
+                f"{', which quarantine trains on' if quarantine else ''})",
+                location=Location(path=shown),
+                observed=f"{trained - impact.approved_only:.6f}",
+                threshold=f"-{data.checks.batch.max_impact}",
+                policy_key="[data.checks.batch].max_impact",
+            )
+        )
+    return findings
 
 
 def quarantined_rows(context: RunContext) -> tuple[int, ...]:

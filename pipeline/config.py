@@ -216,6 +216,13 @@ class LabelCheck(_Strict):
     max_fit_rows: Annotated[int, Field(ge=100)] = 50_000
     max_index_rows: Annotated[int, Field(ge=100)] = 5_000
     max_share: Fraction = 0.05
+    # Also flag a row when fewer than this share of its k neighbours carry its label and the
+    # out-of-fold model gives its label less than ``knn_model_below`` (0 turns this off).
+    knn_vote_below: Fraction = 0.5
+    knn_model_below: Fraction = 0.5
+    # A label witness adds the rows it flags beyond rate x n + witness_slack x sqrt(rate x n),
+    # rate being its share on the approved snapshot (profile.label_rates).
+    witness_slack: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0
 
 
 class IsolationCheck(_Strict):
@@ -225,6 +232,45 @@ class IsolationCheck(_Strict):
     trees: Annotated[int, Field(ge=10, le=1000)] = 100
     min_score: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.7
     max_share: Fraction = 0.02
+
+
+class AssociationCheck(_Strict):
+    """[data.checks.association]: feature-value combinations whose label share departs from the expected."""
+
+    enabled: bool = True
+    bins: Annotated[int, Field(ge=2, le=50)] = 10
+    min_rows: Annotated[int, Field(ge=2)] = 5
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
+    min_gap: Fraction = 0.5
+    max_features: Annotated[int, Field(ge=1, le=500)] = 100
+    max_refits: Annotated[int, Field(ge=1, le=100)] = 12
+    max_share: Fraction = 0.0
+
+
+class BurstCheck(_Strict):
+    """[data.checks.bursts]: one point copied many times with small jitter."""
+
+    enabled: bool = True
+    radius: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    min_copies: Annotated[int, Field(ge=2)] = 5
+    max_rows: Annotated[int, Field(ge=100)] = 20_000
+    max_share: Fraction = 0.0
+
+
+class BatchCheck(_Strict):
+    """[data.checks.batch]: new rows screened against the approved (trusted) rows only."""
+
+    enabled: bool = True
+    min_approved: Annotated[int, Field(ge=10)] = 50
+    neighbors: Annotated[int, Field(ge=1, le=200)] = 10
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
+    min_excess: Fraction = 0.02
+    min_flagged: Annotated[int, Field(ge=1)] = 5
+    density_quantile: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.99
+    min_mean_shift: Annotated[float, Field(ge=0.0)] = 0.25
+    holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    max_impact: Fraction = 0.02
+    max_rows: Annotated[int, Field(ge=100)] = 50_000
 
 
 class DataChecksPolicy(_Strict):
@@ -237,6 +283,9 @@ class DataChecksPolicy(_Strict):
     range: RangeCheck = Field(default_factory=RangeCheck)
     labels: LabelCheck = Field(default_factory=LabelCheck)
     isolation: IsolationCheck = Field(default_factory=IsolationCheck)
+    association: AssociationCheck = Field(default_factory=AssociationCheck)
+    bursts: BurstCheck = Field(default_factory=BurstCheck)
+    batch: BatchCheck = Field(default_factory=BatchCheck)
 
     @property
     def max_file_bytes(self) -> int:

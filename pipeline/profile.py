@@ -81,6 +81,10 @@ class DataProfile:
     columns: dict[str, ColumnProfile]
     class_balance: dict[str, float]
     row_digests: dict[str, str] | None = None
+    # Share of rows each label-disagreement witness flags on this snapshot ("knn": fewer than
+    # half of a row's neighbours share its label; "model": the out-of-fold model predicts
+    # another class). The data gate adds the excess over these rates to the label check.
+    label_rates: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -92,6 +96,8 @@ class DataProfile:
         }
         if self.row_digests is not None:
             data["row_digests"] = dict(self.row_digests)
+        if self.label_rates is not None:
+            data["label_rates"] = dict(self.label_rates)
         return data
 
     @classmethod
@@ -101,6 +107,7 @@ class DataProfile:
             msg = f"profile version {data['version']!r}, expected {PROFILE_VERSION}"
             raise ValueError(msg)
         digests = data.get("row_digests")
+        rates = data.get("label_rates")
         return cls(
             rows=int(data["rows"]),
             columns={
@@ -109,7 +116,16 @@ class DataProfile:
             },
             class_balance={str(k): float(v) for k, v in data["class_balance"].items()},
             row_digests={str(k): str(v) for k, v in digests.items()} if digests else None,
+            label_rates={str(k): _fraction(v) for k, v in rates.items()} if rates else None,
         )
+
+
+def _fraction(value: Any) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        msg = f"label rate {value!r} outside [0, 1]"
+        raise ValueError(msg)
+    return number
 
 
 def _opt_float(value: Any) -> float | None:

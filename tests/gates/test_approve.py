@@ -79,3 +79,29 @@ def test_unreadable_or_too_large_files_exit_2_without_a_traceback(project, gates
     assert "data file is empty" in done.stderr
     assert "Traceback" not in done.stderr
     assert _lock_bytes(project) == before
+
+
+def test_approve_screens_new_rows_against_the_previously_approved_ones(project):
+    frame = pd.read_csv(project.data_path)
+    rows = frame.index[::10][:40]
+    swap = {"benign": "malignant", "malignant": "benign"}
+    frame.loc[rows, "diagnosis"] = frame.loc[rows, "diagnosis"].map(swap)
+    frame.to_csv(project.data_path, index=False, lineterminator="\n")
+    out = io.StringIO()
+    assert approve(project.load(), out=out) == 0  # approving stays a person's decision...
+    text = out.getvalue()
+    assert "screened against the 529 previously approved" in text
+    assert "the data gate fails on this: DATA100" in text  # ...told what the gate will say
+    # Approving the same file again: nothing new to screen.
+    again = io.StringIO()
+    assert approve(project.load(), out=again) == 0
+    assert "screened against" not in again.getvalue()
+
+
+def test_approve_records_the_label_witness_rates_of_the_snapshot(project):
+    assert approve(project.load(), out=io.StringIO(), rebaseline=True) == 0
+    entry = json.loads(_lock_bytes(project))["files"]["breast_cancer.csv"]
+    rates = entry["profile"]["label_rates"]
+    assert set(rates) == {"knn"}
+    assert 0.0 <= rates["knn"] < 0.1
+    assert entry["reference"]["label_rates"] == rates

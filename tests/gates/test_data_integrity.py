@@ -38,6 +38,8 @@ def test_passes_on_the_embedded_data_and_writes_the_flagged_rows_report(project)
         "range",
         "label",
         "isolation",
+        "association",
+        "burst",
     }
     flagged = project.root / "reports" / "data.flagged.csv"
     assert flagged.read_text(encoding="utf-8").splitlines()[0] == "row,id,check,score,reason"
@@ -270,3 +272,53 @@ def test_an_unreachable_scheduler_makes_the_data_gate_errored(
     assert f"cannot reach the Dask scheduler at {unreachable_scheduler}" in result.summary
     assert "GATES_DASK_SCHEDULER or [run].dask_scheduler" in result.summary
     assert not (project.root / "reports" / "data.flagged.csv").exists()
+
+
+def _approved_lock(project, tmp_path) -> str:
+    copy = tmp_path / "approved.lock.json"
+    copy.write_text((project.root / "data" / "breast_cancer.lock.json").read_text())
+    return str(copy)
+
+
+def test_an_approved_lock_that_is_missing_or_lacks_the_file_makes_the_gate_errored(
+    project, monkeypatch, tmp_path
+):
+    # A verdict reached without the approved lock is cached; it must not be reused with one.
+    assert _status(project) is Status.PASSED
+    monkeypatch.setenv("GATES_APPROVED_LOCK", str(tmp_path / "absent.lock.json"))
+    result = project.run("data").results[0]
+    assert result.status is Status.ERRORED
+    assert "GATES_APPROVED_LOCK" in result.summary
+    other = tmp_path / "other.lock.json"
+    other.write_text(json.dumps({"schema_version": 1, "files": {}}))
+    monkeypatch.setenv("GATES_APPROVED_LOCK", str(other))
+    result = project.run("data").results[0]
+    assert result.status is Status.ERRORED
+    assert "has no entry for breast_cancer.csv" in result.summary
+
+
+def test_rows_approved_only_in_the_pull_requests_lock_are_screened_as_new(
+    project, monkeypatch, tmp_path
+):
+    trusted = _approved_lock(project, tmp_path)
+
+    def flips(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = frame.index[::10][:40]
+        swap = {"benign": "malignant", "malignant": "benign"}
+        frame.loc[rows, "diagnosis"] = frame.loc[rows, "diagnosis"].map(swap)
+        return frame
+
+    frame = pd.read_csv(project.data_path)
+    flips(frame).to_csv(project.data_path, index=False, lineterminator="\n")
+    # The attacker re-baselines: in the committed lock every row is approved.
+    assert approve(project.load(), out=io.StringIO(), rebaseline=True) == 0
+    project.edit_policy(**{"data.checks.labels.enabled": False})  # the batch screen alone
+    assert _status(project) is Status.PASSED  # the forged approval hides the batch...
+    assert project.report("data")["metrics"]["batch"]["skipped"].startswith("every row")
+    monkeypatch.setenv("GATES_APPROVED_LOCK", trusted)
+    assert _status(project) is Status.FAILED  # ...but not from the protected branch's lock
+    report = project.report("data")
+    assert report["metrics"]["batch"]["new_rows"] == 40
+    assert report["metrics"]["batch"]["trusted"] is True
+    assert "DATA100" in _rules(project)
+    assert "DATA106" not in _rules(project, severity="note")

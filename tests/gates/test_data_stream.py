@@ -48,7 +48,16 @@ def test_a_sampled_screen_is_said_in_the_summary_and_a_note(project):
     project.edit_policy(**_STREAM, **{"data.checks.labels.max_fit_rows": 200})
     result = project.run("data").results[0]
     assert result.status is Status.PASSED
-    assert "screened a seeded, stratified sample of 200 of 569 rows" in result.summary
+    assert (
+        "fitted on a seeded, stratified sample of 200 of 569 rows and scored every row"
+        in result.summary
+    )
+    # Every row scored: the label and isolation checks' shares are of all 569 rows.
+    report = project.report("data")
+    assert report["metrics"]["streaming"]["scored_rows"] == 569
+    assert report["metrics"]["checks"]["label"]["share"] == round(
+        report["metrics"]["checks"]["label"]["flagged"] / 569, 6
+    )
     notes = [f for f in project.report("data")["findings"] if f["rule"] == "DATA090"]
     assert len(notes) == 1
     assert notes[0]["severity"] == "note"
@@ -129,3 +138,29 @@ def test_bad_input_on_the_streaming_path_is_one_message_without_a_traceback(proj
     assert approved.returncode == 2
     assert "malformed CSV" in approved.stderr
     assert "Traceback" not in approved.stderr
+
+
+def test_a_sampled_streaming_screen_scores_every_row_for_labels_and_isolation(project):
+    # The clearest malignant and benign rows, labels swapped, and one row pushed far out:
+    # with a 200-row sample most of them are outside it, and are still flagged.
+    frame = pd.read_csv(project.data_path)
+    order = frame["worst_concave_points"].sort_values(kind="stable").index
+    flipped = [*order[:6], *order[-6:]]
+    swap = {"benign": "malignant", "malignant": "benign"}
+    frame.loc[flipped, "diagnosis"] = frame.loc[flipped, "diagnosis"].map(swap)
+    frame.to_csv(project.data_path, index=False, lineterminator="\n")
+    assert approve(project.load(), out=io.StringIO()) == 0
+    project.edit_policy(
+        **_STREAM,
+        **{"data.checks.labels.max_fit_rows": 200, "data.checks.batch.enabled": False},
+    )
+    project.run("data")
+    report = project.report("data")
+    assert report["metrics"]["streaming"]["screened_rows"] == 200
+    assert report["metrics"]["streaming"]["scored_rows"] == 569
+    table = pd.read_csv(project.root / "reports" / "data.flagged.csv")
+    labelled = set(table.loc[table["check"] == "label", "row"])
+    assert set(flipped) <= labelled
+    assert {"fit_on_sample", "score_every_row", "label_decision"} <= set(
+        report["metrics"]["seconds"]
+    )

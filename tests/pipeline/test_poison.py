@@ -149,7 +149,12 @@ def test_screen_is_deterministic_and_lists_every_flag_once_per_check():
 
 
 def test_screen_skips_disabled_checks_and_reference_checks_without_a_reference():
-    contract = _contract(labels={"enabled": False}, isolation={"enabled": False})
+    contract = _contract(
+        labels={"enabled": False},
+        isolation={"enabled": False},
+        bursts={"enabled": False},
+        association={"enabled": False},
+    )
     result = screen(_blobs(), contract, reference=None, seed=SEED)
     assert [f.check for f in result.flags] == ["duplicate", "conflicting_labels"]
     assert result.drift == ()

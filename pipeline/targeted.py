@@ -1,0 +1,741 @@
+"""Detectors for targeted poisoning: label associations, near-duplicate bursts, batch screening.
+
+Three families, each returning ``Flags`` (0-based rows, a score and the evidence per row):
+
+- ``associations``: feature-value combinations (one feature's quantile bin, or a pair of bins)
+  whose share of one label departs from what a model says the rows' features predict. A
+  backdoor trigger (a rare but valid combination, every row carrying one label) is such a cell.
+  One-sided binomial test per (cell, class), Bonferroni over every tested (cell, class).
+- ``bursts``: one point copied many times with small jitter: rows with at least ``min_copies``
+  other rows closer than ``radius`` x the median nearest-neighbour distance.
+- ``screen_batch``: new rows against the approved (trusted) rows only. Everything it learns
+  (neighbours, class-conditional densities, the label model, bins, base rates) comes from the
+  approved rows, so poisoned new rows cannot move the yardstick. It adds the class-conditional
+  mean-shift tests and the impact of the batch on a model trained on approved rows (reject on
+  negative impact, measured on a holdout of approved rows).
+
+Everything is seeded and deterministic.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import AssociationCheck, BatchCheck, BurstCheck, LabelCheck
+from pipeline.poison import Flags, knn_probabilities
+
+Array = np.ndarray[Any, Any]
+
+# Expected label shares are clipped away from 0 and 1: a model's p = 0.0001 must not make a
+# single disagreeing row "significant".
+_P_FLOOR = 0.02
+# Class-conditional SDs (in overall SDs of the approved rows) are floored at this for the mean
+# shift; features below a fifth of it within a class are not tested.
+_MIN_CLASS_SD = 0.25
+
+
+def _flags(check: str, rows: Array, scores: Array, reasons: Sequence[str], start: float) -> Flags:
+    order = np.argsort(rows, kind="stable")
+    return Flags(
+        check=check,
+        rows=np.asarray(rows, dtype=np.int64)[order],
+        scores=np.asarray(scores, dtype=np.float64)[order],
+        reasons=tuple(reasons[i] for i in order),
+        seconds=time.perf_counter() - start,
+    )
+
+
+# --- label associations of feature-value combinations ---------------------------------------
+
+
+def bin_edges(x: Array, bins: int) -> list[Array]:
+    """Interior quantile edges per column (duplicates removed), from the rows given."""
+    qs = np.linspace(0, 1, bins + 1)[1:-1]
+    return [np.unique(np.quantile(x[:, j], qs)) for j in range(x.shape[1])]
+
+
+def bin_codes(x: Array, edges: list[Array]) -> Array:
+    """Each value's bin (0..bins-1) under ``edges``; beyond the outer edges: the end bins."""
+    codes = np.empty(x.shape, dtype=np.int16)
+    for j, e in enumerate(edges):
+        codes[:, j] = np.searchsorted(e, x[:, j], side="right")
+    return codes
+
+
+def _describe_bin(name: str, edges: Array, code: int) -> str:
+    low = "-inf" if code == 0 else f"{edges[code - 1]:.4g}"
+    high = "+inf" if code >= edges.size else f"{edges[code]:.4g}"
+    return f"{name} in [{low}, {high})"
+
+
+class LinearExpectation:
+    """What a seeded logistic regression predicts for each row's label, with or without features.
+
+    Out of fold by default (every row scored by a model that did not see it; each fold's model
+    fitted on at most ``max_fit_rows`` rows); with ``fit_rows`` (the approved rows of a batch)
+    one model fitted on those rows scores every row. ``without(columns)`` refits with those
+    features left out: what the row's *other* features say about its label, so that a trigger
+    cannot explain itself, while features that really predict the label are replaced by the
+    others that carry the same information (a refit, not a dropped term).
+    """
+
+    def __init__(
+        self,
+        x: Array,
+        y: Array,
+        *,
+        n_classes: int,
+        folds: int,
+        max_fit_rows: int,
+        seed: int,
+        fit_rows: Array | None = None,
+    ) -> None:
+        self.x, self.y = x, y
+        self.n_classes, self.folds = n_classes, folds
+        self.max_fit_rows, self.seed = max_fit_rows, seed
+        self.fit_rows = fit_rows
+        self._cache: dict[tuple[int, ...], Array] = {}
+        self._logits: Array = np.zeros(0)
+        self._fold_of: Array = np.zeros(0, dtype=np.int64)
+        self._coefs: Array = np.zeros(0)
+
+    def without(self, columns: tuple[int, ...] = ()) -> Array:
+        """Class probabilities of every row from a model that does not see ``columns``."""
+        if columns not in self._cache:
+            keep = [j for j in range(self.x.shape[1]) if j not in columns]
+            self._cache[columns] = self._fit(self.x[:, keep])
+        return self._cache[columns]
+
+    def dropped(self, columns: tuple[int, ...]) -> Array:
+        """Cheap stand-in for ``without``: the full model's logits minus the terms of ``columns``.
+
+        Not a refit (features that really predict the label lose their weight without others
+        taking it over), so it only screens for candidates that ``without`` then tests.
+        """
+        self.without()
+        logits = self._logits.copy()
+        for j in columns:
+            logits -= self._coefs[self._fold_of, :, j] * self.x[:, j][:, None]
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        out: Array = e / e.sum(axis=1, keepdims=True)
+        return out
+
+    def _fit(self, x: Array) -> Array:
+        from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415
+
+        n, k = len(self.y), self.n_classes
+        counts = np.bincount(self.y, minlength=k)
+        if x.shape[1] == 0:
+            return np.tile(counts / counts.sum(), (n, 1))
+        rng = np.random.default_rng(self.seed)
+        if self.fit_rows is not None:
+            plan = [(np.asarray(self.fit_rows), np.arange(n))]
+        else:
+            splits = max(2, min(self.folds, int(counts[counts > 0].min())))
+            splitter = StratifiedKFold(n_splits=splits, shuffle=True, random_state=self.seed)
+            plan = list(splitter.split(x, self.y))
+        logits = np.zeros((n, k))
+        fold_of = np.zeros(n, dtype=np.int64)
+        coefs = np.zeros((len(plan), k, x.shape[1]))
+        for f, (train, test) in enumerate(plan):
+            fit = train
+            if fit.size > self.max_fit_rows:
+                fit = np.sort(rng.choice(train, size=self.max_fit_rows, replace=False))
+            coef, intercept = _full(_fit_model(x[fit], self.y[fit], k), k, x.shape[1])
+            coefs[f] = coef
+            logits[test] = x[test] @ coef.T + intercept
+            fold_of[test] = f
+        if x.shape[1] == self.x.shape[1]:
+            self._logits, self._fold_of, self._coefs = logits, fold_of, coefs
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        probs: Array = e / e.sum(axis=1, keepdims=True)
+        return probs
+
+
+def _full(model: Any, n_classes: int, d: int) -> tuple[Array, Array]:
+    """A fitted LogisticRegression's coefficients and intercepts as (C, d) and (C,)."""
+    coef = np.zeros((n_classes, d))
+    intercept = np.full(n_classes, -30.0)  # a class the fit never saw: p ~ 0
+    classes = np.asarray(model.classes_)
+    if classes.size == 2 and model.coef_.shape[0] == 1:
+        coef[classes[1]] = model.coef_[0]
+        intercept[classes[0]] = 0.0
+        intercept[classes[1]] = model.intercept_[0]
+    else:
+        coef[classes] = model.coef_
+        intercept[classes] = model.intercept_
+    return coef, intercept
+
+
+def linear_expectation(
+    x: Array,
+    y: Array,
+    *,
+    n_classes: int,
+    folds: int,
+    max_fit_rows: int,
+    seed: int,
+    fit_rows: Array | None = None,
+) -> LinearExpectation:
+    """A ``LinearExpectation`` (see there): out of fold, or fitted on ``fit_rows``."""
+    return LinearExpectation(
+        x,
+        y,
+        n_classes=n_classes,
+        folds=folds,
+        max_fit_rows=max_fit_rows,
+        seed=seed,
+        fit_rows=fit_rows,
+    )
+
+
+def _cell_counts(
+    cell: Array, yy: Array, p: Array, size: int, n_classes: int
+) -> tuple[Array, Array, Array]:
+    n_cell = np.bincount(cell, minlength=size)
+    counts = np.bincount(cell * n_classes + yy, minlength=size * n_classes).reshape(size, n_classes)
+    sums = np.stack(
+        [np.bincount(cell, weights=p[:, c], minlength=size) for c in range(n_classes)], axis=1
+    )
+    return n_cell, counts, sums
+
+
+def _candidates(
+    c: Array,
+    yy: Array,
+    expected: LinearExpectation,
+    subset: Array,
+    pairs: list[tuple[int, int]],
+    *,
+    bins: int,
+    check: AssociationCheck,
+) -> tuple[int, dict[tuple[int, int], float]]:
+    """The cheap first stage: (tested cells x classes, feature pairs with a candidate cell)."""
+    from scipy.stats import binom  # noqa: PLC0415
+
+    n_classes = expected.n_classes
+    size = bins * bins
+    tested = 0
+    candidates: dict[tuple[int, int], float] = {}
+    for j, k in pairs:
+        cell = c[:, j] * bins + c[:, k]
+        n_cell = np.bincount(cell, minlength=size)
+        big = n_cell >= check.min_rows
+        if not big.any():
+            continue
+        # Screen with the full model's logits minus the cell's features' terms: a trigger the
+        # model learned (an extreme value) must not explain itself even at this stage.
+        dropped = np.clip(
+            expected.dropped((j, k) if k != j else (j,))[subset], _P_FLOOR, 1 - _P_FLOOR
+        )
+        n_cell, counts, sums = _cell_counts(cell, yy, dropped, size, n_classes)
+        tested += int(big.sum()) * n_classes
+        n_safe = np.maximum(n_cell, 1)[:, None]
+        hit = big[:, None] & (counts / n_safe - sums / n_safe >= check.min_gap)
+        for cell_id, cls in zip(*np.nonzero(hit), strict=True):
+            share = min(max(sums[cell_id, cls] / n_cell[cell_id], _P_FLOOR), 1 - _P_FLOOR)
+            pvalue = float(binom.sf(counts[cell_id, cls] - 1, n_cell[cell_id], share))
+            if pvalue < check.alpha:
+                candidates[(j, k)] = min(pvalue, candidates.get((j, k), 1.0))
+    return tested, candidates
+
+
+def associations(
+    codes: Array,
+    y: Array,
+    expected: LinearExpectation,
+    *,
+    edges: list[Array],
+    names: Sequence[str],
+    classes: Sequence[str],
+    check: AssociationCheck,
+    rows: Array | None = None,
+) -> Flags:
+    """Cells (one bin, or a pair of bins) where one label is over-represented against ``expected``.
+
+    Two stages. First every cell is screened with the full model's logits minus the terms of
+    the cell's features (cheap; observed share at least ``min_gap`` above that, binomial p
+    below ``alpha``). Then, for the ``max_refits`` feature sets with the strongest candidates, the
+    model is refitted without those features and the cell is tested for real: the expected
+    count of class c is the sum of p(c | the rows' other features); one-sided binomial
+    P(X >= a), X ~ Bin(n, E / n); it counts when n >= ``min_rows``, the share gap is at least
+    ``min_gap`` and p < ``alpha`` / (every tested cell x class) (Bonferroni).
+    ``rows`` restricts the test to those rows (the new rows of a batch).
+    """
+    from scipy.stats import binom  # noqa: PLC0415 - heavy, used here only
+
+    start = time.perf_counter()
+    n_classes = len(classes)
+    subset = np.arange(len(y)) if rows is None else np.asarray(rows, dtype=np.int64)
+    if subset.size == 0 or codes.shape[1] == 0:
+        return _flags("association", np.zeros(0), np.zeros(0), [], start)
+    c = codes[subset].astype(np.int64)
+    yy = y[subset]
+    d = min(c.shape[1], check.max_features)
+    bins = int(c[:, :d].max()) + 1
+    size = bins * bins
+    pairs: list[tuple[int, int]] = [(j, j) for j in range(d)]
+    pairs += [(j, k) for j in range(d) for k in range(j + 1, d)]
+    tested, candidates = _candidates(c, yy, expected, subset, pairs, bins=bins, check=check)
+    limit = check.alpha / max(tested, 1)
+    flagged: dict[int, tuple[float, str]] = {}
+    for j, k in sorted(candidates, key=lambda pair: candidates[pair])[: check.max_refits]:
+        columns = (j, k) if k != j else (j,)
+        p = np.clip(expected.without(columns)[subset], _P_FLOOR, 1 - _P_FLOOR)
+        cell = c[:, j] * bins + c[:, k]
+        n_cell, counts, sums = _cell_counts(cell, yy, p, size, n_classes)
+        n_safe = np.maximum(n_cell, 1)[:, None]
+        gap = counts / n_safe - sums / n_safe
+        hit = (n_cell >= check.min_rows)[:, None] & (gap >= check.min_gap)
+        for cell_id, cls in zip(*np.nonzero(hit), strict=True):
+            a, m, e = float(counts[cell_id, cls]), int(n_cell[cell_id]), float(sums[cell_id, cls])
+            pvalue = float(binom.sf(a - 1, m, min(max(e / m, _P_FLOOR), 1 - _P_FLOOR)))
+            if pvalue >= limit:
+                continue
+            bj, bk = divmod(int(cell_id), bins)
+            where = _describe_bin(names[j], edges[j], bj)
+            if k != j:
+                where += " and " + _describe_bin(names[k], edges[k], bk)
+            reason = (
+                f"{where}: {int(a)} of {m} rows labelled '{classes[cls]}' where their other "
+                f"features predict {e:.1f} (p={pvalue:.2g} < {limit:.2g}, Bonferroni over "
+                f"{tested} tests)"
+            )
+            members = (c[:, j] == bj) & (c[:, k] == bk) & (yy == cls)
+            score = -np.log10(max(pvalue, 1e-300))
+            for r in subset[members]:
+                if int(r) not in flagged or flagged[int(r)][0] < score:
+                    flagged[int(r)] = (score, reason)
+    keys = np.array(sorted(flagged), dtype=np.int64)
+    return _flags(
+        "association",
+        keys,
+        np.array([flagged[int(r)][0] for r in keys]),
+        [flagged[int(r)][1] for r in keys],
+        start,
+    )
+
+
+# --- near-duplicate bursts ------------------------------------------------------------------
+
+
+def bursts(
+    x: Array,
+    *,
+    check: BurstCheck,
+    seed: int,
+    rows: Array | None = None,
+    scale_from: Array | None = None,
+) -> Flags:
+    """Rows with at least ``min_copies`` other rows within ``radius`` x the median 1-NN distance.
+
+    The median nearest-neighbour distance is measured on ``scale_from`` (the approved rows in a
+    batch) or on the rows themselves. ``rows`` restricts the search to those rows (a batch's new
+    rows). Above ``max_rows`` rows a seeded sample of that many is searched (and says so).
+    """
+    from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
+
+    start = time.perf_counter()
+    subset = np.arange(len(x)) if rows is None else np.asarray(rows, dtype=np.int64)
+    screened = None
+    if subset.size > check.max_rows:
+        rng = np.random.default_rng(seed)
+        subset = np.sort(rng.choice(subset, size=check.max_rows, replace=False))
+        screened = int(subset.size)
+    k = check.min_copies
+    if subset.size <= k:
+        return _flags("burst", np.zeros(0), np.zeros(0), [], start)
+    points = x[subset]
+    base = points if scale_from is None else scale_from
+    if len(base) > check.max_rows:
+        rng = np.random.default_rng(seed + 1)
+        base = base[rng.choice(len(base), size=check.max_rows, replace=False)]
+    nearest = NearestNeighbors(n_neighbors=2).fit(base).kneighbors(base)[0][:, 1]
+    positive = nearest[nearest > 0]
+    scale = float(np.median(positive)) if positive.size else 0.0
+    if scale == 0.0:
+        return _flags("burst", np.zeros(0), np.zeros(0), [], start)
+    radius = check.radius * scale
+    dist, found = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
+    hit = np.flatnonzero(dist[:, k] <= radius)
+    reasons = [
+        f"{k} or more rows within {dist[i, k]:.3g} (radius {radius:.3g} = {check.radius:g} x the "
+        f"median nearest-neighbour distance {scale:.3g}), e.g. rows "
+        f"{', '.join(str(int(subset[f])) for f in found[i, 1:4])}"
+        for i in hit
+    ]
+    out = _flags("burst", subset[hit], 1.0 - dist[hit, k] / radius, reasons, start)
+    if screened is not None:
+        out = Flags(out.check, out.rows, out.scores, out.reasons, out.seconds, screened=screened)
+    return out
+
+
+# --- the batch setting: new rows against approved rows ----------------------------------------
+
+
+@dataclass(frozen=True)
+class RateTest:
+    """A flagged share among new rows against the same check's share among approved rows."""
+
+    check: str
+    flagged: int
+    rows: int
+    base_rate: float
+    pvalue: float
+    failed: bool
+
+
+@dataclass(frozen=True)
+class MeanShift:
+    """One class's mean of one feature: new rows vs approved rows (Welch t, Holm-corrected)."""
+
+    label: str
+    column: str
+    shift_sd: float
+    pvalue: float
+
+
+@dataclass(frozen=True)
+class Impact:
+    """Holdout accuracy (approved rows) of a model trained on approved rows with/without the batch."""
+
+    holdout_rows: int
+    approved_only: float
+    with_batch: float
+    without_flagged: float
+    max_drop: float
+
+    def failed(self, *, quarantine: bool = False) -> bool:
+        """Whether the rows training would use lower the holdout accuracy by more than allowed.
+
+        With quarantine, training drops the flagged rows, so the batch without them is judged.
+        """
+        trained = self.without_flagged if quarantine else self.with_batch
+        return trained < self.approved_only - self.max_drop
+
+
+@dataclass(frozen=True)
+class BatchScreening:
+    """What screening the new rows against the approved rows found."""
+
+    approved: int
+    new: int
+    flags: tuple[Flags, ...]
+    rates: tuple[RateTest, ...] = ()
+    shifts: tuple[MeanShift, ...] = ()
+    impact: Impact | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def flagged_rows(self) -> Array:
+        """Every new row any batch check flagged, sorted and unique."""
+        if not self.flags:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate([f.rows for f in self.flags]))
+
+
+def _fit_model(x: Array, y: Array, n_classes: int) -> Any:
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return LogisticRegression(max_iter=1000, C=1.0).fit(x, y)
+
+
+def _predict(model: Any, x: Array, n_classes: int) -> Array:
+    probs = np.zeros((len(x), n_classes))
+    probs[:, model.classes_] = model.predict_proba(x)
+    return probs
+
+
+def _knn_to(x_index: Array, y_index: Array, x: Array, *, n_classes: int, k: int) -> Array:
+    """Class shares among each row's k nearest index rows (plus the prior as one pseudo-vote)."""
+    from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
+
+    k = min(k, len(x_index))
+    found = NearestNeighbors(n_neighbors=k).fit(x_index).kneighbors(x, return_distance=False)
+    votes = y_index[found]
+    counts = np.stack([(votes == c).sum(axis=1) for c in range(n_classes)], axis=1)
+    prior = np.bincount(y_index, minlength=n_classes) / len(y_index)
+    return (counts + prior) / (k + 1)
+
+
+def label_rule(model: Array, knn: Array, y: Array, labels: LabelCheck) -> Array:
+    """The label disagreement rule shared by the batch screen and its base rate.
+
+    Flag when the combined probability of the given label is below 0.5 and another class is
+    more likely, or when the kNN vote for it is below ``knn_vote_below`` and the model's
+    probability below ``knn_model_below``.
+    """
+    idx = np.arange(len(y))
+    combined = labels.model_weight * model + (1 - labels.model_weight) * knn
+    given = combined[idx, y]
+    rule = (given < 0.5) & (combined.argmax(axis=1) != y)
+    rule |= (knn[idx, y] < labels.knn_vote_below) & (model[idx, y] < labels.knn_model_below)
+    return np.asarray(rule, dtype=bool)
+
+
+def _rate_test(check: str, hits: int, n: int, base: float, batch: BatchCheck) -> RateTest:
+    from scipy.stats import binom  # noqa: PLC0415
+
+    base = min(max(base, 1.0 / max(n, 1) / 10), 1.0)
+    pvalue = float(binom.sf(hits - 1, n, base)) if hits else 1.0
+    failed = (
+        hits >= batch.min_flagged
+        and pvalue < batch.alpha
+        and hits / max(n, 1) - base >= batch.min_excess
+    )
+    return RateTest(check, hits, n, base, pvalue, failed)
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Approved rows (x, y) and new rows (x, y, their rows in the table)."""
+
+    xt: Array
+    yt: Array
+    xn: Array
+    yn: Array
+    new: Array
+    n_classes: int
+
+
+def _batch_labels(
+    s: _Split, *, classes: Sequence[str], labels: LabelCheck, batch: BatchCheck, seed: int
+) -> tuple[Flags, RateTest, Array]:
+    """A model and neighbours fitted on approved rows judge each new row's label.
+
+    The base rate is the same rule on the approved rows themselves, out of fold (model) and
+    leaving each row out (neighbours). Returns the flags, the rate test, and the combined
+    probabilities of the new rows (the association test's expectation).
+    """
+    from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415
+
+    start = time.perf_counter()
+    k = s.n_classes
+    model = _predict(_fit_model(s.xt, s.yt, k), s.xn, k)
+    knn = _knn_to(s.xt, s.yt, s.xn, n_classes=k, k=batch.neighbors)
+    present = np.bincount(s.yt, minlength=k)
+    smallest = int(present[present > 0].min())
+    oof = np.zeros((len(s.yt), k))
+    splitter = StratifiedKFold(n_splits=max(2, min(5, smallest)), shuffle=True, random_state=seed)
+    for fit_rows, test_rows in splitter.split(s.xt, s.yt):
+        fitted = _fit_model(s.xt[fit_rows], s.yt[fit_rows], k)
+        oof[test_rows] = _predict(fitted, s.xt[test_rows], k)
+    knn_t = knn_probabilities(
+        s.xt, s.yt, n_classes=k, neighbors=batch.neighbors, max_index_rows=len(s.yt), seed=seed
+    )
+    base = float(label_rule(oof, knn_t, s.yt, labels).mean())
+    hit = label_rule(model, knn, s.yn, labels)
+    combined = labels.model_weight * model + (1 - labels.model_weight) * knn
+    rows = np.flatnonzero(hit)
+    yn = s.yn
+    reasons = [
+        f"label '{classes[yn[i]]}': approved rows give it p={combined[i, yn[i]]:.3f} (model "
+        f"{model[i, yn[i]]:.3f}, {batch.neighbors} nearest approved rows {knn[i, yn[i]]:.3f}); "
+        f"likely '{classes[int(combined[i].argmax())]}'"
+        for i in rows
+    ]
+    given = combined[np.arange(len(yn)), yn]
+    flags = _flags("batch_label", s.new[rows], 1.0 - given[rows], reasons, start)
+    return flags, _rate_test("batch_label", int(rows.size), len(yn), base, batch), combined
+
+
+def _batch_density(
+    s: _Split, *, classes: Sequence[str], batch: BatchCheck
+) -> tuple[Flags, RateTest]:
+    """Distance to the k-th nearest approved row of the row's class, vs the approved rows' own."""
+    from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
+
+    start = time.perf_counter()
+    rows: list[int] = []
+    scores: list[float] = []
+    reasons: list[str] = []
+    for cls in range(s.n_classes):
+        mine = s.yt == cls
+        batch_rows = np.flatnonzero(s.yn == cls)
+        if mine.sum() < 3 or batch_rows.size == 0:
+            continue
+        k = min(5, int(mine.sum()) - 1)
+        index = NearestNeighbors(n_neighbors=k + 1).fit(s.xt[mine])
+        own = index.kneighbors(s.xt[mine])[0][:, k]
+        limit = float(np.quantile(own, batch.density_quantile))
+        dist = index.kneighbors(s.xn[batch_rows], n_neighbors=k)[0][:, k - 1]
+        for i, d in zip(batch_rows, dist, strict=True):
+            if limit > 0 and d > limit:
+                rows.append(int(s.new[i]))
+                scores.append(float(d / limit))
+                reasons.append(
+                    f"{d / limit:.2f}x farther from the approved '{classes[cls]}' rows than "
+                    f"{batch.density_quantile:.0%} of them are from each other ({k}-NN distance "
+                    f"{d:.3g} > {limit:.3g})"
+                )
+    flags = _flags("batch_density", np.array(rows), np.array(scores), reasons, start)
+    rate = _rate_test("batch_density", len(rows), len(s.yn), 1 - batch.density_quantile, batch)
+    return flags, rate
+
+
+def _mean_shifts(
+    s: _Split, *, classes: Sequence[str], names: Sequence[str], batch: BatchCheck
+) -> list[MeanShift]:
+    """Welch t per class and feature (new vs approved rows), Holm over all of them."""
+    from scipy.stats import ttest_ind  # noqa: PLC0415
+
+    tests: list[tuple[float, int, int, float]] = []
+    for cls in range(s.n_classes):
+        a, b = s.xn[s.yn == cls], s.xt[s.yt == cls]
+        if len(a) < 3 or len(b) < 3:
+            continue
+        # Features are standardized on the approved rows; a feature (nearly) constant within the
+        # class (a pixel always blank in approved '0's) makes Welch's t meaningless and any
+        # difference "many SDs": it is skipped, and SDs are floored at 0.25 overall SDs.
+        raw_sd = b.std(axis=0)
+        sd = np.maximum(raw_sd, _MIN_CLASS_SD)
+        with warnings.catch_warnings():
+            # Constant columns (a planted trigger value) make scipy warn about precision; the
+            # p-value is then nan or 0, both handled below.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            _, pvalues = ttest_ind(a, b, axis=0, equal_var=False)
+        delta = (a.mean(axis=0) - b.mean(axis=0)) / sd
+        for j in range(s.xt.shape[1]):
+            if raw_sd[j] < _MIN_CLASS_SD / 5:
+                continue
+            pv = float(pvalues[j]) if np.isfinite(pvalues[j]) else 1.0
+            tests.append((pv, cls, j, float(delta[j])))
+    tests.sort(key=lambda t: t[0])
+    shifts: list[MeanShift] = []
+    for rank, (pv, cls, j, delta) in enumerate(tests):
+        adjusted = min(1.0, pv * (len(tests) - rank))
+        if adjusted >= batch.alpha:
+            break  # Holm: stop at the first test that is not significant
+        if abs(delta) >= batch.min_mean_shift:
+            shifts.append(MeanShift(classes[cls], names[j], delta, adjusted))
+    return shifts
+
+
+def _impact(s: _Split, flagged: Array, *, batch: BatchCheck, seed: int) -> Impact | None:
+    """Reject on negative impact: approved rows split into a fit part and a holdout."""
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415
+
+    counts = np.bincount(s.yt, minlength=s.n_classes)
+    if len(s.yt) < 20 or counts[counts > 0].min() < 2:
+        return None
+    fit_idx, hold_idx = train_test_split(
+        np.arange(len(s.yt)), test_size=batch.holdout_fraction, stratify=s.yt, random_state=seed
+    )
+    flagged_new = np.isin(s.new, flagged)
+
+    def accuracy(extra_x: Array, extra_y: Array) -> float:
+        model = _fit_model(
+            np.concatenate([s.xt[fit_idx], extra_x]),
+            np.concatenate([s.yt[fit_idx], extra_y]),
+            s.n_classes,
+        )
+        return float((model.predict(s.xt[hold_idx]) == s.yt[hold_idx]).mean())
+
+    base = accuracy(s.xn[:0], s.yn[:0])
+    with_batch = accuracy(s.xn, s.yn)
+    return Impact(
+        holdout_rows=int(hold_idx.size),
+        approved_only=base,
+        with_batch=with_batch,
+        without_flagged=accuracy(s.xn[~flagged_new], s.yn[~flagged_new]),
+        max_drop=batch.max_impact,
+    )
+
+
+def screen_batch(
+    x: Array,
+    y: Array,
+    approved: Array,
+    *,
+    classes: Sequence[str],
+    names: Sequence[str],
+    labels: LabelCheck,
+    association: AssociationCheck,
+    burst: BurstCheck,
+    batch: BatchCheck,
+    seed: int,
+) -> BatchScreening:
+    """Screen rows not in ``approved`` (a boolean mask) against the approved rows alone.
+
+    ``x`` are numeric features standardized with the approved rows' mean and deviation.
+    """
+    trusted = np.flatnonzero(approved)
+    new = np.flatnonzero(~approved)
+    if new.size == 0 or trusted.size == 0:
+        return BatchScreening(approved=int(trusted.size), new=int(new.size), flags=())
+    xt, yt = x[trusted], y[trusted]
+    if trusted.size > batch.max_rows:
+        keep = np.sort(
+            np.random.default_rng(seed).choice(trusted.size, size=batch.max_rows, replace=False)
+        )
+        xt, yt = xt[keep], yt[keep]
+    split = _Split(xt, yt, x[new], y[new], new, len(classes))
+    seconds: dict[str, float] = {}
+    label_flags, label_rate, _ = _batch_labels(
+        split, classes=classes, labels=labels, batch=batch, seed=seed
+    )
+    density_flags, density_rate = _batch_density(split, classes=classes, batch=batch)
+    flags = [label_flags, density_flags]
+    if association.enabled:
+        start = time.perf_counter()
+        edges = bin_edges(xt, association.bins)
+        expected = linear_expectation(
+            np.concatenate([xt, split.xn]),
+            np.concatenate([yt, split.yn]),
+            n_classes=len(classes),
+            folds=1,
+            max_fit_rows=batch.max_rows,
+            seed=seed,
+            fit_rows=np.arange(len(yt)),
+        )
+        found = associations(
+            bin_codes(np.concatenate([xt, split.xn]), edges),
+            np.concatenate([yt, split.yn]),
+            expected,
+            rows=np.arange(len(yt), len(yt) + len(split.yn)),
+            edges=edges,
+            names=names,
+            classes=classes,
+            check=association,
+        )
+        flags.append(
+            Flags(
+                "batch_association",
+                new[found.rows - len(yt)],
+                found.scores,
+                found.reasons,
+                time.perf_counter() - start,
+            )
+        )
+    if burst.enabled:
+        found = bursts(split.xn, check=burst, seed=seed, scale_from=xt)
+        flags.append(
+            Flags("batch_burst", new[found.rows], found.scores, found.reasons, found.seconds)
+        )
+    for f in flags:
+        seconds[f.check] = f.seconds
+    start = time.perf_counter()
+    shifts = _mean_shifts(split, classes=classes, names=names, batch=batch)
+    seconds["batch_shift"] = time.perf_counter() - start
+    start = time.perf_counter()
+    impact = _impact(split, np.concatenate([f.rows for f in flags]), batch=batch, seed=seed)
+    seconds["batch_impact"] = time.perf_counter() - start
+    return BatchScreening(
+        approved=int(trusted.size),
+        new=int(new.size),
+        flags=tuple(flags),
+        rates=(label_rate, density_rate),
+        shifts=tuple(shifts),
+        impact=impact,
+        seconds=seconds,
+    )

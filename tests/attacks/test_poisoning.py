@@ -1,0 +1,132 @@
+"""Planted targeted-poisoning attacks on the embedded data: each must stop the data gate.
+
+Every case edits the data as a pull request would (and re-approves it, so the lock matches:
+the attacker controls the lock too), then runs the data gate. In CI the approved rows come
+from the protected branch's lock (``GATES_APPROVED_LOCK``); the cases marked ``trusted`` use a
+copy of the lock taken before the attack, the others rely on the whole-table checks alone.
+Each must turn the gate FAILED and name the data file and a row.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gates.approve import approve
+from gates.base import RunContext, Severity, Status
+from gates.data_integrity import DataGate
+
+DATA = "data/breast_cancer.csv"
+FEATURES = ("mean_texture", "mean_smoothness")
+
+
+def _malignant(frame: pd.DataFrame, count: int) -> pd.Index:
+    return frame.index[frame["diagnosis"] == "malignant"][:count]
+
+
+def in_range_trigger(frame: pd.DataFrame) -> pd.DataFrame:
+    """17 malignant rows (3%) get a rare but valid combination of two features, label benign."""
+    rows = _malignant(frame, 17)
+    frame.loc[rows, FEATURES[0]] = frame[FEATURES[0]].quantile(0.95)
+    frame.loc[rows, FEATURES[1]] = frame[FEATURES[1]].quantile(0.05)
+    frame.loc[rows, "diagnosis"] = "benign"
+    return frame
+
+
+def near_range_trigger(frame: pd.DataFrame) -> pd.DataFrame:
+    """17 malignant rows: two features just past the approved maximum (inside the range margin)."""
+    rows = _malignant(frame, 17)
+    for name in FEATURES:
+        spread = frame[name].max() - frame[name].min()
+        frame.loc[rows, name] = round(frame[name].max() + 0.1 * spread, 5)
+    frame.loc[rows, "diagnosis"] = "benign"
+    return frame
+
+
+def jittered_burst(frame: pd.DataFrame) -> pd.DataFrame:
+    """One benign row copied 12 times with jitter far below the data's spacing, new ids."""
+    rng = np.random.default_rng(3)
+    source = frame.iloc[[10] * 12].copy()
+    features = [c for c in frame.columns if c not in ("id", "diagnosis")]
+    jitter = rng.normal(0.0, 0.002, (12, len(features))) * frame[features].std().to_numpy()
+    source[features] = (source[features].to_numpy() + jitter).round(6)
+    source["id"] = np.arange(5000, 5012)
+    return pd.concat([frame, source], ignore_index=True)
+
+
+def flips_near_the_boundary(frame: pd.DataFrame) -> pd.DataFrame:
+    """40 rows closest to a logistic regression's boundary, labels swapped."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features = [c for c in frame.columns if c not in ("id", "diagnosis")]
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    p = model.fit(frame[features], frame["diagnosis"]).predict_proba(frame[features])[:, 1]
+    rows = frame.index[np.argsort(np.abs(p - 0.5), kind="stable")[:40]]
+    swap = {"benign": "malignant", "malignant": "benign"}
+    frame.loc[rows, "diagnosis"] = frame.loc[rows, "diagnosis"].map(swap)
+    return frame
+
+
+def class_shift(frame: pd.DataFrame) -> pd.DataFrame:
+    """Half the malignant rows: mean_smoothness moved half a standard deviation down."""
+    rows = _malignant(frame, 106)
+    frame.loc[rows, "mean_smoothness"] = (
+        frame.loc[rows, "mean_smoothness"] - 0.5 * frame["mean_smoothness"].std()
+    ).round(5)
+    return frame
+
+
+def many_wrong_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """A batch of 120 relabelled rows taught against the approved data: negative impact."""
+    rows = frame.index[::4][:120]
+    swap = {"benign": "malignant", "malignant": "benign"}
+    frame.loc[rows, "diagnosis"] = frame.loc[rows, "diagnosis"].map(swap)
+    return frame
+
+
+# (attack, trusted approved lock?, rules any of which must fail the gate)
+CASES: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], bool, set[str]]] = {
+    "in-range-trigger": (in_range_trigger, False, {"DATA071"}),
+    "in-range-trigger-batch": (in_range_trigger, True, {"DATA102"}),
+    "near-range-trigger": (near_range_trigger, False, {"DATA071"}),
+    "jittered-burst": (jittered_burst, False, {"DATA072"}),
+    "jittered-burst-batch": (jittered_burst, True, {"DATA103"}),
+    "boundary-flips-forged-approval": (flips_near_the_boundary, True, {"DATA100"}),
+    # 106 rows shifted 0.5 SD: below the Holm-corrected mean test's power here; the shifted
+    # rows' labels then disagree with the approved rows' model and neighbours.
+    "class-conditional-shift-batch": (class_shift, True, {"DATA104", "DATA100", "DATA101"}),
+    "negative-impact-batch": (many_wrong_labels, True, {"DATA105"}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_targeted_poisoning_fails_the_data_gate(case, project, monkeypatch, tmp_path):
+    attack, trusted, rules = CASES[case]
+    if trusted:
+        # The protected branch's lock, before the pull request: CI passes it to the gate.
+        copy = tmp_path / "approved.lock.json"
+        shutil.copy(project.root / "data" / "breast_cancer.lock.json", copy)
+        monkeypatch.setenv("GATES_APPROVED_LOCK", str(copy))
+    frame = pd.read_csv(project.data_path)
+    attack(frame).to_csv(project.data_path, index=False, lineterminator="\n")
+    # The attacker approves the change and re-baselines: the committed lock now calls every
+    # row approved and the poisoned table the reference.
+    assert approve(project.load(), out=io.StringIO(), rebaseline=True) == 0
+    # The data gate itself (the runner's upstream gates are not what this is about).
+    context = RunContext(policy=project.load(), run_id=case, reports_dir=project.root / "reports")
+    outcome = DataGate().run(context)
+    assert outcome.status is Status.FAILED
+    errors = [f for f in outcome.findings if f.severity is Severity.ERROR]
+    hit = [f for f in errors if f.rule in rules]
+    assert hit, [f"{f.rule} {f.message}" for f in errors]
+    assert hit[0].location.path == DATA
+    if hit[0].rule not in ("DATA104", "DATA105"):  # table-level findings have no row
+        assert isinstance(hit[0].location.row, int)

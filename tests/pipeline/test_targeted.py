@@ -1,0 +1,249 @@
+"""Targeted-poisoning detectors: associations, bursts, the label witnesses' excess, batch screening.
+
+Each check has a PASS case (clean data: nothing flagged, no table-level failure) and a FAIL
+case (planted data: the planted rows flagged with their evidence).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.config import DataPolicy
+from pipeline.poison import label_issues, label_rates, label_scores
+from pipeline.targeted import (
+    associations,
+    bin_codes,
+    bin_edges,
+    bursts,
+    linear_expectation,
+    screen_batch,
+)
+
+SEED = 7
+NAMES = tuple(f"x{j}" for j in range(6))
+
+
+def _checks() -> DataPolicy:
+    return DataPolicy.model_validate(
+        {
+            "path": "d.csv",
+            "lock": "d.lock.json",
+            "label": "y",
+            "classes": ["a", "b"],
+            "columns": {name: {"dtype": "float64"} for name in NAMES},
+        }
+    )
+
+
+def _data(n: int = 600, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two overlapping Gaussian classes in 6 dimensions (standardized scale)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.normal(0.0, 1.0, (n, 6)) + np.where(y[:, None] == 1, 1.5, 0.0)
+    return (x - x.mean(axis=0)) / x.std(axis=0), y
+
+
+def _expected(x: np.ndarray, y: np.ndarray):
+    return linear_expectation(x, y, n_classes=2, folds=5, max_fit_rows=50_000, seed=SEED)
+
+
+def _association(x: np.ndarray, y: np.ndarray):
+    policy = _checks()
+    edges = bin_edges(x, policy.checks.association.bins)
+    return associations(
+        bin_codes(x, edges),
+        y,
+        _expected(x, y),
+        edges=edges,
+        names=NAMES,
+        classes=("a", "b"),
+        check=policy.checks.association,
+    )
+
+
+def _plant_trigger(x: np.ndarray, y: np.ndarray, rows: np.ndarray) -> None:
+    """A rare but valid combination: x0 in its top decile, x1 in its bottom decile; label 'a'."""
+    x[rows, 0] = np.quantile(x[:, 0], 0.95)
+    x[rows, 1] = np.quantile(x[:, 1], 0.05)
+    y[rows] = 0
+
+
+def test_associations_flag_nothing_on_clean_data():
+    x, y = _data()
+    assert _association(x, y).count == 0
+
+
+def test_associations_flag_an_in_range_trigger_with_its_cell_as_evidence():
+    x, y = _data()
+    rows = np.flatnonzero(y == 1)[:18]  # 3% of the rows, taken from the other class
+    _plant_trigger(x, y, rows)
+    found = _association(x, y)
+    assert set(rows.tolist()) <= set(found.rows.tolist())
+    assert found.count <= 2 * rows.size  # precision of at least 0.5
+    reason = found.reasons[int(np.searchsorted(found.rows, rows[0]))]
+    assert "x0 in [" in reason
+    assert "x1 in [" in reason
+    assert "labelled 'a'" in reason
+    assert "Bonferroni" in reason
+
+
+def test_bursts_flag_nothing_on_clean_data():
+    x, _ = _data()
+    assert bursts(x, check=_checks().checks.bursts, seed=SEED).count == 0
+
+
+def test_bursts_flag_one_point_copied_with_small_jitter():
+    x, _ = _data()
+    rng = np.random.default_rng(1)
+    rows = np.arange(100, 112)
+    x[rows] = x[5] + rng.normal(0.0, 0.01, (rows.size, x.shape[1]))
+    found = bursts(x, check=_checks().checks.bursts, seed=SEED)
+    assert set(rows.tolist()) <= set(found.rows.tolist()) <= {*rows.tolist(), 5}
+    assert "or more rows within" in found.reasons[0]
+
+
+def _boundary_flips(x: np.ndarray, y: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.linear_model import LogisticRegression
+
+    p = LogisticRegression().fit(x, y).predict_proba(x)[:, 1]
+    rows = np.argsort(np.abs(p - 0.5), kind="stable")[: round(share * len(y))]
+    flipped = y.copy()
+    flipped[rows] = 1 - flipped[rows]
+    return flipped, rows
+
+
+def test_label_witness_excess_adds_boundary_flips_only_when_rates_say_so():
+    x, y = _data(800)
+    check = _checks().checks.labels
+    clean_scores = label_scores(x, y, n_classes=2, check=check, seed=SEED)
+    rates = label_rates(clean_scores, y)
+    # PASS: on data like the approved snapshot the rates add nothing to cleanlab's flags.
+    plain, _ = label_issues(x, y, classes=("a", "b"), check=check, seed=SEED)
+    with_rates, _ = label_issues(x, y, classes=("a", "b"), check=check, seed=SEED, rates=rates)
+    assert np.array_equal(plain.rows, with_rates.rows)
+    # FAIL: flips aimed at the boundary; the witnesses' excess finds many more of them.
+    flipped, truth = _boundary_flips(x, y, 0.08)
+    plain, _ = label_issues(x, flipped, classes=("a", "b"), check=check, seed=SEED)
+    found, _ = label_issues(x, flipped, classes=("a", "b"), check=check, seed=SEED, rates=rates)
+    hit_plain = np.isin(truth, plain.rows).sum()
+    hit = np.isin(truth, found.rows).sum()
+    assert hit >= hit_plain + 10
+    assert any("witness flags" in r for r in found.reasons)
+
+
+# --- the batch setting ----------------------------------------------------------------------
+
+
+def _batch(x: np.ndarray, y: np.ndarray, approved: np.ndarray):
+    checks = _checks().checks
+    return screen_batch(
+        x,
+        y,
+        approved,
+        classes=("a", "b"),
+        names=NAMES,
+        labels=checks.labels,
+        association=checks.association,
+        burst=checks.bursts,
+        batch=checks.batch,
+        seed=SEED,
+    )
+
+
+def _approved(n: int, new: int) -> np.ndarray:
+    mask = np.ones(n, dtype=bool)
+    mask[n - new :] = False
+    return mask
+
+
+def test_a_clean_batch_passes_every_batch_check():
+    x, y = _data(900)
+    result = _batch(x, y, _approved(900, 200))
+    assert (result.approved, result.new) == (700, 200)
+    assert not any(t.failed for t in result.rates)
+    assert result.shifts == ()
+    assert result.impact is not None
+    assert not result.impact.failed()
+    by = {f.check: f for f in result.flags}
+    assert by["batch_association"].count == 0
+    assert by["batch_burst"].count == 0
+    # Flagged rows are only ever new rows.
+    assert (result.flagged_rows() >= 700).all()
+    again = _batch(x, y, _approved(900, 200))
+    assert np.array_equal(result.flagged_rows(), again.flagged_rows())
+
+
+def test_flipped_labels_in_a_batch_fail_the_label_rate_test():
+    x, y = _data(900)
+    rows = np.arange(700, 900, 5)  # 40 of 200 new rows
+    y[rows] = 1 - y[rows]
+    result = _batch(x, y, _approved(900, 200))
+    rate = next(t for t in result.rates if t.check == "batch_label")
+    assert rate.failed
+    flags = next(f for f in result.flags if f.check == "batch_label")
+    assert np.isin(rows, flags.rows).mean() >= 0.6
+    assert "nearest approved rows" in flags.reasons[0]
+
+
+def test_rows_far_from_their_class_fail_the_density_rate_test():
+    x, y = _data(900)
+    rows = np.arange(700, 730)
+    x[rows] += np.where(np.arange(6) % 2 == 0, 2.5, -2.5)  # off the class's approved cloud
+    result = _batch(x, y, _approved(900, 200))
+    rate = next(t for t in result.rates if t.check == "batch_density")
+    assert rate.failed
+    flags = next(f for f in result.flags if f.check == "batch_density")
+    assert np.isin(rows, flags.rows).mean() >= 0.8
+    assert "farther from the approved" in flags.reasons[0]
+
+
+def test_a_class_conditional_mean_shift_is_reported_by_class_and_column():
+    x, y = _data(900)
+    shifted = np.flatnonzero((np.arange(900) >= 700) & (y == 1))
+    x[shifted, 2] += 0.6
+    result = _batch(x, y, _approved(900, 200))
+    assert any(s.label == "b" and s.column == "x2" and s.shift_sd > 0 for s in result.shifts)
+
+
+def test_an_in_range_trigger_in_a_batch_is_flagged_against_the_approved_rows():
+    x, y = _data(900)
+    rows = np.flatnonzero((np.arange(900) >= 700) & (y == 1))[:20]
+    _plant_trigger(x, y, rows)
+    result = _batch(x, y, _approved(900, 200))
+    flags = next(f for f in result.flags if f.check == "batch_association")
+    assert set(rows.tolist()) <= set(flags.rows.tolist())
+
+
+def test_a_jittered_burst_in_a_batch_is_flagged():
+    x, y = _data(900)
+    rows = np.arange(800, 815)
+    x[rows] = x[3] + np.random.default_rng(2).normal(0.0, 0.01, (rows.size, 6))
+    result = _batch(x, y, _approved(900, 200))
+    flags = next(f for f in result.flags if f.check == "batch_burst")
+    assert set(rows.tolist()) == set(flags.rows.tolist())
+
+
+def test_a_batch_that_hurts_the_approved_holdout_is_rejected_on_negative_impact():
+    x, y = _data(900)
+    new = np.arange(300, 900)
+    approved = np.zeros(900, dtype=bool)
+    approved[:300] = True
+    # Most new rows carry the wrong label: a model trained with them does worse.
+    y[new[: int(0.7 * new.size)]] = 1 - y[new[: int(0.7 * new.size)]]
+    result = _batch(x, y, approved)
+    assert result.impact is not None
+    assert result.impact.failed()
+    assert result.impact.with_batch < result.impact.approved_only
+    assert result.impact.without_flagged > result.impact.with_batch
+    # Quarantine trains without the flagged rows: judged on those, the batch passes.
+    assert not result.impact.failed(quarantine=True)
+
+
+@pytest.mark.parametrize("approved_rows", [0, 900])
+def test_a_batch_with_no_approved_or_no_new_rows_screens_nothing(approved_rows):
+    x, y = _data(900)
+    mask = np.zeros(900, dtype=bool)
+    mask[:approved_rows] = True
+    result = _batch(x, y, mask)
+    assert result.flags == ()
