@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import DataPolicy
+from pipeline.flags import Flags
 from pipeline.poison import (
-    Flags,
     LabelScores,
     encode_labels,
     label_flags,

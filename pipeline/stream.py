@@ -33,8 +33,8 @@ import pandas as pd
 from pipeline.config import DataPolicy
 from pipeline.data import ContractCheck, Violation, check_contract, check_data_file, csv_errors
 from pipeline.errors import DataError
+from pipeline.flags import Flags
 from pipeline.poison import (
-    Flags,
     Screening,
     duplicates_from_hashes,
     out_of_range,

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import AssociationCheck, BatchCheck, BurstCheck, LabelCheck
-from pipeline.poison import Flags, knn_probabilities
+from pipeline.flags import Flags, knn_probabilities
 
 Array = np.ndarray[Any, Any]
 

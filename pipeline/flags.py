@@ -1,0 +1,67 @@
+"""What every row-level screen returns (``Flags``), and the kNN class vote two screens share.
+
+Kept apart from ``pipeline.poison`` (the whole-table screen) and ``pipeline.targeted`` (the
+targeted and batch checks), which both build on it, so that neither imports the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Array = np.ndarray[Any, Any]
+
+
+@dataclass(frozen=True)
+class Flags:
+    """Rows one check flagged, with a score and a reason per row, and the check's run time."""
+
+    check: str
+    rows: Array
+    scores: Array
+    reasons: tuple[str, ...]
+    seconds: float = 0.0
+    # Rows the check looked at when it ran on a sample (streaming mode); None: every row.
+    screened: int | None = None
+
+    @property
+    def count(self) -> int:
+        """How many rows are flagged."""
+        return int(self.rows.size)
+
+
+def knn_probabilities(
+    x: Array, y: Array, *, n_classes: int, neighbors: int, max_index_rows: int, seed: int
+) -> Array:
+    """Share of each class among a row's k nearest other rows (standardized features).
+
+    The index holds at most ``max_index_rows`` rows (a seeded sample); a KD/ball tree query
+    per row keeps the cost O(n log m) instead of O(n^2). A row never votes for itself.
+    The class prior is added as one pseudo-vote so that no probability is exactly zero.
+    """
+    from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
+
+    n = len(y)
+    if n <= max_index_rows:
+        sample = np.arange(n)
+    else:
+        sample = np.sort(np.random.default_rng(seed).choice(n, size=max_index_rows, replace=False))
+    k = min(neighbors, sample.size - 1)
+    index = NearestNeighbors(n_neighbors=k + 1).fit(x[sample])
+    _, found = index.kneighbors(x, return_distance=True)
+    rows = sample[found]
+    is_self = rows == np.arange(n)[:, None]
+    keep = ~is_self
+    # Rows outside the index (or whose self hides behind exact duplicates) drop their farthest.
+    no_self = ~is_self.any(axis=1)
+    keep[no_self, -1] = False
+    over = keep.sum(axis=1) > k
+    keep[over, -1] = False
+    votes = y[rows[keep].reshape(n, k)]
+    counts = np.zeros((n, n_classes))
+    for c in range(n_classes):
+        counts[:, c] = (votes == c).sum(axis=1)
+    prior = np.bincount(y, minlength=n_classes) / n
+    return (counts + prior) / (k + 1)
