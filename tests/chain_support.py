@@ -26,8 +26,9 @@ from typing import Any
 import pytest
 
 from gates.base import Gate, GateResult, Outcome, RunContext
+from gates.cache import METRICS_KEY as CACHE_METRICS_KEY
 from gates.registry import GATES, GateSpec, spec
-from tests.project_support import ADVISORY_DB_ENV
+from tests.project_support import ADVISORY_DB_ENV, OSV_FIXTURE
 
 # The gates that run an external tool over the code (ruff, bandit, pip-audit).
 SUPPLY_CHAIN = ("lint", "sast", "audit")
@@ -100,7 +101,8 @@ class Replayed(Gate):
             status=result.status,
             summary=f"replayed: {result.summary}",
             findings=result.findings,
-            metrics=result.metrics,
+            # What the gate returned; the runner adds its own cache key, if any, to a report.
+            metrics={k: v for k, v in result.metrics.items() if k != CACHE_METRICS_KEY},
             artifacts=result.artifacts,
         )
 
@@ -111,14 +113,20 @@ def replaying(recorded: Path, names: Sequence[str] = SUPPLY_CHAIN) -> tuple[Gate
 
 
 def run_real_chain(root: Path, *, pem: str | None = None, use_cache: bool = False) -> Any:
-    """Run every registered gate in-process on ``root``, signing with ``pem`` (None: dev key)."""
+    """Run every registered gate in-process on ``root``, signing with ``pem`` (None: dev key).
+
+    In the tests' own environment only: every other ``GATES_*`` variable (a scheduler, a cache
+    folder, a run id ...) and an MLflow tracking URI are left out.
+    """
     from gates.runner import run_chain
     from pipeline.config import load_policy
 
     with pytest.MonkeyPatch.context() as patch:
-        if pem is None:
-            patch.delenv(SIGNING_KEY_ENV, raising=False)
-        else:
+        for name in [*os.environ]:
+            if name.startswith("GATES_") or name == "MLFLOW_TRACKING_URI":
+                patch.delenv(name)
+        patch.setenv(ADVISORY_DB_ENV, str(OSV_FIXTURE))
+        if pem is not None:
             patch.setenv(SIGNING_KEY_ENV, pem)
         return run_chain(
             [],

@@ -61,12 +61,12 @@ def _value(value: Any) -> str:
 class Project:
     """A copy of the project's policy and data in a temp folder, with helpers to change it.
 
-    ``recorded`` gives (when first needed) a project on which the real chain passed in this
-    session: the supply-chain gates that ``open_run`` runs upstream of a later gate replay its
-    outcomes where nothing they read differs (``tests/chain_support.py``).
+    ``recorded`` is a project on which the real chain passed in this session (``passed_chain``):
+    the supply-chain gates that ``open_run`` runs upstream of a later gate replay its outcomes
+    where nothing they read differs (``tests/chain_support.py``).
     """
 
-    def __init__(self, root: Path, recorded: Callable[[], Path] | None = None) -> None:
+    def __init__(self, root: Path, recorded: Path | None = None) -> None:
         self.root = root
         self.policy_path = root / "policy.toml"
         self._recorded = recorded
@@ -104,7 +104,7 @@ class Project:
 
         if not replay or self._recorded is None:
             return GATES
-        return replaying(self._recorded(), replay)
+        return replaying(self._recorded, replay)
 
     def run(self, *gates: str, open_run: bool = True, replay: tuple[str, ...] = ()) -> Any:
         """Run gates in-process; returns the RunSummary of the gates asked for.
@@ -158,36 +158,35 @@ class Project:
         return json.loads((self.root / "reports" / f"{gate}.json").read_text(encoding="utf-8"))
 
 
-def _recorded(request: pytest.FixtureRequest) -> Callable[[], Path]:
-    """The session's passed chain, set up only when a test first needs it."""
-    return lambda: request.getfixturevalue("passed_chain")
-
-
 @pytest.fixture
-def project(tmp_path: Path, request: pytest.FixtureRequest) -> Project:
+def project(tmp_path: Path, passed_chain: Path) -> Project:
     """A fresh copy of policy.toml, data/ and the code that a test may change freely."""
-    return Project(copy_project(tmp_path / "project"), recorded=_recorded(request))
+    return Project(copy_project(tmp_path / "project"), recorded=passed_chain)
 
 
 @pytest.fixture(scope="session")
 def passed_chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project on which the whole real chain (feedback included) PASSED once in this session,
-    signed with the development key. Read-only: copy it (``passed_project``) to change it."""
+    as ``python -m gates run`` runs it: development key, gate cache on (``.cache/gates``).
+
+    Set up before any test body runs (so no test's monkeypatch reaches it), once per process.
+    Read-only: copy it (``passed_project``) to change it.
+    """
     from tests.chain_support import recorded_material, run_real_chain
 
     root = copy_project(tmp_path_factory.mktemp("passed-chain") / "project")
-    summary = run_real_chain(root)
+    summary = run_real_chain(root, use_cache=True)
     assert summary.exit_code == 0, [r.summary for r in summary.results]
     recorded_material(root)  # under the session's environment, before any test changes it
     return root
 
 
 @pytest.fixture
-def passed_project(passed_chain: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Project:
-    """A copy of ``passed_chain`` (reports, artifacts, history, development key) to change."""
+def passed_project(passed_chain: Path, tmp_path: Path) -> Project:
+    """A copy of ``passed_chain`` (reports, artifacts, history, cache, development key)."""
     from tests.chain_support import copy_run
 
-    return Project(copy_run(passed_chain, tmp_path / "project"), recorded=_recorded(request))
+    return Project(copy_run(passed_chain, tmp_path / "project"), recorded=passed_chain)
 
 
 @pytest.fixture(scope="session")
@@ -263,7 +262,7 @@ def run_module(
 
 
 @pytest.fixture
-def gates_cli(request: pytest.FixtureRequest) -> Callable[..., subprocess.CompletedProcess[str]]:
+def gates_cli(passed_chain: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``gates_cli(project.root, "run")`` runs ``python -m gates run`` in that folder."""
 
     def call(
@@ -271,7 +270,7 @@ def gates_cli(request: pytest.FixtureRequest) -> Callable[..., subprocess.Comple
     ) -> subprocess.CompletedProcess[str]:
         # As Project.run: a later gate run alone first gets its upstream gates run.
         if open_run and args[:1] == ("run",) and args[1:]:
-            project = Project(cwd, recorded=_recorded(request))
+            project = Project(cwd, recorded=passed_chain)
             project.open_run(*[a for a in args[1:] if not a.startswith("-")])
         return run_module("gates", *args, cwd=cwd, **kwargs)
 
