@@ -61,7 +61,7 @@ def _value(value: Any) -> str:
 class Project:
     """A copy of the project's policy and data in a temp folder, with helpers to change it.
 
-    ``recorded`` is a project on which the real chain passed in this session (``passed_chain``):
+    ``recorded`` is a project on which the real chain ran in this session (``recorded_chain``):
     the supply-chain gates that ``open_run`` runs upstream of a later gate replay its outcomes
     where nothing they read differs (``tests/chain_support.py``).
     """
@@ -159,25 +159,33 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path, passed_chain: Path) -> Project:
+def project(tmp_path: Path, recorded_chain: tuple[Path, Any]) -> Project:
     """A fresh copy of policy.toml, data/ and the code that a test may change freely."""
-    return Project(copy_project(tmp_path / "project"), recorded=passed_chain)
+    return Project(copy_project(tmp_path / "project"), recorded=recorded_chain[0])
 
 
 @pytest.fixture(scope="session")
-def passed_chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project on which the whole real chain (feedback included) PASSED once in this session,
-    as ``python -m gates run`` runs it: development key, gate cache on (``.cache/gates``).
+def recorded_chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """The whole real chain (feedback included) run once in this session on a fresh copy, as
+    ``python -m gates run`` runs it (development key, gate cache on): its folder and summary.
 
-    Set up before any test body runs (so no test's monkeypatch reaches it), once per process.
-    Read-only: copy it (``passed_project``) to change it.
+    Whatever its verdict, its supply-chain outcomes are the real ones for this code, so
+    ``Project`` replays them. Set up before any test body runs (no test's monkeypatch reaches
+    it), once per process. Read-only: copy it to change it.
     """
     from tests.chain_support import recorded_material, run_real_chain
 
     root = copy_project(tmp_path_factory.mktemp("passed-chain") / "project")
     summary = run_real_chain(root, use_cache=True)
-    assert summary.exit_code == 0, [r.summary for r in summary.results]
     recorded_material(root)  # under the session's environment, before any test changes it
+    return root, summary
+
+
+@pytest.fixture(scope="session")
+def passed_chain(recorded_chain: tuple[Path, Any]) -> Path:
+    """``recorded_chain``, which every gate PASSED (``.cache/gates`` holds their entries)."""
+    root, summary = recorded_chain
+    assert summary.exit_code == 0, [f"{r.gate}: {r.summary}" for r in summary.results]
     return root
 
 
@@ -262,7 +270,7 @@ def run_module(
 
 
 @pytest.fixture
-def gates_cli(passed_chain: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+def gates_cli(recorded_chain: tuple[Path, Any]) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``gates_cli(project.root, "run")`` runs ``python -m gates run`` in that folder."""
 
     def call(
@@ -270,7 +278,7 @@ def gates_cli(passed_chain: Path) -> Callable[..., subprocess.CompletedProcess[s
     ) -> subprocess.CompletedProcess[str]:
         # As Project.run: a later gate run alone first gets its upstream gates run.
         if open_run and args[:1] == ("run",) and args[1:]:
-            project = Project(cwd, recorded=passed_chain)
+            project = Project(cwd, recorded=recorded_chain[0])
             project.open_run(*[a for a in args[1:] if not a.startswith("-")])
         return run_module("gates", *args, cwd=cwd, **kwargs)
 
