@@ -2,12 +2,15 @@
 
 A test about a later gate (data, train, cv, the verdict ...) needs a run in which lint, sast and
 audit PASSED, but not ruff, bandit and pip-audit running again over the same code: they take
-most of a chain's time. ``Replayed`` stands in for such a gate through the runner's ``gates=``
-chain. It re-issues the outcome (and the files under ``reports/``) that the real gate produced
-on a recorded project earlier in the session, and only when everything that gate reads is the
-same in the test's project: the files outside the data and output folders, the policy's tables
-other than the ML ones, and the advisory snapshot named by the environment. On any difference it
-runs the real gate. So a replayed outcome is the one the real gate would give.
+most of a chain's time. ``replaying`` gives the runner (its ``gates=`` chain) such gates as
+``ReplayedSpec``: the registered spec and the real gate class in every respect (name, target,
+role, cache key, what it declares to the cache) but ``run``. That re-issues the outcome (and the
+files under ``reports/``) the real gate produced on a recorded project earlier in the session,
+and only when everything the supply-chain gates read is the same in the test's project: the
+files outside the data and output folders, the policy's tables other than the ML ones, and the
+advisory snapshot named by the environment. On any difference, or when a test patched the real
+gate's ``run``, the real gate runs. So a replayed outcome is the one the real gate would give.
+(A test that patches something else a supply-chain gate calls should run that gate itself.)
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import shutil
 import tomllib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,8 @@ SIGNING_KEY_ENV = "GATES_SIGNING_KEY"
 _NOT_READ = frozenset(
     {"data", "reports", "artifacts", "history", "registry", "keys", ".keys", ".cache", "mlruns"}
 )
+# The supply-chain gates' own run(), as imported: a test that patches one gets it run for real.
+_PRISTINE_RUN = {name: type(spec(name).load()).run for name in SUPPLY_CHAIN}
 # Policy tables the supply-chain gates do not read (every other table is part of the material).
 _ML_TABLES = frozenset({"run", "model", "release", "cv", "data", "feedback"})
 
@@ -78,38 +84,61 @@ def recorded_material(recorded: Path) -> str:
     return material(recorded)
 
 
-class Replayed(Gate):
-    """The real gate ``name``'s outcome on the recorded project, when this project is the same."""
-
-    def __init__(self, name: str, recorded: Path) -> None:
-        self.name = name  # the stand-in takes the name (and so the role) of the gate it replays
-        self.description = f"stand-in for '{name}': its real outcome on the same code"
-        self.recorded = recorded
-        self.real = spec(name).load()
-
-    def run(self, context: RunContext) -> Outcome:
-        """Replay when the project matches the recorded one; otherwise run the real gate."""
-        if material(context.root) != recorded_material(self.recorded):
-            return self.real.run(context)
-        reports = self.recorded / "reports"
-        result = GateResult.from_dict(json.loads((reports / f"{self.name}.json").read_text()))
-        context.reports_dir.mkdir(parents=True, exist_ok=True)
-        for written in reports.glob(f"{self.name}.*"):
-            if written.name != f"{self.name}.json":
-                shutil.copy2(written, context.reports_dir / written.name)
-        return Outcome(
-            status=result.status,
-            summary=f"replayed: {result.summary}",
-            findings=result.findings,
-            # What the gate returned; the runner adds its own cache key, if any, to a report.
-            metrics={k: v for k, v in result.metrics.items() if k != CACHE_METRICS_KEY},
-            artifacts=result.artifacts,
-        )
+def _replay(gate: Gate, recorded: Path, context: RunContext) -> Outcome | None:
+    """The outcome ``gate`` had in the recorded run, if this project is the same; else None."""
+    if material(context.root) != recorded_material(recorded):
+        return None
+    reports = recorded / "reports"
+    result = GateResult.from_dict(json.loads((reports / f"{gate.name}.json").read_text()))
+    context.reports_dir.mkdir(parents=True, exist_ok=True)
+    for written in reports.glob(f"{gate.name}.*"):
+        if written.name != f"{gate.name}.json":
+            shutil.copy2(written, context.reports_dir / written.name)
+    return Outcome(
+        status=result.status,
+        summary=f"replayed: {result.summary}",
+        findings=result.findings,
+        # What the gate returned; the runner adds its own cache key, if any, to a report.
+        metrics={k: v for k, v in result.metrics.items() if k != CACHE_METRICS_KEY},
+        artifacts=result.artifacts,
+    )
 
 
-def replaying(recorded: Path, names: Sequence[str] = SUPPLY_CHAIN) -> tuple[GateSpec | Gate, ...]:
+@functools.cache
+def _replaying_class(real: type[Gate]) -> type[Gate]:
+    """A subclass of the real gate class whose ``run`` replays when it may (see the module)."""
+
+    def run(self: Gate, context: RunContext) -> Outcome:
+        # A test that patched the real gate's run() gets that run, never a replay.
+        pristine = real.run is _PRISTINE_RUN.get(self.name)
+        replayed = _replay(self, self.recorded, context) if pristine else None  # type: ignore[attr-defined]
+        return replayed if replayed is not None else real.run(self, context)
+
+    return type(f"Replayed{real.__name__}", (real,), {"run": run, "__module__": __name__})
+
+
+@dataclass(frozen=True)
+class ReplayedSpec(GateSpec):
+    """A registered gate's spec (same name, target, role, so the same cache key) whose gate
+    replays the outcome recorded in ``recorded`` instead of running its tool again."""
+
+    recorded: Path = Path()
+
+    def load(self) -> Gate:
+        """The real gate, but for ``run``: an instance of ``_replaying_class``."""
+        gate = _replaying_class(type(super().load()))()
+        gate.recorded = self.recorded  # type: ignore[attr-defined]
+        return gate
+
+
+def replaying(recorded: Path, names: Sequence[str] = SUPPLY_CHAIN) -> tuple[GateSpec, ...]:
     """The registry's chain with the gates ``names`` replayed from ``recorded``."""
-    return tuple(Replayed(s.name, recorded) if s.name in names else s for s in GATES)
+    return tuple(
+        ReplayedSpec(**{f.name: getattr(s, f.name) for f in fields(s)}, recorded=recorded)
+        if s.name in names
+        else s
+        for s in GATES
+    )
 
 
 def run_real_chain(root: Path, *, pem: str | None = None, use_cache: bool = False) -> Any:
