@@ -202,7 +202,11 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=False, requires=["env"])
 def tests(session: nox.Session) -> None:
-    """Run the test suite with branch coverage."""
+    """Run the test suite with branch coverage, one pytest-xdist worker per core.
+
+    Everything runs, the end-to-end tests marked ``slow`` included; ``nox -s tests -- -m "not
+    slow"`` is the quick run, ``-- -n 0`` runs in this process only (both win over the defaults).
+    """
     _install_test_extras(session)
     session.run(
         _python(session),
@@ -211,6 +215,10 @@ def tests(session: nox.Session) -> None:
         "--cov",
         "--cov-report=term",
         "--durations=15",  # the slowest tests, so a CI run that grows says where
+        "--numprocesses=auto",
+        # An idle worker takes tests queued for a busy one: the long end-to-end tests do not
+        # leave one core waiting at the end.
+        "--dist=worksteal",
         *session.posargs,
         external=True,
         env=THREAD_DEFAULTS,

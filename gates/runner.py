@@ -9,7 +9,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import TextIO
 from gates import crashlog
 from gates.base import (
     Finding,
+    Gate,
     GateError,
     GateResult,
     Outcome,
@@ -95,10 +96,50 @@ def resolve_run_id(reports_dir: Path, *, starts_chain: bool) -> str:
         raise GateError(msg) from err
 
 
+@dataclass(frozen=True)
+class _GivenGate(GateSpec):
+    """A ``Gate`` instance handed to ``run_chain`` in place of a registered spec."""
+
+    gate: Gate | None = field(default=None, compare=False, repr=False)
+
+    def load(self) -> Gate:
+        """The instance itself (nothing to import)."""
+        if self.gate is None:
+            msg = f"gate '{self.name}' was given without an instance"
+            raise GateError(msg)
+        return self.gate
+
+
+def as_spec(entry: GateSpec | Gate) -> GateSpec:
+    """``entry`` as a spec: a registered spec as it is, a ``Gate`` instance wrapped.
+
+    An instance takes the role (verdict, always-run) of the registered gate of its name, so a
+    stand-in for a registered gate is judged, skipped and cached as that gate would be.
+    """
+    if isinstance(entry, GateSpec):
+        return entry
+    registered = next((s for s in GATES if s.name == entry.name), None)
+    kind = type(entry)
+    return _GivenGate(
+        name=entry.name,
+        target=f"{kind.__module__}:{kind.__qualname__}",
+        summary=(entry.description.strip().splitlines() or [entry.name])[0],
+        verdict=registered.verdict if registered else False,
+        always=registered.always if registered else False,
+        gate=entry,
+    )
+
+
+def _checked_before(chain: Sequence[GateSpec], name: str) -> tuple[GateSpec, ...]:
+    """As ``registry.checked_before``, in ``chain``'s order."""
+    index = [s.name for s in chain].index(name)
+    return tuple(s for s in chain[:index] if not (s.verdict or s.always))
+
+
 def _prerequisite_problem(
-    spec: GateSpec, context: RunContext, inputs: dict[str, str]
+    before: Sequence[GateSpec], context: RunContext, inputs: dict[str, str]
 ) -> str | None:
-    for earlier in checked_before(spec.name):
+    for earlier in before:
         try:
             report = context.read_report(earlier.name)
         except GateError as err:
@@ -124,16 +165,22 @@ def run_gate(
     inputs: dict[str, str],
     *,
     cache: GateCache | None = None,
+    before: Sequence[GateSpec] | None = None,
 ) -> GateResult:
     """Run one gate and return its stamped result; a crash becomes ERRORED, never PASSED.
 
     With a ``cache``, a gate whose key (code, packages, inputs, earlier reports) matches a
     verified entry is not run: its stored outcome is re-issued for this run, saying where it
-    was reused from. The verdict and the always-run stages are never cached.
+    was reused from. The verdict and the always-run stages are never cached. ``before`` are
+    the gates that must have PASSED first (default: those the registry puts before it).
     """
     started = datetime.now(UTC).isoformat(timespec="seconds")
     start = time.perf_counter()
-    problem = None if spec.verdict or spec.always else _prerequisite_problem(spec, context, inputs)
+    if before is None:
+        before = checked_before(spec.name)
+    problem = (
+        None if spec.verdict or spec.always else _prerequisite_problem(before, context, inputs)
+    )
     key: CacheKey | None = None
     if problem is not None:
         outcome = Outcome(
@@ -236,6 +283,7 @@ def _errored(message: str) -> Outcome:
 def run_chain(
     names: Sequence[str],
     *,
+    gates: Sequence[GateSpec | Gate] = GATES,
     policy: LoadedPolicy,
     reports_dir: Path,
     out: TextIO | None = None,
@@ -252,18 +300,24 @@ def run_chain(
     ``--no-cache``, ``GATES_NO_CACHE`` or ``[run].cache = false``); ``read_cache=False`` runs
     every gate but refreshes the cache. ``rerun_from`` names a gate from which on (in registry
     order) cached outcomes are not read, as ``dvc repro --force --downstream`` does: the gates
-    before it may still be reused.
+    before it may still be reused. ``gates`` is the chain, in order: registered specs or
+    ``Gate`` instances (default: the registry); tests hand in stand-ins this way.
     """
     out = out if out is not None else sys.stdout
-    if rerun_from is not None and rerun_from not in NAMES:
-        msg = f"--rerun-from: unknown gate '{rerun_from}'; expected one of: {', '.join(NAMES)}"
+    chain = tuple(as_spec(entry) for entry in gates)
+    known = tuple(spec.name for spec in chain)
+    if not chain or len(set(known)) != len(known):
+        msg = f"a chain needs at least one gate, each name once; got {list(known)}"
         raise GateError(msg)
-    unknown = [name for name in names if name not in NAMES]
+    if rerun_from is not None and rerun_from not in known:
+        msg = f"--rerun-from: unknown gate '{rerun_from}'; expected one of: {', '.join(known)}"
+        raise GateError(msg)
+    unknown = [name for name in names if name not in known]
     if unknown:
-        msg = f"unknown gate '{unknown[0]}'; expected one of: {', '.join(NAMES)}"
+        msg = f"unknown gate '{unknown[0]}'; expected one of: {', '.join(known)}"
         raise GateError(msg)
-    chosen = [spec for spec in GATES if spec.name in set(names)] if names else list(GATES)
-    starts_chain = chosen[0].name == NAMES[0]
+    chosen = [spec for spec in chain if spec.name in set(names)] if names else list(chain)
+    starts_chain = chosen[0].name == known[0]
     run_id = resolve_run_id(reports_dir, starts_chain=starts_chain)
     reports_dir.mkdir(parents=True, exist_ok=True)
     caching = use_cache and policy.policy.run.cache
@@ -284,15 +338,21 @@ def run_chain(
     context = RunContext(policy=policy, run_id=run_id, reports_dir=reports_dir)
     cache = GateCache(context, read=read_cache, memo=memo) if caching else None
     forced = GateCache(context, read=False, memo=memo) if cache is not None else None
-    first_forced = NAMES.index(rerun_from) if rerun_from else len(NAMES)
+    first_forced = known.index(rerun_from) if rerun_from else len(known)
     if display is None:
         display = PlainDisplay(out)
     results = []
     try:
         for spec in chosen:
             display.start(spec)
-            fresh = NAMES.index(spec.name) >= first_forced
-            result = run_gate(spec, context, inputs, cache=forced if fresh else cache)
+            fresh = known.index(spec.name) >= first_forced
+            result = run_gate(
+                spec,
+                context,
+                inputs,
+                cache=forced if fresh else cache,
+                before=_checked_before(chain, spec.name),
+            )
             atomic_write_json(context.report_path(spec.name), result.to_dict())
             results.append(result)
             display.finish(result)

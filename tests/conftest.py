@@ -59,11 +59,17 @@ def _value(value: Any) -> str:
 
 
 class Project:
-    """A copy of the project's policy and data in a temp folder, with helpers to change it."""
+    """A copy of the project's policy and data in a temp folder, with helpers to change it.
 
-    def __init__(self, root: Path) -> None:
+    ``recorded`` is a project on which the real chain ran in this session (``recorded_chain``):
+    the supply-chain gates that ``open_run`` runs upstream of a later gate replay its outcomes
+    where nothing they read differs (``tests/chain_support.py``).
+    """
+
+    def __init__(self, root: Path, recorded: Path | None = None) -> None:
         self.root = root
         self.policy_path = root / "policy.toml"
+        self._recorded = recorded
 
     @property
     def data_path(self) -> Path:
@@ -91,12 +97,23 @@ class Project:
         policy = self.load()
         write_lock(policy, read_table(self.data_path, fmt="csv"))
 
-    def run(self, *gates: str, open_run: bool = True) -> Any:
+    def chain(self, replay: tuple[str, ...] = ()) -> tuple[Any, ...]:
+        """The registry's chain, with the gates named in ``replay`` replayed (see the class)."""
+        from gates.registry import GATES
+        from tests.chain_support import replaying
+
+        if not replay or self._recorded is None:
+            return GATES
+        return replaying(self._recorded, replay)
+
+    def run(self, *gates: str, open_run: bool = True, replay: tuple[str, ...] = ()) -> Any:
         """Run gates in-process; returns the RunSummary of the gates asked for.
 
         With ``open_run`` (the default), a test that starts at a later gate (``run("data")``)
-        with no run in progress first runs, for real, the gates registered before it, so that
-        a test about one gate does not have to repeat its upstream (lint, sast, audit).
+        with no run in progress first runs the gates registered before it, so that a test
+        about one gate does not have to repeat its upstream: lint, sast and audit replayed
+        from the session's real run, the others for real. ``replay`` names gates of this run
+        itself to replay (``replay=SUPPLY_CHAIN`` for a whole chain about later gates).
         """
         import io
 
@@ -105,7 +122,11 @@ class Project:
         if open_run:
             self.open_run(*gates)
         return run_chain(
-            list(gates), policy=self.load(), reports_dir=self.root / "reports", out=io.StringIO()
+            list(gates),
+            gates=self.chain(replay),
+            policy=self.load(),
+            reports_dir=self.root / "reports",
+            out=io.StringIO(),
         )
 
     def open_run(self, *gates: str) -> None:
@@ -114,6 +135,7 @@ class Project:
 
         from gates.registry import NAMES
         from gates.runner import run_chain
+        from tests.chain_support import SUPPLY_CHAIN
 
         known = [g for g in gates if g in NAMES]
         if not known or (self.root / "reports" / "run.json").exists():
@@ -123,7 +145,11 @@ class Project:
         upstream = list(NAMES[: min(NAMES.index(g) for g in known)])
         if upstream:
             run_chain(
-                upstream, policy=self.load(), reports_dir=self.root / "reports", out=io.StringIO()
+                upstream,
+                gates=self.chain(SUPPLY_CHAIN),
+                policy=self.load(),
+                reports_dir=self.root / "reports",
+                out=io.StringIO(),
             )
 
     def report(self, gate: str) -> dict[str, Any]:
@@ -133,9 +159,53 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
+def project(tmp_path: Path, recorded_chain: tuple[Path, Any]) -> Project:
     """A fresh copy of policy.toml, data/ and the code that a test may change freely."""
-    return Project(copy_project(tmp_path / "project"))
+    return Project(copy_project(tmp_path / "project"), recorded=recorded_chain[0])
+
+
+@pytest.fixture(scope="session")
+def recorded_chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """The whole real chain (feedback included) run once in this session on a fresh copy, as
+    ``python -m gates run`` runs it (development key, gate cache on): its folder and summary.
+
+    Whatever its verdict, its supply-chain outcomes are the real ones for this code, so
+    ``Project`` replays them. Set up before any test body runs (no test's monkeypatch reaches
+    it), once per process. Read-only: copy it to change it.
+    """
+    from tests.chain_support import recorded_material, run_real_chain
+
+    root = copy_project(tmp_path_factory.mktemp("passed-chain") / "project")
+    summary = run_real_chain(root, use_cache=True)
+    recorded_material(root)  # under the session's environment, before any test changes it
+    return root, summary
+
+
+@pytest.fixture(scope="session")
+def passed_chain(recorded_chain: tuple[Path, Any]) -> Path:
+    """``recorded_chain``, which every gate PASSED (``.cache/gates`` holds their entries)."""
+    root, summary = recorded_chain
+    assert summary.exit_code == 0, [f"{r.gate}: {r.summary}" for r in summary.results]
+    return root
+
+
+@pytest.fixture
+def passed_project(passed_chain: Path, tmp_path: Path) -> Project:
+    """A copy of ``passed_chain`` (reports, artifacts, history, cache, development key)."""
+    from tests.chain_support import copy_run
+
+    return Project(copy_run(passed_chain, tmp_path / "project"), recorded=passed_chain)
+
+
+@pytest.fixture(scope="session")
+def signed_chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A project whose whole real chain PASSED, signed with its own release key; and its PEM.
+
+    Read-only: copy it (``tests.release_support.copy_project``) to change it.
+    """
+    from tests.release_support import signed_project
+
+    return signed_project(tmp_path_factory.mktemp("signed-chain"))
 
 
 @pytest.fixture
@@ -200,15 +270,16 @@ def run_module(
 
 
 @pytest.fixture
-def gates_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+def gates_cli(recorded_chain: tuple[Path, Any]) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``gates_cli(project.root, "run")`` runs ``python -m gates run`` in that folder."""
 
     def call(
         cwd: Path, *args: str, open_run: bool = True, **kwargs: Any
     ) -> subprocess.CompletedProcess[str]:
-        # As Project.run: a later gate run alone first gets its upstream gates run for real.
+        # As Project.run: a later gate run alone first gets its upstream gates run.
         if open_run and args[:1] == ("run",) and args[1:]:
-            Project(cwd).open_run(*[a for a in args[1:] if not a.startswith("-")])
+            project = Project(cwd, recorded=recorded_chain[0])
+            project.open_run(*[a for a in args[1:] if not a.startswith("-")])
         return run_module("gates", *args, cwd=cwd, **kwargs)
 
     return call

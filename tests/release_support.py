@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,12 @@ def make_release_key(root: Path, keys: Path) -> str:
     return (keys / "release.key").read_text(encoding="ascii")
 
 
-def run_chain(root: Path, *, pem: str | None) -> Any:
-    """Run every gate in-process on ``root``, signing with ``pem`` (None: the development key)."""
+def run_chain(root: Path, *, pem: str | None, gates: Sequence[Any] | None = None) -> Any:
+    """Run every gate in-process on ``root``, signing with ``pem`` (None: the development key).
+
+    ``gates`` is the chain (default: the registry), e.g. ``chain_support.replaying(...)``.
+    """
+    from gates.registry import GATES
     from gates.runner import run_chain as chain
     from pipeline.config import load_policy
 
@@ -36,6 +41,7 @@ def run_chain(root: Path, *, pem: str | None) -> Any:
             patch.setenv(ENV, pem)
         return chain(
             [],
+            gates=GATES if gates is None else gates,
             policy=load_policy(root / "policy.toml"),
             reports_dir=root / "reports",
             out=io.StringIO(),

@@ -27,7 +27,11 @@ def test_main_job_passes_turns_red_on_one_byte_and_green_when_restored(project, 
     assert again.returncode == 0, again.stdout
 
 
-def test_main_job_turns_red_on_an_unreachable_threshold_and_green_when_restored(project, gates_cli):
+def test_main_job_turns_red_on_an_unreachable_threshold_and_green_when_restored(
+    passed_project, gates_cli
+):
+    # A clone on which the main job passed once (its gate cache kept, as CI keeps it).
+    project = passed_project
     policy = project.policy_path.read_text()
     project.edit_policy(**{"cv.thresholds.roc_auc.min_holdout": 0.9999})
     red = gates_cli(project.root, "run")

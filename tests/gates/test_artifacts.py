@@ -9,13 +9,17 @@ from pathlib import Path
 import pytest
 
 from gates.base import Status
-from tests.release_support import copy_project, run_chain, signed_project
+from tests.chain_support import SUPPLY_CHAIN
+from tests.release_support import copy_project, run_chain
 
 
 @pytest.fixture(scope="module")
-def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def signed(
+    signed_chain: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str]:
     """One project whose chain PASSED, signed with its own release key."""
-    return signed_project(tmp_path_factory.mktemp("artifacts"))
+    root, pem = signed_chain
+    return copy_project(root, tmp_path_factory.mktemp("artifacts") / "signed"), pem
 
 
 def _statement(root: Path) -> dict:
@@ -137,7 +141,7 @@ def test_a_symlink_in_the_artifacts_folder_fails(project):
 def test_release_required_but_no_key_configured_is_errored(project, monkeypatch):
     monkeypatch.delenv("GATES_SIGNING_KEY", raising=False)
     project.edit_policy(**{"release.allow_dev_key": False})
-    summary = project.run()
+    summary = project.run(replay=SUPPLY_CHAIN)  # lint, sast, audit: their real outcome replayed
     artifacts = next(r for r in summary.results if r.gate == "artifacts")
     assert artifacts.status is Status.ERRORED
     assert "no release signing key" in artifacts.summary
@@ -146,7 +150,7 @@ def test_release_required_but_no_key_configured_is_errored(project, monkeypatch)
 
 def test_fresh_project_passes_with_a_development_key(project, monkeypatch):
     monkeypatch.delenv("GATES_SIGNING_KEY", raising=False)
-    summary = run_chain(project.root, pem=None)
+    summary = run_chain(project.root, pem=None, gates=project.chain(SUPPLY_CHAIN))
     assert summary.exit_code == 0
     assert _statement(project.root)["predicate"]["signer"]["kind"] == "development"
     assert (project.root / ".keys/.gitignore").read_text(encoding="utf-8") == "*\n"

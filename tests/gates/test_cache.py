@@ -12,12 +12,15 @@ import pytest
 from gates import cache as gate_cache
 from gates.base import Status
 from gates.registry import spec
+from tests.chain_support import SUPPLY_CHAIN
+from tests.conftest import Project
 
-# Each test runs the real chain (a few seconds each on 2 cores).
-pytestmark = pytest.mark.slow
+# Each test runs the chain, often twice or more. Every gate is the registered one with its own
+# cache key; where a key misses, lint, sast and audit replay the real outcome recorded this
+# session unless anything they read changed, in which case ruff, bandit and pip-audit run
+# (tests/chain_support.py; those tests are marked slow). Data, train and cv always run.
 
 CACHED = ("lint", "sast", "audit", "data", "train", "cv")
-SUPPLY_CHAIN = ("lint", "sast", "audit")
 
 
 @pytest.fixture(autouse=True)
@@ -26,12 +29,22 @@ def _clean_cache_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def open_run_before(project, gate):
-    """Open a run and pass the gates registered before ``gate`` (a later gate joins that run)."""
-    from gates.registry import NAMES
+@pytest.fixture
+def cached(passed_chain, tmp_path):
+    """A copy of a project on which the real chain passed with the cache on (``passed_chain``):
+    its first ``run`` reuses every cacheable gate."""
+    from tests.chain_support import copy_run
 
-    upstream = NAMES[: NAMES.index(gate)]
-    assert run(project, *upstream).exit_code == 0
+    project = Project(copy_run(passed_chain, tmp_path / "project"), recorded=passed_chain)
+    assert set(entries(project)) == set(CACHED)
+    return project
+
+
+def open_run_before(project, gate):
+    """Open a run and pass the gates registered before ``gate`` (a later gate joins that run):
+    lint, sast and audit replay their real outcome on this code (``Project.open_run``)."""
+    project.open_run(gate)
+    assert (project.root / "reports" / "run.json").is_file()
 
 
 def run(project, *gates, read_cache=True):
@@ -39,6 +52,7 @@ def run(project, *gates, read_cache=True):
 
     return run_chain(
         list(gates),
+        gates=project.chain(SUPPLY_CHAIN),
         policy=project.load(),
         reports_dir=project.root / "reports",
         out=io.StringIO(),
@@ -80,40 +94,41 @@ def test_an_unchanged_run_reuses_each_cacheable_gate_stamped_for_the_new_run(pro
     assert project.report("gate")["status"] == "PASSED"
 
 
-def test_a_policy_change_invalidates_every_gate(project):
-    run(project)
-    project.edit_policy(**{"cv.folds": 4})
-    summary = run(project)
+def test_a_policy_change_invalidates_every_gate(cached):
+    run(cached)
+    cached.edit_policy(**{"cv.folds": 4})
+    summary = run(cached)
     assert summary.exit_code == 0
     assert not any(reused(summary).values())
-    assert len(project.report("cv")["metrics"]["accuracy"]["folds"]) == 4
+    assert len(cached.report("cv")["metrics"]["accuracy"]["folds"]) == 4
 
 
-def test_a_threshold_change_reruns_every_gate(project):
-    run(project)
-    project.edit_policy(**{"cv.thresholds.accuracy.min_mean": 0.94})
-    hits = reused(run(project))
+def test_a_threshold_change_reruns_every_gate(cached):
+    run(cached)
+    cached.edit_policy(**{"cv.thresholds.accuracy.min_mean": 0.94})
+    hits = reused(run(cached))
     # The policy digest is an input of every gate: data and train run again too (conservative).
     assert not any(hits.values())
 
 
-def test_a_new_installed_package_invalidates_the_cache(project, tmp_path, monkeypatch):
-    run(project)
+def test_a_new_installed_package_invalidates_the_cache(cached, tmp_path, monkeypatch):
+    run(cached)
     site = tmp_path / "site"
     (site / "newtool-9.9.dist-info").mkdir(parents=True)
     monkeypatch.syspath_prepend(str(site))
     gate_cache.environment_digest.cache_clear()
     try:
-        summary = run(project)
+        summary = run(cached)
     finally:
         gate_cache.environment_digest.cache_clear()
     assert not any(reused(summary).values())
 
 
-def test_a_changed_project_source_file_invalidates_the_cache(project):
-    run(project)
-    (project.root / "helper.py").write_text("X = 1\n")
-    assert not any(reused(run(project)).values())
+@pytest.mark.slow
+def test_a_changed_project_source_file_invalidates_the_cache(cached):
+    run(cached)
+    (cached.root / "helper.py").write_text("X = 1\n")
+    assert not any(reused(run(cached)).values())
 
 
 def test_a_cached_fail_stays_fail(project):
@@ -165,74 +180,74 @@ def test_a_tampered_entry_is_ignored_and_the_gate_runs(project):
     assert summary.exit_code == 1
 
 
-def test_a_resealed_entry_under_another_key_is_ignored(project):
+def test_a_resealed_entry_under_another_key_is_ignored(cached):
     # Copying a PASSED entry over the key of a FAILED one is caught: the body names its key.
-    run(project)
-    passed = json.loads(entries(project)["cv"].read_text())
-    project.edit_policy(**{"cv.thresholds.accuracy.min_mean": 0.999})
-    run(project)
-    failed_path = entries(project)["cv"]
+    run(cached)
+    passed = json.loads(entries(cached)["cv"].read_text())
+    cached.edit_policy(**{"cv.thresholds.accuracy.min_mean": 0.999})
+    run(cached)
+    failed_path = entries(cached)["cv"]
     failed_path.write_text(json.dumps(passed))
-    run(project)
-    assert project.report("cv")["status"] == "FAILED"
+    run(cached)
+    assert cached.report("cv")["status"] == "FAILED"
 
 
-def test_a_hmac_key_rejects_entries_sealed_without_it(project, monkeypatch):
-    run(project)
+def test_a_hmac_key_rejects_entries_sealed_without_it(cached, monkeypatch):
+    run(cached)
     monkeypatch.setenv(gate_cache.HMAC_KEY_ENV, "ci-secret")
-    assert not any(reused(run(project)).values())
-    second = reused(run(project))
+    assert not any(reused(run(cached)).values())
+    second = reused(run(cached))
     assert all(second[name] for name in CACHED), second
     monkeypatch.setenv(gate_cache.HMAC_KEY_ENV, "another-secret")
-    assert not any(reused(run(project)).values())
+    assert not any(reused(run(cached)).values())
 
 
-def test_a_deleted_model_is_restored_from_the_cache_and_verified(project):
-    run(project)
-    model = project.root / "artifacts" / "model.skops"
+def test_a_deleted_model_is_restored_from_the_cache_and_verified(cached):
+    run(cached)
+    model = cached.root / "artifacts" / "model.skops"
     digest = gate_cache.sha256_file(model)
     model.unlink()
-    (project.root / "artifacts" / "model.manifest.json").unlink()
-    summary = run(project)
+    (cached.root / "artifacts" / "model.manifest.json").unlink()
+    summary = run(cached)
     assert summary.exit_code == 0
     assert reused(summary)["train"]
     assert gate_cache.sha256_file(model) == digest
 
 
-def test_a_tampered_stored_model_is_not_restored(project):
-    run(project)
-    model = project.root / "artifacts" / "model.skops"
+def test_a_tampered_stored_model_is_not_restored(cached):
+    run(cached)
+    model = cached.root / "artifacts" / "model.skops"
     digest = gate_cache.sha256_file(model)
-    stored = project.root / ".cache" / "gates" / "objects" / digest
+    stored = cached.root / ".cache" / "gates" / "objects" / digest
     stored.write_bytes(b"not the model")
     model.unlink()
-    summary = run(project)
+    summary = run(cached)
     assert summary.exit_code == 0
     assert not reused(summary)["train"]
     assert model.read_bytes() != b"not the model"
 
 
-def test_a_new_model_changes_the_cv_key(project):
+def test_a_new_model_changes_the_cv_key(cached):
     from gates.base import RunContext
     from gates.runner import input_digests
 
-    summary = run(project)
-    policy = project.load()
-    context = RunContext(policy=policy, run_id=summary.run_id, reports_dir=project.root / "reports")
+    summary = run(cached)
+    policy = cached.load()
+    context = RunContext(policy=policy, run_id=summary.run_id, reports_dir=cached.root / "reports")
     inputs = input_digests(policy)
     before = gate_cache.compute_key(spec("cv"), context, inputs)
-    model = project.root / "artifacts" / "model.skops"
+    model = cached.root / "artifacts" / "model.skops"
     model.write_bytes(model.read_bytes() + b"\0")
     after = gate_cache.compute_key(spec("cv"), context, inputs)
     assert before.digest != after.digest
     assert before.material["upstream_files"] != after.material["upstream_files"]
 
 
-def test_read_cache_false_runs_everything_and_refreshes(project):
-    run(project)
-    summary = run(project, read_cache=False)
+def test_read_cache_false_runs_everything_and_refreshes(cached):
+    run(cached)
+    summary = run(cached, read_cache=False)
     assert not any(reused(summary).values())
-    second = reused(run(project))
+    second = reused(run(cached))
     assert all(second[name] for name in CACHED), second
 
 
@@ -264,32 +279,33 @@ def test_an_unwritable_cache_does_not_change_the_verdict(project, monkeypatch, t
     assert not any(reused(run(project)).values())
 
 
-def test_cli_reuses_and_no_cache_flag_and_env_force_a_full_run(project, gates_cli):
-    first = gates_cli(project.root, "run")
+@pytest.mark.slow
+def test_cli_reuses_and_no_cache_flag_and_env_force_a_full_run(cached, gates_cli):
+    first = gates_cli(cached.root, "run")
     assert first.returncode == 0, first.stderr
-    second = gates_cli(project.root, "run")
+    second = gates_cli(cached.root, "run")
     assert second.returncode == 0
     assert second.stdout.count("reused from run") == len(CACHED)
-    forced = gates_cli(project.root, "run", "--no-cache")
+    forced = gates_cli(cached.root, "run", "--no-cache")
     assert forced.returncode == 0
     assert "reused from run" not in forced.stdout
-    by_env = gates_cli(project.root, "run", env={gate_cache.NO_CACHE_ENV: "1"})
+    by_env = gates_cli(cached.root, "run", env={gate_cache.NO_CACHE_ENV: "1"})
     assert by_env.returncode == 0
     assert "reused from run" not in by_env.stdout
 
 
-def test_a_warm_run_does_not_import_scikit_learn_or_pandas(project, gates_cli):
+def test_a_warm_run_does_not_import_scikit_learn_or_pandas(cached, gates_cli):
     import os
     import subprocess
     import sys
 
     from tests.conftest import REPO
 
-    assert gates_cli(project.root, "run").returncode == 0
+    assert gates_cli(cached.root, "run").returncode == 0
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     warm = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "gates", "run"],
-        cwd=project.root,
+        cwd=cached.root,
         env=env,
         capture_output=True,
         text=True,
@@ -325,30 +341,32 @@ def _drop_last_row_and_approve(project):
     project.approve()
 
 
-def test_new_approved_data_reruns_the_data_gate_on_but_reuses_the_supply_chain_gates(project):
-    run(project)
-    _drop_last_row_and_approve(project)
-    summary = run(project)
+def test_new_approved_data_reruns_the_data_gate_on_but_reuses_the_supply_chain_gates(cached):
+    run(cached)
+    _drop_last_row_and_approve(cached)
+    summary = run(cached)
     assert summary.exit_code == 0
     hits = reused(summary)
     # ruff, bandit and pip-audit read no data: their keys leave its digests out.
     assert all(hits[name] for name in SUPPLY_CHAIN)
     assert not any(hits[name] for name in ("data", "train", "cv"))
     # The reused reports are stamped with this run's inputs, so the verdict judges them as usual.
-    data_inputs = project.report("data")["inputs"]
+    data_inputs = cached.report("data")["inputs"]
     for name in SUPPLY_CHAIN:
-        assert project.report(name)["inputs"] == data_inputs
-    assert project.report("gate")["status"] == "PASSED"
+        assert cached.report(name)["inputs"] == data_inputs
+    assert cached.report("gate")["status"] == "PASSED"
 
 
-def test_any_file_in_a_scanner_scope_changes_its_key_whatever_its_suffix(project):
-    run(project)
+@pytest.mark.slow
+def test_any_file_in_a_scanner_scope_changes_its_key_whatever_its_suffix(cached):
+    run(cached)
     # Not a .py file, and under tests/ (lint's scope, not sast's): only ruff could read it.
-    (project.root / "tests" / "notes.ipynb").write_text("{}", encoding="utf-8")
-    hits = reused(run(project))
+    (cached.root / "tests" / "notes.ipynb").write_text("{}", encoding="utf-8")
+    hits = reused(run(cached))
     assert not hits["lint"]
 
 
+@pytest.mark.slow
 def test_the_digest_memo_skips_unchanged_files_but_sees_an_edit_with_its_mtime_put_back(
     project, monkeypatch
 ):
@@ -376,20 +394,22 @@ def test_the_digest_memo_skips_unchanged_files_but_sees_an_edit_with_its_mtime_p
     assert hits["sast"]  # tests/ is not in bandit's scope
 
 
-def test_a_new_bandit_baseline_reruns_sast(project):
-    run(project)
-    project.edit_policy(**{"sast.baseline": "bandit-baseline.json"})
-    baseline = project.root / "bandit-baseline.json"
+@pytest.mark.slow
+def test_a_new_bandit_baseline_reruns_sast(cached):
+    run(cached)
+    cached.edit_policy(**{"sast.baseline": "bandit-baseline.json"})
+    baseline = cached.root / "bandit-baseline.json"
     baseline.write_text('{"results": []}', encoding="utf-8")
-    assert run(project).exit_code == 0
-    assert reused(run(project))["sast"]
+    assert run(cached).exit_code == 0
+    assert reused(run(cached))["sast"]
     baseline.write_text('{"results": [], "generated_at": "later"}', encoding="utf-8")
-    summary = run(project)
+    summary = run(cached)
     assert not reused(summary)["sast"]
     assert summary.exit_code == 0
 
 
-def test_a_changed_advisory_snapshot_reruns_the_audit(project, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_a_changed_advisory_snapshot_reruns_the_audit(cached, tmp_path, monkeypatch):
     import shutil
 
     from tests.project_support import ADVISORY_DB_ENV, OSV_FIXTURE
@@ -397,11 +417,11 @@ def test_a_changed_advisory_snapshot_reruns_the_audit(project, tmp_path, monkeyp
     snapshot = tmp_path / "osv"
     shutil.copytree(OSV_FIXTURE, snapshot)
     monkeypatch.setenv(ADVISORY_DB_ENV, str(snapshot))
-    run(project)
-    assert reused(run(project))["audit"]
+    run(cached)
+    assert reused(run(cached))["audit"]
     record = next(snapshot.rglob("*.yaml"))
     record.write_text(record.read_text(encoding="utf-8") + "\n", encoding="utf-8")
-    assert not reused(run(project))["audit"]
+    assert not reused(run(cached))["audit"]
 
 
 def test_the_audit_key_names_today_so_waivers_and_snapshot_age_are_judged_again_tomorrow(
@@ -439,14 +459,15 @@ def test_the_audit_against_the_live_service_is_never_reused(project, monkeypatch
     assert gate_cache.reusable(spec("lint"), context)
 
 
-def test_rerun_from_runs_that_gate_and_later_ones_but_reuses_earlier(project):
+def test_rerun_from_runs_that_gate_and_later_ones_but_reuses_earlier(cached):
     from gates.runner import run_chain
 
-    run(project)
+    run(cached)
     summary = run_chain(
         [],
-        policy=project.load(),
-        reports_dir=project.root / "reports",
+        gates=cached.chain(SUPPLY_CHAIN),
+        policy=cached.load(),
+        reports_dir=cached.root / "reports",
         out=io.StringIO(),
         use_cache=True,
         rerun_from="data",
@@ -456,7 +477,7 @@ def test_rerun_from_runs_that_gate_and_later_ones_but_reuses_earlier(project):
     assert all(hits[name] for name in SUPPLY_CHAIN)
     assert not any(hits[name] for name in ("data", "train", "cv"))
     # The fresh outcomes refresh the cache: the next plain run reuses them.
-    second = reused(run(project))
+    second = reused(run(cached))
     assert all(second[name] for name in CACHED), second
 
 
@@ -467,11 +488,11 @@ def test_rerun_from_an_unknown_gate_is_a_usage_error(project, gates_cli):
     assert "Traceback" not in done.stderr
 
 
-def test_scanner_reports_list_their_files_by_path_and_digest(project):
-    run(project)
+def test_scanner_reports_list_their_files_by_path_and_digest(cached):
+    run(cached)
     for name in SUPPLY_CHAIN:
-        artifacts = project.report(name)["artifacts"]
+        artifacts = cached.report(name)["artifacts"]
         assert artifacts, name
         for rel, digest in artifacts.items():
             assert rel.startswith("reports/"), rel
-            assert gate_cache.sha256_file(project.root / rel) == digest
+            assert gate_cache.sha256_file(cached.root / rel) == digest

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.release_support import copy_project, new_project, run_chain, signed_project
+from tests.chain_support import replaying
+from tests.release_support import copy_project, new_project, run_chain
 
 MODEL = "artifacts/model.skops"
 ENVELOPE = "artifacts/attestation.intoto.json"
@@ -19,9 +20,14 @@ STATEMENT = "artifacts/attestation.statement.json"
 
 
 @pytest.fixture(scope="module")
-def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """One project signed with its own release key, shared read-only by this module."""
-    return signed_project(tmp_path_factory.mktemp("release"))
+def signed(
+    signed_chain: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str]:
+    """One project signed with its own release key, shared read-only by this module (the key
+    file is at ``<root>/../secret/release.key``)."""
+    root, pem = signed_chain
+    base = copy_project(root.parent, tmp_path_factory.mktemp("release") / "base")
+    return base / root.name, pem
 
 
 @pytest.fixture
@@ -170,12 +176,15 @@ def test_verify_with_an_unreadable_key_is_a_usage_error(copy, gates_cli):
     assert "nowhere.pub: public key not found" in result.stderr
 
 
-@pytest.mark.slow
-def test_development_signed_model_verifies_with_its_key_but_never_deploys(tmp_path, gates_cli):
-    root = new_project(tmp_path / "fresh")
-    # A fresh clone: a committed release key, no private key configured anywhere.
+def test_development_signed_model_verifies_with_its_key_but_never_deploys(
+    passed_project, tmp_path, gates_cli
+):
+    # A clone the chain ran on once (its gate cache kept), with a committed release key and
+    # no private key configured anywhere.
+    root = passed_project.root
     from pipeline.signing import generate_key_pair
 
+    (root / "keys/release.pub").unlink()
     generate_key_pair(private_path=tmp_path / "far.key", public_path=root / "keys/release.pub")
     # An empty variable counts as unset, even where the test process itself holds the secret.
     result = gates_cli(root, "run", env={"GATES_SIGNING_KEY": ""})
@@ -283,7 +292,9 @@ def test_keygen_writes_a_private_key_0600_and_refuses_to_overwrite(tmp_path, gat
     assert private.read_bytes() == before
 
 
-def test_a_configured_key_that_is_not_the_release_key_errors_without_leaking(tmp_path, monkeypatch):
+def test_a_configured_key_that_is_not_the_release_key_errors_without_leaking(
+    tmp_path, monkeypatch, passed_chain
+):
     root = new_project(tmp_path / "p")
     from pipeline.signing import generate_key_pair
 
@@ -291,7 +302,7 @@ def test_a_configured_key_that_is_not_the_release_key_errors_without_leaking(tmp
     generate_key_pair(private_path=tmp_path / "a.key", public_path=root / "keys/release.pub")
     generate_key_pair(private_path=tmp_path / "b.key", public_path=tmp_path / "b.pub")
     other = (tmp_path / "b.key").read_text(encoding="ascii")
-    summary = run_chain(root, pem=other)
+    summary = run_chain(root, pem=other, gates=replaying(passed_chain))  # lint..audit replayed
     assert summary.exit_code == 2
     artifacts = next(r for r in summary.results if r.gate == "artifacts")
     assert artifacts.status.value == "ERRORED"
@@ -301,13 +312,13 @@ def test_a_configured_key_that_is_not_the_release_key_errors_without_leaking(tmp
         assert secret not in report.read_text(encoding="utf-8")
 
 
-def test_a_malformed_key_in_the_environment_is_never_echoed(tmp_path):
+def test_a_malformed_key_in_the_environment_is_never_echoed(tmp_path, passed_chain):
     root = new_project(tmp_path / "p")
     from pipeline.signing import generate_key_pair
 
     generate_key_pair(private_path=tmp_path / "a.key", public_path=root / "keys/release.pub")
     secret = "-----BEGIN PRIVATE KEY-----\nTOPSECRETMATERIAL42\n-----END PRIVATE KEY-----"  # noqa: S105 - a fake key
-    summary = run_chain(root, pem=secret)
+    summary = run_chain(root, pem=secret, gates=replaying(passed_chain))  # lint..audit replayed
     assert summary.exit_code == 2
     text = "".join(p.read_text(encoding="utf-8") for p in (root / "reports").iterdir())
     assert "$GATES_SIGNING_KEY: expected an unencrypted PEM Ed25519 private key" in text

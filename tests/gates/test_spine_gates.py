@@ -7,14 +7,16 @@ import json
 import pytest
 
 from gates.base import Status
-from gates.registry import NAMES
-
-UPSTREAM_OF = {name: list(NAMES[: NAMES.index(name)]) for name in NAMES}
+from tests.chain_support import SUPPLY_CHAIN
 
 
 def _run_through(project, gate):
-    """Run every gate up to and including ``gate``; return ``gate``'s result."""
-    summary = project.run(*UPSTREAM_OF[gate], gate)
+    """Run every gate up to and including ``gate``; return ``gate``'s result.
+
+    The gates before it open the run (``Project.open_run``): lint, sast and audit replay their
+    real outcome on this same code, the others run.
+    """
+    summary = project.run(gate)
     return summary.results[-1]
 
 
@@ -146,7 +148,7 @@ def test_cv_errors_when_folds_exceed_a_class(project):
 
 
 def test_cv_refuses_a_model_swapped_after_training(project):
-    project.run(*UPSTREAM_OF["train"], "train")
+    project.run("train")
     from sklearn.dummy import DummyClassifier
 
     from pipeline.data import load_dataset
@@ -183,7 +185,7 @@ def test_artifacts_hashes_model_data_lock_and_policy(project):
 
 
 def test_artifacts_fails_when_the_model_changed_after_cv(project):
-    project.run(*UPSTREAM_OF["artifacts"])
+    project.open_run("artifacts")  # every gate before it
     model = project.root / "artifacts" / "model.skops"
     model.write_bytes(model.read_bytes() + b"\0")
     result = project.run("artifacts").results[0]
@@ -192,7 +194,7 @@ def test_artifacts_fails_when_the_model_changed_after_cv(project):
 
 
 def test_artifacts_errors_when_a_file_cannot_be_read(project, monkeypatch):
-    project.run(*UPSTREAM_OF["artifacts"])
+    project.open_run("artifacts")  # every gate before it
     import gates.artifacts as module
 
     def io_error(path):
@@ -208,7 +210,8 @@ def test_artifacts_errors_when_a_file_cannot_be_read(project, monkeypatch):
 
 
 def _full(project):
-    summary = project.run()
+    """A whole chain about the later gates: lint, sast and audit replayed, the others run."""
+    summary = project.run(replay=SUPPLY_CHAIN)
     assert summary.exit_code == 0
     return summary
 
@@ -217,79 +220,75 @@ def _verdict(project):
     return project.run("gate").results[0]
 
 
-def test_verdict_passes_when_every_gate_passed(project):
-    _full(project)
-    result = _verdict(project)
+# ``passed_project`` is a copy of a project on which the whole real chain passed this session.
+
+
+def test_verdict_passes_when_every_gate_passed(passed_project):
+    result = _verdict(passed_project)
     assert result.status is Status.PASSED
     assert set(result.metrics["gates"].values()) == {"PASSED"}
 
 
-def test_verdict_fails_on_a_missing_report(project):
-    _full(project)
-    (project.root / "reports" / "cv.json").unlink()
-    result = _verdict(project)
+def test_verdict_fails_on_a_missing_report(passed_project):
+    (passed_project.root / "reports" / "cv.json").unlink()
+    result = _verdict(passed_project)
     assert result.status is Status.FAILED
     assert result.metrics["gates"]["cv"] == "MISSING"
 
 
-def test_verdict_fails_on_an_unparsable_report(project):
-    _full(project)
-    (project.root / "reports" / "train.json").write_text("{ not json")
-    assert "GATE011" in {f.rule for f in _verdict(project).errors}
+def test_verdict_fails_on_an_unparsable_report(passed_project):
+    (passed_project.root / "reports" / "train.json").write_text("{ not json")
+    assert "GATE011" in {f.rule for f in _verdict(passed_project).errors}
 
 
-def test_verdict_fails_on_a_report_from_another_run(project):
-    _full(project)
-    path = project.root / "reports" / "data.json"
+def test_verdict_fails_on_a_report_from_another_run(passed_project):
+    path = passed_project.root / "reports" / "data.json"
     report = json.loads(path.read_text())
     report["run_id"] = "20200101T000000Z-000000"
     path.write_text(json.dumps(report))
-    assert "GATE012" in {f.rule for f in _verdict(project).errors}
+    assert "GATE012" in {f.rule for f in _verdict(passed_project).errors}
 
 
-def test_verdict_fails_when_an_input_changed_after_the_gates_ran(project):
-    _full(project)
-    project.edit_policy(**{"cv.folds": 4})
-    result = _verdict(project)
+def test_verdict_fails_when_an_input_changed_after_the_gates_ran(passed_project):
+    passed_project.edit_policy(**{"cv.folds": 4})
+    result = _verdict(passed_project)
     assert "GATE013" in {f.rule for f in result.errors}
     assert "policy.toml" in result.summary
 
 
-def test_verdict_fails_when_a_hashed_artifact_changed(project):
-    _full(project)
-    model = project.root / "artifacts" / "model.skops"
+def test_verdict_fails_when_a_hashed_artifact_changed(passed_project):
+    model = passed_project.root / "artifacts" / "model.skops"
     model.write_bytes(model.read_bytes()[:-1])
-    assert "GATE015" in {f.rule for f in _verdict(project).errors}
+    assert "GATE015" in {f.rule for f in _verdict(passed_project).errors}
 
 
-def test_verdict_fails_on_a_failed_gate_and_names_it(project):
-    _full(project)
-    path = project.root / "reports" / "cv.json"
+def test_verdict_fails_on_a_failed_gate_and_names_it(passed_project):
+    path = passed_project.root / "reports" / "cv.json"
     report = json.loads(path.read_text())
     report["status"] = "ERRORED"
     report["summary"] = "could not run: boom"
     path.write_text(json.dumps(report))
-    result = _verdict(project)
+    result = _verdict(passed_project)
     assert result.status is Status.FAILED
     assert "cv ERRORED: could not run: boom" in result.summary
 
 
-def test_verdict_errors_when_it_crashes(project, monkeypatch):
-    _full(project)
+def test_verdict_errors_when_it_crashes(passed_project, monkeypatch):
     import gates.verdict as module
 
     def crash(policy):
         raise OSError("reports folder unreadable")
 
     monkeypatch.setattr(module, "input_digests", crash)
-    assert _verdict(project).status is Status.ERRORED
+    assert _verdict(passed_project).status is Status.ERRORED
 
 
-def test_the_attestation_records_the_history_head_of_the_previous_run(project):
+def test_the_attestation_records_the_history_head_of_the_previous_run(passed_project):
     from gates.feedback.history import head_hash
     from pipeline.signing import parse_envelope
 
-    _full(project)  # the first run: empty history when signed, then feedback appends
+    # The first run (the copied one): empty history when signed, then feedback appended.
+    project = passed_project
     head_after_first = head_hash(project.root / "history" / "runs.jsonl")
     assert head_after_first != "0" * 64
     _full(project)

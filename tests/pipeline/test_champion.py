@@ -15,16 +15,18 @@ import pytest
 from pipeline.attestation import ENVELOPE_FILE, verify_bundle
 from pipeline.champion import ModelRegistry, RegistryError
 from pipeline.signing import load_public_key
-from tests.release_support import REPO, copy_project, run_chain, signed_project
+from tests.release_support import REPO, copy_project, run_chain
 
 REQUIRED = ("data", "train", "cv")
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def two_runs(
+    signed_chain: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
     """Two signed runs of the same project (same key, different run ids)."""
     base = tmp_path_factory.mktemp("champion")
-    first, pem = signed_project(base)
+    first, pem = copy_project(signed_chain[0], base / "first"), signed_chain[1]
     second = copy_project(first, base / "second")
     assert run_chain(second, pem=pem).exit_code == 0
     return first, second

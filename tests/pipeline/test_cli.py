@@ -20,7 +20,9 @@ def test_train_saves_a_model_but_predict_refuses_it_unsigned(project):
 
 
 @pytest.mark.slow
-def test_predict_loads_only_a_signed_model_with_a_trusted_key(project, gates_cli):
+def test_predict_loads_only_a_signed_model_with_a_trusted_key(passed_project, gates_cli):
+    # A copy of a project the chain passed on (its gate cache kept): this run reuses it.
+    project = passed_project
     assert gates_cli(project.root, "run").returncode == 0
     args = ("predict", "--input", "data/breast_cancer.csv")
     # A local run is signed with the development key: the committed release key refuses it.
@@ -60,7 +62,9 @@ def test_bad_input_exits_2_without_a_traceback(project, args, fragment):
 
 
 @pytest.mark.slow
-def test_predict_refuses_rows_that_break_the_contract(project, gates_cli):
+def test_predict_refuses_rows_that_break_the_contract(passed_project, gates_cli):
+    # A copy of a project the chain passed on (its gate cache kept): this run reuses it.
+    project = passed_project
     assert gates_cli(project.root, "run").returncode == 0
     bad = project.root / "bad.csv"
     text = project.data_path.read_text().splitlines()

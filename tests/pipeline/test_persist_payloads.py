@@ -14,7 +14,7 @@ import pytest
 from pipeline.errors import ModelError
 from pipeline.fsio import sha256_file
 from pipeline.persist import load_attested, load_model
-from tests.release_support import copy_project, signed_project
+from tests.release_support import copy_project
 
 
 class _Payload:
@@ -38,9 +38,9 @@ def _write(kind: str, path: Path, marker: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def signed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def signed(signed_chain: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project whose chain PASSED, signed with its own release key."""
-    return signed_project(tmp_path_factory.mktemp("persist"))[0]
+    return copy_project(signed_chain[0], tmp_path_factory.mktemp("persist") / "signed")
 
 
 KINDS = ["pickle-0", "pickle-2", "pickle-5", "joblib", "joblib-zlib"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,9 @@ def copy_project(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def passed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project where ``python -m gates run`` (every gate, then feedback) passed once."""
-    from gates.runner import run_chain
-    from pipeline.config import load_policy
+def passed_run(passed_chain: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project where ``python -m gates run`` (every gate, then feedback) passed once: a copy
+    of the session's real run (``passed_chain``) that this module's tests may share."""
+    from tests.chain_support import copy_run
 
-    root = copy_project(tmp_path_factory.mktemp("passed") / "project")
-    summary = run_chain(
-        [],
-        policy=load_policy(root / "policy.toml"),
-        reports_dir=root / "reports",
-        out=io.StringIO(),
-    )
-    assert summary.exit_code == 0, [r.summary for r in summary.results]
-    return root
+    return copy_run(passed_chain, tmp_path_factory.mktemp("passed") / "project")

@@ -33,8 +33,9 @@ def test_history_verify_head_and_show_with_their_exit_codes(passed_run, tmp_path
     assert "edited" in tampered.stdout
 
 
-def test_run_json_puts_one_document_on_stdout_and_progress_on_stderr(project, gates_cli):
-    done = gates_cli(project.root, "run", "--json", env={"CI": "true"})
+def test_run_json_puts_one_document_on_stdout_and_progress_on_stderr(passed_project, gates_cli):
+    # A copy of a project the chain passed on, its gate cache included: reused where unchanged.
+    done = gates_cli(passed_project.root, "run", "--json", env={"CI": "true"})
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["status"] == "PASSED"
@@ -103,8 +104,8 @@ def test_the_rich_display_prints_every_status_and_its_findings():
     assert "[cv]." in text  # the spinner shows the summary literally too
 
 
-def test_a_failing_feedback_stage_is_named_under_the_verdict(project, gates_cli):
-    project.run()
+def test_a_failing_feedback_stage_is_named_under_the_verdict(passed_project, gates_cli):
+    project = passed_project  # the whole chain passed once (its gate cache included)
     path = project.root / "history" / "runs.jsonl"
     path.write_bytes(path.read_bytes().replace(b'"verdict":"PASSED"', b'"verdict":"FAILED"'))
     done = gates_cli(project.root, "run", env={"CI": "true"})

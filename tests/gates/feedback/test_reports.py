@@ -49,12 +49,16 @@ CODE_QUALITY_SCHEMA = {
 
 
 @pytest.fixture(scope="module")
-def failed_run(tmp_path_factory):
-    """A run where the cv gate fails, with a SARIF file from another tool in reports/."""
+def failed_run(tmp_path_factory, passed_chain):
+    """A run where the cv gate fails, with a SARIF file from another tool in reports/.
+
+    lint, sast and audit replay their real outcome (and SARIF) on this same code.
+    """
     import io
 
     from gates.runner import run_chain
     from pipeline.config import load_policy
+    from tests.chain_support import replaying
     from tests.gates.feedback.conftest import copy_project
 
     root = copy_project(tmp_path_factory.mktemp("failed") / "project")
@@ -88,7 +92,11 @@ def failed_run(tmp_path_factory):
     (reports / "other-tool.sarif").write_text(json.dumps(tool))
     (reports / "broken.sarif").write_text("{not json")
     summary = run_chain(
-        [], policy=load_policy(root / "policy.toml"), reports_dir=reports, out=io.StringIO()
+        [],
+        gates=replaying(passed_chain),
+        policy=load_policy(root / "policy.toml"),
+        reports_dir=reports,
+        out=io.StringIO(),
     )
     assert summary.exit_code == 1
     return root

@@ -9,6 +9,7 @@ import pytest
 from gates.base import Status
 from gates.feedback import history
 from gates.registry import GATES, NAMES, VERDICT
+from tests.chain_support import SUPPLY_CHAIN
 
 
 def test_feedback_is_registered_last_and_always_runs():
@@ -42,7 +43,7 @@ def test_a_passing_run_is_recorded_with_its_gates_metrics_and_artifacts(passed_r
 
 def test_a_failing_gate_still_gets_feedback_and_the_reports_name_the_reason(project):
     project.edit_policy(**{"cv.thresholds.accuracy.min_mean": 0.999})
-    summary = project.run()
+    summary = project.run(replay=SUPPLY_CHAIN)  # lint, sast, audit: their real outcome replayed
     statuses = {r.gate: r.status for r in summary.results}
     assert statuses["cv"] is Status.FAILED
     assert statuses["artifacts"] is Status.SKIPPED
@@ -80,11 +81,11 @@ def test_running_feedback_twice_for_one_run_records_it_once(passed_run):
     assert after.head == before.head
 
 
-def test_a_tampered_history_fails_the_stage_and_is_not_extended(project):
-    project.run()
+def test_a_tampered_history_fails_the_stage_and_is_not_extended(passed_project):
+    project = passed_project  # the whole chain passed once: one record in the history
     path = project.root / "history" / "runs.jsonl"
     path.write_bytes(path.read_bytes().replace(b'"verdict":"PASSED"', b'"verdict":"FAILED"'))
-    summary = project.run()
+    summary = project.run(replay=SUPPLY_CHAIN)
     feedback = summary.results[-1]
     assert feedback.status is Status.FAILED
     assert feedback.findings[-1].rule == "FB001"
