@@ -49,7 +49,13 @@ def make_bundle(root: Path, *, run_id: str, key: object, model: Path) -> Path:
         "bundle": "artifacts",
         "run_id": run_id,
         "gates": {name: {"status": "PASSED"} for name in REQUIRED},
-        "model": {"sha256": subjects[0].sha256},
+        # As the artifacts gate writes it: the registry audits the model file it names.
+        "model": {
+            "file": MODEL,
+            "manifest": MANIFEST,
+            "sha256": subjects[0].sha256,
+            "estimator": "logistic_regression",
+        },
     }
     envelope, _ = sign_and_write(
         build_statement(subjects, predicate), key=key, bundle_dir=root / "artifacts"
