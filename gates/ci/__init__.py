@@ -6,13 +6,19 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
+from gates.ci.dependabot import DependabotRenderer
 from gates.ci.github import GithubRenderer
 from gates.ci.gitlab import GitlabRenderer
 from gates.ci.interface import CiError, CiPlan, CiRenderer
 from gates.ci.jenkins import JenkinsRenderer
 from gates.registry import GATES, GateSpec
 
-RENDERERS: tuple[CiRenderer, ...] = (GithubRenderer(), GitlabRenderer(), JenkinsRenderer())
+RENDERERS: tuple[CiRenderer, ...] = (
+    GithubRenderer(),
+    GitlabRenderer(),
+    JenkinsRenderer(),
+    DependabotRenderer(),
+)
 
 __all__ = ["RENDERERS", "CiError", "CiPlan", "CiRenderer", "Drift", "check", "render_all"]
 

@@ -12,6 +12,7 @@ from gates.ci.interface import (
     CARRIED,
     CHECK_CONFIG,
     CHECK_JOB,
+    CHECKS,
     DEPLOY,
     DEPLOY_ENVIRONMENT,
     GATE_CACHE_DIR,
@@ -21,12 +22,14 @@ from gates.ci.interface import (
     HISTORY_HMAC_KEY_ENV,
     INSTALL,
     NO_CACHE,
+    PIP_CACHE_KEY_FILES,
     PYTHON_VERSION,
     RUN_GATE,
     RUN_ID_ENV,
     SIGN_RELEASE,
     SIGNING_KEY_ENV,
     SUMMARY_MD,
+    TEST_EXTRAS_ENV,
     CiPlan,
     CiRenderer,
     header,
@@ -121,6 +124,7 @@ class GithubRenderer(CiRenderer):
     def render(self, plan: CiPlan) -> str:
         """The workflow: gate jobs, always-run jobs, a report job and the approved deploy job."""
         parts = [header("#"), _top(plan) + "\njobs:", _check_job()]
+        parts.extend(_project_check_job(name, command, what) for name, command, what in CHECKS)
         previous: str | None = None
         for spec in plan.gates:
             parts.append(_gate_job(spec, previous=previous, cached=spec in plan.cached))
@@ -144,6 +148,9 @@ on:
   pull_request:
   push:
     branches: [{plan.default_branch}]
+  # Run the pipeline by hand (Actions -> pipeline -> Run workflow), on any branch; deploy still
+  # runs only for pushes to the default branch.
+  workflow_dispatch:
 
 # Nothing is granted by default; each job asks for what it needs.
 permissions: {{}}
@@ -163,7 +170,7 @@ env:
 """
 
 
-def _setup_steps(*, download: str | None, merge_all: bool = False) -> str:
+def _setup_steps(*, download: str | None, merge_all: bool = False, pip_cache: bool = True) -> str:
     steps = f"""\
       - name: Check out
         uses: {CHECKOUT.uses}
@@ -173,6 +180,15 @@ def _setup_steps(*, download: str | None, merge_all: bool = False) -> str:
         uses: {SETUP_PYTHON.uses}
         with:
           python-version: "{PYTHON_VERSION}"
+"""
+    if pip_cache:
+        # pip's download cache, keyed on the lock's digest (setup-python's own cache). Every
+        # wheel is still checked against the lock's hashes; the deploy job restores none.
+        files = "\n".join(f"            {name}" for name in PIP_CACHE_KEY_FILES)
+        steps += f"""\
+          cache: pip
+          cache-dependency-path: |
+{files}
 """
     steps += _download_step(download=download, merge_all=merge_all)
     steps += f"""\
@@ -229,6 +245,28 @@ def _check_job() -> str:
         + f"""\
       - name: The three CI files are what python -m gates ci render writes
         run: {CHECK_CONFIG}
+"""
+    )
+
+
+def _project_check_job(name: str, command: str, what: str) -> str:
+    return (
+        f"""\
+  {name}:
+    name: "check: {_quote(what)}"
+    runs-on: {RUNNER}
+    timeout-minutes: 60
+    permissions:
+      contents: read  # check out the repository
+    env:
+      # Every optional extra (requirements-extras.lock) too, so that no test skips for one.
+      {TEST_EXTRAS_ENV}: "1"
+    steps:
+"""
+        + _setup_steps(download=None)
+        + f"""\
+      - name: "{_quote(what)}"
+        run: {command}
 """
     )
 
@@ -362,6 +400,9 @@ def _report_job(plan: CiPlan, *, needs: str) -> str:
         run: cat {SUMMARY_MD} >> "$GITHUB_STEP_SUMMARY"
       - name: Upload SARIF to code scanning
         if: ${{{{ hashFiles('{sarif}') != '' && ({SAME_REPO}) }}}}
+        # Where code scanning is off (a private repository without GitHub Advanced Security),
+        # the upload fails; that must not turn the run red: the gates already decided it.
+        continue-on-error: true
         uses: {UPLOAD_SARIF.uses}
         with:
           sarif_file: {where}
@@ -392,7 +433,7 @@ def _deploy_job(plan: CiPlan) -> str:
       {NO_CACHE}: "1"
     steps:
 """
-        + _setup_steps(download=plan.verdict.name)
+        + _setup_steps(download=plan.verdict.name, pip_cache=False)
         + f"""\
       - name: Sign this run's attestation with the release key
         env:

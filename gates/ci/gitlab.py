@@ -10,6 +10,7 @@ from gates.ci.interface import (
     CARRIED,
     CHECK_CONFIG,
     CHECK_JOB,
+    CHECKS,
     CODE_QUALITY,
     DEPLOY,
     DEPLOY_ENVIRONMENT,
@@ -19,14 +20,20 @@ from gates.ci.interface import (
     GATE_CACHE_KEY,
     HISTORY_CACHE_KEY,
     HISTORY_DIR,
+    HTML_REPORT,
     INSTALL,
     JUNIT_XML,
+    METRICS_PROM,
     NO_CACHE,
+    PIP_CACHE_DIR,
+    PIP_CACHE_KEY,
+    PIP_CACHE_KEY_FILES,
     PYTHON_VERSION,
     RUN_GATE,
     RUN_ID_ENV,
     SIGN_RELEASE,
     SKIP_INSTALL_ENV,
+    TEST_EXTRAS_ENV,
     CiPlan,
     CiRenderer,
     header,
@@ -43,6 +50,10 @@ EXPIRE = "1 week"
 # branch (a rule sets it to "pull-push"), so only the default branch writes its history back.
 HISTORY_POLICY_VAR = "GATES_HISTORY_CACHE_POLICY"
 DEFAULT_BRANCH_PUSH = '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"'
+# "1" leaves out the tests and typecheck jobs: a local gitlab-ci-local run of the gates alone.
+SKIP_CHECKS_ENV = "GATES_SKIP_CHECKS"
+# The merge request's link to the feedback stage's HTML report.
+EXPOSE_AS = "pipeline report"
 
 
 class GitlabRenderer(CiRenderer):
@@ -55,6 +66,7 @@ class GitlabRenderer(CiRenderer):
         """The pipeline: gate jobs, always-run jobs, and the manual deploy job."""
         stages = [spec.name for spec in (*plan.gates, *plan.always)] + ["deploy"]
         parts = [header("#"), _top(stages), _check_job()]
+        parts.extend(_project_check_job(name, command, what) for name, command, what in CHECKS)
         previous: str | None = None
         for spec in plan.gates:
             parts.append(_gate_job(spec, previous=previous, plan=plan))
@@ -85,6 +97,10 @@ variables:
   # "1" skips the dependency install where requirements.lock is already installed (a local
   # gitlab-ci-local run in shell mode); real runners install into a fresh image every job.
   {SKIP_INSTALL_ENV}: "0"
+  # "1" leaves out the tests and typecheck jobs (a local gitlab-ci-local run of the gates alone).
+  {SKIP_CHECKS_ENV}: "0"
+  # pip's download and wheel cache, kept between pipelines keyed on requirements.lock.
+  PIP_CACHE_DIR: $CI_PROJECT_DIR/{PIP_CACHE_DIR.rstrip("/")}
   # Only a push to the default branch writes its run history back to the cache (see feedback).
   {HISTORY_POLICY_VAR}: pull
   # The audit gate asks pip-audit's online vulnerability service. On runners without internet,
@@ -97,6 +113,20 @@ variables:
   timeout: 30m
   before_script:
     - if [ "${SKIP_INSTALL_ENV}" = "1" ]; then echo "{SKIP_INSTALL_ENV}=1, using installed dependencies"; else {INSTALL}; fi
+  cache:
+{_pip_cache()}"""
+
+
+def _pip_cache() -> str:
+    # Keyed on the lock's digest only. pip checks every cached wheel against the lock's hashes,
+    # so an entry a merge request wrote buys time, not trust; deploy restores none.
+    files = ", ".join(PIP_CACHE_KEY_FILES)
+    return f"""\
+    - key:
+        files: [{files}]
+        prefix: {PIP_CACHE_KEY}
+      paths: [{PIP_CACHE_DIR}]
+      policy: pull-push
 """
 
 
@@ -113,13 +143,37 @@ def _check_job() -> str:
 """
 
 
-def _artifacts(*, reports: str = "") -> str:
-    paths = "".join(f"      - {path}\n" for path in CARRIED)
+def _project_check_job(name: str, command: str, what: str) -> str:
+    # Beside the first gate (``needs: []``), on every merge request; a failure fails the
+    # pipeline but stops no gate. The extras' lock too, so that no test skips for an extra.
+    return f"""\
+# {what}
+{name}:
+  extends: .python
+  stage: .pre
+  needs: []
+  timeout: 60m
+  rules:
+    - if: ${SKIP_CHECKS_ENV} == "1"
+      when: never
+    - when: on_success
+  variables:
+    {TEST_EXTRAS_ENV}: "1"
+  script:
+    - {command}
+"""
+
+
+def _artifacts(*, reports: str = "", expose: bool = False) -> str:
+    exposed = [HTML_REPORT] if expose else []
+    paths = "".join(f"      - {path}\n" for path in (*exposed, *CARRIED))
+    # The merge request links to the HTML report (GitLab's "View exposed artifact").
+    expose_as = f'    expose_as: "{EXPOSE_AS}"\n' if expose else ""
     return f"""\
   artifacts:
     when: always
     expire_in: {EXPIRE}
-    paths:
+{expose_as}    paths:
 {paths}{reports}"""
 
 
@@ -129,6 +183,7 @@ def _native_reports() -> str:
     reports:
       junit: {JUNIT_XML}
       codequality: {CODE_QUALITY}
+      metrics: {METRICS_PROM}
 """
 
 
@@ -154,6 +209,7 @@ def _gate_job(spec: GateSpec, *, previous: str | None, plan: CiPlan) -> str:
         reports = f"    reports:\n      dotenv: {DOTENV_FILE}\n"
         if not plan.has_feedback:
             reports += _native_reports().removeprefix("    reports:\n")
+    expose = spec.verdict and not plan.has_feedback
     return f"""\
 # {one_line(spec.summary)}
 {spec.name}:
@@ -161,7 +217,7 @@ def _gate_job(spec: GateSpec, *, previous: str | None, plan: CiPlan) -> str:
   stage: {spec.name}
   needs: {needs}
 {when}{cache}  script:
-{script}""" + _artifacts(reports=reports)
+{script}""" + _artifacts(reports=reports, expose=expose)
 
 
 def _gate_cache() -> str:
@@ -177,7 +233,7 @@ def _gate_cache() -> str:
       paths: [{GATE_CACHE_DIR}]
       policy: pull-push
       when: always
-"""
+{_pip_cache()}"""
 
 
 def _always_job(spec: GateSpec) -> str:
@@ -201,9 +257,10 @@ def _always_job(spec: GateSpec) -> str:
       paths: [{HISTORY_DIR}]
       policy: ${HISTORY_POLICY_VAR}
       when: always
+{_pip_cache()}\
   script:
     - {RUN_GATE.format(gate=spec.name)}
-""" + _artifacts(reports=_native_reports())
+""" + _artifacts(reports=_native_reports(), expose=True)
 
 
 def _deploy_job(plan: CiPlan) -> str:

@@ -29,6 +29,13 @@ DOTENV = "python -m gates ci dotenv --output reports/gates.env"
 # A job of its own in every file: the committed CI files still match the registry.
 CHECK_CONFIG = "python -m gates ci render --check"
 CHECK_JOB = "ci-config"
+# The project's own checks, beside the gates on every pull request (noxfile.py sessions). CI
+# installs the optional extras' lock for them, so that no test skips for a missing extra.
+CHECKS: tuple[tuple[str, str, str], ...] = (
+    ("tests", "python -m nox -s tests", "the test suite (nox -s tests)"),
+    ("typecheck", "python -m nox -s typecheck", "mypy --strict (nox -s typecheck)"),
+)
+TEST_EXTRAS_ENV = "GATES_TEST_EXTRAS"
 
 # Environment shared by the jobs of one pipeline (see gates.runner.resolve_run_id).
 RUN_ID_ENV = "GATES_RUN_ID"
@@ -45,6 +52,7 @@ DEPLOY_ENVIRONMENT = "production"
 # Folders carried from job to job, and the native reports the feedback stage writes.
 CARRIED = ("reports/", "artifacts/")
 SUMMARY_MD = "reports/summary.md"
+HTML_REPORT = "reports/report.html"
 JUNIT_XML = "reports/junit.xml"
 MERGED_SARIF = "reports/merged.sarif"
 CODE_QUALITY = "reports/gl-code-quality.json"
@@ -59,6 +67,12 @@ GATE_CACHE_DIR = ".cache/gates/"
 # The run history: the folder of [feedback].history's default (history/runs.jsonl and its
 # .head and .lock sidecars). A restored copy is verified by the feedback stage (FB001).
 HISTORY_DIR = "history/"
+# pip's download and wheel cache, keyed on the lock's digest only: every job installs the same
+# wheels, and pip checks each one against the lock's hashes, so a cached file buys time, not
+# trust. Never restored in a deploy job.
+PIP_CACHE_DIR = ".cache/pip/"
+PIP_CACHE_KEY = "pip"
+PIP_CACHE_KEY_FILES = ("requirements.lock",)
 # Files whose digest goes into the gate cache's key (the cache's own keys cover much more).
 CACHE_KEY_FILES = ("requirements.lock", "policy.toml")
 GATE_CACHE_KEY = "gates"
@@ -72,7 +86,7 @@ CACHE_HMAC_KEY_ENV = HMAC_KEY_ENV
 HISTORY_HMAC_KEY_ENV = "GATES_HISTORY_HMAC_KEY"
 
 # Job names the renderers use for themselves.
-RESERVED = ("deploy", "report", CHECK_JOB)
+RESERVED = ("deploy", "report", CHECK_JOB, *(name for name, _, _ in CHECKS))
 
 
 class CiError(GatesError):

@@ -10,16 +10,20 @@ from gates.ci.interface import (
     CARRIED,
     CHECK_CONFIG,
     CHECK_JOB,
+    CHECKS,
     DEPLOY,
     DEPLOY_ENVIRONMENT,
+    HTML_REPORT,
     INSTALL,
     JUNIT_XML,
     NO_CACHE,
+    PIP_CACHE_KEY_FILES,
     RUN_GATE,
     RUN_ID_ENV,
     SIGN_RELEASE,
     SIGNING_KEY_CREDENTIAL,
     SIGNING_KEY_ENV,
+    TEST_EXTRAS_ENV,
     CiPlan,
     CiRenderer,
     header,
@@ -32,6 +36,17 @@ APPROVERS = "release-approvers"
 # builds of the same branch or pull-request job on the same agent, and out of the workspace's
 # cleanups, stashes and archives. No core Jenkins step shares it between agents.
 GATE_CACHE_SUFFIX = "@gates-cache"
+# pip's download and wheel cache, beside the workspace too, one folder per digest of the lock
+# (its first 16 hex digits): a new lock starts a new folder. pip checks every cached wheel
+# against the lock's hashes; the deploy stage uses none.
+PIP_CACHE_SUFFIX = "@pip-cache"
+PIP_CACHE_EXPORT = (
+    'export PIP_CACHE_DIR="$WORKSPACE'
+    + PIP_CACHE_SUFFIX
+    + f'/$(cat {" ".join(PIP_CACHE_KEY_FILES)} | sha256sum | cut -c1-16)"'
+)
+# The HTML report's name in the build's side panel (HTML Publisher plugin).
+HTML_REPORT_NAME = "Pipeline report"
 
 
 class JenkinsRenderer(CiRenderer):
@@ -61,6 +76,27 @@ class JenkinsRenderer(CiRenderer):
 """
             for spec in plan.always
         )
+        checks = "".join(
+            f"""\
+                stage('{name}') {{
+                    environment {{
+                        {TEST_EXTRAS_ENV} = 'yes'  // every optional extra, so that no test skips
+                    }}
+                    steps {{
+                        // {what}: a failure marks the build FAILURE; the gates still run.
+                        catchError(buildResult: 'FAILURE', stageResult: 'FAILURE') {{
+                            sh '''
+                                {PIP_CACHE_EXPORT}
+                                . .venv/bin/activate
+                                {command}
+                            '''
+                        }}
+                    }}
+                }}
+"""
+            for name, command, what in CHECKS
+        )
+        report_dir, _, report_file = HTML_REPORT.rpartition("/")
         archived = ",".join(f"{path}**" for path in CARRIED)
         stashed = ",".join(f"{path}**" for path in reversed(CARRIED))  # same set, unique literal
         return f"""\
@@ -76,6 +112,7 @@ pipeline {{
     options {{
         buildDiscarder(logRotator(numToKeepStr: '30'))
         disableConcurrentBuilds()
+        timestamps()
     }}
     environment {{
         // One run id for every stage of this build (gates/runner.py resolve_run_id).
@@ -89,7 +126,7 @@ pipeline {{
         stage('gates') {{
             agent any
             options {{
-                timeout(time: 1, unit: 'HOURS')
+                timeout(time: 2, unit: 'HOURS')
             }}
             environment {{
                 // The gate cache, per branch job and agent, outside the workspace. The run
@@ -100,8 +137,12 @@ pipeline {{
             stages {{
                 stage('install') {{
                     steps {{
-                        sh 'python3 -m venv .venv'
-                        sh '{VENV}{INSTALL}'
+                        sh '''
+                            {PIP_CACHE_EXPORT}
+                            python3 -m venv .venv
+                            . .venv/bin/activate
+                            {INSTALL}
+                        '''
                     }}
                 }}
                 stage('{CHECK_JOB}') {{
@@ -109,7 +150,7 @@ pipeline {{
                         sh '{VENV}{CHECK_CONFIG}'
                     }}
                 }}
-{gate_stages}\
+{checks}{gate_stages}\
             }}
             post {{
                 // Runs whether the gates passed or failed: a red build needs its report most.
@@ -122,6 +163,16 @@ pipeline {{
                         tools: [sarif(id: 'policy-gates', name: 'Policy gates', pattern: '{plan.sarif}')]
                     )
                     archiveArtifacts allowEmptyArchive: true, artifacts: '{archived}', fingerprint: true
+                    // The report links only to files beside it (report.css): Jenkins' default
+                    // Content-Security-Policy allows them, and no inline style or script.
+                    publishHTML(target: [
+                        reportName: '{HTML_REPORT_NAME}',
+                        reportDir: '{report_dir}',
+                        reportFiles: '{report_file}',
+                        allowMissing: true,
+                        alwaysLinkToLastBuild: true,
+                        keepAll: true
+                    ])
                 }}
                 success {{
                     stash name: VERDICT_STASH, includes: '{stashed}'

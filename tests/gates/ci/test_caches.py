@@ -15,6 +15,7 @@ from gates.ci.github import CACHE, CACHE_RESTORE, CACHE_SAVE, GithubRenderer
 from gates.ci.gitlab import GitlabRenderer
 from gates.ci.interface import (
     CACHE_KEY_FILES,
+    CHECKS,
     GATE_CACHE_DIR,
     HISTORY_DIR,
     CiPlan,
@@ -162,7 +163,11 @@ def test_zizmor_cache_poisoning_passes_and_would_flag_only_the_gate_jobs(
     )
     workflow.write_text(released, encoding="utf-8")
     flagged = _zizmor_jobs(tool, run_tool, workflow, "cache-poisoning")
-    assert flagged == {spec.name for spec in CiPlan.from_specs(future_specs).cached}
+    plan = CiPlan.from_specs(future_specs)
+    # Every job that installs the lock restores pip's cache (setup-python's cache: pip); the
+    # gate jobs also their gate cache. Never the deploy job, the one that holds the key.
+    installing = {spec.name for spec in (*plan.gates, *plan.always)} | {"ci-config"}
+    assert flagged == installing | {name for name, _, _ in CHECKS}
     assert "deploy" not in flagged
 
 
@@ -186,7 +191,13 @@ def test_gitlab_gate_jobs_keep_the_gate_cache_per_ref_and_inputs(future_specs):
                 "paths": [".cache/gates/"],
                 "policy": "pull-push",
                 "when": "always",
-            }
+            },
+            # and pip's cache, keyed on the lock (every job that installs keeps it)
+            {
+                "key": {"files": ["requirements.lock"], "prefix": "pip"},
+                "paths": [".cache/pip/"],
+                "policy": "pull-push",
+            },
         ], spec.name
     assert "cache" not in pipeline[plan.verdict.name]
     assert "cache" not in pipeline["ci-config"]
@@ -202,7 +213,12 @@ def test_gitlab_history_is_written_back_only_by_default_branch_pushes(future_spe
             "paths": ["history/"],
             "policy": "$GATES_HISTORY_CACHE_POLICY",
             "when": "always",
-        }
+        },
+        {
+            "key": {"files": ["requirements.lock"], "prefix": "pip"},
+            "paths": [".cache/pip/"],
+            "policy": "pull-push",
+        },
     ]
     first, rest = feedback["rules"]
     assert first["if"] == '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"'

@@ -43,7 +43,8 @@ def workflow_file(tmp_path):
 
 def test_gate_jobs_chain_in_registry_order_on_pull_requests(future_specs):
     workflow = _workflow(future_specs)
-    assert set(workflow[True]) == {"pull_request", "push"}  # YAML 1.1 reads `on` as True
+    # YAML 1.1 reads `on` as True
+    assert set(workflow[True]) == {"pull_request", "push", "workflow_dispatch"}
     assert workflow[True]["push"] == {"branches": ["main"]}
     plan = CiPlan.from_specs(future_specs)
     previous = None

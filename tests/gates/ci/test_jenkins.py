@@ -35,7 +35,15 @@ def test_stages_install_check_then_run_the_gates_in_registry_order_then_deploy(f
     text = _render(future_specs)
     plan = CiPlan.from_specs(future_specs)
     stages = re.findall(r"stage\('([^']+)'\)", text)
-    assert stages == ["gates", "install", "ci-config", *(s.name for s in plan.gates), "deploy"]
+    checks = ["tests", "typecheck"]
+    assert stages == [
+        "gates",
+        "install",
+        "ci-config",
+        *checks,
+        *(s.name for s in plan.gates),
+        "deploy",
+    ]
     check = _block(text, "stage('ci-config') {")
     assert "sh '. .venv/bin/activate && python -m gates ci render --check'" in check
     assert text.count("{") == text.count("}")

@@ -12,7 +12,12 @@ from gates import ci
 from gates.ci.interface import GENERATED_BY
 from gates.registry import GATES
 
-REPO_FILES = {".github/workflows/pipeline.yml", ".gitlab-ci.yml", "Jenkinsfile"}
+REPO_FILES = {
+    ".github/workflows/pipeline.yml",
+    ".gitlab-ci.yml",
+    "Jenkinsfile",
+    ".github/dependabot.yml",
+}
 # How each file names a gate's job or stage; positions prove the order.
 JOB_PATTERN = {
     ".github/workflows/pipeline.yml": r"^  {name}:$",
@@ -49,7 +54,10 @@ def test_renders_the_three_files_each_starting_with_the_generated_comment():
 def test_each_file_lists_the_gates_in_registry_order(specs_name, future_specs):
     specs = GATES if specs_name == "registry" else future_specs
     names = [spec.name for spec in specs]
-    for path, text in ci.render_all(specs).items():
+    rendered = ci.render_all(specs)
+    assert set(rendered) - set(JOB_PATTERN) == {".github/dependabot.yml"}  # no gates in it
+    for path in JOB_PATTERN:
+        text = rendered[path]
         positions = _positions(text, path, names)
         assert positions == sorted(positions), f"{path}: gates out of registry order"
 
