@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gates.base import Finding, GateError, Location, RunContext, Severity
+from gates.base import Finding, GateError, Location, RunContext
 from gates.cache import SKIP_PARTS
 from pipeline.fsio import atomic_write_json, atomic_write_text
 
@@ -189,9 +189,6 @@ def suppressions(path: Path) -> Iterator[Suppression]:
             yield Suppression(kind, path, token.start[0], codes, comment.strip())
 
 
-_SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "note"}
-
-
 def write_sarif(
     path: Path,
     findings: Sequence[Finding],
@@ -199,42 +196,34 @@ def write_sarif(
     tool: str,
     version: str,
     info_uri: str,
+    native: str | None = None,
+    root: Path | None = None,
+    gate: str | None = None,
 ) -> None:
-    """Write findings that carry a file location as a SARIF 2.1.0 log (atomically)."""
+    """Write the findings that carry a file location as a SARIF 2.1.0 log (atomically).
+
+    With ``native`` (the tool's own SARIF output, ``root`` the project), the tool's run comes
+    first, holding the results behind these findings with the tool's rule descriptions and help
+    links; the findings it has no result for (the gate's own rules) follow in a second run,
+    named ``gates <gate>``. Without it, one run named ``tool`` holds them all.
+    """
+    from gates import sarif_log  # noqa: PLC0415 - keeps this module import-light
+
     located = [f for f in findings if f.location.path]
-    rules = sorted({f.rule for f in located})
-    results = []
-    for finding in located:
-        region = {"startLine": finding.location.line} if finding.location.line else {}
-        physical: dict[str, Any] = {"artifactLocation": {"uri": finding.location.path}}
-        if region:
-            physical["region"] = region
-        results.append(
-            {
-                "ruleId": finding.rule,
-                "level": _SARIF_LEVEL[finding.severity],
-                "message": {"text": finding.message},
-                "locations": [{"physicalLocation": physical}],
-            }
+    runs = []
+    own_name, own_version = tool, version
+    if native is not None:
+        adopted, located = sarif_log.adopt_run(
+            native, tool=tool, root=root or Path.cwd(), findings=located
         )
-    log = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": tool,
-                        "version": version,
-                        "informationUri": info_uri,
-                        "rules": [{"id": rule} for rule in rules],
-                    }
-                },
-                "results": results,
-            }
-        ],
-    }
-    atomic_write_json(path, log)
+        runs.append(adopted)
+        own_name, own_version = f"gates {gate or tool}", ""
+    runs.append(
+        sarif_log.own_run(
+            located, name=own_name, version=own_version or None, info_uri=info_uri, gate=gate
+        )
+    )
+    atomic_write_json(path, sarif_log.log(runs))
 
 
 def keep_raw(path: Path, text: str) -> None:

@@ -38,6 +38,7 @@ from gates._tools import (
 from gates.base import Finding, Gate, GateError, Location, Outcome, Reads, RunContext
 from gates.cache import SKIP_PARTS
 from gates.compiled import find_compiled
+from gates.sarif_log import docs_uri
 
 _TIMEOUT = 600
 _VERSION = re.compile(r"ruff \d+\.\d+\.\d+\S*")
@@ -352,12 +353,23 @@ class LintGate(Gate):
         if not _VERSION.fullmatch(version):
             msg = f"'ruff --version' printed {version[:200]!r}, not ruff's version line"
             raise GateError(msg)
+        # ruff's own SARIF (rule descriptions, help links) for code scanning: same files, same
+        # configuration; the decisions above come from its JSON.
+        native = run_module(
+            "ruff", "check", "--output-format", "sarif", *common[2:], cwd=root, timeout=_TIMEOUT
+        )
+        if native.returncode not in (0, 1):
+            msg = f"ruff check --output-format sarif exited {native.returncode}: {native.tail()}"
+            raise GateError(msg)
         write_sarif(
             context.reports_dir / "lint.sarif",
             findings,
             tool="ruff",
             version=version.removeprefix("ruff "),
-            info_uri="https://docs.astral.sh/ruff/",
+            info_uri=docs_uri(root, "docs/supply-chain.md"),
+            native=native.stdout,
+            root=root,
+            gate=self.name,
         )
         return Outcome.judge(
             findings,

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 from gates import unsafe_load
 from gates._tools import (
     Suppression,
+    ToolRun,
     check_paths,
     keep_raw,
     parse_json,
@@ -49,6 +50,7 @@ from gates.base import (
     RunContext,
     Severity,
 )
+from gates.sarif_log import docs_uri
 
 _TIMEOUT = 900
 _LEVELS = {"UNDEFINED": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
@@ -99,9 +101,11 @@ def load_baseline(path: Path, root: Path) -> Counter[BaselineKey]:
         raise GateError(msg) from None
 
 
-def _bandit(context: RunContext, present: list[str], exclude: list[str]) -> dict[str, Any]:
+def _bandit(
+    context: RunContext, present: list[str], exclude: list[str], *, output: str = "json"
+) -> ToolRun:
     # --ignore-nosec: the gate applies nosec comments itself (see the module docstring).
-    args = ["-r", "-f", "json", "-q", "--ignore-nosec"]
+    args = ["-r", "-f", output, "-q", "--ignore-nosec"]
     args += ["--severity-level", "all", "--confidence-level", "all"]
     if exclude:
         args += ["-x", ",".join(exclude)]
@@ -112,6 +116,16 @@ def _bandit(context: RunContext, present: list[str], exclude: list[str]) -> dict
         ini.write_text("[bandit]\n", encoding="utf-8")
         args += ["--ini", str(ini)]
         run = run_module("bandit", *args, "--", *present, cwd=context.root, timeout=_TIMEOUT)
+    if output != "json":
+        if run.returncode not in (0, 1):
+            msg = f"bandit -f {output} exited {run.returncode}: {run.tail()}"
+            raise GateError(msg)
+        return run
+    return run
+
+
+def _bandit_json(context: RunContext, present: list[str], exclude: list[str]) -> dict[str, Any]:
+    run = _bandit(context, present, exclude)
     keep_raw(context.reports_dir / "sast.bandit.json", run.stdout)
     # bandit: 0 no issue at the requested levels, 1 issues found; anything else is a failure
     # to run (2 = bad arguments). Both 0 and 1 must come with a JSON report.
@@ -185,7 +199,7 @@ class SastGate(Gate):
                         policy_key="[sast].exclude",
                     )
                 )
-        data = _bandit(context, present, exclude)
+        data = _bandit_json(context, present, exclude)
         for error in data["errors"]:
             shown = relative(str(error.get("filename", "?")), root)
             findings.append(
@@ -269,13 +283,7 @@ class SastGate(Gate):
             for u in unsafe
         ]
         version = data.get("metrics", {}).get("_totals", {})
-        write_sarif(
-            context.reports_dir / "sast.sarif",
-            findings,
-            tool="bandit+unsafe_load",
-            version=_bandit_version(),
-            info_uri="https://bandit.readthedocs.io/",
-        )
+        _write_sarif(context, present, exclude, findings)
         return Outcome.judge(
             findings,
             passed=f"bandit and unsafe-load clean over {len(files)} file(s) "
@@ -295,6 +303,24 @@ class SastGate(Gate):
             },
             artifacts=report_artifacts(context, "sast.sarif", "sast.bandit.json"),
         )
+
+
+def _write_sarif(
+    context: RunContext, present: list[str], exclude: list[str], findings: list[Finding]
+) -> None:
+    """``sast.sarif``: bandit's own SARIF (rule names, help links, CWE tags) for the results the
+    gate kept (its decisions come from the JSON scan), then the gate's own findings."""
+    native = _bandit(context, present, exclude, output="sarif")  # a second, identical scan
+    write_sarif(
+        context.reports_dir / "sast.sarif",
+        findings,
+        tool="bandit",
+        version=_bandit_version(),
+        info_uri=docs_uri(context.root, "docs/supply-chain.md"),
+        native=native.stdout,
+        root=context.root,
+        gate=SastGate.name,
+    )
 
 
 def _nosec_findings(nosecs: list[Suppression], root: Path) -> list[Finding]:

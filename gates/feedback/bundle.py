@@ -28,6 +28,7 @@ class ReportBundle:
     history_count: int | None = None  # records in the whole history; None: len(history)
     feedback_status: str = "PASSED"
     metrics: dict[str, float] = field(default_factory=dict)
+    policy_path: Path | None = None  # the policy file itself; None: root / policy_file
 
     @property
     def records(self) -> int:

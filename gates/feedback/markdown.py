@@ -69,6 +69,17 @@ def render(bundle: ReportBundle) -> str:
             f"| {escape(gate.name)} | {_ICONS[result.status.value]} {result.status.value} | "
             f"{result.duration_seconds:.1f}s | {reason} |"
         )
+    warnings = [
+        (result.gate, finding)
+        for result in bundle.results()
+        for finding in result.findings
+        if finding.severity is Severity.WARNING
+    ]
+    if warnings:
+        lines += ["", f"### ⚠️ Warnings ({len(warnings)})", ""]
+        for source, finding in warnings:
+            key = f" ({code(finding.policy_key)})" if finding.policy_key else ""
+            lines.append(f"- {escape(source)}: {code(finding.rule)} {escape(finding.message)}{key}")
     scores = [d for d in bundle.deltas if d.metric.endswith((".mean", ".holdout"))]
     if scores:
         window = "recent runs"

@@ -24,6 +24,7 @@ from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
 
 SUMMARY_FILE = "summary.md"
 HTML_FILE = "report.html"
+CSS_FILE = html.CSS_FILE
 JUNIT_FILE = "junit.xml"
 SARIF_FILE = sarif.MERGED
 CODE_QUALITY_FILE = "gl-code-quality.json"
@@ -103,6 +104,7 @@ class FeedbackGate(Gate):
             head=head,
             champion=champion,
             metrics=metrics,
+            policy_path=policy.path,
         )
         written_files = self._write_reports(bundle, context, findings)
         exposition = prom.build(bundle, timestamp=time.time())
@@ -148,12 +150,18 @@ class FeedbackGate(Gate):
         out = context.reports_dir
         data = context.policy.policy.data
         atomic_write_text(out / SUMMARY_FILE, markdown.render(bundle))
+        thresholds = {
+            str(metric): {"min_mean": bars.min_mean, "min_fold": bars.min_fold}
+            for metric, bars in context.policy.policy.cv.thresholds.items()
+        }
+        atomic_write_text(out / CSS_FILE, html.stylesheet())
         atomic_write_text(
             out / HTML_FILE,
             html.render(
                 bundle,
                 classes=list(data.classes),
                 positive=data.positive_class or data.classes[-1],
+                thresholds=thresholds,
             ),
         )
         atomic_write_text(out / JUNIT_FILE, junit.render(bundle))
@@ -165,7 +173,7 @@ class FeedbackGate(Gate):
             out / CODE_QUALITY_FILE,
             json.dumps(codequality.render(bundle), indent=2, sort_keys=True) + "\n",
         )
-        return [SUMMARY_FILE, HTML_FILE, JUNIT_FILE, SARIF_FILE, CODE_QUALITY_FILE]
+        return [SUMMARY_FILE, HTML_FILE, CSS_FILE, JUNIT_FILE, SARIF_FILE, CODE_QUALITY_FILE]
 
     def _mlflow(
         self,

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 import zlib
+from html.parser import HTMLParser
 from pathlib import Path
 
 import jsonschema
@@ -90,6 +91,8 @@ def failed_run(tmp_path_factory, passed_chain):
         ],
     }
     (reports / "other-tool.sarif").write_text(json.dumps(tool))
+    # The same log again under another name: merged.sarif must still list its result once.
+    (reports / "other-tool-copy.sarif").write_text(json.dumps(tool))
     (reports / "broken.sarif").write_text("{not json")
     summary = run_chain(
         [],
@@ -155,9 +158,10 @@ def test_merged_sarif_is_valid_sarif_2_1_0_and_merges_other_tools(failed_run):
     log = json.loads((failed_run / "reports" / "merged.sarif").read_text())
     jsonschema.validate(log, schema)
     drivers = [run["tool"]["driver"]["name"] for run in log["runs"]]
-    # The planted bandit log, the lint and sast gates' own SARIF, then the gates' findings.
+    # The planted bandit log, the lint and sast gates' own SARIF (ruff's and bandit's own runs,
+    # then each gate's own rules), then the findings no tool run holds.
     assert drivers[-1] == "secure-ml-pipeline gates"
-    assert {"bandit", "ruff", "bandit+unsafe_load"} <= set(drivers)
+    assert {"bandit", "ruff", "Bandit", "gates lint", "gates sast"} <= set(drivers)
     ours = log["runs"][-1]["results"]
     cv = [r for r in ours if r["ruleId"] == "CV001"]
     assert cv[0]["level"] == "error"
@@ -399,3 +403,267 @@ def test_roc_points_and_area_match_scikit_learn():
     assert np.allclose(fpr, ref_fpr)
     assert np.allclose(tpr, ref_tpr)
     assert abs(trapezoid_area(fpr, tpr) - roc_auc_score(truth, scores)) < 1e-12
+
+
+# -- issue 17: reports that code scanning, GitLab and Jenkins read well ---------------------------
+
+
+def _results(log: dict) -> list[tuple]:
+    found = []
+    for run in log["runs"]:
+        for result in run.get("results", []):
+            physical = result["locations"][0]["physicalLocation"]
+            found.append(
+                (
+                    result["ruleId"],
+                    physical["artifactLocation"]["uri"],
+                    physical.get("region", {}).get("startLine"),
+                    result["message"]["text"],
+                )
+            )
+    return found
+
+
+def _codeql_action_schema() -> jsonschema.protocols.Validator:
+    """The schema github/codeql-action v4.30.8 (upload-sarif) validates uploads against."""
+    schema = json.loads((ASSETS / "sarif-schema-2.1.0.codeql-action.json").read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_merged_sarif_is_valid_against_the_schema_the_upload_action_uses(failed_run):
+    log = json.loads((failed_run / "reports" / "merged.sarif").read_text())
+    validator = _codeql_action_schema()
+    assert list(validator.iter_errors(log)) == []
+    assert list(validator.iter_errors({"version": "2.1.0", "runs": [{"results": []}]}))
+
+
+def test_merged_sarif_lists_no_result_twice(failed_run):
+    log = json.loads((failed_run / "reports" / "merged.sarif").read_text())
+    found = _results(log)
+    assert len(found) == len(set(found)), [r for r in found if found.count(r) > 1]
+    assert sum(1 for r in found if r[0] == "B301") == 1  # planted in two files, listed once
+
+
+def test_policy_findings_point_at_the_line_of_their_key_in_policy_toml(failed_run):
+    lines = (failed_run / "policy.toml").read_text().splitlines()
+    expected = next(i for i, line in enumerate(lines, 1) if line.startswith("min_mean = 0.999"))
+    log = json.loads((failed_run / "reports" / "merged.sarif").read_text())
+    (cv,) = [r for r in _results(log) if r[0] == "CV001"]
+    assert cv[1:3] == ("policy.toml", expected)
+    issues = json.loads((failed_run / "reports" / "gl-code-quality.json").read_text())
+    (issue,) = [i for i in issues if i["check_name"] == "CV001"]
+    assert issue["location"] == {"path": "policy.toml", "lines": {"begin": expected}}
+
+
+def test_merged_sarif_names_a_real_information_uri(failed_run, monkeypatch, tmp_path):
+    from gates.sarif_log import docs_uri
+
+    log = json.loads((failed_run / "reports" / "merged.sarif").read_text())
+    for run in log["runs"][1:]:  # the first is the planted log, which has none
+        uri = run["tool"]["driver"].get("informationUri", "")
+        assert "example.invalid" not in uri
+    ours = log["runs"][-1]["tool"]["driver"]["informationUri"]
+    assert ours == (failed_run / "docs" / "feedback.md").resolve().as_uri()
+    from tests.conftest import REPO
+
+    assert Path(docs_uri(REPO, "docs/feedback.md").removeprefix("file://")).is_file()
+    for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_SHA", "CI_PROJECT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "team/model")
+    monkeypatch.setenv("GITHUB_SHA", "a" * 40)
+    assert docs_uri(tmp_path, "docs/feedback.md") == (
+        f"https://github.com/team/model/blob/{'a' * 40}/docs/feedback.md"
+    )
+    monkeypatch.setenv("GITHUB_SHA", "main; rm -rf /")  # not a commit: the local file instead
+    assert docs_uri(tmp_path, "docs/feedback.md").startswith("file://")
+
+
+def _bundle(tmp_path, findings, *, gate="audit", artifacts=None):
+    from gates.base import GateResult, Status
+    from gates.feedback.bundle import ReportBundle
+    from gates.feedback.collect import GateView, RunView
+
+    result = GateResult(
+        gate=gate,
+        status=Status.FAILED
+        if any(f.severity is Severity.ERROR for f in findings)
+        else Status.PASSED,
+        summary="s",
+        run_id="r1",
+        inputs={},
+        findings=tuple(findings),
+        duration_seconds=0.5,
+        started="2026-11-22T00:00:00+00:00",
+        artifacts=artifacts or {},
+    )
+    (tmp_path / "policy.toml").write_text("[audit]\nmax_age_days = 90\n\n[cv]\nfolds = 5\n")
+    return ReportBundle(
+        view=RunView(
+            run_id="r1", gates=(GateView(gate, "", result), GateView("gate", "", None, "no report"))
+        ),
+        root=tmp_path,
+        reports_dir=tmp_path,
+        policy_file="policy.toml",
+        commit="abc",
+        deltas=(),
+        findings=(),
+        history=(),
+        head="0" * 64,
+    )
+
+
+def test_code_quality_fingerprints_ignore_the_numbers_in_messages(tmp_path):
+    from gates.feedback import codequality
+
+    def issues(age: int, score: float) -> list[dict]:
+        findings = [
+            Finding(
+                "AUD007",
+                f"advisory snapshot ../shared/advisory-db is {age} days old (newest 2024-10-10)",
+                severity=Severity.WARNING,
+                policy_key="[audit].max_age_days",
+            ),
+            Finding("CV001", f"accuracy mean {score} below 0.93", policy_key="[cv].folds"),
+            Finding("CV001", f"accuracy mean {score + 0.01} below 0.93", policy_key="[cv].folds"),
+        ]
+        return codequality.render(_bundle(tmp_path, findings))
+
+    monday, tuesday = issues(783, 0.91234), issues(784, 0.90871)
+    assert [i["fingerprint"] for i in monday] == [i["fingerprint"] for i in tuesday]
+    assert monday[0]["description"] != tuesday[0]["description"]  # the text still says the age
+    # Two problems that differ only in their numbers are still two issues.
+    assert len({i["fingerprint"] for i in monday}) == 3
+    assert monday[0]["location"] == {"path": "policy.toml", "lines": {"begin": 2}}
+    other = codequality.render(
+        _bundle(tmp_path, [Finding("AUD008", "advisory snapshot is 783 days old")])
+    )
+    assert other[0]["fingerprint"] != monday[0]["fingerprint"]  # another rule, another issue
+    assert codequality.stable_text("run 20261205T141359Z, sha 5031607b78e7, 0.97") == (
+        "run #T#Z, sha #, #"
+    )
+
+
+def test_a_gates_own_sarif_is_merged_once_and_a_stale_one_not_at_all(tmp_path):
+    from gates._tools import write_sarif
+    from gates.base import Location
+    from gates.feedback import sarif
+    from pipeline.fsio import sha256_file
+
+    finding = Finding("LINT004", "blanket noqa", location=Location(path="a.py", line=3))
+    write_sarif(tmp_path / "lint.sarif", [finding], tool="ruff", version="1", info_uri="file:///x")
+    artifacts = {"lint.sarif": sha256_file(tmp_path / "lint.sarif")}
+    bundle = _bundle(tmp_path, [finding], gate="lint", artifacts=artifacts)
+    log, problems = sarif.render(bundle)
+    assert problems == []
+    assert [r[0] for r in _results(log)] == ["LINT004"]  # from lint.sarif, not again
+    assert list(_codeql_action_schema().iter_errors(log)) == []
+    # A lint.sarif this run's lint gate did not write (left from another run, or planted).
+    (tmp_path / "lint.sarif").write_text((tmp_path / "lint.sarif").read_text() + " ")
+    log, problems = sarif.render(bundle)
+    assert len(problems) == 1
+    assert "lint.sarif: not merged" in problems[0]
+    assert [(r[0], r[1]) for r in _results(log)] == [("LINT004", "a.py")]  # from the report
+
+
+def test_warnings_reach_the_summary_and_the_html_report(tmp_path):
+    from gates.feedback import html
+
+    findings = [
+        Finding(
+            "AUD007",
+            "advisory snapshot ../shared/advisory-db is 783 days old",
+            severity=Severity.WARNING,
+            policy_key="[audit].max_age_days",
+        ),
+    ]
+    bundle = _bundle(tmp_path, findings)
+    text = markdown.render(bundle)
+    assert "### ⚠️ Warnings (1)" in text
+    assert "783 days old" in text
+    assert "`AUD007`" in text
+    page = html.render(bundle, classes=["a", "b"], positive="b")
+    assert 'id="warnings"' in page
+    assert "783 days old" in page
+    assert "<code>[audit].max_age_days</code>" in page
+
+
+def test_a_passing_runs_development_key_warning_is_in_summary_and_html(passed_run):
+    text = (passed_run / "reports" / "summary.md").read_text(encoding="utf-8")
+    page = (passed_run / "reports" / "report.html").read_text(encoding="utf-8")
+    artifacts = json.loads((passed_run / "reports" / "artifacts.json").read_text())
+    warned = [f for f in artifacts["findings"] if f["severity"] == "warning"]
+    assert [f["rule"] for f in warned] == ["ART010"]
+    assert "`ART010`" in text
+    assert "DEVELOPMENT key" in text
+    assert 'id="warnings"' in page
+    assert "ART010" in page
+
+
+class _Inline(HTMLParser):
+    """Everything a Content-Security-Policy without 'unsafe-inline' would block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocked: list[str] = []
+        self.stylesheets: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        names = {name.lower(): value for name, value in attrs}
+        if tag in ("style", "script"):
+            self.blocked.append(f"<{tag}>")
+        if "style" in names:
+            self.blocked.append(f"<{tag} style=...>")
+        self.blocked += [f"<{tag} {n}=...>" for n in names if n.startswith("on")]
+        if tag == "link" and names.get("rel") == "stylesheet":
+            self.stylesheets.append(names.get("href", ""))
+
+
+def test_html_report_has_no_inline_style_or_script(passed_run, failed_run):
+    for root in (passed_run, failed_run):
+        page = (root / "reports" / "report.html").read_text(encoding="utf-8")
+        parser = _Inline()
+        parser.feed(page)
+        assert parser.blocked == [], root
+        assert parser.stylesheets == ["report.css"]
+        assert (root / "reports" / "report.css").is_file()  # beside it: style-src 'self'
+        assert "style-src 'self'" in page
+        assert "unsafe-inline" not in page
+    planted = _Inline()
+    planted.feed('<p style="x"><svg><text onload="y"></text></svg><style></style></p>')
+    assert planted.blocked == ["<p style=...>", "<text onload=...>", "<style>"]
+
+
+def test_failed_html_report_names_rules_and_policy_keys_first(failed_run):
+    page = (failed_run / "reports" / "report.html").read_text(encoding="utf-8")
+    failures = page[page.index('id="failures"') : page.index('id="gates"')]
+    assert "<code>CV001</code>" in failures
+    assert "<code>[cv.thresholds.accuracy].min_mean</code>" in failures
+    assert "artifacts" in failures  # skipped after cv: listed with its reason
+
+
+def test_html_charts_have_axes_legends_thresholds_and_failed_runs(failed_run):
+    from gates.feedback import html
+
+    page = (failed_run / "reports" / "report.html").read_text(encoding="utf-8")
+    assert page.count('class="axis"') >= 8  # two labelled axes per chart
+    assert page.count('<ul class="legend">') >= 3
+    assert "threshold: min_mean" in page
+    assert "threshold: min_fold" in page
+    assert "fold 1" in page
+    history = [
+        {
+            "run_id": f"r{i}",
+            "verdict": "FAILED" if i == 2 else "PASSED",
+            "metrics": {"cv.accuracy.mean": 0.9 + i / 100, "data.flag_rate": 0.01 * i},
+            "gates": {"cv": {"duration_seconds": 1.0 + i}, "data": {"duration_seconds": 2.0}},
+        }
+        for i in range(4)
+    ]
+    means, rates, durations = html.history_plots(history)
+    assert "run that did not pass" in means
+    assert means.count("did not pass</title>") == 1  # run r2 only
+    assert "flag rate (% of rows)" in rates
+    assert "r3: 3.0000</title>" in rates  # 0.03 of the rows, shown as 3 %
+    assert "Gate durations per run" in durations
+    assert "seconds" in durations
