@@ -24,10 +24,11 @@ from typing import Any
 from gates.base import Finding, Severity
 from gates.feedback.bundle import ReportBundle
 from gates.feedback.collect import flagged_rows
+from gates.sarif_log import policy_line
 
 HOLDOUT_FILE = "cv.holdout.csv"
 CSS_FILE = "report.css"
-_W, _H, _PAD, _BOTTOM = 560, 280, 56, 44
+_W, _H, _PAD, _BOTTOM = 560, 290, 56, 58
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 _FAILED = "#c62828"
 _STATUSES = ("PASSED", "FAILED", "ERRORED", "SKIPPED", "NOT_RUN", "INCOMPLETE")
@@ -171,10 +172,18 @@ def bar_chart(
                 f'stroke-width="2" stroke-dasharray="5 3"><title>{escape(name)} {escape(kind)} '
                 f"{value:.4f}</title></line>"
             )
-        parts.append(
-            f'<text x="{_PAD + 6 + g * slot + slot / 2 - 6:.1f}" y="{_H - _BOTTOM + 14}" '
-            f'text-anchor="middle">{escape(name[:22])}</text>'
-        )
+        x = _PAD + 6 + g * slot + slot / 2 - 6
+        if slot >= 7 * min(len(name), 22):  # the name fits under its group
+            parts.append(
+                f'<text x="{x:.1f}" y="{_H - _BOTTOM + 14}" text-anchor="middle">'
+                f"{escape(name[:22])}</text>"
+            )
+        else:  # slanted, so that neighbours do not overlap
+            y = _H - _BOTTOM + 10
+            parts.append(
+                f'<text x="{x:.1f}" y="{y}" text-anchor="end" transform="rotate(-30 {x:.1f} '
+                f'{y})">{escape(name[:14])}</text>'
+            )
     count = max(len(vs) for vs in groups.values())
     legend = [
         (bar_names[b] if b < len(bar_names) else f"#{b + 1}", _COLORS[b % len(_COLORS)], "box")
@@ -467,18 +476,30 @@ def _thresholds(
     return lines
 
 
-def _where(finding: Finding) -> str:
-    if not finding.location.path:
+def _where(finding: Finding, bundle: ReportBundle, policy: str | None) -> str:
+    """``path:line``; a finding about the policy file at the line of its key."""
+    path, line = finding.location.path, finding.location.line
+    if line is None and policy is not None and path in (None, "", bundle.policy_file):
+        line = policy_line(policy, finding.policy_key)
+        path = bundle.policy_file if line else path
+    if not path:
         return ""
-    line = f":{finding.location.line}" if finding.location.line else ""
-    return f"{finding.location.path}{line}"
+    return f"{path}:{line}" if line else path
 
 
-def _finding_rows(pairs: Sequence[tuple[str, Finding]]) -> str:
+def _policy_text(bundle: ReportBundle) -> str | None:
+    try:
+        return (bundle.policy_path or bundle.root / bundle.policy_file).read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _finding_rows(bundle: ReportBundle, pairs: Sequence[tuple[str, Finding]]) -> str:
+    policy = _policy_text(bundle)
     return "".join(
         f"<tr><td>{escape(gate)}</td><td><code>{escape(f.rule)}</code></td>"
         f"<td>{f'<code>{escape(f.policy_key)}</code>' if f.policy_key else ''}</td>"
-        f"<td>{escape(_where(f))}</td><td>{escape(f.message[:600])}</td></tr>"
+        f"<td>{escape(_where(f, bundle, policy))}</td><td>{escape(f.message[:600])}</td></tr>"
         for gate, f in pairs
     )
 
@@ -502,7 +523,7 @@ def _failures(bundle: ReportBundle) -> str:
     return (
         '<h2>Why it did not pass</h2><table id="failures"><tr><th>gate</th><th>rule</th>'
         "<th>policy key</th><th>where</th><th>message</th></tr>"
-        f"{_finding_rows(pairs)}{missing}</table>"
+        f"{_finding_rows(bundle, pairs)}{missing}</table>"
     )
 
 
@@ -523,7 +544,7 @@ def _warnings(bundle: ReportBundle) -> str:
     return (
         f'<h2>Warnings ({len(pairs)})</h2><table id="warnings" class="warn"><tr><th>gate</th>'
         "<th>rule</th><th>policy key</th><th>where</th><th>message</th></tr>"
-        f"{_finding_rows(pairs)}</table>"
+        f"{_finding_rows(bundle, pairs)}</table>"
     )
 
 

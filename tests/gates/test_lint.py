@@ -53,6 +53,15 @@ def test_a_ruff_diagnostic_fails_with_rule_file_and_line(project: Any) -> None:
     result = sarif["runs"][0]["results"][0]
     assert result["ruleId"] == "F401"
     assert result["locations"][0]["physicalLocation"]["region"]["startLine"] == 3
+    # ruff's own SARIF run (issue 17): its rule description and help link, a relative path.
+    driver = sarif["runs"][0]["tool"]["driver"]
+    assert driver["name"] == "ruff"
+    (rule,) = driver["rules"]
+    assert rule["id"] == "F401"
+    assert "unused" in rule["fullDescription"]["text"].lower()
+    assert rule["helpUri"].startswith("https://docs.astral.sh/ruff/rules/")
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "src/app.py"
+    assert result["level"] == "error"
 
 
 def test_unformatted_code_fails(project: Any) -> None:

@@ -54,6 +54,18 @@ def test_shell_true_fails(project: Any) -> None:
     assert finding.policy_key == "[sast].severity / [sast].confidence"
     sarif = json.loads((project.root / "reports" / "sast.sarif").read_text())
     assert "B602" in {r["ruleId"] for r in sarif["runs"][0]["results"]}
+    # bandit's own SARIF run (issue 17): rule names, help links and CWE tags, relative paths.
+    driver = sarif["runs"][0]["tool"]["driver"]
+    assert driver["name"] == "Bandit"
+    rule = next(r for r in driver["rules"] if r["id"] == "B602")
+    assert rule["name"] == "subprocess_popen_with_shell_equals_true"
+    assert rule["helpUri"].startswith("https://bandit.readthedocs.io/")
+    result = next(r for r in sarif["runs"][0]["results"] if r["ruleId"] == "B602")
+    physical = result["locations"][0]["physicalLocation"]
+    assert physical["artifactLocation"]["uri"] == "src/app.py"
+    assert physical["region"]["startLine"] == 8
+    assert result["level"] == "error"  # the gate's threshold decides, not bandit's default
+    assert "ruleIndex" not in result  # the rules were cut down to those used
 
 
 def test_a_file_bandit_cannot_parse_does_not_pass(project: Any) -> None:

@@ -639,6 +639,9 @@ def test_failed_html_report_names_rules_and_policy_keys_first(failed_run):
     failures = page[page.index('id="failures"') : page.index('id="gates"')]
     assert "<code>CV001</code>" in failures
     assert "<code>[cv.thresholds.accuracy].min_mean</code>" in failures
+    lines = (failed_run / "policy.toml").read_text().splitlines()
+    number = next(i for i, line in enumerate(lines, 1) if line.startswith("min_mean = 0.999"))
+    assert f"<td>policy.toml:{number}</td>" in failures
     assert "artifacts" in failures  # skipped after cv: listed with its reason
 
 
