@@ -670,3 +670,29 @@ def test_html_charts_have_axes_legends_thresholds_and_failed_runs(failed_run):
     assert "r3: 3.0000</title>" in rates  # 0.03 of the rows, shown as 3 %
     assert "Gate durations per run" in durations
     assert "seconds" in durations
+
+
+def test_the_same_tool_log_under_two_names_is_listed_once(tmp_path):
+    from gates.feedback import sarif
+
+    tool = {
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "other", "rules": [{"id": "X1"}]}},
+                "results": [
+                    {
+                        "ruleId": "X1",
+                        "message": {"text": "m"},
+                        "locations": [{"physicalLocation": {"artifactLocation": {"uri": "a.py"}}}],
+                    }
+                ]
+                * 2,  # and one result twice inside the run
+            }
+        ],
+    }
+    for name in ("one.sarif", "two.sarif"):
+        (tmp_path / name).write_text(json.dumps(tool))
+    log, problems = sarif.render(_bundle(tmp_path, []))
+    assert problems == []
+    assert [r[0] for r in _results(log)] == ["X1"]
