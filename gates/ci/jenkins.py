@@ -40,10 +40,10 @@ GATE_CACHE_SUFFIX = "@gates-cache"
 # (its first 16 hex digits): a new lock starts a new folder. pip checks every cached wheel
 # against the lock's hashes; the deploy stage uses none.
 PIP_CACHE_SUFFIX = "@pip-cache"
+PIP_CACHE_ROOT = "PIP_CACHE_ROOT"
 PIP_CACHE_EXPORT = (
-    'export PIP_CACHE_DIR="$WORKSPACE'
-    + PIP_CACHE_SUFFIX
-    + f'/$(cat {" ".join(PIP_CACHE_KEY_FILES)} | sha256sum | cut -c1-16)"'
+    f'export PIP_CACHE_DIR="${PIP_CACHE_ROOT}/'
+    f'$(cat {" ".join(PIP_CACHE_KEY_FILES)} | sha256sum | cut -c1-16)"'
 )
 # The HTML report's name in the build's side panel (HTML Publisher plugin).
 HTML_REPORT_NAME = "Pipeline report"
@@ -79,12 +79,9 @@ class JenkinsRenderer(CiRenderer):
         checks = "".join(
             f"""\
                 stage('{name}') {{
-                    environment {{
-                        {TEST_EXTRAS_ENV} = 'yes'  // every optional extra, so that no test skips
-                    }}
                     steps {{
                         // {what}: a failure marks the build FAILURE; the gates still run.
-                        catchError(buildResult: 'FAILURE', stageResult: 'FAILURE') {{
+                        catchError(message: '{name} failed', stageResult: STAGE_FAILED) {{
                             sh '''
                                 {PIP_CACHE_EXPORT}
                                 . .venv/bin/activate
@@ -106,6 +103,8 @@ class JenkinsRenderer(CiRenderer):
 
 // The verdict's reports and artifacts, carried from the gates' workspace to the deploy stage's.
 final String VERDICT_STASH = 'verdict'
+// How a failed tests or typecheck stage shows (the build is marked FAILURE too).
+final String STAGE_FAILED = 'FAILURE'
 
 pipeline {{
     agent none
@@ -133,6 +132,10 @@ pipeline {{
                 // history (history/, git-ignored) stays in the workspace, kept between builds
                 // the same way; the feedback stage verifies its hash chain.
                 {CACHE_DIR} = "${{env.WORKSPACE}}{GATE_CACHE_SUFFIX}"
+                // pip's download cache beside it, one folder per digest of the lock.
+                {PIP_CACHE_ROOT} = "${{env.WORKSPACE}}{PIP_CACHE_SUFFIX}"
+                // The tests install every optional extra, so that no test skips for one.
+                {TEST_EXTRAS_ENV} = 'on'
             }}
             stages {{
                 stage('install') {{

@@ -154,17 +154,22 @@ def test_jenkins_timestamps_publishes_the_html_and_keys_pips_cache_on_the_lock(f
     ):
         assert setting in publish
     assert text.index("publishHTML(") < text.index("success {")  # in post { always { } }
-    export = 'export PIP_CACHE_DIR="$WORKSPACE@pip-cache/$(cat requirements.lock | sha256sum | cut -c1-16)"'
+    export = (
+        'export PIP_CACHE_DIR="$PIP_CACHE_ROOT/$(cat requirements.lock | sha256sum | cut -c1-16)"'
+    )
+    assert "final String STAGE_FAILED = 'FAILURE'" in text
+    assert 'PIP_CACHE_ROOT = "${env.WORKSPACE}@pip-cache"' in text
+    assert "GATES_TEST_EXTRAS = 'on'" in text
     install = text[text.index("stage('install')") : text.index("stage('ci-config')")]
     assert export in install
     deploy = text[text.index("stage('deploy')") :]
-    assert "PIP_CACHE_DIR" not in deploy
+    assert "PIP_CACHE" not in deploy
     for name, command, _ in CHECKS:
         stage = text[text.index(f"stage('{name}')") :]
         stage = stage[: stage.index("stage(", 1)]
         assert export in stage
         assert command in stage
-        assert "catchError(buildResult: 'FAILURE', stageResult: 'FAILURE')" in stage
+        assert f"catchError(message: '{name} failed', stageResult: STAGE_FAILED)" in stage
     assert text.index("stage('tests')") < text.index("stage('lint')")
 
 
