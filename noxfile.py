@@ -226,6 +226,14 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=False, requires=["env"], default=False)
+def init(session: nox.Session) -> None:
+    """Start from your own CSV: ``nox -s init -- DATA.csv --label COLUMN [--id C] [--force]``."""
+    if not session.posargs:
+        session.error("usage: nox -s init -- DATA.csv --label COLUMN [--id COLUMN] [--force]")
+    _gates(session, "init", *session.posargs)
+
+
+@nox.session(python=False, requires=["env"], default=False)
 def approve(session: nox.Session) -> None:
     """Approve the current data file: check its contract and rewrite the data lock."""
     _gates(session, "data", "approve")
