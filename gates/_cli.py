@@ -276,7 +276,7 @@ def _data(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
 def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
     import json  # noqa: PLC0415
 
-    from gates import console  # noqa: PLC0415
+    from gates import closing, console  # noqa: PLC0415
     from gates.cache import disabled_by_env  # noqa: PLC0415
     from gates.registry import NAMES, spec  # noqa: PLC0415
     from gates.runner import run_chain  # noqa: PLC0415
@@ -314,12 +314,17 @@ def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
     if fmt == "json":
         return code
+    # The warnings of what this command ran, then the verdict: the last line (gates/closing.py).
+    for line in closing.warning_lines([r.to_dict() for r in summary.results]):
+        human.write(f"{line}\n")
     if any(r.gate == VERDICT.name for r in summary.results):
-        human.write(f"verdict: {word} (run {summary.run_id}, reports in {reports})\n")
         for result in summary.results:
             if spec(result.gate).always and not result:
                 # Say which part failed when the gates passed but the feedback stage did not.
                 human.write(f"  {result.gate} {result.status.value}: {result.summary}\n")
+        html = reports / closing.REPORT_HTML
+        where = f"report: {html}" if html.is_file() else f"reports in {reports}"
+        human.write(f"verdict: {word} (run {summary.run_id}; {where})\n")
     elif code != EXIT_OK:
         stopped = ", ".join(r.gate for r in summary.results if not r)
         human.write(
