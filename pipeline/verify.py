@@ -10,6 +10,8 @@ the model file must be exactly a skops archive of reviewed types.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,11 +31,33 @@ from pipeline.signing import (
     SigningError,
     load_public_key,
     parse_envelope,
+    public_key_from_pem,
     verify_envelope,
 )
 
 # The local development key pair is <[release].dev_key_dir>/dev-signing.{key,pub}.
 DEV_KEY_NAME = "dev-signing"
+_MAX_KEY_BYTES = 64 * 1024
+_MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
+
+
+def _small_regular_file(path: Path, *, limit: int) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file (no symlink) of at most ``limit`` bytes."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read(limit + 1)[:limit]
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def trusted_key(policy: LoadedPolicy, *, override: Path | None = None) -> PublicKey:
@@ -79,13 +103,19 @@ def _dev_key_refusal(
     neither key keeps the tamper message ("changed after signing, or signed by another key").
     """
     dev_path = dev_public_key_path(policy)
+    # Both files only as small regular files, never through a symlink: a tree may plant
+    # /dev/zero or a FIFO under either name, and this is only about the wording.
+    key_bytes = _small_regular_file(dev_path, limit=_MAX_KEY_BYTES)
+    envelope_bytes = _small_regular_file(path, limit=_MAX_ENVELOPE_BYTES)
+    if key_bytes is None or envelope_bytes is None:
+        return None
     try:
-        dev = load_public_key(dev_path)
+        dev = public_key_from_pem(key_bytes, source=str(dev_path))
         if dev.keyid == trusted.keyid:
             return None
-        envelope = parse_envelope(path.read_bytes(), source=str(path))
+        envelope = parse_envelope(envelope_bytes, source=str(path))
         verify_envelope(envelope, trusted=dev, payload_type=IN_TOTO_PAYLOAD_TYPE, source=str(path))
-    except (SigningError, OSError):
+    except SigningError:
         return None
     shown = (
         dev_path.relative_to(policy.base_dir)
