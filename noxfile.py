@@ -47,6 +47,7 @@ def _refuse_compiled_code() -> None:
 
 _refuse_compiled_code()
 
+from gates.closing import closing_lines  # noqa: E402 - standard library only
 from gates.registry import GATES  # noqa: E402 - needs ROOT on sys.path first
 from gates.worker import GateWorker, WorkerError  # noqa: E402 - standard library only
 
@@ -67,6 +68,37 @@ THREAD_DEFAULTS = {
 WORKER_ENV = "GATES_NOX_WORKER"
 _shared: dict[str, str] = {}
 _workers: dict[str, GateWorker] = {}
+_ran_gates: list[str] = []
+
+
+def _reports_dir() -> Path:
+    """[run].reports_dir of policy.toml (read with tomllib), else reports/."""
+    import tomllib  # noqa: PLC0415
+
+    try:
+        document = tomllib.loads((ROOT / "policy.toml").read_text(encoding="utf-8"))
+        value = document.get("run", {}).get("reports_dir", "reports")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        value = "reports"
+    return ROOT / (value if isinstance(value, str) else "reports")
+
+
+def _closing() -> None:
+    """After nox's own summary: this run's warnings, then the verdict, the last line printed.
+
+    Registered before any worker, so it runs after every worker closed (atexit is LIFO). Also
+    when nox stopped the chain early: the first gate that did not pass is named instead.
+    """
+    if not _ran_gates:
+        return
+    lines = closing_lines(_reports_dir())
+    if lines:
+        sys.stderr.flush()
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+
+
+atexit.register(_closing)
 
 
 @nox.session(name="env", reuse_venv=True)
@@ -117,6 +149,8 @@ def _prestart_worker() -> None:
 
 def _gates(session: nox.Session, *args: str) -> None:
     python = _python(session)
+    if args[:1] == ("run",):
+        _ran_gates.append(args[1] if len(args) > 1 else "")
     if not _use_worker():
         session.run(python, "-m", "gates", *args, external=True, env=THREAD_DEFAULTS)
         return
@@ -223,6 +257,14 @@ def tests(session: nox.Session) -> None:
         external=True,
         env=THREAD_DEFAULTS,
     )
+
+
+@nox.session(python=False, requires=["env"], default=False)
+def init(session: nox.Session) -> None:
+    """Start from your own CSV: ``nox -s init -- DATA.csv --label COLUMN [--id C] [--force]``."""
+    if not session.posargs:
+        session.error("usage: nox -s init -- DATA.csv --label COLUMN [--id COLUMN] [--force]")
+    _gates(session, "init", *session.posargs)
 
 
 @nox.session(python=False, requires=["env"], default=False)

@@ -159,7 +159,34 @@ def _parser() -> argparse.ArgumentParser:
         help="verify with the committed release key, require the verdict, promote to champion",
     )
     _add_ci_parser(sub)
+    _add_init_parser(sub)
     return parser
+
+
+def _add_init_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    init = sub.add_parser(
+        "init",
+        help="start from your own CSV: infer the contract, write policy.toml, approve, propose "
+        "thresholds",
+        description="Infer the data contract of DATA.csv, write the policy (refusing to replace "
+        "an existing one without --force), approve the snapshot, cross-validate a baseline and "
+        "propose thresholds from it (the reasoning is written as comments in the policy).",
+    )
+    init.add_argument("data", type=Path, metavar="DATA.csv", help="the table to start from")
+    init.add_argument("--label", required=True, metavar="COLUMN", help="the class column")
+    init.add_argument("--id", dest="id_column", metavar="COLUMN", help="a unique row id column")
+    init.add_argument(
+        "--positive", metavar="CLASS", help="the class f1, precision and recall are about"
+    )
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the [model], [cv] and [data] tables of an existing policy (other tables "
+        "are kept) and a data copy of the same name",
+    )
+    init.add_argument(
+        "--policy", type=Path, default=Path("policy.toml"), help="policy file to write"
+    )
 
 
 def _add_ci_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -215,6 +242,8 @@ def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return pe
         return EXIT_OK
     if args.command == "policy" and args.policy_command == "schema":
         return _schema(args)
+    if args.command == "init":
+        return _init(args)
 
     from pipeline.config import load_policy  # noqa: PLC0415 - heavy imports only past `list`
 
@@ -247,7 +276,7 @@ def _data(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
 def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
     import json  # noqa: PLC0415
 
-    from gates import console  # noqa: PLC0415
+    from gates import closing, console  # noqa: PLC0415
     from gates.cache import disabled_by_env  # noqa: PLC0415
     from gates.registry import NAMES, spec  # noqa: PLC0415
     from gates.runner import run_chain  # noqa: PLC0415
@@ -285,12 +314,17 @@ def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
     if fmt == "json":
         return code
+    # The warnings of what this command ran, then the verdict: the last line (gates/closing.py).
+    for line in closing.warning_lines([r.to_dict() for r in summary.results]):
+        human.write(f"{line}\n")
     if any(r.gate == VERDICT.name for r in summary.results):
-        human.write(f"verdict: {word} (run {summary.run_id}, reports in {reports})\n")
         for result in summary.results:
             if spec(result.gate).always and not result:
                 # Say which part failed when the gates passed but the feedback stage did not.
                 human.write(f"  {result.gate} {result.status.value}: {result.summary}\n")
+        html = reports / closing.REPORT_HTML
+        where = f"report: {html}" if html.is_file() else f"reports in {reports}"
+        human.write(f"verdict: {word} (run {summary.run_id}; {where})\n")
     elif code != EXIT_OK:
         stopped = ", ".join(r.gate for r in summary.results if not r)
         human.write(
@@ -343,6 +377,31 @@ def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
     sys.stdout.write(
         f"deployed: {champion.version} is the champion "
         f"({champion.attestation.root}, run {champion.attestation.run_id})\n"
+    )
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    from gates.init import NEXT_COMMAND, init  # noqa: PLC0415
+
+    proposal = init(
+        args.data,
+        label=args.label,
+        id_column=args.id_column,
+        positive=args.positive,
+        force=args.force,
+        policy_path=args.policy,
+        out=sys.stdout,
+    )
+    shown = ", ".join(
+        f"{m} >= {t['min_mean']:.2f} (holdout >= {t['min_holdout']:.2f})"
+        for m, t in proposal.cv.items()
+    )
+    sys.stdout.write(
+        f"wrote {proposal.policy_path}: {proposal.columns} columns, {len(proposal.classes)} "
+        f"classes, {proposal.estimator}; data {proposal.data_path.name}, {proposal.rows} rows\n"
+        f"proposed from a baseline cross-validation: {shown}\n"
+        f"next: {NEXT_COMMAND}   (without nox: python -m gates run)\n"
     )
     return EXIT_OK
 

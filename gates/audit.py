@@ -67,6 +67,8 @@ class Source:
     kind: str  # "online" or "local"
     path: Path | None = None
     origin: str = ""
+    # The local snapshot [audit].advisory_db names when it was not there (the online fallback).
+    missing: Path | None = None
 
     def describe(self) -> str:
         """For messages: which source, chosen how."""
@@ -129,6 +131,7 @@ def choose_source(context: RunContext) -> Source:
                 "[audit].require_advisory_db = true forbids falling back to the online service"
             )
             raise GateError(msg)
+        return Source("online", missing=path)
     return Source("online")
 
 
@@ -332,7 +335,14 @@ class AuditGate(Gate):
                     pool.submit(_pip_audit, context, service=service, workdir=workdir, **job)
                     for job in jobs
                 ]
-                runs = [future.result() for future in futures]
+                try:
+                    runs = [future.result() for future in futures]
+                except GateError as err:
+                    if source.missing is None:
+                        raise
+                    # Say first why the online service was asked at all.
+                    msg = f"{_missing_first(source.missing)}{err}"
+                    raise GateError(msg) from err
         return _judge(context, audit, source=source, info=info, runs=runs, locks=locks)
 
 
@@ -581,14 +591,38 @@ def _judge(
                 )
             )
     dated = f" of {metrics.get('snapshot_date')}" if source.path is not None else ""
+    # A missing local snapshot is said first: every later line is about the online fallback.
+    first = ""
+    if source.missing is not None:
+        first = _missing_first(source.missing)
+        metrics["advisory_db_missing"] = str(source.missing)
+        findings.insert(
+            0,
+            Finding(
+                rule="AUD011",
+                message=first.removesuffix(": ")
+                + " (set [audit].require_advisory_db = true to make this an error)",
+                severity=Severity.WARNING,
+                observed="not found",
+                threshold="the folder exists",
+                policy_key="[audit].advisory_db",
+            ),
+        )
     return Outcome.judge(
         findings,
-        passed=f"{audited} locked pin(s) of {', '.join(Path(k.shown).name for k in locks)} "
-        "audited against "
+        passed=f"{first}{audited} locked pin(s) of "
+        f"{', '.join(Path(k.shown).name for k in locks)} audited against "
         f"{source.kind} data{dated}: no unwaived vulnerability; canary seen",
-        failed="{n} audit finding(s): {first}",
+        failed=first.replace("{", "{{").replace("}", "}}") + "{n} audit finding(s): {first}",
         metrics=metrics,
         artifacts=report_artifacts(context, *(f"audit.pip-audit.{r.label}.json" for r in runs)),
+    )
+
+
+def _missing_first(path: Path) -> str:
+    return (
+        f"local advisory snapshot {path} ([audit].advisory_db) not found, audited with "
+        "pip-audit's online service instead: "
     )
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, TextIO
 
 from gates.base import GateResult, Severity, Status
-from gates.registry import GateSpec
+from gates.registry import NAMES, GateSpec
 
 LOG_FORMAT_ENV = "GATES_LOG_FORMAT"
 LOG_FORMATS = ("text", "json")
@@ -131,13 +132,19 @@ class RichDisplay:
         self.status: Any = None
 
     def start(self, spec: GateSpec) -> None:
-        """Show a spinner naming the gate and its place in the run."""
+        """Show a spinner naming the gate, its place in the chain and the time it has taken.
+
+        The place is the gate's in the registry's chain (``[5/9] train``), also when this
+        process runs one gate of it (one nox session per gate); the time ticks with the spinner.
+        """
         from rich.markup import escape  # noqa: PLC0415
 
-        self.status = self.console.status(
-            f"[bold]{escape(spec.name)}[/] ({self.done + 1}/{self.total}) {escape(spec.summary)}",
-            spinner="dots",
-        )
+        if spec.name in NAMES:
+            place = f"[{NAMES.index(spec.name) + 1}/{len(NAMES)}]"
+        else:
+            place = f"[{self.done + 1}/{self.total}]"
+        label = f"[dim]{escape(place)}[/] [bold]{escape(spec.name)}[/]"
+        self.status = self.console.status(_Ticking(label, escape(spec.summary)), spinner="dots")
         self.status.start()
 
     def finish(self, result: GateResult) -> None:
@@ -164,6 +171,21 @@ class RichDisplay:
         """Stop a spinner left running by an interrupted gate."""
         if self.status is not None:
             self.status.stop()
+
+
+class _Ticking:
+    """A spinner's text whose elapsed time is computed each time rich draws it."""
+
+    def __init__(self, label: str, summary: str) -> None:
+        self.label = label
+        self.summary = summary
+        self.started = time.monotonic()
+
+    def __rich__(self) -> Any:
+        from rich.text import Text  # noqa: PLC0415
+
+        elapsed = time.monotonic() - self.started
+        return Text.from_markup(f"{self.label} {elapsed:.1f} s  {self.summary}")
 
 
 def log_format(requested: str | None) -> str:

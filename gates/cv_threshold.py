@@ -89,7 +89,7 @@ class CvGate(Gate):
             classes=policy.data.classes,
             positive_class=policy.data.positive_class,
         )
-        estimator = build_estimator(policy.model, seed=policy.run.seed)
+        estimator = build_estimator(policy.model, seed=policy.run.seed, contract=policy.data)
         scores = cross_validate_scores(
             estimator,
             split.x_train,

@@ -8,14 +8,18 @@ substitutes ``${VAR}`` from the environment, then splits each line into a requir
 options at the first word that starts with ``-``. This module repeats those steps (the parts
 that decide what a line means) and accepts a logical line only when it is exactly one
 requirement of the form ``name==version [; marker]``, parsed by ``packaging``, followed only
-by ``--hash=ALGO:HEX`` options. Everything else is a problem naming the line:
+by ``--hash=ALGO:HEX`` options. Extras on a pin (``coverage[toml]==7.17.3``, which uv writes
+with ``--no-strip-extras`` so that pip 23.0 and 23.2 accept the lock in ``--require-hashes`` mode)
+are allowed: the pin is audited by its name and version, and whatever an extra pulls in must be
+a hash-pinned line of the lock itself, or pip refuses to install it. Everything else is a
+problem naming the line:
 
 - option lines: ``-r``/``-c`` (other files), ``-e`` (editable), ``-i``/``--index-url``,
   ``--extra-index-url``, ``-f``/``--find-links``, ``--trusted-host``, ``--no-binary``, ... ;
 - any option other than ``--hash`` after a requirement, including one that a continuation
   line brings in, and a requirement without ``--hash``;
 - anything that is not one exact pin: ``>=``, ``~=``, ``!=``, ``==1.*``, ``===`` (a string
-  match, not a version), several specifiers, none, extras (``name[extra]==1``);
+  match, not a version), several specifiers, none;
 - a name pip would take for a local file or folder (``./pkg``, ``name==1.0+x.whl``: a
   version whose local label ends like an archive makes pip install that file if it exists);
 - ``${VAR}`` (pip would substitute the environment), bytes outside printable ASCII (pip's
@@ -240,8 +244,6 @@ def _pin(number: int, line: str, shown: str) -> Pin | LockLine:  # noqa: PLR0911
     if spec is None or spec.operator != "==" or "*" in spec.version:
         what = "'===' matches a string, not a version: " if "===" in args else ""
         return LockLine(number, line, f"{what}not pinned to one exact version (name==version)")
-    if req.extras:
-        return LockLine(number, line, "extras are not a plain pin (name==version)")
     requirement = args.split(";", 1)[0].strip()
     if requirement.startswith(".") or "/" in requirement or "\\" in requirement:
         return LockLine(number, line, "pip would read it as a local path")

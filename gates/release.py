@@ -27,9 +27,8 @@ from pipeline.signing import (
     private_key_from_pem,
     read_private_key,
 )
-from pipeline.verify import trusted_key
+from pipeline.verify import DEV_KEY_NAME, trusted_key
 
-DEV_KEY_NAME = "dev-signing"
 # The gate that writes the attestation; every gate registered before it must be recorded.
 ATTESTING_GATE = "artifacts"
 

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
@@ -40,6 +41,37 @@ Scalar = int | float | str | bool
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 # TOML arrays arrive as lists; a frozen policy keeps them as tuples.
 StrList = Annotated[tuple[str, ...], Strict(False)]
+
+
+def _class_text(value: Any) -> Any:
+    """A class as the label column's text: a TOML integer ``0`` is the label ``"0"``.
+
+    Labels are read and compared as text (a CSV cell is text), so an integer class is its
+    decimal text. A float (``1.0`` could be the text "1" or "1.0") and a boolean are refused.
+    """
+    if isinstance(value, bool | float):
+        kind = "boolean" if isinstance(value, bool) else "float"
+        msg = (
+            f"a class written as a string or an integer (labels are compared as the text of the "
+            f"label column); found the {kind} {value!r}: write it as that text in quotes"
+        )
+        raise ValueError(msg)
+    return str(value) if isinstance(value, int) else value
+
+
+def _classes_text(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_class_text(v) for v in value]
+    return value
+
+
+# [data].classes and positive_class: strings, or integers taken as their decimal text.
+ClassList = Annotated[
+    tuple[str, ...],
+    Strict(False),
+    BeforeValidator(_classes_text, json_schema_input_type=list[str | int]),
+]
+ClassName = Annotated[str, BeforeValidator(_class_text, json_schema_input_type=str | int)]
 
 # Bounds on the policy file itself: a policy is a few KiB of flat tables.
 MAX_POLICY_BYTES = 1024 * 1024
@@ -301,8 +333,8 @@ class DataPolicy(_Strict):
     checksums: Annotated[PathText | None, PathRule("file")] = None
     format: Literal["csv", "parquet"] | None = None
     label: str
-    classes: Annotated[StrList, Field(min_length=2)]
-    positive_class: str | None = None
+    classes: Annotated[ClassList, Field(min_length=2)]
+    positive_class: ClassName | None = None
     id_column: str | None = None
     min_rows: Annotated[int, Field(ge=1)] = 1
     max_rows: Annotated[int, Field(ge=1)] = 10_000_000

@@ -863,10 +863,34 @@ def load_dataset(policy: LoadedPolicy) -> Dataset:
         more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
         msg = f"{path}: refused: the data breaks its lock or contract:\n  {shown}{more}"
         raise DataError(msg)
-    features = clean[list(data.feature_columns)]
+    features = model_features(clean, data)
     labels = clean[data.label].astype(str)
     ids = clean[data.id_column] if data.id_column else None
     return Dataset(path=path, sha256=sha256_file(path), features=features, labels=labels, ids=ids)
+
+
+def model_features(clean: pd.DataFrame, contract: DataPolicy) -> pd.DataFrame:
+    """The feature columns of a contract-clean table as the model takes them.
+
+    Numeric columns stay float64 (a null is NaN). String and bool columns become text with a
+    null as the empty string (what a blank CSV cell holds), so that the model's one-hot encoder
+    sees one kind of value and a null is one more category (``pipeline.model``).
+    """
+    features = clean[list(contract.feature_columns)]
+    categorical = [
+        name
+        for name in contract.feature_columns
+        if contract.columns[name].dtype in ("string", "bool")
+    ]
+    if not categorical:
+        return features
+    features = features.copy()
+    for name in categorical:
+        column = features[name]
+        if contract.columns[name].dtype == "bool":
+            column = column.map({True: "true", False: "false"})
+        features[name] = column.astype(object).where(column.notna(), "").astype(str)
+    return features
 
 
 def describe_value(value: float) -> str:

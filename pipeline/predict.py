@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import LoadedPolicy
-from pipeline.data import check_contract, read_table
+from pipeline.data import check_contract, model_features, read_table
 from pipeline.errors import DataError
 
 
@@ -25,10 +25,13 @@ def predict_file(policy: LoadedPolicy, *, model: Any, input_path: Path) -> pd.Da
         shown = "\n  ".join(f"{v.rule} {v.message}" for v in violations[:5])
         msg = f"{input_path}: refused: the rows break the feature contract:\n  {shown}"
         raise DataError(msg)
-    features = clean[list(data.feature_columns)]
+    features = model_features(clean, data)
     out = pd.DataFrame(index=clean.index)
     if data.id_column:
-        out[data.id_column] = clean[data.id_column].astype("int64")
+        ids = clean[data.id_column]
+        out[data.id_column] = (
+            ids.astype("int64") if data.columns[data.id_column].dtype == "int64" else ids
+        )
     out["prediction"] = model.predict(features)
     if hasattr(model, "predict_proba"):
         for label, column in zip(model.classes_, model.predict_proba(features).T, strict=True):

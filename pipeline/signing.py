@@ -188,15 +188,20 @@ def load_public_key(path: Path) -> PublicKey:
     except OSError as err:
         msg = f"{path}: cannot read the public key: {err.strerror}"
         raise SigningError(msg) from None
+    return public_key_from_pem(data, source=str(path))
+
+
+def public_key_from_pem(data: bytes, *, source: str) -> PublicKey:
+    """Parse a PEM Ed25519 public key; anything else is a SigningError naming ``source``."""
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError):
-        msg = f"{path}: expected a PEM Ed25519 public key, found something else"
+        msg = f"{source}: expected a PEM Ed25519 public key, found something else"
         raise SigningError(msg) from None
     if not isinstance(key, Ed25519PublicKey):
-        msg = f"{path}: expected an Ed25519 public key, found {type(key).__name__}"
+        msg = f"{source}: expected an Ed25519 public key, found {type(key).__name__}"
         raise SigningError(msg)
-    return PublicKey.from_crypto(key, source=str(path))
+    return PublicKey.from_crypto(key, source=source)
 
 
 def private_key_from_pem(data: bytes, *, source: str, release: bool) -> SigningKey:

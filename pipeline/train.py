@@ -89,7 +89,9 @@ def quarantine(dataset: Dataset, drop: Sequence[int]) -> Dataset:
 
 def train(policy: LoadedPolicy, *, drop: Sequence[int] = ()) -> TrainResult:
     """Fit the policy's estimator on the training split of the approved data."""
-    estimator = build_estimator(policy.policy.model, seed=policy.policy.run.seed)
+    estimator = build_estimator(
+        policy.policy.model, seed=policy.policy.run.seed, contract=policy.policy.data
+    )
     dataset, split = prepare(policy, drop=drop)
     start = time.perf_counter()
     estimator.fit(split.x_train, split.y_train)

@@ -10,15 +10,54 @@ the model file must be exactly a skops archive of reviewed types.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.attestation import ENVELOPE_FILE, AttestationError, VerifiedAttestation, verify_bundle
+from pipeline.attestation import (
+    ENVELOPE_FILE,
+    AttestationError,
+    VerifiedAttestation,
+    verify_bundle,
+)
 from pipeline.champion import ModelRegistry, RegistryError
 from pipeline.config import LoadedPolicy
 from pipeline.errors import ModelError
 from pipeline.persist import audit_attested
-from pipeline.signing import PublicKey, load_public_key
+from pipeline.signing import (
+    IN_TOTO_PAYLOAD_TYPE,
+    PublicKey,
+    SigningError,
+    load_public_key,
+    parse_envelope,
+    public_key_from_pem,
+    verify_envelope,
+)
+
+# The local development key pair is <[release].dev_key_dir>/dev-signing.{key,pub}.
+DEV_KEY_NAME = "dev-signing"
+_MAX_KEY_BYTES = 64 * 1024
+_MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
+
+
+def _small_regular_file(path: Path, *, limit: int) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file (no symlink) of at most ``limit`` bytes."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read(limit + 1)[:limit]
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def trusted_key(policy: LoadedPolicy, *, override: Path | None = None) -> PublicKey:
@@ -40,11 +79,58 @@ def verify_project(
     """
     trusted = trusted_key(policy, override=key)
     path = envelope or policy.resolve(policy.policy.run.artifacts_dir) / ENVELOPE_FILE
-    verified = verify_bundle(
-        path, root=policy.base_dir, trusted=trusted, required_gates=required_gates
-    )
+    try:
+        verified = verify_bundle(
+            path, root=policy.base_dir, trusted=trusted, required_gates=required_gates
+        )
+    except AttestationError as err:
+        raise _dev_key_refusal(policy, path, trusted) or err from None
     audit_signed_model(verified)
     return verified
+
+
+def dev_public_key_path(policy: LoadedPolicy) -> Path:
+    """Where a local run keeps the development public key."""
+    return policy.resolve(policy.policy.release.dev_key_dir) / f"{DEV_KEY_NAME}.pub"
+
+
+def _dev_key_refusal(
+    policy: LoadedPolicy, path: Path, trusted: PublicKey
+) -> AttestationError | None:
+    """The refusal to give when the envelope is signed, intact, by the local development key.
+
+    Only the wording changes: the statement is still refused. A signature that verifies under
+    neither key keeps the tamper message ("changed after signing, or signed by another key").
+    """
+    dev_path = dev_public_key_path(policy)
+    # Both files only as small regular files, never through a symlink: a tree may plant
+    # /dev/zero or a FIFO under either name, and this is only about the wording.
+    key_bytes = _small_regular_file(dev_path, limit=_MAX_KEY_BYTES)
+    envelope_bytes = _small_regular_file(path, limit=_MAX_ENVELOPE_BYTES)
+    if key_bytes is None or envelope_bytes is None:
+        return None
+    try:
+        dev = public_key_from_pem(key_bytes, source=str(dev_path))
+        if dev.keyid == trusted.keyid:
+            return None
+        envelope = parse_envelope(envelope_bytes, source=str(path))
+        verify_envelope(envelope, trusted=dev, payload_type=IN_TOTO_PAYLOAD_TYPE, source=str(path))
+    except SigningError:
+        return None
+    shown = (
+        dev_path.relative_to(policy.base_dir)
+        if dev_path.is_relative_to(policy.base_dir)
+        else dev_path
+    )
+    msg = (
+        f"{path}: refused: signed by the local development key {dev.keyid[:12]}... ({shown}), "
+        f"not by the trusted key {trusted.keyid[:12]}... ({trusted.source}); the statement is "
+        f"intact. For a model you trained on this machine, pass --key {shown} "
+        "('python -m gates verify --key ...', 'python -m pipeline predict --key ...'); deploy "
+        f"accepts only the release key [release].public_key (sign with "
+        f"${policy.policy.release.private_key_env} to make a deployable model)"
+    )
+    return AttestationError(msg)
 
 
 def audit_signed_model(verified: VerifiedAttestation) -> None:

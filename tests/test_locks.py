@@ -119,3 +119,99 @@ def test_an_extras_lock_that_moves_a_main_pin_is_named(tmp_path, case):
     assert len(found) == 1, (case, found)
     assert found[0].startswith(f"{EXTRAS_LOCK.name}:")
     assert "pandas" in found[0]
+
+
+# Each lock and the uv command in its header; the main lock first (the second is constrained by it).
+_LOCKS = (LOCK, EXTRAS_LOCK)
+
+
+def _header_command(path: Path) -> list[str]:
+    header = path.read_text(encoding="utf-8").split("\n", 3)[:3]
+    line = next(line for line in header if "uv pip compile" in line)
+    return line.lstrip("# ").split()
+
+
+@pytest.mark.parametrize("lock", _LOCKS, ids=lambda p: p.name)
+def test_each_lock_keeps_the_extras_that_pip_23_needs(lock):
+    # pip 23.0 and 23.2 refuse --require-hashes when a dependency asks for an extra
+    # (pytest-cov: coverage[toml]) that no lock line names; uv strips extras unless told not to.
+    assert "--no-strip-extras" in _header_command(lock)
+
+
+def test_the_main_lock_pins_coverage_with_the_extra_pytest_cov_asks_for():
+    assert re.search(r"^coverage\[toml\]==\S+ \\$", LOCK.read_text(encoding="utf-8"), re.MULTILINE)
+
+
+def _uv() -> str:
+    import shutil
+    import sys
+
+    found = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail("uv is not on PATH: the locks' header commands need it (pip install uv)")
+    return found
+
+
+@pytest.mark.slow
+def test_each_lock_is_what_its_header_command_writes(tmp_path):
+    # Run each header's command as written, in a copy holding pyproject.toml and the committed
+    # locks (uv keeps the pins an existing output file holds): the bytes must not change.
+    import shutil
+    import subprocess
+
+    shutil.copy2(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    for lock in _LOCKS:
+        shutil.copy2(lock, tmp_path / lock.name)
+    for lock in _LOCKS:
+        command = _header_command(lock)
+        assert command[:3] == ["uv", "pip", "compile"], command
+        done = subprocess.run(
+            [_uv(), *command[1:], "--quiet"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        written = (tmp_path / lock.name).read_text(encoding="utf-8")
+        assert written == lock.read_text(encoding="utf-8"), f"{lock.name} differs from its header"
+
+
+@pytest.mark.slow
+def test_the_lock_installs_with_pip_23_0_1_in_a_fresh_venv(tmp_path):
+    # Debian 12's `python3 -m venv` brings pip 23.0.1 (the Jenkins agent's install stage);
+    # Python 3.11's ensurepip brings 23.2.1 (the README's path without nox). Downloads from PyPI
+    # through pip's own cache (shared across runs); without the network this fails, never skips.
+    import subprocess
+    import venv
+
+    target = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(target)
+    python = str(target / "bin" / "python")
+
+    def pip(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [python, "-m", "pip", "--disable-pip-version-check", *args],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+
+    old = pip("install", "pip==23.0.1")
+    assert old.returncode == 0, old.stdout[-2000:] + old.stderr[-2000:]
+    assert pip("--version").stdout.startswith("pip 23.0.1 ")
+    done = pip("install", "--require-hashes", "-r", str(LOCK))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    check = pip("check")
+    assert check.returncode == 0, check.stdout
+    imported = subprocess.run(
+        [python, "-c", "import sklearn, pandas, gates.registry"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr

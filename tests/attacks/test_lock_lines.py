@@ -89,7 +89,8 @@ REFUSED = [
     ),
     ("weak-hash", "requests==2.19.0 --hash=md5:" + "a" * 32 + "\n", 0, "--hash=md5"),
     ("short-hash", "requests==2.19.0 --hash=sha256:abc\n", 0, "--hash=sha256:abc"),
-    ("extras", f"requests[socks]==2.19.0 {HASH}\n", 0, "extras"),
+    ("unclosed-extras", f"requests[socks==2.19.0 {HASH}\n", 0, "not a requirement"),
+    ("extras-without-pin", f"requests[socks] {HASH}\n", 0, "not pinned"),
     (
         "smuggled-index-url",
         f"requests==2.31.0 \\\n    {HASH} \\\n    --index-url https://pypi.evil.example/simple\n",
@@ -280,6 +281,24 @@ def test_a_utf16_lock_is_refused(offline: Any) -> None:
     (offline.root / "requirements.lock").write_bytes((HEADER + TRAILER).encode("utf-16"))
     with pytest.raises(GateError, match=r"requirements\.lock:1: .*not ASCII"):
         AuditGate().run(_context(offline))
+
+
+def test_extras_on_a_pin_are_audited_by_name_and_version(tmp_path: Path) -> None:
+    # uv --no-strip-extras writes coverage[toml]==X (pip 23.0/23.2 need it with --require-hashes).
+    # An extra cannot bring in an unaudited package: what it pulls in must be a hash-pinned line
+    # of the lock too, or pip refuses to install; the pin itself is audited as name==version.
+    from gates.lockfile import read_lock
+
+    text = HEADER + f"requests[socks, security]==2.19.0 \\\n    {HASH}\n" + TRAILER
+    path = tmp_path / "requirements.lock"
+    path.write_text(text, encoding="ascii")
+    lock = read_lock(path, "requirements.lock")
+    assert lock.problems == ()
+    assert [(p.name, p.version, p.line) for p in lock.pins] == [
+        ("urllib3", "2.0.7", 3),
+        ("requests", "2.19.0", FIRST),
+        ("pyyaml", "6.0.1", FIRST + 2),
+    ]
 
 
 def test_the_committed_lock_reads_clean() -> None:

@@ -198,7 +198,10 @@ def test_development_signed_model_verifies_with_its_key_but_never_deploys(
 
     refused = gates_cli(root, "verify")
     assert refused.returncode == 1
-    assert "no signature verifies under the trusted key" in refused.stdout
+    # Named as what it is, with the flag that accepts it; not worded as tampering.
+    assert "signed by the local development key" in refused.stdout
+    assert "pass --key .keys/dev-signing.pub" in refused.stdout
+    assert "changed after signing" not in refused.stdout
     local = gates_cli(root, "verify", "--key", ".keys/dev-signing.pub")
     assert local.returncode == 0
     assert "NOT deployable" in local.stdout
@@ -355,3 +358,36 @@ def test_deploy_without_the_committed_public_key_is_a_usage_error(copy, gates_cl
     assert result.returncode == 2
     assert "keys/release.pub: public key not found" in result.stderr
     assert not (copy / "registry").exists()
+
+
+@pytest.mark.parametrize("tampered", [False, True], ids=["intact", "statement-edited"])
+def test_a_development_signature_is_named_and_tampering_still_reads_as_tampering(
+    passed_project, gates_cli, tampered
+):
+    # The session's chain signed with the local development key (.keys/dev-signing.*), and
+    # keys/release.pub is another key. verify, predict and deploy all refuse it; only the
+    # words differ: an intact statement is "signed by the development key, pass --key ...",
+    # an edited one keeps the tamper message (the development key does not verify it either).
+    from tests.conftest import run_module
+
+    root = passed_project.root
+    if tampered:
+        _edit_statement(root)
+    verify = gates_cli(root, "verify")
+    predict = run_module("pipeline", "predict", "--input", "data/breast_cancer.csv", cwd=root)
+    deploy = gates_cli(root, "deploy")
+    for done, text in ((verify, verify.stdout), (predict, predict.stderr), (deploy, deploy.stdout)):
+        assert done.returncode != 0, text
+        assert "Traceback" not in done.stderr
+        assert ENVELOPE in text, text
+        if tampered:
+            assert "changed after signing, or signed by another key" in text, text
+            assert "development key" not in text, text
+        else:
+            assert "signed by the local development key" in text, text
+            assert "--key .keys/dev-signing.pub" in text, text
+            assert "changed after signing" not in text, text
+    if not tampered:
+        accepted = gates_cli(root, "verify", "--key", ".keys/dev-signing.pub")
+        assert accepted.returncode == 0, accepted.stdout
+        assert "NOT deployable" in accepted.stdout

@@ -15,7 +15,9 @@ def _nox(root, env, *args):
         [shutil.which("nox") or "nox", *args],
         cwd=root,
         env=env,
-        capture_output=True,
+        # One stream, as a terminal shows it: nox's log (stderr) and our lines in their order.
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
         timeout=900,
         check=False,
@@ -33,7 +35,7 @@ def test_nox_chain_with_a_failing_gate_still_runs_feedback(tmp_path):
     policy.write_text(policy.read_text().replace("min_mean = 0.93", "min_mean = 0.999"))
     env = {k: v for k, v in os.environ.items() if k not in ("GATES_RUN_ID", "PYTHONPATH")}
     done = _nox(root, env, "-s", "train", "gate")
-    log = done.stdout + done.stderr
+    log = done.stdout
     assert done.returncode == 1, log
     assert "Session cv failed" in log
     assert "Session gate aborted" in log
@@ -44,14 +46,23 @@ def test_nox_chain_with_a_failing_gate_still_runs_feedback(tmp_path):
     assert (root / "history" / "runs.jsonl").read_text().count("\n") == 1
     # Every gate session that ran (lint to cv, then feedback) went to the one warm worker.
     assert log.count("(warm worker;") == 7, log
+    # After feedback and nox's summary: the warnings, then the verdict naming where it stopped.
+    tail = log.rstrip().splitlines()
+    assert tail[-1].startswith("verdict: FAILED: cv FAILED: 1 check(s) missed"), tail[-3:]
+    assert tail[-1].endswith(f"report: {root / 'reports' / 'report.html'})"), tail[-1]
+    assert not any(line.startswith("warning: artifacts: ART010") for line in tail)  # never ran
+    assert log.index("nox > Ran ") < log.index(tail[-1])
 
     # Restored, with one interpreter per session instead of the worker: the verdict is the
     # same, and the outcomes the worker's run stored are reused by separate processes.
     policy.write_text(policy.read_text().replace("min_mean = 0.999", "min_mean = 0.93"))
     again = _nox(root, {**env, "GATES_NOX_WORKER": "0"}, "-R", "-s", "train", "gate")
-    log = again.stdout + again.stderr
+    log = again.stdout
     assert again.returncode == 0, log
     assert "warm worker" not in log
-    assert "verdict: PASSED" in log
+    last = log.rstrip().splitlines()[-1]
+    assert last.startswith("verdict: PASSED (run "), last
+    # The development key's warning reaches the console, before the verdict.
+    assert "warning: artifacts: ART010 signed with a DEVELOPMENT key" in log
     # The policy changed, so nothing is reused from the failed run; a third run reuses all.
     assert "reused from run" not in log

@@ -1,0 +1,548 @@
+"""``python -m gates init DATA.csv --label COLUMN``: a policy for a user's own table.
+
+What it does, in order, each step stated in the policy it writes (as TOML comments):
+
+1. reads the CSV as the data gate does (every cell as text) and refuses, with one line naming
+   the file or column, a missing or non-CSV file, an empty table, an absent label or id column,
+   a blank label, a single class, or an id column with repeats or blanks;
+2. infers each column's contract: ``int64`` when every non-blank cell is a whole number written
+   without a point or exponent, ``float64`` when every one is a finite number, ``bool`` for
+   true/false, else ``string`` (with its ``allowed`` values when there are at most
+   ``MAX_CATEGORIES``); ``nullable`` when a cell is blank; a numeric range of the observed
+   [min, max] widened by ``RANGE_MARGIN`` x its width on each side (not below 0 for a column
+   with no negative value); ``unique`` for the id column;
+3. takes the classes as the label column's text (an integer label stays an integer in TOML,
+   which the policy reads as its text), and the row bounds from the row count;
+4. copies the table to ``data/<name>.csv`` (unless it is there already), writes the policy with
+   provisional thresholds, and approves the snapshot (``gates.approve``, as ``data approve
+   --rebaseline``);
+5. runs the data gate's poisoning screen on the approved table itself: a check that flags more
+   of it than its default allows gets a limit just above what it flagged (approved data is
+   the reference by definition; the comment says how much it flagged);
+6. cross-validates the chosen estimator as the cv gate will and proposes each threshold from the
+   baseline's folds and holdout (``_thresholds``), rewrites the policy and approves again.
+
+The policy is rendered with tomli-w, table by table, each preceded by its comment lines, so
+every key and value is quoted as TOML requires (a column named ``od280/od315`` included).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from gates.errors import GatesError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.config import LoadedPolicy
+
+# A string column with at most this many distinct values is a category set (``allowed``).
+MAX_CATEGORIES = 50
+# The contract's numeric range: the observed range widened by this share of its width per side.
+RANGE_MARGIN = 1.0
+FOLDS = 5
+HOLDOUT = 0.2
+METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
+NEXT_COMMAND = "nox -s train gate"
+# Beyond the pydantic defaults: the [data.checks] limits init may raise, by Flags.check name.
+_SHARE_KEYS = {
+    "duplicate": ("duplicates", "max_exact_share"),
+    "conflicting_labels": ("duplicates", "max_conflict_share"),
+    "label": ("labels", "max_share"),
+    "isolation": ("isolation", "max_share"),
+    "association": ("association", "max_share"),
+    "burst": ("bursts", "max_share"),
+}
+# Tables init writes; every other table of an existing policy is kept as it is (with --force).
+_WRITTEN = ("model", "cv", "data")
+
+
+class InitError(GatesError):
+    """Bad input to ``init``: one line naming the file or column (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What init decided, for the console and the test."""
+
+    policy_path: Path
+    data_path: Path
+    rows: int
+    columns: int
+    classes: tuple[str, ...]
+    estimator: str
+    cv: dict[str, dict[str, float]]
+
+
+def init(
+    csv: Path,
+    *,
+    label: str,
+    id_column: str | None = None,
+    positive: str | None = None,
+    force: bool = False,
+    policy_path: Path = Path("policy.toml"),
+    out: TextIO,
+) -> Proposal:
+    """Write ``policy_path`` for ``csv``, approve it and propose thresholds (see the module)."""
+    if policy_path.exists() and not force:
+        msg = f"{policy_path}: exists; pass --force to replace its [model], [cv] and [data] tables"
+        raise InitError(msg)
+    root = policy_path.resolve().parent
+    frame = _read(csv)
+    _require_columns(csv, frame, label=label, id_column=id_column)
+    classes = _classes(csv, frame[label], label=label)
+    if positive is not None and positive not in classes:
+        msg = f"{csv}: --positive {positive!r} is not a value of column '{label}' ({classes})"
+        raise InitError(msg)
+    columns = {
+        str(name): _column_rule(csv, str(name), frame[name], is_id=name == id_column)
+        for name in frame.columns
+        if name != label
+    }
+    nullable_numeric = [
+        n for n, r in columns.items() if r.get("nullable") and r["dtype"] in ("int64", "float64")
+    ]
+    data_path = _place(csv, root, force=force)
+    relative = data_path.relative_to(root).as_posix()
+    stem = data_path.stem
+    data: dict[str, Any] = {
+        "path": relative,
+        "lock": f"{data_path.parent.relative_to(root).as_posix()}/{stem}.lock.json",
+        "checksums": f"{data_path.parent.relative_to(root).as_posix()}/SHA256SUMS",
+        "label": label,
+        "classes": [_toml_class(c, classes) for c in classes],
+        "min_rows": max(min(len(frame), 2 * FOLDS * len(classes)), len(frame) // 2),
+        "max_rows": max(100_000, 10 * len(frame)),
+        "holdout_fraction": HOLDOUT,
+        "columns": columns,
+    }
+    if positive is not None:
+        data["positive_class"] = _toml_class(positive, classes)
+    if id_column is not None:
+        data["id_column"] = id_column
+    smallest = min(int((frame[label].str.strip() == c).sum()) for c in classes)
+    folds = max(2, min(FOLDS, int(smallest * (1 - HOLDOUT))))
+    model = _model(nullable_numeric)
+    base = _existing(policy_path)
+    notes = _Notes(csv=csv, rows=len(frame), classes=classes, nullable=nullable_numeric)
+    provisional = {m: {"min_mean": 0.0} for m in METRICS}
+    _write(
+        policy_path,
+        base=base,
+        model=model,
+        cv={"folds": folds, "thresholds": provisional},
+        data=data,
+        notes=notes,
+    )
+    loaded = _approve(policy_path, out=out)
+    checks = _screen(loaded, notes)
+    if checks:
+        data["checks"] = checks
+    _write(
+        policy_path,
+        base=base,
+        model=model,
+        cv={"folds": folds, "thresholds": provisional},
+        data=data,
+        notes=notes,
+    )
+    loaded = _approve(policy_path, out=io.StringIO())
+    baseline = _baseline(loaded)
+    thresholds = {m: _thresholds(baseline[m]) for m in METRICS}
+    notes.baseline = baseline
+    _write(
+        policy_path,
+        base=base,
+        model=model,
+        cv={"folds": folds, "thresholds": thresholds},
+        data=data,
+        notes=notes,
+    )
+    _approve(policy_path, out=io.StringIO())
+    return Proposal(
+        policy_path=policy_path,
+        data_path=data_path,
+        rows=len(frame),
+        columns=len(columns),
+        classes=classes,
+        estimator=model["estimator"],
+        cv=thresholds,
+    )
+
+
+# --- reading and checking the table -------------------------------------------------------
+
+
+def _read(csv: Path) -> pd.DataFrame:
+    from pipeline.data import read_table  # noqa: PLC0415
+    from pipeline.errors import DataError  # noqa: PLC0415
+
+    if not csv.is_file():
+        what = "a folder" if csv.is_dir() else "nothing"
+        msg = f"{csv}: expected a CSV file, found {what}"
+        raise InitError(msg)
+    if csv.suffix.lower() != ".csv":
+        msg = f"{csv}: expected a .csv file (comma-separated text with a header row)"
+        raise InitError(msg)
+    with csv.open("rb") as handle:
+        if b"\0" in handle.read(65536):
+            msg = f"{csv}: expected CSV text, found binary data (a NUL byte)"
+            raise InitError(msg)
+    try:
+        frame = read_table(csv, fmt="csv")
+    except DataError as err:
+        raise InitError(str(err)) from None
+    return frame
+
+
+def _require_columns(csv: Path, frame: pd.DataFrame, *, label: str, id_column: str | None) -> None:
+    names = [str(c) for c in frame.columns]
+    shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+    for option, name in (("--label", label), ("--id", id_column)):
+        if name is not None and name not in names:
+            msg = f"{csv}: {option} column '{name}' not found; the header has: {shown}"
+            raise InitError(msg)
+    if id_column is not None and id_column == label:
+        msg = f"{csv}: --id and --label name the same column '{label}'"
+        raise InitError(msg)
+    if len(names) < 2:
+        msg = f"{csv}: expected the label column and at least one feature column, found {shown}"
+        raise InitError(msg)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated or any(n != n.strip() for n in names):
+        msg = f"{csv}: column names must be distinct and unpadded, found {repeated or names}"
+        raise InitError(msg)
+
+
+def _classes(csv: Path, labels: pd.Series, *, label: str) -> tuple[str, ...]:
+    text = labels.str.strip()
+    blank = text == ""
+    if blank.any():
+        msg = (
+            f"{csv}: column '{label}' has {int(blank.sum())} blank label(s) (first data row "
+            f"{int(blank.to_numpy().argmax())}); every row needs a class"
+        )
+        raise InitError(msg)
+    found = sorted(set(text), key=_class_order)
+    if len(found) < 2:
+        msg = f"{csv}: column '{label}' holds one class only ({found[0]!r}); expected at least 2"
+        raise InitError(msg)
+    return tuple(found)
+
+
+def _class_order(value: str) -> tuple[int, float, str]:
+    return (0, int(value), "") if _is_int_text(value) else (1, 0.0, value)
+
+
+def _is_int_text(value: str) -> bool:
+    """Canonical integer text ("0", "-3"; not "007" or "+1"): the same text as str(int(value))."""
+    try:
+        return str(int(value)) == value
+    except ValueError:
+        return False
+
+
+def _toml_class(value: str, classes: tuple[str, ...]) -> str | int:
+    # Integer labels stay integers in the policy (it reads each as its decimal text).
+    return int(value) if all(_is_int_text(c) for c in classes) else value
+
+
+def _column_rule(csv: Path, name: str, raw: pd.Series, *, is_id: bool) -> dict[str, Any]:
+    import pandas as pd  # noqa: PLC0415
+
+    text = raw.str.strip()
+    blank = (text == "") | text.str.lower().isin(["nan", "na", "null"])
+    present = text[~blank]
+    rule: dict[str, Any]
+    numbers = pd.to_numeric(present, errors="coerce")
+    if len(present) and numbers.notna().all() and bool(numbers.abs().lt(math.inf).all()):
+        whole = not present.str.contains(r"[.eE]", regex=True).any()
+        rule = {"dtype": "int64" if whole else "float64"}
+        if not is_id:
+            rule.update(_bounds(float(numbers.min()), float(numbers.max()), whole=whole))
+    elif len(present) and present.str.lower().isin(["true", "false"]).all():
+        rule = {"dtype": "bool"}
+    else:
+        rule = {"dtype": "string"}
+        values = sorted(set(present))
+        if values and len(values) <= MAX_CATEGORIES and not is_id:
+            rule["allowed"] = values
+    if blank.any():
+        if is_id:
+            msg = f"{csv}: --id column '{name}' has {int(blank.sum())} blank value(s)"
+            raise InitError(msg)
+        rule["nullable"] = True
+    if is_id:
+        repeats = present[present.duplicated()]
+        if len(repeats):
+            msg = f"{csv}: --id column '{name}' repeats {repeats.iloc[0]!r}; ids must be unique"
+            raise InitError(msg)
+        rule["unique"] = True
+    return rule
+
+
+def _bounds(low: float, high: float, *, whole: bool) -> dict[str, float | int]:
+    width = high - low if high > low else max(abs(high), 1.0)
+    lower = low - RANGE_MARGIN * width
+    upper = high + RANGE_MARGIN * width
+    if low >= 0:
+        lower = max(0.0, lower)
+    if whole:
+        return {"min": math.floor(lower), "max": math.ceil(upper)}
+    return {"min": _round(lower, math.floor), "max": _round(upper, math.ceil)}
+
+
+def _round(value: float, direction: Callable[[float], float]) -> float:
+    """``value`` rounded outward (``direction``) to 4 significant digits."""
+    if value == 0:
+        return 0.0
+    scale = 10 ** (3 - math.floor(math.log10(abs(value))))
+    return float(direction(value * scale) / scale)
+
+
+def _place(csv: Path, root: Path, *, force: bool) -> Path:
+    """The data file inside the project: ``csv`` itself when it is there, else a copy in data/."""
+    source = csv.resolve()
+    if source.is_relative_to(root):
+        return source
+    target = root / "data" / source.name
+    if target.exists() and target.read_bytes() != source.read_bytes() and not force:
+        msg = f"{target}: exists with other content; pass --force to replace it with {csv}"
+        raise InitError(msg)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return target
+
+
+def _model(nullable_numeric: list[str]) -> dict[str, Any]:
+    if nullable_numeric:
+        return {"estimator": "hist_gradient_boosting", "scale": False, "params": {}}
+    return {"estimator": "logistic_regression", "scale": True, "params": {"max_iter": 5000}}
+
+
+# --- the policy file ----------------------------------------------------------------------
+
+
+@dataclass
+class _Notes:
+    csv: Path
+    rows: int
+    classes: tuple[str, ...]
+    nullable: list[str]
+    screened: dict[str, tuple[float, float]] | None = None
+    baseline: dict[str, dict[str, float]] | None = None
+
+
+def _existing(policy_path: Path) -> dict[str, Any]:
+    """The tables of an existing policy init keeps (with --force), else none (the defaults)."""
+    import tomllib  # noqa: PLC0415
+
+    if not policy_path.exists():
+        return {}
+    try:
+        document = tomllib.loads(policy_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        msg = f"{policy_path}: cannot keep its other tables, it is not valid TOML ({err})"
+        raise InitError(msg) from None
+    return {k: v for k, v in document.items() if k not in _WRITTEN}
+
+
+def _write(
+    policy_path: Path,
+    *,
+    base: dict[str, Any],
+    model: dict[str, Any],
+    cv: dict[str, Any],
+    data: dict[str, Any],
+    notes: _Notes,
+) -> None:
+    import tomli_w  # noqa: PLC0415
+
+    from pipeline.fsio import atomic_write_text  # noqa: PLC0415
+
+    head = {"schema_version": base.get("schema_version", 1)}
+    kept = {k: v for k, v in base.items() if k != "schema_version"}
+    parts = [
+        _comment(
+            f"Written by `python -m gates init {notes.csv.name}`: {notes.rows} rows, classes "
+            f"{list(notes.classes)}. Every inferred value below says where it came from; edit "
+            "freely, then `python -m gates policy check`."
+        ),
+        tomli_w.dumps(head),
+    ]
+    if kept:
+        parts.append(_comment("Kept from the policy this one replaced."))
+        parts.append(tomli_w.dumps(kept))
+    parts.append(_comment(_model_note(model, notes)))
+    parts.append(tomli_w.dumps({"model": model}))
+    parts.append(_comment(_cv_note(cv, notes)))
+    parts.append(tomli_w.dumps({"cv": cv}))
+    parts.append(
+        _comment(
+            "The data contract, inferred from the table: dtype from the cells (int64 = whole "
+            "numbers, float64 = other numbers, bool = true/false, string = anything else, with "
+            f"its allowed values when at most {MAX_CATEGORIES}); nullable where a cell is blank; "
+            f"min/max = the observed range widened by {RANGE_MARGIN:g} x its width on each side "
+            "(not below 0 when nothing was negative). Rows: at least half of today's, at most "
+            "ten times (or 100000). Undeclared columns are rejected."
+        )
+    )
+    if notes.screened:
+        parts.append(_comment(_screen_note(notes.screened)))
+    parts.append(tomli_w.dumps({"data": data}))
+    atomic_write_text(policy_path, "\n".join(p.rstrip("\n") + "\n" for p in parts))
+
+
+def _comment(text: str, width: int = 98) -> str:
+    import textwrap  # noqa: PLC0415
+
+    lines = textwrap.wrap(text, width - 2, break_on_hyphens=False, break_long_words=False)
+    return "\n".join(f"# {line}" for line in lines) + "\n"
+
+
+def _model_note(model: dict[str, Any], notes: _Notes) -> str:
+    if notes.nullable:
+        return (
+            f"hist_gradient_boosting: the numeric column(s) {notes.nullable[:3]} have blank "
+            "cells, which it takes as they are (logistic_regression cannot). String and bool "
+            "columns are one-hot encoded in front of the estimator."
+        )
+    return (
+        "logistic_regression on standardized features: fast and a sound baseline; "
+        "random_forest and hist_gradient_boosting are the alternatives. String and bool "
+        "columns are one-hot encoded in front of the estimator."
+    )
+
+
+def _cv_note(cv: dict[str, Any], notes: _Notes) -> str:
+    head = (
+        f"{cv['folds']} stratified folds (at most 5, at most the smallest class's training rows). "
+    )
+    if notes.baseline is None:
+        return head + "Provisional thresholds: init replaces them after its baseline run."
+    seen = "; ".join(
+        f"{m} mean {b['mean']:.4f} std {b['std']:.4f} worst fold {b['min_fold']:.4f} holdout "
+        f"{b['holdout']:.4f}"
+        for m, b in notes.baseline.items()
+    )
+    return head + (
+        f"Baseline cross-validation by init (this estimator, this data): {seen}. Proposed "
+        "from it: min_mean = mean - max(2 x std, 0.02); min_fold = worst fold - max(std, "
+        "0.02), at most min_mean; max_std = max(2 x std, 0.03); min_holdout = holdout - max(2 x std, 0.03); "
+        "each rounded down (max_std up) to 0.01 and kept within [0, 1]. A candidate that "
+        "falls below these is worse than the baseline by more than its own noise."
+    )
+
+
+def _screen_note(screened: dict[str, tuple[float, float]]) -> str:
+    raised = "; ".join(
+        f"[data.checks.{_SHARE_KEYS[c][0]}].{_SHARE_KEYS[c][1]} {limit:g} (it flagged "
+        f"{share:.2%} of the approved rows)"
+        for c, (share, limit) in screened.items()
+    )
+    return (
+        "The poisoning screen, run by init on the approved table itself, flagged more than a "
+        f"default limit allows; raised just above what it flagged: {raised}. Review "
+        "reports/data.flagged.csv after the first run."
+    )
+
+
+# --- approve, screen, baseline ------------------------------------------------------------
+
+
+def _approve(policy_path: Path, *, out: TextIO) -> LoadedPolicy:
+    from gates.approve import approve  # noqa: PLC0415
+    from pipeline.config import load_policy  # noqa: PLC0415
+
+    loaded = load_policy(policy_path)
+    if approve(loaded, out=out, rebaseline=True) != 0:
+        msg = f"{policy_path}: the inferred contract does not hold on the data (a bug in init)"
+        raise InitError(msg)
+    return loaded
+
+
+def _screen(loaded: LoadedPolicy, notes: _Notes) -> dict[str, Any]:
+    """The [data.checks] limits that the approved table itself needs; notes what was raised."""
+    from gates.base import RunContext  # noqa: PLC0415
+    from gates.data_integrity import DataGate  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="gates-init-") as reports:
+        context = RunContext(policy=loaded, run_id="init", reports_dir=Path(reports))
+        outcome = DataGate().run(context)
+    checks = loaded.policy.data.checks
+    tables: dict[str, dict[str, Any]] = {}
+    raised: dict[str, tuple[float, float]] = {}
+    for check, found in outcome.metrics.get("checks", {}).items():
+        if check not in _SHARE_KEYS or not found.get("flagged"):
+            continue
+        table, key = _SHARE_KEYS[check]
+        share = float(found["share"])
+        if share <= getattr(getattr(checks, table), key):
+            continue
+        # Just above what it flagged: one more flagged row in a hundred fails the gate.
+        limit = min(1.0, math.ceil((share + 0.01) * 100) / 100)
+        tables.setdefault(table, {})[key] = limit
+        raised[check] = (share, limit)
+    notes.screened = raised
+    return tables
+
+
+def _baseline(loaded: LoadedPolicy) -> dict[str, dict[str, float]]:
+    """Cross-validation and a holdout score, exactly as the train and cv gates compute them."""
+    from sklearn.base import clone  # noqa: PLC0415
+
+    from pipeline.evaluate import build_scorers, cross_validate_scores, holdout_scores  # noqa: PLC0415
+    from pipeline.model import build_estimator  # noqa: PLC0415
+    from pipeline.train import prepare  # noqa: PLC0415
+
+    policy = loaded.policy
+    _, split = prepare(loaded)
+    scorers = build_scorers(
+        METRICS, classes=policy.data.classes, positive_class=policy.data.positive_class
+    )
+    estimator = build_estimator(policy.model, seed=policy.run.seed, contract=policy.data)
+    scores = cross_validate_scores(
+        estimator,
+        split.x_train,
+        split.y_train,
+        scorers=scorers,
+        folds=policy.cv.folds,
+        seed=policy.run.seed,
+    )
+    model = clone(estimator).fit(split.x_train, split.y_train)
+    holdout = holdout_scores(model, split.x_holdout, split.y_holdout, scorers=scorers)
+    return {
+        m: {
+            "mean": scores.mean(m),
+            "std": scores.std(m),
+            "min_fold": min(scores.folds[m]),
+            "holdout": holdout[m],
+        }
+        for m in METRICS
+    }
+
+
+def _thresholds(seen: dict[str, float]) -> dict[str, float]:
+    """Thresholds a candidate as good as the baseline meets with room for its noise."""
+    std = seen["std"]
+
+    def down(value: float) -> float:
+        return max(0.0, math.floor(value * 100) / 100)
+
+    min_mean = down(seen["mean"] - max(2 * std, 0.02))
+    return {
+        "min_mean": min_mean,
+        # The policy requires min_fold <= min_mean.
+        "min_fold": min(min_mean, down(seen["min_fold"] - max(std, 0.02))),
+        "max_std": min(1.0, math.ceil(max(2 * std, 0.03) * 100) / 100),
+        "min_holdout": down(seen["holdout"] - max(2 * std, 0.03)),
+    }
