@@ -355,3 +355,14 @@ def test_deploy_without_the_committed_public_key_is_a_usage_error(copy, gates_cl
     assert result.returncode == 2
     assert "keys/release.pub: public key not found" in result.stderr
     assert not (copy / "registry").exists()
+
+
+def test_the_pipelines_default_required_gates_are_the_registrys():
+    """``python -m pipeline predict`` imports no gate: its default list is written in
+    pipeline/config.py and must name exactly the gates the registry checks before signing."""
+    from gates.release import required_gates
+    from pipeline.config import RELEASED_GATES
+
+    assert required_gates() == RELEASED_GATES, (
+        "update pipeline.config.RELEASED_GATES to the gates registered before 'artifacts'"
+    )
