@@ -198,14 +198,19 @@ def passed_project(passed_chain: Path, tmp_path: Path) -> Project:
 
 
 @pytest.fixture(scope="session")
-def signed_chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A project whose whole real chain PASSED, signed with its own release key; and its PEM.
+def signed_chain(
+    tmp_path_factory: pytest.TempPathFactory, recorded_chain: tuple[Path, Any]
+) -> tuple[Path, str]:
+    """A project whose whole chain PASSED, signed with its own release key; and its PEM.
 
-    Read-only: copy it (``tests.release_support.copy_project``) to change it.
+    Lint, sast and audit replay ``recorded_chain``'s real outcomes (the same code), the other
+    gates run. Read-only: copy it (``tests.release_support.copy_project``) to change it.
     """
+    from tests.chain_support import replaying
     from tests.release_support import signed_project
 
-    return signed_project(tmp_path_factory.mktemp("signed-chain"))
+    base = tmp_path_factory.mktemp("signed-chain")
+    return signed_project(base, gates=replaying(recorded_chain[0]))
 
 
 @pytest.fixture
