@@ -89,11 +89,13 @@ def _predict(args: argparse.Namespace) -> int:
     from pipeline.verify import verify_champion, verify_project  # noqa: PLC0415
 
     policy = load_policy(args.policy)
-    # The pipeline knows no gate names: the statement must record at least one gate and every
-    # gate it records must be PASSED (``python -m gates verify`` also requires each gate
-    # registered today).
+    # The pipeline imports no gate: the statement must record every gate of
+    # [release].required_gates (by default those the registry checks before signing), and every
+    # gate it records must be PASSED (``python -m gates verify`` requires each gate registered
+    # today).
     verify = verify_champion if args.champion else verify_project
-    model, _ = load_attested(verify(policy, required_gates=(), key=args.key))
+    required = policy.policy.release.required_gates
+    model, _ = load_attested(verify(policy, required_gates=required, key=args.key))
     table = predict_file(policy, model=model, input_path=args.input)
     if args.output is None:
         sys.stdout.write(table.to_csv(index=False, lineterminator="\n"))

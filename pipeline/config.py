@@ -24,6 +24,7 @@ from pydantic import (
     Strict,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
@@ -512,6 +513,14 @@ class Tolerance(_Strict):
     relative: Fraction = 0.0
 
 
+# The gates whose PASSED verdict a signed statement must record before ``python -m pipeline
+# predict`` uses its model ([release].required_gates, by default): every gate the registry
+# checks before the attesting gate. The pipeline imports no gate, so the list is written here;
+# tests/gates/test_release.py fails when it differs from ``gates.release.required_gates()``.
+RELEASED_GATES: tuple[str, ...] = ("lint", "sast", "audit", "data", "train", "cv")
+GateName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+
+
 class ReleasePolicy(_Strict):
     """[release]: the signing keys, the trusted public key, the registry and the champion bar."""
 
@@ -523,6 +532,20 @@ class ReleasePolicy(_Strict):
     dev_key_dir: Annotated[PathText, PathRule("dir", output=True)] = ".keys"
     registry_dir: Annotated[PathText, PathRule("dir", output=True)] = "registry"
     tolerance: dict[Metric, Tolerance] = Field(default_factory=dict)
+    # The gates ``python -m pipeline predict`` requires PASSED in the model's signed statement
+    # (``python -m gates verify`` and ``deploy`` require every gate registered today).
+    required_gates: Annotated[tuple[GateName, ...], Strict(False), Field(min_length=1)] = (
+        RELEASED_GATES
+    )
+
+    @field_validator("required_gates")
+    @classmethod
+    def _distinct_gates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            msg = f"each gate once; {', '.join(repeated)} is listed more than once"
+            raise ValueError(msg)
+        return value
 
 
 class FeedbackPolicy(_Strict):

@@ -198,14 +198,19 @@ def passed_project(passed_chain: Path, tmp_path: Path) -> Project:
 
 
 @pytest.fixture(scope="session")
-def signed_chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A project whose whole real chain PASSED, signed with its own release key; and its PEM.
+def signed_chain(
+    tmp_path_factory: pytest.TempPathFactory, recorded_chain: tuple[Path, Any]
+) -> tuple[Path, str]:
+    """A project whose whole chain PASSED, signed with its own release key; and its PEM.
 
-    Read-only: copy it (``tests.release_support.copy_project``) to change it.
+    Lint, sast and audit replay ``recorded_chain``'s real outcomes (the same code), the other
+    gates run. Read-only: copy it (``tests.release_support.copy_project``) to change it.
     """
+    from tests.chain_support import replaying
     from tests.release_support import signed_project
 
-    return signed_project(tmp_path_factory.mktemp("signed-chain"))
+    base = tmp_path_factory.mktemp("signed-chain")
+    return signed_project(base, gates=replaying(recorded_chain[0]))
 
 
 @pytest.fixture
@@ -283,6 +288,18 @@ def gates_cli(recorded_chain: tuple[Path, Any]) -> Callable[..., subprocess.Comp
         return run_module("gates", *args, cwd=cwd, **kwargs)
 
     return call
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the modules that hold a ``slow`` test first; each module stays whole and in order.
+
+    ``nox -s tests`` uses pytest-xdist's worksteal: each worker gets a contiguous half of this
+    list, and a worker that runs dry takes the queued tail of the other, down to its last two
+    tests. A long test queued at the very end keeps one core busy while the other waits; with
+    the long modules first the tail is short tests. Module-scoped fixtures still set up once.
+    """
+    slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow)  # stable: otherwise collection order
 
 
 @pytest.fixture(autouse=True)

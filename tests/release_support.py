@@ -54,11 +54,16 @@ def new_project(root: Path) -> Path:
     return project_support.copy_project(root, keys=False)
 
 
-def signed_project(base: Path) -> tuple[Path, str]:
-    """A project whose whole chain PASSED and was signed with its own release key."""
+def signed_project(base: Path, *, gates: Sequence[Any] | None = None) -> tuple[Path, str]:
+    """A project whose whole chain PASSED and was signed with its own release key.
+
+    ``gates`` as for ``run_chain``: ``chain_support.replaying(recorded)`` replays lint, sast and
+    audit from the session's recorded run (the same code; the release key it adds under
+    ``keys/`` is nothing they read).
+    """
     root = new_project(base / "signed")
     pem = make_release_key(root, base / "secret")
-    summary = run_chain(root, pem=pem)
+    summary = run_chain(root, pem=pem, gates=gates)
     assert summary.exit_code == 0, [r.summary for r in summary.results]
     return root, pem
 

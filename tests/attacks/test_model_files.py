@@ -317,8 +317,9 @@ class Signed:
 
 
 @pytest.fixture(scope="module")
-def signed(tmp_path_factory: pytest.TempPathFactory) -> Signed:
-    """A project whose chain PASSED, signed with its own release key and deployed."""
+def signed(tmp_path_factory: pytest.TempPathFactory, recorded_chain: tuple[Path, Any]) -> Signed:
+    """A project whose chain PASSED, signed with its own release key and deployed (lint, sast
+    and audit replay the session's recorded outcomes: the same code)."""
     import skops.io as sio
     from sklearn.datasets import load_breast_cancer
 
@@ -327,7 +328,9 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Signed:
     from pipeline.model import build_estimator
 
     base = tmp_path_factory.mktemp("model-files")
-    root, _ = signed_project(base)
+    from tests.chain_support import replaying
+
+    root, _ = signed_project(base, gates=replaying(recorded_chain[0]))
     deploy(load_policy(root / "policy.toml"), reports_dir=root / "reports")
     archive = (root / MODEL).read_bytes()
     with zipfile.ZipFile(io.BytesIO(archive)) as opened:

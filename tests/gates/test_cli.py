@@ -23,14 +23,24 @@ def test_exit_0_when_every_gate_passes(passed_project, capsys):
     assert "verdict: PASSED" in capsys.readouterr().out
 
 
-def test_exit_1_when_a_gate_fails(project, capsys):
+def test_exit_1_when_a_gate_fails(project, monkeypatch, capsys):
+    import functools
+
+    import gates.runner
+    from tests.chain_support import SUPPLY_CHAIN
+
     project.edit_policy(**{"cv.thresholds.accuracy.min_mean": 0.999})
+    # The whole chain through the CLI; lint, sast and audit replay their real outcome on this
+    # code (the edit is in [cv], which none of them reads): ruff, bandit and pip-audit ran once.
+    chain = functools.partial(gates.runner.run_chain, gates=project.chain(SUPPLY_CHAIN))
+    monkeypatch.setattr(gates.runner, "run_chain", chain)
     code = _cli.main(["run", "--policy", str(project.policy_path)])
     out = capsys.readouterr().out
     assert code == 1
     assert "CV001 accuracy mean" in out
     assert "([cv.thresholds.accuracy].min_mean)" in out
     assert "verdict: FAILED" in out
+    assert project.report("sast")["summary"].startswith("replayed: ")
 
 
 def test_exit_1_for_a_single_failing_gate_says_the_chain_stopped(project, capsys):

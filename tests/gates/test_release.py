@@ -391,3 +391,14 @@ def test_a_development_signature_is_named_and_tampering_still_reads_as_tampering
         accepted = gates_cli(root, "verify", "--key", ".keys/dev-signing.pub")
         assert accepted.returncode == 0, accepted.stdout
         assert "NOT deployable" in accepted.stdout
+
+
+def test_the_pipelines_default_required_gates_are_the_registrys():
+    """``python -m pipeline predict`` imports no gate: its default list is written in
+    pipeline/config.py and must name exactly the gates the registry checks before signing."""
+    from gates.release import required_gates
+    from pipeline.config import RELEASED_GATES
+
+    assert required_gates() == RELEASED_GATES, (
+        "update pipeline.config.RELEASED_GATES to the gates registered before 'artifacts'"
+    )

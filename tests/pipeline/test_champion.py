@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,13 +23,18 @@ REQUIRED = ("data", "train", "cv")
 
 @pytest.fixture(scope="module")
 def two_runs(
-    signed_chain: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+    signed_chain: tuple[Path, str],
+    recorded_chain: tuple[Path, Any],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, Path]:
-    """Two signed runs of the same project (same key, different run ids)."""
+    """Two signed runs of the same project (same key, different run ids); lint, sast and audit
+    of the second replay the session's recorded outcomes (the same code)."""
+    from tests.chain_support import replaying
+
     base = tmp_path_factory.mktemp("champion")
     first, pem = copy_project(signed_chain[0], base / "first"), signed_chain[1]
     second = copy_project(first, base / "second")
-    assert run_chain(second, pem=pem).exit_code == 0
+    assert run_chain(second, pem=pem, gates=replaying(recorded_chain[0])).exit_code == 0
     return first, second
 
 

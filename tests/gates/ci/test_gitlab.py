@@ -9,13 +9,17 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from gates.ci.gitlab import GitlabRenderer
 from gates.ci.interface import CiPlan
-from tests.conftest import REPO
+from tests.conftest import REPO, run_module
+from tests.gates.ci.conftest import _find_tool, _run
 
 PATH = ".gitlab-ci.yml"
 GIT = shutil.which("git")
@@ -167,15 +171,11 @@ def _git(root, *args: str) -> None:
     )
 
 
-@pytest.fixture
-def local_repo(tmp_path, gates_cli):
-    """A git copy of the project whose registry also has the probe stage, rendered by the CLI.
-
-    Returns ``make(policy_edits)``: edits policy.toml, commits, and returns the folder.
-    """
+def _local_repo(root):
+    """A git copy of the project at ``root`` whose registry also has the probe stage, rendered
+    by the CLI. Returns ``make(policy_edits)``: edits policy.toml, commits, returns the folder."""
     if GIT is None:
         pytest.skip("git is not installed")
-    root = tmp_path / "repo"
     listed = subprocess.run(
         [GIT, "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
     ).stdout.decode()
@@ -192,7 +192,7 @@ def local_repo(tmp_path, gates_cli):
         text.replace("\n_check(GATES)\n", f"\nGATES = (*GATES, {PROBE_SPEC})\n_check(GATES)\n", 1),
         encoding="utf-8",
     )
-    rendered = gates_cli(root, "ci", "render", env={"PYTHONPATH": str(root)})
+    rendered = run_module("gates", "ci", "render", cwd=root, env={"PYTHONPATH": str(root)})
     assert rendered.returncode == 0, rendered.stderr
 
     def make(*, replace: tuple[str, str] | None = None, branch: str = "feature/ci"):
@@ -210,6 +210,12 @@ def local_repo(tmp_path, gates_cli):
     return make
 
 
+@pytest.fixture
+def local_repo(tmp_path):
+    """``_local_repo`` in this test's folder."""
+    return _local_repo(tmp_path / "repo")
+
+
 def _advisory_db() -> str | None:
     # The audit gate (once registered) needs vulnerability data; this machine has no internet,
     # so use the environment's offline copy, or the workplace's ../shared/advisory-db.
@@ -221,14 +227,14 @@ def _advisory_db() -> str | None:
     return None
 
 
-@pytest.fixture
-def gitlab_ci_local(tool, run_tool, tmp_path):
-    """Run gitlab-ci-local 4.60.0 in shell mode, isolated, with dependencies already installed."""
-    executable = tool("gitlab-ci-local")
+def _gitlab_ci_local(home):
+    """Run gitlab-ci-local 4.60.0 in shell mode, isolated, with dependencies already installed
+    (its home and a ``python`` for the jobs under ``home``)."""
+    executable = _find_tool("gitlab-ci-local")
     if shutil.which("rsync") is None:
         pytest.skip("rsync is not installed (gitlab-ci-local copies the project with it)")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir = home / "bin"
+    bin_dir.mkdir(parents=True)
     # Jobs call `python`: this interpreter. A wrapper, not a symlink: a symlinked venv python
     # finds no pyvenv.cfg beside the link, so it would run without the venv's packages.
     shim = bin_dir / "python"
@@ -243,7 +249,7 @@ def gitlab_ci_local(tool, run_tool, tmp_path):
         command = [
             executable,
             "--home",
-            str(tmp_path / "home"),
+            str(home / "home"),
             "--force-shell-executor",  # the image is for real runners; here the host runs jobs
             "--shell-isolation",  # each job in its own folder: files travel only as artifacts
             "--no-artifacts-to-source",
@@ -254,9 +260,15 @@ def gitlab_ci_local(tool, run_tool, tmp_path):
             *extra,
             *args,
         ]
-        return run_tool(command, cwd=root, env=env, timeout=900)
+        return _run(command, cwd=root, env=env, timeout=900)
 
     return run
+
+
+@pytest.fixture
+def gitlab_ci_local(tmp_path):
+    """``_gitlab_ci_local`` with its home in this test's folder."""
+    return _gitlab_ci_local(tmp_path)
 
 
 def _started(output: str) -> list[str]:
@@ -272,12 +284,46 @@ def _dotenv(root) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines())
 
 
+@dataclass(frozen=True)
+class FirstPipeline:
+    """The first pipeline on the default branch of a fresh copy, as it was when it ended."""
+
+    root: Path
+    run: Any  # runs gitlab-ci-local again in ``root``
+    returncode: int
+    output: str
+    seen: dict[str, str]  # reports/probe.seen.json of the probe stage
+    dotenv: dict[str, str]  # the verdict's reports/gates.env
+    model_sha256: str  # of the gate job's artifacts/model.skops
+    reports_in_source: bool  # whether a reports/ folder appeared in the checkout
+
+
+@pytest.fixture(scope="module")
+def first_pipeline(tmp_path_factory):
+    """One full pipeline, shared by the module: the test that it passes stage by stage and the
+    test of what the next pipeline reuses (which runs that second pipeline in ``root``)."""
+    base = tmp_path_factory.mktemp("gitlab")
+    run = _gitlab_ci_local(base)
+    root = _local_repo(base / "repo")(branch="main")
+    result = run(root)
+    seen = _artifact(root, "probe", "reports/probe.seen.json")
+    model = _artifact(root, "gate", "artifacts/model.skops")
+    return FirstPipeline(
+        root=root,
+        run=run,
+        returncode=result.returncode,
+        output=result.stdout + result.stderr,
+        seen=json.loads(seen.read_text()) if seen.is_file() else {},
+        dotenv=_dotenv(root) if _artifact(root, "gate", "reports/gates.env").is_file() else {},
+        model_sha256=hashlib.sha256(model.read_bytes()).hexdigest() if model.is_file() else "",
+        reports_in_source=(root / "reports").exists(),
+    )
+
+
 @pytest.mark.slow
-def test_gitlab_ci_local_runs_the_stages_in_order_and_they_pass(local_repo, gitlab_ci_local):
-    root = local_repo()
-    result = gitlab_ci_local(root)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
+def test_gitlab_ci_local_runs_the_stages_in_order_and_they_pass(first_pipeline):
+    output = first_pipeline.output
+    assert first_pipeline.returncode == 0, output
     plan = CiPlan.from_specs()
     gates = [spec.name for spec in plan.gates]
     always = [spec.name for spec in plan.always]
@@ -286,13 +332,12 @@ def test_gitlab_ci_local_runs_the_stages_in_order_and_they_pass(local_repo, gitl
     assert "ci-config" in started  # the copy's files match its registry (rendered by the CLI)
     for name in ("ci-config", *gates, *always, "probe"):
         assert re.search(rf"^ PASS  {name}\b", output, re.MULTILINE), name
-    seen = json.loads(_artifact(root, "probe", "reports/probe.seen.json").read_text())
+    seen = first_pipeline.seen
     assert {name: seen.get(name) for name in gates} == dict.fromkeys(gates, "PASSED")
     # The model digest reached the dotenv report, and it is the digest of the model built.
-    model = _artifact(root, "gate", "artifacts/model.skops")
-    assert _dotenv(root)["GATES_VERDICT"] == "PASSED"
-    assert _dotenv(root)["GATES_MODEL_SHA256"] == hashlib.sha256(model.read_bytes()).hexdigest()
-    assert not (root / "reports").exists()  # reports moved between jobs only as artifacts
+    assert first_pipeline.dotenv["GATES_VERDICT"] == "PASSED"
+    assert first_pipeline.dotenv["GATES_MODEL_SHA256"] == first_pipeline.model_sha256
+    assert not first_pipeline.reports_in_source  # reports moved between jobs only as artifacts
 
 
 @pytest.mark.slow
@@ -340,13 +385,12 @@ def test_gitlab_ci_local_offers_deploy_only_on_the_default_branch_and_by_hand(
 
 @pytest.mark.slow
 def test_gitlab_ci_local_keeps_the_gate_cache_and_the_history_between_pipelines(
-    local_repo, gitlab_ci_local
+    first_pipeline,
 ):
     """Two pipelines on the default branch: the second reuses the first's cached gates, and
     refuses the kept run history once it has been tampered with (FB001, not extended)."""
-    root = local_repo(branch="main")
-    first = gitlab_ci_local(root)
-    assert first.returncode == 0, first.stdout + first.stderr
+    root = first_pipeline.root
+    assert first_pipeline.returncode == 0, first_pipeline.output
     kept = root / ".gitlab-ci-local" / "cache"
     (gate_cache,) = kept.glob("0_gates-main-*")  # prefix-<digest of requirements.lock, policy>
     assert list((gate_cache / ".cache" / "gates").glob("*.json"))
@@ -357,7 +401,7 @@ def test_gitlab_ci_local_keeps_the_gate_cache_and_the_history_between_pipelines(
     tampered = json.dumps(record, sort_keys=True, separators=(",", ":"))
     history.write_text(tampered + "\n", encoding="utf-8")
 
-    second = gitlab_ci_local(root)
+    second = first_pipeline.run(root)
     output = second.stdout + second.stderr
     assert second.returncode != 0, output  # the tampered history fails the feedback stage
     assert re.search(r"^data\s+imported cache '0_gates-main-", output, re.MULTILINE)

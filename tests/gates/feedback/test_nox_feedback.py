@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 
 import pytest
 
@@ -24,6 +26,28 @@ def _nox(root, env, *args):
     )
 
 
+def _shared_env(root):
+    """``.nox/env`` as the ``env`` session would leave it, built in a fraction of a second.
+
+    A real venv of the interpreter the tests run in, whose site-packages adds the tests' own
+    (``site.addsitedir`` in a ``.pth`` file, so their ``.pth`` files count too): they hold
+    every package of requirements.lock already. ``nox -R`` reuses it and installs nothing, so
+    the test does not pay for building and byte-compiling scikit-learn, pandas and SciPy again.
+    """
+    location = root / ".nox" / "env"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(location)],
+        check=True,
+        capture_output=True,
+    )
+    (site_packages,) = location.glob("lib/python*/site-packages")
+    lines = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    (site_packages / "tests-shared-env.pth").write_text(
+        "".join(f"import site; site.addsitedir({path!r})\n" for path in sorted(lines)),
+        encoding="utf-8",
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("nox") is None, reason="needs nox on PATH")
 def test_nox_chain_with_a_failing_gate_still_runs_feedback(tmp_path):
@@ -34,7 +58,8 @@ def test_nox_chain_with_a_failing_gate_still_runs_feedback(tmp_path):
     policy = root / "policy.toml"
     policy.write_text(policy.read_text().replace("min_mean = 0.93", "min_mean = 0.999"))
     env = {k: v for k, v in os.environ.items() if k not in ("GATES_RUN_ID", "PYTHONPATH")}
-    done = _nox(root, env, "-s", "train", "gate")
+    _shared_env(root)
+    done = _nox(root, env, "-R", "-s", "train", "gate")
     log = done.stdout
     assert done.returncode == 1, log
     assert "Session cv failed" in log
