@@ -42,7 +42,7 @@ from pipeline.attestation import (
 from pipeline.errors import ModelError, PipelineError
 from pipeline.fsio import atomic_write_json, fsync_dir, sha256_file, temp_files
 from pipeline.persist import audit_attested
-from pipeline.signing import PublicKey
+from pipeline.signing import Trusted
 
 POINTER_FILE = "champion"
 VERSIONS_DIR = "versions"
@@ -66,9 +66,7 @@ class Champion:
 class ModelRegistry:
     """Promote verified bundles and read the champion, verifying it on every read."""
 
-    def __init__(
-        self, path: Path, *, trusted: PublicKey, required_gates: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, path: Path, *, trusted: Trusted, required_gates: Sequence[str] = ()) -> None:
         self.path = path
         self.trusted = trusted
         self.required_gates = tuple(required_gates)

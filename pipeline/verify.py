@@ -18,12 +18,25 @@ from pipeline.champion import ModelRegistry, RegistryError
 from pipeline.config import LoadedPolicy
 from pipeline.errors import ModelError
 from pipeline.persist import audit_attested
-from pipeline.signing import PublicKey, load_public_key
+from pipeline.signing import Trusted, TrustedKeys, load_public_key
 
 
-def trusted_key(policy: LoadedPolicy, *, override: Path | None = None) -> PublicKey:
-    """The committed release public key (or ``override``); SigningError when unreadable."""
-    return load_public_key(override or policy.resolve(policy.policy.release.public_key))
+def trusted_key(policy: LoadedPolicy, *, override: Path | None = None) -> Trusted:
+    """The committed release public keys, one per algorithm [release].signatures requires.
+
+    ``override`` replaces the first (primary) one. SigningError when a key is unreadable or not
+    of its algorithm. Nothing in an envelope chooses a key or an algorithm.
+    """
+    release = policy.policy.release
+    keys = []
+    for index, algorithm in enumerate(release.signatures):
+        path = (
+            override
+            if override and index == 0
+            else policy.resolve(release.public_key_for(algorithm))
+        )
+        keys.append(load_public_key(path, algorithm=algorithm))
+    return keys[0] if len(keys) == 1 else TrustedKeys(tuple(keys))
 
 
 def verify_project(
@@ -60,7 +73,7 @@ def audit_signed_model(verified: VerifiedAttestation) -> None:
 
 
 def registry_for(
-    policy: LoadedPolicy, *, trusted: PublicKey, required_gates: Sequence[str] = ()
+    policy: LoadedPolicy, *, trusted: Trusted, required_gates: Sequence[str] = ()
 ) -> ModelRegistry:
     """The policy's model registry, trusting ``trusted`` only, requiring ``required_gates``."""
     return ModelRegistry(
