@@ -1,9 +1,12 @@
 """AWS KMS: the release key is an asymmetric KMS key (ECC_NIST_P256); data keys from GenerateDataKey.
 
-Signing sends only the SHA-256 digest of the DSSE pre-authentication encoding (``MessageType
-DIGEST``: a raw message is capped at 4 KiB) and gets a DER ECDSA signature back, which
+Signing sends the DSSE pre-authentication encoding itself when it fits KMS's 4 KiB limit for a
+raw message, else its SHA-256 digest (``MessageType DIGEST``), and gets a DER ECDSA signature
+back, which
 ``cryptography`` verifies against the committed public key with ``ECDSA(SHA256())`` exactly as
-KMS's own Verify would. Verification never calls KMS. Data keys are bound to the file's path by
+KMS's own Verify would. Every signature KMS returns is verified here before it is used, so a
+service that signs something else (moto's server ignores ``DIGEST`` and hashes the digest
+again) is refused, never written. Verification never calls KMS. Data keys are bound to the file's path by
 KMS's EncryptionContext: a wrapped key moved to another file does not decrypt.
 
 Credentials, region override and endpoint come from boto3's own environment variables
@@ -27,6 +30,7 @@ from pipeline.signing import Algorithm, PublicKey, SigningError, TrustedKeyType
 
 KEY_SPEC = "ECC_NIST_P256"
 SIGNING_ALGORITHM = "ECDSA_SHA_256"
+RAW_MESSAGE_LIMIT = 4096
 
 
 def _failed(action: str, key_id: str, err: Exception) -> KeyProviderError:
@@ -75,11 +79,14 @@ class KmsSigner:
 
     def sign(self, message: bytes) -> bytes:
         """ECDSA_SHA_256 over ``message`` (its digest is what is sent)."""
+        # KMS takes a raw message up to 4 KiB; past that, its SHA-256 digest (MessageType
+        # DIGEST): the same ECDSA_SHA_256 signature either way.
+        raw = len(message) <= RAW_MESSAGE_LIMIT
         try:
             answer = self.client.sign(
                 KeyId=self.key_id,
-                Message=hashlib.sha256(message).digest(),
-                MessageType="DIGEST",
+                Message=message if raw else hashlib.sha256(message).digest(),
+                MessageType="RAW" if raw else "DIGEST",
                 SigningAlgorithm=SIGNING_ALGORITHM,
             )
         except (ClientError, BotoCoreError) as err:
