@@ -19,15 +19,18 @@ from pipeline.champion import Champion, ModelRegistry, RegistryError
 from pipeline.config import LoadedPolicy
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.keys import KeyProviderError, provider_for
-from pipeline.keys.local import LocalProvider, env_name
+from pipeline.keys.local import LocalProvider, env_name, read_env_pem
+from pipeline.promotion import sign_promotion
 from pipeline.signing import (
     Algorithm,
+    Envelope,
     PublicKey,
     Signer,
     SigningError,
     SigningKey,
     Trusted,
     generate_key_pair,
+    private_key_from_pem,
     read_private_key,
     required_keys,
 )
@@ -235,6 +238,27 @@ def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
         )
         raise DeployRefused(msg)
     try:
-        return registry_for(policy, trusted=attestation.signer).promote(attestation)
-    except RegistryError as err:
+        registry = registry_for(policy, trusted=attestation.signer)
+        promotion = None
+        if registry.promoters:
+            promotion = _sign_promotion(policy, registry, attestation)
+        return registry.promote(attestation, promotion=promotion)
+    except (RegistryError, SigningError) as err:
         raise DeployRefused(f"refused: {err}") from err
+
+
+def _sign_promotion(
+    policy: LoadedPolicy, registry: ModelRegistry, attestation: VerifiedAttestation
+) -> Envelope:
+    """The release manager's signature over this promotion, with the key in $promoter_key_env."""
+    name = policy.policy.roles.promoter_key_env
+    pem = read_env_pem(name)
+    if not pem:
+        msg = (
+            f"refused: [roles].promoters is set: only a release manager may promote; set ${name} "
+            "to a release manager's private key"
+        )
+        raise DeployRefused(msg)
+    key = private_key_from_pem(pem.encode("utf-8"), source=f"${name}", release=True, algorithm=None)
+    expected = registry.promotion_for(attestation, registry.version_name(attestation))
+    return sign_promotion(expected, key=key)

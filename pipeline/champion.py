@@ -27,7 +27,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +42,14 @@ from pipeline.attestation import (
 from pipeline.errors import ModelError, PipelineError
 from pipeline.fsio import atomic_write_json, fsync_dir, sha256_file, temp_files
 from pipeline.persist import audit_attested
-from pipeline.signing import Trusted
+from pipeline.promotion import (
+    Promotion,
+    PromotionError,
+    append_event,
+    recorded_promotion,
+    verify_promotion,
+)
+from pipeline.signing import Envelope, PublicKey, Trusted
 
 POINTER_FILE = "champion"
 VERSIONS_DIR = "versions"
@@ -66,10 +73,26 @@ class Champion:
 class ModelRegistry:
     """Promote verified bundles and read the champion, verifying it on every read."""
 
-    def __init__(self, path: Path, *, trusted: Trusted, required_gates: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        trusted: Trusted,
+        required_gates: Sequence[str] = (),
+        promoters: Mapping[str, PublicKey] | None = None,
+        stage: str = "production",
+    ) -> None:
         self.path = path
         self.trusted = trusted
         self.required_gates = tuple(required_gates)
+        # Release managers (name -> key): when set, promotion needs one's signature.
+        self.promoters = dict(promoters or {})
+        self.stage = stage
+
+    def promotion_for(self, verified: VerifiedAttestation, version: str) -> Promotion:
+        """What a release manager signs to promote ``verified`` as ``version``."""
+        model = verified.predicate.get("model", {})
+        return Promotion(str(model.get("sha256", "")), verified.run_id, self.stage, version)
 
     @property
     def pointer(self) -> Path:
@@ -92,7 +115,17 @@ class ModelRegistry:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
             msg = f"{self.pointer}: champion pointer unreadable ({type(err).__name__}: {err})"
             raise RegistryError(msg) from None
-        return Champion(version, self._verify_version(version, bundle, envelope_sha256))
+        verified = self._verify_version(version, bundle, envelope_sha256)
+        if self.promoters:
+            try:
+                recorded_promotion(
+                    self.path,
+                    expected=self.promotion_for(verified, version),
+                    promoters=self.promoters,
+                )
+            except PromotionError as err:
+                raise RegistryError(f"champion {version}: {err}") from None
+        return Champion(version, verified)
 
     def _verify_version(
         self, version: str, bundle: str, envelope_sha256: str | None
@@ -112,8 +145,20 @@ class ModelRegistry:
             raise RegistryError(msg)
         return verified
 
-    def promote(self, source: VerifiedAttestation) -> Champion:
-        """Copy a verified bundle in, verify the copy, then switch the pointer atomically."""
+    def version_name(self, source: VerifiedAttestation) -> str:
+        """The registry version ``source`` is promoted as."""
+        model_sha = str(source.predicate.get("model", {}).get("sha256", ""))[:12]
+        return f"{source.run_id}-{model_sha}"
+
+    def promote(
+        self, source: VerifiedAttestation, *, promotion: Envelope | None = None
+    ) -> Champion:
+        """Copy a verified bundle in, verify the copy, then switch the pointer atomically.
+
+        With promoters configured, ``promotion`` must be a release manager's signature over this
+        model, run, stage and version; it is checked before anything is copied, and recorded in
+        the hash-chained audit log before the pointer moves.
+        """
         model_sha = str(source.predicate.get("model", {}).get("sha256", ""))[:12]
         version = f"{source.run_id}-{model_sha}"
         bundle = str(source.predicate.get("bundle", ""))
@@ -122,6 +167,23 @@ class ModelRegistry:
                 f"{source.envelope_path}: cannot name a registry version from run {source.run_id!r}"
             )
             raise RegistryError(msg)
+        promoter = None
+        if self.promoters:
+            if promotion is None:
+                msg = (
+                    f"{self.path}: refused: [roles].promoters is set, so a promotion needs a "
+                    "release manager's signature (none given)"
+                )
+                raise RegistryError(msg)
+            try:
+                promoter = verify_promotion(
+                    promotion,
+                    expected=self.promotion_for(source, version),
+                    promoters=self.promoters,
+                    source=f"promotion of {version}",
+                )
+            except PromotionError as err:
+                raise RegistryError(str(err)) from None
         versions = self.path / VERSIONS_DIR
         versions.mkdir(parents=True, exist_ok=True)
         with _locked(self.path / LOCK_FILE):
@@ -140,6 +202,18 @@ class ModelRegistry:
                     shutil.rmtree(staging, ignore_errors=True)
                     raise
             verified = self._verify_version(version, bundle, None)
+            event = {
+                "action": "promote",
+                "version": version,
+                "run_id": source.run_id,
+                "model_sha256": str(source.predicate.get("model", {}).get("sha256", "")),
+                "stage": self.stage,
+                "promoter": promoter,
+            }
+            try:
+                append_event(self.path, event, promotion)
+            except (PromotionError, OSError) as err:
+                raise RegistryError(f"{self.path}: cannot append to the audit log: {err}") from None
             atomic_write_json(
                 self.pointer,
                 {

@@ -587,6 +587,22 @@ class FeedbackPolicy(_Strict):
     mlflow_artifact_location: Annotated[PathText | None, PathRule("dir", output=True)] = None
 
 
+RoleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")]
+
+
+class RolesPolicy(_Strict):
+    """[roles]: who may promote a model (release managers), by name and committed public key.
+
+    Empty (the default): deploy needs no promoter signature, as before. Set: deploy signs the
+    promotion with the key in $promoter_key_env, the registry refuses one no listed promoter
+    signed, and the champion is served only with a verified promotion in the audit log.
+    """
+
+    promoters: Annotated[dict[RoleName, PathText], PathRule("file")] = Field(default_factory=dict)
+    promoter_key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GATES_PROMOTER_KEY"
+    stage: RoleName = "production"
+
+
 class Policy(_Strict):
     """The whole of policy.toml."""
 
@@ -601,6 +617,7 @@ class Policy(_Strict):
     release: ReleasePolicy = Field(default_factory=ReleasePolicy)
     feedback: FeedbackPolicy = Field(default_factory=FeedbackPolicy)
     keys: KeysPolicy = Field(default_factory=KeysPolicy)
+    roles: RolesPolicy = Field(default_factory=RolesPolicy)
     encryption: EncryptionPolicy | None = None
 
     @model_validator(mode="after")

@@ -308,8 +308,8 @@ def verify_envelope(
     raise SigningError(msg)
 
 
-def load_public_key(path: Path, *, algorithm: Algorithm = "ed25519") -> PublicKey:
-    """Read a PEM public key of ``algorithm``; a missing or wrong file is a SigningError naming it."""
+def load_public_key(path: Path, *, algorithm: Algorithm | None = "ed25519") -> PublicKey:
+    """Read a PEM public key of ``algorithm`` (None: any supported one); SigningError naming the file."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -321,12 +321,17 @@ def load_public_key(path: Path, *, algorithm: Algorithm = "ed25519") -> PublicKe
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError, UnsupportedAlgorithmError):
-        msg = f"{path}: expected a PEM {_SHOWN[algorithm]} public key, found something else"
+        msg = f"{path}: expected a PEM {_shown(algorithm)} public key, found something else"
         raise SigningError(msg) from None
-    if not isinstance(key, TrustedKeyType) or _safe_algorithm(key) != algorithm:
-        msg = f"{path}: expected an {_SHOWN[algorithm]} public key, found {type(key).__name__}"
+    found = _safe_algorithm(key)
+    if not isinstance(key, TrustedKeyType) or found is None or algorithm not in (None, found):
+        msg = f"{path}: expected an {_shown(algorithm)} public key, found {type(key).__name__}"
         raise SigningError(msg)
     return PublicKey.from_crypto(key, source=str(path))
+
+
+def _shown(algorithm: Algorithm | None) -> str:
+    return _SHOWN[algorithm] if algorithm else "Ed25519, ML-DSA-65 or ECDSA P-256"
 
 
 def _safe_algorithm(key: object) -> str | None:
@@ -337,17 +342,18 @@ def _safe_algorithm(key: object) -> str | None:
 
 
 def private_key_from_pem(
-    data: bytes, *, source: str, release: bool, algorithm: Algorithm = "ed25519"
+    data: bytes, *, source: str, release: bool, algorithm: Algorithm | None = "ed25519"
 ) -> SigningKey:
     """Parse a PEM private key of ``algorithm``; the error names ``source``, never the bytes."""
     try:
         key: Any = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithmError):
         # ``from None``: the parser's own message could quote the input.
-        msg = f"{source}: expected an unencrypted PEM {_SHOWN[algorithm]} private key; it could not be parsed"
+        msg = f"{source}: expected an unencrypted PEM {_shown(algorithm)} private key; it could not be parsed"
         raise SigningError(msg) from None
-    if not isinstance(key, PrivateKeyType) or _safe_algorithm(key) != algorithm:
-        msg = f"{source}: expected an {_SHOWN[algorithm]} private key, found another key type"
+    found = _safe_algorithm(key)
+    if not isinstance(key, PrivateKeyType) or found is None or algorithm not in (None, found):
+        msg = f"{source}: expected an {_shown(algorithm)} private key, found another key type"
         raise SigningError(msg)
     return SigningKey(key=key, source=source, release=release)
 

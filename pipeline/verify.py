@@ -76,10 +76,16 @@ def registry_for(
     policy: LoadedPolicy, *, trusted: Trusted, required_gates: Sequence[str] = ()
 ) -> ModelRegistry:
     """The policy's model registry, trusting ``trusted`` only, requiring ``required_gates``."""
+    roles = policy.policy.roles
     return ModelRegistry(
         policy.resolve(policy.policy.release.registry_dir),
         trusted=trusted,
         required_gates=required_gates,
+        promoters={
+            name: load_public_key(policy.resolve(path), algorithm=None)
+            for name, path in roles.promoters.items()
+        },
+        stage=roles.stage,
     )
 
 
