@@ -167,6 +167,15 @@ def recorded_promotion(
                 envelope = parse_envelope(json.dumps(record["envelope"]), source=source)
             except SigningError as err:
                 raise PromotionError(str(err)) from None
-            return verify_promotion(envelope, expected=expected, promoters=promoters, source=source)
+            signer = verify_promotion(
+                envelope, expected=expected, promoters=promoters, source=source
+            )
+            if event.get("promoter") != signer:
+                msg = (
+                    f"{source}: refused: the entry names promoter {event.get('promoter')!r} but "
+                    f"the promotion is signed by {signer!r} (the log was edited)"
+                )
+                raise PromotionError(msg)
+            return signer
     msg = f"{path}: refused: no signed promotion of version {expected.version} in the audit log"
     raise PromotionError(msg)

@@ -86,7 +86,9 @@ class TransitStandIn:
             return self._read_key(request, name)
         if method == "POST" and action == "sign" and name in self.signing:
             if body.get("key_version") not in (None, 1):
-                return _reply(request, 400, {"errors": ["requested version for signing does not exist"]})
+                return _reply(
+                    request, 400, {"errors": ["requested version for signing does not exist"]}
+                )
             signature = self.signing[name].sign(base64.b64decode(body["input"]))
             return _reply(request, 200, {"data": {"signature": "vault:v1:" + _b64(signature)}})
         if method == "POST" and action == "datakey/plaintext" and name in self.aes:
@@ -107,10 +109,16 @@ class TransitStandIn:
 
     def _read_key(self, request: BaseHTTPRequestHandler, name: str) -> None:
         if name in self.signing:
-            raw = self.signing[name].public_key().public_bytes(
-                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            raw = (
+                self.signing[name]
+                .public_key()
+                .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
             )
-            data = {"type": "ed25519", "latest_version": 1, "keys": {"1": {"public_key": _b64(raw)}}}
+            data = {
+                "type": "ed25519",
+                "latest_version": 1,
+                "keys": {"1": {"public_key": _b64(raw)}},
+            }
         elif name in self.aes:
             data = {"type": "aes256-gcm96", "latest_version": 1, "keys": {"1": 1700000000}}
         else:

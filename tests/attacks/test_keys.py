@@ -291,7 +291,8 @@ def test_a_release_managers_promotion_is_recorded_and_verified(tmp_path):
     expected, keys, promoters = _promotion_setup(tmp_path)
     for name in ("alice", "bob"):  # Ed25519 and ML-DSA-65 release managers
         envelope = sign_promotion(expected, key=keys[name])
-        append_event(tmp_path, {"action": "promote", "version": expected.version}, envelope)
+        event = {"action": "promote", "version": expected.version, "promoter": name}
+        append_event(tmp_path, event, envelope)
         assert recorded_promotion(tmp_path, expected=expected, promoters=promoters) == name
 
 
@@ -335,7 +336,7 @@ def _audit_line_edited(tmp_path, expected, keys, promoters):
     for _ in range(3):
         append_event(
             tmp_path,
-            {"action": "promote", "version": expected.version},
+            {"action": "promote", "version": expected.version, "promoter": "alice"},
             sign_promotion(expected, key=keys["alice"]),
         )
     path = tmp_path / "promotions.jsonl"
@@ -351,7 +352,7 @@ def _audit_line_removed(tmp_path, expected, keys, promoters):
     for _ in range(3):
         append_event(
             tmp_path,
-            {"action": "promote", "version": expected.version},
+            {"action": "promote", "version": expected.version, "promoter": "alice"},
             sign_promotion(expected, key=keys["alice"]),
         )
     path = tmp_path / "promotions.jsonl"
@@ -372,13 +373,24 @@ def _log_entry_by_non_manager(tmp_path, expected, keys, promoters):
 
     append_event(
         tmp_path,
-        {"action": "promote", "version": expected.version},
+        {"action": "promote", "version": expected.version, "promoter": "alice"},
         sign_promotion(expected, key=keys["mallory"]),
     )
     recorded_promotion(tmp_path, expected=expected, promoters=promoters)
 
 
+def _audit_promoter_name_edited(tmp_path, expected, keys, promoters):
+    from pipeline.promotion import append_event, recorded_promotion, sign_promotion
+
+    envelope = sign_promotion(expected, key=keys["alice"])
+    append_event(
+        tmp_path, {"action": "promote", "version": expected.version, "promoter": "bob"}, envelope
+    )
+    recorded_promotion(tmp_path, expected=expected, promoters=promoters)
+
+
 PROMOTION_ATTACKS = {
+    "audit log names another promoter than the signer": _audit_promoter_name_edited,
     "promotion signed by a non-manager key": _non_manager,
     "non-manager signature under a manager's key id": _non_manager_with_manager_key_id,
     "manager's promotion replayed onto another model": _replayed_onto_another_model,
@@ -399,6 +411,7 @@ def test_promotion_attack_is_refused(tmp_path, attack):
         PROMOTION_ATTACKS[attack](tmp_path, expected, keys, promoters)
     assert "refused" in str(caught.value)
     messages = {
+        "audit log names another promoter than the signer": "names promoter 'bob' but the promotion is signed by 'alice'",
         "promotion signed by a non-manager key": f"key id(s) {keys['mallory'].public.keyid[:12]}...",
         "non-manager signature under a manager's key id": "verify under no release manager",
         "manager's promotion replayed onto another model": "is not of this model",

@@ -1,0 +1,89 @@
+"""The registry with release managers: a promotion needs a listed promoter's signature over this
+model, run, stage and version; the champion is served only with that promotion in the audit log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.attestation import ENVELOPE_FILE, verify_bundle
+from pipeline.champion import ModelRegistry, RegistryError
+from pipeline.promotion import AUDIT_FILE, read_events, sign_promotion
+from pipeline.signing import SigningKey, load_public_key, new_private_key
+
+REQUIRED = ("data", "train", "cv")
+
+
+def _key(algorithm: str) -> SigningKey:
+    return SigningKey(key=new_private_key(algorithm), source=algorithm, release=True)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def setup(signed_chain: tuple[Path, str], tmp_path: Path):
+    root = signed_chain[0]
+    trusted = load_public_key(root / "keys/release.pub")
+    verified = verify_bundle(
+        root / "artifacts" / ENVELOPE_FILE, root=root, trusted=trusted, required_gates=REQUIRED
+    )
+    manager, outsider = _key("ml-dsa-65"), _key("ed25519")
+    registry = ModelRegistry(
+        tmp_path / "reg",
+        trusted=trusted,
+        required_gates=REQUIRED,
+        promoters={"alice": manager.public},
+    )
+    return registry, verified, manager, outsider
+
+
+def test_a_managers_promotion_is_recorded_and_the_champion_verifies(setup):
+    registry, verified, manager, _ = setup
+    expected = registry.promotion_for(verified, registry.version_name(verified))
+    champion = registry.promote(verified, promotion=sign_promotion(expected, key=manager))
+    events = read_events(registry.path)
+    assert [e["event"]["promoter"] for e in events] == ["alice"]
+    assert events[0]["event"]["model_sha256"] == verified.predicate["model"]["sha256"]
+    assert registry.champion().version == champion.version  # type: ignore[union-attr]
+
+
+def test_no_promotion_signature_is_refused_and_nothing_is_promoted(setup):
+    registry, verified, _, _ = setup
+    with pytest.raises(RegistryError, match="needs a release manager's signature"):
+        registry.promote(verified)
+    assert not registry.pointer.exists()
+
+
+def test_a_non_manager_promotion_is_refused_and_nothing_is_promoted(setup):
+    registry, verified, _, outsider = setup
+    expected = registry.promotion_for(verified, registry.version_name(verified))
+    with pytest.raises(
+        RegistryError, match=r"verify under no release manager in \[roles\].promoters \(alice\)"
+    ):
+        registry.promote(verified, promotion=sign_promotion(expected, key=outsider))
+    assert not registry.pointer.exists()
+    assert not (registry.path / AUDIT_FILE).exists()
+
+
+def test_a_champion_whose_promotion_was_removed_from_the_log_is_refused(setup):
+    registry, verified, manager, _ = setup
+    expected = registry.promotion_for(verified, registry.version_name(verified))
+    registry.promote(verified, promotion=sign_promotion(expected, key=manager))
+    (registry.path / AUDIT_FILE).write_bytes(b"")
+    with pytest.raises(RegistryError, match="no signed promotion of version"):
+        registry.champion()
+
+
+def test_an_audit_entry_whose_promoter_was_edited_is_refused(setup):
+    # The last line has no successor whose hash would break: the promoter it names must be the
+    # one whose signature verifies.
+    registry, verified, manager, _ = setup
+    expected = registry.promotion_for(verified, registry.version_name(verified))
+    registry.promote(verified, promotion=sign_promotion(expected, key=manager))
+    unmanaged = ModelRegistry(registry.path, trusted=registry.trusted, required_gates=REQUIRED)
+    assert unmanaged.champion() is not None  # without roles, as before
+    lines = (registry.path / AUDIT_FILE).read_bytes().split(b"\n")
+    (registry.path / AUDIT_FILE).write_bytes(lines[0].replace(b'"alice"', b'"bob"') + b"\n")
+    with pytest.raises(
+        RegistryError, match=r"names promoter 'bob' but the promotion is signed by 'alice'"
+    ):
+        registry.champion()
