@@ -133,6 +133,12 @@ def _parser() -> argparse.ArgumentParser:
     keygen.add_argument(
         "--public", type=Path, default=None, help="public key file (default: [release].public_key)"
     )
+    keygen.add_argument(
+        "--algorithm",
+        choices=("ed25519", "ml-dsa-65", "ecdsa-p256-sha256"),
+        default="ed25519",
+        help="key type (default ed25519; ml-dsa-65 for the post-quantum half of a hybrid)",
+    )
     verify = sub.add_parser(
         "verify",
         parents=[common],
@@ -303,16 +309,26 @@ def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
 def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
     from gates import release  # noqa: PLC0415
     from pipeline.attestation import AttestationError  # noqa: PLC0415
+    from pipeline.keys.local import env_name  # noqa: PLC0415
 
     if args.command == "keygen":
-        public_path = args.public or loaded.resolve(loaded.policy.release.public_key)
-        private_path = args.private or loaded.resolve(loaded.policy.release.dev_key_dir) / (
-            "release.key"
+        algorithm = args.algorithm
+        rel = loaded.policy.release
+        default_public = (
+            rel.public_keys.get(algorithm, f"keys/release-{algorithm}.pub")
+            if algorithm != "ed25519"
+            else rel.public_key
         )
-        public = release.keygen(private_path=private_path, public_path=public_path)
+        public_path = args.public or loaded.resolve(default_public)
+        stem = "release" if algorithm == "ed25519" else f"release-{algorithm}"
+        private_path = args.private or loaded.resolve(rel.dev_key_dir) / f"{stem}.key"
+        public = release.keygen(
+            private_path=private_path, public_path=public_path, algorithm=algorithm
+        )
+        secret = env_name(rel.private_key_env, algorithm)
         sys.stdout.write(
             f"wrote {private_path} (private, mode 0600: keep it secret, store it as the CI "
-            f"secret ${loaded.policy.release.private_key_env}, never commit it)\n"
+            f"secret ${secret}, never commit it)\n"
             f"wrote {public_path} (public: commit it)\nkey id {public.keyid}\n"
         )
         return EXIT_OK
