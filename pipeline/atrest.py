@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, sha256_bytes
-from pipeline.keys import KeyProvider, KeyProviderError
+from pipeline.keys.provider import KeyProvider, KeyProviderError
 
 MAGIC = b"GATES-AES256GCM-v1\n"
 NONCE_BYTES = 12

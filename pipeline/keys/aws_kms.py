@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.hazmat.primitives import serialization
 
 from pipeline.config import LoadedPolicy
-from pipeline.keys import DataKey, KeyProvider, KeyProviderError
+from pipeline.keys.provider import DataKey, KeyProvider, KeyProviderError
 from pipeline.signing import Algorithm, PublicKey, SigningError, TrustedKeyType
 
 KEY_SPEC = "ECC_NIST_P256"

@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pipeline.config import LoadedPolicy
-from pipeline.keys import DATA_KEY_BYTES, DataKey, KeyProvider, KeyProviderError
+from pipeline.keys.provider import DATA_KEY_BYTES, DataKey, KeyProvider, KeyProviderError
 from pipeline.signing import (
     Algorithm,
     SigningError,

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hvac.exceptions import VaultError
 
 from pipeline.config import LoadedPolicy
-from pipeline.keys import DataKey, KeyProvider, KeyProviderError
+from pipeline.keys.provider import DataKey, KeyProvider, KeyProviderError
 from pipeline.signing import Algorithm, PublicKey
 
 _ERRORS = (VaultError, requests.RequestException)
