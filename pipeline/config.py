@@ -526,23 +526,23 @@ class KeysPolicy(_Strict):
 
     # local: the PEM in $[release].private_key_env or [release].private_key_file, as before.
     # aws-kms: Sign with kms_key_id (ECDSA P-256; the release signature is ecdsa-p256-sha256).
-    # vault-transit: sign with the Transit key vault_key (type ed25519), never leaving Vault.
+    # vault-transit: sign with the Transit key vault_key_name (type ed25519), never leaving Vault.
     # Endpoints and credentials come from the environment only (AWS_* / VAULT_ADDR, VAULT_TOKEN).
     provider: Literal["local", "aws-kms", "vault-transit"] = "local"
     kms_key_id: KeyName | None = None
     kms_data_key_id: KeyName | None = None
     kms_region: KeyName = "us-east-1"
     vault_mount: KeyName = "transit"
-    vault_key: KeyName | None = None
-    vault_data_key: KeyName | None = None
+    vault_key_name: KeyName | None = None
+    vault_data_key_name: KeyName | None = None
 
     @model_validator(mode="after")
     def _named_key(self) -> Self:
         if self.provider == "aws-kms" and not self.kms_key_id:
             msg = "keys.provider is 'aws-kms' but keys.kms_key_id is not set (expected a key id, ARN or alias/...)"
             raise ValueError(msg)
-        if self.provider == "vault-transit" and not self.vault_key:
-            msg = "keys.provider is 'vault-transit' but keys.vault_key is not set (expected a Transit key name)"
+        if self.provider == "vault-transit" and not self.vault_key_name:
+            msg = "keys.provider is 'vault-transit' but keys.vault_key_name is not set (expected a Transit key name)"
             raise ValueError(msg)
         return self
 

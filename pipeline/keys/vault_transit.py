@@ -131,8 +131,8 @@ class VaultTransitProvider(KeyProvider):
     def from_policy(cls, policy: LoadedPolicy) -> VaultTransitProvider:
         """An hvac client for $VAULT_ADDR with $VAULT_TOKEN."""
         keys = policy.policy.keys
-        if not keys.vault_key:
-            msg = "vault-transit: [keys].vault_key is not set"
+        if not keys.vault_key_name:
+            msg = "vault-transit: [keys].vault_key_name is not set"
             raise KeyProviderError(msg)
         url, token = os.environ.get("VAULT_ADDR", ""), os.environ.get("VAULT_TOKEN", "")
         if not url or not token:
@@ -140,7 +140,10 @@ class VaultTransitProvider(KeyProvider):
             raise KeyProviderError(msg)
         client = hvac.Client(url=url, token=token, timeout=30)
         return cls(
-            client=client, mount=keys.vault_mount, key=keys.vault_key, data_key=keys.vault_data_key
+            client=client,
+            mount=keys.vault_mount,
+            key=keys.vault_key_name,
+            data_key=keys.vault_data_key_name,
         )
 
     def signer(self) -> VaultSigner:
@@ -149,7 +152,9 @@ class VaultTransitProvider(KeyProvider):
 
     def _data_key(self) -> str:
         if not self.data_key:
-            msg = "vault-transit: [keys].vault_data_key is not set (an aes256-gcm96 Transit key)"
+            msg = (
+                "vault-transit: [keys].vault_data_key_name is not set (an aes256-gcm96 Transit key)"
+            )
             raise KeyProviderError(msg)
         return self.data_key
 

@@ -185,7 +185,7 @@ def _vault_project(tmp_path: Path, vault: TransitStandIn, release: str = "") -> 
     return key_project(
         tmp_path,
         release=release,
-        extra='[keys]\nprovider = "vault-transit"\nvault_key = "gates-release"\nvault_data_key = "gates-data"',
+        extra='[keys]\nprovider = "vault-transit"\nvault_key_name = "gates-release"\nvault_data_key_name = "gates-data"',
     )
 
 
