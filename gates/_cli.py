@@ -133,12 +133,6 @@ def _parser() -> argparse.ArgumentParser:
     keygen.add_argument(
         "--public", type=Path, default=None, help="public key file (default: [release].public_key)"
     )
-    keygen.add_argument(
-        "--algorithm",
-        choices=("ed25519", "ml-dsa-65", "ecdsa-p256-sha256"),
-        default="ed25519",
-        help="key type (default ed25519; ml-dsa-65 for the post-quantum half of a hybrid)",
-    )
     verify = sub.add_parser(
         "verify",
         parents=[common],
@@ -164,8 +158,28 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="verify with the committed release key, require the verdict, promote to champion",
     )
+    _add_key_parsers(sub, common, keygen)
     _add_ci_parser(sub)
     return parser
+
+
+def _add_key_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    keygen: argparse.ArgumentParser,
+) -> None:
+    keygen.add_argument(
+        "--algorithm",
+        choices=("ed25519", "ml-dsa-65", "ecdsa-p256-sha256"),
+        default="ed25519",
+        help="key type (default ed25519; ml-dsa-65 for the post-quantum half of a hybrid)",
+    )
+    revoke = sub.add_parser(
+        "revoke",
+        parents=[common],
+        help="withdraw a registry version everywhere (a release manager's signature with [roles])",
+    )
+    revoke.add_argument("version", help="the registry version (a folder of registry/versions/)")
 
 
 def _add_ci_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -225,7 +239,7 @@ def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return pe
     from pipeline.config import load_policy  # noqa: PLC0415 - heavy imports only past `list`
 
     loaded = load_policy(args.policy)
-    if args.command in ("keygen", "verify", "deploy"):
+    if args.command in ("keygen", "verify", "deploy", "revoke"):
         return _release(args, loaded)
     if args.command == "policy":
         sys.stdout.write(f"{args.policy}: valid (sha256 {loaded.sha256})\n")
@@ -306,7 +320,7 @@ def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
     return code
 
 
-def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
+def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:  # noqa: PLR0911 - one return per outcome
     from gates import release  # noqa: PLC0415
     from pipeline.attestation import AttestationError  # noqa: PLC0415
     from pipeline.keys.local import env_name  # noqa: PLC0415
@@ -349,6 +363,15 @@ def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
             f"({verified.signer.source}), a {kind} key"
             f"{'' if kind == 'release' else ': NOT deployable'}\n"
         )
+        return EXIT_OK
+    if args.command == "revoke":
+        try:
+            signer = release.revoke(loaded, args.version)
+        except release.DeployRefused as err:
+            sys.stdout.write(f"revoke {err}\n")
+            return EXIT_FAILED
+        by = f" by {signer}" if signer else ""
+        sys.stdout.write(f"revoked: {args.version}{by}; it is refused wherever it is read\n")
         return EXIT_OK
     reports = args.reports or loaded.resolve(loaded.policy.run.reports_dir)
     try:

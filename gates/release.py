@@ -14,7 +14,12 @@ from gates.base import GateError, GateResult, Status
 from gates.errors import GatesError
 from gates.registry import VERDICT, checked_before
 from pipeline import verify
-from pipeline.attestation import SIGNER_RELEASE, AttestationError, VerifiedAttestation
+from pipeline.attestation import (
+    ENVELOPE_FILE,
+    SIGNER_RELEASE,
+    AttestationError,
+    VerifiedAttestation,
+)
 from pipeline.champion import Champion, ModelRegistry, RegistryError
 from pipeline.config import LoadedPolicy
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
@@ -30,6 +35,7 @@ from pipeline.signing import (
     SigningKey,
     Trusted,
     generate_key_pair,
+    parse_envelope,
     private_key_from_pem,
     read_private_key,
     required_keys,
@@ -262,3 +268,41 @@ def _sign_promotion(
     key = private_key_from_pem(pem.encode("utf-8"), source=f"${name}", release=True, algorithm=None)
     expected = registry.promotion_for(attestation, registry.version_name(attestation))
     return sign_promotion(expected, key=key)
+
+
+def revoke(policy: LoadedPolicy, version: str) -> str | None:
+    """Revoke a registry version (signed by the release manager in $promoter_key_env when
+    [roles].promoters is set); DeployRefused when refused."""
+    from pipeline.promotion import REVOKED_STAGE, Promotion  # noqa: PLC0415
+
+    try:
+        registry = registry_for(policy, trusted=trusted_key(policy))
+        signature = None
+        if registry.promoters:
+            name = policy.policy.roles.promoter_key_env
+            pem = read_env_pem(name)
+            if not pem:
+                msg = f"refused: [roles].promoters is set: only a release manager may revoke; set ${name}"
+                raise DeployRefused(msg)
+            key = private_key_from_pem(
+                pem.encode("utf-8"), source=f"${name}", release=True, algorithm=None
+            )
+            root = registry.path / "versions" / version
+            found = list(root.glob(f"*/{ENVELOPE_FILE}")) if root.is_dir() else []
+            if len(found) != 1:
+                msg = f"refused: {root}: no registry version {version!r} to revoke"
+                raise DeployRefused(msg)
+            statement = json.loads(
+                parse_envelope(found[0].read_bytes(), source=str(found[0])).payload
+            )
+            predicate = statement.get("predicate", {})
+            expected = Promotion(
+                str(predicate.get("model", {}).get("sha256", "")),
+                str(predicate.get("run_id", "")),
+                REVOKED_STAGE,
+                version,
+            )
+            signature = sign_promotion(expected, key=key)
+        return registry.revoke(version, signature=signature)
+    except (RegistryError, SigningError, AttestationError) as err:
+        raise DeployRefused(f"refused: {err}") from err

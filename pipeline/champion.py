@@ -43,10 +43,12 @@ from pipeline.errors import ModelError, PipelineError
 from pipeline.fsio import atomic_write_json, fsync_dir, sha256_file, temp_files
 from pipeline.persist import audit_attested
 from pipeline.promotion import (
+    REVOKED_STAGE,
     Promotion,
     PromotionError,
     append_event,
     recorded_promotion,
+    revocation,
     verify_promotion,
 )
 from pipeline.signing import Envelope, PublicKey, Trusted
@@ -116,6 +118,16 @@ class ModelRegistry:
             msg = f"{self.pointer}: champion pointer unreadable ({type(err).__name__}: {err})"
             raise RegistryError(msg) from None
         verified = self._verify_version(version, bundle, envelope_sha256)
+        try:
+            revoked = revocation(self.path, version)
+        except PromotionError as err:
+            raise RegistryError(f"champion {version}: {err}") from None
+        if revoked:
+            msg = (
+                f"champion {version} was revoked ({revoked}): it is not served or used; "
+                "deploy another model"
+            )
+            raise RegistryError(msg)
         if self.promoters:
             try:
                 recorded_promotion(
@@ -226,6 +238,45 @@ class ModelRegistry:
                 },
             )
         return Champion(version, verified)
+
+    def revoke(self, version: str, *, signature: Envelope | None = None) -> str | None:
+        """Withdraw ``version``: append a revocation to the audit log; return the signer's name.
+
+        With promoters configured, ``signature`` must be a release manager's over the version's
+        model, run and version with stage ``revoked``. The version's files stay (the audit
+        needs them); every read of it as champion is refused from now on.
+        """
+        if not _VERSION.fullmatch(version) or not (self.path / VERSIONS_DIR / version).is_dir():
+            msg = f"{self.path / VERSIONS_DIR}: no registry version {version!r} to revoke"
+            raise RegistryError(msg)
+        signer = None
+        if self.promoters:
+            envelope = self.path / VERSIONS_DIR / version
+            found = list(envelope.glob(f"*/{ENVELOPE_FILE}"))
+            if signature is None or len(found) != 1:
+                msg = f"{self.path}: refused: [roles].promoters is set, so a revocation needs a release manager's signature"
+                raise RegistryError(msg)
+            verified = self._verify(found[0], self.path / VERSIONS_DIR / version)
+            model = verified.predicate.get("model", {})
+            expected = Promotion(
+                str(model.get("sha256", "")), verified.run_id, REVOKED_STAGE, version
+            )
+            try:
+                signer = verify_promotion(
+                    signature,
+                    expected=expected,
+                    promoters=self.promoters,
+                    source=f"revocation of {version}",
+                )
+            except PromotionError as err:
+                raise RegistryError(str(err)) from None
+        with _locked(self.path / LOCK_FILE):
+            event = {"action": "revoke", "version": version, "promoter": signer}
+            try:
+                append_event(self.path, event, signature)
+            except (PromotionError, OSError) as err:
+                raise RegistryError(f"{self.path}: cannot append to the audit log: {err}") from None
+        return signer
 
     def _verify_staging(self, staging: Path, bundle: str, version: str) -> None:
         try:

@@ -35,6 +35,9 @@ from pipeline.signing import (
 )
 
 PROMOTION_TYPE = "application/vnd.secure-ml-pipeline.promotion+json"
+# The stage a revocation is signed for: a release manager's signature over (model, run, version)
+# with this stage withdraws the version everywhere the registry is read.
+REVOKED_STAGE = "revoked"
 AUDIT_FILE = "promotions.jsonl"
 GENESIS = "0" * 64
 
@@ -179,3 +182,21 @@ def recorded_promotion(
             return signer
     msg = f"{path}: refused: no signed promotion of version {expected.version} in the audit log"
     raise PromotionError(msg)
+
+
+def revocation(registry: Path, version: str) -> str | None:
+    """``promotions.jsonl:<line>`` of the first revocation of ``version``, or None.
+
+    Any revocation entry in an intact chain withdraws the version, signed or not: refusing to
+    load is the safe direction, and the chain check still refuses a log that was edited.
+    """
+    path = registry / AUDIT_FILE
+    for number, record in enumerate(read_events(registry), start=1):
+        event = record.get("event")
+        if (
+            isinstance(event, dict)
+            and event.get("action") == "revoke"
+            and event.get("version") == version
+        ):
+            return f"{path}:{number}"
+    return None

@@ -110,3 +110,23 @@ def test_deploy_by_a_release_manager_is_recorded_and_the_champion_verifies(
     assert [json.loads(line)["event"]["promoter"] for line in lines] == ["alice"]
     champion = gates_cli(root, "verify", "--champion")
     assert champion.returncode == 0, champion.stdout + champion.stderr
+
+
+@pytest.mark.slow
+def test_revoke_by_a_release_manager_withdraws_the_champion(hybrid, gates_cli, tmp_path):
+    from tests.release_support import copy_project
+
+    root = copy_project(hybrid[0].parent, tmp_path / "c") / hybrid[0].name
+    manager = {"GATES_PROMOTER_KEY": hybrid[1]["alice"]}
+    assert gates_cli(root, "deploy", env=manager).returncode == 0
+    version = json.loads((root / "registry/champion").read_text(encoding="utf-8"))["version"]
+    refused = gates_cli(root, "revoke", version, env={"GATES_PROMOTER_KEY": hybrid[1]["mallory"]})
+    assert refused.returncode == 1
+    assert "verify under no release manager" in refused.stdout
+    assert gates_cli(root, "verify", "--champion").returncode == 0
+    revoked = gates_cli(root, "revoke", version, env=manager)
+    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+    assert f"revoked: {version} by alice" in revoked.stdout
+    champion = gates_cli(root, "verify", "--champion")
+    assert champion.returncode == 1
+    assert f"champion {version} was revoked" in champion.stdout

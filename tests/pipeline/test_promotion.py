@@ -87,3 +87,34 @@ def test_an_audit_entry_whose_promoter_was_edited_is_refused(setup):
         RegistryError, match=r"names promoter 'bob' but the promotion is signed by 'alice'"
     ):
         registry.champion()
+
+
+def test_a_revoked_champion_is_refused_everywhere_it_is_read(setup):
+    from pipeline.promotion import REVOKED_STAGE, Promotion
+
+    registry, verified, manager, outsider = setup
+    version = registry.version_name(verified)
+    expected = registry.promotion_for(verified, version)
+    registry.promote(verified, promotion=sign_promotion(expected, key=manager))
+    revocation = Promotion(expected.model_sha256, expected.run_id, REVOKED_STAGE, version)
+    with pytest.raises(RegistryError, match="verify under no release manager"):
+        registry.revoke(version, signature=sign_promotion(revocation, key=outsider))
+    assert registry.champion() is not None
+    assert registry.revoke(version, signature=sign_promotion(revocation, key=manager)) == "alice"
+    with pytest.raises(
+        RegistryError, match=rf"champion {version} was revoked \(.*promotions.jsonl:2\)"
+    ):
+        registry.champion()
+    # Without roles too: a revocation in the log is honoured by every reader.
+    unmanaged = ModelRegistry(registry.path, trusted=registry.trusted, required_gates=REQUIRED)
+    with pytest.raises(RegistryError, match="was revoked"):
+        unmanaged.champion()
+
+
+def test_a_promotion_signature_cannot_be_used_as_a_revocation_or_back(setup):
+    registry, verified, manager, _ = setup
+    version = registry.version_name(verified)
+    promotion = sign_promotion(registry.promotion_for(verified, version), key=manager)
+    registry.promote(verified, promotion=promotion)
+    with pytest.raises(RegistryError, match="is not of this model"):
+        registry.revoke(version, signature=promotion)
