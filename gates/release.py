@@ -210,8 +210,11 @@ def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
     a development key. No ``--key`` here: only the committed key can promote.
     """
     try:
+        # What the pointer is before this deploy decides anything: if another deploy switches
+        # it meanwhile, this one is refused rather than overwriting the other's champion.
+        state = registry_for(policy, trusted=trusted_key(policy)).pointer_state()
         attestation = verify_project(policy)
-    except AttestationError as err:
+    except (AttestationError, RegistryError) as err:
         raise DeployRefused(f"refused: {err}") from err
     if attestation.predicate.get("git", {}).get("dirty") is not False:
         msg = (
@@ -248,7 +251,7 @@ def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
         promotion = None
         if registry.promoters:
             promotion = _sign_promotion(policy, registry, attestation)
-        return registry.promote(attestation, promotion=promotion)
+        return registry.promote(attestation, promotion=promotion, expect_state=state)
     except (RegistryError, SigningError) as err:
         raise DeployRefused(f"refused: {err}") from err
 

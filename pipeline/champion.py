@@ -40,7 +40,7 @@ from pipeline.attestation import (
     verify_bundle,
 )
 from pipeline.errors import ModelError, PipelineError
-from pipeline.fsio import atomic_write_json, fsync_dir, sha256_file, temp_files
+from pipeline.fsio import atomic_write_json, fsync_dir, sha256_bytes, sha256_file, temp_files
 from pipeline.persist import audit_attested
 from pipeline.promotion import (
     REVOKED_STAGE,
@@ -162,8 +162,26 @@ class ModelRegistry:
         model_sha = str(source.predicate.get("model", {}).get("sha256", ""))[:12]
         return f"{source.run_id}-{model_sha}"
 
+    def pointer_state(self) -> str:
+        """A digest of the champion pointer as it is now ("absent" when there is none).
+
+        A deploy reads it before it starts and passes it to ``promote``: if another promotion
+        switched the pointer in between, this one is refused instead of silently overwriting it.
+        """
+        try:
+            return sha256_bytes(self.pointer.read_bytes())
+        except FileNotFoundError:
+            return "absent"
+        except OSError as err:
+            msg = f"{self.pointer}: cannot read the champion pointer: {err.strerror}"
+            raise RegistryError(msg) from None
+
     def promote(
-        self, source: VerifiedAttestation, *, promotion: Envelope | None = None
+        self,
+        source: VerifiedAttestation,
+        *,
+        promotion: Envelope | None = None,
+        expect_state: str | None = None,
     ) -> Champion:
         """Copy a verified bundle in, verify the copy, then switch the pointer atomically.
 
@@ -199,6 +217,13 @@ class ModelRegistry:
         versions = self.path / VERSIONS_DIR
         versions.mkdir(parents=True, exist_ok=True)
         with _locked(self.path / LOCK_FILE):
+            if expect_state is not None and self.pointer_state() != expect_state:
+                msg = (
+                    f"{self.pointer}: refused: another promotion landed while this one ran (the "
+                    "champion pointer changed since this deploy started); nothing promoted: "
+                    "check the new champion, then deploy again if this model should replace it"
+                )
+                raise RegistryError(msg)
             self._sweep(versions)
             final = versions / version
             if not final.exists():

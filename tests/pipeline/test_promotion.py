@@ -118,3 +118,55 @@ def test_a_promotion_signature_cannot_be_used_as_a_revocation_or_back(setup):
     registry.promote(verified, promotion=promotion)
     with pytest.raises(RegistryError, match="is not of this model"):
         registry.revoke(version, signature=promotion)
+
+
+@pytest.mark.slow
+def test_two_deploys_racing_end_with_exactly_one_promoted(signed_chain, tmp_path):
+    # Two long-lived processes, 50 tries: each try both read the pointer (as deploy does when
+    # it starts), then both promote at once into a fresh registry. Exactly one wins; the other
+    # is refused with a clear message; the registry verifies and its audit log has one entry.
+    import subprocess
+    import sys
+
+    root = signed_chain[0]
+    child = Path(__file__).resolve().parent.parent / "promotion_race_child.py"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(child), str(root)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "started"  # type: ignore[union-attr]
+        trusted = load_public_key(root / "keys/release.pub")
+        for attempt in range(50):
+            registry = tmp_path / f"reg{attempt}"
+            for proc in procs:
+                proc.stdin.write(f"prepare {registry}\n")  # type: ignore[union-attr]
+                proc.stdin.flush()  # type: ignore[union-attr]
+            for proc in procs:
+                assert proc.stdout.readline().strip() == "ready"  # type: ignore[union-attr]
+            for proc in procs:
+                proc.stdin.write("go\n")  # type: ignore[union-attr]
+                proc.stdin.flush()  # type: ignore[union-attr]
+            answers = sorted(proc.stdout.readline().strip() for proc in procs)  # type: ignore[union-attr]
+            assert answers[0].startswith("ok "), (attempt, answers)
+            assert answers[1].startswith("refused "), (attempt, answers)
+            assert "another promotion landed while this one ran" in answers[1]
+            assert "nothing promoted" in answers[1]
+            check = ModelRegistry(registry, trusted=trusted, required_gates=REQUIRED)
+            assert check.champion().version == answers[0].split()[1]  # type: ignore[union-attr]
+            assert len(read_events(registry)) == 1
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.stdin.write("quit\n")  # type: ignore[union-attr]
+                proc.stdin.close()  # type: ignore[union-attr]
+                proc.wait(timeout=30)
+            proc.stdout.close()  # type: ignore[union-attr]
+            if proc.stdin and not proc.stdin.closed:
+                proc.stdin.close()
