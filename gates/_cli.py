@@ -121,18 +121,6 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--check", type=Path, metavar="FILE", help="exit 1 when FILE differs from the schema"
     )
-    keygen = sub.add_parser(
-        "keygen", parents=[common], help="create an Ed25519 release key pair (refuses to overwrite)"
-    )
-    keygen.add_argument(
-        "--private",
-        type=Path,
-        default=None,
-        help="private key file, written mode 0600 (default: <dev_key_dir>/release.key)",
-    )
-    keygen.add_argument(
-        "--public", type=Path, default=None, help="public key file (default: [release].public_key)"
-    )
     verify = sub.add_parser(
         "verify",
         parents=[common],
@@ -158,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="verify with the committed release key, require the verdict, promote to champion",
     )
+    _add_key_parsers(sub, common)
     _add_ci_parser(sub)
     _add_init_parser(sub)
     return parser
@@ -187,6 +176,35 @@ def _add_init_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     init.add_argument(
         "--policy", type=Path, default=Path("policy.toml"), help="policy file to write"
     )
+
+
+def _add_key_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    keygen = sub.add_parser(
+        "keygen", parents=[common], help="create an Ed25519 release key pair (refuses to overwrite)"
+    )
+    keygen.add_argument(
+        "--private",
+        type=Path,
+        default=None,
+        help="private key file, written mode 0600 (default: <dev_key_dir>/release.key)",
+    )
+    keygen.add_argument(
+        "--public", type=Path, default=None, help="public key file (default: [release].public_key)"
+    )
+    keygen.add_argument(
+        "--algorithm",
+        choices=("ed25519", "ml-dsa-65", "ecdsa-p256-sha256"),
+        default="ed25519",
+        help="key type (default ed25519; ml-dsa-65 for the post-quantum half of a hybrid)",
+    )
+    revoke = sub.add_parser(
+        "revoke",
+        parents=[common],
+        help="withdraw a registry version everywhere (a release manager's signature with [roles])",
+    )
+    revoke.add_argument("version", help="the registry version (a folder of registry/versions/)")
 
 
 def _add_ci_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -248,7 +266,7 @@ def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return pe
     from pipeline.config import load_policy  # noqa: PLC0415 - heavy imports only past `list`
 
     loaded = load_policy(args.policy)
-    if args.command in ("keygen", "verify", "deploy"):
+    if args.command in ("keygen", "verify", "deploy", "revoke"):
         return _release(args, loaded)
     if args.command == "policy":
         sys.stdout.write(f"{args.policy}: valid (sha256 {loaded.sha256})\n")
@@ -334,19 +352,29 @@ def _run(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
     return code
 
 
-def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
+def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:  # noqa: PLR0911 - one return per outcome
     from gates import release  # noqa: PLC0415
     from pipeline.attestation import AttestationError  # noqa: PLC0415
+    from pipeline.keys.local import env_name  # noqa: PLC0415
 
     if args.command == "keygen":
-        public_path = args.public or loaded.resolve(loaded.policy.release.public_key)
-        private_path = args.private or loaded.resolve(loaded.policy.release.dev_key_dir) / (
-            "release.key"
+        algorithm = args.algorithm
+        rel = loaded.policy.release
+        default_public = (
+            rel.public_keys.get(algorithm, f"keys/release-{algorithm}.pub")
+            if algorithm != "ed25519"
+            else rel.public_key
         )
-        public = release.keygen(private_path=private_path, public_path=public_path)
+        public_path = args.public or loaded.resolve(default_public)
+        stem = "release" if algorithm == "ed25519" else f"release-{algorithm}"
+        private_path = args.private or loaded.resolve(rel.dev_key_dir) / f"{stem}.key"
+        public = release.keygen(
+            private_path=private_path, public_path=public_path, algorithm=algorithm
+        )
+        secret = env_name(rel.private_key_env, algorithm)
         sys.stdout.write(
             f"wrote {private_path} (private, mode 0600: keep it secret, store it as the CI "
-            f"secret ${loaded.policy.release.private_key_env}, never commit it)\n"
+            f"secret ${secret}, never commit it)\n"
             f"wrote {public_path} (public: commit it)\nkey id {public.keyid}\n"
         )
         return EXIT_OK
@@ -367,6 +395,15 @@ def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
             f"({verified.signer.source}), a {kind} key"
             f"{'' if kind == 'release' else ': NOT deployable'}\n"
         )
+        return EXIT_OK
+    if args.command == "revoke":
+        try:
+            signer = release.revoke(loaded, args.version)
+        except release.DeployRefused as err:
+            sys.stdout.write(f"revoke {err}\n")
+            return EXIT_FAILED
+        by = f" by {signer}" if signer else ""
+        sys.stdout.write(f"revoked: {args.version}{by}; it is refused wherever it is read\n")
         return EXIT_OK
     reports = args.reports or loaded.resolve(loaded.policy.run.reports_dir)
     try:

@@ -145,18 +145,24 @@ class ArtifactsGate(Gate):
             },
             "bundle": _rel(bundle, root),
             "signer": {
-                "kind": SIGNER_RELEASE if choice.key.release else SIGNER_DEVELOPMENT,
+                "kind": SIGNER_RELEASE if choice.release else SIGNER_DEVELOPMENT,
                 "keyid": choice.key.public.keyid,
+                # Signed, so verify can refuse a policy that stopped requiring one of them.
+                "algorithms": [signer.public.algorithm for signer in choice.signers],
+                "keys": [
+                    {"algorithm": s.public.algorithm, "keyid": s.public.keyid, "source": s.source}
+                    for s in choice.signers
+                ],
             },
         }
         subjects = [Subject(name, digests[name]) for name in sorted(digests)]
         envelope_path, statement_path = sign_and_write(
-            build_statement(subjects, predicate), key=choice.key, bundle_dir=bundle
+            build_statement(subjects, predicate), key=choice.signers, bundle_dir=bundle
         )
         artifacts = dict(digests)
         for path in (envelope_path, statement_path):
             artifacts[_rel(path, root)] = sha256_file(path)
-        if not choice.key.release:
+        if not choice.release:
             findings.append(
                 Finding(
                     "ART010",
@@ -173,7 +179,7 @@ class ArtifactsGate(Gate):
                 "envelope": _rel(envelope_path, root),
             }
         )
-        kind = "release key" if choice.key.release else "DEVELOPMENT key (not deployable)"
+        kind = "release key" if choice.release else "DEVELOPMENT key (not deployable)"
         return Outcome.judge(
             findings,
             passed=(

@@ -7,7 +7,6 @@ unless the caller passes another one explicitly; nothing in an envelope chooses 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,17 +14,31 @@ from gates.base import GateError, GateResult, Status
 from gates.errors import GatesError
 from gates.registry import VERDICT, checked_before
 from pipeline import verify
-from pipeline.attestation import SIGNER_RELEASE, AttestationError, VerifiedAttestation
+from pipeline.attestation import (
+    ENVELOPE_FILE,
+    SIGNER_RELEASE,
+    AttestationError,
+    VerifiedAttestation,
+)
 from pipeline.champion import Champion, ModelRegistry, RegistryError
 from pipeline.config import LoadedPolicy
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
+from pipeline.keys import KeyProviderError, provider_for
+from pipeline.keys.local import LocalProvider, env_name, read_env_pem
+from pipeline.promotion import sign_promotion
 from pipeline.signing import (
+    Algorithm,
+    Envelope,
     PublicKey,
+    Signer,
     SigningError,
     SigningKey,
+    Trusted,
     generate_key_pair,
+    parse_envelope,
     private_key_from_pem,
     read_private_key,
+    required_keys,
 )
 from pipeline.verify import DEV_KEY_NAME, trusted_key
 
@@ -35,74 +48,117 @@ ATTESTING_GATE = "artifacts"
 
 @dataclass(frozen=True)
 class KeyChoice:
-    """The key a run signs with, and a sentence saying why, for the report."""
+    """The keys a run signs with (one per required algorithm), and a sentence saying why."""
 
-    key: SigningKey
+    signers: tuple[Signer, ...]
     note: str
+
+    @property
+    def key(self) -> Signer:
+        """The primary signer (the first algorithm [release].signatures names)."""
+        return self.signers[0]
+
+    @property
+    def release(self) -> bool:
+        """True when every signer is a release key."""
+        return all(signer.release for signer in self.signers)
 
 
 def signing_key(policy: LoadedPolicy) -> KeyChoice:
-    """The release key from the environment or the policy's key file, else a development key.
+    """The release keys from the key service or the environment / key file, else development keys.
 
-    A configured key that is not the committed release key is an error, not a quiet fallback:
-    it would sign models nobody can deploy.
+    One signer per algorithm in [release].signatures: the algorithm [keys].provider signs with
+    comes from that service (its private key never leaves it), every other one from the local
+    environment. A configured key that is not the committed release key of its algorithm is an
+    error, not a quiet fallback: it would sign models nobody can deploy. So is a hybrid with
+    only some of its keys configured.
     """
     release = policy.policy.release
-    pem = os.environ.get(release.private_key_env, "").strip()
-    if "\\n" in pem and "\n" not in pem:
-        # Some CI secret stores keep a PEM on one line with literal \n separators.
-        pem = pem.replace("\\n", "\n")
     try:
-        if pem:
-            key = private_key_from_pem(
-                pem.encode("utf-8"), source=f"${release.private_key_env}", release=True
-            )
-        elif release.private_key_file:
-            key = read_private_key(policy.resolve(release.private_key_file), release=True)
-        else:
-            return _dev_key(policy)
-        committed = trusted_key(policy)
-    except SigningError as err:
-        raise GateError(str(err)) from err
-    if key.public.keyid != committed.keyid:
-        msg = (
-            f"{key.source}: the configured signing key (key id {key.public.keyid[:12]}...) is "
-            f"not the release key {committed.source} ({committed.keyid[:12]}...); "
-            "fix [release] in policy.toml or the secret"
+        provider = provider_for(policy)
+        local = (
+            provider if isinstance(provider, LocalProvider) else LocalProvider.from_policy(policy)
         )
-        raise GateError(msg)
-    return KeyChoice(key, f"release key {committed.keyid[:12]}... from {key.source}")
+        if provider.name != "local" and provider.algorithm not in release.signatures:
+            msg = (
+                f"[keys].provider {provider.name} signs {provider.algorithm}, which "
+                f"[release].signatures {list(release.signatures)} does not list"
+            )
+            raise GateError(msg)
+        found: list[Signer | None] = [
+            provider.signer() if provider.algorithm == algorithm else local.signer_for(algorithm)
+            for algorithm in release.signatures
+        ]
+        configured = [s for s in found if s is not None]
+        if not configured:
+            return _dev_keys(policy)
+        if len(configured) != len(found):
+            absent = [a for a, s in zip(release.signatures, found, strict=True) if s is None]
+            msg = (
+                f"no release key for {absent} (set "
+                f"{', '.join('$' + env_name(release.private_key_env, a) for a in absent)}): "
+                f"[release].signatures requires {list(release.signatures)}, and a hybrid "
+                "signature is all of them or none"
+            )
+            raise GateError(msg)
+        committed = required_keys(trusted_key(policy))
+        for signer, expected in zip(configured, committed, strict=True):
+            if signer.public.keyid != expected.keyid:
+                msg = (
+                    f"{signer.source}: the configured {expected.algorithm} signing key (key id "
+                    f"{signer.public.keyid[:12]}...) is not the release key {expected.source} "
+                    f"({expected.keyid[:12]}...); fix [release] / [keys] in policy.toml or the secret"
+                )
+                raise GateError(msg)
+    except (SigningError, KeyProviderError) as err:
+        raise GateError(str(err)) from err
+    names = ", ".join(
+        f"{s.public.algorithm} {s.public.keyid[:12]}... from {s.source}" for s in configured
+    )
+    return KeyChoice(tuple(configured), f"release key(s) {names}")
 
 
-def _dev_key(policy: LoadedPolicy) -> KeyChoice:
+def _dev_keys(policy: LoadedPolicy) -> KeyChoice:
     release = policy.policy.release
     if not release.allow_dev_key:
         msg = (
             f"no release signing key: set ${release.private_key_env} or [release].private_key_file "
-            "(policy.toml [release].allow_dev_key is false, so no development key is used)"
+            "or a key service in [keys] (policy.toml [release].allow_dev_key is false, so no "
+            "development key is used)"
         )
         raise GateError(msg)
-    folder = policy.resolve(release.dev_key_dir)
-    private, public = folder / f"{DEV_KEY_NAME}.key", folder / f"{DEV_KEY_NAME}.pub"
-    if not private.exists():
-        generate_key_pair(private_path=private, public_path=public)
-    if not (folder / ".gitignore").exists():
-        # Keep the folder out of git even where .gitignore was not copied along.
-        atomic_write_text(folder / ".gitignore", "*\n")
-    key = read_private_key(private, release=False)
-    if not public.exists():
-        # A run killed between writing the two halves: the public one follows from the private.
-        atomic_write_bytes(public, key.public.pem())
+    keys = [_dev_key(policy, algorithm) for algorithm in release.signatures]
+    names = ", ".join(
+        f"{k.public.algorithm} {k.public.keyid[:12]}... from {k.source}" for k in keys
+    )
     return KeyChoice(
-        key,
-        f"DEVELOPMENT key {key.public.keyid[:12]}... from {private} (not the release key: "
-        "verify and deploy refuse this model)",
+        tuple(keys),
+        f"DEVELOPMENT key(s) {names} (not the release key: verify and deploy refuse this model)",
     )
 
 
-def keygen(*, private_path: Path, public_path: Path) -> PublicKey:
+def _dev_key(policy: LoadedPolicy, algorithm: Algorithm) -> SigningKey:
+    release = policy.policy.release
+    folder = policy.resolve(release.dev_key_dir)
+    stem = DEV_KEY_NAME if algorithm == "ed25519" else f"{DEV_KEY_NAME}-{algorithm}"
+    private, public = folder / f"{stem}.key", folder / f"{stem}.pub"
+    if not private.exists():
+        generate_key_pair(private_path=private, public_path=public, algorithm=algorithm)
+    if not (folder / ".gitignore").exists():
+        # Keep the folder out of git even where .gitignore was not copied along.
+        atomic_write_text(folder / ".gitignore", "*\n")
+    key = read_private_key(private, release=False, algorithm=algorithm)
+    if not public.exists():
+        # A run killed between writing the two halves: the public one follows from the private.
+        atomic_write_bytes(public, key.public.pem())
+    return key
+
+
+def keygen(*, private_path: Path, public_path: Path, algorithm: Algorithm = "ed25519") -> PublicKey:
     """Create a release key pair (private key mode 0600); refuses to overwrite."""
-    return generate_key_pair(private_path=private_path, public_path=public_path)
+    return generate_key_pair(
+        private_path=private_path, public_path=public_path, algorithm=algorithm
+    )
 
 
 def verify_project(
@@ -127,7 +183,7 @@ class DeployRefused(GatesError):
 
 
 def registry_for(
-    policy: LoadedPolicy, *, trusted: PublicKey, require_current_gates: bool = True
+    policy: LoadedPolicy, *, trusted: Trusted, require_current_gates: bool = True
 ) -> ModelRegistry:
     """The policy's model registry, trusting ``trusted`` only.
 
@@ -153,8 +209,11 @@ def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
     a development key. No ``--key`` here: only the committed key can promote.
     """
     try:
+        # What the pointer is before this deploy decides anything: if another deploy switches
+        # it meanwhile, this one is refused rather than overwriting the other's champion.
+        state = registry_for(policy, trusted=trusted_key(policy)).pointer_state()
         attestation = verify_project(policy)
-    except AttestationError as err:
+    except (AttestationError, RegistryError) as err:
         raise DeployRefused(f"refused: {err}") from err
     if attestation.predicate.get("git", {}).get("dirty") is not False:
         msg = (
@@ -187,6 +246,65 @@ def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
         )
         raise DeployRefused(msg)
     try:
-        return registry_for(policy, trusted=attestation.signer).promote(attestation)
-    except RegistryError as err:
+        registry = registry_for(policy, trusted=attestation.signer)
+        promotion = None
+        if registry.promoters:
+            promotion = _sign_promotion(policy, registry, attestation)
+        return registry.promote(attestation, promotion=promotion, expect_state=state)
+    except (RegistryError, SigningError) as err:
+        raise DeployRefused(f"refused: {err}") from err
+
+
+def _sign_promotion(
+    policy: LoadedPolicy, registry: ModelRegistry, attestation: VerifiedAttestation
+) -> Envelope:
+    """The release manager's signature over this promotion, with the key in $promoter_key_env."""
+    name = policy.policy.roles.promoter_key_env
+    pem = read_env_pem(name)
+    if not pem:
+        msg = (
+            f"refused: [roles].promoters is set: only a release manager may promote; set ${name} "
+            "to a release manager's private key"
+        )
+        raise DeployRefused(msg)
+    key = private_key_from_pem(pem.encode("utf-8"), source=f"${name}", release=True, algorithm=None)
+    expected = registry.promotion_for(attestation, registry.version_name(attestation))
+    return sign_promotion(expected, key=key)
+
+
+def revoke(policy: LoadedPolicy, version: str) -> str | None:
+    """Revoke a registry version (signed by the release manager in $promoter_key_env when
+    [roles].promoters is set); DeployRefused when refused."""
+    from pipeline.promotion import REVOKED_STAGE, Promotion  # noqa: PLC0415
+
+    try:
+        registry = registry_for(policy, trusted=trusted_key(policy))
+        signature = None
+        if registry.promoters:
+            name = policy.policy.roles.promoter_key_env
+            pem = read_env_pem(name)
+            if not pem:
+                msg = f"refused: [roles].promoters is set: only a release manager may revoke; set ${name}"
+                raise DeployRefused(msg)
+            key = private_key_from_pem(
+                pem.encode("utf-8"), source=f"${name}", release=True, algorithm=None
+            )
+            root = registry.path / "versions" / version
+            found = list(root.glob(f"*/{ENVELOPE_FILE}")) if root.is_dir() else []
+            if len(found) != 1:
+                msg = f"refused: {root}: no registry version {version!r} to revoke"
+                raise DeployRefused(msg)
+            statement = json.loads(
+                parse_envelope(found[0].read_bytes(), source=str(found[0])).payload
+            )
+            predicate = statement.get("predicate", {})
+            expected = Promotion(
+                str(predicate.get("model", {}).get("sha256", "")),
+                str(predicate.get("run_id", "")),
+                REVOKED_STAGE,
+                version,
+            )
+            signature = sign_promotion(expected, key=key)
+        return registry.revoke(version, signature=signature)
+    except (RegistryError, SigningError, AttestationError) as err:
         raise DeployRefused(f"refused: {err}") from err

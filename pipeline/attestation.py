@@ -23,10 +23,11 @@ from pipeline.fsio import atomic_write_bytes, atomic_write_text, sha256_file
 from pipeline.signing import (
     IN_TOTO_PAYLOAD_TYPE,
     Envelope,
-    PublicKey,
+    Signer,
     SigningError,
-    SigningKey,
+    Trusted,
     parse_envelope,
+    required_keys,
     sign_envelope,
     verify_envelope,
 )
@@ -63,7 +64,7 @@ class VerifiedAttestation:
     envelope_path: Path
     statement: dict[str, Any]
     subjects: tuple[Subject, ...]
-    signer: PublicKey
+    signer: Trusted
 
     @property
     def predicate(self) -> dict[str, Any]:
@@ -101,8 +102,10 @@ def build_statement(subjects: Sequence[Subject], predicate: Mapping[str, Any]) -
     return (json.dumps(document, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
 
 
-def sign_and_write(payload: bytes, *, key: SigningKey, bundle_dir: Path) -> tuple[Path, Path]:
-    """Sign the statement, write the envelope and a readable copy of the statement, atomically."""
+def sign_and_write(
+    payload: bytes, *, key: Signer | Sequence[Signer], bundle_dir: Path
+) -> tuple[Path, Path]:
+    """Sign the statement (one signature per key), write the envelope and a readable copy."""
     envelope = sign_envelope(payload, key=key, payload_type=IN_TOTO_PAYLOAD_TYPE)
     statement_path = bundle_dir / STATEMENT_FILE
     envelope_path = bundle_dir / ENVELOPE_FILE
@@ -115,7 +118,7 @@ def verify_bundle(
     envelope_path: Path,
     *,
     root: Path,
-    trusted: PublicKey,
+    trusted: Trusted,
     required_gates: Sequence[str] = (),
 ) -> VerifiedAttestation:
     """Verify an attestation against the bytes under ``root``; AttestationError lists every problem.
@@ -129,6 +132,7 @@ def verify_bundle(
     except SigningError as err:
         raise AttestationError(str(err)) from None
     statement, subjects = _parse_statement(envelope.payload, shown)
+    _check_no_downgrade(statement["predicate"], trusted, shown)
     # The bundle folder is the one the signed statement names, not wherever the envelope is.
     bundle_dir = root / statement["predicate"]["bundle"]
     problems = _check_statement_copy(bundle_dir / STATEMENT_FILE, envelope, root)
@@ -148,6 +152,31 @@ def verify_bundle(
         subjects=subjects,
         signer=trusted,
     )
+
+
+def _check_no_downgrade(predicate: dict[str, Any], trusted: Trusted, shown: str) -> None:
+    """Refuse a statement signed with an algorithm the verifier does not require.
+
+    The signed predicate names every algorithm it was signed with. A verifier whose policy
+    dropped one (an edited policy.toml asking for Ed25519 alone) would otherwise accept the
+    envelope with that signature stripped: the statement itself says what it must carry.
+    """
+    signer = predicate.get("signer")
+    claimed = signer.get("algorithms") if isinstance(signer, dict) else None
+    if claimed is None:
+        return  # statements signed before hybrid signatures name no algorithm
+    required = {key.algorithm for key in required_keys(trusted)}
+    if not isinstance(claimed, list) or not all(isinstance(a, str) for a in claimed):
+        msg = f"{shown}: refused: predicate.signer.algorithms is not a list of names"
+        raise AttestationError(msg)
+    dropped = sorted(set(claimed) - required)
+    if dropped:
+        msg = (
+            f"{shown}: refused: the signed statement was signed with {sorted(claimed)}, but "
+            f"[release].signatures requires only {sorted(required)}: a signature algorithm "
+            f"({', '.join(dropped)}) would go unchecked (an algorithm downgrade); require it again"
+        )
+        raise AttestationError(msg)
 
 
 def _shown(path: Path, root: Path) -> str:

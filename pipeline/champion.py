@@ -27,7 +27,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,9 +40,18 @@ from pipeline.attestation import (
     verify_bundle,
 )
 from pipeline.errors import ModelError, PipelineError
-from pipeline.fsio import atomic_write_json, fsync_dir, sha256_file, temp_files
+from pipeline.fsio import atomic_write_json, fsync_dir, sha256_bytes, sha256_file, temp_files
 from pipeline.persist import audit_attested
-from pipeline.signing import PublicKey
+from pipeline.promotion import (
+    REVOKED_STAGE,
+    Promotion,
+    PromotionError,
+    append_event,
+    recorded_promotion,
+    revocation,
+    verify_promotion,
+)
+from pipeline.signing import Envelope, PublicKey, Trusted
 
 POINTER_FILE = "champion"
 VERSIONS_DIR = "versions"
@@ -67,11 +76,25 @@ class ModelRegistry:
     """Promote verified bundles and read the champion, verifying it on every read."""
 
     def __init__(
-        self, path: Path, *, trusted: PublicKey, required_gates: Sequence[str] = ()
+        self,
+        path: Path,
+        *,
+        trusted: Trusted,
+        required_gates: Sequence[str] = (),
+        promoters: Mapping[str, PublicKey] | None = None,
+        stage: str = "production",
     ) -> None:
         self.path = path
         self.trusted = trusted
         self.required_gates = tuple(required_gates)
+        # Release managers (name -> key): when set, promotion needs one's signature.
+        self.promoters = dict(promoters or {})
+        self.stage = stage
+
+    def promotion_for(self, verified: VerifiedAttestation, version: str) -> Promotion:
+        """What a release manager signs to promote ``verified`` as ``version``."""
+        model = verified.predicate.get("model", {})
+        return Promotion(str(model.get("sha256", "")), verified.run_id, self.stage, version)
 
     @property
     def pointer(self) -> Path:
@@ -94,7 +117,27 @@ class ModelRegistry:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
             msg = f"{self.pointer}: champion pointer unreadable ({type(err).__name__}: {err})"
             raise RegistryError(msg) from None
-        return Champion(version, self._verify_version(version, bundle, envelope_sha256))
+        verified = self._verify_version(version, bundle, envelope_sha256)
+        try:
+            revoked = revocation(self.path, version)
+        except PromotionError as err:
+            raise RegistryError(f"champion {version}: {err}") from None
+        if revoked:
+            msg = (
+                f"champion {version} was revoked ({revoked}): it is not served or used; "
+                "deploy another model"
+            )
+            raise RegistryError(msg)
+        if self.promoters:
+            try:
+                recorded_promotion(
+                    self.path,
+                    expected=self.promotion_for(verified, version),
+                    promoters=self.promoters,
+                )
+            except PromotionError as err:
+                raise RegistryError(f"champion {version}: {err}") from None
+        return Champion(version, verified)
 
     def _verify_version(
         self, version: str, bundle: str, envelope_sha256: str | None
@@ -114,8 +157,38 @@ class ModelRegistry:
             raise RegistryError(msg)
         return verified
 
-    def promote(self, source: VerifiedAttestation) -> Champion:
-        """Copy a verified bundle in, verify the copy, then switch the pointer atomically."""
+    def version_name(self, source: VerifiedAttestation) -> str:
+        """The registry version ``source`` is promoted as."""
+        model_sha = str(source.predicate.get("model", {}).get("sha256", ""))[:12]
+        return f"{source.run_id}-{model_sha}"
+
+    def pointer_state(self) -> str:
+        """A digest of the champion pointer as it is now ("absent" when there is none).
+
+        A deploy reads it before it starts and passes it to ``promote``: if another promotion
+        switched the pointer in between, this one is refused instead of silently overwriting it.
+        """
+        try:
+            return sha256_bytes(self.pointer.read_bytes())
+        except FileNotFoundError:
+            return "absent"
+        except OSError as err:
+            msg = f"{self.pointer}: cannot read the champion pointer: {err.strerror}"
+            raise RegistryError(msg) from None
+
+    def promote(
+        self,
+        source: VerifiedAttestation,
+        *,
+        promotion: Envelope | None = None,
+        expect_state: str | None = None,
+    ) -> Champion:
+        """Copy a verified bundle in, verify the copy, then switch the pointer atomically.
+
+        With promoters configured, ``promotion`` must be a release manager's signature over this
+        model, run, stage and version; it is checked before anything is copied, and recorded in
+        the hash-chained audit log before the pointer moves.
+        """
         model_sha = str(source.predicate.get("model", {}).get("sha256", ""))[:12]
         version = f"{source.run_id}-{model_sha}"
         bundle = str(source.predicate.get("bundle", ""))
@@ -124,9 +197,33 @@ class ModelRegistry:
                 f"{source.envelope_path}: cannot name a registry version from run {source.run_id!r}"
             )
             raise RegistryError(msg)
+        promoter = None
+        if self.promoters:
+            if promotion is None:
+                msg = (
+                    f"{self.path}: refused: [roles].promoters is set, so a promotion needs a "
+                    "release manager's signature (none given)"
+                )
+                raise RegistryError(msg)
+            try:
+                promoter = verify_promotion(
+                    promotion,
+                    expected=self.promotion_for(source, version),
+                    promoters=self.promoters,
+                    source=f"promotion of {version}",
+                )
+            except PromotionError as err:
+                raise RegistryError(str(err)) from None
         versions = self.path / VERSIONS_DIR
         versions.mkdir(parents=True, exist_ok=True)
         with _locked(self.path / LOCK_FILE):
+            if expect_state is not None and self.pointer_state() != expect_state:
+                msg = (
+                    f"{self.pointer}: refused: another promotion landed while this one ran (the "
+                    "champion pointer changed since this deploy started); nothing promoted: "
+                    "check the new champion, then deploy again if this model should replace it"
+                )
+                raise RegistryError(msg)
             self._sweep(versions)
             final = versions / version
             if not final.exists():
@@ -142,6 +239,18 @@ class ModelRegistry:
                     shutil.rmtree(staging, ignore_errors=True)
                     raise
             verified = self._verify_version(version, bundle, None)
+            event = {
+                "action": "promote",
+                "version": version,
+                "run_id": source.run_id,
+                "model_sha256": str(source.predicate.get("model", {}).get("sha256", "")),
+                "stage": self.stage,
+                "promoter": promoter,
+            }
+            try:
+                append_event(self.path, event, promotion)
+            except (PromotionError, OSError) as err:
+                raise RegistryError(f"{self.path}: cannot append to the audit log: {err}") from None
             atomic_write_json(
                 self.pointer,
                 {
@@ -154,6 +263,45 @@ class ModelRegistry:
                 },
             )
         return Champion(version, verified)
+
+    def revoke(self, version: str, *, signature: Envelope | None = None) -> str | None:
+        """Withdraw ``version``: append a revocation to the audit log; return the signer's name.
+
+        With promoters configured, ``signature`` must be a release manager's over the version's
+        model, run and version with stage ``revoked``. The version's files stay (the audit
+        needs them); every read of it as champion is refused from now on.
+        """
+        if not _VERSION.fullmatch(version) or not (self.path / VERSIONS_DIR / version).is_dir():
+            msg = f"{self.path / VERSIONS_DIR}: no registry version {version!r} to revoke"
+            raise RegistryError(msg)
+        signer = None
+        if self.promoters:
+            envelope = self.path / VERSIONS_DIR / version
+            found = list(envelope.glob(f"*/{ENVELOPE_FILE}"))
+            if signature is None or len(found) != 1:
+                msg = f"{self.path}: refused: [roles].promoters is set, so a revocation needs a release manager's signature"
+                raise RegistryError(msg)
+            verified = self._verify(found[0], self.path / VERSIONS_DIR / version)
+            model = verified.predicate.get("model", {})
+            expected = Promotion(
+                str(model.get("sha256", "")), verified.run_id, REVOKED_STAGE, version
+            )
+            try:
+                signer = verify_promotion(
+                    signature,
+                    expected=expected,
+                    promoters=self.promoters,
+                    source=f"revocation of {version}",
+                )
+            except PromotionError as err:
+                raise RegistryError(str(err)) from None
+        with _locked(self.path / LOCK_FILE):
+            event = {"action": "revoke", "version": version, "promoter": signer}
+            try:
+                append_event(self.path, event, signature)
+            except (PromotionError, OSError) as err:
+                raise RegistryError(f"{self.path}: cannot append to the audit log: {err}") from None
+        return signer
 
     def _verify_staging(self, staging: Path, bundle: str, version: str) -> None:
         try:

@@ -32,6 +32,7 @@ from pydantic_core import CoreSchema
 
 from pipeline.errors import PolicyError
 from pipeline.fsio import sha256_bytes
+from pipeline.signing import Algorithm
 
 SCHEMA_VERSION = 1
 
@@ -547,6 +548,74 @@ class ReleasePolicy(_Strict):
             raise ValueError(msg)
         return value
 
+    # The signatures every envelope must carry, each verified (a hybrid: all of them). The
+    # trusted key of ed25519 is public_key; of every other algorithm, public_keys[algorithm].
+    signatures: Annotated[tuple[Algorithm, ...], Strict(False), Field(min_length=1)] = ("ed25519",)
+    public_keys: Annotated[dict[Algorithm, PathText], PathRule("file")] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _every_signature_has_a_key(self) -> Self:
+        if len(set(self.signatures)) != len(self.signatures):
+            msg = f"release.signatures names an algorithm twice: {list(self.signatures)}"
+            raise ValueError(msg)
+        missing = [a for a in self.signatures if a != "ed25519" and a not in self.public_keys]
+        if missing:
+            msg = (
+                f"release.signatures requires {missing} but release.public_keys names no trusted "
+                'key for it; expected e.g. public_keys = {"ml-dsa-65" = "keys/release-ml-dsa-65.pub"}'
+            )
+            raise ValueError(msg)
+        return self
+
+    def public_key_for(self, algorithm: Algorithm) -> str:
+        """The policy path of the trusted key of ``algorithm``."""
+        return self.public_key if algorithm == "ed25519" else self.public_keys[algorithm]
+
+
+KeyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./:@-]{0,255}$")]
+
+
+class KeysPolicy(_Strict):
+    """[keys]: where the release key and the data keys live (a key service, or local)."""
+
+    # local: the PEM in $[release].private_key_env or [release].private_key_file, as before.
+    # aws-kms: Sign with kms_key_id (ECDSA P-256; the release signature is ecdsa-p256-sha256).
+    # vault-transit: sign with the Transit key vault_key_name (type ed25519), never leaving Vault.
+    # Endpoints and credentials come from the environment only (AWS_* / VAULT_ADDR, VAULT_TOKEN).
+    provider: Literal["local", "aws-kms", "vault-transit"] = "local"
+    kms_key_id: KeyName | None = None
+    kms_data_key_id: KeyName | None = None
+    kms_region: KeyName = "us-east-1"
+    vault_mount: KeyName = "transit"
+    vault_key_name: KeyName | None = None
+    vault_data_key_name: KeyName | None = None
+
+    @model_validator(mode="after")
+    def _named_key(self) -> Self:
+        if self.provider == "aws-kms" and not self.kms_key_id:
+            msg = "keys.provider is 'aws-kms' but keys.kms_key_id is not set (expected a key id, ARN or alias/...)"
+            raise ValueError(msg)
+        if self.provider == "vault-transit" and not self.vault_key_name:
+            msg = "keys.provider is 'vault-transit' but keys.vault_key_name is not set (expected a Transit key name)"
+            raise ValueError(msg)
+        return self
+
+
+class EncryptionPolicy(_Strict):
+    """[encryption]: envelope encryption at rest (AES-256-GCM) with data keys from [keys].
+
+    With provider 'local' the key-encryption key is 32 random bytes, base64, in $key_env (a CI
+    secret) or key_file (outside the project, mode 0600).
+    """
+
+    key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GATES_DATA_KEY"
+    key_file: Annotated[PathText | None, PathRule("file", inside=False)] = None
+    registry: bool = True
+    history: bool = True
+    snapshots: bool = True
+
 
 class FeedbackPolicy(_Strict):
     """[feedback]: run history, trends, production-feedback quarantine, metrics and MLflow."""
@@ -574,6 +643,22 @@ class FeedbackPolicy(_Strict):
     mlflow_artifact_location: Annotated[PathText | None, PathRule("dir", output=True)] = None
 
 
+RoleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")]
+
+
+class RolesPolicy(_Strict):
+    """[roles]: who may promote a model (release managers), by name and committed public key.
+
+    Empty (the default): deploy needs no promoter signature, as before. Set: deploy signs the
+    promotion with the key in $promoter_key_env, the registry refuses one no listed promoter
+    signed, and the champion is served only with a verified promotion in the audit log.
+    """
+
+    promoters: Annotated[dict[RoleName, PathText], PathRule("file")] = Field(default_factory=dict)
+    promoter_key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GATES_PROMOTER_KEY"
+    stage: RoleName = "production"
+
+
 class Policy(_Strict):
     """The whole of policy.toml."""
 
@@ -587,6 +672,9 @@ class Policy(_Strict):
     audit: AuditPolicy = Field(default_factory=AuditPolicy)
     release: ReleasePolicy = Field(default_factory=ReleasePolicy)
     feedback: FeedbackPolicy = Field(default_factory=FeedbackPolicy)
+    keys: KeysPolicy = Field(default_factory=KeysPolicy)
+    roles: RolesPolicy = Field(default_factory=RolesPolicy)
+    encryption: EncryptionPolicy | None = None
 
     @model_validator(mode="after")
     def _champion_metrics_scored(self) -> Self:
@@ -809,6 +897,8 @@ def _path_values(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, Path
                 yield key, rule, value
             elif isinstance(value, tuple):
                 yield from ((f"{key}.{i}", rule, str(v)) for i, v in enumerate(value))
+            elif isinstance(value, dict):
+                yield from ((f"{key}.{k}", rule, str(v)) for k, v in value.items())
         elif isinstance(value, BaseModel):
             yield from _path_values(value, f"{key}.")
 

@@ -27,8 +27,9 @@ from pipeline.errors import ModelError
 from pipeline.persist import audit_attested
 from pipeline.signing import (
     IN_TOTO_PAYLOAD_TYPE,
-    PublicKey,
     SigningError,
+    Trusted,
+    TrustedKeys,
     load_public_key,
     parse_envelope,
     public_key_from_pem,
@@ -60,9 +61,22 @@ def _small_regular_file(path: Path, *, limit: int) -> bytes | None:
         os.close(fd)
 
 
-def trusted_key(policy: LoadedPolicy, *, override: Path | None = None) -> PublicKey:
-    """The committed release public key (or ``override``); SigningError when unreadable."""
-    return load_public_key(override or policy.resolve(policy.policy.release.public_key))
+def trusted_key(policy: LoadedPolicy, *, override: Path | None = None) -> Trusted:
+    """The committed release public keys, one per algorithm [release].signatures requires.
+
+    ``override`` replaces the first (primary) one. SigningError when a key is unreadable or not
+    of its algorithm. Nothing in an envelope chooses a key or an algorithm.
+    """
+    release = policy.policy.release
+    keys = []
+    for index, algorithm in enumerate(release.signatures):
+        path = (
+            override
+            if override and index == 0
+            else policy.resolve(release.public_key_for(algorithm))
+        )
+        keys.append(load_public_key(path, algorithm=algorithm))
+    return keys[0] if len(keys) == 1 else TrustedKeys(tuple(keys))
 
 
 def verify_project(
@@ -94,9 +108,7 @@ def dev_public_key_path(policy: LoadedPolicy) -> Path:
     return policy.resolve(policy.policy.release.dev_key_dir) / f"{DEV_KEY_NAME}.pub"
 
 
-def _dev_key_refusal(
-    policy: LoadedPolicy, path: Path, trusted: PublicKey
-) -> AttestationError | None:
+def _dev_key_refusal(policy: LoadedPolicy, path: Path, trusted: Trusted) -> AttestationError | None:
     """The refusal to give when the envelope is signed, intact, by the local development key.
 
     Only the wording changes: the statement is still refused. A signature that verifies under
@@ -146,13 +158,19 @@ def audit_signed_model(verified: VerifiedAttestation) -> None:
 
 
 def registry_for(
-    policy: LoadedPolicy, *, trusted: PublicKey, required_gates: Sequence[str] = ()
+    policy: LoadedPolicy, *, trusted: Trusted, required_gates: Sequence[str] = ()
 ) -> ModelRegistry:
     """The policy's model registry, trusting ``trusted`` only, requiring ``required_gates``."""
+    roles = policy.policy.roles
     return ModelRegistry(
         policy.resolve(policy.policy.release.registry_dir),
         trusted=trusted,
         required_gates=required_gates,
+        promoters={
+            name: load_public_key(policy.resolve(path), algorithm=None)
+            for name, path in roles.promoters.items()
+        },
+        stage=roles.stage,
     )
 
 

@@ -1,0 +1,202 @@
+"""Who may promote: promotions signed by a release manager's key, and the registry's audit trail.
+
+A promotion is a DSSE envelope (payload type ``PROMOTION_TYPE``) over the model's SHA-256, the
+run id, the stage and the registry version, signed by a key that ``[roles].promoters`` lists by
+name and committed public key. The registry refuses a promotion whose signature verifies under
+no listed promoter, or whose payload names another model, run, stage or version (a promotion of
+one model replayed onto another).
+
+Every promotion is appended to ``<registry>/promotions.jsonl``: one JSON object a line, each
+holding the SHA-256 of the line before it (the first: 64 zeros), the event, and the promotion
+envelope. A line edited, removed or reordered breaks the chain at that line and reading the log
+refuses it, naming the line. The log is written under the registry's lock, appended and fsynced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PipelineError
+from pipeline.fsio import sha256_bytes
+from pipeline.signing import (
+    Envelope,
+    PublicKey,
+    Signer,
+    SigningError,
+    parse_envelope,
+    sign_envelope,
+    verify_envelope,
+)
+
+PROMOTION_TYPE = "application/vnd.secure-ml-pipeline.promotion+json"
+# The stage a revocation is signed for: a release manager's signature over (model, run, version)
+# with this stage withdraws the version everywhere the registry is read.
+REVOKED_STAGE = "revoked"
+AUDIT_FILE = "promotions.jsonl"
+GENESIS = "0" * 64
+
+
+class PromotionError(PipelineError):
+    """A promotion is not signed by a release manager, names another model, or the audit log is broken."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What a release manager signs: this model, from this run, to this stage, as this version."""
+
+    model_sha256: str
+    run_id: str
+    stage: str
+    version: str
+
+    def payload(self) -> bytes:
+        """The exact signed bytes (sorted-key JSON)."""
+        document = {
+            "_type": PROMOTION_TYPE,
+            "model_sha256": self.model_sha256,
+            "run_id": self.run_id,
+            "stage": self.stage,
+            "version": self.version,
+        }
+        return json.dumps(document, sort_keys=True).encode()
+
+
+def sign_promotion(promotion: Promotion, *, key: Signer) -> Envelope:
+    """A release manager's signature over ``promotion``."""
+    return sign_envelope(promotion.payload(), key=key, payload_type=PROMOTION_TYPE)
+
+
+def verify_promotion(
+    envelope: Envelope, *, expected: Promotion, promoters: Mapping[str, PublicKey], source: str
+) -> str:
+    """The name of the promoter whose key signed ``expected``; PromotionError otherwise."""
+    if not promoters:
+        msg = f"{source}: refused: [roles].promoters lists no release manager"
+        raise PromotionError(msg)
+    signer = None
+    for name, key in promoters.items():
+        try:
+            verify_envelope(envelope, trusted=key, payload_type=PROMOTION_TYPE, source=source)
+        except SigningError:
+            continue
+        signer = name
+        break
+    if signer is None:
+        named = ", ".join(f"{keyid[:12]}..." for keyid, _ in envelope.signatures) or "none"
+        msg = (
+            f"{source}: refused: the promotion is signed by key id(s) {named}, which verify under "
+            f"no release manager in [roles].promoters ({', '.join(sorted(promoters))})"
+        )
+        raise PromotionError(msg)
+    if envelope.payload != expected.payload():
+        msg = (
+            f"{source}: refused: the promotion {signer} signed is not of this model: expected "
+            f"model {expected.model_sha256[:12]}..., run {expected.run_id}, stage "
+            f"{expected.stage}, version {expected.version}"
+        )
+        raise PromotionError(msg)
+    return signer
+
+
+def append_event(registry: Path, event: Mapping[str, Any], envelope: Envelope | None) -> None:
+    """Append one event to the hash-chained audit log (call under the registry's lock)."""
+    path = registry / AUDIT_FILE
+    lines = read_events(registry)
+    prev = lines[-1]["_sha256"] if lines else GENESIS
+    record = {
+        "prev": prev,
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "event": dict(event),
+        "envelope": json.loads(envelope.to_json()) if envelope else None,
+    }
+    line = json.dumps(record, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_events(registry: Path) -> list[dict[str, Any]]:
+    """Every event of the audit log, the chain checked; PromotionError names the first bad line.
+
+    A last line without its newline (a crash mid-append) is ignored, not an error: it was never
+    acknowledged.
+    """
+    path = registry / AUDIT_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    events: list[dict[str, Any]] = []
+    prev = GENESIS
+    for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
+        try:
+            record = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise PromotionError(f"{path}:{number}: refused: not a JSON object") from None
+        if not isinstance(record, dict) or record.get("prev") != prev:
+            msg = (
+                f"{path}:{number}: refused: the hash chain is broken here (a line before it was "
+                "edited, removed or reordered)"
+            )
+            raise PromotionError(msg)
+        prev = sha256_bytes(raw + b"\n")
+        record["_sha256"] = prev
+        events.append(record)
+    return events
+
+
+def recorded_promotion(
+    registry: Path, *, expected: Promotion, promoters: Mapping[str, PublicKey]
+) -> str:
+    """The promoter of the audit log's last promotion of ``expected.version``, verified now."""
+    path = registry / AUDIT_FILE
+    for number, record in reversed(list(enumerate(read_events(registry), start=1))):
+        event = record.get("event")
+        if isinstance(event, dict) and event.get("version") == expected.version:
+            source = f"{path}:{number}"
+            if event.get("action") != "promote" or not record.get("envelope"):
+                msg = f"{source}: refused: version {expected.version} was last {event.get('action')!r}, not promoted"
+                raise PromotionError(msg)
+            try:
+                envelope = parse_envelope(json.dumps(record["envelope"]), source=source)
+            except SigningError as err:
+                raise PromotionError(str(err)) from None
+            signer = verify_promotion(
+                envelope, expected=expected, promoters=promoters, source=source
+            )
+            if event.get("promoter") != signer:
+                msg = (
+                    f"{source}: refused: the entry names promoter {event.get('promoter')!r} but "
+                    f"the promotion is signed by {signer!r} (the log was edited)"
+                )
+                raise PromotionError(msg)
+            return signer
+    msg = f"{path}: refused: no signed promotion of version {expected.version} in the audit log"
+    raise PromotionError(msg)
+
+
+def revocation(registry: Path, version: str) -> str | None:
+    """``promotions.jsonl:<line>`` of the first revocation of ``version``, or None.
+
+    Any revocation entry in an intact chain withdraws the version, signed or not: refusing to
+    load is the safe direction, and the chain check still refuses a log that was edited.
+    """
+    path = registry / AUDIT_FILE
+    for number, record in enumerate(read_events(registry), start=1):
+        event = record.get("event")
+        if (
+            isinstance(event, dict)
+            and event.get("action") == "revoke"
+            and event.get("version") == version
+        ):
+            return f"{path}:{number}"
+    return None
