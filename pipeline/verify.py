@@ -112,7 +112,7 @@ def _dev_key_refusal(policy: LoadedPolicy, path: Path, trusted: Trusted) -> Atte
     """The refusal to give when the envelope is signed, intact, by the local development key.
 
     Only the wording changes: the statement is still refused. A signature that verifies under
-    neither key keeps the tamper message ("changed after signing, or signed by another key").
+    neither key keeps the tamper message ("changed after signing, or it was signed by another key").
     """
     dev_path = dev_public_key_path(policy)
     # Both files only as small regular files, never through a symlink: a tree may plant

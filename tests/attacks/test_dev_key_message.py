@@ -23,7 +23,7 @@ import pytest
 from tests.project_support import REPO
 
 DEV_WORDS = "signed by the local development key"
-TAMPER_WORDS = "changed after signing, or signed by another key"
+TAMPER_WORDS = "changed after signing, or it was signed by another key"
 
 
 def _project(root: Path) -> Path:

@@ -381,7 +381,7 @@ def test_a_development_signature_is_named_and_tampering_still_reads_as_tampering
         assert "Traceback" not in done.stderr
         assert ENVELOPE in text, text
         if tampered:
-            assert "changed after signing, or signed by another key" in text, text
+            assert "changed after signing, or it was signed by another key" in text, text
             assert "development key" not in text, text
         else:
             assert "signed by the local development key" in text, text
