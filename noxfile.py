@@ -100,7 +100,19 @@ def _worker(python: str) -> GateWorker:
     return _workers[python]
 
 
-def _prestart_worker() -> None:
+def @nox.session(python=False, requires=["env"], default=False)
+def service(session: nox.Session) -> None:
+    """Serve the verified, signed model over HTTP (python -m gates serve; args after --).
+
+    Named ``service`` because ``serve`` is the gate's session. Runs in its own interpreter,
+    not the warm worker: it serves until interrupted.
+    """
+    session.run(
+        _python(session), "-m", "gates", "serve", *session.posargs, external=True, env=THREAD_DEFAULTS
+    )
+
+
+_prestart_worker() -> None:
     """Start the worker now, while nox sets itself up, when this invocation runs a gate.
 
     Only a head start: the guess (a gate's name among nox's arguments, the shared environment
@@ -235,6 +247,18 @@ def approve(session: nox.Session) -> None:
 def deploy(session: nox.Session) -> None:
     """Verify the signed attestation with the committed release key and promote the champion."""
     _gates(session, "deploy", *session.posargs)
+
+
+@nox.session(python=False, requires=["env"], default=False)
+def service(session: nox.Session) -> None:
+    """Serve the verified, signed model over HTTP (python -m gates serve; args after --).
+
+    Named ``service`` because ``serve`` is the gate's session. Runs in its own interpreter,
+    not the warm worker: it serves until interrupted.
+    """
+    session.run(
+        _python(session), "-m", "gates", "serve", *session.posargs, external=True, env=THREAD_DEFAULTS
+    )
 
 
 _prestart_worker()
