@@ -100,19 +100,7 @@ def _worker(python: str) -> GateWorker:
     return _workers[python]
 
 
-def @nox.session(python=False, requires=["env"], default=False)
-def service(session: nox.Session) -> None:
-    """Serve the verified, signed model over HTTP (python -m gates serve; args after --).
-
-    Named ``service`` because ``serve`` is the gate's session. Runs in its own interpreter,
-    not the warm worker: it serves until interrupted.
-    """
-    session.run(
-        _python(session), "-m", "gates", "serve", *session.posargs, external=True, env=THREAD_DEFAULTS
-    )
-
-
-_prestart_worker() -> None:
+def _prestart_worker() -> None:
     """Start the worker now, while nox sets itself up, when this invocation runs a gate.
 
     Only a head start: the guess (a gate's name among nox's arguments, the shared environment
@@ -257,7 +245,13 @@ def service(session: nox.Session) -> None:
     not the warm worker: it serves until interrupted.
     """
     session.run(
-        _python(session), "-m", "gates", "serve", *session.posargs, external=True, env=THREAD_DEFAULTS
+        _python(session),
+        "-m",
+        "gates",
+        "serve",
+        *session.posargs,
+        external=True,
+        env=THREAD_DEFAULTS,
     )
 
 
