@@ -124,6 +124,12 @@ def create_app(service: Service) -> Starlette:
         return JSONResponse({"predictions": body["predictions"]})
 
     async def metadata(request: Request) -> Response:
+        if request.path_params["name"] == f"{name}:predict":
+            detail = f"{request.method} {request.url.path[:200]}: method not allowed"
+            problem = Problem(
+                405, "method-not-allowed", "Method Not Allowed", detail, headers={"Allow": "POST"}
+            )
+            return _reject(request, problem)
         if request.path_params["name"] != name:
             return _reject(request, _no_model(request.path_params["name"]))
         served = service.served
