@@ -159,7 +159,9 @@ def fit_forest(features: pd.DataFrame, *, trees: int, seed: int) -> Any:
     return forest.fit(features.to_numpy(dtype="float64"))
 
 
-class _JsonLines(logging.Formatter):
+class JsonLines(logging.Formatter):
+    """One JSON object per record: the record's ``fields`` when it has them."""
+
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
@@ -177,7 +179,7 @@ def request_logger(stream: Any = None) -> logging.Logger:
     logger.setLevel(logging.INFO)
     if not logger.handlers:
         handler = logging.StreamHandler(stream or sys.stderr)
-        handler.setFormatter(_JsonLines())
+        handler.setFormatter(JsonLines())
         logger.addHandler(handler)
     return logger
 
