@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gates.errors import GatesError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -26,7 +28,7 @@ _MAX_SAFE_INT = 2**53
 
 
 @dataclass
-class Problem(Exception):
+class Problem(GatesError):
     """A refused request: status, a stable slug, a one-line detail and per-instance errors."""
 
     status: int
