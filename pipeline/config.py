@@ -553,6 +553,9 @@ class ServePolicy(_Strict):
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 2**20)] = 2**20
     max_instances: Annotated[int, Field(ge=1, le=100_000)] = 1000
     max_json_depth: Annotated[int, Field(ge=3, le=64)] = 8
+    # A request body not complete within this many seconds is refused (408): slow clients
+    # cannot hold the in-flight slots.
+    read_timeout_seconds: Annotated[float, Field(gt=0.0, le=600.0)] = 10.0
     # Labels only by default: probabilities help membership inference.
     return_probabilities: bool = False
     # Feature values in the request log lines (never by default).

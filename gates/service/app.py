@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -105,7 +106,9 @@ def create_app(service: Service) -> Starlette:
             return _reject(request, _no_model(request.path_params["name"]))
         try:
             check_content_type(request.headers.get("content-type"))
-            raw = await _read_body(request, service.policy.max_body_bytes)
+            raw = await _read_body(
+                request, service.policy.max_body_bytes, service.policy.read_timeout_seconds
+            )
             instances = instances_of(parse_body(raw, service.policy), service.policy)
             features = to_features(instances, service.contract)
         except Problem as problem:
@@ -188,7 +191,16 @@ def _no_model(found: str) -> Problem:
     return Problem(404, "no-such-model", "No Such Model", f"no model named {ascii(found)[:80]}")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    try:
+        with anyio.fail_after(timeout):
+            return await _read_limited(request, limit)
+    except TimeoutError:
+        detail = f"the body was not complete within {timeout:g} s ([serve].read_timeout_seconds)"
+        raise Problem(408, "request-timeout", "Request Timeout", detail) from None
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -460,7 +472,7 @@ def openapi_document(policy: ServePolicy, contract: DataPolicy) -> dict[str, Any
                                 }
                             },
                         },
-                        **refusals(400, 413, 415, 422, *guarded),
+                        **refusals(400, 408, 413, 415, 422, *guarded),
                     },
                 }
             },
@@ -549,6 +561,7 @@ _STATUS_TEXT = {
     403: "a wrong API key",
     404: "no such route or model",
     405: "method not allowed",
+    408: "the body was not complete within [serve].read_timeout_seconds",
     413: "body or instance count over the limits",
     415: "not application/json",
     422: "an instance breaks the data contract",

@@ -3,7 +3,7 @@
 The file holds one ``name:sha256hex`` per line (``#`` comments and blank lines allowed). A
 presented key is hashed and compared with every stored hash with ``hmac.compare_digest``
 (constant time, no early exit); the key itself is never stored or logged, only its name.
-``python -m gates serve keygen-hash`` is not needed: ``printf %s KEY | sha256sum`` makes a line.
+A line is ``NAME:`` followed by the output of ``printf %s KEY | sha256sum`` (the hex digest).
 """
 
 from __future__ import annotations

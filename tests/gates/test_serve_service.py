@@ -350,3 +350,24 @@ def test_the_spool_is_bounded_and_rotated(served_root: Path, tmp_path: Path) -> 
             assert set(record) == {"request_id", "index", "model_sha256", "features", "prediction"}
             assert record["prediction"] in ("benign", "malignant")
     del service
+
+
+def test_a_slow_body_is_cut_off_with_408(served_root: Path) -> None:
+    import socket
+    import time
+
+    body = json.dumps({"instances": feature_rows(served_root, 1)}).encode()
+    with in_process(served_root, read_timeout_seconds=1.0) as (url, _, _):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+            slow.sendall(
+                f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:10]
+            )
+            started = time.monotonic()
+            answer = slow.recv(4096).decode("latin-1")
+            waited = time.monotonic() - started
+    assert answer.startswith("HTTP/1.1 408")
+    assert "read_timeout_seconds" in answer
+    assert waited < 10
