@@ -564,7 +564,7 @@ class ServePolicy(_Strict):
     require_api_key: bool = False
     api_keys_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GATES_SERVE_API_KEYS"
     # The serve gate: p99 latency of single-row requests on loopback.
-    max_p99_ms: Annotated[float, Field(gt=0.0, le=60_000.0)] = 1000.0
+    max_p99_ms: Annotated[float, Field(gt=0.0, le=60_000.0)] = 2000.0
     rate_limit: ServeRateLimit = Field(default_factory=ServeRateLimit)
     monitor: ServeMonitor = Field(default_factory=ServeMonitor)
     spool: ServeSpool = Field(default_factory=ServeSpool)

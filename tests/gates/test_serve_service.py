@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -192,7 +193,12 @@ def test_every_request_is_one_json_log_line_without_features(
     httpx.post(
         url + PREDICT, content=b"{", headers={"Content-Type": "application/json"}, timeout=30
     )
+    # The guard writes its line after the answer is sent: wait for both lines.
+    deadline = time.monotonic() + 10
     err = cli_process.log.read_text(encoding="utf-8")
+    while '"status": 400' not in err and time.monotonic() < deadline:
+        time.sleep(0.1)
+        err = cli_process.log.read_text(encoding="utf-8")
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     requests = [line for line in lines if "request_id" in line]
     assert {r["status"] for r in requests} >= {200, 400}
@@ -311,7 +317,6 @@ def test_the_in_flight_cap_refuses_with_503(served_root: Path) -> None:
                 f"Content-Length: {len(body)}\r\n\r\n".encode()
                 + body[:10]
             )
-            import time
 
             time.sleep(0.5)
             response = httpx.post(
@@ -354,7 +359,6 @@ def test_the_spool_is_bounded_and_rotated(served_root: Path, tmp_path: Path) -> 
 
 def test_a_slow_body_is_cut_off_with_408(served_root: Path) -> None:
     import socket
-    import time
 
     body = json.dumps({"instances": feature_rows(served_root, 1)}).encode()
     with in_process(served_root, read_timeout_seconds=1.0) as (url, _, _):
@@ -368,6 +372,8 @@ def test_a_slow_body_is_cut_off_with_408(served_root: Path) -> None:
             started = time.monotonic()
             answer = slow.recv(4096).decode("latin-1")
             waited = time.monotonic() - started
+            while not answer.endswith("}") and (more := slow.recv(4096)):
+                answer += more.decode("latin-1")
     assert answer.startswith("HTTP/1.1 408")
     assert "read_timeout_seconds" in answer
     assert waited < 10
