@@ -279,4 +279,22 @@ def deploy(session: nox.Session) -> None:
     _gates(session, "deploy", *session.posargs)
 
 
+@nox.session(python=False, requires=["env"], default=False)
+def service(session: nox.Session) -> None:
+    """Serve the verified, signed model over HTTP (python -m gates serve; args after --).
+
+    Named ``service`` because ``serve`` is the gate's session. Runs in its own interpreter,
+    not the warm worker: it serves until interrupted.
+    """
+    session.run(
+        _python(session),
+        "-m",
+        "gates",
+        "serve",
+        *session.posargs,
+        external=True,
+        env=THREAD_DEFAULTS,
+    )
+
+
 _prestart_worker()

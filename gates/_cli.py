@@ -147,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
         help="verify with the committed release key, require the verdict, promote to champion",
     )
     _add_key_parsers(sub, common)
+
+    _add_serve_parser(sub)
     _add_ci_parser(sub)
     _add_init_parser(sub)
     return parser
@@ -205,6 +207,34 @@ def _add_key_parsers(
         help="withdraw a registry version everywhere (a release manager's signature with [roles])",
     )
     revoke.add_argument("version", help="the registry version (a folder of registry/versions/)")
+
+
+def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--policy",
+        type=Path,
+        default=Path("policy.toml"),
+        help="policy file (default: policy.toml)",
+    )
+    serve = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="serve the verified, signed model over HTTP (KServe V1); exit 2 when it does not verify",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: [serve].port)")
+    serve.add_argument(
+        "--champion",
+        action="store_true",
+        help="serve the registry's champion (default: this run's)",
+    )
+    serve.add_argument(
+        "--key",
+        type=Path,
+        default=None,
+        help="trusted public key (default: [release].public_key)",
+    )
 
 
 def _add_ci_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -268,6 +298,8 @@ def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return pe
     loaded = load_policy(args.policy)
     if args.command in ("keygen", "verify", "deploy", "revoke"):
         return _release(args, loaded)
+    if args.command == "serve":
+        return _serve(args, loaded)
     if args.command == "policy":
         sys.stdout.write(f"{args.policy}: valid (sha256 {loaded.sha256})\n")
         return EXIT_OK
@@ -440,6 +472,19 @@ def _init(args: argparse.Namespace) -> int:
         f"proposed from a baseline cross-validation: {shown}\n"
         f"next: {NEXT_COMMAND}   (without nox: python -m gates run)\n"
     )
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
+    from gates.service import server  # noqa: PLC0415 - the ASGI stack only for this command
+
+    port = loaded.policy.serve.port if args.port is None else args.port
+    if not 0 <= port <= 65535:
+        sys.stderr.write(f"error: --port {port}: expected 0..65535\n")
+        return EXIT_USAGE
+    # Verify before anything listens: a model that does not verify never answers a request.
+    served = server.verified_model(loaded, champion=args.champion, key=args.key)
+    server.serve_forever(loaded, served, host=args.host, port=port)
     return EXIT_OK
 
 

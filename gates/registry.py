@@ -78,6 +78,11 @@ GATES: tuple[GateSpec, ...] = (
         "Stratified k-fold CV and held-out scores clear every threshold in [cv].",
     ),
     GateSpec(
+        "serve",
+        "gates.serve:ServeGate",
+        "The candidate answers over HTTP on loopback as offline; malformed requests refused; p99 bar.",
+    ),
+    GateSpec(
         "artifacts",
         "gates.artifacts:ArtifactsGate",
         "SHA-256 manifest of model, data, lock and policy, with the git commit.",

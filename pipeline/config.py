@@ -518,7 +518,7 @@ class Tolerance(_Strict):
 # predict`` uses its model ([release].required_gates, by default): every gate the registry
 # checks before the attesting gate. The pipeline imports no gate, so the list is written here;
 # tests/gates/test_release.py fails when it differs from ``gates.release.required_gates()``.
-RELEASED_GATES: tuple[str, ...] = ("lint", "sast", "audit", "data", "train", "cv")
+RELEASED_GATES: tuple[str, ...] = ("lint", "sast", "audit", "data", "train", "cv", "serve")
 GateName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 
 
@@ -659,6 +659,57 @@ class RolesPolicy(_Strict):
     stage: RoleName = "production"
 
 
+class ServeRateLimit(_Strict):
+    """[serve.rate_limit]: requests each client may make per window, and the global in-flight cap."""
+
+    # Per client (the API key's name when auth is on, else the peer address), a moving window.
+    requests: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 1
+    # Requests being handled at once, all clients together; more are refused with 503.
+    max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 64
+
+
+class ServeMonitor(_Strict):
+    """[serve.monitor]: input drift over a sliding window and the anomaly score of live rows."""
+
+    drift_window: Annotated[int, Field(ge=10, le=1_000_000)] = 1000
+    isolation_trees: Annotated[int, Field(ge=10, le=1000)] = 100
+
+
+class ServeSpool(_Strict):
+    """[serve.spool]: validated inputs and predictions kept for labelling (bounded, rotated)."""
+
+    enabled: bool = False
+    dir: Annotated[PathText, PathRule("dir", output=True)] = "serve-spool"
+    max_mb: Annotated[float, Field(gt=0.0, le=1024.0)] = 16.0
+    files: Annotated[int, Field(ge=1, le=100)] = 5
+
+
+class ServePolicy(_Strict):
+    """[serve]: the inference service (python -m gates serve) and the serve gate's bars."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")] = "model"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 2**20)] = 2**20
+    max_instances: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    max_json_depth: Annotated[int, Field(ge=3, le=64)] = 8
+    # A request body not complete within this many seconds is refused (408): slow clients
+    # cannot hold the in-flight slots.
+    read_timeout_seconds: Annotated[float, Field(gt=0.0, le=600.0)] = 10.0
+    # Labels only by default: probabilities help membership inference.
+    return_probabilities: bool = False
+    # Feature values in the request log lines (never by default).
+    log_features: bool = False
+    # Clients present an API key whose SHA-256 is listed in the file this env var names.
+    require_api_key: bool = False
+    api_keys_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GATES_SERVE_API_KEYS"
+    # The serve gate: p99 latency of single-row requests on loopback.
+    max_p99_ms: Annotated[float, Field(gt=0.0, le=60_000.0)] = 2000.0
+    rate_limit: ServeRateLimit = Field(default_factory=ServeRateLimit)
+    monitor: ServeMonitor = Field(default_factory=ServeMonitor)
+    spool: ServeSpool = Field(default_factory=ServeSpool)
+
+
 class Policy(_Strict):
     """The whole of policy.toml."""
 
@@ -675,6 +726,7 @@ class Policy(_Strict):
     keys: KeysPolicy = Field(default_factory=KeysPolicy)
     roles: RolesPolicy = Field(default_factory=RolesPolicy)
     encryption: EncryptionPolicy | None = None
+    serve: ServePolicy = Field(default_factory=ServePolicy)
 
     @model_validator(mode="after")
     def _champion_metrics_scored(self) -> Self:

@@ -1,0 +1,368 @@
+"""The ``serve`` gate: the candidate model answers over HTTP exactly as it does offline.
+
+It starts the service (``gates/service``) on 127.0.0.1 on a free port with this run's
+candidate model (the bytes the train gate saved; not yet signed: ``artifacts`` signs this
+gate's verdict with the rest), sends the first ``SINGLE_ROWS`` held-out rows one per request and all
+of them as one batch, and requires each answer to equal the offline prediction; sends a fixed set
+of malformed requests and requires each to be refused with its status and a problem document;
+measures the p99 latency of the single-row requests against ``[serve].max_p99_ms``; and
+parses the service's ``/metrics`` with Prometheus' own parser.
+
+The per-client rate limit is lifted for the gate's one client (its hundred-odd requests would
+otherwise be refused by design); the limiter, auth and flood behaviour are proven by
+tests/gates/test_serve_service.py and bench/serve.py. With ``[serve].require_api_key`` the
+gate serves with a one-off key of its own and adds the 401/403 cases.
+
+Rules: SERVE001 the model on disk is not the one the train gate saved; SERVE002 an answer
+differs from the offline prediction; SERVE003 a malformed request was not refused with the
+expected status and a problem document; SERVE004 p99 latency above ``[serve].max_p99_ms``;
+SERVE005 ``/metrics`` does not parse or misses the requests sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext
+from gates.data_integrity import quarantined_rows
+from pipeline.persist import MODEL_FILE, load_verified
+
+if TYPE_CHECKING:
+    import httpx
+
+    from gates.service.app import Service
+    from pipeline.config import LoadedPolicy
+
+_TIMEOUT = 10.0
+# Holdout rows also sent one per request (the latency sample); all of them go in one batch.
+SINGLE_ROWS = 40
+WARM_UP = 3
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """One request the service must refuse: what it is, how it is sent, the status expected."""
+
+    name: str
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    method: str = "POST"
+    path: str = ""  # default: the predict route
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def malformed_requests(policy: LoadedPolicy, row: dict[str, Any]) -> list[Malformed]:
+    """The fixed set of refusals every serving gate checks, built around one valid ``row``."""
+    serve, data = policy.policy.serve, policy.policy.data
+    numeric = next(
+        (n for n in data.feature_columns if data.columns[n].dtype in ("float64", "int64")), None
+    )
+    first = data.feature_columns[0]
+
+    def doc(*instances: dict[str, Any]) -> bytes:
+        return json.dumps({"instances": list(instances)}).encode()
+
+    missing = {k: v for k, v in row.items() if k != first}
+    cases = [
+        Malformed("wrong content type", 415, doc(row), content_type="text/plain"),
+        Malformed(
+            "form content type",
+            415,
+            b"instances=1",
+            content_type="application/x-www-form-urlencoded",
+        ),
+        Malformed("body over max_body_bytes", 413, b" " * (serve.max_body_bytes + 1) + doc(row)),
+        Malformed("malformed JSON", 400, b'{"instances": [' + doc(row)),
+        Malformed("NaN token", 400, doc(row).replace(b"]}", b', {"x": NaN}]}')),
+        Malformed("Infinity token", 400, doc(row).replace(b"]}", b', {"x": -Infinity}]}')),
+        Malformed("number overflowing float64", 400, doc(row).replace(b"]}", b', {"x": 1e999}]}')),
+        Malformed("duplicate key", 400, b'{"instances": [], "instances": ' + doc(row)[14:]),
+        Malformed(
+            "nested too deep",
+            400,
+            b'{"instances": '
+            + b"[" * (serve.max_json_depth + 1)
+            + b"]" * (serve.max_json_depth + 1)
+            + b"}",
+        ),
+        Malformed("not a V1 request", 400, json.dumps({"inputs": [row]}).encode()),
+        Malformed("empty instances", 400, doc()),
+        Malformed("too many instances", 413, doc(*([row] * (serve.max_instances + 1)))),
+        Malformed("missing column", 422, doc(missing)),
+        Malformed("undeclared column", 422, doc({**row, "extra": 1.0})),
+        Malformed("label smuggled in", 422, doc({**row, data.label: data.classes[0]})),
+        Malformed(
+            "lookalike column name",
+            422,
+            doc({**missing, first.replace("a", "\u0430", 1) + "\u200b": row[first]}),
+        ),
+        Malformed("instance not an object", 422, doc(row).replace(b"]}", b", [1, 2]]}")),
+        Malformed("unknown model", 404, doc(row), path=f"/v1/models/{serve.name}x:predict"),
+        Malformed("GET on predict", 405, method="GET"),
+    ]
+    if numeric is not None:
+        rule = data.columns[numeric]
+        above = (rule.max if rule.max is not None else 0.0) * 10 + 1e6
+        cases += [
+            Malformed("value out of range", 422, doc({**row, numeric: above})),
+            Malformed("string for a number", 422, doc({**row, numeric: "1e999"})),
+            Malformed("boolean for a number", 422, doc({**row, numeric: True})),
+            Malformed("null for a non-nullable number", 422, doc({**row, numeric: None}))
+            if not rule.nullable
+            else Malformed("object for a number", 422, doc({**row, numeric: {}})),
+        ]
+    return cases
+
+
+class ServeGate(Gate):
+    """Serve the candidate on loopback; compare answers, refusals, latency and metrics."""
+
+    name: ClassVar[str] = "serve"
+    description: ClassVar[str] = __doc__ or ""
+
+    def run(self, context: RunContext) -> Outcome:
+        """Start the service, send the holdout and the malformed set, judge."""
+        import httpx  # noqa: PLC0415 - the gate's client; imported only when it runs
+
+        from gates.service.app import ServedModel  # noqa: PLC0415
+        from gates.service.server import build_service, on_loopback  # noqa: PLC0415
+        from pipeline.train import prepare  # noqa: PLC0415
+
+        policy = context.policy.policy
+        train_report = context.read_report("train")
+        model_path = context.artifacts_dir / MODEL_FILE
+        model, manifest = load_verified(model_path)
+        if manifest.sha256 not in train_report.artifacts.values():
+            finding = Finding(
+                "SERVE001",
+                f"{model_path.name} (sha256 {manifest.sha256[:12]}...) is not the model the train "
+                "gate saved in this run",
+                location=Location(path=str(model_path.name)),
+            )
+            return Outcome.judge([finding], passed="", failed="{first}")
+        _, split = prepare(context.policy, drop=quarantined_rows(context))
+        features = split.x_holdout[list(policy.data.feature_columns)]
+        offline = [str(label) for label in model.predict(features)]
+        rows: list[dict[str, Any]] = [
+            {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            for r in features.to_dict(orient="records")
+        ]
+        served = ServedModel(
+            model, manifest.sha256, context.run_id, "this run's candidate (unsigned)"
+        )
+        quiet = logging.getLogger("gates.serve.gate")
+        quiet.propagate = False
+        if not quiet.handlers:
+            quiet.addHandler(logging.NullHandler())
+        service = build_service(_gate_policy(context.policy), served, logger=quiet)
+        headers: dict[str, str] = {}
+        if service.keyring is not None or policy.serve.require_api_key:
+            service.keyring, key = _one_off_keyring()
+            headers["Authorization"] = f"Bearer {key}"
+        findings: list[Finding] = []
+        with (
+            on_loopback(service) as running,
+            httpx.Client(base_url=running.url, headers=headers, timeout=_TIMEOUT) as client,
+        ):
+            latencies = _answers(client, policy.serve.name, rows, offline, findings)
+            cases = malformed_requests(context.policy, rows[0])
+            if service.keyring is not None:
+                cases += [
+                    Malformed(
+                        "no API key",
+                        401,
+                        json.dumps({"instances": rows[:1]}).encode(),
+                        headers={"Authorization": ""},
+                    ),
+                    Malformed(
+                        "wrong API key",
+                        403,
+                        json.dumps({"instances": rows[:1]}).encode(),
+                        headers={"Authorization": "Bearer " + "x" * 32},
+                    ),
+                ]
+            refused = _refusals(client, policy.serve.name, cases, findings)
+            sent = min(len(rows), WARM_UP) + min(len(rows), SINGLE_ROWS) + 1 + len(cases)
+            _check_metrics(client, service, sent, findings)
+        p99 = _percentile(latencies, 99) * 1000
+        p50 = _percentile(latencies, 50) * 1000
+        if p99 > policy.serve.max_p99_ms:
+            findings.append(
+                Finding(
+                    "SERVE004",
+                    f"p99 latency {p99:.1f} ms over {len(latencies)} single-row requests is above "
+                    f"{policy.serve.max_p99_ms:g} ms",
+                    location=Location(path=context.policy.path.name),
+                    observed=f"{p99:.3f}",
+                    threshold=f"{policy.serve.max_p99_ms:g}",
+                    policy_key="[serve].max_p99_ms",
+                )
+            )
+        metrics = {
+            "holdout_rows": len(rows),
+            "malformed_refused": refused,
+            "malformed_cases": len(cases),
+            "p50_ms": round(p50, 3),
+            "p99_ms": round(p99, 3),
+            "model_sha256": manifest.sha256,
+        }
+        return Outcome.judge(
+            findings,
+            passed=f"{len(rows)} holdout rows answered as offline over HTTP; {refused}/{len(cases)} "
+            f"malformed requests refused; p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+            f"(max {policy.serve.max_p99_ms:g})",
+            failed="{n} serving check(s) failed: {first}",
+            metrics=metrics,
+        )
+
+
+def _gate_policy(loaded: LoadedPolicy) -> LoadedPolicy:
+    """The policy with the per-client rate limit lifted (the gate is one client; see module)."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    serve = loaded.policy.serve
+    lifted = serve.rate_limit.model_copy(update={"requests": 1_000_000})
+    policy = loaded.policy.model_copy(
+        update={"serve": serve.model_copy(update={"rate_limit": lifted, "require_api_key": False})}
+    )
+    return replace(loaded, policy=policy)
+
+
+def _one_off_keyring() -> tuple[Any, str]:
+    from gates.service.auth import KeyRing, hash_line  # noqa: PLC0415
+
+    key = secrets.token_urlsafe(32)
+    digest = hash_line("serve-gate", key).partition(":")[2]
+    return KeyRing((("serve-gate", bytes.fromhex(digest)),), "serve gate (one-off key)"), key
+
+
+def _answers(
+    client: httpx.Client,
+    name: str,
+    rows: list[dict[str, Any]],
+    offline: list[str],
+    findings: list[Finding],
+) -> list[float]:
+    route = f"/v1/models/{name}:predict"
+    for row in rows[:WARM_UP]:  # the first requests start threads and caches: not timed
+        client.post(route, json={"instances": [row]})
+    latencies: list[float] = []
+    for index, row in enumerate(rows[:SINGLE_ROWS]):
+        started = time.perf_counter()
+        response = client.post(route, json={"instances": [row]})
+        latencies.append(time.perf_counter() - started)
+        answer = response.json().get("predictions") if response.status_code == 200 else None
+        if answer != [offline[index]]:
+            findings.append(
+                Finding(
+                    "SERVE002",
+                    f"holdout row {index}: the service answered {response.status_code} "
+                    f"{str(answer)[:80]}, offline prediction {offline[index]!r}",
+                    location=Location(row=index),
+                    observed=str(answer)[:80],
+                    threshold=offline[index],
+                )
+            )
+    batch = client.post(route, json={"instances": rows})
+    answers = batch.json().get("predictions") if batch.status_code == 200 else None
+    if answers != offline:
+        differ = (
+            [i for i, (a, b) in enumerate(zip(answers, offline, strict=True)) if a != b]
+            if isinstance(answers, list) and len(answers) == len(offline)
+            else []
+        )
+        findings.append(
+            Finding(
+                "SERVE002",
+                f"the batch of {len(rows)} holdout rows: status {batch.status_code}, "
+                + (
+                    f"{len(differ)} answer(s) differ (first rows {differ[:5]})"
+                    if differ
+                    else "no usable answer"
+                ),
+            )
+        )
+    return latencies
+
+
+def _refusals(
+    client: httpx.Client, name: str, cases: list[Malformed], findings: list[Finding]
+) -> int:
+    refused = 0
+    for case in cases:
+        sent = {"Content-Type": case.content_type, **{k: v for k, v in case.headers.items() if v}}
+        path = case.path or f"/v1/models/{name}:predict"
+        request = client.build_request(case.method, path, content=case.body or None, headers=sent)
+        for header, value in case.headers.items():
+            if not value:  # a header the case leaves out (the client's default API key)
+                request.headers.pop(header, None)
+        response = client.send(request)
+        problem = _problem(response)
+        if (
+            response.status_code == case.status
+            and problem is not None
+            and problem.get("status") == case.status
+        ):
+            refused += 1
+            continue
+        findings.append(
+            Finding(
+                "SERVE003",
+                f"malformed request '{case.name}': expected {case.status} with a problem document, "
+                f"found {response.status_code} {response.headers.get('content-type', '')}",
+                observed=str(response.status_code),
+                threshold=str(case.status),
+            )
+        )
+    return refused
+
+
+def _problem(response: httpx.Response) -> dict[str, Any] | None:
+    if not response.headers.get("content-type", "").startswith("application/problem+json"):
+        return None
+    try:
+        document = response.json()
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _check_metrics(
+    client: httpx.Client, service: Service, sent: int, findings: list[Finding]
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    response = client.get("/metrics")
+    try:
+        families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    except ValueError as err:
+        findings.append(Finding("SERVE005", f"/metrics does not parse: {err}"))
+        return
+    requests = families.get("gates_serve_requests")
+    counted = sum(s.value for s in requests.samples if s.name.endswith("_total")) if requests else 0
+    if response.status_code != 200 or counted < sent:
+        findings.append(
+            Finding(
+                "SERVE005",
+                f"/metrics (status {response.status_code}) counts {counted:g} requests; "
+                f"{sent} were sent",
+                observed=f"{counted:g}",
+                threshold=str(sent),
+            )
+        )
+    del service
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        msg = "no single-row request was answered: no latency to judge"
+        raise GateError(msg)
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1)]

@@ -1,0 +1,570 @@
+"""The Starlette application: KServe V1 routes behind one guard.
+
+Every HTTP request passes ``Guard`` (a plain ASGI wrapper): a request id, the global in-flight
+cap (503), the client's identity (the API key's name when auth is on, else the peer address;
+never a forwarded header), the per-client moving-window rate limit of ``limits`` (429 with
+Retry-After and RateLimit headers), then auth (401 without a key, 403 with a wrong one). Only
+``/healthz`` and ``/readyz`` skip the guard's checks (probes). The guard counts, times and logs
+every request, one JSON line each. Refusals are RFC 9457 problem documents.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gates.service.monitor import LiveData, Metrics, Spool, log_event
+from gates.service.validate import (
+    Problem,
+    check_content_type,
+    instances_of,
+    parse_body,
+    to_features,
+    too_large,
+)
+
+if TYPE_CHECKING:
+    import logging
+
+    from gates.service.auth import KeyRing
+    from pipeline.config import DataPolicy, ServePolicy
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PROBLEM_MEDIA = "application/problem+json"
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model the service answers with, and where it came from (for metadata and logs)."""
+
+    model: Any
+    sha256: str
+    run_id: str
+    source: str
+
+
+@dataclass
+class Service:
+    """What the routes share."""
+
+    served: ServedModel
+    policy: ServePolicy
+    contract: DataPolicy
+    metrics: Metrics
+    live: LiveData
+    logger: logging.Logger
+    keyring: KeyRing | None = None
+    spool: Spool | None = None
+
+
+def problem_response(problem: Problem, request_id: str) -> JSONResponse:
+    """The problem document as a response."""
+    return JSONResponse(
+        problem.body(f"urn:request:{request_id}"),
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA,
+        headers=problem.headers,
+    )
+
+
+def _request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", "-"))
+
+
+def _reject(request: Request, problem: Problem) -> JSONResponse:
+    request.scope.setdefault("state", {})["reason"] = problem.reason
+    return problem_response(problem, _request_id(request))
+
+
+def create_app(service: Service) -> Starlette:
+    """The application: routes, problem handlers for 404/405, wrapped in the guard."""
+    name = service.policy.name
+
+    async def predict(request: Request) -> Response:
+        if request.path_params["name"] != name:
+            return _reject(request, _no_model(request.path_params["name"]))
+        try:
+            check_content_type(request.headers.get("content-type"))
+            raw = await _read_body(
+                request, service.policy.max_body_bytes, service.policy.read_timeout_seconds
+            )
+            instances = instances_of(parse_body(raw, service.policy), service.policy)
+            features = to_features(instances, service.contract)
+        except Problem as problem:
+            return _reject(request, problem)
+        state = request.scope.setdefault("state", {})
+        state["instances"] = len(instances)
+        if service.policy.log_features:
+            state["features"] = instances
+        body = await run_in_threadpool(_predict, service, features)
+        service.live.add(features)
+        labels = [str(label) for label in body["labels"]]
+        for label in labels:
+            service.metrics.predictions.labels(label).inc()
+        if service.spool is not None:
+            service.spool.write(_request_id(request), service.served.sha256, instances, labels)
+        return JSONResponse({"predictions": body["predictions"]})
+
+    async def metadata(request: Request) -> Response:
+        if request.path_params["name"] == f"{name}:predict":
+            detail = f"{request.method} {request.url.path[:200]}: method not allowed"
+            problem = Problem(
+                405, "method-not-allowed", "Method Not Allowed", detail, headers={"Allow": "POST"}
+            )
+            return _reject(request, problem)
+        if request.path_params["name"] != name:
+            return _reject(request, _no_model(request.path_params["name"]))
+        served = service.served
+        return JSONResponse(
+            {
+                "name": name,
+                "ready": True,
+                "run_id": served.run_id,
+                "sha256": served.sha256,
+                "source": served.source,
+                "classes": [str(c) for c in getattr(served.model, "classes_", ())],
+                "probabilities": service.policy.return_probabilities,
+            }
+        )
+
+    async def healthz(request: Request) -> Response:
+        del request
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        del request
+        return JSONResponse({"status": "ready", "model": name, "sha256": service.served.sha256})
+
+    async def metrics(request: Request) -> Response:
+        del request
+        text = await run_in_threadpool(service.live.exposition)
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    document = openapi_document(service.policy, service.contract)
+
+    async def openapi(request: Request) -> Response:
+        del request
+        return JSONResponse(document)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(status, "http-error")
+        title = {404: "Not Found", 405: "Method Not Allowed"}.get(status, "HTTP Error")
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+        detail = f"{request.method} {request.url.path[:200]}: {title.lower()}"
+        return _reject(request, Problem(status, slug, title, detail, headers=headers))
+
+    routes = [
+        Route("/v1/models/{name}:predict", predict, methods=["POST"]),
+        Route("/v1/models/{name}", metadata, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={404: http_error, 405: http_error})
+    return Guard(app, service)  # type: ignore[return-value]
+
+
+def _no_model(found: str) -> Problem:
+    return Problem(404, "no-such-model", "No Such Model", f"no model named {ascii(found)[:80]}")
+
+
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    try:
+        with anyio.fail_after(timeout):
+            return await _read_limited(request, limit)
+    except TimeoutError:
+        detail = f"the body was not complete within {timeout:g} s ([serve].read_timeout_seconds)"
+        raise Problem(408, "request-timeout", "Request Timeout", detail) from None
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise Problem(
+                400, "bad-content-length", "Bad Content-Length", "Content-Length is not a number"
+            )
+        if int(declared) > limit:
+            raise too_large(int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _predict(service: Service, features: Any) -> dict[str, Any]:
+    model = service.served.model
+    labels = list(model.predict(features))
+    if not service.policy.return_probabilities or not hasattr(model, "predict_proba"):
+        return {"labels": labels, "predictions": [str(label) for label in labels]}
+    classes = [str(c) for c in model.classes_]
+    proba = model.predict_proba(features)
+    return {
+        "labels": labels,
+        "predictions": [
+            {
+                "label": str(label),
+                "probabilities": {c: round(float(p), 6) for c, p in zip(classes, row, strict=True)},
+            }
+            for label, row in zip(labels, proba, strict=True)
+        ],
+    }
+
+
+class Guard:
+    """Request id, in-flight cap, identity, rate limit, auth, metrics and the log line."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+        limit = service.policy.rate_limit
+        self.item = RateLimitItemPerSecond(limit.requests, limit.window_seconds)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.in_flight = 0
+        self.policy_header = f"{limit.requests};w={limit.window_seconds}"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        path = str(scope.get("path", ""))
+        route = _route_label(path, self.service.policy.name)
+        status = {"code": 500}
+        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
+
+        async def send_wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = int(message["status"])
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        client = _peer(scope)
+        metrics = self.service.metrics
+        self.in_flight += 1
+        metrics.in_flight.inc()
+        try:
+            refusal = None if path in OPEN_PATHS else self._admit(scope, extra)
+            if refusal is not None:
+                state["reason"] = refusal.reason
+                client = state.get("client", client)
+                await problem_response(refusal, request_id)(scope, receive, send_wrapped)
+            else:
+                client = state.get("client", client)
+                await self.app(scope, receive, send_wrapped)
+        finally:
+            self.in_flight -= 1
+            metrics.in_flight.dec()
+            elapsed = time.perf_counter() - started
+            code = status["code"]
+            metrics.requests.labels(route, str(code)).inc()
+            metrics.latency.labels(route).observe(elapsed)
+            reason = state.get("reason")
+            if reason:
+                metrics.rejections.labels(str(reason)).inc()
+            fields: dict[str, Any] = {
+                "request_id": request_id,
+                "client": client,
+                "method": scope.get("method"),
+                "path": path[:200],
+                "route": route,
+                "status": code,
+                "latency_ms": round(elapsed * 1000, 3),
+                "model_sha256": self.service.served.sha256,
+            }
+            if reason:
+                fields["reason"] = reason
+            if "instances" in state:
+                fields["instances"] = state["instances"]
+            if "features" in state:
+                fields["features"] = state["features"]
+            log_event(self.service.logger, **fields)
+
+    def _admit(self, scope: Scope, extra: list[tuple[bytes, bytes]]) -> Problem | None:
+        """None when the request may go on; else the problem that refuses it."""
+        if self.in_flight > self.service.policy.rate_limit.max_in_flight:
+            return Problem(
+                503,
+                "overloaded",
+                "Service Overloaded",
+                f"more than {self.service.policy.rate_limit.max_in_flight} requests in flight "
+                "([serve.rate_limit].max_in_flight); retry shortly",
+                headers={"Retry-After": "1"},
+                reason="in_flight",
+            )
+        keyring = self.service.keyring
+        presented, problem = _credentials(scope) if keyring is not None else (None, None)
+        name = keyring.identify(presented) if keyring is not None and presented else None
+        client = f"key:{name}" if name else f"addr:{_peer(scope)}"
+        scope["state"]["client"] = client
+        admitted = self.limiter.hit(self.item, client)
+        reset, remaining = self.limiter.get_window_stats(self.item, client)
+        reset_in = max(0, math.ceil(reset - time.time()))
+        extra.extend(
+            [
+                (b"ratelimit-limit", str(self.item.amount).encode()),
+                (b"ratelimit-remaining", str(max(remaining, 0)).encode()),
+                (b"ratelimit-reset", str(reset_in).encode()),
+                (b"ratelimit-policy", self.policy_header.encode()),
+            ]
+        )
+        if not admitted:
+            return Problem(
+                429,
+                "rate-limited",
+                "Too Many Requests",
+                f"more than {self.item.amount} requests per {self.item.multiples} s from this "
+                "client ([serve.rate_limit])",
+                headers={"Retry-After": str(max(reset_in, 1))},
+                reason="rate_limit",
+            )
+        if keyring is None:
+            return None
+        if problem is not None:
+            return problem
+        if name is None:
+            return Problem(403, "forbidden", "Forbidden", "the API key is not valid", reason="auth")
+        return None
+
+
+def _credentials(scope: Scope) -> tuple[str | None, Problem | None]:
+    """The bearer key presented, or the 401 problem saying why there is none usable."""
+    values = [v for k, v in scope.get("headers", []) if k.lower() == b"authorization"]
+    challenge = {"WWW-Authenticate": 'Bearer realm="gates-serve"'}
+    if not values:
+        return None, Problem(
+            401,
+            "unauthorized",
+            "Unauthorized",
+            "an API key is required (Authorization: Bearer KEY)",
+            headers=challenge,
+            reason="auth",
+        )
+    if len(values) > 1:
+        return None, Problem(
+            401,
+            "unauthorized",
+            "Unauthorized",
+            "more than one Authorization header",
+            headers=challenge,
+            reason="auth",
+        )
+    text = values[0].decode("latin-1")
+    scheme, _, key = text.partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        return None, Problem(
+            401,
+            "unauthorized",
+            "Unauthorized",
+            "expected Authorization: Bearer KEY",
+            headers=challenge,
+            reason="auth",
+        )
+    return key, None
+
+
+def _peer(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _route_label(path: str, name: str) -> str:
+    if path == f"/v1/models/{name}:predict":
+        return "predict"
+    if path == f"/v1/models/{name}":
+        return "metadata"
+    if path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+        return path.lstrip("/")
+    return "other"
+
+
+def openapi_document(policy: ServePolicy, contract: DataPolicy) -> dict[str, Any]:
+    """OpenAPI 3.1 of the service, its instance schema generated from the data contract."""
+    properties: dict[str, Any] = {}
+    for column, rule in contract.columns.items():
+        kind = {"float64": "number", "int64": "integer", "bool": "boolean"}.get(
+            rule.dtype, "string"
+        )
+        schema: dict[str, Any] = {"type": [kind, "null"] if rule.nullable else kind}
+        if rule.min is not None:
+            schema["minimum"] = rule.min
+        if rule.max is not None:
+            schema["maximum"] = rule.max
+        if rule.allowed is not None:
+            schema["enum"] = list(rule.allowed)
+        properties[column] = schema
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+    def refusals(*codes: int) -> dict[str, Any]:
+        return {str(c): {"description": _STATUS_TEXT[c], "content": problem} for c in codes}
+
+    guarded = (401, 403, 404, 405, 429, 503)
+    prediction: dict[str, Any] = (
+        {
+            "type": "object",
+            "required": ["label", "probabilities"],
+            "properties": {
+                "label": {"type": "string"},
+                "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
+            },
+        }
+        if policy.return_probabilities
+        else {"type": "string"}
+    )
+    json_ok = {"application/json": {"schema": {"type": "object"}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "secure-ml-pipeline inference service", "version": "1"},
+        "paths": {
+            f"/v1/models/{policy.name}:predict": {
+                "post": {
+                    "operationId": "predict",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/PredictRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "predictions, one per instance",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["predictions"],
+                                        "properties": {
+                                            "predictions": {"type": "array", "items": prediction}
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        **refusals(400, 408, 413, 415, 422, *guarded),
+                    },
+                }
+            },
+            f"/v1/models/{policy.name}": {
+                "get": {
+                    "operationId": "metadata",
+                    "responses": {
+                        "200": {"description": "readiness, run id and digest", "content": json_ok},
+                        **refusals(*guarded),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "responses": {
+                        "200": {"description": "alive", "content": json_ok},
+                        **refusals(404, 405, 503),
+                    },
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "responses": {
+                        "200": {"description": "ready", "content": json_ok},
+                        **refusals(404, 405, 503),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        **refusals(*guarded),
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Instance": {
+                    "type": "object",
+                    "required": list(contract.columns),
+                    "additionalProperties": False,
+                    "properties": properties,
+                },
+                "PredictRequest": {
+                    "type": "object",
+                    "required": ["instances"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "instances": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": policy.max_instances,
+                            "items": {"$ref": "#/components/schemas/Instance"},
+                        }
+                    },
+                },
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "detail"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "instance": {"type": "string"},
+                        "errors": {"type": "array", "items": {"type": "object"}},
+                        "error_count": {"type": "integer"},
+                    },
+                },
+            }
+        },
+    }
+
+
+_STATUS_TEXT = {
+    400: "malformed JSON, NaN/Infinity, duplicate keys, too deep, or not a V1 request",
+    401: "no API key (auth on)",
+    403: "a wrong API key",
+    404: "no such route or model",
+    405: "method not allowed",
+    408: "the body was not complete within [serve].read_timeout_seconds",
+    413: "body or instance count over the limits",
+    415: "not application/json",
+    422: "an instance breaks the data contract",
+    429: "over the per-client rate limit",
+    503: "too many requests in flight",
+}

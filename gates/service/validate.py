@@ -1,0 +1,335 @@
+"""Everything a request must pass before the model sees it, as RFC 9457 problems.
+
+Order: content type (415), body size (413), UTF-8 and JSON syntax with NaN/Infinity,
+out-of-range numbers and duplicate keys refused (400), nesting depth (400), the document's shape
+and instance count (400/413), then every instance against the policy's data contract (422):
+the keys of each instance, the JSON type of each value, and the contract's own rules
+(``pipeline.data.ContractCheck``: nulls, ranges, allowed values, whole numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gates.errors import GatesError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.config import DataPolicy, ServePolicy
+
+PROBLEM_TYPE = "https://secure-ml-pipeline.invalid/problems/"
+# How many per-instance errors one problem lists; ``error_count`` is always exact.
+MAX_ERRORS = 50
+_MAX_SAFE_INT = 2**53
+
+
+@dataclass
+class Problem(GatesError):
+    """A refused request: status, a stable slug, a one-line detail and per-instance errors."""
+
+    status: int
+    slug: str
+    title: str
+    detail: str
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    error_count: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        super().__init__(self.detail)
+        self.reason = self.reason or self.slug
+
+    def body(self, instance: str) -> dict[str, Any]:
+        """The problem document (``application/problem+json``)."""
+        document: dict[str, Any] = {
+            "type": PROBLEM_TYPE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": instance,
+        }
+        if self.errors:
+            document["errors"] = self.errors
+            document["error_count"] = self.error_count or len(self.errors)
+        return document
+
+
+def check_content_type(value: str | None) -> None:
+    """Only ``application/json`` (charset utf-8 if any) is a prediction request; else 415."""
+    media, _, params = (value or "").partition(";")
+    charset = params.strip().lower().replace(" ", "")
+    if media.strip().lower() != "application/json" or charset not in ("", "charset=utf-8"):
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported Media Type",
+            f"expected Content-Type application/json (UTF-8), found {value or 'none'!r}",
+        )
+
+
+def too_large(size: int, limit: int) -> Problem:
+    """The 413 for a body over ``[serve].max_body_bytes``."""
+    return Problem(
+        413,
+        "body-too-large",
+        "Content Too Large",
+        f"the body is {size} bytes or more, larger than the {limit} allowed "
+        "([serve].max_body_bytes)",
+    )
+
+
+def _bad_json(detail: str) -> Problem:
+    return Problem(400, "malformed-json", "Malformed JSON", detail)
+
+
+def _constant(token: str) -> Any:
+    raise _bad_json(f"{token} is not JSON: NaN and Infinity are refused")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _bad_json(f"the number {text[:40]} does not fit a 64-bit float")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 19:  # int() of a 1 MB digit string costs seconds; refuse first
+        raise _bad_json(f"the integer {text[:40]}... has more than 19 digits")
+    return int(text)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise _bad_json(f"the key {key[:80]!r} appears twice in one object")
+        document[key] = value
+    return document
+
+
+def parse_body(raw: bytes, policy: ServePolicy) -> Any:
+    """Parse a JSON body strictly (400 on anything but plain UTF-8 JSON) and bound its depth."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise _bad_json("the body starts with a byte-order mark; expected plain UTF-8")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _bad_json(f"the body is not UTF-8 (undecodable byte at offset {err.start})") from None
+    try:
+        document = json.loads(
+            text,
+            parse_constant=_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+            object_pairs_hook=_no_duplicates,
+        )
+    except RecursionError:
+        raise _too_deep(policy.max_json_depth) from None
+    except json.JSONDecodeError as err:
+        raise _bad_json(
+            f"malformed JSON at line {err.lineno} column {err.colno}: {err.msg}"
+        ) from None
+    if _depth(document, policy.max_json_depth) > policy.max_json_depth:
+        raise _too_deep(policy.max_json_depth)
+    return document
+
+
+def _too_deep(limit: int) -> Problem:
+    return Problem(
+        400,
+        "too-deep",
+        "JSON Nested Too Deeply",
+        f"the document is nested more than {limit} levels deep ([serve].max_json_depth)",
+    )
+
+
+def _depth(node: Any, limit: int, level: int = 1) -> int:
+    """Nesting depth of ``node``, counting no further than ``limit + 1``."""
+    if level > limit or not isinstance(node, dict | list):
+        return level if isinstance(node, dict | list) else level - 1
+    children = node.values() if isinstance(node, dict) else node
+    return max((_depth(child, limit, level + 1) for child in children), default=level)
+
+
+def instances_of(document: Any, policy: ServePolicy) -> list[Any]:
+    """The ``instances`` array of a V1 predict request (400 on any other shape, 413 over the cap)."""
+    if not isinstance(document, dict) or set(document) != {"instances"}:
+        found = sorted(document) if isinstance(document, dict) else type(document).__name__
+        raise Problem(
+            400,
+            "bad-request-shape",
+            "Bad Request Shape",
+            f'expected an object with exactly the key "instances", found {found!r}'[:300],
+        )
+    instances = document["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise Problem(
+            400,
+            "bad-request-shape",
+            "Bad Request Shape",
+            '"instances" must be a non-empty array of objects',
+        )
+    if len(instances) > policy.max_instances:
+        raise Problem(
+            413,
+            "too-many-instances",
+            "Too Many Instances",
+            f"{len(instances)} instances, more than the {policy.max_instances} allowed "
+            "([serve].max_instances)",
+        )
+    return instances
+
+
+@dataclass
+class _Errors:
+    found: list[dict[str, Any]] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, **error: Any) -> None:
+        self.count += 1
+        if len(self.found) < MAX_ERRORS:
+            self.found.append(error)
+
+
+def _shown(value: Any) -> str:
+    return ascii(value)[:80]
+
+
+def _json_type_error(value: Any, dtype: str) -> str | None:
+    """Why a JSON value cannot stand for a ``dtype`` cell (None when it can)."""
+    if value is None:
+        return None  # the contract's null rule decides
+    if dtype in ("float64", "int64"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "a JSON number"
+        if dtype == "int64" and (
+            (isinstance(value, float) and not value.is_integer()) or abs(value) > _MAX_SAFE_INT
+        ):
+            return "a whole JSON number within +-2^53"
+        return None
+    if dtype == "bool":
+        return None if isinstance(value, bool) else "true or false"
+    return None if isinstance(value, str) else "a JSON string"
+
+
+def served_contract(contract: DataPolicy) -> DataPolicy:
+    """The contract of a served row: the feature columns only (no label, no id, nothing unique)."""
+    columns = {
+        name: rule.model_copy(update={"unique": False})
+        for name, rule in contract.columns.items()
+        if name in contract.feature_columns
+    }
+    return contract.model_copy(update={"columns": columns, "id_column": None})
+
+
+def to_features(instances: list[Any], contract: DataPolicy) -> pd.DataFrame:
+    """Check every instance against ``contract`` (a ``served_contract``); 422 naming each break.
+
+    Returns the feature table the model is given: the contract's columns, in its order, in
+    the dtypes ``ContractCheck`` converts them to.
+    """
+    import numpy as np  # noqa: PLC0415 - the service imports them once, at start
+    import pandas as pd  # noqa: PLC0415
+
+    from pipeline.data import ContractCheck  # noqa: PLC0415
+
+    columns = list(contract.columns)
+    errors = _Errors()
+    for index, instance in enumerate(instances):
+        _check_instance(index, instance, contract, errors)
+    if errors.count:
+        raise _unprocessable(errors)
+    frame: dict[str, Any] = {}
+    for name in columns:
+        values = [row[name] for row in instances]
+        dtype = contract.columns[name].dtype
+        if dtype in ("float64", "int64"):
+            frame[name] = np.array(
+                [np.nan if v is None else float(v) for v in values], dtype="float64"
+            )
+        elif dtype == "bool":
+            frame[name] = pd.Series(
+                ["" if v is None else str(v).lower() for v in values], dtype=object
+            )
+        else:
+            frame[name] = pd.Series(["" if v is None else v for v in values], dtype=object)
+    check = ContractCheck(contract, require_label=False)
+    clean = check.add(pd.DataFrame(frame))
+    for violation in check.violations():
+        rows = violation.rows or (None,)
+        for row in rows:
+            errors.add(
+                instance=row,
+                column=violation.column,
+                rule=violation.rule,
+                expected=violation.expected,
+                found=_shown(instances[row][violation.column])
+                if row is not None and violation.column in instances[row]
+                else violation.observed,
+                policy_key=violation.policy_key,
+            )
+        errors.count += max(violation.count - len(rows), 0)
+    if errors.count:
+        raise _unprocessable(errors)
+    return clean[columns]
+
+
+def _check_instance(index: int, instance: Any, contract: DataPolicy, errors: _Errors) -> None:
+    """The keys of one instance and the JSON type of each value."""
+    columns = contract.columns
+    if not isinstance(instance, dict):
+        errors.add(
+            instance=index,
+            rule="SERVE010",
+            expected="an object of column: value",
+            found=type(instance).__name__,
+        )
+        return
+    for name in columns:
+        if name not in instance:
+            errors.add(
+                instance=index, column=name, rule="DATA010", expected="present", found="absent"
+            )
+    for name in instance:
+        if name not in columns:
+            errors.add(
+                instance=index,
+                column=_shown(name),
+                rule="DATA011",
+                expected="only the contract's feature columns",
+                found=_shown(name),
+            )
+    for name, rule in columns.items():
+        if name in instance:
+            want = _json_type_error(instance[name], rule.dtype)
+            if want is not None:
+                errors.add(
+                    instance=index,
+                    column=name,
+                    rule="DATA012",
+                    expected=f"{want} ({rule.dtype})",
+                    found=_shown(instance[name]),
+                )
+
+
+def _unprocessable(errors: _Errors) -> Problem:
+    first = errors.found[0]
+    where = f"instance {first['instance']}" + (
+        f", column {first['column']}" if first.get("column") else ""
+    )
+    return Problem(
+        422,
+        "contract-violation",
+        "Instances Break the Data Contract",
+        f"{errors.count} contract violation(s); first: {where}: {first['rule']} expected "
+        f"{first['expected']}, found {first['found']}",
+        errors=errors.found,
+        error_count=errors.count,
+        reason=str(first["rule"]),
+    )

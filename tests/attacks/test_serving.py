@@ -1,0 +1,563 @@
+"""Planted attacks on the inference service: requests that must never reach the model, keys that
+must not open it, and projects whose model must never be served.
+
+One real ``python -m gates serve`` per module for the request attacks (the policy as signed),
+one in-process server with auth on for the key attacks, and one CLI start per tampered project.
+Each request case asserts the status, a problem document, and that it names what it refused
+(instance, column or limit).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.release_support import copy_project
+from tests.serve_support import (
+    KEYS,
+    KEYS_ENV,
+    cli_server,
+    feature_rows,
+    in_process,
+    run_serve,
+    write_keys,
+)
+
+PREDICT = "/v1/models/model:predict"
+
+
+@pytest.fixture(scope="module")
+def root(passed_chain: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_project(passed_chain, tmp_path_factory.mktemp("serve-attacks") / "project")
+
+
+@pytest.fixture(scope="module")
+def url(root: Path) -> Iterator[str]:
+    with cli_server(root, "--key", ".keys/dev-signing.pub") as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def row(root: Path) -> dict[str, Any]:
+    return feature_rows(root, 1)[0]
+
+
+def doc(*instances: Any) -> bytes:
+    return json.dumps({"instances": list(instances)}).encode()
+
+
+def with_row(template: str) -> Any:
+    """A body built from the valid row: ``template`` is the JSON around ``ROW``."""
+    return lambda row: template.replace("ROW", json.dumps(row)).encode()
+
+
+# name -> (body builder, status, text the problem must contain, content type)
+CASES: dict[str, tuple[Any, int, str, str]] = {
+    "nan-token": (
+        with_row('{"instances": [ROW, {"mean_radius": NaN}]}'),
+        400,
+        "NaN",
+        "application/json",
+    ),
+    "infinity-token": (
+        with_row('{"instances": [ROW, {"a": Infinity}]}'),
+        400,
+        "Infinity",
+        "application/json",
+    ),
+    "negative-infinity": (
+        with_row('{"instances": [ROW, {"a": -Infinity}]}'),
+        400,
+        "Infinity",
+        "application/json",
+    ),
+    "number-1e999": (
+        lambda r: doc(r).replace(
+            b'"mean_radius": ' + json.dumps(r["mean_radius"]).encode(), b'"mean_radius": 1e999'
+        ),
+        400,
+        "1e999",
+        "application/json",
+    ),
+    "huge-integer-digits": (
+        lambda r: doc(r).replace(
+            b'"mean_radius": ' + json.dumps(r["mean_radius"]).encode(),
+            b'"mean_radius": ' + b"9" * 5000,
+        ),
+        400,
+        "19 digits",
+        "application/json",
+    ),
+    "duplicate-column-key": (
+        lambda r: doc(r).replace(b'{"mean_radius"', b'{"mean_radius": 1.0, "mean_radius"'),
+        400,
+        "mean_radius",
+        "application/json",
+    ),
+    "duplicate-instances-key": (
+        lambda r: b'{"instances": [], ' + doc(r)[1:],
+        400,
+        "instances",
+        "application/json",
+    ),
+    "malformed-json": (lambda r: doc(r)[:-3], 400, "malformed JSON", "application/json"),
+    "trailing-garbage": (lambda r: doc(r) + b"{}", 400, "malformed JSON", "application/json"),
+    "byte-order-mark": (
+        lambda r: b"\xef\xbb\xbf" + doc(r),
+        400,
+        "byte-order mark",
+        "application/json",
+    ),
+    "not-utf8": (
+        lambda r: doc(r).replace(b'"instances"', b'"instances\xff"'),
+        400,
+        "not UTF-8",
+        "application/json",
+    ),
+    "utf16-body": (
+        lambda r: json.dumps({"instances": [r]}).encode("utf-16"),
+        400,
+        "",
+        "application/json",
+    ),
+    "deep-json": (
+        lambda r: b'{"instances": [' + b"[" * 50 + b"]" * 50 + b"]}",
+        400,
+        "max_json_depth",
+        "application/json",
+    ),
+    "very-deep-json": (
+        lambda r: b'{"instances": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+        400,
+        "max_json_depth",
+        "application/json",
+    ),
+    "top-level-array": (lambda r: json.dumps([r]).encode(), 400, "instances", "application/json"),
+    "extra-top-level-key": (
+        lambda r: json.dumps({"instances": [r], "signature_name": "x"}).encode(),
+        400,
+        "signature_name",
+        "application/json",
+    ),
+    "inputs-not-instances": (
+        lambda r: json.dumps({"inputs": [r]}).encode(),
+        400,
+        "inputs",
+        "application/json",
+    ),
+    "instances-not-array": (
+        lambda r: json.dumps({"instances": r}).encode(),
+        400,
+        "non-empty array",
+        "application/json",
+    ),
+    "empty-instances": (lambda r: doc(), 400, "non-empty array", "application/json"),
+    "huge-instance-count": (
+        lambda r: doc(*([{}] * 1001)),
+        413,
+        "max_instances",
+        "application/json",
+    ),
+    "oversized-body": (
+        lambda r: b" " * (2**20 + 1) + doc(r),
+        413,
+        "max_body_bytes",
+        "application/json",
+    ),
+    "text-plain": (doc, 415, "text/plain", "text/plain"),
+    "form-encoded": (lambda r: b"instances=1", 415, "form", "application/x-www-form-urlencoded"),
+    "json-utf16-charset": (doc, 415, "utf-16", "application/json; charset=utf-16"),
+    "json-suffix-type": (doc, 415, "problem", "application/problem+json"),
+    "no-content-type": (doc, 415, "none", ""),
+    "missing-column": (
+        lambda r: doc({k: v for k, v in r.items() if k != "worst_area"}),
+        422,
+        "worst_area",
+        "application/json",
+    ),
+    "extra-column": (lambda r: doc({**r, "backdoor": 1.0}), 422, "backdoor", "application/json"),
+    "label-column": (
+        lambda r: doc({**r, "diagnosis": "benign"}),
+        422,
+        "diagnosis",
+        "application/json",
+    ),
+    "id-column": (lambda r: doc({**r, "id": 7}), 422, "'id'", "application/json"),
+    "out-of-range-high": (
+        lambda r: doc(r, {**r, "mean_area": 1e9}),
+        422,
+        "mean_area",
+        "application/json",
+    ),
+    "out-of-range-negative": (
+        lambda r: doc({**r, "mean_radius": -0.5}),
+        422,
+        "mean_radius",
+        "application/json",
+    ),
+    "string-for-number": (
+        lambda r: doc({**r, "mean_radius": "14.1"}),
+        422,
+        "mean_radius",
+        "application/json",
+    ),
+    "string-1e999": (
+        lambda r: doc({**r, "mean_radius": "1e999"}),
+        422,
+        "1e999",
+        "application/json",
+    ),
+    "string-nan": (
+        lambda r: doc({**r, "mean_radius": "NaN"}),
+        422,
+        "mean_radius",
+        "application/json",
+    ),
+    "boolean-for-number": (
+        lambda r: doc({**r, "mean_radius": True}),
+        422,
+        "True",
+        "application/json",
+    ),
+    "null-for-number": (
+        lambda r: doc({**r, "mean_radius": None}),
+        422,
+        "DATA013",
+        "application/json",
+    ),
+    "object-for-number": (
+        lambda r: doc({**r, "mean_radius": {"$gt": 0}}),
+        422,
+        "mean_radius",
+        "application/json",
+    ),
+    "array-for-number": (
+        lambda r: doc({**r, "mean_radius": [1.0]}),
+        422,
+        "mean_radius",
+        "application/json",
+    ),
+    "instance-not-object": (lambda r: doc(r, [1, 2]), 422, "SERVE010", "application/json"),
+    "cyrillic-lookalike-column": (
+        lambda r: doc(
+            {**{k: v for k, v in r.items() if k != "mean_area"}, "me\u0430n_area": r["mean_area"]}
+        ),
+        422,
+        "\\u0430",
+        "application/json",
+    ),
+    "zero-width-column": (
+        lambda r: doc(
+            {**{k: v for k, v in r.items() if k != "mean_area"}, "mean_area\u200b": r["mean_area"]}
+        ),
+        422,
+        "\\u200b",
+        "application/json",
+    ),
+    "fullwidth-column": (
+        lambda r: doc(
+            {**{k: v for k, v in r.items() if k != "mean_area"}, "\uff4dean_area": r["mean_area"]}
+        ),
+        422,
+        "\\uff4d",
+        "application/json",
+    ),
+    "case-changed-column": (
+        lambda r: doc(
+            {**{k: v for k, v in r.items() if k != "mean_area"}, "Mean_Area": r["mean_area"]}
+        ),
+        422,
+        "Mean_Area",
+        "application/json",
+    ),
+    "padded-column": (
+        lambda r: doc(
+            {**{k: v for k, v in r.items() if k != "mean_area"}, " mean_area": r["mean_area"]}
+        ),
+        422,
+        "' mean_area'",
+        "application/json",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_refused_before_the_model(url: str, row: dict[str, Any], case: str) -> None:
+    build, status, named, content_type = CASES[case]
+    headers = {"Content-Type": content_type} if content_type else {}
+    request = httpx.Request("POST", url + PREDICT, content=build(row), headers=headers)
+    if not content_type:
+        request.headers.pop("Content-Type", None)
+    with httpx.Client(timeout=60) as client:
+        response = client.send(request)
+    assert response.status_code == status, response.text[:500]
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["status"] == status
+    assert problem["type"].endswith(problem["type"].rsplit("/", 1)[1])
+    assert named in json.dumps(problem, ensure_ascii=True) or named in json.dumps(
+        problem, ensure_ascii=False
+    ), problem
+    if status == 422:
+        assert all(
+            "instance" in error and "rule" in error and "expected" in error and "found" in error
+            for error in problem["errors"]
+        )
+
+
+def test_a_422_names_instance_column_rule_expected_and_found(url: str, row: dict[str, Any]) -> None:
+    body = doc(row, row, {**row, "mean_area": 1e9})
+    problem = httpx.post(
+        url + PREDICT, content=body, headers={"Content-Type": "application/json"}, timeout=30
+    ).json()
+    assert problem["errors"] == [
+        {
+            "instance": 2,
+            "column": "mean_area",
+            "rule": "DATA016",
+            "expected": "<= 5002",
+            "found": "1000000000.0",
+            "policy_key": "[data.columns].mean_area.max",
+        }
+    ]
+
+
+def test_values_on_the_bounds_are_served(url: str, row: dict[str, Any]) -> None:
+    """The control: the contract's own bounds are accepted (a refusal above is the rule, not a typo)."""
+    body = doc({**row, "mean_area": 5002, "mean_radius": 0})
+    response = httpx.post(
+        url + PREDICT, content=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_chunked_body_over_the_limit_is_cut_off(url: str) -> None:
+    """No Content-Length (chunked): the body is counted as it arrives."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"instances": ['
+        for _ in range(300):
+            yield b" " * 4096
+
+    response = httpx.post(
+        url + PREDICT, content=chunks(), headers={"Content-Type": "application/json"}, timeout=60
+    )
+    assert response.status_code == 413
+    assert "max_body_bytes" in response.json()["detail"]
+
+
+def test_a_lying_content_length_is_refused(url: str, row: dict[str, Any]) -> None:
+    port = int(url.rsplit(":", 1)[1])
+    body = doc(row)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(
+            f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {2**31}\r\n\r\n".encode()
+            + body
+        )
+        answer = sock.recv(4096).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 413")
+
+
+# --- auth bypass attempts --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def guarded(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    keys = write_keys(tmp_path_factory.mktemp("keys"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEYS_ENV, str(keys))
+        with in_process(root, require_api_key=True) as (base, _, _):
+            yield base
+
+
+def _stored_hash() -> str:
+    from gates.service.auth import hash_line
+
+    return hash_line("alice", KEYS["alice"]).partition(":")[2]
+
+
+AUTH_CASES: dict[str, tuple[list[tuple[str, str]], str, int]] = {
+    "no-header": ([], PREDICT, 401),
+    "empty-bearer": ([("Authorization", "Bearer")], PREDICT, 401),
+    "basic-scheme": ([("Authorization", "Basic YWxpY2U6eA==")], PREDICT, 401),
+    "key-without-scheme": ([("Authorization", KEYS["alice"])], PREDICT, 401),
+    "two-authorization-headers": (
+        [("Authorization", f"Bearer {KEYS['alice']}"), ("Authorization", "Bearer x")],
+        PREDICT,
+        401,
+    ),
+    "wrong-key": ([("Authorization", "Bearer " + "w" * 40)], PREDICT, 403),
+    "key-after-two-spaces": ([("Authorization", f"Bearer  {KEYS['alice']}")], PREDICT, 403),
+    "key-with-suffix": ([("Authorization", f"Bearer {KEYS['alice']}.")], PREDICT, 403),
+    "key-upper-cased": ([("Authorization", f"Bearer {KEYS['alice'].upper()}")], PREDICT, 403),
+    "key-prefix": ([("Authorization", f"Bearer {KEYS['alice'][:-1]}")], PREDICT, 403),
+    "stored-hash-as-key": ([("Authorization", f"Bearer {_stored_hash()}")], PREDICT, 403),
+    "api-key-header-instead": ([("X-API-Key", KEYS["alice"])], PREDICT, 401),
+    "key-in-query-string": ([], f"{PREDICT}?api_key={KEYS['alice']}", 401),
+    "trailing-slash-path": ([], PREDICT + "/", 401),
+    "double-slash-path": ([], "/" + PREDICT, 401),
+    "encoded-path": ([], "/v1/models/model%3Apredict", 401),
+    "dot-segment-via-probe": ([], "/healthz/..%2F" + PREDICT.lstrip("/"), 401),
+    "uppercase-probe-path": ([], "/HEALTHZ", 401),
+    "metrics-without-key": ([], "/metrics", 401),
+    "openapi-without-key": ([], "/openapi.json", 401),
+    "metadata-without-key": ([], "/v1/models/model", 401),
+    "forwarded-user-header": (
+        [("X-Forwarded-User", "alice"), ("X-Remote-User", "alice")],
+        PREDICT,
+        401,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AUTH_CASES))
+def test_auth_bypass_is_refused(guarded: str, root: Path, case: str) -> None:
+    headers, path, status = AUTH_CASES[case]
+    body = doc(feature_rows(root, 1)[0])
+    method = (
+        "GET" if path in ("/metrics", "/openapi.json", "/v1/models/model", "/HEALTHZ") else "POST"
+    )
+    raw = [(b"content-type", b"application/json"), *((k.encode(), v.encode()) for k, v in headers)]
+    content = body if method == "POST" else None
+    request = httpx.Request(method, guarded + path, content=content, headers=raw)
+    with httpx.Client(timeout=30) as client:
+        response = client.send(request)
+    assert response.status_code == status, response.text[:300]
+    assert response.json()["status"] == status
+    if status == 401:
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_the_right_key_opens_it(guarded: str, root: Path) -> None:
+    """The control for the cases above."""
+    body = doc(feature_rows(root, 1)[0])
+    headers = {"Authorization": f"Bearer {KEYS['alice']}", "Content-Type": "application/json"}
+    assert (
+        httpx.post(guarded + PREDICT, content=body, headers=headers, timeout=30).status_code == 200
+    )
+
+
+# --- a model that must never be served ----------------------------------------------------------
+
+
+def _flip_model_byte(project: Path) -> None:
+    model = project / "artifacts" / "model.skops"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+
+
+def _edit_serve_policy(project: Path) -> None:
+    policy = project / "policy.toml"
+    policy.write_text(
+        policy.read_text(encoding="utf-8").replace(
+            "max_instances = 1000", "max_instances = 100000"
+        ),
+        encoding="utf-8",
+    )
+
+
+def _drop_attestation(project: Path) -> None:
+    (project / "artifacts" / "attestation.intoto.json").unlink()
+
+
+def _swap_model(project: Path) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    from pipeline.persist import MODEL_FILE, save_model
+
+    x = [[0.0] * 30, [1.0] * 30]
+    save_model(
+        DummyClassifier().fit(x, ["benign", "malignant"]),
+        project / "artifacts" / MODEL_FILE,
+        estimator="logistic_regression",
+    )
+
+
+def _failed_verdict(project: Path) -> None:
+    report = project / "reports" / "cv.json"
+    report.write_text(
+        report.read_text(encoding="utf-8").replace('"PASSED"', '"FAILED"'), encoding="utf-8"
+    )
+    statement = project / "artifacts" / "attestation.statement.json"
+    statement.write_text(
+        statement.read_text(encoding="utf-8").replace('"PASSED"', '"FAILED"', 1), encoding="utf-8"
+    )
+
+
+TAMPERED = {
+    "model-byte-flipped": (_flip_model_byte, [], "model.skops"),
+    "model-swapped-with-manifest": (_swap_model, [], "model"),
+    "policy-edited-after-signing": (_edit_serve_policy, [], "policy.toml"),
+    "attestation-missing": (_drop_attestation, [], "attestation"),
+    "statement-verdict-edited": (_failed_verdict, [], "attestation.statement.json"),
+    "no-champion": (lambda p: None, ["--champion"], "champion"),
+    "untrusted-key": (lambda p: None, [], "signature"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+def test_a_model_that_does_not_verify_never_starts(
+    passed_chain: Path, tmp_path: Path, case: str
+) -> None:
+    tamper, args, named = TAMPERED[case]
+    project = copy_project(passed_chain, tmp_path / "project")
+    tamper(project)
+    key = [] if case == "untrusted-key" else ["--key", ".keys/dev-signing.pub"]
+    done = run_serve(project, *key, *args)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith("error: "), done.stderr[-2000:]
+    assert named in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert "serving" not in done.stderr  # nothing listened
+
+
+def test_auth_on_without_a_key_file_never_starts(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gates.service.auth import KeyFileError
+
+    monkeypatch.delenv(KEYS_ENV, raising=False)
+    with pytest.raises(KeyFileError, match=KEYS_ENV), in_process(root, require_api_key=True):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("alice:" + "0" * 63 + "\n", ":1:"),
+        ("alice:" + "G" * 64 + "\n", ":1:"),
+        ("# only a comment\n", "no keys"),
+        ("a:" + "0" * 64 + "\na:" + "1" * 64 + "\n", "appears twice"),
+        ("alice " + "0" * 64 + "\n", ":1:"),
+    ],
+    ids=["short-hash", "upper-hex", "empty", "duplicate-name", "no-colon"],
+)
+def test_a_malformed_key_file_never_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, named: str
+) -> None:
+    from gates.service.auth import KeyFileError, load_keyring
+
+    path = tmp_path / "keys.txt"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv(KEYS_ENV, str(path))
+    with pytest.raises(KeyFileError, match=named):
+        load_keyring(KEYS_ENV)
+
+
+def test_a_key_file_that_is_a_folder_never_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gates.service.auth import KeyFileError, load_keyring
+
+    monkeypatch.setenv(KEYS_ENV, str(tmp_path))
+    with pytest.raises(KeyFileError, match="regular file"):
+        load_keyring(KEYS_ENV)

@@ -1,0 +1,148 @@
+"""The ``serve`` gate: PASSED on the session's real chain; FAILED with each rule id when the
+service misbehaves; ERRORED when it cannot judge.
+
+The FAILED cases run the real gate (a real server on loopback) on a copy of the passed chain,
+with the defence it checks switched off in this process or the policy changed in memory.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gates.base import RunContext, Severity, Status
+from tests.chain_support import copy_run
+
+
+@pytest.fixture
+def run(passed_chain: Path, tmp_path: Path) -> Path:
+    return copy_run(passed_chain, tmp_path / "project")
+
+
+def context(root: Path, **serve: Any) -> RunContext:
+    from pipeline.config import load_policy
+
+    loaded = load_policy(root / "policy.toml")
+    if serve:
+        policy = loaded.policy.model_copy(
+            update={"serve": loaded.policy.serve.model_copy(update=serve)}
+        )
+        loaded = replace(loaded, policy=policy)
+    run_id = json.loads((root / "reports" / "serve.json").read_text())["run_id"]
+    return RunContext(policy=loaded, run_id=run_id, reports_dir=root / "reports")
+
+
+def judge(root: Path, **serve: Any) -> Any:
+    from gates.serve import ServeGate
+
+    return ServeGate().run(context(root, **serve))
+
+
+def test_the_real_chain_passed_it(passed_chain: Path) -> None:
+    report = json.loads((passed_chain / "reports" / "serve.json").read_text())
+    assert report["status"] == "PASSED"
+    metrics = report["metrics"]
+    assert metrics["holdout_rows"] == 114
+    assert metrics["malformed_refused"] == metrics["malformed_cases"] >= 20
+    assert 0 < metrics["p50_ms"] <= metrics["p99_ms"]
+    statement = json.loads((passed_chain / "artifacts" / "attestation.statement.json").read_text())
+    assert "serve" in json.dumps(statement["predicate"])  # its verdict is signed
+
+
+def test_p99_over_the_bar_fails_with_its_policy_key(run: Path) -> None:
+    outcome = judge(run, max_p99_ms=0.001)
+    assert outcome.status is Status.FAILED
+    finding = next(f for f in outcome.findings if f.rule == "SERVE004")
+    assert finding.policy_key == "[serve].max_p99_ms"
+    assert finding.threshold == "0.001"
+
+
+def test_a_model_that_is_not_the_trained_one_fails(run: Path) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    from pipeline.persist import MODEL_FILE, save_model
+
+    x = [[0.0] * 30, [1.0] * 30]
+    model = DummyClassifier().fit(x, ["benign", "malignant"])
+    save_model(model, run / "artifacts" / MODEL_FILE, estimator="logistic_regression")
+    outcome = judge(run)
+    assert outcome.status is Status.FAILED
+    assert [f.rule for f in outcome.findings] == ["SERVE001"]
+    assert "model.skops" in outcome.findings[0].message
+
+
+def test_answers_that_differ_from_offline_fail(run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gates.service import app
+
+    real = app._predict
+
+    def flipped(service: Any, features: Any) -> dict[str, Any]:
+        body = real(service, features)
+        other = {"benign": "malignant", "malignant": "benign"}
+        return {**body, "predictions": [other[p] for p in body["predictions"]]}
+
+    monkeypatch.setattr(app, "_predict", flipped)
+    outcome = judge(run)
+    assert outcome.status is Status.FAILED
+    rules = {f.rule for f in outcome.findings}
+    assert rules == {"SERVE002"}
+    assert any(f.location.row == 0 for f in outcome.findings)
+
+
+@pytest.mark.parametrize(
+    ("target", "value", "case"),
+    [
+        ("gates.service.app.check_content_type", lambda v: None, "wrong content type"),
+        ("gates.service.validate._constant", lambda t: float("nan"), "NaN token"),
+        ("gates.service.validate._no_duplicates", dict, "duplicate key"),
+        ("gates.service.validate._json_type_error", lambda v, d: None, "boolean for a number"),
+    ],
+    ids=["content-type", "nan", "duplicates", "json-types"],
+)
+def test_a_missing_defence_fails_the_malformed_set(
+    run: Path, monkeypatch: pytest.MonkeyPatch, target: str, value: Any, case: str
+) -> None:
+    monkeypatch.setattr(target, value)
+    outcome = judge(run)
+    assert outcome.status is Status.FAILED
+    messages = [f.message for f in outcome.findings if f.rule == "SERVE003"]
+    assert any(f"'{case}'" in m for m in messages), messages
+    assert all(f.severity is Severity.ERROR for f in outcome.findings)
+
+
+def test_auth_on_adds_the_401_and_403_cases(run: Path) -> None:
+    outcome = judge(run, require_api_key=True)
+    assert outcome.status is Status.PASSED, outcome.summary
+    assert outcome.metrics["malformed_cases"] == outcome.metrics["malformed_refused"]
+    assert outcome.metrics["malformed_cases"] == len(judge_cases(run)) + 2
+
+
+def judge_cases(root: Path) -> list[Any]:
+    from gates.serve import malformed_requests
+    from tests.serve_support import feature_rows
+
+    return malformed_requests(context(root).policy, feature_rows(root, 1)[0])
+
+
+def test_a_service_that_cannot_start_is_errored(run: Path) -> None:
+    from gates.registry import spec
+    from gates.runner import run_chain
+    from pipeline.config import load_policy
+
+    (run / "artifacts" / "model.skops").unlink()
+    summary = run_chain(
+        ["serve"],
+        policy=load_policy(run / "policy.toml"),
+        reports_dir=run / "reports",
+        out=io.StringIO(),
+        use_cache=False,
+    )
+    (result,) = summary.results
+    assert result.gate == spec("serve").name
+    assert result.status is Status.ERRORED
+    assert "model.skops" in result.summary

@@ -1,0 +1,379 @@
+"""The inference service on loopback: every status path, metrics, logs, limits, auth, spool.
+
+Two real servers per module: ``python -m gates serve`` as a user starts it (the policy as
+signed: auth off, the default limits) and, for what the signed policy does not switch on, the
+same service built in-process with ``[serve]`` changed in memory (auth with a key file, a tight
+rate limit), on uvicorn in a thread. A tampered project refusing to start is in
+tests/attacks/test_serving.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.release_support import copy_project
+from tests.serve_support import (
+    KEYS,
+    KEYS_ENV,
+    CliServer,
+    cli_server,
+    feature_rows,
+    in_process,
+    offline_predictions,
+    write_keys,
+)
+
+PREDICT = "/v1/models/model:predict"
+
+
+@pytest.fixture(scope="module")
+def served_root(passed_chain: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_project(passed_chain, tmp_path_factory.mktemp("serve") / "project")
+
+
+@pytest.fixture(scope="module")
+def cli_process(served_root: Path) -> Iterator[CliServer]:
+    with cli_server(served_root, "--key", ".keys/dev-signing.pub") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def cli(cli_process: CliServer) -> str:
+    return cli_process.url
+
+
+@pytest.fixture(scope="module")
+def guarded(
+    served_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Any, Any]]:
+    """Auth on (keys in a file named by the env var), 20 requests per 30 s per client."""
+    keys = write_keys(tmp_path_factory.mktemp("keys"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEYS_ENV, str(keys))
+        with in_process(
+            served_root,
+            require_api_key=True,
+            **{"rate_limit.requests": 20, "rate_limit.window_seconds": 30},
+        ) as running:
+            yield running
+
+
+def bearer(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[name]}"}
+
+
+def test_answers_equal_the_signed_models_offline_predictions(cli: str, served_root: Path) -> None:
+    url = cli
+    rows = feature_rows(served_root, 60)
+    response = httpx.post(url + PREDICT, json={"instances": rows}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": offline_predictions(served_root, rows)}
+    assert response.headers["ratelimit-limit"] == "100"
+    assert response.headers["ratelimit-policy"] == "100;w=1"
+    assert int(response.headers["ratelimit-remaining"]) < 100
+    assert len(response.headers["x-request-id"]) == 32
+
+
+def test_metadata_names_the_run_and_digest(cli: str, served_root: Path) -> None:
+    url = cli
+    manifest = json.loads((served_root / "artifacts" / "model.manifest.json").read_text())
+    run = json.loads((served_root / "reports" / "gate.json").read_text())["run_id"]
+    body = httpx.get(url + "/v1/models/model", timeout=10).json()
+    assert body["ready"] is True
+    assert body["sha256"] == manifest["sha256"]
+    assert body["run_id"] == run
+    assert body["probabilities"] is False
+    assert "development key" in body["source"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/openapi.json", 200),
+        ("/nowhere", 404),
+        ("/v1/models/other", 404),
+    ],
+)
+def test_probe_and_unknown_paths(cli: str, path: str, status: int) -> None:
+    url = cli
+    response = httpx.get(url + path, timeout=10)
+    assert response.status_code == status
+    if status >= 400:
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["status"] == status
+
+
+def test_methods_not_allowed_are_problems(cli: str) -> None:
+    url = cli
+    for method, path in (
+        ("GET", PREDICT),
+        ("PUT", PREDICT),
+        ("POST", "/healthz"),
+        ("DELETE", "/metrics"),
+    ):
+        response = httpx.request(method, url + path, timeout=10)
+        assert response.status_code == 405, (method, path)
+        assert response.json()["status"] == 405
+
+
+def test_openapi_describes_the_contract(cli: str) -> None:
+    url = cli
+    document = httpx.get(url + "/openapi.json", timeout=10).json()
+    assert document["openapi"].startswith("3.1")
+    instance = document["components"]["schemas"]["Instance"]
+    assert instance["additionalProperties"] is False
+    assert instance["properties"]["mean_radius"] == {
+        "type": "number",
+        "minimum": 0.0,
+        "maximum": 56.22,
+    }
+    assert "id" not in instance["properties"]
+    assert "diagnosis" not in instance["properties"]
+    assert set(document["paths"][PREDICT]["post"]["responses"]) >= {
+        "200",
+        "400",
+        "413",
+        "415",
+        "422",
+        "429",
+    }
+
+
+def test_metrics_parse_and_count_by_route_status_reason_and_class(
+    cli: str, served_root: Path
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = cli
+    rows = feature_rows(served_root, 20)
+    assert httpx.post(url + PREDICT, json={"instances": rows}, timeout=30).status_code == 200
+    bad = dict(rows[0], mean_radius=-1.0)
+    assert httpx.post(url + PREDICT, json={"instances": [bad]}, timeout=30).status_code == 422
+    families = {
+        f.name: f
+        for f in text_string_to_metric_families(httpx.get(url + "/metrics", timeout=30).text)
+    }
+
+    def value(family: str, **labels: str) -> float:
+        return sum(
+            s.value
+            for s in families[family].samples
+            if s.name.endswith(("_total", "_count"))
+            and all(s.labels.get(k) == v for k, v in labels.items())
+        )
+
+    assert value("gates_serve_requests", route="predict", status="200") >= 1
+    assert value("gates_serve_requests", route="predict", status="422") >= 1
+    assert value("gates_serve_rejections", reason="DATA015") >= 1
+    assert value("gates_serve_predictions") >= 20
+    assert value("gates_serve_request_duration_seconds", route="predict") >= 2
+    assert value("gates_serve_anomaly_score") >= 20  # every served row scored at the scrape
+    drift = {s.labels["column"]: s.value for s in families["gates_serve_input_drift_psi"].samples}
+    assert set(drift) >= {"mean_radius", "worst_area"}
+    info = families["gates_serve_model_info"].samples[0].labels
+    assert len(info["sha256"]) == 64
+
+
+def test_every_request_is_one_json_log_line_without_features(
+    cli_process: CliServer, served_root: Path
+) -> None:
+    url = cli_process.url
+    rows = feature_rows(served_root, 3)
+    httpx.post(url + PREDICT, json={"instances": rows}, timeout=30)
+    httpx.post(
+        url + PREDICT, content=b"{", headers={"Content-Type": "application/json"}, timeout=30
+    )
+    # The guard writes its line after the answer is sent: wait for both lines.
+    deadline = time.monotonic() + 10
+    err = cli_process.log.read_text(encoding="utf-8")
+    while '"status": 400' not in err and time.monotonic() < deadline:
+        time.sleep(0.1)
+        err = cli_process.log.read_text(encoding="utf-8")
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    requests = [line for line in lines if "request_id" in line]
+    assert {r["status"] for r in requests} >= {200, 400}
+    served = [r for r in requests if r["status"] == 200 and r["route"] == "predict"][-1]
+    assert served["instances"] == 3
+    assert served["client"] == "addr:127.0.0.1"
+    assert len(served["model_sha256"]) == 64
+    assert served["latency_ms"] > 0
+    assert "features" not in served
+    assert str(rows[0]["mean_radius"]) not in err  # no feature value anywhere in the log
+    assert [r for r in requests if r["status"] == 400][-1]["reason"] == "malformed-json"
+
+
+def test_probabilities_only_when_the_policy_allows(served_root: Path) -> None:
+    rows = feature_rows(served_root, 2)
+    with in_process(served_root, return_probabilities=True) as (url, _, _):
+        body = httpx.post(url + PREDICT, json={"instances": rows}, timeout=30).json()
+    first = body["predictions"][0]
+    assert set(first) == {"label", "probabilities"}
+    assert set(first["probabilities"]) == {"benign", "malignant"}
+    assert abs(sum(first["probabilities"].values()) - 1) < 1e-5
+
+
+def test_features_logged_only_when_the_policy_allows(served_root: Path) -> None:
+    rows = feature_rows(served_root, 1)
+    with in_process(served_root, log_features=True) as (url, _, capture):
+        httpx.post(url + PREDICT, json={"instances": rows}, timeout=30)
+    served = [r for r in capture.records() if r.get("status") == 200]
+    assert served[0]["features"] == rows
+
+
+# --- auth -----------------------------------------------------------------------------------
+
+
+def test_a_valid_key_is_served_and_named_never_logged(guarded: Any, served_root: Path) -> None:
+    url, _, capture = guarded
+    rows = feature_rows(served_root, 1)
+    response = httpx.post(
+        url + PREDICT, json={"instances": rows}, headers=bearer("logged"), timeout=30
+    )
+    assert response.status_code == 200
+    lowercase = {"Authorization": f"bearer {KEYS['logged']}"}
+    assert httpx.get(url + "/v1/models/model", headers=lowercase, timeout=10).status_code == 200
+    logged = [r for r in capture.records() if r.get("client") == "key:logged"]
+    assert len(logged) == 2
+    assert not any(KEYS["logged"] in line for line in capture.lines)
+
+
+def test_probes_need_no_key(guarded: Any) -> None:
+    url, _, _ = guarded
+    assert httpx.get(url + "/healthz", timeout=10).status_code == 200
+    assert httpx.get(url + "/readyz", timeout=10).status_code == 200
+
+
+# --- rate limit and in-flight cap ----------------------------------------------------------------
+
+
+def test_concurrent_clients_against_the_rate_limiter(guarded: Any, served_root: Path) -> None:
+    """60 concurrent requests of one key: exactly 20 admitted; another key is unaffected."""
+    url, _, _ = guarded
+    body = {"instances": feature_rows(served_root, 1)}
+
+    async def burst() -> tuple[list[httpx.Response], list[httpx.Response]]:
+        limits = httpx.Limits(max_connections=30)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+            flood = [client.post(PREDICT, json=body, headers=bearer("flood")) for _ in range(60)]
+            calm = [client.post(PREDICT, json=body, headers=bearer("calm")) for _ in range(5)]
+            done = await asyncio.gather(*flood, *calm)
+        return list(done[:60]), list(done[60:])
+
+    flood, calm = asyncio.run(burst())
+    statuses = sorted(r.status_code for r in flood)
+    assert statuses.count(200) == 20, statuses
+    assert statuses.count(429) == 40
+    limited = next(r for r in flood if r.status_code == 429)
+    assert 1 <= int(limited.headers["retry-after"]) <= 30
+    assert limited.headers["ratelimit-remaining"] == "0"
+    assert limited.headers["content-type"].startswith("application/problem+json")
+    assert limited.json()["status"] == 429
+    assert [r.status_code for r in calm] == [200] * 5
+
+
+def test_forwarded_headers_do_not_make_a_new_client(served_root: Path) -> None:
+    body = {"instances": feature_rows(served_root, 1)}
+    with in_process(served_root, **{"rate_limit.requests": 3, "rate_limit.window_seconds": 30}) as (
+        url,
+        _,
+        _,
+    ):
+        statuses = [
+            httpx.post(
+                url + PREDICT,
+                json=body,
+                headers={
+                    "X-Forwarded-For": f"10.0.0.{i}",
+                    "X-Real-IP": f"10.1.0.{i}",
+                    "Forwarded": f"for=10.2.0.{i}",
+                },
+                timeout=30,
+            ).status_code
+            for i in range(6)
+        ]
+    assert statuses == [200, 200, 200, 429, 429, 429]
+
+
+def test_the_in_flight_cap_refuses_with_503(served_root: Path) -> None:
+    import socket
+
+    body = json.dumps({"instances": feature_rows(served_root, 1)}).encode()
+    with in_process(served_root, **{"rate_limit.max_in_flight": 1}) as (url, _, _):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as slow:
+            # A request whose body never finishes stays in flight.
+            slow.sendall(
+                f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:10]
+            )
+
+            time.sleep(0.5)
+            response = httpx.post(
+                url + PREDICT,
+                content=body,
+                headers={"Content-Type": "application/json"},
+                timeout=30,
+            )
+            slow.sendall(body[10:])
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["status"] == 503
+        assert httpx.get(url + "/healthz", timeout=10).status_code == 200
+
+
+# --- feedback spool -------------------------------------------------------------------------------
+
+
+def test_the_spool_is_bounded_and_rotated(served_root: Path, tmp_path: Path) -> None:
+    rows = feature_rows(served_root, 10)
+    spool = tmp_path / "spool"
+    with in_process(
+        served_root,
+        **{"spool.enabled": True, "spool.dir": str(spool), "spool.max_mb": 0.002, "spool.files": 2},
+    ) as (url, service, _):
+        for _ in range(8):
+            assert (
+                httpx.post(url + PREDICT, json={"instances": rows}, timeout=30).status_code == 200
+            )
+    files = sorted(spool.iterdir())
+    assert [f.name for f in files] == ["spool.jsonl", "spool.jsonl.1", "spool.jsonl.2"]
+    for file in files:
+        assert file.stat().st_size <= 0.002 * 2**20 + 2000
+        for line in file.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            assert set(record) == {"request_id", "index", "model_sha256", "features", "prediction"}
+            assert record["prediction"] in ("benign", "malignant")
+    del service
+
+
+def test_a_slow_body_is_cut_off_with_408(served_root: Path) -> None:
+    import socket
+
+    body = json.dumps({"instances": feature_rows(served_root, 1)}).encode()
+    with in_process(served_root, read_timeout_seconds=1.0) as (url, _, _):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+            slow.sendall(
+                f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:10]
+            )
+            started = time.monotonic()
+            answer = slow.recv(4096).decode("latin-1")
+            waited = time.monotonic() - started
+            while not answer.endswith("}") and (more := slow.recv(4096)):
+                answer += more.decode("latin-1")
+    assert answer.startswith("HTTP/1.1 408")
+    assert "read_timeout_seconds" in answer
+    assert waited < 10
