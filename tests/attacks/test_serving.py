@@ -499,7 +499,7 @@ TAMPERED = {
     "attestation-missing": (_drop_attestation, [], "attestation"),
     "statement-verdict-edited": (_failed_verdict, [], "attestation.statement.json"),
     "no-champion": (lambda p: None, ["--champion"], "champion"),
-    "untrusted-key": (lambda p: None, [], "signature"),
+    "untrusted-key": (lambda p: None, [], "signed by the local development key"),
 }
 
 
