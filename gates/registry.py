@@ -78,6 +78,11 @@ GATES: tuple[GateSpec, ...] = (
         "Stratified k-fold CV and held-out scores clear every threshold in [cv].",
     ),
     GateSpec(
+        "risk",
+        "gates.risk:RiskGate",
+        "Robust accuracy under bounded perturbations and membership-inference exposure clear [risk].",
+    ),
+    GateSpec(
         "artifacts",
         "gates.artifacts:ArtifactsGate",
         "SHA-256 manifest of model, data, lock and policy, with the git commit.",
