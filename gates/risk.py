@@ -5,7 +5,8 @@ Rules: RISK001 robust accuracy at a norm and epsilon below ``[risk.robustness.<n
 ``[risk.robustness].max_drop``; RISK010 a membership attack's AUC above
 ``[risk.privacy].max_auc``; RISK011/RISK012 its TPR at 0.1% / 1% FPR above
 ``max_tpr_at_0_1pct_fpr`` / ``max_tpr_at_1pct_fpr``; RISK013 AUC or a TPR rises above the
-champion's by more than ``max_auc_rise`` / ``max_tpr_rise``; RISK000 the policy has no
+champion's by more than ``max_auc_rise`` / ``max_tpr_rise``; RISK003 no feature is mutable
+(an attacker who may change nothing is no measurement); RISK000 the policy has no
 ``[risk]`` table (the gate is registered, so it fails rather than pass unchecked); RISK020 the
 model on disk is not the one the train gate saved, or the split differs; RISK021 (note) no
 champion yet; RISK030 (note) a figure is an attack's, an upper bound on robust accuracy.
@@ -22,7 +23,6 @@ from gates.base import Finding, Gate, GateError, Location, Outcome, Reads, RunCo
 from gates.cv_threshold import load_champion
 from gates.data_integrity import quarantined_rows
 from pipeline.champion import POINTER_FILE
-from pipeline.fsio import atomic_write_json
 from pipeline.persist import MODEL_FILE, load_verified
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from pipeline.risk import MembershipResult, RobustResult, Space
     from pipeline.train import Split
 
-REPORT_FILE = "risk.json"
 _EPSILON = 1e-9
 
 
@@ -86,6 +85,16 @@ class RiskGate(Gate):
                 )
             )
         space = Space.from_contract(policy.data.feature_columns, policy.data.columns, split.x_train)
+        if not space.mutable.any():
+            findings.append(
+                Finding(
+                    "RISK003",
+                    "no feature is mutable (every column is mutable = false or constant): "
+                    "robustness would equal clean accuracy without measuring anything",
+                    location=where,
+                    policy_key="[data.columns].mutable",
+                )
+            )
         ours = _measure(model, space, split, risk, seed=policy.run.seed, who="the candidate")
         findings.extend(_thresholds(ours, risk, where))
         champion = load_champion(context)
@@ -132,9 +141,8 @@ class RiskGate(Gate):
                     policy_key="[risk.robustness].attack_max_iter",
                 )
             )
+        # The runner writes them to reports/risk.json, the gate's report.
         metrics = _metrics(ours, manifest.estimator, space, comparison)
-        report = context.reports_dir / REPORT_FILE
-        atomic_write_json(report, metrics)
         worst = min(ours[0], key=lambda r: r.accuracy)
         exposed = max(ours[1], key=lambda m: m.auc)
         return Outcome.judge(

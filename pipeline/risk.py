@@ -196,9 +196,12 @@ def _worst_l2(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, eps: float) -> np.n
         clipped: np.ndarray = np.clip(-t[:, None] * v, lo, hi)
         return clipped
 
-    corner = step(np.full(len(v), np.inf, dtype=float)) if len(v) else lo
-    corner = np.nan_to_num(corner, nan=0.0)
-    inside = np.linalg.norm(corner, axis=1) <= eps
+    # The corner the direction -v reaches when nothing but the box stops it (0 where v is 0).
+    with np.errstate(invalid="ignore"):
+        corner = np.clip(np.where(v != 0, -np.sign(v) * np.inf, 0.0), lo, hi)
+    finite = np.isfinite(corner).all(axis=1)
+    inside = finite & (np.linalg.norm(np.where(np.isfinite(corner), corner, 0.0), axis=1) <= eps)
+    corner = np.where(np.isfinite(corner), corner, 0.0)
     t_lo = np.zeros(len(v))
     t_hi = np.where(active, eps / np.where(active, norm_v, 1.0), 0.0)
     # ||clip(-t v)|| <= ||t v||, so t = eps/||v|| may be short of the sphere: grow it until past.
@@ -547,8 +550,11 @@ def roc_summary(member: np.ndarray, score: np.ndarray) -> tuple[float, dict[floa
         raise RiskError(msg)
     fpr, tpr, _ = roc_curve(member, score, drop_intermediate=False)
     auc = float(roc_auc_score(member, score))
-    # At equal FPR, the highest TPR: interpolate on the upper envelope of the curve.
-    return auc, {f: float(np.interp(f, fpr, tpr)) for f in FPRS}
+    # At equal FPR, the highest TPR (the curve climbs vertically there): interpolate on that
+    # envelope, whose x values strictly increase.
+    steps, first = np.unique(fpr, return_index=True)
+    best = np.maximum.reduceat(tpr, first)
+    return auc, {f: float(np.interp(f, steps, best)) for f in FPRS}
 
 
 def _true_class_proba(model: Any, x: pd.DataFrame, y: np.ndarray) -> np.ndarray:
