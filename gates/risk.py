@@ -304,12 +304,3 @@ def _metrics(
         "privacy": [m.to_dict() for m in ours[1]],
         "champion": comparison,
     }
-
-
-def figures(metrics: dict[str, Any]) -> dict[str, list[float]]:
-    """Robust accuracy per norm over its epsilons (for the reports' bar charts)."""
-    groups: dict[str, list[float]] = {}
-    for record in metrics.get("robustness", []):
-        if isinstance(record, dict) and isinstance(record.get("accuracy"), int | float):
-            groups.setdefault(f"{record.get('norm')}", []).append(float(record["accuracy"]))
-    return groups

@@ -170,3 +170,12 @@ def test_a_less_robust_candidate_fails_against_the_champion(
     assert {f.rule for f in risk.errors} == {"RISK002"}
     assert {f.policy_key for f in risk.errors} == {"[risk.robustness].max_drop"}
     assert risk.metrics["champion"]["status"] == "compared"
+
+
+def test_summary_and_html_report_show_the_figures(passed_chain: Path) -> None:
+    summary = (passed_chain / "reports/summary.md").read_text(encoding="utf-8")
+    assert "### Model risk" in summary
+    assert "| linf | 0.25 |" in summary
+    assert "threshold | 0.5" in summary  # the loss-threshold attack (underscores escaped)
+    html = (passed_chain / "reports/report.html").read_text(encoding="utf-8")
+    assert "Robust accuracy per norm" in html
