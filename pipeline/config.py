@@ -610,6 +610,19 @@ class Policy(_Strict):
     feedback: FeedbackPolicy = Field(default_factory=FeedbackPolicy)
 
     @model_validator(mode="after")
+    def _adversarial_training_supported(self) -> Self:
+        if self.model.adversarial_epsilon is not None and (
+            self.model.estimator != "logistic_regression" or len(self.data.classes) != 2
+        ):
+            msg = (
+                "model.adversarial_epsilon: exact worst-case augmentation needs a binary "
+                f"logistic_regression; found estimator '{self.model.estimator}' with "
+                f"{len(self.data.classes)} classes"
+            )
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
     def _champion_metrics_scored(self) -> Self:
         unscored = sorted(set(self.release.tolerance) - set(self.cv.thresholds))
         if unscored:

@@ -187,3 +187,43 @@ def test_loss_threshold_sees_an_overfit_forest():
     assert leaky.auc > calm.auc
     assert leaky.auc > 0.7
     assert leaky.min_fpr_step == pytest.approx(1 / 80)
+
+
+def _policy(adversarial_epsilon: float | None):
+    from pathlib import Path
+
+    from pipeline.config import LoadedPolicy, load_policy
+
+    loaded = load_policy(Path(__file__).resolve().parents[2] / "policy.toml")
+    model = loaded.policy.model.model_copy(update={"adversarial_epsilon": adversarial_epsilon})
+    return LoadedPolicy(loaded.path, loaded.policy.model_copy(update={"model": model}), "x")
+
+
+def test_adversarial_training_raises_certified_accuracy_and_saves_as_reviewed(tmp_path):
+    from pipeline.persist import load_model, save_model
+    from pipeline.train import train
+
+    plain, robust = train(_policy(None)), train(_policy(0.1))
+    settings, split = _policy(0.1).policy, robust.split
+    space = Space.from_contract(settings.data.feature_columns, settings.data.columns, split.x_train)
+    x, y = split.x_holdout.to_numpy(dtype=float), split.y_holdout.to_numpy()
+    before = certified_linear(plain.model, space, x, y, norm="linf", eps=0.1).accuracy
+    after = certified_linear(robust.model, space, x, y, norm="linf", eps=0.1).accuracy
+    assert after > before
+    # Still a plain scikit-learn pipeline: the reviewed skops types load it.
+    manifest = save_model(robust.model, tmp_path / "model.skops", estimator="logistic_regression")
+    again = load_model(
+        tmp_path / "model.skops", expected_sha256=manifest.sha256, estimator="logistic_regression"
+    )
+    assert (again.predict(split.x_holdout) == robust.model.predict(split.x_holdout)).all()
+
+
+def test_adversarial_training_is_refused_for_other_families():
+    from pydantic import ValidationError
+
+    from pipeline.config import Policy
+
+    document = _policy(0.1).policy.model_dump()
+    document["model"]["estimator"] = "random_forest"
+    with pytest.raises(ValidationError, match="adversarial_epsilon"):
+        Policy.model_validate(document, strict=False)
