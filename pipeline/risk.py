@@ -717,7 +717,7 @@ def measure_privacy(
 def robust_logistic_fit(
     model: Any, space: Space, x: np.ndarray, y: np.ndarray, *, eps: float, c: float
 ) -> Any:
-    """Refit a binary logistic regression on its exact L-infinity worst-case loss at ``eps``.
+    """A copy of a binary logistic regression refitted on its exact L-inf worst-case loss at ``eps``.
 
     The objective is scikit-learn's (``C * sum(loss) + ||w||^2 / 2``) with each row's margin
     replaced by its worst case over the allowed moves (mutable features, the contract's ranges,
@@ -727,10 +727,13 @@ def robust_logistic_fit(
     model stays the reviewed scikit-learn pipeline. Augmenting the data with worst-case points
     of a fixed model does not do this (it raises the weights and lowers robust accuracy).
     """
+    import copy  # noqa: PLC0415
+
     from scipy.optimize import minimize  # noqa: PLC0415
     from sklearn.pipeline import Pipeline  # noqa: PLC0415
     from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
 
+    model = copy.deepcopy(model)  # the fitted model passed in stays as it was
     steps = list(model.steps) if isinstance(model, Pipeline) else [("classifier", model)]
     *pre, (_, classifier) = steps
     if not hasattr(classifier, "coef_") or classifier.coef_.shape[0] != 1:
