@@ -323,8 +323,9 @@ def chain_time() -> None:
     tracked = subprocess.run(
         [git, "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True
     ).stdout.split(b"\0")
-    with tempfile.TemporaryDirectory(dir=ROOT.parent) as scratch:
-        copy = Path(scratch) / "project"
+    # A sibling of the project, so that the policy's "../shared/advisory-db" still resolves.
+    with tempfile.TemporaryDirectory(dir=ROOT.parent, prefix="risk-bench-") as scratch:
+        copy = Path(scratch)
         for name in filter(None, tracked):
             source, target = ROOT / name.decode(), copy / name.decode()
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -339,6 +340,9 @@ def chain_time() -> None:
         )
         wall = time.perf_counter() - start
         seconds = {}
+        verdict = json.loads((copy / "reports" / "gate.json").read_text(encoding="utf-8"))
+        if verdict["status"] != "PASSED":
+            say(f"the chain did not pass: {verdict['summary']}")
         for gate in NAMES:
             report = copy / "reports" / f"{gate}.json"
             if report.is_file():
