@@ -158,31 +158,14 @@ def _compare_with_champion(
 
     release = context.policy.policy.release
     key = "[release].registry_dir"
-    try:
-        registry = registry_for(
-            context.policy, trusted=trusted_key(context.policy), require_current_gates=False
-        )
-    except SigningError as err:
-        if not (context.policy.resolve(release.registry_dir) / "champion").exists():
-            registry = None
-        else:
-            msg = f"a champion exists but the trusted key cannot be read: {err}"
-            raise GateError(msg) from None
-    if registry is None or not registry.has_champion():
+    found = load_champion(context)
+    if found is None:
         note = f"first run: no champion in {release.registry_dir}/, nothing to compare against"
         return (
             {"status": "none", "summary": note},
             [Finding("CV021", note, severity=Severity.NOTE, policy_key=key)],
         )
-    try:
-        champion = registry.champion()
-    except RegistryError as err:
-        msg = f"the champion cannot be trusted, so the candidate cannot be compared: {err}"
-        raise GateError(msg) from None
-    if champion is None:  # the pointer vanished between the two reads
-        msg = f"the champion pointer in {release.registry_dir}/ disappeared while reading it"
-        raise GateError(msg)
-    model, _ = load_attested(champion.attestation)
+    champion, model = found
     try:
         theirs = holdout_scores(model, split.x_holdout, split.y_holdout, scorers=scorers)
     except Exception as err:  # a champion trained on another contract may not score these rows
@@ -227,6 +210,37 @@ def _compare_with_champion(
         "deltas": deltas,
         "summary": summary,
     }, findings
+
+
+def load_champion(context: RunContext) -> tuple[Any, Any] | None:
+    """The champion (a registry ``Version``) and its model, loaded through its attestation.
+
+    None when there is no champion yet. A champion that exists but cannot be trusted (key
+    unreadable, attestation or model refused) raises GateError: nothing can be judged against
+    it. The ``risk`` gate compares with the champion through this too.
+    """
+    release = context.policy.policy.release
+    try:
+        registry = registry_for(
+            context.policy, trusted=trusted_key(context.policy), require_current_gates=False
+        )
+    except SigningError as err:
+        if not (context.policy.resolve(release.registry_dir) / "champion").exists():
+            return None
+        msg = f"a champion exists but the trusted key cannot be read: {err}"
+        raise GateError(msg) from None
+    if registry is None or not registry.has_champion():
+        return None
+    try:
+        champion = registry.champion()
+    except RegistryError as err:
+        msg = f"the champion cannot be trusted, so the candidate cannot be compared: {err}"
+        raise GateError(msg) from None
+    if champion is None:  # the pointer vanished between the two reads
+        msg = f"the champion pointer in {release.registry_dir}/ disappeared while reading it"
+        raise GateError(msg)
+    model, _ = load_attested(champion.attestation)
+    return champion, model
 
 
 HOLDOUT_FILE = "cv.holdout.csv"

@@ -78,6 +78,11 @@ GATES: tuple[GateSpec, ...] = (
         "Stratified k-fold CV and held-out scores clear every threshold in [cv].",
     ),
     GateSpec(
+        "risk",
+        "gates.risk:RiskGate",
+        "Robust accuracy under bounded perturbations and membership-inference exposure clear [risk].",
+    ),
+    GateSpec(
         "serve",
         "gates.serve:ServeGate",
         "The candidate answers over HTTP on loopback as offline; malformed requests refused; p99 bar.",

@@ -201,6 +201,10 @@ class ColumnRule(_Strict):
     nullable: bool = False
     allowed: StrList | None = None
     unique: bool = False
+    # Whether an attacker can change this feature of an input (the risk gate perturbs only
+    # mutable features). Default true: a feature is assumed attacker-controlled unless the
+    # contract says otherwise, which only ever makes the robustness figures more pessimistic.
+    mutable: bool = True
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> Self:
@@ -401,6 +405,10 @@ class ModelPolicy(_Strict):
     estimator: Estimator = "logistic_regression"
     scale: bool = True
     params: dict[str, Scalar] = Field(default_factory=dict)
+    # Adversarial training (logistic regression): refit once on the training rows plus their
+    # exact L-infinity worst-case points at this epsilon (standardized units, mutable features,
+    # within the contract's ranges). None trains on the data as is.
+    adversarial_epsilon: Annotated[float, Field(gt=0.0, le=10.0)] | None = None
 
 
 class MetricThreshold(_Strict):
@@ -431,6 +439,73 @@ class CvPolicy(_Strict):
 
     folds: Annotated[int, Field(ge=2, le=50)] = 5
     thresholds: Annotated[dict[Metric, MetricThreshold], Field(min_length=1)]
+
+
+Epsilons = Annotated[tuple[Annotated[float, Field(gt=0.0, le=100.0)], ...], Strict(False)]
+Fractions = Annotated[tuple[Fraction, ...], Strict(False)]
+
+
+class RobustnessBar(_Strict):
+    """[risk.robustness.linf] / [risk.robustness.l2]: epsilons and the accuracy each must keep."""
+
+    # Perturbation budgets in standardized units (training-split standard deviations).
+    epsilons: Annotated[Epsilons, Field(min_length=1, max_length=20)]
+    # Minimum holdout accuracy under attack, one per epsilon.
+    min_accuracy: Annotated[Fractions, Field(min_length=1, max_length=20)]
+
+    @model_validator(mode="after")
+    def _paired(self) -> Self:
+        if len(self.epsilons) != len(self.min_accuracy):
+            msg = (
+                f"min_accuracy needs one value per epsilon: {len(self.epsilons)} epsilons, "
+                f"found {len(self.min_accuracy)} values"
+            )
+            raise ValueError(msg)
+        if len(set(self.epsilons)) != len(self.epsilons):
+            msg = f"epsilons must be distinct, found {list(self.epsilons)}"
+            raise ValueError(msg)
+        return self
+
+
+class RobustnessPolicy(_Strict):
+    """[risk.robustness]: accuracy under bounded perturbations of the mutable features."""
+
+    linf: RobustnessBar | None = None
+    l2: RobustnessBar | None = None
+    # Largest fall of robust accuracy below the champion's, at any norm and epsilon.
+    max_drop: Fraction = 0.02
+    # Budget of ART's HopSkipJump (models that are not linear): iterations, evaluations per
+    # gradient estimate, and holdout rows attacked (a seeded sample above it).
+    attack_max_iter: Annotated[int, Field(ge=1, le=1000)] = 10
+    attack_max_eval: Annotated[int, Field(ge=10, le=100_000)] = 200
+    attack_max_rows: Annotated[int, Field(ge=10, le=100_000)] = 200
+
+    @model_validator(mode="after")
+    def _some_norm(self) -> Self:
+        if self.linf is None and self.l2 is None:
+            msg = "set at least one of [risk.robustness.linf], [risk.robustness.l2]"
+            raise ValueError(msg)
+        return self
+
+
+class PrivacyPolicy(_Strict):
+    """[risk.privacy]: membership-inference exposure on the train/holdout split."""
+
+    # Worst attack's AUC (0.5 = no better than a coin).
+    max_auc: Annotated[float, Field(ge=0.5, le=1.0)] = 0.6
+    # Worst attack's true-positive rate at 0.1% and at 1% false-positive rate.
+    max_tpr_at_0_1pct_fpr: Fraction = 0.05
+    max_tpr_at_1pct_fpr: Fraction = 0.1
+    # Largest rise above the champion's, for the AUC and for each TPR.
+    max_auc_rise: Fraction = 0.02
+    max_tpr_rise: Fraction = 0.05
+
+
+class RiskPolicy(_Strict):
+    """[risk]: the model-risk gate: robustness and membership-inference privacy."""
+
+    robustness: RobustnessPolicy
+    privacy: PrivacyPolicy = Field(default_factory=PrivacyPolicy)
 
 
 PathList = Annotated[tuple[PathText, ...], Strict(False)]
@@ -518,7 +593,7 @@ class Tolerance(_Strict):
 # predict`` uses its model ([release].required_gates, by default): every gate the registry
 # checks before the attesting gate. The pipeline imports no gate, so the list is written here;
 # tests/gates/test_release.py fails when it differs from ``gates.release.required_gates()``.
-RELEASED_GATES: tuple[str, ...] = ("lint", "sast", "audit", "data", "train", "cv", "serve")
+RELEASED_GATES: tuple[str, ...] = ("lint", "sast", "audit", "data", "train", "cv", "risk", "serve")
 GateName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 
 
@@ -718,6 +793,7 @@ class Policy(_Strict):
     data: DataPolicy
     model: ModelPolicy = Field(default_factory=ModelPolicy)
     cv: CvPolicy
+    risk: RiskPolicy | None = None
     lint: LintPolicy = Field(default_factory=LintPolicy)
     sast: SastPolicy = Field(default_factory=SastPolicy)
     audit: AuditPolicy = Field(default_factory=AuditPolicy)
@@ -727,6 +803,19 @@ class Policy(_Strict):
     roles: RolesPolicy = Field(default_factory=RolesPolicy)
     encryption: EncryptionPolicy | None = None
     serve: ServePolicy = Field(default_factory=ServePolicy)
+
+    @model_validator(mode="after")
+    def _adversarial_training_supported(self) -> Self:
+        if self.model.adversarial_epsilon is not None and (
+            self.model.estimator != "logistic_regression" or len(self.data.classes) != 2
+        ):
+            msg = (
+                "model.adversarial_epsilon: exact worst-case augmentation needs a binary "
+                f"logistic_regression; found estimator '{self.model.estimator}' with "
+                f"{len(self.data.classes)} classes"
+            )
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _champion_metrics_scored(self) -> Self:

@@ -95,6 +95,27 @@ def train(policy: LoadedPolicy, *, drop: Sequence[int] = ()) -> TrainResult:
     dataset, split = prepare(policy, drop=drop)
     start = time.perf_counter()
     estimator.fit(split.x_train, split.y_train)
+    if policy.policy.model.adversarial_epsilon is not None:
+        estimator = adversarial_refit(policy, estimator, split.x_train, split.y_train)
     return TrainResult(
         model=estimator, dataset=dataset, split=split, fit_seconds=time.perf_counter() - start
     )
+
+
+def adversarial_refit(policy: LoadedPolicy, model: Any, x: pd.DataFrame, y: pd.Series) -> Any:
+    """Adversarial training of a logistic regression at ``[model].adversarial_epsilon``.
+
+    The fitted ``model`` is refitted on its exact L-infinity worst-case loss (standardized units,
+    mutable features only, within the contract's ranges, integers kept integer):
+    ``pipeline.risk.robust_logistic_fit``. The model stays a scikit-learn pipeline of the
+    reviewed types.
+    """
+    from pipeline.risk import Space, robust_logistic_fit  # noqa: PLC0415
+
+    settings = policy.policy
+    eps = settings.model.adversarial_epsilon
+    if eps is None:
+        return model
+    space = Space.from_contract(settings.data.feature_columns, settings.data.columns, x)
+    c = float(model.steps[-1][1].get_params()["C"])
+    return robust_logistic_fit(model, space, x.to_numpy(dtype=float), y.to_numpy(), eps=eps, c=c)

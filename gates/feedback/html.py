@@ -602,6 +602,17 @@ def render(
         plots.extend(
             _holdout_plots(read_holdout(bundle.reports_dir / HOLDOUT_FILE), classes, positive)
         )
+    risk = view.result("risk")
+    if risk is not None:
+        plots.append(
+            bar_chart(
+                "Robust accuracy per norm (one bar per epsilon, risk gate)",
+                _risk_groups(risk.metrics),
+                zero=True,
+                x_label="norm",
+                y_label="accuracy under perturbation",
+            )
+        )
     plots.extend(history_plots(bundle.history))
     flagged: dict[str, list[float]] = {}
     for result in bundle.results():
@@ -653,3 +664,13 @@ def render(
 <div class="grid" id="plots">{"".join(p for p in plots if p)}</div>
 </body></html>
 """
+
+
+def _risk_groups(metrics: dict[str, Any]) -> dict[str, list[float]]:
+    """The risk gate's robust accuracy, grouped by norm, one value per epsilon."""
+    groups: dict[str, list[float]] = {}
+    for record in metrics.get("robustness", []):
+        accuracy = record.get("accuracy") if isinstance(record, dict) else None
+        if isinstance(accuracy, int | float) and not isinstance(accuracy, bool):
+            groups.setdefault(str(record.get("norm")), []).append(float(accuracy))
+    return groups

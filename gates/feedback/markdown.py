@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from gates.base import Severity
 from gates.feedback.bundle import ReportBundle
@@ -98,6 +99,9 @@ def render(bundle: ReportBundle) -> str:
             )
         if bundle.champion is None:
             lines += ["", "_No champion recorded yet: deltas against the champion are blank._"]
+    risk = bundle.view.result("risk")
+    if risk is not None:
+        lines += risk_lines(risk.metrics)
     if bundle.findings:
         lines += ["", "### Trends and feedback", ""]
         for finding in bundle.findings:
@@ -110,6 +114,39 @@ def render(bundle: ReportBundle) -> str:
         "",
     ]
     return cap("\n".join(lines))
+
+
+def risk_lines(metrics: dict[str, Any]) -> list[str]:
+    """The risk gate's figures: robust accuracy per norm and epsilon, membership exposure."""
+    robust = [r for r in metrics.get("robustness", []) if isinstance(r, dict)]
+    privacy = [a for a in metrics.get("privacy", []) if isinstance(a, dict)]
+    if not robust and not privacy:
+        return []
+    lines = ["", "### Model risk", ""]
+    if robust:
+        lines += ["| norm | epsilon | robust accuracy | method |", "|---|---:|---:|---|"]
+        lines += [
+            f"| {escape(str(r.get('norm')))} | {escape(str(r.get('epsilon')))} | "
+            f"{_fmt(_number(r.get('accuracy')))} | {escape(str(r.get('method')))} |"
+            for r in robust
+        ]
+    if privacy:
+        lines += [
+            "",
+            "| membership attack | AUC | TPR at 0.1% FPR | TPR at 1% FPR |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {escape(str(a.get('attack')))} | {_fmt(_number(a.get('auc')))} | "
+            f"{_fmt(_number(a.get('tpr_at_0.1pct_fpr')))} | "
+            f"{_fmt(_number(a.get('tpr_at_1pct_fpr')))} |"
+            for a in privacy
+        ]
+    return lines
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def cap(text: str, *, limit: int = MAX_BYTES) -> str:

@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 
 from gates.base import Status
+from gates.registry import NAMES, checked_before
 from tests.chain_support import SUPPLY_CHAIN
 from tests.release_support import copy_project, run_chain
+
+# The gates from data up to (not including) artifacts: data, train, cv, risk, ...
+_UP_TO_ARTIFACTS = NAMES[NAMES.index("data") : NAMES.index("artifacts")]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,9 @@ def test_predicate_records_the_run_its_verdicts_and_its_signer(signed):
         predicate["policy"]["sha256"]
         == hashlib.sha256((root / "policy.toml").read_bytes()).hexdigest()
     )
-    assert set(predicate["gates"]) == {"lint", "sast", "audit", "data", "train", "cv"}
+    # Every gate registered before artifacts (lint, sast, audit, data, train, cv, risk, ...).
+    assert set(predicate["gates"]) == {spec.name for spec in checked_before("artifacts")}
+    assert {"lint", "sast", "audit", "data", "train", "cv", "risk"} <= set(predicate["gates"])
     cv = predicate["gates"]["cv"]
     assert cv["status"] == "PASSED"
     assert cv["findings"]["error"] == 0
@@ -121,7 +127,7 @@ def test_audit_report_of_this_run_records_the_vulnerability_data(signed, tmp_pat
 
 
 def test_model_replaced_after_training_fails_and_nothing_is_signed(project):
-    assert project.run("data", "train", "cv").exit_code == 0
+    assert project.run(*_UP_TO_ARTIFACTS).exit_code == 0
     model = project.root / "artifacts/model.skops"
     model.write_bytes(model.read_bytes() + b"\0")
     summary = project.run("artifacts")
@@ -131,7 +137,7 @@ def test_model_replaced_after_training_fails_and_nothing_is_signed(project):
 
 
 def test_a_symlink_in_the_artifacts_folder_fails(project):
-    assert project.run("data", "train", "cv").exit_code == 0
+    assert project.run(*_UP_TO_ARTIFACTS).exit_code == 0
     (project.root / "artifacts/linked.csv").symlink_to(project.data_path)
     summary = project.run("artifacts")
     assert summary.results[0].status is Status.FAILED
