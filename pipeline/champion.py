@@ -9,6 +9,12 @@ Layout::
         artifacts/...                       model, manifest, statement copy
         data/..., policy.toml               every other subject, at its attested path
 
+With ``[encryption]`` (``registry = true``) every file of a version is stored encrypted
+(``pipeline.atrest``, AES-256-GCM), bound to its name ``registry:versions/<version>/<path>``:
+verification decrypts in memory and checks the signed digests over the plaintext. The pointer
+(which records the plaintext envelope's digest) and the audit log stay plain: they hold names,
+digests and signatures, not the model or the data.
+
 A version holds every subject of its statement at the same relative path as in the project,
 so the one verifier checks a version exactly as it checks a fresh run. Promotion copies into a
 staging folder, verifies the copy, renames it into place, and only then replaces the pointer;
@@ -32,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline.atrest import decrypt_bytes, encrypt_bytes
 from pipeline.attestation import (
     ENVELOPE_FILE,
     STATEMENT_FILE,
@@ -40,7 +47,15 @@ from pipeline.attestation import (
     verify_bundle,
 )
 from pipeline.errors import ModelError, PipelineError
-from pipeline.fsio import atomic_write_json, fsync_dir, sha256_bytes, sha256_file, temp_files
+from pipeline.fsio import (
+    Decoder,
+    atomic_write_json,
+    fsync_dir,
+    sha256_bytes,
+    temp_files,
+    write_all,
+)
+from pipeline.keys.provider import KeyProvider
 from pipeline.persist import audit_attested
 from pipeline.promotion import (
     REVOKED_STAGE,
@@ -83,6 +98,7 @@ class ModelRegistry:
         required_gates: Sequence[str] = (),
         promoters: Mapping[str, PublicKey] | None = None,
         stage: str = "production",
+        encryption: KeyProvider | None = None,
     ) -> None:
         self.path = path
         self.trusted = trusted
@@ -90,6 +106,8 @@ class ModelRegistry:
         # Release managers (name -> key): when set, promotion needs one's signature.
         self.promoters = dict(promoters or {})
         self.stage = stage
+        # [encryption] registry = true: versions are written and read encrypted with its keys.
+        self.encryption = encryption
 
     def promotion_for(self, verified: VerifiedAttestation, version: str) -> Promotion:
         """What a release manager signs to promote ``verified`` as ``version``."""
@@ -148,11 +166,11 @@ class ModelRegistry:
         root = self.path / VERSIONS_DIR / version
         envelope = root / bundle / ENVELOPE_FILE
         try:
-            verified = self._verify(envelope, root)
+            verified = self._verify(envelope, root, version)
         except (AttestationError, ModelError) as err:
             msg = f"registry version {version} does not verify: {err}"
             raise RegistryError(msg) from None
-        if envelope_sha256 is not None and sha256_file(envelope) != envelope_sha256:
+        if envelope_sha256 is not None and self._envelope_sha256(verified) != envelope_sha256:
             msg = f"{envelope}: not the envelope the champion pointer names"
             raise RegistryError(msg)
         return verified
@@ -256,7 +274,7 @@ class ModelRegistry:
                 {
                     "version": version,
                     "bundle": bundle,
-                    "envelope_sha256": sha256_file(verified.envelope_path),
+                    "envelope_sha256": self._envelope_sha256(verified),
                     "run_id": source.run_id,
                     "promoted": datetime.now(UTC).isoformat(timespec="seconds"),
                     "keyid": self.trusted.keyid,
@@ -281,7 +299,7 @@ class ModelRegistry:
             if signature is None or len(found) != 1:
                 msg = f"{self.path}: refused: [roles].promoters is set, so a revocation needs a release manager's signature"
                 raise RegistryError(msg)
-            verified = self._verify(found[0], self.path / VERSIONS_DIR / version)
+            verified = self._verify(found[0], self.path / VERSIONS_DIR / version, version)
             model = verified.predicate.get("model", {})
             expected = Promotion(
                 str(model.get("sha256", "")), verified.run_id, REVOKED_STAGE, version
@@ -305,30 +323,67 @@ class ModelRegistry:
 
     def _verify_staging(self, staging: Path, bundle: str, version: str) -> None:
         try:
-            self._verify(staging / bundle / ENVELOPE_FILE, staging)
+            self._verify(staging / bundle / ENVELOPE_FILE, staging, version)
         except (AttestationError, ModelError) as err:
             msg = f"the copy of {version} does not verify; nothing promoted: {err}"
             raise RegistryError(msg) from None
 
-    def _verify(self, envelope: Path, root: Path) -> VerifiedAttestation:
+    def _verify(self, envelope: Path, root: Path, version: str) -> VerifiedAttestation:
         # The signature and the bytes, then the model itself: exactly a skops archive with
         # reviewed types, audited without building an object (a signed pickle never enters).
         verified = verify_bundle(
-            envelope, root=root, trusted=self.trusted, required_gates=self.required_gates
+            envelope,
+            root=root,
+            trusted=self.trusted,
+            required_gates=self.required_gates,
+            decoder=self._decoder(root, version),
         )
         audit_attested(verified)
         return verified
 
-    @staticmethod
-    def _copy(source: VerifiedAttestation, staging: Path, bundle: str) -> None:
+    def _envelope_sha256(self, verified: VerifiedAttestation) -> str:
+        """The digest of the envelope's plaintext (a ciphertext differs on every write)."""
+        try:
+            raw = verified.read(verified.envelope_path, verified.envelope_path.read_bytes())
+        except (OSError, PipelineError) as err:
+            raise RegistryError(f"{verified.envelope_path}: cannot be read: {err}") from None
+        return sha256_bytes(raw)
+
+    def _decoder(self, root: Path, version: str) -> Decoder | None:
+        """Decrypt a file of ``version`` read from ``root`` (its staging folder or its own)."""
+        provider = self.encryption
+        if provider is None:
+            return None
+
+        def decode(path: Path, raw: bytes) -> bytes:
+            return decrypt_bytes(raw, name=_stored_name(root, version, path), provider=provider)
+
+        return decode
+
+    def _copy(self, source: VerifiedAttestation, staging: Path, bundle: str) -> None:
         names = [s.name for s in source.subjects] + [
             f"{bundle}/{ENVELOPE_FILE}",
             f"{bundle}/{STATEMENT_FILE}",
         ]
+        version = self.version_name(source)
         for name in names:
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source.root / name, target, follow_symlinks=False)
+            if self.encryption is None:
+                shutil.copyfile(source.root / name, target, follow_symlinks=False)
+                continue
+            # Encrypted for the name it will have once renamed into place; the plaintext is
+            # read into memory and never written.
+            path = source.root / name
+            plaintext = source.read(path, path.read_bytes())
+            blob = encrypt_bytes(
+                plaintext, name=_stored_name(staging, version, target), provider=self.encryption
+            )
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                write_all(fd, blob)
+            finally:
+                os.close(fd)
 
     def _sweep(self, versions: Path) -> None:
         # Under the lock, staging folders and pointer temp files are left only by a crash; they
@@ -338,6 +393,12 @@ class ModelRegistry:
         for temp in temp_files(self.pointer):
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
+
+
+def _stored_name(root: Path, version: str, path: Path) -> str:
+    """The name a version's file is encrypted under: where it lies once the version is in place."""
+    relative = path.relative_to(root).as_posix()
+    return f"registry:{VERSIONS_DIR}/{version}/{relative}"
 
 
 @contextlib.contextmanager

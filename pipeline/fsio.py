@@ -8,8 +8,13 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# Turns the bytes of a file as stored (for example a ciphertext at rest) into its contents;
+# raises a PipelineError naming the file when it cannot. None wherever files are stored plain.
+Decoder = Callable[[Path, bytes], bytes]
 
 # 64 KiB reads measured fastest for hashlib on this project's machines (1.35 GB/s, against
 # 0.97 GB/s with 1 MiB reads); see issue 8's figures.

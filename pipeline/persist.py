@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import ModelError
-from pipeline.fsio import atomic_write_bytes, atomic_write_json, sha256_bytes
+from pipeline.errors import ModelError, PipelineError
+from pipeline.fsio import Decoder, atomic_write_bytes, atomic_write_json, sha256_bytes
 from pipeline.modelfile import check_model_file
 
 if TYPE_CHECKING:
@@ -107,7 +107,9 @@ def _parse_manifest(raw: bytes, path: Path) -> ModelManifest:
         raise ModelError(msg) from None
 
 
-def load_model(path: Path, *, expected_sha256: str, estimator: str) -> Any:
+def load_model(
+    path: Path, *, expected_sha256: str, estimator: str, decoder: Decoder | None = None
+) -> Any:
     """Load a skops model whose bytes hash to ``expected_sha256``, trusting only reviewed types.
 
     The file is read once; the digest, the archive layout and the types are checked on those
@@ -115,7 +117,9 @@ def load_model(path: Path, *, expected_sha256: str, estimator: str) -> Any:
     """
     import skops.io as sio  # noqa: PLC0415
 
-    payload, reviewed = _audited_payload(path, expected_sha256=expected_sha256, estimator=estimator)
+    payload, reviewed = _audited_payload(
+        path, expected_sha256=expected_sha256, estimator=estimator, decoder=decoder
+    )
     try:
         return sio.loads(payload, trusted=list(reviewed))
     except Exception as err:  # a malformed schema fails inside skops in many ways
@@ -123,22 +127,24 @@ def load_model(path: Path, *, expected_sha256: str, estimator: str) -> Any:
         raise ModelError(msg) from None
 
 
-def audit_model(path: Path, *, expected_sha256: str, estimator: str) -> None:
+def audit_model(
+    path: Path, *, expected_sha256: str, estimator: str, decoder: Decoder | None = None
+) -> None:
     """Everything ``load_model`` checks, without building a single object from the file.
 
     For consumers that vouch for a model without using it (``verify``, ``deploy``, the
     registry): the digest, the exact skops archive layout, and the types the schema names
     against the family's reviewed list (skops' ``get_untrusted_types`` reads the schema only).
     """
-    _audited_payload(path, expected_sha256=expected_sha256, estimator=estimator)
+    _audited_payload(path, expected_sha256=expected_sha256, estimator=estimator, decoder=decoder)
 
 
 def _audited_payload(
-    path: Path, *, expected_sha256: str, estimator: str
+    path: Path, *, expected_sha256: str, estimator: str, decoder: Decoder | None = None
 ) -> tuple[bytes, tuple[str, ...]]:
     import skops.io as sio  # noqa: PLC0415
 
-    payload = _read_regular(path, missing=f"{path}: model file not found")
+    payload = _read_regular(path, missing=f"{path}: model file not found", decoder=decoder)
     actual = sha256_bytes(payload)
     if actual != expected_sha256:
         msg = (
@@ -189,14 +195,24 @@ def load_attested(attestation: VerifiedAttestation) -> tuple[Any, ModelManifest]
     are checked against the signed digest on the very bytes that are then loaded.
     """
     model_path, model_digest, manifest = _attested_model(attestation)
-    model = load_model(model_path, expected_sha256=model_digest, estimator=manifest.estimator)
+    model = load_model(
+        model_path,
+        expected_sha256=model_digest,
+        estimator=manifest.estimator,
+        decoder=attestation.decoder,
+    )
     return model, manifest
 
 
 def audit_attested(attestation: VerifiedAttestation) -> ModelManifest:
     """``audit_model`` for the model of a verified attestation; builds no object from it."""
     model_path, model_digest, manifest = _attested_model(attestation)
-    audit_model(model_path, expected_sha256=model_digest, estimator=manifest.estimator)
+    audit_model(
+        model_path,
+        expected_sha256=model_digest,
+        estimator=manifest.estimator,
+        decoder=attestation.decoder,
+    )
     return manifest
 
 
@@ -209,7 +225,11 @@ def _attested_model(attestation: VerifiedAttestation) -> tuple[Path, str, ModelM
     model_name, manifest_name = str(model_record.get("file")), str(model_record.get("manifest"))
     model_digest = attestation.digest(model_name)
     manifest_path = attestation.root / manifest_name
-    raw = _read_exact(manifest_path, expected_sha256=attestation.digest(manifest_name))
+    raw = _read_exact(
+        manifest_path,
+        expected_sha256=attestation.digest(manifest_name),
+        decoder=attestation.decoder,
+    )
     manifest = _parse_manifest(raw, manifest_path)
     if manifest.sha256 != model_digest or manifest.model_file != Path(model_name).name:
         msg = f"{manifest_path}: names {manifest.model_file} {manifest.sha256[:12]}..., not the signed model"
@@ -217,16 +237,19 @@ def _attested_model(attestation: VerifiedAttestation) -> tuple[Path, str, ModelM
     return attestation.root / model_name, model_digest, manifest
 
 
-def _read_exact(path: Path, *, expected_sha256: str) -> bytes:
-    raw = _read_regular(path, missing=f"{path}: not found")
+def _read_exact(path: Path, *, expected_sha256: str, decoder: Decoder | None = None) -> bytes:
+    raw = _read_regular(path, missing=f"{path}: not found", decoder=decoder)
     if sha256_bytes(raw) != expected_sha256:
         msg = f"{path}: refused: its bytes are not the signed ones"
         raise ModelError(msg)
     return raw
 
 
-def _read_regular(path: Path, *, missing: str) -> bytes:
-    """The bytes of the regular file at ``path``: never through a symlink, never a FIFO."""
+def _read_regular(path: Path, *, missing: str, decoder: Decoder | None = None) -> bytes:
+    """The bytes of the regular file at ``path``: never through a symlink, never a FIFO.
+
+    With ``decoder`` (a file encrypted at rest), the contents decrypted in memory.
+    """
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
@@ -242,4 +265,10 @@ def _read_regular(path: Path, *, missing: str) -> bytes:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             msg = f"{path}: refused: not a regular file"
             raise ModelError(msg)
-        return handle.read()
+        raw = handle.read()
+    if decoder is None:
+        return raw
+    try:
+        return decoder(path, raw)
+    except PipelineError as err:
+        raise ModelError(str(err)) from None

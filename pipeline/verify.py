@@ -24,6 +24,7 @@ from pipeline.attestation import (
 from pipeline.champion import ModelRegistry, RegistryError
 from pipeline.config import LoadedPolicy
 from pipeline.errors import ModelError
+from pipeline.keys import KeyProvider, provider_for
 from pipeline.persist import audit_attested
 from pipeline.signing import (
     IN_TOTO_PAYLOAD_TYPE,
@@ -171,7 +172,16 @@ def registry_for(
             for name, path in roles.promoters.items()
         },
         stage=roles.stage,
+        encryption=registry_encryption(policy),
     )
+
+
+def registry_encryption(policy: LoadedPolicy) -> KeyProvider | None:
+    """The key provider registry versions are encrypted with; None when they are stored plain."""
+    encryption = policy.policy.encryption
+    if encryption is None or not encryption.registry:
+        return None
+    return provider_for(policy)
 
 
 def verify_champion(

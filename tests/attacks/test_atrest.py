@@ -1,0 +1,342 @@
+"""Encryption at rest wired into the stores (issue 20): a chain with ``[encryption]`` set, and
+planted attacks on the encrypted registry.
+
+One signed chain runs with ``[encryption]`` (local provider, key-encryption key in
+``$GATES_DATA_KEY``) and is deployed: every file of the registry version is a ciphertext (no
+plaintext substring), and ``verify --champion``, ``predict --champion``, the service's champion
+load and the ``cv`` gate's champion comparison all work on it. Then each attack (a flipped byte,
+a file swapped between versions or within one, a wrong key, a plaintext dropped in, encryption
+switched off) is refused with one message naming the file, exit 1, no traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import run_module
+from tests.release_support import REPO, copy_project, make_release_key, new_project, run_chain
+
+KEK = base64.b64encode(b"k" * 32).decode()
+ENCRYPTION = '\n[encryption]\nkey_env = "GATES_DATA_KEY"\n'
+MODEL = "artifacts/model.skops"
+
+
+def _env(pem: str, kek: str = KEK) -> dict[str, str]:
+    return {"GATES_SIGNING_KEY": pem, "GATES_DATA_KEY": kek}
+
+
+@pytest.fixture(scope="module")
+def encrypted(
+    tmp_path_factory: pytest.TempPathFactory, recorded_chain: tuple[Path, Any]
+) -> tuple[Path, str]:
+    """A project with ``[encryption]`` whose signed chain PASSED and was deployed; its PEM."""
+    from tests.chain_support import replaying
+
+    base = tmp_path_factory.mktemp("atrest")
+    root = new_project(base / "project")
+    with (root / "policy.toml").open("a", encoding="utf-8") as handle:
+        handle.write(ENCRYPTION)
+    pem = make_release_key(root, base / "secret")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GATES_DATA_KEY", KEK)
+        summary = run_chain(root, pem=pem, gates=replaying(recorded_chain[0]))
+    assert summary.exit_code == 0, [r.summary for r in summary.results]
+    deployed = run_module("gates", "deploy", cwd=root, env=_env(pem))
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    return root, pem
+
+
+def _version(root: Path) -> Path:
+    pointer = json.loads((root / "registry/champion").read_text(encoding="utf-8"))
+    return root / "registry/versions" / pointer["version"]
+
+
+def _refused(result: Any, name: str, expected: str = "refused") -> None:
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "Traceback" not in out, out
+    assert name in out, out
+    assert expected in out, out
+
+
+def test_every_file_of_the_registry_version_is_a_ciphertext(encrypted):
+    root, _ = encrypted
+    version = _version(root)
+    files = sorted(p for p in version.rglob("*") if p.is_file())
+    names = {p.relative_to(version).as_posix() for p in files}
+    assert {MODEL, "artifacts/attestation.intoto.json", "policy.toml"} <= names
+    for path in files:
+        stored = path.read_bytes()
+        assert stored.startswith(b"GATES-AES256GCM-v1\n"), path
+        assert path.stat().st_mode & 0o077 == 0, path
+        plain = (root / path.relative_to(version)).read_bytes()
+        # No plaintext substring: a 32-byte window from the start, the middle and the end.
+        for start in (0, len(plain) // 2, max(len(plain) - 32, 0)):
+            assert plain[start : start + 32] not in stored, (path, start)
+    data = (root / "data/breast_cancer.csv").read_text(encoding="utf-8")
+    assert data.splitlines()[0].encode() not in (version / "data/breast_cancer.csv").read_bytes()
+
+
+def test_the_encrypted_champion_verifies_predicts_and_serves(encrypted):
+    root, pem = encrypted
+    verified = run_module("gates", "verify", "--champion", cwd=root, env=_env(pem))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    predicted = run_module(
+        "pipeline",
+        "predict",
+        "--champion",
+        "--input",
+        "data/breast_cancer.csv",
+        cwd=root,
+        env=_env(pem),
+    )
+    assert predicted.returncode == 0, predicted.stdout + predicted.stderr
+    rows = (root / "data/breast_cancer.csv").read_text(encoding="utf-8").strip().splitlines()
+    assert len(predicted.stdout.strip().splitlines()) == len(rows)
+    # The service loads its champion through the same call ``serve --champion`` makes.
+    from gates.service.server import verified_model
+    from pipeline.config import load_policy
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GATES_DATA_KEY", KEK)
+        served = verified_model(load_policy(root / "policy.toml"), champion=True, key=None)
+    assert served is not None
+
+
+@pytest.fixture(scope="module")
+def second_run(
+    encrypted: tuple[Path, str],
+    recorded_chain: tuple[Path, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Any]:
+    """The deployed project run again: its cv gate compares with the encrypted champion."""
+    from tests.chain_support import replaying
+
+    root, pem = encrypted
+    second = copy_project(root, tmp_path_factory.mktemp("atrest-second") / "project")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GATES_DATA_KEY", KEK)
+        summary = run_chain(second, pem=pem, gates=replaying(recorded_chain[0]))
+    return second, summary
+
+
+@pytest.mark.slow
+def test_the_cv_gate_compares_with_the_encrypted_champion(second_run):
+    second, summary = second_run
+    cv = next(r for r in summary.results if r.gate == "cv")
+    assert summary.exit_code == 0, [r.summary for r in summary.results]
+    report = json.loads((second / "reports/cv.json").read_text(encoding="utf-8"))
+    assert "champion" in json.dumps(report.get("metrics", report)), cv.summary
+    assert "first run" not in cv.summary
+
+
+# --- planted attacks on the encrypted registry --------------------------------------------------
+
+
+def _flip_model_byte(version: Path, env: dict[str, str]) -> str:
+    path = version / MODEL
+    data = bytearray(path.read_bytes())
+    data[-40] ^= 0x01
+    path.write_bytes(bytes(data))
+    return "artifacts/model.skops"
+
+
+def _swap_model_and_manifest(version: Path, env: dict[str, str]) -> str:
+    model, manifest = version / MODEL, version / "artifacts/model.manifest.json"
+    a, b = model.read_bytes(), manifest.read_bytes()
+    model.write_bytes(b)
+    manifest.write_bytes(a)
+    return "names itself"
+
+
+def _version_copied_under_another_name(version: Path, env: dict[str, str]) -> str:
+    # A whole version folder renamed: every file is bound to its version's name.
+    other = version.with_name(version.name[:-1] + ("0" if version.name[-1] != "0" else "1"))
+    shutil.copytree(version, other)
+    pointer = version.parent.parent / "champion"
+    document = json.loads(pointer.read_text(encoding="utf-8"))
+    document["version"] = other.name
+    pointer.write_text(json.dumps(document), encoding="utf-8")
+    return "names itself"
+
+
+def _wrong_key(version: Path, env: dict[str, str]) -> str:
+    env["GATES_DATA_KEY"] = base64.b64encode(b"w" * 32).decode()
+    return "does not unwrap"
+
+
+def _no_key(version: Path, env: dict[str, str]) -> str:
+    env["GATES_DATA_KEY"] = ""
+    return "GATES_DATA_KEY"
+
+
+def _plaintext_model_dropped_in(version: Path, env: dict[str, str]) -> str:
+    (version / MODEL).write_bytes((version.parent.parent.parent / MODEL).read_bytes())
+    return "not encrypted"
+
+
+def _encryption_switched_off(version: Path, env: dict[str, str]) -> str:
+    # The policy is the champion's own subject, but a reader's policy may drop [encryption]:
+    # the ciphertext is then refused as encrypted, not misread.
+    root = version.parent.parent.parent
+    text = (root / "policy.toml").read_text(encoding="utf-8").replace(ENCRYPTION, "")
+    (root / "policy.toml").write_text(text, encoding="utf-8")
+    return "encrypted at rest"
+
+
+def _pointer_to_a_plain_envelope_digest(version: Path, env: dict[str, str]) -> str:
+    pointer = version.parent.parent / "champion"
+    document = json.loads(pointer.read_text(encoding="utf-8"))
+    envelope = version / "artifacts/attestation.intoto.json"
+    import hashlib
+
+    document["envelope_sha256"] = hashlib.sha256(envelope.read_bytes()).hexdigest()
+    pointer.write_text(json.dumps(document), encoding="utf-8")
+    return "not the envelope the champion pointer names"
+
+
+REGISTRY_ATTACKS = {
+    "model ciphertext byte flipped": _flip_model_byte,
+    "model and manifest ciphertexts swapped": _swap_model_and_manifest,
+    "version folder copied under another name": _version_copied_under_another_name,
+    "wrong key-encryption key": _wrong_key,
+    "no key-encryption key": _no_key,
+    "plaintext model dropped in": _plaintext_model_dropped_in,
+    "reader without [encryption]": _encryption_switched_off,
+    "pointer names the ciphertext's digest": _pointer_to_a_plain_envelope_digest,
+}
+
+
+@pytest.mark.parametrize("attack", list(REGISTRY_ATTACKS), ids=list(REGISTRY_ATTACKS))
+def test_registry_attack_is_refused_naming_the_file(encrypted, tmp_path, attack):
+    root, pem = encrypted
+    copy = copy_project(root, tmp_path / "copy")
+    env = _env(pem)
+    expected = REGISTRY_ATTACKS[attack](_version(copy), env)
+    result = run_module("gates", "verify", "--champion", cwd=copy, env=env)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "Traceback" not in out, out
+    assert expected in out, out
+    # Which file: the model, its manifest, the envelope or the pointer, by name.
+    assert any(
+        name in out
+        for name in ("model.skops", "model.manifest.json", "attestation.intoto.json", "champion")
+    ), out
+    predicted = run_module(
+        "pipeline", "predict", "--champion", "--input", "data/breast_cancer.csv", cwd=copy, env=env
+    )
+    assert predicted.returncode != 0
+    assert "Traceback" not in predicted.stdout + predicted.stderr
+
+
+# The subprocess promotes the second run into the encrypted registry and stops dead at one
+# step: it signals the test, then sleeps until the test kills it with SIGKILL.
+_CRASHER = """
+import os, sys, time
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+import pipeline.champion as champion
+from pipeline.config import load_policy
+from pipeline.verify import registry_for, trusted_key, verify_project
+
+step, root, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+
+def stop():
+    ready.write_text("stopped")
+    time.sleep(600)
+
+if step == "write":
+    real_write, written = champion.write_all, []
+    def write_all(fd, data):
+        written.append(fd)
+        if len(written) == 3:
+            os.write(fd, data[: len(data) // 2])
+            stop()
+        return real_write(fd, data)
+    champion.write_all = write_all
+elif step == "rename":
+    def rename(src, dst):
+        stop()
+    champion.os.rename = rename
+elif step == "pointer":
+    real_replace = os.replace
+    def replace(src, dst):
+        if Path(dst).name == "champion":
+            stop()
+        return real_replace(src, dst)
+    os.replace = replace
+
+policy = load_policy(root / "policy.toml")
+source = verify_project(policy, required_gates=policy.policy.release.required_gates)
+registry_for(policy, trusted=trusted_key(policy)).promote(source)
+print("promoted without stopping")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["write", "rename", "pointer"])
+def test_kill_9_during_an_encrypted_promotion_leaves_the_old_champion(
+    step, second_run, tmp_path, monkeypatch
+):
+    from pipeline.config import load_policy
+    from pipeline.verify import registry_for, trusted_key, verify_project
+
+    root, _ = second_run
+    copy = copy_project(root, tmp_path / "copy")
+    monkeypatch.setenv("GATES_DATA_KEY", KEK)
+    policy = load_policy(copy / "policy.toml")
+    registry = registry_for(policy, trusted=trusted_key(policy))
+    old = registry.champion()
+    assert old is not None
+    pointer_before = registry.pointer.read_bytes()
+    ready = tmp_path / "ready"
+    process = subprocess.Popen(
+        [sys.executable, "-c", _CRASHER.format(repo=str(REPO)), step, str(copy), str(ready)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "GATES_DATA_KEY": KEK},
+    )
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            out, err = process.communicate(timeout=10)
+            pytest.fail(f"the promotion did not reach step {step}: {out!r} {err!r}")
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+    # The old state: the same pointer, the old champion verifies (decrypted) as before.
+    assert registry.pointer.read_bytes() == pointer_before
+    current = registry.champion()
+    assert current is not None
+    assert current.version == old.version
+    if step in ("write", "rename"):
+        assert list((registry.path / "versions").glob(".staging-*"))
+    # Recovery: the next promotion sweeps the leftovers and lands the new state.
+    source = verify_project(policy, required_gates=policy.policy.release.required_gates)
+    new = registry.promote(source)
+    assert new.version != old.version
+    assert registry.champion().version == new.version
+    assert not list((registry.path / "versions").glob(".staging-*"))
+
+
+def test_plain_stays_the_default(signed_chain, tmp_path):
+    """No [encryption]: the registry version holds the plain files, byte for byte."""
+    root, pem = signed_chain
+    copy = copy_project(root, tmp_path / "copy")
+    assert "[encryption]" not in (copy / "policy.toml").read_text(encoding="utf-8")
+    assert run_module("gates", "deploy", cwd=copy, env={"GATES_SIGNING_KEY": pem}).returncode == 0
+    assert (_version(copy) / MODEL).read_bytes() == (copy / MODEL).read_bytes()
