@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.atrest import decrypt_bytes, encrypt_bytes
+from pipeline.atrest import EncryptionError, decrypt_bytes, encrypt_bytes
 from pipeline.attestation import (
     ENVELOPE_FILE,
     STATEMENT_FILE,
@@ -356,7 +356,13 @@ class ModelRegistry:
             return None
 
         def decode(path: Path, raw: bytes) -> bytes:
-            return decrypt_bytes(raw, name=_stored_name(root, version, path), provider=provider)
+            name = _stored_name(root, version, path)
+            try:
+                return decrypt_bytes(raw, name=name, provider=provider)
+            except EncryptionError as err:
+                # Named by where it lies on disk (the bound name is the registry-relative one).
+                text = str(err)
+                raise EncryptionError(f"{path}{text.removeprefix(name)}") from None
 
         return decode
 

@@ -149,7 +149,7 @@ def _flip_model_byte(version: Path, env: dict[str, str]) -> str:
     data = bytearray(path.read_bytes())
     data[-40] ^= 0x01
     path.write_bytes(bytes(data))
-    return "artifacts/model.skops"
+    return "artifacts/model.skops: refused: does not decrypt"
 
 
 def _swap_model_and_manifest(version: Path, env: dict[str, str]) -> str:
