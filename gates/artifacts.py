@@ -290,11 +290,11 @@ def _scalar(value: Any) -> str | None:
 
 def _history_head(context: RunContext) -> dict[str, str]:
     """The run history's head hash before this run, so that a later rewrite is detectable."""
-    from gates.feedback.history import HistoryError, head_hash  # noqa: PLC0415
+    from gates.feedback.history import HistoryError, head_hash, history_cipher  # noqa: PLC0415
 
     path = context.policy.resolve(context.policy.policy.feedback.history)
     try:
-        head = head_hash(path)
+        head = head_hash(path, cipher=history_cipher(context.policy))
     except HistoryError as err:
         raise GateError(str(err)) from None
     return {"path": _rel(path, context.root), "head": head}

@@ -20,12 +20,13 @@ OK, FAILED = 0, 1
 def history_command(args: argparse.Namespace, policy: LoadedPolicy) -> int:
     """Dispatch ``history verify|head|show``."""
     path = policy.resolve(policy.policy.feedback.history)
+    cipher = history.history_cipher(policy)
     out = sys.stdout
     if args.history_command == "head":
-        out.write(f"{history.head_hash(path)}\n")
+        out.write(f"{history.head_hash(path, cipher=cipher)}\n")
         return OK
     if args.history_command == "show":
-        for record in history.records(path)[-max(1, args.n) :]:
+        for record in history.records(path, cipher=cipher)[-max(1, args.n) :]:
             metrics = record.get("metrics", {})
             acc = metrics.get("cv.accuracy.mean") if isinstance(metrics, dict) else None
             shown = f" accuracy {acc:.4f}" if isinstance(acc, int | float) else ""
@@ -34,7 +35,7 @@ def history_command(args: argparse.Namespace, policy: LoadedPolicy) -> int:
                 f" commit {str(record.get('commit', '?'))[:12]}{shown}\n"
             )
         return OK
-    result = history.verify(path, expect_head=args.expect_head)
+    result = history.verify(path, expect_head=args.expect_head, cipher=cipher)
     if result:
         out.write(f"{path}: intact, {result.records} records, head {result.head}\n")
         for note in result.pending:

@@ -33,10 +33,23 @@ checkpoint is trusted only when that key is set and its seal checks; its prefix 
 the same. Without the key no checkpoint is written or read, and the stage verifies every record,
 as ``python -m gates history verify`` always does. (The history's folder may be in the
 contributor's hands: an unkeyed checkpoint could be rewritten to vouch for an edited record.)
+
+**Encryption at rest** (``[encryption]`` with ``history = true``): each line is
+``{"hash", "prev", "seal", "seq"}``, where ``seal`` is the record (its canonical line) encrypted
+with ``pipeline.atrest`` (AES-256-GCM, a fresh data key per record) under the name
+``<history>#seq=<seq>#prev=<prev>``: the associated data binds the file, the position and the
+predecessor, so a record moved, copied to another line or spliced after another chain does not
+decrypt. The chain (``seq``, ``prev``, ``hash``) is over the plaintext records, exactly as
+before; the line is still the commit unit (one ``O_APPEND`` write ending in the newline), so
+the crash rules above hold unchanged. ``.head`` and the checkpoint name only counts and hashes
+and stay plain. A plaintext record in an encrypted history, or an encrypted one read without
+``[encryption]``, is refused naming the line.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import fcntl
 import hashlib
@@ -49,7 +62,10 @@ from pathlib import Path
 from typing import Any
 
 from gates.errors import GatesError
+from pipeline.atrest import EncryptionError, decrypt_bytes, encrypt_bytes
+from pipeline.config import LoadedPolicy
 from pipeline.fsio import atomic_write_json, fsync_dir, temp_files, write_all
+from pipeline.keys import KeyProvider, provider_for
 
 GENESIS = "0" * 64
 HISTORY_SCHEMA_VERSION = 1
@@ -196,6 +212,71 @@ def _read_tail(path: Path) -> _Tail:
         raise _unreadable(path, err) from None
 
 
+@dataclass(frozen=True)
+class RecordCipher:
+    """Seals each record of one history at rest: AES-256-GCM, bound to file, seq and prev."""
+
+    name: str  # the history's project-relative name
+    provider: KeyProvider
+
+    def _bound(self, seq: object, prev: object) -> str:
+        return f"{self.name}#seq={seq}#prev={prev}"
+
+    def seal(self, record: dict[str, Any]) -> bytes:
+        """The line that stores ``record`` (which carries its seq, prev and hash)."""
+        try:
+            blob = encrypt_bytes(
+                encode(record),
+                name=self._bound(record["seq"], record["prev"]),
+                provider=self.provider,
+            )
+        except EncryptionError as err:
+            raise HistoryError(f"cannot encrypt the run record: {err}") from None
+        outer = {
+            "hash": record["hash"],
+            "prev": record["prev"],
+            "seal": base64.b64encode(blob).decode("ascii"),
+            "seq": record["seq"],
+        }
+        return json.dumps(outer, sort_keys=True, separators=(",", ":")).encode("ascii") + b"\n"
+
+    def open(self, outer: dict[str, Any], *, path: Path, number: int) -> dict[str, Any]:
+        """The record a sealed line holds; HistoryError naming the line when it does not open."""
+        where = f"{path}:{number}"
+        seq, prev, seal = outer.get("seq"), outer.get("prev"), outer.get("seal")
+        if set(outer) != {"hash", "prev", "seal", "seq"} or not isinstance(seal, str):
+            msg = f"{where}: refused: an encrypted record line holds exactly hash, prev, seal, seq"
+            raise HistoryError(msg)
+        try:
+            blob = base64.b64decode(seal, validate=True)
+        except (binascii.Error, ValueError):
+            raise HistoryError(f"{where}: refused: the record's seal is not base64") from None
+        try:
+            plaintext = decrypt_bytes(blob, name=self._bound(seq, prev), provider=self.provider)
+        except EncryptionError as err:
+            reason = str(err).removeprefix(self._bound(seq, prev)).removeprefix(": ")
+            msg = f"{where}: record {seq} {reason}"
+            raise HistoryError(msg) from None
+        record = _parse(plaintext.rstrip(b"\n"), path=path, number=number)
+        if any(record.get(k) != outer.get(k) for k in ("seq", "prev", "hash")):
+            msg = f"{where}: refused: the sealed record's seq/prev/hash differ from its line's"
+            raise HistoryError(msg)
+        return record
+
+
+def history_cipher(policy: LoadedPolicy) -> RecordCipher | None:
+    """The cipher of the policy's history: None unless ``[encryption]`` sets ``history``."""
+    encryption = policy.policy.encryption
+    if encryption is None or not encryption.history:
+        return None
+    path = policy.resolve(policy.policy.feedback.history)
+    try:
+        name = path.resolve().relative_to(policy.base_dir.resolve()).as_posix()
+    except ValueError:
+        name = path.as_posix()
+    return RecordCipher(name=name, provider=provider_for(policy))
+
+
 def _parse(line: bytes, *, path: Path, number: int) -> dict[str, Any]:
     try:
         record = json.loads(line.decode("utf-8"))
@@ -208,13 +289,33 @@ def _parse(line: bytes, *, path: Path, number: int) -> dict[str, Any]:
     return record
 
 
+def _record(line: bytes, *, path: Path, number: int, cipher: RecordCipher | None) -> dict[str, Any]:
+    """The record a committed line stores: parsed, and opened when the history is encrypted."""
+    record = _parse(line, path=path, number=number)
+    if cipher is None:
+        if "seal" in record:
+            msg = (
+                f"{path}:{number}: refused: the record is encrypted at rest, but [encryption] "
+                "(history = true) is not set to read it"
+            )
+            raise HistoryError(msg)
+        return record
+    if "seal" not in record:
+        msg = (
+            f"{path}:{number}: refused: not encrypted ([encryption].history is set, so a "
+            "plaintext record is refused)"
+        )
+        raise HistoryError(msg)
+    return cipher.open(record, path=path, number=number)
+
+
 def _unreadable(path: Path, err: OSError) -> HistoryError:
     return HistoryError(
         f"{path}: cannot read the run history ({err.strerror}); check [feedback].history"
     )
 
 
-def head_hash(path: Path) -> str:
+def head_hash(path: Path, *, cipher: RecordCipher | None = None) -> str:
     """The hash of the newest committed record (64 zeros for an empty or absent history).
 
     This is what a signed attestation records so that a later rewrite of the whole file, sidecar
@@ -223,7 +324,7 @@ def head_hash(path: Path) -> str:
     line = _read_tail(path).last
     if line is None:
         return GENESIS
-    record = _parse(line, path=path, number=0)
+    record = _record(line, path=path, number=0, cipher=cipher)
     value = record.get("hash")
     if not isinstance(value, str):
         msg = f"{path}: the last record has no hash"
@@ -332,7 +433,7 @@ def _mismatch(name: str, *, count: int, head: str, torn: int, sidecar: _Sidecar 
     )
 
 
-def _recover(path: Path) -> tuple[int, str]:
+def _recover(path: Path, cipher: RecordCipher | None) -> tuple[int, str]:
     """Under the lock: repair what an interrupted append left; returns the next (seq, prev).
 
     Refuses (HistoryError) anything that is not one of the two states a crash leaves.
@@ -345,7 +446,7 @@ def _recover(path: Path) -> tuple[int, str]:
         raise HistoryError(msg) from None
     count, head, last_prev, intact = 0, GENESIS, None, True
     if tail.last is not None:
-        last = _parse(tail.last, path=path, number=0)
+        last = _record(tail.last, path=path, number=0, cipher=cipher)
         seq, value = last.get("seq"), last.get("hash")
         if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(value, str):
             msg = f"{path}: the last record has no seq/hash; {_VERIFY_HINT}"
@@ -380,7 +481,9 @@ def _recover(path: Path) -> tuple[int, str]:
     return count, head
 
 
-def append(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
+def append(
+    path: Path, payload: dict[str, Any], *, cipher: RecordCipher | None = None
+) -> dict[str, Any]:
     """Append one run record under the lock; returns the record as written (with seq/prev/hash).
 
     First repairs what an interrupted append left (see the module's doc), then writes the line
@@ -391,10 +494,10 @@ def append(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
         msg = f"run record must not set {sorted(reserved)}: the history assigns them"
         raise HistoryError(msg)
     with locked(path):
-        seq, prev = _recover(path)
+        seq, prev = _recover(path, cipher)
         record = {"schema_version": HISTORY_SCHEMA_VERSION, **payload, "seq": seq, "prev": prev}
         record["hash"] = record_hash(record)
-        data = encode(record)
+        data = encode(record) if cipher is None else cipher.seal(record)
         created = not path.exists()
         # O_APPEND: the write lands at the end even if another writer ignored the lock.
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -418,7 +521,9 @@ def append(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def records(path: Path, *, last: int | None = None) -> list[dict[str, Any]]:
+def records(
+    path: Path, *, last: int | None = None, cipher: RecordCipher | None = None
+) -> list[dict[str, Any]]:
     """Every committed record (or the ``last`` n), oldest first; absent is empty.
 
     A malformed line is an error; a torn tail without a final newline is not a record.
@@ -433,7 +538,8 @@ def records(path: Path, *, last: int | None = None) -> list[dict[str, Any]]:
     lines.pop()  # what follows the last newline: empty, or a torn tail
     first = 0 if last is None else max(0, len(lines) - last)
     return [
-        _parse(line, path=path, number=n) for n, line in enumerate(lines[first:], start=first + 1)
+        _record(line, path=path, number=n, cipher=cipher)
+        for n, line in enumerate(lines[first:], start=first + 1)
     ]
 
 
@@ -500,7 +606,13 @@ def _write_checkpoint(path: Path, body: bytes, key: bytes, *, records: int, head
         atomic_write_json(checkpoint_path(path), document)
 
 
-def verify(path: Path, *, expect_head: str | None = None, resume: bool = False) -> Verification:
+def verify(
+    path: Path,
+    *,
+    expect_head: str | None = None,
+    resume: bool = False,
+    cipher: RecordCipher | None = None,
+) -> Verification:
     """Check the chain, the sidecar, and optionally an expected head hash.
 
     Read-only, except for the checkpoint: ``resume=True`` starts after the prefix that a
@@ -523,7 +635,7 @@ def verify(path: Path, *, expect_head: str | None = None, resume: bool = False) 
     torn = len(raw) - len(body)
     key = _checkpoint_key() if resume else None
     checkpoint = _read_checkpoint(path, body, key) if key is not None else None
-    chain = _check_chain(path, body, checkpoint)
+    chain = _check_chain(path, body, checkpoint, cipher)
     problems.extend(chain.problems)
     pending: tuple[str, ...] = ()
     try:
@@ -569,7 +681,9 @@ class _Chain:
     problems: tuple[HistoryProblem, ...]
 
 
-def _check_chain(path: Path, body: bytes, checkpoint: _Checkpoint | None) -> _Chain:
+def _check_chain(
+    path: Path, body: bytes, checkpoint: _Checkpoint | None, cipher: RecordCipher | None
+) -> _Chain:
     """Every committed record after the checkpoint's prefix: seq, prev link and own hash."""
     problems: list[HistoryProblem] = []
     offset = checkpoint.size if checkpoint is not None else 0
@@ -580,7 +694,7 @@ def _check_chain(path: Path, body: bytes, checkpoint: _Checkpoint | None) -> _Ch
     for number, line in enumerate(lines, start=count + 1):
         count += 1
         try:
-            record = _parse(line, path=path, number=number)
+            record = _record(line, path=path, number=number, cipher=cipher)
         except HistoryError as err:
             problems.append(HistoryProblem(number, str(err)))
             prev, last_prev = "", None

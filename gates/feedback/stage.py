@@ -46,8 +46,9 @@ class FeedbackGate(Gate):
         view = collect(context, upto=self.name)
         history_path = policy.resolve(settings.history)
         findings: list[Finding] = []
-        check = history.verify(history_path, resume=True)
-        past = history.records(history_path, last=RECENT_RECORDS) if check else []
+        cipher = history.history_cipher(policy)
+        check = history.verify(history_path, resume=True, cipher=cipher)
+        past = history.records(history_path, last=RECENT_RECORDS, cipher=cipher) if check else []
         commit, dirty = git_commit(context.root)
         metrics = key_metrics(view)
         cv = view.result("cv")
@@ -56,7 +57,7 @@ class FeedbackGate(Gate):
             champion, champion_findings = read_champion(
                 policy.resolve(settings.champion),
                 # A champion named by run id may be older than the recent records.
-                history=lambda: history.records(history_path) if check else [],
+                history=lambda: history.records(history_path, cipher=cipher) if check else [],
             )
             findings.extend(champion_findings)
         previous = [r for r in past if r.get("run_id") != view.run_id]
@@ -88,7 +89,7 @@ class FeedbackGate(Gate):
             head, recorded, count = check.head, past, check.records
         else:
             record = build_record(view, context, commit=commit, dirty=dirty)
-            written = history.append(history_path, record)
+            written = history.append(history_path, record, cipher=cipher)
             head, recorded = str(written["hash"]), [*past, written][-RECENT_RECORDS:]
             count = check.records + 1
         bundle = ReportBundle(
