@@ -687,9 +687,24 @@ class EncryptionPolicy(_Strict):
 
     key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GATES_DATA_KEY"
     key_file: Annotated[PathText | None, PathRule("file", inside=False)] = None
+    # Every file of a registry version (model, manifest, envelope, data and policy copies).
     registry: bool = True
+    # Every record of [feedback].history, one seal per line.
     history: bool = True
-    snapshots: bool = True
+    # The working tree's [data].path stays plain (docs/keys.md says why); its registry copy is
+    # encrypted with registry = true. true is refused rather than silently ignored.
+    snapshots: bool = False
+
+    @model_validator(mode="after")
+    def _snapshots_stay_plain(self) -> Self:
+        if self.snapshots:
+            msg = (
+                "encryption.snapshots = false (or no such key): encrypting the [data].path "
+                "snapshot in the working tree is not supported; it stays plain, and its copy in "
+                "every registry version is encrypted with encryption.registry = true (docs/keys.md)"
+            )
+            raise ValueError(msg)
+        return self
 
 
 class FeedbackPolicy(_Strict):

@@ -617,3 +617,23 @@ def test_random_kills_of_a_sealed_appender_leave_the_old_or_the_new_history(seal
         again = history.verify(path, cipher=cipher)
         assert again, (n, again.problems)
         assert again.pending == ()
+
+
+def test_snapshots_true_is_refused_not_silently_ignored(tmp_path):
+    """The working tree's data snapshot stays plain: asking for it encrypted is a policy error
+    naming the key, not a switch that does nothing."""
+    from pipeline.config import load_policy
+    from pipeline.errors import PipelineError
+
+    (tmp_path / "data").mkdir()
+    shutil.copytree(REPO / "data", tmp_path / "data", dirs_exist_ok=True)
+    text = (REPO / "policy.toml").read_text(encoding="utf-8")
+    (tmp_path / "policy.toml").write_text(
+        text + ENCRYPTION + "snapshots = true\n", encoding="utf-8"
+    )
+    with pytest.raises(PipelineError, match=r"encryption\.snapshots = false"):
+        load_policy(tmp_path / "policy.toml")
+    (tmp_path / "policy.toml").write_text(text + ENCRYPTION, encoding="utf-8")
+    encryption = load_policy(tmp_path / "policy.toml").policy.encryption
+    assert encryption is not None
+    assert (encryption.registry, encryption.history, encryption.snapshots) == (True, True, False)
