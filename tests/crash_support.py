@@ -87,13 +87,15 @@ def _stage(root: str, tag: str) -> None:
         log = os.readlink(f"/proc/self/fd/{fd}").endswith(".jsonl")
         time.sleep(0.2 if log else 0.01)
 
-    def announced_append(path: Path, payload: dict[str, object]) -> dict[str, object]:
+    def announced_append(
+        path: Path, payload: dict[str, object], **options: object
+    ) -> dict[str, object]:
         sys.stdout.write("append\n")
         sys.stdout.flush()
-        return real_append(path, payload)
+        return real_append(path, payload, **options)  # type: ignore[arg-type]
 
     os.fsync = slow_fsync
-    history.append = announced_append  # type: ignore[assignment]
+    history.append = announced_append
     _ready()
     i = 0
     while True:
