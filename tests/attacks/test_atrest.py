@@ -70,6 +70,7 @@ def _refused(result: Any, name: str, expected: str = "refused") -> None:
     assert expected in out, out
 
 
+@pytest.mark.slow  # the module's encrypted chain (about a minute, once)
 def test_every_file_of_the_registry_version_is_a_ciphertext(encrypted):
     root, _ = encrypted
     version = _version(root)
@@ -88,6 +89,7 @@ def test_every_file_of_the_registry_version_is_a_ciphertext(encrypted):
     assert data.splitlines()[0].encode() not in (version / "data/breast_cancer.csv").read_bytes()
 
 
+@pytest.mark.slow  # the module's encrypted chain (about a minute, once)
 def test_the_encrypted_champion_verifies_predicts_and_serves(encrypted):
     root, pem = encrypted
     verified = run_module("gates", "verify", "--champion", cwd=root, env=_env(pem))
@@ -218,6 +220,7 @@ REGISTRY_ATTACKS = {
 }
 
 
+@pytest.mark.slow  # the module's encrypted chain
 @pytest.mark.parametrize("attack", list(REGISTRY_ATTACKS), ids=list(REGISTRY_ATTACKS))
 def test_registry_attack_is_refused_naming_the_file(encrypted, tmp_path, attack):
     root, pem = encrypted
@@ -503,6 +506,7 @@ def test_history_attack_is_refused_naming_the_line(sealed, monkeypatch, attack):
         assert path.read_bytes() == before
 
 
+@pytest.mark.slow  # the module's encrypted chain (about a minute, once)
 def test_history_verify_cli_on_the_encrypted_chain(encrypted, tmp_path):
     """The chain's own history is sealed; ``history verify`` passes with the key, and without it
     (or with a flipped byte) exits 1 naming the line, no traceback."""
