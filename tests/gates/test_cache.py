@@ -20,7 +20,7 @@ from tests.conftest import Project
 # session unless anything they read changed, in which case ruff, bandit and pip-audit run
 # (tests/chain_support.py; those tests are marked slow). Data, train and cv always run.
 
-CACHED = ("lint", "sast", "audit", "data", "train", "cv", "risk")
+CACHED = ("lint", "sast", "audit", "data", "train", "cv", "risk", "serve")
 
 
 @pytest.fixture(autouse=True)

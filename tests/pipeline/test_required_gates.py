@@ -74,11 +74,11 @@ def test_a_statement_missing_a_required_gate_is_refused_naming_it(gate, passed_p
 
 
 def test_a_gate_the_policy_adds_is_required_too(passed_project, capsys):
-    passed_project.edit_policy(**{"release.required_gates": [*RELEASED_GATES, "risk"]})
+    passed_project.edit_policy(**{"release.required_gates": [*RELEASED_GATES, "fairness"]})
     _re_sign(passed_project.root)  # the signed policy.toml is the edited one
     code, err = _predict(passed_project.root, capsys)
     assert code == 2
-    assert "gate 'risk' has no verdict in the statement" in err
+    assert "gate 'fairness' has no verdict in the statement" in err
     assert "1 problem(s)" in err
 
 
