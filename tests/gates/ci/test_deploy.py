@@ -327,3 +327,27 @@ def test_the_generated_pod_is_locked_down(rendered: dict[str, str]) -> None:
     dockerfile = rendered[DOCKERFILE]
     assert "@sha256:" in dockerfile.split("FROM ", 1)[1].split("\n", 1)[0]
     assert "COPY registry/ registry/" in dockerfile
+
+
+def test_auth_and_spool_variants_validate_and_stay_locked_down(tmp_path: Path) -> None:
+    """With API keys (a Secret volume) and the spool (a writable volume) on, still valid."""
+    import dataclasses
+
+    loaded = load_policy(REPO / "policy.toml")
+    serve = loaded.policy.serve
+    serve = serve.model_copy(
+        update={
+            "require_api_key": True,
+            "spool": serve.spool.model_copy(update={"enabled": True}),
+        }
+    )
+    variant = dataclasses.replace(loaded, policy=loaded.policy.model_copy(update={"serve": serve}))
+    files = deploy.render_deploy(variant)
+    path = tmp_path / "deployment.yaml"
+    path.write_text(files[DEPLOYMENT], encoding="utf-8")
+    result = _check_jsonschema(SCHEMAS / SCHEMA_OF["deployment.yaml"], path)
+    assert result.returncode == 0, result.stdout
+    assert deploy.security_findings(DEPLOYMENT, files[DEPLOYMENT]) == []
+    mounts = {m["name"]: m for m in _container(yaml.safe_load(files[DEPLOYMENT]))["volumeMounts"]}
+    assert mounts["api-keys"]["readOnly"] is True
+    assert set(mounts) == {"tmp", "api-keys", "spool"}
