@@ -206,8 +206,9 @@ class ContractCheck:
             self.columns = tuple(str(c) for c in frame.columns)
             self.header = _header_violations(self.columns, contract, self.require_label)
         self.rows += len(frame)
-        if len(frame) <= self.small_table_rows:
-            return self._small(frame, start)
+        small = self._small(frame, start) if len(frame) <= self.small_table_rows else None
+        if small is not None:
+            return small
         converted: dict[str, pd.Series] = {}
         for name, rule in contract.columns.items():
             if name in frame.columns:
@@ -220,27 +221,40 @@ class ContractCheck:
         # block, the largest single cost at 10M rows (issue 8's scaling benchmark).
         return pd.concat(converted, axis=1)
 
-    def _small(self, frame: pd.DataFrame, start: int) -> pd.DataFrame:
-        """``add`` for a few rows: plain numeric columns with numpy, one DataFrame at the end."""
+    def _small(self, frame: pd.DataFrame, start: int) -> pd.DataFrame | None:
+        """``add`` for a few rows: the plain numeric columns as one numpy block, checked with
+        numpy; the others as in the pandas path. None when the table does not fit this path."""
         contract = self.contract
+        if not frame.columns.is_unique:
+            return None
+        dtypes = frame.dtypes
+        plain = [
+            name
+            for name, rule in contract.columns.items()
+            if name in dtypes
+            and rule.dtype in ("float64", "int64")
+            and _plain_numeric(dtypes[name])
+        ]
+        # One conversion for all of them: taking the columns one by one costs a Series each.
+        block = frame[plain].to_numpy(dtype="float64", copy=True)
         converted: dict[str, pd.Series | Array] = {}
         for name, rule in contract.columns.items():
-            if name not in frame.columns:
-                continue
-            raw = frame[name]
-            if rule.dtype in ("float64", "int64") and _plain_numeric(raw):
+            if name in plain:
+                values = block[:, plain.index(name)]
                 tally = self.tallies[name]
-                values, null = _numeric_small(raw, rule, tally, start)
+                null = _numeric_small(values, rule, tally, start)
                 if not rule.nullable:
                     tally["null"].add(null, start)
                 if rule.unique:
-                    series = pd.Series(values, index=raw.index)
+                    series = pd.Series(values, index=frame.index)
                     tally["unique"].add(self.unique[name].repeats(series), start, series)
                 converted[name] = values
-            else:
-                converted[name] = self._column(raw, name, rule, start)
-        if contract.label in frame.columns:
+            elif name in dtypes:
+                converted[name] = self._column(frame[name], name, rule, start)
+        if contract.label in dtypes:
             converted[contract.label] = self._labels(frame[contract.label], start)
+        if list(converted) == plain:  # a served request: every column numeric, no label
+            return pd.DataFrame(block, columns=plain, index=frame.index)
         return pd.DataFrame(converted, index=frame.index)
 
     def _column(self, raw: pd.Series, name: str, rule: ColumnRule, start: int) -> pd.Series:
@@ -573,21 +587,17 @@ def _parse_float(text: pd.Series) -> pd.Series:
     return pd.to_numeric(text, errors="coerce").astype("float64")
 
 
-def _plain_numeric(raw: pd.Series) -> bool:
+def _plain_numeric(dtype: Any) -> bool:
     """A numpy integer or float column (no text to parse, no pandas NA to interpret)."""
-    return isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "fiu"
+    return isinstance(dtype, np.dtype) and dtype.kind in "fiu"
 
 
-def _numeric_small(
-    raw: pd.Series, rule: ColumnRule, tally: dict[str, _Tally], start: int
-) -> tuple[Array, Array]:
+def _numeric_small(values: Array, rule: ColumnRule, tally: dict[str, _Tally], start: int) -> Array:
     """``_numeric`` on a plain numeric column with numpy: the same rules, the same tallies.
 
     Such a column has nothing unparsable and no null written as text, so DATA012's parse rule
-    cannot fire; its blanks are its NaNs.
+    cannot fire; its blanks (returned) are its NaNs.
     """
-    values = raw.to_numpy(dtype="float64", copy=True)
-    blank = np.isnan(values)
     non_finite = np.isinf(values)
     tally["infinite"].add(non_finite, start)
     finite = np.where(non_finite, np.nan, values) if non_finite.any() else values
@@ -598,7 +608,7 @@ def _numeric_small(
             tally["min"].add(finite < rule.min, start, finite)
         if rule.max is not None:
             tally["max"].add(finite > rule.max, start, finite)
-    return values, blank
+    return np.isnan(values)
 
 
 def _numeric(
