@@ -64,8 +64,13 @@ def _dockerfile(loaded: LoadedPolicy) -> str:
     deploy = serve.deploy
     uid = deploy.uid
     port = serve.port
-    registry = loaded.policy.release.registry_dir
-    public_key = loaded.policy.release.public_key
+    release = loaded.policy.release
+    registry = release.registry_dir
+    # Every public key the verification reads: the release key(s) and the promoters' keys.
+    keys = sorted(
+        {release.public_key, *release.public_keys.values(), *loaded.policy.roles.promoters.values()}
+    )
+    copy_keys = "\n".join(f"COPY {key} {key}" for key in keys)
     health = (
         "import sys, urllib.request; "
         f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=2)"
@@ -90,9 +95,9 @@ RUN python -m pip install --no-deps --require-hashes -r requirements.lock
 COPY pyproject.toml policy.toml ./
 COPY gates/ gates/
 COPY pipeline/ pipeline/
-# The model travels only as the signed bundle (envelope, statement, model) and the trusted
-# public key; `serve --champion` verifies them before it listens.
-COPY {public_key} {public_key}
+# The model travels only as the signed bundle (envelope, statement, model, promotions) and
+# the trusted public keys; `serve --champion` verifies them before it listens.
+{copy_keys}
 COPY {registry}/ {registry}/
 
 RUN groupadd --system --gid {uid} gates \\
