@@ -252,6 +252,22 @@ def _add_ci_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     render.add_argument(
         "--check", action="store_true", help="exit 1 with a diff when a file differs"
     )
+    deploy = ci_sub.add_parser(
+        "deploy",
+        help="write deploy/Dockerfile and deploy/k8s/*.yaml from policy.toml",
+        description="Render the Dockerfile and the Kubernetes manifests from the policy. With "
+        "--check, write nothing and exit 1 with a unified diff when a committed file differs, "
+        "or when a committed file lacks a security setting (run as root, privileged, ...).",
+    )
+    deploy.add_argument(
+        "--root", type=Path, default=Path(), help="project folder (default: current folder)"
+    )
+    deploy.add_argument(
+        "--policy", type=Path, default=None, help="policy file (default: ROOT/policy.toml)"
+    )
+    deploy.add_argument(
+        "--check", action="store_true", help="exit 1 with a diff when a file differs"
+    )
     dotenv = ci_sub.add_parser(
         "dotenv", help="write the verdict and model digest as KEY=value lines (GitLab dotenv)"
     )
@@ -515,7 +531,7 @@ def _schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _ci(args: argparse.Namespace) -> int:
+def _ci(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per outcome
     from gates import ci  # noqa: PLC0415 - keeps `list` import-light
     from pipeline.fsio import atomic_write_text  # noqa: PLC0415
 
@@ -529,6 +545,8 @@ def _ci(args: argparse.Namespace) -> int:
             else:
                 atomic_write_text(args.output, text)
             return EXIT_OK
+        if args.ci_command == "deploy":
+            return _ci_deploy(args)
         if args.check:
             drifts = ci.check(args.root)
             for drift in drifts:
@@ -552,4 +570,35 @@ def _ci(args: argparse.Namespace) -> int:
         where = err.filename or getattr(args, "output", None) or getattr(args, "root", ".")
         sys.stderr.write(f"error: {where}: {err.strerror or err}\n")
         return EXIT_USAGE
+    return EXIT_OK
+
+
+def _ci_deploy(args: argparse.Namespace) -> int:
+    from gates.ci import deploy  # noqa: PLC0415
+    from pipeline.config import load_policy  # noqa: PLC0415
+    from pipeline.fsio import atomic_write_text  # noqa: PLC0415
+
+    loaded = load_policy(args.root / "policy.toml" if args.policy is None else args.policy)
+    rendered = deploy.render_deploy(loaded)
+    if not args.check:
+        for relative, text in rendered.items():
+            atomic_write_text(args.root / relative, text)
+            sys.stdout.write(f"wrote {relative}\n")
+        return EXIT_OK
+    failed = False
+    for drift in deploy.check_deploy(args.root, loaded):
+        sys.stdout.write(drift.diff)
+        sys.stdout.write(
+            f"{drift.path}: differs from policy.toml; regenerate with python -m gates ci deploy\n"
+        )
+        failed = True
+    for relative in rendered:
+        path = args.root / relative
+        if path.is_file():
+            for finding in deploy.security_findings(relative, path.read_text(encoding="utf-8")):
+                sys.stdout.write(f"{finding}\n")
+                failed = True
+    if failed:
+        return EXIT_FAILED
+    sys.stdout.write("deployment files are up to date with policy.toml\n")
     return EXIT_OK

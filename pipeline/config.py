@@ -775,6 +775,45 @@ class ServeSpool(_Strict):
     files: Annotated[int, Field(ge=1, le=100)] = 5
 
 
+K8sName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+
+
+class ServeDeploy(_Strict):
+    """[serve.deploy]: the container image and Kubernetes manifests `python -m gates ci deploy` writes."""
+
+    # Pinned by digest: a tag can be moved under us. Seen pinned to this digest in two unrelated
+    # public projects; no registry can be asked from here, so Dependabot's docker updates or a
+    # release manager refresh it (a pull request that changes it changes the signed policy).
+    base_image: Annotated[
+        str, Field(pattern=r"^[a-z0-9][a-z0-9./_-]*(:[A-Za-z0-9._-]{1,128})?@sha256:[0-9a-f]{64}$")
+    ] = "python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7"
+    # The image the Deployment runs (what CI pushes the built Dockerfile as).
+    image: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9./_:@-]{0,254}$")] = "gates-serve:latest"
+    namespace: K8sName = "gates"
+    uid: Annotated[int, Field(ge=1000, le=2_147_483_647)] = 10001
+    min_replicas: Annotated[int, Field(ge=2, le=1000)] = 2
+    max_replicas: Annotated[int, Field(ge=2, le=1000)] = 6
+    target_cpu_percent: Annotated[int, Field(ge=10, le=100)] = 70
+    cpu_request: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?m?$")] = "250m"
+    cpu_limit: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?m?$")] = "1"
+    memory_request: Annotated[str, Field(pattern=r"^[0-9]+(Ki|Mi|Gi)$")] = "512Mi"
+    memory_limit: Annotated[str, Field(pattern=r"^[0-9]+(Ki|Mi|Gi)$")] = "1Gi"
+    # Namespaces (by their kubernetes.io/metadata.name) whose pods may call the service.
+    allowed_namespaces: Annotated[tuple[K8sName, ...], Strict(False), Field(min_length=1)] = (
+        "ingress",
+    )
+
+    @model_validator(mode="after")
+    def _replica_range(self) -> Self:
+        if self.max_replicas < self.min_replicas:
+            msg = (
+                f"serve.deploy.max_replicas ({self.max_replicas}) is below "
+                f"serve.deploy.min_replicas ({self.min_replicas})"
+            )
+            raise ValueError(msg)
+        return self
+
+
 class ServePolicy(_Strict):
     """[serve]: the inference service (python -m gates serve) and the serve gate's bars."""
 
@@ -798,6 +837,7 @@ class ServePolicy(_Strict):
     rate_limit: ServeRateLimit = Field(default_factory=ServeRateLimit)
     monitor: ServeMonitor = Field(default_factory=ServeMonitor)
     spool: ServeSpool = Field(default_factory=ServeSpool)
+    deploy: ServeDeploy = Field(default_factory=ServeDeploy)
 
 
 class Policy(_Strict):

@@ -11,6 +11,7 @@ from gates.ci.interface import (
     CACHE_KEY_FILES,
     CARRIED,
     CHECK_CONFIG,
+    CHECK_DEPLOY,
     CHECK_JOB,
     CHECKS,
     DEPLOY,
@@ -245,6 +246,8 @@ def _check_job() -> str:
         + f"""\
       - name: The three CI files are what python -m gates ci render writes
         run: {CHECK_CONFIG}
+      - name: The deployment files are what python -m gates ci deploy writes, locked down
+        run: {CHECK_DEPLOY}
 """
     )
 

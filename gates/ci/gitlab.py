@@ -9,6 +9,7 @@ from gates.ci.interface import (
     CACHE_KEY_FILES,
     CARRIED,
     CHECK_CONFIG,
+    CHECK_DEPLOY,
     CHECK_JOB,
     CHECKS,
     CODE_QUALITY,
@@ -140,6 +141,7 @@ def _check_job() -> str:
   needs: []
   script:
     - {CHECK_CONFIG}
+    - {CHECK_DEPLOY}
 """
 
 

@@ -28,6 +28,9 @@ DEPLOY = "python -m gates deploy"
 DOTENV = "python -m gates ci dotenv --output reports/gates.env"
 # A job of its own in every file: the committed CI files still match the registry.
 CHECK_CONFIG = "python -m gates ci render --check"
+# Beside it: the Dockerfile and Kubernetes manifests are what the policy renders, and keep
+# their security settings (gates/ci/deploy.py).
+CHECK_DEPLOY = "python -m gates ci deploy --check"
 CHECK_JOB = "ci-config"
 # The project's own checks, beside the gates on every pull request (noxfile.py sessions). CI
 # installs the optional extras' lock for them, so that no test skips for a missing extra.

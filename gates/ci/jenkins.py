@@ -9,6 +9,7 @@ from gates.ci.interface import (
     CACHE_DIR,
     CARRIED,
     CHECK_CONFIG,
+    CHECK_DEPLOY,
     CHECK_JOB,
     CHECKS,
     DEPLOY,
@@ -151,6 +152,7 @@ pipeline {{
                 stage('{CHECK_JOB}') {{
                     steps {{
                         sh '{VENV}{CHECK_CONFIG}'
+                        sh '{VENV}{CHECK_DEPLOY}'
                     }}
                 }}
 {checks}{gate_stages}\

@@ -238,4 +238,7 @@ def test_a_check_job_fails_the_run_when_the_ci_files_drift_from_the_registry(fut
     check = workflow["jobs"]["ci-config"]
     assert "needs" not in check  # beside the gates, a status check of its own
     assert check["permissions"] == {"contents": "read"}
-    assert check["steps"][-1]["run"] == "python -m gates ci render --check"
+    assert [step["run"] for step in check["steps"][-2:]] == [
+        "python -m gates ci render --check",
+        "python -m gates ci deploy --check",
+    ]

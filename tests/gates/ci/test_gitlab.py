@@ -89,7 +89,10 @@ def test_a_check_job_in_the_first_stage_catches_drift_from_the_registry(future_s
     check = _pipeline(future_specs)["ci-config"]
     assert check["stage"] == ".pre"
     assert check["needs"] == []
-    assert check["script"] == ["python -m gates ci render --check"]
+    assert check["script"] == [
+        "python -m gates ci render --check",
+        "python -m gates ci deploy --check",
+    ]
 
 
 def test_the_verdict_exports_a_dotenv_and_keeps_its_exit_code(future_specs):

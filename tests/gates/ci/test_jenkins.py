@@ -46,6 +46,7 @@ def test_stages_install_check_then_run_the_gates_in_registry_order_then_deploy(f
     ]
     check = _block(text, "stage('ci-config') {")
     assert "sh '. .venv/bin/activate && python -m gates ci render --check'" in check
+    assert "sh '. .venv/bin/activate && python -m gates ci deploy --check'" in check
     assert text.count("{") == text.count("}")
     for spec in plan.gates:
         assert GATE_STEP.format(name=spec.name) in _block(text, f"stage('{spec.name}') {{")
