@@ -20,7 +20,10 @@ What it does, in order, each step stated in the policy it writes (as TOML commen
    of it than its default allows gets a limit just above what it flagged (approved data is
    the reference by definition; the comment says how much it flagged);
 6. cross-validates the chosen estimator as the cv gate will and proposes each threshold from the
-   baseline's folds and holdout (``_thresholds``), rewrites the policy and approves again.
+   baseline's folds and holdout (``_thresholds``);
+7. measures the baseline model as the risk gate will (robust accuracy at the default epsilons,
+   membership-inference exposure) and proposes the ``[risk]`` bars from it
+   (``_risk_table``), rewrites the policy and approves again.
 
 The policy is rendered with tomli-w, table by table, each preceded by its comment lines, so
 every key and value is quoted as TOML requires (a column named ``od280/od315`` included).
@@ -62,7 +65,11 @@ _SHARE_KEYS = {
     "burst": ("bursts", "max_share"),
 }
 # Tables init writes; every other table of an existing policy is kept as it is (with --force).
-_WRITTEN = ("model", "cv", "data")
+_WRITTEN = ("model", "cv", "data", "risk")
+# The risk gate's budgets init proposes bars for (training standard deviations), and the room
+# it leaves below the baseline's robust accuracy / above its membership exposure.
+RISK_EPSILONS = {"linf": (0.05, 0.1, 0.25), "l2": (0.25, 0.5, 1.0)}
+RISK_MARGIN = 0.05
 
 
 class InitError(GatesError):
@@ -156,9 +163,10 @@ def init(
         notes=notes,
     )
     loaded = _approve(policy_path, out=io.StringIO())
-    baseline = _baseline(loaded)
+    baseline, fitted, split = _baseline(loaded)
     thresholds = {m: _thresholds(baseline[m]) for m in METRICS}
     notes.baseline = baseline
+    risk = _risk_table(loaded, fitted, split, notes)
     _write(
         policy_path,
         base=base,
@@ -166,6 +174,7 @@ def init(
         cv={"folds": folds, "thresholds": thresholds},
         data=data,
         notes=notes,
+        risk=risk,
     )
     _approve(policy_path, out=io.StringIO())
     return Proposal(
@@ -340,6 +349,7 @@ class _Notes:
     nullable: list[str]
     screened: dict[str, tuple[float, float]] | None = None
     baseline: dict[str, dict[str, float]] | None = None
+    risk: str | None = None
 
 
 def _existing(policy_path: Path) -> dict[str, Any]:
@@ -364,6 +374,7 @@ def _write(
     cv: dict[str, Any],
     data: dict[str, Any],
     notes: _Notes,
+    risk: dict[str, Any] | None = None,
 ) -> None:
     import tomli_w  # noqa: PLC0415
 
@@ -399,6 +410,9 @@ def _write(
     if notes.screened:
         parts.append(_comment(_screen_note(notes.screened)))
     parts.append(tomli_w.dumps({"data": data}))
+    if risk is not None and notes.risk is not None:
+        parts.append(_comment(notes.risk))
+        parts.append(tomli_w.dumps({"risk": risk}))
     atomic_write_text(policy_path, "\n".join(p.rstrip("\n") + "\n" for p in parts))
 
 
@@ -496,8 +510,9 @@ def _screen(loaded: LoadedPolicy, notes: _Notes) -> dict[str, Any]:
     return tables
 
 
-def _baseline(loaded: LoadedPolicy) -> dict[str, dict[str, float]]:
-    """Cross-validation and a holdout score, exactly as the train and cv gates compute them."""
+def _baseline(loaded: LoadedPolicy) -> tuple[dict[str, dict[str, float]], Any, Any]:
+    """Cross-validation and a holdout score, exactly as the train and cv gates compute them;
+    with the model fitted on the training split and the split itself."""
     from sklearn.base import clone  # noqa: PLC0415
 
     from pipeline.evaluate import build_scorers, cross_validate_scores, holdout_scores  # noqa: PLC0415
@@ -520,7 +535,7 @@ def _baseline(loaded: LoadedPolicy) -> dict[str, dict[str, float]]:
     )
     model = clone(estimator).fit(split.x_train, split.y_train)
     holdout = holdout_scores(model, split.x_holdout, split.y_holdout, scorers=scorers)
-    return {
+    seen = {
         m: {
             "mean": scores.mean(m),
             "std": scores.std(m),
@@ -529,6 +544,64 @@ def _baseline(loaded: LoadedPolicy) -> dict[str, dict[str, float]]:
         }
         for m in METRICS
     }
+    return seen, model, split
+
+
+def _risk_table(loaded: LoadedPolicy, model: Any, split: Any, notes: _Notes) -> dict[str, Any]:
+    """The ``[risk]`` bars: the baseline model measured as the risk gate measures a candidate.
+
+    Each robust accuracy bar is the baseline's figure less ``RISK_MARGIN`` (rounded down to
+    0.01); each membership bar the baseline's exposure plus ``RISK_MARGIN`` (rounded up), never
+    below the policy's defaults. A candidate that misses them is less robust, or leaks more,
+    than the baseline by more than the margin.
+    """
+    from gates.risk import measure_model  # noqa: PLC0415
+    from pipeline.config import PrivacyPolicy, RiskPolicy  # noqa: PLC0415
+
+    risk = RiskPolicy.model_validate(
+        {
+            "robustness": {
+                norm: {"epsilons": list(eps), "min_accuracy": [0.0] * len(eps)}
+                for norm, eps in RISK_EPSILONS.items()
+            }
+        }
+    )
+    robust, privacy = measure_model(loaded, model, split, risk, who="the baseline")
+    bars: dict[str, Any] = {}
+    for norm, eps in RISK_EPSILONS.items():
+        seen = [next(r for r in robust if r.norm == norm and r.epsilon == e) for e in eps]
+        bars[norm] = {
+            "epsilons": list(eps),
+            "min_accuracy": [
+                max(0.0, math.floor((r.accuracy - RISK_MARGIN) * 100) / 100) for r in seen
+            ],
+        }
+    defaults = PrivacyPolicy()
+
+    def up(value: float, floor: float) -> float:
+        return min(1.0, max(floor, math.ceil((value + RISK_MARGIN) * 100) / 100))
+
+    auc = max(m.auc for m in privacy)
+    tpr = {key: max(m.tpr[key] for m in privacy) for key in privacy[0].tpr}
+    low, one = sorted(tpr)
+    proposed = {
+        "robustness": bars,
+        "privacy": {
+            "max_auc": up(auc, defaults.max_auc),
+            "max_tpr_at_0_1pct_fpr": up(tpr[low], defaults.max_tpr_at_0_1pct_fpr),
+            "max_tpr_at_1pct_fpr": up(tpr[one], defaults.max_tpr_at_1pct_fpr),
+        },
+    }
+    shown = "; ".join(f"{r.norm} eps {r.epsilon:g}: {r.accuracy:.3f} ({r.method})" for r in robust)
+    notes.risk = (
+        f"Model risk of the baseline, measured by init as the risk gate will: robust accuracy "
+        f"{shown}; membership-inference AUC {auc:.3f} (worst of {len(privacy)} attacks). "
+        f"Proposed from it: min_accuracy = robust accuracy - {RISK_MARGIN:g}, rounded down; "
+        f"max_auc and the TPR bars = exposure + {RISK_MARGIN:g}, rounded up, never below the "
+        "defaults (AUC 0.6, TPR 0.05 / 0.1). Epsilons are in training standard deviations; "
+        "set mutable = false on columns an attacker cannot change."
+    )
+    return proposed
 
 
 def _thresholds(seen: dict[str, float]) -> dict[str, float]:

@@ -26,7 +26,7 @@ from pipeline.champion import POINTER_FILE
 from pipeline.persist import MODEL_FILE, load_verified
 
 if TYPE_CHECKING:
-    from pipeline.config import RiskPolicy
+    from pipeline.config import LoadedPolicy, RiskPolicy
     from pipeline.risk import MembershipResult, RobustResult, Space
     from pipeline.train import Split
 
@@ -304,3 +304,15 @@ def _metrics(
         "privacy": [m.to_dict() for m in ours[1]],
         "champion": comparison,
     }
+
+
+def measure_model(
+    loaded: LoadedPolicy, model: Any, split: Split, risk: RiskPolicy, *, who: str
+) -> tuple[list[RobustResult], list[MembershipResult]]:
+    """Measure ``model`` on ``split`` exactly as the gate measures a candidate (``gates init``
+    proposes the ``[risk]`` bars from a baseline this way)."""
+    from pipeline.risk import Space  # noqa: PLC0415
+
+    policy = loaded.policy
+    space = Space.from_contract(policy.data.feature_columns, policy.data.columns, split.x_train)
+    return _measure(model, space, split, risk, seed=policy.run.seed, who=who)
