@@ -354,7 +354,15 @@ def label_issues(
     """
     start = time.perf_counter()
     scores = label_scores(x, y, n_classes=len(classes), check=check, seed=seed, scheduler=scheduler)
-    found = label_flags(scores, y, classes=classes, rates=rates, slack=check.witness_slack)
+    found = label_flags(
+        scores,
+        y,
+        classes=classes,
+        rates=rates,
+        slack=check.witness_slack,
+        alpha=check.witness_alpha,
+        explained=check.witness_explained,
+    )
     return replace(found, seconds=time.perf_counter() - start), scores
 
 
@@ -365,23 +373,41 @@ def label_flags(
     classes: Sequence[str],
     rates: Mapping[str, float] | None = None,
     slack: float = 1.0,
+    alpha: float = 0.01,
+    explained: float = 0.5,
 ) -> Flags:
     """The label check's decision on computed scores: cleanlab, plus each witness's excess.
 
     A witness adds the rows it flags beyond ``rate x n + slack x sqrt(rate x n)``, less those
     cleanlab already flags, lowest p(label) first.
+
+    **Unexplained excess** (issue 16, boundary and region flips): when the witness flags
+    significantly more rows than its approved rate predicts (one-sided binomial p < ``alpha``)
+    and cleanlab flags fewer than ``explained`` x that excess among the witness's rows, the
+    model has learned the flipped labels (it agrees with them, so cleanlab is blind) while the
+    neighbours still disagree. The excess is then no estimate of the flipped rows (flips aimed
+    at ambiguous rows replace the very rows the witness flags on clean data), so **every** row
+    the witness flags is added. ``explained = 0`` turns this off.
     """
     start = time.perf_counter()
     mask = cleanlab_issues(y, scores.combined)
     why: dict[int, str] = {}
     if rates:
+        from scipy.stats import binom  # noqa: PLC0415 - heavy, used here only
+
         n = len(y)
         for name, (hit, p) in witnesses(scores, y).items():
             if name not in rates:
                 continue
             expected = rates[name] * n
-            excess = int(hit.sum() - np.ceil(expected + slack * np.sqrt(expected)))
-            extra = excess - int((mask & hit).sum())
+            count = int(hit.sum())
+            pvalue = (
+                float(binom.sf(count - 1, n, min(max(rates[name], 1e-9), 1.0))) if count else 1.0
+            )
+            overlap = int((mask & hit).sum())
+            unexplained = pvalue < alpha and overlap < explained * (count - expected)
+            excess = int(count - np.ceil(expected + slack * np.sqrt(expected)))
+            extra = count - overlap if unexplained else excess - overlap
             if extra <= 0:
                 continue
             candidates = np.flatnonzero(hit & ~mask)
@@ -389,8 +415,14 @@ def label_flags(
             mask[chosen] = True
             for r in chosen:
                 why[int(r)] = (
-                    f"; the {name} witness flags {int(hit.sum())} rows vs {expected:.0f} expected "
+                    f"; the {name} witness flags {count} rows vs {expected:.0f} expected "
                     f"from the approved snapshot's rate {rates[name]:.4f}"
+                    + (
+                        f" (binomial p={pvalue:.2g}; cleanlab explains only {overlap} of the "
+                        f"excess, so every row it flags is added)"
+                        if unexplained
+                        else ""
+                    )
                 )
     rows = np.flatnonzero(mask)
     given = scores.combined[rows, y[rows]]

@@ -132,6 +132,42 @@ def test_label_witness_excess_adds_boundary_flips_only_when_rates_say_so():
     assert any("witness flags" in r for r in found.reasons)
 
 
+def _recall_precision(found_rows: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    hit = int(np.isin(truth, found_rows).sum())
+    return hit / truth.size, hit / max(found_rows.size, 1)
+
+
+def test_unexplained_witness_excess_adds_every_witness_row_on_boundary_flips():
+    x, y = _data(800)
+    check = _checks().checks.labels
+    old_rule = check.model_copy(update={"witness_explained": 0.0})
+    rates = label_rates(label_scores(x, y, n_classes=2, check=check, seed=SEED), y)
+    # PASS: clean data: the witness's count is not significant, nothing is added.
+    clean, _ = label_issues(x, y, classes=("a", "b"), check=check, seed=SEED, rates=rates)
+    assert not any("every row it flags" in r for r in clean.reasons)
+    # PASS: random flips: cleanlab explains the witness's excess, the old rule decides.
+    rng = np.random.default_rng(3)
+    rows = rng.choice(len(y), size=48, replace=False)
+    randomly = y.copy()
+    randomly[rows] = 1 - randomly[rows]
+    found, _ = label_issues(x, randomly, classes=("a", "b"), check=check, seed=SEED, rates=rates)
+    before, _ = label_issues(
+        x, randomly, classes=("a", "b"), check=old_rule, seed=SEED, rates=rates
+    )
+    assert np.array_equal(found.rows, before.rows)
+    assert not any("every row it flags" in r for r in found.reasons)
+    # FAIL: flips aimed at the boundary: the model learned them (cleanlab explains little of
+    # the excess), the neighbours did not: every row the witness flags is added.
+    flipped, truth = _boundary_flips(x, y, 0.08)
+    found, _ = label_issues(x, flipped, classes=("a", "b"), check=check, seed=SEED, rates=rates)
+    before, _ = label_issues(x, flipped, classes=("a", "b"), check=old_rule, seed=SEED, rates=rates)
+    recall, precision = _recall_precision(found.rows, truth)
+    old_recall, _ = _recall_precision(before.rows, truth)
+    assert recall >= old_recall + 0.2
+    assert precision >= 0.5
+    assert any("cleanlab explains only" in r and "binomial p=" in r for r in found.reasons)
+
+
 # --- the batch setting ----------------------------------------------------------------------
 
 
