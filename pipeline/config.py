@@ -261,10 +261,12 @@ class LabelCheck(_Strict):
     # A label witness adds the rows it flags beyond rate x n + witness_slack x sqrt(rate x n),
     # rate being its share on the approved snapshot (profile.label_rates).
     witness_slack: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0
-    # ...and when that witness's count is significant (one-sided binomial p < witness_alpha)
-    # while cleanlab flags fewer than witness_explained x its excess, every row it flags.
+    # ...and when that witness's count is significant (one-sided binomial p < witness_alpha,
+    # excess at least witness_min_excess x n) while cleanlab flags fewer than
+    # witness_explained x its excess, every row it flags.
     witness_alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01
     witness_explained: Fraction = 0.5
+    witness_min_excess: Fraction = 0.01
 
 
 class IsolationCheck(_Strict):

@@ -338,6 +338,7 @@ def label_issues(
     seed: int,
     scheduler: str | None = None,
     rates: Mapping[str, float] | None = None,
+    approved_rows: Array | None = None,
 ) -> tuple[Flags, LabelScores]:
     """Rows cleanlab flags on the combined (model + kNN) probabilities, plus each witness's excess.
 
@@ -362,6 +363,8 @@ def label_issues(
         slack=check.witness_slack,
         alpha=check.witness_alpha,
         explained=check.witness_explained,
+        min_excess=check.witness_min_excess,
+        approved_rows=approved_rows,
     )
     return replace(found, seconds=time.perf_counter() - start), scores
 
@@ -375,6 +378,8 @@ def label_flags(
     slack: float = 1.0,
     alpha: float = 0.01,
     explained: float = 0.5,
+    min_excess: float = 0.01,
+    approved_rows: Array | None = None,
 ) -> Flags:
     """The label check's decision on computed scores: cleanlab, plus each witness's excess.
 
@@ -382,12 +387,15 @@ def label_flags(
     cleanlab already flags, lowest p(label) first.
 
     **Unexplained excess** (issue 16, boundary and region flips): when the witness flags
-    significantly more rows than its approved rate predicts (one-sided binomial p < ``alpha``)
-    and cleanlab flags fewer than ``explained`` x that excess among the witness's rows, the
+    significantly more rows than its approved rate predicts (one-sided binomial p < ``alpha``,
+    and at least ``min_excess`` x n more, so that a large table's tiny rate change does not
+    count) and cleanlab flags fewer than ``explained`` x that excess among the witness's rows, the
     model has learned the flipped labels (it agrees with them, so cleanlab is blind) while the
     neighbours still disagree. The excess is then no estimate of the flipped rows (flips aimed
     at ambiguous rows replace the very rows the witness flags on clean data), so **every** row
-    the witness flags is added. ``explained = 0`` turns this off.
+    the witness flags is added, except ``approved_rows`` (in the batch setting the approved
+    rows were screened when approved, and the new rows are judged against them by DATA100).
+    ``explained = 0`` turns this off.
     """
     start = time.perf_counter()
     mask = cleanlab_issues(y, scores.combined)
@@ -405,12 +413,19 @@ def label_flags(
                 float(binom.sf(count - 1, n, min(max(rates[name], 1e-9), 1.0))) if count else 1.0
             )
             overlap = int((mask & hit).sum())
-            unexplained = pvalue < alpha and overlap < explained * (count - expected)
+            unexplained = (
+                pvalue < alpha
+                and count - expected >= min_excess * n
+                and overlap < explained * (count - expected)
+            )
             excess = int(count - np.ceil(expected + slack * np.sqrt(expected)))
             extra = count - overlap if unexplained else excess - overlap
             if extra <= 0:
                 continue
-            candidates = np.flatnonzero(hit & ~mask)
+            eligible = hit & ~mask
+            if unexplained and approved_rows is not None:
+                eligible[approved_rows] = False
+            candidates = np.flatnonzero(eligible)
             chosen = candidates[np.argsort(p[candidates], kind="stable")][:extra]
             mask[chosen] = True
             for r in chosen:
@@ -498,8 +513,12 @@ def screen(
     reference: DataProfile | None,
     seed: int,
     scheduler: str | None = None,
+    approved_rows: Array | None = None,
 ) -> Screening:
     """Run every enabled check of ``[data.checks]``; drift and range need ``reference``.
+
+    ``approved_rows`` (the batch setting): positions of approved rows, which the label check's
+    unexplained-excess rule does not add.
 
     With a Dask ``scheduler`` address the label check's out-of-fold fits run on that cluster;
     everything else runs here. The flags are the same either way.
@@ -542,6 +561,7 @@ def screen(
                 seed=seed,
                 scheduler=scheduler,
                 rates=reference.label_rates if reference is not None else None,
+                approved_rows=approved_rows,
             )
             flags.append(found)
             seconds["label"] = found.seconds

@@ -237,6 +237,7 @@ def score_every_row(
             slack=checks.labels.witness_slack,
             alpha=checks.labels.witness_alpha,
             explained=checks.labels.witness_explained,
+            min_excess=checks.labels.witness_min_excess,
         )
         found.append(label)
         seconds["label_decision"] = time.perf_counter() - start

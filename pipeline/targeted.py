@@ -433,6 +433,9 @@ class BatchScreening:
     shifts: tuple[MeanShift, ...] = ()
     impact: Impact | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    # The approved rows' positions (the whole-table label check adds no unexplained-excess
+    # witness rows among them: see ``pipeline.poison.label_flags``).
+    approved_rows: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def flagged_rows(self) -> Array:
         """Every new row any batch check flagged, sorted and unique."""
@@ -672,7 +675,9 @@ def screen_batch(
     trusted = np.flatnonzero(approved)
     new = np.flatnonzero(~approved)
     if new.size == 0 or trusted.size == 0:
-        return BatchScreening(approved=int(trusted.size), new=int(new.size), flags=())
+        return BatchScreening(
+            approved=int(trusted.size), new=int(new.size), flags=(), approved_rows=trusted
+        )
     xt, yt = x[trusted], y[trusted]
     if trusted.size > batch.max_rows:
         keep = np.sort(
@@ -733,6 +738,7 @@ def screen_batch(
     return BatchScreening(
         approved=int(trusted.size),
         new=int(new.size),
+        approved_rows=trusted,
         flags=tuple(flags),
         rates=(label_rate, density_rate),
         shifts=tuple(shifts),

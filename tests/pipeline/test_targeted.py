@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import DataPolicy
-from pipeline.poison import label_issues, label_rates, label_scores
+from pipeline.poison import LabelScores, label_flags, label_issues, label_rates, label_scores
 from pipeline.targeted import (
     associations,
     bin_codes,
@@ -166,6 +166,42 @@ def test_unexplained_witness_excess_adds_every_witness_row_on_boundary_flips():
     assert recall >= old_recall + 0.2
     assert precision >= 0.5
     assert any("cleanlab explains only" in r and "binomial p=" in r for r in found.reasons)
+
+
+def _witness_scores(n: int, disagree: int) -> tuple[LabelScores, np.ndarray]:
+    """A model sure of every label, and a kNN vote against it on ``disagree`` rows."""
+    y = np.arange(n) % 2
+    idx = np.arange(n)
+    model = np.full((n, 2), 0.1)
+    model[idx, y] = 0.9
+    knn = np.full((n, 2), 0.1)
+    knn[idx, y] = 0.9
+    rows = np.arange(disagree)
+    knn[rows, y[rows]] = 0.3
+    knn[rows, 1 - y[rows]] = 0.7
+    return LabelScores(model=model, knn=knn, combined=0.5 * model + 0.5 * knn), y
+
+
+def test_a_tiny_significant_rate_change_of_a_large_table_adds_no_witness_rows():
+    # 20,000 rows, the witness flags 10.8% where the approved rate was 10%: significant
+    # (binomial p ~ 1e-4) but only 0.8% of the rows, under witness_min_excess (1%).
+    check = _checks().checks.labels
+    scores, y = _witness_scores(20_000, 2_160)
+    kwargs = {
+        "classes": ("a", "b"),
+        "rates": {"knn": 0.10},
+        "slack": check.witness_slack,
+        "alpha": check.witness_alpha,
+        "explained": check.witness_explained,
+    }
+    # PASS: with the committed floor, only the old rule's excess (beyond the slack) is added.
+    found = label_flags(scores, y, min_excess=check.witness_min_excess, **kwargs)
+    assert found.count < 200
+    assert not any("every row it flags" in r for r in found.reasons)
+    # FAIL (without the floor): every one of the 2,160 rows would be added.
+    flooded = label_flags(scores, y, min_excess=0.0, **kwargs)
+    assert flooded.count == 2_160
+    assert "every row it flags" in flooded.reasons[0]
 
 
 # --- the batch setting ----------------------------------------------------------------------
