@@ -166,6 +166,21 @@ def test_unexplained_witness_excess_adds_every_witness_row_on_boundary_flips():
     assert recall >= old_recall + 0.2
     assert precision >= 0.5
     assert any("cleanlab explains only" in r and "binomial p=" in r for r in found.reasons)
+    # The same flips with a witness_alpha no count can reach: the rule stays off.
+    strict = check.model_copy(update={"witness_alpha": 1e-300})
+    off, _ = label_issues(x, flipped, classes=("a", "b"), check=strict, seed=SEED, rates=rates)
+    assert np.array_equal(off.rows, before.rows)
+    # Batch setting: approved rows are never added by this rule (DATA100 judges new rows).
+    approved = np.setdiff1d(np.arange(len(y)), truth)
+    batch, _ = label_issues(
+        x, flipped, classes=("a", "b"), check=check, seed=SEED, rates=rates, approved_rows=approved
+    )
+    added = {
+        int(r) for r, why in zip(batch.rows, batch.reasons, strict=True) if "every row it" in why
+    }
+    assert added
+    assert added <= set(truth.tolist())
+    assert set(batch.rows.tolist()) - added <= set(found.rows.tolist())
 
 
 def _witness_scores(n: int, disagree: int) -> tuple[LabelScores, np.ndarray]:
