@@ -687,6 +687,19 @@ def judge_batch(
                 policy_key=f"[data.checks.{dotted.split('.')[0]}].{dotted.split('.')[1]}",
             )
         )
+    for joint in batch.joint_shifts:
+        findings.append(
+            Finding(
+                "DATA107",
+                f"class '{joint.label}': the {joint.new} new rows' mean over every feature "
+                f"departs from the {joint.approved} approved rows' (two-sample Hotelling T^2 on "
+                f"{joint.dims} approved principal axes, Bonferroni p={joint.pvalue:.2g})",
+                location=Location(path=shown),
+                observed=f"{joint.pvalue:.6g}",
+                threshold=f"p >= {data.checks.batch.alpha}",
+                policy_key="[data.checks.batch].joint_dims_share",
+            )
+        )
     for shift in batch.shifts:
         findings.append(
             Finding(

@@ -312,6 +312,9 @@ class BatchCheck(_Strict):
     min_flagged: Annotated[int, Field(ge=1)] = 5
     density_quantile: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.99
     min_mean_shift: Annotated[float, Field(ge=0.0)] = 0.25
+    # Joint (Hotelling) test of each class's mean vector, on at most this share x the class's
+    # rows of approved principal axes (DATA107); 0 turns it off.
+    joint_dims_share: Fraction = 0.2
     holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
     max_impact: Fraction = 0.02
     max_rows: Annotated[int, Field(ge=100)] = 50_000

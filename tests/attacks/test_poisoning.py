@@ -83,6 +83,17 @@ def class_shift(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def shift_on_every_feature(frame: pd.DataFrame) -> pd.DataFrame:
+    """30 malignant rows moved half a standard deviation towards the benign mean, every feature."""
+    features = [c for c in frame.columns if c not in ("id", "diagnosis")]
+    rows = _malignant(frame, 30)
+    benign = frame["diagnosis"] == "benign"
+    towards = np.sign(frame.loc[benign, features].mean() - frame.loc[~benign, features].mean())
+    moved = frame.loc[rows, features] + 0.5 * frame[features].std() * towards
+    frame.loc[rows, features] = moved.clip(lower=0.0).round(5)
+    return frame
+
+
 def many_wrong_labels(frame: pd.DataFrame) -> pd.DataFrame:
     """A batch of 120 relabelled rows taught against the approved data: negative impact."""
     rows = frame.index[::4][:120]
@@ -103,6 +114,7 @@ CASES: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], bool, set[str]]] 
     # rows' labels then disagree with the approved rows' model and neighbours.
     "class-conditional-shift-batch": (class_shift, True, {"DATA104", "DATA100", "DATA101"}),
     "negative-impact-batch": (many_wrong_labels, True, {"DATA105"}),
+    "class-conditional-shift-every-feature-batch": (shift_on_every_feature, True, {"DATA107"}),
 }
 
 
@@ -128,7 +140,7 @@ def test_targeted_poisoning_fails_the_data_gate(case, project, monkeypatch, tmp_
     hit = [f for f in errors if f.rule in rules]
     assert hit, [f"{f.rule} {f.message}" for f in errors]
     assert hit[0].location.path == DATA
-    if hit[0].rule not in ("DATA104", "DATA105"):  # table-level findings have no row
+    if hit[0].rule not in ("DATA104", "DATA105", "DATA107"):  # table-level: no row
         assert isinstance(hit[0].location.row, int)
 
 

@@ -334,3 +334,20 @@ def test_a_batch_with_no_approved_or_no_new_rows_screens_nothing(approved_rows):
     mask[:approved_rows] = True
     result = _batch(x, y, mask)
     assert result.flags == ()
+
+
+def test_a_small_shift_on_every_feature_fails_the_joint_test_only():
+    x, y = _data(900)
+    clean = _batch(x, y, _approved(900, 200))
+    # PASS: a clean batch: no class's mean vector departs from the approved rows'.
+    assert clean.joint_shifts == ()
+    # FAIL: half the new 'b' rows moved half an SD towards 'a' on every feature: each feature's
+    # mean moves too little for the per-feature test, the mean vector does not.
+    shifted = np.flatnonzero((np.arange(900) >= 700) & (y == 1))[::2]
+    x[shifted] -= 0.5
+    result = _batch(x, y, _approved(900, 200))
+    assert result.shifts == ()
+    assert [j.label for j in result.joint_shifts] == ["b"]
+    joint = result.joint_shifts[0]
+    assert joint.pvalue < 0.001
+    assert (joint.dims, joint.new) == (6, 100)
