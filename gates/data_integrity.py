@@ -13,7 +13,7 @@ sample (and scored every row) and screened associations and bursts on it. Batch 
 not approved, screened against approved rows): DATA100 label disagreement, DATA101
 class-conditional density, DATA102 label associations, DATA103 bursts, DATA104
 class-conditional mean shift, DATA105 negative impact, DATA106 (a note) where the approved rows
-came from. Whole table: DATA071 label associations, DATA072 bursts. Every flagged row is
+came from, DATA107 class-conditional joint (Hotelling) shift. Whole table: DATA071 label associations, DATA072 bursts. Every flagged row is
 listed in ``reports/data.flagged.csv``.
 """
 

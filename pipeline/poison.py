@@ -339,6 +339,7 @@ def label_issues(
     scheduler: str | None = None,
     rates: Mapping[str, float] | None = None,
     approved_rows: Array | None = None,
+    explained_rows: Array | None = None,
 ) -> tuple[Flags, LabelScores]:
     """Rows cleanlab flags on the combined (model + kNN) probabilities, plus each witness's excess.
 
@@ -365,6 +366,7 @@ def label_issues(
         explained=check.witness_explained,
         min_excess=check.witness_min_excess,
         approved_rows=approved_rows,
+        explained_rows=explained_rows,
     )
     return replace(found, seconds=time.perf_counter() - start), scores
 
@@ -380,6 +382,7 @@ def label_flags(
     explained: float = 0.5,
     min_excess: float = 0.01,
     approved_rows: Array | None = None,
+    explained_rows: Array | None = None,
 ) -> Flags:
     """The label check's decision on computed scores: cleanlab, plus each witness's excess.
 
@@ -395,7 +398,10 @@ def label_flags(
     at ambiguous rows replace the very rows the witness flags on clean data), so **every** row
     the witness flags is added, except ``approved_rows`` (in the batch setting the approved
     rows were screened when approved, and the new rows are judged against them by DATA100).
-    ``explained = 0`` turns this off.
+    ``explained = 0`` turns this off. Rows another check already flagged (``explained_rows``:
+    duplicates, out-of-range and off-manifold rows, an association's trigger rows, a burst's
+    copies) count as explained, as cleanlab's do: those rows disagree with their neighbours
+    too, and they are not boundary flips.
     """
     start = time.perf_counter()
     mask = cleanlab_issues(y, scores.combined)
@@ -412,7 +418,10 @@ def label_flags(
             pvalue = (
                 float(binom.sf(count - 1, n, min(max(rates[name], 1e-9), 1.0))) if count else 1.0
             )
-            overlap = int((mask & hit).sum())
+            accounted = mask.copy()
+            if explained_rows is not None:
+                accounted[explained_rows] = True
+            overlap = int((accounted & hit).sum())
             unexplained = (
                 pvalue < alpha
                 and count - expected >= min_excess * n
@@ -433,8 +442,9 @@ def label_flags(
                     f"; the {name} witness flags {count} rows vs {expected:.0f} expected "
                     f"from the approved snapshot's rate {rates[name]:.4f}"
                     + (
-                        f" (binomial p={pvalue:.2g}; cleanlab explains only {overlap} of the "
-                        f"excess, so every row it flags is added)"
+                        f" (binomial p={pvalue:.2g}; cleanlab and the other row checks "
+                        f"explain only {overlap} of the excess, so every row it flags "
+                        "is added)"
                         if unexplained
                         else ""
                     )
@@ -552,6 +562,13 @@ def screen(
         x = feature_matrix(clean, contract)
         seconds["standardize"] = time.perf_counter() - start
         y = encode_labels(clean[contract.label], contract.classes)
+        # Every other row-level check first: the label check counts their rows as explained
+        # (a trigger's, an outlier's or a burst's rows disagree with their neighbours too).
+        targeted = _targeted(x, y, contract, seed=seed, seconds=seconds)
+        if checks.isolation.enabled:
+            found = off_manifold(x, check=checks.isolation, seed=seed)
+            targeted.append(found)
+            seconds["isolation"] = found.seconds
         if checks.labels.enabled:
             found, _ = label_issues(
                 x,
@@ -562,14 +579,15 @@ def screen(
                 scheduler=scheduler,
                 rates=reference.label_rates if reference is not None else None,
                 approved_rows=approved_rows,
+                explained_rows=np.unique(
+                    np.concatenate(
+                        [np.zeros(0, dtype=np.int64), *(f.rows for f in (*flags, *targeted))]
+                    )
+                ),
             )
             flags.append(found)
             seconds["label"] = found.seconds
-        flags += _targeted(x, y, contract, seed=seed, seconds=seconds)
-        if checks.isolation.enabled:
-            found = off_manifold(x, check=checks.isolation, seed=seed)
-            flags.append(found)
-            seconds["isolation"] = found.seconds
+        flags += targeted
     return Screening(
         rows=len(clean),
         flags=tuple(flags),
