@@ -285,19 +285,28 @@ def gate_verdict(
 
     start = time.perf_counter()
     frame = frame_for(x, y)
-    result = screen(frame, contract, reference=reference, seed=SEED)
-    findings = DataGate.judge(result, contract, "bench.csv")
-    mask = np.zeros(len(y), dtype=bool)
-    mask[result.flagged_rows()] = True
+    batch = None
     if approved is not None:
         digests = row_digests(frame, contract)
         ids = list(digests)
         trusted = {i: digests[i] for i, ok in zip(ids, approved, strict=True) if ok}
         approval = Approval(reference, trusted, "bench", trusted=True)
         batch, _ = screen_new_rows(frame, contract, approval, seed=SEED)
-        if batch is not None:
-            findings += judge_batch(batch, contract, "bench.csv", source="bench", trusted=True)
-            mask[batch.flagged_rows()] = True
+    # As the gate does: the batch screen first, so that the whole-table label check knows
+    # which rows are approved.
+    result = screen(
+        frame,
+        contract,
+        reference=reference,
+        seed=SEED,
+        approved_rows=batch.approved_rows if batch is not None else None,
+    )
+    findings = DataGate.judge(result, contract, "bench.csv")
+    mask = np.zeros(len(y), dtype=bool)
+    mask[result.flagged_rows()] = True
+    if batch is not None:
+        findings += judge_batch(batch, contract, "bench.csv", source="bench", trusted=True)
+        mask[batch.flagged_rows()] = True
     errors = tuple(sorted({f.rule for f in findings if f.severity is Severity.ERROR}))
     return Verdict(mask, bool(errors), errors, time.perf_counter() - start)
 

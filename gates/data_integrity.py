@@ -13,7 +13,7 @@ sample (and scored every row) and screened associations and bursts on it. Batch 
 not approved, screened against approved rows): DATA100 label disagreement, DATA101
 class-conditional density, DATA102 label associations, DATA103 bursts, DATA104
 class-conditional mean shift, DATA105 negative impact, DATA106 (a note) where the approved rows
-came from. Whole table: DATA071 label associations, DATA072 bursts. Every flagged row is
+came from, DATA107 class-conditional joint (Hotelling) shift. Whole table: DATA071 label associations, DATA072 bursts. Every flagged row is
 listed in ``reports/data.flagged.csv``.
 """
 
@@ -348,6 +348,7 @@ class DataGate(Gate):
                 reference=approval.reference,
                 seed=policy.policy.run.seed,
                 scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
+                approved_rows=batch.approved_rows if batch is not None else None,
             ),
             ids=clean[data.id_column] if data.id_column else None,
             batch=batch,
@@ -684,6 +685,19 @@ def judge_batch(
                 observed=f"{share:.6f}",
                 threshold=f"{limit}",
                 policy_key=f"[data.checks.{dotted.split('.')[0]}].{dotted.split('.')[1]}",
+            )
+        )
+    for joint in batch.joint_shifts:
+        findings.append(
+            Finding(
+                "DATA107",
+                f"class '{joint.label}': the {joint.new} new rows' mean over every feature "
+                f"departs from the {joint.approved} approved rows' (two-sample Hotelling T^2 on "
+                f"{joint.dims} approved principal axes, Bonferroni p={joint.pvalue:.2g})",
+                location=Location(path=shown),
+                observed=f"{joint.pvalue:.6g}",
+                threshold=f"p >= {data.checks.batch.alpha}",
+                policy_key="[data.checks.batch].joint_dims_share",
             )
         )
     for shift in batch.shifts:

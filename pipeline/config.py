@@ -261,6 +261,12 @@ class LabelCheck(_Strict):
     # A label witness adds the rows it flags beyond rate x n + witness_slack x sqrt(rate x n),
     # rate being its share on the approved snapshot (profile.label_rates).
     witness_slack: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0
+    # ...and when that witness's count is significant (one-sided binomial p < witness_alpha,
+    # excess at least witness_min_excess x n) while cleanlab flags fewer than
+    # witness_explained x its excess, every row it flags.
+    witness_alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01
+    witness_explained: Fraction = 0.5
+    witness_min_excess: Fraction = 0.01
 
 
 class IsolationCheck(_Strict):
@@ -306,6 +312,9 @@ class BatchCheck(_Strict):
     min_flagged: Annotated[int, Field(ge=1)] = 5
     density_quantile: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.99
     min_mean_shift: Annotated[float, Field(ge=0.0)] = 0.25
+    # Joint (Hotelling) test of each class's mean vector, on at most this share x the class's
+    # rows of approved principal axes (DATA107); 0 turns it off.
+    joint_dims_share: Fraction = 0.2
     holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
     max_impact: Fraction = 0.02
     max_rows: Annotated[int, Field(ge=100)] = 50_000

@@ -338,6 +338,8 @@ def label_issues(
     seed: int,
     scheduler: str | None = None,
     rates: Mapping[str, float] | None = None,
+    approved_rows: Array | None = None,
+    explained_rows: Array | None = None,
 ) -> tuple[Flags, LabelScores]:
     """Rows cleanlab flags on the combined (model + kNN) probabilities, plus each witness's excess.
 
@@ -354,7 +356,18 @@ def label_issues(
     """
     start = time.perf_counter()
     scores = label_scores(x, y, n_classes=len(classes), check=check, seed=seed, scheduler=scheduler)
-    found = label_flags(scores, y, classes=classes, rates=rates, slack=check.witness_slack)
+    found = label_flags(
+        scores,
+        y,
+        classes=classes,
+        rates=rates,
+        slack=check.witness_slack,
+        alpha=check.witness_alpha,
+        explained=check.witness_explained,
+        min_excess=check.witness_min_excess,
+        approved_rows=approved_rows,
+        explained_rows=explained_rows,
+    )
     return replace(found, seconds=time.perf_counter() - start), scores
 
 
@@ -365,32 +378,76 @@ def label_flags(
     classes: Sequence[str],
     rates: Mapping[str, float] | None = None,
     slack: float = 1.0,
+    alpha: float = 0.01,
+    explained: float = 0.5,
+    min_excess: float = 0.01,
+    approved_rows: Array | None = None,
+    explained_rows: Array | None = None,
 ) -> Flags:
     """The label check's decision on computed scores: cleanlab, plus each witness's excess.
 
     A witness adds the rows it flags beyond ``rate x n + slack x sqrt(rate x n)``, less those
     cleanlab already flags, lowest p(label) first.
+
+    **Unexplained excess** (issue 16, boundary and region flips): when the witness flags
+    significantly more rows than its approved rate predicts (one-sided binomial p < ``alpha``,
+    and at least ``min_excess`` x n more, so that a large table's tiny rate change does not
+    count) and cleanlab flags fewer than ``explained`` x that excess among the witness's rows, the
+    model has learned the flipped labels (it agrees with them, so cleanlab is blind) while the
+    neighbours still disagree. The excess is then no estimate of the flipped rows (flips aimed
+    at ambiguous rows replace the very rows the witness flags on clean data), so **every** row
+    the witness flags is added, except ``approved_rows`` (in the batch setting the approved
+    rows were screened when approved, and the new rows are judged against them by DATA100).
+    ``explained = 0`` turns this off. Rows another check already flagged (``explained_rows``:
+    duplicates, out-of-range and off-manifold rows, an association's trigger rows, a burst's
+    copies) count as explained, as cleanlab's do: those rows disagree with their neighbours
+    too, and they are not boundary flips.
     """
     start = time.perf_counter()
     mask = cleanlab_issues(y, scores.combined)
     why: dict[int, str] = {}
     if rates:
+        from scipy.stats import binom  # noqa: PLC0415 - heavy, used here only
+
         n = len(y)
         for name, (hit, p) in witnesses(scores, y).items():
             if name not in rates:
                 continue
             expected = rates[name] * n
-            excess = int(hit.sum() - np.ceil(expected + slack * np.sqrt(expected)))
-            extra = excess - int((mask & hit).sum())
+            count = int(hit.sum())
+            pvalue = (
+                float(binom.sf(count - 1, n, min(max(rates[name], 1e-9), 1.0))) if count else 1.0
+            )
+            accounted = mask.copy()
+            if explained_rows is not None:
+                accounted[explained_rows] = True
+            overlap = int((accounted & hit).sum())
+            unexplained = (
+                pvalue < alpha
+                and count - expected >= min_excess * n
+                and overlap < explained * (count - expected)
+            )
+            excess = int(count - np.ceil(expected + slack * np.sqrt(expected)))
+            extra = count - overlap if unexplained else excess - overlap
             if extra <= 0:
                 continue
-            candidates = np.flatnonzero(hit & ~mask)
+            eligible = hit & ~mask
+            if unexplained and approved_rows is not None:
+                eligible[approved_rows] = False
+            candidates = np.flatnonzero(eligible)
             chosen = candidates[np.argsort(p[candidates], kind="stable")][:extra]
             mask[chosen] = True
             for r in chosen:
                 why[int(r)] = (
-                    f"; the {name} witness flags {int(hit.sum())} rows vs {expected:.0f} expected "
+                    f"; the {name} witness flags {count} rows vs {expected:.0f} expected "
                     f"from the approved snapshot's rate {rates[name]:.4f}"
+                    + (
+                        f" (binomial p={pvalue:.2g}; cleanlab and the other row checks "
+                        f"explain only {overlap} of the excess, so every row it flags "
+                        "is added)"
+                        if unexplained
+                        else ""
+                    )
                 )
     rows = np.flatnonzero(mask)
     given = scores.combined[rows, y[rows]]
@@ -466,8 +523,12 @@ def screen(
     reference: DataProfile | None,
     seed: int,
     scheduler: str | None = None,
+    approved_rows: Array | None = None,
 ) -> Screening:
     """Run every enabled check of ``[data.checks]``; drift and range need ``reference``.
+
+    ``approved_rows`` (the batch setting): positions of approved rows, which the label check's
+    unexplained-excess rule does not add.
 
     With a Dask ``scheduler`` address the label check's out-of-fold fits run on that cluster;
     everything else runs here. The flags are the same either way.
@@ -501,6 +562,13 @@ def screen(
         x = feature_matrix(clean, contract)
         seconds["standardize"] = time.perf_counter() - start
         y = encode_labels(clean[contract.label], contract.classes)
+        # Every other row-level check first: the label check counts their rows as explained
+        # (a trigger's, an outlier's or a burst's rows disagree with their neighbours too).
+        targeted = _targeted(x, y, contract, seed=seed, seconds=seconds)
+        if checks.isolation.enabled:
+            found = off_manifold(x, check=checks.isolation, seed=seed)
+            targeted.append(found)
+            seconds["isolation"] = found.seconds
         if checks.labels.enabled:
             found, _ = label_issues(
                 x,
@@ -510,14 +578,16 @@ def screen(
                 seed=seed,
                 scheduler=scheduler,
                 rates=reference.label_rates if reference is not None else None,
+                approved_rows=approved_rows,
+                explained_rows=np.unique(
+                    np.concatenate(
+                        [np.zeros(0, dtype=np.int64), *(f.rows for f in (*flags, *targeted))]
+                    )
+                ),
             )
             flags.append(found)
             seconds["label"] = found.seconds
-        flags += _targeted(x, y, contract, seed=seed, seconds=seconds)
-        if checks.isolation.enabled:
-            found = off_manifold(x, check=checks.isolation, seed=seed)
-            flags.append(found)
-            seconds["isolation"] = found.seconds
+        flags += targeted
     return Screening(
         rows=len(clean),
         flags=tuple(flags),

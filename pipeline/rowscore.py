@@ -230,7 +230,14 @@ def score_every_row(
         )
         y = labels.astype(np.int64)
         label = label_flags(
-            scores, y, classes=contract.classes, rates=rates, slack=checks.labels.witness_slack
+            scores,
+            y,
+            classes=contract.classes,
+            rates=rates,
+            slack=checks.labels.witness_slack,
+            alpha=checks.labels.witness_alpha,
+            explained=checks.labels.witness_explained,
+            min_excess=checks.labels.witness_min_excess,
         )
         found.append(label)
         seconds["label_decision"] = time.perf_counter() - start

@@ -404,6 +404,17 @@ class MeanShift:
 
 
 @dataclass(frozen=True)
+class JointShift:
+    """One class's mean over all features at once: new vs approved rows (two-sample Hotelling)."""
+
+    label: str
+    pvalue: float  # Bonferroni over the classes tested
+    dims: int
+    approved: int
+    new: int
+
+
+@dataclass(frozen=True)
 class Impact:
     """Holdout accuracy (approved rows) of a model trained on approved rows with/without the batch."""
 
@@ -431,8 +442,12 @@ class BatchScreening:
     flags: tuple[Flags, ...]
     rates: tuple[RateTest, ...] = ()
     shifts: tuple[MeanShift, ...] = ()
+    joint_shifts: tuple[JointShift, ...] = ()
     impact: Impact | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    # The approved rows' positions (the whole-table label check adds no unexplained-excess
+    # witness rows among them: see ``pipeline.poison.label_flags``).
+    approved_rows: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def flagged_rows(self) -> Array:
         """Every new row any batch check flagged, sorted and unique."""
@@ -621,6 +636,53 @@ def _mean_shifts(
     return shifts
 
 
+def _joint_shifts(s: _Split, *, classes: Sequence[str], batch: BatchCheck) -> list[JointShift]:
+    """Two-sample Hotelling T^2 per class, new vs approved rows, on the approved principal axes.
+
+    A half-SD shift of a few rows on every feature moves each feature's class mean by too little
+    for a per-feature test (DATA104), but the shift is consistent across features, which a joint
+    test of the mean vector sees. The approved rows of the class give the principal axes (at
+    most ``joint_dims_share`` x the class's rows of them, so the pooled covariance stays well
+    conditioned: digits have more pixels than rows per class); the F form of T^2 with the
+    pooled covariance is exact for Gaussian classes. Bonferroni over the classes tested.
+    """
+    from scipy.stats import f as f_dist  # noqa: PLC0415
+
+    if batch.joint_dims_share <= 0:
+        return []
+    tests: list[tuple[int, float, int, int, int]] = []
+    for cls in range(s.n_classes):
+        a, b = s.xt[s.yt == cls], s.xn[s.yn == cls]
+        n1, n2 = len(a), len(b)
+        if n1 < 5 or n2 < 5:
+            continue
+        _, sing, axes = np.linalg.svd(a - a.mean(axis=0), full_matrices=False)
+        if sing.size == 0 or sing[0] <= 0:
+            continue
+        rank = int((sing > 1e-8 * sing[0]).sum())
+        dims = min(rank, max(1, int(batch.joint_dims_share * (n1 + n2))), n1 + n2 - 2)
+        if dims < 1:
+            continue
+        pa, pb = a @ axes[:dims].T, b @ axes[:dims].T
+        pooled = (
+            (n1 - 1) * np.atleast_2d(np.cov(pa, rowvar=False))
+            + (n2 - 1) * np.atleast_2d(np.cov(pb, rowvar=False))
+        ) / (n1 + n2 - 2)
+        delta = pa.mean(axis=0) - pb.mean(axis=0)
+        try:
+            t2 = float(n1 * n2 / (n1 + n2) * delta @ np.linalg.solve(pooled, delta))
+        except np.linalg.LinAlgError:
+            continue
+        stat = (n1 + n2 - dims - 1) / (dims * (n1 + n2 - 2)) * t2
+        pvalue = float(f_dist.sf(stat, dims, n1 + n2 - dims - 1))
+        tests.append((cls, pvalue if np.isfinite(pvalue) else 1.0, dims, n1, n2))
+    return [
+        JointShift(classes[cls], min(1.0, pv * len(tests)), dims, n1, n2)
+        for cls, pv, dims, n1, n2 in tests
+        if pv * len(tests) < batch.alpha
+    ]
+
+
 def _impact(s: _Split, flagged: Array, *, batch: BatchCheck, seed: int) -> Impact | None:
     """Reject on negative impact: approved rows split into a fit part and a holdout."""
     from sklearn.model_selection import train_test_split  # noqa: PLC0415
@@ -672,7 +734,9 @@ def screen_batch(
     trusted = np.flatnonzero(approved)
     new = np.flatnonzero(~approved)
     if new.size == 0 or trusted.size == 0:
-        return BatchScreening(approved=int(trusted.size), new=int(new.size), flags=())
+        return BatchScreening(
+            approved=int(trusted.size), new=int(new.size), flags=(), approved_rows=trusted
+        )
     xt, yt = x[trusted], y[trusted]
     if trusted.size > batch.max_rows:
         keep = np.sort(
@@ -733,9 +797,11 @@ def screen_batch(
     return BatchScreening(
         approved=int(trusted.size),
         new=int(new.size),
+        approved_rows=trusted,
         flags=tuple(flags),
         rates=(label_rate, density_rate),
         shifts=tuple(shifts),
+        joint_shifts=tuple(_joint_shifts(split, classes=classes, batch=batch)),
         impact=impact,
         seconds=seconds,
     )

@@ -59,8 +59,8 @@ def jittered_burst(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame, source], ignore_index=True)
 
 
-def flips_near_the_boundary(frame: pd.DataFrame) -> pd.DataFrame:
-    """40 rows closest to a logistic regression's boundary, labels swapped."""
+def flips_near_the_boundary(frame: pd.DataFrame, count: int = 40) -> pd.DataFrame:
+    """``count`` rows closest to a logistic regression's boundary, labels swapped."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -68,7 +68,7 @@ def flips_near_the_boundary(frame: pd.DataFrame) -> pd.DataFrame:
     features = [c for c in frame.columns if c not in ("id", "diagnosis")]
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     p = model.fit(frame[features], frame["diagnosis"]).predict_proba(frame[features])[:, 1]
-    rows = frame.index[np.argsort(np.abs(p - 0.5), kind="stable")[:40]]
+    rows = frame.index[np.argsort(np.abs(p - 0.5), kind="stable")[:count]]
     swap = {"benign": "malignant", "malignant": "benign"}
     frame.loc[rows, "diagnosis"] = frame.loc[rows, "diagnosis"].map(swap)
     return frame
@@ -80,6 +80,17 @@ def class_shift(frame: pd.DataFrame) -> pd.DataFrame:
     frame.loc[rows, "mean_smoothness"] = (
         frame.loc[rows, "mean_smoothness"] - 0.5 * frame["mean_smoothness"].std()
     ).round(5)
+    return frame
+
+
+def shift_on_every_feature(frame: pd.DataFrame) -> pd.DataFrame:
+    """30 malignant rows moved half a standard deviation towards the benign mean, every feature."""
+    features = [c for c in frame.columns if c not in ("id", "diagnosis")]
+    rows = _malignant(frame, 30)
+    benign = frame["diagnosis"] == "benign"
+    towards = np.sign(frame.loc[benign, features].mean() - frame.loc[~benign, features].mean())
+    moved = frame.loc[rows, features] + 0.5 * frame[features].std() * towards
+    frame.loc[rows, features] = moved.clip(lower=0.0).round(5)
     return frame
 
 
@@ -103,6 +114,7 @@ CASES: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], bool, set[str]]] 
     # rows' labels then disagree with the approved rows' model and neighbours.
     "class-conditional-shift-batch": (class_shift, True, {"DATA104", "DATA100", "DATA101"}),
     "negative-impact-batch": (many_wrong_labels, True, {"DATA105"}),
+    "class-conditional-shift-every-feature-batch": (shift_on_every_feature, True, {"DATA107"}),
 }
 
 
@@ -128,5 +140,29 @@ def test_targeted_poisoning_fails_the_data_gate(case, project, monkeypatch, tmp_
     hit = [f for f in errors if f.rule in rules]
     assert hit, [f"{f.rule} {f.message}" for f in errors]
     assert hit[0].location.path == DATA
-    if hit[0].rule not in ("DATA104", "DATA105"):  # table-level findings have no row
+    if hit[0].rule not in ("DATA104", "DATA105", "DATA107"):  # table-level: no row
         assert isinstance(hit[0].location.row, int)
+
+
+@pytest.mark.slow
+def test_boundary_flips_fail_the_whole_table_label_check_against_the_kept_reference(project):
+    """No trusted lock, re-approved without --rebaseline (that is its own, visible act): the
+    kept reference's label rates are the yardstick. Flips aimed at the boundary teach the model
+    their labels, so cleanlab is blind; the kNN witness's unexplained excess adds its rows."""
+    # The maintainers' approval of the clean table records its label witnesses' rates.
+    assert approve(project.load(), out=io.StringIO(), rebaseline=True) == 0
+    frame = pd.read_csv(project.data_path)
+    # 10% of the rows, as in the benchmark's whole-table boundary cell.
+    flipped = flips_near_the_boundary(frame, count=57)
+    flipped.to_csv(project.data_path, index=False, lineterminator="\n")
+    assert approve(project.load(), out=io.StringIO(), rebaseline=False) == 0
+    context = RunContext(
+        policy=project.load(), run_id="boundary", reports_dir=project.root / "reports"
+    )
+    outcome = DataGate().run(context)
+    assert outcome.status is Status.FAILED
+    hit = [f for f in outcome.findings if f.rule == "DATA070" and f.severity is Severity.ERROR]
+    assert hit, [f"{f.rule} {f.message}" for f in outcome.findings]
+    assert hit[0].location.path == DATA
+    flagged = pd.read_csv(project.root / "reports" / "data.flagged.csv")
+    assert flagged["reason"].str.contains("every row it flags").any()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import DataPolicy
-from pipeline.poison import label_issues, label_rates, label_scores
+from pipeline.poison import LabelScores, label_flags, label_issues, label_rates, label_scores
 from pipeline.targeted import (
     associations,
     bin_codes,
@@ -132,6 +132,93 @@ def test_label_witness_excess_adds_boundary_flips_only_when_rates_say_so():
     assert any("witness flags" in r for r in found.reasons)
 
 
+def _recall_precision(found_rows: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    hit = int(np.isin(truth, found_rows).sum())
+    return hit / truth.size, hit / max(found_rows.size, 1)
+
+
+def test_unexplained_witness_excess_adds_every_witness_row_on_boundary_flips():
+    x, y = _data(800)
+    check = _checks().checks.labels
+    old_rule = check.model_copy(update={"witness_explained": 0.0})
+    rates = label_rates(label_scores(x, y, n_classes=2, check=check, seed=SEED), y)
+    # PASS: clean data: the witness's count is not significant, nothing is added.
+    clean, _ = label_issues(x, y, classes=("a", "b"), check=check, seed=SEED, rates=rates)
+    assert not any("every row it flags" in r for r in clean.reasons)
+    # PASS: random flips: cleanlab explains the witness's excess, the old rule decides.
+    rng = np.random.default_rng(3)
+    rows = rng.choice(len(y), size=48, replace=False)
+    randomly = y.copy()
+    randomly[rows] = 1 - randomly[rows]
+    found, _ = label_issues(x, randomly, classes=("a", "b"), check=check, seed=SEED, rates=rates)
+    before, _ = label_issues(
+        x, randomly, classes=("a", "b"), check=old_rule, seed=SEED, rates=rates
+    )
+    assert np.array_equal(found.rows, before.rows)
+    assert not any("every row it flags" in r for r in found.reasons)
+    # FAIL: flips aimed at the boundary: the model learned them (cleanlab explains little of
+    # the excess), the neighbours did not: every row the witness flags is added.
+    flipped, truth = _boundary_flips(x, y, 0.08)
+    found, _ = label_issues(x, flipped, classes=("a", "b"), check=check, seed=SEED, rates=rates)
+    before, _ = label_issues(x, flipped, classes=("a", "b"), check=old_rule, seed=SEED, rates=rates)
+    recall, precision = _recall_precision(found.rows, truth)
+    old_recall, _ = _recall_precision(before.rows, truth)
+    assert recall >= old_recall + 0.2
+    assert precision >= 0.5
+    assert any("explain only" in r and "binomial p=" in r for r in found.reasons)
+    # The same flips with a witness_alpha no count can reach: the rule stays off.
+    strict = check.model_copy(update={"witness_alpha": 1e-300})
+    off, _ = label_issues(x, flipped, classes=("a", "b"), check=strict, seed=SEED, rates=rates)
+    assert np.array_equal(off.rows, before.rows)
+    # Batch setting: approved rows are never added by this rule (DATA100 judges new rows).
+    approved = np.setdiff1d(np.arange(len(y)), truth)
+    batch, _ = label_issues(
+        x, flipped, classes=("a", "b"), check=check, seed=SEED, rates=rates, approved_rows=approved
+    )
+    added = {
+        int(r) for r, why in zip(batch.rows, batch.reasons, strict=True) if "every row it" in why
+    }
+    assert added
+    assert added <= set(truth.tolist())
+    assert set(batch.rows.tolist()) - added <= set(found.rows.tolist())
+
+
+def _witness_scores(n: int, disagree: int) -> tuple[LabelScores, np.ndarray]:
+    """A model sure of every label, and a kNN vote against it on ``disagree`` rows."""
+    y = np.arange(n) % 2
+    idx = np.arange(n)
+    model = np.full((n, 2), 0.1)
+    model[idx, y] = 0.9
+    knn = np.full((n, 2), 0.1)
+    knn[idx, y] = 0.9
+    rows = np.arange(disagree)
+    knn[rows, y[rows]] = 0.3
+    knn[rows, 1 - y[rows]] = 0.7
+    return LabelScores(model=model, knn=knn, combined=0.5 * model + 0.5 * knn), y
+
+
+def test_a_tiny_significant_rate_change_of_a_large_table_adds_no_witness_rows():
+    # 20,000 rows, the witness flags 10.8% where the approved rate was 10%: significant
+    # (binomial p ~ 1e-4) but only 0.8% of the rows, under witness_min_excess (1%).
+    check = _checks().checks.labels
+    scores, y = _witness_scores(20_000, 2_160)
+    kwargs = {
+        "classes": ("a", "b"),
+        "rates": {"knn": 0.10},
+        "slack": check.witness_slack,
+        "alpha": check.witness_alpha,
+        "explained": check.witness_explained,
+    }
+    # PASS: with the committed floor, only the old rule's excess (beyond the slack) is added.
+    found = label_flags(scores, y, min_excess=check.witness_min_excess, **kwargs)
+    assert found.count < 200
+    assert not any("every row it flags" in r for r in found.reasons)
+    # FAIL (without the floor): every one of the 2,160 rows would be added.
+    flooded = label_flags(scores, y, min_excess=0.0, **kwargs)
+    assert flooded.count == 2_160
+    assert "every row it flags" in flooded.reasons[0]
+
+
 # --- the batch setting ----------------------------------------------------------------------
 
 
@@ -247,3 +334,42 @@ def test_a_batch_with_no_approved_or_no_new_rows_screens_nothing(approved_rows):
     mask[:approved_rows] = True
     result = _batch(x, y, mask)
     assert result.flags == ()
+
+
+def test_a_small_shift_on_every_feature_fails_the_joint_test_only():
+    x, y = _data(900)
+    clean = _batch(x, y, _approved(900, 200))
+    # PASS: a clean batch: no class's mean vector departs from the approved rows'.
+    assert clean.joint_shifts == ()
+    # FAIL: half the new 'b' rows moved half an SD towards 'a' on every feature: each feature's
+    # mean moves too little for the per-feature test, the mean vector does not.
+    shifted = np.flatnonzero((np.arange(900) >= 700) & (y == 1))[::2]
+    x[shifted] -= 0.5
+    result = _batch(x, y, _approved(900, 200))
+    assert result.shifts == ()
+    assert [j.label for j in result.joint_shifts] == ["b"]
+    joint = result.joint_shifts[0]
+    assert joint.pvalue < 0.001
+    assert (joint.dims, joint.new) == (6, 100)
+
+
+def test_rows_another_check_flagged_explain_the_witness_excess():
+    # 4,000 rows, the witness flags 400 where the approved rate predicts 200, the model agrees
+    # with every label (cleanlab flags none): unexplained, every witness row is added.
+    check = _checks().checks.labels
+    scores, y = _witness_scores(4_000, 400)
+    kwargs = {
+        "classes": ("a", "b"),
+        "rates": {"knn": 0.05},
+        "slack": check.witness_slack,
+        "alpha": check.witness_alpha,
+        "explained": check.witness_explained,
+        "min_excess": check.witness_min_excess,
+    }
+    # FAIL (nothing explains the excess): all 400 rows.
+    assert label_flags(scores, y, **kwargs).count == 400
+    # PASS: an association already flagged 150 of them (a trigger's rows): the excess is
+    # explained, only the old rule's excess beyond the slack (less those rows) is added.
+    found = label_flags(scores, y, explained_rows=np.arange(150), **kwargs)
+    assert found.count < 100
+    assert not any("every row it flags" in r for r in found.reasons)
