@@ -471,6 +471,28 @@ def attack_accuracy(
     and held-fixed values, so the model always gets the row's own text and blanks. Blank cells
     are masked too (they stay blank); the row's filled cells still move.
     """
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    # HopSkipJump asks for a few rows at a time, thousands of times: one native thread per call
+    # (histogram gradient boosting's OpenMP pool otherwise costs more than the prediction on a
+    # loaded machine; 7x here). Predictions do not depend on the thread count.
+    with threadpool_limits(limits=1):
+        return _attack_accuracy(
+            model, space, x, y, norms_eps=norms_eps, budget=budget, seed=seed, held=held
+        )
+
+
+def _attack_accuracy(
+    model: Any,
+    space: Space,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    norms_eps: Sequence[tuple[Norm, float]],
+    budget: AttackBudget,
+    seed: int,
+    held: pd.DataFrame | None,
+) -> list[RobustResult]:
     with quiet_art():
         from art.attacks.evasion import HopSkipJump  # noqa: PLC0415
         from art.estimators.classification import BlackBoxClassifier  # noqa: PLC0415
