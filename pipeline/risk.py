@@ -3,8 +3,9 @@
 Robustness is measured on the holdout split, in standardized feature units (one unit is the
 feature's standard deviation on the training split, the unit a ``StandardScaler`` uses), under
 L-infinity and L2, for every epsilon the policy lists. The attacker moves only the features the
-contract marks ``mutable``, inside the contract's ``[min, max]``, and integer (and bool) features
-only to integers.
+contract marks ``mutable``, inside the contract's ``[min, max]``, and integer features only to
+integers. Only numeric columns move: text and bool columns are held fixed (a changed category is
+no move of size epsilon), and a blank (NaN) cell stays blank while its row's other cells move.
 
 - Linear models (logistic regression): exact, from the margin. For each holdout row and each
   other class the worst perturbation in the allowed set is solved in closed form (L-infinity:
