@@ -184,3 +184,27 @@ def test_the_black_box_membership_attack_predicts_original_rows(measured):
         pd.testing.assert_frame_equal(
             frame.reset_index(drop=True), expected[list(frame.columns)], check_dtype=True
         )
+
+
+@pytest.mark.parametrize(
+    "retype",
+    [
+        pytest.param({"age": "string", "income": "string"}, id="numbers-declared-text"),
+        pytest.param({"age": "bool", "income": "bool"}, id="numbers-declared-bool"),
+        pytest.param({"age": "blank", "income": "blank"}, id="numbers-all-blank"),
+    ],
+)
+def test_a_table_with_no_movable_numeric_cell_has_nothing_mutable(retype):
+    """Hiding every number as text, bool or blanks leaves no mutable feature: the gate's RISK003
+    (it does not pass on clean accuracy)."""
+    x, _ = _table(40)
+    rules = _rules()
+    for column, kind in retype.items():
+        if kind == "blank":
+            x[column] = np.nan
+        else:
+            x[column] = x[column].astype(str) if kind == "string" else x[column] > 50
+            rules[column] = ColumnRule(dtype=kind)
+    space = Space.from_contract(list(x.columns), rules, x)
+    assert not space.mutable.any()
+    assert np.isfinite(space.sigma).all()
