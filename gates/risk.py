@@ -89,8 +89,9 @@ class RiskGate(Gate):
             findings.append(
                 Finding(
                     "RISK003",
-                    "no feature is mutable (every column is mutable = false or constant): "
-                    "robustness would equal clean accuracy without measuring anything",
+                    "no feature is mutable (every numeric column is mutable = false or "
+                    "constant; text and bool columns are held fixed): robustness would equal "
+                    "clean accuracy without measuring anything",
                     location=where,
                     policy_key="[data.columns].mutable",
                 )
@@ -162,12 +163,14 @@ def _measure(
 ) -> tuple[list[RobustResult], list[MembershipResult]]:
     from pipeline.risk import RiskError, measure_privacy, measure_robustness  # noqa: PLC0415
 
-    x, y = split.x_holdout.to_numpy(dtype=float), split.y_holdout.to_numpy()
+    # The numeric columns are attacked; text and bool columns ride along unchanged (held).
+    x, y = space.numeric(split.x_holdout), split.y_holdout.to_numpy()
+    held = space.held(split.x_holdout)
     try:
-        robust = measure_robustness(model, space, x, y, risk.robustness, seed=seed)
+        robust = measure_robustness(model, space, x, y, risk.robustness, seed=seed, held=held)
         privacy = measure_privacy(
             model,
-            space.columns,
+            space.order,
             (split.x_train, split.y_train.to_numpy()),
             (split.x_holdout, y),
             seed=seed,
@@ -300,6 +303,7 @@ def _metrics(
         "estimator": estimator,
         "units": "standardized (training-split standard deviation per feature)",
         "mutable_features": [c for c, m in zip(space.columns, space.mutable, strict=True) if m],
+        "held_fixed_features": list(space.fixed),
         "robustness": [r.to_dict() for r in ours[0]],
         "privacy": [m.to_dict() for m in ours[1]],
         "champion": comparison,

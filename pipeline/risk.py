@@ -3,8 +3,9 @@
 Robustness is measured on the holdout split, in standardized feature units (one unit is the
 feature's standard deviation on the training split, the unit a ``StandardScaler`` uses), under
 L-infinity and L2, for every epsilon the policy lists. The attacker moves only the features the
-contract marks ``mutable``, inside the contract's ``[min, max]``, and integer (and bool) features
-only to integers.
+contract marks ``mutable``, inside the contract's ``[min, max]``, and integer features only to
+integers. Only numeric columns move: text and bool columns are held fixed (a changed category is
+no move of size epsilon), and a blank (NaN) cell stays blank while its row's other cells move.
 
 - Linear models (logistic regression): exact, from the margin. For each holdout row and each
   other class the worst perturbation in the allowed set is solved in closed form (L-infinity:
@@ -61,13 +62,21 @@ class RiskError(PipelineError):
     """The risk of a model could not be measured (unsupported model, attack failure)."""
 
 
+# Contract dtypes an attacker moves within the norm budgets; every other feature column (text,
+# bool) is held fixed: changing a category is not a move of size epsilon.
+_NUMERIC = frozenset({"int64", "float64"})
+
+
 @dataclass(frozen=True)
 class Space:
     """Where an attacker may move each feature, in standardized units around each row.
 
-    ``sigma`` is each feature's standard deviation on the training split (the unit of epsilon);
-    ``lower``/``upper`` the contract's range in raw units (``-inf``/``inf`` when open);
-    ``mutable`` and ``integer`` one flag per feature.
+    ``columns`` are the numeric feature columns (``int64``/``float64``), the ones an attacker
+    moves; ``sigma`` is each one's standard deviation on the training split (the unit of epsilon,
+    blank cells ignored); ``lower``/``upper`` the contract's range in raw units (``-inf``/``inf``
+    when open); ``mutable`` and ``integer`` one flag per numeric feature. ``fixed`` are the other
+    feature columns (text, bool), held fixed: the model still receives them, as they are, through
+    :meth:`frame`. ``order`` is every feature column in the contract's order.
     """
 
     columns: tuple[str, ...]
@@ -76,6 +85,8 @@ class Space:
     upper: np.ndarray
     mutable: np.ndarray
     integer: np.ndarray
+    fixed: tuple[str, ...] = ()
+    order: tuple[str, ...] = ()
 
     @classmethod
     def from_contract(
@@ -86,24 +97,51 @@ class Space:
         if tuple(columns) != names:
             msg = f"the features {names} are not the contract's feature columns {tuple(columns)}"
             raise RiskError(msg)
-        sigma = x_train.to_numpy(dtype=float).std(axis=0)
+        numeric = tuple(c for c in names if rules[c].dtype in _NUMERIC)
+        fixed = tuple(c for c in names if c not in numeric)
+        values = x_train[list(numeric)].to_numpy(dtype=float, na_value=np.nan)
+        if np.isnan(values).any():
+            # Blank cells are not data: the unit is the spread of the filled ones.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an all-blank column: NaN
+                sigma = np.nanstd(values, axis=0)
+        else:
+            sigma = values.std(axis=0)
         # A constant feature has no unit: any move of it is out of the data; keep it fixed.
         constant = ~(sigma > 0)
         sigma = np.where(constant, 1.0, sigma)
-        lower = np.array([_bound(rules[c].min, -np.inf) for c in names])
-        upper = np.array([_bound(rules[c].max, np.inf) for c in names])
-        for i, c in enumerate(names):
-            if rules[c].dtype == "bool":
-                lower[i], upper[i] = max(lower[i], 0.0), min(upper[i], 1.0)
-        mutable = np.array([rules[c].mutable for c in names]) & ~constant
-        integer = np.array([rules[c].dtype in ("int64", "bool") for c in names])
-        return cls(names, sigma, lower, upper, mutable, integer)
+        lower = np.array([_bound(rules[c].min, -np.inf) for c in numeric])
+        upper = np.array([_bound(rules[c].max, np.inf) for c in numeric])
+        mutable = np.array([rules[c].mutable for c in numeric], dtype=bool) & ~constant
+        integer = np.array([rules[c].dtype == "int64" for c in numeric], dtype=bool)
+        return cls(numeric, sigma, lower, upper, mutable, integer, fixed, names)
+
+    def numeric(self, frame: pd.DataFrame) -> np.ndarray:
+        """The numeric feature columns of ``frame`` as floats (a blank cell is NaN)."""
+        values: np.ndarray = frame[list(self.columns)].to_numpy(dtype=float, na_value=np.nan)
+        return values
+
+    def held(self, frame: pd.DataFrame) -> pd.DataFrame | None:
+        """The held-fixed (text, bool) columns of ``frame``, as they are; None when there are none."""
+        return frame[list(self.fixed)].reset_index(drop=True) if self.fixed else None
+
+    def frame(self, x: np.ndarray, held: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The model's input: ``x`` as the numeric columns, ``held`` (one row per row of ``x``)
+        as the others, in the contract's order, text kept as text."""
+        numeric = pd.DataFrame(x, columns=list(self.columns))
+        if not self.fixed:
+            return numeric
+        if held is None or len(held) != len(x):
+            msg = f"the held-fixed columns {list(self.fixed)} are needed for {len(x)} row(s)"
+            raise RiskError(msg)
+        joined = pd.concat([numeric, held.reset_index(drop=True)], axis=1)
+        return joined[list(self.order)]
 
     def box(self, x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
         """Per row and feature, the allowed move ``[lo, hi]`` in standardized units at L-inf ``eps``.
 
         Integer features move to integers only: the bounds are rounded inwards. Immutable
-        features get ``[0, 0]``.
+        features, and blank (NaN) cells, get ``[0, 0]``.
         """
         raw_lo = np.maximum(x - eps * self.sigma, self.lower)
         raw_hi = np.minimum(x + eps * self.sigma, self.upper)
@@ -111,8 +149,9 @@ class Space:
         raw_hi = np.where(self.integer, np.floor(raw_hi + 1e-9), raw_hi)
         # A row already outside the range (or an integer feature at a fractional value) may stay.
         raw_lo, raw_hi = np.minimum(raw_lo, x), np.maximum(raw_hi, x)
-        lo = np.where(self.mutable, (raw_lo - x) / self.sigma, 0.0)
-        hi = np.where(self.mutable, (raw_hi - x) / self.sigma, 0.0)
+        movable = self.mutable & ~np.isnan(x)
+        lo = np.where(movable, (raw_lo - x) / self.sigma, 0.0)
+        hi = np.where(movable, (raw_hi - x) / self.sigma, 0.0)
         return lo, hi
 
 
@@ -326,6 +365,20 @@ def _predict_fn(model: Any, columns: Sequence[str], classes: np.ndarray) -> Call
     return predict
 
 
+def _predict_rows(model: Any, rows: pd.DataFrame, classes: np.ndarray) -> Callable[..., Any]:
+    """Probabilities for row indices (one column) into ``rows``, the frame as it is."""
+
+    def predict(ids: np.ndarray) -> np.ndarray:
+        chosen = np.clip(np.rint(np.asarray(ids, dtype=float)[:, 0]), 0, len(rows) - 1)
+        proba: np.ndarray = model.predict_proba(rows.iloc[chosen.astype(int)])
+        if proba.shape[1] != len(classes):
+            msg = f"the model returned {proba.shape[1]} probabilities for {len(classes)} classes"
+            raise RiskError(msg)
+        return proba
+
+    return predict
+
+
 @dataclass(frozen=True)
 class AttackBudget:
     """How much an ART evasion attack may spend per row, and on how many rows."""
@@ -334,6 +387,66 @@ class AttackBudget:
     max_eval: int = 200
     init_eval: int = 20
     max_rows: int = 200
+
+
+@dataclass(frozen=True)
+class _Codec:
+    """The attack's numeric input (standardized numeric columns, plus the row's index when the
+    table has held-fixed columns or blank cells) to and from the model's DataFrame."""
+
+    model: Any
+    space: Space
+    classes: np.ndarray
+    center: np.ndarray
+    blank: np.ndarray  # per row and numeric column: a blank (NaN) cell, restored as NaN
+    held: pd.DataFrame | None
+    keyed: bool
+
+    @classmethod
+    def build(
+        cls,
+        model: Any,
+        space: Space,
+        x: np.ndarray,
+        held: pd.DataFrame | None,
+        classes: np.ndarray,
+    ) -> _Codec:
+        blank = np.isnan(x)
+        keyed = bool(space.fixed) or bool(blank.any())
+        if not len(x):
+            center = np.zeros(len(space.columns))
+        elif keyed:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an all-blank column: NaN
+                center = np.nanmean(x, axis=0)
+            center = np.where(np.isfinite(center), center, 0.0)
+        else:
+            center = x.mean(axis=0)
+        return cls(model, space, classes, center, blank, held, keyed)
+
+    def to_raw(self, z: np.ndarray) -> np.ndarray:
+        return np.asarray(z * self.space.sigma + self.center, dtype=float)
+
+    def predict_raw(self, raw: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        """Probabilities for raw numeric rows; ``rows`` (indices) restore blanks and held values."""
+        if rows is not None:
+            raw = np.where(self.blank[rows], np.nan, raw)
+        parts = None if rows is None or self.held is None else self.held.iloc[rows]
+        proba: np.ndarray = self.model.predict_proba(self.space.frame(raw, parts))
+        if proba.shape[1] != len(self.classes):
+            msg = (
+                f"the model returned {proba.shape[1]} probabilities for {len(self.classes)} classes"
+            )
+            raise RiskError(msg)
+        return proba
+
+    def predict_z(self, z: np.ndarray) -> np.ndarray:
+        if not self.keyed:
+            return self.predict_raw(self.to_raw(z), None)
+        width = len(self.space.columns)
+        last = max(len(self.blank) - 1, 0)
+        ids = np.clip(np.rint(z[:, width]), 0, last).astype(int)
+        return self.predict_raw(self.to_raw(z[:, :width]), ids)
 
 
 def attack_accuracy(
@@ -345,48 +458,82 @@ def attack_accuracy(
     norms_eps: Sequence[tuple[Norm, float]],
     budget: AttackBudget,
     seed: int,
+    held: pd.DataFrame | None = None,
 ) -> list[RobustResult]:
     """Robust accuracy under HopSkipJump (ART) in standardized units, for each ``(norm, eps)``.
 
     The attack is run once per norm (it minimises the perturbation); a row is broken at ``eps``
     when its adversarial point, rounded to integers where the contract says so, is within
     ``eps`` and is misclassified. Rows already misclassified are broken at every ``eps``.
+
+    ``x`` holds the numeric columns (NaN for a blank cell), ``held`` the held-fixed (text, bool)
+    columns of the same rows. With either, ART sees one more input, the row's index, masked and
+    clipped to the rows: the predict function reads it back to restore the row's blank cells
+    and held-fixed values, so the model always gets the row's own text and blanks. Blank cells
+    are masked too (they stay blank); the row's filled cells still move.
     """
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    if not space.fixed and not bool(np.isnan(x).any()):
+        return _attack_accuracy(
+            model, space, x, y, norms_eps=norms_eps, budget=budget, seed=seed, held=None
+        )
+    # HopSkipJump asks for a few rows at a time, thousands of times: with a one-hot pipeline,
+    # scikit-learn's OpenMP pool costs more than the prediction on a loaded machine (7x here),
+    # so mixed tables run on one OpenMP thread. All-numeric tables keep the path they had.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _attack_accuracy(
+            model, space, x, y, norms_eps=norms_eps, budget=budget, seed=seed, held=held
+        )
+
+
+def _attack_accuracy(
+    model: Any,
+    space: Space,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    norms_eps: Sequence[tuple[Norm, float]],
+    budget: AttackBudget,
+    seed: int,
+    held: pd.DataFrame | None,
+) -> list[RobustResult]:
     with quiet_art():
         from art.attacks.evasion import HopSkipJump  # noqa: PLC0415
         from art.estimators.classification import BlackBoxClassifier  # noqa: PLC0415
 
     classes = np.asarray(model.classes_)
     index = _label_index(classes, y)
-    raw_predict = _predict_fn(model, space.columns, classes)
-    center = x.mean(axis=0) if len(x) else np.zeros(len(space.columns))
-
-    def to_raw(z: np.ndarray) -> np.ndarray:
-        return np.asarray(z * space.sigma + center, dtype=float)
-
-    def predict_z(z: np.ndarray) -> np.ndarray:
-        proba: np.ndarray = raw_predict(to_raw(z))
-        return proba
-
-    z = (x - center) / space.sigma
+    codec = _Codec.build(model, space, x, held, classes)
+    blank, keyed, width = codec.blank, codec.keyed, len(space.columns)
+    to_raw, predict_raw, predict_z = codec.to_raw, codec.predict_raw, codec.predict_z
+    center = codec.center
+    z = np.where(blank, 0.0, (x - center) / space.sigma)
     clip_lo = np.where(np.isfinite(space.lower), (space.lower - center) / space.sigma, -1e6)
     clip_hi = np.where(np.isfinite(space.upper), (space.upper - center) / space.sigma, 1e6)
-    clip_lo, clip_hi = np.minimum(clip_lo, z.min(axis=0)), np.maximum(clip_hi, z.max(axis=0))
+    if len(z):
+        clip_lo, clip_hi = np.minimum(clip_lo, z.min(axis=0)), np.maximum(clip_hi, z.max(axis=0))
+    mask = space.mutable.astype(np.float32)
+    if keyed:
+        z = np.column_stack([z, np.arange(len(z), dtype=float)])
+        clip_lo = np.append(clip_lo, 0.0)
+        clip_hi = np.append(clip_hi, max(len(x) - 1, 0))
+        mask = np.column_stack([space.mutable & ~blank, np.zeros(len(x), dtype=bool)])
     classifier = BlackBoxClassifier(
         predict_z,
-        input_shape=(len(space.columns),),
+        input_shape=(z.shape[1],),
         nb_classes=len(classes),
         clip_values=(clip_lo.astype(np.float32), clip_hi.astype(np.float32)),
     )
     predicted = np.argmax(predict_z(z), axis=1) if len(z) else np.zeros(0, dtype=int)
     correct = predicted == index
     results: list[RobustResult] = []
-    mask = space.mutable.astype(np.float32)
     for norm in dict.fromkeys(n for n, _ in norms_eps):
         start = time.perf_counter()
         distance = np.zeros(len(z))  # misclassified rows: broken at distance 0
         rows = np.flatnonzero(correct)
-        if len(rows) and mask.any():
+        row_mask = mask[rows].astype(np.float32) if keyed else mask
+        if len(rows) and row_mask.any():
             attack = HopSkipJump(
                 classifier,
                 norm=np.inf if norm == "linf" else 2,
@@ -397,14 +544,14 @@ def attack_accuracy(
                 verbose=False,
             )
             with seeded(seed):
-                adv = attack.generate(z[rows].astype(np.float32), mask=mask)
-            adv = adv.astype(float)
+                adv = attack.generate(z[rows].astype(np.float32), mask=row_mask)
+            adv = adv.astype(float)[:, :width]
             # Integers stay integers: round in raw units, then predict again.
             raw = to_raw(adv)
             raw = np.where(space.integer, np.round(raw), raw)
             adv = (raw - center) / space.sigma
-            flipped = np.argmax(raw_predict(raw), axis=1) != index[rows]
-            delta = adv - z[rows]
+            flipped = np.argmax(predict_raw(raw, rows if keyed else None), axis=1) != index[rows]
+            delta = np.where(blank[rows], 0.0, adv - z[rows, :width])
             size = np.abs(delta).max(axis=1) if norm == "linf" else np.linalg.norm(delta, axis=1)
             distance[rows] = np.where(flipped, size, np.inf)
         elif len(rows):
@@ -592,11 +739,14 @@ def black_box_membership(
     others: tuple[np.ndarray, np.ndarray],
     *,
     seed: int,
+    rows: pd.DataFrame | None = None,
 ) -> MembershipResult:
     """ART's ``MembershipInferenceBlackBox`` (a seeded random forest on the probabilities).
 
     The attack model learns from half the members and half the non-members (seeded split) and
-    is scored on the other halves, so it is never judged on rows it learned from.
+    is scored on the other halves, so it is never judged on rows it learned from. With ``rows``,
+    the members' and others' ``x`` are one column of indices into ``rows`` (the frame the model
+    is given); ART reads only the model's probabilities, so nothing else changes.
     """
     with quiet_art():
         from art.attacks.inference.membership_inference import (  # noqa: PLC0415
@@ -607,9 +757,13 @@ def black_box_membership(
     start = time.perf_counter()
     (x_in, y_in), (x_out, y_out) = members, others
     classes = np.asarray(model.classes_)
-    classifier = BlackBoxClassifier(
-        _predict_fn(model, columns, classes), input_shape=(len(columns),), nb_classes=len(classes)
-    )
+    if rows is None:
+        predict = _predict_fn(model, columns, classes)
+        shape = (len(columns),)
+    else:
+        predict = _predict_rows(model, rows, classes)
+        shape = (1,)
+    classifier = BlackBoxClassifier(predict, input_shape=shape, nb_classes=len(classes))
     rng = np.random.default_rng(seed)
     in_order, out_order = rng.permutation(len(x_in)), rng.permutation(len(x_out))
     in_fit, in_test = np.array_split(in_order, 2)
@@ -663,30 +817,37 @@ def measure_robustness(
     robustness: RobustnessPolicy,
     *,
     seed: int,
+    held: pd.DataFrame | None = None,
 ) -> list[RobustResult]:
     """Robust accuracy at every ``(norm, epsilon)``: certified, verified or attacked.
 
     Linear models are certified exactly; binary random forests get ART's sound verification;
     any other family ART's HopSkipJump on at most ``attack_max_rows`` rows (a seeded sample).
+    A table with held-fixed (text, bool) columns or blank cells is always attacked: its model
+    encodes the text columns in front of the classifier, which neither the certificate nor the
+    verifier reads.
     """
     pairs = budgets(robustness)
-    if linear_parts(model) is not None:
+    plain = not space.fixed and not bool(np.isnan(x).any())
+    if plain and linear_parts(model) is not None:
         return [certified_linear(model, space, x, y, norm=n, eps=e) for n, e in pairs]
-    verified = [verified_forest(model, space, x, y, norm=n, eps=e) for n, e in pairs]
-    if all(v is not None for v in verified):
-        return [v for v in verified if v is not None]
+    if plain:
+        verified = [verified_forest(model, space, x, y, norm=n, eps=e) for n, e in pairs]
+        if all(v is not None for v in verified):
+            return [v for v in verified if v is not None]
     if len(x) > robustness.attack_max_rows:
         rows = np.sort(
             np.random.default_rng(seed).permutation(len(x))[: robustness.attack_max_rows]
         )
         x, y = x[rows], y[rows]
+        held = None if held is None else held.iloc[rows].reset_index(drop=True)
     budget = AttackBudget(
         max_iter=robustness.attack_max_iter,
         max_eval=robustness.attack_max_eval,
         init_eval=min(20, robustness.attack_max_eval),
         max_rows=robustness.attack_max_rows,
     )
-    return attack_accuracy(model, space, x, y, norms_eps=pairs, budget=budget, seed=seed)
+    return attack_accuracy(model, space, x, y, norms_eps=pairs, budget=budget, seed=seed, held=held)
 
 
 def measure_privacy(
@@ -697,16 +858,41 @@ def measure_privacy(
     *,
     seed: int,
 ) -> list[MembershipResult]:
-    """Both membership attacks: training rows are the members, holdout rows the others."""
+    """Both membership attacks: training rows are the members, holdout rows the others.
+
+    ART's black-box attack reads only the model's probabilities (``input_type="prediction"``).
+    A table whose features are all numeric and filled is handed to it as the numeric matrix; any
+    other (text, bool, blank cells) as each row's index into the members and others, which the
+    predict function turns back into the row's own frame, dtypes unchanged: the attack model
+    sees the same probabilities and labels either way.
+    """
     (x_train, y_train), (x_holdout, y_holdout) = members, others
+    loss = loss_threshold(model, x_train, y_train, x_holdout, y_holdout)
+    numeric = all(
+        pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)
+        for t in pd.concat([x_train.dtypes, x_holdout.dtypes])
+    )
+    if numeric:
+        x_in = x_train.to_numpy(dtype=float, na_value=np.nan)
+        x_out = x_holdout.to_numpy(dtype=float, na_value=np.nan)
+        if not (np.isnan(x_in).any() or np.isnan(x_out).any()):
+            return [
+                loss,
+                black_box_membership(
+                    model, columns, (x_in, y_train), (x_out, y_holdout), seed=seed
+                ),
+            ]
+    rows = pd.concat([x_train, x_holdout], ignore_index=True)[list(columns)]
+    ids = np.arange(len(rows), dtype=float).reshape(-1, 1)
     return [
-        loss_threshold(model, x_train, y_train, x_holdout, y_holdout),
+        loss,
         black_box_membership(
             model,
             columns,
-            (x_train.to_numpy(dtype=float), y_train),
-            (x_holdout.to_numpy(dtype=float), y_holdout),
+            (ids[: len(x_train)], y_train),
+            (ids[len(x_train) :], y_holdout),
             seed=seed,
+            rows=rows,
         ),
     ]
 

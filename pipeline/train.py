@@ -118,4 +118,4 @@ def adversarial_refit(policy: LoadedPolicy, model: Any, x: pd.DataFrame, y: pd.S
         return model
     space = Space.from_contract(settings.data.feature_columns, settings.data.columns, x)
     c = float(model.steps[-1][1].get_params()["C"])
-    return robust_logistic_fit(model, space, x.to_numpy(dtype=float), y.to_numpy(), eps=eps, c=c)
+    return robust_logistic_fit(model, space, space.numeric(x), y.to_numpy(), eps=eps, c=c)
