@@ -70,6 +70,9 @@ _WRITTEN = ("model", "cv", "data", "risk")
 # it leaves below the baseline's robust accuracy / above its membership exposure.
 RISK_EPSILONS = {"linf": (0.05, 0.1, 0.25), "l2": (0.25, 0.5, 1.0)}
 RISK_MARGIN = 0.05
+# For models the risk gate attacks (not certified): a budget that keeps the gate within seconds
+# on a small holdout; the figures are upper bounds either way (RISK030).
+ATTACK_BUDGET = {"attack_max_rows": 60, "attack_max_iter": 5, "attack_max_eval": 100}
 
 
 class InitError(GatesError):
@@ -557,12 +560,20 @@ def _risk_table(loaded: LoadedPolicy, model: Any, split: Any, notes: _Notes) -> 
     """
     from gates.risk import measure_model  # noqa: PLC0415
     from pipeline.config import PrivacyPolicy, RiskPolicy  # noqa: PLC0415
+    from pipeline.risk import linear_parts  # noqa: PLC0415
 
+    budget: dict[str, Any] = {}
+    if linear_parts(model) is None:
+        # Not certified: HopSkipJump, whose cost grows with rows x iterations x evaluations.
+        budget = dict(ATTACK_BUDGET)
     risk = RiskPolicy.model_validate(
         {
             "robustness": {
-                norm: {"epsilons": list(eps), "min_accuracy": [0.0] * len(eps)}
-                for norm, eps in RISK_EPSILONS.items()
+                **{
+                    norm: {"epsilons": list(eps), "min_accuracy": [0.0] * len(eps)}
+                    for norm, eps in RISK_EPSILONS.items()
+                },
+                **budget,
             }
         }
     )
@@ -585,7 +596,7 @@ def _risk_table(loaded: LoadedPolicy, model: Any, split: Any, notes: _Notes) -> 
     tpr = {key: max(m.tpr[key] for m in privacy) for key in privacy[0].tpr}
     low, one = sorted(tpr)
     proposed = {
-        "robustness": bars,
+        "robustness": {**budget, **bars},
         "privacy": {
             "max_auc": up(auc, defaults.max_auc),
             "max_tpr_at_0_1pct_fpr": up(tpr[low], defaults.max_tpr_at_0_1pct_fpr),

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,7 +143,7 @@ class LiveData:
                 self.metrics.drift.labels(drift.column).set(drift.psi)
         if pending and self.forest is not None:
             rows = pd.concat(pending)
-            for score in -self.forest.score_samples(rows.to_numpy(dtype="float64")):
+            for score in self.forest.scores(rows):
                 self.metrics.anomaly.observe(float(score))
 
     def exposition(self) -> bytes:
@@ -151,12 +152,40 @@ class LiveData:
         return generate_latest(self.metrics.registry)
 
 
-def fit_forest(features: pd.DataFrame, *, trees: int, seed: int) -> Any:
-    """An IsolationForest on the approved features (the same settings the data gate uses)."""
+@dataclass(frozen=True)
+class AnomalyScorer:
+    """An IsolationForest over the numeric feature columns of the approved data.
+
+    Text and bool columns are left out (a forest splits numbers); a blank cell is scored as its
+    column's approved median, since a forest takes no NaN.
+    """
+
+    forest: Any
+    columns: tuple[str, ...]
+    fill: tuple[float, ...]
+
+    def scores(self, rows: pd.DataFrame) -> list[float]:
+        """The anomaly score of each row (higher is more isolated)."""
+        x = rows.loc[:, list(self.columns)].astype("float64")
+        x = x.fillna(dict(zip(self.columns, self.fill, strict=True)))
+        return [float(v) for v in -self.forest.score_samples(x.to_numpy())]
+
+
+def fit_forest(features: pd.DataFrame, *, trees: int, seed: int) -> AnomalyScorer | None:
+    """An IsolationForest on the approved numeric features (the data gate's settings); None
+    when the table has no numeric feature."""
     from sklearn.ensemble import IsolationForest  # noqa: PLC0415
 
+    numeric = features.select_dtypes(include="number")
+    if numeric.shape[1] == 0:
+        return None
+    medians = numeric.median(skipna=True).fillna(0.0)
+    x = numeric.astype("float64").fillna(medians)
     forest = IsolationForest(n_estimators=trees, random_state=seed, n_jobs=1)
-    return forest.fit(features.to_numpy(dtype="float64"))
+    forest.fit(x.to_numpy())
+    return AnomalyScorer(
+        forest, tuple(str(c) for c in numeric.columns), tuple(float(v) for v in medians)
+    )
 
 
 class JsonLines(logging.Formatter):
