@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import httpx
 
     from gates.service.app import Service
-    from pipeline.config import LoadedPolicy
+    from pipeline.config import DataPolicy, LoadedPolicy
 
 _TIMEOUT = 10.0
 # Holdout rows also sent one per request (the latency sample); all of them go in one batch.
@@ -150,10 +150,7 @@ class ServeGate(Gate):
         _, split = prepare(context.policy, drop=quarantined_rows(context))
         features = split.x_holdout[list(policy.data.feature_columns)]
         offline = [str(label) for label in model.predict(features)]
-        rows: list[dict[str, Any]] = [
-            {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-            for r in features.to_dict(orient="records")
-        ]
+        rows = [_as_json(r, policy.data) for r in features.to_dict(orient="records")]
         served = ServedModel(
             model, manifest.sha256, context.run_id, "this run's candidate (unsigned)"
         )
@@ -221,6 +218,24 @@ class ServeGate(Gate):
             failed="{n} serving check(s) failed: {first}",
             metrics=metrics,
         )
+
+
+def _as_json(row: dict[Any, Any], contract: DataPolicy) -> dict[str, Any]:
+    """A holdout row as a client sends it: the model's text for bool and text columns back to
+    JSON (true/false, a string), and a blank cell or NaN as null."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        name = str(key)
+        dtype = contract.columns[name].dtype
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            out[name] = None
+        elif dtype == "bool":
+            out[name] = None if value == "" else value in (True, "true")
+        elif dtype == "string":
+            out[name] = None if value == "" else value
+        else:
+            out[name] = value
+    return out
 
 
 def _gate_policy(loaded: LoadedPolicy) -> LoadedPolicy:

@@ -220,7 +220,11 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 
 
 def _predict(service: Service, features: Any) -> dict[str, Any]:
+    from pipeline.data import model_features  # noqa: PLC0415 - loaded by then
+
     model = service.served.model
+    # As training gave them to the model: text and bool columns as text, a null as "".
+    features = model_features(features, service.contract)
     labels = list(model.predict(features))
     if not service.policy.return_probabilities or not hasattr(model, "predict_proba"):
         return {"labels": labels, "predictions": [str(label) for label in labels]}
