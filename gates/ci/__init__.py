@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def render_all(specs: tuple[GateSpec, ...] = GATES) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Drift:
-    """A committed CI file that differs from what the registry renders (or is missing)."""
+    """A committed file (CI or deployment) that differs from what is rendered (or is missing)."""
 
     path: str
     diff: str
@@ -39,11 +40,16 @@ class Drift:
 
 def check(root: Path, *, specs: tuple[GateSpec, ...] = GATES) -> tuple[Drift, ...]:
     """Compare the files under ``root`` with the rendered ones; a unified diff per drifted file."""
-    drifts = []
-    for relative, expected in render_all(specs).items():
-        path = root / relative
+    return drifts(root, render_all(specs))
+
+
+def drifts(root: Path, rendered: Mapping[str, str]) -> tuple[Drift, ...]:
+    """Each file of ``rendered`` (relative path -> text) that differs under ``root`` or is
+    missing, with a unified diff (the CI files and the deployment files share this)."""
+    found = []
+    for relative, expected in rendered.items():
         try:
-            current = path.read_text(encoding="utf-8")
+            current: str | None = (root / relative).read_text(encoding="utf-8")
         except FileNotFoundError:
             current = None
         if current == expected:
@@ -56,5 +62,5 @@ def check(root: Path, *, specs: tuple[GateSpec, ...] = GATES) -> tuple[Drift, ..
                 tofile=f"{relative} (rendered)",
             )
         )
-        drifts.append(Drift(path=relative, diff=diff))
-    return tuple(drifts)
+        found.append(Drift(path=relative, diff=diff))
+    return tuple(found)
