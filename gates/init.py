@@ -31,6 +31,7 @@ every key and value is quoted as TOML requires (a column named ``od280/od315`` i
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import shutil
@@ -152,40 +153,20 @@ def init(
     base = _existing(policy_path)
     notes = _Notes(csv=csv, rows=len(frame), classes=classes, nullable=nullable_numeric)
     provisional = {m: {"min_mean": 0.0} for m in METRICS}
-    _write(
-        policy_path,
-        base=base,
-        model=model,
-        cv={"folds": folds, "thresholds": provisional},
-        data=data,
-        notes=notes,
-    )
+    # The same policy written three times as it fills in (``data`` gains its checks in place).
+    write = functools.partial(_write, policy_path, base=base, model=model, data=data, notes=notes)
+    write(cv={"folds": folds, "thresholds": provisional})
     loaded = _approve(policy_path, out=out)
     checks = _screen(loaded, notes)
     if checks:
         data["checks"] = checks
-    _write(
-        policy_path,
-        base=base,
-        model=model,
-        cv={"folds": folds, "thresholds": provisional},
-        data=data,
-        notes=notes,
-    )
+    write(cv={"folds": folds, "thresholds": provisional})
     loaded = _approve(policy_path, out=io.StringIO())
     baseline, fitted, split = _baseline(loaded)
     thresholds = {m: _thresholds(baseline[m]) for m in METRICS}
     notes.baseline = baseline
     risk = _risk_table(loaded, fitted, split, notes)
-    _write(
-        policy_path,
-        base=base,
-        model=model,
-        cv={"folds": folds, "thresholds": thresholds},
-        data=data,
-        notes=notes,
-        risk=risk,
-    )
+    write(cv={"folds": folds, "thresholds": thresholds}, risk=risk)
     _approve(policy_path, out=io.StringIO())
     return Proposal(
         policy_path=policy_path,
