@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess  # nosec B404 # runs the audited tools as argv lists, never a shell
 import sys
@@ -19,6 +20,46 @@ from pipeline.fsio import atomic_write_json, atomic_write_text
 
 # Tool output shown in an ERRORED summary: enough to see the cause, short enough for a console.
 _TAIL = 600
+
+# The variables a tool is given (least privilege): where programs and home are, locale and time
+# zone, the temporary folder, and how to reach an index or advisory service through a proxy with
+# the site's certificates. Nothing else reaches ruff, bandit or pip-audit: not the release key
+# (GATES_SIGNING_KEY), cloud or Vault credentials, nor a tool's own option variables (a
+# PIP_AUDIT_* or RUFF_* value would change what the gate asked for behind its back).
+TOOL_ENV_KEEP = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TZ",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "SYSTEMROOT",  # Windows: sockets and randomness need it
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "PIP_INDEX_URL",
+        "PIP_CERT",
+    }
+)
+
+
+def tool_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a tool runs with: ``environ`` (default ``os.environ``) cut to the
+    allow-list above (proxy names in either case)."""
+    source = os.environ if environ is None else environ
+    return {name: value for name, value in source.items() if name.upper() in TOOL_ENV_KEEP}
 
 
 @dataclass(frozen=True)
@@ -52,7 +93,8 @@ def run_module(
     package or a ``sitecustomize.py`` there cannot stand in for the tool or run before it),
     every other ``PYTHON*`` variable is ignored (``PYTHONSTARTUP``, ``PYTHONHOME``, ...), and
     the user site folder with its ``.pth`` files and ``usercustomize`` is left out. What stays
-    is the environment's own: the standard library and its site-packages. stdin is closed.
+    is the environment's own: the standard library and its site-packages. stdin is closed, and
+    the tool sees only the variables of ``tool_environment`` (or ``env`` when given).
     """
     command = (sys.executable, "-I", "-m", module, *args)
     try:
@@ -64,7 +106,7 @@ def run_module(
             text=True,
             timeout=timeout,
             check=False,
-            env=env,
+            env=tool_environment() if env is None else env,
         )
     except subprocess.TimeoutExpired:
         msg = f"{module} did not finish within {timeout:.0f} s"
