@@ -207,6 +207,20 @@ def _add_key_parsers(
         help="withdraw a registry version everywhere (a release manager's signature with [roles])",
     )
     revoke.add_argument("version", help="the registry version (a folder of registry/versions/)")
+    rollback = sub.add_parser(
+        "rollback",
+        parents=[common],
+        help=(
+            "make the previous promoted, non-revoked version (or VERSION) the champion again "
+            "(a release manager's signature with [roles])"
+        ),
+    )
+    rollback.add_argument(
+        "version",
+        nargs="?",
+        default=None,
+        help="the registry version to roll back to (default: the one promoted before the champion)",
+    )
 
 
 def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -312,7 +326,7 @@ def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return pe
     from pipeline.config import load_policy  # noqa: PLC0415 - heavy imports only past `list`
 
     loaded = load_policy(args.policy)
-    if args.command in ("keygen", "verify", "deploy", "revoke"):
+    if args.command in ("keygen", "verify", "deploy", "revoke", "rollback"):
         return _release(args, loaded)
     if args.command == "serve":
         return _serve(args, loaded)
@@ -452,6 +466,17 @@ def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:  # noqa: PL
             return EXIT_FAILED
         by = f" by {signer}" if signer else ""
         sys.stdout.write(f"revoked: {args.version}{by}; it is refused wherever it is read\n")
+        return EXIT_OK
+    if args.command == "rollback":
+        try:
+            version, previous, signer = release.rollback(loaded, args.version)
+        except release.DeployRefused as err:
+            sys.stdout.write(f"rollback {err}\n")
+            return EXIT_FAILED
+        by = f" by {signer}" if signer else ""
+        sys.stdout.write(
+            f"rolled back: {version} is the champion again{by}; {previous} is no longer served\n"
+        )
         return EXIT_OK
     reports = args.reports or loaded.resolve(loaded.policy.run.reports_dir)
     try:
