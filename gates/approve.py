@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from pipeline.approval import ApprovalError, approver_of, approvers, sign_approval
 from pipeline.config import LoadedPolicy
 from pipeline.data import (
     LockEntry,
@@ -20,7 +21,9 @@ from pipeline.data import (
     write_lock_entry,
 )
 from pipeline.errors import DataError
+from pipeline.keys.local import read_env_pem
 from pipeline.poison import label_baseline
+from pipeline.signing import Signer, SigningError, private_key_from_pem
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,12 +52,18 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
     size = check_data_file(path, max_bytes=data.checks.max_file_bytes)
     lock_path = policy.resolve(data.lock)
     try:
+        signer = _approver_key(policy)
+    except ApprovalError as err:
+        out.write(f"not approved: {err}; the lock is unchanged\n")
+        return 1
+    try:
         previous = read_lock(lock_path).files.get(lock_key(policy, path))
     except DataError:
         previous = None
     kept = previous.reference if previous is not None and not rebaseline else None
     if data.streams(size):
-        return _approve_streaming(policy, previous=previous, kept=kept, out=out)
+        code = _approve_streaming(policy, previous=previous, kept=kept, out=out)
+        return code if code else _sign(policy, signer, out=out)
     frame = read_table(path, fmt=data.resolved_format, max_bytes=data.checks.max_file_bytes)
     clean, violations = check_contract(frame, data)
     if violations:
@@ -69,6 +78,44 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
         shift = class_shift(clean[data.label], kept)
     _report(previous, entry, profile, lock_path=lock_path, drift=drift, shift=shift, out=out)
     _screen_new(policy, clean, previous, out=out)
+    return _sign(policy, signer, out=out)
+
+
+def _approver_key(policy: LoadedPolicy) -> tuple[Signer, str] | None:
+    """The data approver's key from $[roles].approver_key_env (None: no approvers configured).
+
+    ApprovalError, before anything is written, when approvers are configured and the variable
+    is empty or holds a key no approver has.
+    """
+    allowed = approvers(policy)
+    if not allowed.keys:
+        return None
+    name = policy.policy.roles.approver_key_env
+    pem = read_env_pem(name)
+    if not pem:
+        msg = (
+            f"[roles].approvers is set ({', '.join(sorted(allowed.keys))}): only a data approver "
+            f"may approve; set ${name} to a data approver's private key"
+        )
+        raise ApprovalError(msg)
+    try:
+        key = private_key_from_pem(
+            pem.encode("utf-8"), source=f"${name}", release=True, algorithm=None
+        )
+    except SigningError as err:
+        raise ApprovalError(str(err)) from None
+    return key, approver_of(key, allowed)
+
+
+def _sign(policy: LoadedPolicy, signer: tuple[Signer, str] | None, *, out: TextIO) -> int:
+    """Sign the lock just written (with approvers configured) and say so."""
+    if signer is None:
+        return 0
+    key, name = signer
+    path = sign_approval(policy, key)
+    out.write(
+        f"  signed by data approver {name} (key id {key.public.keyid[:12]}...) -> {path.name}\n"
+    )
     return 0
 
 
