@@ -257,8 +257,10 @@ def _add_ci_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     render = ci_sub.add_parser(
         "render",
         help="write .github/workflows/pipeline.yml, .gitlab-ci.yml and Jenkinsfile",
-        description="Render the three CI configurations from gates/registry.py. With --check, "
-        "write nothing and exit 1 with a unified diff when a committed file differs.",
+        description="Render the three CI configurations from gates/registry.py (and, when "
+        "ROOT/policy.toml names a key service in [keys].provider, its deploy job's short-lived "
+        "identity). With --check, write nothing and exit 1 with a unified diff when a committed "
+        "file differs.",
     )
     render.add_argument(
         "--root", type=Path, default=Path(), help="project folder (default: current folder)"
@@ -572,8 +574,9 @@ def _ci(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per outc
             return EXIT_OK
         if args.ci_command == "deploy":
             return _ci_deploy(args)
+        keys = ci.key_service(args.root)
         if args.check:
-            drifts = ci.check(args.root)
+            drifts = ci.check(args.root, keys=keys)
             for drift in drifts:
                 sys.stdout.write(drift.diff)
             if drifts:
@@ -585,7 +588,7 @@ def _ci(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per outc
                 return EXIT_FAILED
             sys.stdout.write("CI configurations are up to date with the gate registry\n")
             return EXIT_OK
-        for relative, text in ci.render_all().items():
+        for relative, text in ci.render_all(keys=keys).items():
             atomic_write_text(args.root / relative, text)
             sys.stdout.write(f"wrote {relative}\n")
     except ci.CiError as err:
