@@ -6,7 +6,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from pipeline.approval import ApprovalError, approver_of, approvers, sign_approval
+from pipeline.approval import (
+    ApprovalError,
+    approver_of,
+    approvers,
+    check_approval,
+    sign_approval,
+)
 from pipeline.config import LoadedPolicy
 from pipeline.data import (
     LockEntry,
@@ -266,10 +272,17 @@ def _report_changes(
 
 
 def verify(policy: LoadedPolicy, *, out: TextIO) -> int:
-    """Compare the data file with its lock; 0 when it matches, 1 when it does not."""
-    problems = verify_lock(policy)
+    """Compare the data file with its lock (and, with [roles].approvers, the lock with its
+    approval); 0 when they match, 1 when they do not."""
+    problems = [f"{problem.rule} {problem.message}" for problem in verify_lock(policy)]
+    try:
+        approver = check_approval(policy)
+    except ApprovalError as err:
+        problems.append(f"DATA003 {err}")
+        approver = None
     for problem in problems:
-        out.write(f"{problem.rule} {problem.message}\n")
+        out.write(f"{problem}\n")
     if not problems:
-        out.write(f"{policy.policy.data.path}: matches {policy.policy.data.lock}\n")
+        by = f", approved by {approver}" if approver else ""
+        out.write(f"{policy.policy.data.path}: matches {policy.policy.data.lock}{by}\n")
     return 1 if problems else 0

@@ -171,6 +171,21 @@ def test_the_data_gate_fails_on_an_unapproved_lock_and_passes_an_approved_one(pr
     assert f"{APPROVAL}: missing: [roles].approvers (carol, dave) is set" in finding.message
 
 
+def test_data_verify_checks_the_approval_too(project, monkeypatch):
+    from gates.approve import verify
+    from pipeline.config import load_policy
+
+    root, _ = project
+    monkeypatch.delenv("GATES_BASE_POLICY", raising=False)
+    out = io.StringIO()
+    assert verify(load_policy(root / "policy.toml"), out=out) == 0
+    assert "approved by carol" in out.getvalue()
+    (root / APPROVAL).unlink()
+    out = io.StringIO()
+    assert verify(load_policy(root / "policy.toml"), out=out) == 1
+    assert f"DATA003 {APPROVAL}: missing" in out.getvalue()
+
+
 # --- planted attacks ----------------------------------------------------------------------------
 # Each plants its change in the pull request's copy and returns what the DATA003 message must
 # name (the approval file always, and the key id where one signed).
