@@ -280,6 +280,12 @@ def deploy(session: nox.Session) -> None:
 
 
 @nox.session(python=False, requires=["env"], default=False)
+def rollback(session: nox.Session) -> None:
+    """Make the previous promoted, non-revoked version (or the one after --) the champion again."""
+    _gates(session, "rollback", *session.posargs)
+
+
+@nox.session(python=False, requires=["env"], default=False)
 def service(session: nox.Session) -> None:
     """Serve the verified, signed model over HTTP (python -m gates serve; args after --).
 

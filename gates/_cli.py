@@ -207,6 +207,20 @@ def _add_key_parsers(
         help="withdraw a registry version everywhere (a release manager's signature with [roles])",
     )
     revoke.add_argument("version", help="the registry version (a folder of registry/versions/)")
+    rollback = sub.add_parser(
+        "rollback",
+        parents=[common],
+        help=(
+            "make the previous promoted, non-revoked version (or VERSION) the champion again "
+            "(a release manager's signature with [roles])"
+        ),
+    )
+    rollback.add_argument(
+        "version",
+        nargs="?",
+        default=None,
+        help="the registry version to roll back to (default: the one promoted before the champion)",
+    )
 
 
 def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -243,8 +257,10 @@ def _add_ci_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     render = ci_sub.add_parser(
         "render",
         help="write .github/workflows/pipeline.yml, .gitlab-ci.yml and Jenkinsfile",
-        description="Render the three CI configurations from gates/registry.py. With --check, "
-        "write nothing and exit 1 with a unified diff when a committed file differs.",
+        description="Render the three CI configurations from gates/registry.py (and, when "
+        "ROOT/policy.toml names a key service in [keys].provider, its deploy job's short-lived "
+        "identity). With --check, write nothing and exit 1 with a unified diff when a committed "
+        "file differs.",
     )
     render.add_argument(
         "--root", type=Path, default=Path(), help="project folder (default: current folder)"
@@ -312,7 +328,7 @@ def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return pe
     from pipeline.config import load_policy  # noqa: PLC0415 - heavy imports only past `list`
 
     loaded = load_policy(args.policy)
-    if args.command in ("keygen", "verify", "deploy", "revoke"):
+    if args.command in ("keygen", "verify", "deploy", "revoke", "rollback"):
         return _release(args, loaded)
     if args.command == "serve":
         return _serve(args, loaded)
@@ -453,6 +469,17 @@ def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:  # noqa: PL
         by = f" by {signer}" if signer else ""
         sys.stdout.write(f"revoked: {args.version}{by}; it is refused wherever it is read\n")
         return EXIT_OK
+    if args.command == "rollback":
+        try:
+            version, previous, signer = release.rollback(loaded, args.version)
+        except release.DeployRefused as err:
+            sys.stdout.write(f"rollback {err}\n")
+            return EXIT_FAILED
+        by = f" by {signer}" if signer else ""
+        sys.stdout.write(
+            f"rolled back: {version} is the champion again{by}; {previous} is no longer served\n"
+        )
+        return EXIT_OK
     reports = args.reports or loaded.resolve(loaded.policy.run.reports_dir)
     try:
         champion = release.deploy(loaded, reports_dir=reports)
@@ -547,8 +574,9 @@ def _ci(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per outc
             return EXIT_OK
         if args.ci_command == "deploy":
             return _ci_deploy(args)
+        keys = ci.key_service(args.root)
         if args.check:
-            drifts = ci.check(args.root)
+            drifts = ci.check(args.root, keys=keys)
             for drift in drifts:
                 sys.stdout.write(drift.diff)
             if drifts:
@@ -560,7 +588,7 @@ def _ci(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per outc
                 return EXIT_FAILED
             sys.stdout.write("CI configurations are up to date with the gate registry\n")
             return EXIT_OK
-        for relative, text in ci.render_all().items():
+        for relative, text in ci.render_all(keys=keys).items():
             atomic_write_text(args.root / relative, text)
             sys.stdout.write(f"wrote {relative}\n")
     except ci.CiError as err:

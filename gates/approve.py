@@ -6,6 +6,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from pipeline.approval import (
+    ApprovalError,
+    approver_of,
+    approvers,
+    check_approval,
+    sign_approval,
+)
 from pipeline.config import LoadedPolicy
 from pipeline.data import (
     LockEntry,
@@ -20,7 +27,9 @@ from pipeline.data import (
     write_lock_entry,
 )
 from pipeline.errors import DataError
+from pipeline.keys.local import read_env_pem
 from pipeline.poison import label_baseline
+from pipeline.signing import Signer, SigningError, private_key_from_pem
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,12 +58,18 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
     size = check_data_file(path, max_bytes=data.checks.max_file_bytes)
     lock_path = policy.resolve(data.lock)
     try:
+        signer = _approver_key(policy)
+    except ApprovalError as err:
+        out.write(f"not approved: {err}; the lock is unchanged\n")
+        return 1
+    try:
         previous = read_lock(lock_path).files.get(lock_key(policy, path))
     except DataError:
         previous = None
     kept = previous.reference if previous is not None and not rebaseline else None
     if data.streams(size):
-        return _approve_streaming(policy, previous=previous, kept=kept, out=out)
+        code = _approve_streaming(policy, previous=previous, kept=kept, out=out)
+        return code if code else _sign(policy, signer, out=out)
     frame = read_table(path, fmt=data.resolved_format, max_bytes=data.checks.max_file_bytes)
     clean, violations = check_contract(frame, data)
     if violations:
@@ -69,6 +84,44 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
         shift = class_shift(clean[data.label], kept)
     _report(previous, entry, profile, lock_path=lock_path, drift=drift, shift=shift, out=out)
     _screen_new(policy, clean, previous, out=out)
+    return _sign(policy, signer, out=out)
+
+
+def _approver_key(policy: LoadedPolicy) -> tuple[Signer, str] | None:
+    """The data approver's key from $[roles].approver_key_env (None: no approvers configured).
+
+    ApprovalError, before anything is written, when approvers are configured and the variable
+    is empty or holds a key no approver has.
+    """
+    allowed = approvers(policy)
+    if not allowed.keys:
+        return None
+    name = policy.policy.roles.approver_key_env
+    pem = read_env_pem(name)
+    if not pem:
+        msg = (
+            f"[roles].approvers is set ({', '.join(sorted(allowed.keys))}): only a data approver "
+            f"may approve; set ${name} to a data approver's private key"
+        )
+        raise ApprovalError(msg)
+    try:
+        key = private_key_from_pem(
+            pem.encode("utf-8"), source=f"${name}", release=True, algorithm=None
+        )
+    except SigningError as err:
+        raise ApprovalError(str(err)) from None
+    return key, approver_of(key, allowed)
+
+
+def _sign(policy: LoadedPolicy, signer: tuple[Signer, str] | None, *, out: TextIO) -> int:
+    """Sign the lock just written (with approvers configured) and say so."""
+    if signer is None:
+        return 0
+    key, name = signer
+    path = sign_approval(policy, key)
+    out.write(
+        f"  signed by data approver {name} (key id {key.public.keyid[:12]}...) -> {path.name}\n"
+    )
     return 0
 
 
@@ -219,10 +272,17 @@ def _report_changes(
 
 
 def verify(policy: LoadedPolicy, *, out: TextIO) -> int:
-    """Compare the data file with its lock; 0 when it matches, 1 when it does not."""
-    problems = verify_lock(policy)
+    """Compare the data file with its lock (and, with [roles].approvers, the lock with its
+    approval); 0 when they match, 1 when they do not."""
+    problems = [f"{problem.rule} {problem.message}" for problem in verify_lock(policy)]
+    try:
+        approver = check_approval(policy)
+    except ApprovalError as err:
+        problems.append(f"DATA003 {err}")
+        approver = None
     for problem in problems:
-        out.write(f"{problem.rule} {problem.message}\n")
+        out.write(f"{problem}\n")
     if not problems:
-        out.write(f"{policy.policy.data.path}: matches {policy.policy.data.lock}\n")
+        by = f", approved by {approver}" if approver else ""
+        out.write(f"{policy.policy.data.path}: matches {policy.policy.data.lock}{by}\n")
     return 1 if problems else 0

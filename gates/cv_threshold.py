@@ -33,6 +33,7 @@ from pipeline.champion import POINTER_FILE, RegistryError
 from pipeline.config import Tolerance
 from pipeline.fsio import atomic_write_text
 from pipeline.persist import MODEL_FILE, load_attested, load_verified
+from pipeline.promotion import AUDIT_FILE
 from pipeline.signing import SigningError
 from pipeline.verify import trusted_key
 
@@ -50,9 +51,10 @@ class CvGate(Gate):
     description: ClassVar[str] = __doc__ or ""
 
     def reads(self, context: RunContext) -> Reads:
-        """The data, and the champion pointer: a new champion invalidates a cached outcome."""
-        pointer = context.policy.resolve(context.policy.policy.release.registry_dir) / POINTER_FILE
-        return Reads(files=(pointer,))
+        """The data, the champion pointer and the audit log: a new champion invalidates a cached outcome."""
+        registry = context.policy.resolve(context.policy.policy.release.registry_dir)
+        # With [roles] the audit log names the champion (a rollback, a revocation).
+        return Reads(files=(registry / POINTER_FILE, registry / AUDIT_FILE))
 
     def run(self, context: RunContext) -> Outcome:
         """Score, compare with every threshold, report each miss with its policy key."""

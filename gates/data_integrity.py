@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, Severity
-from pipeline.errors import DataError
-from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
+from pipeline.errors import DataError, PipelineError
+from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_bytes, sha256_file
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipeline.config import DataPolicy
+    from pipeline.config import DataPolicy, LoadedPolicy
     from pipeline.data import Violation
     from pipeline.poison import Screening
     from pipeline.profile import DataProfile
@@ -126,6 +126,59 @@ def _relative(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
 
+def _approver_findings(policy: LoadedPolicy) -> list[Finding]:
+    """DATA003 when [roles].approvers is set and the lock is not signed by one (see
+    ``pipeline.approval``); nothing when no approvers are configured."""
+    from pipeline.approval import ApprovalError, approval_path, check_approval  # noqa: PLC0415
+
+    try:
+        check_approval(policy)
+    except ApprovalError as err:
+        lock = Path(policy.policy.data.lock)
+        return [
+            Finding(
+                rule="DATA003",
+                message=str(err),
+                location=Location(path=approval_path(lock).as_posix()),
+                policy_key="[roles].approvers",
+            )
+        ]
+    return []
+
+
+def _approvers_key(context: RunContext) -> str:
+    """The approval file, the base policy and every approver key, by digest, for the cache key:
+    a verdict reached under other approvers or another approval is never reused."""
+    import os  # noqa: PLC0415
+
+    from pipeline.approval import BASE_POLICY_ENV, approval_path  # noqa: PLC0415
+
+    policy = context.policy
+    parts = []
+    base = os.environ.get(BASE_POLICY_ENV)
+    trusted_paths = [approval_path(policy.resolve(policy.policy.data.lock))]
+    if base:
+        trusted_paths.append(Path(base))
+    trusted_paths.extend(policy.resolve(p) for p in policy.policy.roles.approvers.values())
+    for path in trusted_paths:
+        try:
+            parts.append(f"{path}:{sha256_file(path)}")
+        except OSError as err:
+            parts.append(f"{path}: unreadable ({type(err).__name__})")
+    if base:
+        # The base policy's own keys, resolved against its folder.
+        try:
+            from pipeline.config import load_policy  # noqa: PLC0415
+
+            loaded = load_policy(Path(base))
+            for value in loaded.policy.roles.approvers.values():
+                key_path = loaded.resolve(value)
+                parts.append(f"{key_path}:{sha256_file(key_path)}")
+        except (OSError, PipelineError) as err:
+            parts.append(f"{base}: unreadable ({type(err).__name__})")
+    return sha256_bytes("\n".join(parts).encode())
+
+
 class DataGate(Gate):
     """Lock digests match, the contract holds, and no poisoning check exceeds its threshold."""
 
@@ -139,14 +192,14 @@ class DataGate(Gate):
         """
         import os  # noqa: PLC0415
 
-        del context
+        key = {"approvers": _approvers_key(context)}
         trusted = os.environ.get(APPROVED_LOCK_ENV)
         if not trusted:
-            return {"approved_lock": "unset"}
+            return {**key, "approved_lock": "unset"}
         try:
-            return {"approved_lock": f"{trusted}:{sha256_file(Path(trusted))}"}
+            return {**key, "approved_lock": f"{trusted}:{sha256_file(Path(trusted))}"}
         except OSError as err:
-            return {"approved_lock": f"{trusted}: unreadable ({type(err).__name__})"}
+            return {**key, "approved_lock": f"{trusted}: unreadable ({type(err).__name__})"}
 
     def run(self, context: RunContext) -> Outcome:
         """Verify the lock, read the file per its format, check the contract, screen the rows.
@@ -165,6 +218,7 @@ class DataGate(Gate):
         findings: list[Finding] = []
         try:
             findings.extend(violation_finding(v, path=shown) for v in verify_lock(policy))
+            findings.extend(_approver_findings(policy))
             approval = self._approval(context, path)
             reference = approval.reference
             size = check_data_file(path, max_bytes=data.checks.max_file_bytes)

@@ -308,3 +308,33 @@ def revoke(policy: LoadedPolicy, version: str) -> str | None:
         return registry.revoke(version, signature=signature)
     except (RegistryError, SigningError, AttestationError) as err:
         raise DeployRefused(f"refused: {err}") from err
+
+
+def rollback(policy: LoadedPolicy, version: str | None = None) -> tuple[str, str, str | None]:
+    """Make the previous promoted, non-revoked version (or ``version``) the champion again.
+
+    Signed by the release manager in $promoter_key_env when [roles].promoters is set, exactly
+    as a promotion: over the version's model, run, stage and version, and the champion it
+    rolls back from. Returns (version, rolled back from, manager); DeployRefused when refused.
+    """
+    try:
+        registry = registry_for(policy, trusted=trusted_key(policy))
+        plan = registry.rollback_plan(version)
+        signature = None
+        if registry.promoters:
+            name = policy.policy.roles.promoter_key_env
+            pem = read_env_pem(name)
+            if not pem:
+                msg = (
+                    "refused: [roles].promoters is set: only a release manager may roll back; "
+                    f"set ${name} to a release manager's private key"
+                )
+                raise DeployRefused(msg)
+            key = private_key_from_pem(
+                pem.encode("utf-8"), source=f"${name}", release=True, algorithm=None
+            )
+            signature = sign_promotion(plan.expected, key=key)
+        signer = registry.rollback(plan, signature=signature)
+    except (RegistryError, SigningError, AttestationError) as err:
+        raise DeployRefused(f"refused: {err}") from err
+    return plan.version, plan.rolled_back_from, signer

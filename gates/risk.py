@@ -24,6 +24,7 @@ from gates.cv_threshold import load_champion
 from gates.data_integrity import quarantined_rows
 from pipeline.champion import POINTER_FILE
 from pipeline.persist import MODEL_FILE, load_verified
+from pipeline.promotion import AUDIT_FILE
 
 if TYPE_CHECKING:
     from pipeline.config import LoadedPolicy, RiskPolicy
@@ -40,9 +41,10 @@ class RiskGate(Gate):
     description: ClassVar[str] = __doc__ or ""
 
     def reads(self, context: RunContext) -> Reads:
-        """The data, and the champion pointer: a new champion invalidates a cached outcome."""
-        pointer = context.policy.resolve(context.policy.policy.release.registry_dir) / POINTER_FILE
-        return Reads(files=(pointer,))
+        """The data, the champion pointer and the audit log: a new champion invalidates a cached outcome."""
+        registry = context.policy.resolve(context.policy.policy.release.registry_dir)
+        # With [roles] the audit log names the champion (a rollback, a revocation).
+        return Reads(files=(registry / POINTER_FILE, registry / AUDIT_FILE))
 
     def run(self, context: RunContext) -> Outcome:
         """Measure, compare with every threshold and with the champion, write risk.json."""

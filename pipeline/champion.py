@@ -58,12 +58,15 @@ from pipeline.fsio import (
 from pipeline.keys.provider import KeyProvider
 from pipeline.persist import audit_attested
 from pipeline.promotion import (
+    AUDIT_FILE,
     REVOKED_STAGE,
+    Move,
     Promotion,
     PromotionError,
     append_event,
-    recorded_promotion,
+    moves,
     revocation,
+    verify_move,
     verify_promotion,
 )
 from pipeline.signing import Envelope, PublicKey, Trusted
@@ -85,6 +88,17 @@ class Champion:
 
     version: str
     attestation: VerifiedAttestation
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """A rollback to ``version`` from the champion ``rolled_back_from``, and what is signed."""
+
+    version: str
+    rolled_back_from: str
+    bundle: str
+    expected: Promotion
+    verified: VerifiedAttestation
 
 
 class ModelRegistry:
@@ -124,17 +138,29 @@ class ModelRegistry:
         return self.pointer.exists() or self.pointer.is_symlink()
 
     def champion(self) -> Champion | None:
-        """The verified champion, ``None`` when none was promoted; RegistryError when it fails."""
+        """The verified champion, ``None`` when none was promoted; RegistryError when it fails.
+
+        With release managers configured the audit log is the commit point: the champion is
+        the version its last promote or rollback names (verified, and signed by a listed
+        manager), and the pointer only caches it. A pointer that disagrees (a crash between the
+        log line and the pointer, or a pointer moved back by hand) does not choose the model.
+        """
         if not self.has_champion():
             return None
         try:
             document = json.loads(self.pointer.read_text(encoding="utf-8"))
             version = str(document["version"])
-            envelope_sha256 = str(document["envelope_sha256"])
+            envelope_sha256: str | None = str(document["envelope_sha256"])
             bundle = str(document["bundle"])
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
             msg = f"{self.pointer}: champion pointer unreadable ({type(err).__name__}: {err})"
             raise RegistryError(msg) from None
+        last = None
+        if self.promoters:
+            last = self._last_move(version)
+            if last.version != version:
+                version = last.version
+                bundle, envelope_sha256 = self._recorded_bundle(last)
         verified = self._verify_version(version, bundle, envelope_sha256)
         try:
             revoked = revocation(self.path, version)
@@ -143,19 +169,46 @@ class ModelRegistry:
         if revoked:
             msg = (
                 f"champion {version} was revoked ({revoked}): it is not served or used; "
-                "deploy another model"
+                "deploy another model or roll back ('python -m gates rollback')"
             )
             raise RegistryError(msg)
-        if self.promoters:
+        if last is not None:
             try:
-                recorded_promotion(
-                    self.path,
+                verify_move(
+                    last,
                     expected=self.promotion_for(verified, version),
                     promoters=self.promoters,
                 )
             except PromotionError as err:
                 raise RegistryError(f"champion {version}: {err}") from None
         return Champion(version, verified)
+
+    def _last_move(self, version: str) -> Move:
+        """The audit log's last promote or rollback (RegistryError when there is none)."""
+        try:
+            history = moves(self.path)
+        except PromotionError as err:
+            raise RegistryError(f"champion {version}: {err}") from None
+        if not history:
+            msg = (
+                f"champion {version}: {self.path / AUDIT_FILE}: refused: no signed promotion of "
+                f"version {version} in the audit log"
+            )
+            raise RegistryError(msg)
+        return history[-1]
+
+    def _recorded_bundle(self, move: Move) -> tuple[str, str | None]:
+        """The bundle folder and envelope digest a move recorded (found on disk if it did not)."""
+        bundle = move.event.get("bundle")
+        digest = move.event.get("envelope_sha256")
+        if isinstance(bundle, str) and bundle:
+            return bundle, digest if isinstance(digest, str) else None
+        root = self.path / VERSIONS_DIR / move.version
+        found = sorted(root.glob(f"*/{ENVELOPE_FILE}")) if _VERSION.fullmatch(move.version) else []
+        if len(found) != 1:
+            msg = f"{move.source}: names version {move.version!r}, which is not in {root.parent}"
+            raise RegistryError(msg)
+        return found[0].parent.name, None
 
     def _verify_version(
         self, version: str, bundle: str, envelope_sha256: str | None
@@ -264,6 +317,8 @@ class ModelRegistry:
                 "model_sha256": str(source.predicate.get("model", {}).get("sha256", "")),
                 "stage": self.stage,
                 "promoter": promoter,
+                "bundle": bundle,
+                "envelope_sha256": self._envelope_sha256(verified),
             }
             try:
                 append_event(self.path, event, promotion)
@@ -320,6 +375,165 @@ class ModelRegistry:
             except (PromotionError, OSError) as err:
                 raise RegistryError(f"{self.path}: cannot append to the audit log: {err}") from None
         return signer
+
+    def current_version(self) -> str | None:
+        """The champion's version without verifying it (None: nothing promoted yet).
+
+        With release managers, the audit log's last promote or rollback; else the pointer. A
+        revoked or broken champion still has a version: rollback moves away from it.
+        """
+        if self.promoters:
+            try:
+                history = moves(self.path)
+            except PromotionError as err:
+                raise RegistryError(str(err)) from None
+            return history[-1].version if history else None
+        if not self.has_champion():
+            return None
+        try:
+            return str(json.loads(self.pointer.read_text(encoding="utf-8"))["version"])
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+            msg = f"{self.pointer}: champion pointer unreadable ({type(err).__name__}: {err})"
+            raise RegistryError(msg) from None
+
+    def rollback_plan(self, version: str | None = None) -> RollbackPlan:
+        """What ``rollback`` would do: the version it makes champion again, verified now.
+
+        ``version`` None: the version promoted last before the current champion's promotion
+        that is not revoked. Refused (RegistryError, one message): nothing promoted, nothing to
+        roll back to, a version that does not exist, was never promoted, is the champion
+        already, was revoked, or does not verify (signature, digests, every verdict PASSED).
+        """
+        log = self.path / AUDIT_FILE
+        current = self.current_version()
+        if current is None:
+            msg = f"{self.path}: refused: nothing to roll back: no version was ever promoted"
+            raise RegistryError(msg)
+        try:
+            history = moves(self.path)
+        except PromotionError as err:
+            raise RegistryError(str(err)) from None
+        promoted: dict[str, int] = {}
+        for index, move in enumerate(history):
+            if move.action == "promote":
+                promoted[move.version] = index
+        if version is None:
+            before = promoted.get(current, len(history))
+            candidates = [
+                v
+                for v, index in sorted(promoted.items(), key=lambda item: item[1])
+                if index < before and v != current and not self._revoked(v)
+            ]
+            if not candidates:
+                msg = (
+                    f"{log}: refused: nothing to roll back to: no version promoted before the "
+                    f"champion {current} is left that was not revoked"
+                )
+                raise RegistryError(msg)
+            version = candidates[-1]
+        root = self.path / VERSIONS_DIR / version
+        if not _VERSION.fullmatch(version) or not root.is_dir():
+            msg = f"{self.path / VERSIONS_DIR}: refused: no registry version {version!r} to roll back to"
+            raise RegistryError(msg)
+        if version == current:
+            msg = (
+                f"{self.pointer}: refused: {version} is the champion already; nothing to roll back"
+            )
+            raise RegistryError(msg)
+        if version not in promoted:
+            msg = f"{log}: refused: version {version} was never promoted, so it cannot be rolled back to"
+            raise RegistryError(msg)
+        revoked = self._revoked(version)
+        if revoked:
+            msg = f"refused: version {version} was revoked ({revoked}); a revoked version is never served again"
+            raise RegistryError(msg)
+        found = sorted(root.glob(f"*/{ENVELOPE_FILE}"))
+        if len(found) != 1:
+            msg = f"{root}: refused: expected one attestation envelope in the version, found {len(found)}"
+            raise RegistryError(msg)
+        try:
+            verified = self._verify(found[0], root, version)
+        except (AttestationError, ModelError) as err:
+            msg = f"refused: registry version {version} does not verify, so it cannot be rolled back to: {err}"
+            raise RegistryError(msg) from None
+        base = self.promotion_for(verified, version)
+        expected = Promotion(
+            base.model_sha256, base.run_id, base.stage, version, rolled_back_from=current
+        )
+        return RollbackPlan(version, current, found[0].parent.name, expected, verified)
+
+    def rollback(self, plan: RollbackPlan, *, signature: Envelope | None = None) -> str | None:
+        """Make ``plan.version`` the champion again; return the release manager's name.
+
+        With promoters configured, ``signature`` must be a release manager's over
+        ``plan.expected`` (this model, run, stage and version, rolled back from this champion).
+        Under the registry lock the plan is made again: if the champion changed meanwhile,
+        nothing is rolled back. The rollback is appended to the audit log (with promoters, the
+        commit point), then the pointer is replaced atomically.
+        """
+        signer = None
+        if self.promoters:
+            if signature is None:
+                msg = (
+                    f"{self.path}: refused: [roles].promoters is set, so a rollback needs a "
+                    "release manager's signature (none given)"
+                )
+                raise RegistryError(msg)
+            try:
+                signer = verify_promotion(
+                    signature,
+                    expected=plan.expected,
+                    promoters=self.promoters,
+                    source=f"rollback to {plan.version}",
+                )
+            except PromotionError as err:
+                raise RegistryError(str(err)) from None
+        (self.path / VERSIONS_DIR).mkdir(parents=True, exist_ok=True)
+        with _locked(self.path / LOCK_FILE):
+            again = self.rollback_plan(plan.version)
+            if again.rolled_back_from != plan.rolled_back_from:
+                msg = (
+                    f"{self.pointer}: refused: the champion changed while this rollback ran (now "
+                    f"{again.rolled_back_from}, was {plan.rolled_back_from}); nothing rolled back"
+                )
+                raise RegistryError(msg)
+            self._sweep(self.path / VERSIONS_DIR)
+            verified = again.verified
+            digest = self._envelope_sha256(verified)
+            event = {
+                "action": "rollback",
+                "version": plan.version,
+                "from": plan.rolled_back_from,
+                "run_id": verified.run_id,
+                "model_sha256": plan.expected.model_sha256,
+                "stage": self.stage,
+                "promoter": signer,
+                "bundle": plan.bundle,
+                "envelope_sha256": digest,
+            }
+            try:
+                append_event(self.path, event, signature)
+            except (PromotionError, OSError) as err:
+                raise RegistryError(f"{self.path}: cannot append to the audit log: {err}") from None
+            atomic_write_json(
+                self.pointer,
+                {
+                    "version": plan.version,
+                    "bundle": plan.bundle,
+                    "envelope_sha256": digest,
+                    "run_id": verified.run_id,
+                    "promoted": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "keyid": self.trusted.keyid,
+                    "rolled_back_from": plan.rolled_back_from,
+                },
+            )
+        return signer
+
+    def _revoked(self, version: str) -> str | None:
+        try:
+            return revocation(self.path, version)
+        except PromotionError as err:
+            raise RegistryError(str(err)) from None
 
     def _verify_staging(self, staging: Path, bundle: str, version: str) -> None:
         try:

@@ -746,7 +746,8 @@ RoleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-
 
 
 class RolesPolicy(_Strict):
-    """[roles]: who may promote a model (release managers), by name and committed public key.
+    """[roles]: who may promote a model (release managers) and approve data, by name and
+    committed public key.
 
     Empty (the default): deploy needs no promoter signature, as before. Set: deploy signs the
     promotion with the key in $promoter_key_env, the registry refuses one no listed promoter
@@ -756,6 +757,12 @@ class RolesPolicy(_Strict):
     promoters: Annotated[dict[RoleName, PathText], PathRule("file")] = Field(default_factory=dict)
     promoter_key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GATES_PROMOTER_KEY"
     stage: RoleName = "production"
+    # Data approvers (name -> committed public key): when set, the data lock needs one's
+    # signature (``python -m gates data approve`` signs with the key in $approver_key_env) and
+    # the data gate refuses a lock without it. In CI, $GATES_BASE_POLICY names the base
+    # branch's policy, whose approvers replace these (pipeline.approval).
+    approvers: Annotated[dict[RoleName, PathText], PathRule("file")] = Field(default_factory=dict)
+    approver_key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GATES_APPROVER_KEY"
 
 
 class ServeRateLimit(_Strict):

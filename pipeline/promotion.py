@@ -54,6 +54,10 @@ class Promotion:
     run_id: str
     stage: str
     version: str
+    # A rollback: the version it moves the champion away from. Signed as its own field, so a
+    # promotion signature is never a rollback signature, and a rollback from one version is
+    # never replayed as a rollback from another.
+    rolled_back_from: str | None = None
 
     def payload(self) -> bytes:
         """The exact signed bytes (sorted-key JSON)."""
@@ -64,6 +68,8 @@ class Promotion:
             "stage": self.stage,
             "version": self.version,
         }
+        if self.rolled_back_from is not None:
+            document["rolled_back_from"] = self.rolled_back_from
         return json.dumps(document, sort_keys=True).encode()
 
 
@@ -95,9 +101,14 @@ def verify_promotion(
         )
         raise PromotionError(msg)
     if envelope.payload != expected.payload():
+        what = (
+            f"a rollback from {expected.rolled_back_from} to"
+            if expected.rolled_back_from is not None
+            else "a promotion of"
+        )
         msg = (
             f"{source}: refused: the promotion {signer} signed is not of this model: expected "
-            f"model {expected.model_sha256[:12]}..., run {expected.run_id}, stage "
+            f"{what} model {expected.model_sha256[:12]}..., run {expected.run_id}, stage "
             f"{expected.stage}, version {expected.version}"
         )
         raise PromotionError(msg)
@@ -200,3 +211,89 @@ def revocation(registry: Path, version: str) -> str | None:
         ):
             return f"{path}:{number}"
     return None
+
+
+# The events that make a version the champion: the audit log's last one names the current
+# champion when release managers are configured.
+MOVES = ("promote", "rollback")
+
+
+@dataclass(frozen=True)
+class Move:
+    """A promote or rollback entry of the audit log, and the champion before it."""
+
+    source: str  # promotions.jsonl:<line>
+    event: dict[str, Any]
+    envelope: dict[str, Any] | None
+    previous: str | None  # the version the move before this one made champion (None: first)
+
+    @property
+    def version(self) -> str:
+        """The version this move made the champion."""
+        return str(self.event.get("version", ""))
+
+    @property
+    def action(self) -> str:
+        """``promote`` or ``rollback``."""
+        return str(self.event.get("action", ""))
+
+
+def moves(registry: Path) -> list[Move]:
+    """Every promote and rollback of the audit log, in order, the chain checked."""
+    path = registry / AUDIT_FILE
+    found: list[Move] = []
+    previous: str | None = None
+    for number, record in enumerate(read_events(registry), start=1):
+        event = record.get("event")
+        if isinstance(event, dict) and event.get("action") in MOVES:
+            envelope = record.get("envelope")
+            move = Move(
+                f"{path}:{number}",
+                event,
+                envelope if isinstance(envelope, dict) else None,
+                previous,
+            )
+            found.append(move)
+            previous = move.version
+    return found
+
+
+def verify_move(move: Move, *, expected: Promotion, promoters: Mapping[str, PublicKey]) -> str:
+    """The promoter who signed ``move``: a promotion of, or a rollback to, ``expected``.
+
+    ``expected`` is the promotion of the version as the registry reads it (stage ``production``);
+    a rollback is checked as a rollback from the champion the move before it made, so a
+    rollback line copied to the end of the log (from an older champion) is refused.
+    """
+    if move.action == "rollback":
+        claimed = move.event.get("from")
+        if claimed != move.previous:
+            msg = (
+                f"{move.source}: refused: the rollback says it moved the champion away from "
+                f"{claimed!r}, but the champion before it was {move.previous!r} (a rollback line "
+                "replayed or written by hand)"
+            )
+            raise PromotionError(msg)
+        expected = Promotion(
+            expected.model_sha256,
+            expected.run_id,
+            expected.stage,
+            expected.version,
+            rolled_back_from=move.previous,
+        )
+    if not move.envelope:
+        msg = f"{move.source}: refused: the {move.action} of version {move.version} is not signed by a release manager"
+        raise PromotionError(msg)
+    try:
+        envelope = parse_envelope(json.dumps(move.envelope), source=move.source)
+    except SigningError as err:
+        raise PromotionError(str(err)) from None
+    signer = verify_promotion(envelope, expected=expected, promoters=promoters, source=move.source)
+    if move.event.get("promoter") != signer:
+        msg = (
+            f"{move.source}: refused: the entry names promoter {move.event.get('promoter')!r} but "
+            f"the {'rollback' if move.action == 'rollback' else 'promotion'} is signed by "
+            f"{signer!r} (the log was edited)"
+        )
+        raise PromotionError(msg)
+    return signer

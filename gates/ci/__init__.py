@@ -10,7 +10,7 @@ from pathlib import Path
 from gates.ci.dependabot import DependabotRenderer
 from gates.ci.github import GithubRenderer
 from gates.ci.gitlab import GitlabRenderer
-from gates.ci.interface import CiError, CiPlan, CiRenderer
+from gates.ci.interface import CiError, CiPlan, CiRenderer, KeyService
 from gates.ci.jenkins import JenkinsRenderer
 from gates.registry import GATES, GateSpec
 
@@ -21,13 +21,38 @@ RENDERERS: tuple[CiRenderer, ...] = (
     DependabotRenderer(),
 )
 
-__all__ = ["RENDERERS", "CiError", "CiPlan", "CiRenderer", "Drift", "check", "render_all"]
+__all__ = [
+    "RENDERERS",
+    "CiError",
+    "CiPlan",
+    "CiRenderer",
+    "Drift",
+    "KeyService",
+    "check",
+    "key_service",
+    "render_all",
+]
 
 
-def render_all(specs: tuple[GateSpec, ...] = GATES) -> dict[str, str]:
-    """Every CI file's text, keyed by its path relative to the project root."""
-    plan = CiPlan.from_specs(specs)
+def render_all(
+    specs: tuple[GateSpec, ...] = GATES, *, keys: KeyService | None = None
+) -> dict[str, str]:
+    """Every CI file's text, keyed by its path relative to the project root.
+
+    ``keys``: the policy's key service (``key_service``); None renders the local-key files.
+    """
+    plan = CiPlan.from_specs(specs, keys=keys)
     return {str(renderer.path): renderer.render(plan) for renderer in RENDERERS}
+
+
+def key_service(root: Path) -> KeyService | None:
+    """The key service ``root/policy.toml`` configures (None: local keys, or no policy there)."""
+    from pipeline.config import load_policy  # noqa: PLC0415
+
+    path = root / "policy.toml"
+    if not path.exists():
+        return None
+    return KeyService.from_policy(load_policy(path))
 
 
 @dataclass(frozen=True)
@@ -38,9 +63,11 @@ class Drift:
     diff: str
 
 
-def check(root: Path, *, specs: tuple[GateSpec, ...] = GATES) -> tuple[Drift, ...]:
+def check(
+    root: Path, *, specs: tuple[GateSpec, ...] = GATES, keys: KeyService | None = None
+) -> tuple[Drift, ...]:
     """Compare the files under ``root`` with the rendered ones; a unified diff per drifted file."""
-    return drifts(root, render_all(specs))
+    return drifts(root, render_all(specs, keys=keys))
 
 
 def drifts(root: Path, rendered: Mapping[str, str]) -> tuple[Drift, ...]:

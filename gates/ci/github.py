@@ -7,6 +7,8 @@ from pathlib import PurePosixPath
 
 from gates.ci.interface import (
     ADVISORY_DB_ENV,
+    AWS_AUDIENCE,
+    AWS_ROLE_VAR,
     CACHE_HMAC_KEY_ENV,
     CACHE_KEY_FILES,
     CARRIED,
@@ -31,8 +33,12 @@ from gates.ci.interface import (
     SIGNING_KEY_ENV,
     SUMMARY_MD,
     TEST_EXTRAS_ENV,
+    VAULT_ADDR_VAR,
+    VAULT_AUDIENCE,
+    VAULT_ROLE_VAR,
     CiPlan,
     CiRenderer,
+    KeyService,
     header,
     one_line,
 )
@@ -72,6 +78,15 @@ UPLOAD_SARIF = PinnedAction(
 CACHE = PinnedAction("actions/cache", "5a3ec84eff668545956fd18022155c47e93e2684", "v4.2.3")
 CACHE_RESTORE = PinnedAction("actions/cache/restore", CACHE.sha, CACHE.version)
 CACHE_SAVE = PinnedAction("actions/cache/save", CACHE.sha, CACHE.version)
+# Used only when [keys].provider is a key service (the deploy job's short-lived identity), so
+# not in PINNED (which the default workflow uses every one of). Same rule: full commit SHAs.
+CONFIGURE_AWS_CREDENTIALS = PinnedAction(
+    "aws-actions/configure-aws-credentials", "e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"
+)
+VAULT_ACTION = PinnedAction(
+    "hashicorp/vault-action", "4c06c5ccf5c0761b6029f56cfb1dcf5565918a3b", "v3.4.0"
+)
+KEY_SERVICE_ACTIONS = (CONFIGURE_AWS_CREDENTIALS, VAULT_ACTION)
 PINNED = (
     CHECKOUT,
     SETUP_PYTHON,
@@ -414,6 +429,7 @@ def _report_job(plan: CiPlan, *, needs: str) -> str:
 
 
 def _deploy_job(plan: CiPlan) -> str:
+    service = plan.keys
     return (
         f"""\
   deploy:
@@ -430,23 +446,91 @@ def _deploy_job(plan: CiPlan) -> str:
       cancel-in-progress: false
     permissions:
       contents: read  # check out the repository
+{_id_token_permission(service)}\
     env:
       # Fail closed: the release key signs what this job computes, so nothing is reused from a
       # cache here (and no cache is restored into the one job that holds the key).
       {NO_CACHE}: "1"
+{_key_service_env(service)}\
     steps:
 """
         + _setup_steps(download=plan.verdict.name, pip_cache=False)
+        + _key_service_login(service)
+        + _sign_step(service)
         + f"""\
+      - name: Verify the signed attestation and promote the model
+        run: {DEPLOY}
+"""
+    )
+
+
+def _id_token_permission(service: KeyService | None) -> str:
+    if service is None:
+        return ""
+    return (
+        "      # The job's OIDC token, exchanged below for short-lived credentials of the signing\n"
+        "      # role: no private release key is stored in this repository's secrets.\n"
+        "      id-token: write\n"
+    )
+
+
+def _key_service_env(service: KeyService | None) -> str:
+    if service is None or service.provider != "vault-transit":
+        return ""
+    return f"      {VAULT_ADDR_VAR}: ${{{{ secrets.{VAULT_ADDR_VAR} }}}}\n"
+
+
+def _key_service_login(service: KeyService | None) -> str:
+    """The step that turns the job's OIDC token into short-lived key-service credentials."""
+    if service is None:
+        return ""
+    if service.provider == "aws-kms":
+        return f"""\
+      - name: Take short-lived AWS credentials for the KMS signing key from the job's OIDC token
+        uses: {CONFIGURE_AWS_CREDENTIALS.uses}
+        with:
+          # A role that may only kms:Sign and kms:GetPublicKey the release key (and use the data
+          # key when [encryption] is set), trusting this repository's environment only.
+          role-to-assume: ${{{{ secrets.{AWS_ROLE_VAR} }}}}
+          aws-region: {service.region}
+          audience: {AWS_AUDIENCE}
+"""
+    return f"""\
+      - name: Take a short-lived Vault token for the Transit signing key from the job's OIDC token
+        uses: {VAULT_ACTION.uses}
+        with:
+          url: ${{{{ secrets.{VAULT_ADDR_VAR} }}}}
+          # A JWT auth role bound to this repository's environment, whose policy may only sign
+          # with (and read) the Transit release key.
+          method: jwt
+          role: ${{{{ secrets.{VAULT_ROLE_VAR} }}}}
+          jwtGithubAudience: {VAULT_AUDIENCE}
+          exportToken: true
+"""
+
+
+def _sign_step(service: KeyService | None) -> str:
+    if service is None:
+        return f"""\
       - name: Sign this run's attestation with the release key
         env:
           # The only job that sees the release signing key (an environment secret).
           {SIGNING_KEY_ENV}: ${{{{ secrets.{SIGNING_KEY_ENV} }}}}
         run: {SIGN_RELEASE}
-      - name: Verify the signed attestation and promote the model
-        run: {DEPLOY}
 """
-    )
+    where = "AWS KMS" if service.provider == "aws-kms" else "Vault Transit"
+    env = "".join(f"          {name}: ${{{{ secrets.{name} }}}}\n" for name in service.local_keys)
+    if env:
+        env = (
+            "        env:\n"
+            "          # The other half of the hybrid signature, which the service does not hold.\n"
+            + env
+        )
+    return f"""\
+      - name: Sign this run's attestation with the release key in {where}
+{env}\
+        run: {SIGN_RELEASE}
+"""
 
 
 def _quote(text: str) -> str:

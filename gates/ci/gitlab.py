@@ -6,6 +6,8 @@ from pathlib import PurePosixPath
 
 from gates.ci.interface import (
     ADVISORY_DB_ENV,
+    AWS_AUDIENCE,
+    AWS_ROLE_VAR,
     CACHE_KEY_FILES,
     CARRIED,
     CHECK_CONFIG,
@@ -26,6 +28,7 @@ from gates.ci.interface import (
     JUNIT_XML,
     METRICS_PROM,
     NO_CACHE,
+    OIDC_JWT_ENV,
     PIP_CACHE_DIR,
     PIP_CACHE_KEY,
     PIP_CACHE_KEY_FILES,
@@ -35,8 +38,12 @@ from gates.ci.interface import (
     SIGN_RELEASE,
     SKIP_INSTALL_ENV,
     TEST_EXTRAS_ENV,
+    VAULT_ADDR_VAR,
+    VAULT_AUDIENCE,
+    VAULT_ROLE_VAR,
     CiPlan,
     CiRenderer,
+    KeyService,
     header,
     one_line,
 )
@@ -266,6 +273,7 @@ def _always_job(spec: GateSpec) -> str:
 
 
 def _deploy_job(plan: CiPlan) -> str:
+    service = plan.keys
     return f"""\
 # Verify the signed attestation and promote the model: the default branch only, started by hand
 # by someone allowed to deploy to the protected environment. The signing key is a CI/CD variable
@@ -290,7 +298,48 @@ deploy:
   cache: []
   variables:
     {NO_CACHE}: "1"
+{_key_service(service)}\
   script:
+{_login(service)}\
     - {SIGN_RELEASE}
     - {DEPLOY}
+"""
+
+
+def _key_service(service: KeyService | None) -> str:
+    """The job's ID token for the key service (its variables block's tail, then id_tokens)."""
+    if service is None:
+        return ""
+    aws = service.provider == "aws-kms"
+    region = f"    AWS_REGION: {service.region}\n" if aws else ""
+    kept = (
+        f"\n  # {', '.join(service.local_keys)}: the rest of the hybrid, environment-scoped variables."
+        if service.local_keys
+        else ""
+    )
+    return f"""\
+{region}\
+  # The job's OIDC ID token, exchanged in the script for short-lived credentials of the signing
+  # role: no private release key is stored as a CI/CD variable for the algorithm the service
+  # signs.{kept}
+  id_tokens:
+    {OIDC_JWT_ENV}:
+      aud: {AWS_AUDIENCE if aws else VAULT_AUDIENCE}
+"""
+
+
+def _login(service: KeyService | None) -> str:
+    if service is None:
+        return ""
+    if service.provider == "aws-kms":
+        return f"""\
+    # boto3 exchanges the ID token for credentials of ${AWS_ROLE_VAR} (AssumeRoleWithWebIdentity):
+    # a role that may only kms:Sign and kms:GetPublicKey the release key.
+    - export AWS_ROLE_ARN="${AWS_ROLE_VAR}" AWS_ROLE_SESSION_NAME="gates-deploy-$CI_PIPELINE_ID" AWS_WEB_IDENTITY_TOKEN_FILE="$(mktemp)"
+    - printf '%s' "${OIDC_JWT_ENV}" > "$AWS_WEB_IDENTITY_TOKEN_FILE"
+"""
+    return f"""\
+    # Vault's JWT auth (role ${VAULT_ROLE_VAR}, ${VAULT_ADDR_VAR} a CI/CD variable) turns the ID token
+    # into a short-lived token whose policy may only sign with the Transit release key.
+    - export VAULT_TOKEN="$(python -c 'import hvac, os; print(hvac.Client(url=os.environ["{VAULT_ADDR_VAR}"]).auth.jwt.jwt_login(role=os.environ["{VAULT_ROLE_VAR}"], jwt=os.environ["{OIDC_JWT_ENV}"])["auth"]["client_token"])')"
 """

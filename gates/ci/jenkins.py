@@ -6,6 +6,7 @@ from pathlib import PurePosixPath
 
 from gates.ci.interface import (
     ADVISORY_DB_ENV,
+    AWS_CREDENTIAL,
     CACHE_DIR,
     CARRIED,
     CHECK_CONFIG,
@@ -25,8 +26,11 @@ from gates.ci.interface import (
     SIGNING_KEY_CREDENTIAL,
     SIGNING_KEY_ENV,
     TEST_EXTRAS_ENV,
+    VAULT_ADDR_VAR,
+    VAULT_CREDENTIAL,
     CiPlan,
     CiRenderer,
+    KeyService,
     header,
 )
 
@@ -202,23 +206,82 @@ pipeline {{
                 submitter '{APPROVERS}'
             }}
             environment {{
-                // The only stage that sees the release signing key (a secret-text credential).
-                {SIGNING_KEY_ENV} = credentials('{SIGNING_KEY_CREDENTIAL}')
+{_deploy_environment(plan.keys)}\
                 // Fail closed: the release key signs what this stage computes, so nothing is
                 // reused from the gate cache (this workspace may be the gates' own).
                 {NO_CACHE} = 'yes'  // any value but 0, false, no or empty
             }}
             steps {{
                 unstash VERDICT_STASH
-                sh '''
-                    python3 -m venv .venv
-                    . .venv/bin/activate
-                    {INSTALL}
-                    {SIGN_RELEASE}
-                    {DEPLOY}
-                '''
+{_deploy_steps(plan.keys)}\
             }}
         }}
     }}
 }}
 """
+
+
+_DEPLOY_SH = f"""\
+sh '''
+    python3 -m venv .venv
+    . .venv/bin/activate
+    {INSTALL}
+    {SIGN_RELEASE}
+    {DEPLOY}
+'''
+"""
+
+
+def _deploy_environment(service: KeyService | None) -> str:
+    if service is None:
+        return f"""\
+                // The only stage that sees the release signing key (a secret-text credential).
+                {SIGNING_KEY_ENV} = credentials('{SIGNING_KEY_CREDENTIAL}')
+"""
+    lines = "".join(
+        f"                {name} = credentials('{name.lower().replace('_', '-')}')\n"
+        for name in service.local_keys
+    )
+    if lines:
+        lines = (
+            "                // The other half of the hybrid signature, which the key service does\n"
+            "                // not hold (a secret-text credential).\n" + lines
+        )
+    if service.provider == "aws-kms":
+        lines += f"                AWS_REGION = '{service.region}'\n"
+    return lines
+
+
+def _deploy_steps(service: KeyService | None) -> str:
+    """The deploy commands, inside the key service's credential binding when there is one."""
+    indent = " " * 16
+    if service is None:
+        return "".join(f"{indent}{line}\n" for line in _DEPLOY_SH.splitlines())
+    if service.provider == "aws-kms":
+        comment = (
+            "// Short-lived AWS credentials: an AWS Credentials plugin credential that assumes\n"
+            "// the signing role (kms:Sign and kms:GetPublicKey on the release key only).\n"
+        )
+        binding = (
+            "withCredentials([aws(\n"
+            f"    credentialsId: '{AWS_CREDENTIAL}',\n"
+            "    accessKeyVariable: 'AWS_ACCESS_KEY_ID',\n"
+            "    secretKeyVariable: 'AWS_SECRET_ACCESS_KEY'\n"
+            ")]) {"
+        )
+    else:
+        comment = (
+            "// A short-lived Vault token (VAULT_TOKEN, VAULT_ADDR) from the HashiCorp Vault\n"
+            "// plugin's AppRole credential, whose policy may only sign with the Transit key.\n"
+        )
+        binding = (
+            "withCredentials([[\n"
+            "    $class: 'VaultTokenCredentialBinding',\n"
+            f"    credentialsId: '{VAULT_CREDENTIAL}',\n"
+            f"    vaultAddr: env.{VAULT_ADDR_VAR}\n"
+            "]]) {"
+        )
+    inner = "".join(f"{indent}    {line}\n" for line in _DEPLOY_SH.splitlines())
+    head = "".join(f"{indent}{line}\n" for line in comment.splitlines())
+    opening = "".join(f"{indent}{line}\n" for line in binding.splitlines())
+    return f"{head}{opening}{inner}{indent}}}\n"

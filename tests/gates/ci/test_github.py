@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from gates.ci.github import PINNED, GithubRenderer
-from gates.ci.interface import CiPlan
+from gates.ci.interface import CiPlan, KeyService
 from tests.conftest import REPO
 
 PATH = ".github/workflows/pipeline.yml"
@@ -20,6 +20,24 @@ BLOCKING = {"Medium", "High"}
 def _workflow(specs=None) -> dict:
     text = GithubRenderer().render(CiPlan.from_specs(*([specs] if specs else [])))
     return yaml.safe_load(text)
+
+
+# [keys].provider set: the deploy job takes the platform's OIDC identity (test_key_service.py).
+KEY_SERVICES = {
+    "aws-kms": KeyService("aws-kms", "eu-west-1", ("GATES_SIGNING_KEY_ML_DSA_65",)),
+    "vault-transit": KeyService("vault-transit"),
+}
+
+
+def _key_service_files(tmp_path) -> list[str]:
+    """The workflow rendered with each key service, each in its own repository layout."""
+    paths = []
+    for name, service in KEY_SERVICES.items():
+        path = tmp_path / name / PATH
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(GithubRenderer().render(CiPlan.from_specs(keys=service)), encoding="utf-8")
+        paths.append(str(path))
+    return paths
 
 
 def _uses(job: dict) -> list[str]:
@@ -170,13 +188,15 @@ def test_actions_are_pinned_to_commit_shas_and_never_persist_credentials(future_
 
 
 def test_check_jsonschema_accepts_the_workflow_and_rejects_a_broken_one(
-    tool, run_tool, workflow_file, future_specs
+    tool, run_tool, workflow_file, future_specs, tmp_path
 ):
     check = [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows"]
     committed = run_tool([*check, str(REPO / PATH)])
     assert committed.returncode == 0, committed.stdout + committed.stderr
     future = run_tool([*check, workflow_file(specs=future_specs)])
     assert future.returncode == 0, future.stdout + future.stderr
+    services = run_tool([*check, *_key_service_files(tmp_path)])
+    assert services.returncode == 0, services.stdout + services.stderr
     broken = GithubRenderer().render(CiPlan.from_specs()).replace("runs-on:", "runs_on:")
     rejected = run_tool([*check, workflow_file(broken)])
     assert rejected.returncode == 1
@@ -189,8 +209,11 @@ def _zizmor(tool, run_tool, path: str) -> list[dict]:
     return json.loads(result.stdout)
 
 
-def test_zizmor_finds_nothing_at_medium_or_above(tool, run_tool, workflow_file, future_specs):
-    for path in (str(REPO / PATH), workflow_file(specs=future_specs)):
+def test_zizmor_finds_nothing_at_medium_or_above(
+    tool, run_tool, workflow_file, future_specs, tmp_path
+):
+    paths = (str(REPO / PATH), workflow_file(specs=future_specs), *_key_service_files(tmp_path))
+    for path in paths:
         findings = _zizmor(tool, run_tool, path)
         blocking = [
             (f["ident"], f["determinations"]["severity"])
@@ -215,9 +238,10 @@ def test_zizmor_would_catch_the_mistakes_this_renderer_avoids(tool, run_tool, wo
 
 
 def test_actionlint_accepts_the_workflow_and_rejects_a_broken_one(
-    actionlint, run_tool, workflow_file, future_specs
+    actionlint, run_tool, workflow_file, future_specs, tmp_path
 ):
-    for path in (str(REPO / PATH), workflow_file(specs=future_specs)):
+    paths = (str(REPO / PATH), workflow_file(specs=future_specs), *_key_service_files(tmp_path))
+    for path in paths:
         result = run_tool([*actionlint, path])
         assert result.returncode == 0, result.stdout + result.stderr
         assert json.loads(result.stdout) == []

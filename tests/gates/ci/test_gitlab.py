@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from gates.ci.gitlab import GitlabRenderer
-from gates.ci.interface import CiPlan
+from gates.ci.interface import CiPlan, KeyService
 from tests.conftest import REPO, run_module
 from tests.gates.ci.conftest import _find_tool, _run
 
@@ -149,7 +149,13 @@ def test_check_jsonschema_accepts_the_pipeline_and_rejects_a_broken_one(
     check = [tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci"]
     future = tmp_path / "future.gitlab-ci.yml"
     future.write_text(GitlabRenderer().render(CiPlan.from_specs(future_specs)), encoding="utf-8")
-    for path in (REPO / PATH, future):
+    # [keys].provider set: the deploy job's id_tokens (test_key_service.py).
+    services = []
+    for service in (KeyService("aws-kms", "eu-west-1"), KeyService("vault-transit")):
+        path = tmp_path / f"{service.provider}.gitlab-ci.yml"
+        path.write_text(GitlabRenderer().render(CiPlan.from_specs(keys=service)), encoding="utf-8")
+        services.append(path)
+    for path in (REPO / PATH, future, *services):
         result = run_tool([*check, str(path)])
         assert result.returncode == 0, result.stdout + result.stderr
     broken = tmp_path / "broken.gitlab-ci.yml"
@@ -384,6 +390,21 @@ def test_gitlab_ci_local_offers_deploy_only_on_the_default_branch_and_by_hand(
     # --list-json shows every job; one whose rules did not match is ``when: never``.
     assert off_main.get("deploy", {"when": "never"})["when"] == "never"
     assert off_main["gate"]["when"] == "always"
+
+
+def test_gitlab_ci_local_accepts_the_pipeline_of_a_key_service_policy(local_repo, gitlab_ci_local):
+    # The policy names AWS KMS: `ci render` gives the deploy job an ID token, and gitlab-ci-local
+    # parses and plans the pipeline (deploy still manual, after the verdict).
+    root = local_repo(branch="main")
+    with (root / "policy.toml").open("a", encoding="utf-8") as handle:
+        handle.write('\n[keys]\nprovider = "aws-kms"\nkms_key_id = "alias/gates-release"\n')
+    rendered = run_module("gates", "ci", "render", cwd=root, env={"PYTHONPATH": str(root)})
+    assert rendered.returncode == 0, rendered.stderr
+    assert "id_tokens:" in (root / PATH).read_text(encoding="utf-8")
+    _git(root, "commit", "-q", "-am", "key service")
+    listed = _listed(gitlab_ci_local, root)
+    assert listed["deploy"]["when"] == "manual"
+    assert [need["job"] for need in listed["deploy"]["needs"]] == ["gate"]
 
 
 @pytest.mark.slow

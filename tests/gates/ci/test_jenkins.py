@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from gates.ci.interface import CiPlan
+from gates.ci.interface import CiPlan, KeyService
 from gates.ci.jenkins import JenkinsRenderer
 from tests.conftest import REPO
 
@@ -118,6 +118,13 @@ def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
     files = {
         "committed": (REPO / "Jenkinsfile").read_text(encoding="utf-8"),
         "future": _render(future_specs),
+        # [keys].provider set: the deploy stage's credential bindings (test_key_service.py).
+        "aws": JenkinsRenderer().render(
+            CiPlan.from_specs(
+                keys=KeyService("aws-kms", "eu-west-1", ("GATES_SIGNING_KEY_ML_DSA_65",))
+            )
+        ),
+        "vault": JenkinsRenderer().render(CiPlan.from_specs(keys=KeyService("vault-transit"))),
         "broken": _render().rstrip().removesuffix("}"),
     }
     for name, text in files.items():
@@ -130,7 +137,7 @@ def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
         timeout=600,
     )
     report = json.loads(result.stdout[result.stdout.index("{") :])
-    assert report["summary"]["totalFilesLinted"] == 3, result.stdout + result.stderr
+    assert report["summary"]["totalFilesLinted"] == 5, result.stdout + result.stderr
     found = {
         name: [
             (e["rule"], e["severity"])
@@ -142,5 +149,7 @@ def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
     }
     assert found["committed"] == []
     assert found["future"] == []
+    assert found["aws"] == []
+    assert found["vault"] == []
     assert ("NglParseError", "error") in found["broken"]
     assert result.returncode == 1  # because of the broken one

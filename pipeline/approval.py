@@ -1,0 +1,176 @@
+"""Data approvers by role: with ``[roles].approvers`` set, the data lock counts as approved only
+when an approver's key signed it (issue 20).
+
+``python -m gates data approve`` writes the lock, then a DSSE envelope beside it
+(``<lock stem>.approval.json``, payload type ``APPROVAL_TYPE``) over the lock's name and the
+SHA-256 of its exact bytes, signed with the key in ``$[roles].approver_key_env``. The data gate
+checks it: missing, signed by a key no approver holds, or signed over other bytes (the lock
+edited after approval, an approval copied from another lock) is refused naming the file and
+the key id.
+
+Who the approvers are is part of the rules, and a pull request controls ``policy.toml`` and
+``keys/``: in CI, ``$GATES_BASE_POLICY`` names the base branch's ``policy.toml`` (checked out
+apart from the pull request); its ``[roles].approvers`` and the public keys it names, resolved
+against its own folder, replace the pull request's. Unset (a laptop, the protected branch
+itself), the project's own policy is used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import LoadedPolicy, load_policy
+from pipeline.errors import PipelineError
+from pipeline.fsio import atomic_write_text, sha256_bytes
+from pipeline.signing import (
+    Envelope,
+    PublicKey,
+    Signer,
+    SigningError,
+    load_public_key,
+    parse_envelope,
+    sign_envelope,
+    verify_envelope,
+)
+
+APPROVAL_TYPE = "application/vnd.secure-ml-pipeline.data-approval+json"
+BASE_POLICY_ENV = "GATES_BASE_POLICY"
+
+
+class ApprovalError(PipelineError):
+    """The data approval is missing, not an approver's, or not over this lock."""
+
+
+@dataclass(frozen=True)
+class Approvers:
+    """The approvers (name -> committed public key) and the policy file they were read from."""
+
+    keys: Mapping[str, PublicKey]
+    source: str
+
+
+def approval_path(lock: Path) -> Path:
+    """Where the approval of ``lock`` lies: ``data/x.lock.json`` -> ``data/x.lock.approval.json``."""
+    return lock.with_suffix(".approval.json")
+
+
+def approvers(policy: LoadedPolicy) -> Approvers:
+    """The approvers from ``$GATES_BASE_POLICY`` when set, else from ``policy``; none: empty.
+
+    ApprovalError when the base policy or one of its keys cannot be read (fail closed: an
+    unreadable base branch never means "no approvers").
+    """
+    base = os.environ.get(BASE_POLICY_ENV)
+    try:
+        trusted = load_policy(Path(base)) if base else policy
+    except PipelineError as err:
+        msg = f"${BASE_POLICY_ENV} ({base}): the base branch's policy cannot be read: {err}"
+        raise ApprovalError(msg) from None
+    keys: dict[str, PublicKey] = {}
+    for name, path in trusted.policy.roles.approvers.items():
+        try:
+            keys[name] = load_public_key(trusted.resolve(path), algorithm=None)
+        except SigningError as err:
+            msg = f"{trusted.path}: [roles].approvers.{name}: {err}"
+            raise ApprovalError(msg) from None
+    return Approvers(keys, str(trusted.path))
+
+
+def approval_payload(lock_name: str, lock_bytes: bytes) -> bytes:
+    """The exact bytes an approver signs: the lock's name and the SHA-256 of its bytes."""
+    document = {"_type": APPROVAL_TYPE, "lock": lock_name, "lock_sha256": sha256_bytes(lock_bytes)}
+    return json.dumps(document, sort_keys=True).encode()
+
+
+def lock_name(policy: LoadedPolicy) -> str:
+    """The lock's path as the policy names it (what the approval binds)."""
+    return Path(policy.policy.data.lock).as_posix()
+
+
+def approver_of(key: Signer, allowed: Approvers) -> str:
+    """The approver name ``key`` belongs to; ApprovalError naming its key id otherwise."""
+    for name, public in allowed.keys.items():
+        if public.keyid == key.public.keyid:
+            return name
+    msg = (
+        f"the key in the approver key variable (key id {key.public.keyid[:12]}...) is not a data "
+        f"approver in [roles].approvers of {allowed.source} ({', '.join(sorted(allowed.keys))})"
+    )
+    raise ApprovalError(msg)
+
+
+def sign_approval(policy: LoadedPolicy, key: Signer) -> Path:
+    """Sign the lock as it is on disk now; write the approval atomically beside it."""
+    lock = policy.resolve(policy.policy.data.lock)
+    envelope = sign_envelope(
+        approval_payload(lock_name(policy), lock.read_bytes()), key=key, payload_type=APPROVAL_TYPE
+    )
+    path = approval_path(lock)
+    atomic_write_text(path, envelope.to_json())
+    return path
+
+
+def check_approval(policy: LoadedPolicy) -> str | None:
+    """The approver who signed the lock, or None when ``[roles].approvers`` is unset.
+
+    ApprovalError (one message naming the approval file and the key id) when the approval is
+    missing, unparsable, signed by no approver, or signed over another lock or other bytes.
+    """
+    allowed = approvers(policy)
+    if not allowed.keys:
+        return None
+    lock = policy.resolve(policy.policy.data.lock)
+    path = approval_path(lock)
+    shown = Path(policy.policy.data.lock).with_suffix(".approval.json").as_posix()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        msg = (
+            f"{shown}: missing: [roles].approvers ({', '.join(sorted(allowed.keys))}) is set, so "
+            "the data lock needs an approver's signature (python -m gates data approve with "
+            "the approver's key)"
+        )
+        raise ApprovalError(msg) from None
+    try:
+        envelope = parse_envelope(raw, source=shown)
+    except SigningError as err:
+        raise ApprovalError(str(err)) from None
+    signer = _signer(envelope, allowed, shown)
+    try:
+        expected = approval_payload(lock_name(policy), lock.read_bytes())
+    except OSError as err:
+        raise ApprovalError(f"{lock}: cannot be read: {err.strerror}") from None
+    if envelope.payload != expected:
+        keyids = ", ".join(f"{k[:12]}..." for k, _ in envelope.signatures)
+        try:
+            signed = json.loads(envelope.payload)
+            what = f"{signed.get('lock')!r} with SHA-256 {str(signed.get('lock_sha256'))[:12]}..."
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            what = "bytes that are not an approval"
+        msg = (
+            f"{shown}: refused: {signer} (key id {keyids}) approved {what}, not "
+            f"{lock_name(policy)!r} as it is now (SHA-256 {sha256_bytes(lock.read_bytes())[:12]}...): "
+            "the lock changed after the approval, or the approval is another lock's; approve again"
+        )
+        raise ApprovalError(msg)
+    return signer
+
+
+def _signer(envelope: Envelope, allowed: Approvers, shown: str) -> str:
+    for name, key in allowed.keys.items():
+        try:
+            verify_envelope(envelope, trusted=key, payload_type=APPROVAL_TYPE, source=shown)
+        except SigningError:
+            continue
+        return name
+    keyids = ", ".join(f"{k[:12]}..." for k, _ in envelope.signatures) or "none"
+    msg = (
+        f"{shown}: refused: the approval is signed by key id(s) {keyids}, which verify under no "
+        f"data approver in [roles].approvers of {allowed.source} "
+        f"({', '.join(sorted(allowed.keys))})"
+    )
+    raise ApprovalError(msg)
