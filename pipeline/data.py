@@ -237,10 +237,14 @@ class ContractCheck:
         ]
         # One conversion for all of them: taking the columns one by one costs a Series each.
         block = frame[plain].to_numpy(dtype="float64", copy=True)
+        suspect = _suspect_columns(block, [contract.columns[name] for name in plain])
         converted: dict[str, pd.Series | Array] = {}
         for name, rule in contract.columns.items():
             if name in plain:
                 values = block[:, plain.index(name)]
+                if not suspect[plain.index(name)]:  # no rule can flag a row of it
+                    converted[name] = values
+                    continue
                 tally = self.tallies[name]
                 null = _numeric_small(values, rule, tally, start)
                 if not rule.nullable:
@@ -590,6 +594,24 @@ def _parse_float(text: pd.Series) -> pd.Series:
 def _plain_numeric(dtype: Any) -> bool:
     """A numpy integer or float column (no text to parse, no pandas NA to interpret)."""
     return isinstance(dtype, np.dtype) and dtype.kind in "fiu"
+
+
+def _suspect_columns(block: Array, rules: list[ColumnRule]) -> Array:
+    """For each column of ``block``, whether one of ``_numeric_small``'s rules (or the null or
+    unique rule) might flag a row of it: every rule over the whole block at once, so a clean
+    column costs no per-column numpy calls. It may say yes where no rule fires (an infinity is
+    also compared with the bounds), never no where one does."""
+    low = np.array([-np.inf if r.min is None else float(r.min) for r in rules])
+    high = np.array([np.inf if r.max is None else float(r.max) for r in rules])
+    whole = np.array([r.dtype == "int64" for r in rules], dtype=bool)
+    strict = np.array([not r.nullable for r in rules], dtype=bool)
+    nan = np.isnan(block)
+    with np.errstate(invalid="ignore"):
+        flagged = np.isinf(block) | (block < low) | (block > high)
+        flagged |= whole & ~nan & (block != np.round(block))
+    flagged |= nan & strict
+    unique = np.array([r.unique for r in rules], dtype=bool)
+    return np.asarray(flagged.any(axis=0) | unique)
 
 
 def _numeric_small(values: Array, rule: ColumnRule, tally: dict[str, _Tally], start: int) -> Array:
