@@ -9,6 +9,7 @@ the keys of each instance, the JSON type of each value, and the contract's own r
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import operator
@@ -291,7 +292,7 @@ def to_features(instances: list[Any], contract: DataPolicy) -> pd.DataFrame:
     if all(contract.columns[name].dtype in ("float64", "int64") for name in columns):
         # One float block (None as NaN): building it column by column costs a Series each.
         block = np.array(rows, dtype="float64").reshape(len(instances), len(columns))
-        clean = check.add(pd.DataFrame(block, columns=columns))
+        clean = check.add(pd.DataFrame(block, columns=_column_index(tuple(columns))))
     else:
         clean = check.add(_table(instances, contract))
     _contract_errors(check, instances, errors)
@@ -329,6 +330,15 @@ def _rows_if_well_typed(instances: list[Any], contract: DataPolicy) -> list[tupl
         if rule.dtype == "int64" and any(_json_type_error(v, "int64") for v in values):
             return None
     return rows
+
+
+@functools.lru_cache(maxsize=8)
+def _column_index(columns: tuple[str, ...]) -> pd.Index:
+    """The columns as a pandas Index, made once (pandas infers a string Index from a list on
+    every DataFrame otherwise). An Index is immutable, so requests may share it."""
+    import pandas as pd  # noqa: PLC0415
+
+    return pd.Index(columns)
 
 
 def _getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
