@@ -15,9 +15,10 @@ measuring clients in this one, the flooder in a third.
    round (the order swapped every round), so a change in the machine's load hits both: the
    ratio of each round is service / bare requests per second, and the median ratio is
    reported with every round's.
-2. Flood: auth on, ``--limit`` requests per second per key. ``--repeats`` times: a calm key
-   sends at half its limit for ``--flood-seconds`` alone, and again while a flooder process
-   sends with another key at 10x the limit (the two orders alternating). Reported: the calm
+2. Flood: auth on, ``--limit`` requests per second per key. After a warm-up, ``--repeats``
+   times: a calm key sends at half its limit for ``--flood-seconds`` alone, and again while a
+   flooder process (started and ready before, so its start-up is not measured) sends with
+   another key at 10x the limit from 0.5 s before to 0.5 s after (the two orders alternating). Reported: the calm
    key's p99 alone and under the flood per repeat, the median of the per-repeat ratios, and
    the flooder's admissions checked on the server against the moving window (each ``hit`` of
    the limiter stamped before and after it; ``over_limit`` counts the admissions that are
@@ -310,13 +311,15 @@ class Served:
         self.process.join(timeout=20)
 
 
-def _flooder(url: str, body: bytes, *, rate: float, seconds: float, key: str, out: Any) -> None:
-    """The flooding client, in its own process (a flooder does not share our interpreter)."""
-    out.put(
-        asyncio.run(
-            paced(url, body, rate=rate, seconds=seconds, headers={"Authorization": f"Bearer {key}"})
-        )
-    )
+def _flooder(
+    url: str, body: bytes, *, rate: float, seconds: float, key: str, ready: Any, go: Any, out: Any
+) -> None:
+    """The flooding client, in its own process (a flooder does not share our interpreter): it
+    says when its interpreter is up, floods when told to, and reports what it got."""
+    ready.set()
+    go.wait(timeout=120)
+    headers = {"Authorization": f"Bearer {key}"}
+    out.put(asyncio.run(paced(url, body, rate=rate, seconds=seconds, headers=headers)))
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -406,6 +409,8 @@ def flood(args: argparse.Namespace, body: bytes) -> dict[str, Any]:
         context = multiprocessing.get_context("spawn")
         repeats: list[dict[str, Any]] = []
         try:
+            # Warm-up, not counted: the first requests to a new server are slower.
+            asyncio.run(paced(url, body, rate=args.limit / 2, seconds=1.0, headers=calm))
             for number in range(args.repeats):
                 one: dict[str, Any] = {"load_before": round(os.getloadavg()[0], 2)}
                 for phase in ("alone", "flooded") if number % 2 == 0 else ("flooded", "alone"):
@@ -420,19 +425,24 @@ def flood(args: argparse.Namespace, body: bytes) -> dict[str, Any]:
                             )
                         )
                         continue
-                    out = context.Queue()
+                    out, ready, go = context.Queue(), context.Event(), context.Event()
                     flooder = context.Process(
                         target=_flooder,
                         args=(url, body),
                         kwargs={
                             "rate": args.limit * 10,
-                            "seconds": args.flood_seconds,
+                            "seconds": args.flood_seconds + 1.0,
                             "key": names["flood"],
+                            "ready": ready,
+                            "go": go,
                             "out": out,
                         },
                     )
                     flooder.start()
-                    time.sleep(0.5)  # the flooder's interpreter starting is not part of the flood
+                    ready.wait(timeout=120)  # its interpreter starting is not part of the flood
+                    time.sleep(0.5)
+                    go.set()
+                    time.sleep(0.5)  # the flood is on before the calm key starts
                     one["flooded"] = asyncio.run(
                         paced(
                             url, body, rate=args.limit / 2, seconds=args.flood_seconds, headers=calm
