@@ -170,6 +170,7 @@ async def paced(
         "other": sorted({s for s in statuses if s not in (200, 429)}),
         "p50_ms": round(percentile(latencies, 50) * 1000, 2),
         "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+        "latencies_ms": [round(v * 1000, 2) for v in latencies],
     }
 
 
@@ -451,6 +452,7 @@ def flood(args: argparse.Namespace, body: bytes) -> dict[str, Any]:
                     one["flooder"] = out.get(timeout=120)
                     flooder.join(timeout=30)
                     time.sleep(1.0)  # let the flooder's window empty before the next phase
+                one["flooder"].pop("latencies_ms")
                 one["calm_p99_ratio"] = round(one["flooded"]["p99_ms"] / one["alone"]["p99_ms"], 3)
                 repeats.append(one)
         finally:
@@ -463,6 +465,13 @@ def flood(args: argparse.Namespace, body: bytes) -> dict[str, Any]:
         "calm_p99_ratio": _summary([r["calm_p99_ratio"] for r in repeats]),
         "calm_p99_alone_ms": _summary([r["alone"]["p99_ms"] for r in repeats]),
         "calm_p99_flooded_ms": _summary([r["flooded"]["p99_ms"] for r in repeats]),
+        "calm_pooled": {
+            phase: {
+                f"p{q}_ms": percentile([v for r in repeats for v in r[phase]["latencies_ms"]], q)
+                for q in (50, 90, 99)
+            }
+            for phase in ("alone", "flooded")
+        },
         "calm_refused": sum(
             r["alone"]["refused_429"] + r["flooded"]["refused_429"] for r in repeats
         ),
