@@ -189,9 +189,9 @@ class ContractCheck:
         self.rows = 0
         self.columns: tuple[str, ...] | None = None  # the first chunk's, for the header rules
         self.header: list[Violation] = []
-        self.tallies = {
-            name: _column_tallies(name, rule) for name, rule in contract.columns.items()
-        }
+        # Each column's tallies, made when the column is first checked: a clean column on the
+        # numpy path never is (a served request's rows would otherwise cost ~150 objects).
+        self.tallies: dict[str, dict[str, _Tally]] = _Tallies(contract)
         self.label = _label_tallies(contract)
         self.unique = {
             name: _Uniqueness() for name, rule in contract.columns.items() if rule.unique
@@ -236,11 +236,16 @@ class ContractCheck:
             and _plain_numeric(dtypes[name])
         ]
         # One conversion for all of them: taking the columns one by one costs a Series each.
-        block = frame[plain].to_numpy(dtype="float64", copy=True)
+        whole = plain == list(frame.columns)  # a served request: no selection to make
+        block = (frame if whole else frame[plain]).to_numpy(dtype="float64", copy=True)
+        suspect = _suspect_columns(block, [contract.columns[name] for name in plain])
         converted: dict[str, pd.Series | Array] = {}
         for name, rule in contract.columns.items():
             if name in plain:
                 values = block[:, plain.index(name)]
+                if not suspect[plain.index(name)]:  # no rule can flag a row of it
+                    converted[name] = values
+                    continue
                 tally = self.tallies[name]
                 null = _numeric_small(values, rule, tally, start)
                 if not rule.nullable:
@@ -254,7 +259,7 @@ class ContractCheck:
         if contract.label in dtypes:
             converted[contract.label] = self._labels(frame[contract.label], start)
         if list(converted) == plain:  # a served request: every column numeric, no label
-            return pd.DataFrame(block, columns=plain, index=frame.index)
+            return pd.DataFrame(block, columns=frame.columns if whole else plain, index=frame.index)
         return pd.DataFrame(converted, index=frame.index)
 
     def _column(self, raw: pd.Series, name: str, rule: ColumnRule, start: int) -> pd.Series:
@@ -293,6 +298,7 @@ class ContractCheck:
     def failed(self) -> bool:
         """Whether the rows so far break the contract (the whole-file rules aside)."""
         tallies = [*self.label.values(), *(t for c in self.tallies.values() for t in c.values())]
+        # (a column whose tallies were never made has no row flagged)
         return bool(self.header) or any(t.count for t in tallies)
 
     @property
@@ -315,8 +321,9 @@ class ContractCheck:
                     policy_key="[data].min_rows / [data].max_rows",
                 )
             )
-        for tallies in self.tallies.values():
-            found.extend(t.violation() for t in tallies.values() if t.count)
+        for name in contract.columns:  # the contract's order, whichever column was checked first
+            if name in self.tallies:
+                found.extend(t.violation() for t in self.tallies[name].values() if t.count)
         if self.columns is None or contract.label not in self.columns:
             return found
         found.extend(t.violation() for t in self.label.values() if t.count)
@@ -409,6 +416,18 @@ class _Tally:
             expected=self.expected,
             policy_key=self.policy_key,
         )
+
+
+class _Tallies(dict[str, dict[str, _Tally]]):
+    """``ContractCheck.tallies``: a column's tallies are made on first use."""
+
+    def __init__(self, contract: DataPolicy) -> None:
+        super().__init__()
+        self.contract = contract
+
+    def __missing__(self, name: str) -> dict[str, _Tally]:
+        tallies = self[name] = _column_tallies(name, self.contract.columns[name])
+        return tallies
 
 
 def _column_tallies(name: str, rule: ColumnRule) -> dict[str, _Tally]:
@@ -590,6 +609,24 @@ def _parse_float(text: pd.Series) -> pd.Series:
 def _plain_numeric(dtype: Any) -> bool:
     """A numpy integer or float column (no text to parse, no pandas NA to interpret)."""
     return isinstance(dtype, np.dtype) and dtype.kind in "fiu"
+
+
+def _suspect_columns(block: Array, rules: list[ColumnRule]) -> Array:
+    """For each column of ``block``, whether one of ``_numeric_small``'s rules (or the null or
+    unique rule) might flag a row of it: every rule over the whole block at once, so a clean
+    column costs no per-column numpy calls. It may say yes where no rule fires (an infinity is
+    also compared with the bounds), never no where one does."""
+    low = np.array([-np.inf if r.min is None else float(r.min) for r in rules])
+    high = np.array([np.inf if r.max is None else float(r.max) for r in rules])
+    whole = np.array([r.dtype == "int64" for r in rules], dtype=bool)
+    strict = np.array([not r.nullable for r in rules], dtype=bool)
+    nan = np.isnan(block)
+    with np.errstate(invalid="ignore"):
+        flagged = np.isinf(block) | (block < low) | (block > high)
+        flagged |= whole & ~nan & (block != np.round(block))
+    flagged |= nan & strict
+    unique = np.array([r.unique for r in rules], dtype=bool)
+    return np.asarray(flagged.any(axis=0) | unique)
 
 
 def _numeric_small(values: Array, rule: ColumnRule, tally: dict[str, _Tally], start: int) -> Array:
@@ -956,7 +993,8 @@ def model_features(clean: pd.DataFrame, contract: DataPolicy) -> pd.DataFrame:
     null as the empty string (what a blank CSV cell holds), so that the model's one-hot encoder
     sees one kind of value and a null is one more category (``pipeline.model``).
     """
-    features = clean[list(contract.feature_columns)]
+    names = list(contract.feature_columns)
+    features = clean if list(clean.columns) == names else clean[names]
     categorical = [
         name
         for name in contract.feature_columns

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -120,8 +121,8 @@ def create_app(service: Service) -> Starlette:
         body = await run_in_threadpool(_predict, service, features)
         service.live.add(features)
         labels = [str(label) for label in body["labels"]]
-        for label in labels:
-            service.metrics.predictions.labels(label).inc()
+        for label, count in Counter(labels).items():  # one increment per class, not per row
+            service.metrics.predictions.labels(label).inc(count)
         if service.spool is not None:
             service.spool.write(_request_id(request), service.served.sha256, instances, labels)
         return JSONResponse({"predictions": body["predictions"]})

@@ -9,8 +9,11 @@ the keys of each instance, the JSON type of each value, and the contract's own r
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -106,12 +109,36 @@ def _bounded_int(text: str) -> int:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in document:
-            raise _bad_json(f"the key {key[:80]!r} appears twice in one object")
-        document[key] = value
+    document = dict(pairs)
+    if len(document) != len(pairs):  # some key came twice: name the first one that did
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _bad_json(f"the key {key[:80]!r} appears twice in one object")
+            seen.add(key)
     return document
+
+
+# A number token can only overflow a float64 or carry more than 19 digits when the body holds a
+# run of 20 digits or an exponent of 3 digits or more (``e``, an optional ``+``, 3 digits):
+# without one, every integer has at most 19 digits and every number is below 10^19 * 10^99.
+# Such a body is parsed by the C scanner's own int and float; any other goes through
+# ``_bounded_int`` and ``_finite_float`` token by token (digits or an ``e`` inside a string only
+# send a body to that slower, exact path). ``bytes.translate`` writes the body's shape (every
+# digit 0, ``E`` as ``e``, ``+`` kept, anything else a space) in one C pass; a regex search
+# over the text costs more than the parse itself.
+_SHAPE = bytearray(b" " * 256)
+_SHAPE[ord("0") : ord("9") + 1] = b"0" * 10
+_SHAPE[ord("e")] = _SHAPE[ord("E")] = ord("e")
+_SHAPE[ord("+")] = ord("+")
+_NUMBER_SHAPE = bytes(_SHAPE)
+_RISKY_NUMBERS = (b"0" * 20, b"e000", b"e+000")
+
+
+def _risky_numbers(raw: bytes) -> bool:
+    """Whether some number in ``raw`` might have over 19 digits or overflow a float64."""
+    shape = raw.translate(_NUMBER_SHAPE)
+    return any(risky in shape for risky in _RISKY_NUMBERS)
 
 
 def parse_body(raw: bytes, policy: ServePolicy) -> Any:
@@ -122,13 +149,12 @@ def parse_body(raw: bytes, policy: ServePolicy) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise _bad_json(f"the body is not UTF-8 (undecodable byte at offset {err.start})") from None
+    numbers: dict[str, Any] = (
+        {"parse_float": _finite_float, "parse_int": _bounded_int} if _risky_numbers(raw) else {}
+    )
     try:
         document = json.loads(
-            text,
-            parse_constant=_constant,
-            parse_float=_finite_float,
-            parse_int=_bounded_int,
-            object_pairs_hook=_no_duplicates,
+            text, parse_constant=_constant, object_pairs_hook=_no_duplicates, **numbers
         )
     except RecursionError:
         raise _too_deep(policy.max_json_depth) from None
@@ -150,12 +176,25 @@ def _too_deep(limit: int) -> Problem:
     )
 
 
-def _depth(node: Any, limit: int, level: int = 1) -> int:
-    """Nesting depth of ``node``, counting no further than ``limit + 1``."""
-    if level > limit or not isinstance(node, dict | list):
-        return level if isinstance(node, dict | list) else level - 1
-    children = node.values() if isinstance(node, dict) else node
-    return max((_depth(child, limit, level + 1) for child in children), default=level)
+# What ``json.loads`` makes of a JSON scalar.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _depth(node: Any, limit: int) -> int:
+    """Nesting depth of ``node`` (a scalar 0, ``[]`` 1, ``[[]]`` 2), counting no further than
+    ``limit + 1``: level by level over the containers only, a container of scalars costing one
+    ``set(map(type, ...))`` rather than a call per value."""
+    level = 0
+    containers = [node] if isinstance(node, dict | list) else []
+    while containers and level <= limit:
+        level += 1
+        inner: list[Any] = []
+        for container in containers:
+            children = container.values() if isinstance(container, dict) else container
+            if not _SCALARS.issuperset(map(type, children)):
+                inner.extend(c for c in children if isinstance(c, dict | list))
+        containers = inner
+    return level
 
 
 def instances_of(document: Any, policy: ServePolicy) -> list[Any]:
@@ -242,30 +281,72 @@ def to_features(instances: list[Any], contract: DataPolicy) -> pd.DataFrame:
 
     columns = list(contract.columns)
     errors = _Errors()
-    for index, instance in enumerate(instances):
-        _check_instance(index, instance, contract, errors)
-    if errors.count:
-        raise _unprocessable(errors)
+    rows = _rows_if_well_typed(instances, contract)
+    if rows is None:  # something is off: find and name every break, instance by instance
+        for index, instance in enumerate(instances):
+            _check_instance(index, instance, contract, errors)
+        if errors.count:
+            raise _unprocessable(errors)
+        rows = list(map(_getter(columns), instances))
     check = ContractCheck(contract, require_label=False)
     if all(contract.columns[name].dtype in ("float64", "int64") for name in columns):
-        # One float block, row by row: building it column by column costs a Series each.
-        table = pd.DataFrame(
-            np.array(
-                [
-                    [np.nan if row[n] is None else float(row[n]) for n in columns]
-                    for row in instances
-                ],
-                dtype="float64",
-            ).reshape(len(instances), len(columns)),
-            columns=columns,
-        )
-        clean = check.add(table)
+        # One float block (None as NaN): building it column by column costs a Series each.
+        block = np.array(rows, dtype="float64").reshape(len(instances), len(columns))
+        clean = check.add(pd.DataFrame(block, columns=_column_index(tuple(columns))))
     else:
         clean = check.add(_table(instances, contract))
     _contract_errors(check, instances, errors)
     if errors.count:
         raise _unprocessable(errors)
     return clean if list(clean.columns) == columns else clean[columns]
+
+
+# The JSON values each dtype takes (null is the contract's null rule's to judge).
+_JSON_TYPES: dict[str, frozenset[type]] = {
+    "float64": frozenset({float, int, type(None)}),
+    "int64": frozenset({float, int, type(None)}),
+    "bool": frozenset({bool, type(None)}),
+}
+_TEXT_TYPES = frozenset({str, type(None)})
+
+
+def _rows_if_well_typed(instances: list[Any], contract: DataPolicy) -> list[tuple[Any, ...]] | None:
+    """Each instance's values in the contract's column order when ``_check_instance`` would find
+    nothing in any of them; None when it might (then it runs, instance by instance).
+
+    Whole-batch checks: each instance a dict whose keys are exactly the columns, and each
+    column's set of value types within what its dtype takes (``bool`` is its own type, so
+    ``true`` is no number); an int64 column's values then each through ``_json_type_error``.
+    """
+    names = list(contract.columns)
+    keys = set(names)
+    for instance in instances:
+        if type(instance) is not dict or instance.keys() != keys:
+            return None
+    rows = list(map(_getter(names), instances))
+    for rule, values in zip(contract.columns.values(), zip(*rows, strict=True), strict=True):
+        if not _JSON_TYPES.get(rule.dtype, _TEXT_TYPES).issuperset(map(type, values)):
+            return None
+        if rule.dtype == "int64" and any(_json_type_error(v, "int64") for v in values):
+            return None
+    return rows
+
+
+@functools.lru_cache(maxsize=8)
+def _column_index(columns: tuple[str, ...]) -> pd.Index:
+    """The columns as a pandas Index, made once (pandas infers a string Index from a list on
+    every DataFrame otherwise). An Index is immutable, so requests may share it."""
+    import pandas as pd  # noqa: PLC0415
+
+    return pd.Index(columns)
+
+
+def _getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A row's values in the order of ``names``, as a tuple (``itemgetter`` does it in C)."""
+    if len(names) == 1:
+        only = names[0]
+        return lambda row: (row[only],)
+    return operator.itemgetter(*names)
 
 
 def _table(instances: list[Any], contract: DataPolicy) -> pd.DataFrame:

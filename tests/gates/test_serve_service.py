@@ -32,6 +32,7 @@ from tests.serve_support import (
 )
 
 PREDICT = "/v1/models/model:predict"
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -302,6 +303,43 @@ def test_forwarded_headers_do_not_make_a_new_client(served_root: Path) -> None:
             for i in range(6)
         ]
     assert statuses == [200, 200, 200, 429, 429, 429]
+
+
+@pytest.mark.parametrize("case", ["body-never-finishes", "malformed-body"])
+def test_a_request_over_the_limit_is_refused_before_its_body_is_read(
+    served_root: Path, case: str
+) -> None:
+    """The 429 is the cheapest answer: no body read (a body that never finishes would get 408
+    after the read timeout), no parse (malformed JSON would get 400), one log line."""
+    import socket
+
+    body = json.dumps({"instances": feature_rows(served_root, 1)}).encode()
+    changes = {
+        "rate_limit.requests": 1,
+        "rate_limit.window_seconds": 30,
+        "read_timeout_seconds": 1.0,
+    }
+    with in_process(served_root, **changes) as (url, _, capture):
+        assert httpx.post(url + PREDICT, content=body, headers=JSON, timeout=30).status_code == 200
+        port = int(url.rsplit(":", 1)[1])
+        sent = body[:10] if case == "body-never-finishes" else b"{" * len(body)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as flood:
+            flood.sendall(
+                f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + sent
+            )
+            answer = flood.recv(4096).decode("latin-1")
+            while not answer.endswith("}") and (more := flood.recv(4096)):
+                answer += more.decode("latin-1")
+        deadline = time.monotonic() + 10
+        while len(capture.records()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert answer.startswith("HTTP/1.1 429"), answer[:200]
+    assert "retry-after:" in answer.lower()
+    records = capture.records()
+    assert [r["status"] for r in records] == [200, 429]
+    assert records[1]["reason"] == "rate_limit"
 
 
 def test_the_in_flight_cap_refuses_with_503(served_root: Path) -> None:

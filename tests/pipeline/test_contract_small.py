@@ -93,13 +93,15 @@ def test_every_planted_request_gets_the_same_answer_on_both_paths(
 ) -> None:
     body = BODIES[case](ROW)
     calls: list[int] = []
-    real = pipeline.data._numeric_small
+    # The numpy path: its whole-block screen, then the rules of the columns it flags.
+    for name in ("_suspect_columns", "_numeric_small"):
+        real = getattr(pipeline.data, name)
 
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real(*args, **kwargs)
+        def counted(*args: Any, real: Any = real, **kwargs: Any) -> Any:
+            calls.append(1)
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline.data, "_numeric_small", counted)
+        monkeypatch.setattr(pipeline.data, name, counted)
     small = _outcome(body)
     reached = bool(calls)
     monkeypatch.setattr(pipeline.data, "SMALL_TABLE_ROWS", 0)
@@ -170,6 +172,35 @@ def test_random_tables_give_the_same_findings_and_table_on_both_paths(
     assert small_failed == large_failed
     for small, large in zip(small_frames, large_frames, strict=True):
         pd.testing.assert_frame_equal(small, large, check_exact=True)
+
+
+# One rule broken alone in a column whose other values are clean: the numpy path's whole-block
+# screen (``_suspect_columns``) must send that column to its rules, never skip it as clean.
+ALONE = {
+    "clean": {},
+    "whole": {"count": 2.5},
+    "min": {"bounded": -0.5, "count": 0.0},
+    "max": {"bounded": 10.5, "count": 1001.0},
+    "infinite": {"free": math.inf},
+    "minus-infinite": {"free": -math.inf},
+    "null-not-nullable": {"bounded": math.nan},
+    "null-nullable": {"count": math.nan, "free": math.nan},
+    "repeat-unique": {"key": 0.0},
+}
+
+
+@pytest.mark.parametrize("case", sorted(ALONE))
+def test_each_rule_broken_alone_is_seen_on_both_paths(case: str) -> None:
+    rows = [
+        {"bounded": 1.0, "count": 5.0, "free": 2.0, "key": float(i), "kind": "a"} for i in range(3)
+    ]
+    rows[1] = {**rows[1], **ALONE[case]}
+    table = pd.DataFrame(rows)
+    small_violations, small_failed, small_frames = _check([table], 1024)
+    large_violations, large_failed, large_frames = _check([table], 0)
+    assert small_violations == large_violations
+    assert small_failed == large_failed == (case not in ("clean", "null-nullable"))
+    pd.testing.assert_frame_equal(small_frames[0], large_frames[0], check_exact=True)
 
 
 def test_the_paths_really_differ_in_what_they_run(monkeypatch: pytest.MonkeyPatch) -> None:
