@@ -556,6 +556,7 @@ def _score_every_row(
         seed=policy.policy.run.seed,
         scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
         rates=reference.label_rates if reference is not None else None,
+        jobs=data.stream_jobs,
     )
     replaced = {f.check for f in every}
     return replace(
