@@ -585,11 +585,14 @@ def screen(
     seed: int,
     scheduler: str | None = None,
     approved_rows: Array | None = None,
+    batch_rows: Array | None = None,
 ) -> Screening:
     """Run every enabled check of ``[data.checks]``; drift and range need ``reference``.
 
     ``approved_rows`` (the batch setting): positions of approved rows, which the label check's
-    unexplained-excess rule does not add.
+    unexplained-excess rule does not add. ``batch_rows``: new rows the batch screen flagged
+    (against the approved rows); like the other row checks' rows they explain the kNN
+    witness's excess (a batch's trigger rows disagree with their neighbours too).
 
     With a Dask ``scheduler`` address the label check's out-of-fold fits run on that cluster;
     everything else runs here. The flags are the same either way.
@@ -642,7 +645,11 @@ def screen(
                 approved_rows=approved_rows,
                 explained_rows=np.unique(
                     np.concatenate(
-                        [np.zeros(0, dtype=np.int64), *(f.rows for f in (*flags, *targeted))]
+                        [
+                            np.zeros(0, dtype=np.int64),
+                            *(f.rows for f in (*flags, *targeted)),
+                            *(() if batch_rows is None else (np.asarray(batch_rows),)),
+                        ]
                     )
                 ),
             )

@@ -228,3 +228,58 @@ def test_targeted_label_flips_meet_the_benchmark_target_on_the_whole_table(cell)
     label = found.by_check("label")
     assert label is not None
     assert any("disagreement mass" in r for r in label.reasons)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", ["inrange", "nearrange"])
+def test_a_batch_trigger_on_the_synthetic_set_flags_its_rows_more_than_their_neighbours(attack):
+    """The benchmark's synthetic batch cell (3% of rows, approved rows trusted): recall 1.0,
+    precision at least 0.5, the gate fails. The batch screen's rows explain the kNN witness's
+    excess, so the whole-table label rule does not add the trigger rows' clean neighbours
+    (before: 95 label rows, 17 of them trigger rows, precision 0.39)."""
+    from pipeline.poison import screen
+
+    bench = _bench()
+    number, full = next((i, c) for i, c in enumerate(bench.datasets()) if c.name == "synthetic_3c")
+    case, _, _ = bench.split(full, number)
+    contract = bench.contract_for(case)
+    reference = bench.reference_for(case, contract)
+    n = len(case.y)
+    approved = np.zeros(n, dtype=bool)
+    approved[np.random.default_rng(bench.SEED + number).permutation(n)[: round(0.7 * n)]] = True
+    x, y, truth = bench.inject(
+        case, attack, 0.03, bench.SEED + number, rows_from=np.flatnonzero(~approved)
+    )
+    verdict = bench.gate_verdict(contract, reference, x, y, approved=approved)
+    precision, recall, _ = bench.score(verdict.mask, truth)
+    assert verdict.fails
+    assert "DATA102" in verdict.rules
+    assert recall == 1.0
+    assert precision >= 0.495, precision  # 72 of 145 rows
+    # Without the batch screen's rows as explanation, the label rule adds every witness row.
+    from gates.data_integrity import Approval, screen_new_rows
+    from pipeline.profile import row_digests
+
+    frame = bench.frame_for(x, y)
+    digests = row_digests(frame, contract)
+    trusted = {i: digests[i] for i, ok in zip(list(digests), approved, strict=True) if ok}
+    batch, _ = screen_new_rows(
+        frame, contract, Approval(reference, trusted, "bench", trusted=True), seed=bench.SEED
+    )
+    assert batch is not None
+
+    def added(**extra):
+        found = screen(
+            frame,
+            contract,
+            reference=reference,
+            seed=bench.SEED,
+            approved_rows=batch.approved_rows,
+            **extra,
+        ).by_check("label")
+        assert found is not None
+        return sum("every row it flags" in r for r in found.reasons)
+
+    assert added(batch_rows=batch.flagged_rows()) == 0
+    if attack == "inrange":
+        assert added() > 50
