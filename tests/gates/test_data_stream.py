@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from gates.approve import approve
 from gates.base import Status
@@ -164,3 +165,20 @@ def test_a_sampled_streaming_screen_scores_every_row_for_labels_and_isolation(pr
     assert {"fit_on_sample", "score_every_row", "label_decision"} <= set(
         report["metrics"]["seconds"]
     )
+
+
+@pytest.mark.slow
+def test_every_row_is_scored_the_same_by_one_or_two_local_processes(project):
+    """[data].stream_jobs local processes score the chunks; the flagged rows do not depend on it."""
+    project.edit_policy(
+        **_STREAM,
+        **{"data.checks.labels.max_fit_rows": 200, "data.checks.batch.enabled": False},
+    )
+    tables = []
+    for jobs in (1, 2):
+        project.edit_policy(**{"data.stream_jobs": jobs})
+        project.run("data")
+        assert project.report("data")["metrics"]["streaming"]["scored_rows"] == 569
+        tables.append((project.root / "reports" / "data.flagged.csv").read_text(encoding="utf-8"))
+    assert tables[0] == tables[1]
+    assert "label" in tables[0]
