@@ -349,7 +349,7 @@ class DataGate(Gate):
                 seed=policy.policy.run.seed,
                 scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
                 approved_rows=batch.approved_rows if batch is not None else None,
-                batch_rows=batch.flagged_rows() if batch is not None else None,
+                batch_rows=batch.explaining_rows() if batch is not None else None,
             ),
             ids=clean[data.id_column] if data.id_column else None,
             batch=batch,

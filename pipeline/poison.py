@@ -590,9 +590,10 @@ def screen(
     """Run every enabled check of ``[data.checks]``; drift and range need ``reference``.
 
     ``approved_rows`` (the batch setting): positions of approved rows, which the label check's
-    unexplained-excess rule does not add. ``batch_rows``: new rows the batch screen flagged
-    (against the approved rows); like the other row checks' rows they explain the kNN
-    witness's excess (a batch's trigger rows disagree with their neighbours too).
+    unexplained-excess rule does not add. ``batch_rows``: new rows the batch screen's
+    association, density and burst checks flagged (against the approved rows); like the other
+    row checks' rows they explain the kNN witness's excess (a batch's trigger rows disagree
+    with their neighbours too).
 
     With a Dask ``scheduler`` address the label check's out-of-fold fits run on that cluster;
     everything else runs here. The flags are the same either way.

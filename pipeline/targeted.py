@@ -462,6 +462,16 @@ class BatchScreening:
             return np.zeros(0, dtype=np.int64)
         return np.unique(np.concatenate([f.rows for f in self.flags]))
 
+    def explaining_rows(self) -> Array:
+        """New rows a batch check other than the label rule flagged (a trigger's, a burst's, a
+        row far from its class): they explain the whole-table kNN witness's excess. The batch
+        label rule's rows do not: they are the same evidence as the witness's, and the
+        whole-table label check reports them itself (DATA070)."""
+        parts = [f.rows for f in self.flags if f.check != "batch_label"]
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate(parts))
+
 
 def _fit_model(x: Array, y: Array, n_classes: int) -> Any:
     from sklearn.linear_model import LogisticRegression  # noqa: PLC0415

@@ -280,6 +280,6 @@ def test_a_batch_trigger_on_the_synthetic_set_flags_its_rows_more_than_their_nei
         assert found is not None
         return sum("every row it flags" in r for r in found.reasons)
 
-    assert added(batch_rows=batch.flagged_rows()) == 0
+    assert added(batch_rows=batch.explaining_rows()) == 0
     if attack == "inrange":
         assert added() > 50

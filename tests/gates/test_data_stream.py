@@ -170,13 +170,16 @@ def test_a_sampled_streaming_screen_scores_every_row_for_labels_and_isolation(pr
 @pytest.mark.slow
 def test_every_row_is_scored_the_same_by_one_or_two_local_processes(project):
     """[data].stream_jobs local processes score the chunks; the flagged rows do not depend on it."""
-    project.edit_policy(
-        **_STREAM,
-        **{"data.checks.labels.max_fit_rows": 200, "data.checks.batch.enabled": False},
-    )
     tables = []
     for jobs in (1, 2):
-        project.edit_policy(**{"data.stream_jobs": jobs})
+        project.edit_policy(
+            **_STREAM,
+            **{
+                "data.checks.labels.max_fit_rows": 200,
+                "data.checks.batch.enabled": False,
+                "data.stream_jobs": jobs,
+            },
+        )
         project.run("data")
         assert project.report("data")["metrics"]["streaming"]["scored_rows"] == 569
         tables.append((project.root / "reports" / "data.flagged.csv").read_text(encoding="utf-8"))
