@@ -300,6 +300,7 @@ def gate_verdict(
         reference=reference,
         seed=SEED,
         approved_rows=batch.approved_rows if batch is not None else None,
+        batch_rows=batch.explaining_rows() if batch is not None else None,
     )
     findings = DataGate.judge(result, contract, "bench.csv")
     mask = np.zeros(len(y), dtype=bool)

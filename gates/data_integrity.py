@@ -403,6 +403,7 @@ class DataGate(Gate):
                 seed=policy.policy.run.seed,
                 scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
                 approved_rows=batch.approved_rows if batch is not None else None,
+                batch_rows=batch.explaining_rows() if batch is not None else None,
             ),
             ids=clean[data.id_column] if data.id_column else None,
             batch=batch,
@@ -610,6 +611,7 @@ def _score_every_row(
         seed=policy.policy.run.seed,
         scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
         rates=reference.label_rates if reference is not None else None,
+        jobs=data.stream_jobs,
     )
     replaced = {f.check for f in every}
     return replace(

@@ -267,6 +267,8 @@ class LabelCheck(_Strict):
     witness_alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01
     witness_explained: Fraction = 0.5
     witness_min_excess: Fraction = 0.01
+    # ...of those, only rows the out-of-fold model also doubts (p(label) below this).
+    witness_model_below: Fraction = 0.9
 
 
 class IsolationCheck(_Strict):
@@ -288,6 +290,9 @@ class AssociationCheck(_Strict):
     min_gap: Fraction = 0.5
     max_features: Annotated[int, Field(ge=1, le=500)] = 100
     max_refits: Annotated[int, Field(ge=1, le=100)] = 12
+    # In a significant cell, flag the rows carrying its over-represented label whose other
+    # features give that label less than this (the cell's clean rows of that class stay).
+    member_below: Fraction = 0.75
     max_share: Fraction = 0.0
 
 
@@ -369,6 +374,16 @@ class DataPolicy(_Strict):
         int,
         Field(ge=1, le=10_000_000, description="rows per chunk on the streaming path"),
     ] = 100_000
+    # Processes that score the chunks on this machine on the streaming path (a configured
+    # Dask scheduler takes the chunks instead).
+    stream_jobs: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=256,
+            description="local processes scoring every row's chunks on the streaming path",
+        ),
+    ] = 2
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

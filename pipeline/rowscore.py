@@ -168,11 +168,14 @@ def score_every_row(
     seed: int,
     scheduler: str | None = None,
     rates: Mapping[str, float] | None = None,
+    jobs: int = 1,
 ) -> tuple[list[Flags], dict[str, float]]:
     """The label and isolation checks on every one of the file's ``rows`` rows, in chunks.
 
     ``sample`` is the scan's seeded, stratified sample, indexed by file row. Returns the two
-    checks' flags (file rows, ``screened`` None: every row) and seconds per step.
+    checks' flags (file rows, ``screened`` None: every row) and seconds per step. Without a
+    Dask ``scheduler`` the chunks are scored by ``jobs`` local processes (the file is read
+    here, in this process); the scores do not depend on how many.
     """
     import joblib  # noqa: PLC0415
 
@@ -209,7 +212,7 @@ def score_every_row(
             yield joblib.delayed(_score_chunk)(fitted, chunk.start, _matrix(clean, names, fitted))
 
     with joblib_backend(scheduler):
-        jobs = -1 if scheduler else 1
+        jobs = -1 if scheduler else jobs
         for first, m, k, i in joblib.Parallel(n_jobs=jobs, pre_dispatch="2*n_jobs")(chunks()):
             end = first + len(m)
             model_p[first:end], knn_p[first:end], iso[first:end] = m, k, i
@@ -238,6 +241,7 @@ def score_every_row(
             alpha=checks.labels.witness_alpha,
             explained=checks.labels.witness_explained,
             min_excess=checks.labels.witness_min_excess,
+            model_below=checks.labels.witness_model_below,
         )
         found.append(label)
         seconds["label_decision"] = time.perf_counter() - start

@@ -268,7 +268,9 @@ def associations(
     count of class c is the sum of p(c | the rows' other features); one-sided binomial
     P(X >= a), X ~ Bin(n, E / n); it counts when n >= ``min_rows``, the share gap is at least
     ``min_gap`` and p < ``alpha`` / (every tested cell x class) (Bonferroni).
-    ``rows`` restricts the test to those rows (the new rows of a batch).
+    ``rows`` restricts the test to those rows (the new rows of a batch). In a significant cell
+    the rows flagged are those carrying the over-represented label whose other features give
+    it p < ``member_below``.
     """
     from scipy.stats import binom  # noqa: PLC0415 - heavy, used here only
 
@@ -309,7 +311,12 @@ def associations(
                 f"features predict {e:.1f} (p={pvalue:.2g} < {limit:.2g}, Bonferroni over "
                 f"{tested} tests)"
             )
-            members = (c[:, j] == bj) & (c[:, k] == bk) & (yy == cls)
+            # Only the cell's rows whose other features do not predict their label: a trigger
+            # moves rows of other classes into the cell; the cell's own rows of that class
+            # (which their other features explain) are its clean neighbours, not the attack.
+            members = (
+                (c[:, j] == bj) & (c[:, k] == bk) & (yy == cls) & (p[:, cls] < check.member_below)
+            )
             score = -np.log10(max(pvalue, 1e-300))
             for r in subset[members]:
                 if int(r) not in flagged or flagged[int(r)][0] < score:
@@ -454,6 +461,16 @@ class BatchScreening:
         if not self.flags:
             return np.zeros(0, dtype=np.int64)
         return np.unique(np.concatenate([f.rows for f in self.flags]))
+
+    def explaining_rows(self) -> Array:
+        """New rows a batch check other than the label rule flagged (a trigger's, a burst's, a
+        row far from its class): they explain the whole-table kNN witness's excess. The batch
+        label rule's rows do not: they are the same evidence as the witness's, and the
+        whole-table label check reports them itself (DATA070)."""
+        parts = [f.rows for f in self.flags if f.check != "batch_label"]
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate(parts))
 
 
 def _fit_model(x: Array, y: Array, n_classes: int) -> Any:

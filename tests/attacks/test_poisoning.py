@@ -166,3 +166,120 @@ def test_boundary_flips_fail_the_whole_table_label_check_against_the_kept_refere
     assert hit[0].location.path == DATA
     flagged = pd.read_csv(project.root / "reports" / "data.flagged.csv")
     assert flagged["reason"].str.contains("every row it flags").any()
+
+
+def _bench():  # the benchmark's own cells (bench/poisoning.py), so test and table agree
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "bench_poisoning" in sys.modules:
+        return sys.modules["bench_poisoning"]
+    path = Path(__file__).resolve().parents[2] / "bench" / "poisoning.py"
+    spec = importlib.util.spec_from_file_location("bench_poisoning", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_poisoning"] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+# (dataset, attack, rate): whole-table label cells where the gate's label check fell short of
+# max(cleanlab, kNN-10) - 0.02 before the disagreement-mass test and the class threshold.
+LABEL_CELLS = {
+    "wine-region-10": ("wine", "region", 0.10),
+    "digits-3v8-region-5": ("digits_3v8", "region", 0.05),
+    # One class flooded with another's label: the kNN witness flags the flooded class's clean
+    # rows too; only rows below their class's average neighbour support are added.
+    "digits-10-classflip-5": ("digits_10", "classflip", 0.05),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", sorted(LABEL_CELLS))
+def test_targeted_label_flips_meet_the_benchmark_target_on_the_whole_table(cell):
+    """No trusted rows: the gate's flagged rows score at least max(cleanlab, kNN-10) - 0.02
+    in F1, its label check fails the table, and the same table without the attack passes."""
+    from gates.data_integrity import DataGate
+
+    bench = _bench()
+    name, attack, rate = LABEL_CELLS[cell]
+    number, full = next((i, c) for i, c in enumerate(bench.datasets()) if c.name == name)
+    case, _, _ = bench.split(full, number)
+    contract = bench.contract_for(case)
+    reference = bench.reference_for(case, contract)
+    x, y, truth = bench.inject(case, attack, rate, bench.SEED + number)
+    verdict = bench.gate_verdict(contract, reference, x, y, approved=None)
+    others = bench.baselines(contract, x, y)
+    best = max(bench.score(others[b][0], truth)[2] for b in ("cleanlab", "knn10"))
+    assert bench.score(verdict.mask, truth)[2] >= best - 0.02, cell
+    assert "DATA070" in verdict.rules
+    clean = bench.gate_verdict(contract, reference, case.x, case.y, approved=None)
+    assert not clean.fails, clean.rules
+    frame = bench.frame_for(x, y)
+    from pipeline.poison import screen
+
+    found = screen(frame, contract, reference=reference, seed=bench.SEED)
+    findings = [f for f in DataGate.judge(found, contract, "bench.csv") if f.rule == "DATA070"]
+    assert findings
+    assert findings[0].location.path == "bench.csv"
+    assert isinstance(findings[0].location.row, int)
+    label = found.by_check("label")
+    assert label is not None
+    assert any("disagreement mass" in r for r in label.reasons)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", ["inrange", "nearrange"])
+def test_a_batch_trigger_on_the_synthetic_set_flags_its_rows_more_than_their_neighbours(attack):
+    """The benchmark's synthetic batch cell (3% of rows, approved rows trusted): recall 1.0,
+    precision at least 0.5, the gate fails. The batch screen's rows explain the kNN witness's
+    excess, so the whole-table label rule does not add the trigger rows' clean neighbours
+    (before: 95 label rows, 17 of them trigger rows, precision 0.39)."""
+    from pipeline.poison import screen
+
+    bench = _bench()
+    number, full = next((i, c) for i, c in enumerate(bench.datasets()) if c.name == "synthetic_3c")
+    case, _, _ = bench.split(full, number)
+    contract = bench.contract_for(case)
+    reference = bench.reference_for(case, contract)
+    n = len(case.y)
+    approved = np.zeros(n, dtype=bool)
+    approved[np.random.default_rng(bench.SEED + number).permutation(n)[: round(0.7 * n)]] = True
+    x, y, truth = bench.inject(
+        case, attack, 0.03, bench.SEED + number, rows_from=np.flatnonzero(~approved)
+    )
+    verdict = bench.gate_verdict(contract, reference, x, y, approved=approved)
+    precision, recall, _ = bench.score(verdict.mask, truth)
+    assert verdict.fails
+    assert "DATA102" in verdict.rules
+    assert recall == 1.0
+    assert precision >= 0.495, precision  # 72 of 145 rows
+    # Without the batch screen's rows as explanation, the label rule adds every witness row.
+    from gates.data_integrity import Approval, screen_new_rows
+    from pipeline.profile import row_digests
+
+    frame = bench.frame_for(x, y)
+    digests = row_digests(frame, contract)
+    trusted = {i: digests[i] for i, ok in zip(list(digests), approved, strict=True) if ok}
+    batch, _ = screen_new_rows(
+        frame, contract, Approval(reference, trusted, "bench", trusted=True), seed=bench.SEED
+    )
+    assert batch is not None
+
+    def added(**extra):
+        found = screen(
+            frame,
+            contract,
+            reference=reference,
+            seed=bench.SEED,
+            approved_rows=batch.approved_rows,
+            **extra,
+        ).by_check("label")
+        assert found is not None
+        return sum("every row it flags" in r for r in found.reasons)
+
+    assert added(batch_rows=batch.explaining_rows()) == 0
+    if attack == "inrange":
+        assert added() > 50

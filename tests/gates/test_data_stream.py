@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from gates.approve import approve
 from gates.base import Status
@@ -164,3 +165,33 @@ def test_a_sampled_streaming_screen_scores_every_row_for_labels_and_isolation(pr
     assert {"fit_on_sample", "score_every_row", "label_decision"} <= set(
         report["metrics"]["seconds"]
     )
+
+
+@pytest.mark.slow
+def test_every_row_is_scored_the_same_by_one_or_two_local_processes(project):
+    """[data].stream_jobs local processes score the chunks; the flagged rows do not depend on it."""
+    from pipeline.data import check_contract
+    from pipeline.rowscore import score_every_row
+
+    data = project.load().policy.data
+    clean, _ = check_contract(pd.read_csv(project.data_path), data)
+    sample = clean.sample(200, random_state=0).sort_index()
+    runs = [
+        score_every_row(
+            project.data_path,
+            data,
+            sample,
+            rows=len(clean),
+            chunk_rows=100,
+            max_bytes=None,
+            seed=7,
+            jobs=jobs,
+        )[0]
+        for jobs in (1, 2)
+    ]
+    assert [f.check for f in runs[0]] == ["label", "isolation"]
+    assert runs[0][0].count > 0
+    for one, two in zip(*runs, strict=True):
+        assert np.array_equal(one.rows, two.rows)
+        assert np.array_equal(one.scores, two.scores)
+        assert one.reasons == two.reasons

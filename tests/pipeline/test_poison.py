@@ -262,3 +262,62 @@ def test_the_screen_on_a_dask_cluster_gives_the_local_probabilities_and_flags(da
     there = label_scores(x, y, n_classes=2, check=check, seed=SEED, scheduler=address)
     assert np.array_equal(there.model, here.model)
     assert np.array_equal(there.combined, here.combined)
+
+
+def _quiet_boundary_scores() -> tuple[np.ndarray, object]:
+    """400 rows; 20 have labels their neighbours reject (kNN 0.3) that the model learned (0.85):
+    as many witness hits as the approved rate predicts, but every other row's support lower."""
+    from pipeline.poison import LabelScores
+
+    n = 400
+    y = np.arange(n) % 2
+    own_knn = np.full(n, 0.88)
+    own_model = np.full(n, 0.95)
+    own_knn[:20], own_model[:20] = 0.3, 0.85
+    knn = np.zeros((n, 2))
+    model = np.zeros((n, 2))
+    knn[np.arange(n), y], knn[np.arange(n), 1 - y] = own_knn, 1 - own_knn
+    model[np.arange(n), y], model[np.arange(n), 1 - y] = own_model, 1 - own_model
+    return y, LabelScores(model=model, knn=knn, combined=(model + knn) / 2)
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_the_disagreement_mass_fires_when_the_witness_count_does_not(recorded):
+    """Boundary flips replace the rows the kNN witness flags on clean data (its count stays
+    at the approved rate) but lower their neighbours' support: the mass test sees it. A lock
+    approved before the mass was recorded keeps the count test alone."""
+    from pipeline.poison import label_flags
+
+    y, scores = _quiet_boundary_scores()
+    rates = {"knn": 0.05}
+    if recorded:
+        rates |= {"knn_mean": 0.08, "knn_var": 0.01}
+    found = label_flags(scores, y, classes=["a", "b"], rates=rates)
+    if recorded:
+        assert found.rows.tolist() == list(range(20))
+        assert "disagreement mass p=" in found.reasons[0]
+    else:
+        assert found.count == 0
+
+
+def test_the_unexplained_rule_keeps_rows_the_model_trusts_and_rows_above_their_class_support():
+    from pipeline.poison import label_flags
+
+    y, scores = _quiet_boundary_scores()
+    rates = {"knn": 0.05, "knn_mean": 0.08, "knn_var": 0.01}
+    # The model is sure of rows 0-9 (p 0.95 >= witness_model_below): they stay.
+    scores.model[np.arange(10), y[:10]] = 0.95
+    scores.model[np.arange(10), 1 - y[:10]] = 0.05
+    found = label_flags(scores, y, classes=["a", "b"], rates=rates, model_below=0.9)
+    assert found.rows.tolist() == list(range(10, 20))
+
+
+def test_label_rates_record_the_disagreement_mean_and_variance():
+    from pipeline.poison import label_rates
+
+    y, scores = _quiet_boundary_scores()
+    rates = label_rates(scores, y)
+    disagreement = 1 - scores.knn[np.arange(len(y)), y]
+    assert rates["knn"] == pytest.approx(0.05)
+    assert rates["knn_mean"] == pytest.approx(disagreement.mean(), abs=1e-6)
+    assert rates["knn_var"] == pytest.approx(disagreement.var(), abs=1e-6)

@@ -88,6 +88,24 @@ def test_associations_flag_an_in_range_trigger_with_its_cell_as_evidence():
     assert "Bonferroni" in reason
 
 
+def test_an_association_flags_the_trigger_rows_and_not_their_clean_neighbours_in_the_cell():
+    """Rows of the target class that sit in the trigger's cell by nature (their other features
+    predict their label) are the trigger's neighbours, not the attack: only rows whose other
+    features predict another class are flagged (issue 16: precision 0.37 on the synthetic set)."""
+    x, y = _data()
+    rows = np.flatnonzero(y == 1)[:18]
+    _plant_trigger(x, y, rows)
+    # Ten genuine 'a' rows moved into the same cell: their other features say 'a'.
+    native = np.flatnonzero(y == 0)[-10:]
+    x[native, 0] = np.quantile(x[:, 0], 0.95)
+    x[native, 1] = np.quantile(x[:, 1], 0.05)
+    found = _association(x, y)
+    assert set(rows.tolist()) <= set(found.rows.tolist())
+    # Their other features give 'a' 0.64-1.0 (the planted rows' 0.0-0.68): the two below
+    # member_below (0.75) stay flagged, the eight the model is sure of do not.
+    assert len(set(native.tolist()) & set(found.rows.tolist())) <= 2
+
+
 def test_bursts_flag_nothing_on_clean_data():
     x, _ = _data()
     assert bursts(x, check=_checks().checks.bursts, seed=SEED).count == 0
@@ -208,6 +226,9 @@ def test_a_tiny_significant_rate_change_of_a_large_table_adds_no_witness_rows():
         "slack": check.witness_slack,
         "alpha": check.witness_alpha,
         "explained": check.witness_explained,
+        # The model is sure (0.9) of every label here; without this, its doubt filter alone
+        # would keep every row out and the floor would not be what is tested.
+        "model_below": 1.0,
     }
     # PASS: with the committed floor, only the old rule's excess (beyond the slack) is added.
     found = label_flags(scores, y, min_excess=check.witness_min_excess, **kwargs)
@@ -365,6 +386,7 @@ def test_rows_another_check_flagged_explain_the_witness_excess():
         "alpha": check.witness_alpha,
         "explained": check.witness_explained,
         "min_excess": check.witness_min_excess,
+        "model_below": 1.0,  # the model's 0.9 would keep every row out (tested in test_poison)
     }
     # FAIL (nothing explains the excess): all 400 rows.
     assert label_flags(scores, y, **kwargs).count == 400
