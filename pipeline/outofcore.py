@@ -373,20 +373,21 @@ def _rows(setup: Setup, part: Partition, *, checked: bool = True) -> Rows:
         frame = model_features(clean, contract)
         labels = clean[contract.label].astype(str).to_numpy()
     else:
-        try:
-            columns = {c: pc.cast(table.column(c), pa.float64()).to_numpy() for c in features}
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-            msg = f"a feature no longer parses as it did in the checked pass: {err}"
-            raise PartitionError(msg) from None
+        columns = {c: _floats(table.column(c), pa, pc) for c in features}
         frame = pd.DataFrame(columns, index=pd.RangeIndex(start, start + table.num_rows))
-        labels = table.column(contract.label).to_numpy(zero_copy_only=False).astype(str)
+        # As ContractCheck reads a label: the text without surrounding whitespace.
+        labels = table.column(contract.label).to_pandas().str.strip().to_numpy(dtype=str)
     hashed_from = (
         table.column(contract.id_column).to_pandas() if contract.id_column else table.to_pandas()
     )
     group = groups_of(
         _hashes(hashed_from, setup), folds=setup.folds, holdout_fraction=setup.holdout_fraction
     )
-    codes = np.searchsorted(np.asarray(setup.classes), labels)
+    known = np.asarray(setup.classes)
+    codes = np.minimum(np.searchsorted(known, labels), len(known) - 1)
+    if len(labels) and not (known[codes] == labels).all():
+        msg = "a label is not one of the classes, in a partition the contract passed"
+        raise PartitionError(msg)
     keep = np.ones(table.num_rows, dtype=bool)
     if setup.drop:
         dropped = np.asarray(setup.drop, dtype=np.int64) - start
@@ -398,6 +399,22 @@ def _rows(setup: Setup, part: Partition, *, checked: bool = True) -> Rows:
         group=group[keep],
         rows=table.num_rows,
     )
+
+
+def _floats(column: Any, pa: Any, pc: Any) -> Array:
+    """A checked feature column as float64, parsed as ``pipeline.data`` parses it.
+
+    Arrow's strict parser first; a column it refuses goes to pandas' per-cell parser, which
+    the contract accepted it with (so a cell that now fails to parse is an error).
+    """
+    try:
+        parsed: Array = pc.cast(column, pa.float64()).to_numpy()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        parsed = pd.to_numeric(column.to_pandas(), errors="coerce").to_numpy(dtype=np.float64)
+        if np.isnan(parsed).any():
+            msg = "a feature cell no longer parses as it did in the checked pass"
+            raise PartitionError(msg) from None
+    return parsed
 
 
 def task_count(setup: Setup, part: Partition) -> dict[str, Any]:
@@ -765,7 +782,7 @@ def check_split(stats: SplitStats, setup: Setup) -> None:
             msg = f"class '{name}' has no rows in {setup.path}"
             raise DataError(msg)
         _share_check(
-            name, held, total, expected=setup.holdout_fraction, what="holdout", where=where
+            name, held, total, expected=setup.holdout_fraction, what="the holdout", where=where
         )
         trained = total - held
         for fold in range(setup.folds):
@@ -788,7 +805,7 @@ def _share_check(
     allowed = max(0.05, 4 * math.sqrt(expected * (1 - expected) / total))
     if part == 0 or abs(share - expected) > allowed:
         msg = (
-            f"split: class '{name}' has {part} of its {total} rows ({share:.0%}) in the {what}; "
+            f"split: class '{name}' has {part} of its {total} rows ({share:.0%}) in {what}; "
             f"a seeded hash split gives {expected:.0%} ± {allowed:.0%}: the hash of {where} "
             "steers the split"
         )
