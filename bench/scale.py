@@ -25,6 +25,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,8 @@ def write_table(path: Path, rows: int) -> None:
 
 def write_project(folder: Path, rows: int, chunk_rows: int) -> Path:
     """policy.toml, data/table.csv and its lock (shape and digest; no profile: not screened)."""
-    from pipeline.config import load_policy  # noqa: PLC0415
-    from pipeline.data import write_lock_entry  # noqa: PLC0415
+    from pipeline.config import load_policy
+    from pipeline.data import write_lock_entry
 
     (folder / "data").mkdir(parents=True, exist_ok=True)
     table = folder / "data" / "table.csv"
@@ -113,11 +114,41 @@ def _worker_peak() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cv_memory(policy: Any, metrics: list[str]) -> dict[str, Any]:
+    """The in-memory cv: CV on the training split and the holdout scores (the fit untimed)."""
+    from pipeline.evaluate import (
+        build_scorers,
+        cross_validate_scores,
+        holdout_scores,
+    )
+    from pipeline.model import build_estimator
+    from pipeline.train import prepare, train
+
+    settings = policy.policy
+    began = time.perf_counter()
+    model = train(policy).model  # not timed as cv
+    fit = time.perf_counter() - began
+    start = time.perf_counter()
+    _, split = prepare(policy)
+    scorers = build_scorers(metrics, classes=settings.data.classes, positive_class="b")
+    estimator = build_estimator(settings.model, seed=42, contract=settings.data)
+    scores = cross_validate_scores(
+        estimator, split.x_train, split.y_train, scorers=scorers, folds=5, seed=42
+    )
+    holdout = holdout_scores(model, split.x_holdout, split.y_holdout, scorers=scorers)
+    found: dict[str, Any] = {}
+    found["folds"] = {m: [round(v, 5) for v in scores.folds[m]] for m in metrics}
+    found["holdout"] = {m: round(v, 5) for m, v in holdout.items()}
+    found["untimed_fit_seconds"] = round(fit, 2)
+    found["cv_seconds"] = time.perf_counter() - start
+    return found
+
+
 def measure(mode: str, policy_path: Path, workers: int) -> dict[str, Any]:
     """One measurement in this (fresh) process; returns what it found."""
-    from pipeline import outofcore  # noqa: PLC0415
-    from pipeline.config import load_policy  # noqa: PLC0415
-    from pipeline.persist import MODEL_FILE, load_verified, save_model  # noqa: PLC0415
+    from pipeline import outofcore
+    from pipeline.config import load_policy
+    from pipeline.persist import MODEL_FILE, load_verified, save_model
 
     policy = load_policy(policy_path)
     model_path = policy_path.parent / "artifacts" / MODEL_FILE
@@ -126,7 +157,7 @@ def measure(mode: str, policy_path: Path, workers: int) -> dict[str, Any]:
     cluster = None
     scheduler = None
     if mode.endswith("-cluster"):
-        from distributed import LocalCluster  # noqa: PLC0415
+        from distributed import LocalCluster
 
         cluster = LocalCluster(
             n_workers=workers,
@@ -146,7 +177,7 @@ def measure(mode: str, policy_path: Path, workers: int) -> dict[str, Any]:
         )
     start = time.perf_counter()
     if mode == "data":
-        from pipeline.stream import scan  # noqa: PLC0415
+        from pipeline.stream import scan
 
         data = policy.policy.data
         result = scan(
@@ -158,33 +189,13 @@ def measure(mode: str, policy_path: Path, workers: int) -> dict[str, Any]:
         )
         found["violations"] = len(result.violations)
     elif mode == "train-memory":
-        from pipeline.train import train  # noqa: PLC0415
+        from pipeline.train import train
 
         trained = train(policy)
         found["n_train"] = len(trained.split.y_train)
     elif mode == "cv-memory":
-        from pipeline.evaluate import (  # noqa: PLC0415
-            build_scorers,
-            cross_validate_scores,
-            holdout_scores,
-        )
-        from pipeline.model import build_estimator  # noqa: PLC0415
-        from pipeline.train import prepare, train  # noqa: PLC0415
-
-        settings = policy.policy
-        model = train(policy).model  # not timed as cv: subtracted below
-        fit = time.perf_counter() - start
-        start = time.perf_counter()
-        _, split = prepare(policy)
-        scorers = build_scorers(metrics, classes=settings.data.classes, positive_class="b")
-        estimator = build_estimator(settings.model, seed=42, contract=settings.data)
-        scores = cross_validate_scores(
-            estimator, split.x_train, split.y_train, scorers=scorers, folds=5, seed=42
-        )
-        holdout = holdout_scores(model, split.x_holdout, split.y_holdout, scorers=scorers)
-        found["folds"] = {m: [round(v, 5) for v in scores.folds[m]] for m in metrics}
-        found["holdout"] = {m: round(v, 5) for m, v in holdout.items()}
-        found["untimed_fit_seconds"] = round(fit, 2)
+        found |= _cv_memory(policy, metrics)
+        start = time.perf_counter() - found.pop("cv_seconds")
     elif mode.startswith("train-"):
         trained_ooc = outofcore.train(policy, scheduler=scheduler)
         save_model(trained_ooc.model, model_path, estimator="logistic_regression")
@@ -209,7 +220,7 @@ def measure(mode: str, policy_path: Path, workers: int) -> dict[str, Any]:
     found["seconds"] = round(time.perf_counter() - start, 2)
     found["peak_mib"] = round(_peak_mib(), 1)
     if cluster is not None:
-        from distributed import Client  # noqa: PLC0415
+        from distributed import Client
 
         with Client(cluster, set_as_default=False) as client:
             found["worker_peak_mib"] = sorted(
@@ -225,7 +236,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     parser.add_argument("--memory-max-rows", type=int, default=2_000_000)
-    parser.add_argument("--folder", type=Path, default=Path("/tmp/scale-bench"))
+    parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "scale-bench")
     parser.add_argument("--modes", default="")
     parser.add_argument("--measure")
     parser.add_argument("--policy", type=Path)
