@@ -299,7 +299,7 @@ class Rows:
     rows: int
 
 
-class PartitionError(Exception):
+class PartitionError(DataError):
     """A task's refusal, as text (returned, not raised, across the cluster)."""
 
 
