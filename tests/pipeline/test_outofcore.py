@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from pipeline import outofcore
 from pipeline.config import LoadedPolicy, load_policy
+from pipeline.data import read_table, write_lock
 from tests.project_support import copy_project
 
 # 569 rows cut into partitions of about 40 rows: 15 partitions.
@@ -199,3 +200,22 @@ def test_takes_out_of_core_follows_the_policy(root):
         ),
     )
     assert not outofcore.takes_out_of_core(never)
+
+
+def test_quarantined_rows_are_left_out_as_if_they_were_not_in_the_file(root, tmp_path):
+    """``drop`` (the data gate's quarantine, file rows) against the file without those rows."""
+    policy = _policy(root)
+    drop = (0, 41, 42, 300, 568)
+    dropped = outofcore.train(policy, drop=drop)
+    copy = copy_project(tmp_path / "p", keys=False)
+    shorter = _policy(copy)
+    path = shorter.resolve(shorter.policy.data.path)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False).drop(index=list(drop))
+    frame.to_csv(path, index=False)
+    write_lock(shorter, read_table(path, fmt="csv"))
+    without = outofcore.train(shorter)
+    assert dropped.n_train + dropped.n_holdout == 569 - len(drop)
+    assert (dropped.n_train, dropped.n_holdout) == (without.n_train, without.n_holdout)
+    np.testing.assert_allclose(
+        dropped.model.steps[-1][1].coef_, without.model.steps[-1][1].coef_, atol=1e-9
+    )
