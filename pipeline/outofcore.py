@@ -66,6 +66,8 @@ AUC_BINS = 2**12
 NEWTON_TOL = 1e-9
 NEWTON_MAX_ITER = 50
 _BLOCK = 8 * 2**20
+# Partitions scored per round trip (each returns classes^2 x AUC_BINS counts per model).
+_SCORE_BATCH = 64
 _QUOTE_OR_NEWLINE = re.compile(rb'["\n]')
 # Parameters of LogisticRegression this path reproduces (others are refused by name).
 _LR_PARAMS = {"C", "max_iter", "tol", "solver", "random_state", "penalty"}
@@ -657,9 +659,14 @@ def runner(policy: LoadedPolicy, scheduler: str | None) -> Iterator[Runner]:
 # --- the gate-side computations ----------------------------------------------------------------
 
 
-def _checked(results: list[dict[str, Any]], plan: Plan, setup: Setup) -> None:
+def _checked(
+    results: list[dict[str, Any]],
+    plan: Plan,
+    setup: Setup,
+    parts: Sequence[Partition] | None = None,
+) -> None:
     """Raise the first partition's refusal; a contract failure is re-checked with file rows."""
-    for part, result in zip(plan.partitions, results, strict=True):
+    for part, result in zip(plan.partitions if parts is None else parts, results, strict=True):
         error = result.get("error")
         if error is None:
             continue
@@ -920,16 +927,23 @@ class Tally:
 
 
 def score(plan: Plan, setup: Setup, run: Runner, jobs: Sequence[ScoreJob]) -> list[Tally]:
-    """Score every job in one pass; returns each job's summed tallies."""
-    results = run.map(task_score, plan.partitions, setup, tuple(jobs))
-    _checked(results, plan, setup)
+    """Score every job in one pass; returns each job's summed tallies.
+
+    Partitions go out in batches of ``_SCORE_BATCH`` and each batch is summed as it returns,
+    so the gate holds at most that many partitions' histograms whatever the file's size.
+    """
     k = len(setup.classes)
-    tallies = []
-    for j in range(len(jobs)):
-        confusion = sum(_array(r["scores"][j][0], (k, k)) for r in results)
-        hist = sum(_array(r["scores"][j][1], (k, k, AUC_BINS)) for r in results)
-        tallies.append(Tally(np.asarray(confusion), np.asarray(hist)))
-    return tallies
+    confusions = [np.zeros((k, k), dtype=np.int64) for _ in jobs]
+    hists = [np.zeros((k, k, AUC_BINS), dtype=np.int64) for _ in jobs]
+    for first in range(0, len(plan.partitions), _SCORE_BATCH):
+        batch = plan.partitions[first : first + _SCORE_BATCH]
+        results = run.map(task_score, batch, setup, tuple(jobs))
+        _checked(results, plan, setup, batch)
+        for result in results:
+            for j in range(len(jobs)):
+                confusions[j] += _array(result["scores"][j][0], (k, k))
+                hists[j] += _array(result["scores"][j][1], (k, k, AUC_BINS))
+    return [Tally(c, h) for c, h in zip(confusions, hists, strict=True)]
 
 
 def metric(

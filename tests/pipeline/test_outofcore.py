@@ -219,3 +219,17 @@ def test_quarantined_rows_are_left_out_as_if_they_were_not_in_the_file(root, tmp
     np.testing.assert_allclose(
         dropped.model.steps[-1][1].coef_, without.model.steps[-1][1].coef_, atol=1e-9
     )
+
+
+def test_scores_summed_batch_by_batch_are_the_scores_of_one_batch(root, monkeypatch):
+    policy = _policy(root)
+    model = outofcore.train(policy).model
+    metrics = ["accuracy", "roc_auc"]
+    whole = outofcore.cross_validate(policy, model, champion=model, metrics=metrics)
+    monkeypatch.setattr(outofcore, "_SCORE_BATCH", 4)
+    batched = outofcore.cross_validate(policy, model, champion=model, metrics=metrics)
+    assert (whole.folds, whole.holdout, whole.champion) == (
+        batched.folds,
+        batched.holdout,
+        batched.champion,
+    )
