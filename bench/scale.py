@@ -168,7 +168,7 @@ def measure(mode: str, policy_path: Path, workers: int) -> dict[str, Any]:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # loopback, a free port: never 8787 on every interface
             memory_limit="4GiB",
         )
         scheduler = cluster.scheduler_address

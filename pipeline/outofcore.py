@@ -635,7 +635,7 @@ def runner(policy: LoadedPolicy, scheduler: str | None) -> Iterator[Runner]:
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",  # loopback, a free port: never 8787 on every interface
                 memory_limit=f"{settings.worker_memory_mb}MiB",
             )
             client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call, unused-ignore]

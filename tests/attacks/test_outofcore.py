@@ -177,7 +177,7 @@ def test_a_cluster_whose_workers_die_mid_fit_fails_closed(tmp_path):
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # loopback, a free port: never 8787 on every interface
         )
     try:
         pids = [w.process.pid for w in cluster.workers.values()]

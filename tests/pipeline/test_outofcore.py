@@ -233,3 +233,12 @@ def test_scores_summed_batch_by_batch_are_the_scores_of_one_batch(root, monkeypa
         batched.holdout,
         batched.champion,
     )
+
+
+@pytest.mark.slow
+def test_without_a_scheduler_the_path_starts_a_local_cluster_of_the_policys_size(root, monkeypatch):
+    monkeypatch.delenv("GATES_DASK_SCHEDULER", raising=False)
+    started = outofcore.train(_policy(root, local_workers=2))
+    assert started.where == "a local Dask cluster of 2 workers"
+    here = outofcore.train(_policy(root))
+    np.testing.assert_array_equal(started.model.steps[-1][1].coef_, here.model.steps[-1][1].coef_)
