@@ -38,7 +38,7 @@ from pipeline.signing import SigningError
 from pipeline.verify import trusted_key
 
 if TYPE_CHECKING:
-    from pipeline.train import Split
+    from collections.abc import Callable
 
 # Scores are rounded to 6 places in reports; differences below this are not regressions.
 _EPSILON = 1e-9
@@ -66,10 +66,13 @@ class CvGate(Gate):
             resolve_scheduler,
         )
         from pipeline.model import build_estimator  # noqa: PLC0415
+        from pipeline.outofcore import takes_out_of_core  # noqa: PLC0415
         from pipeline.train import prepare  # noqa: PLC0415
 
         policy = context.policy.policy
         train_report = context.read_report("train")
+        if takes_out_of_core(context.policy):
+            return self._out_of_core(context, train_report)
         _, split = prepare(context.policy, drop=quarantined_rows(context))
         findings: list[Finding] = []
         if split.digest != train_report.metrics.get("split_sha256"):
@@ -103,64 +106,148 @@ class CvGate(Gate):
         )
         holdout = holdout_scores(model, split.x_holdout, split.y_holdout, scorers=scorers)
         write_holdout_predictions(context, model, split.x_holdout, split.y_holdout)
-        metrics: dict[str, Any] = {}
-        for metric, bar in policy.cv.thresholds.items():
-            folds = scores.folds[metric]
-            mean, std, worst = scores.mean(metric), scores.std(metric), min(folds)
-            metrics[metric] = {
-                "folds": [round(v, 6) for v in folds],
-                "mean": round(mean, 6),
-                "std": round(std, 6),
-                "min_fold": round(worst, 6),
-                "holdout": round(holdout[metric], 6),
-            }
-            key = f"[cv.thresholds.{metric}]"
-            checks = (
-                ("CV001", "mean", mean, bar.min_mean, "min_mean", False),
-                ("CV002", "worst fold", worst, bar.min_fold, "min_fold", False),
-                ("CV003", "fold std", std, bar.max_std, "max_std", True),
-                ("CV004", "holdout", holdout[metric], bar.min_holdout, "min_holdout", False),
+        found = load_champion(context)
+
+        def champion_scores(model: Any) -> dict[str, float]:
+            return holdout_scores(model, split.x_holdout, split.y_holdout, scorers=scorers)
+
+        comparison, versus = _compare_with_champion(context, found, champion_scores, holdout)
+        return _judge(
+            context,
+            folds_by_metric=scores.folds,
+            holdout=holdout,
+            findings=findings,
+            comparison=comparison,
+            versus=versus,
+        )
+
+    def _out_of_core(self, context: RunContext, train_report: Any) -> Outcome:
+        """CV, the holdout and the champion over partitions on the cluster (``pipeline.outofcore``)."""
+        from pipeline.evaluate import resolve_scheduler  # noqa: PLC0415
+        from pipeline.outofcore import cross_validate  # noqa: PLC0415
+
+        policy = context.policy.policy
+        findings: list[Finding] = []
+        model_path = context.artifacts_dir / MODEL_FILE
+        model, manifest = load_verified(model_path)
+        if manifest.sha256 not in train_report.artifacts.values():
+            findings.append(
+                Finding(
+                    "CV010",
+                    f"{model_path.name} (sha256 {manifest.sha256[:12]}...) is not the model the "
+                    "train gate saved in this run",
+                )
             )
-            for rule, what, value, limit, field, is_max in checks:
-                if limit is None:
-                    continue
-                missed = value > limit if is_max else value < limit
-                if missed:
-                    op = ">" if is_max else "<"
-                    findings.append(
-                        Finding(
-                            rule=rule,
-                            message=f"{metric} {what} {value:.4f} {op} {limit:.4f}",
-                            location=Location(path=context.policy.path.name),
-                            observed=f"{value:.6f}",
-                            threshold=f"{limit}",
-                            policy_key=f"{key}.{field}",
-                        )
+        found = load_champion(context)
+        result = cross_validate(
+            context.policy,
+            model,
+            champion=found[1] if found is not None else None,
+            metrics=list(policy.cv.thresholds),
+            drop=quarantined_rows(context),
+            scheduler=resolve_scheduler(policy.run.dask_scheduler),
+        )
+        if result.split_digest != train_report.metrics.get("split_sha256"):
+            findings.append(
+                Finding("CV010", "the holdout split differs from the one the model was trained on")
+            )
+        theirs = result.champion
+
+        def champion_scores(_: Any) -> dict[str, float]:
+            if theirs is None:  # pragma: no cover - scored whenever there is a champion
+                msg = "the champion was not scored"
+                raise GateError(msg)
+            return theirs
+
+        comparison, versus = _compare_with_champion(context, found, champion_scores, result.holdout)
+        where = {
+            "partitions": result.partitions,
+            "where": result.where,
+            "roc_auc_tie_bound": round(result.auc_tie_bound, 9),
+        }
+        return _judge(
+            context,
+            folds_by_metric=result.folds,
+            holdout=result.holdout,
+            findings=findings,
+            comparison=comparison,
+            versus=versus,
+            extra={"out_of_core": where},
+        )
+
+
+def _judge(
+    context: RunContext,
+    *,
+    folds_by_metric: dict[str, tuple[float, ...]],
+    holdout: dict[str, float],
+    findings: list[Finding],
+    comparison: dict[str, Any],
+    versus: list[Finding],
+    extra: dict[str, Any] | None = None,
+) -> Outcome:
+    """Every threshold of [cv.thresholds] against the fold and holdout scores, and the champion."""
+    import numpy as np  # noqa: PLC0415
+
+    policy = context.policy.policy
+    metrics: dict[str, Any] = {}
+    for metric, bar in policy.cv.thresholds.items():
+        folds = folds_by_metric[metric]
+        mean, std, worst = float(np.mean(folds)), float(np.std(folds)), min(folds)
+        metrics[metric] = {
+            "folds": [round(v, 6) for v in folds],
+            "mean": round(mean, 6),
+            "std": round(std, 6),
+            "min_fold": round(worst, 6),
+            "holdout": round(holdout[metric], 6),
+        }
+        key = f"[cv.thresholds.{metric}]"
+        checks = (
+            ("CV001", "mean", mean, bar.min_mean, "min_mean", False),
+            ("CV002", "worst fold", worst, bar.min_fold, "min_fold", False),
+            ("CV003", "fold std", std, bar.max_std, "max_std", True),
+            ("CV004", "holdout", holdout[metric], bar.min_holdout, "min_holdout", False),
+        )
+        for rule, what, value, limit, field, is_max in checks:
+            if limit is None:
+                continue
+            missed = value > limit if is_max else value < limit
+            if missed:
+                op = ">" if is_max else "<"
+                findings.append(
+                    Finding(
+                        rule=rule,
+                        message=f"{metric} {what} {value:.4f} {op} {limit:.4f}",
+                        location=Location(path=context.policy.path.name),
+                        observed=f"{value:.6f}",
+                        threshold=f"{limit}",
+                        policy_key=f"{key}.{field}",
                     )
-        comparison, versus = _compare_with_champion(context, split, scorers, holdout)
-        findings.extend(versus)
-        metrics["champion"] = comparison
-        headline = ", ".join(
-            f"{m} {metrics[m]['mean']:.3f}±{metrics[m]['std']:.3f} (holdout {metrics[m]['holdout']:.3f})"
-            for m in metrics
-            if m != "champion"
-        )
-        return Outcome.judge(
-            findings,
-            passed=f"{policy.cv.folds}-fold: {headline}; {comparison['summary']}",
-            failed="{n} check(s) missed: {first}",
-            metrics=metrics,
-        )
+                )
+    findings.extend(versus)
+    metrics["champion"] = comparison
+    metrics.update(extra or {})
+    headline = ", ".join(
+        f"{m} {metrics[m]['mean']:.3f}±{metrics[m]['std']:.3f} (holdout {metrics[m]['holdout']:.3f})"
+        for m in metrics
+        if m not in ("champion", "out_of_core")
+    )
+    return Outcome.judge(
+        findings,
+        passed=f"{policy.cv.folds}-fold: {headline}; {comparison['summary']}",
+        failed="{n} check(s) missed: {first}",
+        metrics=metrics,
+    )
 
 
 def _compare_with_champion(
-    context: RunContext, split: Split, scorers: Any, holdout: dict[str, float]
+    context: RunContext,
+    found: tuple[Any, Any] | None,
+    champion_scores: Callable[[Any], dict[str, float]],
+    holdout: dict[str, float],
 ) -> tuple[dict[str, Any], list[Finding]]:
-    from pipeline.evaluate import holdout_scores  # noqa: PLC0415
-
     release = context.policy.policy.release
     key = "[release].registry_dir"
-    found = load_champion(context)
     if found is None:
         note = f"first run: no champion in {release.registry_dir}/, nothing to compare against"
         return (
@@ -169,7 +256,9 @@ def _compare_with_champion(
         )
     champion, model = found
     try:
-        theirs = holdout_scores(model, split.x_holdout, split.y_holdout, scorers=scorers)
+        theirs = champion_scores(model)
+    except GateError:
+        raise
     except Exception as err:  # a champion trained on another contract may not score these rows
         msg = f"champion {champion.version} cannot score this holdout split ({type(err).__name__}: {err})"
         raise GateError(msg) from None

@@ -17,10 +17,13 @@ class TrainGate(Gate):
 
     def run(self, context: RunContext) -> Outcome:
         """Fit, save atomically, and report what was trained on what."""
+        from pipeline.outofcore import takes_out_of_core  # noqa: PLC0415
         from pipeline.train import train  # noqa: PLC0415 - scikit-learn only when training
 
         policy = context.policy
         dropped = quarantined_rows(context)
+        if takes_out_of_core(policy):
+            return self._out_of_core(context, dropped)
         result = train(policy, drop=dropped)
         path = context.artifacts_dir / MODEL_FILE
         manifest = save_model(result.model, path, estimator=policy.policy.model.estimator)
@@ -43,6 +46,46 @@ class TrainGate(Gate):
                 "split_sha256": result.split.digest,
                 "data_sha256": result.dataset.sha256,
                 "quarantined_rows": len(dropped),
+            },
+            artifacts={rel: manifest.sha256},
+        )
+
+    def _out_of_core(self, context: RunContext, dropped: tuple[int, ...]) -> Outcome:
+        """Fit over partitions of the data file on the Dask cluster (``pipeline.outofcore``)."""
+        from pipeline.evaluate import resolve_scheduler  # noqa: PLC0415
+        from pipeline.outofcore import train  # noqa: PLC0415
+
+        policy = context.policy
+        result = train(
+            policy, drop=dropped, scheduler=resolve_scheduler(policy.policy.run.dask_scheduler)
+        )
+        path = context.artifacts_dir / MODEL_FILE
+        manifest = save_model(result.model, path, estimator=policy.policy.model.estimator)
+        rel = (
+            path.relative_to(context.root).as_posix()
+            if path.is_relative_to(context.root)
+            else str(path)
+        )
+        return Outcome(
+            status=Status.PASSED,
+            summary=(
+                f"{policy.policy.model.estimator} fitted out of core on {result.n_train} rows "
+                f"({result.partitions} partitions, {result.where}) in {result.fit_seconds:.2f}s, "
+                f"{result.iterations} Newton passes; {result.n_holdout} held out"
+            ),
+            metrics={
+                "estimator": policy.policy.model.estimator,
+                "n_train": result.n_train,
+                "n_holdout": result.n_holdout,
+                "fit_seconds": round(result.fit_seconds, 3),
+                "split_sha256": result.split_digest,
+                "data_sha256": result.data_sha256,
+                "quarantined_rows": len(dropped),
+                "out_of_core": {
+                    "partitions": result.partitions,
+                    "newton_passes": result.iterations,
+                    "where": result.where,
+                },
             },
             artifacts={rel: manifest.sha256},
         )

@@ -190,6 +190,17 @@ class RunPolicy(_Strict):
     # work of CV and the label check's out-of-fold fits; a remote one only through
     # GATES_DASK_SCHEDULER, which overrides it. None runs here.
     dask_scheduler: Endpoint | None = None
+    # Train and CV over partitions of the data file (pipeline/outofcore.py) on that scheduler,
+    # or on a local cluster this run starts: "auto" when the file is above
+    # [data].stream_above_mb and the estimator is logistic_regression, "always", or "never".
+    out_of_core: Annotated[
+        Literal["auto", "always", "never"],
+        Field(description="train and cv over partitions of the data file on a Dask cluster"),
+    ] = "auto"
+    # The local cluster the out-of-core path starts when no scheduler is named: its worker
+    # processes (0 runs every task in the gate's own process) and each one's memory limit.
+    local_workers: Annotated[int, Field(ge=0, le=64)] = 2
+    worker_memory_mb: Annotated[int, Field(ge=256, le=1_048_576)] = 4096
 
 
 class ColumnRule(_Strict):
