@@ -473,10 +473,43 @@ class BatchScreening:
         return np.unique(np.concatenate(parts))
 
 
+@dataclass(frozen=True)
+class _OneClass:
+    """What a logistic regression fitted on rows of one class would say: always that class.
+
+    scikit-learn refuses to fit on a single class; the approved rows (or a fold of them) can
+    hold only one, and then every other label is one the trusted data never supports.
+    """
+
+    label: int
+    width: int
+
+    @property
+    def classes_(self) -> Array:
+        return np.array([self.label])
+
+    @property
+    def coef_(self) -> Array:
+        return np.zeros((1, self.width))
+
+    @property
+    def intercept_(self) -> Array:
+        return np.zeros(1)
+
+    def predict_proba(self, x: Array) -> Array:
+        return np.ones((len(x), 1))
+
+    def predict(self, x: Array) -> Array:
+        return np.full(len(x), self.label)
+
+
 def _fit_model(x: Array, y: Array, n_classes: int) -> Any:
     from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
+    present = np.unique(y)
+    if present.size == 1:
+        return _OneClass(int(present[0]), x.shape[1])
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return LogisticRegression(max_iter=1000, C=1.0).fit(x, y)

@@ -208,8 +208,8 @@ def test_a_cluster_whose_workers_die_mid_fit_fails_closed(tmp_path):
 
 def test_the_train_gate_is_errored_on_a_steered_split(project):
     """The gate form of the first case: ERRORED, the message in the summary, no model."""
-    # The batch screen is off: with every malignant row new (new ids), the data gate's batch
-    # label fit sees one class and crashes (pipeline/targeted.py, reported separately).
+    # The batch screen is off: with every malignant row new (new ids), the approved rows hold
+    # one class and the data gate rightly fails every malignant row, so train would not run.
     project.edit_policy(
         **{
             "run.out_of_core": "always",

@@ -282,6 +282,21 @@ def test_a_clean_batch_passes_every_batch_check():
     assert np.array_equal(result.flagged_rows(), again.flagged_rows())
 
 
+def test_approved_rows_of_one_class_screen_a_batch_without_crashing():
+    # Found by the out-of-core gate tests: a re-approval whose trusted rows hold one class made
+    # scikit-learn refuse the fit ("needs samples of at least 2 classes"), and the data gate
+    # ERRORED with a traceback. Every new row of the other class is now a row the trusted data
+    # does not support, and is flagged.
+    x, y = _data(900)
+    y[:700] = 0
+    result = _batch(x, y, _approved(900, 200))
+    flags = next(f for f in result.flags if f.check == "batch_label")
+    other = np.flatnonzero(y[700:] == 1) + 700
+    assert other.size
+    assert np.isin(other, flags.rows).all()
+    assert result.impact is None or result.impact.holdout_rows > 0
+
+
 def test_flipped_labels_in_a_batch_fail_the_label_rate_test():
     x, y = _data(900)
     rows = np.arange(700, 900, 5)  # 40 of 200 new rows
