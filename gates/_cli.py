@@ -574,9 +574,9 @@ def _ci(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per outc
             return EXIT_OK
         if args.ci_command == "deploy":
             return _ci_deploy(args)
-        keys = ci.key_service(args.root)
+        keys, zap = ci.key_service(args.root), ci.zap_scan(args.root)
         if args.check:
-            drifts = ci.check(args.root, keys=keys)
+            drifts = ci.check(args.root, keys=keys, zap=zap)
             for drift in drifts:
                 sys.stdout.write(drift.diff)
             if drifts:
@@ -588,7 +588,7 @@ def _ci(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per outc
                 return EXIT_FAILED
             sys.stdout.write("CI configurations are up to date with the gate registry\n")
             return EXIT_OK
-        for relative, text in ci.render_all(keys=keys).items():
+        for relative, text in ci.render_all(keys=keys, zap=zap).items():
             atomic_write_text(args.root / relative, text)
             sys.stdout.write(f"wrote {relative}\n")
     except ci.CiError as err:

@@ -856,6 +856,22 @@ class ServeDeploy(_Strict):
         return self
 
 
+class ServeDast(_Strict):
+    """[serve.dast]: dynamic scans of the running service in the generated CI files."""
+
+    # An OWASP ZAP API scan of the verified service on loopback in each CI file's deploy job,
+    # after the release signature and before the promotion; any WARN or FAIL alert stops it.
+    zap: bool = False
+    # Pinned by digest (a tag can be moved). Seen pinned to this digest in several unrelated
+    # public projects; no registry can be asked from here, so a release manager refreshes it.
+    zap_image: Annotated[
+        str, Field(pattern=r"^[a-z0-9][a-z0-9./_-]*(:[A-Za-z0-9._-]{1,128})?@sha256:[0-9a-f]{64}$")
+    ] = (
+        "ghcr.io/zaproxy/zaproxy:stable"
+        "@sha256:8d387b1a63e3425beef4846e39719f5af2a787753af2d8b6558c6257d7a577a2"
+    )
+
+
 class ServePolicy(_Strict):
     """[serve]: the inference service (python -m gates serve) and the serve gate's bars."""
 
@@ -880,6 +896,7 @@ class ServePolicy(_Strict):
     monitor: ServeMonitor = Field(default_factory=ServeMonitor)
     spool: ServeSpool = Field(default_factory=ServeSpool)
     deploy: ServeDeploy = Field(default_factory=ServeDeploy)
+    dast: ServeDast = Field(default_factory=ServeDast)
 
 
 class Policy(_Strict):

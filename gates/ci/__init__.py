@@ -10,7 +10,7 @@ from pathlib import Path
 from gates.ci.dependabot import DependabotRenderer
 from gates.ci.github import GithubRenderer
 from gates.ci.gitlab import GitlabRenderer
-from gates.ci.interface import CiError, CiPlan, CiRenderer, KeyService
+from gates.ci.interface import CiError, CiPlan, CiRenderer, KeyService, ZapScan
 from gates.ci.jenkins import JenkinsRenderer
 from gates.registry import GATES, GateSpec
 
@@ -28,20 +28,26 @@ __all__ = [
     "CiRenderer",
     "Drift",
     "KeyService",
+    "ZapScan",
     "check",
     "key_service",
     "render_all",
+    "zap_scan",
 ]
 
 
 def render_all(
-    specs: tuple[GateSpec, ...] = GATES, *, keys: KeyService | None = None
+    specs: tuple[GateSpec, ...] = GATES,
+    *,
+    keys: KeyService | None = None,
+    zap: ZapScan | None = None,
 ) -> dict[str, str]:
     """Every CI file's text, keyed by its path relative to the project root.
 
     ``keys``: the policy's key service (``key_service``); None renders the local-key files.
+    ``zap``: the policy's ZAP scan (``zap_scan``); None renders no scan.
     """
-    plan = CiPlan.from_specs(specs, keys=keys)
+    plan = CiPlan.from_specs(specs, keys=keys, zap=zap)
     return {str(renderer.path): renderer.render(plan) for renderer in RENDERERS}
 
 
@@ -55,6 +61,16 @@ def key_service(root: Path) -> KeyService | None:
     return KeyService.from_policy(load_policy(path))
 
 
+def zap_scan(root: Path) -> ZapScan | None:
+    """The ZAP scan ``root/policy.toml`` asks for (None: ``[serve.dast].zap`` off, or no policy)."""
+    from pipeline.config import load_policy  # noqa: PLC0415
+
+    path = root / "policy.toml"
+    if not path.exists():
+        return None
+    return ZapScan.from_policy(load_policy(path))
+
+
 @dataclass(frozen=True)
 class Drift:
     """A committed file (CI or deployment) that differs from what is rendered (or is missing)."""
@@ -64,10 +80,14 @@ class Drift:
 
 
 def check(
-    root: Path, *, specs: tuple[GateSpec, ...] = GATES, keys: KeyService | None = None
+    root: Path,
+    *,
+    specs: tuple[GateSpec, ...] = GATES,
+    keys: KeyService | None = None,
+    zap: ZapScan | None = None,
 ) -> tuple[Drift, ...]:
     """Compare the files under ``root`` with the rendered ones; a unified diff per drifted file."""
-    return drifts(root, render_all(specs, keys=keys))
+    return drifts(root, render_all(specs, keys=keys, zap=zap))
 
 
 def drifts(root: Path, rendered: Mapping[str, str]) -> tuple[Drift, ...]:

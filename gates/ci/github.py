@@ -29,6 +29,7 @@ from gates.ci.interface import (
     PYTHON_VERSION,
     RUN_GATE,
     RUN_ID_ENV,
+    SERVE_LOG,
     SIGN_RELEASE,
     SIGNING_KEY_ENV,
     SUMMARY_MD,
@@ -39,6 +40,7 @@ from gates.ci.interface import (
     CiPlan,
     CiRenderer,
     KeyService,
+    ZapScan,
     header,
     one_line,
 )
@@ -87,6 +89,11 @@ VAULT_ACTION = PinnedAction(
     "hashicorp/vault-action", "4c06c5ccf5c0761b6029f56cfb1dcf5565918a3b", "v3.4.0"
 )
 KEY_SERVICE_ACTIONS = (CONFIGURE_AWS_CREDENTIALS, VAULT_ACTION)
+# Used only when [serve.dast].zap is on (the deploy job's scan). v0.10.0, read from the tag in a
+# mirror of the action's repository.
+ZAP_API_SCAN = PinnedAction(
+    "zaproxy/action-api-scan", "5158fe4d9d8fcc75ea204db81317cce7f9e5453d", "v0.10.0"
+)
 PINNED = (
     CHECKOUT,
     SETUP_PYTHON,
@@ -457,6 +464,7 @@ def _deploy_job(plan: CiPlan) -> str:
         + _setup_steps(download=plan.verdict.name, pip_cache=False)
         + _key_service_login(service)
         + _sign_step(service)
+        + _zap_steps(plan.zap)
         + f"""\
       - name: Verify the signed attestation and promote the model
         run: {DEPLOY}
@@ -530,6 +538,35 @@ def _sign_step(service: KeyService | None) -> str:
       - name: Sign this run's attestation with the release key in {where}
 {env}\
         run: {SIGN_RELEASE}
+"""
+
+
+def _zap_steps(zap: ZapScan | None) -> str:
+    """Serve the just-signed model on loopback, scan it with ZAP, stop it; before the promotion."""
+    if zap is None:
+        return ""
+    pid = '"$RUNNER_TEMP/gates-serve.pid"'
+    return f"""\
+      - name: Start the verified service on loopback for the ZAP API scan
+        # It starts only when the statement signed above verifies against the committed key.
+        run: |
+          {zap.serve} > {SERVE_LOG} 2>&1 &
+          echo "$!" > {pid}
+          {zap.wait_ready} || {{ cat {SERVE_LOG}; exit 1; }}
+      - name: OWASP ZAP API scan of the service (a WARN or FAIL alert stops the promotion)
+        uses: {ZAP_API_SCAN.uses}
+        with:
+          target: {zap.target}
+          format: openapi
+          docker_name: {zap.image}
+          fail_action: true
+          # No issue is filed, so the job needs no issues: write.
+          allow_issue_writing: false
+          artifact_name: zap-api-scan
+      - name: Stop the service
+        if: always()
+        run: |
+          if [ -f {pid} ]; then kill "$(cat {pid})" || true; fi
 """
 
 

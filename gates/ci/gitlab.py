@@ -44,6 +44,7 @@ from gates.ci.interface import (
     CiPlan,
     CiRenderer,
     KeyService,
+    ZapScan,
     header,
     one_line,
 )
@@ -302,8 +303,23 @@ deploy:
   script:
 {_login(service)}\
     - {SIGN_RELEASE}
+{_zap_scan(plan.zap)}\
     - {DEPLOY}
 """
+
+
+def _zap_scan(zap: ZapScan | None) -> str:
+    """[serve.dast].zap: the OWASP ZAP API scan of the just-signed model, before the promotion."""
+    if zap is None:
+        return ""
+    script = "".join(f"      {line}\n" for line in zap.shell().splitlines())
+    return f"""\
+    # OWASP ZAP API scan of the verified service on loopback: a WARN or FAIL alert, a service
+    # that does not start or a runner without docker fails the job, and nothing is promoted.
+    # Needs a runner whose docker shares the job's network (a shell executor): GitLab's docker
+    # executor does not.
+    - |
+{script}"""
 
 
 def _key_service(service: KeyService | None) -> str:

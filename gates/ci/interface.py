@@ -142,6 +142,63 @@ class KeyService:
         return cls(keys.provider, keys.kms_region, local)
 
 
+# [serve.dast].zap: the deploy job starts the verified service on loopback (it starts only when
+# the statement the job just signed verifies against the committed key), waits for /readyz
+# (bounded: 30 tries, at most about 3.5 minutes), and scans it with OWASP ZAP's API scan from
+# its OpenAPI document before `deploy` promotes. zap-api-scan.py exits 1 on a FAIL alert, 2 on a
+# WARN, 3 when it could not scan: each of them fails the job, so nothing is promoted.
+SERVE_LOG = "reports/zap-serve.log"
+WAIT_READY = (
+    "curl --silent --show-error --fail --output /dev/null --connect-timeout 2 --max-time 5"
+    " --retry 30 --retry-delay 2 --retry-all-errors http://127.0.0.1:{port}/readyz"
+)
+
+
+@dataclass(frozen=True)
+class ZapScan:
+    """[serve.dast] with ``zap = true``: the image (pinned by digest) and the service's port."""
+
+    image: str
+    port: int = 8080
+
+    @classmethod
+    def from_policy(cls, policy: LoadedPolicy) -> ZapScan | None:
+        """The policy's ZAP scan; None when ``[serve.dast].zap`` is off (the files stay as before)."""
+        serve = policy.policy.serve
+        return cls(serve.dast.zap_image, serve.port) if serve.dast.zap else None
+
+    @property
+    def serve(self) -> str:
+        """The command that starts the service on loopback (in the background, logging)."""
+        return f"python -m gates serve --host 127.0.0.1 --port {self.port}"
+
+    @property
+    def wait_ready(self) -> str:
+        """A bounded wait for ``GET /readyz``."""
+        return WAIT_READY.format(port=self.port)
+
+    @property
+    def target(self) -> str:
+        """The OpenAPI document ZAP imports."""
+        return f"http://127.0.0.1:{self.port}/openapi.json"
+
+    def shell(self) -> str:
+        """The whole scan as one POSIX shell script (GitLab, Jenkins): docker on the host network.
+
+        A subshell, so that its EXIT trap stops the service however the scan ends.
+        """
+        return f"""\
+(
+  command -v docker >/dev/null || {{ echo "error: the ZAP API scan ([serve.dast].zap) needs docker on this runner, sharing its network (docker run --network host)" >&2; exit 1; }}
+  {self.serve} > {SERVE_LOG} 2>&1 &
+  serve_pid=$!
+  trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
+  {self.wait_ready} || {{ cat {SERVE_LOG}; exit 1; }}
+  docker run --rm --network host {self.image} zap-api-scan.py -t {self.target} -f openapi
+)
+"""
+
+
 class CiError(GatesError):
     """The registry cannot be rendered into a CI configuration, or a rendered file is unusable."""
 
@@ -159,6 +216,8 @@ class CiPlan:
     default_branch: str = "main"
     # The key service the deploy job signs with (None: the release key is a CI secret).
     keys: KeyService | None = None
+    # The OWASP ZAP API scan before the promotion (None: [serve.dast].zap is off).
+    zap: ZapScan | None = None
 
     @classmethod
     def from_specs(
@@ -167,6 +226,7 @@ class CiPlan:
         *,
         default_branch: str = "main",
         keys: KeyService | None = None,
+        zap: ZapScan | None = None,
     ) -> CiPlan:
         """Split ``specs`` at the verdict; the registry's own rules are checked again here."""
         verdicts = [i for i, spec in enumerate(specs) if spec.verdict]
@@ -187,7 +247,7 @@ class CiPlan:
         if len(set(names)) != len(names) or set(RESERVED) & set(names):
             msg = f"gate names must be unique and not one of {', '.join(RESERVED)}: {names}"
             raise CiError(msg)
-        return cls(gates=gates, always=always, default_branch=default_branch, keys=keys)
+        return cls(gates=gates, always=always, default_branch=default_branch, keys=keys, zap=zap)
 
     @property
     def cached(self) -> tuple[GateSpec, ...]:

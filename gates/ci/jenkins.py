@@ -31,6 +31,7 @@ from gates.ci.interface import (
     CiPlan,
     CiRenderer,
     KeyService,
+    ZapScan,
     header,
 )
 
@@ -213,7 +214,7 @@ pipeline {{
             }}
             steps {{
                 unstash VERDICT_STASH
-{_deploy_steps(plan.keys)}\
+{_deploy_steps(plan.keys, plan.zap)}\
             }}
         }}
     }}
@@ -221,12 +222,22 @@ pipeline {{
 """
 
 
-_DEPLOY_SH = f"""\
+def _deploy_sh(zap: ZapScan | None) -> str:
+    scan = ""
+    if zap is not None:
+        scan = (
+            "    # OWASP ZAP API scan of the verified service on loopback ([serve.dast].zap): a WARN\n"
+            "    # or FAIL alert, a service that does not start or an agent without docker fails\n"
+            "    # the stage, and nothing is promoted.\n"
+            + "".join(f"    {line}\n" for line in zap.shell().splitlines())
+        )
+    return f"""\
 sh '''
     python3 -m venv .venv
     . .venv/bin/activate
     {INSTALL}
     {SIGN_RELEASE}
+{scan}\
     {DEPLOY}
 '''
 """
@@ -252,11 +263,11 @@ def _deploy_environment(service: KeyService | None) -> str:
     return lines
 
 
-def _deploy_steps(service: KeyService | None) -> str:
+def _deploy_steps(service: KeyService | None, zap: ZapScan | None) -> str:
     """The deploy commands, inside the key service's credential binding when there is one."""
     indent = " " * 16
     if service is None:
-        return "".join(f"{indent}{line}\n" for line in _DEPLOY_SH.splitlines())
+        return "".join(f"{indent}{line}\n" for line in _deploy_sh(zap).splitlines())
     if service.provider == "aws-kms":
         comment = (
             "// Short-lived AWS credentials: an AWS Credentials plugin credential that assumes\n"
@@ -281,7 +292,7 @@ def _deploy_steps(service: KeyService | None) -> str:
             f"    vaultAddr: env.{VAULT_ADDR_VAR}\n"
             "]]) {"
         )
-    inner = "".join(f"{indent}    {line}\n" for line in _DEPLOY_SH.splitlines())
+    inner = "".join(f"{indent}    {line}\n" for line in _deploy_sh(zap).splitlines())
     head = "".join(f"{indent}{line}\n" for line in comment.splitlines())
     opening = "".join(f"{indent}{line}\n" for line in binding.splitlines())
     return f"{head}{opening}{inner}{indent}}}\n"
