@@ -185,16 +185,30 @@ class ZapScan:
     def shell(self) -> str:
         """The whole scan as one POSIX shell script (GitLab, Jenkins): docker on the host network.
 
-        A subshell, so that its EXIT trap stops the service however the scan ends.
+        A subshell, so that its EXIT trap stops the service however the scan ends, and whose
+        exit code is the scan's. Lines kept short for npm-groovy-lint.
         """
+        name, digest = self.image.split("@", 1)
         return f"""\
 (
-  command -v docker >/dev/null || {{ echo "error: the ZAP API scan ([serve.dast].zap) needs docker on this runner, sharing its network (docker run --network host)" >&2; exit 1; }}
-  {self.serve} > {SERVE_LOG} 2>&1 &
+  if ! command -v docker >/dev/null; then
+    echo "error: [serve.dast].zap: no docker here for the ZAP API scan" >&2
+    exit 1
+  fi
+  log="{SERVE_LOG}"
+  {self.serve} > "$log" 2>&1 &
   serve_pid=$!
   trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
-  {self.wait_ready} || {{ cat {SERVE_LOG}; exit 1; }}
-  docker run --rm --network host {self.image} zap-api-scan.py -t {self.target} -f openapi
+  retry="--retry 30 --retry-delay 2 --retry-all-errors"
+  ready="http://127.0.0.1:{self.port}/readyz"
+  if ! curl -sSf -o /dev/null --connect-timeout 2 --max-time 5 $retry "$ready"; then
+    cat "$log"
+    exit 1
+  fi
+  target="{self.target}"
+  image="{name}"
+  digest="{digest}"
+  docker run --rm --network host "$image@$digest" zap-api-scan.py -t "$target" -f openapi
 )
 """
 

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gates.ci.interface import ZapScan
 from gates.registry import GATES, GateSpec
+from pipeline.config import LoadedPolicy
 
 REPO = Path(__file__).resolve().parents[3]
 NPM_BIN = REPO / ".ci" / "node_modules" / ".bin"
 INSTALL_HINT = "install it with .ci/install-ci-tools"
+# [serve.dast].zap on (test_zap.py; the real linters take it in each system's module).
+ZAP_ON = "\n[serve.dast]\nzap = true\n"
 
 
 def _find_tool(name: str) -> str:
@@ -75,3 +80,20 @@ def future_specs() -> tuple[GateSpec, ...]:
         GateSpec("feedback", "gates.feedback:FeedbackGate", "History and report.", always=True),
     )
     return (*front, *(spec for spec in GATES if not spec.always), *always)
+
+
+def zap_on() -> ZapScan:
+    """The scan the default ``[serve.dast]`` gives with ``zap = true``."""
+    scan = ZapScan.from_policy(policy_with(ZAP_ON))
+    assert scan is not None
+    return scan
+
+
+def policy_with(extra: str) -> LoadedPolicy:
+    """The committed policy with ``extra`` appended, loaded."""
+    from pipeline.config import load_policy
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "policy.toml"
+        path.write_text((REPO / "policy.toml").read_text(encoding="utf-8") + extra, "utf-8")
+        return load_policy(path)

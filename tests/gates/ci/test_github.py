@@ -11,6 +11,7 @@ import yaml
 from gates.ci.github import PINNED, GithubRenderer
 from gates.ci.interface import CiPlan, KeyService
 from tests.conftest import REPO
+from tests.gates.ci.conftest import zap_on
 
 PATH = ".github/workflows/pipeline.yml"
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
@@ -30,12 +31,15 @@ KEY_SERVICES = {
 
 
 def _key_service_files(tmp_path) -> list[str]:
-    """The workflow rendered with each key service, each in its own repository layout."""
+    """The workflow rendered with each key service, each in its own repository layout; and
+    with [serve.dast].zap on (the deploy job's ZAP API scan, test_zap.py)."""
+    plans = {name: CiPlan.from_specs(keys=service) for name, service in KEY_SERVICES.items()}
+    plans["zap"] = CiPlan.from_specs(zap=zap_on())
     paths = []
-    for name, service in KEY_SERVICES.items():
+    for name, plan in plans.items():
         path = tmp_path / name / PATH
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(GithubRenderer().render(CiPlan.from_specs(keys=service)), encoding="utf-8")
+        path.write_text(GithubRenderer().render(plan), encoding="utf-8")
         paths.append(str(path))
     return paths
 

@@ -19,7 +19,7 @@ import yaml
 from gates.ci.gitlab import GitlabRenderer
 from gates.ci.interface import CiPlan, KeyService
 from tests.conftest import REPO, run_module
-from tests.gates.ci.conftest import _find_tool, _run
+from tests.gates.ci.conftest import _find_tool, _run, zap_on
 
 PATH = ".gitlab-ci.yml"
 GIT = shutil.which("git")
@@ -155,6 +155,11 @@ def test_check_jsonschema_accepts_the_pipeline_and_rejects_a_broken_one(
         path = tmp_path / f"{service.provider}.gitlab-ci.yml"
         path.write_text(GitlabRenderer().render(CiPlan.from_specs(keys=service)), encoding="utf-8")
         services.append(path)
+    # [serve.dast].zap on: the deploy job's ZAP API scan (test_zap.py).
+    services.append(tmp_path / "zap.gitlab-ci.yml")
+    services[-1].write_text(
+        GitlabRenderer().render(CiPlan.from_specs(zap=zap_on())), encoding="utf-8"
+    )
     for path in (REPO / PATH, future, *services):
         result = run_tool([*check, str(path)])
         assert result.returncode == 0, result.stdout + result.stderr

@@ -11,6 +11,7 @@ import pytest
 from gates.ci.interface import CiPlan, KeyService
 from gates.ci.jenkins import JenkinsRenderer
 from tests.conftest import REPO
+from tests.gates.ci.conftest import zap_on
 
 GATE_STEP = "sh '. .venv/bin/activate && python -m gates run {name}'"
 
@@ -125,6 +126,8 @@ def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
             )
         ),
         "vault": JenkinsRenderer().render(CiPlan.from_specs(keys=KeyService("vault-transit"))),
+        # [serve.dast].zap on: the deploy stage's ZAP API scan (test_zap.py).
+        "zap": JenkinsRenderer().render(CiPlan.from_specs(zap=zap_on())),
         "broken": _render().rstrip().removesuffix("}"),
     }
     for name, text in files.items():
@@ -137,7 +140,7 @@ def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
         timeout=600,
     )
     report = json.loads(result.stdout[result.stdout.index("{") :])
-    assert report["summary"]["totalFilesLinted"] == 5, result.stdout + result.stderr
+    assert report["summary"]["totalFilesLinted"] == 6, result.stdout + result.stderr
     found = {
         name: [
             (e["rule"], e["severity"])
@@ -151,5 +154,6 @@ def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
     assert found["future"] == []
     assert found["aws"] == []
     assert found["vault"] == []
+    assert found["zap"] == []
     assert ("NglParseError", "error") in found["broken"]
     assert result.returncode == 1  # because of the broken one

@@ -9,7 +9,7 @@ test_jenkins.py beside the other variants (``zap_on`` below), once per tool per 
 from __future__ import annotations
 
 import shutil
-import tempfile
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,31 +20,14 @@ from gates.ci.github import ZAP_API_SCAN, GithubRenderer
 from gates.ci.gitlab import GitlabRenderer
 from gates.ci.interface import CiPlan, ZapScan
 from gates.ci.jenkins import JenkinsRenderer
-from pipeline.config import LoadedPolicy
 from tests.conftest import REPO, run_module
+from tests.gates.ci.conftest import ZAP_ON, policy_with, zap_on
 
-ZAP_ON = "\n[serve.dast]\nzap = true\n"
 IMAGE_DIGEST = "8d387b1a63e3425beef4846e39719f5af2a787753af2d8b6558c6257d7a577a2"
 TARGET = "http://127.0.0.1:8080/openapi.json"
 SIGN = "python -m gates run artifacts gate"
 PROMOTE = "python -m gates deploy"
-DOCKER_RUN = "docker run --rm --network host ghcr.io/zaproxy/zaproxy:stable@sha256:"
-
-
-def zap_on() -> ZapScan:
-    """The scan the default ``[serve.dast]`` gives with ``zap = true``."""
-    scan = ZapScan.from_policy(_policy_with(ZAP_ON))
-    assert scan is not None
-    return scan
-
-
-def _policy_with(extra: str) -> LoadedPolicy:
-    from pipeline.config import load_policy
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "policy.toml"
-        path.write_text((REPO / "policy.toml").read_text(encoding="utf-8") + extra, "utf-8")
-        return load_policy(path)
+DOCKER_RUN = 'docker run --rm --network host "$image@$digest" zap-api-scan.py'
 
 
 def test_off_by_default_and_the_committed_files_are_byte_for_byte_unchanged():
@@ -63,7 +46,7 @@ def test_the_policy_switch_gives_the_pinned_image_and_the_service_port():
     assert scan.image == f"ghcr.io/zaproxy/zaproxy:stable@sha256:{IMAGE_DIGEST}"
     assert scan.port == 8080
     assert scan.target == TARGET
-    assert ZapScan.from_policy(_policy_with("\n[serve.dast]\nzap = false\n")) is None
+    assert ZapScan.from_policy(policy_with("\n[serve.dast]\nzap = false\n")) is None
 
 
 @pytest.mark.parametrize(
@@ -143,14 +126,23 @@ def test_the_shared_scan_script_fails_closed():
     assert script.endswith(")\n")
     lines = [line.strip() for line in script.splitlines()]
     # No docker: a clear error, not a skipped scan. A service that never gets ready: its log.
-    assert lines[1].startswith("command -v docker >/dev/null || {")
-    assert lines[1].endswith("exit 1; }")
-    assert lines[5].endswith("|| { cat reports/zap-serve.log; exit 1; }")
+    assert lines[1:5] == [
+        "if ! command -v docker >/dev/null; then",
+        'echo "error: [serve.dast].zap: no docker here for the ZAP API scan" >&2',
+        "exit 1",
+        "fi",
+    ]
+    assert lines[5] == 'log="reports/zap-serve.log"'
+    assert lines[12:15] == ['cat "$log"', "exit 1", "fi"]
     # The scan is the subshell's last command, so its exit code (1 FAIL, 2 WARN, 3 error) is the
     # subshell's; nothing swallows it.
-    assert lines[6] == f"{DOCKER_RUN}{IMAGE_DIGEST} zap-api-scan.py -t {TARGET} -f openapi"
-    assert "|| true" not in lines[6]
-    assert "-I" not in lines[6].split()
+    assert lines[15:19] == [
+        f'target="{TARGET}"',
+        'image="ghcr.io/zaproxy/zaproxy:stable"',
+        f'digest="sha256:{IMAGE_DIGEST}"',
+        f'{DOCKER_RUN} -t "$target" -f openapi',
+    ]
+    assert lines[19] == ")"
 
 
 # -- planted: the policy asks for the scan, the committed file dropped or defused it --------------
@@ -239,3 +231,25 @@ def test_a_committed_file_without_the_scan_fails_ci_render_check(zap_project, tm
     assert result.returncode == 1, result.stdout
     assert f"+++ {relative} (rendered)" in result.stdout
     assert f"{relative}: differ from the gate registry" in result.stdout
+
+
+def test_the_scan_script_without_docker_stops_with_a_clear_error(tmp_path):
+    # Really run by sh, on a PATH without docker: exit 1 and the reason, before any service.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("sh", "echo", "cat"):
+        found = shutil.which(name)
+        assert found is not None
+        (bin_dir / name).symlink_to(found)
+    result = subprocess.run(
+        [str(bin_dir / "sh"), "-e", "-c", zap_on().shell()],
+        cwd=tmp_path,
+        env={"PATH": str(bin_dir)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == "error: [serve.dast].zap: no docker here for the ZAP API scan\n"
+    assert not (tmp_path / "reports").exists()
