@@ -19,7 +19,7 @@ import yaml
 from gates.ci.gitlab import GitlabRenderer
 from gates.ci.interface import CiPlan, KeyService
 from tests.conftest import REPO, run_module
-from tests.gates.ci.conftest import _find_tool, _run, zap_on
+from tests.gates.ci.conftest import ZAP_ON, _find_tool, _run, zap_on
 
 PATH = ".gitlab-ci.yml"
 GIT = shutil.which("git")
@@ -407,6 +407,21 @@ def test_gitlab_ci_local_accepts_the_pipeline_of_a_key_service_policy(local_repo
     assert rendered.returncode == 0, rendered.stderr
     assert "id_tokens:" in (root / PATH).read_text(encoding="utf-8")
     _git(root, "commit", "-q", "-am", "key service")
+    listed = _listed(gitlab_ci_local, root)
+    assert listed["deploy"]["when"] == "manual"
+    assert [need["job"] for need in listed["deploy"]["needs"]] == ["gate"]
+
+
+def test_gitlab_ci_local_accepts_the_pipeline_with_the_zap_scan(local_repo, gitlab_ci_local):
+    # [serve.dast].zap on: the deploy job carries the scan (test_zap.py), and gitlab-ci-local
+    # parses and plans the pipeline (deploy still manual, after the verdict).
+    root = local_repo(branch="main")
+    with (root / "policy.toml").open("a", encoding="utf-8") as handle:
+        handle.write(ZAP_ON)
+    rendered = run_module("gates", "ci", "render", cwd=root, env={"PYTHONPATH": str(root)})
+    assert rendered.returncode == 0, rendered.stderr
+    assert "zap-api-scan.py" in (root / PATH).read_text(encoding="utf-8")
+    _git(root, "commit", "-q", "-am", "zap scan")
     listed = _listed(gitlab_ci_local, root)
     assert listed["deploy"]["when"] == "manual"
     assert [need["job"] for need in listed["deploy"]["needs"]] == ["gate"]
