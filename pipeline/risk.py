@@ -445,7 +445,14 @@ class _Codec:
             return self.predict_raw(self.to_raw(z), None)
         width = len(self.space.columns)
         last = max(len(self.blank) - 1, 0)
-        ids = np.clip(np.rint(z[:, width]), 0, last).astype(int)
+        # HopSkipJump sometimes proposes a point with a NaN coordinate (seen in the row-index
+        # input, which it may not move): a NaN index read as an int is -2**63, an IndexError that
+        # made the gate ERRORED at random. Such a point gets row 0's held values; its numeric NaN
+        # cells reach the model as blanks. The final check re-predicts every adversarial point
+        # with its own row, and a NaN distance never counts as broken, so robust accuracy stays
+        # an upper bound (RISK030), as HopSkipJump's figures are.
+        index = np.nan_to_num(np.rint(z[:, width]), nan=0.0, posinf=last, neginf=0.0)
+        ids = np.clip(index, 0, last).astype(int)
         return self.predict_raw(self.to_raw(z[:, :width]), ids)
 
 

@@ -208,3 +208,23 @@ def test_a_table_with_no_movable_numeric_cell_has_nothing_mutable(retype):
     space = Space.from_contract(list(x.columns), rules, x)
     assert not space.mutable.any()
     assert np.isfinite(space.sigma).all()
+
+
+def test_a_nan_row_index_from_the_attack_is_predicted_not_an_index_error():
+    # HopSkipJump once proposed a point whose row-index input was NaN; read as an int it was
+    # -2**63 and the risk gate ERRORED at random ("index 9223372036854775808 is out of bounds").
+    from pipeline.risk import _Codec
+
+    x, y = _table()
+    train, holdout = x.iloc[:120].reset_index(drop=True), x.iloc[120:].reset_index(drop=True)
+    model = _model(train, y[:120])
+    space = Space.from_contract(list(x.columns), _rules(), train)
+    numeric = space.numeric(holdout)
+    codec = _Codec.build(model, space, numeric, space.held(holdout), np.asarray(model.classes_))
+    assert codec.keyed
+    z = np.zeros((3, len(space.columns) + 1))
+    z[:, -1] = [np.nan, np.inf, 1.0]
+    z[0, 0] = np.nan
+    proba = codec.predict_z(z)
+    assert proba.shape == (3, len(model.classes_))
+    assert np.isfinite(proba).all()
