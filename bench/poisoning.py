@@ -40,6 +40,10 @@ from pipeline.poison import (  # noqa: E402
 from pipeline.profile import DataProfile, build_profile, row_digests  # noqa: E402
 
 SEED = 20240601
+# The seed of the data: each set's table/holdout split, its approved rows in the batch setting
+# and every injection. ``--seed`` changes it for a held-out run (the thresholds were chosen on
+# SEED); the detectors keep SEED.
+DATA_SEED = SEED
 FLIP_RATES = (0.05, 0.10, 0.20)
 OUTLIER_RATES = (0.02, 0.05)
 TRIGGER_RATES = (0.02, 0.05)
@@ -393,7 +397,9 @@ def split(case: Case, number: int) -> tuple[Case, np.ndarray[Any, Any], np.ndarr
     from sklearn.model_selection import train_test_split
 
     rows = np.arange(len(case.y))
-    table, hold = train_test_split(rows, test_size=0.2, stratify=case.y, random_state=SEED + number)
+    table, hold = train_test_split(
+        rows, test_size=0.2, stratify=case.y, random_state=DATA_SEED + number
+    )
     table = np.sort(table)
     return Case(case.name, case.x[table], case.y[table]), case.x[hold], case.y[hold]
 
@@ -423,7 +429,7 @@ def run_matrix(
         n = len(case.y)
         approved = np.zeros(n, dtype=bool)
         approved[
-            np.random.default_rng(SEED + number).permutation(n)[: round(APPROVED_SHARE * n)]
+            np.random.default_rng(DATA_SEED + number).permutation(n)[: round(APPROVED_SHARE * n)]
         ] = True
         for attack, rate in ATTACKS:
             if only is not None and attack not in only:
@@ -434,7 +440,7 @@ def run_matrix(
                     case,
                     attack,
                     rate,
-                    SEED + number,
+                    DATA_SEED + number,
                     rows_from=np.flatnonzero(~approved) if batch else None,
                 )
                 verdict = gate_verdict(
@@ -470,7 +476,7 @@ def run_matrix(
         n = len(case.y)
         approved = np.zeros(n, dtype=bool)
         approved[
-            np.random.default_rng(SEED + number).permutation(n)[: round(APPROVED_SHARE * n)]
+            np.random.default_rng(DATA_SEED + number).permutation(n)[: round(APPROVED_SHARE * n)]
         ] = True
         for setting in settings:
             given = approved if setting == "batch" else None
@@ -558,6 +564,55 @@ def run_scale(
             emit(out, f"scale:   {check:<18} flagged {info['flagged']:>7} ({info['share']:.4%})")
 
 
+def summarize(lines: list[str]) -> list[str]:
+    """Count the matrix cells that meet issue 16's targets, per setting, from the table lines.
+
+    Label attacks: gate F1 >= max(cleanlab, kNN-10) - 0.02. In-range and near-range triggers:
+    recall >= 0.8, precision >= 0.5 and the gate fails. Shift: the gate fails. Outliers and
+    out-of-range triggers: recall 1.0 and the gate fails (outliers: precision >= 0.8 too).
+    Clean tables: pass, flagged rows identical across two runs. Reads old results files too.
+    """
+    met: dict[tuple[str, str], list[int]] = {}
+    misses: dict[str, list[str]] = {}
+    clean: dict[str, list[int]] = {}
+    for line in lines:
+        fields = line.replace("|", " ").split()
+        if line.startswith("  ") and "identical:" in line:
+            ok = ": pass," in line and line.rstrip().endswith("True")
+            clean.setdefault(fields[1], [0, 0])[0] += ok
+            clean[fields[1]][1] += 1
+            continue
+        if len(fields) < 22 or fields[1] not in ("table", "batch"):
+            continue
+        name, setting, attack, rate = fields[0], fields[1], fields[2], fields[3]
+        p, r, f = (float(v) for v in fields[5:8])
+        fails = fields[8] == "FAIL"
+        cleanlab_f1, knn_f1 = float(fields[11]), float(fields[14])
+        if attack in LABEL_ATTACKS:
+            group, ok = "label", f >= max(cleanlab_f1, knn_f1) - 0.02 - 1e-9
+        elif attack in ("inrange", "nearrange"):
+            group, ok = attack, r >= 0.8 and p >= 0.5 and fails
+        elif attack == "shift":
+            group, ok = "shift (fails)", fails
+        elif attack == "outlier":
+            group, ok = "outlier", r >= 1.0 and p >= 0.8 and fails
+        else:
+            group, ok = attack, r >= 1.0 and fails
+        counts = met.setdefault((setting, group), [0, 0])
+        counts[0] += ok
+        counts[1] += 1
+        if not ok:
+            misses.setdefault(setting, []).append(f"{name} {attack} {rate}")
+    out = ["cells at target (issue 16), per setting:"]
+    for (setting, group), (good, total) in sorted(met.items()):
+        out.append(f"  {setting:<5} {group:<14} {good:>2} of {total:>2}")
+    for setting, (good, total) in sorted(clean.items()):
+        out.append(f"  {setting:<5} {'clean (pass)':<14} {good:>2} of {total:>2}")
+    for setting, names in sorted(misses.items()):
+        out.append(f"  {setting} misses: " + "; ".join(names))
+    return out
+
+
 def emit(out: list[str], line: str) -> None:
     """Print a line now and keep it for the results file."""
     print(line, flush=True)
@@ -574,7 +629,22 @@ def main() -> int:
     parser.add_argument("--datasets", default="", help="comma-separated subset of datasets")
     parser.add_argument("--scale-rows", type=int, default=1_000_000)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "poisoning.txt")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=SEED,
+        help="data seed (split, approved rows, injections); another value is a held-out run",
+    )
+    parser.add_argument(
+        "--summarize", type=Path, help="only count the cells at target in a results file"
+    )
     args = parser.parse_args()
+    if args.summarize is not None:
+        text = args.summarize.read_text(encoding="utf-8").splitlines()
+        print("\n".join(summarize(text)))
+        return 0
+    global DATA_SEED  # noqa: PLW0603 - one run, one data seed
+    DATA_SEED = args.seed
     out: list[str] = []
     import platform
 
@@ -584,7 +654,7 @@ def main() -> int:
     emit(
         out,
         f"python {platform.python_version()}, scikit-learn {sklearn.__version__}, "
-        f"cleanlab {cleanlab.__version__}, seed {SEED}",
+        f"cleanlab {cleanlab.__version__}, seed {SEED}, data seed {DATA_SEED}",
     )
     start = time.perf_counter()
     if not args.only_scale:
@@ -594,6 +664,9 @@ def main() -> int:
             only=set(args.attacks.split(",")) if args.attacks else None,
             sets=set(args.datasets.split(",")) if args.datasets else None,
         )
+        emit(out, "")
+        for line in summarize(out):
+            emit(out, line)
     if not args.skip_scale:
         emit(out, "")
         run_scale(out, rows=args.scale_rows)
