@@ -489,6 +489,42 @@ def run_matrix(
             )
 
 
+def run_class_means_null(out: list[str], *, draws: int = 40) -> None:
+    """How often DATA043 fails clean data that is not the approved table itself.
+
+    The matrix's clean tables are the approved snapshot (the class means cannot move). Here,
+    per set and ``draws`` seeded splits: *grown*, the approved profile of 70% of the rows and
+    a table of those rows plus the other 30% (a snapshot that gained clean rows); *disjoint*,
+    the approved profile of one half and a table of the other half (every row replaced).
+    """
+    from sklearn.model_selection import train_test_split
+
+    from pipeline.profile import class_mean_shifts
+
+    emit(out, f"DATA043 on clean tables that are not the approved one ({draws} seeded splits):")
+    for full in datasets():
+        contract = contract_for(full)
+        alpha = contract.checks.class_means.alpha
+        failed = {"grown": 0, "disjoint": 0}
+        for draw in range(draws):
+            rows = np.arange(len(full.y))
+            for kind, share in (("grown", 0.3), ("disjoint", 0.5)):
+                kept, other = train_test_split(
+                    rows, test_size=share, stratify=full.y, random_state=DATA_SEED + draw
+                )
+                table = np.concatenate([kept, other]) if kind == "grown" else other
+                reference = build_profile(frame_for(full.x[kept], full.y[kept]), contract)
+                shifts = class_mean_shifts(
+                    frame_for(full.x[table], full.y[table]), contract, reference
+                )
+                failed[kind] += any(s.pvalue < alpha for s in shifts)
+        emit(
+            out,
+            f"  {full.name:<13} grown: {failed['grown']:>2} of {draws} fail; "
+            f"disjoint: {failed['disjoint']:>2} of {draws} fail",
+        )
+
+
 def run_scale(
     out: list[str], *, rows: int = 1_000_000, features: int = 20, stream: bool = True
 ) -> None:
@@ -667,6 +703,9 @@ def main() -> int:
         emit(out, "")
         for line in summarize(out):
             emit(out, line)
+        if "table" in args.settings.split(",") and not args.attacks and not args.datasets:
+            emit(out, "")
+            run_class_means_null(out)
     if not args.skip_scale:
         emit(out, "")
         run_scale(out, rows=args.scale_rows)

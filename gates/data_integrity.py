@@ -5,7 +5,8 @@ checksums file; DATA010 missing column; DATA011 undeclared column; DATA012 wrong
 null; DATA014 infinite; DATA015 below min; DATA016 above max; DATA017 category not allowed;
 DATA018 duplicate in a unique column; DATA020 label missing or outside the classes; DATA021 a
 declared class has no rows; DATA030 row count outside bounds; DATA040 the lock has no reference
-profile; DATA041 column drift (PSI) above max_psi; DATA042 class-balance shift; DATA050 exact
+profile; DATA041 column drift (PSI) above max_psi; DATA042 class-balance shift; DATA043 a class's
+mean vector moved from the approved profile's (Hotelling T^2 with the approved covariance); DATA050 exact
 duplicate rows; DATA051 equal features with different labels; DATA060 values beyond the reference
 range plus margin; DATA070 label issues (cleanlab + kNN); DATA080 off-manifold rows
 (IsolationForest); DATA090 (a note) the streaming path fitted labels and isolation on a
@@ -351,6 +352,11 @@ class DataGate(Gate):
             worst = max(screening.drift, key=lambda d: d.psi)
             metrics["drift"] = {"worst_column": worst.column, "worst_psi": round(worst.psi, 6)}
             metrics["class_shift"] = round(screening.class_shift[1], 6)
+        if screening.class_means:
+            metrics["class_means"] = {
+                m.cls: {"rows": m.rows, "dims": m.dims, "t2": round(m.t2, 3), "p": m.pvalue}
+                for m in screening.class_means
+            }
         if data.checks.quarantine:
             quarantine_path = context.reports_dir / QUARANTINE_FILE
             atomic_write_json(
@@ -581,6 +587,24 @@ class DataGate(Gate):
                     policy_key="[data.checks.drift].max_class_shift",
                 )
             )
+        alpha = data.checks.class_means.alpha
+        for mean in screening.class_means:
+            if mean.pvalue < alpha:
+                findings.append(
+                    Finding(
+                        "DATA043",
+                        f"class '{mean.cls}': the mean of its {mean.rows} rows moved from the "
+                        f"approved profile's ({mean.approved_rows} rows): Hotelling T^2 "
+                        f"{mean.t2:.1f} on {mean.dims} principal axes of the approved "
+                        f"covariance, p={mean.pvalue:.2g} (Bonferroni over classes) < "
+                        f"{alpha:g}; largest move '{mean.worst_column}' "
+                        f"{mean.worst_shift:+.2f} approved SD",
+                        location=Location(path=shown, column=mean.worst_column),
+                        observed=f"{mean.pvalue:.6g}",
+                        threshold=f"{alpha}",
+                        policy_key="[data.checks.class_means].alpha",
+                    )
+                )
         return findings
 
 

@@ -247,6 +247,23 @@ class DriftCheck(_Strict):
     max_class_shift: Fraction = 0.10
 
 
+class ClassMeansCheck(_Strict):
+    """[data.checks.class_means]: each class's mean vector against the approved profile's.
+
+    ``data approve`` records, per class, the rows, the mean and the covariance of the numeric
+    features (only with at most ``max_features`` of them: d x d numbers per class). The gate
+    tests each class's mean in the table against it: one-sample Hotelling T^2 with the
+    approved covariance (F form, degrees of freedom of the approved rows) on at most
+    ``dims_share`` x the class's approved rows of its leading principal axes, Bonferroni over
+    the classes; it fails when the adjusted p < ``alpha`` (DATA043).
+    """
+
+    enabled: bool = True
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01
+    max_features: Annotated[int, Field(ge=1, le=1000)] = 100
+    dims_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
+
+
 class RangeCheck(_Strict):
     """[data.checks.range]: values beyond the reference min/max by more than a margin."""
 
@@ -343,6 +360,7 @@ class DataChecksPolicy(_Strict):
     quarantine: bool = False
     duplicates: DuplicatesCheck = Field(default_factory=DuplicatesCheck)
     drift: DriftCheck = Field(default_factory=DriftCheck)
+    class_means: ClassMeansCheck = Field(default_factory=ClassMeansCheck)
     range: RangeCheck = Field(default_factory=RangeCheck)
     labels: LabelCheck = Field(default_factory=LabelCheck)
     isolation: IsolationCheck = Field(default_factory=IsolationCheck)

@@ -21,8 +21,10 @@ import pandas as pd
 from pipeline.config import DataPolicy, IsolationCheck, LabelCheck
 from pipeline.flags import Flags, knn_probabilities
 from pipeline.profile import (
+    ClassMeanShift,
     ColumnDrift,
     DataProfile,
+    class_mean_shifts,
     class_shift,
     column_drift,
     id_text,
@@ -565,6 +567,9 @@ class Screening:
     drift: tuple[ColumnDrift, ...]
     class_shift: tuple[str, float]
     seconds: dict[str, float]
+    # Each class's mean vector against the approved profile's (DATA043); empty when the
+    # reference records no class moments.
+    class_means: tuple[ClassMeanShift, ...] = ()
 
     def by_check(self, check: str) -> Flags | None:
         """The flags of one check, or None when it did not run."""
@@ -612,6 +617,11 @@ def screen(
         drift = column_drift(clean, reference)
         shift = class_shift(clean[contract.label], reference)
         seconds["drift"] = time.perf_counter() - start
+    means: list[ClassMeanShift] = []
+    if reference is not None and checks.class_means.enabled:
+        start = time.perf_counter()
+        means = class_mean_shifts(clean, contract, reference)
+        seconds["class_means"] = time.perf_counter() - start
     if reference is not None and checks.range.enabled:
         found = out_of_range(clean, contract, reference, margin=checks.range.margin)
         flags.append(found)
@@ -663,6 +673,7 @@ def screen(
         drift=tuple(drift),
         class_shift=shift,
         seconds=seconds,
+        class_means=tuple(means),
     )
 
 

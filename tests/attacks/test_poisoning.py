@@ -283,3 +283,43 @@ def test_a_batch_trigger_on_the_synthetic_set_flags_its_rows_more_than_their_nei
     assert added(batch_rows=batch.explaining_rows()) == 0
     if attack == "inrange":
         assert added() > 50
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", ["every-feature", "against-the-correlation"])
+def test_a_class_conditional_shift_fails_the_whole_table_against_the_kept_class_moments(
+    attack, project
+):
+    """No trusted lock, re-approved without --rebaseline: the kept reference's class means and
+    covariances (recorded by the maintainers' approval) are the yardstick (DATA043)."""
+    assert approve(project.load(), out=io.StringIO(), rebaseline=True) == 0
+    frame = pd.read_csv(project.data_path)
+    if attack == "every-feature":
+        # 30 benign rows (5% of the table, as in the benchmark) half an SD towards the
+        # malignant mean on every feature.
+        features = [c for c in frame.columns if c not in ("id", "diagnosis")]
+        rows = frame.index[frame["diagnosis"] == "benign"][:30]
+        benign = frame["diagnosis"] == "benign"
+        towards = np.sign(frame.loc[~benign, features].mean() - frame.loc[benign, features].mean())
+        moved = frame.loc[rows, features] + 0.5 * frame[features].std() * towards
+        frame.loc[rows, features] = moved.clip(lower=0.0).round(5)
+        shifted = frame
+    else:
+        # 40 benign rows: mean_radius up and mean_perimeter down (0.4 SD each); they are
+        # correlated 0.998, so each marginal barely moves and stays in range.
+        rows = frame.index[frame["diagnosis"] == "benign"][:40]
+        for name, sign in (("mean_radius", 1.0), ("mean_perimeter", -1.0)):
+            frame.loc[rows, name] = (frame.loc[rows, name] + sign * 0.4 * frame[name].std()).round(
+                5
+            )
+        shifted = frame
+    shifted.to_csv(project.data_path, index=False, lineterminator="\n")
+    assert approve(project.load(), out=io.StringIO(), rebaseline=False) == 0
+    context = RunContext(policy=project.load(), run_id=attack, reports_dir=project.root / "reports")
+    outcome = DataGate().run(context)
+    assert outcome.status is Status.FAILED
+    hit = [f for f in outcome.findings if f.rule == "DATA043" and f.severity is Severity.ERROR]
+    assert hit, [f"{f.rule} {f.message}" for f in outcome.findings]
+    assert hit[0].location.path == DATA
+    assert hit[0].location.column in frame.columns
+    assert "Hotelling" in hit[0].message

@@ -321,3 +321,70 @@ def test_label_rates_record_the_disagreement_mean_and_variance():
     assert rates["knn"] == pytest.approx(0.05)
     assert rates["knn_mean"] == pytest.approx(disagreement.mean(), abs=1e-6)
     assert rates["knn_var"] == pytest.approx(disagreement.var(), abs=1e-6)
+
+
+# --- class-conditional mean shift against the approved profile (DATA043) -------------------
+
+
+def _correlated(n: int = 400, *, seed: int = 0) -> pd.DataFrame:
+    """Two classes; x0 and x1 strongly correlated within each class."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    base = rng.normal(0.0, 1.0, (n, 4))
+    base[:, 1] = 0.95 * base[:, 0] + 0.3 * rng.normal(0.0, 1.0, n)
+    x = base + np.where(y[:, None] == 1, 3.0, 0.0)
+    frame = pd.DataFrame(x, columns=[f"x{j}" for j in range(4)])
+    frame.insert(0, "id", np.arange(1, n + 1, dtype=float))
+    frame["y"] = pd.Series(np.where(y == 1, "b", "a"), dtype="string")
+    return frame
+
+
+def _only_means(**more: object) -> DataPolicy:
+    off = {"enabled": False}
+    return _contract(
+        duplicates=off,
+        range=off,
+        labels=off,
+        isolation=off,
+        association=off,
+        bursts=off,
+        **more,
+    )
+
+
+def test_class_means_pass_the_approved_table_and_one_grown_with_clean_rows():
+    contract = _only_means()
+    approved = _correlated(400, seed=1)
+    reference = build_profile(approved, contract)
+    assert reference.class_moments is not None
+    assert set(reference.class_moments) == {"a", "b"}
+    same = screen(approved, contract, reference=reference, seed=SEED)
+    assert [m.pvalue for m in same.class_means] == [1.0, 1.0]
+    fresh = _correlated(160, seed=2)
+    fresh["id"] += 1000
+    grown = pd.concat([approved, fresh], ignore_index=True)
+    result = screen(grown, contract, reference=reference, seed=SEED)
+    assert len(result.class_means) == 2
+    assert all(m.pvalue >= 0.01 for m in result.class_means)
+
+
+def test_class_means_flag_a_class_moved_against_its_correlation_inside_every_range():
+    """60 rows of class b: x0 up and x1 down by one SD. Each feature's marginal barely moves
+    (PSI and range see nothing), but the pair leaves the class's correlation."""
+    contract = _only_means()
+    approved = _correlated(400, seed=1)
+    reference = build_profile(approved, contract)
+    poisoned = approved.copy()
+    rows = poisoned.index[poisoned["y"] == "b"][:60]
+    poisoned.loc[rows, "x0"] += 1.0
+    poisoned.loc[rows, "x1"] -= 1.0
+    result = screen(poisoned, contract, reference=reference, seed=SEED)
+    by_class = {m.cls: m for m in result.class_means}
+    assert by_class["b"].pvalue < 0.01
+    assert by_class["b"].worst_column in ("x0", "x1")
+    assert by_class["a"].pvalue == 1.0
+    assert all(d.psi < 0.25 for d in result.drift)
+    # Without the recorded moments (a lock approved before them) the test does not run.
+    old = build_profile(approved, _only_means(class_means={"enabled": False}))
+    assert old.class_moments is None
+    assert screen(poisoned, contract, reference=old, seed=SEED).class_means == ()

@@ -116,3 +116,75 @@ def test_describe_changes_names_rows_added_removed_changed_categories_and_balanc
 
 def test_describe_changes_without_an_earlier_profile():
     assert describe_changes(None, build_profile(_frame(), _contract()))[0].startswith("first")
+
+
+def _numeric_contract(**checks: object) -> DataPolicy:
+    return DataPolicy.model_validate(
+        {
+            "path": "d.csv",
+            "lock": "d.lock.json",
+            "label": "y",
+            "classes": ["a", "b"],
+            "id_column": "id",
+            "columns": {
+                "id": {"dtype": "int64", "unique": True},
+                "x": {"dtype": "float64", "nullable": True},
+                "z": {"dtype": "float64"},
+            },
+            "checks": checks,
+        }
+    )
+
+
+def _numeric_frame(n: int = 200) -> pd.DataFrame:
+    rng = np.random.default_rng(4)
+    return pd.DataFrame(
+        {
+            "id": np.arange(1, n + 1, dtype=float),
+            "x": rng.normal(0.0, 1.0, n),
+            "z": rng.normal(5.0, 2.0, n),
+            "y": pd.Series(np.where(np.arange(n) % 4 == 0, "b", "a"), dtype="string"),
+        }
+    )
+
+
+def test_profile_records_each_class_mean_and_covariance_and_round_trips():
+    frame = _numeric_frame()
+    profile = build_profile(frame, _numeric_contract())
+    assert profile.moment_columns == ("x", "z")
+    assert profile.class_moments is not None
+    b = profile.class_moments["b"]
+    rows = frame[frame["y"] == "b"][["x", "z"]].to_numpy()
+    assert b.rows == 50
+    assert b.mean == pytest.approx(rows.mean(axis=0))
+    assert np.asarray(b.cov) == pytest.approx(np.cov(rows, rowvar=False))
+    assert DataProfile.from_dict(profile.to_dict()) == profile
+
+
+def test_class_moments_are_not_recorded_beyond_max_features_or_when_disabled():
+    frame = _numeric_frame()
+    few = build_profile(frame, _numeric_contract(class_means={"max_features": 1}))
+    off = build_profile(frame, _numeric_contract(class_means={"enabled": False}))
+    assert few.class_moments is None
+    assert off.class_moments is None
+    assert "class_moments" not in off.to_dict()
+
+
+@pytest.mark.parametrize(
+    "moments",
+    [
+        {"columns": ["x", "z"], "classes": {"a": {"rows": 9, "mean": [0.0], "cov": [[1.0]]}}},
+        {
+            "columns": ["x"],
+            "classes": {"a": {"rows": 9, "mean": [float("nan")], "cov": [[1.0]]}},
+        },
+        {"columns": ["x"], "classes": {"a": {"rows": 1, "mean": [0.0], "cov": [[1.0]]}}},
+        {"columns": ["x"]},
+    ],
+    ids=["wrong-shape", "not-finite", "one-row", "no-classes"],
+)
+def test_malformed_class_moments_are_a_data_error_naming_where(moments):
+    data = build_profile(_numeric_frame(), _numeric_contract()).to_dict()
+    data["class_moments"] = moments
+    with pytest.raises(DataError, match=r"lock\.json profile: profile is malformed"):
+        parse_profile(data, where="lock.json profile")
