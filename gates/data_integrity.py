@@ -738,7 +738,7 @@ def judge_batch(
             Finding(
                 rule,
                 f"{test.flagged} of {test.rows} {what} ({share:.2%} vs {test.base_rate:.2%} "
-                f"expected from the approved rows, binomial p={test.pvalue:.2g}); "
+                f"expected from the approved rows, {test.test} p={test.pvalue:.2g}); "
                 f"first row {int(flags.rows[0])}: {flags.reasons[0]}",
                 severity=Severity.ERROR if test.failed else Severity.NOTE,
                 location=Location(path=shown, row=int(flags.rows[0])),

@@ -398,6 +398,9 @@ class RateTest:
     base_rate: float
     pvalue: float
     failed: bool
+    # "binomial": against a rate fixed by construction (the density check's quantile);
+    # "Fisher": against a rate counted on the approved rows, itself an estimate.
+    test: str = "binomial"
 
 
 @dataclass(frozen=True)
@@ -548,17 +551,49 @@ def label_rule(model: Array, knn: Array, y: Array, labels: LabelCheck) -> Array:
     return np.asarray(rule, dtype=bool)
 
 
-def _rate_test(check: str, hits: int, n: int, base: float, batch: BatchCheck) -> RateTest:
-    from scipy.stats import binom  # noqa: PLC0415
+def _rate_test(
+    check: str,
+    hits: int,
+    n: int,
+    base: float,
+    batch: BatchCheck,
+    *,
+    base_counts: tuple[int, int] | None = None,
+) -> RateTest:
+    """The new rows' flagged share against the approved rows'.
 
-    base = min(max(base, 1.0 / max(n, 1) / 10), 1.0)
-    pvalue = float(binom.sf(hits - 1, n, base)) if hits else 1.0
+    With ``base_counts`` (flagged, rows) the approved rows' share is an estimate from that
+    many rows, not a known rate: one-sided Fisher exact test of the 2 x 2 table. A binomial
+    test against the estimate as if it were exact failed a clean batch (the held-out
+    synthetic set of ``bench/poisoning.py --seed 7``: 77 of 720 new rows vs 7.1% of 1,680
+    approved, binomial p = 2e-4, Fisher p = 2e-3). Without, ``base`` is a rate fixed by
+    construction (the density check's quantile): binomial test.
+    """
+    from scipy.stats import binom, fisher_exact  # noqa: PLC0415
+
+    if base_counts is not None:
+        base_hits, base_rows = base_counts
+        base = base_hits / max(base_rows, 1)
+        pvalue = (
+            float(
+                fisher_exact(
+                    [[hits, n - hits], [base_hits, base_rows - base_hits]], alternative="greater"
+                ).pvalue
+            )
+            if hits
+            else 1.0
+        )
+        test = "Fisher"
+    else:
+        base = min(max(base, 1.0 / max(n, 1) / 10), 1.0)
+        pvalue = float(binom.sf(hits - 1, n, base)) if hits else 1.0
+        test = "binomial"
     failed = (
         hits >= batch.min_flagged
         and pvalue < batch.alpha
         and hits / max(n, 1) - base >= batch.min_excess
     )
-    return RateTest(check, hits, n, base, pvalue, failed)
+    return RateTest(check, hits, n, base, pvalue, failed, test)
 
 
 @dataclass(frozen=True)
@@ -598,7 +633,7 @@ def _batch_labels(
     knn_t = knn_probabilities(
         s.xt, s.yt, n_classes=k, neighbors=batch.neighbors, max_index_rows=len(s.yt), seed=seed
     )
-    base = float(label_rule(oof, knn_t, s.yt, labels).mean())
+    base_hits = int(label_rule(oof, knn_t, s.yt, labels).sum())
     hit = label_rule(model, knn, s.yn, labels)
     combined = labels.model_weight * model + (1 - labels.model_weight) * knn
     rows = np.flatnonzero(hit)
@@ -611,7 +646,15 @@ def _batch_labels(
     ]
     given = combined[np.arange(len(yn)), yn]
     flags = _flags("batch_label", s.new[rows], 1.0 - given[rows], reasons, start)
-    return flags, _rate_test("batch_label", int(rows.size), len(yn), base, batch), combined
+    rate = _rate_test(
+        "batch_label",
+        int(rows.size),
+        len(yn),
+        base_hits / max(len(s.yt), 1),
+        batch,
+        base_counts=(base_hits, len(s.yt)),
+    )
+    return flags, rate, combined
 
 
 def _batch_density(

@@ -410,3 +410,23 @@ def test_rows_another_check_flagged_explain_the_witness_excess():
     found = label_flags(scores, y, explained_rows=np.arange(150), **kwargs)
     assert found.count < 100
     assert not any("every row it flags" in r for r in found.reasons)
+
+
+def test_the_batch_label_rate_is_tested_against_the_approved_count_not_a_known_rate():
+    """The approved rows' flagged share is an estimate from their count: a clean batch a bit
+    above it (the held-out synthetic cell of the benchmark) passes, a real excess fails."""
+    from pipeline.config import BatchCheck
+    from pipeline.targeted import _rate_test
+
+    batch = BatchCheck()
+    # PASS: 77 of 720 new rows vs 119 of 1,680 approved (as if known, binomial p = 2e-4).
+    near = _rate_test("batch_label", 77, 720, 0.0, batch, base_counts=(119, 1680))
+    assert near.test == "Fisher"
+    assert near.base_rate == pytest.approx(119 / 1680)
+    assert not near.failed
+    assert near.pvalue > batch.alpha
+    assert _rate_test("batch_label", 77, 720, 119 / 1680, batch).failed  # the old test
+    # FAIL: twice the approved share.
+    far = _rate_test("batch_label", 110, 720, 0.0, batch, base_counts=(119, 1680))
+    assert far.failed
+    assert far.pvalue < batch.alpha
