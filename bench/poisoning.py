@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -622,8 +621,7 @@ def run_scale(
             emit(
                 out,
                 f"scale: {'data gate' if step[0] == '-c' else ' '.join(step[1:])}: exit {code}, "
-                f"{seconds:.1f}s wall, peak RSS of its process tree {peak / 2**30:.2f} GiB "
-                f"(largest single process so far {largest_child():.2f} GiB); "
+                f"{seconds:.1f}s wall, peak RSS of its process tree {peak / 2**30:.2f} GiB; "
                 f"load average {before} before, {_load()} after",
             )
         report = json.loads((root / "reports" / "data.json").read_text(encoding="utf-8"))
@@ -634,11 +632,6 @@ def run_scale(
         for check, info in sorted(report["metrics"].get("checks", {}).items()):
             emit(out, f"scale:   {check:<18} flagged {info['flagged']:>7} ({info['share']:.4%})")
         emit(out, f"scale: streaming {json.dumps(report['metrics'].get('streaming', {}))}")
-
-
-def largest_child() -> float:
-    """GiB: the peak RSS of the largest child process waited for so far (getrusage)."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
 
 
 def _load() -> str:

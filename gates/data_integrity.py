@@ -429,6 +429,7 @@ class DataGate(Gate):
             duplicates=checks.duplicates.enabled,
             sample_rows=sample_rows if checks.labels.enabled or checks.isolation.enabled else 0,
             seed=policy.policy.run.seed,
+            digests=False,
         )
         streaming = {
             "chunk_rows": data.stream_chunk_rows,
