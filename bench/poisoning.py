@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -525,25 +524,112 @@ def run_class_means_null(out: list[str], *, draws: int = 40) -> None:
         )
 
 
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of process ``pid`` and all its descendants, summed (Linux /proc)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text(encoding="utf-8")
+        except OSError:
+            continue  # the process ended while being read
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        parents[int(entry.name)] = int(fields.get("PPid", "0").strip() or 0)
+        rss[int(entry.name)] = int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [c for c, p in parents.items() if p == parent and c not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(rss.get(p, 0) for p in tree)
+
+
+def _run_measured(command: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[int, float, int]:
+    """Run ``command``; its exit code, wall seconds, and the peak RSS of its process tree.
+
+    The tree (the gate and the processes scoring chunks) is sampled every 0.5 s: the sum of
+    their resident sets, what the machine must hold at once.
+    """
+    import threading
+
+    start = time.perf_counter()
+    with subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        peak = [0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.5):
+                peak[0] = max(peak[0], _tree_rss(proc.pid))
+
+        watcher = threading.Thread(target=sample, daemon=True)
+        watcher.start()
+        output = proc.communicate()[0]
+        done.set()
+        watcher.join()
+    if proc.returncode not in (0, 1):
+        print(output[-4000:], flush=True)
+    return proc.returncode, time.perf_counter() - start, peak[0]
+
+
+def _write_scale_table(path: Path, *, rows: int, features: int) -> list[str]:
+    """The synthetic table (``make_classification``, seeded) as Parquet; its feature names.
+
+    Written one row group of at most 1,048,576 rows at a time, so that only the generated
+    matrix (8 x rows x features bytes) is held, not a DataFrame copy of it.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=rows, n_features=features, n_informative=10, random_state=SEED
+    )
+    names = [f"f{j:02d}" for j in range(features)]
+    group = 1_048_576
+    writer = None
+    try:
+        for first in range(0, rows, group):
+            part = slice(first, min(first + group, rows))
+            table = pa.table(
+                {
+                    "id": np.arange(first + 1, part.stop + 1, dtype=np.int64),
+                    **{n: np.ascontiguousarray(x[part, j]) for j, n in enumerate(names)},
+                    "label": np.where(y[part] == 1, "b", "a"),
+                }
+            )
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    return names
+
+
 def run_scale(
     out: list[str], *, rows: int = 1_000_000, features: int = 20, stream: bool = True
 ) -> None:
-    """The whole data gate as a subprocess on a synthetic Parquet file; time per check, peak RSS."""
-    from sklearn.datasets import make_classification
-
+    """The whole data gate as a subprocess on a synthetic Parquet file: time per check, peak
+    RSS of the gate's process tree, the machine's load average before and after each step."""
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         root = Path(tmp)
         (root / "data").mkdir()
+        emit(out, f"scale: {os.cpu_count()} cores; load average {_load()} at start")
         start = time.perf_counter()
-        x, y = make_classification(
-            n_samples=rows, n_features=features, n_informative=10, random_state=SEED
+        names = _write_scale_table(
+            root / "data" / "synthetic.parquet", rows=rows, features=features
         )
-        names = [f"f{j:02d}" for j in range(features)]
-        frame = pd.DataFrame(x, columns=names)
-        frame.insert(0, "id", np.arange(1, rows + 1, dtype=np.int64))
-        frame["label"] = np.where(y == 1, "b", "a")
-        frame.to_parquet(root / "data" / "synthetic.parquet", index=False)
-        emit(out, f"scale: generated {rows:,} x {features} in {time.perf_counter() - start:.1f}s")
+        size = (root / "data" / "synthetic.parquet").stat().st_size / 2**20
+        emit(
+            out,
+            f"scale: generated {rows:,} x {features} ({size:,.0f} MiB Parquet) in "
+            f"{time.perf_counter() - start:.1f}s",
+        )
         policy = (ROOT / "policy.toml").read_text(encoding="utf-8")
         checks = policy[policy.index("[data.checks]") :]
         columns = "\n".join(f'{n} = {{ dtype = "float64" }}' for n in names)
@@ -559,7 +645,7 @@ def run_scale(
             f"{checks}",
             encoding="utf-8",
         )
-        env_path = {"PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         # The runner needs the upstream gates of a run (lint, sast, audit) before `data`; this
         # folder holds no code, so the data gate runs by itself, in its own process.
         gate_alone = (
@@ -572,32 +658,27 @@ def run_scale(
             "'duration_seconds': time.perf_counter() - t}))"
         )
         for step in (["-m", "gates", "data", "approve"], ["-c", gate_alone]):
-            start = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, *step],
-                cwd=root,
-                env={**os.environ, **env_path},
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            seconds = time.perf_counter() - start
-            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+            before = _load()
+            code, seconds, peak = _run_measured([sys.executable, *step], cwd=root, env=env)
             emit(
                 out,
-                f"scale: {'data gate' if step[0] == '-c' else ' '.join(step[1:])}: exit "
-                f"{done.returncode}, "
-                f"{seconds:.1f}s wall, peak RSS of the largest child so far {peak:.2f} GiB",
+                f"scale: {'data gate' if step[0] == '-c' else ' '.join(step[1:])}: exit {code}, "
+                f"{seconds:.1f}s wall, peak RSS of its process tree {peak / 2**30:.2f} GiB; "
+                f"load average {before} before, {_load()} after",
             )
-            if done.returncode not in (0, 1):
-                emit(out, done.stdout[-2000:] + done.stderr[-2000:])
         report = json.loads((root / "reports" / "data.json").read_text(encoding="utf-8"))
         emit(out, f"scale: gate status {report['status']}, {report['summary']}")
         emit(out, f"scale: gate duration (in-process) {report['duration_seconds']:.1f}s")
         for check, seconds in sorted(report["metrics"].get("seconds", {}).items()):
-            emit(out, f"scale:   {check:<12} {seconds:7.2f}s")
+            emit(out, f"scale:   {check:<16} {seconds:7.2f}s")
         for check, info in sorted(report["metrics"].get("checks", {}).items()):
             emit(out, f"scale:   {check:<18} flagged {info['flagged']:>7} ({info['share']:.4%})")
+        emit(out, f"scale: streaming {json.dumps(report['metrics'].get('streaming', {}))}")
+
+
+def _load() -> str:
+    """The 1, 5 and 15-minute load averages (other jobs on the machine inflate the seconds)."""
+    return "/".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def summarize(lines: list[str]) -> list[str]:
@@ -664,7 +745,13 @@ def main() -> int:
     parser.add_argument("--attacks", default="", help="comma-separated subset of attacks")
     parser.add_argument("--datasets", default="", help="comma-separated subset of datasets")
     parser.add_argument("--scale-rows", type=int, default=1_000_000)
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "poisoning.txt")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="results file (default bench/results/poisoning.txt; with --only-scale "
+        "bench/results/poisoning-scale-<rows>.txt, e.g. poisoning-scale-10m.txt)",
+    )
     parser.add_argument(
         "--seed",
         type=int,
@@ -681,6 +768,16 @@ def main() -> int:
         return 0
     global DATA_SEED  # noqa: PLW0603 - one run, one data seed
     DATA_SEED = args.seed
+    if args.output is None:
+        name = "poisoning.txt"
+        if args.only_scale:
+            rows = args.scale_rows
+            name = (
+                f"poisoning-scale-{rows // 1_000_000}m.txt"
+                if rows % 1_000_000 == 0
+                else (f"poisoning-scale-{rows}.txt")
+            )
+        args.output = ROOT / "bench" / "results" / name
     out: list[str] = []
     import platform
 

@@ -435,6 +435,7 @@ class DataGate(Gate):
             duplicates=checks.duplicates.enabled,
             sample_rows=sample_rows if checks.labels.enabled or checks.isolation.enabled else 0,
             seed=policy.policy.run.seed,
+            digests=False,
         )
         streaming = {
             "chunk_rows": data.stream_chunk_rows,
@@ -446,8 +447,11 @@ class DataGate(Gate):
             return _Examined(rows, columns, violations=scanned.violations, streaming=streaming)
         from pipeline.evaluate import resolve_scheduler  # noqa: PLC0415
 
+        # When the sample is smaller than the file, every row is scored below and the label
+        # and isolation flags of the sample alone would be replaced: they are not computed.
+        every_row = scanned.sample is not None and len(scanned.sample) < scanned.rows
         screening = screen_scan(
-            scanned,
+            replace(scanned, sample=None) if every_row else scanned,
             data,
             seed=policy.policy.run.seed,
             scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
@@ -465,7 +469,7 @@ class DataGate(Gate):
         sampled = None
         if scanned.sample is not None:
             streaming["screened_rows"] = len(scanned.sample)
-            if len(scanned.sample) < scanned.rows:
+            if every_row:
                 sampled = (len(scanned.sample), scanned.rows)
                 screening = _score_every_row(
                     context,
@@ -474,6 +478,7 @@ class DataGate(Gate):
                     rows=scanned.rows,
                     screening=screening,
                     reference=reference,
+                    signature=scanned.signature,
                 )
                 streaming["scored_rows"] = scanned.rows
         return _Examined(
@@ -616,8 +621,10 @@ def _score_every_row(
     rows: int,
     screening: Screening,
     reference: DataProfile | None,
+    signature: tuple[int, int, int] | None = None,
 ) -> Screening:
-    """Replace the label and isolation flags of a sample by those of every row, scored in chunks."""
+    """The label and isolation flags of every row, scored in chunks, in place of any the
+    screening holds (``signature``: the file's as the scan read it; a change fails the run)."""
     from pipeline.evaluate import resolve_scheduler  # noqa: PLC0415
     from pipeline.rowscore import score_every_row  # noqa: PLC0415
 
@@ -636,6 +643,7 @@ def _score_every_row(
         scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
         rates=reference.label_rates if reference is not None else None,
         jobs=data.stream_jobs,
+        signature=signature,
     )
     replaced = {f.check for f in every}
     return replace(

@@ -66,15 +66,21 @@ def _matrix(frame: pd.DataFrame, names: tuple[str, ...], fitted: _Fitted) -> Arr
     return x
 
 
-def _score_chunk(fitted: _Fitted, start: int, x: Array) -> tuple[int, Array, Array, Array]:
-    """Model probabilities, kNN vote shares and isolation scores of one chunk's rows."""
+def _score_chunk(
+    fitted: _Fitted, start: int, x: Array, *, one_thread: bool
+) -> tuple[int, Array, Array, Array]:
+    """Model probabilities, kNN vote shares and isolation scores of one chunk's rows.
+
+    ``one_thread``: BLAS and OpenMP (the kNN distance reduction) use one thread, for a process
+    that shares the cores with others scoring chunks; otherwise only BLAS is held to one.
+    """
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
     n = len(x)
     model_p = np.zeros((n, fitted.n_classes), dtype=np.float32)
     knn_p = np.zeros((n, fitted.n_classes), dtype=np.float32)
     iso = np.zeros(n, dtype=np.float32)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api=None if one_thread else "blas"):
         if fitted.model is not None:
             model_p[:, fitted.model.classes_] = fitted.model.predict_proba(x)
         if fitted.index is not None:
@@ -157,6 +163,65 @@ def _fit(sample: pd.DataFrame, contract: DataPolicy, *, seed: int) -> tuple[_Fit
     return fitted, xs, ys
 
 
+def _score_file(
+    path: Path,
+    contract: DataPolicy,
+    fitted: _Fitted,
+    *,
+    rows: int,
+    chunk_rows: int,
+    max_bytes: int | None,
+    scheduler: str | None,
+    jobs: int,
+    signature: tuple[int, int, int] | None,
+) -> tuple[Array, Array, Array, Array]:
+    """Model probabilities, kNN vote shares, isolation scores and class codes of every row."""
+    import joblib  # noqa: PLC0415
+
+    from pipeline.data import check_contract  # noqa: PLC0415
+    from pipeline.errors import DataError  # noqa: PLC0415
+    from pipeline.evaluate import joblib_backend  # noqa: PLC0415
+    from pipeline.stream import file_signature, iter_chunks  # noqa: PLC0415
+
+    names = numeric_columns(contract)
+    model_p = np.zeros((rows, fitted.n_classes), dtype=np.float32)
+    knn_p = np.zeros((rows, fitted.n_classes), dtype=np.float32)
+    iso = np.zeros(rows, dtype=np.float32)
+    labels = np.zeros(rows, dtype=np.int16)
+
+    def changed(what: str) -> DataError:
+        return DataError(f"{path}: the file changed while it was being scored ({what}); run again")
+
+    # Several processes share the cores: each holds BLAS and OpenMP to one thread.
+    one_thread = bool(scheduler) or jobs > 1
+
+    def chunks() -> Iterator[Any]:
+        for chunk in iter_chunks(
+            path, fmt=contract.resolved_format, chunk_rows=chunk_rows, max_bytes=max_bytes
+        ):
+            clean, _ = check_contract(chunk.frame, contract)
+            end = chunk.start + len(clean)
+            if len(clean) != len(chunk.frame) or end > rows:
+                raise changed(f"rows {chunk.start}-{chunk.start + len(chunk.frame) - 1}")
+            labels[chunk.start : end] = encode_labels(clean[contract.label], contract.classes)
+            yield joblib.delayed(_score_chunk)(
+                fitted, chunk.start, _matrix(clean, names, fitted), one_thread=one_thread
+            )
+
+    scored = 0
+    with joblib_backend(scheduler):
+        n_jobs = -1 if scheduler else jobs
+        for first, m, k, i in joblib.Parallel(n_jobs=n_jobs, pre_dispatch="2*n_jobs")(chunks()):
+            end = first + len(m)
+            model_p[first:end], knn_p[first:end], iso[first:end] = m, k, i
+            scored += len(m)
+    if scored != rows:
+        raise changed(f"{scored} rows scored, {rows} scanned")
+    if signature is not None and file_signature(path) != signature:
+        raise changed("size, modification time or inode")
+    return model_p, knn_p, iso, labels
+
+
 def score_every_row(
     path: Path,
     contract: DataPolicy,
@@ -169,53 +234,41 @@ def score_every_row(
     scheduler: str | None = None,
     rates: Mapping[str, float] | None = None,
     jobs: int = 1,
+    signature: tuple[int, int, int] | None = None,
 ) -> tuple[list[Flags], dict[str, float]]:
     """The label and isolation checks on every one of the file's ``rows`` rows, in chunks.
 
     ``sample`` is the scan's seeded, stratified sample, indexed by file row. Returns the two
     checks' flags (file rows, ``screened`` None: every row) and seconds per step. Without a
     Dask ``scheduler`` the chunks are scored by ``jobs`` local processes (the file is read
-    here, in this process); the scores do not depend on how many.
+    here, in this process; each process holds BLAS and OpenMP to one thread when there are
+    several); the scores do not depend on how many. ``signature`` is the file's
+    (``pipeline.stream.file_signature``) when the scan read it: a file that changed since,
+    or whose rows no longer pass the contract or number ``rows``, is a DataError.
     """
-    import joblib  # noqa: PLC0415
-
-    from pipeline.data import check_contract  # noqa: PLC0415
-    from pipeline.evaluate import joblib_backend  # noqa: PLC0415
-    from pipeline.stream import iter_chunks  # noqa: PLC0415
-
     checks = contract.checks
-    names = numeric_columns(contract)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     fitted, xs, ys = _fit(sample, contract, seed=seed)
-    n_classes = fitted.n_classes
     sample_scores = None
     if checks.labels.enabled:
         sample_scores = label_scores(
-            xs, ys, n_classes=n_classes, check=checks.labels, seed=seed, scheduler=scheduler
+            xs, ys, n_classes=fitted.n_classes, check=checks.labels, seed=seed, scheduler=scheduler
         )
     seconds["fit_on_sample"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    model_p = np.zeros((rows, n_classes), dtype=np.float32)
-    knn_p = np.zeros((rows, n_classes), dtype=np.float32)
-    iso = np.zeros(rows, dtype=np.float32)
-    labels = np.zeros(rows, dtype=np.int16)
-
-    def chunks() -> Iterator[Any]:
-        for chunk in iter_chunks(
-            path, fmt=contract.resolved_format, chunk_rows=chunk_rows, max_bytes=max_bytes
-        ):
-            clean, _ = check_contract(chunk.frame, contract)
-            end = chunk.start + len(clean)
-            labels[chunk.start : end] = encode_labels(clean[contract.label], contract.classes)
-            yield joblib.delayed(_score_chunk)(fitted, chunk.start, _matrix(clean, names, fitted))
-
-    with joblib_backend(scheduler):
-        jobs = -1 if scheduler else jobs
-        for first, m, k, i in joblib.Parallel(n_jobs=jobs, pre_dispatch="2*n_jobs")(chunks()):
-            end = first + len(m)
-            model_p[first:end], knn_p[first:end], iso[first:end] = m, k, i
+    model_p, knn_p, iso, labels = _score_file(
+        path,
+        contract,
+        fitted,
+        rows=rows,
+        chunk_rows=chunk_rows,
+        max_bytes=max_bytes,
+        scheduler=scheduler,
+        jobs=jobs,
+        signature=signature,
+    )
     seconds["score_every_row"] = time.perf_counter() - start
 
     found: list[Flags] = []

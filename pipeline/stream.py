@@ -240,6 +240,7 @@ def scan(
     duplicates: bool = False,
     sample_rows: int = 0,
     seed: int = 0,
+    digests: bool = True,
 ) -> StreamScan:
     """Read the file once in chunks: the contract, exact column stats, and what is asked for.
 
@@ -247,7 +248,9 @@ def scan(
     ``range_margin`` (with ``reference``) flags rows beyond its min/max widened by the margin;
     ``duplicates`` keeps two hashes and a class code per row (17 bytes) for the exact-duplicate
     and conflicting-label flags; ``sample_rows`` keeps a seeded sample stratified by class (at
-    most that many rows per class while reading) for the checks that need rows in memory.
+    most that many rows per class while reading) for the checks that need rows in memory;
+    ``digests=False`` skips the row digests by id (``approve`` records them; the gate's pass
+    does not use them).
     """
     signature = file_signature(path) if path.exists() else (0, 0, 0)
     scanner = _Scanner(
@@ -258,6 +261,8 @@ def scan(
         duplicates=duplicates,
         sampler=_Sampler(contract.classes, size=sample_rows, seed=seed) if sample_rows else None,
     )
+    if not digests:
+        scanner.counts.digests = None
     for chunk in iter_chunks(
         path, fmt=contract.resolved_format, chunk_rows=chunk_rows, max_bytes=max_bytes
     ):

@@ -1,0 +1,108 @@
+"""Every row scored on the streaming path: local processes or a Dask cluster, same flags; a
+file that changes between the scan and the scoring pass is refused."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import DataPolicy
+from pipeline.errors import DataError
+from pipeline.rowscore import score_every_row
+from pipeline.stream import scan
+
+_FEATURES = 6
+_ROWS = 1500
+
+
+def _table(path: Path) -> DataPolicy:
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=_ROWS, n_features=_FEATURES, n_informative=4, random_state=3
+    )
+    y[::37] = 1 - y[::37]  # some wrong labels, for the label check to find
+    x[5] += 12.0  # one row far out, for the isolation check
+    frame = pd.DataFrame(x.round(6), columns=[f"f{j}" for j in range(_FEATURES)])
+    frame.insert(0, "id", np.arange(1, _ROWS + 1))
+    frame["y"] = np.where(y == 1, "b", "a")
+    frame.to_csv(path, index=False, lineterminator="\n")
+    return DataPolicy.model_validate(
+        {
+            "path": str(path),
+            "lock": "d.lock.json",
+            "label": "y",
+            "classes": ["a", "b"],
+            "id_column": "id",
+            "columns": {
+                "id": {"dtype": "int64", "min": 1, "unique": True},
+                **{f"f{j}": {"dtype": "float64"} for j in range(_FEATURES)},
+            },
+            "checks": {"labels": {"max_fit_rows": 400, "max_index_rows": 200}},
+        }
+    )
+
+
+def _score(path: Path, data: DataPolicy, **options: object) -> list[tuple[str, list[int]]]:
+    first = scan(path, data, chunk_rows=250, sample_rows=400, seed=11)
+    assert first.sample is not None
+    assert len(first.sample) < first.rows
+    found, seconds = score_every_row(
+        path,
+        data,
+        first.sample,
+        rows=first.rows,
+        chunk_rows=250,
+        max_bytes=None,
+        seed=11,
+        signature=first.signature,
+        **options,  # type: ignore[arg-type]
+    )
+    assert {"fit_on_sample", "score_every_row", "label_decision"} <= set(seconds)
+    return [(f.check, f.rows.tolist()) for f in found]
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_scores_every_row_as_local_processes_do(tmp_path, dask_cluster):
+    data = _table(tmp_path / "d.csv")
+    local = _score(tmp_path / "d.csv", data, jobs=2)
+    assert [check for check, _ in local] == ["label", "isolation"]
+    assert local[0][1], "the planted wrong labels are found"
+    assert 5 in local[1][1], "the planted far row is found"
+    before = dask_cluster.scheduler.transition_counter
+    remote = _score(tmp_path / "d.csv", data, scheduler=dask_cluster.scheduler_address)
+    assert dask_cluster.scheduler.transition_counter > before, "the chunks ran on the cluster"
+    assert remote == local
+
+
+@pytest.mark.parametrize("change", ["relabelled", "appended", "truncated"])
+def test_a_file_changed_between_the_scan_and_the_scoring_pass_is_refused(tmp_path, change):
+    """The attacker's moment: the file is swapped after the scan passed it, before scoring."""
+    path = tmp_path / "d.csv"
+    data = _table(path)
+    first = scan(path, data, chunk_rows=250, sample_rows=400, seed=11)
+    assert first.sample is not None
+    text = path.read_text(encoding="utf-8")
+    if change == "relabelled":  # same size, same rows: only the labels differ
+        body = text.replace(",a\n", ",X\n").replace(",b\n", ",a\n").replace(",X\n", ",b\n")
+        path.write_text(body, encoding="utf-8")
+        os.utime(path, ns=(first.signature[1] + 10**9, first.signature[1] + 10**9))
+    elif change == "appended":
+        path.write_text(text + text.splitlines()[-1].replace("1500,", "1501,", 1) + "\n")
+    else:
+        path.write_text("".join(text.splitlines(keepends=True)[:-10]), encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.csv: the file changed while it was being scored"):
+        score_every_row(
+            path,
+            data,
+            first.sample,
+            rows=first.rows,
+            chunk_rows=250,
+            max_bytes=None,
+            seed=11,
+            signature=first.signature,
+        )
