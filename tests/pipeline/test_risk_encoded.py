@@ -205,6 +205,12 @@ def test_an_unhandled_or_disagreeing_pipeline_keeps_the_plain_path(name):
     assert codec.predict_z(z).shape == (len(z), 2)
 
 
+class _SeededRandomState(np.random.RandomState):
+    def __init__(self, seed: Any = None) -> None:
+        super().__init__(0 if seed is None else seed)
+
+
+@pytest.mark.slow  # three attacks, one on the plain path (about 15 s under load)
 def test_the_attack_reports_the_same_figures_with_and_without_the_fast_path(monkeypatch):
     x, y = _table()
     train, holdout = _split(x)
@@ -214,7 +220,7 @@ def test_the_attack_reports_the_same_figures_with_and_without_the_fast_path(monk
         {
             "attack_max_iter": 2,
             "attack_max_eval": 20,
-            "attack_max_rows": 16,
+            "attack_max_rows": 12,
             "linf": {"epsilons": [0.1, 0.5, 1.0], "min_accuracy": [0.0, 0.0, 0.0]},
             "l2": {"epsilons": [0.5, 2.0], "min_accuracy": [0.0, 0.0]},
         }
@@ -226,6 +232,10 @@ def test_the_attack_reports_the_same_figures_with_and_without_the_fast_path(monk
         )
         return [(r.norm, r.epsilon, r.accuracy) for r in found]
 
+    # ART's HopSkipJump draws its starting points from an unseeded np.random.RandomState()
+    # (art/attacks/evasion/hop_skip_jump.py), so two runs of the same code differ at times:
+    # seed it here, to compare the two predict paths alone.
+    monkeypatch.setattr(np.random, "RandomState", _SeededRandomState)
     built: list[Encoded | None] = []
     real = Encoded.build
 
@@ -237,5 +247,6 @@ def test_the_attack_reports_the_same_figures_with_and_without_the_fast_path(monk
     fast = measure()
     assert built
     assert built[-1] is not None
+    assert measure() == fast  # seeded: the same code gives the same figures
     monkeypatch.setattr(pipeline.risk.Encoded, "build", lambda *a, **k: None)
     assert measure() == fast
