@@ -50,6 +50,7 @@ import pandas as pd
 
 from pipeline.config import ColumnRule, RobustnessPolicy
 from pipeline.errors import PipelineError
+from pipeline.risk_encoded import Encoded
 
 Norm = Literal["linf", "l2"]
 NORMS: tuple[Norm, ...] = ("linf", "l2")
@@ -401,6 +402,8 @@ class _Codec:
     blank: np.ndarray  # per row and numeric column: a blank (NaN) cell, restored as NaN
     held: pd.DataFrame | None
     keyed: bool
+    # The same probabilities, cheaper (held columns encoded once); None: the plain path.
+    fast: Encoded | None = None
 
     @classmethod
     def build(
@@ -422,7 +425,14 @@ class _Codec:
             center = np.where(np.isfinite(center), center, 0.0)
         else:
             center = x.mean(axis=0)
-        return cls(model, space, classes, center, blank, held, keyed)
+
+        def frame(raw: np.ndarray, rows: np.ndarray | None) -> pd.DataFrame:
+            return space.frame(raw, None if rows is None or held is None else held.iloc[rows])
+
+        fast = Encoded.build(
+            model, numeric=space.columns, fixed=space.fixed, frame=frame, x=x, sigma=space.sigma
+        )
+        return cls(model, space, classes, center, blank, held, keyed, fast)
 
     def to_raw(self, z: np.ndarray) -> np.ndarray:
         return np.asarray(z * self.space.sigma + self.center, dtype=float)
@@ -431,8 +441,12 @@ class _Codec:
         """Probabilities for raw numeric rows; ``rows`` (indices) restore blanks and held values."""
         if rows is not None:
             raw = np.where(self.blank[rows], np.nan, raw)
-        parts = None if rows is None or self.held is None else self.held.iloc[rows]
-        proba: np.ndarray = self.model.predict_proba(self.space.frame(raw, parts))
+        proba: np.ndarray
+        if self.fast is not None:
+            proba = self.fast.predict_proba(raw, rows)
+        else:
+            parts = None if rows is None or self.held is None else self.held.iloc[rows]
+            proba = self.model.predict_proba(self.space.frame(raw, parts))
         if proba.shape[1] != len(self.classes):
             msg = (
                 f"the model returned {proba.shape[1]} probabilities for {len(self.classes)} classes"
