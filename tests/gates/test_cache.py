@@ -21,12 +21,11 @@ from tests.conftest import Project
 # (tests/chain_support.py; those tests are marked slow). Data, train and cv always run.
 
 CACHED = ("lint", "sast", "audit", "data", "train", "cv", "risk", "serve")
-CACHE_ENV = (gate_cache.NO_CACHE_ENV, gate_cache.CACHE_DIR_ENV, gate_cache.HMAC_KEY_ENV)
 
 
 @pytest.fixture(autouse=True)
 def _clean_cache_env(monkeypatch):
-    for name in CACHE_ENV:
+    for name in (gate_cache.NO_CACHE_ENV, gate_cache.CACHE_DIR_ENV, gate_cache.HMAC_KEY_ENV):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -369,11 +368,8 @@ def test_any_file_in_a_scanner_scope_changes_its_key_whatever_its_suffix(cached)
 
 @pytest.mark.slow
 def test_the_digest_memo_skips_unchanged_files_but_sees_an_edit_with_its_mtime_put_back(
-    cached, monkeypatch
+    project, monkeypatch
 ):
-    # A copy of a project the chain passed on: the first run re-runs only what reads the new
-    # file (lint), not every gate with bandit and pip-audit.
-    project = cached
     # Remember files written a moment ago (the project was just copied), and start each run
     # with the memo as a new process would load it from the cache folder.
     monkeypatch.setattr(gate_cache.DigestMemo, "settle_ns", -(10**12))
