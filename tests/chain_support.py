@@ -43,8 +43,23 @@ _NOT_READ = frozenset(
 )
 # The supply-chain gates' own run(), as imported: a test that patches one gets it run for real.
 _PRISTINE_RUN = {name: type(spec(name).load()).run for name in SUPPLY_CHAIN}
-# Policy tables the supply-chain gates do not read (every other table is part of the material).
-_ML_TABLES = frozenset({"run", "model", "release", "cv", "data", "feedback"})
+# Policy tables the supply-chain gates do not read (every other table is part of the material):
+# lint, sast and audit read only their own tables ([lint], [sast], [audit]) of the policy.
+_ML_TABLES = frozenset(
+    {
+        "run",
+        "model",
+        "release",
+        "cv",
+        "data",
+        "feedback",
+        "risk",
+        "serve",
+        "keys",
+        "roles",
+        "encryption",
+    }
+)
 
 
 def _files(root: Path) -> Iterable[Path]:

@@ -7,7 +7,10 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_main_job_passes_turns_red_on_one_byte_and_green_when_restored(project, gates_cli):
+def test_main_job_passes_turns_red_on_one_byte_and_green_when_restored(passed_project, gates_cli):
+    # A clone on which the main job passed once (its gate cache kept, as CI keeps it); the
+    # whole chain from scratch through the CLI is test_cache's ``--no-cache`` run.
+    project = passed_project
     green = gates_cli(project.root, "run")
     assert green.returncode == 0, green.stdout + green.stderr
     assert "verdict: PASSED" in green.stdout

@@ -19,11 +19,31 @@ def test_train_saves_a_model_but_predict_refuses_it_unsigned(project):
     assert "Traceback" not in predicted.stderr
 
 
+@pytest.fixture(scope="module")
+def signed_run(passed_chain, tmp_path_factory):
+    """A copy of a project the chain passed on (its gate cache kept), on which ``python -m gates
+    run`` then PASSED once (it reuses that cache): its model is signed with the development key.
+    Read-only: each test gets a copy (``signed``)."""
+    from tests.chain_support import copy_run
+
+    root = copy_run(passed_chain, tmp_path_factory.mktemp("cli-signed") / "project")
+    ran = run_module("gates", "run", cwd=root)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    return root
+
+
+@pytest.fixture
+def signed(signed_run, passed_chain, tmp_path):
+    from tests.chain_support import copy_run
+    from tests.conftest import Project
+
+    return Project(copy_run(signed_run, tmp_path / "project"), recorded=passed_chain)
+
+
 @pytest.mark.slow
-def test_predict_loads_only_a_signed_model_with_a_trusted_key(passed_project, gates_cli):
-    # A copy of a project the chain passed on (its gate cache kept): this run reuses it.
-    project = passed_project
-    assert gates_cli(project.root, "run").returncode == 0
+def test_predict_loads_only_a_signed_model_with_a_trusted_key(signed):
+    # ``python -m gates run`` PASSED on this project (``signed_run``).
+    project = signed
     args = ("predict", "--input", "data/breast_cancer.csv")
     # A local run is signed with the development key: the committed release key refuses it.
     refused = run_module("pipeline", *args, cwd=project.root)
@@ -62,10 +82,9 @@ def test_bad_input_exits_2_without_a_traceback(project, args, fragment):
 
 
 @pytest.mark.slow
-def test_predict_refuses_rows_that_break_the_contract(passed_project, gates_cli):
-    # A copy of a project the chain passed on (its gate cache kept): this run reuses it.
-    project = passed_project
-    assert gates_cli(project.root, "run").returncode == 0
+def test_predict_refuses_rows_that_break_the_contract(signed):
+    # ``python -m gates run`` PASSED on this project (``signed_run``).
+    project = signed
     bad = project.root / "bad.csv"
     text = project.data_path.read_text().splitlines()
     header, row = text[0], text[1].split(",")
