@@ -293,7 +293,7 @@ def gates_cli(recorded_chain: tuple[Path, Any]) -> Callable[..., subprocess.Comp
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the modules that hold a ``slow`` test first; each module stays whole and in order.
 
-    ``nox -s tests`` uses pytest-xdist's worksteal: each worker gets a contiguous half of this
+    ``nox -s tests`` uses pytest-xdist's worksteal: each worker gets a contiguous share of this
     list, and a worker that runs dry takes the queued tail of the other, down to its last two
     tests. A long test queued at the very end keeps one core busy while the other waits; with
     the long modules first the tail is short tests. Module-scoped fixtures still set up once.
