@@ -29,6 +29,7 @@ from pipeline.profile import (
     column_drift,
     id_text,
     numeric_columns,
+    raw_matrix,
     stable_round,
 )
 
@@ -51,12 +52,7 @@ def feature_matrix(clean: pd.DataFrame, contract: DataPolicy) -> Array:
     columns = numeric_columns(contract)
     if not columns:
         return np.zeros((len(clean), 0))
-    matrix: Array = clean[list(columns)].astype("float64").to_numpy(copy=True)
-    for j in range(matrix.shape[1]):
-        column = matrix[:, j]
-        missing = np.isnan(column)
-        if missing.any():
-            column[missing] = np.nanmedian(column) if (~missing).any() else 0.0
+    matrix = raw_matrix(clean, columns)
     mean = matrix.mean(axis=0)
     std = matrix.std(axis=0)
     std[std == 0] = 1.0
