@@ -598,7 +598,7 @@ def _parse_float(text: pd.Series) -> pd.Series:
         try:
             parsed = pc.cast(pa.Array.from_pandas(text), pa.float64())
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            pass
+            pass  # Arrow refused a cell: fall back to pandas below (unparsable cells become NaN)
         else:
             return pd.Series(
                 parsed.to_numpy(zero_copy_only=False), index=text.index, dtype="float64"
