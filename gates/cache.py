@@ -117,7 +117,9 @@ def tree_digest(
     Every file counts, whatever its suffix (a notebook, a stub, a nested ``ruff.toml``, a
     baseline): the cache key of a scanner must change whenever anything it could read does.
     A path that does not exist is recorded as absent, so its appearance is a change too.
-    Names are taken relative to each path as given, and the walk is one ``scandir`` per
+    A path inside ``root`` is named relative to it, however it was given, so a project copied
+    or checked out elsewhere keeps its keys; a path outside is named as given. Names under a
+    folder are taken relative to that name, and the walk is one ``scandir`` per
     folder (no ``resolve()`` or extra ``stat`` per file: an advisory snapshot of thousands of
     files is walked in milliseconds). The gate cache passes its ``DigestMemo``, which
     remembers unchanged files by stat instead of reading them again.
@@ -125,7 +127,7 @@ def tree_digest(
     hasher = file_sha256 or _file_sha256
     top = os.path.abspath(root)
     digest = hashlib.sha256()
-    for name in sorted({str(p) for p in paths}):
+    for name in sorted({_name_in(top, str(p)) for p in paths}):
         base = name if os.path.isabs(name) else os.path.join(top, name)
         if os.path.isfile(base):
             digest.update(f"{name}\0{hasher(base)}\n".encode())
@@ -135,6 +137,15 @@ def tree_digest(
         else:
             digest.update(f"{name}\0absent\n".encode())
     return digest.hexdigest()
+
+
+def _name_in(top: str, name: str) -> str:
+    """``name`` relative to ``top`` when it is an absolute path under it; else ``name``."""
+    if os.path.isabs(name):
+        relative = os.path.relpath(name, top)
+        if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
+            return Path(relative).as_posix()
+    return name
 
 
 def _files_under(folder: str, prefix: str, rel: str = "") -> Iterator[tuple[str, str]]:

@@ -156,3 +156,33 @@ def test_tree_digests_through_the_memo_equal_fresh_ones(tmp_path, settled):
     # Compiled caches are not in any scanner's scope.
     (root / "pkg" / "__pycache__" / "a.pyc").write_bytes(b"\1")
     assert tree_digest(root, scope, memo.sha256) == tree_digest(root, scope)
+
+
+def test_a_tree_digest_names_files_inside_the_project_relative_to_it(tmp_path):
+    # A project checked out or copied elsewhere keeps its keys (gates name what they read by
+    # absolute path); a byte changed, a file outside the project or one moved still count.
+    for where in ("one", "two"):
+        root = tmp_path / where / "project"
+        (root / "registry").mkdir(parents=True)
+        (root / "registry" / "champion.json").write_text("{}\n")
+        (root / "requirements.lock").write_text("x==1\n")
+    outside = tmp_path / "snapshot.json"
+    outside.write_text("[]\n")
+    one, two = tmp_path / "one" / "project", tmp_path / "two" / "project"
+
+    def scope(root):
+        return [root / "requirements.lock", root / "registry", outside, "missing.toml"]
+
+    assert tree_digest(one, scope(one)) == tree_digest(two, scope(two))
+    assert tree_digest(one, scope(one)) == tree_digest(
+        one, ["requirements.lock", "registry", outside, "missing.toml"]
+    )
+    (two / "registry" / "champion.json").write_text("{ }\n")
+    assert tree_digest(one, scope(one)) != tree_digest(two, scope(two))
+    (two / "registry" / "champion.json").write_text("{}\n")
+    before = tree_digest(one, scope(one))
+    outside.write_text("[ ]\n")
+    assert tree_digest(one, scope(one)) != before
+    # A file named from outside the project is still named by its own path.
+    (tmp_path / "one" / "lock").write_text("x==1\n")
+    assert tree_digest(one, [tmp_path / "one" / "lock"]) != tree_digest(one, ["lock"])
