@@ -79,16 +79,7 @@ class CvGate(Gate):
             findings.append(
                 Finding("CV010", "the holdout split differs from the one the model was trained on")
             )
-        model_path = context.artifacts_dir / MODEL_FILE
-        model, manifest = load_verified(model_path)
-        if manifest.sha256 not in train_report.artifacts.values():
-            findings.append(
-                Finding(
-                    "CV010",
-                    f"{model_path.name} (sha256 {manifest.sha256[:12]}...) is not the model the "
-                    "train gate saved in this run",
-                )
-            )
+        model = _trained_model(context, train_report, findings)
         scorers = build_scorers(
             policy.cv.thresholds,
             classes=policy.data.classes,
@@ -128,16 +119,7 @@ class CvGate(Gate):
 
         policy = context.policy.policy
         findings: list[Finding] = []
-        model_path = context.artifacts_dir / MODEL_FILE
-        model, manifest = load_verified(model_path)
-        if manifest.sha256 not in train_report.artifacts.values():
-            findings.append(
-                Finding(
-                    "CV010",
-                    f"{model_path.name} (sha256 {manifest.sha256[:12]}...) is not the model the "
-                    "train gate saved in this run",
-                )
-            )
+        model = _trained_model(context, train_report, findings)
         found = load_champion(context)
         result = cross_validate(
             context.policy,
@@ -354,3 +336,18 @@ def write_holdout_predictions(context: RunContext, model: Any, features: Any, la
             row.extend(f"{float(v):.6f}" for v in proba[i])
         writer.writerow(row)
     atomic_write_text(context.reports_dir / HOLDOUT_FILE, buffer.getvalue())
+
+
+def _trained_model(context: RunContext, train_report: Any, findings: list[Finding]) -> Any:
+    """The verified model on disk; a CV010 finding when it is not the one train saved."""
+    model_path = context.artifacts_dir / MODEL_FILE
+    model, manifest = load_verified(model_path)
+    if manifest.sha256 not in train_report.artifacts.values():
+        findings.append(
+            Finding(
+                "CV010",
+                f"{model_path.name} (sha256 {manifest.sha256[:12]}...) is not the model the "
+                "train gate saved in this run",
+            )
+        )
+    return model
