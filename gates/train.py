@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from gates.base import Gate, Outcome, RunContext, Status
 from gates.data_integrity import quarantined_rows
@@ -25,13 +25,7 @@ class TrainGate(Gate):
         if takes_out_of_core(policy):
             return self._out_of_core(context, dropped)
         result = train(policy, drop=dropped)
-        path = context.artifacts_dir / MODEL_FILE
-        manifest = save_model(result.model, path, estimator=policy.policy.model.estimator)
-        rel = (
-            path.relative_to(context.root).as_posix()
-            if path.is_relative_to(context.root)
-            else str(path)
-        )
+        artifacts = _save(context, result.model)
         return Outcome(
             status=Status.PASSED,
             summary=(
@@ -47,7 +41,7 @@ class TrainGate(Gate):
                 "data_sha256": result.dataset.sha256,
                 "quarantined_rows": len(dropped),
             },
-            artifacts={rel: manifest.sha256},
+            artifacts=artifacts,
         )
 
     def _out_of_core(self, context: RunContext, dropped: tuple[int, ...]) -> Outcome:
@@ -59,13 +53,7 @@ class TrainGate(Gate):
         result = train(
             policy, drop=dropped, scheduler=resolve_scheduler(policy.policy.run.dask_scheduler)
         )
-        path = context.artifacts_dir / MODEL_FILE
-        manifest = save_model(result.model, path, estimator=policy.policy.model.estimator)
-        rel = (
-            path.relative_to(context.root).as_posix()
-            if path.is_relative_to(context.root)
-            else str(path)
-        )
+        artifacts = _save(context, result.model)
         return Outcome(
             status=Status.PASSED,
             summary=(
@@ -87,5 +75,17 @@ class TrainGate(Gate):
                     "where": result.where,
                 },
             },
-            artifacts={rel: manifest.sha256},
+            artifacts=artifacts,
         )
+
+
+def _save(context: RunContext, model: Any) -> dict[str, str]:
+    """Save ``model`` atomically where the policy says; ``{path as reported: sha256}``."""
+    path = context.artifacts_dir / MODEL_FILE
+    manifest = save_model(model, path, estimator=context.policy.policy.model.estimator)
+    rel = (
+        path.relative_to(context.root).as_posix()
+        if path.is_relative_to(context.root)
+        else str(path)
+    )
+    return {rel: manifest.sha256}
