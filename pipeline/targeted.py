@@ -642,7 +642,13 @@ def _batch_labels(
         s.xt, s.yt, n_classes=k, neighbors=batch.neighbors, max_index_rows=len(s.yt), seed=seed
     )
     base_hits = int(label_rule(oof, knn_t, s.yt, labels).sum())
-    doubted = cleanlab_issues(s.yt, labels.model_weight * oof + (1 - labels.model_weight) * knn_t)
+    # A class with fewer than two approved rows: cleanlab cannot judge it, so no approved row
+    # is cleared (each keeps the whole-table label check's verdict).
+    doubted = (
+        cleanlab_issues(s.yt, labels.model_weight * oof + (1 - labels.model_weight) * knn_t)
+        if (present >= 2).all()
+        else np.ones(len(s.yt), dtype=bool)
+    )
     hit = label_rule(model, knn, s.yn, labels)
     combined = labels.model_weight * model + (1 - labels.model_weight) * knn
     rows = np.flatnonzero(hit)

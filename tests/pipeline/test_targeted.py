@@ -463,3 +463,13 @@ def test_a_batch_flooding_a_region_gets_no_approved_row_reported_but_a_doubted_o
     assert planted in found.rows
     assert planted not in batch.cleared_rows
     assert (found.rows >= 700).sum() == (before.rows >= 700).sum()
+
+
+def test_approved_rows_missing_a_class_clear_no_approved_row():
+    # cleanlab cannot judge a class with fewer than two approved rows: nothing is cleared, every
+    # approved row keeps the whole-table label check's verdict (fail closed: reported).
+    x, y = _data(900)
+    y[:700] = 0
+    result = _batch(x, y, _approved(900, 200))
+    assert result.cleared_rows.size == 0
+    assert result.approved_rows.size == 700
