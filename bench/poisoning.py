@@ -304,6 +304,7 @@ def gate_verdict(
         seed=SEED,
         approved_rows=batch.approved_rows if batch is not None else None,
         batch_rows=batch.explaining_rows() if batch is not None else None,
+        cleared_rows=batch.cleared_rows if batch is not None else None,
     )
     findings = DataGate.judge(result, contract, "bench.csv")
     mask = np.zeros(len(y), dtype=bool)

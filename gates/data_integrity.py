@@ -410,6 +410,7 @@ class DataGate(Gate):
                 scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
                 approved_rows=batch.approved_rows if batch is not None else None,
                 batch_rows=batch.explaining_rows() if batch is not None else None,
+                cleared_rows=batch.cleared_rows if batch is not None else None,
             ),
             ids=clean[data.id_column] if data.id_column else None,
             batch=batch,

@@ -353,6 +353,7 @@ def label_issues(
     rates: Mapping[str, float] | None = None,
     approved_rows: Array | None = None,
     explained_rows: Array | None = None,
+    cleared_rows: Array | None = None,
 ) -> tuple[Flags, LabelScores]:
     """Rows cleanlab flags on the combined (model + kNN) probabilities, plus each witness's excess.
 
@@ -381,6 +382,7 @@ def label_issues(
         model_below=check.witness_model_below,
         approved_rows=approved_rows,
         explained_rows=explained_rows,
+        cleared_rows=cleared_rows,
     )
     return replace(found, seconds=time.perf_counter() - start), scores
 
@@ -398,6 +400,7 @@ def label_flags(
     model_below: float = 0.9,
     approved_rows: Array | None = None,
     explained_rows: Array | None = None,
+    cleared_rows: Array | None = None,
 ) -> Flags:
     """The label check's decision on computed scores: cleanlab, plus each witness's excess.
 
@@ -432,6 +435,13 @@ def label_flags(
       class is flooded with another's label, the clean rows of that class lose support too,
       and the class threshold keeps them) and (b) the out-of-fold model gives p(label) below
       ``model_below`` (both witnesses have a doubt).
+
+    ``cleared_rows`` (the batch setting): approved rows whose label the approved rows alone
+    support (``pipeline.targeted.screen_batch``). They are never reported: a doubt about
+    them on the whole table can only come from the new rows (a batch that floods a region
+    with another label makes the trusted rows there look mislabelled, and with quarantine
+    it would get them dropped from training). An approved row the approved rows themselves
+    doubt is still reported.
     """
     start = time.perf_counter()
     mask = cleanlab_issues(y, scores.combined)
@@ -485,6 +495,8 @@ def label_flags(
                         else ""
                     )
                 )
+    if cleared_rows is not None:
+        mask[np.asarray(cleared_rows, dtype=np.int64)] = False
     rows = np.flatnonzero(mask)
     given = scores.combined[rows, y[rows]]
     suggested = scores.combined[rows].argmax(axis=1)
@@ -587,6 +599,7 @@ def screen(
     scheduler: str | None = None,
     approved_rows: Array | None = None,
     batch_rows: Array | None = None,
+    cleared_rows: Array | None = None,
 ) -> Screening:
     """Run every enabled check of ``[data.checks]``; drift and range need ``reference``.
 
@@ -594,7 +607,8 @@ def screen(
     unexplained-excess rule does not add. ``batch_rows``: new rows the batch screen's
     association, density and burst checks flagged (against the approved rows); like the other
     row checks' rows they explain the kNN witness's excess (a batch's trigger rows disagree
-    with their neighbours too).
+    with their neighbours too). ``cleared_rows``: approved rows the approved rows alone do not
+    doubt, which the label check does not report (see ``label_flags``).
 
     With a Dask ``scheduler`` address the label check's out-of-fold fits run on that cluster;
     everything else runs here. The flags are the same either way.
@@ -650,6 +664,7 @@ def screen(
                 scheduler=scheduler,
                 rates=reference.label_rates if reference is not None else None,
                 approved_rows=approved_rows,
+                cleared_rows=cleared_rows,
                 explained_rows=np.unique(
                     np.concatenate(
                         [

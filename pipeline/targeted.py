@@ -458,6 +458,10 @@ class BatchScreening:
     # The approved rows' positions (the whole-table label check adds no unexplained-excess
     # witness rows among them: see ``pipeline.poison.label_flags``).
     approved_rows: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # Approved rows whose label the approved rows alone support: cleanlab on the approved
+    # rows' out-of-fold probabilities does not flag them. The whole-table label check does not
+    # report them (a doubt about them can only come from the new rows).
+    cleared_rows: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def flagged_rows(self) -> Array:
         """Every new row any batch check flagged, sorted and unique."""
@@ -610,14 +614,18 @@ class _Split:
 
 def _batch_labels(
     s: _Split, *, classes: Sequence[str], labels: LabelCheck, batch: BatchCheck, seed: int
-) -> tuple[Flags, RateTest, Array]:
+) -> tuple[Flags, RateTest, Array, Array]:
     """A model and neighbours fitted on approved rows judge each new row's label.
 
     The base rate is the same rule on the approved rows themselves, out of fold (model) and
-    leaving each row out (neighbours). Returns the flags, the rate test, and the combined
-    probabilities of the new rows (the association test's expectation).
+    leaving each row out (neighbours). Returns the flags, the rate test, the combined
+    probabilities of the new rows (the association test's expectation), and per approved row
+    (of ``s.xt``) whether the whole-table label check would flag it on the approved rows alone
+    (cleanlab on their out-of-fold combined probabilities, as when they were approved).
     """
     from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415
+
+    from pipeline.poison import cleanlab_issues  # noqa: PLC0415 - pipeline.poison imports this module
 
     start = time.perf_counter()
     k = s.n_classes
@@ -634,6 +642,13 @@ def _batch_labels(
         s.xt, s.yt, n_classes=k, neighbors=batch.neighbors, max_index_rows=len(s.yt), seed=seed
     )
     base_hits = int(label_rule(oof, knn_t, s.yt, labels).sum())
+    # A class with fewer than two approved rows: cleanlab cannot judge it, so no approved row
+    # is cleared (each keeps the whole-table label check's verdict).
+    doubted = (
+        cleanlab_issues(s.yt, labels.model_weight * oof + (1 - labels.model_weight) * knn_t)
+        if (present >= 2).all()
+        else np.ones(len(s.yt), dtype=bool)
+    )
     hit = label_rule(model, knn, s.yn, labels)
     combined = labels.model_weight * model + (1 - labels.model_weight) * knn
     rows = np.flatnonzero(hit)
@@ -654,7 +669,7 @@ def _batch_labels(
         batch,
         base_counts=(base_hits, len(s.yt)),
     )
-    return flags, rate, combined
+    return flags, rate, combined, doubted
 
 
 def _batch_density(
@@ -831,14 +846,16 @@ def screen_batch(
             approved=int(trusted.size), new=int(new.size), flags=(), approved_rows=trusted
         )
     xt, yt = x[trusted], y[trusted]
+    judged = trusted
     if trusted.size > batch.max_rows:
         keep = np.sort(
             np.random.default_rng(seed).choice(trusted.size, size=batch.max_rows, replace=False)
         )
         xt, yt = xt[keep], yt[keep]
+        judged = trusted[keep]
     split = _Split(xt, yt, x[new], y[new], new, len(classes))
     seconds: dict[str, float] = {}
-    label_flags, label_rate, _ = _batch_labels(
+    label_flags, label_rate, _, doubted = _batch_labels(
         split, classes=classes, labels=labels, batch=batch, seed=seed
     )
     density_flags, density_rate = _batch_density(split, classes=classes, batch=batch)
@@ -891,6 +908,7 @@ def screen_batch(
         approved=int(trusted.size),
         new=int(new.size),
         approved_rows=trusted,
+        cleared_rows=judged[~doubted],
         flags=tuple(flags),
         rates=(label_rate, density_rate),
         shifts=tuple(shifts),

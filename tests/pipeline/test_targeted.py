@@ -430,3 +430,46 @@ def test_the_batch_label_rate_is_tested_against_the_approved_count_not_a_known_r
     far = _rate_test("batch_label", 110, 720, 0.0, batch, base_counts=(119, 1680))
     assert far.failed
     assert far.pvalue < batch.alpha
+
+
+@pytest.mark.slow  # 14 s on a loaded 2-core machine (the batch screen on 900 rows)
+def test_a_batch_flooding_a_region_gets_no_approved_row_reported_but_a_doubted_one_stays():
+    """A batch that copies the neighbourhood of approved 'a' rows with label 'b' makes those
+    trusted rows look mislabelled on the whole table (with quarantine they would be dropped
+    from training). The label check reports only approved rows the approved rows alone doubt:
+    a planted flip among the approved rows is still reported."""
+    rng = np.random.default_rng(3)
+    x, y = _data(900)
+    region = np.flatnonzero(y[:700] == 0)[:60]
+    x[700:820] = x[np.repeat(region, 2)] + rng.normal(0.0, 0.05, (120, 6))
+    y[700:820] = 1
+    planted = int(np.flatnonzero(y[:700] == 1)[np.argmax(x[:700][y[:700] == 1].sum(axis=1))])
+    y[planted] = 0  # deep inside class 'b', labelled 'a': the approved rows alone doubt it
+    approved = _approved(900, 200)
+    batch = _batch(x, y, approved)
+    check = _checks().checks.labels
+    kwargs = {"classes": ("a", "b"), "check": check, "seed": SEED}
+    before, _ = label_issues(x, y, approved_rows=batch.approved_rows, **kwargs)
+    found, _ = label_issues(
+        x, y, approved_rows=batch.approved_rows, cleared_rows=batch.cleared_rows, **kwargs
+    )
+    # Without the approved rows' own judgement: the flood gets trusted rows reported.
+    assert (before.rows < 700).sum() >= 5
+    assert np.isin(before.rows, batch.cleared_rows).sum() >= 5
+    # With it: no approved row the approved rows alone support; the planted approved flip
+    # still; the flood's new rows as before.
+    assert not np.isin(found.rows, batch.cleared_rows).any()
+    assert not np.isin(found.rows, region).any()
+    assert planted in found.rows
+    assert planted not in batch.cleared_rows
+    assert (found.rows >= 700).sum() == (before.rows >= 700).sum()
+
+
+def test_approved_rows_missing_a_class_clear_no_approved_row():
+    # cleanlab cannot judge a class with fewer than two approved rows: nothing is cleared, every
+    # approved row keeps the whole-table label check's verdict (fail closed: reported).
+    x, y = _data(900)
+    y[:700] = 0
+    result = _batch(x, y, _approved(900, 200))
+    assert result.cleared_rows.size == 0
+    assert result.approved_rows.size == 700
