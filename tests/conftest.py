@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -164,6 +166,44 @@ def project(tmp_path: Path, recorded_chain: tuple[Path, Any]) -> Project:
     return Project(copy_project(tmp_path / "project"), recorded=recorded_chain[0])
 
 
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], dict[str, Any]]
+) -> tuple[Path, dict[str, Any]]:
+    """``build(folder)`` run once per test session, whatever the number of xdist workers.
+
+    pytest-xdist's documented pattern: every worker's base temp folder sits in one folder per
+    session; under a file lock there, the first worker to ask builds into ``<that>/<name>`` and
+    writes what ``build`` returned (JSON) beside it; the others wait for the lock and read it.
+    A build that raised leaves its error there, so the other workers fail with it instead of
+    building again. Without xdist (``-n 0``) the folder is this session's own.
+    """
+    from filelock import FileLock
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = tmp_path_factory.mktemp(name)
+        return folder, build(folder)
+    shared = tmp_path_factory.getbasetemp().parent
+    folder, marker = shared / name, shared / f"{name}.json"
+    with FileLock(shared / f"{name}.lock"):
+        if not marker.is_file():
+            if folder.exists():  # not possible under the lock, but never build over a leftover
+                shutil.rmtree(folder)
+            folder.mkdir()
+            try:
+                made: dict[str, Any] = {"built": build(folder)}
+            except BaseException as err:
+                made = {"error": f"{name} failed in {os.environ['PYTEST_XDIST_WORKER']}: {err!r}"}
+                marker.write_text(json.dumps(made), encoding="utf-8")
+                raise
+            partial = marker.with_suffix(".partial")
+            partial.write_text(json.dumps(made), encoding="utf-8")
+            partial.replace(marker)
+        made = json.loads(marker.read_text(encoding="utf-8"))
+    if "error" in made:
+        pytest.fail(made["error"], pytrace=False)
+    return folder, made["built"]
+
+
 @pytest.fixture(scope="session")
 def recorded_chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     """The whole real chain (feedback included) run once in this session on a fresh copy, as
@@ -171,14 +211,22 @@ def recorded_chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]
 
     Whatever its verdict, its supply-chain outcomes are the real ones for this code, so
     ``Project`` replays them. Set up before any test body runs (no test's monkeypatch reaches
-    it), once per process. Read-only: copy it to change it.
+    it), once per session (``built_once``: one xdist worker runs it, the others share it; the
+    summary is rebuilt from its JSON form). Read-only: copy it to change it.
     """
+    from gates.base import GateResult
+    from gates.runner import RunSummary
     from tests.chain_support import recorded_material, run_real_chain
 
-    root = copy_project(tmp_path_factory.mktemp("passed-chain") / "project")
-    summary = run_real_chain(root, use_cache=True)
+    def build(folder: Path) -> dict[str, Any]:
+        summary = run_real_chain(copy_project(folder / "project"), use_cache=True)
+        return {"run_id": summary.run_id, "results": [r.to_dict() for r in summary.results]}
+
+    folder, made = built_once(tmp_path_factory, "passed-chain", build)
+    root = folder / "project"
     recorded_material(root)  # under the session's environment, before any test changes it
-    return root, summary
+    results = tuple(GateResult.from_dict(r) for r in made["results"])
+    return root, RunSummary(run_id=made["run_id"], results=results)
 
 
 @pytest.fixture(scope="session")
@@ -204,13 +252,18 @@ def signed_chain(
     """A project whose whole chain PASSED, signed with its own release key; and its PEM.
 
     Lint, sast and audit replay ``recorded_chain``'s real outcomes (the same code), the other
-    gates run. Read-only: copy it (``tests.release_support.copy_project``) to change it.
+    gates run. Built once per session (``built_once``). Read-only: copy it
+    (``tests.release_support.copy_project``) to change it.
     """
     from tests.chain_support import replaying
     from tests.release_support import signed_project
 
-    base = tmp_path_factory.mktemp("signed-chain")
-    return signed_project(base, gates=replaying(recorded_chain[0]))
+    def build(folder: Path) -> dict[str, Any]:
+        root, pem = signed_project(folder, gates=replaying(recorded_chain[0]))
+        return {"root": root.relative_to(folder).as_posix(), "pem": pem}
+
+    folder, made = built_once(tmp_path_factory, "signed-chain", build)
+    return folder / made["root"], made["pem"]
 
 
 @pytest.fixture

@@ -29,3 +29,21 @@ def copy_project(root: Path, *, keys: bool = True) -> Path:
             REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
         )
     return root
+
+
+def clear_of_utc_midnight(worst_case_seconds: float) -> None:
+    """Sleep past the next 00:00 UTC when it is closer than ``worst_case_seconds``.
+
+    The audit gate's cache key holds today's UTC date (waivers and the snapshot's age are judged
+    against it), so a test that asserts the audit outcome is reused from one run to a later one
+    would fail when midnight falls between them. Called before the first run, this keeps both
+    on one date; the assertion stays as it is. Rare: at most ``worst_case_seconds`` a day.
+    """
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    left = (midnight - now).total_seconds()
+    if left < worst_case_seconds:
+        time.sleep(left + 1)

@@ -14,6 +14,7 @@ from gates.base import Status
 from gates.registry import spec
 from tests.chain_support import SUPPLY_CHAIN
 from tests.conftest import Project
+from tests.project_support import clear_of_utc_midnight
 
 # Each test runs the chain, often twice or more. Every gate is the registered one with its own
 # cache key; where a key misses, lint, sast and audit replay the real outcome recorded this
@@ -29,14 +30,28 @@ def _clean_cache_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _one_utc_date():
+    # The audit's key holds today's UTC date: a test that runs twice and expects the audit
+    # reused must not have midnight between its runs (a test here takes well under 5 min).
+    clear_of_utc_midnight(300)
+
+
 @pytest.fixture
 def cached(passed_chain, tmp_path):
     """A copy of a project on which the real chain passed with the cache on (``passed_chain``):
     its first ``run`` reuses every cacheable gate."""
+    from datetime import UTC, datetime
+
     from tests.chain_support import copy_run
 
     project = Project(copy_run(passed_chain, tmp_path / "project"), recorded=passed_chain)
     assert set(entries(project)) == set(CACHED)
+    # The session's chain ran before midnight UTC (a long session): its audit entry is keyed
+    # on yesterday, and no run reuses it today. Store today's entries in this copy first.
+    started = datetime.fromisoformat(project.report("audit")["started"]).astimezone(UTC)
+    if started.date() != datetime.now(UTC).date():
+        assert run(project).exit_code == 0
     return project
 
 

@@ -20,6 +20,7 @@ from gates.ci.gitlab import GitlabRenderer
 from gates.ci.interface import CiPlan, KeyService
 from tests.conftest import REPO, run_module
 from tests.gates.ci.conftest import ZAP_ON, _find_tool, _run, zap_on
+from tests.project_support import clear_of_utc_midnight
 
 PATH = ".gitlab-ci.yml"
 GIT = shutil.which("git")
@@ -316,6 +317,10 @@ class FirstPipeline:
 def first_pipeline(tmp_path_factory):
     """One full pipeline, shared by the module: the test that it passes stage by stage and the
     test of what the next pipeline reuses (which runs that second pipeline in ``root``)."""
+    # The audit's cache key holds today's UTC date: the second pipeline reuses this one's
+    # outcomes only on the same date. Both pipelines and the module's tests between them take
+    # well under 15 min, even on a loaded machine.
+    clear_of_utc_midnight(900)
     base = tmp_path_factory.mktemp("gitlab")
     run = _gitlab_ci_local(base)
     root = _local_repo(base / "repo")(branch="main")
