@@ -745,10 +745,11 @@ def judge_batch(
         if not reported and not test.failed:
             continue
         share = test.flagged / max(test.rows, 1)
+        row = int(flags.rows[0]) if flags is not None and reported else test.farthest
         first = (
-            f"first row {int(flags.rows[0])}: {flags.reasons[0]}"
+            f"first row {row}: {flags.reasons[0]}"
             if flags is not None and reported
-            else "no single row significant on its own (none reported)"
+            else f"no row significant on its own, none reported (farthest: row {row})"
         )
         findings.append(
             Finding(
@@ -756,9 +757,7 @@ def judge_batch(
                 f"{test.flagged} of {test.rows} {what} ({share:.2%} vs {test.base_rate:.2%} "
                 f"expected from the approved rows, {test.test} p={test.pvalue:.2g}); {first}",
                 severity=Severity.ERROR if test.failed else Severity.NOTE,
-                location=Location(
-                    path=shown, row=int(flags.rows[0]) if flags is not None and reported else None
-                ),
+                location=Location(path=shown, row=row),
                 observed=f"{share:.6f}",
                 threshold=f"p >= {data.checks.batch.alpha} or excess < {data.checks.batch.min_excess}",
                 policy_key="[data.checks.batch].alpha",

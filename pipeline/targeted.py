@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -401,6 +401,8 @@ class RateTest:
     # "binomial": against a rate fixed by construction (the density check's quantile);
     # "Fisher": against a rate counted on the approved rows, itself an estimate.
     test: str = "binomial"
+    # The table row farthest beyond the check's limit (named when no row is reported).
+    farthest: int | None = None
 
 
 @dataclass(frozen=True)
@@ -723,6 +725,9 @@ def _batch_density(
         )
     flags = _flags("batch_density", np.array(rows), np.array(scores), reasons, start)
     rate = _rate_test("batch_density", len(beyond), len(s.yn), 1 - batch.density_quantile, batch)
+    if beyond:
+        far = max(beyond, key=lambda b: b[1] / b[2])
+        rate = replace(rate, farthest=int(s.new[far[0]]))
     return flags, rate
 
 

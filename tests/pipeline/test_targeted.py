@@ -363,13 +363,14 @@ def test_a_failed_density_rate_with_no_row_reported_still_fails_the_batch():
         approved=700,
         new=200,
         flags=(empty,),
-        rates=(RateTest("batch_density", 30, 200, 0.01, 1e-12, True),),
+        rates=(RateTest("batch_density", 30, 200, 0.01, 1e-12, True, farthest=812),),
     )
     findings = judge_batch(batch, _checks(), "d.csv", source="test", trusted=True)
     data101 = [f for f in findings if f.rule == "DATA101"]
     assert [f.severity for f in data101] == [Severity.ERROR]
     assert "30 of 200" in data101[0].message
-    assert "none reported" in data101[0].message
+    assert "none reported (farthest: row 812)" in data101[0].message
+    assert data101[0].location.row == 812
 
 
 def test_a_class_conditional_mean_shift_is_reported_by_class_and_column():
