@@ -740,17 +740,25 @@ def judge_batch(
     for test in batch.rates:
         rule, what = _RATE_CHECKS[test.check]
         flags = by_check.get(test.check)
-        if flags is None or flags.count == 0:
+        reported = flags is not None and flags.count > 0
+        # A failed rate test is a finding even when no single row is reported (DATA101
+        # reports only the rows Benjamini-Hochberg selects): never a silent pass.
+        if not reported and not test.failed:
             continue
         share = test.flagged / max(test.rows, 1)
+        row = int(flags.rows[0]) if flags is not None and reported else test.farthest
+        first = (
+            f"first row {row}: {flags.reasons[0]}"
+            if flags is not None and reported
+            else f"no row significant on its own, none reported (farthest: row {row})"
+        )
         findings.append(
             Finding(
                 rule,
                 f"{test.flagged} of {test.rows} {what} ({share:.2%} vs {test.base_rate:.2%} "
-                f"expected from the approved rows, {test.test} p={test.pvalue:.2g}); "
-                f"first row {int(flags.rows[0])}: {flags.reasons[0]}",
+                f"expected from the approved rows, {test.test} p={test.pvalue:.2g}); {first}",
                 severity=Severity.ERROR if test.failed else Severity.NOTE,
-                location=Location(path=shown, row=int(flags.rows[0])),
+                location=Location(path=shown, row=row),
                 observed=f"{share:.6f}",
                 threshold=f"p >= {data.checks.batch.alpha} or excess < {data.checks.batch.min_excess}",
                 policy_key="[data.checks.batch].alpha",

@@ -344,6 +344,10 @@ class BatchCheck(_Strict):
     min_excess: Fraction = 0.02
     min_flagged: Annotated[int, Field(ge=1)] = 5
     density_quantile: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.99
+    # DATA101 reports (flags) only the rows beyond the quantile that Benjamini-Hochberg selects
+    # at this false discovery rate over the new rows' conformal p-values; the verdict is the
+    # count beyond the quantile (binomial test at ``alpha``).
+    density_fdr: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
     min_mean_shift: Annotated[float, Field(ge=0.0)] = 0.25
     # Joint (Hotelling) test of each class's mean vector, on at most this share x the class's
     # rows of approved principal axes (DATA107); 0 turns it off.

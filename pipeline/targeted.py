@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -401,6 +401,8 @@ class RateTest:
     # "binomial": against a rate fixed by construction (the density check's quantile);
     # "Fisher": against a rate counted on the approved rows, itself an estimate.
     test: str = "binomial"
+    # The table row farthest beyond the check's limit (named when no row is reported).
+    farthest: int | None = None
 
 
 @dataclass(frozen=True)
@@ -672,16 +674,40 @@ def _batch_labels(
     return flags, rate, combined, doubted
 
 
+def _benjamini_hochberg(pvalues: Array, q: float) -> Array:
+    """Which of ``pvalues`` Benjamini-Hochberg selects at false discovery rate ``q``."""
+    n = pvalues.size
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.argsort(pvalues, kind="stable")
+    below = pvalues[order] <= q * np.arange(1, n + 1) / n
+    selected = np.zeros(n, dtype=bool)
+    if below.any():
+        selected[order[: int(np.flatnonzero(below).max()) + 1]] = True
+    return selected
+
+
 def _batch_density(
     s: _Split, *, classes: Sequence[str], batch: BatchCheck
 ) -> tuple[Flags, RateTest]:
-    """Distance to the k-th nearest approved row of the row's class, vs the approved rows' own."""
+    """Distance to the k-th nearest approved row of the row's class, vs the approved rows' own.
+
+    Two questions, two tests. The verdict (the rate test) counts the new rows beyond the
+    ``density_quantile`` of the approved rows' own leave-one-out distances: on clean data
+    1 - quantile of them are, a binomial count. Which rows are *reported* is a per-row
+    question: each new row's conformal p-value, (1 + approved rows of its class at least as far
+    from their neighbours) / (approved rows + 1), which is valid for a clean row exchangeable
+    with the approved ones, and Benjamini-Hochberg over every new row at ``density_fdr``; a row
+    is flagged when it is beyond the quantile and selected. Before, every row beyond the
+    quantile was flagged: about 1% of a clean batch (4 of 137 clean new rows of breast cancer),
+    which is the check's null rate, not evidence against those rows.
+    """
     from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
 
     start = time.perf_counter()
-    rows: list[int] = []
-    scores: list[float] = []
-    reasons: list[str] = []
+    # (new index, distance, limit, conformal p, class, k)
+    beyond: list[tuple[int, float, float, float, int, int]] = []
+    pvalues = np.ones(len(s.yn))
     for cls in range(s.n_classes):
         mine = s.yt == cls
         batch_rows = np.flatnonzero(s.yn == cls)
@@ -689,20 +715,34 @@ def _batch_density(
             continue
         k = min(5, int(mine.sum()) - 1)
         index = NearestNeighbors(n_neighbors=k + 1).fit(s.xt[mine])
-        own = index.kneighbors(s.xt[mine])[0][:, k]
+        own = np.sort(index.kneighbors(s.xt[mine])[0][:, k])
         limit = float(np.quantile(own, batch.density_quantile))
         dist = index.kneighbors(s.xn[batch_rows], n_neighbors=k)[0][:, k - 1]
+        at_least = own.size - np.searchsorted(own, dist, side="left")
+        pvalues[batch_rows] = (1 + at_least) / (own.size + 1)
         for i, d in zip(batch_rows, dist, strict=True):
             if limit > 0 and d > limit:
-                rows.append(int(s.new[i]))
-                scores.append(float(d / limit))
-                reasons.append(
-                    f"{d / limit:.2f}x farther from the approved '{classes[cls]}' rows than "
-                    f"{batch.density_quantile:.0%} of them are from each other ({k}-NN distance "
-                    f"{d:.3g} > {limit:.3g})"
-                )
+                beyond.append((int(i), float(d), limit, float(pvalues[i]), cls, k))
+    selected = _benjamini_hochberg(pvalues, batch.density_fdr)
+    rows: list[int] = []
+    scores: list[float] = []
+    reasons: list[str] = []
+    for at, d, limit, p, cls, kth in beyond:
+        if not selected[at]:
+            continue
+        rows.append(int(s.new[at]))
+        scores.append(d / limit)
+        reasons.append(
+            f"{d / limit:.2f}x farther from the approved '{classes[cls]}' rows than "
+            f"{batch.density_quantile:.0%} of them are from each other ({kth}-NN distance "
+            f"{d:.3g} > {limit:.3g}; conformal p={p:.2g}, selected by Benjamini-Hochberg at "
+            f"FDR {batch.density_fdr:g} over {len(s.yn)} new rows)"
+        )
     flags = _flags("batch_density", np.array(rows), np.array(scores), reasons, start)
-    rate = _rate_test("batch_density", len(rows), len(s.yn), 1 - batch.density_quantile, batch)
+    rate = _rate_test("batch_density", len(beyond), len(s.yn), 1 - batch.density_quantile, batch)
+    if beyond:
+        far = max(beyond, key=lambda b: b[1] / b[2])
+        rate = replace(rate, farthest=int(s.new[far[0]]))
     return flags, rate
 
 

@@ -321,6 +321,58 @@ def test_rows_far_from_their_class_fail_the_density_rate_test():
     assert "farther from the approved" in flags.reasons[0]
 
 
+def test_a_clean_batch_reports_no_row_for_being_merely_beyond_the_density_quantile():
+    # About 1% of clean new rows lie beyond the approved rows' 99% quantile: that is the
+    # check's null rate, not evidence against those rows. They are counted (the rate test)
+    # but not reported: no conformal p-value survives Benjamini-Hochberg.
+    for seed in range(4):
+        x, y = _data(900, seed=seed)
+        result = _batch(x, y, _approved(900, 200))
+        rate = next(t for t in result.rates if t.check == "batch_density")
+        flags = next(f for f in result.flags if f.check == "batch_density")
+        assert not rate.failed
+        assert flags.count == 0, (seed, rate.flagged, flags.reasons)
+
+
+def test_far_rows_are_reported_with_their_conformal_p_and_clean_rows_beyond_the_quantile_not():
+    x, y = _data(900, seed=1)
+    far = np.array([703, 744, 790, 851])
+    x[far] += 6.0  # six SDs off on every feature
+    result = _batch(x, y, _approved(900, 200))
+    flags = next(f for f in result.flags if f.check == "batch_density")
+    rate = next(t for t in result.rates if t.check == "batch_density")
+    assert set(far.tolist()) <= set(flags.rows.tolist())
+    assert all("conformal p=" in r and "Benjamini-Hochberg" in r for r in flags.reasons)
+    # Clean rows beyond the quantile are counted; only those beyond every approved row's own
+    # distance (the smallest conformal p, tied with the far rows') can be reported.
+    clean_flagged = flags.count - far.size
+    assert rate.flagged - far.size > clean_flagged
+    assert all("p=0.0028" in r for r in flags.reasons)
+
+
+def test_a_failed_density_rate_with_no_row_reported_still_fails_the_batch():
+    # Fail closed: many rows each moderately far (none significant on its own) fail the count
+    # test; the finding must not be dropped because no single row is reported.
+    from gates.base import Severity
+    from gates.data_integrity import judge_batch
+    from pipeline.flags import Flags
+    from pipeline.targeted import BatchScreening, RateTest
+
+    empty = Flags("batch_density", np.zeros(0, dtype=np.int64), np.zeros(0), (), 0.0)
+    batch = BatchScreening(
+        approved=700,
+        new=200,
+        flags=(empty,),
+        rates=(RateTest("batch_density", 30, 200, 0.01, 1e-12, True, farthest=812),),
+    )
+    findings = judge_batch(batch, _checks(), "d.csv", source="test", trusted=True)
+    data101 = [f for f in findings if f.rule == "DATA101"]
+    assert [f.severity for f in data101] == [Severity.ERROR]
+    assert "30 of 200" in data101[0].message
+    assert "none reported (farthest: row 812)" in data101[0].message
+    assert data101[0].location.row == 812
+
+
 def test_a_class_conditional_mean_shift_is_reported_by_class_and_column():
     x, y = _data(900)
     shifted = np.flatnonzero((np.arange(900) >= 700) & (y == 1))

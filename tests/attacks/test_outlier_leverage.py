@@ -1,0 +1,95 @@
+"""Planted: far outliers with wrong labels, against the whole-table association check (DATA071).
+
+Rows 5-10 SD out on every feature are caught by the range check (DATA060). Left in the
+association test they were high-leverage points for its expectation model, which then
+mispredicted the clean rows of the extreme bins: on the benchmark's synthetic set 109 clean
+rows were reported as a "label association" (the attacker's outliers buy cover: a reviewer
+sees a hundred clean rows blamed). Rows beyond the approved range now stay out of the
+association test; a trigger inside the range is still found beside them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_classification
+
+from pipeline.config import DataPolicy
+from pipeline.poison import screen
+from pipeline.profile import build_profile
+
+D, N, K = 8, 800, 3
+
+
+def _contract() -> DataPolicy:
+    return DataPolicy.model_validate(
+        {
+            "path": "d.csv",
+            "lock": "d.lock.json",
+            "label": "y",
+            "classes": [str(i) for i in range(K)],
+            "id_column": "id",
+            "columns": {
+                "id": {"dtype": "int64", "unique": True},
+                **{f"x{j}": {"dtype": "float64"} for j in range(D)},
+            },
+            # Only the checks this attack is about: fast, and nothing else to explain rows.
+            "checks": {
+                "labels": {"enabled": False},
+                "isolation": {"enabled": False},
+                "bursts": {"enabled": False},
+            },
+        }
+    )
+
+
+def _frame(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame(x, columns=[f"x{j}" for j in range(D)])
+    frame.insert(0, "id", np.arange(1, len(y) + 1))
+    frame["y"] = pd.Series(y.astype(str), dtype="string")
+    return frame
+
+
+def _table(trigger: bool) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+    x, y = make_classification(
+        n_samples=N,
+        n_features=D,
+        n_informative=D // 2,
+        n_redundant=D // 4,
+        n_classes=K,
+        n_clusters_per_class=1,
+        random_state=0,
+    )
+    rng = np.random.default_rng(0)
+    approved = _frame(x, y)
+    out = rng.choice(N, 40, replace=False)
+    xp, yp = x.copy(), y.copy()
+    xp[out] = x.mean(0) + rng.uniform(5, 10, (40, D)) * rng.choice([-1, 1], (40, D)) * x.std(0)
+    yp[out] = (yp[out] + rng.integers(1, K, 40)) % K
+    planted = np.zeros(0, dtype=np.int64)
+    if trigger:
+        pool = np.setdiff1d(np.flatnonzero(y != 0), out)
+        planted = np.sort(rng.choice(pool, 24, replace=False))
+        xp[planted, 2] = np.quantile(x[:, 2], 0.95)
+        xp[planted, 5] = np.quantile(x[:, 5], 0.05)
+        yp[planted] = 0
+    return approved, _frame(xp, yp), np.sort(out), planted
+
+
+@pytest.mark.parametrize("case", ["outliers-alone", "outliers-beside-an-in-range-trigger"])
+def test_far_outliers_do_not_make_the_association_check_blame_clean_rows(case: str) -> None:
+    trigger = case != "outliers-alone"
+    approved, table, outliers, planted = _table(trigger)
+    contract = _contract()
+    result = screen(table, contract, reference=build_profile(approved, contract), seed=7)
+    found = result.by_check("association")
+    ranged = result.by_check("range")
+    assert found is not None
+    assert ranged is not None
+    assert ranged.rows.tolist() == outliers.tolist()
+    assert set(found.rows.tolist()) <= set(planted.tolist())
+    if trigger:
+        assert np.isin(planted, found.rows).mean() >= 0.8
+        assert "x2 in" in found.reasons[0]
+        assert "x5 in" in found.reasons[0]
