@@ -171,8 +171,12 @@ def test_cv_refuses_a_model_swapped_after_training(project):
 # --- artifacts ----------------------------------------------------------------------------------
 
 
-def test_artifacts_hashes_model_data_lock_and_policy(project):
-    result = _run_through(project, "artifacts")
+# The artifacts tests start from ``passed_project``: a copy of the session's chain, on which
+# data, train, cv, risk and serve PASSED in the open run; artifacts runs again for real on it.
+
+
+def test_artifacts_hashes_model_data_lock_and_policy(passed_project):
+    result = passed_project.run("artifacts").results[0]
     assert result.status is Status.PASSED
     assert {
         "artifacts/model.skops",
@@ -184,8 +188,8 @@ def test_artifacts_hashes_model_data_lock_and_policy(project):
     assert "git_commit" in result.metrics
 
 
-def test_artifacts_fails_when_the_model_changed_after_cv(project):
-    project.open_run("artifacts")  # every gate before it
+def test_artifacts_fails_when_the_model_changed_after_cv(passed_project):
+    project = passed_project  # every gate before artifacts PASSED in its open run
     model = project.root / "artifacts" / "model.skops"
     model.write_bytes(model.read_bytes() + b"\0")
     result = project.run("artifacts").results[0]
@@ -193,8 +197,8 @@ def test_artifacts_fails_when_the_model_changed_after_cv(project):
     assert "ART001" in {f.rule for f in result.errors}
 
 
-def test_artifacts_errors_when_a_file_cannot_be_read(project, monkeypatch):
-    project.open_run("artifacts")  # every gate before it
+def test_artifacts_errors_when_a_file_cannot_be_read(passed_project, monkeypatch):
+    project = passed_project  # every gate before artifacts PASSED in its open run
     import gates.artifacts as module
 
     def io_error(path):
