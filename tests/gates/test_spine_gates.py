@@ -104,8 +104,13 @@ def test_train_errors_on_an_invalid_model_parameter(project):
 # --- cv ---------------------------------------------------------------------------------------
 
 
-def test_cv_passes_and_reports_every_metric(project):
-    result = _run_through(project, "cv")
+# The cv tests that change no input start from ``passed_project`` (data and train PASSED in
+# its open run, no champion yet): cv runs again for real. A test that edits the policy opens
+# its own run (in an open run the runner skips a gate whose inputs changed since lint).
+
+
+def test_cv_passes_and_reports_every_metric(passed_project):
+    result = _run_through(passed_project, "cv")
     assert result.status is Status.PASSED
     assert {"accuracy", "balanced_accuracy", "f1", "roc_auc"} <= set(result.metrics)
     assert len(result.metrics["accuracy"]["folds"]) == 5
@@ -147,8 +152,8 @@ def test_cv_errors_when_folds_exceed_a_class(project):
     assert "[cv].folds = 5 needs at least 5 rows of every class" in result.summary
 
 
-def test_cv_refuses_a_model_swapped_after_training(project):
-    project.run("train")
+def test_cv_refuses_a_model_swapped_after_training(passed_project):
+    project = passed_project  # train saved its model in the open run
     from sklearn.dummy import DummyClassifier
 
     from pipeline.data import load_dataset
@@ -171,8 +176,12 @@ def test_cv_refuses_a_model_swapped_after_training(project):
 # --- artifacts ----------------------------------------------------------------------------------
 
 
-def test_artifacts_hashes_model_data_lock_and_policy(project):
-    result = _run_through(project, "artifacts")
+# The artifacts tests start from ``passed_project``: a copy of the session's chain, on which
+# data, train, cv, risk and serve PASSED in the open run; artifacts runs again for real on it.
+
+
+def test_artifacts_hashes_model_data_lock_and_policy(passed_project):
+    result = passed_project.run("artifacts").results[0]
     assert result.status is Status.PASSED
     assert {
         "artifacts/model.skops",
@@ -184,8 +193,8 @@ def test_artifacts_hashes_model_data_lock_and_policy(project):
     assert "git_commit" in result.metrics
 
 
-def test_artifacts_fails_when_the_model_changed_after_cv(project):
-    project.open_run("artifacts")  # every gate before it
+def test_artifacts_fails_when_the_model_changed_after_cv(passed_project):
+    project = passed_project  # every gate before artifacts PASSED in its open run
     model = project.root / "artifacts" / "model.skops"
     model.write_bytes(model.read_bytes() + b"\0")
     result = project.run("artifacts").results[0]
@@ -193,8 +202,8 @@ def test_artifacts_fails_when_the_model_changed_after_cv(project):
     assert "ART001" in {f.rule for f in result.errors}
 
 
-def test_artifacts_errors_when_a_file_cannot_be_read(project, monkeypatch):
-    project.open_run("artifacts")  # every gate before it
+def test_artifacts_errors_when_a_file_cannot_be_read(passed_project, monkeypatch):
+    project = passed_project  # every gate before artifacts PASSED in its open run
     import gates.artifacts as module
 
     def io_error(path):
