@@ -567,60 +567,43 @@ def test_an_interrupted_sealed_append_is_recovered(sealed):
     assert ids[-3:] == ["after-torn", "interrupted", "after-behind"]
 
 
-_APPENDER = """
-import sys
-from pathlib import Path
-sys.path.insert(0, {repo!r})
-from gates.feedback import history
-from pipeline.keys.local import LocalProvider
-
-path, tag = Path(sys.argv[1]), sys.argv[2]
-cipher = history.RecordCipher(
-    name={name!r},
-    provider=LocalProvider(env="X", key_file=None, kek_env="GATES_DATA_KEY", kek_file=None),
-)
-print("ready", flush=True)
-for i in range(10_000):
-    history.append(path, {{"run_id": f"{{tag}}-{{i}}", "pad": "x" * (i * 37 % 3000)}}, cipher=cipher)
-"""
-
-
 @pytest.mark.slow
-def test_random_kills_of_a_sealed_appender_leave_the_old_or_the_new_history(sealed):
+def test_random_kills_of_a_sealed_appender_leave_the_old_or_the_new_history(sealed, tmp_path):
     import random
 
     from gates.feedback import history
+    from tests.crash_support import ForkServer
 
     path, cipher = sealed
     rng = random.Random(20)  # noqa: S311 - kill timings, reproducible by seed: no secret
-    script = _APPENDER.format(repo=str(REPO), name=HISTORY)
-    for n in range(20):
-        raw = path.read_bytes()
-        before = raw[: raw.rfind(b"\n") + 1]
-        ids_before = [r["run_id"] for r in history.records(path, cipher=cipher)]
-        child = subprocess.Popen(
-            [sys.executable, "-c", script, str(path), f"k{n}"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "GATES_DATA_KEY": KEK},
-        )
-        assert child.stdout is not None
-        assert child.stdout.readline() == "ready\n"
-        time.sleep(rng.uniform(0.0, 0.05))
-        child.kill()
-        child.communicate(timeout=30)
-        check = history.verify(path, cipher=cipher)
-        assert check, (n, check.problems)
-        assert path.read_bytes().startswith(before), n
-        ids = [r["run_id"] for r in history.records(path, cipher=cipher)]
-        assert ids[: len(ids_before)] == ids_before
-        new = ids[len(ids_before) :]
-        assert new == [f"k{n}-{i}" for i in range(len(new))], (n, new)
-        history.append(path, {"run_id": f"after-{n}"}, cipher=cipher)
-        again = history.verify(path, cipher=cipher)
-        assert again, (n, again.problems)
-        assert again.pending == ()
+    # The children (real processes, each killed by a real SIGKILL) are forked by one server
+    # that imported the history module once (tests/crash_support.py).
+    server = ForkServer.started(
+        "gates.feedback.history",
+        "pipeline.keys.local",
+        env={**os.environ, "GATES_DATA_KEY": KEK, "PYTHONPATH": str(REPO)},
+        cwd=tmp_path,
+        stderr=tmp_path / "children.err",
+    )
+    with server as children:
+        for n in range(20):
+            raw = path.read_bytes()
+            before = raw[: raw.rfind(b"\n") + 1]
+            ids_before = [r["run_id"] for r in history.records(path, cipher=cipher)]
+            children.kill(
+                "sealed-append", str(path), f"k{n}", HISTORY, delay=rng.uniform(0.0, 0.05)
+            )
+            check = history.verify(path, cipher=cipher)
+            assert check, (n, check.problems)
+            assert path.read_bytes().startswith(before), n
+            ids = [r["run_id"] for r in history.records(path, cipher=cipher)]
+            assert ids[: len(ids_before)] == ids_before
+            new = ids[len(ids_before) :]
+            assert new == [f"k{n}-{i}" for i in range(len(new))], (n, new)
+            history.append(path, {"run_id": f"after-{n}"}, cipher=cipher)
+            again = history.verify(path, cipher=cipher)
+            assert again, (n, again.problems)
+            assert again.pending == ()
 
 
 def test_snapshots_true_is_refused_not_silently_ignored(tmp_path):
