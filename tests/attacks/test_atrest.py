@@ -7,6 +7,9 @@ plaintext substring), and ``verify --champion``, ``predict --champion``, the ser
 load and the ``cv`` gate's champion comparison all work on it. Then each attack (a flipped byte,
 a file swapped between versions or within one, a wrong key, a plaintext dropped in, encryption
 switched off) is refused with one message naming the file, exit 1, no traceback.
+
+``verify``, ``predict`` and ``history verify`` on the encrypted chain run as real commands; the
+planted attacks call the same CLIs' ``main()`` in this process (``tests.release_support.cli``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_module
-from tests.release_support import REPO, copy_project, make_release_key, new_project, run_chain
+from tests.release_support import (
+    REPO,
+    cli,
+    copy_project,
+    make_release_key,
+    new_project,
+    run_chain,
+)
 
 KEK = base64.b64encode(b"k" * 32).decode()
 ENCRYPTION = '\n[encryption]\nkey_env = "GATES_DATA_KEY"\n'
@@ -50,9 +60,11 @@ def encrypted(
     pem = make_release_key(root, base / "secret")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GATES_DATA_KEY", KEK)
-        summary = run_chain(root, pem=pem, gates=replaying(recorded_chain[0]))
+        # The gate cache on, as ``python -m gates run`` has it: ``second_run`` reuses the
+        # outcomes of the gates whose inputs the deploy did not change.
+        summary = run_chain(root, pem=pem, gates=replaying(recorded_chain[0]), use_cache=True)
     assert summary.exit_code == 0, [r.summary for r in summary.results]
-    deployed = run_module("gates", "deploy", cwd=root, env=_env(pem))
+    deployed = cli(root, "gates", "deploy", env=_env(pem))
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     return root, pem
 
@@ -129,7 +141,7 @@ def second_run(
     second = copy_project(root, tmp_path_factory.mktemp("atrest-second") / "project")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GATES_DATA_KEY", KEK)
-        summary = run_chain(second, pem=pem, gates=replaying(recorded_chain[0]))
+        summary = run_chain(second, pem=pem, gates=replaying(recorded_chain[0]), use_cache=True)
     return second, summary
 
 
@@ -227,7 +239,7 @@ def test_registry_attack_is_refused_naming_the_file(encrypted, tmp_path, attack)
     copy = copy_project(root, tmp_path / "copy")
     env = _env(pem)
     expected = REGISTRY_ATTACKS[attack](_version(copy), env)
-    result = run_module("gates", "verify", "--champion", cwd=copy, env=env)
+    result = cli(copy, "gates", "verify", "--champion", env=env)
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
     assert "Traceback" not in out, out
@@ -237,8 +249,8 @@ def test_registry_attack_is_refused_naming_the_file(encrypted, tmp_path, attack)
         name in out
         for name in ("model.skops", "model.manifest.json", "attestation.intoto.json", "champion")
     ), out
-    predicted = run_module(
-        "pipeline", "predict", "--champion", "--input", "data/breast_cancer.csv", cwd=copy, env=env
+    predicted = cli(
+        copy, "pipeline", "predict", "--champion", "--input", "data/breast_cancer.csv", env=env
     )
     assert predicted.returncode != 0
     assert "Traceback" not in predicted.stdout + predicted.stderr
@@ -341,7 +353,7 @@ def test_plain_stays_the_default(signed_chain, tmp_path):
     root, pem = signed_chain
     copy = copy_project(root, tmp_path / "copy")
     assert "[encryption]" not in (copy / "policy.toml").read_text(encoding="utf-8")
-    assert run_module("gates", "deploy", cwd=copy, env={"GATES_SIGNING_KEY": pem}).returncode == 0
+    assert cli(copy, "gates", "deploy", env={"GATES_SIGNING_KEY": pem}).returncode == 0
     assert (_version(copy) / MODEL).read_bytes() == (copy / MODEL).read_bytes()
 
 
@@ -525,7 +537,7 @@ def test_history_verify_cli_on_the_encrypted_chain(encrypted, tmp_path):
     lines[0] = json.dumps(outer, sort_keys=True, separators=(",", ":")).encode()
     _write_lines(copy / HISTORY, lines)
     for env in (_env(pem), _env(pem, base64.b64encode(b"w" * 32).decode())):
-        result = run_module("gates", "history", "verify", cwd=copy, env=env)
+        result = cli(copy, "gates", "history", "verify", env=env)
         out = result.stdout + result.stderr
         assert result.returncode == 1, out
         assert "Traceback" not in out, out
