@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shutil
+import subprocess
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,10 +27,14 @@ def make_release_key(root: Path, keys: Path) -> str:
     return (keys / "release.key").read_text(encoding="ascii")
 
 
-def run_chain(root: Path, *, pem: str | None, gates: Sequence[Any] | None = None) -> Any:
+def run_chain(
+    root: Path, *, pem: str | None, gates: Sequence[Any] | None = None, use_cache: bool = False
+) -> Any:
     """Run every gate in-process on ``root``, signing with ``pem`` (None: the development key).
 
-    ``gates`` is the chain (default: the registry), e.g. ``chain_support.replaying(...)``.
+    ``gates`` is the chain (default: the registry), e.g. ``chain_support.replaying(...)``;
+    ``use_cache`` turns the gate cache on, as ``python -m gates run`` has it (a copy of a
+    project the chain ran on then reuses every gate whose inputs are unchanged).
     """
     from gates.registry import GATES
     from gates.runner import run_chain as chain
@@ -45,6 +51,7 @@ def run_chain(root: Path, *, pem: str | None, gates: Sequence[Any] | None = None
             policy=load_policy(root / "policy.toml"),
             reports_dir=root / "reports",
             out=io.StringIO(),
+            use_cache=use_cache,
         )
 
 
@@ -77,3 +84,35 @@ def copy_project(source: Path, target: Path) -> Path:
 def policy_document(root: Path) -> dict[str, Any]:
     """The parsed policy.toml of ``root``."""
     return tomllib.loads((root / "policy.toml").read_text(encoding="utf-8"))
+
+
+def cli(
+    cwd: Path, module: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> ARGS`` (``gates`` or ``pipeline``) in ``cwd``, run in this process
+    through the CLI's own ``main()``, the function ``__main__`` calls: its exit code, stdout and
+    stderr as a subprocess would give them, without a new interpreter and its imports (about
+    2.5 CPU-seconds a command, most of it scikit-learn and skops). ``env`` is added to the
+    environment for the call, as ``tests.conftest.run_module`` adds it.
+
+    An exception escaping ``main()`` (a traceback for the user) fails the test. Each module that
+    uses this keeps a test of the real entry point (``run_module`` / ``gates_cli``) as well.
+    """
+    from gates._cli import main as gates_main
+    from pipeline._cli import main as pipeline_main
+
+    main = {"gates": gates_main, "pipeline": pipeline_main}[module]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.ExitStack() as stack:
+        patch = stack.enter_context(pytest.MonkeyPatch.context())
+        patch.delenv("GATES_RUN_ID", raising=False)
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        stack.enter_context(contextlib.chdir(cwd))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:  # argparse's usage errors
+            code = 0 if exit_.code is None else exit_.code if isinstance(exit_.code, int) else 1
+    return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())

@@ -7,6 +7,9 @@ plaintext substring), and ``verify --champion``, ``predict --champion``, the ser
 load and the ``cv`` gate's champion comparison all work on it. Then each attack (a flipped byte,
 a file swapped between versions or within one, a wrong key, a plaintext dropped in, encryption
 switched off) is refused with one message naming the file, exit 1, no traceback.
+
+``verify``, ``predict`` and ``history verify`` on the encrypted chain run as real commands; the
+planted attacks call the same CLIs' ``main()`` in this process (``tests.release_support.cli``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_module
-from tests.release_support import REPO, copy_project, make_release_key, new_project, run_chain
+from tests.release_support import (
+    REPO,
+    cli,
+    copy_project,
+    make_release_key,
+    new_project,
+    run_chain,
+)
 
 KEK = base64.b64encode(b"k" * 32).decode()
 ENCRYPTION = '\n[encryption]\nkey_env = "GATES_DATA_KEY"\n'
@@ -50,9 +60,11 @@ def encrypted(
     pem = make_release_key(root, base / "secret")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GATES_DATA_KEY", KEK)
-        summary = run_chain(root, pem=pem, gates=replaying(recorded_chain[0]))
+        # The gate cache on, as ``python -m gates run`` has it: ``second_run`` reuses the
+        # outcomes of the gates whose inputs the deploy did not change.
+        summary = run_chain(root, pem=pem, gates=replaying(recorded_chain[0]), use_cache=True)
     assert summary.exit_code == 0, [r.summary for r in summary.results]
-    deployed = run_module("gates", "deploy", cwd=root, env=_env(pem))
+    deployed = cli(root, "gates", "deploy", env=_env(pem))
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     return root, pem
 
@@ -129,7 +141,7 @@ def second_run(
     second = copy_project(root, tmp_path_factory.mktemp("atrest-second") / "project")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GATES_DATA_KEY", KEK)
-        summary = run_chain(second, pem=pem, gates=replaying(recorded_chain[0]))
+        summary = run_chain(second, pem=pem, gates=replaying(recorded_chain[0]), use_cache=True)
     return second, summary
 
 
@@ -227,7 +239,7 @@ def test_registry_attack_is_refused_naming_the_file(encrypted, tmp_path, attack)
     copy = copy_project(root, tmp_path / "copy")
     env = _env(pem)
     expected = REGISTRY_ATTACKS[attack](_version(copy), env)
-    result = run_module("gates", "verify", "--champion", cwd=copy, env=env)
+    result = cli(copy, "gates", "verify", "--champion", env=env)
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
     assert "Traceback" not in out, out
@@ -237,8 +249,8 @@ def test_registry_attack_is_refused_naming_the_file(encrypted, tmp_path, attack)
         name in out
         for name in ("model.skops", "model.manifest.json", "attestation.intoto.json", "champion")
     ), out
-    predicted = run_module(
-        "pipeline", "predict", "--champion", "--input", "data/breast_cancer.csv", cwd=copy, env=env
+    predicted = cli(
+        copy, "pipeline", "predict", "--champion", "--input", "data/breast_cancer.csv", env=env
     )
     assert predicted.returncode != 0
     assert "Traceback" not in predicted.stdout + predicted.stderr
@@ -341,7 +353,7 @@ def test_plain_stays_the_default(signed_chain, tmp_path):
     root, pem = signed_chain
     copy = copy_project(root, tmp_path / "copy")
     assert "[encryption]" not in (copy / "policy.toml").read_text(encoding="utf-8")
-    assert run_module("gates", "deploy", cwd=copy, env={"GATES_SIGNING_KEY": pem}).returncode == 0
+    assert cli(copy, "gates", "deploy", env={"GATES_SIGNING_KEY": pem}).returncode == 0
     assert (_version(copy) / MODEL).read_bytes() == (copy / MODEL).read_bytes()
 
 
@@ -525,7 +537,7 @@ def test_history_verify_cli_on_the_encrypted_chain(encrypted, tmp_path):
     lines[0] = json.dumps(outer, sort_keys=True, separators=(",", ":")).encode()
     _write_lines(copy / HISTORY, lines)
     for env in (_env(pem), _env(pem, base64.b64encode(b"w" * 32).decode())):
-        result = run_module("gates", "history", "verify", cwd=copy, env=env)
+        result = cli(copy, "gates", "history", "verify", env=env)
         out = result.stdout + result.stderr
         assert result.returncode == 1, out
         assert "Traceback" not in out, out
@@ -567,60 +579,43 @@ def test_an_interrupted_sealed_append_is_recovered(sealed):
     assert ids[-3:] == ["after-torn", "interrupted", "after-behind"]
 
 
-_APPENDER = """
-import sys
-from pathlib import Path
-sys.path.insert(0, {repo!r})
-from gates.feedback import history
-from pipeline.keys.local import LocalProvider
-
-path, tag = Path(sys.argv[1]), sys.argv[2]
-cipher = history.RecordCipher(
-    name={name!r},
-    provider=LocalProvider(env="X", key_file=None, kek_env="GATES_DATA_KEY", kek_file=None),
-)
-print("ready", flush=True)
-for i in range(10_000):
-    history.append(path, {{"run_id": f"{{tag}}-{{i}}", "pad": "x" * (i * 37 % 3000)}}, cipher=cipher)
-"""
-
-
 @pytest.mark.slow
-def test_random_kills_of_a_sealed_appender_leave_the_old_or_the_new_history(sealed):
+def test_random_kills_of_a_sealed_appender_leave_the_old_or_the_new_history(sealed, tmp_path):
     import random
 
     from gates.feedback import history
+    from tests.crash_support import ForkServer
 
     path, cipher = sealed
     rng = random.Random(20)  # noqa: S311 - kill timings, reproducible by seed: no secret
-    script = _APPENDER.format(repo=str(REPO), name=HISTORY)
-    for n in range(20):
-        raw = path.read_bytes()
-        before = raw[: raw.rfind(b"\n") + 1]
-        ids_before = [r["run_id"] for r in history.records(path, cipher=cipher)]
-        child = subprocess.Popen(
-            [sys.executable, "-c", script, str(path), f"k{n}"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "GATES_DATA_KEY": KEK},
-        )
-        assert child.stdout is not None
-        assert child.stdout.readline() == "ready\n"
-        time.sleep(rng.uniform(0.0, 0.05))
-        child.kill()
-        child.communicate(timeout=30)
-        check = history.verify(path, cipher=cipher)
-        assert check, (n, check.problems)
-        assert path.read_bytes().startswith(before), n
-        ids = [r["run_id"] for r in history.records(path, cipher=cipher)]
-        assert ids[: len(ids_before)] == ids_before
-        new = ids[len(ids_before) :]
-        assert new == [f"k{n}-{i}" for i in range(len(new))], (n, new)
-        history.append(path, {"run_id": f"after-{n}"}, cipher=cipher)
-        again = history.verify(path, cipher=cipher)
-        assert again, (n, again.problems)
-        assert again.pending == ()
+    # The children (real processes, each killed by a real SIGKILL) are forked by one server
+    # that imported the history module once (tests/crash_support.py).
+    server = ForkServer.started(
+        "gates.feedback.history",
+        "pipeline.keys.local",
+        env={**os.environ, "GATES_DATA_KEY": KEK, "PYTHONPATH": str(REPO)},
+        cwd=tmp_path,
+        stderr=tmp_path / "children.err",
+    )
+    with server as children:
+        for n in range(20):
+            raw = path.read_bytes()
+            before = raw[: raw.rfind(b"\n") + 1]
+            ids_before = [r["run_id"] for r in history.records(path, cipher=cipher)]
+            children.kill(
+                "sealed-append", str(path), f"k{n}", HISTORY, delay=rng.uniform(0.0, 0.05)
+            )
+            check = history.verify(path, cipher=cipher)
+            assert check, (n, check.problems)
+            assert path.read_bytes().startswith(before), n
+            ids = [r["run_id"] for r in history.records(path, cipher=cipher)]
+            assert ids[: len(ids_before)] == ids_before
+            new = ids[len(ids_before) :]
+            assert new == [f"k{n}-{i}" for i in range(len(new))], (n, new)
+            history.append(path, {"run_id": f"after-{n}"}, cipher=cipher)
+            again = history.verify(path, cipher=cipher)
+            assert again, (n, again.problems)
+            assert again.pending == ()
 
 
 def test_snapshots_true_is_refused_not_silently_ignored(tmp_path):

@@ -29,8 +29,7 @@ import random
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -440,40 +439,13 @@ def test_a_sealed_checkpoint_still_spares_the_records_it_vouches_for(tmp_path, m
 # --- the kill loops ----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _child(*args: str, env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_support", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=30)
+# Each loop kills its children through a fork server (tests/crash_support.py): the interpreter
+# start and the imports, most of a fresh child's cost, are paid once per loop, not once per kill.
+# Every child is still a process of its own that dies by a real SIGKILL at a random moment.
+def _server(*modules: str, env: dict[str, str], cwd: Path, tmp_path: Path) -> Any:
+    from tests.crash_support import ForkServer
 
-
-def _kill_after_ready(process: subprocess.Popen[str], delay: float, *, after: str = "") -> None:
-    """SIGKILL ``delay`` seconds after the child is ready (or, given, printed ``after``)."""
-    assert process.stdout is not None
-    for expected in ("ready", after) if after else ("ready",):
-        line = process.stdout.readline()
-        if line != f"{expected}\n":
-            _, err = process.communicate(timeout=30)
-            pytest.fail(f"the child did not print {expected!r}: {line!r} {err[-2000:]}")
-    time.sleep(delay)
-    if process.poll() is not None:
-        _, err = process.communicate(timeout=30)
-        pytest.fail(f"the child stopped before it was killed ({process.returncode}): {err[-2000:]}")
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
+    return ForkServer.started(*modules, env=env, cwd=cwd, stderr=tmp_path / "children.err")
 
 
 def _committed(path: Path) -> bytes:
@@ -486,29 +458,30 @@ def test_random_kills_of_an_appender_leave_the_old_or_the_new_history(tmp_path):
     rng = random.Random(SEED)  # noqa: S311 - kill timings, reproducible by seed: no secret
     path = tmp_path / "history" / "runs.jsonl"
     states = {"clean": 0, "behind": 0, "torn": 0}
-    for n in range(100):
-        before, ids_before = _committed(path), _run_ids(path)
-        with _child("append", str(path), f"k{n}", env=_child_env(), cwd=tmp_path) as child:
-            _kill_after_ready(child, rng.uniform(0.0, 0.04))
-        check = history.verify(path)
-        assert check, (n, check.problems)
-        # Old records untouched, then whole appends of this child, in order, none half there.
-        assert _committed(path).startswith(before), n
-        new = _run_ids(path)[len(ids_before) :]
-        assert _run_ids(path)[: len(ids_before)] == ids_before
-        assert new == [f"k{n}-{i}" for i in range(len(new))], (n, new)
-        kind = "clean"
-        if any("behind" in p for p in check.pending):
-            kind = "behind"
-        elif check.pending:
-            kind = "torn"
-        states[kind] += 1
-        # The next append passes and leaves nothing to recover.
-        history.append(path, {"run_id": f"after-{n}"})
-        again = history.verify(path)
-        assert again, (n, again.problems)
-        assert again.pending == ()
-        assert _run_ids(path)[-1] == f"after-{n}"
+    server = _server("gates.feedback.history", env=_child_env(), cwd=tmp_path, tmp_path=tmp_path)
+    with server as children:
+        for n in range(100):
+            before, ids_before = _committed(path), _run_ids(path)
+            children.kill("append", str(path), f"k{n}", delay=rng.uniform(0.0, 0.04))
+            check = history.verify(path)
+            assert check, (n, check.problems)
+            # Old records untouched, then whole appends of this child, in order, none half there.
+            assert _committed(path).startswith(before), n
+            new = _run_ids(path)[len(ids_before) :]
+            assert _run_ids(path)[: len(ids_before)] == ids_before
+            assert new == [f"k{n}-{i}" for i in range(len(new))], (n, new)
+            kind = "clean"
+            if any("behind" in p for p in check.pending):
+                kind = "behind"
+            elif check.pending:
+                kind = "torn"
+            states[kind] += 1
+            # The next append passes and leaves nothing to recover.
+            history.append(path, {"run_id": f"after-{n}"})
+            again = history.verify(path)
+            assert again, (n, again.problems)
+            assert again.pending == ()
+            assert _run_ids(path)[-1] == f"after-{n}"
     print(f"states after 100 kills: {states}")
     # The window the bug lived in (record written, .head not yet) was hit, and recovered.
     assert states["behind"] > 0
@@ -526,27 +499,30 @@ def test_random_kills_of_the_feedback_stage_leave_a_history_the_next_run_extends
     rng = random.Random(SEED)  # noqa: S311 - kill timings, reproducible by seed: no secret
     env = _child_env(**{history.HMAC_KEY_ENV: KEY})
     recovered = 0
-    for n in range(8):
-        ids_before = _run_ids(path)
-        with _child("stage", str(root), f"s{n}", env=env, cwd=root.parent) as child:
+    modules = ("gates.feedback.history", "gates.runner", "pipeline.config")
+    with _server(*modules, env=env, cwd=root.parent, tmp_path=root.parent) as children:
+        for n in range(8):
+            ids_before = _run_ids(path)
             # Half the kills anywhere in the stage, half around the start of an append.
             if n % 2:
-                _kill_after_ready(child, rng.uniform(0.0, 0.3), after="append")
+                children.kill(
+                    "stage", str(root), f"s{n}", delay=rng.uniform(0.0, 0.3), after="append"
+                )
             else:
-                _kill_after_ready(child, rng.uniform(0.0, 1.5))
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            code = main(["history", "verify", "--policy", str(root / "policy.toml")])
-        assert code == 0, (n, out.getvalue())
-        recovered += "recoverable" in out.getvalue()
-        ids = _run_ids(path)
-        assert ids[: len(ids_before)] == ids_before
-        new = ids[len(ids_before) :]
-        assert new == [f"s{n}-{i}" for i in range(len(new))], (n, new)
-        result = _feedback(root, f"next-{n}", monkeypatch)
-        assert result.status is Status.PASSED, (n, result.summary)
-        assert _run_ids(path) == [*ids, f"next-{n}"]
-        assert history.verify(path).pending == ()
+                children.kill("stage", str(root), f"s{n}", delay=rng.uniform(0.0, 1.5))
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                code = main(["history", "verify", "--policy", str(root / "policy.toml")])
+            assert code == 0, (n, out.getvalue())
+            recovered += "recoverable" in out.getvalue()
+            ids = _run_ids(path)
+            assert ids[: len(ids_before)] == ids_before
+            new = ids[len(ids_before) :]
+            assert new == [f"s{n}-{i}" for i in range(len(new))], (n, new)
+            result = _feedback(root, f"next-{n}", monkeypatch)
+            assert result.status is Status.PASSED, (n, result.summary)
+            assert _run_ids(path) == [*ids, f"next-{n}"]
+            assert history.verify(path).pending == ()
     print(f"kills of the stage that left an append to recover: {recovered} of 8")
     assert recovered > 0  # the window of the bug was hit (and recovered) at least once
 
@@ -587,41 +563,35 @@ def test_random_kills_of_a_promotion_leave_a_verified_champion(skops_model, tmp_
     champion = promote("first")
     outcomes = {"old": 0, "new": 0, "leftovers": 0}
     rng = random.Random(SEED)  # noqa: S311 - kill timings, reproducible by seed: no secret
-    for n in range(15):
-        tag = f"p{n}"
-        with _child(
-            "promote",
-            str(registry.path),
-            str(work),
-            str(keyfile),
-            str(skops_model),
-            tag,
-            env=_child_env(),
-            cwd=tmp_path,
-        ) as child:
-            _kill_after_ready(child, rng.uniform(0.0, 0.3))
-        current = registry.champion()  # verifies: signature, every byte, the pointer's envelope
-        assert current is not None
-        # The old champion, or one the child promoted (in full: its folder verified above).
-        assert current.version == champion or current.version.startswith(f"{tag}-"), n
-        outcomes["old" if current.version == champion else "new"] += 1
-        outcomes["leftovers"] += bool(
-            list((registry.path / "versions").glob(".staging-*"))
-            or [p for p in registry.path.iterdir() if p.name.startswith(".champion.")]
-        )
-        for version in (registry.path / "versions").iterdir():
-            if not version.name.startswith("."):  # renamed into place: whole and verified
-                verify_bundle(
-                    version / "artifacts" / "attestation.intoto.json",
-                    root=version,
-                    trusted=key.public,
-                    required_gates=REQUIRED,
-                )
-        # The next promotion passes and sweeps what the kill left.
-        champion = promote(f"next-{n}")
-        assert registry.champion().version == champion
-        assert not list((registry.path / "versions").glob(".staging-*"))
-        assert not [p for p in registry.path.iterdir() if p.name.startswith(".champion.")]
+    modules = ("pipeline.champion", "pipeline.attestation", "pipeline.persist", "skops.io")
+    server = _server(*modules, env=_child_env(), cwd=tmp_path, tmp_path=tmp_path)
+    with server as children:
+        for n in range(15):
+            tag = f"p{n}"
+            args = (str(registry.path), str(work), str(keyfile), str(skops_model), tag)
+            children.kill("promote", *args, delay=rng.uniform(0.0, 0.3))
+            current = registry.champion()  # verifies: signature, every byte, the pointer's envelope
+            assert current is not None
+            # The old champion, or one the child promoted (in full: its folder verified above).
+            assert current.version == champion or current.version.startswith(f"{tag}-"), n
+            outcomes["old" if current.version == champion else "new"] += 1
+            outcomes["leftovers"] += bool(
+                list((registry.path / "versions").glob(".staging-*"))
+                or [p for p in registry.path.iterdir() if p.name.startswith(".champion.")]
+            )
+            for version in (registry.path / "versions").iterdir():
+                if not version.name.startswith("."):  # renamed into place: whole and verified
+                    verify_bundle(
+                        version / "artifacts" / "attestation.intoto.json",
+                        root=version,
+                        trusted=key.public,
+                        required_gates=REQUIRED,
+                    )
+            # The next promotion passes and sweeps what the kill left.
+            champion = promote(f"next-{n}")
+            assert registry.champion().version == champion
+            assert not list((registry.path / "versions").glob(".staging-*"))
+            assert not [p for p in registry.path.iterdir() if p.name.startswith(".champion.")]
     print(f"pointer after 15 kills of a promotion: {outcomes}")
 
 

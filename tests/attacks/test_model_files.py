@@ -35,7 +35,7 @@ import pytest
 from pipeline.errors import ModelError
 from pipeline.persist import REVIEWED_TYPES, audit_model, load_model
 from tests.conftest import run_module
-from tests.release_support import copy_project, signed_project
+from tests.release_support import copy_project
 
 MODEL = "artifacts/model.skops"
 MANIFEST = "artifacts/model.manifest.json"
@@ -317,9 +317,9 @@ class Signed:
 
 
 @pytest.fixture(scope="module")
-def signed(tmp_path_factory: pytest.TempPathFactory, recorded_chain: tuple[Path, Any]) -> Signed:
-    """A project whose chain PASSED, signed with its own release key and deployed (lint, sast
-    and audit replay the session's recorded outcomes: the same code)."""
+def signed(tmp_path_factory: pytest.TempPathFactory, signed_chain: tuple[Path, str]) -> Signed:
+    """A copy of the session's signed chain (its whole chain PASSED, signed with its own release
+    key), deployed: this module's tests plant into copies of it."""
     import skops.io as sio
     from sklearn.datasets import load_breast_cancer
 
@@ -327,10 +327,10 @@ def signed(tmp_path_factory: pytest.TempPathFactory, recorded_chain: tuple[Path,
     from pipeline.config import ModelPolicy, load_policy
     from pipeline.model import build_estimator
 
-    base = tmp_path_factory.mktemp("model-files")
-    from tests.chain_support import replaying
-
-    root, _ = signed_project(base, gates=replaying(recorded_chain[0]))
+    source, _ = signed_chain
+    # Its folder holds the project and, beside it, secret/release.key.
+    base = copy_project(source.parent, tmp_path_factory.mktemp("model-files") / "base")
+    root = base / source.name
     deploy(load_policy(root / "policy.toml"), reports_dir=root / "reports")
     archive = (root / MODEL).read_bytes()
     with zipfile.ZipFile(io.BytesIO(archive)) as opened:

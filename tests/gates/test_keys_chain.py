@@ -1,6 +1,9 @@
 """The chain end to end with a hybrid signature and release-manager roles (issue 20):
 ``artifacts`` signs with Ed25519 and ML-DSA-65, ``verify`` requires both, ``deploy`` promotes
-only with a listed release manager's signature and records it in the registry's audit log."""
+only with a listed release manager's signature and records it in the registry's audit log.
+
+The first test runs the real ``python -m gates verify``; the others call the CLI's ``main()`` in
+this process (``tests.release_support.cli``), with the same exit codes and output."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import pytest
 
 from tests.chain_support import replaying
 from tests.keys_support import new_pem_pair
-from tests.release_support import new_project, run_chain
+from tests.release_support import cli, new_project, run_chain
 
 ENVELOPE = "artifacts/attestation.intoto.json"
 
@@ -64,16 +67,14 @@ def test_the_artifacts_gate_signs_with_both_and_verify_requires_both(hybrid, gat
 
 
 @pytest.mark.slow
-def test_verify_refuses_the_envelope_with_the_ml_dsa_signature_stripped(
-    hybrid, gates_cli, tmp_path
-):
+def test_verify_refuses_the_envelope_with_the_ml_dsa_signature_stripped(hybrid, tmp_path):
     from tests.release_support import copy_project
 
     root = copy_project(hybrid[0].parent, tmp_path / "c") / hybrid[0].name
     envelope = json.loads((root / ENVELOPE).read_text(encoding="utf-8"))
     envelope["signatures"] = envelope["signatures"][:1]
     (root / ENVELOPE).write_text(json.dumps(envelope), encoding="utf-8")
-    refused = gates_cli(root, "verify")
+    refused = cli(root, "gates", "verify")
     assert refused.returncode == 1
     assert f"{ENVELOPE}: refused: no signature verifies under the trusted key" in refused.stdout
     assert "release-ml-dsa-65.pub, ML-DSA-65" in refused.stdout
@@ -88,49 +89,47 @@ def test_verify_refuses_the_envelope_with_the_ml_dsa_signature_stripped(
     ],
     ids=["no promoter key", "non-manager key"],
 )
-def test_deploy_refuses_without_a_release_managers_signature(
-    hybrid, gates_cli, tmp_path, who, expected
-):
+def test_deploy_refuses_without_a_release_managers_signature(hybrid, tmp_path, who, expected):
     from tests.release_support import copy_project
 
     root = copy_project(hybrid[0].parent, tmp_path / "c") / hybrid[0].name
     env = {"GATES_PROMOTER_KEY": hybrid[1][who] if who else ""}
-    result = gates_cli(root, "deploy", env=env)
+    result = cli(root, "gates", "deploy", env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert expected in result.stdout
     assert not (root / "registry/champion").exists()
 
 
 @pytest.mark.slow
-def test_deploy_by_a_release_manager_is_recorded_and_the_champion_verifies(
-    hybrid, gates_cli, tmp_path
-):
+def test_deploy_by_a_release_manager_is_recorded_and_the_champion_verifies(hybrid, tmp_path):
     from tests.release_support import copy_project
 
     root = copy_project(hybrid[0].parent, tmp_path / "c") / hybrid[0].name
-    result = gates_cli(root, "deploy", env={"GATES_PROMOTER_KEY": hybrid[1]["alice"]})
+    result = cli(root, "gates", "deploy", env={"GATES_PROMOTER_KEY": hybrid[1]["alice"]})
     assert result.returncode == 0, result.stdout + result.stderr
     lines = (root / "registry/promotions.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["event"]["promoter"] for line in lines] == ["alice"]
-    champion = gates_cli(root, "verify", "--champion")
+    champion = cli(root, "gates", "verify", "--champion")
     assert champion.returncode == 0, champion.stdout + champion.stderr
 
 
 @pytest.mark.slow
-def test_revoke_by_a_release_manager_withdraws_the_champion(hybrid, gates_cli, tmp_path):
+def test_revoke_by_a_release_manager_withdraws_the_champion(hybrid, tmp_path):
     from tests.release_support import copy_project
 
     root = copy_project(hybrid[0].parent, tmp_path / "c") / hybrid[0].name
     manager = {"GATES_PROMOTER_KEY": hybrid[1]["alice"]}
-    assert gates_cli(root, "deploy", env=manager).returncode == 0
+    assert cli(root, "gates", "deploy", env=manager).returncode == 0
     version = json.loads((root / "registry/champion").read_text(encoding="utf-8"))["version"]
-    refused = gates_cli(root, "revoke", version, env={"GATES_PROMOTER_KEY": hybrid[1]["mallory"]})
+    refused = cli(
+        root, "gates", "revoke", version, env={"GATES_PROMOTER_KEY": hybrid[1]["mallory"]}
+    )
     assert refused.returncode == 1
     assert "verify under no release manager" in refused.stdout
-    assert gates_cli(root, "verify", "--champion").returncode == 0
-    revoked = gates_cli(root, "revoke", version, env=manager)
+    assert cli(root, "gates", "verify", "--champion").returncode == 0
+    revoked = cli(root, "gates", "revoke", version, env=manager)
     assert revoked.returncode == 0, revoked.stdout + revoked.stderr
     assert f"revoked: {version} by alice" in revoked.stdout
-    champion = gates_cli(root, "verify", "--champion")
+    champion = cli(root, "gates", "verify", "--champion")
     assert champion.returncode == 1
     assert f"champion {version} was revoked" in champion.stdout

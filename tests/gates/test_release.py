@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.chain_support import replaying
-from tests.release_support import copy_project, new_project, run_chain
+from tests.release_support import cli, copy_project, new_project, run_chain
 
 MODEL = "artifacts/model.skops"
 ENVELOPE = "artifacts/attestation.intoto.json"
@@ -141,10 +141,10 @@ def test_untouched_project_verifies(copy, gates_cli):
 
 
 @pytest.mark.parametrize("case", sorted(TAMPERS))
-def test_tamper_matrix_is_refused_naming_the_file(case, copy, gates_cli):
+def test_tamper_matrix_is_refused_naming_the_file(case, copy):
     tamper, expected = TAMPERS[case]
     tamper(copy)
-    result = gates_cli(copy, "verify")
+    result = cli(copy, "gates", "verify")
     assert result.returncode == 1, result.stdout + result.stderr
     for text in expected:
         assert text in result.stdout, (case, result.stdout)
@@ -170,8 +170,8 @@ def test_signed_statement_with_a_failed_gate_is_refused(copy, signed, tmp_path):
         verify_project(load_policy(copy / "policy.toml"))
 
 
-def test_verify_with_an_unreadable_key_is_a_usage_error(copy, gates_cli):
-    result = gates_cli(copy, "verify", "--key", "nowhere.pub")
+def test_verify_with_an_unreadable_key_is_a_usage_error(copy):
+    result = cli(copy, "gates", "verify", "--key", "nowhere.pub")
     assert result.returncode == 2
     assert "nowhere.pub: public key not found" in result.stderr
 
@@ -196,16 +196,16 @@ def test_development_signed_model_verifies_with_its_key_but_never_deploys(
     assert report["metrics"]["signer"]["kind"] == "development"
     assert [f["rule"] for f in report["findings"]] == ["ART010"]
 
-    refused = gates_cli(root, "verify")
+    refused = cli(root, "gates", "verify")
     assert refused.returncode == 1
     # Named as what it is, with the flag that accepts it; not worded as tampering.
     assert "signed by the local development key" in refused.stdout
     assert "pass --key .keys/dev-signing.pub" in refused.stdout
     assert "changed after signing" not in refused.stdout
-    local = gates_cli(root, "verify", "--key", ".keys/dev-signing.pub")
+    local = cli(root, "gates", "verify", "--key", ".keys/dev-signing.pub")
     assert local.returncode == 0
     assert "NOT deployable" in local.stdout
-    deploy = gates_cli(root, "deploy")
+    deploy = cli(root, "gates", "deploy")
     assert deploy.returncode == 1
     assert "deploy refused" in deploy.stdout
     assert not (root / "registry/champion").exists()
@@ -222,21 +222,21 @@ def test_deploy_promotes_a_release_signed_run(copy, gates_cli):
     assert (version / "data/breast_cancer.csv").is_file()
 
 
-def test_verify_champion_checks_the_promoted_copy(copy, gates_cli):
-    none = gates_cli(copy, "verify", "--champion")
+def test_verify_champion_checks_the_promoted_copy(copy):
+    none = cli(copy, "gates", "verify", "--champion")
     assert none.returncode == 1
     assert "no champion" in none.stdout
-    assert gates_cli(copy, "deploy").returncode == 0
-    assert gates_cli(copy, "verify", "--champion").returncode == 0
+    assert cli(copy, "gates", "deploy").returncode == 0
+    assert cli(copy, "gates", "verify", "--champion").returncode == 0
     pointer = json.loads((copy / "registry/champion").read_text(encoding="utf-8"))
     version = copy / "registry/versions" / pointer["version"]
     (version / "policy.toml").write_text("schema_version = 1\n", encoding="utf-8")
-    tampered = gates_cli(copy, "verify", "--champion")
+    tampered = cli(copy, "gates", "verify", "--champion")
     assert tampered.returncode == 1
     assert "policy.toml: SHA-256" in tampered.stdout
 
 
-def test_deploy_refuses_a_model_built_from_a_dirty_tree(copy, signed, gates_cli):
+def test_deploy_refuses_a_model_built_from_a_dirty_tree(copy, signed):
     from pipeline.attestation import sign_and_write
     from pipeline.signing import read_private_key
 
@@ -247,33 +247,33 @@ def test_deploy_refuses_a_model_built_from_a_dirty_tree(copy, signed, gates_cli)
         key=read_private_key(signed[0].parent / "secret" / "release.key", release=True),
         bundle_dir=copy / "artifacts",
     )
-    assert gates_cli(copy, "verify").returncode == 0
-    result = gates_cli(copy, "deploy")
+    assert cli(copy, "gates", "verify").returncode == 0
+    result = cli(copy, "gates", "deploy")
     assert result.returncode == 1
     assert "uncommitted changes" in result.stdout
 
 
-def test_deploy_refuses_a_run_whose_verdict_did_not_pass(copy, gates_cli):
+def test_deploy_refuses_a_run_whose_verdict_did_not_pass(copy):
     verdict = copy / "reports/gate.json"
     document = json.loads(verdict.read_text(encoding="utf-8"))
     document["status"] = "FAILED"
     verdict.write_text(json.dumps(document), encoding="utf-8")
-    result = gates_cli(copy, "deploy")
+    result = cli(copy, "gates", "deploy")
     assert result.returncode == 1
     assert "the verdict is FAILED" in result.stdout
     assert not (copy / "registry").exists()
 
 
-def test_deploy_refuses_without_a_verdict(copy, gates_cli):
+def test_deploy_refuses_without_a_verdict(copy):
     (copy / "reports/gate.json").unlink()
-    result = gates_cli(copy, "deploy")
+    result = cli(copy, "gates", "deploy")
     assert result.returncode == 1
     assert "no verdict" in result.stdout
 
 
-def test_deploy_refuses_a_tampered_model(copy, gates_cli):
+def test_deploy_refuses_a_tampered_model(copy):
     _flip(copy)
-    result = gates_cli(copy, "deploy")
+    result = cli(copy, "gates", "deploy")
     assert result.returncode == 1
     assert MODEL in result.stdout
     assert not (copy / "registry/champion").exists()
@@ -296,16 +296,18 @@ def test_keygen_writes_a_private_key_0600_and_refuses_to_overwrite(tmp_path, gat
 
 
 def test_a_configured_key_that_is_not_the_release_key_errors_without_leaking(
-    tmp_path, monkeypatch, passed_chain
+    tmp_path, passed_chain, passed_project
 ):
-    root = new_project(tmp_path / "p")
+    # A copy of the session's passed chain with its gate cache: the gates before artifacts
+    # reuse their outcomes (nothing they read changed), artifacts meets the key.
+    root = passed_project.root
     from pipeline.signing import generate_key_pair
 
     (root / "keys/release.pub").unlink(missing_ok=True)  # this test's own release key
     generate_key_pair(private_path=tmp_path / "a.key", public_path=root / "keys/release.pub")
     generate_key_pair(private_path=tmp_path / "b.key", public_path=tmp_path / "b.pub")
     other = (tmp_path / "b.key").read_text(encoding="ascii")
-    summary = run_chain(root, pem=other, gates=replaying(passed_chain))  # lint..audit replayed
+    summary = run_chain(root, pem=other, gates=replaying(passed_chain), use_cache=True)
     assert summary.exit_code == 2
     artifacts = next(r for r in summary.results if r.gate == "artifacts")
     assert artifacts.status.value == "ERRORED"
@@ -315,13 +317,14 @@ def test_a_configured_key_that_is_not_the_release_key_errors_without_leaking(
         assert secret not in report.read_text(encoding="utf-8")
 
 
-def test_a_malformed_key_in_the_environment_is_never_echoed(tmp_path, passed_chain):
-    root = new_project(tmp_path / "p")
+def test_a_malformed_key_in_the_environment_is_never_echoed(tmp_path, passed_chain, passed_project):
+    root = passed_project.root  # as above: the gates before artifacts reuse their outcomes
     from pipeline.signing import generate_key_pair
 
+    (root / "keys/release.pub").unlink(missing_ok=True)
     generate_key_pair(private_path=tmp_path / "a.key", public_path=root / "keys/release.pub")
     secret = "-----BEGIN PRIVATE KEY-----\nTOPSECRETMATERIAL42\n-----END PRIVATE KEY-----"  # noqa: S105 - a fake key
-    summary = run_chain(root, pem=secret, gates=replaying(passed_chain))  # lint..audit replayed
+    summary = run_chain(root, pem=secret, gates=replaying(passed_chain), use_cache=True)
     assert summary.exit_code == 2
     text = "".join(p.read_text(encoding="utf-8") for p in (root / "reports").iterdir())
     assert "$GATES_SIGNING_KEY: expected an unencrypted PEM Ed25519 private key" in text
@@ -352,9 +355,9 @@ def test_a_one_line_pem_with_literal_newlines_is_the_release_key(project, monkey
     assert "$GATES_SIGNING_KEY" in choice.note
 
 
-def test_deploy_without_the_committed_public_key_is_a_usage_error(copy, gates_cli):
+def test_deploy_without_the_committed_public_key_is_a_usage_error(copy):
     (copy / "keys/release.pub").unlink()
-    result = gates_cli(copy, "deploy")
+    result = cli(copy, "gates", "deploy")
     assert result.returncode == 2
     assert "keys/release.pub: public key not found" in result.stderr
     assert not (copy / "registry").exists()
@@ -362,20 +365,18 @@ def test_deploy_without_the_committed_public_key_is_a_usage_error(copy, gates_cl
 
 @pytest.mark.parametrize("tampered", [False, True], ids=["intact", "statement-edited"])
 def test_a_development_signature_is_named_and_tampering_still_reads_as_tampering(
-    passed_project, gates_cli, tampered
+    passed_project, tampered
 ):
     # The session's chain signed with the local development key (.keys/dev-signing.*), and
     # keys/release.pub is another key. verify, predict and deploy all refuse it; only the
     # words differ: an intact statement is "signed by the development key, pass --key ...",
     # an edited one keeps the tamper message (the development key does not verify it either).
-    from tests.conftest import run_module
-
     root = passed_project.root
     if tampered:
         _edit_statement(root)
-    verify = gates_cli(root, "verify")
-    predict = run_module("pipeline", "predict", "--input", "data/breast_cancer.csv", cwd=root)
-    deploy = gates_cli(root, "deploy")
+    verify = cli(root, "gates", "verify")
+    predict = cli(root, "pipeline", "predict", "--input", "data/breast_cancer.csv")
+    deploy = cli(root, "gates", "deploy")
     for done, text in ((verify, verify.stdout), (predict, predict.stderr), (deploy, deploy.stdout)):
         assert done.returncode != 0, text
         assert "Traceback" not in done.stderr
@@ -388,7 +389,7 @@ def test_a_development_signature_is_named_and_tampering_still_reads_as_tampering
             assert "--key .keys/dev-signing.pub" in text, text
             assert "changed after signing" not in text, text
     if not tampered:
-        accepted = gates_cli(root, "verify", "--key", ".keys/dev-signing.pub")
+        accepted = cli(root, "gates", "verify", "--key", ".keys/dev-signing.pub")
         assert accepted.returncode == 0, accepted.stdout
         assert "NOT deployable" in accepted.stdout
 
