@@ -65,3 +65,11 @@ def knn_probabilities(
         counts[:, c] = (votes == c).sum(axis=1)
     prior = np.bincount(y, minlength=n_classes) / n
     return (counts + prior) / (k + 1)
+
+
+def cleanlab_issues(y: Array, probs: Array) -> Array:
+    """cleanlab's ``find_label_issues`` (its default: prune by noise rate), as a boolean mask."""
+    from cleanlab.filter import find_label_issues  # noqa: PLC0415 - heavy, loaded on first use
+
+    mask: Array = find_label_issues(labels=y, pred_probs=probs, n_jobs=1)
+    return np.asarray(mask, dtype=bool)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import DataPolicy, IsolationCheck, LabelCheck
-from pipeline.flags import Flags, knn_probabilities
+from pipeline.flags import Flags, cleanlab_issues, knn_probabilities
 from pipeline.profile import (
     ClassMeanShift,
     ColumnDrift,
@@ -297,14 +297,6 @@ def label_scores(
     )
     weight = check.model_weight
     return LabelScores(model=model, knn=knn, combined=weight * model + (1 - weight) * knn)
-
-
-def cleanlab_issues(y: Array, probs: Array) -> Array:
-    """cleanlab's ``find_label_issues`` (its default: prune by noise rate), as a boolean mask."""
-    from cleanlab.filter import find_label_issues  # noqa: PLC0415 - heavy, used here only
-
-    mask: Array = find_label_issues(labels=y, pred_probs=probs, n_jobs=1)
-    return np.asarray(mask, dtype=bool)
 
 
 def witnesses(scores: LabelScores, y: Array) -> dict[str, tuple[Array, Array]]:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import AssociationCheck, BatchCheck, BurstCheck, LabelCheck
-from pipeline.flags import Flags, knn_probabilities
+from pipeline.flags import Flags, cleanlab_issues, knn_probabilities
 
 Array = np.ndarray[Any, Any]
 
@@ -626,8 +626,6 @@ def _batch_labels(
     (cleanlab on their out-of-fold combined probabilities, as when they were approved).
     """
     from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415
-
-    from pipeline.poison import cleanlab_issues  # noqa: PLC0415 - pipeline.poison imports this module
 
     start = time.perf_counter()
     k = s.n_classes
