@@ -79,7 +79,7 @@ class CvGate(Gate):
             findings.append(
                 Finding("CV010", "the holdout split differs from the one the model was trained on")
             )
-        model = _trained_model(context, train_report, findings)
+        model, _ = trained_model(context, train_report, findings)
         scorers = build_scorers(
             policy.cv.thresholds,
             classes=policy.data.classes,
@@ -119,7 +119,7 @@ class CvGate(Gate):
 
         policy = context.policy.policy
         findings: list[Finding] = []
-        model = _trained_model(context, train_report, findings)
+        model, _ = trained_model(context, train_report, findings)
         found = load_champion(context)
         result = cross_validate(
             context.policy,
@@ -338,16 +338,19 @@ def write_holdout_predictions(context: RunContext, model: Any, features: Any, la
     atomic_write_text(context.reports_dir / HOLDOUT_FILE, buffer.getvalue())
 
 
-def _trained_model(context: RunContext, train_report: Any, findings: list[Finding]) -> Any:
-    """The verified model on disk; a CV010 finding when it is not the one train saved."""
+def trained_model(
+    context: RunContext, train_report: Any, findings: list[Finding], *, rule: str = "CV010"
+) -> tuple[Any, Any]:
+    """The verified model on disk and its manifest; a ``rule`` finding when it is not the one
+    the train gate saved in this run."""
     model_path = context.artifacts_dir / MODEL_FILE
     model, manifest = load_verified(model_path)
     if manifest.sha256 not in train_report.artifacts.values():
         findings.append(
             Finding(
-                "CV010",
+                rule,
                 f"{model_path.name} (sha256 {manifest.sha256[:12]}...) is not the model the "
                 "train gate saved in this run",
             )
         )
-    return model
+    return model, manifest

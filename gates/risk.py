@@ -20,10 +20,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gates.base import Finding, Gate, GateError, Location, Outcome, Reads, RunContext, Severity
-from gates.cv_threshold import load_champion
+from gates.cv_threshold import load_champion, trained_model
 from gates.data_integrity import quarantined_rows
 from pipeline.champion import POINTER_FILE
-from pipeline.persist import MODEL_FILE, load_verified
 from pipeline.promotion import AUDIT_FILE
 
 if TYPE_CHECKING:
@@ -76,16 +75,7 @@ class RiskGate(Gate):
                     "RISK020", "the holdout split differs from the one the model was trained on"
                 )
             )
-        model_path = context.artifacts_dir / MODEL_FILE
-        model, manifest = load_verified(model_path)
-        if manifest.sha256 not in train_report.artifacts.values():
-            findings.append(
-                Finding(
-                    "RISK020",
-                    f"{model_path.name} (sha256 {manifest.sha256[:12]}...) is not the model the "
-                    "train gate saved in this run",
-                )
-            )
+        model, manifest = trained_model(context, train_report, findings, rule="RISK020")
         space = Space.from_contract(policy.data.feature_columns, policy.data.columns, split.x_train)
         if not space.mutable.any():
             findings.append(

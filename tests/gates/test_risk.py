@@ -118,6 +118,24 @@ def test_a_model_file_that_is_not_the_trained_one_is_errored(passed_project: Any
     assert summary.exit_code == 2
 
 
+def test_a_validly_saved_model_that_train_did_not_save_fails(passed_project: Any) -> None:
+    # Bytes that verify, but not the model the train gate saved in this run (RISK020).
+    from sklearn.dummy import DummyClassifier
+    from sklearn.pipeline import Pipeline
+
+    from pipeline.data import load_dataset
+    from pipeline.persist import save_model
+
+    dataset = load_dataset(passed_project.load())
+    dummy = Pipeline([("classifier", DummyClassifier().fit(dataset.features, dataset.labels))])
+    save_model(
+        dummy, passed_project.root / "artifacts/model.skops", estimator="logistic_regression"
+    )
+    (result,) = passed_project.run("risk", open_run=False).results
+    assert result.status is Status.FAILED
+    assert "RISK020" in {f.rule for f in result.errors}
+
+
 @pytest.mark.slow
 def test_an_impossible_bar_turns_the_verdict_red_and_restoring_it_green(
     project: Any, passed_chain: Path
