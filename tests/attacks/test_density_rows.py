@@ -14,22 +14,9 @@ import pytest
 
 from gates.base import Severity
 from gates.data_integrity import judge_batch
-from pipeline.config import DataPolicy
 from pipeline.targeted import screen_batch
-
-NAMES = tuple(f"x{j}" for j in range(6))
-
-
-def _policy() -> DataPolicy:
-    return DataPolicy.model_validate(
-        {
-            "path": "d.csv",
-            "lock": "d.lock.json",
-            "label": "y",
-            "classes": ["a", "b"],
-            "columns": {name: {"dtype": "float64"} for name in NAMES},
-        }
-    )
+from tests.pipeline.test_targeted import NAMES
+from tests.pipeline.test_targeted import _checks as _policy
 
 
 def _plant(approved_rows: int, new_rows: int, far: int) -> tuple[np.ndarray, ...]:
