@@ -415,3 +415,35 @@ def test_a_slow_body_is_cut_off_with_408(served_root: Path) -> None:
     assert answer.startswith("HTTP/1.1 408")
     assert "read_timeout_seconds" in answer
     assert waited < 10
+
+
+def test_connections_accepted_on_the_loopback_socket_send_without_nagles_delay() -> None:
+    """What ``on_loopback`` listens on: asyncio turns TCP_NODELAY on for what it accepts (with
+    the protocol left 0 it did not, and each response's body waited ~40 ms for an ACK)."""
+    import socket
+
+    from gates.service.server import loopback_socket
+
+    async def accepted_nodelay() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def connected(transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+        class Accept(asyncio.Protocol):
+            connection_made = staticmethod(connected)
+
+        listening = loopback_socket()
+        server = await asyncio.get_running_loop().create_server(Accept, sock=listening)
+        port = listening.getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await asyncio.wait_for(seen, timeout=10)
+        finally:
+            writer.close()
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(accepted_nodelay()) == 1
