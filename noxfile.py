@@ -238,15 +238,32 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite with branch coverage, on one pytest-xdist worker more than cores.
 
-    Everything runs, the end-to-end tests marked ``slow`` included; ``nox -s tests -- -m "not
-    slow"`` is the quick run, ``-- -n 0`` runs in this process only (both win over the defaults).
+    Every test but the end-to-end ones marked ``slow`` (``nox -s slow``; CI runs both, and
+    ``nox -s tests slow`` locally does the same); this suite alone must reach the coverage
+    floor. ``-- -n 0`` runs in this process only, ``-- -m ""`` every test (posargs win).
     """
     _install_test_extras(session)
+    _pytest(session, "-m", "not slow", "--cov")
+
+
+@nox.session(python=False, requires=["env"])
+def slow(session: nox.Session) -> None:
+    """Run the end-to-end tests marked ``slow``: the real chain from the CLI, nox and the CI
+    tools over the project, fresh installs, kill loops and clusters.
+
+    Coverage is added to what ``nox -s tests`` measured just before (``--cov-append``), so the
+    report after both is the whole suite's; the floor is held by ``tests`` alone.
+    """
+    _install_test_extras(session)
+    _pytest(session, "-m", "slow", "--cov", "--cov-append", "--cov-fail-under=0")
+
+
+def _pytest(session: nox.Session, *selection: str) -> None:
     session.run(
         _python(session),
         "-m",
         "pytest",
-        "--cov",
+        *selection,
         "--cov-report=term",
         "--durations=15",  # the slowest tests, so a CI run that grows says where
         # Many tests wait on a subprocess, a server or the package index: with one worker per

@@ -35,10 +35,11 @@ CHECK_CONFIG = "python -m gates ci render --check"
 # their security settings (gates/ci/deploy.py).
 CHECK_DEPLOY = "python -m gates ci deploy --check"
 CHECK_JOB = "ci-config"
-# The project's own checks, beside the gates on every pull request (noxfile.py sessions). CI
+# The project's own checks, beside the gates on every pull request (noxfile.py sessions): the
+# suite and then its end-to-end tests (``slow``), in one job so that coverage adds up. CI
 # installs the optional extras' lock for them, so that no test skips for a missing extra.
 CHECKS: tuple[tuple[str, str, str], ...] = (
-    ("tests", "python -m nox -s tests", "the test suite (nox -s tests)"),
+    ("tests", "python -m nox -s tests slow", "the test suite (nox -s tests slow)"),
     ("typecheck", "python -m nox -s typecheck", "mypy --strict (nox -s typecheck)"),
 )
 TEST_EXTRAS_ENV = "GATES_TEST_EXTRAS"

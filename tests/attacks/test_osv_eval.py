@@ -644,6 +644,7 @@ def _pypi_entries(record: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]
             yield canonicalize_name(affected["package"]["name"]), affected
 
 
+@pytest.mark.slow  # every record of the advisory snapshot
 def test_snapshot_every_listed_version_is_reported(
     snapshot_records: list[tuple[Path, dict[str, Any]]],
 ) -> None:
@@ -668,6 +669,7 @@ def test_snapshot_every_listed_version_is_reported(
     assert missed == []
 
 
+@pytest.mark.slow  # every record of the advisory snapshot
 def test_snapshot_ranges_agree_with_the_reference_around_every_boundary(
     snapshot_records: list[tuple[Path, dict[str, Any]]],
 ) -> None:

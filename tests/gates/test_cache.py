@@ -19,7 +19,9 @@ from tests.project_support import clear_of_utc_midnight
 # Each test runs the chain, often twice or more. Every gate is the registered one with its own
 # cache key; where a key misses, lint, sast and audit replay the real outcome recorded this
 # session unless anything they read changed, in which case ruff, bandit and pip-audit run
-# (tests/chain_support.py; those tests are marked slow). Data, train and cv always run.
+# (tests/chain_support.py). Data, train and cv always run. Whole chains, again and again: the
+# module is end to end (``nox -s slow``).
+pytestmark = pytest.mark.slow
 
 CACHED = ("lint", "sast", "audit", "data", "train", "cv", "risk", "serve")
 
@@ -142,7 +144,6 @@ def test_a_new_installed_package_invalidates_the_cache(cached, tmp_path, monkeyp
     assert not any(reused(summary).values())
 
 
-@pytest.mark.slow
 def test_a_changed_project_source_file_invalidates_the_cache(cached):
     run(cached)
     (cached.root / "helper.py").write_text("X = 1\n")
@@ -297,7 +298,6 @@ def test_an_unwritable_cache_does_not_change_the_verdict(project, monkeypatch, t
     assert not any(reused(run(project)).values())
 
 
-@pytest.mark.slow
 def test_cli_reuses_and_no_cache_flag_and_env_force_a_full_run(cached, gates_cli):
     first = gates_cli(cached.root, "run")
     assert first.returncode == 0, first.stderr
@@ -375,7 +375,6 @@ def test_new_approved_data_reruns_the_data_gate_on_but_reuses_the_supply_chain_g
     assert cached.report("gate")["status"] == "PASSED"
 
 
-@pytest.mark.slow
 def test_any_file_in_a_scanner_scope_changes_its_key_whatever_its_suffix(cached):
     run(cached)
     # Not a .py file, and under tests/ (lint's scope, not sast's): only ruff could read it.
@@ -384,7 +383,6 @@ def test_any_file_in_a_scanner_scope_changes_its_key_whatever_its_suffix(cached)
     assert not hits["lint"]
 
 
-@pytest.mark.slow
 def test_the_digest_memo_skips_unchanged_files_but_sees_an_edit_with_its_mtime_put_back(
     project, monkeypatch
 ):
@@ -412,7 +410,6 @@ def test_the_digest_memo_skips_unchanged_files_but_sees_an_edit_with_its_mtime_p
     assert hits["sast"]  # tests/ is not in bandit's scope
 
 
-@pytest.mark.slow
 def test_a_new_bandit_baseline_reruns_sast(cached):
     run(cached)
     cached.edit_policy(**{"sast.baseline": "bandit-baseline.json"})
@@ -426,7 +423,6 @@ def test_a_new_bandit_baseline_reruns_sast(cached):
     assert summary.exit_code == 0
 
 
-@pytest.mark.slow
 def test_a_changed_advisory_snapshot_reruns_the_audit(cached, tmp_path, monkeypatch):
     import shutil
 

@@ -156,6 +156,7 @@ def test_missing_bandit_is_an_error(
         _gate(project, {"src/app.py": CLEAN})
 
 
+@pytest.mark.slow  # real bandit over the whole project
 def test_the_project_itself_is_clean(project: Any) -> None:
     # The committed policy's scope and thresholds over the repository's own code.
     repo = Path(__file__).resolve().parents[2]

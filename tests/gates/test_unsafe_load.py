@@ -101,6 +101,7 @@ def test_only_the_named_loader_module_is_exempt(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow  # the AST check over the whole project
 def test_the_projects_own_loader_is_the_only_deserializer() -> None:
     repo = Path(__file__).resolve().parents[2]
     files = sorted((repo / "pipeline").rglob("*.py")) + sorted((repo / "gates").rglob("*.py"))

@@ -64,7 +64,7 @@ def test_github_runs_the_tests_and_the_typecheck_on_pull_requests(future_specs):
         assert job["steps"][-1]["run"] == command
         assert job["env"] == {"GATES_TEST_EXTRAS": "1"}
         assert job["permissions"] == {"contents": "read"}
-    assert [c[1] for c in CHECKS] == ["python -m nox -s tests", "python -m nox -s typecheck"]
+    assert [c[1] for c in CHECKS] == ["python -m nox -s tests slow", "python -m nox -s typecheck"]
 
 
 def test_github_can_be_started_by_hand_and_still_deploys_only_pushes(future_specs):
