@@ -123,7 +123,9 @@ def _bandit_scan(
     """One bandit scan: its SARIF read into the shape of ``bandit -f json`` (results, errors,
     metrics), and the SARIF text itself (kept raw, and bandit's own run in ``sast.sarif``)."""
     run = _bandit(context, present, exclude)
-    keep_raw(context.reports_dir / "sast.bandit.sarif", run.stdout)
+    # Not named *.sarif: the feedback stage merges every reports/*.sarif, and this raw log holds
+    # the results the gate suppressed or below its thresholds at bandit's own levels.
+    keep_raw(context.reports_dir / "sast.bandit.sarif.json", run.stdout)
     # bandit: 0 no issue at the requested levels, 1 issues found; anything else is a failure
     # to run (2 = bad arguments). Both 0 and 1 must come with a SARIF report.
     if run.returncode not in (0, 1):
@@ -383,7 +385,7 @@ class SastGate(Gate):
                 "unsafe_loads": len(unsafe),
                 "thresholds": {"severity": sast.severity, "confidence": sast.confidence},
             },
-            artifacts=report_artifacts(context, "sast.sarif", "sast.bandit.sarif"),
+            artifacts=report_artifacts(context, "sast.sarif", "sast.bandit.sarif.json"),
         )
 
 

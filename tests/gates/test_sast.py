@@ -38,12 +38,15 @@ def _errors(outcome: Any) -> list[str]:
 def test_clean_code_passes_and_keeps_bandit_output(project: Any) -> None:
     outcome = _gate(project, {"src/app.py": CLEAN})
     assert outcome.status is Status.PASSED, outcome.summary
-    raw = json.loads((project.root / "reports" / "sast.bandit.sarif").read_text())
+    raw = json.loads((project.root / "reports" / "sast.bandit.sarif.json").read_text())
     assert raw["runs"][0]["results"] == []
     assert "toolConfigurationNotifications" not in raw["runs"][0]["invocations"][0]
     assert set(raw["runs"][0]["properties"]["metrics"]) == {"_totals", "src/app.py"}
     assert outcome.metrics["lines_of_code"] == 2
-    assert set(outcome.artifacts) == {"reports/sast.sarif", "reports/sast.bandit.sarif"}
+    assert set(outcome.artifacts) == {"reports/sast.sarif", "reports/sast.bandit.sarif.json"}
+    # feedback merges every reports/*.sarif: bandit's raw log, with the results the gate
+    # suppressed, must not be one of them.
+    assert [p.name for p in (project.root / "reports").glob("*.sarif")] == ["sast.sarif"]
     sarif = json.loads((project.root / "reports" / "sast.sarif").read_text())
     assert sarif["runs"][0]["results"] == []
 
