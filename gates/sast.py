@@ -124,7 +124,7 @@ def _bandit_scan(
     metrics), and the SARIF text itself (kept raw, and bandit's own run in ``sast.sarif``)."""
     run = _bandit(context, present, exclude)
     # Not named *.sarif: the feedback stage merges every reports/*.sarif, and this raw log holds
-    # the results the gate suppressed or below its thresholds at bandit's own levels.
+    # every result bandit found (those the gate suppressed too) at bandit's own levels.
     keep_raw(context.reports_dir / "sast.bandit.sarif.json", run.stdout)
     # bandit: 0 no issue at the requested levels, 1 issues found; anything else is a failure
     # to run (2 = bad arguments). Both 0 and 1 must come with a SARIF report.
@@ -189,7 +189,7 @@ def _from_sarif(document: Any) -> dict[str, Any]:
             for rule in _list(run["tool"]["driver"].get("rules", []), "rules")
         }
         results = [_result(item, names) for item in _list(run["results"], "results")]
-    except (KeyError, IndexError, TypeError, ValueError, UnicodeDecodeError) as err:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, UnicodeDecodeError) as err:
         msg = f"bandit's SARIF lacks what the gate reads ({type(err).__name__}: {err})"
         raise GateError(msg) from None
     # bandit -f json lists results by file name (a stable sort): the same order here.

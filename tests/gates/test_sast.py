@@ -312,6 +312,7 @@ BROKEN_SARIF = {
     "notification-without-text": _drop(f"{NOTE}.message.text"),
     "no-results": _drop("runs.0.results"),
     "result-without-rule": _set("runs.0.tool.driver.rules", []),
+    "driver-not-an-object": _set("runs.0.tool.driver", []),
     "result-without-rule-id": _drop(f"{RESULT}.ruleId"),
     "result-without-region": _drop(f"{RESULT}.locations.0.physicalLocation.region"),
     "result-line-not-a-number": _set(
