@@ -90,10 +90,11 @@ def docs_uri(root: Path, doc: str) -> str:
 
 
 def relative_uri(uri: str, root: Path) -> str:
-    """A tool's artifact URI (``file:///abs/path``, ``./x``, ``x``) relative to ``root``."""
-    if uri.startswith("file://"):
-        uri = unquote(urlsplit(uri).path)
-    path = Path(uri)
+    """A tool's artifact URI (``file:///abs/path``, ``./x``, ``x``) relative to ``root``.
+
+    A URI is percent-encoded (bandit writes ``src/my%20file.py``): decoded, it names the file.
+    """
+    path = Path(unquote(urlsplit(uri).path if uri.startswith("file://") else uri))
     if path.is_absolute():
         try:
             return path.resolve().relative_to(root.resolve()).as_posix()

@@ -25,6 +25,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
 
 from gates import unsafe_load
 from gates._tools import (
@@ -101,11 +102,9 @@ def load_baseline(path: Path, root: Path) -> Counter[BaselineKey]:
         raise GateError(msg) from None
 
 
-def _bandit(
-    context: RunContext, present: list[str], exclude: list[str], *, output: str = "json"
-) -> ToolRun:
+def _bandit(context: RunContext, present: list[str], exclude: list[str]) -> ToolRun:
     # --ignore-nosec: the gate applies nosec comments itself (see the module docstring).
-    args = ["-r", "-f", output, "-q", "--ignore-nosec"]
+    args = ["-r", "-f", "sarif", "-q", "--ignore-nosec"]
     args += ["--severity-level", "all", "--confidence-level", "all"]
     if exclude:
         args += ["-x", ",".join(exclude)]
@@ -115,35 +114,120 @@ def _bandit(
         ini = Path(tmp) / "bandit.ini"
         ini.write_text("[bandit]\n", encoding="utf-8")
         args += ["--ini", str(ini)]
-        run = run_module("bandit", *args, "--", *present, cwd=context.root, timeout=_TIMEOUT)
-    if output != "json":
-        if run.returncode not in (0, 1):
-            msg = f"bandit -f {output} exited {run.returncode}: {run.tail()}"
-            raise GateError(msg)
-        return run
-    return run
+        return run_module("bandit", *args, "--", *present, cwd=context.root, timeout=_TIMEOUT)
 
 
-def _bandit_json(context: RunContext, present: list[str], exclude: list[str]) -> dict[str, Any]:
+def _bandit_scan(
+    context: RunContext, present: list[str], exclude: list[str]
+) -> tuple[dict[str, Any], str]:
+    """One bandit scan: its SARIF read into the shape of ``bandit -f json`` (results, errors,
+    metrics), and the SARIF text itself (kept raw, and bandit's own run in ``sast.sarif``)."""
     run = _bandit(context, present, exclude)
-    keep_raw(context.reports_dir / "sast.bandit.json", run.stdout)
+    # Not named *.sarif: the feedback stage merges every reports/*.sarif, and this raw log holds
+    # every result bandit found (those the gate suppressed too) at bandit's own levels.
+    keep_raw(context.reports_dir / "sast.bandit.sarif.json", run.stdout)
     # bandit: 0 no issue at the requested levels, 1 issues found; anything else is a failure
-    # to run (2 = bad arguments). Both 0 and 1 must come with a JSON report.
+    # to run (2 = bad arguments). Both 0 and 1 must come with a SARIF report.
     if run.returncode not in (0, 1):
         msg = f"bandit exited {run.returncode}: {run.tail()}"
         raise GateError(msg)
-    data = parse_json(run.stdout, tool="bandit")
-    if not isinstance(data, dict) or not {"results", "errors", "metrics"} <= data.keys():
-        msg = f"bandit JSON lacks results/errors/metrics: {run.stdout[:200]!r}"
-        raise GateError(msg)
-    if not isinstance(data["metrics"], dict) or "_totals" not in data["metrics"]:
-        msg = f"bandit JSON has no metrics._totals: {run.stdout[:200]!r}"
-        raise GateError(msg)
+    data = _from_sarif(parse_json(run.stdout, tool="bandit"))
     # At --severity-level all, any result makes bandit exit 1; a mismatch is not to be trusted.
     if (run.returncode == 1) != bool(data["results"]):
         msg = f"bandit exited {run.returncode} with {len(data['results'])} result(s): {run.tail()}"
         raise GateError(msg)
-    return data
+    return data, run.stdout
+
+
+def _uri_path(uri: object) -> str:
+    """The file a SARIF ``artifactLocation.uri`` of bandit's names, as bandit named it.
+
+    bandit's ``to_uri`` percent-encodes a relative path (``src/my%20file.py``) and writes an
+    absolute one as ``file:///...``; anything else is not bandit's and is not guessed at.
+    """
+    if not isinstance(uri, str) or not uri:
+        raise TypeError(f"artifactLocation.uri is {uri!r}, expected a non-empty string")
+    parts = urlsplit(uri)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost"):
+        return unquote(parts.path, errors="strict")
+    if parts.scheme or parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"artifactLocation.uri {uri!r} is not a file path")
+    return unquote(uri, errors="strict")
+
+
+def _from_sarif(document: Any) -> dict[str, Any]:
+    """bandit's SARIF (``bandit.formatters.sarif``) as the dict ``bandit -f json`` prints.
+
+    Each result keeps what the gate reads from a JSON result: ``filename`` (the decoded
+    artifact URI), ``test_id`` (ruleId), ``test_name`` (its rule's name), ``issue_text``
+    (message), ``issue_severity`` / ``issue_confidence`` (properties), ``line_number`` and
+    ``line_range`` (the region's startLine..endLine; bandit's SARIF gives a statement's first
+    two lines, not all of them, so a ``# nosec`` further down a long statement hides nothing).
+    A skipped file (toolConfigurationNotifications) is an entry of ``errors``; ``metrics`` is
+    ``runs[0].properties.metrics``. Anything missing or of the wrong type is a GateError.
+    """
+    try:
+        (run,) = document["runs"]
+        metrics = run["properties"]["metrics"]
+        if not isinstance(metrics, dict) or not isinstance(metrics.get("_totals"), dict):
+            raise TypeError("runs[0].properties.metrics has no _totals")
+        (invocation, *_) = run["invocations"]
+        if invocation["executionSuccessful"] is not True:
+            raise ValueError("invocations[0].executionSuccessful is not true")
+        errors = [
+            {
+                "filename": _uri_path(
+                    note["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                ),
+                "reason": str(note["message"]["text"]),
+            }
+            for kind in ("toolConfigurationNotifications", "toolExecutionNotifications")
+            for note in _list(invocation.get(kind, []), kind)
+        ]
+        names = {
+            str(rule["id"]): str(rule["name"])
+            for rule in _list(run["tool"]["driver"].get("rules", []), "rules")
+        }
+        results = [_result(item, names) for item in _list(run["results"], "results")]
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, UnicodeDecodeError) as err:
+        msg = f"bandit's SARIF lacks what the gate reads ({type(err).__name__}: {err})"
+        raise GateError(msg) from None
+    # bandit -f json lists results by file name (a stable sort): the same order here.
+    results.sort(key=lambda item: str(item["filename"]))
+    return {"results": results, "errors": errors, "metrics": metrics}
+
+
+def _list(value: Any, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"{name} is not a list")
+    return value
+
+
+def _result(item: Any, names: dict[str, str]) -> dict[str, Any]:
+    physical = item["locations"][0]["physicalLocation"]
+    region = physical["region"]
+    start, end = region["startLine"], region.get("endLine", region["startLine"])
+    if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end):
+        raise ValueError(f"region lines {start!r}..{end!r}")
+    test = item["ruleId"]
+    if not isinstance(test, str) or test not in names:
+        raise KeyError(f"ruleId {test!r} has no rule in tool.driver.rules")
+    return {
+        "filename": _uri_path(physical["artifactLocation"]["uri"]),
+        "test_id": test,
+        "test_name": names[test],
+        "issue_text": _text(item["message"]["text"]),
+        "issue_severity": _text(item["properties"]["issue_severity"]),
+        "issue_confidence": _text(item["properties"]["issue_confidence"]),
+        "line_number": start,
+        "line_range": list(range(start, end + 1)),
+    }
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not a string")
+    return value
 
 
 class SastGate(Gate):
@@ -199,7 +283,7 @@ class SastGate(Gate):
                         policy_key="[sast].exclude",
                     )
                 )
-        data = _bandit_json(context, present, exclude)
+        data, native = _bandit_scan(context, present, exclude)
         for error in data["errors"]:
             shown = relative(str(error.get("filename", "?")), root)
             findings.append(
@@ -283,7 +367,7 @@ class SastGate(Gate):
             for u in unsafe
         ]
         version = data.get("metrics", {}).get("_totals", {})
-        _write_sarif(context, present, exclude, findings)
+        _write_sarif(context, native, findings)
         return Outcome.judge(
             findings,
             passed=f"bandit and unsafe-load clean over {len(files)} file(s) "
@@ -301,23 +385,20 @@ class SastGate(Gate):
                 "unsafe_loads": len(unsafe),
                 "thresholds": {"severity": sast.severity, "confidence": sast.confidence},
             },
-            artifacts=report_artifacts(context, "sast.sarif", "sast.bandit.json"),
+            artifacts=report_artifacts(context, "sast.sarif", "sast.bandit.sarif.json"),
         )
 
 
-def _write_sarif(
-    context: RunContext, present: list[str], exclude: list[str], findings: list[Finding]
-) -> None:
-    """``sast.sarif``: bandit's own SARIF (rule names, help links, CWE tags) for the results the
-    gate kept (its decisions come from the JSON scan), then the gate's own findings."""
-    native = _bandit(context, present, exclude, output="sarif")  # a second, identical scan
+def _write_sarif(context: RunContext, native: str, findings: list[Finding]) -> None:
+    """``sast.sarif``: bandit's own SARIF run (rule names, help links, CWE tags) for the results
+    the gate kept (the scan its decisions came from), then the gate's own findings."""
     write_sarif(
         context.reports_dir / "sast.sarif",
         findings,
         tool="bandit",
         version=_bandit_version(),
         info_uri=docs_uri(context.root, "docs/supply-chain.md"),
-        native=native.stdout,
+        native=native,
         root=context.root,
         gate=SastGate.name,
     )

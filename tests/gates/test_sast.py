@@ -38,9 +38,15 @@ def _errors(outcome: Any) -> list[str]:
 def test_clean_code_passes_and_keeps_bandit_output(project: Any) -> None:
     outcome = _gate(project, {"src/app.py": CLEAN})
     assert outcome.status is Status.PASSED, outcome.summary
-    raw = json.loads((project.root / "reports" / "sast.bandit.json").read_text())
-    assert raw["results"] == []
-    assert raw["errors"] == []
+    raw = json.loads((project.root / "reports" / "sast.bandit.sarif.json").read_text())
+    assert raw["runs"][0]["results"] == []
+    assert "toolConfigurationNotifications" not in raw["runs"][0]["invocations"][0]
+    assert set(raw["runs"][0]["properties"]["metrics"]) == {"_totals", "src/app.py"}
+    assert outcome.metrics["lines_of_code"] == 2
+    assert set(outcome.artifacts) == {"reports/sast.sarif", "reports/sast.bandit.sarif.json"}
+    # feedback merges every reports/*.sarif: bandit's raw log, with the results the gate
+    # suppressed, must not be one of them.
+    assert [p.name for p in (project.root / "reports").glob("*.sarif")] == ["sast.sarif"]
     sarif = json.loads((project.root / "reports" / "sast.sarif").read_text())
     assert sarif["runs"][0]["results"] == []
 
@@ -185,3 +191,153 @@ def test_a_file_bandit_silently_skips_does_not_pass(project: Any) -> None:
     outcome = _gate(project, {"src/app.py": CLEAN, "src/.tox/hidden.py": CLEAN})
     assert _errors(outcome) == ["SAST005"]
     assert outcome.findings[0].location.path == "src/.tox/hidden.py"
+
+
+# bandit's SARIF names files by URI (src/sub%20dir/na%C3%AFve.py); the gate maps them back.
+SPACED = "src/sub dir/naïve shell.py"
+QUIET = "src/déjà vu/two lines.py"
+BROKEN = "src/more/sp ace/brøken.py"
+# B602's statement spans lines 6-8: a nosec naming it on line 7 hides it (bandit's region).
+TWO_LINES = (
+    '"""Doc."""\n\nimport subprocess  # nosec B404\n\n\ndef go(cmd):\n'
+    "    return subprocess.call(\n        cmd, shell=True  # nosec B602\n    )\n"
+)
+NAMED_FILES = {SPACED: SHELL, QUIET: TWO_LINES, BROKEN: "def f(:\n"}
+
+
+def test_paths_with_spaces_and_non_ascii_in_subfolders_map_back(project: Any) -> None:
+    outcome = _gate(project, NAMED_FILES)
+    errors = [
+        (f.rule, f.location.path, f.location.line)
+        for f in outcome.findings
+        if f.severity is Severity.ERROR
+    ]
+    assert sorted(errors, key=str) == [
+        ("B404", SPACED, 3),
+        ("B602", SPACED, 8),
+        ("SAST001", BROKEN, None),
+        ("SAST100", BROKEN, 1),
+    ], outcome.findings
+    shell = next(f for f in outcome.findings if f.rule == "B602")
+    assert shell.message.startswith(f"{SPACED}:8: ")
+    silenced = outcome.metrics["suppressed_by_nosec"]
+    assert {(s["path"], s["test_id"]) for s in silenced} == {(QUIET, "B404"), (QUIET, "B602")}
+    # bandit's own run in sast.sarif holds the result, under the decoded relative path.
+    sarif = json.loads((project.root / "reports" / "sast.sarif").read_text())
+    native = sarif["runs"][0]
+    assert native["tool"]["driver"]["name"] == "Bandit"
+    uris = {
+        r["ruleId"]: r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in native["results"]
+    }
+    assert uris == {"B404": SPACED, "B602": SPACED}
+
+
+def _bandit_raw(root: Path, output: str) -> Any:
+    args = ["-r", "-f", output, "-q", "--ignore-nosec", "--severity-level", "all"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bandit", *args, "--confidence-level", "all", "src"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def bandit_both(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    """bandit's SARIF and JSON over the same planted tree."""
+    root = tmp_path_factory.mktemp("both")
+    for name, text in {**NAMED_FILES, "src/app.py": SHELL}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    return _bandit_raw(root, "sarif"), _bandit_raw(root, "json")
+
+
+def test_bandit_sarif_reads_as_bandit_json_does(bandit_both: tuple[Any, Any]) -> None:
+    from gates.sast import _from_sarif
+
+    sarif, raw = bandit_both
+    data = _from_sarif(sarif)
+    read = ("filename", "test_id", "test_name", "issue_text", "issue_severity", "issue_confidence")
+    # Single-line statements only: there bandit's SARIF region is the JSON's line range.
+    assert all(len(r["line_range"]) == 1 for r in raw["results"] if r["filename"] != QUIET)
+    assert [{k: r[k] for k in read} for r in data["results"]] == [
+        {k: r[k] for k in read} for r in raw["results"]
+    ]
+    single = [r for r in raw["results"] if r["filename"] != QUIET]
+    assert [
+        (r["line_number"], r["line_range"]) for r in data["results"] if r["filename"] != QUIET
+    ] == [(r["line_number"], r["line_range"]) for r in single]
+    assert (
+        data["errors"]
+        == raw["errors"]
+        == [{"filename": BROKEN, "reason": "syntax error while parsing AST from file"}]
+    )
+    assert data["metrics"] == raw["metrics"]
+
+
+def _drop(path: str) -> Any:
+    def edit(doc: Any) -> None:
+        *parents, last = path.split(".")
+        for part in parents:
+            doc = doc[int(part)] if part.isdigit() else doc[part]
+        del doc[int(last) if last.isdigit() else last]
+
+    return edit
+
+
+def _set(path: str, value: Any) -> Any:
+    def edit(doc: Any) -> None:
+        *parents, last = path.split(".")
+        for part in parents:
+            doc = doc[int(part)] if part.isdigit() else doc[part]
+        doc[int(last) if last.isdigit() else last] = value
+
+    return edit
+
+
+NOTE = "runs.0.invocations.0.toolConfigurationNotifications.0"
+RESULT = "runs.0.results.0"
+BROKEN_SARIF = {
+    "no-metrics": _drop("runs.0.properties.metrics"),
+    "no-totals": _drop("runs.0.properties.metrics._totals"),
+    "metrics-not-a-dict": _set("runs.0.properties.metrics", []),
+    "two-runs": lambda doc: doc["runs"].append(doc["runs"][0]),
+    "no-invocation": _set("runs.0.invocations", []),
+    "not-successful": _set("runs.0.invocations.0.executionSuccessful", False),
+    "notifications-not-a-list": _set(NOTE[:-2], {}),
+    "notification-without-location": _drop(f"{NOTE}.locations"),
+    "notification-without-text": _drop(f"{NOTE}.message.text"),
+    "no-results": _drop("runs.0.results"),
+    "result-without-rule": _set("runs.0.tool.driver.rules", []),
+    "driver-not-an-object": _set("runs.0.tool.driver", []),
+    "result-without-rule-id": _drop(f"{RESULT}.ruleId"),
+    "result-without-region": _drop(f"{RESULT}.locations.0.physicalLocation.region"),
+    "result-line-not-a-number": _set(
+        f"{RESULT}.locations.0.physicalLocation.region.startLine", "8"
+    ),
+    "result-without-severity": _drop(f"{RESULT}.properties.issue_severity"),
+    "result-without-confidence": _drop(f"{RESULT}.properties.issue_confidence"),
+    "result-without-text": _drop(f"{RESULT}.message"),
+    "result-uri-elsewhere": _set(
+        f"{RESULT}.locations.0.physicalLocation.artifactLocation.uri", "https://example.org/a.py"
+    ),
+    "result-uri-undecodable": _set(
+        f"{RESULT}.locations.0.physicalLocation.artifactLocation.uri", "src/%FF.py"
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", BROKEN_SARIF.values(), ids=list(BROKEN_SARIF))
+def test_bandit_sarif_lacking_what_the_gate_reads_is_an_error(
+    bandit_both: tuple[Any, Any], edit: Any
+) -> None:
+    from gates.sast import _from_sarif
+
+    doc = json.loads(json.dumps(bandit_both[0]))
+    edit(doc)
+    with pytest.raises(GateError, match="bandit's SARIF lacks what the gate reads"):
+        _from_sarif(doc)
