@@ -660,7 +660,7 @@ def screen_new_rows(
     """Screen the rows that are not approved against those that are; or say why it cannot."""
     import numpy as np  # noqa: PLC0415
 
-    from pipeline.poison import encode_labels  # noqa: PLC0415
+    from pipeline.poison import encode_labels, out_of_range  # noqa: PLC0415
     from pipeline.profile import id_text, numeric_columns, row_digests  # noqa: PLC0415
     from pipeline.targeted import screen_batch  # noqa: PLC0415
 
@@ -692,6 +692,11 @@ def screen_new_rows(
     std[std == 0] = 1.0
     x = (matrix - mean) / std
     y = encode_labels(clean[data.label], data.classes)
+    beyond = (
+        out_of_range(clean, data, approval.reference, margin=checks.range.margin).rows
+        if approval.reference is not None and checks.range.enabled
+        else None
+    )
     return (
         screen_batch(
             x,
@@ -704,6 +709,7 @@ def screen_new_rows(
             burst=checks.bursts,
             batch=checks.batch,
             seed=seed,
+            beyond_range=beyond,
         ),
         None,
     )

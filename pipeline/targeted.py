@@ -686,7 +686,7 @@ def _benjamini_hochberg(pvalues: Array, q: float) -> Array:
 
 
 def _batch_density(
-    s: _Split, *, classes: Sequence[str], batch: BatchCheck
+    s: _Split, *, classes: Sequence[str], batch: BatchCheck, settled: Array | None = None
 ) -> tuple[Flags, RateTest]:
     """Distance to the k-th nearest approved row of the row's class, vs the approved rows' own.
 
@@ -699,6 +699,13 @@ def _batch_density(
     is flagged when it is beyond the quantile and selected. Before, every row beyond the
     quantile was flagged: about 1% of a clean batch (4 of 137 clean new rows of breast cancer),
     which is the check's null rate, not evidence against those rows.
+
+    ``settled`` (a mask over the new rows): rows another check flags on its own, beyond the
+    approved range plus margin (DATA060). Benjamini-Hochberg runs on them and on the other new
+    rows as two families, each at ``density_fdr``. In one family, far outliers' tiny p-values
+    raised BH's threshold for every row: 9 outliers in 137 new rows of breast cancer got 4
+    clean rows reported; the question the report answers for the other rows, which of them
+    are far from their class, does not depend on how many outliers came along.
     """
     from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
 
@@ -721,7 +728,10 @@ def _batch_density(
         for i, d in zip(batch_rows, dist, strict=True):
             if limit > 0 and d > limit:
                 beyond.append((int(i), float(d), limit, float(pvalues[i]), cls, k))
-    selected = _benjamini_hochberg(pvalues, batch.density_fdr)
+    selected = np.zeros(len(s.yn), dtype=bool)
+    apart = np.zeros(len(s.yn), dtype=bool) if settled is None else settled
+    for family in (apart, ~apart):
+        selected[family] = _benjamini_hochberg(pvalues[family], batch.density_fdr)
     rows: list[int] = []
     scores: list[float] = []
     reasons: list[str] = []
@@ -734,7 +744,8 @@ def _batch_density(
             f"{d / limit:.2f}x farther from the approved '{classes[cls]}' rows than "
             f"{batch.density_quantile:.0%} of them are from each other ({kth}-NN distance "
             f"{d:.3g} > {limit:.3g}; conformal p={p:.2g}, selected by Benjamini-Hochberg at "
-            f"FDR {batch.density_fdr:g} over {len(s.yn)} new rows)"
+            f"FDR {batch.density_fdr:g} over {int((apart == apart[at]).sum())} new rows"
+            + (" beyond the approved range)" if apart[at] else ")")
         )
     flags = _flags("batch_density", np.array(rows), np.array(scores), reasons, start)
     rate = _rate_test("batch_density", len(beyond), len(s.yn), 1 - batch.density_quantile, batch)
@@ -872,10 +883,13 @@ def screen_batch(
     burst: BurstCheck,
     batch: BatchCheck,
     seed: int,
+    beyond_range: Array | None = None,
 ) -> BatchScreening:
     """Screen rows not in ``approved`` (a boolean mask) against the approved rows alone.
 
     ``x`` are numeric features standardized with the approved rows' mean and deviation.
+    ``beyond_range``: table positions of rows beyond the approved range plus margin (DATA060),
+    a family of their own for the density check's Benjamini-Hochberg (see ``_batch_density``).
     """
     trusted = np.flatnonzero(approved)
     new = np.flatnonzero(~approved)
@@ -896,7 +910,10 @@ def screen_batch(
     label_flags, label_rate, _, doubted = _batch_labels(
         split, classes=classes, labels=labels, batch=batch, seed=seed
     )
-    density_flags, density_rate = _batch_density(split, classes=classes, batch=batch)
+    settled = None if beyond_range is None else np.isin(new, np.asarray(beyond_range))
+    density_flags, density_rate = _batch_density(
+        split, classes=classes, batch=batch, settled=settled
+    )
     flags = [label_flags, density_flags]
     if association.enabled:
         start = time.perf_counter()

@@ -1,11 +1,14 @@
-"""Planted: far outliers with wrong labels, against the whole-table association check (DATA071).
+"""Planted: far outliers with wrong labels, against the association (DATA071) and density (DATA101)
+checks.
 
 Rows 5-10 SD out on every feature are caught by the range check (DATA060). Left in the
 association test they were high-leverage points for its expectation model, which then
 mispredicted the clean rows of the extreme bins: on the benchmark's synthetic set 109 clean
 rows were reported as a "label association" (the attacker's outliers buy cover: a reviewer
 sees a hundred clean rows blamed). Rows beyond the approved range now stay out of the
-association test; a trigger inside the range is still found beside them.
+association test; a trigger inside the range is still found beside them. In a batch they are
+the density check's own Benjamini-Hochberg family, so that they do not loosen its threshold for
+the clean new rows.
 """
 
 from __future__ import annotations
@@ -93,3 +96,29 @@ def test_far_outliers_do_not_make_the_association_check_blame_clean_rows(case: s
         assert np.isin(planted, found.rows).mean() >= 0.8
         assert "x2 in" in found.reasons[0]
         assert "x5 in" in found.reasons[0]
+
+
+def test_far_outliers_in_a_batch_do_not_get_clean_new_rows_reported_for_density() -> None:
+    # The batch setting: the same outliers among the new rows. The data gate hands the density
+    # check (DATA101) the rows beyond the approved range, which are their own Benjamini-Hochberg
+    # family: they are reported, and their tiny conformal p-values no longer loosen the
+    # threshold for the clean new rows (before: clean new rows reported beside them).
+    from gates.data_integrity import Approval, screen_new_rows
+    from pipeline.profile import row_digests
+
+    approved, table, outliers, _ = _table(trigger=False)
+    contract = _contract()
+    new = np.arange(N) >= N - 300
+    table.loc[~new, :] = approved.loc[~new, :]  # the approved rows as approved
+    outliers = outliers[new[outliers]]
+    digests = row_digests(table, contract)
+    trusted = {i: d for (i, d), fresh in zip(digests.items(), new, strict=True) if not fresh}
+    reference = build_profile(table[~new], contract)
+    batch, why = screen_new_rows(
+        table, contract, Approval(reference, trusted, "test", trusted=True), seed=7
+    )
+    assert why is None
+    assert batch is not None
+    flags = next(f for f in batch.flags if f.check == "batch_density")
+    assert flags.rows.tolist() == outliers.tolist()
+    assert all("beyond the approved range" in r for r in flags.reasons)

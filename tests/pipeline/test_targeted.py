@@ -350,6 +350,57 @@ def test_far_rows_are_reported_with_their_conformal_p_and_clean_rows_beyond_the_
     assert all("p=0.0028" in r for r in flags.reasons)
 
 
+def _batch_beyond(x: np.ndarray, y: np.ndarray, approved: np.ndarray, beyond: np.ndarray):
+    checks = _checks().checks
+    return screen_batch(
+        x,
+        y,
+        approved,
+        classes=("a", "b"),
+        names=NAMES,
+        labels=checks.labels,
+        association=checks.association,
+        burst=checks.bursts,
+        batch=checks.batch,
+        seed=SEED,
+        beyond_range=beyond,
+    )
+
+
+def test_far_outliers_beyond_the_range_do_not_get_clean_rows_reported_for_density():
+    # Ten rows six SDs off, beyond the approved range (DATA060 flags them on its own). In one
+    # Benjamini-Hochberg family their tiny conformal p-values raise the threshold for every
+    # new row, and clean rows of the batch were reported beside them (4 here; 4 of 13 rows on
+    # the benchmark's breast cancer batch). As their own family they are still reported, the
+    # other rows are judged among themselves, and the rate test counts every row as before.
+    x, y = _data(900, seed=1)
+    far = np.arange(700, 720, 2)
+    x[far] += 6.0
+    approved = _approved(900, 200)
+    one_family = next(f for f in _batch(x, y, approved).flags if f.check == "batch_density")
+    assert set(one_family.rows.tolist()) > set(far.tolist())  # the loosening, shown
+    result = _batch_beyond(x, y, approved, far)
+    flags = next(f for f in result.flags if f.check == "batch_density")
+    rate = next(t for t in result.rates if t.check == "batch_density")
+    assert flags.rows.tolist() == far.tolist()
+    assert all("beyond the approved range" in r for r in flags.reasons)
+    assert rate.failed
+    assert rate.flagged > far.size
+
+
+def test_far_rows_inside_the_range_are_still_reported_for_density():
+    # The split is by the range check's rows only: far rows the range check does not flag
+    # (here: none is passed as beyond the range) stay in the family of every other row, and
+    # are reported as before.
+    x, y = _data(900, seed=1)
+    far = np.arange(700, 720, 2)
+    x[far] += 6.0
+    result = _batch_beyond(x, y, _approved(900, 200), np.zeros(0, dtype=np.int64))
+    flags = next(f for f in result.flags if f.check == "batch_density")
+    assert set(far.tolist()) <= set(flags.rows.tolist())
+    assert not any("beyond the approved range" in r for r in flags.reasons)
+
+
 def test_a_failed_density_rate_with_no_row_reported_still_fails_the_batch():
     # Fail closed: many rows each moderately far (none significant on its own) fail the count
     # test; the finding must not be dropped because no single row is reported.
