@@ -221,7 +221,6 @@ def _serve_child(
 ) -> None:
     """A server process: the service with ``changes`` to ``[serve]``, or the bare app."""
     import signal
-    import socket
 
     import uvicorn
 
@@ -262,8 +261,7 @@ def _serve_child(
         app = create_app(server.build_service(with_serve(loaded, **changes), served, logger=logger))
     else:
         app = bare_app(served.model)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = server.loopback_socket()  # Nagle off on what it accepts, as on_loopback
     ports.put(sock.getsockname()[1])
     # uvicorn re-raises the SIGTERM it shut down on; a no-op handler lets the stamps be written.
     signal.signal(signal.SIGTERM, lambda *_: None)
