@@ -243,7 +243,7 @@ def test_a_tiny_significant_rate_change_of_a_large_table_adds_no_witness_rows():
 # --- the batch setting ----------------------------------------------------------------------
 
 
-def _batch(x: np.ndarray, y: np.ndarray, approved: np.ndarray):
+def _batch(x: np.ndarray, y: np.ndarray, approved: np.ndarray, beyond: np.ndarray | None = None):
     checks = _checks().checks
     return screen_batch(
         x,
@@ -256,6 +256,7 @@ def _batch(x: np.ndarray, y: np.ndarray, approved: np.ndarray):
         burst=checks.bursts,
         batch=checks.batch,
         seed=SEED,
+        beyond_range=beyond,
     )
 
 
@@ -350,23 +351,6 @@ def test_far_rows_are_reported_with_their_conformal_p_and_clean_rows_beyond_the_
     assert all("p=0.0028" in r for r in flags.reasons)
 
 
-def _batch_beyond(x: np.ndarray, y: np.ndarray, approved: np.ndarray, beyond: np.ndarray):
-    checks = _checks().checks
-    return screen_batch(
-        x,
-        y,
-        approved,
-        classes=("a", "b"),
-        names=NAMES,
-        labels=checks.labels,
-        association=checks.association,
-        burst=checks.bursts,
-        batch=checks.batch,
-        seed=SEED,
-        beyond_range=beyond,
-    )
-
-
 def test_far_outliers_beyond_the_range_do_not_get_clean_rows_reported_for_density():
     # Ten rows six SDs off, beyond the approved range (DATA060 flags them on its own). In one
     # Benjamini-Hochberg family their tiny conformal p-values raise the threshold for every
@@ -379,7 +363,7 @@ def test_far_outliers_beyond_the_range_do_not_get_clean_rows_reported_for_densit
     approved = _approved(900, 200)
     one_family = next(f for f in _batch(x, y, approved).flags if f.check == "batch_density")
     assert set(one_family.rows.tolist()) > set(far.tolist())  # the loosening, shown
-    result = _batch_beyond(x, y, approved, far)
+    result = _batch(x, y, approved, far)
     flags = next(f for f in result.flags if f.check == "batch_density")
     rate = next(t for t in result.rates if t.check == "batch_density")
     assert flags.rows.tolist() == far.tolist()
@@ -395,7 +379,7 @@ def test_far_rows_inside_the_range_are_still_reported_for_density():
     x, y = _data(900, seed=1)
     far = np.arange(700, 720, 2)
     x[far] += 6.0
-    result = _batch_beyond(x, y, _approved(900, 200), np.zeros(0, dtype=np.int64))
+    result = _batch(x, y, _approved(900, 200), np.zeros(0, dtype=np.int64))
     flags = next(f for f in result.flags if f.check == "batch_density")
     assert set(far.tolist()) <= set(flags.rows.tolist())
     assert not any("beyond the approved range" in r for r in flags.reasons)
