@@ -14,8 +14,7 @@ import pytest
 
 from gates.base import Severity
 from gates.data_integrity import judge_batch
-from pipeline.targeted import screen_batch
-from tests.pipeline.test_targeted import NAMES
+from tests.pipeline.test_targeted import _batch
 from tests.pipeline.test_targeted import _checks as _policy
 
 
@@ -44,19 +43,7 @@ def test_far_rows_fail_the_batch_and_a_row_is_named(case: str) -> None:
     approved_rows, new_rows, far, reported = CASES[case]
     x, y, approved, planted = _plant(approved_rows, new_rows, far)
     policy = _policy()
-    checks = policy.checks
-    batch = screen_batch(
-        x,
-        y,
-        approved,
-        classes=("a", "b"),
-        names=NAMES,
-        labels=checks.labels,
-        association=checks.association,
-        burst=checks.bursts,
-        batch=checks.batch,
-        seed=7,
-    )
+    batch = _batch(x, y, approved)
     flags = next(f for f in batch.flags if f.check == "batch_density")
     findings = [
         f
