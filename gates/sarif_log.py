@@ -9,6 +9,7 @@ the line of its key in ``policy.toml`` (``policy_line``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -89,12 +90,28 @@ def docs_uri(root: Path, doc: str) -> str:
     return (root.resolve() / doc).as_uri()
 
 
-def relative_uri(uri: str, root: Path) -> str:
-    """A tool's artifact URI (``file:///abs/path``, ``./x``, ``x``) relative to ``root``.
+def uri_path(uri: object) -> str:
+    """The file a tool's SARIF ``artifactLocation.uri`` names, percent-decoded.
 
-    A URI is percent-encoded (bandit writes ``src/my%20file.py``): decoded, it names the file.
+    ``file:///abs/path`` (or ``file://localhost/...``) gives the absolute path; a relative
+    reference (``src/my%20file.py``, ``./x``, as bandit writes them) the relative one. Anything
+    else (another scheme, a host, a query or fragment, bad percent-encoding) is a ValueError and
+    a URI that is not a non-empty string a TypeError: not guessed at.
     """
-    path = Path(unquote(urlsplit(uri).path if uri.startswith("file://") else uri))
+    if not isinstance(uri, str) or not uri:
+        raise TypeError(f"artifactLocation.uri is {uri!r}, expected a non-empty string")
+    parts = urlsplit(uri)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost"):
+        return unquote(parts.path, errors="strict")
+    if parts.scheme or parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"artifactLocation.uri {uri!r} is not a file path")
+    return unquote(uri, errors="strict")
+
+
+def relative_uri(uri: str, root: Path) -> str:
+    """A tool's artifact URI (``file:///abs/path``, ``./x``, ``x``) relative to ``root``
+    (``uri_path``'s errors propagate)."""
+    path = Path(uri_path(uri))
     if path.is_absolute():
         try:
             return path.resolve().relative_to(root.resolve()).as_posix()
@@ -106,8 +123,8 @@ def relative_uri(uri: str, root: Path) -> str:
 def _result_key(result: dict[str, Any], root: Path) -> ResultKey | None:
     try:
         physical = result["locations"][0]["physicalLocation"]
-        uri = relative_uri(str(physical["artifactLocation"]["uri"]), root)
-    except (KeyError, IndexError, TypeError):
+        uri = relative_uri(physical["artifactLocation"]["uri"], root)
+    except (KeyError, IndexError, TypeError, ValueError):
         return None
     line = physical.get("region", {}).get("startLine")
     return str(result.get("ruleId", "")), uri, line if isinstance(line, int) else None
@@ -178,7 +195,8 @@ def _relocated(result: dict[str, Any], finding: Finding, root: Path) -> dict[str
     ]
     for artifact in artifacts:
         if "uri" in artifact:
-            artifact["uri"] = relative_uri(str(artifact["uri"]), root)
+            with contextlib.suppress(TypeError, ValueError):  # not a file path: left as written
+                artifact["uri"] = relative_uri(artifact["uri"], root)
     return copy
 
 

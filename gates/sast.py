@@ -25,7 +25,6 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import unquote, urlsplit
 
 from gates import unsafe_load
 from gates._tools import (
@@ -51,7 +50,7 @@ from gates.base import (
     RunContext,
     Severity,
 )
-from gates.sarif_log import docs_uri
+from gates.sarif_log import docs_uri, uri_path
 
 _TIMEOUT = 900
 _LEVELS = {"UNDEFINED": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
@@ -139,22 +138,6 @@ def _bandit_scan(
     return data, run.stdout
 
 
-def _uri_path(uri: object) -> str:
-    """The file a SARIF ``artifactLocation.uri`` of bandit's names, as bandit named it.
-
-    bandit's ``to_uri`` percent-encodes a relative path (``src/my%20file.py``) and writes an
-    absolute one as ``file:///...``; anything else is not bandit's and is not guessed at.
-    """
-    if not isinstance(uri, str) or not uri:
-        raise TypeError(f"artifactLocation.uri is {uri!r}, expected a non-empty string")
-    parts = urlsplit(uri)
-    if parts.scheme == "file" and parts.netloc in ("", "localhost"):
-        return unquote(parts.path, errors="strict")
-    if parts.scheme or parts.netloc or parts.query or parts.fragment:
-        raise ValueError(f"artifactLocation.uri {uri!r} is not a file path")
-    return unquote(uri, errors="strict")
-
-
 def _from_sarif(document: Any) -> dict[str, Any]:
     """bandit's SARIF (``bandit.formatters.sarif``) as the dict ``bandit -f json`` prints.
 
@@ -176,7 +159,7 @@ def _from_sarif(document: Any) -> dict[str, Any]:
             raise ValueError("invocations[0].executionSuccessful is not true")
         errors = [
             {
-                "filename": _uri_path(
+                "filename": uri_path(
                     note["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
                 ),
                 "reason": str(note["message"]["text"]),
@@ -213,7 +196,7 @@ def _result(item: Any, names: dict[str, str]) -> dict[str, Any]:
     if not isinstance(test, str) or test not in names:
         raise KeyError(f"ruleId {test!r} has no rule in tool.driver.rules")
     return {
-        "filename": _uri_path(physical["artifactLocation"]["uri"]),
+        "filename": uri_path(physical["artifactLocation"]["uri"]),
         "test_id": test,
         "test_name": names[test],
         "issue_text": _text(item["message"]["text"]),
