@@ -147,6 +147,31 @@ def _approver_findings(policy: LoadedPolicy) -> list[Finding]:
     return []
 
 
+def _trusted_lock() -> tuple[Path, str] | None:
+    """The lock of the approved data that a pull request cannot change, and how it was named.
+
+    ``$GATES_APPROVED_LOCK`` when set; else, with ``$GATES_BASE_POLICY`` (the base branch's
+    policy, checked out apart from the pull request), the lock that policy's ``[data].lock``
+    names, resolved against the base branch's folder; None when neither is set. GateError when
+    the base policy cannot be read: an unreadable base branch never means "nothing approved".
+    """
+    import os  # noqa: PLC0415
+
+    from pipeline.approval import BASE_POLICY_ENV, ApprovalError, base_policy  # noqa: PLC0415
+
+    named = os.environ.get(APPROVED_LOCK_ENV)
+    if named:
+        return Path(named), f"${APPROVED_LOCK_ENV} ({named})"
+    try:
+        base = base_policy()
+    except ApprovalError as err:
+        raise GateError(str(err)) from None
+    if base is None:
+        return None
+    lock = base.resolve(base.policy.data.lock)
+    return lock, f"${BASE_POLICY_ENV}'s [data].lock ({lock})"
+
+
 def _approvers_key(context: RunContext) -> str:
     """The approval file, the base policy and every approver key, by digest, for the cache key:
     a verdict reached under other approvers or another approval is never reused."""
@@ -191,16 +216,18 @@ class DataGate(Gate):
 
         A verdict reached without it (or with another one) must never be reused with it.
         """
-        import os  # noqa: PLC0415
-
         key = {"approvers": _approvers_key(context)}
-        trusted = os.environ.get(APPROVED_LOCK_ENV)
-        if not trusted:
-            return {**key, "approved_lock": "unset"}
         try:
-            return {**key, "approved_lock": f"{trusted}:{sha256_file(Path(trusted))}"}
+            trusted = _trusted_lock()
+        except GateError as err:
+            return {**key, "approved_lock": f"unreadable: {err}"}
+        if trusted is None:
+            return {**key, "approved_lock": "unset"}
+        path, _ = trusted
+        try:
+            return {**key, "approved_lock": f"{path}:{sha256_file(path)}"}
         except OSError as err:
-            return {**key, "approved_lock": f"{trusted}: unreadable ({type(err).__name__})"}
+            return {**key, "approved_lock": f"{path}: unreadable ({type(err).__name__})"}
 
     def run(self, context: RunContext) -> Outcome:
         """Verify the lock, read the file per its format, check the contract, screen the rows.
@@ -506,28 +533,27 @@ class DataGate(Gate):
         says so. A named trusted lock that is missing, unreadable or has no entry for the
         data file is an error (the gate cannot run as configured).
         """
-        import os  # noqa: PLC0415
-
         from pipeline.data import lock_key, read_lock  # noqa: PLC0415
 
         policy = context.policy
         key = lock_key(policy, path)
-        trusted = os.environ.get(APPROVED_LOCK_ENV)
-        if trusted:
+        trusted = _trusted_lock()
+        if trusted is not None:
+            trusted_path, named = trusted
             try:
-                lock = read_lock(Path(trusted))
+                lock = read_lock(trusted_path)
             except DataError as err:
-                msg = f"${APPROVED_LOCK_ENV}: {err}"
+                msg = f"{named}: {err}"
                 raise GateError(msg) from None
             entry = lock.files.get(key)
             if entry is None:
-                msg = f"${APPROVED_LOCK_ENV} ({trusted}) has no entry for {key}"
+                msg = f"{named} has no entry for {key}"
                 raise GateError(msg)
             snapshot = entry.profile
             return Approval(
                 reference=entry.reference,
                 digests=snapshot.row_digests if snapshot is not None else None,
-                source=f"the approved lock ${APPROVED_LOCK_ENV} ({trusted})",
+                source=f"the approved lock {named}",
                 trusted=True,
             )
         lock = read_lock(policy.resolve(policy.policy.data.lock))
@@ -735,8 +761,8 @@ def judge_batch(
             Finding(
                 "DATA106",
                 f"batch screen: {batch.new} new row(s) against {batch.approved} approved in "
-                f"{source}; a pull request can edit that lock, so set ${APPROVED_LOCK_ENV} to "
-                "the protected branch's lock in CI",
+                f"{source}; a pull request can edit that lock, so in CI set $GATES_BASE_POLICY to "
+                f"the protected branch's policy (or ${APPROVED_LOCK_ENV} to its lock)",
                 severity=Severity.NOTE,
                 location=Location(path=data.lock),
                 policy_key="[data].lock",

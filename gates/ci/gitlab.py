@@ -45,6 +45,7 @@ from gates.ci.interface import (
     CiRenderer,
     KeyService,
     ZapScan,
+    base_branch_shell,
     header,
     one_line,
 )
@@ -59,6 +60,8 @@ EXPIRE = "1 week"
 # branch (a rule sets it to "pull-push"), so only the default branch writes its history back.
 HISTORY_POLICY_VAR = "GATES_HISTORY_CACHE_POLICY"
 DEFAULT_BRANCH_PUSH = '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"'
+MR_EVENT = "merge_request_event"
+MR_TARGET = "CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
 # "1" leaves out the tests and typecheck jobs: a local gitlab-ci-local run of the gates alone.
 SKIP_CHECKS_ENV = "GATES_SKIP_CHECKS"
 # The merge request's link to the feedback stage's HTML report.
@@ -206,6 +209,16 @@ def _gate_job(spec: GateSpec, *, previous: str | None, plan: CiPlan) -> str:
     when = "  when: always\n" if previous else ""
     cache = _gate_cache() if spec in plan.cached else ""
     script = f"    - {RUN_GATE.format(gate=spec.name)}\n"
+    if spec.base_branch:
+        lines = "".join(f"        {line}\n" for line in base_branch_shell(MR_TARGET))
+        script = (
+            "    # A merge request: the target branch's policy names the approvers and the\n"
+            "    # approved data lock (GATES_BASE_POLICY).\n"
+            "    - |\n"
+            f'      if [ "$CI_PIPELINE_SOURCE" = "{MR_EVENT}" ]; then\n'
+            f"{lines}"
+            "      fi\n"
+        ) + script
     reports = ""
     if spec.verdict:
         # The verdict and model digest travel on to the deploy job as variables (a dotenv

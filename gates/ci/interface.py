@@ -44,6 +44,36 @@ CHECKS: tuple[tuple[str, str, str], ...] = (
 )
 TEST_EXTRAS_ENV = "GATES_TEST_EXTRAS"
 
+# On a pull request, the jobs of gates registered with ``base_branch`` (the data gate) check the
+# branch it targets out apart, outside the pull request's files, and name that branch's
+# policy.toml in $GATES_BASE_POLICY: the approvers ([roles].approvers) and the approved data
+# lock ([data].lock) then come from there, so a pull request cannot approve its own rows
+# (pipeline/approval.py, gates/data_integrity.py). A base branch without a policy.toml (the pull
+# request that adopts the pipeline) leaves it unset, with a notice. A fetch that fails fails
+# the job. Branch pipelines (the default branch itself) judge by their own, reviewed, policy.
+BASE_POLICY_ENV = "GATES_BASE_POLICY"
+BASE_REF = "refs/gates/base"
+NO_BASE_POLICY = "no policy.toml on the base branch: the data gate uses this one's"
+
+
+def base_branch_shell(target_var: str) -> list[str]:
+    """POSIX shell lines that fetch the branch named in variable ``target_var`` from origin,
+    unpack its tree in a fresh folder outside the checkout and export ``$GATES_BASE_POLICY``
+    when it has a policy.toml. Run under ``set -e`` (GitLab, Jenkins): a failed fetch fails."""
+    return [
+        'base="$(mktemp -d)"',
+        f'git fetch --no-tags --depth=1 origin "+refs/heads/${{{target_var}}}:{BASE_REF}"',
+        f'git archive --output="$base.tar" {BASE_REF}',
+        'tar -xf "$base.tar" -C "$base"',
+        'if [ -f "$base/policy.toml" ]; then',
+        f'  export {BASE_POLICY_ENV}="$base/policy.toml"',
+        f'  echo "{BASE_POLICY_ENV}=${BASE_POLICY_ENV} (the base branch ${target_var})"',
+        "else",
+        f'  echo "notice: {NO_BASE_POLICY}"',
+        "fi",
+    ]
+
+
 # Environment shared by the jobs of one pipeline (see gates.runner.resolve_run_id).
 RUN_ID_ENV = "GATES_RUN_ID"
 # Set to 1 where the locked dependencies are already installed (a local gitlab-ci-local run).

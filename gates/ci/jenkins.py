@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from gates.ci.interface import (
     ADVISORY_DB_ENV,
@@ -32,10 +33,16 @@ from gates.ci.interface import (
     CiRenderer,
     KeyService,
     ZapScan,
+    base_branch_shell,
     header,
 )
 
+if TYPE_CHECKING:
+    from gates.registry import GateSpec
+
 VENV = ". .venv/bin/activate && "
+# The target branch of a pull request build (multibranch); unset on branch builds.
+CHANGE_TARGET = "CHANGE_TARGET"
 # The Jenkins group (or user ids, comma-separated) allowed to approve a deployment.
 APPROVERS = "release-approvers"
 # The gate cache, beside the workspace on the agent (like Jenkins's own ``@tmp``): kept between
@@ -67,7 +74,7 @@ class JenkinsRenderer(CiRenderer):
             f"""\
                 stage('{spec.name}') {{
                     steps {{
-                        sh '{VENV}{RUN_GATE.format(gate=spec.name)}'
+{_gate_sh(spec)}\
                     }}
                 }}
 """
@@ -219,6 +226,25 @@ pipeline {{
         }}
     }}
 }}
+"""
+
+
+def _gate_sh(spec: GateSpec) -> str:
+    """The gate's sh step; on a pull request (CHANGE_TARGET set) a ``base_branch`` gate first
+    takes the target branch's policy (the agent's git must be able to fetch from origin)."""
+    if not spec.base_branch:
+        return f"                        sh '{VENV}{RUN_GATE.format(gate=spec.name)}'\n"
+    pad = " " * 32
+    lines = "".join(f"{pad}{line}\n" for line in base_branch_shell(CHANGE_TARGET))
+    return f"""\
+                        // A pull request: the target branch's policy names the approvers and the
+                        // approved data lock (GATES_BASE_POLICY).
+                        sh '''
+                            if [ -n "${{{CHANGE_TARGET}:-}}" ]; then
+{lines}\
+                            fi
+                            {VENV}{RUN_GATE.format(gate=spec.name)}
+                        '''
 """
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -295,6 +297,63 @@ def test_an_approved_lock_that_is_missing_or_lacks_the_file_makes_the_gate_error
     result = project.run("data").results[0]
     assert result.status is Status.ERRORED
     assert "has no entry for breast_cancer.csv" in result.summary
+
+
+def _base_branch(project, tmp_path) -> Path:
+    """The protected branch as CI checks it out apart from the pull request: its policy and lock."""
+    base = tmp_path / "base"
+    (base / "data").mkdir(parents=True)
+    shutil.copy(project.policy_path, base / "policy.toml")
+    shutil.copy(project.root / "data" / "breast_cancer.lock.json", base / "data")
+    return base / "policy.toml"
+
+
+def test_the_base_branchs_policy_names_the_approved_lock(project, monkeypatch, tmp_path):
+    # CI sets only $GATES_BASE_POLICY (the generated files do, on pull requests): the lock its
+    # [data].lock names, in the base branch's folder, is the approved one. The pull request
+    # flips labels, re-baselines its own lock and moves [data].lock to a name of its own.
+    base = _base_branch(project, tmp_path)
+    frame = pd.read_csv(project.data_path)
+    rows = frame.index[::10][:40]
+    swap = {"benign": "malignant", "malignant": "benign"}
+    frame.loc[rows, "diagnosis"] = frame.loc[rows, "diagnosis"].map(swap)
+    frame.to_csv(project.data_path, index=False, lineterminator="\n")
+    project.edit_policy(
+        **{"data.lock": "data/forged.lock.json", "data.checks.labels.enabled": False}
+    )
+    assert approve(project.load(), out=io.StringIO(), rebaseline=True) == 0
+    assert _status(project) is Status.PASSED  # the forged lock calls every row approved
+    monkeypatch.setenv("GATES_BASE_POLICY", str(base))
+    assert _status(project) is Status.FAILED  # the base branch's lock does not
+    batch = project.report("data")["metrics"]["batch"]
+    assert batch["new_rows"] == 40
+    assert batch["trusted"] is True
+    assert str(base.parent / "data" / "breast_cancer.lock.json") in batch["source"]
+    assert "DATA100" in _rules(project)
+    # $GATES_APPROVED_LOCK, when set too, names the lock itself and wins.
+    monkeypatch.setenv("GATES_APPROVED_LOCK", str(tmp_path / "absent.lock.json"))
+    result = project.run("data").results[0]
+    assert result.status is Status.ERRORED
+    assert "$GATES_APPROVED_LOCK" in result.summary
+
+
+def test_an_unreadable_base_policy_or_its_missing_lock_makes_the_gate_errored(
+    project, monkeypatch, tmp_path
+):
+    # A verdict reached without the base branch is cached; it must not be reused with it.
+    assert _status(project) is Status.PASSED
+    monkeypatch.setenv("GATES_BASE_POLICY", str(tmp_path / "absent.toml"))
+    result = project.run("data").results[0]
+    assert result.status is Status.ERRORED
+    assert "$GATES_BASE_POLICY" in result.summary
+    assert "the base branch's policy cannot be read" in result.summary
+    base = _base_branch(project, tmp_path)
+    (base.parent / "data" / "breast_cancer.lock.json").unlink()
+    monkeypatch.setenv("GATES_BASE_POLICY", str(base))
+    result = project.run("data").results[0]
+    assert result.status is Status.ERRORED
+    assert "$GATES_BASE_POLICY's [data].lock" in result.summary
+    assert "breast_cancer.lock.json" in result.summary
 
 
 def test_rows_approved_only_in_the_pull_requests_lock_are_screened_as_new(

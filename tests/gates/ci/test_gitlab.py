@@ -80,7 +80,10 @@ def test_gate_jobs_chain_with_needs_install_from_the_lock_and_carry_reports(futu
         assert job["needs"] == ([previous] if previous else [])
         # After the first, a gate job runs even after a failure; the runner then refuses it.
         assert job.get("when") == ("always" if previous else None)
-        assert job["script"][0].startswith(f"python -m gates run {spec.name}")
+        # The gate's command; a base_branch gate first takes the target branch's policy.
+        command = job["script"][1 if spec.base_branch else 0]
+        assert command.startswith(f"python -m gates run {spec.name}")
+        assert ("GATES_BASE_POLICY" in job["script"][0]) is spec.base_branch
         assert job["artifacts"]["when"] == "always"
         assert job["artifacts"]["paths"] == ["reports/", "artifacts/"]
         previous = spec.name

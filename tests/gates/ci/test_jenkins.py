@@ -50,7 +50,14 @@ def test_stages_install_check_then_run_the_gates_in_registry_order_then_deploy(f
     assert "sh '. .venv/bin/activate && python -m gates ci deploy --check'" in check
     assert text.count("{") == text.count("}")
     for spec in plan.gates:
-        assert GATE_STEP.format(name=spec.name) in _block(text, f"stage('{spec.name}') {{")
+        block = _block(text, f"stage('{spec.name}') {{")
+        if spec.base_branch:  # one sh block: the target branch's policy, then the gate
+            assert "GATES_BASE_POLICY" in block
+            gate = rf"^\s+\. \.venv/bin/activate && python -m gates run {spec.name}$"
+            assert re.search(gate, block, re.MULTILINE)
+        else:
+            assert GATE_STEP.format(name=spec.name) in block
+            assert "GATES_BASE_POLICY" not in block
     install = _block(text, "stage('install') {")
     assert "python -m pip install --require-hashes -r requirements.lock" in install
     assert 'GATES_RUN_ID = "jenkins-${env.BUILD_TAG}"' in text

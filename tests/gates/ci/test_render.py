@@ -22,7 +22,7 @@ REPO_FILES = {
 JOB_PATTERN = {
     ".github/workflows/pipeline.yml": r"^  {name}:$",
     ".gitlab-ci.yml": r"^{name}:$",
-    "Jenkinsfile": r"python -m gates run {name}'$",
+    "Jenkinsfile": r"python -m gates run {name}'?$",
 }
 
 
