@@ -784,6 +784,8 @@ def judge_batch(
             if flags is not None and reported
             else f"no row significant on its own, none reported (farthest: row {row})"
         )
+        if test.reporting:
+            first += f"; {test.reporting}"
         findings.append(
             Finding(
                 rule,

@@ -348,6 +348,10 @@ class BatchCheck(_Strict):
     # at this false discovery rate over the new rows' conformal p-values; the verdict is the
     # count beyond the quantile (binomial test at ``alpha``).
     density_fdr: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    # DATA100 reports its rows only when its count among the new rows no other batch check (nor
+    # the range check) explains exceeds the approved rows' rate: one-sided Fisher p below this.
+    # Otherwise only its rows among those explained rows; the verdict counts every row.
+    label_report_alpha: Annotated[float, Field(gt=0.0, le=1.0)] = 0.05
     min_mean_shift: Annotated[float, Field(ge=0.0)] = 0.25
     # Joint (Hotelling) test of each class's mean vector, on at most this share x the class's
     # rows of approved principal axes (DATA107); 0 turns it off.

@@ -372,6 +372,76 @@ def test_far_outliers_beyond_the_range_do_not_get_clean_rows_reported_for_densit
     assert rate.flagged > far.size
 
 
+def test_a_clean_batch_reports_no_row_for_the_label_rule_at_its_approved_rate():
+    # The label rule (DATA100) flags clean new rows at the approved rows' own out-of-fold rate
+    # (the data's label noise: 3-7 of 200 here). They are counted by the rate test, which
+    # passes, and no longer reported: nothing ties them to an attack.
+    for seed in range(4):
+        x, y = _data(900, seed=seed)
+        result = _batch(x, y, _approved(900, 200))
+        rate = next(t for t in result.rates if t.check == "batch_label")
+        flags = next(f for f in result.flags if f.check == "batch_label")
+        assert rate.flagged > 0
+        assert not rate.failed
+        assert flags.count == 0, (seed, rate.flagged, flags.reasons)
+        assert rate.farthest is not None
+        assert rate.farthest >= 700
+
+
+def _outliers_and_flips(flips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, y = _data(900, seed=1)
+    far = np.arange(700, 720, 2)
+    x[far] += 6.0  # beyond the approved range, every label flipped
+    y[far] = 1 - y[far]
+    y[flips] = 1 - y[flips]
+    return x, y, far
+
+
+def test_far_outliers_with_flipped_labels_do_not_get_clean_rows_reported_for_labels():
+    # Far outliers with flipped labels make the label rule's count significant, and every row
+    # it flagged was reported, the clean rows at the approved rate among them (the benchmark's
+    # synthetic batch: 53 of 720 clean new rows beside 48 outliers). The outliers are
+    # explained by other checks (beyond the range, far from their class); among the other new
+    # rows the rule's count is the approved rate, so only its outlier rows (if any) are reported.
+    x, y, far = _outliers_and_flips(np.zeros(0, dtype=np.int64))
+    result = _batch(x, y, _approved(900, 200), far)
+    rate = next(t for t in result.rates if t.check == "batch_label")
+    flags = next(f for f in result.flags if f.check == "batch_label")
+    assert set(flags.rows.tolist()) <= set(far.tolist())
+    assert rate.flagged > flags.count  # the clean rows are still counted
+
+
+def test_flipped_labels_beside_far_outliers_are_still_reported():
+    # The same outliers plus 30 flipped labels among the other new rows: the rule's count among
+    # the rows no other check explains is significant, and every row it flags is reported.
+    flips = np.arange(721, 900, 6)
+    x, y, far = _outliers_and_flips(flips)
+    result = _batch(x, y, _approved(900, 200), far)
+    flags = next(f for f in result.flags if f.check == "batch_label")
+    assert np.isin(flips, flags.rows).mean() >= 0.6
+    assert set(flags.rows.tolist()) - set(far.tolist()) - set(flips.tolist())
+
+
+def test_a_few_confidently_mislabelled_rows_are_reported_on_the_doubt_mass():
+    # Four new rows of class b, well inside it, labelled a, among 40 new rows: the rule's count
+    # (3 of the 37 rows no other check explains, vs 3.5% of the approved rows) is not
+    # significant (Fisher p = 0.15), but the doubt mass is (z = 2.2): the rows are reported.
+    # The benchmark's wine batches are like this (4 trigger rows among 43 new rows).
+    x, y = _data(900, seed=0)
+    new = np.arange(860, 900)
+    ones = new[y[new] == 1]
+    ranked = ones[np.argsort(-x[ones].sum(axis=1))]
+    planted = ranked[int(0.7 * ranked.size) :][:4]
+    y[planted] = 0
+    result = _batch(x, y, _approved(900, 40))
+    flags = next(f for f in result.flags if f.check == "batch_label")
+    rate = next(t for t in result.rates if t.check == "batch_label")
+    assert np.isin(planted, flags.rows).all()
+    assert rate.reporting.startswith("every row reported")
+    assert "Fisher p=0.15" in rate.reporting
+    assert "z=2.2" in rate.reporting
+
+
 def test_far_rows_inside_the_range_are_still_reported_for_density():
     # The split is by the range check's rows only: far rows the range check does not flag
     # (here: none is passed as beyond the range) stay in the family of every other row, and
@@ -406,6 +476,27 @@ def test_a_failed_density_rate_with_no_row_reported_still_fails_the_batch():
     assert "30 of 200" in data101[0].message
     assert "none reported (farthest: row 812)" in data101[0].message
     assert data101[0].location.row == 812
+
+
+def test_a_failed_label_rate_with_no_row_reported_still_fails_the_batch_and_says_why():
+    # Fail closed: DATA100's verdict counts every row even when its rows are not reported
+    # (the rows no other check explains are at the approved rate); the finding names the
+    # most doubted row and the tests that decided the reporting.
+    from gates.base import Severity
+    from gates.data_integrity import judge_batch
+    from pipeline.flags import Flags
+    from pipeline.targeted import BatchScreening, RateTest
+
+    empty = Flags("batch_label", np.zeros(0, dtype=np.int64), np.zeros(0), (), 0.0)
+    why = "only the rows other checks flag reported, the rest is the approved rate: ..."
+    rate = RateTest("batch_label", 30, 200, 0.03, 1e-9, True, "Fisher", farthest=812, reporting=why)
+    batch = BatchScreening(approved=700, new=200, flags=(empty,), rates=(rate,))
+    findings = judge_batch(batch, _checks(), "d.csv", source="test", trusted=True)
+    data100 = [f for f in findings if f.rule == "DATA100"]
+    assert [f.severity for f in data100] == [Severity.ERROR]
+    assert "none reported (farthest: row 812)" in data100[0].message
+    assert why in data100[0].message
+    assert data100[0].location.row == 812
 
 
 def test_a_class_conditional_mean_shift_is_reported_by_class_and_column():
