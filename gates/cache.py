@@ -133,7 +133,7 @@ def tree_digest(
             digest.update(f"{name}\0{hasher(base)}\n".encode())
         elif os.path.isdir(base):
             for label, path in _files_under(base, name):
-                digest.update(f"{label}\0{hasher(path)}\n".encode())
+                digest.update(f"{label}\0{hasher(path) if path else 'symlink'}\n".encode())
         else:
             digest.update(f"{name}\0absent\n".encode())
     return digest.hexdigest()
@@ -148,12 +148,16 @@ def _name_in(top: str, name: str) -> str:
     return name
 
 
-def _files_under(folder: str, prefix: str, rel: str = "") -> Iterator[tuple[str, str]]:
+def _files_under(
+    folder: str, prefix: str, rel: str = "", *, pycache: bool = False
+) -> Iterator[tuple[str, str | None]]:
     """``(label, path)`` of every file under ``folder``: its own files, then each subfolder's.
 
     Labels read ``prefix/rel/name`` (``rel`` is ``.`` at the top). Sorted by name at every
-    level; folders no scanner reads are skipped, and a symlink to a folder is not followed
-    (as ``os.walk`` does not), while a symlink to a file counts.
+    level; folders no scanner reads are skipped, but for the sources in a ``__pycache__`` (not
+    its bytecode): an import reaches them and the sast gate fails on them. A symlink to a folder
+    is not followed (as ``os.walk`` does not) but counts by its target (path None), and a
+    symlink to a file counts.
     """
     with os.scandir(folder) as listing:
         entries = sorted(listing, key=lambda entry: entry.name)
@@ -161,12 +165,17 @@ def _files_under(folder: str, prefix: str, rel: str = "") -> Iterator[tuple[str,
     subfolders = []
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
-            if entry.name not in SKIP_PARTS:
+            if entry.name not in SKIP_PARTS or entry.name == "__pycache__":
                 subfolders.append(entry)
-        elif entry.is_file():
+        elif entry.is_symlink() and entry.is_dir():
+            yield f"{here}/{entry.name} -> {os.readlink(entry.path)}", None
+        elif entry.is_file() and not (pycache and ".pyc" in entry.name):  # bytecode, its temp files
             yield f"{here}/{entry.name}", entry.path
     for entry in subfolders:
-        yield from _files_under(entry.path, prefix, f"{rel}/{entry.name}" if rel else entry.name)
+        inner = f"{rel}/{entry.name}" if rel else entry.name
+        yield from _files_under(
+            entry.path, prefix, inner, pycache=pycache or entry.name == "__pycache__"
+        )
 
 
 # Below this size a file is read whole: hashlib.file_digest's 256 KiB buffer per call costs more

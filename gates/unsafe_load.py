@@ -1731,7 +1731,9 @@ def scan(files: Sequence[Path], *, root: Path, allowed: Sequence[str]) -> list[U
         shown = _shown(file, root)
         try:
             parsed.append(
-                (file, shown, ast.parse(file.read_text(encoding="utf-8"), filename=shown))
+                # The bytes, as Python's import reads them: a coding cookie (utf-7, ...) decodes
+                # the file differently from UTF-8, and the code Python runs is what is checked.
+                (file, shown, ast.parse(file.read_bytes(), filename=shown))
             )
         except (SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError) as err:
             line = getattr(err, "lineno", None) or 0
