@@ -35,7 +35,11 @@ whoever wrote the bytes. Rules:
   ``getattr(builtins, "eval")``), ``compile``/``timeit``/``cProfile.run``/``pdb.run`` of a
   string computed at run time, ``python -c`` with computed code, ``types.FunctionType``/
   ``CodeType``, ``__code__``, a rewritten ``__defaults__``/``__kwdefaults__``, ``runpy``,
-  ``doctest``, ``code.interact``, ``ctypes.pythonapi``, ``logging.config.fileConfig``. A literal
+  ``doctest``, ``code.interact``, ``ctypes.pythonapi``, ``logging.config.fileConfig``, the
+  debuggers, tracers and profilers that run a command string (``bdb.Bdb``, ``pdb.Pdb``,
+  ``trace.Trace``, ``cProfile.Profile``), ``_xxsubinterpreters.run_string`` and
+  ``site.addsitedir``/``addpackage`` (they run a ``.pth`` file's import lines). Python's option
+  syntax is read as Python reads it (``-Ic CODE``, ``-cCODE``, ``-Impickle``). A literal
   string given to ``exec``/``eval``/``compile``/``timeit`` or to ``python -c`` (also through a
   name bound only to literals), and a string annotation, is parsed and checked like the code
   around it.
@@ -288,6 +292,16 @@ CODE_RUNNERS: dict[str, str] = {
     "ctypes.pydll": "calls the interpreter's C API (PyRun_String)",
     "logging.config.fileConfig": "evaluates expressions from a configuration file",
     "logging.config.listen": "takes a logging configuration (code included) from a socket",
+    # Debuggers, tracers and profilers run a command string: Bdb().run(cmd), Trace().runctx(cmd).
+    "bdb.Bdb": "runs code given as text (run, runeval, runctx)",
+    "pdb.Pdb": "runs code given as text (run, runeval, runctx)",
+    "*.bdb.Bdb": "runs code given as text (run, runeval, runctx)",
+    "trace.Trace": "runs code given as text (run, runctx)",
+    "cProfile.Profile": "runs code given as text (run, runctx)",
+    "profile.Profile": "runs code given as text (run, runctx)",
+    "_xxsubinterpreters.run_string": "runs code given as text in a subinterpreter",
+    "site.addsitedir": "runs the import lines of the .pth files in the folder",
+    "site.addpackage": "runs the import lines of a .pth file",
 }
 # Constructors of functions and code objects: calling one runs no bandit-visible exec.
 CODE_BUILDERS = frozenset({"types.FunctionType", "types.LambdaType", "types.CodeType"})
@@ -1482,9 +1496,12 @@ class _Checker:
             or (isinstance(w, ast.expr) and "sys.executable" in _names(self.resolve(w, scope)))
             for w, ts in zip(words, texts, strict=True)
         )
-        for index, flags in enumerate(texts[:-1] if python else []):
-            following, codes = words[index + 1], texts[index + 1]
-            text = flags[0] if flags and len(flags) == 1 else None
+        for index, flags in enumerate(texts if python else []):
+            option = _python_option(flags[0]) if flags and len(flags) == 1 else None
+            argument = _option_argument(option, index, words, texts)
+            if option is None or argument is None:
+                continue
+            text, (following, codes) = option[0], argument
             code = codes[0] if codes and len(codes) == 1 else None
             if text == "-c" and codes is not None:
                 for each in codes:
@@ -1761,6 +1778,39 @@ def scan(files: Sequence[Path], *, root: Path, allowed: Sequence[str]) -> list[U
             found.append(_too_deep(module.path))
     order = {_shown(f, root): i for i, f in enumerate(files)}
     return sorted(found, key=lambda u: (order.get(u.path, len(order)), u.line, u.col))
+
+
+# Python's short options that take no argument; -c and -m end the options, -W and -X take one.
+_PYTHON_FLAGS = frozenset("bBdEhiIOPqRsSuvVx?")
+
+
+def _python_option(word: str) -> tuple[str, str] | None:
+    """``("-c" or "-m", the argument attached to the word)`` when a command-line word is
+    Python's ``-c``/``-m``, alone or after flags (``-Ic``, ``-Impickle``, ``-cCODE``); else None."""
+    if not word.startswith("-") or word.startswith("--"):
+        return None
+    for index, char in enumerate(word[1:], start=1):
+        if char in "cm":
+            return f"-{char}", word[index + 1 :]
+        if char not in _PYTHON_FLAGS:
+            return None
+    return None
+
+
+def _option_argument(
+    option: tuple[str, str] | None,
+    index: int,
+    words: list[ast.expr | str],
+    texts: list[list[str] | None],
+) -> tuple[ast.expr | str, list[str] | None] | None:
+    """The word ``-c``/``-m`` at ``index`` applies to and its literal texts (None: computed)."""
+    if option is None:
+        return None
+    if option[1]:  # -cCODE, -Impickle: the argument is the rest of the word
+        return option[1], [option[1]]
+    if index + 1 < len(words):
+        return words[index + 1], texts[index + 1]
+    return None
 
 
 def _shell_words(command: str) -> list[str]:

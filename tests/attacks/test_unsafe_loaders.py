@@ -450,6 +450,57 @@ read_table(path)  # <-
 ## nosec_does_not_hide_it SAST101
 import pickle  # nosec B403
 pickle.loads(blob)  # nosec B301 # <-
+
+# --- red team: Python's option syntax, and code runners bandit does not know
+
+## python_dash_m_attached SAST101
+import subprocess, sys
+subprocess.run([sys.executable, "-mpickle", "data/model.pkl"])  # nosec B603 # <-
+
+## python_flags_then_m SAST101
+import subprocess, sys
+subprocess.run([sys.executable, "-Im", "pickle", "data/model.pkl"])  # nosec B603 # <-
+
+## python_flags_then_m_attached SAST101
+import subprocess
+subprocess.run(["python3", "-Impickle", "data/model.pkl"])  # nosec B603 B607 # <-
+
+## python_dash_c_attached SAST101
+import subprocess, sys
+subprocess.run([sys.executable, "-cimport joblib; joblib.load('m.joblib')"])  # nosec B603 # <-
+
+## python_flags_then_c SAST101
+import subprocess, sys
+subprocess.run([sys.executable, "-Ic", "import joblib; joblib.load('m.joblib')"])  # nosec B603 # <-
+
+## python_flags_then_c_computed SAST104
+import subprocess, sys
+subprocess.run([sys.executable, "-Ic", sys.argv[1]])  # nosec B603 # <-
+
+## bdb_run SAST104
+import bdb
+bdb.Bdb().run(command)  # <-
+
+## pdb_instance_run SAST104
+import pdb
+pdb.Pdb().runctx(command, {}, {})  # <-
+
+## trace_run SAST104
+import trace
+trace.Trace(count=0, trace=0).run(command)  # <-
+
+## profile_instance_run SAST104
+import cProfile
+with cProfile.Profile() as profiler:  # <-
+    profiler.run(command)
+
+## subinterpreter_run_string SAST104
+import _xxsubinterpreters as interpreters
+interpreters.run_string(interpreters.create(), command)  # <-
+
+## site_addsitedir_pth SAST104
+import site
+site.addsitedir("pipeline/plugins")  # <-
 """
 )
 
