@@ -7,7 +7,8 @@ over everything the outcome can depend on:
 - the gate's name and ``module:Class``;
 - the source digest: every ``.py`` of the ``gates`` and ``pipeline`` packages, and every
   source or configuration file of the project (``.py``, ``.toml``, ``.cfg``, ``.ini``,
-  ``.yml``, ``.lock`` ...), so a linter's gate sees a change anywhere it looks;
+  ``.yml``, ``.lock`` ...), so a linter's gate sees a change anywhere it looks; in output,
+  data and build folders only the modules (an import reaches them by name);
 - the environment: Python's version and platform, and the name and version of every installed
   distribution (so a new scikit-learn, ruff or bandit misses);
 - the run's input digests (policy, data, data lock, checksums, requirements.lock);
@@ -71,7 +72,11 @@ _SETTLED_NS = 2_000_000_000
 
 _SOURCE_SUFFIXES = frozenset({".py", ".pyi", ".toml", ".cfg", ".ini", ".lock", ".yml", ".yaml"})
 _SOURCE_NAMES = frozenset({"Jenkinsfile", ".bandit", "requirements.txt"})
-# Folders that hold outputs, caches or environments, never sources.
+# What an import reaches: counted in every folder, including the ones below.
+_CODE_SUFFIXES = frozenset({".py", ".pyi"})
+# Folders that hold outputs, caches, data or environments: their configuration-like files
+# (a data lock, a cached YAML) are not sources, but a module there is (``from build.knob import
+# FACTOR`` imports it; a folder name keeps nothing out of an import).
 _SKIP_DIRS = frozenset(
     {
         "reports",
@@ -314,16 +319,22 @@ def _package_digest() -> str:
 
 
 def _project_sources(root: Path, skip: set[Path]) -> Iterator[tuple[str, Path]]:
+    """Every source file of the project: modules anywhere an import can reach by name (hidden
+    folders and virtual environments cannot be), configuration outside the folders above."""
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
+        resolved = here.resolve()
+        code_only = bool(_SKIP_DIRS.intersection(here.relative_to(root).parts)) or any(
+            resolved.is_relative_to(s) for s in skip
+        )
         dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".") and d not in _SKIP_DIRS and (here / d).resolve() not in skip
+            d for d in dirs if not d.startswith(".") and not (here / d / "pyvenv.cfg").is_file()
         )
         for name in files:
             path = here / name
-            if path.suffix in _SOURCE_SUFFIXES or name in _SOURCE_NAMES:
+            if path.suffix in _CODE_SUFFIXES or (
+                not code_only and (path.suffix in _SOURCE_SUFFIXES or name in _SOURCE_NAMES)
+            ):
                 yield path.relative_to(root).as_posix(), path
 
 

@@ -114,3 +114,27 @@ def test_an_entry_this_machine_wrote_is_still_reused(failed_lint: tuple[Any, Pat
     again = _lint(project)
     assert again.status is Status.PASSED
     assert "reused_from" in again.metrics["cache"]
+
+
+def test_code_an_import_reaches_in_any_folder_is_part_of_every_key(project: Any) -> None:
+    # `from build.knob import FACTOR` in pipeline/model.py, `build/knob.py` committed with
+    # `git add -f`: FACTOR 1.0 passed and was cached; FACTOR 1e-7 fails cv (accuracy 0.63 <
+    # 0.93 with --no-cache) but every gate was reused, PASSED, because folders named build,
+    # dist, data, venv, reports, artifacts, registry, node_modules or __pycache__ were left out
+    # of the source digest by name (red before). Data and configuration files there stay out.
+    from gates.base import RunContext
+    from gates.cache import source_digest
+
+    context = RunContext(policy=project.load(), run_id="t", reports_dir=project.root / "reports")
+    seen = {source_digest(context)}
+    for name in ("build/knob.py", "data/knob.py", "reports/knob.py", "src/data/knob.py"):
+        for value in ("1.0", "1e-7"):
+            path = project.root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"FACTOR = {value}\n", encoding="utf-8")
+            digest = source_digest(context)
+            assert digest not in seen, name
+            seen.add(digest)
+    (project.root / "data" / "another.lock").write_text("{}\n", encoding="utf-8")
+    (project.root / "reports" / "lint.json").write_text("{}\n", encoding="utf-8")
+    assert source_digest(context) in seen  # data locks and reports are inputs and outputs
