@@ -17,7 +17,8 @@ whoever wrote the bytes. Rules:
   ``YAML(typ=...)`` other than ``rt``/``safe``/``base``, ``cleanlab.Datalab.load``,
   ``sklearn.datasets.fetch_*`` (they joblib-load a cache), a scikit-learn ``memory=`` cache,
   ``mlflow.*.load_model``, ``torch.hub.load``, ``ForkingPickler.loads``, ``python -m pickle``
-  in a command line.
+  in a command line, ``multiprocessing.connection.Client``/``Listener`` and the
+  ``multiprocessing.managers`` managers (their ``recv`` unpickles what a socket sends).
 - SAST102 a name this check cannot follow: any use of ``dill`` (imports included),
   ``cloudpickle`` loaders, a dynamic import of a pickle-like module (``__import__("pickle")``,
   ``importlib.import_module``, ``pkgutil.resolve_name``, ``pydoc.locate``) or a star import of
@@ -158,6 +159,10 @@ _ANY_OBJECT = "builds any Python object the document names"
 LOADERS: dict[str, str] = {
     "pandas.read_pickle": "unpickles the file",
     "multiprocessing.reduction.ForkingPickler.loads": "is pickle.loads",
+    # Their connections' recv() unpickles whatever the other end of the socket sends.
+    "multiprocessing.connection.Client": "unpickles what the other end sends (recv)",
+    "multiprocessing.connection.Listener": "unpickles what the other end sends (recv)",
+    "multiprocessing.managers.*Manager": "unpickles what the manager's server sends",
     "torch.hub.load": "runs the hubconf.py of the repository it fetches",
     "torch.package.PackageImporter": "unpickles the package",
     "yaml.full_load": _OBJECTS,

@@ -501,6 +501,21 @@ interpreters.run_string(interpreters.create(), command)  # <-
 ## site_addsitedir_pth SAST104
 import site
 site.addsitedir("pipeline/plugins")  # <-
+
+## multiprocessing_client_recv SAST101
+from multiprocessing.connection import Client
+conn = Client(("127.0.0.1", 6000))  # <-
+model = conn.recv()
+
+## multiprocessing_listener_recv SAST101
+import multiprocessing.connection as mpc
+with mpc.Listener(("127.0.0.1", 6000)) as listener:  # <-
+    model = listener.accept().recv()
+
+## multiprocessing_remote_manager SAST101
+from multiprocessing.managers import BaseManager
+manager = BaseManager(address=("10.0.0.5", 50000), authkey=b"k")  # <-
+manager.connect()
 """
 )
 
@@ -509,6 +524,11 @@ SAFE = _cases(
 ## json
 import json
 json.loads(text)
+
+## multiprocessing_local_queue
+import multiprocessing
+queue = multiprocessing.Queue()
+parent, child = multiprocessing.Pipe()
 
 ## yaml_safe_load
 import yaml
