@@ -45,6 +45,9 @@ whoever wrote the bytes. Rules:
   name bound only to literals), and a string annotation, is parsed and checked like the code
   around it.
 - SAST100 a file that does not parse, or is nested too deeply to check (it went unchecked).
+- SAST105 a module of a package the gates run in their own process (``pipeline``) reaches
+  the gates' own package (``gates.base``, ``gates.runner`` ...) by any route followed above:
+  it could change how a gate decides. Scripts outside a package (``noxfile.py``) may.
 
 How: a name-binding analysis over the AST. It is scope-aware (module, class, function, lambda
 and comprehension scopes, ``global``/``nonlocal``) and flow-insensitive: a name stands for every
@@ -457,6 +460,15 @@ def _loader(name: str) -> tuple[str, str] | None:
     return None
 
 
+# The package of the gates themselves (this module's): the code they judge runs in their
+# process (the train, cv, risk and serve gates call pipeline/), so reaching into it is SAST105.
+JUDGE_PACKAGE = __name__.partition(".")[0]
+
+
+def _judging(name: str) -> bool:
+    return name == JUDGE_PACKAGE or name.startswith(JUDGE_PACKAGE + ".")
+
+
 @functools.cache
 def _carrier(name: str) -> bool:
     """True for a module (or class, or ``__dict__``) that holds a loader or an importer."""
@@ -851,6 +863,7 @@ class _Module:
     ) -> None:
         self.path = path
         self.name = name
+        self.package = package
         self.project = project
         self.tree = tree
         # Code in a string (exec, annotations) is bound in its own scope inside the caller's.
@@ -1253,7 +1266,13 @@ class _Checker:
     def _judge_ref(self, node: ast.AST, name: str, *, escapes: bool) -> bool:
         called = self._is_call_of(node)
         loader = _loader(name)
-        if loader is not None:
+        if _judging(name) and self._judged():
+            why = (
+                f"reaches {name}, the gates' own code, from the code they judge (it runs in "
+                "the gate's process and could change how a gate decides)"
+            )
+            self.report(node, "SAST105", name, why)
+        elif loader is not None:
             rule, why = loader
             shown = f"calls {name}()" if called else f"refers to {name}"
             self.report(node, rule, name, f"{shown} ({why})")
@@ -1277,6 +1296,11 @@ class _Checker:
             why = f"passes {name} (it holds loaders) where this check cannot follow it"
             self.report(node, "SAST102", name, why)
         return node in self.reported
+
+    def _judged(self) -> bool:
+        """A module of a package the gates import and run (not theirs, not a script)."""
+        name = self.module.name
+        return not _judging(name) and ("." in name or self.module.package)
 
     def _escapes(self, node: ast.AST, values: _Values, scope: _Scope) -> bool:  # noqa: PLR0911
         """True when the value is used where this check no longer follows it."""

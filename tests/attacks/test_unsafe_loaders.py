@@ -502,6 +502,26 @@ interpreters.run_string(interpreters.create(), command)  # <-
 import site
 site.addsitedir("pipeline/plugins")  # <-
 
+# --- red team: the code the gates judge runs in their process (train, cv, risk and serve call
+# pipeline/); patching gates.base.Outcome.judge from pipeline/model.py made cv PASS at accuracy
+# 0.626 < 0.93, and the whole chain PASSED and signed
+
+## judge_patched_through_sys_modules SAST105
+import sys
+host = sys.modules.get("gates.base")  # <-
+host.Outcome.judge = classmethod(lambda cls, findings, **kw: None)
+
+## judge_patched_through_import SAST105
+from gates.base import Outcome
+Outcome.judge = classmethod(lambda cls, findings, **kw: None)  # <-
+
+## runner_patched_through_importlib SAST105
+import importlib
+importlib.import_module("gates.runner").run_gate = run  # <-
+
+## verdict_reached_through_dunder_import SAST105
+verdict = __import__("gates.verdict").verdict  # <-
+
 ## multiprocessing_client_recv SAST101
 from multiprocessing.connection import Client
 conn = Client(("127.0.0.1", 6000))  # <-
