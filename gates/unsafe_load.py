@@ -40,7 +40,9 @@ whoever wrote the bytes. Rules:
   debuggers, tracers and profilers that run a command string (``bdb.Bdb``, ``pdb.Pdb``,
   ``trace.Trace``, ``cProfile.Profile``), ``_xxsubinterpreters.run_string`` and
   ``site.addsitedir``/``addpackage`` (they run a ``.pth`` file's import lines). Python's option
-  syntax is read as Python reads it (``-Ic CODE``, ``-cCODE``, ``-Impickle``). A literal
+  syntax is read as Python reads it (``-Ic CODE``, ``-cCODE``, ``-Impickle``); ``shell=``
+  given to ``subprocess`` through ``**mapping`` (bandit's B602 sees only ``shell=`` spelled out,
+  and reports B603), or a ``**mapping`` this check cannot read there. A literal
   string given to ``exec``/``eval``/``compile``/``timeit`` or to ``python -c`` (also through a
   name bound only to literals), and a string annotation, is parsed and checked like the code
   around it.
@@ -324,6 +326,10 @@ COMMANDS = frozenset(
         *(f"asyncio.{f}" for f in ["create_subprocess_exec", "create_subprocess_shell"]),
         "os.posix_spawnp",
     }
+)
+# Calls whose shell= runs the command through a shell (bandit's B602 reads it only when spelled out).
+_SHELL_TAKERS = frozenset(
+    f"subprocess.{f}" for f in ["run", "call", "check_call", "check_output", "Popen"]
 )
 # Mappings from names to modules or attributes: a subscript or .get() is a lookup.
 MODULE_TABLES = frozenset({"sys.modules", "builtins"})
@@ -1444,8 +1450,43 @@ class _Checker:
             self.report(node, "SAST104", min(names & CODE_BUILDERS), why)
         self._judge_code_string(node, names, scope)
         self._judge_command(node, names, scope)
+        self._judge_shell(node, names, scope)
         self._judge_arguments(node, funcs, scope)
         self._judge_memory(node, names)
+
+    def _judge_shell(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """``shell=`` passed through ``**mapping``: bandit's B602 reads only ``shell=`` spelled
+        out, and reports the call as B603 (no shell), which a routine ``# nosec B603`` hides."""
+        if not names & _SHELL_TAKERS:
+            return
+        for keyword in node.keywords:
+            if keyword.arg is not None:
+                continue
+            shells: list[ast.expr] = []
+            for mapping, where in self._bound_exprs(keyword.value, scope):
+                args = _Args()
+                if not self._expand_keywords(mapping, args, where):
+                    shown = ast.unparse(keyword.value)[:_SHOWN]
+                    why = f"passes keyword arguments from {shown}, where shell= may be set unseen by bandit"
+                    self.report(node, "SAST104", min(names & _SHELL_TAKERS), why)
+                    return
+                shells += [args.keywords["shell"]] if "shell" in args.keywords else []
+            if any(not _falsy_literal(shell) for shell in shells):
+                why = "passes shell= through **mapping, where bandit's B602 does not look (it reports B603)"
+                self.report(node, "SAST104", min(names & _SHELL_TAKERS), why)
+                return
+
+    def _bound_exprs(self, node: ast.expr, scope: _Scope) -> list[tuple[ast.expr, _Scope]]:
+        """What a name is bound to (each plain assignment's value), else the expression itself."""
+        defining = self.module.defining(node.id, scope) if isinstance(node, ast.Name) else None
+        if defining is None or not isinstance(node, ast.Name):
+            return [(node, scope)]
+        found: list[tuple[ast.expr, _Scope]] = []
+        for binding in defining.bindings[node.id]:
+            if binding.expr is None or binding.scope is None or binding.path:
+                return [(node, scope)]
+            found.append((binding.expr, binding.scope))
+        return found
 
     def _judge_import_call(self, node: ast.Call, names: set[str]) -> None:
         target = self.module.import_target(node, names)

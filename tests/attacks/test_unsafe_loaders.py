@@ -522,6 +522,22 @@ importlib.import_module("gates.runner").run_gate = run  # <-
 ## verdict_reached_through_dunder_import SAST105
 verdict = __import__("gates.verdict").verdict  # <-
 
+# --- red team: shell=True that bandit's B602 does not see; it reports B603 instead, which a
+# routine `# nosec B603` hides (the sast gate PASSED)
+
+## shell_through_kwargs_dict SAST104
+import subprocess
+subprocess.run(command, check=True, **{"shell": True})  # nosec B603 # <-
+
+## shell_through_kwargs_name SAST104
+import subprocess
+options = {"shell": True}
+subprocess.run(command, check=True, **options)  # nosec B603 # <-
+
+## shell_through_dict_call SAST104
+import subprocess as sp
+sp.Popen(command, **dict(shell=1))  # nosec B603 # <-
+
 ## multiprocessing_client_recv SAST101
 from multiprocessing.connection import Client
 conn = Client(("127.0.0.1", 6000))  # <-
@@ -544,6 +560,10 @@ SAFE = _cases(
 ## json
 import json
 json.loads(text)
+
+## shell_false_through_kwargs
+import subprocess
+subprocess.run(["ls"], **{"shell": False, "check": True})  # nosec B603 B607
 
 ## multiprocessing_local_queue
 import multiprocessing
