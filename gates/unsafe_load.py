@@ -1455,26 +1455,50 @@ class _Checker:
         self._judge_memory(node, names)
 
     def _judge_shell(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
-        """``shell=`` passed through ``**mapping``: bandit's B602 reads only ``shell=`` spelled
-        out, and reports the call as B603 (no shell), which a routine ``# nosec B603`` hides."""
-        if not names & _SHELL_TAKERS:
+        """``shell=`` bandit's B602 does not see: passed through ``**mapping`` (bandit reports the
+        call as B603, which a routine ``# nosec B603`` hides), or given to ``subprocess.run``
+        reached under another name or through ``functools.partial`` (bandit's B604, at low
+        confidence: below the default threshold)."""
+        funcs = self.resolve(node.func, scope)
+        partials = [
+            f for f in funcs if isinstance(f, _Partial) and _names(f.targets) & _SHELL_TAKERS
+        ]
+        if not names & _SHELL_TAKERS and not partials:
             return
-        for keyword in node.keywords:
-            if keyword.arg is not None:
-                continue
-            shells: list[ast.expr] = []
-            for mapping, where in self._bound_exprs(keyword.value, scope):
-                args = _Args()
-                if not self._expand_keywords(mapping, args, where):
-                    shown = ast.unparse(keyword.value)[:_SHOWN]
-                    why = f"passes keyword arguments from {shown}, where shell= may be set unseen by bandit"
-                    self.report(node, "SAST104", min(names & _SHELL_TAKERS), why)
-                    return
-                shells += [args.keywords["shell"]] if "shell" in args.keywords else []
-            if any(not _falsy_literal(shell) for shell in shells):
-                why = "passes shell= through **mapping, where bandit's B602 does not look (it reports B603)"
-                self.report(node, "SAST104", min(names & _SHELL_TAKERS), why)
-                return
+        taker = min(
+            (names | _names(frozenset(t for p in partials for t in p.targets))) & _SHELL_TAKERS
+        )
+        shells: list[ast.expr] = []
+        for call in [node, *(p.call for p in partials)]:
+            for keyword in call.keywords:
+                if keyword.arg == "shell" and (
+                    call is not node or not self._plain(node.func, scope)
+                ):
+                    shells.append(keyword.value)
+                if keyword.arg is not None:
+                    continue
+                for mapping, where in self._bound_exprs(keyword.value, scope):
+                    args = _Args()
+                    if not self._expand_keywords(mapping, args, where):
+                        shown = ast.unparse(keyword.value)[:_SHOWN]
+                        why = f"passes keyword arguments from {shown}, where shell= may be set unseen by bandit"
+                        self.report(node, "SAST104", taker, why)
+                        return
+                    shells += [args.keywords["shell"]] if "shell" in args.keywords else []
+        if any(not _falsy_literal(shell) for shell in shells):
+            why = f"calls {taker}() with shell= where bandit's B602 does not see it (under another name, a partial or **mapping)"
+            self.report(node, "SAST104", taker, why)
+
+    def _plain(self, func: ast.expr, scope: _Scope) -> bool:
+        """``subprocess.run``/``sp.run``/``run`` spelled through import names only, as bandit reads them."""
+        while isinstance(func, ast.Attribute):
+            func = func.value
+        if not isinstance(func, ast.Name):
+            return False
+        defining = self.module.defining(func.id, scope)
+        return defining is not None and all(
+            b.expr is None and b.value is not None for b in defining.bindings[func.id]
+        )
 
     def _bound_exprs(self, node: ast.expr, scope: _Scope) -> list[tuple[ast.expr, _Scope]]:
         """What a name is bound to (each plain assignment's value), else the expression itself."""

@@ -538,6 +538,15 @@ subprocess.run(command, check=True, **options)  # nosec B603 # <-
 import subprocess as sp
 sp.Popen(command, **dict(shell=1))  # nosec B603 # <-
 
+## shell_under_another_name SAST104
+import subprocess
+_run = subprocess.run
+_run(command, check=True, shell=True)  # noqa: S604 # <-
+
+## shell_through_partial SAST104
+import functools, subprocess
+functools.partial(subprocess.run, shell=True)(command)  # noqa: S604 # <-
+
 ## multiprocessing_client_recv SAST101
 from multiprocessing.connection import Client
 conn = Client(("127.0.0.1", 6000))  # <-
@@ -560,6 +569,12 @@ SAFE = _cases(
 ## json
 import json
 json.loads(text)
+
+## shell_spelled_out_is_bandits
+import subprocess as sp
+from subprocess import run
+sp.run(command, shell=True)
+run(command, shell=True)
 
 ## shell_false_through_kwargs
 import subprocess
