@@ -327,6 +327,16 @@ COMMANDS = frozenset(
         "os.posix_spawnp",
     }
 )
+# Functions that always run their argument through a shell (bandit's B605, by plain name only).
+_SHELL_RUNNERS = frozenset(
+    {
+        "os.system",
+        "os.popen",
+        "subprocess.getoutput",
+        "subprocess.getstatusoutput",
+        "asyncio.create_subprocess_shell",
+    }
+)
 # Calls whose shell= runs the command through a shell (bandit's B602 reads it only when spelled out).
 _SHELL_TAKERS = frozenset(
     f"subprocess.{f}" for f in ["run", "call", "check_call", "check_output", "Popen"]
@@ -1244,13 +1254,13 @@ class _Checker:
             return
         escapes = self._escapes(node, values, scope)
         for value in values:
-            if self._judge_value(node, value, escapes=escapes):
+            if self._judge_value(node, value, escapes=escapes, scope=scope):
                 return
 
-    def _judge_value(self, node: ast.AST, value: _Value, *, escapes: bool) -> bool:
+    def _judge_value(self, node: ast.AST, value: _Value, *, escapes: bool, scope: _Scope) -> bool:
         """Report what one value of ``node`` means here; True when it was a finding."""
         if isinstance(value, _Ref):
-            return self._judge_ref(node, value.name, escapes=escapes)
+            return self._judge_ref(node, value.name, escapes=escapes, scope=scope)
         if not escapes:
             return False
         if isinstance(value, _Partial):
@@ -1269,7 +1279,7 @@ class _Checker:
             self.report(node, "SAST102", "__getattribute__", why)
         return node in self.reported
 
-    def _judge_ref(self, node: ast.AST, name: str, *, escapes: bool) -> bool:
+    def _judge_ref(self, node: ast.AST, name: str, *, escapes: bool, scope: _Scope) -> bool:
         called = self._is_call_of(node)
         loader = _loader(name)
         if _judging(name) and self._judged():
@@ -1282,6 +1292,11 @@ class _Checker:
             rule, why = loader
             shown = f"calls {name}()" if called else f"refers to {name}"
             self.report(node, rule, name, f"{shown} ({why})")
+        elif name in _SHELL_RUNNERS and not (
+            called and isinstance(node, ast.expr) and self._plain(node, scope)
+        ):
+            why = f"reaches {name}() under another name or passes it on (bandit's B605 checks only the plain call)"
+            self.report(node, "SAST104", name, why)
         elif name in RUNNERS:
             plain = isinstance(node, ast.Name) and node.id == name.partition(".")[2] and called
             if not plain:

@@ -547,6 +547,15 @@ _run(command, check=True, shell=True)  # noqa: S604 # <-
 import functools, subprocess
 functools.partial(subprocess.run, shell=True)(command)  # noqa: S604 # <-
 
+## os_system_under_another_name SAST104
+import os
+_system = os.system  # <-
+_system(command)
+
+## shell_runner_passed_on SAST104
+import subprocess
+outputs = list(map(subprocess.getoutput, commands))  # <-
+
 ## multiprocessing_client_recv SAST101
 from multiprocessing.connection import Client
 conn = Client(("127.0.0.1", 6000))  # <-
@@ -575,6 +584,12 @@ import subprocess as sp
 from subprocess import run
 sp.run(command, shell=True)
 run(command, shell=True)
+
+## shell_runner_spelled_out_is_bandits
+import os
+from subprocess import getoutput as output
+os.system(command)
+output(command)
 
 ## shell_false_through_kwargs
 import subprocess
