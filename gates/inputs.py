@@ -101,11 +101,20 @@ def from_the_tree(folder: Path, root: Path) -> str | None:
     git = shutil.which("git")
     if git is None or not rel.parts:
         return None if git is None else f"{target} is the project folder itself"
+    return _git_tracks(git, top, rel)
+
+
+def _git_tracks(git: str, top: Path, rel: Path) -> str | None:
+    """What git tracks at or under ``rel``; why git cannot tell in a checkout; None outside git."""
     inside = subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which
         [git, "rev-parse", "--is-inside-work-tree"], cwd=top, capture_output=True, check=False
     )
     if inside.returncode != 0 or inside.stdout.strip() != b"true":
-        return None
+        # A checkout git will not read (safe.directory, a broken GIT_DIR) is not "outside git".
+        if not any((folder / ".git").exists() for folder in (top, *top.parents)):
+            return None
+        reason = inside.stderr.decode(errors="replace").strip().splitlines()
+        return f"git cannot read the checkout ({reason[0] if reason else 'no output'})"
     tracked = subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which
         [git, "ls-files", "-z", "--", rel.as_posix()], cwd=top, capture_output=True, check=False
     )

@@ -138,3 +138,16 @@ def test_code_an_import_reaches_in_any_folder_is_part_of_every_key(project: Any)
     (project.root / "data" / "another.lock").write_text("{}\n", encoding="utf-8")
     (project.root / "reports" / "lint.json").write_text("{}\n", encoding="utf-8")
     assert source_digest(context) in seen  # data locks and reports are inputs and outputs
+
+
+def test_a_checkout_git_cannot_read_is_not_taken_for_no_checkout(
+    failed_lint: tuple[Any, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI containers often run git on a checkout another user owns ("dubious ownership"): git
+    # then fails as outside a repository. The committed entry must not count as this machine's.
+    project, entry = failed_lint
+    _git(project.root, "add", "-f", str(entry))
+    _git(project.root, "commit", "-qm", "cache")
+    monkeypatch.setenv("GIT_DIR", str(project.root / "no-such-git-dir"))
+    again = _lint(project)
+    assert again.status is Status.FAILED, again.summary
