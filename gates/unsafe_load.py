@@ -29,6 +29,9 @@ whoever wrote the bytes. Rules:
   of ``sys.modules``, the import system's internals, entry points, ``gc.get_objects``,
   ``inspect.getmodule``, and the gadgets that reach any module (``__globals__``,
   ``__subclasses__``, frame ``f_globals``, ``load_module``).
+  An import (statement or literal ``importlib``) of code the project holds outside the scan
+  (``tests.helpers``, ``build.knob``: a top-level folder or module no scanned file belongs to)
+  is SAST102 too: it runs code no scan reads.
 - SAST103 ``skops.io.load/loads`` whose ``trusted=`` is computed (a call, a name, a
   comprehension) rather than a literal list/tuple of strings, or ``trusted=True``.
 - SAST104 code run where bandit's B102/B307 (which flag every plain ``exec(...)``/
@@ -1395,6 +1398,19 @@ class _Checker:
                     node, "SAST102", name, f"imports {name} (it unpickles arbitrary objects)"
                 )
                 return
+            if self._unread(name, node):
+                return
+
+    def _unread(self, name: str, node: ast.AST) -> bool:
+        """An import of code the project holds outside the scan (``tests/``, ``build/``...)."""
+        if isinstance(node, ast.ImportFrom) and node.level:
+            return False
+        top = name.partition(".")[0]
+        if top not in self.module.project.outside:
+            return False
+        why = f"imports {name}, code in the project that no scan reads (outside [sast].paths)"
+        self.report(node, "SAST102", name, why)
+        return True
 
     def _judge_store(self, node: ast.Assign | ast.AugAssign | ast.AnnAssign, scope: _Scope) -> None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -1530,6 +1546,8 @@ class _Checker:
     def _judge_import_call(self, node: ast.Call, names: set[str]) -> None:
         target = self.module.import_target(node, names)
         if target.module is not None:
+            if self._unread(target.module, node):
+                return
             if _pickle_like(_canonical(target.module)) is not None:
                 why = f"imports {target.module} dynamically (hides its loaders from review)"
                 self.report(node, "SAST102", f"import {target.module}", why)
@@ -1763,6 +1781,8 @@ class _Project:
         self.own_packages = {
             p for p in own_packages if p and not _carrier(p) and p not in PICKLE_LIKE
         }
+        # Top-level names of the project's tree that no scanned module bears (set by ``scan``).
+        self.outside: frozenset[str] = frozenset()
         self._active: set[tuple[int, str, bool]] = set()
         self._cache: dict[tuple[int, str, bool], _Values] = {}
         self._cuts = 0
@@ -1868,6 +1888,7 @@ def scan(files: Sequence[Path], *, root: Path, allowed: Sequence[str]) -> list[U
     names = {file: _module_name(file, root) for file, _, _ in parsed}
     packages = {name.partition(".")[0] for name, is_package in names.values() if is_package}
     project = _Project(packages)
+    project.outside = _outside(root, {name.partition(".")[0] for name, _ in names.values()})
     modules: list[tuple[Path, _Module]] = []
     for file, shown, tree in parsed:
         name, is_package = names[file]
@@ -1920,6 +1941,21 @@ def _option_argument(
     if index + 1 < len(words):
         return words[index + 1], texts[index + 1]
     return None
+
+
+def _outside(root: Path, scanned: set[str]) -> frozenset[str]:
+    """Names ``import`` finds at the project's root (a folder or a module) but no scan reads."""
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return frozenset()
+    found = {
+        entry.stem if entry.suffix == ".py" else entry.name
+        for entry in entries
+        if (entry.is_dir() and entry.name.isidentifier())
+        or (entry.suffix == ".py" and entry.stem.isidentifier())
+    }
+    return frozenset(found - scanned)
 
 
 def _shell_words(command: str) -> list[str]:

@@ -386,3 +386,14 @@ def test_a_coding_cookie_cannot_hide_code_from_the_unsafe_load_check(project: An
     assert [(f.rule, f.location.path, f.location.line) for f in outcome.findings] == [
         ("SAST101", "src/app.py", 9)
     ]
+
+
+def test_an_import_of_project_code_outside_the_scan_does_not_pass(project: Any) -> None:
+    # `from tests.helpers import load` runs tests/helpers.py (joblib.load) in whatever imports
+    # src/app.py, and no scan read it; so did `from build.knob import FACTOR` (red team).
+    importer = '"""Doc."""\n\nfrom tests.planted_helpers import load\n\nMODEL = load("m.joblib")\n'
+    outcome = _gate(project, {"src/app.py": importer, "tests/planted_helpers.py": UNSAFE})
+    assert outcome.status is Status.FAILED
+    assert [(f.rule, f.location.path, f.location.line) for f in outcome.findings] == [
+        ("SAST102", "src/app.py", 3)
+    ]
