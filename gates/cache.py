@@ -7,7 +7,8 @@ over everything the outcome can depend on:
 - the gate's name and ``module:Class``;
 - the source digest: every ``.py`` of the ``gates`` and ``pipeline`` packages, and every
   source or configuration file of the project (``.py``, ``.toml``, ``.cfg``, ``.ini``,
-  ``.yml``, ``.lock`` ...), so a linter's gate sees a change anywhere it looks;
+  ``.yml``, ``.lock`` ...), so a linter's gate sees a change anywhere it looks; in output,
+  data and build folders only the modules (an import reaches them by name);
 - the environment: Python's version and platform, and the name and version of every installed
   distribution (so a new scikit-learn, ruff or bandit misses);
 - the run's input digests (policy, data, data lock, checksums, requirements.lock);
@@ -71,7 +72,11 @@ _SETTLED_NS = 2_000_000_000
 
 _SOURCE_SUFFIXES = frozenset({".py", ".pyi", ".toml", ".cfg", ".ini", ".lock", ".yml", ".yaml"})
 _SOURCE_NAMES = frozenset({"Jenkinsfile", ".bandit", "requirements.txt"})
-# Folders that hold outputs, caches or environments, never sources.
+# What an import reaches: counted in every folder, including the ones below.
+_CODE_SUFFIXES = frozenset({".py", ".pyi"})
+# Folders that hold outputs, caches, data or environments: their configuration-like files
+# (a data lock, a cached YAML) are not sources, but a module there is (``from build.knob import
+# FACTOR`` imports it; a folder name keeps nothing out of an import).
 _SKIP_DIRS = frozenset(
     {
         "reports",
@@ -133,7 +138,7 @@ def tree_digest(
             digest.update(f"{name}\0{hasher(base)}\n".encode())
         elif os.path.isdir(base):
             for label, path in _files_under(base, name):
-                digest.update(f"{label}\0{hasher(path)}\n".encode())
+                digest.update(f"{label}\0{hasher(path) if path else 'symlink'}\n".encode())
         else:
             digest.update(f"{name}\0absent\n".encode())
     return digest.hexdigest()
@@ -148,12 +153,16 @@ def _name_in(top: str, name: str) -> str:
     return name
 
 
-def _files_under(folder: str, prefix: str, rel: str = "") -> Iterator[tuple[str, str]]:
+def _files_under(
+    folder: str, prefix: str, rel: str = "", *, pycache: bool = False
+) -> Iterator[tuple[str, str | None]]:
     """``(label, path)`` of every file under ``folder``: its own files, then each subfolder's.
 
     Labels read ``prefix/rel/name`` (``rel`` is ``.`` at the top). Sorted by name at every
-    level; folders no scanner reads are skipped, and a symlink to a folder is not followed
-    (as ``os.walk`` does not), while a symlink to a file counts.
+    level; folders no scanner reads are skipped, but for the sources in a ``__pycache__`` (not
+    its bytecode): an import reaches them and the sast gate fails on them. A symlink to a folder
+    is not followed (as ``os.walk`` does not) but counts by its target (path None), and a
+    symlink to a file counts.
     """
     with os.scandir(folder) as listing:
         entries = sorted(listing, key=lambda entry: entry.name)
@@ -161,12 +170,17 @@ def _files_under(folder: str, prefix: str, rel: str = "") -> Iterator[tuple[str,
     subfolders = []
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
-            if entry.name not in SKIP_PARTS:
+            if entry.name not in SKIP_PARTS or entry.name == "__pycache__":
                 subfolders.append(entry)
-        elif entry.is_file():
+        elif entry.is_symlink() and entry.is_dir():
+            yield f"{here}/{entry.name} -> {os.readlink(entry.path)}", None
+        elif entry.is_file() and not (pycache and ".pyc" in entry.name):  # bytecode, its temp files
             yield f"{here}/{entry.name}", entry.path
     for entry in subfolders:
-        yield from _files_under(entry.path, prefix, f"{rel}/{entry.name}" if rel else entry.name)
+        inner = f"{rel}/{entry.name}" if rel else entry.name
+        yield from _files_under(
+            entry.path, prefix, inner, pycache=pycache or entry.name == "__pycache__"
+        )
 
 
 # Below this size a file is read whole: hashlib.file_digest's 256 KiB buffer per call costs more
@@ -305,16 +319,22 @@ def _package_digest() -> str:
 
 
 def _project_sources(root: Path, skip: set[Path]) -> Iterator[tuple[str, Path]]:
+    """Every source file of the project: modules anywhere an import can reach by name (hidden
+    folders and virtual environments cannot be), configuration outside the folders above."""
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
+        resolved = here.resolve()
+        code_only = bool(_SKIP_DIRS.intersection(here.relative_to(root).parts)) or any(
+            resolved.is_relative_to(s) for s in skip
+        )
         dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".") and d not in _SKIP_DIRS and (here / d).resolve() not in skip
+            d for d in dirs if not d.startswith(".") and not (here / d / "pyvenv.cfg").is_file()
         )
         for name in files:
             path = here / name
-            if path.suffix in _SOURCE_SUFFIXES or name in _SOURCE_NAMES:
+            if path.suffix in _CODE_SUFFIXES or (
+                not code_only and (path.suffix in _SOURCE_SUFFIXES or name in _SOURCE_NAMES)
+            ):
                 yield path.relative_to(root).as_posix(), path
 
 

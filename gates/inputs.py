@@ -7,6 +7,7 @@ a gate never imports the runner.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess  # nosec B404 # runs git with fixed argv lists, never a shell
 from collections.abc import Callable
@@ -79,3 +80,47 @@ def git_commit(root: Path) -> tuple[str, bool]:
     except (OSError, subprocess.CalledProcessError):
         return "unknown", False
     return head, bool(status.strip())
+
+
+def from_the_tree(folder: Path, root: Path) -> str | None:
+    """Why ``folder``'s content may come from the checked-out commit, or None.
+
+    A folder outside ``root`` is the machine's own. Inside, it may not be reached through a
+    symlink the tree holds, and git may track nothing in it: a pull request controls every
+    committed byte, and a cache or memo file it commits there would be read as this machine's.
+    Outside a git work tree (or without git) nothing can be told: None.
+    """
+    top, target = Path(os.path.abspath(root)), Path(os.path.abspath(folder))
+    if not target.is_relative_to(top):
+        return None
+    rel = target.relative_to(top)
+    for depth in range(1, len(rel.parts) + 1):
+        part = top.joinpath(*rel.parts[:depth])
+        if part.is_symlink():
+            return f"{part.relative_to(top).as_posix()} is a symlink in the tree"
+    git = shutil.which("git")
+    if git is None or not rel.parts:
+        return None if git is None else f"{target} is the project folder itself"
+    return _git_tracks(git, top, rel)
+
+
+def _git_tracks(git: str, top: Path, rel: Path) -> str | None:
+    """What git tracks at or under ``rel``; why git cannot tell in a checkout; None outside git."""
+    inside = subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which
+        [git, "rev-parse", "--is-inside-work-tree"], cwd=top, capture_output=True, check=False
+    )
+    if inside.returncode != 0 or inside.stdout.strip() != b"true":
+        # A checkout git will not read (safe.directory, a broken GIT_DIR) is not "outside git".
+        if not any((folder / ".git").exists() for folder in (top, *top.parents)):
+            return None
+        reason = inside.stderr.decode(errors="replace").strip().splitlines()
+        return f"git cannot read the checkout ({reason[0] if reason else 'no output'})"
+    tracked = subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which
+        [git, "ls-files", "-z", "--", rel.as_posix()], cwd=top, capture_output=True, check=False
+    )
+    if tracked.returncode != 0:
+        return (
+            f"git cannot list {rel.as_posix()} ({tracked.stderr.decode(errors='replace').strip()})"
+        )
+    first = tracked.stdout.split(b"\0", 1)[0].decode(errors="replace")
+    return f"git tracks {first}" if first else None

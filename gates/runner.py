@@ -37,7 +37,7 @@ from gates.cache import (
 )
 from gates.console import Display, PlainDisplay
 from gates.errors import GatesError
-from gates.inputs import input_digests
+from gates.inputs import from_the_tree, input_digests
 from gates.registry import GATES, NAMES, GateSpec, checked_before
 from pipeline.config import LoadedPolicy
 from pipeline.errors import PipelineError
@@ -323,6 +323,15 @@ def run_chain(
     run_id = resolve_run_id(reports_dir, starts_chain=starts_chain)
     reports_dir.mkdir(parents=True, exist_ok=True)
     caching = use_cache and policy.policy.run.cache
+    planted = from_the_tree(cache_dir_of(policy.base_dir), policy.base_dir) if caching else None
+    if planted:
+        # Without GATES_CACHE_HMAC_KEY an entry is sealed with plain SHA-256: one the commit
+        # brings (a FAILED entry rewritten as PASSED) would pass for this machine's own.
+        sys.stderr.write(
+            f"warning: gate cache: {cache_dir_of(policy.base_dir)} not used ({planted}): "
+            "nothing in it may come from the commit; every gate runs\n"
+        )
+        caching = False
     # A forced refresh (read_cache=False) trusts no digest remembered by an earlier process.
     memo: DigestMemo | None = None
     if caching:

@@ -5,10 +5,12 @@ Rules: ``Bxxx`` a bandit finding at or above ``[sast].severity`` and ``[sast].co
 unchecked); SAST002 a path named in ``[sast].paths`` is missing; SAST003 nothing to scan;
 SAST004 a ``.bandit`` file inside the scope (bandit would read it silently: skips belong in
 policy; the gate hands bandit an empty one of its own, so it changes nothing);
-SAST005 a file in scope that bandit did not report as scanned; SAST010 a bare ``# nosec``
+SAST005 a file in scope that bandit did not report as scanned; SAST006 code an import reaches
+that neither scan reads (a ``.py`` in a ``__pycache__`` folder, a package folder that is a
+symlink: both walks skip them, Python's import does not); SAST010 a bare ``# nosec``
 without a test id; SAST011 (note) a line suppressed with ``# nosec Bxxx``; SAST012 (note) a
 finding the baseline hid; SAST013 the baseline is unreadable; SAST014 a ``# nosec`` naming a
-deserialization or code-execution test (those stay on); SAST100-104 unsafe deserialization
+deserialization or code-execution test (those stay on); SAST100-105 unsafe deserialization
 (see ``gates.unsafe_load``).
 
 bandit runs with ``--ignore-nosec`` and the gate applies ``# nosec`` itself: a result is hidden
@@ -20,6 +22,7 @@ test, and a blacklist name (``# nosec pickle``) as hiding B301.
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 from collections import Counter
@@ -50,6 +53,7 @@ from gates.base import (
     RunContext,
     Severity,
 )
+from gates.cache import SKIP_PARTS
 from gates.sarif_log import docs_uri, uri_path
 
 _TIMEOUT = 900
@@ -99,6 +103,76 @@ def load_baseline(path: Path, root: Path) -> Counter[BaselineKey]:
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
         msg = f"{path}: bandit baseline is malformed ({type(err).__name__}: {err}); expected the JSON of 'bandit -f json'"
         raise GateError(msg) from None
+
+
+def unseen_code(root: Path, paths: list[str], exclude: list[str]) -> list[tuple[str, str]]:
+    """``(path, why)`` of code under ``paths`` that an import reaches but neither scan reads.
+
+    bandit and ``python_files`` skip ``__pycache__`` folders and do not follow a symlink to a
+    folder; ``import pkg.__pycache__.m`` and ``import pkg.link.m`` load such code all the same.
+    """
+    excluded = [(root / e).resolve() for e in exclude]
+    found: list[tuple[str, str]] = []
+    for name in paths:
+        base = root / name
+        if not base.is_dir() or base.is_symlink():
+            continue
+        for folder, dirs, files in os.walk(base):
+            here = Path(folder)
+            if any(here.resolve().is_relative_to(ex) for ex in excluded):
+                dirs[:] = []
+                continue
+            for entry in sorted(dirs):
+                if (here / entry).is_symlink() and entry.isidentifier():
+                    found.append((_as_named(here / entry, root), "a symlink to a folder"))
+            dirs[:] = sorted(
+                d
+                for d in dirs
+                if not (here / d).is_symlink() and (d == "__pycache__" or d not in SKIP_PARTS)
+            )
+            if "__pycache__" in here.relative_to(base).parts:
+                found += [
+                    (_as_named(here / f, root), "a module in a __pycache__ folder")
+                    for f in sorted(files)
+                    if f.endswith(".py")
+                ]
+    return found
+
+
+def _scope_findings(root: Path, present: list[str], exclude: list[str]) -> list[Finding]:
+    """SAST004 a ``.bandit`` file in scope; SAST006 code the scans do not read."""
+    inis = {root / name / ".bandit" for name in present}
+    inis.update(
+        p for name in present if (root / name).is_dir() for p in (root / name).rglob(".bandit")
+    )
+    found = [
+        Finding(
+            rule="SAST004",
+            message=f"{relative(ini, root)}: bandit reads this file silently; put skips and "
+            "excludes in policy.toml [sast]",
+            location=Location(path=relative(ini, root)),
+            policy_key="[sast].exclude",
+        )
+        for ini in sorted(inis)
+        if ini.is_file()
+    ]
+    return found + [
+        Finding(
+            rule="SAST006",
+            message=f"{shown}: {why}; an import reaches the code there but neither "
+            "bandit nor the unsafe-load check reads it: move it into a real folder",
+            location=Location(path=shown),
+            observed=why,
+            threshold="every importable module scanned",
+            policy_key="[sast].paths",
+        )
+        for shown, why in unseen_code(root, present, exclude)
+    ]
+
+
+def _as_named(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` as named (a symlink is not followed to its target)."""
+    return Path(os.path.relpath(path, root)).as_posix()
 
 
 def _bandit(context: RunContext, present: list[str], exclude: list[str]) -> ToolRun:
@@ -250,22 +324,7 @@ class SastGate(Gate):
                 )
             )
             return Outcome.judge(findings, passed="", failed="{first}")
-        inis = {root / name / ".bandit" for name in present}
-        inis.update(
-            p for name in present if (root / name).is_dir() for p in (root / name).rglob(".bandit")
-        )
-        for ini in sorted(inis):
-            if ini.is_file():
-                shown = relative(ini, root)
-                findings.append(
-                    Finding(
-                        rule="SAST004",
-                        message=f"{shown}: bandit reads this file silently; put skips and "
-                        "excludes in policy.toml [sast]",
-                        location=Location(path=shown),
-                        policy_key="[sast].exclude",
-                    )
-                )
+        findings += _scope_findings(root, present, exclude)
         data, native = _bandit_scan(context, present, exclude)
         for error in data["errors"]:
             shown = relative(str(error.get("filename", "?")), root)

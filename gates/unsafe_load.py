@@ -17,7 +17,8 @@ whoever wrote the bytes. Rules:
   ``YAML(typ=...)`` other than ``rt``/``safe``/``base``, ``cleanlab.Datalab.load``,
   ``sklearn.datasets.fetch_*`` (they joblib-load a cache), a scikit-learn ``memory=`` cache,
   ``mlflow.*.load_model``, ``torch.hub.load``, ``ForkingPickler.loads``, ``python -m pickle``
-  in a command line.
+  in a command line, ``multiprocessing.connection.Client``/``Listener`` and the
+  ``multiprocessing.managers`` managers (their ``recv`` unpickles what a socket sends).
 - SAST102 a name this check cannot follow: any use of ``dill`` (imports included),
   ``cloudpickle`` loaders, a dynamic import of a pickle-like module (``__import__("pickle")``,
   ``importlib.import_module``, ``pkgutil.resolve_name``, ``pydoc.locate``) or a star import of
@@ -28,6 +29,9 @@ whoever wrote the bytes. Rules:
   of ``sys.modules``, the import system's internals, entry points, ``gc.get_objects``,
   ``inspect.getmodule``, and the gadgets that reach any module (``__globals__``,
   ``__subclasses__``, frame ``f_globals``, ``load_module``).
+  An import (statement or literal ``importlib``) of code the project holds outside the scan
+  (``tests.helpers``, ``build.knob``: a top-level folder or module no scanned file belongs to)
+  is SAST102 too: it runs code no scan reads.
 - SAST103 ``skops.io.load/loads`` whose ``trusted=`` is computed (a call, a name, a
   comprehension) rather than a literal list/tuple of strings, or ``trusted=True``.
 - SAST104 code run where bandit's B102/B307 (which flag every plain ``exec(...)``/
@@ -35,11 +39,20 @@ whoever wrote the bytes. Rules:
   ``getattr(builtins, "eval")``), ``compile``/``timeit``/``cProfile.run``/``pdb.run`` of a
   string computed at run time, ``python -c`` with computed code, ``types.FunctionType``/
   ``CodeType``, ``__code__``, a rewritten ``__defaults__``/``__kwdefaults__``, ``runpy``,
-  ``doctest``, ``code.interact``, ``ctypes.pythonapi``, ``logging.config.fileConfig``. A literal
+  ``doctest``, ``code.interact``, ``ctypes.pythonapi``, ``logging.config.fileConfig``, the
+  debuggers, tracers and profilers that run a command string (``bdb.Bdb``, ``pdb.Pdb``,
+  ``trace.Trace``, ``cProfile.Profile``), ``_xxsubinterpreters.run_string`` and
+  ``site.addsitedir``/``addpackage`` (they run a ``.pth`` file's import lines). Python's option
+  syntax is read as Python reads it (``-Ic CODE``, ``-cCODE``, ``-Impickle``); ``shell=``
+  given to ``subprocess`` through ``**mapping`` (bandit's B602 sees only ``shell=`` spelled out,
+  and reports B603), or a ``**mapping`` this check cannot read there. A literal
   string given to ``exec``/``eval``/``compile``/``timeit`` or to ``python -c`` (also through a
   name bound only to literals), and a string annotation, is parsed and checked like the code
   around it.
 - SAST100 a file that does not parse, or is nested too deeply to check (it went unchecked).
+- SAST105 a module of a package the gates run in their own process (``pipeline``) reaches
+  the gates' own package (``gates.base``, ``gates.runner`` ...) by any route followed above:
+  it could change how a gate decides. Scripts outside a package (``noxfile.py``) may.
 
 How: a name-binding analysis over the AST. It is scope-aware (module, class, function, lambda
 and comprehension scopes, ``global``/``nonlocal``) and flow-insensitive: a name stands for every
@@ -154,6 +167,10 @@ _ANY_OBJECT = "builds any Python object the document names"
 LOADERS: dict[str, str] = {
     "pandas.read_pickle": "unpickles the file",
     "multiprocessing.reduction.ForkingPickler.loads": "is pickle.loads",
+    # Their connections' recv() unpickles whatever the other end of the socket sends.
+    "multiprocessing.connection.Client": "unpickles what the other end sends (recv)",
+    "multiprocessing.connection.Listener": "unpickles what the other end sends (recv)",
+    "multiprocessing.managers.*Manager": "unpickles what the manager's server sends",
     "torch.hub.load": "runs the hubconf.py of the repository it fetches",
     "torch.package.PackageImporter": "unpickles the package",
     "yaml.full_load": _OBJECTS,
@@ -288,6 +305,16 @@ CODE_RUNNERS: dict[str, str] = {
     "ctypes.pydll": "calls the interpreter's C API (PyRun_String)",
     "logging.config.fileConfig": "evaluates expressions from a configuration file",
     "logging.config.listen": "takes a logging configuration (code included) from a socket",
+    # Debuggers, tracers and profilers run a command string: Bdb().run(cmd), Trace().runctx(cmd).
+    "bdb.Bdb": "runs code given as text (run, runeval, runctx)",
+    "pdb.Pdb": "runs code given as text (run, runeval, runctx)",
+    "*.bdb.Bdb": "runs code given as text (run, runeval, runctx)",
+    "trace.Trace": "runs code given as text (run, runctx)",
+    "cProfile.Profile": "runs code given as text (run, runctx)",
+    "profile.Profile": "runs code given as text (run, runctx)",
+    "_xxsubinterpreters.run_string": "runs code given as text in a subinterpreter",
+    "site.addsitedir": "runs the import lines of the .pth files in the folder",
+    "site.addpackage": "runs the import lines of a .pth file",
 }
 # Constructors of functions and code objects: calling one runs no bandit-visible exec.
 CODE_BUILDERS = frozenset({"types.FunctionType", "types.LambdaType", "types.CodeType"})
@@ -302,6 +329,20 @@ COMMANDS = frozenset(
         *(f"asyncio.{f}" for f in ["create_subprocess_exec", "create_subprocess_shell"]),
         "os.posix_spawnp",
     }
+)
+# Functions that always run their argument through a shell (bandit's B605, by plain name only).
+_SHELL_RUNNERS = frozenset(
+    {
+        "os.system",
+        "os.popen",
+        "subprocess.getoutput",
+        "subprocess.getstatusoutput",
+        "asyncio.create_subprocess_shell",
+    }
+)
+# Calls whose shell= runs the command through a shell (bandit's B602 reads it only when spelled out).
+_SHELL_TAKERS = frozenset(
+    f"subprocess.{f}" for f in ["run", "call", "check_call", "check_output", "Popen"]
 )
 # Mappings from names to modules or attributes: a subscript or .get() is a lookup.
 MODULE_TABLES = frozenset({"sys.modules", "builtins"})
@@ -436,6 +477,15 @@ def _loader(name: str) -> tuple[str, str] | None:
             if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, pattern + ".*"):
                 return rule, why
     return None
+
+
+# The package of the gates themselves (this module's): the code they judge runs in their
+# process (the train, cv, risk and serve gates call pipeline/), so reaching into it is SAST105.
+JUDGE_PACKAGE = __name__.partition(".")[0]
+
+
+def _judging(name: str) -> bool:
+    return name == JUDGE_PACKAGE or name.startswith(JUDGE_PACKAGE + ".")
 
 
 @functools.cache
@@ -832,6 +882,7 @@ class _Module:
     ) -> None:
         self.path = path
         self.name = name
+        self.package = package
         self.project = project
         self.tree = tree
         # Code in a string (exec, annotations) is bound in its own scope inside the caller's.
@@ -1206,13 +1257,13 @@ class _Checker:
             return
         escapes = self._escapes(node, values, scope)
         for value in values:
-            if self._judge_value(node, value, escapes=escapes):
+            if self._judge_value(node, value, escapes=escapes, scope=scope):
                 return
 
-    def _judge_value(self, node: ast.AST, value: _Value, *, escapes: bool) -> bool:
+    def _judge_value(self, node: ast.AST, value: _Value, *, escapes: bool, scope: _Scope) -> bool:
         """Report what one value of ``node`` means here; True when it was a finding."""
         if isinstance(value, _Ref):
-            return self._judge_ref(node, value.name, escapes=escapes)
+            return self._judge_ref(node, value.name, escapes=escapes, scope=scope)
         if not escapes:
             return False
         if isinstance(value, _Partial):
@@ -1231,13 +1282,24 @@ class _Checker:
             self.report(node, "SAST102", "__getattribute__", why)
         return node in self.reported
 
-    def _judge_ref(self, node: ast.AST, name: str, *, escapes: bool) -> bool:
+    def _judge_ref(self, node: ast.AST, name: str, *, escapes: bool, scope: _Scope) -> bool:
         called = self._is_call_of(node)
         loader = _loader(name)
-        if loader is not None:
+        if _judging(name) and self._judged():
+            why = (
+                f"reaches {name}, the gates' own code, from the code they judge (it runs in "
+                "the gate's process and could change how a gate decides)"
+            )
+            self.report(node, "SAST105", name, why)
+        elif loader is not None:
             rule, why = loader
             shown = f"calls {name}()" if called else f"refers to {name}"
             self.report(node, rule, name, f"{shown} ({why})")
+        elif name in _SHELL_RUNNERS and not (
+            called and isinstance(node, ast.expr) and self._plain(node, scope)
+        ):
+            why = f"reaches {name}() under another name or passes it on (bandit's B605 checks only the plain call)"
+            self.report(node, "SAST104", name, why)
         elif name in RUNNERS:
             plain = isinstance(node, ast.Name) and node.id == name.partition(".")[2] and called
             if not plain:
@@ -1258,6 +1320,11 @@ class _Checker:
             why = f"passes {name} (it holds loaders) where this check cannot follow it"
             self.report(node, "SAST102", name, why)
         return node in self.reported
+
+    def _judged(self) -> bool:
+        """A module of a package the gates import and run (not theirs, not a script)."""
+        name = self.module.name
+        return not _judging(name) and ("." in name or self.module.package)
 
     def _escapes(self, node: ast.AST, values: _Values, scope: _Scope) -> bool:  # noqa: PLR0911
         """True when the value is used where this check no longer follows it."""
@@ -1331,6 +1398,19 @@ class _Checker:
                     node, "SAST102", name, f"imports {name} (it unpickles arbitrary objects)"
                 )
                 return
+            if self._unread(name, node):
+                return
+
+    def _unread(self, name: str, node: ast.AST) -> bool:
+        """An import of code the project holds outside the scan (``tests/``, ``build/``...)."""
+        if isinstance(node, ast.ImportFrom) and node.level:
+            return False
+        top = name.partition(".")[0]
+        if top not in self.module.project.outside:
+            return False
+        why = f"imports {name}, code in the project that no scan reads (outside [sast].paths)"
+        self.report(node, "SAST102", name, why)
+        return True
 
     def _judge_store(self, node: ast.Assign | ast.AugAssign | ast.AnnAssign, scope: _Scope) -> None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -1401,12 +1481,73 @@ class _Checker:
             self.report(node, "SAST104", min(names & CODE_BUILDERS), why)
         self._judge_code_string(node, names, scope)
         self._judge_command(node, names, scope)
+        self._judge_shell(node, names, scope)
         self._judge_arguments(node, funcs, scope)
         self._judge_memory(node, names)
+
+    def _judge_shell(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """``shell=`` bandit's B602 does not see: passed through ``**mapping`` (bandit reports the
+        call as B603, which a routine ``# nosec B603`` hides), or given to ``subprocess.run``
+        reached under another name or through ``functools.partial`` (bandit's B604, at low
+        confidence: below the default threshold)."""
+        funcs = self.resolve(node.func, scope)
+        partials = [
+            f for f in funcs if isinstance(f, _Partial) and _names(f.targets) & _SHELL_TAKERS
+        ]
+        if not names & _SHELL_TAKERS and not partials:
+            return
+        taker = min(
+            (names | _names(frozenset(t for p in partials for t in p.targets))) & _SHELL_TAKERS
+        )
+        shells: list[ast.expr] = []
+        for call in [node, *(p.call for p in partials)]:
+            for keyword in call.keywords:
+                if keyword.arg == "shell" and (
+                    call is not node or not self._plain(node.func, scope)
+                ):
+                    shells.append(keyword.value)
+                if keyword.arg is not None:
+                    continue
+                for mapping, where in self._bound_exprs(keyword.value, scope):
+                    args = _Args()
+                    if not self._expand_keywords(mapping, args, where):
+                        shown = ast.unparse(keyword.value)[:_SHOWN]
+                        why = f"passes keyword arguments from {shown}, where shell= may be set unseen by bandit"
+                        self.report(node, "SAST104", taker, why)
+                        return
+                    shells += [args.keywords["shell"]] if "shell" in args.keywords else []
+        if any(not _falsy_literal(shell) for shell in shells):
+            why = f"calls {taker}() with shell= where bandit's B602 does not see it (under another name, a partial or **mapping)"
+            self.report(node, "SAST104", taker, why)
+
+    def _plain(self, func: ast.expr, scope: _Scope) -> bool:
+        """``subprocess.run``/``sp.run``/``run`` spelled through import names only, as bandit reads them."""
+        while isinstance(func, ast.Attribute):
+            func = func.value
+        if not isinstance(func, ast.Name):
+            return False
+        defining = self.module.defining(func.id, scope)
+        return defining is not None and all(
+            b.expr is None and b.value is not None for b in defining.bindings[func.id]
+        )
+
+    def _bound_exprs(self, node: ast.expr, scope: _Scope) -> list[tuple[ast.expr, _Scope]]:
+        """What a name is bound to (each plain assignment's value), else the expression itself."""
+        defining = self.module.defining(node.id, scope) if isinstance(node, ast.Name) else None
+        if defining is None or not isinstance(node, ast.Name):
+            return [(node, scope)]
+        found: list[tuple[ast.expr, _Scope]] = []
+        for binding in defining.bindings[node.id]:
+            if binding.expr is None or binding.scope is None or binding.path:
+                return [(node, scope)]
+            found.append((binding.expr, binding.scope))
+        return found
 
     def _judge_import_call(self, node: ast.Call, names: set[str]) -> None:
         target = self.module.import_target(node, names)
         if target.module is not None:
+            if self._unread(target.module, node):
+                return
             if _pickle_like(_canonical(target.module)) is not None:
                 why = f"imports {target.module} dynamically (hides its loaders from review)"
                 self.report(node, "SAST102", f"import {target.module}", why)
@@ -1482,9 +1623,12 @@ class _Checker:
             or (isinstance(w, ast.expr) and "sys.executable" in _names(self.resolve(w, scope)))
             for w, ts in zip(words, texts, strict=True)
         )
-        for index, flags in enumerate(texts[:-1] if python else []):
-            following, codes = words[index + 1], texts[index + 1]
-            text = flags[0] if flags and len(flags) == 1 else None
+        for index, flags in enumerate(texts if python else []):
+            option = _python_option(flags[0]) if flags and len(flags) == 1 else None
+            argument = _option_argument(option, index, words, texts)
+            if option is None or argument is None:
+                continue
+            text, (following, codes) = option[0], argument
             code = codes[0] if codes and len(codes) == 1 else None
             if text == "-c" and codes is not None:
                 for each in codes:
@@ -1637,6 +1781,8 @@ class _Project:
         self.own_packages = {
             p for p in own_packages if p and not _carrier(p) and p not in PICKLE_LIKE
         }
+        # Top-level names of the project's tree that no scanned module bears (set by ``scan``).
+        self.outside: frozenset[str] = frozenset()
         self._active: set[tuple[int, str, bool]] = set()
         self._cache: dict[tuple[int, str, bool], _Values] = {}
         self._cuts = 0
@@ -1731,7 +1877,9 @@ def scan(files: Sequence[Path], *, root: Path, allowed: Sequence[str]) -> list[U
         shown = _shown(file, root)
         try:
             parsed.append(
-                (file, shown, ast.parse(file.read_text(encoding="utf-8"), filename=shown))
+                # The bytes, as Python's import reads them: a coding cookie (utf-7, ...) decodes
+                # the file differently from UTF-8, and the code Python runs is what is checked.
+                (file, shown, ast.parse(file.read_bytes(), filename=shown))
             )
         except (SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError) as err:
             line = getattr(err, "lineno", None) or 0
@@ -1740,6 +1888,7 @@ def scan(files: Sequence[Path], *, root: Path, allowed: Sequence[str]) -> list[U
     names = {file: _module_name(file, root) for file, _, _ in parsed}
     packages = {name.partition(".")[0] for name, is_package in names.values() if is_package}
     project = _Project(packages)
+    project.outside = _outside(root, {name.partition(".")[0] for name, _ in names.values()})
     modules: list[tuple[Path, _Module]] = []
     for file, shown, tree in parsed:
         name, is_package = names[file]
@@ -1759,6 +1908,54 @@ def scan(files: Sequence[Path], *, root: Path, allowed: Sequence[str]) -> list[U
             found.append(_too_deep(module.path))
     order = {_shown(f, root): i for i, f in enumerate(files)}
     return sorted(found, key=lambda u: (order.get(u.path, len(order)), u.line, u.col))
+
+
+# Python's short options that take no argument; -c and -m end the options, -W and -X take one.
+_PYTHON_FLAGS = frozenset("bBdEhiIOPqRsSuvVx?")
+
+
+def _python_option(word: str) -> tuple[str, str] | None:
+    """``("-c" or "-m", the argument attached to the word)`` when a command-line word is
+    Python's ``-c``/``-m``, alone or after flags (``-Ic``, ``-Impickle``, ``-cCODE``); else None."""
+    if not word.startswith("-") or word.startswith("--"):
+        return None
+    for index, char in enumerate(word[1:], start=1):
+        if char in "cm":
+            return f"-{char}", word[index + 1 :]
+        if char not in _PYTHON_FLAGS:
+            return None
+    return None
+
+
+def _option_argument(
+    option: tuple[str, str] | None,
+    index: int,
+    words: list[ast.expr | str],
+    texts: list[list[str] | None],
+) -> tuple[ast.expr | str, list[str] | None] | None:
+    """The word ``-c``/``-m`` at ``index`` applies to and its literal texts (None: computed)."""
+    if option is None:
+        return None
+    if option[1]:  # -cCODE, -Impickle: the argument is the rest of the word
+        return option[1], [option[1]]
+    if index + 1 < len(words):
+        return words[index + 1], texts[index + 1]
+    return None
+
+
+def _outside(root: Path, scanned: set[str]) -> frozenset[str]:
+    """Names ``import`` finds at the project's root (a folder or a module) but no scan reads."""
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return frozenset()
+    found = {
+        entry.stem if entry.suffix == ".py" else entry.name
+        for entry in entries
+        if (entry.is_dir() and entry.name.isidentifier())
+        or (entry.suffix == ".py" and entry.stem.isidentifier())
+    }
+    return frozenset(found - scanned)
 
 
 def _shell_words(command: str) -> list[str]:

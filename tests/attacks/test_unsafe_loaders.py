@@ -450,6 +450,126 @@ read_table(path)  # <-
 ## nosec_does_not_hide_it SAST101
 import pickle  # nosec B403
 pickle.loads(blob)  # nosec B301 # <-
+
+# --- red team: Python's option syntax, and code runners bandit does not know
+
+## python_dash_m_attached SAST101
+import subprocess, sys
+subprocess.run([sys.executable, "-mpickle", "data/model.pkl"])  # nosec B603 # <-
+
+## python_flags_then_m SAST101
+import subprocess, sys
+subprocess.run([sys.executable, "-Im", "pickle", "data/model.pkl"])  # nosec B603 # <-
+
+## python_flags_then_m_attached SAST101
+import subprocess
+subprocess.run(["python3", "-Impickle", "data/model.pkl"])  # nosec B603 B607 # <-
+
+## python_dash_c_attached SAST101
+import subprocess, sys
+subprocess.run([sys.executable, "-cimport joblib; joblib.load('m.joblib')"])  # nosec B603 # <-
+
+## python_flags_then_c SAST101
+import subprocess, sys
+subprocess.run([sys.executable, "-Ic", "import joblib; joblib.load('m.joblib')"])  # nosec B603 # <-
+
+## python_flags_then_c_computed SAST104
+import subprocess, sys
+subprocess.run([sys.executable, "-Ic", sys.argv[1]])  # nosec B603 # <-
+
+## bdb_run SAST104
+import bdb
+bdb.Bdb().run(command)  # <-
+
+## pdb_instance_run SAST104
+import pdb
+pdb.Pdb().runctx(command, {}, {})  # <-
+
+## trace_run SAST104
+import trace
+trace.Trace(count=0, trace=0).run(command)  # <-
+
+## profile_instance_run SAST104
+import cProfile
+with cProfile.Profile() as profiler:  # <-
+    profiler.run(command)
+
+## subinterpreter_run_string SAST104
+import _xxsubinterpreters as interpreters
+interpreters.run_string(interpreters.create(), command)  # <-
+
+## site_addsitedir_pth SAST104
+import site
+site.addsitedir("pipeline/plugins")  # <-
+
+# --- red team: the code the gates judge runs in their process (train, cv, risk and serve call
+# pipeline/); patching gates.base.Outcome.judge from pipeline/model.py made cv PASS at accuracy
+# 0.626 < 0.93, and the whole chain PASSED and signed
+
+## judge_patched_through_sys_modules SAST105
+import sys
+host = sys.modules.get("gates.base")  # <-
+host.Outcome.judge = classmethod(lambda cls, findings, **kw: None)
+
+## judge_patched_through_import SAST105
+from gates.base import Outcome
+Outcome.judge = classmethod(lambda cls, findings, **kw: None)  # <-
+
+## runner_patched_through_importlib SAST105
+import importlib
+importlib.import_module("gates.runner").run_gate = run  # <-
+
+## verdict_reached_through_dunder_import SAST105
+verdict = __import__("gates.verdict").verdict  # <-
+
+# --- red team: shell=True that bandit's B602 does not see; it reports B603 instead, which a
+# routine `# nosec B603` hides (the sast gate PASSED)
+
+## shell_through_kwargs_dict SAST104
+import subprocess
+subprocess.run(command, check=True, **{"shell": True})  # nosec B603 # <-
+
+## shell_through_kwargs_name SAST104
+import subprocess
+options = {"shell": True}
+subprocess.run(command, check=True, **options)  # nosec B603 # <-
+
+## shell_through_dict_call SAST104
+import subprocess as sp
+sp.Popen(command, **dict(shell=1))  # nosec B603 # <-
+
+## shell_under_another_name SAST104
+import subprocess
+_run = subprocess.run
+_run(command, check=True, shell=True)  # noqa: S604 # <-
+
+## shell_through_partial SAST104
+import functools, subprocess
+functools.partial(subprocess.run, shell=True)(command)  # noqa: S604 # <-
+
+## os_system_under_another_name SAST104
+import os
+_system = os.system  # <-
+_system(command)
+
+## shell_runner_passed_on SAST104
+import subprocess
+outputs = list(map(subprocess.getoutput, commands))  # <-
+
+## multiprocessing_client_recv SAST101
+from multiprocessing.connection import Client
+conn = Client(("127.0.0.1", 6000))  # <-
+model = conn.recv()
+
+## multiprocessing_listener_recv SAST101
+import multiprocessing.connection as mpc
+with mpc.Listener(("127.0.0.1", 6000)) as listener:  # <-
+    model = listener.accept().recv()
+
+## multiprocessing_remote_manager SAST101
+from multiprocessing.managers import BaseManager
+manager = BaseManager(address=("10.0.0.5", 50000), authkey=b"k")  # <-
+manager.connect()
 """
 )
 
@@ -458,6 +578,27 @@ SAFE = _cases(
 ## json
 import json
 json.loads(text)
+
+## shell_spelled_out_is_bandits
+import subprocess as sp
+from subprocess import run
+sp.run(command, shell=True)
+run(command, shell=True)
+
+## shell_runner_spelled_out_is_bandits
+import os
+from subprocess import getoutput as output
+os.system(command)
+output(command)
+
+## shell_false_through_kwargs
+import subprocess
+subprocess.run(["ls"], **{"shell": False, "check": True})  # nosec B603 B607
+
+## multiprocessing_local_queue
+import multiprocessing
+queue = multiprocessing.Queue()
+parent, child = multiprocessing.Pipe()
 
 ## yaml_safe_load
 import yaml

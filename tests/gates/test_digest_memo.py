@@ -186,3 +186,20 @@ def test_a_tree_digest_names_files_inside_the_project_relative_to_it(tmp_path):
     # A file named from outside the project is still named by its own path.
     (tmp_path / "one" / "lock").write_text("x==1\n")
     assert tree_digest(one, [tmp_path / "one" / "lock"]) != tree_digest(one, ["lock"])
+
+
+def test_a_tree_digest_sees_code_an_import_reaches_but_scans_skip(tmp_path):
+    # The sast gate fails on a module in __pycache__ and on a symlinked package folder
+    # (SAST006); a cached PASS must not be reused once either appears (red team).
+    root = tmp_path / "p"
+    (root / "src" / "__pycache__").mkdir(parents=True)
+    (root / "src" / "app.py").write_text("A = 1\n")
+    (root / "elsewhere").mkdir()
+    before = tree_digest(root, ["src"])
+    (root / "src" / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\x00")
+    assert tree_digest(root, ["src"]) == before  # bytecode Python writes is not a source
+    (root / "src" / "__pycache__" / "util.py").write_text("import joblib\n")
+    with_module = tree_digest(root, ["src"])
+    assert with_module != before
+    (root / "src" / "ext").symlink_to("../elsewhere", target_is_directory=True)
+    assert tree_digest(root, ["src"]) not in (before, with_module)

@@ -341,3 +341,59 @@ def test_bandit_sarif_lacking_what_the_gate_reads_is_an_error(
     edit(doc)
     with pytest.raises(GateError, match="bandit's SARIF lacks what the gate reads"):
         _from_sarif(doc)
+
+
+# Code an import reaches that neither bandit nor the unsafe-load check read (red team): a module
+# in a __pycache__ folder (`from src.__pycache__.util import load` imports it; both scanners
+# skipped the folder), and a package folder that is a symlink (`src/ext -> ../elsewhere`;
+# neither walk follows it, Python's import does).
+UNSAFE = '"""Doc."""\n\nimport joblib\n\n\ndef load(path):\n    """Load."""\n    return joblib.load(path)\n'
+
+
+def test_a_module_in_a_pycache_folder_does_not_pass_unseen(project: Any) -> None:
+    outcome = _gate(project, {"src/app.py": CLEAN, "src/__pycache__/util.py": UNSAFE})
+    assert outcome.status is Status.FAILED
+    assert [
+        (f.rule, f.location.path) for f in outcome.findings if f.severity is Severity.ERROR
+    ] == [("SAST006", "src/__pycache__/util.py")]
+
+
+def test_a_symlinked_package_folder_does_not_pass_unseen(project: Any) -> None:
+    _write(project, {"elsewhere/util.py": UNSAFE})
+    (project.root / "src").mkdir()
+    (project.root / "src" / "ext").symlink_to("../elsewhere", target_is_directory=True)
+    outcome = _gate(project, {"src/app.py": CLEAN})
+    assert outcome.status is Status.FAILED
+    assert [
+        (f.rule, f.location.path) for f in outcome.findings if f.severity is Severity.ERROR
+    ] == [("SAST006", "src/ext")]
+
+
+def test_a_coding_cookie_cannot_hide_code_from_the_unsafe_load_check(project: Any) -> None:
+    # Read as UTF-8 the last lines are one comment; Python decodes the file as UTF-7 (its
+    # cookie), where +AAo- is a newline: it imports joblib and returns joblib.load(path).
+    utf7 = (
+        "# -*- coding: utf-7 -*-\n"
+        '"""Doc."""\n\n\n'
+        "def load(path):\n"
+        '    """Load."""\n'
+        "    # +AAo-    import joblib+AAo-    return joblib.load(path)\n"
+        "    return None\n"
+    )
+    outcome = _gate(project, {"src/app.py": utf7})
+    assert outcome.status is Status.FAILED
+    # Line 9 of the code as Python decodes it (the comment holds two more lines).
+    assert [(f.rule, f.location.path, f.location.line) for f in outcome.findings] == [
+        ("SAST101", "src/app.py", 9)
+    ]
+
+
+def test_an_import_of_project_code_outside_the_scan_does_not_pass(project: Any) -> None:
+    # `from tests.helpers import load` runs tests/helpers.py (joblib.load) in whatever imports
+    # src/app.py, and no scan read it; so did `from build.knob import FACTOR` (red team).
+    importer = '"""Doc."""\n\nfrom tests.planted_helpers import load\n\nMODEL = load("m.joblib")\n'
+    outcome = _gate(project, {"src/app.py": importer, "tests/planted_helpers.py": UNSAFE})
+    assert outcome.status is Status.FAILED
+    assert [(f.rule, f.location.path, f.location.line) for f in outcome.findings] == [
+        ("SAST102", "src/app.py", 3)
+    ]
