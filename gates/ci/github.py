@@ -354,9 +354,11 @@ def _base_branch_steps() -> str:
 def _gate_cache_step(gate: str) -> str:
     own, default = gate_cache_prefix(gate), gate_cache_prefix(gate, _DEFAULT_REF)
     return f"""\
-      - name: Keep the gate cache between runs of this branch
-        # Saved (when the job succeeds) into this ref's scope only: a pull request, a fork's
-        # included, cannot write the default branch's cache. Entries are sealed and re-verified.
+      - name: Keep the gate cache between runs of the default branch
+        # Pushes to the default branch only: any other run's code is not reviewed yet, and an
+        # earlier commit of a pull request could write the entries its next commit would reuse
+        # (with the HMAC key, which its code can read). Entries are sealed and re-verified.
+        if: ${{{{ {IS_DEFAULT_BRANCH_PUSH} }}}}
         uses: {CACHE.uses}
         with:
           path: {GATE_CACHE_DIR}
@@ -372,9 +374,10 @@ def _gate_cache_step(gate: str) -> str:
 def _hmac_env() -> str:
     return f"""\
         env:
-          # Seals the cache entries this job writes; empty (plain SHA-256 seals, which a run
-          # with the key refuses) on pull requests from forks, which get no secrets.
-          {CACHE_HMAC_KEY_ENV}: ${{{{ secrets.{CACHE_HMAC_KEY_ENV} }}}}
+          # Only a push to the default branch reads the gate cache; every other run computes
+          # every gate and never sees the key that seals the entries.
+          {NO_CACHE}: ${{{{ ({IS_DEFAULT_BRANCH_PUSH}) && '0' || '1' }}}}
+          {CACHE_HMAC_KEY_ENV}: ${{{{ ({IS_DEFAULT_BRANCH_PUSH}) && secrets.{CACHE_HMAC_KEY_ENV} || '' }}}}
 """
 
 

@@ -92,8 +92,14 @@ def _top(stages: list[str]) -> str:
     listed = "".join(f"  - {stage}\n" for stage in stages)
     return f"""\
 # Merge-request pipelines, and branch pipelines where no merge request is open (no duplicates).
+# Only a push to the default branch reads the gate cache: any other pipeline's code is not
+# reviewed yet, and an earlier commit of a merge request could write the entries its next
+# commit would reuse. Every other pipeline computes every gate ({NO_CACHE}, a global variable).
 workflow:
   rules:
+    - if: {DEFAULT_BRANCH_PUSH}
+      variables:
+        {NO_CACHE}: "0"
     - if: $CI_PIPELINE_SOURCE == "merge_request_event"
     - if: $CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS
       when: never
@@ -111,6 +117,8 @@ variables:
   {SKIP_INSTALL_ENV}: "0"
   # "1" leaves out the tests and typecheck jobs (a local gitlab-ci-local run of the gates alone).
   {SKIP_CHECKS_ENV}: "0"
+  # "0" (the gate cache is read) only on pushes to the default branch: see workflow.
+  {NO_CACHE}: "1"
   # pip's download and wheel cache, kept between pipelines keyed on requirements.lock.
   PIP_CACHE_DIR: $CI_PROJECT_DIR/{PIP_CACHE_DIR.rstrip("/")}
   # Only a push to the default branch writes its run history back to the cache (see feedback).

@@ -145,6 +145,9 @@ pipeline {{
                 // history (history/, git-ignored) stays in the workspace, kept between builds
                 // the same way; the feedback stage verifies its hash chain.
                 {CACHE_DIR} = "${{env.WORKSPACE}}{GATE_CACHE_SUFFIX}"
+                // Read only by builds of the default branch: a pull request's earlier commit
+                // could write the entries its next commit would reuse.
+                {NO_CACHE} = "${{env.BRANCH_NAME == '{plan.default_branch}' ? 'no' : 'yes'}}"
                 // pip's download cache beside it, one folder per digest of the lock.
                 {PIP_CACHE_ROOT} = "${{env.WORKSPACE}}{PIP_CACHE_SUFFIX}"
                 // The tests install every optional extra, so that no test skips for one.

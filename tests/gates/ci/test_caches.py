@@ -11,7 +11,13 @@ from types import SimpleNamespace
 import yaml
 
 from gates.cache import cache_dir
-from gates.ci.github import CACHE, CACHE_RESTORE, CACHE_SAVE, GithubRenderer
+from gates.ci.github import (
+    CACHE,
+    CACHE_RESTORE,
+    CACHE_SAVE,
+    IS_DEFAULT_BRANCH_PUSH,
+    GithubRenderer,
+)
 from gates.ci.gitlab import GitlabRenderer
 from gates.ci.interface import (
     CACHE_KEY_FILES,
@@ -87,7 +93,14 @@ def test_github_gate_jobs_keep_the_gate_cache_keyed_by_os_ref_gate_and_inputs(fu
             i for i, s in enumerate(steps) if s.get("run", "").startswith("python -m gates run")
         )
         assert steps.index(step) < gate
-        assert steps[gate]["env"] == {"GATES_CACHE_HMAC_KEY": "${{ secrets.GATES_CACHE_HMAC_KEY }}"}
+        # Only a push to the default branch restores or reads the cache, or sees its key: an
+        # earlier commit of a pull request could write the entries its next commit would reuse.
+        push = IS_DEFAULT_BRANCH_PUSH
+        assert step["if"] == f"${{{{ {push} }}}}"
+        assert steps[gate]["env"] == {
+            "GATES_NO_CACHE": f"${{{{ ({push}) && '0' || '1' }}}}",
+            "GATES_CACHE_HMAC_KEY": f"${{{{ ({push}) && secrets.GATES_CACHE_HMAC_KEY || '' }}}}",
+        }
     for name in ("ci-config", plan.verdict.name, "report", "deploy"):
         assert _cache_steps(workflow["jobs"][name]) == [], name
 
@@ -247,4 +260,6 @@ def test_jenkins_keeps_the_gate_cache_beside_the_workspace_and_deploy_uses_none(
     assert re.search(r'^ {16}GATES_CACHE_DIR = "\$\{env\.WORKSPACE\}@gates-cache"$', gates, re.M)
     assert "GATES_CACHE_DIR" not in deploy
     assert re.search(r"^ {16}GATES_NO_CACHE = 'yes'", deploy, re.M)
-    assert "GATES_NO_CACHE" not in gates
+    # Read only by builds of the default branch (a pull request's job is named PR-<n>).
+    no_cache = "GATES_NO_CACHE = \"${env.BRANCH_NAME == 'main' ? 'no' : 'yes'}\""
+    assert re.search(rf"^ {{16}}{re.escape(no_cache)}$", gates, re.M)

@@ -62,7 +62,13 @@ def test_one_stage_per_gate_in_registry_order_then_always_stages_then_deploy(fut
     names = [spec.name for spec in future_specs]
     assert pipeline["stages"] == [*names, "deploy"]
     rules = pipeline["workflow"]["rules"]
-    assert rules[0] == {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}
+    # Only a push to the default branch reads the gate cache; every other pipeline computes.
+    assert pipeline["variables"]["GATES_NO_CACHE"] == "1"
+    assert rules[0] == {
+        "if": '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"',
+        "variables": {"GATES_NO_CACHE": "0"},
+    }
+    assert rules[1] == {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}
 
 
 def test_gate_jobs_chain_with_needs_install_from_the_lock_and_carry_reports(future_specs):
