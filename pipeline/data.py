@@ -647,7 +647,8 @@ def _suspect_columns(block: Array, rules: NumericRules) -> Array:
     nan = np.isnan(block)
     with np.errstate(invalid="ignore"):
         flagged = np.isinf(block) | (block < rules.low) | (block > rules.high)
-        flagged |= rules.whole & ~nan & (block != np.round(block))
+        if rules.whole.any():  # no int64 column: no rounding to do
+            flagged |= rules.whole & ~nan & (block != np.round(block))
     flagged |= nan & rules.strict
     return np.asarray(flagged.any(axis=0) | rules.unique)
 
