@@ -14,7 +14,9 @@ measuring clients in this one, the flooder in a third.
    thing a user writes by hand. ``--rounds`` rounds, the two apps alternating within each
    round (the order swapped every round), so a change in the machine's load hits both: the
    ratio of each round is service / bare requests per second, and the median ratio is
-   reported with every round's.
+   reported with every round's. Beside it, each server's CPU time per request (user + system,
+   from /proc: the client and other load on the machine are not in it) and their ratio, bare
+   / service, per round: what the throughput ratio tends to when the server is the bottleneck.
 2. Flood: auth on, ``--limit`` requests per second per key. After a warm-up, ``--repeats``
    times: a calm key sends at half its limit for ``--flood-seconds`` alone, and again while a
    flooder process (started and ready before, so its start-up is not measured) sends with
@@ -305,6 +307,11 @@ class Served:
         msg = f"{kind} did not answer on {self.url}"
         raise RuntimeError(msg)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far, from /proc (Linux)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()  # our own child: uvicorn shuts down on SIGTERM
         self.process.join(timeout=20)
@@ -341,26 +348,34 @@ def throughput(args: argparse.Namespace, bodies: dict[int, bytes]) -> dict[str, 
             for number in range(args.rounds):
                 order = [("service", service), ("bare", bare)]
                 for name, app in order if number % 2 == 0 else order[::-1]:
-                    runs[name].append(
-                        asyncio.run(
-                            load(
-                                f"{app.url}/v1/models/model:predict",
-                                body,
-                                requests=args.requests,
-                                seconds=args.seconds,
-                            )
+                    before = app.cpu_seconds()
+                    run = asyncio.run(
+                        load(
+                            f"{app.url}/v1/models/model:predict",
+                            body,
+                            requests=args.requests,
+                            seconds=args.seconds,
                         )
                     )
+                    run["cpu_ms"] = round((app.cpu_seconds() - before) / run["requests"] * 1e3, 3)
+                    runs[name].append(run)
             ratios = [
                 s["per_second"] / b["per_second"]
+                for s, b in zip(runs["service"], runs["bare"], strict=True)
+            ]
+            cpu_ratios = [
+                b["cpu_ms"] / s["cpu_ms"]
                 for s, b in zip(runs["service"], runs["bare"], strict=True)
             ]
             results[f"batch{batch}"] = {
                 "ratio": _summary(ratios),
                 "ratios": [round(r, 3) for r in ratios],
+                "cpu_ratio": _summary(cpu_ratios),
+                "cpu_ratios": [round(r, 3) for r in cpu_ratios],
                 **{
                     name: {
                         "per_second": _summary([r["per_second"] for r in rounds]),
+                        "cpu_ms_per_request": _summary([r["cpu_ms"] for r in rounds]),
                         "p50_ms": _summary([r["p50_ms"] for r in rounds]),
                         "p99_ms": _summary([r["p99_ms"] for r in rounds]),
                         "statuses": _merged([r["statuses"] for r in rounds]),

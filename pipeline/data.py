@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,7 +238,7 @@ class ContractCheck:
         # One conversion for all of them: taking the columns one by one costs a Series each.
         whole = plain == list(frame.columns)  # a served request: no selection to make
         block = (frame if whole else frame[plain]).to_numpy(dtype="float64", copy=True)
-        suspect = _suspect_columns(block, [contract.columns[name] for name in plain])
+        suspect = _suspect_columns(block, NumericRules.of([contract.columns[n] for n in plain]))
         converted: dict[str, pd.Series | Array] = {}
         for name, rule in contract.columns.items():
             if name in plain:
@@ -611,22 +611,59 @@ def _plain_numeric(dtype: Any) -> bool:
     return isinstance(dtype, np.dtype) and dtype.kind in "fiu"
 
 
-def _suspect_columns(block: Array, rules: list[ColumnRule]) -> Array:
+@dataclass(frozen=True)
+class NumericRules:
+    """The rules of plain numeric columns as arrays, in column order: what the small-table
+    path's whole-block screen (``_suspect_columns``) compares a block with. ``ContractCheck``
+    makes them per table; the inference service once, at start (``small_block_clean``).
+    Read-only, so requests may share them."""
+
+    low: Array
+    high: Array
+    whole: Array
+    strict: Array
+    unique: Array
+
+    @classmethod
+    def of(cls, rules: Sequence[ColumnRule]) -> NumericRules:
+        """The arrays of ``rules`` (``min``, ``max``, int64, not nullable, unique)."""
+        arrays = (
+            np.array([-np.inf if r.min is None else float(r.min) for r in rules], dtype="float64"),
+            np.array([np.inf if r.max is None else float(r.max) for r in rules], dtype="float64"),
+            np.array([r.dtype == "int64" for r in rules], dtype=bool),
+            np.array([not r.nullable for r in rules], dtype=bool),
+            np.array([r.unique for r in rules], dtype=bool),
+        )
+        for array in arrays:
+            array.flags.writeable = False
+        return cls(*arrays)
+
+
+def _suspect_columns(block: Array, rules: NumericRules) -> Array:
     """For each column of ``block``, whether one of ``_numeric_small``'s rules (or the null or
     unique rule) might flag a row of it: every rule over the whole block at once, so a clean
     column costs no per-column numpy calls. It may say yes where no rule fires (an infinity is
     also compared with the bounds), never no where one does."""
-    low = np.array([-np.inf if r.min is None else float(r.min) for r in rules])
-    high = np.array([np.inf if r.max is None else float(r.max) for r in rules])
-    whole = np.array([r.dtype == "int64" for r in rules], dtype=bool)
-    strict = np.array([not r.nullable for r in rules], dtype=bool)
     nan = np.isnan(block)
     with np.errstate(invalid="ignore"):
-        flagged = np.isinf(block) | (block < low) | (block > high)
-        flagged |= whole & ~nan & (block != np.round(block))
-    flagged |= nan & strict
-    unique = np.array([r.unique for r in rules], dtype=bool)
-    return np.asarray(flagged.any(axis=0) | unique)
+        flagged = np.isinf(block) | (block < rules.low) | (block > rules.high)
+        if rules.whole.any():  # no int64 column: no rounding to do
+            flagged |= rules.whole & ~nan & (block != np.round(block))
+    flagged |= nan & rules.strict
+    return np.asarray(flagged.any(axis=0) | rules.unique)
+
+
+def small_block_clean(block: Array, rules: NumericRules) -> bool:
+    """Whether ``ContractCheck`` (``require_label=False``) would find nothing in ``block``, a
+    float64 table whose columns are exactly the contract's, in its order, every one numeric
+    (``rules`` is ``NumericRules.of`` their rules), and give it back unchanged as float64.
+
+    True only for a table of at most ``SMALL_TABLE_ROWS`` rows that the small-table path's
+    screen clears in every column: that path then checks no column further, and the header
+    and label rules have nothing to find. False says nothing: check the table with
+    ``ContractCheck``, which names every break.
+    """
+    return len(block) <= SMALL_TABLE_ROWS and not _suspect_columns(block, rules).any()
 
 
 def _numeric_small(values: Array, rule: ColumnRule, tally: dict[str, _Tally], start: int) -> Array:

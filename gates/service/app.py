@@ -31,11 +31,11 @@ from starlette.routing import Route
 
 from gates.service.monitor import LiveData, Metrics, Spool, log_event
 from gates.service.validate import (
+    FeatureCheck,
     Problem,
     check_content_type,
     instances_of,
     parse_body,
-    to_features,
     too_large,
 )
 
@@ -101,6 +101,7 @@ def _reject(request: Request, problem: Problem) -> JSONResponse:
 def create_app(service: Service) -> Starlette:
     """The application: routes, problem handlers for 404/405, wrapped in the guard."""
     name = service.policy.name
+    check_features = FeatureCheck(service.contract)  # the contract's set-up, made once
 
     async def predict(request: Request) -> Response:
         if request.path_params["name"] != name:
@@ -111,14 +112,17 @@ def create_app(service: Service) -> Starlette:
                 request, service.policy.max_body_bytes, service.policy.read_timeout_seconds
             )
             instances = instances_of(parse_body(raw, service.policy), service.policy)
-            features = to_features(instances, service.contract)
+            features = check_features(instances)
         except Problem as problem:
             return _reject(request, problem)
         state = request.scope.setdefault("state", {})
         state["instances"] = len(instances)
         if service.policy.log_features:
             state["features"] = instances
-        body = await run_in_threadpool(_predict, service, features)
+        # On the event loop, as a bare app calls its model: a hop to a worker thread cost more than
+        # the prediction (the thread and the loop then take turns at the GIL on every call that
+        # releases it; docs/serving.md, "Where the time went").
+        body = _predict(service, features)
         service.live.add(features)
         labels = [str(label) for label in body["labels"]]
         for label, count in Counter(labels).items():  # one increment per class, not per row
