@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gates.errors import GatesError
 from gates.service.app import ServedModel, Service, create_app
@@ -26,6 +26,9 @@ from gates.service.auth import load_keyring
 from gates.service.monitor import LiveData, Metrics, Spool, fit_forest, log_event, request_logger
 from gates.service.validate import served_contract
 from pipeline.config import LoadedPolicy
+
+if TYPE_CHECKING:
+    from pipeline.attestation import VerifiedAttestation
 
 _START_TIMEOUT = 20.0
 
@@ -40,6 +43,8 @@ def verified_model(policy: LoadedPolicy, *, champion: bool, key: Path | None) ->
         if champion
         else release.verify_project(policy, key=key)
     )
+    if champion:
+        _champions_inputs(policy, attestation)
     model, manifest = load_attested(attestation)
     where = "champion" if champion else "this run's attestation"
     return ServedModel(
@@ -48,6 +53,41 @@ def verified_model(policy: LoadedPolicy, *, champion: bool, key: Path | None) ->
         run_id=attestation.run_id,
         source=f"{where}, signed by {attestation.signer.keyid[:12]}... ({attestation.signer_kind} key)",
     )
+
+
+def _champions_inputs(policy: LoadedPolicy, attestation: VerifiedAttestation) -> None:
+    """The service reads its settings, data contract, drift reference and anomaly data from the
+    working tree's policy, data lock and data file: serving the champion, they must be the
+    champion's signed bytes (AttestationError naming the first that is not).
+
+    Without this, a checkout whose ``policy.toml`` differs from the champion's (a rollback to a
+    version signed under another policy, or the file edited where the service runs) would serve
+    the signed model under unsigned limits, keys and contract.
+    """
+    from pipeline.attestation import AttestationError  # noqa: PLC0415
+    from pipeline.fsio import sha256_file  # noqa: PLC0415
+
+    signed = {subject.name: subject.sha256 for subject in attestation.subjects}
+    data = policy.policy.data
+    commit = str(attestation.predicate.get("git", {}).get("commit") or "unknown")[:12]
+    root = policy.base_dir.resolve()
+    for path in (policy.path, policy.resolve(data.lock), policy.resolve(data.path)):
+        try:
+            name = path.resolve().relative_to(root).as_posix()
+            here = sha256_file(path)
+        except (OSError, ValueError) as err:
+            msg = f"refused: {path}: cannot compare it with the champion's signed copy ({err})"
+            raise AttestationError(msg) from None
+        if signed.get(name) != here:
+            was = signed.get(name)
+            msg = (
+                f"refused: {name} here (SHA-256 {here[:12]}...) is not the champion's signed "
+                f"copy ({'not among its subjects' if was is None else f'SHA-256 {was[:12]}...'}, "
+                f"run {attestation.run_id}): the service would run under settings, contract or "
+                f"reference data that were not signed; serve the champion from a checkout of "
+                f"its commit {commit}, or this run's model without --champion"
+            )
+            raise AttestationError(msg)
 
 
 def build_service(

@@ -403,3 +403,29 @@ def test_the_pipelines_default_required_gates_are_the_registrys():
     assert required_gates() == RELEASED_GATES, (
         "update pipeline.config.RELEASED_GATES to the gates registered before 'artifacts'"
     )
+
+
+def test_serving_the_champion_requires_its_signed_policy_lock_and_data(copy):
+    # `serve --champion` builds the service (limits, keys, contract, drift reference, anomaly
+    # data) from the working tree: those files must be the champion's signed copies.
+    from gates.service.server import verified_model
+    from pipeline.attestation import AttestationError
+    from pipeline.config import load_policy
+
+    assert cli(copy, "gates", "deploy").returncode == 0
+    served = verified_model(load_policy(copy / "policy.toml"), champion=True, key=None)
+    assert served.source.startswith("champion")
+    policy = copy / "policy.toml"
+    signed_policy = policy.read_bytes()
+    text = signed_policy.decode()
+    assert "\nrequests = 100 " in text
+    policy.write_text(
+        text.replace("\nrequests = 100 ", "\nrequests = 100000 ", 1)
+    )  # the limit lifted
+    with pytest.raises(AttestationError, match=r"policy\.toml here .* not the champion's signed"):
+        verified_model(load_policy(policy), champion=True, key=None)
+    policy.write_bytes(signed_policy)
+    lock = copy / "data" / "breast_cancer.lock.json"
+    lock.write_text(lock.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    with pytest.raises(AttestationError, match=r"data/breast_cancer\.lock\.json here"):
+        verified_model(load_policy(policy), champion=True, key=None)
