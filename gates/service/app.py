@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import logging
 
     from gates.service.auth import KeyRing
-    from pipeline.config import DataPolicy, ServePolicy
+    from pipeline.config import DataPolicy, LoadedPolicy, ServePolicy
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -63,6 +63,9 @@ class ServedModel:
     sha256: str
     run_id: str
     source: str
+    # The signed policy whose settings, data contract, lock and data the service runs with
+    # when they are not the project's own (the champion's copies); None: the project's.
+    inputs: LoadedPolicy | None = None
 
 
 @dataclass

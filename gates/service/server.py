@@ -10,8 +10,11 @@ with the reason before a socket is opened.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -43,8 +46,7 @@ def verified_model(policy: LoadedPolicy, *, champion: bool, key: Path | None) ->
         if champion
         else release.verify_project(policy, key=key)
     )
-    if champion:
-        _champions_inputs(policy, attestation)
+    inputs = _champions_inputs(policy, attestation) if champion else None
     model, manifest = load_attested(attestation)
     where = "champion" if champion else "this run's attestation"
     return ServedModel(
@@ -52,42 +54,64 @@ def verified_model(policy: LoadedPolicy, *, champion: bool, key: Path | None) ->
         sha256=manifest.sha256,
         run_id=attestation.run_id,
         source=f"{where}, signed by {attestation.signer.keyid[:12]}... ({attestation.signer_kind} key)",
+        inputs=inputs,
     )
 
 
-def _champions_inputs(policy: LoadedPolicy, attestation: VerifiedAttestation) -> None:
-    """The service reads its settings, data contract, drift reference and anomaly data from the
-    working tree's policy, data lock and data file: serving the champion, they must be the
-    champion's signed bytes (AttestationError naming the first that is not).
+def _champions_inputs(policy: LoadedPolicy, attestation: VerifiedAttestation) -> LoadedPolicy:
+    """The champion's signed policy, whose lock and data file resolve to its signed copies.
 
-    Without this, a checkout whose ``policy.toml`` differs from the champion's (a rollback to a
-    version signed under another policy, or the file edited where the service runs) would serve
-    the signed model under unsigned limits, keys and contract.
+    The service takes its settings, data contract, drift reference (the lock) and anomaly data
+    from these, never from the working tree: an image carries only the registry, and a checkout
+    whose ``policy.toml`` differs from the champion's (a rollback to a version signed under
+    another policy) must not serve it under unsigned limits, keys and contract. A plain registry
+    version holds the files as signed (``verify_champion`` checked every digest); an encrypted
+    one is decoded into a private folder (0700) removed at exit.
     """
     from pipeline.attestation import AttestationError  # noqa: PLC0415
-    from pipeline.fsio import sha256_file  # noqa: PLC0415
+    from pipeline.config import load_policy  # noqa: PLC0415
+    from pipeline.errors import PipelineError  # noqa: PLC0415
 
+    name = str(attestation.predicate.get("policy", {}).get("path", ""))
     signed = {subject.name: subject.sha256 for subject in attestation.subjects}
-    data = policy.policy.data
-    commit = str(attestation.predicate.get("git", {}).get("commit") or "unknown")[:12]
-    root = policy.base_dir.resolve()
-    for path in (policy.path, policy.resolve(data.lock), policy.resolve(data.path)):
-        try:
-            name = path.resolve().relative_to(root).as_posix()
-            here = sha256_file(path)
-        except (OSError, ValueError) as err:
-            msg = f"refused: {path}: cannot compare it with the champion's signed copy ({err})"
-            raise AttestationError(msg) from None
-        if signed.get(name) != here:
-            was = signed.get(name)
-            msg = (
-                f"refused: {name} here (SHA-256 {here[:12]}...) is not the champion's signed "
-                f"copy ({'not among its subjects' if was is None else f'SHA-256 {was[:12]}...'}, "
-                f"run {attestation.run_id}): the service would run under settings, contract or "
-                f"reference data that were not signed; serve the champion from a checkout of "
-                f"its commit {commit}, or this run's model without --champion"
-            )
-            raise AttestationError(msg)
+    if name not in signed:
+        msg = f"refused: the champion (run {attestation.run_id}) signed no policy file ({name!r})"
+        raise AttestationError(msg)
+    root = attestation.root
+    try:
+        if attestation.decoder is None:
+            return load_policy(root / name)
+        folder = Path(tempfile.mkdtemp(prefix="gates-champion-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _decode(attestation, name, folder, signed)
+        inputs = load_policy(folder / name)
+        base = inputs.base_dir.resolve()
+        for path in (
+            inputs.resolve(inputs.policy.data.lock),
+            inputs.resolve(inputs.policy.data.path),
+        ):
+            _decode(attestation, path.resolve().relative_to(base).as_posix(), folder, signed)
+    except (PipelineError, OSError, ValueError) as err:
+        msg = f"refused: the champion's signed policy, lock or data cannot be read: {err}"
+        raise AttestationError(msg) from None
+    return inputs
+
+
+def _decode(
+    attestation: VerifiedAttestation, name: str, folder: Path, signed: dict[str, str]
+) -> None:
+    """Write the signed subject ``name``'s plaintext under ``folder``, checked against its digest."""
+    from pipeline.attestation import AttestationError  # noqa: PLC0415
+    from pipeline.fsio import sha256_bytes  # noqa: PLC0415
+
+    path = attestation.root / name
+    plain = attestation.read(path, path.read_bytes())
+    if signed.get(name) != sha256_bytes(plain):
+        msg = f"refused: {name} is not among the champion's signed files, or not as signed"
+        raise AttestationError(msg)
+    target = folder / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(plain)
 
 
 def build_service(
@@ -96,15 +120,19 @@ def build_service(
     """The service's parts: contract, metrics, drift reference, forest, keys and spool."""
     from pipeline.data import lock_key, read_lock  # noqa: PLC0415
 
-    serve = policy.policy.serve
-    data = policy.policy.data
+    # Settings, contract, lock and data: the signed ones the model came with (the champion's),
+    # else the project's (verified against this run's attestation). Written files (the spool)
+    # stay in the project.
+    signed = served.inputs or policy
+    serve = signed.policy.serve
+    data = signed.policy.data
     logger = logger or request_logger()
     keyring = load_keyring(serve.api_keys_env) if serve.require_api_key else None
     metrics = Metrics(model_name=serve.name, run_id=served.run_id, sha256=served.sha256)
-    lock = read_lock(policy.resolve(data.lock))
-    entry = lock.files.get(lock_key(policy, policy.resolve(data.path)))
+    lock = read_lock(signed.resolve(data.lock))
+    entry = lock.files.get(lock_key(signed, signed.resolve(data.path)))
     reference = None if entry is None else (entry.reference or entry.profile)
-    forest = _forest(policy, logger)
+    forest = _forest(signed, logger)
     live = LiveData(metrics, reference=reference, forest=forest, window=serve.monitor.drift_window)
     spool = Spool(serve, policy.resolve(serve.spool.dir)) if serve.spool.enabled else None
     return Service(
@@ -165,7 +193,7 @@ def serve_forever(policy: LoadedPolicy, served: ServedModel, *, host: str, port:
         event="serving",
         host=host,
         port=port,
-        model=policy.policy.serve.name,
+        model=(served.inputs or policy).policy.serve.name,
         run_id=served.run_id,
         model_sha256=served.sha256,
         source=served.source,
