@@ -60,6 +60,11 @@ EXPIRE = "1 week"
 # branch (a rule sets it to "pull-push"), so only the default branch writes its history back.
 HISTORY_POLICY_VAR = "GATES_HISTORY_CACHE_POLICY"
 DEFAULT_BRANCH_PUSH = '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"'
+# A cached gate's job reads the gate cache only in a push pipeline of the default branch.
+READ_CACHE = (
+    'if [ "$CI_COMMIT_BRANCH" = "$CI_DEFAULT_BRANCH" ] && [ "$CI_PIPELINE_SOURCE" = "push" ]; '
+    f"then export {NO_CACHE}=0; fi"
+)
 MR_EVENT = "merge_request_event"
 MR_TARGET = "CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
 # "1" leaves out the tests and typecheck jobs: a local gitlab-ci-local run of the gates alone.
@@ -92,14 +97,8 @@ def _top(stages: list[str]) -> str:
     listed = "".join(f"  - {stage}\n" for stage in stages)
     return f"""\
 # Merge-request pipelines, and branch pipelines where no merge request is open (no duplicates).
-# Only a push to the default branch reads the gate cache: any other pipeline's code is not
-# reviewed yet, and an earlier commit of a merge request could write the entries its next
-# commit would reuse. Every other pipeline computes every gate ({NO_CACHE}, a global variable).
 workflow:
   rules:
-    - if: {DEFAULT_BRANCH_PUSH}
-      variables:
-        {NO_CACHE}: "0"
     - if: $CI_PIPELINE_SOURCE == "merge_request_event"
     - if: $CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS
       when: never
@@ -117,7 +116,9 @@ variables:
   {SKIP_INSTALL_ENV}: "0"
   # "1" leaves out the tests and typecheck jobs (a local gitlab-ci-local run of the gates alone).
   {SKIP_CHECKS_ENV}: "0"
-  # "0" (the gate cache is read) only on pushes to the default branch: see workflow.
+  # Only a push to the default branch reads the gate cache (its gate jobs set "0"): any other
+  # pipeline's code is not reviewed yet, and an earlier commit of a merge request could write
+  # the entries its next commit would reuse. Every other pipeline computes every gate.
   {NO_CACHE}: "1"
   # pip's download and wheel cache, kept between pipelines keyed on requirements.lock.
   PIP_CACHE_DIR: $CI_PROJECT_DIR/{PIP_CACHE_DIR.rstrip("/")}
@@ -227,6 +228,8 @@ def _gate_job(spec: GateSpec, *, previous: str | None, plan: CiPlan) -> str:
             f"{lines}"
             "      fi\n"
         ) + script
+    if spec in plan.cached:
+        script = f"    - {READ_CACHE}\n" + script
     reports = ""
     if spec.verdict:
         # The verdict and model digest travel on to the deploy job as variables (a dotenv

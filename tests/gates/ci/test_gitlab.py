@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gates.ci.gitlab import GitlabRenderer
+from gates.ci.gitlab import READ_CACHE, GitlabRenderer
 from gates.ci.interface import CiPlan, KeyService
 from tests.conftest import REPO, run_module
 from tests.gates.ci.conftest import ZAP_ON, _find_tool, _run, zap_on
@@ -62,17 +62,13 @@ def test_one_stage_per_gate_in_registry_order_then_always_stages_then_deploy(fut
     names = [spec.name for spec in future_specs]
     assert pipeline["stages"] == [*names, "deploy"]
     rules = pipeline["workflow"]["rules"]
-    # Only a push to the default branch reads the gate cache; every other pipeline computes.
-    assert pipeline["variables"]["GATES_NO_CACHE"] == "1"
-    assert rules[0] == {
-        "if": '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"',
-        "variables": {"GATES_NO_CACHE": "0"},
-    }
-    assert rules[1] == {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}
+    assert rules[0] == {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}
 
 
 def test_gate_jobs_chain_with_needs_install_from_the_lock_and_carry_reports(future_specs):
     pipeline = _pipeline(future_specs)
+    # Only a push to the default branch reads the gate cache; every other pipeline computes.
+    assert pipeline["variables"]["GATES_NO_CACHE"] == "1"
     assert pipeline["variables"]["GATES_RUN_ID"] == "gitlab-$CI_PIPELINE_ID"
     assert pipeline["variables"]["GATES_SKIP_INSTALL"] == "0"
     install = pipeline[".python"]["before_script"][0]
@@ -86,10 +82,15 @@ def test_gate_jobs_chain_with_needs_install_from_the_lock_and_carry_reports(futu
         assert job["needs"] == ([previous] if previous else [])
         # After the first, a gate job runs even after a failure; the runner then refuses it.
         assert job.get("when") == ("always" if previous else None)
-        # The gate's command; a base_branch gate first takes the target branch's policy.
-        command = job["script"][1 if spec.base_branch else 0]
-        assert command.startswith(f"python -m gates run {spec.name}")
-        assert ("GATES_BASE_POLICY" in job["script"][0]) is spec.base_branch
+        # The gate's command last (the verdict's: then its dotenv and exit code); a cached gate
+        # first turns the cache on in a default-branch push only, a base_branch gate then takes
+        # the target branch's policy.
+        script = job["script"]
+        cached = spec in plan.cached
+        gate = script[int(cached) + int(spec.base_branch)]
+        assert gate.startswith(f"python -m gates run {spec.name}")
+        assert (script[0] == READ_CACHE) is cached
+        assert ("GATES_BASE_POLICY" in "".join(script)) is spec.base_branch
         assert job["artifacts"]["when"] == "always"
         assert job["artifacts"]["paths"] == ["reports/", "artifacts/"]
         previous = spec.name
@@ -473,3 +474,23 @@ def test_gitlab_ci_local_keeps_the_gate_cache_and_the_history_between_pipelines(
     assert re.search(r"^ FAIL  feedback\b", output, re.MULTILINE)
     assert "FB001" in output
     assert history.read_text(encoding="utf-8").splitlines() == [tampered]  # not extended
+
+
+@pytest.mark.slow
+def test_gitlab_ci_local_reads_no_gate_cache_outside_default_branch_pushes(
+    local_repo, gitlab_ci_local
+):
+    """Two pipelines on another branch: the second imports the branch's cache (the first's
+    entries) but reuses none of them: only a push to the default branch reads the gate cache
+    (an earlier commit of a merge request could otherwise write its next commit's PASSED)."""
+    clear_of_utc_midnight(600)
+    root = local_repo(branch="feature/ci")
+    first = gitlab_ci_local(root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = gitlab_ci_local(root)
+    output = second.stdout + second.stderr
+    assert second.returncode == 0, output
+    assert re.search(r"^data\s+imported cache '0_gates-feature-ci-", output, re.MULTILINE), output
+    for name in ("data", "train", "cv"):
+        report = json.loads(_artifact(root, name, f"reports/{name}.json").read_text())
+        assert not report["summary"].startswith("reused from run"), (name, report["summary"])
