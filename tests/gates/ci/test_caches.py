@@ -261,5 +261,5 @@ def test_jenkins_keeps_the_gate_cache_beside_the_workspace_and_deploy_uses_none(
     assert "GATES_CACHE_DIR" not in deploy
     assert re.search(r"^ {16}GATES_NO_CACHE = 'yes'", deploy, re.M)
     # Read only by builds of the default branch (a pull request's job is named PR-<n>).
-    no_cache = "GATES_NO_CACHE = \"${env.BRANCH_NAME == 'main' ? 'no' : 'yes'}\""
+    no_cache = "GATES_NO_CACHE = \"${env.BRANCH_NAME == 'main' ? 'false' : 'true'}\""
     assert re.search(rf"^ {{16}}{re.escape(no_cache)}$", gates, re.M)
