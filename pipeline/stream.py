@@ -31,7 +31,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import DataPolicy
-from pipeline.data import ContractCheck, Violation, check_contract, check_data_file, csv_errors
+from pipeline.data import (
+    ContractCheck,
+    Violation,
+    check_contract,
+    check_data_file,
+    csv_errors,
+    refuse_row_labels,
+)
 from pipeline.errors import DataError
 from pipeline.flags import Flags
 from pipeline.poison import (
@@ -118,7 +125,9 @@ def _csv_chunks(
                 usecols=list(columns) if columns is not None else None,
             )
             with reader:
-                yield from reader
+                for frame in reader:
+                    refuse_row_labels(frame, path)
+                    yield frame
     except ValueError as err:  # usecols naming a column the file lacks
         msg = f"{path}: expected columns {list(columns or ())}, found otherwise ({err})"
         raise DataError(msg) from None
