@@ -129,7 +129,11 @@ def csv_errors(path: Path) -> Iterator[None]:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     with csv_errors(path):
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        # compression=None: pandas would otherwise decompress by the file's extension (.gz, .xz,
+        # .zip, ...), and a small file past [data.checks].max_file_mb could expand to gigabytes.
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_filter=False, compression=None
+        )
     refuse_row_labels(frame, path)
     if frame.empty:
         msg = f"{path}: expected data rows after the header, found none"

@@ -121,6 +121,7 @@ def _csv_chunks(
                 dtype=str,
                 keep_default_na=False,
                 na_filter=False,
+                compression=None,  # as read_table: never decompressed by the file's extension
                 chunksize=chunk_rows,
                 usecols=list(columns) if columns is not None else None,
             )

@@ -7,6 +7,11 @@ text. Readers that name their columns shift it into the declared ones instead: t
 reader's one-column pass (``usecols``, the ids of flagged rows) read that text as the id.
 
 Each reader must refuse the file, naming it and the field counts.
+
+Also: pandas decompresses a CSV by its extension, so a data file of a few kilobytes named
+``.csv.xz`` or ``.csv.gz`` passed ``[data.checks].max_file_mb`` (checked on the file's bytes)
+and expanded in memory to whatever it holds (29 KB of xz is 200 MB of rows). A data file is
+read as the bytes it is.
 """
 
 from __future__ import annotations
@@ -58,4 +63,34 @@ def test_the_streaming_reader_refuses_it_too(project: Any) -> None:
     path = _extra_leading_field(project, lock=False)
     with pytest.raises(DataError, match="the data rows have 33 fields, the header 32"):
         for _ in iter_chunks(path, fmt="csv", chunk_rows=100):
+            pass
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".xz", ".bz2", ".zip"])
+def test_a_compressed_file_is_not_expanded_past_the_size_limit(
+    project: Any, tmp_path: Path, suffix: str
+) -> None:
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    from pipeline.data import read_table
+    from pipeline.errors import DataError
+    from pipeline.stream import iter_chunks
+
+    raw = project.data_path.read_bytes()
+    packed = tmp_path / f"breast_cancer.csv{suffix}"
+    if suffix == ".zip":
+        with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("breast_cancer.csv", raw)
+    else:
+        packer = {".gz": gzip.compress, ".xz": lzma.compress, ".bz2": bz2.compress}[suffix]
+        packed.write_bytes(packer(raw))
+    limit = packed.stat().st_size + 1  # the file fits, its contents do not
+    assert len(raw) > limit
+    with pytest.raises(DataError, match="expected UTF-8 CSV"):
+        read_table(packed, fmt="csv", max_bytes=limit)
+    with pytest.raises(DataError, match="expected UTF-8 CSV"):
+        for _ in iter_chunks(packed, fmt="csv", chunk_rows=100, max_bytes=limit):
             pass
