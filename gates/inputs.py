@@ -124,3 +124,28 @@ def _git_tracks(git: str, top: Path, rel: Path) -> str | None:
         )
     first = tracked.stdout.split(b"\0", 1)[0].decode(errors="replace")
     return f"git tracks {first}" if first else None
+
+
+def tracked_files(root: Path, folder: Path) -> list[str]:
+    """The files under ``folder`` that git tracks in the checkout at ``root``, relative to it.
+
+    Empty outside a git checkout, when git is missing, or when ``folder`` lies outside ``root``:
+    only a checkout can deliver a tracked file, and a pull request controls every one of them.
+    """
+    git = shutil.which("git")
+    if git is None:
+        return []
+    try:
+        rel = folder.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return []
+    try:
+        listed = subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which
+            [git, "ls-files", "-z", "--full-name", "--", rel or "."],
+            cwd=root,
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return sorted(name for name in listed.decode("utf-8", "replace").split("\0") if name)

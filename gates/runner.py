@@ -37,7 +37,7 @@ from gates.cache import (
 )
 from gates.console import Display, PlainDisplay
 from gates.errors import GatesError
-from gates.inputs import from_the_tree, input_digests
+from gates.inputs import from_the_tree, input_digests, tracked_files
 from gates.registry import GATES, NAMES, GateSpec, checked_before
 from pipeline.config import LoadedPolicy
 from pipeline.errors import PipelineError
@@ -320,18 +320,10 @@ def run_chain(
         raise GateError(msg)
     chosen = [spec for spec in chain if spec.name in set(names)] if names else list(chain)
     starts_chain = chosen[0].name == known[0]
+    _refuse_committed_outputs(policy, reports_dir)
     run_id = resolve_run_id(reports_dir, starts_chain=starts_chain)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    caching = use_cache and policy.policy.run.cache
-    planted = from_the_tree(cache_dir_of(policy.base_dir), policy.base_dir) if caching else None
-    if planted:
-        # Without GATES_CACHE_HMAC_KEY an entry is sealed with plain SHA-256: one the commit
-        # brings (a FAILED entry rewritten as PASSED) would pass for this machine's own.
-        sys.stderr.write(
-            f"warning: gate cache: {cache_dir_of(policy.base_dir)} not used ({planted}): "
-            "nothing in it may come from the commit; every gate runs\n"
-        )
-        caching = False
+    caching = use_cache and policy.policy.run.cache and _cache_is_the_machines(policy)
     # A forced refresh (read_cache=False) trusts no digest remembered by an earlier process.
     memo: DigestMemo | None = None
     if caching:
@@ -374,6 +366,46 @@ def run_chain(
         if memo is not None:
             _save_memo(memo)
     return RunSummary(run_id=run_id, results=tuple(results))
+
+
+def _cache_is_the_machines(policy: LoadedPolicy) -> bool:
+    """Whether the gate cache folder may be used: nothing in it may come from the commit.
+
+    Without GATES_CACHE_HMAC_KEY an entry is sealed with plain SHA-256: one the commit brings
+    (a FAILED entry rewritten as PASSED) would pass for this machine's own.
+    """
+    planted = from_the_tree(cache_dir_of(policy.base_dir), policy.base_dir)
+    if planted:
+        sys.stderr.write(
+            f"warning: gate cache: {cache_dir_of(policy.base_dir)} not used ({planted}): "
+            "nothing in it may come from the commit; every gate runs\n"
+        )
+    return not planted
+
+
+def _refuse_committed_outputs(policy: LoadedPolicy, reports_dir: Path) -> None:
+    """GateError when git tracks a file in the reports or artifacts folder.
+
+    Gates trust a report of this run and sign what the artifacts folder holds. A report in
+    the checkout (committed with ``git add -f``) carries whatever run id its author predicted
+    (CI run ids are counters: ``jenkins-<job>-<build>``, ``gitlab-<pipeline>``), so the verdict
+    and every later gate would take it for the report of a gate that never ran; a file
+    committed to the artifacts folder would be signed beside the model.
+    """
+    root = policy.base_dir
+    for label, folder in (
+        ("[run].reports_dir", reports_dir),
+        ("[run].artifacts_dir", policy.resolve(policy.policy.run.artifacts_dir)),
+    ):
+        tracked = tracked_files(root, folder)
+        if tracked:
+            more = f" (and {len(tracked) - 1} more)" if len(tracked) > 1 else ""
+            msg = (
+                f"{tracked[0]}{more}: committed to the repository, in the folder {label} names; "
+                "reports and artifacts are written by this run's gates, never taken from the "
+                f"checkout: remove them (git rm -r --cached {Path(tracked[0]).parent.as_posix()})"
+            )
+            raise GateError(msg)
 
 
 def _save_memo(memo: DigestMemo) -> None:

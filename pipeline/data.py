@@ -129,11 +129,35 @@ def csv_errors(path: Path) -> Iterator[None]:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     with csv_errors(path):
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        # compression=None: pandas would otherwise decompress by the file's extension (.gz, .xz,
+        # .zip, ...), and a small file past [data.checks].max_file_mb could expand to gigabytes.
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_filter=False, compression=None
+        )
+    refuse_row_labels(frame, path)
     if frame.empty:
         msg = f"{path}: expected data rows after the header, found none"
         raise DataError(msg)
     return frame
+
+
+def refuse_row_labels(frame: pd.DataFrame, path: Path) -> None:
+    """DataError when pandas took the first field(s) of every row as row labels.
+
+    When every data row has more fields than the header, ``read_csv`` silently makes the extra
+    leading fields the index: a column no contract rule sees, which readers that name their
+    columns (``usecols``, Arrow) shift into the declared ones instead.
+    """
+    if isinstance(frame.index, pd.RangeIndex):
+        return
+    extra = frame.index.nlevels
+    fields = len(frame.columns) + extra
+    msg = (
+        f"{path}: malformed CSV: the data rows have {fields} fields, the header "
+        f"{len(frame.columns)}; the first {extra} field(s) of every row would be dropped unchecked "
+        f"(first row's: {str(frame.index[0])[:40]!r})"
+    )
+    raise DataError(msg)
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

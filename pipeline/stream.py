@@ -31,7 +31,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import DataPolicy
-from pipeline.data import ContractCheck, Violation, check_contract, check_data_file, csv_errors
+from pipeline.data import (
+    ContractCheck,
+    Violation,
+    check_contract,
+    check_data_file,
+    csv_errors,
+    refuse_row_labels,
+)
 from pipeline.errors import DataError
 from pipeline.flags import Flags
 from pipeline.poison import (
@@ -114,11 +121,14 @@ def _csv_chunks(
                 dtype=str,
                 keep_default_na=False,
                 na_filter=False,
+                compression=None,  # as read_table: never decompressed by the file's extension
                 chunksize=chunk_rows,
                 usecols=list(columns) if columns is not None else None,
             )
             with reader:
-                yield from reader
+                for frame in reader:
+                    refuse_row_labels(frame, path)
+                    yield frame
     except ValueError as err:  # usecols naming a column the file lacks
         msg = f"{path}: expected columns {list(columns or ())}, found otherwise ({err})"
         raise DataError(msg) from None

@@ -93,7 +93,7 @@ class JenkinsRenderer(CiRenderer):
             f"""\
                 stage('{name}') {{
                     steps {{
-                        // {what}: a failure marks the build FAILURE; the gates still run.
+                        // {what}: a failure marks the build FAILURE.
                         catchError(message: '{name} failed', stageResult: STAGE_FAILED) {{
                             sh '''
                                 {PIP_CACHE_EXPORT}
@@ -158,7 +158,7 @@ pipeline {{
                     steps {{
                         sh '''
                             {PIP_CACHE_EXPORT}
-                            python3 -m venv .venv
+                            python3 -m venv --clear .venv
                             . .venv/bin/activate
                             {INSTALL}
                         '''
@@ -170,7 +170,13 @@ pipeline {{
                         sh '{VENV}{CHECK_DEPLOY}'
                     }}
                 }}
-{checks}{gate_stages}\
+{gate_stages}\
+                // The pull request's own code (its tests, its noxfile) runs in this workspace
+                // and this .venv only after every gate has judged: run first, it could change
+                // the tools and libraries the gates then trust (a .pth file in site-packages
+                // runs even under python -I) or write their reports. The venv is made anew
+                // (--clear) each build, so nothing an earlier build's code left is reused.
+{checks}\
             }}
             post {{
                 // Runs whether the gates passed or failed: a red build needs its report most.

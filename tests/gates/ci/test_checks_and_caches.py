@@ -170,7 +170,8 @@ def test_jenkins_timestamps_publishes_the_html_and_keys_pips_cache_on_the_lock(f
         assert export in stage
         assert command in stage
         assert f"catchError(message: '{name} failed', stageResult: STAGE_FAILED)" in stage
-    assert text.index("stage('tests')") < text.index("stage('lint')")
+    # The pull request's code runs after the verdict (tests/attacks/test_ci_pr_code.py).
+    assert text.index("stage('tests')") > text.index("stage('gate')")
 
 
 # -- Dependabot ----------------------------------------------------------------------------------

@@ -41,8 +41,8 @@ def test_stages_install_check_then_run_the_gates_in_registry_order_then_deploy(f
         "gates",
         "install",
         "ci-config",
-        *checks,
         *(s.name for s in plan.gates),
+        *checks,
         "deploy",
     ]
     check = _block(text, "stage('ci-config') {")

@@ -1,0 +1,96 @@
+"""Planted attack: a data column no contract rule sees.
+
+When every data row of a CSV has one field more than the header, pandas' ``read_csv`` makes
+the first field of each row the index and says nothing: the data gate checked, the lock
+approved and training read a table without it, while the file carried a column of arbitrary
+text. Readers that name their columns shift it into the declared ones instead: the streaming
+reader's one-column pass (``usecols``, the ids of flagged rows) read that text as the id.
+
+Each reader must refuse the file, naming it and the field counts.
+
+Also: pandas decompresses a CSV by its extension, so a data file of a few kilobytes named
+``.csv.xz`` or ``.csv.gz`` passed ``[data.checks].max_file_mb`` (checked on the file's bytes)
+and expanded in memory to whatever it holds (29 KB of xz is 200 MB of rows). A data file is
+read as the bytes it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def _extra_leading_field(project: Any, *, lock: bool = True) -> Path:
+    """Every data row gets a leading field; locked as ``data approve`` locked it before (the
+    same table, so the same profile; only the file's digest is new)."""
+    from pipeline.data import lock_key, read_lock, write_lock_entry
+
+    policy = project.load()
+    lines = project.data_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    hidden = [lines[0]] + [f"HIDDEN-{i}," + line for i, line in enumerate(lines[1:])]
+    project.data_path.write_text("".join(hidden), encoding="utf-8")
+    if lock:
+        lock_path = policy.resolve(policy.policy.data.lock)
+        entry = read_lock(lock_path).files[lock_key(policy, project.data_path)]
+        write_lock_entry(
+            policy,
+            rows=entry.rows,
+            columns=entry.columns,
+            profile=entry.profile,
+            reference=entry.reference,
+        )
+    path: Path = project.data_path
+    return path
+
+
+def test_the_data_gate_refuses_rows_with_a_field_the_header_lacks(project: Any) -> None:
+    from gates.base import Status
+
+    _extra_leading_field(project)
+    result = project.run("data").results[0]
+    assert result.status is not Status.PASSED, result.summary
+    messages = " ".join(f.message for f in result.findings)
+    assert "malformed CSV: the data rows have 33 fields, the header 32" in messages
+    assert "breast_cancer.csv" in messages
+
+
+def test_the_streaming_reader_refuses_it_too(project: Any) -> None:
+    from pipeline.errors import DataError
+    from pipeline.stream import iter_chunks
+
+    path = _extra_leading_field(project, lock=False)
+    with pytest.raises(DataError, match="the data rows have 33 fields, the header 32"):
+        for _ in iter_chunks(path, fmt="csv", chunk_rows=100):
+            pass
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".xz", ".bz2", ".zip"])
+def test_a_compressed_file_is_not_expanded_past_the_size_limit(
+    project: Any, tmp_path: Path, suffix: str
+) -> None:
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    from pipeline.data import read_table
+    from pipeline.errors import DataError
+    from pipeline.stream import iter_chunks
+
+    raw = project.data_path.read_bytes()
+    packed = tmp_path / f"breast_cancer.csv{suffix}"
+    if suffix == ".zip":
+        with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("breast_cancer.csv", raw)
+    else:
+        packer = {".gz": gzip.compress, ".xz": lzma.compress, ".bz2": bz2.compress}[suffix]
+        packed.write_bytes(packer(raw))
+    limit = packed.stat().st_size + 1  # the file fits, its contents do not
+    assert len(raw) > limit
+    with pytest.raises(DataError, match="expected UTF-8 CSV"):
+        read_table(packed, fmt="csv", max_bytes=limit)
+    with pytest.raises(DataError, match="expected UTF-8 CSV"):
+        for _ in iter_chunks(packed, fmt="csv", chunk_rows=100, max_bytes=limit):
+            pass
