@@ -397,6 +397,11 @@ def _refuse_committed_outputs(policy: LoadedPolicy, reports_dir: Path) -> None:
         ("[run].reports_dir", reports_dir),
         ("[run].artifacts_dir", policy.resolve(policy.policy.run.artifacts_dir)),
     ):
+        # Fail closed: a folder reached through a symlink the tree holds, or a checkout git
+        # cannot read, could deliver the same files.
+        reason = from_the_tree(folder, root)
+        if reason is None:
+            continue
         tracked = tracked_files(root, folder)
         if tracked:
             more = f" (and {len(tracked) - 1} more)" if len(tracked) > 1 else ""
@@ -405,7 +410,12 @@ def _refuse_committed_outputs(policy: LoadedPolicy, reports_dir: Path) -> None:
                 "reports and artifacts are written by this run's gates, never taken from the "
                 f"checkout: remove them (git rm -r --cached {Path(tracked[0]).parent.as_posix()})"
             )
-            raise GateError(msg)
+        else:
+            msg = (
+                f"{folder}: {reason}, in the folder {label} names; reports and artifacts are "
+                "written by this run's gates, never taken from the checkout"
+            )
+        raise GateError(msg)
 
 
 def _save_memo(memo: DigestMemo) -> None:

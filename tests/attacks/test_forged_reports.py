@@ -109,3 +109,20 @@ def test_the_same_files_untracked_still_judge(
     monkeypatch.setenv("GATES_RUN_ID", PREDICTED)
     summary = _verdict(passed_project)
     assert [r.gate for r in summary.results] == ["gate"]
+
+
+def test_a_checkout_git_cannot_read_is_refused_not_trusted(
+    passed_project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail closed: where git cannot tell what the commit holds (here GIT_DIR names no
+    repository; in CI a checkout git refuses as of dubious ownership), committed reports could
+    not be told from this run's, so the run refuses rather than reading them."""
+    from gates.errors import GatesError
+
+    root = passed_project.root
+    _forge(passed_project)
+    _commit(root, "reports")
+    monkeypatch.setenv("GATES_RUN_ID", PREDICTED)
+    monkeypatch.setenv("GIT_DIR", str(root / "no-such-repository"))
+    with pytest.raises(GatesError, match="git cannot read the checkout"):
+        _verdict(passed_project)
