@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pandas as pd
 import pytest
 
 import pipeline.data
@@ -35,6 +34,7 @@ from gates.service.validate import (
 )
 from pipeline.config import load_policy
 from tests.conftest import REPO
+from tests.pipeline.test_contract_small import _same
 from tests.release_support import copy_project
 from tests.serve_support import feature_rows, in_process
 
@@ -92,14 +92,6 @@ def _pandas_path(instances: list[dict[str, Any]], contract: Any) -> tuple[Any, .
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(pipeline.data, "SMALL_TABLE_ROWS", 0)
         return _outcome(FeatureCheck(contract), instances)
-
-
-def _same(left: tuple[Any, ...], right: tuple[Any, ...]) -> None:
-    assert left[0] == right[0], (left, right)
-    if left[0] == "served":
-        pd.testing.assert_frame_equal(left[1], right[1], check_exact=True)
-    else:
-        assert left == right
 
 
 def test_one_feature_check_judges_every_request_as_the_pandas_path_does() -> None:
