@@ -86,7 +86,7 @@ def read_table(path: Path, *, fmt: str, max_bytes: int | None = None) -> pd.Data
     """
     check_data_file(path, max_bytes=max_bytes)
     if fmt == "parquet":
-        return _read_parquet(path)
+        return _read_parquet(path, max_bytes=max_bytes)
     return _read_csv(path)
 
 
@@ -160,11 +160,42 @@ def refuse_row_labels(frame: pd.DataFrame, path: Path) -> None:
     raise DataError(msg)
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+# Bytes per row a Parquet column takes at least once decoded into memory, by physical type (a
+# byte array: at least a reference per row; FIXED_LEN_BYTE_ARRAY: its declared length).
+_PARQUET_WIDTH = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
+
+
+def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
+    """The whole Parquet file as a frame; ``max_bytes`` bounds its decoded size too.
+
+    Parquet encodes and compresses (dictionary, run-length, codecs): 45 KB on disk can hold
+    10 million rows, and even the footer's "uncompressed" sizes are of the encoded pages. The
+    footer's row count times each column's width in memory is a lower bound of the decoded
+    size, checked against ``max_bytes`` before anything is decoded, so that such a file is
+    refused with a message rather than by the out-of-memory killer.
+    """
     import pyarrow as pa  # noqa: PLC0415 - pyarrow is only needed for Parquet input
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     try:
+        if max_bytes is not None:
+            meta = pq.ParquetFile(path).metadata
+            columns = [meta.schema.column(i) for i in range(meta.num_columns)]
+            width = sum(
+                column.length
+                if column.physical_type == "FIXED_LEN_BYTE_ARRAY"
+                else _PARQUET_WIDTH.get(column.physical_type, 8)
+                for column in columns
+            )
+            decoded = meta.num_rows * width
+            if decoded > max_bytes:
+                msg = (
+                    f"{path}: Parquet file decodes to at least {decoded / 2**20:.1f} MiB "
+                    f"({meta.num_rows} rows x {meta.num_columns} columns, "
+                    f"{path.stat().st_size / 2**20:.2f} MiB on disk), larger than the "
+                    f"{max_bytes / 2**20:.1f} MiB allowed ([data.checks].max_file_mb)"
+                )
+                raise DataError(msg)
         frame: pd.DataFrame = pq.read_table(path).to_pandas()
     except (pa.ArrowInvalid, OSError) as err:
         msg = f"{path}: expected a Parquet file, found something else ({err})"

@@ -94,3 +94,25 @@ def test_a_compressed_file_is_not_expanded_past_the_size_limit(
     with pytest.raises(DataError, match="expected UTF-8 CSV"):
         for _ in iter_chunks(packed, fmt="csv", chunk_rows=100, max_bytes=limit):
             pass
+
+
+def test_a_parquet_file_that_decodes_past_the_size_limit_is_refused(tmp_path: Path) -> None:
+    """A few kilobytes of Parquet (run-length, dictionary) decode to many megabytes: the
+    footer's row count times each column's width in memory is checked against
+    [data.checks].max_file_mb before anything is decoded."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.data import read_table
+    from pipeline.errors import DataError
+
+    path = tmp_path / "bomb.parquet"
+    rows = 2_000_000
+    pd.DataFrame({"a": np.zeros(rows), "b": np.ones(rows)}).to_parquet(path, index=False)
+    assert path.stat().st_size < 200_000  # small on disk
+    with pytest.raises(
+        DataError, match=r"bomb\.parquet: Parquet file decodes to at least 30\.5 MiB"
+    ):
+        read_table(path, fmt="parquet", max_bytes=4 * 2**20)
+    # Control: under a limit it fits, the same file reads.
+    assert len(read_table(path, fmt="parquet", max_bytes=64 * 2**20)) == rows
