@@ -45,6 +45,7 @@ from pipeline.data import (
     QUOTE_ROWS,
     check_contract,
     lock_key,
+    model_features,
     read_lock,
     read_table,
     rows_of,
@@ -135,8 +136,40 @@ def _training(policy: LoadedPolicy) -> pd.DataFrame:
     return clean
 
 
-def screen(policy: LoadedPolicy, frame: pd.DataFrame) -> tuple[list[Problem], float]:
-    """Contract and screening problems of a feedback batch, and its label-disagreement rate."""
+def champion_model(policy: LoadedPolicy) -> Any | None:
+    """The verified champion's model, which recomputes a batch's predictions; None when none
+    was promoted. DataError when one was and it does not verify (never "no champion")."""
+    from gates.release import registry_for  # noqa: PLC0415
+    from pipeline.champion import POINTER_FILE  # noqa: PLC0415
+    from pipeline.errors import PipelineError  # noqa: PLC0415
+    from pipeline.persist import load_attested  # noqa: PLC0415
+    from pipeline.verify import trusted_key  # noqa: PLC0415
+
+    registry = policy.resolve(policy.policy.release.registry_dir)
+    pointer = registry / POINTER_FILE
+    if not (pointer.exists() or pointer.is_symlink()):
+        return None
+    try:
+        trusted = trusted_key(policy)
+        champion = registry_for(policy, trusted=trusted, require_current_gates=False).champion()
+        if champion is None:
+            return None
+        model, _ = load_attested(champion.attestation)
+    except PipelineError as err:
+        msg = f"{registry}: the champion that recomputes the feedback's predictions: {err}"
+        raise DataError(msg) from None
+    return model
+
+
+def screen(
+    policy: LoadedPolicy, frame: pd.DataFrame, *, model: Any | None = None
+) -> tuple[list[Problem], float]:
+    """Contract and screening problems of a feedback batch, and its label-disagreement rate.
+
+    With ``model`` (the verified champion) the disagreement (FBQ012) is measured against the
+    predictions it makes for the batch's features, not the file's own column: whoever writes
+    the labels could write matching predictions too.
+    """
     settings = policy.policy.feedback
     data = policy.policy.data
     column = settings.prediction_column
@@ -179,12 +212,18 @@ def screen(policy: LoadedPolicy, frame: pd.DataFrame) -> tuple[list[Problem], fl
     disagreement = 0.0
     if data.label in clean.columns and len(clean):
         labels = clean[data.label].astype(str).to_numpy()
-        disagreement = float(np.mean(labels != predictions.to_numpy()))
+        whose = "the file's predictions"
+        if model is not None:
+            predicted = np.asarray(model.predict(model_features(clean, data))).astype(str)
+            whose = "the champion's predictions for these features"
+        else:
+            predicted = predictions.loc[clean.index].to_numpy()
+        disagreement = float(np.mean(labels != predicted))
         if disagreement > settings.max_label_disagreement:
             problems.append(
                 Problem(
                     "FBQ012",
-                    f"{disagreement:.0%} of true labels contradict the model's predictions "
+                    f"{disagreement:.0%} of true labels contradict {whose} "
                     f"(more than {settings.max_label_disagreement:.0%}): possible label poisoning",
                     count=round(disagreement * len(clean)),
                     policy_key="[feedback].max_label_disagreement",
@@ -278,7 +317,7 @@ def ingest(policy: LoadedPolicy, source: Path) -> Batch:
     atomic_write_bytes(folder / ROWS_FILE, raw)
     try:
         frame = read_table(folder / ROWS_FILE, fmt="csv")
-        problems, disagreement = screen(policy, frame)
+        problems, disagreement = screen(policy, frame, model=champion_model(policy))
     except DataError as err:
         shutil.rmtree(folder, ignore_errors=True)
         raise DataError(str(err).replace(str(folder / ROWS_FILE), str(source))) from None
@@ -348,7 +387,7 @@ def approve(policy: LoadedPolicy, batch_id: str, *, by: str) -> tuple[Batch, lis
                 for v in lock_problems
             ]
         frame = read_table(rows_path, fmt="csv")
-        problems, _ = screen(policy, frame)
+        problems, _ = screen(policy, frame, model=champion_model(policy))
         if problems:
             return batch, problems
         data_path = policy.resolve(data.path)

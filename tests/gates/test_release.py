@@ -427,3 +427,33 @@ def test_the_champion_is_served_under_its_signed_policy_lock_and_data(copy):
     service = build_service(loaded, served)
     assert service.policy.rate_limit.requests == 100  # the signed limit, not the checkout's
     assert service.live.reference is not None  # the signed lock's profile
+
+
+def test_feedback_disagreement_is_measured_against_the_champions_predictions(copy, tmp_path):
+    # A feedback file whose author flips the labels and writes predictions to match them: the
+    # file's own column says 0% disagreement. With a champion promoted, FBQ012 compares the
+    # labels with what the verified champion predicts for the same features.
+    from types import SimpleNamespace
+
+    from gates.feedback import quarantine
+    from pipeline.config import load_policy
+    from tests.gates.feedback.test_quarantine import _rows, _write
+
+    table = SimpleNamespace(data_path=copy / "data" / "breast_cancer.csv")
+
+    def outcomes(name: str, start_id: int) -> Path:
+        rows = _rows(table, start_id=start_id)
+        for row in rows:
+            flipped = "benign" if row["diagnosis"] == "malignant" else "malignant"
+            row["diagnosis"] = row["prediction"] = flipped
+        _write(tmp_path / name, rows)
+        return tmp_path / name
+
+    policy = load_policy(copy / "policy.toml")
+    unchecked = quarantine.ingest(policy, outcomes("before.csv", 10_000_000))
+    assert unchecked.disagreement_rate == 0.0  # no champion: the file's own predictions
+    assert cli(copy, "gates", "deploy").returncode == 0
+    checked = quarantine.ingest(policy, outcomes("after.csv", 10_000_100))
+    assert checked.disagreement_rate >= 0.8
+    (problem,) = [p for p in checked.problems if p.rule == "FBQ012"]
+    assert "the champion's predictions for these features" in problem.message
