@@ -115,9 +115,7 @@ def _git_tracks(git: str, top: Path, rel: Path) -> str | None:
             return None
         reason = inside.stderr.decode(errors="replace").strip().splitlines()
         return f"git cannot read the checkout ({reason[0] if reason else 'no output'})"
-    tracked = subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which
-        [git, "ls-files", "-z", "--", rel.as_posix()], cwd=top, capture_output=True, check=False
-    )
+    tracked = _ls_files(git, top, rel.as_posix())
     if tracked.returncode != 0:
         return (
             f"git cannot list {rel.as_posix()} ({tracked.stderr.decode(errors='replace').strip()})"
@@ -126,11 +124,22 @@ def _git_tracks(git: str, top: Path, rel: Path) -> str | None:
     return f"git tracks {first}" if first else None
 
 
+def _ls_files(git: str, top: Path, rel: str) -> subprocess.CompletedProcess[bytes]:
+    """``git ls-files`` of ``rel`` (relative to the work tree ``top``), NUL-separated."""
+    return subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which
+        [git, "ls-files", "-z", "--full-name", "--", rel or "."],
+        cwd=top,
+        capture_output=True,
+        check=False,
+    )
+
+
 def tracked_files(root: Path, folder: Path) -> list[str]:
     """The files under ``folder`` that git tracks in the checkout at ``root``, relative to it.
 
-    Empty outside a git checkout, when git is missing, or when ``folder`` lies outside ``root``:
-    only a checkout can deliver a tracked file, and a pull request controls every one of them.
+    Empty outside a git checkout, when git is missing or fails, or when ``folder`` lies outside
+    ``root``: for naming files only; whether the folder may come from the commit at all is
+    ``from_the_tree``'s to say (it fails closed).
     """
     git = shutil.which("git")
     if git is None:
@@ -140,12 +149,9 @@ def tracked_files(root: Path, folder: Path) -> list[str]:
     except ValueError:
         return []
     try:
-        listed = subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which
-            [git, "ls-files", "-z", "--full-name", "--", rel or "."],
-            cwd=root,
-            capture_output=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
+        listed = _ls_files(git, root, rel)
+    except OSError:
         return []
-    return sorted(name for name in listed.decode("utf-8", "replace").split("\0") if name)
+    if listed.returncode != 0:
+        return []
+    return sorted(name for name in listed.stdout.decode("utf-8", "replace").split("\0") if name)
