@@ -342,6 +342,7 @@ def _base_branch_steps() -> str:
       - name: Its policy names the approvers and the approved data lock (pull requests)
         if: github.event_name == 'pull_request'
         run: |
+          rm -rf "$RUNNER_TEMP/{BASE_DIR}"
           mv {BASE_DIR} "$RUNNER_TEMP/{BASE_DIR}"
           if [ -f "$RUNNER_TEMP/{BASE_DIR}/policy.toml" ]; then
             echo "{BASE_POLICY_ENV}=$RUNNER_TEMP/{BASE_DIR}/policy.toml" >> "$GITHUB_ENV"

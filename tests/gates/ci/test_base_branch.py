@@ -194,7 +194,10 @@ def test_github_steps_move_the_base_out_and_name_its_policy(repos, tmp_path):
     assert (victim / "file").read_text(encoding="utf-8") == "mine"
     _git(clone, "clone", "-q", "--branch", "main", str(origin), ".gates-base")
     temp = tmp_path / "runner-temp"
-    temp.mkdir()
+    # A folder of that name left in the temporary folder (a self-hosted runner): replaced,
+    # never moved into, nor its stale policy named.
+    (temp / ".gates-base").mkdir(parents=True)
+    (temp / ".gates-base" / "policy.toml").write_text("# stale\n", encoding="utf-8")
     github_env = tmp_path / "github.env"
     name = steps["Its policy names the approvers and the approved data lock (pull requests)"]
     result = _run("bash", name["run"], clone, RUNNER_TEMP=str(temp), GITHUB_ENV=str(github_env))
