@@ -10,7 +10,8 @@ that neither scan reads (a ``.py`` in a ``__pycache__`` folder, a package folder
 symlink: both walks skip them, Python's import does not); SAST010 a bare ``# nosec``
 without a test id; SAST011 (note) a line suppressed with ``# nosec Bxxx``; SAST012 (note) a
 finding the baseline hid; SAST013 the baseline is unreadable; SAST014 a ``# nosec`` naming a
-deserialization or code-execution test (those stay on); SAST100-105 unsafe deserialization
+deserialization or code-execution test (those stay on); SAST100-105 unsafe deserialization,
+SAST106 a keyword bandit reads by name passed where it cannot read it
 (see ``gates.unsafe_load``).
 
 bandit runs with ``--ignore-nosec`` and the gate applies ``# nosec`` itself: a result is hidden

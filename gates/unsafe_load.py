@@ -49,6 +49,10 @@ whoever wrote the bytes. Rules:
   string given to ``exec``/``eval``/``compile``/``timeit`` or to ``python -c`` (also through a
   name bound only to literals), and a string annotation, is parsed and checked like the code
   around it.
+- SAST106 a keyword argument bandit reads by name (``BANDIT_KEYWORDS``: ``verify=``, ``debug=``,
+  ``autoescape=`` ...) reaching a call where bandit cannot read it: through ``**mapping``, given to
+  ``functools.partial``, or written out at a call of the function under another name; and a
+  ``**mapping`` whose keys this check cannot read, given to a function bandit reads keywords of.
 - SAST100 a file that does not parse, or is nested too deeply to check (it went unchecked).
 - SAST105 a module of a package the gates run in their own process (``pipeline``) reaches
   the gates' own package (``gates.base``, ``gates.runner`` ...) by any route followed above:
@@ -94,6 +98,7 @@ import ast
 import builtins
 import fnmatch
 import functools
+import re
 import shlex
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -344,6 +349,47 @@ _SHELL_RUNNERS = frozenset(
 _SHELL_TAKERS = frozenset(
     f"subprocess.{f}" for f in ["run", "call", "check_call", "check_output", "Popen"]
 )
+# Keyword arguments bandit's plugins read by name (bandit 1.9, ``bandit/plugins/*.py``), each
+# with the calls it is read on (fnmatch over the qualified name; "*": any call) and the test.
+# bandit reads a keyword only where it is written out at a call it can name: one passed through
+# ``**mapping``, given to ``functools.partial``, or written out at a call of the function under
+# another name is not read at all (SAST106). ``shell=`` (SAST104) and the loaders' ``Loader=``/
+# ``weights_only=``/``allow_pickle=`` (SAST101) have rules of their own.
+_HTTP = ("requests.*", "httpx.*")
+_KEYGEN = (
+    "cryptography.hazmat.primitives.asymmetric.*.generate_private_key",
+    "Crypto.PublicKey.*.generate",
+    "Cryptodome.PublicKey.*.generate",
+)
+_HUB = ("*.from_pretrained", "*load_dataset", "*hf_hub_download", "*snapshot_download")
+BANDIT_KEYWORDS: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {
+    "verify": ((_HTTP, "B501"), (("logging.config.listen",), "B612")),
+    "timeout": ((_HTTP, "B113"),),
+    "debug": ((("*.run",), "B201"),),
+    "autoescape": ((("*jinja2*.Environment",), "B701"),),
+    "filter": ((("*.extractall",), "B202"),),
+    "members": ((("*.extractall",), "B202"),),
+    "usedforsecurity": ((("hashlib.*",), "B324"),),
+    "name": ((("hashlib.new",), "B324"),),
+    "salt": ((("crypt.crypt",), "B324"),),
+    "method": ((("*",), "B502"), (("crypt.mksalt",), "B324")),
+    "ssl_version": ((("*",), "B502"),),
+    "key_size": ((_KEYGEN, "B505"),),
+    "bits": ((_KEYGEN, "B505"),),
+    "curve": ((_KEYGEN, "B505"),),
+    "revision": ((_HUB, "B615"),),
+    "commit_id": ((_HUB, "B615"),),
+    "mpModel": ((("pysnmp.hlapi.CommunityData",), "B508"),),
+}
+_PARTIALS = frozenset({"functools.partial", "functools.partialmethod"})
+# Keywords bandit reads at any call (by value: an SSL/TLS protocol constant).
+_ANY_CALL = frozenset(
+    (key, "*") for key, entries in BANDIT_KEYWORDS.items() for p, _ in entries if p == ("*",)
+)
+# Methods of a dict that add no key to it (any other use of the dict may add one).
+_DICT_READS = frozenset(
+    ["get", "keys", "values", "items", "copy", "pop", "popitem", "clear", "__contains__"]
+)
 # Mappings from names to modules or attributes: a subscript or .get() is a lookup.
 MODULE_TABLES = frozenset({"sys.modules", "builtins"})
 _SYS_MODULES_WRITES = frozenset(
@@ -544,6 +590,20 @@ def _falsy_literal(node: ast.expr | None) -> bool:
     return isinstance(node, ast.Constant) and not node.value
 
 
+def _dotted(node: ast.expr) -> str:
+    """A call's name as bandit writes it before its import aliases: ``a.b.c``, ``.run`` for
+    ``Flask(...).run`` (``bandit.core.utils.get_call_name``), "" for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return ""
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
 # --- values a name can hold -------------------------------------------------------------------
 
 
@@ -667,6 +727,20 @@ class _Scope:
 
     def bind(self, name: str, binding: _Binding) -> None:
         self.bindings.setdefault(name, []).append(binding)
+
+
+# The keys a **mapping passes: each with its value and the scope that value is evaluated in.
+_Keys = dict[str, tuple[ast.expr, _Scope]]
+
+
+def _merge(into: _Keys, more: _Keys) -> bool:
+    """Add ``more``'s keys; False when a key would get a second value (which one wins is
+    not read: ``{**base, "k": v}``, two bindings of a name, a key that may be either name)."""
+    for key, entry in more.items():
+        if key in into and into[key][0] is not entry[0]:
+            return False
+        into[key] = entry
+    return True
 
 
 def _annotations(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.expr]:
@@ -1132,6 +1206,7 @@ class _Args:
     starred: bool = False  # a *args: positions from there on are unknown
     keywords: dict[str, ast.expr] = field(default_factory=dict)
     unknown_keywords: bool = False  # a **mapping this check cannot read
+    scopes: dict[str, _Scope] = field(default_factory=dict)  # a value read from a **mapping: where
 
     def get(self, name: str, position: int | None) -> ast.expr | object | None:
         """The expression passed for a parameter, None when absent, _UNKNOWN when unknowable."""
@@ -1169,6 +1244,7 @@ class _Checker:
         self.reported: set[ast.AST] = set()
         self.at = at  # code from a string: every finding points at the call holding it
         self.prefix = prefix
+        self._parents_of: dict[ast.AST, ast.AST] | None = None  # the whole tree's, when needed
 
     def resolve(self, node: ast.expr, scope: _Scope) -> _Values:
         return self.module.resolve(node, scope)
@@ -1484,6 +1560,7 @@ class _Checker:
         self._judge_shell(node, names, scope)
         self._judge_arguments(node, funcs, scope)
         self._judge_memory(node, names)
+        self._judge_keywords(node, funcs, scope)
 
     def _judge_shell(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
         """``shell=`` bandit's B602 does not see: passed through ``**mapping`` (bandit reports the
@@ -1508,14 +1585,13 @@ class _Checker:
                     shells.append(keyword.value)
                 if keyword.arg is not None:
                     continue
-                for mapping, where in self._bound_exprs(keyword.value, scope):
-                    args = _Args()
-                    if not self._expand_keywords(mapping, args, where):
-                        shown = ast.unparse(keyword.value)[:_SHOWN]
-                        why = f"passes keyword arguments from {shown}, where shell= may be set unseen by bandit"
-                        self.report(node, "SAST104", taker, why)
-                        return
-                    shells += [args.keywords["shell"]] if "shell" in args.keywords else []
+                args = _Args()
+                if not self._expand_keywords(keyword.value, args, scope):
+                    shown = ast.unparse(keyword.value)[:_SHOWN]
+                    why = f"passes keyword arguments from {shown}, where shell= may be set unseen by bandit"
+                    self.report(node, "SAST104", taker, why)
+                    return
+                shells += [args.keywords["shell"]] if "shell" in args.keywords else []
         if any(not _falsy_literal(shell) for shell in shells):
             why = f"calls {taker}() with shell= where bandit's B602 does not see it (under another name, a partial or **mapping)"
             self.report(node, "SAST104", taker, why)
@@ -1530,18 +1606,6 @@ class _Checker:
         return defining is not None and all(
             b.expr is None and b.value is not None for b in defining.bindings[func.id]
         )
-
-    def _bound_exprs(self, node: ast.expr, scope: _Scope) -> list[tuple[ast.expr, _Scope]]:
-        """What a name is bound to (each plain assignment's value), else the expression itself."""
-        defining = self.module.defining(node.id, scope) if isinstance(node, ast.Name) else None
-        if defining is None or not isinstance(node, ast.Name):
-            return [(node, scope)]
-        found: list[tuple[ast.expr, _Scope]] = []
-        for binding in defining.bindings[node.id]:
-            if binding.expr is None or binding.scope is None or binding.path:
-                return [(node, scope)]
-            found.append((binding.expr, binding.scope))
-        return found
 
     def _judge_import_call(self, node: ast.Call, names: set[str]) -> None:
         target = self.module.import_target(node, names)
@@ -1708,20 +1772,256 @@ class _Checker:
         return args
 
     def _expand_keywords(self, mapping: ast.expr, args: _Args, scope: _Scope) -> bool:
-        """``**{"k": v}`` and ``**dict(k=v)`` are read; any other ``**mapping`` is not."""
-        if isinstance(mapping, ast.Dict):
-            keys = [_literal_str(k) for k in mapping.keys]
-            if None in keys:
-                return False
-            args.keywords.update(zip([k or "" for k in keys], mapping.values, strict=True))
-            return True
-        if isinstance(mapping, ast.Call) and "builtins.dict" in _names(
-            self.resolve(mapping.func, scope)
+        """The keywords a ``**mapping`` passes, when ``_mapping_keys`` can read them all."""
+        keys = self._mapping_keys(mapping, scope)
+        if keys is None:
+            return False
+        for key, (value, where) in keys.items():
+            args.keywords[key] = value
+            args.scopes[key] = where
+        return True
+
+    def _mapping_keys(self, node: ast.expr, scope: _Scope, depth: int = 0) -> _Keys | None:  # noqa: PLR0911 - one per kind
+        """Every key a ``**mapping`` can pass, with its value and the scope that value is in.
+
+        Read: a dict display (``{"k": v, **inner}``; a key may be a name bound only to string
+        literals), ``dict(k=v)``/``dict(inner, k=v)``/``dict([("k", v)])``, ``a | b``, a
+        conditional or ``or`` of those, and a name bound only to them whose every later write
+        is read too (``d["k"] = v``, ``d.update(...)``, ``d.setdefault("k", v)``). None when a
+        key cannot be read: computed, a comprehension, a parameter, an attribute, a call's
+        result, a dict handed to code that may add to it, or one key given two values.
+        """
+        if depth > _MAX_DEPTH:
+            return None
+        if isinstance(node, ast.Dict):
+            found: _Keys = {}
+            for key, value in zip(node.keys, node.values, strict=True):
+                inner = (
+                    self._mapping_keys(value, scope, depth + 1)
+                    if key is None
+                    else self._literal_keys(key, value, scope)
+                )
+                if inner is None or not _merge(found, inner):
+                    return None
+            return found
+        parts: list[ast.expr] = []
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            parts = [node.left, node.right]
+        elif isinstance(node, ast.IfExp):
+            parts = [node.body, node.orelse]
+        elif isinstance(node, ast.BoolOp):
+            parts = list(node.values)
+        elif isinstance(node, ast.Call):
+            return self._dict_call_keys(node, scope, depth)
+        elif isinstance(node, ast.Name):
+            return self._name_keys(node, scope, depth)
+        else:
+            return None
+        merged: _Keys = {}
+        for part in parts:
+            inner = self._mapping_keys(part, scope, depth + 1)
+            if inner is None or not _merge(merged, inner):
+                return None
+        return merged
+
+    def _literal_keys(self, key: ast.expr, value: ast.expr, scope: _Scope) -> _Keys | None:
+        texts = self.module.texts(key, scope)
+        return None if texts is None else dict.fromkeys(texts, (value, scope))
+
+    def _dict_call_keys(self, node: ast.Call, scope: _Scope, depth: int) -> _Keys | None:
+        """``dict(k=v)``, ``dict(mapping, k=v)``, ``dict([("k", v), ...])``."""
+        if "builtins.dict" not in _names(self.resolve(node.func, scope)) or len(node.args) > 1:
+            return None
+        found: _Keys = {}
+        for arg in node.args:
+            if isinstance(arg, ast.List | ast.Tuple):
+                for pair in arg.elts:
+                    if not (isinstance(pair, ast.Tuple | ast.List) and len(pair.elts) == 2):
+                        return None
+                    inner = self._literal_keys(pair.elts[0], pair.elts[1], scope)
+                    if inner is None or not _merge(found, inner):
+                        return None
+                continue
+            inner = self._mapping_keys(arg, scope, depth + 1)
+            if inner is None or not _merge(found, inner):
+                return None
+        for keyword in node.keywords:
+            inner = (
+                self._mapping_keys(keyword.value, scope, depth + 1)
+                if keyword.arg is None
+                else {keyword.arg: (keyword.value, scope)}
+            )
+            if inner is None or not _merge(found, inner):
+                return None
+        return found
+
+    def _name_keys(self, node: ast.Name, scope: _Scope, depth: int) -> _Keys | None:
+        """A name bound only to readable mappings, with every key written into it later."""
+        defining = self.module.defining(node.id, scope)
+        if defining is None or defining.node is None:
+            return None
+        found: _Keys = {}
+        for binding in defining.bindings[node.id]:
+            if binding.expr is None or binding.scope is None or binding.path:
+                return None
+            inner = self._mapping_keys(binding.expr, binding.scope, depth + 1)
+            if inner is None or not _merge(found, inner):
+                return None
+        for use in ast.walk(defining.node):
+            if isinstance(use, ast.Name) and use.id == node.id and isinstance(use.ctx, ast.Load):
+                written = self._written_keys(use, depth)
+                if written is None or not _merge(found, written):
+                    return None
+        return found
+
+    def _written_keys(self, use: ast.Name, depth: int) -> _Keys | None:  # noqa: PLR0911 - one per use
+        """The keys one use of a dict's name adds to it ({} for a read), None when unknown.
+
+        Flow-insensitive: a write anywhere in the scope (a nested function's included) counts,
+        before or after the call; any use but the few below may add keys unseen.
+        """
+        parents = self._tree_parents()
+        parent = parents.get(use)
+        where = self._scope_of(use)
+        if isinstance(parent, ast.keyword) and parent.arg is None:
+            return {}  # **d: passed on, not changed
+        if isinstance(parent, ast.Dict) and any(
+            k is None and v is use for k, v in zip(parent.keys, parent.values, strict=True)
         ):
-            if mapping.args or any(k.arg is None for k in mapping.keywords):
-                return False
-            args.keywords.update((k.arg or "", k.value) for k in mapping.keywords)
-            return True
+            return {}  # {**d}: a copy
+        if isinstance(parent, ast.Compare | ast.For | ast.comprehension):
+            return {}  # "k" in d, for k in d
+        if isinstance(parent, ast.Subscript) and parent.value is use:
+            statement = parents.get(parent)
+            if not isinstance(parent.ctx, ast.Store):
+                return {}  # d["k"], del d["k"]
+            if isinstance(statement, ast.Assign) and parent in statement.targets:
+                return self._literal_keys(parent.slice, statement.value, where)
+            return None
+        if not isinstance(parent, ast.Attribute) or parent.value is not use:
+            return None
+        call = parents.get(parent)
+        if not isinstance(call, ast.Call) or call.func is not parent:
+            return None
+        if parent.attr in _DICT_READS:
+            return {}
+        if parent.attr == "setdefault" and len(call.args) == 2 and not call.keywords:
+            return self._literal_keys(call.args[0], call.args[1], where)
+        if parent.attr == "update" and len(call.args) <= 1:
+            update = ast.Call(
+                func=ast.Name("dict", ast.Load()), args=call.args, keywords=call.keywords
+            )
+            return self._dict_call_keys(update, where, depth + 1)
+        return None
+
+    def _tree_parents(self) -> dict[ast.AST, ast.AST]:
+        if self._parents_of is None:
+            tree = self.module.tree
+            self._parents_of = {c: p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
+        return self._parents_of
+
+    def _scope_of(self, node: ast.AST) -> _Scope:
+        """The innermost scope a node is evaluated in."""
+        parents = self._tree_parents()
+        child, current = node, parents.get(node)
+        while current is not None:
+            inner = self.module.scopes.get(current)
+            if inner is not None and self._inside(current, child):
+                return inner
+            child, current = current, parents.get(current)
+        return self.module.top
+
+    def _judge_keywords(self, node: ast.Call, funcs: _Values, scope: _Scope) -> None:
+        """SAST106: a keyword bandit reads by name reaching a call where bandit cannot read it.
+
+        bandit judges ``verify=``, ``debug=``, ``autoescape=`` ... only written out at a call
+        it names by its imports (``requests.get(url, verify=False)``). Here the call is named by
+        everything the binding analysis resolves it to (aliases, ``getattr``, partials), and a
+        keyword is hidden when it comes through ``**mapping``, is given to ``functools.partial``,
+        or is written out at a call bandit names otherwise (``get = requests.get``). The value
+        does not matter: written out, bandit judges it. A ``**mapping`` this check cannot read
+        is refused where bandit reads keywords of that very function.
+        """
+        names = _names(funcs)
+        written = _dotted(node.func)
+        callees = names | {written}
+        seen = names if self._plain(node.func, scope) else {written}
+        if names & _PARTIALS and node.args:  # partial(f, k=v): bandit reads k= on partial
+            target = node.args[0]
+            callees = _names(self.resolve(target, scope)) | {_dotted(target)}
+            seen = set()
+        for func in funcs:
+            if isinstance(func, _Partial):
+                callees |= _names(func.targets)
+        callees.discard("")
+        how = f"written out under the name {written or ast.unparse(node.func)[:_SHOWN]}"
+        how = "given to functools.partial" if names & _PARTIALS else how
+        for keyword in node.keywords:
+            if keyword.arg is not None:
+                if self._hidden_keyword(node, keyword.arg, callees, seen, how, written=True):
+                    return
+                continue
+            shown = ast.unparse(keyword.value)[:_SHOWN]
+            keys = self._mapping_keys(keyword.value, scope)
+            if keys is None:
+                read = sorted(
+                    (key, callee, test)
+                    for key, entries in BANDIT_KEYWORDS.items()
+                    for patterns, test in entries
+                    if patterns != ("*",)
+                    for callee in callees
+                    if _matches(callee, patterns)
+                )
+                if read:
+                    key, callee, test = read[0]
+                    keys_read = ", ".join(sorted({f"{k}=" for k, _, _ in read}))
+                    why = (
+                        f"passes keyword arguments from **{shown}, which this check cannot read, "
+                        f"to {callee}(), where bandit reads {keys_read} only written out "
+                        f"({test}); write them out"
+                    )
+                    self.report(node, "SAST106", callee, why)
+                    return
+                continue
+            for key, (value, where) in sorted(keys.items(), key=lambda item: item[0]):
+                if (key, "*") in _ANY_CALL and not self._protocol(value, where):
+                    continue  # method="GET": bandit's B502 looks for an SSL/TLS protocol
+                if self._hidden_keyword(
+                    node, key, callees, set(), f"through **{shown}", written=False
+                ):
+                    return
+
+    def _protocol(self, value: ast.expr, scope: _Scope) -> bool:
+        """An SSL/TLS protocol constant (``ssl.PROTOCOL_SSLv2``, ``SSL.TLSv1_METHOD``), by any
+        name the value resolves to: what bandit's B502 compares ``method=``/``ssl_version=`` to."""
+        names = _names(self.resolve(value, scope)) | {_dotted(value)}
+        return any(re.search(r"SSL|TLS", n.rpartition(".")[2], re.IGNORECASE) for n in names)
+
+    def _hidden_keyword(
+        self,
+        node: ast.Call,
+        key: str,
+        callees: set[str],
+        seen: set[str],
+        how: str,
+        *,
+        written: bool,
+    ) -> bool:
+        """Report ``key=`` reaching one of ``callees`` where bandit does not read it."""
+        for patterns, test in BANDIT_KEYWORDS.get(key, ()):
+            if patterns == ("*",):
+                hit = sorted(callees)[:1] or ["the call"]
+                hidden = not written  # bandit reads it at any call it is written out at
+            else:
+                hit = sorted(c for c in callees if _matches(c, patterns))
+                hidden = bool(hit) and not (written and any(_matches(c, patterns) for c in seen))
+            if hit and hidden:
+                why = (
+                    f"passes {key}= to {hit[0]}() {how}, where bandit's {test} does not read it; "
+                    f"write {key}= out at the call, by the name {hit[0]} is imported as"
+                )
+                self.report(node, "SAST106", hit[0], why)
+                return True
         return False
 
     def _unsafe_arguments(self, name: str, args: _Args, scope: _Scope) -> str | None:
@@ -1732,12 +2032,13 @@ class _Checker:
             return f"{parameter} possibly set by *args/**kwargs"
         expr = value if isinstance(value, ast.expr) else None
         shown = f"{parameter}={ast.unparse(expr)[:_SHOWN]}" if expr else f"no {parameter}"
+        where = args.scopes.get(parameter, scope)
         if parameter == "allow_pickle":
             safe = expr is None or _falsy_literal(expr)
         elif parameter == "weights_only":
             safe = isinstance(expr, ast.Constant) and expr.value is True
         elif parameter == "Loader":
-            loaders = self.resolve(expr, scope) if expr else _NOTHING
+            loaders = self.resolve(expr, where) if expr else _NOTHING
             safe = bool(loaders) and all(
                 isinstance(v, _Ref) and v.name in SAFE_YAML_LOADERS for v in loaders
             )

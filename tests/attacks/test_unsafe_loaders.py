@@ -556,6 +556,211 @@ _system(command)
 import subprocess
 outputs = list(map(subprocess.getoutput, commands))  # <-
 
+# --- red team: keyword arguments bandit reads only written out (B501 verify=, B201 debug=,
+# B701 autoescape=, B202 filter=, B324 usedforsecurity=, B502 ssl_version=, B505 key_size=...):
+# passed any other way, bandit sees nothing (the sast gate PASSED on each)
+
+## verify_through_kwargs_dict SAST106
+import requests
+requests.get(url, **{"verify": False})  # <-
+
+## verify_through_kwargs_name SAST106
+import requests
+options = {"verify": False, "timeout": 5}
+requests.post(url, data=body, **options)  # <-
+
+## verify_through_dict_call SAST106
+import requests as r
+r.get(url, **dict(verify=False))  # <-
+
+## verify_through_dict_of_pairs SAST106
+import requests
+requests.get(url, **dict([("verify", False)]))  # <-
+
+## verify_through_dict_copy SAST106
+import requests
+base = {"headers": headers}
+requests.get(url, **dict(base, verify=False))  # <-
+
+## verify_through_nested_unpacking SAST106
+import requests
+requests.get(url, **{**{"verify": False}})  # <-
+
+## verify_through_dict_union SAST106
+import requests
+requests.get(url, **(defaults | {"verify": False}))  # <-
+
+## verify_through_conditional SAST106
+import requests
+requests.get(url, **(options if strict else {"verify": False}))  # <-
+
+## verify_key_is_a_name SAST106
+import requests
+KEY = "ver" "ify"
+requests.get(url, **{KEY: False})  # <-
+
+## verify_set_key_by_key SAST106
+import requests
+options = {}
+options["timeout"] = 5
+options["verify"] = False
+requests.get(url, **options)  # <-
+
+## verify_set_by_update SAST106
+import requests
+options = dict()
+options.update(verify=False)
+requests.get(url, **options)  # <-
+
+## verify_set_by_update_dict SAST106
+import requests
+options = {}
+options.update({"verify": False})
+requests.get(url, **options)  # <-
+
+## verify_set_by_setdefault SAST106
+import requests
+options = {}
+options.setdefault("verify", False)
+requests.get(url, **options)  # <-
+
+## verify_set_in_another_function SAST106
+import requests
+OPTIONS = {"timeout": 5}
+
+def insecure():
+    OPTIONS["verify"] = False
+
+def fetch():
+    return requests.get(url, **OPTIONS)  # <-
+
+## verify_set_after_the_call SAST106
+import requests
+options = {}
+def fetch():
+    return requests.get(url, **options)  # <-
+options["verify"] = False
+
+## verify_filled_by_a_helper SAST106
+import requests
+options = {}
+fill(options)
+requests.get(url, **options)  # <-
+
+## verify_through_an_alias_of_the_dict SAST106
+import requests
+options = {}
+alias = options
+alias["verify"] = False
+requests.get(url, **options)  # <-
+
+## verify_through_dict_comprehension SAST106
+import requests
+requests.get(url, **{k: False for k in ["verify"]})  # <-
+
+## verify_through_wrapper_kwargs SAST106
+import requests
+
+def fetch(url, **kwargs):
+    return requests.get(url, **kwargs)  # <-
+
+## verify_through_self_attribute SAST106
+import requests
+
+class Client:
+    def get(self, url):
+        return requests.get(url, **self.options)  # <-
+
+## verify_through_partial SAST106
+import functools, requests
+fetch = functools.partial(requests.get, verify=False)  # <-
+
+## verify_through_partial_alias SAST106
+from functools import partial as bind
+import requests
+fetch = bind(requests.get, **{"verify": False})  # <-
+
+## verify_at_partial_call SAST106
+import functools, requests
+fetch = functools.partial(requests.get, timeout=5)  # <-
+fetch(url, verify=False)
+
+## verify_to_an_alias SAST106
+import requests
+get = requests.get
+get(url, verify=False)  # <-
+
+## verify_to_getattr SAST106
+import requests
+getattr(requests, "get")(url, verify=False)  # <-
+
+## verify_to_a_module_alias SAST106
+import requests
+http = requests
+http.get(url, verify=False)  # <-
+
+## verify_to_httpx_client SAST106
+import httpx
+client = httpx.Client(**{"verify": False})  # <-
+
+## flask_debug_through_kwargs SAST106
+import flask
+app = flask.Flask(__name__)
+app.run(**{"debug": True})  # <-
+
+## flask_debug_through_alias SAST106
+import flask
+run = flask.Flask(__name__).run
+run(debug=True)  # <-
+
+## jinja2_autoescape_through_kwargs SAST106
+from jinja2 import Environment
+env = Environment(**{"autoescape": False})  # <-
+
+## tarfile_filter_through_kwargs SAST106
+import tarfile
+with tarfile.open(path) as archive:
+    archive.extractall(target, **{"filter": "fully_trusted"})  # <-
+
+## hashlib_md5_through_kwargs SAST106
+import hashlib
+digest = hashlib.md5(blob, **{"usedforsecurity": False})  # <-
+
+## hashlib_new_name_through_kwargs SAST106
+import hashlib
+digest = hashlib.new(**{"name": "md5"})  # <-
+
+## ssl_version_through_kwargs SAST106
+import ssl
+ssl.wrap_socket(sock, **{"ssl_version": ssl.PROTOCOL_SSLv2})  # <-
+
+## rsa_key_size_through_kwargs SAST106
+from cryptography.hazmat.primitives.asymmetric import rsa
+key = rsa.generate_private_key(65537, **{"key_size": 512})  # <-
+
+## hub_revision_through_kwargs SAST106
+from transformers import AutoModel
+model = AutoModel.from_pretrained(name, **{"revision": "main"})  # <-
+
+## yaml_loader_read_where_the_mapping_binds_it SAST101
+import yaml
+L = yaml.Loader
+OPTIONS = {"Loader": L}
+
+def read(text):
+    L = yaml.SafeLoader
+    return yaml.load(text, **OPTIONS)  # <-
+
+## numpy_allow_pickle_in_either_branch SAST101
+import numpy as np
+np.load(path, **({"allow_pickle": False} if fast else {"allow_pickle": True}))  # <-
+
+## numpy_allow_pickle_overwritten SAST101
+import numpy as np
+options = {"allow_pickle": False}
+options["allow_pickle"] = True
+np.load(path, **options)  # <-
+
 ## multiprocessing_client_recv SAST101
 from multiprocessing.connection import Client
 conn = Client(("127.0.0.1", 6000))  # <-
@@ -594,6 +799,42 @@ output(command)
 ## shell_false_through_kwargs
 import subprocess
 subprocess.run(["ls"], **{"shell": False, "check": True})  # nosec B603 B607
+
+## keywords_written_out_are_bandits
+import requests as r
+import flask
+from hashlib import md5
+r.get(url, verify=True, timeout=5)
+flask.Flask(__name__).run(debug=False)
+md5(blob, usedforsecurity=False)
+
+## keywords_bandit_does_not_read_through_kwargs
+import json, requests
+options = {"headers": headers, "params": params}
+options["allow_redirects"] = False
+requests.get(url, timeout=5, **options)
+json.loads(text, **{"parse_float": float})
+
+## kwargs_to_an_unknown_callee
+def wrap(**kwargs):
+    return helper(**kwargs)
+
+## dict_read_not_written
+import requests
+options = {"timeout": 5}
+if "timeout" in options and options.get("timeout"):
+    requests.get(url, timeout=options["timeout"])
+
+## numpy_options_read_and_safe
+import numpy as np
+options = {"mmap_mode": "r"}
+options["allow_pickle"] = False
+np.load(path, **options)
+
+## http_method_through_kwargs
+fields = {"method": request.method, "path": path}
+fields["status"] = 200
+log_event(logger, **fields)
 
 ## multiprocessing_local_queue
 import multiprocessing
@@ -805,6 +1046,10 @@ GATE_CASES = [
         "functools_partial",
         "exec_literal",
         "eval_alias",
+        "verify_through_kwargs_dict",
+        "verify_set_key_by_key",
+        "flask_debug_through_kwargs",
+        "verify_through_partial",
     }
 ]
 REEXPORT = ("src/app/_compat.py", "from joblib import load as restore\n")
