@@ -411,6 +411,18 @@ class DataPolicy(_Strict):
         int,
         Field(ge=1, le=10_000_000, description="rows per chunk on the streaming path"),
     ] = 100_000
+    # What one chunk may decode to in memory on the streaming path: a Parquet row group whose
+    # footer says more per chunk (value counts x column widths) is refused before reading, and
+    # a decoded batch larger than this (text read as a dictionary, measured before it is
+    # expanded) is refused before it reaches pandas. Rows are bounded by ``max_rows``, read off
+    # the footer before the first batch.
+    stream_chunk_mb: Annotated[
+        float,
+        Field(
+            gt=0.0,
+            description="MiB one chunk may decode to on the streaming path (Parquet)",
+        ),
+    ] = 256.0
     # Processes that score the chunks on this machine on the streaming path (a configured
     # Dask scheduler takes the chunks instead).
     stream_jobs: Annotated[
@@ -442,6 +454,11 @@ class DataPolicy(_Strict):
             msg = f"min_rows ({self.min_rows}) must not be greater than max_rows ({self.max_rows})"
             raise ValueError(msg)
         return self
+
+    @property
+    def stream_chunk_bytes(self) -> int:
+        """``stream_chunk_mb`` in bytes."""
+        return int(self.stream_chunk_mb * 1024 * 1024)
 
     def streams(self, size: int) -> bool:
         """Whether a data file of ``size`` bytes takes the streaming path (over ``stream_above_mb``)."""

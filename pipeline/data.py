@@ -162,7 +162,7 @@ def refuse_row_labels(frame: pd.DataFrame, path: Path) -> None:
 
 # Bytes per row a Parquet column takes at least once decoded into memory, by physical type (a
 # byte array: at least a reference per row; FIXED_LEN_BYTE_ARRAY: its declared length).
-_PARQUET_WIDTH = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
+PARQUET_WIDTH = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
 
 
 def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
@@ -184,7 +184,7 @@ def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
             width = sum(
                 column.length
                 if column.physical_type == "FIXED_LEN_BYTE_ARRAY"
-                else _PARQUET_WIDTH.get(column.physical_type, 8)
+                else PARQUET_WIDTH.get(column.physical_type, 8)
                 for column in columns
             )
             decoded = meta.num_rows * width

@@ -32,6 +32,7 @@ import pandas as pd
 
 from pipeline.config import DataPolicy
 from pipeline.data import (
+    PARQUET_WIDTH,
     ContractCheck,
     Violation,
     check_contract,
@@ -90,16 +91,33 @@ def iter_chunks(
     chunk_rows: int,
     max_bytes: int | None = None,
     columns: tuple[str, ...] | None = None,
+    max_chunk_bytes: int | None = None,
+    max_rows: int | None = None,
 ) -> Iterator[Chunk]:
     """Yield the file in chunks of at most ``chunk_rows`` rows, read as ``read_table`` reads it.
 
     Each chunk's index is its file rows (``start`` ..). Bad input is a DataError with the same
     message as the in-memory reader's, raised when the chunk holding it is reached.
+
+    ``max_bytes`` bounds the file's bytes (a CSV is read as the bytes it is, never decompressed
+    by its extension, so its chunks decode to no more than the file). A Parquet file decodes to
+    far more than its bytes (1,000 rows of one 64 KiB text value compress to a few hundred
+    bytes): ``max_chunk_bytes`` bounds what one chunk decodes to (``[data].stream_chunk_mb``)
+    and ``max_rows`` the rows its footer declares (``[data].max_rows``); see ``_parquet_chunks``.
     """
     check_data_file(path, max_bytes=max_bytes)
-    chunks = _parquet_chunks if fmt == "parquet" else _csv_chunks
+    if fmt == "parquet":
+        chunks = _parquet_chunks(
+            path,
+            chunk_rows=chunk_rows,
+            columns=columns,
+            max_chunk_bytes=max_chunk_bytes,
+            max_rows=max_rows,
+        )
+    else:
+        chunks = _csv_chunks(path, chunk_rows=chunk_rows, columns=columns)
     start = 0
-    for frame in chunks(path, chunk_rows=chunk_rows, columns=columns):
+    for frame in chunks:
         if frame.empty:
             continue
         frame.index = pd.RangeIndex(start, start + len(frame))
@@ -135,21 +153,128 @@ def _csv_chunks(
 
 
 def _parquet_chunks(
-    path: Path, *, chunk_rows: int, columns: tuple[str, ...] | None
+    path: Path,
+    *,
+    chunk_rows: int,
+    columns: tuple[str, ...] | None,
+    max_chunk_bytes: int | None = None,
+    max_rows: int | None = None,
 ) -> Iterator[pd.DataFrame]:
+    """Record batches of at most ``chunk_rows`` rows, each as a frame.
+
+    Bounded (when given), before and while decoding: the footer's row count against
+    ``max_rows``, and each row group's footer (value counts x column widths, a lower bound)
+    against ``max_chunk_bytes`` per chunk, before a byte of data is read; then each batch as
+    decoded, before it is turned into a frame. Text columns are read as dictionaries for that
+    measure (a value repeated on every row is held once), and expanded only when the batch is
+    within the budget: a few hundred bytes of Parquet that decode to gigabytes are refused, not
+    killed by the out-of-memory killer.
+    """
     import pyarrow as pa  # noqa: PLC0415 - pyarrow is only needed for Parquet input
     import pyarrow.parquet as pq  # noqa: PLC0415
 
+    wanted = list(columns) if columns is not None else None
     try:
         parquet = pq.ParquetFile(path)
-        for batch in parquet.iter_batches(
-            batch_size=chunk_rows, columns=list(columns) if columns is not None else None
-        ):
+        meta = parquet.metadata
+        if max_rows is not None and meta.num_rows > max_rows:
+            msg = (
+                f"{path}: the Parquet footer declares {meta.num_rows} rows, more than "
+                f"[data].max_rows ({max_rows}); refused before reading"
+            )
+            raise DataError(msg)
+        text: list[str] = []
+        if max_chunk_bytes is not None:
+            _check_row_groups(path, meta, chunk_rows, max_chunk_bytes, wanted)
+            text = [
+                f.name
+                for f in parquet.schema_arrow
+                if (wanted is None or f.name in wanted)
+                and (pa.types.is_string(f.type) or pa.types.is_binary(f.type))
+            ]
+            if text:
+                parquet = pq.ParquetFile(path, read_dictionary=text)
+        groups = np.cumsum([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+        start = 0
+        for read in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
+            batch = read
+            if max_chunk_bytes is not None:
+                group = int(np.searchsorted(groups, start, side="right"))
+                batch = _within_budget(path, read, text, (group, start), max_chunk_bytes)
+            start += batch.num_rows
             frame: pd.DataFrame = pa.Table.from_batches([batch]).to_pandas()
             yield frame.reset_index(drop=True)
     except (pa.ArrowInvalid, OSError) as err:
         msg = f"{path}: expected a Parquet file, found something else ({err})"
         raise DataError(msg) from None
+
+
+def _check_row_groups(
+    path: Path, meta: Any, chunk_rows: int, max_chunk_bytes: int, wanted: list[str] | None
+) -> None:
+    """DataError when a row group's footer says a chunk of it decodes to more than allowed."""
+    schema = [meta.schema.column(i) for i in range(meta.num_columns)]
+    for index in range(meta.num_row_groups):
+        group = meta.row_group(index)
+        if group.num_rows == 0:
+            continue
+        values = 0  # bytes of the whole row group, decoded (a lower bound)
+        for i, column in enumerate(schema):
+            if wanted is not None and column.path.split(".")[0] not in wanted:
+                continue
+            width = (
+                column.length
+                if column.physical_type == "FIXED_LEN_BYTE_ARRAY"
+                else PARQUET_WIDTH.get(column.physical_type, 8)
+            )
+            values += group.column(i).num_values * width
+        rows = min(group.num_rows, chunk_rows)
+        decoded = values * rows // group.num_rows
+        if decoded > max_chunk_bytes:
+            msg = (
+                f"{path}: row group {index} ({group.num_rows} rows) decodes to at least "
+                f"{decoded / 2**20:.2f} MiB per chunk of {rows} rows (the footer's value counts "
+                f"x column widths), more than the {max_chunk_bytes / 2**20:.1f} MiB a chunk may "
+                "take ([data].stream_chunk_mb); refused before reading"
+            )
+            raise DataError(msg)
+
+
+def _within_budget(
+    path: Path, batch: Any, text: list[str], where: tuple[int, int], max_chunk_bytes: int
+) -> Any:
+    """The batch with its text columns expanded, once its decoded size is within the budget.
+
+    A text column read as a dictionary counts the bytes of the value on each row (and an
+    offset per row), as it takes once expanded; any other column its Arrow buffers.
+    """
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    expand = [
+        f.name in text and pa.types.is_dictionary(c.type)
+        for f, c in zip(batch.schema, batch.columns, strict=True)
+    ]
+    decoded = 0
+    for column, dictionary in zip(batch.columns, expand, strict=True):
+        if dictionary:
+            lengths = pc.take(pc.binary_length(column.dictionary), column.indices)
+            decoded += int(pc.sum(lengths).as_py() or 0) + 8 * len(column)
+        else:
+            decoded += column.nbytes
+    if decoded > max_chunk_bytes:
+        group, start = where
+        msg = (
+            f"{path}: row group {group} (file rows {start}..{start + batch.num_rows - 1}) "
+            f"decodes to {decoded / 2**20:.1f} MiB in a chunk of {batch.num_rows} rows, more "
+            f"than the {max_chunk_bytes / 2**20:.1f} MiB a chunk may take "
+            f"([data].stream_chunk_mb); {path.stat().st_size / 2**20:.2f} MiB on disk"
+        )
+        raise DataError(msg)
+    # Measured and within the budget: expanded, as they would have been read without it.
+    arrays = [c.dictionary_decode() if d else c for c, d in zip(batch.columns, expand, strict=True)]
+    fields = [f.with_type(a.type) for f, a in zip(batch.schema, arrays, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, batch.schema.metadata))
 
 
 # --- one pass: contract, the profile's exact parts, drift, range, duplicates, a sample -------
@@ -274,7 +399,12 @@ def scan(
     if not digests:
         scanner.counts.digests = None
     for chunk in iter_chunks(
-        path, fmt=contract.resolved_format, chunk_rows=chunk_rows, max_bytes=max_bytes
+        path,
+        fmt=contract.resolved_format,
+        chunk_rows=chunk_rows,
+        max_bytes=max_bytes,
+        max_chunk_bytes=contract.stream_chunk_bytes,
+        max_rows=contract.max_rows,
     ):
         scanner.add(chunk)
     if file_signature(path) != signature:
@@ -451,6 +581,8 @@ def _numeric_chunks(
         chunk_rows=chunk_rows,
         max_bytes=max_bytes,
         columns=names,
+        max_chunk_bytes=contract.stream_chunk_bytes,
+        max_rows=contract.max_rows,
     ):
         checked, _ = check_contract(chunk.frame, contract)
         yield {name: numeric_values(checked[name]) for name in names}
@@ -544,7 +676,12 @@ def ids_at(path: Path, contract: DataPolicy, *, rows: Array, chunk_rows: int) ->
     wanted = np.unique(rows)
     found: dict[int, str] = {}
     for chunk in iter_chunks(
-        path, fmt=contract.resolved_format, chunk_rows=chunk_rows, columns=(name,)
+        path,
+        fmt=contract.resolved_format,
+        chunk_rows=chunk_rows,
+        columns=(name,),
+        max_chunk_bytes=contract.stream_chunk_bytes,
+        max_rows=contract.max_rows,
     ):
         end = chunk.start + len(chunk.frame)
         here = wanted[(wanted >= chunk.start) & (wanted < end)]

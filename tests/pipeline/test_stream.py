@@ -406,3 +406,137 @@ def test_profiling_in_small_chunks_never_holds_the_whole_table(tmp_path):
     # must be broken by the one-chunk run, or this test could not fail.
     assert chunked < bound, f"chunked peak {chunked / 2**20:.1f} MiB"
     assert whole > bound, f"one-chunk peak {whole / 2**20:.1f} MiB"
+
+
+# --- bounds on what a streamed file may decode to ---------------------------------------------
+
+
+def _string_bomb(path: Path, *, rows: int, value_kib: int, row_group_rows: int) -> Path:
+    """The clean frame with one text column holding a single long value from the second row
+    group on ("red" before).
+
+    Written dictionary-encoded and without Arrow's schema (as any writer may), the value is
+    stored once and compressed: 1,000 rows of a 64 KiB value take a few KB on disk and
+    decode to 62.5 MiB of text.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(_clean_frame(rows), preserve_index=False)
+    long = pa.DictionaryArray.from_arrays(
+        pa.array((np.arange(rows) >= row_group_rows).astype(np.int32)),
+        pa.array(["red", "r" * (value_kib * 1024)]),
+    )
+    table = table.set_column(table.schema.get_field_index("colour"), "colour", long)
+    pq.write_table(
+        table, path, store_schema=False, compression="zstd", row_group_size=row_group_rows
+    )
+    return path
+
+
+def test_a_chunk_decoding_past_the_budget_is_refused_naming_the_row_group(tmp_path):
+    path = _string_bomb(tmp_path / "d.parquet", rows=2000, value_kib=64, row_group_rows=1000)
+    assert path.stat().st_size < 64 * 1024  # smaller than one of its values
+    contract = _contract(path, stream_chunk_mb=8.0)
+    pattern = (
+        r"d\.parquet: row group 1 \(file rows 1000\.\.1499\) decodes to 31\.\d MiB in a chunk "
+        r"of 500 rows, more than the 8\.0 MiB a chunk may take \(\[data\]\.stream_chunk_mb\)"
+    )
+    with pytest.raises(DataError, match=pattern):
+        scan(path, contract, chunk_rows=500)
+    # The same file in chunks small enough for the budget is read, and its text is text.
+    chunks = list(iter_chunks(path, fmt="parquet", chunk_rows=100, **_bounds(contract)))
+    assert sum(len(c.frame) for c in chunks) == 2000
+    assert chunks[0].frame["colour"].iloc[0] == "red"
+    assert chunks[-1].frame["colour"].iloc[0] == "r" * 64 * 1024
+    # read as it is read without a budget (text as text, not categories)
+    unbounded = list(iter_chunks(path, fmt="parquet", chunk_rows=100))
+    for bounded, plain in zip(chunks, unbounded, strict=True):
+        pd.testing.assert_frame_equal(bounded.frame, plain.frame)
+
+
+def _bounds(contract: DataPolicy) -> dict[str, int]:
+    return {"max_chunk_bytes": contract.stream_chunk_bytes, "max_rows": contract.max_rows}
+
+
+def test_a_row_group_whose_footer_says_too_much_is_refused_before_reading(tmp_path):
+    path = tmp_path / "d.parquet"
+    _clean_frame(20_000).to_parquet(path, index=False, row_group_size=20_000)
+    contract = _contract(path, stream_chunk_mb=0.25)
+    pattern = (
+        r"d\.parquet: row group 0 \(20000 rows\) decodes to at least \d+\.\d+ MiB per chunk of "
+        r"20000 rows \(the footer's value counts x column widths\), more than the 0\.2 MiB a "
+        r"chunk may take \(\[data\]\.stream_chunk_mb\); refused before reading"
+    )
+    with pytest.raises(DataError, match=pattern):
+        scan(path, contract, chunk_rows=20_000)
+    # In chunks of 2,000 rows the same row group is within the budget.
+    assert scan(path, contract, chunk_rows=2_000).rows == 20_000
+
+
+def test_more_rows_in_the_footer_than_max_rows_are_refused_before_reading(tmp_path):
+    path = _write(_clean_frame(500), tmp_path / "d.parquet")
+    contract = _contract(path, max_rows=100)
+    pattern = (
+        r"d\.parquet: the Parquet footer declares 500 rows, more than \[data\]\.max_rows "
+        r"\(100\); refused before reading"
+    )
+    with pytest.raises(DataError, match=pattern):
+        scan(path, contract, chunk_rows=50)
+    assert scan(path, _contract(path, max_rows=500), chunk_rows=50).rows == 500
+
+
+def test_a_compressed_csv_is_streamed_as_the_bytes_it_is(tmp_path):
+    # Never decompressed by its extension (as read_table): a 1 KB .gz is not 100 MB of rows.
+    import gzip
+
+    path = tmp_path / "d.csv.gz"
+    path.write_bytes(gzip.compress(b"id,x\n" + b"1,2\n" * 1_000_000))
+    assert path.stat().st_size < 20_000
+    with pytest.raises(DataError, match=r"d\.csv\.gz: expected UTF-8 CSV"):
+        list(iter_chunks(path, fmt="csv", chunk_rows=1000))
+
+
+_REFUSE = """
+import re, sys
+from pathlib import Path
+from pipeline.errors import DataError
+from pipeline.stream import iter_chunks
+
+def status(key):
+    return int(re.search(key + r":\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+
+path = Path(sys.argv[1])
+Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
+before = status("VmRSS")
+try:
+    list(iter_chunks(path, fmt="parquet", chunk_rows=1000, max_chunk_bytes=8 * 2**20))
+except DataError as err:
+    print("refused", (status("VmHWM") - before) * 1024, str(err).replace(" ", "_"))
+"""
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/clear_refs").exists(), reason="needs Linux's resettable peak RSS"
+)
+def test_a_refused_chunk_is_measured_without_being_expanded(tmp_path):
+    import subprocess
+    import sys
+
+    # 1,000 rows of one 256 KiB value in one row group: 250 MiB of text, a few KB on disk.
+    path = _string_bomb(tmp_path / "d.parquet", rows=2000, value_kib=256, row_group_rows=1000)
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", _REFUSE, str(path)],
+        cwd=repo,
+        env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    refused, peak, message = done.stdout.split()
+    assert refused == "refused"
+    assert "row_group_1_(file_rows_1000..1999)_decodes_to_250.1_MiB" in message
+    assert int(peak) < 64 * 2**20  # the 250 MiB chunk was never built
