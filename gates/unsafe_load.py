@@ -355,7 +355,11 @@ _SHELL_TAKERS = frozenset(
 # ``**mapping``, given to ``functools.partial``, or written out at a call of the function under
 # another name is not read at all (SAST106). ``shell=`` (SAST104) and the loaders' ``Loader=``/
 # ``weights_only=``/``allow_pickle=`` (SAST101) have rules of their own.
-_HTTP = ("requests.*", "httpx.*")
+_VERBS = ("get", "options", "head", "post", "put", "patch", "delete")
+_HTTP = (
+    *(f"requests.{v}" for v in _VERBS),
+    *(f"httpx.{v}" for v in [*_VERBS, "request", "stream", "Client", "AsyncClient"]),
+)
 _KEYGEN = (
     "cryptography.hazmat.primitives.asymmetric.*.generate_private_key",
     "Crypto.PublicKey.*.generate",
@@ -385,6 +389,10 @@ _PARTIALS = frozenset({"functools.partial", "functools.partialmethod"})
 # Keywords bandit reads at any call (by value: an SSL/TLS protocol constant).
 _ANY_CALL = frozenset(
     (key, "*") for key, entries in BANDIT_KEYWORDS.items() for p, _ in entries if p == ("*",)
+)
+# Calls that reach a scope's names by name (a dict bound there can be changed through them).
+_NAMESPACE_CALLS = frozenset(
+    f"builtins.{n}" for n in ["locals", "vars", "globals", "exec", "eval", "compile"]
 )
 # Methods of a dict that add no key to it (any other use of the dict may add one).
 _DICT_READS = frozenset(
@@ -1858,7 +1866,12 @@ class _Checker:
     def _name_keys(self, node: ast.Name, scope: _Scope, depth: int) -> _Keys | None:
         """A name bound only to readable mappings, with every key written into it later."""
         defining = self.module.defining(node.id, scope)
-        if defining is None or defining.node is None:
+        # Only a function's own names: a module's or a class's dict can be changed from another
+        # module (``m.OPTIONS["verify"] = False``), and a scope that reaches its names by
+        # ``locals()``/``globals()``/``exec`` can change it unseen.
+        if defining is None or defining.kind != "function" or defining.node is None:
+            return None
+        if self._namespace_used(defining.node):
             return None
         found: _Keys = {}
         for binding in defining.bindings[node.id]:
@@ -1873,6 +1886,14 @@ class _Checker:
                 if written is None or not _merge(found, written):
                     return None
         return found
+
+    def _namespace_used(self, node: ast.AST) -> bool:
+        """A call inside ``node`` of something that reaches a scope's names by name."""
+        return any(
+            isinstance(call, ast.Call)
+            and _names(self.resolve(call.func, self._scope_of(call))) & _NAMESPACE_CALLS
+            for call in ast.walk(node)
+        )
 
     def _written_keys(self, use: ast.Name, depth: int) -> _Keys | None:  # noqa: PLR0911 - one per use
         """The keys one use of a dict's name adds to it ({} for a read), None when unknown.
@@ -1953,6 +1974,8 @@ class _Checker:
         for func in funcs:
             if isinstance(func, _Partial):
                 callees |= _names(func.targets)
+            elif isinstance(func, _MethodCaller) and self._judge_methodcaller(node, func, scope):
+                return
         callees.discard("")
         how = f"written out under the name {written or ast.unparse(node.func)[:_SHOWN]}"
         how = "given to functools.partial" if names & _PARTIALS else how
@@ -1996,6 +2019,19 @@ class _Checker:
         name the value resolves to: what bandit's B502 compares ``method=``/``ssl_version=`` to."""
         names = _names(self.resolve(value, scope)) | {_dotted(value)}
         return any(re.search(r"SSL|TLS", n.rpartition(".")[2], re.IGNORECASE) for n in names)
+
+    def _judge_methodcaller(self, node: ast.Call, func: _MethodCaller, scope: _Scope) -> bool:
+        """``methodcaller("get", url, verify=False)(requests)``: the keywords went to
+        ``operator.methodcaller``, the call is of ``requests.get``."""
+        if not node.args:
+            return False
+        target = _names(self.module.attribute(self.resolve(node.args[0], scope), func.name))
+        how = f"through operator.methodcaller({func.name!r})"
+        return any(
+            keyword.arg is not None
+            and self._hidden_keyword(node, keyword.arg, target, set(), how, written=False)
+            for keyword in func.call.keywords
+        )
 
     def _hidden_keyword(
         self,

@@ -624,22 +624,27 @@ options = {}
 options.setdefault("verify", False)
 requests.get(url, **options)  # <-
 
-## verify_set_in_another_function SAST106
+## verify_set_in_a_nested_function SAST106
 import requests
-OPTIONS = {"timeout": 5}
-
-def insecure():
-    OPTIONS["verify"] = False
 
 def fetch():
-    return requests.get(url, **OPTIONS)  # <-
+    options = {"headers": headers}
+
+    def insecure():
+        options["verify"] = False
+
+    insecure()
+    return requests.get(url, **options)  # <-
 
 ## verify_set_after_the_call SAST106
 import requests
-options = {}
+
 def fetch():
-    return requests.get(url, **options)  # <-
-options["verify"] = False
+    options = {}
+    for attempt in range(2):
+        if attempt:
+            return requests.get(url, **options)  # <-
+        options["verify"] = False
 
 ## verify_filled_by_a_helper SAST106
 import requests
@@ -682,8 +687,8 @@ fetch = bind(requests.get, **{"verify": False})  # <-
 
 ## verify_at_partial_call SAST106
 import functools, requests
-fetch = functools.partial(requests.get, timeout=5)  # <-
-fetch(url, verify=False)
+fetch = functools.partial(requests.get, url)
+fetch(verify=False)  # <-
 
 ## verify_to_an_alias SAST106
 import requests
@@ -702,6 +707,48 @@ http.get(url, verify=False)  # <-
 ## verify_to_httpx_client SAST106
 import httpx
 client = httpx.Client(**{"verify": False})  # <-
+
+## verify_set_from_another_module SAST106
+import requests
+OPTIONS = {"headers": headers}  # a module's dict: `import m; m.OPTIONS["verify"] = False` elsewhere
+
+def fetch():
+    return requests.get(url, **OPTIONS)  # <-
+
+## verify_set_through_globals SAST106
+import requests
+OPTIONS = {"headers": headers}
+globals()["OPTIONS"]["verify"] = False
+requests.get(url, **OPTIONS)  # <-
+
+## verify_set_through_locals SAST106
+import requests
+
+def fetch():
+    options = {"headers": headers}
+    locals()["options"]["verify"] = False
+    return requests.get(url, **options)  # <-
+
+## verify_set_through_exec SAST106
+import requests
+
+def fetch():
+    options = {"headers": headers}
+    exec("options['verify'] = False")
+    return requests.get(url, **options)  # <-
+
+## verify_through_class_attribute SAST106
+import requests
+
+class Settings:
+    OPTIONS = {"verify": False}
+
+requests.get(url, **Settings.OPTIONS)  # <-
+
+## verify_through_methodcaller SAST106
+import operator, requests
+fetch = operator.methodcaller("get", url, verify=False)
+fetch(requests)  # <-
 
 ## flask_debug_through_kwargs SAST106
 import flask
@@ -810,10 +857,17 @@ md5(blob, usedforsecurity=False)
 
 ## keywords_bandit_does_not_read_through_kwargs
 import json, requests
-options = {"headers": headers, "params": params}
-options["allow_redirects"] = False
-requests.get(url, timeout=5, **options)
-json.loads(text, **{"parse_float": float})
+
+def fetch(url):
+    options = {"headers": headers, "params": params}
+    options["allow_redirects"] = False
+    json.loads(text, **{"parse_float": float})
+    return requests.get(url, timeout=5, **options)
+
+## requests_calls_bandit_does_not_read_verify_on
+import requests
+session = requests.Session(**settings)
+requests.request("GET", url, **settings)
 
 ## kwargs_to_an_unknown_callee
 def wrap(**kwargs):
@@ -827,9 +881,11 @@ if "timeout" in options and options.get("timeout"):
 
 ## numpy_options_read_and_safe
 import numpy as np
-options = {"mmap_mode": "r"}
-options["allow_pickle"] = False
-np.load(path, **options)
+
+def read(path):
+    options = {"mmap_mode": "r"}
+    options["allow_pickle"] = False
+    return np.load(path, **options)
 
 ## http_method_through_kwargs
 fields = {"method": request.method, "path": path}
