@@ -1615,6 +1615,19 @@ class _Checker:
             b.expr is None and b.value is not None for b in defining.bindings[func.id]
         )
 
+    def _bandit_names(self, func: ast.expr, scope: _Scope) -> set[str]:
+        """The name bandit gives a call: its dotted spelling with the first name replaced by
+        what that name's import statement names (``import requests as r``: ``r.get`` is
+        ``requests.get``), and nothing further: bandit follows no assignment and no other
+        module (``from pkg.http import get``, re-exporting ``requests.get``, is ``pkg.http.get``)."""
+        written = _dotted(func)
+        if not self._plain(func, scope):
+            return {written}
+        root, _, tail = written.partition(".")
+        defining = self.module.defining(root, scope)
+        bound = [b.value or _NOTHING for b in defining.bindings[root]] if defining else []
+        return {".".join(filter(None, [n, tail])) for v in bound for n in _names(v)} or {written}
+
     def _judge_import_call(self, node: ast.Call, names: set[str]) -> None:
         target = self.module.import_target(node, names)
         if target.module is not None:
@@ -1966,7 +1979,7 @@ class _Checker:
         names = _names(funcs)
         written = _dotted(node.func)
         callees = names | {written}
-        seen = names if self._plain(node.func, scope) else {written}
+        seen = self._bandit_names(node.func, scope)
         if names & _PARTIALS and node.args:  # partial(f, k=v): bandit reads k= on partial
             target = node.args[0]
             callees = _names(self.resolve(target, scope)) | {_dotted(target)}
@@ -1977,7 +1990,7 @@ class _Checker:
             elif isinstance(func, _MethodCaller) and self._judge_methodcaller(node, func, scope):
                 return
         callees.discard("")
-        how = f"written out under the name {written or ast.unparse(node.func)[:_SHOWN]}"
+        how = f"written out under the name {min(seen - {''}, default=ast.unparse(node.func)[:_SHOWN])}"
         how = "given to functools.partial" if names & _PARTIALS else how
         for keyword in node.keywords:
             if keyword.arg is not None:

@@ -1063,6 +1063,25 @@ def test_a_loader_reexported_by_another_scanned_module_is_followed(
     assert [(u.rule, u.path, u.line) for u in found] == [(rule, "pkg/use.py", 2)]
 
 
+def test_a_keyword_to_a_function_reexported_by_another_scanned_module_is_flagged(
+    tmp_path: Path,
+) -> None:
+    # bandit names the call pkg.http.get (it follows no other module): B501 never fires.
+    files = _tree(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/http.py": "from requests import get\n",
+            "pkg/use.py": "from pkg.http import get\nget(url, verify=False)\n",
+        },
+    )
+    found = scan(files, root=tmp_path, allowed=[])
+    assert [(u.rule, u.path, u.line, u.call) for u in found] == [
+        ("SAST106", "pkg/use.py", 2, "requests.get")
+    ]
+    assert "under the name pkg.http.get" in found[0].message
+
+
 def test_a_computed_import_outside_the_own_packages_is_flagged(tmp_path: Path) -> None:
     # "gates." confines the import to a scanned package; "pkg_" + name could be anything.
     code = """
