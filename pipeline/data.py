@@ -165,6 +165,50 @@ def refuse_row_labels(frame: pd.DataFrame, path: Path) -> None:
 PARQUET_WIDTH = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
 
 
+def text_columns(schema: Any, wanted: Sequence[str] | None = None) -> list[str]:
+    """The string and binary columns of an Arrow schema (of ``wanted``): read as dictionaries
+    by ``decoded_size``'s callers, so that a value repeated on every row is held once."""
+    import pyarrow as pa  # noqa: PLC0415 - pyarrow is only needed for Parquet input
+
+    return [
+        f.name
+        for f in schema
+        if (wanted is None or f.name in wanted)
+        and (pa.types.is_string(f.type) or pa.types.is_binary(f.type))
+    ]
+
+
+def decoded_size(table: Any, text: Sequence[str]) -> int:
+    """Bytes an Arrow table takes once its ``text`` columns (read as dictionaries) are expanded:
+    each row's value length and an offset per row; any other column, its buffers."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    size = 0
+    for field_, column in zip(table.schema, table.columns, strict=True):
+        if field_.name in text and pa.types.is_dictionary(field_.type):
+            for chunk in column.chunks:
+                lengths = pc.take(pc.binary_length(chunk.dictionary), chunk.indices)
+                size += int(pc.sum(lengths).as_py() or 0) + 8 * len(chunk)
+        else:
+            size += column.nbytes
+    return size
+
+
+def expand_text(table: Any, text: Sequence[str]) -> Any:
+    """The table with its ``text`` dictionary columns expanded, as read without dictionaries."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    for index, field_ in enumerate(table.schema):
+        if field_.name in text and pa.types.is_dictionary(field_.type):
+            kind = field_.type.value_type
+            column = pa.chunked_array(
+                [c.dictionary_decode() for c in table.column(index).chunks], type=kind
+            )
+            table = table.set_column(index, field_.with_type(kind), column)
+    return table
+
+
 def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
     """The whole Parquet file as a frame; ``max_bytes`` bounds its decoded size too.
 
@@ -172,7 +216,9 @@ def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
     10 million rows, and even the footer's "uncompressed" sizes are of the encoded pages. The
     footer's row count times each column's width in memory is a lower bound of the decoded
     size, checked against ``max_bytes`` before anything is decoded, so that such a file is
-    refused with a message rather than by the out-of-memory killer.
+    refused with a message rather than by the out-of-memory killer. Text is not bounded by the
+    footer (one 1 MiB value on 1,000 rows is 3 KB of Parquet): it is read as dictionaries and
+    measured as it would be expanded (``decoded_size``), and expanded only within the limit.
     """
     import pyarrow as pa  # noqa: PLC0415 - pyarrow is only needed for Parquet input
     import pyarrow.parquet as pq  # noqa: PLC0415
@@ -196,7 +242,21 @@ def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
                     f"{max_bytes / 2**20:.1f} MiB allowed ([data.checks].max_file_mb)"
                 )
                 raise DataError(msg)
-        frame: pd.DataFrame = pq.read_table(path).to_pandas()
+            text = text_columns(pq.ParquetFile(path).schema_arrow)
+            table = pq.read_table(path, read_dictionary=text or None)
+            decoded = decoded_size(table, text)
+            if decoded > max_bytes:
+                msg = (
+                    f"{path}: Parquet file decodes to {decoded / 2**20:.1f} MiB (its text "
+                    f"measured before it is expanded; {path.stat().st_size / 2**20:.2f} MiB on "
+                    f"disk), larger than the {max_bytes / 2**20:.1f} MiB allowed "
+                    "([data.checks].max_file_mb)"
+                )
+                raise DataError(msg)
+            table = expand_text(table, text)
+        else:
+            table = pq.read_table(path)
+        frame: pd.DataFrame = table.to_pandas()
     except (pa.ArrowInvalid, OSError) as err:
         msg = f"{path}: expected a Parquet file, found something else ({err})"
         raise DataError(msg) from None

@@ -38,7 +38,10 @@ from pipeline.data import (
     check_contract,
     check_data_file,
     csv_errors,
+    decoded_size,
+    expand_text,
     refuse_row_labels,
+    text_columns,
 )
 from pipeline.errors import DataError
 from pipeline.flags import Flags
@@ -186,23 +189,27 @@ def _parquet_chunks(
         text: list[str] = []
         if max_chunk_bytes is not None:
             _check_row_groups(path, meta, chunk_rows, max_chunk_bytes, wanted)
-            text = [
-                f.name
-                for f in parquet.schema_arrow
-                if (wanted is None or f.name in wanted)
-                and (pa.types.is_string(f.type) or pa.types.is_binary(f.type))
-            ]
+            text = text_columns(parquet.schema_arrow, wanted)
             if text:
                 parquet = pq.ParquetFile(path, read_dictionary=text)
         groups = np.cumsum([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
         start = 0
-        for read in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
-            batch = read
+        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
+            table = pa.Table.from_batches([batch])
             if max_chunk_bytes is not None:
-                group = int(np.searchsorted(groups, start, side="right"))
-                batch = _within_budget(path, read, text, (group, start), max_chunk_bytes)
-            start += batch.num_rows
-            frame: pd.DataFrame = pa.Table.from_batches([batch]).to_pandas()
+                decoded = decoded_size(table, text)
+                if decoded > max_chunk_bytes:
+                    group = int(np.searchsorted(groups, start, side="right"))
+                    msg = (
+                        f"{path}: row group {group} (file rows {start}..{start + len(table) - 1})"
+                        f" decodes to {decoded / 2**20:.1f} MiB in a chunk of {len(table)} rows, "
+                        f"more than the {max_chunk_bytes / 2**20:.1f} MiB a chunk may take "
+                        f"([data].stream_chunk_mb); {path.stat().st_size / 2**20:.2f} MiB on disk"
+                    )
+                    raise DataError(msg)
+                table = expand_text(table, text)  # measured: expanded as read without a bound
+            start += len(table)
+            frame: pd.DataFrame = table.to_pandas()
             yield frame.reset_index(drop=True)
     except (pa.ArrowInvalid, OSError) as err:
         msg = f"{path}: expected a Parquet file, found something else ({err})"
@@ -238,43 +245,6 @@ def _check_row_groups(
                 "take ([data].stream_chunk_mb); refused before reading"
             )
             raise DataError(msg)
-
-
-def _within_budget(
-    path: Path, batch: Any, text: list[str], where: tuple[int, int], max_chunk_bytes: int
-) -> Any:
-    """The batch with its text columns expanded, once its decoded size is within the budget.
-
-    A text column read as a dictionary counts the bytes of the value on each row (and an
-    offset per row), as it takes once expanded; any other column its Arrow buffers.
-    """
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.compute as pc  # noqa: PLC0415
-
-    expand = [
-        f.name in text and pa.types.is_dictionary(c.type)
-        for f, c in zip(batch.schema, batch.columns, strict=True)
-    ]
-    decoded = 0
-    for column, dictionary in zip(batch.columns, expand, strict=True):
-        if dictionary:
-            lengths = pc.take(pc.binary_length(column.dictionary), column.indices)
-            decoded += int(pc.sum(lengths).as_py() or 0) + 8 * len(column)
-        else:
-            decoded += column.nbytes
-    if decoded > max_chunk_bytes:
-        group, start = where
-        msg = (
-            f"{path}: row group {group} (file rows {start}..{start + batch.num_rows - 1}) "
-            f"decodes to {decoded / 2**20:.1f} MiB in a chunk of {batch.num_rows} rows, more "
-            f"than the {max_chunk_bytes / 2**20:.1f} MiB a chunk may take "
-            f"([data].stream_chunk_mb); {path.stat().st_size / 2**20:.2f} MiB on disk"
-        )
-        raise DataError(msg)
-    # Measured and within the budget: expanded, as they would have been read without it.
-    arrays = [c.dictionary_decode() if d else c for c, d in zip(batch.columns, expand, strict=True)]
-    fields = [f.with_type(a.type) for f, a in zip(batch.schema, arrays, strict=True)]
-    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, batch.schema.metadata))
 
 
 # --- one pass: contract, the profile's exact parts, drift, range, duplicates, a sample -------

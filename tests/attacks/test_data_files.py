@@ -116,3 +116,34 @@ def test_a_parquet_file_that_decodes_past_the_size_limit_is_refused(tmp_path: Pa
         read_table(path, fmt="parquet", max_bytes=4 * 2**20)
     # Control: under a limit it fits, the same file reads.
     assert len(read_table(path, fmt="parquet", max_bytes=64 * 2**20)) == rows
+
+
+def test_parquet_text_that_decodes_past_the_size_limit_is_refused(tmp_path: Path) -> None:
+    """Text escapes the footer's bound (a reference per row): one 64 KiB value on 2,000 rows,
+    dictionary-encoded and compressed, is under 8 KB that decodes to 125 MiB. It is
+    read as a dictionary, measured as it would be expanded, and refused before expanding."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.data import read_table
+    from pipeline.errors import DataError
+
+    path = tmp_path / "bomb.parquet"
+    rows = 2_000
+    text = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(rows, dtype=np.int32)), pa.array(["t" * 64 * 1024])
+    )
+    table = pa.table({"id": pa.array(np.arange(rows)), "text": text})
+    pq.write_table(table, path, store_schema=False, compression="zstd")
+    assert path.stat().st_size < 8_192
+    with pytest.raises(
+        DataError,
+        match=r"bomb\.parquet: Parquet file decodes to 125\.0 MiB \(its text measured before "
+        r"it is expanded; 0\.\d\d MiB on disk\), larger than the 64\.0 MiB allowed",
+    ):
+        read_table(path, fmt="parquet", max_bytes=64 * 2**20)
+    # Control: under a limit it fits, the text reads as text, as without a limit.
+    frame = read_table(path, fmt="parquet", max_bytes=256 * 2**20)
+    assert frame["text"].iloc[-1] == "t" * 64 * 1024
+    assert frame.equals(read_table(path, fmt="parquet"))

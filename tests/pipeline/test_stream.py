@@ -486,17 +486,6 @@ def test_more_rows_in_the_footer_than_max_rows_are_refused_before_reading(tmp_pa
     assert scan(path, _contract(path, max_rows=500), chunk_rows=50).rows == 500
 
 
-def test_a_compressed_csv_is_streamed_as_the_bytes_it_is(tmp_path):
-    # Never decompressed by its extension (as read_table): a 1 KB .gz is not 100 MB of rows.
-    import gzip
-
-    path = tmp_path / "d.csv.gz"
-    path.write_bytes(gzip.compress(b"id,x\n" + b"1,2\n" * 1_000_000))
-    assert path.stat().st_size < 20_000
-    with pytest.raises(DataError, match=r"d\.csv\.gz: expected UTF-8 CSV"):
-        list(iter_chunks(path, fmt="csv", chunk_rows=1000))
-
-
 _REFUSE = """
 import re, sys
 from pathlib import Path
