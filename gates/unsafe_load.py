@@ -356,9 +356,14 @@ _SHELL_TAKERS = frozenset(
 # another name is not read at all (SAST106). ``shell=`` (SAST104) and the loaders' ``Loader=``/
 # ``weights_only=``/``allow_pickle=`` (SAST101) have rules of their own.
 _VERBS = ("get", "options", "head", "post", "put", "patch", "delete")
+# bandit: the qualified name starts with requests (httpx) and ends with one of these.
 _HTTP = (
-    *(f"requests.{v}" for v in _VERBS),
-    *(f"httpx.{v}" for v in [*_VERBS, "request", "stream", "Client", "AsyncClient"]),
+    *(f"requests.{p}{v}" for v in _VERBS for p in ["", "*."]),
+    *(
+        f"httpx.{p}{v}"
+        for v in [*_VERBS, "request", "stream", "Client", "AsyncClient"]
+        for p in ["", "*."]
+    ),
 )
 _KEYGEN = (
     "cryptography.hazmat.primitives.asymmetric.*.generate_private_key",

@@ -569,6 +569,10 @@ import requests
 options = {"verify": False, "timeout": 5}
 requests.post(url, data=body, **options)  # <-
 
+## verify_through_kwargs_to_requests_api SAST106
+import requests.api
+requests.api.get(url, **{"verify": False})  # <-
+
 ## verify_through_dict_call SAST106
 import requests as r
 r.get(url, **dict(verify=False))  # <-
