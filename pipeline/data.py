@@ -178,6 +178,20 @@ def text_columns(schema: Any, wanted: Sequence[str] | None = None) -> list[str]:
     ]
 
 
+def refuse_nested(path: Path, schema: Any, wanted: Sequence[str] | None = None) -> None:
+    """DataError for a nested column (list, struct, map): the contract's columns are flat, and
+    a list holds any number of values per row, which no bound on rows sees before decoding."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    for f in schema:
+        if (wanted is None or f.name in wanted) and pa.types.is_nested(f.type):
+            msg = (
+                f"{path}: column '{f.name}' is nested ({f.type}); expected flat columns "
+                "(float64, int64, string, bool), refused before decoding"
+            )
+            raise DataError(msg)
+
+
 def decoded_size(table: Any, text: Sequence[str]) -> int:
     """Bytes an Arrow table takes once its ``text`` columns (read as dictionaries) are expanded:
     each row's value length and an offset per row; any other column, its buffers."""
@@ -225,6 +239,7 @@ def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
 
     try:
         if max_bytes is not None:
+            refuse_nested(path, pq.ParquetFile(path).schema_arrow)
             meta = pq.ParquetFile(path).metadata
             columns = [meta.schema.column(i) for i in range(meta.num_columns)]
             width = sum(

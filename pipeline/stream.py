@@ -40,6 +40,7 @@ from pipeline.data import (
     csv_errors,
     decoded_size,
     expand_text,
+    refuse_nested,
     refuse_row_labels,
     text_columns,
 )
@@ -188,6 +189,7 @@ def _parquet_chunks(
             raise DataError(msg)
         text: list[str] = []
         if max_chunk_bytes is not None:
+            refuse_nested(path, parquet.schema_arrow, wanted)
             _check_row_groups(path, meta, chunk_rows, max_chunk_bytes, wanted)
             text = text_columns(parquet.schema_arrow, wanted)
             if text:

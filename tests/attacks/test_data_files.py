@@ -147,3 +147,28 @@ def test_parquet_text_that_decodes_past_the_size_limit_is_refused(tmp_path: Path
     frame = read_table(path, fmt="parquet", max_bytes=256 * 2**20)
     assert frame["text"].iloc[-1] == "t" * 64 * 1024
     assert frame.equals(read_table(path, fmt="parquet"))
+
+
+def test_a_nested_parquet_column_is_refused_before_it_decodes(tmp_path: Path) -> None:
+    """A list column holds any number of values per row (4 million zeros in one row: a few KB
+    on disk, 32 MiB decoded), which the footer's rows x widths does not see; the contract's
+    columns are flat, so a nested one is refused before anything is decoded, in memory and
+    streamed."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.data import read_table
+    from pipeline.errors import DataError
+    from pipeline.stream import iter_chunks
+
+    path = tmp_path / "nested.parquet"
+    values = pa.array(np.zeros(4_000_000, dtype=np.int64))
+    column = pa.ListArray.from_arrays(pa.array([0, 4_000_000], type=pa.int32()), values)
+    pq.write_table(pa.table({"id": [1], "x": column}), path, compression="zstd")
+    assert path.stat().st_size < 64 * 1024
+    pattern = r"nested\.parquet: column 'x' is nested \(list<element: int64>\)"
+    with pytest.raises(DataError, match=pattern):
+        read_table(path, fmt="parquet", max_bytes=4 * 2**20)
+    with pytest.raises(DataError, match=pattern):
+        list(iter_chunks(path, fmt="parquet", chunk_rows=10, max_chunk_bytes=4 * 2**20))
