@@ -170,11 +170,18 @@ def text_columns(schema: Any, wanted: Sequence[str] | None = None) -> list[str]:
     by ``decoded_size``'s callers, so that a value repeated on every row is held once."""
     import pyarrow as pa  # noqa: PLC0415 - pyarrow is only needed for Parquet input
 
+    kinds = (
+        pa.types.is_string,
+        pa.types.is_large_string,
+        pa.types.is_string_view,
+        pa.types.is_binary,
+        pa.types.is_large_binary,
+        pa.types.is_binary_view,
+    )
     return [
         f.name
         for f in schema
-        if (wanted is None or f.name in wanted)
-        and (pa.types.is_string(f.type) or pa.types.is_binary(f.type))
+        if (wanted is None or f.name in wanted) and any(kind(f.type) for kind in kinds)
     ]
 
 
