@@ -199,20 +199,30 @@ def refuse_nested(path: Path, schema: Any, wanted: Sequence[str] | None = None) 
             raise DataError(msg)
 
 
-def decoded_size(table: Any, text: Sequence[str]) -> int:
-    """Bytes an Arrow table takes once its ``text`` columns (read as dictionaries) are expanded:
-    each row's value length and an offset per row; any other column, its buffers."""
+def decoded_size(table: Any) -> int:
+    """Bytes an Arrow table takes once every dictionary column is expanded (text read as
+    dictionaries, and a column the file itself stores as one: pandas reads that as categories,
+    which the contract's checks turn back into one value per row): each row's value length
+    and an offset per row for text, the value width per row otherwise; any other column, its
+    buffers."""
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.compute as pc  # noqa: PLC0415
 
     size = 0
     for field_, column in zip(table.schema, table.columns, strict=True):
-        if field_.name in text and pa.types.is_dictionary(field_.type):
-            for chunk in column.chunks:
-                lengths = pc.take(pc.binary_length(chunk.dictionary), chunk.indices)
-                size += int(pc.sum(lengths).as_py() or 0) + 8 * len(chunk)
-        else:
+        if not pa.types.is_dictionary(field_.type):
             size += column.nbytes
+            continue
+        try:
+            width = max(1, field_.type.value_type.bit_width // 8)
+        except ValueError:  # not of fixed width: text
+            width = 0
+        for chunk in column.chunks:
+            if width:
+                size += width * len(chunk)
+                continue
+            lengths = pc.take(pc.binary_length(chunk.dictionary), chunk.indices)
+            size += int(pc.sum(lengths).as_py() or 0) + 8 * len(chunk)
     return size
 
 
@@ -266,7 +276,7 @@ def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
                 raise DataError(msg)
             text = text_columns(pq.ParquetFile(path).schema_arrow)
             table = pq.read_table(path, read_dictionary=text or None)
-            decoded = decoded_size(table, text)
+            decoded = decoded_size(table)
             if decoded > max_bytes:
                 msg = (
                     f"{path}: Parquet file decodes to {decoded / 2**20:.1f} MiB (its text "

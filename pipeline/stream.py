@@ -199,7 +199,7 @@ def _parquet_chunks(
         for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
             table = pa.Table.from_batches([batch])
             if max_chunk_bytes is not None:
-                decoded = decoded_size(table, text)
+                decoded = decoded_size(table)
                 if decoded > max_chunk_bytes:
                     group = int(np.searchsorted(groups, start, side="right"))
                     msg = (

@@ -200,3 +200,32 @@ def test_text_of_every_arrow_string_type_is_measured_before_it_is_expanded(
     table = pa.table({"id": list(range(50)), "t": pa.array(["x" * 20] * 50, pa.large_string())})
     pq.write_table(table, path)
     assert read_table(path, fmt="parquet", max_bytes=2**20).equals(read_table(path, fmt="parquet"))
+
+
+def test_parquet_text_stored_as_categories_is_measured_as_the_contract_reads_it(
+    tmp_path: Path,
+) -> None:
+    """A file whose own Arrow schema says dictionary reads as pandas categories (small), but
+    the contract's checks turn them into one string per row: one 64 KiB value on 2,000 rows
+    counts as 125 MiB, not as the one value it is stored as (500 rows of a 1 MiB value
+    peaked at 1.7 GiB in check_contract before)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.data import read_table
+    from pipeline.errors import DataError
+
+    path = tmp_path / "categories.parquet"
+    rows = 2_000
+    text = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(rows, dtype=np.int32)), pa.array(["t" * 64 * 1024])
+    )
+    codes = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(rows, dtype=np.int32)), pa.array([7], pa.int64())
+    )
+    pq.write_table(pa.table({"text": text, "code": codes}), path)  # with Arrow's schema
+    assert pa.types.is_dictionary(pq.read_schema(path).field("text").type)
+    with pytest.raises(DataError, match=r"categories\.parquet: Parquet file decodes to 125\.0 "):
+        read_table(path, fmt="parquet", max_bytes=64 * 2**20)
+    assert len(read_table(path, fmt="parquet", max_bytes=256 * 2**20)) == rows
