@@ -370,6 +370,7 @@ _KEYGEN = (
     "Crypto.PublicKey.*.generate",
     "Cryptodome.PublicKey.*.generate",
 )
+_TLS = ("ssl.wrap_socket", "ssl.SSLContext", "*SSL.Context")  # B502 by name (any call by value)
 _HUB = ("*.from_pretrained", "*load_dataset", "*hf_hub_download", "*snapshot_download")
 BANDIT_KEYWORDS: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {
     "verify": ((_HTTP, "B501"), (("logging.config.listen",), "B612")),
@@ -381,8 +382,8 @@ BANDIT_KEYWORDS: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {
     "usedforsecurity": ((("hashlib.*",), "B324"),),
     "name": ((("hashlib.new",), "B324"),),
     "salt": ((("crypt.crypt",), "B324"),),
-    "method": ((("*",), "B502"), (("crypt.mksalt",), "B324")),
-    "ssl_version": ((("*",), "B502"),),
+    "method": ((("*",), "B502"), (_TLS, "B502"), (("crypt.mksalt",), "B324")),
+    "ssl_version": ((("*",), "B502"), (_TLS, "B502")),
     "key_size": ((_KEYGEN, "B505"),),
     "bits": ((_KEYGEN, "B505"),),
     "curve": ((_KEYGEN, "B505"),),
@@ -392,9 +393,6 @@ BANDIT_KEYWORDS: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {
 }
 _PARTIALS = frozenset({"functools.partial", "functools.partialmethod"})
 # Keywords bandit reads at any call (by value: an SSL/TLS protocol constant).
-_ANY_CALL = frozenset(
-    (key, "*") for key, entries in BANDIT_KEYWORDS.items() for p, _ in entries if p == ("*",)
-)
 # Calls that reach a scope's names by name (a dict bound there can be changed through them).
 _NAMESPACE_CALLS = frozenset(
     f"builtins.{n}" for n in ["locals", "vars", "globals", "exec", "eval", "compile"]
@@ -2025,10 +2023,11 @@ class _Checker:
                     return
                 continue
             for key, (value, where) in sorted(keys.items(), key=lambda item: item[0]):
-                if (key, "*") in _ANY_CALL and not self._protocol(value, where):
-                    continue  # method="GET": bandit's B502 looks for an SSL/TLS protocol
+                # method="GET" at any call: bandit's B502 looks for an SSL/TLS protocol there
+                protocol = self._protocol(value, where)
+                how = f"through **{shown}"
                 if self._hidden_keyword(
-                    node, key, callees, set(), f"through **{shown}", written=False
+                    node, key, callees, set(), how, written=False, any_call=protocol
                 ):
                     return
 
@@ -2047,7 +2046,15 @@ class _Checker:
         how = f"through operator.methodcaller({func.name!r})"
         return any(
             keyword.arg is not None
-            and self._hidden_keyword(node, keyword.arg, target, set(), how, written=False)
+            and self._hidden_keyword(
+                node,
+                keyword.arg,
+                target,
+                set(),
+                how,
+                written=False,
+                any_call=self._protocol(keyword.value, scope),
+            )
             for keyword in func.call.keywords
         )
 
@@ -2060,12 +2067,15 @@ class _Checker:
         how: str,
         *,
         written: bool,
+        any_call: bool = True,
     ) -> bool:
-        """Report ``key=`` reaching one of ``callees`` where bandit does not read it."""
+        """Report ``key=`` reaching one of ``callees`` where bandit does not read it
+        (``any_call``: whether the keys bandit reads at any call count, by their value)."""
         for patterns, test in BANDIT_KEYWORDS.get(key, ()):
             if patterns == ("*",):
                 hit = sorted(callees)[:1] or ["the call"]
-                hidden = not written  # bandit reads it at any call it is written out at
+                # bandit reads it at any call it is written out at
+                hidden = not written and any_call
             else:
                 hit = sorted(c for c in callees if _matches(c, patterns))
                 hidden = bool(hit) and not (written and any(_matches(c, patterns) for c in seen))

@@ -785,6 +785,16 @@ digest = hashlib.new(**{"name": "md5"})  # <-
 import ssl
 ssl.wrap_socket(sock, **{"ssl_version": ssl.PROTOCOL_SSLv2})  # <-
 
+## crypt_method_through_kwargs SAST106
+import crypt
+salt = crypt.mksalt(**{"method": crypt.METHOD_CRYPT})  # <-
+
+## openssl_method_through_unreadable_kwargs SAST106
+from OpenSSL import SSL
+
+def context(**options):
+    return SSL.Context(**options)  # <-
+
 ## rsa_key_size_through_kwargs SAST106
 from cryptography.hazmat.primitives.asymmetric import rsa
 key = rsa.generate_private_key(65537, **{"key_size": 512})  # <-
