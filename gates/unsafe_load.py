@@ -1572,6 +1572,7 @@ class _Checker:
         self._judge_arguments(node, funcs, scope)
         self._judge_memory(node, names)
         self._judge_keywords(node, funcs, scope)
+        self._judge_host_key_policy(node, funcs, scope)
 
     def _judge_shell(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
         """``shell=`` bandit's B602 does not see: passed through ``**mapping`` (bandit reports the
@@ -2030,6 +2031,40 @@ class _Checker:
                     node, key, callees, set(), how, written=False, any_call=protocol
                 ):
                     return
+
+    def _judge_host_key_policy(self, node: ast.Call, funcs: _Values, scope: _Scope) -> None:
+        """SAST106 for bandit's B507, which reads paramiko's host key policy only as the first
+        positional argument spelled ``AutoAddPolicy``/``WarningPolicy`` (``paramiko.X()``,
+        ``X``): given as ``policy=``, through ``*args``/``**mapping``, or a policy under
+        another name (``trust = paramiko.AutoAddPolicy()``), bandit sees nothing."""
+        called = _names(funcs) | {_dotted(node.func)}
+        if not any(n.endswith(".set_missing_host_key_policy") for n in called):
+            return
+        first = node.args[0] if node.args else None
+        if first is None or isinstance(first, ast.Starred):
+            given: list[ast.AST] = [k for k in node.keywords if k.arg in (None, "policy")]
+            given += [first] if first is not None else []
+            if given:
+                shown = ast.unparse(given[0])[:_SHOWN]
+                why = (
+                    f"passes the host key policy as {shown}, where bandit's B507 reads only "
+                    "the first positional argument; pass it positionally"
+                )
+                self.report(node, "SAST106", "set_missing_host_key_policy", why)
+            return
+        spelled = first.func if isinstance(first, ast.Call) else first
+        written = spelled.attr if isinstance(spelled, ast.Attribute) else _dotted(spelled)
+        trusting = {
+            n
+            for n in _names(self.resolve(first, scope)) | _names(self.resolve(spelled, scope))
+            if n.startswith("paramiko.") and n.endswith(("AutoAddPolicy", "WarningPolicy"))
+        }
+        if trusting and written not in ("AutoAddPolicy", "WarningPolicy"):
+            why = (
+                f"sets the host key policy to {min(trusting)} under the name {written or '?'}, "
+                "where bandit's B507 does not read it"
+            )
+            self.report(node, "SAST106", "set_missing_host_key_policy", why)
 
     def _protocol(self, value: ast.expr, scope: _Scope) -> bool:
         """An SSL/TLS protocol constant (``ssl.PROTOCOL_SSLv2``, ``SSL.TLSv1_METHOD``), by any

@@ -795,6 +795,25 @@ from OpenSSL import SSL
 def context(**options):
     return SSL.Context(**options)  # <-
 
+## paramiko_policy_by_keyword SAST106
+import paramiko
+client = paramiko.SSHClient()
+client.set_missing_host_key_policy(policy=paramiko.AutoAddPolicy())  # <-
+
+## paramiko_policy_through_star_args SAST106
+import paramiko
+client = paramiko.SSHClient()
+client.set_missing_host_key_policy(*[paramiko.AutoAddPolicy()])  # <-
+
+## paramiko_policy_under_another_name SAST106
+import paramiko
+trust = paramiko.AutoAddPolicy()
+paramiko.SSHClient().set_missing_host_key_policy(trust)  # <-
+
+## paramiko_policy_class_aliased SAST106
+from paramiko import SSHClient, WarningPolicy as Lenient
+SSHClient().set_missing_host_key_policy(Lenient())  # <-
+
 ## rsa_key_size_through_kwargs SAST106
 from cryptography.hazmat.primitives.asymmetric import rsa
 key = rsa.generate_private_key(65537, **{"key_size": 512})  # <-
@@ -905,6 +924,11 @@ def read(path):
 fields = {"method": request.method, "path": path}
 fields["status"] = 200
 log_event(logger, **fields)
+
+## paramiko_rejecting_policy
+import paramiko
+client = paramiko.SSHClient()
+client.set_missing_host_key_policy(paramiko.RejectPolicy())
 
 ## multiprocessing_local_queue
 import multiprocessing
