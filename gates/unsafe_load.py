@@ -1980,6 +1980,11 @@ class _Checker:
         does not matter: written out, bandit judges it. A ``**mapping`` this check cannot read
         is refused where bandit reads keywords of that very function.
         """
+        wrapped = any(isinstance(f, _Partial | _MethodCaller) for f in funcs)
+        if not wrapped and all(
+            k.arg is not None and k.arg not in BANDIT_KEYWORDS for k in node.keywords
+        ):
+            return  # no keyword bandit reads, no **mapping, no wrapper: nothing hidden
         names = _names(funcs)
         written = _dotted(node.func)
         callees = names | {written}
