@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -363,6 +364,66 @@ def test_a_lying_content_length_is_refused(url: str, row: dict[str, Any]) -> Non
         )
         answer = sock.recv(4096).decode("latin-1")
     assert answer.startswith("HTTP/1.1 413")
+
+
+# --- one client holding every slot ----------------------------------------------------------------
+
+
+def _settled(service: Any, sent: int) -> None:
+    """Wait until the service has taken in every one of ``sent`` requests: each either answered
+    (counted) or still in flight."""
+    registry = service.metrics.registry
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        answered = sum(
+            sample.value
+            for metric in registry.collect()
+            if metric.name == "gates_serve_requests"
+            for sample in metric.samples
+            if sample.name == "gates_serve_requests_total"
+        )
+        if answered + (registry.get_sample_value("gates_serve_in_flight") or 0) >= sent:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"the service did not take in {sent} requests within 30 s")
+
+
+def test_one_client_cannot_hold_every_in_flight_slot(root: Path, row: dict[str, Any]) -> None:
+    """Bodies that never finish, one per slot, from one address (within its rate limit) held the
+    whole in-flight cap for read_timeout_seconds, again and again: every other client got 503.
+    Now a client holds at most [serve.rate_limit].max_in_flight_per_client at once (429 above),
+    and a client at another address is served."""
+    body = doc(row)
+    head = (
+        f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with in_process(root) as (base, service, _):
+        limits = service.policy.rate_limit
+        port = int(base.rsplit(":", 1)[1])
+        held: list[socket.socket] = []
+        try:
+            for _ in range(limits.max_in_flight):
+                slow = socket.create_connection(("127.0.0.1", port), timeout=30)
+                slow.sendall(head + body[:10])
+                held.append(slow)
+            _settled(service, limits.max_in_flight)
+            transport = httpx.HTTPTransport(local_address="127.0.0.2")
+            with httpx.Client(transport=transport, timeout=30) as other:
+                response = other.post(
+                    base + PREDICT,
+                    content=body,
+                    headers={"Content-Type": "application/json"},
+                )
+            assert response.status_code == 200, response.text[:300]
+            cap = limits.max_in_flight_per_client
+            refused = [slow.recv(4096).decode("latin-1") for slow in held[cap:]]
+        finally:
+            for slow in held:
+                slow.close()
+    assert all(answer.startswith("HTTP/1.1 429") for answer in refused), refused[:1]
+    assert "max_in_flight_per_client" in refused[0]
+    assert "Traceback" not in refused[0]
 
 
 # --- auth bypass attempts --------------------------------------------------------------------

@@ -55,14 +55,19 @@ def cli(cli_process: CliServer) -> str:
 def guarded(
     served_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Any, Any]]:
-    """Auth on (keys in a file named by the env var), 20 requests per 30 s per client."""
+    """Auth on (keys in a file named by the env var), 20 requests per 30 s per client (the
+    client's in-flight cap lifted: the limiter's count is what the burst below measures)."""
     keys = write_keys(tmp_path_factory.mktemp("keys"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(KEYS_ENV, str(keys))
         with in_process(
             served_root,
             require_api_key=True,
-            **{"rate_limit.requests": 20, "rate_limit.window_seconds": 30},
+            **{
+                "rate_limit.requests": 20,
+                "rate_limit.window_seconds": 30,
+                "rate_limit.max_in_flight_per_client": 100,
+            },
         ) as running:
             yield running
 
