@@ -26,7 +26,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -220,11 +220,16 @@ async def _read_limited(request: Request, limit: int) -> bytes:
             raise too_large(int(declared), limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(size, limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(size, limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to answer; the guard's log line says why (not a traceback).
+        detail = f"the client hung up after {size} bytes of the body"
+        raise Problem(400, "client-disconnected", "Client Disconnected", detail) from None
     return b"".join(chunks)
 
 

@@ -622,3 +622,27 @@ def test_a_key_file_that_is_a_folder_never_starts(
     monkeypatch.setenv(KEYS_ENV, str(tmp_path))
     with pytest.raises(KeyFileError, match="regular file"):
         load_keyring(KEYS_ENV)
+
+
+def test_a_client_that_hangs_up_mid_body_leaves_one_log_line_not_a_traceback(
+    root: Path, row: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A body cut off by the client's hang-up raised ClientDisconnect out of the app: uvicorn
+    logged "Exception in ASGI application" and a 30-line traceback for every such request, a
+    log any anonymous client could flood. Now it is the request's one JSON line (400,
+    client-disconnected)."""
+    body = doc(row)
+    with in_process(root) as (base, service, capture):
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as hang_up:
+            hang_up.sendall(
+                f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:10]
+            )
+            _settled(service, 1)
+        deadline = time.monotonic() + 30
+        while not capture.records() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [r.get("reason") for r in capture.records()] == ["client-disconnected"]
+    assert not [r for r in caplog.records if r.exc_info or "Exception in ASGI" in r.getMessage()]
