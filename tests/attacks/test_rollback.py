@@ -437,3 +437,22 @@ def test_the_champions_policy_changed_after_verification_is_not_served(
     loaded = load_policy(project.root / "policy.toml")
     with pytest.raises(AttestationError, match=r"policy\.toml: not as the champion signed it"):
         verified_model(loaded, champion=True, key=None)
+
+
+def test_a_deleted_pointer_does_not_leave_a_managed_registry_without_champion(
+    managed_registry, tmp_path, monkeypatch, capsys
+):
+    # With release managers the audit log names the champion and the pointer only caches it;
+    # yet a registry writer who deleted the pointer made every reader see "no champion": the cv
+    # and risk gates compared the candidate with nothing, and feedback ingest measured label
+    # disagreement (FBQ012) against the file's own prediction column again.
+    from gates.feedback.quarantine import champion_model
+    from pipeline.config import load_policy
+
+    project = managed_registry.copy(tmp_path / "p")
+    (project.root / "registry/champion").unlink()
+    assert project.registry().champion().version == project.versions[-1]
+    assert champion_model(load_policy(project.root / "policy.toml")) is not None
+    code, out = _main(project, monkeypatch, capsys, "verify", "--champion", who=None)
+    assert code == 0, out
+    assert f"run {project.versions[-1].rsplit('-', 1)[0]}," in out
