@@ -241,6 +241,19 @@ def approval_payload(request: Snapshot, found: list[Change]) -> bytes:
     return json.dumps(document, sort_keys=True).encode()
 
 
+def finding_key(change: Change) -> str:
+    """The change's key in the ``[table].key`` form findings use (so reports find its line):
+    ``cv.thresholds.accuracy.min_mean`` -> ``[cv.thresholds.accuracy].min_mean``,
+    ``audit.waivers[0].id`` -> ``[[audit.waivers]].id``; a file's key stays as it is."""
+    array = re.fullmatch(r"([A-Za-z0-9_.-]+)\[\d+\]\.([A-Za-z0-9_-]+)", change.key)
+    if change.kind != "file" and array:
+        return f"[[{array[1]}]].{array[2]}"
+    plain = re.fullmatch(r"([A-Za-z0-9_.-]+)\.([A-Za-z0-9_-]+)", change.key)
+    if change.kind != "file" and plain:
+        return f"[{plain[1]}].{plain[2]}"
+    return change.key
+
+
 def _keys_text(found: list[Change]) -> str:
     return ", ".join(c.key for c in found)
 
@@ -382,7 +395,7 @@ def judge(policy: LoadedPolicy) -> Judgement:
             location=Location(path=name),
             observed=c.request,
             threshold=c.base,
-            policy_key=c.key,
+            policy_key=finding_key(c),
         )
         for c in found
     )

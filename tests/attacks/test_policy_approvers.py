@@ -118,7 +118,13 @@ def test_a_lowered_cv_threshold_fails_naming_the_key_and_both_values(pr):
     assert f"{APPROVAL}: missing: policy.toml changes the base branch's policy" in gate016.message
     assert "cv.thresholds.accuracy.min_mean" in gate016.message
     assert "(carol, dave)" in gate016.message
-    assert gate017.policy_key == "cv.thresholds.accuracy.min_mean"
+    assert gate017.policy_key == "[cv.thresholds.accuracy].min_mean"
+    # Reports locate the key's line in the request's policy.toml by it.
+    from gates.sarif_log import policy_line
+
+    text = (pr / "policy.toml").read_text(encoding="utf-8")
+    line = text.splitlines()[policy_line(text, gate017.policy_key) - 1]
+    assert line.startswith("min_mean = 0.91"), line
     assert (gate017.threshold, gate017.observed) == ("0.93", "0.91")
     assert "cv.thresholds.accuracy.min_mean: 0.93 -> 0.91" in gate017.message
     assert judgement.metrics["changes"] == [
@@ -135,7 +141,12 @@ def test_an_added_audit_waiver_fails(pr):
     _append(pr, WAIVER)
     judgement = _judge(pr)
     keys = [f.policy_key for f in _errors(judgement) if f.rule == "GATE017"]
-    assert keys == ["audit.waivers[0].expires", "audit.waivers[0].id", "audit.waivers[0].reason"]
+    assert keys == ["[[audit.waivers]].expires", "[[audit.waivers]].id", "[[audit.waivers]].reason"]
+    assert [c["key"] for c in judgement.metrics["changes"]] == [
+        "audit.waivers[0].expires",
+        "audit.waivers[0].id",
+        "audit.waivers[0].reason",
+    ]
     assert _errors(judgement)[0].rule == "GATE016"
 
 
@@ -226,12 +237,13 @@ def test_an_approved_change_passes_listing_the_keys(pr, base, monkeypatch):
     judgement = _judge(pr)
     assert _errors(judgement) == []
     assert judgement.metrics["approved_by"] == "carol"
-    assert {f.policy_key for f in judgement.findings} == {
+    assert {c["key"] for c in judgement.metrics["changes"]} == {
         "cv.thresholds.accuracy.min_mean",
         "audit.waivers[0].id",
         "audit.waivers[0].reason",
         "audit.waivers[0].expires",
     }
+    assert len(judgement.findings) == 4
     assert {f.severity.value for f in judgement.findings} == {"note"}
     assert "approved by carol: audit.waivers[0].expires" in judgement.note
 
@@ -291,8 +303,8 @@ def test_without_approvers_in_the_base_a_change_is_listed_as_a_warning(pr, tmp_p
     judgement = _judge(pr)
     assert _errors(judgement) == []
     severities = {f.policy_key: f.severity.value for f in judgement.findings}
-    assert severities["cv.thresholds.accuracy.min_mean"] == "warning"
-    assert severities["roles.approvers.carol"] == "warning"  # the pull request's own [roles]
+    assert severities["[cv.thresholds.accuracy].min_mean"] == "warning"
+    assert severities["[roles.approvers].carol"] == "warning"  # the pull request's own [roles]
     assert "unsigned: the base policy names no [roles].approvers" in judgement.note
 
 
