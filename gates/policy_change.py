@@ -30,9 +30,11 @@ report says so. An unreadable base policy is an error of the gate, never "no bas
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -262,6 +264,31 @@ def _keyids(envelope: Envelope) -> str:
     return ", ".join(f"{k[:12]}..." for k, _ in envelope.signatures) or "none"
 
 
+def _read_regular(path: Path) -> bytes:
+    """The bytes of ``path``, a regular file (not a symlink, FIFO or device: a planted FIFO must
+    not hang the verdict) of at most ``_MAX_APPROVAL_BYTES``; OSError otherwise."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            msg = "expected a regular file, found a symlink"
+            raise OSError(msg) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            msg = "expected a regular file, found a FIFO, device or folder"
+            raise OSError(msg)
+        if info.st_size > _MAX_APPROVAL_BYTES:
+            msg = f"expected at most {_MAX_APPROVAL_BYTES} bytes, found {info.st_size}"
+            raise OSError(msg)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read(_MAX_APPROVAL_BYTES + 1)
+    finally:
+        os.close(fd)
+
+
 def check_approval(request: Snapshot, found: list[Change], allowed: Approvers) -> str:
     """The approver who signed exactly this change; ApprovalError naming the approval file, the
     key id and the changed keys otherwise."""
@@ -270,8 +297,7 @@ def check_approval(request: Snapshot, found: list[Change], allowed: Approvers) -
     changed = f"{len(found)} changed key(s): {_keys_text(found)}"
     who = f"[roles].approvers of the base branch's policy {allowed.source} ({', '.join(sorted(allowed.keys))})"
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(_MAX_APPROVAL_BYTES + 1)
+        raw = _read_regular(path)
     except FileNotFoundError:
         msg = (
             f"{shown}: missing: {name} changes the base branch's policy ({changed}); a policy "
@@ -280,7 +306,8 @@ def check_approval(request: Snapshot, found: list[Change], allowed: Approvers) -
         )
         raise ApprovalError(msg) from None
     except OSError as err:
-        raise ApprovalError(f"{shown}: cannot be read: {err.strerror} ({changed})") from None
+        msg = f"{shown}: cannot be read: {err.strerror or err} ({changed})"
+        raise ApprovalError(msg) from None
     try:
         envelope = parse_envelope(raw, source=shown)
     except SigningError as err:

@@ -498,6 +498,17 @@ def _garbage_approval(root: Path, base: Path, pems: dict[str, str], mp: Any) -> 
     return "cv.thresholds.accuracy.min_mean"
 
 
+def _approval_a_fifo(root: Path, base: Path, pems: dict[str, str], mp: Any) -> str:
+    # A FIFO (behind a symlink, as git could carry one) must not hang the verdict.
+    import os
+
+    _lower(root)
+    fifo = root.parent / "approval.fifo"
+    os.mkfifo(fifo)
+    (root / APPROVAL).symlink_to(fifo)
+    return "cannot be read: expected a regular file, found a symlink"
+
+
 ATTACKS: dict[str, Callable[..., str]] = {
     "approval missing": _missing,
     "policy edited after approval": _policy_edited_after_approval,
@@ -511,6 +522,7 @@ ATTACKS: dict[str, Callable[..., str]] = {
     "data approval copied as the policy's": _data_approval_copied,
     "approval of another file copied": _approval_of_another_file,
     "approval file not JSON": _garbage_approval,
+    "approval a symlink to a FIFO": _approval_a_fifo,
 }
 
 
