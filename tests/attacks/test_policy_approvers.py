@@ -306,6 +306,11 @@ def test_without_approvers_in_the_base_a_change_is_listed_as_a_warning(pr, tmp_p
     assert severities["[cv.thresholds.accuracy].min_mean"] == "warning"
     assert severities["[roles.approvers].carol"] == "warning"  # the pull request's own [roles]
     assert "unsigned: the base policy names no [roles].approvers" in judgement.note
+    # Nobody can sign either: approve refuses and writes nothing.
+    code, out = _approve(pr, plain, None, monkeypatch)
+    assert code == 1
+    assert "names no [roles].approvers; nobody can approve a policy change" in out
+    assert not (pr / APPROVAL).exists()
 
 
 def test_the_cli_approves_and_needs_a_base(pr, base):
