@@ -295,6 +295,17 @@ def test_an_unreadable_base_policy_is_an_error_never_no_base(
         _judge(pr)
 
 
+def test_an_unreadable_approver_key_in_the_base_is_an_error(pr, base, tmp_path, monkeypatch):
+    from gates.errors import GateError
+
+    broken = Path(shutil.copytree(base[0], tmp_path / "broken-base"))
+    (broken / "keys" / "carol.pub").write_text("not a key\n", encoding="utf-8")
+    monkeypatch.setenv("GATES_BASE_POLICY", str(broken / "policy.toml"))
+    _lower(pr)
+    with pytest.raises(GateError, match=r"\[roles\]\.approvers\.carol"):
+        _judge(pr)
+
+
 def test_without_approvers_in_the_base_a_change_is_listed_as_a_warning(pr, tmp_path, monkeypatch):
     # The documented limitation: nobody can sign, so the change is reported, not refused.
     plain = _minimal(tmp_path / "plain")
