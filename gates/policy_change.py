@@ -367,10 +367,15 @@ def judge(policy: LoadedPolicy) -> Judgement:
         )
         return Judgement(metrics={"compared_with": None, "changes": [], "note": why}, note=note)
     try:
-        found = changes(snapshot(base), snapshot(policy))
+        trusted = snapshot(base)
     except (PipelineError, OSError, UnicodeDecodeError) as err:
-        msg = f"${BASE_POLICY_ENV} ({base.path}): cannot compare the policies: {err}"
+        msg = f"${BASE_POLICY_ENV} ({base.path}): the base branch's policy cannot be read: {err}"
         raise GateError(msg) from None
+    try:
+        request = snapshot(policy)
+    except (OSError, UnicodeDecodeError) as err:
+        raise GateError(f"{policy.path}: cannot be read: {err}") from None
+    found = changes(trusted, request)
     metrics: dict[str, Any] = {
         "compared_with": str(base.path),
         "changes": [c.to_dict() for c in found],
@@ -394,7 +399,7 @@ def judge(policy: LoadedPolicy) -> Judgement:
         )
     else:
         try:
-            signer = check_approval(snapshot(policy), found, allowed)
+            signer = check_approval(request, found, allowed)
         except ApprovalError as err:
             severity = Severity.ERROR
             judgement.findings.append(
