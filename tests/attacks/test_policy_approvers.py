@@ -206,8 +206,9 @@ def test_reformatting_reordering_and_comments_are_no_change(pr):
         for line in text.splitlines()
     ]
     text = "\n".join(lines)
-    serve_limits = "[serve.rate_limit]\nrequests = 100\nwindow_seconds = 1\nmax_in_flight = 64\n"
-    assert serve_limits in text
+    start = text.index("[serve.rate_limit]\n")
+    serve_limits = text[start : text.index("\n\n", start) + 1]  # the table, whatever keys it has
+    assert serve_limits.startswith("[serve.rate_limit]\nrequests = 100\n")
     text = text.replace(serve_limits, "") + "\n# moved\n" + serve_limits
     text = text.replace("min_mean = 0.93\n", "min_mean   =   9.3e-1  # same number\n", 1)
     text = text.replace("[risk.privacy]\nmax_auc = 0.6\n", "[risk.privacy]\n\n\nmax_auc = 0.6\n", 1)
