@@ -338,7 +338,11 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 def throughput(args: argparse.Namespace, bodies: dict[int, bytes]) -> dict[str, Any]:
     """Rounds of service and bare, alternating, at each batch size."""
-    lifted = {"rate_limit.requests": 1_000_000, "rate_limit.max_in_flight": 10_000}
+    lifted = {
+        "rate_limit.requests": 1_000_000,
+        "rate_limit.max_in_flight": 10_000,
+        "rate_limit.max_in_flight_per_client": 10_000,
+    }
     service = Served("service", args, changes=lifted)
     bare = Served("bare", args)
     results: dict[str, Any] = {}

@@ -112,15 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     data_sub.add_parser("verify", parents=[common], help="check the data against its lock")
 
-    policy = sub.add_parser("policy", help="validate policy.toml or render its JSON Schema")
-    policy_sub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
-    policy_sub.add_parser("check", parents=[common], help="validate the policy file")
-    schema = policy_sub.add_parser("schema", parents=[common], help="print the JSON Schema")
-    mode = schema.add_mutually_exclusive_group()
-    mode.add_argument("--write", type=Path, metavar="FILE", help="write the schema to FILE")
-    mode.add_argument(
-        "--check", type=Path, metavar="FILE", help="exit 1 when FILE differs from the schema"
-    )
+    _add_policy_parser(sub, common)
     verify = sub.add_parser(
         "verify",
         parents=[common],
@@ -152,6 +144,37 @@ def _parser() -> argparse.ArgumentParser:
     _add_ci_parser(sub)
     _add_init_parser(sub)
     return parser
+
+
+def _add_policy_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    policy = sub.add_parser("policy", help="validate policy.toml or render its JSON Schema")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    policy_sub.add_parser("check", parents=[common], help="validate the policy file")
+    policy_approve = policy_sub.add_parser(
+        "approve",
+        parents=[common],
+        help="list the policy's changes against the base branch's and sign them as an approver",
+        description="Compare the policy with the base branch's (parsed, key by key, and the "
+        "rule files it names) and sign the change with the approver's key in "
+        "$[roles].approver_key_env, writing policy.approval.json beside the policy. On a pull "
+        "request the verdict refuses a policy change no approver of the base policy signed.",
+    )
+    policy_approve.add_argument(
+        "--base",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the base branch's policy.toml in a checkout of that branch "
+        "(default: $GATES_BASE_POLICY)",
+    )
+    schema = policy_sub.add_parser("schema", parents=[common], help="print the JSON Schema")
+    mode = schema.add_mutually_exclusive_group()
+    mode.add_argument("--write", type=Path, metavar="FILE", help="write the schema to FILE")
+    mode.add_argument(
+        "--check", type=Path, metavar="FILE", help="exit 1 when FILE differs from the schema"
+    )
 
 
 def _add_init_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -332,6 +355,10 @@ def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return pe
         return _release(args, loaded)
     if args.command == "serve":
         return _serve(args, loaded)
+    if args.command == "policy" and args.policy_command == "approve":
+        from gates.policy_change import approve  # noqa: PLC0415
+
+        return approve(loaded, base=args.base, out=sys.stdout)
     if args.command == "policy":
         sys.stdout.write(f"{args.policy}: valid (sha256 {loaded.sha256})\n")
         return EXIT_OK

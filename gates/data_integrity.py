@@ -786,11 +786,17 @@ def judge_batch(
         )
         if test.reporting:
             first += f"; {test.reporting}"
+        mass = (
+            f", doubt mass of every new row z={test.mass[0]:.1f} (p={test.mass[1]:.2g})"
+            if test.mass is not None
+            else ""
+        )
         findings.append(
             Finding(
                 rule,
                 f"{test.flagged} of {test.rows} {what} ({share:.2%} vs {test.base_rate:.2%} "
-                f"expected from the approved rows, {test.test} p={test.pvalue:.2g}); {first}",
+                f"expected from the approved rows, {test.test} p={test.pvalue:.2g}{mass}); "
+                f"{first}",
                 severity=Severity.ERROR if test.failed else Severity.NOTE,
                 location=Location(path=shown, row=row),
                 observed=f"{share:.6f}",

@@ -22,8 +22,10 @@ class GateSpec:
     ``verdict`` marks the one gate that judges every earlier report. ``always`` marks a stage
     registered after the verdict that runs whether the gates passed or not (feedback); such a
     stage is neither a prerequisite of any gate nor judged by the verdict.
-    ``base_branch`` marks a gate whose approvers and approved data lock come, on a pull
-    request, from the base branch (the data gate; docs/ci.md "The base branch's policy").
+    ``base_branch`` marks a gate that reads, on a pull request, the base branch's policy: the
+    data gate (its approvers and approved data lock) and the verdict (it compares the pull
+    request's policy with it; a change needs an approver's signature) (docs/ci.md "The base
+    branch's policy").
     """
 
     name: str
@@ -31,8 +33,8 @@ class GateSpec:
     summary: str
     verdict: bool = False
     always: bool = False
-    # On pull requests the gate judges by the base branch's policy, not the pull request's
-    # ($GATES_BASE_POLICY): the CI files check the base branch out apart for its job.
+    # On pull requests the gate reads the base branch's policy ($GATES_BASE_POLICY): the CI
+    # files check the base branch out apart for its job.
     base_branch: bool = False
 
     def load(self) -> Gate:
@@ -103,6 +105,7 @@ GATES: tuple[GateSpec, ...] = (
         "gates.verdict:VerdictGate",
         "The verdict: every gate of this run PASSED on the inputs and bytes on disk now.",
         verdict=True,
+        base_branch=True,
     ),
     GateSpec(
         "feedback",

@@ -2,7 +2,10 @@
 
 Rules: GATE010 a report is missing; GATE011 a report is unparsable; GATE012 a report belongs to
 another run; GATE013 an input changed after the gate ran; GATE014 a gate did not pass; GATE015 a
-hashed artifact's bytes changed after the artifacts gate hashed them.
+hashed artifact's bytes changed after the artifacts gate hashed them; GATE016 the policy
+changes the base branch's (``$GATES_BASE_POLICY``) without an approver's signature; GATE017 one
+changed key (an error when unsigned, a warning when the base policy names no approvers, a note
+when approved). See ``gates.policy_change``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import ClassVar
 
 from gates.base import Finding, Gate, GateResult, Location, Outcome, RunContext
 from gates.inputs import input_digests
+from gates.policy_change import judge
 from gates.registry import checked_before
 from pipeline.fsio import sha256_file
 
@@ -24,9 +28,11 @@ class VerdictGate(Gate):
     description: ClassVar[str] = __doc__ or ""
 
     def run(self, context: RunContext) -> Outcome:
-        """Judge each report: present, parsable, this run, same inputs, PASSED."""
+        """Judge each report: present, parsable, this run, same inputs, PASSED; and the policy
+        against the base branch's (a change needs an approver's signature)."""
         current = input_digests(context.policy)
-        findings: list[Finding] = []
+        policy = judge(context.policy)
+        findings: list[Finding] = list(policy.findings)
         statuses: dict[str, str] = {}
         for spec in checked_before(self.name):
             path = context.report_path(spec.name)
@@ -88,9 +94,10 @@ class VerdictGate(Gate):
         passed = sum(1 for s in statuses.values() if s == "PASSED")
         return Outcome.judge(
             findings,
-            passed=f"PASSED: all {len(statuses)} gates passed in run {context.run_id}",
+            passed=f"PASSED: all {len(statuses)} gates passed in run {context.run_id}; "
+            + policy.note,
             failed=f"FAILED: {passed}/{len(statuses)} gates passed; " + "{first}",
-            metrics={"gates": statuses},
+            metrics={"gates": statuses, "policy": policy.metrics},
         )
 
 

@@ -80,7 +80,14 @@ def approvers(policy: LoadedPolicy) -> Approvers:
     ApprovalError when the base policy or one of its keys cannot be read (fail closed: an
     unreadable base branch never means "no approvers").
     """
-    trusted = base_policy() or policy
+    return approvers_in(base_policy() or policy)
+
+
+def approvers_in(trusted: LoadedPolicy) -> Approvers:
+    """The approvers ``trusted`` names, their keys resolved against its folder; none: empty.
+
+    ApprovalError when one of the keys cannot be read.
+    """
     keys: dict[str, PublicKey] = {}
     for name, path in trusted.policy.roles.approvers.items():
         try:

@@ -134,8 +134,17 @@ class ModelRegistry:
         return self.path / POINTER_FILE
 
     def has_champion(self) -> bool:
-        """Whether a pointer exists (without verifying it)."""
-        return self.pointer.exists() or self.pointer.is_symlink()
+        """Whether a champion was promoted (without verifying it): a pointer exists, or, with
+        release managers, the audit log records a promote or rollback (the log names the
+        champion; a deleted pointer does not make the registry championless)."""
+        if self.pointer.exists() or self.pointer.is_symlink():
+            return True
+        if not self.promoters:
+            return False
+        try:
+            return bool(moves(self.path))
+        except PromotionError:
+            return True  # a broken log: ``champion`` refuses it, naming the line
 
     def champion(self) -> Champion | None:
         """The verified champion, ``None`` when none was promoted; RegistryError when it fails.
@@ -147,14 +156,19 @@ class ModelRegistry:
         """
         if not self.has_champion():
             return None
-        try:
-            document = json.loads(self.pointer.read_text(encoding="utf-8"))
-            version = str(document["version"])
-            envelope_sha256: str | None = str(document["envelope_sha256"])
-            bundle = str(document["bundle"])
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
-            msg = f"{self.pointer}: champion pointer unreadable ({type(err).__name__}: {err})"
-            raise RegistryError(msg) from None
+        envelope_sha256: str | None
+        if self.promoters and not (self.pointer.exists() or self.pointer.is_symlink()):
+            # No pointer to cache it: the log's last move names the champion (below).
+            version, bundle, envelope_sha256 = "(pointer deleted)", "", None
+        else:
+            try:
+                document = json.loads(self.pointer.read_text(encoding="utf-8"))
+                version = str(document["version"])
+                envelope_sha256 = str(document["envelope_sha256"])
+                bundle = str(document["bundle"])
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+                msg = f"{self.pointer}: champion pointer unreadable ({type(err).__name__}: {err})"
+                raise RegistryError(msg) from None
         last = None
         if self.promoters:
             last = self._last_move(version)

@@ -842,6 +842,9 @@ class ServeRateLimit(_Strict):
     window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 1
     # Requests being handled at once, all clients together; more are refused with 503.
     max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 64
+    # Requests one client may have in flight at once (429 above): bodies that never finish,
+    # one per slot, would otherwise let one address hold the whole cap above.
+    max_in_flight_per_client: Annotated[int, Field(ge=1, le=100_000)] = 8
 
 
 class ServeMonitor(_Strict):

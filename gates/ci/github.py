@@ -339,7 +339,7 @@ def _base_branch_steps() -> str:
           ref: ${{{{ github.event.pull_request.base.sha }}}}
           path: {BASE_DIR}
           persist-credentials: false
-      - name: Its policy names the approvers and the approved data lock (pull requests)
+      - name: "Its policy: approvers, approved data lock, the rules a change is compared with (pull requests)"
         if: github.event_name == 'pull_request'
         run: |
           rm -rf "$RUNNER_TEMP/{BASE_DIR}"

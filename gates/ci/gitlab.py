@@ -218,18 +218,6 @@ def _gate_job(spec: GateSpec, *, previous: str | None, plan: CiPlan) -> str:
     when = "  when: always\n" if previous else ""
     cache = _gate_cache() if spec in plan.cached else ""
     script = f"    - {RUN_GATE.format(gate=spec.name)}\n"
-    if spec.base_branch:
-        lines = "".join(f"        {line}\n" for line in base_branch_shell(MR_TARGET))
-        script = (
-            "    # A merge request: the target branch's policy names the approvers and the\n"
-            "    # approved data lock (GATES_BASE_POLICY).\n"
-            "    - |\n"
-            f'      if [ "$CI_PIPELINE_SOURCE" = "{MR_EVENT}" ]; then\n'
-            f"{lines}"
-            "      fi\n"
-        ) + script
-    if spec in plan.cached:
-        script = f"    - {READ_CACHE}\n" + script
     reports = ""
     if spec.verdict:
         # The verdict and model digest travel on to the deploy job as variables (a dotenv
@@ -243,6 +231,18 @@ def _gate_job(spec: GateSpec, *, previous: str | None, plan: CiPlan) -> str:
         reports = f"    reports:\n      dotenv: {DOTENV_FILE}\n"
         if not plan.has_feedback:
             reports += _native_reports().removeprefix("    reports:\n")
+    if spec.base_branch:
+        lines = "".join(f"        {line}\n" for line in base_branch_shell(MR_TARGET))
+        script = (
+            "    # A merge request: the target branch's policy names the approvers, the approved\n"
+            "    # data lock and the rules a policy change is compared with (GATES_BASE_POLICY).\n"
+            "    - |\n"
+            f'      if [ "$CI_PIPELINE_SOURCE" = "{MR_EVENT}" ]; then\n'
+            f"{lines}"
+            "      fi\n"
+        ) + script
+    if spec in plan.cached:
+        script = f"    - {READ_CACHE}\n" + script
     expose = spec.verdict and not plan.has_feedback
     return f"""\
 # {one_line(spec.summary)}

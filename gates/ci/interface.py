@@ -44,16 +44,18 @@ CHECKS: tuple[tuple[str, str, str], ...] = (
 )
 TEST_EXTRAS_ENV = "GATES_TEST_EXTRAS"
 
-# On a pull request, the jobs of gates registered with ``base_branch`` (the data gate) check the
-# branch it targets out apart, outside the pull request's files, and name that branch's
-# policy.toml in $GATES_BASE_POLICY: the approvers ([roles].approvers) and the approved data
-# lock ([data].lock) then come from there, so a pull request cannot approve its own rows
-# (pipeline/approval.py, gates/data_integrity.py). A base branch without a policy.toml (the pull
-# request that adopts the pipeline) leaves it unset, with a notice. A fetch that fails fails
-# the job. Branch pipelines (the default branch itself) judge by their own, reviewed, policy.
+# On a pull request, the jobs of gates registered with ``base_branch`` (the data gate and the
+# verdict) check the branch it targets out apart, outside the pull request's files, and name
+# that branch's policy.toml in $GATES_BASE_POLICY: the approvers ([roles].approvers) and the
+# approved data lock ([data].lock) then come from there, so a pull request cannot approve its
+# own rows (pipeline/approval.py, gates/data_integrity.py), and the verdict compares the pull
+# request's policy with it, so a changed threshold, waiver or limit counts only when an approver
+# signed it (gates/policy_change.py). A base branch without a policy.toml (the pull request that
+# adopts the pipeline) leaves it unset, with a notice. A fetch that fails fails the job. Branch
+# pipelines (the default branch itself) judge by their own, reviewed, policy.
 BASE_POLICY_ENV = "GATES_BASE_POLICY"
 BASE_REF = "refs/gates/base"
-NO_BASE_POLICY = "no policy.toml on the base branch: the data gate uses this one's"
+NO_BASE_POLICY = "no policy.toml on the base branch: this one is used, no change compared"
 
 
 def base_branch_shell(target_var: str) -> list[str]:

@@ -248,8 +248,9 @@ def _gate_sh(spec: GateSpec) -> str:
     pad = " " * 32
     lines = "".join(f"{pad}{line}\n" for line in base_branch_shell(CHANGE_TARGET))
     return f"""\
-                        // A pull request: the target branch's policy names the approvers and the
-                        // approved data lock (GATES_BASE_POLICY).
+                        // A pull request: the target branch's policy names the approvers,
+                        // the approved data lock and the rules a policy change is compared
+                        // with (GATES_BASE_POLICY).
                         sh '''
                             if [ -n "${{{CHANGE_TARGET}:-}}" ]; then
 {lines}\

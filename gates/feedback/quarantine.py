@@ -143,11 +143,14 @@ def champion_model(policy: LoadedPolicy) -> Any | None:
     from pipeline.champion import POINTER_FILE  # noqa: PLC0415
     from pipeline.errors import PipelineError  # noqa: PLC0415
     from pipeline.persist import load_attested  # noqa: PLC0415
+    from pipeline.promotion import AUDIT_FILE  # noqa: PLC0415
     from pipeline.verify import trusted_key  # noqa: PLC0415
 
     registry = policy.resolve(policy.policy.release.registry_dir)
-    pointer = registry / POINTER_FILE
-    if not (pointer.exists() or pointer.is_symlink()):
+    # With release managers the audit log names the champion even when the pointer is gone.
+    if not any(
+        p.exists() or p.is_symlink() for p in (registry / POINTER_FILE, registry / AUDIT_FILE)
+    ):
         return None
     try:
         trusted = trusted_key(policy)

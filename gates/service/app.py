@@ -2,8 +2,9 @@
 
 Every HTTP request passes ``Guard`` (a plain ASGI wrapper): a request id, the global in-flight
 cap (503), the client's identity (the API key's name when auth is on, else the peer address;
-never a forwarded header), the per-client moving-window rate limit of ``limits`` (429 with
-Retry-After and RateLimit headers), then auth (401 without a key, 403 with a wrong one). Only
+never a forwarded header), the client's own in-flight cap (429: one address must not hold
+every slot with bodies that never finish), the per-client moving-window rate limit of
+``limits`` (429 with Retry-After and RateLimit headers), then auth (401 without a key, 403 with a wrong one). Only
 ``/healthz`` and ``/readyz`` skip the guard's checks (probes). The guard counts, times and logs
 every request, one JSON line each. Refusals are RFC 9457 problem documents.
 """
@@ -25,7 +26,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -219,11 +220,16 @@ async def _read_limited(request: Request, limit: int) -> bytes:
             raise too_large(int(declared), limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(size, limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(size, limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to answer; the guard's log line says why (not a traceback).
+        detail = f"the client hung up after {size} bytes of the body"
+        raise Problem(400, "client-disconnected", "Client Disconnected", detail) from None
     return b"".join(chunks)
 
 
@@ -260,6 +266,9 @@ class Guard:
         self.item = RateLimitItemPerSecond(limit.requests, limit.window_seconds)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.in_flight = 0
+        # Requests each client has in flight (the identity the limiter keys on); a client with
+        # none is not kept.
+        self.holding: Counter[str] = Counter()
         self.policy_header = f"{limit.requests};w={limit.window_seconds}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -293,7 +302,7 @@ class Guard:
                 await problem_response(refusal, request_id)(scope, receive, send_wrapped)
             else:
                 client = state.get("client", client)
-                await self.app(scope, receive, send_wrapped)
+                await self._holding(state.get("client"), scope, receive, send_wrapped)
         finally:
             self.in_flight -= 1
             metrics.in_flight.dec()
@@ -322,23 +331,32 @@ class Guard:
                 fields["features"] = state["features"]
             log_event(self.service.logger, **fields)
 
+    async def _holding(
+        self, client: str | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """The app, the request counted against ``client``'s in-flight cap while it runs (None:
+        a probe, which has no client)."""
+        if client is None:
+            await self.app(scope, receive, send)
+            return
+        self.holding[client] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.holding[client] -= 1
+            if not self.holding[client]:
+                del self.holding[client]
+
     def _admit(self, scope: Scope, extra: list[tuple[bytes, bytes]]) -> Problem | None:
         """None when the request may go on; else the problem that refuses it."""
-        if self.in_flight > self.service.policy.rate_limit.max_in_flight:
-            return Problem(
-                503,
-                "overloaded",
-                "Service Overloaded",
-                f"more than {self.service.policy.rate_limit.max_in_flight} requests in flight "
-                "([serve.rate_limit].max_in_flight); retry shortly",
-                headers={"Retry-After": "1"},
-                reason="in_flight",
-            )
         keyring = self.service.keyring
         presented, problem = _credentials(scope) if keyring is not None else (None, None)
         name = keyring.identify(presented) if keyring is not None and presented else None
         client = f"key:{name}" if name else f"addr:{_peer(scope)}"
         scope["state"]["client"] = client
+        busy = self._busy(client)
+        if busy is not None:
+            return busy
         admitted = self.limiter.hit(self.item, client)
         reset, remaining = self.limiter.get_window_stats(self.item, client)
         reset_in = max(0, math.ceil(reset - time.time()))
@@ -366,6 +384,33 @@ class Guard:
             return problem
         if name is None:
             return Problem(403, "forbidden", "Forbidden", "the API key is not valid", reason="auth")
+        return None
+
+    def _busy(self, client: str) -> Problem | None:
+        """The problem when all clients together, or ``client`` alone, have too many requests
+        in flight; None otherwise."""
+        limits = self.service.policy.rate_limit
+        if self.in_flight > limits.max_in_flight:
+            return Problem(
+                503,
+                "overloaded",
+                "Service Overloaded",
+                f"more than {limits.max_in_flight} requests in flight "
+                "([serve.rate_limit].max_in_flight); retry shortly",
+                headers={"Retry-After": "1"},
+                reason="in_flight",
+            )
+        if self.holding[client] >= limits.max_in_flight_per_client:
+            return Problem(
+                429,
+                "too-many-in-flight",
+                "Too Many Requests",
+                f"this client has {self.holding[client]} requests in flight, the most one client "
+                "may have at once ([serve.rate_limit].max_in_flight_per_client = "
+                f"{limits.max_in_flight_per_client})",
+                headers={"Retry-After": "1"},
+                reason="client_in_flight",
+            )
         return None
 
 
@@ -577,6 +622,6 @@ _STATUS_TEXT = {
     413: "body or instance count over the limits",
     415: "not application/json",
     422: "an instance breaks the data contract",
-    429: "over the per-client rate limit",
+    429: "over the per-client rate limit, or too many of the client's requests in flight",
     503: "too many requests in flight",
 }

@@ -64,9 +64,11 @@ def _champions_inputs(policy: LoadedPolicy, attestation: VerifiedAttestation) ->
     The service takes its settings, data contract, drift reference (the lock) and anomaly data
     from these, never from the working tree: an image carries only the registry, and a checkout
     whose ``policy.toml`` differs from the champion's (a rollback to a version signed under
-    another policy) must not serve it under unsigned limits, keys and contract. A plain registry
-    version holds the files as signed (``verify_champion`` checked every digest); an encrypted
-    one is decoded into a private folder (0700) removed at exit.
+    another policy) must not serve it under unsigned limits, keys and contract. The three files
+    are read once from the registry, each checked against its signed digest on the very bytes
+    kept, and kept in a private folder (0700) removed at exit (an encrypted version decoded):
+    read again from the registry after ``verify_champion``, a file rewritten in between was
+    served unsigned.
     """
     from pipeline.attestation import AttestationError  # noqa: PLC0415
     from pipeline.config import load_policy  # noqa: PLC0415
@@ -77,10 +79,7 @@ def _champions_inputs(policy: LoadedPolicy, attestation: VerifiedAttestation) ->
     if name not in signed:
         msg = f"refused: the champion (run {attestation.run_id}) signed no policy file ({name!r})"
         raise AttestationError(msg)
-    root = attestation.root
     try:
-        if attestation.decoder is None:
-            return load_policy(root / name)
         folder = Path(tempfile.mkdtemp(prefix="gates-champion-"))
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         _decode(attestation, name, folder, signed)
@@ -107,7 +106,10 @@ def _decode(
     path = attestation.root / name
     plain = attestation.read(path, path.read_bytes())
     if signed.get(name) != sha256_bytes(plain):
-        msg = f"refused: {name} is not among the champion's signed files, or not as signed"
+        msg = (
+            f"{path}: not as the champion signed it (changed since it was verified?), or not "
+            "among its signed files"
+        )
         raise AttestationError(msg)
     target = folder / name
     target.parent.mkdir(parents=True, exist_ok=True)

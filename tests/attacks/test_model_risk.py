@@ -116,3 +116,48 @@ def test_a_policy_that_weakens_the_gate_is_refused(project: Any, edit: Any, key:
     message = str(caught.value)
     assert "policy.toml" in message
     assert key in message
+
+
+def test_a_text_column_does_not_trade_a_linear_models_certificate_for_an_attack() -> None:
+    """A contract that declares one text column (here the same site on every row) put a
+    ColumnTransformer in front of the logistic regression, and the risk gate then measured it
+    with HopSkipJump, an upper bound: 0.89 robust accuracy at L-inf 0.25 where the exact figure
+    is 0.72, so a model below the bar could pass RISK001. The text column's part of a row's
+    score does not move: the figure stays certified, and equals the accuracy the model itself
+    gives at every row's worst L-inf corner."""
+    import numpy as np
+
+    from pipeline.config import ColumnRule, load_policy
+    from pipeline.model import build_estimator
+    from pipeline.risk import Space, measure_robustness
+    from pipeline.train import prepare
+    from tests.conftest import REPO
+
+    loaded = load_policy(REPO / "policy.toml")
+    policy = loaded.policy
+    _, split = prepare(loaded)
+    columns = {**policy.data.columns, "site": ColumnRule(dtype="string", mutable=False)}
+    contract = policy.data.model_copy(update={"columns": columns})
+    features = list(contract.feature_columns)
+    x_train = split.x_train.assign(site="clinic-a")[features]
+    x_holdout = split.x_holdout.assign(site="clinic-a")[features]
+    model = build_estimator(policy.model, seed=policy.run.seed, contract=contract)
+    model.fit(x_train, split.y_train)
+    space = Space.from_contract(features, contract.columns, x_train)
+    x, y, held = space.numeric(x_holdout), split.y_holdout.to_numpy(), space.held(x_holdout)
+    assert policy.risk is not None
+    results = measure_robustness(
+        model, space, x, y, policy.risk.robustness, seed=policy.run.seed, held=held
+    )
+    assert {r.method for r in results} == {"certified"}, [(r.method, r.accuracy) for r in results]
+    # The exact L-inf figure from the model's own predictions at each row's worst corner.
+    prepared = model[0]
+    numeric = prepared.output_indices_["numeric"]
+    weights = model[-1].coef_[0][numeric] / prepared.named_transformers_["numeric"].scale_
+    positive = np.asarray(y == model[-1].classes_[1])
+    for result in (r for r in results if r.norm == "linf"):
+        lo, hi = space.box(x, result.epsilon)
+        v = np.where(positive, 1.0, -1.0)[:, None] * weights * space.sigma
+        corner = x + np.where(v * lo <= v * hi, lo, hi) * space.sigma
+        exact = float(np.mean(model.predict(space.frame(corner, held)) == y))
+        assert result.accuracy == pytest.approx(exact, abs=1 / len(y)), result

@@ -406,3 +406,53 @@ def test_a_rollback_planned_before_another_landed_is_refused(managed_registry, t
         )
     assert registry.champion().version == project.versions[1]
     assert len(project.log()) == 4
+
+
+def test_the_champions_policy_changed_after_verification_is_not_served(
+    managed_registry, tmp_path, monkeypatch
+):
+    # Someone who can write the registry's storage (no manager's key) rewrites the champion's
+    # policy.toml, lock and data right after `serve --champion` verified them: the service read
+    # them again from the registry and ran under the unsigned limits (a rate limit of 100000, a
+    # lock and data nobody signed). The bytes it keeps are checked: refused, naming the file.
+    from gates import release
+    from gates.service.server import verified_model
+    from pipeline.attestation import AttestationError
+    from pipeline.config import load_policy
+
+    project = managed_registry.copy(tmp_path / "p")
+    version = project.root / "registry/versions" / project.versions[-1]
+    signed = (version / "policy.toml").read_text(encoding="utf-8")
+    assert "\nrequests = 100 " in signed
+    verify_champion = release.verify_champion
+
+    def then_swapped(*args: Any, **kwargs: Any) -> Any:
+        verified = verify_champion(*args, **kwargs)
+        (version / "policy.toml").write_text(
+            signed.replace("\nrequests = 100 ", "\nrequests = 100000 ", 1), encoding="utf-8"
+        )
+        return verified
+
+    monkeypatch.setattr(release, "verify_champion", then_swapped)
+    loaded = load_policy(project.root / "policy.toml")
+    with pytest.raises(AttestationError, match=r"policy\.toml: not as the champion signed it"):
+        verified_model(loaded, champion=True, key=None)
+
+
+def test_a_deleted_pointer_does_not_leave_a_managed_registry_without_champion(
+    managed_registry, tmp_path, monkeypatch, capsys
+):
+    # With release managers the audit log names the champion and the pointer only caches it;
+    # yet a registry writer who deleted the pointer made every reader see "no champion": the cv
+    # and risk gates compared the candidate with nothing, and feedback ingest measured label
+    # disagreement (FBQ012) against the file's own prediction column again.
+    from gates.feedback.quarantine import champion_model
+    from pipeline.config import load_policy
+
+    project = managed_registry.copy(tmp_path / "p")
+    (project.root / "registry/champion").unlink()
+    assert project.registry().champion().version == project.versions[-1]
+    assert champion_model(load_policy(project.root / "policy.toml")) is not None
+    code, out = _main(project, monkeypatch, capsys, "verify", "--champion", who=None)
+    assert code == 0, out
+    assert f"run {project.versions[-1].rsplit('-', 1)[0]}," in out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -365,6 +366,66 @@ def test_a_lying_content_length_is_refused(url: str, row: dict[str, Any]) -> Non
     assert answer.startswith("HTTP/1.1 413")
 
 
+# --- one client holding every slot ----------------------------------------------------------------
+
+
+def _settled(service: Any, sent: int) -> None:
+    """Wait until the service has taken in every one of ``sent`` requests: each either answered
+    (counted) or still in flight."""
+    registry = service.metrics.registry
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        answered = sum(
+            sample.value
+            for metric in registry.collect()
+            if metric.name == "gates_serve_requests"
+            for sample in metric.samples
+            if sample.name == "gates_serve_requests_total"
+        )
+        if answered + (registry.get_sample_value("gates_serve_in_flight") or 0) >= sent:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"the service did not take in {sent} requests within 30 s")
+
+
+def test_one_client_cannot_hold_every_in_flight_slot(root: Path, row: dict[str, Any]) -> None:
+    """Bodies that never finish, one per slot, from one address (within its rate limit) held the
+    whole in-flight cap for read_timeout_seconds, again and again: every other client got 503.
+    Now a client holds at most [serve.rate_limit].max_in_flight_per_client at once (429 above),
+    and a client at another address is served."""
+    body = doc(row)
+    head = (
+        f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with in_process(root) as (base, service, _):
+        limits = service.policy.rate_limit
+        port = int(base.rsplit(":", 1)[1])
+        held: list[socket.socket] = []
+        try:
+            for _ in range(limits.max_in_flight):
+                slow = socket.create_connection(("127.0.0.1", port), timeout=30)
+                slow.sendall(head + body[:10])
+                held.append(slow)
+            _settled(service, limits.max_in_flight)
+            transport = httpx.HTTPTransport(local_address="127.0.0.2")
+            with httpx.Client(transport=transport, timeout=30) as other:
+                response = other.post(
+                    base + PREDICT,
+                    content=body,
+                    headers={"Content-Type": "application/json"},
+                )
+            assert response.status_code == 200, response.text[:300]
+            cap = limits.max_in_flight_per_client
+            refused = [slow.recv(4096).decode("latin-1") for slow in held[cap:]]
+        finally:
+            for slow in held:
+                slow.close()
+    assert all(answer.startswith("HTTP/1.1 429") for answer in refused), refused[:1]
+    assert "max_in_flight_per_client" in refused[0]
+    assert "Traceback" not in refused[0]
+
+
 # --- auth bypass attempts --------------------------------------------------------------------
 
 
@@ -561,3 +622,27 @@ def test_a_key_file_that_is_a_folder_never_starts(
     monkeypatch.setenv(KEYS_ENV, str(tmp_path))
     with pytest.raises(KeyFileError, match="regular file"):
         load_keyring(KEYS_ENV)
+
+
+def test_a_client_that_hangs_up_mid_body_leaves_one_log_line_not_a_traceback(
+    root: Path, row: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A body cut off by the client's hang-up raised ClientDisconnect out of the app: uvicorn
+    logged "Exception in ASGI application" and a 30-line traceback for every such request, a
+    log any anonymous client could flood. Now it is the request's one JSON line (400,
+    client-disconnected)."""
+    body = doc(row)
+    with in_process(root) as (base, service, capture):
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as hang_up:
+            hang_up.sendall(
+                f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:10]
+            )
+            _settled(service, 1)
+        deadline = time.monotonic() + 30
+        while not capture.records() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [r.get("reason") for r in capture.records()] == ["client-disconnected"]
+    assert not [r for r in caplog.records if r.exc_info or "Exception in ASGI" in r.getMessage()]

@@ -191,14 +191,30 @@ def test_a_csv_declared_as_parquet_is_refused(project, gates_cli):
     assert "Traceback" not in done.stderr
 
 
-def test_quarantine_trains_and_cross_validates_without_the_flagged_rows(project):
-    def few_flips(frame: pd.DataFrame) -> pd.DataFrame:
-        swap = {"benign": "malignant", "malignant": "benign"}
-        # The most clearly malignant and benign rows (by worst_concave_points), labels swapped.
-        frame.loc[[82, 181, 568], "diagnosis"] = frame.loc[[82, 181, 568], "diagnosis"].map(swap)
-        return frame
+def _few_flips(frame: pd.DataFrame) -> pd.DataFrame:
+    swap = {"benign": "malignant", "malignant": "benign"}
+    # The most clearly malignant and benign rows (by worst_concave_points), labels swapped.
+    frame.loc[[82, 181, 568], "diagnosis"] = frame.loc[[82, 181, 568], "diagnosis"].map(swap)
+    return frame
 
-    _rewrite(project, few_flips)
+
+def test_three_flipped_rows_as_the_only_new_rows_fail_the_batch_on_the_doubt_mass(project):
+    # Against the committed reference's row digests the three changed rows are the batch, every
+    # one of them contradicted by the approved rows: too few for the count test (5 flagged
+    # rows needed), and the gate passed. The doubt mass of the new rows fails it (DATA100).
+    _rewrite(project, _few_flips)
+    assert _status(project) is Status.FAILED
+    data100 = [f for f in project.report("data")["findings"] if f["rule"] == "DATA100"]
+    assert [f["severity"] for f in data100] == ["error"]
+    assert "3 of 3 new rows" in data100[0]["message"]
+    assert "doubt mass of every new row z=" in data100[0]["message"]
+
+
+def test_quarantine_trains_and_cross_validates_without_the_flagged_rows(project):
+    # The flips approved as the reference (no batch: DATA100 would fail them, see above); the
+    # whole-table label check flags them under its max_share, and quarantine drops them.
+    _rewrite(project, _few_flips)
+    assert approve(project.load(), out=io.StringIO(), rebaseline=True) == 0
     project.edit_policy(**{"data.checks.quarantine": True})
     summary = project.run("data", "train", "cv")
     assert [r.status for r in summary.results] == [Status.PASSED] * 3

@@ -423,7 +423,8 @@ def test_the_champion_is_served_under_its_signed_policy_lock_and_data(copy):
     loaded = load_policy(policy)
     served = verified_model(loaded, champion=True, key=None)
     assert served.inputs is not None
-    assert served.inputs.base_dir.resolve().is_relative_to((copy / "registry").resolve())
+    # The signed copies, checked on the bytes kept (not read again from the registry).
+    assert not served.inputs.base_dir.resolve().is_relative_to(copy.resolve())
     service = build_service(loaded, served)
     assert service.policy.rate_limit.requests == 100  # the signed limit, not the checkout's
     assert service.live.reference is not None  # the signed lock's profile

@@ -292,6 +292,109 @@ def test_verdict_errors_when_it_crashes(passed_project, monkeypatch):
     assert _verdict(passed_project).status is Status.ERRORED
 
 
+# --- the verdict and the base branch's policy ($GATES_BASE_POLICY, gates/policy_change.py) ---------
+
+
+def _base_branch(project, tmp_path, *, edit=None, approvers=True):
+    """The base branch's checkout: the project's policy and keys, ``edit`` applied to the
+    policy's text, and (with ``approvers``) carol as approver; returns carol's private PEM."""
+    import shutil
+
+    from tests.keys_support import new_pem_pair
+
+    base = tmp_path / "base"
+    base.mkdir()
+    shutil.copy2(project.policy_path, base / "policy.toml")
+    if (project.root / "keys").is_dir():
+        shutil.copytree(project.root / "keys", base / "keys")
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    pem = new_pem_pair(base, secret, "carol", "ed25519")
+    text = (base / "policy.toml").read_text(encoding="utf-8")
+    if edit is not None:
+        text = edit(text)
+    if approvers:
+        text += '\n[roles]\napprovers = {carol = "keys/carol.pub"}\n'
+    (base / "policy.toml").write_text(text, encoding="utf-8")
+    return base, pem
+
+
+def _stricter(text):
+    # The base branch holds min_holdout higher than the pull request (the project as it ran).
+    import re
+
+    found = re.search(r"\[cv\.thresholds\.accuracy\][^\[]*?min_holdout = ([0-9.]+)", text)
+    assert found is not None
+    return text[: found.start(1)] + "0.95" + text[found.end(1) :]
+
+
+def test_verdict_fails_a_policy_change_no_approver_signed(passed_project, tmp_path, monkeypatch):
+    base, _ = _base_branch(passed_project, tmp_path, edit=_stricter)
+    monkeypatch.setenv("GATES_BASE_POLICY", str(base / "policy.toml"))
+    result = _verdict(passed_project)
+    assert result.status is Status.FAILED
+    assert "policy.approval.json: missing" in result.summary
+    assert "cv.thresholds.accuracy.min_holdout" in result.summary
+    assert set(result.metrics["gates"].values()) == {
+        "PASSED"
+    }  # every gate passed: the policy fails
+    changes = result.metrics["policy"]["changes"]
+    keys = {c["key"]: (c["base"], c["request"]) for c in changes}
+    assert keys["cv.thresholds.accuracy.min_holdout"][0] == "0.95"
+    assert "roles.approvers.carol" in keys  # the pull request lacks the base's [roles]
+    rules = [f.rule for f in result.errors]
+    assert rules[0] == "GATE016"
+    assert "GATE017" in rules
+
+
+def test_verdict_passes_an_approved_policy_change_listing_it(passed_project, tmp_path, monkeypatch):
+    import io
+
+    from gates.policy_change import approve
+
+    base, pem = _base_branch(passed_project, tmp_path, edit=_stricter)
+    monkeypatch.setenv("GATES_BASE_POLICY", str(base / "policy.toml"))
+    monkeypatch.setenv("GATES_APPROVER_KEY", pem)
+    out = io.StringIO()
+    assert approve(passed_project.load(), base=None, out=out) == 0, out.getvalue()
+    result = _verdict(passed_project)
+    assert result.status is Status.PASSED, result.summary
+    assert "approved by carol: cv.thresholds.accuracy.min_holdout" in result.summary
+    assert result.metrics["policy"]["approved_by"] == "carol"
+    assert {f.rule for f in result.findings} == {"GATE017"}
+
+
+def test_verdict_sees_no_change_in_a_reformatted_policy(passed_project, tmp_path, monkeypatch):
+    base, _ = _base_branch(
+        passed_project,
+        tmp_path,
+        edit=lambda text: "# the base branch's copy\n\n" + text.replace(" = ", "   =   "),
+        approvers=False,
+    )
+    monkeypatch.setenv("GATES_BASE_POLICY", str(base / "policy.toml"))
+    result = _verdict(passed_project)
+    assert result.status is Status.PASSED, result.summary
+    assert result.summary.endswith("policy.toml: no change against the base branch's policy")
+    assert result.metrics["policy"]["changes"] == []
+
+
+def test_verdict_errors_on_an_unreadable_base_policy(passed_project, tmp_path, monkeypatch):
+    monkeypatch.setenv("GATES_BASE_POLICY", str(tmp_path / "absent" / "policy.toml"))
+    result = _verdict(passed_project)
+    assert result.status is Status.ERRORED
+    assert "$GATES_BASE_POLICY" in result.summary
+
+
+def test_verdict_without_a_base_policy_compares_nothing_and_says_so(passed_project, monkeypatch):
+    monkeypatch.delenv("GATES_BASE_POLICY", raising=False)
+    result = _verdict(passed_project)
+    assert result.status is Status.PASSED
+    assert result.summary.endswith(
+        "policy.toml not compared with a base branch ($GATES_BASE_POLICY unset)"
+    )
+    assert result.metrics["policy"]["compared_with"] is None
+
+
 def test_the_attestation_records_the_history_head_of_the_previous_run(passed_project):
     from gates.feedback.history import head_hash
     from pipeline.signing import parse_envelope

@@ -140,7 +140,7 @@ def test_the_space_attacks_numeric_columns_and_holds_text_and_bool(measured):
 def test_figures_are_attack_figures_within_0_and_1(measured):
     robust = measured["robust"]
     assert [(r.norm, r.epsilon) for r in robust] == [("linf", 0.1), ("linf", 1.0), ("l2", 1.0)]
-    assert {r.method for r in robust} == {"attack"}  # a one-hot model is never "certified"
+    assert {r.method for r in robust} == {"attack"}  # blank cells, and not a linear model
     assert all(0.0 <= r.accuracy <= 1.0 for r in robust)
     assert all(r.rows == 12 for r in robust)
     # The attack found something at the large budget: the frames below are real attacks.

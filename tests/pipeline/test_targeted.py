@@ -442,6 +442,66 @@ def test_a_few_confidently_mislabelled_rows_are_reported_on_the_doubt_mass():
     assert "z=2.2" in rate.reporting
 
 
+def _few_mislabelled(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, y = _data(900, seed=seed)
+    new = np.arange(860, 900)
+    ones = new[y[new] == 1]
+    ranked = ones[np.argsort(-x[ones].sum(axis=1))]
+    planted = ranked[int(0.7 * ranked.size) :][:4]
+    y[planted] = 0
+    return x, y, planted
+
+
+def test_a_few_confidently_mislabelled_rows_fail_the_batch_on_the_doubt_mass():
+    # The count test cannot fail on them (5 flagged of 40 new rows, Fisher p = 0.016 > alpha
+    # 0.001): before the doubt-mass verdict the batch passed with its rows reported (the
+    # benchmark's held-out wine in-range batch: 4 trigger rows among 43 new rows). The doubt
+    # mass of every new row (z = 4.0) fails it, and the finding says so.
+    from gates.base import Severity
+    from gates.data_integrity import judge_batch
+
+    x, y, planted = _few_mislabelled()
+    result = _batch(x, y, _approved(900, 40))
+    rate = next(t for t in result.rates if t.check == "batch_label")
+    assert rate.pvalue > _checks().checks.batch.alpha  # the count alone would pass
+    assert rate.mass is not None
+    assert rate.mass[1] < _checks().checks.batch.alpha
+    assert rate.failed
+    findings = judge_batch(result, _checks(), "d.csv", source="test", trusted=True)
+    data100 = [f for f in findings if f.rule == "DATA100"]
+    assert [f.severity for f in data100] == [Severity.ERROR]
+    assert "doubt mass of every new row z=4.0" in data100[0].message
+    assert data100[0].location.row in set(planted.tolist())
+
+
+def test_clean_batches_pass_the_doubt_mass_verdict():
+    # The same batch sizes with no planted row: the mass is the approved rows' (|z| < 1.5)
+    # and neither test fails, on four seeds.
+    for seed in range(4):
+        x, y = _data(900, seed=seed)
+        for new in (40, 200):
+            result = _batch(x, y, _approved(900, new))
+            rate = next(t for t in result.rates if t.check == "batch_label")
+            assert rate.mass is not None
+            assert abs(rate.mass[0]) < 1.5, (seed, new, rate.mass)
+            assert not rate.failed, (seed, new, rate)
+
+
+def test_a_significant_doubt_mass_below_the_minimum_excess_does_not_fail():
+    # A large batch's tiny mass change can be significant without being an attack: the
+    # excess per new row must also reach batch.min_excess, as the count's excess must.
+    from pipeline.targeted import RateTest, _doubt_mass_verdict
+
+    batch = _checks().checks.batch
+    rate = RateTest("batch_label", 0, 100_000, 0.03, 1.0, False, "Fisher", base_doubt=(0.1, 0.01))
+    doubt = np.full(100_000, 0.1 + 0.01)  # z = 31.6, excess 0.01 per row < 0.02
+    judged = _doubt_mass_verdict(rate, doubt, batch)
+    assert judged.mass is not None
+    assert judged.mass[1] < batch.alpha
+    assert not judged.failed
+    assert _doubt_mass_verdict(rate, doubt + 0.02, batch).failed
+
+
 def test_far_rows_inside_the_range_are_still_reported_for_density():
     # The split is by the range check's rows only: far rows the range check does not flag
     # (here: none is passed as beyond the range) stay in the family of every other row, and

@@ -1,4 +1,6 @@
-"""On a pull request, the data gate's job takes the target branch's policy ($GATES_BASE_POLICY).
+"""On a pull request, the data gate's and the verdict's jobs take the target branch's policy
+($GATES_BASE_POLICY): the data gate's approvers and approved lock, and the rules the verdict
+compares the pull request's policy with, come from there.
 
 The committed CI files' own shell is run here with sh and bash against real git repositories:
 an origin whose default branch holds the reviewed policy, and a pull request's clone that
@@ -21,7 +23,9 @@ from gates.registry import GATES
 from tests.conftest import REPO
 
 GIT = shutil.which("git")
-GATE = "python -m gates run data"
+GATE = "python -m gates run {job}"
+# The jobs that must get the base branch's policy: each gate registered with base_branch.
+JOBS = ("data", "gate")
 BASE_POLICY = "# the reviewed policy of the base branch\n"
 PR_POLICY = "# the pull request's policy\n"
 pytestmark = pytest.mark.skipif(GIT is None, reason="git is not installed")
@@ -79,25 +83,26 @@ def _printed_policy(result: subprocess.CompletedProcess[str], clone: Path) -> st
 PRINT = 'printf "policy=%s\\n" "${GATES_BASE_POLICY:-}"'
 
 
-def _gitlab_script() -> str:
-    job = yaml.safe_load((REPO / ".gitlab-ci.yml").read_text(encoding="utf-8"))["data"]
-    assert job["script"][-1] == GATE
-    return "\n".join([*job["script"][:-1], PRINT])
+def _gitlab_script(job: str = "data") -> str:
+    script = yaml.safe_load((REPO / ".gitlab-ci.yml").read_text(encoding="utf-8"))[job]["script"]
+    gate = next(i for i, line in enumerate(script) if line.startswith(GATE.format(job=job)))
+    assert "GATES_BASE_POLICY" in script[gate - 1]  # the line right before the gate's own
+    return "\n".join([*script[:gate], PRINT])
 
 
-def _jenkins_script() -> str:
+def _jenkins_script(job: str = "data") -> str:
     text = (REPO / "Jenkinsfile").read_text(encoding="utf-8")
-    stage = text[text.index("stage('data') {") :]
+    stage = text[text.index(f"stage('{job}') {{") :]
     script = stage[
         stage.index("sh '''") + len("sh '''") : stage.index("'''\n", stage.index("sh '''") + 6)
     ]
-    gate = f". .venv/bin/activate && {GATE}"
+    gate = f". .venv/bin/activate && {GATE.format(job=job)}"
     assert script.rstrip().endswith(gate)
     return script.rstrip().removesuffix(gate) + PRINT
 
 
 def test_only_the_gates_registered_with_base_branch_take_it():
-    assert [spec.name for spec in GATES if spec.base_branch] == ["data"]
+    assert tuple(spec.name for spec in GATES if spec.base_branch) == JOBS
     gitlab = yaml.safe_load((REPO / ".gitlab-ci.yml").read_text(encoding="utf-8"))
     workflow = yaml.safe_load((REPO / ".github/workflows/pipeline.yml").read_text(encoding="utf-8"))
     jenkins = (REPO / "Jenkinsfile").read_text(encoding="utf-8")
@@ -106,18 +111,21 @@ def test_only_the_gates_registered_with_base_branch_take_it():
             continue
         assert "GATES_BASE_POLICY" not in str(gitlab[spec.name]["script"])
         assert "GATES_BASE_POLICY" not in str(workflow["jobs"][spec.name]["steps"])
-    start = jenkins.index("stage('data') {")
-    outside = jenkins[:start] + jenkins[jenkins.index("stage(", start + 1) :]
+    outside = jenkins
+    for job in JOBS:
+        start = outside.index(f"stage('{job}') {{")
+        outside = outside[:start] + outside[outside.index("stage(", start + 1) :]
     assert "GATES_BASE_POLICY" not in outside
 
 
+@pytest.mark.parametrize("job", JOBS)
 @pytest.mark.parametrize("system", ["gitlab", "jenkins"])
-def test_a_pull_request_is_judged_by_the_target_branchs_policy(system, repos):
+def test_a_pull_request_is_judged_by_the_target_branchs_policy(system, job, repos):
     _, clone = repos
     script, env = (
-        (_gitlab_script(), {"CI_PIPELINE_SOURCE": "merge_request_event"})
+        (_gitlab_script(job), {"CI_PIPELINE_SOURCE": "merge_request_event"})
         if system == "gitlab"
-        else (_jenkins_script(), {})
+        else (_jenkins_script(job), {})
     )
     target = "CI_MERGE_REQUEST_TARGET_BRANCH_NAME" if system == "gitlab" else "CHANGE_TARGET"
     result = _run("sh", script, clone, **env, **{target: "main"})
@@ -134,8 +142,9 @@ def test_a_pull_request_is_judged_by_the_target_branchs_policy(system, repos):
     assert "no-such-branch" in result.stderr
 
 
+@pytest.mark.parametrize("job", JOBS)
 @pytest.mark.parametrize("system", ["gitlab", "jenkins"])
-def test_a_base_branch_without_a_policy_leaves_it_unset_with_a_notice(system, repos, tmp_path):
+def test_a_base_branch_without_a_policy_leaves_it_unset_with_a_notice(system, job, repos, tmp_path):
     origin, clone = repos
     # The pull request that adopts the pipeline: its target branch has no policy.toml yet.
     bare = tmp_path / "adopting"
@@ -144,7 +153,7 @@ def test_a_base_branch_without_a_policy_leaves_it_unset_with_a_notice(system, re
     _git(bare, "rm", "-q", "policy.toml")
     _git(bare, "commit", "-q", "-m", "no pipeline yet")
     _git(bare, "push", "-q", "origin", "before")
-    script = _gitlab_script() if system == "gitlab" else _jenkins_script()
+    script = _gitlab_script(job) if system == "gitlab" else _jenkins_script(job)
     target = "CI_MERGE_REQUEST_TARGET_BRANCH_NAME" if system == "gitlab" else "CHANGE_TARGET"
     env = {"CI_PIPELINE_SOURCE": "merge_request_event"} if system == "gitlab" else {}
     result = _run("sh", script, clone, **env, **{target: "before"})
@@ -152,19 +161,25 @@ def test_a_base_branch_without_a_policy_leaves_it_unset_with_a_notice(system, re
     assert "notice: no policy.toml on the base branch" in result.stdout
 
 
-def _github_steps() -> list[dict]:
+NAME_STEP = (
+    "Its policy: approvers, approved data lock, the rules a change is compared with (pull requests)"
+)
+
+
+def _github_steps(job: str = "data") -> list[dict]:
     workflow = yaml.safe_load((REPO / ".github/workflows/pipeline.yml").read_text(encoding="utf-8"))
-    return workflow["jobs"]["data"]["steps"]
+    return workflow["jobs"][job]["steps"]
 
 
-def test_github_checks_the_base_commit_out_apart_before_the_gate():
-    steps = _github_steps()
+@pytest.mark.parametrize("job", JOBS)
+def test_github_checks_the_base_commit_out_apart_before_the_gate(job):
+    steps = _github_steps(job)
     names = [step["name"] for step in steps]
-    gate = next(i for i, step in enumerate(steps) if step.get("run") == GATE)
+    gate = next(i for i, step in enumerate(steps) if step.get("run") == GATE.format(job=job))
     clear, checkout, name = (
         names.index("Clear a folder of that name for the base branch (pull requests)"),
         names.index("Check out the base branch apart (pull requests)"),
-        names.index("Its policy names the approvers and the approved data lock (pull requests)"),
+        names.index(NAME_STEP),
     )
     assert names.index("Check out") < clear < checkout < name < gate
     for index in (clear, checkout, name):
@@ -199,7 +214,7 @@ def test_github_steps_move_the_base_out_and_name_its_policy(repos, tmp_path):
     (temp / ".gates-base").mkdir(parents=True)
     (temp / ".gates-base" / "policy.toml").write_text("# stale\n", encoding="utf-8")
     github_env = tmp_path / "github.env"
-    name = steps["Its policy names the approvers and the approved data lock (pull requests)"]
+    name = steps[NAME_STEP]
     result = _run("bash", name["run"], clone, RUNNER_TEMP=str(temp), GITHUB_ENV=str(github_env))
     assert result.returncode == 0, result.stderr
     assert not (clone / ".gates-base").exists()  # moved out of the workspace

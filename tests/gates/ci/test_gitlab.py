@@ -108,7 +108,9 @@ def test_a_check_job_in_the_first_stage_catches_drift_from_the_registry(future_s
 
 def test_the_verdict_exports_a_dotenv_and_keeps_its_exit_code(future_specs):
     verdict = _pipeline(future_specs)["gate"]
-    assert verdict["script"] == [
+    # After the base branch's policy (a merge request: the verdict compares the policy with it).
+    assert "GATES_BASE_POLICY" in verdict["script"][0]
+    assert verdict["script"][1:] == [
         "python -m gates run gate || verdict_exit=$?",
         "python -m gates ci dotenv --output reports/gates.env",
         'exit "${verdict_exit:-0}"',
