@@ -313,3 +313,32 @@ def test_a_head_sidecar_that_is_a_fifo_or_a_device_is_a_problem_not_a_hang(tmp_p
         pytest.fail(f"history verify blocked on a planted {kind} .head")
     assert done.returncode == 0, done.stderr
     assert "runs.jsonl.head: refused: a symlink or not a regular file" in done.stdout
+
+
+def test_a_sealed_line_whose_header_nests_too_deep_is_a_problem_naming_the_line(
+    tmp_path, monkeypatch
+):
+    # The encrypted header is read before any key: nesting within its 64 KiB limit escaped the
+    # verifier as a RecursionError (a traceback) instead of a refusal naming the line.
+    import base64
+
+    from pipeline.atrest import MAGIC
+    from pipeline.keys.local import LocalProvider
+
+    monkeypatch.setenv("RT_DATA_KEY", base64.b64encode(b"k" * 32).decode())
+    provider = LocalProvider(
+        env="UNSET_SIGNING", key_file=None, kek_env="RT_DATA_KEY", kek_file=None
+    )
+    cipher = history.RecordCipher(name="runs.jsonl", provider=provider)
+    path = tmp_path / "runs.jsonl"
+    history.append(path, {"run_id": "run-0"}, cipher=cipher)
+    written = history.append(path, {"run_id": "run-1"}, cipher=cipher)
+    outer = json.loads(_lines(path)[1])
+    deep = MAGIC + b"[" * 30_000 + b"]" * 30_000 + b"\n"
+    outer["seal"] = base64.b64encode(deep).decode("ascii")
+    path.write_bytes(_lines(path)[0] + json.dumps(outer).encode() + b"\n")
+    assert outer["hash"] == written["hash"]
+    result = history.verify(path, cipher=cipher)
+    assert not result
+    assert result.problems[0].line == 2
+    assert "record 1 refused: encrypted file header is not valid" in result.problems[0].message
