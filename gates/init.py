@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 import io
 import math
-import shutil
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,6 +113,10 @@ def init(
     """Write ``policy_path`` for ``csv``, approve it and propose thresholds (see the module)."""
     if policy_path.exists() and not force:
         msg = f"{policy_path}: exists; pass --force to replace its [model], [cv] and [data] tables"
+        raise InitError(msg)
+    if policy_path.is_symlink():
+        # Its target's folder would become the project, and the data copy would go there.
+        msg = f"{policy_path}: refused: a symlink (to {os.readlink(policy_path)}); init writes a real file"
         raise InitError(msg)
     root = policy_path.resolve().parent
     frame = _read(csv)
@@ -311,15 +315,26 @@ def _round(value: float, direction: Callable[[float], float]) -> float:
 
 def _place(csv: Path, root: Path, *, force: bool) -> Path:
     """The data file inside the project: ``csv`` itself when it is there, else a copy in data/."""
+    from pipeline.fsio import atomic_write_bytes  # noqa: PLC0415
+
     source = csv.resolve()
     if source.is_relative_to(root):
         return source
     target = root / "data" / source.name
+    # Never through a symlink: one committed as data/ or data/<name> could lead anywhere, and
+    # the copy would land there (over whatever it names, with --force).
+    for path in (target.parent, target):
+        if path.is_symlink():
+            msg = (
+                f"{path}: refused: a symlink (to {os.readlink(path)}); init copies {csv.name} "
+                "only into a real data/ folder of the project"
+            )
+            raise InitError(msg)
     if target.exists() and target.read_bytes() != source.read_bytes() and not force:
         msg = f"{target}: exists with other content; pass --force to replace it with {csv}"
         raise InitError(msg)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
+    # A new file put in place by rename: a symlink planted after the check is replaced, not followed.
+    atomic_write_bytes(target, source.read_bytes())
     return target
 
 

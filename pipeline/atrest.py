@@ -97,7 +97,8 @@ def decrypt_bytes(
         nonce = base64.b64decode(header["nonce"], validate=True)
         wrapped = base64.b64decode(header["wrapped"], validate=True)
         claimed, digest = header["path"], header["sha256"]
-    except (ValueError, KeyError, UnicodeDecodeError, binascii.Error):
+    except (ValueError, KeyError, UnicodeDecodeError, binascii.Error, RecursionError):
+        # RecursionError: JSON nested past the parser's limit within the header's 64 KiB.
         raise EncryptionError(f"{name}: refused: encrypted file header is not valid") from None
     if header.get("provider") != provider.name:
         msg = (

@@ -728,6 +728,16 @@ class ReleasePolicy(_Strict):
 
 
 KeyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./:@-]{0,255}$")]
+# Vault names go into the request path (/v1/<mount>/sign/<name>), where '..' segments resolve:
+# a mount is slash-separated segments that each start with a letter or digit (never '.' or
+# '..'), and a Transit key name has no slash at all (as Vault's own name rule).
+VaultMount = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}){0,7}$"
+    ),
+]
+VaultKeyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
 
 
 class KeysPolicy(_Strict):
@@ -741,9 +751,9 @@ class KeysPolicy(_Strict):
     kms_key_id: KeyName | None = None
     kms_data_key_id: KeyName | None = None
     kms_region: KeyName = "us-east-1"
-    vault_mount: KeyName = "transit"
-    vault_key_name: KeyName | None = None
-    vault_data_key_name: KeyName | None = None
+    vault_mount: VaultMount = "transit"
+    vault_key_name: VaultKeyName | None = None
+    vault_data_key_name: VaultKeyName | None = None
 
     @model_validator(mode="after")
     def _named_key(self) -> Self:

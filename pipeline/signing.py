@@ -240,6 +240,9 @@ def parse_envelope(text: str | bytes, *, source: str) -> Envelope:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         msg = f"{source}: not a DSSE envelope: not JSON ({err})"
         raise SigningError(msg) from None
+    except RecursionError:
+        msg = f"{source}: not a DSSE envelope: JSON nested too deeply to parse"
+        raise SigningError(msg) from None
     if not isinstance(document, dict):
         msg = f"{source}: not a DSSE envelope: expected a JSON object"
         raise SigningError(msg)

@@ -33,6 +33,7 @@ from pipeline.signing import (
     TrustedKeys,
     load_public_key,
     parse_envelope,
+    private_key_from_pem,
     public_key_from_pem,
     verify_envelope,
 )
@@ -43,8 +44,12 @@ _MAX_KEY_BYTES = 64 * 1024
 _MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
 
 
-def _small_regular_file(path: Path, *, limit: int) -> bytes | None:
-    """The bytes of ``path`` if it is a regular file (no symlink) of at most ``limit`` bytes."""
+def _small_regular_file(path: Path, *, limit: int, private: bool = False) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file (no symlink) of at most ``limit`` bytes.
+
+    ``private``: also only when this user owns it and nobody else may read it (mode 0600, as
+    ``generate_key_pair`` writes it; git never checks a file out so).
+    """
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags)
@@ -53,6 +58,8 @@ def _small_regular_file(path: Path, *, limit: int) -> bytes | None:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        if private and (info.st_mode & 0o077 or info.st_uid != os.getuid()):
             return None
         with os.fdopen(os.dup(fd), "rb") as handle:
             return handle.read(limit + 1)[:limit]
@@ -120,11 +127,19 @@ def _dev_key_refusal(policy: LoadedPolicy, path: Path, trusted: Trusted) -> Atte
     # /dev/zero or a FIFO under either name, and this is only about the wording.
     key_bytes = _small_regular_file(dev_path, limit=_MAX_KEY_BYTES)
     envelope_bytes = _small_regular_file(path, limit=_MAX_ENVELOPE_BYTES)
-    if key_bytes is None or envelope_bytes is None:
+    # The key is "the local development key" only when its private half was made here: a
+    # tree can commit a public key (and a private one, which git checks out readable by others).
+    private_bytes = _small_regular_file(
+        dev_path.with_suffix(".key"), limit=_MAX_KEY_BYTES, private=True
+    )
+    if key_bytes is None or envelope_bytes is None or private_bytes is None:
         return None
     try:
         dev = public_key_from_pem(key_bytes, source=str(dev_path))
         if dev.keyid == trusted.keyid:
+            return None
+        made_here = private_key_from_pem(private_bytes, source=str(dev_path), release=False)
+        if made_here.public.keyid != dev.keyid:
             return None
         envelope = parse_envelope(envelope_bytes, source=str(path))
         verify_envelope(envelope, trusted=dev, payload_type=IN_TOTO_PAYLOAD_TYPE, source=str(path))

@@ -51,11 +51,13 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import fcntl
 import hashlib
 import hmac
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,11 +156,17 @@ def locked(path: Path, *, wait: bool = True) -> Iterator[None]:
     ``wait=False`` raises BlockingIOError at once when another process holds it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Never through a symlink (O_CREAT would make its target, wherever it points), never a FIFO
+    # or a device: the folder may be the contributor's.
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock_path(path), flags, 0o644)
     except OSError as err:
-        msg = f"{lock_path(path)}: cannot open the history lock: {err.strerror}"
-        raise HistoryError(msg) from None
+        raise _sidecar_refused(lock_path(path), err, "cannot open the history lock") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        msg = f"{lock_path(path)}: refused: a symlink or not a regular file"
+        raise HistoryError(msg)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         try:
@@ -332,6 +340,30 @@ def head_hash(path: Path, *, cipher: RecordCipher | None = None) -> str:
     return value
 
 
+# .head and .verified hold a count and a few hashes: far below this.
+_SIDECAR_LIMIT = 64 * 1024
+
+
+def _read_small(path: Path) -> bytes | None:
+    """A sidecar's bytes; None when absent. OSError (ELOOP, EINVAL) for a symlink, a FIFO, a
+    device or a file past ``_SIDECAR_LIMIT``: never followed, never blocked on, never read whole."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _SIDECAR_LIMIT:
+            raise OSError(errno.EINVAL, "not a small regular file")
+        return handle.read(_SIDECAR_LIMIT + 1)
+
+
+def _sidecar_refused(path: Path, err: OSError, doing: str) -> HistoryError:
+    if err.errno in (errno.ELOOP, errno.EINVAL):
+        return HistoryError(f"{path}: refused: a symlink or not a regular file")
+    return HistoryError(f"{path}: {doing}: {err.strerror}")
+
+
 @dataclass(frozen=True)
 class _Sidecar:
     count: int
@@ -342,10 +374,14 @@ def _read_sidecar(path: Path) -> _Sidecar | None:
     """``<history>.head``: None when absent; HistoryError (its message) when unparsable."""
     sidecar = head_path(path)
     try:
-        document = json.loads(sidecar.read_text(encoding="utf-8"))
-        return _Sidecar(int(document["count"]), str(document["head"]))
-    except FileNotFoundError:
+        raw = _read_small(sidecar)
+    except OSError as err:
+        raise _sidecar_refused(Path(sidecar.name), err, "cannot read") from None
+    if raw is None:
         return None
+    try:
+        document = json.loads(raw.decode("utf-8"))
+        return _Sidecar(int(document["count"]), str(document["head"]))
     except (
         OSError,
         UnicodeDecodeError,
@@ -565,7 +601,8 @@ def _seal(key: bytes, document: dict[str, Any]) -> str:
 def _read_checkpoint(path: Path, body: bytes, key: bytes) -> _Checkpoint | None:
     """The verified prefix, if sealed under ``key`` and its bytes still start ``body``; else None."""
     try:
-        document = json.loads(checkpoint_path(path).read_text(encoding="utf-8"))
+        # Absent (None): no checkpoint (None["seal"] is a TypeError below).
+        document = json.loads((_read_small(checkpoint_path(path)) or b"null").decode("utf-8"))
         seal = document["seal"]
         if not isinstance(seal, str) or not hmac.compare_digest(seal, _seal(key, document)):
             return None

@@ -9,6 +9,7 @@ Problems with the optional sinks are warnings: they never hide the run's own ver
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from gates.feedback import codequality, history, html, junit, markdown, mlflow_s
 from gates.feedback.bundle import ReportBundle
 from gates.feedback.collect import build_record, collect, key_metrics
 from gates.feedback.trends import champion_from_cv, compare, read_champion
-from gates.inputs import git_commit
+from gates.inputs import git_commit, tracked_files
 from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
 
 SUMMARY_FILE = "summary.md"
@@ -47,7 +48,9 @@ class FeedbackGate(Gate):
         history_path = policy.resolve(settings.history)
         findings: list[Finding] = []
         cipher = history.history_cipher(policy)
-        check = history.verify(history_path, resume=True, cipher=cipher)
+        check = _not_from_the_tree(
+            history.verify(history_path, resume=True, cipher=cipher), context.root
+        )
         past = history.records(history_path, last=RECENT_RECORDS, cipher=cipher) if check else []
         commit, dirty = git_commit(context.root)
         metrics = key_metrics(view)
@@ -206,6 +209,25 @@ class FeedbackGate(Gate):
 
 def _warning(rule: str, message: str, key: str | None) -> Finding:
     return Finding(rule=rule, message=message, severity=Severity.WARNING, policy_key=key)
+
+
+def _not_from_the_tree(check: history.Verification, root: Path) -> history.Verification:
+    """``check`` with a problem first when git tracks the history or one of its sidecars.
+
+    The history is CI's (restored from its cache, saved by the default branch): one the
+    checkout holds is the pull request's to write, chain and sidecars included, and would
+    choose the runs the trends compare with. Outside git nothing can be told.
+    """
+    path = check.path
+    tracked = [n for n in tracked_files(root, path.parent) if Path(n).name.startswith(path.name)]
+    if not tracked:
+        return check
+    problem = history.HistoryProblem(
+        0,
+        f"{tracked[0]}: committed to the repository; the run history is CI's (restored from "
+        f"its cache), never taken from the checkout: remove it (git rm --cached {tracked[0]})",
+    )
+    return dataclasses.replace(check, problems=(problem, *check.problems))
 
 
 def _rel(path: Path, root: Path) -> str:

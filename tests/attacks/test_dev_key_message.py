@@ -109,6 +109,17 @@ def _envelope_is_fifo(root: Path) -> None:
     os.mkfifo(envelope)
 
 
+def _dev_key_from_the_tree(root: Path) -> None:
+    # Red team (6 December): the pull request commits a key pair and a bundle signed with it
+    # (`git add -f`). A checkout holds the public half and, at best, the private one readable
+    # by others (git writes no 0600 file): neither was made on this machine.
+    (root / ".keys/dev-signing.key").unlink()
+
+
+def _dev_private_key_checked_out(root: Path) -> None:
+    (root / ".keys/dev-signing.key").chmod(0o644)
+
+
 # case -> (plant, words the refusal has, words it must not have)
 CASES: dict[str, tuple[Callable[[Path], None] | None, str, str]] = {
     "intact-dev-signed": (None, DEV_WORDS, TAMPER_WORDS),
@@ -119,6 +130,8 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, str, str]] = {
     "dev-key-behind-a-symlink": (_dev_key_through_symlink, TAMPER_WORDS, "development key"),
     "envelope-symlink": (_envelope_symlink, "symlink", "development key"),
     "envelope-is-a-fifo": (_envelope_is_fifo, "not a regular file", "development key"),
+    "dev-key-pub-from-the-tree": (_dev_key_from_the_tree, TAMPER_WORDS, "development key"),
+    "dev-key-pair-checked-out": (_dev_private_key_checked_out, TAMPER_WORDS, "development key"),
 }
 
 

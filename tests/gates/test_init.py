@@ -274,3 +274,39 @@ def test_init_refuses_a_positive_class_the_label_does_not_hold(tmp_path: Path, c
     assert code == 2
     assert "--positive 'w'" in err
     assert str(path) in err
+
+
+# --- symlinks in the adopter's folder (red team, 6 December) ------------------------------
+
+
+@pytest.mark.parametrize("planted", ["file", "folder", "policy"])
+def test_init_writes_nothing_through_a_symlink_out_of_the_project(
+    planted: str, tmp_path: Path, capsys: Any
+) -> None:
+    # A contributor committed data/t.csv (or data/ itself, or policy.toml) as a symlink out of
+    # the project; init --force copied the user's table through it, over whatever it named
+    # (a symlinked policy.toml made its folder the project: the copy went to outside/data/).
+    table = _csv(tmp_path, "a,y\n1,x\n2,z\n")
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    project.mkdir()
+    outside.mkdir()
+    victim = outside / ("data/t.csv" if planted == "policy" else "t.csv")
+    victim.parent.mkdir(exist_ok=True)
+    victim.write_text("not yours\n", encoding="utf-8")
+    if planted == "policy":
+        (outside / "policy.toml").write_text("# theirs\n", encoding="utf-8")
+        (project / "policy.toml").symlink_to(outside / "policy.toml")
+    elif planted == "file":
+        (project / "data").mkdir()
+        (project / "data" / "t.csv").symlink_to(victim)
+    else:
+        (project / "data").symlink_to(outside, target_is_directory=True)
+    code = main(
+        ["init", str(table), "--label", "y", "--force", "--policy", str(project / "policy.toml")]
+    )
+    err = capsys.readouterr().err
+    assert victim.read_text(encoding="utf-8") == "not yours\n"
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "symlink" in err
+    assert str(project / ("policy.toml" if planted == "policy" else "data")) in err

@@ -293,3 +293,25 @@ def test_local_dev_keys_for_a_hybrid_are_made_per_algorithm(tmp_path, monkeypatc
     assert not choice.release
     assert (tmp_path / ".keys/dev-signing-ml-dsa-65.key").exists()
     assert "DEVELOPMENT key(s)" in choice.note
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("vault_mount", "transit/../../secret"),
+        ("vault_key_name", "gates-release/../../../../sys/policy/ci"),
+        ("vault_data_key_name", "gates-data/../../../../../secret/prod"),
+    ],
+)
+def test_vault_names_cannot_leave_the_transit_mount(tmp_path, vault, key, value):
+    """Red team (6 December): the policy is the pull request's, VAULT_TOKEN is CI's. hvac puts
+    the mount and key names into the URL and requests resolves '..' segments, so a name with
+    '/../' sent CI's token to any Vault path (a POST for datakey: a write). Refused at load."""
+    from pipeline.config import PolicyError
+
+    names = {"vault_key_name": "gates-release", "vault_data_key_name": "gates-data", key: value}
+    table = "\n".join(f'{k} = "{v}"' for k, v in names.items())
+    (tmp_path / "keys").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "keys/release.pub").write_bytes(vault.add_ed25519("gates-release"))
+    with pytest.raises(PolicyError, match=f"keys.{key}"):
+        key_project(tmp_path, extra=f'[keys]\nprovider = "vault-transit"\n{table}')

@@ -58,7 +58,15 @@ def test_another_key_or_type_or_no_signature_is_refused():
 
 @pytest.mark.parametrize(
     "text",
-    ["not json", "[]", '{"payload": 1}', '{"payload": "!!", "payloadType": "t", "signatures": []}'],
+    [
+        "not json",
+        "[]",
+        '{"payload": 1}',
+        '{"payload": "!!", "payloadType": "t", "signatures": []}',
+        # Red team (6 December): an approval envelope is a file in the pull request's tree;
+        # nesting past the parser's recursion limit escaped as a RecursionError (a traceback).
+        '{"payload": "", "x": ' + "[" * 200_000 + "]" * 200_000 + "}",
+    ],
 )
 def test_malformed_envelopes_are_one_clear_error(text):
     with pytest.raises(SigningError, match=r"^e"):

@@ -261,3 +261,84 @@ def test_a_checkpoint_that_does_not_describe_its_own_prefix_is_not_trusted(
         assert result
         assert result.records == 3
         assert result.head == written[-1]["hash"]
+
+
+# --- planted sidecars (red team, 6 December): the history's folder may be the contributor's ---
+
+
+def test_a_lock_symlink_creates_nothing_outside_and_the_append_is_refused(tmp_path):
+    path = tmp_path / "history" / "runs.jsonl"
+    _fill(path, 1)
+    planted = tmp_path / "outside" / "made-by-the-gate"
+    planted.parent.mkdir()
+    history.lock_path(path).unlink()
+    history.lock_path(path).symlink_to(planted)
+    with pytest.raises(history.HistoryError, match=r"runs\.jsonl\.lock: refused: a symlink"):
+        history.append(path, {"run_id": "next"})
+    assert not planted.exists()
+    assert len(_lines(path)) == 1
+
+
+_VERIFY = """
+import sys
+from pathlib import Path
+from gates.feedback import history
+result = history.verify(Path(sys.argv[1]))
+print(result.problems[0].message if result.problems else "verified")
+"""
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_head_sidecar_that_is_a_fifo_or_a_device_is_a_problem_not_a_hang(tmp_path, kind):
+    # A FIFO blocked the reader forever; a symlink to /dev/zero read without end.
+    import os
+
+    path = tmp_path / "runs.jsonl"
+    _fill(path, 2)
+    history.head_path(path).unlink()
+    if kind == "fifo":
+        os.mkfifo(history.head_path(path))
+    else:
+        history.head_path(path).symlink_to("/dev/zero")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _VERIFY, str(path)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,  # a guard against the hang, not a measurement
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"history verify blocked on a planted {kind} .head")
+    assert done.returncode == 0, done.stderr
+    assert "runs.jsonl.head: refused: a symlink or not a regular file" in done.stdout
+
+
+def test_a_sealed_line_whose_header_nests_too_deep_is_a_problem_naming_the_line(
+    tmp_path, monkeypatch
+):
+    # The encrypted header is read before any key: nesting within its 64 KiB limit escaped the
+    # verifier as a RecursionError (a traceback) instead of a refusal naming the line.
+    import base64
+
+    from pipeline.atrest import MAGIC
+    from pipeline.keys.local import LocalProvider
+
+    monkeypatch.setenv("RT_DATA_KEY", base64.b64encode(b"k" * 32).decode())
+    provider = LocalProvider(
+        env="UNSET_SIGNING", key_file=None, kek_env="RT_DATA_KEY", kek_file=None
+    )
+    cipher = history.RecordCipher(name="runs.jsonl", provider=provider)
+    path = tmp_path / "runs.jsonl"
+    history.append(path, {"run_id": "run-0"}, cipher=cipher)
+    written = history.append(path, {"run_id": "run-1"}, cipher=cipher)
+    outer = json.loads(_lines(path)[1])
+    deep = MAGIC + b"[" * 30_000 + b"]" * 30_000 + b"\n"
+    outer["seal"] = base64.b64encode(deep).decode("ascii")
+    path.write_bytes(_lines(path)[0] + json.dumps(outer).encode() + b"\n")
+    assert outer["hash"] == written["hash"]
+    result = history.verify(path, cipher=cipher)
+    assert not result
+    assert result.problems[0].line == 2
+    assert "record 1 refused: encrypted file header is not valid" in result.problems[0].message

@@ -137,3 +137,28 @@ def test_the_feedback_policy_section_is_optional_and_strict(project):
     project.edit_policy(**{"feedback.histroy": "x"})
     with pytest.raises(PolicyError, match=r"feedback\.histroy: unknown key"):
         project.load()
+
+
+def test_a_history_committed_to_the_repository_is_not_trusted(passed_run, tmp_path):
+    # Red team (6 December): CI restores the run history from its cache; on a miss (a new
+    # repository, an evicted cache) the checkout's own history/ was read. A pull request that
+    # force-adds a consistent, re-hashed history chooses the runs FB102/FB103 compare against.
+    import shutil
+    import subprocess
+
+    from tests.gates.feedback.helpers import run_stage
+
+    root = tmp_path / "copy"
+    shutil.copytree(passed_run, root)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-f", "history/runs.jsonl"], cwd=root, check=True)
+    before = history.verify(root / "history" / "runs.jsonl")
+    assert before
+    result = run_stage(root)
+    assert result.status is Status.FAILED
+    fb001 = [f for f in result.findings if f.rule == "FB001"]
+    assert len(fb001) == 1
+    assert "history/runs.jsonl: committed to the repository" in fb001[0].message
+    after = history.verify(root / "history" / "runs.jsonl")
+    assert after.records == before.records
