@@ -196,8 +196,14 @@ def _score_file(
     one_thread = bool(scheduler) or jobs > 1
 
     def chunks() -> Iterator[Any]:
+        # The same bounds as the scan's: a file swapped since is refused as it decodes.
         for chunk in iter_chunks(
-            path, fmt=contract.resolved_format, chunk_rows=chunk_rows, max_bytes=max_bytes
+            path,
+            fmt=contract.resolved_format,
+            chunk_rows=chunk_rows,
+            max_bytes=max_bytes,
+            max_chunk_bytes=contract.stream_chunk_bytes,
+            max_rows=contract.max_rows,
         ):
             clean, _ = check_contract(chunk.frame, contract)
             end = chunk.start + len(clean)

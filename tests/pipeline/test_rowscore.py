@@ -106,3 +106,52 @@ def test_a_file_changed_between_the_scan_and_the_scoring_pass_is_refused(tmp_pat
             seed=11,
             signature=first.signature,
         )
+
+
+def test_a_file_swapped_for_a_parquet_bomb_after_the_scan_is_refused_before_decoding(tmp_path):
+    """The scoring pass reads the file again: swapped after the scan for one whose text decodes
+    to far more than ``[data].stream_chunk_mb``, it is refused chunk by chunk as the scan
+    would refuse it, not decoded whole and only then found changed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    csv = tmp_path / "d.csv"
+    data = _table(csv)
+    frame = pd.read_csv(csv)
+    frame["note"] = "ok"
+    path = tmp_path / "d.parquet"
+    frame.to_parquet(path, index=False, row_group_size=500)
+    columns = {**data.columns, "note": {"dtype": "string"}}
+    data = DataPolicy.model_validate(
+        {
+            **data.model_dump(mode="json", exclude={"path", "columns"}),
+            "path": str(path),
+            "columns": {
+                k: v if isinstance(v, dict) else v.model_dump() for k, v in columns.items()
+            },
+            "stream_chunk_mb": 4.0,
+        }
+    )
+    first = scan(path, data, chunk_rows=250, sample_rows=400, seed=11)
+    assert first.sample is not None
+    # The same rows, the note column now one 256 KiB value from row 500 on: a few KB on disk,
+    # about 62 MiB per 250-row chunk once decoded.
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    bomb = pa.DictionaryArray.from_arrays(
+        pa.array((np.arange(len(frame)) >= 500).astype(np.int32)),
+        pa.array(["ok", "n" * (256 * 1024)]),
+    )
+    table = table.set_column(table.schema.get_field_index("note"), "note", bomb)
+    pq.write_table(table, path, store_schema=False, compression="zstd", row_group_size=500)
+    assert path.stat().st_size < 256 * 1024
+    with pytest.raises(DataError, match=r"d\.parquet: row group 1 .*\[data\]\.stream_chunk_mb"):
+        score_every_row(
+            path,
+            data,
+            first.sample,
+            rows=first.rows,
+            chunk_rows=250,
+            max_bytes=None,
+            seed=11,
+            signature=first.signature,
+        )
