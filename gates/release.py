@@ -233,7 +233,14 @@ def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
     except FileNotFoundError:
         msg = f"refused: {verdict}: no verdict; run the whole chain ('python -m gates run') first"
         raise DeployRefused(msg) from None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, ValueError, TypeError) as err:
+    except (
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        KeyError,
+        ValueError,
+        TypeError,
+        RecursionError,
+    ) as err:
         msg = f"refused: {verdict}: unparsable verdict ({type(err).__name__})"
         raise DeployRefused(msg) from err
     if result.status is not Status.PASSED:

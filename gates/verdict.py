@@ -110,7 +110,14 @@ def _read(path: Path) -> tuple[GateResult | None, str]:
         return GateResult.from_dict(json.loads(path.read_text(encoding="utf-8"))), ""
     except FileNotFoundError:
         return None, "missing"
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, ValueError, TypeError) as err:
+    except (
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        KeyError,
+        ValueError,
+        TypeError,
+        RecursionError,
+    ) as err:
         return None, f"unparsable ({type(err).__name__}: {err})"
 
 

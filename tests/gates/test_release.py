@@ -271,6 +271,14 @@ def test_deploy_refuses_without_a_verdict(copy):
     assert "no verdict" in result.stdout
 
 
+def test_deploy_refuses_a_verdict_nested_past_the_parser(copy):
+    (copy / "reports/gate.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    result = cli(copy, "gates", "deploy")
+    assert result.returncode == 1
+    assert "unparsable verdict (RecursionError)" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_deploy_refuses_a_tampered_model(copy):
     _flip(copy)
     result = cli(copy, "gates", "deploy")
