@@ -174,6 +174,12 @@ def main() -> int:
     parser.add_argument(
         "--backoff", type=float, default=0.0, help="seconds the batch client waits after a 429"
     )
+    parser.add_argument(
+        "--in-flight-per-client",
+        type=int,
+        default=None,
+        help="[serve.rate_limit].max_in_flight_per_client for both services (default: policy's)",
+    )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     from gates.service.auth import hash_line
@@ -185,7 +191,11 @@ def main() -> int:
     results: dict[str, Any] = {
         "load_start": [round(v, 2) for v in os.getloadavg()],
         "batch_client_backoff_seconds": args.backoff,
+        "in_flight_per_client": args.in_flight_per_client,
     }
+    if args.in_flight_per_client is not None:
+        cap = {"rate_limit.max_in_flight_per_client": args.in_flight_per_client}
+        settings = {name: {**setting, **cap} for name, setting in settings.items()}
     with tempfile.TemporaryDirectory() as folder:
         keys = Path(folder) / "keys.txt"
         keys.write_text(
