@@ -340,6 +340,7 @@ def throughput(args: argparse.Namespace, bodies: dict[int, bytes]) -> dict[str, 
     """Rounds of service and bare, alternating, at each batch size."""
     lifted = {
         "rate_limit.requests": 1_000_000,
+        "rate_limit.rows": 100_000_000,
         "rate_limit.max_in_flight": 10_000,
         "rate_limit.max_in_flight_per_client": 10_000,
     }

@@ -243,7 +243,7 @@ def _gate_policy(loaded: LoadedPolicy) -> LoadedPolicy:
     from dataclasses import replace  # noqa: PLC0415
 
     serve = loaded.policy.serve
-    lifted = serve.rate_limit.model_copy(update={"requests": 1_000_000})
+    lifted = serve.rate_limit.model_copy(update={"requests": 1_000_000, "rows": 100_000_000})
     policy = loaded.policy.model_copy(
         update={"serve": serve.model_copy(update={"rate_limit": lifted, "require_api_key": False})}
     )

@@ -845,11 +845,17 @@ class RolesPolicy(_Strict):
 
 
 class ServeRateLimit(_Strict):
-    """[serve.rate_limit]: requests each client may make per window, and the global in-flight cap."""
+    """[serve.rate_limit]: requests and rows each client may send per window, and the in-flight
+    caps."""
 
     # Per client (the API key's name when auth is on, else the peer address), a moving window.
     requests: Annotated[int, Field(ge=1, le=1_000_000)] = 100
     window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 1
+    # Instances (rows) per client per the same window, charged once a request's rows are
+    # counted (after the parse, before the contract check and the model): a row, not a request,
+    # is what holds the event loop. 10 000: the request limit at 100-row batches, or ten
+    # batches of max_instances a second (docs/serving.md, "Abuse limits and auth").
+    rows: Annotated[int, Field(ge=1, le=100_000_000)] = 10_000
     # Requests being handled at once, all clients together; more are refused with 503.
     max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 64
     # Requests one client may have in flight at once (429 above): bodies that never finish,
@@ -953,6 +959,16 @@ class ServePolicy(_Strict):
     spool: ServeSpool = Field(default_factory=ServeSpool)
     deploy: ServeDeploy = Field(default_factory=ServeDeploy)
     dast: ServeDast = Field(default_factory=ServeDast)
+
+    @model_validator(mode="after")
+    def _a_full_batch_fits_the_row_budget(self) -> Self:
+        if self.rate_limit.rows < self.max_instances:
+            msg = (
+                f"serve.rate_limit.rows ({self.rate_limit.rows}) is below serve.max_instances "
+                f"({self.max_instances}): a request of max_instances rows could never be served"
+            )
+            raise ValueError(msg)
+        return self
 
 
 class Policy(_Strict):

@@ -7,6 +7,10 @@ every slot with bodies that never finish), the per-client moving-window rate lim
 ``limits`` (429 with Retry-After and RateLimit headers), then auth (401 without a key, 403 with a wrong one). Only
 ``/healthz`` and ``/readyz`` skip the guard's checks (probes). The guard counts, times and logs
 every request, one JSON line each. Refusals are RFC 9457 problem documents.
+
+The predict route also charges the client's row budget (``RowBudget``, the same limiter and
+identity, the request's instance count as the cost) once the rows are counted, before the
+contract check and the model: a row, not a request, is what holds the event loop.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ if TYPE_CHECKING:
     import logging
 
     from gates.service.auth import KeyRing
-    from pipeline.config import DataPolicy, LoadedPolicy, ServePolicy
+    from pipeline.config import DataPolicy, LoadedPolicy, ServePolicy, ServeRateLimit
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -106,21 +110,27 @@ def create_app(service: Service) -> Starlette:
     """The application: routes, problem handlers for 404/405, wrapped in the guard."""
     name = service.policy.name
     check_features = FeatureCheck(service.contract)  # the contract's set-up, made once
+    # One limiter (one storage, one timer thread) for the guard's request count and the rows.
+    limiter = MovingWindowRateLimiter(MemoryStorage())
+    budget = RowBudget(limiter, service.policy.rate_limit)
 
     async def predict(request: Request) -> Response:
         if request.path_params["name"] != name:
             return _reject(request, _no_model(request.path_params["name"]))
+        state = request.scope.setdefault("state", {})
+        client = str(state.get("client", "-"))
         try:
             check_content_type(request.headers.get("content-type"))
+            budget.check(client)
             raw = await _read_body(
                 request, service.policy.max_body_bytes, service.policy.read_timeout_seconds
             )
             instances = instances_of(parse_body(raw, service.policy), service.policy)
+            state["instances"] = len(instances)
+            budget.charge(client, len(instances))
             features = check_features(instances)
         except Problem as problem:
             return _reject(request, problem)
-        state = request.scope.setdefault("state", {})
-        state["instances"] = len(instances)
         if service.policy.log_features:
             state["features"] = instances
         # On the event loop, as a bare app calls its model: a hop to a worker thread cost more than
@@ -193,7 +203,7 @@ def create_app(service: Service) -> Starlette:
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={404: http_error, 405: http_error})
-    return Guard(app, service)  # type: ignore[return-value]
+    return Guard(app, service, limiter)  # type: ignore[return-value]
 
 
 def _no_model(found: str) -> Problem:
@@ -256,15 +266,59 @@ def _predict(service: Service, features: Any) -> dict[str, Any]:
     }
 
 
+class RowBudget:
+    """[serve.rate_limit].rows: the instances one client may send per window.
+
+    The guard's ``limits`` moving window, keyed apart from the request count (``"rows"``), with
+    the request's instance count as the cost of its hit. A client whose budget is spent is
+    refused before its body is read (``check``); a batch that does not fit what is left is
+    refused after its parse and spends the rest (``charge``), so the client's next bodies are
+    refused unread until the window frees rows, not parsed one after another.
+    """
+
+    def __init__(self, limiter: MovingWindowRateLimiter, limit: ServeRateLimit) -> None:
+        self.limiter = limiter
+        self.item = RateLimitItemPerSecond(limit.rows, limit.window_seconds)
+
+    def check(self, client: str) -> None:
+        """Raise the 429 when ``client`` has no row left in the window."""
+        if not self.limiter.test(self.item, "rows", client):
+            raise self._problem(client, "no row left")
+
+    def charge(self, client: str, rows: int) -> None:
+        """Spend ``rows`` of what ``client`` has left; raise the 429 when they do not fit."""
+        if self.limiter.hit(self.item, "rows", client, cost=rows):
+            return
+        _, left = self.limiter.get_window_stats(self.item, "rows", client)
+        if left > 0:
+            self.limiter.hit(self.item, "rows", client, cost=left)
+        raise self._problem(client, f"{rows} rows do not fit the {max(left, 0)} left")
+
+    def _problem(self, client: str, what: str) -> Problem:
+        reset, _ = self.limiter.get_window_stats(self.item, "rows", client)
+        reset_in = max(1, math.ceil(reset - time.time()))
+        return Problem(
+            429,
+            "rate-limited",
+            "Too Many Requests",
+            f"{what}: more than {self.item.amount} rows per {self.item.multiples} s from this "
+            "client ([serve.rate_limit].rows)",
+            headers={"Retry-After": str(reset_in)},
+            reason="rate_limit_rows",
+        )
+
+
 class Guard:
     """Request id, in-flight cap, identity, rate limit, auth, metrics and the log line."""
 
-    def __init__(self, app: ASGIApp, service: Service) -> None:
+    def __init__(
+        self, app: ASGIApp, service: Service, limiter: MovingWindowRateLimiter | None = None
+    ) -> None:
         self.app = app
         self.service = service
         limit = service.policy.rate_limit
         self.item = RateLimitItemPerSecond(limit.requests, limit.window_seconds)
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.limiter = limiter or MovingWindowRateLimiter(MemoryStorage())
         self.in_flight = 0
         # Requests each client has in flight (the identity the limiter keys on); a client with
         # none is not kept.
@@ -622,6 +676,6 @@ _STATUS_TEXT = {
     413: "body or instance count over the limits",
     415: "not application/json",
     422: "an instance breaks the data contract",
-    429: "over the per-client rate limit, or too many of the client's requests in flight",
+    429: "over the per-client request or row limit, or too many of the client's requests in flight",
     503: "too many requests in flight",
 }

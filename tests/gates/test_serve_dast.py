@@ -22,7 +22,8 @@ _EXAMPLES = 25
 @pytest.fixture(scope="module")
 def service_url(passed_chain: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = copy_project(passed_chain, tmp_path_factory.mktemp("dast") / "project")
-    with in_process(root, **{"rate_limit.requests": 1_000_000}) as (url, _, _):
+    lifted = {"rate_limit.requests": 1_000_000, "rate_limit.rows": 100_000_000}
+    with in_process(root, **lifted) as (url, _, _):
         yield url
 
 

@@ -382,6 +382,151 @@ def test_the_in_flight_cap_refuses_with_503(served_root: Path) -> None:
         assert httpx.get(url + "/healthz", timeout=10).status_code == 200
 
 
+# --- row budget ([serve.rate_limit].rows) --------------------------------------------------------
+
+
+def _rejections(url: str, reason: str, headers: dict[str, str]) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(url + "/metrics", headers=headers, timeout=30).text
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == "gates_serve_rejections"
+        for s in f.samples
+        if s.name.endswith("_total") and s.labels.get("reason") == reason
+    )
+
+
+def _logged(capture: Any, count: int) -> list[dict[str, Any]]:
+    """The log lines once ``count`` are written (after each response is sent)."""
+    deadline = time.monotonic() + 10
+    while len(capture.records()) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return list(capture.records())
+
+
+def test_a_key_over_its_row_budget_is_refused_while_another_key_is_served(
+    served_root: Path, tmp_path: Path
+) -> None:
+    """100 rows per 30 s per key, the request limit far above: the flooder's third 40-row batch
+    does not fit (429, reason rate_limit_rows, as the request limit answers); its budget is then
+    spent, so its next body is refused unread (malformed JSON gets 429, not 400); the other key,
+    sending the same batches, is served."""
+    rows = feature_rows(served_root, 40)
+    keys = write_keys(tmp_path)
+    changes = {
+        "require_api_key": True,
+        "max_instances": 50,
+        "rate_limit.requests": 1000,
+        "rate_limit.window_seconds": 30,
+        "rate_limit.rows": 100,
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEYS_ENV, str(keys))
+        with in_process(served_root, **changes) as (url, _, capture):
+
+            def send(name: str, content: bytes) -> httpx.Response:
+                return httpx.post(
+                    url + PREDICT, content=content, headers={**JSON, **bearer(name)}, timeout=30
+                )
+
+            batch = json.dumps({"instances": rows}).encode()
+            flood = [send("flood", batch).status_code for _ in range(2)]
+            over = send("flood", batch)
+            unread = send("flood", b"{" * 100)
+            calm = [send("calm", batch).status_code for _ in range(2)]
+            single = send("calm", json.dumps({"instances": rows[:1]}).encode())
+            refused = _rejections(url, "rate_limit_rows", bearer("calm"))
+            records = _logged(capture, 8)
+    assert flood == [200, 200]
+    assert over.status_code == 429, over.text
+    assert over.headers["content-type"].startswith("application/problem+json")
+    problem = over.json()
+    assert problem["status"] == 429
+    assert problem["type"].endswith("rate-limited")
+    assert "[serve.rate_limit].rows" in problem["detail"]
+    assert "40 rows do not fit the 20 left" in problem["detail"]
+    assert 1 <= int(over.headers["retry-after"]) <= 30
+    assert unread.status_code == 429, unread.text
+    assert "no row left" in unread.json()["detail"]
+    assert calm == [200, 200]
+    assert single.status_code == 200
+    assert refused == 2
+    by_status = [(r["client"], r["status"], r.get("reason")) for r in records[:7]]
+    assert by_status == [
+        ("key:flood", 200, None),
+        ("key:flood", 200, None),
+        ("key:flood", 429, "rate_limit_rows"),
+        ("key:flood", 429, "rate_limit_rows"),
+        ("key:calm", 200, None),
+        ("key:calm", 200, None),
+        ("key:calm", 200, None),
+    ]
+    assert records[2]["instances"] == 40  # the refused batch's rows, counted before the charge
+
+
+def test_the_row_budget_is_per_address_and_forwarded_headers_do_not_reset_it(
+    served_root: Path,
+) -> None:
+    """Auth off: the identity is the peer address, as for the request limit. 127.0.0.1 spends
+    its 60 rows; a forwarded header does not make it a new client; 127.0.0.2 is served."""
+    rows = feature_rows(served_root, 30)
+    changes = {
+        "max_instances": 30,
+        "rate_limit.requests": 1000,
+        "rate_limit.window_seconds": 30,
+        "rate_limit.rows": 60,
+    }
+    forged = {"X-Forwarded-For": "10.0.0.9", "X-Real-IP": "10.1.0.9", "Forwarded": "for=10.2.0.9"}
+    with in_process(served_root, **changes) as (url, _, _):
+
+        def send(address: str, headers: dict[str, str] | None = None) -> int:
+            transport = httpx.HTTPTransport(local_address=address)
+            with httpx.Client(transport=transport, timeout=30) as client:
+                response = client.post(url + PREDICT, json={"instances": rows}, headers=headers)
+            return response.status_code
+
+        first = [send("127.0.0.1") for _ in range(2)]
+        forwarded = send("127.0.0.1", forged)
+        other = [send("127.0.0.2") for _ in range(2)]
+    assert first == [200, 200]
+    assert forwarded == 429
+    assert other == [200, 200]
+
+
+def test_single_row_clients_under_the_request_limit_are_unaffected(served_root: Path) -> None:
+    """With rows = requests (the tightest budget that fits them), a single-row client's every
+    request within the request limit is served; the next is refused by the request limit
+    (reason rate_limit), not by rows: a single row costs one unit of each."""
+    row = feature_rows(served_root, 1)
+    changes = {
+        "max_instances": 20,
+        "rate_limit.requests": 20,
+        "rate_limit.window_seconds": 30,
+        "rate_limit.rows": 20,
+    }
+    with in_process(served_root, **changes) as (url, _, capture):
+        statuses = [
+            httpx.post(url + PREDICT, json={"instances": row}, timeout=30).status_code
+            for _ in range(21)
+        ]
+        records = _logged(capture, 21)
+    assert statuses == [200] * 20 + [429]
+    assert records[-1]["reason"] == "rate_limit"
+
+
+def test_the_committed_row_budget_leaves_single_rows_to_the_request_limit() -> None:
+    """The signed default: a single-row client reaches the request limit before the row budget,
+    and a request of max_instances rows fits the budget."""
+    from pipeline.config import load_policy
+    from tests.conftest import REPO
+
+    serve = load_policy(REPO / "policy.toml").policy.serve
+    assert serve.rate_limit.rows >= serve.rate_limit.requests
+    assert serve.rate_limit.rows >= serve.max_instances
+
+
 # --- feedback spool -------------------------------------------------------------------------------
 
 

@@ -59,6 +59,10 @@ def test_wrong_type_says_expected_and_found(project):
         ({"cv.folds": 1}, "cv.folds", "greater than or equal to 2"),
         ({"model.estimator": "svm"}, "model.estimator", "'svm'"),
         ({"data.id_column": "nope"}, "data", "id_column 'nope'"),
+        ({"serve.rate_limit.rows": 0}, "serve.rate_limit.rows", "greater than or equal to 1"),
+        ({"serve.rate_limit.rows": -1000}, "serve.rate_limit.rows", "greater than or equal to 1"),
+        ({"serve.rate_limit.rows": 1.5}, "serve.rate_limit.rows", "1.5"),
+        ({"serve.rate_limit.rows": 999}, "serve", "rows (999) is below serve.max_instances (1000)"),
     ],
 )
 def test_impossible_values_are_rejected(project, changes, key, fragment):
