@@ -8,8 +8,8 @@ every slot with bodies that never finish), the per-client moving-window rate lim
 ``/healthz`` and ``/readyz`` skip the guard's checks (probes). The guard counts, times and logs
 every request, one JSON line each. Refusals are RFC 9457 problem documents.
 
-The predict route also charges the client's row budget (``RowBudget``, the same limiter and
-identity, the request's instance count as the cost) once the rows are counted, before the
+The predict route also charges the client's row budget (``RowBudget``, the same storage and
+identity, limits' sliding window counter, the request's instance count as the cost) once the rows are counted, before the
 contract check and the model: a row, not a request, is what holds the event loop.
 """
 
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -110,9 +110,11 @@ def create_app(service: Service) -> Starlette:
     """The application: routes, problem handlers for 404/405, wrapped in the guard."""
     name = service.policy.name
     check_features = FeatureCheck(service.contract)  # the contract's set-up, made once
-    # One limiter (one storage, one timer thread) for the guard's request count and the rows.
+    # One storage (one timer thread) for the guard's request count and the rows. The rows use
+    # limits' sliding window counter: two counters per client, where a moving window keeps
+    # one timestamp per unit of cost (10,000 entries for a full budget).
     limiter = MovingWindowRateLimiter(MemoryStorage())
-    budget = RowBudget(limiter, service.policy.rate_limit)
+    budget = RowBudget(SlidingWindowCounterRateLimiter(limiter.storage), service.policy.rate_limit)
 
     async def predict(request: Request) -> Response:
         if request.path_params["name"] != name:
@@ -269,14 +271,16 @@ def _predict(service: Service, features: Any) -> dict[str, Any]:
 class RowBudget:
     """[serve.rate_limit].rows: the instances one client may send per window.
 
-    The guard's ``limits`` moving window, keyed apart from the request count (``"rows"``), with
-    the request's instance count as the cost of its hit. A client whose budget is spent is
+    ``limits``' sliding window counter on the guard's storage, keyed apart from the request count
+    (``"rows"``), with the request's instance count as the cost of its hit: two counters per
+    client (the current and the previous window, the previous weighted by how much of it still
+    overlaps), where a moving window would keep one timestamp per row. A client whose budget is spent is
     refused before its body is read (``check``); a batch that does not fit what is left is
     refused after its parse and spends the rest (``charge``), so the client's next bodies are
     refused unread until the window frees rows, not parsed one after another.
     """
 
-    def __init__(self, limiter: MovingWindowRateLimiter, limit: ServeRateLimit) -> None:
+    def __init__(self, limiter: SlidingWindowCounterRateLimiter, limit: ServeRateLimit) -> None:
         self.limiter = limiter
         self.item = RateLimitItemPerSecond(limit.rows, limit.window_seconds)
 
