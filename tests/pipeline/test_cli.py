@@ -104,6 +104,40 @@ def test_predict_refuses_rows_that_break_the_contract(signed):
     assert "mean_radius" in result.stderr
 
 
+def test_predict_refuses_a_parquet_input_that_decodes_past_max_file_mb(signed):
+    """A few KB of Parquet holding 3,000 copies of one 1 MiB text value (3 GiB once decoded):
+    refused by its measured decoded size against ``[data.checks].max_file_mb`` (2048 MiB),
+    as the data gate refuses it, before a value is decoded."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    project = signed
+    frame = pd.read_csv(project.data_path).head(1)
+    frame = frame.loc[frame.index.repeat(3000)].reset_index(drop=True)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    note = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(len(frame), dtype=np.int32)), pa.array(["n" * 2**20])
+    )
+    bomb = project.root / "bomb.parquet"
+    pq.write_table(table.append_column("note", note), bomb, store_schema=False)
+    assert bomb.stat().st_size < 2**20
+    result = run_module(
+        "pipeline",
+        "predict",
+        "--input",
+        str(bomb),
+        "--key",
+        ".keys/dev-signing.pub",
+        cwd=project.root,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "bomb.parquet" in result.stderr
+    assert "[data.checks].max_file_mb" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_usage_error_exits_2(project):
     assert run_module("pipeline", "fly", cwd=project.root).returncode == 2
 
