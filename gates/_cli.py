@@ -540,8 +540,15 @@ def _init(args: argparse.Namespace) -> int:
         f"wrote {proposal.policy_path}: {proposal.columns} columns, {len(proposal.classes)} "
         f"classes, {proposal.estimator}; data {proposal.data_path.name}, {proposal.rows} rows\n"
         f"proposed from a baseline cross-validation: {shown}\n"
-        f"next: {NEXT_COMMAND}   (without nox: python -m gates run)\n"
     )
+    if proposal.at_chance:
+        sys.stdout.write(
+            f"warning: the baseline does not beat chance by its margin on "
+            f"{', '.join(proposal.at_chance)}: those bars are set at chance, so the chain "
+            "fails until a candidate beats a model that learned nothing (see the [cv] comment "
+            f"in {proposal.policy_path.name})\n"
+        )
+    sys.stdout.write(f"next: {NEXT_COMMAND}   (without nox: python -m gates run)\n")
     return EXIT_OK
 
 

@@ -98,6 +98,8 @@ class Proposal:
     classes: tuple[str, ...]
     estimator: str
     cv: dict[str, dict[str, float]]
+    # Metrics whose bars were raised to chance: the baseline did not beat it by its margin.
+    at_chance: tuple[str, ...] = ()
 
 
 def init(
@@ -180,6 +182,7 @@ def init(
         classes=classes,
         estimator=model["estimator"],
         cv=thresholds,
+        at_chance=tuple(_floored(baseline)),
     )
 
 
@@ -451,16 +454,31 @@ def _cv_note(cv: dict[str, Any], notes: _Notes) -> str:
         return head + "Provisional thresholds: init replaces them after its baseline run."
     seen = "; ".join(
         f"{m} mean {b['mean']:.4f} std {b['std']:.4f} worst fold {b['min_fold']:.4f} holdout "
-        f"{b['holdout']:.4f}"
+        f"{b['holdout']:.4f} chance {b['chance']:.4f}"
         for m, b in notes.baseline.items()
     )
-    return head + (
+    text = head + (
         f"Baseline cross-validation by init (this estimator, this data): {seen}. Proposed "
         "from it: min_mean = mean - max(2 x std, 0.02); min_fold = worst fold - max(std, "
         "0.02), at most min_mean; max_std = max(2 x std, 0.03); min_holdout = holdout - max(2 x std, 0.03); "
-        "each rounded down (max_std up) to 0.01 and kept within [0, 1]. A candidate that "
-        "falls below these is worse than the baseline by more than its own noise."
+        "each rounded down (max_std up) to 0.01 and kept within [0, 1], and min_mean and "
+        "min_holdout never below chance (the better of a majority-class and a class-share "
+        "guess on the same folds, rounded up). A candidate that falls below these is worse "
+        "than the baseline by more than its own noise."
     )
+    floored = _floored(notes.baseline)
+    if floored:
+        text += (
+            f" WARNING: the baseline does not beat chance by its margin on {', '.join(floored)}:"
+            " those bars are set at chance, so the chain fails until a candidate beats a model "
+            "that learned nothing (a better estimator or features; lower a bar only knowingly)."
+        )
+    return text
+
+
+def _floored(baseline: dict[str, dict[str, float]]) -> list[str]:
+    """The metrics whose proposed bars were raised to chance."""
+    return [m for m, b in baseline.items() if _thresholds({**b, "chance": 0.0}) != _thresholds(b)]
 
 
 def _screen_note(screened: dict[str, tuple[float, float]]) -> str:
@@ -520,6 +538,7 @@ def _baseline(loaded: LoadedPolicy) -> tuple[dict[str, dict[str, float]], Any, A
     """Cross-validation and a holdout score, exactly as the train and cv gates compute them;
     with the model fitted on the training split and the split itself."""
     from sklearn.base import clone  # noqa: PLC0415
+    from sklearn.dummy import DummyClassifier  # noqa: PLC0415
 
     from pipeline.evaluate import build_scorers, cross_validate_scores, holdout_scores  # noqa: PLC0415
     from pipeline.model import build_estimator  # noqa: PLC0415
@@ -547,9 +566,24 @@ def _baseline(loaded: LoadedPolicy) -> tuple[dict[str, dict[str, float]], Any, A
             "std": scores.std(m),
             "min_fold": min(scores.folds[m]),
             "holdout": holdout[m],
+            "chance": 0.0,
         }
         for m in METRICS
     }
+    # What a model that learned nothing scores on the same folds: always the majority class,
+    # or classes drawn at their training shares. No threshold init proposes lies below it.
+    for strategy in ("most_frequent", "stratified"):
+        dummy = DummyClassifier(strategy=strategy, random_state=policy.run.seed)
+        chance = cross_validate_scores(
+            dummy,
+            split.x_train,
+            split.y_train,
+            scorers=scorers,
+            folds=policy.cv.folds,
+            seed=policy.run.seed,
+        )
+        for m in METRICS:
+            seen[m]["chance"] = max(seen[m]["chance"], chance.mean(m))
     return seen, model, split
 
 
@@ -620,17 +654,24 @@ def _risk_table(loaded: LoadedPolicy, model: Any, split: Any, notes: _Notes) -> 
 
 
 def _thresholds(seen: dict[str, float]) -> dict[str, float]:
-    """Thresholds a candidate as good as the baseline meets with room for its noise."""
+    """Thresholds a candidate as good as the baseline meets with room for its noise.
+
+    ``min_mean`` and ``min_holdout`` never lie below ``chance`` (what a model that learned
+    nothing scores, rounded up to 0.01): a bar a constant guess clears checks nothing. A
+    baseline that does not beat it by its margin gets the chance bar, and the chain fails
+    until a candidate beats it (``_cv_note`` says which metrics).
+    """
     std = seen["std"]
+    floor = min(1.0, math.ceil(seen["chance"] * 100) / 100)
 
     def down(value: float) -> float:
         return max(0.0, math.floor(value * 100) / 100)
 
-    min_mean = down(seen["mean"] - max(2 * std, 0.02))
+    min_mean = max(floor, down(seen["mean"] - max(2 * std, 0.02)))
     return {
         "min_mean": min_mean,
         # The policy requires min_fold <= min_mean.
         "min_fold": min(min_mean, down(seen["min_fold"] - max(std, 0.02))),
         "max_std": min(1.0, math.ceil(max(2 * std, 0.03) * 100) / 100),
-        "min_holdout": down(seen["holdout"] - max(2 * std, 0.03)),
+        "min_holdout": max(floor, down(seen["holdout"] - max(2 * std, 0.03))),
     }

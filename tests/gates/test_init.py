@@ -310,3 +310,37 @@ def test_init_writes_nothing_through_a_symlink_out_of_the_project(
     assert len(err.strip().splitlines()) == 1, err
     assert "symlink" in err
     assert str(project / ("policy.toml" if planted == "policy" else "data")) in err
+
+
+# --- no bar below chance -------------------------------------------------------------------
+
+
+def test_a_baseline_at_chance_gets_bars_at_chance_and_a_warning(
+    tmp_path: Path, gates_cli: Any
+) -> None:
+    # Labels drawn independently of the features (70% "x"): the baseline learns nothing, and
+    # bars proposed below its own noise (accuracy >= 0.5x) would pass a model that always
+    # answers "x". Each bar is raised to chance, so the chain fails until a model beats it.
+    rng = np.random.default_rng(5)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(0, 1, n).round(4),
+            "b": rng.normal(0, 1, n).round(4),
+            "y": np.where(rng.random(n) < 0.7, "x", "z"),
+        }
+    )
+    root = copy_project(tmp_path / "project")
+    table = tmp_path / "noise.csv"
+    frame.to_csv(table, index=False)
+    done = gates_cli(root, "init", str(table), "--label", "y", "--force")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "warning: the baseline does not beat chance by its margin on accuracy" in done.stdout
+    cv = tomllib.loads((root / "policy.toml").read_text(encoding="utf-8"))["cv"]["thresholds"]
+    majority = float((frame["y"] == "x").mean())
+    assert cv["accuracy"]["min_mean"] >= round(majority, 2) - 0.01
+    assert cv["accuracy"]["min_holdout"] >= round(majority, 2) - 0.01
+    assert cv["roc_auc"]["min_mean"] >= 0.5
+    assert cv["accuracy"]["min_fold"] <= cv["accuracy"]["min_mean"]
+    comments = (root / "policy.toml").read_text(encoding="utf-8").replace("\n# ", " ")
+    assert "WARNING: the baseline does not beat chance" in comments
