@@ -329,16 +329,17 @@ class DataGate(Gate):
             n, total = examined.sampled
             sampled = (
                 f"; streaming: label and isolation checks fitted on a seeded, stratified sample "
-                f"of {n} of {total} rows and scored every row; association and burst checks "
-                "screened that sample"
+                f"of {n} of {total} rows and scored every row; association, burst and "
+                "near-duplicate checks screened that sample"
             )
             findings.append(
                 Finding(
                     "DATA090",
                     f"streaming mode: the label and isolation checks fitted on a seeded, "
                     f"stratified sample of {n} of {total} rows and scored every row in chunks; "
-                    "the association and burst checks screened that sample; the lock, "
-                    "contract, duplicate, drift and range checks read every row",
+                    "the association, burst and near-duplicate checks screened that sample (a "
+                    "near pair counts only when both its rows are drawn); the lock, contract, "
+                    "exact-duplicate, drift and range checks read every row",
                     severity=Severity.NOTE,
                     location=Location(path=shown),
                     observed=f"{n} of {total} rows",

@@ -17,6 +17,7 @@ from pipeline.targeted import (
     bin_edges,
     bursts,
     linear_expectation,
+    near_duplicates,
     screen_batch,
 )
 
@@ -119,6 +120,40 @@ def test_bursts_flag_one_point_copied_with_small_jitter():
     found = bursts(x, check=_checks().checks.bursts, seed=SEED)
     assert set(rows.tolist()) <= set(found.rows.tolist()) <= {*rows.tolist(), 5}
     assert "or more rows within" in found.reasons[0]
+
+
+def test_near_duplicates_count_a_twin_of_every_row_even_when_every_row_has_one():
+    # Every row copied once, each copy moved 1e-9: the median 1-NN distance is then a twin
+    # distance, and a radius scaled on it missed most twins; the min_copies-th neighbour is not.
+    x, _ = _data()
+    assert near_duplicates(x, check=_checks().checks.bursts, seed=SEED).count == 0
+    doubled = np.concatenate([x, x * (1 + 1e-9) + 1e-9])
+    found = near_duplicates(doubled, check=_checks().checks.bursts, seed=SEED)
+    assert found.count == len(x)  # one per pair, the later row
+    assert found.rows.tolist() == list(range(len(x), 2 * len(x)))
+    assert found.reasons[0].startswith("within 1.")
+    assert "of row 0 " in found.reasons[0]
+
+
+def test_near_duplicates_count_exact_copies_once_per_copy_and_name_approved_twins():
+    x, _ = _data()
+    three = np.concatenate([x, x[[4]], x[[4]]])  # two exact copies of row 4
+    found = near_duplicates(three, check=_checks().checks.bursts, seed=SEED)
+    assert found.count == 2
+    assert set(found.rows.tolist()) <= {4, 600, 601}
+    new = x[[10, 20]] + 1e-12
+    batch = near_duplicates(
+        new,
+        check=_checks().checks.bursts,
+        seed=SEED,
+        approved=x,
+        names=np.array([600, 601]),
+        approved_names=np.arange(len(x)),
+    )
+    assert batch.check == "batch_near_duplicate"
+    assert batch.rows.tolist() == [0, 1]
+    assert "of approved row 10" in batch.reasons[0]
+    assert "pairs: 600~10, 601~20" in batch.reasons[0]
 
 
 def _boundary_flips(x: np.ndarray, y: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
