@@ -135,6 +135,20 @@ def test_near_duplicates_count_a_twin_of_every_row_even_when_every_row_has_one()
     assert "of row 0 " in found.reasons[0]
 
 
+def test_near_duplicates_see_six_copies_of_every_row_at_one_tiny_distance():
+    # Six copies of every row, each 1e-3 from it in its own direction: the 5th neighbour is a
+    # copy, the median 5th-neighbour distance a copy distance, and a radius of a tenth of it
+    # hid every copy. The floor (a fifth of the median random-pair distance) does not move.
+    x, _ = _data()
+    rng = np.random.default_rng(2)
+    copies = []
+    for _ in range(6):
+        step = rng.normal(size=x.shape)
+        copies.append(x + 1e-3 * step / np.linalg.norm(step, axis=1, keepdims=True))
+    found = near_duplicates(np.concatenate([x, *copies]), check=_checks().checks.bursts, seed=SEED)
+    assert found.count >= 4 * len(x)  # of 7 rows, at least 4 are not the first of a pair
+
+
 def test_near_duplicates_count_exact_copies_once_per_copy_and_name_approved_twins():
     x, _ = _data()
     three = np.concatenate([x, x[[4]], x[[4]]])  # two exact copies of row 4
