@@ -7,14 +7,16 @@ DATA018 duplicate in a unique column; DATA020 label missing or outside the class
 declared class has no rows; DATA030 row count outside bounds; DATA040 the lock has no reference
 profile; DATA041 column drift (PSI) above max_psi; DATA042 class-balance shift; DATA043 a class's
 mean vector moved from the approved profile's (Hotelling T^2 with the approved covariance); DATA050 exact
-duplicate rows; DATA051 equal features with different labels; DATA060 values beyond the reference
+duplicate rows; DATA051 equal features with different labels; DATA052 near-duplicate rows
+(another row within the bursts radius, exact copies included); DATA060 values beyond the reference
 range plus margin; DATA070 label issues (cleanlab + kNN); DATA080 off-manifold rows
 (IsolationForest); DATA090 (a note) the streaming path fitted labels and isolation on a
 sample (and scored every row) and screened associations and bursts on it. Batch setting (rows
 not approved, screened against approved rows): DATA100 label disagreement, DATA101
 class-conditional density, DATA102 label associations, DATA103 bursts, DATA104
 class-conditional mean shift, DATA105 negative impact, DATA106 (a note) where the approved rows
-came from, DATA107 class-conditional joint (Hotelling) shift. Whole table: DATA071 label associations, DATA072 bursts. Every flagged row is
+came from, DATA107 class-conditional joint (Hotelling) shift, DATA108 near copies of approved
+or new rows. Whole table: DATA071 label associations, DATA072 bursts. Every flagged row is
 listed in ``reports/data.flagged.csv``.
 """
 
@@ -45,6 +47,11 @@ QUARANTINE_FILE = "data.quarantine.json"
 # check name in Flags -> (rule, what, policy key of its max share, attribute path)
 _ROW_CHECKS: dict[str, tuple[str, str, str]] = {
     "duplicate": ("DATA050", "exact duplicate rows", "duplicates.max_exact_share"),
+    "near_duplicate": (
+        "DATA052",
+        "near-duplicate rows (another row within the bursts radius, exact copies included)",
+        "duplicates.max_near_share",
+    ),
     "conflicting_labels": (
         "DATA051",
         "rows with equal features but different labels",
@@ -65,6 +72,11 @@ _ROW_CHECKS: dict[str, tuple[str, str, str]] = {
         "association.max_share",
     ),
     "batch_burst": ("DATA103", "new rows in a burst of near-duplicates", "bursts.max_share"),
+    "batch_near_duplicate": (
+        "DATA108",
+        "new rows within the bursts radius of an approved or another new row",
+        "duplicates.max_near_share",
+    ),
 }
 # Batch checks judged by a rate test against the approved rows (not by a max share).
 _RATE_CHECKS: dict[str, tuple[str, str]] = {
@@ -317,16 +329,17 @@ class DataGate(Gate):
             n, total = examined.sampled
             sampled = (
                 f"; streaming: label and isolation checks fitted on a seeded, stratified sample "
-                f"of {n} of {total} rows and scored every row; association and burst checks "
-                "screened that sample"
+                f"of {n} of {total} rows and scored every row; association, burst and "
+                "near-duplicate checks screened that sample"
             )
             findings.append(
                 Finding(
                     "DATA090",
                     f"streaming mode: the label and isolation checks fitted on a seeded, "
                     f"stratified sample of {n} of {total} rows and scored every row in chunks; "
-                    "the association and burst checks screened that sample; the lock, "
-                    "contract, duplicate, drift and range checks read every row",
+                    "the association, burst and near-duplicate checks screened that sample (a "
+                    "near pair counts only when both its rows are drawn); the lock, contract, "
+                    "exact-duplicate, drift and range checks read every row",
                     severity=Severity.NOTE,
                     location=Location(path=shown),
                     observed=f"{n} of {total} rows",
@@ -736,6 +749,7 @@ def screen_new_rows(
             batch=checks.batch,
             seed=seed,
             beyond_range=beyond,
+            duplicates=checks.duplicates,
         ),
         None,
     )

@@ -633,6 +633,7 @@ def screen(
         or checks.isolation.enabled
         or checks.bursts.enabled
         or checks.association.enabled
+        or checks.duplicates.enabled
     )
     if need_matrix and numeric_columns(contract):
         start = time.perf_counter()
@@ -719,7 +720,7 @@ def _targeted(
     seconds: dict[str, float],
     exclude: Array | None = None,
 ) -> list[Flags]:
-    """The whole-table association and burst checks (``pipeline.targeted``).
+    """The whole-table association, burst and near-duplicate checks (``pipeline.targeted``).
 
     ``exclude`` (rows the range check flagged: beyond the approved range plus its margin, which
     fails the table on its own) is left out of the association test, its bins and its model.
@@ -733,6 +734,7 @@ def _targeted(
         bin_edges,
         bursts,
         linear_expectation,
+        near_duplicates,
     )
 
     checks = contract.checks
@@ -768,6 +770,11 @@ def _targeted(
         flags = bursts(x, check=checks.bursts, seed=seed)
         found.append(flags)
         seconds["burst"] = flags.seconds
+    if checks.duplicates.enabled:
+        # Near copies (a pair within the bursts radius), exact copies included: DATA052.
+        flags = near_duplicates(x, check=checks.bursts, seed=seed)
+        found.append(flags)
+        seconds["near_duplicate"] = flags.seconds
     return found
 
 

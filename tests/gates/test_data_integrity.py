@@ -42,6 +42,7 @@ def test_passes_on_the_embedded_data_and_writes_the_flagged_rows_report(project)
         "isolation",
         "association",
         "burst",
+        "near_duplicate",
     }
     flagged = project.root / "reports" / "data.flagged.csv"
     assert flagged.read_text(encoding="utf-8").splitlines()[0] == "row,id,check,score,reason"
@@ -397,3 +398,103 @@ def test_rows_approved_only_in_the_pull_requests_lock_are_screened_as_new(
     assert report["metrics"]["batch"]["trusted"] is True
     assert "DATA100" in _rules(project)
     assert "DATA106" not in _rules(project, severity="note")
+
+
+def _near_copies(
+    frame: pd.DataFrame,
+    rows: np.ndarray,
+    *,
+    columns: list[str],
+    move: Callable[[pd.Series], pd.Series],
+) -> pd.DataFrame:
+    """Copies of ``rows`` with new ids and ``columns`` moved a hair (appended at the end)."""
+    extra = frame.loc[rows].copy()
+    extra["id"] = np.arange(100_000, 100_000 + len(extra))
+    for column in columns:
+        extra[column] = move(extra[column])
+    return pd.concat([frame, extra], ignore_index=True)
+
+
+def _one_ulp(values: pd.Series) -> pd.Series:
+    return pd.Series(np.nextafter(values.to_numpy(), np.inf), index=values.index)
+
+
+def _data052(project) -> dict:
+    return next(f for f in project.report("data")["findings"] if f["rule"] == "DATA052")
+
+
+def test_a_one_ulp_copy_of_every_row_fails(project):
+    # Red team: every row copied once, new id, mean_radius one ulp up, re-approved by the
+    # attacker: each holdout row had a twin in training (holdout accuracy 0.965 -> 0.987) and
+    # the gate passed (exact duplicates only, bursts from 5 copies up).
+    _rewrite(
+        project,
+        lambda f: _near_copies(f, f.index.to_numpy(), columns=["mean_radius"], move=_one_ulp),
+    )
+    assert _status(project) is Status.FAILED
+    finding = _data052(project)
+    assert finding["severity"] == "error"
+    assert finding["message"].startswith("569 near-duplicate rows")
+    assert "(50.00% > 2.00%)" in finding["message"]
+    assert "first row 569: within 1.69e-07 of row 0" in finding["message"]  # names its twin
+    assert "pairs: 569~0, 570~1, 571~2" in finding["message"]
+    assert finding["policy_key"] == "[data.checks.duplicates].max_near_share"
+
+
+def test_a_quarter_of_the_rows_copied_with_tiny_moves_on_three_features_and_shuffled_fails(
+    project,
+):
+    def attack(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = np.random.default_rng(3).choice(len(frame), size=142, replace=False)
+        out = _near_copies(
+            frame,
+            rows,
+            columns=["mean_radius", "mean_texture", "worst_area"],
+            move=lambda v: v * (1 + 1e-9),
+        )
+        return out.sample(frac=1.0, random_state=5).reset_index(drop=True)  # reordered
+
+    _rewrite(project, attack)
+    assert _status(project) is Status.FAILED
+    finding = _data052(project)
+    assert finding["severity"] == "error"
+    assert finding["message"].startswith("142 near-duplicate rows")
+    assert "> 2.00%" in finding["message"]
+
+
+def test_a_handful_of_legitimate_near_duplicates_under_the_share_passes(project):
+    # Five near copies (0.9% of the table), the whole table approved (no batch): a note.
+    frame = pd.read_csv(project.data_path)
+    frame = _near_copies(
+        frame, np.array([3, 50, 200, 400, 500]), columns=["mean_texture"], move=_one_ulp
+    )
+    frame.to_csv(project.data_path, index=False, lineterminator="\n")
+    assert approve(project.load(), out=io.StringIO(), rebaseline=True) == 0
+    assert _status(project) is Status.PASSED
+    finding = _data052(project)
+    assert finding["severity"] == "note"
+    assert finding["message"].startswith("5 near-duplicate rows")
+    assert "(0.87% <= 2.00%)" in finding["message"]
+    assert "pairs: 569~3, 570~50, 571~200" in finding["message"]
+
+
+def test_a_batch_of_near_copies_of_approved_rows_fails(project, monkeypatch, tmp_path):
+    # Ten near copies in a 579-row table: 1.7% of the table (under the whole-table share),
+    # but every new row of the batch has an approved twin.
+    trusted = _approved_lock(project, tmp_path)
+    _rewrite(
+        project,
+        lambda f: _near_copies(
+            f, np.arange(0, 500, 50), columns=["mean_radius", "mean_area"], move=_one_ulp
+        ),
+    )
+    project.edit_policy(**{"data.checks.labels.enabled": False})  # the batch screen alone
+    monkeypatch.setenv("GATES_APPROVED_LOCK", trusted)
+    assert _status(project) is Status.FAILED
+    report = project.report("data")
+    assert report["metrics"]["batch"]["new_rows"] == 10
+    batch = next(f for f in report["findings"] if f["rule"] == "DATA108")
+    assert batch["severity"] == "error"
+    assert batch["message"].startswith("10 new rows within the bursts radius")
+    assert "first row 569: within 0 of approved row 0" in batch["message"]
+    assert _data052(project)["severity"] == "note"

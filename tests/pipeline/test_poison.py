@@ -156,7 +156,8 @@ def test_screen_skips_disabled_checks_and_reference_checks_without_a_reference()
         association={"enabled": False},
     )
     result = screen(_blobs(), contract, reference=None, seed=SEED)
-    assert [f.check for f in result.flags] == ["duplicate", "conflicting_labels"]
+    # The near-duplicate search is part of the duplicates check (it borrows the bursts radius).
+    assert [f.check for f in result.flags] == ["duplicate", "conflicting_labels", "near_duplicate"]
     assert result.drift == ()
 
 

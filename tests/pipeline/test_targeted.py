@@ -17,6 +17,7 @@ from pipeline.targeted import (
     bin_edges,
     bursts,
     linear_expectation,
+    near_duplicates,
     screen_batch,
 )
 
@@ -119,6 +120,54 @@ def test_bursts_flag_one_point_copied_with_small_jitter():
     found = bursts(x, check=_checks().checks.bursts, seed=SEED)
     assert set(rows.tolist()) <= set(found.rows.tolist()) <= {*rows.tolist(), 5}
     assert "or more rows within" in found.reasons[0]
+
+
+def test_near_duplicates_count_a_twin_of_every_row_even_when_every_row_has_one():
+    # Every row copied once, each copy moved 1e-9: the median 1-NN distance is then a twin
+    # distance, and a radius scaled on it missed most twins; the min_copies-th neighbour is not.
+    x, _ = _data()
+    assert near_duplicates(x, check=_checks().checks.bursts, seed=SEED).count == 0
+    doubled = np.concatenate([x, x * (1 + 1e-9) + 1e-9])
+    found = near_duplicates(doubled, check=_checks().checks.bursts, seed=SEED)
+    assert found.count == len(x)  # one per pair, the later row
+    assert found.rows.tolist() == list(range(len(x), 2 * len(x)))
+    assert found.reasons[0].startswith("within 1.")
+    assert "of row 0 " in found.reasons[0]
+
+
+def test_near_duplicates_see_six_copies_of_every_row_at_one_tiny_distance():
+    # Six copies of every row, each 1e-3 from it in its own direction: the 5th neighbour is a
+    # copy, the median 5th-neighbour distance a copy distance, and a radius of a tenth of it
+    # hid every copy. The floor (a fifth of the median random-pair distance) does not move.
+    x, _ = _data()
+    rng = np.random.default_rng(2)
+    copies = []
+    for _ in range(6):
+        step = rng.normal(size=x.shape)
+        copies.append(x + 1e-3 * step / np.linalg.norm(step, axis=1, keepdims=True))
+    found = near_duplicates(np.concatenate([x, *copies]), check=_checks().checks.bursts, seed=SEED)
+    assert found.count >= 4 * len(x)  # of 7 rows, at least 4 are not the first of a pair
+
+
+def test_near_duplicates_count_exact_copies_once_per_copy_and_name_approved_twins():
+    x, _ = _data()
+    three = np.concatenate([x, x[[4]], x[[4]]])  # two exact copies of row 4
+    found = near_duplicates(three, check=_checks().checks.bursts, seed=SEED)
+    assert found.count == 2
+    assert set(found.rows.tolist()) <= {4, 600, 601}
+    new = x[[10, 20]] + 1e-12
+    batch = near_duplicates(
+        new,
+        check=_checks().checks.bursts,
+        seed=SEED,
+        approved=x,
+        names=np.array([600, 601]),
+        approved_names=np.arange(len(x)),
+    )
+    assert batch.check == "batch_near_duplicate"
+    assert batch.rows.tolist() == [0, 1]
+    assert "of approved row 10" in batch.reasons[0]
+    assert "pairs: 600~10, 601~20" in batch.reasons[0]
 
 
 def _boundary_flips(x: np.ndarray, y: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:

@@ -26,9 +26,11 @@ def _rows(project, n: int = 10, *, start_id: int = 10_000_000) -> list[dict[str,
     for i, source in enumerate(rows):
         row = dict(source)
         row["id"] = str(start_id + i)
-        # Nudge a feature so the row is new data, not a copy of a training row.
-        factor = 1.01 if i % 2 else 0.99
-        row["mean_radius"] = f"{float(row['mean_radius']) * factor:.4f}"
+        # Move every feature 5% (alternating up and down) so the row is new data, not a copy of
+        # a training row: one feature 1% off was a near copy (DATA052/DATA108 fail those).
+        for j, column in enumerate(c for c in row if c not in ("id", "diagnosis")):
+            factor = 1.05 if (i + j) % 2 else 0.95
+            row[column] = f"{float(row[column]) * factor:.6g}"
         row["prediction"] = row["diagnosis"]
         out.append(row)
     return out
