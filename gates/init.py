@@ -59,6 +59,7 @@ NEXT_COMMAND = "nox -s train gate"
 # Beyond the pydantic defaults: the [data.checks] limits init may raise, by Flags.check name.
 _SHARE_KEYS = {
     "duplicate": ("duplicates", "max_exact_share"),
+    "near_duplicate": ("duplicates", "max_near_share"),
     "conflicting_labels": ("duplicates", "max_conflict_share"),
     "label": ("labels", "max_share"),
     "isolation": ("isolation", "max_share"),

@@ -396,6 +396,8 @@ _QUOTED_PAIRS = 3
 # is 0.42-0.57 x that median, so the floor never binds there; six copies of every row at one
 # tiny distance made the 5th neighbour a copy and hid every copy without it.
 _PAIR_FLOOR = 0.2
+# The share of evenly spread rows the near-duplicate radius may take in few dimensions.
+_CLEAN_NEAR_SHARE = 0.0005
 
 
 def _near_scale(base: Array, check: BurstCheck, seed: int) -> float:
@@ -459,7 +461,11 @@ def near_duplicates(
     empty = _flags(check_name, np.zeros(0), np.zeros(0), [], start)
     if scale == 0.0 or subset.size == 0:
         return empty
-    radius = check.radius * scale
+    # In few dimensions rows spread evenly already meet within radius x scale: about
+    # min_copies x factor^d of them per row (2 features, factor 0.1: 5%). The factor shrinks
+    # until that is _CLEAN_NEAR_SHARE; from 4 features on, check.radius itself is smaller.
+    factor = min(check.radius, (_CLEAN_NEAR_SHARE / check.min_copies) ** (1 / points.shape[1]))
+    radius = factor * scale
     label = subset if names is None else np.asarray(names)[subset]
     twin_dist = np.full(subset.size, np.inf)
     twin_name = np.full(subset.size, -1, dtype=np.int64)
@@ -487,7 +493,7 @@ def near_duplicates(
     hit = np.flatnonzero(twin_dist <= radius)
     reasons = [
         f"within {twin_dist[i]:.3g} of {twin_kind[i]} {int(twin_name[i])} (radius {radius:.3g} = "
-        f"{check.radius:g} x {scale:.3g}, the median distance to the {check.min_copies}th "
+        f"{factor:.3g} x {scale:.3g}, the median distance to the {check.min_copies}th "
         f"nearest row, or {_PAIR_FLOOR:g} x that of random pairs if larger); pairs: "
         + ", ".join(f"{int(label[j])}~{int(twin_name[j])}" for j in hit[:_QUOTED_PAIRS])
         for i in hit

@@ -344,3 +344,28 @@ def test_a_baseline_at_chance_gets_bars_at_chance_and_a_warning(
     assert cv["accuracy"]["min_fold"] <= cv["accuracy"]["min_mean"]
     comments = (root / "policy.toml").read_text(encoding="utf-8").replace("\n# ", " ")
     assert "WARNING: the baseline does not beat chance" in comments
+
+
+def test_a_table_with_near_copies_gets_its_near_share_raised_and_noted(
+    tmp_path: Path, gates_cli: Any
+) -> None:
+    # 5% of the rows are copies of others with a one-ulp move: the data gate's near-duplicate
+    # check (DATA052) would fail the user's own table at the default 0.02; init raises the
+    # limit just above what it flagged and says so, as for the other shares.
+    rng = np.random.default_rng(3)
+    n = 400
+    a, b = rng.normal(0, 1, n).round(4), rng.normal(0, 1, n).round(4)
+    frame = pd.DataFrame({"a": a, "b": b, "y": np.where(a + b > 0, "x", "z")})
+    copies = frame.iloc[:20].copy()
+    copies["a"] = np.nextafter(copies["a"].to_numpy(), np.inf)
+    frame = pd.concat([frame, copies], ignore_index=True)
+    root = copy_project(tmp_path / "project")
+    table = tmp_path / "near.csv"
+    frame.to_csv(table, index=False)
+    done = gates_cli(root, "init", str(table), "--label", "y", "--force")
+    assert done.returncode == 0, done.stdout + done.stderr
+    policy = tomllib.loads((root / "policy.toml").read_text(encoding="utf-8"))
+    limit = policy["data"]["checks"]["duplicates"]["max_near_share"]
+    assert 20 / len(frame) < limit <= 20 / len(frame) + 0.02
+    comments = (root / "policy.toml").read_text(encoding="utf-8").replace("\n# ", " ")
+    assert "[data.checks.duplicates].max_near_share" in comments

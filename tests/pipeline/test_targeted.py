@@ -135,6 +135,19 @@ def test_near_duplicates_count_a_twin_of_every_row_even_when_every_row_has_one()
     assert "of row 0 " in found.reasons[0]
 
 
+@pytest.mark.parametrize("features", [2, 3])
+def test_near_duplicates_in_few_dimensions_leave_clean_rows_and_find_copies(features):
+    # Evenly spread rows in two or three dimensions meet within a tenth of the 5th-neighbour
+    # distance far more often than in many (2 features: about 5% of rows, over the 2% limit on
+    # clean data); the radius shrinks with the dimension, and one-ulp copies are still found.
+    x = np.random.default_rng(9).normal(size=(2000, features)).round(4)
+    clean = near_duplicates(x, check=_checks().checks.bursts, seed=SEED)
+    assert clean.count <= 10, clean.count  # at most 0.5%
+    copied = np.concatenate([x, np.nextafter(x[:40], np.inf)])
+    found = near_duplicates(copied, check=_checks().checks.bursts, seed=SEED)
+    assert set(range(2000, 2040)) <= set(found.rows.tolist())
+
+
 def test_near_duplicates_see_six_copies_of_every_row_at_one_tiny_distance():
     # Six copies of every row, each 1e-3 from it in its own direction: the 5th neighbour is a
     # copy, the median 5th-neighbour distance a copy distance, and a radius of a tenth of it
