@@ -29,6 +29,16 @@ __all__ = [
 ]
 
 REPORT_SCHEMA_VERSION = 1
+# What reading a report (``json.loads`` then ``GateResult.from_dict``) raises on bad text; a
+# report nested past the JSON parser's limit raises RecursionError.
+UNPARSABLE_REPORT: tuple[type[Exception], ...] = (
+    json.JSONDecodeError,
+    UnicodeDecodeError,
+    KeyError,
+    ValueError,
+    TypeError,
+    RecursionError,
+)
 
 
 class Status(enum.Enum):
@@ -221,7 +231,7 @@ class RunContext:
         except FileNotFoundError:
             msg = f"{path}: report of gate '{gate}' not found"
             raise GateError(msg) from None
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, ValueError, TypeError) as err:
+        except UNPARSABLE_REPORT as err:
             msg = f"{path}: report of gate '{gate}' is unparsable ({type(err).__name__}: {err})"
             raise GateError(msg) from err
         if result.run_id != self.run_id:

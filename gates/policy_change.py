@@ -46,6 +46,7 @@ from pipeline.approval import (
     BASE_POLICY_ENV,
     ApprovalError,
     Approvers,
+    approver_of,
     approvers_in,
     base_policy,
 )
@@ -492,11 +493,4 @@ def _approver_key(trusted: LoadedPolicy, allowed: Approvers) -> tuple[Signer, st
         )
     except SigningError as err:
         raise ApprovalError(str(err)) from None
-    for approver, public in allowed.keys.items():
-        if public.keyid == key.public.keyid:
-            return key, approver
-    msg = (
-        f"the key in ${env} (key id {key.public.keyid[:12]}...) is not an approver in "
-        f"[roles].approvers of {allowed.source} ({', '.join(sorted(allowed.keys))})"
-    )
-    raise ApprovalError(msg)
+    return key, approver_of(key, allowed)

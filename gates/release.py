@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from gates.base import GateError, GateResult, Status
+from gates.base import UNPARSABLE_REPORT, GateError, GateResult, Status
 from gates.errors import GatesError
 from gates.registry import VERDICT, checked_before
 from pipeline import verify
@@ -233,14 +233,7 @@ def deploy(policy: LoadedPolicy, *, reports_dir: Path) -> Champion:
     except FileNotFoundError:
         msg = f"refused: {verdict}: no verdict; run the whole chain ('python -m gates run') first"
         raise DeployRefused(msg) from None
-    except (
-        json.JSONDecodeError,
-        UnicodeDecodeError,
-        KeyError,
-        ValueError,
-        TypeError,
-        RecursionError,
-    ) as err:
+    except UNPARSABLE_REPORT as err:
         msg = f"refused: {verdict}: unparsable verdict ({type(err).__name__})"
         raise DeployRefused(msg) from err
     if result.status is not Status.PASSED:

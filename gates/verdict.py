@@ -14,7 +14,15 @@ import json
 from pathlib import Path
 from typing import ClassVar
 
-from gates.base import Finding, Gate, GateResult, Location, Outcome, RunContext
+from gates.base import (
+    UNPARSABLE_REPORT,
+    Finding,
+    Gate,
+    GateResult,
+    Location,
+    Outcome,
+    RunContext,
+)
 from gates.inputs import input_digests
 from gates.policy_change import judge
 from gates.registry import checked_before
@@ -110,14 +118,7 @@ def _read(path: Path) -> tuple[GateResult | None, str]:
         return GateResult.from_dict(json.loads(path.read_text(encoding="utf-8"))), ""
     except FileNotFoundError:
         return None, "missing"
-    except (
-        json.JSONDecodeError,
-        UnicodeDecodeError,
-        KeyError,
-        ValueError,
-        TypeError,
-        RecursionError,
-    ) as err:
+    except UNPARSABLE_REPORT as err:
         return None, f"unparsable ({type(err).__name__}: {err})"
 
 

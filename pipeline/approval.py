@@ -115,7 +115,7 @@ def approver_of(key: Signer, allowed: Approvers) -> str:
         if public.keyid == key.public.keyid:
             return name
     msg = (
-        f"the key in the approver key variable (key id {key.public.keyid[:12]}...) is not a data "
+        f"the key in the approver key variable (key id {key.public.keyid[:12]}...) is not an "
         f"approver in [roles].approvers of {allowed.source} ({', '.join(sorted(allowed.keys))})"
     )
     raise ApprovalError(msg)

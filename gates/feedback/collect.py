@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gates.base import GateResult, RunContext, Severity, Status
+from gates.base import UNPARSABLE_REPORT, GateResult, RunContext, Severity, Status
 from gates.registry import GATES, VERDICT
 
 NOT_RUN = "NOT_RUN"
@@ -70,7 +70,7 @@ def collect(context: RunContext, *, upto: str) -> RunView:
         except FileNotFoundError:
             views.append(GateView(spec.name, spec.summary, None, "no report"))
             continue
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, ValueError, TypeError) as err:
+        except UNPARSABLE_REPORT as err:
             views.append(GateView(spec.name, spec.summary, None, f"unparsable report ({err})"))
             continue
         if result.run_id != context.run_id:

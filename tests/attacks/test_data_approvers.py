@@ -138,7 +138,7 @@ def test_approve_refuses_without_an_approvers_key_and_leaves_the_lock(project, m
     expected = (
         "only a data approver may approve; set $GATES_APPROVER_KEY"
         if who is None
-        else "is not a data approver in [roles].approvers of"
+        else "is not an approver in [roles].approvers of"
     )
     assert expected in out, out
     assert "the lock is unchanged" in out
