@@ -33,6 +33,8 @@ from pipeline.errors import DataError, PipelineError
 from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_bytes, sha256_file
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import pandas as pd
 
     from pipeline.config import DataPolicy, LoadedPolicy
@@ -720,16 +722,7 @@ def screen_new_rows(
             f"{int(approved.sum())} approved rows in {approval.source}, fewer than "
             f"[data.checks.batch].min_approved = {checks.batch.min_approved}"
         )
-    matrix = clean[list(names)].astype("float64").to_numpy(copy=True)
-    trusted = matrix[approved]
-    median = np.nanmedian(trusted, axis=0)
-    median = np.where(np.isnan(median), 0.0, median)
-    missing = np.isnan(matrix)
-    matrix[missing] = np.take(median, np.nonzero(missing)[1])
-    mean = matrix[approved].mean(axis=0)
-    std = matrix[approved].std(axis=0)
-    std[std == 0] = 1.0
-    x = (matrix - mean) / std
+    x = approved_standardized(clean, names, approved)
     y = encode_labels(clean[data.label], data.classes)
     beyond = (
         out_of_range(clean, data, approval.reference, margin=checks.range.margin).rows
@@ -753,6 +746,29 @@ def screen_new_rows(
         ),
         None,
     )
+
+
+def approved_standardized(
+    frame: pd.DataFrame, names: tuple[str, ...], approved: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float64]:
+    """The columns ``names`` as float64, nulls set to the approved rows' median (0 where they
+    have none), standardized with the approved rows' mean and deviation (constant: 1).
+
+    ``approved`` is a boolean mask of ``frame``'s rows. The batch screen's matrix; feedback
+    quarantine builds the one it gives ``near_duplicates`` the same way.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    matrix = frame[list(names)].astype("float64").to_numpy(copy=True)
+    median = np.nanmedian(matrix[approved], axis=0)
+    median = np.where(np.isnan(median), 0.0, median)
+    missing = np.isnan(matrix)
+    matrix[missing] = np.take(median, np.nonzero(missing)[1])
+    mean = matrix[approved].mean(axis=0)
+    std = matrix[approved].std(axis=0)
+    std[std == 0] = 1.0
+    standardized: npt.NDArray[np.float64] = (matrix - mean) / std
+    return standardized
 
 
 def _batch_unavailable(data: DataPolicy, approval: Approval, names: tuple[str, ...]) -> str | None:

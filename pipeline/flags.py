@@ -25,6 +25,8 @@ class Flags:
     seconds: float = 0.0
     # Rows the check looked at when it ran on a sample (streaming mode); None: every row.
     screened: int | None = None
+    # ``near_duplicates`` only: per flagged row, the name of the row it is near (its twin).
+    twins: Array | None = None
 
     @property
     def count(self) -> int:

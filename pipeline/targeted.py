@@ -443,8 +443,9 @@ def near_duplicates(
     has a nearer one is flagged itself. With ``approved`` (the batch setting: ``x`` are the new
     rows) the scale is measured on the approved rows, and a new row within the radius of an
     approved row is flagged as well. ``names`` / ``approved_names``: the table row of each row
-    of ``x`` / ``approved``, for the reasons. Above ``max_rows`` rows a seeded sample of that
-    many is searched (and says so): a pair is then seen only when both rows are in it.
+    of ``x`` / ``approved``, for the reasons and the result's ``twins`` (each flagged row's
+    nearest row). Above ``max_rows`` rows a seeded sample of that many is searched (and says
+    so): a pair is then seen only when both rows are in it.
     """
     from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
 
@@ -499,9 +500,8 @@ def near_duplicates(
         for i in hit
     ]
     out = _flags(check_name, subset[hit], 1.0 - twin_dist[hit] / radius, reasons, start)
-    if screened is not None:
-        out = Flags(out.check, out.rows, out.scores, out.reasons, out.seconds, screened=screened)
-    return out
+    # subset and hit are ascending, so _flags keeps their order and the twins line up.
+    return replace(out, screened=screened, twins=twin_name[hit])
 
 
 # --- the batch setting: new rows against approved rows ----------------------------------------

@@ -9,9 +9,12 @@ data gate then screens the whole, grown data set again.
 
 Rules: FBQ001 a prediction outside the declared classes; FBQ002 the batch is larger than
 ``max_batch_rows``; FBQ010 an id already in the training data; FBQ011 features identical to a
-training row with a different label (label flip); FBQ012 more labels contradict the predictions
-than ``max_label_disagreement``; FBQ013 a feature value more than ``outlier_z`` standard
-deviations from the training mean. Contract rules keep their DATA ids.
+training row, or within the data gate's near-duplicate radius of one (``near_duplicates`` on
+the data gate's batch matrix), with a different label (label flip); FBQ012 more labels
+contradict the predictions than ``max_label_disagreement``; FBQ013 a feature value more than
+``outlier_z`` standard deviations from the training mean; FBQ014 such copies with the training
+label above ``[data.checks.duplicates].max_near_share`` of the batch (twins of training and
+holdout rows). Contract rules keep their DATA ids.
 
 An approval changes three files (the training data, its lock, the batch record), and a process
 killed between them must not leave them disagreeing for good. Before the data is replaced,
@@ -255,21 +258,7 @@ def _against_training(policy: LoadedPolicy, clean: pd.DataFrame) -> list[Problem
     ]
     features = [c for c in data.feature_columns if c in clean and c in training]
     if features and data.label in clean and data.label in training:
-        known = training[[*features, data.label]].astype(str)
-        batch = clean[[*features, data.label]].astype(str)
-        merged = batch.reset_index().merge(known, on=features, how="inner", suffixes=("", "_train"))
-        flipped = merged[merged[data.label] != merged[f"{data.label}_train"]]
-        if len(flipped):
-            positions = sorted({int(i) for i in flipped["index"]})
-            found.append(
-                Problem(
-                    "FBQ011",
-                    f"{len(positions)} row(s) repeat a training row's features with a different label",
-                    tuple(positions[:QUOTE_ROWS]),
-                    len(positions),
-                    "[data].label",
-                )
-            )
+        found += _copies_of_training(policy, training, clean, features)
     if numeric:
         reference = training[numeric].astype("float64")
         mean, std = reference.mean(), reference.std(ddof=0).replace(0.0, np.nan)
@@ -284,6 +273,122 @@ def _against_training(policy: LoadedPolicy, clean: pd.DataFrame) -> list[Problem
             ),
         )
     return found
+
+
+def _copies_of_training(
+    policy: LoadedPolicy, training: pd.DataFrame, clean: pd.DataFrame, features: list[str]
+) -> list[Problem]:
+    """FBQ011: batch rows that copy a training row, exactly or within the data gate's
+    near-duplicate radius, with a different label; FBQ014: near copies with the same label,
+    above ``max_near_share`` of the batch.
+
+    Each copy is named with its training twin: ``{batch row: (training row, distance)}``.
+    """
+    data = policy.policy.data
+    # Exact: equal as parsed, every feature column (text ones too).
+    known = training[[*features, data.label]].astype(str).rename_axis("twin").reset_index()
+    batch = clean[[*features, data.label]].astype(str).rename_axis("row").reset_index()
+    merged = batch.merge(known, on=features, how="inner", suffixes=("", "_train"))
+    # A row equal to several training rows is named with one whose label differs, if any.
+    merged = merged.assign(flip=merged[data.label] != merged[f"{data.label}_train"])
+    merged = merged.sort_values("flip", kind="stable")
+    exact = {int(r): (int(t), 0.0) for r, t in zip(merged["row"], merged["twin"], strict=True)}
+    near, radius = _near_copies(policy, training, clean)
+    copies = {**near, **exact}
+    labels = clean[data.label].astype(str)
+    trained = training[data.label].astype(str)
+    flips = {r: copies[r] for r in sorted(copies) if labels.loc[r] != trained.loc[copies[r][0]]}
+    same = {r: copies[r] for r in sorted(copies) if r not in flips}
+    found: list[Problem] = []
+    within = f"equal, or within the data gate's near-duplicate radius {radius}, standardized"
+    if flips:
+        found.append(
+            Problem(
+                "FBQ011",
+                f"{len(flips)} row(s) copy a training row's features with a different label "
+                f"({within}): {_pairs(flips)}",
+                tuple(list(flips)[:QUOTE_ROWS]),
+                len(flips),
+                "[data.checks.bursts].radius" if set(flips) - set(exact) else "[data].label",
+            )
+        )
+    checks = data.checks.duplicates
+    if checks.enabled and len(same) > checks.max_near_share * len(clean):
+        found.append(
+            Problem(
+                "FBQ014",
+                f"{len(same)} of {len(clean)} row(s) copy a training row with its label "
+                f"({within}), more than max_near_share {checks.max_near_share:g} of the batch: "
+                f"twins of training rows (and of the holdout): {_pairs(same)}",
+                tuple(list(same)[:QUOTE_ROWS]),
+                len(same),
+                "[data.checks.duplicates].max_near_share",
+            )
+        )
+    return found
+
+
+def _near_copies(
+    policy: LoadedPolicy, training: pd.DataFrame, clean: pd.DataFrame
+) -> tuple[dict[int, tuple[int, float]], str]:
+    """Batch rows within the data gate's near-duplicate radius of a training row, each with
+    its twin and distance (standardized units), and the radius in the data gate's words.
+
+    The matrix is the data gate's batch matrix (numeric features standardized on the training
+    rows), searched by ``near_duplicates`` with the training rows as the approved ones. A row
+    whose nearest row is another batch row is followed through it to a training twin: two
+    copies of one training row must not hide each other. Rows beyond ``max_rows`` are a sample
+    there, as in the data gate.
+    """
+    from gates.data_integrity import approved_standardized  # noqa: PLC0415
+    from pipeline.profile import numeric_columns  # noqa: PLC0415
+    from pipeline.targeted import near_duplicates  # noqa: PLC0415
+
+    data = policy.policy.data
+    names = tuple(c for c in numeric_columns(data) if c in clean and c in training)
+    if not names or not len(training) or not len(clean):
+        return {}, "(no numeric features to measure it on)"
+    both = pd.concat([training[list(names)], clean[list(names)]], ignore_index=True)
+    n = len(training)
+    x = approved_standardized(both, names, np.arange(len(both)) < n)
+    # Names: a training row's position (< n), or n + a batch row's position.
+    found = near_duplicates(
+        x[n:],
+        check=data.checks.bursts,
+        seed=policy.policy.run.seed,
+        approved=x[:n],
+        names=np.arange(n, len(both)),
+        approved_names=np.arange(n),
+    )
+    twins = found.twins if found.twins is not None else np.zeros(0, dtype=np.int64)
+    twin_of = {int(r): int(t) for r, t in zip(found.rows, twins, strict=True)}
+    copies: dict[int, tuple[int, float]] = {}
+    for row, nearest in twin_of.items():
+        twin, seen = nearest, {row}
+        while twin >= n and twin - n in twin_of and twin - n not in seen:
+            seen.add(twin - n)
+            twin = twin_of[twin - n]
+        if twin < n:
+            distance = float(np.linalg.norm(x[n + row] - x[twin]))
+            copies[int(clean.index[row])] = (int(training.index[twin]), distance)
+    # The radius in the data gate's words, from a reason naming a training twin.
+    how = "([data.checks.bursts].radius x the median distance to the min_copies-th nearest row)"
+    for row, reason in zip(found.rows, found.reasons, strict=True):
+        if twin_of[int(row)] < n and "(radius " in reason:
+            value, _, rest = reason.split("(radius ", 1)[1].split("; pairs:", 1)[0].partition(" = ")
+            how = f"{value} (= {rest}"
+            break
+    return copies, how
+
+
+def _pairs(copies: dict[int, tuple[int, float]]) -> str:
+    """``row 10 ~ training row 3 at distance 1.2e-16, ...`` for the first ``QUOTE_ROWS``."""
+    shown = [
+        f"row {r} ~ training row {t} at distance {d:.3g}"
+        for r, (t, d) in list(copies.items())[:QUOTE_ROWS]
+    ]
+    more = len(copies) - len(shown)
+    return ", ".join(shown) + (f", and {more} more" if more > 0 else "")
 
 
 def _flagged(

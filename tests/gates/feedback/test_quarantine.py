@@ -6,6 +6,7 @@ import csv
 import io
 import json
 
+import numpy as np
 import pytest
 
 from gates.base import Status
@@ -107,7 +108,118 @@ def test_a_label_flip_of_a_training_row_is_caught(project, tmp_path):
     source = tmp_path / "flip.csv"
     _write(source, [row])
     batch = quarantine.ingest(project.load(), source)
-    assert "FBQ011" in {p.rule for p in batch.problems}
+    (problem,) = [p for p in batch.problems if p.rule == "FBQ011"]
+    assert problem.rows == (0,)
+    assert "row 0 ~ training row 0 at distance 0" in problem.message
+
+
+def _training_rows(project) -> list[dict[str, str]]:
+    with project.data_path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _copies(table, picks, *, move, columns, flip: bool, start_id: int = 30_000_000):
+    """Rows ``picks`` of the training table with a new id, ``columns`` moved by ``move``, and
+    the label flipped (or kept); the prediction column says the training label."""
+    out = []
+    for i, pick in enumerate(picks):
+        row = dict(table[pick])
+        truth = row["diagnosis"]
+        for column in columns:
+            row[column] = repr(float(move(float(row[column]))))
+        if flip:
+            row["diagnosis"] = "benign" if truth == "malignant" else "malignant"
+        row.update(id=str(start_id + i), prediction=truth)
+        out.append(row)
+    return out
+
+
+def _one_ulp(value: float) -> float:
+    return float(np.nextafter(value, np.inf))
+
+
+def test_one_ulp_flipped_copies_among_honest_rows_are_rejected_naming_their_twins(
+    project, tmp_path
+):
+    # Red team, 6 December: 8 training rows with flipped labels and mean_radius one ulp up,
+    # among 10 honest rows (44% disagreement, under max_label_disagreement 0.5), were
+    # quarantined clean and approved; only the next data gate failed the grown data.
+    table = _training_rows(project)
+    picks = [3, 40, 97, 150, 222, 301, 404, 512]
+    copies = _copies(table, picks, move=_one_ulp, columns=["mean_radius"], flip=True)
+    assert all(
+        c["mean_radius"] != table[p]["mean_radius"] for c, p in zip(copies, picks, strict=True)
+    )
+    source = tmp_path / "outcomes.csv"
+    _write(source, _rows(project) + copies)
+    batch = quarantine.ingest(project.load(), source)
+    assert batch.status == quarantine.REJECTED
+    (problem,) = [p for p in batch.problems if p.rule == "FBQ011"]
+    assert problem.count == 8
+    assert problem.rows == tuple(range(10, 15))  # the copies only, never an honest row
+    for row, pick in zip(range(10, 15), picks[:5], strict=True):
+        assert f"row {row} ~ training row {pick} at distance " in problem.message
+    assert "radius" in problem.message
+    assert problem.policy_key == "[data.checks.bursts].radius"
+
+
+def test_flipped_copies_moved_1e9_relative_on_several_features_are_rejected(project, tmp_path):
+    table = _training_rows(project)
+    picks = [5, 60, 260, 480]
+    copies = _copies(
+        table,
+        picks,
+        move=lambda v: v * (1 + 1e-9),
+        columns=["mean_radius", "mean_texture", "mean_area", "worst_smoothness"],
+        flip=True,
+    )
+    source = tmp_path / "outcomes.csv"
+    _write(source, _rows(project) + copies)
+    batch = quarantine.ingest(project.load(), source)
+    (problem,) = [p for p in batch.problems if p.rule == "FBQ011"]
+    assert problem.rows == (10, 11, 12, 13)
+    for row, pick in zip(range(10, 14), picks, strict=True):
+        assert f"row {row} ~ training row {pick}" in problem.message
+
+
+def test_a_flipped_row_sent_twice_is_not_hidden_behind_its_own_copy(project, tmp_path):
+    # Bypass attempt: two copies of one training row, 1e-6 and 2e-6 relative up. The second
+    # copy's nearest row is the first copy, not the training row; it is caught through it.
+    table = _training_rows(project)
+    once, twice = (
+        _copies(
+            table,
+            [77],
+            move=lambda v, k=k: v * (1 + k * 1e-6),
+            columns=["mean_radius"],
+            flip=True,
+            start_id=30_000_000 + k,
+        )[0]
+        for k in (1, 2)
+    )
+    source = tmp_path / "outcomes.csv"
+    _write(source, [*_rows(project), once, twice])
+    batch = quarantine.ingest(project.load(), source)
+    (problem,) = [p for p in batch.problems if p.rule == "FBQ011"]
+    assert problem.rows == (10, 11)
+    assert "row 10 ~ training row 77" in problem.message
+    assert "row 11 ~ training row 77" in problem.message
+
+
+def test_near_copies_with_the_training_label_are_rejected_too(project, tmp_path):
+    # Feedback that repeats training rows (labels unchanged) would put twins of training rows
+    # into the data, some of them into the holdout: FBQ014 above max_near_share of the batch.
+    table = _training_rows(project)
+    copies = _copies(table, [8, 300], move=_one_ulp, columns=["mean_texture"], flip=False)
+    source = tmp_path / "outcomes.csv"
+    _write(source, _rows(project) + copies)
+    batch = quarantine.ingest(project.load(), source)
+    assert batch.status == quarantine.REJECTED
+    assert "FBQ011" not in {p.rule for p in batch.problems}
+    (problem,) = [p for p in batch.problems if p.rule == "FBQ014"]
+    assert problem.rows == (10, 11)
+    assert "row 10 ~ training row 8" in problem.message
+    assert problem.policy_key == "[data.checks.duplicates].max_near_share"
 
 
 def test_labels_that_mostly_contradict_predictions_are_suspicious(project, tmp_path):
