@@ -332,7 +332,7 @@ def _near_copies(
     policy: LoadedPolicy, training: pd.DataFrame, clean: pd.DataFrame
 ) -> tuple[dict[int, tuple[int, float]], str]:
     """Batch rows within the data gate's near-duplicate radius of a training row, each with
-    its twin and distance (standardized units), and the radius in the data gate's words.
+    its twin and distance (standardized units), and how the data gate sets the radius.
 
     The matrix is the data gate's batch matrix (numeric features standardized on the training
     rows), searched by ``near_duplicates`` with the training rows as the approved ones. A row
@@ -371,13 +371,7 @@ def _near_copies(
         if twin < n:
             distance = float(np.linalg.norm(x[n + row] - x[twin]))
             copies[int(clean.index[row])] = (int(training.index[twin]), distance)
-    # The radius in the data gate's words, from a reason naming a training twin.
     how = "([data.checks.bursts].radius x the median distance to the min_copies-th nearest row)"
-    for row, reason in zip(found.rows, found.reasons, strict=True):
-        if twin_of[int(row)] < n and "(radius " in reason:
-            value, _, rest = reason.split("(radius ", 1)[1].split("; pairs:", 1)[0].partition(" = ")
-            how = f"{value} (= {rest}"
-            break
     return copies, how
 
 
