@@ -61,6 +61,32 @@ def feature_matrix(clean: pd.DataFrame, contract: DataPolicy) -> Array:
     return matrix
 
 
+def copy_matrix(x: Array, contract: DataPolicy, reference: DataProfile) -> Array:
+    """``x`` (``feature_matrix``) for the copy checks (bursts, near duplicates), without the
+    columns the approved reference holds constant.
+
+    Standardized by the table's own spread, a column constant in the approved data that the
+    table gives a small value on a few rows (inside the range check's margin, up to 0.25 x
+    max(|value|, 1)) gets a small SD, and those rows land far from their originals: 1e-9 on one
+    such digits column hid 28 of 28 near copies (``bench/near_copies.py``). Such a column tells
+    approved rows apart from nothing, so rows that differ only there (and by a tiny move
+    elsewhere) are copies; the range check (DATA060) judges the values themselves.
+    """
+    constant = [
+        j
+        for j, name in enumerate(numeric_columns(contract))
+        if (ref := reference.columns.get(name)) is not None
+        and ref.minimum is not None
+        and ref.maximum is not None
+        and ref.maximum <= ref.minimum
+    ]
+    if not constant:
+        return x
+    out = x.copy()
+    out[:, constant] = 0.0
+    return out
+
+
 # --- duplicates ---------------------------------------------------------------------------
 
 
@@ -643,7 +669,10 @@ def screen(
         # Every other row-level check first: the label check counts their rows as explained
         # (a trigger's, an outlier's or a burst's rows disagree with their neighbours too).
         out_of_range_rows = next((f.rows for f in flags if f.check == "range"), None)
-        targeted = _targeted(x, y, contract, seed=seed, seconds=seconds, exclude=out_of_range_rows)
+        copy_x = None if reference is None else copy_matrix(x, contract, reference)
+        targeted = _targeted(
+            x, y, contract, seed=seed, seconds=seconds, exclude=out_of_range_rows, copy_x=copy_x
+        )
         if checks.isolation.enabled:
             found = off_manifold(x, check=checks.isolation, seed=seed)
             targeted.append(found)
@@ -719,8 +748,12 @@ def _targeted(
     seed: int,
     seconds: dict[str, float],
     exclude: Array | None = None,
+    copy_x: Array | None = None,
 ) -> list[Flags]:
     """The whole-table association, burst and near-duplicate checks (``pipeline.targeted``).
+
+    ``copy_x``: the matrix the copy checks (bursts, near duplicates) search (``copy_matrix``);
+    ``x`` when None.
 
     ``exclude`` (rows the range check flagged: beyond the approved range plus its margin, which
     fails the table on its own) is left out of the association test, its bins and its model.
@@ -766,13 +799,14 @@ def _targeted(
             flags = Flags(flags.check, keep[flags.rows], flags.scores, flags.reasons, flags.seconds)
         found.append(flags)
         seconds["association"] = flags.seconds
+    copies = x if copy_x is None else copy_x
     if checks.bursts.enabled:
-        flags = bursts(x, check=checks.bursts, seed=seed)
+        flags = bursts(copies, check=checks.bursts, seed=seed)
         found.append(flags)
         seconds["burst"] = flags.seconds
     if checks.duplicates.enabled:
         # Near copies (a pair within the bursts radius), exact copies included: DATA052.
-        flags = near_duplicates(x, check=checks.bursts, seed=seed)
+        flags = near_duplicates(copies, check=checks.bursts, seed=seed)
         found.append(flags)
         seconds["near_duplicate"] = flags.seconds
     return found

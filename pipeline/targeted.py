@@ -458,14 +458,17 @@ def near_duplicates(
         subset = np.sort(rng.choice(subset, size=check.max_rows, replace=False))
         screened = int(subset.size)
     points = x[subset]
-    scale = _near_scale(points if approved is None else approved, check, seed)
+    base = points if approved is None else approved
+    scale = _near_scale(base, check, seed)
     empty = _flags(check_name, np.zeros(0), np.zeros(0), [], start)
     if scale == 0.0 or subset.size == 0:
         return empty
     # In few dimensions rows spread evenly already meet within radius x scale: about
     # min_copies x factor^d of them per row (2 features, factor 0.1: 5%). The factor shrinks
     # until that is _CLEAN_NEAR_SHARE; from 4 features on, check.radius itself is smaller.
-    factor = min(check.radius, (_CLEAN_NEAR_SHARE / check.min_copies) ** (1 / points.shape[1]))
+    # Dimensions: the columns that vary (a constant one adds no distance).
+    dims = max(1, int(np.count_nonzero(np.ptp(base, axis=0) > 0))) if len(base) else 1
+    factor = min(check.radius, (_CLEAN_NEAR_SHARE / check.min_copies) ** (1 / dims))
     radius = factor * scale
     label = subset if names is None else np.asarray(names)[subset]
     twin_dist = np.full(subset.size, np.inf)

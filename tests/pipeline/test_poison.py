@@ -389,3 +389,30 @@ def test_class_means_flag_a_class_moved_against_its_correlation_inside_every_ran
     old = build_profile(approved, _only_means(class_means={"enabled": False}))
     assert old.class_moments is None
     assert screen(poisoned, contract, reference=old, seed=SEED).class_means == ()
+
+
+def test_near_copies_hidden_by_a_value_in_a_column_the_approved_data_holds_constant():
+    # Standardized by the screened table's own spread, a column constant in the approved data
+    # that the copies alone carry (0.2, inside the range check's margin of 0.25 x max(|0|, 1))
+    # pushed every copy 3.4 SD from its original: no near copy was found and the table passed.
+    # Without the columns the approved data holds constant, the copies are one ulp away.
+    off = {"enabled": False}
+    contract = _contract(
+        range=off, labels=off, isolation=off, association=off, bursts=off, class_means=off
+    )
+    approved = _blobs()
+    approved["x3"] = 0.0
+    reference = build_profile(approved, contract)
+    copies = approved.iloc[:24].copy()
+    copies["id"] += 10_000
+    copies["x0"] = np.nextafter(copies["x0"].to_numpy(), np.inf)
+    copies["x3"] = 0.2
+    planted = pd.concat([approved, copies], ignore_index=True)
+    result = screen(planted, contract, reference=reference, seed=SEED)
+    found = result.by_check("near_duplicate")
+    assert found is not None
+    assert set(range(len(approved), len(planted))) <= set(found.rows.tolist())
+    # The approved table itself has none.
+    clean = screen(approved, contract, reference=reference, seed=SEED).by_check("near_duplicate")
+    assert clean is not None
+    assert clean.count == 0
