@@ -551,14 +551,15 @@ def _baseline(loaded: LoadedPolicy) -> tuple[dict[str, dict[str, float]], Any, A
         METRICS, classes=policy.data.classes, positive_class=policy.data.positive_class
     )
     estimator = build_estimator(policy.model, seed=policy.run.seed, contract=policy.data)
-    scores = cross_validate_scores(
-        estimator,
-        split.x_train,
-        split.y_train,
+    cross_validate = functools.partial(
+        cross_validate_scores,
+        features=split.x_train,
+        labels=split.y_train,
         scorers=scorers,
         folds=policy.cv.folds,
         seed=policy.run.seed,
     )
+    scores = cross_validate(estimator)
     model = clone(estimator).fit(split.x_train, split.y_train)
     holdout = holdout_scores(model, split.x_holdout, split.y_holdout, scorers=scorers)
     seen = {
@@ -574,15 +575,7 @@ def _baseline(loaded: LoadedPolicy) -> tuple[dict[str, dict[str, float]], Any, A
     # What a model that learned nothing scores on the same folds: always the majority class,
     # or classes drawn at their training shares. No threshold init proposes lies below it.
     for strategy in ("most_frequent", "stratified"):
-        dummy = DummyClassifier(strategy=strategy, random_state=policy.run.seed)
-        chance = cross_validate_scores(
-            dummy,
-            split.x_train,
-            split.y_train,
-            scorers=scorers,
-            folds=policy.cv.folds,
-            seed=policy.run.seed,
-        )
+        chance = cross_validate(DummyClassifier(strategy=strategy, random_state=policy.run.seed))
         for m in METRICS:
             seen[m]["chance"] = max(seen[m]["chance"], chance.mean(m))
     return seen, model, split
