@@ -238,6 +238,13 @@ def _add_key_parsers(
             "(a release manager's signature with [roles])"
         ),
     )
+    registry = sub.add_parser("registry", help="the model registry's audit log")
+    registry_sub = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+    registry_sub.add_parser(
+        "head",
+        parents=[common],
+        help="print the audit log's head (N:SHA256) to pin as $GATES_REGISTRY_HEAD",
+    )
     rollback.add_argument(
         "version",
         nargs="?",
@@ -351,7 +358,7 @@ def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return pe
     from pipeline.config import load_policy  # noqa: PLC0415 - heavy imports only past `list`
 
     loaded = load_policy(args.policy)
-    if args.command in ("keygen", "verify", "deploy", "revoke", "rollback"):
+    if args.command in ("keygen", "verify", "deploy", "revoke", "rollback", "registry"):
         return _release(args, loaded)
     if args.command == "serve":
         return _serve(args, loaded)
@@ -487,6 +494,13 @@ def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:  # noqa: PL
             f"{'' if kind == 'release' else ': NOT deployable'}\n"
         )
         return EXIT_OK
+    if args.command == "registry":
+        try:
+            sys.stdout.write(f"{release.registry_head(loaded)}\n")
+        except release.DeployRefused as err:
+            sys.stdout.write(f"registry {err}\n")
+            return EXIT_FAILED
+        return EXIT_OK
     if args.command == "revoke":
         try:
             signer = release.revoke(loaded, args.version)
@@ -495,6 +509,7 @@ def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:  # noqa: PL
             return EXIT_FAILED
         by = f" by {signer}" if signer else ""
         sys.stdout.write(f"revoked: {args.version}{by}; it is refused wherever it is read\n")
+        _print_head(loaded)
         return EXIT_OK
     if args.command == "rollback":
         try:
@@ -506,6 +521,7 @@ def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:  # noqa: PL
         sys.stdout.write(
             f"rolled back: {version} is the champion again{by}; {previous} is no longer served\n"
         )
+        _print_head(loaded)
         return EXIT_OK
     reports = args.reports or loaded.resolve(loaded.policy.run.reports_dir)
     try:
@@ -517,7 +533,21 @@ def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:  # noqa: PL
         f"deployed: {champion.version} is the champion "
         f"({champion.attestation.root}, run {champion.attestation.run_id})\n"
     )
+    _print_head(loaded)
     return EXIT_OK
+
+
+def _print_head(loaded: LoadedPolicy) -> None:
+    """After a move: the audit log's new head, to pin outside the registry."""
+    from gates import release  # noqa: PLC0415
+    from pipeline.promotion import HEAD_ENV  # noqa: PLC0415
+
+    try:
+        head = release.registry_head(loaded)
+    except release.DeployRefused as err:
+        sys.stdout.write(f"registry {err}\n")
+        return
+    sys.stdout.write(f"registry head: {head} (pin it as ${HEAD_ENV} in the deploy's environment)\n")
 
 
 def _init(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from gates.base import UNPARSABLE_REPORT, GateError, GateResult, Status
 from gates.errors import GatesError
 from gates.registry import VERDICT, checked_before
-from pipeline import verify
+from pipeline import promotion, verify
 from pipeline.attestation import (
     ENVELOPE_FILE,
     SIGNER_RELEASE,
@@ -25,7 +25,7 @@ from pipeline.config import LoadedPolicy
 from pipeline.fsio import atomic_write_bytes, atomic_write_text
 from pipeline.keys import KeyProviderError, provider_for
 from pipeline.keys.local import LocalProvider, env_name, read_env_pem
-from pipeline.promotion import sign_promotion
+from pipeline.promotion import PromotionError, sign_promotion
 from pipeline.signing import (
     Algorithm,
     Envelope,
@@ -194,6 +194,20 @@ def registry_for(
     """
     required = required_gates() if require_current_gates else ()
     return verify.registry_for(policy, trusted=trusted, required_gates=required)
+
+
+def registry_head(policy: LoadedPolicy) -> str:
+    """The registry audit log's head, ``N:SHA256``, its chain checked (DeployRefused if broken).
+
+    Pin it outside the registry as ``$GATES_REGISTRY_HEAD`` (the deploy's environment): every
+    read then refuses a log cut below it or replaced (``pipeline.promotion``).
+    """
+    try:
+        return promotion.head(
+            promotion.read_events(policy.resolve(policy.policy.release.registry_dir))
+        )
+    except PromotionError as err:
+        raise DeployRefused(f"refused: {err}") from None
 
 
 def verify_champion(policy: LoadedPolicy, *, key: Path | None = None) -> VerifiedAttestation:

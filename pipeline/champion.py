@@ -65,6 +65,7 @@ from pipeline.promotion import (
     PromotionError,
     append_event,
     moves,
+    read_events,
     revocation,
     verify_move,
     verify_promotion,
@@ -136,15 +137,16 @@ class ModelRegistry:
     def has_champion(self) -> bool:
         """Whether a champion was promoted (without verifying it): a pointer exists, or, with
         release managers, the audit log records a promote or rollback (the log names the
-        champion; a deleted pointer does not make the registry championless)."""
+        champion; a deleted pointer does not make the registry championless). A broken log, or
+        one behind the head ``$GATES_REGISTRY_HEAD`` pins, counts as a champion that
+        ``champion`` then refuses, naming the line: never as an empty registry."""
+        try:
+            history = moves(self.path)
+        except PromotionError:
+            return True
         if self.pointer.exists() or self.pointer.is_symlink():
             return True
-        if not self.promoters:
-            return False
-        try:
-            return bool(moves(self.path))
-        except PromotionError:
-            return True  # a broken log: ``champion`` refuses it, naming the line
+        return bool(self.promoters and history)
 
     def champion(self) -> Champion | None:
         """The verified champion, ``None`` when none was promoted; RegistryError when it fails.
@@ -156,6 +158,10 @@ class ModelRegistry:
         """
         if not self.has_champion():
             return None
+        try:
+            read_events(self.path)
+        except PromotionError as err:
+            raise RegistryError(str(err)) from None
         envelope_sha256: str | None
         if self.promoters and not (self.pointer.exists() or self.pointer.is_symlink()):
             # No pointer to cache it: the log's last move names the champion (below).

@@ -10,6 +10,11 @@ Every promotion is appended to ``<registry>/promotions.jsonl``: one JSON object 
 holding the SHA-256 of the line before it (the first: 64 zeros), the event, and the promotion
 envelope. A line edited, removed or reordered breaks the chain at that line and reading the log
 refuses it, naming the line. The log is written under the registry's lock, appended and fsynced.
+
+Nothing inside the log tells a cut at its end (a trailing ``revoke`` removed) from a log that
+ended there. ``$GATES_REGISTRY_HEAD`` (``N:SHA256``, printed by every move and by
+``python -m gates registry head``) pins it from outside: set in the deploy's environment, every
+read refuses a log with fewer than N lines or whose line N hashes to anything else.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ PROMOTION_TYPE = "application/vnd.secure-ml-pipeline.promotion+json"
 REVOKED_STAGE = "revoked"
 AUDIT_FILE = "promotions.jsonl"
 GENESIS = "0" * 64
+# The audit log's head pinned outside the registry (the deploy's environment, CI's variables).
+HEAD_ENV = "GATES_REGISTRY_HEAD"
 
 
 class PromotionError(PipelineError):
@@ -145,7 +152,7 @@ def read_events(registry: Path) -> list[dict[str, Any]]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return []
+        data = b""  # no log yet: still checked against a pinned head below
     events: list[dict[str, Any]] = []
     prev = GENESIS
     for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
@@ -162,7 +169,41 @@ def read_events(registry: Path) -> list[dict[str, Any]]:
         prev = sha256_bytes(raw + b"\n")
         record["_sha256"] = prev
         events.append(record)
+    _check_pinned_head(path, events)
     return events
+
+
+def head(events: list[dict[str, Any]]) -> str:
+    """``N:SHA256``: the number of lines of the audit log and the hash of its last one."""
+    return f"{len(events)}:{events[-1]['_sha256'] if events else GENESIS}"
+
+
+def _check_pinned_head(path: Path, events: list[dict[str, Any]]) -> None:
+    """Refuse a log cut below, or rewritten before, the head ``$GATES_REGISTRY_HEAD`` pins."""
+    pinned = os.environ.get(HEAD_ENV, "").strip()
+    if not pinned:
+        return
+    count, _, digest = pinned.partition(":")
+    if not (count.isdigit() and count.isascii() and len(digest) == 64):
+        msg = (
+            f"${HEAD_ENV}: expected N:SHA256 (the audit log's line count and its last line's "
+            f"hash, from 'python -m gates registry head'), found {pinned[:80]!r}"
+        )
+        raise PromotionError(msg)
+    number = int(count)
+    if number > len(events):
+        msg = (
+            f"{path}: refused: the audit log has {len(events)} line(s) but ${HEAD_ENV} pins "
+            f"line {number}: the log was cut or an older registry put back"
+        )
+        raise PromotionError(msg)
+    found = events[number - 1]["_sha256"] if number else GENESIS
+    if found != digest.lower():
+        msg = (
+            f"{path}:{number}: refused: the line hashes to {found[:12]}..., ${HEAD_ENV} pins "
+            f"{digest[:12]}...: the log was replaced by another"
+        )
+        raise PromotionError(msg)
 
 
 def recorded_promotion(

@@ -1,0 +1,182 @@
+"""A registry cut back or put back to an earlier state, refused by a head pinned outside it.
+
+The audit log's hash chain refuses a line edited, removed or reordered, but nothing inside the
+registry tells a log cut at its end (a trailing ``revoke`` removed) from a log that ended there.
+``$GATES_REGISTRY_HEAD`` (``N:SHA256``, printed by every move and by ``python -m gates registry
+head``) is set in the deploy's environment, which a registry writer does not control; every
+reader then refuses a log shorter than N lines or whose line N hashes to anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.rollback_support import Promoted, build
+
+HEAD_ENV = "GATES_REGISTRY_HEAD"
+
+
+@pytest.fixture(scope="module")
+def managed_registry(
+    signed_chain: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> Promoted:
+    return build(signed_chain, tmp_path_factory.mktemp("registry-head"), roles=True)
+
+
+def _main(project: Promoted, monkeypatch: Any, capsys: Any, *args: str) -> tuple[int, str]:
+    from gates._cli import main
+
+    monkeypatch.chdir(project.root)
+    capsys.readouterr()
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def _revoke_champion(project: Promoted, monkeypatch: Any, capsys: Any) -> str:
+    """Revoke v3 (the champion) as release manager alice; the head the command printed."""
+    monkeypatch.setenv("GATES_PROMOTER_KEY", project.pems["alice"])
+    code, out = _main(project, monkeypatch, capsys, "revoke", project.versions[-1])
+    monkeypatch.delenv("GATES_PROMOTER_KEY")
+    assert code == 0, out
+    printed = [line for line in out.splitlines() if line.startswith("registry head: ")]
+    assert len(printed) == 1, out
+    return printed[0].split()[2]
+
+
+def _log(project: Promoted) -> Path:
+    return project.root / "registry" / "promotions.jsonl"
+
+
+def _cut_last_line(project: Promoted) -> None:
+    lines = _log(project).read_bytes().splitlines(keepends=True)
+    _log(project).write_bytes(b"".join(lines[:-1]))
+
+
+def _rechain(records: list[dict[str, Any]]) -> bytes:
+    """Lines whose ``prev`` hashes are recomputed: a chain anyone can write without a key."""
+    from pipeline.fsio import sha256_bytes
+    from pipeline.promotion import GENESIS
+
+    out, prev = [], GENESIS
+    for record in records:
+        chained = {**record, "prev": prev}
+        line = json.dumps(chained, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+        prev = sha256_bytes(line)
+        out.append(line)
+    return b"".join(out)
+
+
+def _replaced_same_length(project: Promoted) -> None:
+    # The revoke of the champion removed from the middle of a re-chained log, and an unsigned
+    # revoke of the oldest version appended so the log keeps its length.
+    records = [json.loads(line) for line in _log(project).read_bytes().splitlines()]
+    revoke = records[-1]
+    kept = records[:-1]
+    filler = {**revoke, "event": {**revoke["event"], "version": project.versions[0]}}
+    filler["envelope"] = None
+    _log(project).write_bytes(_rechain([*kept, filler]))
+
+
+def _older_registry_put_back(project: Promoted) -> None:
+    # The whole log and pointer deleted: the registry's first state, no champion at all.
+    _log(project).unlink()
+    (project.root / "registry/champion").unlink()
+
+
+ATTACKS = {
+    "trailing revoke cut": (_cut_last_line, "the log was cut or an older registry put back"),
+    "log re-chained to the same length": (_replaced_same_length, "replaced by another"),
+    "log and pointer deleted": (_older_registry_put_back, "has 0 line(s)"),
+}
+
+
+@pytest.mark.parametrize("case", list(ATTACKS), ids=list(ATTACKS))
+def test_a_registry_rolled_back_behind_the_pinned_head_is_refused_everywhere(
+    case, managed_registry, tmp_path, monkeypatch, capsys
+):
+    from gates.service.server import verified_model
+    from pipeline.attestation import AttestationError
+    from pipeline.champion import RegistryError
+    from pipeline.config import load_policy
+
+    project = managed_registry.copy(tmp_path / "p")
+    head = _revoke_champion(project, monkeypatch, capsys)
+    code, out = _main(project, monkeypatch, capsys, "registry", "head")
+    assert (code, out.strip()) == (0, head)
+    attack, expected = ATTACKS[case]
+    attack(project)
+
+    # Without the pin the attack works: nothing inside the registry tells (the limit the pin
+    # closes). A cut or re-chained log serves the revoked champion again.
+    monkeypatch.delenv(HEAD_ENV, raising=False)
+    if case != "log and pointer deleted":
+        assert project.registry().champion().version == project.versions[-1]
+    else:
+        assert project.registry().champion() is None
+
+    monkeypatch.setenv(HEAD_ENV, head)
+    code, out = _main(project, monkeypatch, capsys, "verify", "--champion")
+    assert code == 1, out
+    assert expected in out, out
+    assert "Traceback" not in out
+    with pytest.raises(RegistryError, match=re.escape(expected)):
+        project.registry().champion()
+    with pytest.raises(AttestationError, match=re.escape(expected)):
+        verified_model(load_policy(project.root / "policy.toml"), champion=True, key=None)
+    code, out = _main(project, monkeypatch, capsys, "registry", "head")
+    assert code == 1, out
+    assert expected in out, out
+
+
+def test_moves_after_the_pin_are_accepted_and_print_the_new_head(
+    managed_registry, tmp_path, monkeypatch, capsys
+):
+    # The pin is a lower bound: the log grows past it with every move, and each move prints
+    # the head to pin next.
+    project = managed_registry.copy(tmp_path / "p")
+    code, head = _main(project, monkeypatch, capsys, "registry", "head")
+    assert code == 0, head
+    assert head.strip().startswith("3:"), head
+    monkeypatch.setenv(HEAD_ENV, head.strip())
+    revoked = _revoke_champion(project, monkeypatch, capsys)
+    assert revoked.startswith("4:"), revoked
+    monkeypatch.setenv("GATES_PROMOTER_KEY", project.pems["bob"])
+    code, out = _main(project, monkeypatch, capsys, "rollback")
+    assert code == 0, out
+    assert "registry head: 5:" in out, out
+    assert project.registry().champion().version == project.versions[1]
+
+
+@pytest.mark.parametrize(
+    "pinned",
+    ["4", "four:" + "0" * 64, "4:abc", "-1:" + "0" * 64, "٤:" + "0" * 64],
+    ids=["no hash", "count not a number", "short hash", "negative", "non-ascii digit"],
+)
+def test_a_malformed_pin_is_one_clear_error(
+    pinned, managed_registry, tmp_path, monkeypatch, capsys
+):
+    project = managed_registry.copy(tmp_path / "p")
+    monkeypatch.setenv(HEAD_ENV, pinned)
+    code, out = _main(project, monkeypatch, capsys, "verify", "--champion")
+    assert code == 1, out
+    assert f"${HEAD_ENV}: expected N:SHA256" in out, out
+    assert "Traceback" not in out
+
+
+def test_a_pin_ahead_of_the_log_is_refused_not_waited_for(
+    managed_registry, tmp_path, monkeypatch, capsys
+):
+    # A pin from a later state (the registry restored from a backup older than the pin).
+    project = managed_registry.copy(tmp_path / "p")
+    code, head = _main(project, monkeypatch, capsys, "registry", "head")
+    count, _, digest = head.strip().partition(":")
+    monkeypatch.setenv(HEAD_ENV, f"{int(count) + 1}:{digest}")
+    code, out = _main(project, monkeypatch, capsys, "verify", "--champion")
+    assert code == 1, out
+    assert "has 3 line(s) but $GATES_REGISTRY_HEAD pins line 4" in out, out
