@@ -59,6 +59,12 @@ class Metrics:
             "gates_serve_predictions", "Predicted labels by class", ["class"], registry=r
         )
         self.in_flight = Gauge("gates_serve_in_flight", "Requests being handled", registry=r)
+        self.body_bytes = Gauge(
+            "gates_serve_body_bytes_in_flight",
+            "Body bytes claimed by the requests being handled ([serve.rate_limit]."
+            "max_body_bytes_in_flight_per_client caps each client's)",
+            registry=r,
+        )
         self.drift = Gauge(
             "gates_serve_input_drift_psi",
             "PSI of the sliding window of served rows against the approved profile",
