@@ -2,7 +2,8 @@
 
 Metrics live in the service's own ``CollectorRegistry``: requests by route and status, a
 latency histogram, rejections by reason (the contract rule, ``rate_limit``, ``in_flight``,
-``auth``, the parse problem), predictions per class, requests in flight, and two views of live
+``client_bytes_in_flight``, ``auth``, the parse problem), predictions per class, requests and
+their body bytes in flight, and two views of live
 data that are computed when ``/metrics`` is scraped, off the request path: PSI per column over
 a sliding window of the last ``[serve.monitor].drift_window`` served rows against the approved
 profile in the data lock, and the IsolationForest score of each row served since the last
