@@ -427,11 +427,13 @@ def test_one_client_cannot_hold_every_in_flight_slot(root: Path, row: dict[str, 
 
 
 def _metric(base: str, name: str, **labels: str) -> float:
-    """A sample of the service's /metrics, asked from 127.0.0.3 (no client under test)."""
+    """A sample of the service's /metrics, asked from 127.0.0.3 (no client under test; with
+    auth on, as alice, no key under test either)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     transport = httpx.HTTPTransport(local_address="127.0.0.3")
-    with httpx.Client(transport=transport, timeout=30) as probe:
+    alice = {"Authorization": f"Bearer {KEYS['alice']}"}
+    with httpx.Client(transport=transport, timeout=30, headers=alice) as probe:
         text = probe.get(base + "/metrics").text
     return sum(
         s.value
@@ -541,6 +543,43 @@ def test_one_client_cannot_queue_large_bodies_ahead_of_every_other_client(
     assert rejected == 2
     refusals = [r for r in capture.records() if r.get("reason") == "client_bytes_in_flight"]
     assert [r["client"] for r in refusals] == ["addr:127.0.0.1"] * 2
+
+
+def test_with_keys_the_bytes_cap_follows_the_key_not_the_address(
+    root: Path, row: dict[str, Any], tmp_path: Path
+) -> None:
+    """Auth on: the claim is the key's. A key holding 4096 bytes from 127.0.0.1 is refused
+    from 127.0.0.2 too (another address is no new client); another key at 127.0.0.1 is served."""
+    keys = write_keys(tmp_path)
+    head = _declared(4096).replace("\r\n\r\n", f"\r\nAuthorization: Bearer {KEYS['flood']}\r\n\r\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEYS_ENV, str(keys))
+        with in_process(root, require_api_key=True, read_timeout_seconds=60.0, **BODY_CAP) as (
+            base,
+            _,
+            _,
+        ):
+            port = int(base.rsplit(":", 1)[1])
+
+            def send(address: str, key: str) -> httpx.Response:
+                transport = httpx.HTTPTransport(local_address=address)
+                with httpx.Client(transport=transport, timeout=30) as client:
+                    return client.post(
+                        base + PREDICT,
+                        content=doc(row),
+                        headers={
+                            "Content-Type": "application/json",
+                            "Authorization": f"Bearer {KEYS[key]}",
+                        },
+                    )
+
+            with _held(port, head, b"{"):
+                _body_bytes_reach(base, 4096)
+                moved = send("127.0.0.2", "flood")
+                other = send("127.0.0.1", "calm")
+    assert moved.status_code == 429, moved.text
+    assert moved.json()["type"].endswith("too-many-bytes-in-flight")
+    assert other.status_code == 200, other.text
 
 
 def test_a_chunked_body_is_counted_as_it_arrives(root: Path, row: dict[str, Any]) -> None:
