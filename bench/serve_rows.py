@@ -3,11 +3,15 @@
 The red team's scenario (docs/serving.md, "Abuse limits and auth"): one client sends
 ``max_instances`` (1000) rows per request on 8 connections back to back, within its 100
 requests/s, from its own process; another client sends single rows at a steady pace. Measured
-for the service with the row budget lifted (the request limit alone, as before
-``[serve.rate_limit].rows``) and with the default budget, alternating, ``--repeats`` times; each
-repeat measures the calm key alone, then under the batches.
+for the service with the row budget (``[serve.rate_limit].rows``) and the client's body bytes in
+flight (``max_body_bytes_in_flight_per_client``) each lifted or at its default (four services,
+one after the other), ``--repeats`` times each; each repeat measures the calm key alone, then
+under the batches.
 
-    nice -n 10 python bench/serve_rows.py --project DIR [--key PUB] [--repeats 3] [--seconds 6]
+    python bench/serve_rows.py --project DIR [--key PUB] [--repeats 3] [--seconds 6]
+
+Run it plainly, not under ``nice``: a niced server waits behind the machine's other work and
+its tail measures that. The load average is recorded at the start and end of the run.
 
 Loopback only; each server and the batch sender in their own processes (bench/serve.py's
 ``Served`` and ``load``). Prints every figure, wins and losses alike.
@@ -184,9 +188,15 @@ def main() -> int:
     args = parser.parse_args()
     from gates.service.auth import hash_line
 
+    lifted = {"rate_limit.max_body_bytes_in_flight_per_client": 2**30}
     settings = {
-        "requests only (rows lifted)": {"rate_limit.rows": 100_000_000},
-        "rows = 10000 (default)": {},
+        "requests only (rows lifted, bytes in flight lifted)": {
+            "rate_limit.rows": 100_000_000,
+            **lifted,
+        },
+        "rows = 10000, bytes in flight lifted": lifted,
+        "rows lifted, bytes in flight = 1 MiB": {"rate_limit.rows": 100_000_000},
+        "rows = 10000, bytes in flight = 1 MiB (default)": {},
     }
     results: dict[str, Any] = {
         "load_start": [round(v, 2) for v in os.getloadavg()],

@@ -865,6 +865,12 @@ class ServeRateLimit(_Strict):
     # Requests one client may have in flight at once (429 above): bodies that never finish,
     # one per slot, would otherwise let one address hold the whole cap above.
     max_in_flight_per_client: Annotated[int, Field(ge=1, le=100_000)] = 8
+    # Body bytes one client may have in flight at once (429 above), counted from Content-Length
+    # before the body is read, else as it arrives: a batch's parse, checks and model hold the
+    # event loop in proportion to its bytes, so eight max-size batches in flight queued ahead
+    # of every other client's single row. A request alone is always admitted (up to
+    # [serve].max_body_bytes); beside the client's others the total stays within this.
+    max_body_bytes_in_flight_per_client: Annotated[int, Field(ge=1024, le=2**30)] = 2**20
 
 
 class ServeMonitor(_Strict):

@@ -2,8 +2,9 @@
 
 Every HTTP request passes ``Guard`` (a plain ASGI wrapper): a request id, the global in-flight
 cap (503), the client's identity (the API key's name when auth is on, else the peer address;
-never a forwarded header), the client's own in-flight cap (429: one address must not hold
-every slot with bodies that never finish), the per-client moving-window rate limit of
+never a forwarded header), the client's own in-flight caps (429: one address must not hold
+every slot with bodies that never finish, nor queue several max-size bodies ahead of every
+other client's requests on the one event loop: ``BodiesInFlight``), the per-client moving-window rate limit of
 ``limits`` (429 with Retry-After and RateLimit headers), then auth (401 without a key, 403 with a wrong one). Only
 ``/healthz`` and ``/readyz`` skip the guard's checks (probes). The guard counts, times and logs
 every request, one JSON line each. Refusals are RFC 9457 problem documents.
@@ -46,6 +47,8 @@ from gates.service.validate import (
 
 if TYPE_CHECKING:
     import logging
+
+    from prometheus_client import Gauge
 
     from gates.service.auth import KeyRing
     from pipeline.config import DataPolicy, LoadedPolicy, ServePolicy, ServeRateLimit
@@ -110,11 +113,7 @@ def create_app(service: Service) -> Starlette:
     """The application: routes, problem handlers for 404/405, wrapped in the guard."""
     name = service.policy.name
     check_features = FeatureCheck(service.contract)  # the contract's set-up, made once
-    # One storage (one timer thread) for the guard's request count and the rows. The rows use
-    # limits' sliding window counter: two counters per client, where a moving window keeps
-    # one timestamp per unit of cost (10,000 entries for a full budget).
-    limiter = MovingWindowRateLimiter(MemoryStorage())
-    budget = RowBudget(SlidingWindowCounterRateLimiter(limiter.storage), service.policy.rate_limit)
+    limiter, budget, bodies = _client_limits(service)
 
     async def predict(request: Request) -> Response:
         if request.path_params["name"] != name:
@@ -125,7 +124,10 @@ def create_app(service: Service) -> Starlette:
             check_content_type(request.headers.get("content-type"))
             budget.check(client)
             raw = await _read_body(
-                request, service.policy.max_body_bytes, service.policy.read_timeout_seconds
+                request,
+                service.policy.max_body_bytes,
+                service.policy.read_timeout_seconds,
+                lambda size: bodies.claim(client, state, size),
             )
             instances = instances_of(parse_body(raw, service.policy), service.policy)
             state["instances"] = len(instances)
@@ -205,23 +207,45 @@ def create_app(service: Service) -> Starlette:
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={404: http_error, 405: http_error})
-    return Guard(app, service, limiter)  # type: ignore[return-value]
+    return Guard(app, service, limiter, bodies)  # type: ignore[return-value]
+
+
+def _client_limits(
+    service: Service,
+) -> tuple[MovingWindowRateLimiter, RowBudget, BodiesInFlight]:
+    """The guard's request limiter, the predict route's row budget, and the body bytes in
+    flight the guard and the route both claim."""
+    # One storage (one timer thread) for the guard's request count and the rows. The rows use
+    # limits' sliding window counter: two counters per client, where a moving window keeps
+    # one timestamp per unit of cost (10,000 entries for a full budget).
+    limits = service.policy.rate_limit
+    limiter = MovingWindowRateLimiter(MemoryStorage())
+    budget = RowBudget(SlidingWindowCounterRateLimiter(limiter.storage), limits)
+    bodies = BodiesInFlight(limits.max_body_bytes_in_flight_per_client, service.metrics.body_bytes)
+    return limiter, budget, bodies
 
 
 def _no_model(found: str) -> Problem:
     return Problem(404, "no-such-model", "No Such Model", f"no model named {ascii(found)[:80]}")
 
 
-async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+async def _read_body(
+    request: Request, limit: int, timeout: float, claim: Callable[[int], Problem | None]
+) -> bytes:
     try:
         with anyio.fail_after(timeout):
-            return await _read_limited(request, limit)
+            return await _read_limited(request, limit, claim)
     except TimeoutError:
         detail = f"the body was not complete within {timeout:g} s ([serve].read_timeout_seconds)"
         raise Problem(408, "request-timeout", "Request Timeout", detail) from None
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
+async def _read_limited(
+    request: Request, limit: int, claim: Callable[[int], Problem | None]
+) -> bytes:
+    """The body, at most ``limit`` bytes; ``claim`` is told the size read so far after each chunk
+    (a body without a Content-Length, or longer than it said, is counted as it arrives) and
+    returns the problem that refuses it, if any."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -237,6 +261,9 @@ async def _read_limited(request: Request, limit: int) -> bytes:
             size += len(chunk)
             if size > limit:
                 raise too_large(size, limit)
+            refusal = claim(size)
+            if refusal is not None:
+                raise refusal
             chunks.append(chunk)
     except ClientDisconnect:
         # Nobody is left to answer; the guard's log line says why (not a traceback).
@@ -312,11 +339,72 @@ class RowBudget:
         )
 
 
+class BodiesInFlight:
+    """[serve.rate_limit].max_body_bytes_in_flight_per_client: the body bytes one client's
+    requests may hold at once.
+
+    A request's parse, contract check and model run on the event loop, in proportion to its
+    body: with eight 1000-row bodies of one client in flight, every other client's single row
+    queued behind eight parses (docs/serving.md, "Abuse limits and auth"). Each request claims
+    its body's bytes: its Content-Length when the guard admits it (before the body is read),
+    and what has arrived when that is more (a chunked body, counted chunk by chunk); the claim
+    is released when the request ends. A claim that would put the client's requests over the
+    cap, beside at least one other of its requests holding bytes, is refused (429): splitting a
+    batch into small requests claims the same bytes, and a request alone is always admitted
+    (``[serve].max_body_bytes`` bounds it), so a cap below that size still serves one request
+    at a time. The same identity as the request limit (key name, else peer address).
+    """
+
+    def __init__(self, cap: int, gauge: Gauge | None = None) -> None:
+        self.cap = cap
+        self.held: Counter[str] = Counter()
+        self.gauge = gauge  # all clients' claims together (gates_serve_body_bytes_in_flight)
+
+    def claim(self, client: str, state: MutableMapping[str, Any], size: int) -> Problem | None:
+        """Raise this request's claim (``state["body_bytes"]``) to ``size``; None when it fits,
+        else the 429 problem (the claim unchanged)."""
+        mine = int(state.get("body_bytes", 0))
+        if size <= mine:
+            return None
+        others = self.held[client] - mine
+        if others > 0 and others + size > self.cap:
+            return Problem(
+                429,
+                "too-many-bytes-in-flight",
+                "Too Many Requests",
+                f"this client's other requests hold {others} body bytes, and this one's {size} "
+                f"would exceed the {self.cap} one client may have in flight at once "
+                "([serve.rate_limit].max_body_bytes_in_flight_per_client)",
+                headers={"Retry-After": "1"},
+                reason="client_bytes_in_flight",
+            )
+        self.held[client] += size - mine
+        state["body_bytes"] = size
+        if self.gauge is not None:
+            self.gauge.inc(size - mine)
+        return None
+
+    def release(self, client: str, state: MutableMapping[str, Any]) -> None:
+        """Give back what the request claimed."""
+        mine = int(state.get("body_bytes", 0))
+        if not mine:
+            return
+        self.held[client] -= mine
+        if self.held[client] <= 0:
+            del self.held[client]
+        if self.gauge is not None:
+            self.gauge.dec(mine)
+
+
 class Guard:
-    """Request id, in-flight cap, identity, rate limit, auth, metrics and the log line."""
+    """Request id, in-flight caps, identity, rate limit, auth, metrics and the log line."""
 
     def __init__(
-        self, app: ASGIApp, service: Service, limiter: MovingWindowRateLimiter | None = None
+        self,
+        app: ASGIApp,
+        service: Service,
+        limiter: MovingWindowRateLimiter | None = None,
+        bodies: BodiesInFlight | None = None,
     ) -> None:
         self.app = app
         self.service = service
@@ -327,6 +415,9 @@ class Guard:
         # Requests each client has in flight (the identity the limiter keys on); a client with
         # none is not kept.
         self.holding: Counter[str] = Counter()
+        self.bodies = bodies or BodiesInFlight(
+            limit.max_body_bytes_in_flight_per_client, service.metrics.body_bytes
+        )
         self.policy_header = f"{limit.requests};w={limit.window_seconds}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -362,6 +453,7 @@ class Guard:
                 client = state.get("client", client)
                 await self._holding(state.get("client"), scope, receive, send_wrapped)
         finally:
+            self.bodies.release(str(state.get("client")), state)
             self.in_flight -= 1
             metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
@@ -383,6 +475,8 @@ class Guard:
             }
             if reason:
                 fields["reason"] = reason
+            if state.get("body_bytes"):
+                fields["body_bytes"] = state["body_bytes"]
             if "instances" in state:
                 fields["instances"] = state["instances"]
             if "features" in state:
@@ -413,6 +507,8 @@ class Guard:
         client = f"key:{name}" if name else f"addr:{_peer(scope)}"
         scope["state"]["client"] = client
         busy = self._busy(client)
+        if busy is None:
+            busy = self._declared(scope, client)
         if busy is not None:
             return busy
         admitted = self.limiter.hit(self.item, client)
@@ -443,6 +539,17 @@ class Guard:
         if name is None:
             return Problem(403, "forbidden", "Forbidden", "the API key is not valid", reason="auth")
         return None
+
+    def _declared(self, scope: Scope, client: str) -> Problem | None:
+        """The client's bytes-in-flight problem for the body's Content-Length, claimed before
+        the body is read (an absent or malformed one claims nothing here: the body is counted
+        as it arrives, and the route refuses a malformed length)."""
+        values = [v for k, v in scope.get("headers", []) if k.lower() == b"content-length"]
+        if len(values) != 1 or not values[0].isdigit():
+            return None
+        # More digits than any body this service reads: over every cap (and int() stays cheap).
+        size = int(values[0]) if len(values[0]) <= 18 else 10**18
+        return self.bodies.claim(client, scope["state"], size)
 
     def _busy(self, client: str) -> Problem | None:
         """The problem when all clients together, or ``client`` alone, have too many requests

@@ -2,7 +2,8 @@
 
 Metrics live in the service's own ``CollectorRegistry``: requests by route and status, a
 latency histogram, rejections by reason (the contract rule, ``rate_limit``, ``in_flight``,
-``auth``, the parse problem), predictions per class, requests in flight, and two views of live
+``client_bytes_in_flight``, ``auth``, the parse problem), predictions per class, requests and
+their body bytes in flight, and two views of live
 data that are computed when ``/metrics`` is scraped, off the request path: PSI per column over
 a sliding window of the last ``[serve.monitor].drift_window`` served rows against the approved
 profile in the data lock, and the IsolationForest score of each row served since the last
@@ -59,6 +60,12 @@ class Metrics:
             "gates_serve_predictions", "Predicted labels by class", ["class"], registry=r
         )
         self.in_flight = Gauge("gates_serve_in_flight", "Requests being handled", registry=r)
+        self.body_bytes = Gauge(
+            "gates_serve_body_bytes_in_flight",
+            "Body bytes claimed by the requests being handled ([serve.rate_limit]."
+            "max_body_bytes_in_flight_per_client caps each client's)",
+            registry=r,
+        )
         self.drift = Gauge(
             "gates_serve_input_drift_psi",
             "PSI of the sliding window of served rows against the approved profile",

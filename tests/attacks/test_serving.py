@@ -426,6 +426,192 @@ def test_one_client_cannot_hold_every_in_flight_slot(root: Path, row: dict[str, 
     assert "Traceback" not in refused[0]
 
 
+def _metric(base: str, name: str, **labels: str) -> float:
+    """A sample of the service's /metrics, asked from 127.0.0.3 (no client under test; with
+    auth on, as alice, no key under test either)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    transport = httpx.HTTPTransport(local_address="127.0.0.3")
+    alice = {"Authorization": f"Bearer {KEYS['alice']}"}
+    with httpx.Client(transport=transport, timeout=30, headers=alice) as probe:
+        text = probe.get(base + "/metrics").text
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == name and labels.items() <= s.labels.items()
+    )
+
+
+def _body_bytes_reach(base: str, expected: float) -> None:
+    """Wait until the requests in flight claim ``expected`` body bytes together."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if _metric(base, "gates_serve_body_bytes_in_flight") == expected:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"the service never held {expected} body bytes in flight")
+
+
+def _held(port: int, head: str, sent: bytes) -> socket.socket:
+    """A request from 127.0.0.1 whose body never finishes: ``head`` then ``sent``."""
+    held = socket.create_connection(("127.0.0.1", port), timeout=30)
+    held.sendall(head.encode() + sent)
+    return held
+
+
+def _answer(connection: socket.socket) -> str:
+    """The whole answer on ``connection``: its head and Content-Length bytes of body."""
+    answer = b""
+    while b"\r\n\r\n" not in answer and (more := connection.recv(4096)):
+        answer += more
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+    while len(body) < length and (more := connection.recv(4096)):
+        body += more
+    return (head + b"\r\n\r\n" + body).decode("latin-1")
+
+
+def _declared(length: int) -> str:
+    return (
+        f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    )
+
+
+BODY_CAP = {"max_body_bytes": 4096, "rate_limit.max_body_bytes_in_flight_per_client": 4096}
+
+
+def test_one_client_cannot_queue_large_bodies_ahead_of_every_other_client(
+    root: Path, row: dict[str, Any]
+) -> None:
+    """Eight allowed 1000-row bodies of one client in flight queued eight parses ahead of every
+    other client's single row on the one event loop (calm p99 265-393 ms). Now one client's
+    requests claim at most [serve.rate_limit].max_body_bytes_in_flight_per_client body bytes
+    together (4096 here), by Content-Length before the body is read: its small request beside
+    its large one is served; split into small requests (3 in flight, under the request cap
+    of 8) one byte over is refused, as is a forwarded header claiming another client; another
+    address is served; once the large body ends, the bytes are free again."""
+    body = doc(row)
+    assert len(body) < 2048
+    with in_process(root, read_timeout_seconds=60.0, **BODY_CAP) as (base, _, capture):
+        port = int(base.rsplit(":", 1)[1])
+
+        def send(address: str, headers: dict[str, str] | None = None) -> httpx.Response:
+            transport = httpx.HTTPTransport(local_address=address)
+            with httpx.Client(transport=transport, timeout=30) as client:
+                return client.post(
+                    base + PREDICT,
+                    content=body,
+                    headers={"Content-Type": "application/json", **(headers or {})},
+                )
+
+        large = _held(port, _declared(2048), b"{")
+        held = [large]
+        try:
+            _body_bytes_reach(base, 2048)
+            beside = send("127.0.0.1")
+            for _ in range(2):  # the same bytes again, split into two small requests
+                held.append(_held(port, _declared(1024), b"{"))
+                _body_bytes_reach(base, 2048 + 1024 * (len(held) - 1))
+            over = _held(port, _declared(1), b"{")
+            held.append(over)
+            refused = _answer(over)
+            forged = {"X-Forwarded-For": "10.0.0.9", "X-Real-IP": "10.1.0.9"}
+            forwarded = send("127.0.0.1", forged)
+            other = send("127.0.0.2")
+            large.close()
+            _body_bytes_reach(base, 2048)
+            freed = send("127.0.0.1")
+            rejected = _metric(
+                base, "gates_serve_rejections_total", reason="client_bytes_in_flight"
+            )
+        finally:
+            for connection in held:
+                connection.close()
+    assert beside.status_code == 200, beside.text
+    assert refused.startswith("HTTP/1.1 429"), refused[:300]
+    assert "retry-after: 1" in refused.lower()
+    assert "other requests hold 4096 body bytes, and this one's 1 would exceed the 4096" in refused
+    assert "max_body_bytes_in_flight_per_client" in refused
+    assert "Traceback" not in refused
+    assert forwarded.status_code == 429, forwarded.text
+    assert forwarded.headers["content-type"].startswith("application/problem+json")
+    assert forwarded.json()["type"].endswith("too-many-bytes-in-flight")
+    assert other.status_code == 200, other.text
+    assert freed.status_code == 200, freed.text
+    assert rejected == 2
+    refusals = [r for r in capture.records() if r.get("reason") == "client_bytes_in_flight"]
+    assert [r["client"] for r in refusals] == ["addr:127.0.0.1"] * 2
+
+
+def test_with_keys_the_bytes_cap_follows_the_key_not_the_address(
+    root: Path, row: dict[str, Any], tmp_path: Path
+) -> None:
+    """Auth on: the claim is the key's. A key holding 4096 bytes from 127.0.0.1 is refused
+    from 127.0.0.2 too (another address is no new client); another key at 127.0.0.1 is served."""
+    keys = write_keys(tmp_path)
+    head = _declared(4096).replace("\r\n\r\n", f"\r\nAuthorization: Bearer {KEYS['flood']}\r\n\r\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEYS_ENV, str(keys))
+        with in_process(root, require_api_key=True, read_timeout_seconds=60.0, **BODY_CAP) as (
+            base,
+            _,
+            _,
+        ):
+            port = int(base.rsplit(":", 1)[1])
+
+            def send(address: str, key: str) -> httpx.Response:
+                transport = httpx.HTTPTransport(local_address=address)
+                with httpx.Client(transport=transport, timeout=30) as client:
+                    return client.post(
+                        base + PREDICT,
+                        content=doc(row),
+                        headers={
+                            "Content-Type": "application/json",
+                            "Authorization": f"Bearer {KEYS[key]}",
+                        },
+                    )
+
+            with _held(port, head, b"{"):
+                _body_bytes_reach(base, 4096)
+                moved = send("127.0.0.2", "flood")
+                other = send("127.0.0.1", "calm")
+    assert moved.status_code == 429, moved.text
+    assert moved.json()["type"].endswith("too-many-bytes-in-flight")
+    assert other.status_code == 200, other.text
+
+
+def test_a_chunked_body_is_counted_as_it_arrives(root: Path, row: dict[str, Any]) -> None:
+    """A body without a Content-Length claims nothing up front: its bytes are claimed chunk by
+    chunk. One chunked body of 2048 bytes held open; a second chunked body of the same client
+    that would put it over 4096 is refused once its bytes arrive, not parsed (spaces alone
+    would be malformed JSON, 400); a chunked single row beside it is served."""
+    chunked = (
+        f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
+    with in_process(root, read_timeout_seconds=60.0, **BODY_CAP) as (base, _, _):
+        port = int(base.rsplit(":", 1)[1])
+        large = _held(port, chunked, b"800\r\n" + b" " * 2048 + b"\r\n")
+        try:
+            _body_bytes_reach(base, 2048)
+            with _held(port, chunked, b"834\r\n" + b" " * 2100 + b"\r\n0\r\n\r\n") as over:
+                refused = _answer(over)
+            with httpx.Client(timeout=30) as client:
+                beside = client.post(
+                    base + PREDICT,
+                    content=iter([doc(row)]),  # an iterator: httpx sends it chunked
+                    headers={"Content-Type": "application/json"},
+                )
+        finally:
+            large.close()
+    assert refused.startswith("HTTP/1.1 429"), refused[:300]
+    assert "other requests hold 2048 body bytes, and this one's 2100 would" in refused
+    assert beside.status_code == 200, beside.text
+    assert "content-length" not in beside.request.headers
+
+
 # --- auth bypass attempts --------------------------------------------------------------------
 
 
