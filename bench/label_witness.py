@@ -14,7 +14,8 @@ injections and policy. Three parts:
    whole-table cell) on the same screens: only the label check's rows change.
 3. Clean tables that are not the approved one (as for DATA043): *grown* (approved profile of
    70% of the rows, table of all of them) and *disjoint* (approved profile of one half, table of
-   the other half): how often the rule fires and how often DATA070 fails the table.
+   the other half): how often the rule fires and how often DATA070 fails the table (the
+   label check alone: no other check's rows count as explained; on clean tables they are few).
 """
 
 from __future__ import annotations
