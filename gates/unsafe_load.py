@@ -2111,6 +2111,10 @@ class _Checker:
                 for place, value in _pairs(target, node.value):
                     self._judge_set(place, value, scope, in_class=in_class)
         elif isinstance(node, ast.AugAssign):
+            if isinstance(node.op, ast.BitOr):  # app.config |= {"DEBUG": True}
+                for name, (value, where) in (self._mapping_keys(node.value, scope) or {}).items():
+                    if self._judge_value_of(node, name, value, where, ast.unparse(node.target)):
+                        return
             key = self._setting_key(node.target, scope, in_class=False)
             if key is not None:
                 why = (
@@ -2130,9 +2134,10 @@ class _Checker:
         names = _names(self.resolve(func, scope))
         method = func.attr if isinstance(func, ast.Attribute) else ""
         args = node.args
-        if names & {"builtins.setattr", "builtins.object.__setattr__"} and len(args) == 3:
+        setters = {"builtins.setattr", "builtins.object.__setattr__", "operator.setitem"}
+        if names & setters and len(args) == 3:
             pairs = [(args[1], args[2])]
-        elif method in ("__setattr__", "setdefault") and len(args) == 2:
+        elif method in ("__setattr__", "__setitem__", "setdefault") and len(args) == 2:
             pairs = [(args[0], args[1])]
         elif method in ("update", "from_mapping"):
             keys: _Keys = {}

@@ -938,6 +938,21 @@ import flask
 app = flask.Flask(__name__)
 app.config.from_mapping({"DEBUG": 1})  # <-
 
+## flask_debug_config_setitem SAST106
+import flask
+app = flask.Flask(__name__)
+app.config.__setitem__("DEBUG", True)  # <-
+
+## flask_debug_config_operator_setitem SAST106
+import flask, operator
+app = flask.Flask(__name__)
+operator.setitem(app.config, "DEBUG", True)  # <-
+
+## flask_debug_config_merged SAST106
+import flask
+app = flask.Flask(__name__)
+app.config |= {"DEBUG": True}  # <-
+
 ## flask_debug_config_object SAST106
 import flask
 
