@@ -53,6 +53,11 @@ whoever wrote the bytes. Rules:
   ``autoescape=`` ...) reaching a call where bandit cannot read it: through ``**mapping``, given to
   ``functools.partial``, or written out at a call of the function under another name; and a
   ``**mapping`` whose keys this check cannot read, given to a function bandit reads keywords of.
+  Also the setting bandit never reads (``SETTINGS``): ``session.verify = False``,
+  ``setattr(s, "verify", False)``, ``kwargs["verify"] = False``, ``app.config["DEBUG"] = True``,
+  a class attribute ``debug = True``, on any object; and a keyword written out where bandit
+  reads it whose value can be what it flags but is not written as the literal it compares
+  (``verify=INSECURE``, ``verify=0``, ``debug=1``, a parameter's default ``verify=False``).
 - SAST100 a file that does not parse, or is nested too deeply to check (it went unchecked).
 - SAST105 a module of a package the gates run in their own process (``pipeline``) reaches
   the gates' own package (``gates.base``, ``gates.runner`` ...) by any route followed above:
@@ -391,6 +396,35 @@ BANDIT_KEYWORDS: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {
     "commit_id": ((_HUB, "B615"),),
     "mpModel": ((("pysnmp.hlapi.CommunityData",), "B508"),),
 }
+# Settings the libraries read back from an object, under the name of a keyword above:
+# requests' ``Session.verify``, jinja2's ``Environment.autoescape``, Flask's ``app.debug`` and
+# ``app.config["DEBUG"]`` (read by ``app.run()``), urllib3's ``ssl_version``. bandit reads none
+# of them once assigned (``session.verify = False``), given to ``setattr``, set as a mapping key
+# (``kwargs["verify"] = False``, ``app.config.update(DEBUG=True)``) or as a class attribute:
+# SAST106 on any object when the value is what bandit flags written out (``False``/``0`` for
+# verify and autoescape, ``True``/``1`` for debug, a protocol its B502 lists), as far as a value
+# is known here (``_constants``). Setting -> (the keyword bandit reads, which values are insecure).
+BANDIT_BAD_PROTOCOLS = frozenset(  # bandit's B502 ``bad_protocol_versions`` (its default)
+    [
+        "PROTOCOL_SSLv2",
+        "SSLv2_METHOD",
+        "SSLv23_METHOD",
+        "PROTOCOL_SSLv3",
+        "PROTOCOL_TLSv1",
+        "SSLv3_METHOD",
+        "TLSv1_METHOD",
+        "PROTOCOL_TLSv1_1",
+        "TLSv1_1_METHOD",
+    ]
+)
+SETTINGS: dict[str, tuple[str, str]] = {
+    "verify": ("verify", "off"),
+    "autoescape": ("autoescape", "off"),
+    "debug": ("debug", "on"),
+    "DEBUG": ("debug", "on"),  # Flask's config key (app.config["DEBUG"], a config object's DEBUG)
+    "ssl_version": ("ssl_version", "protocol"),
+    "method": ("method", "protocol"),
+}
 _PARTIALS = frozenset({"functools.partial", "functools.partialmethod"})
 # Keywords bandit reads at any call (by value: an SSL/TLS protocol constant).
 # Calls that reach a scope's names by name (a dict bound there can be changed through them).
@@ -609,6 +643,30 @@ def _dotted(node: ast.expr) -> str:
     if isinstance(node, ast.Attribute):
         return f"{_dotted(node.value)}.{node.attr}"
     return ""
+
+
+def _pairs(target: ast.expr, value: ast.expr) -> Iterator[tuple[ast.expr, ast.expr]]:
+    """Each place a store writes with the expression it gets (``a.x, b.y = 1, 2`` pairwise;
+    an unpacked value this check cannot split is not followed)."""
+    if isinstance(target, ast.Tuple | ast.List):
+        if isinstance(value, ast.Tuple | ast.List) and len(value.elts) == len(target.elts):
+            for inner, part in zip(target.elts, value.elts, strict=True):
+                yield from _pairs(inner, part)
+        return
+    yield target, value
+
+
+def _default(function: ast.AST | None, name: str) -> ast.expr | None:
+    """The default value of the parameter ``name`` of ``function`` (None: none)."""
+    if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        return None
+    args = function.args
+    positional = [*args.posonlyargs, *args.args]
+    pairs = [
+        *zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True),
+        *zip(args.kwonlyargs, args.kw_defaults, strict=True),
+    ]
+    return next((value for arg, value in pairs if arg.arg == name), None)
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
@@ -1318,6 +1376,7 @@ class _Checker:
         return []
 
     def judge(self, node: ast.AST, scope: _Scope) -> None:
+        self._judge_setting(node, scope)
         if not isinstance(node, _EXPRESSIONS):
             if isinstance(node, ast.Import | ast.ImportFrom):
                 self._judge_import(node)
@@ -1977,8 +2036,9 @@ class _Checker:
         everything the binding analysis resolves it to (aliases, ``getattr``, partials), and a
         keyword is hidden when it comes through ``**mapping``, is given to ``functools.partial``,
         or is written out at a call bandit names otherwise (``get = requests.get``). The value
-        does not matter: written out, bandit judges it. A ``**mapping`` this check cannot read
-        is refused where bandit reads keywords of that very function.
+        does not matter: written out, bandit judges it (as written: ``_judge_written_value``).
+        A ``**mapping`` this check cannot read is refused where bandit reads keywords of that
+        very function.
         """
         wrapped = any(isinstance(f, _Partial | _MethodCaller) for f in funcs)
         if not wrapped and all(
@@ -2003,7 +2063,9 @@ class _Checker:
         how = "given to functools.partial" if names & _PARTIALS else how
         for keyword in node.keywords:
             if keyword.arg is not None:
-                if self._hidden_keyword(node, keyword.arg, callees, seen, how, written=True):
+                if self._hidden_keyword(
+                    node, keyword.arg, callees, seen, how, written=True
+                ) or self._judge_written_value(node, keyword, callees, scope):
                     return
                 continue
             shown = ast.unparse(keyword.value)[:_SHOWN]
@@ -2036,6 +2098,169 @@ class _Checker:
                     node, key, callees, set(), how, written=False, any_call=protocol
                 ):
                     return
+
+    def _judge_setting(self, node: ast.AST, scope: _Scope) -> None:
+        """SAST106 for a setting bandit never reads: ``session.verify = False``, ``setattr(s,
+        "verify", False)``, ``kwargs["verify"] = False``, ``app.config.update(DEBUG=True)``,
+        ``class App(Flask): debug = True`` (``SETTINGS``). Any object: the name of the setting
+        and its insecure value are the finding, wherever the object came from."""
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            in_class = isinstance(self.parents.get(node), ast.ClassDef)
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for place, value in _pairs(target, node.value):
+                    self._judge_set(place, value, scope, in_class=in_class)
+        elif isinstance(node, ast.AugAssign):
+            if isinstance(node.op, ast.BitOr):  # app.config |= {"DEBUG": True}
+                for name, (value, where) in (self._mapping_keys(node.value, scope) or {}).items():
+                    if self._judge_value_of(node, name, value, where, ast.unparse(node.target)):
+                        return
+            key = self._setting_key(node.target, scope, in_class=False)
+            if key is not None:
+                why = (
+                    f"changes {key} in place ({ast.unparse(node)[:_SHOWN]}), which this check "
+                    f"cannot judge and bandit's {self._test_of(key)} does not read; "
+                    f"assign it a constant"
+                )
+                self.report(node.target, "SAST106", key, why)
+        elif isinstance(node, ast.Call):
+            self._judge_setting_call(node, scope)
+
+    def _judge_setting_call(self, node: ast.Call, scope: _Scope) -> None:
+        """``setattr(x, "verify", False)``, ``x.__setattr__(...)``, ``x.setdefault("verify",
+        False)``, ``x.update(verify=False)`` / ``x.update({"verify": False})``, and Flask's
+        ``config.from_mapping`` alike."""
+        func = node.func
+        names = _names(self.resolve(func, scope))
+        method = func.attr if isinstance(func, ast.Attribute) else ""
+        args = node.args
+        setters = {"builtins.setattr", "builtins.object.__setattr__", "operator.setitem"}
+        if names & setters and len(args) == 3:
+            pairs = [(args[1], args[2])]
+        elif method in ("__setattr__", "__setitem__", "setdefault") and len(args) == 2:
+            pairs = [(args[0], args[1])]
+        elif method in ("update", "from_mapping"):
+            keys: _Keys = {}
+            for arg in args:
+                keys.update(self._mapping_keys(arg, scope) or {})
+            keys.update({k.arg: (k.value, scope) for k in node.keywords if k.arg is not None})
+            for key, (value, where) in keys.items():
+                if self._judge_value_of(node, key, value, where, ast.unparse(func)):
+                    return
+            return
+        else:
+            return
+        for name, value in pairs:
+            for key in self.module.texts(name, scope) or ():
+                if self._judge_value_of(node, key, value, scope, ast.unparse(func)):
+                    return
+
+    def _judge_set(
+        self, place: ast.expr, value: ast.expr, scope: _Scope, *, in_class: bool
+    ) -> None:
+        key = self._setting_key(place, scope, in_class=in_class)
+        if key is not None:
+            self._judge_value_of(place, key, value, scope, ast.unparse(place))
+
+    def _setting_key(self, place: ast.expr, scope: _Scope, *, in_class: bool) -> str | None:
+        """The setting a store target names: ``x.verify``, ``x["verify"]``, a class body's
+        ``verify``; None for anything else."""
+        keys: list[str] = []
+        if isinstance(place, ast.Attribute):
+            keys = [place.attr]
+        elif isinstance(place, ast.Subscript):
+            keys = self.module.texts(place.slice, scope) or []
+        elif isinstance(place, ast.Name) and in_class:
+            keys = [place.id]
+        return next((k for k in keys if k in SETTINGS), None)
+
+    @staticmethod
+    def _test_of(key: str) -> str:
+        keyword = SETTINGS[key][0]
+        return BANDIT_KEYWORDS[keyword][0][1]
+
+    def _judge_value_of(
+        self, node: ast.AST, key: str, value: ast.expr, scope: _Scope, where: str
+    ) -> bool:
+        """Report ``key`` set to an insecure value at ``node``; True when it was."""
+        if key not in SETTINGS or not self._insecure(key, value, scope):
+            return False
+        shown = ast.unparse(value)[:_SHOWN]
+        why = (
+            f"sets {key} to {shown} ({where[:_SHOWN]}), where bandit's {self._test_of(key)} does "
+            f"not read it (bandit reads {SETTINGS[key][0]}= only written out at a call it names)"
+        )
+        self.report(node, "SAST106", key, why)
+        return True
+
+    def _insecure(self, key: str, value: ast.expr, scope: _Scope) -> bool:
+        """``value`` can be what bandit flags for the setting ``key``: ``False``/``0`` for
+        verify and autoescape, ``True``/``1`` for debug (as a literal, ``not`` one, a name
+        bound to one, a branch of a conditional), a protocol bandit's B502 lists."""
+        insecure = SETTINGS[key][1]
+        if insecure == "protocol":
+            names = _names(self.resolve(value, scope)) | {_dotted(value)}
+            return any(n.rpartition(".")[2] in BANDIT_BAD_PROTOCOLS for n in names)
+        return any(
+            type(c) in (bool, int) and c == (insecure == "on")
+            for c in self._constants(value, scope)
+        )
+
+    def _judge_written_value(
+        self, node: ast.Call, keyword: ast.keyword, callees: set[str], scope: _Scope
+    ) -> bool:
+        """bandit compares a keyword written out at a call it names by how the value is
+        written (its B501 ``verify=`` the literal ``False``, its B201 ``debug=`` the literal
+        ``True``, its B502 a protocol by its own name): ``verify=INSECURE`` with
+        ``INSECURE = False``, ``verify=0``, ``debug=1``, ``ssl_version=OLD`` passed it. (Its
+        B701 flags every ``autoescape=`` but ``True``: nothing hides there.)"""
+        key, value = keyword.arg, keyword.value
+        if key not in ("verify", "debug", "ssl_version", "method"):
+            return False
+        if not any(_matches(c, p) for c in callees for p, _ in BANDIT_KEYWORDS[key]):
+            return False
+        if isinstance(value, ast.Attribute | ast.Name):
+            read: object = value.attr if isinstance(value, ast.Attribute) else value.id
+        else:
+            read = value.value if isinstance(value, ast.Constant) else None
+        flagged = {"verify": read is False, "debug": read is True}
+        if flagged.get(key, read in BANDIT_BAD_PROTOCOLS) or not self._insecure(key, value, scope):
+            return False
+        test = self._test_of(key)
+        why = (
+            f"passes {key}={ast.unparse(value)[:_SHOWN]}, which can be what bandit's {test} "
+            f"flags, but {test} compares the value as written; write the literal out"
+        )
+        self.report(node, "SAST106", min(callees), why)
+        return True
+
+    def _constants(self, node: ast.expr, scope: _Scope, depth: int = 0) -> list[object]:
+        """The constants ``node`` can be, as far as they are known here: a literal, ``not``
+        one, either branch of a conditional or an ``and``/``or``, a name bound to those
+        (bindings to anything else add nothing)."""
+        if depth > _MAX_DEPTH:
+            return []
+        if isinstance(node, ast.Constant):
+            return [node.value]
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return [not c for c in self._constants(node.operand, scope, depth + 1)]
+        parts = (
+            [node.body, node.orelse]
+            if isinstance(node, ast.IfExp)
+            else node.values
+            if isinstance(node, ast.BoolOp)
+            else []
+        )
+        found = [c for part in parts for c in self._constants(part, scope, depth + 1)]
+        defining = self.module.defining(node.id, scope) if isinstance(node, ast.Name) else None
+        if defining is not None and isinstance(node, ast.Name):
+            for binding in defining.bindings[node.id]:
+                if binding.expr is not None and binding.scope is not None and not binding.path:
+                    found += self._constants(binding.expr, binding.scope, depth + 1)
+            default = _default(defining.node, node.id)  # def fetch(url, verify=False)
+            if default is not None:
+                found += self._constants(default, defining.parent or scope, depth + 1)
+        return found
 
     def _judge_host_key_policy(self, node: ast.Call, funcs: _Values, scope: _Scope) -> None:
         """SAST106 for bandit's B507, which reads paramiko's host key policy only as the first

@@ -418,8 +418,10 @@ class DataPolicy(_Strict):
     # What one chunk may decode to in memory on the streaming path: a Parquet row group whose
     # footer says more per chunk (value counts x column widths) is refused before reading, and
     # a decoded batch larger than this (text read as a dictionary, measured before it is
-    # expanded) is refused before it reaches pandas. Rows are bounded by ``max_rows``, read off
-    # the footer before the first batch.
+    # expanded) is refused before it reaches pandas, and so is a row group whose pages (each
+    # column's dictionary and largest page, read off the page headers) decompress to more:
+    # Arrow decompresses a page whole. Rows are bounded by ``max_rows``, read off the footer
+    # before the first batch.
     stream_chunk_mb: Annotated[
         float,
         Field(

@@ -16,6 +16,7 @@ import pandas as pd
 from pipeline.config import ColumnRule, DataPolicy, LoadedPolicy
 from pipeline.errors import DataError
 from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
+from pipeline.parquet_pages import PageError, chunk_pages
 from pipeline.profile import DataProfile, build_profile, parse_profile
 
 LOCK_SCHEMA_VERSION = 1
@@ -199,6 +200,28 @@ def refuse_nested(path: Path, schema: Any, wanted: Sequence[str] | None = None) 
             raise DataError(msg)
 
 
+def refuse_large_pages(path: Path, meta: Any, max_bytes: int) -> None:
+    """DataError when the file's pages, as their own headers declare them, decompress to more
+    than ``max_bytes`` (``parquet_pages``): Arrow decompresses a page whole before any other
+    bound applies, and trusts the page header, not the footer."""
+    try:
+        pages = chunk_pages(path, meta)
+    except PageError as err:
+        msg = f"{path}: expected a Parquet file, found a page header that cannot be read ({err})"
+        raise DataError(msg) from None
+    total = sum(c.total for c in pages)
+    if total > max_bytes:
+        top = max(pages, key=lambda c: c.total)
+        msg = (
+            f"{path}: Parquet pages decompress to {total / 2**20:.1f} MiB (read from their "
+            f"headers; the most: column '{top.column}' in row group {top.row_group}, "
+            f"{top.total / 2**20:.1f} MiB, its footer says {top.footer / 2**20:.1f} MiB), "
+            f"larger than the {max_bytes / 2**20:.1f} MiB allowed ([data.checks].max_file_mb); "
+            f"{path.stat().st_size / 2**20:.2f} MiB on disk, refused before decompressing"
+        )
+        raise DataError(msg)
+
+
 def decoded_size(table: Any) -> int:
     """Bytes an Arrow table takes once every dictionary column is expanded (text read as
     dictionaries, and a column the file itself stores as one: pandas reads that as categories,
@@ -274,6 +297,7 @@ def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
                     f"{max_bytes / 2**20:.1f} MiB allowed ([data.checks].max_file_mb)"
                 )
                 raise DataError(msg)
+            refuse_large_pages(path, meta, max_bytes)
             text = text_columns(pq.ParquetFile(path).schema_arrow)
             table = pq.read_table(path, read_dictionary=text or None)
             decoded = decoded_size(table)

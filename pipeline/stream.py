@@ -46,6 +46,7 @@ from pipeline.data import (
 )
 from pipeline.errors import DataError
 from pipeline.flags import Flags
+from pipeline.parquet_pages import PageError, chunk_pages, held_at_once
 from pipeline.poison import (
     Screening,
     duplicates_from_hashes,
@@ -191,6 +192,7 @@ def _parquet_chunks(
         if max_chunk_bytes is not None:
             refuse_nested(path, parquet.schema_arrow, wanted)
             _check_row_groups(path, meta, chunk_rows, max_chunk_bytes, wanted)
+            _check_pages(path, meta, max_chunk_bytes, wanted)
             text = text_columns(parquet.schema_arrow, wanted)
             if text:
                 parquet = pq.ParquetFile(path, read_dictionary=text)
@@ -216,6 +218,28 @@ def _parquet_chunks(
     except (pa.ArrowInvalid, OSError) as err:
         msg = f"{path}: expected a Parquet file, found something else ({err})"
         raise DataError(msg) from None
+
+
+def _check_pages(path: Path, meta: Any, max_chunk_bytes: int, wanted: list[str] | None) -> None:
+    """DataError when a row group's pages, as their headers declare them, decompress to more
+    than a chunk may take at once (each column's dictionary page and its largest other page:
+    Arrow decompresses a page whole, whatever the batch size)."""
+    try:
+        pages = chunk_pages(path, meta, wanted)
+    except PageError as err:
+        msg = f"{path}: expected a Parquet file, found a page header that cannot be read ({err})"
+        raise DataError(msg) from None
+    for group, (held, top) in sorted(held_at_once(pages).items()):
+        if held > max_chunk_bytes:
+            msg = (
+                f"{path}: row group {group}'s pages decompress to {held / 2**20:.1f} MiB at once "
+                f"(read from their headers: each column's dictionary page and largest page; the "
+                f"most: column '{top.column}', {(top.dictionary + top.largest) / 2**20:.1f} MiB, "
+                f"its footer says {top.footer / 2**20:.1f} MiB for the whole chunk), more than "
+                f"the {max_chunk_bytes / 2**20:.1f} MiB a chunk may take ([data].stream_chunk_mb)"
+                "; refused before decompressing"
+            )
+            raise DataError(msg)
 
 
 def _check_row_groups(

@@ -229,3 +229,128 @@ def test_parquet_text_stored_as_categories_is_measured_as_the_contract_reads_it(
     with pytest.raises(DataError, match=r"categories\.parquet: Parquet file decodes to 125\.0 "):
         read_table(path, fmt="parquet", max_bytes=64 * 2**20)
     assert len(read_table(path, fmt="parquet", max_bytes=256 * 2**20)) == rows
+
+
+def _one_page(path: Path, mib: int) -> None:
+    """One row whose text is ``mib`` MiB of zeros, in one page: a few KB of zstd."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": [1], "x": ["0" * (mib * 2**20)]})
+    pq.write_table(table, path, compression="zstd", use_dictionary=False)
+
+
+def _forge_footer(path: Path, column: int) -> None:
+    """Rewrite the footer's total_uncompressed_size of one column chunk to 1,000 bytes (a
+    varint of the same length: Thrift's compact reader takes the padded form) and break the
+    chunk's compressed bytes after its page header, as a file built by hand could."""
+    import struct
+
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    chunk = meta.row_group(0).column(column)
+    data = bytearray(path.read_bytes())
+    footer_start = len(data) - 8 - struct.unpack("<I", data[-8:-4])[0]
+
+    def varint(n: int, width: int = 0) -> bytes:
+        out = bytearray()
+        while n >= 0x80 or len(out) + 1 < width:
+            out.append(n & 0x7F | 0x80)
+            n >>= 7
+        return bytes([*out, n])
+
+    true = varint(2 * chunk.total_uncompressed_size)  # zigzag of a positive i64
+    footer = bytes(data[footer_start:-8])
+    assert footer.count(true) == 1
+    data[footer_start:-8] = footer.replace(true, varint(2 * 1000, len(true)))
+    body = chunk.data_page_offset + 64  # past the page header: into the compressed bytes
+    data[body : body + 32] = b"\xff" * 32
+    path.write_bytes(bytes(data))
+    assert pq.ParquetFile(path).metadata.row_group(0).column(column).total_uncompressed_size == 1000
+
+
+def test_one_parquet_page_that_decompresses_past_the_limit_is_refused_before_it_is(
+    tmp_path: Path,
+) -> None:
+    """Arrow decompresses a page whole before any bound on rows or decoded bytes applies: one
+    row of 300 MiB of zeros is 10 KB of zstd and peaked at 1 GiB under a 64 MiB limit
+    (in memory and streamed under a 16 MiB chunk) before it was refused. The page headers
+    are read first; a file whose page is within the limit still reads."""
+    from pipeline.data import read_table
+    from pipeline.errors import DataError
+    from pipeline.stream import iter_chunks
+
+    path = tmp_path / "page.parquet"
+    _one_page(path, 48)
+    assert path.stat().st_size < 16_384
+    with pytest.raises(
+        DataError,
+        match=r"page\.parquet: Parquet pages decompress to 48\.0 MiB \(read from their headers; "
+        r"the most: column 'x' in row group 0, 48\.0 MiB, its footer says 48\.0 MiB\), larger "
+        r"than the 16\.0 MiB allowed \(\[data\.checks\]\.max_file_mb\); 0\.0\d MiB on disk, "
+        r"refused before decompressing",
+    ):
+        read_table(path, fmt="parquet", max_bytes=16 * 2**20)
+    with pytest.raises(
+        DataError,
+        match=r"page\.parquet: row group 0's pages decompress to 48\.0 MiB at once .* the most: "
+        r"column 'x', 48\.0 MiB.* more than the 16\.0 MiB a chunk may take "
+        r"\(\[data\]\.stream_chunk_mb\); refused before decompressing",
+    ):
+        list(iter_chunks(path, fmt="parquet", chunk_rows=10, max_chunk_bytes=16 * 2**20))
+    # Control: under limits it fits, the same file reads in memory and streamed.
+    assert len(read_table(path, fmt="parquet", max_bytes=256 * 2**20)) == 1
+    chunks = list(iter_chunks(path, fmt="parquet", chunk_rows=10, max_chunk_bytes=2**30))
+    assert [len(c.frame) for c in chunks] == [1]
+
+
+def test_a_footer_that_understates_a_page_does_not_hide_it(tmp_path: Path) -> None:
+    """Arrow sizes a page's buffer by the page's own header and never compares it with the
+    footer: a footer rewritten to say the chunk is 1,000 bytes read the same 300 MiB page.
+    The bound reads the page headers, before any byte is decompressed (the chunk's compressed
+    bytes are broken here: decompressing them would fail with another message)."""
+    from pipeline.data import read_table
+    from pipeline.errors import DataError
+    from pipeline.stream import iter_chunks
+
+    path = tmp_path / "forged.parquet"
+    _one_page(path, 48)
+    _forge_footer(path, column=1)
+    with pytest.raises(
+        DataError,
+        match=r"forged\.parquet: Parquet pages decompress to 48\.0 MiB .*column 'x' in row "
+        r"group 0, 48\.0 MiB, its footer says 0\.0 MiB\)",
+    ):
+        read_table(path, fmt="parquet", max_bytes=16 * 2**20)
+    with pytest.raises(DataError, match=r"forged\.parquet: row group 0's pages decompress to 48"):
+        list(iter_chunks(path, fmt="parquet", chunk_rows=10, max_chunk_bytes=16 * 2**20))
+
+
+def test_a_parquet_page_header_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from pipeline.data import read_table
+    from pipeline.errors import DataError
+
+    path = tmp_path / "header.parquet"
+    pq.write_table(pq.read_table(_small(tmp_path)), path, compression="zstd")
+    start = pq.ParquetFile(path).metadata.row_group(0).column(0).data_page_offset
+    data = bytearray(path.read_bytes())
+    data[start] = 0x1D  # field 1 with Thrift type 13: no such type
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        DataError,
+        match=r"header\.parquet: expected a Parquet file, found a page header that cannot be "
+        r"read \(column 'id' in row group 0, byte \d+: unknown Thrift type 13\)",
+    ):
+        read_table(path, fmt="parquet", max_bytes=16 * 2**20)
+
+
+def _small(tmp_path: Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "small.parquet"
+    pq.write_table(pa.table({"id": list(range(100)), "x": [f"v{i}" for i in range(100)]}), path)
+    return path

@@ -822,6 +822,197 @@ key = rsa.generate_private_key(65537, **{"key_size": 512})  # <-
 from transformers import AutoModel
 model = AutoModel.from_pretrained(name, **{"revision": "main"})  # <-
 
+# --- red team: settings bandit never reads, made as attributes, through setattr, in a
+# subclass, or as a mapping key (bandit reads verify=/debug=/autoescape= only as keywords
+# written out at a call it names: the sast gate PASSED on each)
+
+## session_verify_attribute SAST106
+import requests
+session = requests.Session()
+session.verify = False  # <-
+session.get(url)
+
+## session_verify_zero SAST106
+import requests
+session = requests.Session()
+session.verify = 0  # <-
+
+## session_verify_through_a_name SAST106
+import requests
+INSECURE = False
+session = requests.Session()
+session.verify = INSECURE  # <-
+
+## session_verify_annotated SAST106
+import requests
+
+class Client:
+    def __init__(self):
+        self.session = requests.Session()
+        self.session.verify: bool = False  # <-
+
+## session_verify_in_a_tuple SAST106
+import requests
+session = requests.Session()
+session.verify, session.trust_env = False, True  # <-
+
+## session_verify_changed_in_place SAST106
+import requests
+session = requests.Session()
+session.verify &= flag  # <-
+
+## session_subclass_verify_in_init SAST106
+import requests
+
+class Session(requests.Session):
+    def __init__(self):
+        super().__init__()
+        self.verify = False  # <-
+
+## session_subclass_request_kwargs SAST106
+import requests
+
+class Session(requests.Session):
+    def request(self, method, url, **kwargs):
+        kwargs["verify"] = False  # <-
+        return super().request(method, url, **kwargs)
+
+## session_subclass_request_setdefault SAST106
+import requests
+
+class Session(requests.Session):
+    def request(self, method, url, **kwargs):
+        kwargs.setdefault("verify", False)  # <-
+        return super().request(method, url, **kwargs)
+
+## session_verify_setattr SAST106
+import requests
+session = requests.Session()
+setattr(session, "verify", False)  # <-
+
+## session_verify_setattr_name SAST106
+import requests
+KEY = "ver" "ify"
+session = requests.Session()
+setattr(session, KEY, False)  # <-
+
+## session_verify_dunder_setattr SAST106
+import requests
+session = requests.Session()
+session.__setattr__("verify", False)  # <-
+
+## session_verify_object_setattr SAST106
+import requests
+session = requests.Session()
+object.__setattr__(session, "verify", False)  # <-
+
+## session_verify_through_vars SAST106
+import requests
+session = requests.Session()
+vars(session).update(verify=False)  # <-
+
+## jinja2_autoescape_attribute SAST106
+import jinja2
+env = jinja2.Environment(autoescape=True)
+env.autoescape = False  # <-
+
+## flask_debug_attribute SAST106
+import flask
+app = flask.Flask(__name__)
+app.debug = True  # <-
+app.run()
+
+## flask_debug_config_key SAST106
+import flask
+app = flask.Flask(__name__)
+app.config["DEBUG"] = True  # <-
+app.run()
+
+## flask_debug_config_update SAST106
+import flask
+app = flask.Flask(__name__)
+app.config.update(DEBUG=True)  # <-
+
+## flask_debug_config_from_mapping SAST106
+import flask
+app = flask.Flask(__name__)
+app.config.from_mapping({"DEBUG": 1})  # <-
+
+## flask_debug_config_setitem SAST106
+import flask
+app = flask.Flask(__name__)
+app.config.__setitem__("DEBUG", True)  # <-
+
+## flask_debug_config_operator_setitem SAST106
+import flask, operator
+app = flask.Flask(__name__)
+operator.setitem(app.config, "DEBUG", True)  # <-
+
+## flask_debug_config_merged SAST106
+import flask
+app = flask.Flask(__name__)
+app.config |= {"DEBUG": True}  # <-
+
+## flask_debug_config_object SAST106
+import flask
+
+class Settings:
+    DEBUG = True  # <-
+
+app = flask.Flask(__name__)
+app.config.from_object(Settings)
+
+## flask_subclass_debug SAST106
+import flask
+
+class App(flask.Flask):
+    debug = True  # <-
+
+## verify_written_out_as_a_name SAST106
+import requests
+INSECURE = False
+requests.get(url, verify=INSECURE, timeout=5)  # <-
+
+## verify_written_out_as_zero SAST106
+import requests
+requests.get(url, verify=0, timeout=5)  # <-
+
+## verify_written_out_as_a_default SAST106
+import requests
+
+def fetch(url, verify=False):
+    return requests.get(url, verify=verify, timeout=5)  # <-
+
+## verify_attribute_from_a_default SAST106
+import requests
+
+class Session(requests.Session):
+    def __init__(self, verify=False):
+        super().__init__()
+        self.verify = verify  # <-
+
+## verify_written_out_as_a_conditional SAST106
+import requests
+requests.get(url, verify=CA if strict else False, timeout=5)  # <-
+
+## flask_debug_written_out_as_one SAST106
+import flask
+flask.Flask(__name__).run(debug=1)  # <-
+
+## ssl_version_written_out_as_a_name SAST106
+import ssl
+OLD = ssl.PROTOCOL_TLSv1
+ssl.wrap_socket(sock, ssl_version=OLD)  # <-
+
+## ssl_version_attribute SAST106
+import ssl
+from requests.adapters import HTTPAdapter
+
+class Legacy(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        self.ssl_version = ssl.PROTOCOL_TLSv1  # <-
+        return super().init_poolmanager(*args, **kwargs)
+
 ## yaml_loader_read_where_the_mapping_binds_it SAST101
 import yaml
 L = yaml.Loader
@@ -896,6 +1087,33 @@ def fetch(url):
     options["allow_redirects"] = False
     json.loads(text, **{"parse_float": float})
     return requests.get(url, timeout=5, **options)
+
+## settings_left_secure_or_computed
+import flask, jinja2, requests, ssl
+
+class Client:
+    timeout = None
+    debug = False
+
+    def __init__(self, verify, ca_bundle):
+        self.session = requests.Session()
+        self.session.verify = ca_bundle
+        self.session.verify = "/etc/ssl/certs/ca.pem"
+        self.session.verify = verify
+        self.timeout = None
+        self.method = "GET"
+        self.ssl_version = ssl.PROTOCOL_TLS_CLIENT
+        requests.get(url, verify=verify or ca_bundle, timeout=5)
+        setattr(self.session, "verify", True)
+        options = {}
+        options["verify"] = True
+        options.setdefault("timeout", None)
+
+app = flask.Flask(__name__)
+app.debug = False
+app.config["DEBUG"] = False
+app.config.update(DEBUG=False, TESTING=True)
+jinja2.Environment(autoescape=True).autoescape = True
 
 ## requests_calls_bandit_does_not_read_verify_on
 import requests
@@ -1163,6 +1381,9 @@ GATE_CASES = [
         "verify_set_key_by_key",
         "flask_debug_through_kwargs",
         "verify_through_partial",
+        "session_verify_attribute",
+        "session_subclass_verify_in_init",
+        "flask_debug_config_key",
     }
 ]
 REEXPORT = ("src/app/_compat.py", "from joblib import load as restore\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gates.unsafe_load import BANDIT_KEYWORDS, scan, scan_source
+from gates.unsafe_load import BANDIT_BAD_PROTOCOLS, BANDIT_KEYWORDS, SETTINGS, scan, scan_source
 
 
 def _calls(source: str) -> list[tuple[str, str, int]]:
@@ -147,3 +147,16 @@ def test_every_keyword_bandit_reads_by_name_has_a_rule() -> None:
     # shell= is SAST104's, Loader= and weights_only= SAST101's (bandit's B106 matches keyword
     # names against a password pattern: a dict spelled out is its B105, so it is not listed).
     assert read == set(BANDIT_KEYWORDS) | {"shell", "Loader", "weights_only"}
+
+
+def test_settings_are_keywords_bandit_reads_and_its_bad_protocols() -> None:
+    # SAST106's settings (session.verify = False ...) are judged as the keyword bandit reads
+    # them as, with its test id; the protocols bandit's B502 calls bad are re-read from it.
+    assert {keyword for keyword, _ in SETTINGS.values()} <= set(BANDIT_KEYWORDS)
+    spec = importlib.util.find_spec("bandit")
+    assert spec is not None
+    assert spec.origin is not None
+    text = (Path(spec.origin).parent / "plugins" / "insecure_ssl_tls.py").read_text("utf-8")
+    listed = re.search(r'"bad_protocol_versions": \[(.*?)\]', text, re.DOTALL)
+    assert listed is not None
+    assert set(re.findall(r'"(\w+)"', listed.group(1))) == BANDIT_BAD_PROTOCOLS
