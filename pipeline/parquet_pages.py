@@ -5,22 +5,28 @@ Arrow decompresses each page whole, into a buffer of the size the page's own hea
 single 300 MiB text value compresses to 10 KB and peaked at 1 GiB of memory under a 64 MiB
 limit. The footer's ``total_uncompressed_size`` says the same for an honest writer, but Arrow
 never compares the two: a footer rewritten to say 1,000 bytes read the same 300 MiB page.
-So the page headers themselves are read here (Thrift compact protocol, the fields every
-header starts with), walking each column chunk over the byte range Arrow reads for it.
+So the page headers themselves are read here (Apache Thrift's compact protocol: the three
+fields every header starts with, the others skipped), walking each column chunk over the byte
+range Arrow reads for it.
 """
 
 from __future__ import annotations
 
+import io
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from thrift.protocol import TCompactProtocol
+from thrift.protocol.TProtocol import TProtocolException
+from thrift.Thrift import TType
+from thrift.transport import TTransport
+
 from pipeline.errors import DataError
 
-# Thrift compact types (``TCompactProtocol``): the wire type of each field.
-_STOP, _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY = range(9)
-_LIST, _SET, _MAP, _STRUCT = 9, 10, 11, 12
 _DICTIONARY_PAGE = 2  # PageHeader.type
+_SIZES = (1, 2, 3)  # PageHeader's type, uncompressed_page_size, compressed_page_size (i32)
 _MAX_HEADER = 16 * 2**20  # Arrow's default limit on one page header's bytes
 _MAX_DEPTH = 16
 _PADDING = 100  # Arrow reads this much past a chunk written by old parquet-mr (PARQUET-816)
@@ -42,97 +48,61 @@ class ChunkPages:
     footer: int  # what the footer says (total_uncompressed_size)
 
 
-class _Reader:
-    """A Thrift compact reader over a byte window (``_Short`` when it runs out)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.at = 0
-
-    def byte(self) -> int:
-        if self.at >= len(self.data):
-            raise _Short
-        self.at += 1
-        return self.data[self.at - 1]
-
-    def varint(self) -> int:
-        value = shift = 0
-        while True:
-            b = self.byte()
-            value |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return value
-            shift += 7
-            if shift > 63:
-                raise PageError("varint longer than 64 bits")
-
-    def zigzag(self) -> int:
-        n = self.varint()
-        return (n >> 1) ^ -(n & 1)
-
-    def skip(self, count: int) -> None:
-        if count < 0:
-            raise PageError("negative length")
-        if self.at + count > len(self.data):
-            raise _Short
-        self.at += count
-
-    def value(self, kind: int, depth: int) -> int | None:
-        """Read one value of a wire type; an integer's value, None for the others."""
-        if depth > _MAX_DEPTH:
-            raise PageError("nested too deeply")
-        if kind in (_I16, _I32, _I64):
-            return self.zigzag()
-        if kind == _BYTE:
-            self.byte()
-        elif kind == _DOUBLE:
-            self.skip(8)
-        elif kind == _BINARY:
-            self.skip(self.varint())
-        elif kind in (_LIST, _SET, _MAP):
-            self.container(kind, depth)
-        elif kind == _STRUCT:
-            self.struct(depth + 1)
-        elif kind not in (_TRUE, _FALSE):
-            raise PageError(f"unknown Thrift type {kind}")
-        return None
-
-    def container(self, kind: int, depth: int) -> None:
-        """A list, set or map: each element takes at least a byte (a bool in one is a byte of
-        its own), so a declared size past the bytes at hand ends in ``_Short``."""
-        if kind == _MAP:
-            size = self.varint()
-            types = self.byte() if size else 0
-            kinds: tuple[int, ...] = (types >> 4, types & 0x0F)
-        else:
-            head = self.byte()
-            size = head >> 4 if head >> 4 != 15 else self.varint()
-            kinds = (head & 0x0F,)
-        if size * len(kinds) > len(self.data) - self.at:
-            raise _Short
-        for index in range(size * len(kinds)):
-            element = kinds[index % len(kinds)]
-            if element in (_TRUE, _FALSE):
-                self.byte()
-            else:
-                self.value(element, depth + 1)
-
-    def struct(self, depth: int) -> dict[int, int | None]:
-        """Read a struct; its fields by id (integers with their value)."""
-        fields: dict[int, int | None] = {}
-        last = 0
-        while True:
-            head = self.byte()
-            if head == _STOP:
-                return fields
-            delta, kind = head >> 4, head & 0x0F
-            field_id = last + delta if delta else self.zigzag()
-            fields[field_id] = self.value(kind, depth)
-            last = field_id
-
-
 class _Short(PageError):
     """The window ended inside the header: read a larger one (caught before PageError)."""
+
+
+class _Bytes(TTransport.TTransportBase):  # type: ignore[misc]  # thrift ships no types
+    """A read-only transport over a byte window that says how much the protocol read."""
+
+    def __init__(self, data: bytes) -> None:
+        self.stream = io.BytesIO(data)
+
+    def read(self, sz: int) -> bytes:
+        return self.stream.read(sz)
+
+
+class _Protocol(TCompactProtocol.TCompactProtocol):  # type: ignore[misc]  # thrift ships no types
+    """The compact protocol, skipping strings as bytes: thrift's ``skip`` decodes them as UTF-8,
+    and a header's statistics (min/max values) are binary."""
+
+    def readString(self) -> bytes:
+        return bytes(self.readBinary())
+
+
+def _read_header(data: bytes) -> tuple[dict[int, int], int]:
+    """A PageHeader's type and sizes (fields 1-3), every other field skipped; and its length.
+
+    Apache Thrift's compact protocol reads it; ``_Short`` when the window ends inside it,
+    PageError when it is not a header (a wrong type, a length past the window, nested past
+    ``_MAX_DEPTH``)."""
+    transport = _Bytes(data)
+    protocol = _Protocol(transport, string_length_limit=len(data), container_length_limit=len(data))
+    fields: dict[int, int] = {}
+    try:
+        protocol.readStructBegin()
+        while True:
+            _, kind, field = protocol.readFieldBegin()
+            if kind == TType.STOP:
+                break
+            if field in _SIZES and kind == TType.I32:
+                fields[field] = protocol.readI32()
+            else:
+                protocol.skip(kind, max_depth=_MAX_DEPTH)
+            protocol.readFieldEnd()
+        protocol.readStructEnd()
+    except EOFError:  # thrift's transport ran out of bytes: the window ended inside it
+        raise _Short from None
+    except TTransport.TTransportException as err:
+        # A string or container longer than the window (the limits are its length): read more.
+        if err.type == TTransport.TTransportException.SIZE_LIMIT:
+            raise _Short from None
+        raise PageError(f"unreadable page header ({err})") from None
+    except KeyError as err:  # a wire type thrift's compact protocol has no entry for (14, 15)
+        raise PageError(f"unknown Thrift type {err.args[0]}") from None
+    except (TProtocolException, ValueError, OverflowError, struct.error) as err:
+        raise PageError(f"unreadable page header ({err})") from None
+    return fields, transport.stream.tell()
 
 
 class _Window:
@@ -154,9 +124,8 @@ def _header(window: _Window, offset: int, end: int) -> tuple[int, int, int, int]
     """(page type, uncompressed size, compressed size, header bytes) of the page at offset."""
     size = 4096
     while True:
-        reader = _Reader(window.bytes_at(offset, min(size, end - offset)))
         try:
-            fields = reader.struct(0)
+            fields, length = _read_header(window.bytes_at(offset, min(size, end - offset)))
         except _Short:
             if size >= _MAX_HEADER or offset + size >= end:
                 raise PageError("page header cut off") from None
@@ -167,7 +136,7 @@ def _header(window: _Window, offset: int, end: int) -> tuple[int, int, int, int]
             raise PageError("page header without its type or sizes")
         if uncompressed < 0 or compressed < 0:
             raise PageError("negative page size")
-        return kind, uncompressed, compressed, reader.at
+        return kind, uncompressed, compressed, length
 
 
 def chunk_pages(path: Path, meta: Any, wanted: list[str] | None = None) -> list[ChunkPages]:

@@ -337,12 +337,12 @@ def test_a_parquet_page_header_that_cannot_be_read_is_refused(tmp_path: Path) ->
     pq.write_table(pq.read_table(_small(tmp_path)), path, compression="zstd")
     start = pq.ParquetFile(path).metadata.row_group(0).column(0).data_page_offset
     data = bytearray(path.read_bytes())
-    data[start] = 0x1D  # field 1 with Thrift type 13: no such type
+    data[start] = 0x1E  # field 1 with compact type 14: no such type (13 is a UUID)
     path.write_bytes(bytes(data))
     with pytest.raises(
         DataError,
         match=r"header\.parquet: expected a Parquet file, found a page header that cannot be "
-        r"read \(column 'id' in row group 0, byte \d+: unknown Thrift type 13\)",
+        r"read \(column 'id' in row group 0, byte \d+: unknown Thrift type 14\)",
     ):
         read_table(path, fmt="parquet", max_bytes=16 * 2**20)
 
