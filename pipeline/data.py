@@ -199,6 +199,24 @@ def refuse_nested(path: Path, schema: Any, wanted: Sequence[str] | None = None) 
             raise DataError(msg)
 
 
+def parquet_rows(path: Path, meta: Any) -> int:
+    """The rows Arrow reads from a Parquet file: the sum of its row groups' counts.
+
+    The footer holds the count twice, for the file and per row group, and Arrow reads each row
+    group's: a file-level count forged to 1 over row groups of millions passed every bound
+    taken from it and decoded whole. DataError when the two disagree, before a row is read.
+    """
+    rows = sum(meta.row_group(g).num_rows for g in range(meta.num_row_groups))
+    if rows != meta.num_rows:
+        msg = (
+            f"{path}: the Parquet footer declares {meta.num_rows} row(s), its row groups {rows}; "
+            "refused before reading (a footer whose counts disagree was written to mislead a "
+            "reader's bounds)"
+        )
+        raise DataError(msg)
+    return int(rows)
+
+
 def decoded_size(table: Any) -> int:
     """Bytes an Arrow table takes once every dictionary column is expanded (text read as
     dictionaries, and a column the file itself stores as one: pandas reads that as categories,
@@ -245,7 +263,8 @@ def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
 
     Parquet encodes and compresses (dictionary, run-length, codecs): 45 KB on disk can hold
     10 million rows, and even the footer's "uncompressed" sizes are of the encoded pages. The
-    footer's row count times each column's width in memory is a lower bound of the decoded
+    footer's row count (its row groups', which must agree with the file's: ``parquet_rows``)
+    times each column's width in memory is a lower bound of the decoded
     size, checked against ``max_bytes`` before anything is decoded, so that such a file is
     refused with a message rather than by the out-of-memory killer. Text is not bounded by the
     footer (one 1 MiB value on 1,000 rows is 3 KB of Parquet): it is read as dictionaries and
@@ -265,11 +284,12 @@ def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
                 else PARQUET_WIDTH.get(column.physical_type, 8)
                 for column in columns
             )
-            decoded = meta.num_rows * width
+            rows = parquet_rows(path, meta)
+            decoded = rows * width
             if decoded > max_bytes:
                 msg = (
                     f"{path}: Parquet file decodes to at least {decoded / 2**20:.1f} MiB "
-                    f"({meta.num_rows} rows x {meta.num_columns} columns, "
+                    f"({rows} rows x {meta.num_columns} columns, "
                     f"{path.stat().st_size / 2**20:.2f} MiB on disk), larger than the "
                     f"{max_bytes / 2**20:.1f} MiB allowed ([data.checks].max_file_mb)"
                 )
