@@ -202,11 +202,28 @@ def refuse_nested(path: Path, schema: Any, wanted: Sequence[str] | None = None) 
 def parquet_rows(path: Path, meta: Any) -> int:
     """The rows Arrow reads from a Parquet file: the sum of its row groups' counts.
 
-    The footer holds the count twice, for the file and per row group, and Arrow reads each row
-    group's: a file-level count forged to 1 over row groups of millions passed every bound
-    taken from it and decoded whole. DataError when the two disagree, before a row is read.
+    The footer holds the count three times: for the file, per row group, and per column chunk
+    (its value count, one per row in a flat column). Arrow reads each row group's rows, and
+    the bounds were taken from the others: a file-level count forged to 1 over row groups of
+    millions passed every bound taken from it and decoded whole; a 1 MiB fixed-width column's
+    value count forged to 1 made the streaming chunk bound see 1 MiB where 200 rows decoded to
+    200 MiB. DataError when they disagree, before a row is read.
     """
-    rows = sum(meta.row_group(g).num_rows for g in range(meta.num_row_groups))
+    rows = 0
+    for index in range(meta.num_row_groups):
+        group = meta.row_group(index)
+        rows += group.num_rows
+        for i in range(group.num_columns):
+            column = group.column(i)
+            flat = meta.schema.column(i).max_repetition_level == 0
+            if flat and column.num_values != group.num_rows:
+                msg = (
+                    f"{path}: row group {index} declares {group.num_rows} rows, its column "
+                    f"'{column.path_in_schema}' {column.num_values} value(s); refused before "
+                    "reading (a footer whose counts disagree was written to mislead a reader's "
+                    "bounds)"
+                )
+                raise DataError(msg)
     if rows != meta.num_rows:
         msg = (
             f"{path}: the Parquet footer declares {meta.num_rows} row(s), its row groups {rows}; "

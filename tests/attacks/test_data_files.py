@@ -297,3 +297,31 @@ def test_a_parquet_footer_declaring_one_row_is_refused_before_its_rows_decode(
         read_table(path, fmt="parquet", max_bytes=4 * 2**20)
     with pytest.raises(DataError, match=pattern):
         list(iter_chunks(path, fmt="parquet", chunk_rows=1000, max_chunk_bytes=2**20, max_rows=10))
+
+
+def test_a_parquet_column_declaring_one_value_is_refused_before_its_rows_decode(
+    tmp_path: Path,
+) -> None:
+    """The streaming reader's bound before reading is each column's value count x its width
+    per chunk; Arrow reads a row group's rows. A 1 MiB fixed-width column of 200 rows (456 bytes
+    on disk) whose value count is forged to 1: the bound saw 1 MiB, and the chunk decoded to
+    200 MiB before it was measured (20,000 such rows: 20 GB). Refused before reading."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.errors import DataError
+    from pipeline.stream import iter_chunks
+
+    path = tmp_path / "forged.parquet"
+    rows = 200
+    table = pa.table({"f": pa.array([b"\0" * 2**20] * rows, pa.binary(2**20))})
+    pq.write_table(table, path, compression="zstd", row_group_size=rows)
+    # Occurrences: file num_rows (0), column f's num_values (1), row group (2).
+    _forge_counts(path, rows, keep=0b101)
+    assert pq.ParquetFile(path).metadata.row_group(0).column(0).num_values == 1
+    pattern = (
+        r"forged\.parquet: row group 0 declares 200 rows, its column 'f' 1 value\(s\); "
+        r"refused before reading"
+    )
+    with pytest.raises(DataError, match=pattern):
+        list(iter_chunks(path, fmt="parquet", chunk_rows=rows, max_chunk_bytes=8 * 2**20))
