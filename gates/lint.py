@@ -109,6 +109,10 @@ def _ruff_table(path: Path) -> dict[str, Any] | None:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         msg = f"{path}: cannot read it as TOML ({err}); ruff's configuration must parse"
         raise GateError(msg) from None
+    except (RecursionError, ValueError) as err:  # nesting past the parser's limit; huge integers
+        why = "nested too deep to parse" if isinstance(err, RecursionError) else str(err)
+        msg = f"{path}: cannot read it as TOML ({why}); ruff's configuration must parse"
+        raise GateError(msg) from None
     if path.name != "pyproject.toml":
         return document
     table = document.get("tool", {}).get("ruff") if isinstance(document.get("tool"), dict) else None

@@ -590,3 +590,17 @@ def test_a_planted_policy_approval_attack_fails(attack, base, tmp_path, monkeypa
     assert errors[0].location.path == APPROVAL
     assert expected in message, message
     assert all(f.rule == "GATE017" for f in errors[1:])
+
+
+def test_a_ruff_configuration_nested_too_deep_is_one_error_naming_it(pr, base, monkeypatch):
+    # pyproject.toml is compared too: arrays nested past the parser's limit in it made the
+    # verdict (and the lint gate) crash with a RecursionError traceback.
+    from gates.errors import GateError
+
+    shutil.copy2(REPO / "pyproject.toml", pr / "pyproject.toml")
+    with (pr / "pyproject.toml").open("a", encoding="utf-8") as handle:
+        handle.write("\n[tool.ruff.lint.isort]\nknown-first-party = " + "[" * 50_000 + "]" * 50_000)
+    with pytest.raises(
+        GateError, match=r"pyproject\.toml: cannot read it as TOML \(nested too deep"
+    ):
+        _judge(pr)
