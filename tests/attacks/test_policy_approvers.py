@@ -604,3 +604,21 @@ def test_a_ruff_configuration_nested_too_deep_is_one_error_naming_it(pr, base, m
         GateError, match=r"pyproject\.toml: cannot read it as TOML \(nested too deep"
     ):
         _judge(pr)
+
+
+def test_a_ruff_configuration_symlinked_out_of_the_project_is_refused_unread(
+    pr, tmp_path, monkeypatch
+):
+    # The verdict lists every changed setting with its value: a root .ruff.toml that is a
+    # symlink to a TOML file of the CI machine's (a registry token) would publish its values
+    # in the verdict's report. It is refused, naming the file, and nothing of it is read.
+    from gates.errors import GateError
+
+    secret = tmp_path / "credentials.toml"
+    secret.write_text('[registry]\ntoken = "s3cr3t-token"\n', encoding="utf-8")
+    (pr / ".ruff.toml").symlink_to(secret)
+    with pytest.raises(
+        GateError, match=r"\.ruff\.toml: expected a regular file, found a symlink"
+    ) as err:
+        _judge(pr)
+    assert "s3cr3t" not in str(err.value)
