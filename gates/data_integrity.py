@@ -8,7 +8,8 @@ declared class has no rows; DATA030 row count outside bounds; DATA040 the lock h
 profile; DATA041 column drift (PSI) above max_psi; DATA042 class-balance shift; DATA043 a class's
 mean vector moved from the approved profile's (Hotelling T^2 with the approved covariance); DATA050 exact
 duplicate rows; DATA051 equal features with different labels; DATA052 near-duplicate rows
-(another row within the bursts radius, exact copies included); DATA060 values beyond the reference
+(another row within the bursts radius, exact copies included); DATA053 such near copies whose
+twin has another label (judged like DATA051, against max_conflict_share); DATA060 values beyond the reference
 range plus margin; DATA070 label issues (cleanlab + kNN); DATA080 off-manifold rows
 (IsolationForest); DATA090 (a note) the streaming path fitted labels and isolation on a
 sample (and scored every row) and screened associations and bursts on it. Batch setting (rows
@@ -57,6 +58,11 @@ _ROW_CHECKS: dict[str, tuple[str, str, str]] = {
     "conflicting_labels": (
         "DATA051",
         "rows with equal features but different labels",
+        "duplicates.max_conflict_share",
+    ),
+    "near_conflict": (
+        "DATA053",
+        "near copies of a row with another label (within the bursts radius, exact conflicts included)",
         "duplicates.max_conflict_share",
     ),
     "range": ("DATA060", "rows beyond the reference range plus margin", "range.max_share"),

@@ -8,7 +8,8 @@ configuration excludes (it would silently go unlinted); LINT006 a ruff setting t
 honour or that drops files from one check unseen (a ruff configuration inside the lint paths,
 ``extend``, ``lint.exclude``, ``format.exclude``). The rule set lives in one file at the project
 root (pyproject.toml ``[tool.ruff]``, or a root ``ruff.toml``/``.ruff.toml``, which ruff
-prefers), passed to ruff with ``--config``, so that no other configuration file applies; what it
+prefers; read only as a regular file, never through a symlink or FIFO), passed to ruff with
+``--config``, so that no other configuration file applies; what it
 switches off is listed in the report (``metrics.ruff_config``). LINT007 compiled code anywhere
 an import can reach in the tree (an extension module, a sourceless or unchecked-hash ``.pyc``:
 ``gates.compiled``), which Python would run instead of the reviewed source.
@@ -16,8 +17,10 @@ an import can reach in the tree (an extension module, a sourceless or unchecked-
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,12 +105,54 @@ class RuffConfig:
         return node
 
 
+_MAX_CONFIG_BYTES = 1 << 20
+
+
+def _read_config(path: Path) -> bytes:
+    """The text of ``path``: a regular file of at most ``_MAX_CONFIG_BYTES``, never through a
+    symlink (one to a TOML file of the machine's would have its values listed in the verdict's
+    policy comparison) nor a FIFO (which would hang the read). OSError otherwise."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            msg = "expected a regular file, found a symlink"
+            raise OSError(msg) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            msg = "expected a regular file, found a FIFO, device or folder"
+            raise OSError(msg)
+        if info.st_size > _MAX_CONFIG_BYTES:
+            msg = f"expected at most {_MAX_CONFIG_BYTES} bytes, found {info.st_size}"
+            raise OSError(msg)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            raw = handle.read(_MAX_CONFIG_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > _MAX_CONFIG_BYTES:
+        msg = f"expected at most {_MAX_CONFIG_BYTES} bytes, found more (it grew while read)"
+        raise OSError(msg)
+    return raw
+
+
 def _ruff_table(path: Path) -> dict[str, Any] | None:
     """The ruff settings a file holds (None: a pyproject.toml without [tool.ruff])."""
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raw = _read_config(path)
+    except OSError as err:
+        msg = f"{path}: {err.strerror or err}; ruff's configuration must be a regular file in the project"
+        raise GateError(msg) from None
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         msg = f"{path}: cannot read it as TOML ({err}); ruff's configuration must parse"
+        raise GateError(msg) from None
+    except (RecursionError, ValueError) as err:  # nesting past the parser's limit; huge integers
+        why = "nested too deep to parse" if isinstance(err, RecursionError) else str(err)
+        msg = f"{path}: cannot read it as TOML ({why}); ruff's configuration must parse"
         raise GateError(msg) from None
     if path.name != "pyproject.toml":
         return document
@@ -119,7 +164,7 @@ def ruff_config(root: Path) -> RuffConfig:
     """The configuration ruff itself would pick at the project root, by its own precedence."""
     for name in _RUFF_CONFIGS:
         path = root / name
-        if path.is_file():
+        if os.path.lexists(path):  # a symlink or FIFO by that name too: refused, not skipped
             table = _ruff_table(path)
             if table is not None:
                 return RuffConfig(path, table)

@@ -12,7 +12,12 @@ nested ``a.b``. Path values are compared as written (``./data/x.csv`` is not ``d
 and marked ``path`` in the list. The files that hold rules rather than inputs, named by
 ``[sast].baseline``, ``[release].public_key``, ``[release].public_keys``,
 ``[roles].promoters`` and ``[roles].approvers``, are compared by their bytes too (the same name
-in the policy, another file behind it), each listed as ``<key> file``.
+in the policy, another file behind it), each listed as ``<key> file``. The rules the gates read
+from outside ``policy.toml`` are compared by meaning like it: the lint gate's ruff rule set
+(``gates.lint.ruff_config``: a root ``.ruff.toml`` or ``ruff.toml``, else ``pyproject.toml``
+``[tool.ruff]``, the one file ruff is given), each key under the file's name
+(``"pyproject.toml".tool.ruff.lint.ignore``), so a rule ignored there, or a root ``.ruff.toml``
+that replaces the whole set, is a change like a lowered threshold (kind ``setting``).
 
 With a change and ``[roles].approvers`` in the *base* policy, the change passes only with
 ``policy.approval.json`` beside the policy: a DSSE envelope (payload type
@@ -75,7 +80,8 @@ class Change:
     """One key whose value differs between the base policy and the request's.
 
     ``kind``: ``value``; ``path`` (a path, compared as written); ``file`` (the bytes of a file
-    holding rules, named by a path key).
+    holding rules, named by a path key); ``setting`` (a key of a tool's configuration file the
+    gates honour, outside the policy: its key starts with that file's quoted name).
     """
 
     key: str
@@ -102,6 +108,8 @@ class Snapshot:
     values: dict[str, str]
     files: dict[str, tuple[str, str]]
     paths: tuple[str, ...]
+    # The rules read from other files (the lint gate's ruff settings), flattened like values.
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -194,6 +202,27 @@ def _rule_files(loaded: LoadedPolicy) -> dict[str, tuple[str, str]]:
     return files
 
 
+def tool_settings(root: Path) -> dict[str, str]:
+    """The rules the gates take from outside the policy, flattened under their file's name: the
+    ruff configuration the lint gate passes to ruff (``gates.lint.ruff_config``, by ruff's own
+    precedence at ``root``). None there: nothing (ruff's defaults, ``--isolated``).
+
+    GateError (from the lint gate's reader) when that file is not TOML.
+    """
+    from gates.lint import ruff_config  # noqa: PLC0415 - the lint gate's own choice of file
+
+    config = ruff_config(root)
+    if config.path is None:
+        return {}
+    table = (
+        {"tool": {"ruff": config.settings}}
+        if config.path.name == "pyproject.toml"
+        else config.settings
+    )
+    prefix = _segment(config.path.name)
+    return {f"{prefix}.{k}" if k else prefix: v for k, v in flatten(table).items()}
+
+
 def snapshot(loaded: LoadedPolicy) -> Snapshot:
     """Read ``loaded``'s file again (it must still be the bytes that were validated) and flatten it.
 
@@ -206,7 +235,14 @@ def snapshot(loaded: LoadedPolicy) -> Snapshot:
         msg = f"{loaded.path}: changed while it was being compared; run again"
         raise PipelineError(msg)
     values = flatten(tomllib.loads(raw.decode("utf-8")))
-    return Snapshot(loaded, raw, values, _rule_files(loaded), tuple(_path_keys(loaded.policy)))
+    return Snapshot(
+        loaded,
+        raw,
+        values,
+        _rule_files(loaded),
+        tuple(_path_keys(loaded.policy)),
+        tool_settings(loaded.base_dir),
+    )
 
 
 def _is_path(key: str, paths: tuple[str, ...]) -> bool:
@@ -214,13 +250,18 @@ def _is_path(key: str, paths: tuple[str, ...]) -> bool:
 
 
 def changes(base: Snapshot, request: Snapshot) -> list[Change]:
-    """Every key that differs between ``base`` and ``request``, sorted by key; files last."""
+    """Every key that differs between ``base`` and ``request``, sorted by key; the settings of
+    other files (``tool_settings``) next, the rule files last."""
     found = []
     paths = base.paths + request.paths
     for key in sorted(base.values.keys() | request.values.keys()):
         old, new = base.values.get(key, ABSENT), request.values.get(key, ABSENT)
         if old != new:
             found.append(Change(key, old, new, "path" if _is_path(key, paths) else "value"))
+    for key in sorted(base.settings.keys() | request.settings.keys()):
+        old, new = base.settings.get(key, ABSENT), request.settings.get(key, ABSENT)
+        if old != new:
+            found.append(Change(key, old, new, "setting"))
     for key in sorted(base.files.keys() | request.files.keys()):
         before, after = base.files.get(key), request.files.get(key)
         if (before and before[1]) != (after and after[1]):
@@ -247,12 +288,15 @@ def approval_payload(request: Snapshot, found: list[Change]) -> bytes:
 def finding_key(change: Change) -> str:
     """The change's key in the ``[table].key`` form findings use (so reports find its line):
     ``cv.thresholds.accuracy.min_mean`` -> ``[cv.thresholds.accuracy].min_mean``,
-    ``audit.waivers[0].id`` -> ``[[audit.waivers]].id``; a file's key stays as it is."""
+    ``audit.waivers[0].id`` -> ``[[audit.waivers]].id``; a file's or another file's setting's
+    key stays as it is."""
     array = re.fullmatch(r"([A-Za-z0-9_.-]+)\[\d+\]\.([A-Za-z0-9_-]+)", change.key)
-    if change.kind != "file" and array:
+    if change.kind in ("file", "setting"):
+        return change.key
+    if array:
         return f"[[{array[1]}]].{array[2]}"
     plain = re.fullmatch(r"([A-Za-z0-9_.-]+)\.([A-Za-z0-9_-]+)", change.key)
-    if change.kind != "file" and plain:
+    if plain:
         return f"[{plain[1]}].{plain[2]}"
     return change.key
 
@@ -425,7 +469,7 @@ def judge(policy: LoadedPolicy) -> Judgement:
             "GATE017",
             f"{name}: {c.describe()} (base branch -> this request)",
             severity=severity,
-            location=Location(path=name),
+            location=Location(path=_where(c, name)),
             observed=c.request,
             threshold=c.base,
             policy_key=finding_key(c),
@@ -433,6 +477,14 @@ def judge(policy: LoadedPolicy) -> Judgement:
         for c in found
     )
     return judgement
+
+
+def _where(change: Change, policy_name: str) -> str:
+    """The file a change is in: another file's name for its ``setting``, else the policy's."""
+    if change.kind == "setting":
+        name, _ = json.JSONDecoder().raw_decode(change.key)
+        return str(name)
+    return policy_name
 
 
 # --- python -m gates policy approve --------------------------------------------------------------

@@ -222,6 +222,41 @@ def refuse_large_pages(path: Path, meta: Any, max_bytes: int) -> None:
         raise DataError(msg)
 
 
+def parquet_rows(path: Path, meta: Any) -> int:
+    """The rows Arrow reads from a Parquet file: the sum of its row groups' counts.
+
+    The footer holds the count three times: for the file, per row group, and per column chunk
+    (its value count, one per row in a flat column). Arrow reads each row group's rows, and
+    the bounds were taken from the others: a file-level count forged to 1 over row groups of
+    millions passed every bound taken from it and decoded whole; a 1 MiB fixed-width column's
+    value count forged to 1 made the streaming chunk bound see 1 MiB where 200 rows decoded to
+    200 MiB. DataError when they disagree, before a row is read.
+    """
+    rows = 0
+    for index in range(meta.num_row_groups):
+        group = meta.row_group(index)
+        rows += group.num_rows
+        for i in range(group.num_columns):
+            column = group.column(i)
+            flat = meta.schema.column(i).max_repetition_level == 0
+            if flat and column.num_values != group.num_rows:
+                msg = (
+                    f"{path}: row group {index} declares {group.num_rows} rows, its column "
+                    f"'{column.path_in_schema}' {column.num_values} value(s); refused before "
+                    "reading (a footer whose counts disagree was written to mislead a reader's "
+                    "bounds)"
+                )
+                raise DataError(msg)
+    if rows != meta.num_rows:
+        msg = (
+            f"{path}: the Parquet footer declares {meta.num_rows} row(s), its row groups {rows}; "
+            "refused before reading (a footer whose counts disagree was written to mislead a "
+            "reader's bounds)"
+        )
+        raise DataError(msg)
+    return int(rows)
+
+
 def decoded_size(table: Any) -> int:
     """Bytes an Arrow table takes once every dictionary column is expanded (text read as
     dictionaries, and a column the file itself stores as one: pandas reads that as categories,
@@ -268,7 +303,8 @@ def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
 
     Parquet encodes and compresses (dictionary, run-length, codecs): 45 KB on disk can hold
     10 million rows, and even the footer's "uncompressed" sizes are of the encoded pages. The
-    footer's row count times each column's width in memory is a lower bound of the decoded
+    footer's row count (its row groups', which must agree with the file's: ``parquet_rows``)
+    times each column's width in memory is a lower bound of the decoded
     size, checked against ``max_bytes`` before anything is decoded, so that such a file is
     refused with a message rather than by the out-of-memory killer. Text is not bounded by the
     footer (one 1 MiB value on 1,000 rows is 3 KB of Parquet): it is read as dictionaries and
@@ -288,11 +324,12 @@ def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
                 else PARQUET_WIDTH.get(column.physical_type, 8)
                 for column in columns
             )
-            decoded = meta.num_rows * width
+            rows = parquet_rows(path, meta)
+            decoded = rows * width
             if decoded > max_bytes:
                 msg = (
                     f"{path}: Parquet file decodes to at least {decoded / 2**20:.1f} MiB "
-                    f"({meta.num_rows} rows x {meta.num_columns} columns, "
+                    f"({rows} rows x {meta.num_columns} columns, "
                     f"{path.stat().st_size / 2**20:.2f} MiB on disk), larger than the "
                     f"{max_bytes / 2**20:.1f} MiB allowed ([data.checks].max_file_mb)"
                 )

@@ -809,7 +809,35 @@ def _targeted(
         flags = near_duplicates(copies, check=checks.bursts, seed=seed)
         found.append(flags)
         seconds["near_duplicate"] = flags.seconds
+        found.append(near_conflicts(flags, y))
     return found
+
+
+def near_conflicts(near: Flags, y: Array) -> Flags:
+    """The near copies (``near_duplicates``' flags, twins as rows of ``y``) whose twin has
+    another label: DATA053, judged like the exact conflicts (DATA051) against
+    ``max_conflict_share``. A label flip one ulp from its row is the same contradiction as an
+    exact one; counted only among the near copies, five such flips of breast-cancer rows passed
+    under their 2% (red team, 6 December)."""
+    if near.twins is None or not near.count:
+        return replace(near, check="near_conflict", twins=None)
+    differ = y[near.rows] != y[near.twins]
+    rows, twins = near.rows[differ], near.twins[differ]
+    # Each reason quotes the first pairs; here the pairs whose labels differ.
+    pairs = ", ".join(f"{int(r)}~{int(t)}" for r, t in zip(rows[:3], twins[:3], strict=True))
+    reasons = tuple(
+        f"{r.split('; pairs: ')[0]}; pairs: {pairs}"
+        for r, d in zip(near.reasons, differ, strict=True)
+        if d
+    )
+    return replace(
+        near,
+        check="near_conflict",
+        rows=rows,
+        scores=near.scores[differ],
+        reasons=reasons,
+        twins=twins,
+    )
 
 
 def targeted_on_sample(

@@ -40,6 +40,7 @@ from pipeline.data import (
     csv_errors,
     decoded_size,
     expand_text,
+    parquet_rows,
     refuse_nested,
     refuse_row_labels,
     text_columns,
@@ -182,9 +183,10 @@ def _parquet_chunks(
     try:
         parquet = pq.ParquetFile(path)
         meta = parquet.metadata
-        if max_rows is not None and meta.num_rows > max_rows:
+        rows = parquet_rows(path, meta)
+        if max_rows is not None and rows > max_rows:
             msg = (
-                f"{path}: the Parquet footer declares {meta.num_rows} rows, more than "
+                f"{path}: the Parquet footer declares {rows} rows, more than "
                 f"[data].max_rows ({max_rows}); refused before reading"
             )
             raise DataError(msg)

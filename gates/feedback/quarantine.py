@@ -337,8 +337,8 @@ def _near_copies(
     The matrix is the data gate's batch matrix (numeric features standardized on the training
     rows), searched by ``near_duplicates`` with the training rows as the approved ones. A row
     whose nearest row is another batch row is followed through it to a training twin: two
-    copies of one training row must not hide each other. Rows beyond ``max_rows`` are a sample
-    there, as in the data gate.
+    copies of one training row must not hide each other. Above ``max_rows`` batch rows a sample
+    of them is searched there, each against every training row, as in the data gate.
     """
     from gates.data_integrity import approved_standardized  # noqa: PLC0415
     from pipeline.profile import numeric_columns  # noqa: PLC0415

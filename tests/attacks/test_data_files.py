@@ -354,3 +354,99 @@ def _small(tmp_path: Path) -> Path:
     path = tmp_path / "small.parquet"
     pq.write_table(pa.table({"id": list(range(100)), "x": [f"v{i}" for i in range(100)]}), path)
     return path
+
+
+# --- a Parquet footer whose counts disagree (red team, 6 December) ---------------------------
+
+
+def _varint(value: int) -> bytes:
+    out = b""
+    while True:
+        low, value = value & 0x7F, value >> 7
+        if not value:
+            return out + bytes([low])
+        out += bytes([low | 0x80])
+
+
+def _forge_counts(path: Path, rows: int, *, keep: int) -> None:
+    """Rewrite the footer's row counts (Thrift compact i64 fields: the file's num_rows first,
+    then each column chunk's num_values, then the row group's num_rows) to 1, every occurrence
+    but those whose bit is set in ``keep``."""
+    import struct
+
+    raw = path.read_bytes()
+    size = struct.unpack("<I", raw[-8:-4])[0]
+    footer = raw[-8 - size : -8]
+    pattern = b"\x16" + _varint(2 * rows)  # field delta 1, type i64, zigzag varint
+    found, at = [], footer.find(pattern)
+    while at >= 0:
+        found.append(at)
+        at = footer.find(pattern, at + 1)
+    for number, at in reversed(list(enumerate(found))):
+        if not keep >> number & 1:
+            footer = footer[:at] + b"\x16" + _varint(2) + footer[at + len(pattern) :]
+    path.write_bytes(raw[: -8 - size] + footer + struct.pack("<I", len(footer)) + b"PAR1")
+
+
+def test_a_parquet_footer_declaring_one_row_is_refused_before_its_rows_decode(
+    tmp_path: Path,
+) -> None:
+    """The footer's file-level row count was the bound the in-memory reader checked before
+    decoding, and the streaming reader's ``[data].max_rows``; Arrow reads the row groups'
+    counts. That count forged to 1 (the row groups' left at 2,000,000): the bound passed and the
+    file decoded whole (30.5 MiB here; 100 million rows x 10 columns, a few MB on disk, is 8 GB)
+    before the size was measured. The counts must agree, refused before a row is read."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from pipeline.data import read_table
+    from pipeline.errors import DataError
+    from pipeline.stream import iter_chunks
+
+    path = tmp_path / "forged.parquet"
+    rows = 2_000_000
+    pd.DataFrame({"a": np.zeros(rows), "b": np.ones(rows)}).to_parquet(
+        path, index=False, row_group_size=rows
+    )
+    # Occurrences: file num_rows (0), column a's and b's num_values (1, 2), row group (3).
+    _forge_counts(path, rows, keep=0b1110)
+    meta = pq.ParquetFile(path).metadata
+    assert (meta.num_rows, meta.row_group(0).num_rows) == (1, rows)
+    assert pq.read_table(path).num_rows == rows  # what Arrow reads: the row groups' count
+    pattern = (
+        r"forged\.parquet: the Parquet footer declares 1 row\(s\), its row groups 2000000; "
+        r"refused before reading"
+    )
+    with pytest.raises(DataError, match=pattern):
+        read_table(path, fmt="parquet", max_bytes=4 * 2**20)
+    with pytest.raises(DataError, match=pattern):
+        list(iter_chunks(path, fmt="parquet", chunk_rows=1000, max_chunk_bytes=2**20, max_rows=10))
+
+
+def test_a_parquet_column_declaring_one_value_is_refused_before_its_rows_decode(
+    tmp_path: Path,
+) -> None:
+    """The streaming reader's bound before reading is each column's value count x its width
+    per chunk; Arrow reads a row group's rows. A 1 MiB fixed-width column of 200 rows (456 bytes
+    on disk) whose value count is forged to 1: the bound saw 1 MiB, and the chunk decoded to
+    200 MiB before it was measured (20,000 such rows: 20 GB). Refused before reading."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.errors import DataError
+    from pipeline.stream import iter_chunks
+
+    path = tmp_path / "forged.parquet"
+    rows = 200
+    table = pa.table({"f": pa.array([b"\0" * 2**20] * rows, pa.binary(2**20))})
+    pq.write_table(table, path, compression="zstd", row_group_size=rows)
+    # Occurrences: file num_rows (0), column f's num_values (1), row group (2).
+    _forge_counts(path, rows, keep=0b101)
+    assert pq.ParquetFile(path).metadata.row_group(0).column(0).num_values == 1
+    pattern = (
+        r"forged\.parquet: row group 0 declares 200 rows, its column 'f' 1 value\(s\); "
+        r"refused before reading"
+    )
+    with pytest.raises(DataError, match=pattern):
+        list(iter_chunks(path, fmt="parquet", chunk_rows=rows, max_chunk_bytes=8 * 2**20))

@@ -471,6 +471,34 @@ def _sast_baseline_widened_policy_untouched(
     return "sast.baseline file"
 
 
+def _ruff_rules_relaxed_policy_untouched(
+    root: Path, base: Path, pems: dict[str, str], mp: Any
+) -> str:
+    # Planted: policy.toml byte for byte the base's; pyproject.toml's [tool.ruff] (the lint
+    # gate's rule set, passed to ruff with --config) ignores the security rules (S) and bugbear
+    # (B). The lint gate only lists the setting; the comparison of policy.toml saw no change.
+    for folder in (base, root):
+        shutil.copy2(REPO / "pyproject.toml", folder / "pyproject.toml")
+    path = root / "pyproject.toml"
+    text = path.read_text(encoding="utf-8")
+    assert "ignore = [\n" in text
+    path.write_text(text.replace("ignore = [\n", 'ignore = ["S", "B",\n', 1), encoding="utf-8")
+    assert (root / "policy.toml").read_bytes() == (base / "policy.toml").read_bytes()
+    return '"pyproject.toml".tool.ruff.lint.ignore'
+
+
+def _ruff_toml_planted_policy_untouched(
+    root: Path, base: Path, pems: dict[str, str], mp: Any
+) -> str:
+    # Planted: a root .ruff.toml, which ruff (and the lint gate) prefers to pyproject.toml:
+    # its few settings replace the whole [tool.ruff] rule set (ruff's defaults select E and F).
+    for folder in (base, root):
+        shutil.copy2(REPO / "pyproject.toml", folder / "pyproject.toml")
+    (root / ".ruff.toml").write_text("line-length = 100\n", encoding="utf-8")
+    assert (root / "policy.toml").read_bytes() == (base / "policy.toml").read_bytes()
+    return '"pyproject.toml".tool.ruff.lint.select'
+
+
 def _approval_replayed_after_the_base_moved(
     root: Path, base: Path, pems: dict[str, str], mp: Any
 ) -> str:
@@ -535,6 +563,8 @@ ATTACKS: dict[str, Callable[..., str]] = {
     "approver key file swapped in the pull request": _approver_key_file_swapped_in_the_pr,
     "release key swapped, policy untouched": _release_key_swapped_policy_untouched,
     "sast baseline widened, policy untouched": _sast_baseline_widened_policy_untouched,
+    "ruff rules relaxed in pyproject.toml, policy untouched": _ruff_rules_relaxed_policy_untouched,
+    "root .ruff.toml planted, policy untouched": _ruff_toml_planted_policy_untouched,
     "approval replayed after the base moved": _approval_replayed_after_the_base_moved,
     "data approval copied as the policy's": _data_approval_copied,
     "approval of another file copied": _approval_of_another_file,
@@ -560,3 +590,35 @@ def test_a_planted_policy_approval_attack_fails(attack, base, tmp_path, monkeypa
     assert errors[0].location.path == APPROVAL
     assert expected in message, message
     assert all(f.rule == "GATE017" for f in errors[1:])
+
+
+def test_a_ruff_configuration_nested_too_deep_is_one_error_naming_it(pr, base, monkeypatch):
+    # pyproject.toml is compared too: arrays nested past the parser's limit in it made the
+    # verdict (and the lint gate) crash with a RecursionError traceback.
+    from gates.errors import GateError
+
+    shutil.copy2(REPO / "pyproject.toml", pr / "pyproject.toml")
+    with (pr / "pyproject.toml").open("a", encoding="utf-8") as handle:
+        handle.write("\n[tool.ruff.lint.isort]\nknown-first-party = " + "[" * 50_000 + "]" * 50_000)
+    with pytest.raises(
+        GateError, match=r"pyproject\.toml: cannot read it as TOML \(nested too deep"
+    ):
+        _judge(pr)
+
+
+def test_a_ruff_configuration_symlinked_out_of_the_project_is_refused_unread(
+    pr, tmp_path, monkeypatch
+):
+    # The verdict lists every changed setting with its value: a root .ruff.toml that is a
+    # symlink to a TOML file of the CI machine's (a registry token) would publish its values
+    # in the verdict's report. It is refused, naming the file, and nothing of it is read.
+    from gates.errors import GateError
+
+    secret = tmp_path / "credentials.toml"
+    secret.write_text('[registry]\ntoken = "s3cr3t-token"\n', encoding="utf-8")
+    (pr / ".ruff.toml").symlink_to(secret)
+    with pytest.raises(
+        GateError, match=r"\.ruff\.toml: expected a regular file, found a symlink"
+    ) as err:
+        _judge(pr)
+    assert "s3cr3t" not in str(err.value)

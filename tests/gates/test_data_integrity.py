@@ -43,6 +43,7 @@ def test_passes_on_the_embedded_data_and_writes_the_flagged_rows_report(project)
         "association",
         "burst",
         "near_duplicate",
+        "near_conflict",
     }
     flagged = project.root / "reports" / "data.flagged.csv"
     assert flagged.read_text(encoding="utf-8").splitlines()[0] == "row,id,check,score,reason"

@@ -298,7 +298,7 @@ def test_verdict_errors_when_it_crashes(passed_project, monkeypatch):
 
 
 def _base_branch(project, tmp_path, *, edit=None, approvers=True):
-    """The base branch's checkout: the project's policy and keys, ``edit`` applied to the
+    """The base branch's checkout: the project's policy, pyproject.toml and keys, ``edit`` applied to the
     policy's text, and (with ``approvers``) carol as approver; returns carol's private PEM."""
     import shutil
 
@@ -307,6 +307,8 @@ def _base_branch(project, tmp_path, *, edit=None, approvers=True):
     base = tmp_path / "base"
     base.mkdir()
     shutil.copy2(project.policy_path, base / "policy.toml")
+    # The rest of the base branch's rules: its ruff configuration (compared too).
+    shutil.copy2(project.root / "pyproject.toml", base / "pyproject.toml")
     if (project.root / "keys").is_dir():
         shutil.copytree(project.root / "keys", base / "keys")
     secret = tmp_path / "secret"

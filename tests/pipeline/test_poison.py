@@ -157,7 +157,12 @@ def test_screen_skips_disabled_checks_and_reference_checks_without_a_reference()
     )
     result = screen(_blobs(), contract, reference=None, seed=SEED)
     # The near-duplicate search is part of the duplicates check (it borrows the bursts radius).
-    assert [f.check for f in result.flags] == ["duplicate", "conflicting_labels", "near_duplicate"]
+    assert [f.check for f in result.flags] == [
+        "duplicate",
+        "conflicting_labels",
+        "near_duplicate",
+        "near_conflict",
+    ]
     assert result.drift == ()
 
 
