@@ -671,7 +671,14 @@ def screen(
         out_of_range_rows = next((f.rows for f in flags if f.check == "range"), None)
         copy_x = None if reference is None else copy_matrix(x, contract, reference)
         targeted = _targeted(
-            x, y, contract, seed=seed, seconds=seconds, exclude=out_of_range_rows, copy_x=copy_x
+            x,
+            y,
+            contract,
+            seed=seed,
+            seconds=seconds,
+            exclude=out_of_range_rows,
+            copy_x=copy_x,
+            bounds=None if reference is None else approved_bounds(clean, contract, reference),
         )
         if checks.isolation.enabled:
             found = off_manifold(x, check=checks.isolation, seed=seed)
@@ -749,6 +756,7 @@ def _targeted(
     seconds: dict[str, float],
     exclude: Array | None = None,
     copy_x: Array | None = None,
+    bounds: tuple[Array, Array] | None = None,
 ) -> list[Flags]:
     """The whole-table association, burst and near-duplicate checks (``pipeline.targeted``).
 
@@ -760,6 +768,15 @@ def _targeted(
     Such rows are high-leverage points for the expectation model: 120 far outliers (5-10 SD,
     random labels) on the synthetic set made it mispredict the extreme bins' clean rows, and
     109 clean rows were flagged as label associations.
+
+    ``bounds`` (``approved_bounds``: per row and column whether the value is beyond the
+    reference [min, max], and that range per column): values beyond it get bins of their own
+    (the quantiles come from the values inside), and rows with such a value train no
+    expectation model (they are still scored). A trigger just past the approved maximum,
+    inside the range margin, then has a cell of its own instead of sharing the top bin with
+    the clean rows at the maximum, and cannot explain its label through its other features
+    (digits 3-vs-8 near-range, both benchmark seeds: passed -> fails DATA071). A table inside
+    the approved range keeps every cell and every expectation.
     """
     from pipeline.targeted import (  # noqa: PLC0415
         associations,
@@ -777,7 +794,11 @@ def _targeted(
         if exclude is not None and exclude.size:
             keep = np.setdiff1d(keep, exclude)
         xa, ya = x[keep], y[keep]
-        edges = bin_edges(xa, checks.association.bins)
+        outside = limits = unfit = None
+        if bounds is not None:
+            outside, limits = bounds[0][keep], bounds[1]
+            unfit = np.flatnonzero(outside.any(axis=1))
+        edges = bin_edges(xa, checks.association.bins, outside=outside, bounds=limits)
         expected = linear_expectation(
             xa,
             ya,
@@ -785,6 +806,7 @@ def _targeted(
             folds=checks.labels.folds,
             max_fit_rows=checks.labels.max_fit_rows,
             seed=seed,
+            unfit_rows=unfit,
         )
         flags = associations(
             bin_codes(xa, edges),
@@ -838,6 +860,28 @@ def near_conflicts(near: Flags, y: Array) -> Flags:
         reasons=reasons,
         twins=twins,
     )
+
+
+def approved_bounds(
+    clean: pd.DataFrame, contract: DataPolicy, reference: DataProfile
+) -> tuple[Array, Array]:
+    """Per row and numeric column, whether the value is beyond the reference [min, max]; and
+    per column that [min, max] in ``feature_matrix``'s standardized units (NaN: unknown)."""
+    columns = numeric_columns(contract)
+    raw = raw_matrix(clean, columns)
+    mean = raw.mean(axis=0)
+    std = raw.std(axis=0)
+    std[std == 0] = 1.0
+    limits = np.full((len(columns), 2), np.nan)
+    outside = np.zeros(raw.shape, dtype=bool)
+    for j, name in enumerate(columns):
+        ref = reference.columns.get(name)
+        if ref is None or ref.minimum is None or ref.maximum is None:
+            continue
+        low, high = float(ref.minimum), float(ref.maximum)
+        outside[:, j] = (raw[:, j] < low) | (raw[:, j] > high)
+        limits[j] = [(low - mean[j]) / std[j], (high - mean[j]) / std[j]]
+    return outside, limits
 
 
 def targeted_on_sample(

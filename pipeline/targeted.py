@@ -56,10 +56,26 @@ def _flags(check: str, rows: Array, scores: Array, reasons: Sequence[str], start
 # --- label associations of feature-value combinations ---------------------------------------
 
 
-def bin_edges(x: Array, bins: int) -> list[Array]:
-    """Interior quantile edges per column (duplicates removed), from the rows given."""
+def bin_edges(
+    x: Array, bins: int, *, outside: Array | None = None, bounds: Array | None = None
+) -> list[Array]:
+    """Interior quantile edges per column (duplicates removed), from the rows given.
+
+    With ``bounds`` (per column the approved [low, high] in ``x``'s units, NaN where unknown)
+    and ``outside`` (per row and column: the value is beyond them), the quantiles come from the
+    values inside and two more edges put the values below ``low`` and above ``high`` in bins of
+    their own. On a table inside the approved range every cell keeps its rows.
+    """
     qs = np.linspace(0, 1, bins + 1)[1:-1]
-    return [np.unique(np.quantile(x[:, j], qs)) for j in range(x.shape[1])]
+    edges = []
+    for j in range(x.shape[1]):
+        values = x[:, j] if outside is None else x[~outside[:, j], j]
+        inner = np.quantile(values, qs) if values.size else np.zeros(0)
+        if bounds is not None and not np.isnan(bounds[j]).any():
+            low, high = float(bounds[j, 0]), float(bounds[j, 1])
+            inner = np.concatenate([[low], inner, [np.nextafter(high, np.inf)]])
+        edges.append(np.unique(inner))
+    return edges
 
 
 def bin_codes(x: Array, edges: list[Array]) -> Array:
@@ -97,8 +113,11 @@ class LinearExpectation:
         max_fit_rows: int,
         seed: int,
         fit_rows: Array | None = None,
+        unfit_rows: Array | None = None,
     ) -> None:
         self.x, self.y = x, y
+        # Rows no model is fitted on (still scored): values beyond the approved range.
+        self.unfit_rows = np.zeros(0, dtype=np.int64) if unfit_rows is None else unfit_rows
         self.n_classes, self.folds = n_classes, folds
         self.max_fit_rows, self.seed = max_fit_rows, seed
         self.fit_rows = fit_rows
@@ -147,9 +166,11 @@ class LinearExpectation:
         fold_of = np.zeros(n, dtype=np.int64)
         coefs = np.zeros((len(plan), k, x.shape[1]))
         for f, (train, test) in enumerate(plan):
-            fit = train
+            fit = np.setdiff1d(train, self.unfit_rows) if self.unfit_rows.size else train
+            if fit.size == 0:  # every row beyond the approved range: nothing else to learn from
+                fit = train
             if fit.size > self.max_fit_rows:
-                fit = np.sort(rng.choice(train, size=self.max_fit_rows, replace=False))
+                fit = np.sort(rng.choice(fit, size=self.max_fit_rows, replace=False))
             coef, intercept = _full(_fit_model(x[fit], self.y[fit], k), k, x.shape[1])
             coefs[f] = coef
             logits[test] = x[test] @ coef.T + intercept
@@ -186,8 +207,10 @@ def linear_expectation(
     max_fit_rows: int,
     seed: int,
     fit_rows: Array | None = None,
+    unfit_rows: Array | None = None,
 ) -> LinearExpectation:
-    """A ``LinearExpectation`` (see there): out of fold, or fitted on ``fit_rows``."""
+    """A ``LinearExpectation`` (see there): out of fold, or fitted on ``fit_rows``; never
+    fitted on ``unfit_rows``."""
     return LinearExpectation(
         x,
         y,
@@ -196,6 +219,7 @@ def linear_expectation(
         max_fit_rows=max_fit_rows,
         seed=seed,
         fit_rows=fit_rows,
+        unfit_rows=unfit_rows,
     )
 
 

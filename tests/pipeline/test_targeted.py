@@ -773,3 +773,22 @@ def test_approved_rows_missing_a_class_clear_no_approved_row():
     result = _batch(x, y, _approved(900, 200))
     assert result.cleared_rows.size == 0
     assert result.approved_rows.size == 700
+
+
+def test_the_expectation_is_never_fitted_on_unfit_rows():
+    """Rows beyond the approved range (the whole-table association test's ``unfit_rows``) are
+    scored but train no fold's model: moving them anywhere leaves every other row's expectation
+    as it was, so a near-range trigger cannot explain itself through its other features."""
+    x, y = _data()
+    unfit = np.arange(0, 600, 25)
+    others = np.setdiff1d(np.arange(600), unfit)
+    moved = x.copy()
+    moved[unfit] = 8.0 * np.where(y[unfit, None] == 0, 1.0, -1.0)
+
+    def expectation(features: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        return linear_expectation(
+            features, y, n_classes=2, folds=5, max_fit_rows=50_000, seed=SEED, unfit_rows=rows
+        ).without((0,))[others]
+
+    assert np.allclose(expectation(x, unfit), expectation(moved, unfit))
+    assert not np.allclose(expectation(x, None), expectation(moved, None))
