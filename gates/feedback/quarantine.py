@@ -134,7 +134,10 @@ def quarantine_dir(policy: LoadedPolicy) -> Path:
 
 def _training(policy: LoadedPolicy) -> pd.DataFrame:
     data = policy.policy.data
-    frame = read_table(policy.resolve(data.path), fmt=data.resolved_format)
+    # Bounded as the data gate reads it: a Parquet file of a few KB can decode to gigabytes.
+    frame = read_table(
+        policy.resolve(data.path), fmt=data.resolved_format, max_bytes=data.checks.max_file_bytes
+    )
     clean, _ = check_contract(frame, data)
     return clean
 

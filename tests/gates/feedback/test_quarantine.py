@@ -290,3 +290,15 @@ def test_the_cli_ingests_lists_and_approves_with_documented_exit_codes(
     assert missing.returncode == 2
     assert "not found" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_the_training_table_is_read_within_max_file_mb(project, tmp_path):
+    # Feedback screens a batch against the training table: it read that table with no bound,
+    # where the data gate refuses one larger than [data.checks].max_file_mb (red team,
+    # 6 December: a Parquet file of a few KB decodes to gigabytes).
+    source = tmp_path / "outcomes.csv"
+    _write(source, _rows(project))
+    size = project.data_path.stat().st_size
+    project.edit_policy(**{"data.checks.max_file_mb": size / 2 / 2**20})
+    with pytest.raises(DataError, match=r"breast_cancer\.csv: .*max_file_mb"):
+        quarantine.ingest(project.load(), source)
