@@ -496,6 +496,10 @@ def run_class_means_null(out: list[str], *, draws: int = 40) -> None:
     per set and ``draws`` seeded splits: *grown*, the approved profile of 70% of the rows and
     a table of those rows plus the other 30% (a snapshot that gained clean rows); *disjoint*,
     the approved profile of one half and a table of the other half (every row replaced).
+    On the disjoint halves also the whole gate (the approved half's profile with its label
+    rates, as ``data approve`` records it): how often DATA070 fails the table and how often
+    any error rule does (the grown tables keep most approved rows: the label witness never
+    fired there, bench/results/label-witness*.txt part 3).
     """
     from sklearn.model_selection import train_test_split
 
@@ -506,6 +510,7 @@ def run_class_means_null(out: list[str], *, draws: int = 40) -> None:
         contract = contract_for(full)
         alpha = contract.checks.class_means.alpha
         failed = {"grown": 0, "disjoint": 0}
+        gate: dict[str, int] = {}
         for draw in range(draws):
             rows = np.arange(len(full.y))
             for kind, share in (("grown", 0.3), ("disjoint", 0.5)):
@@ -518,10 +523,27 @@ def run_class_means_null(out: list[str], *, draws: int = 40) -> None:
                     frame_for(full.x[table], full.y[table]), contract, reference
                 )
                 failed[kind] += any(s.pvalue < alpha for s in shifts)
+                if kind == "disjoint":
+                    half = Case(full.name, full.x[kept], full.y[kept])
+                    verdict = gate_verdict(
+                        contract,
+                        reference_for(half, contract),
+                        full.x[table],
+                        full.y[table],
+                        approved=None,
+                    )
+                    for rule in verdict.rules:
+                        gate[rule] = gate.get(rule, 0) + 1
+                    gate["any"] = gate.get("any", 0) + verdict.fails
+        rules = ", ".join(
+            f"{r} {c}" for r, c in sorted(gate.items()) if r not in ("any", "DATA070")
+        )
         emit(
             out,
             f"  {full.name:<13} grown: {failed['grown']:>2} of {draws} fail; "
-            f"disjoint: {failed['disjoint']:>2} of {draws} fail",
+            f"disjoint: {failed['disjoint']:>2} of {draws} fail; the gate on the disjoint "
+            f"halves: DATA070 fails {gate.get('DATA070', 0):>2}, any error {gate.get('any', 0):>2}"
+            + (f" (other rules: {rules})" if rules else ""),
         )
 
 
