@@ -142,10 +142,13 @@ def _header(window: _Window, offset: int, end: int) -> tuple[int, int, int, int]
 def chunk_pages(path: Path, meta: Any, wanted: list[str] | None = None) -> list[ChunkPages]:
     """Every (wanted) column chunk's pages, from their headers: the range Arrow reads for a
     chunk starts at its dictionary (or first data) page and runs ``total_compressed_size``
-    bytes, 100 more for a file that says old parquet-mr wrote it; a page whose header starts
+    bytes, 100 more for a file whose ``created_by`` names parquet-mr; a page whose header starts
     in that range counts. PageError for a header that cannot be read there."""
     size = path.stat().st_size
-    old_writer = str(meta.created_by or "").startswith("parquet-mr")
+    # Arrow strips the spaces around the application name of ``created_by`` before it compares
+    # it with parquet-mr: any ``created_by`` naming parquet-mr, in any spelling, pads (a
+    # leading space hid a page in the padding from a ``startswith`` test).
+    old_writer = "parquet-mr" in str(meta.created_by or "").lower()
     found: list[ChunkPages] = []
     with path.open("rb") as stream:
         window = _Window(stream)

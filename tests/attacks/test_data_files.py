@@ -347,6 +347,68 @@ def test_a_parquet_page_header_that_cannot_be_read_is_refused(tmp_path: Path) ->
         read_table(path, fmt="parquet", max_bytes=16 * 2**20)
 
 
+def _padded_writer(path: Path, created_by: str) -> None:
+    """One row of 1 MiB of zeros in one zstd page (89 bytes with its header), the footer's
+    ``created_by`` rewritten to ``created_by`` (same length) and the chunk's
+    ``total_compressed_size`` to 0: the page lies wholly in the 100 bytes Arrow reads past a
+    chunk an old parquet-mr wrote (PARQUET-816)."""
+    import struct
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x": ["0" * 2**20]}), path, compression="zstd", use_dictionary=False)
+    meta = pq.ParquetFile(path).metadata
+    chunk = meta.row_group(0).column(0)
+    assert chunk.total_compressed_size <= 100
+    data = bytearray(path.read_bytes())
+    footer_start = len(data) - 8 - struct.unpack("<I", data[-8:-4])[0]
+    footer = bytes(data[footer_start:-8])
+    old = str(meta.created_by).encode()
+    new = created_by.encode().ljust(len(old))[: len(old)]
+    true = _varint(2 * chunk.total_compressed_size)  # zigzag of a positive i64
+    zero = b"\x00".rjust(len(true), b"\x80")  # 0, padded to the same length
+    assert footer.count(old) == 1
+    assert footer.count(true) == 2  # the chunk's and its row group's total
+    data[footer_start:-8] = footer.replace(old, new).replace(true, zero)
+    path.write_bytes(bytes(data))
+    forged = pq.ParquetFile(path).metadata
+    assert forged.row_group(0).column(0).total_compressed_size == 0
+    assert str(forged.created_by).encode() == new
+
+
+@pytest.mark.parametrize("created_by", [" parquet-mr version 1.2.8", "\tparquet-mr version 1.2.8"])
+def test_a_page_in_the_old_writer_padding_is_seen_whatever_spells_the_writer(
+    tmp_path: Path, created_by: str
+) -> None:
+    """Arrow reads 100 bytes past a column chunk when the footer's ``created_by`` names
+    parquet-mr before 1.2.9, and its parser strips the spaces around the application name; the
+    page walk padded only a ``created_by`` starting with ``parquet-mr``. With a leading space
+    and the chunk's size forged to 0, the walk saw no page and Arrow decompressed the whole
+    1 MiB page found in the padding, under a 512 KiB limit (red team, 6 December)."""
+    import pyarrow.parquet as pq
+
+    from pipeline.data import read_table
+    from pipeline.errors import DataError
+    from pipeline.stream import iter_chunks
+
+    path = tmp_path / "padded.parquet"
+    _padded_writer(path, created_by)
+    assert len(pq.read_table(path)["x"][0].as_py()) == 2**20  # Arrow reads the hidden page
+    with pytest.raises(
+        DataError,
+        match=r"padded\.parquet: Parquet pages decompress to 1\.0 MiB .*column 'x' in row group "
+        r"0, 1\.0 MiB, its footer says 1\.0 MiB\).* refused before decompressing",
+    ):
+        read_table(path, fmt="parquet", max_bytes=2**19)
+    with pytest.raises(
+        DataError,
+        match=r"padded\.parquet: row group 0's pages decompress to 1\.0 MiB at once .* refused "
+        r"before decompressing",
+    ):
+        list(iter_chunks(path, fmt="parquet", chunk_rows=10, max_chunk_bytes=2**19))
+
+
 def _small(tmp_path: Path) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
