@@ -205,3 +205,28 @@ def test_a_cached_champion_comparison_is_not_reused_under_another_pin(
         pinned = gate.reads(context).external
         assert len({repr(unpinned), repr(older), repr(pinned)}) == 3, name
         assert gate_cache.reusable(spec(name), context), name
+
+
+def test_the_feedback_screen_does_not_take_a_deleted_registry_for_no_champion(
+    project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feedback screen recomputes a batch's predictions with the champion, and when there
+    is none compares the labels with the file's own predictions (the sender's). It took a
+    registry with neither pointer nor log for "no champion" before reading the log, so a
+    registry writer who deleted both, under a pin, turned the label-poisoning check (FBQ012)
+    into a comparison with the sender's column (red team, 6 December). The log is read first:
+    the pin refuses it, naming the file."""
+    from gates.feedback.quarantine import champion_model
+    from pipeline.errors import DataError
+
+    policy = project.load()
+    registry = policy.resolve(policy.policy.release.registry_dir)
+    assert not (registry / "promotions.jsonl").exists()
+    assert champion_model(policy) is None  # nothing pinned: nothing promoted yet
+    monkeypatch.setenv(HEAD_ENV, "2:" + "a" * 64)
+    with pytest.raises(
+        DataError,
+        match=r"promotions\.jsonl: refused: the audit log has 0 line\(s\) but "
+        r"\$GATES_REGISTRY_HEAD pins line 2: the log was cut or an older registry put back",
+    ):
+        champion_model(policy)
