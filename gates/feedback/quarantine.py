@@ -170,6 +170,9 @@ def champion_model(policy: LoadedPolicy) -> Any | None:
     except PipelineError as err:
         msg = f"{registry}: the champion that recomputes the feedback's predictions: {err}"
         raise DataError(msg) from None
+    except OSError as err:  # the registry folder is a file, or unreadable: not "no champion"
+        msg = f"{registry}: the champion that recomputes the feedback's predictions: {err.strerror}"
+        raise DataError(msg) from None
     return model
 
 
