@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gates.base import (
@@ -33,7 +34,7 @@ from pipeline.champion import POINTER_FILE, RegistryError
 from pipeline.config import Tolerance
 from pipeline.fsio import atomic_write_text
 from pipeline.persist import MODEL_FILE, load_attested, load_verified
-from pipeline.promotion import AUDIT_FILE
+from pipeline.promotion import AUDIT_FILE, HEAD_ENV
 from pipeline.signing import SigningError
 from pipeline.verify import trusted_key
 
@@ -44,6 +45,18 @@ if TYPE_CHECKING:
 _EPSILON = 1e-9
 
 
+def champion_reads(context: RunContext) -> Reads:
+    """What reading the champion depends on: the pointer, the audit log (with [roles] it names
+    the champion: a rollback, a revocation) and ``$GATES_REGISTRY_HEAD``, which refuses a log
+    cut behind it: an outcome cached from a registry later cut back to that state, unpinned or
+    under an older pin, must not be reused where the pin now refuses the log."""
+    registry = context.policy.resolve(context.policy.policy.release.registry_dir)
+    return Reads(
+        files=(registry / POINTER_FILE, registry / AUDIT_FILE),
+        external={HEAD_ENV: os.environ.get(HEAD_ENV, "").strip()},
+    )
+
+
 class CvGate(Gate):
     """Cross-validate the policy's estimator and score the saved model on the holdout split."""
 
@@ -51,10 +64,8 @@ class CvGate(Gate):
     description: ClassVar[str] = __doc__ or ""
 
     def reads(self, context: RunContext) -> Reads:
-        """The data, the champion pointer and the audit log: a new champion invalidates a cached outcome."""
-        registry = context.policy.resolve(context.policy.policy.release.registry_dir)
-        # With [roles] the audit log names the champion (a rollback, a revocation).
-        return Reads(files=(registry / POINTER_FILE, registry / AUDIT_FILE))
+        """The data, the champion pointer, the audit log and its pinned head (``champion_reads``)."""
+        return champion_reads(context)
 
     def run(self, context: RunContext) -> Outcome:
         """Score, compare with every threshold, report each miss with its policy key."""

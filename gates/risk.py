@@ -20,10 +20,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gates.base import Finding, Gate, GateError, Location, Outcome, Reads, RunContext, Severity
-from gates.cv_threshold import load_champion, trained_model
+from gates.cv_threshold import champion_reads, load_champion, trained_model
 from gates.data_integrity import quarantined_rows
-from pipeline.champion import POINTER_FILE
-from pipeline.promotion import AUDIT_FILE
 
 if TYPE_CHECKING:
     from pipeline.config import LoadedPolicy, RiskPolicy
@@ -40,10 +38,8 @@ class RiskGate(Gate):
     description: ClassVar[str] = __doc__ or ""
 
     def reads(self, context: RunContext) -> Reads:
-        """The data, the champion pointer and the audit log: a new champion invalidates a cached outcome."""
-        registry = context.policy.resolve(context.policy.policy.release.registry_dir)
-        # With [roles] the audit log names the champion (a rollback, a revocation).
-        return Reads(files=(registry / POINTER_FILE, registry / AUDIT_FILE))
+        """The data, the champion pointer, the audit log and its pinned head (``champion_reads``)."""
+        return champion_reads(context)
 
     def run(self, context: RunContext) -> Outcome:
         """Measure, compare with every threshold and with the champion, write risk.json."""

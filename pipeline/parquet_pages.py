@@ -29,6 +29,8 @@ _DICTIONARY_PAGE = 2  # PageHeader.type
 _SIZES = (1, 2, 3)  # PageHeader's type, uncompressed_page_size, compressed_page_size (i32)
 _MAX_HEADER = 16 * 2**20  # Arrow's default limit on one page header's bytes
 _MAX_DEPTH = 16
+_I16 = (-(2**15), 2**15 - 1)
+_I32 = (-(2**31), 2**31 - 1)
 _PADDING = 100  # Arrow reads this much past a chunk written by old parquet-mr (PARQUET-816)
 
 
@@ -75,7 +77,7 @@ def _read_header(data: bytes) -> tuple[dict[int, int], int]:
 
     Apache Thrift's compact protocol reads it; ``_Short`` when the window ends inside it,
     PageError when it is not a header (a wrong type, a length past the window, nested past
-    ``_MAX_DEPTH``)."""
+    ``_MAX_DEPTH``, a field id or size beyond its width)."""
     transport = _Bytes(data)
     protocol = _Protocol(transport, string_length_limit=len(data), container_length_limit=len(data))
     fields: dict[int, int] = {}
@@ -85,8 +87,15 @@ def _read_header(data: bytes) -> tuple[dict[int, int], int]:
             _, kind, field = protocol.readFieldBegin()
             if kind == TType.STOP:
                 break
+            # Arrow's reader (Thrift's C++) keeps a field id's low 16 bits and an i32's low 32;
+            # Python's keeps every bit: beyond those widths the two read other fields, sizes
+            # and page ends (no writer makes them).
+            if not _I16[0] <= field <= _I16[1]:
+                raise PageError(f"field id {field} beyond 16 bits")
             if field in _SIZES and kind == TType.I32:
                 fields[field] = protocol.readI32()
+                if not _I32[0] <= fields[field] <= _I32[1]:
+                    raise PageError(f"field {field}'s i32 {fields[field]} beyond 32 bits")
             else:
                 protocol.skip(kind, max_depth=_MAX_DEPTH)
             protocol.readFieldEnd()
@@ -142,10 +151,13 @@ def _header(window: _Window, offset: int, end: int) -> tuple[int, int, int, int]
 def chunk_pages(path: Path, meta: Any, wanted: list[str] | None = None) -> list[ChunkPages]:
     """Every (wanted) column chunk's pages, from their headers: the range Arrow reads for a
     chunk starts at its dictionary (or first data) page and runs ``total_compressed_size``
-    bytes, 100 more for a file that says old parquet-mr wrote it; a page whose header starts
+    bytes, 100 more for a file whose ``created_by`` names parquet-mr; a page whose header starts
     in that range counts. PageError for a header that cannot be read there."""
     size = path.stat().st_size
-    old_writer = str(meta.created_by or "").startswith("parquet-mr")
+    # Arrow strips the spaces around the application name of ``created_by`` before it compares
+    # it with parquet-mr: any ``created_by`` naming parquet-mr, in any spelling, pads (a
+    # leading space hid a page in the padding from a ``startswith`` test).
+    old_writer = "parquet-mr" in str(meta.created_by or "").lower()
     found: list[ChunkPages] = []
     with path.open("rb") as stream:
         window = _Window(stream)

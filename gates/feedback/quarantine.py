@@ -149,16 +149,19 @@ def champion_model(policy: LoadedPolicy) -> Any | None:
     from pipeline.champion import POINTER_FILE  # noqa: PLC0415
     from pipeline.errors import PipelineError  # noqa: PLC0415
     from pipeline.persist import load_attested  # noqa: PLC0415
-    from pipeline.promotion import AUDIT_FILE  # noqa: PLC0415
+    from pipeline.promotion import AUDIT_FILE, read_events  # noqa: PLC0415
     from pipeline.verify import trusted_key  # noqa: PLC0415
 
     registry = policy.resolve(policy.policy.release.registry_dir)
-    # With release managers the audit log names the champion even when the pointer is gone.
-    if not any(
-        p.exists() or p.is_symlink() for p in (registry / POINTER_FILE, registry / AUDIT_FILE)
-    ):
-        return None
     try:
+        # The log first: one cut (or deleted with the pointer) behind $GATES_REGISTRY_HEAD is
+        # refused, not taken for a registry that never had a champion.
+        read_events(registry)
+        # With release managers the audit log names the champion even when the pointer is gone.
+        if not any(
+            p.exists() or p.is_symlink() for p in (registry / POINTER_FILE, registry / AUDIT_FILE)
+        ):
+            return None
         trusted = trusted_key(policy)
         champion = registry_for(policy, trusted=trusted, require_current_gates=False).champion()
         if champion is None:
@@ -166,6 +169,9 @@ def champion_model(policy: LoadedPolicy) -> Any | None:
         model, _ = load_attested(champion.attestation)
     except PipelineError as err:
         msg = f"{registry}: the champion that recomputes the feedback's predictions: {err}"
+        raise DataError(msg) from None
+    except OSError as err:  # the registry folder is a file, or unreadable: not "no champion"
+        msg = f"{registry}: the champion that recomputes the feedback's predictions: {err.strerror}"
         raise DataError(msg) from None
     return model
 

@@ -347,6 +347,157 @@ def test_a_parquet_page_header_that_cannot_be_read_is_refused(tmp_path: Path) ->
         read_table(path, fmt="parquet", max_bytes=16 * 2**20)
 
 
+def _padded_writer(path: Path, created_by: str) -> None:
+    """One row of 1 MiB of zeros in one zstd page (89 bytes with its header), the footer's
+    ``created_by`` rewritten to ``created_by`` (same length) and the chunk's
+    ``total_compressed_size`` to 0: the page lies wholly in the 100 bytes Arrow reads past a
+    chunk an old parquet-mr wrote (PARQUET-816)."""
+    import struct
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x": ["0" * 2**20]}), path, compression="zstd", use_dictionary=False)
+    meta = pq.ParquetFile(path).metadata
+    chunk = meta.row_group(0).column(0)
+    assert chunk.total_compressed_size <= 100
+    data = bytearray(path.read_bytes())
+    footer_start = len(data) - 8 - struct.unpack("<I", data[-8:-4])[0]
+    footer = bytes(data[footer_start:-8])
+    old = str(meta.created_by).encode()
+    new = created_by.encode().ljust(len(old))[: len(old)]
+    true = _varint(2 * chunk.total_compressed_size)  # zigzag of a positive i64
+    zero = b"\x00".rjust(len(true), b"\x80")  # 0, padded to the same length
+    assert footer.count(old) == 1
+    assert footer.count(true) == 2  # the chunk's and its row group's total
+    data[footer_start:-8] = footer.replace(old, new).replace(true, zero)
+    path.write_bytes(bytes(data))
+    forged = pq.ParquetFile(path).metadata
+    assert forged.row_group(0).column(0).total_compressed_size == 0
+    assert str(forged.created_by).encode() == new
+
+
+@pytest.mark.parametrize("created_by", [" parquet-mr version 1.2.8", "\tparquet-mr version 1.2.8"])
+def test_a_page_in_the_old_writer_padding_is_seen_whatever_spells_the_writer(
+    tmp_path: Path, created_by: str
+) -> None:
+    """Arrow reads 100 bytes past a column chunk when the footer's ``created_by`` names
+    parquet-mr before 1.2.9, and its parser strips the spaces around the application name; the
+    page walk padded only a ``created_by`` starting with ``parquet-mr``. With a leading space
+    and the chunk's size forged to 0, the walk saw no page and Arrow decompressed the whole
+    1 MiB page found in the padding, under a 512 KiB limit (red team, 6 December)."""
+    import pyarrow.parquet as pq
+
+    from pipeline.data import read_table
+    from pipeline.errors import DataError
+    from pipeline.stream import iter_chunks
+
+    path = tmp_path / "padded.parquet"
+    _padded_writer(path, created_by)
+    assert len(pq.read_table(path)["x"][0].as_py()) == 2**20  # Arrow reads the hidden page
+    with pytest.raises(
+        DataError,
+        match=r"padded\.parquet: Parquet pages decompress to 1\.0 MiB .*column 'x' in row group "
+        r"0, 1\.0 MiB, its footer says 1\.0 MiB\).* refused before decompressing",
+    ):
+        read_table(path, fmt="parquet", max_bytes=2**19)
+    with pytest.raises(
+        DataError,
+        match=r"padded\.parquet: row group 0's pages decompress to 1\.0 MiB at once .* refused "
+        r"before decompressing",
+    ):
+        list(iter_chunks(path, fmt="parquet", chunk_rows=10, max_chunk_bytes=2**19))
+
+
+def _read_varint(data: bytes | bytearray, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, at
+
+
+def _rewrite_first_header(path: Path, forgery: str) -> None:
+    """Rewrite the first page header of the file's one column chunk (PAR1, then the header's
+    type, uncompressed and compressed sizes as i32 fields, then field 5) as Apache Thrift's
+    C++ reader (Arrow's) and its Python reader (the walk's) read differently, and the chunk's
+    size in the footer to match. ``field id``: the uncompressed size written as 10, then again
+    under the long-form field id 65538 (C++ keeps a field id's low 16 bits: field 2 again);
+    ``wide size``: the compressed size with bit 32 set (C++ keeps an i32's low 32 bits)."""
+    import struct
+
+    import pyarrow.parquet as pq
+
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    data = bytearray(path.read_bytes())
+    at, sizes = 4, []
+    for _ in range(3):
+        assert data[at] == 0x15  # the next field id, an i32
+        value, end = _read_varint(data, at + 1)
+        sizes.append(value)
+        at = end
+    assert data[at] == 0x2C  # field 5 (data_page_header), a struct
+    kind, uncompressed, compressed = (_varint(v) for v in sizes)
+    if forgery == "field id":
+        header = (
+            b"\x15" + kind + b"\x15" + _varint(2 * 10) + b"\x15" + compressed
+            + b"\x05" + _varint(2 * 65538) + uncompressed  # long-form field id 65538, an i32
+            + b"\x0c" + _varint(2 * 5)  # field 5 by its long form: the same id to both readers
+        )  # fmt: skip
+    else:
+        wide = sizes[2] + 2**32
+        header = b"\x15" + kind + b"\x15" + uncompressed + b"\x15" + _varint(wide) + b"\x2c"
+    grown = len(header) - (at + 1 - 4)
+    data[4 : at + 1] = header
+    footer_start = len(data) - 8 - struct.unpack("<I", data[-8:-4])[0]
+    footer = bytes(data[footer_start:-8])
+    true = _varint(2 * chunk.total_compressed_size)
+    assert footer.count(true) == 2  # the chunk's and its row group's total
+    footer = footer.replace(true, _varint(2 * (chunk.total_compressed_size + grown)))
+    path.write_bytes(bytes(data[:footer_start]) + footer + struct.pack("<I", len(footer)) + b"PAR1")
+
+
+@pytest.mark.parametrize("forgery", ["field id", "wide size"])
+def test_a_page_header_read_otherwise_by_arrow_is_refused(tmp_path: Path, forgery: str) -> None:
+    """Apache Thrift's C++ compact reader (Arrow's) keeps the low 16 bits of a field id and
+    the low 32 of an i32; its Python reader (the page walk's) keeps every bit. A header
+    with the uncompressed size written twice, the second under field id 65538, said 10 bytes
+    to the walk and 1 MiB to Arrow; a compressed size with bit 32 set made the walk jump past
+    the chunk while Arrow read on to a 1 MiB page the walk never saw. Both were decompressed
+    under a 512 KiB limit (red team, 6 December). Ids and sizes beyond their widths are
+    refused: no writer makes them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.data import read_table
+    from pipeline.errors import DataError
+    from pipeline.stream import iter_chunks
+
+    path = tmp_path / "wide.parquet"
+    pages = ["a", "0" * 2**20] if forgery == "wide size" else ["0" * 2**20]
+    pq.write_table(
+        pa.table({"x": pages}),
+        path,
+        compression="zstd",
+        use_dictionary=False,
+        data_page_size=1,
+        write_batch_size=1,
+    )
+    _rewrite_first_header(path, forgery)
+    assert len(pq.read_table(path)["x"][-1].as_py()) == 2**20  # Arrow reads the 1 MiB page
+    found = r"wide\.parquet: expected a Parquet file, found a page header that cannot be read "
+    why = (
+        "field id 65538 beyond 16 bits" if forgery == "field id" else r"field 3's i32 \d+ beyond 32"
+    )
+    with pytest.raises(DataError, match=found + r"\(column 'x' in row group 0, byte 4: " + why):
+        read_table(path, fmt="parquet", max_bytes=2**19)
+    with pytest.raises(DataError, match=found):
+        list(iter_chunks(path, fmt="parquet", chunk_rows=10, max_chunk_bytes=2**19))
+
+
 def _small(tmp_path: Path) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -180,3 +180,53 @@ def test_a_pin_ahead_of_the_log_is_refused_not_waited_for(
     code, out = _main(project, monkeypatch, capsys, "verify", "--champion")
     assert code == 1, out
     assert "has 3 line(s) but $GATES_REGISTRY_HEAD pins line 4" in out, out
+
+
+def test_a_cached_champion_comparison_is_not_reused_under_another_pin(
+    project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cv and risk gates read the champion, so the gate cache keyed their outcome on the
+    pointer and the audit log, but not on the pin: a registry cut back to a state a run had
+    cached (unpinned, or under an older pin) had its outcome reused, PASSED against the revoked
+    champion, where the pin now refuses the log (red team, 6 December). The pin is key
+    material: another pin, or none, runs the gate again."""
+    from gates import cache as gate_cache
+    from gates.base import RunContext
+    from gates.registry import spec
+
+    context = RunContext(policy=project.load(), run_id="r", reports_dir=project.root / "reports")
+    for name in ("cv", "risk"):
+        gate = spec(name).load()
+        monkeypatch.delenv(HEAD_ENV, raising=False)
+        unpinned = gate.reads(context).external
+        monkeypatch.setenv(HEAD_ENV, "3:" + "a" * 64)
+        older = gate.reads(context).external
+        monkeypatch.setenv(HEAD_ENV, " 4:" + "b" * 64 + "\n")
+        pinned = gate.reads(context).external
+        assert len({repr(unpinned), repr(older), repr(pinned)}) == 3, name
+        assert gate_cache.reusable(spec(name), context), name
+
+
+def test_the_feedback_screen_does_not_take_a_deleted_registry_for_no_champion(
+    project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feedback screen recomputes a batch's predictions with the champion, and when there
+    is none compares the labels with the file's own predictions (the sender's). It took a
+    registry with neither pointer nor log for "no champion" before reading the log, so a
+    registry writer who deleted both, under a pin, turned the label-poisoning check (FBQ012)
+    into a comparison with the sender's column (red team, 6 December). The log is read first:
+    the pin refuses it, naming the file."""
+    from gates.feedback.quarantine import champion_model
+    from pipeline.errors import DataError
+
+    policy = project.load()
+    registry = policy.resolve(policy.policy.release.registry_dir)
+    assert not (registry / "promotions.jsonl").exists()
+    assert champion_model(policy) is None  # nothing pinned: nothing promoted yet
+    monkeypatch.setenv(HEAD_ENV, "2:" + "a" * 64)
+    with pytest.raises(
+        DataError,
+        match=r"promotions\.jsonl: refused: the audit log has 0 line\(s\) but "
+        r"\$GATES_REGISTRY_HEAD pins line 2: the log was cut or an older registry put back",
+    ):
+        champion_model(policy)
