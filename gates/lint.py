@@ -17,10 +17,8 @@ an import can reach in the tree (an extension module, a sourceless or unchecked-
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +40,7 @@ from gates.base import Finding, Gate, GateError, Location, Outcome, Reads, RunCo
 from gates.cache import SKIP_PARTS
 from gates.compiled import find_compiled
 from gates.sarif_log import docs_uri
+from pipeline.fsio import read_regular
 
 _TIMEOUT = 600
 _VERSION = re.compile(r"ruff \d+\.\d+\.\d+\S*")
@@ -108,40 +107,10 @@ class RuffConfig:
 _MAX_CONFIG_BYTES = 1 << 20
 
 
-def _read_config(path: Path) -> bytes:
-    """The text of ``path``: a regular file of at most ``_MAX_CONFIG_BYTES``, never through a
-    symlink (one to a TOML file of the machine's would have its values listed in the verdict's
-    policy comparison) nor a FIFO (which would hang the read). OSError otherwise."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            msg = "expected a regular file, found a symlink"
-            raise OSError(msg) from None
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            msg = "expected a regular file, found a FIFO, device or folder"
-            raise OSError(msg)
-        if info.st_size > _MAX_CONFIG_BYTES:
-            msg = f"expected at most {_MAX_CONFIG_BYTES} bytes, found {info.st_size}"
-            raise OSError(msg)
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            raw = handle.read(_MAX_CONFIG_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(raw) > _MAX_CONFIG_BYTES:
-        msg = f"expected at most {_MAX_CONFIG_BYTES} bytes, found more (it grew while read)"
-        raise OSError(msg)
-    return raw
-
-
 def _ruff_table(path: Path) -> dict[str, Any] | None:
     """The ruff settings a file holds (None: a pyproject.toml without [tool.ruff])."""
     try:
-        raw = _read_config(path)
+        raw = read_regular(path, limit=_MAX_CONFIG_BYTES)
     except OSError as err:
         msg = f"{path}: {err.strerror or err}; ruff's configuration must be a regular file in the project"
         raise GateError(msg) from None

@@ -35,11 +35,9 @@ report says so. An unreadable base policy is an error of the gate, never "no bas
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -57,7 +55,7 @@ from pipeline.approval import (
 )
 from pipeline.config import LoadedPolicy, PathRule, load_policy
 from pipeline.errors import PipelineError
-from pipeline.fsio import atomic_write_text, sha256_bytes, sha256_file
+from pipeline.fsio import atomic_write_text, read_regular, sha256_bytes, sha256_file
 from pipeline.keys.local import read_env_pem
 from pipeline.signing import (
     Envelope,
@@ -309,31 +307,6 @@ def _keyids(envelope: Envelope) -> str:
     return ", ".join(f"{k[:12]}..." for k, _ in envelope.signatures) or "none"
 
 
-def _read_regular(path: Path) -> bytes:
-    """The bytes of ``path``, a regular file (not a symlink, FIFO or device: a planted FIFO must
-    not hang the verdict) of at most ``_MAX_APPROVAL_BYTES``; OSError otherwise."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            msg = "expected a regular file, found a symlink"
-            raise OSError(msg) from None
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            msg = "expected a regular file, found a FIFO, device or folder"
-            raise OSError(msg)
-        if info.st_size > _MAX_APPROVAL_BYTES:
-            msg = f"expected at most {_MAX_APPROVAL_BYTES} bytes, found {info.st_size}"
-            raise OSError(msg)
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            return handle.read(_MAX_APPROVAL_BYTES + 1)
-    finally:
-        os.close(fd)
-
-
 def check_approval(request: Snapshot, found: list[Change], allowed: Approvers) -> str:
     """The approver who signed exactly this change; ApprovalError naming the approval file, the
     key id and the changed keys otherwise."""
@@ -342,7 +315,7 @@ def check_approval(request: Snapshot, found: list[Change], allowed: Approvers) -
     changed = f"{len(found)} changed key(s): {_keys_text(found)}"
     who = f"[roles].approvers of the base branch's policy {allowed.source} ({', '.join(sorted(allowed.keys))})"
     try:
-        raw = _read_regular(path)
+        raw = read_regular(path, limit=_MAX_APPROVAL_BYTES)
     except FileNotFoundError:
         msg = (
             f"{shown}: missing: {name} changes the base branch's policy ({changed}); a policy "

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -99,3 +101,33 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_regular(path: Path, *, limit: int) -> bytes:
+    """The bytes of ``path``: a regular file of at most ``limit`` bytes, never through a symlink
+    (one to a file of the machine's would have its contents shown) nor a FIFO or device (which
+    would hang the read). OSError with a one-line reason otherwise."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            msg = "expected a regular file, found a symlink"
+            raise OSError(msg) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            msg = "expected a regular file, found a FIFO, device or folder"
+            raise OSError(msg)
+        if info.st_size > limit:
+            msg = f"expected at most {limit} bytes, found {info.st_size}"
+            raise OSError(msg)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            raw = handle.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        msg = f"expected at most {limit} bytes, found more (it grew while read)"
+        raise OSError(msg)
+    return raw
