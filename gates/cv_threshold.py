@@ -34,7 +34,7 @@ from pipeline.champion import POINTER_FILE, RegistryError
 from pipeline.config import Tolerance
 from pipeline.fsio import atomic_write_text
 from pipeline.persist import MODEL_FILE, load_attested, load_verified
-from pipeline.promotion import AUDIT_FILE, HEAD_ENV
+from pipeline.promotion import AUDIT_FILE, HEAD_ENV, PromotionError, read_events
 from pipeline.signing import SigningError
 from pipeline.verify import trusted_key
 
@@ -309,7 +309,16 @@ def load_champion(context: RunContext) -> tuple[Any, Any] | None:
             context.policy, trusted=trusted_key(context.policy), require_current_gates=False
         )
     except SigningError as err:
-        if not (context.policy.resolve(release.registry_dir) / "champion").exists():
+        folder = context.policy.resolve(release.registry_dir)
+        try:
+            # With [roles] the audit log names a champion when the pointer is gone, and a log
+            # cut behind $GATES_REGISTRY_HEAD is refused, never taken for "no champion".
+            events = read_events(folder)
+        except PromotionError as log_err:
+            msg = f"the champion cannot be trusted, so the candidate cannot be compared: {log_err}"
+            raise GateError(msg) from None
+        pointer = folder / POINTER_FILE
+        if not (events or pointer.exists() or pointer.is_symlink()):
             return None
         msg = f"a champion exists but the trusted key cannot be read: {err}"
         raise GateError(msg) from None

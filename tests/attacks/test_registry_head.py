@@ -230,3 +230,32 @@ def test_the_feedback_screen_does_not_take_a_deleted_registry_for_no_champion(
         r"\$GATES_REGISTRY_HEAD pins line 2: the log was cut or an older registry put back",
     ):
         champion_model(policy)
+
+
+def test_an_unreadable_trusted_key_does_not_turn_a_managed_registry_into_no_champion(
+    managed_registry, tmp_path, monkeypatch
+):
+    # The cv and risk gates compare a candidate with the champion. When the trusted key could
+    # not be read they answered "no champion" as soon as the pointer was missing, without
+    # reading the audit log, which with release managers names the champion (and which a pin
+    # may refuse): the candidate was then compared with nothing.
+    from gates.base import GateError, RunContext
+    from gates.cv_threshold import load_champion
+    from pipeline.config import load_policy
+
+    project = managed_registry.copy(tmp_path / "p")
+    (project.root / "registry/champion").unlink()
+    (project.root / "keys/release.pub").unlink()
+    context = RunContext(
+        policy=load_policy(project.root / "policy.toml"),
+        run_id="r",
+        reports_dir=project.root / "reports",
+    )
+    monkeypatch.delenv(HEAD_ENV, raising=False)
+    with pytest.raises(GateError, match="a champion exists but the trusted key cannot be read"):
+        load_champion(context)
+    _cut_last_line(project)
+    _cut_last_line(project)
+    monkeypatch.setenv(HEAD_ENV, "3:" + "0" * 64)
+    with pytest.raises(GateError, match="the log was cut or an older registry put back"):
+        load_champion(context)
