@@ -17,25 +17,14 @@ import pandas as pd
 from pipeline.config import DataPolicy
 from pipeline.poison import screen
 from pipeline.profile import build_profile
+from tests.contract_support import ID_COLUMN, data_policy, floats
 
 D = 6
 N = 600
 
 
 def _contract() -> DataPolicy:
-    return DataPolicy.model_validate(
-        {
-            "path": "d.csv",
-            "lock": "d.lock.json",
-            "label": "y",
-            "classes": ["a", "b"],
-            "id_column": "id",
-            "columns": {
-                "id": {"dtype": "int64", "unique": True},
-                **{f"x{j}": {"dtype": "float64"} for j in range(D)},
-            },
-        }
-    )
+    return data_policy({**ID_COLUMN, **floats(f"x{j}" for j in range(D))})
 
 
 def _frame(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:

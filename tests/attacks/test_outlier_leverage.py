@@ -21,29 +21,21 @@ from sklearn.datasets import make_classification
 from pipeline.config import DataPolicy
 from pipeline.poison import screen
 from pipeline.profile import build_profile
+from tests.contract_support import ID_COLUMN, data_policy, floats
 
 D, N, K = 8, 800, 3
 
 
 def _contract() -> DataPolicy:
-    return DataPolicy.model_validate(
-        {
-            "path": "d.csv",
-            "lock": "d.lock.json",
-            "label": "y",
-            "classes": [str(i) for i in range(K)],
-            "id_column": "id",
-            "columns": {
-                "id": {"dtype": "int64", "unique": True},
-                **{f"x{j}": {"dtype": "float64"} for j in range(D)},
-            },
-            # Only the checks this attack is about: fast, and nothing else to explain rows.
-            "checks": {
-                "labels": {"enabled": False},
-                "isolation": {"enabled": False},
-                "bursts": {"enabled": False},
-            },
-        }
+    return data_policy(
+        {**ID_COLUMN, **floats(f"x{j}" for j in range(D))},
+        classes=[str(i) for i in range(K)],
+        # Only the checks this attack is about: fast, and nothing else to explain rows.
+        checks={
+            "labels": {"enabled": False},
+            "isolation": {"enabled": False},
+            "bursts": {"enabled": False},
+        },
     )
 
 

@@ -23,25 +23,13 @@ from pipeline.poison import (
     screen,
 )
 from pipeline.profile import build_profile
+from tests.contract_support import ID_COLUMN, data_policy, floats
 
 SEED = 7
 
 
 def _contract(**checks: object) -> DataPolicy:
-    return DataPolicy.model_validate(
-        {
-            "path": "d.csv",
-            "lock": "d.lock.json",
-            "label": "y",
-            "classes": ["a", "b"],
-            "id_column": "id",
-            "columns": {
-                "id": {"dtype": "int64", "unique": True},
-                **{f"x{j}": {"dtype": "float64"} for j in range(4)},
-            },
-            "checks": checks,
-        }
-    )
+    return data_policy({**ID_COLUMN, **floats(f"x{j}" for j in range(4))}, checks=checks)
 
 
 def _blobs(n: int = 240, *, seed: int = 0) -> pd.DataFrame:

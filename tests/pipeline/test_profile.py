@@ -17,21 +17,15 @@ from pipeline.profile import (
     parse_profile,
     psi,
 )
+from tests.contract_support import ID_COLUMN, data_policy, floats
 
 
 def _contract() -> DataPolicy:
-    return DataPolicy.model_validate(
+    return data_policy(
         {
-            "path": "d.csv",
-            "lock": "d.lock.json",
-            "label": "y",
-            "classes": ["a", "b"],
-            "id_column": "id",
-            "columns": {
-                "id": {"dtype": "int64", "unique": True},
-                "x": {"dtype": "float64", "nullable": True},
-                "colour": {"dtype": "string"},
-            },
+            **ID_COLUMN,
+            "x": {"dtype": "float64", "nullable": True},
+            "colour": {"dtype": "string"},
         }
     )
 
@@ -119,20 +113,9 @@ def test_describe_changes_without_an_earlier_profile():
 
 
 def _numeric_contract(**checks: object) -> DataPolicy:
-    return DataPolicy.model_validate(
-        {
-            "path": "d.csv",
-            "lock": "d.lock.json",
-            "label": "y",
-            "classes": ["a", "b"],
-            "id_column": "id",
-            "columns": {
-                "id": {"dtype": "int64", "unique": True},
-                "x": {"dtype": "float64", "nullable": True},
-                "z": {"dtype": "float64"},
-            },
-            "checks": checks,
-        }
+    return data_policy(
+        {**ID_COLUMN, "x": {"dtype": "float64", "nullable": True}, **floats(["z"])},
+        checks=checks,
     )
 
 

@@ -14,6 +14,7 @@ from pipeline.config import DataPolicy
 from pipeline.errors import DataError
 from pipeline.rowscore import score_every_row
 from pipeline.stream import scan
+from tests.contract_support import data_policy, floats
 
 _FEATURES = 6
 _ROWS = 1500
@@ -31,19 +32,13 @@ def _table(path: Path) -> DataPolicy:
     frame.insert(0, "id", np.arange(1, _ROWS + 1))
     frame["y"] = np.where(y == 1, "b", "a")
     frame.to_csv(path, index=False, lineterminator="\n")
-    return DataPolicy.model_validate(
+    return data_policy(
         {
-            "path": str(path),
-            "lock": "d.lock.json",
-            "label": "y",
-            "classes": ["a", "b"],
-            "id_column": "id",
-            "columns": {
-                "id": {"dtype": "int64", "min": 1, "unique": True},
-                **{f"f{j}": {"dtype": "float64"} for j in range(_FEATURES)},
-            },
-            "checks": {"labels": {"max_fit_rows": 400, "max_index_rows": 200}},
-        }
+            "id": {"dtype": "int64", "min": 1, "unique": True},
+            **floats(f"f{j}" for j in range(_FEATURES)),
+        },
+        path=path,
+        checks={"labels": {"max_fit_rows": 400, "max_index_rows": 200}},
     )
 
 

@@ -14,29 +14,21 @@ from pipeline.errors import DataError
 from pipeline.poison import duplicates, out_of_range
 from pipeline.profile import build_profile, column_drift, psi
 from pipeline.stream import HISTOGRAM_BINS, ids_at, iter_chunks, scan, stream_profile
+from tests.contract_support import data_policy
 
 EMBEDDED = Path(__file__).resolve().parents[2] / "data" / "breast_cancer.csv"
 
 
 def _contract(path: Path, **changes: object) -> DataPolicy:
-    document: dict[str, object] = {
-        "path": str(path),
-        "lock": "d.lock.json",
-        "label": "y",
-        "classes": ["a", "b"],
-        "id_column": "id",
-        "min_rows": 1,
-        "columns": {
-            "id": {"dtype": "int64", "min": 0, "unique": True},
-            "x": {"dtype": "float64", "min": -100.0, "max": 100.0},
-            "n": {"dtype": "float64", "nullable": True},
-            "colour": {"dtype": "string", "allowed": ["red", "blue"]},
-            "flag": {"dtype": "bool"},
-            "code": {"dtype": "string", "unique": True},
-        },
+    columns = changes.pop("columns", None) or {
+        "id": {"dtype": "int64", "min": 0, "unique": True},
+        "x": {"dtype": "float64", "min": -100.0, "max": 100.0},
+        "n": {"dtype": "float64", "nullable": True},
+        "colour": {"dtype": "string", "allowed": ["red", "blue"]},
+        "flag": {"dtype": "bool"},
+        "code": {"dtype": "string", "unique": True},
     }
-    document.update(changes)
-    return DataPolicy.model_validate(document)
+    return data_policy(columns, path=path, **{"min_rows": 1, **changes})
 
 
 def _clean_frame(n: int, *, seed: int = 0) -> pd.DataFrame:

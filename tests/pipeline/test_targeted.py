@@ -20,21 +20,14 @@ from pipeline.targeted import (
     near_duplicates,
     screen_batch,
 )
+from tests.contract_support import data_policy, floats
 
 SEED = 7
 NAMES = tuple(f"x{j}" for j in range(6))
 
 
 def _checks() -> DataPolicy:
-    return DataPolicy.model_validate(
-        {
-            "path": "d.csv",
-            "lock": "d.lock.json",
-            "label": "y",
-            "classes": ["a", "b"],
-            "columns": {name: {"dtype": "float64"} for name in NAMES},
-        }
-    )
+    return data_policy(floats(NAMES))
 
 
 def _data(n: int = 600, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
