@@ -136,7 +136,7 @@ def create_app(service: Service) -> Starlette:
                 service.policy.read_timeout_seconds,
                 _claims(client, state, budget, bodies, declared=declared),
             )
-            instances = instances_of(parse_body(raw, service.policy), service.policy)
+            instances = _instances(raw, service.policy, budget, client)
             state["instances"] = len(instances)
             budget.charge(client, len(instances))
             features = check_features(instances)
@@ -239,6 +239,16 @@ def _client_limits(
         total=limits.max_body_bytes_in_flight,
     )
     return limiter, budget, bodies
+
+
+def _instances(raw: bytes, policy: ServePolicy, budget: RowBudget, client: str) -> list[Any]:
+    """The request's instances; a body refused by its parse or shape (400, 413) spends the rows
+    its bytes could hold: its parse cost the same, and no rows would be charged otherwise."""
+    try:
+        return instances_of(parse_body(raw, policy), policy)
+    except Problem:
+        budget.spend_body(client, len(raw))
+        raise
 
 
 def _declared_size(request: Request) -> int | None:
@@ -385,12 +395,25 @@ class RowBudget:
 
     def charge(self, client: str, rows: int) -> None:
         """Spend ``rows`` of what ``client`` has left; raise the 429 when they do not fit."""
+        left = self._spend(client, rows)
+        if left is not None:
+            raise self._problem(client, f"{rows} rows do not fit the {left} left")
+
+    def spend_body(self, client: str, size: int) -> None:
+        """Spend the rows a body of ``size`` bytes could hold (at most ``max_instances``, at
+        least one), or what is left: for a body whose parse or shape was refused."""
+        self._spend(
+            client, max(min(rows_at_most(size, self.instance_bytes), self.max_instances), 1)
+        )
+
+    def _spend(self, client: str, rows: int) -> int | None:
+        """Spend ``rows``; when they do not fit, spend what is left and return it (else None)."""
         if self.limiter.hit(self.item, "rows", client, cost=rows):
-            return
+            return None
         _, left = self.limiter.get_window_stats(self.item, "rows", client)
         if left > 0:
             self.limiter.hit(self.item, "rows", client, cost=left)
-        raise self._problem(client, f"{rows} rows do not fit the {max(left, 0)} left")
+        return max(left, 0)
 
     def _problem(self, client: str, what: str) -> Problem:
         reset, _ = self.limiter.get_window_stats(self.item, "rows", client)

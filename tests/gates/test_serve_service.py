@@ -522,6 +522,30 @@ def test_a_body_that_could_hold_more_rows_than_are_left_is_refused_unread(
     assert "instances" not in records[3]
 
 
+def test_bodies_refused_by_their_parse_spend_the_rows_they_could_hold(served_root: Path) -> None:
+    """Rows were charged only once counted, so a body refused by its parse (400) or shape (413)
+    cost its parse and spent nothing: malformed bodies of any size, as many as the request
+    limit allows, never met the row budget. Now such a body spends the rows its bytes could
+    hold (at most max_instances): two malformed bodies the size of a 40-row batch (each may
+    hold 50 here) spend 100 rows, and the third is refused unread."""
+    rows = feature_rows(served_root, 40)
+    size = len(json.dumps({"instances": rows}).encode())
+    changes = {
+        "max_instances": 50,
+        "rate_limit.requests": 1000,
+        "rate_limit.window_seconds": 30,
+        "rate_limit.rows": 100,
+    }
+    padded = b"{" + b" " * (size - 1)
+    with (
+        in_process(served_root, **changes) as (url, _, _),
+        httpx.Client(timeout=30, headers=JSON) as client,
+    ):
+        answers = [client.post(url + PREDICT, content=padded) for _ in range(3)]
+    assert [a.status_code for a in answers] == [400, 400, 429], answers[-1].text
+    assert "0 rows left, fewer than the 50" in answers[2].json()["detail"]
+
+
 def test_the_fewest_bytes_of_an_instance_bound_the_rows_of_a_body(served_root: Path) -> None:
     """The bound the check above uses is never below the rows a body holds: the tightest body
     (no spaces, every value one byte) of n instances holds exactly the bound's n, one byte
