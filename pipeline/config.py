@@ -854,12 +854,14 @@ class ServeRateLimit(_Strict):
     """[serve.rate_limit]: requests and rows each client may send per window, and the in-flight
     caps."""
 
-    # Per client (the API key's name when auth is on, else the peer address), a moving window.
+    # Per client (the API key's name when auth is on, else the peer address: an IPv6 address
+    # by its /64, as one host gets a whole /64), a moving window.
     requests: Annotated[int, Field(ge=1, le=1_000_000)] = 100
     window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 1
     # Instances (rows) per client per the same window, charged once a request's rows are
     # counted (after the parse, before the contract check and the model): a row, not a request,
-    # is what holds the event loop. 10 000: the request limit at 100-row batches, or ten
+    # is what holds the event loop. A body is refused unread when what the client has left is
+    # below the rows its bytes could hold (at most max_instances). 10 000: the request limit at 100-row batches, or ten
     # batches of max_instances a second (docs/serving.md, "Abuse limits and auth").
     rows: Annotated[int, Field(ge=1, le=100_000_000)] = 10_000
     # Requests being handled at once, all clients together; more are refused with 503.
@@ -873,6 +875,11 @@ class ServeRateLimit(_Strict):
     # of every other client's single row. A request alone is always admitted (up to
     # [serve].max_body_bytes); beside the client's others the total stays within this.
     max_body_bytes_in_flight_per_client: Annotated[int, Field(ge=1024, le=2**30)] = 2**20
+    # Body bytes all clients together may have in flight (503 above, Retry-After: 1): the cap
+    # above is per client, so many keys or addresses with one max-size batch each still queued
+    # that many parses ahead of every single row. A request alone (nothing else holding bytes)
+    # is always admitted. 4 MiB: four max_body_bytes batches, about 45 ms of parsing.
+    max_body_bytes_in_flight: Annotated[int, Field(ge=1024, le=2**40)] = 4 * 2**20
 
 
 class ServeMonitor(_Strict):

@@ -1,21 +1,25 @@
 """The Starlette application: KServe V1 routes behind one guard.
 
 Every HTTP request passes ``Guard`` (a plain ASGI wrapper): a request id, the global in-flight
-cap (503), the client's identity (the API key's name when auth is on, else the peer address;
-never a forwarded header), the client's own in-flight caps (429: one address must not hold
-every slot with bodies that never finish, nor queue several max-size bodies ahead of every
-other client's requests on the one event loop: ``BodiesInFlight``), the per-client moving-window rate limit of
+cap (503), the client's identity (the API key's name when auth is on, else the peer address,
+an IPv6 one by its /64; never a forwarded header), the client's own in-flight caps (429: one
+address must not hold every slot with bodies that never finish, nor queue several max-size
+bodies ahead of every other client's requests on the one event loop: ``BodiesInFlight``), the
+body bytes all clients have in flight (503), the per-client moving-window rate limit of
 ``limits`` (429 with Retry-After and RateLimit headers), then auth (401 without a key, 403 with a wrong one). Only
 ``/healthz`` and ``/readyz`` skip the guard's checks (probes). The guard counts, times and logs
 every request, one JSON line each. Refusals are RFC 9457 problem documents.
 
 The predict route also charges the client's row budget (``RowBudget``, the same storage and
-identity, limits' sliding window counter, the request's instance count as the cost) once the rows are counted, before the
-contract check and the model: a row, not a request, is what holds the event loop.
+identity, limits' sliding window counter, the request's instance count as the cost) once the
+rows are counted, before the contract check and the model: a row, not a request, is what
+holds the event loop. It refuses a body unread when the client has fewer rows left than the
+body's bytes could hold.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 import uuid
@@ -40,8 +44,10 @@ from gates.service.validate import (
     FeatureCheck,
     Problem,
     check_content_type,
+    instance_bytes_at_least,
     instances_of,
     parse_body,
+    rows_at_most,
     too_large,
 )
 
@@ -120,16 +126,17 @@ def create_app(service: Service) -> Starlette:
             return _reject(request, _no_model(request.path_params["name"]))
         state = request.scope.setdefault("state", {})
         client = str(state.get("client", "-"))
+        declared = _declared_size(request)
         try:
             check_content_type(request.headers.get("content-type"))
-            budget.check(client)
+            budget.check(client, declared)
             raw = await _read_body(
                 request,
                 service.policy.max_body_bytes,
                 service.policy.read_timeout_seconds,
-                lambda size: bodies.claim(client, state, size),
+                _claims(client, state, budget, bodies, declared=declared),
             )
-            instances = instances_of(parse_body(raw, service.policy), service.policy)
+            instances = _instances(raw, service.policy, budget, client)
             state["instances"] = len(instances)
             budget.charge(client, len(instances))
             features = check_features(instances)
@@ -220,9 +227,54 @@ def _client_limits(
     # one timestamp per unit of cost (10,000 entries for a full budget).
     limits = service.policy.rate_limit
     limiter = MovingWindowRateLimiter(MemoryStorage())
-    budget = RowBudget(SlidingWindowCounterRateLimiter(limiter.storage), limits)
-    bodies = BodiesInFlight(limits.max_body_bytes_in_flight_per_client, service.metrics.body_bytes)
+    budget = RowBudget(
+        SlidingWindowCounterRateLimiter(limiter.storage),
+        limits,
+        max_instances=service.policy.max_instances,
+        instance_bytes=instance_bytes_at_least(service.contract),
+    )
+    bodies = BodiesInFlight(
+        limits.max_body_bytes_in_flight_per_client,
+        service.metrics.body_bytes,
+        total=limits.max_body_bytes_in_flight,
+    )
     return limiter, budget, bodies
+
+
+def _instances(raw: bytes, policy: ServePolicy, budget: RowBudget, client: str) -> list[Any]:
+    """The request's instances; a body refused by its parse or shape (400, 413) spends the rows
+    its bytes could hold: its parse cost the same, and no rows would be charged otherwise."""
+    try:
+        return instances_of(parse_body(raw, policy), policy)
+    except Problem:
+        budget.spend_body(client, len(raw))
+        raise
+
+
+def _declared_size(request: Request) -> int | None:
+    """The body's Content-Length, None when absent or malformed (the read refuses the latter)."""
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() and len(declared) <= 18 else None
+
+
+def _claims(
+    client: str,
+    state: MutableMapping[str, Any],
+    budget: RowBudget,
+    bodies: BodiesInFlight,
+    *,
+    declared: int | None,
+) -> Callable[[int], Problem | None]:
+    """What the read tells the size of the body so far: the body bytes in flight, and, for a
+    body without a Content-Length, the row budget (raises its 429) as its bytes arrive."""
+
+    def claim(size: int) -> Problem | None:
+        refusal = bodies.claim(client, state, size)
+        if refusal is None and declared is None:
+            budget.check(client, size)
+        return refusal
+
+    return claim
 
 
 def _no_model(found: str) -> Problem:
@@ -301,29 +353,67 @@ class RowBudget:
     ``limits``' sliding window counter on the guard's storage, keyed apart from the request count
     (``"rows"``), with the request's instance count as the cost of its hit: two counters per
     client (the current and the previous window, the previous weighted by how much of it still
-    overlaps), where a moving window would keep one timestamp per row. A client whose budget is spent is
-    refused before its body is read (``check``); a batch that does not fit what is left is
-    refused after its parse and spends the rest (``charge``), so the client's next bodies are
-    refused unread until the window frees rows, not parsed one after another.
+    overlaps), where a moving window would keep one timestamp per row.
+
+    Before its body is read (``check``), a request is refused when what the client has left is
+    below the rows its body could hold: ``rows_at_most`` of its Content-Length (the fewest bytes
+    a valid instance takes, from the contract), at most ``max_instances``; a body without one
+    is held to the same bound as its bytes arrive. The counter frees rows continuously (at
+    10 000 per second, one every 0.1 ms), so a check for one row left passed nearly every body
+    of a client that ignores 429s, and each was parsed before ``charge`` refused it. A batch
+    that still does not fit once its rows are counted (padded bytes, or the client's requests
+    checked together) is refused after its parse and spends the rest (``charge``).
     """
 
-    def __init__(self, limiter: SlidingWindowCounterRateLimiter, limit: ServeRateLimit) -> None:
+    def __init__(
+        self,
+        limiter: SlidingWindowCounterRateLimiter,
+        limit: ServeRateLimit,
+        *,
+        max_instances: int,
+        instance_bytes: int,
+    ) -> None:
         self.limiter = limiter
         self.item = RateLimitItemPerSecond(limit.rows, limit.window_seconds)
+        self.max_instances = max_instances
+        self.instance_bytes = instance_bytes
 
-    def check(self, client: str) -> None:
-        """Raise the 429 when ``client`` has no row left in the window."""
-        if not self.limiter.test(self.item, "rows", client):
-            raise self._problem(client, "no row left")
+    def check(self, client: str, size: int | None) -> None:
+        """Raise the 429 when ``client`` has fewer rows left than a body of ``size`` bytes
+        could hold (None, nothing known yet: when it has no row left)."""
+        need = 1
+        if size is not None:
+            need = max(min(rows_at_most(size, self.instance_bytes), self.max_instances), 1)
+        if not self.limiter.test(self.item, "rows", client, cost=need):
+            if need == 1:
+                raise self._problem(client, "no row left")
+            _, left = self.limiter.get_window_stats(self.item, "rows", client)
+            raise self._problem(
+                client,
+                f"{left} rows left, fewer than the {need} a body of {size} bytes may hold",
+            )
 
     def charge(self, client: str, rows: int) -> None:
         """Spend ``rows`` of what ``client`` has left; raise the 429 when they do not fit."""
+        left = self._spend(client, rows)
+        if left is not None:
+            raise self._problem(client, f"{rows} rows do not fit the {left} left")
+
+    def spend_body(self, client: str, size: int) -> None:
+        """Spend the rows a body of ``size`` bytes could hold (at most ``max_instances``, at
+        least one), or what is left: for a body whose parse or shape was refused."""
+        self._spend(
+            client, max(min(rows_at_most(size, self.instance_bytes), self.max_instances), 1)
+        )
+
+    def _spend(self, client: str, rows: int) -> int | None:
+        """Spend ``rows``; when they do not fit, spend what is left and return it (else None)."""
         if self.limiter.hit(self.item, "rows", client, cost=rows):
-            return
+            return None
         _, left = self.limiter.get_window_stats(self.item, "rows", client)
         if left > 0:
             self.limiter.hit(self.item, "rows", client, cost=left)
-        raise self._problem(client, f"{rows} rows do not fit the {max(left, 0)} left")
+        return max(left, 0)
 
     def _problem(self, client: str, what: str) -> Problem:
         reset, _ = self.limiter.get_window_stats(self.item, "rows", client)
@@ -353,19 +443,27 @@ class BodiesInFlight:
     batch into small requests claims the same bytes, and a request alone is always admitted
     (``[serve].max_body_bytes`` bounds it), so a cap below that size still serves one request
     at a time. The same identity as the request limit (key name, else peer address).
+
+    ``total`` ([serve.rate_limit].max_body_bytes_in_flight) caps all clients' claims together
+    the same way (503: many keys or addresses with one max-size body each queued as many
+    parses ahead of every single row), a request alone again always admitted.
     """
 
-    def __init__(self, cap: int, gauge: Gauge | None = None) -> None:
+    def __init__(self, cap: int, gauge: Gauge | None = None, *, total: int | None = None) -> None:
         self.cap = cap
+        self.total_cap = total
         self.held: Counter[str] = Counter()
-        self.gauge = gauge  # all clients' claims together (gates_serve_body_bytes_in_flight)
+        self.total = 0  # all clients' claims together
+        self.gauge = gauge  # the same, exported (gates_serve_body_bytes_in_flight)
 
     def claim(self, client: str, state: MutableMapping[str, Any], size: int) -> Problem | None:
         """Raise this request's claim (``state["body_bytes"]``) to ``size``; None when it fits,
-        else the 429 problem (the claim unchanged)."""
+        else the 429 (this client's cap) or 503 (all clients' cap) problem, the claim
+        unchanged."""
         mine = int(state.get("body_bytes", 0))
         if size <= mine:
             return None
+        everyone = self.total - mine
         others = self.held[client] - mine
         if others > 0 and others + size > self.cap:
             return Problem(
@@ -378,7 +476,21 @@ class BodiesInFlight:
                 headers={"Retry-After": "1"},
                 reason="client_bytes_in_flight",
             )
+        if self.total_cap is not None and everyone > 0 and everyone + size > self.total_cap:
+            # The service's state, not this client's doing: 503 (RFC 9110 15.6.4), as for
+            # max_in_flight, not 429 (RFC 6585: one user's requests).
+            return Problem(
+                503,
+                "overloaded",
+                "Service Overloaded",
+                f"requests in flight hold {everyone} body bytes, and this one's {size} would "
+                f"exceed the {self.total_cap} all clients may have in flight at once "
+                "([serve.rate_limit].max_body_bytes_in_flight); retry shortly",
+                headers={"Retry-After": "1"},
+                reason="bytes_in_flight",
+            )
         self.held[client] += size - mine
+        self.total += size - mine
         state["body_bytes"] = size
         if self.gauge is not None:
             self.gauge.inc(size - mine)
@@ -390,6 +502,7 @@ class BodiesInFlight:
         if not mine:
             return
         self.held[client] -= mine
+        self.total -= mine
         if self.held[client] <= 0:
             del self.held[client]
         if self.gauge is not None:
@@ -416,7 +529,9 @@ class Guard:
         # none is not kept.
         self.holding: Counter[str] = Counter()
         self.bodies = bodies or BodiesInFlight(
-            limit.max_body_bytes_in_flight_per_client, service.metrics.body_bytes
+            limit.max_body_bytes_in_flight_per_client,
+            service.metrics.body_bytes,
+            total=limit.max_body_bytes_in_flight,
         )
         self.policy_header = f"{limit.requests};w={limit.window_seconds}"
 
@@ -616,8 +731,22 @@ def _credentials(scope: Scope) -> tuple[str | None, Problem | None]:
 
 
 def _peer(scope: Scope) -> str:
+    """The client's address as the limits key it: an IPv4 address as it is (an IPv4-mapped
+    IPv6 one as the IPv4 address), an IPv6 address by its /64 (the smallest prefix a site
+    is given: a host picks any address in it, one per request if it likes)."""
     client = scope.get("client")
-    return str(client[0]) if client else "unknown"
+    if not client:
+        return "unknown"
+    text = str(client[0])
+    try:
+        address = ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return text
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _route_label(path: str, name: str) -> str:
@@ -788,5 +917,5 @@ _STATUS_TEXT = {
     415: "not application/json",
     422: "an instance breaks the data contract",
     429: "over the per-client request or row limit, or too many of the client's requests in flight",
-    503: "too many requests in flight",
+    503: "too many requests, or body bytes, in flight from all clients together",
 }

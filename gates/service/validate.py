@@ -200,6 +200,25 @@ def _depth(node: Any, limit: int) -> int:
     return level
 
 
+# The bytes of ``{"instances":[]}``, the shortest V1 request around its instances.
+_ENVELOPE_BYTES = len(b'{"instances":[]}')
+
+
+def instance_bytes_at_least(contract: DataPolicy) -> int:
+    """The fewest bytes a valid instance takes in a body: an object holding every contract
+    column (``FeatureCheck`` refuses one without), each name in its shortest JSON spelling
+    (UTF-8, escaping only what must be), a colon, a one-byte value, the commas between them
+    and the comma before the next instance."""
+    names = sum(len(json.dumps(name, ensure_ascii=False).encode()) + 2 for name in contract.columns)
+    return 2 + names + max(len(contract.columns) - 1, 0) + 1
+
+
+def rows_at_most(size: int, per_instance: int) -> int:
+    """The most valid instances a body of ``size`` bytes can hold (``per_instance`` from
+    ``instance_bytes_at_least``); a body of more is refused by the contract check anyway."""
+    return max(size - _ENVELOPE_BYTES + 1, 0) // per_instance
+
+
 def instances_of(document: Any, policy: ServePolicy) -> list[Any]:
     """The ``instances`` array of a V1 predict request (400 on any other shape, 413 over the cap)."""
     if not isinstance(document, dict) or set(document) != {"instances"}:

@@ -582,6 +582,78 @@ def test_with_keys_the_bytes_cap_follows_the_key_not_the_address(
     assert other.status_code == 200, other.text
 
 
+def test_many_clients_cannot_queue_large_bodies_ahead_of_every_other_client(
+    root: Path, row: dict[str, Any]
+) -> None:
+    """The bytes cap was per client only: one max-size body from each of many addresses (or
+    keys) queued that many parses ahead of every single row. Now all clients' bodies together
+    claim at most [serve.rate_limit].max_body_bytes_in_flight (6144 here, per client 4096):
+    127.0.0.1 holds 4096 and 127.0.0.2 holds 2048 (each within its own cap), so a single row
+    from 127.0.0.4 is refused (503, Retry-After, the service's state, not its doing); once
+    127.0.0.1's body ends, it is served."""
+    body = doc(row)
+    assert len(body) < 2048
+    with in_process(
+        root,
+        read_timeout_seconds=60.0,
+        **BODY_CAP,
+        **{"rate_limit.max_body_bytes_in_flight": 6144},
+    ) as (base, _, capture):
+        port = int(base.rsplit(":", 1)[1])
+
+        def send(address: str) -> httpx.Response:
+            transport = httpx.HTTPTransport(local_address=address)
+            with httpx.Client(transport=transport, timeout=30) as client:
+                return client.post(
+                    base + PREDICT, content=body, headers={"Content-Type": "application/json"}
+                )
+
+        first = _held(port, _declared(4096), b"{")
+        second = socket.create_connection(
+            ("127.0.0.1", port), timeout=30, source_address=("127.0.0.2", 0)
+        )
+        try:
+            second.sendall(_declared(2048).encode() + b"{")
+            _body_bytes_reach(base, 6144)
+            refused = send("127.0.0.4")
+            first.close()
+            _body_bytes_reach(base, 2048)
+            served = send("127.0.0.4")
+            rejected = _metric(base, "gates_serve_rejections_total", reason="bytes_in_flight")
+        finally:
+            first.close()
+            second.close()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.headers["retry-after"] == "1"
+    problem = refused.json()
+    assert problem["type"].endswith("overloaded")
+    assert (
+        f"hold 6144 body bytes, and this one's {len(body)} would exceed the 6144"
+        in (problem["detail"])
+    )
+    assert "[serve.rate_limit].max_body_bytes_in_flight)" in problem["detail"]
+    assert served.status_code == 200, served.text
+    assert rejected == 1
+    logged = [r for r in capture.records() if r.get("reason") == "bytes_in_flight"]
+    assert [r["client"] for r in logged] == ["addr:127.0.0.4"]
+
+
+def test_a_body_alone_is_admitted_whatever_the_total_bytes_cap(
+    root: Path, row: dict[str, Any]
+) -> None:
+    """A request with nothing else in flight is served even when its body is over
+    max_body_bytes_in_flight (1024 here, the least the policy allows): the cap bounds a queue,
+    and a cap below one request would otherwise refuse every large request for good."""
+    body = doc(row, row, row)
+    assert len(body) > 1024
+    with in_process(root, **{"rate_limit.max_body_bytes_in_flight": 1024}) as (base, _, _):
+        alone = httpx.post(
+            base + PREDICT, content=body, headers={"Content-Type": "application/json"}, timeout=30
+        )
+    assert alone.status_code == 200, alone.text
+
+
 def test_a_chunked_body_is_counted_as_it_arrives(root: Path, row: dict[str, Any]) -> None:
     """A body without a Content-Length claims nothing up front: its bytes are claimed chunk by
     chunk. One chunked body of 2048 bytes held open; a second chunked body of the same client
@@ -610,6 +682,127 @@ def test_a_chunked_body_is_counted_as_it_arrives(root: Path, row: dict[str, Any]
     assert "other requests hold 2048 body bytes, and this one's 2100 would" in refused
     assert beside.status_code == 200, beside.text
     assert "content-length" not in beside.request.headers
+
+
+# --- another identity for the same client ------------------------------------------------------
+
+
+def test_an_ipv6_client_cannot_get_a_new_budget_from_each_address_of_its_64(root: Path) -> None:
+    """Auth off, the identity is the peer address; an IPv6 host is given a whole /64 and picks
+    any address in it (privacy addresses rotate by themselves), so keyed by the full address it
+    had 2^64 request limits, row budgets and bytes caps. Now an IPv6 address counts as its /64
+    (a zone index ignored) and an IPv4-mapped one as its IPv4 address: 2 requests per 30 s,
+    spent from 2001:db8:1:2::1, are spent for every other address of 2001:db8:1:2::/64; the
+    next /64 is another client. Loopback holds one IPv6 address (::1) and adding others needs
+    root, so the real app is called through httpx's ASGI transport with each peer address."""
+    import asyncio
+    import logging
+
+    from gates.service.app import create_app
+    from gates.service.server import build_service, verified_model
+    from pipeline.config import load_policy
+    from tests.serve_support import with_serve
+
+    loaded = load_policy(root / "policy.toml")
+    served = verified_model(loaded, champion=False, key=root / ".keys" / "dev-signing.pub")
+    limited = with_serve(loaded, **{"rate_limit.requests": 2, "rate_limit.window_seconds": 30})
+    logger = logging.getLogger("gates.serve.test.ipv6")
+    logger.propagate = False
+    app = create_app(build_service(limited, served, logger=logger))
+    peers = [
+        "2001:db8:1:2::1",
+        "2001:db8:1:2::1",
+        "2001:db8:1:2::2",
+        "2001:db8:1:2:ffff:ffff:ffff:fffe",
+        "2001:db8:1:2::3%eth0",
+        "2001:db8:1:3::1",
+        "10.0.0.7",
+        "10.0.0.7",
+        "::ffff:10.0.0.7",
+    ]
+
+    async def ask(peer: str) -> int:
+        transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            return (await client.get("/v1/models/model")).status_code
+
+    async def every() -> list[int]:
+        return [await ask(peer) for peer in peers]
+
+    statuses = asyncio.run(every())
+    assert statuses == [200, 200, 429, 429, 429, 200, 200, 200, 429]
+
+
+SPOOFED = {
+    "x-forwarded-for": {"X-Forwarded-For": "10.9.0.1"},
+    "forwarded": {"Forwarded": "for=10.9.0.2"},
+    "x-real-ip": {"X-Real-IP": "10.9.0.3"},
+    "x-client-ip": {"X-Client-IP": "10.9.0.4"},
+    "true-client-ip": {"True-Client-IP": "10.9.0.5"},
+    "cf-connecting-ip": {"CF-Connecting-IP": "10.9.0.6"},
+    "x-cluster-client-ip": {"X-Cluster-Client-IP": "10.9.0.7"},
+    "x-original-forwarded-for": {"X-Original-Forwarded-For": "10.9.0.8"},
+}
+RESPELLED = {
+    "scheme-lower-case": "bearer {key}",
+    "scheme-upper-case": "BEARER {key}",
+    "trailing-space": "Bearer {key} ",
+    "trailing-tab": "Bearer {key}\t",
+    "two-spaces": "Bearer  {key}",
+    "key-upper-cased": "Bearer {upper}",
+    "key-with-newline-escape": "Bearer {key}%0a",
+}
+
+
+def test_a_client_over_its_limit_gets_no_new_identity_from_headers_or_key_spelling(
+    root: Path, row: dict[str, Any], tmp_path: Path
+) -> None:
+    """A client whose request limit is spent (2 per 30 s) tries each header a proxy might set
+    (no trusted proxy is configured: the peer address alone counts) and, with auth on, each
+    other spelling of its key (the identity is the key's name: a spelling that still opens
+    it is the same client, one that does not is refused): never served. The key's spellings
+    go out on a raw socket, as sent (httpx refuses a header value with trailing whitespace)."""
+    body = doc(row)
+    keys = write_keys(tmp_path)
+    limit = {"rate_limit.requests": 2, "rate_limit.window_seconds": 30}
+    json_type = [(b"content-type", b"application/json")]
+
+    def post(base: str, headers: list[tuple[bytes, bytes]]) -> int:
+        with httpx.Client(timeout=30) as client:
+            request = httpx.Request("POST", base + PREDICT, content=body, headers=headers)
+            return client.send(request).status_code
+
+    with in_process(root, **limit) as (base, _, _):
+        spent = [post(base, json_type) for _ in range(2)]
+        spoofed = {
+            case: post(base, [*json_type, *((k.encode(), v.encode()) for k, v in h.items())])
+            for case, h in SPOOFED.items()
+        }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEYS_ENV, str(keys))
+        with in_process(root, require_api_key=True, **limit) as (base, _, _):
+            key = KEYS["flood"]
+            own = [(b"authorization", f"Bearer {key}".encode()), *json_type]
+            key_spent = [post(base, own) for _ in range(2)]
+            port = int(base.rsplit(":", 1)[1])
+            respelled = {}
+            for case, text in RESPELLED.items():
+                value = text.format(key=key, upper=key.upper())
+                head = _declared(len(body)).replace(
+                    "\r\n\r\n", f"\r\nAuthorization: {value}\r\n\r\n"
+                )
+                with _held(port, head, body) as connection:
+                    respelled[case] = int(_answer(connection)[9:12])
+            other = post(base, [(b"authorization", f"Bearer {KEYS['calm']}".encode()), *json_type])
+    assert spent == [200, 200]
+    assert spoofed == dict.fromkeys(SPOOFED, 429)
+    assert key_spent == [200, 200]
+    # Spellings that open the key are its client (429); the others are no key, so their
+    # address's client, refused 403 until that address's own 2 requests are spent (429).
+    opening = ("scheme-lower-case", "scheme-upper-case", "trailing-space", "trailing-tab")
+    assert {case: respelled[case] for case in opening} == dict.fromkeys(opening, 429)
+    assert [respelled[case] for case in RESPELLED if case not in opening] == [403, 403, 429]
+    assert other == 200
 
 
 # --- auth bypass attempts --------------------------------------------------------------------

@@ -410,9 +410,10 @@ def test_a_key_over_its_row_budget_is_refused_while_another_key_is_served(
     served_root: Path, tmp_path: Path
 ) -> None:
     """100 rows per 30 s per key, the request limit far above: the flooder's third 40-row batch
-    does not fit (429, reason rate_limit_rows, as the request limit answers); its budget is then
-    spent, so its next body is refused unread (malformed JSON gets 429, not 400); the other key,
-    sending the same batches, is served."""
+    does not fit (429 before its parse, reason rate_limit_rows, as the request limit answers);
+    40 empty instances, too few bytes for the check before the body to bound them, are counted
+    and do not fit either: its budget is then spent, so its next body is refused unread
+    (malformed JSON gets 429, not 400); the other key, sending the same batches, is served."""
     rows = feature_rows(served_root, 40)
     keys = write_keys(tmp_path)
     changes = {
@@ -434,11 +435,12 @@ def test_a_key_over_its_row_budget_is_refused_while_another_key_is_served(
             batch = json.dumps({"instances": rows}).encode()
             flood = [send("flood", batch).status_code for _ in range(2)]
             over = send("flood", batch)
+            empty = send("flood", json.dumps({"instances": [{}] * 40}).encode())
             unread = send("flood", b"{" * 100)
             calm = [send("calm", batch).status_code for _ in range(2)]
             single = send("calm", json.dumps({"instances": rows[:1]}).encode())
             refused = _rejections(url, "rate_limit_rows", bearer("calm"))
-            records = _logged(capture, 8)
+            records = _logged(capture, 9)
     assert flood == [200, 200]
     assert over.status_code == 429, over.text
     assert over.headers["content-type"].startswith("application/problem+json")
@@ -446,24 +448,121 @@ def test_a_key_over_its_row_budget_is_refused_while_another_key_is_served(
     assert problem["status"] == 429
     assert problem["type"].endswith("rate-limited")
     assert "[serve.rate_limit].rows" in problem["detail"]
-    assert "40 rows do not fit the 20 left" in problem["detail"]
+    assert (
+        f"20 rows left, fewer than the 50 a body of {len(batch)} bytes may hold"
+        in (problem["detail"])
+    )
     assert 1 <= int(over.headers["retry-after"]) <= 30
+    assert empty.status_code == 429, empty.text
+    assert "40 rows do not fit the 20 left" in empty.json()["detail"]
     assert unread.status_code == 429, unread.text
     assert "no row left" in unread.json()["detail"]
     assert calm == [200, 200]
     assert single.status_code == 200
-    assert refused == 2
-    by_status = [(r["client"], r["status"], r.get("reason")) for r in records[:7]]
+    assert refused == 3
+    by_status = [(r["client"], r["status"], r.get("reason")) for r in records[:8]]
     assert by_status == [
         ("key:flood", 200, None),
         ("key:flood", 200, None),
+        ("key:flood", 429, "rate_limit_rows"),
         ("key:flood", 429, "rate_limit_rows"),
         ("key:flood", 429, "rate_limit_rows"),
         ("key:calm", 200, None),
         ("key:calm", 200, None),
         ("key:calm", 200, None),
     ]
-    assert records[2]["instances"] == 40  # the refused batch's rows, counted before the charge
+    assert "instances" not in records[2]  # refused before its parse
+    assert records[3]["instances"] == 40  # the empty instances, counted before the charge
+
+
+def test_a_body_that_could_hold_more_rows_than_are_left_is_refused_unread(
+    served_root: Path,
+) -> None:
+    """The check before the body asked for one row left; the counter frees rows continuously,
+    so a client that ignores 429s had nearly every body read and parsed before the charge
+    refused it. Now a body is refused unread when the client has fewer rows left than its bytes
+    could hold: with 20 of 100 rows left, a body the size of a 40-row batch is answered 429
+    without its parse (malformed JSON of that size would get 400), declared or chunked; its
+    refusal spends nothing, so a single row is still served."""
+    rows = feature_rows(served_root, 40)
+    batch = json.dumps({"instances": rows}).encode()
+    changes = {
+        "max_instances": 50,
+        "rate_limit.requests": 1000,
+        "rate_limit.window_seconds": 30,
+        "rate_limit.rows": 100,
+    }
+    with in_process(served_root, **changes) as (url, _, capture):
+        with httpx.Client(timeout=30, headers=JSON) as client:
+            spent = [client.post(url + PREDICT, content=batch).status_code for _ in range(2)]
+            padded = b"{" + b" " * (len(batch) - 1)  # not JSON: a parse would say 400
+            declared = client.post(url + PREDICT, content=padded)
+            chunked = client.post(url + PREDICT, content=iter([padded]))
+            single = client.post(url + PREDICT, content=json.dumps({"instances": rows[:1]}))
+        records = _logged(capture, 5)
+    assert spent == [200, 200]
+    for refused in (declared, chunked):
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        detail = refused.json()["detail"]
+        assert "rows left, fewer than the" in detail, detail
+        assert f"a body of {len(batch)} bytes may hold" in detail
+        assert "[serve.rate_limit].rows" in detail
+        assert 1 <= int(refused.headers["retry-after"]) <= 30
+    assert "content-length" not in chunked.request.headers
+    assert single.status_code == 200, single.text
+    assert [(r["status"], r.get("reason")) for r in records] == [
+        (200, None),
+        (200, None),
+        (429, "rate_limit_rows"),
+        (429, "rate_limit_rows"),
+        (200, None),
+    ]
+    assert "instances" not in records[2]  # never parsed
+    assert "instances" not in records[3]
+
+
+def test_bodies_refused_by_their_parse_spend_the_rows_they_could_hold(served_root: Path) -> None:
+    """Rows were charged only once counted, so a body refused by its parse (400) or shape (413)
+    cost its parse and spent nothing: malformed bodies of any size, as many as the request
+    limit allows, never met the row budget. Now such a body spends the rows its bytes could
+    hold (at most max_instances): two malformed bodies the size of a 40-row batch (each may
+    hold 50 here) spend 100 rows, and the third is refused unread."""
+    rows = feature_rows(served_root, 40)
+    size = len(json.dumps({"instances": rows}).encode())
+    changes = {
+        "max_instances": 50,
+        "rate_limit.requests": 1000,
+        "rate_limit.window_seconds": 30,
+        "rate_limit.rows": 100,
+    }
+    padded = b"{" + b" " * (size - 1)
+    with (
+        in_process(served_root, **changes) as (url, _, _),
+        httpx.Client(timeout=30, headers=JSON) as client,
+    ):
+        answers = [client.post(url + PREDICT, content=padded) for _ in range(3)]
+    assert [a.status_code for a in answers] == [400, 400, 429], answers[-1].text
+    assert "0 rows left, fewer than the 50" in answers[2].json()["detail"]
+
+
+def test_the_fewest_bytes_of_an_instance_bound_the_rows_of_a_body(served_root: Path) -> None:
+    """The bound the check above uses is never below the rows a body holds: the tightest body
+    (no spaces, every value one byte) of n instances holds exactly the bound's n, one byte
+    less holds n - 1; a body of the project's real rows, more bytes per row, bounds above
+    its count."""
+    from gates.service.validate import instance_bytes_at_least, rows_at_most, served_contract
+    from pipeline.config import load_policy
+
+    contract = served_contract(load_policy(served_root / "policy.toml").policy.data)
+    per = instance_bytes_at_least(contract)
+    for count in (1, 2, 7, 1000):
+        tight = {"instances": [dict.fromkeys(contract.columns, 0)] * count}
+        size = len(json.dumps(tight, separators=(",", ":")).encode())
+        assert rows_at_most(size, per) == count
+        assert rows_at_most(size - 1, per) == count - 1
+    real = json.dumps({"instances": feature_rows(served_root, 40)}).encode()
+    assert 40 <= rows_at_most(len(real), per) <= 80  # 53 for breast cancer
 
 
 def test_the_row_budget_is_per_address_and_forwarded_headers_do_not_reset_it(
