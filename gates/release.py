@@ -196,6 +196,19 @@ def registry_for(
     return verify.registry_for(policy, trusted=trusted, required_gates=required)
 
 
+# What ``registry head --require-pin`` (the generated deploy jobs' first step) says without a pin.
+UNPINNED = (
+    f"${promotion.HEAD_ENV} is unset or empty: the deploy job reads the registry only under the "
+    "head pinned in the CI system's protected settings (docs/ci.md 'The registry head'); "
+    f"for a registry with no audit log yet, pin 0:{promotion.GENESIS}"
+)
+
+
+def registry_pin() -> str | None:
+    """``$GATES_REGISTRY_HEAD``, None when unset or empty (``pipeline.promotion.pinned_head``)."""
+    return promotion.pinned_head()
+
+
 def registry_head(policy: LoadedPolicy) -> str:
     """The registry audit log's head, ``N:SHA256``, its chain checked (DeployRefused if broken).
 
