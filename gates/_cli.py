@@ -240,10 +240,18 @@ def _add_key_parsers(
     )
     registry = sub.add_parser("registry", help="the model registry's audit log")
     registry_sub = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
-    registry_sub.add_parser(
+    head = registry_sub.add_parser(
         "head",
         parents=[common],
         help="print the audit log's head (N:SHA256) to pin as $GATES_REGISTRY_HEAD",
+    )
+    head.add_argument(
+        "--require-pin",
+        action="store_true",
+        help=(
+            "refuse (exit 1) when $GATES_REGISTRY_HEAD is unset or empty: the generated deploy "
+            "jobs read the registry only under a pin from the CI system's protected settings"
+        ),
     )
     rollback.add_argument(
         "version",
@@ -495,6 +503,9 @@ def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:  # noqa: PL
         )
         return EXIT_OK
     if args.command == "registry":
+        if args.require_pin and release.registry_pin() is None:
+            sys.stdout.write(f"registry refused: {release.UNPINNED}\n")
+            return EXIT_FAILED
         try:
             sys.stdout.write(f"{release.registry_head(loaded)}\n")
         except release.DeployRefused as err:

@@ -196,6 +196,41 @@ def registry_for(
     return verify.registry_for(policy, trusted=trusted, required_gates=required)
 
 
+# What ``registry head --require-pin`` (the generated deploy jobs' first step) says without a pin.
+UNPINNED = (
+    f"${promotion.HEAD_ENV} is unset or empty: the deploy job reads the registry only under the "
+    "head pinned in the CI system's protected settings (docs/ci.md 'The registry head'); "
+    f"for a registry with no audit log yet, pin 0:{promotion.GENESIS}"
+)
+
+
+def registry_pin() -> str | None:
+    """``$GATES_REGISTRY_HEAD``, None when unset or empty (``pipeline.promotion.pinned_head``)."""
+    return promotion.pinned_head()
+
+
+def verified_champion(policy: LoadedPolicy) -> Champion | None:
+    """The registry's champion verified as every reader verifies it; None when none was promoted.
+
+    The audit log is read first, so one cut (or deleted with the pointer) behind
+    ``$GATES_REGISTRY_HEAD`` is refused, never taken for a registry that never had a champion;
+    with release managers the log names the champion even when the pointer is gone. Raises
+    PipelineError (the pin, the chain, a signature, a digest, a revocation, an unreadable
+    trusted key) or OSError (the registry unreadable): never "no champion" for those.
+    """
+    from pipeline.champion import POINTER_FILE  # noqa: PLC0415
+
+    registry = policy.resolve(policy.policy.release.registry_dir)
+    promotion.read_events(registry)
+    if not any(
+        p.exists() or p.is_symlink()
+        for p in (registry / POINTER_FILE, registry / promotion.AUDIT_FILE)
+    ):
+        return None
+    trusted = trusted_key(policy)
+    return registry_for(policy, trusted=trusted, require_current_gates=False).champion()
+
+
 def registry_head(policy: LoadedPolicy) -> str:
     """The registry audit log's head, ``N:SHA256``, its chain checked (DeployRefused if broken).
 

@@ -178,10 +178,19 @@ def head(events: list[dict[str, Any]]) -> str:
     return f"{len(events)}:{events[-1]['_sha256'] if events else GENESIS}"
 
 
+def pinned_head() -> str | None:
+    """``$GATES_REGISTRY_HEAD`` as set, or None when it is unset, empty or only whitespace.
+
+    One definition for every reader: a CI system that passes an undefined variable as an empty
+    string (GitHub's ``${{ vars.NAME }}``) pins nothing, as an unset variable does.
+    """
+    return os.environ.get(HEAD_ENV, "").strip() or None
+
+
 def _check_pinned_head(path: Path, events: list[dict[str, Any]]) -> None:
     """Refuse a log cut below, or rewritten before, the head ``$GATES_REGISTRY_HEAD`` pins."""
-    pinned = os.environ.get(HEAD_ENV, "").strip()
-    if not pinned:
+    pinned = pinned_head()
+    if pinned is None:
         return
     count, _, digest = pinned.partition(":")
     if not (count.isdigit() and count.isascii() and len(digest) == 64):

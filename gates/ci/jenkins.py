@@ -13,6 +13,7 @@ from gates.ci.interface import (
     CHECK_CONFIG,
     CHECK_DEPLOY,
     CHECK_JOB,
+    CHECK_PIN,
     CHECKS,
     DEPLOY,
     DEPLOY_ENVIRONMENT,
@@ -21,6 +22,9 @@ from gates.ci.interface import (
     JUNIT_XML,
     NO_CACHE,
     PIP_CACHE_KEY_FILES,
+    REGISTRY_HEAD_CREDENTIAL,
+    REGISTRY_HEAD_ENV,
+    REGISTRY_HEAD_FILE,
     RUN_GATE,
     RUN_ID_ENV,
     SIGN_RELEASE,
@@ -29,6 +33,7 @@ from gates.ci.interface import (
     TEST_EXTRAS_ENV,
     VAULT_ADDR_VAR,
     VAULT_CREDENTIAL,
+    WRITE_HEAD,
     CiPlan,
     CiRenderer,
     KeyService,
@@ -225,6 +230,11 @@ pipeline {{
                 submitter '{APPROVERS}'
             }}
             environment {{
+                // The registry audit log's head (a secret-text credential, so that no pull
+                // request or build parameter sets it): every read of the registry refuses a log
+                // cut behind it; a missing credential fails the stage, an empty one the first
+                // command.
+                {REGISTRY_HEAD_ENV} = credentials('{REGISTRY_HEAD_CREDENTIAL}')
 {_deploy_environment(plan.keys)}\
                 // Fail closed: the release key signs what this stage computes, so nothing is
                 // reused from the gate cache (this workspace may be the gates' own).
@@ -233,6 +243,12 @@ pipeline {{
             steps {{
                 unstash VERDICT_STASH
 {_deploy_steps(plan.keys, plan.zap)}\
+            }}
+            post {{
+                success {{
+                    // The registry's new head, to pin next (also in the log).
+                    archiveArtifacts artifacts: '{REGISTRY_HEAD_FILE}'
+                }}
             }}
         }}
     }}
@@ -274,9 +290,12 @@ sh '''
     python3 -m venv .venv
     . .venv/bin/activate
     {INSTALL}
+    {CHECK_PIN}
     {SIGN_RELEASE}
 {scan}\
     {DEPLOY}
+    {WRITE_HEAD}
+    cat {REGISTRY_HEAD_FILE}
 '''
 """
 

@@ -145,25 +145,15 @@ def _training(policy: LoadedPolicy) -> pd.DataFrame:
 def champion_model(policy: LoadedPolicy) -> Any | None:
     """The verified champion's model, which recomputes a batch's predictions; None when none
     was promoted. DataError when one was and it does not verify (never "no champion")."""
-    from gates.release import registry_for  # noqa: PLC0415
-    from pipeline.champion import POINTER_FILE  # noqa: PLC0415
+    from gates.release import verified_champion  # noqa: PLC0415
     from pipeline.errors import PipelineError  # noqa: PLC0415
     from pipeline.persist import load_attested  # noqa: PLC0415
-    from pipeline.promotion import AUDIT_FILE, read_events  # noqa: PLC0415
-    from pipeline.verify import trusted_key  # noqa: PLC0415
 
     registry = policy.resolve(policy.policy.release.registry_dir)
     try:
         # The log first: one cut (or deleted with the pointer) behind $GATES_REGISTRY_HEAD is
-        # refused, not taken for a registry that never had a champion.
-        read_events(registry)
-        # With release managers the audit log names the champion even when the pointer is gone.
-        if not any(
-            p.exists() or p.is_symlink() for p in (registry / POINTER_FILE, registry / AUDIT_FILE)
-        ):
-            return None
-        trusted = trusted_key(policy)
-        champion = registry_for(policy, trusted=trusted, require_current_gates=False).champion()
+        # refused, not taken for a registry that never had a champion (gates.release).
+        champion = verified_champion(policy)
         if champion is None:
             return None
         model, _ = load_attested(champion.attestation)

@@ -19,7 +19,7 @@ from gates.base import Finding, Gate, Location, Outcome, RunContext, Severity
 from gates.feedback import codequality, history, html, junit, markdown, mlflow_sink, prom, sarif
 from gates.feedback.bundle import ReportBundle
 from gates.feedback.collect import build_record, collect, key_metrics
-from gates.feedback.trends import champion_from_cv, compare, read_champion
+from gates.feedback.trends import champion_from_cv, champion_record, compare
 from gates.inputs import git_commit, tracked_files
 from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
 
@@ -57,8 +57,8 @@ class FeedbackGate(Gate):
         cv = view.result("cv")
         champion = champion_from_cv(cv.metrics) if cv is not None else None
         if champion is None:
-            champion, champion_findings = read_champion(
-                policy.resolve(settings.champion),
+            champion, champion_findings = champion_record(
+                policy,
                 # A champion named by run id may be older than the recent records.
                 history=lambda: history.records(history_path, cipher=cipher) if check else [],
             )

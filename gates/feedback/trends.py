@@ -3,19 +3,20 @@
 Rules: FB101 a score fell below the champion's by more than ``max_metric_drop``; FB102 a score
 fell below the mean of the last N runs by more than ``max_metric_drop``; FB103 the flagged-row
 rate rose above the last N runs' mean by more than ``max_flag_rate_rise``; FB110 the champion
-record exists but cannot be read.
+record exists but cannot be read, or (the registry's pointer) does not verify.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gates.base import Finding, Location, Severity
-from pipeline.config import FeedbackPolicy
+from pipeline.config import FeedbackPolicy, LoadedPolicy
 
 # Only scores where higher is better are trended; std is shown but not judged here.
 _TRENDED = (".mean", ".holdout")
@@ -103,6 +104,59 @@ def read_champion(
             if isinstance(metrics, dict):
                 return Champion(source=str(path), metrics=_flatten(metrics), run_id=run_id), []
     return None, [_unreadable(path, "no metrics and no run_id found in the history")]
+
+
+History = Sequence[dict[str, Any]] | Callable[[], Sequence[dict[str, Any]]]
+
+
+def champion_record(
+    policy: LoadedPolicy, *, history: History
+) -> tuple[Champion | None, list[Finding]]:
+    """``[feedback].champion``'s metrics; the registry's champion verified when it names the pointer.
+
+    The registry's pointer is read the way every other reader reads it (``gates.release.
+    verified_champion``: the audit log under ``$GATES_REGISTRY_HEAD``, the signature, every
+    digest, revocations): a champion that does not verify is a FB110 warning naming why, and
+    trends skip it, never comparing with a pointer that names a revoked, re-pointed or forged
+    version. Any other file is a record of metrics kept by hand (``read_champion``).
+    """
+    from gates.release import verified_champion  # noqa: PLC0415
+    from pipeline.champion import POINTER_FILE  # noqa: PLC0415
+    from pipeline.errors import PipelineError  # noqa: PLC0415
+
+    path = policy.resolve(policy.policy.feedback.champion)
+    pointer = policy.resolve(policy.policy.release.registry_dir) / POINTER_FILE
+    if os.path.normpath(path) != os.path.normpath(pointer):
+        return read_champion(path, history=history)
+    try:
+        verified = verified_champion(policy)
+    except PipelineError as err:
+        return None, [_unverified(path, str(err))]
+    except OSError as err:
+        return None, [_unverified(path, f"{type(err).__name__}: {err.strerror or err}")]
+    if verified is None:
+        return None, []
+    run_id = verified.attestation.run_id
+    records = history() if callable(history) else history
+    for record in reversed(records):
+        metrics = record.get("metrics")
+        if record.get("run_id") == run_id and isinstance(metrics, dict):
+            source = f"champion {verified.version} (verified)"
+            return Champion(source=source, metrics=_flatten(metrics), run_id=run_id), []
+    return None, [_unreadable(path, f"no metrics of the champion's run {run_id} in the history")]
+
+
+def _unverified(path: Path, why: str) -> Finding:
+    return Finding(
+        rule="FB110",
+        message=(
+            f"champion {path.name} failed verification ({why}); trends skip the champion rather "
+            "than compare with one that does not verify"
+        ),
+        severity=Severity.WARNING,
+        location=Location(path=str(path)),
+        policy_key="[feedback].champion",
+    )
 
 
 def champion_from_cv(cv_metrics: dict[str, Any]) -> Champion | None:

@@ -259,3 +259,39 @@ def test_an_unreadable_trusted_key_does_not_turn_a_managed_registry_into_no_cham
     monkeypatch.setenv(HEAD_ENV, "3:" + "0" * 64)
     with pytest.raises(GateError, match="the log was cut or an older registry put back"):
         load_champion(context)
+
+
+def test_the_feedback_trends_compare_with_the_verified_champion_only(
+    managed_registry, tmp_path, monkeypatch, capsys
+):
+    """The feedback stage's trends (FB101) fall back to ``[feedback].champion``, the registry's
+    pointer by default, when the cv gate did not compare with a champion. They read the pointer
+    as plain JSON: a revoked champion, or one a cut log brought back behind the pin, was still
+    the champion the run was compared with (from registry's open list, 6 December). Now the
+    pointer is verified as every reader verifies it, and a failure is said in a FB110 warning."""
+    from gates.feedback.trends import champion_record
+    from pipeline.config import load_policy
+
+    project = managed_registry.copy(tmp_path / "p")
+    policy = load_policy(project.root / "policy.toml")
+    monkeypatch.delenv(HEAD_ENV, raising=False)
+    run_id = project.registry().champion().attestation.run_id
+    history = [{"run_id": run_id, "metrics": {"cv.accuracy.mean": 0.97}}]
+    champion, findings = champion_record(policy, history=history)
+    assert findings == []
+    assert champion.metrics == {"cv.accuracy.mean": 0.97}
+    assert champion.source == f"champion {project.versions[-1]} (verified)"
+
+    head = _revoke_champion(project, monkeypatch, capsys)
+    assert project.pointer()["version"] == project.versions[-1]  # the pointer still names it
+    champion, findings = champion_record(policy, history=history)
+    assert champion is None
+    assert [f.rule for f in findings] == ["FB110"], findings
+    assert "champion failed verification" in findings[0].message
+    assert "was revoked" in findings[0].message, findings[0].message
+
+    _cut_last_line(project)  # the revoke line cut: the pin refuses the log
+    monkeypatch.setenv(HEAD_ENV, head)
+    champion, findings = champion_record(policy, history=history)
+    assert champion is None
+    assert "the log was cut or an older registry put back" in findings[0].message, findings

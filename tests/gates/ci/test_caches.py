@@ -139,7 +139,9 @@ def test_github_history_is_read_by_every_run_and_saved_only_by_default_branch_pu
 def test_github_deploy_restores_no_cache_and_forces_every_gate_to_run(future_specs):
     deploy = _workflow(future_specs)["jobs"]["deploy"]
     assert _cache_steps(deploy) == []
-    assert deploy["env"] == {"GATES_NO_CACHE": "1"}
+    assert deploy["env"]["GATES_NO_CACHE"] == "1"
+    # Beside it only the registry's pinned head (test_registry_pin.py).
+    assert set(deploy["env"]) == {"GATES_NO_CACHE", "GATES_REGISTRY_HEAD"}
     assert "GATES_CACHE_HMAC_KEY" not in json.dumps(deploy)
 
 

@@ -109,7 +109,9 @@ def test_deploy_waits_for_approval_on_the_default_branch_and_alone_gets_the_key(
     assert "\n    agent none\n" in text
     assert "python -m pip install --require-hashes -r requirements.lock" in deploy
     assert "GATES_SIGNING_KEY = credentials('gates-signing-key')" in deploy
-    assert text.count("credentials(") == 1
+    # Beside it, only the registry's pinned head (test_registry_pin.py).
+    assert "GATES_REGISTRY_HEAD = credentials('gates-registry-head')" in deploy
+    assert text.count("credentials(") == 2
 
 
 # -- npm-groovy-lint ----------------------------------------------------------------------------

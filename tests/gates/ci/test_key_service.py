@@ -99,7 +99,7 @@ def test_github_aws_kms_takes_an_oidc_role_and_stores_no_release_key():
     deploy = yaml.safe_load(text)["jobs"]["deploy"]
     assert deploy["permissions"] == {"contents": "read", "id-token": "write"}
     steps = deploy["steps"]
-    login, sign, promote = steps[-3:]
+    login, sign, promote, _ = steps[-4:]
     assert login["uses"].startswith("aws-actions/configure-aws-credentials@")
     assert SHA_USES.match(login["uses"]), login["uses"]
     assert login["with"] == {
@@ -125,7 +125,7 @@ def test_github_vault_takes_a_jwt_token_and_stores_no_key():
     deploy = yaml.safe_load(text)["jobs"]["deploy"]
     assert deploy["permissions"]["id-token"] == "write"
     assert deploy["env"]["VAULT_ADDR"] == "${{ secrets.VAULT_ADDR }}"
-    login, sign, _ = deploy["steps"][-3:]
+    login, sign, _, _ = deploy["steps"][-4:]
     assert login["uses"].startswith("hashicorp/vault-action@")
     assert SHA_USES.match(login["uses"]), login["uses"]
     assert login["with"]["method"] == "jwt"
@@ -133,8 +133,13 @@ def test_github_vault_takes_a_jwt_token_and_stores_no_key():
     assert login["with"]["exportToken"] is True
     assert login["with"]["jwtGithubAudience"] == "gates-release-signing"
     assert "env" not in sign
-    # No key at all: only where Vault is and which role to log in as (environment secrets).
-    assert set(re.findall(r"secrets\.(\w+)", str(deploy))) == {"VAULT_ADDR", "GATES_VAULT_ROLE"}
+    # No key at all: only where Vault is and which role to log in as (environment secrets),
+    # and the registry's pinned head (test_registry_pin.py).
+    assert set(re.findall(r"secrets\.(\w+)", str(deploy))) == {
+        "VAULT_ADDR",
+        "GATES_VAULT_ROLE",
+        "GATES_REGISTRY_HEAD",
+    }
 
 
 def test_the_key_service_actions_are_pinned_and_not_in_the_default_workflow():
@@ -153,17 +158,18 @@ def test_gitlab_id_tokens_with_an_audience_and_no_stored_key():
     assert deploy["id_tokens"] == {"GATES_OIDC_TOKEN": {"aud": "sts.amazonaws.com"}}
     assert deploy["variables"]["AWS_REGION"] == "eu-west-1"
     script = deploy["script"]
-    assert 'AWS_ROLE_ARN="$GATES_AWS_ROLE_ARN"' in script[0]
-    assert 'AWS_WEB_IDENTITY_TOKEN_FILE="$(mktemp)"' in script[0]
-    assert script[1] == 'printf \'%s\' "$GATES_OIDC_TOKEN" > "$AWS_WEB_IDENTITY_TOKEN_FILE"'
-    assert script[2:] == ["python -m gates run artifacts gate", "python -m gates deploy"]
+    assert script[0] == "python -m gates registry head --require-pin"
+    assert 'AWS_ROLE_ARN="$GATES_AWS_ROLE_ARN"' in script[1]
+    assert 'AWS_WEB_IDENTITY_TOKEN_FILE="$(mktemp)"' in script[1]
+    assert script[2] == 'printf \'%s\' "$GATES_OIDC_TOKEN" > "$AWS_WEB_IDENTITY_TOKEN_FILE"'
+    assert script[3:5] == ["python -m gates run artifacts gate", "python -m gates deploy"]
     vault = yaml.safe_load(
         GitlabRenderer().render(CiPlan.from_specs(keys=KeyService("vault-transit")))
     )
     deploy = vault["deploy"]
     assert deploy["id_tokens"] == {"GATES_OIDC_TOKEN": {"aud": "gates-release-signing"}}
-    assert deploy["script"][0].startswith('export VAULT_TOKEN="$(python -c ')
-    assert "auth.jwt.jwt_login(" in deploy["script"][0]
+    assert deploy["script"][1].startswith('export VAULT_TOKEN="$(python -c ')
+    assert "auth.jwt.jwt_login(" in deploy["script"][1]
     # Only the deploy job gets an ID token.
     assert [
         name for name, job in vault.items() if isinstance(job, dict) and "id_tokens" in job
@@ -176,7 +182,7 @@ def test_gitlab_vault_login_line_is_valid_python():
 
     line = yaml.safe_load(
         GitlabRenderer().render(CiPlan.from_specs(keys=KeyService("vault-transit")))
-    )["deploy"]["script"][0]
+    )["deploy"]["script"][1]
     code = re.search(r"python -c '([^']*)'", line).group(1)
     compile(code, "<gitlab vault login>", "exec")
     assert callable(hvac.api.auth_methods.JWT.jwt_login)
@@ -202,7 +208,8 @@ def test_jenkins_binds_short_lived_credentials_and_no_release_key():
     ):
         binding += f"{' ' * 20}{line}\n"
     assert binding + f"{' ' * 16}]]) {{\n" in vault
-    assert "credentials(" not in vault
+    # No stored key: the one credential bound is the registry's pinned head (not a key).
+    assert vault.count("credentials(") == vault.count("credentials('gates-registry-head')") == 1
 
 
 @pytest.mark.parametrize("extra", [AWS_HYBRID, VAULT], ids=["aws-kms", "vault-transit"])

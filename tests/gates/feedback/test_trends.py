@@ -94,8 +94,13 @@ def test_champion_shapes_are_read_defensively(tmp_path):
 def test_a_better_champion_makes_the_stage_warn_or_fail_per_policy(passed_run, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(passed_run, root)
-    (root / "registry").mkdir()
-    (root / "registry" / "champion").write_text(
+    # A champion record kept by hand, not the registry's pointer (which is verified like every
+    # reader verifies it: tests/attacks/test_registry_head.py).
+    policy = (root / "policy.toml").read_text()
+    pointer = 'champion = "registry/champion"'
+    assert pointer in policy
+    (root / "policy.toml").write_text(policy.replace(pointer, 'champion = "champion.json"'))
+    (root / "champion.json").write_text(
         json.dumps({"run_id": "old", "metrics": {"accuracy": {"mean": 0.999, "holdout": 0.999}}})
     )
     result = run_stage(root)
