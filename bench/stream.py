@@ -2,7 +2,7 @@
 
 python bench/stream.py [--rows 1000000] [--chunk-rows 100000]: writes a CSV of ROWS rows x 22
 columns (id, 20 floats with ranges, label) to a temp folder, then in a fresh process each:
-whole (read_table + check_contract + build_profile), stream (scan + stream_profile) and gate
+whole (read_table + check_contract + build_profile; each step's seconds and the peak so far), stream (scan + stream_profile) and gate
 (the data gate's scan: contract, duplicates, a 50,000-row sample; one pass).
 """
 
@@ -64,9 +64,20 @@ def measure(mode: str, path: Path, chunk_rows: int) -> None:
     before = _status("VmRSS")
     start = time.perf_counter()
     if mode == "whole":
-        clean, violations = check_contract(read_table(path, fmt="csv"), policy)
+        steps: list[str] = []
+
+        def step(name: str, began: float) -> float:
+            peak = (_status("VmHWM") - before) / 2**20
+            steps.append(f"{name} {time.perf_counter() - began:.2f} s (peak +{peak:.0f})")
+            return time.perf_counter()
+
+        frame = read_table(path, fmt="csv")
+        began = step("read_table", start)
+        clean, violations = check_contract(frame, policy)
         assert not violations
+        began = step("check_contract", began)
         build_profile(clean, policy)
+        step("build_profile", began)
     elif mode == "stream":
         first = scan(path, policy, chunk_rows=chunk_rows)
         assert not first.violations
@@ -77,6 +88,8 @@ def measure(mode: str, path: Path, chunk_rows: int) -> None:
     seconds = time.perf_counter() - start
     extra = (_status("VmHWM") - before) / 2**20
     print(f"{mode:>6}: {seconds:7.2f} s  peak RSS +{extra:7.1f} MiB")
+    if mode == "whole":
+        print("        " + ", ".join(steps))
 
 
 def main() -> None:

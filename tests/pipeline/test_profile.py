@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import DataPolicy
+from pipeline import profile as profile_module
+from pipeline.config import DataPolicy, load_policy
+from pipeline.data import check_contract, read_table
 from pipeline.errors import DataError
 from pipeline.profile import (
     DataProfile,
     build_profile,
+    class_moments,
     class_shift,
     column_drift,
     describe_changes,
+    numeric_columns,
     parse_profile,
     psi,
+    raw_matrix,
 )
+from tests.conftest import REPO
 from tests.contract_support import ID_COLUMN, data_policy, floats
 
 
@@ -171,3 +179,91 @@ def test_malformed_class_moments_are_a_data_error_naming_where(moments):
     data["class_moments"] = moments
     with pytest.raises(DataError, match=r"lock\.json profile: profile is malformed"):
         parse_profile(data, where="lock.json profile")
+
+
+def _moments_by_np_cov(clean: pd.DataFrame, contract: DataPolicy) -> dict[str, tuple]:
+    """What ``class_moments`` computed until 6 December: a float64 copy of each class, np.cov."""
+    matrix = raw_matrix(clean, numeric_columns(contract))
+    labels = clean[contract.label].astype("string").to_numpy(dtype=object)
+    found = {}
+    for cls in sorted({str(v) for v in labels}):
+        rows = matrix[labels == cls]
+        if len(rows) >= 2:
+            found[cls] = (len(rows), rows.mean(axis=0), np.cov(rows, rowvar=False))
+    return found
+
+
+def _assert_same_moments(clean: pd.DataFrame, contract: DataPolicy) -> None:
+    columns, moments = class_moments(clean, contract)
+    expected = _moments_by_np_cov(clean, contract)
+    assert columns == numeric_columns(contract)
+    assert moments is not None
+    assert moments.keys() == expected.keys()
+    for cls, (rows, mean, cov) in expected.items():
+        assert moments[cls].rows == rows
+        # The lock keeps 10 significant digits: equal within that rounding (of the largest
+        # entry for the covariances, whose small off-diagonal entries are differences).
+        np.testing.assert_allclose(moments[cls].mean, mean, rtol=1e-9, atol=1e-12)
+        scale = float(np.abs(cov).max())
+        np.testing.assert_allclose(moments[cls].cov, cov, rtol=1e-9, atol=1e-9 * scale)
+
+
+def test_class_moments_of_the_embedded_table_are_np_cov_per_class_over_several_blocks(
+    monkeypatch,
+):
+    contract = load_policy(REPO / "policy.toml").policy.data
+    clean, violations = check_contract(read_table(REPO / contract.path, fmt="csv"), contract)
+    assert not violations
+    monkeypatch.setattr(profile_module, "_MOMENT_BLOCK_ROWS", 97)  # 569 rows: 6 blocks
+    _assert_same_moments(clean, contract)
+
+
+def test_class_moments_of_digits_with_nulls_and_constant_pixels_are_np_cov_per_class(
+    monkeypatch,
+):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    features = digits.data.copy()
+    features[np.random.default_rng(3).random(features.shape) < 0.05] = np.nan
+    names = [f"p{i}" for i in range(features.shape[1])]
+    frame = pd.DataFrame(features, columns=names)
+    frame["y"] = pd.Series([str(v) for v in digits.target], dtype="string")
+    contract = DataPolicy.model_validate(
+        {
+            "path": "d.csv",
+            "lock": "d.lock.json",
+            "label": "y",
+            "classes": [str(v) for v in range(10)],
+            "columns": {n: {"dtype": "float64", "nullable": True} for n in names},
+        }
+    )
+    monkeypatch.setattr(profile_module, "_MOMENT_BLOCK_ROWS", 250)  # 1,797 rows: 8 blocks
+    _assert_same_moments(frame, contract)
+
+
+def test_class_moments_hold_less_than_one_float64_copy_of_the_features():
+    # Until 6 December the moments took a float64 copy of the features, a copy of each
+    # class's rows and np.cov's centred copy of them: +386 MiB at 1M x 20 (bench/stream.py).
+    rows, dims = 400_000, 10
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(rng.normal(0.0, 1.0, (rows, dims)), columns=[f"f{i}" for i in range(dims)])
+    frame["y"] = pd.Series(np.where(rng.random(rows) < 0.3, "b", "a"), dtype="string")
+    contract = DataPolicy.model_validate(
+        {
+            "path": "d.csv",
+            "lock": "d.lock.json",
+            "label": "y",
+            "classes": ["a", "b"],
+            "columns": {f"f{i}": {"dtype": "float64"} for i in range(dims)},
+        }
+    )
+    tracemalloc.start()
+    try:
+        _, moments = class_moments(frame, contract)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert moments is not None
+    assert moments["a"].rows + moments["b"].rows == rows
+    assert peak < rows * dims * 8  # 32 MB
