@@ -16,7 +16,7 @@ import pandas as pd
 from pipeline.config import MAX_PAGES, ColumnRule, DataPolicy, LoadedPolicy
 from pipeline.errors import DataError
 from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
-from pipeline.parquet_pages import PageError, chunk_pages
+from pipeline.parquet_pages import PageError, chunk_pages, refuse_many_chunks
 from pipeline.profile import DataProfile, build_profile, parse_profile
 
 LOCK_SCHEMA_VERSION = 1
@@ -324,6 +324,7 @@ def _read_parquet(
         if max_bytes is not None:
             refuse_nested(path, pq.ParquetFile(path).schema_arrow)
             meta = pq.ParquetFile(path).metadata
+            refuse_many_chunks(path, meta, max_pages)
             columns = [meta.schema.column(i) for i in range(meta.num_columns)]
             width = sum(
                 column.length

@@ -158,6 +158,21 @@ def _header(window: _Window, offset: int, end: int) -> tuple[int, int, int, int]
         return kind, uncompressed, compressed, length
 
 
+def refuse_many_chunks(path: Path, meta: Any, max_pages: int) -> None:
+    """PageLimit when the footer declares more column chunks (row groups x columns) than
+    ``max_pages``: each is read as one page at least, by the walk and by Arrow, and the
+    footer's own checks loop over them too (call it first)."""
+    chunks = meta.num_row_groups * meta.num_columns
+    if chunks > max_pages:
+        msg = (
+            f"{path}: the Parquet footer declares {chunks:,} column chunks ({meta.num_row_groups:,}"
+            f" row groups x {meta.num_columns:,} columns), each read as one page at least: more "
+            f"than the {max_pages:,} pages a file may hold ([data].max_pages); refused before "
+            "reading"
+        )
+        raise PageLimit(msg)
+
+
 def chunk_pages(
     path: Path, meta: Any, wanted: list[str] | None = None, *, max_pages: int
 ) -> list[ChunkPages]:
@@ -166,24 +181,17 @@ def chunk_pages(
     bytes, 100 more for a file whose ``created_by`` names parquet-mr; a page whose header starts
     in that range counts. PageError for a header that cannot be read there.
 
-    PageLimit, before the walk, when the footer declares more (wanted) column chunks than
-    ``max_pages`` (each is read as one page at least), and during it at the first page past
+    PageLimit, before the walk, when the footer declares more column chunks than
+    ``max_pages`` (``refuse_many_chunks``), and during it at the first page past
     ``max_pages``: every header is read, whatever its page holds (none, one value, a
     dictionary)."""
+    refuse_many_chunks(path, meta, max_pages)
     size = path.stat().st_size
     columns = [
         i
         for i in range(meta.num_columns)
         if wanted is None or meta.schema.column(i).path.split(".", maxsplit=1)[0] in wanted
     ]
-    chunks = meta.num_row_groups * len(columns)
-    if chunks > max_pages:
-        msg = (
-            f"{path}: the Parquet footer declares {chunks:,} column chunks ({meta.num_row_groups:,}"
-            f" row groups x {len(columns):,} columns), each read as one page at least: more than "
-            f"the {max_pages:,} pages a file may hold ([data].max_pages); refused before reading"
-        )
-        raise PageLimit(msg)
     count = 0
     # Arrow strips the spaces around the application name of ``created_by`` before it compares
     # it with parquet-mr: any ``created_by`` naming parquet-mr, in any spelling, pads (a

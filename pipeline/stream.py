@@ -47,7 +47,7 @@ from pipeline.data import (
 )
 from pipeline.errors import DataError
 from pipeline.flags import Flags
-from pipeline.parquet_pages import PageError, chunk_pages, held_at_once
+from pipeline.parquet_pages import PageError, chunk_pages, held_at_once, refuse_many_chunks
 from pipeline.poison import (
     Screening,
     duplicates_from_hashes,
@@ -188,6 +188,8 @@ def _parquet_chunks(
     try:
         parquet = pq.ParquetFile(path)
         meta = parquet.metadata
+        if max_chunk_bytes is not None:
+            refuse_many_chunks(path, meta, max_pages)
         rows = parquet_rows(path, meta)
         if max_rows is not None and rows > max_rows:
             msg = (

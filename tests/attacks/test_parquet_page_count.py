@@ -110,6 +110,31 @@ def test_more_parquet_pages_than_allowed_stop_the_walk(tmp_path: Path, shape: st
     assert sum(len(c.frame) for c in chunks) == rows
 
 
+@pytest.mark.parametrize("shape", ["one-row row groups", "many columns"])
+def test_too_many_column_chunks_are_refused_before_the_footer_is_looped_over(
+    tmp_path: Path, shape: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The footer's own checks (``parquet_rows``: every column chunk of every row group, in
+    Python) cost per chunk too: the count of chunks, one multiplication, comes first."""
+    import pipeline.data
+    import pipeline.stream
+
+    def looped(*_: Any) -> int:
+        raise AssertionError("the footer was looped over before its chunks were counted")
+
+    monkeypatch.setattr(pipeline.data, "parquet_rows", looped)
+    monkeypatch.setattr(pipeline.stream, "parquet_rows", looped)
+    path = tmp_path / "pages.parquet"
+    expected, counts = _write(path, shape)
+    message = expected.format(name=r"pages\.parquet", **(counts or {}))
+    with pytest.raises(DataError, match=message):
+        read_table(path, fmt="parquet", max_bytes=2**30, max_pages=LIMIT)
+    with pytest.raises(DataError, match=message):
+        list(
+            iter_chunks(path, fmt="parquet", chunk_rows=100, max_chunk_bytes=2**30, max_pages=LIMIT)
+        )
+
+
 def test_files_pyarrow_and_pandas_write_by_default_are_within_the_default(tmp_path: Path) -> None:
     """52 pages a column per million rows (20,000 rows a page) and a dictionary page: 200,000
     rows x 20 columns walk 220 pages, far under [data].max_pages' 250,000."""
