@@ -7,7 +7,9 @@ groups; then times the page walk (``chunk_pages``, without and with the page bou
 footer's row-group loop (``parquet_rows``) and ``pyarrow.parquet.read_table``, best of
 ``--repeat``, and how long the walk takes to refuse the file under [data].max_pages' default
 (once). For scale: how many pages pyarrow writes by default for 1,000,000 rows x 20
-columns (the legitimate side of the page bound).
+columns (the legitimate side of the page bound). Last, what one header's bytes cost: a 1 MB
+header of unknown bool fields and one of a list of 500,000 bytes (what an attacker fills a
+header with: the walk skips them), read by the walk's header reader.
 """
 
 from __future__ import annotations
@@ -111,6 +113,34 @@ def main() -> None:
             f" {meta.num_row_groups} row group(s), "
             + (f"{count:,} pages" if BOUNDED else "pages not counted (no bound)")
             + f", walked in {seconds:.3f} s"
+        )
+    header_bytes()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes([*out, n])
+
+
+def header_bytes() -> None:
+    from pipeline.parquet_pages import _read_header
+
+    # type 0, both sizes 8 (i32, zigzag), then field 9: a struct of 500,000 bool fields in
+    # the long form (type 1, field id 1), or a list (0xF3: i8 elements) of 500,000 bytes.
+    head = b"\x15\x00\x15\x10\x15\x10"
+    bodies = {
+        "500,000 bool fields": b"\x6c" + b"\x01\x02" * 500_000 + b"\x00\x00",
+        "a list of 500,000 bytes": b"\x69\xf3" + _varint(500_000) + b"\x00" * 500_000 + b"\x00",
+    }
+    for label, body in bodies.items():
+        start = time.perf_counter()
+        _, length = _read_header(head + body)
+        seconds = time.perf_counter() - start
+        print(
+            f"one header of {label}: {length:,} bytes in {seconds:.2f} s ({seconds / length * 1e6:.2f} us/byte)"
         )
 
 

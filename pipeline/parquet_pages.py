@@ -37,6 +37,10 @@ _MAX_DEPTH = 16
 _I16 = (-(2**15), 2**15 - 1)
 _I32 = (-(2**31), 2**31 - 1)
 _PADDING = 100  # Arrow reads this much past a chunk written by old parquet-mr (PARQUET-816)
+# Header bytes the walk reads per page allowed by ``max_pages``, on average: a header's cost is
+# its bytes (1-5 us each skipped, whatever they hold), and few pages can have huge headers
+# (up to ``_MAX_HEADER``); pyarrow's are 20-70 bytes.
+HEADER_BYTES_PER_PAGE = 128
 
 
 class PageError(DataError):
@@ -58,6 +62,10 @@ class ChunkPages:
 
 class PageLimit(DataError):
     """More pages (or column chunks) than ``max_pages``: the walk stops there."""
+
+
+class _OverBudget(Exception):  # a signal, caught in chunk_pages
+    """The header does not end within the header bytes left to the walk."""
 
 
 class _Short(PageError):
@@ -139,13 +147,17 @@ class _Window:
         return self.data[offset - self.start : offset - self.start + count]
 
 
-def _header(window: _Window, offset: int, end: int) -> tuple[int, int, int, int]:
-    """(page type, uncompressed size, compressed size, header bytes) of the page at offset."""
+def _header(window: _Window, offset: int, end: int, budget: int) -> tuple[int, int, int, int]:
+    """(page type, uncompressed size, compressed size, header bytes) of the page at offset;
+    ``_OverBudget`` when the header does not end within ``budget`` bytes (none read past)."""
     size = 4096
     while True:
+        count = min(size, end - offset)
         try:
-            fields, length = _read_header(window.bytes_at(offset, min(size, end - offset)))
+            fields, length = _read_header(window.bytes_at(offset, min(count, budget)))
         except _Short:
+            if budget < count:
+                raise _OverBudget from None
             if size >= _MAX_HEADER or offset + size >= end:
                 raise PageError("page header cut off") from None
             size *= 16
@@ -183,8 +195,8 @@ def chunk_pages(
 
     PageLimit, before the walk, when the footer declares more column chunks than
     ``max_pages`` (``refuse_many_chunks``), and during it at the first page past
-    ``max_pages``: every header is read, whatever its page holds (none, one value, a
-    dictionary)."""
+    ``max_pages`` (every header is read, whatever its page holds: none, one value, a
+    dictionary) or the first header byte past ``max_pages x HEADER_BYTES_PER_PAGE``."""
     refuse_many_chunks(path, meta, max_pages)
     size = path.stat().st_size
     columns = [
@@ -193,6 +205,7 @@ def chunk_pages(
         if wanted is None or meta.schema.column(i).path.split(".", maxsplit=1)[0] in wanted
     ]
     count = 0
+    budget = max_pages * HEADER_BYTES_PER_PAGE  # header bytes left to read
     # Arrow strips the spaces around the application name of ``created_by`` before it compares
     # it with parquet-mr: any ``created_by`` naming parquet-mr, in any spelling, pads (a
     # leading space hid a page in the padding from a ``startswith`` test).
@@ -215,13 +228,26 @@ def chunk_pages(
                 offset = start
                 while offset < limit:
                     try:
-                        kind, uncompressed, compressed, length = _header(window, offset, limit)
+                        kind, uncompressed, compressed, length = _header(
+                            window, offset, limit, budget
+                        )
+                    except _OverBudget:
+                        total_bytes = max_pages * HEADER_BYTES_PER_PAGE
+                        msg = (
+                            f"{path}: Parquet page headers past {total_bytes:,} bytes when the "
+                            f"walk stopped (column '{name}' in row group {group}, byte {offset}, "
+                            f"{count:,} pages read), more than [data].max_pages ({max_pages:,})"
+                            f" x {HEADER_BYTES_PER_PAGE} bytes a file may hold; refused before "
+                            "decompressing"
+                        )
+                        raise PageLimit(msg) from None
                     except PageError as err:
                         if offset >= end:
                             break  # past the chunk: the padding held no page
                         where = f"column '{name}' in row group {group}, byte {offset}"
                         raise PageError(f"{where}: {err}") from None
                     count += 1
+                    budget -= length
                     if count > max_pages:
                         msg = (
                             f"{path}: {count:,} Parquet pages read when the walk stopped (column "

@@ -135,6 +135,35 @@ def test_too_many_column_chunks_are_refused_before_the_footer_is_looped_over(
         )
 
 
+def test_few_pages_with_large_headers_stop_the_walk_at_their_bytes(tmp_path: Path) -> None:
+    """A header costs its bytes (1-5 us each skipped, whatever they hold: 4.7 us a byte for a
+    1 MB header of unknown bool fields or a list of bytes, under load), and a header may take
+    16 MiB: 128 such pages, well under any page count, would hold the walk for hours. The
+    walk reads at most ``max_pages x 128`` header bytes; here five one-value pages whose
+    statistics hold a 100-character text (about 230 bytes a header) against 5 x 128."""
+    from pipeline.parquet_pages import HEADER_BYTES_PER_PAGE
+
+    assert HEADER_BYTES_PER_PAGE == 128
+    path = tmp_path / "headers.parquet"
+    text = [f"{i:05d}" * 20 for i in range(5)]
+    pq.write_table(
+        pa.table({"x": text}), path, use_dictionary=False, data_page_size=1, write_batch_size=1
+    )
+    message = (
+        r"headers\.parquet: Parquet page headers past 640 bytes when the walk stopped \(column "
+        r"'x' in row group 0, byte \d+, 2 pages read\), more than \[data\]\.max_pages \(5\) x "
+        r"128 bytes a file may hold; refused before decompressing"
+    )
+    with pytest.raises(DataError, match=message):
+        read_table(path, fmt="parquet", max_bytes=2**30, max_pages=5)
+    with pytest.raises(DataError, match=message):
+        list(iter_chunks(path, fmt="parquet", chunk_rows=100, max_chunk_bytes=2**30, max_pages=5))
+    # Control: with room for 10 pages' headers, it reads.
+    assert read_table(path, fmt="parquet", max_bytes=2**30, max_pages=10)["x"].tolist() == text
+    chunks = iter_chunks(path, fmt="parquet", chunk_rows=100, max_chunk_bytes=2**30, max_pages=10)
+    assert sum(len(c.frame) for c in chunks) == 5
+
+
 def test_files_pyarrow_and_pandas_write_by_default_are_within_the_default(tmp_path: Path) -> None:
     """52 pages a column per million rows (20,000 rows a page) and a dictionary page: 200,000
     rows x 20 columns walk 220 pages, far under [data].max_pages' 250,000."""
