@@ -70,7 +70,12 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
     if data.streams(size):
         code = _approve_streaming(policy, previous=previous, kept=kept, out=out)
         return code if code else _sign(policy, signer, out=out)
-    frame = read_table(path, fmt=data.resolved_format, max_bytes=data.checks.max_file_bytes)
+    frame = read_table(
+        path,
+        fmt=data.resolved_format,
+        max_bytes=data.checks.max_file_bytes,
+        max_pages=data.max_pages,
+    )
     clean, violations = check_contract(frame, data)
     if violations:
         return _refuse(path, violations, out=out)

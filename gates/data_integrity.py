@@ -436,7 +436,12 @@ class DataGate(Gate):
 
         policy = context.policy
         data = policy.policy.data
-        frame = read_table(path, fmt=data.resolved_format, max_bytes=data.checks.max_file_bytes)
+        frame = read_table(
+            path,
+            fmt=data.resolved_format,
+            max_bytes=data.checks.max_file_bytes,
+            max_pages=data.max_pages,
+        )
         clean, violations = check_contract(frame, data)
         rows, columns = len(frame), len(frame.columns)
         if violations:

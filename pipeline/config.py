@@ -81,6 +81,8 @@ MAX_DEPTH = 16
 # Bounds on one path value: far below PATH_MAX (4096) and NAME_MAX (255 bytes per component).
 MAX_PATH_CHARS = 1024
 MAX_NAME_BYTES = 255
+# [data].max_pages' default (pipeline/parquet_pages.py): what a caller without a policy bounds.
+MAX_PAGES = 250_000
 
 
 def _path_text(value: str) -> str:
@@ -399,6 +401,19 @@ class DataPolicy(_Strict):
     id_column: str | None = None
     min_rows: Annotated[int, Field(ge=1)] = 1
     max_rows: Annotated[int, Field(ge=1)] = 10_000_000
+    # Page headers (and column chunks) a Parquet data file may hold: each is read before Arrow
+    # decompresses anything (pipeline/parquet_pages.py), at the same cost whatever its page
+    # holds (25-50 us). pyarrow's and pandas' defaults write 52 a column per million rows
+    # (20,000 rows a page), 520 at the default max_rows: 250,000 fits 480 such columns, or
+    # 100 written in row groups of 10,000 rows (2 pages each). The header bytes walked are
+    # bounded by it too: max_pages x 128 (pipeline.parquet_pages.HEADER_BYTES_PER_PAGE).
+    max_pages: Annotated[
+        int,
+        Field(
+            ge=1,
+            description="page headers and column chunks a Parquet data file may hold (and 128 header bytes a page)",
+        ),
+    ] = MAX_PAGES
     holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     columns: Annotated[dict[str, ColumnRule], Field(min_length=1)]
     checks: DataChecksPolicy = Field(default_factory=DataChecksPolicy)

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.config import ColumnRule, DataPolicy, LoadedPolicy
+from pipeline.config import MAX_PAGES, ColumnRule, DataPolicy, LoadedPolicy
 from pipeline.errors import DataError
 from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
-from pipeline.parquet_pages import PageError, chunk_pages
+from pipeline.parquet_pages import PageError, chunk_pages, refuse_many_chunks
 from pipeline.profile import DataProfile, build_profile, parse_profile
 
 LOCK_SCHEMA_VERSION = 1
@@ -79,15 +79,19 @@ class DataLock:
     files: dict[str, LockEntry] = field(default_factory=dict)
 
 
-def read_table(path: Path, *, fmt: str, max_bytes: int | None = None) -> pd.DataFrame:
+def read_table(
+    path: Path, *, fmt: str, max_bytes: int | None = None, max_pages: int = MAX_PAGES
+) -> pd.DataFrame:
     """Read a CSV (every cell as text, converted later per contract) or a Parquet file.
 
     ``max_bytes`` (policy ``[data.checks].max_file_mb``) is checked before a byte is parsed, so
-    a file too large for memory is refused with a message instead of an out-of-memory kill.
+    a file too large for memory is refused with a message instead of an out-of-memory kill;
+    with it, a Parquet file's page headers are read first, at most ``max_pages`` of them
+    (``[data].max_pages``).
     """
     check_data_file(path, max_bytes=max_bytes)
     if fmt == "parquet":
-        return _read_parquet(path, max_bytes=max_bytes)
+        return _read_parquet(path, max_bytes=max_bytes, max_pages=max_pages)
     return _read_csv(path)
 
 
@@ -200,12 +204,13 @@ def refuse_nested(path: Path, schema: Any, wanted: Sequence[str] | None = None) 
             raise DataError(msg)
 
 
-def refuse_large_pages(path: Path, meta: Any, max_bytes: int) -> None:
+def refuse_large_pages(path: Path, meta: Any, max_bytes: int, max_pages: int) -> None:
     """DataError when the file's pages, as their own headers declare them, decompress to more
     than ``max_bytes`` (``parquet_pages``): Arrow decompresses a page whole before any other
-    bound applies, and trusts the page header, not the footer."""
+    bound applies, and trusts the page header, not the footer. More than ``max_pages`` pages
+    (or column chunks) stop the walk (``PageLimit``)."""
     try:
-        pages = chunk_pages(path, meta)
+        pages = chunk_pages(path, meta, max_pages=max_pages)
     except PageError as err:
         msg = f"{path}: expected a Parquet file, found a page header that cannot be read ({err})"
         raise DataError(msg) from None
@@ -298,7 +303,9 @@ def expand_text(table: Any, text: Sequence[str]) -> Any:
     return table
 
 
-def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
+def _read_parquet(
+    path: Path, *, max_bytes: int | None = None, max_pages: int = MAX_PAGES
+) -> pd.DataFrame:
     """The whole Parquet file as a frame; ``max_bytes`` bounds its decoded size too.
 
     Parquet encodes and compresses (dictionary, run-length, codecs): 45 KB on disk can hold
@@ -317,6 +324,7 @@ def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
         if max_bytes is not None:
             refuse_nested(path, pq.ParquetFile(path).schema_arrow)
             meta = pq.ParquetFile(path).metadata
+            refuse_many_chunks(path, meta, max_pages)
             columns = [meta.schema.column(i) for i in range(meta.num_columns)]
             width = sum(
                 column.length
@@ -334,7 +342,7 @@ def _read_parquet(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
                     f"{max_bytes / 2**20:.1f} MiB allowed ([data.checks].max_file_mb)"
                 )
                 raise DataError(msg)
-            refuse_large_pages(path, meta, max_bytes)
+            refuse_large_pages(path, meta, max_bytes, max_pages)
             text = text_columns(pq.ParquetFile(path).schema_arrow)
             table = pq.read_table(path, read_dictionary=text or None)
             decoded = decoded_size(table)
@@ -1217,7 +1225,12 @@ def load_dataset(policy: LoadedPolicy) -> Dataset:
     data = policy.policy.data
     problems = verify_lock(policy)
     path = policy.resolve(data.path)
-    frame = read_table(path, fmt=data.resolved_format, max_bytes=data.checks.max_file_bytes)
+    frame = read_table(
+        path,
+        fmt=data.resolved_format,
+        max_bytes=data.checks.max_file_bytes,
+        max_pages=data.max_pages,
+    )
     clean, violations = check_contract(frame, data)
     problems.extend(violations)
     if problems:

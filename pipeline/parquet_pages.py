@@ -8,6 +8,11 @@ never compares the two: a footer rewritten to say 1,000 bytes read the same 300 
 So the page headers themselves are read here (Apache Thrift's compact protocol: the three
 fields every header starts with, the others skipped), walking each column chunk over the byte
 range Arrow reads for it.
+
+Reading a header costs the same however small its page (tens of microseconds in Python's
+Thrift reader, a few bytes on disk: 100,000 one-value pages are 7.5 MB, walked in 2.6 s where
+Arrow reads them in 0.1 s), so the walk counts the pages and column chunks it reads and stops
+at ``max_pages`` (``[data].max_pages``), naming the file, where it stopped and the count.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ _MAX_DEPTH = 16
 _I16 = (-(2**15), 2**15 - 1)
 _I32 = (-(2**31), 2**31 - 1)
 _PADDING = 100  # Arrow reads this much past a chunk written by old parquet-mr (PARQUET-816)
+# Header bytes the walk reads per page allowed by ``max_pages``, on average: a header's cost is
+# its bytes (1-5 us each skipped, whatever they hold), and few pages can have huge headers
+# (up to ``_MAX_HEADER``); pyarrow's are 20-70 bytes.
+HEADER_BYTES_PER_PAGE = 128
 
 
 class PageError(DataError):
@@ -48,6 +57,15 @@ class ChunkPages:
     dictionary: int  # the dictionary page (0: none)
     largest: int  # the largest other page
     footer: int  # what the footer says (total_uncompressed_size)
+    pages: int  # how many page headers the chunk holds
+
+
+class PageLimit(DataError):
+    """More pages (or column chunks) than ``max_pages``: the walk stops there."""
+
+
+class _OverBudget(Exception):  # a signal, caught in chunk_pages
+    """The header does not end within the header bytes left to the walk."""
 
 
 class _Short(PageError):
@@ -129,13 +147,17 @@ class _Window:
         return self.data[offset - self.start : offset - self.start + count]
 
 
-def _header(window: _Window, offset: int, end: int) -> tuple[int, int, int, int]:
-    """(page type, uncompressed size, compressed size, header bytes) of the page at offset."""
+def _header(window: _Window, offset: int, end: int, budget: int) -> tuple[int, int, int, int]:
+    """(page type, uncompressed size, compressed size, header bytes) of the page at offset;
+    ``_OverBudget`` when the header does not end within ``budget`` bytes (none read past)."""
     size = 4096
     while True:
+        count = min(size, end - offset)
         try:
-            fields, length = _read_header(window.bytes_at(offset, min(size, end - offset)))
+            fields, length = _read_header(window.bytes_at(offset, min(count, budget)))
         except _Short:
+            if budget < count:
+                raise _OverBudget from None
             if size >= _MAX_HEADER or offset + size >= end:
                 raise PageError("page header cut off") from None
             size *= 16
@@ -148,12 +170,42 @@ def _header(window: _Window, offset: int, end: int) -> tuple[int, int, int, int]
         return kind, uncompressed, compressed, length
 
 
-def chunk_pages(path: Path, meta: Any, wanted: list[str] | None = None) -> list[ChunkPages]:
+def refuse_many_chunks(path: Path, meta: Any, max_pages: int) -> None:
+    """PageLimit when the footer declares more column chunks (row groups x columns) than
+    ``max_pages``: each is read as one page at least, by the walk and by Arrow, and the
+    footer's own checks loop over them too (call it first)."""
+    chunks = meta.num_row_groups * meta.num_columns
+    if chunks > max_pages:
+        msg = (
+            f"{path}: the Parquet footer declares {chunks:,} column chunks ({meta.num_row_groups:,}"
+            f" row groups x {meta.num_columns:,} columns), each read as one page at least: more "
+            f"than the {max_pages:,} pages a file may hold ([data].max_pages); refused before "
+            "reading"
+        )
+        raise PageLimit(msg)
+
+
+def chunk_pages(
+    path: Path, meta: Any, wanted: list[str] | None = None, *, max_pages: int
+) -> list[ChunkPages]:
     """Every (wanted) column chunk's pages, from their headers: the range Arrow reads for a
     chunk starts at its dictionary (or first data) page and runs ``total_compressed_size``
     bytes, 100 more for a file whose ``created_by`` names parquet-mr; a page whose header starts
-    in that range counts. PageError for a header that cannot be read there."""
+    in that range counts. PageError for a header that cannot be read there.
+
+    PageLimit, before the walk, when the footer declares more column chunks than
+    ``max_pages`` (``refuse_many_chunks``), and during it at the first page past
+    ``max_pages`` (every header is read, whatever its page holds: none, one value, a
+    dictionary) or the first header byte past ``max_pages x HEADER_BYTES_PER_PAGE``."""
+    refuse_many_chunks(path, meta, max_pages)
     size = path.stat().st_size
+    columns = [
+        i
+        for i in range(meta.num_columns)
+        if wanted is None or meta.schema.column(i).path.split(".", maxsplit=1)[0] in wanted
+    ]
+    count = 0
+    budget = max_pages * HEADER_BYTES_PER_PAGE  # header bytes left to read
     # Arrow strips the spaces around the application name of ``created_by`` before it compares
     # it with parquet-mr: any ``created_by`` naming parquet-mr, in any spelling, pads (a
     # leading space hid a page in the padding from a ``startswith`` test).
@@ -163,28 +215,49 @@ def chunk_pages(path: Path, meta: Any, wanted: list[str] | None = None) -> list[
         window = _Window(stream)
         for group in range(meta.num_row_groups):
             row_group = meta.row_group(group)
-            for index in range(meta.num_columns):
+            for index in columns:
                 chunk = row_group.column(index)
                 name = str(chunk.path_in_schema)
-                if wanted is not None and name.split(".", maxsplit=1)[0] not in wanted:
-                    continue
                 start = chunk.data_page_offset
                 dictionary = chunk.dictionary_page_offset
                 if chunk.has_dictionary_page and dictionary and 0 < dictionary < start:
                     start = dictionary
                 end = start + chunk.total_compressed_size
                 limit = min(size, end + _PADDING) if old_writer else min(size, end)
-                total = largest = dict_size = 0
+                total = largest = dict_size = pages = 0
                 offset = start
                 while offset < limit:
                     try:
-                        kind, uncompressed, compressed, length = _header(window, offset, limit)
+                        kind, uncompressed, compressed, length = _header(
+                            window, offset, limit, budget
+                        )
+                    except _OverBudget:
+                        total_bytes = max_pages * HEADER_BYTES_PER_PAGE
+                        msg = (
+                            f"{path}: Parquet page headers past {total_bytes:,} bytes when the "
+                            f"walk stopped (column '{name}' in row group {group}, byte {offset}, "
+                            f"{count:,} pages read), more than [data].max_pages ({max_pages:,})"
+                            f" x {HEADER_BYTES_PER_PAGE} bytes a file may hold; refused before "
+                            "decompressing"
+                        )
+                        raise PageLimit(msg) from None
                     except PageError as err:
                         if offset >= end:
                             break  # past the chunk: the padding held no page
                         where = f"column '{name}' in row group {group}, byte {offset}"
                         raise PageError(f"{where}: {err}") from None
+                    count += 1
+                    budget -= length
+                    if count > max_pages:
+                        msg = (
+                            f"{path}: {count:,} Parquet pages read when the walk stopped (column "
+                            f"'{name}' in row group {group}, byte {offset}), more than the "
+                            f"{max_pages:,} a file may hold ([data].max_pages); refused before "
+                            "decompressing"
+                        )
+                        raise PageLimit(msg)
                     total += uncompressed
+                    pages += 1
                     if kind == _DICTIONARY_PAGE:
                         dict_size += uncompressed
                     else:
@@ -192,7 +265,7 @@ def chunk_pages(path: Path, meta: Any, wanted: list[str] | None = None) -> list[
                     offset += length + compressed
                 found.append(
                     ChunkPages(
-                        group, name, total, dict_size, largest, chunk.total_uncompressed_size
+                        group, name, total, dict_size, largest, chunk.total_uncompressed_size, pages
                     )
                 )
     return found

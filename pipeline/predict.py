@@ -20,7 +20,9 @@ def predict_file(policy: LoadedPolicy, *, model: Any, input_path: Path) -> pd.Da
     data = policy.policy.data
     fmt = "parquet" if input_path.suffix.lower() in (".parquet", ".pq") else "csv"
     # The data gate's bound: a small Parquet file can decode to gigabytes.
-    frame = read_table(input_path, fmt=fmt, max_bytes=data.checks.max_file_bytes)
+    frame = read_table(
+        input_path, fmt=fmt, max_bytes=data.checks.max_file_bytes, max_pages=data.max_pages
+    )
     clean, violations = check_contract(frame, data, require_label=False)
     if violations:
         shown = "\n  ".join(f"{v.rule} {v.message}" for v in violations[:5])

@@ -204,6 +204,7 @@ def _score_file(
             max_bytes=max_bytes,
             max_chunk_bytes=contract.stream_chunk_bytes,
             max_rows=contract.max_rows,
+            max_pages=contract.max_pages,
         ):
             clean, _ = check_contract(chunk.frame, contract)
             end = chunk.start + len(clean)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.config import DataPolicy
+from pipeline.config import MAX_PAGES, DataPolicy
 from pipeline.data import (
     PARQUET_WIDTH,
     ContractCheck,
@@ -47,7 +47,7 @@ from pipeline.data import (
 )
 from pipeline.errors import DataError
 from pipeline.flags import Flags
-from pipeline.parquet_pages import PageError, chunk_pages, held_at_once
+from pipeline.parquet_pages import PageError, chunk_pages, held_at_once, refuse_many_chunks
 from pipeline.poison import (
     Screening,
     duplicates_from_hashes,
@@ -99,6 +99,7 @@ def iter_chunks(
     columns: tuple[str, ...] | None = None,
     max_chunk_bytes: int | None = None,
     max_rows: int | None = None,
+    max_pages: int = MAX_PAGES,
 ) -> Iterator[Chunk]:
     """Yield the file in chunks of at most ``chunk_rows`` rows, read as ``read_table`` reads it.
 
@@ -109,7 +110,9 @@ def iter_chunks(
     by its extension, so its chunks decode to no more than the file). A Parquet file decodes to
     far more than its bytes (1,000 rows of one 64 KiB text value compress to a few hundred
     bytes): ``max_chunk_bytes`` bounds what one chunk decodes to (``[data].stream_chunk_mb``)
-    and ``max_rows`` the rows its footer declares (``[data].max_rows``); see ``_parquet_chunks``.
+    and ``max_rows`` the rows its footer declares (``[data].max_rows``), and with
+    ``max_chunk_bytes`` the page headers are read first, at most ``max_pages`` of them
+    (``[data].max_pages``); see ``_parquet_chunks``.
     """
     check_data_file(path, max_bytes=max_bytes)
     if fmt == "parquet":
@@ -119,6 +122,7 @@ def iter_chunks(
             columns=columns,
             max_chunk_bytes=max_chunk_bytes,
             max_rows=max_rows,
+            max_pages=max_pages,
         )
     else:
         chunks = _csv_chunks(path, chunk_rows=chunk_rows, columns=columns)
@@ -165,6 +169,7 @@ def _parquet_chunks(
     columns: tuple[str, ...] | None,
     max_chunk_bytes: int | None = None,
     max_rows: int | None = None,
+    max_pages: int = MAX_PAGES,
 ) -> Iterator[pd.DataFrame]:
     """Record batches of at most ``chunk_rows`` rows, each as a frame.
 
@@ -183,6 +188,8 @@ def _parquet_chunks(
     try:
         parquet = pq.ParquetFile(path)
         meta = parquet.metadata
+        if max_chunk_bytes is not None:
+            refuse_many_chunks(path, meta, max_pages)
         rows = parquet_rows(path, meta)
         if max_rows is not None and rows > max_rows:
             msg = (
@@ -194,7 +201,7 @@ def _parquet_chunks(
         if max_chunk_bytes is not None:
             refuse_nested(path, parquet.schema_arrow, wanted)
             _check_row_groups(path, meta, chunk_rows, max_chunk_bytes, wanted)
-            _check_pages(path, meta, max_chunk_bytes, wanted)
+            _check_pages(path, meta, max_chunk_bytes, wanted, max_pages)
             text = text_columns(parquet.schema_arrow, wanted)
             if text:
                 parquet = pq.ParquetFile(path, read_dictionary=text)
@@ -222,12 +229,15 @@ def _parquet_chunks(
         raise DataError(msg) from None
 
 
-def _check_pages(path: Path, meta: Any, max_chunk_bytes: int, wanted: list[str] | None) -> None:
+def _check_pages(
+    path: Path, meta: Any, max_chunk_bytes: int, wanted: list[str] | None, max_pages: int
+) -> None:
     """DataError when a row group's pages, as their headers declare them, decompress to more
     than a chunk may take at once (each column's dictionary page and its largest other page:
-    Arrow decompresses a page whole, whatever the batch size)."""
+    Arrow decompresses a page whole, whatever the batch size), or when the file holds more
+    than ``max_pages`` pages or column chunks (``PageLimit``: the walk stops there)."""
     try:
-        pages = chunk_pages(path, meta, wanted)
+        pages = chunk_pages(path, meta, wanted, max_pages=max_pages)
     except PageError as err:
         msg = f"{path}: expected a Parquet file, found a page header that cannot be read ({err})"
         raise DataError(msg) from None
@@ -403,6 +413,7 @@ def scan(
         max_bytes=max_bytes,
         max_chunk_bytes=contract.stream_chunk_bytes,
         max_rows=contract.max_rows,
+        max_pages=contract.max_pages,
     ):
         scanner.add(chunk)
     if file_signature(path) != signature:
@@ -581,6 +592,7 @@ def _numeric_chunks(
         columns=names,
         max_chunk_bytes=contract.stream_chunk_bytes,
         max_rows=contract.max_rows,
+        max_pages=contract.max_pages,
     ):
         checked, _ = check_contract(chunk.frame, contract)
         yield {name: numeric_values(checked[name]) for name in names}
@@ -680,6 +692,7 @@ def ids_at(path: Path, contract: DataPolicy, *, rows: Array, chunk_rows: int) ->
         columns=(name,),
         max_chunk_bytes=contract.stream_chunk_bytes,
         max_rows=contract.max_rows,
+        max_pages=contract.max_pages,
     ):
         end = chunk.start + len(chunk.frame)
         here = wanted[(wanted >= chunk.start) & (wanted < end)]

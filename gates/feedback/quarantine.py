@@ -136,7 +136,10 @@ def _training(policy: LoadedPolicy) -> pd.DataFrame:
     data = policy.policy.data
     # Bounded as the data gate reads it: a Parquet file of a few KB can decode to gigabytes.
     frame = read_table(
-        policy.resolve(data.path), fmt=data.resolved_format, max_bytes=data.checks.max_file_bytes
+        policy.resolve(data.path),
+        fmt=data.resolved_format,
+        max_bytes=data.checks.max_file_bytes,
+        max_pages=data.max_pages,
     )
     clean, _ = check_contract(frame, data)
     return clean

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.config import MAX_PAGES
 from pipeline.parquet_pages import chunk_pages, held_at_once
 
 ROWS = 30_000
@@ -55,10 +56,13 @@ def test_page_sizes_add_up_to_the_footer(
         data_page_size=8_192,
     )
     meta = pq.ParquetFile(path).metadata
-    pages = chunk_pages(path, meta)
+    pages = chunk_pages(path, meta, max_pages=MAX_PAGES)
     assert len(pages) == meta.num_row_groups * meta.num_columns == 3 * 5
     for chunk in pages:
         assert 0 < chunk.total < chunk.footer < chunk.total + 2_000, chunk
+        # 12,000 rows in pages of 8 KiB (at most 20,000 rows): one a page at least, and a
+        # dictionary page when one is written.
+        assert 1 + bool(chunk.dictionary) <= chunk.pages < 12_000 // 8, chunk
         assert chunk.largest <= chunk.total
         assert dictionary or chunk.dictionary == 0, chunk
     assert not dictionary or any(c.dictionary for c in pages)
@@ -72,5 +76,5 @@ def test_page_sizes_add_up_to_the_footer(
 def test_only_the_wanted_columns_are_read(tmp_path: Path) -> None:
     path = tmp_path / "t.parquet"
     pq.write_table(TABLE, path)
-    pages = chunk_pages(path, pq.ParquetFile(path).metadata, ["f", "t"])
+    pages = chunk_pages(path, pq.ParquetFile(path).metadata, ["f", "t"], max_pages=MAX_PAGES)
     assert {c.column for c in pages} == {"f", "t"}
