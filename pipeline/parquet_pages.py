@@ -28,7 +28,7 @@ from thrift.protocol.TProtocol import TProtocolException
 from thrift.Thrift import TType
 from thrift.transport import TTransport
 
-from pipeline.errors import DataError
+from pipeline.errors import DataError, PipelineError
 
 _DICTIONARY_PAGE = 2  # PageHeader.type
 _SIZES = (1, 2, 3)  # PageHeader's type, uncompressed_page_size, compressed_page_size (i32)
@@ -64,7 +64,7 @@ class PageLimit(DataError):
     """More pages (or column chunks) than ``max_pages``: the walk stops there."""
 
 
-class _OverBudget(Exception):  # a signal, caught in chunk_pages
+class _OverBudget(PipelineError):  # a signal, caught in chunk_pages
     """The header does not end within the header bytes left to the walk."""
 
 
