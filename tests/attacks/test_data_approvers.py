@@ -344,3 +344,53 @@ def test_a_planted_approval_attack_fails_the_data_gate(attack, approved, project
     assert expected in message, message
     if attack != "base branch policy unreadable":
         assert APPROVAL in message, message
+
+
+# --- the gate cache -----------------------------------------------------------------------------
+
+
+def test_a_cached_pass_is_not_reused_after_the_base_branch_revokes_the_approver(
+    approved, project, tmp_path, monkeypatch
+):
+    """The data gate's cache key left out the approvers, the approval file and the base
+    branch's policy: ``DataGate.cache_key`` named them, but nothing called it since gates
+    declare what they read in ``Gate.reads`` (red team 7, 6 December). A pull request approved
+    by carol PASSED and was cached; the base branch then revoked carol (her key leaked), and
+    the pull request's re-run reused the PASSED outcome, where a fresh run fails DATA003."""
+    from gates import cache as gate_cache
+    from gates.base import GateResult, RunContext, Status
+    from gates.inputs import input_digests
+    from gates.registry import spec
+    from gates.runner import run_gate
+    from pipeline.config import load_policy
+
+    root, _ = project
+    base = Path(shutil.copytree(approved[0], tmp_path / "base"))
+    monkeypatch.setenv("GATES_BASE_POLICY", str(base / "policy.toml"))
+    monkeypatch.delenv("GATES_APPROVED_LOCK", raising=False)
+    monkeypatch.setenv(gate_cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(gate_cache.HMAC_KEY_ENV, raising=False)
+
+    def run() -> Any:
+        policy = load_policy(root / "policy.toml")
+        context = RunContext(policy=policy, run_id="r", reports_dir=root / "reports")
+        inputs = input_digests(policy)
+        context.reports_dir.mkdir(exist_ok=True)
+        for earlier in ("lint", "sast", "audit"):  # the supply-chain gates' reports, as passed
+            passed = GateResult(earlier, Status.PASSED, "ok", "r", inputs=inputs)
+            context.report_path(earlier).write_text(passed.to_json(), encoding="utf-8")
+        cache = gate_cache.GateCache(context)
+        return run_gate(spec("data"), context, inputs, cache=cache, before=())
+
+    first = run()
+    assert first.status is Status.PASSED, first.summary
+    assert "key" in first.metrics["cache"]
+    assert "reused_from" in run().metrics["cache"]  # unchanged: reused
+    text = (base / "policy.toml").read_text(encoding="utf-8")
+    revoked = text.replace('carol = "keys/carol.pub", ', "")
+    assert revoked != text
+    (base / "policy.toml").write_text(revoked, encoding="utf-8")
+    again = run()
+    assert "reused_from" not in again.metrics.get("cache", {}), again.summary
+    assert again.status is Status.FAILED, again.summary
+    assert [f.rule for f in again.findings if f.rule == "DATA003"] == ["DATA003"]
