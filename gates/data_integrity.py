@@ -203,13 +203,18 @@ def _trusted_lock() -> tuple[Path, str] | None:
 def _approvers_key(context: RunContext) -> str:
     """The approval file, the base policy and every approver key, by digest, for the cache key:
     a verdict reached under other approvers or another approval is never reused."""
-    from pipeline.approval import BASE_POLICY_ENV, approval_path  # noqa: PLC0415
+    from pipeline.approval import BASE_POLICY_ENV, approval_path, read_approval  # noqa: PLC0415
 
     policy = context.policy
     named = _namer(context.root)
     parts = []
     base = os.environ.get(BASE_POLICY_ENV)
-    trusted_paths = [approval_path(policy.resolve(policy.policy.data.lock))]
+    approval = approval_path(policy.resolve(policy.policy.data.lock))
+    try:  # the pull request's file: never through a symlink, FIFO or device (it could hang)
+        parts.append(f"{named(approval)}:{sha256_bytes(read_approval(approval))}")
+    except OSError as err:
+        parts.append(f"{named(approval)}: unreadable ({type(err).__name__}: {err.strerror or err})")
+    trusted_paths = []
     if base:
         trusted_paths.append(Path(base))
     trusted_paths.extend(policy.resolve(p) for p in policy.policy.roles.approvers.values())

@@ -394,3 +394,53 @@ def test_a_cached_pass_is_not_reused_after_the_base_branch_revokes_the_approver(
     assert "reused_from" not in again.metrics.get("cache", {}), again.summary
     assert again.status is Status.FAILED, again.summary
     assert [f.rule for f in again.findings if f.rule == "DATA003"] == ["DATA003"]
+
+
+_CHECK_APPROVAL = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from gates.base import RunContext
+from gates.data_integrity import DataGate, _approver_findings
+from pipeline.config import load_policy
+
+policy = load_policy(Path(sys.argv[2]) / "policy.toml")
+context = RunContext(policy=policy, run_id="r", reports_dir=Path(sys.argv[2]) / "reports")
+DataGate().reads(context)  # the cache key
+for finding in _approver_findings(policy):
+    print(finding.rule, finding.location.path, finding.message)
+"""
+
+
+@pytest.mark.parametrize("kind", ["symlink to a FIFO", "FIFO"])
+def test_an_approval_that_is_a_fifo_or_a_symlink_is_refused_not_read(project, tmp_path, kind):
+    """The approval file is named by the lock's path, not by a policy key, so no path rule
+    checked it: a pull request that commits ``data/<lock>.approval.json`` as a symlink to
+    ``/dev/zero`` or to a FIFO of the CI machine hung the data gate (its cache key hashed the
+    file, then ``check_approval`` read it whole; /dev/zero ate memory until the machine killed
+    the job). Run in a child with a timeout: on the planted FIFO the check must end, refusing
+    the file by name (red team 7, 6 December)."""
+    import os
+    import subprocess
+    import sys
+
+    root, _ = project
+    (root / APPROVAL).unlink()
+    if kind == "FIFO":
+        os.mkfifo(root / APPROVAL)
+    else:
+        os.mkfifo(tmp_path / "fifo")
+        (root / APPROVAL).symlink_to(tmp_path / "fifo")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHECK_APPROVAL, str(REPO), str(root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the data gate hung on an approval that is a {kind}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"DATA003 {APPROVAL} {APPROVAL}: "), done.stdout
+    assert "expected a regular file" in done.stdout, done.stdout
