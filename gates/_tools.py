@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import stat
 import subprocess  # nosec B404 # runs the audited tools as argv lists, never a shell
 import sys
 import tokenize
@@ -161,6 +162,39 @@ def python_files(root: Path, paths: Sequence[str], *, exclude: Sequence[str] = (
             found.update(p for p in base.rglob("*.py") if not skip.intersection(p.parts))
     excluded = [(root / e).resolve() for e in exclude]
     return sorted(p for p in found if not any(p.resolve().is_relative_to(ex) for ex in excluded))
+
+
+def irregular_sources(
+    files: Sequence[Path], root: Path, *, rule: str, policy_key: str
+) -> list[Finding]:
+    """A finding for each ``.py`` name that does not lead to a regular file: a symlink to a
+    FIFO or a device (``/dev/zero``), which a pull request can commit. ruff and bandit read it
+    and wait (until their timeout), the in-process checks for ever: the gate names it instead,
+    before any tool runs."""
+    found = []
+    for path in files:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as err:
+            why = f"cannot be read ({err.strerror})"
+        else:
+            if stat.S_ISREG(mode):
+                continue
+            why = f"not a regular file (mode {stat.filemode(mode)})"
+        target = f", a symlink to {os.readlink(path)}" if os.path.islink(path) else ""
+        where = Path(os.path.relpath(path, root)).as_posix()  # as named, not its target
+        found.append(
+            Finding(
+                rule=rule,
+                message=f"{where}: {why}{target}: a source must be a regular file; "
+                "nothing was scanned",
+                location=Location(path=where),
+                observed=why,
+                threshold="a regular file",
+                policy_key=policy_key,
+            )
+        )
+    return found
 
 
 def report_artifacts(context: RunContext, *names: str) -> dict[str, str]:

@@ -40,6 +40,7 @@ import hmac
 import json
 import os
 import platform
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -198,11 +199,27 @@ def _file_sha256(path: str | Path) -> str:
 def _digest_files(
     paths: list[tuple[str, Path]], file_sha256: Callable[[Path], str] = sha256_file
 ) -> str:
+    """SHA-256 over each label and its file's digest. A name that does not lead to a regular
+    file (a symlink to a FIFO or ``/dev/zero``, which a pull request can commit as
+    ``pipeline/x.py``) counts by what it is, unread: reading it hung every gate's key."""
     digest = hashlib.sha256()
     for label, path in sorted(paths):
         digest.update(label.encode("utf-8") + b"\0")
-        digest.update(file_sha256(path).encode("ascii") + b"\n")
+        kind = _not_regular(path)
+        digest.update((kind or file_sha256(path)).encode("utf-8") + b"\n")
     return digest.hexdigest()
+
+
+def _not_regular(path: Path) -> str | None:
+    """None for a regular file (symlinks followed); else what the name leads to, unread."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        return f"unreadable ({err.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    target = f" -> {os.readlink(path)}" if os.path.islink(path) else ""
+    return f"not a regular file (mode {stat.filemode(mode)}){target}"
 
 
 _Stat = tuple[int, int, int, int, int]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -50,9 +51,20 @@ def find_compiled(root: Path) -> list[tuple[str, str]]:
                 found.append((shown, "an extension module, imported before the .py source"))
             elif name.endswith(BYTECODE_SUFFIXES) and not pycache:
                 found.append((shown, "a sourceless bytecode file, imported as a module"))
+            elif name.endswith(BYTECODE_SUFFIXES) and not _regular(path):
+                found.append((shown, "bytecode that is not a regular file (a FIFO or device)"))
             elif name.endswith(BYTECODE_SUFFIXES) and _unchecked(path):
                 found.append((shown, "an unchecked hash-based .pyc, loaded without its source"))
     return found
+
+
+def _regular(path: Path) -> bool:
+    """Whether ``path`` leads to a regular file: a symlink to a FIFO (or ``/proc/self/fd/1``, a
+    pipe) made reading its header wait for ever, in the lint gate and in nox's first check."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _unchecked(path: Path) -> bool:

@@ -24,12 +24,22 @@ listed in ``reports/data.flagged.csv``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext, Severity
+from gates.base import (
+    Finding,
+    Gate,
+    GateError,
+    Location,
+    Outcome,
+    Reads,
+    RunContext,
+    Severity,
+)
 from pipeline.errors import DataError, PipelineError
 from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_bytes, sha256_file
 
@@ -175,8 +185,6 @@ def _trusted_lock() -> tuple[Path, str] | None:
     names, resolved against the base branch's folder; None when neither is set. GateError when
     the base policy cannot be read: an unreadable base branch never means "nothing approved".
     """
-    import os  # noqa: PLC0415
-
     from pipeline.approval import BASE_POLICY_ENV, ApprovalError, base_policy  # noqa: PLC0415
 
     named = os.environ.get(APPROVED_LOCK_ENV)
@@ -195,22 +203,26 @@ def _trusted_lock() -> tuple[Path, str] | None:
 def _approvers_key(context: RunContext) -> str:
     """The approval file, the base policy and every approver key, by digest, for the cache key:
     a verdict reached under other approvers or another approval is never reused."""
-    import os  # noqa: PLC0415
-
-    from pipeline.approval import BASE_POLICY_ENV, approval_path  # noqa: PLC0415
+    from pipeline.approval import BASE_POLICY_ENV, approval_path, read_approval  # noqa: PLC0415
 
     policy = context.policy
+    named = _namer(context.root)
     parts = []
     base = os.environ.get(BASE_POLICY_ENV)
-    trusted_paths = [approval_path(policy.resolve(policy.policy.data.lock))]
+    approval = approval_path(policy.resolve(policy.policy.data.lock))
+    try:  # the pull request's file: never through a symlink, FIFO or device (it could hang)
+        parts.append(f"{named(approval)}:{sha256_bytes(read_approval(approval))}")
+    except OSError as err:
+        parts.append(f"{named(approval)}: unreadable ({type(err).__name__}: {err.strerror or err})")
+    trusted_paths = []
     if base:
         trusted_paths.append(Path(base))
     trusted_paths.extend(policy.resolve(p) for p in policy.policy.roles.approvers.values())
     for path in trusted_paths:
         try:
-            parts.append(f"{path}:{sha256_file(path)}")
+            parts.append(f"{named(path)}:{sha256_file(path)}")
         except OSError as err:
-            parts.append(f"{path}: unreadable ({type(err).__name__})")
+            parts.append(f"{named(path)}: unreadable ({type(err).__name__})")
     if base:
         # The base policy's own keys, resolved against its folder.
         try:
@@ -219,10 +231,40 @@ def _approvers_key(context: RunContext) -> str:
             loaded = load_policy(Path(base))
             for value in loaded.policy.roles.approvers.values():
                 key_path = loaded.resolve(value)
-                parts.append(f"{key_path}:{sha256_file(key_path)}")
+                parts.append(f"{named(key_path)}:{sha256_file(key_path)}")
         except (OSError, PipelineError) as err:
             parts.append(f"{base}: unreadable ({type(err).__name__})")
     return sha256_bytes("\n".join(parts).encode())
+
+
+def _namer(root: Path) -> Callable[[Path], str]:
+    """A path as the cache key names it: relative to the project when inside (a copy of the
+    project elsewhere keeps its keys), else absolute."""
+    top = root.resolve()
+
+    def named(path: Path) -> str:
+        absolute = Path(os.path.abspath(path))
+        return absolute.relative_to(top).as_posix() if absolute.is_relative_to(top) else str(path)
+
+    return named
+
+
+def _trusted_inputs(context: RunContext) -> dict[str, str]:
+    """The approvers (``_approvers_key``) and the approved lock named by ``$GATES_APPROVED_LOCK``
+    or the base policy, by digest: inputs outside the data's own digests."""
+    key = {"approvers": _approvers_key(context)}
+    try:
+        trusted = _trusted_lock()
+    except GateError as err:
+        return {**key, "approved_lock": f"unreadable: {err}"}
+    if trusted is None:
+        return {**key, "approved_lock": "unset"}
+    path, _ = trusted
+    shown = _namer(context.root)(path)
+    try:
+        return {**key, "approved_lock": f"{shown}:{sha256_file(path)}"}
+    except OSError as err:
+        return {**key, "approved_lock": f"{shown}: unreadable ({type(err).__name__})"}
 
 
 class DataGate(Gate):
@@ -231,23 +273,15 @@ class DataGate(Gate):
     name: ClassVar[str] = "data"
     description: ClassVar[str] = __doc__ or ""
 
-    def cache_key(self, context: RunContext) -> dict[str, str]:
-        """The approved lock named by ``GATES_APPROVED_LOCK`` is an input outside the project.
+    def reads(self, context: RunContext) -> Reads:
+        """The data, and what judges it from outside the data's own digests: the approval file,
+        the approvers' keys, ``$GATES_BASE_POLICY`` and the approved lock (``_trusted_inputs``).
 
-        A verdict reached without it (or with another one) must never be reused with it.
+        A verdict reached under other approvers, another approval or another approved lock is
+        never reused (red team 7: a PASSED outcome outlived the base branch revoking its
+        approver, as a method named ``cache_key`` that the cache never called held these).
         """
-        key = {"approvers": _approvers_key(context)}
-        try:
-            trusted = _trusted_lock()
-        except GateError as err:
-            return {**key, "approved_lock": f"unreadable: {err}"}
-        if trusted is None:
-            return {**key, "approved_lock": "unset"}
-        path, _ = trusted
-        try:
-            return {**key, "approved_lock": f"{path}:{sha256_file(path)}"}
-        except OSError as err:
-            return {**key, "approved_lock": f"{path}: unreadable ({type(err).__name__})"}
+        return Reads(external=_trusted_inputs(context))
 
     def run(self, context: RunContext) -> Outcome:
         """Verify the lock, read the file per its format, check the contract, screen the rows.

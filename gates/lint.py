@@ -12,7 +12,8 @@ prefers; read only as a regular file, never through a symlink or FIFO), passed t
 ``--config``, so that no other configuration file applies; what it
 switches off is listed in the report (``metrics.ruff_config``). LINT007 compiled code anywhere
 an import can reach in the tree (an extension module, a sourceless or unchecked-hash ``.pyc``:
-``gates.compiled``), which Python would run instead of the reviewed source.
+``gates.compiled``), which Python would run instead of the reviewed source. LINT008 a ``.py`` in scope that is not a
+regular file (a symlink to a FIFO or a device): ruff is not run.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, ClassVar
 from gates._tools import (
     ToolRun,
     check_paths,
+    irregular_sources,
     keep_raw,
     parse_json,
     python_files,
@@ -290,6 +292,11 @@ class LintGate(Gate):
         present = [p for p in paths if (root / p).exists()]
         if not present:
             return Outcome.judge(findings, passed="", failed="nothing to lint: {first}")
+        irregular = irregular_sources(
+            python_files(root, present), root, rule="LINT008", policy_key=_PATHS_KEY
+        )
+        if irregular:
+            return Outcome.judge(findings + irregular, passed="", failed="ruff not run: {first}")
         config = ruff_config(root)
         common = (
             "--output-format",

@@ -7,7 +7,8 @@ SAST004 a ``.bandit`` file inside the scope (bandit would read it silently: skip
 policy; the gate hands bandit an empty one of its own, so it changes nothing);
 SAST005 a file in scope that bandit did not report as scanned; SAST006 code an import reaches
 that neither scan reads (a ``.py`` in a ``__pycache__`` folder, a package folder that is a
-symlink: both walks skip them, Python's import does not); SAST010 a bare ``# nosec``
+symlink: both walks skip them, Python's import does not); SAST007 a ``.py`` in scope that is not
+a regular file (a symlink to a FIFO or a device: bandit is not run); SAST010 a bare ``# nosec``
 without a test id; SAST011 (note) a line suppressed with ``# nosec Bxxx``; SAST012 (note) a
 finding the baseline hid; SAST013 the baseline is unreadable; SAST014 a ``# nosec`` naming a
 deserialization or code-execution test (those stay on); SAST100-105 unsafe deserialization,
@@ -35,6 +36,7 @@ from gates._tools import (
     Suppression,
     ToolRun,
     check_paths,
+    irregular_sources,
     keep_raw,
     parse_json,
     python_files,
@@ -325,6 +327,9 @@ class SastGate(Gate):
                 )
             )
             return Outcome.judge(findings, passed="", failed="{first}")
+        irregular = irregular_sources(files, root, rule="SAST007", policy_key="[sast].paths")
+        if irregular:
+            return Outcome.judge(findings + irregular, passed="", failed="bandit not run: {first}")
         findings += _scope_findings(root, present, exclude)
         data, native = _bandit_scan(context, present, exclude)
         for error in data["errors"]:

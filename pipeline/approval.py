@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pipeline.config import LoadedPolicy, load_policy
 from pipeline.errors import PipelineError
-from pipeline.fsio import atomic_write_text, sha256_bytes
+from pipeline.fsio import atomic_write_text, read_regular, sha256_bytes
 from pipeline.signing import (
     Envelope,
     PublicKey,
@@ -53,9 +53,21 @@ class Approvers:
     source: str
 
 
+# A DSSE envelope of a few signatures over a short payload: kilobytes.
+MAX_APPROVAL_BYTES = 1 << 20
+
+
 def approval_path(lock: Path) -> Path:
     """Where the approval of ``lock`` lies: ``data/x.lock.json`` -> ``data/x.lock.approval.json``."""
     return lock.with_suffix(".approval.json")
+
+
+def read_approval(path: Path) -> bytes:
+    """The approval's bytes: a regular file of at most ``MAX_APPROVAL_BYTES``, never read
+    through a symlink, FIFO or device (its name comes from the lock's, so no path rule of the
+    policy checked it: a committed symlink to ``/dev/zero`` or a FIFO hung the data gate).
+    OSError (FileNotFoundError when absent) otherwise."""
+    return read_regular(path, limit=MAX_APPROVAL_BYTES)
 
 
 def base_policy() -> LoadedPolicy | None:
@@ -145,13 +157,16 @@ def check_approval(policy: LoadedPolicy) -> str | None:
     path = approval_path(lock)
     shown = Path(policy.policy.data.lock).with_suffix(".approval.json").as_posix()
     try:
-        raw = path.read_bytes()
+        raw = read_approval(path)
     except FileNotFoundError:
         msg = (
             f"{shown}: missing: [roles].approvers ({', '.join(sorted(allowed.keys))}) is set, so "
             "the data lock needs an approver's signature (python -m gates data approve with "
             "the approver's key)"
         )
+        raise ApprovalError(msg) from None
+    except OSError as err:
+        msg = f"{shown}: refused, not read: {err.strerror or err}"
         raise ApprovalError(msg) from None
     try:
         envelope = parse_envelope(raw, source=shown)

@@ -51,6 +51,7 @@ from pipeline.fsio import (
     Decoder,
     atomic_write_json,
     fsync_dir,
+    read_regular,
     sha256_bytes,
     temp_files,
     write_all,
@@ -73,6 +74,8 @@ from pipeline.promotion import (
 from pipeline.signing import Envelope, PublicKey, Trusted
 
 POINTER_FILE = "champion"
+# A pointer is one small JSON object (version, bundle, digest).
+MAX_POINTER_BYTES = 64 << 10
 VERSIONS_DIR = "versions"
 LOCK_FILE = ".lock"
 _STAGING_PREFIX = ".staging-"
@@ -134,6 +137,12 @@ class ModelRegistry:
         """The file naming the current champion."""
         return self.path / POINTER_FILE
 
+    def _pointer_bytes(self) -> bytes:
+        """The pointer's bytes: a small regular file, never read through a symlink, FIFO or
+        device (a registry the checkout brings held a symlink to a FIFO that hung the cv gate).
+        OSError (FileNotFoundError when absent) otherwise."""
+        return read_regular(self.pointer, limit=MAX_POINTER_BYTES)
+
     def has_champion(self) -> bool:
         """Whether a champion was promoted (without verifying it): a pointer exists, or, with
         release managers, the audit log records a promote or rollback (the log names the
@@ -168,7 +177,7 @@ class ModelRegistry:
             version, bundle, envelope_sha256 = "(pointer deleted)", "", None
         else:
             try:
-                document = json.loads(self.pointer.read_text(encoding="utf-8"))
+                document = json.loads(self._pointer_bytes().decode("utf-8"))
                 version = str(document["version"])
                 envelope_sha256 = str(document["envelope_sha256"])
                 bundle = str(document["bundle"])
@@ -260,11 +269,11 @@ class ModelRegistry:
         switched the pointer in between, this one is refused instead of silently overwriting it.
         """
         try:
-            return sha256_bytes(self.pointer.read_bytes())
+            return sha256_bytes(self._pointer_bytes())
         except FileNotFoundError:
             return "absent"
         except OSError as err:
-            msg = f"{self.pointer}: cannot read the champion pointer: {err.strerror}"
+            msg = f"{self.pointer}: cannot read the champion pointer: {err.strerror or err}"
             raise RegistryError(msg) from None
 
     def promote(
@@ -411,7 +420,7 @@ class ModelRegistry:
         if not self.has_champion():
             return None
         try:
-            return str(json.loads(self.pointer.read_text(encoding="utf-8"))["version"])
+            return str(json.loads(self._pointer_bytes().decode("utf-8"))["version"])
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
             msg = f"{self.pointer}: champion pointer unreadable ({type(err).__name__}: {err})"
             raise RegistryError(msg) from None

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
-from pipeline.fsio import sha256_bytes
+from pipeline.fsio import read_regular, sha256_bytes
 from pipeline.signing import (
     Envelope,
     PublicKey,
@@ -44,6 +44,8 @@ PROMOTION_TYPE = "application/vnd.secure-ml-pipeline.promotion+json"
 # with this stage withdraws the version everywhere the registry is read.
 REVOKED_STAGE = "revoked"
 AUDIT_FILE = "promotions.jsonl"
+# The audit log, read whole: a line per move (a few KiB), so this is millions of moves.
+MAX_LOG_BYTES = 256 << 20
 GENESIS = "0" * 64
 # The audit log's head pinned outside the registry (the deploy's environment, CI's variables).
 HEAD_ENV = "GATES_REGISTRY_HEAD"
@@ -150,9 +152,13 @@ def read_events(registry: Path) -> list[dict[str, Any]]:
     """
     path = registry / AUDIT_FILE
     try:
-        data = path.read_bytes()
+        # Never through a symlink, FIFO or device: a registry folder the checkout brings
+        # (``git add -f``) held a symlink to a FIFO that hung the cv gate.
+        data = read_regular(path, limit=MAX_LOG_BYTES)
     except FileNotFoundError:
         data = b""  # no log yet: still checked against a pinned head below
+    except OSError as err:
+        raise PromotionError(f"{path}: refused, not read: {err.strerror or err}") from None
     events: list[dict[str, Any]] = []
     prev = GENESIS
     for number, raw in enumerate(data.split(b"\n")[:-1], start=1):

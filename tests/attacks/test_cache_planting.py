@@ -155,3 +155,52 @@ def test_a_checkout_git_cannot_read_is_not_taken_for_no_checkout(
     monkeypatch.setenv("GIT_DIR", str(project.root / "no-such-git-dir"))
     with pytest.raises(GatesError, match="git cannot read the checkout"):
         _lint(project)
+
+
+_SOURCE_DIGEST = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from gates.base import RunContext
+from gates.cache import source_digest
+from pipeline.config import load_policy
+
+root = Path(sys.argv[1])
+context = RunContext(policy=load_policy(root / "policy.toml"), run_id="r", reports_dir=root / "r")
+print(source_digest(context))
+"""
+
+
+def test_a_source_file_that_is_a_symlink_to_a_fifo_does_not_hang_every_key(
+    project: Any, tmp_path: Path
+) -> None:
+    """Every gate's cache key holds the source digest: the SHA-256 of every ``.py`` (and
+    configuration file) of the project. A pull request that commits ``pipeline/planted.py`` as a
+    symlink to a FIFO (or to ``/dev/zero``, hashed forever) hung the key of the first gate, so
+    the whole chain, whenever the cache is on (the CLI's default) (red team 7, 6 December: no
+    answer within 60 s). Such a name now counts by what it is, unread, and the key still
+    changes with it. Run in a child (the project's own code) with a timeout."""
+    import os
+    import subprocess
+    import sys
+
+    def digest() -> str:
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", _SOURCE_DIGEST, str(project.root)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail("the source digest hung on a planted symlink to a FIFO")
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    clean = digest()
+    os.mkfifo(tmp_path / "fifo")
+    (project.root / "pipeline" / "planted.py").symlink_to(tmp_path / "fifo")
+    planted = digest()
+    assert len(planted) == 64
+    assert planted != clean

@@ -178,3 +178,34 @@ def test_nox_refuses_to_import_a_tree_with_compiled_code(tmp_path: Path) -> None
     assert done.returncode != 0
     assert "gates/__pycache__/registry" in done.stderr
     assert _MARKER not in done.stdout + done.stderr  # refused before the planted code could run
+
+
+def test_bytecode_that_is_a_symlink_to_a_fifo_is_named_not_read(tmp_path: Path) -> None:
+    """The check reads each ``__pycache__/*.pyc`` header (a hash-based one runs unchecked): a
+    pull request that force-adds one as a symlink to a FIFO, or to ``/proc/self/fd/1`` (the
+    CI job's output pipe), made the read wait for ever, hanging the lint gate and nox's first
+    check (red team 7, 6 December: no answer within 60 s). Such a name is compiled code that
+    cannot be shown harmless: reported, unread. ``gates/compiled.py`` runs as nox runs it."""
+    import os
+
+    root = tmp_path / "tree"
+    (root / "pipeline" / "__pycache__").mkdir(parents=True)
+    (root / "pipeline" / "__init__.py").write_text("", encoding="utf-8")
+    os.mkfifo(tmp_path / "fifo")
+    planted = root / "pipeline" / "__pycache__" / "model.cpython-311.pyc"
+    planted.symlink_to(tmp_path / "fifo")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-I", str(REPO / "gates" / "compiled.py"), str(root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("gates/compiled.py waited on a planted symlink to a FIFO")
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == (
+        "pipeline/__pycache__/model.cpython-311.pyc: bytecode that is not a regular file "
+        "(a FIFO or device)\n"
+    )

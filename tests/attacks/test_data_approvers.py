@@ -344,3 +344,103 @@ def test_a_planted_approval_attack_fails_the_data_gate(attack, approved, project
     assert expected in message, message
     if attack != "base branch policy unreadable":
         assert APPROVAL in message, message
+
+
+# --- the gate cache -----------------------------------------------------------------------------
+
+
+def test_a_cached_pass_is_not_reused_after_the_base_branch_revokes_the_approver(
+    approved, project, tmp_path, monkeypatch
+):
+    """The data gate's cache key left out the approvers, the approval file and the base
+    branch's policy: ``DataGate.cache_key`` named them, but nothing called it since gates
+    declare what they read in ``Gate.reads`` (red team 7, 6 December). A pull request approved
+    by carol PASSED and was cached; the base branch then revoked carol (her key leaked), and
+    the pull request's re-run reused the PASSED outcome, where a fresh run fails DATA003."""
+    from gates import cache as gate_cache
+    from gates.base import GateResult, RunContext, Status
+    from gates.inputs import input_digests
+    from gates.registry import spec
+    from gates.runner import run_gate
+    from pipeline.config import load_policy
+
+    root, _ = project
+    base = Path(shutil.copytree(approved[0], tmp_path / "base"))
+    monkeypatch.setenv("GATES_BASE_POLICY", str(base / "policy.toml"))
+    monkeypatch.delenv("GATES_APPROVED_LOCK", raising=False)
+    monkeypatch.setenv(gate_cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(gate_cache.HMAC_KEY_ENV, raising=False)
+
+    def run() -> Any:
+        policy = load_policy(root / "policy.toml")
+        context = RunContext(policy=policy, run_id="r", reports_dir=root / "reports")
+        inputs = input_digests(policy)
+        context.reports_dir.mkdir(exist_ok=True)
+        for earlier in ("lint", "sast", "audit"):  # the supply-chain gates' reports, as passed
+            passed = GateResult(earlier, Status.PASSED, "ok", "r", inputs=inputs)
+            context.report_path(earlier).write_text(passed.to_json(), encoding="utf-8")
+        cache = gate_cache.GateCache(context)
+        return run_gate(spec("data"), context, inputs, cache=cache, before=())
+
+    first = run()
+    assert first.status is Status.PASSED, first.summary
+    assert "key" in first.metrics["cache"]
+    assert "reused_from" in run().metrics["cache"]  # unchanged: reused
+    text = (base / "policy.toml").read_text(encoding="utf-8")
+    revoked = text.replace('carol = "keys/carol.pub", ', "")
+    assert revoked != text
+    (base / "policy.toml").write_text(revoked, encoding="utf-8")
+    again = run()
+    assert "reused_from" not in again.metrics.get("cache", {}), again.summary
+    assert again.status is Status.FAILED, again.summary
+    assert [f.rule for f in again.findings if f.rule == "DATA003"] == ["DATA003"]
+
+
+_CHECK_APPROVAL = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from gates.base import RunContext
+from gates.data_integrity import DataGate, _approver_findings
+from pipeline.config import load_policy
+
+policy = load_policy(Path(sys.argv[2]) / "policy.toml")
+context = RunContext(policy=policy, run_id="r", reports_dir=Path(sys.argv[2]) / "reports")
+DataGate().reads(context)  # the cache key
+for finding in _approver_findings(policy):
+    print(finding.rule, finding.location.path, finding.message)
+"""
+
+
+@pytest.mark.parametrize("kind", ["symlink to a FIFO", "FIFO"])
+def test_an_approval_that_is_a_fifo_or_a_symlink_is_refused_not_read(project, tmp_path, kind):
+    """The approval file is named by the lock's path, not by a policy key, so no path rule
+    checked it: a pull request that commits ``data/<lock>.approval.json`` as a symlink to
+    ``/dev/zero`` or to a FIFO of the CI machine hung the data gate (its cache key hashed the
+    file, then ``check_approval`` read it whole; /dev/zero ate memory until the machine killed
+    the job). Run in a child with a timeout: on the planted FIFO the check must end, refusing
+    the file by name (red team 7, 6 December)."""
+    import os
+    import subprocess
+    import sys
+
+    root, _ = project
+    (root / APPROVAL).unlink()
+    if kind == "FIFO":
+        os.mkfifo(root / APPROVAL)
+    else:
+        os.mkfifo(tmp_path / "fifo")
+        (root / APPROVAL).symlink_to(tmp_path / "fifo")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHECK_APPROVAL, str(REPO), str(root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the data gate hung on an approval that is a {kind}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"DATA003 {APPROVAL} {APPROVAL}: "), done.stdout
+    assert "expected a regular file" in done.stdout, done.stdout

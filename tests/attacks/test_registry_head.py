@@ -295,3 +295,56 @@ def test_the_feedback_trends_compare_with_the_verified_champion_only(
     champion, findings = champion_record(policy, history=history)
     assert champion is None
     assert "the log was cut or an older registry put back" in findings[0].message, findings
+
+
+_LOAD_CHAMPION = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from gates.base import GateError, RunContext
+from gates.cv_threshold import load_champion
+from pipeline.config import load_policy
+
+root = Path(sys.argv[2])
+context = RunContext(policy=load_policy(root / "policy.toml"), run_id="r", reports_dir=root)
+try:
+    load_champion(context)
+except GateError as err:
+    print(err)
+"""
+
+
+def test_an_audit_log_that_is_a_symlink_to_a_fifo_is_refused_not_read(tmp_path: Path) -> None:
+    """The cv and risk gates read the champion from ``[release].registry_dir``, a folder in the
+    checkout whose files no path rule checks: a pull request that force-adds
+    ``registry/promotions.jsonl`` as a symlink to a FIFO (or to ``/dev/zero``, read until the
+    machine runs out of memory) hung the cv gate in ``read_events`` (red team 7, 6 December:
+    no answer within 60 s). Run in a child with a timeout; the log must be refused, unread."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    root = tmp_path / "pr"
+    root.mkdir()
+    shutil.copy2(repo / "policy.toml", root / "policy.toml")
+    shutil.copytree(repo / "data", root / "data")
+    shutil.copytree(repo / "keys", root / "keys")
+    (root / "registry").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    (root / "registry" / "promotions.jsonl").symlink_to(tmp_path / "fifo")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _LOAD_CHAMPION, str(repo), str(root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the cv gate's champion read hung on a planted audit log")
+    assert done.returncode == 0, done.stderr
+    assert "registry/promotions.jsonl: refused, not read: expected a regular file" in done.stdout, (
+        done.stdout
+    )
