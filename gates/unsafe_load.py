@@ -58,7 +58,18 @@ whoever wrote the bytes. Rules:
   a class attribute ``debug = True``, on any object; and a keyword written out where bandit
   reads it whose value can be what it flags but is not written as the literal it compares
   (``verify=INSECURE``, ``verify=0``, ``debug=1``, a parameter's default ``verify=False``).
-- SAST100 a file that does not parse, or is nested too deeply to check (it went unchecked).
+  And settings bandit has no test for (``UNREAD_SETTINGS``), made the same ways:
+  ``ctx.check_hostname = False``, ``ctx.verify_mode = ssl.CERT_NONE`` (under any name, or
+  ``0``), ``os.environ["FLASK_DEBUG"] = "1"`` (``setdefault``, ``update``, ``os.putenv``, a
+  child's ``env`` dict), ``FLASK_ENV=development``, ``WERKZEUG_DEBUG_PIN=off``, a module-level
+  ``DEBUG = True`` in a settings module (named ``*settings*`` or binding ``SECRET_KEY``/
+  ``ALLOWED_HOSTS``); ``ssl._create_unverified_context`` reached any way but a call bandit's
+  B323 names (``ssl._create_default_https_context = ssl._create_unverified_context``); a
+  ``setattr`` whose name is computed, given ``True``/``False``/``0``/``1``. A value is read
+  across the modules scanned together (``from .conf import VERIFY``, ``conf.VERIFY``).
+- SAST100 a file that does not parse (Python's own parser gives up near 3,000 levels of
+  nesting; every walk here is iterative), or whose names are bound to names through more
+  levels than Python's recursion limit lets the analysis follow (it went unchecked).
 - SAST105 a module of a package the gates run in their own process (``pipeline``) reaches
   the gates' own package (``gates.base``, ``gates.runner`` ...) by any route followed above:
   it could change how a gate decides. Scripts outside a package (``noxfile.py``) may.
@@ -94,7 +105,10 @@ followed, nor a computed index such as ``mods[i]``); libraries that unpickle int
 not listed above, and their own aliases (``sklearn.utils.np``); code the import system runs by
 itself (``.pth`` files, ``sitecustomize``, a planted module shadowing an installed one,
 ``zipimport``); a ``python -c`` inside a nested shell (``sh -c "python -c ..."``); files
-outside ``[sast].paths``.
+outside ``[sast].paths``. For SAST106: a setting whose name and value are both computed
+(``for k, v in opts.items(): setattr(s, k, v)``), a mapping key that is computed
+(``d[k] = False`` is everywhere), a value read from a file or the environment at run time,
+a settings module by another name read through ``from_object``.
 """
 
 from __future__ import annotations
@@ -2582,6 +2596,7 @@ class _Project:
         self._active: set[tuple[int, str, bool]] = set()
         self._cache: dict[tuple[int, str, bool], _Values] = {}
         self._cuts = 0
+        self._expanding: set[str] = set()  # names being expanded (a cycle stops there)
 
     def add(self, module: _Module) -> None:
         parts = module.name.split(".")
@@ -2589,19 +2604,30 @@ class _Project:
             self.modules.setdefault(".".join(parts[start:]), []).append(module)
 
     def expand(self, name: str) -> _Values:
-        """``pipeline._compat.restore`` -> what ``pipeline/_compat.py`` binds ``restore`` to."""
-        parts = name.split(".")
-        for cut in range(len(parts) - 1, 0, -1):
-            found: set[_Value] = set()
-            for module in self.modules.get(".".join(parts[:cut]), []):
-                if parts[cut] in module.top.bindings:
-                    values = self.bound(module, module.top, parts[cut])
-                    for attr in parts[cut + 1 :]:
-                        values = module.attribute(values, attr)
-                    found |= values
-            if found:
-                return frozenset(found)
-        return frozenset({_Ref(name)})
+        """``pipeline._compat.restore`` -> what ``pipeline/_compat.py`` binds ``restore`` to.
+
+        A name met again while it is being expanded stands for itself: ``pkg/pathlib.py``
+        is importable as ``pathlib`` too, and its own ``from pathlib import Path`` (the
+        standard library's) would otherwise lead back into it, ``Path.cwd`` chasing
+        ``pathlib.Path.cwd.cwd...`` until Python's recursion limit."""
+        if name in self._expanding:
+            return frozenset({_Ref(name)})
+        self._expanding.add(name)
+        try:
+            parts = name.split(".")
+            for cut in range(len(parts) - 1, 0, -1):
+                found: set[_Value] = set()
+                for module in self.modules.get(".".join(parts[:cut]), []):
+                    if parts[cut] in module.top.bindings:
+                        values = self.bound(module, module.top, parts[cut])
+                        for attr in parts[cut + 1 :]:
+                            values = module.attribute(values, attr)
+                        found |= values
+                if found:
+                    return frozenset(found)
+            return frozenset({_Ref(name)})
+        finally:
+            self._expanding.discard(name)
 
     def holds_loaders(self, name: str, seen: frozenset[str] = frozenset()) -> bool:
         """True for a scanned module that binds, at module level, a loader or a module holding

@@ -1571,6 +1571,18 @@ def test_a_file_too_deep_to_check_is_a_finding(tmp_path: Path) -> None:
     assert all(u.path == "deep.py" for u in found)
 
 
+@pytest.mark.parametrize("name", ["pathlib", "json", "typing"])
+def test_a_module_named_like_the_one_it_imports_from_is_checked(tmp_path: Path, name: str) -> None:
+    # pkg/pathlib.py is importable as "pathlib" too (a sys.path change), so its own
+    # "from pathlib import Path" led back into itself, and "Path.cwd" chased
+    # pathlib.Path.cwd.cwd... until Python's recursion limit: SAST100 "nested too deeply",
+    # on 9 of the installed packages' files (_pytest/pathlib.py, numpy/_core/__init__.py ...).
+    code = f"import pickle\nfrom {name} import Thing\nhere = Thing.attr\nloader = pickle.loads\n"
+    files = _tree(tmp_path, {"pkg/__init__.py": "", f"pkg/{name}.py": code})
+    found = scan(files, root=tmp_path, allowed=[])
+    assert [(u.rule, u.path, u.line) for u in found] == [("SAST101", f"pkg/{name}.py", 4)]
+
+
 _LOADS = " + ".join(['"l"', '"o"', '"a"', '"d"', '"s"', *['""'] * 2000])
 
 
@@ -1618,6 +1630,10 @@ GATE_CASES = [
         "session_verify_attribute",
         "session_subclass_verify_in_init",
         "flask_debug_config_key",
+        "ssl_verify_mode_aliased_constant",
+        "ssl_unverified_context_monkeypatched",
+        "flask_debug_environment",
+        "setattr_computed_name_false",
     }
 ]
 REEXPORT = ("src/app/_compat.py", "from joblib import load as restore\n")
