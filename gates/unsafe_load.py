@@ -68,8 +68,9 @@ whoever wrote the bytes. Rules:
   ``setattr`` whose name is computed, given ``True``/``False``/``0``/``1``. A value is read
   across the modules scanned together (``from .conf import VERIFY``, ``conf.VERIFY``).
 - SAST100 a file that does not parse (Python's own parser gives up near 3,000 levels of
-  nesting; every walk here is iterative), or whose names are bound to names through more
-  levels than Python's recursion limit lets the analysis follow (it went unchecked).
+  nesting; the walks over the tree here are iterative), or whose names (or one expression)
+  lead through more levels than Python's recursion limit lets the analysis follow (it went
+  unchecked).
 - SAST105 a module of a package the gates run in their own process (``pipeline``) reaches
   the gates' own package (``gates.base``, ``gates.runner`` ...) by any route followed above:
   it could change how a gate decides. Scripts outside a package (``noxfile.py``) may.
