@@ -58,7 +58,19 @@ whoever wrote the bytes. Rules:
   a class attribute ``debug = True``, on any object; and a keyword written out where bandit
   reads it whose value can be what it flags but is not written as the literal it compares
   (``verify=INSECURE``, ``verify=0``, ``debug=1``, a parameter's default ``verify=False``).
-- SAST100 a file that does not parse, or is nested too deeply to check (it went unchecked).
+  And settings bandit has no test for (``UNREAD_SETTINGS``), made the same ways:
+  ``ctx.check_hostname = False``, ``ctx.verify_mode = ssl.CERT_NONE`` (under any name, or
+  ``0``), ``os.environ["FLASK_DEBUG"] = "1"`` (``setdefault``, ``update``, ``os.putenv``, a
+  child's ``env`` dict), ``FLASK_ENV=development``, ``WERKZEUG_DEBUG_PIN=off``, a module-level
+  ``DEBUG = True`` in a settings module (named ``*settings*`` or binding ``SECRET_KEY``/
+  ``ALLOWED_HOSTS``); ``ssl._create_unverified_context`` reached any way but a call bandit's
+  B323 names (``ssl._create_default_https_context = ssl._create_unverified_context``); a
+  ``setattr`` whose name is computed, given ``True``/``False``/``0``/``1``. A value is read
+  across the modules scanned together (``from .conf import VERIFY``, ``conf.VERIFY``).
+- SAST100 a file that does not parse (Python's own parser gives up near 3,000 levels of
+  nesting; the walks over the tree here are iterative), or whose names (or one expression)
+  lead through more levels than Python's recursion limit lets the analysis follow (it went
+  unchecked).
 - SAST105 a module of a package the gates run in their own process (``pipeline``) reaches
   the gates' own package (``gates.base``, ``gates.runner`` ...) by any route followed above:
   it could change how a gate decides. Scripts outside a package (``noxfile.py``) may.
@@ -94,7 +106,10 @@ followed, nor a computed index such as ``mods[i]``); libraries that unpickle int
 not listed above, and their own aliases (``sklearn.utils.np``); code the import system runs by
 itself (``.pth`` files, ``sitecustomize``, a planted module shadowing an installed one,
 ``zipimport``); a ``python -c`` inside a nested shell (``sh -c "python -c ..."``); files
-outside ``[sast].paths``.
+outside ``[sast].paths``. For SAST106: a setting whose name and value are both computed
+(``for k, v in opts.items(): setattr(s, k, v)``), a mapping key that is computed
+(``d[k] = False`` is everywhere), a value read from a file or the environment at run time,
+a settings module by another name read through ``from_object``.
 """
 
 from __future__ import annotations
@@ -425,6 +440,29 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "ssl_version": ("ssl_version", "protocol"),
     "method": ("method", "protocol"),
 }
+# Settings bandit has no test for at all, with the values that switch a check off (SAST106 on
+# any object, as above): an ``ssl.SSLContext``'s ``check_hostname`` (``False``/``0``) and
+# ``verify_mode`` (``ssl.CERT_NONE`` under any name, or ``0``); the environment variables
+# Flask and Werkzeug read, set as a mapping key (``os.environ``, a child's ``env``) or through
+# ``os.putenv``: ``FLASK_DEBUG`` (any text but ""/"0"/"false"/"no", as Flask's
+# ``get_debug_flag`` reads it), ``FLASK_ENV=development`` (Flask < 2.3) and
+# ``WERKZEUG_DEBUG_PIN=off`` (the debugger's console with no PIN). And a module-level ``DEBUG``
+# in a settings module (``_settings_module``). Setting -> (how it is insecure, what it does).
+UNREAD_SETTINGS: dict[str, tuple[str, str]] = {
+    "check_hostname": ("off", "TLS without a host name check"),
+    "verify_mode": ("cert_none", "TLS without certificate verification"),
+    "FLASK_DEBUG": ("debug_text", "Flask's debug mode (the debugger runs code sent to it)"),
+    "FLASK_ENV": ("development", "Flask's debug mode (the debugger runs code sent to it)"),
+    "WERKZEUG_DEBUG_PIN": ("pin_off", "Werkzeug's debugger console without a PIN"),
+}
+_FLASK_FALSE = frozenset({"", "0", "false", "no"})  # flask.helpers.get_debug_flag
+_PUTENV = frozenset({"os.putenv", "posix.putenv"})
+_SETATTR = frozenset({"builtins.setattr", "builtins.object.__setattr__"})
+# A module-level DEBUG is a setting in a module named like settings (Django's settings.py,
+# settings/prod.py) or one that also binds what only a settings module binds.
+_SETTINGS_NAMES = frozenset({"SECRET_KEY", "ALLOWED_HOSTS"})
+_UNVERIFIED_CONTEXT = "ssl._create_unverified_context"  # bandit's B323, read only when called
+_ALL_SETTINGS = frozenset(SETTINGS) | frozenset(UNREAD_SETTINGS)
 _PARTIALS = frozenset({"functools.partial", "functools.partialmethod"})
 # Keywords bandit reads at any call (by value: an SSL/TLS protocol constant).
 # Calls that reach a scope's names by name (a dict bound there can be changed through them).
@@ -590,27 +628,34 @@ def _carrier(name: str) -> bool:
 
 
 def _literal_str(node: ast.expr | None) -> str | None:
-    """A string known without running anything: a literal, or literals joined with + or f""."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        left, right = _literal_str(node.left), _literal_str(node.right)
-        return None if left is None or right is None else left + right
-    if isinstance(node, ast.JoinedStr):
-        parts = [_literal_str(v) for v in node.values]
-        return None if None in parts else "".join(p or "" for p in parts)
-    return None
+    """A string known without running anything: a literal, or literals joined with + or f""
+    (read without recursion: ``"a" + "b" + ...`` nests as deep as it is long)."""
+    parts: list[str] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.Constant) and isinstance(item.value, str):
+            parts.append(item.value)
+        elif isinstance(item, ast.BinOp) and isinstance(item.op, ast.Add):
+            stack += [item.right, item.left]
+        elif isinstance(item, ast.JoinedStr):
+            stack += reversed(item.values)
+        else:
+            return None
+    return "".join(parts)
 
 
 def _leading_str(node: ast.expr) -> str:
     """The literal text a computed string starts with (``f"gates.{x}"`` -> ``gates.``)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        return _leading_str(node.left)
-    if isinstance(node, ast.JoinedStr) and node.values:
-        return _leading_str(node.values[0])
-    return ""
+    while True:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            node = node.left
+        elif isinstance(node, ast.JoinedStr) and node.values:
+            node = node.values[0]
+        else:
+            return ""
 
 
 def _literal_strings(node: ast.expr) -> list[str] | None:
@@ -822,13 +867,33 @@ def _annotations(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.e
 
 
 class _Binder(ast.NodeVisitor):
-    """Pass 1: the scopes of one module and every binding made in them."""
+    """Pass 1: the scopes of one module and every binding made in them.
+
+    Iterative: ``visit`` inside a handler (and ``generic_visit``'s) only queues the node with
+    the scope current at that moment, and one loop visits the queue depth first, in the order
+    the recursive visitor would. Code Python parses can be nested deeper (a long ``a + b +
+    ...``, a long ``elif`` chain) than Python's recursion limit lets a recursive visitor go."""
 
     def __init__(self, scope: _Scope, module: str, package: bool) -> None:
         self.scope = scope
         self.module = module
         self.package = package
         self.scopes: dict[ast.AST, _Scope] = {}
+        self._queued: list[tuple[ast.AST, _Scope]] | None = None  # set while a handler runs
+
+    def visit(self, node: ast.AST) -> None:
+        if self._queued is not None:
+            self._queued.append((node, self.scope))
+            return
+        start = self.scope
+        stack = [(node, start)]
+        while stack:
+            item, self.scope = stack.pop()
+            self._queued = []
+            super().visit(item)
+            stack.extend(reversed(self._queued))
+            self._queued = None
+        self.scope = start
 
     def bind(self, name: str, binding: _Binding) -> None:
         scope = self.scope
@@ -1337,12 +1402,24 @@ class _Checker:
         return self.found
 
     def _walk(self, node: ast.AST, scope: _Scope) -> None:
-        inner = self.module.scopes.get(node)
-        for child in ast.iter_child_nodes(node):
-            self.parents[child] = node
-            # Decorators, defaults, annotations and bases are evaluated outside the new scope.
-            self._walk(child, inner if inner and self._inside(node, child) else scope)
-        self.judge(node, scope)
+        """Judge every node after its children (iteratively: code Python parses can be
+        nested deeper than Python's recursion limit)."""
+        stack: list[tuple[ast.AST, _Scope, ast.AST | None, bool]] = [(node, scope, None, False)]
+        while stack:
+            item, where, parent, children_done = stack.pop()
+            if children_done:
+                self.judge(item, where)
+                continue
+            if parent is not None:
+                self.parents[item] = parent
+            stack.append((item, where, parent, True))
+            inner = self.module.scopes.get(item)
+            children = list(ast.iter_child_nodes(item))
+            for child in reversed(children):
+                # Decorators, defaults, annotations and bases are evaluated outside the new scope.
+                stack.append(
+                    (child, inner if inner and self._inside(item, child) else where, item, False)
+                )
 
     @staticmethod
     def _inside(node: ast.AST, child: ast.AST) -> bool:
@@ -1399,12 +1476,33 @@ class _Checker:
             self._judge_subscript(node, scope)
         if isinstance(node, ast.Attribute):
             self._judge_attribute(node, values, scope)
-        if node in self.reported:
+        if node in self.reported or self._judge_unverified_context(node, values, scope):
             return
         escapes = self._escapes(node, values, scope)
         for value in values:
             if self._judge_value(node, value, escapes=escapes, scope=scope):
                 return
+
+    def _judge_unverified_context(self, node: ast.AST, values: _Values, scope: _Scope) -> bool:
+        """SAST106 for ``ssl._create_unverified_context`` anywhere but called by a name bandit
+        gives it (its B323): aliased by assignment, fetched by ``getattr``, or assigned over
+        ``ssl._create_default_https_context`` (every HTTPS client of the process then trusts
+        any certificate). True when it was a finding."""
+        if _UNVERIFIED_CONTEXT not in _names(values):
+            return False
+        if (
+            isinstance(node, ast.Name | ast.Attribute)
+            and self._is_call_of(node)
+            and _UNVERIFIED_CONTEXT in self._bandit_names(node, scope)
+        ):
+            return False  # bandit's B323
+        why = (
+            f"reaches {_UNVERIFIED_CONTEXT} ({ast.unparse(node)[:_SHOWN]}), where bandit's "
+            f"B323 does not read it (it reads only a call of it by its own name): TLS "
+            f"without certificate verification"
+        )
+        self.report(node, "SAST106", _UNVERIFIED_CONTEXT, why)
+        return True
 
     def _judge_value(self, node: ast.AST, value: _Value, *, escapes: bool, scope: _Scope) -> bool:
         """Report what one value of ``node`` means here; True when it was a finding."""
@@ -2105,22 +2203,26 @@ class _Checker:
         ``class App(Flask): debug = True`` (``SETTINGS``). Any object: the name of the setting
         and its insecure value are the finding, wherever the object came from."""
         if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
-            in_class = isinstance(self.parents.get(node), ast.ClassDef)
+            parent = self.parents.get(node)
+            bare: Collection[str] = ()  # the plain names that are settings here
+            if isinstance(parent, ast.ClassDef):
+                bare = _ALL_SETTINGS
+            elif parent is self.module.tree and self._settings_module():
+                bare = ("DEBUG",)
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 for place, value in _pairs(target, node.value):
-                    self._judge_set(place, value, scope, in_class=in_class)
+                    self._judge_set(place, value, scope, bare=bare)
         elif isinstance(node, ast.AugAssign):
             if isinstance(node.op, ast.BitOr):  # app.config |= {"DEBUG": True}
                 for name, (value, where) in (self._mapping_keys(node.value, scope) or {}).items():
                     if self._judge_value_of(node, name, value, where, ast.unparse(node.target)):
                         return
-            key = self._setting_key(node.target, scope, in_class=False)
+            key = self._setting_key(node.target, scope, bare=())
             if key is not None:
                 why = (
                     f"changes {key} in place ({ast.unparse(node)[:_SHOWN]}), which this check "
-                    f"cannot judge and bandit's {self._test_of(key)} does not read; "
-                    f"assign it a constant"
+                    f"cannot judge and {self._unread_by(key)}; assign it a constant"
                 )
                 self.report(node.target, "SAST106", key, why)
         elif isinstance(node, ast.Call):
@@ -2137,7 +2239,9 @@ class _Checker:
         setters = {"builtins.setattr", "builtins.object.__setattr__", "operator.setitem"}
         if names & setters and len(args) == 3:
             pairs = [(args[1], args[2])]
-        elif method in ("__setattr__", "__setitem__", "setdefault") and len(args) == 2:
+        elif len(args) == 2 and (
+            names & _PUTENV or method in ("__setattr__", "__setitem__", "setdefault")
+        ):
             pairs = [(args[0], args[1])]
         elif method in ("update", "from_mapping"):
             keys: _Keys = {}
@@ -2151,41 +2255,83 @@ class _Checker:
         else:
             return
         for name, value in pairs:
-            for key in self.module.texts(name, scope) or ():
+            texts = self.module.texts(name, scope)
+            attribute = method == "__setattr__" or names & _SETATTR
+            if texts is None and attribute:
+                self._judge_computed_name(node, name, value, scope)
+                continue
+            for key in texts or ():
                 if self._judge_value_of(node, key, value, scope, ast.unparse(func)):
                     return
 
-    def _judge_set(
-        self, place: ast.expr, value: ast.expr, scope: _Scope, *, in_class: bool
+    def _judge_computed_name(
+        self, node: ast.Call, name: ast.expr, value: ast.expr, scope: _Scope
     ) -> None:
-        key = self._setting_key(place, scope, in_class=in_class)
+        """``setattr(s, name, False)`` with a computed ``name``: it may be any setting, and a
+        literal ``True``/``False``/``0``/``1`` is what switches one off (verify, check_hostname,
+        autoescape) or on (debug): fail closed. (A mapping key that is computed is not judged:
+        ``d[k] = False`` is everywhere; see the module's "Not covered".)"""
+        flags = [c for c in self._constants(value, scope) if type(c) in (bool, int) and c in (0, 1)]
+        if flags:
+            why = (
+                f"sets an attribute named by {ast.unparse(name)[:_SHOWN]} (which this check "
+                f"cannot read) to {ast.unparse(value)[:_SHOWN]}: if it is verify, "
+                f"check_hostname, verify_mode, autoescape or debug, TLS verification or "
+                f"escaping is off or debug is on, and bandit has no test that reads it; "
+                f"write the name out"
+            )
+            self.report(node, "SAST106", "setattr", why)
+
+    def _judge_set(
+        self, place: ast.expr, value: ast.expr, scope: _Scope, *, bare: Collection[str]
+    ) -> None:
+        key = self._setting_key(place, scope, bare=bare)
         if key is not None:
             self._judge_value_of(place, key, value, scope, ast.unparse(place))
 
-    def _setting_key(self, place: ast.expr, scope: _Scope, *, in_class: bool) -> str | None:
+    def _setting_key(self, place: ast.expr, scope: _Scope, *, bare: Collection[str]) -> str | None:
         """The setting a store target names: ``x.verify``, ``x["verify"]``, a class body's
-        ``verify``; None for anything else."""
+        ``verify`` or a settings module's ``DEBUG`` (a name in ``bare``); None for anything else."""
         keys: list[str] = []
         if isinstance(place, ast.Attribute):
             keys = [place.attr]
         elif isinstance(place, ast.Subscript):
             keys = self.module.texts(place.slice, scope) or []
-        elif isinstance(place, ast.Name) and in_class:
+        elif isinstance(place, ast.Name) and place.id in bare:
             keys = [place.id]
-        return next((k for k in keys if k in SETTINGS), None)
+        return next((k for k in keys if k in _ALL_SETTINGS), None)
+
+    def _settings_module(self) -> bool:
+        """A module read as settings (``_SETTINGS_NAMES``): named ``*settings*`` at any level
+        of its dotted name, or binding ``SECRET_KEY``/``ALLOWED_HOSTS`` at module level."""
+        top = self.module.top
+        if top.kind != "module":
+            return False
+        named = any("settings" in part.lower() for part in self.module.name.split("."))
+        return named or bool(_SETTINGS_NAMES & top.bindings.keys())
 
     @staticmethod
     def _test_of(key: str) -> str:
         keyword = SETTINGS[key][0]
         return BANDIT_KEYWORDS[keyword][0][1]
 
+    def _unread_by(self, key: str) -> str:
+        if key in UNREAD_SETTINGS:
+            return "bandit has no test for it"
+        return f"bandit's {self._test_of(key)} does not read it"
+
     def _judge_value_of(
         self, node: ast.AST, key: str, value: ast.expr, scope: _Scope, where: str
     ) -> bool:
         """Report ``key`` set to an insecure value at ``node``; True when it was."""
-        if key not in SETTINGS or not self._insecure(key, value, scope):
+        if key not in _ALL_SETTINGS or not self._insecure(key, value, scope):
             return False
         shown = ast.unparse(value)[:_SHOWN]
+        if key in UNREAD_SETTINGS:
+            meaning = UNREAD_SETTINGS[key][1]
+            why = f"sets {key} to {shown} ({where[:_SHOWN]}): {meaning}; bandit has no test for it"
+            self.report(node, "SAST106", key, why)
+            return True
         why = (
             f"sets {key} to {shown} ({where[:_SHOWN]}), where bandit's {self._test_of(key)} does "
             f"not read it (bandit reads {SETTINGS[key][0]}= only written out at a call it names)"
@@ -2197,10 +2343,25 @@ class _Checker:
         """``value`` can be what bandit flags for the setting ``key``: ``False``/``0`` for
         verify and autoescape, ``True``/``1`` for debug (as a literal, ``not`` one, a name
         bound to one, a branch of a conditional), a protocol bandit's B502 lists."""
-        insecure = SETTINGS[key][1]
-        if insecure == "protocol":
+        insecure = UNREAD_SETTINGS[key][0] if key in UNREAD_SETTINGS else SETTINGS[key][1]
+        if insecure in ("protocol", "cert_none"):
             names = _names(self.resolve(value, scope)) | {_dotted(value)}
-            return any(n.rpartition(".")[2] in BANDIT_BAD_PROTOCOLS for n in names)
+            if insecure == "protocol":
+                return any(n.rpartition(".")[2] in BANDIT_BAD_PROTOCOLS for n in names)
+            if any(n.rpartition(".")[2] == "CERT_NONE" for n in names):
+                return True
+            insecure = "off"  # ssl.CERT_NONE is 0
+        if insecure in ("debug_text", "development", "pin_off"):
+            texts = [
+                c.decode("utf-8", "replace") if isinstance(c, bytes) else c
+                for c in self._constants(value, scope)
+            ]
+            strings = [c for c in texts if isinstance(c, str)]
+            if insecure == "debug_text":
+                return any(s.lower() not in _FLASK_FALSE for s in strings)
+            return (insecure == "development" and "development" in strings) or (
+                insecure == "pin_off" and "off" in strings
+            )
         return any(
             type(c) in (bool, int) and c == (insecure == "on")
             for c in self._constants(value, scope)
@@ -2234,16 +2395,21 @@ class _Checker:
         self.report(node, "SAST106", min(callees), why)
         return True
 
-    def _constants(self, node: ast.expr, scope: _Scope, depth: int = 0) -> list[object]:
+    def _constants(
+        self, node: ast.expr, scope: _Scope, depth: int = 0, module: _Module | None = None
+    ) -> list[object]:
         """The constants ``node`` can be, as far as they are known here: a literal, ``not``
         one, either branch of a conditional or an ``and``/``or``, a name bound to those
-        (bindings to anything else add nothing)."""
+        (bindings to anything else add nothing), and a module-level name of another module
+        scanned together, imported (``from .conf import VERIFY``) or read as an attribute of
+        it (``conf.VERIFY``)."""
+        module = module or self.module
         if depth > _MAX_DEPTH:
             return []
         if isinstance(node, ast.Constant):
             return [node.value]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            return [not c for c in self._constants(node.operand, scope, depth + 1)]
+            return [not c for c in self._constants(node.operand, scope, depth + 1, module)]
         parts = (
             [node.body, node.orelse]
             if isinstance(node, ast.IfExp)
@@ -2251,15 +2417,30 @@ class _Checker:
             if isinstance(node, ast.BoolOp)
             else []
         )
-        found = [c for part in parts for c in self._constants(part, scope, depth + 1)]
-        defining = self.module.defining(node.id, scope) if isinstance(node, ast.Name) else None
+        found = [c for part in parts for c in self._constants(part, scope, depth + 1, module)]
+        if isinstance(node, ast.Attribute):
+            for name in _names(module.resolve(node.value, scope)):
+                found += self._imported_constants(f"{name}.{node.attr}", depth + 1)
+        defining = module.defining(node.id, scope) if isinstance(node, ast.Name) else None
         if defining is not None and isinstance(node, ast.Name):
             for binding in defining.bindings[node.id]:
                 if binding.expr is not None and binding.scope is not None and not binding.path:
-                    found += self._constants(binding.expr, binding.scope, depth + 1)
+                    found += self._constants(binding.expr, binding.scope, depth + 1, module)
+                for value in binding.value or ():  # from .conf import VERIFY
+                    if isinstance(value, _Ref):
+                        found += self._imported_constants(value.name, depth + 1)
             default = _default(defining.node, node.id)  # def fetch(url, verify=False)
             if default is not None:
-                found += self._constants(default, defining.parent or scope, depth + 1)
+                found += self._constants(default, defining.parent or scope, depth + 1, module)
+        return found
+
+    def _imported_constants(self, name: str, depth: int) -> list[object]:
+        """``pkg.conf.VERIFY``: the constants a scanned module ``pkg.conf`` binds it to."""
+        owner, _, attr = name.rpartition(".")
+        found: list[object] = []
+        for other in self.module.project.modules.get(owner, []):
+            if attr in other.top.bindings:
+                found += self._constants(ast.Name(attr), other.top, depth, other)
         return found
 
     def _judge_host_key_policy(self, node: ast.Call, funcs: _Values, scope: _Scope) -> None:
@@ -2416,6 +2597,7 @@ class _Project:
         self._active: set[tuple[int, str, bool]] = set()
         self._cache: dict[tuple[int, str, bool], _Values] = {}
         self._cuts = 0
+        self._expanding: set[str] = set()  # names being expanded (a cycle stops there)
 
     def add(self, module: _Module) -> None:
         parts = module.name.split(".")
@@ -2423,19 +2605,30 @@ class _Project:
             self.modules.setdefault(".".join(parts[start:]), []).append(module)
 
     def expand(self, name: str) -> _Values:
-        """``pipeline._compat.restore`` -> what ``pipeline/_compat.py`` binds ``restore`` to."""
-        parts = name.split(".")
-        for cut in range(len(parts) - 1, 0, -1):
-            found: set[_Value] = set()
-            for module in self.modules.get(".".join(parts[:cut]), []):
-                if parts[cut] in module.top.bindings:
-                    values = self.bound(module, module.top, parts[cut])
-                    for attr in parts[cut + 1 :]:
-                        values = module.attribute(values, attr)
-                    found |= values
-            if found:
-                return frozenset(found)
-        return frozenset({_Ref(name)})
+        """``pipeline._compat.restore`` -> what ``pipeline/_compat.py`` binds ``restore`` to.
+
+        A name met again while it is being expanded stands for itself: ``pkg/pathlib.py``
+        is importable as ``pathlib`` too, and its own ``from pathlib import Path`` (the
+        standard library's) would otherwise lead back into it, ``Path.cwd`` chasing
+        ``pathlib.Path.cwd.cwd...`` until Python's recursion limit."""
+        if name in self._expanding:
+            return frozenset({_Ref(name)})
+        self._expanding.add(name)
+        try:
+            parts = name.split(".")
+            for cut in range(len(parts) - 1, 0, -1):
+                found: set[_Value] = set()
+                for module in self.modules.get(".".join(parts[:cut]), []):
+                    if parts[cut] in module.top.bindings:
+                        values = self.bound(module, module.top, parts[cut])
+                        for attr in parts[cut + 1 :]:
+                            values = module.attribute(values, attr)
+                        found |= values
+                if found:
+                    return frozenset(found)
+            return frozenset({_Ref(name)})
+        finally:
+            self._expanding.discard(name)
 
     def holds_loaders(self, name: str, seen: frozenset[str] = frozenset()) -> bool:
         """True for a scanned module that binds, at module level, a loader or a module holding

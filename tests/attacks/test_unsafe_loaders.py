@@ -1013,6 +1013,133 @@ class Legacy(HTTPAdapter):
         self.ssl_version = ssl.PROTOCOL_TLSv1  # <-
         return super().init_poolmanager(*args, **kwargs)
 
+# --- TLS verification switched off through the ssl module: bandit has no test for an
+# SSLContext's check_hostname/verify_mode, and its B323 reads _create_unverified_context only
+# where it is called by a name bandit follows (the sast gate PASSED on each)
+
+## ssl_check_hostname_off SAST106
+import ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False  # <-
+
+## ssl_verify_mode_cert_none SAST106
+import ssl
+ctx = ssl.create_default_context()
+ctx.verify_mode = ssl.CERT_NONE  # <-
+
+## ssl_verify_mode_setattr SAST106
+import ssl
+ctx = ssl.create_default_context()
+setattr(ctx, "verify_mode", ssl.CERT_NONE)  # <-
+
+## ssl_check_hostname_setattr SAST106
+import ssl
+ctx = ssl.create_default_context()
+setattr(ctx, "check_hostname", 0)  # <-
+
+## ssl_verify_mode_aliased_constant SAST106
+from ssl import CERT_NONE as TRUSTING, create_default_context
+ctx = create_default_context()
+ctx.verify_mode = TRUSTING  # <-
+
+## ssl_verify_mode_module_alias SAST106
+import ssl as s
+ctx = s.create_default_context()
+ctx.verify_mode = s.CERT_NONE  # <-
+
+## ssl_verify_mode_through_a_constant SAST106
+import ssl
+NONE = ssl.CERT_NONE
+ctx = ssl.create_default_context()
+ctx.verify_mode = NONE  # <-
+
+## ssl_verify_mode_enum SAST106
+import ssl
+ctx = ssl.create_default_context()
+ctx.verify_mode = ssl.VerifyMode.CERT_NONE  # <-
+
+## ssl_verify_mode_zero SAST106
+import ssl
+ctx = ssl.create_default_context()
+ctx.verify_mode = 0  # <-
+
+## ssl_context_subclass_attribute SAST106
+import ssl
+
+class Trusting(ssl.SSLContext):
+    verify_mode = ssl.CERT_NONE  # <-
+
+## ssl_unverified_context_monkeypatched SAST106
+import ssl
+ssl._create_default_https_context = ssl._create_unverified_context  # <-
+
+## ssl_unverified_context_under_another_name SAST106
+import ssl
+make = ssl._create_unverified_context  # <-
+ctx = make()
+
+## ssl_unverified_context_by_getattr SAST106
+import ssl
+ctx = getattr(ssl, "_create_unverified_context")()  # <-
+
+## setattr_computed_name_false SAST106
+import requests
+session = requests.Session()
+for name in ["trust_env", "ver" + suffix]:
+    setattr(session, name, False)  # <-
+
+## setattr_computed_name_debug SAST106
+import flask
+app = flask.Flask(__name__)
+app.__setattr__(flag_name(), True)  # <-
+
+# --- debug modes switched on through the environment or a settings module (bandit's B201
+# reads debug= only at a .run() call)
+
+## flask_debug_environment SAST106
+import os
+os.environ["FLASK_DEBUG"] = "1"  # <-
+
+## flask_debug_environment_setdefault SAST106
+import os
+os.environ.setdefault("FLASK_DEBUG", "true")  # <-
+
+## flask_debug_environment_update SAST106
+import os
+os.environ.update({"FLASK_DEBUG": "yes"})  # <-
+
+## flask_debug_putenv SAST106
+import os
+os.putenv("FLASK_DEBUG", "1")  # <-
+
+## flask_debug_putenv_aliased SAST106
+from os import putenv as put
+put("FLASK_DEBUG", "on")  # <-
+
+## flask_debug_environment_for_a_child SAST106
+import os, subprocess
+env = dict(os.environ)
+env["FLASK_DEBUG"] = "1"  # <-
+subprocess.run(["flask", "run"], env=env, check=True)
+
+## flask_development_environment SAST106
+import os
+os.environ["FLASK_ENV"] = "development"  # <-
+
+## werkzeug_debugger_pin_off SAST106
+import os
+os.environ["WERKZEUG_DEBUG_PIN"] = "off"  # <-
+
+## django_settings_debug SAST106
+SECRET_KEY = "change-me"
+DEBUG = True  # <-
+ALLOWED_HOSTS = ["*"]
+
+## django_settings_debug_through_a_name SAST106
+ON = 1
+ALLOWED_HOSTS = []
+DEBUG = ON  # <-
+
 ## yaml_loader_read_where_the_mapping_binds_it SAST101
 import yaml
 L = yaml.Loader
@@ -1114,6 +1241,47 @@ app.debug = False
 app.config["DEBUG"] = False
 app.config.update(DEBUG=False, TESTING=True)
 jinja2.Environment(autoescape=True).autoescape = True
+
+## tls_left_verifying
+import os, ssl
+
+ctx = ssl.create_default_context()
+ctx.check_hostname = True
+ctx.verify_mode = ssl.CERT_REQUIRED
+ctx.verify_mode = ssl.VerifyMode.CERT_REQUIRED
+setattr(ctx, "verify_mode", ssl.CERT_REQUIRED)
+ctx.check_hostname = flag
+ssl._create_default_https_context = ssl.create_default_context
+
+## unverified_context_called_is_bandits
+import ssl
+import ssl as s
+from ssl import _create_unverified_context as unverified
+ssl._create_unverified_context()
+s._create_unverified_context()
+unverified()
+
+## debug_left_off_in_the_environment
+import os
+os.environ["FLASK_DEBUG"] = "0"
+os.environ.setdefault("FLASK_DEBUG", "false")
+os.environ["WERKZEUG_DEBUG_PIN"] = "1234-5678"
+os.environ["FLASK_ENV"] = "production"
+os.environ["DEBUG"] = "1"
+os.putenv("PYTHONDONTWRITEBYTECODE", "1")
+
+## computed_names_with_computed_values
+import os
+for name, value in options.items():
+    setattr(target, name, value)
+setattr(target, name, None)
+setattr(target, name, "text")
+flags[name] = False
+os.environ[key] = "1"
+
+## debug_constant_in_a_plain_module
+DEBUG = True
+VERBOSE = DEBUG
 
 ## requests_calls_bandit_does_not_read_verify_on
 import requests
@@ -1338,6 +1506,50 @@ def test_a_keyword_to_a_function_reexported_by_another_scanned_module_is_flagged
     assert "under the name pkg.http.get" in found[0].message
 
 
+@pytest.mark.parametrize(
+    "use",
+    [
+        "from .conf import VERIFY\nrequests.get(url, verify=VERIFY, timeout=5)\n",
+        "from pkg.conf import VERIFY as V\nrequests.Session().verify = V\n",
+        "from . import conf\nrequests.get(url, verify=conf.VERIFY, timeout=5)\n",
+        "import pkg.conf as c\nsetattr(requests.Session(), 'verify', c.VERIFY)\n",
+        "from .conf import NONE\nssl.create_default_context().verify_mode = NONE\n",
+        "from .conf import ON\nos.environ['FLASK_DEBUG'] = ON\n",
+    ],
+    ids=["imported", "aliased", "module_attribute", "module_alias", "ssl_constant", "env"],
+)
+def test_an_insecure_value_imported_from_another_scanned_module_is_judged(
+    tmp_path: Path, use: str
+) -> None:
+    # The value is bound in pkg/conf.py: read in pkg/use.py alone it is a name bandit cannot
+    # compare with False, and this check judged only names bound in the same module.
+    conf = "import ssl\nVERIFY = False\nNONE = ssl.CERT_NONE\nON = '1'\nSAFE = True\n"
+    head = "import os, ssl, requests\n"
+    files = _tree(tmp_path, {"pkg/__init__.py": "", "pkg/conf.py": conf, "pkg/use.py": head + use})
+    found = scan(files, root=tmp_path, allowed=[])
+    assert [(u.rule, u.path, u.line) for u in found] == [("SAST106", "pkg/use.py", 3)]
+    safe = use.replace("VERIFY", "SAFE").replace("NONE", "SAFE").replace("ON", "SAFE")
+    (tmp_path / "pkg/use.py").write_text(head + safe, encoding="utf-8")
+    assert scan(files, root=tmp_path, allowed=[]) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("mysite/settings.py", "DEBUG = True\n"),
+        ("mysite/settings/prod.py", "from .base import *\nDEBUG = 1\n"),
+        ("mysite/prod_settings.py", "import os\nDEBUG = True\n"),
+    ],
+    ids=["settings_module", "settings_package", "named_settings"],
+)
+def test_debug_in_a_settings_module_is_flagged(tmp_path: Path, path: str, code: str) -> None:
+    files = _tree(tmp_path, {"mysite/__init__.py": "", path: code})
+    found = scan(files, root=tmp_path, allowed=[])
+    assert [(u.rule, u.path, u.line) for u in found] == [("SAST106", path, len(code.splitlines()))]
+    (tmp_path / path).write_text(code.replace("True", "False").replace("1", "0"), encoding="utf-8")
+    assert scan(files, root=tmp_path, allowed=[]) == []
+
+
 def test_a_computed_import_outside_the_own_packages_is_flagged(tmp_path: Path) -> None:
     # "gates." confines the import to a scanned package; "pkg_" + name could be anything.
     code = """
@@ -1357,6 +1569,40 @@ def test_a_file_too_deep_to_check_is_a_finding(tmp_path: Path) -> None:
     found = scan(files, root=tmp_path, allowed=[])
     assert found
     assert all(u.path == "deep.py" for u in found)
+
+
+@pytest.mark.parametrize("name", ["pathlib", "json", "typing"])
+def test_a_module_named_like_the_one_it_imports_from_is_checked(tmp_path: Path, name: str) -> None:
+    # pkg/pathlib.py is importable as "pathlib" too (a sys.path change), so its own
+    # "from pathlib import Path" led back into itself, and "Path.cwd" chased
+    # pathlib.Path.cwd.cwd... until Python's recursion limit: SAST100 "nested too deeply",
+    # on 9 of the installed packages' files (_pytest/pathlib.py, numpy/_core/__init__.py ...).
+    code = f"import pickle\nfrom {name} import Thing\nhere = Thing.attr\nloader = pickle.loads\n"
+    files = _tree(tmp_path, {"pkg/__init__.py": "", f"pkg/{name}.py": code})
+    found = scan(files, root=tmp_path, allowed=[])
+    assert [(u.rule, u.path, u.line) for u in found] == [("SAST101", f"pkg/{name}.py", 4)]
+
+
+_LOADS = " + ".join(['"l"', '"o"', '"a"', '"d"', '"s"', *['""'] * 2000])
+
+
+@pytest.mark.parametrize(
+    "deep",
+    [
+        "total = " + " + ".join(["a"] * 2000) + "\nloader = pickle.loads\n",  # nests 2000 deep
+        "if a:\n    pass\n" + "elif a:\n    pass\n" * 1200 + "loader = pickle.loads\n",
+        f"loader = getattr(pickle, {_LOADS})\n",  # the name is read: pickle.loads
+    ],
+    ids=["long_sum", "long_elif_chain", "long_string_concatenation"],
+)
+def test_code_python_parses_is_checked_however_deeply_it_nests(tmp_path: Path, deep: str) -> None:
+    # Python parses these (its parser nests up to ~3000 levels); the checker's own recursive
+    # visitors hit Python's recursion limit at ~1000 and the file was SAST100 "nested too
+    # deeply to check", with no way out for code that is fine. Now it is checked: the loader
+    # on its last line is found.
+    files = _tree(tmp_path, {"deep.py": "import pickle\n" + deep})
+    found = scan(files, root=tmp_path, allowed=[])
+    assert [(u.rule, u.line) for u in found] == [("SAST101", len(deep.splitlines()) + 1)]
 
 
 # --- one real sast gate run over a planted tree -----------------------------------------------
@@ -1384,6 +1630,10 @@ GATE_CASES = [
         "session_verify_attribute",
         "session_subclass_verify_in_init",
         "flask_debug_config_key",
+        "ssl_verify_mode_aliased_constant",
+        "ssl_unverified_context_monkeypatched",
+        "flask_debug_environment",
+        "setattr_computed_name_false",
     }
 ]
 REEXPORT = ("src/app/_compat.py", "from joblib import load as restore\n")
