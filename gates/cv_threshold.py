@@ -30,11 +30,18 @@ from gates.base import (
 )
 from gates.data_integrity import quarantined_rows
 from gates.release import registry_for
-from pipeline.champion import POINTER_FILE, RegistryError
+from pipeline.champion import POINTER_FILE, VERSIONS_DIR, RegistryError
 from pipeline.config import Tolerance
 from pipeline.fsio import atomic_write_text
+from pipeline.gittree import committed_in
 from pipeline.persist import MODEL_FILE, load_attested, load_verified
-from pipeline.promotion import AUDIT_FILE, HEAD_ENV, PromotionError, read_events
+from pipeline.promotion import (
+    AUDIT_FILE,
+    HEAD_ENV,
+    PromotionError,
+    read_events,
+    refuse_committed,
+)
 from pipeline.signing import SigningError
 from pipeline.verify import trusted_key
 
@@ -49,11 +56,26 @@ def champion_reads(context: RunContext) -> Reads:
     """What reading the champion depends on: the pointer, the audit log (with [roles] it names
     the champion: a rollback, a revocation) and ``$GATES_REGISTRY_HEAD``, which refuses a log
     cut behind it: an outcome cached from a registry later cut back to that state, unpinned or
-    under an older pin, must not be reused where the pin now refuses the log."""
-    registry = context.policy.resolve(context.policy.policy.release.registry_dir)
+    under an older pin, must not be reused where the pin now refuses the log. Also the version
+    files the champion is verified and loaded from, the trusted keys it is verified with (the
+    release keys and the release managers'), and whether git tracks anything in the registry
+    folder (``refuse_committed``): changing any of them runs the gate again, where a fresh run
+    may refuse the champion."""
+    policy = context.policy
+    release = policy.policy.release
+    registry = policy.resolve(release.registry_dir)
+    keys = sorted(
+        {release.public_key, *release.public_keys.values(), *policy.policy.roles.promoters.values()}
+    )
+    committed = committed_in(registry, policy.base_dir) or ""
     return Reads(
-        files=(registry / POINTER_FILE, registry / AUDIT_FILE),
-        external={HEAD_ENV: os.environ.get(HEAD_ENV, "").strip()},
+        files=(
+            registry / POINTER_FILE,
+            registry / AUDIT_FILE,
+            registry / VERSIONS_DIR,
+            *(policy.resolve(key) for key in keys),
+        ),
+        external={HEAD_ENV: os.environ.get(HEAD_ENV, "").strip(), "registry_committed": committed},
     )
 
 
@@ -304,6 +326,12 @@ def load_champion(context: RunContext) -> tuple[Any, Any] | None:
     it. The ``risk`` gate compares with the champion through this too.
     """
     release = context.policy.policy.release
+    try:
+        # A registry folder the pull request commits (git add -f) is never the champion's.
+        refuse_committed(context.policy.resolve(release.registry_dir), context.policy.base_dir)
+    except PromotionError as err:
+        msg = f"the champion cannot be trusted, so the candidate cannot be compared: {err}"
+        raise GateError(msg) from None
     try:
         registry = registry_for(
             context.policy, trusted=trusted_key(context.policy), require_current_gates=False

@@ -7,7 +7,6 @@ a gate never imports the runner.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess  # nosec B404 # runs git with fixed argv lists, never a shell
 from collections.abc import Callable
@@ -15,6 +14,9 @@ from pathlib import Path
 
 from pipeline.config import LoadedPolicy
 from pipeline.fsio import sha256_file
+from pipeline.gittree import from_the_tree, tracked_files
+
+__all__ = ["data_input_keys", "from_the_tree", "git_commit", "input_digests", "tracked_files"]
 
 
 def input_digests(
@@ -80,78 +82,3 @@ def git_commit(root: Path) -> tuple[str, bool]:
     except (OSError, subprocess.CalledProcessError):
         return "unknown", False
     return head, bool(status.strip())
-
-
-def from_the_tree(folder: Path, root: Path) -> str | None:
-    """Why ``folder``'s content may come from the checked-out commit, or None.
-
-    A folder outside ``root`` is the machine's own. Inside, it may not be reached through a
-    symlink the tree holds, and git may track nothing in it: a pull request controls every
-    committed byte, and a cache or memo file it commits there would be read as this machine's.
-    Outside a git work tree (or without git) nothing can be told: None.
-    """
-    top, target = Path(os.path.abspath(root)), Path(os.path.abspath(folder))
-    if not target.is_relative_to(top):
-        return None
-    rel = target.relative_to(top)
-    for depth in range(1, len(rel.parts) + 1):
-        part = top.joinpath(*rel.parts[:depth])
-        if part.is_symlink():
-            return f"{part.relative_to(top).as_posix()} is a symlink in the tree"
-    git = shutil.which("git")
-    if git is None or not rel.parts:
-        return None if git is None else f"{target} is the project folder itself"
-    return _git_tracks(git, top, rel)
-
-
-def _git_tracks(git: str, top: Path, rel: Path) -> str | None:
-    """What git tracks at or under ``rel``; why git cannot tell in a checkout; None outside git."""
-    inside = subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which
-        [git, "rev-parse", "--is-inside-work-tree"], cwd=top, capture_output=True, check=False
-    )
-    if inside.returncode != 0 or inside.stdout.strip() != b"true":
-        # A checkout git will not read (safe.directory, a broken GIT_DIR) is not "outside git".
-        if not any((folder / ".git").exists() for folder in (top, *top.parents)):
-            return None
-        reason = inside.stderr.decode(errors="replace").strip().splitlines()
-        return f"git cannot read the checkout ({reason[0] if reason else 'no output'})"
-    tracked = _ls_files(git, top, rel.as_posix())
-    if tracked.returncode != 0:
-        return (
-            f"git cannot list {rel.as_posix()} ({tracked.stderr.decode(errors='replace').strip()})"
-        )
-    first = tracked.stdout.split(b"\0", 1)[0].decode(errors="replace")
-    return f"git tracks {first}" if first else None
-
-
-def _ls_files(git: str, top: Path, rel: str) -> subprocess.CompletedProcess[bytes]:
-    """``git ls-files`` of ``rel`` (relative to the work tree ``top``), NUL-separated."""
-    return subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which
-        [git, "ls-files", "-z", "--full-name", "--", rel or "."],
-        cwd=top,
-        capture_output=True,
-        check=False,
-    )
-
-
-def tracked_files(root: Path, folder: Path) -> list[str]:
-    """The files under ``folder`` that git tracks in the checkout at ``root``, relative to it.
-
-    Empty outside a git checkout, when git is missing or fails, or when ``folder`` lies outside
-    ``root``: for naming files only; whether the folder may come from the commit at all is
-    ``from_the_tree``'s to say (it fails closed).
-    """
-    git = shutil.which("git")
-    if git is None:
-        return []
-    try:
-        rel = folder.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return []
-    try:
-        listed = _ls_files(git, root, rel)
-    except OSError:
-        return []
-    if listed.returncode != 0:
-        return []
-    return sorted(name for name in listed.stdout.decode("utf-8", "replace").split("\0") if name)

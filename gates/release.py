@@ -212,7 +212,8 @@ def registry_pin() -> str | None:
 def verified_champion(policy: LoadedPolicy) -> Champion | None:
     """The registry's champion verified as every reader verifies it; None when none was promoted.
 
-    The audit log is read first, so one cut (or deleted with the pointer) behind
+    A registry folder holding a file git tracks is refused first (``promotion.refuse_committed``).
+    The audit log is read next, so one cut (or deleted with the pointer) behind
     ``$GATES_REGISTRY_HEAD`` is refused, never taken for a registry that never had a champion;
     with release managers the log names the champion even when the pointer is gone. Raises
     PipelineError (the pin, the chain, a signature, a digest, a revocation, an unreadable
@@ -221,6 +222,7 @@ def verified_champion(policy: LoadedPolicy) -> Champion | None:
     from pipeline.champion import POINTER_FILE  # noqa: PLC0415
 
     registry = policy.resolve(policy.policy.release.registry_dir)
+    promotion.refuse_committed(registry, policy.base_dir)
     promotion.read_events(registry)
     if not any(
         p.exists() or p.is_symlink()
@@ -237,10 +239,12 @@ def registry_head(policy: LoadedPolicy) -> str:
     Pin it outside the registry as ``$GATES_REGISTRY_HEAD`` (the deploy's environment): every
     read then refuses a log cut below it or replaced (``pipeline.promotion``).
     """
+    registry = policy.resolve(policy.policy.release.registry_dir)
     try:
-        return promotion.head(
-            promotion.read_events(policy.resolve(policy.policy.release.registry_dir))
-        )
+        # The deploy job's first step: a registry the checkout brings stops it before the
+        # promotion and the image that copies the folder.
+        promotion.refuse_committed(registry, policy.base_dir)
+        return promotion.head(promotion.read_events(registry))
     except PromotionError as err:
         raise DeployRefused(f"refused: {err}") from None
 

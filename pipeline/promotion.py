@@ -29,6 +29,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.fsio import read_regular, sha256_bytes
+from pipeline.gittree import committed_in
 from pipeline.signing import (
     Envelope,
     PublicKey,
@@ -142,6 +143,27 @@ def append_event(registry: Path, event: Mapping[str, Any], envelope: Envelope | 
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def refuse_committed(registry: Path, root: Path) -> None:
+    """PromotionError when any of the registry folder comes from the commit checked out at ``root``.
+
+    The registry is CI's own (written by the deploy job, its head pinned by ``$GATES_REGISTRY_HEAD``);
+    a pull request controls every committed byte and commits into the gitignored folder with
+    ``git add -f``: an older signed champion and a log that stops before its revocation, read by
+    the cv and risk gates as the champion to beat and copied into the serving image. Every
+    reader calls this first. Outside a git work tree (or without git) nothing can be told.
+    """
+    found = committed_in(registry, root)
+    if found is None:
+        return
+    msg = (
+        f"{registry}: refused: {found}, in the registry folder [release].registry_dir names; "
+        "the registry is CI's own, never taken from the checkout: remove it from the "
+        "repository (git rm -r --cached) and set [release].registry_dir to a folder git does "
+        "not track"
+    )
+    raise PromotionError(msg)
 
 
 def read_events(registry: Path) -> list[dict[str, Any]]:

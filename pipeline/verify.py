@@ -26,6 +26,7 @@ from pipeline.config import LoadedPolicy
 from pipeline.errors import ModelError
 from pipeline.keys import KeyProvider, provider_for
 from pipeline.persist import audit_attested
+from pipeline.promotion import PromotionError, refuse_committed
 from pipeline.signing import (
     IN_TOTO_PAYLOAD_TYPE,
     SigningError,
@@ -176,8 +177,17 @@ def audit_signed_model(verified: VerifiedAttestation) -> None:
 def registry_for(
     policy: LoadedPolicy, *, trusted: Trusted, required_gates: Sequence[str] = ()
 ) -> ModelRegistry:
-    """The policy's model registry, trusting ``trusted`` only, requiring ``required_gates``."""
+    """The policy's model registry, trusting ``trusted`` only, requiring ``required_gates``.
+
+    RegistryError when git tracks a file in the registry folder (``promotion.refuse_committed``):
+    every reader through here (verify and serve ``--champion``, deploy, revoke, rollback, the
+    cv and risk gates) refuses a registry the pull request brings."""
     roles = policy.policy.roles
+    folder = policy.resolve(policy.policy.release.registry_dir)
+    try:
+        refuse_committed(folder, policy.base_dir)
+    except PromotionError as err:
+        raise RegistryError(str(err)) from None
     return ModelRegistry(
         policy.resolve(policy.policy.release.registry_dir),
         trusted=trusted,
