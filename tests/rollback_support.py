@@ -124,3 +124,14 @@ def build(signed: tuple[Path, str], base: Path, *, roles: bool) -> Promoted:
         registry.promote(verified, promotion=signature)
         versions.append(version)
     return Promoted(root, tuple(versions), pems)
+
+
+def run_cli(project: Promoted, monkeypatch: Any, capsys: Any, *args: str) -> tuple[int, str]:
+    """``python -m gates ARGS`` in ``project``'s root, in process: its exit code and output."""
+    from gates._cli import main
+
+    monkeypatch.chdir(project.root)
+    capsys.readouterr()
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.rollback_support import Promoted, build
+from tests.rollback_support import Promoted, build, run_cli
 
 HEAD_ENV = "GATES_REGISTRY_HEAD"
 
@@ -28,20 +28,10 @@ def managed_registry(
     return build(signed_chain, tmp_path_factory.mktemp("registry-head"), roles=True)
 
 
-def _main(project: Promoted, monkeypatch: Any, capsys: Any, *args: str) -> tuple[int, str]:
-    from gates._cli import main
-
-    monkeypatch.chdir(project.root)
-    capsys.readouterr()
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
 def _revoke_champion(project: Promoted, monkeypatch: Any, capsys: Any) -> str:
     """Revoke v3 (the champion) as release manager alice; the head the command printed."""
     monkeypatch.setenv("GATES_PROMOTER_KEY", project.pems["alice"])
-    code, out = _main(project, monkeypatch, capsys, "revoke", project.versions[-1])
+    code, out = run_cli(project, monkeypatch, capsys, "revoke", project.versions[-1])
     monkeypatch.delenv("GATES_PROMOTER_KEY")
     assert code == 0, out
     printed = [line for line in out.splitlines() if line.startswith("registry head: ")]
@@ -107,7 +97,7 @@ def test_a_registry_rolled_back_behind_the_pinned_head_is_refused_everywhere(
 
     project = managed_registry.copy(tmp_path / "p")
     head = _revoke_champion(project, monkeypatch, capsys)
-    code, out = _main(project, monkeypatch, capsys, "registry", "head")
+    code, out = run_cli(project, monkeypatch, capsys, "registry", "head")
     assert (code, out.strip()) == (0, head)
     attack, expected = ATTACKS[case]
     attack(project)
@@ -121,7 +111,7 @@ def test_a_registry_rolled_back_behind_the_pinned_head_is_refused_everywhere(
         assert project.registry().champion() is None
 
     monkeypatch.setenv(HEAD_ENV, head)
-    code, out = _main(project, monkeypatch, capsys, "verify", "--champion")
+    code, out = run_cli(project, monkeypatch, capsys, "verify", "--champion")
     assert code == 1, out
     assert expected in out, out
     assert "Traceback" not in out
@@ -129,7 +119,7 @@ def test_a_registry_rolled_back_behind_the_pinned_head_is_refused_everywhere(
         project.registry().champion()
     with pytest.raises(AttestationError, match=re.escape(expected)):
         verified_model(load_policy(project.root / "policy.toml"), champion=True, key=None)
-    code, out = _main(project, monkeypatch, capsys, "registry", "head")
+    code, out = run_cli(project, monkeypatch, capsys, "registry", "head")
     assert code == 1, out
     assert expected in out, out
 
@@ -140,14 +130,14 @@ def test_moves_after_the_pin_are_accepted_and_print_the_new_head(
     # The pin is a lower bound: the log grows past it with every move, and each move prints
     # the head to pin next.
     project = managed_registry.copy(tmp_path / "p")
-    code, head = _main(project, monkeypatch, capsys, "registry", "head")
+    code, head = run_cli(project, monkeypatch, capsys, "registry", "head")
     assert code == 0, head
     assert head.strip().startswith("3:"), head
     monkeypatch.setenv(HEAD_ENV, head.strip())
     revoked = _revoke_champion(project, monkeypatch, capsys)
     assert revoked.startswith("4:"), revoked
     monkeypatch.setenv("GATES_PROMOTER_KEY", project.pems["bob"])
-    code, out = _main(project, monkeypatch, capsys, "rollback")
+    code, out = run_cli(project, monkeypatch, capsys, "rollback")
     assert code == 0, out
     assert "registry head: 5:" in out, out
     assert project.registry().champion().version == project.versions[1]
@@ -163,7 +153,7 @@ def test_a_malformed_pin_is_one_clear_error(
 ):
     project = managed_registry.copy(tmp_path / "p")
     monkeypatch.setenv(HEAD_ENV, pinned)
-    code, out = _main(project, monkeypatch, capsys, "verify", "--champion")
+    code, out = run_cli(project, monkeypatch, capsys, "verify", "--champion")
     assert code == 1, out
     assert f"${HEAD_ENV}: expected N:SHA256" in out, out
     assert "Traceback" not in out
@@ -174,10 +164,10 @@ def test_a_pin_ahead_of_the_log_is_refused_not_waited_for(
 ):
     # A pin from a later state (the registry restored from a backup older than the pin).
     project = managed_registry.copy(tmp_path / "p")
-    code, head = _main(project, monkeypatch, capsys, "registry", "head")
+    code, head = run_cli(project, monkeypatch, capsys, "registry", "head")
     count, _, digest = head.strip().partition(":")
     monkeypatch.setenv(HEAD_ENV, f"{int(count) + 1}:{digest}")
-    code, out = _main(project, monkeypatch, capsys, "verify", "--champion")
+    code, out = run_cli(project, monkeypatch, capsys, "verify", "--champion")
     assert code == 1, out
     assert "has 3 line(s) but $GATES_REGISTRY_HEAD pins line 4" in out, out
 

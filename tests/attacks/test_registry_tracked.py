@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.rollback_support import Promoted, build
+from tests.rollback_support import Promoted, build, run_cli
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -43,16 +43,6 @@ def _git(root: Path, *args: str) -> None:
     )
 
 
-def _main(project: Promoted, monkeypatch: Any, capsys: Any, *args: str) -> tuple[int, str]:
-    from gates._cli import main
-
-    monkeypatch.chdir(project.root)
-    capsys.readouterr()
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
 def _context(project: Promoted) -> Any:
     from gates.base import RunContext
     from pipeline.config import load_policy
@@ -65,7 +55,7 @@ def _revoked_then_cut(project: Promoted, monkeypatch: Any, capsys: Any) -> None:
     """The champion revoked (a leaked or weak model), then the revoke line cut from the log:
     the registry a pull request commits, every byte of it genuine and signed but the last."""
     monkeypatch.setenv("GATES_PROMOTER_KEY", project.pems["alice"])
-    code, out = _main(project, monkeypatch, capsys, "revoke", project.versions[-1])
+    code, out = run_cli(project, monkeypatch, capsys, "revoke", project.versions[-1])
     monkeypatch.delenv("GATES_PROMOTER_KEY")
     assert code == 0, out
     log = project.root / "registry/promotions.jsonl"
@@ -127,7 +117,7 @@ def test_a_committed_registry_with_a_revoked_champion_is_refused_by_every_reader
         ("rollback",),
     ):
         monkeypatch.setenv("GATES_PROMOTER_KEY", project.pems["alice"])
-        code, out = _main(project, monkeypatch, capsys, *args)
+        code, out = run_cli(project, monkeypatch, capsys, *args)
         assert code == 1, (args, out)
         assert REFUSED in out, (args, out)
         assert "Traceback" not in out, (args, out)
@@ -183,7 +173,7 @@ def test_a_registry_reached_through_a_committed_symlink_is_refused(
     (project.root / "registry").rename(project.root / "vendor/registry")
     os.symlink("vendor/registry", project.root / "registry")
     _committed(project, "registry", "vendor")
-    code, out = _main(project, monkeypatch, capsys, "verify", "--champion")
+    code, out = run_cli(project, monkeypatch, capsys, "verify", "--champion")
     assert code == 1, out
     assert "refused: git tracks" in out, out
     assert "Traceback" not in out, out
@@ -196,5 +186,5 @@ def test_an_untracked_registry_in_a_checkout_is_read(
     monkeypatch.delenv(HEAD_ENV, raising=False)
     project = managed_registry.copy(tmp_path / "p")
     _checkout(project)
-    code, out = _main(project, monkeypatch, capsys, "verify", "--champion")
+    code, out = run_cli(project, monkeypatch, capsys, "verify", "--champion")
     assert code == 0, out

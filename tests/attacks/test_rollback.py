@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.rollback_support import ENVELOPE, Promoted, build, resign
+from tests.rollback_support import ENVELOPE, Promoted, build, resign, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -28,17 +28,11 @@ def managed_registry(
 def _main(
     project: Promoted, monkeypatch: Any, capsys: Any, *args: str, who: str | None
 ) -> tuple[int, str]:
-    from gates._cli import main
-
-    monkeypatch.chdir(project.root)
     if who is None:
         monkeypatch.delenv("GATES_PROMOTER_KEY", raising=False)
     else:
         monkeypatch.setenv("GATES_PROMOTER_KEY", project.pems[who])
-    capsys.readouterr()
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+    return run_cli(project, monkeypatch, capsys, *args)
 
 
 # --- a rollback command that must be refused ----------------------------------------------------
