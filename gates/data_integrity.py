@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -154,7 +154,10 @@ class Approval:
 
 
 def _relative(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    """``path`` as reports and cache keys name it: relative to the project when inside it (a copy
+    of the project elsewhere keeps its names), else as given."""
+    absolute, top = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    return absolute.relative_to(top).as_posix() if absolute.is_relative_to(top) else str(path)
 
 
 def _approver_findings(policy: LoadedPolicy) -> list[Finding]:
@@ -206,23 +209,23 @@ def _approvers_key(context: RunContext) -> str:
     from pipeline.approval import BASE_POLICY_ENV, approval_path, read_approval  # noqa: PLC0415
 
     policy = context.policy
-    named = _namer(context.root)
     parts = []
     base = os.environ.get(BASE_POLICY_ENV)
     approval = approval_path(policy.resolve(policy.policy.data.lock))
+    shown = _relative(approval, context.root)
     try:  # the pull request's file: never through a symlink, FIFO or device (it could hang)
-        parts.append(f"{named(approval)}:{sha256_bytes(read_approval(approval))}")
+        parts.append(f"{shown}:{sha256_bytes(read_approval(approval))}")
     except OSError as err:
-        parts.append(f"{named(approval)}: unreadable ({type(err).__name__}: {err.strerror or err})")
+        parts.append(f"{shown}: unreadable ({type(err).__name__}: {err.strerror or err})")
     trusted_paths = []
     if base:
         trusted_paths.append(Path(base))
     trusted_paths.extend(policy.resolve(p) for p in policy.policy.roles.approvers.values())
     for path in trusted_paths:
         try:
-            parts.append(f"{named(path)}:{sha256_file(path)}")
+            parts.append(f"{_relative(path, context.root)}:{sha256_file(path)}")
         except OSError as err:
-            parts.append(f"{named(path)}: unreadable ({type(err).__name__})")
+            parts.append(f"{_relative(path, context.root)}: unreadable ({type(err).__name__})")
     if base:
         # The base policy's own keys, resolved against its folder.
         try:
@@ -231,22 +234,10 @@ def _approvers_key(context: RunContext) -> str:
             loaded = load_policy(Path(base))
             for value in loaded.policy.roles.approvers.values():
                 key_path = loaded.resolve(value)
-                parts.append(f"{named(key_path)}:{sha256_file(key_path)}")
+                parts.append(f"{_relative(key_path, context.root)}:{sha256_file(key_path)}")
         except (OSError, PipelineError) as err:
             parts.append(f"{base}: unreadable ({type(err).__name__})")
     return sha256_bytes("\n".join(parts).encode())
-
-
-def _namer(root: Path) -> Callable[[Path], str]:
-    """A path as the cache key names it: relative to the project when inside (a copy of the
-    project elsewhere keeps its keys), else absolute."""
-    top = root.resolve()
-
-    def named(path: Path) -> str:
-        absolute = Path(os.path.abspath(path))
-        return absolute.relative_to(top).as_posix() if absolute.is_relative_to(top) else str(path)
-
-    return named
 
 
 def _trusted_inputs(context: RunContext) -> dict[str, str]:
@@ -260,7 +251,7 @@ def _trusted_inputs(context: RunContext) -> dict[str, str]:
     if trusted is None:
         return {**key, "approved_lock": "unset"}
     path, _ = trusted
-    shown = _namer(context.root)(path)
+    shown = _relative(path, context.root)
     try:
         return {**key, "approved_lock": f"{shown}:{sha256_file(path)}"}
     except OSError as err:
