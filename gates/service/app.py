@@ -383,7 +383,7 @@ class RowBudget:
         could hold (None, nothing known yet: when it has no row left)."""
         need = 1
         if size is not None:
-            need = max(min(rows_at_most(size, self.instance_bytes), self.max_instances), 1)
+            need = self._rows_in(size)
         if not self.limiter.test(self.item, "rows", client, cost=need):
             if need == 1:
                 raise self._problem(client, "no row left")
@@ -402,9 +402,11 @@ class RowBudget:
     def spend_body(self, client: str, size: int) -> None:
         """Spend the rows a body of ``size`` bytes could hold (at most ``max_instances``, at
         least one), or what is left: for a body whose parse or shape was refused."""
-        self._spend(
-            client, max(min(rows_at_most(size, self.instance_bytes), self.max_instances), 1)
-        )
+        self._spend(client, self._rows_in(size))
+
+    def _rows_in(self, size: int) -> int:
+        """The rows a body of ``size`` bytes could hold: at most ``max_instances``, at least one."""
+        return max(min(rows_at_most(size, self.instance_bytes), self.max_instances), 1)
 
     def _spend(self, client: str, rows: int) -> int | None:
         """Spend ``rows``; when they do not fit, spend what is left and return it (else None)."""
