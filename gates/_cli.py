@@ -287,6 +287,14 @@ def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=None,
         help="trusted public key (default: [release].public_key)",
     )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=None,
+        metavar="CIDR",
+        help="a proxy whose X-Forwarded-For names the client (repeatable; replaces "
+        "GATES_TRUSTED_PROXIES, comma-separated; default: none, the peer address)",
+    )
 
 
 def _add_ci_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -595,14 +603,16 @@ def _init(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
     from gates.service import server  # noqa: PLC0415 - the ASGI stack only for this command
+    from gates.service.proxies import from_operator  # noqa: PLC0415
 
     port = loaded.policy.serve.port if args.port is None else args.port
     if not 0 <= port <= 65535:
         sys.stderr.write(f"error: --port {port}: expected 0..65535\n")
         return EXIT_USAGE
+    proxies = from_operator(args.trusted_proxy)
     # Verify before anything listens: a model that does not verify never answers a request.
     served = server.verified_model(loaded, champion=args.champion, key=args.key)
-    server.serve_forever(loaded, served, host=args.host, port=port)
+    server.serve_forever(loaded, served, host=args.host, port=port, proxies=proxies)
     return EXIT_OK
 
 

@@ -170,8 +170,11 @@ class LogCapture(logging.Handler):
 
 
 @contextmanager
-def in_process(root: Path, **changes: Any) -> Iterator[tuple[str, Any, LogCapture]]:
-    """The real service (uvicorn, loopback, free port) in a thread, with ``[serve]`` changes."""
+def in_process(
+    root: Path, *, proxies: Any = None, **changes: Any
+) -> Iterator[tuple[str, Any, LogCapture]]:
+    """The real service (uvicorn, loopback, free port) in a thread, with ``[serve]`` changes
+    (and the operator's trusted proxies, ``gates.service.proxies.TrustedProxies``)."""
     from gates.service.monitor import JsonLines
     from gates.service.server import build_service, on_loopback, verified_model
     from pipeline.config import load_policy
@@ -185,5 +188,5 @@ def in_process(root: Path, **changes: Any) -> Iterator[tuple[str, Any, LogCaptur
     logger.setLevel(logging.INFO)
     logger.addHandler(capture)
     service = build_service(with_serve(loaded, **changes), served, logger=logger)
-    with on_loopback(service) as running:
+    with on_loopback(service, proxies) as running:
         yield running.url, service, capture

@@ -2,7 +2,7 @@
 
 Every HTTP request passes ``Guard`` (a plain ASGI wrapper): a request id, the global in-flight
 cap (503), the client's identity (the API key's name when auth is on, else the peer address,
-an IPv6 one by its /64; never a forwarded header), the client's own in-flight caps (429: one
+an IPv6 one by its /64; a forwarded header only from the operator's trusted proxies), the client's own in-flight caps (429: one
 address must not hold every slot with bodies that never finish, nor queue several max-size
 bodies ahead of every other client's requests on the one event loop: ``BodiesInFlight``), the
 body bytes all clients have in flight (503), the per-client moving-window rate limit of
@@ -735,7 +735,10 @@ def _credentials(scope: Scope) -> tuple[str | None, Problem | None]:
 def _peer(scope: Scope) -> str:
     """The client's address as the limits key it: an IPv4 address as it is (an IPv4-mapped
     IPv6 one as the IPv4 address), an IPv6 address by its /64 (the smallest prefix a site
-    is given: a host picks any address in it, one per request if it likes)."""
+    is given: a host picks any address in it, one per request if it likes), its zone id
+    dropped. The address is the peer's, or the one a trusted proxy's ``X-Forwarded-For``
+    names (uvicorn's ProxyHeadersMiddleware, ``gates.service.proxies``); anything that is no
+    address is one identity, "unknown": text in a header must not mint identities."""
     client = scope.get("client")
     if not client:
         return "unknown"
@@ -743,7 +746,7 @@ def _peer(scope: Scope) -> str:
     try:
         address = ipaddress.ip_address(text.partition("%")[0])
     except ValueError:
-        return text
+        return "unknown"
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)

@@ -27,6 +27,7 @@ from gates.errors import GatesError
 from gates.service.app import ServedModel, Service, create_app
 from gates.service.auth import load_keyring
 from gates.service.monitor import LiveData, Metrics, Spool, fit_forest, log_event, request_logger
+from gates.service.proxies import TrustedProxies
 from gates.service.validate import served_contract
 from pipeline.config import LoadedPolicy
 
@@ -165,17 +166,21 @@ def _forest(policy: LoadedPolicy, logger: logging.Logger) -> Any | None:
     )
 
 
-def uvicorn_config(app: Any, *, host: str, port: int) -> Any:
-    """uvicorn's settings: no access log of its own (the guard logs), no proxy headers."""
+def uvicorn_config(app: Any, *, host: str, port: int, proxies: TrustedProxies | None = None) -> Any:
+    """uvicorn's settings: no access log of its own (the guard logs); proxy headers read only
+    from the operator's trusted proxies (none: never), always named here so that uvicorn's
+    own default (``FORWARDED_ALLOW_IPS``, else loopback) never applies."""
     import uvicorn  # noqa: PLC0415
 
+    allowed = (proxies or TrustedProxies()).allow_ips()
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_config=None,
         access_log=False,
-        proxy_headers=False,
+        proxy_headers=bool(allowed),
+        forwarded_allow_ips=allowed,
         server_header=False,
         date_header=True,
         timeout_keep_alive=5,
@@ -185,7 +190,14 @@ def uvicorn_config(app: Any, *, host: str, port: int) -> Any:
     )
 
 
-def serve_forever(policy: LoadedPolicy, served: ServedModel, *, host: str, port: int) -> None:
+def serve_forever(
+    policy: LoadedPolicy,
+    served: ServedModel,
+    *,
+    host: str,
+    port: int,
+    proxies: TrustedProxies | None = None,
+) -> None:
     """Run the service until interrupted (the CLI's ``serve``)."""
     import uvicorn  # noqa: PLC0415
 
@@ -200,8 +212,11 @@ def serve_forever(policy: LoadedPolicy, served: ServedModel, *, host: str, port:
         model_sha256=served.sha256,
         source=served.source,
         auth=service.keyring is not None,
+        trusted_proxies=[str(n) for n in proxies.networks] if proxies else [],
+        trusted_proxies_from=proxies.source if proxies else "none",
     )
-    uvicorn.Server(uvicorn_config(create_app(service), host=host, port=port)).run()
+    config = uvicorn_config(create_app(service), host=host, port=port, proxies=proxies)
+    uvicorn.Server(config).run()
 
 
 @dataclass
@@ -227,13 +242,14 @@ def loopback_socket() -> socket.socket:
 
 
 @contextmanager
-def on_loopback(service: Service) -> Iterator[Running]:
+def on_loopback(service: Service, proxies: TrustedProxies | None = None) -> Iterator[Running]:
     """Run ``service`` on 127.0.0.1 on a free port in a thread; stop it on exit."""
     import uvicorn  # noqa: PLC0415
 
     sock = loopback_socket()
     port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn_config(create_app(service), host="127.0.0.1", port=port))
+    config = uvicorn_config(create_app(service), host="127.0.0.1", port=port, proxies=proxies)
+    server = uvicorn.Server(config)
     failure: list[BaseException] = []
 
     def run() -> None:
