@@ -171,10 +171,11 @@ class LogCapture(logging.Handler):
 
 @contextmanager
 def in_process(
-    root: Path, *, proxies: Any = None, **changes: Any
+    root: Path, *, proxies: Any = None, sock: socket.socket | None = None, **changes: Any
 ) -> Iterator[tuple[str, Any, LogCapture]]:
     """The real service (uvicorn, loopback, free port) in a thread, with ``[serve]`` changes
-    (and the operator's trusted proxies, ``gates.service.proxies.TrustedProxies``)."""
+    (and the operator's trusted proxies, ``gates.service.proxies.TrustedProxies``; ``sock``:
+    a socket of the caller's instead of a new one on 127.0.0.1)."""
     from gates.service.monitor import JsonLines
     from gates.service.server import build_service, on_loopback, verified_model
     from pipeline.config import load_policy
@@ -188,5 +189,5 @@ def in_process(
     logger.setLevel(logging.INFO)
     logger.addHandler(capture)
     service = build_service(with_serve(loaded, **changes), served, logger=logger)
-    with on_loopback(service, proxies) as running:
+    with on_loopback(service, proxies, sock) as running:
         yield running.url, service, capture

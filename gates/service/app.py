@@ -2,8 +2,9 @@
 
 Every HTTP request passes ``Guard`` (a plain ASGI wrapper): a request id, the global in-flight
 cap (503), the client's identity (the API key's name when auth is on, else the peer address,
-an IPv6 one by its /64; a forwarded header only from the operator's trusted proxies), the client's own in-flight caps (429: one
-address must not hold every slot with bodies that never finish, nor queue several max-size
+an IPv6 one by its /64, or the address the operator's trusted proxy names in
+``X-Forwarded-For``), the client's own in-flight caps (429: one address must not hold every
+slot with bodies that never finish, nor queue several max-size
 bodies ahead of every other client's requests on the one event loop: ``BodiesInFlight``), the
 body bytes all clients have in flight (503), the per-client moving-window rate limit of
 ``limits`` (429 with Retry-After and RateLimit headers), then auth (401 without a key, 403 with a wrong one). Only

@@ -242,11 +242,16 @@ def loopback_socket() -> socket.socket:
 
 
 @contextmanager
-def on_loopback(service: Service, proxies: TrustedProxies | None = None) -> Iterator[Running]:
-    """Run ``service`` on 127.0.0.1 on a free port in a thread; stop it on exit."""
+def on_loopback(
+    service: Service,
+    proxies: TrustedProxies | None = None,
+    sock: socket.socket | None = None,
+) -> Iterator[Running]:
+    """Run ``service`` on 127.0.0.1 on a free port in a thread (or on ``sock``, bound to a
+    port that 127.0.0.1 reaches); stop it on exit."""
     import uvicorn  # noqa: PLC0415
 
-    sock = loopback_socket()
+    sock = sock or loopback_socket()
     port = int(sock.getsockname()[1])
     config = uvicorn_config(create_app(service), host="127.0.0.1", port=port, proxies=proxies)
     server = uvicorn.Server(config)

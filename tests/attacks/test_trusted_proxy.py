@@ -12,6 +12,7 @@ command line (the flag beats ``GATES_TRUSTED_PROXIES``) are at the end.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,6 +170,18 @@ def test_an_untrusted_peers_forwarded_header_is_ignored(
     behind_proxy: tuple[str, Any, Any], headers: list[tuple[str, str]]
 ) -> None:
     assert identity(behind_proxy, headers, local="127.0.0.2") == "addr:127.0.0.2"
+
+
+def test_an_ipv4_proxy_on_a_dual_stack_socket_is_trusted(served_root: Path) -> None:
+    """With ``--host ::`` an IPv4 connection's peer is ``::ffff:a.b.c.d``: 127.0.0.1/32 must
+    trust ``::ffff:127.0.0.1``, and 127.0.0.2 stays an untrusted client (counted as IPv4)."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::ffff:127.0.0.1", 0))
+    limits = {"rate_limit.requests": 10_000}
+    with in_process(served_root, proxies=LOOPBACK, sock=sock, **limits) as running:
+        assert identity(running, xff(CLIENT)) == f"addr:{CLIENT}"
+        assert identity(running, xff(CLIENT), local="127.0.0.2") == "addr:127.0.0.2"
 
 
 # (a) no setting: no forwarded header counts, whatever uvicorn's own variable says
