@@ -116,3 +116,23 @@ def test_the_noxfile_applies_the_rule_the_policy_model_declares():
     from pipeline.pathrule import REPORTS_DIR_RULE
 
     assert REPORTS_DIR_RULE in RunPolicy.model_fields["reports_dir"].metadata
+
+
+def test_the_rule_imports_nothing_but_the_standard_library():
+    # nox's own interpreter runs the noxfile and need not have pydantic: the module it imports
+    # for the rule must load without it (a fresh isolated interpreter without site-packages).
+    import subprocess
+
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import pipeline.pathrule; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} - {*sys.stdlib_module_names, '__main__'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script, str(REPO)],  # -S: no site-packages at all
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['pipeline']", done.stdout
