@@ -50,6 +50,7 @@ _refuse_compiled_code()
 from gates.closing import closing_lines  # noqa: E402 - standard library only
 from gates.registry import GATES  # noqa: E402 - needs ROOT on sys.path first
 from gates.worker import GateWorker, WorkerError  # noqa: E402 - standard library only
+from pipeline.pathrule import REPORTS_DIR_RULE, value_problem  # noqa: E402 - standard library only
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests"]
@@ -71,8 +72,14 @@ _workers: dict[str, GateWorker] = {}
 _ran_gates: list[str] = []
 
 
-def _reports_dir() -> Path:
-    """[run].reports_dir of policy.toml (read with tomllib), else reports/."""
+def _reports_dir() -> Path | None:
+    """[run].reports_dir of policy.toml (read with tomllib), else reports/; None when it breaks
+    the path rule the policy applies to it (``pipeline.pathrule.REPORTS_DIR_RULE``).
+
+    The policy is the pull request's: a folder outside the project (``/tmp/x``,
+    ``../elsewhere``, a symlink out of it) holds whatever anyone wrote there, and a verdict read
+    from it must not close the run. The gates refuse such a policy; this prints a one-line note.
+    """
     import tomllib  # noqa: PLC0415
 
     try:
@@ -80,7 +87,11 @@ def _reports_dir() -> Path:
         value = document.get("run", {}).get("reports_dir", "reports")
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
         value = "reports"
-    return ROOT / (value if isinstance(value, str) else "reports")
+    problem = value_problem(ROOT, value, REPORTS_DIR_RULE)
+    if problem is not None:
+        sys.stderr.write(f"noxfile: no verdict printed: policy.toml: run.reports_dir: {problem}\n")
+        return None
+    return ROOT / str(value)
 
 
 def _closing() -> None:
@@ -91,7 +102,8 @@ def _closing() -> None:
     """
     if not _ran_gates:
         return
-    lines = closing_lines(_reports_dir())
+    reports = _reports_dir()
+    lines = closing_lines(reports) if reports is not None else []
     if lines:
         sys.stderr.flush()
         sys.stdout.write("\n".join(lines) + "\n")

@@ -9,6 +9,11 @@ import sys
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
+from gates.compiled import refuse_metadata  # noqa: E402 - standard library only
+
+# Before any library loads its plugins: entry points of metadata planted where python -m runs.
+refuse_metadata(sys.path[0])
+
 from gates._cli import main  # noqa: E402 - the thread defaults must precede numpy's import
 
 sys.exit(main())

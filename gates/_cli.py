@@ -282,6 +282,14 @@ def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="serve the registry's champion (default: this run's)",
     )
     serve.add_argument(
+        "--require-pin",
+        action="store_true",
+        help=(
+            "with --champion: refuse (exit 2) when $GATES_REGISTRY_HEAD is unset, empty or "
+            "pins no line (0:...); the image's entrypoint, pinned by the Deployment's Secret"
+        ),
+    )
+    serve.add_argument(
         "--key",
         type=Path,
         default=None,
@@ -609,11 +617,38 @@ def _serve(args: argparse.Namespace, loaded: LoadedPolicy) -> int:
     if not 0 <= port <= 65535:
         sys.stderr.write(f"error: --port {port}: expected 0..65535\n")
         return EXIT_USAGE
+    if args.require_pin:
+        refused = _unpinned_serve(args.champion)
+        if refused:
+            sys.stderr.write(f"error: serve --require-pin: {refused}\n")
+            return EXIT_USAGE
     proxies = from_operator(args.trusted_proxy)
     # Verify before anything listens: a model that does not verify never answers a request.
     served = server.verified_model(loaded, champion=args.champion, key=args.key)
     server.serve_forever(loaded, served, host=args.host, port=port, proxies=proxies)
     return EXIT_OK
+
+
+def _unpinned_serve(champion: bool) -> str | None:
+    """Why ``serve --require-pin`` refuses to start, or None (the log is read under the pin)."""
+    from pipeline.promotion import HEAD_ENV, pinned_head  # noqa: PLC0415
+
+    if not champion:
+        return "expected --champion (only the registry's champion is read under a pin)"
+    pinned = pinned_head()
+    if pinned is None:
+        return (
+            f"${HEAD_ENV} is unset or empty: the image's registry is served only under the "
+            "head the deploy printed, from the Secret the Deployment names (docs/serving.md "
+            "'The registry head in the pod')"
+        )
+    count = pinned.partition(":")[0]
+    if count.isascii() and count.isdigit() and int(count) == 0:
+        return (
+            f"${HEAD_ENV} pins no line ({pinned[:20]}...), which any audit log extends: pin "
+            "the head the deploy printed (reports/registry-head.txt)"
+        )
+    return None
 
 
 def _schema(args: argparse.Namespace) -> int:

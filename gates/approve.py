@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from gates.errors import GateError
 from pipeline.approval import (
     ApprovalError,
     approver_of,
@@ -66,10 +67,12 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
         previous = read_lock(lock_path).files.get(lock_key(policy, path))
     except DataError:
         previous = None
+    # What this approval replaces, read before the lock is rewritten (see _replaced).
+    replaced = _replaced(lock_path) if signer is not None else None
     kept = previous.reference if previous is not None and not rebaseline else None
     if data.streams(size):
         code = _approve_streaming(policy, previous=previous, kept=kept, out=out)
-        return code if code else _sign(policy, signer, out=out)
+        return code if code else _sign(policy, signer, replaced, out=out)
     frame = read_table(
         path,
         fmt=data.resolved_format,
@@ -89,7 +92,7 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
         shift = class_shift(clean[data.label], kept)
     _report(previous, entry, profile, lock_path=lock_path, drift=drift, shift=shift, out=out)
     _screen_new(policy, clean, previous, out=out)
-    return _sign(policy, signer, out=out)
+    return _sign(policy, signer, replaced, out=out)
 
 
 def _approver_key(policy: LoadedPolicy) -> tuple[Signer, str] | None:
@@ -118,12 +121,33 @@ def _approver_key(policy: LoadedPolicy) -> tuple[Signer, str] | None:
     return key, approver_of(key, allowed)
 
 
-def _sign(policy: LoadedPolicy, signer: tuple[Signer, str] | None, *, out: TextIO) -> int:
-    """Sign the lock just written (with approvers configured) and say so."""
+def _replaced(lock_path: Path) -> bytes | None:
+    """The approved lock this approval replaces, which it names (the data gate takes a changed
+    lock only when approved over the base branch's): the one ``$GATES_APPROVED_LOCK`` or
+    ``$GATES_BASE_POLICY`` names when set, else the lock on disk before it is rewritten."""
+    from gates.data_integrity import trusted_lock_bytes  # noqa: PLC0415
+
+    trusted = trusted_lock_bytes()
+    if trusted is not None:
+        return trusted
+    try:
+        return lock_path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _sign(
+    policy: LoadedPolicy,
+    signer: tuple[Signer, str] | None,
+    replaced: bytes | None,
+    *,
+    out: TextIO,
+) -> int:
+    """Sign the lock just written (with approvers configured) over the lock it replaces."""
     if signer is None:
         return 0
     key, name = signer
-    path = sign_approval(policy, key)
+    path = sign_approval(policy, key, base=replaced)
     out.write(
         f"  signed by data approver {name} (key id {key.public.keyid[:12]}...) -> {path.name}\n"
     )
@@ -279,10 +303,12 @@ def _report_changes(
 def verify(policy: LoadedPolicy, *, out: TextIO) -> int:
     """Compare the data file with its lock (and, with [roles].approvers, the lock with its
     approval); 0 when they match, 1 when they do not."""
+    from gates.data_integrity import trusted_lock_bytes  # noqa: PLC0415
+
     problems = [f"{problem.rule} {problem.message}" for problem in verify_lock(policy)]
     try:
-        approver = check_approval(policy)
-    except ApprovalError as err:
+        approver = check_approval(policy, trusted=trusted_lock_bytes())
+    except (ApprovalError, GateError) as err:  # GateError: the base's lock cannot be read
         problems.append(f"DATA003 {err}")
         approver = None
     for problem in problems:

@@ -14,6 +14,14 @@ place and that no reviewer reads:
   re-validated against the source's size and mtime (a fresh checkout's mtimes), and checked
   hash-based ones; neither is reported.
 
+Distribution metadata at the project root is reported too: ``importlib.metadata`` reads every
+``*.dist-info`` and ``*.egg-info`` of each ``sys.path`` entry, the root first, and libraries load
+the entry points it lists when they are imported (pydantic builds its plugins with the first
+model, ``dask.sizeof`` loads its own at import): a planted ``x-0.dist-info/entry_points.txt``
+naming ``[pydantic] x = x`` ran a root ``x.py`` no gate scans in every gate's process, before
+any gate (red team 8). ``refuse_metadata`` stops ``python -m gates`` and its warm worker before
+any library is imported.
+
 Only folders an import can reach are walked: the project root and, below it, folders whose
 names are identifiers (``gates/``, ``pipeline/``, ``venv/``, but not ``.nox/``, ``.git/`` or
 ``lib/python3.11``). Standard library only: ``noxfile.py`` runs this file as a script in
@@ -33,13 +41,15 @@ from pathlib import Path
 # platforms' forms, so that a file planted for a CI runner of another kind is seen here too.
 EXTENSION_SUFFIXES = tuple(sorted({*importlib.machinery.EXTENSION_SUFFIXES, ".so", ".pyd"}))
 BYTECODE_SUFFIXES = (".pyc", ".pyo")
+# Folders (or files) importlib.metadata takes for an installed distribution, by lowercase suffix.
+METADATA_SUFFIXES = (".dist-info", ".egg-info")
 # PEP 552: the flags word after the magic number; bit 0 hash-based, bit 1 check the source.
 _HASH_BASED, _CHECK_SOURCE = 0b01, 0b10
 
 
 def find_compiled(root: Path) -> list[tuple[str, str]]:
     """``(path relative to root, why)`` for every compiled file an import could pick up."""
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, str]] = find_metadata(root)
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
         pycache = here.name == "__pycache__"
@@ -56,6 +66,36 @@ def find_compiled(root: Path) -> list[tuple[str, str]]:
             elif name.endswith(BYTECODE_SUFFIXES) and _unchecked(path):
                 found.append((shown, "an unchecked hash-based .pyc, loaded without its source"))
     return found
+
+
+def find_metadata(folder: Path) -> list[tuple[str, str]]:
+    """``(name, why)`` for every distribution metadata entry directly in ``folder``: on
+    ``sys.path`` (``python -m`` puts the project root first), its entry points run code from the
+    tree in any process that imports a library loading plugins, and its version stands in for
+    the installed distribution's."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    why = (
+        "distribution metadata on sys.path: the entry points it lists run code from the tree "
+        "in every process started here (pydantic plugins, dask.sizeof, ...)"
+    )
+    return [(name, why) for name in names if name.lower().endswith(METADATA_SUFFIXES)]
+
+
+def refuse_metadata(folder: str) -> None:
+    """Exit 2, naming each entry, when ``folder`` (``sys.path[0]``: the folder ``python -m``
+    runs from) holds distribution metadata; call it before any library is imported."""
+    found = find_metadata(Path(folder or os.getcwd()))
+    if found:
+        names = ", ".join(name for name, _ in found)
+        sys.stderr.write(
+            f"error: {names}: {found[0][1]}; refusing to start (LINT007): remove it (a project "
+            "installed for development needs no metadata in its folder: pip install -e . with a "
+            "PEP 660 backend writes none there)\n"
+        )
+        raise SystemExit(2)
 
 
 def _regular(path: Path) -> bool:

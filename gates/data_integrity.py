@@ -166,8 +166,8 @@ def _approver_findings(policy: LoadedPolicy) -> list[Finding]:
     from pipeline.approval import ApprovalError, approval_path, check_approval  # noqa: PLC0415
 
     try:
-        check_approval(policy)
-    except ApprovalError as err:
+        check_approval(policy, trusted=trusted_lock_bytes())
+    except (ApprovalError, GateError) as err:  # GateError: the base's lock cannot be read
         lock = Path(policy.policy.data.lock)
         return [
             Finding(
@@ -201,6 +201,20 @@ def _trusted_lock() -> tuple[Path, str] | None:
         return None
     lock = base.resolve(base.policy.data.lock)
     return lock, f"${BASE_POLICY_ENV}'s [data].lock ({lock})"
+
+
+def trusted_lock_bytes() -> bytes | None:
+    """The bytes of the approved lock ``_trusted_lock`` names (None: none named); a changed
+    lock's approval must have been given over it. GateError when it cannot be read."""
+    trusted = _trusted_lock()
+    if trusted is None:
+        return None
+    path, named = trusted
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        msg = f"{named}: the approved lock cannot be read: {err.strerror or err}"
+        raise GateError(msg) from None
 
 
 def _approvers_key(context: RunContext) -> str:

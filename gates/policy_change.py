@@ -53,10 +53,11 @@ from pipeline.approval import (
     approvers_in,
     base_policy,
 )
-from pipeline.config import LoadedPolicy, PathRule, load_policy
+from pipeline.config import LoadedPolicy, load_policy
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_text, read_regular, sha256_bytes, sha256_file
 from pipeline.keys.local import read_env_pem
+from pipeline.pathrule import PathRule
 from pipeline.signing import (
     Envelope,
     Signer,

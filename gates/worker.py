@@ -269,4 +269,8 @@ class GateWorker:
 
 
 if __name__ == "__main__":
+    from gates.compiled import refuse_metadata
+
+    # Before the gates (and the libraries loading plugins) are imported: see gates/compiled.py.
+    refuse_metadata(sys.path[0])
     sys.exit(main())

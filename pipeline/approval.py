@@ -110,9 +110,12 @@ def approvers_in(trusted: LoadedPolicy) -> Approvers:
     return Approvers(keys, str(trusted.path))
 
 
-def approval_payload(lock_name: str, lock_bytes: bytes) -> bytes:
-    """The exact bytes an approver signs: the lock's name and the SHA-256 of its bytes."""
+def approval_payload(lock_name: str, lock_bytes: bytes, base_sha256: str | None = None) -> bytes:
+    """The exact bytes an approver signs: the lock's name and the SHA-256 of its bytes, and
+    (``base_sha256``) the SHA-256 of the approved lock this approval replaces."""
     document = {"_type": APPROVAL_TYPE, "lock": lock_name, "lock_sha256": sha256_bytes(lock_bytes)}
+    if base_sha256 is not None:
+        document["base_lock_sha256"] = base_sha256
     return json.dumps(document, sort_keys=True).encode()
 
 
@@ -133,22 +136,30 @@ def approver_of(key: Signer, allowed: Approvers) -> str:
     raise ApprovalError(msg)
 
 
-def sign_approval(policy: LoadedPolicy, key: Signer) -> Path:
-    """Sign the lock as it is on disk now; write the approval atomically beside it."""
+def sign_approval(policy: LoadedPolicy, key: Signer, *, base: bytes | None = None) -> Path:
+    """Sign the lock as it is on disk now, over ``base`` (the approved lock it replaces: the
+    base branch's, else the one on disk before ``data approve`` rewrote it; None: none);
+    write the approval atomically beside it."""
     lock = policy.resolve(policy.policy.data.lock)
+    based = sha256_bytes(base) if base is not None else None
     envelope = sign_envelope(
-        approval_payload(lock_name(policy), lock.read_bytes()), key=key, payload_type=APPROVAL_TYPE
+        approval_payload(lock_name(policy), lock.read_bytes(), based),
+        key=key,
+        payload_type=APPROVAL_TYPE,
     )
     path = approval_path(lock)
     atomic_write_text(path, envelope.to_json())
     return path
 
 
-def check_approval(policy: LoadedPolicy) -> str | None:
+def check_approval(policy: LoadedPolicy, *, trusted: bytes | None = None) -> str | None:
     """The approver who signed the lock, or None when ``[roles].approvers`` is unset.
 
     ApprovalError (one message naming the approval file and the key id) when the approval is
     missing, unparsable, signed by no approver, or signed over another lock or other bytes.
+    ``trusted`` is the approved lock a pull request cannot change (the base branch's): a lock
+    other than it counts only when approved over it (red team 8: a snapshot the base branch
+    approved once and then replaced came back with its genuine approval).
     """
     allowed = approvers(policy)
     if not allowed.keys:
@@ -174,9 +185,20 @@ def check_approval(policy: LoadedPolicy) -> str | None:
         raise ApprovalError(str(err)) from None
     signer = _signer(envelope, allowed, shown)
     try:
-        expected = approval_payload(lock_name(policy), lock.read_bytes())
+        lock_bytes = lock.read_bytes()
     except OSError as err:
         raise ApprovalError(f"{lock}: cannot be read: {err.strerror}") from None
+    bound = _bound_base(envelope.payload)
+    if trusted is not None and lock_bytes != trusted and bound != sha256_bytes(trusted):
+        msg = (
+            f"{shown}: refused: {signer} approved {lock_name(policy)!r} over the approved "
+            f"lock {_short(bound)}, not over the base branch's approved lock now "
+            f"({sha256_bytes(trusted)[:12]}...): an approval given before the base branch "
+            "moved on, or a snapshot it replaced brought back; approve again against the "
+            f"base branch (${BASE_POLICY_ENV} naming its policy.toml)"
+        )
+        raise ApprovalError(msg)
+    expected = approval_payload(lock_name(policy), lock_bytes, bound)
     if envelope.payload != expected:
         keyids = ", ".join(f"{k[:12]}..." for k, _ in envelope.signatures)
         try:
@@ -191,6 +213,19 @@ def check_approval(policy: LoadedPolicy) -> str | None:
         )
         raise ApprovalError(msg)
     return signer
+
+
+def _bound_base(payload: bytes) -> str | None:
+    """The ``base_lock_sha256`` an approval payload names (None: none, or not a payload)."""
+    try:
+        value = json.loads(payload).get("base_lock_sha256")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _short(digest: str | None) -> str:
+    return f"{digest[:12]}..." if digest else "(none named)"
 
 
 def _signer(envelope: Envelope, allowed: Approvers, shown: str) -> str:

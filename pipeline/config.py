@@ -20,18 +20,23 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    GetJsonSchemaHandler,
     Strict,
     StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
 
 from pipeline.errors import PolicyError
 from pipeline.fsio import sha256_bytes
+from pipeline.pathrule import (
+    MAX_PATH_CHARS,
+    REPORTS_DIR_RULE,
+    PathRule,
+    file_type,
+    path_problem,
+    text_problem,
+)
 from pipeline.signing import Algorithm
 
 SCHEMA_VERSION = 1
@@ -78,24 +83,15 @@ ClassName = Annotated[str, BeforeValidator(_class_text, json_schema_input_type=s
 # Bounds on the policy file itself: a policy is a few KiB of flat tables.
 MAX_POLICY_BYTES = 1024 * 1024
 MAX_DEPTH = 16
-# Bounds on one path value: far below PATH_MAX (4096) and NAME_MAX (255 bytes per component).
-MAX_PATH_CHARS = 1024
-MAX_NAME_BYTES = 255
 # [data].max_pages' default (pipeline/parquet_pages.py): what a caller without a policy bounds.
 MAX_PAGES = 250_000
 
 
 def _path_text(value: str) -> str:
-    """Checks of a path value that need no file system: no NUL or control characters, no ``~``."""
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        msg = "a path without NUL bytes or control characters"
-        raise ValueError(msg)
-    if value.startswith("~"):
-        msg = "a path relative to the project folder ('~' is not expanded)"
-        raise ValueError(msg)
-    if any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in value.split("/")):
-        msg = f"a path whose every component is at most {MAX_NAME_BYTES} bytes long"
-        raise ValueError(msg)
+    """Checks of a path value that need no file system (``pipeline.pathrule.text_problem``)."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -140,40 +136,6 @@ PathText = Annotated[
 ]
 
 
-@dataclass(frozen=True)
-class PathRule:
-    """Marks a policy key as a path, and says what it must name and where it may point.
-
-    ``kind`` is what the path must be when it exists (``file``, ``dir``, or ``any`` of the two;
-    never a FIFO, socket or device). ``inside`` (the rule for every key but two) requires the
-    path, with every symlink followed, to lie in the project folder (the policy's folder);
-    ``inside=False`` requires it to lie outside. ``output`` marks a folder the gates write
-    into: it may not be the project folder itself. ``uri`` marks a URI that names a local
-    path only for the ``file:`` and ``sqlite:`` schemes (or no scheme at all).
-    """
-
-    kind: Literal["file", "dir", "any"]
-    inside: bool = True
-    output: bool = False
-    uri: bool = False
-
-    def describe(self) -> str:
-        """What the key must name, in words (for the JSON Schema and error messages)."""
-        what = {"file": "a file", "dir": "a folder", "any": "a file or folder"}[self.kind]
-        where = "inside the project folder" if self.inside else "outside the project folder"
-        if self.output:
-            where += " (not the project folder itself)"
-        return f"{what} {where}"
-
-    def __get_pydantic_json_schema__(
-        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        schema = handler(core_schema)
-        described = "a URI or path naming " if self.uri else "a path naming "
-        schema["description"] = described + self.describe() + ", symlinks followed"
-        return schema
-
-
 class _Strict(BaseModel):
     """Base of every policy table: unknown keys are errors, values keep their TOML types."""
 
@@ -184,7 +146,7 @@ class RunPolicy(_Strict):
     """[run]: where a run writes and how it is seeded."""
 
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42
-    reports_dir: Annotated[PathText, PathRule("dir", output=True)] = "reports"
+    reports_dir: Annotated[PathText, REPORTS_DIR_RULE] = "reports"
     artifacts_dir: Annotated[PathText, PathRule("dir", output=True)] = "artifacts"
     # Reuse an unchanged gate's earlier outcome (gates/cache.py); false runs every gate always.
     cache: bool = True
@@ -1113,7 +1075,7 @@ def _read_policy(path: Path) -> bytes:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            msg = f"{path}: expected the policy to be a regular file; found {_file_type(info)}"
+            msg = f"{path}: expected the policy to be a regular file; found {file_type(info)}"
             raise PolicyError(msg)
         if info.st_size > MAX_POLICY_BYTES:
             msg = f"{path}: expected at most {MAX_POLICY_BYTES} bytes; found {info.st_size}"
@@ -1239,7 +1201,7 @@ def check_policy_paths(loaded: LoadedPolicy) -> list[str]:
             except ValueError as err:
                 problems.append(f"{loaded.path}: {key}: expected {err}")
             continue
-        problem = _path_problem(root, root_id, text, rule)
+        problem = path_problem(root, root_id, text, rule)
         if problem is not None:
             problems.append(
                 f"{loaded.path}: {key}: expected {rule.describe()}; found {value[:200]!r}, {problem}"
@@ -1281,78 +1243,6 @@ def _local_path(uri: str) -> str | None:
         path = rest[1:] if rest.startswith("/") else rest
         return unquote(path.split("?", 1)[0]) or None
     return None
-
-
-def _path_problem(root: Path, root_id: tuple[int, int], text: str, rule: PathRule) -> str | None:
-    """Why ``text`` breaks ``rule`` (a phrase), or None."""
-    try:
-        resolved = (root / text).resolve()
-    except (OSError, RuntimeError, ValueError) as err:
-        return f"which cannot be resolved ({err})"
-    return _place_problem(resolved, root, root_id, rule) or _type_problem(resolved, rule)
-
-
-def _place_problem(
-    resolved: Path, root: Path, root_id: tuple[int, int], rule: PathRule
-) -> str | None:
-    shown = str(resolved)[:200]
-    inside = _is_inside(resolved, root, root_id)
-    if rule.inside and not inside:
-        return f"which resolves to {shown}, outside the project folder {root}"
-    if not rule.inside and (inside or root.is_relative_to(resolved)):
-        where = "inside" if inside else "a folder holding"
-        return (
-            f"which resolves to {shown}, {where} the project folder {root} "
-            "(whatever is there is the pull request's to write)"
-        )
-    if rule.output and _same(resolved, root_id):
-        return "which is the project folder itself"
-    return None
-
-
-def _type_problem(resolved: Path, rule: PathRule) -> str | None:
-    try:
-        info = os.stat(resolved)
-    except FileNotFoundError:
-        return None  # not there yet: the gate that reads it says so, the one that writes makes it
-    except NotADirectoryError:
-        return "part of which is a file, not a folder"
-    except OSError as err:
-        return f"which cannot be examined ({err.strerror})"
-    if stat.S_ISREG(info.st_mode) and rule.kind != "dir":
-        return None
-    if stat.S_ISDIR(info.st_mode) and rule.kind != "file":
-        return None
-    return f"which is {_file_type(info)}"
-
-
-def _is_inside(resolved: Path, root: Path, root_id: tuple[int, int]) -> bool:
-    if resolved.is_relative_to(root):
-        return True
-    return any(_same(folder, root_id) for folder in (resolved, *resolved.parents))
-
-
-def _same(path: Path, identity: tuple[int, int]) -> bool:
-    try:
-        info = os.stat(path)
-    except (OSError, ValueError):
-        return False
-    return (info.st_dev, info.st_ino) == identity
-
-
-def _file_type(info: os.stat_result) -> str:
-    mode = info.st_mode
-    for test, name in (
-        (stat.S_ISREG, "a regular file"),
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return name
-    return "not a regular file"
 
 
 def format_validation_error(path: Path, err: ValidationError) -> str:

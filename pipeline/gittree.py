@@ -19,7 +19,9 @@ def from_the_tree(folder: Path, root: Path) -> str | None:
     A folder outside ``root`` is the machine's own. Inside, it may not be reached through a
     symlink the tree holds, and git may track nothing in it: a pull request controls every
     committed byte, and a cache or memo file it commits there would be read as this machine's.
-    Outside a git work tree (or without git) nothing can be told: None.
+    Outside a git work tree (no ``.git`` at or above ``root``) nothing can be told: None. A
+    ``.git`` (folder or file) there with no git that runs is refused, never taken for "outside
+    git": what the checkout tracks cannot be told without it.
     """
     top, target = Path(os.path.abspath(root)), Path(os.path.abspath(folder))
     if not target.is_relative_to(top):
@@ -30,9 +32,25 @@ def from_the_tree(folder: Path, root: Path) -> str | None:
         if part.is_symlink():
             return f"{part.relative_to(top).as_posix()} is a symlink in the tree"
     git = shutil.which("git")
-    if git is None or not rel.parts:
-        return None if git is None else f"{target} is the project folder itself"
-    return _git_tracks(git, top, rel)
+    if git is None:
+        return _no_git(top, "not found on PATH")
+    if not rel.parts:
+        return f"{target} is the project folder itself"
+    try:
+        return _git_tracks(git, top, rel)
+    except OSError as err:
+        return _no_git(top, f"failed to start ({type(err).__name__}: {err.strerror or err})")
+
+
+def _no_git(top: Path, why: str) -> str | None:
+    """None outside a checkout; in one (a ``.git`` at or above ``top``), why nothing was told."""
+    holder = next((f for f in (top, *top.parents) if (f / ".git").exists()), None)
+    if holder is None:
+        return None
+    return (
+        f"{holder} holds .git but git could not be run: git {why}; install git or put it on "
+        "PATH (what the checkout tracks cannot be told without it)"
+    )
 
 
 def _git_tracks(git: str, top: Path, rel: Path) -> str | None:
@@ -93,7 +111,8 @@ def committed_in(folder: Path, root: Path) -> str | None:
 
     The first file git tracks in it (and how many more), or ``from_the_tree``'s reason (a
     symlink in the tree on the way, a checkout git cannot read): it fails closed. None outside
-    a git work tree or without git, where nothing can be told (as for the gate cache).
+    a git work tree, where nothing can be told (as for the gate cache); a checkout whose git
+    is missing or does not run is refused (``from_the_tree``).
     """
     reason = from_the_tree(folder, root)
     if reason is None:

@@ -358,17 +358,9 @@ def class_moments(
         return (), None
     fills = _fill_values(clean, columns)
     labels = clean[contract.label].astype("string").to_numpy(dtype=object)
-    classes = sorted({str(v) for v in labels})
     dims = len(columns)
-    rows = dict.fromkeys(classes, 0)
-    sums = {c: np.zeros(dims) for c in classes}
-    for start, block in _raw_blocks(clean, columns, fills):
-        found = labels[start : start + len(block)]
-        for cls in classes:
-            part = block[found == cls]
-            rows[cls] += len(part)
-            sums[cls] += part.sum(axis=0)
-    kept = [c for c in classes if rows[c] >= 2]  # a covariance needs two rows
+    rows, sums = _class_sums(clean, columns, fills, labels)
+    kept = [c for c in sorted(rows) if rows[c] >= 2]  # a covariance needs two rows
     means = {c: sums[c] / rows[c] for c in kept}
     cross = {c: np.zeros((dims, dims)) for c in kept}
     for start, block in _raw_blocks(clean, columns, fills):
@@ -402,6 +394,22 @@ def _fill_values(clean: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, flo
         if missing.any():
             fills[name] = float(np.nanmedian(column)) if (~missing).any() else 0.0
     return fills
+
+
+def _class_sums(
+    clean: pd.DataFrame, columns: tuple[str, ...], fills: dict[str, float], labels: Array
+) -> tuple[dict[str, int], dict[str, Array]]:
+    """Per class label, its rows and the sum of its ``raw_matrix`` rows, a block at a time."""
+    classes = sorted({str(v) for v in labels})
+    rows = dict.fromkeys(classes, 0)
+    sums = {c: np.zeros(len(columns)) for c in classes}
+    for start, block in _raw_blocks(clean, columns, fills):
+        found = labels[start : start + len(block)]
+        for cls in classes:
+            part = block[found == cls]
+            rows[cls] += len(part)
+            sums[cls] += part.sum(axis=0)
+    return rows, sums
 
 
 def _raw_blocks(
@@ -455,16 +463,17 @@ def class_mean_shifts(
     check = contract.checks.class_means
     if not moments or reference.moment_columns != columns:
         return []
-    matrix = raw_matrix(clean, columns)
+    # The class sums a block of rows at a time (as class_moments): no float64 copy of the
+    # table, nor of each class's rows.
     labels = clean[contract.label].astype("string").to_numpy(dtype=object)
+    counts, sums = _class_sums(clean, columns, _fill_values(clean, columns), labels)
     found: list[tuple[str, int, int, int, float, float, str, float]] = []
     for cls, ref in sorted(moments.items()):
-        rows = matrix[labels == cls]
-        n, m = len(rows), ref.rows
+        n, m = counts.get(cls, 0), ref.rows
         if n == 0 or m < 3:  # F(k, m - k) with k <= m - 2
             continue
         cov = np.asarray(ref.cov, dtype=float)
-        diff = rows.mean(axis=0) - np.asarray(ref.mean, dtype=float)
+        diff = sums[cls] / n - np.asarray(ref.mean, dtype=float)
         # Principal axes in the features' own units, as the approved covariance has them. On
         # the correlation scale instead, near-constant features (a digit's mostly blank
         # pixel) become axes of their own and one new row moves them by many SDs: 2 of 40

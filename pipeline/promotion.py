@@ -152,7 +152,8 @@ def refuse_committed(registry: Path, root: Path) -> None:
     a pull request controls every committed byte and commits into the gitignored folder with
     ``git add -f``: an older signed champion and a log that stops before its revocation, read by
     the cv and risk gates as the champion to beat and copied into the serving image. Every
-    reader calls this first. Outside a git work tree (or without git) nothing can be told.
+    reader calls this first. Outside a git work tree nothing can be told; a ``.git`` with no git
+    that runs is refused (``pipeline.gittree.from_the_tree``).
     """
     found = committed_in(registry, root)
     if found is None:

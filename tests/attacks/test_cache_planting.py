@@ -157,6 +157,23 @@ def test_a_checkout_git_cannot_read_is_not_taken_for_no_checkout(
         _lint(project)
 
 
+def test_a_checkout_without_a_git_executable_is_not_taken_for_no_checkout(
+    failed_lint: tuple[Any, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A runner without git on PATH, over a checkout with its .git: the forged entry was
+    # reused (git missing read as "outside git"). Refused like a checkout git cannot read.
+    from gates.errors import GatesError
+
+    project, entry = failed_lint
+    _git(project.root, "add", "-f", str(entry))
+    _git(project.root, "commit", "-qm", "cache")
+    no_git = tmp_path / "bin-without-git"
+    no_git.mkdir()
+    monkeypatch.setenv("PATH", str(no_git))
+    with pytest.raises(GatesError, match=r"holds \.git but git could not be run"):
+        _lint(project)
+
+
 _SOURCE_DIGEST = """
 import sys
 sys.path.insert(0, sys.argv[1])

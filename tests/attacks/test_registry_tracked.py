@@ -11,6 +11,7 @@ registry folder in which git tracks a file, naming the folder and the file.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess  # nosec B404 # fixed argv lists, never a shell
 from pathlib import Path
@@ -188,3 +189,42 @@ def test_an_untracked_registry_in_a_checkout_is_read(
     _checkout(project)
     code, out = run_cli(project, monkeypatch, capsys, "verify", "--champion")
     assert code == 0, out
+
+
+@pytest.mark.parametrize("dot_git", ["folder", "file"])
+def test_a_committed_registry_is_refused_when_git_cannot_be_run(
+    dot_git, managed_registry, tmp_path, monkeypatch, capsys
+):
+    # A runner image without git (or git not on the job's PATH) over a checkout that has its
+    # .git: "git not found" was taken for "outside a git work tree", nothing was checked and
+    # the committed registry was read (the revoked champion). A .git file (a worktree's, a
+    # submodule's) counts as a folder does.
+    from gates.base import GateError
+    from gates.cv_threshold import load_champion
+
+    monkeypatch.delenv(HEAD_ENV, raising=False)
+    project = managed_registry.copy(tmp_path / "p")
+    _revoked_then_cut(project, monkeypatch, capsys)
+    _committed(project, "registry")
+    if dot_git == "file":
+        (project.root / ".git").rename(tmp_path / "git-dir")
+        (project.root / ".git").write_text(f"gitdir: {tmp_path / 'git-dir'}\n", encoding="utf-8")
+    no_git = tmp_path / "bin-without-git"
+    no_git.mkdir()
+    monkeypatch.setenv("PATH", str(no_git))
+    assert shutil.which("git") is None
+    expected = f"{project.root} holds .git but git could not be run: git not found on PATH"
+    with pytest.raises(GateError, match=re.escape(expected)):
+        load_champion(_context(project))
+    for args in (("verify", "--champion"), ("registry", "head")):
+        code, out = run_cli(project, monkeypatch, capsys, *args)
+        assert code == 1, (args, out)
+        assert expected in out, (args, out)
+        assert "install git" in out, (args, out)
+        assert "Traceback" not in out, (args, out)
+
+    # The control: no .git at all (an image, an export) is outside git; nothing can be told.
+    (project.root / ".git").unlink() if dot_git == "file" else shutil.rmtree(project.root / ".git")
+    found = load_champion(_context(project))
+    assert found is not None
+    assert found[0].version == project.versions[-1]

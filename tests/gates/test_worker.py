@@ -188,7 +188,12 @@ def test_an_edit_to_the_code_or_the_packages_restarts_the_real_worker_transparen
         shutil.copytree(
             REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
         )
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    # Packages are installed in a folder of their own on sys.path, never in the checkout: the
+    # worker refuses to start where distribution metadata sits in its working folder
+    # (gates.compiled.refuse_metadata).
+    site = tmp_path / "site"
+    site.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(tmp_path), str(site)))}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # the copy's bytecode stays in the copy
     # cwd is the copy too: ``python -m`` puts the working folder first on sys.path.
     client = GateWorker(sys.executable, env=env, cwd=tmp_path)
@@ -205,7 +210,7 @@ def test_an_edit_to_the_code_or_the_packages_restarts_the_real_worker_transparen
         assert second != first
         # A package installed (or upgraded) beside it: the same, so no old module runs under a
         # cache key that names the new version.
-        (tmp_path / "newtool-1.0.dist-info").mkdir()
+        (site / "newtool-1.0.dist-info").mkdir()
         assert client.run(["list"]) == 0
         assert client.pid not in (first, second)
     finally:

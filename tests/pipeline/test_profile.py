@@ -15,6 +15,7 @@ from pipeline.errors import DataError
 from pipeline.profile import (
     DataProfile,
     build_profile,
+    class_mean_shifts,
     class_moments,
     class_shift,
     column_drift,
@@ -218,9 +219,7 @@ def test_class_moments_of_the_embedded_table_are_np_cov_per_class_over_several_b
     _assert_same_moments(clean, contract)
 
 
-def test_class_moments_of_digits_with_nulls_and_constant_pixels_are_np_cov_per_class(
-    monkeypatch,
-):
+def _digits_with_nulls() -> tuple[pd.DataFrame, DataPolicy]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -238,6 +237,13 @@ def test_class_moments_of_digits_with_nulls_and_constant_pixels_are_np_cov_per_c
             "columns": {n: {"dtype": "float64", "nullable": True} for n in names},
         }
     )
+    return frame, contract
+
+
+def test_class_moments_of_digits_with_nulls_and_constant_pixels_are_np_cov_per_class(
+    monkeypatch,
+):
+    frame, contract = _digits_with_nulls()
     monkeypatch.setattr(profile_module, "_MOMENT_BLOCK_ROWS", 250)  # 1,797 rows: 8 blocks
     _assert_same_moments(frame, contract)
 
@@ -266,4 +272,50 @@ def test_class_moments_hold_less_than_one_float64_copy_of_the_features():
         tracemalloc.stop()
     assert moments is not None
     assert moments["a"].rows + moments["b"].rows == rows
+    assert peak < rows * dims * 8  # 32 MB
+
+
+def test_class_mean_shifts_are_the_same_over_blocks_as_over_the_whole_table(monkeypatch):
+    frame, contract = _digits_with_nulls()
+    reference = build_profile(frame.iloc[: len(frame) // 2], contract)
+    table = frame.iloc[len(frame) // 2 :].reset_index(drop=True)
+    whole = class_mean_shifts(table, contract, reference)
+    monkeypatch.setattr(profile_module, "_MOMENT_BLOCK_ROWS", 100)  # 899 rows: 9 blocks
+    blocks = class_mean_shifts(table, contract, reference)
+    assert [s.cls for s in blocks] == [s.cls for s in whole] == [str(v) for v in range(10)]
+    for a, b in zip(blocks, whole, strict=True):
+        assert (a.rows, a.approved_rows, a.dims, a.worst_column) == (
+            b.rows,
+            b.approved_rows,
+            b.dims,
+            b.worst_column,
+        )
+        np.testing.assert_allclose([a.t2, a.pvalue, a.worst_shift], [b.t2, b.pvalue, b.worst_shift])
+
+
+def test_class_mean_shifts_hold_less_than_one_float64_copy_of_the_features():
+    # Until 6 December DATA043 on the gate's path took a float64 copy of the features and a
+    # copy of each class's rows (about 1.7 copies of the table).
+    rows, dims = 400_000, 10
+    rng = np.random.default_rng(5)
+    names = [f"f{i}" for i in range(dims)]
+    frame = pd.DataFrame(rng.normal(0.0, 1.0, (rows, dims)), columns=names)
+    frame["y"] = pd.Series(np.where(rng.random(rows) < 0.3, "b", "a"), dtype="string")
+    contract = DataPolicy.model_validate(
+        {
+            "path": "d.csv",
+            "lock": "d.lock.json",
+            "label": "y",
+            "classes": ["a", "b"],
+            "columns": {n: {"dtype": "float64"} for n in names},
+        }
+    )
+    reference = build_profile(frame.iloc[:1000], contract)
+    tracemalloc.start()
+    try:
+        shifts = class_mean_shifts(frame, contract, reference)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [s.rows for s in shifts] == [int((frame["y"] == c).sum()) for c in ("a", "b")]
     assert peak < rows * dims * 8  # 32 MB

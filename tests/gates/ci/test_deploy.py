@@ -35,6 +35,7 @@ SCHEMA_OF = {
 }
 DEPLOYMENT = "deploy/k8s/deployment.yaml"
 DOCKERFILE = "deploy/Dockerfile"
+PIN = "GATES_REGISTRY_HEAD"
 
 
 def _check_jsonschema(schema: Path, *files: Path) -> subprocess.CompletedProcess[str]:
@@ -140,6 +141,10 @@ def _container(document: dict[str, Any]) -> dict[str, Any]:
     return document["spec"]["template"]["spec"]["containers"][0]
 
 
+def _pin(document: dict[str, Any]) -> dict[str, Any]:
+    return next(e for e in _container(document)["env"] if e["name"] == PIN)
+
+
 def _context(document: dict[str, Any]) -> dict[str, Any]:
     return _container(document)["securityContext"]
 
@@ -215,6 +220,27 @@ MANIFEST_ATTACKS: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
         ),
         "container 'init'",
     ),
+    # The pod's registry head: from a Secret it cannot start without, never a literal.
+    (
+        "no-registry-pin",
+        lambda d: _container(d).update(env=[e for e in _container(d)["env"] if e["name"] != PIN]),
+        f"env {PIN}: expected one",
+    ),
+    (
+        "registry-pin-optional",
+        lambda d: _pin(d)["valueFrom"]["secretKeyRef"].update(optional=True),
+        "secretKeyRef.optional",
+    ),
+    (
+        "registry-pin-a-literal",
+        lambda d: _pin(d).update(value=f"0:{'0' * 64}") or _pin(d).pop("valueFrom"),
+        f"env {PIN}: expected valueFrom.secretKeyRef",
+    ),
+    (
+        "registry-pin-from-a-configmap",
+        lambda d: _pin(d).update(valueFrom={"configMapKeyRef": {"name": "x", "key": "head"}}),
+        f"env {PIN}: expected valueFrom.secretKeyRef",
+    ),
 ]
 
 
@@ -275,12 +301,20 @@ DOCKERFILE_ATTACKS: list[tuple[str, Callable[[str], str], str]] = [
     (
         "shell-form-entrypoint",
         lambda t: t.replace(
-            'ENTRYPOINT ["python", "-m", "gates", "serve", "--champion", "--host", "0.0.0.0", "--port", "8080"]',
-            "ENTRYPOINT python -m gates serve --champion",
+            'ENTRYPOINT ["python", "-m", "gates", "serve", "--champion", "--require-pin", '
+            '"--host", "0.0.0.0", "--port", "8080"]',
+            "ENTRYPOINT python -m gates serve --champion --require-pin",
         ),
         "ENTRYPOINT",
     ),
     ("cmd-overrides", lambda t: t + 'CMD ["--key", "keys/dev.pub"]\n', "CMD"),
+    # The image's registry read with no pin: a copy cut before a revocation would be served.
+    ("serves-unpinned", lambda t: t.replace('"--require-pin", ', ""), "--require-pin"),
+    (
+        "pin-baked-into-the-image",
+        lambda t: t.replace("WORKDIR", f"ENV GATES_REGISTRY_HEAD=0:{'0' * 64}\nWORKDIR", 1),
+        "GATES_REGISTRY_HEAD: expected none in the image",
+    ),
 ]
 
 
@@ -327,6 +361,25 @@ def test_the_generated_pod_is_locked_down(rendered: dict[str, str]) -> None:
     dockerfile = rendered[DOCKERFILE]
     assert "@sha256:" in dockerfile.split("FROM ", 1)[1].split("\n", 1)[0]
     assert "COPY registry/ registry/" in dockerfile
+
+
+def test_the_pod_reads_the_registry_under_a_pin_from_a_secret(rendered: dict[str, str]) -> None:
+    """The image has no .git: the registry copied into it is read under the head the operator
+    writes into a Secret; the pod does not start without the Secret (optional: false) and the
+    entrypoint refuses to serve without the variable (tests/attacks/test_registry_head.py)."""
+    document = yaml.safe_load(rendered[DEPLOYMENT])
+    assert _pin(document) == {
+        "name": PIN,
+        "valueFrom": {
+            "secretKeyRef": {
+                "name": "gates-serve-model-registry-head",
+                "key": "head",
+                "optional": False,
+            }
+        },
+    }
+    entry = next(line for line in rendered[DOCKERFILE].splitlines() if line.startswith("ENTRY"))
+    assert '"serve", "--champion", "--require-pin"' in entry
 
 
 def test_auth_and_spool_variants_validate_and_stay_locked_down(tmp_path: Path) -> None:
