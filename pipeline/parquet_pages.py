@@ -17,8 +17,13 @@ at ``max_pages`` (``[data].max_pages``), naming the file, where it stopped and t
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import struct
+import threading
+from array import array
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -41,6 +46,10 @@ _PADDING = 100  # Arrow reads this much past a chunk written by old parquet-mr (
 # its bytes (1-5 us each skipped, whatever they hold), and few pages can have huge headers
 # (up to ``_MAX_HEADER``); pyarrow's are 20-70 bytes.
 HEADER_BYTES_PER_PAGE = 128
+
+
+# Walks kept for reuse in this process (``chunk_pages``): at most this many files' chunks.
+_KEPT_FILES = 8
 
 
 class PageError(DataError):
@@ -70,6 +79,67 @@ class _OverBudget(PipelineError):  # a signal, caught in chunk_pages
 
 class _Short(PageError):
     """The window ended inside the header: read a larger one (caught before PageError)."""
+
+
+@dataclass(frozen=True)
+class _Walked:
+    """One column chunk's walk, kept for reuse while the file's signature holds: and the
+    bytes it read, where (``regions``: offset, length, ...) and their digest."""
+
+    pages: int
+    header_bytes: int
+    total: int
+    dictionary: int
+    largest: int
+    regions: array[int]
+    digest: bytes
+
+
+Signature = tuple[int, int, int, int, int]
+# Per file (its absolute path): the signature its bytes had while walked, and each chunk walked
+# whole, by its byte range (start, chunk end, walk limit): what the walk of a chunk depends on.
+_WALKS: OrderedDict[str, tuple[Signature, dict[tuple[int, int, int], _Walked]]] = OrderedDict()
+_WALKS_LOCK = threading.Lock()
+
+
+def signature(stat: os.stat_result) -> Signature:
+    """Device, inode, size, modification and change times: a file rewritten in place changes
+    its change time (``st_ctime_ns``, which ``os.utime`` cannot set back) even when its size
+    and modification time are put back."""
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def forget() -> None:
+    """Drop every walk kept in this process (a benchmark timing the walk itself)."""
+    with _WALKS_LOCK:
+        _WALKS.clear()
+
+
+def _kept(key: str, now: Signature) -> dict[tuple[int, int, int], _Walked]:
+    """The chunks walked in this process while the file had signature ``now`` (none after
+    any change: a walk of other bytes never vouches for these)."""
+    with _WALKS_LOCK:
+        entry = _WALKS.get(key)
+        if entry is None or entry[0] != now:
+            return {}
+        _WALKS.move_to_end(key)
+        return dict(entry[1])
+
+
+def _keep(
+    key: str, before: Signature, after: Signature, walked: dict[tuple[int, int, int], _Walked]
+) -> None:
+    """Keep the chunks walked when the file held still from the walk's start to its end."""
+    if before != after:
+        return
+    with _WALKS_LOCK:
+        entry = _WALKS.get(key)
+        chunks = dict(entry[1]) if entry is not None and entry[0] == before else {}
+        chunks.update(walked)
+        _WALKS[key] = (before, chunks)
+        _WALKS.move_to_end(key)
+        while len(_WALKS) > _KEPT_FILES:
+            _WALKS.popitem(last=False)
 
 
 class _Bytes(TTransport.TTransportBase):  # type: ignore[misc]  # thrift ships no types
@@ -185,6 +255,83 @@ def refuse_many_chunks(path: Path, meta: Any, max_pages: int) -> None:
         raise PageLimit(msg)
 
 
+@dataclass
+class _Walk:
+    """What a walk has read so far: pages and header bytes, against the file's bounds."""
+
+    path: Path
+    max_pages: int
+    count: int = 0
+    budget: int = 0  # header bytes left to read
+
+    def take(self, window: _Window, walked: _Walked) -> bool:
+        """Count a chunk walked before when it fits in what is left of both bounds and the
+        bytes its walk read are the same now (read again and digested: the walk's result
+        follows from them alone)."""
+        if self.count + walked.pages > self.max_pages or walked.header_bytes > self.budget:
+            return False
+        digest = hashlib.blake2b(digest_size=32)
+        regions = walked.regions
+        for i in range(0, len(regions), 2):
+            digest.update(window.bytes_at(regions[i], regions[i + 1]))
+        if digest.digest() != walked.digest:
+            return False
+        self.count += walked.pages
+        self.budget -= walked.header_bytes
+        return True
+
+    def chunk(
+        self, window: _Window, where: tuple[str, int], start: int, end: int, limit: int
+    ) -> _Walked:
+        """Walk one column chunk's headers from ``start`` while they start before ``limit``."""
+        name, group = where
+        total = largest = dictionary = pages = header_bytes = 0
+        regions = array("q")
+        digest = hashlib.blake2b(digest_size=32)
+        offset = start
+        while offset < limit:
+            try:
+                kind, uncompressed, compressed, length = _header(window, offset, limit, self.budget)
+            except _OverBudget:
+                total_bytes = self.max_pages * HEADER_BYTES_PER_PAGE
+                msg = (
+                    f"{self.path}: Parquet page headers past {total_bytes:,} bytes when the "
+                    f"walk stopped (column '{name}' in row group {group}, byte {offset}, "
+                    f"{self.count:,} pages read), more than [data].max_pages "
+                    f"({self.max_pages:,}) x {HEADER_BYTES_PER_PAGE} bytes a file may hold; "
+                    "refused before decompressing"
+                )
+                raise PageLimit(msg) from None
+            except PageError as err:
+                if offset >= end:  # past the chunk: the padding held no page
+                    regions.extend((offset, limit - offset))
+                    digest.update(window.bytes_at(offset, limit - offset))
+                    break
+                where_ = f"column '{name}' in row group {group}, byte {offset}"
+                raise PageError(f"{where_}: {err}") from None
+            self.count += 1
+            self.budget -= length
+            if self.count > self.max_pages:
+                msg = (
+                    f"{self.path}: {self.count:,} Parquet pages read when the walk stopped "
+                    f"(column '{name}' in row group {group}, byte {offset}), more than the "
+                    f"{self.max_pages:,} a file may hold ([data].max_pages); refused before "
+                    "decompressing"
+                )
+                raise PageLimit(msg)
+            header_bytes += length
+            regions.extend((offset, length))
+            digest.update(window.bytes_at(offset, length))
+            total += uncompressed
+            pages += 1
+            if kind == _DICTIONARY_PAGE:
+                dictionary += uncompressed
+            else:
+                largest = max(largest, uncompressed)
+            offset += length + compressed
+        return _Walked(pages, header_bytes, total, dictionary, largest, regions, digest.digest())
+
+
 def chunk_pages(
     path: Path, meta: Any, wanted: list[str] | None = None, *, max_pages: int
 ) -> list[ChunkPages]:
@@ -196,22 +343,31 @@ def chunk_pages(
     PageLimit, before the walk, when the footer declares more column chunks than
     ``max_pages`` (``refuse_many_chunks``), and during it at the first page past
     ``max_pages`` (every header is read, whatever its page holds: none, one value, a
-    dictionary) or the first header byte past ``max_pages x HEADER_BYTES_PER_PAGE``."""
+    dictionary) or the first header byte past ``max_pages x HEADER_BYTES_PER_PAGE``.
+
+    Each file is walked once per process: a chunk walked whole before, over the same byte
+    range of the same file whose ``signature`` has not changed since (taken on the open file
+    before and after that walk, and again now), is counted against both bounds as it was read,
+    not read again; a chunk it would take past either bound is walked, to stop where the walk
+    stops. Any change to the file (its signature) drops what was kept of it."""
     refuse_many_chunks(path, meta, max_pages)
-    size = path.stat().st_size
     columns = [
         i
         for i in range(meta.num_columns)
         if wanted is None or meta.schema.column(i).path.split(".", maxsplit=1)[0] in wanted
     ]
-    count = 0
-    budget = max_pages * HEADER_BYTES_PER_PAGE  # header bytes left to read
+    walk = _Walk(path, max_pages, budget=max_pages * HEADER_BYTES_PER_PAGE)
     # Arrow strips the spaces around the application name of ``created_by`` before it compares
     # it with parquet-mr: any ``created_by`` naming parquet-mr, in any spelling, pads (a
     # leading space hid a page in the padding from a ``startswith`` test).
     old_writer = "parquet-mr" in str(meta.created_by or "").lower()
     found: list[ChunkPages] = []
+    key = os.fspath(path.absolute())
+    walked: dict[tuple[int, int, int], _Walked] = {}
     with path.open("rb") as stream:
+        opened = os.fstat(stream.fileno())
+        before, size = signature(opened), opened.st_size
+        kept = _kept(key, before)
         window = _Window(stream)
         for group in range(meta.num_row_groups):
             row_group = meta.row_group(group)
@@ -224,50 +380,22 @@ def chunk_pages(
                     start = dictionary
                 end = start + chunk.total_compressed_size
                 limit = min(size, end + _PADDING) if old_writer else min(size, end)
-                total = largest = dict_size = pages = 0
-                offset = start
-                while offset < limit:
-                    try:
-                        kind, uncompressed, compressed, length = _header(
-                            window, offset, limit, budget
-                        )
-                    except _OverBudget:
-                        total_bytes = max_pages * HEADER_BYTES_PER_PAGE
-                        msg = (
-                            f"{path}: Parquet page headers past {total_bytes:,} bytes when the "
-                            f"walk stopped (column '{name}' in row group {group}, byte {offset}, "
-                            f"{count:,} pages read), more than [data].max_pages ({max_pages:,})"
-                            f" x {HEADER_BYTES_PER_PAGE} bytes a file may hold; refused before "
-                            "decompressing"
-                        )
-                        raise PageLimit(msg) from None
-                    except PageError as err:
-                        if offset >= end:
-                            break  # past the chunk: the padding held no page
-                        where = f"column '{name}' in row group {group}, byte {offset}"
-                        raise PageError(f"{where}: {err}") from None
-                    count += 1
-                    budget -= length
-                    if count > max_pages:
-                        msg = (
-                            f"{path}: {count:,} Parquet pages read when the walk stopped (column "
-                            f"'{name}' in row group {group}, byte {offset}), more than the "
-                            f"{max_pages:,} a file may hold ([data].max_pages); refused before "
-                            "decompressing"
-                        )
-                        raise PageLimit(msg)
-                    total += uncompressed
-                    pages += 1
-                    if kind == _DICTIONARY_PAGE:
-                        dict_size += uncompressed
-                    else:
-                        largest = max(largest, uncompressed)
-                    offset += length + compressed
+                done = kept.get((start, end, limit))
+                if done is None or not walk.take(window, done):
+                    done = walk.chunk(window, (name, group), start, end, limit)
+                    walked[start, end, limit] = done
                 found.append(
                     ChunkPages(
-                        group, name, total, dict_size, largest, chunk.total_uncompressed_size, pages
+                        group,
+                        name,
+                        done.total,
+                        done.dictionary,
+                        done.largest,
+                        chunk.total_uncompressed_size,
+                        done.pages,
                     )
                 )
+        _keep(key, before, signature(os.fstat(stream.fileno())), walked)
     return found
 
 
