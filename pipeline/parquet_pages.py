@@ -7,31 +7,31 @@ limit. The footer's ``total_uncompressed_size`` says the same for an honest writ
 never compares the two: a footer rewritten to say 1,000 bytes read the same 300 MiB page.
 So the page headers themselves are read here (Apache Thrift's compact protocol: the three
 fields every header starts with, the others skipped), walking each column chunk over the byte
-range Arrow reads for it.
+range Arrow reads for it. The reader is this module's own (``_read_header``: Thrift's Python
+reader, ``TCompactProtocol`` and its ``skip``, made a call per byte; its C decoder is no
+documented entry point); tests/pipeline/test_parquet_reader.py holds it to Thrift's on every
+header pyarrow writes, cut short, mutated and crafted.
 
-Reading a header costs the same however small its page (tens of microseconds in Python's
-Thrift reader, a few bytes on disk: 100,000 one-value pages are 7.5 MB, walked in 2.6 s where
-Arrow reads them in 0.1 s), so the walk counts the pages and column chunks it reads and stops
-at ``max_pages`` (``[data].max_pages``), naming the file, where it stopped and the count.
+Reading a header costs the same however small its page (a few microseconds, a few bytes on
+disk: 100,000 one-value pages are 7.5 MB, walked in about 1.5 s where Arrow reads them in
+0.1 s), so the walk counts the pages and column chunks it reads and stops at ``max_pages``
+(``[data].max_pages``), naming the file, where it stopped and the count. Each file is walked
+once per process (``chunk_pages``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import struct
 import threading
 from array import array
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from thrift.protocol import TCompactProtocol
-from thrift.protocol.TProtocol import TProtocolException
-from thrift.Thrift import TType
-from thrift.transport import TTransport
+import numpy as np
 
 from pipeline.errors import DataError, PipelineError
 
@@ -142,64 +142,234 @@ def _keep(
             _WALKS.popitem(last=False)
 
 
-class _Bytes(TTransport.TTransportBase):  # type: ignore[misc]  # thrift ships no types
-    """A read-only transport over a byte window that says how much the protocol read."""
+# Apache Thrift's compact protocol, as its Python reader (thrift.protocol.TCompactProtocol)
+# reads it, for skipping: a field header is one byte (type in the low nibble, 0 the struct's
+# end; the id's delta from the previous field in the high one, 0: a zigzag varint id follows);
+# integers are zigzag varints (at most 10 bytes), a double 8 bytes, a UUID 16, a binary a varint
+# length and its bytes; a list or set a byte (size in the high nibble, 15: a varint follows;
+# element type in the low one), a map a varint size and, when not empty, a byte of key and
+# value types. A bool field holds its value in its type; a bool element is a byte. Types 14
+# and 15 do not exist. The tests compare this reader with Thrift's on every header of their
+# files and on random bytes.
+_BOOLS = (1, 2)
+_VARINT = (4, 5, 6)  # i16, i32, i64
+_FIXED = {1: 1, 2: 1, 3: 1, 7: 8, 13: 16}  # an element's bytes: bool, byte, double, UUID
+_KNOWN = range(14)  # 0 (the end of a struct) to 13 (a UUID)
+_I32_TYPE = 5
+_BINARY = 8
+_LONG_VARINTS = 64  # a container of more varints than this is skipped with numpy
 
-    def __init__(self, data: bytes) -> None:
-        self.stream = io.BytesIO(data)
 
-    def read(self, sz: int) -> bytes:
-        return self.stream.read(sz)
+def _unknown(kind: int) -> PageError:
+    return PageError(f"unknown Thrift type {kind}")
 
 
-class _Protocol(TCompactProtocol.TCompactProtocol):  # type: ignore[misc]  # thrift ships no types
-    """The compact protocol, skipping strings as bytes: thrift's ``skip`` decodes them as UTF-8,
-    and a header's statistics (min/max values) are binary."""
+def _unreadable(why: str) -> PageError:
+    return PageError(f"unreadable page header ({why})")
 
-    def readString(self) -> bytes:
-        return bytes(self.readBinary())
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    """The varint at ``i`` and the offset after it."""
+    result = shift = 0
+    for _ in range(10):
+        if i >= len(data):
+            raise _Short
+        byte = data[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, i
+        shift += 7
+    raise _unreadable("Variable-length int over 10 bytes.")
+
+
+def _varints(data: bytes, i: int, count: int) -> int:
+    """The offset after ``count`` varints from ``i``."""
+    if count > _LONG_VARINTS:
+        if i >= len(data):
+            raise _Short
+        window = np.frombuffer(data, dtype=np.uint8, count=min(len(data) - i, 10 * count), offset=i)
+        ends = np.flatnonzero(window < 0x80)[:count]
+        starts = np.concatenate(([-1], ends[:-1]))
+        if ends.size and int((ends - starts).max()) > 10:
+            raise _unreadable("Variable-length int over 10 bytes.")
+        if ends.size < count:
+            tail = int(ends[-1]) + 1 if ends.size else 0
+            if len(window) - tail >= 10:
+                raise _unreadable("Variable-length int over 10 bytes.")
+            raise _Short
+        return i + int(ends[-1]) + 1
+    for _ in range(count):
+        _, i = _varint(data, i)
+    return i
+
+
+def _skip(data: bytes, i: int, kind: int, depth: int, *, element: bool = False) -> int:
+    """The offset after a value of compact type ``kind`` at ``i`` (a struct's field, or with
+    ``element`` a container's element: a bool is a byte there)."""
+    if depth <= 0:
+        raise _unreadable("Maximum skip depth exceeded")
+    if kind in _BOOLS and not element:
+        return i
+    if kind in _VARINT:
+        return _varint(data, i)[1]
+    nested = _NESTED.get(kind)
+    if nested is not None:
+        return nested(data, i, depth)
+    if kind == _BINARY:
+        width, i = _varint(data, i)
+    elif kind == 0:
+        raise _unreadable("invalid TType")
+    else:
+        width = _FIXED[kind]
+    if i + width > len(data):  # a binary longer than the window is Thrift's limit too
+        raise _Short
+    return i + width
+
+
+def _struct(data: bytes, i: int, depth: int) -> int:
+    """The offset after a struct's fields and its end."""
+    n = len(data)
+    while True:
+        if i >= n:
+            raise _Short
+        byte = data[i]
+        i += 1
+        kind = byte & 0x0F
+        if kind == 0:
+            return i
+        if byte < 0x10:  # the id in full: a zigzag varint
+            _, i = _varint(data, i)
+        if kind > 13:
+            raise _unknown(kind)
+        if depth <= 1:  # the field's value is one level deeper (Thrift checks before a bool)
+            raise _unreadable("Maximum skip depth exceeded")
+        if kind in _VARINT and i < n and data[i] < 0x80:  # a one-byte integer, the most common
+            i += 1
+        elif kind not in _BOOLS:
+            i = _skip(data, i, kind, depth - 1)
+
+
+def _elements(data: bytes, i: int, depth: int) -> int:
+    """The offset after a list's or a set's header and elements."""
+    if i >= len(data):
+        raise _Short
+    byte = data[i]
+    i += 1
+    kind, size = byte & 0x0F, byte >> 4
+    if kind > 13:
+        raise _unknown(kind)
+    if size == 15:
+        size, i = _varint(data, i)
+    return _values(data, i, size, (kind,), depth)
+
+
+def _map(data: bytes, i: int, depth: int) -> int:
+    """The offset after a map's header and its keys and values."""
+    size, i = _varint(data, i)
+    if size > len(data):
+        raise _Short
+    kinds = 0
+    if size > 0:
+        if i >= len(data):
+            raise _Short
+        kinds = data[i]
+        i += 1
+    if kinds & 0x0F > 13:
+        raise _unknown(kinds & 0x0F)
+    if kinds >> 4 > 13:
+        raise _unknown(kinds >> 4)
+    return _values(data, i, size, (kinds >> 4, kinds & 0x0F), depth)
+
+
+def _values(data: bytes, i: int, size: int, kinds: tuple[int, ...], depth: int) -> int:
+    """The offset after ``size`` elements (a map's: key and value) of those types."""
+    if size > len(data):  # Thrift's container length limit: the window's bytes
+        raise _Short
+    if size == 0:
+        return i
+    if depth > 1 and len(kinds) == 1:  # one type, elements' depth within the limit
+        return _same_values(data, i, size, kinds[0], depth - 1)
+    for _ in range(size):
+        for kind in kinds:
+            i = _skip(data, i, kind, depth - 1, element=True)
+    return i
+
+
+def _same_values(data: bytes, i: int, size: int, kind: int, depth: int) -> int:
+    """The offset after ``size`` elements of type ``kind`` at ``depth`` (above 0): fixed widths
+    in one step, varints with numpy, binaries and containers without ``_skip``'s dispatch."""
+    n = len(data)
+    if kind in _FIXED:
+        end = i + size * _FIXED[kind]
+        if end > n:
+            raise _Short
+        return end
+    if kind in _VARINT:
+        return _varints(data, i, size)
+    if kind == _BINARY:
+        for _ in range(size):
+            if i < n and data[i] < 0x80:
+                width, i = data[i], i + 1
+            else:
+                width, i = _varint(data, i)
+            i += width
+            if i > n:
+                raise _Short
+        return i
+    nested = _NESTED.get(kind)
+    if nested is None:  # 0: no value has this type
+        raise _unreadable("invalid TType")
+    for _ in range(size):
+        i = nested(data, i, depth)
+    return i
+
+
+_NESTED: dict[int, Callable[[bytes, int, int], int]] = {
+    9: _elements,
+    10: _elements,
+    11: _map,
+    12: _struct,
+}
 
 
 def _read_header(data: bytes) -> tuple[dict[int, int], int]:
     """A PageHeader's type and sizes (fields 1-3), every other field skipped; and its length.
 
-    Apache Thrift's compact protocol reads it; ``_Short`` when the window ends inside it,
-    PageError when it is not a header (a wrong type, a length past the window, nested past
+    ``_Short`` when the window ends inside it (or a string or container is longer than the
+    window: read a larger one), PageError when it is not a header (a wrong type, nested past
     ``_MAX_DEPTH``, a field id or size beyond its width)."""
-    transport = _Bytes(data)
-    protocol = _Protocol(transport, string_length_limit=len(data), container_length_limit=len(data))
     fields: dict[int, int] = {}
-    try:
-        protocol.readStructBegin()
-        while True:
-            _, kind, field = protocol.readFieldBegin()
-            if kind == TType.STOP:
-                break
-            # Arrow's reader (Thrift's C++) keeps a field id's low 16 bits and an i32's low 32;
-            # Python's keeps every bit: beyond those widths the two read other fields, sizes
-            # and page ends (no writer makes them).
-            if not _I16[0] <= field <= _I16[1]:
-                raise PageError(f"field id {field} beyond 16 bits")
-            if field in _SIZES and kind == TType.I32:
-                fields[field] = protocol.readI32()
-                if not _I32[0] <= fields[field] <= _I32[1]:
-                    raise PageError(f"field {field}'s i32 {fields[field]} beyond 32 bits")
-            else:
-                protocol.skip(kind, max_depth=_MAX_DEPTH)
-            protocol.readFieldEnd()
-        protocol.readStructEnd()
-    except EOFError:  # thrift's transport ran out of bytes: the window ended inside it
-        raise _Short from None
-    except TTransport.TTransportException as err:
-        # A string or container longer than the window (the limits are its length): read more.
-        if err.type == TTransport.TTransportException.SIZE_LIMIT:
-            raise _Short from None
-        raise PageError(f"unreadable page header ({err})") from None
-    except KeyError as err:  # a wire type thrift's compact protocol has no entry for (14, 15)
-        raise PageError(f"unknown Thrift type {err.args[0]}") from None
-    except (TProtocolException, ValueError, OverflowError, struct.error) as err:
-        raise PageError(f"unreadable page header ({err})") from None
-    return fields, transport.stream.tell()
+    n = len(data)
+    i = last = 0
+    while True:
+        if i >= n:
+            raise _Short
+        byte = data[i]
+        i += 1
+        kind = byte & 0x0F
+        if kind == 0:
+            return fields, i
+        if byte < 0x10:  # the id in full: a zigzag varint
+            zigzag, i = _varint(data, i)
+            field = (zigzag >> 1) ^ -(zigzag & 1)
+        else:
+            field = last + (byte >> 4)
+        last = field
+        if kind > 13:
+            raise _unknown(kind)
+        # Arrow's reader (Thrift's C++) keeps a field id's low 16 bits and an i32's low 32;
+        # Python's keeps every bit: beyond those widths the two read other fields, sizes
+        # and page ends (no writer makes them).
+        if not _I16[0] <= field <= _I16[1]:
+            raise PageError(f"field id {field} beyond 16 bits")
+        if field in _SIZES and kind == _I32_TYPE:
+            zigzag, i = _varint(data, i)
+            fields[field] = (zigzag >> 1) ^ -(zigzag & 1)
+            if not _I32[0] <= fields[field] <= _I32[1]:
+                raise PageError(f"field {field}'s i32 {fields[field]} beyond 32 bits")
+        elif kind not in _BOOLS:
+            i = _skip(data, i, kind, _MAX_DEPTH)
 
 
 class _Window:
