@@ -67,6 +67,7 @@ class ChunkPages:
     largest: int  # the largest other page
     footer: int  # what the footer says (total_uncompressed_size)
     pages: int  # how many page headers the chunk holds
+    header_bytes: int  # their bytes
 
 
 class PageLimit(DataError):
@@ -563,6 +564,7 @@ def chunk_pages(
                         done.largest,
                         chunk.total_uncompressed_size,
                         done.pages,
+                        done.header_bytes,
                     )
                 )
         _keep(key, before, signature(os.fstat(stream.fileno())), walked)
