@@ -43,8 +43,9 @@ _I16 = (-(2**15), 2**15 - 1)
 _I32 = (-(2**31), 2**31 - 1)
 _PADDING = 100  # Arrow reads this much past a chunk written by old parquet-mr (PARQUET-816)
 # Header bytes the walk reads per page allowed by ``max_pages``, on average: a header's cost is
-# its bytes (1-5 us each skipped, whatever they hold), and few pages can have huge headers
-# (up to ``_MAX_HEADER``); pyarrow's are 20-70 bytes.
+# its bytes (up to 0.5 us each stepped through, bench/parquet_pages.py; a binary is skipped in
+# one step), and few pages can have huge headers (up to ``_MAX_HEADER``); pyarrow's are 20-70
+# bytes, up to 8 KB with statistics of long text.
 HEADER_BYTES_PER_PAGE = 128
 
 
