@@ -7,9 +7,17 @@ groups; then times the page walk (``chunk_pages``, without and with the page bou
 footer's row-group loop (``parquet_rows``) and ``pyarrow.parquet.read_table``, best of
 ``--repeat``, and how long the walk takes to refuse the file under [data].max_pages' default
 (once). For scale: how many pages pyarrow writes by default for 1,000,000 rows x 20
-columns (the legitimate side of the page bound). Last, what one header's bytes cost: a 1 MB
-header of unknown bool fields and one of a list of 500,000 bytes (what an attacker fills a
-header with: the walk skips them), read by the walk's header reader.
+columns (the legitimate side of the page bound), and the page headers' bytes of long text
+(1,000,000 rows of 200 characters, with and without a dictionary, and of 4,000 characters)
+against the [data].max_pages x 128 header bytes a file may hold. Then the adversary of that
+byte budget: the 1,000,000-page file's chunk rewritten as exactly max_pages pages whose headers
+are 128 bytes each, of one-byte bool fields (a nested struct), the costliest bytes to step
+through: the file is at both bounds, so the walk reads all of it (``--budget-file`` skips it).
+Last, what one header's bytes cost, by what fills it: the walk's header reader on 1 MB headers.
+
+Each walk is timed on a cold process cache (``forget``: a file is walked once per process);
+"again" is the same walk reusing what it kept (the file's signature and the header bytes read
+again and digested).
 """
 
 from __future__ import annotations
@@ -30,17 +38,21 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import config  # noqa: E402
+from pipeline import config, parquet_pages  # noqa: E402
 from pipeline.data import parquet_rows  # noqa: E402
 from pipeline.parquet_pages import chunk_pages  # noqa: E402
 
 BOUNDED = "max_pages" in inspect.signature(chunk_pages).parameters
 MAX_PAGES = getattr(config, "MAX_PAGES", 0)  # before the bound: none
+HEADER_BYTES_PER_PAGE = getattr(parquet_pages, "HEADER_BYTES_PER_PAGE", 0)
+forget: Callable[[], None] = getattr(parquet_pages, "forget", lambda: None)  # before: no cache
 
 
-def best(repeat: int, run: Callable[[], Any]) -> float:
+def best(repeat: int, run: Callable[[], Any], *, cold: bool = True) -> float:
     times = []
     for _ in range(repeat):
+        if cold:
+            forget()
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
@@ -58,15 +70,18 @@ def measure(label: str, path: Path, repeat: int) -> None:
     size = path.stat().st_size / 2**20
     unbounded = {"max_pages": 2**62} if BOUNDED else {}
     walk = best(repeat, lambda: chunk_pages(path, meta, **unbounded))
+    again = best(repeat, lambda: chunk_pages(path, meta, **unbounded), cold=False)
     rows = best(repeat, lambda: parquet_rows(path, meta))
     arrow = best(repeat, lambda: pq.read_table(path))
     line = (
         f"{label:<26} {size:8.2f} MiB  walk {walk:7.3f} s ({walk / meta.num_rows * 1e6:5.1f} us/page)"
-        f"  footer loop {rows:6.3f} s  Arrow read {arrow:6.3f} s  walk/Arrow {walk / arrow:5.1f}x"
+        f"  again {again:6.3f} s  footer loop {rows:6.3f} s  Arrow read {arrow:6.3f} s"
+        f"  walk/Arrow {walk / arrow:5.1f}x"
     )
     if BOUNDED:
         from pipeline.errors import DataError
 
+        forget()
         start = time.perf_counter()
         try:
             chunk_pages(path, meta, max_pages=MAX_PAGES)
@@ -83,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pages", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--budget-file", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     print(f"pyarrow {pa.__version__}; page bound in chunk_pages: {BOUNDED}")
     with tempfile.TemporaryDirectory() as folder:
@@ -105,6 +121,7 @@ def main() -> None:
         path = Path(folder) / "defaults.parquet"
         pq.write_table(legit, path)
         meta = pq.ParquetFile(path).metadata
+        forget()
         start = time.perf_counter()
         count = pages_of(path)
         seconds = time.perf_counter() - start
@@ -114,7 +131,84 @@ def main() -> None:
             + (f"{count:,} pages" if BOUNDED else "pages not counted (no bound)")
             + f", walked in {seconds:.3f} s"
         )
+        text_headers(Path(folder))
+        if args.budget_file and BOUNDED:
+            at_the_budget(Path(folder))
     header_bytes()
+
+
+def text_headers(folder: Path) -> None:
+    """Header bytes of long text, legitimately written, against the byte budget."""
+    if not BOUNDED or not HEADER_BYTES_PER_PAGE:
+        return
+    rng = np.random.default_rng(0)
+    budget = MAX_PAGES * HEADER_BYTES_PER_PAGE
+    rows = 1_000_000
+    few = np.array(["".join(rng.choice(list("abcd"), 200)) for _ in range(1_000)])
+    distinct = pa.array([f"{i:012d}" + "x" * 188 for i in range(rows)])
+    long = pa.array([f"{i:012d}" + "y" * 3_988 for i in range(100_000)])
+    cases: list[tuple[str, pa.Array, dict[str, Any]]] = [
+        ("1,000,000 x 200 chars (1,000 distinct), defaults", pa.array(few[rng.integers(0, 1_000, rows)]), {}),
+        ("1,000,000 x 200 chars (1,000 distinct), no dictionary", pa.array(few[rng.integers(0, 1_000, rows)]), {"use_dictionary": False}),
+        ("1,000,000 x 200 chars, one value, no dictionary", pa.array(["a" * 200] * rows), {"use_dictionary": False}),
+        ("1,000,000 x 200 chars, all distinct, defaults", distinct, {}),
+        ("1,000,000 x 200 chars, all distinct, no dictionary", distinct, {"use_dictionary": False}),
+        ("100,000 x 4,000 chars, all distinct, no dictionary", long, {"use_dictionary": False}),
+        ("5,000 x 4,000 chars, one value a page, no dictionary", long[:5_000], {"use_dictionary": False, "data_page_size": 1, "write_batch_size": 1}),
+    ]  # fmt: skip
+    for label, values, options in cases:
+        path = folder / "text.parquet"
+        pq.write_table(pa.table({"t": values}), path, **options)
+        forget()
+        start = time.perf_counter()
+        found = chunk_pages(path, pq.ParquetFile(path).metadata, max_pages=2**62)
+        seconds = time.perf_counter() - start
+        pages = sum(c.pages for c in found)
+        held = sum(getattr(c, "header_bytes", 0) for c in found)
+        print(
+            f"{label:<54} {path.stat().st_size / 2**20:6.1f} MiB {pages:>6,} pages, header bytes"
+            f" {held:>11,} ({held / pages:5.0f} a page, {held / budget:7.2%} of {budget:,})"
+            f", walked in {seconds:.2f} s",
+            flush=True,
+        )
+
+
+def at_the_budget(folder: Path) -> None:
+    """The byte budget's adversary: max_pages headers of 128 bytes, each of one-byte fields."""
+    pages = MAX_PAGES
+    path = folder / "budget.parquet"
+    table = pa.table({"x": np.arange(1_000_000, dtype=np.int64)})
+    pq.write_table(table, path, use_dictionary=False, data_page_size=1, write_batch_size=1)
+    meta = pq.ParquetFile(path).metadata
+    chunk = meta.row_group(0).column(0)
+    start, size = chunk.data_page_offset, chunk.total_compressed_size
+    # type 0, uncompressed 8, compressed q (a two-byte zigzag varint), field 4: a struct of
+    # one-byte bool fields (delta 1, true) closed, then the header's end: 128 bytes.
+    base, extra = divmod(size - pages * HEADER_BYTES_PER_PAGE, pages)
+    assert 64 <= base < 8_191, base
+    fill = b"\x1c" + b"\x11" * (HEADER_BYTES_PER_PAGE - 10) + b"\x00\x00"
+    blob = bytearray()
+    for k in range(pages):
+        q = base + (k < extra)
+        blob += b"\x15\x00\x15\x10\x15" + _varint(2 * q) + fill + bytes(q)
+    assert len(blob) == size
+    with path.open("r+b") as handle:
+        handle.seek(start)
+        handle.write(blob)
+    forget()
+    started = time.perf_counter()
+    found = chunk_pages(path, meta, max_pages=MAX_PAGES)
+    seconds = time.perf_counter() - started
+    held = sum(getattr(c, "header_bytes", 0) for c in found)
+    print(
+        f"at the budget: {sum(c.pages for c in found):,} pages of {HEADER_BYTES_PER_PAGE}-byte "
+        f"headers of bool fields ({held:,} header bytes), passes [data].max_pages "
+        f"({MAX_PAGES:,}): walked in {seconds:.2f} s ({seconds / (pages * HEADER_BYTES_PER_PAGE) * 1e6:.2f} us/byte)",
+        flush=True,
+    )
+    started = time.perf_counter()
+    chunk_pages(path, meta, max_pages=MAX_PAGES)
+    print(f"  again (kept): {time.perf_counter() - started:.2f} s", flush=True)
 
 
 def _varint(n: int) -> bytes:
@@ -131,9 +225,24 @@ def header_bytes() -> None:
     # type 0, both sizes 8 (i32, zigzag), then field 9: a struct of 500,000 bool fields in
     # the long form (type 1, field id 1), or a list (0xF3: i8 elements) of 500,000 bytes.
     head = b"\x15\x00\x15\x10\x15\x10"
+    n = 500_000
     bodies = {
-        "500,000 bool fields": b"\x6c" + b"\x01\x02" * 500_000 + b"\x00\x00",
-        "a list of 500,000 bytes": b"\x69\xf3" + _varint(500_000) + b"\x00" * 500_000 + b"\x00",
+        "500,000 bool fields": b"\x6c" + b"\x01\x02" * n + b"\x00\x00",
+        "a list of 500,000 bytes": b"\x69\xf3" + _varint(n) + b"\x00" * n + b"\x00",
+        "1,000,000 one-byte bool fields": b"\x69\xfc"
+        + _varint(n // 8)
+        + (b"\x11" * 15 + b"\x00") * (n // 8)
+        + b"\x00",
+        "a list of 1,000,000 empty lists": b"\x69\xf9" + _varint(2 * n) + b"\x03" * 2 * n + b"\x00",
+        "a list of 1,000,000 empty binaries": b"\x69\xf8"
+        + _varint(2 * n)
+        + b"\x00" * 2 * n
+        + b"\x00",
+        "a map of 500,000 bytes to bytes": b"\x6b"
+        + _varint(n)
+        + b"\x33"
+        + b"\x00" * 2 * n
+        + b"\x00",
     }
     for label, body in bodies.items():
         start = time.perf_counter()

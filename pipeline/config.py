@@ -365,7 +365,7 @@ class DataPolicy(_Strict):
     max_rows: Annotated[int, Field(ge=1)] = 10_000_000
     # Page headers (and column chunks) a Parquet data file may hold: each is read before Arrow
     # decompresses anything (pipeline/parquet_pages.py), at the same cost whatever its page
-    # holds (25-50 us). pyarrow's and pandas' defaults write 52 a column per million rows
+    # holds (12-15 us). pyarrow's and pandas' defaults write 52 a column per million rows
     # (20,000 rows a page), 520 at the default max_rows: 250,000 fits 480 such columns, or
     # 100 written in row groups of 10,000 rows (2 pages each). The header bytes walked are
     # bounded by it too: max_pages x 128 (pipeline.parquet_pages.HEADER_BYTES_PER_PAGE).

@@ -7,26 +7,31 @@ limit. The footer's ``total_uncompressed_size`` says the same for an honest writ
 never compares the two: a footer rewritten to say 1,000 bytes read the same 300 MiB page.
 So the page headers themselves are read here (Apache Thrift's compact protocol: the three
 fields every header starts with, the others skipped), walking each column chunk over the byte
-range Arrow reads for it.
+range Arrow reads for it. The reader is this module's own (``_read_header``: Thrift's Python
+reader, ``TCompactProtocol`` and its ``skip``, made a call per byte; its C decoder is no
+documented entry point); tests/pipeline/test_parquet_reader.py holds it to Thrift's on every
+header pyarrow writes, cut short, mutated and crafted.
 
-Reading a header costs the same however small its page (tens of microseconds in Python's
-Thrift reader, a few bytes on disk: 100,000 one-value pages are 7.5 MB, walked in 2.6 s where
-Arrow reads them in 0.1 s), so the walk counts the pages and column chunks it reads and stops
-at ``max_pages`` (``[data].max_pages``), naming the file, where it stopped and the count.
+Reading a header costs the same however small its page (a few microseconds, a few bytes on
+disk: 100,000 one-value pages are 7.5 MB, walked in about 1.5 s where Arrow reads them in
+0.1 s), so the walk counts the pages and column chunks it reads and stops at ``max_pages``
+(``[data].max_pages``), naming the file, where it stopped and the count. Each file is walked
+once per process (``chunk_pages``).
 """
 
 from __future__ import annotations
 
-import io
-import struct
+import hashlib
+import os
+import threading
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from thrift.protocol import TCompactProtocol
-from thrift.protocol.TProtocol import TProtocolException
-from thrift.Thrift import TType
-from thrift.transport import TTransport
+import numpy as np
 
 from pipeline.errors import DataError, PipelineError
 
@@ -38,9 +43,14 @@ _I16 = (-(2**15), 2**15 - 1)
 _I32 = (-(2**31), 2**31 - 1)
 _PADDING = 100  # Arrow reads this much past a chunk written by old parquet-mr (PARQUET-816)
 # Header bytes the walk reads per page allowed by ``max_pages``, on average: a header's cost is
-# its bytes (1-5 us each skipped, whatever they hold), and few pages can have huge headers
-# (up to ``_MAX_HEADER``); pyarrow's are 20-70 bytes.
+# its bytes (up to 0.5 us each stepped through, bench/parquet_pages.py; a binary is skipped in
+# one step), and few pages can have huge headers (up to ``_MAX_HEADER``); pyarrow's are 20-70
+# bytes, up to 8 KB with statistics of long text.
 HEADER_BYTES_PER_PAGE = 128
+
+
+# Walks kept for reuse in this process (``chunk_pages``): at most this many files' chunks.
+_KEPT_FILES = 8
 
 
 class PageError(DataError):
@@ -58,6 +68,7 @@ class ChunkPages:
     largest: int  # the largest other page
     footer: int  # what the footer says (total_uncompressed_size)
     pages: int  # how many page headers the chunk holds
+    header_bytes: int  # their bytes
 
 
 class PageLimit(DataError):
@@ -72,64 +83,294 @@ class _Short(PageError):
     """The window ended inside the header: read a larger one (caught before PageError)."""
 
 
-class _Bytes(TTransport.TTransportBase):  # type: ignore[misc]  # thrift ships no types
-    """A read-only transport over a byte window that says how much the protocol read."""
+@dataclass(frozen=True)
+class _Walked:
+    """One column chunk's walk, kept for reuse while the file's signature holds: and the
+    bytes it read, where (``regions``: offset, length, ...) and their digest."""
 
-    def __init__(self, data: bytes) -> None:
-        self.stream = io.BytesIO(data)
+    pages: int
+    header_bytes: int
+    total: int
+    dictionary: int
+    largest: int
+    regions: array[int]
+    digest: bytes
 
-    def read(self, sz: int) -> bytes:
-        return self.stream.read(sz)
+
+Signature = tuple[int, int, int, int, int]
+# Per file (its absolute path): the signature its bytes had while walked, and each chunk walked
+# whole, by its byte range (start, chunk end, walk limit): what the walk of a chunk depends on.
+_WALKS: OrderedDict[str, tuple[Signature, dict[tuple[int, int, int], _Walked]]] = OrderedDict()
+_WALKS_LOCK = threading.Lock()
 
 
-class _Protocol(TCompactProtocol.TCompactProtocol):  # type: ignore[misc]  # thrift ships no types
-    """The compact protocol, skipping strings as bytes: thrift's ``skip`` decodes them as UTF-8,
-    and a header's statistics (min/max values) are binary."""
+def signature(stat: os.stat_result) -> Signature:
+    """Device, inode, size, modification and change times: a file rewritten in place changes
+    its change time (``st_ctime_ns``, which ``os.utime`` cannot set back) even when its size
+    and modification time are put back."""
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
-    def readString(self) -> bytes:
-        return bytes(self.readBinary())
+
+def forget() -> None:
+    """Drop every walk kept in this process (a benchmark timing the walk itself)."""
+    with _WALKS_LOCK:
+        _WALKS.clear()
+
+
+def _kept(key: str, now: Signature) -> dict[tuple[int, int, int], _Walked]:
+    """The chunks walked in this process while the file had signature ``now`` (none after
+    any change: a walk of other bytes never vouches for these)."""
+    with _WALKS_LOCK:
+        entry = _WALKS.get(key)
+        if entry is None or entry[0] != now:
+            return {}
+        _WALKS.move_to_end(key)
+        return dict(entry[1])
+
+
+def _keep(
+    key: str, before: Signature, after: Signature, walked: dict[tuple[int, int, int], _Walked]
+) -> None:
+    """Keep the chunks walked when the file held still from the walk's start to its end."""
+    if before != after:
+        return
+    with _WALKS_LOCK:
+        entry = _WALKS.get(key)
+        chunks = dict(entry[1]) if entry is not None and entry[0] == before else {}
+        chunks.update(walked)
+        _WALKS[key] = (before, chunks)
+        _WALKS.move_to_end(key)
+        while len(_WALKS) > _KEPT_FILES:
+            _WALKS.popitem(last=False)
+
+
+# Apache Thrift's compact protocol, as its Python reader (thrift.protocol.TCompactProtocol)
+# reads it, for skipping: a field header is one byte (type in the low nibble, 0 the struct's
+# end; the id's delta from the previous field in the high one, 0: a zigzag varint id follows);
+# integers are zigzag varints (at most 10 bytes), a double 8 bytes, a UUID 16, a binary a varint
+# length and its bytes; a list or set a byte (size in the high nibble, 15: a varint follows;
+# element type in the low one), a map a varint size and, when not empty, a byte of key and
+# value types. A bool field holds its value in its type; a bool element is a byte. Types 14
+# and 15 do not exist. tests/pipeline/test_parquet_reader.py compares this reader with
+# Thrift's on every header pyarrow writes, cut short, mutated and crafted.
+_BOOLS = (1, 2)
+_VARINT = (4, 5, 6)  # i16, i32, i64
+_FIXED = {1: 1, 2: 1, 3: 1, 7: 8, 13: 16}  # an element's bytes: bool, byte, double, UUID
+_I32_TYPE = 5
+_BINARY = 8
+_LONG_VARINTS = 64  # a container of more varints than this is skipped with numpy
+
+
+def _unknown(kind: int) -> PageError:
+    return PageError(f"unknown Thrift type {kind}")
+
+
+def _unreadable(why: str) -> PageError:
+    return PageError(f"unreadable page header ({why})")
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    """The varint at ``i`` and the offset after it."""
+    result = shift = 0
+    for _ in range(10):
+        if i >= len(data):
+            raise _Short
+        byte = data[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, i
+        shift += 7
+    raise _unreadable("Variable-length int over 10 bytes.")
+
+
+def _varints(data: bytes, i: int, count: int) -> int:
+    """The offset after ``count`` varints from ``i``."""
+    if count > _LONG_VARINTS:
+        if i >= len(data):
+            raise _Short
+        window = np.frombuffer(data, dtype=np.uint8, count=min(len(data) - i, 10 * count), offset=i)
+        ends = np.flatnonzero(window < 0x80)[:count]
+        starts = np.concatenate(([-1], ends[:-1]))
+        if ends.size and int((ends - starts).max()) > 10:
+            raise _unreadable("Variable-length int over 10 bytes.")
+        if ends.size < count:
+            tail = int(ends[-1]) + 1 if ends.size else 0
+            if len(window) - tail >= 10:
+                raise _unreadable("Variable-length int over 10 bytes.")
+            raise _Short
+        return i + int(ends[-1]) + 1
+    for _ in range(count):
+        _, i = _varint(data, i)
+    return i
+
+
+def _skip(data: bytes, i: int, kind: int, depth: int, *, element: bool = False) -> int:
+    """The offset after a value of compact type ``kind`` at ``i`` (a struct's field, or with
+    ``element`` a container's element: a bool is a byte there)."""
+    if depth <= 0:
+        raise _unreadable("Maximum skip depth exceeded")
+    if kind in _BOOLS and not element:
+        return i
+    if kind in _VARINT:
+        return _varint(data, i)[1]
+    nested = _NESTED.get(kind)
+    if nested is not None:
+        return nested(data, i, depth)
+    if kind == _BINARY:
+        width, i = _varint(data, i)
+    elif kind == 0:
+        raise _unreadable("invalid TType")
+    else:
+        width = _FIXED[kind]
+    if i + width > len(data):  # a binary longer than the window is Thrift's limit too
+        raise _Short
+    return i + width
+
+
+def _struct(data: bytes, i: int, depth: int) -> int:
+    """The offset after a struct's fields and its end."""
+    n = len(data)
+    while True:
+        if i >= n:
+            raise _Short
+        byte = data[i]
+        i += 1
+        kind = byte & 0x0F
+        if kind == 0:
+            return i
+        if byte < 0x10:  # the id in full: a zigzag varint
+            _, i = _varint(data, i)
+        if kind > 13:
+            raise _unknown(kind)
+        if depth <= 1:  # the field's value is one level deeper (Thrift checks before a bool)
+            raise _unreadable("Maximum skip depth exceeded")
+        if kind in _VARINT and i < n and data[i] < 0x80:  # a one-byte integer, the most common
+            i += 1
+        elif kind not in _BOOLS:
+            i = _skip(data, i, kind, depth - 1)
+
+
+def _elements(data: bytes, i: int, depth: int) -> int:
+    """The offset after a list's or a set's header and elements."""
+    if i >= len(data):
+        raise _Short
+    byte = data[i]
+    i += 1
+    kind, size = byte & 0x0F, byte >> 4
+    if kind > 13:
+        raise _unknown(kind)
+    if size == 15:
+        size, i = _varint(data, i)
+    return _values(data, i, size, (kind,), depth)
+
+
+def _map(data: bytes, i: int, depth: int) -> int:
+    """The offset after a map's header and its keys and values."""
+    size, i = _varint(data, i)
+    if size > len(data):
+        raise _Short
+    kinds = 0
+    if size > 0:
+        if i >= len(data):
+            raise _Short
+        kinds = data[i]
+        i += 1
+    if kinds & 0x0F > 13:
+        raise _unknown(kinds & 0x0F)
+    if kinds >> 4 > 13:
+        raise _unknown(kinds >> 4)
+    return _values(data, i, size, (kinds >> 4, kinds & 0x0F), depth)
+
+
+def _values(data: bytes, i: int, size: int, kinds: tuple[int, ...], depth: int) -> int:
+    """The offset after ``size`` elements (a map's: key and value) of those types."""
+    if size > len(data):  # Thrift's container length limit: the window's bytes
+        raise _Short
+    if size == 0:
+        return i
+    if depth > 1 and len(kinds) == 1:  # one type, elements' depth within the limit
+        return _same_values(data, i, size, kinds[0], depth - 1)
+    for _ in range(size):
+        for kind in kinds:
+            i = _skip(data, i, kind, depth - 1, element=True)
+    return i
+
+
+def _same_values(data: bytes, i: int, size: int, kind: int, depth: int) -> int:
+    """The offset after ``size`` elements of type ``kind`` at ``depth`` (above 0): fixed widths
+    in one step, varints with numpy, binaries and containers without ``_skip``'s dispatch."""
+    n = len(data)
+    if kind in _FIXED:
+        end = i + size * _FIXED[kind]
+        if end > n:
+            raise _Short
+        return end
+    if kind in _VARINT:
+        return _varints(data, i, size)
+    if kind == _BINARY:
+        for _ in range(size):
+            if i < n and data[i] < 0x80:
+                width, i = data[i], i + 1
+            else:
+                width, i = _varint(data, i)
+            i += width
+            if i > n:
+                raise _Short
+        return i
+    nested = _NESTED.get(kind)
+    if nested is None:  # 0: no value has this type
+        raise _unreadable("invalid TType")
+    for _ in range(size):
+        i = nested(data, i, depth)
+    return i
+
+
+_NESTED: dict[int, Callable[[bytes, int, int], int]] = {
+    9: _elements,
+    10: _elements,
+    11: _map,
+    12: _struct,
+}
 
 
 def _read_header(data: bytes) -> tuple[dict[int, int], int]:
     """A PageHeader's type and sizes (fields 1-3), every other field skipped; and its length.
 
-    Apache Thrift's compact protocol reads it; ``_Short`` when the window ends inside it,
-    PageError when it is not a header (a wrong type, a length past the window, nested past
+    ``_Short`` when the window ends inside it (or a string or container is longer than the
+    window: read a larger one), PageError when it is not a header (a wrong type, nested past
     ``_MAX_DEPTH``, a field id or size beyond its width)."""
-    transport = _Bytes(data)
-    protocol = _Protocol(transport, string_length_limit=len(data), container_length_limit=len(data))
     fields: dict[int, int] = {}
-    try:
-        protocol.readStructBegin()
-        while True:
-            _, kind, field = protocol.readFieldBegin()
-            if kind == TType.STOP:
-                break
-            # Arrow's reader (Thrift's C++) keeps a field id's low 16 bits and an i32's low 32;
-            # Python's keeps every bit: beyond those widths the two read other fields, sizes
-            # and page ends (no writer makes them).
-            if not _I16[0] <= field <= _I16[1]:
-                raise PageError(f"field id {field} beyond 16 bits")
-            if field in _SIZES and kind == TType.I32:
-                fields[field] = protocol.readI32()
-                if not _I32[0] <= fields[field] <= _I32[1]:
-                    raise PageError(f"field {field}'s i32 {fields[field]} beyond 32 bits")
-            else:
-                protocol.skip(kind, max_depth=_MAX_DEPTH)
-            protocol.readFieldEnd()
-        protocol.readStructEnd()
-    except EOFError:  # thrift's transport ran out of bytes: the window ended inside it
-        raise _Short from None
-    except TTransport.TTransportException as err:
-        # A string or container longer than the window (the limits are its length): read more.
-        if err.type == TTransport.TTransportException.SIZE_LIMIT:
-            raise _Short from None
-        raise PageError(f"unreadable page header ({err})") from None
-    except KeyError as err:  # a wire type thrift's compact protocol has no entry for (14, 15)
-        raise PageError(f"unknown Thrift type {err.args[0]}") from None
-    except (TProtocolException, ValueError, OverflowError, struct.error) as err:
-        raise PageError(f"unreadable page header ({err})") from None
-    return fields, transport.stream.tell()
+    n = len(data)
+    i = last = 0
+    while True:
+        if i >= n:
+            raise _Short
+        byte = data[i]
+        i += 1
+        kind = byte & 0x0F
+        if kind == 0:
+            return fields, i
+        if byte < 0x10:  # the id in full: a zigzag varint
+            zigzag, i = _varint(data, i)
+            field = (zigzag >> 1) ^ -(zigzag & 1)
+        else:
+            field = last + (byte >> 4)
+        last = field
+        if kind > 13:
+            raise _unknown(kind)
+        # Arrow's reader (Thrift's C++) keeps a field id's low 16 bits and an i32's low 32;
+        # Python's keeps every bit: beyond those widths the two read other fields, sizes
+        # and page ends (no writer makes them).
+        if not _I16[0] <= field <= _I16[1]:
+            raise PageError(f"field id {field} beyond 16 bits")
+        if field in _SIZES and kind == _I32_TYPE:
+            zigzag, i = _varint(data, i)
+            fields[field] = (zigzag >> 1) ^ -(zigzag & 1)
+            if not _I32[0] <= fields[field] <= _I32[1]:
+                raise PageError(f"field {field}'s i32 {fields[field]} beyond 32 bits")
+        elif kind not in _BOOLS:
+            i = _skip(data, i, kind, _MAX_DEPTH)
 
 
 class _Window:
@@ -185,6 +426,83 @@ def refuse_many_chunks(path: Path, meta: Any, max_pages: int) -> None:
         raise PageLimit(msg)
 
 
+@dataclass
+class _Walk:
+    """What a walk has read so far: pages and header bytes, against the file's bounds."""
+
+    path: Path
+    max_pages: int
+    count: int = 0
+    budget: int = 0  # header bytes left to read
+
+    def take(self, window: _Window, walked: _Walked) -> bool:
+        """Count a chunk walked before when it fits in what is left of both bounds and the
+        bytes its walk read are the same now (read again and digested: the walk's result
+        follows from them alone)."""
+        if self.count + walked.pages > self.max_pages or walked.header_bytes > self.budget:
+            return False
+        digest = hashlib.blake2b(digest_size=32)
+        regions = walked.regions
+        for i in range(0, len(regions), 2):
+            digest.update(window.bytes_at(regions[i], regions[i + 1]))
+        if digest.digest() != walked.digest:
+            return False
+        self.count += walked.pages
+        self.budget -= walked.header_bytes
+        return True
+
+    def chunk(
+        self, window: _Window, where: tuple[str, int], start: int, end: int, limit: int
+    ) -> _Walked:
+        """Walk one column chunk's headers from ``start`` while they start before ``limit``."""
+        name, group = where
+        total = largest = dictionary = pages = header_bytes = 0
+        regions = array("q")
+        digest = hashlib.blake2b(digest_size=32)
+        offset = start
+        while offset < limit:
+            try:
+                kind, uncompressed, compressed, length = _header(window, offset, limit, self.budget)
+            except _OverBudget:
+                total_bytes = self.max_pages * HEADER_BYTES_PER_PAGE
+                msg = (
+                    f"{self.path}: Parquet page headers past {total_bytes:,} bytes when the "
+                    f"walk stopped (column '{name}' in row group {group}, byte {offset}, "
+                    f"{self.count:,} pages read), more than [data].max_pages "
+                    f"({self.max_pages:,}) x {HEADER_BYTES_PER_PAGE} bytes a file may hold; "
+                    "refused before decompressing"
+                )
+                raise PageLimit(msg) from None
+            except PageError as err:
+                if offset >= end:  # past the chunk: the padding held no page
+                    regions.extend((offset, limit - offset))
+                    digest.update(window.bytes_at(offset, limit - offset))
+                    break
+                where_ = f"column '{name}' in row group {group}, byte {offset}"
+                raise PageError(f"{where_}: {err}") from None
+            self.count += 1
+            self.budget -= length
+            if self.count > self.max_pages:
+                msg = (
+                    f"{self.path}: {self.count:,} Parquet pages read when the walk stopped "
+                    f"(column '{name}' in row group {group}, byte {offset}), more than the "
+                    f"{self.max_pages:,} a file may hold ([data].max_pages); refused before "
+                    "decompressing"
+                )
+                raise PageLimit(msg)
+            header_bytes += length
+            regions.extend((offset, length))
+            digest.update(window.bytes_at(offset, length))
+            total += uncompressed
+            pages += 1
+            if kind == _DICTIONARY_PAGE:
+                dictionary += uncompressed
+            else:
+                largest = max(largest, uncompressed)
+            offset += length + compressed
+        return _Walked(pages, header_bytes, total, dictionary, largest, regions, digest.digest())
+
+
 def chunk_pages(
     path: Path, meta: Any, wanted: list[str] | None = None, *, max_pages: int
 ) -> list[ChunkPages]:
@@ -196,22 +514,31 @@ def chunk_pages(
     PageLimit, before the walk, when the footer declares more column chunks than
     ``max_pages`` (``refuse_many_chunks``), and during it at the first page past
     ``max_pages`` (every header is read, whatever its page holds: none, one value, a
-    dictionary) or the first header byte past ``max_pages x HEADER_BYTES_PER_PAGE``."""
+    dictionary) or the first header byte past ``max_pages x HEADER_BYTES_PER_PAGE``.
+
+    Each file is walked once per process: a chunk walked whole before, over the same byte
+    range of the same file whose ``signature`` has not changed since (taken on the open file
+    before and after that walk, and again now), is counted against both bounds as it was read,
+    not read again; a chunk it would take past either bound is walked, to stop where the walk
+    stops. Any change to the file (its signature) drops what was kept of it."""
     refuse_many_chunks(path, meta, max_pages)
-    size = path.stat().st_size
     columns = [
         i
         for i in range(meta.num_columns)
         if wanted is None or meta.schema.column(i).path.split(".", maxsplit=1)[0] in wanted
     ]
-    count = 0
-    budget = max_pages * HEADER_BYTES_PER_PAGE  # header bytes left to read
+    walk = _Walk(path, max_pages, budget=max_pages * HEADER_BYTES_PER_PAGE)
     # Arrow strips the spaces around the application name of ``created_by`` before it compares
     # it with parquet-mr: any ``created_by`` naming parquet-mr, in any spelling, pads (a
     # leading space hid a page in the padding from a ``startswith`` test).
     old_writer = "parquet-mr" in str(meta.created_by or "").lower()
     found: list[ChunkPages] = []
+    key = os.fspath(path.absolute())
+    walked: dict[tuple[int, int, int], _Walked] = {}
     with path.open("rb") as stream:
+        opened = os.fstat(stream.fileno())
+        before, size = signature(opened), opened.st_size
+        kept = _kept(key, before)
         window = _Window(stream)
         for group in range(meta.num_row_groups):
             row_group = meta.row_group(group)
@@ -224,50 +551,23 @@ def chunk_pages(
                     start = dictionary
                 end = start + chunk.total_compressed_size
                 limit = min(size, end + _PADDING) if old_writer else min(size, end)
-                total = largest = dict_size = pages = 0
-                offset = start
-                while offset < limit:
-                    try:
-                        kind, uncompressed, compressed, length = _header(
-                            window, offset, limit, budget
-                        )
-                    except _OverBudget:
-                        total_bytes = max_pages * HEADER_BYTES_PER_PAGE
-                        msg = (
-                            f"{path}: Parquet page headers past {total_bytes:,} bytes when the "
-                            f"walk stopped (column '{name}' in row group {group}, byte {offset}, "
-                            f"{count:,} pages read), more than [data].max_pages ({max_pages:,})"
-                            f" x {HEADER_BYTES_PER_PAGE} bytes a file may hold; refused before "
-                            "decompressing"
-                        )
-                        raise PageLimit(msg) from None
-                    except PageError as err:
-                        if offset >= end:
-                            break  # past the chunk: the padding held no page
-                        where = f"column '{name}' in row group {group}, byte {offset}"
-                        raise PageError(f"{where}: {err}") from None
-                    count += 1
-                    budget -= length
-                    if count > max_pages:
-                        msg = (
-                            f"{path}: {count:,} Parquet pages read when the walk stopped (column "
-                            f"'{name}' in row group {group}, byte {offset}), more than the "
-                            f"{max_pages:,} a file may hold ([data].max_pages); refused before "
-                            "decompressing"
-                        )
-                        raise PageLimit(msg)
-                    total += uncompressed
-                    pages += 1
-                    if kind == _DICTIONARY_PAGE:
-                        dict_size += uncompressed
-                    else:
-                        largest = max(largest, uncompressed)
-                    offset += length + compressed
+                done = kept.get((start, end, limit))
+                if done is None or not walk.take(window, done):
+                    done = walk.chunk(window, (name, group), start, end, limit)
+                    walked[start, end, limit] = done
                 found.append(
                     ChunkPages(
-                        group, name, total, dict_size, largest, chunk.total_uncompressed_size, pages
+                        group,
+                        name,
+                        done.total,
+                        done.dictionary,
+                        done.largest,
+                        chunk.total_uncompressed_size,
+                        done.pages,
+                        done.header_bytes,
                     )
                 )
+        _keep(key, before, signature(os.fstat(stream.fileno())), walked)
     return found
 
 

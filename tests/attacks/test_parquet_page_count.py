@@ -136,9 +136,10 @@ def test_too_many_column_chunks_are_refused_before_the_footer_is_looped_over(
 
 
 def test_few_pages_with_large_headers_stop_the_walk_at_their_bytes(tmp_path: Path) -> None:
-    """A header costs its bytes (1-5 us each skipped, whatever they hold: 4.7 us a byte for a
-    1 MB header of unknown bool fields or a list of bytes, under load), and a header may take
-    16 MiB: 128 such pages, well under any page count, would hold the walk for hours. The
+    """A header costs its bytes (1-5 us each with Thrift's reader: 4.7 us a byte for a 1 MB
+    header of unknown bool fields or a list of bytes, under load; up to 0.5 us with the walk's
+    own reader), and a header may take 16 MiB: 128 such pages, well under any page count,
+    held the walk for hours. The
     walk reads at most ``max_pages x 128`` header bytes; here five one-value pages whose
     statistics hold a 100-character text (about 230 bytes a header) against 5 x 128."""
     from pipeline.parquet_pages import HEADER_BYTES_PER_PAGE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import MAX_PAGES
-from pipeline.parquet_pages import chunk_pages, held_at_once
+from pipeline.parquet_pages import PageLimit, chunk_pages, held_at_once
 
 ROWS = 30_000
 _rng = np.random.default_rng(0)
@@ -78,3 +79,88 @@ def test_only_the_wanted_columns_are_read(tmp_path: Path) -> None:
     pq.write_table(TABLE, path)
     pages = chunk_pages(path, pq.ParquetFile(path).metadata, ["f", "t"], max_pages=MAX_PAGES)
     assert {c.column for c in pages} == {"f", "t"}
+
+
+# --- each file walked once per process, never vouching for other bytes ---------------------
+
+
+def _headers_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A counter of the page headers the walk reads (parquet_pages._header's calls)."""
+    import pipeline.parquet_pages as pages
+
+    read = [0]
+    header = pages._header
+
+    def counted(*args: object, **kwargs: object) -> tuple[int, int, int, int]:
+        read[0] += 1
+        return header(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pages, "_header", counted)
+    return read
+
+
+def test_a_file_is_walked_once_per_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.stream import iter_chunks
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(TABLE, path, row_group_size=12_000, data_page_size=8_192)
+    meta = pq.ParquetFile(path).metadata
+    read = _headers_read(monkeypatch)
+    first = chunk_pages(path, meta, ["i"], max_pages=MAX_PAGES)  # the id column alone first
+    whole = chunk_pages(path, meta, max_pages=MAX_PAGES)
+    in_file = sum(c.pages for c in whole)
+    assert read[0] == in_file > 3 * 5  # the rest of the file, not column 'i' again
+    assert [c for c in whole if c.column == "i"] == first
+    # Three streamed passes (the scan, two scoring passes) and the whole file again: no header
+    # read, the same pages counted.
+    for columns in (None, ("f", "t"), ("s",)):
+        list(
+            iter_chunks(
+                path, fmt="parquet", chunk_rows=5_000, columns=columns, max_chunk_bytes=2**30
+            )
+        )
+    assert chunk_pages(path, meta, max_pages=MAX_PAGES) == whole
+    assert read[0] == in_file
+    # The bounds still hold over the counted pages: a smaller max_pages stops the walk.
+    with pytest.raises(PageLimit, match=r"more than the 20 a file may hold"):
+        chunk_pages(path, meta, max_pages=20)
+
+
+@pytest.mark.parametrize("clock", ["ticks", "same tick"])
+def test_a_file_rewritten_between_two_reads_is_walked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: str
+) -> None:
+    # The same size, inode and modification time, one page header's declared size changed:
+    # what was kept of the first walk must not vouch for the new bytes. "same tick": a rewrite
+    # within one tick of the file system's clock leaves even the change time as it was (here
+    # every signature is one): the bytes read again say it.
+    if clock == "same tick":
+        import pipeline.parquet_pages as pages
+
+        monkeypatch.setattr(pages, "signature", lambda stat: (0, 0, 0, 0, 0))
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"x": np.arange(1_000, dtype=np.int64)}), path, use_dictionary=False)
+    meta = pq.ParquetFile(path).metadata
+    before = chunk_pages(path, meta, max_pages=MAX_PAGES)
+    data = bytearray(path.read_bytes())
+    start = meta.row_group(0).column(0).data_page_offset
+    # PageHeader: 0x15 type, 0x15 uncompressed_page_size (zigzag varint, here two bytes: 1,000
+    # int64 values, about 8,000 bytes), ...: the size becomes 8,191, a varint as long.
+    assert data[start : start + 3] == b"\x15\x00\x15"
+    low, high = data[start + 3 : start + 5]
+    assert low >= 0x80
+    assert high < 0x80
+    assert (low & 0x7F | high << 7) // 2 == before[0].largest < 8_191
+    data[start + 3 : start + 5] = bytes([0xFE, 0x7F])  # zigzag(8,191) = 16,382
+    stat = path.stat()
+    with path.open("r+b") as handle:  # in place: the same inode
+        handle.write(data)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        stat.st_ino,
+        stat.st_size,
+        stat.st_mtime_ns,
+    )
+    again = chunk_pages(path, meta, max_pages=MAX_PAGES)
+    assert again[0].largest == 8_191
