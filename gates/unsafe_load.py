@@ -454,8 +454,22 @@ UNREAD_SETTINGS: dict[str, tuple[str, str]] = {
     "FLASK_DEBUG": ("debug_text", "Flask's debug mode (the debugger runs code sent to it)"),
     "FLASK_ENV": ("development", "Flask's debug mode (the debugger runs code sent to it)"),
     "WERKZEUG_DEBUG_PIN": ("pin_off", "Werkzeug's debugger console without a PIN"),
+    # tarfile's default filter (an extractall()/extract() without filter=): anything but
+    # tarfile.data_filter/tar_filter (a lambda returning the member, fully_trusted_filter)
+    # lets a member write outside the folder; None is the default, judged at the call.
+    "extraction_filter": (
+        "tar_filter",
+        "tarfile extraction that trusts the archive's paths and links (a member can write "
+        "outside the folder); use staticmethod(tarfile.data_filter)",
+    ),
 }
 _FLASK_FALSE = frozenset({"", "0", "false", "no"})  # flask.helpers.get_debug_flag
+# tarfile's filters that keep members inside the folder (by name at filter=, or the function).
+_SAFE_TAR_FILTERS = frozenset({"data", "tar"})
+_SAFE_TAR_FILTER_FUNCS = frozenset({"tarfile.data_filter", "tarfile.tar_filter"})
+# Archive methods that write members to disk: bandit's B202 reads a call whose name contains
+# "extractall" in a module holding ``import tarfile``, and passes only filter="data" there.
+_EXTRACTS = frozenset({"extractall", "extract"})
 _PUTENV = frozenset({"os.putenv", "posix.putenv"})
 _SETATTR = frozenset({"builtins.setattr", "builtins.object.__setattr__"})
 # A module-level DEBUG is a setting in a module named like settings (Django's settings.py,
@@ -1730,6 +1744,7 @@ class _Checker:
         self._judge_memory(node, names)
         self._judge_keywords(node, funcs, scope)
         self._judge_host_key_policy(node, funcs, scope)
+        self._judge_extraction(node, names, scope)
 
     def _judge_shell(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
         """``shell=`` bandit's B602 does not see: passed through ``**mapping`` (bandit reports the
@@ -2344,6 +2359,9 @@ class _Checker:
         verify and autoescape, ``True``/``1`` for debug (as a literal, ``not`` one, a name
         bound to one, a branch of a conditional), a protocol bandit's B502 lists."""
         insecure = UNREAD_SETTINGS[key][0] if key in UNREAD_SETTINGS else SETTINGS[key][1]
+        if insecure == "tar_filter":
+            none = isinstance(value, ast.Constant) and value.value is None  # the default
+            return not none and not self._safe_tar_filter(value, scope)
         if insecure in ("protocol", "cert_none"):
             names = _names(self.resolve(value, scope)) | {_dotted(value)}
             if insecure == "protocol":
@@ -2366,6 +2384,151 @@ class _Checker:
             type(c) in (bool, int) and c == (insecure == "on")
             for c in self._constants(value, scope)
         )
+
+    def _safe_tar_filter(self, value: ast.expr, scope: _Scope) -> bool:
+        """``"data"``/``"tar"`` (or a name bound only to them), ``tarfile.data_filter``/
+        ``tar_filter`` under any name, also wrapped in ``staticmethod``: nothing else."""
+        texts = self.module.texts(value, scope)
+        if texts is not None:
+            return bool(texts) and set(texts) <= _SAFE_TAR_FILTERS
+        if (
+            isinstance(value, ast.Call)
+            and len(value.args) == 1
+            and not value.keywords
+            and "builtins.staticmethod" in _names(self.resolve(value.func, scope))
+        ):
+            value = value.args[0]
+        names = _names(self.resolve(value, scope))
+        return bool(names) and names <= _SAFE_TAR_FILTER_FUNCS
+
+    def _judge_extraction(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """SAST106 for an archive extraction bandit's B202 does not read, without a filter that
+        keeps members inside the folder (Python < 3.14 trusts the archive's paths and links by
+        default): ``extractall`` in a module without ``import tarfile``, or under another name
+        (``ex = tar.extractall``, ``getattr``), ``TarFile.extract`` (B202 reads only
+        extractall) and ``shutil.unpack_archive``. A receiver known to be a zip is left alone
+        (``zipfile`` keeps members inside the folder)."""
+        method, receiver, extra = self._extract_method(node, scope)
+        unpack = "shutil.unpack_archive" in names
+        if method is None and not unpack:
+            return
+        calls = [node, *extra]
+        filters = [k.value for c in calls for k in c.keywords if k.arg == "filter"]
+        if any(k.arg is None for c in calls for k in c.keywords):
+            args = _Args()
+            for call in calls:
+                for keyword in call.keywords:
+                    if keyword.arg is None and self._expand_keywords(keyword.value, args, scope):
+                        filters += [args.keywords["filter"]] if "filter" in args.keywords else []
+        if filters and all(self._safe_tar_filter(f, scope) for f in filters):
+            return
+        kind: str | None = None
+        if unpack:
+            shown = "shutil.unpack_archive"
+            formats = [k.value for k in node.keywords if k.arg == "format"] + node.args[2:3]
+            if any(self.module.texts(f, scope) == ["zip"] for f in formats):
+                return
+        else:
+            kind = self._archive_kind(receiver, scope) if receiver is not None else None
+            if kind == "zip" or (kind is None and method == "extract"):
+                return  # a zip, or an .extract() of something not known to be a tar
+            if method == "extractall" and self._b202_reads(node):
+                return  # bandit's B202 judges it
+            shown = f"{ast.unparse(receiver)[:_SHOWN] if receiver is not None else '?'}.{method}"
+        written = ", ".join(f"filter={ast.unparse(f)[:_SHOWN]}" for f in filters) or "no filter="
+        zip_hint = "" if unpack or kind == "tar" else " (a zip: annotate it zipfile.ZipFile)"
+        why = (
+            f"extracts an archive ({shown}) with {written}, where bandit's B202 does not read it: "
+            f"a member can write outside the folder (Python < 3.14 trusts the archive's paths "
+            f'and links); pass filter="data"{zip_hint}'
+        )
+        self.report(node, "SAST106", shown, why)
+
+    def _b202_reads(self, node: ast.Call) -> bool:
+        """bandit's B202: a call whose written name contains ``extractall`` in a module that
+        holds ``import tarfile`` (an ``import`` statement, ``from tarfile import`` is not one)
+        met before the call."""
+        if "extractall" not in _dotted(node.func).rpartition(".")[2]:
+            return False
+        return any(
+            isinstance(imp, ast.Import)
+            and imp.lineno <= node.lineno
+            and any(a.name == "tarfile" for a in imp.names)
+            for imp in ast.walk(self.module.tree)
+        )
+
+    def _extract_method(
+        self, node: ast.Call, scope: _Scope, depth: int = 0
+    ) -> tuple[str | None, ast.expr | None, list[ast.Call]]:
+        """(``extractall``/``extract``, the archive it is called on, calls of partials that
+        add keywords) when ``node`` calls one: ``x.extractall(...)``, ``getattr(x,
+        "extractall")(...)``, a name bound to either, ``functools.partial`` of either,
+        ``tarfile.TarFile.extractall(x, ...)``."""
+        func = node.func
+        extra: list[ast.Call] = []
+        for _ in range(_MAX_DEPTH):
+            if isinstance(func, ast.Name):
+                defining = self.module.defining(func.id, scope)
+                bindings = defining.bindings[func.id] if defining else []
+                if len(bindings) != 1 or bindings[0].expr is None or bindings[0].path:
+                    break
+                func, scope = bindings[0].expr, bindings[0].scope or scope
+            elif (
+                isinstance(func, ast.Call)
+                and func.args
+                and _names(self.resolve(func.func, scope)) & _PARTIALS
+            ):
+                extra.append(func)
+                func = func.args[0]
+            else:
+                break
+        if isinstance(func, ast.Attribute) and func.attr in _EXTRACTS:
+            names = _names(self.resolve(func.value, scope))
+            if any(n.startswith("tarfile.") and n[8:9].isupper() for n in names):
+                # tarfile.TarFile.extractall(tar, ...): the archive is the first argument
+                return func.attr, node.args[0] if node.args else func.value, extra
+            return func.attr, func.value, extra
+        if (
+            isinstance(func, ast.Call)
+            and len(func.args) >= 2
+            and "builtins.getattr" in _names(self.resolve(func.func, scope))
+        ):
+            texts = self.module.texts(func.args[1], scope) or []
+            method = next((t for t in texts if t in _EXTRACTS), None)
+            if method is not None:
+                return method, func.args[0], extra
+        return None, None, extra
+
+    def _archive_kind(self, node: ast.expr, scope: _Scope, depth: int = 0) -> str | None:
+        """``"tar"``/``"zip"`` when ``node`` is known to be a tarfile/zipfile archive (made by
+        one of their functions or classes, directly, through a name, a ``with`` or a
+        parameter's annotation; a zip only when every binding of the name is one); None when
+        unknown."""
+        if isinstance(node, ast.Call):
+            node = node.func
+        for name in _names(self.resolve(node, scope)):
+            top = name.partition(".")[0]
+            if top in ("tarfile", "zipfile"):
+                return top[:3]
+        if depth > _MAX_DEPTH or not isinstance(node, ast.Name):
+            return None
+        defining = self.module.defining(node.id, scope)
+        if defining is None:
+            return None
+        sources = [
+            (b.expr, b.scope)
+            for b in defining.bindings[node.id]
+            if b.expr is not None and b.scope is not None and not b.path
+        ]
+        for sub in ast.walk(defining.node or self.module.tree):
+            if isinstance(sub, ast.withitem) and isinstance(sub.optional_vars, ast.Name):
+                if sub.optional_vars.id == node.id:
+                    sources.append((sub.context_expr, self._scope_of(sub.context_expr)))
+            elif isinstance(sub, ast.arg) and sub.arg == node.id and sub.annotation is not None:
+                sources.append((sub.annotation, defining.parent or scope))
+        # A tar by any source is a tar; a zip only when every source is one.
+        kinds = {self._archive_kind(expr, where, depth + 1) for expr, where in sources}
+        return "tar" if "tar" in kinds else "zip" if kinds == {"zip"} else None
 
     def _judge_written_value(
         self, node: ast.Call, keyword: ast.keyword, callees: set[str], scope: _Scope

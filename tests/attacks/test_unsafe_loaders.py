@@ -1173,6 +1173,71 @@ with mpc.Listener(("127.0.0.1", 6000)) as listener:  # <-
 from multiprocessing.managers import BaseManager
 manager = BaseManager(address=("10.0.0.5", 50000), authkey=b"k")  # <-
 manager.connect()
+
+# --- red team: tarfile extraction bandit's B202 does not read (it reads a call named
+# *extractall* in a module holding ``import tarfile``; Python < 3.14 trusts member paths)
+
+## tar_extraction_filter_fully_trusted SAST106
+import tarfile
+tar = tarfile.open(path)
+tar.extraction_filter = tarfile.fully_trusted_filter  # <-
+
+## tar_extraction_filter_lambda SAST106
+import tarfile
+tar = tarfile.open(path)
+tar.extraction_filter = lambda member, dest: member  # <-
+
+## tar_extraction_filter_class_wide SAST106
+import tarfile
+tarfile.TarFile.extraction_filter = staticmethod(tarfile.fully_trusted_filter)  # <-
+
+## tar_extraction_filter_subclass SAST106
+import tarfile
+
+class Archive(tarfile.TarFile):
+    extraction_filter = staticmethod(tarfile.fully_trusted_filter)  # <-
+
+## tar_extraction_filter_setattr SAST106
+import tarfile
+setattr(tarfile.TarFile, "extraction_filter", staticmethod(tarfile.fully_trusted_filter))  # <-
+
+## tar_extractall_from_import SAST106
+from tarfile import open as open_archive
+open_archive(path).extractall(dest)  # <-
+
+## tar_extractall_fully_trusted_from_import SAST106
+from tarfile import open as open_archive
+open_archive(path).extractall(dest, filter="fully_trusted")  # <-
+
+## tar_extractall_in_a_helper_module SAST106
+def unpack(archive, dest):
+    archive.extractall(dest)  # <-
+
+## tar_extractall_aliased SAST106
+import tarfile
+tar = tarfile.open(path)
+unpack = tar.extractall
+unpack(dest)  # <-
+
+## tar_extractall_getattr SAST106
+import tarfile
+with tarfile.open(path) as tar:
+    getattr(tar, "extractall")(dest)  # <-
+
+## tar_extract_one_member SAST106
+import tarfile
+with tarfile.open(path) as tar:
+    tar.extract("model.bin", dest)  # <-
+
+## tar_extract_annotated_parameter SAST106
+import tarfile
+
+def unpack(tar: tarfile.TarFile, dest):
+    tar.extract("model.bin", dest)  # <-
+
+## shutil_unpack_archive SAST106
+import shutil
+shutil.unpack_archive(path, dest)  # <-
 """
 )
 
@@ -1414,6 +1479,37 @@ def compiled() -> CodeType | None:
 ## registry_pattern
 import importlib
 gate = getattr(importlib.import_module(f"gates.{module}"), class_name)()
+
+## tar_extraction_filter_data
+import tarfile
+tarfile.TarFile.extraction_filter = staticmethod(tarfile.data_filter)
+
+## tar_extractall_data_filter_from_import
+from tarfile import open as open_archive, data_filter
+open_archive(path).extractall(dest, filter="data")
+open_archive(path).extract("model.bin", dest, filter=data_filter)
+
+## zip_extractall
+import zipfile
+
+def unpack(path, dest):
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(dest)
+
+## zip_extractall_annotated
+import zipfile
+
+def unpack(archive: zipfile.ZipFile, dest):
+    archive.extractall(dest)
+
+## extract_of_something_else
+import re
+found = re.compile("x").extract(text)
+
+## shutil_unpack_archive_data_or_zip
+import shutil
+shutil.unpack_archive(path, dest, filter="data")
+shutil.unpack_archive(path, dest, "zip")
 """
 )
 
