@@ -728,6 +728,24 @@ def _default(function: ast.AST | None, name: str) -> ast.expr | None:
     return next((value for arg, value in pairs if arg.arg == name), None)
 
 
+def _iterated(it: ast.expr, count: int, index: int) -> ast.expr | None:
+    """The mapping (or literal list of pairs) a loop ``for <count names> in it`` takes its
+    ``index``-th name from as a key: ``m.items()``/``[("k", v)]`` for ``k, v``, ``m``/
+    ``m.keys()`` for ``k``; None for any other loop."""
+    method = it.func.attr if isinstance(it, ast.Call) and isinstance(it.func, ast.Attribute) else ""
+    if count == 2 and index == 0:
+        if isinstance(it, ast.List | ast.Tuple):
+            return it
+        if method == "items" and isinstance(it, ast.Call) and not it.args:
+            return it.func.value if isinstance(it.func, ast.Attribute) else None
+        return None
+    if count == 1:
+        if method == "keys" and isinstance(it, ast.Call) and isinstance(it.func, ast.Attribute):
+            return it.func.value
+        return it
+    return None
+
+
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
@@ -859,6 +877,9 @@ class _Scope:
 
 # The keys a **mapping passes: each with its value and the scope that value is evaluated in.
 _Keys = dict[str, tuple[ast.expr, _Scope]]
+# What a mapping can hold, for judging settings: key (None: computed), value (None: unknown),
+# and the scope the value is evaluated in.
+_Entry = tuple[str | None, ast.expr | None, _Scope]
 
 
 def _merge(into: _Keys, more: _Keys) -> bool:
@@ -2258,14 +2279,20 @@ class _Checker:
             names & _PUTENV or method in ("__setattr__", "__setitem__", "setdefault")
         ):
             pairs = [(args[0], args[1])]
+        elif method in ("from_object", "from_pyfile", "configure"):
+            self._judge_config_call(node, method, scope)
+            return
         elif method in ("update", "from_mapping"):
-            keys: _Keys = {}
-            for arg in args:
-                keys.update(self._mapping_keys(arg, scope) or {})
-            keys.update({k.arg: (k.value, scope) for k in node.keywords if k.arg is not None})
-            for key, (value, where) in keys.items():
-                if self._judge_value_of(node, key, value, where, ast.unparse(func)):
-                    return
+            entries = [e for arg in args for e in self._entries(arg, scope)]
+            for keyword in node.keywords:
+                if keyword.arg is None:
+                    entries += self._entries(keyword.value, scope)
+                else:
+                    entries.append((keyword.arg, keyword.value, scope))
+            receiver = func.value if isinstance(func, ast.Attribute) else func
+            self._judge_entries(
+                node, entries, ast.unparse(func), self._namespace_of(receiver, scope)
+            )
             return
         else:
             return
@@ -2280,12 +2307,43 @@ class _Checker:
                     return
 
     def _judge_computed_name(
-        self, node: ast.Call, name: ast.expr, value: ast.expr, scope: _Scope
+        self, node: ast.AST, name: ast.expr, value: ast.expr, scope: _Scope
     ) -> None:
         """``setattr(s, name, False)`` with a computed ``name``: it may be any setting, and a
         literal ``True``/``False``/``0``/``1`` is what switches one off (verify, check_hostname,
-        autoescape) or on (debug): fail closed. (A mapping key that is computed is not judged:
-        ``d[k] = False`` is everywhere; see the module's "Not covered".)"""
+        autoescape) or on (debug): fail closed. A name and value taken from a mapping by a loop
+        (``for k, v in opts.items(): setattr(s, k, v)``, ``for k in opts: setattr(s, k,
+        opts[k])``) are judged pair by pair as far as the mapping can be read (``_entries``);
+        a setting among its keys with a value among its values that could switch it, but
+        not known to go together, is a finding too. (A mapping key that is computed is not
+        judged: ``d[k] = False`` is everywhere; see the module's "Not covered".)"""
+        leading = _leading_str(name)
+        if not any(setting.startswith(leading) for setting in _ALL_SETTINGS):
+            return  # f"hide_{axis}": no setting starts so
+        looped = self._loop_entries(name, value, scope)
+        if looped is not None:
+            entries, paired = looped
+            where = f"setattr in a loop over {ast.unparse(entries[1])[:_SHOWN]}"
+            if paired:
+                self._judge_entries(node, entries[0], where, attribute=True)
+                return
+            keys = {k for k, _, _ in entries[0] if k in _ALL_SETTINGS}
+            for key in sorted(keys):
+                if self._insecure(key, value, scope) or any(
+                    v is not None and self._insecure(key, v, w) for _, v, w in entries[0]
+                ):
+                    why = (
+                        f"sets attributes named by {ast.unparse(name)[:_SHOWN]} ({where}), "
+                        f"among them {key}, to values among which one switches it "
+                        f"({self._unread_by(key)}), and this check cannot tell which goes "
+                        f"with which; write {key} out"
+                    )
+                    self.report(node, "SAST106", key, why)
+                    return
+            if any(k is not None for k, _, _ in entries[0]) and all(
+                k is not None for k, _, _ in entries[0]
+            ):
+                return  # every name is known and none is a setting
         flags = [c for c in self._constants(value, scope) if type(c) in (bool, int) and c in (0, 1)]
         if flags:
             why = (
@@ -2303,6 +2361,336 @@ class _Checker:
         key = self._setting_key(place, scope, bare=bare)
         if key is not None:
             self._judge_value_of(place, key, value, scope, ast.unparse(place))
+        elif isinstance(place, ast.Subscript) and "DJANGO_SETTINGS_MODULE" in (
+            self.module.texts(place.slice, scope) or []
+        ):  # os.environ["DJANGO_SETTINGS_MODULE"] = "mysite.devconf"
+            self._judge_settings_source(place, value, scope, ast.unparse(place))
+        elif (
+            isinstance(place, ast.Subscript)
+            and self.module.texts(place.slice, scope) is None
+            and self._namespace_of(place.value, scope)
+        ):  # s.__dict__[k] = v, vars(s)[k] = v: setattr by another name
+            self._judge_computed_name(place, place.slice, value, scope)
+
+    def _judge_config_call(self, node: ast.Call, method: str, scope: _Scope) -> None:
+        """Flask's ``config.from_object(...)``/``from_pyfile(...)``, Django's
+        ``settings.configure(DEBUG=True)``."""
+        args, where = node.args, ast.unparse(node.func)
+        if method == "from_object" and len(args) == 1:
+            self._judge_settings_source(node, args[0], scope, where)
+        elif method == "from_pyfile" and args:
+            self._judge_pyfile(node, args[0], scope)
+        elif method == "configure" and not args:
+            for keyword in node.keywords:
+                if keyword.arg == "DEBUG":
+                    self._judge_value_of(node, "DEBUG", keyword.value, scope, where)
+
+    def _judge_settings_source(
+        self, node: ast.AST, source: ast.expr, scope: _Scope, where: str
+    ) -> bool:
+        """A settings module named where it is read (``app.config.from_object("conf.dev")``
+        or given the module, ``os.environ["DJANGO_SETTINGS_MODULE"] = "conf.dev"``), under
+        any name: its module-level ``DEBUG`` is judged as a settings module's is (a class
+        given to ``from_object`` is judged at its own body). A module the project holds
+        outside the scan is SAST102. True when it was a finding."""
+        texts = self.module.texts(source, scope) or []
+        names = {t.replace(":", ".") for t in texts} | {
+            v.name for v in self.resolve(source, scope) if isinstance(v, _Ref)
+        }
+        for name in sorted(names):
+            if self._unread(name, node):
+                return True
+            for other in self.module.project.modules.get(name, []):
+                if "DEBUG" not in other.top.bindings:
+                    continue
+                values = self._constants(ast.Name("DEBUG", ast.Load()), other.top, 1, other)
+                if any(type(c) in (bool, int) and c == 1 for c in values):
+                    why = (
+                        f"reads DEBUG = True from {other.path} ({where[:_SHOWN]}), a settings "
+                        f"module under another name: debug mode (the debugger runs code sent "
+                        f"to it), where bandit's B201 does not read it; set DEBUG = False there"
+                    )
+                    self.report(node, "SAST106", "DEBUG", why)
+                    return True
+        return False
+
+    def _judge_pyfile(self, node: ast.Call, source: ast.expr, scope: _Scope) -> None:
+        """Flask's ``config.from_pyfile`` runs a file as Python: a ``.py`` module scanned
+        together is judged as a settings module; any other file (``settings.cfg``, a computed
+        name) is code no scan reads, SAST104."""
+        texts = self.module.texts(source, scope)
+        modules = [
+            t.removesuffix(".py").removeprefix("./").replace("/", ".")
+            for t in texts or ()
+            if t.endswith(".py")
+        ]
+        if texts and len(modules) == len(texts):
+            found = [m for m in modules if m in self.module.project.modules]
+            if len(found) == len(modules):
+                for module in modules:
+                    if self._judge_settings_source(
+                        node, ast.Constant(module), scope, ast.unparse(node.func)
+                    ):
+                        return
+                return
+        shown = ast.unparse(source)[:_SHOWN]
+        why = (
+            f"runs {shown} as Python code (config.from_pyfile executes it), code no scan "
+            f"reads; keep settings in a .py module under [sast].paths and read it with "
+            f"from_object"
+        )
+        self.report(node, "SAST104", "from_pyfile", why)
+
+    def _namespace_of(self, node: ast.expr, scope: _Scope) -> bool:
+        """An object's attributes as a dict: ``x.__dict__``, ``vars(x)``."""
+        if isinstance(node, ast.Attribute):
+            return node.attr == "__dict__"
+        return (
+            isinstance(node, ast.Call)
+            and len(node.args) == 1
+            and "builtins.vars" in _names(self.resolve(node.func, scope))
+        )
+
+    def _judge_entries(
+        self, node: ast.AST, entries: list[_Entry], where: str, attribute: bool
+    ) -> None:
+        """Judge each key a mapping can hold with its value; a computed key given a flag
+        (``True``/``False``/``0``/``1``) set as an attribute fails closed, as a computed
+        ``setattr`` name does."""
+        for key, value, scope in entries:
+            if key is not None and value is not None:
+                if self._judge_value_of(node, key, value, scope, where):
+                    return
+            elif key is None and value is not None and attribute:
+                flags = [
+                    c
+                    for c in self._constants(value, scope)
+                    if type(c) in (bool, int) and c in (0, 1)
+                ]
+                if flags:
+                    why = (
+                        f"sets attributes named by keys this check cannot read ({where[:_SHOWN]}) "
+                        f"to {ast.unparse(value)[:_SHOWN]}: if one is verify, check_hostname, "
+                        f"verify_mode, autoescape or debug, TLS verification or escaping is off "
+                        f"or debug is on, and bandit has no test that reads it; write the name out"
+                    )
+                    self.report(node, "SAST106", "setattr", why)
+                    return
+
+    def _entries(self, node: ast.expr, scope: _Scope, depth: int = 0) -> list[_Entry]:  # noqa: PLR0911 - one per kind
+        """What a mapping can hold, for judging settings (not the keywords of a call: that is
+        ``_mapping_keys``, which refuses what it cannot read whole): each key (None when
+        computed) with its value (None when unknown) and the value's scope. Read: a dict
+        display, ``dict(...)``, a comprehension (over literal names: its keys), ``a | b``, a
+        conditional, ``.copy()``, and a name with every binding of it and every key written
+        into it in its scope (``d["k"] = v``, ``d.update(...)``, ``d.setdefault("k", v)``),
+        in any scope: flow-insensitive. Anything else is one entry of unknown key and value."""
+        unknown: list[_Entry] = [(None, None, scope)]
+        if depth > _MAX_DEPTH:
+            return unknown
+        if isinstance(node, ast.Dict):
+            found: list[_Entry] = []
+            for key, value in zip(node.keys, node.values, strict=True):
+                if key is None:
+                    found += self._entries(value, scope, depth + 1)
+                else:
+                    found += self._keyed(key, value, scope)
+            return found
+        if isinstance(node, ast.DictComp):
+            return self._comprehension_entries(node, scope)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            parts = [node.left, node.right]
+        elif isinstance(node, ast.IfExp):
+            parts = [node.body, node.orelse]
+        elif isinstance(node, ast.BoolOp):
+            parts = list(node.values)
+        elif isinstance(node, ast.Call):
+            return self._call_entries(node, scope, depth)
+        elif isinstance(node, ast.Name):
+            return self._name_entries(node, scope, depth)
+        else:
+            return unknown
+        return [e for part in parts for e in self._entries(part, scope, depth + 1)]
+
+    def _keyed(self, key: ast.expr, value: ast.expr, scope: _Scope) -> list[_Entry]:
+        texts = self.module.texts(key, scope)
+        return [(t, value, scope) for t in texts] if texts is not None else [(None, value, scope)]
+
+    def _call_entries(self, node: ast.Call, scope: _Scope, depth: int) -> list[_Entry]:
+        """``dict(k=v)``, ``dict(mapping)``, ``dict([("k", v)])``, ``mapping.copy()``."""
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "copy" and not node.args:
+            return self._entries(func.value, scope, depth + 1)
+        if "builtins.dict" not in _names(self.resolve(func, scope)):
+            return [(None, None, scope)]
+        found: list[_Entry] = []
+        for arg in node.args:
+            if isinstance(arg, ast.List | ast.Tuple):
+                for pair in arg.elts:
+                    if isinstance(pair, ast.Tuple | ast.List) and len(pair.elts) == 2:
+                        found += self._keyed(pair.elts[0], pair.elts[1], scope)
+                    else:
+                        found.append((None, None, scope))
+            else:
+                found += self._entries(arg, scope, depth + 1)
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                found += self._entries(keyword.value, scope, depth + 1)
+            else:
+                found.append((keyword.arg, keyword.value, scope))
+        return found
+
+    def _comprehension_entries(self, node: ast.DictComp, scope: _Scope) -> list[_Entry]:
+        """``{k: False for k in ("verify", "trust_env")}``: a key that is the target of a loop
+        over literal strings is each of them; any other key is computed."""
+        inner = self.module.scopes.get(node, scope)
+        keys: list[str | None] = [None]
+        generator = node.generators[0]
+        if (
+            len(node.generators) == 1
+            and isinstance(node.key, ast.Name)
+            and isinstance(generator.target, ast.Name)
+            and generator.target.id == node.key.id
+            and isinstance(generator.iter, ast.List | ast.Tuple | ast.Set)
+        ):
+            each = [self.module.texts(e, scope) for e in generator.iter.elts]
+            if all(t is not None for t in each):
+                keys = [k for t in each for k in t or ()]
+        else:
+            texts = self.module.texts(node.key, inner)
+            keys = list(texts) if texts is not None else [None]
+        return [(k, node.value, inner) for k in keys]
+
+    def _name_entries(self, node: ast.Name, scope: _Scope, depth: int) -> list[_Entry]:
+        defining = self.module.defining(node.id, scope)
+        if defining is None:
+            return [(None, None, scope)]
+        found: list[_Entry] = []
+        for binding in defining.bindings[node.id]:
+            if binding.expr is None or binding.scope is None or binding.path:
+                found.append((None, None, scope))
+            else:
+                found += self._entries(binding.expr, binding.scope, depth + 1)
+        for use in ast.walk(defining.node or self.module.tree):
+            if not (isinstance(use, ast.Name) and use.id == node.id):
+                continue
+            where = self._scope_of(use)
+            if self.module.defining(node.id, where) is not defining:
+                continue
+            found += self._written_entries(use, where, depth)
+        return found
+
+    def _written_entries(self, use: ast.Name, scope: _Scope, depth: int) -> list[_Entry]:
+        """The entries one use of a dict's name writes into it: ``d["k"] = v``,
+        ``d.update(...)``, ``d.setdefault("k", v)``."""
+        parents = self._tree_parents()
+        parent = parents.get(use)
+        if isinstance(parent, ast.Subscript) and isinstance(parent.ctx, ast.Store):
+            statement = parents.get(parent)
+            if isinstance(statement, ast.Assign):
+                return self._keyed(parent.slice, statement.value, scope)
+            return [(None, None, scope)]
+        call = parents.get(parent) if isinstance(parent, ast.Attribute) else None
+        if not (
+            isinstance(call, ast.Call) and isinstance(parent, ast.Attribute) and call.func is parent
+        ):
+            return []
+        if parent.attr == "setdefault" and len(call.args) == 2:
+            return self._keyed(call.args[0], call.args[1], scope)
+        if parent.attr == "update":
+            update = ast.Call(
+                func=ast.Name("dict", ast.Load()), args=call.args, keywords=call.keywords
+            )
+            return self._call_entries(update, scope, depth + 1)
+        return []
+
+    def _loop_entries(
+        self, name: ast.expr, value: ast.expr, scope: _Scope
+    ) -> tuple[tuple[list[_Entry], ast.expr], bool] | None:
+        """The entries of the mapping a loop takes ``name`` (and ``value``) from, the mapping,
+        and whether name and value go together (``for k, v in m.items()``, ``m[k]``,
+        ``m.get(k)``); None when ``name`` is not a loop variable over a mapping read here."""
+        if not isinstance(name, ast.Name):
+            return None
+        defining = self.module.defining(name.id, scope)
+        if defining is None:
+            return None
+        for loop in ast.walk(defining.node or self.module.tree):
+            if not isinstance(loop, ast.For | ast.AsyncFor | ast.comprehension):
+                continue
+            target = loop.target
+            elts = target.elts if isinstance(target, ast.Tuple | ast.List) else [target]
+            index = next(
+                (i for i, e in enumerate(elts) if isinstance(e, ast.Name) and e.id == name.id),
+                None,
+            )
+            if (
+                index is None
+                or self.module.defining(name.id, self._scope_of(elts[index])) is not defining
+            ):
+                continue
+            it, where = loop.iter, self._scope_of(loop.iter)
+            source = _iterated(it, len(elts), index)
+            if source is None:
+                return None
+            mapping: ast.expr = source
+            if isinstance(source, ast.List | ast.Tuple) and len(elts) == 2:
+                mapping = ast.Call(func=ast.Name("dict", ast.Load()), args=[source], keywords=[])
+            names = self._literal_names(mapping, where) if len(elts) == 1 else None
+            entries: list[_Entry] = (
+                [(n, None, where) for n in names]
+                if names is not None
+                else self._entries(mapping, where)
+            )
+            partner = elts[1] if len(elts) == 2 else None
+            paired = (
+                isinstance(partner, ast.Name)
+                and isinstance(value, ast.Name)
+                and partner.id == value.id
+            ) or self._lookup_of(value, source, name)
+            return (entries, source), paired
+        return None
+
+    def _literal_names(
+        self, node: ast.expr, scope: _Scope, depth: int = 0
+    ) -> list[str | None] | None:
+        """The strings a loop over a literal list/tuple/set (or a name bound only to such)
+        takes (None for a computed element); None when it is not one."""
+        if isinstance(node, ast.List | ast.Tuple | ast.Set):
+            found: list[str | None] = []
+            for element in node.elts:
+                texts = self.module.texts(element, scope)
+                found += texts if texts is not None else [None]
+            return found
+        defining = self.module.defining(node.id, scope) if isinstance(node, ast.Name) else None
+        if defining is None or depth > _MAX_DEPTH or not isinstance(node, ast.Name):
+            return None
+        found = []
+        for binding in defining.bindings[node.id]:
+            if binding.expr is None or binding.scope is None or binding.path:
+                return None
+            inner = self._literal_names(binding.expr, binding.scope, depth + 1)
+            if inner is None:
+                return None
+            found += inner
+        return found
+
+    @staticmethod
+    def _lookup_of(value: ast.expr, mapping: ast.expr, key: ast.Name) -> bool:
+        """``mapping[key]`` or ``mapping.get(key)``."""
+        if isinstance(value, ast.Subscript):
+            base, index = value.value, value.slice
+        elif (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Attribute)
+            and value.func.attr == "get"
+            and value.args
+        ):
+            base, index = value.func.value, value.args[0]
+        else:
+            return False
+        same = ast.dump(base) == ast.dump(mapping)
+        return same and isinstance(index, ast.Name) and index.id == key.id
 
     def _setting_key(self, place: ast.expr, scope: _Scope, *, bare: Collection[str]) -> str | None:
         """The setting a store target names: ``x.verify``, ``x["verify"]``, a class body's
@@ -2339,6 +2727,8 @@ class _Checker:
         self, node: ast.AST, key: str, value: ast.expr, scope: _Scope, where: str
     ) -> bool:
         """Report ``key`` set to an insecure value at ``node``; True when it was."""
+        if key == "DJANGO_SETTINGS_MODULE":
+            return self._judge_settings_source(node, value, scope, where)
         if key not in _ALL_SETTINGS or not self._insecure(key, value, scope):
             return False
         shown = ast.unparse(value)[:_SHOWN]

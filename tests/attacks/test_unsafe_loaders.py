@@ -1238,6 +1238,109 @@ def unpack(tar: tarfile.TarFile, dest):
 ## shutil_unpack_archive SAST106
 import shutil
 shutil.unpack_archive(path, dest)  # <-
+
+# --- red team: a setting whose name and value are both computed (a loop over a mapping, an
+# object's __dict__): the sast gate PASSED on each
+
+## setattr_loop_over_a_literal_dict SAST106
+import requests
+OPTIONS = {"verify": False, "stream": True}
+session = requests.Session()
+for key, value in OPTIONS.items():
+    setattr(session, key, value)  # <-
+
+## setattr_loop_over_dict_call SAST106
+import requests
+options = dict(verify=False)
+session = requests.Session()
+for key, value in options.items():
+    setattr(session, key, value)  # <-
+
+## setattr_loop_over_a_merged_dict SAST106
+import requests
+BASE = {"verify": False}
+options = {**BASE, "stream": True}
+session = requests.Session()
+for key, value in options.items():
+    setattr(session, key, value)  # <-
+
+## setattr_loop_over_a_comprehension SAST106
+import requests
+session = requests.Session()
+for key, value in {name: False for name in ("verify", "trust_env")}.items():
+    setattr(session, key, value)  # <-
+
+## setattr_loop_over_pairs SAST106
+import requests
+session = requests.Session()
+for key, value in [("verify", False), ("stream", True)]:
+    setattr(session, key, value)  # <-
+
+## setattr_loop_by_key SAST106
+import requests
+OPTIONS = {"verify": False}
+session = requests.Session()
+for key in OPTIONS:
+    setattr(session, key, OPTIONS[key])  # <-
+
+## setattr_loop_key_written_later SAST106
+import requests
+OPTIONS = {}
+session = requests.Session()
+for key, value in OPTIONS.items():
+    setattr(session, key, value)  # <-
+OPTIONS.update(verify=False)
+
+## setattr_loop_in_a_comprehension SAST106
+import requests
+OPTIONS = {"verify": False}
+session = requests.Session()
+[setattr(session, key, value) for key, value in OPTIONS.items()]  # <-
+
+## setattr_loop_names_and_values_apart SAST106
+import requests
+NAMES = ("verify", "stream")
+session = requests.Session()
+for key in NAMES:
+    setattr(session, key, False)  # <-
+
+## dunder_dict_update SAST106
+import requests
+OPTIONS = {"verify": False}
+session = requests.Session()
+session.__dict__.update(OPTIONS)  # <-
+
+## vars_update_from_a_dict SAST106
+import requests
+OPTIONS = dict(verify=False)
+session = requests.Session()
+vars(session).update(OPTIONS)  # <-
+
+## dunder_dict_key_in_a_loop SAST106
+import requests
+OPTIONS = {"verify": False}
+session = requests.Session()
+for key, value in OPTIONS.items():
+    session.__dict__[key] = value  # <-
+
+## dunder_dict_computed_keys SAST106
+def harden(session, names):
+    session.__dict__.update({name: False for name in names})  # <-
+
+## flask_config_update_from_a_dict SAST106
+import flask
+DEV = {"DEBUG": True}
+app = flask.Flask(__name__)
+app.config.update(DEV)  # <-
+
+## flask_config_from_pyfile_not_scanned SAST104
+import flask
+app = flask.Flask(__name__)
+app.config.from_pyfile("instance.cfg")  # <-
+
+## django_settings_configure SAST106
+from django.conf import settings
+settings.configure(DEBUG=True)  # <-
 """
 )
 
@@ -1510,6 +1613,35 @@ found = re.compile("x").extract(text)
 import shutil
 shutil.unpack_archive(path, dest, filter="data")
 shutil.unpack_archive(path, dest, "zip")
+
+## setattr_loop_over_keyword_arguments
+class Record:
+    def __init__(self, **fields):
+        for key, value in fields.items():
+            setattr(self, key, value)
+
+## setattr_loop_over_safe_settings
+import requests
+OPTIONS = {"verify": "/etc/ssl/ca.pem", "debug": False, "stream": True}
+session = requests.Session()
+for key, value in OPTIONS.items():
+    setattr(session, key, value)
+session.__dict__.update(OPTIONS)
+
+## setattr_loop_over_other_names
+FLAGS = ("visible", "frozen")
+
+def reset(widget):
+    for key in FLAGS:
+        setattr(widget, key, False)
+
+## setattr_name_that_is_no_setting
+def hide(styler, axis):
+    setattr(styler, f"hide_{axis}_names", True)
+
+## dict_update_with_computed_keys
+def mark(seen, names):
+    seen.update({name: True for name in names})
 """
 )
 
@@ -1643,6 +1775,39 @@ def test_debug_in_a_settings_module_is_flagged(tmp_path: Path, path: str, code: 
     found = scan(files, root=tmp_path, allowed=[])
     assert [(u.rule, u.path, u.line) for u in found] == [("SAST106", path, len(code.splitlines()))]
     (tmp_path / path).write_text(code.replace("True", "False").replace("1", "0"), encoding="utf-8")
+    assert scan(files, root=tmp_path, allowed=[]) == []
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        'import flask\napp = flask.Flask(__name__)\napp.config.from_object("mysite.devconf")\n',
+        "import flask\nfrom mysite import devconf\napp = flask.Flask(__name__)\n"
+        "app.config.from_object(devconf)\n",
+        'import flask\napp = flask.Flask(__name__)\napp.config.from_pyfile("devconf.py")\n',
+        'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.devconf")\n',
+        'import os\nos.environ["DJANGO_SETTINGS_MODULE"] = "mysite.devconf"\n',
+    ],
+    ids=[
+        "from_object_name",
+        "from_object_module",
+        "from_pyfile",
+        "django_setdefault",
+        "django_set",
+    ],
+)
+def test_debug_in_a_settings_module_under_another_name_is_flagged(tmp_path: Path, use: str) -> None:
+    # mysite/devconf.py is named like no settings module and binds no SECRET_KEY: its
+    # DEBUG = True went unjudged wherever it was read as settings.
+    files = _tree(
+        tmp_path,
+        {"mysite/__init__.py": "", "mysite/devconf.py": "DEBUG = True\n", "mysite/app.py": use},
+    )
+    found = scan(files, root=tmp_path, allowed=[])
+    last = len(use.splitlines())
+    assert [(u.rule, u.path, u.line) for u in found] == [("SAST106", "mysite/app.py", last)]
+    assert "mysite/devconf.py" in found[0].message
+    (tmp_path / "mysite/devconf.py").write_text("DEBUG = False\n", encoding="utf-8")
     assert scan(files, root=tmp_path, allowed=[]) == []
 
 
