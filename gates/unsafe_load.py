@@ -3174,9 +3174,20 @@ class _Project:
                 for module in self.modules.get(".".join(parts[:cut]), []):
                     if parts[cut] in module.top.bindings:
                         values = self.bound(module, module.top, parts[cut])
+                        # A package's ``from .registry import registry`` (its submodule not
+                        # scanned here): ``pkg.registry`` is bound to a member of itself, and
+                        # following that through the package again chased
+                        # ``pkg.registry.registry...`` to the recursion limit. Such a member
+                        # stands for itself.
+                        prefix = ".".join(parts[: cut + 1]) + "."
+                        looping = {
+                            v for v in values if isinstance(v, _Ref) and v.name.startswith(prefix)
+                        }
+                        values = values - looping
                         for attr in parts[cut + 1 :]:
                             values = module.attribute(values, attr)
                         found |= values
+                        found |= {_Ref(".".join([v.name, *parts[cut + 1 :]])) for v in looping}
                 if found:
                     return frozenset(found)
             return frozenset({_Ref(name)})

@@ -1844,6 +1844,19 @@ def test_a_module_named_like_the_one_it_imports_from_is_checked(tmp_path: Path, 
     assert [(u.rule, u.path, u.line) for u in found] == [("SAST101", f"pkg/{name}.py", 4)]
 
 
+def test_a_package_binding_a_member_of_its_own_submodule_is_checked(tmp_path: Path) -> None:
+    # pkg/__init__.py's "from .registry import registry" (pkg/registry.py not scanned) bound
+    # pkg.registry to pkg.registry.registry, which the check followed through the package
+    # again, chasing pkg.registry.registry.registry... until Python's recursion limit:
+    # SAST100 "nested too deeply" (fsspec/__init__.py, pydantic/mypy.py in site-packages).
+    code = (
+        "import pickle\nfrom .registry import registry\nregistry.get(name)\nloader = pickle.loads\n"
+    )
+    files = _tree(tmp_path, {"pkg/__init__.py": code})
+    found = scan(files, root=tmp_path, allowed=[])
+    assert [(u.rule, u.path, u.line) for u in found] == [("SAST101", "pkg/__init__.py", 4)]
+
+
 _LOADS = " + ".join(['"l"', '"o"', '"a"', '"d"', '"s"', *['""'] * 2000])
 
 
