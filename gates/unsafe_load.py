@@ -1218,9 +1218,23 @@ class _Module:
         return frozenset(found)
 
     def class_attribute(self, scope: _Scope, attr: str, seen: set[int]) -> set[_Value]:
+        """``attr`` on a class and its bases. A base computed from the class itself (networkx's
+        ``G = newGraph()``, ``class newGraph(G.to_undirected_class())``) leads back here while
+        the same lookup is under way: that path adds nothing (a cycle, as in ``bound``)."""
+        key = (id(scope), attr)
         if id(scope) in seen:
             return set()
+        if key in self.project.looking_up:
+            self.project.cut()
+            return set()
         seen.add(id(scope))
+        self.project.looking_up.add(key)
+        try:
+            return self._class_attribute(scope, attr, seen)
+        finally:
+            self.project.looking_up.discard(key)
+
+    def _class_attribute(self, scope: _Scope, attr: str, seen: set[int]) -> set[_Value]:
         found: set[_Value] = set()
         if attr in scope.bindings:
             found |= self.project.bound(self, scope, attr)
@@ -3151,6 +3165,11 @@ class _Project:
         self._cache: dict[tuple[int, str, bool], _Values] = {}
         self._cuts = 0
         self._expanding: set[str] = set()  # names being expanded (a cycle stops there)
+        self.looking_up: set[tuple[int, str]] = set()  # (class scope, attribute) under way
+
+    def cut(self) -> None:
+        """A value left out because it leads back into itself: results meanwhile are not final."""
+        self._cuts += 1
 
     def add(self, module: _Module) -> None:
         parts = module.name.split(".")

@@ -1857,6 +1857,28 @@ def test_a_package_binding_a_member_of_its_own_submodule_is_checked(tmp_path: Pa
     assert [(u.rule, u.path, u.line) for u in found] == [("SAST101", "pkg/__init__.py", 4)]
 
 
+def test_a_class_whose_base_is_computed_from_itself_is_checked(tmp_path: Path) -> None:
+    # networkx's graph tests: G is bound to an instance of newGraph, whose base is computed
+    # from G; looking an attribute up on newGraph led back to its own bases until Python's
+    # recursion limit: SAST100 "nested too deeply" (networkx/classes/tests/test_graph.py).
+    code = """
+        import pickle
+
+        def test(graph_class):
+            G = graph_class()
+
+            class newGraph(G.to_undirected_class()):
+                def to_undirected_class(self):
+                    return newGraph
+
+            G = newGraph()
+            loader = pickle.loads
+    """
+    files = _tree(tmp_path, {"pkg/__init__.py": "", "pkg/test_graph.py": code})
+    found = scan(files, root=tmp_path, allowed=[])
+    assert [(u.rule, u.path, u.line) for u in found] == [("SAST101", "pkg/test_graph.py", 11)]
+
+
 _LOADS = " + ".join(['"l"', '"o"', '"a"', '"d"', '"s"', *['""'] * 2000])
 
 
