@@ -65,8 +65,26 @@ whoever wrote the bytes. Rules:
   ``DEBUG = True`` in a settings module (named ``*settings*`` or binding ``SECRET_KEY``/
   ``ALLOWED_HOSTS``); ``ssl._create_unverified_context`` reached any way but a call bandit's
   B323 names (``ssl._create_default_https_context = ssl._create_unverified_context``); a
-  ``setattr`` whose name is computed, given ``True``/``False``/``0``/``1``. A value is read
-  across the modules scanned together (``from .conf import VERIFY``, ``conf.VERIFY``).
+  ``setattr`` whose name is computed, given ``True``/``False``/``0``/``1`` (unless its literal
+  prefix starts no setting: ``f"hide_{axis}"``). A value is read across the modules scanned
+  together (``from .conf import VERIFY``, ``conf.VERIFY``). A name and value both computed
+  are followed from the mapping a loop takes them from (``for k, v in opts.items():
+  setattr(s, k, v)``, ``setattr(s, k, opts[k])``, ``s.__dict__[k] = v``) and into
+  ``s.__dict__.update(opts)``/``vars(s).update(opts)``/``config.update(opts)``, the mapping
+  read as far as it can be (a literal, ``dict(...)``, ``{**base}``, a comprehension, pairs,
+  keys written into it anywhere in its scope): each key is judged with its value; a setting
+  among the keys with a value that switches it but not known to go with it, and a computed
+  key given a flag in an object's ``__dict__``, fail closed. A settings module under another
+  name: the module-level ``DEBUG`` of a scanned module named to ``config.from_object``
+  (by text or the module), ``config.from_pyfile("x.py")`` or ``DJANGO_SETTINGS_MODULE``;
+  ``settings.configure(DEBUG=True)``; ``from_pyfile`` of any other file is SAST104 (it runs
+  code no scan reads). And tarfile extraction bandit's B202 does not read (it reads a call
+  named ``*extractall*`` in a module holding ``import tarfile``): ``extraction_filter`` set to
+  anything but ``data_filter``/``tar_filter`` (on an archive, ``TarFile`` itself, a subclass,
+  by ``setattr``), ``extractall`` without ``filter="data"``/``"tar"`` elsewhere (a module
+  without ``import tarfile``, an archive passed in, ``ex = tar.extractall``, ``getattr``,
+  ``functools.partial``; a receiver known to be a ``zipfile`` is left alone),
+  ``TarFile.extract`` and ``shutil.unpack_archive`` without such a filter.
 - SAST100 a file that does not parse (Python's own parser gives up near 3,000 levels of
   nesting; the walks over the tree here are iterative), or whose names (or one expression)
   lead through more levels than Python's recursion limit lets the analysis follow (it went
@@ -106,10 +124,12 @@ followed, nor a computed index such as ``mods[i]``); libraries that unpickle int
 not listed above, and their own aliases (``sklearn.utils.np``); code the import system runs by
 itself (``.pth`` files, ``sitecustomize``, a planted module shadowing an installed one,
 ``zipimport``); a ``python -c`` inside a nested shell (``sh -c "python -c ..."``); files
-outside ``[sast].paths``. For SAST106: a setting whose name and value are both computed
-(``for k, v in opts.items(): setattr(s, k, v)``), a mapping key that is computed
-(``d[k] = False`` is everywhere), a value read from a file or the environment at run time,
-a settings module by another name read through ``from_object``.
+outside ``[sast].paths``. For SAST106: a setting whose name and value are both computed from
+a mapping this check cannot read (a parameter's ``**kwargs``, ``json.load(f)``), a mapping key
+that is computed (``d[k] = False`` is everywhere), a value read from a file or the environment
+at run time (``config.from_file``, ``from_envvar``, a computed ``from_object`` name), a
+settings class or module outside the scan; an archive of unknown kind handed to
+``.extract(...)`` (``re``, ``zipfile`` and others share the name).
 """
 
 from __future__ import annotations
@@ -726,6 +746,16 @@ def _default(function: ast.AST | None, name: str) -> ast.expr | None:
         *zip(args.kwonlyargs, args.kw_defaults, strict=True),
     ]
     return next((value for arg, value in pairs if arg.arg == name), None)
+
+
+def _own_nodes(function: ast.FunctionDef) -> Iterator[ast.AST]:
+    """The nodes of a function's body outside the functions, lambdas and classes in it."""
+    stack: list[ast.AST] = list(function.body)
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            stack.extend(ast.iter_child_nodes(node))
 
 
 def _iterated(it: ast.expr, count: int, index: int) -> ast.expr | None:
@@ -2803,7 +2833,34 @@ class _Checker:
         ):
             value = value.args[0]
         names = _names(self.resolve(value, scope))
-        return bool(names) and names <= _SAFE_TAR_FILTER_FUNCS
+        if names:
+            return names <= _SAFE_TAR_FILTER_FUNCS
+        return self._wraps_safe_filter(value, scope)
+
+    def _wraps_safe_filter(self, value: ast.expr, scope: _Scope) -> bool:
+        """A function of this scope whose every ``return`` gives back what
+        ``tarfile.data_filter``/``tar_filter`` made (distlib's wrapper, which turns their
+        error into another); a function or lambda returning anything else is not safe."""
+        if not isinstance(value, ast.Name):
+            return False
+        defining = self.module.defining(value.id, scope)
+        if defining is None or len(defining.bindings[value.id]) != 1:
+            return False
+        owner = defining.node
+        body = owner.body if isinstance(owner, ast.FunctionDef | ast.AsyncFunctionDef) else []
+        tree = self.module.tree
+        body = tree.body if defining.kind == "module" and isinstance(tree, ast.Module) else body
+        functions = [f for f in body if isinstance(f, ast.FunctionDef) and f.name == value.id]
+        if len(functions) != 1:
+            return False
+        inner = self.module.scopes.get(functions[0], scope)
+        returns = [r for r in _own_nodes(functions[0]) if isinstance(r, ast.Return)]
+        return bool(returns) and all(
+            isinstance(r.value, ast.Call)
+            and _names(self.resolve(r.value.func, inner))
+            and _names(self.resolve(r.value.func, inner)) <= _SAFE_TAR_FILTER_FUNCS
+            for r in returns
+        )
 
     def _judge_extraction(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
         """SAST106 for an archive extraction bandit's B202 does not read, without a filter that
@@ -2836,6 +2893,8 @@ class _Checker:
             kind = self._archive_kind(receiver, scope) if receiver is not None else None
             if kind == "zip" or (kind is None and method == "extract"):
                 return  # a zip, or an .extract() of something not known to be a tar
+            if kind is None and isinstance(receiver, ast.Attribute) and receiver.attr == "str":
+                return  # pandas' series.str.extractall(pattern): a regular expression
             if method == "extractall" and self._b202_reads(node):
                 return  # bandit's B202 judges it
             shown = f"{ast.unparse(receiver)[:_SHOWN] if receiver is not None else '?'}.{method}"

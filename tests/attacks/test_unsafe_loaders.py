@@ -1187,6 +1187,16 @@ import tarfile
 tar = tarfile.open(path)
 tar.extraction_filter = lambda member, dest: member  # <-
 
+## tar_extraction_filter_function SAST106
+import tarfile
+
+def keep(member, dest):
+    if member.name.endswith(".txt"):
+        return member
+    return tarfile.data_filter(member, dest)
+
+tarfile.TarFile.extraction_filter = staticmethod(keep)  # <-
+
 ## tar_extraction_filter_class_wide SAST106
 import tarfile
 tarfile.TarFile.extraction_filter = staticmethod(tarfile.fully_trusted_filter)  # <-
@@ -1591,6 +1601,22 @@ tarfile.TarFile.extraction_filter = staticmethod(tarfile.data_filter)
 from tarfile import open as open_archive, data_filter
 open_archive(path).extractall(dest, filter="data")
 open_archive(path).extract("model.bin", dest, filter=data_filter)
+
+## tar_extraction_filter_wrapping_data_filter
+import tarfile
+
+def unpack(archive, dest):
+    def extraction_filter(member, path):
+        try:
+            return tarfile.data_filter(member, path)
+        except tarfile.FilterError as exc:
+            raise ValueError(str(exc)) from exc
+
+    archive.extraction_filter = extraction_filter
+
+## pandas_str_extractall
+def groups(series):
+    return series.str.extractall(r"(?P<letter>[ab])(?P<digit>[0-9])")
 
 ## zip_extractall
 import zipfile
