@@ -748,9 +748,10 @@ def _default(function: ast.AST | None, name: str) -> ast.expr | None:
     return next((value for arg, value in pairs if arg.arg == name), None)
 
 
-def _own_nodes(function: ast.FunctionDef) -> Iterator[ast.AST]:
-    """The nodes of a function's body outside the functions, lambdas and classes in it."""
-    stack: list[ast.AST] = list(function.body)
+def _own_nodes(body: Sequence[ast.AST]) -> Iterator[ast.AST]:
+    """The nodes of a body (the functions, lambdas and classes in it included, not their
+    insides)."""
+    stack: list[ast.AST] = list(body)
     while stack:
         node = stack.pop()
         yield node
@@ -2368,26 +2369,15 @@ class _Checker:
         if looped is not None:
             entries, paired = looped
             where = f"setattr in a loop over {ast.unparse(entries[1])[:_SHOWN]}"
+            known = all(k is not None for k, _, _ in entries[0])
             if paired:
                 self._judge_entries(node, entries[0], where, attribute=True)
-                return
-            keys = {k for k, _, _ in entries[0] if k in _ALL_SETTINGS}
-            for key in sorted(keys):
-                if self._insecure(key, value, scope) or any(
-                    v is not None and self._insecure(key, v, w) for _, v, w in entries[0]
-                ):
-                    why = (
-                        f"sets attributes named by {ast.unparse(name)[:_SHOWN]} ({where}), "
-                        f"among them {key}, to values among which one switches it "
-                        f"({self._unread_by(key)}), and this check cannot tell which goes "
-                        f"with which; write {key} out"
-                    )
-                    self.report(node, "SAST106", key, why)
+                if known or node in self.reported:
                     return
-            if any(k is not None for k, _, _ in entries[0]) and all(
-                k is not None for k, _, _ in entries[0]
+            elif self._judge_unplaced(node, name, value, scope, entries[0], where=where) or (
+                known and entries[0]
             ):
-                return  # every name is known and none is a setting
+                return  # a finding, or every name is known and none is a setting
         flags = [c for c in self._constants(value, scope) if type(c) in (bool, int) and c in (0, 1)]
         if flags:
             why = (
@@ -2398,6 +2388,33 @@ class _Checker:
                 f"write the name out"
             )
             self.report(node, "SAST106", "setattr", why)
+
+    def _judge_unplaced(
+        self,
+        node: ast.AST,
+        name: ast.expr,
+        value: ast.expr,
+        scope: _Scope,
+        entries: list[_Entry],
+        *,
+        where: str,
+    ) -> bool:
+        """A setting among the names a loop gives ``setattr``, and a value that switches it
+        among the values, not known to go together: fail closed. True when it was a finding."""
+        keys = {k for k, _, _ in entries if k in _ALL_SETTINGS}
+        for key in sorted(keys):
+            if self._insecure(key, value, scope) or any(
+                v is not None and self._insecure(key, v, w) for _, v, w in entries
+            ):
+                why = (
+                    f"sets attributes named by {ast.unparse(name)[:_SHOWN]} ({where}), "
+                    f"among them {key}, to values among which one switches it "
+                    f"({self._unread_by(key)}), and this check cannot tell which goes "
+                    f"with which; write {key} out"
+                )
+                self.report(node, "SAST106", key, why)
+                return True
+        return False
 
     def _judge_set(
         self, place: ast.expr, value: ast.expr, scope: _Scope, *, bare: Collection[str]
@@ -2687,10 +2704,12 @@ class _Checker:
                 else self._entries(mapping, where)
             )
             partner = elts[1] if len(elts) == 2 else None
+            rebound = isinstance(value, ast.Name) and len(defining.bindings.get(value.id, [])) > 1
             paired = (
                 isinstance(partner, ast.Name)
                 and isinstance(value, ast.Name)
                 and partner.id == value.id
+                and not rebound  # value = 0 in the loop: not the mapping's value
             ) or self._lookup_of(value, source, name)
             return (entries, source), paired
         return None
@@ -2846,15 +2865,15 @@ class _Checker:
         defining = self.module.defining(value.id, scope)
         if defining is None or len(defining.bindings[value.id]) != 1:
             return False
-        owner = defining.node
-        body = owner.body if isinstance(owner, ast.FunctionDef | ast.AsyncFunctionDef) else []
-        tree = self.module.tree
-        body = tree.body if defining.kind == "module" and isinstance(tree, ast.Module) else body
-        functions = [f for f in body if isinstance(f, ast.FunctionDef) and f.name == value.id]
+        owner = self.module.tree if defining.kind == "module" else defining.node
+        body = owner.body if isinstance(owner, ast.Module | ast.FunctionDef) else []
+        functions = [
+            f for f in _own_nodes(body) if isinstance(f, ast.FunctionDef) and f.name == value.id
+        ]
         if len(functions) != 1:
             return False
         inner = self.module.scopes.get(functions[0], scope)
-        returns = [r for r in _own_nodes(functions[0]) if isinstance(r, ast.Return)]
+        returns = [r for r in _own_nodes(functions[0].body) if isinstance(r, ast.Return)]
         return bool(returns) and all(
             isinstance(r.value, ast.Call)
             and _names(self.resolve(r.value.func, inner))

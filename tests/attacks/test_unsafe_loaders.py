@@ -1307,6 +1307,13 @@ OPTIONS = {"verify": False}
 session = requests.Session()
 [setattr(session, key, value) for key, value in OPTIONS.items()]  # <-
 
+## setattr_loop_value_rebound SAST106
+import requests
+session = requests.Session()
+for key, value in {"verify": True}.items():
+    value = False
+    setattr(session, key, value)  # <-
+
 ## setattr_loop_names_and_values_apart SAST106
 import requests
 NAMES = ("verify", "stream")
@@ -1606,13 +1613,16 @@ open_archive(path).extract("model.bin", dest, filter=data_filter)
 import tarfile
 
 def unpack(archive, dest):
-    def extraction_filter(member, path):
-        try:
-            return tarfile.data_filter(member, path)
-        except tarfile.FilterError as exc:
-            raise ValueError(str(exc)) from exc
+    try:
+        def extraction_filter(member, path):
+            try:
+                return tarfile.data_filter(member, path)
+            except tarfile.FilterError as exc:
+                raise ValueError(str(exc)) from exc
 
-    archive.extraction_filter = extraction_filter
+        archive.extraction_filter = extraction_filter
+    finally:
+        archive.close()
 
 ## pandas_str_extractall
 def groups(series):
