@@ -491,7 +491,9 @@ _SAFE_TAR_FILTER_FUNCS = frozenset({"tarfile.data_filter", "tarfile.tar_filter"}
 # "extractall" in a module holding ``import tarfile``, and passes only filter="data" there.
 _EXTRACTS = frozenset({"extractall", "extract"})
 _PUTENV = frozenset({"os.putenv", "posix.putenv"})
-_SETATTR = frozenset({"builtins.setattr", "builtins.object.__setattr__"})
+_SETATTR = frozenset(
+    {"builtins.setattr", "builtins.object.__setattr__", "builtins.type.__setattr__"}
+)
 # A module-level DEBUG is a setting in a module named like settings (Django's settings.py,
 # settings/prod.py) or one that also binds what only a settings module binds.
 _SETTINGS_NAMES = frozenset({"SECRET_KEY", "ALLOWED_HOSTS"})
@@ -2317,7 +2319,7 @@ class _Checker:
         names = _names(self.resolve(func, scope))
         method = func.attr if isinstance(func, ast.Attribute) else ""
         args = node.args
-        setters = {"builtins.setattr", "builtins.object.__setattr__", "operator.setitem"}
+        setters = {*_SETATTR, "operator.setitem"}
         if names & setters and len(args) == 3:
             pairs = [(args[1], args[2])]
         elif len(args) == 2 and (

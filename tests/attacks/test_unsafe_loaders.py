@@ -1211,6 +1211,11 @@ class Archive(tarfile.TarFile):
 import tarfile
 setattr(tarfile.TarFile, "extraction_filter", staticmethod(tarfile.fully_trusted_filter))  # <-
 
+## tar_extraction_filter_type_setattr SAST106
+import tarfile
+filter_ = staticmethod(tarfile.fully_trusted_filter)
+type.__setattr__(tarfile.TarFile, "extraction_filter", filter_)  # <-
+
 ## tar_extractall_from_import SAST106
 from tarfile import open as open_archive
 open_archive(path).extractall(dest)  # <-
@@ -1966,6 +1971,9 @@ GATE_CASES = [
         "ssl_unverified_context_monkeypatched",
         "flask_debug_environment",
         "setattr_computed_name_false",
+        "tar_extractall_from_import",
+        "tar_extraction_filter_class_wide",
+        "setattr_loop_over_a_literal_dict",
     }
 ]
 REEXPORT = ("src/app/_compat.py", "from joblib import load as restore\n")
