@@ -1461,6 +1461,9 @@ class _Checker:
         self.at = at  # code from a string: every finding points at the call holding it
         self.prefix = prefix
         self._parents_of: dict[ast.AST, ast.AST] | None = None  # the whole tree's, when needed
+        self._entries_of: dict[tuple[int, str], list[_Entry]] = {}  # a mapping name, read
+        self._reading: set[tuple[int, str]] = set()  # mapping names being read
+        self._cut_entries = 0  # cycles met while reading them
 
     def resolve(self, node: ast.expr, scope: _Scope) -> _Values:
         return self.module.resolve(node, scope)
@@ -2540,7 +2543,7 @@ class _Checker:
                     self.report(node, "SAST106", "setattr", why)
                     return
 
-    def _entries(self, node: ast.expr, scope: _Scope, depth: int = 0) -> list[_Entry]:  # noqa: PLR0911 - one per kind
+    def _entries(self, node: ast.expr, scope: _Scope, depth: int = 0) -> list[_Entry]:
         """What a mapping can hold, for judging settings (not the keywords of a call: that is
         ``_mapping_keys``, which refuses what it cannot read whole): each key (None when
         computed) with its value (None when unknown) and the value's scope. Read: a dict
@@ -2549,8 +2552,6 @@ class _Checker:
         into it in its scope (``d["k"] = v``, ``d.update(...)``, ``d.setdefault("k", v)``),
         in any scope: flow-insensitive. Anything else is one entry of unknown key and value."""
         unknown: list[_Entry] = [(None, None, scope)]
-        if depth > _MAX_DEPTH:
-            return unknown
         if isinstance(node, ast.Dict):
             found: list[_Entry] = []
             for key, value in zip(node.keys, node.values, strict=True):
@@ -2625,13 +2626,35 @@ class _Checker:
         return [(k, node.value, inner) for k in keys]
 
     def _name_entries(self, node: ast.Name, scope: _Scope, depth: int) -> list[_Entry]:
+        """Every binding of the name and every key written into it, once per name (no depth
+        limit: ``d1 = {**d0}`` ... ``d30 = {**d29}`` is read through; a name met again while
+        it is being read adds nothing, and one chain too long to follow is Python's
+        RecursionError, SAST100)."""
         defining = self.module.defining(node.id, scope)
         if defining is None:
             return [(None, None, scope)]
+        key = (id(defining), node.id)
+        if key in self._entries_of:
+            return self._entries_of[key]
+        if key in self._reading:
+            self._cut_entries += 1
+            return []  # d = {**d, "k": v}: the cycle adds nothing new
+        self._reading.add(key)
+        cuts = self._cut_entries
+        try:
+            found = self._read_name_entries(node, defining, depth)
+        finally:
+            self._reading.discard(key)
+        unique = list({(k, id(v), id(w)): (k, v, w) for k, v, w in found}.values())
+        if cuts == self._cut_entries:  # not cut short by a cycle: final
+            self._entries_of[key] = unique
+        return unique
+
+    def _read_name_entries(self, node: ast.Name, defining: _Scope, depth: int) -> list[_Entry]:
         found: list[_Entry] = []
         for binding in defining.bindings[node.id]:
             if binding.expr is None or binding.scope is None or binding.path:
-                found.append((None, None, scope))
+                found.append((None, None, defining))
             else:
                 found += self._entries(binding.expr, binding.scope, depth + 1)
         for use in ast.walk(defining.node or self.module.tree):
@@ -2678,43 +2701,64 @@ class _Checker:
         defining = self.module.defining(name.id, scope)
         if defining is None:
             return None
+        # Every loop binding the name (flow-insensitive: it is any key of any of them).
+        read: list[tuple[list[_Entry], ast.expr | None, bool]] = []
         for loop in ast.walk(defining.node or self.module.tree):
-            if not isinstance(loop, ast.For | ast.AsyncFor | ast.comprehension):
-                continue
-            target = loop.target
-            elts = target.elts if isinstance(target, ast.Tuple | ast.List) else [target]
-            index = next(
-                (i for i, e in enumerate(elts) if isinstance(e, ast.Name) and e.id == name.id),
-                None,
-            )
-            if (
-                index is None
-                or self.module.defining(name.id, self._scope_of(elts[index])) is not defining
-            ):
-                continue
-            it, where = loop.iter, self._scope_of(loop.iter)
-            source = _iterated(it, len(elts), index)
-            if source is None:
-                return None
-            mapping: ast.expr = source
-            if isinstance(source, ast.List | ast.Tuple) and len(elts) == 2:
-                mapping = ast.Call(func=ast.Name("dict", ast.Load()), args=[source], keywords=[])
-            names = self._literal_names(mapping, where) if len(elts) == 1 else None
-            entries: list[_Entry] = (
-                [(n, None, where) for n in names]
-                if names is not None
-                else self._entries(mapping, where)
-            )
-            partner = elts[1] if len(elts) == 2 else None
-            rebound = isinstance(value, ast.Name) and len(defining.bindings.get(value.id, [])) > 1
-            paired = (
-                isinstance(partner, ast.Name)
-                and isinstance(value, ast.Name)
-                and partner.id == value.id
-                and not rebound  # value = 0 in the loop: not the mapping's value
-            ) or self._lookup_of(value, source, name)
-            return (entries, source), paired
-        return None
+            if isinstance(loop, ast.For | ast.AsyncFor | ast.comprehension):
+                one = self._one_loop(loop, name, value, defining)
+                if one is not None:
+                    read.append(one)
+        if not read:
+            return None
+        entries = [e for r in read for e in r[0]]
+        if len(defining.bindings.get(name.id, [])) > len(read):  # k = ... elsewhere too
+            entries.append((None, None, defining))
+        source = next((r[1] for r in read if r[1] is not None), name)
+        paired = len(read) == 1 and read[0][2] and len(defining.bindings[name.id]) == 1
+        return (entries, source), paired
+
+    def _one_loop(
+        self,
+        loop: ast.For | ast.AsyncFor | ast.comprehension,
+        name: ast.Name,
+        value: ast.expr,
+        defining: _Scope,
+    ) -> tuple[list[_Entry], ast.expr | None, bool] | None:
+        """What one loop binds ``name`` to (entries, the mapping, whether ``value`` goes with
+        it); None when the loop does not bind it in ``defining``."""
+        target = loop.target
+        elts = target.elts if isinstance(target, ast.Tuple | ast.List) else [target]
+        index = next(
+            (i for i, e in enumerate(elts) if isinstance(e, ast.Name) and e.id == name.id),
+            None,
+        )
+        if (
+            index is None
+            or self.module.defining(name.id, self._scope_of(elts[index])) is not defining
+        ):
+            return None
+        it, where = loop.iter, self._scope_of(loop.iter)
+        source = _iterated(it, len(elts), index)
+        if source is None:
+            return [(None, None, where)], None, False
+        mapping: ast.expr = source
+        if isinstance(source, ast.List | ast.Tuple) and len(elts) == 2:
+            mapping = ast.Call(func=ast.Name("dict", ast.Load()), args=[source], keywords=[])
+        names = self._literal_names(mapping, where) if len(elts) == 1 else None
+        entries: list[_Entry] = (
+            [(n, None, where) for n in names]
+            if names is not None
+            else self._entries(mapping, where)
+        )
+        partner = elts[1] if len(elts) == 2 else None
+        rebound = isinstance(value, ast.Name) and len(defining.bindings.get(value.id, [])) > 1
+        paired = (
+            isinstance(partner, ast.Name)
+            and isinstance(value, ast.Name)
+            and partner.id == value.id
+            and not rebound  # value = 0 in the loop: not the mapping's value
+        ) or self._lookup_of(value, source, name)
+        return entries, source, paired
 
     def _literal_names(
         self, node: ast.expr, scope: _Scope, depth: int = 0

@@ -1319,6 +1319,32 @@ for key, value in {"verify": True}.items():
     value = False
     setattr(session, key, value)  # <-
 
+## setattr_loop_name_bound_by_two_loops SAST106
+import requests
+session = requests.Session()
+for key, value in {"stream": True}.items():
+    pass
+for key, value in {"verify": False}.items():
+    setattr(session, key, value)  # <-
+
+## dunder_dict_update_through_a_long_chain SAST106
+import requests
+O0 = {"verify": False}
+O1 = {**O0}
+O2 = {**O1}
+O3 = {**O2}
+O4 = {**O3}
+O5 = {**O4}
+O6 = {**O5}
+O7 = {**O6}
+O8 = {**O7}
+O9 = {**O8}
+O10 = {**O9}
+O11 = {**O10}
+O12 = {**O11}
+session = requests.Session()
+session.__dict__.update(O12)  # <-
+
 ## setattr_loop_names_and_values_apart SAST106
 import requests
 NAMES = ("verify", "stream")
