@@ -561,6 +561,8 @@ _FOLLOWED = frozenset(
 _BUILTIN_NAMES = frozenset(dir(builtins))
 _SHOWN = 60  # characters of source quoted in a message
 _MAX_DEPTH = 20  # names bound to names bound to string literals
+# What a value followed further than _MAX_DEPTH may be: every value a setting is judged by.
+_ANY_CONSTANT = (False, True, "1", "development", "off")
 
 
 def _prefixes() -> frozenset[str]:
@@ -3093,10 +3095,11 @@ class _Checker:
         one, either branch of a conditional or an ``and``/``or``, a name bound to those
         (bindings to anything else add nothing), and a module-level name of another module
         scanned together, imported (``from .conf import VERIFY``) or read as an attribute of
-        it (``conf.VERIFY``)."""
+        it (``conf.VERIFY``). Names bound to names further than ``_MAX_DEPTH`` deep could be
+        anything: every value a setting is judged by (fail closed)."""
         module = module or self.module
         if depth > _MAX_DEPTH:
-            return []
+            return list(_ANY_CONSTANT)
         if isinstance(node, ast.Constant):
             return [node.value]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):

@@ -1345,6 +1345,37 @@ O12 = {**O11}
 session = requests.Session()
 session.__dict__.update(O12)  # <-
 
+## session_verify_through_a_long_chain_of_names SAST106
+import requests
+V0 = False
+V1 = V0
+V2 = V1
+V3 = V2
+V4 = V3
+V5 = V4
+V6 = V5
+V7 = V6
+V8 = V7
+V9 = V8
+V10 = V9
+V11 = V10
+V12 = V11
+V13 = V12
+V14 = V13
+V15 = V14
+V16 = V15
+V17 = V16
+V18 = V17
+V19 = V18
+V20 = V19
+V21 = V20
+V22 = V21
+V23 = V22
+V24 = V23
+V25 = V24
+session = requests.Session()
+session.verify = V25  # <-
+
 ## setattr_loop_names_and_values_apart SAST106
 import requests
 NAMES = ("verify", "stream")
