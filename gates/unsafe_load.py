@@ -1466,6 +1466,7 @@ class _Checker:
         self._entries_of: dict[tuple[int, str], list[_Entry]] = {}  # a mapping name, read
         self._reading: set[tuple[int, str]] = set()  # mapping names being read
         self._cut_entries = 0  # cycles met while reading them
+        self._following: set[tuple[int, str]] = set()  # names whose constants are being read
 
     def resolve(self, node: ast.expr, scope: _Scope) -> _Values:
         return self.module.resolve(node, scope)
@@ -3116,16 +3117,30 @@ class _Checker:
             for name in _names(module.resolve(node.value, scope)):
                 found += self._imported_constants(f"{name}.{node.attr}", depth + 1)
         defining = module.defining(node.id, scope) if isinstance(node, ast.Name) else None
-        if defining is not None and isinstance(node, ast.Name):
-            for binding in defining.bindings[node.id]:
-                if binding.expr is not None and binding.scope is not None and not binding.path:
-                    found += self._constants(binding.expr, binding.scope, depth + 1, module)
-                for value in binding.value or ():  # from .conf import VERIFY
-                    if isinstance(value, _Ref):
-                        found += self._imported_constants(value.name, depth + 1)
-            default = _default(defining.node, node.id)  # def fetch(url, verify=False)
-            if default is not None:
-                found += self._constants(default, defining.parent or scope, depth + 1, module)
+        key = (id(defining), node.id) if isinstance(node, ast.Name) else None
+        if key in self._following:
+            return found  # x = DEFAULT if x is None else x: the cycle adds nothing
+        if defining is not None and isinstance(node, ast.Name) and key is not None:
+            self._following.add(key)
+            try:
+                found += self._name_constants(node, defining, scope, depth, module)
+            finally:
+                self._following.discard(key)
+        return found
+
+    def _name_constants(
+        self, node: ast.Name, defining: _Scope, scope: _Scope, depth: int, module: _Module
+    ) -> list[object]:
+        found: list[object] = []
+        for binding in defining.bindings[node.id]:
+            if binding.expr is not None and binding.scope is not None and not binding.path:
+                found += self._constants(binding.expr, binding.scope, depth + 1, module)
+            for value in binding.value or ():  # from .conf import VERIFY
+                if isinstance(value, _Ref):
+                    found += self._imported_constants(value.name, depth + 1)
+        default = _default(defining.node, node.id)  # def fetch(url, verify=False)
+        if default is not None:
+            found += self._constants(default, defining.parent or scope, depth + 1, module)
         return found
 
     def _imported_constants(self, name: str, depth: int) -> list[object]:

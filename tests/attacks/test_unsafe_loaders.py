@@ -1737,6 +1737,15 @@ def reset(widget):
 def hide(styler, axis):
     setattr(styler, f"hide_{axis}_names", True)
 
+## verify_mode_bound_to_itself
+import ssl
+
+def context(cert_reqs=None):
+    cert_reqs = ssl.CERT_REQUIRED if cert_reqs is None else cert_reqs
+    ctx = ssl.create_default_context()
+    ctx.verify_mode = cert_reqs
+    return ctx
+
 ## dict_update_with_computed_keys
 def mark(seen, names):
     seen.update({name: True for name in names})
