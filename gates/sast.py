@@ -5,7 +5,9 @@ Rules: ``Bxxx`` a bandit finding at or above ``[sast].severity`` and ``[sast].co
 unchecked); SAST002 a path named in ``[sast].paths`` is missing; SAST003 nothing to scan;
 SAST004 a ``.bandit`` file inside the scope (bandit would read it silently: skips belong in
 policy; the gate hands bandit an empty one of its own, so it changes nothing);
-SAST005 a file in scope that bandit did not report as scanned; SAST006 code an import reaches
+SAST005 a file in scope that bandit did not report as scanned; SAST008 a bandit test that
+crashed on a line (bandit logs "internal error", reports nothing there and exits as if the
+line were clean: ``tar.extractall(d, members=obj.pick(tar))`` crashes its B202); SAST006 code an import reaches
 that neither scan reads (a ``.py`` in a ``__pycache__`` folder, a package folder that is a
 symlink: both walks skip them, Python's import does not); SAST007 a ``.py`` in scope that is not
 a regular file (a symlink to a FIFO or a device: bandit is not run); SAST010 a bare ``# nosec``
@@ -208,11 +210,32 @@ def _bandit_scan(
         msg = f"bandit exited {run.returncode}: {run.tail()}"
         raise GateError(msg)
     data = _from_sarif(parse_json(run.stdout, tool="bandit"))
+    data["crashes"] = _crashes(run.stderr)
     # At --severity-level all, any result makes bandit exit 1; a mismatch is not to be trusted.
     if (run.returncode == 1) != bool(data["results"]):
         msg = f"bandit exited {run.returncode} with {len(data['results'])} result(s): {run.tail()}"
         raise GateError(msg)
     return data, run.stdout
+
+
+# bandit.core.tester.BanditTester.report_error: a test that raised is logged, and skipped.
+_CRASH = "Bandit internal error running: "
+_CRASH_AT = re.compile(r"(\w+) on file (.+?) at line (\d+): (.*)")
+
+
+def _crashes(stderr: str) -> list[tuple[str, str, int, str]]:
+    """Each bandit test that raised while checking a line: (test, file, line, error). A
+    report bandit logs but in a shape not read here is kept with what could be read."""
+    found = []
+    for chunk in stderr.split(_CRASH)[1:]:
+        first = chunk.partition("\n")[0]
+        match = _CRASH_AT.match(first)
+        if match is None:
+            found.append(("?", "?", 0, first[:200]))
+            continue
+        test, file, line, error = match.groups()
+        found.append((test, file, int(line), error.partition("Traceback")[0][:200]))
+    return found
 
 
 def _from_sarif(document: Any) -> dict[str, Any]:
@@ -341,6 +364,21 @@ class SastGate(Gate):
                     location=Location(path=shown),
                     observed="unparsed",
                     threshold="every file checked",
+                    policy_key="[sast].paths",
+                )
+            )
+        for test, file, line, error in data["crashes"]:
+            shown = relative(root / file, root)  # bandit names it as given, from the root
+            findings.append(
+                Finding(
+                    rule="SAST008",
+                    message=(
+                        f"{shown}:{line}: bandit's {test} crashed there ({error}), so it checked "
+                        f"nothing on that line; write the call so that bandit can read it"
+                    ),
+                    location=Location(path=shown, line=line or None),
+                    observed="crashed",
+                    threshold="every test run",
                     policy_key="[sast].paths",
                 )
             )

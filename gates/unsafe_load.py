@@ -65,8 +65,26 @@ whoever wrote the bytes. Rules:
   ``DEBUG = True`` in a settings module (named ``*settings*`` or binding ``SECRET_KEY``/
   ``ALLOWED_HOSTS``); ``ssl._create_unverified_context`` reached any way but a call bandit's
   B323 names (``ssl._create_default_https_context = ssl._create_unverified_context``); a
-  ``setattr`` whose name is computed, given ``True``/``False``/``0``/``1``. A value is read
-  across the modules scanned together (``from .conf import VERIFY``, ``conf.VERIFY``).
+  ``setattr`` whose name is computed, given ``True``/``False``/``0``/``1`` (unless its literal
+  prefix starts no setting: ``f"hide_{axis}"``). A value is read across the modules scanned
+  together (``from .conf import VERIFY``, ``conf.VERIFY``). A name and value both computed
+  are followed from the mapping a loop takes them from (``for k, v in opts.items():
+  setattr(s, k, v)``, ``setattr(s, k, opts[k])``, ``s.__dict__[k] = v``) and into
+  ``s.__dict__.update(opts)``/``vars(s).update(opts)``/``config.update(opts)``, the mapping
+  read as far as it can be (a literal, ``dict(...)``, ``{**base}``, a comprehension, pairs,
+  keys written into it anywhere in its scope): each key is judged with its value; a setting
+  among the keys with a value that switches it but not known to go with it, and a computed
+  key given a flag in an object's ``__dict__``, fail closed. A settings module under another
+  name: the module-level ``DEBUG`` of a scanned module named to ``config.from_object``
+  (by text or the module), ``config.from_pyfile("x.py")`` or ``DJANGO_SETTINGS_MODULE``;
+  ``settings.configure(DEBUG=True)``; ``from_pyfile`` of any other file is SAST104 (it runs
+  code no scan reads). And tarfile extraction bandit's B202 does not read (it reads a call
+  named ``*extractall*`` in a module holding ``import tarfile``): ``extraction_filter`` set to
+  anything but ``data_filter``/``tar_filter`` (on an archive, ``TarFile`` itself, a subclass,
+  by ``setattr``), ``extractall`` without ``filter="data"``/``"tar"`` elsewhere (a module
+  without ``import tarfile``, an archive passed in, ``ex = tar.extractall``, ``getattr``,
+  ``functools.partial``; a receiver known to be a ``zipfile`` is left alone),
+  ``TarFile.extract`` and ``shutil.unpack_archive`` without such a filter.
 - SAST100 a file that does not parse (Python's own parser gives up near 3,000 levels of
   nesting; the walks over the tree here are iterative), or whose names (or one expression)
   lead through more levels than Python's recursion limit lets the analysis follow (it went
@@ -106,10 +124,12 @@ followed, nor a computed index such as ``mods[i]``); libraries that unpickle int
 not listed above, and their own aliases (``sklearn.utils.np``); code the import system runs by
 itself (``.pth`` files, ``sitecustomize``, a planted module shadowing an installed one,
 ``zipimport``); a ``python -c`` inside a nested shell (``sh -c "python -c ..."``); files
-outside ``[sast].paths``. For SAST106: a setting whose name and value are both computed
-(``for k, v in opts.items(): setattr(s, k, v)``), a mapping key that is computed
-(``d[k] = False`` is everywhere), a value read from a file or the environment at run time,
-a settings module by another name read through ``from_object``.
+outside ``[sast].paths``. For SAST106: a setting whose name and value are both computed from
+a mapping this check cannot read (a parameter's ``**kwargs``, ``json.load(f)``), a mapping key
+that is computed (``d[k] = False`` is everywhere), a value read from a file or the environment
+at run time (``config.from_file``, ``from_envvar``, a computed ``from_object`` name), a
+settings class or module outside the scan; an archive of unknown kind handed to
+``.extract(...)`` (``re``, ``zipfile`` and others share the name).
 """
 
 from __future__ import annotations
@@ -454,10 +474,26 @@ UNREAD_SETTINGS: dict[str, tuple[str, str]] = {
     "FLASK_DEBUG": ("debug_text", "Flask's debug mode (the debugger runs code sent to it)"),
     "FLASK_ENV": ("development", "Flask's debug mode (the debugger runs code sent to it)"),
     "WERKZEUG_DEBUG_PIN": ("pin_off", "Werkzeug's debugger console without a PIN"),
+    # tarfile's default filter (an extractall()/extract() without filter=): anything but
+    # tarfile.data_filter/tar_filter (a lambda returning the member, fully_trusted_filter)
+    # lets a member write outside the folder; None is the default, judged at the call.
+    "extraction_filter": (
+        "tar_filter",
+        "tarfile extraction that trusts the archive's paths and links (a member can write "
+        "outside the folder); use staticmethod(tarfile.data_filter)",
+    ),
 }
 _FLASK_FALSE = frozenset({"", "0", "false", "no"})  # flask.helpers.get_debug_flag
+# tarfile's filters that keep members inside the folder (by name at filter=, or the function).
+_SAFE_TAR_FILTERS = frozenset({"data", "tar"})
+_SAFE_TAR_FILTER_FUNCS = frozenset({"tarfile.data_filter", "tarfile.tar_filter"})
+# Archive methods that write members to disk: bandit's B202 reads a call whose name contains
+# "extractall" in a module holding ``import tarfile``, and passes only filter="data" there.
+_EXTRACTS = frozenset({"extractall", "extract"})
 _PUTENV = frozenset({"os.putenv", "posix.putenv"})
-_SETATTR = frozenset({"builtins.setattr", "builtins.object.__setattr__"})
+_SETATTR = frozenset(
+    {"builtins.setattr", "builtins.object.__setattr__", "builtins.type.__setattr__"}
+)
 # A module-level DEBUG is a setting in a module named like settings (Django's settings.py,
 # settings/prod.py) or one that also binds what only a settings module binds.
 _SETTINGS_NAMES = frozenset({"SECRET_KEY", "ALLOWED_HOSTS"})
@@ -525,6 +561,8 @@ _FOLLOWED = frozenset(
 _BUILTIN_NAMES = frozenset(dir(builtins))
 _SHOWN = 60  # characters of source quoted in a message
 _MAX_DEPTH = 20  # names bound to names bound to string literals
+# What a value followed further than _MAX_DEPTH may be: every value a setting is judged by.
+_ANY_CONSTANT = (False, True, "1", "development", "off")
 
 
 def _prefixes() -> frozenset[str]:
@@ -714,6 +752,35 @@ def _default(function: ast.AST | None, name: str) -> ast.expr | None:
     return next((value for arg, value in pairs if arg.arg == name), None)
 
 
+def _own_nodes(body: Sequence[ast.AST]) -> Iterator[ast.AST]:
+    """The nodes of a body (the functions, lambdas and classes in it included, not their
+    insides)."""
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def _iterated(it: ast.expr, count: int, index: int) -> ast.expr | None:
+    """The mapping (or literal list of pairs) a loop ``for <count names> in it`` takes its
+    ``index``-th name from as a key: ``m.items()``/``[("k", v)]`` for ``k, v``, ``m``/
+    ``m.keys()`` for ``k``; None for any other loop."""
+    method = it.func.attr if isinstance(it, ast.Call) and isinstance(it.func, ast.Attribute) else ""
+    if count == 2 and index == 0:
+        if isinstance(it, ast.List | ast.Tuple):
+            return it
+        if method == "items" and isinstance(it, ast.Call) and not it.args:
+            return it.func.value if isinstance(it.func, ast.Attribute) else None
+        return None
+    if count == 1:
+        if method == "keys" and isinstance(it, ast.Call) and isinstance(it.func, ast.Attribute):
+            return it.func.value
+        return it
+    return None
+
+
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
@@ -845,6 +912,9 @@ class _Scope:
 
 # The keys a **mapping passes: each with its value and the scope that value is evaluated in.
 _Keys = dict[str, tuple[ast.expr, _Scope]]
+# What a mapping can hold, for judging settings: key (None: computed), value (None: unknown),
+# and the scope the value is evaluated in.
+_Entry = tuple[str | None, ast.expr | None, _Scope]
 
 
 def _merge(into: _Keys, more: _Keys) -> bool:
@@ -1183,9 +1253,23 @@ class _Module:
         return frozenset(found)
 
     def class_attribute(self, scope: _Scope, attr: str, seen: set[int]) -> set[_Value]:
+        """``attr`` on a class and its bases. A base computed from the class itself (networkx's
+        ``G = newGraph()``, ``class newGraph(G.to_undirected_class())``) leads back here while
+        the same lookup is under way: that path adds nothing (a cycle, as in ``bound``)."""
+        key = (id(scope), attr)
         if id(scope) in seen:
             return set()
+        if key in self.project.looking_up:
+            self.project.cut()
+            return set()
         seen.add(id(scope))
+        self.project.looking_up.add(key)
+        try:
+            return self._class_attribute(scope, attr, seen)
+        finally:
+            self.project.looking_up.discard(key)
+
+    def _class_attribute(self, scope: _Scope, attr: str, seen: set[int]) -> set[_Value]:
         found: set[_Value] = set()
         if attr in scope.bindings:
             found |= self.project.bound(self, scope, attr)
@@ -1379,6 +1463,10 @@ class _Checker:
         self.at = at  # code from a string: every finding points at the call holding it
         self.prefix = prefix
         self._parents_of: dict[ast.AST, ast.AST] | None = None  # the whole tree's, when needed
+        self._entries_of: dict[tuple[int, str], list[_Entry]] = {}  # a mapping name, read
+        self._reading: set[tuple[int, str]] = set()  # mapping names being read
+        self._cut_entries = 0  # cycles met while reading them
+        self._following: set[tuple[int, str]] = set()  # names whose constants are being read
 
     def resolve(self, node: ast.expr, scope: _Scope) -> _Values:
         return self.module.resolve(node, scope)
@@ -1730,6 +1818,7 @@ class _Checker:
         self._judge_memory(node, names)
         self._judge_keywords(node, funcs, scope)
         self._judge_host_key_policy(node, funcs, scope)
+        self._judge_extraction(node, names, scope)
 
     def _judge_shell(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
         """``shell=`` bandit's B602 does not see: passed through ``**mapping`` (bandit reports the
@@ -2236,21 +2325,27 @@ class _Checker:
         names = _names(self.resolve(func, scope))
         method = func.attr if isinstance(func, ast.Attribute) else ""
         args = node.args
-        setters = {"builtins.setattr", "builtins.object.__setattr__", "operator.setitem"}
+        setters = {*_SETATTR, "operator.setitem"}
         if names & setters and len(args) == 3:
             pairs = [(args[1], args[2])]
         elif len(args) == 2 and (
             names & _PUTENV or method in ("__setattr__", "__setitem__", "setdefault")
         ):
             pairs = [(args[0], args[1])]
+        elif method in ("from_object", "from_pyfile", "configure"):
+            self._judge_config_call(node, method, scope)
+            return
         elif method in ("update", "from_mapping"):
-            keys: _Keys = {}
-            for arg in args:
-                keys.update(self._mapping_keys(arg, scope) or {})
-            keys.update({k.arg: (k.value, scope) for k in node.keywords if k.arg is not None})
-            for key, (value, where) in keys.items():
-                if self._judge_value_of(node, key, value, where, ast.unparse(func)):
-                    return
+            entries = [e for arg in args for e in self._entries(arg, scope)]
+            for keyword in node.keywords:
+                if keyword.arg is None:
+                    entries += self._entries(keyword.value, scope)
+                else:
+                    entries.append((keyword.arg, keyword.value, scope))
+            receiver = func.value if isinstance(func, ast.Attribute) else func
+            self._judge_entries(
+                node, entries, ast.unparse(func), self._namespace_of(receiver, scope)
+            )
             return
         else:
             return
@@ -2265,12 +2360,32 @@ class _Checker:
                     return
 
     def _judge_computed_name(
-        self, node: ast.Call, name: ast.expr, value: ast.expr, scope: _Scope
+        self, node: ast.AST, name: ast.expr, value: ast.expr, scope: _Scope
     ) -> None:
         """``setattr(s, name, False)`` with a computed ``name``: it may be any setting, and a
         literal ``True``/``False``/``0``/``1`` is what switches one off (verify, check_hostname,
-        autoescape) or on (debug): fail closed. (A mapping key that is computed is not judged:
-        ``d[k] = False`` is everywhere; see the module's "Not covered".)"""
+        autoescape) or on (debug): fail closed. A name and value taken from a mapping by a loop
+        (``for k, v in opts.items(): setattr(s, k, v)``, ``for k in opts: setattr(s, k,
+        opts[k])``) are judged pair by pair as far as the mapping can be read (``_entries``);
+        a setting among its keys with a value among its values that could switch it, but
+        not known to go together, is a finding too. (A mapping key that is computed is not
+        judged: ``d[k] = False`` is everywhere; see the module's "Not covered".)"""
+        leading = _leading_str(name)
+        if not any(setting.startswith(leading) for setting in _ALL_SETTINGS):
+            return  # f"hide_{axis}": no setting starts so
+        looped = self._loop_entries(name, value, scope)
+        if looped is not None:
+            entries, paired = looped
+            where = f"setattr in a loop over {ast.unparse(entries[1])[:_SHOWN]}"
+            known = all(k is not None for k, _, _ in entries[0])
+            if paired:
+                self._judge_entries(node, entries[0], where, attribute=True)
+                if known or node in self.reported:
+                    return
+            elif self._judge_unplaced(node, name, value, scope, entries[0], where=where) or (
+                known and entries[0]
+            ):
+                return  # a finding, or every name is known and none is a setting
         flags = [c for c in self._constants(value, scope) if type(c) in (bool, int) and c in (0, 1)]
         if flags:
             why = (
@@ -2282,12 +2397,412 @@ class _Checker:
             )
             self.report(node, "SAST106", "setattr", why)
 
+    def _judge_unplaced(
+        self,
+        node: ast.AST,
+        name: ast.expr,
+        value: ast.expr,
+        scope: _Scope,
+        entries: list[_Entry],
+        *,
+        where: str,
+    ) -> bool:
+        """A setting among the names a loop gives ``setattr``, and a value that switches it
+        among the values, not known to go together: fail closed. True when it was a finding."""
+        keys = {k for k, _, _ in entries if k in _ALL_SETTINGS}
+        for key in sorted(keys):
+            if self._insecure(key, value, scope) or any(
+                v is not None and self._insecure(key, v, w) for _, v, w in entries
+            ):
+                why = (
+                    f"sets attributes named by {ast.unparse(name)[:_SHOWN]} ({where}), "
+                    f"among them {key}, to values among which one switches it "
+                    f"({self._unread_by(key)}), and this check cannot tell which goes "
+                    f"with which; write {key} out"
+                )
+                self.report(node, "SAST106", key, why)
+                return True
+        return False
+
     def _judge_set(
         self, place: ast.expr, value: ast.expr, scope: _Scope, *, bare: Collection[str]
     ) -> None:
         key = self._setting_key(place, scope, bare=bare)
         if key is not None:
             self._judge_value_of(place, key, value, scope, ast.unparse(place))
+        elif isinstance(place, ast.Subscript) and "DJANGO_SETTINGS_MODULE" in (
+            self.module.texts(place.slice, scope) or []
+        ):  # os.environ["DJANGO_SETTINGS_MODULE"] = "mysite.devconf"
+            self._judge_settings_source(place, value, scope, ast.unparse(place))
+        elif (
+            isinstance(place, ast.Subscript)
+            and self.module.texts(place.slice, scope) is None
+            and self._namespace_of(place.value, scope)
+        ):  # s.__dict__[k] = v, vars(s)[k] = v: setattr by another name
+            self._judge_computed_name(place, place.slice, value, scope)
+
+    def _judge_config_call(self, node: ast.Call, method: str, scope: _Scope) -> None:
+        """Flask's ``config.from_object(...)``/``from_pyfile(...)``, Django's
+        ``settings.configure(DEBUG=True)``."""
+        args, where = node.args, ast.unparse(node.func)
+        if method == "from_object" and len(args) == 1:
+            self._judge_settings_source(node, args[0], scope, where)
+        elif method == "from_pyfile" and args:
+            self._judge_pyfile(node, args[0], scope)
+        elif method == "configure" and not args:
+            for keyword in node.keywords:
+                if keyword.arg == "DEBUG":
+                    self._judge_value_of(node, "DEBUG", keyword.value, scope, where)
+
+    def _judge_settings_source(
+        self, node: ast.AST, source: ast.expr, scope: _Scope, where: str
+    ) -> bool:
+        """A settings module named where it is read (``app.config.from_object("conf.dev")``
+        or given the module, ``os.environ["DJANGO_SETTINGS_MODULE"] = "conf.dev"``), under
+        any name: its module-level ``DEBUG`` is judged as a settings module's is (a class
+        given to ``from_object`` is judged at its own body). A module the project holds
+        outside the scan is SAST102. True when it was a finding."""
+        texts = self.module.texts(source, scope) or []
+        names = {t.replace(":", ".") for t in texts} | {
+            v.name for v in self.resolve(source, scope) if isinstance(v, _Ref)
+        }
+        for name in sorted(names):
+            if self._unread(name, node):
+                return True
+            for other in self.module.project.modules.get(name, []):
+                if "DEBUG" not in other.top.bindings:
+                    continue
+                values = self._constants(ast.Name("DEBUG", ast.Load()), other.top, 1, other)
+                if any(type(c) in (bool, int) and c == 1 for c in values):
+                    why = (
+                        f"reads DEBUG = True from {other.path} ({where[:_SHOWN]}), a settings "
+                        f"module under another name: debug mode (the debugger runs code sent "
+                        f"to it), where bandit's B201 does not read it; set DEBUG = False there"
+                    )
+                    self.report(node, "SAST106", "DEBUG", why)
+                    return True
+        return False
+
+    def _judge_pyfile(self, node: ast.Call, source: ast.expr, scope: _Scope) -> None:
+        """Flask's ``config.from_pyfile`` runs a file as Python: a ``.py`` module scanned
+        together is judged as a settings module; any other file (``settings.cfg``, a computed
+        name) is code no scan reads, SAST104."""
+        texts = self.module.texts(source, scope)
+        modules = [
+            t.removesuffix(".py").removeprefix("./").replace("/", ".")
+            for t in texts or ()
+            if t.endswith(".py")
+        ]
+        if texts and len(modules) == len(texts):
+            found = [m for m in modules if m in self.module.project.modules]
+            if len(found) == len(modules):
+                for module in modules:
+                    if self._judge_settings_source(
+                        node, ast.Constant(module), scope, ast.unparse(node.func)
+                    ):
+                        return
+                return
+        shown = ast.unparse(source)[:_SHOWN]
+        why = (
+            f"runs {shown} as Python code (config.from_pyfile executes it), code no scan "
+            f"reads; keep settings in a .py module under [sast].paths and read it with "
+            f"from_object"
+        )
+        self.report(node, "SAST104", "from_pyfile", why)
+
+    def _namespace_of(self, node: ast.expr, scope: _Scope) -> bool:
+        """An object's attributes as a dict: ``x.__dict__``, ``vars(x)``."""
+        if isinstance(node, ast.Attribute):
+            return node.attr == "__dict__"
+        return (
+            isinstance(node, ast.Call)
+            and len(node.args) == 1
+            and "builtins.vars" in _names(self.resolve(node.func, scope))
+        )
+
+    def _judge_entries(
+        self, node: ast.AST, entries: list[_Entry], where: str, attribute: bool
+    ) -> None:
+        """Judge each key a mapping can hold with its value; a computed key given a flag
+        (``True``/``False``/``0``/``1``) set as an attribute fails closed, as a computed
+        ``setattr`` name does."""
+        for key, value, scope in entries:
+            if key is not None and value is not None:
+                if self._judge_value_of(node, key, value, scope, where):
+                    return
+            elif key is None and value is not None and attribute:
+                flags = [
+                    c
+                    for c in self._constants(value, scope)
+                    if type(c) in (bool, int) and c in (0, 1)
+                ]
+                if flags:
+                    why = (
+                        f"sets attributes named by keys this check cannot read ({where[:_SHOWN]}) "
+                        f"to {ast.unparse(value)[:_SHOWN]}: if one is verify, check_hostname, "
+                        f"verify_mode, autoescape or debug, TLS verification or escaping is off "
+                        f"or debug is on, and bandit has no test that reads it; write the name out"
+                    )
+                    self.report(node, "SAST106", "setattr", why)
+                    return
+
+    def _entries(self, node: ast.expr, scope: _Scope, depth: int = 0) -> list[_Entry]:
+        """What a mapping can hold, for judging settings (not the keywords of a call: that is
+        ``_mapping_keys``, which refuses what it cannot read whole): each key (None when
+        computed) with its value (None when unknown) and the value's scope. Read: a dict
+        display, ``dict(...)``, a comprehension (over literal names: its keys), ``a | b``, a
+        conditional, ``.copy()``, and a name with every binding of it and every key written
+        into it in its scope (``d["k"] = v``, ``d.update(...)``, ``d.setdefault("k", v)``),
+        in any scope: flow-insensitive. Anything else is one entry of unknown key and value."""
+        unknown: list[_Entry] = [(None, None, scope)]
+        if isinstance(node, ast.Dict):
+            found: list[_Entry] = []
+            for key, value in zip(node.keys, node.values, strict=True):
+                if key is None:
+                    found += self._entries(value, scope, depth + 1)
+                else:
+                    found += self._keyed(key, value, scope)
+            return found
+        if isinstance(node, ast.DictComp):
+            return self._comprehension_entries(node, scope)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            parts = [node.left, node.right]
+        elif isinstance(node, ast.IfExp):
+            parts = [node.body, node.orelse]
+        elif isinstance(node, ast.BoolOp):
+            parts = list(node.values)
+        elif isinstance(node, ast.Call):
+            return self._call_entries(node, scope, depth)
+        elif isinstance(node, ast.Name):
+            return self._name_entries(node, scope, depth)
+        else:
+            return unknown
+        return [e for part in parts for e in self._entries(part, scope, depth + 1)]
+
+    def _keyed(self, key: ast.expr, value: ast.expr, scope: _Scope) -> list[_Entry]:
+        texts = self.module.texts(key, scope)
+        return [(t, value, scope) for t in texts] if texts is not None else [(None, value, scope)]
+
+    def _call_entries(self, node: ast.Call, scope: _Scope, depth: int) -> list[_Entry]:
+        """``dict(k=v)``, ``dict(mapping)``, ``dict([("k", v)])``, ``mapping.copy()``."""
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "copy" and not node.args:
+            return self._entries(func.value, scope, depth + 1)
+        if "builtins.dict" not in _names(self.resolve(func, scope)):
+            return [(None, None, scope)]
+        found: list[_Entry] = []
+        for arg in node.args:
+            if isinstance(arg, ast.List | ast.Tuple):
+                for pair in arg.elts:
+                    if isinstance(pair, ast.Tuple | ast.List) and len(pair.elts) == 2:
+                        found += self._keyed(pair.elts[0], pair.elts[1], scope)
+                    else:
+                        found.append((None, None, scope))
+            else:
+                found += self._entries(arg, scope, depth + 1)
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                found += self._entries(keyword.value, scope, depth + 1)
+            else:
+                found.append((keyword.arg, keyword.value, scope))
+        return found
+
+    def _comprehension_entries(self, node: ast.DictComp, scope: _Scope) -> list[_Entry]:
+        """``{k: False for k in ("verify", "trust_env")}``: a key that is the target of a loop
+        over literal strings is each of them; any other key is computed."""
+        inner = self.module.scopes.get(node, scope)
+        keys: list[str | None] = [None]
+        generator = node.generators[0]
+        if (
+            len(node.generators) == 1
+            and isinstance(node.key, ast.Name)
+            and isinstance(generator.target, ast.Name)
+            and generator.target.id == node.key.id
+            and isinstance(generator.iter, ast.List | ast.Tuple | ast.Set)
+        ):
+            each = [self.module.texts(e, scope) for e in generator.iter.elts]
+            if all(t is not None for t in each):
+                keys = [k for t in each for k in t or ()]
+        else:
+            texts = self.module.texts(node.key, inner)
+            keys = list(texts) if texts is not None else [None]
+        return [(k, node.value, inner) for k in keys]
+
+    def _name_entries(self, node: ast.Name, scope: _Scope, depth: int) -> list[_Entry]:
+        """Every binding of the name and every key written into it, once per name (no depth
+        limit: ``d1 = {**d0}`` ... ``d30 = {**d29}`` is read through; a name met again while
+        it is being read adds nothing, and one chain too long to follow is Python's
+        RecursionError, SAST100)."""
+        defining = self.module.defining(node.id, scope)
+        if defining is None:
+            return [(None, None, scope)]
+        key = (id(defining), node.id)
+        if key in self._entries_of:
+            return self._entries_of[key]
+        if key in self._reading:
+            self._cut_entries += 1
+            return []  # d = {**d, "k": v}: the cycle adds nothing new
+        self._reading.add(key)
+        cuts = self._cut_entries
+        try:
+            found = self._read_name_entries(node, defining, depth)
+        finally:
+            self._reading.discard(key)
+        unique = list({(k, id(v), id(w)): (k, v, w) for k, v, w in found}.values())
+        if cuts == self._cut_entries:  # not cut short by a cycle: final
+            self._entries_of[key] = unique
+        return unique
+
+    def _read_name_entries(self, node: ast.Name, defining: _Scope, depth: int) -> list[_Entry]:
+        found: list[_Entry] = []
+        for binding in defining.bindings[node.id]:
+            if binding.expr is None or binding.scope is None or binding.path:
+                found.append((None, None, defining))
+            else:
+                found += self._entries(binding.expr, binding.scope, depth + 1)
+        for use in ast.walk(defining.node or self.module.tree):
+            if not (isinstance(use, ast.Name) and use.id == node.id):
+                continue
+            where = self._scope_of(use)
+            if self.module.defining(node.id, where) is not defining:
+                continue
+            found += self._written_entries(use, where, depth)
+        return found
+
+    def _written_entries(self, use: ast.Name, scope: _Scope, depth: int) -> list[_Entry]:
+        """The entries one use of a dict's name writes into it: ``d["k"] = v``,
+        ``d.update(...)``, ``d.setdefault("k", v)``."""
+        parents = self._tree_parents()
+        parent = parents.get(use)
+        if isinstance(parent, ast.Subscript) and isinstance(parent.ctx, ast.Store):
+            statement = parents.get(parent)
+            if isinstance(statement, ast.Assign):
+                return self._keyed(parent.slice, statement.value, scope)
+            return [(None, None, scope)]
+        call = parents.get(parent) if isinstance(parent, ast.Attribute) else None
+        if not (
+            isinstance(call, ast.Call) and isinstance(parent, ast.Attribute) and call.func is parent
+        ):
+            return []
+        if parent.attr == "setdefault" and len(call.args) == 2:
+            return self._keyed(call.args[0], call.args[1], scope)
+        if parent.attr == "update":
+            update = ast.Call(
+                func=ast.Name("dict", ast.Load()), args=call.args, keywords=call.keywords
+            )
+            return self._call_entries(update, scope, depth + 1)
+        return []
+
+    def _loop_entries(
+        self, name: ast.expr, value: ast.expr, scope: _Scope
+    ) -> tuple[tuple[list[_Entry], ast.expr], bool] | None:
+        """The entries of the mapping a loop takes ``name`` (and ``value``) from, the mapping,
+        and whether name and value go together (``for k, v in m.items()``, ``m[k]``,
+        ``m.get(k)``); None when ``name`` is not a loop variable over a mapping read here."""
+        if not isinstance(name, ast.Name):
+            return None
+        defining = self.module.defining(name.id, scope)
+        if defining is None:
+            return None
+        # Every loop binding the name (flow-insensitive: it is any key of any of them).
+        read: list[tuple[list[_Entry], ast.expr | None, bool]] = []
+        for loop in ast.walk(defining.node or self.module.tree):
+            if isinstance(loop, ast.For | ast.AsyncFor | ast.comprehension):
+                one = self._one_loop(loop, name, value, defining)
+                if one is not None:
+                    read.append(one)
+        if not read:
+            return None
+        entries = [e for r in read for e in r[0]]
+        if len(defining.bindings.get(name.id, [])) > len(read):  # k = ... elsewhere too
+            entries.append((None, None, defining))
+        source = next((r[1] for r in read if r[1] is not None), name)
+        paired = len(read) == 1 and read[0][2] and len(defining.bindings[name.id]) == 1
+        return (entries, source), paired
+
+    def _one_loop(
+        self,
+        loop: ast.For | ast.AsyncFor | ast.comprehension,
+        name: ast.Name,
+        value: ast.expr,
+        defining: _Scope,
+    ) -> tuple[list[_Entry], ast.expr | None, bool] | None:
+        """What one loop binds ``name`` to (entries, the mapping, whether ``value`` goes with
+        it); None when the loop does not bind it in ``defining``."""
+        target = loop.target
+        elts = target.elts if isinstance(target, ast.Tuple | ast.List) else [target]
+        index = next(
+            (i for i, e in enumerate(elts) if isinstance(e, ast.Name) and e.id == name.id),
+            None,
+        )
+        if (
+            index is None
+            or self.module.defining(name.id, self._scope_of(elts[index])) is not defining
+        ):
+            return None
+        it, where = loop.iter, self._scope_of(loop.iter)
+        source = _iterated(it, len(elts), index)
+        if source is None:
+            return [(None, None, where)], None, False
+        mapping: ast.expr = source
+        if isinstance(source, ast.List | ast.Tuple) and len(elts) == 2:
+            mapping = ast.Call(func=ast.Name("dict", ast.Load()), args=[source], keywords=[])
+        names = self._literal_names(mapping, where) if len(elts) == 1 else None
+        entries: list[_Entry] = (
+            [(n, None, where) for n in names]
+            if names is not None
+            else self._entries(mapping, where)
+        )
+        partner = elts[1] if len(elts) == 2 else None
+        rebound = isinstance(value, ast.Name) and len(defining.bindings.get(value.id, [])) > 1
+        paired = (
+            isinstance(partner, ast.Name)
+            and isinstance(value, ast.Name)
+            and partner.id == value.id
+            and not rebound  # value = 0 in the loop: not the mapping's value
+        ) or self._lookup_of(value, source, name)
+        return entries, source, paired
+
+    def _literal_names(
+        self, node: ast.expr, scope: _Scope, depth: int = 0
+    ) -> list[str | None] | None:
+        """The strings a loop over a literal list/tuple/set (or a name bound only to such)
+        takes (None for a computed element); None when it is not one."""
+        if isinstance(node, ast.List | ast.Tuple | ast.Set):
+            found: list[str | None] = []
+            for element in node.elts:
+                texts = self.module.texts(element, scope)
+                found += texts if texts is not None else [None]
+            return found
+        defining = self.module.defining(node.id, scope) if isinstance(node, ast.Name) else None
+        if defining is None or depth > _MAX_DEPTH or not isinstance(node, ast.Name):
+            return None
+        found = []
+        for binding in defining.bindings[node.id]:
+            if binding.expr is None or binding.scope is None or binding.path:
+                return None
+            inner = self._literal_names(binding.expr, binding.scope, depth + 1)
+            if inner is None:
+                return None
+            found += inner
+        return found
+
+    @staticmethod
+    def _lookup_of(value: ast.expr, mapping: ast.expr, key: ast.Name) -> bool:
+        """``mapping[key]`` or ``mapping.get(key)``."""
+        if isinstance(value, ast.Subscript):
+            base, index = value.value, value.slice
+        elif (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Attribute)
+            and value.func.attr == "get"
+            and value.args
+        ):
+            base, index = value.func.value, value.args[0]
+        else:
+            return False
+        same = ast.dump(base) == ast.dump(mapping)
+        return same and isinstance(index, ast.Name) and index.id == key.id
 
     def _setting_key(self, place: ast.expr, scope: _Scope, *, bare: Collection[str]) -> str | None:
         """The setting a store target names: ``x.verify``, ``x["verify"]``, a class body's
@@ -2324,6 +2839,8 @@ class _Checker:
         self, node: ast.AST, key: str, value: ast.expr, scope: _Scope, where: str
     ) -> bool:
         """Report ``key`` set to an insecure value at ``node``; True when it was."""
+        if key == "DJANGO_SETTINGS_MODULE":
+            return self._judge_settings_source(node, value, scope, where)
         if key not in _ALL_SETTINGS or not self._insecure(key, value, scope):
             return False
         shown = ast.unparse(value)[:_SHOWN]
@@ -2344,6 +2861,9 @@ class _Checker:
         verify and autoescape, ``True``/``1`` for debug (as a literal, ``not`` one, a name
         bound to one, a branch of a conditional), a protocol bandit's B502 lists."""
         insecure = UNREAD_SETTINGS[key][0] if key in UNREAD_SETTINGS else SETTINGS[key][1]
+        if insecure == "tar_filter":
+            none = isinstance(value, ast.Constant) and value.value is None  # the default
+            return not none and not self._safe_tar_filter(value, scope)
         if insecure in ("protocol", "cert_none"):
             names = _names(self.resolve(value, scope)) | {_dotted(value)}
             if insecure == "protocol":
@@ -2366,6 +2886,180 @@ class _Checker:
             type(c) in (bool, int) and c == (insecure == "on")
             for c in self._constants(value, scope)
         )
+
+    def _safe_tar_filter(self, value: ast.expr, scope: _Scope) -> bool:
+        """``"data"``/``"tar"`` (or a name bound only to them), ``tarfile.data_filter``/
+        ``tar_filter`` under any name, also wrapped in ``staticmethod``: nothing else."""
+        texts = self.module.texts(value, scope)
+        if texts is not None:
+            return bool(texts) and set(texts) <= _SAFE_TAR_FILTERS
+        if (
+            isinstance(value, ast.Call)
+            and len(value.args) == 1
+            and not value.keywords
+            and "builtins.staticmethod" in _names(self.resolve(value.func, scope))
+        ):
+            value = value.args[0]
+        names = _names(self.resolve(value, scope))
+        if names:
+            return names <= _SAFE_TAR_FILTER_FUNCS
+        return self._wraps_safe_filter(value, scope)
+
+    def _wraps_safe_filter(self, value: ast.expr, scope: _Scope) -> bool:
+        """A function of this scope whose every ``return`` gives back what
+        ``tarfile.data_filter``/``tar_filter`` made (distlib's wrapper, which turns their
+        error into another); a function or lambda returning anything else is not safe."""
+        if not isinstance(value, ast.Name):
+            return False
+        defining = self.module.defining(value.id, scope)
+        if defining is None or len(defining.bindings[value.id]) != 1:
+            return False
+        owner = self.module.tree if defining.kind == "module" else defining.node
+        body = owner.body if isinstance(owner, ast.Module | ast.FunctionDef) else []
+        functions = [
+            f for f in _own_nodes(body) if isinstance(f, ast.FunctionDef) and f.name == value.id
+        ]
+        if len(functions) != 1:
+            return False
+        inner = self.module.scopes.get(functions[0], scope)
+        returns = [r for r in _own_nodes(functions[0].body) if isinstance(r, ast.Return)]
+        return bool(returns) and all(
+            isinstance(r.value, ast.Call)
+            and _names(self.resolve(r.value.func, inner))
+            and _names(self.resolve(r.value.func, inner)) <= _SAFE_TAR_FILTER_FUNCS
+            for r in returns
+        )
+
+    def _judge_extraction(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """SAST106 for an archive extraction bandit's B202 does not read, without a filter that
+        keeps members inside the folder (Python < 3.14 trusts the archive's paths and links by
+        default): ``extractall`` in a module without ``import tarfile``, or under another name
+        (``ex = tar.extractall``, ``getattr``), ``TarFile.extract`` (B202 reads only
+        extractall) and ``shutil.unpack_archive``. A receiver known to be a zip is left alone
+        (``zipfile`` keeps members inside the folder)."""
+        method, receiver, extra = self._extract_method(node, scope)
+        unpack = "shutil.unpack_archive" in names
+        if method is None and not unpack:
+            return
+        calls = [node, *extra]
+        filters = [k.value for c in calls for k in c.keywords if k.arg == "filter"]
+        if any(k.arg is None for c in calls for k in c.keywords):
+            args = _Args()
+            for call in calls:
+                for keyword in call.keywords:
+                    if keyword.arg is None and self._expand_keywords(keyword.value, args, scope):
+                        filters += [args.keywords["filter"]] if "filter" in args.keywords else []
+        if filters and all(self._safe_tar_filter(f, scope) for f in filters):
+            return
+        kind: str | None = None
+        if unpack:
+            shown = "shutil.unpack_archive"
+            formats = [k.value for k in node.keywords if k.arg == "format"] + node.args[2:3]
+            if any(self.module.texts(f, scope) == ["zip"] for f in formats):
+                return
+        else:
+            kind = self._archive_kind(receiver, scope) if receiver is not None else None
+            if kind == "zip" or (kind is None and method == "extract"):
+                return  # a zip, or an .extract() of something not known to be a tar
+            if kind is None and isinstance(receiver, ast.Attribute) and receiver.attr == "str":
+                return  # pandas' series.str.extractall(pattern): a regular expression
+            if method == "extractall" and self._b202_reads(node):
+                return  # bandit's B202 judges it
+            shown = f"{ast.unparse(receiver)[:_SHOWN] if receiver is not None else '?'}.{method}"
+        written = ", ".join(f"filter={ast.unparse(f)[:_SHOWN]}" for f in filters) or "no filter="
+        zip_hint = "" if unpack or kind == "tar" else " (a zip: annotate it zipfile.ZipFile)"
+        why = (
+            f"extracts an archive ({shown}) with {written}, where bandit's B202 does not read it: "
+            f"a member can write outside the folder (Python < 3.14 trusts the archive's paths "
+            f'and links); pass filter="data"{zip_hint}'
+        )
+        self.report(node, "SAST106", shown, why)
+
+    def _b202_reads(self, node: ast.Call) -> bool:
+        """bandit's B202: a call whose written name contains ``extractall`` in a module that
+        holds ``import tarfile`` (an ``import`` statement, ``from tarfile import`` is not one)
+        met before the call."""
+        if "extractall" not in _dotted(node.func).rpartition(".")[2]:
+            return False
+        return any(
+            isinstance(imp, ast.Import)
+            and imp.lineno <= node.lineno
+            and any(a.name == "tarfile" for a in imp.names)
+            for imp in ast.walk(self.module.tree)
+        )
+
+    def _extract_method(
+        self, node: ast.Call, scope: _Scope, depth: int = 0
+    ) -> tuple[str | None, ast.expr | None, list[ast.Call]]:
+        """(``extractall``/``extract``, the archive it is called on, calls of partials that
+        add keywords) when ``node`` calls one: ``x.extractall(...)``, ``getattr(x,
+        "extractall")(...)``, a name bound to either, ``functools.partial`` of either,
+        ``tarfile.TarFile.extractall(x, ...)``."""
+        func = node.func
+        extra: list[ast.Call] = []
+        for _ in range(_MAX_DEPTH):
+            if isinstance(func, ast.Name):
+                defining = self.module.defining(func.id, scope)
+                bindings = defining.bindings[func.id] if defining else []
+                if len(bindings) != 1 or bindings[0].expr is None or bindings[0].path:
+                    break
+                func, scope = bindings[0].expr, bindings[0].scope or scope
+            elif (
+                isinstance(func, ast.Call)
+                and func.args
+                and _names(self.resolve(func.func, scope)) & _PARTIALS
+            ):
+                extra.append(func)
+                func = func.args[0]
+            else:
+                break
+        if isinstance(func, ast.Attribute) and func.attr in _EXTRACTS:
+            names = _names(self.resolve(func.value, scope))
+            if any(n.startswith("tarfile.") and n[8:9].isupper() for n in names):
+                # tarfile.TarFile.extractall(tar, ...): the archive is the first argument
+                return func.attr, node.args[0] if node.args else func.value, extra
+            return func.attr, func.value, extra
+        if (
+            isinstance(func, ast.Call)
+            and len(func.args) >= 2
+            and "builtins.getattr" in _names(self.resolve(func.func, scope))
+        ):
+            texts = self.module.texts(func.args[1], scope) or []
+            method = next((t for t in texts if t in _EXTRACTS), None)
+            if method is not None:
+                return method, func.args[0], extra
+        return None, None, extra
+
+    def _archive_kind(self, node: ast.expr, scope: _Scope, depth: int = 0) -> str | None:
+        """``"tar"``/``"zip"`` when ``node`` is known to be a tarfile/zipfile archive (made by
+        one of their functions or classes, directly, through a name, a ``with`` or a
+        parameter's annotation; a zip only when every binding of the name is one); None when
+        unknown."""
+        if isinstance(node, ast.Call):
+            node = node.func
+        for name in _names(self.resolve(node, scope)):
+            top = name.partition(".")[0]
+            if top in ("tarfile", "zipfile"):
+                return top[:3]
+        if depth > _MAX_DEPTH or not isinstance(node, ast.Name):
+            return None
+        defining = self.module.defining(node.id, scope)
+        if defining is None:
+            return None
+        sources = [
+            (b.expr, b.scope)
+            for b in defining.bindings[node.id]
+            if b.expr is not None and b.scope is not None and not b.path
+        ]
+        for sub in ast.walk(defining.node or self.module.tree):
+            if isinstance(sub, ast.withitem) and isinstance(sub.optional_vars, ast.Name):
+                if sub.optional_vars.id == node.id:
+                    sources.append((sub.context_expr, self._scope_of(sub.context_expr)))
+            elif isinstance(sub, ast.arg) and sub.arg == node.id and sub.annotation is not None:
+                sources.append((sub.annotation, defining.parent or scope))
+        # A tar by any source is a tar; a zip only when every source is one.
+        kinds = {self._archive_kind(expr, where, depth + 1) for expr, where in sources}
+        return "tar" if "tar" in kinds else "zip" if kinds == {"zip"} else None
 
     def _judge_written_value(
         self, node: ast.Call, keyword: ast.keyword, callees: set[str], scope: _Scope
@@ -2402,10 +3096,11 @@ class _Checker:
         one, either branch of a conditional or an ``and``/``or``, a name bound to those
         (bindings to anything else add nothing), and a module-level name of another module
         scanned together, imported (``from .conf import VERIFY``) or read as an attribute of
-        it (``conf.VERIFY``)."""
+        it (``conf.VERIFY``). Names bound to names further than ``_MAX_DEPTH`` deep could be
+        anything: every value a setting is judged by (fail closed)."""
         module = module or self.module
         if depth > _MAX_DEPTH:
-            return []
+            return list(_ANY_CONSTANT)
         if isinstance(node, ast.Constant):
             return [node.value]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
@@ -2422,16 +3117,30 @@ class _Checker:
             for name in _names(module.resolve(node.value, scope)):
                 found += self._imported_constants(f"{name}.{node.attr}", depth + 1)
         defining = module.defining(node.id, scope) if isinstance(node, ast.Name) else None
-        if defining is not None and isinstance(node, ast.Name):
-            for binding in defining.bindings[node.id]:
-                if binding.expr is not None and binding.scope is not None and not binding.path:
-                    found += self._constants(binding.expr, binding.scope, depth + 1, module)
-                for value in binding.value or ():  # from .conf import VERIFY
-                    if isinstance(value, _Ref):
-                        found += self._imported_constants(value.name, depth + 1)
-            default = _default(defining.node, node.id)  # def fetch(url, verify=False)
-            if default is not None:
-                found += self._constants(default, defining.parent or scope, depth + 1, module)
+        key = (id(defining), node.id) if isinstance(node, ast.Name) else None
+        if key in self._following:
+            return found  # x = DEFAULT if x is None else x: the cycle adds nothing
+        if defining is not None and isinstance(node, ast.Name) and key is not None:
+            self._following.add(key)
+            try:
+                found += self._name_constants(node, defining, scope, depth, module)
+            finally:
+                self._following.discard(key)
+        return found
+
+    def _name_constants(
+        self, node: ast.Name, defining: _Scope, scope: _Scope, depth: int, module: _Module
+    ) -> list[object]:
+        found: list[object] = []
+        for binding in defining.bindings[node.id]:
+            if binding.expr is not None and binding.scope is not None and not binding.path:
+                found += self._constants(binding.expr, binding.scope, depth + 1, module)
+            for value in binding.value or ():  # from .conf import VERIFY
+                if isinstance(value, _Ref):
+                    found += self._imported_constants(value.name, depth + 1)
+        default = _default(defining.node, node.id)  # def fetch(url, verify=False)
+        if default is not None:
+            found += self._constants(default, defining.parent or scope, depth + 1, module)
         return found
 
     def _imported_constants(self, name: str, depth: int) -> list[object]:
@@ -2598,6 +3307,11 @@ class _Project:
         self._cache: dict[tuple[int, str, bool], _Values] = {}
         self._cuts = 0
         self._expanding: set[str] = set()  # names being expanded (a cycle stops there)
+        self.looking_up: set[tuple[int, str]] = set()  # (class scope, attribute) under way
+
+    def cut(self) -> None:
+        """A value left out because it leads back into itself: results meanwhile are not final."""
+        self._cuts += 1
 
     def add(self, module: _Module) -> None:
         parts = module.name.split(".")
@@ -2621,9 +3335,20 @@ class _Project:
                 for module in self.modules.get(".".join(parts[:cut]), []):
                     if parts[cut] in module.top.bindings:
                         values = self.bound(module, module.top, parts[cut])
+                        # A package's ``from .registry import registry`` (its submodule not
+                        # scanned here): ``pkg.registry`` is bound to a member of itself, and
+                        # following that through the package again chased
+                        # ``pkg.registry.registry...`` to the recursion limit. Such a member
+                        # stands for itself.
+                        prefix = ".".join(parts[: cut + 1]) + "."
+                        looping = {
+                            v for v in values if isinstance(v, _Ref) and v.name.startswith(prefix)
+                        }
+                        values = values - looping
                         for attr in parts[cut + 1 :]:
                             values = module.attribute(values, attr)
                         found |= values
+                        found |= {_Ref(".".join([v.name, *parts[cut + 1 :]])) for v in looping}
                 if found:
                     return frozenset(found)
             return frozenset({_Ref(name)})

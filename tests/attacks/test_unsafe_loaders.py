@@ -1173,6 +1173,253 @@ with mpc.Listener(("127.0.0.1", 6000)) as listener:  # <-
 from multiprocessing.managers import BaseManager
 manager = BaseManager(address=("10.0.0.5", 50000), authkey=b"k")  # <-
 manager.connect()
+
+# --- red team: tarfile extraction bandit's B202 does not read (it reads a call named
+# *extractall* in a module holding ``import tarfile``; Python < 3.14 trusts member paths)
+
+## tar_extraction_filter_fully_trusted SAST106
+import tarfile
+tar = tarfile.open(path)
+tar.extraction_filter = tarfile.fully_trusted_filter  # <-
+
+## tar_extraction_filter_lambda SAST106
+import tarfile
+tar = tarfile.open(path)
+tar.extraction_filter = lambda member, dest: member  # <-
+
+## tar_extraction_filter_function SAST106
+import tarfile
+
+def keep(member, dest):
+    if member.name.endswith(".txt"):
+        return member
+    return tarfile.data_filter(member, dest)
+
+tarfile.TarFile.extraction_filter = staticmethod(keep)  # <-
+
+## tar_extraction_filter_class_wide SAST106
+import tarfile
+tarfile.TarFile.extraction_filter = staticmethod(tarfile.fully_trusted_filter)  # <-
+
+## tar_extraction_filter_subclass SAST106
+import tarfile
+
+class Archive(tarfile.TarFile):
+    extraction_filter = staticmethod(tarfile.fully_trusted_filter)  # <-
+
+## tar_extraction_filter_setattr SAST106
+import tarfile
+setattr(tarfile.TarFile, "extraction_filter", staticmethod(tarfile.fully_trusted_filter))  # <-
+
+## tar_extraction_filter_type_setattr SAST106
+import tarfile
+filter_ = staticmethod(tarfile.fully_trusted_filter)
+type.__setattr__(tarfile.TarFile, "extraction_filter", filter_)  # <-
+
+## tar_extractall_from_import SAST106
+from tarfile import open as open_archive
+open_archive(path).extractall(dest)  # <-
+
+## tar_extractall_fully_trusted_from_import SAST106
+from tarfile import open as open_archive
+open_archive(path).extractall(dest, filter="fully_trusted")  # <-
+
+## tar_extractall_in_a_helper_module SAST106
+def unpack(archive, dest):
+    archive.extractall(dest)  # <-
+
+## tar_extractall_aliased SAST106
+import tarfile
+tar = tarfile.open(path)
+unpack = tar.extractall
+unpack(dest)  # <-
+
+## tar_extractall_getattr SAST106
+import tarfile
+with tarfile.open(path) as tar:
+    getattr(tar, "extractall")(dest)  # <-
+
+## tar_extract_one_member SAST106
+import tarfile
+with tarfile.open(path) as tar:
+    tar.extract("model.bin", dest)  # <-
+
+## tar_extract_annotated_parameter SAST106
+import tarfile
+
+def unpack(tar: tarfile.TarFile, dest):
+    tar.extract("model.bin", dest)  # <-
+
+## shutil_unpack_archive SAST106
+import shutil
+shutil.unpack_archive(path, dest)  # <-
+
+# --- red team: a setting whose name and value are both computed (a loop over a mapping, an
+# object's __dict__): the sast gate PASSED on each
+
+## setattr_loop_over_a_literal_dict SAST106
+import requests
+OPTIONS = {"verify": False, "stream": True}
+session = requests.Session()
+for key, value in OPTIONS.items():
+    setattr(session, key, value)  # <-
+
+## setattr_loop_over_dict_call SAST106
+import requests
+options = dict(verify=False)
+session = requests.Session()
+for key, value in options.items():
+    setattr(session, key, value)  # <-
+
+## setattr_loop_over_a_merged_dict SAST106
+import requests
+BASE = {"verify": False}
+options = {**BASE, "stream": True}
+session = requests.Session()
+for key, value in options.items():
+    setattr(session, key, value)  # <-
+
+## setattr_loop_over_a_comprehension SAST106
+import requests
+session = requests.Session()
+for key, value in {name: False for name in ("verify", "trust_env")}.items():
+    setattr(session, key, value)  # <-
+
+## setattr_loop_over_pairs SAST106
+import requests
+session = requests.Session()
+for key, value in [("verify", False), ("stream", True)]:
+    setattr(session, key, value)  # <-
+
+## setattr_loop_by_key SAST106
+import requests
+OPTIONS = {"verify": False}
+session = requests.Session()
+for key in OPTIONS:
+    setattr(session, key, OPTIONS[key])  # <-
+
+## setattr_loop_key_written_later SAST106
+import requests
+OPTIONS = {}
+session = requests.Session()
+for key, value in OPTIONS.items():
+    setattr(session, key, value)  # <-
+OPTIONS.update(verify=False)
+
+## setattr_loop_in_a_comprehension SAST106
+import requests
+OPTIONS = {"verify": False}
+session = requests.Session()
+[setattr(session, key, value) for key, value in OPTIONS.items()]  # <-
+
+## setattr_loop_value_rebound SAST106
+import requests
+session = requests.Session()
+for key, value in {"verify": True}.items():
+    value = False
+    setattr(session, key, value)  # <-
+
+## setattr_loop_name_bound_by_two_loops SAST106
+import requests
+session = requests.Session()
+for key, value in {"stream": True}.items():
+    pass
+for key, value in {"verify": False}.items():
+    setattr(session, key, value)  # <-
+
+## dunder_dict_update_through_a_long_chain SAST106
+import requests
+O0 = {"verify": False}
+O1 = {**O0}
+O2 = {**O1}
+O3 = {**O2}
+O4 = {**O3}
+O5 = {**O4}
+O6 = {**O5}
+O7 = {**O6}
+O8 = {**O7}
+O9 = {**O8}
+O10 = {**O9}
+O11 = {**O10}
+O12 = {**O11}
+session = requests.Session()
+session.__dict__.update(O12)  # <-
+
+## session_verify_through_a_long_chain_of_names SAST106
+import requests
+V0 = False
+V1 = V0
+V2 = V1
+V3 = V2
+V4 = V3
+V5 = V4
+V6 = V5
+V7 = V6
+V8 = V7
+V9 = V8
+V10 = V9
+V11 = V10
+V12 = V11
+V13 = V12
+V14 = V13
+V15 = V14
+V16 = V15
+V17 = V16
+V18 = V17
+V19 = V18
+V20 = V19
+V21 = V20
+V22 = V21
+V23 = V22
+V24 = V23
+V25 = V24
+session = requests.Session()
+session.verify = V25  # <-
+
+## setattr_loop_names_and_values_apart SAST106
+import requests
+NAMES = ("verify", "stream")
+session = requests.Session()
+for key in NAMES:
+    setattr(session, key, False)  # <-
+
+## dunder_dict_update SAST106
+import requests
+OPTIONS = {"verify": False}
+session = requests.Session()
+session.__dict__.update(OPTIONS)  # <-
+
+## vars_update_from_a_dict SAST106
+import requests
+OPTIONS = dict(verify=False)
+session = requests.Session()
+vars(session).update(OPTIONS)  # <-
+
+## dunder_dict_key_in_a_loop SAST106
+import requests
+OPTIONS = {"verify": False}
+session = requests.Session()
+for key, value in OPTIONS.items():
+    session.__dict__[key] = value  # <-
+
+## dunder_dict_computed_keys SAST106
+def harden(session, names):
+    session.__dict__.update({name: False for name in names})  # <-
+
+## flask_config_update_from_a_dict SAST106
+import flask
+DEV = {"DEBUG": True}
+app = flask.Flask(__name__)
+app.config.update(DEV)  # <-
+
+## flask_config_from_pyfile_not_scanned SAST104
+import flask
+app = flask.Flask(__name__)
+app.config.from_pyfile("instance.cfg")  # <-
+
+## django_settings_configure SAST106
+from django.conf import settings
+settings.configure(DEBUG=True)  # <-
 """
 )
 
@@ -1414,6 +1661,94 @@ def compiled() -> CodeType | None:
 ## registry_pattern
 import importlib
 gate = getattr(importlib.import_module(f"gates.{module}"), class_name)()
+
+## tar_extraction_filter_data
+import tarfile
+tarfile.TarFile.extraction_filter = staticmethod(tarfile.data_filter)
+
+## tar_extractall_data_filter_from_import
+from tarfile import open as open_archive, data_filter
+open_archive(path).extractall(dest, filter="data")
+open_archive(path).extract("model.bin", dest, filter=data_filter)
+
+## tar_extraction_filter_wrapping_data_filter
+import tarfile
+
+def unpack(archive, dest):
+    try:
+        def extraction_filter(member, path):
+            try:
+                return tarfile.data_filter(member, path)
+            except tarfile.FilterError as exc:
+                raise ValueError(str(exc)) from exc
+
+        archive.extraction_filter = extraction_filter
+    finally:
+        archive.close()
+
+## pandas_str_extractall
+def groups(series):
+    return series.str.extractall(r"(?P<letter>[ab])(?P<digit>[0-9])")
+
+## zip_extractall
+import zipfile
+
+def unpack(path, dest):
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(dest)
+
+## zip_extractall_annotated
+import zipfile
+
+def unpack(archive: zipfile.ZipFile, dest):
+    archive.extractall(dest)
+
+## extract_of_something_else
+import re
+found = re.compile("x").extract(text)
+
+## shutil_unpack_archive_data_or_zip
+import shutil
+shutil.unpack_archive(path, dest, filter="data")
+shutil.unpack_archive(path, dest, "zip")
+
+## setattr_loop_over_keyword_arguments
+class Record:
+    def __init__(self, **fields):
+        for key, value in fields.items():
+            setattr(self, key, value)
+
+## setattr_loop_over_safe_settings
+import requests
+OPTIONS = {"verify": "/etc/ssl/ca.pem", "debug": False, "stream": True}
+session = requests.Session()
+for key, value in OPTIONS.items():
+    setattr(session, key, value)
+session.__dict__.update(OPTIONS)
+
+## setattr_loop_over_other_names
+FLAGS = ("visible", "frozen")
+
+def reset(widget):
+    for key in FLAGS:
+        setattr(widget, key, False)
+
+## setattr_name_that_is_no_setting
+def hide(styler, axis):
+    setattr(styler, f"hide_{axis}_names", True)
+
+## verify_mode_bound_to_itself
+import ssl
+
+def context(cert_reqs=None):
+    cert_reqs = ssl.CERT_REQUIRED if cert_reqs is None else cert_reqs
+    ctx = ssl.create_default_context()
+    ctx.verify_mode = cert_reqs
+    return ctx
+
+## dict_update_with_computed_keys
+def mark(seen, names):
+    seen.update({name: True for name in names})
 """
 )
 
@@ -1550,6 +1885,39 @@ def test_debug_in_a_settings_module_is_flagged(tmp_path: Path, path: str, code: 
     assert scan(files, root=tmp_path, allowed=[]) == []
 
 
+@pytest.mark.parametrize(
+    "use",
+    [
+        'import flask\napp = flask.Flask(__name__)\napp.config.from_object("mysite.devconf")\n',
+        "import flask\nfrom mysite import devconf\napp = flask.Flask(__name__)\n"
+        "app.config.from_object(devconf)\n",
+        'import flask\napp = flask.Flask(__name__)\napp.config.from_pyfile("devconf.py")\n',
+        'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.devconf")\n',
+        'import os\nos.environ["DJANGO_SETTINGS_MODULE"] = "mysite.devconf"\n',
+    ],
+    ids=[
+        "from_object_name",
+        "from_object_module",
+        "from_pyfile",
+        "django_setdefault",
+        "django_set",
+    ],
+)
+def test_debug_in_a_settings_module_under_another_name_is_flagged(tmp_path: Path, use: str) -> None:
+    # mysite/devconf.py is named like no settings module and binds no SECRET_KEY: its
+    # DEBUG = True went unjudged wherever it was read as settings.
+    files = _tree(
+        tmp_path,
+        {"mysite/__init__.py": "", "mysite/devconf.py": "DEBUG = True\n", "mysite/app.py": use},
+    )
+    found = scan(files, root=tmp_path, allowed=[])
+    last = len(use.splitlines())
+    assert [(u.rule, u.path, u.line) for u in found] == [("SAST106", "mysite/app.py", last)]
+    assert "mysite/devconf.py" in found[0].message
+    (tmp_path / "mysite/devconf.py").write_text("DEBUG = False\n", encoding="utf-8")
+    assert scan(files, root=tmp_path, allowed=[]) == []
+
+
 def test_a_computed_import_outside_the_own_packages_is_flagged(tmp_path: Path) -> None:
     # "gates." confines the import to a scanned package; "pkg_" + name could be anything.
     code = """
@@ -1581,6 +1949,41 @@ def test_a_module_named_like_the_one_it_imports_from_is_checked(tmp_path: Path, 
     files = _tree(tmp_path, {"pkg/__init__.py": "", f"pkg/{name}.py": code})
     found = scan(files, root=tmp_path, allowed=[])
     assert [(u.rule, u.path, u.line) for u in found] == [("SAST101", f"pkg/{name}.py", 4)]
+
+
+def test_a_package_binding_a_member_of_its_own_submodule_is_checked(tmp_path: Path) -> None:
+    # pkg/__init__.py's "from .registry import registry" (pkg/registry.py not scanned) bound
+    # pkg.registry to pkg.registry.registry, which the check followed through the package
+    # again, chasing pkg.registry.registry.registry... until Python's recursion limit:
+    # SAST100 "nested too deeply" (fsspec/__init__.py, pydantic/mypy.py in site-packages).
+    code = (
+        "import pickle\nfrom .registry import registry\nregistry.get(name)\nloader = pickle.loads\n"
+    )
+    files = _tree(tmp_path, {"pkg/__init__.py": code})
+    found = scan(files, root=tmp_path, allowed=[])
+    assert [(u.rule, u.path, u.line) for u in found] == [("SAST101", "pkg/__init__.py", 4)]
+
+
+def test_a_class_whose_base_is_computed_from_itself_is_checked(tmp_path: Path) -> None:
+    # networkx's graph tests: G is bound to an instance of newGraph, whose base is computed
+    # from G; looking an attribute up on newGraph led back to its own bases until Python's
+    # recursion limit: SAST100 "nested too deeply" (networkx/classes/tests/test_graph.py).
+    code = """
+        import pickle
+
+        def test(graph_class):
+            G = graph_class()
+
+            class newGraph(G.to_undirected_class()):
+                def to_undirected_class(self):
+                    return newGraph
+
+            G = newGraph()
+            loader = pickle.loads
+    """
+    files = _tree(tmp_path, {"pkg/__init__.py": "", "pkg/test_graph.py": code})
+    found = scan(files, root=tmp_path, allowed=[])
+    assert [(u.rule, u.path, u.line) for u in found] == [("SAST101", "pkg/test_graph.py", 11)]
 
 
 _LOADS = " + ".join(['"l"', '"o"', '"a"', '"d"', '"s"', *['""'] * 2000])
@@ -1634,6 +2037,9 @@ GATE_CASES = [
         "ssl_unverified_context_monkeypatched",
         "flask_debug_environment",
         "setattr_computed_name_false",
+        "tar_extractall_from_import",
+        "tar_extraction_filter_class_wide",
+        "setattr_loop_over_a_literal_dict",
     }
 ]
 REEXPORT = ("src/app/_compat.py", "from joblib import load as restore\n")

@@ -81,6 +81,27 @@ def test_a_file_bandit_cannot_parse_does_not_pass(project: Any) -> None:
     assert all(f.location.path == "src/broken.py" for f in outcome.findings)
 
 
+def test_a_bandit_test_that_crashes_does_not_pass(project: Any) -> None:
+    # bandit's B202 reads members=f(tar) as f's name (members.func.id): a method call there
+    # raises inside the plugin, bandit logs "internal error", reports nothing for the line
+    # and exits 0: an extractall() with no filter PASSED.
+    code = (
+        '"""Doc."""\n\nimport tarfile\n\n\ndef unpack(path, dest, picker):\n'
+        '    """Unpack."""\n    with tarfile.open(path) as tar:\n'
+        "        tar.extractall(dest, members=picker.pick(tar))\n"
+    )
+    outcome = _gate(project, {"src/app.py": code})
+    assert outcome.status is Status.FAILED
+    crash = [f for f in outcome.findings if f.rule == "SAST008"]
+    assert [(f.location.path, f.location.line) for f in crash] == [("src/app.py", 9)]
+    assert "tarfile_unsafe_members" in crash[0].message
+    # Written so that bandit can read it, the line is bandit's B202 (LOW: a function's members).
+    _write(project, {"src/app.py": code.replace("picker.pick(tar)", "pick(tar)")})
+    outcome = _gate(project, {})
+    assert "SAST008" not in _errors(outcome)
+    assert "B202" in {f.rule for f in outcome.findings}
+
+
 def test_findings_below_the_thresholds_are_notes(project: Any) -> None:
     # B101 (assert) is LOW severity: a note at "medium", an error at "low".
     code = '"""Doc."""\n\n\ndef check(x):\n    """Check."""\n    assert x\n'
