@@ -72,8 +72,11 @@ HTML_REPORT_NAME = "Pipeline report"
 HISTORY_SUFFIX = "@gates-history"
 HISTORY_KEPT = "GATES_HISTORY_KEPT"
 # The agent label the generated file's comment suggests for the verdict and deploy stages:
-# agents that never run a pull request's code (docs/ci.md).
+# agents that never run a pull request's code (docs/ci.md). Set TRUSTED_AGENT to it (or another
+# label) and run `python -m gates ci render`: those two stages then ask for that label; None
+# keeps `agent any`, which runs on a single-agent Jenkins.
 TRUSTED_LABEL = "gates-trusted"
+TRUSTED_AGENT: str | None = None
 # The gates' reports and artifacts, carried from the gates' workspace to the verdict's.
 GATES_STASH = "GATES_STASH"
 CARRIED_FILES = "CARRIED_FILES"
@@ -162,7 +165,8 @@ class JenkinsRenderer(CiRenderer):
 // The verdict and deploy stages trust their agent's home folder (~/.gitconfig, ~/.local,
 // ~/.config/pip), which code run by a pull request's gates and tests on the same agent, as the
 // same user, can write: give them agents that never build pull requests, or ephemeral ones
-// (for example `agent {{ label '{TRUSTED_LABEL}' }}` in place of `agent any`; docs/ci.md).
+// (TRUSTED_AGENT = '{TRUSTED_LABEL}' in gates/ci/jenkins.py for `agent {{ label '{TRUSTED_LABEL}' }}`;
+// docs/ci.md).
 
 // The gates' reports and artifacts, carried from the gates' workspace to the verdict's.
 final String {GATES_STASH} = 'gate-inputs'
@@ -245,7 +249,7 @@ pipeline {{
             // verdict runs with. It reads only the carried reports and artifacts, and re-checks
             // them against the checkout: this run's id, the inputs' digests, the artifacts'
             // bytes (docs/ci.md "Jenkins: the verdict's own workspace").
-            agent any
+            {_trusted_agent()}
             options {{
                 skipDefaultCheckout()
                 timeout(time: 60, unit: 'MINUTES')
@@ -298,7 +302,7 @@ pipeline {{
         stage('deploy') {{
             // The approval is asked before an agent is allocated; then a fresh workspace gets the
             // checkout and the verdict's reports and artifacts.
-            agent any
+            {_trusted_agent(again=True)}
             when {{
                 beforeAgent true
                 beforeInput true
@@ -343,6 +347,17 @@ pipeline {{
     }}
 }}
 """
+
+
+def _trusted_agent(*, again: bool = False) -> str:
+    """The verdict's and deploy stage's agent: ``TRUSTED_AGENT``'s label, else any agent."""
+    if TRUSTED_AGENT is None:
+        return "agent any"
+    # The deploy stage names the label a second time (CodeNarc counts repeated literals).
+    disable = (
+        "// groovylint-disable-next-line DuplicateStringLiteral\n            " if again else ""
+    )
+    return f"{disable}agent {{ label '{TRUSTED_AGENT}' }}"
 
 
 def _indent(text: str, spaces: int) -> str:

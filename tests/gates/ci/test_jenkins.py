@@ -161,12 +161,25 @@ def test_the_verdict_and_deploy_run_in_a_fresh_workspace_not_the_one_that_ran_tr
     assert "python3 -m venv .venv" not in text
 
 
+def test_the_trusted_agent_label_is_a_rendered_choice(monkeypatch):
+    from gates.ci import jenkins
+
+    assert _render().count("\n            agent any\n") == 3  # default: one agent for all
+    monkeypatch.setattr(jenkins, "TRUSTED_AGENT", jenkins.TRUSTED_LABEL)
+    text = _render()
+    labelled = "\n            agent { label 'gates-trusted' }\n"
+    assert labelled in _block(text, "stage('gate') {")
+    assert labelled in _block(text, "stage('deploy') {")
+    assert labelled not in _block(text, "stage('gates') {")  # pull requests' code runs there
+    assert text.count("{") == text.count("}")
+
+
 # -- npm-groovy-lint ----------------------------------------------------------------------------
 
 
 @pytest.mark.slow
 def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
-    tool, run_tool, tmp_path, future_specs
+    tool, run_tool, tmp_path, future_specs, monkeypatch
 ):
     linter = tool("npm-groovy-lint")
     if shutil.which("java") is None:
@@ -186,6 +199,11 @@ def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
         "zap": JenkinsRenderer().render(CiPlan.from_specs(zap=zap_on())),
         "broken": _render().rstrip().removesuffix("}"),
     }
+    # The verdict and deploy stages on labelled agents (test_the_trusted_agent_label_...).
+    from gates.ci import jenkins
+
+    monkeypatch.setattr(jenkins, "TRUSTED_AGENT", jenkins.TRUSTED_LABEL)
+    files["trusted"] = _render()
     for name, text in files.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "Jenkinsfile").write_text(text, encoding="utf-8")
@@ -196,7 +214,7 @@ def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
         timeout=600,
     )
     report = json.loads(result.stdout[result.stdout.index("{") :])
-    assert report["summary"]["totalFilesLinted"] == 6, result.stdout + result.stderr
+    assert report["summary"]["totalFilesLinted"] == 7, result.stdout + result.stderr
     found = {
         name: [
             (e["rule"], e["severity"])
@@ -211,5 +229,6 @@ def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
     assert found["aws"] == []
     assert found["vault"] == []
     assert found["zap"] == []
+    assert found["trusted"] == []
     assert ("NglParseError", "error") in found["broken"]
     assert result.returncode == 1  # because of the broken one
