@@ -115,6 +115,11 @@ variables:
   # gates before it (gates/runner.py resolve_run_id).
   {RUN_ID_ENV}: gitlab-$CI_PIPELINE_ID
   PIP_DISABLE_PIP_VERSION_CHECK: "1"
+  # Every job clones anew: a runner that keeps the build folder between jobs (the Docker and
+  # shell executors do) would otherwise hand the next job, of this pipeline or a later one, the
+  # .git/config, .git/hooks and files that an earlier job's code wrote there (the train gate
+  # runs the merge request's code); "fetch" keeps .git, and git clean leaves it (docs/ci.md).
+  GIT_STRATEGY: clone
   # "1" skips the dependency install where requirements.lock is already installed (a local
   # gitlab-ci-local run in shell mode); real runners install into a fresh image every job.
   {SKIP_INSTALL_ENV}: "0"

@@ -40,6 +40,7 @@ from gates.ci.interface import (
     ZapScan,
     base_branch_shell,
     header,
+    one_line,
 )
 
 if TYPE_CHECKING:
@@ -65,6 +66,39 @@ PIP_CACHE_EXPORT = (
 )
 # The HTML report's name in the build's side panel (HTML Publisher plugin).
 HTML_REPORT_NAME = "Pipeline report"
+# The run history (history/, the folder of [feedback].history's default), kept between builds
+# beside the workspace like the gate cache: every stage starts from an emptied workspace, so it
+# cannot stay inside. Copied in before the feedback stage and back after it.
+HISTORY_SUFFIX = "@gates-history"
+HISTORY_KEPT = "GATES_HISTORY_KEPT"
+# The agent label the generated file's comment suggests for the verdict and deploy stages:
+# agents that never run a pull request's code (docs/ci.md). Set TRUSTED_AGENT to it (or another
+# label) and run `python -m gates ci render`: those two stages then ask for that label; None
+# keeps `agent any`, which runs on a single-agent Jenkins.
+TRUSTED_LABEL = "gates-trusted"
+TRUSTED_AGENT: str | None = None
+# The gates' reports and artifacts, carried from the gates' workspace to the verdict's.
+GATES_STASH = "GATES_STASH"
+CARRIED_FILES = "CARRIED_FILES"
+# Where the verdict and the deploy stage run: a workspace the pull request's code has not
+# touched. Emptied, checked out by Jenkins' own SCM configuration (not a .git/config a build
+# could have written), a new venv installed from the hashed lock, pip's caches unused.
+FRESH_CHECKOUT = (
+    "deleteDir()",
+    "checkout scm",
+)
+# pip's caches unused: the gates' workspace could write them, and the home folder's default.
+FRESH_INSTALL = f"{INSTALL} --no-cache-dir"
+# The carried folders hold regular files and folders only: a symlink there could point a later
+# write (the verdict's report, the feedback's) at a file outside them. A Groovy constant.
+NO_LINKS = "NO_LINKS"
+NO_LINKS_SH = """\
+    mkdir -p reports artifacts
+    if find reports artifacts ! -type f ! -type d | grep .; then
+        echo "error: the carried reports/ or artifacts/ hold the links or special files above" >&2
+        exit 1
+    fi
+"""
 
 
 class JenkinsRenderer(CiRenderer):
@@ -74,16 +108,23 @@ class JenkinsRenderer(CiRenderer):
     path = PurePosixPath("Jenkinsfile")
 
     def render(self, plan: CiPlan) -> str:
-        """The pipeline: install, the gate stages, an always-run post block, the approved deploy."""
+        """The pipeline: the gates in one workspace, the verdict and the feedback in a fresh
+        one, then the approved deploy in a fresh one again."""
+        cached = plan.cached
         gate_stages = "".join(
             f"""\
                 stage('{spec.name}') {{
                     steps {{
+                        // A failed gate marks the build FAILURE; the later gates then skip
+                        // (their prerequisite did not pass) and the verdict fails.
+                        catchError(message: '{spec.name} failed', stageResult: STAGE_FAILED) {{
 {_gate_sh(spec)}\
+                        }}
+{_carry(spec is cached[-1])}\
                     }}
                 }}
 """
-            for spec in plan.gates
+            for spec in cached
         )
         # catchError marks the build FAILURE and goes on, so the reports are still published.
         always = "".join(
@@ -112,16 +153,31 @@ class JenkinsRenderer(CiRenderer):
             for name, command, what in CHECKS
         )
         report_dir, _, report_file = HTML_REPORT.rpartition("/")
-        archived = ",".join(f"{path}**" for path in CARRIED)
-        stashed = ",".join(f"{path}**" for path in reversed(CARRIED))  # same set, unique literal
+        carried = ",".join(f"{path}**" for path in CARRIED)
+        verdict = plan.verdict
+        fresh = "".join(f"                {step}\n" for step in FRESH_CHECKOUT)
         return f"""\
 {header("//")}
-// Multibranch pipeline: every branch and pull request runs the gates in one workspace; only the
-// default branch, after a person approves, deploys. No agent is held while the approval waits.
+// Multibranch pipeline: every branch and pull request runs the gates in one workspace, and the
+// verdict in a fresh one that the pull request's code has not touched; only the default
+// branch, after a person approves, deploys. No agent is held while the approval waits.
+//
+// The verdict and deploy stages trust their agent's home folder (~/.gitconfig, ~/.local,
+// ~/.config/pip), which code run by a pull request's gates and tests on the same agent, as the
+// same user, can write: give them agents that never build pull requests, or ephemeral ones
+// (TRUSTED_AGENT = '{TRUSTED_LABEL}' in gates/ci/jenkins.py for `agent {{ label '{TRUSTED_LABEL}' }}`;
+// docs/ci.md).
 
-// The verdict's reports and artifacts, carried from the gates' workspace to the deploy stage's.
+// The gates' reports and artifacts, carried from the gates' workspace to the verdict's.
+final String {GATES_STASH} = 'gate-inputs'
+// What both stashes carry and the verdict stage archives.
+final String {CARRIED_FILES} = '{carried}'
+// Run on the carried files, before anything reads them.
+final String {NO_LINKS} = '''
+{NO_LINKS_SH}'''
+// The verdict's reports and artifacts, carried from the verdict's workspace to the deploy stage's.
 final String VERDICT_STASH = 'verdict'
-// How a failed tests or typecheck stage shows (the build is marked FAILURE too).
+// How a failed gate, tests or typecheck stage shows (the build is marked FAILURE too).
 final String STAGE_FAILED = 'FAILURE'
 
 pipeline {{
@@ -143,12 +199,14 @@ pipeline {{
         stage('gates') {{
             agent any
             options {{
+                // The workspace is emptied and checked out anew below: an earlier build of this
+                // pull request ran its code here and could have left files, .git/config or
+                // .git/hooks behind.
+                skipDefaultCheckout()
                 timeout(time: 2, unit: 'HOURS')
             }}
             environment {{
-                // The gate cache, per branch job and agent, outside the workspace. The run
-                // history (history/, git-ignored) stays in the workspace, kept between builds
-                // the same way; the feedback stage verifies its hash chain.
+                // The gate cache, per branch job and agent, outside the workspace.
                 {CACHE_DIR} = "${{env.WORKSPACE}}{GATE_CACHE_SUFFIX}"
                 // Read only by builds of the default branch: a pull request's earlier commit
                 // could write the entries its next commit would reuse.
@@ -161,6 +219,7 @@ pipeline {{
             stages {{
                 stage('install') {{
                     steps {{
+{_indent(fresh, 8)}\
                         sh '''
                             {PIP_CACHE_EXPORT}
                             python3 -m venv --clear .venv
@@ -177,23 +236,53 @@ pipeline {{
                 }}
 {gate_stages}\
                 // The pull request's own code (its tests, its noxfile) runs in this workspace
-                // and this .venv only after every gate has judged: run first, it could change
-                // the tools and libraries the gates then trust (a .pth file in site-packages
-                // runs even under python -I) or write their reports. The venv is made anew
-                // (--clear) each build, so nothing an earlier build's code left is reused.
+                // and this .venv only after every gate here has run and its reports are
+                // stashed; the verdict does not run here (a .pth file in site-packages runs
+                // even under python -I, and the train gate runs the pull request's code too).
 {checks}\
             }}
+        }}
+        stage('{verdict.name}') {{
+            // {one_line(verdict.summary)}
+            // A fresh workspace: nothing that the gates' workspace ran (the pull request's
+            // training code, its tests) can change the code, the venv or the .git/config the
+            // verdict runs with. It reads only the carried reports and artifacts, and re-checks
+            // them against the checkout: this run's id, the inputs' digests, the artifacts'
+            // bytes (docs/ci.md "Jenkins: the verdict's own workspace").
+            {_trusted_agent()}
+            options {{
+                skipDefaultCheckout()
+                timeout(time: 60, unit: 'MINUTES')
+            }}
+            environment {{
+                // The run history, beside this workspace (kept between builds on this agent);
+                // the feedback stage verifies its hash chain.
+                {HISTORY_KEPT} = "${{env.WORKSPACE}}{HISTORY_SUFFIX}"
+            }}
+            steps {{
+{fresh}\
+                sh '''
+                    python3 -m venv --clear .venv
+                    . .venv/bin/activate
+                    {FRESH_INSTALL}
+                '''
+                unstash {GATES_STASH}
+                sh {NO_LINKS}
+{_gate_sh(verdict, pad=16)}\
+            }}
             post {{
-                // Runs whether the gates passed or failed: a red build needs its report most.
+                // Runs whether the verdict passed or failed: a red build needs its report most.
                 always {{
+                    sh 'rm -rf history && if [ -d "${HISTORY_KEPT}" ]; then cp -R "${HISTORY_KEPT}" history; fi'
 {always}\
+                    sh 'if [ -d history ]; then rm -rf "${HISTORY_KEPT}" && cp -R history "${HISTORY_KEPT}"; fi'
                     junit allowEmptyResults: true, testResults: '{JUNIT_XML}'
                     recordIssues(
                         enabledForFailure: true,
                         skipPublishingChecks: true,
                         tools: [sarif(id: 'policy-gates', name: 'Policy gates', pattern: '{plan.sarif}')]
                     )
-                    archiveArtifacts allowEmptyArchive: true, artifacts: '{archived}', fingerprint: true
+                    archiveArtifacts allowEmptyArchive: true, artifacts: {CARRIED_FILES}, fingerprint: true
                     // The report links only to files beside it (report.css): Jenkins' default
                     // Content-Security-Policy allows them, and no inline style or script.
                     publishHTML(target: [
@@ -206,14 +295,14 @@ pipeline {{
                     ])
                 }}
                 success {{
-                    stash name: VERDICT_STASH, includes: '{stashed}'
+                    stash name: VERDICT_STASH, includes: {CARRIED_FILES}
                 }}
             }}
         }}
         stage('deploy') {{
             // The approval is asked before an agent is allocated; then a fresh workspace gets the
             // checkout and the verdict's reports and artifacts.
-            agent any
+            {_trusted_agent(again=True)}
             when {{
                 beforeAgent true
                 beforeInput true
@@ -222,6 +311,7 @@ pipeline {{
                 branch '{plan.default_branch}'
             }}
             options {{
+                skipDefaultCheckout()
                 timeout(time: 3, unit: 'DAYS')
             }}
             input {{
@@ -237,11 +327,14 @@ pipeline {{
                 {REGISTRY_HEAD_ENV} = credentials('{REGISTRY_HEAD_CREDENTIAL}')
 {_deploy_environment(plan.keys)}\
                 // Fail closed: the release key signs what this stage computes, so nothing is
-                // reused from the gate cache (this workspace may be the gates' own).
+                // reused from the gate cache (nor pip's: --no-cache-dir).
                 {NO_CACHE} = 'yes'  // any value but 0, false, no or empty
             }}
             steps {{
+                // This workspace may be the gates' own, reused: emptied and checked out anew.
+{fresh}\
                 unstash VERDICT_STASH
+                sh {NO_LINKS}
 {_deploy_steps(plan.keys, plan.zap)}\
             }}
             post {{
@@ -256,23 +349,55 @@ pipeline {{
 """
 
 
-def _gate_sh(spec: GateSpec) -> str:
-    """The gate's sh step; on a pull request (CHANGE_TARGET set) a ``base_branch`` gate first
-    takes the target branch's policy (the agent's git must be able to fetch from origin)."""
+def _trusted_agent(*, again: bool = False) -> str:
+    """The verdict's and deploy stage's agent: ``TRUSTED_AGENT``'s label, else any agent."""
+    if TRUSTED_AGENT is None:
+        return "agent any"
+    # The deploy stage names the label a second time (CodeNarc counts repeated literals).
+    disable = (
+        "// groovylint-disable-next-line DuplicateStringLiteral\n            " if again else ""
+    )
+    return f"{disable}agent {{ label '{TRUSTED_AGENT}' }}"
+
+
+def _indent(text: str, spaces: int) -> str:
+    pad = " " * spaces
+    return "".join(f"{pad}{line}\n" if line else "\n" for line in text.splitlines())
+
+
+def _carry(last: bool) -> str:
+    """After the last gate before the verdict: stash the reports and artifacts for the verdict
+    (before the pull request's tests run here). Empty when a gate failed: the verdict then
+    finds the reports missing."""
+    if not last:
+        return ""
+    return (
+        "                        // The verdict's inputs, carried to its own workspace.\n"
+        f"                        stash name: {GATES_STASH}, includes: {CARRIED_FILES}, "
+        "allowEmpty: true\n"
+    )
+
+
+def _gate_sh(spec: GateSpec, pad: int = 28) -> str:
+    """The gate's sh step, indented ``pad`` spaces; on a pull request (CHANGE_TARGET set) a
+    ``base_branch`` gate first takes the target branch's policy (the agent's git must be able
+    to fetch from origin, as Jenkins' checkout configured it)."""
+    at = " " * pad
     if not spec.base_branch:
-        return f"                        sh '{VENV}{RUN_GATE.format(gate=spec.name)}'\n"
-    pad = " " * 32
-    lines = "".join(f"{pad}{line}\n" for line in base_branch_shell(CHANGE_TARGET))
+        return f"{at}sh '{VENV}{RUN_GATE.format(gate=spec.name)}'\n"
+    # The script's lines start at the sh step's own column: the fetch stays within the 120
+    # columns npm-groovy-lint allows at the depth of a stage's catchError block.
+    lines = "".join(f"{at}    {line}\n" for line in base_branch_shell(CHANGE_TARGET))
     return f"""\
-                        // A pull request: the target branch's policy names the approvers,
-                        // the approved data lock and the rules a policy change is compared
-                        // with (GATES_BASE_POLICY).
-                        sh '''
-                            if [ -n "${{{CHANGE_TARGET}:-}}" ]; then
+{at}// A pull request: the target branch's policy names the approvers,
+{at}// the approved data lock and the rules a policy change is compared
+{at}// with (GATES_BASE_POLICY).
+{at}sh '''
+{at}if [ -n "${{{CHANGE_TARGET}:-}}" ]; then
 {lines}\
-                            fi
-                            {VENV}{RUN_GATE.format(gate=spec.name)}
-                        '''
+{at}fi
+{at}{VENV}{RUN_GATE.format(gate=spec.name)}
+{at}'''
 """
 
 
@@ -287,7 +412,8 @@ def _deploy_sh(zap: ZapScan | None) -> str:
         )
     return f"""\
 sh '''
-    python3 -m venv .venv
+    export PIP_NO_CACHE_DIR=1
+    python3 -m venv --clear .venv
     . .venv/bin/activate
     {INSTALL}
     {CHECK_PIN}

@@ -45,14 +45,18 @@ def test_a_pth_file_in_the_venv_runs_under_python_isolated(tmp_path: Path) -> No
 
 
 def test_jenkins_runs_the_pull_requests_code_after_every_gate() -> None:
+    """Its tests run after the last gate of the gates' workspace, and the verdict runs in a
+    workspace of its own (test_jenkins.py checks that one is fresh)."""
     from gates.ci.interface import CHECKS, CiPlan
 
     text = _jenkinsfile()
-    gates = [spec.name for spec in CiPlan.from_specs().gates]
-    last_gate = text.index(f"stage('{gates[-1]}')")
+    plan = CiPlan.from_specs()
+    last_gate = text.index(f"stage('{plan.cached[-1].name}')")
+    verdict = text.index(f"\n        stage('{plan.verdict.name}') {{")
     for name, command, _ in CHECKS:
         stage = text.index(f"stage('{name}')")
-        assert stage > last_gate, f"stage {name} ({command}) runs before gate {gates[-1]}"
+        assert stage > last_gate, f"stage {name} ({command}) runs before gate {plan.cached[-1]}"
+        assert stage < verdict, f"stage {name} ({command}) is not in the gates' workspace"
 
 
 def test_jenkins_makes_the_venv_anew_every_build() -> None:

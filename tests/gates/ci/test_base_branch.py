@@ -93,9 +93,9 @@ def _gitlab_script(job: str = "data") -> str:
 def _jenkins_script(job: str = "data") -> str:
     text = (REPO / "Jenkinsfile").read_text(encoding="utf-8")
     stage = text[text.index(f"stage('{job}') {{") :]
-    script = stage[
-        stage.index("sh '''") + len("sh '''") : stage.index("'''\n", stage.index("sh '''") + 6)
-    ]
+    # The sh step that runs the gate (the verdict's stage makes its venv in one before it).
+    opening = stage.rindex("sh '''", 0, stage.index("CHANGE_TARGET"))
+    script = stage[opening + len("sh '''") : stage.index("'''\n", opening + 6)]
     gate = f". .venv/bin/activate && {GATE.format(job=job)}"
     assert script.rstrip().endswith(gate)
     return script.rstrip().removesuffix(gate) + PRINT

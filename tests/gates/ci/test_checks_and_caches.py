@@ -170,8 +170,10 @@ def test_jenkins_timestamps_publishes_the_html_and_keys_pips_cache_on_the_lock(f
         assert export in stage
         assert command in stage
         assert f"catchError(message: '{name} failed', stageResult: STAGE_FAILED)" in stage
-    # The pull request's code runs after the verdict (tests/attacks/test_ci_pr_code.py).
-    assert text.index("stage('tests')") > text.index("stage('gate')")
+    # The pull request's code runs after the gates of the gates' workspace, and the verdict in
+    # a fresh one after it (tests/attacks/test_ci_pr_code.py, test_jenkins.py).
+    assert text.index("stage('artifacts')") < text.index("stage('tests')")
+    assert text.index("stage('tests')") < text.index("\n        stage('gate') {")
 
 
 # -- Dependabot ----------------------------------------------------------------------------------

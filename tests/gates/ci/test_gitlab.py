@@ -65,6 +65,18 @@ def test_one_stage_per_gate_in_registry_order_then_always_stages_then_deploy(fut
     assert rules[0] == {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}
 
 
+def test_every_job_clones_anew_so_no_earlier_jobs_git_folder_is_reused(future_specs):
+    """Red team 8: with GIT_STRATEGY fetch a runner reuses the build folder and its .git
+    (config, hooks), which the merge request's training code in the train job could write; the
+    verdict and deploy jobs would then run what it left."""
+    pipeline = _pipeline(future_specs)
+    assert pipeline["variables"]["GIT_STRATEGY"] == "clone"
+    for name, job in pipeline.items():
+        if isinstance(job, dict) and "script" in job:
+            assert "GIT_STRATEGY" not in job.get("variables", {}), name
+            assert "GIT_CLONE_PATH" not in job.get("variables", {}), name
+
+
 def test_gate_jobs_chain_with_needs_install_from_the_lock_and_carry_reports(future_specs):
     pipeline = _pipeline(future_specs)
     # Only a push to the default branch reads the gate cache; every other pipeline computes.

@@ -41,8 +41,9 @@ def test_stages_install_check_then_run_the_gates_in_registry_order_then_deploy(f
         "gates",
         "install",
         "ci-config",
-        *(s.name for s in plan.gates),
+        *(s.name for s in plan.cached),
         *checks,
+        plan.verdict.name,
         "deploy",
     ]
     check = _block(text, "stage('ci-config') {")
@@ -66,20 +67,24 @@ def test_stages_install_check_then_run_the_gates_in_registry_order_then_deploy(f
 
 def test_post_always_runs_feedback_and_publishes_native_reports(future_specs):
     text = _render(future_specs)
-    gates_stage = _block(text, "stage('gates') {")
-    always = _block(gates_stage, "always {")
+    verdict_stage = _block(text, f"stage('{CiPlan.from_specs(future_specs).verdict.name}') {{")
+    always = _block(verdict_stage, "always {")
     assert GATE_STEP.format(name="feedback") in always
     assert "catchError(message: 'always-run stage feedback failed')" in always
     assert "junit allowEmptyResults: true, testResults: 'reports/junit.xml'" in always
-    assert "archiveArtifacts allowEmptyArchive: true, artifacts: 'reports/**,artifacts/**'" in (
-        always
-    )
+    assert "archiveArtifacts allowEmptyArchive: true, artifacts: CARRIED_FILES" in always
+    assert "final String CARRIED_FILES = 'reports/**,artifacts/**'" in text
     assert "sarif(id: 'policy-gates', name: 'Policy gates', pattern: 'reports/merged.sarif')" in (
         always
     )
     assert "enabledForFailure: true" in always
-    # The feedback stage runs before the reports are published, so they include its output.
+    # The feedback stage runs before the reports are published, so they include its output,
+    # between copying the run history in from beside the workspace and back out.
     assert always.index("gates run feedback") < always.index("junit ")
+    kept = '"$GATES_HISTORY_KEPT"'
+    assert always.index(f"cp -R {kept} history") < always.index("gates run feedback")
+    assert always.index("gates run feedback") < always.index(f"cp -R history {kept}")
+    assert 'GATES_HISTORY_KEPT = "${env.WORKSPACE}@gates-history"' in verdict_stage
 
 
 def test_without_feedback_each_gates_sarif_is_recorded():
@@ -105,7 +110,7 @@ def test_deploy_waits_for_approval_on_the_default_branch_and_alone_gets_the_key(
         "python -m gates deploy"
     )
     assert deploy.index("unstash VERDICT_STASH") < deploy.index("python -m gates deploy")
-    assert "stash name: VERDICT_STASH" in _block(_block(text, "stage('gates') {"), "success {")
+    assert "stash name: VERDICT_STASH" in _block(_block(text, "stage('gate') {"), "success {")
     assert "\n    agent none\n" in text
     assert "python -m pip install --require-hashes -r requirements.lock" in deploy
     assert "GATES_SIGNING_KEY = credentials('gates-signing-key')" in deploy
@@ -114,12 +119,67 @@ def test_deploy_waits_for_approval_on_the_default_branch_and_alone_gets_the_key(
     assert text.count("credentials(") == 2
 
 
+def _steps(stage: str) -> list[str]:
+    lines = (line.strip() for line in _block(stage, "steps {").splitlines())
+    return [line for line in lines if line and not line.startswith("//")]
+
+
+def test_the_verdict_and_deploy_run_in_a_fresh_workspace_not_the_one_that_ran_train():
+    """Red team 8: one workspace and one .venv for every stage let the pull request's training
+    code (the train gate) plant a .pth file or rewrite gates/*.py or .git/config, and turn the
+    verdict's FAILED into PASSED; the workspace (and .git) survived into the next build."""
+    text = _render()
+    plan = CiPlan.from_specs()
+    gates_stage = _block(text, "stage('gates') {")
+    # The stage that runs the pull request's code (train, its tests) does not run the verdict.
+    assert "gates run train" in gates_stage
+    assert f"gates run {plan.verdict.name}" not in gates_stage
+    assert "skipDefaultCheckout()" in _block(gates_stage, "options {")
+    install = _steps(_block(gates_stage, "stage('install') {"))
+    assert install[:2] == ["deleteDir()", "checkout scm"]  # no leftovers of an earlier build
+    # The gates' reports and artifacts are stashed before the tests run.
+    stash = "stash name: GATES_STASH, includes: CARRIED_FILES, allowEmpty: true"
+    assert gates_stage.index(stash) < gates_stage.index("stage('tests')")
+    assert stash in _block(gates_stage, f"stage('{plan.cached[-1].name}') {{")
+    for name, first in ((plan.verdict.name, True), ("deploy", False)):
+        stage = _block(text, f"\n        stage('{name}') {{")
+        assert "\n            agent any\n" in stage  # an agent (and workspace) of its own
+        assert "skipDefaultCheckout()" in _block(stage, "options {")
+        # pip's caches unused: the gates' workspace could write them.
+        assert "--no-cache-dir" in stage or "export PIP_NO_CACHE_DIR=1" in stage
+        steps = _steps(stage)
+        assert steps[:2] == ["deleteDir()", "checkout scm"], steps
+        unstash = steps.index(f"unstash {'GATES_STASH' if first else 'VERDICT_STASH'}")
+        assert steps[unstash + 1] == "sh NO_LINKS"  # no link among the carried files
+        venv = next(i for i, s in enumerate(steps) if "python3 -m venv --clear .venv" in s)
+        assert venv <= next(i for i, s in enumerate(steps) if "--require-hashes" in s)
+        if first:  # the venv is made before the carried files arrive, the base fetched after
+            assert steps[2:5] == ["sh '''", "python3 -m venv --clear .venv", ". .venv/bin/activate"]
+            assert steps.index(next(s for s in steps if "git fetch" in s)) > unstash
+    assert "if find reports artifacts ! -type f ! -type d | grep .; then" in text
+    assert text.count("deleteDir()") == 3
+    assert "python3 -m venv .venv" not in text
+
+
+def test_the_trusted_agent_label_is_a_rendered_choice(monkeypatch):
+    from gates.ci import jenkins
+
+    assert _render().count("\n            agent any\n") == 3  # default: one agent for all
+    monkeypatch.setattr(jenkins, "TRUSTED_AGENT", jenkins.TRUSTED_LABEL)
+    text = _render()
+    labelled = "\n            agent { label 'gates-trusted' }\n"
+    assert labelled in _block(text, "stage('gate') {")
+    assert labelled in _block(text, "stage('deploy') {")
+    assert labelled not in _block(text, "stage('gates') {")  # pull requests' code runs there
+    assert text.count("{") == text.count("}")
+
+
 # -- npm-groovy-lint ----------------------------------------------------------------------------
 
 
 @pytest.mark.slow
 def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
-    tool, run_tool, tmp_path, future_specs
+    tool, run_tool, tmp_path, future_specs, monkeypatch
 ):
     linter = tool("npm-groovy-lint")
     if shutil.which("java") is None:
@@ -139,6 +199,11 @@ def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
         "zap": JenkinsRenderer().render(CiPlan.from_specs(zap=zap_on())),
         "broken": _render().rstrip().removesuffix("}"),
     }
+    # The verdict and deploy stages on labelled agents (test_the_trusted_agent_label_...).
+    from gates.ci import jenkins
+
+    monkeypatch.setattr(jenkins, "TRUSTED_AGENT", jenkins.TRUSTED_LABEL)
+    files["trusted"] = _render()
     for name, text in files.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "Jenkinsfile").write_text(text, encoding="utf-8")
@@ -149,7 +214,7 @@ def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
         timeout=600,
     )
     report = json.loads(result.stdout[result.stdout.index("{") :])
-    assert report["summary"]["totalFilesLinted"] == 6, result.stdout + result.stderr
+    assert report["summary"]["totalFilesLinted"] == 7, result.stdout + result.stderr
     found = {
         name: [
             (e["rule"], e["severity"])
@@ -164,5 +229,6 @@ def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
     assert found["aws"] == []
     assert found["vault"] == []
     assert found["zap"] == []
+    assert found["trusted"] == []
     assert ("NglParseError", "error") in found["broken"]
     assert result.returncode == 1  # because of the broken one

@@ -82,7 +82,7 @@ def test_check_reports_a_changed_file_with_a_unified_diff(tmp_path):
     assert "--- Jenkinsfile (committed)" in drifts["Jenkinsfile"]
     assert "+++ Jenkinsfile (rendered)" in drifts["Jenkinsfile"]
     assert (
-        "-                        sh '. .venv/bin/activate && python -m gates run cv || true'"
+        "-                            sh '. .venv/bin/activate && python -m gates run cv || true'"
         in (drifts["Jenkinsfile"])
     )
     assert drifts[".gitlab-ci.yml"].startswith("--- /dev/null")
