@@ -309,6 +309,9 @@ pipeline {{
                 // The branch's name is also compared with BRANCH_NAME for the gate cache.
                 // groovylint-disable-next-line DuplicateStringLiteral
                 branch '{plan.default_branch}'
+                // Every condition must hold: a failed gate, test or typecheck stage marks the
+                // build FAILURE (catchError) but lets the later stages run; no deploy then.
+                expression {{ currentBuild.currentResult == 'SUCCESS' }}
             }}
             options {{
                 skipDefaultCheckout()

@@ -232,3 +232,13 @@ def test_npm_groovy_lint_finds_nothing_and_would_catch_a_broken_file(
     assert found["trusted"] == []
     assert ("NglParseError", "error") in found["broken"]
     assert result.returncode == 1  # because of the broken one
+
+
+def test_deploy_is_offered_only_when_nothing_before_it_failed():
+    """Every gate, test and typecheck stage runs under catchError (the verdict and feedback run
+    after a failure): the build is FAILURE then, but the later stages still run, so the deploy
+    stage's own condition must ask for a build that is still SUCCESS."""
+    when = _block(_block(_render(), "\n        stage('deploy') {"), "when {")
+    assert "branch 'main'" in when
+    assert "expression { currentBuild.currentResult == 'SUCCESS' }" in when
+    assert "anyOf" not in when  # the conditions of a `when` all hold (an implicit allOf)
