@@ -1,0 +1,171 @@
+"""Hostile JSON in the files a pull request commits and the gates parse (jsonsweep, 6 December).
+
+A pull request controls every committed byte of the data lock (``data/<name>.lock.json``) and
+of the bandit baseline (``[sast].baseline``). Each is planted here in six hostile forms: nesting
+200,000 deep (Python's decoder raises RecursionError, not JSONDecodeError), a 100,000-digit
+number (ValueError past 4,300 digits), bytes that are not UTF-8, a symlink to a FIFO and to
+``/dev/zero`` (a read that never ends), and a 2 GiB sparse file (read whole into memory). Each
+must fail the real command or gate with one message naming the file, no traceback, in bounded
+time: each run is a child process with a timeout and a 3 GiB address-space limit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LOCK = "data/breast_cancer.lock.json"
+BASELINE = "bandit-baseline.json"
+_TIMEOUT = 120
+_ADDRESS_SPACE = 3 << 30
+
+# argv: the code's folder, the project, then the CLI's arguments. For 'run GATE', the gates
+# before GATE are recorded as PASSED in run 'r' (this test is about GATE's own reads).
+_CHILD = """
+import os, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (int(os.environ["HOSTILE_AS"]),) * 2)
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+root = Path(sys.argv[2])
+os.chdir(root)
+args = sys.argv[3:]
+if args[0] == "run":
+    from gates.base import GateResult, Status
+    from gates.inputs import input_digests
+    from gates.registry import GATES
+    from pipeline.config import load_policy
+
+    from pipeline.errors import PipelineError
+
+    try:  # a policy refused at load is the CLI's to report
+        inputs = input_digests(load_policy(root / "policy.toml"))
+    except PipelineError:
+        inputs = {}
+    (root / "reports").mkdir(exist_ok=True)
+    for spec in GATES:
+        if spec.name == args[1]:
+            break
+        passed = GateResult(spec.name, Status.PASSED, "ok", "r", inputs=inputs)
+        (root / "reports" / f"{spec.name}.json").write_text(passed.to_json(), encoding="utf-8")
+    os.environ["GATES_RUN_ID"] = "r"
+from gates._cli import main
+sys.exit(main(args))
+"""
+
+
+def _nested(path: Path, tmp: Path) -> None:
+    path.write_text("[" * 200_000, encoding="utf-8")
+
+
+def _huge_integer(path: Path, tmp: Path) -> None:
+    path.write_text('{"schema_version": 1' + "0" * 100_000 + "}", encoding="utf-8")
+
+
+def _not_utf8(path: Path, tmp: Path) -> None:
+    path.write_bytes(b'{"schema_version": "\xff\xfe"}')
+
+
+def _fifo(path: Path, tmp: Path) -> None:
+    os.mkfifo(tmp / "fifo")
+    path.symlink_to(tmp / "fifo")
+
+
+def _dev_zero(path: Path, tmp: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
+def _sparse(path: Path, tmp: Path) -> None:
+    path.write_text("[", encoding="utf-8")
+    os.truncate(path, 2 << 30)
+
+
+FORMS: dict[str, Callable[[Path, Path], None]] = {
+    "nested 200,000 deep": _nested,
+    "a 100,001-digit number": _huge_integer,
+    "invalid UTF-8": _not_utf8,
+    "a symlink to a FIFO": _fifo,
+    "a symlink to /dev/zero": _dev_zero,
+    "a 2 GiB sparse file": _sparse,
+}
+
+
+def _project(root: Path) -> Path:
+    """policy.toml, data/ and keys/ of the repository; the sast gate scans one small module
+    with a baseline."""
+    root.mkdir()
+    shutil.copytree(REPO / "data", root / "data")
+    shutil.copytree(REPO / "keys", root / "keys")
+    text = (REPO / "policy.toml").read_text(encoding="utf-8")
+    for old, new in [
+        ('paths = ["pipeline", "gates", "noxfile.py"]', 'paths = ["src"]'),
+        ('# baseline = "bandit-baseline.json"', f'baseline = "{BASELINE}"'),
+        ('loaders = ["pipeline/persist.py"]', "loaders = []"),
+    ]:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    (root / "policy.toml").write_text(text, encoding="utf-8")
+    (root / "src").mkdir()
+    (root / "src" / "app.py").write_text("print('hello')\n", encoding="utf-8")
+    (root / BASELINE).write_text('{"results": []}\n', encoding="utf-8")
+    return root
+
+
+def _run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOSTILE_AS": str(_ADDRESS_SPACE)}
+    env.pop("GATES_RUN_ID", None)
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", _CHILD, str(REPO), str(root), *args],
+            capture_output=True,
+            text=True,
+            timeout=_TIMEOUT,
+            check=False,
+            cwd=root,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"'python -m gates {' '.join(args)}' did not answer within {_TIMEOUT} s")
+
+
+# (file planted, command, exit code expected, the words every refusal holds)
+CASES = {
+    "data verify": (LOCK, ("data", "verify"), 2, "data lock"),
+    "data gate": (LOCK, ("run", "data", "--no-cache"), 1, "data lock"),
+    "sast gate": (BASELINE, ("run", "sast", "--no-cache"), 2, "bandit baseline"),
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_hostile_json_file_is_refused_naming_it(tmp_path: Path, case: str, form: str) -> None:
+    planted, args, code, words = CASES[case]
+    root = _project(tmp_path / "project")
+    target = root / planted
+    target.unlink()
+    FORMS[form](target, tmp_path)
+    done = _run(root, *args)
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output, output[-3000:]
+    assert done.returncode == (2 if "symlink" in form else code), output[-3000:]
+    # A symlink out of the project is the policy's path rule's to refuse (row 38's kind of
+    # file has no policy key; these two have one), before anything reads it.
+    said = "expected a file inside the project folder" if "symlink" in form else words
+    named = [line for line in output.splitlines() if planted in line and said in line]
+    assert named, output[-3000:]
+    if args[0] == "run" and "symlink" not in form:
+        assert "ERRORED" in output or "FAILED" in output, output[-3000:]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_committed_file_as_written_passes(tmp_path: Path, case: str) -> None:
+    """The control: the same commands on the untouched files succeed."""
+    _, args, _, _ = CASES[case]
+    done = _run(_project(tmp_path / "project"), *args)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
