@@ -11,6 +11,7 @@ time: each run is a child process with a timeout and a 3 GiB address-space limit
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LOCK = "data/breast_cancer.lock.json"
+APPROVAL = "data/breast_cancer.lock.approval.json"
 BASELINE = "bandit-baseline.json"
 _TIMEOUT = 120
 _ADDRESS_SPACE = 3 << 30
@@ -99,7 +101,7 @@ FORMS: dict[str, Callable[[Path, Path], None]] = {
 def _project(root: Path) -> Path:
     """policy.toml, data/ and keys/ of the repository; the sast gate scans one small module
     with a baseline."""
-    root.mkdir()
+    root.mkdir(parents=True)
     shutil.copytree(REPO / "data", root / "data")
     shutil.copytree(REPO / "keys", root / "keys")
     text = (REPO / "policy.toml").read_text(encoding="utf-8")
@@ -134,38 +136,68 @@ def _run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
         pytest.fail(f"'python -m gates {' '.join(args)}' did not answer within {_TIMEOUT} s")
 
 
-# (file planted, command, exit code expected, the words every refusal holds)
+@pytest.fixture(scope="module")
+def approved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project with ``[roles].approvers`` and the lock approved by carol (a real approve)."""
+    from gates.approve import approve
+    from pipeline.config import load_policy
+    from tests.keys_support import new_pem_pair
+
+    base = tmp_path_factory.mktemp("hostile")
+    root = _project(base / "approved")
+    (base / "secret").mkdir()
+    pem = new_pem_pair(root, base / "secret", "carol", "ed25519")
+    with (root / "policy.toml").open("a", encoding="utf-8") as handle:
+        handle.write('\n[roles]\napprovers = {carol = "keys/carol.pub"}\n')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GATES_APPROVER_KEY", pem)
+        assert approve(load_policy(root / "policy.toml"), out=io.StringIO()) == 0
+    return root
+
+
+# (file planted, with approvers, command, exit code expected, the words every refusal holds)
 CASES = {
-    "data verify": (LOCK, ("data", "verify"), 2, "data lock"),
-    "data gate": (LOCK, ("run", "data", "--no-cache"), 1, "data lock"),
-    "sast gate": (BASELINE, ("run", "sast", "--no-cache"), 2, "bandit baseline"),
+    "data verify": (LOCK, False, ("data", "verify"), 2, "data lock"),
+    "data gate": (LOCK, False, ("run", "data", "--no-cache"), 1, "data lock"),
+    "sast gate": (BASELINE, False, ("run", "sast", "--no-cache"), 2, "bandit baseline"),
+    "data verify, approvers": (LOCK, True, ("data", "verify"), 2, "data lock"),
+    "approval, data verify": (APPROVAL, True, ("data", "verify"), 1, "approval"),
+    "approval, data gate": (APPROVAL, True, ("run", "data", "--no-cache"), 1, "approval"),
 }
+
+
+def _copy(case: str, approved: Path, tmp_path: Path) -> Path:
+    if CASES[case][1]:
+        return Path(shutil.copytree(approved, tmp_path / "project", symlinks=True))
+    return _project(tmp_path / "project")
 
 
 @pytest.mark.parametrize("form", list(FORMS))
 @pytest.mark.parametrize("case", list(CASES))
-def test_a_hostile_json_file_is_refused_naming_it(tmp_path: Path, case: str, form: str) -> None:
-    planted, args, code, words = CASES[case]
-    root = _project(tmp_path / "project")
+def test_a_hostile_json_file_is_refused_naming_it(
+    approved: Path, tmp_path: Path, case: str, form: str
+) -> None:
+    planted, _, args, code, words = CASES[case]
+    root = _copy(case, approved, tmp_path)
     target = root / planted
     target.unlink()
     FORMS[form](target, tmp_path)
     done = _run(root, *args)
     output = done.stdout + done.stderr
     assert "Traceback" not in output, output[-3000:]
-    assert done.returncode == (2 if "symlink" in form else code), output[-3000:]
-    # A symlink out of the project is the policy's path rule's to refuse (row 38's kind of
-    # file has no policy key; these two have one), before anything reads it.
-    said = "expected a file inside the project folder" if "symlink" in form else words
+    # A symlink out of the project is the policy's path rule's to refuse at load (exit 2)
+    # where the file is a policy key (the lock, the baseline); the approval is not one (row 38).
+    by_path_rule = "symlink" in form and planted != APPROVAL
+    assert done.returncode == (2 if by_path_rule else code), output[-3000:]
+    said = "expected a file inside the project folder" if by_path_rule else words
     named = [line for line in output.splitlines() if planted in line and said in line]
     assert named, output[-3000:]
-    if args[0] == "run" and "symlink" not in form:
+    if args[0] == "run" and not by_path_rule:
         assert "ERRORED" in output or "FAILED" in output, output[-3000:]
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_the_committed_file_as_written_passes(tmp_path: Path, case: str) -> None:
+def test_the_committed_file_as_written_passes(approved: Path, tmp_path: Path, case: str) -> None:
     """The control: the same commands on the untouched files succeed."""
-    _, args, _, _ = CASES[case]
-    done = _run(_project(tmp_path / "project"), *args)
+    done = _run(_copy(case, approved, tmp_path), *CASES[case][2])
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
