@@ -4,7 +4,7 @@ A pull request controls every committed byte of the data lock (``data/<name>.loc
 of the bandit baseline (``[sast].baseline``). Each is planted here in six hostile forms: nesting
 200,000 deep (Python's decoder raises RecursionError, not JSONDecodeError), a 100,000-digit
 number (ValueError past 4,300 digits), bytes that are not UTF-8, a symlink to a FIFO and to
-``/dev/zero`` (a read that never ends), and a 2 GiB sparse file (read whole into memory). Each
+``/dev/zero`` (a read that never ends), and a 3 GiB sparse file (read whole into memory). Each
 must fail the real command or gate with one message naming the file, no traceback, in bounded
 time: each run is a child process with a timeout and a 3 GiB address-space limit.
 """
@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 LOCK = "data/breast_cancer.lock.json"
 APPROVAL = "data/breast_cancer.lock.approval.json"
 BASELINE = "bandit-baseline.json"
+ENVELOPE = "artifacts/attestation.intoto.json"
 _TIMEOUT = 120
 _ADDRESS_SPACE = 3 << 30
 
@@ -85,7 +86,7 @@ def _dev_zero(path: Path, tmp: Path) -> None:
 
 def _sparse(path: Path, tmp: Path) -> None:
     path.write_text("[", encoding="utf-8")
-    os.truncate(path, 2 << 30)
+    os.truncate(path, 3 << 30)
 
 
 FORMS: dict[str, Callable[[Path, Path], None]] = {
@@ -94,7 +95,7 @@ FORMS: dict[str, Callable[[Path, Path], None]] = {
     "invalid UTF-8": _not_utf8,
     "a symlink to a FIFO": _fifo,
     "a symlink to /dev/zero": _dev_zero,
-    "a 2 GiB sparse file": _sparse,
+    "a 3 GiB sparse file": _sparse,
 }
 
 
@@ -163,6 +164,7 @@ CASES = {
     "data verify, approvers": (LOCK, True, ("data", "verify"), 2, "data lock"),
     "approval, data verify": (APPROVAL, True, ("data", "verify"), 1, "approval"),
     "approval, data gate": (APPROVAL, True, ("run", "data", "--no-cache"), 1, "approval"),
+    "attestation, verify": (ENVELOPE, False, ("verify",), 1, "refused"),
 }
 
 
@@ -180,14 +182,15 @@ def test_a_hostile_json_file_is_refused_naming_it(
     planted, _, args, code, words = CASES[case]
     root = _copy(case, approved, tmp_path)
     target = root / planted
-    target.unlink()
+    target.parent.mkdir(exist_ok=True)
+    target.unlink(missing_ok=True)  # no attestation before the gates run: refused anyway
     FORMS[form](target, tmp_path)
     done = _run(root, *args)
     output = done.stdout + done.stderr
     assert "Traceback" not in output, output[-3000:]
     # A symlink out of the project is the policy's path rule's to refuse at load (exit 2)
     # where the file is a policy key (the lock, the baseline); the approval is not one (row 38).
-    by_path_rule = "symlink" in form and planted != APPROVAL
+    by_path_rule = "symlink" in form and planted in (LOCK, BASELINE)
     assert done.returncode == (2 if by_path_rule else code), output[-3000:]
     said = "expected a file inside the project folder" if by_path_rule else words
     named = [line for line in output.splitlines() if planted in line and said in line]
@@ -196,7 +199,7 @@ def test_a_hostile_json_file_is_refused_naming_it(
         assert "ERRORED" in output or "FAILED" in output, output[-3000:]
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", [case for case in CASES if CASES[case][0] != ENVELOPE])
 def test_the_committed_file_as_written_passes(approved: Path, tmp_path: Path, case: str) -> None:
     """The control: the same commands on the untouched files succeed."""
     done = _run(_copy(case, approved, tmp_path), *CASES[case][2])
