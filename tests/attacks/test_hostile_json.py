@@ -26,6 +26,8 @@ LOCK = "data/breast_cancer.lock.json"
 APPROVAL = "data/breast_cancer.lock.approval.json"
 BASELINE = "bandit-baseline.json"
 ENVELOPE = "artifacts/attestation.intoto.json"
+BATCH = "data/quarantine/b1/batch.json"
+JOURNAL = "data/quarantine/b1/approving.json"
 _TIMEOUT = 120
 _ADDRESS_SPACE = 3 << 30
 
@@ -165,7 +167,13 @@ CASES = {
     "approval, data verify": (APPROVAL, True, ("data", "verify"), 1, "approval"),
     "approval, data gate": (APPROVAL, True, ("run", "data", "--no-cache"), 1, "approval"),
     "attestation, verify": (ENVELOPE, False, ("verify",), 1, "refused"),
+    "batch, feedback list": (BATCH, False, ("feedback", "list"), 2, "batch record"),
+    "journal, feedback approve": (JOURNAL, False, ("feedback", "approve", "b1"), 2, "approval"),
 }
+
+
+# No file to leave as written: verify needs a chain run; an approval journal, a killed approve.
+_NO_CONTROL = (ENVELOPE, JOURNAL)
 
 
 def _copy(case: str, approved: Path, tmp_path: Path) -> Path:
@@ -182,8 +190,8 @@ def test_a_hostile_json_file_is_refused_naming_it(
     planted, _, args, code, words = CASES[case]
     root = _copy(case, approved, tmp_path)
     target = root / planted
-    target.parent.mkdir(exist_ok=True)
-    target.unlink(missing_ok=True)  # no attestation before the gates run: refused anyway
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)  # not there before the gates or feedback wrote it
     FORMS[form](target, tmp_path)
     done = _run(root, *args)
     output = done.stdout + done.stderr
@@ -199,7 +207,7 @@ def test_a_hostile_json_file_is_refused_naming_it(
         assert "ERRORED" in output or "FAILED" in output, output[-3000:]
 
 
-@pytest.mark.parametrize("case", [case for case in CASES if CASES[case][0] != ENVELOPE])
+@pytest.mark.parametrize("case", [case for case in CASES if CASES[case][0] not in _NO_CONTROL])
 def test_the_committed_file_as_written_passes(approved: Path, tmp_path: Path, case: str) -> None:
     """The control: the same commands on the untouched files succeed."""
     done = _run(_copy(case, approved, tmp_path), *CASES[case][2])
