@@ -212,3 +212,42 @@ def test_the_committed_file_as_written_passes(approved: Path, tmp_path: Path, ca
     """The control: the same commands on the untouched files succeed."""
     done = _run(_copy(case, approved, tmp_path), *CASES[case][2])
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+
+
+_READ_CHAMPION = """
+import os, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (int(os.environ["HOSTILE_AS"]),) * 2)
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from gates.feedback.trends import read_champion
+
+champion, findings = read_champion(Path(sys.argv[2]), history=[])
+print(champion)
+for finding in findings:
+    print(finding.rule, finding.severity.value, finding.message)
+"""
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_a_hostile_champion_record_is_a_warning_naming_it(tmp_path: Path, form: str) -> None:
+    """``[feedback].champion`` may name a record kept by hand in the tree (not the registry's
+    pointer): the feedback stage's trends read it. Unreadable, it is FB110 and no champion."""
+    path = tmp_path / "champion.json"
+    FORMS[form](path, tmp_path)
+    env = {**os.environ, "HOSTILE_AS": str(_ADDRESS_SPACE)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _READ_CHAMPION, str(REPO), str(path)],
+            capture_output=True,
+            text=True,
+            timeout=_TIMEOUT,
+            check=False,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"read_champion did not answer within {_TIMEOUT} s")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "None", done.stdout
+    assert len(lines) == 2, done.stdout
+    assert lines[1].startswith("FB110 warning champion record champion.json is unreadable"), lines
