@@ -251,3 +251,16 @@ def test_a_hostile_champion_record_is_a_warning_naming_it(tmp_path: Path, form: 
     assert lines[0] == "None", done.stdout
     assert len(lines) == 2, done.stdout
     assert lines[1].startswith("FB110 warning champion record champion.json is unreadable"), lines
+
+
+@pytest.mark.parametrize("form", ["nested 200,000 deep", "a 100,001-digit number", "invalid UTF-8"])
+def test_a_hostile_model_manifest_is_a_model_error_naming_it(tmp_path: Path, form: str) -> None:
+    """The manifest beside a model (read in process: FIFOs and symlinks were refused already)
+    to a RecursionError or ValueError crash, not the ModelError naming it."""
+    from pipeline.errors import ModelError
+    from pipeline.persist import read_manifest
+
+    path = tmp_path / "model.manifest.json"
+    FORMS[form](path, tmp_path)
+    with pytest.raises(ModelError, match=r"model.manifest.json: model manifest is malformed"):
+        read_manifest(path)
