@@ -264,3 +264,30 @@ def test_a_hostile_model_manifest_is_a_model_error_naming_it(tmp_path: Path, for
     FORMS[form](path, tmp_path)
     with pytest.raises(ModelError, match=r"model.manifest.json: model manifest is malformed"):
         read_manifest(path)
+
+
+# Within the pointer's 64 KiB bound (the forms above are refused by their size there).
+_SMALL = {"nested 50,000 deep": b"[" * 50_000, "a 5,001-digit number": b"1" + b"0" * 5_000}
+
+
+@pytest.mark.parametrize("form", list(_SMALL))
+@pytest.mark.parametrize("name", ["promotions.jsonl", "champion"])
+def test_a_hostile_registry_line_or_pointer_is_refused_naming_it(
+    tmp_path: Path, name: str, form: str
+) -> None:
+    """The audit log's lines and the champion pointer (a registry a checkout brings outside a
+    git work tree, where row 44 cannot tell it was committed): a RecursionError or ValueError
+    crash, not the refusal naming the file."""
+    from pipeline.champion import ModelRegistry, RegistryError
+    from pipeline.promotion import PromotionError, read_events
+
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    path = registry / name
+    path.write_bytes(_SMALL[form] + b"\n")  # a line the log acknowledged
+    if name == "champion":
+        with pytest.raises(RegistryError, match=r"registry/champion: champion pointer unreadable"):
+            ModelRegistry(registry, trusted=None).current_version()  # type: ignore[arg-type]
+    else:
+        with pytest.raises(PromotionError, match=r"promotions.jsonl:1: refused: not a JSON object"):
+            read_events(registry)
