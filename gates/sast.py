@@ -60,6 +60,7 @@ from gates.base import (
 )
 from gates.cache import SKIP_PARTS
 from gates.sarif_log import docs_uri, uri_path
+from pipeline.fsio import read_regular
 
 _TIMEOUT = 900
 _LEVELS = {"UNDEFINED": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
@@ -94,10 +95,14 @@ def _key(item: dict[str, Any], root: Path) -> BaselineKey:
     )
 
 
+# bandit's JSON for every finding of a large project is a few MB; a multi-GB file is refused unread.
+_MAX_BASELINE_BYTES = 64 << 20
+
+
 def load_baseline(path: Path, root: Path) -> Counter[BaselineKey]:
     """The findings a bandit baseline (``bandit -f json -o FILE``) accepts, as a multiset."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(read_regular(path, limit=_MAX_BASELINE_BYTES).decode("utf-8"))
         results = document["results"]
         if not isinstance(results, list):
             raise TypeError("'results' is not a list")
@@ -105,7 +110,11 @@ def load_baseline(path: Path, root: Path) -> Counter[BaselineKey]:
     except FileNotFoundError:
         msg = f"{path}: bandit baseline named by [sast].baseline not found"
         raise GateError(msg) from None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
+    except OSError as err:
+        msg = f"{path}: bandit baseline named by [sast].baseline refused, not read: {err}"
+        raise GateError(msg) from None
+    # ValueError: not JSON or UTF-8, or a number past 4,300 digits; RecursionError: nesting.
+    except (ValueError, RecursionError, KeyError, TypeError, AttributeError) as err:
         msg = f"{path}: bandit baseline is malformed ({type(err).__name__}: {err}); expected the JSON of 'bandit -f json'"
         raise GateError(msg) from None
 

@@ -51,6 +51,9 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 # The first line of a file encrypted at rest (pipeline.atrest.MAGIC; not imported, so the
 # verifier of plain files needs nothing of the encryption module).
 ENCRYPTED_MAGIC = b"GATES-AES256GCM-v1\n"
+# The envelope and its statement copy are read whole: a statement names each signed file by
+# path and digest (kilobytes); 16 MiB refuses a multi-GB file before a byte is read.
+MAX_STATEMENT_BYTES = 16 << 20
 
 
 class AttestationError(PipelineError):
@@ -241,6 +244,9 @@ def _read_envelope(path: Path, shown: str, decode: _Decode) -> Envelope:
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
         msg = f"{shown}: refused: the envelope is a symlink or not a regular file"
         raise AttestationError(msg)
+    if info.st_size > MAX_STATEMENT_BYTES:
+        msg = f"{shown}: refused, not read: expected at most {MAX_STATEMENT_BYTES} bytes, found {info.st_size}"
+        raise AttestationError(msg)
     raw = decode(path, shown)
     if isinstance(raw, str):
         raise AttestationError(raw)
@@ -307,6 +313,10 @@ def _check_statement_copy(path: Path, envelope: Envelope, root: Path, decode: _D
         return [f"{shown}: missing (the readable copy of the signed statement)"]
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
         return [f"{shown}: is a symlink or not a regular file"]
+    if info.st_size > MAX_STATEMENT_BYTES:
+        return [
+            f"{shown}: refused, not read: expected at most {MAX_STATEMENT_BYTES} bytes, found {info.st_size}"
+        ]
     raw = decode(path, shown)
     if isinstance(raw, str):
         return [raw]

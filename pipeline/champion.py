@@ -181,7 +181,7 @@ class ModelRegistry:
                 version = str(document["version"])
                 envelope_sha256 = str(document["envelope_sha256"])
                 bundle = str(document["bundle"])
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+            except (OSError, ValueError, RecursionError, KeyError, TypeError) as err:
                 msg = f"{self.pointer}: champion pointer unreadable ({type(err).__name__}: {err})"
                 raise RegistryError(msg) from None
         last = None
@@ -421,7 +421,7 @@ class ModelRegistry:
             return None
         try:
             return str(json.loads(self._pointer_bytes().decode("utf-8"))["version"])
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+        except (OSError, ValueError, RecursionError, KeyError, TypeError) as err:
             msg = f"{self.pointer}: champion pointer unreadable ({type(err).__name__}: {err})"
             raise RegistryError(msg) from None
 

@@ -15,11 +15,14 @@ import pandas as pd
 
 from pipeline.config import MAX_PAGES, ColumnRule, DataPolicy, LoadedPolicy
 from pipeline.errors import DataError
-from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
+from pipeline.fsio import atomic_write_json, atomic_write_text, read_regular, sha256_file
 from pipeline.parquet_pages import PageError, chunk_pages, refuse_many_chunks
 from pipeline.profile import DataProfile, build_profile, parse_profile
 
 LOCK_SCHEMA_VERSION = 1
+# A lock holds each file's digest and profile (each class's mean and covariance): 90 KB for
+# 30 columns; 256 MiB leaves room for thousands of columns and refuses a multi-GB file unread.
+MAX_LOCK_BYTES = 256 << 20
 # How many offending rows a finding quotes; the count is always exact.
 QUOTE_ROWS = 5
 # How many offending values a DATA017/DATA020 message picks the values it shows from.
@@ -1013,11 +1016,14 @@ def _unique_keys(series: pd.Series) -> Array:
 def read_lock(path: Path) -> DataLock:
     """Parse the data lock; a missing or malformed lock is a DataError naming it."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(read_regular(path, limit=MAX_LOCK_BYTES).decode("utf-8"))
     except FileNotFoundError:
         msg = f"{path}: data lock not found (approve the data with: python -m gates data approve)"
         raise DataError(msg) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except OSError as err:
+        msg = f"{path}: data lock refused, not read: {err}"
+        raise DataError(msg) from None
+    except (ValueError, RecursionError) as err:  # JSON, UTF-8, nesting, a 4,300-digit number
         msg = f"{path}: data lock is not valid JSON: {err}"
         raise DataError(msg) from None
     try:

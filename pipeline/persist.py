@@ -102,7 +102,7 @@ def _parse_manifest(raw: bytes, path: Path) -> ModelManifest:
             )
             raise ModelError(msg)
         return ModelManifest(**document)
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as err:
+    except (ValueError, RecursionError, TypeError, AttributeError) as err:
         msg = f"{path}: model manifest is malformed: {err}"
         raise ModelError(msg) from None
 

@@ -187,7 +187,7 @@ def read_events(registry: Path) -> list[dict[str, Any]]:
     for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
         try:
             record = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON or UTF-8, nesting, a 4,300-digit number
             raise PromotionError(f"{path}:{number}: refused: not a JSON object") from None
         if not isinstance(record, dict) or record.get("prev") != prev:
             msg = (

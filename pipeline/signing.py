@@ -237,7 +237,7 @@ def parse_envelope(text: str | bytes, *, source: str) -> Envelope:
     """Parse an envelope's JSON strictly; anything malformed is a SigningError naming ``source``."""
     try:
         document = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except ValueError as err:  # not JSON, not UTF-8, or a number past 4,300 digits
         msg = f"{source}: not a DSSE envelope: not JSON ({err})"
         raise SigningError(msg) from None
     except RecursionError:

@@ -61,6 +61,7 @@ from pipeline.fsio import (
     atomic_write_bytes,
     atomic_write_json,
     fsync_dir,
+    read_regular,
     sha256_bytes,
     sha256_file,
     temp_files,
@@ -69,6 +70,9 @@ from pipeline.fsio import (
 BATCH_FILE = "batch.json"
 ROWS_FILE = "rows.csv"
 JOURNAL_FILE = "approving.json"
+# A batch record and an approval's journal hold ids, counts, digests and problems (kilobytes);
+# both lie under data/, which a pull request commits: read as regular files of at most this.
+_MAX_RECORD_BYTES = 16 << 20
 QUARANTINED, REJECTED, APPROVED = "quarantined", "rejected", "approved"
 # Row-count bounds and "every class has rows" apply to the whole training set: a small batch
 # may well hold one class only. Both are checked on the merged data at approval.
@@ -452,11 +456,16 @@ def read_batch(policy: LoadedPolicy, batch_id: str) -> Batch:
         raise DataError(msg)
     path = quarantine_dir(policy) / batch_id / BATCH_FILE
     try:
-        return Batch.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return Batch.from_dict(
+            json.loads(read_regular(path, limit=_MAX_RECORD_BYTES).decode("utf-8"))
+        )
     except FileNotFoundError:
         msg = f"{path}: no such batch '{batch_id}' (see: python -m gates feedback list)"
         raise DataError(msg) from None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+    except OSError as err:
+        msg = f"{path}: batch record refused, not read: {err}"
+        raise DataError(msg) from None
+    except (RecursionError, KeyError, TypeError, ValueError) as err:
         msg = f"{path}: malformed batch record ({type(err).__name__}: {err})"
         raise DataError(msg) from None
 
@@ -558,10 +567,10 @@ def _finish_interrupted(policy: LoadedPolicy, root: Path) -> None:
             leftover.unlink(missing_ok=True)
     for journal in sorted(root.glob(f"*/{JOURNAL_FILE}")):
         try:
-            document = json.loads(journal.read_text(encoding="utf-8"))
+            document = json.loads(read_regular(journal, limit=_MAX_RECORD_BYTES).decode("utf-8"))
             before, after = str(document["data_sha256_before"]), str(document["data_sha256_after"])
             size = int(document["data_size_before"])
-        except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        except (OSError, RecursionError, KeyError, TypeError, ValueError) as err:
             msg = f"{journal}: unreadable record of an interrupted approval ({type(err).__name__})"
             raise DataError(msg) from None
         current = data_path.read_bytes()

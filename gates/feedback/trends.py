@@ -17,6 +17,7 @@ from typing import Any
 
 from gates.base import Finding, Location, Severity
 from pipeline.config import FeedbackPolicy, LoadedPolicy
+from pipeline.fsio import read_regular
 
 # Only scores where higher is better are trended; std is shown but not judged here.
 _TRENDED = (".mean", ".holdout")
@@ -66,6 +67,9 @@ def _flatten(metrics: dict[str, Any]) -> dict[str, float]:
     return flat
 
 
+_MAX_CHAMPION_BYTES = 1 << 20
+
+
 def read_champion(
     path: Path,
     *,
@@ -78,11 +82,11 @@ def read_champion(
     ``{"version": "<run id>-<sha12>"}`` found in the history (a callable is only called,
     and the history only read, when the file names a run without its metrics).
     """
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+    try:  # a file of the tree (kept by hand): 1 MiB, never a FIFO or device
+        document = json.loads(read_regular(path, limit=_MAX_CHAMPION_BYTES).decode("utf-8"))
     except FileNotFoundError:
         return None, []
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         return None, [_unreadable(path, f"{type(err).__name__}: {err}")]
     if not isinstance(document, dict):
         return None, [_unreadable(path, f"expected a JSON object, found {type(document).__name__}")]

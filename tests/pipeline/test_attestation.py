@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -64,4 +65,15 @@ def test_a_statement_of_another_type_is_refused(tmp_path):
     )
     envelope, _ = sign_and_write(payload, key=key, bundle_dir=tmp_path / "out")
     with pytest.raises(AttestationError, match="_type"):
+        verify_bundle(envelope, root=tmp_path, trusted=key.public)
+
+
+def test_a_statement_copy_of_gigabytes_is_refused_unread(tmp_path):
+    """The readable copy of the statement is the tree's (a pull request can replace it beside a
+    genuine envelope): a 1 GiB sparse file was read whole to be compared (jsonsweep)."""
+    subject = _file(tmp_path, "out/model.skops", b"model")
+    envelope, key = _signed(tmp_path, [subject], PREDICATE)
+    copy = tmp_path / "out/attestation.statement.json"
+    os.truncate(copy, 1 << 30)
+    with pytest.raises(AttestationError, match=r"attestation.statement.json: refused, not read"):
         verify_bundle(envelope, root=tmp_path, trusted=key.public)
