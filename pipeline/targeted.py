@@ -245,8 +245,6 @@ def _candidates(
     check: AssociationCheck,
 ) -> tuple[int, dict[tuple[int, int], float]]:
     """The cheap first stage: (tested cells x classes, feature pairs with a candidate cell)."""
-    from scipy.stats import binom  # noqa: PLC0415
-
     n_classes = expected.n_classes
     size = bins * bins
     tested = 0
@@ -264,14 +262,78 @@ def _candidates(
         )
         n_cell, counts, sums = _cell_counts(cell, yy, dropped, size, n_classes)
         tested += int(big.sum()) * n_classes
-        n_safe = np.maximum(n_cell, 1)[:, None]
-        hit = big[:, None] & (counts / n_safe - sums / n_safe >= check.min_gap)
-        for cell_id, cls in zip(*np.nonzero(hit), strict=True):
-            share = min(max(sums[cell_id, cls] / n_cell[cell_id], _P_FLOOR), 1 - _P_FLOOR)
-            pvalue = float(binom.sf(counts[cell_id, cls] - 1, n_cell[cell_id], share))
-            if pvalue < check.alpha:
-                candidates[(j, k)] = min(pvalue, candidates.get((j, k), 1.0))
+        best = _screened(n_cell, counts, sums, check)
+        if best is not None:
+            candidates[(j, k)] = best
     return tested, candidates
+
+
+def _screened(n_cell: Array, counts: Array, sums: Array, check: AssociationCheck) -> float | None:
+    """The smallest screen p-value of a feature set's cells (None: no cell passes the screen).
+
+    ``n_cell`` rows per cell, ``counts`` / ``sums`` per cell and class: the rows carrying the
+    class and the sum of their screen probabilities of it.
+    """
+    from scipy.stats import binom  # noqa: PLC0415
+
+    big = n_cell >= check.min_rows
+    n_safe = np.maximum(n_cell, 1)[:, None]
+    hit = big[:, None] & (counts / n_safe - sums / n_safe >= check.min_gap)
+    best: float | None = None
+    for cell_id, cls in zip(*np.nonzero(hit), strict=True):
+        share = min(max(sums[cell_id, cls] / n_cell[cell_id], _P_FLOOR), 1 - _P_FLOOR)
+        pvalue = float(binom.sf(counts[cell_id, cls] - 1, n_cell[cell_id], share))
+        if pvalue < check.alpha:
+            best = min(pvalue, 1.0 if best is None else best)
+    return best
+
+
+def _significant(
+    n_cell: Array, counts: Array, sums: Array, check: AssociationCheck, limit: float
+) -> list[tuple[int, int, float, int, float, float]]:
+    """The (cell, class) pairs that pass the real test: (cell, class, a, n, expected, p).
+
+    One-sided binomial P(X >= a), X ~ Bin(n, E / n) with E the summed refit probabilities;
+    at least ``min_rows`` rows, share gap at least ``min_gap``, p below ``limit``.
+    """
+    from scipy.stats import binom  # noqa: PLC0415
+
+    n_safe = np.maximum(n_cell, 1)[:, None]
+    gap = counts / n_safe - sums / n_safe
+    hit = (n_cell >= check.min_rows)[:, None] & (gap >= check.min_gap)
+    found = []
+    for cell_id, cls in zip(*np.nonzero(hit), strict=True):
+        a, m, e = float(counts[cell_id, cls]), int(n_cell[cell_id]), float(sums[cell_id, cls])
+        pvalue = float(binom.sf(a - 1, m, min(max(e / m, _P_FLOOR), 1 - _P_FLOOR)))
+        if pvalue < limit:
+            found.append((int(cell_id), int(cls), a, m, e, pvalue))
+    return found
+
+
+def _cell_reason(
+    pair: tuple[int, int],
+    cell_id: int,
+    bins: int,
+    found: tuple[float, int, float, float],
+    *,
+    edges: Sequence[Array],
+    names: Sequence[str],
+    label: str,
+    limit: float,
+    tested: int,
+) -> str:
+    """A significant cell's evidence: where, how many rows of the label, expected, p."""
+    j, k = pair
+    a, m, e, pvalue = found
+    bj, bk = divmod(cell_id, bins)
+    where = _describe_bin(names[j], edges[j], bj)
+    if k != j:
+        where += " and " + _describe_bin(names[k], edges[k], bk)
+    return (
+        f"{where}: {int(a)} of {m} rows labelled '{label}' where their other "
+        f"features predict {e:.1f} (p={pvalue:.2g} < {limit:.2g}, Bonferroni over "
+        f"{tested} tests)"
+    )
 
 
 def associations(
@@ -298,8 +360,6 @@ def associations(
     the rows flagged are those carrying the over-represented label whose other features give
     it p < ``member_below``.
     """
-    from scipy.stats import binom  # noqa: PLC0415 - heavy, used here only
-
     start = time.perf_counter()
     n_classes = len(classes)
     subset = np.arange(len(y)) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -320,22 +380,18 @@ def associations(
         p = np.clip(expected.without(columns)[subset], _P_FLOOR, 1 - _P_FLOOR)
         cell = c[:, j] * bins + c[:, k]
         n_cell, counts, sums = _cell_counts(cell, yy, p, size, n_classes)
-        n_safe = np.maximum(n_cell, 1)[:, None]
-        gap = counts / n_safe - sums / n_safe
-        hit = (n_cell >= check.min_rows)[:, None] & (gap >= check.min_gap)
-        for cell_id, cls in zip(*np.nonzero(hit), strict=True):
-            a, m, e = float(counts[cell_id, cls]), int(n_cell[cell_id]), float(sums[cell_id, cls])
-            pvalue = float(binom.sf(a - 1, m, min(max(e / m, _P_FLOOR), 1 - _P_FLOOR)))
-            if pvalue >= limit:
-                continue
-            bj, bk = divmod(int(cell_id), bins)
-            where = _describe_bin(names[j], edges[j], bj)
-            if k != j:
-                where += " and " + _describe_bin(names[k], edges[k], bk)
-            reason = (
-                f"{where}: {int(a)} of {m} rows labelled '{classes[cls]}' where their other "
-                f"features predict {e:.1f} (p={pvalue:.2g} < {limit:.2g}, Bonferroni over "
-                f"{tested} tests)"
+        for cell_id, cls, a, m, e, pvalue in _significant(n_cell, counts, sums, check, limit):
+            bj, bk = divmod(cell_id, bins)
+            reason = _cell_reason(
+                (j, k),
+                cell_id,
+                bins,
+                (a, m, e, pvalue),
+                edges=edges,
+                names=names,
+                label=classes[cls],
+                limit=limit,
+                tested=tested,
             )
             # Only the cell's rows whose other features do not predict their label: a trigger
             # moves rows of other classes into the cell; the cell's own rows of that class
@@ -355,6 +411,210 @@ def associations(
         [flagged[int(r)][1] for r in keys],
         start,
     )
+
+
+# --- label associations over every row of a streamed file -----------------------------------
+#
+# The same two stages as ``associations``, with every count taken over the whole file in
+# chunks: the bins and the models come from the streaming path's sample, each chunk adds its
+# rows to per (feature set, cell, class) counters (rows of the class, and the sum of the
+# model's probability of it), and the test runs on the totals. Memory: feature sets x cells x
+# classes counters, never rows; the work is linear in the rows.
+
+
+@dataclass(frozen=True)
+class CellModels:
+    """What counting a chunk's cells needs; fitted on the sample, small enough to ship to workers.
+
+    ``coef`` / ``intercept``: the full logistic model (the screen drops the cell's features'
+    terms from its logits). ``refits``: per feature set of the second stage, the kept columns
+    and the model refitted without the set's features.
+    """
+
+    edges: tuple[Array, ...]
+    pairs: tuple[tuple[int, int], ...]
+    bins: int
+    n_classes: int
+    coef: Array
+    intercept: Array
+    refits: tuple[tuple[Array, Array, Array], ...] = ()
+
+
+def _probabilities(logits: Array) -> Array:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    out: Array = np.clip(e / e.sum(axis=1, keepdims=True), _P_FLOOR, 1 - _P_FLOOR)
+    return out
+
+
+def _tally(cell: Array, y: Array, p: Array, size: int, n_classes: int) -> tuple[Array, Array]:
+    counts = np.bincount(cell * n_classes + y, minlength=size * n_classes).reshape(size, n_classes)
+    sums = np.stack(
+        [np.bincount(cell, weights=p[:, c], minlength=size) for c in range(n_classes)], axis=1
+    )
+    return counts, sums
+
+
+def fit_cell_models(
+    x: Array,
+    y: Array,
+    *,
+    n_classes: int,
+    check: AssociationCheck,
+    max_fit_rows: int,
+    seed: int,
+) -> CellModels:
+    """Quantile bins and the full expectation model from the sample (``x`` standardized)."""
+    edges = bin_edges(x, check.bins)
+    d = min(x.shape[1], check.max_features)
+    pairs = [(j, j) for j in range(d)] + [(j, k) for j in range(d) for k in range(j + 1, d)]
+    fit = np.arange(len(y))
+    if fit.size > max_fit_rows:
+        fit = np.sort(np.random.default_rng(seed).choice(fit, size=max_fit_rows, replace=False))
+    coef, intercept = _full(_fit_model(x[fit], y[fit], n_classes), n_classes, x.shape[1])
+    return CellModels(
+        edges=tuple(edges),
+        pairs=tuple(pairs),
+        bins=max((e.size for e in edges[:d]), default=0) + 1,
+        n_classes=n_classes,
+        coef=coef,
+        intercept=intercept,
+    )
+
+
+def with_refits(
+    models: CellModels,
+    x: Array,
+    y: Array,
+    sets: Sequence[tuple[int, int]],
+    *,
+    max_fit_rows: int,
+    seed: int,
+) -> CellModels:
+    """``models`` with a model refitted on the sample without each feature set of ``sets``."""
+    fit = np.arange(len(y))
+    if fit.size > max_fit_rows:
+        fit = np.sort(np.random.default_rng(seed).choice(fit, size=max_fit_rows, replace=False))
+    refits = []
+    for j, k in sets:
+        keep = np.array([c for c in range(x.shape[1]) if c not in (j, k)], dtype=np.int64)
+        if keep.size == 0:
+            prior = np.bincount(y, minlength=models.n_classes) / max(len(y), 1)
+            coef = np.zeros((models.n_classes, 0))
+            intercept = np.log(np.maximum(prior, 1e-12))
+        else:
+            coef, intercept = _full(
+                _fit_model(x[fit][:, keep], y[fit], models.n_classes), models.n_classes, keep.size
+            )
+        refits.append((keep, coef, intercept))
+    return replace(models, pairs=tuple(sets), refits=tuple(refits))
+
+
+def screen_tallies(models: CellModels, x: Array, y: Array) -> tuple[Array, Array]:
+    """The first stage's counters for one chunk: per feature set, cell and class, the rows
+    carrying the class and the sum of the screen's probability of it (the full model's logits
+    minus the set's features' terms, as ``LinearExpectation.dropped``)."""
+    size, k = models.bins * models.bins, models.n_classes
+    counts = np.zeros((len(models.pairs), size, k), dtype=np.int64)
+    sums = np.zeros((len(models.pairs), size, k))
+    if len(y) == 0:
+        return counts, sums
+    c = bin_codes(x, list(models.edges)).astype(np.int64)
+    logits = x @ models.coef.T + models.intercept
+    for i, (j, jj) in enumerate(models.pairs):
+        dropped = logits - models.coef[:, j] * x[:, j][:, None]
+        if jj != j:
+            dropped -= models.coef[:, jj] * x[:, jj][:, None]
+        cell = c[:, j] * models.bins + c[:, jj]
+        counts[i], sums[i] = _tally(cell, y, _probabilities(dropped), size, k)
+    return counts, sums
+
+
+def refit_tallies(models: CellModels, x: Array, y: Array) -> tuple[Array, Array]:
+    """The second stage's counters for one chunk, with each set's refitted model."""
+    size, k = models.bins * models.bins, models.n_classes
+    counts = np.zeros((len(models.pairs), size, k), dtype=np.int64)
+    sums = np.zeros((len(models.pairs), size, k))
+    if len(y) == 0:
+        return counts, sums
+    c = bin_codes(x, list(models.edges)).astype(np.int64)
+    for i, ((j, jj), (keep, coef, intercept)) in enumerate(
+        zip(models.pairs, models.refits, strict=True)
+    ):
+        p = _probabilities(x[:, keep] @ coef.T + intercept)
+        counts[i], sums[i] = _tally(c[:, j] * models.bins + c[:, jj], y, p, size, k)
+    return counts, sums
+
+
+def cell_members(
+    models: CellModels, hits: Sequence[tuple[int, int, int]], x: Array, y: Array, below: float
+) -> list[Array]:
+    """Per hit (feature set index, cell, class): the chunk's rows in the cell carrying the class
+    whose other features give it less than ``below`` (as ``associations`` flags them)."""
+    if len(y) == 0:
+        return [np.zeros(0, dtype=np.int64) for _ in hits]
+    c = bin_codes(x, list(models.edges)).astype(np.int64)
+    found = []
+    for i, cell_id, cls in hits:
+        j, jj = models.pairs[i]
+        keep, coef, intercept = models.refits[i]
+        bj, bk = divmod(cell_id, models.bins)
+        inside = (c[:, j] == bj) & (c[:, jj] == bk) & (y == cls)
+        p = _probabilities(x[inside][:, keep] @ coef.T + intercept)
+        found.append(np.flatnonzero(inside)[p[:, cls] < below])
+    return found
+
+
+def screen_candidates(
+    models: CellModels, counts: Array, sums: Array, check: AssociationCheck
+) -> tuple[int, list[tuple[int, int]]]:
+    """Every tested (cell, class) and the ``max_refits`` feature sets with the strongest
+    candidate cells, from the whole file's screen counters (as ``associations``' first stage)."""
+    tested = 0
+    candidates: dict[tuple[int, int], float] = {}
+    for i, pair in enumerate(models.pairs):
+        n_cell = counts[i].sum(axis=1)
+        big = n_cell >= check.min_rows
+        if not big.any():
+            continue
+        tested += int(big.sum()) * models.n_classes
+        best = _screened(n_cell, counts[i], sums[i], check)
+        if best is not None:
+            candidates[pair] = best
+    ranked = sorted(candidates, key=lambda pair: candidates[pair])[: check.max_refits]
+    return tested, ranked
+
+
+def significant_cells(
+    models: CellModels,
+    counts: Array,
+    sums: Array,
+    *,
+    tested: int,
+    check: AssociationCheck,
+    names: Sequence[str],
+    classes: Sequence[str],
+) -> list[tuple[tuple[int, int, int], float, str]]:
+    """The second stage's test on the whole file's counters: per significant cell its
+    (feature set index, cell, class), score (-log10 p) and reason, as ``associations``."""
+    limit = check.alpha / max(tested, 1)
+    found = []
+    for i, pair in enumerate(models.pairs):
+        n_cell = counts[i].sum(axis=1)
+        for cell_id, cls, a, m, e, pvalue in _significant(n_cell, counts[i], sums[i], check, limit):
+            reason = _cell_reason(
+                pair,
+                cell_id,
+                models.bins,
+                (a, m, e, pvalue),
+                edges=models.edges,
+                names=names,
+                label=classes[cls],
+                limit=limit,
+                tested=tested,
+            )
+            found.append(((i, cell_id, cls), -np.log10(max(pvalue, 1e-300)), reason))
+    return found
 
 
 # --- near-duplicate bursts ------------------------------------------------------------------
