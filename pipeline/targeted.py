@@ -519,14 +519,50 @@ def screen_tallies(models: CellModels, x: Array, y: Array) -> tuple[Array, Array
     sums = np.zeros((len(models.pairs), size, k))
     if len(y) == 0:
         return counts, sums
-    c = bin_codes(x, list(models.edges)).astype(np.int64)
+    c = bin_codes(x, list(models.edges)).astype(np.intp)
     logits = x @ models.coef.T + models.intercept
+    if k == 2:
+        return _binary_screen(models, x, y, c, logits)
     for i, (j, jj) in enumerate(models.pairs):
         dropped = logits - models.coef[:, j] * x[:, j][:, None]
         if jj != j:
             dropped -= models.coef[:, jj] * x[:, jj][:, None]
         cell = c[:, j] * models.bins + c[:, jj]
         counts[i], sums[i] = _tally(cell, y, _probabilities(dropped), size, k)
+    return counts, sums
+
+
+def _binary_screen(
+    models: CellModels, x: Array, y: Array, c: Array, logits: Array
+) -> tuple[Array, Array]:
+    """``screen_tallies`` for two classes: p(class 1) is the logistic of the logit
+    difference less the set's features' terms (single precision: a screen), p(class 0) its
+    complement, whose clipped sum per cell is the cell's rows less class 1's. About 4x less
+    work per feature set than the softmax (1 M rows x 210 sets)."""
+    from scipy.special import expit  # noqa: PLC0415
+
+    bins = models.bins
+    size = bins * bins
+    counts = np.zeros((len(models.pairs), size, 2), dtype=np.int64)
+    sums = np.zeros((len(models.pairs), size, 2))
+    base = (logits[:, 1] - logits[:, 0]).astype(np.float32)
+    terms = (x * (models.coef[1] - models.coef[0])).astype(np.float32)
+    # cell x 2 + label = (code_j x bins + code_k) x 2 + label, from two per-feature parts.
+    high = c * (2 * bins)
+    low = c * 2 + y.astype(np.intp)[:, None]
+    z = np.empty(len(y), dtype=np.float32)
+    labelled = np.empty(len(y), dtype=np.intp)
+    for i, (j, jj) in enumerate(models.pairs):
+        np.subtract(base, terms[:, j], out=z)
+        if jj != j:
+            z -= terms[:, jj]
+        expit(z, out=z)
+        np.clip(z, _P_FLOOR, 1 - _P_FLOOR, out=z)
+        np.add(high[:, j], low[:, jj], out=labelled)
+        counts[i] = np.bincount(labelled, minlength=2 * size).reshape(size, 2)
+        ones = np.bincount(labelled >> 1, weights=z, minlength=size)
+        sums[i, :, 1] = ones
+        sums[i, :, 0] = counts[i].sum(axis=1) - ones
     return counts, sums
 
 
