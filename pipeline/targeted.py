@@ -274,18 +274,27 @@ def _screened(n_cell: Array, counts: Array, sums: Array, check: AssociationCheck
     ``n_cell`` rows per cell, ``counts`` / ``sums`` per cell and class: the rows carrying the
     class and the sum of their screen probabilities of it.
     """
+    found = _screen_hits(n_cell, counts, sums, check)
+    return min((pvalue for pvalue, _ in found), default=None)
+
+
+def _screen_hits(
+    n_cell: Array, counts: Array, sums: Array, check: AssociationCheck
+) -> list[tuple[float, float]]:
+    """(screen p-value, share gap) of each cell and class that passes the screen."""
     from scipy.stats import binom  # noqa: PLC0415
 
     big = n_cell >= check.min_rows
     n_safe = np.maximum(n_cell, 1)[:, None]
-    hit = big[:, None] & (counts / n_safe - sums / n_safe >= check.min_gap)
-    best: float | None = None
+    gaps = counts / n_safe - sums / n_safe
+    hit = big[:, None] & (gaps >= check.min_gap)
+    found = []
     for cell_id, cls in zip(*np.nonzero(hit), strict=True):
         share = min(max(sums[cell_id, cls] / n_cell[cell_id], _P_FLOOR), 1 - _P_FLOOR)
         pvalue = float(binom.sf(counts[cell_id, cls] - 1, n_cell[cell_id], share))
         if pvalue < check.alpha:
-            best = min(pvalue, 1.0 if best is None else best)
-    return best
+            found.append((pvalue, float(gaps[cell_id, cls])))
+    return found
 
 
 def _significant(
@@ -605,19 +614,30 @@ def screen_candidates(
     models: CellModels, counts: Array, sums: Array, check: AssociationCheck
 ) -> tuple[int, list[tuple[int, int]]]:
     """Every tested (cell, class) and the ``max_refits`` feature sets with the strongest
-    candidate cells, from the whole file's screen counters (as ``associations``' first stage)."""
+    candidate cells, from the whole file's screen counters (``associations``' first stage,
+    ranked by p-value floored at the Bonferroni limit, then by the share gap)."""
     tested = 0
-    candidates: dict[tuple[int, int], float] = {}
+    hits: dict[tuple[int, int], list[tuple[float, float]]] = {}
     for i, pair in enumerate(models.pairs):
         n_cell = counts[i].sum(axis=1)
         big = n_cell >= check.min_rows
         if not big.any():
             continue
         tested += int(big.sum()) * models.n_classes
-        best = _screened(n_cell, counts[i], sums[i], check)
-        if best is not None:
-            candidates[pair] = best
-    ranked = sorted(candidates, key=lambda pair: candidates[pair])[: check.max_refits]
+        found = _screen_hits(n_cell, counts[i], sums[i], check)
+        if found:
+            hits[pair] = found
+    # Over a whole file many cells' screen p-values underflow to 0 (a strongly predictive
+    # feature's extreme bins, thousands of rows each), and ranking by p alone kept the first
+    # sets in column order. Every p below the Bonferroni limit counts as one; among them the
+    # largest departure (share gap) ranks first: a forced label's cell is far from what its
+    # other features predict, a feature's own predictive bins barely pass ``min_gap``.
+    limit = check.alpha / max(tested, 1)
+    best = {
+        pair: min((max(pvalue, limit), -gap) for pvalue, gap in found)
+        for pair, found in hits.items()
+    }
+    ranked = sorted(best, key=lambda pair: best[pair])[: check.max_refits]
     return tested, ranked
 
 
