@@ -447,6 +447,10 @@ class CellModels:
     coef: Array
     intercept: Array
     refits: tuple[tuple[Array, Array, Array], ...] = ()
+    # Per feature set, the least-squares coefficients of its features (columns) on the other
+    # features (rows; zero at the set's own): the screen replaces the set's features by that
+    # prediction instead of by nothing.
+    predictors: Array | None = None
 
 
 def _probabilities(logits: Array) -> Array:
@@ -488,7 +492,35 @@ def fit_cell_models(
         n_classes=n_classes,
         coef=coef,
         intercept=intercept,
+        predictors=_predictors(x[fit], pairs),
     )
+
+
+def _predictors(x: Array, pairs: Sequence[tuple[int, int]]) -> Array:
+    """Per feature set (j, k): the coefficients (d x 2) predicting x_j and x_k from the other
+    features by least squares on ``x`` (standardized, so centred), zero rows at j and k.
+
+    Dropping a feature's terms from the full model is no refit: a feature that repeats
+    another's information (a linear combination of two predictive features) keeps the weight
+    that balanced them, and the cells of those features look far from their expectation (over
+    1,000,000 clean rows, gaps of 0.8-0.96 on pairs of the two most predictive features, above
+    a trigger's 0.75). Replacing the dropped features by their prediction from the others is
+    what a linear refit would do with that information.
+    """
+    d = x.shape[1]
+    cov: Array = np.atleast_2d(np.cov(x, rowvar=False)) if len(x) > 1 else np.eye(d)
+    cov = cov + 1e-6 * np.eye(d)
+    out = np.zeros((len(pairs), d, 2))
+    for i, (j, k) in enumerate(pairs):
+        others = np.array([c for c in range(d) if c not in (j, k)], dtype=np.int64)
+        if others.size == 0:
+            continue
+        targets = np.array([j] if k == j else [j, k], dtype=np.int64)
+        inner: Array = cov[np.ix_(others, others)]
+        cross: Array = cov[np.ix_(others, targets)]
+        beta = np.linalg.solve(inner, cross)
+        out[i][others, : len(targets)] = beta
+    return out
 
 
 def with_refits(
@@ -533,9 +565,10 @@ def screen_tallies(models: CellModels, x: Array, y: Array) -> tuple[Array, Array
     if k == 2:
         return _binary_screen(models, x, y, c, logits)
     for i, (j, jj) in enumerate(models.pairs):
-        dropped = logits - models.coef[:, j] * x[:, j][:, None]
+        guess = x @ models.predictors[i] if models.predictors is not None else np.zeros((len(y), 2))
+        dropped = logits - models.coef[:, j] * (x[:, j] - guess[:, 0])[:, None]
         if jj != j:
-            dropped -= models.coef[:, jj] * x[:, jj][:, None]
+            dropped -= models.coef[:, jj] * (x[:, jj] - guess[:, 1])[:, None]
         cell = c[:, j] * models.bins + c[:, jj]
         counts[i], sums[i] = _tally(cell, y, _probabilities(dropped), size, k)
     return counts, sums
@@ -555,16 +588,29 @@ def _binary_screen(
     counts = np.zeros((len(models.pairs), size, 2), dtype=np.int64)
     sums = np.zeros((len(models.pairs), size, 2))
     base = (logits[:, 1] - logits[:, 0]).astype(np.float32)
-    terms = (x * (models.coef[1] - models.coef[0])).astype(np.float32)
+    weight = models.coef[1] - models.coef[0]
+    terms = (x * weight).astype(np.float32)
+    # Each set's features' terms come back as their prediction from the other features:
+    # weight_j x predicted x_j + weight_k x predicted x_k, one column per set.
+    back = np.zeros((len(models.pairs), x.shape[1]))
+    if models.predictors is not None:
+        for i, (j, jj) in enumerate(models.pairs):
+            back[i] = models.predictors[i][:, 0] * weight[j]
+            if jj != j:
+                back[i] += models.predictors[i][:, 1] * weight[jj]
     # cell x 2 + label = (code_j x bins + code_k) x 2 + label, from two per-feature parts.
     high = c * (2 * bins)
     low = c * 2 + y.astype(np.intp)[:, None]
     z = np.empty(len(y), dtype=np.float32)
     labelled = np.empty(len(y), dtype=np.intp)
+    block = 64
     for i, (j, jj) in enumerate(models.pairs):
+        if i % block == 0:
+            restored = (x @ back[i : i + block].T).astype(np.float32)
         np.subtract(base, terms[:, j], out=z)
         if jj != j:
             z -= terms[:, jj]
+        z += restored[:, i % block]
         expit(z, out=z)
         np.clip(z, _P_FLOOR, 1 - _P_FLOOR, out=z)
         np.add(high[:, j], low[:, jj], out=labelled)

@@ -110,7 +110,8 @@ def test_two_local_processes_count_the_same_cells(tmp_path):
 
 def test_the_two_class_screen_counts_what_the_softmax_counts():
     """The two-class shortcut (logistic of the logit difference, single precision) against
-    the general softmax of the dropped logits: the same counts, sums within 1e-6."""
+    the general softmax of the logits with the set's features replaced by their prediction
+    from the others: the same counts, sums within 1e-6."""
     from pipeline.config import AssociationCheck
     from pipeline.targeted import (
         _probabilities,
@@ -127,10 +128,12 @@ def test_the_two_class_screen_counts_what_the_softmax_counts():
     counts, sums = screen_tallies(models, x, y)
     codes = bin_codes(x, list(models.edges)).astype(np.int64)
     logits = x @ models.coef.T + models.intercept
+    assert models.predictors is not None
     for i, (j, k) in enumerate(models.pairs):
-        dropped = logits - models.coef[:, j] * x[:, j][:, None]
+        guess = x @ models.predictors[i]  # the set's features predicted from the others
+        dropped = logits - models.coef[:, j] * (x[:, j] - guess[:, 0])[:, None]
         if k != j:
-            dropped -= models.coef[:, k] * x[:, k][:, None]
+            dropped -= models.coef[:, k] * (x[:, k] - guess[:, 1])[:, None]
         cell = codes[:, j] * models.bins + codes[:, k]
         want_counts, want_sums = _tally(cell, y, _probabilities(dropped), models.bins**2, 2)
         assert np.array_equal(counts[i], want_counts)
