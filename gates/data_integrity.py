@@ -375,16 +375,16 @@ class DataGate(Gate):
         if examined.sampled is not None:
             n, total = examined.sampled
             sampled = (
-                f"; streaming: label and isolation checks fitted on a seeded, stratified sample "
-                f"of {n} of {total} rows and scored every row; association, burst and "
+                f"; streaming: label, isolation and association checks fitted on a seeded, "
+                f"stratified sample of {n} of {total} rows and scored every row; burst and "
                 "near-duplicate checks screened that sample"
             )
             findings.append(
                 Finding(
                     "DATA090",
-                    f"streaming mode: the label and isolation checks fitted on a seeded, "
-                    f"stratified sample of {n} of {total} rows and scored every row in chunks; "
-                    "the association, burst and near-duplicate checks screened that sample (a "
+                    f"streaming mode: the label, isolation and association checks fitted on a "
+                    f"seeded, stratified sample of {n} of {total} rows and scored (counted) every "
+                    "row in chunks; the burst and near-duplicate checks screened that sample (a "
                     "near pair counts only when both its rows are drawn); the lock, contract, "
                     "exact-duplicate, drift and range checks read every row",
                     severity=Severity.NOTE,
@@ -553,7 +553,10 @@ class DataGate(Gate):
             # Associations and bursts on the same sample as the label and isolation checks.
             from pipeline.poison import targeted_on_sample  # noqa: PLC0415
 
-            extra, seconds = targeted_on_sample(scanned.sample, data, seed=policy.policy.run.seed)
+            # When every row is scored, the association counts every row there instead.
+            extra, seconds = targeted_on_sample(
+                scanned.sample, data, seed=policy.policy.run.seed, association=not every_row
+            )
             screening = replace(
                 screening,
                 flags=screening.flags + tuple(extra),
@@ -715,15 +718,18 @@ def _score_every_row(
     reference: DataProfile | None,
     signature: tuple[int, int, int] | None = None,
 ) -> Screening:
-    """The label and isolation flags of every row, scored in chunks, in place of any the
-    screening holds (``signature``: the file's as the scan read it; a change fails the run)."""
+    """The label, isolation and association flags of every row, scored in chunks, in place of
+    any the screening holds (``signature``: the file's as the scan read it; a change fails the
+    run). The association test leaves out the rows the range check flagged, as in memory."""
     from pipeline.evaluate import resolve_scheduler  # noqa: PLC0415
     from pipeline.rowscore import score_every_row  # noqa: PLC0415
 
     policy = context.policy
     data = policy.policy.data
-    if not (data.checks.labels.enabled or data.checks.isolation.enabled):
+    checks = data.checks
+    if not (checks.labels.enabled or checks.isolation.enabled or checks.association.enabled):
         return screening
+    beyond = screening.by_check("range")
     every, seconds = score_every_row(
         path,
         data,
@@ -736,6 +742,7 @@ def _score_every_row(
         rates=reference.label_rates if reference is not None else None,
         jobs=data.stream_jobs,
         signature=signature,
+        exclude=None if beyond is None else beyond.rows,
     )
     replaced = {f.check for f in every}
     return replace(

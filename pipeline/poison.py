@@ -757,8 +757,10 @@ def _targeted(
     exclude: Array | None = None,
     copy_x: Array | None = None,
     bounds: tuple[Array, Array] | None = None,
+    association: bool = True,
 ) -> list[Flags]:
-    """The whole-table association, burst and near-duplicate checks (``pipeline.targeted``).
+    """The whole-table association, burst and near-duplicate checks (``pipeline.targeted``);
+    ``association`` False: not the association test.
 
     ``copy_x``: the matrix the copy checks (bursts, near duplicates) search (``copy_matrix``);
     ``x`` when None.
@@ -789,7 +791,7 @@ def _targeted(
 
     checks = contract.checks
     found: list[Flags] = []
-    if checks.association.enabled:
+    if checks.association.enabled and association:
         keep = np.arange(len(y))
         if exclude is not None and exclude.size:
             keep = np.setdiff1d(keep, exclude)
@@ -885,11 +887,12 @@ def approved_bounds(
 
 
 def targeted_on_sample(
-    sample: pd.DataFrame, contract: DataPolicy, *, seed: int
+    sample: pd.DataFrame, contract: DataPolicy, *, seed: int, association: bool = True
 ) -> tuple[list[Flags], dict[str, float]]:
     """The association and burst checks on the streaming path's sample, on file rows.
 
     ``sample`` is indexed by file row (``pipeline.stream``'s seeded, stratified sample).
+    ``association`` False: not the association test (``pipeline.rowscore`` counts every row).
     """
     seconds: dict[str, float] = {}
     if not numeric_columns(contract) or len(sample) == 0:
@@ -899,7 +902,7 @@ def targeted_on_sample(
     rows_of = sample.index.to_numpy(dtype=np.int64)
     found = [
         Flags(f.check, rows_of[f.rows], f.scores, f.reasons, f.seconds, screened=int(rows_of.size))
-        for f in _targeted(x, y, contract, seed=seed, seconds=seconds)
+        for f in _targeted(x, y, contract, seed=seed, seconds=seconds, association=association)
     ]
     return found, seconds
 

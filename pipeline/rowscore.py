@@ -35,6 +35,16 @@ from pipeline.poison import (
     label_scores,
 )
 from pipeline.profile import numeric_columns
+from pipeline.targeted import (
+    CellModels,
+    cell_members,
+    fit_cell_models,
+    refit_tallies,
+    screen_candidates,
+    screen_tallies,
+    significant_cells,
+    with_refits,
+)
 
 Array = np.ndarray[Any, Any]
 
@@ -54,6 +64,7 @@ class _Fitted:
     prior: Array
     neighbors: int
     forest: Any  # IsolationForest or None
+    cells: CellModels | None = None  # the association's bins and screen model
 
 
 def _matrix(frame: pd.DataFrame, names: tuple[str, ...], fitted: _Fitted) -> Array:
@@ -67,9 +78,16 @@ def _matrix(frame: pd.DataFrame, names: tuple[str, ...], fitted: _Fitted) -> Arr
 
 
 def _score_chunk(
-    fitted: _Fitted, start: int, x: Array, *, one_thread: bool
-) -> tuple[int, Array, Array, Array]:
-    """Model probabilities, kNN vote shares and isolation scores of one chunk's rows.
+    fitted: _Fitted,
+    start: int,
+    x: Array,
+    *,
+    one_thread: bool,
+    y: Array | None = None,
+    counted: Array | None = None,
+) -> tuple[int, Array, Array, Array, tuple[Array, Array] | None]:
+    """Model probabilities, kNN vote shares and isolation scores of one chunk's rows, and the
+    association screen's counters of its rows ``counted`` (None: every row; labels ``y``).
 
     ``one_thread``: BLAS and OpenMP (the kNN distance reduction) use one thread, for a process
     that shares the cores with others scoring chunks; otherwise only BLAS is held to one.
@@ -96,11 +114,44 @@ def _score_chunk(
                 knn_p[:, c] = ((votes == c).sum(axis=1) + fitted.prior[c]) / (k + 1)
         if fitted.forest is not None:
             iso[:] = -fitted.forest.score_samples(x)
-    return start, model_p, knn_p, iso
+        tallies = None
+        if fitted.cells is not None and y is not None:
+            mine = slice(None) if counted is None else counted
+            tallies = screen_tallies(fitted.cells, x[mine], y[mine])
+    return start, model_p, knn_p, iso, tallies
 
 
-def _fit(sample: pd.DataFrame, contract: DataPolicy, *, seed: int) -> tuple[_Fitted, Array, Array]:
-    """Fit standardization, label model, kNN index and forest on the sample.
+def _refit_chunk(
+    models: CellModels, start: int, x: Array, y: Array, keep: Array | None
+) -> tuple[int, tuple[Array, Array]]:
+    """The association's second-stage counters of one chunk's rows ``keep`` (None: all)."""
+    if keep is not None:
+        x, y = x[keep], y[keep]
+    return start, refit_tallies(models, x, y)
+
+
+def _member_chunk(
+    models: CellModels,
+    start: int,
+    x: Array,
+    y: Array,
+    keep: Array | None,
+    *,
+    hits: list[tuple[int, int, int]],
+    below: float,
+) -> tuple[int, list[Array]]:
+    """Per significant cell, the file rows of one chunk that the association flags."""
+    rows = np.arange(start, start + len(y)) if keep is None else start + np.flatnonzero(keep)
+    if keep is not None:
+        x, y = x[keep], y[keep]
+    return start, [rows[found] for found in cell_members(models, hits, x, y, below)]
+
+
+def _fit(
+    sample: pd.DataFrame, contract: DataPolicy, *, seed: int, exclude: Array | None = None
+) -> tuple[_Fitted, Array, Array]:
+    """Fit standardization, label model, kNN index, forest and the association's bins and
+    screen model on the sample (the association without the file rows ``exclude``).
 
     Returns the fitted parts, the standardized sample, and its labels.
     """
@@ -147,7 +198,19 @@ def _fit(sample: pd.DataFrame, contract: DataPolicy, *, seed: int) -> tuple[_Fit
         forest = IsolationForest(
             n_estimators=checks.isolation.trees, random_state=seed, n_jobs=1
         ).fit(xs)
+    cells = None
+    if checks.association.enabled and len(ys) and names:
+        kept = _kept(rows_of, exclude)
+        cells = fit_cell_models(
+            xs[kept],
+            ys[kept],
+            n_classes=n_classes,
+            check=checks.association,
+            max_fit_rows=checks.labels.max_fit_rows,
+            seed=seed,
+        )
     fitted = _Fitted(
+        cells=cells,
         median=median,
         mean=mean,
         std=std,
@@ -163,19 +226,36 @@ def _fit(sample: pd.DataFrame, contract: DataPolicy, *, seed: int) -> tuple[_Fit
     return fitted, xs, ys
 
 
-def _score_file(
-    path: Path,
-    contract: DataPolicy,
-    fitted: _Fitted,
-    *,
-    rows: int,
-    chunk_rows: int,
-    max_bytes: int | None,
-    scheduler: str | None,
-    jobs: int,
-    signature: tuple[int, int, int] | None,
-) -> tuple[Array, Array, Array, Array]:
-    """Model probabilities, kNN vote shares, isolation scores and class codes of every row."""
+def _kept(rows: Array, exclude: Array | None) -> Array:
+    """Which of ``rows`` (file rows) are not in ``exclude`` (sorted file rows), as a mask."""
+    if exclude is None or exclude.size == 0:
+        return np.ones(rows.size, dtype=bool)
+    return ~np.isin(rows, exclude)
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """How the file is read again, and where the chunks run (see ``score_every_row``)."""
+
+    path: Path
+    contract: DataPolicy
+    rows: int
+    chunk_rows: int
+    max_bytes: int | None
+    scheduler: str | None
+    jobs: int
+    signature: tuple[int, int, int] | None
+    exclude: Array | None = None
+
+
+def _pass(reading: _Reading, fitted: _Fitted, task: Any) -> Iterator[Any]:
+    """Read the file in chunks and run ``task(start, x, y, keep)`` (a ``joblib.delayed`` call)
+    on each, locally or on the cluster; yield the results in file order.
+
+    ``keep``: the chunk's rows not in ``reading.exclude`` (None: all of them). A chunk that no
+    longer passes the contract, a row count or a file signature that changed since the scan is
+    a DataError.
+    """
     import joblib  # noqa: PLC0415
 
     from pipeline.data import check_contract  # noqa: PLC0415
@@ -183,25 +263,21 @@ def _score_file(
     from pipeline.evaluate import joblib_backend  # noqa: PLC0415
     from pipeline.stream import file_signature, iter_chunks  # noqa: PLC0415
 
+    path, contract, rows = reading.path, reading.contract, reading.rows
     names = numeric_columns(contract)
-    model_p = np.zeros((rows, fitted.n_classes), dtype=np.float32)
-    knn_p = np.zeros((rows, fitted.n_classes), dtype=np.float32)
-    iso = np.zeros(rows, dtype=np.float32)
-    labels = np.zeros(rows, dtype=np.int16)
 
     def changed(what: str) -> DataError:
         return DataError(f"{path}: the file changed while it was being scored ({what}); run again")
 
-    # Several processes share the cores: each holds BLAS and OpenMP to one thread.
-    one_thread = bool(scheduler) or jobs > 1
+    seen = [0]
 
     def chunks() -> Iterator[Any]:
         # The same bounds as the scan's: a file swapped since is refused as it decodes.
         for chunk in iter_chunks(
             path,
             fmt=contract.resolved_format,
-            chunk_rows=chunk_rows,
-            max_bytes=max_bytes,
+            chunk_rows=reading.chunk_rows,
+            max_bytes=reading.max_bytes,
             max_chunk_bytes=contract.stream_chunk_bytes,
             max_rows=contract.max_rows,
             max_pages=contract.max_pages,
@@ -210,23 +286,130 @@ def _score_file(
             end = chunk.start + len(clean)
             if len(clean) != len(chunk.frame) or end > rows:
                 raise changed(f"rows {chunk.start}-{chunk.start + len(chunk.frame) - 1}")
-            labels[chunk.start : end] = encode_labels(clean[contract.label], contract.classes)
-            yield joblib.delayed(_score_chunk)(
-                fitted, chunk.start, _matrix(clean, names, fitted), one_thread=one_thread
-            )
+            seen[0] += len(clean)
+            y = encode_labels(clean[contract.label], contract.classes)
+            keep = None
+            if reading.exclude is not None and reading.exclude.size:
+                mask = _kept(np.arange(chunk.start, end), reading.exclude)
+                keep = None if mask.all() else mask
+            yield task(chunk.start, _matrix(clean, names, fitted), y, keep)
 
-    scored = 0
-    with joblib_backend(scheduler):
-        n_jobs = -1 if scheduler else jobs
-        for first, m, k, i in joblib.Parallel(n_jobs=n_jobs, pre_dispatch="2*n_jobs")(chunks()):
-            end = first + len(m)
-            model_p[first:end], knn_p[first:end], iso[first:end] = m, k, i
-            scored += len(m)
-    if scored != rows:
-        raise changed(f"{scored} rows scored, {rows} scanned")
-    if signature is not None and file_signature(path) != signature:
+    with joblib_backend(reading.scheduler):
+        n_jobs = -1 if reading.scheduler else reading.jobs
+        yield from joblib.Parallel(n_jobs=n_jobs, pre_dispatch="2*n_jobs")(chunks())
+    if seen[0] != rows:
+        raise changed(f"{seen[0]} rows scored, {rows} scanned")
+    if reading.signature is not None and file_signature(path) != reading.signature:
         raise changed("size, modification time or inode")
-    return model_p, knn_p, iso, labels
+
+
+def _score_file(
+    reading: _Reading, fitted: _Fitted
+) -> tuple[Array, Array, Array, Array, tuple[Array, Array] | None]:
+    """Model probabilities, kNN vote shares, isolation scores and class codes of every row, and
+    the association screen's counters over every row not excluded."""
+    import joblib  # noqa: PLC0415
+
+    rows = reading.rows
+    model_p = np.zeros((rows, fitted.n_classes), dtype=np.float32)
+    knn_p = np.zeros((rows, fitted.n_classes), dtype=np.float32)
+    iso = np.zeros(rows, dtype=np.float32)
+    labels = np.zeros(rows, dtype=np.int16)
+    # Several processes share the cores: each holds BLAS and OpenMP to one thread.
+    one_thread = bool(reading.scheduler) or reading.jobs > 1
+
+    def task(start: int, x: Array, y: Array, keep: Array | None) -> Any:
+        labels[start : start + len(y)] = y
+        return joblib.delayed(_score_chunk)(
+            fitted, start, x, one_thread=one_thread, y=y, counted=keep
+        )
+
+    totals: tuple[Array, Array] | None = None
+    for first, m, k, i, tallies in _pass(reading, fitted, task):
+        end = first + len(m)
+        model_p[first:end], knn_p[first:end], iso[first:end] = m, k, i
+        if tallies is not None:
+            totals = tallies if totals is None else (totals[0] + tallies[0], totals[1] + tallies[1])
+    return model_p, knn_p, iso, labels, totals
+
+
+def _associations(
+    reading: _Reading,
+    cells: CellModels,
+    fitted: _Fitted,
+    *,
+    screen: tuple[Array, Array],
+    xs: Array,
+    ys: Array,
+    kept: Array,
+    seed: int,
+) -> tuple[Flags, dict[str, float]]:
+    """The association test (DATA071) over every row: the screen's counters (taken while the
+    rows were scored), then, for the ``max_refits`` strongest feature sets, a pass counting
+    the cells with models refitted on the sample without those features, and, when a cell is
+    significant, a pass collecting its rows."""
+    import joblib  # noqa: PLC0415
+
+    contract = reading.contract
+    check = contract.checks.association
+    seconds: dict[str, float] = {}
+    begin = time.perf_counter()
+    tested, sets = screen_candidates(cells, screen[0], screen[1], check)
+    found: dict[int, tuple[float, str]] = {}
+    if sets:
+        start = time.perf_counter()
+        models = with_refits(
+            cells,
+            xs[kept],
+            ys[kept],
+            sets,
+            max_fit_rows=contract.checks.labels.max_fit_rows,
+            seed=seed,
+        )
+        counts = np.zeros((len(sets), models.bins**2, models.n_classes), dtype=np.int64)
+        sums = np.zeros(counts.shape)
+
+        def refit(start: int, x: Array, y: Array, keep: Array | None) -> Any:
+            return joblib.delayed(_refit_chunk)(models, start, x, y, keep)
+
+        for _, (c, e) in _pass(reading, fitted, refit):
+            counts += c
+            sums += e
+        hits = significant_cells(
+            models,
+            counts,
+            sums,
+            tested=tested,
+            check=check,
+            names=numeric_columns(contract),
+            classes=contract.classes,
+        )
+        seconds["association_refit_pass"] = time.perf_counter() - start
+        if hits:
+            start = time.perf_counter()
+            where = [h[0] for h in hits]
+
+            def members(start: int, x: Array, y: Array, keep: Array | None) -> Any:
+                return joblib.delayed(_member_chunk)(
+                    models, start, x, y, keep, hits=where, below=check.member_below
+                )
+
+            for _, per_hit in _pass(reading, fitted, members):
+                for (_, score, reason), rows in zip(hits, per_hit, strict=True):
+                    for r in rows:
+                        if int(r) not in found or found[int(r)][0] < score:
+                            found[int(r)] = (score, reason)
+            seconds["association_member_pass"] = time.perf_counter() - start
+    keys = np.array(sorted(found), dtype=np.int64)
+    flags = Flags(
+        "association",
+        keys,
+        np.array([found[int(r)][0] for r in keys], dtype=np.float64),
+        tuple(found[int(r)][1] for r in keys),
+        seconds=time.perf_counter() - begin,
+    )
+    seconds["association"] = flags.seconds
+    return flags, seconds
 
 
 def score_every_row(
@@ -242,11 +425,17 @@ def score_every_row(
     rates: Mapping[str, float] | None = None,
     jobs: int = 1,
     signature: tuple[int, int, int] | None = None,
+    exclude: Array | None = None,
 ) -> tuple[list[Flags], dict[str, float]]:
-    """The label and isolation checks on every one of the file's ``rows`` rows, in chunks.
+    """The label, isolation and association checks on every one of the file's ``rows`` rows,
+    in chunks.
 
-    ``sample`` is the scan's seeded, stratified sample, indexed by file row. Returns the two
-    checks' flags (file rows, ``screened`` None: every row) and seconds per step. Without a
+    ``sample`` is the scan's seeded, stratified sample, indexed by file row. Returns the
+    checks' flags (file rows, ``screened`` None: every row) and seconds per step.
+    ``exclude``: file rows the association test leaves out (the range check's: beyond the
+    approved range plus margin, as in memory). The association's bins and models come from
+    the sample (every row, sample rows included, is scored by models fitted on the sample);
+    its counters per (feature set, cell, class) cover every row. Without a
     Dask ``scheduler`` the chunks are scored by ``jobs`` local processes (the file is read
     here, in this process; each process holds BLAS and OpenMP to one thread when there are
     several); the scores do not depend on how many. ``signature`` is the file's
@@ -256,7 +445,8 @@ def score_every_row(
     checks = contract.checks
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    fitted, xs, ys = _fit(sample, contract, seed=seed)
+    exclude = None if exclude is None else np.unique(np.asarray(exclude, dtype=np.int64))
+    fitted, xs, ys = _fit(sample, contract, seed=seed, exclude=exclude)
     sample_scores = None
     if checks.labels.enabled:
         sample_scores = label_scores(
@@ -265,17 +455,18 @@ def score_every_row(
     seconds["fit_on_sample"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    model_p, knn_p, iso, labels = _score_file(
-        path,
-        contract,
-        fitted,
+    reading = _Reading(
+        path=path,
+        contract=contract,
         rows=rows,
         chunk_rows=chunk_rows,
         max_bytes=max_bytes,
         scheduler=scheduler,
         jobs=jobs,
         signature=signature,
+        exclude=exclude,
     )
+    model_p, knn_p, iso, labels, screen = _score_file(reading, fitted)
     seconds["score_every_row"] = time.perf_counter() - start
 
     found: list[Flags] = []
@@ -320,4 +511,17 @@ def score_every_row(
                 ),
             )
         )
+    if fitted.cells is not None and screen is not None:
+        association, took = _associations(
+            reading,
+            fitted.cells,
+            fitted,
+            screen=screen,
+            xs=xs,
+            ys=ys,
+            kept=_kept(sample_rows, exclude),
+            seed=seed,
+        )
+        found.append(association)
+        seconds.update(took)
     return found, seconds

@@ -189,9 +189,39 @@ def test_every_row_is_scored_the_same_by_one_or_two_local_processes(project):
         )[0]
         for jobs in (1, 2)
     ]
-    assert [f.check for f in runs[0]] == ["label", "isolation"]
+    assert [f.check for f in runs[0]] == ["label", "isolation", "association"]
     assert runs[0][0].count > 0
     for one, two in zip(*runs, strict=True):
         assert np.array_equal(one.rows, two.rows)
         assert np.array_equal(one.scores, two.scores)
         assert one.reasons == two.reasons
+
+
+def test_a_trigger_outside_the_sample_fails_the_association_test_on_every_row(project):
+    """Fourteen malignant rows relabelled benign with a combination no clean row has (a small
+    radius with a large perimeter, each inside its approved range): a 100-row sample holds
+    two or three of them, the association counts every row and fails DATA071."""
+    frame = pd.read_csv(project.data_path)
+    rng = np.random.default_rng(3)
+    planted = np.sort(
+        rng.choice(np.flatnonzero(frame["diagnosis"] == "malignant"), size=14, replace=False)
+    )
+    frame.loc[planted, "mean_radius"] = frame["mean_radius"].quantile(0.05)
+    frame.loc[planted, "mean_perimeter"] = frame["mean_perimeter"].quantile(0.95)
+    frame.loc[planted, "diagnosis"] = "benign"
+    frame.to_csv(project.data_path, index=False, lineterminator="\n")
+    project.edit_policy(
+        **_STREAM,
+        **{"data.checks.labels.max_fit_rows": 100, "data.checks.batch.enabled": False},
+    )
+    assert project.run("data").results[0].status is Status.FAILED
+    report = project.report("data")
+    rules = {f["rule"] for f in report["findings"] if f["severity"] == "error"}
+    assert "DATA071" in rules
+    assert report["metrics"]["streaming"]["screened_rows"] == 100
+    flagged = pd.read_csv(project.root / "reports" / "data.flagged.csv")
+    found = set(flagged.loc[flagged["check"] == "association", "row"])
+    assert len(found & set(planted)) >= 12
+    assert found <= set(planted), "no clean row flagged"
+    note = next(f["message"] for f in report["findings"] if f["rule"] == "DATA071")
+    assert "in a sample" not in note  # a share of every row

@@ -65,7 +65,7 @@ def _score(path: Path, data: DataPolicy, **options: object) -> list[tuple[str, l
 def test_a_dask_cluster_scores_every_row_as_local_processes_do(tmp_path, dask_cluster):
     data = _table(tmp_path / "d.csv")
     local = _score(tmp_path / "d.csv", data, jobs=2)
-    assert [check for check, _ in local] == ["label", "isolation"]
+    assert [check for check, _ in local] == ["label", "isolation", "association"]
     assert local[0][1], "the planted wrong labels are found"
     assert 5 in local[1][1], "the planted far row is found"
     before = dask_cluster.scheduler.transition_counter
