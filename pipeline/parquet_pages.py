@@ -91,14 +91,17 @@ class _Short(PageError):
     def __init__(self, stepped: int = 0) -> None:
         super().__init__("the window ended inside the header")
         self.stepped = stepped
+        self.needed = 0  # the window a string or a run of fixed-width values needs
 
 
 class _Cut(_Short):
-    """A string or container ends past the window (at ``at``: it starts there)."""
+    """A string or container ends past the window (at ``at``: it starts there; ``needed``:
+    the window it needs, when known)."""
 
-    def __init__(self, at: int) -> None:
+    def __init__(self, at: int, needed: int = 0) -> None:
         super().__init__()
         self.at = at
+        self.needed = needed
 
 
 @dataclass(frozen=True)
@@ -251,7 +254,7 @@ def _skip(
     else:
         width = _FIXED[kind]
     if i + width > len(data):  # a binary longer than the window is Thrift's limit too
-        raise _Cut(i)
+        raise _Cut(i, i + width)
     _skipped(room, width)
     return i + width
 
@@ -339,7 +342,7 @@ def _same_values(data: bytes, i: int, size: int, kind: int, depth: int, *, room:
     if kind in _FIXED:
         end = i + size * _FIXED[kind]
         if end > n:
-            raise _Cut(i)
+            raise _Cut(i, end)
         _skipped(room, end - i)
         return end
     if kind in _VARINT:
@@ -356,7 +359,7 @@ def _same_values(data: bytes, i: int, size: int, kind: int, depth: int, *, room:
                 width, i = _varint(data, i)
             if i + width > n:
                 room[0] = limit
-                raise _Cut(i)
+                raise _Cut(i, i + width)
             i += width
             if width > _SKIP_COST:
                 limit += width - _SKIP_COST
@@ -398,7 +401,9 @@ def _read_within(data: bytes, budget: int) -> tuple[dict[int, int], int, int]:
     try:
         fields, length = _fields(data, room)
     except _Cut as cut:
-        raise _Short(cut.at - (room[0] - budget)) from None
+        short = _Short(cut.at - (room[0] - budget))
+        short.needed = cut.needed
+        raise short from None
     except _Short:
         if room[0] < len(data):
             raise _OverBudget from None
@@ -462,7 +467,9 @@ class _Window:
 def _header(window: _Window, offset: int, end: int, budget: int) -> tuple[int, int, int, int, int]:
     """(page type, uncompressed size, compressed size, header bytes, cost) of the page at
     offset: its cost (``_read_within``) counts the bytes stepped through by each read of a
-    window too short for it; ``_OverBudget`` as soon as that passes ``budget``."""
+    window too short for it; ``_OverBudget`` as soon as that passes ``budget``. The window
+    grows 4 times, or to what a string needs (so the bytes copied into windows stay within a
+    few times the header's)."""
     size = 4096
     spent = 0
     while True:
@@ -473,9 +480,9 @@ def _header(window: _Window, offset: int, end: int, budget: int) -> tuple[int, i
             spent += short.stepped
             if spent > budget:
                 raise _OverBudget from None
-            if size >= _MAX_HEADER or offset + size >= end:
+            if size >= _MAX_HEADER or offset + size >= end or short.needed > _MAX_HEADER:
                 raise PageError("page header cut off") from None
-            size *= 16
+            size = min(max(size * 4, short.needed), _MAX_HEADER)
             continue
         kind, uncompressed, compressed = (fields.get(i) for i in (1, 2, 3))
         if kind is None or uncompressed is None or compressed is None:
