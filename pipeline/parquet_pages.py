@@ -255,7 +255,8 @@ def _skip(
         width = _FIXED[kind]
     if i + width > len(data):  # a binary longer than the window is Thrift's limit too
         raise _Cut(i, i + width)
-    _skipped(room, width)
+    if width > _SKIP_COST:  # passed in one step
+        room[0] += width - _SKIP_COST
     return i + width
 
 
@@ -327,11 +328,12 @@ def _values(
         return i
     if depth > 1 and len(kinds) == 1:  # one type, elements' depth within the limit
         return _same_values(data, i, size, kinds[0], depth - 1, room=room)
+    depth -= 1
     for _ in range(size):
         if i >= room[0]:
             raise _Short
         for kind in kinds:
-            i = _skip(data, i, kind, depth - 1, room, element=True)
+            i = _skip(data, i, kind, depth, room, element=True)
     return i
 
 
