@@ -9,11 +9,16 @@ footer's row-group loop (``parquet_rows``) and ``pyarrow.parquet.read_table``, b
 (once). For scale: how many pages pyarrow writes by default for 1,000,000 rows x 20
 columns (the legitimate side of the page bound), and the page headers' bytes of long text
 (1,000,000 rows of 200 characters, with and without a dictionary, and of 4,000 characters)
-against the [data].max_pages x 128 header bytes a file may hold. Then the adversary of that
-byte budget: the 1,000,000-page file's chunk rewritten as exactly max_pages pages whose headers
-are 128 bytes each, of one-byte bool fields (a nested struct), the costliest bytes to step
-through: the file is at both bounds, so the walk reads all of it (``--budget-file`` skips it).
-Last, what one header's bytes cost, by what fills it: the walk's header reader on 1 MB headers.
+against the [data].max_pages x 128 header bytes a file may hold: their bytes, what the walk
+steps through ("cost": a string passed in one step counts 8 bytes, not its length; absent
+before that rule) and whether the default bound passes the file (5,000 and 50,000 rows of one
+4,000-character value a page were refused when the budget counted bytes). Then the adversary of
+that budget: the 1,000,000-page file's chunk rewritten as exactly max_pages pages whose headers
+are 128 bytes each of one-byte bool fields (a nested struct), or of a map of bytes to bytes
+(the costliest bytes to step through, 1 MB headers below): the file is at both bounds, so the
+walk reads all of it; and the same with 129-byte headers, refused at the budget
+(``--budget-file`` skips these). Last, what one header's bytes cost, by what fills it: the
+walk's header reader on 1 MB headers.
 
 Each walk is timed on a cold process cache (``forget``: a file is walked once per process);
 "again" is the same walk reusing what it kept (the file's signature and the header bytes read
@@ -96,7 +101,7 @@ def measure(label: str, path: Path, repeat: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pages", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--pages", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--budget-file", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
@@ -133,7 +138,9 @@ def main() -> None:
         )
         text_headers(Path(folder))
         if args.budget_file and BOUNDED:
-            at_the_budget(Path(folder))
+            for fill in ("bool fields", "a map of bytes to bytes"):
+                for size in (HEADER_BYTES_PER_PAGE, HEADER_BYTES_PER_PAGE + 1):
+                    at_the_budget(Path(folder), fill, size)
     header_bytes()
 
 
@@ -142,6 +149,8 @@ def text_headers(folder: Path) -> None:
     if not BOUNDED or not HEADER_BYTES_PER_PAGE:
         return
     rng = np.random.default_rng(0)
+    from pipeline.errors import DataError
+
     budget = MAX_PAGES * HEADER_BYTES_PER_PAGE
     rows = 1_000_000
     few = np.array(["".join(rng.choice(list("abcd"), 200)) for _ in range(1_000)])
@@ -155,26 +164,53 @@ def text_headers(folder: Path) -> None:
         ("1,000,000 x 200 chars, all distinct, no dictionary", distinct, {"use_dictionary": False}),
         ("100,000 x 4,000 chars, all distinct, no dictionary", long, {"use_dictionary": False}),
         ("5,000 x 4,000 chars, one value a page, no dictionary", long[:5_000], {"use_dictionary": False, "data_page_size": 1, "write_batch_size": 1}),
+        ("50,000 x 4,000 chars, one value a page, no dictionary", long[:50_000], {"use_dictionary": False, "data_page_size": 1, "write_batch_size": 1}),
     ]  # fmt: skip
     for label, values, options in cases:
         path = folder / "text.parquet"
         pq.write_table(pa.table({"t": values}), path, **options)
+        meta = pq.ParquetFile(path).metadata
         forget()
         start = time.perf_counter()
-        found = chunk_pages(path, pq.ParquetFile(path).metadata, max_pages=2**62)
+        found = chunk_pages(path, meta, max_pages=2**62)
         seconds = time.perf_counter() - start
         pages = sum(c.pages for c in found)
         held = sum(getattr(c, "header_bytes", 0) for c in found)
+        cost = sum(getattr(c, "header_cost", getattr(c, "header_bytes", 0)) for c in found)
+        start = time.perf_counter()
+        chunk_pages(path, meta, max_pages=2**62)
+        again = time.perf_counter() - start
+        forget()
+        start = time.perf_counter()
+        try:
+            chunk_pages(path, meta, max_pages=MAX_PAGES)
+            verdict = "passes"
+        except DataError:
+            verdict = "refused"
+        bound = time.perf_counter() - start
         print(
             f"{label:<54} {path.stat().st_size / 2**20:6.1f} MiB {pages:>6,} pages, header bytes"
-            f" {held:>11,} ({held / pages:5.0f} a page, {held / budget:7.2%} of {budget:,})"
-            f", walked in {seconds:.2f} s",
+            f" {held:>11,} ({held / pages:5.0f} a page), cost {cost:>10,} ({cost / pages:5.0f}"
+            f" a page, {cost / budget:7.2%} of {budget:,}), walked in {seconds:.2f} s, again"
+            f" {again:.2f} s; default bound: {verdict} in {bound:.2f} s",
             flush=True,
         )
 
 
-def at_the_budget(folder: Path) -> None:
-    """The byte budget's adversary: max_pages headers of 128 bytes, each of one-byte fields."""
+def _fill(kind: str, size: int) -> bytes:
+    """What follows a crafted header's type and sizes (7 bytes) to make it ``size`` bytes."""
+    if kind == "bool fields":  # field 4: a struct of one-byte bool fields; ends
+        return b"\x1c" + b"\x11" * (size - 10) + b"\x00\x00"
+    # field 4: a map of m bytes to bytes (a bool field 5 to make the length), the header's end
+    m, odd = divmod(size - 7 - 4, 2)
+    assert m < 128
+    return b"\x1b" + bytes([m]) + b"\x33" + b"\x00" * 2 * m + b"\x11" * odd + b"\x00"
+
+
+def at_the_budget(folder: Path, kind: str, header: int) -> None:
+    """The byte budget's adversary: max_pages headers of ``header`` bytes, each stepped through."""
+    from pipeline.errors import DataError
+
     pages = MAX_PAGES
     path = folder / "budget.parquet"
     table = pa.table({"x": np.arange(1_000_000, dtype=np.int64)})
@@ -184,9 +220,10 @@ def at_the_budget(folder: Path) -> None:
     start, size = chunk.data_page_offset, chunk.total_compressed_size
     # type 0, uncompressed 8, compressed q (a two-byte zigzag varint), field 4: a struct of
     # one-byte bool fields (delta 1, true) closed, then the header's end: 128 bytes.
-    base, extra = divmod(size - pages * HEADER_BYTES_PER_PAGE, pages)
+    base, extra = divmod(size - pages * header, pages)
     assert 64 <= base < 8_191, base
-    fill = b"\x1c" + b"\x11" * (HEADER_BYTES_PER_PAGE - 10) + b"\x00\x00"
+    fill = _fill(kind, header)
+    assert len(fill) == header - 7
     blob = bytearray()
     for k in range(pages):
         q = base + (k < extra)
@@ -197,13 +234,22 @@ def at_the_budget(folder: Path) -> None:
         handle.write(blob)
     forget()
     started = time.perf_counter()
-    found = chunk_pages(path, meta, max_pages=MAX_PAGES)
+    try:
+        found = chunk_pages(path, meta, max_pages=MAX_PAGES)
+    except DataError as err:
+        seconds = time.perf_counter() - started
+        print(
+            f"past the budget: {pages:,} pages of {header}-byte headers of {kind}, refused in "
+            f"{seconds:.2f} s ({str(err).split(' (column')[0].split(': ', 1)[1]})",
+            flush=True,
+        )
+        return
     seconds = time.perf_counter() - started
     held = sum(getattr(c, "header_bytes", 0) for c in found)
     print(
-        f"at the budget: {sum(c.pages for c in found):,} pages of {HEADER_BYTES_PER_PAGE}-byte "
-        f"headers of bool fields ({held:,} header bytes), passes [data].max_pages "
-        f"({MAX_PAGES:,}): walked in {seconds:.2f} s ({seconds / (pages * HEADER_BYTES_PER_PAGE) * 1e6:.2f} us/byte)",
+        f"at the budget: {sum(c.pages for c in found):,} pages of {header}-byte "
+        f"headers of {kind} ({held:,} header bytes), passes [data].max_pages "
+        f"({MAX_PAGES:,}): walked in {seconds:.2f} s ({seconds / (pages * header) * 1e6:.2f} us/byte)",
         flush=True,
     )
     started = time.perf_counter()

@@ -42,11 +42,15 @@ _MAX_DEPTH = 16
 _I16 = (-(2**15), 2**15 - 1)
 _I32 = (-(2**31), 2**31 - 1)
 _PADDING = 100  # Arrow reads this much past a chunk written by old parquet-mr (PARQUET-816)
-# Header bytes the walk reads per page allowed by ``max_pages``, on average: a header's cost is
-# its bytes (up to 0.5 us each stepped through, bench/parquet_pages.py; a binary is skipped in
-# one step), and few pages can have huge headers (up to ``_MAX_HEADER``); pyarrow's are 20-70
-# bytes, up to 8 KB with statistics of long text.
+# Header bytes the walk steps through per page allowed by ``max_pages``, on average: a header's
+# cost is the bytes its reader steps through one by one (up to 0.5 us each,
+# bench/parquet_pages.py), and few pages can have huge headers (up to ``_MAX_HEADER``);
+# pyarrow's are 20-70 bytes. A string (a binary) or a run of fixed-width values (bools, bytes,
+# doubles, UUIDs in a list) is passed in one step whatever its length: it counts
+# ``_SKIP_COST`` bytes, not its length (pyarrow's statistics of a 4,000-character text: 8 KB
+# a header, 81 bytes stepped through, its first 35 twice: a 4 KB window ends in a string).
 HEADER_BYTES_PER_PAGE = 128
+_SKIP_COST = 8
 
 
 # Walks kept for reuse in this process (``chunk_pages``): at most this many files' chunks.
@@ -69,6 +73,7 @@ class ChunkPages:
     footer: int  # what the footer says (total_uncompressed_size)
     pages: int  # how many page headers the chunk holds
     header_bytes: int  # their bytes
+    header_cost: int  # the bytes stepped through to read them (HEADER_BYTES_PER_PAGE)
 
 
 class PageLimit(DataError):
@@ -76,11 +81,27 @@ class PageLimit(DataError):
 
 
 class _OverBudget(PipelineError):  # a signal, caught in chunk_pages
-    """The header does not end within the header bytes left to the walk."""
+    """The header does not end within the header bytes left to the walk to step through."""
 
 
 class _Short(PageError):
-    """The window ended inside the header: read a larger one (caught before PageError)."""
+    """The window ended inside the header: read a larger one (caught before PageError);
+    ``stepped``: the bytes the reader stepped through before (``_read_within``)."""
+
+    def __init__(self, stepped: int = 0) -> None:
+        super().__init__("the window ended inside the header")
+        self.stepped = stepped
+        self.needed = 0  # the window a string or a run of fixed-width values needs
+
+
+class _Cut(_Short):
+    """A string or container ends past the window (at ``at``: it starts there; ``needed``:
+    the window it needs, when known)."""
+
+    def __init__(self, at: int, needed: int = 0) -> None:
+        super().__init__()
+        self.at = at
+        self.needed = needed
 
 
 @dataclass(frozen=True)
@@ -90,6 +111,7 @@ class _Walked:
 
     pages: int
     header_bytes: int
+    header_cost: int
     total: int
     dictionary: int
     largest: int
@@ -184,12 +206,12 @@ def _varint(data: bytes, i: int) -> tuple[int, int]:
     raise _unreadable("Variable-length int over 10 bytes.")
 
 
-def _varints(data: bytes, i: int, count: int) -> int:
-    """The offset after ``count`` varints from ``i``."""
+def _varints(data: bytes, i: int, count: int, n: int) -> int:
+    """The offset after ``count`` varints from ``i``, stepping no further than ``n``."""
     if count > _LONG_VARINTS:
-        if i >= len(data):
+        if i >= n:
             raise _Short
-        window = np.frombuffer(data, dtype=np.uint8, count=min(len(data) - i, 10 * count), offset=i)
+        window = np.frombuffer(data, dtype=np.uint8, count=min(n - i, 10 * count), offset=i)
         ends = np.flatnonzero(window < 0x80)[:count]
         starts = np.concatenate(([-1], ends[:-1]))
         if ends.size and int((ends - starts).max()) > 10:
@@ -205,7 +227,15 @@ def _varints(data: bytes, i: int, count: int) -> int:
     return i
 
 
-def _skip(data: bytes, i: int, kind: int, depth: int, *, element: bool = False) -> int:
+def _skipped(room: list[int], width: int) -> None:
+    """``width`` bytes passed in one step: they cost ``_SKIP_COST``, the room grows by the rest."""
+    if width > _SKIP_COST:
+        room[0] += width - _SKIP_COST
+
+
+def _skip(
+    data: bytes, i: int, kind: int, depth: int, room: list[int], *, element: bool = False
+) -> int:
     """The offset after a value of compact type ``kind`` at ``i`` (a struct's field, or with
     ``element`` a container's element: a bool is a byte there)."""
     if depth <= 0:
@@ -216,7 +246,7 @@ def _skip(data: bytes, i: int, kind: int, depth: int, *, element: bool = False) 
         return _varint(data, i)[1]
     nested = _NESTED.get(kind)
     if nested is not None:
-        return nested(data, i, depth)
+        return nested(data, i, depth, room)
     if kind == _BINARY:
         width, i = _varint(data, i)
     elif kind == 0:
@@ -224,13 +254,15 @@ def _skip(data: bytes, i: int, kind: int, depth: int, *, element: bool = False) 
     else:
         width = _FIXED[kind]
     if i + width > len(data):  # a binary longer than the window is Thrift's limit too
-        raise _Short
+        raise _Cut(i, i + width)
+    if width > _SKIP_COST:  # passed in one step
+        room[0] += width - _SKIP_COST
     return i + width
 
 
-def _struct(data: bytes, i: int, depth: int) -> int:
+def _struct(data: bytes, i: int, depth: int, room: list[int]) -> int:
     """The offset after a struct's fields and its end."""
-    n = len(data)
+    n = min(len(data), room[0])
     while True:
         if i >= n:
             raise _Short
@@ -248,12 +280,13 @@ def _struct(data: bytes, i: int, depth: int) -> int:
         if kind in _VARINT and i < n and data[i] < 0x80:  # a one-byte integer, the most common
             i += 1
         elif kind not in _BOOLS:
-            i = _skip(data, i, kind, depth - 1)
+            i = _skip(data, i, kind, depth - 1, room)
+            n = min(len(data), room[0])
 
 
-def _elements(data: bytes, i: int, depth: int) -> int:
+def _elements(data: bytes, i: int, depth: int, room: list[int]) -> int:
     """The offset after a list's or a set's header and elements."""
-    if i >= len(data):
+    if i >= len(data) or i >= room[0]:
         raise _Short
     byte = data[i]
     i += 1
@@ -262,14 +295,16 @@ def _elements(data: bytes, i: int, depth: int) -> int:
         raise _unknown(kind)
     if size == 15:
         size, i = _varint(data, i)
-    return _values(data, i, size, (kind,), depth)
+    return _values(data, i, size, (kind,), depth, room=room)
 
 
-def _map(data: bytes, i: int, depth: int) -> int:
+def _map(data: bytes, i: int, depth: int, room: list[int]) -> int:
     """The offset after a map's header and its keys and values."""
+    if i >= room[0]:
+        raise _Short
     size, i = _varint(data, i)
     if size > len(data):
-        raise _Short
+        raise _Cut(i)
     kinds = 0
     if size > 0:
         if i >= len(data):
@@ -280,53 +315,67 @@ def _map(data: bytes, i: int, depth: int) -> int:
         raise _unknown(kinds & 0x0F)
     if kinds >> 4 > 13:
         raise _unknown(kinds >> 4)
-    return _values(data, i, size, (kinds >> 4, kinds & 0x0F), depth)
+    return _values(data, i, size, (kinds >> 4, kinds & 0x0F), depth, room=room)
 
 
-def _values(data: bytes, i: int, size: int, kinds: tuple[int, ...], depth: int) -> int:
+def _values(
+    data: bytes, i: int, size: int, kinds: tuple[int, ...], depth: int, *, room: list[int]
+) -> int:
     """The offset after ``size`` elements (a map's: key and value) of those types."""
     if size > len(data):  # Thrift's container length limit: the window's bytes
-        raise _Short
+        raise _Cut(i)
     if size == 0:
         return i
     if depth > 1 and len(kinds) == 1:  # one type, elements' depth within the limit
-        return _same_values(data, i, size, kinds[0], depth - 1)
+        return _same_values(data, i, size, kinds[0], depth - 1, room=room)
+    depth -= 1
     for _ in range(size):
+        if i >= room[0]:
+            raise _Short
         for kind in kinds:
-            i = _skip(data, i, kind, depth - 1, element=True)
+            i = _skip(data, i, kind, depth, room, element=True)
     return i
 
 
-def _same_values(data: bytes, i: int, size: int, kind: int, depth: int) -> int:
+def _same_values(data: bytes, i: int, size: int, kind: int, depth: int, *, room: list[int]) -> int:
     """The offset after ``size`` elements of type ``kind`` at ``depth`` (above 0): fixed widths
     in one step, varints with numpy, binaries and containers without ``_skip``'s dispatch."""
     n = len(data)
     if kind in _FIXED:
         end = i + size * _FIXED[kind]
         if end > n:
-            raise _Short
+            raise _Cut(i, end)
+        _skipped(room, end - i)
         return end
     if kind in _VARINT:
-        return _varints(data, i, size)
+        return _varints(data, i, size, min(n, room[0]))
     if kind == _BINARY:
+        limit = room[0]
         for _ in range(size):
+            if i >= limit:
+                room[0] = limit
+                raise _Short
             if i < n and data[i] < 0x80:
                 width, i = data[i], i + 1
             else:
                 width, i = _varint(data, i)
+            if i + width > n:
+                room[0] = limit
+                raise _Cut(i, i + width)
             i += width
-            if i > n:
-                raise _Short
+            if width > _SKIP_COST:
+                limit += width - _SKIP_COST
+        room[0] = limit
         return i
     nested = _NESTED.get(kind)
     if nested is None:  # 0: no value has this type
         raise _unreadable("invalid TType")
     for _ in range(size):
-        i = nested(data, i, depth)
+        i = nested(data, i, depth, room)
     return i
 
 
-_NESTED: dict[int, Callable[[bytes, int, int], int]] = {
+_NESTED: dict[int, Callable[[bytes, int, int, list[int]], int]] = {
     9: _elements,
     10: _elements,
     11: _map,
@@ -340,8 +389,36 @@ def _read_header(data: bytes) -> tuple[dict[int, int], int]:
     ``_Short`` when the window ends inside it (or a string or container is longer than the
     window: read a larger one), PageError when it is not a header (a wrong type, nested past
     ``_MAX_DEPTH``, a field id or size beyond its width)."""
+    fields, length, _ = _read_within(data, len(data) + 1)
+    return fields, length
+
+
+def _read_within(data: bytes, budget: int) -> tuple[dict[int, int], int, int]:
+    """``_read_header``'s fields and length, and what the header costs the walk: its bytes but
+    for strings and runs of fixed-width values passed in one step, each counted as
+    ``_SKIP_COST`` bytes. ``_OverBudget`` as soon as that cost passes ``budget``; ``_Short``
+    with the number of bytes stepped through when the window ends first (``_Cut``: before a
+    string or container longer than the window)."""
+    room = [budget]  # how far the reader may step: the budget plus the bytes passed unread
+    try:
+        fields, length = _fields(data, room)
+    except _Cut as cut:
+        short = _Short(cut.at - (room[0] - budget))
+        short.needed = cut.needed
+        raise short from None
+    except _Short:
+        if room[0] < len(data):
+            raise _OverBudget from None
+        raise _Short(len(data) - (room[0] - budget)) from None
+    cost = length - (room[0] - budget)
+    if cost > budget:  # the reader may step a varint (10 bytes) past its room before it checks
+        raise _OverBudget
+    return fields, length, cost
+
+
+def _fields(data: bytes, room: list[int]) -> tuple[dict[int, int], int]:
     fields: dict[int, int] = {}
-    n = len(data)
+    n = min(len(data), room[0])
     i = last = 0
     while True:
         if i >= n:
@@ -370,7 +447,8 @@ def _read_header(data: bytes) -> tuple[dict[int, int], int]:
             if not _I32[0] <= fields[field] <= _I32[1]:
                 raise PageError(f"field {field}'s i32 {fields[field]} beyond 32 bits")
         elif kind not in _BOOLS:
-            i = _skip(data, i, kind, _MAX_DEPTH)
+            i = _skip(data, i, kind, _MAX_DEPTH, room)
+            n = min(len(data), room[0])
 
 
 class _Window:
@@ -388,27 +466,32 @@ class _Window:
         return self.data[offset - self.start : offset - self.start + count]
 
 
-def _header(window: _Window, offset: int, end: int, budget: int) -> tuple[int, int, int, int]:
-    """(page type, uncompressed size, compressed size, header bytes) of the page at offset;
-    ``_OverBudget`` when the header does not end within ``budget`` bytes (none read past)."""
+def _header(window: _Window, offset: int, end: int, budget: int) -> tuple[int, int, int, int, int]:
+    """(page type, uncompressed size, compressed size, header bytes, cost) of the page at
+    offset: its cost (``_read_within``) counts the bytes stepped through by each read of a
+    window too short for it; ``_OverBudget`` as soon as that passes ``budget``. The window
+    grows 4 times, or to what a string needs (so the bytes copied into windows stay within a
+    few times the header's)."""
     size = 4096
+    spent = 0
     while True:
         count = min(size, end - offset)
         try:
-            fields, length = _read_header(window.bytes_at(offset, min(count, budget)))
-        except _Short:
-            if budget < count:
+            fields, length, cost = _read_within(window.bytes_at(offset, count), budget - spent)
+        except _Short as short:
+            spent += short.stepped
+            if spent > budget:
                 raise _OverBudget from None
-            if size >= _MAX_HEADER or offset + size >= end:
+            if size >= _MAX_HEADER or offset + size >= end or short.needed > _MAX_HEADER:
                 raise PageError("page header cut off") from None
-            size *= 16
+            size = min(max(size * 4, short.needed), _MAX_HEADER)
             continue
         kind, uncompressed, compressed = (fields.get(i) for i in (1, 2, 3))
         if kind is None or uncompressed is None or compressed is None:
             raise PageError("page header without its type or sizes")
         if uncompressed < 0 or compressed < 0:
             raise PageError("negative page size")
-        return kind, uncompressed, compressed, length
+        return kind, uncompressed, compressed, length, spent + cost
 
 
 def refuse_many_chunks(path: Path, meta: Any, max_pages: int) -> None:
@@ -433,13 +516,13 @@ class _Walk:
     path: Path
     max_pages: int
     count: int = 0
-    budget: int = 0  # header bytes left to read
+    budget: int = 0  # header bytes left to step through
 
     def take(self, window: _Window, walked: _Walked) -> bool:
         """Count a chunk walked before when it fits in what is left of both bounds and the
         bytes its walk read are the same now (read again and digested: the walk's result
         follows from them alone)."""
-        if self.count + walked.pages > self.max_pages or walked.header_bytes > self.budget:
+        if self.count + walked.pages > self.max_pages or walked.header_cost > self.budget:
             return False
         digest = hashlib.blake2b(digest_size=32)
         regions = walked.regions
@@ -448,7 +531,7 @@ class _Walk:
         if digest.digest() != walked.digest:
             return False
         self.count += walked.pages
-        self.budget -= walked.header_bytes
+        self.budget -= walked.header_cost
         return True
 
     def chunk(
@@ -456,21 +539,24 @@ class _Walk:
     ) -> _Walked:
         """Walk one column chunk's headers from ``start`` while they start before ``limit``."""
         name, group = where
-        total = largest = dictionary = pages = header_bytes = 0
+        total = largest = dictionary = pages = header_bytes = header_cost = 0
         regions = array("q")
         digest = hashlib.blake2b(digest_size=32)
         offset = start
         while offset < limit:
             try:
-                kind, uncompressed, compressed, length = _header(window, offset, limit, self.budget)
+                kind, uncompressed, compressed, length, cost = _header(
+                    window, offset, limit, self.budget
+                )
             except _OverBudget:
                 total_bytes = self.max_pages * HEADER_BYTES_PER_PAGE
                 msg = (
-                    f"{self.path}: Parquet page headers past {total_bytes:,} bytes when the "
-                    f"walk stopped (column '{name}' in row group {group}, byte {offset}, "
-                    f"{self.count:,} pages read), more than [data].max_pages "
-                    f"({self.max_pages:,}) x {HEADER_BYTES_PER_PAGE} bytes a file may hold; "
-                    "refused before decompressing"
+                    f"{self.path}: Parquet page headers past {total_bytes:,} bytes stepped "
+                    f"through when the walk stopped (column '{name}' in row group {group}, "
+                    f"byte {offset}, {self.count:,} pages read), more than [data].max_pages "
+                    f"({self.max_pages:,}) x {HEADER_BYTES_PER_PAGE} bytes a file may hold (a "
+                    f"string or a run of fixed-width values counts {_SKIP_COST}); refused "
+                    "before decompressing"
                 )
                 raise PageLimit(msg) from None
             except PageError as err:
@@ -481,7 +567,7 @@ class _Walk:
                 where_ = f"column '{name}' in row group {group}, byte {offset}"
                 raise PageError(f"{where_}: {err}") from None
             self.count += 1
-            self.budget -= length
+            self.budget -= cost
             if self.count > self.max_pages:
                 msg = (
                     f"{self.path}: {self.count:,} Parquet pages read when the walk stopped "
@@ -491,6 +577,7 @@ class _Walk:
                 )
                 raise PageLimit(msg)
             header_bytes += length
+            header_cost += cost
             regions.extend((offset, length))
             digest.update(window.bytes_at(offset, length))
             total += uncompressed
@@ -500,7 +587,9 @@ class _Walk:
             else:
                 largest = max(largest, uncompressed)
             offset += length + compressed
-        return _Walked(pages, header_bytes, total, dictionary, largest, regions, digest.digest())
+        return _Walked(
+            pages, header_bytes, header_cost, total, dictionary, largest, regions, digest.digest()
+        )
 
 
 def chunk_pages(
@@ -514,7 +603,9 @@ def chunk_pages(
     PageLimit, before the walk, when the footer declares more column chunks than
     ``max_pages`` (``refuse_many_chunks``), and during it at the first page past
     ``max_pages`` (every header is read, whatever its page holds: none, one value, a
-    dictionary) or the first header byte past ``max_pages x HEADER_BYTES_PER_PAGE``.
+    dictionary) or the first header byte stepped through past ``max_pages x
+    HEADER_BYTES_PER_PAGE`` (a string or a run of fixed-width values passed in one step counts
+    ``_SKIP_COST``).
 
     Each file is walked once per process: a chunk walked whole before, over the same byte
     range of the same file whose ``signature`` has not changed since (taken on the open file
@@ -565,6 +656,7 @@ def chunk_pages(
                         chunk.total_uncompressed_size,
                         done.pages,
                         done.header_bytes,
+                        done.header_cost,
                     )
                 )
         _keep(key, before, signature(os.fstat(stream.fileno())), walked)

@@ -135,34 +135,114 @@ def test_too_many_column_chunks_are_refused_before_the_footer_is_looped_over(
         )
 
 
-def test_few_pages_with_large_headers_stop_the_walk_at_their_bytes(tmp_path: Path) -> None:
-    """A header costs its bytes (1-5 us each with Thrift's reader: 4.7 us a byte for a 1 MB
-    header of unknown bool fields or a list of bytes, under load; up to 0.5 us with the walk's
-    own reader), and a header may take 16 MiB: 128 such pages, well under any page count,
-    held the walk for hours. The
-    walk reads at most ``max_pages x 128`` header bytes; here five one-value pages whose
-    statistics hold a 100-character text (about 230 bytes a header) against 5 x 128."""
-    from pipeline.parquet_pages import HEADER_BYTES_PER_PAGE
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes([*out, n])
+
+
+# What fills a crafted header after its type and sizes: about 200 bytes, each stepped through
+# by the walk (nothing in them is passed in one step).
+_FILLS = {
+    # field 4: a struct of 190 one-byte bool fields; its end, the header's end
+    "bool fields": b"\x1c" + b"\x11" * 190 + b"\x00\x00",
+    # field 4: a map of 94 bytes to bytes; the header's end
+    "a map of bytes": b"\x1b" + _varint(94) + b"\x33" + b"\x00" * 188 + b"\x00",
+    # field 4: a struct of 19 strings of 8 bytes (what a string costs at most: 8)
+    "short strings": b"\x1c" + (b"\x18\x08" + b"s" * 8) * 19 + b"\x00\x00",
+}
+
+
+def _crafted_headers(path: Path, fill: bytes) -> None:
+    """Five pages whose headers hold ``fill``: a file of five 1,000-value pages, its chunk
+    rewritten in place as five headers (type 0, 8 bytes uncompressed, its compressed size)
+    followed by that many bytes, the chunk's size unchanged (no page reads in Arrow: the walk
+    is what is tested)."""
+    pq.write_table(
+        pa.table({"x": pa.array(range(5_000), type=pa.int64())}),
+        path,
+        use_dictionary=False,
+        write_statistics=False,
+        compression="none",
+        data_page_size=1,
+        write_batch_size=1_000,
+    )
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    start, size = chunk.data_page_offset, chunk.total_compressed_size
+    head = 7 + len(fill)  # \x15\x00 \x15\x10 \x15 and a two-byte compressed size
+    base, extra = divmod(size - 5 * head, 5)
+    blob = b"".join(
+        b"\x15\x00\x15\x10\x15"
+        + _varint(2 * (base + (k < extra)))
+        + fill
+        + bytes(base + (k < extra))
+        for k in range(5)
+    )
+    assert len(blob) == size
+    data = path.read_bytes()
+    path.write_bytes(data[:start] + blob + data[start + size :])
+
+
+_BUDGET = (
+    r"headers\.parquet: Parquet page headers past 640 bytes stepped through when the walk "
+    r"stopped \(column 'x' in row group 0, byte \d+, 3 pages read\), more than "
+    r"\[data\]\.max_pages \(5\) x 128 bytes a file may hold \(a string or a run of "
+    r"fixed-width values counts 8\); refused before decompressing"
+)
+
+
+@pytest.mark.parametrize("fill", list(_FILLS))
+def test_few_pages_with_large_headers_stop_the_walk_at_their_bytes(
+    tmp_path: Path, fill: str
+) -> None:
+    """A header costs the bytes its reader steps through (0.2-0.4 us each, bench/parquet_pages.py;
+    1-5 us with Thrift's reader), and a header may take 16 MiB: 128 such pages, well under any
+    page count, held the walk for hours. The walk steps through at most ``max_pages x 128``
+    header bytes; here five pages whose headers hold about 200 bytes of one-byte fields, map
+    entries or short strings against 5 x 128: the fourth header passes the 640 bytes."""
+    from pipeline.parquet_pages import HEADER_BYTES_PER_PAGE, chunk_pages
 
     assert HEADER_BYTES_PER_PAGE == 128
     path = tmp_path / "headers.parquet"
-    text = [f"{i:05d}" * 20 for i in range(5)]
-    pq.write_table(
-        pa.table({"x": text}), path, use_dictionary=False, data_page_size=1, write_batch_size=1
-    )
-    message = (
-        r"headers\.parquet: Parquet page headers past 640 bytes when the walk stopped \(column "
-        r"'x' in row group 0, byte \d+, 2 pages read\), more than \[data\]\.max_pages \(5\) x "
-        r"128 bytes a file may hold; refused before decompressing"
-    )
-    with pytest.raises(DataError, match=message):
+    _crafted_headers(path, _FILLS[fill])
+    with pytest.raises(DataError, match=_BUDGET):
         read_table(path, fmt="parquet", max_bytes=2**30, max_pages=5)
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(DataError, match=_BUDGET):
         list(iter_chunks(path, fmt="parquet", chunk_rows=100, max_chunk_bytes=2**30, max_pages=5))
-    # Control: with room for 10 pages' headers, it reads.
-    assert read_table(path, fmt="parquet", max_bytes=2**30, max_pages=10)["x"].tolist() == text
-    chunks = iter_chunks(path, fmt="parquet", chunk_rows=100, max_chunk_bytes=2**30, max_pages=10)
-    assert sum(len(c.frame) for c in chunks) == 5
+    # Control: with room for 10 pages' headers, the walk reads all five, every byte counted.
+    (chunk,) = chunk_pages(path, pq.ParquetFile(path).metadata, max_pages=10)
+    assert chunk.pages == 5
+    assert chunk.header_cost == chunk.header_bytes == 5 * (7 + len(_FILLS[fill]))
+
+
+def test_long_text_one_value_a_page_is_within_the_header_budget(tmp_path: Path) -> None:
+    """pyarrow's page statistics hold the min and max of a text up to 4,096 bytes: one
+    4,000-character value a page makes 8 KB headers, of which the walk steps through about 80
+    (the two strings are passed in one step each, counted 8; the first 35 bytes are stepped
+    through twice: a 4 KB window ends inside the first string, a larger one is read). Counted by their bytes, 100 such pages
+    passed the 100 x 128 header bytes after one page (and at the default bound, 5,000 rows'
+    40 MB passed 32 MB); counted by what is stepped through, they read."""
+    from pipeline.parquet_pages import chunk_pages
+
+    path = tmp_path / "text.parquet"
+    text = [f"{i:05d}" + "y" * 3_995 for i in range(100)]
+    pq.write_table(
+        pa.table({"t": text}), path, use_dictionary=False, data_page_size=1, write_batch_size=1
+    )
+    (chunk,) = chunk_pages(path, pq.ParquetFile(path).metadata, max_pages=100)
+    assert chunk.pages == 100
+    assert chunk.header_bytes > 100 * 8_000
+    assert chunk.header_cost < 100 * 100
+    assert read_table(path, fmt="parquet", max_bytes=2**30, max_pages=100)["t"].tolist() == text
+    chunks = iter_chunks(path, fmt="parquet", chunk_rows=30, max_chunk_bytes=2**30, max_pages=100)
+    assert [v for c in chunks for v in c.frame["t"]] == text
+    # The same file under a bound it does not fit in pages still stops at the page count.
+    with pytest.raises(
+        DataError, match=r"100 Parquet pages read when the walk stopped .* more than the 99 a file"
+    ):
+        read_table(path, fmt="parquet", max_bytes=2**30, max_pages=99)
 
 
 def test_files_pyarrow_and_pandas_write_by_default_are_within_the_default(tmp_path: Path) -> None:

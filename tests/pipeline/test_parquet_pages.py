@@ -164,3 +164,28 @@ def test_a_file_rewritten_between_two_reads_is_walked_again(
     )
     again = chunk_pages(path, meta, max_pages=MAX_PAGES)
     assert again[0].largest == 8_191
+
+
+# --- the header budget: bytes stepped through, a string passed in one step counts 8 ---------
+
+
+def test_a_header_costs_the_bytes_stepped_through() -> None:
+    """A string is passed in one step: it counts 8 bytes, not its length; every field byte
+    stepped through counts in full, and a header stops as soon as its cost passes the budget,
+    not at its end (one of 1 MB of bool fields against 100 bytes)."""
+    from pipeline.parquet_pages import _OverBudget, _read_within
+
+    head = b"\x15\x00\x15\x10\x15\x10"  # type 0, both sizes 8
+    text = head + b"\x68\xf0\x03" + b"t" * 496 + b"\x00"  # field 9: a 496-byte string
+    fields, length, cost = _read_within(text, 10**9)
+    assert fields == {1: 0, 2: 8, 3: 8}
+    assert length == len(text)
+    assert cost == len(text) - 496 + 8
+    with pytest.raises(_OverBudget):
+        _read_within(text, cost - 1)
+    assert _read_within(text, cost)[2] == cost
+    # field 9: a struct of 1,000,000 one-byte bool fields: all stepped through.
+    bools = head + b"\x6c" + b"\x11" * 1_000_000 + b"\x00\x00"
+    assert _read_within(bools, 10**9)[2] == len(bools)
+    with pytest.raises(_OverBudget):
+        _read_within(bools, 100)
