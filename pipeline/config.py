@@ -367,13 +367,13 @@ class DataPolicy(_Strict):
     # decompresses anything (pipeline/parquet_pages.py), at the same cost whatever its page
     # holds (12-15 us). pyarrow's and pandas' defaults write 52 a column per million rows
     # (20,000 rows a page), 520 at the default max_rows: 250,000 fits 480 such columns, or
-    # 100 written in row groups of 10,000 rows (2 pages each). The header bytes walked are
-    # bounded by it too: max_pages x 128 (pipeline.parquet_pages.HEADER_BYTES_PER_PAGE).
+    # 100 written in row groups of 10,000 rows (2 pages each). The header bytes stepped
+    # through are bounded by it too: max_pages x 128 (pipeline.parquet_pages.HEADER_BYTES_PER_PAGE).
     max_pages: Annotated[
         int,
         Field(
             ge=1,
-            description="page headers and column chunks a Parquet data file may hold (and 128 header bytes a page)",
+            description="page headers and column chunks a Parquet data file may hold (and 128 header bytes a page stepped through; a string or run of fixed-width values passed in one step counts 8)",
         ),
     ] = MAX_PAGES
     holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
