@@ -18,6 +18,7 @@ Secret the operator writes (``registry_head_secret``), never from the image or t
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -382,7 +383,56 @@ def _deployment_findings(path: str, document: dict[str, Any]) -> list[str]:
         if main:
             findings.extend(_probe_findings(where, container))
             findings.extend(_pin_findings(where, container))
+            findings.extend(_entry_findings(where, container))
     return findings
+
+
+# Variables that choose what a Python process loads before ``gates`` runs (a ``sitecustomize``
+# on ``PYTHONPATH``, a startup file, a preloaded library): none belongs in the manifest.
+_LOADER_ENV = ("PYTHON", "LD_")
+
+
+def _entry_findings(where: str, container: dict[str, Any]) -> list[str]:
+    """The image's entrypoint, in its own folder, with its own files, runs unchanged: a
+    ``command`` replaced ``serve --champion --require-pin`` (``env -u GATES_REGISTRY_HEAD ...``
+    beside a well-formed Secret reference), ``PYTHONPATH`` to the pod's writable ``/tmp`` ran a
+    ``sitecustomize`` first, a volume over the working folder replaced registry, code or key
+    (red team 9)."""
+    findings = [
+        f"{where}: {key}: expected none (the image's entrypoint alone decides what serves), "
+        f"found {container[key]!r}"
+        for key in ("command", "args", "workingDir", "envFrom")
+        if key in container
+    ]
+    for entry in container.get("env") or []:
+        name = str(entry.get("name", "")) if isinstance(entry, dict) else ""
+        if name.upper().startswith(_LOADER_ENV):
+            findings.append(
+                f"{where}: env {name}: expected none (it chooses what Python loads before gates)"
+            )
+    app = PurePosixPath(APP_DIR)
+    for mount in container.get("volumeMounts") or []:
+        path = str(mount.get("mountPath", "")) if isinstance(mount, dict) else ""
+        # Kubernetes mounts /srv//gates/./registry/ where /srv/gates/registry is (normpath keeps
+        # a leading "//", so the slashes go first).
+        target = PurePosixPath(posixpath.normpath("/" + path.lstrip("/")))
+        if target == app or target in app.parents:
+            findings.append(
+                f"{where}: volumeMounts {path!r}: expected a mountPath outside {APP_DIR}"
+            )
+        elif app in target.parents and _importable(target.relative_to(app).parts[0]):
+            findings.append(
+                f"{where}: volumeMounts {path!r}: expected no volume at {APP_DIR}/<name> for a "
+                "name Python imports or the image copies (registry, gates, keys, numpy.py, "
+                "x.dist-info: it replaces or shadows them); name it with a hyphen (serve-spool)"
+            )
+    return findings
+
+
+def _importable(name: str) -> bool:
+    """Whether a folder or file ``name`` in the working folder (first on ``sys.path``) can be
+    imported or is what the image copies: everything the Dockerfile copies has such a name."""
+    return name.partition(".")[0].isidentifier()
 
 
 def _pin_findings(where: str, container: dict[str, Any]) -> list[str]:

@@ -1,0 +1,127 @@
+"""Red team 9: a Deployment that passes ``ci deploy --check``'s findings yet starts unpinned.
+
+Row 47 makes the pin a Secret (``optional: false``) and the image's entrypoint
+``serve --champion --require-pin``; the manifest check looked at where the pin comes from, not
+at what the container runs with it. Kubernetes' ``command`` replaces the image's ENTRYPOINT
+(``args`` its CMD), so ``env -u GATES_REGISTRY_HEAD python -m gates serve --champion`` serves
+the copied registry unpinned beside a perfectly formed Secret reference; ``PYTHONPATH`` naming
+the pod's writable ``/tmp`` (shared with an init container that writes a ``sitecustomize.py``)
+drops the pin before ``gates`` is imported; a volume mounted over the image's working folder
+replaces its registry, code or key; ``workingDir`` makes ``python -m gates`` import another
+``gates``; ``envFrom`` brings any of those variables under names the check never sees.
+Each edit is checked with the rendered Deployment's every other line intact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from gates.ci import deploy
+from pipeline.config import load_policy
+from tests.conftest import REPO
+
+DEPLOYMENT = "deploy/k8s/deployment.yaml"
+POD_TMP = "/tmp"  # noqa: S108 - the pod's writable emptyDir, not a file made here
+
+
+def _serve(document: dict[str, Any]) -> dict[str, Any]:
+    return document["spec"]["template"]["spec"]["containers"][0]
+
+
+def _init_writer(document: dict[str, Any]) -> None:
+    """An init container, every security setting kept, sharing the pod's /tmp volume."""
+    init = {
+        k: v for k, v in _serve(document).items() if k not in ("livenessProbe", "readinessProbe")
+    }
+    init = yaml.safe_load(yaml.safe_dump(init))
+    init.update(
+        name="prepare",
+        command=["sh", "-c", "echo 'import os; os.environ.pop(\"X\", 0)' > /tmp/sitecustomize.py"],
+    )
+    init.pop("env", None)
+    init.pop("startupProbe", None)
+    document["spec"]["template"]["spec"]["initContainers"] = [init]
+
+
+UNPIN = ["env", "-u", "GATES_REGISTRY_HEAD", "python", "-m", "gates", "serve", "--champion"]
+
+# (id, edit of the rendered Deployment, what the finding must name)
+ATTACKS: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
+    ("command-unsets-the-pin", lambda d: _serve(d).update(command=UNPIN), "command"),
+    (
+        "command-without-require-pin",
+        lambda d: _serve(d).update(command=["python", "-m", "gates", "serve", "--champion"]),
+        "command",
+    ),
+    ("args-replace-the-cmd", lambda d: _serve(d).update(args=["--port", "9"]), "args"),
+    (
+        "a-second-container-with-its-own-command",
+        lambda d: d["spec"]["template"]["spec"]["containers"].append(
+            {**yaml.safe_load(yaml.safe_dump(_serve(d))), "name": "two", "command": UNPIN}
+        ),
+        "command",
+    ),
+    (
+        "pythonpath-to-a-sitecustomize-an-init-container-wrote",
+        lambda d: (
+            _init_writer(d),
+            _serve(d)["env"].append({"name": "PYTHONPATH", "value": POD_TMP}),
+        ),
+        "PYTHONPATH",
+    ),
+    (
+        "ld-preload",
+        lambda d: _serve(d)["env"].append({"name": "LD_PRELOAD", "value": f"{POD_TMP}/x.so"}),
+        "LD_PRELOAD",
+    ),
+    (
+        "env-from-a-config-map",
+        lambda d: _serve(d).update(envFrom=[{"configMapRef": {"name": "extra"}}]),
+        "envFrom",
+    ),
+    ("working-dir-elsewhere", lambda d: _serve(d).update(workingDir=POD_TMP), "workingDir"),
+    (
+        "volume-over-the-registry",
+        lambda d: _serve(d)["volumeMounts"].append(
+            {"name": "tmp", "mountPath": "/srv/gates/registry"}
+        ),
+        "/srv/gates/registry",
+    ),
+    (
+        "a-module-shadowed-by-a-mount-other-spelling",
+        lambda d: _serve(d)["volumeMounts"].append(
+            {"name": "tmp", "mountPath": "/srv//gates/./numpy.py"}
+        ),
+        "numpy.py",
+    ),
+    (
+        "volume-over-a-parent",
+        lambda d: _serve(d)["volumeMounts"].append({"name": "tmp", "mountPath": "/srv"}),
+        "mountPath",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> str:
+    return deploy.render_deploy(load_policy(REPO / "policy.toml"))[DEPLOYMENT]
+
+
+def test_the_rendered_deployment_has_no_finding(rendered: str) -> None:
+    assert deploy.security_findings(DEPLOYMENT, rendered) == []
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"), [a[1:] for a in ATTACKS], ids=[a[0] for a in ATTACKS]
+)
+def test_a_deployment_that_runs_the_image_otherwise_is_named(
+    rendered: str, edit: Callable[[dict[str, Any]], Any], expected: str
+) -> None:
+    document = yaml.safe_load(rendered)
+    edit(document)
+    findings = deploy.security_findings(DEPLOYMENT, yaml.safe_dump(document))
+    assert any(expected in f for f in findings), findings
