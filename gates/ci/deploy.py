@@ -392,6 +392,23 @@ def _deployment_findings(path: str, document: dict[str, Any]) -> list[str]:
 _LOADER_ENV = ("PYTHON", "LD_")
 
 
+# The rendered image's own Python settings (neither loads anything).
+_IMAGE_PYTHON_ENV = frozenset({"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"})
+
+
+def _env_names(lines: list[str]) -> list[str]:
+    """The names ``ENV`` and ``ARG`` instructions set (``ENV A=1 B=2``, ``ENV A 1``); a quoted
+    value holding ``X=`` is taken for a name too, which can only add a finding."""
+    names: list[str] = []
+    for line in lines:
+        words = line.split()
+        if words[0].upper() not in ("ENV", "ARG") or len(words) < 2:
+            continue
+        pairs = [w.split("=", 1)[0] for w in words[1:] if "=" in w]
+        names.extend(pairs or [words[1]])
+    return names
+
+
 def _entry_findings(where: str, container: dict[str, Any]) -> list[str]:
     """The image's entrypoint, in its own folder, with its own files, runs unchanged: a
     ``command`` replaced ``serve --champion --require-pin`` (``env -u GATES_REGISTRY_HEAD ...``
@@ -539,6 +556,11 @@ def _dockerfile_findings(path: str, text: str) -> list[str]:
         findings.append(
             f"{path}: {HEAD_ENV}: expected none in the image (the pin comes from the Secret)"
         )
+    for name in _env_names(lines):
+        if name.upper().startswith(_LOADER_ENV) and name not in _IMAGE_PYTHON_ENV:
+            findings.append(
+                f"{path}: ENV {name}: expected none (it chooses what Python loads before gates)"
+            )
     if any(line.upper().startswith("CMD ") for line in lines):
         findings.append(f"{path}: CMD: expected none (the entrypoint alone decides what serves)")
     return findings

@@ -125,3 +125,22 @@ def test_a_deployment_that_runs_the_image_otherwise_is_named(
     edit(document)
     findings = deploy.security_findings(DEPLOYMENT, yaml.safe_dump(document))
     assert any(expected in f for f in findings), findings
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("ENV PYTHONPATH=/tmp", "PYTHONPATH"),
+        ("ENV PYTHONPATH /tmp", "PYTHONPATH"),
+        ("ENV A=1 LD_PRELOAD=/tmp/x.so", "LD_PRELOAD"),
+        ("ARG PYTHONHOME", "PYTHONHOME"),
+    ],
+)
+def test_an_image_variable_that_loads_code_before_gates_is_named(line: str, name: str) -> None:
+    """The same ``PYTHONPATH`` set in the image instead of the manifest (an init container
+    still shares the pod's ``/tmp``)."""
+    dockerfile = deploy.render_deploy(load_policy(REPO / "policy.toml"))["deploy/Dockerfile"]
+    assert deploy.security_findings("deploy/Dockerfile", dockerfile) == []
+    planted = dockerfile.replace("WORKDIR ", f"{line}\nWORKDIR ", 1)
+    findings = deploy.security_findings("deploy/Dockerfile", planted)
+    assert any(f"ENV {name}:" in f for f in findings), findings
