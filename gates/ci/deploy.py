@@ -382,7 +382,7 @@ def _deployment_findings(path: str, document: dict[str, Any]) -> list[str]:
         findings.extend(_container_findings(where, container, pod_context))
         if main:
             findings.extend(_probe_findings(where, container))
-            findings.extend(_pin_findings(where, container))
+            findings.extend(_pin_findings(where, container, _secret_of(document)))
             findings.extend(_entry_findings(where, container))
     return findings
 
@@ -452,7 +452,26 @@ def _importable(name: str) -> bool:
     return name.partition(".")[0].isidentifier()
 
 
-def _pin_findings(where: str, container: dict[str, Any]) -> list[str]:
+def _secret_of(document: dict[str, Any]) -> str:
+    """The Secret ``registry_head_secret`` names for this Deployment's name."""
+    meta = document.get("metadata")
+    return f"{meta.get('name') if isinstance(meta, dict) else None}-registry-head"
+
+
+def unrendered(root: Path, rendered: dict[str, str]) -> list[str]:
+    """Files under ``deploy/k8s/`` that the policy does not render: a committed Secret there,
+    applied with the folder, set the pod's pin to a head the cut log still satisfies."""
+    folder = root / "deploy" / "k8s"
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path.relative_to(root).as_posix()
+        for path in folder.rglob("*")
+        if not path.is_dir() and path.relative_to(root).as_posix() not in rendered
+    )
+
+
+def _pin_findings(where: str, container: dict[str, Any], secret: str) -> list[str]:
     """The registry head must come from a Secret the pod cannot start without."""
     env = container.get("env") or []
     pins = [e for e in env if isinstance(e, dict) and e.get("name") == HEAD_ENV]
@@ -466,6 +485,13 @@ def _pin_findings(where: str, container: dict[str, Any]) -> list[str]:
         return [f"{where}: {key}: expected valueFrom.secretKeyRef, found {pins[0]!r}"]
     if ref.get("optional", False) is not False:
         return [f"{where}: {key}: secretKeyRef.optional: expected false, found {ref['optional']!r}"]
+    if (ref.get("name"), ref.get("key")) != (secret, REGISTRY_HEAD_KEY):
+        # Another Secret (one the pull request commits beside the manifests) holds another pin.
+        return [
+            f"{where}: {key}: secretKeyRef: expected name {secret!r}, key "
+            f"{REGISTRY_HEAD_KEY!r} (the operator's Secret), found {ref.get('name')!r}, "
+            f"{ref.get('key')!r}"
+        ]
     return []
 
 

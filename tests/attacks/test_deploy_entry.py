@@ -14,12 +14,15 @@ Each edit is checked with the rendered Deployment's every other line intact.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from gates._cli import main
 from gates.ci import deploy
 from pipeline.config import load_policy
 from tests.conftest import REPO
@@ -144,3 +147,35 @@ def test_an_image_variable_that_loads_code_before_gates_is_named(line: str, name
     planted = dockerfile.replace("WORKDIR ", f"{line}\nWORKDIR ", 1)
     findings = deploy.security_findings("deploy/Dockerfile", planted)
     assert any(f"ENV {name}:" in f for f in findings), findings
+
+
+def test_a_pin_from_another_secret_is_named(rendered: str) -> None:
+    """A well-formed, non-optional ``secretKeyRef`` to a Secret other than the operator's (one
+    the pull request commits, holding ``1:<line 1's hash>``, which a cut log satisfies)."""
+    for ref in ({"name": "pinned-by-pr", "key": "head"}, {"key": "stale"}):
+        document = yaml.safe_load(rendered)
+        pin = next(e for e in _serve(document)["env"] if e["name"] == "GATES_REGISTRY_HEAD")
+        pin["valueFrom"]["secretKeyRef"].update(ref)
+        findings = deploy.security_findings(DEPLOYMENT, yaml.safe_dump(document))
+        assert any("secretKeyRef: expected name" in f for f in findings), (ref, findings)
+
+
+def test_a_secret_committed_beside_the_manifests_fails_the_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``kubectl apply -f deploy/k8s/`` would apply it over the operator's Secret."""
+    shutil.copy(REPO / "policy.toml", tmp_path / "policy.toml")
+    for relative, text in deploy.render_deploy(load_policy(REPO / "policy.toml")).items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text, encoding="utf-8")
+    assert main(["ci", "deploy", "--check", "--root", str(tmp_path)]) == 0
+    capsys.readouterr()
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "gates-serve-model-registry-head", "namespace": "gates"},
+        "stringData": {"head": "1:" + "0" * 64},
+    }
+    (tmp_path / "deploy/k8s/zz-pin.yaml").write_text(yaml.safe_dump(secret), encoding="utf-8")
+    assert main(["ci", "deploy", "--check", "--root", str(tmp_path)]) == 1
+    assert "deploy/k8s/zz-pin.yaml: not rendered from policy.toml" in capsys.readouterr().out
