@@ -340,10 +340,9 @@ def security_findings(path: str, text: str) -> list[str]:
     """Every security setting a manifest or Dockerfile lacks, each naming the file and key."""
     if path.endswith("Dockerfile"):
         return _dockerfile_findings(path, text)
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        return [f"{path}: not YAML ({type(err).__name__})"]
+    document, refused = _load(path, text)
+    if refused:
+        return refused
     if not isinstance(document, dict):
         return [
             f"{path}: expected one mapping (a Kubernetes object), found {type(document).__name__}"
@@ -351,6 +350,41 @@ def security_findings(path: str, text: str) -> list[str]:
     if document.get("kind") != "Deployment":
         return []
     return _deployment_findings(path, document)
+
+
+def _load(path: str, text: str) -> tuple[Any, list[str]]:
+    """The YAML document, or the one finding that says why it is not read.
+
+    An alias (``*name``) is refused: the renderer writes none, and a few hundred bytes of nested
+    aliases (a "billion laughs") load as shared references that a finding's repr expanded (57 s,
+    then MemoryError under 3 GB; red team 9). Nesting past Python's recursion limit is one
+    finding, not a RecursionError traceback.
+    """
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        return None, [f"{path}: not YAML ({type(err).__name__})"]
+    except RecursionError:
+        return None, [f"{path}: not YAML a Kubernetes object can be (nested too deep to parse)"]
+    if _shared(document):
+        return None, [f"{path}: expected no YAML aliases (*name), found one; write each value out"]
+    return document, []
+
+
+def _shared(document: Any) -> bool:
+    """Whether a mapping or list is reached twice (what an alias loads as): a walk that stops
+    at the first repeat, so it costs the document's distinct nodes, never their expansion."""
+    seen: set[int] = set()
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if id(node) in seen:
+            return True
+        seen.add(id(node))
+        stack.extend(node.values() if isinstance(node, dict) else node)
+    return False
 
 
 def _deployment_findings(path: str, document: dict[str, Any]) -> list[str]:

@@ -179,3 +179,23 @@ def test_a_secret_committed_beside_the_manifests_fails_the_check(
     (tmp_path / "deploy/k8s/zz-pin.yaml").write_text(yaml.safe_dump(secret), encoding="utf-8")
     assert main(["ci", "deploy", "--check", "--root", str(tmp_path)]) == 1
     assert "deploy/k8s/zz-pin.yaml: not rendered from policy.toml" in capsys.readouterr().out
+
+
+def test_yaml_aliases_and_deep_nesting_are_one_finding_not_a_hang(rendered: str) -> None:
+    """A Deployment of a few hundred bytes of nested aliases: its repr in a finding expanded
+    them (57 s, then MemoryError under 3 GB); 20,000 brackets escaped as RecursionError."""
+    laughs = ["a0: &a0 [x, x]"] + [
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 12)
+    ]
+    body = yaml.safe_dump(yaml.safe_load(rendered)).replace(
+        "        - name: GATES_REGISTRY_HEAD\n",
+        "        - name: GATES_REGISTRY_HEAD\n          value: *a11\n",
+        1,
+    )
+    planted = "\n".join(laughs) + "\n" + body
+    assert "value: *a11" in planted
+    assert deploy.security_findings(DEPLOYMENT, planted) == [
+        f"{DEPLOYMENT}: expected no YAML aliases (*name), found one; write each value out"
+    ]
+    deep = deploy.security_findings(DEPLOYMENT, "[" * 20_000 + "]" * 20_000)
+    assert deep == [f"{DEPLOYMENT}: not YAML a Kubernetes object can be (nested too deep to parse)"]
