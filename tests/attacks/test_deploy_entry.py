@@ -199,3 +199,19 @@ def test_yaml_aliases_and_deep_nesting_are_one_finding_not_a_hang(rendered: str)
     ]
     deep = deploy.security_findings(DEPLOYMENT, "[" * 20_000 + "]" * 20_000)
     assert deep == [f"{DEPLOYMENT}: not YAML a Kubernetes object can be (nested too deep to parse)"]
+
+
+def test_a_rendered_file_committed_as_a_symlink_to_a_device_is_drift_not_a_hang(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``deploy/k8s/deployment.yaml -> /dev/zero`` (git commits a symlink): the check read it
+    until memory ran out."""
+    shutil.copy(REPO / "policy.toml", tmp_path / "policy.toml")
+    for relative, text in deploy.render_deploy(load_policy(REPO / "policy.toml")).items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text, encoding="utf-8")
+    (tmp_path / DEPLOYMENT).unlink()
+    (tmp_path / DEPLOYMENT).symlink_to("/dev/zero")
+    assert main(["ci", "deploy", "--check", "--root", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{DEPLOYMENT}: not read: expected a regular file, found a symlink" in out
