@@ -746,6 +746,13 @@ def _ci_deploy(args: argparse.Namespace) -> int:
             for finding in deploy.security_findings(relative, path.read_text(encoding="utf-8")):
                 sys.stdout.write(f"{finding}\n")
                 failed = True
+    for relative in deploy.unrendered(args.root, rendered):
+        sys.stdout.write(
+            f"{relative}: not rendered from policy.toml; expected only the generated files in "
+            "deploy/k8s/ (a Secret or ConfigMap there, applied with the folder, replaces the "
+            "operator's): remove it, or keep it outside deploy/k8s/\n"
+        )
+        failed = True
     if failed:
         return EXIT_FAILED
     sys.stdout.write("deployment files are up to date with policy.toml\n")

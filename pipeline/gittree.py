@@ -74,9 +74,13 @@ def _git_tracks(git: str, top: Path, rel: Path) -> str | None:
 
 
 def _ls_files(git: str, top: Path, rel: str) -> subprocess.CompletedProcess[bytes]:
-    """``git ls-files`` of ``rel`` (relative to the work tree ``top``), NUL-separated."""
+    """``git ls-files`` of ``rel`` (relative to the work tree ``top``), NUL-separated.
+
+    ``rel`` is a folder's name, never a pathspec: the policy names the folder, and a name
+    such as ``:(attr:zz)reports`` was git's magic (the files with attribute ``zz``: none), so
+    a report committed there was "nothing tracked" (red team 9); ``*`` and ``?`` likewise."""
     return subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which
-        [git, "ls-files", "-z", "--full-name", "--", rel or "."],
+        [git, "--literal-pathspecs", "ls-files", "-z", "--full-name", "--", rel or "."],
         cwd=top,
         capture_output=True,
         check=False,

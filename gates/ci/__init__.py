@@ -13,6 +13,7 @@ from gates.ci.gitlab import GitlabRenderer
 from gates.ci.interface import CiError, CiPlan, CiRenderer, KeyService, ZapScan
 from gates.ci.jenkins import JenkinsRenderer
 from gates.registry import GATES, GateSpec
+from pipeline.fsio import read_regular
 
 RENDERERS: tuple[CiRenderer, ...] = (
     GithubRenderer(),
@@ -90,15 +91,26 @@ def check(
     return drifts(root, render_all(specs, keys=keys, zap=zap))
 
 
+# A rendered file is a few KiB; a committed one far larger is not it.
+MAX_RENDERED_BYTES = 4 << 20
+
+
 def drifts(root: Path, rendered: Mapping[str, str]) -> tuple[Drift, ...]:
     """Each file of ``rendered`` (relative path -> text) that differs under ``root`` or is
     missing, with a unified diff (the CI files and the deployment files share this)."""
     found = []
     for relative, expected in rendered.items():
         try:
-            current: str | None = (root / relative).read_text(encoding="utf-8")
+            # Never through a symlink or from a FIFO or device: a committed symlink to
+            # /dev/zero made the check read until memory ran out (red team 9).
+            raw = read_regular(root / relative, limit=MAX_RENDERED_BYTES)
+            current: str | None = raw.decode("utf-8", errors="replace")
         except FileNotFoundError:
             current = None
+        except OSError as err:
+            why = f"{relative}: not read: {err.strerror or err}; expected the rendered file\n"
+            found.append(Drift(path=relative, diff=why))
+            continue
         if current == expected:
             continue
         diff = "".join(

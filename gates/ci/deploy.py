@@ -18,6 +18,7 @@ Secret the operator writes (``registry_head_secret``), never from the image or t
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -339,10 +340,9 @@ def security_findings(path: str, text: str) -> list[str]:
     """Every security setting a manifest or Dockerfile lacks, each naming the file and key."""
     if path.endswith("Dockerfile"):
         return _dockerfile_findings(path, text)
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        return [f"{path}: not YAML ({type(err).__name__})"]
+    document, refused = _load(path, text)
+    if refused:
+        return refused
     if not isinstance(document, dict):
         return [
             f"{path}: expected one mapping (a Kubernetes object), found {type(document).__name__}"
@@ -350,6 +350,41 @@ def security_findings(path: str, text: str) -> list[str]:
     if document.get("kind") != "Deployment":
         return []
     return _deployment_findings(path, document)
+
+
+def _load(path: str, text: str) -> tuple[Any, list[str]]:
+    """The YAML document, or the one finding that says why it is not read.
+
+    An alias (``*name``) is refused: the renderer writes none, and a few hundred bytes of nested
+    aliases (a "billion laughs") load as shared references that a finding's repr expanded (57 s,
+    then MemoryError under 3 GB; red team 9). Nesting past Python's recursion limit is one
+    finding, not a RecursionError traceback.
+    """
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        return None, [f"{path}: not YAML ({type(err).__name__})"]
+    except RecursionError:
+        return None, [f"{path}: not YAML a Kubernetes object can be (nested too deep to parse)"]
+    if _shared(document):
+        return None, [f"{path}: expected no YAML aliases (*name), found one; write each value out"]
+    return document, []
+
+
+def _shared(document: Any) -> bool:
+    """Whether a mapping or list is reached twice (what an alias loads as): a walk that stops
+    at the first repeat, so it costs the document's distinct nodes, never their expansion."""
+    seen: set[int] = set()
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if id(node) in seen:
+            return True
+        seen.add(id(node))
+        stack.extend(node.values() if isinstance(node, dict) else node)
+    return False
 
 
 def _deployment_findings(path: str, document: dict[str, Any]) -> list[str]:
@@ -381,11 +416,96 @@ def _deployment_findings(path: str, document: dict[str, Any]) -> list[str]:
         findings.extend(_container_findings(where, container, pod_context))
         if main:
             findings.extend(_probe_findings(where, container))
-            findings.extend(_pin_findings(where, container))
+            findings.extend(_pin_findings(where, container, _secret_of(document)))
+            findings.extend(_entry_findings(where, container))
     return findings
 
 
-def _pin_findings(where: str, container: dict[str, Any]) -> list[str]:
+# Variables that choose what a Python process loads before ``gates`` runs (a ``sitecustomize``
+# on ``PYTHONPATH``, a startup file, a preloaded library): none belongs in the manifest.
+_LOADER_ENV = ("PYTHON", "LD_")
+
+
+# The rendered image's own Python settings (neither loads anything).
+_IMAGE_PYTHON_ENV = frozenset({"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"})
+
+
+def _env_names(lines: list[str]) -> list[str]:
+    """The names ``ENV`` and ``ARG`` instructions set (``ENV A=1 B=2``, ``ENV A 1``); a quoted
+    value holding ``X=`` is taken for a name too, which can only add a finding."""
+    names: list[str] = []
+    for line in lines:
+        words = line.split()
+        if words[0].upper() not in ("ENV", "ARG") or len(words) < 2:
+            continue
+        pairs = [w.split("=", 1)[0] for w in words[1:] if "=" in w]
+        names.extend(pairs or [words[1]])
+    return names
+
+
+def _entry_findings(where: str, container: dict[str, Any]) -> list[str]:
+    """The image's entrypoint, in its own folder, with its own files, runs unchanged: a
+    ``command`` replaced ``serve --champion --require-pin`` (``env -u GATES_REGISTRY_HEAD ...``
+    beside a well-formed Secret reference), ``PYTHONPATH`` to the pod's writable ``/tmp`` ran a
+    ``sitecustomize`` first, a volume over the working folder replaced registry, code or key
+    (red team 9)."""
+    findings = [
+        f"{where}: {key}: expected none (the image's entrypoint alone decides what serves), "
+        f"found {container[key]!r}"
+        for key in ("command", "args", "workingDir", "envFrom")
+        if key in container
+    ]
+    for entry in container.get("env") or []:
+        name = str(entry.get("name", "")) if isinstance(entry, dict) else ""
+        if name.upper().startswith(_LOADER_ENV):
+            findings.append(
+                f"{where}: env {name}: expected none (it chooses what Python loads before gates)"
+            )
+    app = PurePosixPath(APP_DIR)
+    for mount in container.get("volumeMounts") or []:
+        path = str(mount.get("mountPath", "")) if isinstance(mount, dict) else ""
+        # Kubernetes mounts /srv//gates/./registry/ where /srv/gates/registry is (normpath keeps
+        # a leading "//", so the slashes go first).
+        target = PurePosixPath(posixpath.normpath("/" + path.lstrip("/")))
+        if target == app or target in app.parents:
+            findings.append(
+                f"{where}: volumeMounts {path!r}: expected a mountPath outside {APP_DIR}"
+            )
+        elif app in target.parents and _importable(target.relative_to(app).parts[0]):
+            findings.append(
+                f"{where}: volumeMounts {path!r}: expected no volume at {APP_DIR}/<name> for a "
+                "name Python imports or the image copies (registry, gates, keys, numpy.py, "
+                "x.dist-info: it replaces or shadows them); name it with a hyphen (serve-spool)"
+            )
+    return findings
+
+
+def _importable(name: str) -> bool:
+    """Whether a folder or file ``name`` in the working folder (first on ``sys.path``) can be
+    imported or is what the image copies: everything the Dockerfile copies has such a name."""
+    return name.partition(".")[0].isidentifier()
+
+
+def _secret_of(document: dict[str, Any]) -> str:
+    """The Secret ``registry_head_secret`` names for this Deployment's name."""
+    meta = document.get("metadata")
+    return f"{meta.get('name') if isinstance(meta, dict) else None}-registry-head"
+
+
+def unrendered(root: Path, rendered: dict[str, str]) -> list[str]:
+    """Files under ``deploy/k8s/`` that the policy does not render: a committed Secret there,
+    applied with the folder, set the pod's pin to a head the cut log still satisfies."""
+    folder = root / "deploy" / "k8s"
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path.relative_to(root).as_posix()
+        for path in folder.rglob("*")
+        if not path.is_dir() and path.relative_to(root).as_posix() not in rendered
+    )
+
+
+def _pin_findings(where: str, container: dict[str, Any], secret: str) -> list[str]:
     """The registry head must come from a Secret the pod cannot start without."""
     env = container.get("env") or []
     pins = [e for e in env if isinstance(e, dict) and e.get("name") == HEAD_ENV]
@@ -399,6 +519,13 @@ def _pin_findings(where: str, container: dict[str, Any]) -> list[str]:
         return [f"{where}: {key}: expected valueFrom.secretKeyRef, found {pins[0]!r}"]
     if ref.get("optional", False) is not False:
         return [f"{where}: {key}: secretKeyRef.optional: expected false, found {ref['optional']!r}"]
+    if (ref.get("name"), ref.get("key")) != (secret, REGISTRY_HEAD_KEY):
+        # Another Secret (one the pull request commits beside the manifests) holds another pin.
+        return [
+            f"{where}: {key}: secretKeyRef: expected name {secret!r}, key "
+            f"{REGISTRY_HEAD_KEY!r} (the operator's Secret), found {ref.get('name')!r}, "
+            f"{ref.get('key')!r}"
+        ]
     return []
 
 
@@ -489,6 +616,11 @@ def _dockerfile_findings(path: str, text: str) -> list[str]:
         findings.append(
             f"{path}: {HEAD_ENV}: expected none in the image (the pin comes from the Secret)"
         )
+    for name in _env_names(lines):
+        if name.upper().startswith(_LOADER_ENV) and name not in _IMAGE_PYTHON_ENV:
+            findings.append(
+                f"{path}: ENV {name}: expected none (it chooses what Python loads before gates)"
+            )
     if any(line.upper().startswith("CMD ") for line in lines):
         findings.append(f"{path}: CMD: expected none (the entrypoint alone decides what serves)")
     return findings
