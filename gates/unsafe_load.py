@@ -917,6 +917,18 @@ _Keys = dict[str, tuple[ast.expr, _Scope]]
 _Entry = tuple[str | None, ast.expr | None, _Scope]
 
 
+def _mapping_operands(node: ast.expr) -> list[ast.expr] | None:
+    """What a mapping expression may take its keys from: both sides of ``a | b``, either branch
+    of a conditional, any operand of ``and``/``or``; None for any other expression."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return [node.left, node.right]
+    if isinstance(node, ast.IfExp):
+        return [node.body, node.orelse]
+    if isinstance(node, ast.BoolOp):
+        return list(node.values)
+    return None
+
+
 def _merge(into: _Keys, more: _Keys) -> bool:
     """Add ``more``'s keys; False when a key would get a second value (which one wins is
     not read: ``{**base, "k": v}``, two bindings of a name, a key that may be either name)."""
@@ -2075,18 +2087,12 @@ class _Checker:
                 if inner is None or not _merge(found, inner):
                     return None
             return found
-        parts: list[ast.expr] = []
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-            parts = [node.left, node.right]
-        elif isinstance(node, ast.IfExp):
-            parts = [node.body, node.orelse]
-        elif isinstance(node, ast.BoolOp):
-            parts = list(node.values)
-        elif isinstance(node, ast.Call):
-            return self._dict_call_keys(node, scope, depth)
-        elif isinstance(node, ast.Name):
-            return self._name_keys(node, scope, depth)
-        else:
+        parts = _mapping_operands(node)
+        if parts is None:
+            if isinstance(node, ast.Call):
+                return self._dict_call_keys(node, scope, depth)
+            if isinstance(node, ast.Name):
+                return self._name_keys(node, scope, depth)
             return None
         merged: _Keys = {}
         for part in parts:
@@ -2565,17 +2571,12 @@ class _Checker:
             return found
         if isinstance(node, ast.DictComp):
             return self._comprehension_entries(node, scope)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-            parts = [node.left, node.right]
-        elif isinstance(node, ast.IfExp):
-            parts = [node.body, node.orelse]
-        elif isinstance(node, ast.BoolOp):
-            parts = list(node.values)
-        elif isinstance(node, ast.Call):
-            return self._call_entries(node, scope, depth)
-        elif isinstance(node, ast.Name):
-            return self._name_entries(node, scope, depth)
-        else:
+        parts = _mapping_operands(node)
+        if parts is None:
+            if isinstance(node, ast.Call):
+                return self._call_entries(node, scope, depth)
+            if isinstance(node, ast.Name):
+                return self._name_entries(node, scope, depth)
             return unknown
         return [e for part in parts for e in self._entries(part, scope, depth + 1)]
 
