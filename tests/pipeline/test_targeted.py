@@ -785,3 +785,42 @@ def test_the_expectation_is_never_fitted_on_unfit_rows():
 
     assert np.allclose(expectation(x, unfit), expectation(moved, unfit))
     assert not np.allclose(expectation(x, None), expectation(moved, None))
+
+
+def _ties_and_a_trigger(n: int = 4000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """14 features; the label is x0 (no other feature predicts it), so every pair holding x0
+    has screen cells far below the Bonferroni limit (14 sets, more than ``max_refits``). A
+    trigger on 20 class-"b" rows near the boundary (x0 a little above 0) relabelled "a": x1
+    low with x2 high, x2 being x1 plus a little noise (a combination all but empty in clean
+    data). Its screen p (about 1e-11) is below the limit but above every x0 set's."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.0, 1.0, (n, 14))
+    x[:, 2] = x[:, 1] + rng.normal(0.0, 0.3, n)
+    y = (x[:, 0] + rng.normal(0.0, 0.3, n) > 0).astype(np.int64)
+    near = (y == 1) & (x[:, 0] > 0.0) & (x[:, 0] < 0.5)
+    rows = np.sort(rng.choice(np.flatnonzero(near), 20, replace=False))
+    x[rows, 1] = np.quantile(x[:, 1], 0.03)
+    x[rows, 2] = np.quantile(x[:, 2], 0.97)
+    y[rows] = 0
+    return x, y, rows
+
+
+def test_a_trigger_ranked_below_tied_predictive_sets_by_p_alone_is_still_refitted():
+    """The refit candidates rank by screen p floored at the Bonferroni limit, then by share gap:
+    x0's own predictive bins (p far below the limit, gap about 0.5) must not crowd the trigger
+    (smaller-but-significant p, gap near 1) out of the ``max_refits`` sets refitted."""
+    x, y, rows = _ties_and_a_trigger()
+    policy = data_policy(floats(tuple(f"x{j}" for j in range(14))))
+    check = policy.checks.association
+    edges = bin_edges(x, check.bins)
+    flags = associations(
+        bin_codes(x, edges),
+        y,
+        _expected(x, y),
+        edges=edges,
+        names=tuple(f"x{j}" for j in range(14)),
+        classes=("a", "b"),
+        check=check,
+    )
+    assert np.isin(rows, flags.rows).mean() >= 0.9
+    assert any("x1 in" in r and "x2 in" in r for r in flags.reasons)
