@@ -243,13 +243,12 @@ def _candidates(
     *,
     bins: int,
     check: AssociationCheck,
-) -> tuple[int, dict[tuple[int, int], list[tuple[float, float]]]]:
-    """The cheap first stage: (tested cells x classes, per feature pair with a candidate cell
-    its cells' (screen p-value, share gap))."""
+) -> tuple[int, dict[tuple[int, int], float]]:
+    """The cheap first stage: (tested cells x classes, feature pairs with a candidate cell)."""
     n_classes = expected.n_classes
     size = bins * bins
     tested = 0
-    candidates: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    candidates: dict[tuple[int, int], float] = {}
     for j, k in pairs:
         cell = c[:, j] * bins + c[:, k]
         n_cell = np.bincount(cell, minlength=size)
@@ -263,30 +262,20 @@ def _candidates(
         )
         n_cell, counts, sums = _cell_counts(cell, yy, dropped, size, n_classes)
         tested += int(big.sum()) * n_classes
-        found = _screen_hits(n_cell, counts, sums, check)
-        if found:
-            candidates[(j, k)] = found
+        best = _screened(n_cell, counts, sums, check)
+        if best is not None:
+            candidates[(j, k)] = best
     return tested, candidates
 
 
-def _strongest(
-    hits: dict[tuple[int, int], list[tuple[float, float]]], tested: int, check: AssociationCheck
-) -> list[tuple[int, int]]:
-    """The ``max_refits`` feature sets to refit, from their cells' (screen p-value, share gap).
+def _screened(n_cell: Array, counts: Array, sums: Array, check: AssociationCheck) -> float | None:
+    """The smallest screen p-value of a feature set's cells (None: no cell passes the screen).
 
-    Ranked by the smallest p-value floored at the Bonferroni limit, then by the largest gap.
-    Over many rows many cells' p-values underflow to 0 (a strongly predictive feature's extreme
-    bins, hundreds of rows each) and ranking by p alone kept the first sets in column order
-    (or a predictive feature's sets ahead of a smaller trigger). Every p below the limit counts
-    as one; among them the largest departure ranks first: a forced label's cell is far from
-    what its other features predict, a feature's own predictive bins barely pass ``min_gap``.
+    ``n_cell`` rows per cell, ``counts`` / ``sums`` per cell and class: the rows carrying the
+    class and the sum of their screen probabilities of it.
     """
-    limit = check.alpha / max(tested, 1)
-    best = {
-        pair: min((max(pvalue, limit), -gap) for pvalue, gap in found)
-        for pair, found in hits.items()
-    }
-    return sorted(best, key=lambda pair: best[pair])[: check.max_refits]
+    found = _screen_hits(n_cell, counts, sums, check)
+    return min((pvalue for pvalue, _ in found), default=None)
 
 
 def _screen_hits(
@@ -371,9 +360,9 @@ def associations(
 
     Two stages. First every cell is screened with the full model's logits minus the terms of
     the cell's features (cheap; observed share at least ``min_gap`` above that, binomial p
-    below ``alpha``). Then, for the ``max_refits`` feature sets with the strongest candidates
-    (``_strongest``: p floored at the Bonferroni limit, then share gap), the model is refitted
-    without those features and the cell is tested for real: the expected count of class c is the sum of p(c | the rows' other features); one-sided binomial
+    below ``alpha``). Then, for the ``max_refits`` feature sets with the strongest candidates, the
+    model is refitted without those features and the cell is tested for real: the expected
+    count of class c is the sum of p(c | the rows' other features); one-sided binomial
     P(X >= a), X ~ Bin(n, E / n); it counts when n >= ``min_rows``, the share gap is at least
     ``min_gap`` and p < ``alpha`` / (every tested cell x class) (Bonferroni).
     ``rows`` restricts the test to those rows (the new rows of a batch). In a significant cell
@@ -395,7 +384,7 @@ def associations(
     tested, candidates = _candidates(c, yy, expected, subset, pairs, bins=bins, check=check)
     limit = check.alpha / max(tested, 1)
     flagged: dict[int, tuple[float, str]] = {}
-    for j, k in _strongest(candidates, tested, check):
+    for j, k in sorted(candidates, key=lambda pair: candidates[pair])[: check.max_refits]:
         columns = (j, k) if k != j else (j,)
         p = np.clip(expected.without(columns)[subset], _P_FLOOR, 1 - _P_FLOOR)
         cell = c[:, j] * bins + c[:, k]
@@ -684,7 +673,18 @@ def screen_candidates(
         found = _screen_hits(n_cell, counts[i], sums[i], check)
         if found:
             hits[pair] = found
-    return tested, _strongest(hits, tested, check)
+    # Over a whole file many cells' screen p-values underflow to 0 (a strongly predictive
+    # feature's extreme bins, thousands of rows each), and ranking by p alone kept the first
+    # sets in column order. Every p below the Bonferroni limit counts as one; among them the
+    # largest departure (share gap) ranks first: a forced label's cell is far from what its
+    # other features predict, a feature's own predictive bins barely pass ``min_gap``.
+    limit = check.alpha / max(tested, 1)
+    best = {
+        pair: min((max(pvalue, limit), -gap) for pvalue, gap in found)
+        for pair, found in hits.items()
+    }
+    ranked = sorted(best, key=lambda pair: best[pair])[: check.max_refits]
+    return tested, ranked
 
 
 def significant_cells(
