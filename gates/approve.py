@@ -21,6 +21,7 @@ from pipeline.data import (
     check_contract,
     check_data_file,
     lock_key,
+    lock_serial,
     read_lock,
     read_table,
     verify_lock,
@@ -67,11 +68,13 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
         previous = read_lock(lock_path).files.get(lock_key(policy, path))
     except DataError:
         previous = None
-    # What this approval replaces, read before the lock is rewritten (see _replaced).
+    # What this approval replaces, read before the lock is rewritten (see _replaced); the new
+    # lock's serial goes above its serial (and the one on disk): a lock's bytes never come back.
     replaced = _replaced(lock_path) if signer is not None else None
+    above = lock_serial(replaced, where=_REPLACED) if replaced is not None else 0
     kept = previous.reference if previous is not None and not rebaseline else None
     if data.streams(size):
-        code = _approve_streaming(policy, previous=previous, kept=kept, out=out)
+        code = _approve_streaming(policy, previous=previous, kept=kept, above=above, out=out)
         return code if code else _sign(policy, signer, replaced, out=out)
     frame = read_table(
         path,
@@ -85,7 +88,7 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
     profile = build_profile(clean, data)
     # The label witnesses' rates on this snapshot: the data gate adds the excess over them.
     profile = replace(profile, label_rates=label_baseline(clean, data, seed=policy.policy.run.seed))
-    entry = write_lock(policy, frame, profile=profile, reference=kept or profile)
+    entry = write_lock(policy, frame, profile=profile, reference=kept or profile, above=above)
     drift = shift = None
     if kept is not None:
         drift = column_drift(clean, kept)
@@ -119,6 +122,9 @@ def _approver_key(policy: LoadedPolicy) -> tuple[Signer, str] | None:
     except SigningError as err:
         raise ApprovalError(str(err)) from None
     return key, approver_of(key, allowed)
+
+
+_REPLACED = "the approved lock this approval replaces"
 
 
 def _replaced(lock_path: Path) -> bytes | None:
@@ -195,6 +201,7 @@ def _approve_streaming(
     *,
     previous: LockEntry | None,
     kept: DataProfile | None,
+    above: int,
     out: TextIO,
 ) -> int:
     """``approve`` for a file over ``[data].stream_above_mb``: three passes in chunks."""
@@ -217,6 +224,7 @@ def _approve_streaming(
         columns=first.columns,
         profile=profile,
         reference=kept or profile,
+        above=above,
     )
     drift = list(first.drift) if kept is not None else None
     shift = first.class_shift if kept is not None else None
@@ -257,7 +265,7 @@ def _report(
 ) -> None:
     out.write(
         f"approved {entry.name}: sha256 {entry.sha256}, {entry.rows} rows, "
-        f"{len(entry.columns)} columns -> {lock_path.name}\n"
+        f"{len(entry.columns)} columns -> {lock_path.name} (serial {read_lock(lock_path).serial})\n"
     )
     if note is not None:
         out.write(f"  {note}\n")
