@@ -69,9 +69,8 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
     except DataError:
         previous = None
     # What this approval replaces, read before the lock is rewritten (see _replaced); the new
-    # lock's serial goes above its serial (and the one on disk): a lock's bytes never come back.
-    replaced = _replaced(lock_path) if signer is not None else None
-    above = lock_serial(replaced, where=_REPLACED) if replaced is not None else 0
+    # lock's serial goes above the base's and the one on disk: a lock's bytes never come back.
+    replaced, above = _replaced(lock_path) if signer is not None else (None, 0)
     kept = previous.reference if previous is not None and not rebaseline else None
     if data.streams(size):
         code = _approve_streaming(policy, previous=previous, kept=kept, above=above, out=out)
@@ -124,22 +123,21 @@ def _approver_key(policy: LoadedPolicy) -> tuple[Signer, str] | None:
     return key, approver_of(key, allowed)
 
 
-_REPLACED = "the approved lock this approval replaces"
-
-
-def _replaced(lock_path: Path) -> bytes | None:
+def _replaced(lock_path: Path) -> tuple[bytes | None, int]:
     """The approved lock this approval replaces, which it names (the data gate takes a changed
     lock only when approved over the base branch's): the one ``$GATES_APPROVED_LOCK`` or
-    ``$GATES_BASE_POLICY`` names when set, else the lock on disk before it is rewritten."""
+    ``$GATES_BASE_POLICY`` names when set, else the lock on disk before it is rewritten; and
+    the serial the new lock must go above besides the one on disk: the named lock's (DataError
+    when it is not a whole number), else 0."""
     from gates.data_integrity import trusted_lock_bytes  # noqa: PLC0415
 
     trusted = trusted_lock_bytes()
     if trusted is not None:
-        return trusted
+        return trusted, lock_serial(trusted, where="the base branch's approved lock")
     try:
-        return lock_path.read_bytes()
+        return lock_path.read_bytes(), 0
     except FileNotFoundError:
-        return None
+        return None, 0
 
 
 def _sign(
