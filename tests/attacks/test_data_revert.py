@@ -300,3 +300,34 @@ def test_a_serial_that_is_not_a_whole_number_above_zero_is_a_malformed_lock(
     (tmp_path / "x.lock.json").write_text(text, encoding="utf-8")
     with pytest.raises(DataError, match="serial"):
         read_lock(tmp_path / "x.lock.json")
+
+
+def test_a_base_lock_whose_serial_cannot_be_read_fails_closed(
+    repo: Path, history: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The base branch's lock is trusted, but a serial that is not a whole number never reads
+    as 0 ("nothing to go above"): the gate and approve both refuse, naming it."""
+    from pipeline.errors import DataError
+
+    base = _base(repo, repo.parent / "base-bad")
+    lock = json.loads((base / LOCK).read_text(encoding="utf-8"))
+    lock["serial"] = "7"
+    (base / LOCK).write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _git(repo, "checkout", "-q", "-b", "batch-c")
+    _drop_last_row(repo)
+    with pytest.raises(DataError, match="base branch's approved lock: serial"):
+        _approve(repo, history["carol"], monkeypatch, base=base)
+    found = _gate(repo, base, monkeypatch)
+    assert [f.rule for f in found] == ["DATA003"], found
+    assert "serial" in found[0].message
+
+
+def test_approve_over_a_corrupt_lock_on_disk_still_writes_one(
+    repo: Path, history: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a base branch named, the lock on disk is read leniently, as before serials."""
+    from pipeline.data import read_lock
+
+    (repo / LOCK).write_text('{"serial": "x"}\n', encoding="utf-8")
+    _approve(repo, history["carol"], monkeypatch, base=None)
+    assert read_lock(repo / LOCK).serial == 1
