@@ -4,7 +4,8 @@
 the policy renders (a hand edit, or a policy change without a re-render, is drift). Whatever
 is committed is also checked by :func:`security_findings`, so a manifest edited to run as
 root, privileged, with capabilities or without limits is named even when it is re-rendered
-from an edited renderer.
+from an edited renderer; the Dockerfile is held to :func:`image_lines`, an allow-list of its
+instruction lines written apart from the renderer's template.
 
 The model travels only as the signed bundle: the image holds the registry folder (DSSE
 envelope, statement, model) and the committed public key; the entrypoint is
