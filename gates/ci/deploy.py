@@ -686,7 +686,8 @@ def _dockerfile_findings(path: str, text: str, loaded: LoadedPolicy | None) -> l
     problem = _image_policy_problem(loaded)
     if problem is None:
         allowed, _ = _instruction_lines("\n".join(image_lines(loaded)))
-        problem = _departure(allowed, *_instruction_lines(text))
+        last = max(1, text.count("\n") + (not text.endswith("\n")))
+        problem = _departure(allowed, *_instruction_lines(text), last)
     return [] if problem is None else [f"{path}:{problem}"]
 
 
@@ -694,8 +695,10 @@ def _departure(
     allowed: list[tuple[int, str, str]],
     found: list[tuple[int, str, str]],
     stop: tuple[int, str] | None,
+    last: int,
 ) -> str | None:
-    """Where ``found`` first leaves ``allowed`` ("<line>: <instruction>: expected ..."), or None."""
+    """Where ``found`` first leaves ``allowed`` ("<line>: <instruction>: expected ..."), or
+    None; ``last`` is the file's last line number, where a missing instruction is named."""
     after = " (deploy/Dockerfile holds only gates.ci.deploy.image_lines, in order; comments aside)"
     for index, (number, line, keyword) in enumerate(found):
         if index == len(allowed):
@@ -708,8 +711,7 @@ def _departure(
         return f"{stop[0]}: {stop[1]}"
     if len(found) < len(allowed):
         _, want, want_keyword = allowed[len(found)]
-        end = found[-1][0] if found else 0
-        return f"{end}: {want_keyword}: expected {want!r} next, found the end of the file{after}"
+        return f"{last}: {want_keyword}: expected {want!r} next, found the end of the file{after}"
     return None
 
 

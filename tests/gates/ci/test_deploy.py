@@ -308,6 +308,13 @@ DOCKERFILE_ATTACKS: list[tuple[str, Callable[[str], str], str]] = [
         "ENTRYPOINT",
     ),
     ("cmd-overrides", lambda t: t + 'CMD ["--key", "keys/dev.pub"]\n', "CMD"),
+    (
+        "no-entrypoint",
+        lambda t: t.rsplit("ENTRYPOINT", 1)[0],
+        'ENTRYPOINT: expected \'ENTRYPOINT ["python", "-m", "gates", "serve", '
+        '"--champion", "--require-pin", "--host", "0.0.0.0", "--port", "8080"]\' '
+        "next, found the end of the file",
+    ),
     # The image's registry read with no pin: a copy cut before a revocation would be served.
     ("serves-unpinned", lambda t: t.replace('"--require-pin", ', ""), "--require-pin"),
     (
