@@ -6,8 +6,8 @@ the noxfile's closing lines read (``gates.closing``, in nox's own interpreter at
 parsed with ``json.loads(path.read_text())``: nesting 200,000 deep raised RecursionError, a
 100,001-digit number ValueError (neither a JSONDecodeError), both tracebacks; a symlink to a
 FIFO hung them and one to ``/dev/zero`` or a 3 GiB sparse file read memory until it ran out.
-A pull request writes them by committing them under a folder git does not list (rows 21, 44
-refuse a tracked report) or from code the gates run. Each form is planted here in a child
+A committed report is refused (rows 21, 44), but the pull request's own code runs in the
+same workspace (the train gate, the tests) and can write them there. Each form is planted here in a child
 with a timeout and a 3 GiB address space (``test_hostile_json.py``'s forms). Now: read as a
 regular file of at most 16 MiB, nesting and huge numbers an unparsable report: ``run`` exits 2
 naming the file, ``ci dotenv`` exports ``GATES_VERDICT=MISSING`` (its contract for an
