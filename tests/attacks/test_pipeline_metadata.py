@@ -71,3 +71,21 @@ def test_nox_first_check_still_reports_metadata_as_a_script(tmp_path: Path) -> N
     assert done.returncode == 1, done.stderr
     assert done.stdout.startswith(f"{SPELLINGS[0]}: distribution metadata"), done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_nox_first_check_imports_nothing_of_a_tree_holding_compiled_code(tmp_path: Path) -> None:
+    """A planted ``pipeline/__init__.*.so`` in the checked tree is listed, never imported: the
+    script imports ``pipeline.distmeta`` only after its walk found nothing (an import first ran
+    the planted file in the checker: here its bytes are garbage, so an import is a traceback)."""
+    for package in ("gates", "pipeline"):
+        shutil.copytree(
+            REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    planted = tmp_path / "pipeline" / "__init__.cpython-311-x86_64-linux-gnu.so"
+    planted.write_bytes(b"not an ELF file")
+    _plant(tmp_path, SPELLINGS[0])
+    script = [sys.executable, "-I", str(tmp_path / "gates" / "compiled.py"), str(tmp_path)]
+    done = subprocess.run(script, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "pipeline/__init__.cpython-311-x86_64-linux-gnu.so: an extension module" in done.stdout
