@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +14,13 @@ import pandas as pd
 
 from pipeline.config import MAX_PAGES, ColumnRule, DataPolicy, LoadedPolicy
 from pipeline.errors import DataError
-from pipeline.fsio import atomic_write_json, atomic_write_text, read_regular, sha256_file
+from pipeline.fsio import (
+    atomic_write_json,
+    atomic_write_text,
+    read_regular,
+    sha256_file,
+    strict_json,
+)
 from pipeline.parquet_pages import PageError, chunk_pages, refuse_many_chunks
 from pipeline.profile import DataProfile, build_profile, parse_profile
 
@@ -1016,14 +1021,15 @@ def _unique_keys(series: pd.Series) -> Array:
 def read_lock(path: Path) -> DataLock:
     """Parse the data lock; a missing or malformed lock is a DataError naming it."""
     try:
-        document = json.loads(read_regular(path, limit=MAX_LOCK_BYTES).decode("utf-8"))
+        document = strict_json(read_regular(path, limit=MAX_LOCK_BYTES).decode("utf-8"))
     except FileNotFoundError:
         msg = f"{path}: data lock not found (approve the data with: python -m gates data approve)"
         raise DataError(msg) from None
     except OSError as err:
         msg = f"{path}: data lock refused, not read: {err}"
         raise DataError(msg) from None
-    except (ValueError, RecursionError) as err:  # JSON, UTF-8, nesting, a 4,300-digit number
+    # JSON, UTF-8, nesting, a 4,300-digit number; a name twice in one object, NaN, Infinity.
+    except (ValueError, RecursionError) as err:
         msg = f"{path}: data lock is not valid JSON: {err}"
         raise DataError(msg) from None
     try:
