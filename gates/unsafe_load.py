@@ -16,7 +16,8 @@ whoever wrote the bytes. Rules:
   ``unsafe_load`` (and ``_all``), PyYAML's unsafe loader and constructor classes, ruamel's
   ``YAML(typ=...)`` other than ``rt``/``safe``/``base``, ``cleanlab.Datalab.load``,
   ``sklearn.datasets.fetch_*`` (they joblib-load a cache), a scikit-learn ``memory=`` cache,
-  ``mlflow.*.load_model``, ``torch.hub.load``, ``ForkingPickler.loads``, ``python -m pickle``
+  ``mlflow.*.load_model`` and ``load_pyfunc``, ``distributed.protocol``'s ``loads`` and
+  ``deserialize`` functions (dask's wire format), ``torch.hub.load``, ``ForkingPickler.loads``, ``python -m pickle``
   in a command line, ``multiprocessing.connection.Client``/``Listener`` and the
   ``multiprocessing.managers`` managers (their ``recv`` unpickles what a socket sends).
 - SAST102 a name this check cannot follow: any use of ``dill`` (imports included),
@@ -240,6 +241,12 @@ LOADERS: dict[str, str] = {
     "cleanlab.Datalab.load": "unpickles the saved Datalab",
     "sklearn.datasets.fetch_*": "joblib-loads its cache under data_home",
     "mlflow.*.load_model": "unpickles the logged model",
+    "mlflow.*load_pyfunc": "unpickles the logged model",  # pyfunc.load_pyfunc, a flavor's
+    # dask's wire format (red team 10): each unpickles the frames it is given whatever they
+    # name (a header's "pickle" serializer, msgpack's pickled objects)
+    "distributed.protocol.*loads": "unpickles the frames it is given",
+    "distributed.protocol.*deserializ*": "unpickles frames whose header names pickle",
+    "cleanlab.datalab.internal.serialize.*deserialize": "unpickles the saved Datalab",
     "*.read_pickle": "unpickles the file",  # pandas re-exports it (pandas.io.api, ...)
 }
 # Loaders safe only with the right argument: name -> (rule, parameter, its position or None).
@@ -277,6 +284,7 @@ CANONICAL: dict[str, str] = {
     "ruamel.yaml.loader": "ruamel.yaml",
     "skops.io._persist": "skops.io",
     "cleanlab.datalab.datalab": "cleanlab",
+    "dask.distributed": "distributed",
 }
 # Another module's attribute of one of these names is that module (``logging.handlers.pickle``,
 # ``os.sys``); ``np``/``pd`` are the names everyone imports numpy and pandas under.
