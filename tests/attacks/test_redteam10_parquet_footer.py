@@ -250,3 +250,24 @@ def test_a_footer_pyarrow_writes_passes_and_the_file_reads(tmp_path: Path, shape
     _honest(path, shape)
     refuse_large_footer(path, max_bytes=64 << 20, key="k", max_pages=250_000)
     assert read_table(path, fmt="parquet", max_bytes=2 << 30).shape == (5_000, 23)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["in memory", "streamed"])
+def test_a_footer_text_that_is_not_utf8_is_data000_not_a_crash(
+    tmp_path: Path, streamed: bool
+) -> None:
+    """pyarrow's ``meta.created_by`` raises UnicodeDecodeError on a writer name that is not
+    UTF-8 (found by fuzzing the footer): the page walk read it, and the data gate crashed
+    (ERRORED, a traceback in its log; red before) where a file it cannot read is DATA000."""
+    root = _project(tmp_path / "project", streamed=streamed, groups=1, chunks=1)
+    path = root / "data" / "breast_cancer.parquet"
+    pq.write_table(pa.table({"a": [1, 2, 3]}), path)
+    data = path.read_bytes()
+    writer = b"parquet-cpp-arrow"
+    assert data.count(writer) == 1
+    path.write_bytes(data.replace(writer, b"parquet-cpp-arr\xc3w"))
+    done = _data_gate(root)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "DATA000" in out, out
+    assert "expected a Parquet file, found something else ('utf-8' codec can't decode" in out, out
