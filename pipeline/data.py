@@ -373,7 +373,7 @@ def _read_parquet(
         else:
             table = pq.read_table(path)
         frame: pd.DataFrame = table.to_pandas()
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as err:  # a footer text not UTF-8
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as err:  # any Arrow error, bad UTF-8
         msg = f"{path}: expected a Parquet file, found something else ({err})"
         raise DataError(msg) from None
     if frame.empty:

@@ -229,7 +229,7 @@ def _parquet_chunks(
             start += len(table)
             frame: pd.DataFrame = table.to_pandas()
             yield frame.reset_index(drop=True)
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as err:  # a footer text not UTF-8
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as err:  # any Arrow error, bad UTF-8
         msg = f"{path}: expected a Parquet file, found something else ({err})"
         raise DataError(msg) from None
 
