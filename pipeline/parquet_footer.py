@@ -28,7 +28,7 @@ import mmap
 import struct
 from pathlib import Path
 
-from pipeline.errors import DataError
+from pipeline.errors import DataError, PipelineError
 
 # Footer bytes the walk steps through per page ``max_pages`` allows: a column chunk takes a page
 # at least, and pyarrow writes 100-120 bytes of footer per chunk (strings counted 8); 512 leaves
@@ -53,11 +53,11 @@ class FooterLimit(DataError):
     """A footer Arrow would build more of than allowed (refused before Arrow parses it)."""
 
 
-class _Unreadable(Exception):  # a signal, caught in refuse_large_footer
+class _Unreadable(PipelineError):  # a signal, caught in refuse_large_footer
     """Not Thrift this walk can read (nor Arrow)."""
 
 
-class _Over(Exception):  # a signal, caught in refuse_large_footer
+class _Over(PipelineError):  # a signal, caught in refuse_large_footer
     """A bound passed: which one, in words."""
 
 
