@@ -21,6 +21,7 @@ from pipeline.fsio import (
     sha256_file,
     strict_json,
 )
+from pipeline.parquet_footer import refuse_large_footer
 from pipeline.parquet_pages import PageError, chunk_pages, refuse_many_chunks
 from pipeline.profile import DataProfile, build_profile, parse_profile
 
@@ -249,6 +250,14 @@ def parquet_rows(path: Path, meta: Any) -> int:
     for index in range(meta.num_row_groups):
         group = meta.row_group(index)
         rows += group.num_rows
+        if group.num_columns != meta.num_columns:
+            # pyarrow's ``group.column(i)`` past the schema's columns throws a C++ exception
+            # nothing catches: the process aborts (red team 10, a 55-byte file)
+            msg = (
+                f"{path}: row group {index} declares {group.num_columns} column chunk(s), the "
+                f"schema {meta.num_columns} column(s); refused before reading"
+            )
+            raise DataError(msg)
         for i in range(group.num_columns):
             column = group.column(i)
             flat = meta.schema.column(i).max_repetition_level == 0
@@ -330,6 +339,9 @@ def _read_parquet(
 
     try:
         if max_bytes is not None:
+            refuse_large_footer(
+                path, max_bytes=max_bytes, key="[data.checks].max_file_mb", max_pages=max_pages
+            )
             refuse_nested(path, pq.ParquetFile(path).schema_arrow)
             meta = pq.ParquetFile(path).metadata
             refuse_many_chunks(path, meta, max_pages)
@@ -366,7 +378,7 @@ def _read_parquet(
         else:
             table = pq.read_table(path)
         frame: pd.DataFrame = table.to_pandas()
-    except (pa.ArrowInvalid, OSError) as err:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as err:  # any Arrow error, bad UTF-8
         msg = f"{path}: expected a Parquet file, found something else ({err})"
         raise DataError(msg) from None
     if frame.empty:
