@@ -93,14 +93,15 @@ def test_a_model_slow_on_every_request_fails(run: Path, monkeypatch: pytest.Monk
 
 @pytest.mark.parametrize(
     ("calls", "status"),
-    [({10, 30}, Status.PASSED), ({10, 30, 120}, Status.FAILED)],
-    ids=["two-stalls-pass", "three-stalls-fail"],
+    [({10}, Status.PASSED), ({10, 30, 120}, Status.FAILED)],
+    ids=["a-stall-passes", "three-stalls-fail"],
 )
-def test_a_few_stalls_do_not_decide_the_p99_but_more_do(
+def test_a_stall_does_not_decide_the_p99_but_three_do(
     run: Path, monkeypatch: pytest.MonkeyPatch, calls: set[int], status: Status
 ) -> None:
-    # Two requests among the first 40 timed (calls 10 and 30: the 3 warm-up requests come first)
-    # held up past the bar: the maximum of 40 (the gate before) is over it, the p99 of 200 not.
+    # A request among the first 40 timed (call 10: the 3 warm-up requests come first) held up
+    # past the bar: the maximum of 40 (the gate before) is over it, the p99 of 200 is not. One
+    # planted, not the two allowed (the rank test pins those): the machine may add one of its own.
     slowed(monkeypatch, 1.05, calls)
     outcome = judge(run, max_p99_ms=1000.0)
     assert outcome.status is status, outcome.summary
