@@ -126,6 +126,28 @@ def test_a_sample_cut_short_by_the_budget_allows_no_stall(
     assert "allows 0" in outcome.findings[0].message
 
 
+def test_the_timed_requests_run_with_the_heap_frozen_and_it_is_thawed_after(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from gates.service import app
+
+    real, frozen = app._predict, []
+
+    def seen(service: Any, features: Any) -> dict[str, Any]:
+        frozen.append(gc.get_freeze_count())
+        return real(service, features)
+
+    monkeypatch.setattr(app, "_predict", seen)
+    outcome = judge(run)
+    assert outcome.status is Status.PASSED, outcome.summary
+    timed = frozen[3 : 3 + outcome.metrics["latency_samples"]]  # after the 3 warm-up requests
+    assert len(timed) == outcome.metrics["latency_samples"] == 200
+    assert min(timed) > 0
+    assert gc.get_freeze_count() == 0  # thawed after
+
+
 def test_the_p99_rank_is_the_nearest_rank() -> None:
     from gates.serve import _percentile, _rank
 
