@@ -36,7 +36,7 @@ what was made since (the requests' own objects, whatever the model makes), not w
 before, the model and the service included; a process that only serves walks those too, but
 seldom (CPython starts a full pass only once the long-lived objects have grown by a quarter).
 
-The per-client rate limit is lifted for the gate's one client (its hundred-odd requests would
+The per-client rate limit is lifted for the gate's one client (its 250-odd requests would
 otherwise be refused by design); the limiter, auth and flood behaviour are proven by
 tests/gates/test_serve_service.py and bench/serve.py. With ``[serve].require_api_key`` the
 gate serves with a one-off key of its own and adds the 401/403 cases.
