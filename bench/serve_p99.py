@@ -1,15 +1,19 @@
 """The serve gate's p99 rule: the maximum of 40 requests (before 7 December) against the
 nearest-rank p99 of up to 200 (gates/serve.py), on the same runs.
 
-python bench/serve_p99.py --project DIR [--runs 10] [--burners 0] [--bars 2000,500,200,100,50]
+python bench/serve_p99.py --project DIR [--runs 10] [--burners 0] [--heap 0] [--freeze on]
+                          [--bars 2000,500,200,100,50]
 
 DIR is a project whose chain PASSED (its reports and model; tests' ``passed_chain`` is one).
 Each run is the real serve gate (a real server on 127.0.0.1, in this process, as the chain runs
 it), and its single-row latencies are kept: the first 40 timed requests are exactly what the
 gate measured before (the same 3 warm-up requests, then rows 0 to 39), so both rules are judged
 on the same samples. ``--burners`` processes spin on the CPU meanwhile (another CI job on the
-runner). For each bar in ``--bars`` (the policy's 2000 ms and lower ones, to see the tail): how
-many runs each rule would have FAILED. The service is the same throughout and fast, so every
+runner); ``--heap`` millions of objects stay alive in this process (what the chain's gates or a
+test session leave the serve gate's process), and each of the collector's full passes is timed;
+``--freeze off`` runs the gate without its ``gc.freeze``, ``alternate`` every other run. For
+each bar in ``--bars`` (the policy's 2000 ms and lower ones, to see the tail): how many runs
+each rule would have FAILED. The service is the same throughout and fast, so every
 FAILED is a false alarm from the machine; the planted slow models are in tests/gates/
 test_serve_gate.py. Bounded: ``--runs`` gate runs, the burners stopped at the end.
 """
@@ -37,6 +41,34 @@ def _spin(stop: Any) -> None:
         sum(range(10_000))
 
 
+class Unfrozen:
+    """``gc`` for the gate without its freeze (a bench's probe)."""
+
+    @staticmethod
+    def freeze() -> None:
+        return None
+
+    @staticmethod
+    def unfreeze() -> None:
+        return None
+
+
+class FullPasses:
+    """The garbage collector's full passes (the oldest generation: the whole heap), in ms."""
+
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+        self.began: list[float] = []
+
+    def timing(self, phase: str, info: dict[str, Any]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self.began.append(time.perf_counter())
+        elif self.began:
+            self.ms.append((time.perf_counter() - self.began.pop()) * 1000)
+
+
 def _p99(values: list[float]) -> float:
     from gates.serve import _percentile
 
@@ -51,6 +83,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--bars", default="2000,500,200,100,50")
     parser.add_argument(
         "--heap", type=float, default=0.0, help="millions of small objects kept alive meanwhile"
+    )
+    parser.add_argument(
+        "--freeze",
+        choices=("on", "off", "alternate"),
+        default="on",
+        help="off: the gate's gc.freeze made a no-op (the gate before); alternate: odd runs off",
     )
     return parser.parse_args()
 
@@ -76,32 +114,25 @@ def main() -> int:
         captured.append([s * 1000 for s in latencies])
         return latencies
 
-    gate._answers = keeping  # type: ignore[assignment]  # a bench's probe, never in the gate
+    gate._answers = keeping  # a bench's probe, never in the gate
 
     # A process that has run the whole chain first (the test session) holds a large heap: the
-    # garbage collector's full passes walk all of it.
+    # garbage collector's full passes walk all of it (unless frozen: gates/serve.py).
     heap = [(i, str(i)) for i in range(int(args.heap * 1e6))]
     stop = multiprocessing.Event()
     burners = [multiprocessing.Process(target=_spin, args=(stop,)) for _ in range(args.burners)]
     for p in burners:
         p.start()
-    pauses: list[float] = []  # the garbage collector's full passes in this run, ms
-    began: list[float] = []
 
-    def timing(phase: str, info: dict[str, Any]) -> None:
-        if info["generation"] != 2:  # the oldest generation: the whole heap
-            return
-        if phase == "start":
-            began.append(time.perf_counter())
-        elif began:
-            pauses.append((time.perf_counter() - began.pop()) * 1000)
-
-    gc.callbacks.append(timing)
+    pauses = FullPasses()
+    gc.callbacks.append(pauses.timing)
     runs: list[dict[str, Any]] = []
     errored = 0
     try:
-        for _ in range(args.runs):
-            pauses.clear()
+        for index in range(args.runs):
+            frozen = args.freeze == "on" or (args.freeze == "alternate" and index % 2 == 1)
+            gate.gc = gc if frozen else Unfrozen  # type: ignore[attr-defined,assignment]
+            pauses.ms.clear()
             started = time.perf_counter()
             try:
                 outcome = gate.ServeGate().run(context)
@@ -113,6 +144,7 @@ def main() -> int:
             runs.append(
                 {
                     "status": outcome.status.value,
+                    "freeze": frozen,
                     "seconds": round(time.perf_counter() - started, 2),
                     "n": len(ms),
                     "p50_ms": round(statistics.median(ms), 2),
@@ -120,7 +152,7 @@ def main() -> int:
                     "p99_ms": round(_p99(ms), 2),
                     "max_ms": round(max(ms), 2),
                     "over": {f"{b:g}": sum(v > b for v in ms) for b in bars},
-                    "full_gc_ms": [round(v, 1) for v in pauses],
+                    "full_gc_ms": [round(v, 1) for v in pauses.ms],
                 }
             )
             print(json.dumps(runs[-1]), flush=True)
@@ -132,7 +164,11 @@ def main() -> int:
     print(
         f"\nERRORED runs (an exception, e.g. a request over the client's 10 s timeout): {errored}"
     )
-    _report(runs, args.burners, len(heap), bars)
+    for frozen in (False, True):
+        group = [r for r in runs if r["freeze"] is frozen]
+        if group:
+            print(f"\n-- the gate {'with' if frozen else 'without'} gc.freeze")
+            _report(group, args.burners, len(heap), bars)
     return 0
 
 
