@@ -9,7 +9,7 @@ import sys
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
-from gates.compiled import refuse_metadata  # noqa: E402 - standard library only
+from pipeline.distmeta import refuse_metadata  # noqa: E402 - standard library only
 
 # Before any library loads its plugins: entry points of metadata planted where python -m runs.
 refuse_metadata(sys.path[0])

@@ -722,9 +722,9 @@ def _ci(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per outc
 
 
 def _ci_deploy(args: argparse.Namespace) -> int:
-    from gates.ci import deploy  # noqa: PLC0415
+    from gates.ci import MAX_RENDERED_BYTES, deploy  # noqa: PLC0415
     from pipeline.config import load_policy  # noqa: PLC0415
-    from pipeline.fsio import atomic_write_text  # noqa: PLC0415
+    from pipeline.fsio import atomic_write_text, read_regular  # noqa: PLC0415
 
     loaded = load_policy(args.root / "policy.toml" if args.policy is None else args.policy)
     rendered = deploy.render_deploy(loaded)
@@ -741,17 +741,29 @@ def _ci_deploy(args: argparse.Namespace) -> int:
         )
         failed = True
     for relative in rendered:
-        path = args.root / relative
-        if path.is_file():
-            for finding in deploy.security_findings(relative, path.read_text(encoding="utf-8")):
-                sys.stdout.write(f"{finding}\n")
-                failed = True
+        try:
+            # The bytes the drift check compared: never through a symlink, FIFO or device
+            # (drift has named each of those already).
+            raw = read_regular(args.root / relative, limit=MAX_RENDERED_BYTES)
+        except OSError:
+            continue
+        text = raw.decode("utf-8", errors="replace")
+        for finding in deploy.security_findings(relative, text, loaded):
+            sys.stdout.write(f"{finding}\n")
+            failed = True
     for relative in deploy.unrendered(args.root, rendered):
-        sys.stdout.write(
-            f"{relative}: not rendered from policy.toml; expected only the generated files in "
-            "deploy/k8s/ (a Secret or ConfigMap there, applied with the folder, replaces the "
-            "operator's): remove it, or keep it outside deploy/k8s/\n"
-        )
+        if relative.startswith(f"{deploy.K8S_DIR}/"):
+            why = (
+                "expected only the generated files in deploy/k8s/ (a Secret or ConfigMap there, "
+                "applied with the folder, replaces the operator's): remove it, or keep it "
+                "outside deploy/k8s/"
+            )
+        else:
+            why = (
+                "expected no build-context ignore file and nothing else in deploy/ (an ignore "
+                "file decides which files the image's COPY lines take): remove it"
+            )
+        sys.stdout.write(f"{relative}: not rendered from policy.toml; {why}\n")
         failed = True
     if failed:
         return EXIT_FAILED

@@ -16,16 +16,32 @@ from pathlib import Path
 from typing import Any
 
 from gates.registry import GATES, VERDICT
+from pipeline.fsio import read_regular
 
 REPORT_HTML = "report.html"
 # Warnings shown at the end; the reports keep all of them.
 _SHOWN_WARNINGS = 10
+# A gate's report or run.json is a few KB; one of more is refused unread (as are a symlink, a
+# FIFO or a device in its place: the read would show another file or never end).
+MAX_REPORT_BYTES = 16 << 20
+
+
+def read_report_json(path: Path) -> Any:
+    """The JSON of a report file; OSError (missing, not a regular file of at most
+    ``MAX_REPORT_BYTES``) or ValueError naming what was found (not UTF-8 or JSON, a number past
+    4,300 digits, nesting past the parser's limit, a RecursionError otherwise)."""
+    raw = read_regular(path, limit=MAX_REPORT_BYTES)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        msg = "expected JSON, found nesting too deep to parse"
+        raise ValueError(msg) from None
 
 
 def _read(path: Path) -> dict[str, Any] | None:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        document = read_report_json(path)
+    except (OSError, ValueError):
         return None
     return document if isinstance(document, dict) else None
 

@@ -19,14 +19,16 @@ Distribution metadata at the project root is reported too: ``importlib.metadata`
 the entry points it lists when they are imported (pydantic builds its plugins with the first
 model, ``dask.sizeof`` loads its own at import): a planted ``x-0.dist-info/entry_points.txt``
 naming ``[pydantic] x = x`` ran a root ``x.py`` no gate scans in every gate's process, before
-any gate (red team 8). ``refuse_metadata`` stops ``python -m gates`` and its warm worker before
-any library is imported.
+any gate (red team 8). The rule lives in ``pipeline.distmeta`` (``python -m pipeline`` applies it
+too, and ``pipeline/`` never imports ``gates/``); ``refuse_metadata`` stops ``python -m gates``
+and its warm worker before any library is imported.
 
 Only folders an import can reach are walked: the project root and, below it, folders whose
 names are identifiers (``gates/``, ``pipeline/``, ``venv/``, but not ``.nox/``, ``.git/`` or
 ``lib/python3.11``). Standard library only: ``noxfile.py`` runs this file as a script in
 isolated mode (``python -I gates/compiled.py ROOT``: a script is always compiled from its
-source, and ``-I`` keeps the tree off ``sys.path``) before it imports anything from the tree.
+source, and ``-I`` keeps the tree off ``sys.path``) before it imports anything from the tree;
+the script imports ``pipeline.distmeta`` only once its walk found no compiled file (see ``main``).
 """
 
 from __future__ import annotations
@@ -41,15 +43,21 @@ from pathlib import Path
 # platforms' forms, so that a file planted for a CI runner of another kind is seen here too.
 EXTENSION_SUFFIXES = tuple(sorted({*importlib.machinery.EXTENSION_SUFFIXES, ".so", ".pyd"}))
 BYTECODE_SUFFIXES = (".pyc", ".pyo")
-# Folders (or files) importlib.metadata takes for an installed distribution, by lowercase suffix.
-METADATA_SUFFIXES = (".dist-info", ".egg-info")
 # PEP 552: the flags word after the magic number; bit 0 hash-based, bit 1 check the source.
 _HASH_BASED, _CHECK_SOURCE = 0b01, 0b10
 
 
 def find_compiled(root: Path) -> list[tuple[str, str]]:
+    """``(path relative to root, why)`` for every compiled file an import could pick up, and
+    every distribution metadata entry at the root (``pipeline.distmeta``)."""
+    from pipeline.distmeta import find_metadata  # noqa: PLC0415 - the script imports it late
+
+    return [*find_metadata(root), *find_files(root)]
+
+
+def find_files(root: Path) -> list[tuple[str, str]]:
     """``(path relative to root, why)`` for every compiled file an import could pick up."""
-    found: list[tuple[str, str]] = find_metadata(root)
+    found: list[tuple[str, str]] = []
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
         pycache = here.name == "__pycache__"
@@ -68,34 +76,11 @@ def find_compiled(root: Path) -> list[tuple[str, str]]:
     return found
 
 
-def find_metadata(folder: Path) -> list[tuple[str, str]]:
-    """``(name, why)`` for every distribution metadata entry directly in ``folder``: on
-    ``sys.path`` (``python -m`` puts the project root first), its entry points run code from the
-    tree in any process that imports a library loading plugins, and its version stands in for
-    the installed distribution's."""
-    try:
-        names = sorted(os.listdir(folder))
-    except OSError:
-        return []
-    why = (
-        "distribution metadata on sys.path: the entry points it lists run code from the tree "
-        "in every process started here (pydantic plugins, dask.sizeof, ...)"
-    )
-    return [(name, why) for name in names if name.lower().endswith(METADATA_SUFFIXES)]
-
-
 def refuse_metadata(folder: str) -> None:
-    """Exit 2, naming each entry, when ``folder`` (``sys.path[0]``: the folder ``python -m``
-    runs from) holds distribution metadata; call it before any library is imported."""
-    found = find_metadata(Path(folder or os.getcwd()))
-    if found:
-        names = ", ".join(name for name, _ in found)
-        sys.stderr.write(
-            f"error: {names}: {found[0][1]}; refusing to start (LINT007): remove it (a project "
-            "installed for development needs no metadata in its folder: pip install -e . with a "
-            "PEP 660 backend writes none there)\n"
-        )
-        raise SystemExit(2)
+    """``pipeline.distmeta.refuse_metadata``: exit 2 when ``folder`` holds distribution metadata."""
+    from pipeline.distmeta import refuse_metadata as refuse  # noqa: PLC0415
+
+    refuse(folder)
 
 
 def _regular(path: Path) -> bool:
@@ -120,8 +105,23 @@ def _unchecked(path: Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    """``python -I gates/compiled.py ROOT``: list what :func:`find_compiled` finds; 1 if any."""
-    found = find_compiled(Path(argv[0]) if argv else Path.cwd())
+    """``python -I gates/compiled.py ROOT``: list what :func:`find_compiled` finds; 1 if any.
+
+    Run as a script, the tree is off ``sys.path``: the walk (standard library only) goes first,
+    over ROOT and over this file's own tree. Only when neither holds a compiled file is every
+    module of the tree its reviewed source, and the tree put on ``sys.path`` to import the
+    metadata rule from ``pipeline.distmeta`` (an import before the walk would have run a
+    planted ``pipeline/__init__.*.so`` in the checker itself).
+    """
+    root = Path(argv[0]) if argv else Path.cwd()
+    tree = Path(__file__).resolve().parents[1]
+    found = find_files(root)
+    if not found and tree != root.resolve():
+        found = [(f"{tree / path}", why) for path, why in find_files(tree)]
+    if not found:
+        if str(tree) not in sys.path:
+            sys.path.insert(0, str(tree))
+        found = find_compiled(root)
     for path, why in found:
         print(f"{path}: {why}")
     return 1 if found else 0

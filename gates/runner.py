@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import sys
@@ -35,6 +34,7 @@ from gates.cache import (
     cache_dir_of,
     digest_memo,
 )
+from gates.closing import read_report_json
 from gates.console import Display, PlainDisplay
 from gates.errors import GatesError
 from gates.inputs import from_the_tree, input_digests, tracked_files
@@ -83,7 +83,7 @@ def resolve_run_id(reports_dir: Path, *, starts_chain: bool) -> str:
         return new_run_id()
     run_file = reports_dir / RUN_FILE
     try:
-        return str(json.loads(run_file.read_text(encoding="utf-8"))["run_id"])
+        return str(read_report_json(run_file)["run_id"])
     except FileNotFoundError:
         msg = (
             f"{run_file}: no run in progress; start one from the first gate "
@@ -91,9 +91,12 @@ def resolve_run_id(reports_dir: Path, *, starts_chain: bool) -> str:
             f"or set {RUN_ID_ENV}"
         )
         raise GateError(msg) from None
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+    except OSError as err:  # a symlink, FIFO, device or folder; over the size bound
+        msg = f"{run_file}: run file refused, not read: {err}; start a new run"
+        raise GateError(msg) from None
+    except (ValueError, KeyError, TypeError) as err:  # JSON, UTF-8, nesting, huge numbers
         msg = f"{run_file}: unparsable run file ({type(err).__name__}: {err}); start a new run"
-        raise GateError(msg) from err
+        raise GateError(msg) from None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ test, and a blacklist name (``# nosec pickle``) as hiding B301.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -60,7 +59,7 @@ from gates.base import (
 )
 from gates.cache import SKIP_PARTS
 from gates.sarif_log import docs_uri, uri_path
-from pipeline.fsio import read_regular
+from pipeline.fsio import read_regular, strict_json
 
 _TIMEOUT = 900
 _LEVELS = {"UNDEFINED": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
@@ -102,7 +101,7 @@ _MAX_BASELINE_BYTES = 64 << 20
 def load_baseline(path: Path, root: Path) -> Counter[BaselineKey]:
     """The findings a bandit baseline (``bandit -f json -o FILE``) accepts, as a multiset."""
     try:
-        document = json.loads(read_regular(path, limit=_MAX_BASELINE_BYTES).decode("utf-8"))
+        document = strict_json(read_regular(path, limit=_MAX_BASELINE_BYTES).decode("utf-8"))
         results = document["results"]
         if not isinstance(results, list):
             raise TypeError("'results' is not a list")

@@ -2,13 +2,41 @@
 
 It starts the service (``gates/service``) on 127.0.0.1 on a free port with this run's
 candidate model (the bytes the train gate saved; not yet signed: ``artifacts`` signs this
-gate's verdict with the rest), sends the first ``SINGLE_ROWS`` held-out rows one per request and all
-of them as one batch, and requires each answer to equal the offline prediction; sends a fixed set
-of malformed requests and requires each to be refused with its status and a problem document;
-measures the p99 latency of the single-row requests against ``[serve].max_p99_ms``; and
-parses the service's ``/metrics`` with Prometheus' own parser.
+gate's verdict with the rest), sends held-out rows one per request and all of them as one batch,
+and requires each answer to equal the offline prediction; sends a fixed set of malformed requests
+and requires each to be refused with its status and a problem document; measures the p99 latency
+of the single-row requests against ``[serve].max_p99_ms``; and parses the service's ``/metrics``
+with Prometheus' own parser.
 
-The per-client rate limit is lifted for the gate's one client (its hundred-odd requests would
+The latency sample: after ``WARM_UP`` untimed requests, up to ``LATENCY_SAMPLES`` single-row
+requests, one at a time, cycling through the held-out rows (each answer checked), timed by the
+client from send to the whole answer read; never fewer than ``SINGLE_ROWS``, and past those no
+new one after ``LATENCY_BUDGET_SECONDS`` or once three are over the bar (no later request can
+change the verdict then). The p99 is the nearest rank (the value at rank ``ceil(0.99 n)``), and
+SERVE004 fails when it is above the bar, which is exactly when more than ``n - ceil(0.99 n)``
+requests took longer than the bar: 2 of 200, none of 40 to 100. With the 40 requests of the
+gate before 7 December the "p99" was the maximum, so one stall of this process (a scheduler
+delay, a garbage-collector pass: below) decided the verdict (k6 advises against ``max`` in a
+threshold for that reason). The rule keeps
+failing closed: a sample cut short by the budget has a smaller allowance (none below 101
+requests), and a model slow on more than about 1% of requests (its p99 over the bar) fails
+more often than under the old rule (docs/serving.md gives the probabilities). Not chosen:
+a confidence bound on p99. A lower bound (fail only when p99 is surely over) lets a model slow
+on 2% of requests pass 79 times in 100 at n = 200; an upper bound (pass only when p99 is
+surely under) needs 299 requests with none over the bar, so one stall fails it again. Nor
+server-side time: the server runs in this process, so a stall hits it too, and it misses what
+the client waits for in HTTP and TCP (the 40 ms delayed-ACK wait this gate found on 6 December).
+
+The stalls past a second were the garbage collector's full passes over everything this process
+holds (the gates run before this one, a whole test session): in bench/serve_p99.py (3 million
+objects held, two CPU burners) the two requests over 1 s, 1,751 and 2,956 ms, came in runs
+with one full pass each, of 1,672 and 2,896 ms, and none without. The timed
+requests run with that heap frozen (``gc.freeze``, undone after): a full pass then walks only
+what was made since (the requests' own objects, whatever the model makes), not what was loaded
+before, the model and the service included; a process that only serves walks those too, but
+seldom (CPython starts a full pass only once the long-lived objects have grown by a quarter).
+
+The per-client rate limit is lifted for the gate's one client (its 250-odd requests would
 otherwise be refused by design); the limiter, auth and flood behaviour are proven by
 tests/gates/test_serve_service.py and bench/serve.py. With ``[serve].require_api_key`` the
 gate serves with a one-off key of its own and adds the 401/403 cases.
@@ -21,6 +49,7 @@ SERVE005 ``/metrics`` does not parse or misses the requests sent.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -40,9 +69,13 @@ if TYPE_CHECKING:
     from pipeline.config import DataPolicy, LoadedPolicy
 
 _TIMEOUT = 10.0
-# Holdout rows also sent one per request (the latency sample); all of them go in one batch.
+# The single-row requests (each answer checked, each timed; all held-out rows also go in one
+# batch): at least SINGLE_ROWS, up to LATENCY_SAMPLES while LATENCY_BUDGET_SECONDS last.
 SINGLE_ROWS = 40
+LATENCY_SAMPLES = 200
+LATENCY_BUDGET_SECONDS = 30.0
 WARM_UP = 3
+P99 = 99
 
 
 @dataclass(frozen=True)
@@ -168,7 +201,18 @@ class ServeGate(Gate):
             on_loopback(service) as running,
             httpx.Client(base_url=running.url, headers=headers, timeout=_TIMEOUT) as client,
         ):
-            latencies = _answers(client, policy.serve.name, rows, offline, findings)
+            gc.freeze()  # the objects this process held before are not the service's (module)
+            try:
+                latencies = _answers(
+                    client,
+                    policy.serve.name,
+                    rows,
+                    offline,
+                    findings,
+                    bar_ms=policy.serve.max_p99_ms,
+                )
+            finally:
+                gc.unfreeze()
             cases = malformed_requests(context.policy, rows[0])
             if service.keyring is not None:
                 cases += [
@@ -186,16 +230,19 @@ class ServeGate(Gate):
                     ),
                 ]
             refused = _refusals(client, policy.serve.name, cases, findings)
-            sent = min(len(rows), WARM_UP) + min(len(rows), SINGLE_ROWS) + 1 + len(cases)
+            sent = WARM_UP + len(latencies) + 1 + len(cases)
             _check_metrics(client, service, sent, findings)
-        p99 = _percentile(latencies, 99) * 1000
+        p99 = _percentile(latencies, P99) * 1000
         p50 = _percentile(latencies, 50) * 1000
-        if p99 > policy.serve.max_p99_ms:
+        bar = policy.serve.max_p99_ms
+        over = sum(1 for seconds in latencies if seconds * 1000 > bar)
+        if p99 > bar:
             findings.append(
                 Finding(
                     "SERVE004",
                     f"p99 latency {p99:.1f} ms over {len(latencies)} single-row requests is above "
-                    f"{policy.serve.max_p99_ms:g} ms",
+                    f"{bar:g} ms: {over} of them took longer, the nearest-rank p99 of "
+                    f"{len(latencies)} allows {len(latencies) - _rank(len(latencies), P99)}",
                     location=Location(path=context.policy.path.name),
                     observed=f"{p99:.3f}",
                     threshold=f"{policy.serve.max_p99_ms:g}",
@@ -208,13 +255,15 @@ class ServeGate(Gate):
             "malformed_cases": len(cases),
             "p50_ms": round(p50, 3),
             "p99_ms": round(p99, 3),
+            "latency_samples": len(latencies),
+            "over_max_p99": over,
             "model_sha256": manifest.sha256,
         }
         return Outcome.judge(
             findings,
             passed=f"{len(rows)} holdout rows answered as offline over HTTP; {refused}/{len(cases)} "
             f"malformed requests refused; p50 {p50:.1f} ms, p99 {p99:.1f} ms "
-            f"(max {policy.serve.max_p99_ms:g})",
+            f"(max {bar:g}) over {len(latencies)} single-row requests",
             failed="{n} serving check(s) failed: {first}",
             metrics=metrics,
         )
@@ -264,17 +313,32 @@ def _answers(
     rows: list[dict[str, Any]],
     offline: list[str],
     findings: list[Finding],
+    *,
+    bar_ms: float,
 ) -> list[float]:
+    """Send the single-row requests (see the module), check each answer; their latencies."""
+    if not rows:
+        msg = "the holdout has no rows: no single-row request to send"
+        raise GateError(msg)
     route = f"/v1/models/{name}:predict"
-    for row in rows[:WARM_UP]:  # the first requests start threads and caches: not timed
-        client.post(route, json={"instances": [row]})
+    for index in range(WARM_UP):  # the first requests start threads and caches: not timed
+        client.post(route, json={"instances": [rows[index % len(rows)]]})
     latencies: list[float] = []
-    for index, row in enumerate(rows[:SINGLE_ROWS]):
+    wrong: set[int] = set()
+    budget = time.perf_counter() + LATENCY_BUDGET_SECONDS
+    decided = LATENCY_SAMPLES - _rank(LATENCY_SAMPLES, P99) + 1  # this many over: FAILED
+    over = 0
+    for sent in range(LATENCY_SAMPLES):
+        if sent >= SINGLE_ROWS and (over >= decided or time.perf_counter() > budget):
+            break
+        index = sent % len(rows)
         started = time.perf_counter()
-        response = client.post(route, json={"instances": [row]})
+        response = client.post(route, json={"instances": [rows[index]]})
         latencies.append(time.perf_counter() - started)
+        over += latencies[-1] * 1000 > bar_ms
         answer = response.json().get("predictions") if response.status_code == 200 else None
-        if answer != [offline[index]]:
+        if answer != [offline[index]] and index not in wrong:
+            wrong.add(index)
             findings.append(
                 Finding(
                     "SERVE002",
@@ -375,9 +439,13 @@ def _check_metrics(
     del service
 
 
-def _percentile(values: list[float], q: float) -> float:
+def _rank(n: int, q: int) -> int:
+    """The nearest rank of the ``q``th percentile of ``n`` values (1-based): ceil(q n / 100)."""
+    return max(1, -(-q * n // 100))
+
+
+def _percentile(values: list[float], q: int) -> float:
     if not values:
         msg = "no single-row request was answered: no latency to judge"
         raise GateError(msg)
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1)]
+    return sorted(values)[_rank(len(values), q) - 1]

@@ -16,7 +16,8 @@ whoever wrote the bytes. Rules:
   ``unsafe_load`` (and ``_all``), PyYAML's unsafe loader and constructor classes, ruamel's
   ``YAML(typ=...)`` other than ``rt``/``safe``/``base``, ``cleanlab.Datalab.load``,
   ``sklearn.datasets.fetch_*`` (they joblib-load a cache), a scikit-learn ``memory=`` cache,
-  ``mlflow.*.load_model``, ``torch.hub.load``, ``ForkingPickler.loads``, ``python -m pickle``
+  ``mlflow.*.load_model`` and ``load_pyfunc``, ``distributed.protocol``'s ``loads`` and
+  ``deserialize`` functions (dask's wire format), ``torch.hub.load``, ``ForkingPickler.loads``, ``python -m pickle``
   in a command line, ``multiprocessing.connection.Client``/``Listener`` and the
   ``multiprocessing.managers`` managers (their ``recv`` unpickles what a socket sends).
 - SAST102 a name this check cannot follow: any use of ``dill`` (imports included),
@@ -240,6 +241,12 @@ LOADERS: dict[str, str] = {
     "cleanlab.Datalab.load": "unpickles the saved Datalab",
     "sklearn.datasets.fetch_*": "joblib-loads its cache under data_home",
     "mlflow.*.load_model": "unpickles the logged model",
+    "mlflow.*load_pyfunc": "unpickles the logged model",  # pyfunc.load_pyfunc, a flavor's
+    # dask's wire format (red team 10): each unpickles the frames it is given whatever they
+    # name (a header's "pickle" serializer, msgpack's pickled objects)
+    "distributed.protocol.*loads": "unpickles the frames it is given",
+    "distributed.protocol.*deserializ*": "unpickles frames whose header names pickle",
+    "cleanlab.datalab.internal.serialize.*deserialize": "unpickles the saved Datalab",
     "*.read_pickle": "unpickles the file",  # pandas re-exports it (pandas.io.api, ...)
 }
 # Loaders safe only with the right argument: name -> (rule, parameter, its position or None).
@@ -277,6 +284,7 @@ CANONICAL: dict[str, str] = {
     "ruamel.yaml.loader": "ruamel.yaml",
     "skops.io._persist": "skops.io",
     "cleanlab.datalab.datalab": "cleanlab",
+    "dask.distributed": "distributed",
 }
 # Another module's attribute of one of these names is that module (``logging.handlers.pickle``,
 # ``os.sys``); ``np``/``pd`` are the names everyone imports numpy and pandas under.
@@ -513,6 +521,33 @@ _DICT_READS = frozenset(
 MODULE_TABLES = frozenset({"sys.modules", "builtins"})
 _SYS_MODULES_WRITES = frozenset(
     {"sys.modules.update", "sys.modules.setdefault", "sys.modules.__setitem__"}
+)
+# Writes to the import path (red team 10): ``sys.path.insert(0, "data/blob.zip")`` then
+# ``import evil`` ran a module no scan reads (a zip, a folder outside [sast].paths); a name
+# imported after such a write looks like an installed package. Method -> its value argument.
+_SYS_PATH_WRITES = {
+    "sys.path.insert": 1,
+    "sys.path.append": 0,
+    "sys.path.extend": 0,
+    "sys.path.__setitem__": 1,
+    "sys.path.__iadd__": 0,
+}
+_SYS_PATH_WHY = (
+    "adds to sys.path a folder this check cannot tell is the scanned file's own or above it "
+    "(modules imported from there, a zip or a folder outside [sast].paths, are code no scan reads)"
+)
+# Calls that keep a path a folder of the scanned file (or above it): ``str(Path(__file__)
+# .resolve().parent)``, ``os.path.dirname(os.path.abspath(__file__))``.
+_SAME_FOLDER_CALLS = frozenset(
+    {
+        "builtins.str",
+        "os.fspath",
+        "os.path.dirname",
+        "os.path.abspath",
+        "os.path.realpath",
+        "os.path.normpath",
+        "pathlib.Path",
+    }
 )
 # Attributes that reach modules, globals or the import machinery behind any object.
 GADGETS = frozenset(
@@ -1756,9 +1791,86 @@ class _Checker:
         self.report(node, "SAST102", name, why)
         return True
 
+    def _file_folder(self, node: ast.expr | None, scope: _Scope, depth: int = 0) -> bool:
+        """Whether ``node`` is, as written, ``__file__`` or a folder above it (a name bound
+        once in the module, at its top level, followed); anything else may name a folder no
+        scan reads."""
+        if node is None or depth > _MAX_DEPTH:
+            return False
+        if isinstance(node, ast.List | ast.Tuple):
+            return all(self._file_folder(e, scope, depth + 1) for e in node.elts)
+        if isinstance(node, ast.Name):
+            return self._file_name(node.id, scope, depth)
+        inner = self._folder_of(node, scope)
+        return inner is not None and self._file_folder(inner, scope, depth + 1)
+
+    def _file_name(self, name: str, scope: _Scope, depth: int) -> bool:
+        if self._bindings(name) != (0 if name == "__file__" else 1):
+            return False
+        if name == "__file__":
+            return True
+        body = getattr(self.module.tree, "body", [])
+        bound = [
+            n.value
+            for n in body
+            if isinstance(n, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == name for t in n.targets)
+        ]
+        return len(bound) == 1 and self._file_folder(bound[0], scope, depth + 1)
+
+    def _folder_of(self, node: ast.expr, scope: _Scope) -> ast.expr | None:
+        """The path ``node`` takes its folder of (or keeps as it is), when it does only that."""
+        if isinstance(node, ast.Attribute) and node.attr == "parent":
+            return node.value
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "parents"
+        ):
+            return node.value.value
+        if not isinstance(node, ast.Call) or node.keywords:
+            return None
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in ("resolve", "absolute"):
+            return None if node.args else func.value
+        names = _names(self.resolve(func, scope))
+        if names and names <= _SAME_FOLDER_CALLS and len(node.args) == 1:
+            return node.args[0]
+        return None
+
+    def _bindings(self, name: str) -> int:
+        """How many times the module binds ``name`` anywhere (assignments, parameters,
+        imports, handlers, patterns, definitions)."""
+        count = 0
+        for n in ast.walk(self.module.tree):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store | ast.Del):
+                count += n.id == name
+            elif isinstance(n, ast.arg):
+                count += n.arg == name
+            elif isinstance(n, ast.alias):
+                count += (n.asname or n.name.partition(".")[0]) == name
+            elif isinstance(n, ast.ExceptHandler | ast.MatchAs | ast.MatchStar):
+                count += n.name == name
+            elif isinstance(n, ast.MatchMapping):
+                count += n.rest == name
+            elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                count += n.name == name
+        return count
+
+    def _sys_path(self, node: ast.expr, scope: _Scope) -> bool:
+        return "sys.path" in _names(self.resolve(node, scope))
+
     def _judge_store(self, node: ast.Assign | ast.AugAssign | ast.AnnAssign, scope: _Scope) -> None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         for target in targets:
+            # ``sys.path = [...]``; a name bound to it changes it only in place (``p += [...]``)
+            whole = (
+                isinstance(target, ast.Attribute)
+                or (isinstance(target, ast.Name) and isinstance(node, ast.AugAssign))
+            ) and self._sys_path(target, scope)
+            part = isinstance(target, ast.Subscript) and self._sys_path(target.value, scope)
+            if (whole or part) and not self._file_folder(node.value, scope):
+                self.report(target, "SAST102", "sys.path", _SYS_PATH_WHY)
             for sub in ast.walk(target):
                 if isinstance(sub, ast.Subscript) and "sys.modules" in _names(
                     self.resolve(sub.value, scope)
@@ -1820,6 +1932,12 @@ class _Checker:
         if names & _SYS_MODULES_WRITES:
             why = "writes to sys.modules (an import of that name then loads what this check did not see)"
             self.report(node, "SAST102", "sys.modules", why)
+        for write in sorted(names & _SYS_PATH_WRITES.keys()):
+            at = _SYS_PATH_WRITES[write]
+            value = node.args[at] if len(node.args) > at and not node.keywords else None
+            if not self._file_folder(value, scope):
+                self.report(node, "SAST102", "sys.path", _SYS_PATH_WHY)
+                break
         if names & CODE_BUILDERS:
             why = "builds a function or code object at run time (bandit's exec/eval checks do not see it run)"
             self.report(node, "SAST104", min(names & CODE_BUILDERS), why)

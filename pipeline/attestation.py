@@ -25,6 +25,7 @@ from pipeline.fsio import (
     atomic_write_text,
     sha256_bytes,
     sha256_file,
+    strict_json,
 )
 from pipeline.signing import (
     IN_TOTO_PAYLOAD_TYPE,
@@ -261,9 +262,11 @@ def _parse_statement(payload: bytes, shown: str) -> tuple[dict[str, Any], tuple[
         return AttestationError(f"{shown}: refused: signed payload is not a valid statement: {why}")
 
     try:
-        statement = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        statement = strict_json(payload)
+    except ValueError as err:  # not JSON or UTF-8, a name twice, NaN, a 4,300-digit number
         raise bad(f"not JSON ({err})") from None
+    except RecursionError:
+        raise bad("JSON nested too deeply to parse") from None
     if not isinstance(statement, dict):
         raise bad("expected a JSON object")
     if statement.get("_type") != STATEMENT_TYPE:

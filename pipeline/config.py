@@ -948,7 +948,8 @@ class ServePolicy(_Strict):
     # Clients present an API key whose SHA-256 is listed in the file this env var names.
     require_api_key: bool = False
     api_keys_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GATES_SERVE_API_KEYS"
-    # The serve gate: p99 latency of single-row requests on loopback.
+    # The serve gate: nearest-rank p99 latency of up to 200 single-row requests on loopback
+    # (gates/serve.py; at most 2 of 200 over it).
     max_p99_ms: Annotated[float, Field(gt=0.0, le=60_000.0)] = 2000.0
     rate_limit: ServeRateLimit = Field(default_factory=ServeRateLimit)
     monitor: ServeMonitor = Field(default_factory=ServeMonitor)

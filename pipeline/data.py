@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +14,14 @@ import pandas as pd
 
 from pipeline.config import MAX_PAGES, ColumnRule, DataPolicy, LoadedPolicy
 from pipeline.errors import DataError
-from pipeline.fsio import atomic_write_json, atomic_write_text, read_regular, sha256_file
+from pipeline.fsio import (
+    atomic_write_json,
+    atomic_write_text,
+    read_regular,
+    sha256_file,
+    strict_json,
+)
+from pipeline.parquet_footer import refuse_large_footer
 from pipeline.parquet_pages import PageError, chunk_pages, refuse_many_chunks
 from pipeline.profile import DataProfile, build_profile, parse_profile
 
@@ -250,6 +256,14 @@ def parquet_rows(path: Path, meta: Any) -> int:
     for index in range(meta.num_row_groups):
         group = meta.row_group(index)
         rows += group.num_rows
+        if group.num_columns != meta.num_columns:
+            # pyarrow's ``group.column(i)`` past the schema's columns throws a C++ exception
+            # nothing catches: the process aborts (red team 10, a 55-byte file)
+            msg = (
+                f"{path}: row group {index} declares {group.num_columns} column chunk(s), the "
+                f"schema {meta.num_columns} column(s); refused before reading"
+            )
+            raise DataError(msg)
         for i in range(group.num_columns):
             column = group.column(i)
             flat = meta.schema.column(i).max_repetition_level == 0
@@ -331,6 +345,9 @@ def _read_parquet(
 
     try:
         if max_bytes is not None:
+            refuse_large_footer(
+                path, max_bytes=max_bytes, key="[data.checks].max_file_mb", max_pages=max_pages
+            )
             refuse_nested(path, pq.ParquetFile(path).schema_arrow)
             meta = pq.ParquetFile(path).metadata
             refuse_many_chunks(path, meta, max_pages)
@@ -367,7 +384,7 @@ def _read_parquet(
         else:
             table = pq.read_table(path)
         frame: pd.DataFrame = table.to_pandas()
-    except (pa.ArrowInvalid, OSError) as err:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as err:  # any Arrow error, bad UTF-8
         msg = f"{path}: expected a Parquet file, found something else ({err})"
         raise DataError(msg) from None
     if frame.empty:
@@ -1022,14 +1039,15 @@ def _unique_keys(series: pd.Series) -> Array:
 def read_lock(path: Path) -> DataLock:
     """Parse the data lock; a missing or malformed lock is a DataError naming it."""
     try:
-        document = json.loads(read_regular(path, limit=MAX_LOCK_BYTES).decode("utf-8"))
+        document = strict_json(read_regular(path, limit=MAX_LOCK_BYTES).decode("utf-8"))
     except FileNotFoundError:
         msg = f"{path}: data lock not found (approve the data with: python -m gates data approve)"
         raise DataError(msg) from None
     except OSError as err:
         msg = f"{path}: data lock refused, not read: {err}"
         raise DataError(msg) from None
-    except (ValueError, RecursionError) as err:  # JSON, UTF-8, nesting, a 4,300-digit number
+    # JSON, UTF-8, nesting, a 4,300-digit number; a name twice in one object, NaN, Infinity.
+    except (ValueError, RecursionError) as err:
         msg = f"{path}: data lock is not valid JSON: {err}"
         raise DataError(msg) from None
     try:
@@ -1069,8 +1087,8 @@ def lock_serial(raw: bytes, *, where: str) -> int:
     number of at least 1.
     """
     try:
-        document = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as err:
+        document = strict_json(raw)
+    except (ValueError, RecursionError) as err:  # JSON, UTF-8, nesting, a name given twice
         msg = f"{where}: data lock is not valid JSON: {err}"
         raise DataError(msg) from None
     if not isinstance(document, dict):
@@ -1088,7 +1106,7 @@ def _serial(document: dict[str, Any], *, where: str) -> int:
     if type(value) is not int or value < 1:
         msg = (
             f"{where}: serial: expected a whole number of at least 1 (written by data approve), "
-            f"found {json.dumps(value)[:40]}"
+            f"found {value!r:.40}"
         )
         raise DataError(msg)
     return value

@@ -7,6 +7,7 @@ import errno
 import glob
 import hashlib
 import json
+import math
 import os
 import stat
 import tempfile
@@ -131,3 +132,40 @@ def read_regular(path: Path, *, limit: int) -> bytes:
         msg = f"expected at most {limit} bytes, found more (it grew while read)"
         raise OSError(msg)
     return raw
+
+
+def strict_json(text: str | bytes) -> Any:
+    """Parse JSON a signature or a digest vouches for, as RFC 8259 and I-JSON (RFC 7493) read it.
+
+    ValueError naming what was found for a name given twice in one object (Python keeps the
+    last, other readers the first or refuse: a reviewer, ``jq`` or another verifier and the
+    gates would read two documents from the same signed bytes) and for ``NaN``, ``Infinity``
+    or a number too large for a double (not JSON: other readers refuse them or read them as
+    something else). Otherwise as ``json.loads`` (RecursionError past about 1,000 levels).
+    """
+    return json.loads(
+        text, object_pairs_hook=_unique_names, parse_constant=_no_constant, parse_float=_finite
+    )
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            msg = f"expected each name once in an object, found {name!r} twice"
+            raise ValueError(msg)
+        seen.add(name)
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> float:
+    msg = f"expected a JSON number, found {name}"
+    raise ValueError(msg)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        msg = f"expected a number a double holds, found {text[:40]}"
+        raise ValueError(msg)
+    return value

@@ -13,7 +13,6 @@ the model and is meant for the candidate inside the run that trained it.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 from dataclasses import asdict, dataclass
@@ -21,7 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ModelError, PipelineError
-from pipeline.fsio import Decoder, atomic_write_bytes, atomic_write_json, sha256_bytes
+from pipeline.fsio import (
+    Decoder,
+    atomic_write_bytes,
+    atomic_write_json,
+    sha256_bytes,
+    strict_json,
+)
 from pipeline.modelfile import check_model_file
 
 if TYPE_CHECKING:
@@ -91,7 +96,7 @@ def read_manifest(path: Path) -> ModelManifest:
 
 def _parse_manifest(raw: bytes, path: Path) -> ModelManifest:
     try:
-        document = json.loads(raw.decode("utf-8"))
+        document = strict_json(raw.decode("utf-8"))  # it names the model's digest
         if not isinstance(document, dict):
             msg = f"{path}: model manifest is malformed: expected a JSON object"
             raise ModelError(msg)

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey, MLDSA65PublicKey
 
 from pipeline.errors import PipelineError
-from pipeline.fsio import atomic_write_bytes, fsync_dir, sha256_bytes
+from pipeline.fsio import atomic_write_bytes, fsync_dir, sha256_bytes, strict_json
 
 # The payload type in-toto attestations use (in-toto/attestation spec/v1/envelope.md).
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -236,8 +236,9 @@ def sign_envelope(payload: bytes, *, key: Signer | Sequence[Signer], payload_typ
 def parse_envelope(text: str | bytes, *, source: str) -> Envelope:
     """Parse an envelope's JSON strictly; anything malformed is a SigningError naming ``source``."""
     try:
-        document = json.loads(text)
-    except ValueError as err:  # not JSON, not UTF-8, or a number past 4,300 digits
+        # Strict: a second 'payload' (or 'signatures') is another envelope to another reader.
+        document = strict_json(text)
+    except ValueError as err:  # not JSON or UTF-8, a 4,300-digit number, a name twice, NaN
         msg = f"{source}: not a DSSE envelope: not JSON ({err})"
         raise SigningError(msg) from None
     except RecursionError:

@@ -47,6 +47,7 @@ from pipeline.data import (
 )
 from pipeline.errors import DataError
 from pipeline.flags import Flags
+from pipeline.parquet_footer import refuse_large_footer
 from pipeline.parquet_pages import PageError, chunk_pages, held_at_once, refuse_many_chunks
 from pipeline.poison import (
     Screening,
@@ -185,6 +186,10 @@ def _parquet_chunks(
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     wanted = list(columns) if columns is not None else None
+    if max_chunk_bytes is not None:
+        refuse_large_footer(
+            path, max_bytes=max_chunk_bytes, key="[data].stream_chunk_mb", max_pages=max_pages
+        )
     try:
         parquet = pq.ParquetFile(path)
         meta = parquet.metadata
@@ -224,7 +229,7 @@ def _parquet_chunks(
             start += len(table)
             frame: pd.DataFrame = table.to_pandas()
             yield frame.reset_index(drop=True)
-    except (pa.ArrowInvalid, OSError) as err:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as err:  # any Arrow error, bad UTF-8
         msg = f"{path}: expected a Parquet file, found something else ({err})"
         raise DataError(msg) from None
 

@@ -4,7 +4,8 @@
 the policy renders (a hand edit, or a policy change without a re-render, is drift). Whatever
 is committed is also checked by :func:`security_findings`, so a manifest edited to run as
 root, privileged, with capabilities or without limits is named even when it is re-rendered
-from an edited renderer.
+from an edited renderer; the Dockerfile is held to :func:`image_lines`, an allow-list of its
+instruction lines written apart from the renderer's template.
 
 The model travels only as the signed bundle: the image holds the registry folder (DSSE
 envelope, statement, model) and the committed public key; the entrypoint is
@@ -18,7 +19,10 @@ Secret the operator writes (``registry_head_secret``), never from the image or t
 
 from __future__ import annotations
 
+import json
+import os
 import posixpath
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -336,10 +340,12 @@ _CONTAINER_RULES: tuple[tuple[str, object], ...] = (
 )
 
 
-def security_findings(path: str, text: str) -> list[str]:
-    """Every security setting a manifest or Dockerfile lacks, each naming the file and key."""
+def security_findings(path: str, text: str, loaded: LoadedPolicy | None = None) -> list[str]:
+    """Every security setting a manifest lacks, each naming the file and key; for the
+    Dockerfile, the first line that leaves the allow-list of ``loaded`` (without a policy: one
+    finding, it cannot be checked)."""
     if path.endswith("Dockerfile"):
-        return _dockerfile_findings(path, text)
+        return _dockerfile_findings(path, text, loaded)
     document, refused = _load(path, text)
     if refused:
         return refused
@@ -426,23 +432,6 @@ def _deployment_findings(path: str, document: dict[str, Any]) -> list[str]:
 _LOADER_ENV = ("PYTHON", "LD_")
 
 
-# The rendered image's own Python settings (neither loads anything).
-_IMAGE_PYTHON_ENV = frozenset({"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"})
-
-
-def _env_names(lines: list[str]) -> list[str]:
-    """The names ``ENV`` and ``ARG`` instructions set (``ENV A=1 B=2``, ``ENV A 1``); a quoted
-    value holding ``X=`` is taken for a name too, which can only add a finding."""
-    names: list[str] = []
-    for line in lines:
-        words = line.split()
-        if words[0].upper() not in ("ENV", "ARG") or len(words) < 2:
-            continue
-        pairs = [w.split("=", 1)[0] for w in words[1:] if "=" in w]
-        names.extend(pairs or [words[1]])
-    return names
-
-
 def _entry_findings(where: str, container: dict[str, Any]) -> list[str]:
     """The image's entrypoint, in its own folder, with its own files, runs unchanged: a
     ``command`` replaced ``serve --champion --require-pin`` (``env -u GATES_REGISTRY_HEAD ...``
@@ -492,17 +481,28 @@ def _secret_of(document: dict[str, Any]) -> str:
     return f"{meta.get('name') if isinstance(meta, dict) else None}-registry-head"
 
 
+# Build-context ignore files: the renderer writes none. Docker reads the context's
+# ``.dockerignore``, and BuildKit prefers ``<Dockerfile>.dockerignore`` beside the Dockerfile;
+# Podman and Buildah read ``.containerignore`` first. Each decides which files the image's
+# ``COPY`` lines take (a file dropped from ``registry/`` or ``gates/``), so none is allowed.
+IGNORE_FILES = (".dockerignore", ".containerignore")
+
+
 def unrendered(root: Path, rendered: dict[str, str]) -> list[str]:
-    """Files under ``deploy/k8s/`` that the policy does not render: a committed Secret there,
-    applied with the folder, set the pod's pin to a head the cut log still satisfies."""
-    folder = root / "deploy" / "k8s"
-    if not folder.is_dir():
-        return []
-    return sorted(
-        path.relative_to(root).as_posix()
-        for path in folder.rglob("*")
-        if not path.is_dir() and path.relative_to(root).as_posix() not in rendered
-    )
+    """Files under ``deploy/`` that the policy does not render, and build-context ignore files:
+    a committed Secret in ``deploy/k8s/``, applied with the folder, set the pod's pin to a head
+    the cut log still satisfies; ``deploy/Dockerfile.dockerignore`` or a root ``.dockerignore``
+    would choose what the image copies."""
+    found = [name for name in IGNORE_FILES if os.path.lexists(root / name)]
+    folder = root / "deploy"
+    if folder.is_dir():
+        found += [
+            path.relative_to(root).as_posix()
+            for path in folder.rglob("*")
+            if not (path.is_dir() and not path.is_symlink())
+            and path.relative_to(root).as_posix() not in rendered
+        ]
+    return sorted(found)
 
 
 def _pin_findings(where: str, container: dict[str, Any], secret: str) -> list[str]:
@@ -577,50 +577,172 @@ def _probe_findings(where: str, container: dict[str, Any]) -> list[str]:
     return findings
 
 
-def _dockerfile_findings(path: str, text: str) -> list[str]:
-    findings: list[str] = []
-    joined = text.replace("\\\n", " ")  # continuation lines are one instruction
-    lines = [
-        line.strip()
-        for line in joined.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
+# --- the image: an allow-list of instruction lines, written apart from the renderer ----------
+
+
+def image_lines(loaded: LoadedPolicy) -> list[str]:
+    """Every line of an instruction ``deploy/Dockerfile`` may hold, in order (comments aside).
+
+    Written out here apart from ``_dockerfile``'s template on purpose: a renderer edited to
+    add a ``RUN`` (a ``.pth`` in site-packages that drops the pin), an ``ADD`` from a URL, a
+    ``COPY --from`` another image, an ``ENV LD_PRELOAD`` or a second ``FROM`` re-renders
+    without drift, and is still refused here (red team 9). Changing the image means changing
+    both, and the tests hold them equal. The values the policy names are checked too: a key
+    copied as ``numpy.py`` would shadow numpy in the working folder, first on ``sys.path``.
+    """
+    serve = loaded.policy.serve
+    uid, port = serve.deploy.uid, serve.port
+    release = loaded.policy.release
+    keys = sorted(
+        {release.public_key, *release.public_keys.values(), *loaded.policy.roles.promoters.values()}
+    )
+    health = (
+        "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen("
+        f"'http://127.0.0.1:{port}/healthz', timeout=2).status == 200 else 1)"
+    )
+    entry = ["python", "-m", "gates", "serve", "--champion", "--require-pin"]
+    entry += ["--host", "0.0.0.0", "--port", str(port)]  # noqa: S104  # nosec B104 # in the pod
+    return [
+        f"FROM {serve.deploy.base_image}",
+        "ENV PYTHONDONTWRITEBYTECODE=1 \\",
+        "    PYTHONUNBUFFERED=1 \\",
+        "    PIP_NO_CACHE_DIR=1 \\",
+        "    PIP_DISABLE_PIP_VERSION_CHECK=1 \\",
+        f"    TMPDIR={TMP_DIR}",
+        f"WORKDIR {APP_DIR}",
+        "COPY requirements.lock ./",
+        "RUN python -m pip install --no-deps --require-hashes -r requirements.lock",
+        "COPY pyproject.toml policy.toml ./",
+        "COPY gates/ gates/",
+        "COPY pipeline/ pipeline/",
+        *(f"COPY {key} {key}" for key in keys),
+        f"COPY {release.registry_dir}/ {release.registry_dir}/",
+        f"RUN groupadd --system --gid {uid} gates \\",
+        f"    && useradd --system --uid {uid} --gid {uid} --no-create-home --home-dir /nonexistent \\",
+        "       --shell /usr/sbin/nologin gates",
+        f"USER {uid}:{uid}",
+        f"EXPOSE {port}",
+        "HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \\",
+        f"    CMD {json.dumps(['python', '-c', health])}",
+        f"ENTRYPOINT {json.dumps(entry)}",
     ]
-    froms = [
-        line.split()[1]
-        for line in lines
-        if line.upper().startswith("FROM ") and len(line.split()) > 1
+
+
+# Docker (BuildKit) reads a line as a comment when its first non-space character is ``#``; a
+# comment shaped ``# name=value`` at the top is a parser directive (``# syntax=`` names the
+# image that reads the rest of the file, ``# escape=`` the continuation character), and
+# BuildKit looks for ``# syntax=`` past a ``#!`` line. The renderer writes no such comment
+# anywhere, so any is refused, wherever it stands. Only spaces and tabs count as blank here;
+# a line BuildKit would skip for other whitespace (a form feed, a byte-order mark) is read as
+# an instruction line and so differs from the allow-list.
+_COMMENT = re.compile(r"[ \t]*(#|$)")
+_DIRECTIVE = re.compile(r"[ \t]*#\s*[A-Za-z][A-Za-z0-9]*\s*=")
+_CONTINUED = re.compile(r"\\[ \t]*$")
+# What each instruction of the allow-list is for, named when it is missing or changed.
+_WHY = {
+    "FROM": "the policy's [serve.deploy].base_image, pinned by digest, one stage",
+    "RUN": "the image runs only the hash-pinned install and the user it creates",
+    "USER": "numeric, non-root",
+    "ENTRYPOINT": f"verify, then serve, the registry read under ${HEAD_ENV}",
+}
+
+
+def _instruction_lines(text: str) -> tuple[list[tuple[int, str, str]], tuple[int, str] | None]:
+    """(line number, line, its instruction's first word) for every line Docker reads as part
+    of an instruction, up to the first line that cannot be allowed (its number and why)."""
+    lines = text.split("\n")  # BuildKit ends a line at \n only (str.splitlines does not)
+    if lines[-1] == "":
+        lines.pop()
+    found: list[tuple[int, str, str]] = []
+    keyword = ""  # the instruction a continued line belongs to
+    for number, line in enumerate(lines, 1):
+        if _DIRECTIVE.match(line):
+            why = "the renderer writes none; # syntax= names the program that reads the file"
+            return found, (number, f"expected no parser directive ({why}), found {line[:200]!r}")
+        if _COMMENT.match(line):
+            if keyword:
+                # Skipped inside an instruction by today's BuildKit; kept out to leave no doubt.
+                why = "found a comment or blank line inside it"
+                return found, (number, f"{keyword}: expected the instruction's next line, {why}")
+            continue
+        keyword = keyword or (line.split(None, 1) or ["?"])[0][:40]
+        found.append((number, line, keyword))
+        if not _CONTINUED.search(line):
+            keyword = ""
+    return found, None
+
+
+def _dockerfile_findings(path: str, text: str, loaded: LoadedPolicy | None) -> list[str]:
+    """One finding, at the first line where the Dockerfile leaves the allow-list, or none.
+
+    Every line Docker reads as an instruction must be the allow-list's line, byte for byte, in
+    order; comments and blank lines between instructions are free (the renderer's own comments
+    can change), parser directives are refused. Nothing else is parsed or normalised, so case,
+    continuations, heredocs, JSON or shell form, flags (``--mount``, ``--from``, ``--chown``)
+    and variables (``${BASE}`` in ``FROM``) never need to be understood: each changes a line.
+    """
+    if loaded is None:
+        return [f"{path}: expected a policy to check the image's instructions against, found none"]
+    problem = _image_policy_problem(loaded)
+    if problem is None:
+        allowed, _ = _instruction_lines("\n".join(image_lines(loaded)))
+        last = max(1, text.count("\n") + (not text.endswith("\n")))
+        problem = _departure(allowed, *_instruction_lines(text), last)
+    return [] if problem is None else [f"{path}:{problem}"]
+
+
+def _departure(
+    allowed: list[tuple[int, str, str]],
+    found: list[tuple[int, str, str]],
+    stop: tuple[int, str] | None,
+    last: int,
+) -> str | None:
+    """Where ``found`` first leaves ``allowed`` ("<line>: <instruction>: expected ..."), or
+    None; ``last`` is the file's last line number, where a missing instruction is named."""
+    after = " (deploy/Dockerfile holds only gates.ci.deploy.image_lines, in order; comments aside)"
+    for index, (number, line, keyword) in enumerate(found):
+        if index == len(allowed):
+            return f"{number}: {keyword}: expected the end of the file, found {line[:300]!r}{after}"
+        _, want, want_keyword = allowed[index]
+        if line != want:
+            why = f" ({_WHY[want_keyword]})" if want_keyword in _WHY else ""
+            return f"{number}: {keyword}: expected {want!r}{why}, found {line[:300]!r}{after}"
+    if stop is not None:
+        return f"{stop[0]}: {stop[1]}"
+    if len(found) < len(allowed):
+        _, want, want_keyword = allowed[len(found)]
+        return f"{last}: {want_keyword}: expected {want!r} next, found the end of the file{after}"
+    return None
+
+
+def _image_policy_problem(loaded: LoadedPolicy) -> str | None:
+    """Why a value the policy puts into the image's instructions cannot be allowed, or None."""
+    deploy = loaded.policy.serve.deploy
+    if not re.fullmatch(r"[a-z0-9][a-z0-9./:_-]*@sha256:[0-9a-f]{64}", deploy.base_image):
+        return f" FROM {deploy.base_image}: expected a base image pinned by digest (@sha256:...)"
+    if deploy.uid < 1:
+        return f" USER {deploy.uid}: expected a non-root numeric user"
+    release = loaded.policy.release
+    copied = [
+        ("release.public_key", release.public_key),
+        *((f"release.public_keys.{k}", v) for k, v in release.public_keys.items()),
+        *((f"roles.promoters.{k}", v) for k, v in loaded.policy.roles.promoters.items()),
+        ("release.registry_dir", release.registry_dir),
     ]
-    if not froms:
-        findings.append(f"{path}: FROM: expected a base image pinned by digest, found none")
-    for image in froms:
-        if "@sha256:" not in image:
-            findings.append(
-                f"{path}: FROM {image}: expected a base image pinned by digest (@sha256:...)"
+    for key, value in copied:
+        parts = value.split("/")
+        if not all(
+            re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*", p)
+            for p in parts
+        ):
+            return (
+                f" policy.toml: {key}: expected a path of letters, digits, '.', '_' and '-' "
+                f"(the image copies it with COPY), found {value!r}"
             )
-    users = [line.split(None, 1)[1] for line in lines if line.upper().startswith("USER ")]
-    if not users:
-        findings.append(f"{path}: USER: expected a non-root numeric user, found none (root)")
-    elif users[-1].split(":")[0] in ("0", "root") or not users[-1].split(":")[0].isdigit():
-        findings.append(f"{path}: USER {users[-1]}: expected a non-root numeric user")
-    if not any(line.upper().startswith("HEALTHCHECK ") for line in lines):
-        findings.append(f"{path}: HEALTHCHECK: expected one, found none")
-    entry = [line for line in lines if line.upper().startswith("ENTRYPOINT ")]
-    wanted = '["python", "-m", "gates", "serve", "--champion"'
-    if len(entry) != 1 or not entry[0].split(None, 1)[1].startswith(wanted):
-        findings.append(f"{path}: ENTRYPOINT: expected {wanted}, ...] (verify, then serve)")
-    elif '"--require-pin"' not in entry[0]:
-        findings.append(
-            f"{path}: ENTRYPOINT: expected --require-pin (the registry read under ${HEAD_ENV})"
-        )
-    if any(HEAD_ENV in line for line in lines if line.split(None, 1)[0].upper() != "ENTRYPOINT"):
-        findings.append(
-            f"{path}: {HEAD_ENV}: expected none in the image (the pin comes from the Secret)"
-        )
-    for name in _env_names(lines):
-        if name.upper().startswith(_LOADER_ENV) and name not in _IMAGE_PYTHON_ENV:
-            findings.append(
-                f"{path}: ENV {name}: expected none (it chooses what Python loads before gates)"
+        if parts[0] not in ("keys", "registry") and _importable(parts[0]):
+            return (
+                f" policy.toml: {key}: expected a path under keys/ or a folder Python cannot "
+                f"import (.keys/, release-keys/), found {value!r}: the image copies it into "
+                f"{APP_DIR}, first on sys.path, where {parts[0]!r} would shadow a module"
             )
-    if any(line.upper().startswith("CMD ") for line in lines):
-        findings.append(f"{path}: CMD: expected none (the entrypoint alone decides what serves)")
-    return findings
+    return None

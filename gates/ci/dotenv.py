@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from gates.ci.interface import CiError
+from gates.closing import read_report_json
 from gates.registry import VERDICT
 
 ARTIFACTS_GATE = "artifacts"
@@ -15,8 +15,9 @@ MODEL_SUFFIX = ".skops"
 def dotenv_lines(reports_dir: Path) -> list[str]:
     """``KEY=value`` lines: GATES_VERDICT always, GATES_MODEL_SHA256 when the manifest names one.
 
-    The verdict is read from ``reports/<verdict>.json``; a missing or unparsable report is
-    written as ``GATES_VERDICT=MISSING`` so that a later job cannot mistake it for a pass.
+    The verdict is read from ``reports/<verdict>.json``; a missing or unparsable report (not a
+    regular file of at most 16 MiB, not JSON, nested past the parser's limit) is written as
+    ``GATES_VERDICT=MISSING`` so that a later job cannot mistake it for a pass.
     """
     verdict = _read(reports_dir / f"{VERDICT.name}.json")
     status = str(verdict.get("status", "MISSING")) if verdict is not None else "MISSING"
@@ -35,8 +36,8 @@ def dotenv_lines(reports_dir: Path) -> list[str]:
 
 def _read(path: Path) -> dict[str, object] | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        data = read_report_json(path)
+    except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -64,6 +63,7 @@ from pipeline.fsio import (
     read_regular,
     sha256_bytes,
     sha256_file,
+    strict_json,
     temp_files,
 )
 
@@ -457,7 +457,7 @@ def read_batch(policy: LoadedPolicy, batch_id: str) -> Batch:
     path = quarantine_dir(policy) / batch_id / BATCH_FILE
     try:
         return Batch.from_dict(
-            json.loads(read_regular(path, limit=_MAX_RECORD_BYTES).decode("utf-8"))
+            strict_json(read_regular(path, limit=_MAX_RECORD_BYTES).decode("utf-8"))
         )
     except FileNotFoundError:
         msg = f"{path}: no such batch '{batch_id}' (see: python -m gates feedback list)"
@@ -567,7 +567,7 @@ def _finish_interrupted(policy: LoadedPolicy, root: Path) -> None:
             leftover.unlink(missing_ok=True)
     for journal in sorted(root.glob(f"*/{JOURNAL_FILE}")):
         try:
-            document = json.loads(read_regular(journal, limit=_MAX_RECORD_BYTES).decode("utf-8"))
+            document = strict_json(read_regular(journal, limit=_MAX_RECORD_BYTES).decode("utf-8"))
             before, after = str(document["data_sha256_before"]), str(document["data_sha256_after"])
             size = int(document["data_size_before"])
         except (OSError, RecursionError, KeyError, TypeError, ValueError) as err:

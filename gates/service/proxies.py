@@ -11,8 +11,12 @@ Only a connection from one of these addresses has its ``X-Forwarded-For`` read, 
 ``ProxyHeadersMiddleware`` (the combined header's right-most address not in the trusted set);
 every other connection is its peer address, as without the setting. A value that is not an
 address or network, a network with host bits set, ``*``, and networks wide enough to take in
-the open internet (shorter than /8 for IPv4, /16 for IPv6 outside fc00::/7) are refused: any
-host in a trusted network can pick the identity the limits key on.
+the open internet are refused: shorter than /8 for IPv4 (also as IPv4-mapped or NAT64
+``64:ff9b::/96`` addresses), shorter than /32 for IPv6 outside fc00::/7 (a provider's whole
+allocation at its widest), and any part of Teredo ``2001::/32`` or 6to4 ``2002::/16``, whose
+addresses wrap an IPv4 host's, so any host on the IPv4 internet can send from one (red team
+10: ``2001::/16`` and ``2002::/16`` were accepted). Any host in a trusted network can pick the
+identity the limits key on.
 """
 
 from __future__ import annotations
@@ -29,9 +33,15 @@ FLAG = "--trusted-proxy"
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")  # IPv4-mapped IPv6 addresses
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # IPv4 hosts behind a NAT64 gateway (RFC 6052)
 _UNIQUE_LOCAL = ipaddress.IPv6Network("fc00::/7")
+# Tunnels whose addresses embed any IPv4 host's: refused whatever their width.
+_TUNNELS = {
+    "Teredo": ipaddress.IPv6Network("2001::/32"),
+    "6to4": ipaddress.IPv6Network("2002::/16"),
+}
 _WIDEST_V4 = 8
-_WIDEST_V6 = 16
+_WIDEST_V6 = 32
 
 
 @dataclass(frozen=True)
@@ -109,14 +119,24 @@ def _network(value: str, where: str) -> _Network:
             "addresses"
         )
         raise GatesError(msg)
+    tunnel = next((n for n, t in _TUNNELS.items() if network.overlaps(t)), None)
+    if tunnel is not None:
+        msg = (
+            f"{where} {shown}: refused: it overlaps {tunnel} ({_TUNNELS[tunnel]}), whose "
+            "addresses wrap an IPv4 host's: any host on the internet could send from one and "
+            "pick the identity the rate limits key on; expected the proxies' own addresses"
+        )
+        raise GatesError(msg)
     return network
 
 
 def _too_wide(network: _Network) -> bool:
     if isinstance(network, ipaddress.IPv4Network):
         return network.prefixlen < _WIDEST_V4
-    if network.overlaps(_MAPPED):  # IPv4 clients, as a dual-stack socket reports them
-        if not network.subnet_of(_MAPPED):
-            return True  # every IPv4 address and more
-        return network.prefixlen - _MAPPED.prefixlen < _WIDEST_V4
+    # IPv4 clients, as a dual-stack socket or a NAT64 gateway presents them.
+    for wrapped in (_MAPPED, _NAT64):
+        if network.overlaps(wrapped):
+            if not network.subnet_of(wrapped):
+                return True  # every IPv4 address and more
+            return network.prefixlen - wrapped.prefixlen < _WIDEST_V4
     return network.prefixlen < _WIDEST_V6 and not network.subnet_of(_UNIQUE_LOCAL)

@@ -288,7 +288,9 @@ def test_a_serial_raised_by_hand_breaks_the_approval(
     assert [f.rule for f in found] == ["DATA003"], found
 
 
-@pytest.mark.parametrize("value", ["true", "0", "-3", '"7"', "2.0", "1e400", "null", "[]"])
+@pytest.mark.parametrize(
+    "value", ["true", "0", "-3", '"7"', "2.0", "1e400", "null", "[]", '1, "serial": 9']
+)
 def test_a_serial_that_is_not_a_whole_number_above_zero_is_a_malformed_lock(
     value: str, tmp_path: Path
 ) -> None:
@@ -298,7 +300,7 @@ def test_a_serial_that_is_not_a_whole_number_above_zero_is_a_malformed_lock(
     lock = json.loads((REPO / LOCK).read_text(encoding="utf-8"))
     text = json.dumps(lock, sort_keys=True)[:-1] + f', "serial": {value}}}'
     (tmp_path / "x.lock.json").write_text(text, encoding="utf-8")
-    with pytest.raises(DataError, match="serial"):
+    with pytest.raises(DataError, match=r"serial|1e400"):  # 1e400: no double, not JSON here
         read_lock(tmp_path / "x.lock.json")
 
 

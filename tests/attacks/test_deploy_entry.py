@@ -142,11 +142,14 @@ def test_a_deployment_that_runs_the_image_otherwise_is_named(
 def test_an_image_variable_that_loads_code_before_gates_is_named(line: str, name: str) -> None:
     """The same ``PYTHONPATH`` set in the image instead of the manifest (an init container
     still shares the pod's ``/tmp``)."""
-    dockerfile = deploy.render_deploy(load_policy(REPO / "policy.toml"))["deploy/Dockerfile"]
-    assert deploy.security_findings("deploy/Dockerfile", dockerfile) == []
+    loaded = load_policy(REPO / "policy.toml")
+    dockerfile = deploy.render_deploy(loaded)["deploy/Dockerfile"]
+    assert deploy.security_findings("deploy/Dockerfile", dockerfile, loaded) == []
     planted = dockerfile.replace("WORKDIR ", f"{line}\nWORKDIR ", 1)
-    findings = deploy.security_findings("deploy/Dockerfile", planted)
-    assert any(f"ENV {name}:" in f for f in findings), findings
+    findings = deploy.security_findings("deploy/Dockerfile", planted, loaded)
+    assert len(findings) == 1, findings
+    assert f"{line!r}" in findings[0], findings
+    assert name in findings[0], findings
 
 
 def test_a_pin_from_another_secret_is_named(rendered: str) -> None:

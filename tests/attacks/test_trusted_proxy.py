@@ -211,6 +211,15 @@ def test_without_the_setting_no_header_counts_even_with_uvicorns_variable(
         ("::ffff:0:0/96", "refused: a /96 network"),
         ("::/64", "refused: a /64 network"),
         ("2000::/3", "refused: a /3 network"),
+        # Red team 10: wide global ranges, and tunnels any IPv4 host can send from.
+        ("2001::/16", "refused: a /16 network, wider than /8 (IPv4) or /32"),
+        ("2002::/16", "refused: a /16 network"),
+        ("2a00::/24", "refused: a /24 network"),
+        ("2001::/32", "refused: it overlaps Teredo (2001::/32)"),
+        ("2001:0:4136:e378::/64", "refused: it overlaps Teredo"),
+        ("2002:c000:204::/48", "refused: it overlaps 6to4 (2002::/16)"),
+        ("2002:c000:204::1", "refused: it overlaps 6to4"),
+        ("64:ff9b::/96", "refused: a /96 network"),
         ("10.0.0.1/8", "did you mean 10.0.0.0/8?"),
         ("proxy.internal", "expected an IP address or a network in CIDR form"),
         ("10.0.0.0/33", "expected an IP address or a network in CIDR form"),
@@ -235,6 +244,13 @@ def test_the_variable_is_comma_separated_and_a_bad_item_is_named() -> None:
     with pytest.raises(GatesError, match=r"item 2, '::/0': refused"):
         trusted_proxies(None, "10.0.0.0/8,::/0")
     assert trusted_proxies(None, "") == trusted_proxies(None, None) == TrustedProxies()
+
+
+def test_a_provider_allocation_and_narrower_are_accepted() -> None:
+    """Control for the /32 rule: a whole /32 (a provider's allocation), the documentation /32
+    beside Teredo's, a NAT64 /104 (IPv4 /8), unique-local /7."""
+    values = ["2a00:1450::/32", "2001:db8::/32", "2001:1::/32", "64:ff9b::a00:0/104", "fc00::/7"]
+    assert [str(n) for n in trusted_proxies(values, None).networks] == values
 
 
 def test_the_flag_replaces_the_variable() -> None:

@@ -62,6 +62,100 @@ def test_p99_over_the_bar_fails_with_its_policy_key(run: Path) -> None:
     assert finding.threshold == "0.001"
 
 
+def slowed(monkeypatch: pytest.MonkeyPatch, seconds: float, calls: set[int] | None) -> None:
+    """The served model's prediction really sleeps ``seconds`` (on the event loop, as a slow
+    model blocks it) on the given calls, counted from 1 with the warm-up; on every call: None."""
+    import time
+
+    from gates.service import app
+
+    real, count = app._predict, [0]
+
+    def slow(service: Any, features: Any) -> dict[str, Any]:
+        count[0] += 1
+        if calls is None or count[0] in calls:
+            time.sleep(seconds)
+        return real(service, features)
+
+    monkeypatch.setattr(app, "_predict", slow)
+
+
+def test_a_model_slow_on_every_request_fails(run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    slowed(monkeypatch, 0.06, None)
+    outcome = judge(run, max_p99_ms=50.0)
+    assert outcome.status is Status.FAILED
+    (finding,) = outcome.findings
+    assert finding.rule == "SERVE004"
+    assert float(finding.observed) > 50.0
+    # It stops once the verdict cannot change: the 40 rows always sent, all over the bar.
+    assert outcome.metrics["latency_samples"] == outcome.metrics["over_max_p99"] == 40
+
+
+@pytest.mark.parametrize(
+    ("calls", "status"),
+    [({10}, Status.PASSED), ({10, 30, 120}, Status.FAILED)],
+    ids=["a-stall-passes", "three-stalls-fail"],
+)
+def test_a_stall_does_not_decide_the_p99_but_three_do(
+    run: Path, monkeypatch: pytest.MonkeyPatch, calls: set[int], status: Status
+) -> None:
+    # A request among the first 40 timed (call 10: the 3 warm-up requests come first) held up
+    # past the bar: the maximum of 40 (the gate before) is over it, the p99 of 200 is not. One
+    # planted, not the two allowed (the rank test pins those): the machine may add one of its own.
+    slowed(monkeypatch, 1.05, calls)
+    outcome = judge(run, max_p99_ms=1000.0)
+    assert outcome.status is status, outcome.summary
+    assert outcome.metrics["over_max_p99"] >= len(calls)
+    if status is Status.PASSED:
+        assert outcome.metrics["latency_samples"] == 200
+        assert outcome.metrics["p99_ms"] <= 1000.0
+    else:
+        assert [f.rule for f in outcome.findings] == ["SERVE004"]
+        assert "the nearest-rank p99 of" in outcome.findings[0].message
+
+
+def test_a_sample_cut_short_by_the_budget_allows_no_stall(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fail closed: with no time left after the 40 rows, one stall among them fails.
+    monkeypatch.setattr("gates.serve.LATENCY_BUDGET_SECONDS", 0.0)
+    slowed(monkeypatch, 1.05, {10})
+    outcome = judge(run, max_p99_ms=1000.0)
+    assert outcome.status is Status.FAILED
+    assert outcome.metrics["latency_samples"] == 40
+    assert "allows 0" in outcome.findings[0].message
+
+
+def test_the_timed_requests_run_with_the_heap_frozen_and_it_is_thawed_after(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from gates.service import app
+
+    real, frozen = app._predict, []
+
+    def seen(service: Any, features: Any) -> dict[str, Any]:
+        frozen.append(gc.get_freeze_count())
+        return real(service, features)
+
+    monkeypatch.setattr(app, "_predict", seen)
+    outcome = judge(run)
+    assert outcome.status is Status.PASSED, outcome.summary
+    timed = frozen[3 : 3 + outcome.metrics["latency_samples"]]  # after the 3 warm-up requests
+    assert len(timed) == outcome.metrics["latency_samples"] == 200
+    assert min(timed) > 0
+    assert gc.get_freeze_count() == 0  # thawed after
+
+
+def test_the_p99_rank_is_the_nearest_rank() -> None:
+    from gates.serve import _percentile, _rank
+
+    assert [_rank(n, 99) for n in (1, 40, 100, 101, 200)] == [1, 40, 99, 100, 198]
+    assert _percentile([float(v) for v in range(200, 0, -1)], 99) == 198.0
+    assert _percentile([5.0], 50) == 5.0
+
+
 def test_a_model_that_is_not_the_trained_one_fails(run: Path) -> None:
     from sklearn.dummy import DummyClassifier
 
