@@ -21,6 +21,7 @@ from pipeline.data import (
     check_contract,
     check_data_file,
     lock_key,
+    lock_serial,
     read_lock,
     read_table,
     verify_lock,
@@ -67,11 +68,12 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
         previous = read_lock(lock_path).files.get(lock_key(policy, path))
     except DataError:
         previous = None
-    # What this approval replaces, read before the lock is rewritten (see _replaced).
-    replaced = _replaced(lock_path) if signer is not None else None
+    # What this approval replaces, read before the lock is rewritten (see _replaced); the new
+    # lock's serial goes above the base's and the one on disk: a lock's bytes never come back.
+    replaced, above = _replaced(lock_path) if signer is not None else (None, 0)
     kept = previous.reference if previous is not None and not rebaseline else None
     if data.streams(size):
-        code = _approve_streaming(policy, previous=previous, kept=kept, out=out)
+        code = _approve_streaming(policy, previous=previous, kept=kept, above=above, out=out)
         return code if code else _sign(policy, signer, replaced, out=out)
     frame = read_table(
         path,
@@ -85,7 +87,7 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
     profile = build_profile(clean, data)
     # The label witnesses' rates on this snapshot: the data gate adds the excess over them.
     profile = replace(profile, label_rates=label_baseline(clean, data, seed=policy.policy.run.seed))
-    entry = write_lock(policy, frame, profile=profile, reference=kept or profile)
+    entry = write_lock(policy, frame, profile=profile, reference=kept or profile, above=above)
     drift = shift = None
     if kept is not None:
         drift = column_drift(clean, kept)
@@ -121,19 +123,21 @@ def _approver_key(policy: LoadedPolicy) -> tuple[Signer, str] | None:
     return key, approver_of(key, allowed)
 
 
-def _replaced(lock_path: Path) -> bytes | None:
+def _replaced(lock_path: Path) -> tuple[bytes | None, int]:
     """The approved lock this approval replaces, which it names (the data gate takes a changed
     lock only when approved over the base branch's): the one ``$GATES_APPROVED_LOCK`` or
-    ``$GATES_BASE_POLICY`` names when set, else the lock on disk before it is rewritten."""
+    ``$GATES_BASE_POLICY`` names when set, else the lock on disk before it is rewritten; and
+    the serial the new lock must go above besides the one on disk: the named lock's (DataError
+    when it is not a whole number), else 0."""
     from gates.data_integrity import trusted_lock_bytes  # noqa: PLC0415
 
     trusted = trusted_lock_bytes()
     if trusted is not None:
-        return trusted
+        return trusted, lock_serial(trusted, where="the base branch's approved lock")
     try:
-        return lock_path.read_bytes()
+        return lock_path.read_bytes(), 0
     except FileNotFoundError:
-        return None
+        return None, 0
 
 
 def _sign(
@@ -195,6 +199,7 @@ def _approve_streaming(
     *,
     previous: LockEntry | None,
     kept: DataProfile | None,
+    above: int,
     out: TextIO,
 ) -> int:
     """``approve`` for a file over ``[data].stream_above_mb``: three passes in chunks."""
@@ -217,6 +222,7 @@ def _approve_streaming(
         columns=first.columns,
         profile=profile,
         reference=kept or profile,
+        above=above,
     )
     drift = list(first.drift) if kept is not None else None
     shift = first.class_shift if kept is not None else None
@@ -257,7 +263,7 @@ def _report(
 ) -> None:
     out.write(
         f"approved {entry.name}: sha256 {entry.sha256}, {entry.rows} rows, "
-        f"{len(entry.columns)} columns -> {lock_path.name}\n"
+        f"{len(entry.columns)} columns -> {lock_path.name} (serial {read_lock(lock_path).serial})\n"
     )
     if note is not None:
         out.write(f"  {note}\n")

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import LoadedPolicy, load_policy
-from pipeline.errors import PipelineError
+from pipeline.data import lock_serial
+from pipeline.errors import DataError, PipelineError
 from pipeline.fsio import atomic_write_text, read_regular, sha256_bytes
 from pipeline.signing import (
     Envelope,
@@ -189,6 +190,8 @@ def check_approval(policy: LoadedPolicy, *, trusted: bytes | None = None) -> str
     except OSError as err:
         raise ApprovalError(f"{lock}: cannot be read: {err.strerror}") from None
     bound = _bound_base(envelope.payload)
+    if trusted is not None and lock_bytes != trusted:
+        _check_serial(policy, lock_bytes, trusted, signer=signer, shown=shown)
     if trusted is not None and lock_bytes != trusted and bound != sha256_bytes(trusted):
         msg = (
             f"{shown}: refused: {signer} approved {lock_name(policy)!r} over the approved "
@@ -213,6 +216,42 @@ def check_approval(policy: LoadedPolicy, *, trusted: bytes | None = None) -> str
         )
         raise ApprovalError(msg)
     return signer
+
+
+def _check_serial(
+    policy: LoadedPolicy, lock_bytes: bytes, trusted: bytes, *, signer: str, shown: str
+) -> None:
+    """ApprovalError unless the changed lock's serial is above the base branch's approved lock's.
+
+    ``data approve`` writes every lock one serial above the lock it replaces, so the base
+    branch's serial grows with each approved change: a lock it held before (a snapshot it
+    replaced, or a batch it reverted and approved the revert of) never counts again, even when
+    the base branch holds an earlier lock's data once more. A lock without a serial was written
+    before serials: nothing tells it from a reverted one, so it is approved again.
+    """
+    name = lock_name(policy)
+    try:
+        serial = lock_serial(lock_bytes, where=name)
+        base = lock_serial(trusted, where="the base branch's approved lock")
+    except DataError as err:
+        raise ApprovalError(f"{shown}: refused: {err}") from None
+    again = (
+        "approve again against the base branch (python -m gates data approve with "
+        f"${BASE_POLICY_ENV} naming its policy.toml, or on a checkout holding its lock)"
+    )
+    if serial == 0:
+        msg = (
+            f"{shown}: refused: {name!r} has no serial: approved by {signer} before data locks "
+            f"carried one, so it cannot be told from a lock the base branch replaced; {again}"
+        )
+        raise ApprovalError(msg)
+    if serial <= base:
+        msg = (
+            f"{shown}: refused: {name!r} has serial {serial}, not above the base branch's "
+            f"approved lock's serial {base}: a lock the base branch replaced (a superseded or "
+            f"reverted batch brought back), or one approved before it moved on; {again}"
+        )
+        raise ApprovalError(msg)
 
 
 def _bound_base(payload: bytes) -> str | None:

@@ -82,10 +82,16 @@ class LockEntry:
 
 @dataclass(frozen=True)
 class DataLock:
-    """The committed lock of the approved data snapshot."""
+    """The committed lock of the approved data snapshot.
+
+    ``serial`` grows with every lock ``data approve`` writes (0: a lock from before serials), so
+    a lock's bytes never come back: a reverted snapshot approved again is a new lock, and a pull
+    request's changed lock must carry a serial above the base branch's (``pipeline.approval``).
+    """
 
     path: Path
     files: dict[str, LockEntry] = field(default_factory=dict)
+    serial: int = 0
 
 
 def read_table(
@@ -1045,6 +1051,7 @@ def read_lock(path: Path) -> DataLock:
         msg = f"{path}: data lock is not valid JSON: {err}"
         raise DataError(msg) from None
     try:
+        serial = _serial(document, where=str(path))
         if document["schema_version"] != LOCK_SCHEMA_VERSION:
             msg = (
                 f"{path}: schema_version: expected {LOCK_SCHEMA_VERSION}, "
@@ -1070,7 +1077,39 @@ def read_lock(path: Path) -> DataLock:
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         msg = f"{path}: data lock is malformed: missing or wrong key {err}"
         raise DataError(msg) from None
-    return DataLock(path=path, files=files)
+    return DataLock(path=path, files=files, serial=serial)
+
+
+def lock_serial(raw: bytes, *, where: str) -> int:
+    """The ``serial`` of a lock given as bytes (0: none, a lock from before serials).
+
+    DataError naming ``where`` when the bytes are not a lock's JSON or the serial is not a whole
+    number of at least 1.
+    """
+    try:
+        document = strict_json(raw)
+    except (ValueError, RecursionError) as err:  # JSON, UTF-8, nesting, a name given twice
+        msg = f"{where}: data lock is not valid JSON: {err}"
+        raise DataError(msg) from None
+    if not isinstance(document, dict):
+        msg = (
+            f"{where}: data lock is malformed: expected an object, found {type(document).__name__}"
+        )
+        raise DataError(msg)
+    return _serial(document, where=where)
+
+
+def _serial(document: dict[str, Any], *, where: str) -> int:
+    if "serial" not in document:
+        return 0
+    value = document["serial"]
+    if type(value) is not int or value < 1:
+        msg = (
+            f"{where}: serial: expected a whole number of at least 1 (written by data approve), "
+            f"found {value!r:.40}"
+        )
+        raise DataError(msg)
+    return value
 
 
 def lock_key(policy: LoadedPolicy, data_path: Path) -> str:
@@ -1159,13 +1198,15 @@ def write_lock(
     *,
     profile: DataProfile | None = None,
     reference: DataProfile | None = None,
+    above: int = 0,
 ) -> LockEntry:
     """Record the data file in the lock and the checksums file, atomically.
 
     ``profile`` describes this snapshot (profiled here when not given and the contract holds);
     ``reference`` is the baseline the data gate measures drift and range against: by default
     the lock's earlier baseline is kept, and the first approval makes its own profile the
-    baseline.
+    baseline. The lock's ``serial`` is one above both the lock on disk's and ``above`` (the
+    base branch's approved lock's, when known).
     """
     data = policy.policy.data
     if profile is None:
@@ -1177,6 +1218,7 @@ def write_lock(
         columns=tuple(str(c) for c in frame.columns),
         profile=profile,
         reference=reference,
+        above=above,
     )
 
 
@@ -1187,12 +1229,17 @@ def write_lock_entry(
     columns: tuple[str, ...],
     profile: DataProfile | None,
     reference: DataProfile | None = None,
+    above: int = 0,
 ) -> LockEntry:
-    """``write_lock`` for a file that was never loaded whole: its shape and profile are given."""
+    """``write_lock`` for a file that was never loaded whole: its shape and profile are given.
+
+    The lock's ``serial`` is one above both the lock on disk's and ``above``."""
     data = policy.policy.data
     data_path = policy.resolve(data.path)
+    previous = _previous_lock(policy)
     if reference is None:
-        reference = _previous_reference(policy, data_path) or profile
+        entry = previous.files.get(lock_key(policy, data_path)) if previous else None
+        reference = (entry.reference if entry is not None else None) or profile
     entry = LockEntry(
         name=lock_key(policy, data_path),
         sha256=sha256_file(data_path),
@@ -1214,6 +1261,7 @@ def write_lock_entry(
         record["reference"] = entry.reference.to_dict()
     document = {
         "schema_version": LOCK_SCHEMA_VERSION,
+        "serial": max(previous.serial if previous else 0, above) + 1,
         "files": {entry.name: record},
     }
     # The checksums file first, the lock last: the lock is the approval, so a kill between the
@@ -1232,13 +1280,12 @@ def write_checksums(policy: LoadedPolicy, sha256: str) -> None:
         atomic_write_text(policy.resolve(data.checksums), f"{sha256}  {name}\n")
 
 
-def _previous_reference(policy: LoadedPolicy, data_path: Path) -> DataProfile | None:
+def _previous_lock(policy: LoadedPolicy) -> DataLock | None:
+    """The lock on disk before it is rewritten; None when missing or unreadable."""
     try:
-        lock = read_lock(policy.resolve(policy.policy.data.lock))
+        return read_lock(policy.resolve(policy.policy.data.lock))
     except DataError:
         return None
-    entry = lock.files.get(lock_key(policy, data_path))
-    return entry.reference if entry is not None else None
 
 
 # --- loading for training --------------------------------------------------------------------
