@@ -15,8 +15,10 @@ re-render (no drift). The Deployment is still held to a deny-list (``command``, 
   it at deploy time, never in the committed file): a pod network such as ``10.0.0.0/8`` lets
   every pod the NetworkPolicy admits pick its own rate-limit identity;
 - ``GATES_SERVE_API_KEYS`` pointing into the image's copied tree (a key file the pull request
-  commits under ``pipeline/``) instead of the operator's Secret passed: the author's own key
-  is then valid in production.
+  commits under ``pipeline/``) instead of the operator's Secret passed: with
+  ``[serve].require_api_key`` (the renderer then writes this variable itself, pointing at the
+  Secret's mount) the author's own key is valid in production; without it the variable is
+  unused, and still not the renderer's.
 
 Each case runs the real ``ci deploy --check`` on files written by the edited renderer (the
 drift check passes) and expects exit 1 and a line naming the key. Red before: exit 0 for all
