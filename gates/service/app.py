@@ -734,10 +734,10 @@ def _credentials(scope: Scope) -> tuple[str | None, Problem | None]:
 
 
 def _peer(scope: Scope) -> str:
-    """The client's address as the limits key it: an IPv4 address as it is (an IPv4-mapped
-    IPv6 one as the IPv4 address), an IPv6 address by its /64 (the smallest prefix a site
-    is given: a host picks any address in it, one per request if it likes), its zone id
-    dropped. The address is the peer's, or the one a trusted proxy's ``X-Forwarded-For``
+    """The client's address as the limits key it: an IPv4 address as it is (an IPv6 one that
+    wraps an IPv4 host's, mapped, 6to4, Teredo or NAT64, as that IPv4 address), an IPv6
+    address by its /64 (the smallest prefix a site is given: a host picks any address in it,
+    one per request if it likes), its zone id dropped. The address is the peer's, or the one a trusted proxy's ``X-Forwarded-For``
     names (uvicorn's ProxyHeadersMiddleware, ``gates.service.proxies``); anything that is no
     address is one identity, "unknown": text in a header must not mint identities."""
     client = scope.get("client")
@@ -749,10 +749,30 @@ def _peer(scope: Scope) -> str:
     except ValueError:
         return "unknown"
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
+        wrapped = _wrapped_ipv4(address)
+        if wrapped is not None:
+            return str(wrapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _wrapped_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 host an IPv6 address stands for, or None: IPv4-mapped; 6to4 (the host owns
+    ``2002:<IPv4>::/48``, 65,536 /64s: as many identities by /64); Teredo (the client's outside
+    address); NAT64's well-known prefix (a translator presents every IPv4 client in one /64:
+    one identity for all of them by /64). Red team 11."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 def _route_label(path: str, name: str) -> str:

@@ -12,7 +12,8 @@ Only a connection from one of these addresses has its ``X-Forwarded-For`` read, 
 every other connection is its peer address, as without the setting. A value that is not an
 address or network, a network with host bits set, ``*``, and networks wide enough to take in
 the open internet are refused: shorter than /8 for IPv4 (also as IPv4-mapped or NAT64
-``64:ff9b::/96`` addresses), shorter than /32 for IPv6 outside fc00::/7 (a provider's whole
+``64:ff9b::/96`` addresses; a network in NAT64's local-use ``64:ff9b:1::/48`` wider than
+/104), shorter than /32 for IPv6 outside fc00::/7 (a provider's whole
 allocation at its widest), and any part of Teredo ``2001::/32`` or 6to4 ``2002::/16``, whose
 addresses wrap an IPv4 host's, so any host on the IPv4 internet can send from one (red team
 10: ``2001::/16`` and ``2002::/16`` were accepted). Any host in a trusted network can pick the
@@ -35,6 +36,11 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")  # IPv4-mapped IPv6 addresses
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # IPv4 hosts behind a NAT64 gateway (RFC 6052)
 _UNIQUE_LOCAL = ipaddress.IPv6Network("fc00::/7")
+# NAT64's local-use prefix (RFC 8215): an operator's translator puts IPv4 hosts anywhere in
+# it (RFC 6052's /32 to /96 layouts), so a trusted network in it must be /104 or narrower: at
+# most an IPv4 /8 whatever the layout (red team 11; row 59 left it open).
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+_NARROWEST_LOCAL_NAT64 = 104
 # Tunnels whose addresses embed any IPv4 host's: refused whatever their width.
 _TUNNELS = {
     "Teredo": ipaddress.IPv6Network("2001::/32"),
@@ -133,6 +139,8 @@ def _network(value: str, where: str) -> _Network:
 def _too_wide(network: _Network) -> bool:
     if isinstance(network, ipaddress.IPv4Network):
         return network.prefixlen < _WIDEST_V4
+    if network.overlaps(_LOCAL_NAT64):
+        return network.prefixlen < _NARROWEST_LOCAL_NAT64
     # IPv4 clients, as a dual-stack socket or a NAT64 gateway presents them.
     for wrapped in (_MAPPED, _NAT64):
         if network.overlaps(wrapped):

@@ -1,0 +1,133 @@
+"""Red team 11: a Deployment, re-rendered from an edited renderer, that runs another image or
+hands the serving process settings through ``env`` the manifest check does not list.
+
+Row 58 holds the Dockerfile to an allow-list because a pull request can edit the renderer and
+re-render (no drift). The Deployment is still held to a deny-list (``command``, ``args``,
+``PYTHON*``/``LD_*`` in ``env``, volumes over the working folder), so with the renderer edited:
+
+- ``image:`` naming any other image passed: the pod runs an image no allow-list ever saw, so
+  the Dockerfile's allow-list decides nothing;
+- ``OPENSSL_CONF`` naming a file the image copies from the tree (``pipeline/...``) passed:
+  OpenSSL reads it when ``hashlib`` is imported and ``dlopen``s the provider module it names
+  (checked here: a constructor in such a module ran on ``import hashlib`` under this
+  interpreter), code before ``gates`` reads the pin, as ``LD_PRELOAD`` would;
+- ``GATES_TRUSTED_PROXIES`` set in the committed manifest passed (docs/serving.md says to set
+  it at deploy time, never in the committed file): a pod network such as ``10.0.0.0/8`` lets
+  every pod the NetworkPolicy admits pick its own rate-limit identity;
+- ``GATES_SERVE_API_KEYS`` pointing into the image's copied tree (a key file the pull request
+  commits under ``pipeline/``) instead of the operator's Secret passed: with
+  ``[serve].require_api_key`` (the renderer then writes this variable itself, pointing at the
+  Secret's mount) the author's own key is valid in production; without it the variable is
+  unused, and still not the renderer's.
+
+Each case runs the real ``ci deploy --check`` on files written by the edited renderer (the
+drift check passes) and expects exit 1 and a line naming the key. Red before: exit 0 for all
+four. ``gates/ci/deploy.py`` is another helper's file right now, so they are strict xfails.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gates._cli import main
+from gates.ci import deploy
+from pipeline.config import LoadedPolicy, load_policy
+from tests.conftest import REPO
+
+OWNER = "gates/ci/deploy.py is sweep11's file: the Deployment's env and image need an allow-list"
+
+
+def _serve(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    container: dict[str, Any] = manifests["deployment.yaml"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    return container
+
+
+def _env(name: str, value: str) -> Callable[[dict[str, dict[str, Any]]], None]:
+    return lambda m: _serve(m)["env"].append({"name": name, "value": value})
+
+
+# (id, edit of the rendered manifests, what the finding must name)
+ATTACKS: list[tuple[str, Callable[[dict[str, dict[str, Any]]], None], str]] = [
+    (
+        "another-image",
+        lambda m: _serve(m).update(image="ghcr.io/attacker/serve@sha256:" + "b" * 64),
+        "image",
+    ),
+    ("openssl-conf-loads-a-module", _env("OPENSSL_CONF", "/srv/gates/pipeline/zz.cnf"), "OPENSSL"),
+    ("trusted-proxies-committed", _env("GATES_TRUSTED_PROXIES", "10.0.0.0/8"), "GATES_TRUSTED"),
+    (
+        "api-keys-from-the-tree",
+        _env("GATES_SERVE_API_KEYS", "/srv/gates/pipeline/zz-keys"),
+        "GATES_SERVE_API_KEYS",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def loaded() -> LoadedPolicy:
+    return load_policy(REPO / "policy.toml")
+
+
+def _project(
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    loaded: LoadedPolicy,
+    edit: Callable[[dict[str, dict[str, Any]]], None] | None,
+) -> Path:
+    """The renderer edited to write ``edit``'s manifests, re-rendered: no drift."""
+    shutil.copy(REPO / "policy.toml", root / "policy.toml")
+    original = deploy._manifests
+
+    def edited(policy: LoadedPolicy) -> dict[str, dict[str, Any]]:
+        manifests = original(policy)
+        if edit is not None:
+            edit(manifests)
+        return manifests
+
+    monkeypatch.setattr(deploy, "_manifests", edited)
+    for relative, text in deploy.render_deploy(loaded).items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(text.encode("utf-8"))
+    assert deploy.check_deploy(root, loaded) == ()
+    return root
+
+
+def _check(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main(["ci", "deploy", "--check", "--root", str(root)])
+    return code, capsys.readouterr().out
+
+
+def test_the_rendered_manifests_pass(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    loaded: LoadedPolicy,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Control: the renderer as committed, the check exits 0."""
+    code, out = _check(_project(tmp_path, monkeypatch, loaded, None), capsys)
+    assert code == 0, out
+
+
+@pytest.mark.xfail(strict=True, reason=OWNER)
+@pytest.mark.parametrize(("edit", "named"), [a[1:] for a in ATTACKS], ids=[a[0] for a in ATTACKS])
+def test_a_deployment_edited_through_the_renderer_is_refused(
+    *,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    loaded: LoadedPolicy,
+    capsys: pytest.CaptureFixture[str],
+    edit: Callable[[dict[str, dict[str, Any]]], None],
+    named: str,
+) -> None:
+    code, out = _check(_project(tmp_path, monkeypatch, loaded, edit), capsys)
+    assert code == 1, out
+    assert f"{deploy.K8S_DIR}/deployment.yaml: " in out, out
+    assert named in out, out
