@@ -15,7 +15,8 @@ disk, nothing another user can connect to). A request is a JSON line ``{"argv": 
   session fails (the gate's report was never written, so the verdict cannot pass);
 - nox going away closes the channel too: the worker leaves its loop and exits as any Python
   program does (threads joined, ``atexit`` handlers run: coverage's data, logging, joblib's
-  pools; then the interpreter's teardown, which nox waits for);
+  pools; then the interpreter's teardown, which nox waits for, without its garbage
+  collections: ``leave_without_final_collection``);
 - a ``.py`` file of ``gates/`` or ``pipeline/`` changed, added or removed, or an installed
   distribution changed, since the worker started: its loaded modules could disagree with the
   cache key it would compute, so it answers ``{"restart": true}`` without running anything and
