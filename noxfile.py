@@ -50,6 +50,7 @@ _refuse_compiled_code()
 from gates.closing import closing_lines  # noqa: E402 - standard library only
 from gates.registry import GATES  # noqa: E402 - needs ROOT on sys.path first
 from gates.worker import GateWorker, WorkerError  # noqa: E402 - standard library only
+from pipeline.fsio import read_regular  # noqa: E402 - standard library only
 from pipeline.pathrule import REPORTS_DIR_RULE, value_problem  # noqa: E402 - standard library only
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -67,6 +68,8 @@ THREAD_DEFAULTS = {
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 }
 WORKER_ENV = "GATES_NOX_WORKER"
+# pipeline.config.MAX_POLICY_BYTES, which nox's interpreter cannot import (pydantic).
+MAX_POLICY_BYTES = 1024 * 1024
 _shared: dict[str, str] = {}
 _workers: dict[str, GateWorker] = {}
 _ran_gates: list[str] = []
@@ -74,18 +77,29 @@ _ran_gates: list[str] = []
 
 def _reports_dir() -> Path | None:
     """[run].reports_dir of policy.toml (read with tomllib), else reports/; None when it breaks
-    the path rule the policy applies to it (``pipeline.pathrule.REPORTS_DIR_RULE``).
+    the path rule the policy applies to it (``pipeline.pathrule.REPORTS_DIR_RULE``), or when
+    policy.toml is not a regular file of at most ``MAX_POLICY_BYTES``.
 
     The policy is the pull request's: a folder outside the project (``/tmp/x``,
     ``../elsewhere``, a symlink out of it) holds whatever anyone wrote there, and a verdict read
     from it must not close the run. The gates refuse such a policy; this prints a one-line note.
+    So does a policy.toml committed as a FIFO (reading it waited for ever), a device, a symlink
+    or a file past the loader's limit (read whole before): the gates refuse those too.
     """
     import tomllib  # noqa: PLC0415
 
     try:
-        document = tomllib.loads((ROOT / "policy.toml").read_text(encoding="utf-8"))
+        raw = read_regular(ROOT / "policy.toml", limit=MAX_POLICY_BYTES)
+    except FileNotFoundError:
+        raw = b""
+    except OSError as err:
+        reason = err.strerror or str(err)
+        sys.stderr.write(f"noxfile: no verdict printed: policy.toml: {reason}\n")
+        return None
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
         value = document.get("run", {}).get("reports_dir", "reports")
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError, RecursionError):
         value = "reports"
     problem = value_problem(ROOT, value, REPORTS_DIR_RULE)
     if problem is not None:

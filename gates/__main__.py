@@ -1,5 +1,6 @@
 """Entry point of ``python -m gates``."""
 
+import gc
 import os
 import sys
 
@@ -16,4 +17,8 @@ refuse_metadata(sys.path[0])
 
 from gates._cli import main  # noqa: E402 - the thread defaults must precede numpy's import
 
-sys.exit(main())
+code = main()
+# Only the exit is left: spare the teardown its collections over everything loaded (see
+# gates.worker.leave_without_final_collection; atexit handlers and threads still run).
+gc.freeze()
+sys.exit(code)

@@ -35,6 +35,7 @@ FAIL stays FAIL.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import hmac
 import json
@@ -337,22 +338,57 @@ def _package_digest() -> str:
 
 def _project_sources(root: Path, skip: set[Path]) -> Iterator[tuple[str, Path]]:
     """Every source file of the project: modules anywhere an import can reach by name (hidden
-    folders and virtual environments cannot be), configuration outside the folders above."""
-    for folder, dirs, files in os.walk(root):
-        here = Path(folder)
-        resolved = here.resolve()
-        code_only = bool(_SKIP_DIRS.intersection(here.relative_to(root).parts)) or any(
-            resolved.is_relative_to(s) for s in skip
+    folders and virtual environments cannot be), configuration outside the folders above.
+
+    Walked with strings (a ``Path`` is built only for a file that counts): the walk runs for
+    every gate's key, and a ``Path`` per file of the project (reports, data and artifacts
+    included) cost more than the whole digest with the memo (``docs/performance.md``).
+    """
+    top = str(root)
+    real_top = os.path.realpath(top)
+    outputs = tuple((s, s.rstrip(os.sep) + os.sep) for s in map(str, skip))
+    for folder, dirs, files in os.walk(top):
+        rel = folder[len(top) :].lstrip(os.sep)
+        # The walk follows no symlink: below the top, a folder's real path is the top's plus
+        # its own relative path.
+        resolved = os.path.join(real_top, rel) if rel else real_top
+        code_only = not _SKIP_DIRS.isdisjoint(rel.split(os.sep) if rel else ()) or any(
+            resolved == s or resolved.startswith(prefix) for s, prefix in outputs
         )
         dirs[:] = sorted(
-            d for d in dirs if not d.startswith(".") and not (here / d / "pyvenv.cfg").is_file()
+            d
+            for d in dirs
+            if not d.startswith(".") and not _is_file(os.path.join(folder, d, "pyvenv.cfg"))
         )
+        label = f"{rel.replace(os.sep, '/')}/" if rel else ""
         for name in files:
-            path = here / name
-            if path.suffix in _CODE_SUFFIXES or (
-                not code_only and (path.suffix in _SOURCE_SUFFIXES or name in _SOURCE_NAMES)
+            suffix = _suffix(name)
+            if suffix in _CODE_SUFFIXES or (
+                not code_only and (suffix in _SOURCE_SUFFIXES or name in _SOURCE_NAMES)
             ):
-                yield path.relative_to(root).as_posix(), path
+                yield label + name, Path(folder, name)
+
+
+def _suffix(name: str) -> str:
+    """``PurePath(name).suffix``: from the last dot, unless the name starts or ends there."""
+    dot = name.rfind(".")
+    return name[dot:] if 0 < dot < len(name) - 1 else ""
+
+
+# The errors ``Path.is_file`` takes for "no" (any other is raised, as it raises them).
+_NOT_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+
+
+def _is_file(path: str) -> bool:
+    """``Path(path).is_file()`` without building the ``Path``."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as err:
+        if err.errno not in _NOT_THERE:
+            raise
+        return False
+    except ValueError:
+        return False
 
 
 def source_digest(context: RunContext, memo: DigestMemo | None = None) -> str:

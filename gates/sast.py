@@ -32,7 +32,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gates import unsafe_load
 from gates._tools import (
     Suppression,
     ToolRun,
@@ -186,6 +185,27 @@ def _scope_findings(root: Path, present: list[str], exclude: list[str]) -> list[
 def _as_named(path: Path, root: Path) -> str:
     """``path`` relative to ``root`` as named (a symlink is not followed to its target)."""
     return Path(os.path.relpath(path, root)).as_posix()
+
+
+def _unsafe_load_findings(files: list[Path], root: Path, loaders: list[str]) -> list[Finding]:
+    """The AST check's findings: unsafe deserialization outside ``[sast].loaders``."""
+    # Imported here, not at the top: a cached outcome is reused after ``reads`` alone, and
+    # this module (3,500 lines) is the largest a warm no-op would otherwise compile.
+    from gates import unsafe_load  # noqa: PLC0415
+
+    return [
+        Finding(
+            rule=u.rule,
+            message=f"{u.path}:{u.line}{f':{u.col}' if u.col else ''}: {u.message}; "
+            f"only {', '.join(loaders)} may "
+            "deserialize, after checking the digest",
+            location=Location(path=u.path, line=u.line or None),
+            observed=u.call or "unparsable",
+            threshold="no unsafe deserialization outside the loader",
+            policy_key=unsafe_load.POLICY_KEY,
+        )
+        for u in unsafe_load.scan(files, root=root, allowed=loaders)
+    ]
 
 
 def _bandit(context: RunContext, present: list[str], exclude: list[str]) -> ToolRun:
@@ -446,20 +466,8 @@ class SastGate(Gate):
                 )
             )
         findings += _nosec_findings(nosecs, root)
-        unsafe = unsafe_load.scan(files, root=root, allowed=list(sast.loaders))
-        findings += [
-            Finding(
-                rule=u.rule,
-                message=f"{u.path}:{u.line}{f':{u.col}' if u.col else ''}: {u.message}; "
-                f"only {', '.join(sast.loaders)} may "
-                "deserialize, after checking the digest",
-                location=Location(path=u.path, line=u.line or None),
-                observed=u.call or "unparsable",
-                threshold="no unsafe deserialization outside the loader",
-                policy_key=unsafe_load.POLICY_KEY,
-            )
-            for u in unsafe
-        ]
+        unsafe = _unsafe_load_findings(files, root, list(sast.loaders))
+        findings += unsafe
         version = data.get("metrics", {}).get("_totals", {})
         _write_sarif(context, native, findings)
         return Outcome.judge(

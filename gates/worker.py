@@ -15,7 +15,8 @@ disk, nothing another user can connect to). A request is a JSON line ``{"argv": 
   session fails (the gate's report was never written, so the verdict cannot pass);
 - nox going away closes the channel too: the worker leaves its loop and exits as any Python
   program does (threads joined, ``atexit`` handlers run: coverage's data, logging, joblib's
-  pools; then the interpreter's teardown, which nox waits for);
+  pools; then the interpreter's teardown, which nox waits for, without its garbage
+  collections: ``leave_without_final_collection``);
 - a ``.py`` file of ``gates/`` or ``pipeline/`` changed, added or removed, or an installed
   distribution changed, since the worker started: its loaded modules could disagree with the
   cache key it would compute, so it answers ``{"restart": true}`` without running anything and
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -163,7 +165,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: --fd {args.fd}: not an inherited socket ({err})\n")
         return 2
     with channel:
-        return serve(channel)
+        code = serve(channel)
+    leave_without_final_collection()
+    return code
+
+
+def leave_without_final_collection() -> None:
+    """Spare the interpreter's teardown its garbage collections over everything loaded.
+
+    Called when nothing is left to do but exit. ``gc.freeze()`` (public since Python 3.7) moves
+    every object tracked so far into a generation no collection visits; the exit stays Python's
+    own: non-daemon threads are joined, ``atexit`` handlers run (coverage's data, joblib's
+    pools, ``weakref.finalize``, logging), modules are torn down and every object whose last
+    reference goes is freed as before. What is skipped is the collection of reference cycles
+    already unreachable: their ``__del__`` methods do not run, as for any object still alive
+    at exit. Nothing the gates write depends on them: every report and cache entry is written
+    (atomically) before the reply that ends its command. With pydantic, cryptography and the
+    policy's models loaded, those collections were most of the teardown nox waits for: 0.26 s
+    against 0.03 s with the freeze (median of 5, load 10; ``docs/performance.md``).
+    """
+    gc.freeze()
 
 
 # --- the client side (runs in nox's interpreter) --------------------------------------------

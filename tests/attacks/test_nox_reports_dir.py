@@ -119,12 +119,12 @@ def test_the_noxfile_applies_the_rule_the_policy_model_declares():
 
 
 def test_the_rule_imports_nothing_but_the_standard_library():
-    # nox's own interpreter runs the noxfile and need not have pydantic: the module it imports
-    # for the rule must load without it (a fresh isolated interpreter without site-packages).
+    # nox's own interpreter runs the noxfile and need not have pydantic: the modules it imports
+    # for the rule and the bounded read must load without it (a fresh isolated interpreter without site-packages).
     import subprocess
 
     script = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import pipeline.pathrule; "
+        "import sys; sys.path.insert(0, sys.argv[1]); import pipeline.pathrule, pipeline.fsio; "
         "print(sorted({m.split('.')[0] for m in sys.modules} - {*sys.stdlib_module_names, '__main__'}))"
     )
     done = subprocess.run(
@@ -136,3 +136,59 @@ def test_the_rule_imports_nothing_but_the_standard_library():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['pipeline']", done.stdout
+
+
+def _closing_with(noxfile: ModuleType, root: Path, monkeypatch: Any, capsys: Any) -> Any:
+    """``_closing`` over the policy.toml already at ``root``; a FIFO that blocks it is opened
+    for writing after 30 s, so a regression fails here instead of hanging the suite."""
+    import os
+    import threading
+
+    monkeypatch.setattr(noxfile, "ROOT", root)
+    monkeypatch.setattr(noxfile, "_ran_gates", ["lint"])
+    capsys.readouterr()
+    closing = threading.Thread(target=noxfile._closing, daemon=True)
+    closing.start()
+    closing.join(timeout=30)
+    hung = closing.is_alive()
+    if hung and (root / "policy.toml").is_fifo():
+        os.close(os.open(root / "policy.toml", os.O_WRONLY | os.O_NONBLOCK))
+        closing.join(timeout=30)
+    assert not hung, "the noxfile's closing waited on policy.toml"
+    return capsys.readouterr()
+
+
+def test_a_policy_committed_as_a_fifo_does_not_hang_the_closing(
+    noxfile, tmp_path, monkeypatch, capsys
+):
+    import os
+
+    root = tmp_path / "project"
+    root.mkdir()
+    _planted_verdict(root / "reports")
+    os.mkfifo(root / "policy.toml")
+    out = _closing_with(noxfile, root, monkeypatch, capsys)
+    assert "verdict:" not in out.out, out.out
+    assert out.err.strip() == (
+        "noxfile: no verdict printed: policy.toml: expected a regular file, found a FIFO, "
+        "device or folder"
+    )
+
+
+def test_a_policy_past_the_loaders_limit_is_not_read(noxfile, tmp_path, monkeypatch, capsys):
+    # Valid TOML (the padding is a comment): read whole, it named the folder of the verdict.
+    root = tmp_path / "project"
+    _planted_verdict(root / "out" / "reports")
+    policy = '[run]\nreports_dir = "out/reports"\n' + "#" * (2 * 1024 * 1024) + "\n"
+    (root / "policy.toml").write_text(policy, encoding="utf-8")
+    out = _closing_with(noxfile, root, monkeypatch, capsys)
+    assert "verdict:" not in out.out, out.out
+    assert out.err.strip().startswith(
+        "noxfile: no verdict printed: policy.toml: expected at most 1048576 bytes, found "
+    ), out.err
+
+
+def test_the_noxfile_reads_the_policy_with_the_loaders_limit(noxfile):
+    from pipeline.config import MAX_POLICY_BYTES
+
+    assert noxfile.MAX_POLICY_BYTES == MAX_POLICY_BYTES

@@ -510,3 +510,33 @@ def test_scanner_reports_list_their_files_by_path_and_digest(cached):
         for rel, digest in artifacts.items():
             assert rel.startswith("reports/"), rel
             assert gate_cache.sha256_file(cached.root / rel) == digest
+
+
+def test_the_source_walk_counts_what_an_import_or_a_tool_can_read(tmp_path):
+    # The walk behind every key (gates.cache._project_sources), on the names it must tell
+    # apart: modules everywhere an import reaches, configuration outside output folders, no
+    # hidden folder or virtual environment, a symlinked folder not followed, a skipped output
+    # folder reached by its real path, and PurePath's idea of a suffix.
+    for rel in (
+        "a.py", "a.b.py", "..py", ".py", "x.", "x.toml", "Jenkinsfile", "notes.md",
+        "data/x.py", "data/x.toml", "data/sub/m.py", "data/sub/y.yml", "build/knob.py",
+        "build/k.cfg", ".hidden/h.py", "env/pyvenv.cfg", "env/e.py", "venv/lib/v.py",
+        "pkg/__pycache__/c.py", "pkg/__pycache__/c.toml", "out/o.py", "out/o.toml",
+        "weird dir/w.ini", "deep/data2/z.yaml",
+    ):  # fmt: skip
+        path = tmp_path / "project" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    root = tmp_path / "project"
+    (root / "link").symlink_to(root / "pkg")
+    (root / "flink.py").symlink_to(root / "a.py")
+    (root / "broken.py").symlink_to(root / "absent")
+    os.mkfifo(root / "fifo.toml")
+    (tmp_path / "via").symlink_to(root)  # the project named through a symlink
+    for top in (root, tmp_path / "via"):
+        found = sorted(label for label, _ in gate_cache._project_sources(top, {root / "out"}))
+        assert found == [
+            "..py", "Jenkinsfile", "a.b.py", "a.py", "broken.py", "build/knob.py",
+            "data/sub/m.py", "data/x.py", "deep/data2/z.yaml", "fifo.toml", "flink.py",
+            "out/o.py", "pkg/__pycache__/c.py", "venv/lib/v.py", "weird dir/w.ini", "x.toml",
+        ]  # fmt: skip

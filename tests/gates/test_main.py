@@ -1,4 +1,4 @@
-"""``python -m gates`` starts light: thread defaults before numpy, no heavy imports for ``list``."""
+"""``python -m gates`` starts light (thread defaults before numpy, no heavy imports for ``list``) and leaves light."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from tests.conftest import REPO
 
 _PROBE = """
-import runpy, sys, os
+import gc, runpy, sys, os
 sys.argv = ["gates", "list"]
 try:
     runpy.run_module("gates", run_name="__main__")
@@ -17,6 +17,7 @@ except SystemExit as exit:
     code = exit.code
 heavy = sorted(m for m in ("numpy", "pandas", "sklearn", "scipy", "skops") if m in sys.modules)
 print("HEAVY", heavy, "CODE", code, "THREADS", os.environ.get("OMP_NUM_THREADS"))
+print("FROZEN", gc.get_freeze_count() > 0)
 """
 
 
@@ -29,7 +30,7 @@ def _probe(env_extra: dict[str, str]) -> str:
         [sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
-    return done.stdout.splitlines()[-1]
+    return done.stdout.splitlines()[-2]
 
 
 def test_list_imports_no_heavy_library_and_sets_one_thread():
@@ -38,3 +39,13 @@ def test_list_imports_no_heavy_library_and_sets_one_thread():
 
 def test_a_thread_count_the_user_exported_wins():
     assert _probe({"OMP_NUM_THREADS": "4"}).endswith("THREADS 4")
+
+
+def test_the_exit_spares_the_teardown_its_collections():
+    # Everything loaded is frozen once the command returned (gates.worker explains why): only
+    # the exit is left, and atexit handlers still run.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.stdout.splitlines()[-1] == "FROZEN True", done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from gates.base import GateError, RunContext, Severity, Status
 from gates.sast import SastGate
+from tests.conftest import REPO
 
 CLEAN = '"""A clean module."""\n\nVALUE = 1\n'
 SHELL = '"""Runs a command."""\n\nimport subprocess\n\n\ndef go(cmd):\n    """Go."""\n    return subprocess.call(cmd, shell=True)\n'
@@ -418,3 +420,18 @@ def test_an_import_of_project_code_outside_the_scan_does_not_pass(project: Any) 
     assert [(f.rule, f.location.path, f.location.line) for f in outcome.findings] == [
         ("SAST102", "src/app.py", 3)
     ]
+
+
+def test_the_gate_loads_without_the_unsafe_load_check_which_only_a_run_needs() -> None:
+    # A cached sast outcome is reused after ``reads`` alone: a warm no-op need not compile the
+    # check's 3,500 lines (PYTHONDONTWRITEBYTECODE machines compile them on every import).
+    probe = "import sys, gates.sast; print('gates.unsafe_load' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.stdout.strip() == "False", done.stderr
