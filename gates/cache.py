@@ -58,6 +58,7 @@ from gates.inputs import data_input_keys
 from gates.registry import GateSpec, checked_before
 from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_json, sha256_file
+from pipeline.gittree import committed_in
 
 # Bump when the key material or the entry layout changes: old entries then simply miss.
 CACHE_FORMAT = 2
@@ -356,9 +357,7 @@ def _project_sources(root: Path, skip: set[Path]) -> Iterator[tuple[str, Path]]:
             resolved == s or resolved.startswith(prefix) for s, prefix in outputs
         )
         dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".") and not _is_file(os.path.join(folder, d, "pyvenv.cfg"))
+            d for d in dirs if not d.startswith(".") and not _local_venv(root, Path(folder, d))
         )
         label = f"{rel.replace(os.sep, '/')}/" if rel else ""
         for name in files:
@@ -367,6 +366,20 @@ def _project_sources(root: Path, skip: set[Path]) -> Iterator[tuple[str, Path]]:
                 not code_only and (suffix in _SOURCE_SUFFIXES or name in _SOURCE_NAMES)
             ):
                 yield label + name, Path(folder, name)
+
+
+def _local_venv(root: Path, folder: Path) -> bool:
+    """A virtual environment of this machine's, left out of the key: a ``pyvenv.cfg`` in it and
+    nothing of it from the checked-out commit.
+
+    A pull request controls every committed byte: a ``pyvenv.cfg`` it commits beside its own
+    configuration (``pipeline/conf/pyvenv.cfg`` next to ``model.toml``) took that folder out of
+    every gate's key (red team 10), while ``import`` and the project's code read it as any other.
+    Outside a git checkout nothing can be told and the folder is left out, as before.
+    """
+    if not _is_file(os.path.join(folder, "pyvenv.cfg")):
+        return False
+    return committed_in(folder, root) is None
 
 
 def _suffix(name: str) -> str:

@@ -10,12 +10,15 @@ digest as it was (checked here), so any gate whose key holds nothing else that c
 cv) would reuse the outcome computed with the old file (not run end to end). ``import`` does not care about
 ``pyvenv.cfg``: a virtual environment is only what Python starts from, never a package folder.
 
-The fix belongs in ``gates/cache.py`` (``_project_sources``; owned by helper noop): the test is
-marked xfail(strict) and reported to the lead.
+Fixed in ``gates/cache.py`` (``_local_venv``): a folder with a ``pyvenv.cfg`` is left out of
+the key only when nothing in it comes from the checked-out commit (git tracks none of it); a
+local, untracked virtual environment stays out, as before (controls below).
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess  # nosec B404 # runs git with fixed argv lists
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,25 @@ from gates.base import RunContext
 from gates.cache import source_digest
 from pipeline.config import load_policy
 from tests.project_support import copy_project
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+
+def _git(root: Path, *args: str) -> None:
+    git = shutil.which("git") or "git"
+    subprocess.run(  # nosec B603 # fixed argv; git resolved by shutil.which
+        [git, "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+
+
+def _commit(root: Path) -> None:
+    """The project as a pull request's checkout: every file committed."""
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "pr")
 
 
 def _digest(root: Path) -> str:
@@ -49,14 +71,36 @@ def test_a_changed_configuration_file_changes_the_key(tmp_path: Path) -> None:
     assert _digest(root) != before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gates/cache.py (noop's file): a pyvenv.cfg planted in a project folder takes its "
-    "configuration files out of every gate's cache key; fix in _project_sources",
-)
 def test_a_planted_pyvenv_cfg_does_not_take_a_folder_out_of_the_key(tmp_path: Path) -> None:
     root, toml = _conf(tmp_path)
     (toml.parent / "pyvenv.cfg").write_text("home = /usr/bin\n", encoding="utf-8")
+    _commit(root)
     before = _digest(root)
     toml.write_text("C = 1e-7\n", encoding="utf-8")
     assert _digest(root) != before
+
+
+def test_a_committed_virtual_environment_is_in_the_key(tmp_path: Path) -> None:
+    """The whole folder, modules too: ``import`` reaches ``venv/x.py`` as it reaches any."""
+    root = copy_project(tmp_path / "project")
+    venv = root / "venv"
+    venv.mkdir()
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n", encoding="utf-8")
+    (venv / "knob.py").write_text("C = 1.0\n", encoding="utf-8")
+    _commit(root)
+    before = _digest(root)
+    (venv / "knob.py").write_text("C = 1e-7\n", encoding="utf-8")
+    assert _digest(root) != before
+
+
+def test_a_local_untracked_virtual_environment_stays_out_of_the_key(tmp_path: Path) -> None:
+    """Control: ``python -m venv venv`` in a checkout (not committed) changes no key."""
+    root = copy_project(tmp_path / "project")
+    _commit(root)
+    venv = root / "venv"
+    venv.mkdir()
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n", encoding="utf-8")
+    (venv / "site.py").write_text("x = 1\n", encoding="utf-8")
+    before = _digest(root)
+    (venv / "site.py").write_text("x = 2\n", encoding="utf-8")
+    assert _digest(root) == before
