@@ -21,7 +21,6 @@ from pipeline.data import (
     check_contract,
     check_data_file,
     lock_key,
-    lock_serial,
     read_lock,
     read_table,
     verify_lock,
@@ -30,6 +29,7 @@ from pipeline.data import (
 )
 from pipeline.errors import DataError
 from pipeline.keys.local import read_env_pem
+from pipeline.lockserial import lock_serial
 from pipeline.poison import label_baseline
 from pipeline.signing import Signer, SigningError, private_key_from_pem
 

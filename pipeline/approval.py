@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import LoadedPolicy, load_policy
-from pipeline.data import lock_serial
 from pipeline.errors import DataError, PipelineError
 from pipeline.fsio import atomic_write_text, read_regular, sha256_bytes
+from pipeline.lockserial import lock_serial
 from pipeline.signing import (
     Envelope,
     PublicKey,

@@ -21,6 +21,7 @@ from pipeline.fsio import (
     sha256_file,
     strict_json,
 )
+from pipeline.lockserial import serial_of
 from pipeline.parquet_footer import refuse_large_footer
 from pipeline.parquet_pages import PageError, chunk_pages, refuse_many_chunks
 from pipeline.profile import DataProfile, build_profile, parse_profile
@@ -1051,7 +1052,7 @@ def read_lock(path: Path) -> DataLock:
         msg = f"{path}: data lock is not valid JSON: {err}"
         raise DataError(msg) from None
     try:
-        serial = _serial(document, where=str(path))
+        serial = serial_of(document, where=str(path))
         if document["schema_version"] != LOCK_SCHEMA_VERSION:
             msg = (
                 f"{path}: schema_version: expected {LOCK_SCHEMA_VERSION}, "
@@ -1078,38 +1079,6 @@ def read_lock(path: Path) -> DataLock:
         msg = f"{path}: data lock is malformed: missing or wrong key {err}"
         raise DataError(msg) from None
     return DataLock(path=path, files=files, serial=serial)
-
-
-def lock_serial(raw: bytes, *, where: str) -> int:
-    """The ``serial`` of a lock given as bytes (0: none, a lock from before serials).
-
-    DataError naming ``where`` when the bytes are not a lock's JSON or the serial is not a whole
-    number of at least 1.
-    """
-    try:
-        document = strict_json(raw)
-    except (ValueError, RecursionError) as err:  # JSON, UTF-8, nesting, a name given twice
-        msg = f"{where}: data lock is not valid JSON: {err}"
-        raise DataError(msg) from None
-    if not isinstance(document, dict):
-        msg = (
-            f"{where}: data lock is malformed: expected an object, found {type(document).__name__}"
-        )
-        raise DataError(msg)
-    return _serial(document, where=where)
-
-
-def _serial(document: dict[str, Any], *, where: str) -> int:
-    if "serial" not in document:
-        return 0
-    value = document["serial"]
-    if type(value) is not int or value < 1:
-        msg = (
-            f"{where}: serial: expected a whole number of at least 1 (written by data approve), "
-            f"found {value!r:.40}"
-        )
-        raise DataError(msg)
-    return value
 
 
 def lock_key(policy: LoadedPolicy, data_path: Path) -> str:
