@@ -549,6 +549,10 @@ _SAME_FOLDER_CALLS = frozenset(
         "pathlib.Path",
     }
 )
+# Joins that go up from a path when every part after the first is ``..`` (``os.path.join(
+# os.path.dirname(__file__), "..")``, the commonest spelling of a script's parent folder).
+# ``os.pardir`` is not read: any module can rebind it (``os.pardir = "data"``).
+_JOINS = frozenset({"os.path.join"})
 # Attributes that reach modules, globals or the import machinery behind any object.
 GADGETS = frozenset(
     [
@@ -1805,35 +1809,47 @@ class _Checker:
         return inner is not None and self._file_folder(inner, scope, depth + 1)
 
     def _file_name(self, name: str, scope: _Scope, depth: int) -> bool:
+        """A name the module binds once, by a plain assignment, where this use sees it (at
+        top level, under an ``if``, or in the function that uses it) to a file folder."""
         if self._bindings(name) != (0 if name == "__file__" else 1):
             return False
         if name == "__file__":
             return True
-        body = getattr(self.module.tree, "body", [])
-        bound = [
-            n.value
-            for n in body
-            if isinstance(n, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == name for t in n.targets)
-        ]
-        return len(bound) == 1 and self._file_folder(bound[0], scope, depth + 1)
+        defining = self.module.defining(name, scope)
+        bound = [] if defining is None else defining.bindings[name]
+        if len(bound) != 1 or bound[0].expr is None or bound[0].scope is None or bound[0].path:
+            return False
+        if isinstance(bound[0].expr, ast.List):  # ``ROOTS.append("data")`` changes it unbound
+            return False
+        return self._file_folder(bound[0].expr, bound[0].scope, depth + 1)
 
-    def _folder_of(self, node: ast.expr, scope: _Scope) -> ast.expr | None:
+    def _folder_of(self, node: ast.expr, scope: _Scope) -> ast.expr | None:  # noqa: PLR0911
         """The path ``node`` takes its folder of (or keeps as it is), when it does only that."""
         if isinstance(node, ast.Attribute) and node.attr == "parent":
             return node.value
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute):
+            return node.value.value if node.value.attr == "parents" else None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            # ``Path(__file__).parent / ".."``: one step up, never into a named folder
+            return node.left if _literal_str(node.right) == ".." else None
         if (
-            isinstance(node, ast.Subscript)
-            and isinstance(node.value, ast.Attribute)
-            and node.value.attr == "parents"
+            isinstance(node, ast.JoinedStr)
+            and len(node.values) == 1
+            and isinstance(node.values[0], ast.FormattedValue)
+            and node.values[0].conversion in (-1, ord("s"))
+            and node.values[0].format_spec is None
         ):
-            return node.value.value
+            return node.values[0].value  # f"{ROOT}" is str(ROOT)
         if not isinstance(node, ast.Call) or node.keywords:
             return None
         func = node.func
-        if isinstance(func, ast.Attribute) and func.attr in ("resolve", "absolute"):
+        if isinstance(func, ast.Attribute) and func.attr in ("resolve", "absolute", "as_posix"):
             return None if node.args else func.value
         names = _names(self.resolve(func, scope))
+        if names and names <= _JOINS and node.args:
+            first, *rest = node.args
+            up = rest and all(_literal_str(a) == ".." for a in rest)
+            return first if up and not isinstance(first, ast.Starred) else None
         if names and names <= _SAME_FOLDER_CALLS and len(node.args) == 1:
             return node.args[0]
         return None

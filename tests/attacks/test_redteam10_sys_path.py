@@ -104,6 +104,33 @@ WRITES = {
         "import sys\ndef Path(p):\n    return 'data'\nsys.path.insert(0, str(Path(__file__)))\n"
     ),
     "__file__ rebound": "import sys\n__file__ = 'data/x'\nsys.path.insert(0, __file__)\n",
+    # sweep11: the spellings of a parent folder now accepted, turned to a named folder
+    "a named folder after ..": (
+        "import os, sys\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'data'))\n"
+    ),
+    "../data in one part": (
+        "import os, sys\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), '../data'))\n"
+    ),
+    "Path / .. / data": (
+        "import sys\nfrom pathlib import Path\n"
+        "sys.path.insert(0, str(Path(__file__).parent / '..' / 'data'))\n"
+    ),
+    "os.pardir rebound": (
+        "import os, sys\nfrom os import pardir\npardir = 'data'\n"
+        "sys.path.insert(0, os.path.join(os.path.dirname(__file__), pardir))\n"
+    ),
+    "an f-string with more": (
+        "import sys\nfrom pathlib import Path\nsys.path.insert(0, f'{Path(__file__).parent}/data')\n"
+    ),
+    "a function's name used in another": (
+        "import sys\nfrom pathlib import Path\ndef a():\n    here = Path(__file__).parent\n"
+        "def b():\n    sys.path.insert(0, str(here))\n"
+    ),
+    # red before: a list bound once to the file's folder, then appended to
+    "a list changed in place": (
+        "import sys\nfrom pathlib import Path\nROOTS = [str(Path(__file__).parent)]\n"
+        "ROOTS.append('data')\nsys.path.extend(ROOTS)\n"
+    ),
 }
 
 
@@ -124,6 +151,34 @@ FOLDERS = {
         "sys.path.append(str(Path(__file__).resolve().parents[1]))\n"
     ),
     "reading sys.path": "import sys\nsaved = list(sys.path)\nfirst = sys.path[0]\n",
+    # sweep11: spellings of the same folders a project writes (each SAST102 before)
+    "os.path.join with ..": (
+        "import os, sys\n"
+        "sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))\n"
+    ),
+    "from os.path import join, two ..": (
+        "import sys\nfrom os.path import abspath, dirname, join, normpath\n"
+        "sys.path.insert(0, normpath(join(dirname(abspath(__file__)), '..', '..')))\n"
+    ),
+    "Path / ..": (
+        "import sys\nfrom pathlib import Path\nsys.path.insert(0, str(Path(__file__).parent / '..'))\n"
+    ),
+    "as_posix": (
+        "import sys\nfrom pathlib import Path\n"
+        "sys.path.insert(0, Path(__file__).resolve().parent.as_posix())\n"
+    ),
+    "an f-string of the folder": (
+        "import sys\nfrom pathlib import Path\nsys.path.insert(0, f'{Path(__file__).parent}')\n"
+    ),
+    "a name bound in the function that writes": (  # gates/compiled.py's main()
+        "import sys\nfrom pathlib import Path\ndef main():\n"
+        "    tree = Path(__file__).resolve().parents[1]\n"
+        "    if str(tree) not in sys.path:\n        sys.path.insert(0, str(tree))\n"
+    ),
+    "a name bound under if __name__": (
+        "import os, sys\nif __name__ == '__main__':\n"
+        "    HERE = os.path.dirname(os.path.abspath(__file__))\n    sys.path.insert(0, HERE)\n"
+    ),
 }
 
 
