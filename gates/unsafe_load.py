@@ -1876,16 +1876,34 @@ class _Checker:
     def _sys_path(self, node: ast.expr, scope: _Scope) -> bool:
         return "sys.path" in _names(self.resolve(node, scope))
 
+    def _narrowed(self, node: ast.expr | None, scope: _Scope) -> bool:
+        """``sys.path[1:]``: a slice of sys.path as it is, which adds nothing to it."""
+        return (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Slice)
+            and self._sys_path(node.value, scope)
+        )
+
     def _judge_store(self, node: ast.Assign | ast.AugAssign | ast.AnnAssign, scope: _Scope) -> None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         for target in targets:
-            # ``sys.path = [...]``; a name bound to it changes it only in place (``p += [...]``)
+            # ``sys.path = [...]``; a name or attribute bound to it changes it only in place
+            # (``p += [...]``): ``self.path = path``, with ``path`` sys.path, writes nothing.
             whole = (
+                isinstance(target, ast.Name | ast.Attribute)
+                and isinstance(node, ast.AugAssign)
+                and self._sys_path(target, scope)
+            ) or (
                 isinstance(target, ast.Attribute)
-                or (isinstance(target, ast.Name) and isinstance(node, ast.AugAssign))
-            ) and self._sys_path(target, scope)
+                and target.attr == "path"
+                and "sys" in _names(self.resolve(target.value, scope))
+            )
             part = isinstance(target, ast.Subscript) and self._sys_path(target.value, scope)
-            if (whole or part) and not self._file_folder(node.value, scope):
+            if (
+                (whole or part)
+                and not self._file_folder(node.value, scope)
+                and not self._narrowed(node.value, scope)
+            ):
                 self.report(target, "SAST102", "sys.path", _SYS_PATH_WHY)
             for sub in ast.walk(target):
                 if isinstance(sub, ast.Subscript) and "sys.modules" in _names(

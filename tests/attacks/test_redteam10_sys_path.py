@@ -126,6 +126,12 @@ WRITES = {
         "import sys\nfrom pathlib import Path\ndef a():\n    here = Path(__file__).parent\n"
         "def b():\n    sys.path.insert(0, str(here))\n"
     ),
+    "an attribute holding sys.path added to in place": (
+        "import sys\nclass F:\n    def __init__(self):\n        self.path = sys.path\n"
+        "        self.path += ['data']\n"
+    ),
+    "sys under another name": "import sys as s\nx = s\nx.path = ['data']\n",
+    "a slice of sys.path with more": "import sys\nsys.path = sys.path[1:] + ['data']\n",
     # red before: a list bound once to the file's folder, then appended to
     "a list changed in place": (
         "import sys\nfrom pathlib import Path\nROOTS = [str(Path(__file__).parent)]\n"
@@ -174,6 +180,11 @@ FOLDERS = {
         "import sys\nfrom pathlib import Path\ndef main():\n"
         "    tree = Path(__file__).resolve().parents[1]\n"
         "    if str(tree) not in sys.path:\n        sys.path.insert(0, str(tree))\n"
+    ),
+    "a slice of sys.path": "import sys\nsys.path = sys.path[1:]\n",  # mypy's pyinfo.py
+    "an attribute given sys.path": (  # distlib's DistributionPath: it writes nothing
+        "import sys\nclass Finder:\n    def __init__(self, path=None):\n"
+        "        self.path = sys.path if path is None else path\n"
     ),
     "a name bound under if __name__": (
         "import os, sys\nif __name__ == '__main__':\n"
