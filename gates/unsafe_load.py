@@ -553,6 +553,19 @@ _SAME_FOLDER_CALLS = frozenset(
 # os.path.dirname(__file__), "..")``, the commonest spelling of a script's parent folder).
 # ``os.pardir`` is not read: any module can rebind it (``os.pardir = "data"``).
 _JOINS = frozenset({"os.path.join"})
+# What the rule trusts to keep a folder of the file, replaced, is any folder.
+_FOLDER_NAMES = (
+    _SAME_FOLDER_CALLS
+    | _JOINS
+    | {
+        f"pathlib.{cls}.{attr}"
+        for cls in ("Path", "PurePath", "PosixPath", "PurePosixPath")
+        for attr in (
+            *("parent", "parents", "resolve", "absolute", "as_posix", "__truediv__"),
+            *("__fspath__", "__str__", "__new__", "__init__"),
+        )
+    }
+)
 # Attributes that reach modules, globals or the import machinery behind any object.
 GADGETS = frozenset(
     [
@@ -1899,6 +1912,14 @@ class _Checker:
                 and "sys" in _names(self.resolve(target.value, scope))
             )
             part = isinstance(target, ast.Subscript) and self._sys_path(target.value, scope)
+            trusted = (
+                _names(self.resolve(target, scope)) if isinstance(target, ast.Attribute) else set()
+            )
+            if trusted & _FOLDER_NAMES:
+                # ``os.path.dirname = lambda p: "data"`` (in any module) turns the sys.path
+                # rule's own folder into any folder
+                why = f"replaces {min(trusted)}, which the sys.path rule reads as a folder of the file"
+                self.report(target, "SAST102", "sys.path", why)
             if (
                 (whole or part)
                 and not self._file_folder(node.value, scope)

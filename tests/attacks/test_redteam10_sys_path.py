@@ -132,6 +132,11 @@ WRITES = {
     ),
     "sys under another name": "import sys as s\nx = s\nx.path = ['data']\n",
     "a slice of sys.path with more": "import sys\nsys.path = sys.path[1:] + ['data']\n",
+    # red before: what the rule trusts, replaced (in this module or any other scanned one)
+    "os.path.dirname replaced": ("import os\nos.path.dirname = lambda p: 'data'\n"),
+    "Path.parent replaced": (
+        "from pathlib import Path\nPath.parent = property(lambda self: 'data')\n"
+    ),
     # red before: a list bound once to the file's folder, then appended to
     "a list changed in place": (
         "import sys\nfrom pathlib import Path\nROOTS = [str(Path(__file__).parent)]\n"
