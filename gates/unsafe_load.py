@@ -1530,6 +1530,10 @@ class _Checker:
         self._entries_of: dict[tuple[int, str], list[_Entry]] = {}  # a mapping name, read
         self._reading: set[tuple[int, str]] = set()  # mapping names being read
         self._cut_entries = 0  # cycles met while reading them
+        # sys.path values: a name's answer, once known (False while it is being worked out,
+        # so names bound to each other end, and each name costs one pass however it is reached)
+        self._folder_names: dict[tuple[str, int], bool] = {}
+        self._binding_counts: dict[str, int] = {}
         self._following: set[tuple[int, str]] = set()  # names whose constants are being read
 
     def resolve(self, node: ast.expr, scope: _Scope) -> _Values:
@@ -1808,33 +1812,46 @@ class _Checker:
         self.report(node, "SAST102", name, why)
         return True
 
-    def _file_folder(self, node: ast.expr | None, scope: _Scope, depth: int = 0) -> bool:
-        """Whether ``node`` is, as written, ``__file__`` or a folder above it (a name bound
-        once in the module, at its top level, followed); anything else may name a folder no
-        scan reads."""
+    def _file_folder(
+        self, node: ast.expr | None, scope: _Scope, depth: int = 0, itself: str = ""
+    ) -> bool:
+        """Whether ``node`` is, as written, ``__file__`` or a folder above it (a name whose every
+        binding is one, followed; ``itself``: the name being bound, a folder by induction);
+        anything else may name a folder no scan reads."""
         if node is None or depth > _MAX_DEPTH:
             return False
         if isinstance(node, ast.List | ast.Tuple):
-            return all(self._file_folder(e, scope, depth + 1) for e in node.elts)
+            return all(self._file_folder(e, scope, depth + 1, itself) for e in node.elts)
         if isinstance(node, ast.Name):
-            return self._file_name(node.id, scope, depth)
+            return node.id == itself or self._file_name(node.id, scope, depth)
         inner = self._folder_of(node, scope)
-        return inner is not None and self._file_folder(inner, scope, depth + 1)
+        return inner is not None and self._file_folder(inner, scope, depth + 1, itself)
 
     def _file_name(self, name: str, scope: _Scope, depth: int) -> bool:
-        """A name the module binds once, by a plain assignment, where this use sees it (at
-        top level, under an ``if``, or in the function that uses it) to a file folder."""
-        if self._bindings(name) != (0 if name == "__file__" else 1):
-            return False
+        """A name whose every binding in the module is a plain assignment, where this use sees
+        it (at top level, under an ``if``, or in the function that uses it), of a file folder:
+        ``ROOT = join(dirname(__file__), ".."); ROOT = normpath(ROOT)`` (sympy's spelling)."""
         if name == "__file__":
-            return True
+            return self._bindings(name) == 0
         defining = self.module.defining(name, scope)
+        key = (name, id(defining))
+        if key not in self._folder_names:
+            self._folder_names[key] = False
+            self._folder_names[key] = self._folder_bindings(name, defining, depth)
+        return self._folder_names[key]
+
+    def _folder_bindings(self, name: str, defining: _Scope | None, depth: int) -> bool:
         bound = [] if defining is None else defining.bindings[name]
-        if len(bound) != 1 or bound[0].expr is None or bound[0].scope is None or bound[0].path:
+        if not bound or len(bound) != self._bindings(name):  # bound elsewhere too, or deleted
             return False
-        if isinstance(bound[0].expr, ast.List):  # ``ROOTS.append("data")`` changes it unbound
-            return False
-        return self._file_folder(bound[0].expr, bound[0].scope, depth + 1)
+        for binding in bound:
+            if binding.expr is None or binding.scope is None or binding.path:
+                return False
+            if isinstance(binding.expr, ast.List):  # ``ROOTS.append("data")`` changes it unbound
+                return False
+            if not self._file_folder(binding.expr, binding.scope, depth + 1, itself=name):
+                return False
+        return True
 
     def _folder_of(self, node: ast.expr, scope: _Scope) -> ast.expr | None:  # noqa: PLR0911
         """The path ``node`` takes its folder of (or keeps as it is), when it does only that."""
@@ -1870,6 +1887,11 @@ class _Checker:
     def _bindings(self, name: str) -> int:
         """How many times the module binds ``name`` anywhere (assignments, parameters,
         imports, handlers, patterns, definitions)."""
+        if name not in self._binding_counts:
+            self._binding_counts[name] = self._count_bindings(name)
+        return self._binding_counts[name]
+
+    def _count_bindings(self, name: str) -> int:
         count = 0
         for n in ast.walk(self.module.tree):
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store | ast.Del):

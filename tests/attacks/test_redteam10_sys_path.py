@@ -132,6 +132,18 @@ WRITES = {
     ),
     "sys under another name": "import sys as s\nx = s\nx.path = ['data']\n",
     "a slice of sys.path with more": "import sys\nsys.path = sys.path[1:] + ['data']\n",
+    "a name rebound below": (
+        "import sys\nfrom os.path import dirname, join\nroot = dirname(__file__)\n"
+        "root = join(root, 'data')\nsys.path.insert(0, root)\n"
+    ),
+    "a name rebound in another function": (
+        "import sys\nfrom pathlib import Path\nROOT = Path(__file__).parent\n"
+        "def f():\n    global ROOT\n    ROOT = 'data'\nsys.path.insert(0, str(ROOT))\n"
+    ),
+    "a name deleted and bound by a loop": (
+        "import sys\nfrom pathlib import Path\nROOT = Path(__file__).parent\n"
+        "for ROOT in ['data']:\n    pass\nsys.path.insert(0, str(ROOT))\n"
+    ),
     # red before: what the rule trusts, replaced (in this module or any other scanned one)
     "os.path.dirname replaced": ("import os\nos.path.dirname = lambda p: 'data'\n"),
     "Path.parent replaced": (
@@ -185,6 +197,11 @@ FOLDERS = {
         "import sys\nfrom pathlib import Path\ndef main():\n"
         "    tree = Path(__file__).resolve().parents[1]\n"
         "    if str(tree) not in sys.path:\n        sys.path.insert(0, str(tree))\n"
+    ),
+    "a name rebound through normpath": (  # sympy's testing/tests/diagnose_imports.py
+        "import sys\nfrom os.path import abspath, dirname, join, normpath\n"
+        "root = join(dirname(abspath(__file__)), '..', '..')\nroot = normpath(root)\n"
+        "sys.path.insert(0, root)\n"
     ),
     "a slice of sys.path": "import sys\nsys.path = sys.path[1:]\n",  # mypy's pyinfo.py
     "an attribute given sys.path": (  # distlib's DistributionPath: it writes nothing
