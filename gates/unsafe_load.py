@@ -549,6 +549,23 @@ _SAME_FOLDER_CALLS = frozenset(
         "pathlib.Path",
     }
 )
+# Joins that go up from a path when every part after the first is ``..`` (``os.path.join(
+# os.path.dirname(__file__), "..")``, the commonest spelling of a script's parent folder).
+# ``os.pardir`` is not read: any module can rebind it (``os.pardir = "data"``).
+_JOINS = frozenset({"os.path.join"})
+# What the rule trusts to keep a folder of the file, replaced, is any folder.
+_FOLDER_NAMES = (
+    _SAME_FOLDER_CALLS
+    | _JOINS
+    | {
+        f"pathlib.{cls}.{attr}"
+        for cls in ("Path", "PurePath", "PosixPath", "PurePosixPath")
+        for attr in (
+            *("parent", "parents", "resolve", "absolute", "as_posix", "__truediv__"),
+            *("__fspath__", "__str__", "__new__", "__init__"),
+        )
+    }
+)
 # Attributes that reach modules, globals or the import machinery behind any object.
 GADGETS = frozenset(
     [
@@ -1513,6 +1530,10 @@ class _Checker:
         self._entries_of: dict[tuple[int, str], list[_Entry]] = {}  # a mapping name, read
         self._reading: set[tuple[int, str]] = set()  # mapping names being read
         self._cut_entries = 0  # cycles met while reading them
+        # sys.path values: a name's answer, once known (False while it is being worked out,
+        # so names bound to each other end, and each name costs one pass however it is reached)
+        self._folder_names: dict[tuple[str, int], bool] = {}
+        self._binding_counts: dict[str, int] = {}
         self._following: set[tuple[int, str]] = set()  # names whose constants are being read
 
     def resolve(self, node: ast.expr, scope: _Scope) -> _Values:
@@ -1791,49 +1812,74 @@ class _Checker:
         self.report(node, "SAST102", name, why)
         return True
 
-    def _file_folder(self, node: ast.expr | None, scope: _Scope, depth: int = 0) -> bool:
-        """Whether ``node`` is, as written, ``__file__`` or a folder above it (a name bound
-        once in the module, at its top level, followed); anything else may name a folder no
-        scan reads."""
+    def _file_folder(
+        self, node: ast.expr | None, scope: _Scope, depth: int = 0, itself: str = ""
+    ) -> bool:
+        """Whether ``node`` is, as written, ``__file__`` or a folder above it (a name whose every
+        binding is one, followed; ``itself``: the name being bound, a folder by induction);
+        anything else may name a folder no scan reads."""
         if node is None or depth > _MAX_DEPTH:
             return False
         if isinstance(node, ast.List | ast.Tuple):
-            return all(self._file_folder(e, scope, depth + 1) for e in node.elts)
+            return all(self._file_folder(e, scope, depth + 1, itself) for e in node.elts)
         if isinstance(node, ast.Name):
-            return self._file_name(node.id, scope, depth)
+            return node.id == itself or self._file_name(node.id, scope, depth)
         inner = self._folder_of(node, scope)
-        return inner is not None and self._file_folder(inner, scope, depth + 1)
+        return inner is not None and self._file_folder(inner, scope, depth + 1, itself)
 
     def _file_name(self, name: str, scope: _Scope, depth: int) -> bool:
-        if self._bindings(name) != (0 if name == "__file__" else 1):
-            return False
+        """A name whose every binding in the module is a plain assignment, where this use sees
+        it (at top level, under an ``if``, or in the function that uses it), of a file folder:
+        ``ROOT = join(dirname(__file__), ".."); ROOT = normpath(ROOT)`` (sympy's spelling)."""
         if name == "__file__":
-            return True
-        body = getattr(self.module.tree, "body", [])
-        bound = [
-            n.value
-            for n in body
-            if isinstance(n, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == name for t in n.targets)
-        ]
-        return len(bound) == 1 and self._file_folder(bound[0], scope, depth + 1)
+            return self._bindings(name) == 0
+        defining = self.module.defining(name, scope)
+        key = (name, id(defining))
+        if key not in self._folder_names:
+            self._folder_names[key] = False
+            self._folder_names[key] = self._folder_bindings(name, defining, depth)
+        return self._folder_names[key]
 
-    def _folder_of(self, node: ast.expr, scope: _Scope) -> ast.expr | None:
+    def _folder_bindings(self, name: str, defining: _Scope | None, depth: int) -> bool:
+        bound = [] if defining is None else defining.bindings[name]
+        if not bound or len(bound) != self._bindings(name):  # bound elsewhere too, or deleted
+            return False
+        for binding in bound:
+            if binding.expr is None or binding.scope is None or binding.path:
+                return False
+            if isinstance(binding.expr, ast.List):  # ``ROOTS.append("data")`` changes it unbound
+                return False
+            if not self._file_folder(binding.expr, binding.scope, depth + 1, itself=name):
+                return False
+        return True
+
+    def _folder_of(self, node: ast.expr, scope: _Scope) -> ast.expr | None:  # noqa: PLR0911
         """The path ``node`` takes its folder of (or keeps as it is), when it does only that."""
         if isinstance(node, ast.Attribute) and node.attr == "parent":
             return node.value
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute):
+            return node.value.value if node.value.attr == "parents" else None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            # ``Path(__file__).parent / ".."``: one step up, never into a named folder
+            return node.left if _literal_str(node.right) == ".." else None
         if (
-            isinstance(node, ast.Subscript)
-            and isinstance(node.value, ast.Attribute)
-            and node.value.attr == "parents"
+            isinstance(node, ast.JoinedStr)
+            and len(node.values) == 1
+            and isinstance(node.values[0], ast.FormattedValue)
+            and node.values[0].conversion in (-1, ord("s"))
+            and node.values[0].format_spec is None
         ):
-            return node.value.value
+            return node.values[0].value  # f"{ROOT}" is str(ROOT)
         if not isinstance(node, ast.Call) or node.keywords:
             return None
         func = node.func
-        if isinstance(func, ast.Attribute) and func.attr in ("resolve", "absolute"):
+        if isinstance(func, ast.Attribute) and func.attr in ("resolve", "absolute", "as_posix"):
             return None if node.args else func.value
         names = _names(self.resolve(func, scope))
+        if names and names <= _JOINS and node.args:
+            first, *rest = node.args
+            up = rest and all(_literal_str(a) == ".." for a in rest)
+            return first if up and not isinstance(first, ast.Starred) else None
         if names and names <= _SAME_FOLDER_CALLS and len(node.args) == 1:
             return node.args[0]
         return None
@@ -1841,6 +1887,11 @@ class _Checker:
     def _bindings(self, name: str) -> int:
         """How many times the module binds ``name`` anywhere (assignments, parameters,
         imports, handlers, patterns, definitions)."""
+        if name not in self._binding_counts:
+            self._binding_counts[name] = self._count_bindings(name)
+        return self._binding_counts[name]
+
+    def _count_bindings(self, name: str) -> int:
         count = 0
         for n in ast.walk(self.module.tree):
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store | ast.Del):
@@ -1860,16 +1911,42 @@ class _Checker:
     def _sys_path(self, node: ast.expr, scope: _Scope) -> bool:
         return "sys.path" in _names(self.resolve(node, scope))
 
+    def _narrowed(self, node: ast.expr | None, scope: _Scope) -> bool:
+        """``sys.path[1:]``: a slice of sys.path as it is, which adds nothing to it."""
+        return (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Slice)
+            and self._sys_path(node.value, scope)
+        )
+
     def _judge_store(self, node: ast.Assign | ast.AugAssign | ast.AnnAssign, scope: _Scope) -> None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         for target in targets:
-            # ``sys.path = [...]``; a name bound to it changes it only in place (``p += [...]``)
+            # ``sys.path = [...]``; a name or attribute bound to it changes it only in place
+            # (``p += [...]``): ``self.path = path``, with ``path`` sys.path, writes nothing.
             whole = (
+                isinstance(target, ast.Name | ast.Attribute)
+                and isinstance(node, ast.AugAssign)
+                and self._sys_path(target, scope)
+            ) or (
                 isinstance(target, ast.Attribute)
-                or (isinstance(target, ast.Name) and isinstance(node, ast.AugAssign))
-            ) and self._sys_path(target, scope)
+                and target.attr == "path"
+                and "sys" in _names(self.resolve(target.value, scope))
+            )
             part = isinstance(target, ast.Subscript) and self._sys_path(target.value, scope)
-            if (whole or part) and not self._file_folder(node.value, scope):
+            trusted = (
+                _names(self.resolve(target, scope)) if isinstance(target, ast.Attribute) else set()
+            )
+            if trusted & _FOLDER_NAMES:
+                # ``os.path.dirname = lambda p: "data"`` (in any module) turns the sys.path
+                # rule's own folder into any folder
+                why = f"replaces {min(trusted)}, which the sys.path rule reads as a folder of the file"
+                self.report(target, "SAST102", "sys.path", why)
+            if (
+                (whole or part)
+                and not self._file_folder(node.value, scope)
+                and not self._narrowed(node.value, scope)
+            ):
                 self.report(target, "SAST102", "sys.path", _SYS_PATH_WHY)
             for sub in ast.walk(target):
                 if isinstance(sub, ast.Subscript) and "sys.modules" in _names(

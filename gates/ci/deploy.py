@@ -358,15 +358,52 @@ def security_findings(path: str, text: str, loaded: LoadedPolicy | None = None) 
     return _deployment_findings(path, document)
 
 
+# What a manifest may be before PyYAML (pure Python here) builds it. The rendered ones are 0.5-2.6
+# KB and 4-10 levels deep; the pure scanner costs each token up to one step per open flow level
+# within its 1,024-character look-ahead, so 10,000 nested brackets took 6-8 s to a RecursionError
+# and 256 KiB of flat flow YAML 7 s (4 MiB, the rendered files' read bound, about 2 minutes).
+MAX_MANIFEST_BYTES = 64 << 10
+MAX_MANIFEST_DEPTH = 32
+_OPENS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSES = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _too_large(path: str, text: str) -> str | None:
+    """Why ``text`` is refused before it is built: its size, or its nesting, read from the
+    parser's events (``yaml.parse``), which come one at a time, so a deep document stops at the
+    first level past the bound, never paying for the rest."""
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_MANIFEST_BYTES:
+        return f"{path}: expected at most {MAX_MANIFEST_BYTES} bytes of YAML, found {size}"
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, _OPENS):
+            depth += 1
+            if depth > MAX_MANIFEST_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else 0
+                return (
+                    f"{path}:{line}: expected YAML nested at most {MAX_MANIFEST_DEPTH} levels "
+                    f"deep, found more"
+                )
+        elif isinstance(event, _CLOSES):
+            depth -= 1
+    return None
+
+
 def _load(path: str, text: str) -> tuple[Any, list[str]]:
     """The YAML document, or the one finding that says why it is not read.
 
     An alias (``*name``) is refused: the renderer writes none, and a few hundred bytes of nested
     aliases (a "billion laughs") load as shared references that a finding's repr expanded (57 s,
-    then MemoryError under 3 GB; red team 9). Nesting past Python's recursion limit is one
-    finding, not a RecursionError traceback.
+    then MemoryError under 3 GB; red team 9). A manifest over ``MAX_MANIFEST_BYTES`` or nested
+    past ``MAX_MANIFEST_DEPTH`` is refused before it is built (pure-Python YAML is slow, and
+    quadratic in flow nesting); nesting past Python's recursion limit stays one finding, not a
+    RecursionError traceback.
     """
     try:
+        refused = _too_large(path, text)
+        if refused:
+            return None, [refused]
         document = yaml.safe_load(text)
     except yaml.YAMLError as err:
         return None, [f"{path}: not YAML ({type(err).__name__})"]

@@ -104,6 +104,56 @@ WRITES = {
         "import sys\ndef Path(p):\n    return 'data'\nsys.path.insert(0, str(Path(__file__)))\n"
     ),
     "__file__ rebound": "import sys\n__file__ = 'data/x'\nsys.path.insert(0, __file__)\n",
+    # sweep11: the spellings of a parent folder now accepted, turned to a named folder
+    "a named folder after ..": (
+        "import os, sys\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'data'))\n"
+    ),
+    "../data in one part": (
+        "import os, sys\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), '../data'))\n"
+    ),
+    "Path / .. / data": (
+        "import sys\nfrom pathlib import Path\n"
+        "sys.path.insert(0, str(Path(__file__).parent / '..' / 'data'))\n"
+    ),
+    "os.pardir rebound": (
+        "import os, sys\nfrom os import pardir\npardir = 'data'\n"
+        "sys.path.insert(0, os.path.join(os.path.dirname(__file__), pardir))\n"
+    ),
+    "an f-string with more": (
+        "import sys\nfrom pathlib import Path\nsys.path.insert(0, f'{Path(__file__).parent}/data')\n"
+    ),
+    "a function's name used in another": (
+        "import sys\nfrom pathlib import Path\ndef a():\n    here = Path(__file__).parent\n"
+        "def b():\n    sys.path.insert(0, str(here))\n"
+    ),
+    "an attribute holding sys.path added to in place": (
+        "import sys\nclass F:\n    def __init__(self):\n        self.path = sys.path\n"
+        "        self.path += ['data']\n"
+    ),
+    "sys under another name": "import sys as s\nx = s\nx.path = ['data']\n",
+    "a slice of sys.path with more": "import sys\nsys.path = sys.path[1:] + ['data']\n",
+    "a name rebound below": (
+        "import sys\nfrom os.path import dirname, join\nroot = dirname(__file__)\n"
+        "root = join(root, 'data')\nsys.path.insert(0, root)\n"
+    ),
+    "a name rebound in another function": (
+        "import sys\nfrom pathlib import Path\nROOT = Path(__file__).parent\n"
+        "def f():\n    global ROOT\n    ROOT = 'data'\nsys.path.insert(0, str(ROOT))\n"
+    ),
+    "a name deleted and bound by a loop": (
+        "import sys\nfrom pathlib import Path\nROOT = Path(__file__).parent\n"
+        "for ROOT in ['data']:\n    pass\nsys.path.insert(0, str(ROOT))\n"
+    ),
+    # red before: what the rule trusts, replaced (in this module or any other scanned one)
+    "os.path.dirname replaced": ("import os\nos.path.dirname = lambda p: 'data'\n"),
+    "Path.parent replaced": (
+        "from pathlib import Path\nPath.parent = property(lambda self: 'data')\n"
+    ),
+    # red before: a list bound once to the file's folder, then appended to
+    "a list changed in place": (
+        "import sys\nfrom pathlib import Path\nROOTS = [str(Path(__file__).parent)]\n"
+        "ROOTS.append('data')\nsys.path.extend(ROOTS)\n"
+    ),
 }
 
 
@@ -124,6 +174,44 @@ FOLDERS = {
         "sys.path.append(str(Path(__file__).resolve().parents[1]))\n"
     ),
     "reading sys.path": "import sys\nsaved = list(sys.path)\nfirst = sys.path[0]\n",
+    # sweep11: spellings of the same folders a project writes (each SAST102 before)
+    "os.path.join with ..": (
+        "import os, sys\n"
+        "sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))\n"
+    ),
+    "from os.path import join, two ..": (
+        "import sys\nfrom os.path import abspath, dirname, join, normpath\n"
+        "sys.path.insert(0, normpath(join(dirname(abspath(__file__)), '..', '..')))\n"
+    ),
+    "Path / ..": (
+        "import sys\nfrom pathlib import Path\nsys.path.insert(0, str(Path(__file__).parent / '..'))\n"
+    ),
+    "as_posix": (
+        "import sys\nfrom pathlib import Path\n"
+        "sys.path.insert(0, Path(__file__).resolve().parent.as_posix())\n"
+    ),
+    "an f-string of the folder": (
+        "import sys\nfrom pathlib import Path\nsys.path.insert(0, f'{Path(__file__).parent}')\n"
+    ),
+    "a name bound in the function that writes": (  # gates/compiled.py's main()
+        "import sys\nfrom pathlib import Path\ndef main():\n"
+        "    tree = Path(__file__).resolve().parents[1]\n"
+        "    if str(tree) not in sys.path:\n        sys.path.insert(0, str(tree))\n"
+    ),
+    "a name rebound through normpath": (  # sympy's testing/tests/diagnose_imports.py
+        "import sys\nfrom os.path import abspath, dirname, join, normpath\n"
+        "root = join(dirname(abspath(__file__)), '..', '..')\nroot = normpath(root)\n"
+        "sys.path.insert(0, root)\n"
+    ),
+    "a slice of sys.path": "import sys\nsys.path = sys.path[1:]\n",  # mypy's pyinfo.py
+    "an attribute given sys.path": (  # distlib's DistributionPath: it writes nothing
+        "import sys\nclass Finder:\n    def __init__(self, path=None):\n"
+        "        self.path = sys.path if path is None else path\n"
+    ),
+    "a name bound under if __name__": (
+        "import os, sys\nif __name__ == '__main__':\n"
+        "    HERE = os.path.dirname(os.path.abspath(__file__))\n    sys.path.insert(0, HERE)\n"
+    ),
 }
 
 
