@@ -5,7 +5,8 @@ the policy renders (a hand edit, or a policy change without a re-render, is drif
 is committed is also checked by :func:`security_findings`, so a manifest edited to run as
 root, privileged, with capabilities or without limits is named even when it is re-rendered
 from an edited renderer; the Dockerfile is held to :func:`image_lines`, an allow-list of its
-instruction lines written apart from the renderer's template.
+instruction lines written apart from the renderer's template, and the serving container to
+``[serve.deploy].image`` and :func:`container_env`, the allow-list of its environment.
 
 The model travels only as the signed bundle: the image holds the registry folder (DSSE
 envelope, statement, model) and the committed public key; the entrypoint is
@@ -342,8 +343,9 @@ _CONTAINER_RULES: tuple[tuple[str, object], ...] = (
 
 def security_findings(path: str, text: str, loaded: LoadedPolicy | None = None) -> list[str]:
     """Every security setting a manifest lacks, each naming the file and key; for the
-    Dockerfile, the first line that leaves the allow-list of ``loaded`` (without a policy: one
-    finding, it cannot be checked)."""
+    Dockerfile, the first line that leaves the allow-list of ``loaded``; for the Deployment,
+    also a container image or variable :func:`container_env` does not allow (without a policy:
+    one finding for each of the two, they cannot be checked)."""
     if path.endswith("Dockerfile"):
         return _dockerfile_findings(path, text, loaded)
     document, refused = _load(path, text)
@@ -355,7 +357,7 @@ def security_findings(path: str, text: str, loaded: LoadedPolicy | None = None) 
         ]
     if document.get("kind") != "Deployment":
         return []
-    return _deployment_findings(path, document)
+    return _deployment_findings(path, document, loaded)
 
 
 # What a manifest may be before PyYAML (pure Python here) builds it. The rendered ones are 0.5-2.6
@@ -430,7 +432,9 @@ def _shared(document: Any) -> bool:
     return False
 
 
-def _deployment_findings(path: str, document: dict[str, Any]) -> list[str]:
+def _deployment_findings(
+    path: str, document: dict[str, Any], loaded: LoadedPolicy | None
+) -> list[str]:
     findings: list[str] = []
     pod: Any = document
     for key in ("spec", "template", "spec"):
@@ -461,6 +465,9 @@ def _deployment_findings(path: str, document: dict[str, Any]) -> list[str]:
             findings.extend(_probe_findings(where, container))
             findings.extend(_pin_findings(where, container, _secret_of(document)))
             findings.extend(_entry_findings(where, container))
+            findings.extend(_allowed_findings(where, container, loaded))
+            findings.extend(_api_keys_findings(where, container, pod, loaded))
+    findings.extend(_pod_shape_findings(path, pod))
     return findings
 
 
@@ -503,6 +510,139 @@ def _entry_findings(where: str, container: dict[str, Any]) -> list[str]:
                 "name Python imports or the image copies (registry, gates, keys, numpy.py, "
                 "x.dist-info: it replaces or shadows them); name it with a hyphen (serve-spool)"
             )
+    return findings
+
+
+# --- the serving container: its image and environment, an allow-list apart from the renderer --
+
+# Where the renderer mounts the operator's API-key Secret, and the file the variable names.
+API_KEYS_DIR = "/run/secrets/gates"
+API_KEYS_FILE = f"{API_KEYS_DIR}/api-keys"
+
+
+def container_env(loaded: LoadedPolicy) -> list[dict[str, Any]]:
+    """Every ``env`` entry the serving container may hold, exactly, in order.
+
+    Written out here apart from ``_manifests`` on purpose (as :func:`image_lines` for the
+    Dockerfile): a renderer edited to add ``OPENSSL_CONF`` (OpenSSL ``dlopen``s the module a
+    config file from the tree names, at ``import hashlib``), ``GATES_TRUSTED_PROXIES`` (set at
+    deploy time, never committed) or ``GATES_SERVE_API_KEYS`` pointing at a key file the tree
+    holds re-renders without drift, and is still refused here (red team 11). The pin comes
+    from the operator's Secret; the API-key file, with ``require_api_key``, from the Secret
+    mounted at ``API_KEYS_DIR``; nothing else.
+    """
+    serve = loaded.policy.serve
+    env: list[dict[str, Any]] = [
+        {
+            "name": HEAD_ENV,
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": registry_head_secret(loaded),
+                    "key": REGISTRY_HEAD_KEY,
+                    "optional": False,
+                }
+            },
+        }
+    ]
+    if serve.require_api_key:
+        env.append({"name": serve.api_keys_env, "value": API_KEYS_FILE})
+    return env
+
+
+def _allowed_findings(
+    where: str, container: dict[str, Any], loaded: LoadedPolicy | None
+) -> list[str]:
+    """The serving container runs ``[serve.deploy].image`` with :func:`container_env`: another
+    image makes the Dockerfile's allow-list decide nothing; another variable can load code or
+    change who is trusted before ``gates`` reads the pin."""
+    if loaded is None:
+        return [f"{where}: expected a policy to check the image and env against, found none"]
+    findings: list[str] = []
+    image = loaded.policy.serve.deploy.image
+    if container.get("image") != image:
+        findings.append(
+            f"{where}: image: expected {image!r} ([serve.deploy].image in policy.toml, the image "
+            f"built from deploy/Dockerfile), found {str(container.get('image'))[:300]!r}"
+        )
+    allowed = container_env(loaded)
+    found = container.get("env") or []
+    if found == allowed:
+        return findings
+    names = [str(e["name"]) for e in allowed]
+    want = {str(e["name"]): e for e in allowed}
+    if not isinstance(found, list):
+        return [
+            *findings,
+            f"{where}: env: expected a list of {names}, found {type(found).__name__}",
+        ]
+    seen: set[str] = set()
+    for entry in found:
+        name = str(entry.get("name", "")) if isinstance(entry, dict) else repr(entry)[:100]
+        if name not in want:
+            if not name.upper().startswith(_LOADER_ENV):  # named by _entry_findings already
+                findings.append(
+                    f"{where}: env {name[:100]}: expected only {names} (gates.ci.deploy."
+                    "container_env: nothing else reaches the serving process), found it"
+                )
+        elif name in seen:
+            findings.append(f"{where}: env {name}: expected once, found it twice")
+        elif entry != want[name] and name != HEAD_ENV:  # the pin has its own findings
+            findings.append(
+                f"{where}: env {name}: expected {want[name]!r} (the operator's Secret), "
+                f"found {str(entry)[:300]}"
+            )
+        seen.add(name)
+    missing = [n for n in names if n not in seen and n != HEAD_ENV]
+    findings += [f"{where}: env {n}: expected {want[n]!r}, found none" for n in missing]
+    if not findings and found != allowed:
+        findings.append(f"{where}: env: expected {allowed!r} in this order, found {found!r}")
+    return findings
+
+
+def _api_keys_findings(
+    where: str, container: dict[str, Any], pod: dict[str, Any], loaded: LoadedPolicy | None
+) -> list[str]:
+    """With ``require_api_key``, the file the variable names is the operator's Secret: mounted
+    read-only at ``API_KEYS_DIR`` from ``<name>-api-keys``, and nothing else mounted over,
+    inside or above that folder (a ConfigMap or an emptyDir there holds keys the pull request
+    chose)."""
+    if loaded is None or not loaded.policy.serve.require_api_key:
+        return []
+    volume = {"name": "api-keys", "secret": {"secretName": f"{_name(loaded)}-api-keys"}}
+    mount = {"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True}
+    keys = PurePosixPath(API_KEYS_DIR)
+    near = []
+    for found in container.get("volumeMounts") or []:
+        path = str(found.get("mountPath", "")) if isinstance(found, dict) else ""
+        target = PurePosixPath(posixpath.normpath("/" + path.lstrip("/")))
+        if target == keys or keys in target.parents or target in keys.parents:
+            near.append(found)
+    volumes = [v for v in pod.get("volumes") or [] if isinstance(v, dict)]
+    named = [v for v in volumes if v.get("name") == "api-keys"]
+    if near != [mount] or named != [volume]:
+        return [
+            f"{where}: volumeMounts {API_KEYS_DIR}: expected only {mount!r} from volume "
+            f"{volume!r} (the operator's API-key Secret), found mounts {str(near)[:300]}, "
+            f"volumes {str(named)[:300]}"
+        ]
+    return []
+
+
+def _pod_shape_findings(path: str, pod: dict[str, Any]) -> list[str]:
+    """One container, no init or ephemeral container: the renderer writes nothing else, and
+    another container in the pod runs an image (or a command) no allow-list saw."""
+    findings = [
+        f"{path}: spec.template.spec.{key}: expected none (the renderer writes one container, "
+        f"'serve'), found {len(pod[key]) if isinstance(pod[key], list) else pod[key]!r}"
+        for key in ("initContainers", "ephemeralContainers")
+        if pod.get(key)
+    ]
+    containers = pod.get("containers") or []
+    if isinstance(containers, list) and len(containers) > 1:
+        findings.append(
+            f"{path}: spec.template.spec.containers: expected one (the renderer's 'serve'), "
+            f"found {len(containers)}"
+        )
     return findings
 
 

@@ -115,7 +115,8 @@ def rendered() -> str:
 
 
 def test_the_rendered_deployment_has_no_finding(rendered: str) -> None:
-    assert deploy.security_findings(DEPLOYMENT, rendered) == []
+    loaded = load_policy(REPO / "policy.toml")
+    assert deploy.security_findings(DEPLOYMENT, rendered, loaded) == []
 
 
 @pytest.mark.parametrize(

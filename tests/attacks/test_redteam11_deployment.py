@@ -22,11 +22,13 @@ re-render (no drift). The Deployment is still held to a deny-list (``command``, 
 
 Each case runs the real ``ci deploy --check`` on files written by the edited renderer (the
 drift check passes) and expects exit 1 and a line naming the key. Red before: exit 0 for all
-four. ``gates/ci/deploy.py`` is another helper's file right now, so they are strict xfails.
+four (they were strict xfails until ``gates.ci.deploy.container_env``, an allow-list of the
+serving container's image and env written apart from the renderer, trusted-model row 67).
 """
 
 from __future__ import annotations
 
+import copy
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -38,8 +40,6 @@ from gates._cli import main
 from gates.ci import deploy
 from pipeline.config import LoadedPolicy, load_policy
 from tests.conftest import REPO
-
-OWNER = "gates/ci/deploy.py is sweep11's file: the Deployment's env and image need an allow-list"
 
 
 def _serve(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -116,7 +116,6 @@ def test_the_rendered_manifests_pass(
     assert code == 0, out
 
 
-@pytest.mark.xfail(strict=True, reason=OWNER)
 @pytest.mark.parametrize(("edit", "named"), [a[1:] for a in ATTACKS], ids=[a[0] for a in ATTACKS])
 def test_a_deployment_edited_through_the_renderer_is_refused(
     *,
@@ -131,3 +130,122 @@ def test_a_deployment_edited_through_the_renderer_is_refused(
     assert code == 1, out
     assert f"{deploy.K8S_DIR}/deployment.yaml: " in out, out
     assert named in out, out
+
+
+def _pod(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    pod: dict[str, Any] = manifests["deployment.yaml"]["spec"]["template"]["spec"]
+    return pod
+
+
+def _twin(name: str) -> Callable[[dict[str, dict[str, Any]]], None]:
+    """A second container in the pod, a copy of the serving one under another name."""
+    return lambda m: _pod(m)["containers"].append({**copy.deepcopy(_serve(m)), "name": name})
+
+
+# Found beside the four (red before: exit 0): another container in the pod, every setting of
+# the serving one kept (its own image or command is then no allow-list's).
+MORE: list[tuple[str, Callable[[dict[str, dict[str, Any]]], None], str]] = [
+    (
+        "an-init-container",
+        lambda m: _pod(m).update(initContainers=[{**copy.deepcopy(_serve(m)), "name": "init"}]),
+        "initContainers",
+    ),
+    ("a-second-container", _twin("two"), "spec.template.spec.containers: expected one"),
+]
+
+
+@pytest.mark.parametrize(("edit", "named"), [a[1:] for a in MORE], ids=[a[0] for a in MORE])
+def test_another_container_or_variable_source_is_refused(
+    *,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    loaded: LoadedPolicy,
+    capsys: pytest.CaptureFixture[str],
+    edit: Callable[[dict[str, dict[str, Any]]], None],
+    named: str,
+) -> None:
+    code, out = _check(_project(tmp_path, monkeypatch, loaded, edit), capsys)
+    assert code == 1, out
+    assert f"{deploy.K8S_DIR}/deployment.yaml: " in out, out
+    assert named in out, out
+
+
+@pytest.fixture(scope="module")
+def with_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, LoadedPolicy]:
+    """The policy with ``[serve].require_api_key = true``: the renderer writes the key
+    variable, pointing at the operator's Secret mounted read-only."""
+    text = (REPO / "policy.toml").read_text(encoding="utf-8")
+    assert text.count("require_api_key = false") == 1
+    text = text.replace("require_api_key = false", "require_api_key = true")
+    path = tmp_path_factory.mktemp("keys") / "policy.toml"
+    path.write_text(text, encoding="utf-8")
+    variant = load_policy(path)
+    assert variant.policy.serve.require_api_key
+    return text, variant
+
+
+def _keys_var(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    entry: dict[str, Any] = _serve(manifests)["env"][1]
+    assert entry["name"] == "GATES_SERVE_API_KEYS"
+    return entry
+
+
+def _keys_volume(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    volume: dict[str, Any] = next(v for v in _pod(manifests)["volumes"] if v["name"] == "api-keys")
+    return volume
+
+
+KEYS: list[tuple[str, Callable[[dict[str, dict[str, Any]]], None] | None, str]] = [
+    ("control", None, ""),
+    (
+        "key-file-from-the-tree",
+        lambda m: _keys_var(m).update(value="/srv/gates/pipeline/zz-keys"),
+        "env GATES_SERVE_API_KEYS",
+    ),
+    (
+        "key-folder-from-a-configmap",
+        lambda m: _keys_volume(m).update(secret=None, configMap={"name": "keys"}),
+        "volumeMounts /run/secrets/gates",
+    ),
+    (
+        "key-file-mounted-over",
+        lambda m: _serve(m)["volumeMounts"].append(
+            {"name": "tmp", "mountPath": "/run/secrets/gates/api-keys", "subPath": "k"}
+        ),
+        "volumeMounts /run/secrets/gates",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "named"), [k[1:] for k in KEYS], ids=[k[0] for k in KEYS])
+def test_the_api_key_file_is_the_operators_secret(
+    *,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    with_keys: tuple[str, LoadedPolicy],
+    capsys: pytest.CaptureFixture[str],
+    edit: Callable[[dict[str, dict[str, Any]]], None] | None,
+    named: str,
+) -> None:
+    """With ``require_api_key``: the variable, the mount and the volume the renderer writes
+    pass (control); each pointed elsewhere is refused (red before: exit 0)."""
+    text, variant = with_keys
+    root = _project(tmp_path, monkeypatch, variant, edit)
+    (root / "policy.toml").write_text(text, encoding="utf-8")
+    code, out = _check(root, capsys)
+    if edit is None:
+        assert code == 0, out
+        return
+    assert code == 1, out
+    assert f"{deploy.K8S_DIR}/deployment.yaml: container 'serve': {named}" in out, out
+
+
+def test_without_a_policy_the_deployment_is_one_finding_not_a_pass(loaded: LoadedPolicy) -> None:
+    """``security_findings`` without a policy cannot check the image and env: it says so."""
+    text = deploy.render_deploy(loaded)[f"{deploy.K8S_DIR}/deployment.yaml"]
+    path = f"{deploy.K8S_DIR}/deployment.yaml"
+    assert deploy.security_findings(path, text, loaded) == []
+    assert deploy.security_findings(path, text) == [
+        f"{path}: container 'serve': expected a policy to check the image and env against, "
+        "found none"
+    ]

@@ -408,7 +408,7 @@ def test_auth_and_spool_variants_validate_and_stay_locked_down(tmp_path: Path) -
     path.write_text(files[DEPLOYMENT], encoding="utf-8")
     result = _check_jsonschema(SCHEMAS / SCHEMA_OF["deployment.yaml"], path)
     assert result.returncode == 0, result.stdout
-    assert deploy.security_findings(DEPLOYMENT, files[DEPLOYMENT]) == []
+    assert deploy.security_findings(DEPLOYMENT, files[DEPLOYMENT], variant) == []
     mounts = {m["name"]: m for m in _container(yaml.safe_load(files[DEPLOYMENT]))["volumeMounts"]}
     assert mounts["api-keys"]["readOnly"] is True
     assert set(mounts) == {"tmp", "api-keys", "spool"}
