@@ -40,7 +40,7 @@ from pipeline.errors import PipelineError
 
 Data = bytes | mmap.mmap  # what is walked: a page header's window, a mapped footer
 SKIP_COST = 8  # a string or a run of fixed-width values passed in one step counts this many
-STRUCT = 12
+LIST, STRUCT = 9, 12
 BOOLS = (1, 2)
 VARINT = (4, 5, 6)  # i16, i32, i64
 I32 = 5
@@ -132,8 +132,12 @@ def _varints(data: Data, i: int, count: int, n: int) -> int:
                 raise Unreadable("Variable-length int over 10 bytes.", i)
             raise Short(i + seen)
         return i + int(ends[-1]) + 1
+    size = len(data)
     for _ in range(count):
-        _, i = varint(data, i)
+        if i < size and data[i] < 0x80:  # a one-byte integer, the most common
+            i += 1
+        else:
+            _, i = varint(data, i)
     return i
 
 
@@ -170,9 +174,13 @@ def skip(
     return i + width
 
 
-def struct(data: Data, i: int, depth: int, budget: Budget) -> int:
-    """The offset after a struct's fields and its end (its fields one level deeper)."""
-    n = min(len(data), budget.room)
+def struct(data: Data, i: int, depth: int, budget: Budget) -> int:  # noqa: PLR0912 - inline paths
+    """The offset after a struct's fields and its end (its fields one level deeper).
+
+    The commonest fields are passed inline, without ``skip``'s calls: integers of up to
+    three bytes, strings of up to 127 bytes, a struct or list one level deeper."""
+    size = len(data)
+    n = size if size < budget.room else budget.room
     while True:
         if i >= n:
             raise Short(i)
@@ -187,11 +195,37 @@ def struct(data: Data, i: int, depth: int, budget: Budget) -> int:
             raise unknown(kind, i)
         if depth <= 1:  # the field's value is one level deeper (Thrift checks before a bool)
             raise Unreadable("Maximum skip depth exceeded", i)
-        if kind in VARINT and i < n and data[i] < 0x80:  # a one-byte integer, the most common
+        if kind in VARINT:
+            # the room is checked at each field: a varint may run past it (as in ``varint``)
+            if i < size and data[i] < 0x80:
+                i += 1
+            elif i + 1 < size and data[i + 1] < 0x80:
+                i += 2
+            elif i + 2 < size and data[i + 2] < 0x80:
+                i += 3
+            else:
+                i = varint(data, i)[1]
+            continue
+        if kind in BOOLS:
+            continue
+        if kind == BINARY and i < size and data[i] < 0x80:
+            width = data[i]
             i += 1
-        elif kind not in BOOLS:
+            if i + width > size:
+                raise Cut(i, i + width)
+            budget.memory -= width
+            if budget.memory < 0:
+                raise OverMemory
+            i += width
+            if width > SKIP_COST:
+                budget.room += width - SKIP_COST
+        elif kind == STRUCT:
+            i = struct(data, i, depth - 1, budget)
+        elif kind == LIST:
+            i = _elements(data, i, depth - 1, budget)
+        else:
             i = skip(data, i, kind, depth - 1, budget)
-            n = min(len(data), budget.room)
+        n = size if size < budget.room else budget.room
 
 
 def _elements(data: Data, i: int, depth: int, budget: Budget) -> int:
@@ -205,7 +239,14 @@ def _elements(data: Data, i: int, depth: int, budget: Budget) -> int:
         raise unknown(kind, i)
     if size == 15:
         size, i = varint(data, i)
-    return _values(data, i, size, (kind,), depth, budget=budget)
+    if depth <= 1 or size == 0:  # an element past the depth limit is refused there
+        return _values(data, i, size, (kind,), depth, budget=budget)
+    if size > len(data):  # Thrift's container length limit: the data's bytes
+        raise Cut(i)
+    budget.memory -= size * budget.element[kind]
+    if budget.memory < 0:
+        raise OverMemory
+    return _same_values(data, i, size, kind, depth - 1, budget=budget)
 
 
 def _map(data: Data, i: int, depth: int, budget: Budget) -> int:
