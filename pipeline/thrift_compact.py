@@ -47,6 +47,10 @@ I32 = 5
 BINARY = 8
 FIXED = {1: 1, 2: 1, 3: 1, 7: 8, 13: 16}  # an element's bytes: bool, byte, double, UUID
 _LONG_VARINTS = 64  # a container of more varints than this is skipped with numpy
+_LONG_RUN = 64  # a container of more elements than this has its runs of empty ones found so
+# The byte an empty element of each type is at most: a binary of length 0, a struct's end, a map
+# of size 0, a list or set of size 0 with its element type (0-13).
+_EMPTY = {BINARY: 0, STRUCT: 0, 11: 0, LIST: 13, 10: 13}
 
 
 class Unreadable(PipelineError):
@@ -177,8 +181,8 @@ def skip(
 def struct(data: Data, i: int, depth: int, budget: Budget) -> int:  # noqa: PLR0912 - inline paths
     """The offset after a struct's fields and its end (its fields one level deeper).
 
-    The commonest fields are passed inline, without ``skip``'s calls: integers of up to
-    three bytes, strings of up to 127 bytes, a struct or list one level deeper."""
+    The commonest fields are passed inline, without ``skip``'s calls: integers, strings of up
+    to 127 bytes, a struct or list one level deeper."""
     size = len(data)
     n = size if size < budget.room else budget.room
     while True:
@@ -197,14 +201,14 @@ def struct(data: Data, i: int, depth: int, budget: Budget) -> int:  # noqa: PLR0
             raise Unreadable("Maximum skip depth exceeded", i)
         if kind in VARINT:
             # the room is checked at each field: a varint may run past it (as in ``varint``)
-            if i < size and data[i] < 0x80:
+            last = i + 9  # its 10th byte at most
+            while i < size and data[i] >= 0x80 and i < last:
                 i += 1
-            elif i + 1 < size and data[i + 1] < 0x80:
-                i += 2
-            elif i + 2 < size and data[i + 2] < 0x80:
-                i += 3
-            else:
-                i = varint(data, i)[1]
+            if i >= size:
+                raise Short(i)
+            if data[i] >= 0x80:
+                raise Unreadable("Variable-length int over 10 bytes.", i + 1)
+            i += 1
             continue
         if kind in BOOLS:
             continue
@@ -286,6 +290,13 @@ def _values(
     if depth > 1 and len(kinds) == 1:  # one type, elements' depth within the limit
         return _same_values(data, i, size, kinds[0], depth - 1, budget=budget)
     depth -= 1
+    if depth > 0 and kinds[0] in FIXED and kinds[-1] in FIXED and size > _LONG_RUN:
+        # the entries that start within the room and end within the data, in one step (each
+        # byte counted stepped through): the rest, one or two, one by one
+        width = FIXED[kinds[0]] + FIXED[kinds[-1]]
+        within = min(size, max(0, (min(len(data), budget.room) - i) // width))
+        i += within * width
+        size -= within
     for _ in range(size):
         if i >= budget.room:
             raise Short(i)
@@ -307,6 +318,13 @@ def _same_values(data: Data, i: int, size: int, kind: int, depth: int, *, budget
         return end
     if kind in VARINT:
         return _varints(data, i, size, min(n, budget.room))
+    top = _EMPTY.get(kind, -1)
+    if size > _LONG_RUN and top >= 0:
+        # a run of one-byte elements (empty strings, structs, maps, lists) in one step, each
+        # byte counted stepped through: the elements after it one by one
+        within = _run(data, i, min(size, min(len(data), budget.room) - i), top)
+        i += within
+        size -= within
     if kind == BINARY:
         return _binaries(data, i, size, budget)
     nested = _NESTED.get(kind)
@@ -315,6 +333,15 @@ def _same_values(data: Data, i: int, size: int, kind: int, depth: int, *, budget
     for _ in range(size):
         i = nested(data, i, depth, budget)
     return i
+
+
+def _run(data: Data, i: int, count: int, top: int) -> int:
+    """How many of the ``count`` bytes from ``i`` are at most ``top``, before the first that
+    is not (no view of ``data`` outlives the call: a mapped file closes only with none left)."""
+    if count <= 0:
+        return 0
+    over = np.flatnonzero(np.frombuffer(data, np.uint8, count, i) > top)
+    return int(over[0]) if over.size else count
 
 
 def _binaries(data: Data, i: int, size: int, budget: Budget) -> int:

@@ -261,6 +261,56 @@ CRAFTED = {
     + _nested(_MAX_DEPTH - 1, b"\x19\xf6" + _varint(100) + b"\x02" * 100)
     + b"\x00",
     "stop with a delta": _SIZES_ + b"\xf0",
+    # runs the walker passes in one step (pipeline.thrift_compact: more than 64 elements)
+    "map of 200 bytes to bools": _SIZES_
+    + b"\x6b"
+    + _varint(200)
+    + b"\x31"
+    + b"\x00\x01" * 200
+    + b"\x00",
+    "map of 200 doubles to bytes, cut": _SIZES_ + b"\x6b" + _varint(200) + b"\x73" + b"\x00" * 900,
+    "list of 200 empty structs": _SIZES_ + b"\x69\xfc" + _varint(200) + b"\x00" * 200 + b"\x00",
+    "list of 200 structs, one not empty": _SIZES_
+    + b"\x69\xfc"
+    + _varint(200)
+    + b"\x00" * 100
+    + b"\x15\x02\x00"
+    + b"\x00" * 99
+    + b"\x00",
+    "list of 200 empty maps, one of type 15": _SIZES_
+    + b"\x69\xfb"
+    + _varint(200)
+    + b"\x00" * 150
+    + b"\x02\xf5"
+    + b"\x00" * 49
+    + b"\x00",
+    "list of 200 empty lists, one of type 14": _SIZES_
+    + b"\x69\xf9"
+    + _varint(200)
+    + b"\x03\x0d\x00" * 60
+    + b"\x0e"
+    + b"\x03" * 19
+    + b"\x00",
+    "list of 200 empty lists, one not empty": _SIZES_
+    + b"\x69\xf9"
+    + _varint(200)
+    + b"\x03" * 70
+    + b"\x23\x01\x02"
+    + b"\x03" * 129
+    + b"\x00",
+    "list of 200 empty binaries, then longer": _SIZES_
+    + b"\x69\xf8"
+    + _varint(200)
+    + b"\x00" * 100
+    + b"\x03abc" * 100
+    + b"\x00",
+    "list of 200 empty binaries, cut": _SIZES_ + b"\x69\xf8" + _varint(200) + b"\x00" * 150,
+    "nested i64 fields of 1-10 bytes": _SIZES_
+    + b"\x6c"
+    + b"".join(b"\x16" + b"\x81" * k + b"\x01" for k in range(10))
+    + b"\x00\x00",
+    "nested i64 field of 11 bytes": _SIZES_ + b"\x6c\x16" + b"\x81" * 10 + b"\x01\x00\x00",
+    "nested short binaries": _SIZES_ + b"\x6c" + b"\x18\x03abc\x18\x7f" + b"z" * 127 + b"\x00\x00",
     "empty": b"",
 }
 
@@ -335,7 +385,7 @@ def _footers(tmp_path: Path) -> list[bytes]:
     found = []
     for n, options in enumerate(shapes):
         path = tmp_path / f"footer{n}.parquet"
-        pq.write_table(table, path, **options)  # type: ignore[arg-type]
+        pq.write_table(table, path, **options)
         data = path.read_bytes()
         (length,) = struct.unpack("<I", data[-8:-4])
         found.append(data[-8 - length : -8])
