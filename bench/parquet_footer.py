@@ -69,6 +69,22 @@ SHAPES: dict[str, tuple[int, int, Callable[[int], tuple[int, bytes]]]] = {
     "empty maps in a list": (1, 24, lambda k: (9, b"\xfb" + _varint(k) + b"\x00" * k)),
     "empty strings in a list": (1, 32, lambda k: (9, b"\xf8" + _varint(k) + b"\x00" * k)),
     "a map of bytes to bytes": (2, 80, lambda k: (11, _varint(k) + b"\x33" + b"\x00" * 2 * k)),
+    # what the runs above do not pass in one step
+    "empty struct fields": (2, 0, lambda k: (12, b"\x1c\x00" * k + b"\x00")),
+    "empty list fields": (2, 0, lambda k: (12, b"\x19\x03" * k + b"\x00")),
+    "empty map fields": (2, 0, lambda k: (12, b"\x1b\x00" * k + b"\x00")),
+    "structs of a bool field in a list": (
+        2,
+        1024,
+        lambda k: (9, b"\xfc" + _varint(k) + b"\x11\x00" * k),
+    ),
+    "lists of one byte in a list": (2, 32, lambda k: (9, b"\xf9" + _varint(k) + b"\x13\x00" * k)),
+    "maps of one entry in a list": (
+        4,
+        104,
+        lambda k: (9, b"\xfb" + _varint(k) + b"\x01\x33\x00\x00" * k),
+    ),
+    "strings of one byte in a list": (2, 33, lambda k: (9, b"\xf8" + _varint(k) + b"\x01a" * k)),
 }
 
 

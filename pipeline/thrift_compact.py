@@ -182,7 +182,8 @@ def struct(data: Data, i: int, depth: int, budget: Budget) -> int:  # noqa: PLR0
     """The offset after a struct's fields and its end (its fields one level deeper).
 
     The commonest fields are passed inline, without ``skip``'s calls: integers, strings of up
-    to 127 bytes, a struct or list one level deeper."""
+    to 127 bytes, empty structs, maps and lists; a struct or list one level deeper is walked
+    without ``skip``'s dispatch."""
     size = len(data)
     n = size if size < budget.room else budget.room
     while True:
@@ -211,6 +212,9 @@ def struct(data: Data, i: int, depth: int, budget: Budget) -> int:  # noqa: PLR0
             i += 1
             continue
         if kind in BOOLS:
+            continue
+        if i < n and data[i] <= _EMPTY.get(kind, -1):  # an empty struct, map, list, string
+            i += 1
             continue
         if kind == BINARY and i < size and data[i] < 0x80:
             width = data[i]
@@ -243,6 +247,8 @@ def _elements(data: Data, i: int, depth: int, budget: Budget) -> int:
         raise unknown(kind, i)
     if size == 15:
         size, i = varint(data, i)
+    elif size == 0:
+        return i
     if depth <= 1 or size == 0:  # an element past the depth limit is refused there
         return _values(data, i, size, (kind,), depth, budget=budget)
     if size > len(data):  # Thrift's container length limit: the data's bytes
@@ -257,7 +263,10 @@ def _map(data: Data, i: int, depth: int, budget: Budget) -> int:
     """The offset after a map's header and its keys and values."""
     if i >= budget.room:
         raise Short(i)
-    size, i = varint(data, i)
+    if i < len(data) and data[i] < 0x80:
+        size, i = data[i], i + 1
+    else:
+        size, i = varint(data, i)
     if size > len(data):
         raise Cut(i)
     kinds = 0
@@ -290,7 +299,7 @@ def _values(
     if depth > 1 and len(kinds) == 1:  # one type, elements' depth within the limit
         return _same_values(data, i, size, kinds[0], depth - 1, budget=budget)
     depth -= 1
-    if depth > 0 and kinds[0] in FIXED and kinds[-1] in FIXED and size > _LONG_RUN:
+    if depth > 0 and kinds[0] in FIXED and kinds[-1] in FIXED:
         # the entries that start within the room and end within the data, in one step (each
         # byte counted stepped through): the rest, one or two, one by one
         width = FIXED[kinds[0]] + FIXED[kinds[-1]]

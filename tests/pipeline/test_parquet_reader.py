@@ -309,6 +309,14 @@ CRAFTED = {
     + b"\x6c"
     + b"".join(b"\x16" + b"\x81" * k + b"\x01" for k in range(10))
     + b"\x00\x00",
+    "nested empty fields": _SIZES_ + b"\x6c\x1c\x00\x1b\x00\x19\x03\x1a\x0d\x18\x00\x00\x00",
+    "nested empty list field of type 14": _SIZES_ + b"\x6c\x19\x0e\x00\x00",
+    "nested empty map field, then a map": _SIZES_ + b"\x6c\x1b\x00\x1b\x01\x33\x05\x06\x00\x00",
+    "list of 100 maps of one entry": _SIZES_
+    + b"\x69\xfb"
+    + _varint(100)
+    + b"\x01\x33\x00\x00" * 100
+    + b"\x00",
     "nested i64 field of 11 bytes": _SIZES_ + b"\x6c\x16" + b"\x81" * 10 + b"\x01\x00\x00",
     "nested short binaries": _SIZES_ + b"\x6c" + b"\x18\x03abc\x18\x7f" + b"z" * 127 + b"\x00\x00",
     "empty": b"",
