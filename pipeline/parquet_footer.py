@@ -7,8 +7,9 @@ C++ ``ColumnChunk`` of about 690 bytes. 30 MB of such chunks (10 row groups x 1,
 at 6.9 GB and took 14 s in ``pq.ParquetFile(path).metadata`` (red team 10, 7 December), within
 the 256 MiB of ``stream_above_mb`` and far within ``max_file_mb``.
 
-So the footer is walked here first (Apache Thrift's compact protocol, as
-``pipeline.parquet_pages`` reads page headers) and two figures are bounded before Arrow sees it:
+So the footer is walked here first (Apache Thrift's compact protocol, skipped by
+``pipeline.thrift_compact``, the walker the page headers are read with, over the footer's bytes
+mapped from the file) and two figures are bounded before Arrow sees it:
 
 - what it builds: every list element counts at least what Arrow allocates for it (a struct
   ``STRUCT_ELEMENT`` bytes, more than the largest Parquet struct, a string 32 bytes plus its

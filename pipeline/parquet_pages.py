@@ -7,10 +7,11 @@ limit. The footer's ``total_uncompressed_size`` says the same for an honest writ
 never compares the two: a footer rewritten to say 1,000 bytes read the same 300 MiB page.
 So the page headers themselves are read here (Apache Thrift's compact protocol: the three
 fields every header starts with, the others skipped), walking each column chunk over the byte
-range Arrow reads for it. The reader is this module's own (``_read_header``: Thrift's Python
-reader, ``TCompactProtocol`` and its ``skip``, made a call per byte; its C decoder is no
-documented entry point); tests/pipeline/test_parquet_reader.py holds it to Thrift's on every
-header pyarrow writes, cut short, mutated and crafted.
+range Arrow reads for it. The reader is the project's own (``_read_header`` here, the skipping
+in ``pipeline.thrift_compact``, which the footer's walk shares: Thrift's Python reader,
+``TCompactProtocol`` and its ``skip``, made few calls per byte; its C decoder is no documented
+entry point); tests/pipeline/test_parquet_reader.py holds it to Thrift's on every header
+pyarrow writes, cut short, mutated and crafted.
 
 Reading a header costs the same however small its page (a few microseconds, a few bytes on
 disk: 100,000 one-value pages are 7.5 MB, walked in about 1.5 s where Arrow reads them in

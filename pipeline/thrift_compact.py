@@ -336,6 +336,8 @@ def _same_values(data: Data, i: int, size: int, kind: int, depth: int, *, budget
         size -= within
     if kind == BINARY:
         return _binaries(data, i, size, budget)
+    if kind in (LIST, 10):
+        return _short_lists(data, i, size, depth, budget)
     nested = _NESTED.get(kind)
     if nested is None:  # 0: no value has this type
         raise Unreadable("invalid TType", i)
@@ -351,6 +353,34 @@ def _run(data: Data, i: int, count: int, top: int) -> int:
         return 0
     over = np.flatnonzero(np.frombuffer(data, np.uint8, count, i) > top)
     return int(over[0]) if over.size else count
+
+
+def _short_lists(data: Data, i: int, size: int, depth: int, budget: Budget) -> int:
+    """The offset after ``size`` lists or sets: those of fewer than 15 fixed-width elements read
+    here, as ``_elements`` reads them, without its calls; any other by ``_elements``."""
+    n = len(data)
+    element = budget.element
+    for _ in range(size):
+        if i >= n or i >= budget.room:
+            raise Short(i)
+        byte = data[i]
+        count, kind = byte >> 4, byte & 0x0F
+        width = FIXED.get(kind, 0)
+        if count == 15 or not width or depth <= 1 or count > n:
+            i = _elements(data, i, depth, budget)
+            continue
+        i += 1
+        if count:
+            budget.memory -= count * element[kind]
+            if budget.memory < 0:
+                raise OverMemory
+            end = i + count * width
+            if end > n:
+                raise Cut(i, end)
+            if end - i > SKIP_COST:
+                budget.room += end - i - SKIP_COST
+            i = end
+    return i
 
 
 def _binaries(data: Data, i: int, size: int, budget: Budget) -> int:

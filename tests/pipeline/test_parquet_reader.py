@@ -317,6 +317,13 @@ CRAFTED = {
     + _varint(100)
     + b"\x01\x33\x00\x00" * 100
     + b"\x00",
+    "list of 100 short lists": _SIZES_
+    + b"\x69\xf9"
+    + _varint(100)
+    + (b"\x13\x00" + b"\x27" + b"\x00" * 16 + b"\x00\x31\x01" + b"\xf3\x10" + b"\x00" * 16) * 20
+    + b"\x00",
+    "list of short lists, one of type 14": _SIZES_ + b"\x69\x49\x13\x00\x21\x01\x00\x1e\x00",
+    "list of short lists, one cut": _SIZES_ + b"\x69\x29\x13\x00\x37\x00\x00",
     "nested i64 field of 11 bytes": _SIZES_ + b"\x6c\x16" + b"\x81" * 10 + b"\x01\x00\x00",
     "nested short binaries": _SIZES_ + b"\x6c" + b"\x18\x03abc\x18\x7f" + b"z" * 127 + b"\x00\x00",
     "empty": b"",
