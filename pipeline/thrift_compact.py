@@ -40,7 +40,7 @@ from pipeline.errors import PipelineError
 
 Data = bytes | mmap.mmap  # what is walked: a page header's window, a mapped footer
 SKIP_COST = 8  # a string or a run of fixed-width values passed in one step counts this many
-LIST, STRUCT = 9, 12
+LIST, MAP, STRUCT = 9, 11, 12
 BOOLS = (1, 2)
 VARINT = (4, 5, 6)  # i16, i32, i64
 I32 = 5
@@ -338,6 +338,8 @@ def _same_values(data: Data, i: int, size: int, kind: int, depth: int, *, budget
         return _binaries(data, i, size, budget)
     if kind in (LIST, 10):
         return _short_lists(data, i, size, depth, budget)
+    if kind == MAP:
+        return _short_maps(data, i, size, depth, budget)
     nested = _NESTED.get(kind)
     if nested is None:  # 0: no value has this type
         raise Unreadable("invalid TType", i)
@@ -380,6 +382,31 @@ def _short_lists(data: Data, i: int, size: int, depth: int, budget: Budget) -> i
             if end - i > SKIP_COST:
                 budget.room += end - i - SKIP_COST
             i = end
+    return i
+
+
+def _short_maps(data: Data, i: int, size: int, depth: int, budget: Budget) -> int:
+    """The offset after ``size`` maps: those of fewer than 128 entries of fixed-width keys and
+    values within the data and the room read here, as ``_map`` reads them, without its calls;
+    any other by ``_map``."""
+    n = len(data)
+    element = budget.element
+    for _ in range(size):
+        if i + 1 < n and i < budget.room and data[i] < 0x80:
+            count = data[i]
+            if count == 0:
+                i += 1
+                continue
+            key, value = data[i + 1] >> 4, data[i + 1] & 0x0F
+            if key in FIXED and value in FIXED and depth > 1 and count <= n:
+                end = i + 2 + count * (FIXED[key] + FIXED[value])
+                if end <= n and end <= budget.room:  # each byte counted stepped through
+                    budget.memory -= count * (element[key] + element[value] + budget.entry)
+                    if budget.memory < 0:
+                        raise OverMemory
+                    i = end
+                    continue
+        i = _map(data, i, depth, budget)
     return i
 
 

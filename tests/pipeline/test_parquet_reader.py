@@ -324,6 +324,11 @@ CRAFTED = {
     + b"\x00",
     "list of short lists, one of type 14": _SIZES_ + b"\x69\x49\x13\x00\x21\x01\x00\x1e\x00",
     "list of short lists, one cut": _SIZES_ + b"\x69\x29\x13\x00\x37\x00\x00",
+    "list of maps of one entry, one of i32 keys": _SIZES_
+    + b"\x69\x5b\x01\x33\x00\x00\x00\x01\x31\x05\x01\x01\x53\x02\x07\x02\x7f\x01\x33\x00"
+    + b"\x00",
+    "list of maps, one cut": _SIZES_ + b"\x69\x2b\x01\x33\x00\x00\x03\x77" + b"\x00" * 20,
+    "list of maps, one of type 15 values": _SIZES_ + b"\x69\x2b\x01\x3f\x00\x00\x00",
     "nested i64 field of 11 bytes": _SIZES_ + b"\x6c\x16" + b"\x81" * 10 + b"\x01\x00\x00",
     "nested short binaries": _SIZES_ + b"\x6c" + b"\x18\x03abc\x18\x7f" + b"z" * 127 + b"\x00\x00",
     "empty": b"",
