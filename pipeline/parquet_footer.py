@@ -35,8 +35,9 @@ from pipeline.errors import DataError, PipelineError
 
 # Footer bytes the walk steps through per page ``max_pages`` allows: a column chunk takes a page
 # at least, and pyarrow writes 100-120 bytes of footer per chunk (strings counted 8); 512 leaves
-# room for a writer's longer records. 128 MB at the default: about 55 s at worst (0.42 us a
-# byte of one-byte fields stepped through, 10 million in 4.2 s).
+# room for a writer's longer records. 128 MB at the default: 35 s at worst under load 16
+# (one-byte bool fields, 0.28 us a byte; bench/parquet_footer.py; 107 s and, for a list of
+# empty lists, 544 s before the walker was shared with the page walk).
 FOOTER_BYTES_PER_PAGE = 512
 STRUCT_ELEMENT = 1024  # bytes a struct in a list costs Arrow at most (ColumnChunk: about 690)
 _STRING_ELEMENT = 32  # a std::string in a vector, before its characters
