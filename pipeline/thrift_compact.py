@@ -24,9 +24,13 @@ What a walk may spend is a ``Budget``, the caller's:
   every string its length. ``OverMemory`` when it passes 0. A caller that bounds no memory
   passes a large number and zero costs.
 
-Speed comes from few Python calls per byte: a one-byte integer field is passed inline in the
-struct loop, runs of fixed-width elements in one step, runs of varints with numpy, strings in a
-list without the general dispatch.
+Speed comes from few Python calls per byte (bench/parquet_footer.py): integer fields, short
+strings and empty containers are passed inline in the struct loop; runs of fixed-width elements
+and of fixed-width map entries in one step, runs of varints and of empty elements with numpy;
+strings, short lists and short maps in a list in one loop each, without the general dispatch.
+Every shortcut reads what the general path reads, to the same error (the tests above hold both
+to Thrift's reader). The costliest bytes left are one-byte bool fields, a loop turn each:
+0.26-0.34 us a byte under load 16-18 (on 2 shared cores).
 """
 
 from __future__ import annotations
