@@ -28,7 +28,7 @@ Speed comes from few Python calls per byte (bench/parquet_footer.py): integer fi
 strings and empty containers are passed inline in the struct loop; runs of fixed-width elements
 and of fixed-width map entries in one step, runs of varints and of empty elements with numpy;
 strings, short lists and short maps in a list in one loop each, without the general dispatch.
-Every shortcut reads what the general path reads, to the same error (the tests above hold both
+Every shortcut reads what the general path reads, to the same error (test_parquet_reader holds both
 to Thrift's reader). The costliest bytes left are one-byte bool fields, a loop turn each:
 0.26-0.34 us a byte under load 16-18 (on 2 shared cores).
 """
