@@ -7,8 +7,9 @@ C++ ``ColumnChunk`` of about 690 bytes. 30 MB of such chunks (10 row groups x 1,
 at 6.9 GB and took 14 s in ``pq.ParquetFile(path).metadata`` (red team 10, 7 December), within
 the 256 MiB of ``stream_above_mb`` and far within ``max_file_mb``.
 
-So the footer is walked here first (Apache Thrift's compact protocol, as
-``pipeline.parquet_pages`` reads page headers) and two figures are bounded before Arrow sees it:
+So the footer is walked here first (Apache Thrift's compact protocol, skipped by
+``pipeline.thrift_compact``, the walker the page headers are read with, over the footer's bytes
+mapped from the file) and two figures are bounded before Arrow sees it:
 
 - what it builds: every list element counts at least what Arrow allocates for it (a struct
   ``STRUCT_ELEMENT`` bytes, more than the largest Parquet struct, a string 32 bytes plus its
@@ -27,148 +28,60 @@ from __future__ import annotations
 import mmap
 import struct
 from pathlib import Path
+from typing import NoReturn
 
+from pipeline import thrift_compact
 from pipeline.errors import DataError, PipelineError
 
 # Footer bytes the walk steps through per page ``max_pages`` allows: a column chunk takes a page
 # at least, and pyarrow writes 100-120 bytes of footer per chunk (strings counted 8); 512 leaves
-# room for a writer's longer records. 128 MB at the default: about 55 s at worst (0.42 us a
-# byte of one-byte fields stepped through, 10 million in 4.2 s).
+# room for a writer's longer records. 128 MB at the default: 35 s at worst under load 16
+# (one-byte bool fields, 0.28 us a byte; bench/parquet_footer.py; 107 s and, for a list of
+# empty lists, 544 s before the walker was shared with the page walk).
 FOOTER_BYTES_PER_PAGE = 512
 STRUCT_ELEMENT = 1024  # bytes a struct in a list costs Arrow at most (ColumnChunk: about 690)
 _STRING_ELEMENT = 32  # a std::string in a vector, before its characters
 _SCALAR_ELEMENT = 8
 _CONTAINER_ELEMENT = 24  # a vector or map in a vector, before its elements
 _MAP_ENTRY = 64  # a map node, before its key and value
-_SKIP_COST = 8
 _MAX_DEPTH = 64  # Thrift's C++ recursion limit: whatever Arrow reads, this walk reads
-_BOOLS = (1, 2)
-_VARINT = (3, 4, 5, 6)  # byte (a single byte, not a varint, but one step), i16, i32, i64
-_FIXED = {3: 1, 7: 8, 13: 16}  # byte, double, UUID
-_BINARY = 8
-_LIST, _SET, _MAP, _STRUCT = 9, 10, 11, 12
+# What an element of each compact type costs Arrow, before what it holds (a string's characters
+# are counted as the walk passes them): 9 list, 10 set, 11 map, 12 struct; 8 binary.
+_ELEMENT = tuple(
+    {thrift_compact.STRUCT: STRUCT_ELEMENT, thrift_compact.BINARY: _STRING_ELEMENT}.get(
+        kind, _CONTAINER_ELEMENT if kind in (9, 10, 11) else _SCALAR_ELEMENT
+    )
+    for kind in range(16)
+)
 
 
 class FooterLimit(DataError):
     """A footer Arrow would build more of than allowed (refused before Arrow parses it)."""
 
 
-class _Unreadable(PipelineError):  # a signal, caught in refuse_large_footer
-    """Not Thrift this walk can read (nor Arrow)."""
+class _OverSteps(PipelineError):  # a signal, caught in refuse_large_footer
+    """More bytes to step through than the walk may."""
 
 
-class _Over(PipelineError):  # a signal, caught in refuse_large_footer
-    """A bound passed: which one, in words."""
-
-
-class _Walk:
-    def __init__(self, data: mmap.mmap | bytes, start: int, end: int, steps: int, memory: int):
-        self.data = data
-        self.i = start
-        self.end = end
-        self.steps_left = steps
-        self.memory_left = memory
-
-    def _step(self, count: int) -> None:
-        self.steps_left -= count
-        if self.steps_left < 0:
-            raise _Over("steps")
-
-    def _hold(self, count: int) -> None:
-        self.memory_left -= count
-        if self.memory_left < 0:
-            raise _Over("memory")
-
-    def _byte(self) -> int:
-        if self.i >= self.end:
-            raise _Unreadable
-        value = self.data[self.i]
-        self.i += 1
-        self._step(1)
-        return value
-
-    def _varint(self) -> int:
-        result = shift = 0
-        for _ in range(10):
-            byte = self._byte()
-            result |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return result
-            shift += 7
-        raise _Unreadable
-
-    def _pass(self, width: int) -> None:
-        if width < 0 or self.i + width > self.end:
-            raise _Unreadable
-        self.i += width
-        self._step(min(width, _SKIP_COST))
-
-    def value(self, kind: int, depth: int, *, element: bool) -> None:
-        if depth <= 0:
-            raise _Unreadable
-        if kind in _BOOLS:
-            if element:
-                self._pass(1)
-            return
-        if kind in (4, 5, 6):
-            self._varint()
-        elif kind in _FIXED:
-            self._pass(_FIXED[kind])
-        elif kind == _BINARY:
-            width = self._varint()
-            self._hold(width)
-            self._pass(width)
-        elif kind == _STRUCT:
-            self.struct(depth)
-        elif kind in (_LIST, _SET):
-            header = self._byte()
-            inner, size = header & 0x0F, header >> 4
-            if size == 15:
-                size = self._varint()
-            self.elements(size, (inner,), depth)
-        elif kind == _MAP:
-            size = self._varint()
-            kinds = (self._byte(),) if size else (0,)
-            self.elements(size, (kinds[0] >> 4, kinds[0] & 0x0F), depth)
-        else:
-            raise _Unreadable
-
-    def elements(self, size: int, kinds: tuple[int, ...], depth: int) -> None:
-        if size > self.end - self.i:  # each element takes a byte at least (Thrift's limit too)
-            raise _Unreadable
-        for kind in kinds:
-            if kind not in (*_BOOLS, *_VARINT, *_FIXED, _BINARY, _LIST, _SET, _MAP, _STRUCT):
-                raise _Unreadable
-        per = sum(self._element_cost(kind) for kind in kinds)
-        if len(kinds) == 2:
-            per += _MAP_ENTRY
-        self._hold(size * per)
-        if len(kinds) == 1 and kinds[0] in _FIXED:
-            self._pass(size * _FIXED[kinds[0]])
-            return
-        for _ in range(size):
-            for kind in kinds:
-                self.value(kind, depth - 1, element=True)
-
-    @staticmethod
-    def _element_cost(kind: int) -> int:
-        if kind == _STRUCT:
-            return STRUCT_ELEMENT
-        if kind == _BINARY:
-            return _STRING_ELEMENT
-        if kind in (_LIST, _SET, _MAP):
-            return _CONTAINER_ELEMENT
-        return _SCALAR_ELEMENT
-
-    def struct(self, depth: int) -> None:
-        while True:
-            byte = self._byte()
-            kind = byte & 0x0F
-            if kind == 0:
-                return
-            if byte < 0x10:
-                self._varint()
-            self.value(kind, depth - 1, element=False)
+def walk_footer(data: thrift_compact.Data, start: int, steps: int, memory: int) -> tuple[int, int]:
+    """Walk the ``FileMetaData`` at ``start`` in ``data`` (which ends where the footer ends):
+    the offset after it and the bytes it stepped through (a string or a run of fixed-width
+    values counts ``SKIP_COST``), within ``steps`` bytes (``_OverSteps`` past them) and
+    ``memory`` bytes of Arrow's allocations (``thrift_compact.OverMemory`` past them);
+    ``thrift_compact.Unreadable`` for what is not Thrift."""
+    budget = thrift_compact.Budget(start + steps, memory, _ELEMENT, _MAP_ENTRY)
+    try:
+        end = thrift_compact.struct(data, start, _MAX_DEPTH, budget)
+    except thrift_compact.Cut:
+        raise
+    except thrift_compact.Short:
+        if budget.room < len(data):  # stopped at its room, not at the footer's end
+            raise _OverSteps from None
+        raise
+    stepped = end - start - (budget.room - start - steps)
+    if stepped > steps:  # the walk may step a varint (10 bytes) past its room before it checks
+        raise _OverSteps
+    return end, stepped
 
 
 def refuse_large_footer(path: Path, *, max_bytes: int, key: str, max_pages: int) -> None:
@@ -187,28 +100,40 @@ def refuse_large_footer(path: Path, *, max_bytes: int, key: str, max_pages: int)
         if magic != b"PAR1" or length > size - 12:
             return  # encrypted, cut or not Parquet: Arrow refuses it without building a footer
         start = size - 8 - length
-        with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            walk = _Walk(data, start, size - 8, max_pages * FOOTER_BYTES_PER_PAGE, max_bytes)
+        if length == 0:
+            _unreadable(path, length, start, "it is empty")
+        base = start - start % mmap.ALLOCATIONGRANULARITY
+        steps = max_pages * FOOTER_BYTES_PER_PAGE
+        with mmap.mmap(
+            stream.fileno(), size - 8 - base, access=mmap.ACCESS_READ, offset=base
+        ) as data:
             try:
-                walk.struct(_MAX_DEPTH)
-            except _Unreadable:
+                walk_footer(data, start - base, steps, max_bytes)
+            except thrift_compact.Cut as err:
+                _unreadable(path, length, base + err.at, "a value runs past its end")
+            except _OverSteps:
                 msg = (
-                    f"{path}: expected a Parquet file, found a footer ({length:,} bytes) that "
-                    f"cannot be read as Thrift at byte {walk.i}; refused before it is parsed"
+                    f"{path}: the Parquet footer ({length:,} bytes) holds more than "
+                    f"{steps:,} bytes to step through ([data].max_pages ({max_pages:,}) x "
+                    f"{FOOTER_BYTES_PER_PAGE}); refused before it is parsed"
                 )
                 raise FooterLimit(msg) from None
-            except _Over as over:
-                if str(over) == "memory":
-                    msg = (
-                        f"{path}: the Parquet footer ({length:,} bytes) would take Arrow more "
-                        f"than {max_bytes / 2**20:.1f} MiB to hold ({key}; each struct in a list "
-                        f"counted as {STRUCT_ELEMENT} bytes); refused before it is parsed"
-                    )
-                else:
-                    msg = (
-                        f"{path}: the Parquet footer ({length:,} bytes) holds more than "
-                        f"{max_pages * FOOTER_BYTES_PER_PAGE:,} bytes to step through ([data]."
-                        f"max_pages ({max_pages:,}) x {FOOTER_BYTES_PER_PAGE}); refused before "
-                        "it is parsed"
-                    )
+            except thrift_compact.Short as err:
+                _unreadable(path, length, base + err.at, "it ends inside a value")
+            except thrift_compact.Unreadable as err:
+                _unreadable(path, length, base + err.at, str(err))
+            except thrift_compact.OverMemory:
+                msg = (
+                    f"{path}: the Parquet footer ({length:,} bytes) would take Arrow more "
+                    f"than {max_bytes / 2**20:.1f} MiB to hold ({key}; each struct in a list "
+                    f"counted as {STRUCT_ELEMENT} bytes); refused before it is parsed"
+                )
                 raise FooterLimit(msg) from None
+
+
+def _unreadable(path: Path, length: int, at: int, why: str) -> NoReturn:
+    msg = (
+        f"{path}: expected a Parquet file, found a footer ({length:,} bytes) that cannot be "
+        f"read as Thrift at byte {at:,} ({why}); refused before it is parsed"
+    )
+    raise FooterLimit(msg) from None

@@ -7,10 +7,11 @@ limit. The footer's ``total_uncompressed_size`` says the same for an honest writ
 never compares the two: a footer rewritten to say 1,000 bytes read the same 300 MiB page.
 So the page headers themselves are read here (Apache Thrift's compact protocol: the three
 fields every header starts with, the others skipped), walking each column chunk over the byte
-range Arrow reads for it. The reader is this module's own (``_read_header``: Thrift's Python
-reader, ``TCompactProtocol`` and its ``skip``, made a call per byte; its C decoder is no
-documented entry point); tests/pipeline/test_parquet_reader.py holds it to Thrift's on every
-header pyarrow writes, cut short, mutated and crafted.
+range Arrow reads for it. The reader is the project's own (``_read_header`` here, the skipping
+in ``pipeline.thrift_compact``, which the footer's walk shares: Thrift's Python reader,
+``TCompactProtocol`` and its ``skip``, made few calls per byte; its C decoder is no documented
+entry point); tests/pipeline/test_parquet_reader.py holds it to Thrift's on every header
+pyarrow writes, cut short, mutated and crafted.
 
 Reading a header costs the same however small its page (a few microseconds, a few bytes on
 disk: 100,000 one-value pages are 7.5 MB, walked in about 1.5 s where Arrow reads them in
@@ -26,13 +27,11 @@ import os
 import threading
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import numpy as np
-
+from pipeline import thrift_compact
 from pipeline.errors import DataError, PipelineError
 
 _DICTIONARY_PAGE = 2  # PageHeader.type
@@ -50,7 +49,7 @@ _PADDING = 100  # Arrow reads this much past a chunk written by old parquet-mr (
 # ``_SKIP_COST`` bytes, not its length (pyarrow's statistics of a 4,000-character text: 8 KB
 # a header, 81 bytes stepped through, its first 35 twice: a 4 KB window ends in a string).
 HEADER_BYTES_PER_PAGE = 128
-_SKIP_COST = 8
+_SKIP_COST = thrift_compact.SKIP_COST
 
 
 # Walks kept for reuse in this process (``chunk_pages``): at most this many files' chunks.
@@ -92,16 +91,6 @@ class _Short(PageError):
         super().__init__("the window ended inside the header")
         self.stepped = stepped
         self.needed = 0  # the window a string or a run of fixed-width values needs
-
-
-class _Cut(_Short):
-    """A string or container ends past the window (at ``at``: it starts there; ``needed``:
-    the window it needs, when known)."""
-
-    def __init__(self, at: int, needed: int = 0) -> None:
-        super().__init__()
-        self.at = at
-        self.needed = needed
 
 
 @dataclass(frozen=True)
@@ -166,223 +155,6 @@ def _keep(
             _WALKS.popitem(last=False)
 
 
-# Apache Thrift's compact protocol, as its Python reader (thrift.protocol.TCompactProtocol)
-# reads it, for skipping: a field header is one byte (type in the low nibble, 0 the struct's
-# end; the id's delta from the previous field in the high one, 0: a zigzag varint id follows);
-# integers are zigzag varints (at most 10 bytes), a double 8 bytes, a UUID 16, a binary a varint
-# length and its bytes; a list or set a byte (size in the high nibble, 15: a varint follows;
-# element type in the low one), a map a varint size and, when not empty, a byte of key and
-# value types. A bool field holds its value in its type; a bool element is a byte. Types 14
-# and 15 do not exist. tests/pipeline/test_parquet_reader.py compares this reader with
-# Thrift's on every header pyarrow writes, cut short, mutated and crafted.
-_BOOLS = (1, 2)
-_VARINT = (4, 5, 6)  # i16, i32, i64
-_FIXED = {1: 1, 2: 1, 3: 1, 7: 8, 13: 16}  # an element's bytes: bool, byte, double, UUID
-_I32_TYPE = 5
-_BINARY = 8
-_LONG_VARINTS = 64  # a container of more varints than this is skipped with numpy
-
-
-def _unknown(kind: int) -> PageError:
-    return PageError(f"unknown Thrift type {kind}")
-
-
-def _unreadable(why: str) -> PageError:
-    return PageError(f"unreadable page header ({why})")
-
-
-def _varint(data: bytes, i: int) -> tuple[int, int]:
-    """The varint at ``i`` and the offset after it."""
-    result = shift = 0
-    for _ in range(10):
-        if i >= len(data):
-            raise _Short
-        byte = data[i]
-        i += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, i
-        shift += 7
-    raise _unreadable("Variable-length int over 10 bytes.")
-
-
-def _varints(data: bytes, i: int, count: int, n: int) -> int:
-    """The offset after ``count`` varints from ``i``, stepping no further than ``n``."""
-    if count > _LONG_VARINTS:
-        if i >= n:
-            raise _Short
-        window = np.frombuffer(data, dtype=np.uint8, count=min(n - i, 10 * count), offset=i)
-        ends = np.flatnonzero(window < 0x80)[:count]
-        starts = np.concatenate(([-1], ends[:-1]))
-        if ends.size and int((ends - starts).max()) > 10:
-            raise _unreadable("Variable-length int over 10 bytes.")
-        if ends.size < count:
-            tail = int(ends[-1]) + 1 if ends.size else 0
-            if len(window) - tail >= 10:
-                raise _unreadable("Variable-length int over 10 bytes.")
-            raise _Short
-        return i + int(ends[-1]) + 1
-    for _ in range(count):
-        _, i = _varint(data, i)
-    return i
-
-
-def _skipped(room: list[int], width: int) -> None:
-    """``width`` bytes passed in one step: they cost ``_SKIP_COST``, the room grows by the rest."""
-    if width > _SKIP_COST:
-        room[0] += width - _SKIP_COST
-
-
-def _skip(
-    data: bytes, i: int, kind: int, depth: int, room: list[int], *, element: bool = False
-) -> int:
-    """The offset after a value of compact type ``kind`` at ``i`` (a struct's field, or with
-    ``element`` a container's element: a bool is a byte there)."""
-    if depth <= 0:
-        raise _unreadable("Maximum skip depth exceeded")
-    if kind in _BOOLS and not element:
-        return i
-    if kind in _VARINT:
-        return _varint(data, i)[1]
-    nested = _NESTED.get(kind)
-    if nested is not None:
-        return nested(data, i, depth, room)
-    if kind == _BINARY:
-        width, i = _varint(data, i)
-    elif kind == 0:
-        raise _unreadable("invalid TType")
-    else:
-        width = _FIXED[kind]
-    if i + width > len(data):  # a binary longer than the window is Thrift's limit too
-        raise _Cut(i, i + width)
-    if width > _SKIP_COST:  # passed in one step
-        room[0] += width - _SKIP_COST
-    return i + width
-
-
-def _struct(data: bytes, i: int, depth: int, room: list[int]) -> int:
-    """The offset after a struct's fields and its end."""
-    n = min(len(data), room[0])
-    while True:
-        if i >= n:
-            raise _Short
-        byte = data[i]
-        i += 1
-        kind = byte & 0x0F
-        if kind == 0:
-            return i
-        if byte < 0x10:  # the id in full: a zigzag varint
-            _, i = _varint(data, i)
-        if kind > 13:
-            raise _unknown(kind)
-        if depth <= 1:  # the field's value is one level deeper (Thrift checks before a bool)
-            raise _unreadable("Maximum skip depth exceeded")
-        if kind in _VARINT and i < n and data[i] < 0x80:  # a one-byte integer, the most common
-            i += 1
-        elif kind not in _BOOLS:
-            i = _skip(data, i, kind, depth - 1, room)
-            n = min(len(data), room[0])
-
-
-def _elements(data: bytes, i: int, depth: int, room: list[int]) -> int:
-    """The offset after a list's or a set's header and elements."""
-    if i >= len(data) or i >= room[0]:
-        raise _Short
-    byte = data[i]
-    i += 1
-    kind, size = byte & 0x0F, byte >> 4
-    if kind > 13:
-        raise _unknown(kind)
-    if size == 15:
-        size, i = _varint(data, i)
-    return _values(data, i, size, (kind,), depth, room=room)
-
-
-def _map(data: bytes, i: int, depth: int, room: list[int]) -> int:
-    """The offset after a map's header and its keys and values."""
-    if i >= room[0]:
-        raise _Short
-    size, i = _varint(data, i)
-    if size > len(data):
-        raise _Cut(i)
-    kinds = 0
-    if size > 0:
-        if i >= len(data):
-            raise _Short
-        kinds = data[i]
-        i += 1
-    if kinds & 0x0F > 13:
-        raise _unknown(kinds & 0x0F)
-    if kinds >> 4 > 13:
-        raise _unknown(kinds >> 4)
-    return _values(data, i, size, (kinds >> 4, kinds & 0x0F), depth, room=room)
-
-
-def _values(
-    data: bytes, i: int, size: int, kinds: tuple[int, ...], depth: int, *, room: list[int]
-) -> int:
-    """The offset after ``size`` elements (a map's: key and value) of those types."""
-    if size > len(data):  # Thrift's container length limit: the window's bytes
-        raise _Cut(i)
-    if size == 0:
-        return i
-    if depth > 1 and len(kinds) == 1:  # one type, elements' depth within the limit
-        return _same_values(data, i, size, kinds[0], depth - 1, room=room)
-    depth -= 1
-    for _ in range(size):
-        if i >= room[0]:
-            raise _Short
-        for kind in kinds:
-            i = _skip(data, i, kind, depth, room, element=True)
-    return i
-
-
-def _same_values(data: bytes, i: int, size: int, kind: int, depth: int, *, room: list[int]) -> int:
-    """The offset after ``size`` elements of type ``kind`` at ``depth`` (above 0): fixed widths
-    in one step, varints with numpy, binaries and containers without ``_skip``'s dispatch."""
-    n = len(data)
-    if kind in _FIXED:
-        end = i + size * _FIXED[kind]
-        if end > n:
-            raise _Cut(i, end)
-        _skipped(room, end - i)
-        return end
-    if kind in _VARINT:
-        return _varints(data, i, size, min(n, room[0]))
-    if kind == _BINARY:
-        limit = room[0]
-        for _ in range(size):
-            if i >= limit:
-                room[0] = limit
-                raise _Short
-            if i < n and data[i] < 0x80:
-                width, i = data[i], i + 1
-            else:
-                width, i = _varint(data, i)
-            if i + width > n:
-                room[0] = limit
-                raise _Cut(i, i + width)
-            i += width
-            if width > _SKIP_COST:
-                limit += width - _SKIP_COST
-        room[0] = limit
-        return i
-    nested = _NESTED.get(kind)
-    if nested is None:  # 0: no value has this type
-        raise _unreadable("invalid TType")
-    for _ in range(size):
-        i = nested(data, i, depth, room)
-    return i
-
-
-_NESTED: dict[int, Callable[[bytes, int, int, list[int]], int]] = {
-    9: _elements,
-    10: _elements,
-    11: _map,
-    12: _struct,
-}
-
-
 def _read_header(data: bytes) -> tuple[dict[int, int], int]:
     """A PageHeader's type and sizes (fields 1-3), every other field skipped; and its length.
 
@@ -397,58 +169,65 @@ def _read_within(data: bytes, budget: int) -> tuple[dict[int, int], int, int]:
     """``_read_header``'s fields and length, and what the header costs the walk: its bytes but
     for strings and runs of fixed-width values passed in one step, each counted as
     ``_SKIP_COST`` bytes. ``_OverBudget`` as soon as that cost passes ``budget``; ``_Short``
-    with the number of bytes stepped through when the window ends first (``_Cut``: before a
-    string or container longer than the window)."""
-    room = [budget]  # how far the reader may step: the budget plus the bytes passed unread
+    with the number of bytes stepped through when the window ends first (``needed``: the
+    window a string or container longer than this one needs, when known)."""
+    # how far the reader may step: the budget plus the bytes passed unread
+    room = thrift_compact.Budget(budget)
     try:
         fields, length = _fields(data, room)
-    except _Cut as cut:
-        short = _Short(cut.at - (room[0] - budget))
+    except thrift_compact.Cut as cut:
+        short = _Short(cut.at - (room.room - budget))
         short.needed = cut.needed
         raise short from None
-    except _Short:
-        if room[0] < len(data):
+    except thrift_compact.Short:
+        if room.room < len(data):
             raise _OverBudget from None
-        raise _Short(len(data) - (room[0] - budget)) from None
-    cost = length - (room[0] - budget)
+        raise _Short(len(data) - (room.room - budget)) from None
+    except thrift_compact.UnknownType as err:
+        raise PageError(str(err)) from None
+    except thrift_compact.Unreadable as err:
+        raise PageError(f"unreadable page header ({err})") from None
+    cost = length - (room.room - budget)
     if cost > budget:  # the reader may step a varint (10 bytes) past its room before it checks
         raise _OverBudget
     return fields, length, cost
 
 
-def _fields(data: bytes, room: list[int]) -> tuple[dict[int, int], int]:
+def _fields(data: bytes, room: thrift_compact.Budget) -> tuple[dict[int, int], int]:
+    """The header's fields 1-3 read, every other one skipped (``pipeline.thrift_compact``)."""
     fields: dict[int, int] = {}
-    n = min(len(data), room[0])
+    n = min(len(data), room.room)
     i = last = 0
+    varint = thrift_compact.varint
     while True:
         if i >= n:
-            raise _Short
+            raise thrift_compact.Short(i)
         byte = data[i]
         i += 1
         kind = byte & 0x0F
         if kind == 0:
             return fields, i
         if byte < 0x10:  # the id in full: a zigzag varint
-            zigzag, i = _varint(data, i)
+            zigzag, i = varint(data, i)
             field = (zigzag >> 1) ^ -(zigzag & 1)
         else:
             field = last + (byte >> 4)
         last = field
         if kind > 13:
-            raise _unknown(kind)
+            raise thrift_compact.unknown(kind, i)
         # Arrow's reader (Thrift's C++) keeps a field id's low 16 bits and an i32's low 32;
         # Python's keeps every bit: beyond those widths the two read other fields, sizes
         # and page ends (no writer makes them).
         if not _I16[0] <= field <= _I16[1]:
             raise PageError(f"field id {field} beyond 16 bits")
-        if field in _SIZES and kind == _I32_TYPE:
-            zigzag, i = _varint(data, i)
+        if field in _SIZES and kind == thrift_compact.I32:
+            zigzag, i = varint(data, i)
             fields[field] = (zigzag >> 1) ^ -(zigzag & 1)
             if not _I32[0] <= fields[field] <= _I32[1]:
                 raise PageError(f"field {field}'s i32 {fields[field]} beyond 32 bits")
-        elif kind not in _BOOLS:
-            i = _skip(data, i, kind, _MAX_DEPTH, room)
-            n = min(len(data), room[0])
+        elif kind not in thrift_compact.BOOLS:
+            i = thrift_compact.skip(data, i, kind, _MAX_DEPTH, room)
+            n = min(len(data), room.room)
 
 
 class _Window:

@@ -21,6 +21,9 @@ from thrift.protocol.TProtocol import TProtocolException
 from thrift.Thrift import TType
 from thrift.transport import TTransport
 
+from pipeline import thrift_compact
+from pipeline.parquet_footer import _MAX_DEPTH as _FOOTER_DEPTH
+from pipeline.parquet_footer import walk_footer
 from pipeline.parquet_pages import _I16, _I32, _MAX_DEPTH, _SIZES, PageError, _read_header, _Short
 
 
@@ -258,6 +261,76 @@ CRAFTED = {
     + _nested(_MAX_DEPTH - 1, b"\x19\xf6" + _varint(100) + b"\x02" * 100)
     + b"\x00",
     "stop with a delta": _SIZES_ + b"\xf0",
+    # runs the walker passes in one step (pipeline.thrift_compact: more than 64 elements)
+    "map of 200 bytes to bools": _SIZES_
+    + b"\x6b"
+    + _varint(200)
+    + b"\x31"
+    + b"\x00\x01" * 200
+    + b"\x00",
+    "map of 200 doubles to bytes, cut": _SIZES_ + b"\x6b" + _varint(200) + b"\x73" + b"\x00" * 900,
+    "list of 200 empty structs": _SIZES_ + b"\x69\xfc" + _varint(200) + b"\x00" * 200 + b"\x00",
+    "list of 200 structs, one not empty": _SIZES_
+    + b"\x69\xfc"
+    + _varint(200)
+    + b"\x00" * 100
+    + b"\x15\x02\x00"
+    + b"\x00" * 99
+    + b"\x00",
+    "list of 200 empty maps, one of type 15": _SIZES_
+    + b"\x69\xfb"
+    + _varint(200)
+    + b"\x00" * 150
+    + b"\x02\xf5"
+    + b"\x00" * 49
+    + b"\x00",
+    "list of 200 empty lists, one of type 14": _SIZES_
+    + b"\x69\xf9"
+    + _varint(200)
+    + b"\x03\x0d\x00" * 60
+    + b"\x0e"
+    + b"\x03" * 19
+    + b"\x00",
+    "list of 200 empty lists, one not empty": _SIZES_
+    + b"\x69\xf9"
+    + _varint(200)
+    + b"\x03" * 70
+    + b"\x23\x01\x02"
+    + b"\x03" * 129
+    + b"\x00",
+    "list of 200 empty binaries, then longer": _SIZES_
+    + b"\x69\xf8"
+    + _varint(200)
+    + b"\x00" * 100
+    + b"\x03abc" * 100
+    + b"\x00",
+    "list of 200 empty binaries, cut": _SIZES_ + b"\x69\xf8" + _varint(200) + b"\x00" * 150,
+    "nested i64 fields of 1-10 bytes": _SIZES_
+    + b"\x6c"
+    + b"".join(b"\x16" + b"\x81" * k + b"\x01" for k in range(10))
+    + b"\x00\x00",
+    "nested empty fields": _SIZES_ + b"\x6c\x1c\x00\x1b\x00\x19\x03\x1a\x0d\x18\x00\x00\x00",
+    "nested empty list field of type 14": _SIZES_ + b"\x6c\x19\x0e\x00\x00",
+    "nested empty map field, then a map": _SIZES_ + b"\x6c\x1b\x00\x1b\x01\x33\x05\x06\x00\x00",
+    "list of 100 maps of one entry": _SIZES_
+    + b"\x69\xfb"
+    + _varint(100)
+    + b"\x01\x33\x00\x00" * 100
+    + b"\x00",
+    "list of 100 short lists": _SIZES_
+    + b"\x69\xf9"
+    + _varint(100)
+    + (b"\x13\x00" + b"\x27" + b"\x00" * 16 + b"\x00\x31\x01" + b"\xf3\x10" + b"\x00" * 16) * 20
+    + b"\x00",
+    "list of short lists, one of type 14": _SIZES_ + b"\x69\x49\x13\x00\x21\x01\x00\x1e\x00",
+    "list of short lists, one cut": _SIZES_ + b"\x69\x29\x13\x00\x37\x00\x00",
+    "list of maps of one entry, one of i32 keys": _SIZES_
+    + b"\x69\x5b\x01\x33\x00\x00\x00\x01\x31\x05\x01\x01\x53\x02\x07\x02\x7f\x01\x33\x00"
+    + b"\x00",
+    "list of maps, one cut": _SIZES_ + b"\x69\x2b\x01\x33\x00\x00\x03\x77" + b"\x00" * 20,
+    "list of maps, one of type 15 values": _SIZES_ + b"\x69\x2b\x01\x3f\x00\x00\x00",
+    "nested i64 field of 11 bytes": _SIZES_ + b"\x6c\x16" + b"\x81" * 10 + b"\x01\x00\x00",
+    "nested short binaries": _SIZES_ + b"\x6c" + b"\x18\x03abc\x18\x7f" + b"z" * 127 + b"\x00\x00",
     "empty": b"",
 }
 
@@ -269,3 +342,105 @@ def test_crafted_headers_read_the_same(name: str) -> None:
     assert ours == _outcome(_thrift_header, data)
     for cut in range(0, len(data), max(1, len(data) // 40)):
         assert _outcome(_read_header, data[:cut]) == _outcome(_thrift_header, data[:cut])
+
+
+# --- the footer: the same walker (pipeline.thrift_compact) over a whole FileMetaData ----------
+
+
+def _footer_outcome(data: bytes) -> object:
+    """``pipeline.parquet_footer.walk_footer`` over ``data`` with no bound: the footer's length,
+    "short", or its refusal in Thrift's words."""
+    try:
+        return walk_footer(data, 0, 1 << 62, 1 << 62)[0]
+    except thrift_compact.Short:
+        return "short"
+    except thrift_compact.UnknownType as err:
+        return f"refused: {err}"
+    except thrift_compact.Unreadable as err:
+        return f"refused: unreadable ({err})"
+
+
+def _thrift_footer(data: bytes) -> object:
+    """Apache Thrift's Python reader skipping the same struct (``skip(STRUCT, 64)``: a
+    ``FileMetaData`` nested as deep as Arrow's C++ reader allows)."""
+    transport = _Bytes(data)
+    protocol = _Protocol(transport, string_length_limit=len(data), container_length_limit=len(data))
+    try:
+        protocol.skip(TType.STRUCT, max_depth=_FOOTER_DEPTH)
+    except EOFError:
+        return "short"
+    except TTransport.TTransportException as err:
+        if err.type == TTransport.TTransportException.SIZE_LIMIT:
+            return "short"
+        return f"refused: unreadable ({err})"
+    except KeyError as err:
+        return f"refused: unknown Thrift type {err.args[0]}"
+    except (TProtocolException, ValueError, OverflowError, struct.error) as err:
+        return f"refused: unreadable ({err})"
+    return transport.stream.tell()
+
+
+def _footers(tmp_path: Path) -> list[bytes]:
+    """The footers pyarrow writes for a few files: statistics or none, dictionaries, page
+    indexes, key-value metadata, sorting columns, many row groups, nested columns."""
+    rng = np.random.default_rng(2)
+    rows = 2_000
+    table = pa.table(
+        {
+            "f": rng.normal(size=rows),
+            "i": rng.integers(-(2**40), 2**40, rows),
+            "s": pa.array([None if k % 7 == 0 else f"v{k % 300}" for k in range(rows)]),
+            "b": rng.integers(0, 2, rows).astype(bool),
+            "l": pa.array([[k, k + 1] for k in range(rows)]),
+            "m": pa.array([{"a": k, "b": str(k)} for k in range(rows)]),
+        }
+    ).replace_schema_metadata({b"key": b"value" * 50})
+    shapes: list[dict[str, object]] = [
+        {},
+        {"write_statistics": False, "use_dictionary": False},
+        {"write_page_index": True, "data_page_version": "2.0", "compression": "zstd"},
+        {"sorting_columns": [pq.SortingColumn(0)], "row_group_size": 100},
+        {"store_schema": False, "write_page_checksum": True, "row_group_size": 700},
+    ]
+    found = []
+    for n, options in enumerate(shapes):
+        path = tmp_path / f"footer{n}.parquet"
+        pq.write_table(table, path, **options)
+        data = path.read_bytes()
+        (length,) = struct.unpack("<I", data[-8:-4])
+        found.append(data[-8 - length : -8])
+    return found
+
+
+def test_every_footer_pyarrow_writes_walks_the_same(tmp_path: Path) -> None:
+    footers = _footers(tmp_path)
+    for footer in footers:
+        assert _footer_outcome(footer) == _thrift_footer(footer) == len(footer)
+        for cut in range(0, len(footer), max(1, len(footer) // 200)):
+            assert _footer_outcome(footer[:cut]) == _thrift_footer(footer[:cut]) == "short"
+
+
+def test_mutated_footers_walk_the_same(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    footers = _footers(tmp_path)
+    disagreements = []
+    outcomes = set()
+    for n in range(3_000):
+        data = bytearray(footers[n % len(footers)])
+        for _ in range(int(rng.integers(1, 4))):
+            data[int(rng.integers(0, len(data)))] = int(rng.integers(0, 256))
+        ours, theirs = _footer_outcome(bytes(data)), _thrift_footer(bytes(data))
+        outcomes.add(type(ours))
+        if ours != theirs:
+            disagreements.append((n, ours, theirs))
+    assert disagreements == []
+    assert outcomes == {int, str}  # some read whole, some refused or cut short
+
+
+@pytest.mark.parametrize("name", list(CRAFTED))
+def test_crafted_values_walk_the_same_in_a_footer(name: str) -> None:
+    """The crafted headers' fields as a footer's (one struct, 64 levels deep at most)."""
+    data = CRAFTED[name]
+    assert _footer_outcome(data) == _thrift_footer(data)
+    deep = b"\x1c" * 62 + data + b"\x00" * 62  # nested near the footer's limit
+    assert _footer_outcome(deep) == _thrift_footer(deep)
