@@ -345,23 +345,46 @@ def _pick_rows(start: int, x: Array, y: Array) -> tuple[int, Array, Array]:
 
 
 def _burst_chunk(
-    tree: Any, start: int, x: Array, own: Array, *, radius: float, min_copies: int
-) -> tuple[int, Array, Array]:
-    """Rows of one chunk with ``min_copies`` or more other shared-cell rows (``tree``) within
-    ``radius``: their chunk positions, and per row its shared-cell rows in the radius (tree
-    positions, sorted by distance; ``own``: each chunk row's own tree position, or -1)."""
+    trees: tuple[Any, tuple[Any, ...]],
+    start: int,
+    x: Array,
+    y: Array,
+    own: Array,
+    *,
+    radius: float,
+    min_copies: int,
+) -> tuple[int, Array, Array, Array, Array, Array]:
+    """Rows of one chunk with ``min_copies`` or more other shared-cell rows within ``radius``.
+
+    ``trees``: a KD-tree of the rows sharing a cell, and one per class of them (None: no such
+    row of that class); ``own``: each chunk row's position in the first, or -1. Per flagged
+    row (chunk position): how many such rows lie within the radius, the ``min_copies``-th
+    distance, the nearest ``_QUOTED`` (tree positions) and the count per class. Bounded by
+    the flagged rows, however many rows a cell holds."""
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
+    tree, by_class = trees
     with threadpool_limits(limits=1, user_api="blas"):
         counts = tree.query_radius(x, radius, count_only=True) - (own >= 0)
         hit = np.flatnonzero(counts >= min_copies)
-        found = np.empty(hit.size, dtype=object)
-        if hit.size:
-            ind, dist = tree.query_radius(x[hit], radius, return_distance=True, sort_results=True)
-            for i, (near, far) in enumerate(zip(ind, dist, strict=True)):
-                other = near != own[hit[i]]
-                found[i] = np.stack([near[other].astype(np.float64), far[other]])
-    return start, hit, found
+        mine = own[hit]
+        nearest = min(min_copies + 1, len(tree.data))
+        dist, ind = tree.query(x[hit], k=nearest) if hit.size else (np.zeros((0, nearest)),) * 2
+        ind = ind.astype(np.int64)
+        # Drop the row itself (exact copies tie at 0: it need not come first), else the farthest.
+        drop = np.where(
+            (ind == mine[:, None]).any(axis=1), np.argmax(ind == mine[:, None], axis=1), nearest - 1
+        )
+        keep = np.ones(ind.shape, dtype=bool)
+        keep[np.arange(hit.size), drop] = False
+        dist = dist[keep].reshape(hit.size, nearest - 1)
+        ind = ind[keep].reshape(hit.size, nearest - 1)
+        classes = np.zeros((hit.size, len(by_class)), dtype=np.int64)
+        for c, part in enumerate(by_class):
+            if part is not None and hit.size:
+                classes[:, c] = part.query_radius(x[hit], radius, count_only=True)
+        classes[np.flatnonzero(mine >= 0), y[hit][mine >= 0]] -= 1
+    return start, hit, counts[hit], dist[:, min_copies - 1], ind[:, :_QUOTED], classes
 
 
 # Rows quoted per burst row as examples.
@@ -413,33 +436,39 @@ def _bursts(
         return empty, seconds
 
     start = time.perf_counter()
+    names = reading.contract.classes
+    codes = labels[shared]
+    trees = (
+        tree,
+        tuple(
+            KDTree(points[codes == c]) if (codes == c).any() else None for c in range(len(names))
+        ),
+    )
 
     def count(first: int, x: Array, y: Array, keep: Array | None) -> Any:
         rows = np.arange(first, first + len(y))
         at = np.minimum(np.searchsorted(shared, rows), shared.size - 1)
         own = np.where(shared[at] == rows, at, -1)
-        return joblib.delayed(_burst_chunk)(tree, first, x, own, radius=grid.radius, min_copies=k)
+        return joblib.delayed(_burst_chunk)(
+            trees, first, x, y, own, radius=grid.radius, min_copies=k
+        )
 
     hits: list[int] = []
     scores: list[float] = []
     reasons: list[str] = []
-    names = reading.contract.classes
-    for first, hit, found in _pass(reading, fitted, count):
-        for i, near in zip(hit, found, strict=True):
-            others = shared[near[0].astype(np.int64)]
-            dist = near[1]
-            share = np.bincount(labels[others], minlength=len(names))
+    for first, hit, within, kth, quoted, classes in _pass(reading, fitted, count):
+        for i, n, d, near, share in zip(hit, within, kth, quoted, classes, strict=True):
             hits.append(first + int(i))
-            scores.append(1.0 - float(dist[k - 1]) / grid.radius)
+            scores.append(1.0 - float(d) / grid.radius)
             reasons.append(
-                f"{others.size} other rows within {grid.radius:.3g} (radius {check.radius:g} x "
+                f"{int(n)} other rows within {grid.radius:.3g} (radius {check.radius:g} x "
                 f"{grid.scale:.3g}, the median nearest-neighbour distance over all "
                 f"{grid.rows} rows, carried from {grid.near:.3g} on {grid.measured} sample rows "
                 f"at dimension {grid.dims:.3g}; counted among the {shared.size} rows sharing "
-                f"a grid cell with another), the {k}th at {float(dist[k - 1]):.3g}; their "
+                f"a grid cell with another), the {k}th at {float(d):.3g}; their "
                 "labels: "
-                + ", ".join(f"{names[c]} {int(n)}" for c, n in enumerate(share) if n)
-                + f"; e.g. rows {', '.join(str(int(r)) for r in others[:_QUOTED])}"
+                + ", ".join(f"{names[c]} {int(m)}" for c, m in enumerate(share) if m)
+                + f"; e.g. rows {', '.join(str(int(r)) for r in shared[near])}"
             )
     seconds["burst_count_pass"] = time.perf_counter() - start
     return (
