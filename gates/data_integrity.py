@@ -375,18 +375,19 @@ class DataGate(Gate):
         if examined.sampled is not None:
             n, total = examined.sampled
             sampled = (
-                f"; streaming: label, isolation and association checks fitted on a seeded, "
-                f"stratified sample of {n} of {total} rows and scored every row; burst and "
-                "near-duplicate checks screened that sample"
+                f"; streaming: label, isolation, association and burst checks fitted on a "
+                f"seeded, stratified sample of {n} of {total} rows and scored every row; the "
+                "near-duplicate check screened that sample"
             )
             findings.append(
                 Finding(
                     "DATA090",
-                    f"streaming mode: the label, isolation and association checks fitted on a "
-                    f"seeded, stratified sample of {n} of {total} rows and scored (counted) every "
-                    "row in chunks; the burst and near-duplicate checks screened that sample (a "
-                    "near pair counts only when both its rows are drawn); the lock, contract, "
-                    "exact-duplicate, drift and range checks read every row",
+                    f"streaming mode: the label, isolation, association and burst checks fitted "
+                    f"on a seeded, stratified sample of {n} of {total} rows and scored (counted) "
+                    "every row in chunks (the burst radius carried from the sample to every "
+                    "row); the near-duplicate check screened that sample (a near pair counts "
+                    "only when both its rows are drawn); the lock, contract, exact-duplicate, "
+                    "drift and range checks read every row",
                     severity=Severity.NOTE,
                     location=Location(path=shown),
                     observed=f"{n} of {total} rows",
@@ -555,7 +556,11 @@ class DataGate(Gate):
 
             # When every row is scored, the association counts every row there instead.
             extra, seconds = targeted_on_sample(
-                scanned.sample, data, seed=policy.policy.run.seed, association=not every_row
+                scanned.sample,
+                data,
+                seed=policy.policy.run.seed,
+                association=not every_row,
+                burst=not every_row,
             )
             screening = replace(
                 screening,
@@ -727,7 +732,12 @@ def _score_every_row(
     policy = context.policy
     data = policy.policy.data
     checks = data.checks
-    if not (checks.labels.enabled or checks.isolation.enabled or checks.association.enabled):
+    if not (
+        checks.labels.enabled
+        or checks.isolation.enabled
+        or checks.association.enabled
+        or checks.bursts.enabled
+    ):
         return screening
     beyond = screening.by_check("range")
     every, seconds = score_every_row(

@@ -758,9 +758,10 @@ def _targeted(
     copy_x: Array | None = None,
     bounds: tuple[Array, Array] | None = None,
     association: bool = True,
+    burst: bool = True,
 ) -> list[Flags]:
     """The whole-table association, burst and near-duplicate checks (``pipeline.targeted``);
-    ``association`` False: not the association test.
+    ``association`` / ``burst`` False: not the association / burst test.
 
     ``copy_x``: the matrix the copy checks (bursts, near duplicates) search (``copy_matrix``);
     ``x`` when None.
@@ -824,7 +825,7 @@ def _targeted(
         found.append(flags)
         seconds["association"] = flags.seconds
     copies = x if copy_x is None else copy_x
-    if checks.bursts.enabled:
+    if checks.bursts.enabled and burst:
         flags = bursts(copies, check=checks.bursts, seed=seed)
         found.append(flags)
         seconds["burst"] = flags.seconds
@@ -887,12 +888,18 @@ def approved_bounds(
 
 
 def targeted_on_sample(
-    sample: pd.DataFrame, contract: DataPolicy, *, seed: int, association: bool = True
+    sample: pd.DataFrame,
+    contract: DataPolicy,
+    *,
+    seed: int,
+    association: bool = True,
+    burst: bool = True,
 ) -> tuple[list[Flags], dict[str, float]]:
     """The association and burst checks on the streaming path's sample, on file rows.
 
     ``sample`` is indexed by file row (``pipeline.stream``'s seeded, stratified sample).
-    ``association`` False: not the association test (``pipeline.rowscore`` counts every row).
+    ``association`` / ``burst`` False: not the association / burst test (``pipeline.rowscore``
+    counts every row).
     """
     seconds: dict[str, float] = {}
     if not numeric_columns(contract) or len(sample) == 0:
@@ -902,7 +909,9 @@ def targeted_on_sample(
     rows_of = sample.index.to_numpy(dtype=np.int64)
     found = [
         Flags(f.check, rows_of[f.rows], f.scores, f.reasons, f.seconds, screened=int(rows_of.size))
-        for f in _targeted(x, y, contract, seed=seed, seconds=seconds, association=association)
+        for f in _targeted(
+            x, y, contract, seed=seed, seconds=seconds, association=association, burst=burst
+        )
     ]
     return found, seconds
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.config import DataPolicy
+from pipeline.config import BurstCheck, DataPolicy
 from pipeline.flags import Flags
 from pipeline.poison import (
     LabelScores,
@@ -65,6 +65,28 @@ class _Fitted:
     neighbors: int
     forest: Any  # IsolationForest or None
     cells: CellModels | None = None  # the association's bins and screen model
+    grid: BurstGrid | None = None  # the burst check's grid
+
+
+@dataclass(frozen=True)
+class BurstGrid:
+    """The burst check's radius for the whole file, and the grid its rows are counted in.
+
+    ``scale`` is the median distance from a row to its nearest other row among all ``rows``
+    of the file, estimated from the sample: measured on ``measured`` sample rows (``near``)
+    and on a quarter of them, whose ratio gives the data's dimension ``dims`` (the distance
+    shrinks as n^(-1/dims)), then carried to ``rows``. ``radius`` = ``[data.checks.bursts]
+    .radius`` x ``scale``, as in memory (where the median is measured on the rows searched);
+    the grid's cells are ``_CELL`` x ``radius`` wide (standardized units).
+    """
+
+    near: float
+    measured: int
+    dims: float
+    rows: int
+    scale: float
+    radius: float
+    width: float
 
 
 def _matrix(frame: pd.DataFrame, names: tuple[str, ...], fitted: _Fitted) -> Array:
@@ -85,9 +107,10 @@ def _score_chunk(
     one_thread: bool,
     y: Array | None = None,
     counted: Array | None = None,
-) -> tuple[int, Array, Array, Array, tuple[Array, Array] | None]:
-    """Model probabilities, kNN vote shares and isolation scores of one chunk's rows, and the
-    association screen's counters of its rows ``counted`` (None: every row; labels ``y``).
+) -> tuple[int, Array, Array, Array, tuple[Array, Array] | None, Array | None]:
+    """Model probabilities, kNN vote shares and isolation scores of one chunk's rows, the
+    association screen's counters of its rows ``counted`` (None: every row; labels ``y``),
+    and each row's burst grid cell (``cell_hashes``; None without the burst check).
 
     ``one_thread``: BLAS and OpenMP (the kNN distance reduction) use one thread, for a process
     that shares the cores with others scoring chunks; otherwise only BLAS is held to one.
@@ -118,7 +141,8 @@ def _score_chunk(
         if fitted.cells is not None and y is not None:
             mine = slice(None) if counted is None else counted
             tallies = screen_tallies(fitted.cells, x[mine], y[mine])
-    return start, model_p, knn_p, iso, tallies
+    cells = None if fitted.grid is None else cell_hashes(x, fitted.grid.width)
+    return start, model_p, knn_p, iso, tallies, cells
 
 
 def _refit_chunk(
@@ -148,10 +172,16 @@ def _member_chunk(
 
 
 def _fit(
-    sample: pd.DataFrame, contract: DataPolicy, *, seed: int, exclude: Array | None = None
+    sample: pd.DataFrame,
+    contract: DataPolicy,
+    *,
+    seed: int,
+    exclude: Array | None = None,
+    rows: int | None = None,
 ) -> tuple[_Fitted, Array, Array]:
     """Fit standardization, label model, kNN index, forest and the association's bins and
-    screen model on the sample (the association without the file rows ``exclude``).
+    screen model on the sample (the association without the file rows ``exclude``), and the
+    burst check's radius and grid for a file of ``rows`` rows (None: no burst check).
 
     Returns the fitted parts, the standardized sample, and its labels.
     """
@@ -209,7 +239,11 @@ def _fit(
             max_fit_rows=checks.labels.max_fit_rows,
             seed=seed,
         )
+    grid = None
+    if checks.bursts.enabled and names and rows is not None:
+        grid = burst_grid(xs, check=checks.bursts, rows=rows, seed=seed)
     fitted = _Fitted(
+        grid=grid,
         cells=cells,
         median=median,
         mean=mean,
@@ -231,6 +265,221 @@ def _kept(rows: Array, exclude: Array | None) -> Array:
     if exclude is None or exclude.size == 0:
         return np.ones(rows.size, dtype=bool)
     return ~np.isin(rows, exclude)
+
+
+# The burst grid's cells are this x the burst radius wide: rows within the radius of each
+# other share a cell unless a cell boundary falls between them (per feature, a chance of their
+# distance along it / the width), and clean rows almost never share one (a cell is 0.2 x the
+# median nearest-neighbour distance wide).
+_CELL = 2.0
+# Two grids, the second shifted half a cell along every feature: a burst placed on the first
+# grid's cell corners (its copies spread over 2^features cells, none shared) sits in the middle
+# of a cell of the second; to split it in both, each grid needs features of its own.
+_SHIFTS = (0.0, 0.5)
+# Mixes the per-feature SipHashes of a row's cell into one 64-bit hash (pandas' own constant).
+_MIX = np.uint64(1000003)
+
+
+def _median_nearest(x: Array) -> float:
+    """Median distance from a row of ``x`` to its nearest other row (positive distances)."""
+    from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
+
+    nearest = NearestNeighbors(n_neighbors=2).fit(x).kneighbors(x)[0][:, 1]
+    positive = nearest[nearest > 0]
+    return float(np.median(positive)) if positive.size else 0.0
+
+
+def burst_grid(xs: Array, *, check: BurstCheck, rows: int, seed: int) -> BurstGrid | None:
+    """The burst radius for a file of ``rows`` rows from the standardized sample ``xs``, and
+    the grid that counts them (None when the sample has no distance to measure, as in memory).
+
+    The in-memory check's radius is ``radius`` x the median nearest-neighbour distance of the
+    rows it searches; over every row of a larger file that distance is smaller (each row has
+    more neighbours), so it is measured on at most ``max_rows`` sample rows and on a quarter of
+    them, and carried to ``rows`` by the power law the two give: d = ln 4 / ln(quarter's /
+    whole's). Kept from the larger one: a radius fitted on the sample would put more than
+    ``min_copies`` clean rows within it in a file of few dimensions.
+    """
+    take = min(len(xs), check.max_rows)
+    if take <= 4 * (check.min_copies + 1):
+        return None
+    order = np.random.default_rng(seed + 5).permutation(len(xs))[:take]
+    near = _median_nearest(xs[order])
+    quarter = _median_nearest(xs[order[: take // 4]])
+    if near == 0.0:
+        return None
+    dims = np.inf
+    if quarter > near:
+        dims = max(1.0, float(np.log(4.0) / np.log(quarter / near)))
+    scale = near * (take / max(rows, take)) ** (1.0 / dims)
+    radius = check.radius * scale
+    return BurstGrid(
+        near=near,
+        measured=take,
+        dims=dims,
+        rows=rows,
+        scale=scale,
+        radius=radius,
+        width=_CELL * radius,
+    )
+
+
+def cell_hashes(x: Array, width: float) -> Array:
+    """Per row of ``x`` and grid of ``_SHIFTS``, a 64-bit hash of the row's cell
+    (``floor(x / width + shift)`` per feature); shape (rows, grids).
+
+    Each feature's cell number is hashed with pandas' SipHash and the hashes are mixed; rows in
+    one cell always get one hash, and rows in two cells the same hash only by a 64-bit chance
+    (which puts more rows through the exact check, never fewer)."""
+    out = np.zeros((len(x), len(_SHIFTS)), dtype=np.uint64)
+    scaled = np.clip(x / width, -(2.0**52), 2.0**52)
+    for g, shift in enumerate(_SHIFTS):
+        cells = np.floor(scaled + shift).astype(np.int64)
+        for j in range(cells.shape[1]):
+            out[:, g] = (out[:, g] * _MIX) ^ pd.util.hash_array(cells[:, j])
+    return out
+
+
+def _pick_rows(start: int, x: Array, y: Array) -> tuple[int, Array, Array]:
+    return start, x, y
+
+
+def _burst_chunk(
+    trees: tuple[Any, tuple[Any, ...]],
+    start: int,
+    x: Array,
+    y: Array,
+    own: Array,
+    *,
+    radius: float,
+    min_copies: int,
+) -> tuple[int, Array, Array, Array, Array, Array]:
+    """Rows of one chunk with ``min_copies`` or more other shared-cell rows within ``radius``.
+
+    ``trees``: a KD-tree of the rows sharing a cell, and one per class of them (None: no such
+    row of that class); ``own``: each chunk row's position in the first, or -1. Per flagged
+    row (chunk position): how many such rows lie within the radius, the ``min_copies``-th
+    distance, the nearest ``_QUOTED`` (tree positions) and the count per class. Bounded by
+    the flagged rows, however many rows a cell holds."""
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    tree, by_class = trees
+    with threadpool_limits(limits=1, user_api="blas"):
+        counts = tree.query_radius(x, radius, count_only=True) - (own >= 0)
+        hit = np.flatnonzero(counts >= min_copies)
+        mine = own[hit]
+        nearest = min(min_copies + 1, len(tree.data))
+        dist, ind = tree.query(x[hit], k=nearest) if hit.size else (np.zeros((0, nearest)),) * 2
+        ind = ind.astype(np.int64)
+        # Drop the row itself (exact copies tie at 0: it need not come first), else the farthest.
+        drop = np.where(
+            (ind == mine[:, None]).any(axis=1), np.argmax(ind == mine[:, None], axis=1), nearest - 1
+        )
+        keep = np.ones(ind.shape, dtype=bool)
+        keep[np.arange(hit.size), drop] = False
+        dist = dist[keep].reshape(hit.size, nearest - 1)
+        ind = ind[keep].reshape(hit.size, nearest - 1)
+        classes = np.zeros((hit.size, len(by_class)), dtype=np.int64)
+        for c, part in enumerate(by_class):
+            if part is not None and hit.size:
+                classes[:, c] = part.query_radius(x[hit], radius, count_only=True)
+        classes[np.flatnonzero(mine >= 0), y[hit][mine >= 0]] -= 1
+    return start, hit, counts[hit], dist[:, min_copies - 1], ind[:, :_QUOTED], classes
+
+
+# Rows quoted per burst row as examples.
+_QUOTED = 3
+
+
+def _bursts(
+    reading: _Reading, fitted: _Fitted, grid: BurstGrid, cells: Array, labels: Array
+) -> tuple[Flags, dict[str, float]]:
+    """The burst check (DATA072) over every row: rows with ``min_copies`` or more other rows
+    within the radius.
+
+    Every row's grid cell was hashed while the rows were scored. The rows whose cell holds
+    another row are collected in a second pass (clean rows almost never share a cell; a
+    burst's copies mostly share their source's). When some of them lie close enough together
+    to make a burst, a third pass counts, for every row, those rows within the radius: a copy a
+    cell boundary split from the others is still within the radius of the rest."""
+    import joblib  # noqa: PLC0415
+    from sklearn.neighbors import KDTree  # noqa: PLC0415
+
+    check = reading.contract.checks.bursts
+    k = check.min_copies
+    seconds: dict[str, float] = {}
+    empty = Flags("burst", np.zeros(0, dtype=np.int64), np.zeros(0), ())
+    together = np.zeros(len(cells), dtype=bool)
+    for g in range(cells.shape[1]):
+        _, inverse, counts = np.unique(cells[:, g], return_inverse=True, return_counts=True)
+        together |= counts[inverse] >= 2
+        del inverse
+    shared = np.flatnonzero(together)
+    del together
+    if shared.size <= k:
+        return empty, seconds
+
+    start = time.perf_counter()
+
+    def pick(first: int, x: Array, y: Array, keep: Array | None) -> Any:
+        mine = shared[(shared >= first) & (shared < first + len(y))] - first
+        return joblib.delayed(_pick_rows)(first, x[mine], y[mine])
+
+    parts = list(_pass(reading, fitted, pick))
+    points = np.concatenate([p[1] for p in parts])
+    seconds["burst_collect_pass"] = time.perf_counter() - start
+    tree = KDTree(points)
+    # A row with min_copies shared-cell rows within the radius has them within twice the radius
+    # of one another: without such a group no row can be flagged, and the last pass is skipped.
+    close = tree.query_radius(points, 2 * grid.radius, count_only=True) - 1
+    if int(close.max()) < k - 1:
+        return empty, seconds
+
+    start = time.perf_counter()
+    names = reading.contract.classes
+    codes = labels[shared]
+    trees = (
+        tree,
+        tuple(
+            KDTree(points[codes == c]) if (codes == c).any() else None for c in range(len(names))
+        ),
+    )
+
+    def count(first: int, x: Array, y: Array, keep: Array | None) -> Any:
+        rows = np.arange(first, first + len(y))
+        at = np.minimum(np.searchsorted(shared, rows), shared.size - 1)
+        own = np.where(shared[at] == rows, at, -1)
+        return joblib.delayed(_burst_chunk)(
+            trees, first, x, y, own, radius=grid.radius, min_copies=k
+        )
+
+    hits: list[int] = []
+    scores: list[float] = []
+    reasons: list[str] = []
+    for first, hit, within, kth, quoted, classes in _pass(reading, fitted, count):
+        for i, n, d, near, share in zip(hit, within, kth, quoted, classes, strict=True):
+            hits.append(first + int(i))
+            scores.append(1.0 - float(d) / grid.radius)
+            reasons.append(
+                f"{int(n)} other rows within {grid.radius:.3g} (radius {check.radius:g} x "
+                f"{grid.scale:.3g}, the median nearest-neighbour distance over all "
+                f"{grid.rows} rows, carried from {grid.near:.3g} on {grid.measured} sample rows "
+                f"at dimension {grid.dims:.3g}; counted among the {shared.size} rows sharing "
+                f"a grid cell with another), the {k}th at {float(d):.3g}; their "
+                "labels: "
+                + ", ".join(f"{names[c]} {int(m)}" for c, m in enumerate(share) if m)
+                + f"; e.g. rows {', '.join(str(int(r)) for r in shared[near])}"
+            )
+    seconds["burst_count_pass"] = time.perf_counter() - start
+    return (
+        Flags(
+            "burst",
+            np.array(hits, dtype=np.int64),
+            np.array(scores, dtype=np.float64),
+            tuple(reasons),
+        ),
+        seconds,
+    )
 
 
 @dataclass(frozen=True)
@@ -305,9 +554,10 @@ def _pass(reading: _Reading, fitted: _Fitted, task: Any) -> Iterator[Any]:
 
 def _score_file(
     reading: _Reading, fitted: _Fitted
-) -> tuple[Array, Array, Array, Array, tuple[Array, Array] | None]:
-    """Model probabilities, kNN vote shares, isolation scores and class codes of every row, and
-    the association screen's counters over every row not excluded."""
+) -> tuple[Array, Array, Array, Array, tuple[Array, Array] | None, Array | None]:
+    """Model probabilities, kNN vote shares, isolation scores and class codes of every row,
+    the association screen's counters over every row not excluded, and every row's burst grid
+    cells (8 bytes a row per grid; None without the burst check)."""
     import joblib  # noqa: PLC0415
 
     rows = reading.rows
@@ -325,12 +575,15 @@ def _score_file(
         )
 
     totals: tuple[Array, Array] | None = None
-    for first, m, k, i, tallies in _pass(reading, fitted, task):
+    grid = None if fitted.grid is None else np.zeros((rows, len(_SHIFTS)), dtype=np.uint64)
+    for first, m, k, i, tallies, cells in _pass(reading, fitted, task):
         end = first + len(m)
         model_p[first:end], knn_p[first:end], iso[first:end] = m, k, i
         if tallies is not None:
             totals = tallies if totals is None else (totals[0] + tallies[0], totals[1] + tallies[1])
-    return model_p, knn_p, iso, labels, totals
+        if grid is not None and cells is not None:
+            grid[first:end] = cells
+    return model_p, knn_p, iso, labels, totals, grid
 
 
 def _associations(
@@ -446,7 +699,7 @@ def score_every_row(
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     exclude = None if exclude is None else np.unique(np.asarray(exclude, dtype=np.int64))
-    fitted, xs, ys = _fit(sample, contract, seed=seed, exclude=exclude)
+    fitted, xs, ys = _fit(sample, contract, seed=seed, exclude=exclude, rows=rows)
     sample_scores = None
     if checks.labels.enabled:
         sample_scores = label_scores(
@@ -466,7 +719,7 @@ def score_every_row(
         signature=signature,
         exclude=exclude,
     )
-    model_p, knn_p, iso, labels, screen = _score_file(reading, fitted)
+    model_p, knn_p, iso, labels, screen, grid = _score_file(reading, fitted)
     seconds["score_every_row"] = time.perf_counter() - start
 
     found: list[Flags] = []
@@ -524,4 +777,13 @@ def score_every_row(
         )
         found.append(association)
         seconds.update(took)
+    if checks.bursts.enabled:
+        start = time.perf_counter()
+        if fitted.grid is not None and grid is not None:
+            burst, took = _bursts(reading, fitted, fitted.grid, grid, labels)
+            seconds.update(took)
+        else:  # no distance to measure a radius by (as in memory): nothing to flag
+            burst = Flags("burst", np.zeros(0, dtype=np.int64), np.zeros(0), ())
+        seconds["burst"] = time.perf_counter() - start
+        found.append(replace(burst, seconds=seconds["burst"]))
     return found, seconds

@@ -189,7 +189,7 @@ def test_every_row_is_scored_the_same_by_one_or_two_local_processes(project):
         )[0]
         for jobs in (1, 2)
     ]
-    assert [f.check for f in runs[0]] == ["label", "isolation", "association"]
+    assert [f.check for f in runs[0]] == ["label", "isolation", "association", "burst"]
     assert runs[0][0].count > 0
     for one, two in zip(*runs, strict=True):
         assert np.array_equal(one.rows, two.rows)
@@ -224,4 +224,37 @@ def test_a_trigger_outside_the_sample_fails_the_association_test_on_every_row(pr
     assert len(found & set(planted)) >= 12
     assert found <= set(planted), "no clean row flagged"
     note = next(f["message"] for f in report["findings"] if f["rule"] == "DATA071")
+    assert "in a sample" not in note  # a share of every row
+
+
+def test_a_burst_outside_the_sample_fails_the_burst_check_on_every_row(project):
+    """One malignant row copied onto 12 other rows with 1%-SD jitter, labelled benign: a 100-row
+    sample holds about two copies (fewer than min_copies), the burst check counts every row
+    and fails DATA072, listing every copy."""
+    frame = pd.read_csv(project.data_path)
+    rng = np.random.default_rng(5)
+    malignant = np.flatnonzero(frame["diagnosis"] == "malignant")
+    source = int(malignant[0])
+    planted = np.sort(rng.choice(malignant[1:], size=12, replace=False))
+    numeric = [c for c in frame.columns if c not in ("id", "diagnosis")]
+    spread = frame[numeric].std(ddof=0).to_numpy()
+    jitter = rng.normal(0.0, 0.01, (planted.size, len(numeric))) * spread
+    frame.loc[planted, numeric] = frame.loc[source, numeric].to_numpy(dtype=float) + jitter
+    frame.loc[planted, "diagnosis"] = "benign"
+    frame.to_csv(project.data_path, index=False, lineterminator="\n")
+    project.edit_policy(
+        **_STREAM,
+        **{"data.checks.labels.max_fit_rows": 100, "data.checks.batch.enabled": False},
+    )
+    assert project.run("data").results[0].status is Status.FAILED
+    report = project.report("data")
+    rules = {f["rule"] for f in report["findings"] if f["severity"] == "error"}
+    assert "DATA072" in rules
+    flagged = pd.read_csv(project.root / "reports" / "data.flagged.csv")
+    found = set(flagged.loc[flagged["check"] == "burst", "row"])
+    assert set(planted) <= found
+    assert found <= {source, *planted}, "no clean row flagged"
+    reason = flagged.loc[flagged["check"] == "burst", "reason"].iloc[0]
+    assert "their labels: benign" in reason
+    note = next(f["message"] for f in report["findings"] if f["rule"] == "DATA072")
     assert "in a sample" not in note  # a share of every row

@@ -18,6 +18,7 @@ from tests.contract_support import data_policy, floats
 
 _FEATURES = 6
 _ROWS = 1500
+_BURST = np.arange(700, 712)
 
 
 def _table(path: Path) -> DataPolicy:
@@ -28,6 +29,9 @@ def _table(path: Path) -> DataPolicy:
     )
     y[::37] = 1 - y[::37]  # some wrong labels, for the label check to find
     x[5] += 12.0  # one row far out, for the isolation check
+    # Row 99 copied 12 times with 0.3%-SD jitter, for the burst check (a 400-row sample draws ~3).
+    jitter = np.random.default_rng(3).normal(0.0, 0.003, (12, _FEATURES)) * x.std(axis=0)
+    x[_BURST] = x[99] + jitter
     frame = pd.DataFrame(x.round(6), columns=[f"f{j}" for j in range(_FEATURES)])
     frame.insert(0, "id", np.arange(1, _ROWS + 1))
     frame["y"] = np.where(y == 1, "b", "a")
@@ -65,9 +69,10 @@ def _score(path: Path, data: DataPolicy, **options: object) -> list[tuple[str, l
 def test_a_dask_cluster_scores_every_row_as_local_processes_do(tmp_path, dask_cluster):
     data = _table(tmp_path / "d.csv")
     local = _score(tmp_path / "d.csv", data, jobs=2)
-    assert [check for check, _ in local] == ["label", "isolation", "association"]
+    assert [check for check, _ in local] == ["label", "isolation", "association", "burst"]
     assert local[0][1], "the planted wrong labels are found"
     assert 5 in local[1][1], "the planted far row is found"
+    assert set(local[3][1]) == {99, *_BURST}, "the planted burst is found, every copy"
     before = dask_cluster.scheduler.transition_counter
     remote = _score(tmp_path / "d.csv", data, scheduler=dask_cluster.scheduler_address)
     assert dask_cluster.scheduler.transition_counter > before, "the chunks ran on the cluster"
