@@ -144,8 +144,10 @@ class LinearExpectation:
         self.without()
         logits = self._logits.copy()
         if self._cov.size == 0:
-            fit = np.setdiff1d(np.arange(len(self.y)), self.unfit_rows)
-            fit = fit if fit.size > 1 else np.arange(len(self.y))
+            # Learned where the model is: the approved rows of a batch, never ``unfit_rows``.
+            rows = np.arange(len(self.y)) if self.fit_rows is None else np.asarray(self.fit_rows)
+            fit = np.setdiff1d(rows, self.unfit_rows)
+            fit = fit if fit.size > 1 else rows
             self._mean = self.x[fit].mean(axis=0)
             self._cov = _covariance(self.x[fit] - self._mean)
         centred = self.x - self._mean
