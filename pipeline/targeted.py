@@ -125,6 +125,8 @@ class LinearExpectation:
         self._logits: Array = np.zeros(0)
         self._fold_of: Array = np.zeros(0, dtype=np.int64)
         self._coefs: Array = np.zeros(0)
+        self._mean: Array = np.zeros(0)
+        self._cov: Array = np.zeros(0)
 
     def without(self, columns: tuple[int, ...] = ()) -> Array:
         """Class probabilities of every row from a model that does not see ``columns``."""
@@ -134,15 +136,25 @@ class LinearExpectation:
         return self._cache[columns]
 
     def dropped(self, columns: tuple[int, ...]) -> Array:
-        """Cheap stand-in for ``without``: the full model's logits minus the terms of ``columns``.
-
-        Not a refit (features that really predict the label lose their weight without others
-        taking it over), so it only screens for candidates that ``without`` then tests.
+        """Cheap stand-in for ``without``: the full model's logits with ``columns`` replaced by
+        their least-squares prediction from the other features (as the streaming screen,
+        ``_predictors``). Not a refit, so it only screens for candidates that ``without`` then
+        tests.
         """
         self.without()
         logits = self._logits.copy()
-        for j in columns:
-            logits -= self._coefs[self._fold_of, :, j] * self.x[:, j][:, None]
+        if self._cov.size == 0:
+            # Learned where the model is: the approved rows of a batch, never ``unfit_rows``.
+            rows = np.arange(len(self.y)) if self.fit_rows is None else np.asarray(self.fit_rows)
+            fit = np.setdiff1d(rows, self.unfit_rows)
+            fit = fit if fit.size > 1 else rows
+            self._mean = self.x[fit].mean(axis=0)
+            self._cov = _covariance(self.x[fit] - self._mean)
+        centred = self.x - self._mean
+        guess = centred @ _restore(self._cov, (columns[0], columns[-1]))
+        for i, j in enumerate(columns):
+            kept = centred[:, j] - guess[:, i]
+            logits -= self._coefs[self._fold_of, :, j] * kept[:, None]
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         out: Array = e / e.sum(axis=1, keepdims=True)
@@ -507,19 +519,35 @@ def _predictors(x: Array, pairs: Sequence[tuple[int, int]]) -> Array:
     a trigger's 0.75). Replacing the dropped features by their prediction from the others is
     what a linear refit would do with that information.
     """
+    cov = _covariance(x)
+    return (
+        np.stack([_restore(cov, pair) for pair in pairs])
+        if pairs
+        else np.zeros((0, cov.shape[0], 2))
+    )
+
+
+def _covariance(x: Array) -> Array:
+    """The features' covariance (``x`` centred), with a small ridge; the identity below 2 rows."""
     d = x.shape[1]
     cov: Array = np.atleast_2d(np.cov(x, rowvar=False)) if len(x) > 1 else np.eye(d)
-    cov = cov + 1e-6 * np.eye(d)
-    out = np.zeros((len(pairs), d, 2))
-    for i, (j, k) in enumerate(pairs):
-        others = np.array([c for c in range(d) if c not in (j, k)], dtype=np.int64)
-        if others.size == 0:
-            continue
-        targets = np.array([j] if k == j else [j, k], dtype=np.int64)
-        inner: Array = cov[np.ix_(others, others)]
-        cross: Array = cov[np.ix_(others, targets)]
-        beta = np.linalg.solve(inner, cross)
-        out[i][others, : len(targets)] = beta
+    out: Array = cov + 1e-6 * np.eye(d)
+    return out
+
+
+def _restore(cov: Array, pair: tuple[int, int]) -> Array:
+    """The coefficients (d x 2) predicting x_j and x_k of ``pair`` from the other features by
+    least squares (``cov`` their covariance), zero rows at j and k."""
+    j, k = pair
+    d = cov.shape[0]
+    out = np.zeros((d, 2))
+    others = np.array([c for c in range(d) if c not in (j, k)], dtype=np.int64)
+    if others.size == 0:
+        return out
+    targets = np.array([j] if k == j else [j, k], dtype=np.int64)
+    out[others, : len(targets)] = np.linalg.solve(
+        cov[np.ix_(others, others)], cov[np.ix_(others, targets)]
+    )
     return out
 
 

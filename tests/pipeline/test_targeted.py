@@ -785,3 +785,61 @@ def test_the_expectation_is_never_fitted_on_unfit_rows():
 
     assert np.allclose(expectation(x, unfit), expectation(moved, unfit))
     assert not np.allclose(expectation(x, None), expectation(moved, None))
+
+
+def test_the_screen_learns_only_from_the_rows_the_model_is_fitted_on():
+    """The screen's stand-in (``dropped``: the set's features replaced by their least-squares
+    prediction from the others) takes that prediction from the approved rows of a batch
+    (``fit_rows``) and never from ``unfit_rows``: a batch's rows moved anywhere leave the
+    approved rows' screen as it was, so a batch cannot steer which sets are refitted."""
+    x, y = _data()
+    fit, others = np.arange(400), np.arange(400, 600)
+    moved = x.copy()
+    moved[others] = 8.0 * np.where(y[others, None] == 0, 1.0, -1.0)
+
+    def screen(features: np.ndarray, **rows: np.ndarray) -> np.ndarray:
+        return linear_expectation(
+            features, y, n_classes=2, folds=1, max_fit_rows=50_000, seed=SEED, **rows
+        ).dropped((0, 1))[fit]
+
+    assert np.allclose(screen(x, fit_rows=fit), screen(moved, fit_rows=fit))
+    assert np.allclose(screen(x, unfit_rows=others), screen(moved, unfit_rows=others))
+    assert not np.allclose(screen(x), screen(moved))
+
+
+def test_a_trigger_among_many_predictive_feature_sets_is_refitted_in_a_large_table():
+    """20,000 rows x 20 features (``make_classification``, 10 informative, redundant ones
+    among them): a trigger on 40 class-1 rows relabelled 0, the two most correlated features
+    both set to their 95th percentile, against their correlation (3 clean rows share its
+    decile cell). Screening a set by dropping
+    its features' terms left the redundant predictive sets with cells at p = 0, tied ahead of
+    the trigger, and the ``max_refits`` sets refitted did not include it (nothing flagged);
+    the screen replacing the set's features by their prediction from the others leaves the
+    redundant sets nothing to explain."""
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=20_000, n_features=20, n_informative=10, random_state=20240601
+    )
+    corr = np.corrcoef(x.T)
+    np.fill_diagonal(corr, 0.0)
+    j, k = np.unravel_index(int(np.argmax(np.abs(corr))), corr.shape)
+    assert (j, k) == (2, 12)
+    assert corr[j, k] < 0  # both high: against their correlation
+    rows = np.sort(np.random.default_rng(0).choice(np.flatnonzero(y == 1), 40, replace=False))
+    x[rows, j], x[rows, k] = np.quantile(x[:, j], 0.95), np.quantile(x[:, k], 0.95)
+    y[rows] = 0
+    names = tuple(f"f{i:02d}" for i in range(20))
+    check = data_policy(floats(names)).checks.association
+    edges = bin_edges(x, check.bins)
+    flags = associations(
+        bin_codes(x, edges),
+        y,
+        _expected(x, y),
+        edges=edges,
+        names=names,
+        classes=("a", "b"),
+        check=check,
+    )
+    assert np.isin(rows, flags.rows).mean() >= 0.8
+    assert any(r.startswith("f02 in [") and " and f12 in [" in r for r in flags.reasons)
