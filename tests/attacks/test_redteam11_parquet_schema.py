@@ -119,14 +119,21 @@ def test_arrow_builds_the_shared_fields_when_it_opens_the_file(planted: Path) ->
         "pq.ParquetFile(sys.argv[1])\n"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", child, str(planted)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert int(done.stdout) > BOUND, done.stdout
+    # The largest of three fresh interpreters: one run under a loaded CI machine once measured
+    # no growth at all (q2, 7 December), which says nothing about what Arrow builds.
+    grown = []
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-I", "-c", child, str(planted)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        grown.append(int(done.stdout))
+        if grown[-1] > BOUND:
+            break
+    assert max(grown) > BOUND, grown
     assert planted.stat().st_size < 4 << 20
 
 
