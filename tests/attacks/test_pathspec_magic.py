@@ -12,7 +12,6 @@ git repository, through the policy the pull request writes.
 from __future__ import annotations
 
 import shutil
-import subprocess  # nosec B404 # fixed argv lists, never a shell
 from pathlib import Path
 
 import pytest
@@ -20,20 +19,11 @@ import pytest
 from pipeline.config import load_policy
 from pipeline.gittree import committed_in, from_the_tree, tracked_files
 from tests.conftest import REPO
+from tests.git_support import git as _git
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
 NAMES = [":(attr:zz)reports", ":(attr:!zz)reports", ":(exclude)reports", ":(glob)re*/nothing"]
-
-
-def _git(root: Path, *args: str) -> None:
-    git = shutil.which("git") or "git"
-    subprocess.run(  # nosec B603 # fixed argv; git resolved by shutil.which
-        [git, "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-    )
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -18,7 +18,6 @@ local, untracked virtual environment stays out, as before (controls below).
 from __future__ import annotations
 
 import shutil
-import subprocess  # nosec B404 # runs git with fixed argv lists
 from pathlib import Path
 
 import pytest
@@ -26,19 +25,10 @@ import pytest
 from gates.base import RunContext
 from gates.cache import source_digest
 from pipeline.config import load_policy
+from tests.git_support import git as _git
 from tests.project_support import copy_project
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-
-
-def _git(root: Path, *args: str) -> None:
-    git = shutil.which("git") or "git"
-    subprocess.run(  # nosec B603 # fixed argv; git resolved by shutil.which
-        [git, "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-    )
 
 
 def _commit(root: Path) -> None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess  # nosec B404 # fixed argv lists, never a shell
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.git_support import git as _git
 from tests.rollback_support import Promoted, build, run_cli
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -32,16 +32,6 @@ def managed_registry(
     signed_chain: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Promoted:
     return build(signed_chain, tmp_path_factory.mktemp("registry-tracked"), roles=True)
-
-
-def _git(root: Path, *args: str) -> None:
-    git = shutil.which("git") or "git"
-    subprocess.run(  # nosec B603 # fixed argv; git resolved by shutil.which
-        [git, "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-    )
 
 
 def _context(project: Promoted) -> Any:

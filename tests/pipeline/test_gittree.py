@@ -16,18 +16,9 @@ from typing import Any
 import pytest
 
 from pipeline import gittree
+from tests.git_support import git as _git
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-
-
-def _git(root: Path, *args: str) -> None:
-    git = shutil.which("git") or "git"
-    subprocess.run(  # nosec B603 # fixed argv; git resolved by shutil.which
-        [git, "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-    )
 
 
 @pytest.fixture
