@@ -118,8 +118,9 @@ def _walk(
 class _Metadata:
     """What the walk found of ``FileMetaData.key_value_metadata`` (field 5): the ``(offset,
     length)`` of every ``ARROW:schema`` value, and whether a list there was declared of
-    another element type than ``KeyValue`` structs (Thrift's generated C++ reads its elements
-    as ``KeyValue`` whatever the type declared, where this walk skips them as declared)."""
+    another element type than ``KeyValue`` structs (no writer writes one; this walk skips its
+    elements as declared and reads no key there, so such a list is refused rather than left
+    to what Arrow makes of it)."""
 
     __slots__ = ("not_structs", "schemas")
 
@@ -249,8 +250,7 @@ def refuse_large_footer(path: Path, *, max_bytes: int, key: str, max_pages: int)
                         path,
                         length,
                         start,
-                        "key_value_metadata is a list of another type than "
-                        "KeyValue structs, which Arrow reads as KeyValue structs",
+                        "key_value_metadata is a list of another type than KeyValue structs",
                     )
                 for at, width in metadata.schemas:
                     try:

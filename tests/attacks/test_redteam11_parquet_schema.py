@@ -210,3 +210,26 @@ def test_the_key_is_found_whatever_the_order_of_its_fields(planted: Path, tmp_pa
     assert _grown(path) > BOUND  # Arrow decodes it as before
     with pytest.raises(DataError, match=r"data\.parquet.*stored Arrow schema"):
         read_table(path, fmt="parquet", max_bytes=BOUND)
+
+
+def test_a_key_value_list_of_another_type_is_refused(tmp_path: Path) -> None:
+    """``key_value_metadata`` declared a list of bytes (valid Thrift, no writer's): the walk
+    reads no key there, so it is refused rather than left to Arrow (red before: passed)."""
+    path = tmp_path / "data.parquet"
+    pq.write_table(pa.table({"a": [1.0, 2.0]}), path)
+    raw = path.read_bytes()
+    # field 5: a list of one KeyValue {ARROW:schema: its value}, replaced by one byte 7
+    head = raw.index(b"\x19\x1c\x18\x0cARROW:schema\x18")
+    width, end = 0, head + 17
+    for shift in range(0, 35, 7):  # the value's length, a varint
+        width |= (raw[end] & 0x7F) << shift
+        end += 1
+        if raw[end - 1] < 0x80:
+            break
+    end += width + 1  # the value and the KeyValue's end
+    assert raw[end - 1] == 0
+    footer = struct.unpack("<I", raw[-8:-4])[0] - (end - head) + 3
+    raw = raw[:head] + b"\x19\x13\x07" + raw[end:-8] + struct.pack("<I", footer) + b"PAR1"
+    path.write_bytes(raw)
+    with pytest.raises(DataError, match=r"data\.parquet.*key_value_metadata"):
+        refuse_large_footer(path, max_bytes=BOUND, key="k", max_pages=1000)
