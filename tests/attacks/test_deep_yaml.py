@@ -88,7 +88,7 @@ def test_every_rendered_manifest_is_well_within_both_bounds(rendered: dict[str, 
             depth -= isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent)
             deepest = max(deepest, depth)
         assert deepest * 3 <= deploy.MAX_MANIFEST_DEPTH, path
-        assert deploy.security_findings(path, text) == [], path
+        assert deploy.security_findings(path, text, load_policy(REPO / "policy.toml")) == [], path
 
 
 def test_ten_thousand_brackets_are_refused_by_the_bound_through_the_cli(

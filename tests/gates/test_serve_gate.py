@@ -143,7 +143,9 @@ def test_the_timed_requests_run_with_the_heap_frozen_and_it_is_thawed_after(
     outcome = judge(run)
     assert outcome.status is Status.PASSED, outcome.summary
     timed = frozen[3 : 3 + outcome.metrics["latency_samples"]]  # after the 3 warm-up requests
-    assert len(timed) == outcome.metrics["latency_samples"] == 200
+    # 200 unless the gate's time budget cut the sample (196 once in a loaded CI run): either way
+    # every timed request saw the heap frozen.
+    assert len(timed) == outcome.metrics["latency_samples"] >= 40
     assert min(timed) > 0
     assert gc.get_freeze_count() == 0  # thawed after
 
