@@ -15,10 +15,8 @@ import pandas as pd
 import pytest
 
 from pipeline.config import DataPolicy
-from pipeline.poison import targeted_on_sample
-from pipeline.rowscore import score_every_row
-from pipeline.stream import scan
 from tests.contract_support import data_policy, floats
+from tests.stream_support import every_row_and_sample
 
 _ROWS, _FEATURES, _PLANTED = 6000, 6, 40
 
@@ -52,25 +50,8 @@ def _table(path: Path, *, plant: bool) -> tuple[DataPolicy, np.ndarray]:
 
 
 def _associations(path: Path, data: DataPolicy, **options: object) -> tuple[object, object]:
-    """The association flags over every row, and those of the sample-only test."""
-    first = scan(path, data, chunk_rows=500, sample_rows=400, seed=11)
-    assert first.sample is not None
-    assert len(first.sample) < first.rows
-    found, seconds = score_every_row(
-        path,
-        data,
-        first.sample,
-        rows=first.rows,
-        chunk_rows=500,
-        max_bytes=None,
-        seed=11,
-        signature=first.signature,
-        **options,  # type: ignore[arg-type]
-    )
-    assert "association" in seconds
-    every = next(f for f in found if f.check == "association")
-    sampled, _ = targeted_on_sample(first.sample, data, seed=11)
-    return every, next(f for f in sampled if f.check == "association")
+    """The association flags over every row, and those of the sample-only check."""
+    return every_row_and_sample(path, data, "association", **options)
 
 
 def test_a_trigger_the_sample_misses_is_found_by_counting_every_row(tmp_path):

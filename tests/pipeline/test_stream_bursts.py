@@ -19,10 +19,9 @@ import pytest
 
 from pipeline.config import DataPolicy
 from pipeline.flags import Flags
-from pipeline.poison import targeted_on_sample
-from pipeline.rowscore import score_every_row
 from pipeline.stream import scan
 from tests.contract_support import data_policy, floats
+from tests.stream_support import every_row_and_sample
 
 _ROWS, _COPIES = 6000, 30
 
@@ -56,24 +55,7 @@ def _table(
 
 def _bursts(path: Path, data: DataPolicy, **options: object) -> tuple[Flags, Flags]:
     """The burst flags over every row, and those of the sample-only check."""
-    first = scan(path, data, chunk_rows=500, sample_rows=400, seed=11)
-    assert first.sample is not None
-    assert len(first.sample) < first.rows
-    found, seconds = score_every_row(
-        path,
-        data,
-        first.sample,
-        rows=first.rows,
-        chunk_rows=500,
-        max_bytes=None,
-        seed=11,
-        signature=first.signature,
-        **options,  # type: ignore[arg-type]
-    )
-    assert "burst" in seconds
-    every = next(f for f in found if f.check == "burst")
-    sampled, _ = targeted_on_sample(first.sample, data, seed=11)
-    return every, next(f for f in sampled if f.check == "burst")
+    return every_row_and_sample(path, data, "burst", **options)
 
 
 def test_a_burst_the_sample_misses_is_found_by_counting_every_row(tmp_path):
