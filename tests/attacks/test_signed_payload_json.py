@@ -10,7 +10,7 @@ reading held where nothing compares bytes: the header of a file encrypted at res
 binds the header as parsed, so a header with ``nonce`` twice decrypted, Python taking the
 last), a run-history record (its hash is taken over the record as parsed: a line with a name
 twice verified), the registry's audit log lines (they carry the release managers' signed
-envelopes) and ``gates.release.revoke``'s read of the signed statement it signs a revocation
+envelopes), its champion pointer and ``gates.release.revoke``'s read of the signed statement it signs a revocation
 from. Each is now read strictly, refused with one message naming the file (and line).
 
 Each payload here is signed by the approver's real key (or sealed under the real data key).
@@ -161,3 +161,21 @@ def test_a_history_record_read_two_ways_is_refused_naming_its_line(
     assert not check, "a record read two ways verified"
     assert check.problems[0].line == 1, check.problems
     assert _SAID[form] in check.problems[0].message, check.problems
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_a_champion_pointer_read_two_ways_is_refused_naming_it(tmp_path: Path, form: str) -> None:
+    from pipeline.champion import ModelRegistry, RegistryError
+
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    pointer = {"bundle": "b", "envelope_sha256": "ab" * 32, "version": "v2"}
+    (registry / "champion").write_text(json.dumps(pointer, sort_keys=True), encoding="utf-8")
+    reader = ModelRegistry(registry, trusted=None)  # type: ignore[arg-type]
+    assert reader.current_version() == "v2"  # the control: the pointer as the registry writes it
+    text = FORMS[form](json.dumps(pointer, sort_keys=True))
+    (registry / "champion").write_text(text, encoding="utf-8")
+    with pytest.raises(
+        RegistryError, match=rf"champion: champion pointer unreadable.*{_SAID[form]}"
+    ):
+        reader.current_version()
