@@ -52,6 +52,7 @@ from pipeline.approval import (
     approver_of,
     approvers_in,
     base_policy,
+    signed_document,
 )
 from pipeline.config import LoadedPolicy, load_policy
 from pipeline.errors import PipelineError
@@ -346,14 +347,22 @@ def check_approval(request: Snapshot, found: list[Change], allowed: Approvers) -
         )
         raise ApprovalError(msg)
     if envelope.payload != approval_payload(request, found):
+        # Strict: a name twice is two approvals to two verifiers (Python keeps the last).
+        signed = signed_document(
+            envelope.payload,
+            signer=f"{signer} (key id {_keyids(envelope)})",
+            shown=shown,
+            kind="policy approval",
+            again=f"{changed}; approve again",
+        )
         try:
-            signed = json.loads(envelope.payload)
             what = (
                 f"{signed.get('policy')!r} with SHA-256 {str(signed.get('policy_sha256'))[:12]}... "
                 f"changing {', '.join(str(c[0]) for c in signed.get('changes', []))}"
             )
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError, IndexError):
+        except (TypeError, IndexError, KeyError):
             what = "bytes that are not a policy approval"
+        what = what if signed else "bytes that are not a policy approval"
         msg = (
             f"{shown}: refused: {signer} (key id {_keyids(envelope)}) approved {what}, not "
             f"{name!r} as it is now (SHA-256 {sha256_bytes(request.raw)[:12]}..., {changed}): the "

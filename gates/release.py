@@ -22,7 +22,7 @@ from pipeline.attestation import (
 )
 from pipeline.champion import Champion, ModelRegistry, RegistryError
 from pipeline.config import LoadedPolicy
-from pipeline.fsio import atomic_write_bytes, atomic_write_text
+from pipeline.fsio import atomic_write_bytes, atomic_write_text, strict_json
 from pipeline.keys import KeyProviderError, provider_for
 from pipeline.keys.local import LocalProvider, env_name, read_env_pem
 from pipeline.promotion import PromotionError, sign_promotion
@@ -347,13 +347,18 @@ def revoke(policy: LoadedPolicy, version: str) -> str | None:
             if len(found) != 1:
                 msg = f"refused: {root}: no registry version {version!r} to revoke"
                 raise DeployRefused(msg)
-            statement = json.loads(
-                parse_envelope(found[0].read_bytes(), source=str(found[0])).payload
-            )
-            predicate = statement.get("predicate", {})
+            payload = parse_envelope(found[0].read_bytes(), source=str(found[0])).payload
+            try:  # strict, as every reader of a signed statement: nothing is signed from less
+                statement = strict_json(payload)
+                predicate = statement.get("predicate", {})
+                model = predicate.get("model", {})
+                run_id = predicate.get("run_id", "")
+            except (ValueError, RecursionError, AttributeError) as err:
+                msg = f"refused: {found[0]}: the signed statement is not a strict JSON statement: {err}"
+                raise DeployRefused(msg) from None
             expected = Promotion(
-                str(predicate.get("model", {}).get("sha256", "")),
-                str(predicate.get("run_id", "")),
+                str(model.get("sha256", "")) if isinstance(model, dict) else "",
+                str(run_id),
                 REVOKED_STAGE,
                 version,
             )

@@ -43,8 +43,11 @@ gate serves with a one-off key of its own and adds the 401/403 cases.
 
 Rules: SERVE001 the model on disk is not the one the train gate saved; SERVE002 an answer
 differs from the offline prediction; SERVE003 a malformed request was not refused with the
-expected status and a problem document; SERVE004 p99 latency above ``[serve].max_p99_ms``;
-SERVE005 ``/metrics`` does not parse or misses the requests sent.
+expected status and a problem document; SERVE004 p99 latency above ``[serve].max_p99_ms``, or any request not answered within the
+client's timeout (10 s, or twice the bar if longer: such a request surely took longer than the
+bar; fail closed, and nothing more is sent); SERVE005 ``/metrics`` does not parse or misses the
+requests sent. An answer that is not JSON is a wrong answer (SERVE002); a connection the service
+refused, reset or closed before answering (it crashed or stopped) is ERRORED with one line.
 """
 
 from __future__ import annotations
@@ -63,11 +66,15 @@ from gates.data_integrity import quarantined_rows
 from pipeline.persist import MODEL_FILE, load_verified
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import httpx
 
     from gates.service.app import Service
     from pipeline.config import DataPolicy, LoadedPolicy
 
+# The client waits this long for an answer, or twice the p99 bar when that is longer (so a
+# request it gives up on surely took longer than the bar): tests set it lower.
 _TIMEOUT = 10.0
 # The single-row requests (each answer checked, each timed; all held-out rows also go in one
 # batch): at least SINGLE_ROWS, up to LATENCY_SAMPLES while LATENCY_BUDGET_SECONDS last.
@@ -162,10 +169,8 @@ class ServeGate(Gate):
 
     def run(self, context: RunContext) -> Outcome:
         """Start the service, send the holdout and the malformed set, judge."""
-        import httpx  # noqa: PLC0415 - the gate's client; imported only when it runs
-
         from gates.service.app import ServedModel  # noqa: PLC0415
-        from gates.service.server import build_service, on_loopback  # noqa: PLC0415
+        from gates.service.server import build_service  # noqa: PLC0415
         from pipeline.train import prepare  # noqa: PLC0415
 
         policy = context.policy.policy
@@ -197,44 +202,22 @@ class ServeGate(Gate):
             service.keyring, key = _one_off_keyring()
             headers["Authorization"] = f"Bearer {key}"
         findings: list[Finding] = []
-        with (
-            on_loopback(service) as running,
-            httpx.Client(base_url=running.url, headers=headers, timeout=_TIMEOUT) as client,
-        ):
-            gc.freeze()  # the objects this process held before are not the service's (module)
-            try:
-                latencies = _answers(
-                    client,
-                    policy.serve.name,
-                    rows,
-                    offline,
-                    findings,
-                    bar_ms=policy.serve.max_p99_ms,
-                )
-            finally:
-                gc.unfreeze()
-            cases = malformed_requests(context.policy, rows[0])
-            if service.keyring is not None:
-                cases += [
-                    Malformed(
-                        "no API key",
-                        401,
-                        json.dumps({"instances": rows[:1]}).encode(),
-                        headers={"Authorization": ""},
-                    ),
-                    Malformed(
-                        "wrong API key",
-                        403,
-                        json.dumps({"instances": rows[:1]}).encode(),
-                        headers={"Authorization": "Bearer " + "x" * 32},
-                    ),
-                ]
-            refused = _refusals(client, policy.serve.name, cases, findings)
-            sent = WARM_UP + len(latencies) + 1 + len(cases)
-            _check_metrics(client, service, sent, findings)
+        bar = policy.serve.max_p99_ms
+        timeout = client_timeout(bar)
+        try:
+            latencies, refused, cases = self._exchange(
+                context,
+                service=service,
+                headers=headers,
+                timeout=timeout,
+                rows=rows,
+                offline=offline,
+                findings=findings,
+            )
+        except _NoAnswer as slow:
+            return _too_slow(context, slow, timeout, findings)
         p99 = _percentile(latencies, P99) * 1000
         p50 = _percentile(latencies, 50) * 1000
-        bar = policy.serve.max_p99_ms
         over = sum(1 for seconds in latencies if seconds * 1000 > bar)
         if p99 > bar:
             findings.append(
@@ -267,6 +250,129 @@ class ServeGate(Gate):
             failed="{n} serving check(s) failed: {first}",
             metrics=metrics,
         )
+
+    def _exchange(
+        self,
+        context: RunContext,
+        *,
+        service: Service,
+        headers: dict[str, str],
+        timeout: float,
+        rows: list[dict[str, Any]],
+        offline: list[str],
+        findings: list[Finding],
+    ) -> tuple[list[float], int, list[Malformed]]:
+        """Serve on loopback and send every request (module); the latencies, the malformed
+        requests refused, the cases. _NoAnswer when one is not answered within ``timeout``."""
+        import httpx  # noqa: PLC0415 - the gate's client; imported only when it runs
+
+        from gates.service.server import on_loopback  # noqa: PLC0415
+
+        policy = context.policy.policy
+        with (
+            on_loopback(service) as running,
+            httpx.Client(base_url=running.url, headers=headers, timeout=timeout) as client,
+        ):
+            gc.freeze()  # the objects this process held before are not the service's (module)
+            try:
+                latencies = _answers(
+                    client,
+                    policy.serve.name,
+                    rows,
+                    offline,
+                    findings,
+                    bar_ms=policy.serve.max_p99_ms,
+                )
+            finally:
+                gc.unfreeze()
+            cases = malformed_requests(context.policy, rows[0])
+            if service.keyring is not None:
+                cases += [
+                    Malformed(
+                        "no API key",
+                        401,
+                        json.dumps({"instances": rows[:1]}).encode(),
+                        headers={"Authorization": ""},
+                    ),
+                    Malformed(
+                        "wrong API key",
+                        403,
+                        json.dumps({"instances": rows[:1]}).encode(),
+                        headers={"Authorization": "Bearer " + "x" * 32},
+                    ),
+                ]
+            refused = _refusals(client, policy.serve.name, cases, findings)
+            sent = WARM_UP + len(latencies) + 1 + len(cases)
+            _check_metrics(client, service, sent, findings)
+        return latencies, refused, cases
+
+
+def client_timeout(bar_ms: float) -> float:
+    """Seconds the gate's client waits for any answer: ``_TIMEOUT``, or twice the bar."""
+    return max(_TIMEOUT, 2 * bar_ms / 1000)
+
+
+class _NoAnswer(Exception):
+    """A request the service did not answer within the client's timeout: ``what`` it was."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+def _call(
+    what: str, send: Callable[..., httpx.Response], *args: Any, **kwargs: Any
+) -> httpx.Response:
+    """``send(*args, **kwargs)``'s answer. _NoAnswer when it timed out (a model too slow is the model's
+    failure, not the gate's); GateError with one line when the connection failed otherwise (the
+    service crashed, stopped or reset it: nothing can be judged)."""
+    import httpx  # noqa: PLC0415
+
+    try:
+        return send(*args, **kwargs)
+    except httpx.TimeoutException:
+        raise _NoAnswer(what) from None
+    except httpx.HTTPError as err:  # refused, reset, closed mid-answer, not HTTP
+        msg = (
+            f"the service on loopback did not answer {what}: {type(err).__name__}"
+            f"{f' ({err})' if str(err) else ''}; it crashed, stopped or dropped the connection"
+        )
+        raise GateError(msg) from None
+
+
+def _too_slow(
+    context: RunContext, slow: _NoAnswer, timeout: float, findings: list[Finding]
+) -> Outcome:
+    """FAILED: a request took longer than the client's timeout (fail closed: over the bar)."""
+    bar = context.policy.policy.serve.max_p99_ms
+    finding = Finding(
+        "SERVE004",
+        f"{slow.what} took longer than {timeout:g} s (the client's timeout; no answer), against "
+        f"the p99 bar of {bar:g} ms: a request not answered counts as over the bar, and no "
+        "further request was sent",
+        location=Location(path=context.policy.path.name),
+        observed=f">{timeout * 1000:g}",
+        threshold=f"{bar:g}",
+        policy_key="[serve].max_p99_ms",
+    )
+    return Outcome.judge(
+        [finding, *findings],
+        passed="",
+        failed="{n} serving check(s) failed: {first}",
+        metrics={"timed_out": slow.what, "client_timeout_s": timeout},
+    )
+
+
+def _predictions(response: httpx.Response) -> Any:
+    """The answer's ``predictions`` (None unless a 200 with a JSON object; a note when the
+    body is not JSON, so that it never equals an expected answer)."""
+    if response.status_code != 200:
+        return None
+    try:
+        document = response.json()
+    except ValueError:  # not JSON or not UTF-8
+        return f"(a body that is not JSON: {response.content[:40]!r})"
+    return document.get("predictions") if isinstance(document, dict) else None
 
 
 def _as_json(row: dict[Any, Any], contract: DataPolicy) -> dict[str, Any]:
@@ -322,7 +428,8 @@ def _answers(
         raise GateError(msg)
     route = f"/v1/models/{name}:predict"
     for index in range(WARM_UP):  # the first requests start threads and caches: not timed
-        client.post(route, json={"instances": [rows[index % len(rows)]]})
+        warm = {"instances": [rows[index % len(rows)]]}
+        _call(f"warm-up request {index + 1}", client.post, route, json=warm)
     latencies: list[float] = []
     wrong: set[int] = set()
     budget = time.perf_counter() + LATENCY_BUDGET_SECONDS
@@ -333,10 +440,16 @@ def _answers(
             break
         index = sent % len(rows)
         started = time.perf_counter()
-        response = client.post(route, json={"instances": [rows[index]]})
+        one = {"instances": [rows[index]]}
+        response = _call(
+            f"single-row request {sent + 1} (holdout row {index})",
+            client.post,
+            route,
+            json=one,
+        )
         latencies.append(time.perf_counter() - started)
         over += latencies[-1] * 1000 > bar_ms
-        answer = response.json().get("predictions") if response.status_code == 200 else None
+        answer = _predictions(response)
         if answer != [offline[index]] and index not in wrong:
             wrong.add(index)
             findings.append(
@@ -349,8 +462,9 @@ def _answers(
                     threshold=offline[index],
                 )
             )
-    batch = client.post(route, json={"instances": rows})
-    answers = batch.json().get("predictions") if batch.status_code == 200 else None
+    every = {"instances": rows}
+    batch = _call(f"the batch of {len(rows)} holdout rows", client.post, route, json=every)
+    answers = _predictions(batch)
     if answers != offline:
         differ = (
             [i for i, (a, b) in enumerate(zip(answers, offline, strict=True)) if a != b]
@@ -382,7 +496,7 @@ def _refusals(
         for header, value in case.headers.items():
             if not value:  # a header the case leaves out (the client's default API key)
                 request.headers.pop(header, None)
-        response = client.send(request)
+        response = _call(f"malformed request '{case.name}'", client.send, request)
         problem = _problem(response)
         if (
             response.status_code == case.status
@@ -418,7 +532,7 @@ def _check_metrics(
 ) -> None:
     from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
 
-    response = client.get("/metrics")
+    response = _call("GET /metrics", client.get, "/metrics")
     try:
         families = {f.name: f for f in text_string_to_metric_families(response.text)}
     except ValueError as err:

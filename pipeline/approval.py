@@ -22,10 +22,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import LoadedPolicy, load_policy
 from pipeline.errors import DataError, PipelineError
-from pipeline.fsio import atomic_write_text, read_regular, sha256_bytes
+from pipeline.fsio import atomic_write_text, read_regular, sha256_bytes, strict_json
 from pipeline.lockserial import lock_serial
 from pipeline.signing import (
     Envelope,
@@ -185,11 +186,16 @@ def check_approval(policy: LoadedPolicy, *, trusted: bytes | None = None) -> str
     except SigningError as err:
         raise ApprovalError(str(err)) from None
     signer = _signer(envelope, allowed, shown)
+    again = "approve again (python -m gates data approve)"
+    signed = signed_document(
+        envelope.payload, signer=signer, shown=shown, kind="data approval", again=again
+    )
     try:
         lock_bytes = lock.read_bytes()
     except OSError as err:
         raise ApprovalError(f"{lock}: cannot be read: {err.strerror}") from None
-    bound = _bound_base(envelope.payload)
+    bound = signed.get("base_lock_sha256")
+    bound = bound if isinstance(bound, str) else None
     if trusted is not None and lock_bytes != trusted:
         _check_serial(policy, lock_bytes, trusted, signer=signer, shown=shown)
     if trusted is not None and lock_bytes != trusted and bound != sha256_bytes(trusted):
@@ -204,11 +210,11 @@ def check_approval(policy: LoadedPolicy, *, trusted: bytes | None = None) -> str
     expected = approval_payload(lock_name(policy), lock_bytes, bound)
     if envelope.payload != expected:
         keyids = ", ".join(f"{k[:12]}..." for k, _ in envelope.signatures)
-        try:
-            signed = json.loads(envelope.payload)
-            what = f"{signed.get('lock')!r} with SHA-256 {str(signed.get('lock_sha256'))[:12]}..."
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-            what = "bytes that are not an approval"
+        what = (
+            f"{signed.get('lock')!r} with SHA-256 {str(signed.get('lock_sha256'))[:12]}..."
+            if signed
+            else "bytes that are not an approval"
+        )
         msg = (
             f"{shown}: refused: {signer} (key id {keyids}) approved {what}, not "
             f"{lock_name(policy)!r} as it is now (SHA-256 {sha256_bytes(lock.read_bytes())[:12]}...): "
@@ -254,13 +260,26 @@ def _check_serial(
         raise ApprovalError(msg)
 
 
-def _bound_base(payload: bytes) -> str | None:
-    """The ``base_lock_sha256`` an approval payload names (None: none, or not a payload)."""
+def signed_document(
+    payload: bytes, *, signer: str, shown: str, kind: str, again: str
+) -> dict[str, Any]:
+    """The payload ``signer`` signed, read strictly (``pipeline.fsio.strict_json``); ``{}`` when
+    it is JSON but not an object. ApprovalError naming ``shown`` when it is not JSON, or holds a
+    name twice in one object, ``NaN``, ``Infinity`` or ``1e999``: signed bytes another verifier
+    reads as another approval (it keeps the first of two names, Python the last)."""
     try:
-        value = json.loads(payload).get("base_lock_sha256")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, RecursionError):
-        return None
-    return value if isinstance(value, str) else None
+        document = strict_json(payload)
+    except ValueError as err:  # not UTF-8 or JSON, a name twice, a non-finite number
+        reason = str(err)
+    except RecursionError:
+        reason = "JSON nested too deeply to read"
+    else:
+        return document if isinstance(document, dict) else {}
+    msg = (
+        f"{shown}: refused: the payload {signer} signed is not a {kind} every reader reads "
+        f"alike: {reason}; {again}"
+    )
+    raise ApprovalError(msg)
 
 
 def _short(digest: str | None) -> str:

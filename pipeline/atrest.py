@@ -31,7 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pipeline.errors import PipelineError
-from pipeline.fsio import atomic_write_bytes, sha256_bytes
+from pipeline.fsio import atomic_write_bytes, sha256_bytes, strict_json
 from pipeline.keys.provider import KeyProvider, KeyProviderError
 
 MAGIC = b"GATES-AES256GCM-v1\n"
@@ -91,7 +91,9 @@ def decrypt_bytes(
     if end < 0:
         raise EncryptionError(f"{name}: refused: encrypted file header is missing or too long")
     try:
-        header = json.loads(blob[len(MAGIC) : end])
+        # Strict: the AEAD binds the header as parsed, so a name twice would be bound as Python
+        # reads it (the last) while another reader takes the first.
+        header = strict_json(blob[len(MAGIC) : end])
         if not isinstance(header, dict) or not all(isinstance(v, str) for v in header.values()):
             raise ValueError
         nonce = base64.b64decode(header["nonce"], validate=True)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
 import secrets
@@ -53,6 +52,7 @@ from pipeline.fsio import (
     fsync_dir,
     read_regular,
     sha256_bytes,
+    strict_json,
     temp_files,
     write_all,
 )
@@ -177,7 +177,7 @@ class ModelRegistry:
             version, bundle, envelope_sha256 = "(pointer deleted)", "", None
         else:
             try:
-                document = json.loads(self._pointer_bytes().decode("utf-8"))
+                document = strict_json(self._pointer_bytes().decode("utf-8"))
                 version = str(document["version"])
                 envelope_sha256 = str(document["envelope_sha256"])
                 bundle = str(document["bundle"])
@@ -420,7 +420,7 @@ class ModelRegistry:
         if not self.has_champion():
             return None
         try:
-            return str(json.loads(self._pointer_bytes().decode("utf-8"))["version"])
+            return str(strict_json(self._pointer_bytes().decode("utf-8"))["version"])
         except (OSError, ValueError, RecursionError, KeyError, TypeError) as err:
             msg = f"{self.pointer}: champion pointer unreadable ({type(err).__name__}: {err})"
             raise RegistryError(msg) from None

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
-from pipeline.fsio import read_regular, sha256_bytes
+from pipeline.fsio import read_regular, sha256_bytes, strict_json
 from pipeline.gittree import committed_in
 from pipeline.signing import (
     Envelope,
@@ -186,8 +186,10 @@ def read_events(registry: Path) -> list[dict[str, Any]]:
     prev = GENESIS
     for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
         try:
-            record = json.loads(raw)
-        except (ValueError, RecursionError):  # not JSON or UTF-8, nesting, a 4,300-digit number
+            record = strict_json(raw)  # it carries signed envelopes: one reading only
+        except ValueError as err:  # not JSON or UTF-8, a name twice, NaN, a 4,300-digit number
+            raise PromotionError(f"{path}:{number}: refused: not a JSON object ({err})") from None
+        except RecursionError:
             raise PromotionError(f"{path}:{number}: refused: not a JSON object") from None
         if not isinstance(record, dict) or record.get("prev") != prev:
             msg = (

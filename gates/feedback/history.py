@@ -66,7 +66,7 @@ from typing import Any
 from gates.errors import GatesError
 from pipeline.atrest import EncryptionError, decrypt_bytes, encrypt_bytes
 from pipeline.config import LoadedPolicy
-from pipeline.fsio import atomic_write_json, fsync_dir, temp_files, write_all
+from pipeline.fsio import atomic_write_json, fsync_dir, strict_json, temp_files, write_all
 from pipeline.keys import KeyProvider, provider_for
 
 GENESIS = "0" * 64
@@ -287,8 +287,10 @@ def history_cipher(policy: LoadedPolicy) -> RecordCipher | None:
 
 def _parse(line: bytes, *, path: Path, number: int) -> dict[str, Any]:
     try:
-        record = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        # Strict: a record's hash is taken over it as parsed, so a name twice would verify as
+        # Python reads it (the last) while another reader of the history takes the first.
+        record = strict_json(line.decode("utf-8"))
+    except (ValueError, RecursionError) as err:  # not UTF-8 or JSON, a name twice, NaN
         msg = f"{path}:{number}: not a JSON record ({err})"
         raise HistoryError(msg) from None
     if not isinstance(record, dict):
@@ -602,7 +604,7 @@ def _read_checkpoint(path: Path, body: bytes, key: bytes) -> _Checkpoint | None:
     """The verified prefix, if sealed under ``key`` and its bytes still start ``body``; else None."""
     try:
         # Absent (None): no checkpoint (None["seal"] is a TypeError below).
-        document = json.loads((_read_small(checkpoint_path(path)) or b"null").decode("utf-8"))
+        document = strict_json((_read_small(checkpoint_path(path)) or b"null").decode("utf-8"))
         seal = document["seal"]
         if not isinstance(seal, str) or not hmac.compare_digest(seal, _seal(key, document)):
             return None
@@ -612,7 +614,7 @@ def _read_checkpoint(path: Path, body: bytes, key: bytes) -> _Checkpoint | None:
         if not 0 < size <= len(body) or prefix[-1:] != b"\n" or found[1] < 1:
             return None
         # The head it names must be the last verified record's own, at its place in the chain.
-        last = json.loads(prefix[prefix.rfind(b"\n", 0, size - 1) + 1 : size - 1])
+        last = strict_json(prefix[prefix.rfind(b"\n", 0, size - 1) + 1 : size - 1])
     except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError, OverflowError):
         return None  # JSONDecodeError is a ValueError; OverflowError: "bytes": Infinity
     except (RecursionError, AttributeError):

@@ -11,151 +11,25 @@ time: each run is a child process with a timeout and a 3 GiB address-space limit
 
 from __future__ import annotations
 
-import io
-import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-LOCK = "data/breast_cancer.lock.json"
-APPROVAL = "data/breast_cancer.lock.approval.json"
-BASELINE = "bandit-baseline.json"
+from tests.hostile_support import (
+    APPROVAL,
+    BASELINE,
+    BATCH,
+    FORMS,
+    LOCK,
+    approved,
+    project_copy,
+    run_child,
+    run_gates,
+)
+
+__all__ = ["approved"]  # the module fixture: the project with carol's real data approval
 ENVELOPE = "artifacts/attestation.intoto.json"
-BATCH = "data/quarantine/b1/batch.json"
 JOURNAL = "data/quarantine/b1/approving.json"
-_TIMEOUT = 120
-_ADDRESS_SPACE = 3 << 30
-
-# argv: the code's folder, the project, then the CLI's arguments. For 'run GATE', the gates
-# before GATE are recorded as PASSED in run 'r' (this test is about GATE's own reads).
-_CHILD = """
-import os, resource, sys
-resource.setrlimit(resource.RLIMIT_AS, (int(os.environ["HOSTILE_AS"]),) * 2)
-sys.path.insert(0, sys.argv[1])
-from pathlib import Path
-root = Path(sys.argv[2])
-os.chdir(root)
-args = sys.argv[3:]
-if args[0] == "run":
-    from gates.base import GateResult, Status
-    from gates.inputs import input_digests
-    from gates.registry import GATES
-    from pipeline.config import load_policy
-
-    from pipeline.errors import PipelineError
-
-    try:  # a policy refused at load is the CLI's to report
-        inputs = input_digests(load_policy(root / "policy.toml"))
-    except PipelineError:
-        inputs = {}
-    (root / "reports").mkdir(exist_ok=True)
-    for spec in GATES:
-        if spec.name == args[1]:
-            break
-        passed = GateResult(spec.name, Status.PASSED, "ok", "r", inputs=inputs)
-        (root / "reports" / f"{spec.name}.json").write_text(passed.to_json(), encoding="utf-8")
-    os.environ["GATES_RUN_ID"] = "r"
-from gates._cli import main
-sys.exit(main(args))
-"""
-
-
-def _nested(path: Path, tmp: Path) -> None:
-    path.write_text("[" * 200_000, encoding="utf-8")
-
-
-def _huge_integer(path: Path, tmp: Path) -> None:
-    path.write_text('{"schema_version": 1' + "0" * 100_000 + "}", encoding="utf-8")
-
-
-def _not_utf8(path: Path, tmp: Path) -> None:
-    path.write_bytes(b'{"schema_version": "\xff\xfe"}')
-
-
-def _fifo(path: Path, tmp: Path) -> None:
-    os.mkfifo(tmp / "fifo")
-    path.symlink_to(tmp / "fifo")
-
-
-def _dev_zero(path: Path, tmp: Path) -> None:
-    path.symlink_to("/dev/zero")
-
-
-def _sparse(path: Path, tmp: Path) -> None:
-    path.write_text("[", encoding="utf-8")
-    os.truncate(path, 3 << 30)
-
-
-FORMS: dict[str, Callable[[Path, Path], None]] = {
-    "nested 200,000 deep": _nested,
-    "a 100,001-digit number": _huge_integer,
-    "invalid UTF-8": _not_utf8,
-    "a symlink to a FIFO": _fifo,
-    "a symlink to /dev/zero": _dev_zero,
-    "a 3 GiB sparse file": _sparse,
-}
-
-
-def _project(root: Path) -> Path:
-    """policy.toml, data/ and keys/ of the repository; the sast gate scans one small module
-    with a baseline."""
-    root.mkdir(parents=True)
-    shutil.copytree(REPO / "data", root / "data")
-    shutil.copytree(REPO / "keys", root / "keys")
-    text = (REPO / "policy.toml").read_text(encoding="utf-8")
-    for old, new in [
-        ('paths = ["pipeline", "gates", "noxfile.py"]', 'paths = ["src"]'),
-        ('# baseline = "bandit-baseline.json"', f'baseline = "{BASELINE}"'),
-        ('loaders = ["pipeline/persist.py"]', "loaders = []"),
-    ]:
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    (root / "policy.toml").write_text(text, encoding="utf-8")
-    (root / "src").mkdir()
-    (root / "src" / "app.py").write_text("print('hello')\n", encoding="utf-8")
-    (root / BASELINE).write_text('{"results": []}\n', encoding="utf-8")
-    return root
-
-
-def _run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOSTILE_AS": str(_ADDRESS_SPACE)}
-    env.pop("GATES_RUN_ID", None)
-    try:
-        return subprocess.run(
-            [sys.executable, "-c", _CHILD, str(REPO), str(root), *args],
-            capture_output=True,
-            text=True,
-            timeout=_TIMEOUT,
-            check=False,
-            cwd=root,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"'python -m gates {' '.join(args)}' did not answer within {_TIMEOUT} s")
-
-
-@pytest.fixture(scope="module")
-def approved(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project with ``[roles].approvers`` and the lock approved by carol (a real approve)."""
-    from gates.approve import approve
-    from pipeline.config import load_policy
-    from tests.keys_support import new_pem_pair
-
-    base = tmp_path_factory.mktemp("hostile")
-    root = _project(base / "approved")
-    (base / "secret").mkdir()
-    pem = new_pem_pair(root, base / "secret", "carol", "ed25519")
-    with (root / "policy.toml").open("a", encoding="utf-8") as handle:
-        handle.write('\n[roles]\napprovers = {carol = "keys/carol.pub"}\n')
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GATES_APPROVER_KEY", pem)
-        assert approve(load_policy(root / "policy.toml"), out=io.StringIO()) == 0
-    return root
 
 
 # (file planted, with approvers, command, exit code expected, the words every refusal holds)
@@ -177,9 +51,7 @@ _NO_CONTROL = (ENVELOPE, JOURNAL)
 
 
 def _copy(case: str, approved: Path, tmp_path: Path) -> Path:
-    if CASES[case][1]:
-        return Path(shutil.copytree(approved, tmp_path / "project", symlinks=True))
-    return _project(tmp_path / "project")
+    return project_copy(CASES[case][1], approved, tmp_path)
 
 
 @pytest.mark.parametrize("form", list(FORMS))
@@ -193,7 +65,7 @@ def test_a_hostile_json_file_is_refused_naming_it(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)  # not there before the gates or feedback wrote it
     FORMS[form](target, tmp_path)
-    done = _run(root, *args)
+    done = run_gates(root, *args)
     output = done.stdout + done.stderr
     assert "Traceback" not in output, output[-3000:]
     # A symlink out of the project is the policy's path rule's to refuse at load (exit 2)
@@ -210,7 +82,7 @@ def test_a_hostile_json_file_is_refused_naming_it(
 @pytest.mark.parametrize("case", [case for case in CASES if CASES[case][0] not in _NO_CONTROL])
 def test_the_committed_file_as_written_passes(approved: Path, tmp_path: Path, case: str) -> None:
     """The control: the same commands on the untouched files succeed."""
-    done = _run(_copy(case, approved, tmp_path), *CASES[case][2])
+    done = run_gates(_copy(case, approved, tmp_path), *CASES[case][2])
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 
 
@@ -221,7 +93,7 @@ sys.path.insert(0, sys.argv[1])
 from pathlib import Path
 from gates.feedback.trends import read_champion
 
-champion, findings = read_champion(Path(sys.argv[2]), history=[])
+champion, findings = read_champion(Path(sys.argv[3]), history=[])
 print(champion)
 for finding in findings:
     print(finding.rule, finding.severity.value, finding.message)
@@ -234,18 +106,7 @@ def test_a_hostile_champion_record_is_a_warning_naming_it(tmp_path: Path, form: 
     pointer): the feedback stage's trends read it. Unreadable, it is FB110 and no champion."""
     path = tmp_path / "champion.json"
     FORMS[form](path, tmp_path)
-    env = {**os.environ, "HOSTILE_AS": str(_ADDRESS_SPACE)}
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _READ_CHAMPION, str(REPO), str(path)],
-            capture_output=True,
-            text=True,
-            timeout=_TIMEOUT,
-            check=False,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"read_champion did not answer within {_TIMEOUT} s")
+    done = run_child(_READ_CHAMPION, tmp_path, str(path), what="read_champion")
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0] == "None", done.stdout

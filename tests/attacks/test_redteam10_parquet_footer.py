@@ -12,11 +12,9 @@ for 69 GB. The footer is now walked first and refused naming the file and the ke
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,35 +26,8 @@ from pipeline.data import read_table
 from pipeline.errors import DataError
 from pipeline.parquet_footer import FooterLimit, refuse_large_footer
 from pipeline.stream import iter_chunks
-
-REPO = Path(__file__).resolve().parents[2]
-_TIMEOUT = 120
-_ADDRESS_SPACE = 3 << 30
-# argv: the code's folder, the project, then the CLI's arguments; the gates before 'data' are
-# recorded as PASSED in run 'r' (as tests/attacks/test_hostile_json.py does).
-_CHILD = """
-import os, resource, sys
-resource.setrlimit(resource.RLIMIT_AS, (int(os.environ["HOSTILE_AS"]),) * 2)
-sys.path.insert(0, sys.argv[1])
-from pathlib import Path
-root = Path(sys.argv[2])
-os.chdir(root)
-from gates.base import GateResult, Status
-from gates.inputs import input_digests
-from gates.registry import GATES
-from pipeline.config import load_policy
-
-inputs = input_digests(load_policy(root / "policy.toml"))
-(root / "reports").mkdir(exist_ok=True)
-for spec in GATES:
-    if spec.name == "data":
-        break
-    passed = GateResult(spec.name, Status.PASSED, "ok", "r", inputs=inputs)
-    (root / "reports" / f"{spec.name}.json").write_text(passed.to_json(), encoding="utf-8")
-os.environ["GATES_RUN_ID"] = "r"
-from gates._cli import main
-sys.exit(main(sys.argv[3:]))
-"""
+from tests.hostile_support import run_gates
+from tests.project_support import REPO
 
 I32, I64, BINARY, LIST, STRUCT = 5, 6, 8, 9, 12
 
@@ -136,20 +107,7 @@ def _project(root: Path, *, streamed: bool, groups: int = 10, chunks: int = 1_00
 
 
 def _data_gate(root: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOSTILE_AS": str(_ADDRESS_SPACE)}
-    env.pop("GATES_RUN_ID", None)
-    try:
-        return subprocess.run(
-            [sys.executable, "-c", _CHILD, str(REPO), str(root), "run", "data", "--no-cache"],
-            capture_output=True,
-            text=True,
-            timeout=_TIMEOUT,
-            check=False,
-            cwd=root,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the data gate did not answer within {_TIMEOUT} s")
+    return run_gates(root, "run", "data", "--no-cache")
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["in memory", "streamed"])

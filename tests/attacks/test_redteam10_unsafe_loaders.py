@@ -12,42 +12,15 @@ sast gate. Each is planted in a scanned module here, through the real gate's CLI
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gates.unsafe_load import scan_source
+from tests.hostile_support import GATE_CHILD, run_child, scanned_project
 
-REPO = Path(__file__).resolve().parents[2]
 _TIMEOUT = 300
-
-# argv: the code's folder, the project; the gates before 'sast' recorded as PASSED in run 'r'.
-_CHILD = """
-import os, sys
-sys.path.insert(0, sys.argv[1])
-from pathlib import Path
-root = Path(sys.argv[2])
-os.chdir(root)
-from gates.base import GateResult, Status
-from gates.inputs import input_digests
-from gates.registry import GATES
-from pipeline.config import load_policy
-
-inputs = input_digests(load_policy(root / "policy.toml"))
-(root / "reports").mkdir(exist_ok=True)
-for spec in GATES:
-    if spec.name == "sast":
-        break
-    passed = GateResult(spec.name, Status.PASSED, "ok", "r", inputs=inputs)
-    (root / "reports" / f"{spec.name}.json").write_text(passed.to_json(), encoding="utf-8")
-os.environ["GATES_RUN_ID"] = "r"
-from gates._cli import main
-sys.exit(main(["run", "sast", "--no-cache"]))
-"""
 
 PLANTS = {
     "deserialize_bytes": (
@@ -91,37 +64,21 @@ PLANTS = {
 
 
 def _project(root: Path, plant: str) -> Path:
-    root.mkdir(parents=True)
-    shutil.copytree(REPO / "data", root / "data")
-    shutil.copytree(REPO / "keys", root / "keys")
-    text = (REPO / "policy.toml").read_text(encoding="utf-8")
-    for old, new in [
-        ('paths = ["pipeline", "gates", "noxfile.py"]', 'paths = ["src"]'),
-        ('loaders = ["pipeline/persist.py"]', "loaders = []"),
-    ]:
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    (root / "policy.toml").write_text(text, encoding="utf-8")
-    (root / "src").mkdir()
+    scanned_project(root)
     (root / "src" / "model_io.py").write_text(plant, encoding="utf-8")
     return root
 
 
 def _sast(root: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop("GATES_RUN_ID", None)
-    try:
-        return subprocess.run(
-            [sys.executable, "-c", _CHILD, str(REPO), str(root)],
-            capture_output=True,
-            text=True,
-            timeout=_TIMEOUT,
-            check=False,
-            cwd=root,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the sast gate did not answer within {_TIMEOUT} s")
+    # No address-space bound, as before: the gate's own tools run in children of this child.
+    return run_child(
+        GATE_CHILD,
+        root,
+        *("run", "sast", "--no-cache"),
+        timeout=_TIMEOUT,
+        address_space=None,
+        what="the sast gate",
+    )
 
 
 @pytest.mark.parametrize("plant", list(PLANTS))

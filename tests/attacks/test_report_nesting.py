@@ -17,15 +17,13 @@ unparsable verdict), the closing lines read no run or no verdict.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.attacks.test_hostile_json import _ADDRESS_SPACE, _TIMEOUT, FORMS
+from tests.hostile_support import FORMS, run_child
 from tests.project_support import REPO
 
 _CHILD = """
@@ -44,20 +42,7 @@ sys.exit(main(sys.argv[3:]))
 
 
 def _child(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOSTILE_AS": str(_ADDRESS_SPACE)}
-    env.pop("GATES_RUN_ID", None)
-    try:
-        return subprocess.run(
-            [sys.executable, "-c", _CHILD, str(REPO), str(root), *args],
-            capture_output=True,
-            text=True,
-            timeout=_TIMEOUT,
-            check=False,
-            cwd=root,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{' '.join(args)} did not answer within {_TIMEOUT} s")
+    return run_child(_CHILD, root, *args)
 
 
 @pytest.fixture

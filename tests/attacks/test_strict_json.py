@@ -15,20 +15,19 @@ with one name each and ``allow_nan=False``, so refusing them costs no file the g
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from pipeline.fsio import strict_json
-from tests.attacks.test_hostile_json import (
+from tests.hostile_support import (
     APPROVAL,
     BASELINE,
     BATCH,
     LOCK,
-    _project,
-    _run,
     approved,
+    project_copy,
+    run_gates,
 )
 
 __all__ = ["approved"]  # the module fixture: the project with carol's real data approval
@@ -76,26 +75,22 @@ _BATCH_RECORD = {
 _SAID = {"a name twice": "twice", "NaN": "found NaN", "1e999": "found 1e999"}
 
 
-def _copy(case: str, approved: Path, tmp_path: Path) -> Path:
-    if CASES[case][1]:
-        return Path(shutil.copytree(approved, tmp_path / "project", symlinks=True))
-    return _project(tmp_path / "project")
-
-
 @pytest.mark.parametrize("form", list(FORMS))
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_name_twice_or_a_non_number_is_refused_naming_the_file(
     approved: Path, tmp_path: Path, case: str, form: str
 ) -> None:
     planted, _, args, code, words = CASES[case]
-    root = _copy(case, approved, tmp_path)
+    root = project_copy(CASES[case][1], approved, tmp_path)
     target = root / planted
     if planted == BATCH:
         target.parent.mkdir(parents=True)
         target.write_text(json.dumps(_BATCH_RECORD, indent=2), encoding="utf-8")
-        assert _run(root, *args).returncode == 0  # the control: the record as written is listed
+        assert (
+            run_gates(root, *args).returncode == 0
+        )  # the control: the record as written is listed
     target.write_text(FORMS[form](target.read_text(encoding="utf-8")), encoding="utf-8")
-    done = _run(root, *args)
+    done = run_gates(root, *args)
     output = done.stdout + done.stderr
     assert "Traceback" not in output, output[-3000:]
     assert done.returncode == code, output[-3000:]

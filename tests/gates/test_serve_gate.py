@@ -242,3 +242,120 @@ def test_a_service_that_cannot_start_is_errored(run: Path) -> None:
     assert result.gate == spec("serve").name
     assert result.status is Status.ERRORED
     assert "model.skops" in result.summary
+
+
+# --- a request that gets no answer, or no HTTP answer (leftovers2, 7 December) -----------------
+# A request slower than the client's timeout was an httpx.ReadTimeout out of the gate: ERRORED,
+# a crash, where a model too slow is the model's failure. The timeout is set low here (the gate
+# waits 10 s, or twice the bar); each planted stall is far longer than it.
+
+
+def test_a_request_slower_than_the_client_timeout_fails_the_p99_bar(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gates.serve._TIMEOUT", 0.3)
+    slowed(monkeypatch, 1.5, {10})  # a timed request: the 3 warm-up requests come first
+    outcome = judge(run, max_p99_ms=100.0)
+    assert outcome.status is Status.FAILED, outcome.summary
+    finding = outcome.findings[0]
+    assert finding.rule == "SERVE004", outcome.findings
+    assert "took longer than 0.3 s (the client's timeout; no answer)" in finding.message
+    assert "against the p99 bar of 100 ms" in finding.message
+    assert finding.policy_key == "[serve].max_p99_ms"
+    assert outcome.metrics["client_timeout_s"] == 0.3
+
+
+def test_the_client_waits_at_least_twice_the_bar() -> None:
+    from gates.serve import client_timeout
+
+    assert client_timeout(2000.0) == 10.0
+    assert client_timeout(30_000.0) == 60.0  # a request it gives up on is surely over the bar
+
+
+def test_an_answer_that_is_not_json_fails_naming_the_row(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.responses import Response
+
+    from gates.service import app
+
+    real = app.JSONResponse
+
+    def garbled(content: Any, **kwargs: Any) -> Any:
+        if isinstance(content, dict) and "predictions" in content:
+            return Response(b"<html>busy</html>", media_type="application/json")
+        return real(content, **kwargs)
+
+    monkeypatch.setattr(app, "JSONResponse", garbled)
+    outcome = judge(run)
+    assert outcome.status is Status.FAILED, outcome.summary
+    messages = [f.message for f in outcome.findings if f.rule == "SERVE002"]
+    assert any("holdout row 0" in m and "not JSON" in m for m in messages), messages
+
+
+def test_a_service_that_stops_mid_run_is_errored_with_one_line(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from gates.base import GateError
+    from gates.service import app
+
+    servers: list[Any] = []
+    real_init, real_predict, calls = uvicorn.Server.__init__, app._predict, [0]
+
+    def recorded(self: Any, config: Any) -> None:
+        real_init(self, config)
+        servers.append(self)
+
+    def stopping(service: Any, features: Any) -> dict[str, Any]:
+        calls[0] += 1
+        if calls[0] == 10:
+            servers[-1].should_exit = True  # as a SIGTERM does: it closes every connection
+        return real_predict(service, features)
+
+    monkeypatch.setattr(uvicorn.Server, "__init__", recorded)
+    monkeypatch.setattr(app, "_predict", stopping)
+    with pytest.raises(GateError, match="the service on loopback did not answer") as raised:
+        judge(run)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "crashed, stopped or dropped the connection" in message
+
+
+def test_a_connection_reset_is_errored_with_one_line(tmp_path: Path) -> None:
+    """A server on loopback that resets every connection once it read the request."""
+    import socket
+    import struct
+    import threading
+
+    import httpx
+
+    from gates.base import GateError
+    from gates.serve import _answers
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def reset_all() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # linger 0: an RST, not a FIN
+
+    threading.Thread(target=reset_all, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with (
+            httpx.Client(base_url=url, timeout=5.0) as client,
+            pytest.raises(GateError, match="did not answer warm-up request 1") as raised,
+        ):
+            _answers(client, "m", [{"x": 1.0}], ["benign"], [], bar_ms=100.0)
+    finally:
+        listener.close()
+    assert "\n" not in str(raised.value)
