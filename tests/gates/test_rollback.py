@@ -251,3 +251,27 @@ def test_kill_9_mid_rollback_leaves_old_or_new_and_the_next_command_works(  # no
     assert set(served(project).values()) == {
         run_of(v2 if expected == "old" else project.versions[0])
     }
+
+
+def test_revoke_refuses_a_version_whose_signed_statement_is_not_strict_json(
+    managed, capsys, monkeypatch
+):
+    # The statement a release manager's revocation is built from is read strictly, as every
+    # other signed statement: a name given twice is refused before anything is signed.
+    import base64
+    import json
+
+    from pipeline.attestation import ENVELOPE_FILE
+
+    v3 = managed.versions[2]
+    (envelope_file,) = (managed.root / "registry/versions" / v3).glob(f"*/{ENVELOPE_FILE}")
+    envelope = json.loads(envelope_file.read_text(encoding="utf-8"))
+    payload = base64.b64decode(envelope["payload"]).decode("utf-8")
+    assert '"run_id"' in payload
+    twice = payload.replace('"run_id"', '"run_id": "other", "run_id"', 1)
+    envelope["payload"] = base64.b64encode(twice.encode("utf-8")).decode("ascii")
+    envelope_file.write_text(json.dumps(envelope), encoding="utf-8")
+    code, out = cli(managed, "revoke", v3, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 1
+    assert f"{ENVELOPE_FILE}: the signed statement is not a strict JSON statement" in out
+    assert "Traceback" not in out
