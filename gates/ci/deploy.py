@@ -355,9 +355,18 @@ def security_findings(path: str, text: str, loaded: LoadedPolicy | None = None) 
         return [
             f"{path}: expected one mapping (a Kubernetes object), found {type(document).__name__}"
         ]
-    if document.get("kind") != "Deployment":
-        return []
-    return _deployment_findings(path, document, loaded)
+    kind, api = KINDS.get(PurePosixPath(path).name, (None, None))
+    if kind is None:
+        return [f"{path}: expected one of the rendered manifests ({', '.join(KINDS)}), found it"]
+    found = [
+        f"{path}: {key}: expected {want!r} (what {PurePosixPath(path).name} renders), found "
+        f"{str(document.get(key))[:100]!r}"
+        for key, want in (("kind", kind), ("apiVersion", api))
+        if document.get(key) != want
+    ]
+    if found:  # another kind runs a pod no rule here reads (a Pod, Job, CronJob, DaemonSet)
+        return found
+    return _deployment_findings(path, document, loaded) if kind == "Deployment" else []
 
 
 # What a manifest may be before PyYAML (pure Python here) builds it. The rendered ones are 0.5-2.6
@@ -468,6 +477,31 @@ def _deployment_findings(
             findings.extend(_allowed_findings(where, container, loaded))
             findings.extend(_api_keys_findings(where, container, pod, loaded))
     findings.extend(_pod_shape_findings(path, pod))
+    findings.extend(_volume_findings(path, pod))
+    return findings
+
+
+# The volume sources the renderer writes: a size-limited scratch folder, the operator's Secret.
+VOLUME_SOURCES = ("emptyDir", "secret")
+
+
+def _volume_findings(path: str, pod: dict[str, Any]) -> list[str]:
+    """Every pod volume is of a kind the renderer writes: a ``hostPath`` (the node's files), a
+    ``persistentVolumeClaim``, ``nfs``, ``configMap`` or any other source brings files the
+    rules never saw into the pod, or takes the pod's out (red team 12)."""
+    volumes = pod.get("volumes") or []
+    if not isinstance(volumes, list):
+        return [f"{path}: spec.template.spec.volumes: expected a list, found {volumes!r:.100}"]
+    findings = []
+    for index, volume in enumerate(volumes):
+        name = volume.get("name", index) if isinstance(volume, dict) else index
+        sources = [k for k in volume if k != "name"] if isinstance(volume, dict) else [volume]
+        if len(sources) != 1 or sources[0] not in VOLUME_SOURCES:
+            findings.append(
+                f"{path}: spec.template.spec.volumes {name!r}: expected one of "
+                f"{', '.join(VOLUME_SOURCES)} (what the renderer writes), found "
+                f"{str(sources)[:100]}"
+            )
     return findings
 
 
