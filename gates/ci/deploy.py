@@ -478,6 +478,73 @@ def _deployment_findings(
             findings.extend(_api_keys_findings(where, container, pod, loaded))
     findings.extend(_pod_shape_findings(path, pod))
     findings.extend(_volume_findings(path, pod))
+    findings.extend(_key_findings(path, pod, containers))
+    return findings
+
+
+# The keys the renderer writes in the pod and its container, nothing else (red team 12): a key
+# outside them is read by Kubernetes and by no rule here: ``lifecycle.postStart.exec`` or a
+# ``startupProbe.exec`` runs a command in the serving container beside the entrypoint,
+# ``shareProcessNamespace``, ``serviceAccountName``, ``hostAliases``, ``runtimeClassName``...
+POD_KEYS = (
+    "automountServiceAccountToken",
+    "enableServiceLinks",
+    "hostNetwork",
+    "hostPID",
+    "hostIPC",
+    "securityContext",
+    "containers",
+    "volumes",
+)
+CONTAINER_KEYS = (
+    "name",
+    "image",
+    "imagePullPolicy",
+    "ports",
+    "resources",
+    "securityContext",
+    "startupProbe",
+    "livenessProbe",
+    "readinessProbe",
+    "volumeMounts",
+    "env",
+)
+_PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+_HANDLERS = ("httpGet", "exec", "tcpSocket", "grpc")
+
+
+def _key_findings(path: str, pod: dict[str, Any], containers: list[tuple[Any, bool]]) -> list[str]:
+    """A pod or container key the renderer does not write, a probe that does not only ask
+    over HTTP, or a service-account token mounted."""
+    findings = [
+        f"{path}: spec.template.spec.{key}: expected none (the renderer writes only "
+        f"{', '.join(POD_KEYS)}), found it"
+        for key in pod
+        if key not in POD_KEYS
+    ]
+    if pod.get("automountServiceAccountToken") is not False:
+        findings.append(
+            f"{path}: spec.template.spec.automountServiceAccountToken: expected false, found "
+            f"{pod.get('automountServiceAccountToken')!r}"
+        )
+    for index, (container, _) in enumerate(containers):
+        if not isinstance(container, dict):
+            continue
+        where = f"{path}: container {container.get('name', index)!r}"
+        findings += [
+            f"{where}: {key}: expected none (the renderer writes only {', '.join(CONTAINER_KEYS)}"
+            "; the image's entrypoint alone decides what runs), found it"
+            for key in container
+            if key not in CONTAINER_KEYS and key not in ("command", "args", "workingDir", "envFrom")
+        ]
+        for probe in _PROBES:
+            found = container.get(probe)
+            handlers = [k for k in found if k in _HANDLERS] if isinstance(found, dict) else []
+            if probe in container and handlers != ["httpGet"]:
+                findings.append(
+                    f"{where}: {probe}: expected an httpGet probe only (an exec probe runs a "
+                    f"command in the container), found {str(found)[:200]}"
+                )
     return findings
 
 

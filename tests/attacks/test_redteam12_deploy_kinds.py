@@ -10,14 +10,17 @@ renderer edited (a pull request can, and re-render without drift, as row 58 says
   running any image as root with the node's file system mounted: exit 0;
 - ``deployment.yaml`` rendered as a ``StatefulSet`` (the same pod template, every rule broken):
   exit 0;
-- and in the Deployment itself, a ``hostPath`` volume (the node's ``/``) mounted outside the
-  working folder passed: volumes were not looked at except the API-key Secret's.
+- and in the Deployment itself, what no rule read: a ``hostPath`` volume (the node's ``/``)
+  mounted outside the working folder (volumes were not looked at except the API-key Secret's),
+  a ``lifecycle.postStart`` hook or an ``exec`` startup probe (a command run in the serving
+  container beside the entrypoint, which row 55 holds to ``serve --champion``), a service
+  account named, its token mounted.
 
 Each case runs the real ``ci deploy --check`` on files the edited renderer wrote (no drift) and
-expects exit 1 and a line naming the file and key. Red before: exit 0 for all six. Fixed in
+expects exit 1 and a line naming the file and key. Red before: exit 0 for all ten. Fixed in
 ``gates/ci/deploy.py``: every manifest's ``kind`` and ``apiVersion`` are the ones its file
 name renders (``KINDS``), and the pod's volumes are the renderer's kinds (``emptyDir``,
-``secret``) only.
+``secret``) only, its keys and its container's the renderer's only, every probe ``httpGet``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ def loaded() -> LoadedPolicy:
 def _pod(manifests: Manifests) -> dict[str, Any]:
     pod: dict[str, Any] = manifests["deployment.yaml"]["spec"]["template"]["spec"]
     return pod
+
+
+def _serve(manifests: Manifests) -> dict[str, Any]:
+    container: dict[str, Any] = _pod(manifests)["containers"][0]
+    return container
 
 
 def _root_pod(manifests: Manifests) -> dict[str, Any]:
@@ -135,6 +143,34 @@ ATTACKS: list[tuple[str, Callable[[Manifests], None], str, str]] = [
         ),
         "deployment.yaml",
         "kind: expected 'Deployment'",
+    ),
+    (
+        "a-poststart-hook",
+        lambda m: _serve(m).update(
+            lifecycle={"postStart": {"exec": {"command": ["/bin/sh", "-c", "exec evil"]}}}
+        ),
+        "deployment.yaml",
+        "lifecycle: expected none",
+    ),
+    (
+        "an-exec-startup-probe",
+        lambda m: _serve(m).update(
+            startupProbe={"exec": {"command": ["/bin/sh", "-c", "exec evil"]}, "periodSeconds": 5}
+        ),
+        "deployment.yaml",
+        "startupProbe: expected an httpGet probe only",
+    ),
+    (
+        "a-service-account",
+        lambda m: _pod(m).update(serviceAccountName="cluster-admin-sa"),
+        "deployment.yaml",
+        "serviceAccountName: expected none",
+    ),
+    (
+        "the-token-mounted",
+        lambda m: _pod(m).update(automountServiceAccountToken=True),
+        "deployment.yaml",
+        "automountServiceAccountToken: expected false",
     ),
     (
         "a-hostpath-volume",
