@@ -401,6 +401,50 @@ def _too_large(path: str, text: str) -> str | None:
     return None
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _other_reading(path: str, text: str) -> str | None:
+    """Why another YAML reader may read ``text`` as another object than PyYAML does: a merge
+    key (``<<``), an alias, or a key given twice in one mapping (none of which the renderer
+    writes). ``kubectl`` (Go's YAML) lets ``<<: {image: x}`` after ``image: y`` win, PyYAML
+    keeps ``y``: the check read the allowed image, the cluster ran another (red team 12); YAML
+    readers differ on a key given twice (PyYAML and kubectl: the last; others refuse it)."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        line = node.start_mark.line + 1 if node.start_mark else 0
+        if id(node) in seen:
+            return (
+                f"{path}:{line}: expected no YAML aliases (*name), found one; write each value out"
+            )
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key, value in node.value:
+                where = key.start_mark.line + 1 if key.start_mark else line
+                if key.tag == _MERGE:
+                    return (
+                        f"{path}:{where}: expected no YAML merge key (<<), found one: kubectl "
+                        "reads it otherwise than this check (a merged value wins over the "
+                        "mapping's own); write each key out"
+                    )
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in keys:  # 1 and "1" too: the same JSON key for kubectl
+                        return (
+                            f"{path}:{where}: expected no YAML key given twice in one mapping, "
+                            f"found {key.value[:100]!r} again (readers keep the first, the last, "
+                            "or refuse it)"
+                        )
+                    keys.add(key.value)
+                stack.extend((key, value))
+    return None
+
+
 def _load(path: str, text: str) -> tuple[Any, list[str]]:
     """The YAML document, or the one finding that says why it is not read.
 
@@ -412,7 +456,7 @@ def _load(path: str, text: str) -> tuple[Any, list[str]]:
     RecursionError traceback.
     """
     try:
-        refused = _too_large(path, text)
+        refused = _too_large(path, text) or _other_reading(path, text)
         if refused:
             return None, [refused]
         document = yaml.safe_load(text)
