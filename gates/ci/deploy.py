@@ -553,6 +553,20 @@ CONTAINER_KEYS = (
     "volumeMounts",
     "env",
 )
+# The security settings the renderer writes, pod and container: any other (an AppArmor profile
+# ``Unconfined``, ``procMount: Unmasked``, unsafe ``sysctls``, ``seLinuxOptions``, Windows'
+# ``hostProcess``) loosens what no rule here reads.
+POD_SECURITY_KEYS = ("runAsNonRoot", "runAsUser", "runAsGroup", "fsGroup", "seccompProfile")
+CONTAINER_SECURITY_KEYS = (
+    "runAsNonRoot",
+    "runAsUser",
+    "runAsGroup",
+    "readOnlyRootFilesystem",
+    "allowPrivilegeEscalation",
+    "privileged",
+    "capabilities",
+    "seccompProfile",
+)
 _PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 _HANDLERS = ("httpGet", "exec", "tcpSocket", "grpc")
 
@@ -565,6 +579,14 @@ def _key_findings(path: str, pod: dict[str, Any], containers: list[tuple[Any, bo
         f"{', '.join(POD_KEYS)}), found it"
         for key in pod
         if key not in POD_KEYS
+    ]
+    pod_context = pod.get("securityContext")
+    pod_context = pod_context if isinstance(pod_context, dict) else {}
+    findings += [
+        f"{path}: spec.template.spec.securityContext.{key}: expected none (the renderer writes "
+        f"only {', '.join(POD_SECURITY_KEYS)}), found {str(pod_context[key])[:100]}"
+        for key in pod_context
+        if key not in POD_SECURITY_KEYS
     ]
     if pod.get("automountServiceAccountToken") is not False:
         findings.append(
@@ -580,6 +602,14 @@ def _key_findings(path: str, pod: dict[str, Any], containers: list[tuple[Any, bo
             "; the image's entrypoint alone decides what runs), found it"
             for key in container
             if key not in CONTAINER_KEYS and key not in ("command", "args", "workingDir", "envFrom")
+        ]
+        context = container.get("securityContext")
+        context = context if isinstance(context, dict) else {}
+        findings += [
+            f"{where}: securityContext.{key}: expected none (the renderer writes only "
+            f"{', '.join(CONTAINER_SECURITY_KEYS)}), found {str(context[key])[:100]}"
+            for key in context
+            if key not in CONTAINER_SECURITY_KEYS
         ]
         for probe in _PROBES:
             found = container.get(probe)

@@ -14,13 +14,15 @@ renderer edited (a pull request can, and re-render without drift, as row 58 says
   mounted outside the working folder (volumes were not looked at except the API-key Secret's),
   a ``lifecycle.postStart`` hook or an ``exec`` startup probe (a command run in the serving
   container beside the entrypoint, which row 55 holds to ``serve --champion``), a service
-  account named, its token mounted.
+  account named, its token mounted, and security settings no rule named (an AppArmor profile
+  ``Unconfined``, ``procMount: Unmasked``, pod ``sysctls``).
 
 Each case runs the real ``ci deploy --check`` on files the edited renderer wrote (no drift) and
-expects exit 1 and a line naming the file and key. Red before: exit 0 for all ten. Fixed in
+expects exit 1 and a line naming the file and key. Red before: exit 0 for all thirteen. Fixed in
 ``gates/ci/deploy.py``: every manifest's ``kind`` and ``apiVersion`` are the ones its file
 name renders (``KINDS``), and the pod's volumes are the renderer's kinds (``emptyDir``,
-``secret``) only, its keys and its container's the renderer's only, every probe ``httpGet``.
+``secret``) only, its keys, its container's and their ``securityContext``'s the renderer's only, every probe
+``httpGet``.
 """
 
 from __future__ import annotations
@@ -171,6 +173,26 @@ ATTACKS: list[tuple[str, Callable[[Manifests], None], str, str]] = [
         lambda m: _pod(m).update(automountServiceAccountToken=True),
         "deployment.yaml",
         "automountServiceAccountToken: expected false",
+    ),
+    (
+        "apparmor-unconfined",
+        lambda m: _serve(m)["securityContext"].update(appArmorProfile={"type": "Unconfined"}),
+        "deployment.yaml",
+        "securityContext.appArmorProfile: expected none",
+    ),
+    (
+        "proc-unmasked",
+        lambda m: _serve(m)["securityContext"].update(procMount="Unmasked"),
+        "deployment.yaml",
+        "securityContext.procMount: expected none",
+    ),
+    (
+        "pod-sysctls",
+        lambda m: _pod(m)["securityContext"].update(
+            sysctls=[{"name": "kernel.shm_rmid_forced", "value": "0"}]
+        ),
+        "deployment.yaml",
+        "spec.template.spec.securityContext.sysctls: expected none",
     ),
     (
         "a-hostpath-volume",
