@@ -27,7 +27,7 @@ from typing import Any
 from pipeline.config import LoadedPolicy, load_policy
 from pipeline.errors import DataError, PipelineError
 from pipeline.fsio import atomic_write_text, read_regular, sha256_bytes, strict_json
-from pipeline.lockserial import lock_serial
+from pipeline.lockserial import SERIAL_STEP, lock_serial
 from pipeline.signing import (
     Envelope,
     PublicKey,
@@ -249,6 +249,13 @@ def _check_serial(
         msg = (
             f"{shown}: refused: {name!r} has no serial: approved by {signer} before data locks "
             f"carried one, so it cannot be told from a lock the base branch replaced; {again}"
+        )
+        raise ApprovalError(msg)
+    if serial > base + SERIAL_STEP:
+        msg = (
+            f"{shown}: refused: {name!r} has serial {serial}, more than {SERIAL_STEP} above the "
+            f"base branch's approved lock's serial {base}: data approve writes one above it, and "
+            f"a serial raised further brings the base branch's toward the largest; {again}"
         )
         raise ApprovalError(msg)
     if serial <= base:

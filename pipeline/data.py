@@ -21,7 +21,7 @@ from pipeline.fsio import (
     sha256_file,
     strict_json,
 )
-from pipeline.lockserial import serial_of
+from pipeline.lockserial import next_serial, serial_of
 from pipeline.parquet_footer import refuse_large_footer
 from pipeline.parquet_pages import PageError, chunk_pages, refuse_many_chunks
 from pipeline.profile import DataProfile, build_profile, parse_profile
@@ -1230,7 +1230,7 @@ def write_lock_entry(
         record["reference"] = entry.reference.to_dict()
     document = {
         "schema_version": LOCK_SCHEMA_VERSION,
-        "serial": max(previous.serial if previous else 0, above) + 1,
+        "serial": next_serial(previous.serial if previous else 0, above),
         "files": {entry.name: record},
     }
     # The checksums file first, the lock last: the lock is the approval, so a kill between the

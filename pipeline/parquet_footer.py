@@ -27,6 +27,16 @@ reference ``FIELD_BYTES``, its name, metadata and type strings as their lengths.
 charge (8 tables a message byte) would pass a small message whose fields share one long name
 (12 KB: 397 MB built) and charge an honest 2,000-column schema 85 MiB where this counts 1.1 MiB.
 
+Two more things Arrow builds that the bytes do not show (red team 12). Arrow's generated Thrift
+reader reads a list Parquet defines (``row_groups``, ``columns``, ``schema``, ...) as a list of
+Parquet's structs whatever element type the list declares, where Thrift's skip (and a schema-less
+walk) steps through the elements as declared: 8-byte "doubles" were column chunks of 690 bytes
+to Arrow (a 32 MB file, 2.9 GB). So the walk reads the footer's structs as Parquet defines them
+(``_FIELDS``, every struct that holds a list) and refuses a known list declared of another
+element type (no writer writes one). And Arrow keeps every leaf column's dotted path (all its
+ancestors' names): one group named by 1 MB over 1,000 leaves took 3 GB, so each leaf's path is
+charged ``PATH_COPIES`` times.
+
 An honest footer counts about 3-4 KB per column chunk (pyarrow: 117 bytes on disk). A footer
 this walk cannot read as Thrift is refused too (Arrow could not read it either: it nests no
 deeper than Thrift's limit, which this walk shares); leaving it to Arrow would let a footer
@@ -49,7 +59,8 @@ from pipeline.errors import DataError, PipelineError
 # at least, and pyarrow writes 100-120 bytes of footer per chunk (strings counted 8); 512 leaves
 # room for a writer's longer records. 128 MB at the default: 35 s at worst under load 16
 # (one-byte bool fields, 0.28 us a byte; bench/parquet_footer.py; 107 s and, for a list of
-# empty lists, 544 s before the walker was shared with the page walk).
+# empty lists, 544 s before the walker was shared with the page walk). Bool fields directly in
+# FileMetaData: 0.22 us a byte (28 s) under load 8, 0.56 before red team 12's walk by field id.
 FOOTER_BYTES_PER_PAGE = 512
 STRUCT_ELEMENT = 1024  # bytes a struct in a list costs Arrow at most (ColumnChunk: about 690)
 _STRING_ELEMENT = 32  # a std::string in a vector, before its characters
@@ -67,7 +78,6 @@ _ELEMENT = tuple(
 )
 
 
-_KEY_VALUE_METADATA = 5  # FileMetaData's field: list<KeyValue {1: key, 2: value}>
 ARROW_SCHEMA = b"ARROW:schema"  # the key whose value Arrow decodes into its Schema
 # What Arrow builds per field of a stored schema, before its name and metadata (measured: a
 # null field in a struct, about 210 bytes: 4 million of them peaked at 844 MB, red team 11).
@@ -116,17 +126,20 @@ def _walk(
 
 
 class _Metadata:
-    """What the walk found of ``FileMetaData.key_value_metadata`` (field 5): the ``(offset,
-    length)`` of every ``ARROW:schema`` value, and whether a list there was declared of
-    another element type than ``KeyValue`` structs (no writer writes one; this walk skips its
-    elements as declared and reads no key there, so such a list is refused rather than left
-    to what Arrow makes of it)."""
+    """What the walk found besides its counts: the ``(offset, length)`` of every
+    ``ARROW:schema`` value, and the first list of a field Parquet's reader knows that was
+    declared of another element type than the one it reads (``mistyped``: ``struct.field``,
+    declared and expected types). Arrow's generated Thrift reader reads a known list's elements
+    as their Parquet type whatever type the list declares, while this walk (as Thrift's skip)
+    steps through them as declared: such a list is where the two read different structures
+    (red team 12: 8-byte "doubles" Arrow read as 690-byte column chunks). No writer writes one,
+    so it is refused; the walk skips it as declared meanwhile, as Thrift's skip does."""
 
-    __slots__ = ("not_structs", "schemas")
+    __slots__ = ("mistyped", "schemas")
 
     def __init__(self) -> None:
         self.schemas: list[tuple[int, int]] = []
-        self.not_structs = False
+        self.mistyped: tuple[str, int, int] | None = None
 
 
 def _field(data: thrift_compact.Data, i: int, depth: int, last: int) -> tuple[int, int, int]:
@@ -149,55 +162,227 @@ def _field(data: thrift_compact.Data, i: int, depth: int, last: int) -> tuple[in
     return kind, (last + 0x8000) % 0x10000 - 0x8000, i
 
 
+_I32, _I64 = 5, 6
+# The footer's structs as Parquet's Thrift definition (parquet.thrift, as Arrow 26 reads it)
+# gives them, only the fields that are lists or lead to one: field id -> (the field's compact
+# type, its elements' type or struct name (a struct field: its struct's name), its name). Every struct
+# not named here holds no list (SchemaElement and its LogicalType, KeyValue, SortingColumn,
+# PageEncodingStats, ColumnOrder, Statistics, EncryptionAlgorithm, BoundingBox): the generic
+# skip reads it as Arrow does, since Arrow skips a field of another type than its own by the
+# type it declares, as the skip does.
+_SCHEMA_ELEMENT, _KEY_VALUE = "SchemaElement", "KeyValue"
+_FIELDS: dict[str, dict[int, tuple[int, int | str, str]]] = {
+    "FileMetaData": {
+        2: (thrift_compact.LIST, _SCHEMA_ELEMENT, "schema"),
+        4: (thrift_compact.LIST, "RowGroup", "row_groups"),
+        5: (thrift_compact.LIST, _KEY_VALUE, "key_value_metadata"),
+        7: (thrift_compact.LIST, "ColumnOrder", "column_orders"),
+    },
+    "RowGroup": {
+        1: (thrift_compact.LIST, "ColumnChunk", "columns"),
+        4: (thrift_compact.LIST, "SortingColumn", "sorting_columns"),
+    },
+    "ColumnChunk": {
+        3: (thrift_compact.STRUCT, "ColumnMetaData", "meta_data"),
+        8: (thrift_compact.STRUCT, "ColumnCryptoMetaData", "crypto_metadata"),
+    },
+    "ColumnCryptoMetaData": {
+        2: (thrift_compact.STRUCT, "EncryptionWithColumnKey", "ENCRYPTION_WITH_COLUMN_KEY")
+    },
+    "EncryptionWithColumnKey": {1: (thrift_compact.LIST, thrift_compact.BINARY, "path_in_schema")},
+    "ColumnMetaData": {
+        2: (thrift_compact.LIST, _I32, "encodings"),
+        3: (thrift_compact.LIST, thrift_compact.BINARY, "path_in_schema"),
+        8: (thrift_compact.LIST, _KEY_VALUE, "key_value_metadata"),
+        13: (thrift_compact.LIST, "PageEncodingStats", "encoding_stats"),
+        16: (thrift_compact.STRUCT, "SizeStatistics", "size_statistics"),
+        17: (thrift_compact.STRUCT, "GeospatialStatistics", "geospatial_statistics"),
+    },
+    "SizeStatistics": {
+        2: (thrift_compact.LIST, _I64, "repetition_level_histogram"),
+        3: (thrift_compact.LIST, _I64, "definition_level_histogram"),
+    },
+    "GeospatialStatistics": {2: (thrift_compact.LIST, _I32, "geospatial_types")},
+}
+# What Arrow keeps per leaf column of the footer's schema besides its element: its path, every
+# ancestor's name joined by dots (``SchemaDescriptor``'s map from dotted path to column, and
+# the copies made on the way). Measured: 1,000 leaves under one group named by 1 MB took 3 GB
+# (3 bytes a path byte); charged 4.
+PATH_COPIES = 4
+
+
 def _file_metadata(
     data: thrift_compact.Data, i: int, budget: thrift_compact.Budget, found: _Metadata
 ) -> int:
-    """``thrift_compact.struct`` over the ``FileMetaData`` at ``i``, its fields told apart:
-    ``key_value_metadata``'s ``KeyValue`` structs are read for their keys (into ``found``),
-    every other field skipped as ``struct`` skips it."""
+    """``thrift_compact.struct`` over the ``FileMetaData`` at ``i``: the fields Parquet's reader
+    reads as lists read by their Parquet types (``_FIELDS``), every other skipped as ``struct``
+    skips it."""
+    return _struct(data, i, _MAX_DEPTH, budget, found=found, name="FileMetaData")
+
+
+def _struct(  # noqa: PLR0912 - inline paths
+    data: thrift_compact.Data,
+    i: int,
+    depth: int,
+    budget: thrift_compact.Budget,
+    *,
+    found: _Metadata,
+    name: str,
+) -> int:
+    """The offset after the struct ``name`` at ``i``, at ``depth`` (``thrift_compact.struct``'s)."""
+    fields = _FIELDS[name]
     size, last = len(data), 0
     while True:
-        if i >= min(size, budget.room):
+        # ``thrift_compact.struct``'s loop (its inline paths), the field ids followed
+        n = size if size < budget.room else budget.room
+        if i >= n:
             raise thrift_compact.Short(i)
-        kind, last, i = _field(data, i, _MAX_DEPTH, last)
+        byte = data[i]
+        kind = byte & 0x0F
         if kind == 0:
-            return i
-        if last == _KEY_VALUE_METADATA and kind == thrift_compact.LIST:
-            i = _key_values(data, i, budget, found)
+            return i + 1
+        if byte >= 0x10 and kind <= 13 and depth > 1:
+            i += 1
+            last = (last + (byte >> 4) + 0x8000) % 0x10000 - 0x8000  # an i16, as Thrift's
         else:
-            i = thrift_compact.skip(data, i, kind, _MAX_DEPTH - 1, budget)
+            kind, last, i = _field(data, i, depth, last)
+        if kind in thrift_compact.VARINT:
+            i = thrift_compact.varint(data, i)[1]
+            continue
+        if kind in thrift_compact.BOOLS:
+            continue
+        if kind == thrift_compact.BINARY and i < size and data[i] < 0x80:
+            width = data[i]
+            i += 1
+            if i + width > size:
+                raise thrift_compact.Cut(i, i + width)
+            budget.memory -= width
+            if budget.memory < 0:
+                raise thrift_compact.OverMemory
+            i += width
+            if width > thrift_compact.SKIP_COST:
+                budget.room += width - thrift_compact.SKIP_COST
+            continue
+        known = fields.get(last)
+        if known is None or known[0] != kind:  # not Parquet's, or skipped by its type by Arrow
+            i = thrift_compact.skip(data, i, kind, depth - 1, budget)
+        elif kind == thrift_compact.STRUCT:
+            i = _struct(data, i, depth - 1, budget, found=found, name=str(known[1]))
+        else:
+            i = _list(
+                data,
+                i,
+                depth - 1,
+                budget,
+                found=found,
+                where=f"{name}.{known[2]}",
+                element=known[1],
+            )
 
 
-def _key_values(
-    data: thrift_compact.Data, i: int, budget: thrift_compact.Budget, found: _Metadata
+def _list(
+    data: thrift_compact.Data,
+    i: int,
+    depth: int,
+    budget: thrift_compact.Budget,
+    *,
+    found: _Metadata,
+    where: str,
+    element: int | str,
 ) -> int:
-    """The offset after ``key_value_metadata``'s list at ``i``, the ``ARROW:schema`` values in
-    ``found``; a list of another element type is skipped as declared (and marked)."""
+    """The offset after a list Parquet's reader reads as a list of ``element`` (a compact type,
+    or a struct's name), at ``depth`` (``thrift_compact._elements``'s): a list declared of
+    another type is marked in ``found`` and skipped as declared."""
     if i >= min(len(data), budget.room):
         raise thrift_compact.Short(i)
-    if data[i] & 0x0F != thrift_compact.STRUCT:
-        found.not_structs = found.not_structs or data[i] >> 4 != 0
-        return thrift_compact.skip(data, i, thrift_compact.LIST, _MAX_DEPTH - 1, budget)
-    count, j = data[i] >> 4, i + 1
+    declared, count = data[i] & 0x0F, data[i] >> 4
+    expected = thrift_compact.STRUCT if isinstance(element, str) else element
+    j = i + 1
     if count == 15:  # the size follows as a varint
         count, j = thrift_compact.varint(data, j)
+    if declared != expected or not isinstance(element, str) or count == 0 or depth <= 1:
+        if declared != expected and count and declared <= 13 and found.mistyped is None:
+            found.mistyped = (where, declared, expected)
+        return thrift_compact.skip(data, i, thrift_compact.LIST, depth, budget)
     if count > len(data):  # Thrift's container length limit: the data's bytes
         raise thrift_compact.Cut(j)
     budget.memory -= count * STRUCT_ELEMENT
     if budget.memory < 0:
         raise thrift_compact.OverMemory
+    return _structs(data, j, count, depth - 1, budget, found=found, where=where, element=element)
+
+
+def _structs(
+    data: thrift_compact.Data,
+    j: int,
+    count: int,
+    depth: int,
+    budget: thrift_compact.Budget,
+    *,
+    found: _Metadata,
+    where: str,
+    element: str,
+) -> int:
+    """The offset after ``count`` structs ``element`` at ``j``, at ``depth``."""
+    if element == _KEY_VALUE and where == "FileMetaData.key_value_metadata":  # Arrow's schema
+        for _ in range(count):
+            j = _key_value(data, j, depth, budget, found)
+    elif element == _SCHEMA_ELEMENT:
+        j = _schema(data, j, count, depth, budget)
+    elif element in _FIELDS:
+        for _ in range(count):
+            j = _struct(data, j, depth, budget, found=found, name=element)
+    else:  # a struct that holds no list: the generic walk
+        for _ in range(count):
+            j = thrift_compact.struct(data, j, depth, budget)
+    return j
+
+
+def _schema(
+    data: thrift_compact.Data, j: int, count: int, depth: int, budget: thrift_compact.Budget
+) -> int:
+    """The offset after ``count`` ``SchemaElement`` structs at ``j``; each leaf's path (its
+    ancestors' names and its own, a byte between each) charged ``PATH_COPIES`` times, the tree
+    rebuilt as Arrow does: an element's ``num_children`` (field 5) next elements are its
+    children."""
+    open_groups: list[list[int]] = []  # [children still to come, the group's path length]
+    paths = 0
     for _ in range(count):
-        j = _key_value(data, j, budget, found)
+        name, children, last = 0, 0, 0
+        while True:
+            if j >= min(len(data), budget.room):
+                raise thrift_compact.Short(j)
+            kind, last, j = _field(data, j, depth, last)
+            if kind == 0:
+                break
+            at = j
+            j = thrift_compact.skip(data, j, kind, depth - 1, budget)
+            if last == 4 and kind == thrift_compact.BINARY:  # name (the last one read counts)
+                name = thrift_compact.varint(data, at)[0]
+            elif last == 5 and kind == _I32:  # num_children
+                raw = thrift_compact.varint(data, at)[0] & 0xFFFFFFFF
+                children = (raw >> 1) ^ -(raw & 1)
+        path = (open_groups[-1][1] if open_groups else 0) + name + 1
+        if open_groups:
+            open_groups[-1][0] -= 1
+            while open_groups and open_groups[-1][0] <= 0:
+                open_groups.pop()
+        if children > 0:
+            open_groups.append([children, path])
+        else:
+            paths += path
+    budget.memory -= paths * PATH_COPIES
+    if budget.memory < 0:
+        raise thrift_compact.OverMemory
     return j
 
 
 def _key_value(
-    data: thrift_compact.Data, j: int, budget: thrift_compact.Budget, found: _Metadata
+    data: thrift_compact.Data, j: int, depth: int, budget: thrift_compact.Budget, found: _Metadata
 ) -> int:
-    """The offset after a ``KeyValue`` struct at ``j`` (at the depth ``thrift_compact``'s list
-    walk reads an element at), its value's place in ``found`` when its key is ``ARROW:schema``
-    (the last of each field read, as Thrift's reader keeps it)."""
-    depth = _MAX_DEPTH - 2
+    """The offset after a ``KeyValue`` struct at ``j`` (at ``depth``), its value's place in
+    ``found`` when its key is ``ARROW:schema`` (the last of each field read, as Thrift's reader
+    keeps it)."""
     key: bytes | None = None
     value: tuple[int, int] | None = None
     last = 0
@@ -245,13 +430,16 @@ def refuse_large_footer(path: Path, *, max_bytes: int, key: str, max_pages: int)
         ) as data:
             try:
                 budget, metadata = _walk(data, start - base, steps, max_bytes)[2:]
-                if metadata.not_structs:
-                    _unreadable(
-                        path,
-                        length,
-                        start,
-                        "key_value_metadata is a list of another type than KeyValue structs",
+                if metadata.mistyped is not None:
+                    where, declared, expected = metadata.mistyped
+                    msg = (
+                        f"{path}: expected a Parquet file, found a footer ({length:,} bytes) "
+                        f"whose {where} (a list Parquet's reader reads as Thrift type "
+                        f"{expected}) is declared of type {declared}: Arrow would read its "
+                        "bytes as another structure than the one they declare; refused before "
+                        "it is parsed"
                     )
+                    raise FooterLimit(msg)
                 for at, width in metadata.schemas:
                     try:
                         budget.memory -= arrow_schema_bytes(data[at : at + width], budget.memory)
@@ -280,7 +468,8 @@ def refuse_large_footer(path: Path, *, max_bytes: int, key: str, max_pages: int)
                     f"{path}: the Parquet footer ({length:,} bytes) would take Arrow more "
                     f"than {max_bytes / 2**20:.1f} MiB to hold ({key}; each struct in a list "
                     f"counted as {STRUCT_ELEMENT} bytes, each field of its stored Arrow schema "
-                    f"{FIELD_BYTES}); refused before it is parsed"
+                    f"{FIELD_BYTES}, each column's path in the schema {PATH_COPIES} times); "
+                    "refused before it is parsed"
                 )
                 raise FooterLimit(msg) from None
 

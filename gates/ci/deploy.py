@@ -355,9 +355,18 @@ def security_findings(path: str, text: str, loaded: LoadedPolicy | None = None) 
         return [
             f"{path}: expected one mapping (a Kubernetes object), found {type(document).__name__}"
         ]
-    if document.get("kind") != "Deployment":
-        return []
-    return _deployment_findings(path, document, loaded)
+    kind, api = KINDS.get(PurePosixPath(path).name, (None, None))
+    if kind is None:
+        return [f"{path}: expected one of the rendered manifests ({', '.join(KINDS)}), found it"]
+    found = [
+        f"{path}: {key}: expected {want!r} (what {PurePosixPath(path).name} renders), found "
+        f"{str(document.get(key))[:100]!r}"
+        for key, want in (("kind", kind), ("apiVersion", api))
+        if document.get(key) != want
+    ]
+    if found:  # another kind runs a pod no rule here reads (a Pod, Job, CronJob, DaemonSet)
+        return found
+    return _deployment_findings(path, document, loaded) if kind == "Deployment" else []
 
 
 # What a manifest may be before PyYAML (pure Python here) builds it. The rendered ones are 0.5-2.6
@@ -392,6 +401,50 @@ def _too_large(path: str, text: str) -> str | None:
     return None
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _other_reading(path: str, text: str) -> str | None:
+    """Why another YAML reader may read ``text`` as another object than PyYAML does: a merge
+    key (``<<``), an alias, or a key given twice in one mapping (none of which the renderer
+    writes). ``kubectl`` (Go's YAML) lets ``<<: {image: x}`` after ``image: y`` win, PyYAML
+    keeps ``y``: the check read the allowed image, the cluster ran another (red team 12); YAML
+    readers differ on a key given twice (PyYAML and kubectl: the last; others refuse it)."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        line = node.start_mark.line + 1 if node.start_mark else 0
+        if id(node) in seen:
+            return (
+                f"{path}:{line}: expected no YAML aliases (*name), found one; write each value out"
+            )
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key, value in node.value:
+                where = key.start_mark.line + 1 if key.start_mark else line
+                if key.tag == _MERGE:
+                    return (
+                        f"{path}:{where}: expected no YAML merge key (<<), found one: kubectl "
+                        "reads it otherwise than this check (a merged value wins over the "
+                        "mapping's own); write each key out"
+                    )
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in keys:  # 1 and "1" too: the same JSON key for kubectl
+                        return (
+                            f"{path}:{where}: expected no YAML key given twice in one mapping, "
+                            f"found {key.value[:100]!r} again (readers keep the first, the last, "
+                            "or refuse it)"
+                        )
+                    keys.add(key.value)
+                stack.extend((key, value))
+    return None
+
+
 def _load(path: str, text: str) -> tuple[Any, list[str]]:
     """The YAML document, or the one finding that says why it is not read.
 
@@ -403,7 +456,7 @@ def _load(path: str, text: str) -> tuple[Any, list[str]]:
     RecursionError traceback.
     """
     try:
-        refused = _too_large(path, text)
+        refused = _too_large(path, text) or _other_reading(path, text)
         if refused:
             return None, [refused]
         document = yaml.safe_load(text)
@@ -468,6 +521,128 @@ def _deployment_findings(
             findings.extend(_allowed_findings(where, container, loaded))
             findings.extend(_api_keys_findings(where, container, pod, loaded))
     findings.extend(_pod_shape_findings(path, pod))
+    findings.extend(_volume_findings(path, pod))
+    findings.extend(_key_findings(path, pod, containers))
+    return findings
+
+
+# The keys the renderer writes in the pod and its container, nothing else (red team 12): a key
+# outside them is read by Kubernetes and by no rule here: ``lifecycle.postStart.exec`` or a
+# ``startupProbe.exec`` runs a command in the serving container beside the entrypoint,
+# ``shareProcessNamespace``, ``serviceAccountName``, ``hostAliases``, ``runtimeClassName``...
+POD_KEYS = (
+    "automountServiceAccountToken",
+    "enableServiceLinks",
+    "hostNetwork",
+    "hostPID",
+    "hostIPC",
+    "securityContext",
+    "containers",
+    "volumes",
+)
+CONTAINER_KEYS = (
+    "name",
+    "image",
+    "imagePullPolicy",
+    "ports",
+    "resources",
+    "securityContext",
+    "startupProbe",
+    "livenessProbe",
+    "readinessProbe",
+    "volumeMounts",
+    "env",
+)
+# The security settings the renderer writes, pod and container: any other (an AppArmor profile
+# ``Unconfined``, ``procMount: Unmasked``, unsafe ``sysctls``, ``seLinuxOptions``, Windows'
+# ``hostProcess``) loosens what no rule here reads.
+POD_SECURITY_KEYS = ("runAsNonRoot", "runAsUser", "runAsGroup", "fsGroup", "seccompProfile")
+CONTAINER_SECURITY_KEYS = (
+    "runAsNonRoot",
+    "runAsUser",
+    "runAsGroup",
+    "readOnlyRootFilesystem",
+    "allowPrivilegeEscalation",
+    "privileged",
+    "capabilities",
+    "seccompProfile",
+)
+_PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+_HANDLERS = ("httpGet", "exec", "tcpSocket", "grpc")
+
+
+def _key_findings(path: str, pod: dict[str, Any], containers: list[tuple[Any, bool]]) -> list[str]:
+    """A pod or container key the renderer does not write, a probe that does not only ask
+    over HTTP, or a service-account token mounted."""
+    findings = [
+        f"{path}: spec.template.spec.{key}: expected none (the renderer writes only "
+        f"{', '.join(POD_KEYS)}), found it"
+        for key in pod
+        if key not in POD_KEYS
+    ]
+    pod_context = pod.get("securityContext")
+    pod_context = pod_context if isinstance(pod_context, dict) else {}
+    findings += [
+        f"{path}: spec.template.spec.securityContext.{key}: expected none (the renderer writes "
+        f"only {', '.join(POD_SECURITY_KEYS)}), found {str(pod_context[key])[:100]}"
+        for key in pod_context
+        if key not in POD_SECURITY_KEYS
+    ]
+    if pod.get("automountServiceAccountToken") is not False:
+        findings.append(
+            f"{path}: spec.template.spec.automountServiceAccountToken: expected false, found "
+            f"{pod.get('automountServiceAccountToken')!r}"
+        )
+    for index, (container, _) in enumerate(containers):
+        if not isinstance(container, dict):
+            continue
+        where = f"{path}: container {container.get('name', index)!r}"
+        findings += [
+            f"{where}: {key}: expected none (the renderer writes only {', '.join(CONTAINER_KEYS)}"
+            "; the image's entrypoint alone decides what runs), found it"
+            for key in container
+            if key not in CONTAINER_KEYS and key not in ("command", "args", "workingDir", "envFrom")
+        ]
+        context = container.get("securityContext")
+        context = context if isinstance(context, dict) else {}
+        findings += [
+            f"{where}: securityContext.{key}: expected none (the renderer writes only "
+            f"{', '.join(CONTAINER_SECURITY_KEYS)}), found {str(context[key])[:100]}"
+            for key in context
+            if key not in CONTAINER_SECURITY_KEYS
+        ]
+        for probe in _PROBES:
+            found = container.get(probe)
+            handlers = [k for k in found if k in _HANDLERS] if isinstance(found, dict) else []
+            if probe in container and handlers != ["httpGet"]:
+                findings.append(
+                    f"{where}: {probe}: expected an httpGet probe only (an exec probe runs a "
+                    f"command in the container), found {str(found)[:200]}"
+                )
+    return findings
+
+
+# The volume sources the renderer writes: a size-limited scratch folder, the operator's Secret.
+VOLUME_SOURCES = ("emptyDir", "secret")
+
+
+def _volume_findings(path: str, pod: dict[str, Any]) -> list[str]:
+    """Every pod volume is of a kind the renderer writes: a ``hostPath`` (the node's files), a
+    ``persistentVolumeClaim``, ``nfs``, ``configMap`` or any other source brings files the
+    rules never saw into the pod, or takes the pod's out (red team 12)."""
+    volumes = pod.get("volumes") or []
+    if not isinstance(volumes, list):
+        return [f"{path}: spec.template.spec.volumes: expected a list, found {volumes!r:.100}"]
+    findings = []
+    for index, volume in enumerate(volumes):
+        name = volume.get("name", index) if isinstance(volume, dict) else index
+        sources = [k for k in volume if k != "name"] if isinstance(volume, dict) else [volume]
+        if len(sources) != 1 or sources[0] not in VOLUME_SOURCES:
+            findings.append(
+                f"{path}: spec.template.spec.volumes {name!r}: expected one of "
+                f"{', '.join(VOLUME_SOURCES)} (what the renderer writes), found "
+                f"{str(sources)[:100]}"
+            )
     return findings
 
 
