@@ -570,7 +570,7 @@ _FOLDER_NAMES = (
 # ``python3``, ``/usr/bin/python3.11``, ``pypy``; ``sys.executable`` under any name;
 # ``shutil.which("python3")``; ``os.environ["_"]``), the file or module it runs, and the
 # ``PYTHON*`` variables that make any child read code from elsewhere.
-_INTERPRETER = re.compile(r"(?:python|pypy)[0-9.]*[a-z]*(?:\.exe)?", re.IGNORECASE)
+_INTERPRETER = re.compile(r"(?:python|pypy)[0-9.]*[dmtw]?(?:\.exe)?")
 _INTERPRETER_NAMES = frozenset({"sys.executable", "sys._base_executable", "sys.orig_argv"})
 _WHICH = frozenset({"shutil.which"})
 _ENV_READS = frozenset({"os.getenv", "os.environ.get"})
@@ -1679,6 +1679,7 @@ class _Checker:
     def judge(self, node: ast.AST, scope: _Scope) -> None:
         self._judge_setting(node, scope)
         self._judge_env_dict(node, scope)  # env={"PYTHONPATH": ...}, {**os.environ, ...}
+        self._judge_command_display(node, scope)
         if not isinstance(node, _EXPRESSIONS):
             if isinstance(node, ast.Import | ast.ImportFrom):
                 self._judge_import(node)
@@ -2390,13 +2391,29 @@ class _Checker:
                 )
                 self.report(node, "SAST107", _SET_EXECUTABLE, why)
             return
-        if not names & COMMANDS:
+        if not names & COMMANDS or any(arg in self.reported for arg in node.args):
             return
         for line in self._command_lines(node, scope):
             problem = self._child_problem(line, scope)
             if problem is not None:
                 self.report(node, "SAST107", "python", problem)
                 return
+
+    def _judge_command_display(self, node: ast.AST, scope: _Scope) -> None:
+        """A list or tuple display that starts with Python, wherever it is (a command line
+        handed to a helper of the project's own: ``run([sys.executable, path])``)."""
+        if (
+            isinstance(node, ast.List | ast.Tuple)
+            and isinstance(node.ctx, ast.Load)
+            and node.elts
+            and not isinstance(node.elts[0], ast.Starred)
+            and self._interpreter(node.elts[0], scope)
+        ):
+            for line in self._words(node, scope, 0):
+                problem = self._child_problem(line, scope)
+                if problem is not None:
+                    self.report(node, "SAST107", "python", problem)
+                    return
 
     def _child_problem(  # noqa: PLR0911, PLR0912 - Python's options, as it reads them
         self, line: list[ast.expr | str], scope: _Scope
@@ -2444,8 +2461,10 @@ class _Checker:
                 index += 1
                 continue
             break
-        if index >= len(line):
-            return None  # python alone: an interactive prompt with no input to read
+        if index >= len(line):  # python alone reads its program from its input
+            return (
+                "starts Python with no script: it reads its code from its input, which no scan read"
+            )
         return self._script_problem(line[index], scope)
 
     def _module_problem(self, module: ast.expr | str, isolated: bool, scope: _Scope) -> str | None:

@@ -55,6 +55,12 @@ CHILDREN = {
     "a shell string": 'os.system("python " + path)\n',
     "asyncio": "import asyncio\nasyncio.create_subprocess_exec(sys.executable, path)\n",
     "python reads stdin": 'subprocess.run([sys.executable, "-"], input=code)\n',
+    "python alone reads stdin": "subprocess.run([sys.executable], input=code)\n",
+    "a command handed to a helper": (
+        "def run(command):\n    return subprocess.run(command)\n"
+        'run([sys.executable, str(ROOT / "data" / name)])\n'
+    ),
+    "pty.spawn": 'import pty\npty.spawn([sys.executable, str(ROOT / "data" / name)])\n',
     "set_executable": (
         'import multiprocessing\nmultiprocessing.set_executable(str(ROOT / "data" / "python"))\n'
     ),
