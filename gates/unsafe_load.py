@@ -86,6 +86,29 @@ whoever wrote the bytes. Rules:
   without ``import tarfile``, an archive passed in, ``ex = tar.extractall``, ``getattr``,
   ``functools.partial``; a receiver known to be a ``zipfile`` is left alone),
   ``TarFile.extract`` and ``shutil.unpack_archive`` without such a filter.
+- SAST107 a child interpreter that runs code no scan read (sastgaps): a command line (at a
+  ``subprocess``/``os.exec*``/``os.spawn*``/``asyncio`` call, or any list or tuple display that
+  starts with Python, a command handed to a helper) whose program is Python (``python3``,
+  ``sys.executable`` under any name, ``shutil.which("python3")``, ``os.environ["_"]``, a name
+  bound to one) and whose script is not a scanned file (a literal path, or the scanned file's
+  folder or one above it joined with literal parts, or ``__file__`` itself), or whose ``-m``
+  module is computed (unless ``-I``: only the environment's modules are importable) or is the
+  project's code outside the scan; Python reading its program from its input (``-`` or no
+  script); ``set_executable`` of anything but Python. A command line held in a name is read
+  through its bindings (a list changed in place ends in an unknown word). And the ``PYTHON*``
+  variables that make a child read code from elsewhere (``PYTHON_ENV``), set in any mapping (a
+  dict display, ``dict(...)``, ``.update``, ``.setdefault``, ``m[k] = v``, ``os.putenv``):
+  ``PYTHONPATH`` to anything but the scanned file's folder (or above), itself as it was, or
+  those joined by ``os.pathsep``; ``PYTHONHOME`` to anything but ``sys.prefix``;
+  ``PYTHONSAFEPATH`` to ``""``; ``PYTHONBREAKPOINT``/``PYTHONWARNINGS`` computed or naming the
+  project's unscanned code; the others (``PYTHONSTARTUP``, ``PYTHONUSERBASE``,
+  ``PYTHONINSPECT``, ``PYTHONPYCACHEPREFIX`` ...) to anything. A variable named at run time
+  written into ``os.environ`` itself (``os.environ[k] = v``, ``os.putenv(k, v)``,
+  ``os.environ.update(mapping)``) fails closed. SAST102 also covers the standard library's
+  path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
+  ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,
+  ``sys.executable``) by assignment, ``setattr``, ``__setattr__``, ``vars(m)[...]`` or a write
+  to those lists and caches.
 - SAST100 a file that does not parse (Python's own parser gives up near 3,000 levels of
   nesting; the walks over the tree here are iterative), or whose names (or one expression)
   lead through more levels than Python's recursion limit lets the analysis follow (it went
@@ -125,7 +148,11 @@ followed, nor a computed index such as ``mods[i]``); libraries that unpickle int
 not listed above, and their own aliases (``sklearn.utils.np``); code the import system runs by
 itself (``.pth`` files, ``sitecustomize``, a planted module shadowing an installed one,
 ``zipimport``); a ``python -c`` inside a nested shell (``sh -c "python -c ..."``); files
-outside ``[sast].paths``. For SAST106: a setting whose name and value are both computed from
+outside ``[sast].paths``. For SAST107: a program computed at run time that is not recognisably
+Python (``subprocess.run([exe, path])`` with ``exe`` a parameter), a command line built by a
+call (``shlex.split(text)``), passed in as a parameter or taken from a loop, ``PATH`` changed
+so that a bare ``python`` is another program, ``PYTHON*`` variables written under a name
+computed at run time into a mapping other than ``os.environ`` (``env[k] = v``). For SAST106: a setting whose name and value are both computed from
 a mapping this check cannot read (a parameter's ``**kwargs``, ``json.load(f)``), a mapping key
 that is computed (``d[k] = False`` is everywhere), a value read from a file or the environment
 at run time (``config.from_file``, ``from_envvar``, a computed ``from_object`` name), a
@@ -579,6 +606,12 @@ _PATH_CALLS = frozenset(
 )
 _SET_EXECUTABLE = "set_executable"
 _MAX_COMMANDS = 16  # spellings of one command line followed (names bound several times)
+# Programs that run the rest of their command line (``env PYTHONPATH=x python ...``,
+# ``nice -n 10 python ...``): Python after them is the program; after any other word
+# (``uv python install``, ``pyenv python``) it is an argument.
+_WRAPPERS = frozenset(
+    ["env", "nice", "nohup", "time", "timeout", "sudo", "exec", "stdbuf", "ionice", "setsid"]
+)
 # Python's options that take the next word (``-W error``, ``-X dev``, ``--check-hash-based-pycs
 # always``); ``-I`` (isolated) leaves only the environment's own modules importable.
 _PYTHON_TAKES = frozenset({"-W", "-X", "--check-hash-based-pycs"})
@@ -2341,18 +2374,18 @@ class _Checker:
         return self._in_place[name]
 
     def _interpreter(  # noqa: PLR0911 - one per spelling of the interpreter
-        self, word: ast.expr | str, scope: _Scope, depth: int = 0
+        self, word: ast.expr | str, scope: _Scope, depth: int = 0, *, literal: bool = True
     ) -> bool:
         """A command-line word that is Python: ``python3``, ``/usr/bin/python3.11``,
         ``sys.executable`` under any name, ``shutil.which("python3")``, ``os.environ["_"]``,
         ``str(...)`` of one, a name bound to one."""
         if isinstance(word, str):
-            return bool(_INTERPRETER.fullmatch(word.rsplit("/", 1)[-1]))
+            return literal and bool(_INTERPRETER.fullmatch(word.rsplit("/", 1)[-1]))
         if depth > _MAX_DEPTH:
             return False
         texts = self.module.texts(word, scope)
         if texts is not None:
-            return any(self._interpreter(t, scope) for t in texts)
+            return any(self._interpreter(t, scope, literal=literal) for t in texts)
         if isinstance(word, ast.Subscript):
             table = _names(self.resolve(word.value, scope))
             if "sys.orig_argv" in table:
@@ -2368,14 +2401,14 @@ class _Checker:
             if funcs & _ENV_READS:
                 return self.module.texts(first, scope) == ["_"]
             if funcs & _PATH_CALLS:
-                return self._interpreter(first, scope, depth + 1)
+                return self._interpreter(first, scope, depth + 1, literal=literal)
         if isinstance(word, ast.Name):
             defining = self.module.defining(word.id, scope)
             return any(
                 b.expr is not None
                 and b.scope is not None
                 and not b.path
-                and self._interpreter(b.expr, b.scope, depth + 1)
+                and self._interpreter(b.expr, b.scope, depth + 1, literal=literal)
                 for b in (defining.bindings.get(word.id, []) if defining else [])
             )
         return False
@@ -2391,7 +2424,10 @@ class _Checker:
                 )
                 self.report(node, "SAST107", _SET_EXECUTABLE, why)
             return
-        if not names & COMMANDS or any(arg in self.reported for arg in node.args):
+        if not names & COMMANDS or any(
+            arg in self.reported or (isinstance(arg, ast.BinOp) and arg.left in self.reported)
+            for arg in node.args
+        ):
             return
         for line in self._command_lines(node, scope):
             problem = self._child_problem(line, scope)
@@ -2400,27 +2436,40 @@ class _Checker:
                 return
 
     def _judge_command_display(self, node: ast.AST, scope: _Scope) -> None:
-        """A list or tuple display that starts with Python, wherever it is (a command line
-        handed to a helper of the project's own: ``run([sys.executable, path])``)."""
-        if (
-            isinstance(node, ast.List | ast.Tuple)
-            and isinstance(node.ctx, ast.Load)
-            and node.elts
-            and not isinstance(node.elts[0], ast.Starred)
-            and self._interpreter(node.elts[0], scope)
+        """A command line written as a list or tuple display whose first word is Python by
+        value (``sys.executable`` under any name, ``shutil.which("python3")``), wherever it is:
+        handed to a helper of the project's own (``run([sys.executable, path])``), or the
+        head of ``[sys.executable] + argv``. A display starting with the literal word ``python``
+        is read only at a call that runs it (``("python", "diff")`` is often not a command),
+        and Python alone (``[sys.executable]``) only there too."""
+        line = node
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            while isinstance(line, ast.BinOp) and isinstance(line.op, ast.Add):
+                line = line.left
+        elif isinstance(self.parents.get(node), ast.BinOp):
+            return  # judged with the sum it heads
+        if not (
+            isinstance(line, ast.List | ast.Tuple)
+            and isinstance(line.ctx, ast.Load)
+            and line.elts
+            and not isinstance(line.elts[0], ast.Starred)
+            and self._interpreter(line.elts[0], scope, literal=False)
         ):
-            for line in self._words(node, scope, 0):
-                problem = self._child_problem(line, scope)
-                if problem is not None:
-                    self.report(node, "SAST107", "python", problem)
-                    return
+            return
+        for words in self._words(node, scope, 0) if isinstance(node, ast.expr) else []:
+            if len(words) < 2:
+                continue
+            problem = self._child_problem(words, scope)
+            if problem is not None:
+                self.report(node, "SAST107", "python", problem)
+                return
 
     def _child_problem(  # noqa: PLR0911, PLR0912 - Python's options, as it reads them
         self, line: list[ast.expr | str], scope: _Scope
     ) -> str | None:
         """Why a command line runs Python code no scan read; None when it does not."""
         start = next((i for i, w in enumerate(line) if self._interpreter(w, scope)), None)
-        if start is None:
+        if start is None or not all(self._before_program(w, scope) for w in line[:start]):
             return None
         index = start + 1
         while index < len(line) and self._interpreter(line[index], scope):
@@ -2466,6 +2515,18 @@ class _Checker:
                 "starts Python with no script: it reads its code from its input, which no scan read"
             )
         return self._script_problem(line[index], scope)
+
+    def _before_program(self, word: ast.expr | str, scope: _Scope) -> bool:
+        """A word that may come before the program: a wrapper (``env``, ``nice``), its options
+        and ``VAR=value`` settings, or ``os.spawnv``'s mode (``os.P_WAIT``)."""
+        texts = [word] if isinstance(word, str) else self.module.texts(word, scope)
+        if texts is None:
+            names = _names(self.resolve(word, scope)) if isinstance(word, ast.expr) else set()
+            return any(n.startswith("os.P_") for n in names)
+        return all(
+            t.rsplit("/", 1)[-1] in _WRAPPERS or t.startswith("-") or "=" in t or t.isdigit()
+            for t in texts
+        )
 
     def _module_problem(self, module: ast.expr | str, isolated: bool, scope: _Scope) -> str | None:
         texts = [module] if isinstance(module, str) else self.module.texts(module, scope)
@@ -2761,16 +2822,16 @@ class _Checker:
                 self._patch(node, table, f".{method}()")
                 return
         if names & _SETATTR and len(node.args) == 3:
-            objects = _names(self.resolve(node.args[0], scope))
-        elif isinstance(func, ast.Attribute) and func.attr in ("__setattr__", "update"):
-            objects = _names(self.resolve(func.value, scope))
-            if func.attr == "update":
-                base = func.value
-                if not self._namespace_of(base, scope):
-                    return
-                objects = _names(self.resolve(self._namespace_owner(base), scope))
+            owner = node.args[0]
+        elif isinstance(func, ast.Attribute) and func.attr == "__setattr__":
+            owner = func.value
+        elif isinstance(func, ast.Attribute) and func.attr == "update":
+            if not self._namespace_of(func.value, scope):
+                return
+            owner = self._namespace_owner(func.value)
         else:
             return
+        objects = _names(self.resolve(owner, scope)) if self._module_chain(owner, scope) else set()
         patched = sorted(n for n in objects if _machinery(n))
         if patched:
             self._patch(node, patched[0], "an attribute set at run time")
@@ -2781,10 +2842,18 @@ class _Checker:
         """``os.path.join = f``, ``builtins.__import__ = f``, ``sys.meta_path = [...]``,
         ``sys.path_importer_cache[k] = v``, ``vars(os.path)["join"] = f``."""
         if isinstance(target, ast.Attribute):
-            names = _names(self.resolve(target, scope))
-            if target.attr == "__import__" and isinstance(target.value, ast.Name):
-                names |= {"builtins.__import__"} if target.value.id == "__builtins__" else set()
-            patched = sorted(n for n in names if _machinery(n))
+            # The object written to, reached through import names only (``os.path``,
+            # ``importlib.machinery.PathFinder``): ``self.x = ...`` in a subclass of a machinery
+            # class, or an instance of one, changes that object alone.
+            owner = target.value
+            objects = (
+                _names(self.resolve(owner, scope)) if self._module_chain(owner, scope) else set()
+            )
+            if isinstance(owner, ast.Name) and owner.id == "__builtins__":
+                objects.add("builtins")
+            patched = sorted(
+                f"{o}.{target.attr}" for o in objects if _machinery(f"{o}.{target.attr}")
+            )
             if patched:
                 self._patch(target, patched[0], "assigned")
         elif isinstance(target, ast.Subscript):
@@ -2794,9 +2863,35 @@ class _Checker:
                 self._patch(target, min(tables & _IMPORT_TABLES), "an item set")
             elif self._namespace_of(base, scope):
                 owner = self._namespace_owner(base)
-                patched = sorted(n for n in _names(self.resolve(owner, scope)) if _machinery(n))
+                objects = (
+                    _names(self.resolve(owner, scope))
+                    if self._module_chain(owner, scope)
+                    else set()
+                )
+                patched = sorted(n for n in objects if _machinery(n))
                 if patched:
                     self._patch(target, patched[0], "its __dict__ written")
+
+    def _module_chain(self, node: ast.expr, scope: _Scope, depth: int = 0) -> bool:
+        """``os.path``, ``importlib.machinery.PathFinder``, ``p`` with ``p = os.path``: names
+        whose every binding is an import or such a chain (not ``self``, not an instance)."""
+        while isinstance(node, ast.Attribute):
+            node = node.value
+        if not isinstance(node, ast.Name) or depth > _MAX_DEPTH:
+            return False
+        defining = self.module.defining(node.id, scope)
+        bound = defining.bindings.get(node.id, []) if defining else []
+        return bool(bound) and all(
+            (b.expr is None and b.value is not None)
+            or (
+                b.expr is not None
+                and b.scope is not None
+                and not b.path
+                and isinstance(b.expr, ast.Name | ast.Attribute)
+                and self._module_chain(b.expr, b.scope, depth + 1)
+            )
+            for b in bound
+        )
 
     @staticmethod
     def _namespace_owner(namespace: ast.expr) -> ast.expr:

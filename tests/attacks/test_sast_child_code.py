@@ -36,6 +36,8 @@ CHILDREN = {
     "a computed path": 'subprocess.run([sys.executable, str(ROOT / "data" / name)])\n',
     "os.execv": 'os.execv(sys.executable, [sys.executable, str(ROOT / "data" / name)])\n',
     "os.execl": "os.execl(sys.executable, sys.executable, path)\n",
+    "os.spawnv": "os.spawnv(os.P_WAIT, sys.executable, [sys.executable, path])\n",
+    "env before python": 'subprocess.run(["/usr/bin/env", "-i", "A=1", "python3", path])\n',
     "Popen python": 'subprocess.Popen(["python3", path])\n',
     "flags first": 'subprocess.run([sys.executable, "-I", "-X", "dev", path])\n',
     "-m computed": 'subprocess.run([sys.executable, "-m", modname])\n',
@@ -60,6 +62,7 @@ CHILDREN = {
         "def run(command):\n    return subprocess.run(command)\n"
         'run([sys.executable, str(ROOT / "data" / name)])\n'
     ),
+    "a sum handed to a helper": "def run(c):\n    pass\nrun([sys.executable] + argv)\n",
     "pty.spawn": 'import pty\npty.spawn([sys.executable, str(ROOT / "data" / name)])\n',
     "set_executable": (
         'import multiprocessing\nmultiprocessing.set_executable(str(ROOT / "data" / "python"))\n'
@@ -122,6 +125,10 @@ PATCHES = {
     "sys.path_importer_cache.update": "sys.path_importer_cache.update(found)\n",
     "sys.executable =": 'sys.executable = str(ROOT / "data" / "python")\n',
     "vars(os.path)[...] =": 'vars(os.path)["join"] = f\n',
+    "an alias of os.path": "p = os.path\np.dirname = f\n",
+    "setattr on an alias of importlib.util": (
+        'import importlib.util\nu = importlib.util\nsetattr(u, "spec_from_file_location", f)\n'
+    ),
 }
 
 
@@ -177,7 +184,22 @@ ALLOWED = {
     "set_executable(sys.executable)": (
         "import multiprocessing\nmultiprocessing.set_executable(sys.executable)\n"
     ),
+    "a tuple of names starting with python": 'LEXERS = ("python", "diff")\nEXES = ("bin/python", "python.exe")\n',
+    "sys.executable alone as a default": "def spec(python=None):\n    return python or [sys.executable]\n",
+    "python as another program's argument": (
+        'subprocess.run([uv, "python", "install", version])\n'
+    ),
+    "names bound to python swapped": (  # setuptools' _scripts.py
+        "pattern = 'pythonw.exe'\nrepl = 'python.exe'\npattern, repl = repl, pattern\n"
+    ),
     "an attribute of another os": "class Fake:\n    pass\nFake.path = 'x'\n",
+    "an instance's attribute in a loader subclass": (
+        "import importlib.abc\nclass L(importlib.abc.Loader):\n"
+        "    def __init__(self, config):\n        self.config = config\n"
+    ),
+    "an attribute given sys.executable": (
+        "class Env:\n    def __init__(self):\n        self.python = sys.executable\n"
+    ),
 }
 
 
