@@ -2415,9 +2415,13 @@ class _Checker:
 
     def _judge_child(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
         """SAST107: a child interpreter on a file or module this scan did not read."""
-        if isinstance(node.func, ast.Attribute) and node.func.attr == _SET_EXECUTABLE:
-            if not node.args or not self._interpreter(node.args[0], scope):
-                shown = ast.unparse(node.args[0])[:_SHOWN] if node.args else ""
+        if (
+            isinstance(node.func, ast.Attribute)
+            and node.func.attr == _SET_EXECUTABLE
+            and len(node.args) == 1  # distutils' compiler.set_executable(key, value) is not it
+        ):
+            if not self._interpreter(node.args[0], scope):
+                shown = ast.unparse(node.args[0])[:_SHOWN]
                 why = (
                     f"sets the interpreter multiprocessing starts its children with to {shown}, "
                     f"which this check cannot tell is Python (it can run any program)"
@@ -2671,7 +2675,11 @@ class _Checker:
         already (``os.environ.get("PYTHONPATH", "")``), or those joined with ``os.pathsep``."""
         if depth > _MAX_DEPTH:
             return False
-        if self._file_folder(value, scope) or self._reads_pythonpath(value, scope):
+        if (
+            self._file_folder(value, scope)
+            or self._reads_pythonpath(value, scope)
+            or (isinstance(value, ast.Constant) and value.value in ("", None))
+        ):  # None: taken out of an env dict before it is used (nox)
             return True
         if isinstance(value, ast.Call) and len(value.args) == 1 and not value.keywords:
             func = value.func
