@@ -125,7 +125,7 @@ PATCHES = {
     "sys.path_importer_cache.update": "sys.path_importer_cache.update(found)\n",
     "sys.executable =": 'sys.executable = str(ROOT / "data" / "python")\n',
     "vars(os.path)[...] =": 'vars(os.path)["join"] = f\n',
-    "an alias of os.path": "p = os.path\np.dirname = f\n",
+    "an alias of os.path": "p = os.path\np.exists = f\n",
     "setattr on an alias of importlib.util": (
         'import importlib.util\nu = importlib.util\nsetattr(u, "spec_from_file_location", f)\n'
     ),
