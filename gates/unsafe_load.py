@@ -2301,10 +2301,16 @@ class _Checker:
         """The command lines a call can be given, word by word (a word this check cannot read
         is the expression itself): its positional arguments, lists and tuples, a name bound to
         one (each binding; a list changed in place ends in an unknown word), ``a + b``, a
-        literal shell string and an f-string split into words."""
+        literal shell string and an f-string split into words; ``args=`` as the first
+        argument. ``executable=`` names the program that runs instead of the first word
+        (``Popen(["ls", "data/evil.py"], executable=sys.executable)`` runs Python)."""
         lines: list[list[ast.expr | str]] = [[]]
-        for arg in node.args:
+        given = [k.value for k in node.keywords if k.arg == "args"]
+        for arg in [*given, *node.args]:
             lines = self._join_words(lines, self._words(arg, scope, 0))
+        program = next((k.value for k in node.keywords if k.arg == "executable"), None)
+        if program is not None:
+            lines = [[program, *line[1:]] for line in lines]
         return lines
 
     def _join_words(

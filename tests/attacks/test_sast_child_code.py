@@ -63,6 +63,8 @@ CHILDREN = {
         'run([sys.executable, str(ROOT / "data" / name)])\n'
     ),
     "a sum handed to a helper": "def run(c):\n    pass\nrun([sys.executable] + argv)\n",
+    "args=": 'subprocess.run(args=["python3", path])\n',
+    "executable=": 'subprocess.Popen(["ls", "data/evil.py"], executable=sys.executable)\n',
     "pty.spawn": 'import pty\npty.spawn([sys.executable, str(ROOT / "data" / name)])\n',
     "set_executable": (
         'import multiprocessing\nmultiprocessing.set_executable(str(ROOT / "data" / "python"))\n'
