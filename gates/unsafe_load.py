@@ -2450,8 +2450,10 @@ class _Checker:
         value (``sys.executable`` under any name, ``shutil.which("python3")``), wherever it is:
         handed to a helper of the project's own (``run([sys.executable, path])``), or the
         head of ``[sys.executable] + argv``. A display starting with the literal word ``python``
-        is read only at a call that runs it (``("python", "diff")`` is often not a command),
-        and Python alone (``[sys.executable]``) only there too."""
+        is a command line here only when its next word is an option (``["python3", "-m",
+        mod]``) or a path built at run time (``["python3", str(ROOT / "data" / x)]``):
+        ``("python", "diff")`` and ``("python", sys.version)`` are not commands. Python alone
+        (``[sys.executable]``) is read only at a call that runs it."""
         line = node
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             while isinstance(line, ast.BinOp) and isinstance(line.op, ast.Add):
@@ -2463,7 +2465,11 @@ class _Checker:
             and isinstance(line.ctx, ast.Load)
             and line.elts
             and not isinstance(line.elts[0], ast.Starred)
-            and self._interpreter(line.elts[0], scope, literal=False)
+            and self._interpreter(line.elts[0], scope)
+        ):
+            return
+        if not self._interpreter(line.elts[0], scope, literal=False) and not (
+            len(line.elts) > 1 and self._command_like(line.elts[1], scope, 0)
         ):
             return
         for words in self._words(node, scope, 0) if isinstance(node, ast.expr) else []:
@@ -2473,6 +2479,40 @@ class _Checker:
             if problem is not None:
                 self.report(node, "SAST107", "python", problem)
                 return
+
+    def _command_like(  # noqa: PLR0911 - one per kind of expression
+        self, word: ast.expr, scope: _Scope, depth: int
+    ) -> bool:
+        """A word after a literal ``python`` that makes the display a command line: an
+        option (``-m``, ``-I``), or a path built at run time (``/`` on a path, a join, a
+        ``Path``, an f-string holding ``/`` or ``.py``, a name bound to one)."""
+        text = _literal_str(word)
+        if text is not None or depth > _MAX_DEPTH:
+            return text is not None and text.startswith("-")
+        if isinstance(word, ast.BinOp) and isinstance(word.op, ast.Div):
+            return True
+        if isinstance(word, ast.JoinedStr):
+            return any(
+                "/" in (_literal_str(p) or "") or ".py" in (_literal_str(p) or "")
+                for p in word.values
+            )
+        if isinstance(word, ast.Call):
+            funcs = _names(self.resolve(word.func, scope))
+            if funcs & _JOINS or "pathlib.Path" in funcs:
+                return True
+            return bool(funcs & _PATH_CALLS) and any(
+                self._command_like(a, scope, depth + 1) for a in word.args
+            )
+        if isinstance(word, ast.Name):
+            defining = self.module.defining(word.id, scope)
+            return any(
+                b.expr is not None
+                and b.scope is not None
+                and not b.path
+                and self._command_like(b.expr, b.scope, depth + 1)
+                for b in (defining.bindings.get(word.id, []) if defining else [])
+            )
+        return False
 
     def _child_problem(  # noqa: PLR0911, PLR0912 - Python's options, as it reads them
         self, line: list[ast.expr | str], scope: _Scope

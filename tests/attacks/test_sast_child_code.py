@@ -65,6 +65,10 @@ CHILDREN = {
     "a sum handed to a helper": "def run(c):\n    pass\nrun([sys.executable] + argv)\n",
     "args=": 'subprocess.run(args=["python3", path])\n',
     "executable=": 'subprocess.Popen(["ls", "data/evil.py"], executable=sys.executable)\n',
+    "a literal python handed to a helper": (
+        'def run(c):\n    pass\nrun(["python3", str(ROOT / "data" / name)])\n'
+    ),
+    "a literal python -m handed to a helper": 'CMD = ("python3", "-m", modname)\n',
     "pty.spawn": 'import pty\npty.spawn([sys.executable, str(ROOT / "data" / name)])\n',
     "set_executable": (
         'import multiprocessing\nmultiprocessing.set_executable(str(ROOT / "data" / "python"))\n'
@@ -190,6 +194,7 @@ ALLOWED = {
     ),
     "a tuple of names starting with python": 'LEXERS = ("python", "diff")\nEXES = ("bin/python", "python.exe")\n',
     "sys.executable alone as a default": "def spec(python=None):\n    return python or [sys.executable]\n",
+    "python and the version": 'FIELDS = [("python", sys.version.replace("\\n", ""))]\n',
     "python as another program's argument": (
         'subprocess.run([uv, "python", "install", version])\n'
     ),
