@@ -87,8 +87,10 @@ whoever wrote the bytes. Rules:
   ``functools.partial``; a receiver known to be a ``zipfile`` is left alone),
   ``TarFile.extract`` and ``shutil.unpack_archive`` without such a filter.
 - SAST107 a child interpreter that runs code no scan read (sastgaps): a command line (at a
-  ``subprocess``/``os.exec*``/``os.spawn*``/``asyncio`` call, or any list or tuple display that
-  starts with Python, a command handed to a helper) whose program is Python (``python3``,
+  ``subprocess``/``os.exec*``/``os.spawn*``/``asyncio`` call, ``args=``/``executable=``
+  included, or any list or tuple display that starts with Python by value, or with the word
+  ``python`` followed by an option or a path built at run time: a command handed to a helper)
+  whose program is Python (``python3``,
   ``sys.executable`` under any name, ``shutil.which("python3")``, ``os.environ["_"]``, a name
   bound to one) and whose script is not a scanned file (a literal path, or the scanned file's
   folder or one above it joined with literal parts, or ``__file__`` itself), or whose ``-m``
