@@ -928,6 +928,18 @@ def _iterated(it: ast.expr, count: int, index: int) -> ast.expr | None:
     return None
 
 
+# A command-line word standing for what this check did not read: a name followed past
+# ``_MAX_DEPTH``, or spellings of a command line past ``_MAX_COMMANDS`` (it may be Python).
+_UNREAD = ast.Name(id="<a command line too deep or with too many spellings to read>")
+
+
+def _capped(lines: list[list[ast.expr | str]]) -> list[list[ast.expr | str]]:
+    """At most ``_MAX_COMMANDS`` spellings; the rest stand as one unread line (fail closed)."""
+    if len(lines) <= _MAX_COMMANDS:
+        return lines
+    return [*lines[: _MAX_COMMANDS - 1], [_UNREAD]]
+
+
 def _machinery(name: str) -> bool:
     """A name of the standard library's path or import machinery (``_MACHINERY``)."""
     if name.startswith("builtins.") and name.count(".") > 1:
@@ -1331,6 +1343,9 @@ class _Module:
         self.tree = tree
         # Code in a string (exec, annotations) is bound in its own scope inside the caller's.
         self.top = _Scope("module" if parent is None else "function", parent, tree)
+        # texts(): a name's strings, once worked out (None while under way: a cycle, or names
+        # bound to names bound to names, each many times, branched exponentially)
+        self._texts: dict[tuple[int, str, int], list[str] | None] = {}
         binder = _Binder(self.top, name, package)
         binder.visit(tree)
         self.scopes = binder.scopes
@@ -1374,14 +1389,21 @@ class _Module:
         defining = self.defining(node.id, scope) if isinstance(node, ast.Name) else None
         if defining is None or depth > _MAX_DEPTH or not isinstance(node, ast.Name):
             return None
-        found: list[str] = []
+        key = (id(defining), node.id, depth)  # the depth too: the answer is the same as unshared
+        if key in self._texts:
+            return self._texts[key]
+        self._texts[key] = None
+        found: list[str] | None = []
         for binding in defining.bindings[node.id]:
             if binding.expr is None or binding.scope is None or binding.path:
-                return None
+                found = None
+                break
             texts = self.texts(binding.expr, binding.scope, depth + 1)
-            if texts is None:
-                return None
-            found += texts
+            if texts is None or found is None:
+                found = None
+                break
+            found += [t for t in texts if t not in found]  # each string once
+        self._texts[key] = found
         return found
 
     def evaluate(self, binding: _Binding) -> _Values:
@@ -1638,6 +1660,9 @@ class _Checker:
         self._binding_counts: dict[str, int] = {}
         self._following: set[tuple[int, str]] = set()  # names whose constants are being read
         self._in_place: dict[str, bool] = {}  # names of lists changed in place (command lines)
+        # command lines: a name's answer, once known (False / itself while being worked out)
+        self._name_answers: dict[tuple[int, str, str, bool], bool] = {}
+        self._name_words: dict[tuple[int, str], list[list[ast.expr | str]]] = {}
 
     def resolve(self, node: ast.expr, scope: _Scope) -> _Values:
         return self.module.resolve(node, scope)
@@ -2318,14 +2343,13 @@ class _Checker:
     def _join_words(
         self, heads: list[list[ast.expr | str]], tails: list[list[ast.expr | str]]
     ) -> list[list[ast.expr | str]]:
-        joined = [[*h, *t] for h in heads for t in tails]
-        return joined[:_MAX_COMMANDS]
+        return _capped([[*h, *t] for h in heads for t in tails])
 
     def _words(  # noqa: PLR0911, PLR0912 - one per kind of expression
         self, node: ast.expr, scope: _Scope, depth: int
     ) -> list[list[ast.expr | str]]:
         if depth > _MAX_DEPTH:
-            return [[node]]
+            return [[_UNREAD]]
         if isinstance(node, ast.List | ast.Tuple):
             lines: list[list[ast.expr | str]] = [[]]
             for element in node.elts:
@@ -2355,13 +2379,18 @@ class _Checker:
             bound = defining.bindings.get(node.id, []) if defining else []
             if not bound or any(b.expr is None or b.scope is None or b.path for b in bound):
                 return [[node]]
+            key = (id(defining), node.id)
+            if key in self._name_words:  # once per name (a name met again in its own
+                return self._name_words[key]  # binding stands for itself)
+            self._name_words[key] = [[node]]
             found: list[list[ast.expr | str]] = []
             for binding in bound:
                 if binding.expr is not None and binding.scope is not None:
-                    found += self._words(binding.expr, binding.scope, depth + 1)
+                    found = _capped(found + self._words(binding.expr, binding.scope, depth + 1))
             if self._changed_in_place(node.id):
                 found = [[*line, node] for line in found]
-            return found[:_MAX_COMMANDS] or [[node]]
+            self._name_words[key] = found or [[node]]
+            return self._name_words[key]
         return [[node]]
 
     def _changed_in_place(self, name: str) -> bool:
@@ -2389,8 +2418,10 @@ class _Checker:
         ``str(...)`` of one, a name bound to one."""
         if isinstance(word, str):
             return literal and bool(_INTERPRETER.fullmatch(word.rsplit("/", 1)[-1]))
-        if depth > _MAX_DEPTH:
-            return False
+        if depth > _MAX_DEPTH or word is _UNREAD:
+            return (
+                True  # names bound to names too deep to follow, or spellings too many: fail closed
+            )
         texts = self.module.texts(word, scope)
         if texts is not None:
             return any(self._interpreter(t, scope, literal=literal) for t in texts)
@@ -2412,13 +2443,17 @@ class _Checker:
                 return self._interpreter(first, scope, depth + 1, literal=literal)
         if isinstance(word, ast.Name):
             defining = self.module.defining(word.id, scope)
-            return any(
-                b.expr is not None
-                and b.scope is not None
-                and not b.path
-                and self._interpreter(b.expr, b.scope, depth + 1, literal=literal)
-                for b in (defining.bindings.get(word.id, []) if defining else [])
-            )
+            key = (id(defining), word.id, "interpreter", literal)
+            if key not in self._name_answers:  # once per name: names bound to names branch
+                self._name_answers[key] = False
+                self._name_answers[key] = any(
+                    b.expr is not None
+                    and b.scope is not None
+                    and not b.path
+                    and self._interpreter(b.expr, b.scope, depth + 1, literal=literal)
+                    for b in (defining.bindings.get(word.id, []) if defining else [])
+                )
+            return bool(self._name_answers[key])
         return False
 
     def _judge_child(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
@@ -2507,13 +2542,17 @@ class _Checker:
             )
         if isinstance(word, ast.Name):
             defining = self.module.defining(word.id, scope)
-            return any(
-                b.expr is not None
-                and b.scope is not None
-                and not b.path
-                and self._command_like(b.expr, b.scope, depth + 1)
-                for b in (defining.bindings.get(word.id, []) if defining else [])
-            )
+            key = (id(defining), word.id, "command", True)
+            if key not in self._name_answers:
+                self._name_answers[key] = False
+                self._name_answers[key] = any(
+                    b.expr is not None
+                    and b.scope is not None
+                    and not b.path
+                    and self._command_like(b.expr, b.scope, depth + 1)
+                    for b in (defining.bindings.get(word.id, []) if defining else [])
+                )
+            return bool(self._name_answers[key])
         return False
 
     def _child_problem(  # noqa: PLR0911, PLR0912 - Python's options, as it reads them

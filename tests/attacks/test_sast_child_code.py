@@ -69,6 +69,10 @@ CHILDREN = {
         'def run(c):\n    pass\nrun(["python3", str(ROOT / "data" / name)])\n'
     ),
     "a literal python -m handed to a helper": 'CMD = ("python3", "-m", modname)\n',
+    "a harmless spelling 16 times, then the attack": (
+        'cmd = ["python3", "src/model_io.py"]\n' * 16
+        + 'cmd = ["python3", path]\nsubprocess.run(cmd)\n'
+    ),
     "pty.spawn": 'import pty\npty.spawn([sys.executable, str(ROOT / "data" / name)])\n',
     "set_executable": (
         'import multiprocessing\nmultiprocessing.set_executable(str(ROOT / "data" / "python"))\n'
@@ -341,6 +345,23 @@ BY_HAND = {
     ),
     "runpy.run_path": "import runpy\nrunpy.run_path(path)\n",
 }
+
+
+# Names bound to names past the depth the check follows (20) stand for Python (fail closed);
+# a chain of 30 was found before too (each level restarted the count), at a cost that grew
+# as 3 to the power of the chain's length when each name was bound three times: 0.5 s at 12.
+DEEP = {
+    "names bound to names past the depth followed": (
+        "".join(f"a{i} = a{i + 1}\n" for i in range(30))
+        + 'a30 = "python3"\nsubprocess.run([a0, path])\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("plant", list(DEEP))
+def test_names_past_the_depth_fail_closed(plant: str) -> None:
+    found = scan_source(HEAD + DEEP[plant], path="src/model_io.py")
+    assert "SAST107" in {f.rule for f in found}, found
 
 
 @pytest.mark.parametrize("plant", list(BY_HAND))
