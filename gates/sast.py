@@ -14,8 +14,9 @@ a regular file (a symlink to a FIFO or a device: bandit is not run); SAST010 a b
 without a test id; SAST011 (note) a line suppressed with ``# nosec Bxxx``; SAST012 (note) a
 finding the baseline hid; SAST013 the baseline is unreadable; SAST014 a ``# nosec`` naming a
 deserialization or code-execution test (those stay on); SAST100-105 unsafe deserialization,
-SAST106 a keyword bandit reads by name passed where it cannot read it
-(see ``gates.unsafe_load``).
+SAST106 a keyword bandit reads by name passed where it cannot read it, SAST107 a child
+interpreter on code no scan read (a computed script or module, ``PYTHONPATH`` and the other
+``PYTHON*`` variables handed to a child) (see ``gates.unsafe_load``).
 
 bandit runs with ``--ignore-nosec`` and the gate applies ``# nosec`` itself: a result is hidden
 only by a comment on its lines naming its id (or plugin name). bandit alone would take an

@@ -86,6 +86,31 @@ whoever wrote the bytes. Rules:
   without ``import tarfile``, an archive passed in, ``ex = tar.extractall``, ``getattr``,
   ``functools.partial``; a receiver known to be a ``zipfile`` is left alone),
   ``TarFile.extract`` and ``shutil.unpack_archive`` without such a filter.
+- SAST107 a child interpreter that runs code no scan read (sastgaps): a command line (at a
+  ``subprocess``/``os.exec*``/``os.spawn*``/``asyncio`` call, ``args=``/``executable=``
+  included, or any list or tuple display that starts with Python by value, or with the word
+  ``python`` followed by an option or a path built at run time: a command handed to a helper)
+  whose program is Python (``python3``,
+  ``sys.executable`` under any name, ``shutil.which("python3")``, ``os.environ["_"]``, a name
+  bound to one) and whose script is not a scanned file (a literal path, or the scanned file's
+  folder or one above it joined with literal parts, or ``__file__`` itself), or whose ``-m``
+  module is computed (unless ``-I``: only the environment's modules are importable) or is the
+  project's code outside the scan; Python reading its program from its input (``-`` or no
+  script); ``set_executable`` of anything but Python. A command line held in a name is read
+  through its bindings (a list changed in place ends in an unknown word). And the ``PYTHON*``
+  variables that make a child read code from elsewhere (``PYTHON_ENV``), set in any mapping (a
+  dict display, ``dict(...)``, ``.update``, ``.setdefault``, ``m[k] = v``, ``os.putenv``):
+  ``PYTHONPATH`` to anything but the scanned file's folder (or above), itself as it was, or
+  those joined by ``os.pathsep``; ``PYTHONHOME`` to anything but ``sys.prefix``;
+  ``PYTHONSAFEPATH`` to ``""``; ``PYTHONBREAKPOINT``/``PYTHONWARNINGS`` computed or naming the
+  project's unscanned code; the others (``PYTHONSTARTUP``, ``PYTHONUSERBASE``,
+  ``PYTHONINSPECT``, ``PYTHONPYCACHEPREFIX`` ...) to anything. A variable named at run time
+  written into ``os.environ`` itself (``os.environ[k] = v``, ``os.putenv(k, v)``,
+  ``os.environ.update(mapping)``) fails closed. SAST102 also covers the standard library's
+  path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
+  ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,
+  ``sys.executable``) by assignment, ``setattr``, ``__setattr__``, ``vars(m)[...]`` or a write
+  to those lists and caches.
 - SAST100 a file that does not parse (Python's own parser gives up near 3,000 levels of
   nesting; the walks over the tree here are iterative), or whose names (or one expression)
   lead through more levels than Python's recursion limit lets the analysis follow (it went
@@ -125,7 +150,11 @@ followed, nor a computed index such as ``mods[i]``); libraries that unpickle int
 not listed above, and their own aliases (``sklearn.utils.np``); code the import system runs by
 itself (``.pth`` files, ``sitecustomize``, a planted module shadowing an installed one,
 ``zipimport``); a ``python -c`` inside a nested shell (``sh -c "python -c ..."``); files
-outside ``[sast].paths``. For SAST106: a setting whose name and value are both computed from
+outside ``[sast].paths``. For SAST107: a program computed at run time that is not recognisably
+Python (``subprocess.run([exe, path])`` with ``exe`` a parameter), a command line built by a
+call (``shlex.split(text)``), passed in as a parameter or taken from a loop, ``PATH`` changed
+so that a bare ``python`` is another program, ``PYTHON*`` variables written under a name
+computed at run time into a mapping other than ``os.environ`` (``env[k] = v``). For SAST106: a setting whose name and value are both computed from
 a mapping this check cannot read (a parameter's ``**kwargs``, ``json.load(f)``), a mapping key
 that is computed (``d[k] = False`` is everywhere), a value read from a file or the environment
 at run time (``config.from_file``, ``from_envvar``, a computed ``from_object`` name), a
@@ -143,7 +172,7 @@ import re
 import shlex
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 POLICY_KEY = "[sast].loaders"
 
@@ -566,6 +595,72 @@ _FOLDER_NAMES = (
         )
     }
 )
+# A child interpreter (SAST107): the program word of a command line that is Python (a literal
+# ``python3``, ``/usr/bin/python3.11``, ``pypy``; ``sys.executable`` under any name;
+# ``shutil.which("python3")``; ``os.environ["_"]``), the file or module it runs, and the
+# ``PYTHON*`` variables that make any child read code from elsewhere.
+_INTERPRETER = re.compile(r"(?:python|pypy)[0-9.]*[dmtw]?(?:\.exe)?")
+_INTERPRETER_NAMES = frozenset({"sys.executable", "sys._base_executable", "sys.orig_argv"})
+_WHICH = frozenset({"shutil.which"})
+_ENV_READS = frozenset({"os.getenv", "os.environ.get"})
+_PATH_CALLS = frozenset(
+    {"builtins.str", "os.fspath", "pathlib.Path", "os.path.abspath", "os.path.realpath"}
+)
+_SET_EXECUTABLE = "set_executable"
+_MAX_COMMANDS = 16  # spellings of one command line followed (names bound several times)
+# Programs that run the rest of their command line (``env PYTHONPATH=x python ...``,
+# ``nice -n 10 python ...``): Python after them is the program; after any other word
+# (``uv python install``, ``pyenv python``) it is an argument.
+_WRAPPERS = frozenset(
+    ["env", "nice", "nohup", "time", "timeout", "sudo", "exec", "stdbuf", "ionice", "setsid"]
+)
+# Python's options that take the next word (``-W error``, ``-X dev``, ``--check-hash-based-pycs
+# always``); ``-I`` (isolated) leaves only the environment's own modules importable.
+_PYTHON_TAKES = frozenset({"-W", "-X", "--check-hash-based-pycs"})
+# Environment variables that make a Python child read code no scan read -> what they do.
+# (Pairs, not a dict display: a display with these keys is judged as an environment.)
+_PYTHON_ENV_PAIRS = (
+    ("PYTHONPATH", "puts folders first on a child's import path"),
+    ("PYTHONHOME", "moves a child's standard library to another folder"),
+    ("PYTHONUSERBASE", "moves a child's user site-packages (the .pth files there run)"),
+    ("PYTHONSTARTUP", "names a file a child runs when it starts interactively"),
+    ("PYTHONINSPECT", "makes a child read code from its input after its script"),
+    (
+        "PYTHONEXECUTABLE",
+        "changes the interpreter a child reports and starts its own children with",
+    ),
+    ("PYTHONPLATLIBDIR", "moves a child's platform library folder"),
+    ("PYTHONPYCACHEPREFIX", "makes a child read compiled code from another folder"),
+    ("PYTHONBREAKPOINT", "names a callable a child imports at breakpoint()"),
+    ("PYTHONWARNINGS", "names warning categories a child imports from their modules"),
+    ("PYTHONSAFEPATH", "turned off, puts a child's working folder first on its import path"),
+)
+PYTHON_ENV: dict[str, str] = dict(_PYTHON_ENV_PAIRS)
+# The standard library's path and import machinery: replaced at run time (an assignment, a
+# ``setattr``, its ``__dict__``), a later import, or a path the rules here trust (the sys.path
+# rule's folders, a child's script), reads what no scan saw (SAST102). Attribute prefixes.
+_MACHINERY = (
+    "os.path.",
+    "posixpath.",
+    "ntpath.",
+    "genericpath.",
+    "builtins.",
+    "importlib.",
+    "pathlib.",
+    "zipimport.",
+    "pkgutil.",
+    "site.",
+    "os.fspath",
+    "sys.executable",
+    "sys._base_executable",
+    "sys.meta_path",
+    "sys.path_hooks",
+    "sys.path_importer_cache",
+)
+_IMPORT_TABLES = frozenset({"sys.meta_path", "sys.path_hooks", "sys.path_importer_cache"})
+_TABLE_WRITES = frozenset(
+    ["insert", "append", "extend", "__setitem__", "__iadd__", "update", "setdefault", "__ior__"]
+)
 # Attributes that reach modules, globals or the import machinery behind any object.
 GADGETS = frozenset(
     [
@@ -831,6 +926,25 @@ def _iterated(it: ast.expr, count: int, index: int) -> ast.expr | None:
             return it.func.value
         return it
     return None
+
+
+# A command-line word standing for what this check did not read: a name followed past
+# ``_MAX_DEPTH``, or spellings of a command line past ``_MAX_COMMANDS`` (it may be Python).
+_UNREAD = ast.Name(id="<a command line too deep or with too many spellings to read>")
+
+
+def _capped(lines: list[list[ast.expr | str]]) -> list[list[ast.expr | str]]:
+    """At most ``_MAX_COMMANDS`` spellings; the rest stand as one unread line (fail closed)."""
+    if len(lines) <= _MAX_COMMANDS:
+        return lines
+    return [*lines[: _MAX_COMMANDS - 1], [_UNREAD]]
+
+
+def _machinery(name: str) -> bool:
+    """A name of the standard library's path or import machinery (``_MACHINERY``)."""
+    if name.startswith("builtins.") and name.count(".") > 1:
+        return False  # builtins.Exception.at: an instance's attribute (built-in types take none)
+    return any(name == p.rstrip(".") or name.startswith(p) for p in _MACHINERY)
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
@@ -1229,6 +1343,9 @@ class _Module:
         self.tree = tree
         # Code in a string (exec, annotations) is bound in its own scope inside the caller's.
         self.top = _Scope("module" if parent is None else "function", parent, tree)
+        # texts(): a name's strings, once worked out (None while under way: a cycle, or names
+        # bound to names bound to names, each many times, branched exponentially)
+        self._texts: dict[tuple[int, str, int], list[str] | None] = {}
         binder = _Binder(self.top, name, package)
         binder.visit(tree)
         self.scopes = binder.scopes
@@ -1272,14 +1389,21 @@ class _Module:
         defining = self.defining(node.id, scope) if isinstance(node, ast.Name) else None
         if defining is None or depth > _MAX_DEPTH or not isinstance(node, ast.Name):
             return None
-        found: list[str] = []
+        key = (id(defining), node.id, depth)  # the depth too: the answer is the same as unshared
+        if key in self._texts:
+            return self._texts[key]
+        self._texts[key] = None
+        found: list[str] | None = []
         for binding in defining.bindings[node.id]:
             if binding.expr is None or binding.scope is None or binding.path:
-                return None
+                found = None
+                break
             texts = self.texts(binding.expr, binding.scope, depth + 1)
-            if texts is None:
-                return None
-            found += texts
+            if texts is None or found is None:
+                found = None
+                break
+            found += [t for t in texts if t not in found]  # each string once
+        self._texts[key] = found
         return found
 
     def evaluate(self, binding: _Binding) -> _Values:
@@ -1535,6 +1659,10 @@ class _Checker:
         self._folder_names: dict[tuple[str, int], bool] = {}
         self._binding_counts: dict[str, int] = {}
         self._following: set[tuple[int, str]] = set()  # names whose constants are being read
+        self._in_place: dict[str, bool] = {}  # names of lists changed in place (command lines)
+        # command lines: a name's answer, once known (False / itself while being worked out)
+        self._name_answers: dict[tuple[int, str, str, bool], bool] = {}
+        self._name_words: dict[tuple[int, str], list[list[ast.expr | str]]] = {}
 
     def resolve(self, node: ast.expr, scope: _Scope) -> _Values:
         return self.module.resolve(node, scope)
@@ -1610,6 +1738,8 @@ class _Checker:
 
     def judge(self, node: ast.AST, scope: _Scope) -> None:
         self._judge_setting(node, scope)
+        self._judge_env_dict(node, scope)  # env={"PYTHONPATH": ...}, {**os.environ, ...}
+        self._judge_command_display(node, scope)
         if not isinstance(node, _EXPRESSIONS):
             if isinstance(node, ast.Import | ast.ImportFrom):
                 self._judge_import(node)
@@ -1922,6 +2052,11 @@ class _Checker:
     def _judge_store(self, node: ast.Assign | ast.AugAssign | ast.AnnAssign, scope: _Scope) -> None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         for target in targets:
+            if isinstance(node, ast.AugAssign):
+                self._judge_env_store(target, None, scope)
+            elif node.value is not None:
+                for place, value in _pairs(target, node.value):
+                    self._judge_env_store(place, value, scope)
             # ``sys.path = [...]``; a name or attribute bound to it changes it only in place
             # (``p += [...]``): ``self.path = path``, with ``path`` sys.path, writes nothing.
             whole = (
@@ -1957,6 +2092,7 @@ class _Checker:
                 if isinstance(sub, ast.Attribute) and sub.attr in CODE_GADGETS:
                     why = f"replaces a function's {sub.attr} (what a call runs, or the arguments it gets)"
                     self.report(sub, "SAST104", sub.attr, why)
+            self._judge_machinery_store(target, node, scope)  # after the sys.path rule's own
 
     def _judge_annotations(
         self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.AnnAssign, scope: _Scope
@@ -2020,6 +2156,9 @@ class _Checker:
             self.report(node, "SAST104", min(names & CODE_BUILDERS), why)
         self._judge_code_string(node, names, scope)
         self._judge_command(node, names, scope)
+        self._judge_child(node, names, scope)
+        self._judge_env_call(node, names, scope)
+        self._judge_machinery_call(node, names, scope)
         self._judge_shell(node, names, scope)
         self._judge_arguments(node, funcs, scope)
         self._judge_memory(node, names)
@@ -2182,6 +2321,679 @@ class _Checker:
             elif text == "-m" and code is not None and _pickle_like(_canonical(code)):
                 why = f"runs python -m {code} (it loads the file it is given)"
                 self.report(node, "SAST101", f"python -m {code}", why)
+
+    # --- code a child interpreter runs (SAST107) ----------------------------------------------
+
+    def _command_lines(self, node: ast.Call, scope: _Scope) -> list[list[ast.expr | str]]:
+        """The command lines a call can be given, word by word (a word this check cannot read
+        is the expression itself): its positional arguments, lists and tuples, a name bound to
+        one (each binding; a list changed in place ends in an unknown word), ``a + b``, a
+        literal shell string and an f-string split into words; ``args=`` as the first
+        argument. ``executable=`` names the program that runs instead of the first word
+        (``Popen(["ls", "data/evil.py"], executable=sys.executable)`` runs Python)."""
+        lines: list[list[ast.expr | str]] = [[]]
+        given = [k.value for k in node.keywords if k.arg == "args"]
+        for arg in [*given, *node.args]:
+            lines = self._join_words(lines, self._words(arg, scope, 0))
+        program = next((k.value for k in node.keywords if k.arg == "executable"), None)
+        if program is not None:
+            lines = [[program, *line[1:]] for line in lines]
+        return lines
+
+    def _join_words(
+        self, heads: list[list[ast.expr | str]], tails: list[list[ast.expr | str]]
+    ) -> list[list[ast.expr | str]]:
+        return _capped([[*h, *t] for h in heads for t in tails])
+
+    def _words(  # noqa: PLR0911, PLR0912 - one per kind of expression
+        self, node: ast.expr, scope: _Scope, depth: int
+    ) -> list[list[ast.expr | str]]:
+        if depth > _MAX_DEPTH:
+            return [[_UNREAD]]
+        if isinstance(node, ast.List | ast.Tuple):
+            lines: list[list[ast.expr | str]] = [[]]
+            for element in node.elts:
+                inner = element.value if isinstance(element, ast.Starred) else None
+                one: list[list[ast.expr | str]] = [[element]]
+                lines = self._join_words(
+                    lines, self._words(inner, scope, depth + 1) if inner else one
+                )
+            return lines
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left = self._words(node.left, scope, depth + 1)
+            return self._join_words(left, self._words(node.right, scope, depth + 1))
+        text = _literal_str(node)
+        if text is not None:
+            return [list(_shell_words(text))]
+        if isinstance(node, ast.JoinedStr):
+            split: list[ast.expr | str] = []
+            for part in node.values:
+                piece = _literal_str(part)
+                if piece is not None:
+                    split += _shell_words(piece)
+                elif isinstance(part, ast.FormattedValue):
+                    split.append(part.value)
+            return [split]
+        if isinstance(node, ast.Name):
+            defining = self.module.defining(node.id, scope)
+            bound = defining.bindings.get(node.id, []) if defining else []
+            if not bound or any(b.expr is None or b.scope is None or b.path for b in bound):
+                return [[node]]
+            key = (id(defining), node.id)
+            if key in self._name_words:  # once per name (a name met again in its own
+                return self._name_words[key]  # binding stands for itself)
+            self._name_words[key] = [[node]]
+            found: list[list[ast.expr | str]] = []
+            for binding in bound:
+                if binding.expr is not None and binding.scope is not None:
+                    found = _capped(found + self._words(binding.expr, binding.scope, depth + 1))
+            if self._changed_in_place(node.id):
+                found = [[*line, node] for line in found]
+            self._name_words[key] = found or [[node]]
+            return self._name_words[key]
+        return [[node]]
+
+    def _changed_in_place(self, name: str) -> bool:
+        """``cmd.append(x)``, ``cmd += [x]``, ``cmd[0] = x`` anywhere in the module."""
+        if name not in self._in_place:
+            changed = False
+            for n in ast.walk(self.module.tree):
+                if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute):
+                    target = n.func.value
+                    changed |= n.func.attr in _TABLE_WRITES and _dotted(target) == name
+                elif isinstance(n, ast.AugAssign):
+                    changed |= _dotted(n.target) == name
+                elif isinstance(n, ast.Assign):
+                    changed |= any(
+                        isinstance(t, ast.Subscript) and _dotted(t.value) == name for t in n.targets
+                    )
+            self._in_place[name] = changed
+        return self._in_place[name]
+
+    def _interpreter(  # noqa: PLR0911 - one per spelling of the interpreter
+        self, word: ast.expr | str, scope: _Scope, depth: int = 0, *, literal: bool = True
+    ) -> bool:
+        """A command-line word that is Python: ``python3``, ``/usr/bin/python3.11``,
+        ``sys.executable`` under any name, ``shutil.which("python3")``, ``os.environ["_"]``,
+        ``str(...)`` of one, a name bound to one."""
+        if isinstance(word, str):
+            return literal and bool(_INTERPRETER.fullmatch(word.rsplit("/", 1)[-1]))
+        if depth > _MAX_DEPTH or word is _UNREAD:
+            return (
+                True  # names bound to names too deep to follow, or spellings too many: fail closed
+            )
+        texts = self.module.texts(word, scope)
+        if texts is not None:
+            return any(self._interpreter(t, scope, literal=literal) for t in texts)
+        if isinstance(word, ast.Subscript):
+            table = _names(self.resolve(word.value, scope))
+            if "sys.orig_argv" in table:
+                return True
+            return "os.environ" in table and self.module.texts(word.slice, scope) == ["_"]
+        if _names(self.resolve(word, scope)) & _INTERPRETER_NAMES:
+            return True
+        if isinstance(word, ast.Call) and word.args:
+            funcs = _names(self.resolve(word.func, scope))
+            first = word.args[0]
+            if funcs & _WHICH:
+                return self._interpreter(first, scope, depth + 1)
+            if funcs & _ENV_READS:
+                return self.module.texts(first, scope) == ["_"]
+            if funcs & _PATH_CALLS:
+                return self._interpreter(first, scope, depth + 1, literal=literal)
+        if isinstance(word, ast.Name):
+            defining = self.module.defining(word.id, scope)
+            key = (id(defining), word.id, "interpreter", literal)
+            if key not in self._name_answers:  # once per name: names bound to names branch
+                self._name_answers[key] = False
+                self._name_answers[key] = any(
+                    b.expr is not None
+                    and b.scope is not None
+                    and not b.path
+                    and self._interpreter(b.expr, b.scope, depth + 1, literal=literal)
+                    for b in (defining.bindings.get(word.id, []) if defining else [])
+                )
+            return bool(self._name_answers[key])
+        return False
+
+    def _judge_child(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """SAST107: a child interpreter on a file or module this scan did not read."""
+        if (
+            isinstance(node.func, ast.Attribute)
+            and node.func.attr == _SET_EXECUTABLE
+            and len(node.args) == 1  # distutils' compiler.set_executable(key, value) is not it
+        ):
+            if not self._interpreter(node.args[0], scope):
+                shown = ast.unparse(node.args[0])[:_SHOWN]
+                why = (
+                    f"sets the interpreter multiprocessing starts its children with to {shown}, "
+                    f"which this check cannot tell is Python (it can run any program)"
+                )
+                self.report(node, "SAST107", _SET_EXECUTABLE, why)
+            return
+        if not names & COMMANDS or any(
+            arg in self.reported or (isinstance(arg, ast.BinOp) and arg.left in self.reported)
+            for arg in node.args
+        ):
+            return
+        for line in self._command_lines(node, scope):
+            problem = self._child_problem(line, scope)
+            if problem is not None:
+                self.report(node, "SAST107", "python", problem)
+                return
+
+    def _judge_command_display(self, node: ast.AST, scope: _Scope) -> None:
+        """A command line written as a list or tuple display whose first word is Python by
+        value (``sys.executable`` under any name, ``shutil.which("python3")``), wherever it is:
+        handed to a helper of the project's own (``run([sys.executable, path])``), or the
+        head of ``[sys.executable] + argv``. A display starting with the literal word ``python``
+        is a command line here only when its next word is an option (``["python3", "-m",
+        mod]``) or a path built at run time (``["python3", str(ROOT / "data" / x)]``):
+        ``("python", "diff")`` and ``("python", sys.version)`` are not commands. Python alone
+        (``[sys.executable]``) is read only at a call that runs it."""
+        line = node
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            while isinstance(line, ast.BinOp) and isinstance(line.op, ast.Add):
+                line = line.left
+        elif isinstance(self.parents.get(node), ast.BinOp):
+            return  # judged with the sum it heads
+        if not (
+            isinstance(line, ast.List | ast.Tuple)
+            and isinstance(line.ctx, ast.Load)
+            and line.elts
+            and not isinstance(line.elts[0], ast.Starred)
+            and self._interpreter(line.elts[0], scope)
+        ):
+            return
+        if not self._interpreter(line.elts[0], scope, literal=False) and not (
+            len(line.elts) > 1 and self._command_like(line.elts[1], scope, 0)
+        ):
+            return
+        for words in self._words(node, scope, 0) if isinstance(node, ast.expr) else []:
+            if len(words) < 2:
+                continue
+            problem = self._child_problem(words, scope)
+            if problem is not None:
+                self.report(node, "SAST107", "python", problem)
+                return
+
+    def _command_like(  # noqa: PLR0911 - one per kind of expression
+        self, word: ast.expr, scope: _Scope, depth: int
+    ) -> bool:
+        """A word after a literal ``python`` that makes the display a command line: an
+        option (``-m``, ``-I``), or a path built at run time (``/`` on a path, a join, a
+        ``Path``, an f-string holding ``/`` or ``.py``, a name bound to one)."""
+        text = _literal_str(word)
+        if text is not None or depth > _MAX_DEPTH:
+            return text is not None and text.startswith("-")
+        if isinstance(word, ast.BinOp) and isinstance(word.op, ast.Div):
+            return True
+        if isinstance(word, ast.JoinedStr):
+            return any(
+                "/" in (_literal_str(p) or "") or ".py" in (_literal_str(p) or "")
+                for p in word.values
+            )
+        if isinstance(word, ast.Call):
+            funcs = _names(self.resolve(word.func, scope))
+            if funcs & _JOINS or "pathlib.Path" in funcs:
+                return True
+            return bool(funcs & _PATH_CALLS) and any(
+                self._command_like(a, scope, depth + 1) for a in word.args
+            )
+        if isinstance(word, ast.Name):
+            defining = self.module.defining(word.id, scope)
+            key = (id(defining), word.id, "command", True)
+            if key not in self._name_answers:
+                self._name_answers[key] = False
+                self._name_answers[key] = any(
+                    b.expr is not None
+                    and b.scope is not None
+                    and not b.path
+                    and self._command_like(b.expr, b.scope, depth + 1)
+                    for b in (defining.bindings.get(word.id, []) if defining else [])
+                )
+            return bool(self._name_answers[key])
+        return False
+
+    def _child_problem(  # noqa: PLR0911, PLR0912 - Python's options, as it reads them
+        self, line: list[ast.expr | str], scope: _Scope
+    ) -> str | None:
+        """Why a command line runs Python code no scan read; None when it does not."""
+        start = next((i for i, w in enumerate(line) if self._interpreter(w, scope)), None)
+        if start is None or not all(self._before_program(w, scope) for w in line[:start]):
+            return None
+        index = start + 1
+        while index < len(line) and self._interpreter(line[index], scope):
+            index += 1  # os.execv(sys.executable, [sys.executable, ...]): argv[0] again
+        isolated = False
+        while index < len(line):
+            word = line[index]
+            texts = [word] if isinstance(word, str) else self.module.texts(word, scope)
+            if texts is None or len(texts) != 1:
+                if not texts or not any(t.startswith("-") for t in texts):
+                    return self._script_problem(word, scope)  # a file's path, or fail closed
+                return f"starts Python with options computed at run time ({', '.join(texts)})"
+            text = texts[0]
+            if text == "-":
+                return "starts Python reading its code from its input, which no scan read"
+            if text == "--":
+                index += 1
+                break
+            if text in _PYTHON_TAKES:
+                index += 2
+                continue
+            if text.startswith("--"):
+                return None  # --version, --help: nothing runs
+            option = _python_option(text)
+            if option is not None:
+                isolated |= "I" in text[1 : text.index(option[0][1])]
+                if option[0] == "-c":
+                    return None  # the code given to -c is read as code (SAST104)
+                module = option[1] or (line[index + 1] if index + 1 < len(line) else "")
+                return self._module_problem(module, isolated, scope)
+            if text.startswith("-"):
+                if text[1:2] in ("W", "X"):
+                    index += 1
+                    continue
+                if not all(c in _PYTHON_FLAGS for c in text[1:]):
+                    return None  # Python refuses an option it does not know
+                isolated |= "I" in text
+                index += 1
+                continue
+            break
+        if index >= len(line):  # python alone reads its program from its input
+            return (
+                "starts Python with no script: it reads its code from its input, which no scan read"
+            )
+        return self._script_problem(line[index], scope)
+
+    def _before_program(self, word: ast.expr | str, scope: _Scope) -> bool:
+        """A word that may come before the program: a wrapper (``env``, ``nice``), its options
+        and ``VAR=value`` settings, or ``os.spawnv``'s mode (``os.P_WAIT``)."""
+        texts = [word] if isinstance(word, str) else self.module.texts(word, scope)
+        if texts is None:
+            names = _names(self.resolve(word, scope)) if isinstance(word, ast.expr) else set()
+            return any(n.startswith("os.P_") for n in names)
+        return all(
+            t.rsplit("/", 1)[-1] in _WRAPPERS or t.startswith("-") or "=" in t or t.isdigit()
+            for t in texts
+        )
+
+    def _module_problem(self, module: ast.expr | str, isolated: bool, scope: _Scope) -> str | None:
+        texts = [module] if isinstance(module, str) else self.module.texts(module, scope)
+        if texts is None:
+            if isolated:
+                return None  # -I: only the environment's own modules are importable
+            shown = ast.unparse(module)[:_SHOWN] if isinstance(module, ast.expr) else ""
+            return f"runs python -m with a module named at run time ({shown}), which no scan may have read"
+        for text in texts:
+            top = text.partition(".")[0]
+            if top in self.module.project.outside and text not in self.module.project.modules:
+                return f"runs python -m {text}, code in the project that no scan reads (outside [sast].paths)"
+        return None
+
+    def _script_problem(self, script: ast.expr | str, scope: _Scope) -> str | None:
+        """A script given to Python is fine when it is a scanned file: a literal path, or the
+        scanned file's folder (or one above it) joined with literal parts."""
+        texts = [script] if isinstance(script, str) else self.module.texts(script, scope)
+        if isinstance(script, ast.expr) and self._this_file(script, scope):
+            return None  # [sys.executable, __file__]: the scanned file itself
+        if texts is None and isinstance(script, ast.expr):
+            tail = self._path_tail(script, scope, 0)
+            texts = None if tail is None else ["/".join(tail)]
+            if texts is not None and all(self._scanned(t, folder=True) for t in texts):
+                return None
+        elif texts is not None and all(self._scanned(t, folder=False) for t in texts):
+            return None
+        shown = script if isinstance(script, str) else ast.unparse(script)[:_SHOWN]
+        return (
+            f"runs Python on {shown} (a file, module or option computed at run time, or a file "
+            f"outside the scan): code this check cannot tell the scan read"
+        )
+
+    def _this_file(self, node: ast.expr, scope: _Scope) -> bool:
+        """``__file__`` (never rebound), under ``str``/``os.fspath``/``Path``/``abspath``/
+        ``realpath``/``.resolve()``."""
+        while True:
+            if isinstance(node, ast.Name):
+                return node.id == "__file__" and self._bindings("__file__") == 0
+            if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
+                if not _names(self.resolve(node.func, scope)) & _PATH_CALLS:
+                    return False
+                node = node.args[0]
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "resolve"
+                and not node.args
+            ):
+                node = node.func.value
+            else:
+                return False
+
+    def _scanned(self, text: str, *, folder: bool) -> bool:
+        """``text`` names a scanned module: relative to the root, or (``folder``) to the
+        scanned file's folder or any folder above it."""
+        path = PurePosixPath(text)
+        if path.is_absolute() or ".." in path.parts or path.suffix != ".py":
+            return False
+        here = PurePosixPath(self.module.path).parent
+        bases = [here, *here.parents] if folder else [PurePosixPath()]
+        for base in bases:
+            dotted = ".".join((base / path).with_suffix("").parts)
+            if any(m.name == dotted for m in self.module.project.modules.get(dotted, [])):
+                return True
+        return False
+
+    def _path_tail(  # noqa: PLR0911 - one per kind of expression
+        self, node: ast.expr, scope: _Scope, depth: int
+    ) -> list[str] | None:
+        """The literal parts a path adds to the scanned file's folder (or one above it):
+        ``ROOT / "gates" / "compiled.py"`` -> ["gates", "compiled.py"]; None for anything else."""
+        if depth > _MAX_DEPTH:
+            return None
+        if self._file_folder(node, scope):
+            return []
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            right = _literal_str(node.right)
+            left = self._path_tail(node.left, scope, depth + 1)
+            return None if right is None or left is None else [*left, right]
+        if isinstance(node, ast.Call) and node.args and not node.keywords:
+            funcs = _names(self.resolve(node.func, scope))
+            rest = [_literal_str(a) for a in node.args[1:]]
+            if funcs & _PATH_CALLS and len(node.args) == 1:
+                return self._path_tail(node.args[0], scope, depth + 1)
+            if funcs & _JOINS and all(r is not None for r in rest):
+                first = self._path_tail(node.args[0], scope, depth + 1)
+                return None if first is None else [*first, *(r for r in rest if r)]
+        if isinstance(node, ast.Name):
+            defining = self.module.defining(node.id, scope)
+            bound = defining.bindings.get(node.id, []) if defining else []
+            if len(bound) == 1 and len(bound) == self._bindings(node.id):
+                binding = bound[0]
+                if binding.expr is not None and binding.scope is not None and not binding.path:
+                    return self._path_tail(binding.expr, binding.scope, depth + 1)
+        return None
+
+    # --- PYTHON* variables for a child (SAST107) ----------------------------------------------
+
+    def _judge_env_entry(
+        self, node: ast.AST, key: ast.expr | str, value: ast.expr | None, scope: _Scope
+    ) -> None:
+        """``KEY = value`` set in any mapping (an ``env=`` dict, ``os.environ``): a ``PYTHON*``
+        variable that makes a child read code no scan read."""
+        keys = [key] if isinstance(key, str) else self._key_texts(key, scope)
+        for name in keys or []:
+            if name in PYTHON_ENV and (value is None or not self._env_value_ok(name, value, scope)):
+                shown = "(changed in place)" if value is None else ast.unparse(value)[:_SHOWN]
+                why = (
+                    f"sets {name} to {shown} for a child: it {PYTHON_ENV[name]}, code no scan read"
+                )
+                self.report(node, "SAST107", name, why)
+                return
+
+    def _env_value_ok(  # noqa: PLR0911 - one per variable
+        self, name: str, value: ast.expr, scope: _Scope
+    ) -> bool:
+        texts = self.module.texts(value, scope)
+        if name == "PYTHONPATH":
+            return self._import_path_ok(value, scope, 0)
+        if name == "PYTHONHOME":
+            return bool(_names(self.resolve(value, scope)) & {"sys.prefix", "sys.base_prefix"})
+        if texts is None:
+            return False
+        if name == "PYTHONSAFEPATH":
+            return all(texts)
+        if name == "PYTHONBREAKPOINT":
+            return all(
+                t in ("", "0") or t.partition(".")[0] not in self.module.project.outside
+                for t in texts
+            )
+        if name == "PYTHONWARNINGS":
+            categories = [f.split(":")[2] for t in texts for f in t.split(",") if f.count(":") >= 2]
+            return all(
+                "." not in c or c.partition(".")[0] not in self.module.project.outside
+                for c in categories
+            )
+        return False
+
+    def _import_path_ok(self, value: ast.expr, scope: _Scope, depth: int) -> bool:
+        """``PYTHONPATH`` set to the scanned file's folder (or one above it), what it was
+        already (``os.environ.get("PYTHONPATH", "")``), or those joined with ``os.pathsep``."""
+        if depth > _MAX_DEPTH:
+            return False
+        if (
+            self._file_folder(value, scope)
+            or self._reads_pythonpath(value, scope)
+            or (isinstance(value, ast.Constant) and value.value in ("", None))
+        ):  # None: taken out of an env dict before it is used (nox)
+            return True
+        if isinstance(value, ast.Call) and len(value.args) == 1 and not value.keywords:
+            func = value.func
+            if isinstance(func, ast.Attribute) and func.attr == "join":
+                separator = _literal_str(func.value)
+                pathsep = "os.pathsep" in _names(self.resolve(func.value, scope))
+                parts = value.args[0]
+                if (separator in (":", ";") or pathsep) and isinstance(parts, ast.List | ast.Tuple):
+                    return all(self._import_path_ok(p, scope, depth + 1) for p in parts.elts)
+        if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):
+            return all(
+                _literal_str(p) in (":", ";")
+                or "os.pathsep" in _names(self.resolve(p, scope))
+                or self._import_path_ok(p, scope, depth + 1)
+                for p in (value.left, value.right)
+            )
+        if isinstance(value, ast.JoinedStr):
+            return all(
+                _literal_str(p) in (":", ";")
+                or (
+                    isinstance(p, ast.FormattedValue)
+                    and (
+                        "os.pathsep" in _names(self.resolve(p.value, scope))
+                        or self._import_path_ok(p.value, scope, depth + 1)
+                    )
+                )
+                for p in value.values
+            )
+        return False
+
+    def _reads_pythonpath(self, value: ast.expr, scope: _Scope) -> bool:
+        if isinstance(value, ast.Subscript):
+            table = _names(self.resolve(value.value, scope))
+            return "os.environ" in table and self.module.texts(value.slice, scope) == ["PYTHONPATH"]
+        if isinstance(value, ast.Call) and value.args:
+            funcs = _names(self.resolve(value.func, scope))
+            return bool(funcs & _ENV_READS) and self.module.texts(value.args[0], scope) == [
+                "PYTHONPATH"
+            ]
+        return False
+
+    def _judge_env_dict(self, node: ast.AST, scope: _Scope) -> None:
+        if not isinstance(node, ast.Dict):
+            return
+        for key, value in zip(node.keys, node.values, strict=True):
+            if key is not None:
+                self._judge_env_entry(node, key, value, scope)
+
+    def _judge_env_call(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """``dict(os.environ, PYTHONPATH=...)``, ``e.update(...)``, ``e.setdefault(k, v)``,
+        ``os.putenv(k, v)``, ``e.__setitem__(k, v)``, ``operator.setitem(e, k, v)``; and a
+        variable whose name is computed written into ``os.environ`` itself (it may be any)."""
+        func = node.func
+        method = func.attr if isinstance(func, ast.Attribute) else ""
+        args = node.args
+        receiver = (
+            _names(self.resolve(func.value, scope)) if isinstance(func, ast.Attribute) else set()
+        )
+        environ = "os.environ" in receiver
+        pairs: list[tuple[ast.expr, ast.expr]] = []
+        if "operator.setitem" in names and len(args) == 3:
+            pairs = [(args[1], args[2])]
+            environ = "os.environ" in _names(self.resolve(args[0], scope))
+        elif names & _PUTENV and len(args) == 2:
+            pairs, environ = [(args[0], args[1])], True
+        elif method in ("setdefault", "__setitem__") and len(args) == 2:
+            pairs = [(args[0], args[1])]
+        elif method in ("update", "__ior__") or "builtins.dict" in names:
+            for keyword in node.keywords:
+                if keyword.arg is not None:
+                    self._judge_env_entry(node, keyword.arg, keyword.value, scope)
+                elif environ and not isinstance(keyword.value, ast.Dict):
+                    self._computed_env(node, keyword.value)
+            for arg in args if environ and method else []:
+                if not isinstance(arg, ast.Dict) and not (
+                    isinstance(arg, ast.Call)
+                    and "builtins.dict" in _names(self.resolve(arg.func, scope))
+                ):
+                    self._computed_env(node, arg)
+            return
+        for key, value in pairs:
+            if environ and self._key_texts(key, scope) is None:
+                self._computed_env(node, key)
+            self._judge_env_entry(node, key, value, scope)
+
+    def _key_texts(self, key: ast.expr, scope: _Scope) -> list[str] | None:
+        """The names a key can be: a literal, a name bound to literals, or a loop's name whose
+        every binding in the module is a ``for`` over literal names (``for name in ("A", "B")``)."""
+        texts = self.module.texts(key, scope)
+        if texts is not None or not isinstance(key, ast.Name):
+            return texts
+        defining = self.module.defining(key.id, scope)
+        if defining is None:
+            return None
+        loops = [
+            n
+            for n in ast.walk(defining.node or self.module.tree)
+            if isinstance(n, ast.For | ast.AsyncFor)
+            and isinstance(n.target, ast.Name)
+            and n.target.id == key.id
+            and self._scope_of(n) is defining
+        ]
+        if not loops or len(loops) != len(defining.bindings.get(key.id, [])):
+            return None
+        found: list[str] = []
+        for loop in loops:
+            names = self._literal_names(loop.iter, defining)
+            if names is None or None in names:
+                return None
+            found += [n for n in names if n is not None]
+        return found
+
+    def _computed_env(self, node: ast.AST, what: ast.expr) -> None:
+        why = (
+            f"sets environment variables named at run time ({ast.unparse(what)[:_SHOWN]}): one "
+            f"may be PYTHONPATH or another that makes a child read code no scan read; write the "
+            f"names out"
+        )
+        self.report(node, "SAST107", "os.environ", why)
+
+    def _judge_env_store(self, target: ast.expr, value: ast.expr | None, scope: _Scope) -> None:
+        """``e["PYTHONPATH"] = ...`` on any mapping; a computed name in ``os.environ``."""
+        if not isinstance(target, ast.Subscript):
+            return
+        if self._key_texts(target.slice, scope) is None:
+            if "os.environ" in _names(self.resolve(target.value, scope)):
+                self._computed_env(target, target.slice)
+            return
+        self._judge_env_entry(target, target.slice, value, scope)
+
+    # --- the path and import machinery patched (SAST102) --------------------------------------
+
+    def _patch(self, node: ast.AST, name: str, how: str) -> None:
+        why = (
+            f"patches {name} ({how}), the standard library's path or import machinery: a later "
+            f"import, or a path the rules here read as a scanned file's, can then reach code no "
+            f"scan read"
+        )
+        self.report(node, "SAST102", name, why)
+
+    def _judge_machinery_call(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """``setattr(os.path, ...)``, ``os.path.__setattr__(...)``, ``sys.meta_path.insert``,
+        ``sys.path_hooks.append``, ``sys.path_importer_cache.update``, ``vars(os.path).update``."""
+        func = node.func
+        for name in sorted(names):
+            table, _, method = name.rpartition(".")
+            if table in _IMPORT_TABLES and method in _TABLE_WRITES:
+                self._patch(node, table, f".{method}()")
+                return
+        if names & _SETATTR and len(node.args) == 3:
+            owner = node.args[0]
+        elif isinstance(func, ast.Attribute) and func.attr == "__setattr__":
+            owner = func.value
+        elif isinstance(func, ast.Attribute) and func.attr == "update":
+            if not self._namespace_of(func.value, scope):
+                return
+            owner = self._namespace_owner(func.value)
+        else:
+            return
+        objects = _names(self.resolve(owner, scope)) if self._module_chain(owner, scope) else set()
+        patched = sorted(n for n in objects if _machinery(n))
+        if patched:
+            self._patch(node, patched[0], "an attribute set at run time")
+
+    def _judge_machinery_store(
+        self, target: ast.expr, node: ast.Assign | ast.AugAssign | ast.AnnAssign, scope: _Scope
+    ) -> None:
+        """``os.path.join = f``, ``builtins.__import__ = f``, ``sys.meta_path = [...]``,
+        ``sys.path_importer_cache[k] = v``, ``vars(os.path)["join"] = f``."""
+        if isinstance(target, ast.Attribute):
+            # The object written to, reached through import names only (``os.path``,
+            # ``importlib.machinery.PathFinder``): ``self.x = ...`` in a subclass of a machinery
+            # class, or an instance of one, changes that object alone.
+            owner = target.value
+            objects = (
+                _names(self.resolve(owner, scope)) if self._module_chain(owner, scope) else set()
+            )
+            if isinstance(owner, ast.Name) and owner.id == "__builtins__":
+                objects.add("builtins")
+            patched = sorted(
+                f"{o}.{target.attr}" for o in objects if _machinery(f"{o}.{target.attr}")
+            )
+            if patched:
+                self._patch(target, patched[0], "assigned")
+        elif isinstance(target, ast.Subscript):
+            base = target.value
+            tables = _names(self.resolve(base, scope))
+            if tables & _IMPORT_TABLES:
+                self._patch(target, min(tables & _IMPORT_TABLES), "an item set")
+            elif self._namespace_of(base, scope):
+                owner = self._namespace_owner(base)
+                objects = (
+                    _names(self.resolve(owner, scope))
+                    if self._module_chain(owner, scope)
+                    else set()
+                )
+                patched = sorted(n for n in objects if _machinery(n))
+                if patched:
+                    self._patch(target, patched[0], "its __dict__ written")
+
+    def _module_chain(self, node: ast.expr, scope: _Scope, depth: int = 0) -> bool:
+        """``os.path``, ``importlib.machinery.PathFinder``, ``p`` with ``p = os.path``: names
+        whose every binding is an import or such a chain (not ``self``, not an instance)."""
+        while isinstance(node, ast.Attribute):
+            node = node.value
+        if not isinstance(node, ast.Name) or depth > _MAX_DEPTH:
+            return False
+        defining = self.module.defining(node.id, scope)
+        bound = defining.bindings.get(node.id, []) if defining else []
+        return bool(bound) and all(
+            (b.expr is None and b.value is not None)
+            or (
+                b.expr is not None
+                and b.scope is not None
+                and not b.path
+                and isinstance(b.expr, ast.Name | ast.Attribute)
+                and self._module_chain(b.expr, b.scope, depth + 1)
+            )
+            for b in bound
+        )
+
+    @staticmethod
+    def _namespace_owner(namespace: ast.expr) -> ast.expr:
+        """``x`` of ``x.__dict__`` or ``vars(x)`` (``_namespace_of``)."""
+        if isinstance(namespace, ast.Attribute):
+            return namespace.value
+        return namespace.args[0] if isinstance(namespace, ast.Call) else namespace
 
     def nested(self, text: str, mode: str, at: ast.AST, scope: _Scope, where: str) -> None:
         """Check code held in a string literal as if it were written where the string is."""

@@ -1524,7 +1524,6 @@ for name, value in options.items():
 setattr(target, name, None)
 setattr(target, name, "text")
 flags[name] = False
-os.environ[key] = "1"
 
 ## debug_constant_in_a_plain_module
 DEBUG = True
@@ -1646,7 +1645,7 @@ Pipeline(steps, memory=None)
 
 ## run_tool_module
 import subprocess, sys
-subprocess.run((sys.executable, "-m", module, *args), check=False)
+subprocess.run((sys.executable, "-I", "-m", module, *args), check=False)
 
 ## git_config_flag
 import subprocess

@@ -1,0 +1,370 @@
+"""Planted attacks (sastgaps, 7 December): code a child interpreter runs that no scan read.
+
+Rows 21 and 65 of ``docs/trust-model.md`` left three ways open for a scanned module to run code
+neither bandit nor the unsafe-load check reads, each PASSED by the sast gate (red before):
+
+1. a child interpreter on a file or module named at run time:
+   ``subprocess.run([sys.executable, str(ROOT / "data" / name)])``, ``os.execv``, ``-m`` with a
+   computed module, ``sys.executable`` under another name, ``Popen(["python", ...])``, a
+   ``multiprocessing`` spawn interpreter replaced by ``set_executable``;
+2. ``PYTHONPATH`` (and the other ``PYTHON*`` variables that make Python read code from elsewhere)
+   handed to a child: in an ``env=`` dict, ``os.environ``, ``os.putenv``, ``.update``;
+3. the standard library's path and import machinery patched at run time
+   (``setattr(os.path, "dirname", f)``, ``sys.meta_path``, ``builtins.__import__``).
+
+The first two are SAST107; the third extends SAST102 (replacing ``os.path.dirname`` was
+SAST102 already). A child on a scanned file, ``-m`` an installed module, ``-I -m`` a computed
+one (isolated: only the environment's modules are importable) and ``PYTHONPATH`` set to the
+file's own folder stay allowed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gates.unsafe_load import scan, scan_source
+from tests.attacks.test_redteam10_unsafe_loaders import _project, _sast
+
+HEAD = "import os, subprocess, sys\nfrom pathlib import Path\nROOT = Path(__file__).resolve().parent.parent\n"
+
+# Gap 1: a child interpreter on a file or module no scan read (each red before).
+CHILDREN = {
+    "a computed path": 'subprocess.run([sys.executable, str(ROOT / "data" / name)])\n',
+    "os.execv": 'os.execv(sys.executable, [sys.executable, str(ROOT / "data" / name)])\n',
+    "os.execl": "os.execl(sys.executable, sys.executable, path)\n",
+    "os.spawnv": "os.spawnv(os.P_WAIT, sys.executable, [sys.executable, path])\n",
+    "env before python": 'subprocess.run(["/usr/bin/env", "-i", "A=1", "python3", path])\n',
+    "Popen python": 'subprocess.Popen(["python3", path])\n',
+    "flags first": 'subprocess.run([sys.executable, "-I", "-X", "dev", path])\n',
+    "-m computed": 'subprocess.run([sys.executable, "-m", modname])\n',
+    "a literal file no scan reads": 'subprocess.run([sys.executable, "data/evil.py"])\n',
+    "import sys as s": "import sys as s\nsubprocess.run([s.executable, path])\n",
+    "getattr(sys, 'executable')": 'subprocess.run([getattr(sys, "executable"), path])\n',
+    "os.environ['_']": 'subprocess.run([os.environ["_"], path])\n',
+    "shutil.which": 'import shutil\nsubprocess.run([shutil.which("python3"), path])\n',
+    "a name for the interpreter": 'import shutil\nexe = shutil.which("python3")\nsubprocess.run([exe, path])\n',
+    "a command list bound to a name": "cmd = [sys.executable, path]\nsubprocess.run(cmd)\n",
+    "a command list appended to": (
+        'cmd = [sys.executable, "-I"]\ncmd.append(path)\nsubprocess.check_call(cmd)\n'
+    ),
+    "a tuple added to": "cmd = (sys.executable,) + (path,)\nsubprocess.run(cmd)\n",
+    "starred arguments": "subprocess.run([sys.executable, *argv])\n",
+    "an f-string command": 'subprocess.run(f"{sys.executable} {path}", shell=True)\n',
+    "a shell string": 'os.system("python " + path)\n',
+    "asyncio": "import asyncio\nasyncio.create_subprocess_exec(sys.executable, path)\n",
+    "python reads stdin": 'subprocess.run([sys.executable, "-"], input=code)\n',
+    "python alone reads stdin": "subprocess.run([sys.executable], input=code)\n",
+    "a command handed to a helper": (
+        "def run(command):\n    return subprocess.run(command)\n"
+        'run([sys.executable, str(ROOT / "data" / name)])\n'
+    ),
+    "a sum handed to a helper": "def run(c):\n    pass\nrun([sys.executable] + argv)\n",
+    "args=": 'subprocess.run(args=["python3", path])\n',
+    "executable=": 'subprocess.Popen(["ls", "data/evil.py"], executable=sys.executable)\n',
+    "a literal python handed to a helper": (
+        'def run(c):\n    pass\nrun(["python3", str(ROOT / "data" / name)])\n'
+    ),
+    "a literal python -m handed to a helper": 'CMD = ("python3", "-m", modname)\n',
+    "a harmless spelling 16 times, then the attack": (
+        'cmd = ["python3", "src/model_io.py"]\n' * 16
+        + 'cmd = ["python3", path]\nsubprocess.run(cmd)\n'
+    ),
+    "pty.spawn": 'import pty\npty.spawn([sys.executable, str(ROOT / "data" / name)])\n',
+    "set_executable": (
+        'import multiprocessing\nmultiprocessing.set_executable(str(ROOT / "data" / "python"))\n'
+    ),
+    "a spawn context's set_executable": (
+        'import multiprocessing as mp\nctx = mp.get_context("spawn")\nctx.set_executable(exe)\n'
+    ),
+}
+# Gap 2: PYTHON* variables handed to a child (each red before).
+ENVIRONMENTS = {
+    "env= PYTHONPATH": (
+        'subprocess.run([sys.executable, "-c", "import evil"], env={"PYTHONPATH": "data"})\n'
+    ),
+    "**os.environ and PYTHONPATH": (
+        'subprocess.run(["python", "-m", "x"], env={**os.environ, "PYTHONPATH": str(ROOT / "data")})\n'
+    ),
+    "os.environ | {...}": 'env = os.environ | {"PYTHONPATH": "data"}\n',
+    "os.environ[...] =": 'os.environ["PYTHONPATH"] = "data"\n',
+    "a dict built then passed": (
+        'env = dict(os.environ)\nenv["PYTHONPATH"] = "data"\nsubprocess.run(["python", "x.py"], env=env)\n'
+    ),
+    "dict(..., PYTHONPATH=)": 'env = dict(os.environ, PYTHONPATH="data")\n',
+    "os.environ.update(...)": 'os.environ.update(PYTHONPATH="data")\n',
+    "os.environ.update({...})": 'os.environ.update({"PYTHONPATH": "data"})\n',
+    "os.environ.setdefault": 'os.environ.setdefault("PYTHONPATH", "data")\n',
+    "os.putenv": 'os.putenv("PYTHONPATH", "data")\n',
+    "a key under a name": 'KEY = "PYTHONPATH"\nos.environ[KEY] = "data"\n',
+    "added to in place": 'os.environ["PYTHONPATH"] += ":data"\n',
+    "PYTHONPATH with the folder and more": (
+        'os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), "data"])\n'
+    ),
+    "PYTHONSTARTUP": 'os.environ["PYTHONSTARTUP"] = "data/start.py"\n',
+    "PYTHONHOME": 'os.environ["PYTHONHOME"] = "data/home"\n',
+    "PYTHONUSERBASE": 'os.environ["PYTHONUSERBASE"] = "data/user"\n',
+    "PYTHONINSPECT": 'os.environ["PYTHONINSPECT"] = "1"\n',
+    "PYTHONEXECUTABLE": 'os.environ["PYTHONEXECUTABLE"] = "data/python"\n',
+    "PYTHONPYCACHEPREFIX": 'os.environ["PYTHONPYCACHEPREFIX"] = "data/pyc"\n',
+    "PYTHONSAFEPATH off": 'os.environ["PYTHONSAFEPATH"] = ""\n',
+    "PYTHONBREAKPOINT computed": 'os.environ["PYTHONBREAKPOINT"] = hook\n',
+    "a computed name into os.environ": "os.environ[name] = value\n",
+    "a computed name to os.putenv": "os.putenv(name, value)\n",
+    "os.environ.update of a computed mapping": "os.environ.update(settings)\n",
+}
+# Gap 3: the path and import machinery patched (each red before).
+PATCHES = {
+    "setattr(os.path, ...)": 'setattr(os.path, "dirname", lambda p: "data")\n',
+    "setattr with a computed name": "setattr(os.path, name, f)\n",
+    "os.path.__setattr__": 'os.path.__setattr__("dirname", f)\n',
+    "object.__setattr__": 'import builtins\nobject.__setattr__(builtins, "__import__", f)\n',
+    "os.path.exists =": "os.path.exists = f\n",
+    "builtins.__import__ =": "import builtins\nbuiltins.__import__ = f\n",
+    "__builtins__.__import__ =": "__builtins__.__import__ = f\n",
+    "PathFinder.find_spec =": (
+        "import importlib.machinery\nimportlib.machinery.PathFinder.find_spec = f\n"
+    ),
+    "sys.meta_path.insert": "sys.meta_path.insert(0, Finder())\n",
+    "sys.meta_path =": "sys.meta_path = [Finder(), *sys.meta_path]\n",
+    "sys.path_hooks.append": "sys.path_hooks.append(hook)\n",
+    "sys.path_importer_cache[...] =": 'sys.path_importer_cache["data"] = importer\n',
+    "sys.path_importer_cache.update": "sys.path_importer_cache.update(found)\n",
+    "sys.executable =": 'sys.executable = str(ROOT / "data" / "python")\n',
+    "vars(os.path)[...] =": 'vars(os.path)["join"] = f\n',
+    "an alias of os.path": "p = os.path\np.exists = f\n",
+    "setattr on an alias of importlib.util": (
+        'import importlib.util\nu = importlib.util\nsetattr(u, "spec_from_file_location", f)\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("plant", list(CHILDREN))
+def test_a_child_on_code_no_scan_read_is_sast107(plant: str) -> None:
+    found = scan_source(HEAD + CHILDREN[plant], path="src/model_io.py")
+    assert "SAST107" in {f.rule for f in found}, found
+    assert all(f.line > 3 for f in found)
+
+
+@pytest.mark.parametrize("plant", list(ENVIRONMENTS))
+def test_python_variables_for_a_child_are_sast107(plant: str) -> None:
+    found = scan_source(HEAD + ENVIRONMENTS[plant], path="src/model_io.py")
+    assert "SAST107" in {f.rule for f in found}, found
+
+
+@pytest.mark.parametrize("plant", list(PATCHES))
+def test_patching_the_import_machinery_is_sast102(plant: str) -> None:
+    found = scan_source(HEAD + PATCHES[plant], path="src/model_io.py")
+    assert {f.rule for f in found} == {"SAST102"}, found
+    assert any("patches" in f.message or "replaces" in f.message for f in found), found
+
+
+# What a project does and may keep doing (each passes, before and after).
+ALLOWED = {
+    "a scanned file by a literal path": 'subprocess.run([sys.executable, "src/model_io.py"])\n',
+    "a scanned file under the file's folder": (
+        'subprocess.run([sys.executable, "-I", str(Path(__file__).parent / "model_io.py")])\n'
+    ),
+    "a scanned file bound to a name (noxfile.py)": (
+        'script = ROOT / "src" / "model_io.py"\n'
+        "subprocess.run([sys.executable, '-I', str(script), str(ROOT)])\n"
+    ),
+    "os.path.join of the folder": (
+        'subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "model_io.py")])\n'
+    ),
+    "-m an installed module": 'subprocess.run([sys.executable, "-m", "pytest", "-q", *args])\n',
+    "-I -m a computed module (gates/_tools.py)": (
+        'command = (sys.executable, "-I", "-m", module, *args)\nsubprocess.run(command)\n'
+    ),
+    "-c literal code": 'subprocess.run([sys.executable, "-c", "print(1)"])\n',
+    "--version": 'subprocess.run([sys.executable, "--version"])\n',
+    "another program": 'subprocess.run(["git", "status", path])\n',
+    "PYTHONPATH the file's folder": 'os.environ["PYTHONPATH"] = str(ROOT)\n',
+    "PYTHONPATH the folder and the old value": (
+        'env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}\n'
+    ),
+    "other variables": 'os.environ["PYTHONHASHSEED"] = "0"\nos.environ["TZ"] = "UTC"\n',
+    "PYTHONPATH emptied": 'env = {**os.environ, "PYTHONPATH": ""}\n',
+    "distutils' set_executable(key, value)": "compiler.set_executable('compiler', 'gcc')\n",
+    "PYTHONSAFEPATH on": 'os.environ["PYTHONSAFEPATH"] = "1"\n',
+    "PYTHONBREAKPOINT off": 'os.environ["PYTHONBREAKPOINT"] = "0"\n',
+    "PYTHONWARNINGS of a built-in category": 'os.environ["PYTHONWARNINGS"] = "error::DeprecationWarning"\n',
+    "reading the machinery": "finders = list(sys.meta_path)\nsys.path_importer_cache.clear()\n",
+    "set_executable(sys.executable)": (
+        "import multiprocessing\nmultiprocessing.set_executable(sys.executable)\n"
+    ),
+    "a tuple of names starting with python": 'LEXERS = ("python", "diff")\nEXES = ("bin/python", "python.exe")\n',
+    "sys.executable alone as a default": "def spec(python=None):\n    return python or [sys.executable]\n",
+    "python and the version": 'FIELDS = [("python", sys.version.replace("\\n", ""))]\n',
+    "python as another program's argument": (
+        'subprocess.run([uv, "python", "install", version])\n'
+    ),
+    "names bound to python swapped": (  # setuptools' _scripts.py
+        "pattern = 'pythonw.exe'\nrepl = 'python.exe'\npattern, repl = repl, pattern\n"
+    ),
+    "an attribute of another os": "class Fake:\n    pass\nFake.path = 'x'\n",
+    "an instance's attribute in a loader subclass": (
+        "import importlib.abc\nclass L(importlib.abc.Loader):\n"
+        "    def __init__(self, config):\n        self.config = config\n"
+    ),
+    "an attribute given sys.executable": (
+        "class Env:\n    def __init__(self):\n        self.python = sys.executable\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("plant", list(ALLOWED))
+def test_what_a_project_does_passes(plant: str) -> None:
+    assert scan_source(HEAD + ALLOWED[plant], path="src/model_io.py") == []
+
+
+# bandit's B404/B603 (subprocess imported and called) are silenced as any project may: only
+# its deserialization and exec tests cannot be (SAST014).
+# Named by a literal, the project's own code outside [sast].paths (a top-level folder no
+# scanned file belongs to: data/) is code no scan read; an installed module is not (red before).
+TREE = {
+    "-m a module of data/": ('subprocess.run([sys.executable, "-m", "data.evil"])\n', "SAST107"),
+    "-Im a module of data/": ('subprocess.run([sys.executable, "-Im", "data.evil"])\n', "SAST107"),
+    "PYTHONWARNINGS naming a category in data/": (
+        'os.environ["PYTHONWARNINGS"] = "error::data.evil.Warning"\n',
+        "SAST107",
+    ),
+    "PYTHONBREAKPOINT naming data/": (
+        'os.environ["PYTHONBREAKPOINT"] = "data.evil.hook"\n',
+        "SAST107",
+    ),
+    "-m an installed module": ('subprocess.run([sys.executable, "-m", "pip", "list"])\n', None),
+    "-m a scanned module": ('subprocess.run([sys.executable, "-m", "src.model_io"])\n', None),
+    "PYTHONWARNINGS of an installed category": (
+        'os.environ["PYTHONWARNINGS"] = "ignore::numpy.VisibleDeprecationWarning"\n',
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("plant", list(TREE))
+def test_the_projects_unscanned_code_by_name(tmp_path: Path, plant: str) -> None:
+    source, rule = TREE[plant]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "evil.py").write_text(EVIL, encoding="utf-8")
+    module = tmp_path / "src" / "model_io.py"
+    module.write_text(HEAD + source, encoding="utf-8")
+    found = scan([module], root=tmp_path, allowed=[])
+    assert [f.rule for f in found] == ([rule] if rule else []), found
+
+
+PLANT = """import subprocess  # nosec B404
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(name):
+    command = [sys.executable, str(ROOT / "data" / name)]
+    return subprocess.run(command, capture_output=True, text=True, check=False)  # nosec B603
+
+
+if __name__ == "__main__":
+    print(run("evil" + ".py").stdout)
+"""
+# Never scanned: a .py under data/, outside [sast].paths.
+EVIL = """import pickle
+
+print(pickle.loads(pickle.dumps({"ran": "unscanned pickle.loads"})))
+"""
+
+
+def _plant(tmp_path: Path, plant: str = PLANT) -> Path:
+    root = _project(tmp_path / "project", plant)
+    (root / "data" / "evil.py").write_text(EVIL, encoding="utf-8")
+    return root
+
+
+def test_the_child_really_runs_the_unscanned_file(tmp_path: Path) -> None:
+    root = _plant(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-I", str(root / "src" / "model_io.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "unscanned pickle.loads" in done.stdout
+
+
+def test_the_sast_gate_fails_a_child_on_an_unscanned_file(tmp_path: Path) -> None:
+    done = _sast(_plant(tmp_path))
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "Traceback" not in out
+    assert "SAST107" in out, out
+    assert "src/model_io.py:10" in out, out
+
+
+PLANT_ENV = """import os
+import subprocess  # nosec B404
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+env = {**os.environ, "PYTHONPATH": str(ROOT / "data")}
+subprocess.run([sys.executable, "-c", "import evil"], env=env, check=False)  # nosec B603
+setattr(os.path, "dirname", lambda p: str(ROOT / "data"))
+"""
+
+
+def test_the_sast_gate_fails_pythonpath_and_a_patched_os_path(tmp_path: Path) -> None:
+    done = _sast(_plant(tmp_path, PLANT_ENV))
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "Traceback" not in out
+    assert "SAST107 src/model_io.py:7" in out or "src/model_io.py:7" in out, out
+    assert "sets PYTHONPATH" in out, out
+    assert "src/model_io.py:9" in out, out
+    assert "patches os.path" in out, out
+
+
+# Loading a file as a module by hand was refused before this change (SAST102 at
+# ``module_from_spec``, ``exec_module``, ``load_module``; SAST104 at ``runpy``): kept here as
+# guards of the same gap (these were not red before).
+BY_HAND = {
+    "spec_from_file_location + exec_module": (
+        "import importlib.util\n"
+        'spec = importlib.util.spec_from_file_location("m", str(ROOT / "data" / name))\n'
+        "module = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(module)\n"
+    ),
+    "SourceFileLoader.load_module": (
+        "import importlib.machinery\n"
+        'importlib.machinery.SourceFileLoader("m", path).load_module()\n'
+    ),
+    "runpy.run_path": "import runpy\nrunpy.run_path(path)\n",
+}
+
+
+# Names bound to names past the depth the check follows (20) stand for Python (fail closed);
+# a chain of 30 was found before too (each level restarted the count), at a cost that grew
+# as 3 to the power of the chain's length when each name was bound three times: 0.5 s at 12.
+DEEP = {
+    "names bound to names past the depth followed": (
+        "".join(f"a{i} = a{i + 1}\n" for i in range(30))
+        + 'a30 = "python3"\nsubprocess.run([a0, path])\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("plant", list(DEEP))
+def test_names_past_the_depth_fail_closed(plant: str) -> None:
+    found = scan_source(HEAD + DEEP[plant], path="src/model_io.py")
+    assert "SAST107" in {f.rule for f in found}, found
+
+
+@pytest.mark.parametrize("plant", list(BY_HAND))
+def test_loading_a_file_by_hand_stays_refused(plant: str) -> None:
+    found = scan_source(HEAD + BY_HAND[plant], path="src/model_io.py")
+    assert {f.rule for f in found} & {"SAST102", "SAST104"}, found
