@@ -108,7 +108,7 @@ FORMULAS = [
     "@SUM(1+1)*cmd|' /C calc'!A0",
     "\t=1+1",
     "\r=1+1",
-    'x\r=HYPERLINK("https://evil.example")',  # a bare CR starts a new row in a spreadsheet
+    "x\r-2+3+cmd|' /C calc'!A0",  # a bare CR (no comma, no double quote) starts a new row
 ]
 
 
@@ -153,3 +153,57 @@ def test_a_tools_sarif_uri_merged_names_the_file_and_nothing_else(
     parts = urlsplit(uri)
     assert (parts.scheme, parts.netloc, parts.query, parts.fragment) == ("", "", "", ""), uri
     assert uri_path(uri) == path
+
+
+def test_feedback_approval_never_appends_a_row_the_screen_did_not_see(project, tmp_path):
+    """Held (green before): approval appends the quarantined rows with ``csv.writer``, which
+    quotes a field holding ``\\n`` but not one holding only a bare ``\\r``, and pandas reads a
+    bare ``\\r`` as the end of a row. An outcome whose text id (the file's last column) is
+    ``10000011\\r<a whole training row, label flipped>`` would be screened as one row and read
+    back as two; but a whole row holds the delimiter, so the writer quotes the field and the
+    training file gets exactly the 12 screened rows."""
+    import io
+
+    import pandas as pd
+
+    from gates.feedback import quarantine
+    from pipeline.data import read_table, write_lock
+    from tests.gates.feedback.test_quarantine import _rows
+
+    # Text ids (UUIDs, order numbers) in the file's last column, a layout the contract allows;
+    # the data re-locked.
+    policy = project.root / "policy.toml"
+    text = policy.read_text(encoding="utf-8")
+    typed = 'id = { dtype = "int64", min = 1, unique = true }'
+    assert typed in text
+    policy.write_text(text.replace(typed, 'id = { dtype = "string", unique = true }'), "utf-8")
+    table = pd.read_csv(project.data_path, dtype={"id": str})
+    columns = [c for c in table.columns if c != "id"] + ["id"]
+    project.data_path.write_text(
+        table[columns].to_csv(index=False, lineterminator="\n"), encoding="utf-8"
+    )
+    write_lock(project.load(), read_table(project.data_path, fmt="csv"))
+    before = project.data_path.read_bytes()
+
+    rows = _rows(project, 12)
+    victim = table.iloc[5]
+    flipped = "benign" if victim["diagnosis"] == "malignant" else "malignant"
+    forged = ",".join([*(str(victim[c]) for c in columns[:-2]), flipped, "99999999"])
+    rows[-1]["id"] = rows[-1]["id"] + "\r" + forged
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=list(rows[0]), lineterminator="\n", quoting=csv.QUOTE_ALL
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    source = tmp_path / "outcomes.csv"
+    source.write_text(buffer.getvalue(), encoding="utf-8")
+
+    batch = quarantine.ingest(project.load(), source)
+    assert batch.status == quarantine.QUARANTINED, batch.problems
+    _, problems = quarantine.approve(project.load(), batch.batch_id, by="alice")
+    assert problems == []
+    merged = pd.read_csv(project.data_path, dtype={"id": str})
+    assert len(merged) == len(table) + 12
+    assert "99999999" not in set(merged["id"]), "a row no screen saw is in the training data"
+    assert project.data_path.read_bytes().startswith(before)
