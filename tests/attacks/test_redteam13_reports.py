@@ -207,3 +207,26 @@ def test_feedback_approval_never_appends_a_row_the_screen_did_not_see(project, t
     assert len(merged) == len(table) + 12
     assert "99999999" not in set(merged["id"]), "a row no screen saw is in the training data"
     assert project.data_path.read_bytes().startswith(before)
+
+
+# Unicode format characters (category Cf): bidi overrides and isolates reorder what a reviewer
+# sees ("Trojan Source", CVE-2021-42574); zero-width ones hide text between visible letters.
+BIDI = {
+    "rlo": ("src/x\u202eyp.lmth", "\u202e"),
+    "rli": ("ok \u2067evil\u2069 done", "\u2067"),
+    "lre": ("a\u202ab", "\u202a"),
+    "zero-width-space": ("approve\u200bd", "\u200b"),
+    "word-joiner": ("pass\u2060ed", "\u2060"),
+    "bom": ("\ufeffx", "\ufeff"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BIDI))
+def test_the_pr_comment_shows_format_characters_instead_of_obeying_them(case: str) -> None:
+    from gates.feedback import markdown
+
+    text, char = BIDI[case]
+    shown = markdown.escape(f"DATA011 column {text} is not in the contract")
+    assert char not in shown
+    # Named (as it renders: the escape's backslash gone), so the reviewer sees something is there.
+    assert f"U+{ord(char):04X}" in shown.replace("\\", "")
