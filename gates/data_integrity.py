@@ -23,6 +23,7 @@ listed in ``reports/data.flagged.csv``.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Mapping
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
     from pipeline.targeted import BatchScreening
 
 FLAGGED_FILE = "data.flagged.csv"
+# A cell a spreadsheet runs as a formula when it starts with one of these (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 QUARANTINE_FILE = "data.quarantine.json"
 
 # check name in Flags -> (rule, what, policy key of its max share, attribute path)
@@ -423,7 +426,7 @@ class DataGate(Gate):
         flagged = flagged_frame(screening, ids=examined.ids)
         context.reports_dir.mkdir(parents=True, exist_ok=True)
         flagged_path = context.reports_dir / FLAGGED_FILE
-        atomic_write_text(flagged_path, flagged.to_csv(index=False, lineterminator="\n"))
+        atomic_write_text(flagged_path, flagged_csv(flagged))
         artifacts = {_relative(flagged_path, context.root): sha256_file(flagged_path)}
         rows = screening.flagged_rows()
         metrics["checks"] = {
@@ -990,3 +993,18 @@ def quarantined_rows(context: RunContext) -> tuple[int, ...]:
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         msg = f"{path}: unparsable quarantine list ({type(err).__name__}: {err})"
         raise GateError(msg) from None
+
+
+def flagged_csv(flagged: pd.DataFrame) -> str:
+    """``reports/data.flagged.csv``'s text: the id and reason cells (the data's own text) that a
+    spreadsheet would run as a formula, such as ``=HYPERLINK(...)`` as a row's id, get a
+    leading ``'``, and every text cell is quoted (an id's bare carriage return started a new
+    row there, whose first cell could be the formula; red team 13): a reviewer opens the file
+    to look at the flagged rows."""
+    inert = flagged.copy()
+    for column in ("id", "reason"):
+        inert[column] = [
+            f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+            for value in inert[column]
+        ]
+    return str(inert.to_csv(index=False, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC))

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from gates.base import Finding, GateError, Severity
 
@@ -108,16 +108,25 @@ def uri_path(uri: object) -> str:
     return unquote(uri, errors="strict")
 
 
+def path_uri(path: str) -> str:
+    """The ``artifactLocation.uri`` of a file path: a relative one percent-encoded (a folder
+    named ``https:``, a ``#`` or a ``?`` in a name must not read as a scheme, a fragment or a
+    query: red team 13), an absolute one as its ``file:`` URI; ``uri_path`` gives it back."""
+    if path.startswith("/"):
+        return Path(path).as_uri()
+    return quote(path)
+
+
 def relative_uri(uri: str, root: Path) -> str:
-    """A tool's artifact URI (``file:///abs/path``, ``./x``, ``x``) relative to ``root``
-    (``uri_path``'s errors propagate)."""
+    """A tool's artifact URI (``file:///abs/path``, ``./x``, ``x``) relative to ``root``, as a
+    URI (``path_uri``; ``uri_path``'s errors propagate)."""
     path = Path(uri_path(uri))
     if path.is_absolute():
         try:
-            return path.resolve().relative_to(root.resolve()).as_posix()
+            return path_uri(path.resolve().relative_to(root.resolve()).as_posix())
         except ValueError:
-            return path.as_posix()
-    return Path(os.path.normpath(path)).as_posix()
+            return path_uri(path.as_posix())
+    return path_uri(Path(os.path.normpath(path)).as_posix())
 
 
 def _result_key(result: dict[str, Any], root: Path) -> ResultKey | None:
@@ -132,7 +141,8 @@ def _result_key(result: dict[str, Any], root: Path) -> ResultKey | None:
 
 def finding_key(finding: Finding) -> ResultKey:
     """The key a tool's SARIF result of this finding has: rule, path, line."""
-    return finding.rule, finding.location.path or "", finding.location.line
+    path = finding.location.path
+    return finding.rule, path_uri(path) if path else "", finding.location.line
 
 
 def adopt_run(
@@ -235,7 +245,7 @@ def own_run(
                 **({"properties": {"gate": gate}} if gate else {}),
             },
         )
-        physical: dict[str, Any] = {"artifactLocation": {"uri": path}}
+        physical: dict[str, Any] = {"artifactLocation": {"uri": path_uri(path)}}
         if line is not None and line >= 1:
             physical["region"] = {"startLine": line}
         properties = {

@@ -7,8 +7,11 @@ import xml.etree.ElementTree as ET  # nosec B405 # builds XML only; parses nothi
 from gates.base import Finding, Severity
 from gates.feedback.bundle import ReportBundle
 
-# XML 1.0 forbids most control characters; a finding quoting raw data must not break the file.
-_BAD_XML = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32)], None)
+# XML 1.0 forbids most control characters, U+FFFE, U+FFFF and surrogates (a lone one is what
+# surrogateescape makes of a file name that is not UTF-8, and cannot be written as UTF-8): a
+# finding quoting raw data or a file name must not break the file (red team 13).
+_BAD_XML = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32), *range(0xD800, 0xE000)], None)
+_BAD_XML.update({0xFFFE: None, 0xFFFF: None})
 
 
 def _clean(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from gates.base import Severity
@@ -25,10 +26,13 @@ _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~@&])")
 
 
 def escape(text: str, *, limit: int = _REASON) -> str:
-    """One line of untrusted text, safe inside a Markdown table cell or list item."""
+    """One line of untrusted text, safe inside a Markdown table cell or list item; Unicode
+    format characters (bidi overrides and isolates, zero-width ones) shown as ``U+202E``: they
+    reorder or hide what the reviewer reads ("Trojan Source"; red team 13)."""
     flat = " ".join(text.split())
     if len(flat) > limit:
         flat = flat[: limit - 1] + "…"
+    flat = "".join(f"U+{ord(c):04X}" if unicodedata.category(c) == "Cf" else c for c in flat)
     return _SPECIAL.sub(r"\\\1", flat)
 
 

@@ -46,7 +46,9 @@ def test_passes_on_the_embedded_data_and_writes_the_flagged_rows_report(project)
         "near_conflict",
     }
     flagged = project.root / "reports" / "data.flagged.csv"
-    assert flagged.read_text(encoding="utf-8").splitlines()[0] == "row,id,check,score,reason"
+    assert flagged.read_text(encoding="utf-8").splitlines()[0] == (
+        '"row","id","check","score","reason"'
+    )
     assert "reports/data.flagged.csv" in report["artifacts"]
     assert report["metrics"]["drift"]["worst_psi"] == pytest.approx(0.0, abs=1e-9)
 

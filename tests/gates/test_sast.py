@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -245,7 +246,8 @@ def test_paths_with_spaces_and_non_ascii_in_subfolders_map_back(project: Any) ->
     assert shell.message.startswith(f"{SPACED}:8: ")
     silenced = outcome.metrics["suppressed_by_nosec"]
     assert {(s["path"], s["test_id"]) for s in silenced} == {(QUIET, "B404"), (QUIET, "B602")}
-    # bandit's own run in sast.sarif holds the result, under the decoded relative path.
+    # bandit's own run in sast.sarif holds the result, under the relative path as a URI
+    # reference (percent-encoded: a space is no URI character; red team 13).
     sarif = json.loads((project.root / "reports" / "sast.sarif").read_text())
     native = sarif["runs"][0]
     assert native["tool"]["driver"]["name"] == "Bandit"
@@ -253,7 +255,7 @@ def test_paths_with_spaces_and_non_ascii_in_subfolders_map_back(project: Any) ->
         r["ruleId"]: r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
         for r in native["results"]
     }
-    assert uris == {"B404": SPACED, "B602": SPACED}
+    assert uris == {"B404": quote(SPACED), "B602": quote(SPACED)}
 
 
 def _bandit_raw(root: Path, output: str) -> Any:
