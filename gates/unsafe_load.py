@@ -62,7 +62,8 @@ whoever wrote the bytes. Rules:
   And settings bandit has no test for (``UNREAD_SETTINGS``), made the same ways:
   ``ctx.check_hostname = False``, ``ctx.verify_mode = ssl.CERT_NONE`` (under any name, or
   ``0``), ``os.environ["FLASK_DEBUG"] = "1"`` (``setdefault``, ``update``, ``os.putenv``, a
-  child's ``env`` dict), ``FLASK_ENV=development``, ``WERKZEUG_DEBUG_PIN=off``, a module-level
+  child's ``env`` dict and the other mappings SAST107 reads: ``{**os.environ, ...}``,
+  ``dict(...)``, ``os.environ | {...}``), ``FLASK_ENV=development``, ``WERKZEUG_DEBUG_PIN=off``, a module-level
   ``DEBUG = True`` in a settings module (named ``*settings*`` or binding ``SECRET_KEY``/
   ``ALLOWED_HOSTS``); ``ssl._create_unverified_context`` reached any way but a call bandit's
   B323 names (``ssl._create_default_https_context = ssl._create_unverified_context``); a
