@@ -62,7 +62,8 @@ whoever wrote the bytes. Rules:
   And settings bandit has no test for (``UNREAD_SETTINGS``), made the same ways:
   ``ctx.check_hostname = False``, ``ctx.verify_mode = ssl.CERT_NONE`` (under any name, or
   ``0``), ``os.environ["FLASK_DEBUG"] = "1"`` (``setdefault``, ``update``, ``os.putenv``, a
-  child's ``env`` dict), ``FLASK_ENV=development``, ``WERKZEUG_DEBUG_PIN=off``, a module-level
+  child's ``env`` dict and the other mappings SAST107 reads: ``{**os.environ, ...}``,
+  ``dict(...)``, ``os.environ | {...}``), ``FLASK_ENV=development``, ``WERKZEUG_DEBUG_PIN=off``, a module-level
   ``DEBUG = True`` in a settings module (named ``*settings*`` or binding ``SECRET_KEY``/
   ``ALLOWED_HOSTS``); ``ssl._create_unverified_context`` reached any way but a call bandit's
   B323 names (``ssl._create_default_https_context = ssl._create_unverified_context``); a
@@ -528,6 +529,9 @@ _SAFE_TAR_FILTER_FUNCS = frozenset({"tarfile.data_filter", "tarfile.tar_filter"}
 # "extractall" in a module holding ``import tarfile``, and passes only filter="data" there.
 _EXTRACTS = frozenset({"extractall", "extract"})
 _PUTENV = frozenset({"os.putenv", "posix.putenv"})
+# The environment variables above, judged in any mapping (a child's env dict) as SAST107 reads
+# the PYTHON* ones.
+_DEBUG_ENV = frozenset({"FLASK_DEBUG", "FLASK_ENV", "WERKZEUG_DEBUG_PIN"})
 _SETATTR = frozenset(
     {"builtins.setattr", "builtins.object.__setattr__", "builtins.type.__setattr__"}
 )
@@ -2811,9 +2815,39 @@ class _Checker:
     def _judge_env_dict(self, node: ast.AST, scope: _Scope) -> None:
         if not isinstance(node, ast.Dict):
             return
+        read = self._read_as_settings(node)
         for key, value in zip(node.keys, node.values, strict=True):
             if key is not None:
                 self._judge_env_entry(node, key, value, scope)
+                if not read:
+                    self._judge_debug_env(key, key, value, scope)
+
+    def _judge_debug_env(
+        self, node: ast.AST, key: ast.expr | str, value: ast.expr, scope: _Scope
+    ) -> None:
+        """SAST106 for Flask's and Werkzeug's variables (``FLASK_DEBUG``...) in any mapping, as
+        the ``PYTHON*`` ones are read: ``env={"FLASK_DEBUG": "1"}``, ``{**os.environ, ...}``,
+        ``dict(os.environ, FLASK_ENV="development")``, ``os.environ | {...}``."""
+        keys = [key] if isinstance(key, str) else self._key_texts(key, scope)
+        for name in keys or []:
+            if name in _DEBUG_ENV and self._judge_value_of(
+                node, name, value, scope, "in a mapping, such as a child's env"
+            ):
+                return
+
+    def _read_as_settings(self, node: ast.Dict) -> bool:
+        """A dict display handed straight to ``x.update(...)``/``.from_mapping(...)`` or
+        ``x |= ...``, whose keys ``_judge_setting`` judges already (one finding, not two)."""
+        parent = self.parents.get(node)
+        if isinstance(parent, ast.keyword):
+            parent = self.parents.get(parent)
+        if isinstance(parent, ast.AugAssign):
+            return isinstance(parent.op, ast.BitOr) and parent.value is node
+        return (
+            isinstance(parent, ast.Call)
+            and isinstance(parent.func, ast.Attribute)
+            and parent.func.attr in ("update", "from_mapping")
+        )
 
     def _judge_env_call(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
         """``dict(os.environ, PYTHONPATH=...)``, ``e.update(...)``, ``e.setdefault(k, v)``,
@@ -2838,6 +2872,8 @@ class _Checker:
             for keyword in node.keywords:
                 if keyword.arg is not None:
                     self._judge_env_entry(node, keyword.arg, keyword.value, scope)
+                    if method != "update":  # dict(os.environ, FLASK_DEBUG="1"); .update is read
+                        self._judge_debug_env(keyword, keyword.arg, keyword.value, scope)
                 elif environ and not isinstance(keyword.value, ast.Dict):
                     self._computed_env(node, keyword.value)
             for arg in args if environ and method else []:

@@ -1122,6 +1122,28 @@ env = dict(os.environ)
 env["FLASK_DEBUG"] = "1"  # <-
 subprocess.run(["flask", "run"], env=env, check=True)
 
+## flask_debug_env_dict_for_a_child SAST106
+import subprocess
+subprocess.run(["flask", "run"], env={"FLASK_DEBUG": "1"}, check=True)  # <-
+
+## flask_debug_env_spread_over_os_environ SAST106
+import os, subprocess
+env = {**os.environ, "FLASK_DEBUG": "true"}  # <-
+subprocess.run(["flask", "run"], env=env, check=True)
+
+## flask_development_env_by_dict_call SAST106
+import os
+env = dict(os.environ, FLASK_ENV="development")  # <-
+
+## werkzeug_pin_off_env_union SAST106
+import os
+env = os.environ | {"WERKZEUG_DEBUG_PIN": "off"}  # <-
+
+## flask_debug_env_dict_through_a_name SAST106
+import subprocess
+ON = "yes"
+subprocess.Popen(["flask", "run"], env={"PATH": "/usr/bin", "FLASK_DEBUG": ON})  # <-
+
 ## flask_development_environment SAST106
 import os
 os.environ["FLASK_ENV"] = "development"  # <-
@@ -1516,6 +1538,14 @@ os.environ["WERKZEUG_DEBUG_PIN"] = "1234-5678"
 os.environ["FLASK_ENV"] = "production"
 os.environ["DEBUG"] = "1"
 os.putenv("PYTHONDONTWRITEBYTECODE", "1")
+
+## debug_left_off_in_a_childs_env
+import os, subprocess
+subprocess.run(["flask", "run"], env={"FLASK_DEBUG": "0"}, check=True)
+subprocess.run(["flask", "run"], env={"OTHER": "1"}, check=True)
+env = {**os.environ, "FLASK_DEBUG": "false", "FLASK_ENV": "production"}
+env = dict(os.environ, WERKZEUG_DEBUG_PIN="1234-5678", DEBUG="1")
+env = os.environ | {"FLASK_DEBUG": ""}
 
 ## computed_names_with_computed_values
 import os

@@ -160,3 +160,19 @@ def test_settings_are_keywords_bandit_reads_and_its_bad_protocols() -> None:
     listed = re.search(r'"bad_protocol_versions": \[(.*?)\]', text, re.DOTALL)
     assert listed is not None
     assert set(re.findall(r'"(\w+)"', listed.group(1))) == BANDIT_BAD_PROTOCOLS
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'import os\nos.environ.update({"FLASK_DEBUG": "1"})\n',
+        'import os\nos.environ.update(**{"FLASK_DEBUG": "1"})\n',
+        'import os\nos.environ |= {"FLASK_DEBUG": "1"}\n',
+        'app.config.from_mapping({"FLASK_DEBUG": "1"})\n',
+        'import os\nos.environ.update(FLASK_DEBUG="1")\n',
+    ],
+)
+def test_a_debug_variable_in_a_mapping_handed_to_update_is_one_finding(source: str) -> None:
+    # The dict display and the .update()/|= it is handed to both read the key: one finding.
+    found = scan_source(source, path="app.py")
+    assert [(f.rule, f.call) for f in found] == [("SAST106", "FLASK_DEBUG")], found
