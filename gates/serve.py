@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from gates.base import Finding, Gate, GateError, Location, Outcome, RunContext
 from gates.data_integrity import quarantined_rows
+from gates.errors import GatesError
 from pipeline.persist import MODEL_FILE, load_verified
 
 if TYPE_CHECKING:
@@ -312,7 +313,7 @@ def client_timeout(bar_ms: float) -> float:
     return max(_TIMEOUT, 2 * bar_ms / 1000)
 
 
-class _NoAnswer(Exception):
+class _NoAnswer(GatesError):
     """A request the service did not answer within the client's timeout: ``what`` it was."""
 
     def __init__(self, what: str) -> None:
