@@ -655,11 +655,24 @@ class DataGate(Gate):
                 what = f"{what} in a sample of {flags.screened} rows"
             limit = _limit(data, dotted)
             over = share > limit
+            base = flags.baseline
+            within = ""
+            if base is not None and share > limit:
+                # The label check: the approved snapshot's own share (overlapping classes flag
+                # clean rows too) is the yardstick as well; beyond max_share alone is not enough.
+                over = base.beyond
+                within = (
+                    f"; {'beyond' if over else 'within'} the approved snapshot's "
+                    f"{base.rate:.2%} ({base.expected:.0f} expected, binomial p={base.pvalue:.2g}"
+                    f", [data.checks.labels].witness_alpha {data.checks.labels.witness_alpha:g}"
+                    f", witness_min_excess {data.checks.labels.witness_min_excess:g})"
+                )
             findings.append(
                 Finding(
                     rule=rule,
                     message=(
-                        f"{flags.count} {what} ({share:.2%} {'>' if over else '<='} {limit:.2%}); "
+                        f"{flags.count} {what} ({share:.2%} {'>' if share > limit else '<='} "
+                        f"{limit:.2%}{within}); "
                         f"first row {int(flags.rows[0])}: {flags.reasons[0]}"
                     ),
                     severity=Severity.ERROR if over else Severity.NOTE,

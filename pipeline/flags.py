@@ -15,6 +15,24 @@ Array = np.ndarray[Any, Any]
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """The label check's count against the approved snapshot's (the lock's ``label_rates``).
+
+    ``rate``: the share of the approved snapshot's rows cleanlab flagged when it was approved;
+    ``pvalue``: one-sided binomial P(X >= this count), X ~ Bin(rows, rate); ``beyond``: that
+    p is below ``witness_alpha`` and the count exceeds rate x rows by at least
+    ``witness_min_excess`` x rows. Classes that overlap flag their ambiguous rows on clean data
+    too (a clean 1,000 x 20 table of five classes at class_sep 0.5: 36%); the gate fails the
+    label check only beyond both ``max_share`` and this.
+    """
+
+    rate: float
+    expected: float
+    pvalue: float
+    beyond: bool
+
+
+@dataclass(frozen=True)
 class Flags:
     """Rows one check flagged, with a score and a reason per row, and the check's run time."""
 
@@ -27,6 +45,8 @@ class Flags:
     screened: int | None = None
     # ``near_duplicates`` only: per flagged row, the name of the row it is near (its twin).
     twins: Array | None = None
+    # The label check only, when the lock records its share on the approved snapshot.
+    baseline: Baseline | None = None
 
     @property
     def count(self) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import DataPolicy, IsolationCheck, LabelCheck
-from pipeline.flags import Flags, cleanlab_issues, knn_probabilities
+from pipeline.flags import Baseline, Flags, cleanlab_issues, knn_probabilities
 from pipeline.profile import (
     ClassMeanShift,
     ColumnDrift,
@@ -352,12 +352,15 @@ def label_rates(scores: LabelScores, y: Array) -> dict[str, float]:
         disagreement = 1.0 - scores.knn[np.arange(len(y)), y]
         rates[KNN_MEAN] = stable_round(float(disagreement.mean()))
         rates[KNN_VAR] = stable_round(float(disagreement.var()))
+        rates[CLEANLAB] = stable_round(float(cleanlab_issues(y, scores.combined).mean()))
     return rates
 
 
 # Keys of ``label_rates`` that are not a witness's flag rate.
 KNN_MEAN = "knn_mean"
 KNN_VAR = "knn_var"
+# cleanlab's share on the approved snapshot: the label check's baseline (``Flags.baseline``).
+CLEANLAB = "cleanlab"
 
 
 def label_issues(
@@ -515,6 +518,7 @@ def label_flags(
                 )
     if cleared_rows is not None:
         mask[np.asarray(cleared_rows, dtype=np.int64)] = False
+    baseline = _baseline(int(mask.sum()), len(y), rates, alpha=alpha, min_excess=min_excess)
     rows = np.flatnonzero(mask)
     given = scores.combined[rows, y[rows]]
     suggested = scores.combined[rows].argmax(axis=1)
@@ -524,7 +528,30 @@ def label_flags(
         f"likely '{classes[s]}'" + why.get(int(r), "")
         for r, s in zip(rows, suggested, strict=True)
     ]
-    return _flags("label", rows, 1.0 - given, reasons, start)
+    return replace(_flags("label", rows, 1.0 - given, reasons, start), baseline=baseline)
+
+
+def _baseline(
+    count: int, n: int, rates: Mapping[str, float] | None, *, alpha: float, min_excess: float
+) -> Baseline | None:
+    """The label check's count against cleanlab's share on the approved snapshot (None: the
+    lock records none, and ``max_share`` alone decides).
+
+    A fixed ``max_share`` assumes clean classes hardly overlap: cleanlab flags the rows whose
+    label another class explains better, and where classes overlap those are clean rows (a clean
+    1,000 x 20 table of five classes at class_sep 0.5: 36% flagged). The rows flagged do not
+    change; the gate fails only when the count also exceeds the approved snapshot's share
+    significantly (one-sided binomial p < ``alpha``) and by at least ``min_excess`` x n.
+    """
+    if not rates or CLEANLAB not in rates or n == 0:
+        return None
+    from scipy.stats import binom  # noqa: PLC0415 - heavy, used here only
+
+    rate = min(max(rates[CLEANLAB], 0.0), 1.0)
+    expected = rate * n
+    pvalue = float(binom.sf(count - 1, n, min(max(rate, 1e-9), 1.0))) if count else 1.0
+    beyond = pvalue < alpha and count - expected >= min_excess * n
+    return Baseline(rate=rate, expected=expected, pvalue=pvalue, beyond=beyond)
 
 
 def _mass_test(p_knn: Array, rates: Mapping[str, float]) -> tuple[float, float]:
