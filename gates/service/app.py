@@ -8,7 +8,9 @@ slot with bodies that never finish, nor queue several max-size
 bodies ahead of every other client's requests on the one event loop: ``BodiesInFlight``), the
 body bytes all clients have in flight (503), the per-client moving-window rate limit of
 ``limits`` (429 with Retry-After and RateLimit headers), then auth (401 without a key, 403 with a wrong one). Only
-``/healthz`` and ``/readyz`` skip the guard's checks (probes). The guard counts, times and logs
+``/healthz`` and ``/readyz`` skip the guard's checks (probes). ``/metrics`` (every client's
+figures together) takes no API key: only the operator's metrics token when one is set
+(``$GATES_SERVE_METRICS_KEYS``, 401 otherwise), else loopback clients only (403). The guard counts, times and logs
 every request, one JSON line each. Refusals are RFC 9457 problem documents.
 
 The predict route also charges the client's row budget (``RowBudget``, the same storage and
@@ -40,6 +42,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gates.service.auth import METRICS_ENV
 from gates.service.monitor import LiveData, Metrics, Spool, log_event
 from gates.service.validate import (
     FeatureCheck,
@@ -68,6 +71,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PROBLEM_MEDIA = "application/problem+json"
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+METRICS_PATH = "/metrics"
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,8 @@ class Service:
     logger: logging.Logger
     keyring: KeyRing | None = None
     spool: Spool | None = None
+    # The metrics tokens ($GATES_SERVE_METRICS_KEYS); None: /metrics answers loopback only.
+    metrics_keyring: KeyRing | None = None
 
 
 def problem_response(problem: Problem, request_id: str) -> JSONResponse:
@@ -211,7 +217,7 @@ def create_app(service: Service) -> Starlette:
         Route("/v1/models/{name}", metadata, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route(METRICS_PATH, metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={404: http_error, 405: http_error})
@@ -618,8 +624,11 @@ class Guard:
                 del self.holding[client]
 
     def _admit(self, scope: Scope, extra: list[tuple[bytes, bytes]]) -> Problem | None:
-        """None when the request may go on; else the problem that refuses it."""
-        keyring = self.service.keyring
+        """None when the request may go on; else the problem that refuses it. ``/metrics`` is
+        the operator's, not the API clients': it takes no API key, only a metrics token
+        (``_metrics_access``), and is rate limited by address."""
+        scraping = scope.get("path") == METRICS_PATH
+        keyring = None if scraping else self.service.keyring
         presented, problem = _credentials(scope) if keyring is not None else (None, None)
         name = keyring.identify(presented) if keyring is not None and presented else None
         client = f"key:{name}" if name else f"addr:{_peer(scope)}"
@@ -650,13 +659,9 @@ class Guard:
                 headers={"Retry-After": str(max(reset_in, 1))},
                 reason="rate_limit",
             )
-        if keyring is None:
-            return None
-        if problem is not None:
-            return problem
-        if name is None:
-            return Problem(403, "forbidden", "Forbidden", "the API key is not valid", reason="auth")
-        return None
+        if scraping:
+            return _metrics_access(scope, self.service.metrics_keyring)
+        return _api_access(keyring, problem, name)
 
     def _declared(self, scope: Scope, client: str) -> Problem | None:
         """The client's bytes-in-flight problem for the body's Content-Length, claimed before
@@ -695,6 +700,63 @@ class Guard:
                 reason="client_in_flight",
             )
         return None
+
+
+def _api_access(
+    keyring: KeyRing | None, problem: Problem | None, name: str | None
+) -> Problem | None:
+    """With API keys on, the 401 for no usable key or the 403 for a key not in the ring."""
+    if keyring is None:
+        return None
+    if problem is not None:
+        return problem
+    if name is None:
+        return Problem(403, "forbidden", "Forbidden", "the API key is not valid", reason="auth")
+    return None
+
+
+def _metrics_access(scope: Scope, tokens: KeyRing | None) -> Problem | None:
+    """None when this request may read ``/metrics``: with metrics tokens, it presents one
+    (a prediction API key is none: 401); without, it comes from a loopback address (the peer,
+    or the address a trusted proxy's ``X-Forwarded-For`` names; 403 to any other)."""
+    if tokens is None:
+        if _loopback(scope):
+            return None
+        return Problem(
+            403,
+            "forbidden",
+            "Forbidden",
+            "/metrics answers only loopback clients unless the operator sets "
+            f"${METRICS_ENV} (a metrics-token file; docs/serving.md)",
+            reason="metrics_auth",
+        )
+    presented, _ = _credentials(scope)
+    if presented is not None and tokens.identify(presented) is not None:
+        return None
+    return Problem(
+        401,
+        "unauthorized",
+        "Unauthorized",
+        f"/metrics requires the metrics token (Authorization: Bearer TOKEN, ${METRICS_ENV}); "
+        "an API key is not one",
+        headers={"WWW-Authenticate": 'Bearer realm="gates-metrics"'},
+        reason="metrics_auth",
+    )
+
+
+def _loopback(scope: Scope) -> bool:
+    """Whether the client's address (after trusted-proxy handling) is a loopback one; an
+    IPv4-mapped IPv6 address as its IPv4 address; anything unreadable is not."""
+    client = scope.get("client")
+    if not client:
+        return False
+    try:
+        address = ipaddress.ip_address(str(client[0]).partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def _credentials(scope: Scope) -> tuple[str | None, Problem | None]:

@@ -4,6 +4,11 @@ The file holds one ``name:sha256hex`` per line (``#`` comments and blank lines a
 presented key is hashed and compared with every stored hash with ``hmac.compare_digest``
 (constant time, no early exit); the key itself is never stored or logged, only its name.
 A line is ``NAME:`` followed by the output of ``printf %s KEY | sha256sum`` (the hex digest).
+
+The metrics token (``GET /metrics``, red team 13) is a key of its own, never a prediction API
+key: a file of the same lines, named by ``$GATES_SERVE_METRICS_KEYS`` (``METRICS_ENV``), the
+operator's setting as the trusted proxies are, never ``policy.toml``'s. Unset, ``/metrics``
+answers loopback clients only (``gates.service.app``; docs/serving.md).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ _LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,63}):(?P<digest>[0-9a
 MAX_KEY_CHARS = 256
 _KEY = re.compile(r"^[\x21-\x7e]{16,256}$")
 MAX_FILE_BYTES = 1 << 20
+METRICS_ENV = "GATES_SERVE_METRICS_KEYS"
 
 
 class KeyFileError(GatesError):
@@ -49,7 +55,15 @@ class KeyRing:
         return found
 
 
-def load_keyring(env: str) -> KeyRing:
+def load_metrics_keyring() -> KeyRing | None:
+    """The metrics tokens in the file ``$GATES_SERVE_METRICS_KEYS`` names (same rules as the
+    API-key file), or None when the variable is unset or empty."""
+    if not os.environ.get(METRICS_ENV, "").strip():
+        return None
+    return load_keyring(METRICS_ENV, what="metrics-token file")
+
+
+def load_keyring(env: str, *, what: str = "API-key file") -> KeyRing:
     """Read the key file named by ``$env``; KeyFileError naming the file and line when bad."""
     where = os.environ.get(env, "").strip()
     if not where:
@@ -59,7 +73,7 @@ def load_keyring(env: str) -> KeyRing:
     try:
         info = path.stat()
     except OSError as err:
-        msg = f"{path} (${env}): cannot read the API-key file: {err.strerror}"
+        msg = f"{path} (${env}): cannot read the {what}: {err.strerror}"
         raise KeyFileError(msg) from None
     if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
         msg = f"{path} (${env}): expected a regular file of at most {MAX_FILE_BYTES} bytes"
@@ -67,7 +81,7 @@ def load_keyring(env: str) -> KeyRing:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        msg = f"{path} (${env}): cannot read the API-key file as UTF-8: {err}"
+        msg = f"{path} (${env}): cannot read the {what} as UTF-8: {err}"
         raise KeyFileError(msg) from None
     entries: list[tuple[str, bytes]] = []
     names: set[str] = set()

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from gates.errors import GatesError
 from gates.service.app import ServedModel, Service, create_app
-from gates.service.auth import load_keyring
+from gates.service.auth import load_keyring, load_metrics_keyring
 from gates.service.monitor import LiveData, Metrics, Spool, fit_forest, log_event, request_logger
 from gates.service.proxies import TrustedProxies
 from gates.service.validate import served_contract
@@ -131,6 +131,7 @@ def build_service(
     data = signed.policy.data
     logger = logger or request_logger()
     keyring = load_keyring(serve.api_keys_env) if serve.require_api_key else None
+    metrics_keyring = load_metrics_keyring()  # the operator's, never the policy's
     metrics = Metrics(model_name=serve.name, run_id=served.run_id, sha256=served.sha256)
     lock = read_lock(signed.resolve(data.lock))
     entry = lock.files.get(lock_key(signed, signed.resolve(data.path)))
@@ -147,6 +148,7 @@ def build_service(
         logger=logger,
         keyring=keyring,
         spool=spool,
+        metrics_keyring=metrics_keyring,
     )
 
 

@@ -846,7 +846,6 @@ AUTH_CASES: dict[str, tuple[list[tuple[str, str]], str, int]] = {
     "encoded-path": ([], "/v1/models/model%3Apredict", 401),
     "dot-segment-via-probe": ([], "/healthz/..%2F" + PREDICT.lstrip("/"), 401),
     "uppercase-probe-path": ([], "/HEALTHZ", 401),
-    "metrics-without-key": ([], "/metrics", 401),
     "openapi-without-key": ([], "/openapi.json", 401),
     "metadata-without-key": ([], "/v1/models/model", 401),
     "forwarded-user-header": (
