@@ -198,6 +198,9 @@ class ServeGate(Gate):
         if not quiet.handlers:
             quiet.addHandler(logging.NullHandler())
         service = build_service(_gate_policy(context.policy), served, logger=quiet)
+        # The operator's metrics tokens ($GATES_SERVE_METRICS_KEYS) are for a deployed service;
+        # this private one on loopback is scraped by the gate itself.
+        service.metrics_keyring = None
         headers: dict[str, str] = {}
         if service.keyring is not None or policy.serve.require_api_key:
             service.keyring, key = _one_off_keyring()

@@ -359,3 +359,18 @@ def test_a_connection_reset_is_errored_with_one_line(tmp_path: Path) -> None:
     finally:
         listener.close()
     assert "\n" not in str(raised.value)
+
+
+def test_the_operators_metrics_token_does_not_fail_the_gates_own_scrape(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # $GATES_SERVE_METRICS_KEYS is the operator's, for a deployed service: the gate's private
+    # service on loopback scrapes its own /metrics without it (SERVE005 was a false failure).
+    from gates.service.auth import METRICS_ENV, hash_line
+
+    tokens = tmp_path / "metrics.keys"
+    tokens.write_text(hash_line("prometheus", "t" * 40) + "\n", encoding="utf-8")
+    monkeypatch.setenv(METRICS_ENV, str(tokens))
+    outcome = judge(run)
+    assert outcome.status is Status.PASSED, outcome.summary
+    assert not [f for f in outcome.findings if f.rule == "SERVE005"]
