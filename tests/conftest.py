@@ -19,6 +19,27 @@ from tests.project_support import ADVISORY_DB_ENV, OSV_FIXTURE, copy_project
 REPO = Path(__file__).resolve().parent.parent
 
 
+def exec_noxfile(name: str) -> Any:
+    """The project's ``noxfile.py`` executed as module ``name``. Its sessions go into nox's one
+    registry of the process, so a second execution on the same test worker (another test file,
+    or a module fixture set up again) re-registers them: nox warns (FutureWarning), which this
+    suite turns into an error. That warning alone is let through here."""
+    import importlib.util
+    import warnings
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "noxfile.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", "The session .* has already been registered", FutureWarning
+        )
+        spec.loader.exec_module(module)
+    return module
+
+
 def _set(document: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     node = document

@@ -10,7 +10,6 @@ run's own reports were never there). The noxfile now applies the policy's rule
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -20,18 +19,12 @@ from typing import Any
 import pytest
 
 from gates.registry import VERDICT
-from tests.conftest import REPO
+from tests.conftest import REPO, exec_noxfile
 
 
 @pytest.fixture(scope="module")
 def noxfile() -> ModuleType:
-    loader = importlib.util.spec_from_file_location("noxfile_reports_dir", REPO / "noxfile.py")
-    assert loader is not None
-    assert loader.loader is not None
-    module = importlib.util.module_from_spec(loader)
-    sys.modules["noxfile_reports_dir"] = module
-    loader.loader.exec_module(module)
-    return module
+    return exec_noxfile("noxfile_reports_dir")
 
 
 def _planted_verdict(folder: Path) -> None:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
 
 from gates.base import Gate, Status
 from gates.registry import GATES, NAMES, VERDICT, GateSpec, _check, checked_before, spec
-from tests.conftest import REPO
+from tests.conftest import exec_noxfile
 
 
 def test_every_spec_loads_a_gate_with_its_registered_name():
@@ -54,10 +51,7 @@ def test_every_status_has_a_truth_value():
 def test_nox_sessions_follow_the_registry():
     import nox.registry
 
-    loader = importlib.util.spec_from_file_location("noxfile_under_test", REPO / "noxfile.py")
-    module = importlib.util.module_from_spec(loader)
-    sys.modules["noxfile_under_test"] = module
-    loader.loader.exec_module(module)
+    exec_noxfile("noxfile_under_test")
     sessions = nox.registry.get()
     previous = "env"
     for entry in GATES:
