@@ -12,6 +12,7 @@ import pytest
 from pipeline.config import DataPolicy
 from pipeline.poison import LabelScores, label_flags, label_issues, label_rates, label_scores
 from pipeline.targeted import (
+    Impact,
     associations,
     bin_codes,
     bin_edges,
@@ -620,6 +621,60 @@ def test_a_class_conditional_mean_shift_is_reported_by_class_and_column():
     x[shifted, 2] += 0.6
     result = _batch(x, y, _approved(900, 200))
     assert any(s.label == "b" and s.column == "x2" and s.shift_sd > 0 for s in result.shifts)
+
+
+def _zero_inflated(on_new: int, value: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Column x0 of class 'b' non-zero (1 to 5) in 28% of 420 approved rows, like a digits pixel;
+    in ``on_new`` of the 30 new 'b' rows it is ``value`` (None: drawn like the approved ones)."""
+    x, y = _data(900)
+    rng = np.random.default_rng(3)
+    x[:, 0] = 0.0
+    approved_b = np.flatnonzero((np.arange(900) < 840) & (y == 1))
+    new_b = np.flatnonzero((np.arange(900) >= 840) & (y == 1))
+    on = rng.random(approved_b.size) < 0.28
+    x[approved_b[on], 0] = 1.0 + 4.0 * rng.random(int(on.sum()))
+    x[new_b[:on_new], 0] = 1.0 + 4.0 * rng.random(on_new) if value is None else value
+    return x, y
+
+
+def test_a_sparse_clean_sample_of_a_zero_inflated_column_is_no_mean_shift():
+    # digits 4-vs-9 (bench/clean_tables.py): a pixel non-zero in 28% of the approved 9s and in
+    # 3 of 42 new ones. Welch's t took the new rows' variance from those rows, which collapses
+    # with their mean: Holm p = 0.00029, a false DATA104. Here 3 of 30 new rows at 1.0 (Welch
+    # p = 8e-12); judged on the approved rows' SD, t is about 2: no shift.
+    x, y = _zero_inflated(3, 1.0)
+    result = _batch(x, y, _approved(900, 60))
+    assert result.shifts == ()
+
+
+def test_a_zero_inflated_column_switched_on_in_every_new_row_is_a_mean_shift():
+    x, y = _zero_inflated(30, None)
+    result = _batch(x, y, _approved(900, 60))
+    assert [(s.label, s.column) for s in result.shifts] == [("b", "x0")]
+    assert result.shifts[0].shift_sd > 1.0
+    assert result.shifts[0].pvalue < 1e-6
+
+
+def test_one_holdout_row_turned_wrong_on_a_small_holdout_is_no_negative_impact():
+    # iris (bench/clean_tables.py): 32 held-out rows, so one row is 3.1%, over max_impact 0.02;
+    # a clean batch turned one of them wrong (0.969 -> 0.938) and failed DATA105. McNemar's
+    # exact test on the rows the two models disagree on: 1 wrong vs 0 right, p = 0.5.
+    impact = Impact(32, 31 / 32, 30 / 32, 30 / 32, 0.02, worse=(1, 1), better=(0, 0))
+    assert impact.pvalue() == pytest.approx(0.5)
+    assert not impact.failed()
+    assert not impact.failed(quarantine=True)
+
+
+def test_negative_impact_needs_both_a_significant_and_a_large_drop():
+    # 10 of 32 holdout rows turned wrong, none right: p = 2^-10 and a 31% drop.
+    harmful = Impact(32, 1.0, 22 / 32, 1.0, 0.02, worse=(10, 0), better=(0, 0))
+    assert harmful.pvalue() < 0.001
+    assert harmful.failed()
+    assert not harmful.failed(quarantine=True)  # without the flagged rows: no drop
+    # Significant but within max_impact (40 of 10,000 turned wrong, 2 right): passes.
+    small = Impact(10_000, 0.9, 0.8962, 0.9, 0.02, worse=(40, 0), better=(2, 0))
+    assert small.pvalue() < 0.001
+    assert not small.failed()
 
 
 def test_an_in_range_trigger_in_a_batch_is_flagged_against_the_approved_rows():
