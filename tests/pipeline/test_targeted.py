@@ -647,6 +647,19 @@ def test_a_sparse_clean_sample_of_a_zero_inflated_column_is_no_mean_shift():
     assert result.shifts == ()
 
 
+def test_one_new_row_lighting_a_rarely_lit_column_is_no_mean_shift():
+    # digits 4-vs-9 on other splits: a pixel lit (at 1-2) in 2 of 120 approved 9s and at 15 in
+    # one of 60 new ones. A t test on the approved rows' SD (tried) called it 2.5 SD, p = 1e-30.
+    x, y = _data(900)
+    x[:, 0] = 0.0
+    approved_b = np.flatnonzero((np.arange(900) < 840) & (y == 1))
+    new_b = np.flatnonzero((np.arange(900) >= 840) & (y == 1))
+    x[approved_b[:3], 0] = 1.0
+    x[new_b[0], 0] = 15.0
+    result = _batch(x, y, _approved(900, 60))
+    assert result.shifts == ()
+
+
 def test_a_zero_inflated_column_switched_on_in_every_new_row_is_a_mean_shift():
     x, y = _zero_inflated(30, None)
     result = _batch(x, y, _approved(900, 60))
