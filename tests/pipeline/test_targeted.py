@@ -911,3 +911,18 @@ def test_a_trigger_among_many_predictive_feature_sets_is_refitted_in_a_large_tab
     )
     assert np.isin(rows, flags.rows).mean() >= 0.8
     assert any(r.startswith("f02 in [") and " and f12 in [" in r for r in flags.reasons)
+
+
+def test_the_data_gate_names_mcnemar_in_a_negative_impact_finding_and_passes_one_row():
+    from gates.data_integrity import judge_batch
+    from pipeline.targeted import BatchScreening
+
+    def rules(impact: Impact) -> list[str]:
+        batch = BatchScreening(approved=105, new=45, flags=(), impact=impact)
+        findings = judge_batch(batch, _checks(), "d.csv", source="test", trusted=True)
+        return [f.message for f in findings if f.rule == "DATA105"]
+
+    assert rules(Impact(32, 31 / 32, 30 / 32, 30 / 32, 0.02, worse=(1, 1), better=(0, 0))) == []
+    found = rules(Impact(32, 1.0, 22 / 32, 1.0, 0.02, worse=(10, 0), better=(0, 0)))
+    assert len(found) == 1
+    assert "McNemar exact p=0.00098 on the 10 rows turned wrong vs 0 turned right" in found[0]
