@@ -998,7 +998,7 @@ class Impact:
     max_drop: float
     worse: tuple[int, int] = (0, 0)
     better: tuple[int, int] = (0, 0)
-    alpha: float = 0.001
+    alpha: float = 0.05
 
     def pvalue(self, *, quarantine: bool = False) -> float:
         """McNemar's exact one-sided p: more holdout rows turned wrong than right, by chance."""
@@ -1551,7 +1551,7 @@ def _impact(s: _Split, flagged: Array, *, batch: BatchCheck, seed: int) -> Impac
         max_drop=batch.max_impact,
         worse=(int((base & ~with_batch).sum()), int((base & ~without).sum())),
         better=(int((~base & with_batch).sum()), int((~base & without).sum())),
-        alpha=batch.alpha,
+        alpha=batch.impact_alpha,
     )
 
 

@@ -690,6 +690,21 @@ def test_negative_impact_needs_both_a_significant_and_a_large_drop():
     assert not small.failed()
 
 
+def test_five_holdout_rows_turned_wrong_none_right_fail_at_the_policys_impact_alpha():
+    # McNemar p = 2^-5 = 0.031: below [data.checks.batch].impact_alpha (0.05), and a 5% drop
+    # over max_impact; the batch screen's own alpha (0.001) would have let this batch through.
+    from dataclasses import replace
+
+    from pipeline.config import BatchCheck
+
+    drop = Impact(
+        100, 0.95, 0.90, 0.95, 0.02, worse=(5, 0), better=(0, 0), alpha=BatchCheck().impact_alpha
+    )
+    assert drop.pvalue() == pytest.approx(1 / 32)
+    assert drop.failed()
+    assert not replace(drop, alpha=0.001).failed()
+
+
 def test_an_in_range_trigger_in_a_batch_is_flagged_against_the_approved_rows():
     x, y = _data(900)
     rows = np.flatnonzero((np.arange(900) >= 700) & (y == 1))[:20]
