@@ -120,15 +120,18 @@ def tables(quick: bool, *, full: bool = False) -> list[Table]:
     return out
 
 
-def judge(table: Table, setting: str) -> tuple[str, dict[str, Any]]:
-    """One table in one setting, twice: the report line and its figures."""
+def judge(table: Table, setting: str, split_seed: int = SEED) -> tuple[str, dict[str, Any]]:
+    """One table in one setting, twice: the report line and its figures (``split_seed``: the
+    seeded approved/new split of the batch and grown settings)."""
     case = table.case
     contract = contract_for(case)
     n = len(case.y)
     approved = None
     if setting in ("batch", "grown"):
         approved = np.zeros(n, dtype=bool)
-        approved[np.random.default_rng(SEED).permutation(n)[: round(APPROVED_SHARE * n)]] = True
+        approved[np.random.default_rng(split_seed).permutation(n)[: round(APPROVED_SHARE * n)]] = (
+            True
+        )
     # ``grown``: the batch setting with the approved profile (and label rates) of the approved
     # rows only, as ``data approve`` recorded it before the new rows came; in ``table`` and
     # ``batch`` the profile is the whole table's, as bench/poisoning.py judges its clean tables.
@@ -165,6 +168,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1k and 10k rows only")
     parser.add_argument("--full", action="store_true", help="every 30k and 50k table too")
     parser.add_argument("--only", default="", help="comma-separated table names")
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=SEED,
+        help="seed of the batch/grown settings' approved/new split (default: the gate's seed)",
+    )
     args = parser.parse_args()
     out: list[str] = []
 
@@ -178,7 +187,8 @@ def main() -> int:
 
     start = time.perf_counter()
     emit(
-        f"python {platform.python_version()}, scikit-learn {sklearn.__version__}, seed {SEED}; "
+        f"python {platform.python_version()}, scikit-learn {sklearn.__version__}, seed {SEED}, "
+        f"split seed {args.split_seed}; "
         f"{os.cpu_count()} cores, load {'/'.join(f'{v:.2f}' for v in os.getloadavg())} at start"
     )
     emit(
@@ -197,7 +207,7 @@ def main() -> int:
             group = table.group
             emit(f"{group}:")
         for setting in settings:
-            line, got = judge(table, setting)
+            line, got = judge(table, setting, args.split_seed)
             emit(line)
             counts = tally.setdefault((table.group, setting), [0, 0, 0])
             counts[0] += got["fails"]

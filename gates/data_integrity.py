@@ -955,7 +955,8 @@ def judge_batch(
             Finding(
                 "DATA104",
                 f"class '{shift.label}': mean of '{shift.column}' in the new rows moved "
-                f"{shift.shift_sd:+.2f} SD from the approved rows (Welch t, Holm p={shift.pvalue:.2g})",
+                f"{shift.shift_sd:+.2f} SD from the approved rows (t on the approved rows' SD, "
+                f"Holm p={shift.pvalue:.2g})",
                 location=Location(path=shown, column=shift.column),
                 observed=f"{shift.shift_sd:.4f}",
                 threshold=f"|shift| < {data.checks.batch.min_mean_shift} or p >= {data.checks.batch.alpha}",
@@ -972,10 +973,13 @@ def judge_batch(
                 f"the new rows lower the accuracy on {impact.holdout_rows} held-out approved rows "
                 f"from {impact.approved_only:.4f} (approved rows only) to {impact.with_batch:.4f} "
                 f"(without the flagged rows: {impact.without_flagged:.4f}"
-                f"{', which quarantine trains on' if quarantine else ''})",
+                f"{', which quarantine trains on' if quarantine else ''}; McNemar exact "
+                f"p={impact.pvalue(quarantine=quarantine):.2g} on the "
+                f"{impact.worse[int(quarantine)]} rows turned wrong vs "
+                f"{impact.better[int(quarantine)]} turned right)",
                 location=Location(path=shown),
                 observed=f"{trained - impact.approved_only:.6f}",
-                threshold=f"-{data.checks.batch.max_impact}",
+                threshold=f"drop <= {data.checks.batch.max_impact} or McNemar p >= {impact.alpha}",
                 policy_key="[data.checks.batch].max_impact",
             )
         )

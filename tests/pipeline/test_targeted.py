@@ -12,6 +12,7 @@ import pytest
 from pipeline.config import DataPolicy
 from pipeline.poison import LabelScores, label_flags, label_issues, label_rates, label_scores
 from pipeline.targeted import (
+    Impact,
     associations,
     bin_codes,
     bin_edges,
@@ -622,6 +623,88 @@ def test_a_class_conditional_mean_shift_is_reported_by_class_and_column():
     assert any(s.label == "b" and s.column == "x2" and s.shift_sd > 0 for s in result.shifts)
 
 
+def _zero_inflated(on_new: int, value: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Column x0 of class 'b' non-zero (1 to 5) in 28% of 420 approved rows, like a digits pixel;
+    in ``on_new`` of the 30 new 'b' rows it is ``value`` (None: drawn like the approved ones)."""
+    x, y = _data(900)
+    rng = np.random.default_rng(3)
+    x[:, 0] = 0.0
+    approved_b = np.flatnonzero((np.arange(900) < 840) & (y == 1))
+    new_b = np.flatnonzero((np.arange(900) >= 840) & (y == 1))
+    on = rng.random(approved_b.size) < 0.28
+    x[approved_b[on], 0] = 1.0 + 4.0 * rng.random(int(on.sum()))
+    x[new_b[:on_new], 0] = 1.0 + 4.0 * rng.random(on_new) if value is None else value
+    return x, y
+
+
+def test_a_sparse_clean_sample_of_a_zero_inflated_column_is_no_mean_shift():
+    # digits 4-vs-9 (bench/clean_tables.py): a pixel non-zero in 28% of the approved 9s and in
+    # 3 of 42 new ones. Welch's t took the new rows' variance from those rows, which collapses
+    # with their mean: Holm p = 0.00029, a false DATA104. Here 3 of 30 new rows at 1.0 (Welch
+    # p = 8e-12); judged on the approved rows' SD, t is about 2: no shift.
+    x, y = _zero_inflated(3, 1.0)
+    result = _batch(x, y, _approved(900, 60))
+    assert result.shifts == ()
+
+
+def test_one_new_row_lighting_a_rarely_lit_column_is_no_mean_shift():
+    # digits 4-vs-9 on other splits: a pixel lit (at 1-2) in 2 of 120 approved 9s and at 15 in
+    # one of 60 new ones. A t test on the approved rows' SD (tried) called it 2.5 SD, p = 1e-30.
+    x, y = _data(900)
+    x[:, 0] = 0.0
+    approved_b = np.flatnonzero((np.arange(900) < 840) & (y == 1))
+    new_b = np.flatnonzero((np.arange(900) >= 840) & (y == 1))
+    x[approved_b[:3], 0] = 1.0
+    x[new_b[0], 0] = 15.0
+    result = _batch(x, y, _approved(900, 60))
+    assert result.shifts == ()
+
+
+def test_a_zero_inflated_column_switched_on_in_every_new_row_is_a_mean_shift():
+    x, y = _zero_inflated(30, None)
+    result = _batch(x, y, _approved(900, 60))
+    assert [(s.label, s.column) for s in result.shifts] == [("b", "x0")]
+    assert result.shifts[0].shift_sd > 1.0
+    assert result.shifts[0].pvalue < 1e-6
+
+
+def test_one_holdout_row_turned_wrong_on_a_small_holdout_is_no_negative_impact():
+    # iris (bench/clean_tables.py): 32 held-out rows, so one row is 3.1%, over max_impact 0.02;
+    # a clean batch turned one of them wrong (0.969 -> 0.938) and failed DATA105. McNemar's
+    # exact test on the rows the two models disagree on: 1 wrong vs 0 right, p = 0.5.
+    impact = Impact(32, 31 / 32, 30 / 32, 30 / 32, 0.02, worse=(1, 1), better=(0, 0))
+    assert impact.pvalue() == pytest.approx(0.5)
+    assert not impact.failed()
+    assert not impact.failed(quarantine=True)
+
+
+def test_negative_impact_needs_both_a_significant_and_a_large_drop():
+    # 10 of 32 holdout rows turned wrong, none right: p = 2^-10 and a 31% drop.
+    harmful = Impact(32, 1.0, 22 / 32, 1.0, 0.02, worse=(10, 0), better=(0, 0))
+    assert harmful.pvalue() < 0.001
+    assert harmful.failed()
+    assert not harmful.failed(quarantine=True)  # without the flagged rows: no drop
+    # Significant but within max_impact (40 of 10,000 turned wrong, 2 right): passes.
+    small = Impact(10_000, 0.9, 0.8962, 0.9, 0.02, worse=(40, 0), better=(2, 0))
+    assert small.pvalue() < 0.001
+    assert not small.failed()
+
+
+def test_five_holdout_rows_turned_wrong_none_right_fail_at_the_policys_impact_alpha():
+    # McNemar p = 2^-5 = 0.031: below [data.checks.batch].impact_alpha (0.05), and a 5% drop
+    # over max_impact; the batch screen's own alpha (0.001) would have let this batch through.
+    from dataclasses import replace
+
+    from pipeline.config import BatchCheck
+
+    drop = Impact(
+        100, 0.95, 0.90, 0.95, 0.02, worse=(5, 0), better=(0, 0), alpha=BatchCheck().impact_alpha
+    )
+    assert drop.pvalue() == pytest.approx(1 / 32)
+    assert drop.failed()
+    assert not replace(drop, alpha=0.001).failed()
+
+
 def test_an_in_range_trigger_in_a_batch_is_flagged_against_the_approved_rows():
     x, y = _data(900)
     rows = np.flatnonzero((np.arange(900) >= 700) & (y == 1))[:20]
@@ -843,3 +926,18 @@ def test_a_trigger_among_many_predictive_feature_sets_is_refitted_in_a_large_tab
     )
     assert np.isin(rows, flags.rows).mean() >= 0.8
     assert any(r.startswith("f02 in [") and " and f12 in [" in r for r in flags.reasons)
+
+
+def test_the_data_gate_names_mcnemar_in_a_negative_impact_finding_and_passes_one_row():
+    from gates.data_integrity import judge_batch
+    from pipeline.targeted import BatchScreening
+
+    def rules(impact: Impact) -> list[str]:
+        batch = BatchScreening(approved=105, new=45, flags=(), impact=impact)
+        findings = judge_batch(batch, _checks(), "d.csv", source="test", trusted=True)
+        return [f.message for f in findings if f.rule == "DATA105"]
+
+    assert rules(Impact(32, 31 / 32, 30 / 32, 30 / 32, 0.02, worse=(1, 1), better=(0, 0))) == []
+    found = rules(Impact(32, 1.0, 22 / 32, 1.0, 0.02, worse=(10, 0), better=(0, 0)))
+    assert len(found) == 1
+    assert "McNemar exact p=0.00098 on the 10 rows turned wrong vs 0 turned right" in found[0]
