@@ -358,6 +358,7 @@ class DataGate(Gate):
         metrics: dict[str, Any],
     ) -> Outcome:
         from pipeline.poison import flagged_frame, ids_of  # noqa: PLC0415
+        from pipeline.profile import numeric_columns  # noqa: PLC0415
 
         data = context.policy.policy.data
         shown = data.path
@@ -372,6 +373,24 @@ class DataGate(Gate):
                     observed="no profile",
                     threshold="a reference profile",
                     policy_key="[data].lock",
+                )
+            )
+        elif data.checks.class_means.enabled and (
+            not reference.class_moments or reference.moment_columns != numeric_columns(data)
+        ):
+            # A lock approved before class moments were recorded (or over other numeric
+            # columns): the class-mean test cannot run, and the report says so.
+            findings.append(
+                Finding(
+                    "DATA043",
+                    f"{data.lock}'s reference profile records no class moments for the "
+                    "contract's numeric columns: the class-mean test (DATA043) did not run; "
+                    "re-approve with: python -m gates data approve --rebaseline",
+                    severity=Severity.WARNING,
+                    location=Location(path=data.lock),
+                    observed="no class moments",
+                    threshold="class moments of the numeric columns",
+                    policy_key="[data.checks.class_means].enabled",
                 )
             )
         sampled = ""

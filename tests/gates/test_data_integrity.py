@@ -33,6 +33,7 @@ def _status(project) -> Status:
 
 def test_passes_on_the_embedded_data_and_writes_the_flagged_rows_report(project):
     assert _status(project) is Status.PASSED
+    assert _rules(project, severity="warning") == set()  # the lock records class moments
     report = project.report("data")
     assert set(report["metrics"]["checks"]) == {
         "duplicate",
@@ -139,6 +140,20 @@ def test_a_lock_without_a_reference_profile_fails(project):
     lock_path.write_text(json.dumps(document), encoding="utf-8")
     assert _status(project) is Status.FAILED
     assert _rules(project) == {"DATA040"}
+
+
+def test_a_lock_without_class_moments_warns_that_the_class_mean_test_did_not_run(project):
+    # A lock approved before class moments were recorded: DATA043 cannot run, and says so.
+    lock_path = project.root / "data" / "breast_cancer.lock.json"
+    document = json.loads(lock_path.read_text(encoding="utf-8"))
+    for entry in document["files"].values():
+        entry["reference"].pop("class_moments")
+    lock_path.write_text(json.dumps(document), encoding="utf-8")
+    assert _status(project) is Status.PASSED
+    assert _rules(project, severity="warning") == {"DATA043"}
+    (warning,) = [f for f in project.report("data")["findings"] if f["rule"] == "DATA043"]
+    assert "did not run" in warning["message"]
+    assert "--rebaseline" in warning["message"]
 
 
 def test_an_unwritable_report_folder_is_errored_not_passed(project):
