@@ -50,6 +50,13 @@ def sized(value: bytes) -> bytes:
     return varint(len(value)) + value
 
 
+def row_group(chunk: bytes, count: int, *, kind: int = STRUCT) -> bytes:
+    """A ``RowGroup``: its ``columns`` a list of ``count`` times ``chunk`` declared of type
+    ``kind``, then 0 bytes and 0 rows."""
+    columns = field(1, LIST) + list_header(kind, count) + chunk * count
+    return columns + field(1, I64) + zigzag(0) + field(1, I64) + zigzag(0) + b"\x00"
+
+
 def read_varint(raw: bytes, at: int) -> tuple[int, int]:
     """The varint at ``raw[at]`` (at most 5 bytes) and where it ends."""
     value, end = 0, at

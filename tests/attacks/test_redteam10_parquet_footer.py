@@ -34,6 +34,7 @@ from tests.parquet_support import (
     field,
     list_header,
     parquet_project,
+    row_group,
     sized,
     write_footer,
     zigzag,
@@ -49,16 +50,7 @@ def _footer(groups: int, chunks: int, *, before: bytes = b"") -> bytes:
         field(1, I32) + zigzag(2) + field(2, I32) + zigzag(0) + field(1, BINARY) + sized(b"a")
     ) + b"\x00"
     chunk = field(2, I64) + zigzag(0) + b"\x00"
-    group = (
-        field(1, LIST)
-        + list_header(STRUCT, chunks)
-        + chunk * chunks
-        + field(1, I64)
-        + zigzag(0)
-        + field(1, I64)
-        + zigzag(0)
-        + b"\x00"
-    )
+    group = row_group(chunk, chunks)
     head = field(1, I32) + zigzag(1) + field(1, LIST) + list_header(STRUCT, 2) + root + column
     rows = field(1, I64) + zigzag(0)
     # field 4 (row_groups) by its full id, after ``before``'s fields

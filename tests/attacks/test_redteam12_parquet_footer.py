@@ -43,6 +43,7 @@ from tests.parquet_support import (
     field,
     list_header,
     parquet_project,
+    row_group,
     sized,
     write_footer,
     zigzag,
@@ -80,16 +81,7 @@ def _typed_footer(
     """FileMetaData: one column 'a', ``groups`` row groups whose ``columns`` list is declared of
     ``chunk_type`` and holds ``chunks`` times ``chunk`` (8-byte column chunks by default)."""
     schema = _element(b"schema", children=1) + _element(b"a", physical=2)
-    group = (
-        field(1, LIST)
-        + list_header(chunk_type, chunks)
-        + chunk * chunks
-        + field(1, I64)
-        + zigzag(0)
-        + field(1, I64)
-        + zigzag(0)
-        + b"\x00"
-    )
+    group = row_group(chunk, chunks, kind=chunk_type)
     head = field(1, I32) + zigzag(1) + field(1, LIST) + list_header(STRUCT, 2) + schema
     rows = field(1, I64) + zigzag(0)
     return head + rows + field(1, LIST) + list_header(STRUCT, groups) + group * groups + b"\x00"
