@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from pipeline.config import DataPolicy
 
 ID_COLUMN = {"id": {"dtype": "int64", "unique": True}}
@@ -43,3 +46,21 @@ def data_policy(
         document["id_column"] = "id"
     document.update(settings)
     return DataPolicy.model_validate(document)
+
+
+def labelled_frame(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+    """A table of ``id`` (1 to n), ``x``'s columns as ``x0``, ``x1`` ... and ``y``: class ``b``
+    where ``y`` is 1, ``a`` elsewhere."""
+    frame = pd.DataFrame(x, columns=[f"x{j}" for j in range(x.shape[1])])
+    frame.insert(0, "id", np.arange(1, len(x) + 1, dtype=float))
+    frame["y"] = pd.Series(np.where(y == 1, "b", "a"), dtype="string")
+    return frame
+
+
+def two_classes(n: int, *, shift: float, seed: int) -> pd.DataFrame:
+    """``labelled_frame`` of ``n`` rows, classes alternating, four standard normal features,
+    class ``b``'s moved by ``shift`` on each."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.normal(0.0, 1.0, (n, 4)) + np.where(y[:, None] == 1, shift, 0.0)
+    return labelled_frame(x, y)

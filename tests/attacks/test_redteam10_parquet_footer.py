@@ -12,8 +12,6 @@ for 69 GB. The footer is now walked first and refused naming the file and the ke
 
 from __future__ import annotations
 
-import shutil
-import struct
 import subprocess
 from pathlib import Path
 
@@ -27,83 +25,45 @@ from pipeline.errors import DataError
 from pipeline.parquet_footer import FooterLimit, refuse_large_footer
 from pipeline.stream import iter_chunks
 from tests.hostile_support import run_gates
-from tests.project_support import REPO
-
-I32, I64, BINARY, LIST, STRUCT = 5, 6, 8, 9, 12
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, n = n & 0x7F, n >> 7
-        out.append(low | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _zigzag(n: int) -> bytes:
-    return _varint((n << 1) ^ (n >> 63))
-
-
-def _field(delta: int, kind: int) -> bytes:
-    return bytes([(delta << 4) | kind])
-
-
-def _list(kind: int, size: int) -> bytes:
-    return bytes([(size << 4) | kind]) if size < 15 else bytes([0xF0 | kind]) + _varint(size)
-
-
-def _text(value: bytes) -> bytes:
-    return _varint(len(value)) + value
+from tests.parquet_support import (
+    BINARY,
+    I32,
+    I64,
+    LIST,
+    STRUCT,
+    field,
+    list_header,
+    parquet_project,
+    row_group,
+    sized,
+    write_footer,
+    zigzag,
+)
 
 
 def _footer(groups: int, chunks: int, *, before: bytes = b"") -> bytes:
     """FileMetaData: version 1, a schema of one required INT64 column 'a', 0 rows, ``groups``
     row groups of ``chunks`` column chunks each holding only ``file_offset`` (3 bytes);
     ``before``: fields (full ids) written ahead of the row groups."""
-    root = _field(4, BINARY) + _text(b"schema") + _field(1, I32) + _zigzag(1) + b"\x00"
+    root = field(4, BINARY) + sized(b"schema") + field(1, I32) + zigzag(1) + b"\x00"
     column = (
-        _field(1, I32) + _zigzag(2) + _field(2, I32) + _zigzag(0) + _field(1, BINARY) + _text(b"a")
+        field(1, I32) + zigzag(2) + field(2, I32) + zigzag(0) + field(1, BINARY) + sized(b"a")
     ) + b"\x00"
-    chunk = _field(2, I64) + _zigzag(0) + b"\x00"
-    group = (
-        _field(1, LIST)
-        + _list(STRUCT, chunks)
-        + chunk * chunks
-        + _field(1, I64)
-        + _zigzag(0)
-        + _field(1, I64)
-        + _zigzag(0)
-        + b"\x00"
-    )
-    head = _field(1, I32) + _zigzag(1) + _field(1, LIST) + _list(STRUCT, 2) + root + column
-    rows = _field(1, I64) + _zigzag(0)
+    chunk = field(2, I64) + zigzag(0) + b"\x00"
+    group = row_group(chunk, chunks)
+    head = field(1, I32) + zigzag(1) + field(1, LIST) + list_header(STRUCT, 2) + root + column
+    rows = field(1, I64) + zigzag(0)
     # field 4 (row_groups) by its full id, after ``before``'s fields
-    groups_field = bytes([LIST]) + _zigzag(4) + _list(STRUCT, groups) + group * groups
+    groups_field = bytes([LIST]) + zigzag(4) + list_header(STRUCT, groups) + group * groups
     return head + rows + before + groups_field + b"\x00"
 
 
 def _bomb(path: Path, groups: int = 10, chunks: int = 1_000_000, *, before: bytes = b"") -> Path:
-    footer = _footer(groups, chunks, before=before)
-    path.write_bytes(b"PAR1" + footer + struct.pack("<I", len(footer)) + b"PAR1")
-    return path
+    return write_footer(path, _footer(groups, chunks, before=before))
 
 
 def _project(root: Path, *, streamed: bool, groups: int = 10, chunks: int = 1_000_000) -> Path:
-    root.mkdir(parents=True)
-    shutil.copytree(REPO / "data", root / "data")
-    shutil.copytree(REPO / "keys", root / "keys")
-    text = (REPO / "policy.toml").read_text(encoding="utf-8")
-    old = 'path = "data/breast_cancer.csv"'
-    assert old in text
-    text = text.replace(old, 'path = "data/breast_cancer.parquet"', 1)
-    if streamed:
-        old = "stream_above_mb = 256.0"
-        assert old in text
-        text = text.replace(old, "stream_above_mb = 0.00001", 1)
-    (root / "policy.toml").write_text(text, encoding="utf-8")
-    _bomb(root / "data" / "breast_cancer.parquet", groups, chunks)
-    return root
+    return parquet_project(root, _footer(groups, chunks), streamed=streamed)
 
 
 def _data_gate(root: Path) -> subprocess.CompletedProcess[str]:
@@ -144,7 +104,7 @@ def test_a_row_group_with_more_chunks_than_the_schema_is_refused_not_an_abort(
 def test_a_bomb_behind_a_field_the_walk_cannot_read_is_refused_too(tmp_path: Path) -> None:
     """A footer that stops the walk before its bomb (a field nested past Thrift's limit, or any
     unreadable bytes) is refused, not handed to Arrow unchecked."""
-    deep = bytes([STRUCT]) + _zigzag(900) + _field(1, STRUCT) * 70 + b"\x00" * 71
+    deep = bytes([STRUCT]) + zigzag(900) + field(1, STRUCT) * 70 + b"\x00" * 71
     path = _bomb(tmp_path / "deep.parquet", groups=1, chunks=100, before=deep)
     with pytest.raises(FooterLimit, match=r"cannot be read as Thrift"):
         refuse_large_footer(path, max_bytes=2**30, key="[data.checks].max_file_mb", max_pages=10)
@@ -152,7 +112,7 @@ def test_a_bomb_behind_a_field_the_walk_cannot_read_is_refused_too(tmp_path: Pat
 
 def test_a_footer_of_many_small_fields_stops_at_the_step_budget(tmp_path: Path) -> None:
     """Within the memory bound, the walk itself is bounded: ``max_pages`` x 128 bytes."""
-    noise = bytes([LIST]) + _zigzag(900) + _list(I64, 100_000) + b"\x01" * 100_000
+    noise = bytes([LIST]) + zigzag(900) + list_header(I64, 100_000) + b"\x01" * 100_000
     path = _bomb(tmp_path / "steps.parquet", groups=1, chunks=1, before=noise)
     with pytest.raises(FooterLimit, match=r"more than 51,200 bytes to step through"):
         refuse_large_footer(path, max_bytes=2**30, key="[data.checks].max_file_mb", max_pages=100)

@@ -29,35 +29,27 @@ serving container's image and env written apart from the renderer, trusted-model
 from __future__ import annotations
 
 import copy
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gates._cli import main
 from gates.ci import deploy
 from pipeline.config import LoadedPolicy, load_policy
 from tests.conftest import REPO
-
-
-def _serve(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    container: dict[str, Any] = manifests["deployment.yaml"]["spec"]["template"]["spec"][
-        "containers"
-    ][0]
-    return container
+from tests.deploy_support import deploy_check, edited_project, pod_spec, serving_container
 
 
 def _env(name: str, value: str) -> Callable[[dict[str, dict[str, Any]]], None]:
-    return lambda m: _serve(m)["env"].append({"name": name, "value": value})
+    return lambda m: serving_container(m)["env"].append({"name": name, "value": value})
 
 
 # (id, edit of the rendered manifests, what the finding must name)
 ATTACKS: list[tuple[str, Callable[[dict[str, dict[str, Any]]], None], str]] = [
     (
         "another-image",
-        lambda m: _serve(m).update(image="ghcr.io/attacker/serve@sha256:" + "b" * 64),
+        lambda m: serving_container(m).update(image="ghcr.io/attacker/serve@sha256:" + "b" * 64),
         "image",
     ),
     ("openssl-conf-loads-a-module", _env("OPENSSL_CONF", "/srv/gates/pipeline/zz.cnf"), "OPENSSL"),
@@ -75,36 +67,6 @@ def loaded() -> LoadedPolicy:
     return load_policy(REPO / "policy.toml")
 
 
-def _project(
-    root: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    loaded: LoadedPolicy,
-    edit: Callable[[dict[str, dict[str, Any]]], None] | None,
-) -> Path:
-    """The renderer edited to write ``edit``'s manifests, re-rendered: no drift."""
-    shutil.copy(REPO / "policy.toml", root / "policy.toml")
-    original = deploy._manifests
-
-    def edited(policy: LoadedPolicy) -> dict[str, dict[str, Any]]:
-        manifests = original(policy)
-        if edit is not None:
-            edit(manifests)
-        return manifests
-
-    monkeypatch.setattr(deploy, "_manifests", edited)
-    for relative, text in deploy.render_deploy(loaded).items():
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        (root / relative).write_bytes(text.encode("utf-8"))
-    assert deploy.check_deploy(root, loaded) == ()
-    return root
-
-
-def _check(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    capsys.readouterr()
-    code = main(["ci", "deploy", "--check", "--root", str(root)])
-    return code, capsys.readouterr().out
-
-
 def test_the_rendered_manifests_pass(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -112,7 +74,7 @@ def test_the_rendered_manifests_pass(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Control: the renderer as committed, the check exits 0."""
-    code, out = _check(_project(tmp_path, monkeypatch, loaded, None), capsys)
+    code, out = deploy_check(edited_project(tmp_path, monkeypatch, loaded, None), capsys)
     assert code == 0, out
 
 
@@ -126,20 +88,17 @@ def test_a_deployment_edited_through_the_renderer_is_refused(
     edit: Callable[[dict[str, dict[str, Any]]], None],
     named: str,
 ) -> None:
-    code, out = _check(_project(tmp_path, monkeypatch, loaded, edit), capsys)
+    code, out = deploy_check(edited_project(tmp_path, monkeypatch, loaded, edit), capsys)
     assert code == 1, out
     assert f"{deploy.K8S_DIR}/deployment.yaml: " in out, out
     assert named in out, out
 
 
-def _pod(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    pod: dict[str, Any] = manifests["deployment.yaml"]["spec"]["template"]["spec"]
-    return pod
-
-
 def _twin(name: str) -> Callable[[dict[str, dict[str, Any]]], None]:
     """A second container in the pod, a copy of the serving one under another name."""
-    return lambda m: _pod(m)["containers"].append({**copy.deepcopy(_serve(m)), "name": name})
+    return lambda m: pod_spec(m)["containers"].append(
+        {**copy.deepcopy(serving_container(m)), "name": name}
+    )
 
 
 # Found beside the four (red before: exit 0): another container in the pod, every setting of
@@ -147,7 +106,9 @@ def _twin(name: str) -> Callable[[dict[str, dict[str, Any]]], None]:
 MORE: list[tuple[str, Callable[[dict[str, dict[str, Any]]], None], str]] = [
     (
         "an-init-container",
-        lambda m: _pod(m).update(initContainers=[{**copy.deepcopy(_serve(m)), "name": "init"}]),
+        lambda m: pod_spec(m).update(
+            initContainers=[{**copy.deepcopy(serving_container(m)), "name": "init"}]
+        ),
         "initContainers",
     ),
     ("a-second-container", _twin("two"), "spec.template.spec.containers: expected one"),
@@ -164,7 +125,7 @@ def test_another_container_or_variable_source_is_refused(
     edit: Callable[[dict[str, dict[str, Any]]], None],
     named: str,
 ) -> None:
-    code, out = _check(_project(tmp_path, monkeypatch, loaded, edit), capsys)
+    code, out = deploy_check(edited_project(tmp_path, monkeypatch, loaded, edit), capsys)
     assert code == 1, out
     assert f"{deploy.K8S_DIR}/deployment.yaml: " in out, out
     assert named in out, out
@@ -185,13 +146,15 @@ def with_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, LoadedPoli
 
 
 def _keys_var(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    entry: dict[str, Any] = _serve(manifests)["env"][1]
+    entry: dict[str, Any] = serving_container(manifests)["env"][1]
     assert entry["name"] == "GATES_SERVE_API_KEYS"
     return entry
 
 
 def _keys_volume(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    volume: dict[str, Any] = next(v for v in _pod(manifests)["volumes"] if v["name"] == "api-keys")
+    volume: dict[str, Any] = next(
+        v for v in pod_spec(manifests)["volumes"] if v["name"] == "api-keys"
+    )
     return volume
 
 
@@ -209,7 +172,7 @@ KEYS: list[tuple[str, Callable[[dict[str, dict[str, Any]]], None] | None, str]] 
     ),
     (
         "key-file-mounted-over",
-        lambda m: _serve(m)["volumeMounts"].append(
+        lambda m: serving_container(m)["volumeMounts"].append(
             {"name": "tmp", "mountPath": "/run/secrets/gates/api-keys", "subPath": "k"}
         ),
         "volumeMounts /run/secrets/gates",
@@ -230,9 +193,9 @@ def test_the_api_key_file_is_the_operators_secret(
     """With ``require_api_key``: the variable, the mount and the volume the renderer writes
     pass (control); each pointed elsewhere is refused (red before: exit 0)."""
     text, variant = with_keys
-    root = _project(tmp_path, monkeypatch, variant, edit)
+    root = edited_project(tmp_path, monkeypatch, variant, edit)
     (root / "policy.toml").write_text(text, encoding="utf-8")
-    code, out = _check(root, capsys)
+    code, out = deploy_check(root, capsys)
     if edit is None:
         assert code == 0, out
         return

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import base64
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,6 +30,7 @@ import pytest
 from pipeline.data import read_table
 from pipeline.errors import DataError
 from pipeline.parquet_footer import FIELD_BYTES, refuse_large_footer
+from tests.parquet_support import arrow_growth, read_varint
 
 BOUND = 64 << 20
 
@@ -128,31 +127,8 @@ def named(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _grown(path: Path) -> int:
-    """The peak memory growth of ``pq.ParquetFile(path)`` in a fresh interpreter (its own
-    ``VmHWM``: ``ru_maxrss`` carries the parent's peak across ``exec``, so a child of a large
-    pytest process measured no growth at all, q2, 7 December), the largest of three."""
-    child = (
-        "import re, sys, pyarrow.parquet as pq\n"
-        "def peak():\n"
-        "    with open('/proc/self/status') as status:\n"
-        "        return int(re.search(r'VmHWM:\\s+(\\d+)', status.read())[1]) * 1024\n"
-        "before = peak()\n"
-        "pq.ParquetFile(sys.argv[1])\n"
-        "print(peak() - before)\n"
-    )
-    grown = []
-    for _ in range(3):
-        done = subprocess.run(
-            [sys.executable, "-I", "-c", child, str(path)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        grown.append(int(done.stdout))
-        if grown[-1] > BOUND:
-            break
-    return max(grown)
+    """Arrow's peak memory growth opening ``path``, the largest of three measurements."""
+    return arrow_growth(path, tries=3, enough=BOUND)
 
 
 def test_arrow_builds_the_shared_fields_when_it_opens_the_file(planted: Path) -> None:
@@ -194,12 +170,7 @@ def test_the_key_is_found_whatever_the_order_of_its_fields(planted: Path, tmp_pa
     order): still the stored schema Arrow decodes, still refused."""
     raw = planted.read_bytes()
     at = raw.index(b"\x18\x0cARROW:schema\x18") + 14
-    width, end = 0, at + 1
-    for shift in range(0, 35, 7):  # the value's length, a varint
-        width |= (raw[end] & 0x7F) << shift
-        end += 1
-        if raw[end - 1] < 0x80:
-            break
+    width, end = read_varint(raw, at + 1)  # the value's length
     value = raw[at + 1 : end + width]  # its length and bytes
     swapped = b"\x28" + value + b"\x08\x02\x0cARROW:schema"
     footer = struct.unpack("<I", raw[-8:-4])[0] + len(swapped) - (end + width - (at - 14))
@@ -220,12 +191,7 @@ def test_a_key_value_list_of_another_type_is_refused(tmp_path: Path) -> None:
     raw = path.read_bytes()
     # field 5: a list of one KeyValue {ARROW:schema: its value}, replaced by one byte 7
     head = raw.index(b"\x19\x1c\x18\x0cARROW:schema\x18")
-    width, end = 0, head + 17
-    for shift in range(0, 35, 7):  # the value's length, a varint
-        width |= (raw[end] & 0x7F) << shift
-        end += 1
-        if raw[end - 1] < 0x80:
-            break
+    width, end = read_varint(raw, head + 17)  # the value's length
     end += width + 1  # the value and the KeyValue's end
     assert raw[end - 1] == 0
     footer = struct.unpack("<I", raw[-8:-4])[0] - (end - head) + 3

@@ -28,19 +28,22 @@ name renders (``KINDS``), and the pod's volumes are the renderer's kinds (``empt
 from __future__ import annotations
 
 import copy
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gates._cli import main
 from gates.ci import deploy
 from pipeline.config import LoadedPolicy, load_policy
 from tests.conftest import REPO
-
-Manifests = dict[str, dict[str, Any]]
+from tests.deploy_support import (
+    Manifests,
+    deploy_check,
+    edited_project,
+    pod_spec,
+    serving_container,
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +51,9 @@ def loaded() -> LoadedPolicy:
     return load_policy(REPO / "policy.toml")
 
 
-def _pod(manifests: Manifests) -> dict[str, Any]:
-    pod: dict[str, Any] = manifests["deployment.yaml"]["spec"]["template"]["spec"]
-    return pod
-
-
-def _serve(manifests: Manifests) -> dict[str, Any]:
-    container: dict[str, Any] = _pod(manifests)["containers"][0]
-    return container
-
-
 def _root_pod(manifests: Manifests) -> dict[str, Any]:
     """A pod spec that breaks every rule: root, privileged, another image, the node's /."""
-    pod = copy.deepcopy(_pod(manifests))
+    pod = copy.deepcopy(pod_spec(manifests))
     container = pod["containers"][0]
     container["image"] = "ghcr.io/attacker/miner:latest"
     container["command"] = ["/bin/sh", "-c", "cat /host/etc/shadow"]
@@ -86,8 +79,8 @@ def _template(manifests: Manifests) -> dict[str, Any]:
 
 
 def _host_path(manifests: Manifests) -> None:
-    _pod(manifests)["volumes"].append({"name": "node", "hostPath": {"path": "/"}})
-    _pod(manifests)["containers"][0]["volumeMounts"].append(
+    pod_spec(manifests)["volumes"].append({"name": "node", "hostPath": {"path": "/"}})
+    pod_spec(manifests)["containers"][0]["volumeMounts"].append(
         {"name": "node", "mountPath": "/node", "readOnly": False}
     )
 
@@ -148,7 +141,7 @@ ATTACKS: list[tuple[str, Callable[[Manifests], None], str, str]] = [
     ),
     (
         "a-poststart-hook",
-        lambda m: _serve(m).update(
+        lambda m: serving_container(m).update(
             lifecycle={"postStart": {"exec": {"command": ["/bin/sh", "-c", "exec evil"]}}}
         ),
         "deployment.yaml",
@@ -156,7 +149,7 @@ ATTACKS: list[tuple[str, Callable[[Manifests], None], str, str]] = [
     ),
     (
         "an-exec-startup-probe",
-        lambda m: _serve(m).update(
+        lambda m: serving_container(m).update(
             startupProbe={"exec": {"command": ["/bin/sh", "-c", "exec evil"]}, "periodSeconds": 5}
         ),
         "deployment.yaml",
@@ -164,31 +157,33 @@ ATTACKS: list[tuple[str, Callable[[Manifests], None], str, str]] = [
     ),
     (
         "a-service-account",
-        lambda m: _pod(m).update(serviceAccountName="cluster-admin-sa"),
+        lambda m: pod_spec(m).update(serviceAccountName="cluster-admin-sa"),
         "deployment.yaml",
         "serviceAccountName: expected none",
     ),
     (
         "the-token-mounted",
-        lambda m: _pod(m).update(automountServiceAccountToken=True),
+        lambda m: pod_spec(m).update(automountServiceAccountToken=True),
         "deployment.yaml",
         "automountServiceAccountToken: expected false",
     ),
     (
         "apparmor-unconfined",
-        lambda m: _serve(m)["securityContext"].update(appArmorProfile={"type": "Unconfined"}),
+        lambda m: serving_container(m)["securityContext"].update(
+            appArmorProfile={"type": "Unconfined"}
+        ),
         "deployment.yaml",
         "securityContext.appArmorProfile: expected none",
     ),
     (
         "proc-unmasked",
-        lambda m: _serve(m)["securityContext"].update(procMount="Unmasked"),
+        lambda m: serving_container(m)["securityContext"].update(procMount="Unmasked"),
         "deployment.yaml",
         "securityContext.procMount: expected none",
     ),
     (
         "pod-sysctls",
-        lambda m: _pod(m)["securityContext"].update(
+        lambda m: pod_spec(m)["securityContext"].update(
             sysctls=[{"name": "kernel.shm_rmid_forced", "value": "0"}]
         ),
         "deployment.yaml",
@@ -203,36 +198,6 @@ ATTACKS: list[tuple[str, Callable[[Manifests], None], str, str]] = [
 ]
 
 
-def _project(
-    root: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    loaded: LoadedPolicy,
-    edit: Callable[[Manifests], None] | None,
-) -> Path:
-    """The renderer edited to write ``edit``'s manifests, re-rendered: no drift."""
-    shutil.copy(REPO / "policy.toml", root / "policy.toml")
-    original = deploy._manifests
-
-    def edited(policy: LoadedPolicy) -> Manifests:
-        manifests = original(policy)
-        if edit is not None:
-            edit(manifests)
-        return manifests
-
-    monkeypatch.setattr(deploy, "_manifests", edited)
-    for relative, text in deploy.render_deploy(loaded).items():
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        (root / relative).write_bytes(text.encode("utf-8"))
-    assert deploy.check_deploy(root, loaded) == ()
-    return root
-
-
-def _check(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    capsys.readouterr()
-    code = main(["ci", "deploy", "--check", "--root", str(root)])
-    return code, capsys.readouterr().out
-
-
 def test_the_rendered_manifests_pass(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -240,7 +205,7 @@ def test_the_rendered_manifests_pass(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Control: the renderer as committed, the check exits 0."""
-    code, out = _check(_project(tmp_path, monkeypatch, loaded, None), capsys)
+    code, out = deploy_check(edited_project(tmp_path, monkeypatch, loaded, None), capsys)
     assert code == 0, out
 
 
@@ -257,7 +222,7 @@ def test_a_workload_rendered_under_another_kind_is_refused(
     file: str,
     named: str,
 ) -> None:
-    code, out = _check(_project(tmp_path, monkeypatch, loaded, edit), capsys)
+    code, out = deploy_check(edited_project(tmp_path, monkeypatch, loaded, edit), capsys)
     assert code == 1, out
     assert f"{deploy.K8S_DIR}/{file}: " in out, out
     assert named in out, out

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import pytest
 
-from gates._cli import main
 from gates.ci import deploy
 from pipeline.config import LoadedPolicy, load_policy
 from tests.conftest import REPO
+from tests.deploy_support import deploy_check, edit_deployment_text, render_into
 
 IMAGE_LINE = "        image: gates-serve:latest\n"
 SECCOMP = "          seccompProfile:\n            type: RuntimeDefault\n"
@@ -67,22 +67,8 @@ def loaded() -> LoadedPolicy:
 
 def _project(root: Path, monkeypatch: pytest.MonkeyPatch, loaded: LoadedPolicy, edit) -> Path:
     """The renderer edited to write ``edit``'s text for deployment.yaml: no drift."""
-    shutil.copy(REPO / "policy.toml", root / "policy.toml")
-    original = deploy.render_deploy
-    name = f"{deploy.K8S_DIR}/deployment.yaml"
-
-    def edited(policy: LoadedPolicy) -> dict[str, str]:
-        files = original(policy)
-        changed = edit(files[name])
-        assert changed != files[name]
-        return {**files, name: changed}
-
-    monkeypatch.setattr(deploy, "render_deploy", edited)
-    for relative, text in deploy.render_deploy(loaded).items():
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        (root / relative).write_bytes(text.encode("utf-8"))
-    assert deploy.check_deploy(root, loaded) == ()
-    return root
+    edit_deployment_text(monkeypatch, edit)
+    return render_into(root, loaded)
 
 
 @pytest.mark.parametrize("edit", [e[1] for e in EDITS], ids=[e[0] for e in EDITS])
@@ -93,10 +79,7 @@ def test_a_manifest_kubectl_reads_otherwise_is_refused(
     capsys: pytest.CaptureFixture[str],
     edit,
 ) -> None:
-    root = _project(tmp_path, monkeypatch, loaded, edit)
-    capsys.readouterr()
-    code = main(["ci", "deploy", "--check", "--root", str(root)])
-    out = capsys.readouterr().out
+    code, out = deploy_check(_project(tmp_path, monkeypatch, loaded, edit), capsys)
     assert code == 1, out
     assert f"{deploy.K8S_DIR}/deployment.yaml:" in out, out
     assert "expected no YAML" in out, out

@@ -22,11 +22,6 @@ is charged ``PATH_COPIES`` times.
 
 from __future__ import annotations
 
-import os
-import shutil
-import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -36,77 +31,37 @@ import pytest
 from pipeline.data import read_table
 from pipeline.errors import DataError
 from pipeline.parquet_footer import refuse_large_footer
+from tests.hostile_support import GATE_CHILD, run_child
+from tests.parquet_support import (
+    BINARY,
+    DOUBLE,
+    I32,
+    I64,
+    LIST,
+    STRUCT,
+    arrow_growth,
+    field,
+    list_header,
+    parquet_project,
+    row_group,
+    sized,
+    write_footer,
+    zigzag,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 BOUND = 64 << 20
-I32, I64, DOUBLE, BINARY, LIST, STRUCT = 5, 6, 7, 8, 9, 12
 # A column chunk that is also 8 bytes of a "double": file_offset 0, five true bools, its end.
 CHUNK = bytes([0x26, 0x00, 0x11, 0x11, 0x11, 0x11, 0x11, 0x00])
-# argv: the code's folder, the project, then the CLI's arguments; the gates before 'data' are
-# recorded as PASSED in run 'r' (as tests/attacks/test_redteam10_parquet_footer.py does).
-_CHILD = """
-import os, resource, sys
-resource.setrlimit(resource.RLIMIT_AS, (3 << 30,) * 2)
-sys.path.insert(0, sys.argv[1])
-from pathlib import Path
-root = Path(sys.argv[2])
-os.chdir(root)
-from gates.base import GateResult, Status
-from gates.inputs import input_digests
-from gates.registry import GATES
-from pipeline.config import load_policy
-
-inputs = input_digests(load_policy(root / "policy.toml"))
-(root / "reports").mkdir(exist_ok=True)
-for spec in GATES:
-    if spec.name == "data":
-        break
-    passed = GateResult(spec.name, Status.PASSED, "ok", "r", inputs=inputs)
-    (root / "reports" / f"{spec.name}.json").write_text(passed.to_json(), encoding="utf-8")
-os.environ["GATES_RUN_ID"] = "r"
-from gates._cli import main
-sys.exit(main(sys.argv[3:]))
-"""
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, n = n & 0x7F, n >> 7
-        out.append(low | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _zigzag(n: int) -> bytes:
-    return _varint((n << 1) ^ (n >> 63))
-
-
-def _field(delta: int, kind: int) -> bytes:
-    return bytes([(delta << 4) | kind])
-
-
-def _list(kind: int, size: int) -> bytes:
-    return bytes([(size << 4) | kind]) if size < 15 else bytes([0xF0 | kind]) + _varint(size)
-
-
-def _text(value: bytes) -> bytes:
-    return _varint(len(value)) + value
 
 
 def _element(name: bytes, *, children: int = 0, physical: int | None = None) -> bytes:
     """A ``SchemaElement``: a group of ``children`` or a required leaf of ``physical`` type."""
-    head = _field(1, I32) + _zigzag(physical) if physical is not None else b""
+    head = field(1, I32) + zigzag(physical) if physical is not None else b""
     delta = 2 if physical is not None else 3
-    body = _field(delta, I32) + _zigzag(0) + _field(1, BINARY) + _text(name)
+    body = field(delta, I32) + zigzag(0) + field(1, BINARY) + sized(name)
     if children:
-        body += _field(1, I32) + _zigzag(children)
+        body += field(1, I32) + zigzag(children)
     return head + body + b"\x00"
-
-
-def _write(path: Path, footer: bytes) -> Path:
-    path.write_bytes(b"PAR1" + footer + struct.pack("<I", len(footer)) + b"PAR1")
-    return path
 
 
 def _paths_footer(name: int, leaves: int) -> bytes:
@@ -116,8 +71,8 @@ def _paths_footer(name: int, leaves: int) -> bytes:
         + _element(b"x" * name, children=leaves)
         + b"".join(_element(b"a%d" % k, physical=1) for k in range(leaves))
     )
-    head = _field(1, I32) + _zigzag(1) + _field(1, LIST) + _list(STRUCT, 2 + leaves) + schema
-    return head + _field(1, I64) + _zigzag(0) + _field(1, LIST) + _list(STRUCT, 0) + b"\x00"
+    head = field(1, I32) + zigzag(1) + field(1, LIST) + list_header(STRUCT, 2 + leaves) + schema
+    return head + field(1, I64) + zigzag(0) + field(1, LIST) + list_header(STRUCT, 0) + b"\x00"
 
 
 def _typed_footer(
@@ -126,53 +81,26 @@ def _typed_footer(
     """FileMetaData: one column 'a', ``groups`` row groups whose ``columns`` list is declared of
     ``chunk_type`` and holds ``chunks`` times ``chunk`` (8-byte column chunks by default)."""
     schema = _element(b"schema", children=1) + _element(b"a", physical=2)
-    group = (
-        _field(1, LIST)
-        + _list(chunk_type, chunks)
-        + chunk * chunks
-        + _field(1, I64)
-        + _zigzag(0)
-        + _field(1, I64)
-        + _zigzag(0)
-        + b"\x00"
-    )
-    head = _field(1, I32) + _zigzag(1) + _field(1, LIST) + _list(STRUCT, 2) + schema
-    rows = _field(1, I64) + _zigzag(0)
-    return head + rows + _field(1, LIST) + _list(STRUCT, groups) + group * groups + b"\x00"
+    group = row_group(chunk, chunks, kind=chunk_type)
+    head = field(1, I32) + zigzag(1) + field(1, LIST) + list_header(STRUCT, 2) + schema
+    rows = field(1, I64) + zigzag(0)
+    return head + rows + field(1, LIST) + list_header(STRUCT, groups) + group * groups + b"\x00"
 
 
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1,000 leaves under one group named by 1 MB: a 1 MB file, 1 GB of dotted paths."""
-    return _write(tmp_path_factory.mktemp("paths") / "data.parquet", _paths_footer(1 << 20, 1000))
+    return write_footer(
+        tmp_path_factory.mktemp("paths") / "data.parquet", _paths_footer(1 << 20, 1000)
+    )
 
 
 @pytest.fixture(scope="module")
 def typed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 row groups of 1,000,000 column chunks declared as doubles: a 32 MB file."""
-    return _write(tmp_path_factory.mktemp("typed") / "data.parquet", _typed_footer(4, 1_000_000))
-
-
-def _grown(path: Path) -> int:
-    """The peak memory growth of ``pq.ParquetFile(path)`` in a fresh interpreter (its own
-    ``VmHWM``, as tests/attacks/test_redteam11_parquet_schema.py measures it)."""
-    child = (
-        "import re, sys, pyarrow.parquet as pq\n"
-        "def peak():\n"
-        "    with open('/proc/self/status') as status:\n"
-        "        return int(re.search(r'VmHWM:\\s+(\\d+)', status.read())[1]) * 1024\n"
-        "before = peak()\n"
-        "pq.ParquetFile(sys.argv[1])\n"
-        "print(peak() - before)\n"
+    return write_footer(
+        tmp_path_factory.mktemp("typed") / "data.parquet", _typed_footer(4, 1_000_000)
     )
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", child, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return int(done.stdout)
 
 
 @pytest.mark.parametrize("name", ["paths", "typed"])
@@ -182,7 +110,7 @@ def test_arrow_builds_the_footer_far_past_its_size(
     """The premises, measured: each file makes Arrow grow by more than 30 times its size and
     more than ``BOUND`` when it opens it."""
     path: Path = request.getfixturevalue(name)
-    grown = _grown(path)
+    grown = arrow_growth(path)
     assert grown > BOUND
     assert grown > 30 * path.stat().st_size
 
@@ -199,32 +127,32 @@ def test_the_reader_refuses_it_before_arrow_opens_it(
 @pytest.mark.parametrize(
     ("where", "footer"),
     [
-        ("RowGroup.columns", _typed_footer(1, 20, chunk_type=BINARY, chunk=_text(CHUNK[:2]))),
+        ("RowGroup.columns", _typed_footer(1, 20, chunk_type=BINARY, chunk=sized(CHUNK[:2]))),
         ("RowGroup.columns", _typed_footer(1, 20, chunk_type=13, chunk=CHUNK * 2)),  # UUIDs
         (
             "FileMetaData.row_groups",
-            _field(1, I32)
-            + _zigzag(1)
-            + _field(1, LIST)
-            + _list(STRUCT, 2)
+            field(1, I32)
+            + zigzag(1)
+            + field(1, LIST)
+            + list_header(STRUCT, 2)
             + _element(b"schema", children=1)
             + _element(b"a", physical=2)
-            + _field(1, I64)
-            + _zigzag(0)
-            + _field(1, LIST)
-            + _list(3, 3)  # three "bytes": three empty row groups for Arrow
+            + field(1, I64)
+            + zigzag(0)
+            + field(1, LIST)
+            + list_header(3, 3)  # three "bytes": three empty row groups for Arrow
             + b"\x00\x00\x00"
             + b"\x00",
         ),
         (
             "FileMetaData.schema",
-            _field(1, I32)
-            + _zigzag(1)
-            + _field(1, LIST)
-            + _list(BINARY, 1)
-            + _text(_element(b"schema")[:-1])
-            + _field(1, I64)
-            + _zigzag(0)
+            field(1, I32)
+            + zigzag(1)
+            + field(1, LIST)
+            + list_header(BINARY, 1)
+            + sized(_element(b"schema")[:-1])
+            + field(1, I64)
+            + zigzag(0)
             + b"\x00",
         ),
     ],
@@ -235,23 +163,9 @@ def test_a_parquet_list_declared_of_another_type_is_refused(
 ) -> None:
     """A list Parquet defines, declared of another element type (valid Thrift; no writer
     writes one): Arrow reads other structures there than the walk steps through."""
-    path = _write(tmp_path / "data.parquet", footer)
+    path = write_footer(tmp_path / "data.parquet", footer)
     with pytest.raises(DataError, match=rf"data\.parquet: .*{where} .*is declared of type"):
         refuse_large_footer(path, max_bytes=BOUND, key="k", max_pages=1000)
-
-
-def _project(root: Path, footer: bytes) -> Path:
-    root.mkdir(parents=True)
-    shutil.copytree(REPO / "data", root / "data")
-    shutil.copytree(REPO / "keys", root / "keys")
-    text = (REPO / "policy.toml").read_text(encoding="utf-8")
-    old = 'path = "data/breast_cancer.csv"'
-    assert old in text
-    (root / "policy.toml").write_text(
-        text.replace(old, 'path = "data/breast_cancer.parquet"', 1), encoding="utf-8"
-    )
-    _write(root / "data" / "breast_cancer.parquet", footer)
-    return root
 
 
 @pytest.mark.parametrize(
@@ -265,17 +179,8 @@ def _project(root: Path, footer: bytes) -> Path:
 def test_the_data_gate_refuses_it_naming_the_file(tmp_path: Path, footer: bytes, said: str) -> None:
     """Through the real command, in memory (``max_file_mb``, 2 GiB), Arrow's address space
     held to 3 GiB: one finding naming the file, no traceback (red before: Arrow read them)."""
-    root = _project(tmp_path / "project", footer)
-    env = {k: v for k, v in os.environ.items() if k != "GATES_RUN_ID"}
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(REPO), str(root), "run", "data", "--no-cache"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=root,
-        env=env,
-    )
+    root = parquet_project(tmp_path / "project", footer)
+    done = run_child(GATE_CHILD, root, "run", "data", "--no-cache", timeout=300)
     out = done.stdout + done.stderr
     assert done.returncode != 0, out
     assert "breast_cancer.parquet" in out, out

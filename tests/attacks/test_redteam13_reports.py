@@ -15,37 +15,20 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from gates.base import Finding, GateResult, Location, Status
+from gates.base import Finding, Location, Status
 from gates.feedback import junit
 from gates.feedback.bundle import ReportBundle
-from gates.feedback.collect import GateView, RunView
+from gates.feedback.collect import GateView
 from gates.sarif_log import own_run, uri_path
+from tests.feedback_support import gate_result, run_bundle
 
 
 def _bundle(tmp_path: Path, findings: list[Finding], *, summary: str = "s") -> ReportBundle:
-    result = GateResult(
-        gate="data",
-        status=Status.FAILED,
-        summary=summary,
-        run_id="r1",
-        inputs={},
-        findings=tuple(findings),
-        duration_seconds=0.5,
-        started="2026-12-07T00:00:00+00:00",
-        artifacts={},
+    result = gate_result(
+        "data", Status.FAILED, findings, summary=summary, started="2026-12-07T00:00:00+00:00"
     )
-    (tmp_path / "policy.toml").write_text("[data]\nlabel = 'y'\n")
-    return ReportBundle(
-        view=RunView(run_id="r1", gates=(GateView("data", "", result),)),
-        root=tmp_path,
-        reports_dir=tmp_path,
-        policy_file="policy.toml",
-        commit="abc",
-        deltas=(),
-        findings=(),
-        history=(),
-        head="0" * 64,
-    )
+    views = (GateView("data", "", result),)
+    return run_bundle(tmp_path, views, policy="[data]\nlabel = 'y'\n")
 
 
 # Characters XML 1.0 forbids beyond the C0 controls junit.py already drops: U+FFFE and U+FFFF

@@ -12,7 +12,7 @@ from gates.data_integrity import DataGate
 from pipeline.config import DataPolicy
 from pipeline.poison import label_baseline, screen
 from pipeline.profile import DataProfile, build_profile
-from tests.contract_support import ID_COLUMN, data_policy, floats
+from tests.contract_support import ID_COLUMN, data_policy, floats, two_classes
 
 SEED = 7
 ONLY_LABELS = {
@@ -32,13 +32,7 @@ def _contract() -> DataPolicy:
 
 def _overlapping(n: int = 600, *, seed: int = 0) -> pd.DataFrame:
     """Two clean classes one standard deviation apart: about 30% of rows sit on the wrong side."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 2
-    x = rng.normal(0.0, 1.0, (n, 4)) + np.where(y[:, None] == 1, 0.5, 0.0)
-    frame = pd.DataFrame(x, columns=[f"x{j}" for j in range(4)])
-    frame.insert(0, "id", np.arange(1, n + 1, dtype=float))
-    frame["y"] = pd.Series(np.where(y == 1, "b", "a"), dtype="string")
-    return frame
+    return two_classes(n, shift=0.5, seed=seed)
 
 
 def _approved(frame: pd.DataFrame, contract: DataPolicy, *, rates: bool = True) -> DataProfile:

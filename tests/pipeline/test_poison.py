@@ -23,7 +23,7 @@ from pipeline.poison import (
     screen,
 )
 from pipeline.profile import build_profile
-from tests.contract_support import ID_COLUMN, data_policy, floats
+from tests.contract_support import ID_COLUMN, data_policy, floats, labelled_frame, two_classes
 
 SEED = 7
 
@@ -34,13 +34,7 @@ def _contract(**checks: object) -> DataPolicy:
 
 def _blobs(n: int = 240, *, seed: int = 0) -> pd.DataFrame:
     """Two well-separated Gaussian blobs: clean data on which nothing should be flagged."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 2
-    x = rng.normal(0.0, 1.0, (n, 4)) + np.where(y[:, None] == 1, 4.0, 0.0)
-    frame = pd.DataFrame(x, columns=[f"x{j}" for j in range(4)])
-    frame.insert(0, "id", np.arange(1, n + 1, dtype=float))
-    frame["y"] = pd.Series(np.where(y == 1, "b", "a"), dtype="string")
-    return frame
+    return two_classes(n, shift=4.0, seed=seed)
 
 
 def test_duplicates_flag_copies_and_conflicting_labels_only():
@@ -326,11 +320,7 @@ def _correlated(n: int = 400, *, seed: int = 0) -> pd.DataFrame:
     y = np.arange(n) % 2
     base = rng.normal(0.0, 1.0, (n, 4))
     base[:, 1] = 0.95 * base[:, 0] + 0.3 * rng.normal(0.0, 1.0, n)
-    x = base + np.where(y[:, None] == 1, 3.0, 0.0)
-    frame = pd.DataFrame(x, columns=[f"x{j}" for j in range(4)])
-    frame.insert(0, "id", np.arange(1, n + 1, dtype=float))
-    frame["y"] = pd.Series(np.where(y == 1, "b", "a"), dtype="string")
-    return frame
+    return labelled_frame(base + np.where(y[:, None] == 1, 3.0, 0.0), y)
 
 
 def _only_means(**more: object) -> DataPolicy:

@@ -15,6 +15,7 @@ from pipeline.errors import DataError
 from pipeline.rowscore import score_every_row
 from pipeline.stream import scan
 from tests.contract_support import data_policy, floats
+from tests.stream_support import scan_and_score
 
 _FEATURES = 6
 _ROWS = 1500
@@ -47,20 +48,7 @@ def _table(path: Path) -> DataPolicy:
 
 
 def _score(path: Path, data: DataPolicy, **options: object) -> list[tuple[str, list[int]]]:
-    first = scan(path, data, chunk_rows=250, sample_rows=400, seed=11)
-    assert first.sample is not None
-    assert len(first.sample) < first.rows
-    found, seconds = score_every_row(
-        path,
-        data,
-        first.sample,
-        rows=first.rows,
-        chunk_rows=250,
-        max_bytes=None,
-        seed=11,
-        signature=first.signature,
-        **options,  # type: ignore[arg-type]
-    )
+    _, found, seconds = scan_and_score(path, data, chunk_rows=250, **options)
     assert {"fit_on_sample", "score_every_row", "label_decision"} <= set(seconds)
     return [(f.check, f.rows.tolist()) for f in found]
 

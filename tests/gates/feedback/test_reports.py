@@ -297,10 +297,10 @@ def test_findings_of_every_severity_map_to_sarif_and_code_quality_levels():
 
 
 def _bundle_with_every_status(tmp_path):
-    from gates.base import GateResult, Location, Status
-    from gates.feedback.bundle import ReportBundle
-    from gates.feedback.collect import GateView, RunView
+    from gates.base import Location, Status
+    from gates.feedback.collect import GateView
     from gates.feedback.trends import Delta
+    from tests.feedback_support import gate_result, run_bundle
 
     views = []
     for number, status in enumerate(Status):
@@ -311,29 +311,16 @@ def _bundle_with_every_status(tmp_path):
             location=Location(path="policy.toml", line=3),
             policy_key="[x].y",
         )
-        result = GateResult(
-            gate=f"g{number}",
-            status=status,
-            summary=f"{status.value} summary <tag>",
-            run_id="r1",
-            inputs={},
-            findings=(finding,),
-            duration_seconds=0.5,
-            started="2026-11-22T00:00:00+00:00",
+        result = gate_result(
+            f"g{number}", status, (finding,), summary=f"{status.value} summary <tag>"
         )
         views.append(GateView(f"g{number}", "", result))
     views.append(GateView("gate", "", None, "no report"))
-    view = RunView(run_id="r1", gates=tuple(views))
-    return ReportBundle(
-        view=view,
-        root=tmp_path,
-        reports_dir=tmp_path,
-        policy_file="policy.toml",
-        commit="abc",
+    return run_bundle(
+        tmp_path,
+        views,
         deltas=(Delta("cv.accuracy.mean", 0.9, 0.95, None),),
         findings=(Finding("FB101", "drop", severity=Severity.WARNING),),
-        history=(),
-        head="0" * 64,
     )
 
 
@@ -483,36 +470,18 @@ def test_merged_sarif_names_a_real_information_uri(failed_run, monkeypatch, tmp_
 
 
 def _bundle(tmp_path, findings, *, gate="audit", artifacts=None):
-    from gates.base import GateResult, Status
-    from gates.feedback.bundle import ReportBundle
-    from gates.feedback.collect import GateView, RunView
+    from gates.base import Status
+    from gates.feedback.collect import GateView
+    from tests.feedback_support import gate_result, run_bundle
 
-    result = GateResult(
-        gate=gate,
-        status=Status.FAILED
-        if any(f.severity is Severity.ERROR for f in findings)
-        else Status.PASSED,
-        summary="s",
-        run_id="r1",
-        inputs={},
-        findings=tuple(findings),
-        duration_seconds=0.5,
-        started="2026-11-22T00:00:00+00:00",
-        artifacts=artifacts or {},
+    failed = any(f.severity is Severity.ERROR for f in findings)
+    result = gate_result(
+        gate, Status.FAILED if failed else Status.PASSED, findings, artifacts=artifacts
     )
-    (tmp_path / "policy.toml").write_text("[audit]\nmax_age_days = 90\n\n[cv]\nfolds = 5\n")
-    return ReportBundle(
-        view=RunView(
-            run_id="r1", gates=(GateView(gate, "", result), GateView("gate", "", None, "no report"))
-        ),
-        root=tmp_path,
-        reports_dir=tmp_path,
-        policy_file="policy.toml",
-        commit="abc",
-        deltas=(),
-        findings=(),
-        history=(),
-        head="0" * 64,
+    return run_bundle(
+        tmp_path,
+        (GateView(gate, "", result), GateView("gate", "", None, "no report")),
+        policy="[audit]\nmax_age_days = 90\n\n[cv]\nfolds = 5\n",
     )
 
 
