@@ -869,7 +869,7 @@ class ServeMonitor(_Strict):
     drift_window: Annotated[int, Field(ge=10, le=1_000_000)] = 1000
     # Clients (API key names, else addresses) with a drift window of their own, the first seen;
     # later ones share one (label "other"): memory and a scrape's work stay bounded.
-    drift_clients: Annotated[int, Field(ge=1, le=1000)] = 16
+    drift_clients: Annotated[int, Field(ge=1, le=256)] = 16
     isolation_trees: Annotated[int, Field(ge=10, le=1000)] = 100
 
 
