@@ -867,6 +867,9 @@ class ServeMonitor(_Strict):
     """[serve.monitor]: input drift over a sliding window and the anomaly score of live rows."""
 
     drift_window: Annotated[int, Field(ge=10, le=1_000_000)] = 1000
+    # Clients (API key names, else addresses) with a drift window of their own, the first seen;
+    # later ones share one (label "other"): memory and a scrape's work stay bounded.
+    drift_clients: Annotated[int, Field(ge=1, le=256)] = 16
     isolation_trees: Annotated[int, Field(ge=10, le=1000)] = 100
 
 
@@ -906,6 +909,10 @@ class ServeDeploy(_Strict):
     allowed_namespaces: Annotated[tuple[K8sName, ...], Strict(False), Field(min_length=1)] = (
         "ingress",
     )
+    # The Deployment mounts the operator's Secret <name>-metrics-keys read-only and points
+    # $GATES_SERVE_METRICS_KEYS at its file: /metrics then answers that token from any
+    # address (a scraper off the pod). False: /metrics answers only the pod's loopback.
+    metrics_token: bool = False
 
     @model_validator(mode="after")
     def _replica_range(self) -> Self:

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from gates.ci import Drift, drifts
+from gates.service.auth import METRICS_ENV
 from pipeline.config import LoadedPolicy
 from pipeline.promotion import HEAD_ENV
 
@@ -140,6 +141,12 @@ def registry_head_secret(loaded: LoadedPolicy) -> str:
     return f"{_name(loaded)}-registry-head"
 
 
+def metrics_secret(loaded: LoadedPolicy) -> str:
+    """The Secret the operator writes the metrics-token file into (key ``keys``), with
+    ``[serve.deploy].metrics_token``."""
+    return f"{_name(loaded)}-metrics-keys"
+
+
 def _meta(loaded: LoadedPolicy) -> dict[str, Any]:
     return {
         "name": _name(loaded),
@@ -208,9 +215,18 @@ def _manifests(loaded: LoadedPolicy) -> dict[str, dict[str, Any]]:
         container["volumeMounts"].append(
             {"name": "api-keys", "mountPath": "/run/secrets/gates", "readOnly": True}
         )
+    if deploy.metrics_token:
+        # The metrics-token file the same way: /metrics then answers a scraper off the pod
+        # (Prometheus) that presents the token, and nobody without it.
+        container["env"].append({"name": METRICS_ENV, "value": "/run/secrets/gates-metrics/keys"})
+        container["volumeMounts"].append(
+            {"name": "metrics-keys", "mountPath": "/run/secrets/gates-metrics", "readOnly": True}
+        )
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
     if serve.require_api_key:
         volumes.append({"name": "api-keys", "secret": {"secretName": f"{_name(loaded)}-api-keys"}})
+    if deploy.metrics_token:
+        volumes.append({"name": "metrics-keys", "secret": {"secretName": metrics_secret(loaded)}})
     if serve.spool.enabled:
         spool = f"{APP_DIR}/{serve.spool.dir}"
         container["volumeMounts"].append({"name": "spool", "mountPath": spool})
@@ -520,6 +536,7 @@ def _deployment_findings(
             findings.extend(_entry_findings(where, container))
             findings.extend(_allowed_findings(where, container, loaded))
             findings.extend(_api_keys_findings(where, container, pod, loaded))
+            findings.extend(_metrics_keys_findings(where, container, pod, loaded))
     findings.extend(_pod_shape_findings(path, pod))
     findings.extend(_volume_findings(path, pod))
     findings.extend(_key_findings(path, pod, containers))
@@ -693,6 +710,9 @@ def _entry_findings(where: str, container: dict[str, Any]) -> list[str]:
 # Where the renderer mounts the operator's API-key Secret, and the file the variable names.
 API_KEYS_DIR = "/run/secrets/gates"
 API_KEYS_FILE = f"{API_KEYS_DIR}/api-keys"
+# The same for the metrics-token Secret ([serve.deploy].metrics_token; the Secret's key ``keys``).
+METRICS_KEYS_DIR = "/run/secrets/gates-metrics"
+METRICS_KEYS_FILE = f"{METRICS_KEYS_DIR}/keys"
 
 
 def container_env(loaded: LoadedPolicy) -> list[dict[str, Any]]:
@@ -704,7 +724,8 @@ def container_env(loaded: LoadedPolicy) -> list[dict[str, Any]]:
     deploy time, never committed) or ``GATES_SERVE_API_KEYS`` pointing at a key file the tree
     holds re-renders without drift, and is still refused here (red team 11). The pin comes
     from the operator's Secret; the API-key file, with ``require_api_key``, from the Secret
-    mounted at ``API_KEYS_DIR``; nothing else.
+    mounted at ``API_KEYS_DIR``; with ``[serve.deploy].metrics_token``, the metrics-token file
+    from the Secret mounted at ``METRICS_KEYS_DIR``; nothing else.
     """
     serve = loaded.policy.serve
     env: list[dict[str, Any]] = [
@@ -721,6 +742,8 @@ def container_env(loaded: LoadedPolicy) -> list[dict[str, Any]]:
     ]
     if serve.require_api_key:
         env.append({"name": serve.api_keys_env, "value": API_KEYS_FILE})
+    if serve.deploy.metrics_token:
+        env.append({"name": METRICS_ENV, "value": METRICS_KEYS_FILE})
     return env
 
 
@@ -785,7 +808,38 @@ def _api_keys_findings(
         return []
     volume = {"name": "api-keys", "secret": {"secretName": f"{_name(loaded)}-api-keys"}}
     mount = {"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True}
-    keys = PurePosixPath(API_KEYS_DIR)
+    return _secret_mount_findings(where, container, pod, volume=volume, mount=mount, what="API-key")
+
+
+def _metrics_keys_findings(
+    where: str, container: dict[str, Any], pod: dict[str, Any], loaded: LoadedPolicy | None
+) -> list[str]:
+    """With ``[serve.deploy].metrics_token``, the metrics-token file is the operator's Secret:
+    mounted read-only at ``METRICS_KEYS_DIR`` from ``<name>-metrics-keys`` and nothing else
+    over, inside or above that folder (a hostPath, a ConfigMap, an emptyDir an init step
+    fills: a token the pull request knows opens every client's figures)."""
+    if loaded is None or not loaded.policy.serve.deploy.metrics_token:
+        return []
+    volume = {"name": "metrics-keys", "secret": {"secretName": metrics_secret(loaded)}}
+    mount = {"name": "metrics-keys", "mountPath": METRICS_KEYS_DIR, "readOnly": True}
+    return _secret_mount_findings(
+        where, container, pod, volume=volume, mount=mount, what="metrics-token"
+    )
+
+
+def _secret_mount_findings(
+    where: str,
+    container: dict[str, Any],
+    pod: dict[str, Any],
+    *,
+    volume: dict[str, Any],
+    mount: dict[str, Any],
+    what: str,
+) -> list[str]:
+    """Exactly ``mount`` of exactly ``volume`` at ``mount``'s path: no other mount over,
+    inside or above it, no other volume of that name."""
+    folder = str(mount["mountPath"])
+    keys = PurePosixPath(folder)
     near = []
     for found in container.get("volumeMounts") or []:
         path = str(found.get("mountPath", "")) if isinstance(found, dict) else ""
@@ -793,11 +847,11 @@ def _api_keys_findings(
         if target == keys or keys in target.parents or target in keys.parents:
             near.append(found)
     volumes = [v for v in pod.get("volumes") or [] if isinstance(v, dict)]
-    named = [v for v in volumes if v.get("name") == "api-keys"]
+    named = [v for v in volumes if v.get("name") == volume["name"]]
     if near != [mount] or named != [volume]:
         return [
-            f"{where}: volumeMounts {API_KEYS_DIR}: expected only {mount!r} from volume "
-            f"{volume!r} (the operator's API-key Secret), found mounts {str(near)[:300]}, "
+            f"{where}: volumeMounts {folder}: expected only {mount!r} from volume "
+            f"{volume!r} (the operator's {what} Secret), found mounts {str(near)[:300]}, "
             f"volumes {str(named)[:300]}"
         ]
     return []

@@ -155,7 +155,7 @@ def create_app(service: Service) -> Starlette:
         # the prediction (the thread and the loop then take turns at the GIL on every call that
         # releases it; docs/serving.md, "Where the time went").
         body = _predict(service, features)
-        service.live.add(features)
+        service.live.add(features, client)  # the window all share, and the client's own
         labels = [str(label) for label in body["labels"]]
         for label, count in Counter(labels).items():  # one increment per class, not per row
             service.metrics.predictions.labels(label).inc(count)

@@ -6,9 +6,12 @@ latency histogram, rejections by reason (the contract rule, ``rate_limit``, ``in
 their body bytes in flight, and two views of live
 data that are computed when ``/metrics`` is scraped, off the request path: PSI per column over
 a sliding window of the last ``[serve.monitor].drift_window`` served rows against the approved
-profile in the data lock, and the IsolationForest score of each row served since the last
-scrape (a forest fitted at start on the approved data; at most ``_PENDING_ROWS`` rows wait,
-older ones are counted as unscored).
+profile in the data lock, all clients together and each client's own (the guard's identity:
+the API key's name, else the address; at most ``[serve.monitor].drift_clients`` clients keep
+a window of their own, the first ones seen, and every later one shares the ``OVERFLOW``
+window, so a flood of keys or addresses adds no window), and the IsolationForest score of
+each row served since the last scrape (a forest fitted at start on the approved data; at most
+``_PENDING_ROWS`` rows wait, older ones are counted as unscored).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ _PENDING_ROWS = 10_000
 REFRESH_SECONDS = 1.0
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ANOMALY_BUCKETS = (0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9)
+# The client label of the window every client past [serve.monitor].drift_clients shares. A
+# client's own label is the guard's identity, "key:<name>" or "addr:<address>": never this.
+OVERFLOW = "other"
 
 
 class Metrics:
@@ -80,6 +86,20 @@ class Metrics:
         self.window_rows = Gauge(
             "gates_serve_drift_window_rows", "Served rows in the drift window", registry=r
         )
+        self.client_drift = Gauge(
+            "gates_serve_client_input_drift_psi",
+            "PSI of one client's sliding window of served rows against the approved profile "
+            f"(client: key:<name> or addr:<address>; {OVERFLOW!r}: the clients past "
+            "[serve.monitor].drift_clients together)",
+            ["client", "column"],
+            registry=r,
+        )
+        self.client_window_rows = Gauge(
+            "gates_serve_client_drift_window_rows",
+            "Served rows in one client's drift window",
+            ["client"],
+            registry=r,
+        )
         self.anomaly = Histogram(
             "gates_serve_anomaly_score",
             "IsolationForest score of served rows (0.5 typical, near 1 isolated)",
@@ -100,8 +120,28 @@ class Metrics:
         info.labels(model_name, run_id, sha256).set(1)
 
 
+class Window:
+    """The last ``size`` served rows (whole tables: at most one table's rows more), and
+    whether rows came since the last refresh."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.chunks: deque[pd.DataFrame] = deque()
+        self.rows = 0
+        self.changed = False
+
+    def add(self, features: pd.DataFrame) -> None:
+        """Keep ``features``, dropping the oldest tables no longer needed for ``size`` rows."""
+        self.chunks.append(features)
+        self.rows += len(features)
+        while self.chunks and self.rows - len(self.chunks[0]) >= self.size:
+            self.rows -= len(self.chunks.popleft())
+        self.changed = True
+
+
 class LiveData:
-    """The sliding window for drift and the rows waiting for an anomaly score."""
+    """The sliding windows for drift (all clients, each client) and the rows waiting for an
+    anomaly score."""
 
     def __init__(
         self,
@@ -110,26 +150,31 @@ class LiveData:
         reference: DataProfile | None,
         forest: Any | None,
         window: int,
+        clients: int = 16,
     ) -> None:
         self.metrics = metrics
         self.reference = reference
         self.forest = forest
         self.window = window
+        self.max_clients = clients  # windows of their own; later clients share OVERFLOW's
         self._lock = threading.Lock()
-        self._chunks: deque[pd.DataFrame] = deque()
-        self._rows = 0
+        self._all = Window(window)
+        self._clients: dict[str, Window] = {}
         self._pending: deque[pd.DataFrame] = deque()
         self._pending_rows = 0
         self._refreshing = threading.Lock()  # one refresh at a time
         self._next_refresh = 0.0  # time.monotonic() from which a scrape refreshes again
 
-    def add(self, features: pd.DataFrame) -> None:
-        """Keep a served, contract-clean table for the next refresh."""
+    def add(self, features: pd.DataFrame, client: str = OVERFLOW) -> None:
+        """Keep a served, contract-clean table of ``client``'s for the next refresh."""
         with self._lock:
-            self._chunks.append(features)
-            self._rows += len(features)
-            while self._chunks and self._rows - len(self._chunks[0]) >= self.window:
-                self._rows -= len(self._chunks.popleft())
+            self._all.add(features)
+            own = self._clients.get(client)
+            if own is None:
+                named = len(self._clients) - (OVERFLOW in self._clients)
+                key = client if named < self.max_clients else OVERFLOW
+                own = self._clients.setdefault(key, Window(self.window))
+            own.add(features)
             if self.forest is not None:
                 self._pending.append(features)
                 self._pending_rows += len(features)
@@ -145,16 +190,29 @@ class LiveData:
         from pipeline.profile import DriftCounts  # noqa: PLC0415
 
         with self._lock:
-            chunks, pending = list(self._chunks), list(self._pending)
+            pending = list(self._pending)
             self._pending.clear()
             self._pending_rows = 0
-        if chunks and self.reference is not None:
+            # Only the windows rows came to since the last refresh: an idle client costs none.
+            windows: list[tuple[str | None, Window]] = [(None, self._all)]
+            windows += list(self._clients.items())
+            changed = [(name, list(w.chunks)) for name, w in windows if w.changed]
+            for _, w in windows:
+                w.changed = False
+        for name, chunks in changed:
+            if not chunks or self.reference is None:
+                continue
             window = pd.concat(chunks).tail(self.window)
-            self.metrics.window_rows.set(len(window))
             counts = DriftCounts(self.reference)
             counts.add(window)
+            if name is None:
+                self.metrics.window_rows.set(len(window))
+                for drift in counts.drift():
+                    self.metrics.drift.labels(drift.column).set(drift.psi)
+                continue
+            self.metrics.client_window_rows.labels(name).set(len(window))
             for drift in counts.drift():
-                self.metrics.drift.labels(drift.column).set(drift.psi)
+                self.metrics.client_drift.labels(name, drift.column).set(drift.psi)
         if pending and self.forest is not None:
             rows = pd.concat(pending)
             for score in self.forest.scores(rows):

@@ -137,7 +137,13 @@ def build_service(
     entry = lock.files.get(lock_key(signed, signed.resolve(data.path)))
     reference = None if entry is None else (entry.reference or entry.profile)
     forest = _forest(signed, logger)
-    live = LiveData(metrics, reference=reference, forest=forest, window=serve.monitor.drift_window)
+    live = LiveData(
+        metrics,
+        reference=reference,
+        forest=forest,
+        window=serve.monitor.drift_window,
+        clients=serve.monitor.drift_clients,
+    )
     spool = Spool(serve, policy.resolve(serve.spool.dir)) if serve.spool.enabled else None
     return Service(
         served=served,
