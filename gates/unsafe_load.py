@@ -1690,10 +1690,7 @@ class _Checker:
         self._name_answers: dict[tuple[int, str, str, bool], bool] = {}
         self._name_words: dict[tuple[int, str], list[list[ast.expr | str]]] = {}
         self._following_params: set[tuple[int, str]] = set()  # parameters followed to calls
-        self._elsewhere: dict[str, bool] = {}  # names another scanned module uses
-        self._bare: bool | None = None  # a scanned module names a bare python (PATH)
         self._follow_imports = True  # the folder rule follows names imported from scanned modules
-        self._set_attributes: dict[str, bool] = {}
         self._others: dict[int, _Checker] = {}
 
     def resolve(self, node: ast.expr, scope: _Scope) -> _Values:
@@ -2030,25 +2027,8 @@ class _Checker:
     def _attribute_set(self, attr: str) -> bool:
         """A scanned module sets an attribute ``attr`` on anything (``m.REPO = ...``,
         ``setattr(m, "REPO", ...)``) or calls ``setattr`` with a computed name."""
-        if attr not in self._set_attributes:
-            modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
-            self._set_attributes[attr] = any(
-                (
-                    isinstance(n, ast.Attribute)
-                    and n.attr == attr
-                    and not isinstance(n.ctx, ast.Load)
-                )
-                or (
-                    isinstance(n, ast.Call)
-                    and isinstance(n.func, ast.Name)
-                    and n.func.id == "setattr"
-                    and len(n.args) > 1
-                    and _literal_str(n.args[1]) in (None, attr)
-                )
-                for m in modules.values()
-                for n in ast.walk(m.tree)
-            )
-        return self._set_attributes[attr]
+        index = self.module.project.names_index()
+        return attr in index.set_attributes or index.computed_setattr
 
     def _other(self, module: _Module) -> _Checker:
         """A checker of another scanned module (no findings of its own: only its answers)."""
@@ -2973,17 +2953,8 @@ class _Checker:
 
     def _named_elsewhere(self, name: str) -> bool:
         """Another module scanned with this one names ``name`` (it may call the function)."""
-        if name not in self._elsewhere:
-            others = {id(m): m for ms in self.module.project.modules.values() for m in ms}
-            others.pop(id(self.module), None)
-            self._elsewhere[name] = any(
-                (isinstance(n, ast.Name) and n.id == name)
-                or (isinstance(n, ast.Attribute) and n.attr == name)
-                or (isinstance(n, ast.alias) and name in (n.asname, n.name.rpartition(".")[2]))
-                for m in others.values()
-                for n in ast.walk(m.tree)
-            )
-        return self._elsewhere[name]
+        users = self.module.project.names_index().users.get(name, set())
+        return bool(users - {id(self.module)})
 
     def _this_file(self, node: ast.expr, scope: _Scope) -> bool:
         """``__file__`` (never rebound), under ``str``/``os.fspath``/``Path``/``abspath``/
@@ -3184,7 +3155,29 @@ class _Checker:
 
     def _own_folder(self, node: ast.expr, scope: _Scope) -> bool:
         """The running interpreter's own folder: ``os.path.dirname(sys.executable)``,
-        ``sysconfig.get_path("scripts")``."""
+        ``Path(sys.executable).parent``, ``sysconfig.get_path("scripts")``."""
+        if (
+            isinstance(node, ast.Call)
+            and len(node.args) == 1
+            and not node.keywords
+            and "builtins.str" in _names(self.resolve(node.func, scope))
+        ):
+            node = node.args[0]  # str(Path(sys.executable).parent)
+        if isinstance(node, ast.Attribute) and node.attr == "parent":
+            inner = node.value
+            if (
+                isinstance(inner, ast.Call)
+                and isinstance(inner.func, ast.Attribute)
+                and inner.func.attr == "resolve"
+                and not inner.args
+            ):
+                inner = inner.func.value
+            return (
+                isinstance(inner, ast.Call)
+                and len(inner.args) == 1
+                and "pathlib.Path" in _names(self.resolve(inner.func, scope))
+                and bool(_names(self.resolve(inner.args[0], scope)) & _INTERPRETER_NAMES)
+            )
         if not isinstance(node, ast.Call) or len(node.args) != 1 or node.keywords:
             return False
         funcs = _names(self.resolve(node.func, scope))
@@ -3197,11 +3190,7 @@ class _Checker:
     def _bare_python(self) -> bool:
         """A module scanned with this one names a bare ``python``/``python3`` (found by PATH)
         in a string that is not a docstring."""
-        if self._bare is None:
-            modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
-            modules[id(self.module)] = self.module
-            self._bare = any(_names_bare_python(m.tree) for m in modules.values())
-        return self._bare
+        return self.module.project.names_index().bare_python or _names_bare_python(self.module.tree)
 
     def _env_value_ok(  # noqa: PLR0911 - one per variable
         self, name: str, value: ast.expr, scope: _Scope
@@ -4801,6 +4790,40 @@ class _Checker:
 # --- the modules scanned together -------------------------------------------------------------
 
 
+@dataclass
+class _NamesIndex:
+    """What SAST107 asks of every module scanned together (built once per scan)."""
+
+    users: dict[str, set[int]] = field(default_factory=dict)  # name -> ids of modules using it
+    set_attributes: set[str] = field(default_factory=set)  # m.X = ..., setattr(m, "X", ...)
+    computed_setattr: bool = False  # setattr(m, name, ...) with a computed name
+    bare_python: bool = False
+
+    def add(self, module: _Module) -> None:
+        for n in ast.walk(module.tree):
+            if isinstance(n, ast.Name):
+                self.users.setdefault(n.id, set()).add(id(module))
+            elif isinstance(n, ast.Attribute):
+                self.users.setdefault(n.attr, set()).add(id(module))
+                if not isinstance(n.ctx, ast.Load):
+                    self.set_attributes.add(n.attr)
+            elif isinstance(n, ast.alias):
+                for name in {n.asname, n.name.rpartition(".")[2]} - {None}:
+                    self.users.setdefault(str(name), set()).add(id(module))
+            elif (
+                isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Name)
+                and n.func.id == "setattr"
+                and len(n.args) > 1
+            ):
+                name = _literal_str(n.args[1])
+                if name is None:
+                    self.computed_setattr = True
+                else:
+                    self.set_attributes.add(name)
+        self.bare_python = self.bare_python or _names_bare_python(module.tree)
+
+
 class _Project:
     """The modules scanned together: a name imported from one of them is followed into it."""
 
@@ -4819,6 +4842,17 @@ class _Project:
         self._cuts = 0
         self._expanding: set[str] = set()  # names being expanded (a cycle stops there)
         self.looking_up: set[tuple[int, str]] = set()  # (class scope, attribute) under way
+        self._names_index: _NamesIndex | None = None
+
+    def names_index(self) -> _NamesIndex:
+        """Which scanned modules use each name, set attributes, name a bare python (SAST107),
+        worked out once for all of them."""
+        if self._names_index is None:
+            index = _NamesIndex()
+            for module in {id(m): m for ms in self.modules.values() for m in ms}.values():
+                index.add(module)
+            self._names_index = index
+        return self._names_index
 
     def cut(self) -> None:
         """A value left out because it leads back into itself: results meanwhile are not final."""

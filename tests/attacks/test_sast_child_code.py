@@ -354,6 +354,10 @@ ALLOWED = {
         'env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}\n'
         'subprocess.run(["python3", "src/model_io.py"], env=env)\n'
     ),
+    "PATH led by Path(sys.executable).parent": (
+        'os.environ["PATH"] = f"{Path(sys.executable).resolve().parent}:{os.environ[\'PATH\']}"\n'
+        'subprocess.run(["python3", "src/model_io.py"])\n'
+    ),
     "PATH set where no bare python runs": (
         'subprocess.run(["git", "status"], env={"PATH": str(ROOT / "bin")})\n'
     ),
