@@ -2027,7 +2027,7 @@ class _Checker:
     def _attribute_set(self, attr: str) -> bool:
         """A scanned module sets an attribute ``attr`` on anything (``m.REPO = ...``,
         ``setattr(m, "REPO", ...)``) or calls ``setattr`` with a computed name."""
-        index = self.module.project.names_index()
+        index = self._index()
         return attr in index.set_attributes or index.computed_setattr
 
     def _other(self, module: _Module) -> _Checker:
@@ -2704,9 +2704,10 @@ class _Checker:
             word = line[at]
             options = [word] if isinstance(word, str) else self.module.texts(word, scope)
             option = options[0] if options and len(options) == 1 else ""
-            if not option.startswith("-") or option == "--":
-                return None  # sh script.sh: a shell script, not Python
-            if "c" in option[1:] and option[1:].isalpha():
+            if option == "--":
+                return None
+            # sh -o pipefail -c ...: words between options are read past (fail closed)
+            if option.startswith("-") and "c" in option[1:] and option[1:].isalpha():
                 command = line[at + 1]
                 lines: list[list[ast.expr | str]] = (
                     [list(_shell_words(command))]
@@ -2886,6 +2887,11 @@ class _Checker:
         outer = defining.parent
         if outer is None or self._named_elsewhere(function.name):
             return None
+        plain = {"staticmethod", "classmethod"}
+        if any(not (isinstance(d, ast.Name) and d.id in plain) for d in function.decorator_list):
+            return None  # @click.command, @app.route ...: called by a framework, with its input
+        if function.name.startswith("__") or function.name in self._index().strings:
+            return None  # Cls(x) calls __init__; globals()["f"](x), getattr(m, "f")(x)
         args = function.args
         positional = [a.arg for a in [*args.posonlyargs, *args.args]]
         position = positional.index(name) if name in positional else None
@@ -2953,8 +2959,15 @@ class _Checker:
 
     def _named_elsewhere(self, name: str) -> bool:
         """Another module scanned with this one names ``name`` (it may call the function)."""
-        users = self.module.project.names_index().users.get(name, set())
+        users = self._index().users.get(name, set())
         return bool(users - {id(self.module)})
+
+    def _index(self) -> _NamesIndex:
+        """The project's names index, with this module in it (code from a string is not)."""
+        index = self.module.project.names_index()
+        if id(self.module) not in index.modules:
+            index.add(self.module)
+        return index
 
     def _this_file(self, node: ast.expr, scope: _Scope) -> bool:
         """``__file__`` (never rebound), under ``str``/``os.fspath``/``Path``/``abspath``/
@@ -3146,12 +3159,51 @@ class _Checker:
     def _old_path(self, node: ast.expr, scope: _Scope) -> bool:
         """``os.environ["PATH"]``, ``env.get("PATH", "")``, ``os.getenv("PATH")``."""
         if isinstance(node, ast.Subscript):
-            return self.module.texts(node.slice, scope) == ["PATH"]
+            path = self.module.texts(node.slice, scope) == ["PATH"]
+            return path and self._environ(node.value, scope, 0)
         if not isinstance(node, ast.Call) or not node.args:
             return False
-        reads = isinstance(node.func, ast.Attribute) and node.func.attr == "get"
-        reads |= bool(_names(self.resolve(node.func, scope)) & _ENV_READS)
+        func = node.func
+        reads = bool(_names(self.resolve(func, scope)) & _ENV_READS)
+        reads |= (
+            isinstance(func, ast.Attribute)
+            and func.attr == "get"
+            and self._environ(func.value, scope, 0)
+        )
         return reads and self.module.texts(node.args[0], scope) == ["PATH"]
+
+    def _environ(self, node: ast.expr, scope: _Scope, depth: int) -> bool:
+        """``os.environ``, or a name bound only to copies of it (``dict(os.environ)``,
+        ``os.environ.copy()``, ``{**os.environ, ...}``): its PATH is what the process had
+        unless written, and a write is judged where it is."""
+        if "os.environ" in _names(self.resolve(node, scope)):
+            return True
+        if depth > _MAX_DEPTH or not isinstance(node, ast.Name):
+            return False
+        defining = self.module.defining(node.id, scope)
+        bound = defining.bindings.get(node.id, []) if defining else []
+        return bool(bound) and all(
+            b.expr is not None
+            and b.scope is not None
+            and not b.path
+            and self._environ_copy(b.expr, b.scope, depth + 1)
+            for b in bound
+        )
+
+    def _environ_copy(self, node: ast.expr, scope: _Scope, depth: int) -> bool:
+        if isinstance(node, ast.Dict):
+            pairs = zip(node.keys, node.values, strict=True)
+            return any(k is None and self._environ(v, scope, depth) for k, v in pairs)
+        if not isinstance(node, ast.Call):
+            return False
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "copy" and not node.args:
+            return self._environ(func.value, scope, depth)
+        return (
+            "builtins.dict" in _names(self.resolve(func, scope))
+            and bool(node.args)
+            and self._environ(node.args[0], scope, depth)
+        )
 
     def _own_folder(self, node: ast.expr, scope: _Scope) -> bool:
         """The running interpreter's own folder: ``os.path.dirname(sys.executable)``,
@@ -3190,7 +3242,7 @@ class _Checker:
     def _bare_python(self) -> bool:
         """A module scanned with this one names a bare ``python``/``python3`` (found by PATH)
         in a string that is not a docstring."""
-        return self.module.project.names_index().bare_python or _names_bare_python(self.module.tree)
+        return self._index().bare_python
 
     def _env_value_ok(  # noqa: PLR0911 - one per variable
         self, name: str, value: ast.expr, scope: _Scope
@@ -4795,12 +4847,18 @@ class _NamesIndex:
     """What SAST107 asks of every module scanned together (built once per scan)."""
 
     users: dict[str, set[int]] = field(default_factory=dict)  # name -> ids of modules using it
+    strings: set[str] = field(default_factory=set)  # identifiers written as strings (lookups)
+    modules: set[int] = field(default_factory=set)
     set_attributes: set[str] = field(default_factory=set)  # m.X = ..., setattr(m, "X", ...)
     computed_setattr: bool = False  # setattr(m, name, ...) with a computed name
     bare_python: bool = False
 
     def add(self, module: _Module) -> None:
+        self.modules.add(id(module))
+        self._joined(module)
         for n in ast.walk(module.tree):
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.isidentifier():
+                self.strings.add(n.value)
             if isinstance(n, ast.Name):
                 self.users.setdefault(n.id, set()).add(id(module))
             elif isinstance(n, ast.Attribute):
@@ -4822,6 +4880,17 @@ class _NamesIndex:
                 else:
                     self.set_attributes.add(name)
         self.bare_python = self.bare_python or _names_bare_python(module.tree)
+
+    def _joined(self, module: _Module) -> None:
+        """A bare python spelled ``"pyth" + "on3"`` or as an f-string of literals."""
+        inner: set[int] = set()  # the parts of a sum, read with the whole
+        for n in ast.walk(module.tree):
+            if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add):
+                inner.update((id(n.left), id(n.right)))
+        for n in ast.walk(module.tree):
+            if isinstance(n, ast.BinOp | ast.JoinedStr) and id(n) not in inner:
+                text = _literal_str(n)
+                self.bare_python |= text is not None and _bare_python_text(text)
 
 
 class _Project:
@@ -5085,9 +5154,15 @@ def _names_bare_python(tree: ast.AST) -> bool:
         isinstance(n, ast.Constant)
         and isinstance(n.value, str)
         and id(n) not in docstrings
-        and "python" in n.value
-        and any(_INTERPRETER.fullmatch(w) for w in _shell_words(n.value))
+        and _bare_python_text(n.value)
         for n in ast.walk(tree)
+    )
+
+
+def _bare_python_text(text: str) -> bool:
+    """A word of ``text`` is a bare ``python``/``python3`` (a program PATH finds)."""
+    return ("python" in text or "pypy" in text) and any(
+        _INTERPRETER.fullmatch(w) for w in _shell_words(text)
     )
 
 

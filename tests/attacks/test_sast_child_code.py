@@ -223,6 +223,32 @@ HELPERS = {
         'script("src/model_io.py")\n'
     ),
 }
+# Bypasses of this branch's first version (each passed it: red), found reviewing it as an attacker.
+SECOND_LOOK = {
+    "a decorated helper a framework calls": (
+        "import click\n@click.command()\n@click.argument('p')\n"
+        'def script(p):\n    return subprocess.run(["python3", p])\nscript("src/model_io.py")\n'
+    ),
+    "__init__ called by the class": (
+        "class Runner:\n    def __init__(self, p):\n"
+        '        subprocess.run(["python3", p])\n'
+        '    def again(self):\n        self.__init__("src/model_io.py")\n'
+        'Runner("data/evil.py")\n'
+    ),
+    "the helper looked up by a string": (
+        'def script(p):\n    return subprocess.run(["python3", p])\n'
+        'script("src/model_io.py")\nglobals()["script"]("data/evil.py")\n'
+    ),
+    "sh -o pipefail -c": ('subprocess.run(["bash", "-o", "pipefail", "-c", "python3 " + path])\n'),
+    "PATH's old value read from a mapping the module made": (
+        "import json\nd = json.loads(text)\n"
+        'os.environ["PATH"] = d["PATH"]\nsubprocess.run(["python3", "src/model_io.py"])\n'
+    ),
+    "python spelled as a sum": (
+        'exe = "pyth" + "on3"\nos.environ["PATH"] = "data"\n'
+        'subprocess.run([exe, "src/model_io.py"])\n'
+    ),
+}
 # Gap 5: a command line built by a call, or run by a shell, naming Python with a computed part.
 SHELLS = {
     "shlex.split": 'import shlex\nsubprocess.run(shlex.split("python3 " + path))\n',
@@ -278,9 +304,9 @@ SEARCH_PATHS = {
 }
 
 
-@pytest.mark.parametrize("plant", [*HELPERS, *SHELLS, *SEARCH_PATHS])
+@pytest.mark.parametrize("plant", [*HELPERS, *SECOND_LOOK, *SHELLS, *SEARCH_PATHS])
 def test_helpers_shells_and_search_paths_are_sast107(plant: str) -> None:
-    source = {**HELPERS, **SHELLS, **SEARCH_PATHS}[plant]
+    source = {**HELPERS, **SECOND_LOOK, **SHELLS, **SEARCH_PATHS}[plant]
     found = scan_source(HEAD + source, path="src/model_io.py")
     assert "SAST107" in {f.rule for f in found}, found
     assert all(f.line > 3 for f in found)
