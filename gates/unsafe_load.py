@@ -107,7 +107,17 @@ whoever wrote the bytes. Rules:
   project's unscanned code; the others (``PYTHONSTARTUP``, ``PYTHONUSERBASE``,
   ``PYTHONINSPECT``, ``PYTHONPYCACHEPREFIX`` ...) to anything. A variable named at run time
   written into ``os.environ`` itself (``os.environ[k] = v``, ``os.putenv(k, v)``,
-  ``os.environ.update(mapping)``) fails closed. SAST102 also covers the standard library's
+  ``os.environ.update(mapping)``) fails closed. A script that is a parameter of the function
+  running it (``def script(p): run(["python3", p])``) is followed to the function's calls in the
+  module, each of which must pass a scanned file (passed around, ``*args``, named by another
+  scanned module or not called here: fail closed). A command line built by a call
+  (``shlex.split``, ``str.split``, ``" ".join``, ``%``, ``.format``) is read as its words, a
+  shell command line command by command (``;``, ``&&``, ``|``, ``$(...)``), and ``sh -c TEXT``
+  reads TEXT as one. ``PATH`` set in any mapping where a scanned module names a bare ``python``
+  must keep the folders before its old value the interpreter's own or the system's
+  (``shutil.which("python3", path=...)`` too). The folder rule (SAST107's scripts and
+  ``PYTHONPATH``, SAST102's ``sys.path``) follows ``from m import ROOT`` into a module ``m``
+  scanned with this one, unless a scanned module sets an attribute of that name. SAST102 also covers the standard library's
   path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
   ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,
   ``sys.executable``) by assignment, ``setattr``, ``__setattr__``, ``vars(m)[...]`` or a write
@@ -152,9 +162,10 @@ not listed above, and their own aliases (``sklearn.utils.np``); code the import 
 itself (``.pth`` files, ``sitecustomize``, a planted module shadowing an installed one,
 ``zipimport``); a ``python -c`` inside a nested shell (``sh -c "python -c ..."``); files
 outside ``[sast].paths``. For SAST107: a program computed at run time that is not recognisably
-Python (``subprocess.run([exe, path])`` with ``exe`` a parameter), a command line built by a
-call (``shlex.split(text)``), passed in as a parameter or taken from a loop, ``PATH`` changed
-so that a bare ``python`` is another program, ``PYTHON*`` variables written under a name
+Python (``subprocess.run([exe, path])`` with ``exe`` a parameter), a whole command line
+passed in as a parameter or taken from a loop (a shell string is read only where it runs),
+``PATH`` changed in a project that names no bare ``python`` while a program it starts runs one,
+``PYTHON*`` variables written under a name
 computed at run time into a mapping other than ``os.environ`` (``env[k] = v``). For SAST106: a setting whose name and value are both computed from
 a mapping this check cannot read (a parameter's ``**kwargs``, ``json.load(f)``), a mapping key
 that is computed (``d[k] = False`` is everywhere), a value read from a file or the environment
@@ -611,6 +622,17 @@ _PATH_CALLS = frozenset(
     {"builtins.str", "os.fspath", "pathlib.Path", "os.path.abspath", "os.path.realpath"}
 )
 _SET_EXECUTABLE = "set_executable"
+# Shells whose ``-c`` runs a command string (``sh -c "python3 " + path``): read as one.
+_SHELLS = frozenset(["sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"])
+# Calls that build a command line from their one argument's words (``shlex.split(text)``,
+# ``shlex.join(words)``); ``text.split()``, ``" ".join(words)`` and ``"...".format(...)`` too.
+_COMMAND_BUILDERS = frozenset(["shlex.split", "shlex.join", "subprocess.list2cmdline"])
+# Placeholders of %-formatting and str.format, read as words of a command line.
+_PERCENT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*\d*(?:\.\d+)?[a-zA-Z%]")
+_BRACES = re.compile(r"\{\{|\}\}|\{[^{}]*\}")
+_MARK = re.compile("\x00([0-9]+)\x00")
+# Folders a child's PATH may put before the one it had (the system's own, never the tree's).
+_SYSTEM_FOLDERS = ("/usr/", "/bin", "/sbin")
 _MAX_COMMANDS = 16  # spellings of one command line followed (names bound several times)
 # Programs that run the rest of their command line (``env PYTHONPATH=x python ...``,
 # ``nice -n 10 python ...``): Python after them is the program; after any other word
@@ -1660,13 +1682,16 @@ class _Checker:
         self._cut_entries = 0  # cycles met while reading them
         # sys.path values: a name's answer, once known (False while it is being worked out,
         # so names bound to each other end, and each name costs one pass however it is reached)
-        self._folder_names: dict[tuple[str, int], bool] = {}
+        self._folder_names: dict[tuple[str, int, bool], bool] = {}
         self._binding_counts: dict[str, int] = {}
         self._following: set[tuple[int, str]] = set()  # names whose constants are being read
         self._in_place: dict[str, bool] = {}  # names of lists changed in place (command lines)
         # command lines: a name's answer, once known (False / itself while being worked out)
         self._name_answers: dict[tuple[int, str, str, bool], bool] = {}
         self._name_words: dict[tuple[int, str], list[list[ast.expr | str]]] = {}
+        self._following_params: set[tuple[int, str]] = set()  # parameters followed to calls
+        self._follow_imports = True  # the folder rule follows names imported from scanned modules
+        self._others: dict[int, _Checker] = {}
 
     def resolve(self, node: ast.expr, scope: _Scope) -> _Values:
         return self.module.resolve(node, scope)
@@ -1967,12 +1992,49 @@ class _Checker:
         ``ROOT = join(dirname(__file__), ".."); ROOT = normpath(ROOT)`` (sympy's spelling)."""
         if name == "__file__":
             return self._bindings(name) == 0
+        if depth > _MAX_DEPTH:
+            return False
+        imported = self._imported(ast.Name(id=name), scope) if self._follow_imports else None
+        if imported is not None:
+            other, attr = imported
+            return self._other(other)._file_name(attr, other.top, depth + 1)
         defining = self.module.defining(name, scope)
-        key = (name, id(defining))
+        key = (name, id(defining), self._follow_imports)
         if key not in self._folder_names:
             self._folder_names[key] = False
             self._folder_names[key] = self._folder_bindings(name, defining, depth)
         return self._folder_names[key]
+
+    def _imported(self, node: ast.expr, scope: _Scope) -> tuple[_Module, str] | None:
+        """``REPO`` bound once in this module, by ``from tests.conftest import REPO``, where
+        ``tests/conftest.py`` is scanned with it, binds ``REPO`` and no scanned module sets an
+        attribute of that name (``conftest.REPO = ...``): that module and the name."""
+        if not isinstance(node, ast.Name) or self._bindings(node.id) != 1:
+            return None
+        defining = self.module.defining(node.id, scope)
+        bound = defining.bindings.get(node.id, []) if defining else []
+        refs = list(bound[0].value or ()) if len(bound) == 1 else []
+        if len(refs) != 1 or not isinstance(refs[0], _Ref):
+            return None
+        module, _, attr = refs[0].name.rpartition(".")
+        others = self.module.project.modules.get(module, [])
+        if len(others) != 1 or others[0] is self.module or attr not in others[0].top.bindings:
+            return None
+        if self._attribute_set(attr):
+            return None
+        return others[0], attr
+
+    def _attribute_set(self, attr: str) -> bool:
+        """A scanned module sets an attribute ``attr`` on anything (``m.REPO = ...``,
+        ``setattr(m, "REPO", ...)``) or calls ``setattr`` with a computed name."""
+        index = self._index()
+        return attr in index.set_attributes or index.computed_setattr
+
+    def _other(self, module: _Module) -> _Checker:
+        """A checker of another scanned module (no findings of its own: only its answers)."""
+        if id(module) not in self._others:
+            self._others[id(module)] = _Checker(module)
+        return self._others[id(module)]
 
     def _folder_bindings(self, name: str, defining: _Scope | None, depth: int) -> bool:
         bound = [] if defining is None else defining.bindings[name]
@@ -2378,6 +2440,16 @@ class _Checker:
                 elif isinstance(part, ast.FormattedValue):
                     split.append(part.value)
             return [split]
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+            template = _literal_str(node.left)
+            if template is not None:
+                right = node.right
+                values = right.elts if isinstance(right, ast.Tuple) else [right]
+                return [_template_words(template, _PERCENT, list(values), {}, node)]
+        if isinstance(node, ast.Call):
+            built = self._built_command(node, scope, depth)
+            if built is not None:
+                return built
         if isinstance(node, ast.Name):
             defining = self.module.defining(node.id, scope)
             bound = defining.bindings.get(node.id, []) if defining else []
@@ -2396,6 +2468,33 @@ class _Checker:
             self._name_words[key] = found or [[node]]
             return self._name_words[key]
         return [[node]]
+
+    def _built_command(  # noqa: PLR0911 - one per kind of call
+        self, node: ast.Call, scope: _Scope, depth: int
+    ) -> list[list[ast.expr | str]] | None:
+        """The words of a command line a call builds: ``shlex.split(text)``, ``text.split()``,
+        ``" ".join(words)``, ``shlex.join(words)``, ``"python3 {}".format(path)``; None for
+        any other call."""
+        func, args = node.func, node.args
+        plain = len(args) == 1 and not node.keywords and not isinstance(args[0], ast.Starred)
+        if plain and _names(self.resolve(func, scope)) & _COMMAND_BUILDERS:
+            return self._words(args[0], scope, depth + 1)
+        if not isinstance(func, ast.Attribute):
+            return None
+        if func.attr == "split" and not args and not node.keywords:
+            return self._words(func.value, scope, depth + 1)
+        if func.attr == "join" and plain:
+            separators = self.module.texts(func.value, scope)
+            if separators and all(not t.strip() for t in separators):
+                return self._words(args[0], scope, depth + 1)
+        template = _literal_str(func.value)
+        if func.attr == "format" and template is not None:
+            values = [a for a in args if not isinstance(a, ast.Starred)]
+            named = {k.arg: k.value for k in node.keywords if k.arg is not None}
+            if len(values) == len(args) and len(named) == len(node.keywords):
+                return [_template_words(template, _BRACES, values, named, node)]
+            return [[node]]
+        return None
 
     def _changed_in_place(self, name: str) -> bool:
         """``cmd.append(x)``, ``cmd += [x]``, ``cmd[0] = x`` anywhere in the module."""
@@ -2462,6 +2561,20 @@ class _Checker:
 
     def _judge_child(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
         """SAST107: a child interpreter on a file or module this scan did not read."""
+        if names & _WHICH and node.args:
+            where = node.args[1] if len(node.args) > 1 else None
+            where = next((k.value for k in node.keywords if k.arg == "path"), where)
+            if (
+                where is not None
+                and self._interpreter(node.args[0], scope)
+                and not self._search_path_ok(where, scope)
+            ):
+                why = (
+                    f"looks Python up on {ast.unparse(where)[:_SHOWN]}: a python in a folder "
+                    f"searched before the system's runs instead, a program no scan read"
+                )
+                self.report(node, "SAST107", "shutil.which", why)
+            return
         if (
             isinstance(node.func, ast.Attribute)
             and node.func.attr == _SET_EXECUTABLE
@@ -2545,6 +2658,8 @@ class _Checker:
                 self._command_like(a, scope, depth + 1) for a in word.args
             )
         if isinstance(word, ast.Name):
+            if self._parameter(word, scope) is not None:
+                return True  # ["python3", p]: p may be any path
             defining = self.module.defining(word.id, scope)
             key = (id(defining), word.id, "command", True)
             if key not in self._name_answers:
@@ -2559,10 +2674,57 @@ class _Checker:
             return bool(self._name_answers[key])
         return False
 
-    def _child_problem(  # noqa: PLR0911, PLR0912 - Python's options, as it reads them
+    def _child_problem(
+        self, line: list[ast.expr | str], scope: _Scope, depth: int = 0
+    ) -> str | None:
+        """Why a command line runs Python code no scan read; None when it does not. A shell
+        command line is read command by command (``cd data && python3 evil.py``), and a shell's
+        ``-c`` command string (``sh -c "python3 " + path``) as a command line of its own."""
+        for command in _shell_commands(line):
+            problem = self._shell_problem(command, scope, depth) or self._python_problem(
+                command, scope
+            )
+            if problem is not None:
+                return problem
+        return None
+
+    def _shell_problem(self, line: list[ast.expr | str], scope: _Scope, depth: int) -> str | None:
+        """``sh -c TEXT`` (after ``env``, ``nice`` ...; ``bash -lc``, ``sh -ec``): TEXT's
+        command lines, read as any other."""
+        index = 0
+        while index < len(line) and self._before_program(line[index], scope):
+            index += 1
+        if index >= len(line) or depth > _MAX_DEPTH:
+            return None
+        word = line[index]
+        texts = [word] if isinstance(word, str) else self.module.texts(word, scope)
+        if not texts or not all(t.rsplit("/", 1)[-1] in _SHELLS for t in texts):
+            return None
+        for at in range(index + 1, len(line) - 1):
+            word = line[at]
+            options = [word] if isinstance(word, str) else self.module.texts(word, scope)
+            option = options[0] if options and len(options) == 1 else ""
+            if option == "--":
+                return None
+            # sh -o pipefail -c ...: words between options are read past (fail closed)
+            if option.startswith("-") and "c" in option[1:] and option[1:].isalpha():
+                command = line[at + 1]
+                lines: list[list[ast.expr | str]] = (
+                    [list(_shell_words(command))]
+                    if isinstance(command, str)
+                    else self._words(command, scope, depth + 1)
+                )
+                for words in lines:
+                    problem = self._child_problem(words, scope, depth + 1)
+                    if problem is not None:
+                        return problem
+                return None
+        return None
+
+    def _python_problem(  # noqa: PLR0911, PLR0912 - Python's options, as it reads them
         self, line: list[ast.expr | str], scope: _Scope
     ) -> str | None:
-        """Why a command line runs Python code no scan read; None when it does not."""
+        """Why one command (no shell operators in it) runs Python code no scan read."""
         start = next((i for i, w in enumerate(line) if self._interpreter(w, scope)), None)
         if start is None or not all(self._before_program(w, scope) for w in line[:start]):
             return None
@@ -2636,24 +2798,176 @@ class _Checker:
                 return f"runs python -m {text}, code in the project that no scan reads (outside [sast].paths)"
         return None
 
-    def _script_problem(self, script: ast.expr | str, scope: _Scope) -> str | None:
+    def _script_problem(self, script: ast.expr | str, scope: _Scope, depth: int = 0) -> str | None:
         """A script given to Python is fine when it is a scanned file: a literal path, or the
-        scanned file's folder (or one above it) joined with literal parts."""
+        scanned file's folder (or one above it) joined with literal parts; or a parameter of a
+        function called only here, each time with such a file."""
         texts = [script] if isinstance(script, str) else self.module.texts(script, scope)
         if isinstance(script, ast.expr) and self._this_file(script, scope):
             return None  # [sys.executable, __file__]: the scanned file itself
         if texts is None and isinstance(script, ast.expr):
             tail = self._path_tail(script, scope, 0)
-            texts = None if tail is None else ["/".join(tail)]
-            if texts is not None and all(self._scanned(t, folder=True) for t in texts):
+            if tail is not None and self._scanned("/".join(tail[1]), folder=True, origin=tail[0]):
                 return None
         elif texts is not None and all(self._scanned(t, folder=False) for t in texts):
             return None
         shown = script if isinstance(script, str) else ast.unparse(script)[:_SHOWN]
+        parameter = None if isinstance(script, str) else self._parameter(script, scope)
+        if parameter is not None:
+            return self._parameter_problem(*parameter, shown, depth)
         return (
             f"runs Python on {shown} (a file, module or option computed at run time, or a file "
             f"outside the scan): code this check cannot tell the scan read"
         )
+
+    def _parameter(
+        self, word: ast.expr, scope: _Scope
+    ) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, _Scope, str] | None:
+        """The function, its scope and the parameter ``word`` is (under ``str()``, ``Path()``
+        ...), when the parameter is bound nowhere else in the function."""
+        while (
+            isinstance(word, ast.Call)
+            and len(word.args) == 1
+            and not word.keywords
+            and _names(self.resolve(word.func, scope)) & _PATH_CALLS
+        ):
+            word = word.args[0]
+        if not isinstance(word, ast.Name):
+            return None
+        defining = self.module.defining(word.id, scope)
+        function = defining.node if defining is not None else None
+        if defining is None or not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            return None
+        args = function.args
+        names = [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]]
+        if word.id not in names or len(defining.bindings.get(word.id, [])) != 1:
+            return None
+        return function, defining, word.id
+
+    def _parameter_problem(
+        self,
+        function: ast.FunctionDef | ast.AsyncFunctionDef,
+        defining: _Scope,
+        name: str,
+        shown: str,
+        depth: int,
+    ) -> str | None:
+        """A parameter used as a script: every call of the function in this module must give it
+        a scanned file; a function passed around, named by another scanned module, called with
+        ``*args``/``**kwargs`` or not called here fails closed."""
+        key = (id(function), name)
+        if key in self._following_params or depth > _MAX_DEPTH:
+            return None  # the function calls itself with its own parameter: adds nothing
+        self._following_params.add(key)
+        try:
+            given = self._arguments_for(function, defining, name)
+            if given is None:
+                return (
+                    f"runs Python on {shown}, a parameter of {function.name}(), which is passed "
+                    f"around, called with *args/**kwargs, named by another module or not called "
+                    f"here: this check cannot tell the script is a scanned file"
+                )
+            for value, where in given:
+                problem = self._script_problem(value, where, depth + 1)
+                if problem is not None:
+                    return (
+                        f"runs Python on {shown}, a parameter of {function.name}() given "
+                        f"{ast.unparse(value)[:_SHOWN]} at line {value.lineno}: {problem}"
+                    )
+            return None
+        finally:
+            self._following_params.discard(key)
+
+    def _arguments_for(
+        self, function: ast.FunctionDef | ast.AsyncFunctionDef, defining: _Scope, name: str
+    ) -> list[tuple[ast.expr, _Scope]] | None:
+        """What each call of ``function`` in this module passes for its parameter ``name`` (a
+        default where none is passed), and where it is evaluated; None when a use of the
+        function is not a call this check reads."""
+        outer = defining.parent
+        if outer is None or self._named_elsewhere(function.name):
+            return None
+        plain = {"staticmethod", "classmethod"}
+        if any(not (isinstance(d, ast.Name) and d.id in plain) for d in function.decorator_list):
+            return None  # @click.command, @app.route ...: called by a framework, with its input
+        if function.name.startswith("__") or function.name in self._index().strings:
+            return None  # Cls(x) calls __init__; globals()["f"](x), getattr(m, "f")(x)
+        args = function.args
+        positional = [a.arg for a in [*args.posonlyargs, *args.args]]
+        position = positional.index(name) if name in positional else None
+        method = outer.kind == "class"
+        static = any(
+            isinstance(d, ast.Name) and d.id == "staticmethod" for d in function.decorator_list
+        )
+        if method and not static and position is not None:
+            position -= 1  # self
+        by_keyword = name not in [a.arg for a in args.posonlyargs]
+        calls = self._calls_of(function.name, outer, method=method)
+        found: list[tuple[ast.expr, _Scope]] = []
+        for call in calls or []:
+            where = self._scope_of(call)
+            if any(isinstance(a, ast.Starred) for a in call.args) or any(
+                k.arg is None for k in call.keywords
+            ):
+                return None
+            keyword = next((k.value for k in call.keywords if k.arg == name), None)
+            if keyword is not None and by_keyword:
+                found.append((keyword, where))
+            elif position is not None and position < len(call.args):
+                found.append((call.args[position], where))
+            else:
+                default = _default(function, name)
+                if default is not None:
+                    found.append((default, outer))
+        return found or None
+
+    def _calls_of(self, name: str, outer: _Scope, *, method: bool) -> list[ast.Call] | None:
+        """Every call of the function ``name`` defined in ``outer`` (a method: on ``self`` or a
+        new instance); None when it is used otherwise (passed around, rebound)."""
+        parents = self._tree_parents()
+        calls: list[ast.Call] = []
+        for node in ast.walk(self.module.tree):
+            if isinstance(node, ast.Name) and node.id == name:
+                if self.module.defining(node.id, self._scope_of(node)) is not outer:
+                    continue  # another function's name
+                if method or not isinstance(node.ctx, ast.Load):
+                    return None  # a method by its bare name in the class body, or rebound
+            elif isinstance(node, ast.Attribute) and node.attr == name:
+                if not method or not self._own_receiver(node.value, outer):
+                    return None
+            else:
+                continue
+            call = parents.get(node)
+            if not isinstance(call, ast.Call) or call.func is not node:
+                return None
+            calls.append(call)
+        return calls
+
+    def _own_receiver(self, receiver: ast.expr, owner: _Scope) -> bool:
+        """``self.f(...)`` in a method of the class, or ``Cls(...).f(...)``: an instance of
+        the class, so its first parameter is bound (``Cls.f(a, b)`` shifts every argument)."""
+        cls = owner.node.name if isinstance(owner.node, ast.ClassDef) else None
+        if isinstance(receiver, ast.Name):
+            scope = self._scope_of(receiver)
+            return receiver.id == scope.self_name and scope.owner is owner
+        return (
+            isinstance(receiver, ast.Call)
+            and isinstance(receiver.func, ast.Name)
+            and receiver.func.id == cls
+            and self.module.defining(cls, self._scope_of(receiver)) is owner.parent
+        )
+
+    def _named_elsewhere(self, name: str) -> bool:
+        """Another module scanned with this one names ``name`` (it may call the function)."""
+        users = self._index().users.get(name, set())
+        return bool(users - {id(self.module)})
+
+    def _index(self) -> _NamesIndex:
+        """The project's names index, with this module in it (code from a string is not)."""
+        index = self.module.project.names_index()
+        if id(self.module) not in index.modules:
+            index.add(self.module)
+        return index
 
     def _this_file(self, node: ast.expr, scope: _Scope) -> bool:
         """``__file__`` (never rebound), under ``str``/``os.fspath``/``Path``/``abspath``/
@@ -2675,13 +2989,13 @@ class _Checker:
             else:
                 return False
 
-    def _scanned(self, text: str, *, folder: bool) -> bool:
+    def _scanned(self, text: str, *, folder: bool, origin: str = "") -> bool:
         """``text`` names a scanned module: relative to the root, or (``folder``) to the
-        scanned file's folder or any folder above it."""
+        scanned file's (``origin``'s) folder or any folder above it."""
         path = PurePosixPath(text)
         if path.is_absolute() or ".." in path.parts or path.suffix != ".py":
             return False
-        here = PurePosixPath(self.module.path).parent
+        here = PurePosixPath(origin or self.module.path).parent
         bases = [here, *here.parents] if folder else [PurePosixPath()]
         for base in bases:
             dotted = ".".join((base / path).with_suffix("").parts)
@@ -2691,17 +3005,27 @@ class _Checker:
 
     def _path_tail(  # noqa: PLR0911 - one per kind of expression
         self, node: ast.expr, scope: _Scope, depth: int
-    ) -> list[str] | None:
-        """The literal parts a path adds to the scanned file's folder (or one above it):
-        ``ROOT / "gates" / "compiled.py"`` -> ["gates", "compiled.py"]; None for anything else."""
+    ) -> tuple[str, list[str]] | None:
+        """The scanned file whose folder (or one above it) a path starts from, and the literal
+        parts it adds: ``ROOT / "gates" / "compiled.py"`` -> (this file, ["gates",
+        "compiled.py"]); ``REPO`` imported from another scanned module is that module's folder
+        (the folder rule across modules); None for anything else."""
         if depth > _MAX_DEPTH:
             return None
-        if self._file_folder(node, scope):
-            return []
+        imported = self._imported(node, scope)
+        if imported is not None:
+            other, attr = imported
+            return self._other(other)._path_tail(ast.Name(id=attr), other.top, depth + 1)
+        self._follow_imports = False  # the folder must be this file's: the origin is known
+        try:
+            if self._file_folder(node, scope):
+                return self.module.path, []
+        finally:
+            self._follow_imports = True
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
             right = _literal_str(node.right)
             left = self._path_tail(node.left, scope, depth + 1)
-            return None if right is None or left is None else [*left, right]
+            return None if right is None or left is None else (left[0], [*left[1], right])
         if isinstance(node, ast.Call) and node.args and not node.keywords:
             funcs = _names(self.resolve(node.func, scope))
             rest = [_literal_str(a) for a in node.args[1:]]
@@ -2709,7 +3033,7 @@ class _Checker:
                 return self._path_tail(node.args[0], scope, depth + 1)
             if funcs & _JOINS and all(r is not None for r in rest):
                 first = self._path_tail(node.args[0], scope, depth + 1)
-                return None if first is None else [*first, *(r for r in rest if r)]
+                return None if first is None else (first[0], [*first[1], *(r for r in rest if r)])
         if isinstance(node, ast.Name):
             defining = self.module.defining(node.id, scope)
             bound = defining.bindings.get(node.id, []) if defining else []
@@ -2728,6 +3052,19 @@ class _Checker:
         variable that makes a child read code no scan read."""
         keys = [key] if isinstance(key, str) else self._key_texts(key, scope)
         for name in keys or []:
+            if (
+                name == "PATH"
+                and value is not None  # PATH += ...: added after
+                and not self._search_path_ok(value, scope)
+                and self._bare_python()
+            ):
+                why = (
+                    f"sets PATH to {ast.unparse(value)[:_SHOWN]} where a bare python starts: a "
+                    f"python in a folder put before the ones it had (an empty entry is the "
+                    f"working folder) runs instead, a program no scan read"
+                )
+                self.report(node, "SAST107", "PATH", why)
+                return
             if name in PYTHON_ENV and (value is None or not self._env_value_ok(name, value, scope)):
                 shown = "(changed in place)" if value is None else ast.unparse(value)[:_SHOWN]
                 why = (
@@ -2735,6 +3072,177 @@ class _Checker:
                 )
                 self.report(node, "SAST107", name, why)
                 return
+
+    def _search_path_ok(self, value: ast.expr, scope: _Scope) -> bool:
+        """A PATH whose every folder before the one it had (``os.environ["PATH"]``,
+        ``env.get("PATH")``) is the interpreter's own (``os.path.dirname(sys.executable)``,
+        ``sysconfig.get_path("scripts")``) or the system's (``/usr/...``, ``/bin``)."""
+        parts: list[ast.expr] = []
+        template = self._path_template(value, scope, parts, 0)
+        if template is None:
+            return False
+        for entry in template.split(":"):
+            pieces = _MARK.split(entry)
+            if len(pieces) == 1:
+                if not entry.startswith(_SYSTEM_FOLDERS):
+                    return False  # a literal folder, or "" (the working folder)
+                continue
+            if len(pieces) != 3 or pieces[0] or pieces[2]:
+                return False  # f"{ROOT}/bin": a folder named at run time
+            part = parts[int(pieces[1])]
+            if self._old_path(part, scope):
+                return True  # what comes after the old PATH is searched after it
+            if not self._own_folder(part, scope):
+                return False
+        return True
+
+    def _path_template(  # noqa: PLR0911 - one per kind of expression
+        self, node: ast.expr, scope: _Scope, parts: list[ast.expr], depth: int
+    ) -> str | None:
+        """A PATH value as text, each part computed at run time a mark (``\\x00i\\x00``)."""
+        text = _literal_str(node)
+        if text is not None:
+            return text
+        if depth > _MAX_DEPTH:
+            return None
+        if "os.pathsep" in _names(self.resolve(node, scope)):
+            return ":"
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left = self._path_template(node.left, scope, parts, depth + 1)
+            right = self._path_template(node.right, scope, parts, depth + 1)
+            return None if left is None or right is None else left + right
+        if isinstance(node, ast.JoinedStr):
+            found = ""
+            for piece in node.values:
+                inner = piece.value if isinstance(piece, ast.FormattedValue) else piece
+                if isinstance(piece, ast.FormattedValue) and piece.format_spec is not None:
+                    return None
+                more = self._path_template(inner, scope, parts, depth + 1)
+                if more is None:
+                    return None
+                found += more
+            return found
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            joined = self._path_join(node, scope, parts, depth)
+            if joined is not None:
+                return joined
+        if isinstance(node, ast.Name):
+            defining = self.module.defining(node.id, scope)
+            bound = defining.bindings.get(node.id, []) if defining else []
+            one = bound[0] if len(bound) == 1 and not bound[0].path else None
+            if one is not None and one.expr is not None and one.scope is not None:
+                return self._path_template(one.expr, one.scope, parts, depth + 1)
+        parts.append(node)
+        return f"\x00{len(parts) - 1}\x00"
+
+    def _path_join(
+        self, node: ast.Call, scope: _Scope, parts: list[ast.expr], depth: int
+    ) -> str | None:
+        """``os.pathsep.join([...])`` (also of ``filter(None, [...])``) as text."""
+        func = node.func
+        if not isinstance(func, ast.Attribute) or func.attr != "join" or len(node.args) != 1:
+            return None
+        if self._path_template(func.value, scope, [], depth + 1) != ":":
+            return None
+        items = node.args[0]
+        if (
+            isinstance(items, ast.Call)
+            and "builtins.filter" in _names(self.resolve(items.func, scope))
+            and len(items.args) == 2
+        ):
+            items = items.args[1]
+        if not isinstance(items, ast.List | ast.Tuple):
+            return None
+        texts = [self._path_template(e, scope, parts, depth + 1) for e in items.elts]
+        return None if None in texts else ":".join(t for t in texts if t is not None)
+
+    def _old_path(self, node: ast.expr, scope: _Scope) -> bool:
+        """``os.environ["PATH"]``, ``env.get("PATH", "")``, ``os.getenv("PATH")``."""
+        if isinstance(node, ast.Subscript):
+            path = self.module.texts(node.slice, scope) == ["PATH"]
+            return path and self._environ(node.value, scope, 0)
+        if not isinstance(node, ast.Call) or not node.args:
+            return False
+        func = node.func
+        reads = bool(_names(self.resolve(func, scope)) & _ENV_READS)
+        reads |= (
+            isinstance(func, ast.Attribute)
+            and func.attr == "get"
+            and self._environ(func.value, scope, 0)
+        )
+        return reads and self.module.texts(node.args[0], scope) == ["PATH"]
+
+    def _environ(self, node: ast.expr, scope: _Scope, depth: int) -> bool:
+        """``os.environ``, or a name bound only to copies of it (``dict(os.environ)``,
+        ``os.environ.copy()``, ``{**os.environ, ...}``): its PATH is what the process had
+        unless written, and a write is judged where it is."""
+        if "os.environ" in _names(self.resolve(node, scope)):
+            return True
+        if depth > _MAX_DEPTH or not isinstance(node, ast.Name):
+            return False
+        defining = self.module.defining(node.id, scope)
+        bound = defining.bindings.get(node.id, []) if defining else []
+        return bool(bound) and all(
+            b.expr is not None
+            and b.scope is not None
+            and not b.path
+            and self._environ_copy(b.expr, b.scope, depth + 1)
+            for b in bound
+        )
+
+    def _environ_copy(self, node: ast.expr, scope: _Scope, depth: int) -> bool:
+        if isinstance(node, ast.Dict):
+            pairs = zip(node.keys, node.values, strict=True)
+            return any(k is None and self._environ(v, scope, depth) for k, v in pairs)
+        if not isinstance(node, ast.Call):
+            return False
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "copy" and not node.args:
+            return self._environ(func.value, scope, depth)
+        return (
+            "builtins.dict" in _names(self.resolve(func, scope))
+            and bool(node.args)
+            and self._environ(node.args[0], scope, depth)
+        )
+
+    def _own_folder(self, node: ast.expr, scope: _Scope) -> bool:
+        """The running interpreter's own folder: ``os.path.dirname(sys.executable)``,
+        ``Path(sys.executable).parent``, ``sysconfig.get_path("scripts")``."""
+        if (
+            isinstance(node, ast.Call)
+            and len(node.args) == 1
+            and not node.keywords
+            and "builtins.str" in _names(self.resolve(node.func, scope))
+        ):
+            node = node.args[0]  # str(Path(sys.executable).parent)
+        if isinstance(node, ast.Attribute) and node.attr == "parent":
+            inner = node.value
+            if (
+                isinstance(inner, ast.Call)
+                and isinstance(inner.func, ast.Attribute)
+                and inner.func.attr == "resolve"
+                and not inner.args
+            ):
+                inner = inner.func.value
+            return (
+                isinstance(inner, ast.Call)
+                and len(inner.args) == 1
+                and "pathlib.Path" in _names(self.resolve(inner.func, scope))
+                and bool(_names(self.resolve(inner.args[0], scope)) & _INTERPRETER_NAMES)
+            )
+        if not isinstance(node, ast.Call) or len(node.args) != 1 or node.keywords:
+            return False
+        funcs = _names(self.resolve(node.func, scope))
+        if "os.path.dirname" in funcs:
+            return bool(_names(self.resolve(node.args[0], scope)) & _INTERPRETER_NAMES)
+        return "sysconfig.get_path" in funcs and self.module.texts(node.args[0], scope) == [
+            "scripts"
+        ]
+
+    def _bare_python(self) -> bool:
+        """A module scanned with this one names a bare ``python``/``python3`` (found by PATH)
+        in a string that is not a docstring."""
+        return self._index().bare_python
 
     def _env_value_ok(  # noqa: PLR0911 - one per variable
         self, name: str, value: ast.expr, scope: _Scope
@@ -4334,6 +4842,57 @@ class _Checker:
 # --- the modules scanned together -------------------------------------------------------------
 
 
+@dataclass
+class _NamesIndex:
+    """What SAST107 asks of every module scanned together (built once per scan)."""
+
+    users: dict[str, set[int]] = field(default_factory=dict)  # name -> ids of modules using it
+    strings: set[str] = field(default_factory=set)  # identifiers written as strings (lookups)
+    modules: set[int] = field(default_factory=set)
+    set_attributes: set[str] = field(default_factory=set)  # m.X = ..., setattr(m, "X", ...)
+    computed_setattr: bool = False  # setattr(m, name, ...) with a computed name
+    bare_python: bool = False
+
+    def add(self, module: _Module) -> None:
+        self.modules.add(id(module))
+        self._joined(module)
+        for n in ast.walk(module.tree):
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.isidentifier():
+                self.strings.add(n.value)
+            if isinstance(n, ast.Name):
+                self.users.setdefault(n.id, set()).add(id(module))
+            elif isinstance(n, ast.Attribute):
+                self.users.setdefault(n.attr, set()).add(id(module))
+                if not isinstance(n.ctx, ast.Load):
+                    self.set_attributes.add(n.attr)
+            elif isinstance(n, ast.alias):
+                for name in {n.asname, n.name.rpartition(".")[2]} - {None}:
+                    self.users.setdefault(str(name), set()).add(id(module))
+            elif (
+                isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Name)
+                and n.func.id == "setattr"
+                and len(n.args) > 1
+            ):
+                name = _literal_str(n.args[1])
+                if name is None:
+                    self.computed_setattr = True
+                else:
+                    self.set_attributes.add(name)
+        self.bare_python = self.bare_python or _names_bare_python(module.tree)
+
+    def _joined(self, module: _Module) -> None:
+        """A bare python spelled ``"pyth" + "on3"`` or as an f-string of literals."""
+        inner: set[int] = set()  # the parts of a sum, read with the whole
+        for n in ast.walk(module.tree):
+            if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add):
+                inner.update((id(n.left), id(n.right)))
+        for n in ast.walk(module.tree):
+            if isinstance(n, ast.BinOp | ast.JoinedStr) and id(n) not in inner:
+                text = _literal_str(n)
+                self.bare_python |= text is not None and _bare_python_text(text)
+
+
 class _Project:
     """The modules scanned together: a name imported from one of them is followed into it."""
 
@@ -4352,6 +4911,17 @@ class _Project:
         self._cuts = 0
         self._expanding: set[str] = set()  # names being expanded (a cycle stops there)
         self.looking_up: set[tuple[int, str]] = set()  # (class scope, attribute) under way
+        self._names_index: _NamesIndex | None = None
+
+    def names_index(self) -> _NamesIndex:
+        """Which scanned modules use each name, set attributes, name a bare python (SAST107),
+        worked out once for all of them."""
+        if self._names_index is None:
+            index = _NamesIndex()
+            for module in {id(m): m for ms in self.modules.values() for m in ms}.values():
+                index.add(module)
+            self._names_index = index
+        return self._names_index
 
     def cut(self) -> None:
         """A value left out because it leads back into itself: results meanwhile are not final."""
@@ -4551,10 +5121,89 @@ def _outside(root: Path, scanned: set[str]) -> frozenset[str]:
 
 
 def _shell_words(command: str) -> list[str]:
+    """A command's words as a POSIX shell splits them, its operators (``;``, ``&&``, ``|``,
+    ``(``, a new line, redirections) as words of their own."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()<>\n")
+    lexer.whitespace = " \t\r"
+    lexer.whitespace_split = True
     try:
-        return shlex.split(command)
+        return list(lexer)
     except ValueError:
         return command.split()
+
+
+def _shell_commands(line: list[ast.expr | str]) -> list[list[ast.expr | str]]:
+    """A command line cut at the shell's operators (``cd data && python3 evil.py``)."""
+    commands: list[list[ast.expr | str]] = [[]]
+    for word in line:
+        if isinstance(word, str) and word and all(c in ";&|()<>\n" for c in word):
+            commands.append([])
+        else:
+            commands[-1].append(word)
+    return [c for c in commands if c]
+
+
+def _names_bare_python(tree: ast.AST) -> bool:
+    """A string (not a docstring) with a word that is a bare ``python``/``python3``."""
+    docstrings = {
+        id(n.value)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
+    }
+    return any(
+        isinstance(n, ast.Constant)
+        and isinstance(n.value, str)
+        and id(n) not in docstrings
+        and _bare_python_text(n.value)
+        for n in ast.walk(tree)
+    )
+
+
+def _bare_python_text(text: str) -> bool:
+    """A word of ``text`` is a bare ``python``/``python3`` (a program PATH finds)."""
+    return ("python" in text or "pypy" in text) and any(
+        _INTERPRETER.fullmatch(w) for w in _shell_words(text)
+    )
+
+
+def _template_words(
+    template: str,
+    placeholder: re.Pattern[str],
+    values: list[ast.expr],
+    named: dict[str, ast.expr],
+    node: ast.expr,
+) -> list[ast.expr | str]:
+    """The words of ``"python3 %s" % path`` or ``"python3 {}".format(path)``: a word that is
+    one placeholder is the value given for it; a word gluing a placeholder to text (or one this
+    check cannot match to a value) is the whole expression, which no scan can read."""
+    given: list[ast.expr] = []
+
+    def mark(match: re.Match[str]) -> str:
+        text = match.group()
+        if text in ("%%", "{{", "}}"):
+            return text[0]
+        field = text.strip("{}").partition("!")[0].partition(":")[0]
+        if text.startswith("{") and field.isdigit():
+            chosen: ast.expr = values[int(field)] if int(field) < len(values) else node
+        elif text.startswith("{") and field:
+            chosen = named.get(field, node)
+        elif text.startswith("%(") or len(given) >= len(values):
+            chosen = node
+        else:
+            chosen = values[len([g for g in given if g is not node])]
+        given.append(chosen)
+        return f"\x00{len(given) - 1}\x00"
+
+    words: list[ast.expr | str] = []
+    for word in _shell_words(placeholder.sub(mark, template)):
+        pieces = _MARK.split(word)
+        if len(pieces) == 1:
+            words.append(word)
+        elif len(pieces) == 3 and not pieces[0] and not pieces[2]:
+            words.append(given[int(pieces[1])])
+        else:
+            words.append(node)
+    return words
 
 
 def _too_deep(shown: str) -> UnsafeLoad:

@@ -20,6 +20,7 @@ file's own folder stay allowed.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,13 @@ CHILDREN = {
     ),
     "a spawn context's set_executable": (
         'import multiprocessing as mp\nctx = mp.get_context("spawn")\nctx.set_executable(exe)\n'
+    ),
+    # Names bound to names past the depth the check follows (20) stand for Python (fail
+    # closed); a chain of 30 was found before too (each level restarted the count), at a cost
+    # that grew as 3 to the power of the chain's length when each name was bound three times.
+    "names bound to names past the depth followed": (
+        "".join(f"a{i} = a{i + 1}\n" for i in range(30))
+        + 'a30 = "python3"\nsubprocess.run([a0, path])\n'
     ),
 }
 # Gap 2: PYTHON* variables handed to a child (each red before).
@@ -162,6 +170,148 @@ def test_patching_the_import_machinery_is_sast102(plant: str) -> None:
     assert any("patches" in f.message or "replaces" in f.message for f in found), found
 
 
+# sast107b (7 December): the gaps rows 76-78 left (each PASSED, red before).
+# Gap 4: a script path handed to a helper as a parameter: followed to the calls in the module;
+# a call with a path no scan read, a helper passed around, named by another scanned module or
+# never called here fails closed.
+HELPERS = {
+    "a literal python handed a parameter, then a helper": (
+        "def run(command):\n    return subprocess.run(command)\n"
+        'def script(p):\n    return run(["python3", p])\n'
+        'script(str(ROOT / "data" / name))\n'
+    ),
+    "a parameter under str()": (
+        'def script(p):\n    return subprocess.run(["python3", str(p)])\n'
+        'script(ROOT / "data" / "evil.py")\n'
+    ),
+    "called with a literal file no scan reads": (
+        'def script(p):\n    return subprocess.run(["python3", p])\nscript("data/evil.py")\n'
+    ),
+    "called by keyword": (
+        'def script(p, q=None):\n    return subprocess.run(["python3", p])\n'
+        'script(q=1, p="data/evil.py")\n'
+    ),
+    "the default used": (
+        'def script(p="data/evil.py"):\n    return subprocess.run([sys.executable, p])\nscript()\n'
+    ),
+    "one good call, one bad": (
+        'def script(p):\n    return subprocess.run(["python3", p])\n'
+        'script("src/model_io.py")\nscript(path)\n'
+    ),
+    "never called here": 'def script(p):\n    return subprocess.run(["python3", p])\n',
+    "passed around": (
+        'def script(p):\n    return subprocess.run(["python3", p])\n'
+        'script("src/model_io.py")\nlist(map(script, paths))\n'
+    ),
+    "called with *args": (
+        'def script(p):\n    return subprocess.run(["python3", p])\n'
+        'script("src/model_io.py")\nscript(*paths)\n'
+    ),
+    "a method": (
+        "class Runner:\n    def script(self, p):\n"
+        '        return subprocess.run(["python3", p])\n'
+        '    def go(self):\n        self.script("src/model_io.py")\n'
+        'Runner().script(str(ROOT / "data" / name))\n'
+    ),
+    "two helpers deep": (
+        'def inner(p):\n    return subprocess.run(["python3", p])\n'
+        "def outer(q):\n    return inner(q)\n"
+        'outer("data/evil.py")\n'
+    ),
+    "the parameter rebound": (
+        'def script(p):\n    p = "data/evil.py"\n    return subprocess.run(["python3", p])\n'
+        'script("src/model_io.py")\n'
+    ),
+}
+# Bypasses of this branch's first version (each passed it: red), found reviewing it as an attacker.
+SECOND_LOOK = {
+    "a decorated helper a framework calls": (
+        "import click\n@click.command()\n@click.argument('p')\n"
+        'def script(p):\n    return subprocess.run(["python3", p])\nscript("src/model_io.py")\n'
+    ),
+    "__init__ called by the class": (
+        "class Runner:\n    def __init__(self, p):\n"
+        '        subprocess.run(["python3", p])\n'
+        '    def again(self):\n        self.__init__("src/model_io.py")\n'
+        'Runner("data/evil.py")\n'
+    ),
+    "the helper looked up by a string": (
+        'def script(p):\n    return subprocess.run(["python3", p])\n'
+        'script("src/model_io.py")\nglobals()["script"]("data/evil.py")\n'
+    ),
+    "sh -o pipefail -c": ('subprocess.run(["bash", "-o", "pipefail", "-c", "python3 " + path])\n'),
+    "PATH's old value read from a mapping the module made": (
+        "import json\nd = json.loads(text)\n"
+        'os.environ["PATH"] = d["PATH"]\nsubprocess.run(["python3", "src/model_io.py"])\n'
+    ),
+    "python spelled as a sum": (
+        'exe = "pyth" + "on3"\nos.environ["PATH"] = "data"\n'
+        'subprocess.run([exe, "src/model_io.py"])\n'
+    ),
+}
+# Gap 5: a command line built by a call, or run by a shell, naming Python with a computed part.
+SHELLS = {
+    "shlex.split": 'import shlex\nsubprocess.run(shlex.split("python3 " + path))\n',
+    "shlex.split of a name": (
+        'import shlex\ncmd = f"python3 {path}"\nsubprocess.run(shlex.split(cmd))\n'
+    ),
+    "str.split()": 'subprocess.run(("python3 " + path).split())\n',
+    "' '.join": 'subprocess.run(" ".join(["python3", path]), shell=True)\n',
+    "shlex.join": 'import shlex\nos.system(shlex.join(["python3", path]))\n',
+    "% formatting": 'os.popen("python3 %s" % path)\n',
+    "% formatting, a tuple": 'os.system("%s %s" % ("python3", path))\n',
+    ".format()": 'os.system("python3 {}".format(path))\n',
+    "sh -c": 'subprocess.run(["sh", "-c", "python3 " + path])\n',
+    "bash -lc an f-string": 'subprocess.run(["/bin/bash", "-lc", f"python3 {path}"])\n',
+    "env sh -c": 'subprocess.run(["env", "sh", "-c", "exec python3 " + path])\n',
+    "sh -c a name": 'cmd = "python3 " + path\nsubprocess.run(["sh", "-c", cmd])\n',
+    "after cd &&": 'os.system("cd data && python3 evil.py")\n',
+    "after ;": 'subprocess.run("true; python3 " + path, shell=True)\n',
+    "after a pipe": 'subprocess.run(f"cat {src} | python3 -", shell=True)\n',
+    "in $(...)": 'os.system("echo $(python3 " + path + ")")\n',
+    "sh -c in a shell string": "os.system(\"sh -c 'python3 data/evil.py'\")\n",
+}
+# Gap 6: PATH set or prepended before a bare python starts: a python3 planted in the tree runs.
+SEARCH_PATHS = {
+    "env= PATH first": (
+        'subprocess.run(["python3", "src/model_io.py"], env={**os.environ, '
+        '"PATH": str(ROOT / "data") + os.pathsep + os.environ["PATH"]})\n'
+    ),
+    "env= PATH alone": 'subprocess.run(["python3", "-c", "print(1)"], env={"PATH": "data"})\n',
+    "os.environ PATH prepended": (
+        'os.environ["PATH"] = "data:" + os.environ["PATH"]\n'
+        'subprocess.run(["python3", "src/model_io.py"])\n'
+    ),
+    "os.pathsep.join": (
+        'os.environ["PATH"] = os.pathsep.join([str(ROOT / "bin"), os.environ.get("PATH", "")])\n'
+        'subprocess.run(["python", "-c", "print(1)"])\n'
+    ),
+    "an f-string": (
+        'os.environ["PATH"] = f"{ROOT}/bin:{os.environ[\'PATH\']}"\n'
+        'subprocess.run(["python3", "-c", "print(1)"])\n'
+    ),
+    "os.putenv": 'os.putenv("PATH", "data")\nos.system("python3 -c pass")\n',
+    "os.environ.update": (
+        'os.environ.update(PATH="data")\nsubprocess.run(["python3", "src/model_io.py"])\n'
+    ),
+    "the working folder first (an empty entry)": (
+        'env = dict(os.environ)\nenv["PATH"] = os.pathsep + env["PATH"]\n'
+        'subprocess.run(["python3", "-c", "print(1)"], env=env)\n'
+    ),
+    "shutil.which with path=": (
+        'import shutil\nsubprocess.run([shutil.which("python3", path="data"), "src/model_io.py"])\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("plant", [*HELPERS, *SECOND_LOOK, *SHELLS, *SEARCH_PATHS])
+def test_helpers_shells_and_search_paths_are_sast107(plant: str) -> None:
+    source = {**HELPERS, **SECOND_LOOK, **SHELLS, **SEARCH_PATHS}[plant]
+    found = scan_source(HEAD + source, path="src/model_io.py")
+    assert "SAST107" in {f.rule for f in found}, found
+    assert all(f.line > 3 for f in found)
+
+
 # What a project does and may keep doing (each passes, before and after).
 ALLOWED = {
     "a scanned file by a literal path": 'subprocess.run([sys.executable, "src/model_io.py"])\n',
@@ -213,6 +363,30 @@ ALLOWED = {
     "an attribute given sys.executable": (
         "class Env:\n    def __init__(self):\n        self.python = sys.executable\n"
     ),
+    # sast107b: each passes after the change too.
+    "a helper called with scanned files": (
+        'def script(p):\n    return subprocess.run(["python3", "-I", p])\n'
+        'script("src/model_io.py")\nscript(str(ROOT / "src" / "model_io.py"))\n'
+    ),
+    "a shell running another program": 'subprocess.run(["sh", "-c", "ls " + path])\n',
+    "a shell running a scanned file": (
+        'os.system("cd /tmp && python3 -c pass; python3 src/model_io.py")\n'
+    ),
+    "PATH appended to": (
+        'os.environ["PATH"] = os.environ["PATH"] + os.pathsep + str(ROOT / "bin")\n'
+        'subprocess.run(["python3", "src/model_io.py"])\n'
+    ),
+    "PATH led by the interpreter's own folder": (
+        'env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}\n'
+        'subprocess.run(["python3", "src/model_io.py"], env=env)\n'
+    ),
+    "PATH led by Path(sys.executable).parent": (
+        'os.environ["PATH"] = f"{Path(sys.executable).resolve().parent}:{os.environ[\'PATH\']}"\n'
+        'subprocess.run(["python3", "src/model_io.py"])\n'
+    ),
+    "PATH set where no bare python runs": (
+        'subprocess.run(["git", "status"], env={"PATH": str(ROOT / "bin")})\n'
+    ),
 }
 
 
@@ -257,6 +431,61 @@ def test_the_projects_unscanned_code_by_name(tmp_path: Path, plant: str) -> None
     assert [f.rule for f in found] == ([rule] if rule else []), found
 
 
+# Gap 7 (sast107b): the folder rule across modules. A folder imported from another scanned
+# module (``from src.paths import ROOT``, as tests/ import ``REPO`` from tests/conftest.py) is
+# that module's folder: a scanned file under it passes (each a finding before: red), a file no
+# scan read under it, a name that is no folder there, one another module may set, or the other
+# module's own folder (lib/) where this one's (src/) holds the file stay findings (guards).
+PATHS = "from pathlib import Path\nROOT = Path(__file__).resolve().parent.parent\n"
+ACROSS = {
+    "a scanned file under an imported folder": (
+        'subprocess.run([sys.executable, str(ROOT / "src" / "model_io.py")])\n',
+        PATHS,
+        None,
+    ),
+    "sys.path an imported folder": ("sys.path.insert(0, str(ROOT))\n", PATHS, None),
+    "PYTHONPATH an imported folder": ('os.environ["PYTHONPATH"] = str(ROOT)\n', PATHS, None),
+    "a file no scan read under an imported folder": (
+        'subprocess.run([sys.executable, str(ROOT / "data" / "evil.py")])\n',
+        PATHS,
+        "SAST107",
+    ),
+    "an imported name that is no folder of its module": (
+        'subprocess.run([sys.executable, str(ROOT / "evil.py")])\n',
+        'from pathlib import Path\nROOT = Path("data")\n',
+        "SAST107",
+    ),
+    "an imported folder another module may set": (
+        'import src.paths\nsrc.paths.ROOT = Path("data")\n'
+        'subprocess.run([sys.executable, str(ROOT / "src" / "model_io.py")])\n',
+        PATHS,
+        "SAST107",
+    ),
+    "the other module's folder, not this one's": (
+        'subprocess.run([sys.executable, str(ROOT / "model_io.py")])\n',
+        "from pathlib import Path\nROOT = Path(__file__).resolve().parent\n",
+        "SAST107",
+    ),
+}
+
+
+@pytest.mark.parametrize("plant", list(ACROSS))
+def test_the_folder_rule_across_modules(tmp_path: Path, plant: str) -> None:
+    source, paths, rule = ACROSS[plant]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "evil.py").write_text(EVIL, encoding="utf-8")
+    where = "lib/paths.py" if "other module's folder" in plant else "src/paths.py"
+    (tmp_path / where).write_text(paths, encoding="utf-8")
+    module = tmp_path / "src" / "model_io.py"
+    head = HEAD.replace("ROOT = Path(__file__).resolve().parent.parent\n", "")
+    imported = "from lib.paths import ROOT\n" if "lib" in where else "from src.paths import ROOT\n"
+    module.write_text(head + imported + source, encoding="utf-8")
+    found = scan([module, tmp_path / where], root=tmp_path, allowed=[])
+    assert {f.rule for f in found} == ({rule} if rule else set()), found
+
+
 PLANT = """import subprocess  # nosec B404
 import sys
 from pathlib import Path
@@ -279,32 +508,81 @@ print(pickle.loads(pickle.dumps({"ran": "unscanned pickle.loads"})))
 """
 
 
+# sast107b: ["python3", path] handed to a helper with path a parameter (line 13), a shell's -c
+# string (line 18) and a python3 planted in the tree run by PATH (line 22), each running
+# data/evil.py.
+PLANT_GAPS = """import os
+import subprocess  # nosec B404
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(command):
+    return subprocess.run(command, capture_output=True, text=True, check=False)  # nosec B603
+
+
+def script(path):
+    return run(["python3", path])
+
+
+def shell(name):
+    command = "python3 " + str(ROOT / "data" / name)
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)  # nosec B603 B607
+
+
+def planted():
+    env = {**os.environ, "PATH": str(ROOT / "data" / "bin") + os.pathsep + os.environ["PATH"]}
+    command = ["python3", "-c", "print('a scanned one-liner')"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # nosec B603
+
+
+if __name__ == "__main__":
+    print(script(str(ROOT / "data" / "evil.py")).stdout, shell("evil.py").stdout, planted().stdout)
+"""
+# What the plants run, each real: (module, lines the gate must name, times evil.py runs).
+REAL = {
+    "a computed path": (PLANT, [10], 1),
+    "the gaps sast107b closed": (PLANT_GAPS, [13, 18, 22], 3),
+}
+
+
 def _plant(tmp_path: Path, plant: str = PLANT) -> Path:
     root = _project(tmp_path / "project", plant)
     (root / "data" / "evil.py").write_text(EVIL, encoding="utf-8")
+    planted = root / "data" / "bin" / "python3"  # a pull request can commit an executable
+    planted.parent.mkdir()
+    planted.write_text(f'#!/bin/sh\nexec "{sys.executable}" -I "{root / "data" / "evil.py"}"\n')
+    planted.chmod(0o755)
     return root
 
 
-def test_the_child_really_runs_the_unscanned_file(tmp_path: Path) -> None:
-    root = _plant(tmp_path)
+@pytest.mark.parametrize("plant", list(REAL))
+def test_the_child_really_runs_the_unscanned_file(tmp_path: Path, plant: str) -> None:
+    root = _plant(tmp_path, REAL[plant][0])
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     done = subprocess.run(
         [sys.executable, "-I", str(root / "src" / "model_io.py")],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, "PATH": path},  # python3 is this interpreter, as on a runner
     )
     assert done.returncode == 0, done.stderr
-    assert "unscanned pickle.loads" in done.stdout
+    assert done.stdout.count("unscanned pickle.loads") == REAL[plant][2], done.stdout
 
 
-def test_the_sast_gate_fails_a_child_on_an_unscanned_file(tmp_path: Path) -> None:
-    done = _sast(_plant(tmp_path))
+@pytest.mark.parametrize("plant", list(REAL))
+def test_the_sast_gate_fails_a_child_on_an_unscanned_file(tmp_path: Path, plant: str) -> None:
+    source, lines, _ = REAL[plant]
+    done = _sast(_plant(tmp_path, source))
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
     assert "Traceback" not in out
     assert "SAST107" in out, out
-    assert "src/model_io.py:10" in out, out
+    for line in lines:
+        assert f"src/model_io.py:{line}" in out, out
 
 
 PLANT_ENV = """import os
@@ -345,23 +623,6 @@ BY_HAND = {
     ),
     "runpy.run_path": "import runpy\nrunpy.run_path(path)\n",
 }
-
-
-# Names bound to names past the depth the check follows (20) stand for Python (fail closed);
-# a chain of 30 was found before too (each level restarted the count), at a cost that grew
-# as 3 to the power of the chain's length when each name was bound three times: 0.5 s at 12.
-DEEP = {
-    "names bound to names past the depth followed": (
-        "".join(f"a{i} = a{i + 1}\n" for i in range(30))
-        + 'a30 = "python3"\nsubprocess.run([a0, path])\n'
-    ),
-}
-
-
-@pytest.mark.parametrize("plant", list(DEEP))
-def test_names_past_the_depth_fail_closed(plant: str) -> None:
-    found = scan_source(HEAD + DEEP[plant], path="src/model_io.py")
-    assert "SAST107" in {f.rule for f in found}, found
 
 
 @pytest.mark.parametrize("plant", list(BY_HAND))
