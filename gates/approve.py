@@ -64,10 +64,10 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
     except ApprovalError as err:
         out.write(f"not approved: {err}; the lock is unchanged\n")
         return 1
-    previous = _previous(policy, path, lock_path, out=out)
     # What this approval replaces, read before the lock is rewritten (see _replaced); the new
     # lock's serial goes above the base's and the one on disk: a lock's bytes never come back.
     replaced, above = _replaced(lock_path) if signer is not None else (None, 0)
+    previous = _previous(policy, path, lock_path, out=out)
     kept = previous.reference if previous is not None and not rebaseline else None
     if data.streams(size):
         code = _approve_streaming(policy, previous=previous, kept=kept, above=above, out=out)
