@@ -64,13 +64,10 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
     except ApprovalError as err:
         out.write(f"not approved: {err}; the lock is unchanged\n")
         return 1
-    try:
-        previous = read_lock(lock_path).files.get(lock_key(policy, path))
-    except DataError:
-        previous = None
     # What this approval replaces, read before the lock is rewritten (see _replaced); the new
     # lock's serial goes above the base's and the one on disk: a lock's bytes never come back.
     replaced, above = _replaced(lock_path) if signer is not None else (None, 0)
+    previous = _previous(policy, path, lock_path, out=out)
     kept = previous.reference if previous is not None and not rebaseline else None
     if data.streams(size):
         code = _approve_streaming(policy, previous=previous, kept=kept, above=above, out=out)
@@ -95,6 +92,44 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
     _report(previous, entry, profile, lock_path=lock_path, drift=drift, shift=shift, out=out)
     _screen_new(policy, clean, previous, out=out)
     return _sign(policy, signer, replaced, out=out)
+
+
+def _previous(
+    policy: LoadedPolicy, path: Path, lock_path: Path, *, out: TextIO
+) -> LockEntry | None:
+    """The approved entry this approval builds on (its reference profile is kept): with an
+    approved lock named (``$GATES_APPROVED_LOCK``, ``$GATES_BASE_POLICY``'s ``[data].lock``),
+    that lock's, never the pull request's lock on disk, whose reference (DATA070's
+    ``label_rates``, drift and range) its author could have edited (red team 14); else the lock
+    on disk's (None when it is missing or malformed). DataError when the named lock cannot be
+    read."""
+    from gates.data_integrity import trusted_lock  # noqa: PLC0415
+
+    key = lock_key(policy, path)
+    try:
+        on_disk = read_lock(lock_path).files.get(key)
+    except DataError:
+        on_disk = None
+    try:
+        named = trusted_lock()
+    except GateError as err:
+        raise DataError(str(err)) from None
+    if named is None:
+        return on_disk
+    trusted_path, shown = named
+    try:
+        entry = read_lock(trusted_path).files.get(key)
+    except DataError as err:
+        msg = f"{shown}: the approved lock cannot be read: {err}"
+        raise DataError(msg) from None
+    theirs = on_disk.reference if on_disk is not None else None
+    ours = entry.reference if entry is not None else None
+    if theirs is not None and (ours is None or theirs.to_dict() != ours.to_dict()):
+        out.write(
+            f"note: the reference profile in {lock_path} differs from the approved lock's "
+            f"({shown}); the approved lock's is kept\n"
+        )
+    return entry
 
 
 def _approver_key(policy: LoadedPolicy) -> tuple[Signer, str] | None:

@@ -206,6 +206,12 @@ def _trusted_lock() -> tuple[Path, str] | None:
     return lock, f"${BASE_POLICY_ENV}'s [data].lock ({lock})"
 
 
+def trusted_lock() -> tuple[Path, str] | None:
+    """The approved lock ``$GATES_APPROVED_LOCK`` or ``$GATES_BASE_POLICY`` names and how it
+    was named (None: neither is set); GateError when the base policy cannot be read."""
+    return _trusted_lock()
+
+
 def trusted_lock_bytes() -> bytes | None:
     """The bytes of the approved lock ``_trusted_lock`` names (None: none named); a changed
     lock's approval must have been given over it. GateError when it cannot be read."""

@@ -120,8 +120,10 @@ whoever wrote the bytes. Rules:
   scanned with this one, unless a scanned module sets an attribute of that name. SAST102 also covers the standard library's
   path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
   ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,
-  ``sys.executable``) by assignment, ``setattr``, ``__setattr__``, ``vars(m)[...]`` or a write
-  to those lists and caches.
+  ``sys.executable``, and what importlib's loaders call: ``_io.open_code``, ``marshal.loads``,
+  ``_imp.*``) by assignment, ``setattr``, ``__setattr__``, ``vars(m)[...]`` or a write to
+  those lists and caches, also through ``list.insert(sys.meta_path, ...)``,
+  ``operator.setitem(...)`` and the like (red team 14).
 - SAST100 a file that does not parse (Python's own parser gives up near 3,000 levels of
   nesting; the walks over the tree here are iterative), or whose names (or one expression)
   lead through more levels than Python's recursion limit lets the analysis follow (it went
@@ -682,10 +684,32 @@ _MACHINERY = (
     "sys.meta_path",
     "sys.path_hooks",
     "sys.path_importer_cache",
+    # What importlib's own loaders call at every import (red team 14): ``_io.open_code`` reads
+    # each source file, ``_io.FileIO`` the rest, ``marshal.loads`` each cached .pyc, ``_imp``
+    # builds extension and frozen modules; ``_frozen_importlib*`` are the loaders themselves.
+    # (``io.open_code`` is not here: importlib holds ``_io``'s, which that write leaves alone.)
+    "_io.open_code",
+    "_io.FileIO",
+    "marshal.loads",
+    "_imp.",
+    "_frozen_importlib.",
+    "_frozen_importlib_external.",
 )
 _IMPORT_TABLES = frozenset({"sys.meta_path", "sys.path_hooks", "sys.path_importer_cache"})
 _TABLE_WRITES = frozenset(
     ["insert", "append", "extend", "__setitem__", "__iadd__", "update", "setdefault", "__ior__"]
+)
+# A method called unbound, the table as its first argument (``list.insert(sys.meta_path, 0,
+# F())``), or the operator module's in-place writes (``operator.setitem(table, k, v)``): the
+# same writes as ``table.insert(...)`` (red team 14).
+_UNBOUND_WRITES = frozenset(
+    [f"builtins.list.{m}" for m in _TABLE_WRITES]
+    + [f"builtins.dict.{m}" for m in _TABLE_WRITES]
+    + [
+        f"operator.{m}"
+        for m in ("setitem", "iadd", "iconcat", "ior", "__setitem__", "__iadd__", "__iconcat__")
+    ]
+    + ["operator.__ior__"]
 )
 # Attributes that reach modules, globals or the import machinery behind any object.
 GADGETS = frozenset(
@@ -2225,6 +2249,7 @@ class _Checker:
         self._judge_child(node, names, scope)
         self._judge_env_call(node, names, scope)
         self._judge_machinery_call(node, names, scope)
+        self._judge_unbound_write(node, names, scope)
         self._judge_shell(node, names, scope)
         self._judge_arguments(node, funcs, scope)
         self._judge_memory(node, names)
@@ -3472,8 +3497,44 @@ class _Checker:
             return
         objects = _names(self.resolve(owner, scope)) if self._module_chain(owner, scope) else set()
         patched = sorted(n for n in objects if _machinery(n))
+        # A machinery name that is one attribute of its module (``setattr(_io, "open_code",
+        # f)``), the attribute named literally.
+        named = _literal_str(node.args[-2]) if len(node.args) >= 2 else None
+        patched += sorted(f"{o}.{named}" for o in objects if named and _machinery(f"{o}.{named}"))
         if patched:
             self._patch(node, patched[0], "an attribute set at run time")
+
+    def _judge_unbound_write(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """``list.insert(sys.meta_path, 0, F())``, ``dict.update(sys.path_importer_cache, m)``,
+        ``operator.setitem(sys.path_importer_cache, k, v)``, ``type(sys.meta_path).insert(...)``,
+        and the same on ``sys.path``: an import table or ``sys.path`` written through a function
+        that takes it as its first argument (red team 14; each passed the gate before)."""
+        if not node.args:
+            return
+        func = node.func
+        by_type = (
+            isinstance(func, ast.Attribute)
+            and func.attr in _TABLE_WRITES
+            and (
+                (
+                    isinstance(func.value, ast.Call)
+                    and "builtins.type" in self._func_names(func.value, scope)
+                )
+                or (isinstance(func.value, ast.Attribute) and func.value.attr == "__class__")
+            )
+        )
+        if not (names & _UNBOUND_WRITES or by_type):
+            return
+        written = _names(self.resolve(node.args[0], scope))
+        tables = sorted(written & _IMPORT_TABLES)
+        how = f"{ast.unparse(func)[:_SHOWN]}() with it as the first argument"
+        if tables:
+            self._patch(node, tables[0], how)
+        elif "sys.path" in written:
+            self.report(node, "SAST102", "sys.path", _SYS_PATH_WHY)
+
+    def _func_names(self, call: ast.Call, scope: _Scope) -> set[str]:
+        return _names(self.resolve(call.func, scope))
 
     def _judge_machinery_store(
         self, target: ast.expr, node: ast.Assign | ast.AugAssign | ast.AnnAssign, scope: _Scope

@@ -32,13 +32,19 @@ def escape(text: str, *, limit: int = _REASON) -> str:
     flat = " ".join(text.split())
     if len(flat) > limit:
         flat = flat[: limit - 1] + "…"
-    flat = "".join(f"U+{ord(c):04X}" if unicodedata.category(c) == "Cf" else c for c in flat)
-    return _SPECIAL.sub(r"\\\1", flat)
+    return _SPECIAL.sub(r"\\\1", _visible(flat))
+
+
+def _visible(text: str) -> str:
+    """Unicode format characters (category Cf) written as ``U+XXXX``."""
+    return "".join(f"U+{ord(c):04X}" if unicodedata.category(c) == "Cf" else c for c in text)
 
 
 def code(text: str) -> str:
-    """Untrusted text inside a code span: backslashes are literal there, so drop backticks instead."""
-    return "`" + " ".join(text.replace("`", "'").split())[:_REASON] + "`"
+    """Untrusted text inside a code span: backslashes are literal there, so drop backticks
+    instead; format characters shown as ``U+XXXX``, as ``escape`` does (a column name in a
+    finding's policy key; red team 14)."""
+    return "`" + _visible(" ".join(text.replace("`", "'").split())[:_REASON]) + "`"
 
 
 def _fmt(value: float | None, *, signed: bool = False) -> str:

@@ -72,6 +72,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PROBLEM_MEDIA = "application/problem+json"
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 METRICS_PATH = "/metrics"
+# The connection's own address, kept by ``gates.service.server.KeepPeer`` before a trusted
+# proxy's forwarded header names the client (absent: none was read).
+PEER = "gates.peer"
 
 
 @dataclass(frozen=True)
@@ -745,9 +748,18 @@ def _metrics_access(scope: Scope, tokens: KeyRing | None) -> Problem | None:
 
 
 def _loopback(scope: Scope) -> bool:
-    """Whether the client's address (after trusted-proxy handling) is a loopback one; an
-    IPv4-mapped IPv6 address as its IPv4 address; anything unreadable is not."""
-    client = scope.get("client")
+    """Whether the client's address (after trusted-proxy handling) is a loopback one, and the
+    connection's own too (``PEER``): a host in a trusted network writes any address into
+    ``X-Forwarded-For``, and a proxy on another host that names ``127.0.0.1`` names its own
+    loopback, not this host's (red team 14)."""
+    return _loopback_address(scope.get("client")) and _loopback_address(
+        scope.get(PEER, scope.get("client"))
+    )
+
+
+def _loopback_address(client: Any) -> bool:
+    """An address is loopback; an IPv4-mapped IPv6 address as its IPv4 address; anything
+    unreadable is not."""
     if not client:
         return False
     try:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gates.errors import GatesError
-from gates.service.app import ServedModel, Service, create_app
+from gates.service.app import PEER, ServedModel, Service, create_app
 from gates.service.auth import load_keyring, load_metrics_keyring
 from gates.service.monitor import LiveData, Metrics, Spool, fit_forest, log_event, request_logger
 from gates.service.proxies import TrustedProxies
@@ -174,20 +174,37 @@ def _forest(policy: LoadedPolicy, logger: logging.Logger) -> Any | None:
     )
 
 
+class KeepPeer:
+    """ASGI middleware: the connection's own address in ``scope[PEER]`` before a trusted
+    proxy's ``X-Forwarded-For`` replaces ``scope["client"]``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        scope[PEER] = scope.get("client")
+        await self.app(scope, receive, send)
+
+
 def uvicorn_config(app: Any, *, host: str, port: int, proxies: TrustedProxies | None = None) -> Any:
     """uvicorn's settings: no access log of its own (the guard logs); proxy headers read only
     from the operator's trusted proxies (none: never), always named here so that uvicorn's
     own default (``FORWARDED_ALLOW_IPS``, else loopback) never applies."""
     import uvicorn  # noqa: PLC0415
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware  # noqa: PLC0415
 
     allowed = (proxies or TrustedProxies()).allow_ips()
+    # uvicorn's own middleware, applied here rather than by uvicorn, inside one that keeps the
+    # connection's own address (``PEER``): /metrics' loopback default asks for both (red team 14).
+    if allowed:
+        app = KeepPeer(ProxyHeadersMiddleware(app, trusted_hosts=allowed))
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_config=None,
         access_log=False,
-        proxy_headers=bool(allowed),
+        proxy_headers=False,
         forwarded_allow_ips=allowed,
         server_header=False,
         date_header=True,
