@@ -310,7 +310,7 @@ def _screen_hits(
 
 
 def _neighbour_excess(
-    n_cell: Array, counts: Array, sums: Array, *, bins: int, single: bool, min_rows: int
+    n_cell: Array, counts: Array, sums: Array, *, bins: int, single: bool
 ) -> Array:
     """Per cell and class, the expected count raised by a trend its neighbouring cells show.
 
@@ -322,13 +322,13 @@ def _neighbour_excess(
     class less their summed probabilities, over the rows) that **both** of the next two cells
     on one line out of it show (the smaller of the two, the largest over the 8 directions of a
     pair's bins x bins grid or the 2 of a single feature's bins; each of the two cells with at
-    least ``min_rows`` rows; only an excess). The cell's own rows never count, and a trigger
-    split over two adjacent cells does not explain itself: the cell beyond its partner is
-    clean.
+    least 2 rows, so that a share is more than one row's label; only an excess). The cell's
+    own rows never count, and a trigger split over two adjacent cells does not explain
+    itself: the cell beyond its partner is clean.
     """
     k = counts.shape[1]
     share = (counts - sums) / np.maximum(n_cell, 1)[:, None]
-    share = np.where((n_cell >= 2)[:, None], share, 0.0)  # NEIGHBOUR_ROWS
+    share = np.where((n_cell >= 2)[:, None], share, 0.0)
     if single:
         idx = np.arange(bins) * (bins + 1)
         grid = np.zeros((1, bins, k))
@@ -387,17 +387,22 @@ def _cell_reason(
     label: str,
     limit: float,
     tested: int,
+    model: float,
 ) -> str:
-    """A significant cell's evidence: where, how many rows of the label, expected, p."""
+    """A significant cell's evidence: where, how many rows of the label, expected, p
+    (``model``: the expected count before the neighbouring cells' trend raised it to ``e``)."""
     j, k = pair
     a, m, e, pvalue = found
     bj, bk = divmod(cell_id, bins)
     where = _describe_bin(names[j], edges[j], bj)
     if k != j:
         where += " and " + _describe_bin(names[k], edges[k], bk)
+    expected = f"{e:.1f}"
+    if e - model >= 0.05:
+        expected = f"{model:.1f}, {e:.1f} with the neighbouring cells' trend"
     return (
         f"{where}: {int(a)} of {m} rows labelled '{label}' where their other "
-        f"features predict {e:.1f} (p={pvalue:.2g} < {limit:.2g}, Bonferroni over "
+        f"features predict {expected} (p={pvalue:.2g} < {limit:.2g}, Bonferroni over "
         f"{tested} tests)"
     )
 
@@ -446,10 +451,8 @@ def associations(
         p = np.clip(expected.without(columns)[subset], _P_FLOOR, 1 - _P_FLOOR)
         cell = c[:, j] * bins + c[:, k]
         n_cell, counts, sums = _cell_counts(cell, yy, p, size, n_classes)
-        sums = _neighbour_excess(
-            n_cell, counts, sums, bins=bins, single=k == j, min_rows=check.min_rows
-        )
-        for cell_id, cls, a, m, e, pvalue in _significant(n_cell, counts, sums, check, limit):
+        raised = _neighbour_excess(n_cell, counts, sums, bins=bins, single=k == j)
+        for cell_id, cls, a, m, e, pvalue in _significant(n_cell, counts, raised, check, limit):
             bj, bk = divmod(cell_id, bins)
             reason = _cell_reason(
                 (j, k),
@@ -461,6 +464,7 @@ def associations(
                 label=classes[cls],
                 limit=limit,
                 tested=tested,
+                model=float(sums[cell_id, cls]),
             )
             # Only the cell's rows whose other features do not predict their label: a trigger
             # moves rows of other classes into the cell; the cell's own rows of that class
@@ -785,7 +789,6 @@ def significant_cells(
             sums[i],
             bins=models.bins,
             single=pair[0] == pair[1],
-            min_rows=check.min_rows,
         )
         for cell_id, cls, a, m, e, pvalue in _significant(n_cell, counts[i], near, check, limit):
             reason = _cell_reason(
@@ -798,6 +801,7 @@ def significant_cells(
                 label=classes[cls],
                 limit=limit,
                 tested=tested,
+                model=float(sums[i][cell_id, cls]),
             )
             found.append(((i, cell_id, cls), -np.log10(max(pvalue, 1e-300)), reason))
     return found
