@@ -359,7 +359,7 @@ def _significant(
     """The (cell, class) pairs that pass the real test: (cell, class, a, n, expected, p).
 
     One-sided binomial P(X >= a), X ~ Bin(n, E / n) with E the summed refit probabilities
-    (raised by the neighbouring cells' excess, ``_neighbour_excess``, by the callers);
+    (with ``neighbour_trend``, raised by the neighbouring cells' excess: ``_neighbour_excess``);
     at least ``min_rows`` rows, share gap at least ``min_gap``, p below ``limit``.
     """
     from scipy.stats import binom  # noqa: PLC0415
@@ -451,7 +451,9 @@ def associations(
         p = np.clip(expected.without(columns)[subset], _P_FLOOR, 1 - _P_FLOOR)
         cell = c[:, j] * bins + c[:, k]
         n_cell, counts, sums = _cell_counts(cell, yy, p, size, n_classes)
-        raised = _neighbour_excess(n_cell, counts, sums, bins=bins, single=k == j)
+        raised = sums
+        if check.neighbour_trend:
+            raised = _neighbour_excess(n_cell, counts, sums, bins=bins, single=k == j)
         for cell_id, cls, a, m, e, pvalue in _significant(n_cell, counts, raised, check, limit):
             bj, bk = divmod(cell_id, bins)
             reason = _cell_reason(
@@ -783,13 +785,11 @@ def significant_cells(
     found = []
     for i, pair in enumerate(models.pairs):
         n_cell = counts[i].sum(axis=1)
-        near = _neighbour_excess(
-            n_cell,
-            counts[i],
-            sums[i],
-            bins=models.bins,
-            single=pair[0] == pair[1],
-        )
+        near = sums[i]
+        if check.neighbour_trend:
+            near = _neighbour_excess(
+                n_cell, counts[i], sums[i], bins=models.bins, single=pair[0] == pair[1]
+            )
         for cell_id, cls, a, m, e, pvalue in _significant(n_cell, counts[i], near, check, limit):
             reason = _cell_reason(
                 pair,

@@ -121,11 +121,11 @@ def test_the_two_class_screen_counts_what_the_softmax_counts():
         assert np.allclose(sums[i], want_sums, rtol=1e-6, atol=1e-3)
 
 
-def test_clean_clustered_classes_flag_no_association_over_every_row_as_in_memory(tmp_path):
+def test_clean_clustered_classes_flag_no_association_over_every_row_with_the_trend(tmp_path):
     """Issue 16 on the streaming path: a clean ``make_classification`` table (classes drawn as
     clusters on a hypercube's corners) flags nothing over every row, because the counters'
     test raises each cell's expectation by its neighbouring cells' trend as ``associations``
-    does (before: its corner cells failed DATA071)."""
+    does, with ``neighbour_trend`` (before: its corner cells failed DATA071)."""
     from sklearn.datasets import make_classification
 
     x, y = make_classification(
@@ -145,7 +145,10 @@ def test_clean_clustered_classes_flag_no_association_over_every_row_as_in_memory
     data = data_policy(
         {"id": {"dtype": "int64", "min": 1, "unique": True}, **floats(f"f{j}" for j in range(6))},
         path=path,
-        checks={"labels": {"max_fit_rows": 2000, "max_index_rows": 200}},
+        checks={
+            "labels": {"max_fit_rows": 2000, "max_index_rows": 200},
+            "association": {"neighbour_trend": True},
+        },
     )
     every, _ = _associations(path, data)
     assert every.screened is None
