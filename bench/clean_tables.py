@@ -120,11 +120,20 @@ def tables(quick: bool, *, full: bool = False) -> list[Table]:
     return out
 
 
-def judge(table: Table, setting: str, split_seed: int = SEED) -> tuple[str, dict[str, Any]]:
+def judge(
+    table: Table, setting: str, split_seed: int = SEED, *, trend: bool = False
+) -> tuple[str, dict[str, Any]]:
     """One table in one setting, twice: the report line and its figures (``split_seed``: the
-    seeded approved/new split of the batch and grown settings)."""
+    seeded approved/new split of the batch and grown settings; ``trend``: the association
+    test's ``neighbour_trend`` on)."""
     case = table.case
     contract = contract_for(case)
+    if trend:
+        checks = contract.checks
+        association = checks.association.model_copy(update={"neighbour_trend": True})
+        contract = contract.model_copy(
+            update={"checks": checks.model_copy(update={"association": association})}
+        )
     n = len(case.y)
     approved = None
     if setting in ("batch", "grown"):
@@ -174,6 +183,11 @@ def main() -> int:
         default=SEED,
         help="seed of the batch/grown settings' approved/new split (default: the gate's seed)",
     )
+    parser.add_argument(
+        "--neighbour-trend",
+        action="store_true",
+        help="[data.checks.association].neighbour_trend = true (off by default)",
+    )
     args = parser.parse_args()
     out: list[str] = []
 
@@ -188,7 +202,7 @@ def main() -> int:
     start = time.perf_counter()
     emit(
         f"python {platform.python_version()}, scikit-learn {sklearn.__version__}, seed {SEED}, "
-        f"split seed {args.split_seed}; "
+        f"split seed {args.split_seed}, neighbour_trend {args.neighbour_trend}; "
         f"{os.cpu_count()} cores, load {'/'.join(f'{v:.2f}' for v in os.getloadavg())} at start"
     )
     emit(
@@ -207,7 +221,7 @@ def main() -> int:
             group = table.group
             emit(f"{group}:")
         for setting in settings:
-            line, got = judge(table, setting, args.split_seed)
+            line, got = judge(table, setting, args.split_seed, trend=args.neighbour_trend)
             emit(line)
             counts = tally.setdefault((table.group, setting), [0, 0, 0])
             counts[0] += got["fails"]

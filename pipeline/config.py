@@ -290,6 +290,11 @@ class AssociationCheck(_Strict):
     # features give that label less than this (the cell's clean rows of that class stay).
     member_below: Fraction = 0.75
     max_share: Fraction = 0.0
+    # Raise each cell's expected share by the excess its neighbouring cells show on a line
+    # out of it (``targeted._neighbour_excess``): clean classes drawn as clusters pass
+    # (docs/data-defence.md, Clean tables beyond the benchmark); off by default, since in the
+    # batch setting it lost two label cells of the benchmark (digits_10 classflip precision).
+    neighbour_trend: bool = False
 
 
 class BurstCheck(_Strict):

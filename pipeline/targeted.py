@@ -309,12 +309,57 @@ def _screen_hits(
     return found
 
 
+def _neighbour_excess(
+    n_cell: Array, counts: Array, sums: Array, *, bins: int, single: bool
+) -> Array:
+    """Per cell and class, the expected count raised by a trend its neighbouring cells show.
+
+    A linear expectation cannot follow a class that gathers in a corner of two features (clean
+    classes drawn as clusters): the corner cell holds far more of the class than its other
+    features predict, and so, less and less, do the cells leading up to it. A trigger is a
+    sharp bump: its rows sit in one cell, and the cells around it are as the model predicts.
+    So a cell's expected share of a class is the model's plus the excess share (rows of the
+    class less their summed probabilities, over the rows) that **both** of the next two cells
+    on one line out of it show (the smaller of the two, the largest over the 8 directions of a
+    pair's bins x bins grid or the 2 of a single feature's bins; each of the two cells with at
+    least 2 rows, so that a share is more than one row's label; only an excess). The cell's
+    own rows never count, and a trigger split over two adjacent cells does not explain
+    itself: the cell beyond its partner is clean.
+    """
+    k = counts.shape[1]
+    share = (counts - sums) / np.maximum(n_cell, 1)[:, None]
+    share = np.where((n_cell >= 2)[:, None], share, 0.0)
+    if single:
+        idx = np.arange(bins) * (bins + 1)
+        grid = np.zeros((1, bins, k))
+        grid[0] = share[idx]
+        directions = [(0, 1), (0, -1)]
+    else:
+        grid = share.reshape(bins, bins, k)
+        directions = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1) if (a, b) != (0, 0)]
+    rows, cols = grid.shape[:2]
+    pad = np.pad(grid, ((2, 2), (2, 2), (0, 0)))
+    trend = np.zeros_like(grid)
+    for di, dj in directions:
+        one = pad[2 + di : 2 + di + rows, 2 + dj : 2 + dj + cols]
+        two = pad[2 + 2 * di : 2 + 2 * di + rows, 2 + 2 * dj : 2 + 2 * dj + cols]
+        trend = np.maximum(trend, np.minimum(one, two))
+    if single:
+        raised = sums.copy()
+        raised[idx] = sums[idx] + n_cell[idx, None] * trend[0]
+    else:
+        raised = sums + n_cell[:, None] * trend.reshape(bins * bins, k)
+    capped: Array = np.minimum(raised, n_cell[:, None] * (1 - _P_FLOOR))
+    return capped
+
+
 def _significant(
     n_cell: Array, counts: Array, sums: Array, check: AssociationCheck, limit: float
 ) -> list[tuple[int, int, float, int, float, float]]:
     """The (cell, class) pairs that pass the real test: (cell, class, a, n, expected, p).
 
-    One-sided binomial P(X >= a), X ~ Bin(n, E / n) with E the summed refit probabilities;
+    One-sided binomial P(X >= a), X ~ Bin(n, E / n) with E the summed refit probabilities
+    (with ``neighbour_trend``, raised by the neighbouring cells' excess: ``_neighbour_excess``);
     at least ``min_rows`` rows, share gap at least ``min_gap``, p below ``limit``.
     """
     from scipy.stats import binom  # noqa: PLC0415
@@ -342,17 +387,22 @@ def _cell_reason(
     label: str,
     limit: float,
     tested: int,
+    model: float,
 ) -> str:
-    """A significant cell's evidence: where, how many rows of the label, expected, p."""
+    """A significant cell's evidence: where, how many rows of the label, expected, p
+    (``model``: the expected count before the neighbouring cells' trend raised it to ``e``)."""
     j, k = pair
     a, m, e, pvalue = found
     bj, bk = divmod(cell_id, bins)
     where = _describe_bin(names[j], edges[j], bj)
     if k != j:
         where += " and " + _describe_bin(names[k], edges[k], bk)
+    expected = f"{e:.1f}"
+    if e - model >= 0.05:
+        expected = f"{model:.1f}, {e:.1f} with the neighbouring cells' trend"
     return (
         f"{where}: {int(a)} of {m} rows labelled '{label}' where their other "
-        f"features predict {e:.1f} (p={pvalue:.2g} < {limit:.2g}, Bonferroni over "
+        f"features predict {expected} (p={pvalue:.2g} < {limit:.2g}, Bonferroni over "
         f"{tested} tests)"
     )
 
@@ -401,7 +451,10 @@ def associations(
         p = np.clip(expected.without(columns)[subset], _P_FLOOR, 1 - _P_FLOOR)
         cell = c[:, j] * bins + c[:, k]
         n_cell, counts, sums = _cell_counts(cell, yy, p, size, n_classes)
-        for cell_id, cls, a, m, e, pvalue in _significant(n_cell, counts, sums, check, limit):
+        raised = sums
+        if check.neighbour_trend:
+            raised = _neighbour_excess(n_cell, counts, sums, bins=bins, single=k == j)
+        for cell_id, cls, a, m, e, pvalue in _significant(n_cell, counts, raised, check, limit):
             bj, bk = divmod(cell_id, bins)
             reason = _cell_reason(
                 (j, k),
@@ -413,6 +466,7 @@ def associations(
                 label=classes[cls],
                 limit=limit,
                 tested=tested,
+                model=float(sums[cell_id, cls]),
             )
             # Only the cell's rows whose other features do not predict their label: a trigger
             # moves rows of other classes into the cell; the cell's own rows of that class
@@ -731,7 +785,12 @@ def significant_cells(
     found = []
     for i, pair in enumerate(models.pairs):
         n_cell = counts[i].sum(axis=1)
-        for cell_id, cls, a, m, e, pvalue in _significant(n_cell, counts[i], sums[i], check, limit):
+        near = sums[i]
+        if check.neighbour_trend:
+            near = _neighbour_excess(
+                n_cell, counts[i], sums[i], bins=models.bins, single=pair[0] == pair[1]
+            )
+        for cell_id, cls, a, m, e, pvalue in _significant(n_cell, counts[i], near, check, limit):
             reason = _cell_reason(
                 pair,
                 cell_id,
@@ -742,6 +801,7 @@ def significant_cells(
                 label=classes[cls],
                 limit=limit,
                 tested=tested,
+                model=float(sums[i][cell_id, cls]),
             )
             found.append(((i, cell_id, cls), -np.log10(max(pvalue, 1e-300)), reason))
     return found

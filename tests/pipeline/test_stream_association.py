@@ -119,3 +119,37 @@ def test_the_two_class_screen_counts_what_the_softmax_counts():
         want_counts, want_sums = _tally(cell, y, _probabilities(dropped), models.bins**2, 2)
         assert np.array_equal(counts[i], want_counts)
         assert np.allclose(sums[i], want_sums, rtol=1e-6, atol=1e-3)
+
+
+def test_clean_clustered_classes_flag_no_association_over_every_row_with_the_trend(tmp_path):
+    """Issue 16 on the streaming path: a clean ``make_classification`` table (classes drawn as
+    clusters on a hypercube's corners) flags nothing over every row, because the counters'
+    test raises each cell's expectation by its neighbouring cells' trend as ``associations``
+    does, with ``neighbour_trend`` (before: its corner cells failed DATA071)."""
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=4000,
+        n_features=6,
+        n_informative=4,
+        n_redundant=1,
+        class_sep=1.0,
+        flip_y=0.0,
+        random_state=1,
+    )
+    path = tmp_path / "d.csv"
+    frame = pd.DataFrame(x.round(6), columns=[f"f{j}" for j in range(6)])
+    frame.insert(0, "id", np.arange(1, len(y) + 1))
+    frame["y"] = np.where(y == 1, "b", "a")
+    frame.to_csv(path, index=False, lineterminator="\n")
+    data = data_policy(
+        {"id": {"dtype": "int64", "min": 1, "unique": True}, **floats(f"f{j}" for j in range(6))},
+        path=path,
+        checks={
+            "labels": {"max_fit_rows": 2000, "max_index_rows": 200},
+            "association": {"neighbour_trend": True},
+        },
+    )
+    every, _ = _associations(path, data)
+    assert every.screened is None
+    assert every.count == 0
