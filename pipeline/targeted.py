@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import AssociationCheck, BatchCheck, BurstCheck, DuplicatesCheck, LabelCheck
-from pipeline.flags import Flags, cleanlab_issues, knn_probabilities
+from pipeline.flags import Baseline, Flags, cleanlab_issues, knn_probabilities
 
 Array = np.ndarray[Any, Any]
 
@@ -841,6 +841,87 @@ def _near_scale(base: Array, check: BurstCheck, seed: int) -> float:
     return max(scale, _PAIR_FLOOR * float(np.median(spread))) if spread.size else scale
 
 
+def _near_radius(base: Array, check: BurstCheck, seed: int) -> tuple[float, float]:
+    """``near_duplicates``' radius on ``base`` as (factor, scale): the radius is their product.
+
+    In few dimensions rows spread evenly already meet within radius x scale: about
+    min_copies x factor^d of them per row (2 features, factor 0.1: 5%). The factor shrinks
+    until that is _CLEAN_NEAR_SHARE; from 4 features on, check.radius itself is smaller.
+    Dimensions: the columns that vary (a constant one adds no distance).
+    """
+    scale = _near_scale(base, check, seed)
+    dims = max(1, int(np.count_nonzero(np.ptp(base, axis=0) > 0))) if len(base) else 1
+    factor = min(check.radius, (_CLEAN_NEAR_SHARE / check.min_copies) ** (1 / dims))
+    return factor, scale
+
+
+def approved_twins(approved: Array, *, check: BurstCheck, seed: int) -> tuple[int, int]:
+    """(rows with another approved row within ``near_duplicates``' radius, rows looked at).
+
+    The batch near-copy check's yardstick (DATA108): measurements recorded coarsely repeat on
+    clean data (iris: two equal rows of 150), so a new row near another is judged against how
+    often the approved rows themselves have a near copy. Every row of a pair counts here, as a
+    new row near an approved row counts there. Above ``max_rows`` approved rows a seeded
+    sample of that many is looked at, each against every approved row.
+    """
+    from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
+
+    if len(approved) < 2:
+        return 0, len(approved)
+    factor, scale = _near_radius(approved, check, seed)
+    if scale == 0.0:
+        return 0, len(approved)
+    looked = np.arange(len(approved))
+    if looked.size > check.max_rows:
+        rng = np.random.default_rng(seed + 5)
+        looked = np.sort(rng.choice(looked, size=check.max_rows, replace=False))
+    dist = NearestNeighbors(n_neighbors=2).fit(approved).kneighbors(approved[looked])[0]
+    return int(np.count_nonzero(dist[:, 1] <= factor * scale)), int(looked.size)
+
+
+def near_excess(
+    flagged: int,
+    rows: int,
+    base: tuple[int, int],
+    *,
+    alpha: float,
+    source: str,
+    fixed: bool = False,
+) -> Baseline:
+    """A near-copy count among ``rows`` rows against ``base`` = (rows with a near copy, rows)
+    of approved data; beyond when the one-sided p is below ``alpha``.
+
+    ``fixed`` False (the batch setting: new rows against the approved rows, two independent
+    samples): Fisher's exact test, as both counts are estimates; an approved set with no near
+    copy (iris split so that its one equal pair straddles approved and new rows) does not fail
+    a natural repeat among a few new rows. ``fixed`` True (the whole table against the share
+    the lock records for the approved snapshot, mostly the same rows): binomial P(X >= flagged),
+    X ~ Bin(rows, that share), as the label check's baseline; a share of 0 fails any count.
+    """
+    from scipy.stats import binom, fisher_exact  # noqa: PLC0415
+
+    twins, looked = base
+    rate = min(max(twins / looked, 0.0), 1.0) if looked else 0.0
+    pvalue = 1.0
+    if flagged and rows and fixed:
+        pvalue = float(binom.sf(flagged - 1, rows, min(max(rate, 1e-9), 1.0)))
+    elif flagged and rows:
+        table = [[flagged, rows - flagged], [twins, looked - twins]]
+        pvalue = float(fisher_exact(table, alternative="greater").pvalue)
+    test = "binomial" if fixed else "Fisher"
+    return Baseline(
+        rate=rate,
+        expected=rate * rows,
+        pvalue=pvalue,
+        beyond=pvalue < alpha,
+        basis=(
+            f"{source}: {twins} of {looked} rows "
+            f"{'flagged' if fixed else 'with a near copy'}, {test} p={pvalue:.2g}, "
+            f"[data.checks.batch].alpha {alpha:g}"
+        ),
+    )
+
+
 def near_duplicates(
     x: Array,
     *,
@@ -878,16 +959,10 @@ def near_duplicates(
         screened = int(subset.size)
     points = x[subset]
     base = points if approved is None else approved
-    scale = _near_scale(base, check, seed)
+    factor, scale = _near_radius(base, check, seed)
     empty = _flags(check_name, np.zeros(0), np.zeros(0), [], start)
     if scale == 0.0 or subset.size == 0:
         return empty
-    # In few dimensions rows spread evenly already meet within radius x scale: about
-    # min_copies x factor^d of them per row (2 features, factor 0.1: 5%). The factor shrinks
-    # until that is _CLEAN_NEAR_SHARE; from 4 features on, check.radius itself is smaller.
-    # Dimensions: the columns that vary (a constant one adds no distance).
-    dims = max(1, int(np.count_nonzero(np.ptp(base, axis=0) > 0))) if len(base) else 1
-    factor = min(check.radius, (_CLEAN_NEAR_SHARE / check.min_copies) ** (1 / dims))
     radius = factor * scale
     all_names = np.arange(len(x)) if names is None else np.asarray(names)
     label = all_names[subset]
@@ -1640,8 +1715,23 @@ def screen_batch(
         found = near_duplicates(
             split.xn, check=burst, seed=seed, approved=xt, names=new, approved_names=judged
         )
+        # Judged against the approved rows' own near copies (coarse measurements repeat).
+        baseline = near_excess(
+            found.count,
+            found.screened or new.size,
+            approved_twins(xt, check=burst, seed=seed),
+            alpha=batch.alpha,
+            source="the approved rows",
+        )
         flags.append(
-            Flags(found.check, new[found.rows], found.scores, found.reasons, found.seconds)
+            Flags(
+                found.check,
+                new[found.rows],
+                found.scores,
+                found.reasons,
+                found.seconds,
+                baseline=baseline,
+            )
         )
     explained = np.zeros(new.size, dtype=bool) if settled is None else settled.copy()
     explained |= np.isin(new, np.concatenate([f.rows for f in flags[1:]]))
