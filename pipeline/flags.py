@@ -25,8 +25,8 @@ class Baseline:
     too (a clean 1,000 x 20 table of five classes at class_sep 0.5: 36%); the gate fails the
     label check only beyond both ``max_share`` and this.
 
-    The near-copy checks use it too (``pipeline.targeted.near_excess``): ``rate`` is then the
-    approved rows' share with a near copy, ``basis`` names that yardstick and the test.
+    The near-copy checks use it too (``pipeline.targeted.near_excess``, ``batch_near_test``):
+    ``rate`` is then the approved rows' near-copy share, ``basis`` names that yardstick and test.
     """
 
     rate: float

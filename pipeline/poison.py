@@ -868,12 +868,7 @@ def _targeted(
         if near_copies is not None:
             # Coarse measurements repeat on clean data: judged against the approved snapshot's.
             base = near_excess(
-                flags.count,
-                flags.screened or len(copies),
-                near_copies,
-                alpha=checks.batch.alpha,
-                source="the approved snapshot",
-                fixed=True,
+                flags.count, flags.screened or len(copies), near_copies, alpha=checks.batch.alpha
             )
             flags = replace(flags, baseline=base)
         found.append(flags)

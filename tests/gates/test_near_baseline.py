@@ -195,3 +195,30 @@ def test_one_approved_row_copied_many_times_into_a_batch_fails():
     copies["id"] = np.arange(1000, 1010)
     errors = _batch(pd.concat([frame, copies], ignore_index=True), contract, approved)
     assert {"DATA103", "DATA108"} <= set(errors)
+
+
+def test_a_coarse_clean_batch_as_large_as_its_approved_rows_passes():
+    # New rows have as many approved rows to repeat as approved rows have, plus each other:
+    # counted against both together they showed 273 of 600 near copies vs the approved rows'
+    # 207 of 600 (Fisher p = 6e-5), a false failure; like with like they pass.
+    contract = _contract()
+    approved = _coarse(600, seed=0)
+    new = _coarse(600, seed=1)
+    new["id"] += 100_000
+    assert _batch(pd.concat([approved, new], ignore_index=True), contract, approved["id"]) == {}
+
+
+def test_pairs_among_new_rows_fail_against_the_approved_rows_own():
+    # 15 new points (fine measurements, no approved near copy), each twice: pairs, no burst.
+    contract = _contract()
+    rng = np.random.default_rng(4)
+    frame = _coarse(600, seed=0)
+    frame[FEATURES] = rng.normal(0.0, 3.0, (len(frame), 3))
+    new = frame.iloc[:15].copy()
+    new[FEATURES] = rng.normal(0.0, 3.0, (15, 3))
+    twice = pd.concat([new, new], ignore_index=True)
+    twice[FEATURES] += rng.normal(0.0, 1e-6, (30, 3))
+    twice["id"] = np.arange(100_000, 100_030)
+    errors = _batch(pd.concat([frame, twice], ignore_index=True), contract, frame["id"])
+    assert "DATA103" not in errors
+    assert "beyond the approved rows" in errors["DATA108"]
