@@ -33,6 +33,7 @@ from pipeline.poison import (  # noqa: E402
     cleanlab_issues,
     knn_probabilities,
     label_baseline,
+    near_baseline,
     oof_probabilities,
     screen,
 )
@@ -261,7 +262,11 @@ def reference_for(case: Case, contract: DataPolicy) -> DataProfile:
     """The approved snapshot's profile with its label rates, as ``data approve`` records it."""
     frame = frame_for(case.x, case.y)
     profile = build_profile(frame, contract)
-    return replace(profile, label_rates=label_baseline(frame, contract, seed=SEED))
+    return replace(
+        profile,
+        label_rates=label_baseline(frame, contract, seed=SEED),
+        near_copies=near_baseline(frame, contract, reference=profile, seed=SEED),
+    )
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from pipeline.data import (
 from pipeline.errors import DataError
 from pipeline.keys.local import read_env_pem
 from pipeline.lockserial import lock_serial
-from pipeline.poison import label_baseline
+from pipeline.poison import label_baseline, near_baseline
 from pipeline.signing import Signer, SigningError, private_key_from_pem
 
 if TYPE_CHECKING:
@@ -84,6 +84,13 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
     profile = build_profile(clean, data)
     # The label witnesses' rates on this snapshot: the data gate adds the excess over them.
     profile = replace(profile, label_rates=label_baseline(clean, data, seed=policy.policy.run.seed))
+    # Its near copies (coarse measurements repeat): the near-duplicate check's yardstick.
+    profile = replace(
+        profile,
+        near_copies=near_baseline(
+            clean, data, reference=kept or profile, seed=policy.policy.run.seed
+        ),
+    )
     entry = write_lock(policy, frame, profile=profile, reference=kept or profile, above=above)
     drift = shift = None
     if kept is not None:

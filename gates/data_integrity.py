@@ -682,7 +682,12 @@ class DataGate(Gate):
             over = share > limit
             base = flags.baseline
             within = ""
-            if base is not None and share > limit:
+            if base is not None and share > limit and base.basis:
+                # The near-copy check: coarse measurements repeat on clean data too; judged
+                # against the approved snapshot's own near copies as well.
+                over = base.beyond
+                within = f"; {'beyond' if over else 'within'} {base.basis}"
+            elif base is not None and share > limit:
                 # The label check: the approved snapshot's own share (overlapping classes flag
                 # clean rows too) is the yardstick as well; beyond max_share alone is not enough.
                 over = base.beyond
@@ -949,11 +954,16 @@ def judge_batch(
         share = flags.count / max(batch.new, 1)
         limit = _limit(data, dotted)
         over = share > limit
+        within = ""
+        if flags.baseline is not None and over:
+            # DATA108: new rows near others judged against the approved rows' own near copies.
+            over = flags.baseline.beyond
+            within = f"; {'beyond' if over else 'within'} {flags.baseline.basis}"
         findings.append(
             Finding(
                 rule,
                 f"{flags.count} {what} ({share:.2%} of {batch.new} new rows "
-                f"{'>' if over else '<='} {limit:.2%}); first row {int(flags.rows[0])}: "
+                f"{'>' if share > limit else '<='} {limit:.2%}{within}); first row {int(flags.rows[0])}: "
                 f"{flags.reasons[0]}",
                 severity=Severity.ERROR if over else Severity.NOTE,
                 location=Location(path=shown, row=int(flags.rows[0])),

@@ -24,12 +24,17 @@ class Baseline:
     ``witness_min_excess`` x rows. Classes that overlap flag their ambiguous rows on clean data
     too (a clean 1,000 x 20 table of five classes at class_sep 0.5: 36%); the gate fails the
     label check only beyond both ``max_share`` and this.
+
+    The near-copy checks use it too (``pipeline.targeted.near_excess``, ``batch_near_test``):
+    ``rate`` is then the approved rows' near-copy share, ``basis`` names that yardstick and test.
     """
 
     rate: float
     expected: float
     pvalue: float
     beyond: bool
+    # The near-copy checks (DATA052, DATA108): the yardstick and test, as the finding quotes it.
+    basis: str = ""
 
 
 @dataclass(frozen=True)

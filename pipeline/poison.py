@@ -706,6 +706,7 @@ def screen(
             exclude=out_of_range_rows,
             copy_x=copy_x,
             bounds=None if reference is None else approved_bounds(clean, contract, reference),
+            near_copies=None if reference is None else reference.near_copies,
         )
         if checks.isolation.enabled:
             found = off_manifold(x, check=checks.isolation, seed=seed)
@@ -786,9 +787,13 @@ def _targeted(
     bounds: tuple[Array, Array] | None = None,
     association: bool = True,
     burst: bool = True,
+    near_copies: tuple[int, int] | None = None,
 ) -> list[Flags]:
     """The whole-table association, burst and near-duplicate checks (``pipeline.targeted``);
     ``association`` / ``burst`` False: not the association / burst test.
+
+    ``near_copies``: the approved snapshot's (flagged, rows) of the near-duplicate check (the
+    lock's ``near_copies``), its yardstick (``Flags.baseline``); None: ``max_near_share`` alone.
 
     ``copy_x``: the matrix the copy checks (bursts, near duplicates) search (``copy_matrix``);
     ``x`` when None.
@@ -815,6 +820,7 @@ def _targeted(
         bursts,
         linear_expectation,
         near_duplicates,
+        near_excess,
     )
 
     checks = contract.checks
@@ -859,6 +865,12 @@ def _targeted(
     if checks.duplicates.enabled:
         # Near copies (a pair within the bursts radius), exact copies included: DATA052.
         flags = near_duplicates(copies, check=checks.bursts, seed=seed)
+        if near_copies is not None:
+            # Coarse measurements repeat on clean data: judged against the approved snapshot's.
+            base = near_excess(
+                flags.count, flags.screened or len(copies), near_copies, alpha=checks.batch.alpha
+            )
+            flags = replace(flags, baseline=base)
         found.append(flags)
         seconds["near_duplicate"] = flags.seconds
         found.append(near_conflicts(flags, y))
@@ -872,7 +884,7 @@ def near_conflicts(near: Flags, y: Array) -> Flags:
     exact one; counted only among the near copies, five such flips of breast-cancer rows passed
     under their 2% (red team, 6 December)."""
     if near.twins is None or not near.count:
-        return replace(near, check="near_conflict", twins=None)
+        return replace(near, check="near_conflict", twins=None, baseline=None)
     differ = y[near.rows] != y[near.twins]
     rows, twins = near.rows[differ], near.twins[differ]
     # Each reason quotes the first pairs; here the pairs whose labels differ.
@@ -889,6 +901,7 @@ def near_conflicts(near: Flags, y: Array) -> Flags:
         scores=near.scores[differ],
         reasons=reasons,
         twins=twins,
+        baseline=None,
     )
 
 
@@ -955,6 +968,21 @@ def label_baseline(
         x, y, n_classes=len(contract.classes), check=contract.checks.labels, seed=seed
     )
     return label_rates(scores, y)
+
+
+def near_baseline(
+    clean: pd.DataFrame, contract: DataPolicy, *, reference: DataProfile, seed: int
+) -> tuple[int, int] | None:
+    """The near-duplicate check's (flagged, rows looked at) on an approved snapshot, searched
+    as the data gate searches it against ``reference`` (``copy_matrix``); None when the check
+    does not run (disabled, or no numeric features)."""
+    from pipeline.targeted import near_duplicates  # noqa: PLC0415
+
+    if not numeric_columns(contract) or not contract.checks.duplicates.enabled or clean.empty:
+        return None
+    x = copy_matrix(feature_matrix(clean, contract), contract, reference)
+    found = near_duplicates(x, check=contract.checks.bursts, seed=seed)
+    return found.count, found.screened or len(x)
 
 
 def flagged_frame(

@@ -118,6 +118,11 @@ class DataProfile:
     # [data.checks.class_means].max_features features.
     moment_columns: tuple[str, ...] = ()
     class_moments: dict[str, ClassMoments] | None = None
+    # (rows the near-duplicate check flagged, rows it looked at) on this snapshot: the
+    # whole-table near-copy check (DATA052) fails beyond max_near_share only when the table's
+    # count also exceeds this share significantly. None (a lock approved before it was
+    # recorded): max_near_share alone decides.
+    near_copies: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -131,6 +136,8 @@ class DataProfile:
             data["row_digests"] = dict(self.row_digests)
         if self.label_rates is not None:
             data["label_rates"] = dict(self.label_rates)
+        if self.near_copies is not None:
+            data["near_copies"] = {"flagged": self.near_copies[0], "rows": self.near_copies[1]}
         if self.class_moments is not None:
             data["class_moments"] = {
                 "columns": list(self.moment_columns),
@@ -166,7 +173,22 @@ class DataProfile:
             label_rates={str(k): _fraction(v) for k, v in rates.items()} if rates else None,
             moment_columns=columns,
             class_moments=by_class,
+            near_copies=_near_copies(data.get("near_copies")),
         )
+
+
+def _near_copies(value: Any) -> tuple[int, int] | None:
+    """The lock's ``near_copies`` as (flagged, rows); ValueError unless 0 <= flagged <= rows."""
+    if value is None:
+        return None
+    flagged, rows = value["flagged"], value["rows"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (flagged, rows)):
+        msg = f"near_copies {value!r}: flagged and rows must be integers"
+        raise ValueError(msg)
+    if not 0 <= flagged <= rows:
+        msg = f"near_copies {value!r}: expected 0 <= flagged <= rows"
+        raise ValueError(msg)
+    return int(flagged), int(rows)
 
 
 def _fraction(value: Any) -> float:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import AssociationCheck, BatchCheck, BurstCheck, DuplicatesCheck, LabelCheck
-from pipeline.flags import Flags, cleanlab_issues, knn_probabilities
+from pipeline.flags import Baseline, Flags, cleanlab_issues, knn_probabilities
 
 Array = np.ndarray[Any, Any]
 
@@ -901,6 +901,126 @@ def _near_scale(base: Array, check: BurstCheck, seed: int) -> float:
     return max(scale, _PAIR_FLOOR * float(np.median(spread))) if spread.size else scale
 
 
+def _near_radius(base: Array, check: BurstCheck, seed: int) -> tuple[float, float]:
+    """``near_duplicates``' radius on ``base`` as (factor, scale): the radius is their product.
+
+    In few dimensions rows spread evenly already meet within radius x scale: about
+    min_copies x factor^d of them per row (2 features, factor 0.1: 5%). The factor shrinks
+    until that is _CLEAN_NEAR_SHARE; from 4 features on, check.radius itself is smaller.
+    Dimensions: the columns that vary (a constant one adds no distance).
+    """
+    scale = _near_scale(base, check, seed)
+    dims = max(1, int(np.count_nonzero(np.ptp(base, axis=0) > 0))) if len(base) else 1
+    factor = min(check.radius, (_CLEAN_NEAR_SHARE / check.min_copies) ** (1 / dims))
+    return factor, scale
+
+
+def _twin_count(index: Array, queries: Array, radius: float, *, same: bool) -> tuple[int, int]:
+    """(rows of ``queries`` with a row of ``index`` within ``radius``, rows asked); ``same``:
+    ``queries`` are rows of ``index``, whose own distance 0 does not count."""
+    from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
+
+    k = 2 if same else 1
+    if len(index) < k or not len(queries):
+        return 0, len(queries)
+    dist = NearestNeighbors(n_neighbors=k).fit(index).kneighbors(queries)[0][:, k - 1]
+    return int(np.count_nonzero(dist <= radius)), len(queries)
+
+
+def batch_near_test(
+    new: Array, approved: Array, *, check: BurstCheck, seed: int, alpha: float
+) -> Baseline:
+    """DATA108's yardstick: the new rows' near copies against the approved rows' own.
+
+    Measurements recorded coarsely repeat on clean data (iris: rows 102 and 143 of 150 are
+    equal), so the count of new rows within ``near_duplicates``' radius of another row is
+    judged against how often approved rows have one, like with like (a row has more chances
+    of a near copy among more rows: new rows counted against approved and new rows together
+    made a clean coarse batch as large as its approved rows fail, p = 6e-5):
+
+    - new rows with an approved row within the radius, of the new rows, against approved rows
+      with another approved row within it, of the approved rows (the same number of partners);
+    - new rows with another new row within it, against the same count among a seeded draw of
+      as many approved rows as there are new rows (all approved rows when fewer).
+
+    One-sided Fisher exact test each (both shares are estimates), beyond when either p is below
+    ``alpha`` / 2. Above ``max_rows`` rows a seeded sample of that many is asked. A cluster of
+    new copies of one point is DATA103's (``bursts``), unchanged.
+    """
+    from scipy.stats import fisher_exact  # noqa: PLC0415
+
+    factor, scale = _near_radius(approved, check, seed)
+    radius = factor * scale
+    rng = np.random.default_rng(seed + 5)
+
+    def sample(x: Array) -> Array:
+        if len(x) <= check.max_rows:
+            return x
+        return x[np.sort(rng.choice(len(x), size=check.max_rows, replace=False))]
+
+    drawn = approved
+    if len(approved) > len(new):
+        drawn = approved[np.sort(rng.choice(len(approved), size=len(new), replace=False))]
+    counts = {
+        "an approved row": (
+            _twin_count(approved, sample(new), radius, same=False),
+            _twin_count(approved, sample(approved), radius, same=True),
+        ),
+        "another new row": (
+            _twin_count(new, sample(new), radius, same=True),
+            _twin_count(drawn, sample(drawn), radius, same=True),
+        ),
+    }
+    pvalues: dict[str, float] = {}
+    for name, ((hit, asked), (twins, looked)) in counts.items():
+        table = [[hit, asked - hit], [twins, looked - twins]]
+        pvalues[name] = (
+            float(fisher_exact(table, alternative="greater").pvalue) if hit and looked else 1.0
+        )
+    worst = min(pvalues, key=pvalues.__getitem__)
+    (hit, asked), (twins, looked) = counts[worst]
+    rate = twins / looked if looked else 0.0
+    parts = "; ".join(
+        f"{c[0][0]} of {c[0][1]} new rows near {name} vs {c[1][0]} of {c[1][1]} approved, "
+        f"Fisher p={pvalues[name]:.2g}"
+        for name, c in counts.items()
+    )
+    return Baseline(
+        rate=rate,
+        expected=rate * asked,
+        pvalue=pvalues[worst],
+        beyond=pvalues[worst] < alpha / 2,
+        basis=f"the approved rows' own near copies ({parts}; [data.checks.batch].alpha {alpha:g} / 2)",
+    )
+
+
+def near_excess(flagged: int, rows: int, base: tuple[int, int], *, alpha: float) -> Baseline:
+    """DATA052's yardstick: ``flagged`` near copies among ``rows`` rows against ``base``, the
+    lock's (flagged, rows) of the approved snapshot (``near_copies``).
+
+    One-sided binomial P(X >= flagged), X ~ Bin(rows, that share), beyond when below
+    ``alpha``, as the label check's baseline: the table is mostly the approved snapshot's own
+    rows, so its share is not a second, independent estimate. A share of 0 fails any count.
+    """
+    from scipy.stats import binom  # noqa: PLC0415
+
+    twins, looked = base
+    rate = min(max(twins / looked, 0.0), 1.0) if looked else 0.0
+    pvalue = 1.0
+    if flagged and rows:
+        pvalue = float(binom.sf(flagged - 1, rows, min(max(rate, 1e-9), 1.0)))
+    return Baseline(
+        rate=rate,
+        expected=rate * rows,
+        pvalue=pvalue,
+        beyond=pvalue < alpha,
+        basis=(
+            f"the approved snapshot's {twins} of {looked} rows (binomial p={pvalue:.2g}, "
+            f"[data.checks.batch].alpha {alpha:g})"
+        ),
+    )
+
+
 def near_duplicates(
     x: Array,
     *,
@@ -938,16 +1058,10 @@ def near_duplicates(
         screened = int(subset.size)
     points = x[subset]
     base = points if approved is None else approved
-    scale = _near_scale(base, check, seed)
+    factor, scale = _near_radius(base, check, seed)
     empty = _flags(check_name, np.zeros(0), np.zeros(0), [], start)
     if scale == 0.0 or subset.size == 0:
         return empty
-    # In few dimensions rows spread evenly already meet within radius x scale: about
-    # min_copies x factor^d of them per row (2 features, factor 0.1: 5%). The factor shrinks
-    # until that is _CLEAN_NEAR_SHARE; from 4 features on, check.radius itself is smaller.
-    # Dimensions: the columns that vary (a constant one adds no distance).
-    dims = max(1, int(np.count_nonzero(np.ptp(base, axis=0) > 0))) if len(base) else 1
-    factor = min(check.radius, (_CLEAN_NEAR_SHARE / check.min_copies) ** (1 / dims))
     radius = factor * scale
     all_names = np.arange(len(x)) if names is None else np.asarray(names)
     label = all_names[subset]
@@ -1700,8 +1814,17 @@ def screen_batch(
         found = near_duplicates(
             split.xn, check=burst, seed=seed, approved=xt, names=new, approved_names=judged
         )
+        # Judged against the approved rows' own near copies (coarse measurements repeat).
+        baseline = batch_near_test(split.xn, xt, check=burst, seed=seed, alpha=batch.alpha)
         flags.append(
-            Flags(found.check, new[found.rows], found.scores, found.reasons, found.seconds)
+            Flags(
+                found.check,
+                new[found.rows],
+                found.scores,
+                found.reasons,
+                found.seconds,
+                baseline=baseline,
+            )
         )
     explained = np.zeros(new.size, dtype=bool) if settled is None else settled.copy()
     explained |= np.isin(new, np.concatenate([f.rows for f in flags[1:]]))
