@@ -165,17 +165,22 @@ def init(
     # The same policy written three times as it fills in (``data`` gains its checks in place).
     write = functools.partial(_write, policy_path, base=base, model=model, data=data, notes=notes)
     write(cv={"folds": folds, "thresholds": provisional})
+    # Each approval replaces the lock as it was before init: the user sees one approval, and
+    # the lock's serial is the one the first approval printed (one above the replaced lock's).
+    replaced = _LockBytes(root / data["lock"])
     loaded = _approve(policy_path, out=out)
     checks = _screen(loaded, notes)
     if checks:
         data["checks"] = checks
     write(cv={"folds": folds, "thresholds": provisional})
+    replaced.restore()
     loaded = _approve(policy_path, out=io.StringIO())
     baseline, fitted, split = _baseline(loaded)
     thresholds = {m: _thresholds(baseline[m]) for m in METRICS}
     notes.baseline = baseline
     risk = _risk_table(loaded, fitted, split, notes)
     write(cv={"folds": folds, "thresholds": thresholds}, risk=risk)
+    replaced.restore()
     _approve(policy_path, out=io.StringIO())
     return Proposal(
         policy_path=policy_path,
@@ -498,6 +503,22 @@ def _screen_note(screened: dict[str, tuple[float, float]]) -> str:
 
 
 # --- approve, screen, baseline ------------------------------------------------------------
+
+
+class _LockBytes:
+    """The data lock's bytes before init approved anything; ``restore`` puts them back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.raw = path.read_bytes() if path.is_file() and not path.is_symlink() else None
+
+    def restore(self) -> None:
+        from pipeline.fsio import atomic_write_bytes  # noqa: PLC0415
+
+        if self.raw is None:
+            self.path.unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(self.path, self.raw)
 
 
 def _approve(policy_path: Path, *, out: TextIO) -> LoadedPolicy:

@@ -10,6 +10,7 @@ read nothing init writes (``tests/chain_support.py``). Bad input is one line and
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -369,3 +370,31 @@ def test_a_table_with_near_copies_gets_its_near_share_raised_and_noted(
     assert 20 / len(frame) < limit <= 20 / len(frame) + 0.02
     comments = (root / "policy.toml").read_text(encoding="utf-8").replace("\n# ", " ")
     assert "[data.checks.duplicates].max_near_share" in comments
+
+
+# --- what a user meets (user trial, 7 December) -------------------------------------------
+
+
+def _separable(n: int = 200, seed: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(0, 1, n).round(4), rng.normal(0, 1, n).round(4)
+    return pd.DataFrame({"a": a, "b": b, "y": np.where(a + b > 0, "will go", "will stay")})
+
+
+def test_the_lock_holds_the_serial_init_printed_and_a_re_init_goes_one_above(
+    tmp_path: Path, gates_cli: Any
+) -> None:
+    # init approves three times as the policy fills in; it printed "(serial 1)" and left a
+    # lock of serial 3, so the user's next `data approve` said serial 4.
+    root = copy_project(tmp_path / "project")
+    table = tmp_path / "t.csv"
+    _separable().to_csv(table, index=False)
+    lock = root / "data" / "t.lock.json"
+    for expected in (1, 2):
+        done = gates_cli(root, "init", str(table), "--label", "y", "--force")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"-> t.lock.json (serial {expected})" in done.stdout
+        assert json.loads(lock.read_text(encoding="utf-8"))["serial"] == expected
+    again = gates_cli(root, "data", "approve")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "(serial 3)" in again.stdout
