@@ -180,13 +180,15 @@ def _add_policy_parser(
 def _add_init_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     init = sub.add_parser(
         "init",
-        help="start from your own CSV: infer the contract, write policy.toml, approve, propose "
+        help="start from your own CSV or Parquet table: infer the contract, write policy.toml, approve, propose "
         "thresholds",
-        description="Infer the data contract of DATA.csv, write the policy (refusing to replace "
+        description="Infer the data contract of DATA (.csv or .parquet), write the policy (refusing to replace "
         "an existing one without --force), approve the snapshot, cross-validate a baseline and "
         "propose thresholds from it (the reasoning is written as comments in the policy).",
     )
-    init.add_argument("data", type=Path, metavar="DATA.csv", help="the table to start from")
+    init.add_argument(
+        "data", type=Path, metavar="DATA", help="the table to start from (.csv or .parquet)"
+    )
     init.add_argument("--label", required=True, metavar="COLUMN", help="the class column")
     init.add_argument("--id", dest="id_column", metavar="COLUMN", help="a unique row id column")
     init.add_argument(

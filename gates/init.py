@@ -1,10 +1,12 @@
-"""``python -m gates init DATA.csv --label COLUMN``: a policy for a user's own table.
+"""``python -m gates init DATA --label COLUMN``: a policy for a user's own CSV or Parquet table.
 
 What it does, in order, each step stated in the policy it writes (as TOML comments):
 
-1. reads the CSV as the data gate does (every cell as text) and refuses, with one line naming
-   the file or column, a missing or non-CSV file, an empty table, an absent label or id column,
-   a blank label, a single class, or an id column with repeats or blanks;
+1. reads the CSV as the data gate does (every cell as text; a Parquet file's typed cells are
+   written as a CSV would hold them, its text columns kept ``string``) and refuses, with one
+   line naming the file or column, a missing file or one neither CSV nor Parquet, an empty
+   table, an absent label or id column, a blank label, a single class, or an id column with
+   repeats or blanks;
 2. infers each column's contract: ``int64`` when every non-blank cell is a whole number written
    without a point or exponent, ``float64`` when every one is a finite number, ``bool`` for
    true/false, else ``string`` (with its ``allowed`` values when there are at most
@@ -13,7 +15,7 @@ What it does, in order, each step stated in the policy it writes (as TOML commen
    with no negative value); ``unique`` for the id column;
 3. takes the classes as the label column's text (an integer label stays an integer in TOML,
    which the policy reads as its text), and the row bounds from the row count;
-4. copies the table to ``data/<name>.csv`` (unless it is there already), writes the policy with
+4. copies the table to ``data/<name>`` (unless it is there already), writes the policy with
    provisional thresholds, and approves the snapshot (``gates.approve``, as ``data approve
    --rebaseline``);
 5. runs the data gate's poisoning screen on the approved table itself: a check that flags more
@@ -124,14 +126,19 @@ def init(
         msg = f"{policy_path}: refused: a symlink (to {os.readlink(policy_path)}); init writes a real file"
         raise InitError(msg)
     root = policy_path.resolve().parent
-    frame = _read(csv)
+    frame, text_columns = _read(csv)
     _require_columns(csv, frame, label=label, id_column=id_column)
     classes = _classes(csv, frame[label], label=label)
     if positive is not None and positive not in classes:
-        msg = f"{csv}: --positive {positive!r} is not a value of column '{label}' ({classes})"
+        msg = (
+            f"{csv}: --positive {positive!r} is not a value of column '{label}'; expected one "
+            f"of {', '.join(repr(c) for c in classes)}"
+        )
         raise InitError(msg)
     columns = {
-        str(name): _column_rule(csv, str(name), frame[name], is_id=name == id_column)
+        str(name): _column_rule(
+            csv, str(name), frame[name], is_id=name == id_column, text=name in text_columns
+        )
         for name in frame.columns
         if name != label
     }
@@ -197,26 +204,58 @@ def init(
 # --- reading and checking the table -------------------------------------------------------
 
 
-def _read(csv: Path) -> pd.DataFrame:
+def _read(csv: Path) -> tuple[pd.DataFrame, frozenset[str]]:
+    """The table as text, as the data gate reads a CSV, and the columns Parquet types as text.
+
+    A Parquet file's typed cells are written out as a CSV would hold them (a blank for a
+    null, ``true``/``false``, a float with its point), so one inference serves both formats;
+    its text columns stay ``string`` even when every value looks like a number.
+    """
     from pipeline.data import read_table  # noqa: PLC0415
     from pipeline.errors import DataError  # noqa: PLC0415
 
     if not csv.is_file():
         what = "a folder" if csv.is_dir() else "nothing"
-        msg = f"{csv}: expected a CSV file, found {what}"
+        msg = f"{csv}: expected a CSV or Parquet file, found {what}"
         raise InitError(msg)
-    if csv.suffix.lower() != ".csv":
-        msg = f"{csv}: expected a .csv file (comma-separated text with a header row)"
+    suffix = csv.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        msg = (
+            f"{csv}: expected a .csv file (comma-separated text with a header row) or a "
+            f".parquet file, found the suffix {suffix or '(none)'!r}"
+        )
         raise InitError(msg)
-    with csv.open("rb") as handle:
-        if b"\0" in handle.read(65536):
-            msg = f"{csv}: expected CSV text, found binary data (a NUL byte)"
-            raise InitError(msg)
+    if suffix == ".csv":
+        with csv.open("rb") as handle:
+            if b"\0" in handle.read(65536):
+                msg = f"{csv}: expected CSV text, found binary data (a NUL byte)"
+                raise InitError(msg)
     try:
-        frame = read_table(csv, fmt="csv")
+        frame = read_table(csv, fmt=suffix[1:])
     except DataError as err:
         raise InitError(str(err)) from None
-    return frame
+    if suffix == ".csv":
+        return frame, frozenset()
+    return _as_text(frame)
+
+
+def _as_text(frame: pd.DataFrame) -> tuple[pd.DataFrame, frozenset[str]]:
+    import pandas as pd  # noqa: PLC0415
+
+    text: dict[str, pd.Series] = {}
+    typed_text = set()
+    for name in frame.columns:
+        column = frame[name]
+        missing = column.isna()
+        if pd.api.types.is_bool_dtype(column):
+            cells = column.map({True: "true", False: "false"})
+        elif pd.api.types.is_numeric_dtype(column):
+            cells = column.map(repr if pd.api.types.is_float_dtype(column) else str)
+        else:
+            typed_text.add(str(name))
+            cells = column.astype(object).map(str)
+        text[str(name)] = cells.where(~missing, "").astype(str)
+    return pd.DataFrame(text, index=frame.index), frozenset(typed_text)
 
 
 def _require_columns(csv: Path, frame: pd.DataFrame, *, label: str, id_column: str | None) -> None:
@@ -271,20 +310,24 @@ def _toml_class(value: str, classes: tuple[str, ...]) -> str | int:
     return int(value) if all(_is_int_text(c) for c in classes) else value
 
 
-def _column_rule(csv: Path, name: str, raw: pd.Series, *, is_id: bool) -> dict[str, Any]:
+def _column_rule(
+    csv: Path, name: str, raw: pd.Series, *, is_id: bool, text: bool = False
+) -> dict[str, Any]:
+    """The contract of one column; ``text``: a Parquet text column, ``string`` whatever it holds."""
     import pandas as pd  # noqa: PLC0415
 
-    text = raw.str.strip()
-    blank = (text == "") | text.str.lower().isin(["nan", "na", "null"])
-    present = text[~blank]
+    stripped = raw.str.strip()
+    blank = (stripped == "") | stripped.str.lower().isin(["nan", "na", "null"])
+    present = stripped[~blank]
     rule: dict[str, Any]
     numbers = pd.to_numeric(present, errors="coerce")
-    if len(present) and numbers.notna().all() and bool(numbers.abs().lt(math.inf).all()):
+    finite = len(present) and numbers.notna().all() and bool(numbers.abs().lt(math.inf).all())
+    if finite and not text:
         whole = not present.str.contains(r"[.eE]", regex=True).any()
         rule = {"dtype": "int64" if whole else "float64"}
         if not is_id:
             rule.update(_bounds(float(numbers.min()), float(numbers.max()), whole=whole))
-    elif len(present) and present.str.lower().isin(["true", "false"]).all():
+    elif len(present) and not text and present.str.lower().isin(["true", "false"]).all():
         rule = {"dtype": "bool"}
     else:
         rule = {"dtype": "string"}

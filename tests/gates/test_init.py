@@ -190,7 +190,8 @@ def test_bad_input_is_one_line_naming_the_file_or_column_and_exit_2(
 @pytest.mark.parametrize(
     ("name", "data", "word"),
     [
-        pytest.param("t.parquet", b"PAR1\x00\x01", ".csv", id="other-suffix"),
+        pytest.param("t.xlsx", b"PK\x03\x04\x00\x00", ".parquet", id="other-suffix"),
+        pytest.param("t.parquet", b"PAR1\x00\x01", "Parquet", id="not-parquet"),
         pytest.param("t.csv", b"PK\x03\x04\x00\x00binary", "binary", id="binary-named-csv"),
         pytest.param("t.csv", b"a,y\n\xff\xfe,x\n", "UTF-8", id="not-utf8"),
     ],
@@ -274,6 +275,7 @@ def test_init_refuses_a_positive_class_the_label_does_not_hold(tmp_path: Path, c
     code, err = _init(tmp_path, str(path), "--label", "y", "--positive", "w", capsys=capsys)
     assert code == 2
     assert "--positive 'w'" in err
+    assert "expected one of 'x', 'z'" in err  # not a tuple's repr in parentheses
     assert str(path) in err
 
 
@@ -398,3 +400,32 @@ def test_the_lock_holds_the_serial_init_printed_and_a_re_init_goes_one_above(
     again = gates_cli(root, "data", "approve")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "(serial 3)" in again.stdout
+
+
+def test_a_parquet_table_gets_the_contract_its_csv_would_and_keeps_its_text_types(
+    tmp_path: Path, gates_cli: Any
+) -> None:
+    # init read CSV only ("expected a .csv file") though the data gate reads Parquet: a user
+    # with a Parquet table had no way in. Typed cells are inferred as their CSV text would be;
+    # a Parquet text column stays string even when its values look like numbers ("007").
+    frame = _separable()
+    frame["code"] = [f"{i % 7:03d}" for i in range(len(frame))]
+    frame["n"] = np.arange(len(frame), dtype=np.int64)
+    frame["ok"] = frame["a"] > 0
+    frame["w"] = frame["b"].where(frame.index % 9 != 0)
+    root = copy_project(tmp_path / "project")
+    table = tmp_path / "t.parquet"
+    frame.to_parquet(table, index=False)
+    done = gates_cli(root, "init", str(table), "--label", "y", "--force")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (root / "data" / "t.parquet").read_bytes() == table.read_bytes()
+    data = tomllib.loads((root / "policy.toml").read_text(encoding="utf-8"))["data"]
+    assert data["path"] == "data/t.parquet"
+    columns = data["columns"]
+    assert columns["code"]["dtype"] == "string"
+    assert columns["code"]["allowed"] == [f"{i:03d}" for i in range(7)]
+    assert columns["n"]["dtype"] == "int64"
+    assert columns["ok"] == {"dtype": "bool"}
+    assert columns["w"]["dtype"] == "float64"
+    assert columns["w"]["nullable"] is True
+    assert gates_cli(root, "data", "verify").returncode == 0
