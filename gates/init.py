@@ -126,7 +126,7 @@ def init(
         msg = f"{policy_path}: refused: a symlink (to {os.readlink(policy_path)}); init writes a real file"
         raise InitError(msg)
     root = policy_path.resolve().parent
-    frame, text_columns = _read(csv)
+    frame, text_columns = _read(csv, label=label)
     _require_columns(csv, frame, label=label, id_column=id_column)
     classes = _classes(csv, frame[label], label=label)
     if positive is not None and positive not in classes:
@@ -204,12 +204,13 @@ def init(
 # --- reading and checking the table -------------------------------------------------------
 
 
-def _read(csv: Path) -> tuple[pd.DataFrame, frozenset[str]]:
+def _read(csv: Path, *, label: str) -> tuple[pd.DataFrame, frozenset[str]]:
     """The table as text, as the data gate reads a CSV, and the columns Parquet types as text.
 
     A Parquet file's typed cells are written out as a CSV would hold them (a blank for a
     null, ``true``/``false``, a float with its point), so one inference serves both formats;
-    its text columns stay ``string`` even when every value looks like a number.
+    its text columns stay ``string`` even when every value looks like a number. The label is
+    its cells' text as the data gate reads it (``True``, ``3``).
     """
     from pipeline.data import read_table  # noqa: PLC0415
     from pipeline.errors import DataError  # noqa: PLC0415
@@ -236,10 +237,10 @@ def _read(csv: Path) -> tuple[pd.DataFrame, frozenset[str]]:
         raise InitError(str(err)) from None
     if suffix == ".csv":
         return frame, frozenset()
-    return _as_text(frame)
+    return _as_text(frame, label=label)
 
 
-def _as_text(frame: pd.DataFrame) -> tuple[pd.DataFrame, frozenset[str]]:
+def _as_text(frame: pd.DataFrame, *, label: str) -> tuple[pd.DataFrame, frozenset[str]]:
     import pandas as pd  # noqa: PLC0415
 
     text: dict[str, pd.Series] = {}
@@ -247,7 +248,9 @@ def _as_text(frame: pd.DataFrame) -> tuple[pd.DataFrame, frozenset[str]]:
     for name in frame.columns:
         column = frame[name]
         missing = column.isna()
-        if pd.api.types.is_bool_dtype(column):
+        if name == label:
+            cells = column.astype(object).map(str)
+        elif pd.api.types.is_bool_dtype(column):
             cells = column.map({True: "true", False: "false"})
         elif pd.api.types.is_numeric_dtype(column):
             cells = column.map(repr if pd.api.types.is_float_dtype(column) else str)

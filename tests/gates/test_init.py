@@ -413,6 +413,10 @@ def test_a_parquet_table_gets_the_contract_its_csv_would_and_keeps_its_text_type
     frame["n"] = np.arange(len(frame), dtype=np.int64)
     frame["ok"] = frame["a"] > 0
     frame["w"] = frame["b"].where(frame.index % 9 != 0)
+    frame["when"] = pd.date_range("2024-01-01", periods=len(frame), freq="D")
+    # A bool label: its classes are the text the data gate reads ("True"), not a feature's
+    # "true" (which the gate found outside the classes: DATA020, "a bug in init").
+    frame["y"] = frame["a"] + frame["b"] > 0
     root = copy_project(tmp_path / "project")
     table = tmp_path / "t.parquet"
     frame.to_parquet(table, index=False)
@@ -421,6 +425,7 @@ def test_a_parquet_table_gets_the_contract_its_csv_would_and_keeps_its_text_type
     assert (root / "data" / "t.parquet").read_bytes() == table.read_bytes()
     data = tomllib.loads((root / "policy.toml").read_text(encoding="utf-8"))["data"]
     assert data["path"] == "data/t.parquet"
+    assert data["classes"] == ["False", "True"]
     columns = data["columns"]
     assert columns["code"]["dtype"] == "string"
     assert columns["code"]["allowed"] == [f"{i:03d}" for i in range(7)]
@@ -428,4 +433,5 @@ def test_a_parquet_table_gets_the_contract_its_csv_would_and_keeps_its_text_type
     assert columns["ok"] == {"dtype": "bool"}
     assert columns["w"]["dtype"] == "float64"
     assert columns["w"]["nullable"] is True
+    assert columns["when"] == {"dtype": "string"}
     assert gates_cli(root, "data", "verify").returncode == 0
