@@ -580,7 +580,7 @@ def _print_head(loaded: LoadedPolicy) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from gates.init import NEXT_COMMAND, init  # noqa: PLC0415
+    from gates.init import MAX_CATEGORIES, NEXT_COMMAND, init  # noqa: PLC0415
 
     proposal = init(
         args.data,
@@ -606,6 +606,13 @@ def _init(args: argparse.Namespace) -> int:
             f"{', '.join(proposal.at_chance)}: those bars are set at chance, so the chain "
             "fails until a candidate beats a model that learned nothing (see the [cv] comment "
             f"in {proposal.policy_path.name})\n"
+        )
+    for name, distinct in proposal.wide_text:
+        sys.stdout.write(
+            f"warning: column '{name}' is text with {distinct} distinct values in "
+            f"{proposal.rows} rows (more than {MAX_CATEGORIES}: no allowed list): each value "
+            "becomes a one-hot feature and one unseen in training counts for nothing; if it is "
+            "a row id, pass --id, else drop or group it\n"
         )
     sys.stdout.write(f"next: {NEXT_COMMAND}   (without nox: python -m gates run)\n")
     return EXIT_OK

@@ -105,6 +105,8 @@ class Proposal:
     cv: dict[str, dict[str, float]]
     # Metrics whose bars were raised to chance: the baseline did not beat it by its margin.
     at_chance: tuple[str, ...] = ()
+    # Text columns (not the id) with more than MAX_CATEGORIES distinct values, by name: count.
+    wide_text: tuple[tuple[str, int], ...] = ()
 
 
 def init(
@@ -198,6 +200,14 @@ def init(
         estimator=model["estimator"],
         cv=thresholds,
         at_chance=tuple(_floored(baseline)),
+        wide_text=tuple(
+            (name, int(frame[name].str.strip().nunique()))
+            for name, rule in columns.items()
+            if rule["dtype"] == "string"
+            and "allowed" not in rule
+            and not rule.get("unique")
+            and frame[name].str.strip().nunique() > MAX_CATEGORIES
+        ),
     )
 
 

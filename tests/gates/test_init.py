@@ -435,3 +435,22 @@ def test_a_parquet_table_gets_the_contract_its_csv_would_and_keeps_its_text_type
     assert columns["w"]["nullable"] is True
     assert columns["when"] == {"dtype": "string"}
     assert gates_cli(root, "data", "verify").returncode == 0
+
+
+def test_a_free_text_column_is_named_in_a_warning(tmp_path: Path, gates_cli: Any) -> None:
+    # A column of unique notes became 200 one-hot features without a word: init now says so
+    # (an id passed as --id, and a category set with an allowed list, are not named).
+    frame = _separable()
+    frame["note"] = [f"called on day {i}" for i in range(len(frame))]
+    frame["colour"] = np.where(frame["a"] > 1, "red", "blue")
+    root = copy_project(tmp_path / "project")
+    table = tmp_path / "t.csv"
+    frame.to_csv(table, index=False)
+    done = gates_cli(root, "init", str(table), "--label", "y", "--force")
+    assert done.returncode == 0, done.stdout + done.stderr
+    warnings = [line for line in done.stdout.splitlines() if line.startswith("warning: column")]
+    assert warnings == [
+        "warning: column 'note' is text with 200 distinct values in 200 rows (more than 50: no "
+        "allowed list): each value becomes a one-hot feature and one unseen in training counts "
+        "for nothing; if it is a row id, pass --id, else drop or group it"
+    ]
