@@ -5,8 +5,8 @@ What it does, in order, each step stated in the policy it writes (as TOML commen
 1. reads the CSV as the data gate does (every cell as text; a Parquet file's typed cells are
    written as a CSV would hold them, its text columns kept ``string``) and refuses, with one
    line naming the file or column, a missing file or one neither CSV nor Parquet, an empty
-   table, an absent label or id column, a blank label, a single class, or an id column with
-   repeats or blanks;
+   table, an absent label or id column, a blank label, a single class or one of fewer than
+   ``MIN_CLASS_ROWS`` rows, or an id column with repeats or blanks;
 2. infers each column's contract: ``int64`` when every non-blank cell is a whole number written
    without a point or exponent, ``float64`` when every one is a finite number, ``bool`` for
    true/false, else ``string`` (with its ``allowed`` values when there are at most
@@ -55,6 +55,9 @@ MAX_CATEGORIES = 50
 # The contract's numeric range: the observed range widened by this share of its width per side.
 RANGE_MARGIN = 1.0
 FOLDS = 5
+# Rows of each class init needs: one for the holdout and two for 2-fold cross-validation (with
+# fewer, the data screen's and the baseline's fits met a fold of one class: a traceback).
+MIN_CLASS_ROWS = 3
 HOLDOUT = 0.2
 METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
 NEXT_COMMAND = "nox -s train gate"
@@ -302,6 +305,15 @@ def _classes(csv: Path, labels: pd.Series, *, label: str) -> tuple[str, ...]:
     found = sorted(set(text), key=_class_order)
     if len(found) < 2:
         msg = f"{csv}: column '{label}' holds one class only ({found[0]!r}); expected at least 2"
+        raise InitError(msg)
+    counts = text.value_counts()
+    rare = [c for c in found if counts[c] < MIN_CLASS_ROWS]
+    if rare:
+        msg = (
+            f"{csv}: column '{label}' has {int(counts[rare[0]])} row(s) of class {rare[0]!r}; "
+            f"expected at least {MIN_CLASS_ROWS} of each class (one held out, two for 2-fold "
+            "cross-validation)"
+        )
         raise InitError(msg)
     return tuple(found)
 

@@ -166,9 +166,20 @@ BAD = {
     "header-only": ("a,y\n", ("--label", "y"), ["found none"]),
     "empty-file": ("", ("--label", "y"), ["empty"]),
     "blank-label": ("a,y\n1,x\n2,\n3,z\n", ("--label", "y"), ["'y'", "blank label"]),
-    "id-repeats": ("k,a,y\n1,1,x\n1,2,z\n", ("--label", "y", "--id", "k"), ["'k'", "repeats"]),
+    "id-repeats": (
+        "k,a,y\n1,1,x\n1,2,z\n2,3,x\n3,4,z\n4,5,x\n5,6,z\n",
+        ("--label", "y", "--id", "k"),
+        ["'k'", "repeats"],
+    ),
     "label-is-id": ("k,a,y\n1,1,x\n2,2,z\n", ("--label", "y", "--id", "y"), ["same column"]),
     "only-the-label": ("y\nx\nz\n", ("--label", "y"), ["at least one feature"]),
+    # One or two rows of a class were a scikit-learn traceback (user trial, 7 December).
+    "class-of-one": ("a,y\n1,x\n2,x\n3,z\n4,x\n", ("--label", "y"), ["1 row(s) of class 'z'"]),
+    "class-of-two": (
+        "a,y\n1,x\n2,x\n3,z\n4,x\n5,z\n6,x\n",
+        ("--label", "y"),
+        ["2 row(s) of class 'z'", "at least 3"],
+    ),
 }
 
 
