@@ -158,6 +158,9 @@ def _csv(tmp_path: Path, text: str, name: str = "t.csv") -> Path:
     return path
 
 
+# Three rows of each class: the fewest init takes (MIN_CLASS_ROWS).
+_THREE_EACH = "a,y\n1,x\n2,z\n3,x\n4,z\n5,x\n6,z\n"
+
 BAD = {
     "missing-file": (None, ("--label", "y"), ["nothing"]),
     "label-absent": ("a,b\n1,x\n2,y\n", ("--label", "y"), ["--label column 'y' not found", "a, b"]),
@@ -282,7 +285,7 @@ def test_logistic_regression_on_a_nullable_numeric_column_is_a_policy_error() ->
 
 
 def test_init_refuses_a_positive_class_the_label_does_not_hold(tmp_path: Path, capsys: Any) -> None:
-    path = _csv(tmp_path, "a,y\n1,x\n2,z\n")
+    path = _csv(tmp_path, _THREE_EACH)
     code, err = _init(tmp_path, str(path), "--label", "y", "--positive", "w", capsys=capsys)
     assert code == 2
     assert "--positive 'w'" in err
@@ -300,7 +303,7 @@ def test_init_writes_nothing_through_a_symlink_out_of_the_project(
     # A contributor committed data/t.csv (or data/ itself, or policy.toml) as a symlink out of
     # the project; init --force copied the user's table through it, over whatever it named
     # (a symlinked policy.toml made its folder the project: the copy went to outside/data/).
-    table = _csv(tmp_path, "a,y\n1,x\n2,z\n")
+    table = _csv(tmp_path, _THREE_EACH)
     project, outside = tmp_path / "project", tmp_path / "outside"
     project.mkdir()
     outside.mkdir()
