@@ -180,13 +180,15 @@ def _add_policy_parser(
 def _add_init_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     init = sub.add_parser(
         "init",
-        help="start from your own CSV: infer the contract, write policy.toml, approve, propose "
+        help="start from your own CSV or Parquet table: infer the contract, write policy.toml, approve, propose "
         "thresholds",
-        description="Infer the data contract of DATA.csv, write the policy (refusing to replace "
+        description="Infer the data contract of DATA (.csv or .parquet), write the policy (refusing to replace "
         "an existing one without --force), approve the snapshot, cross-validate a baseline and "
         "propose thresholds from it (the reasoning is written as comments in the policy).",
     )
-    init.add_argument("data", type=Path, metavar="DATA.csv", help="the table to start from")
+    init.add_argument(
+        "data", type=Path, metavar="DATA", help="the table to start from (.csv or .parquet)"
+    )
     init.add_argument("--label", required=True, metavar="COLUMN", help="the class column")
     init.add_argument("--id", dest="id_column", metavar="COLUMN", help="a unique row id column")
     init.add_argument(
@@ -578,7 +580,7 @@ def _print_head(loaded: LoadedPolicy) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from gates.init import NEXT_COMMAND, init  # noqa: PLC0415
+    from gates.init import MAX_CATEGORIES, NEXT_COMMAND, init  # noqa: PLC0415
 
     proposal = init(
         args.data,
@@ -604,6 +606,13 @@ def _init(args: argparse.Namespace) -> int:
             f"{', '.join(proposal.at_chance)}: those bars are set at chance, so the chain "
             "fails until a candidate beats a model that learned nothing (see the [cv] comment "
             f"in {proposal.policy_path.name})\n"
+        )
+    for name, distinct in proposal.wide_text:
+        sys.stdout.write(
+            f"warning: column '{name}' is text with {distinct} distinct values in "
+            f"{proposal.rows} rows (more than {MAX_CATEGORIES}: no allowed list): each value "
+            "becomes a one-hot feature and one unseen in training counts for nothing; if it is "
+            "a row id, pass --id, else drop or group it\n"
         )
     sys.stdout.write(f"next: {NEXT_COMMAND}   (without nox: python -m gates run)\n")
     return EXIT_OK

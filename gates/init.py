@@ -1,10 +1,12 @@
-"""``python -m gates init DATA.csv --label COLUMN``: a policy for a user's own table.
+"""``python -m gates init DATA --label COLUMN``: a policy for a user's own CSV or Parquet table.
 
 What it does, in order, each step stated in the policy it writes (as TOML comments):
 
-1. reads the CSV as the data gate does (every cell as text) and refuses, with one line naming
-   the file or column, a missing or non-CSV file, an empty table, an absent label or id column,
-   a blank label, a single class, or an id column with repeats or blanks;
+1. reads the CSV as the data gate does (every cell as text; a Parquet file's typed cells are
+   written as a CSV would hold them, its text columns kept ``string``) and refuses, with one
+   line naming the file or column, a missing file or one neither CSV nor Parquet, an empty
+   table, an absent label or id column, a blank label, a single class or one of fewer than
+   ``MIN_CLASS_ROWS`` rows, or an id column with repeats or blanks;
 2. infers each column's contract: ``int64`` when every non-blank cell is a whole number written
    without a point or exponent, ``float64`` when every one is a finite number, ``bool`` for
    true/false, else ``string`` (with its ``allowed`` values when there are at most
@@ -13,7 +15,7 @@ What it does, in order, each step stated in the policy it writes (as TOML commen
    with no negative value); ``unique`` for the id column;
 3. takes the classes as the label column's text (an integer label stays an integer in TOML,
    which the policy reads as its text), and the row bounds from the row count;
-4. copies the table to ``data/<name>.csv`` (unless it is there already), writes the policy with
+4. copies the table to ``data/<name>`` (unless it is there already), writes the policy with
    provisional thresholds, and approves the snapshot (``gates.approve``, as ``data approve
    --rebaseline``);
 5. runs the data gate's poisoning screen on the approved table itself: a check that flags more
@@ -53,6 +55,9 @@ MAX_CATEGORIES = 50
 # The contract's numeric range: the observed range widened by this share of its width per side.
 RANGE_MARGIN = 1.0
 FOLDS = 5
+# Rows of each class init needs: one for the holdout and two for 2-fold cross-validation (with
+# fewer, the data screen's and the baseline's fits met a fold of one class: a traceback).
+MIN_CLASS_ROWS = 3
 HOLDOUT = 0.2
 METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
 NEXT_COMMAND = "nox -s train gate"
@@ -103,6 +108,8 @@ class Proposal:
     cv: dict[str, dict[str, float]]
     # Metrics whose bars were raised to chance: the baseline did not beat it by its margin.
     at_chance: tuple[str, ...] = ()
+    # Text columns (not the id) with more than MAX_CATEGORIES distinct values, by name: count.
+    wide_text: tuple[tuple[str, int], ...] = ()
 
 
 def init(
@@ -124,14 +131,19 @@ def init(
         msg = f"{policy_path}: refused: a symlink (to {os.readlink(policy_path)}); init writes a real file"
         raise InitError(msg)
     root = policy_path.resolve().parent
-    frame = _read(csv)
+    frame, text_columns = _read(csv, label=label)
     _require_columns(csv, frame, label=label, id_column=id_column)
     classes = _classes(csv, frame[label], label=label)
     if positive is not None and positive not in classes:
-        msg = f"{csv}: --positive {positive!r} is not a value of column '{label}' ({classes})"
+        msg = (
+            f"{csv}: --positive {positive!r} is not a value of column '{label}'; expected one "
+            f"of {', '.join(repr(c) for c in classes)}"
+        )
         raise InitError(msg)
     columns = {
-        str(name): _column_rule(csv, str(name), frame[name], is_id=name == id_column)
+        str(name): _column_rule(
+            csv, str(name), frame[name], is_id=name == id_column, text=name in text_columns
+        )
         for name in frame.columns
         if name != label
     }
@@ -165,17 +177,22 @@ def init(
     # The same policy written three times as it fills in (``data`` gains its checks in place).
     write = functools.partial(_write, policy_path, base=base, model=model, data=data, notes=notes)
     write(cv={"folds": folds, "thresholds": provisional})
+    # Each approval replaces the lock as it was before init: the user sees one approval, and
+    # the lock's serial is the one the first approval printed (one above the replaced lock's).
+    replaced = _LockBytes(root / data["lock"])
     loaded = _approve(policy_path, out=out)
     checks = _screen(loaded, notes)
     if checks:
         data["checks"] = checks
     write(cv={"folds": folds, "thresholds": provisional})
+    replaced.restore()
     loaded = _approve(policy_path, out=io.StringIO())
     baseline, fitted, split = _baseline(loaded)
     thresholds = {m: _thresholds(baseline[m]) for m in METRICS}
     notes.baseline = baseline
     risk = _risk_table(loaded, fitted, split, notes)
     write(cv={"folds": folds, "thresholds": thresholds}, risk=risk)
+    replaced.restore()
     _approve(policy_path, out=io.StringIO())
     return Proposal(
         policy_path=policy_path,
@@ -186,32 +203,75 @@ def init(
         estimator=model["estimator"],
         cv=thresholds,
         at_chance=tuple(_floored(baseline)),
+        wide_text=tuple(
+            (name, int(frame[name].str.strip().nunique()))
+            for name, rule in columns.items()
+            if rule["dtype"] == "string"
+            and "allowed" not in rule
+            and not rule.get("unique")
+            and frame[name].str.strip().nunique() > MAX_CATEGORIES
+        ),
     )
 
 
 # --- reading and checking the table -------------------------------------------------------
 
 
-def _read(csv: Path) -> pd.DataFrame:
+def _read(csv: Path, *, label: str) -> tuple[pd.DataFrame, frozenset[str]]:
+    """The table as text, as the data gate reads a CSV, and the columns Parquet types as text.
+
+    A Parquet file's typed cells are written out as a CSV would hold them (a blank for a
+    null, ``true``/``false``, a float with its point), so one inference serves both formats;
+    its text columns stay ``string`` even when every value looks like a number. The label is
+    its cells' text as the data gate reads it (``True``, ``3``).
+    """
     from pipeline.data import read_table  # noqa: PLC0415
     from pipeline.errors import DataError  # noqa: PLC0415
 
     if not csv.is_file():
         what = "a folder" if csv.is_dir() else "nothing"
-        msg = f"{csv}: expected a CSV file, found {what}"
+        msg = f"{csv}: expected a CSV or Parquet file, found {what}"
         raise InitError(msg)
-    if csv.suffix.lower() != ".csv":
-        msg = f"{csv}: expected a .csv file (comma-separated text with a header row)"
+    suffix = csv.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        msg = (
+            f"{csv}: expected a .csv file (comma-separated text with a header row) or a "
+            f".parquet file, found the suffix {suffix or '(none)'!r}"
+        )
         raise InitError(msg)
-    with csv.open("rb") as handle:
-        if b"\0" in handle.read(65536):
-            msg = f"{csv}: expected CSV text, found binary data (a NUL byte)"
-            raise InitError(msg)
+    if suffix == ".csv":
+        with csv.open("rb") as handle:
+            if b"\0" in handle.read(65536):
+                msg = f"{csv}: expected CSV text, found binary data (a NUL byte)"
+                raise InitError(msg)
     try:
-        frame = read_table(csv, fmt="csv")
+        frame = read_table(csv, fmt=suffix[1:])
     except DataError as err:
         raise InitError(str(err)) from None
-    return frame
+    if suffix == ".csv":
+        return frame, frozenset()
+    return _as_text(frame, label=label)
+
+
+def _as_text(frame: pd.DataFrame, *, label: str) -> tuple[pd.DataFrame, frozenset[str]]:
+    import pandas as pd  # noqa: PLC0415
+
+    text: dict[str, pd.Series] = {}
+    typed_text = set()
+    for name in frame.columns:
+        column = frame[name]
+        missing = column.isna()
+        if name == label:
+            cells = column.astype(object).map(str)
+        elif pd.api.types.is_bool_dtype(column):
+            cells = column.map({True: "true", False: "false"})
+        elif pd.api.types.is_numeric_dtype(column):
+            cells = column.map(repr if pd.api.types.is_float_dtype(column) else str)
+        else:
+            typed_text.add(str(name))
+            cells = column.astype(object).map(str)
+        text[str(name)] = cells.where(~missing, "").astype(str)
+    return pd.DataFrame(text, index=frame.index), frozenset(typed_text)
 
 
 def _require_columns(csv: Path, frame: pd.DataFrame, *, label: str, id_column: str | None) -> None:
@@ -246,6 +306,15 @@ def _classes(csv: Path, labels: pd.Series, *, label: str) -> tuple[str, ...]:
     if len(found) < 2:
         msg = f"{csv}: column '{label}' holds one class only ({found[0]!r}); expected at least 2"
         raise InitError(msg)
+    counts = text.value_counts()
+    rare = [c for c in found if counts[c] < MIN_CLASS_ROWS]
+    if rare:
+        msg = (
+            f"{csv}: column '{label}' has {int(counts[rare[0]])} row(s) of class {rare[0]!r}; "
+            f"expected at least {MIN_CLASS_ROWS} of each class (one held out, two for 2-fold "
+            "cross-validation)"
+        )
+        raise InitError(msg)
     return tuple(found)
 
 
@@ -266,20 +335,24 @@ def _toml_class(value: str, classes: tuple[str, ...]) -> str | int:
     return int(value) if all(_is_int_text(c) for c in classes) else value
 
 
-def _column_rule(csv: Path, name: str, raw: pd.Series, *, is_id: bool) -> dict[str, Any]:
+def _column_rule(
+    csv: Path, name: str, raw: pd.Series, *, is_id: bool, text: bool = False
+) -> dict[str, Any]:
+    """The contract of one column; ``text``: a Parquet text column, ``string`` whatever it holds."""
     import pandas as pd  # noqa: PLC0415
 
-    text = raw.str.strip()
-    blank = (text == "") | text.str.lower().isin(["nan", "na", "null"])
-    present = text[~blank]
+    stripped = raw.str.strip()
+    blank = (stripped == "") | stripped.str.lower().isin(["nan", "na", "null"])
+    present = stripped[~blank]
     rule: dict[str, Any]
     numbers = pd.to_numeric(present, errors="coerce")
-    if len(present) and numbers.notna().all() and bool(numbers.abs().lt(math.inf).all()):
+    finite = len(present) and numbers.notna().all() and bool(numbers.abs().lt(math.inf).all())
+    if finite and not text:
         whole = not present.str.contains(r"[.eE]", regex=True).any()
         rule = {"dtype": "int64" if whole else "float64"}
         if not is_id:
             rule.update(_bounds(float(numbers.min()), float(numbers.max()), whole=whole))
-    elif len(present) and present.str.lower().isin(["true", "false"]).all():
+    elif len(present) and not text and present.str.lower().isin(["true", "false"]).all():
         rule = {"dtype": "bool"}
     else:
         rule = {"dtype": "string"}
@@ -498,6 +571,22 @@ def _screen_note(screened: dict[str, tuple[float, float]]) -> str:
 
 
 # --- approve, screen, baseline ------------------------------------------------------------
+
+
+class _LockBytes:
+    """The data lock's bytes before init approved anything; ``restore`` puts them back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.raw = path.read_bytes() if path.is_file() and not path.is_symlink() else None
+
+    def restore(self) -> None:
+        from pipeline.fsio import atomic_write_bytes  # noqa: PLC0415
+
+        if self.raw is None:
+            self.path.unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(self.path, self.raw)
 
 
 def _approve(policy_path: Path, *, out: TextIO) -> LoadedPolicy:

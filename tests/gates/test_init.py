@@ -10,6 +10,7 @@ read nothing init writes (``tests/chain_support.py``). Bad input is one line and
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -157,6 +158,9 @@ def _csv(tmp_path: Path, text: str, name: str = "t.csv") -> Path:
     return path
 
 
+# Three rows of each class: the fewest init takes (MIN_CLASS_ROWS).
+_THREE_EACH = "a,y\n1,x\n2,z\n3,x\n4,z\n5,x\n6,z\n"
+
 BAD = {
     "missing-file": (None, ("--label", "y"), ["nothing"]),
     "label-absent": ("a,b\n1,x\n2,y\n", ("--label", "y"), ["--label column 'y' not found", "a, b"]),
@@ -165,9 +169,20 @@ BAD = {
     "header-only": ("a,y\n", ("--label", "y"), ["found none"]),
     "empty-file": ("", ("--label", "y"), ["empty"]),
     "blank-label": ("a,y\n1,x\n2,\n3,z\n", ("--label", "y"), ["'y'", "blank label"]),
-    "id-repeats": ("k,a,y\n1,1,x\n1,2,z\n", ("--label", "y", "--id", "k"), ["'k'", "repeats"]),
+    "id-repeats": (
+        "k,a,y\n1,1,x\n1,2,z\n2,3,x\n3,4,z\n4,5,x\n5,6,z\n",
+        ("--label", "y", "--id", "k"),
+        ["'k'", "repeats"],
+    ),
     "label-is-id": ("k,a,y\n1,1,x\n2,2,z\n", ("--label", "y", "--id", "y"), ["same column"]),
     "only-the-label": ("y\nx\nz\n", ("--label", "y"), ["at least one feature"]),
+    # One or two rows of a class were a scikit-learn traceback (user trial, 7 December).
+    "class-of-one": ("a,y\n1,x\n2,x\n3,z\n4,x\n", ("--label", "y"), ["1 row(s) of class 'z'"]),
+    "class-of-two": (
+        "a,y\n1,x\n2,x\n3,z\n4,x\n5,z\n6,x\n",
+        ("--label", "y"),
+        ["2 row(s) of class 'z'", "at least 3"],
+    ),
 }
 
 
@@ -189,7 +204,8 @@ def test_bad_input_is_one_line_naming_the_file_or_column_and_exit_2(
 @pytest.mark.parametrize(
     ("name", "data", "word"),
     [
-        pytest.param("t.parquet", b"PAR1\x00\x01", ".csv", id="other-suffix"),
+        pytest.param("t.xlsx", b"PK\x03\x04\x00\x00", ".parquet", id="other-suffix"),
+        pytest.param("t.parquet", b"PAR1\x00\x01", "Parquet", id="not-parquet"),
         pytest.param("t.csv", b"PK\x03\x04\x00\x00binary", "binary", id="binary-named-csv"),
         pytest.param("t.csv", b"a,y\n\xff\xfe,x\n", "UTF-8", id="not-utf8"),
     ],
@@ -269,10 +285,11 @@ def test_logistic_regression_on_a_nullable_numeric_column_is_a_policy_error() ->
 
 
 def test_init_refuses_a_positive_class_the_label_does_not_hold(tmp_path: Path, capsys: Any) -> None:
-    path = _csv(tmp_path, "a,y\n1,x\n2,z\n")
+    path = _csv(tmp_path, _THREE_EACH)
     code, err = _init(tmp_path, str(path), "--label", "y", "--positive", "w", capsys=capsys)
     assert code == 2
     assert "--positive 'w'" in err
+    assert "expected one of 'x', 'z'" in err  # not a tuple's repr in parentheses
     assert str(path) in err
 
 
@@ -286,7 +303,7 @@ def test_init_writes_nothing_through_a_symlink_out_of_the_project(
     # A contributor committed data/t.csv (or data/ itself, or policy.toml) as a symlink out of
     # the project; init --force copied the user's table through it, over whatever it named
     # (a symlinked policy.toml made its folder the project: the copy went to outside/data/).
-    table = _csv(tmp_path, "a,y\n1,x\n2,z\n")
+    table = _csv(tmp_path, _THREE_EACH)
     project, outside = tmp_path / "project", tmp_path / "outside"
     project.mkdir()
     outside.mkdir()
@@ -369,3 +386,85 @@ def test_a_table_with_near_copies_gets_its_near_share_raised_and_noted(
     assert 20 / len(frame) < limit <= 20 / len(frame) + 0.02
     comments = (root / "policy.toml").read_text(encoding="utf-8").replace("\n# ", " ")
     assert "[data.checks.duplicates].max_near_share" in comments
+
+
+# --- what a user meets (user trial, 7 December) -------------------------------------------
+
+
+def _separable(n: int = 200, seed: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(0, 1, n).round(4), rng.normal(0, 1, n).round(4)
+    return pd.DataFrame({"a": a, "b": b, "y": np.where(a + b > 0, "will go", "will stay")})
+
+
+def test_the_lock_holds_the_serial_init_printed_and_a_re_init_goes_one_above(
+    tmp_path: Path, gates_cli: Any
+) -> None:
+    # init approves three times as the policy fills in; it printed "(serial 1)" and left a
+    # lock of serial 3, so the user's next `data approve` said serial 4.
+    root = copy_project(tmp_path / "project")
+    table = tmp_path / "t.csv"
+    _separable().to_csv(table, index=False)
+    lock = root / "data" / "t.lock.json"
+    for expected in (1, 2):
+        done = gates_cli(root, "init", str(table), "--label", "y", "--force")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"-> t.lock.json (serial {expected})" in done.stdout
+        assert json.loads(lock.read_text(encoding="utf-8"))["serial"] == expected
+    again = gates_cli(root, "data", "approve")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "(serial 3)" in again.stdout
+
+
+def test_a_parquet_table_gets_the_contract_its_csv_would_and_keeps_its_text_types(
+    tmp_path: Path, gates_cli: Any
+) -> None:
+    # init read CSV only ("expected a .csv file") though the data gate reads Parquet: a user
+    # with a Parquet table had no way in. Typed cells are inferred as their CSV text would be;
+    # a Parquet text column stays string even when its values look like numbers ("007").
+    frame = _separable()
+    frame["code"] = [f"{i % 7:03d}" for i in range(len(frame))]
+    frame["n"] = np.arange(len(frame), dtype=np.int64)
+    frame["ok"] = frame["a"] > 0
+    frame["w"] = frame["b"].where(frame.index % 9 != 0)
+    frame["when"] = pd.date_range("2024-01-01", periods=len(frame), freq="D")
+    # A bool label: its classes are the text the data gate reads ("True"), not a feature's
+    # "true" (which the gate found outside the classes: DATA020, "a bug in init").
+    frame["y"] = frame["a"] + frame["b"] > 0
+    root = copy_project(tmp_path / "project")
+    table = tmp_path / "t.parquet"
+    frame.to_parquet(table, index=False)
+    done = gates_cli(root, "init", str(table), "--label", "y", "--force")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (root / "data" / "t.parquet").read_bytes() == table.read_bytes()
+    data = tomllib.loads((root / "policy.toml").read_text(encoding="utf-8"))["data"]
+    assert data["path"] == "data/t.parquet"
+    assert data["classes"] == ["False", "True"]
+    columns = data["columns"]
+    assert columns["code"]["dtype"] == "string"
+    assert columns["code"]["allowed"] == [f"{i:03d}" for i in range(7)]
+    assert columns["n"]["dtype"] == "int64"
+    assert columns["ok"] == {"dtype": "bool"}
+    assert columns["w"]["dtype"] == "float64"
+    assert columns["w"]["nullable"] is True
+    assert columns["when"] == {"dtype": "string"}
+    assert gates_cli(root, "data", "verify").returncode == 0
+
+
+def test_a_free_text_column_is_named_in_a_warning(tmp_path: Path, gates_cli: Any) -> None:
+    # A column of unique notes became 200 one-hot features without a word: init now says so
+    # (an id passed as --id, and a category set with an allowed list, are not named).
+    frame = _separable()
+    frame["note"] = [f"called on day {i}" for i in range(len(frame))]
+    frame["colour"] = np.where(frame["a"] > 1, "red", "blue")
+    root = copy_project(tmp_path / "project")
+    table = tmp_path / "t.csv"
+    frame.to_csv(table, index=False)
+    done = gates_cli(root, "init", str(table), "--label", "y", "--force")
+    assert done.returncode == 0, done.stdout + done.stderr
+    warnings = [line for line in done.stdout.splitlines() if line.startswith("warning: column")]
+    assert warnings == [
+        "warning: column 'note' is text with 200 distinct values in 200 rows (more than 50: no "
+        "allowed list): each value becomes a one-hot feature and one unseen in training counts "
+        "for nothing; if it is a row id, pass --id, else drop or group it"
+    ]
