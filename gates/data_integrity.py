@@ -4,7 +4,7 @@ Rules: DATA000 unreadable, too large or wrong-format file; DATA001 lock digest; 
 checksums file; DATA010 missing column; DATA011 undeclared column; DATA012 wrong dtype; DATA013
 null; DATA014 infinite; DATA015 below min; DATA016 above max; DATA017 category not allowed;
 DATA018 duplicate in a unique column; DATA020 label missing or outside the classes; DATA021 a
-declared class has no rows; DATA030 row count outside bounds; DATA040 the lock has no reference
+declared class has fewer than 3 rows; DATA030 row count outside bounds; DATA040 the lock has no reference
 profile; DATA041 column drift (PSI) above max_psi; DATA042 class-balance shift; DATA043 a class's
 mean vector moved from the approved profile's (Hotelling T^2 with the approved covariance); DATA050 exact
 duplicate rows; DATA051 equal features with different labels; DATA052 near-duplicate rows

@@ -32,6 +32,9 @@ LOCK_SCHEMA_VERSION = 1
 MAX_LOCK_BYTES = 256 << 20
 # How many offending rows a finding quotes; the count is always exact.
 QUOTE_ROWS = 5
+# Rows every declared class needs (DATA021): one held out, two for 2-fold cross-validation;
+# with one row, a binary table's out-of-fold label check has a fold with one class only.
+MIN_CLASS_ROWS = 3
 # How many offending values a DATA017/DATA020 message picks the values it shows from.
 _SAMPLE_VALUES = 50
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
@@ -439,7 +442,7 @@ class ContractCheck:
         self.unique = {
             name: _Uniqueness() for name, rule in contract.columns.items() if rule.unique
         }
-        self.present: set[str] = set()  # classes that have a row so far
+        self.class_rows: dict[str, int] = {}  # rows of each class so far
         self.all_outside = True  # every label so far outside the classes (DATA021 stays quiet)
 
     def add(self, frame: pd.DataFrame, *, start: int = 0) -> pd.DataFrame:
@@ -532,8 +535,9 @@ class ContractCheck:
         outside = ~blank & ~text.isin(classes).fillna(False)
         self.label["blank"].add(blank, start)
         self.label["outside"].add(outside, start, text)
-        # unique() first: iterating a million labels in Python cost a second (issue 8 benchmark).
-        self.present |= set(text[~blank & ~outside].unique())
+        # value_counts() first: iterating a million labels in Python cost a second (issue 8).
+        for cls, n in text[~blank & ~outside].value_counts().items():
+            self.class_rows[str(cls)] = self.class_rows.get(str(cls), 0) + int(n)
         self.all_outside = self.all_outside and bool(outside.all())
         return text
 
@@ -570,15 +574,26 @@ class ContractCheck:
         if self.columns is None or contract.label not in self.columns:
             return found
         found.extend(t.violation() for t in self.label.values() if t.count)
-        absent = [c for c in contract.classes if c not in self.present]
-        if absent and not self.all_outside:
+        few = {c: self.class_rows.get(c, 0) for c in contract.classes}
+        few = {c: n for c, n in few.items() if n < MIN_CLASS_ROWS}
+        if few and not self.all_outside:
+            absent = [c for c, n in few.items() if n == 0]
+            if len(absent) == len(few):
+                message = f"label '{contract.label}': declared classes {absent} have no rows"
+            else:
+                counts = ", ".join(f"'{c}' {n}" for c, n in few.items())
+                message = (
+                    f"label '{contract.label}': declared classes with fewer than "
+                    f"{MIN_CLASS_ROWS} rows ({counts}): the label check's folds and "
+                    "cross-validation need every class in more than one fold"
+                )
             found.append(
                 Violation(
                     "DATA021",
-                    f"label '{contract.label}': declared classes {absent} have no rows",
+                    message,
                     contract.label,
-                    observed="0 rows",
-                    expected="at least one row per class",
+                    observed=", ".join(f"{c}: {n} rows" for c, n in few.items()),
+                    expected=f"at least {MIN_CLASS_ROWS} rows per class",
                     policy_key="[data].classes",
                 )
             )

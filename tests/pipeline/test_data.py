@@ -110,6 +110,24 @@ def test_a_declared_class_without_rows(project, frame):
     assert "DATA021" in _rules(_violations(project, changed))
 
 
+@pytest.mark.parametrize("rows", [1, 2])
+def test_a_declared_class_with_too_few_rows_to_fold(project, frame, rows):
+    # One malignant row made the label check's out-of-fold fit a traceback (a fold of one class).
+    changed = pd.concat(
+        [frame[frame.diagnosis == "benign"], frame[frame.diagnosis == "malignant"][:rows]]
+    )
+    (found,) = [v for v in _violations(project, changed) if v.rule == "DATA021"]
+    assert f"'malignant' {rows}" in found.message
+    assert found.expected == "at least 3 rows per class"
+
+
+def test_a_declared_class_with_three_rows_is_enough(project, frame):
+    changed = pd.concat(
+        [frame[frame.diagnosis == "benign"], frame[frame.diagnosis == "malignant"][:3]]
+    )
+    assert "DATA021" not in _rules(_violations(project, changed))
+
+
 def test_duplicate_ids_and_fractional_ids(project, frame):
     changed = frame.copy()
     changed.loc[9, "id"] = 1

@@ -176,11 +176,11 @@ def test_planted_bad_cells_give_the_in_memory_violations_with_file_rows(
 def test_rules_on_the_whole_file_see_every_chunk(tmp_path):
     frame = _clean_frame(40)
     frame["y"] = "a"
-    frame.loc[39, "y"] = "b"  # class b only in the last chunk: no DATA021
+    frame.loc[37:39, "y"] = "b"  # class b only in the last chunk: no DATA021
     path = _write(frame, tmp_path / "d.csv")
     contract = _contract(path, max_rows=50)
     assert list(scan(path, contract, chunk_rows=10).violations) == _in_memory(path, contract) == []
-    frame.loc[39, "y"] = "a"  # class b nowhere: DATA021; 40 rows above max_rows 30: DATA030
+    frame.loc[37:39, "y"] = "a"  # class b nowhere: DATA021; 40 rows above max_rows 30: DATA030
     _write(frame, path)
     contract = _contract(path, max_rows=30)
     expected = _in_memory(path, contract)
