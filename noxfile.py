@@ -314,9 +314,11 @@ def _cores() -> int:
 
 @nox.session(python=False, requires=["env"], default=False)
 def init(session: nox.Session) -> None:
-    """Start from your own CSV: ``nox -s init -- DATA.csv --label COLUMN [--id C] [--force]``."""
+    """Start from your own CSV: ``nox -s init -- DATA --label COLUMN [--id C] [--force]`` (DATA: .csv or .parquet)."""
     if not session.posargs:
-        session.error("usage: nox -s init -- DATA.csv --label COLUMN [--id COLUMN] [--force]")
+        session.error(
+            "usage: nox -s init -- DATA --label COLUMN [--id COLUMN] [--force] (DATA: .csv or .parquet)"
+        )
     _gates(session, "init", *session.posargs)
 
 

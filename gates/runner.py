@@ -157,7 +157,8 @@ def _prerequisite_problem(
             )
             return (
                 f"inputs changed since gate '{earlier.name}' passed ({', '.join(changed)}); "
-                "run the chain again from the first gate"
+                "every gate of a run checks the same snapshot of the run's inputs, whichever "
+                "it reads: run the chain again from the first gate"
             )
     return None
 

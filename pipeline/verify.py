@@ -155,7 +155,8 @@ def _dev_key_refusal(policy: LoadedPolicy, path: Path, trusted: Trusted) -> Atte
         f"{path}: refused: signed by the local development key {dev.keyid[:12]}... ({shown}), "
         f"not by the trusted key {trusted.keyid[:12]}... ({trusted.source}); the statement is "
         f"intact. For a model you trained on this machine, pass --key {shown} "
-        "('python -m gates verify --key ...', 'python -m pipeline predict --key ...'); deploy "
+        "('python -m gates verify --key ...', 'python -m gates serve --key ...', "
+        "'python -m pipeline predict --key ...'); deploy "
         f"accepts only the release key [release].public_key (sign with "
         f"${policy.policy.release.private_key_env} to make a deployable model)"
     )
