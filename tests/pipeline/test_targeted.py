@@ -996,3 +996,33 @@ def test_a_trigger_split_over_two_adjacent_cells_does_not_explain_itself():
     y[rows] = 0
     found = _association(x, y, trend=True)
     assert np.isin(rows, found.rows).mean() >= 0.9
+
+
+def test_a_batch_trigger_on_a_line_of_cells_does_not_make_its_own_trend():
+    """In a batch the association test sees only the new rows (200 here), whose neighbouring
+    cells hold a few rows each: a trigger laid over three cells on one line (10 rows each, x0
+    at the top, x1 in its first three deciles) made each end cell's trend from the other two
+    and was absorbed (10 of 30 rows flagged; the benchmark's digits_10 classflip lost 7 of 20
+    flipped rows' cells the same way). The trend is measured on the approved rows, which the
+    batch cannot move."""
+    x, y = _data(900)
+    rows = np.flatnonzero((np.arange(900) >= 700) & (y == 1))[:30]
+    x[rows, 0] = np.quantile(x[:700, 0], 0.95)
+    x[rows, 1] = np.quantile(x[:700, 1], 0.05 + 0.1 * (np.arange(rows.size) // 10))
+    y[rows] = 0
+    checks = data_policy(floats(NAMES), checks={"association": {"neighbour_trend": True}}).checks
+    result = screen_batch(
+        x,
+        y,
+        _approved(900, 200),
+        classes=("a", "b"),
+        names=NAMES,
+        labels=checks.labels,
+        association=checks.association,
+        burst=checks.bursts,
+        batch=checks.batch,
+        seed=SEED,
+    )
+    flags = next(f for f in result.flags if f.check == "batch_association")
+    assert np.isin(rows, flags.rows).mean() >= 0.9
+    assert flags.count <= 2 * rows.size
