@@ -977,7 +977,7 @@ def batch_near_test(
       counted once, a pair among 40 new rows whose 300 approved rows have no near copy has
       p=0.01 (passes), three copies of one new point (3 later copies) p=2e-7. Against a draw
       of as many approved rows (Fisher, until 7 December) 3-9 copies of one new point among
-      46-120 new rows (the benchmark's wine, breast cancer and digits 3-vs-8 bursts) passed.
+      43-137 new rows (the benchmark's wine, breast cancer and digits 3-vs-8 bursts) passed DATA108.
 
     Beyond when either p is below ``alpha`` / 2. Above ``max_rows`` rows a seeded sample of
     that many is asked (the copies among new rows: within the sample, and its size counts as
