@@ -222,3 +222,33 @@ def test_pairs_among_new_rows_fail_against_the_approved_rows_own():
     errors = _batch(pd.concat([frame, twice], ignore_index=True), contract, frame["id"])
     assert "DATA103" not in errors
     assert "beyond the approved rows" in errors["DATA108"]
+
+
+def _fine_batch(copies: int, *, new_rows: int = 40) -> tuple[pd.DataFrame, DataPolicy, pd.Series]:
+    """300 approved rows measured finely (no near copies among them), ``new_rows`` fresh new
+    rows, and ``copies`` jittered copies of one fresh point (not near any approved row)."""
+    contract = _contract()
+    rng = np.random.default_rng(11)
+    frame = _coarse(300 + new_rows, seed=0)
+    frame[FEATURES] = rng.normal(0.0, 3.0, (len(frame), 3))
+    point = frame.iloc[[300] * copies].copy()  # the first new row, copied
+    point[FEATURES] += rng.normal(0.0, 1e-6, (copies, 3))
+    point["id"] = np.arange(100_000, 100_000 + copies)
+    return pd.concat([frame, point], ignore_index=True), contract, frame["id"].iloc[:300]
+
+
+def test_a_few_copies_of_one_new_point_in_a_small_batch_fail():
+    # The attacker's small burst: 3 copies of one new point (4 near rows among 43 new rows),
+    # under bursts' min_copies (5) and without an approved twin. Against a draw of 43 approved
+    # rows (0 near copies) Fisher could not reach alpha / 2 and DATA108 passed (red before);
+    # 3 later copies against the approved rows' 0 of 300, given a +1 pseudo-count: p=1.5e-7.
+    frame, contract, approved = _fine_batch(3)
+    errors = _batch(frame, contract, approved)
+    assert "DATA103" not in errors
+    assert "3 of 43 new rows a later copy of another new row" in errors["DATA108"]
+    assert "beyond the approved rows" in errors["DATA108"]
+
+
+def test_a_small_fine_batch_without_copies_passes():
+    frame, contract, approved = _fine_batch(0)
+    assert _batch(frame, contract, approved) == {}
