@@ -2616,12 +2616,17 @@ class _Checker:
             if "sys.orig_argv" in table:
                 return True
             return "os.environ" in table and self.module.texts(word.slice, scope) == ["_"]
-        if isinstance(word, ast.BinOp) and isinstance(word.op, ast.Add):
-            return self._interpreter(word.left, scope, depth + 1, literal=literal)
+        if isinstance(word, ast.BinOp) and isinstance(word.op, ast.Add):  # sys.executable + ""
+            tails = self.module.texts(word.right, scope)
+            return not any(_spaced(t) for t in tails or []) and self._interpreter(
+                word.left, scope, depth + 1, literal=literal
+            )
         if isinstance(word, ast.JoinedStr) and word.values:  # f"{sys.executable}"
             head = word.values[0]
-            return isinstance(head, ast.FormattedValue) and self._interpreter(
-                head.value, scope, depth + 1, literal=literal
+            return (
+                isinstance(head, ast.FormattedValue)
+                and not any(_spaced(_literal_str(v) or "") for v in word.values)
+                and self._interpreter(head.value, scope, depth + 1, literal=literal)
             )
         if isinstance(word, ast.Call) and self._returns_interpreter(word, scope, depth):
             return True  # exe() of a lambda or a function of the module returning it
@@ -2655,8 +2660,10 @@ class _Checker:
         if not isinstance(call.func, ast.Name):
             return False
         defining = self.module.defining(call.func.id, scope)
-        if defining is None:
-            return False
+        key = (id(defining), call.func.id, "returns", False)
+        if defining is None or key in self._name_answers:
+            return bool(self._name_answers.get(key))  # a function calling itself adds nothing
+        self._name_answers[key] = False
         returned: list[tuple[ast.expr, _Scope]] = []
         for binding in defining.bindings.get(call.func.id, []):
             if isinstance(binding.expr, ast.Lambda):
@@ -2673,7 +2680,9 @@ class _Checker:
                     for n in _own_nodes(node.body)
                     if isinstance(n, ast.Return) and n.value is not None
                 ]
-        return any(self._interpreter(v, s, depth + 1, literal=False) for v, s in returned)
+        found = any(self._interpreter(v, s, depth + 1, literal=False) for v, s in returned)
+        self._name_answers[key] = found
+        return found
 
     def _judge_child(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
         """SAST107: a child interpreter on a file or module this scan did not read."""
@@ -5468,6 +5477,11 @@ def _timeit_code(texts: list[list[str] | None]) -> list[str]:
             found.append(text)
             index += 1
     return found
+
+
+def _spaced(text: str) -> bool:
+    """Text holding a space: ``f"{sys.executable} -c ..."`` is a command string, not a program."""
+    return any(c.isspace() for c in text)
 
 
 def _loop_runner(node: ast.Call) -> bool:

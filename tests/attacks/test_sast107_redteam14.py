@@ -132,6 +132,14 @@ ALLOWED = {
     "-m timeit a literal statement": 'subprocess.run([sys.executable, "-m", "timeit", "1 + 1"])\n',
     "cwd= with a scanned file": 'subprocess.run([sys.executable, "src/model_io.py"], cwd=".")\n',
     "cwd= with another program": 'subprocess.run(["git", "status"], cwd=folder)\n',
+    "an f-string command string, added to (numpy's f2py tests)": (
+        'import shlex\ncmd = f"{sys.executable} -c \\"print(1)"\ncmd += "\\""\n'
+        "subprocess.run(shlex.split(cmd))\n"
+    ),
+    "a function returning itself, in a tuple (numpy's arrayprint)": (
+        "def edges(a, n):\n    if n:\n        return join((edges(a, n - 1), edges(a, n)))\n"
+        "    return edges(a, n - 1)\n"
+    ),
     "loop.subprocess_exec of another program": (
         'async def go(loop):\n    await loop.subprocess_exec(Proto, "git", "status")\n'
     ),
