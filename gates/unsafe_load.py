@@ -656,6 +656,12 @@ _MAX_COMMANDS = 16  # spellings of one command line followed (names bound severa
 _WRAPPERS = frozenset(
     ["env", "nice", "nohup", "time", "timeout", "sudo", "exec", "stdbuf", "ionice", "setsid"]
 )
+# Wrapper options that take the next word (``env -C DIR``, ``sudo -u USER``, ``timeout -k 5s``)
+# and ``timeout``'s duration: read past before the program (``-C``/``--chdir`` set the folder).
+_WRAPPER_TAKES = frozenset(
+    ["-C", "--chdir", "-u", "--user", "-g", "--group", "-k", "--kill-after", "-s", "--signal"]
+)
+_DURATION = re.compile(r"[0-9]+(?:\.[0-9]+)?[smhd]?")
 # Python's options that take the next word (``-W error``, ``-X dev``, ``--check-hash-based-pycs
 # always``); ``-I`` (isolated) leaves only the environment's own modules importable.
 _PYTHON_TAKES = frozenset({"-W", "-X", "--check-hash-based-pycs"})
@@ -2817,7 +2823,7 @@ class _Checker:
         after ``cd`` run in its folder), and a shell's ``-c`` command string (``sh -c "python3 "
         + path``) as a command line of its own."""
         for command in _shell_commands(line):
-            if command[0] == "cd":
+            if command[0] in ("cd", "pushd"):
                 cwd = command[1] if len(command) > 1 else cwd
                 continue
             problem = self._shell_problem(command, scope, depth, cwd) or self._python_problem(
@@ -2866,7 +2872,7 @@ class _Checker:
                 return None
         return None
 
-    def _python_problem(  # noqa: PLR0911, PLR0912 - Python's options, as it reads them
+    def _python_problem(  # noqa: PLR0911, PLR0912, PLR0915 - Python's options, as it reads them
         self, line: list[ast.expr | str], scope: _Scope, cwd: ast.expr | str | None = None
     ) -> str | None:
         """Why one command (no shell operators in it) runs Python code no scan read. ``cwd``
@@ -2874,8 +2880,12 @@ class _Checker:
         ``-I``/``-P`` it is first on the import path of ``-m`` and ``-c``, and a relative
         script is found there."""
         start = next((i for i, w in enumerate(line) if self._interpreter(w, scope)), None)
-        if start is None or not all(self._before_program(w, scope) for w in line[:start]):
+        if start is None:
             return None
+        prefix = self._wrappers(line[:start], scope, cwd)
+        if prefix is None:
+            return None
+        cwd = prefix[0]
         index = start + 1
         while index < len(line) and self._interpreter(line[index], scope):
             index += 1  # os.execv(sys.executable, [sys.executable, ...]): argv[0] again
@@ -2942,6 +2952,26 @@ class _Checker:
                 "starts Python with no script: it reads its code from its input, which no scan read"
             )
         return self._cwd_script_problem(line[index], scope, cwd)
+
+    def _wrappers(
+        self, words: list[ast.expr | str], scope: _Scope, cwd: ast.expr | str | None
+    ) -> tuple[ast.expr | str | None] | None:
+        """The words before Python, when each may come before a program (``env``, ``nice
+        -n 10``, ``timeout 5s``, ``sudo -u USER``), with the working folder ``env -C DIR`` /
+        ``--chdir=DIR`` sets; None when another program runs Python as an argument."""
+        for at, word in enumerate(words):
+            texts = [word] if isinstance(word, str) else self.module.texts(word, scope)
+            last = words[at - 1] if at else ""
+            before = [last] if isinstance(last, str) else self.module.texts(last, scope)
+            if before and before[0] in _WRAPPER_TAKES:  # env -C DIR, sudo -u USER, timeout -k 5
+                cwd = word if before[0] in ("-C", "--chdir") else cwd
+            elif texts and len(texts) == 1 and texts[0].startswith("--chdir="):
+                cwd = texts[0].partition("=")[2]
+            elif not self._before_program(word, scope) and not (
+                texts and all(_DURATION.fullmatch(t) for t in texts)  # timeout 5s
+            ):
+                return None
+        return (cwd,)
 
     def _setting_problem(self, option: str, value: ast.expr | str, scope: _Scope) -> str | None:
         """``-W``/``-X`` as their variables are judged: a warning category in a module of the

@@ -64,6 +64,12 @@ PLANTED = {
     "cwd= with a relative script": 'subprocess.run([sys.executable, "src/model_io.py"], cwd="data")\n',
     "cd in a shell string": 'os.system("cd data && python3 -m evil")\n',
     "cd then a relative script": 'os.system("cd /tmp && python3 -c pass; python3 src/model_io.py")\n',
+    # 3b. found reviewing this change as an attacker: a wrapper's own arguments before Python
+    "timeout 5s": 'subprocess.run(["timeout", "5s", "python3", "data/evil.py"])\n',
+    "sudo -u": 'subprocess.run(["sudo", "-u", "nobody", "python3", "data/evil.py"])\n',
+    "env -C": 'subprocess.run(["env", "-C", "data", "python3", "-m", "evil"])\n',
+    "env --chdir=": 'subprocess.run(["env", "--chdir=data", "python3", "-m", "evil"])\n',
+    "pushd in a shell string": 'os.system("pushd data; python3 -m evil")\n',
     # 4. spawn variants
     "os.spawnlp": 'os.spawnlp(os.P_WAIT, "python3", "python3", "data/evil.py")\n',
     "os.spawnlpe": 'os.spawnlpe(os.P_WAIT, "python3", "python3", "data/evil.py", env)\n',
@@ -131,6 +137,7 @@ ALLOWED = {
     "cwd= a scanned folder with -m": 'subprocess.run([sys.executable, "-m", "model_io"], cwd="src")\n',
     "-m timeit a literal statement": 'subprocess.run([sys.executable, "-m", "timeit", "1 + 1"])\n',
     "cwd= with a scanned file": 'subprocess.run([sys.executable, "src/model_io.py"], cwd=".")\n',
+    "env -C a scanned folder": 'subprocess.run(["env", "-C", "src", "python3", "-m", "model_io"])\n',
     "cwd= with another program": 'subprocess.run(["git", "status"], cwd=folder)\n',
     "an f-string command string, added to (numpy's f2py tests)": (
         'import shlex\ncmd = f"{sys.executable} -c \\"print(1)"\ncmd += "\\""\n'
