@@ -123,7 +123,8 @@ whoever wrote the bytes. Rules:
   closed; ``timeit``'s statements are read as code), ``-W``/``-X`` as PYTHONWARNINGS and
   PYTHONPYCACHEPREFIX are, a working folder (``cwd=``, a shell's ``cd``) that is not the root or
   a scanned folder fails ``-m`` and importing ``-c`` code without ``-I``/``-P`` (a relative
-  script is looked up there), ``os.spawnlp*`` and asyncio's ``loop.subprocess_exec/_shell``
+  script is looked up there; ``env -C DIR`` and ``pushd`` set it too; ``timeout 5s``, ``sudo
+  -u USER`` are read past as wrappers), ``os.spawnlp*`` and asyncio's ``loop.subprocess_exec/_shell``
   are read, and Python spelled ``f"{sys.executable}"``, ``sys.executable + ""``,
   ``os.fsencode(...)``, ``vars(sys)["executable"]`` or returned by a lambda or function of the
   module is Python. SAST102 also covers the standard library's
