@@ -117,7 +117,17 @@ whoever wrote the bytes. Rules:
   must keep the folders before its old value the interpreter's own or the system's
   (``shutil.which("python3", path=...)`` too). The folder rule (SAST107's scripts and
   ``PYTHONPATH``, SAST102's ``sys.path``) follows ``from m import ROOT`` into a module ``m``
-  scanned with this one, unless a scanned module sets an attribute of that name. SAST102 also covers the standard library's
+  scanned with this one, unless a scanned module sets an attribute of that name. Since red team
+  14: ``-m runpy|trace|cProfile|profile|pdb|doctest|pydoc|unittest|inspect`` has the script or
+  module it is given judged as the script (``-m code``, ``pdb -c`` and a computed argument fail
+  closed; ``timeit``'s statements are read as code), ``-W``/``-X`` as PYTHONWARNINGS and
+  PYTHONPYCACHEPREFIX are, a working folder (``cwd=``, a shell's ``cd``) that is not the root or
+  a scanned folder fails ``-m`` and importing ``-c`` code without ``-I``/``-P`` (a relative
+  script is looked up there; ``env -C DIR`` and ``pushd`` set it too; ``timeout 5s``, ``sudo
+  -u USER`` are read past as wrappers), ``os.spawnlp*`` and asyncio's ``loop.subprocess_exec/_shell``
+  are read, and Python spelled ``f"{sys.executable}"``, ``sys.executable + ""``,
+  ``os.fsencode(...)``, ``vars(sys)["executable"]`` or returned by a lambda or function of the
+  module is Python. SAST102 also covers the standard library's
   path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
   ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,
   ``sys.executable``, and what importlib's loaders call: ``_io.open_code``, ``marshal.loads``,
@@ -180,6 +190,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import fnmatch
 import functools
 import re
@@ -422,6 +433,7 @@ COMMANDS = frozenset(
         *(f"os.{f}" for f in ["system", "popen", "execv", "execve", "execvp", "execvpe"]),
         *(f"os.{f}" for f in ["execl", "execle", "execlp", "execlpe", "spawnv", "spawnve"]),
         *(f"os.{f}" for f in ["spawnvp", "spawnvpe", "spawnl", "spawnle", "posix_spawn"]),
+        *(f"os.{f}" for f in ["spawnlp", "spawnlpe"]),
         *(f"asyncio.{f}" for f in ["create_subprocess_exec", "create_subprocess_shell"]),
         "os.posix_spawnp",
     }
@@ -621,7 +633,10 @@ _INTERPRETER_NAMES = frozenset({"sys.executable", "sys._base_executable", "sys.o
 _WHICH = frozenset({"shutil.which"})
 _ENV_READS = frozenset({"os.getenv", "os.environ.get"})
 _PATH_CALLS = frozenset(
-    {"builtins.str", "os.fspath", "pathlib.Path", "os.path.abspath", "os.path.realpath"}
+    {
+        *("builtins.str", "os.fspath", "pathlib.Path", "os.path.abspath", "os.path.realpath"),
+        *("os.fsencode", "os.fsdecode"),
+    }
 )
 _SET_EXECUTABLE = "set_executable"
 # Shells whose ``-c`` runs a command string (``sh -c "python3 " + path``): read as one.
@@ -642,9 +657,51 @@ _MAX_COMMANDS = 16  # spellings of one command line followed (names bound severa
 _WRAPPERS = frozenset(
     ["env", "nice", "nohup", "time", "timeout", "sudo", "exec", "stdbuf", "ionice", "setsid"]
 )
+# Wrapper options that take the next word (``env -C DIR``, ``sudo -u USER``, ``timeout -k 5s``)
+# and ``timeout``'s duration: read past before the program (``-C``/``--chdir`` set the folder).
+_WRAPPER_TAKES = frozenset(
+    ["-C", "--chdir", "-u", "--user", "-g", "--group", "-k", "--kill-after", "-s", "--signal"]
+)
+_DURATION = re.compile(r"[0-9]+(?:\.[0-9]+)?[smhd]?")
 # Python's options that take the next word (``-W error``, ``-X dev``, ``--check-hash-based-pycs
 # always``); ``-I`` (isolated) leaves only the environment's own modules importable.
 _PYTHON_TAKES = frozenset({"-W", "-X", "--check-hash-based-pycs"})
+# Modules that run the script, module or code given after them (red team 14): name -> (options
+# taking a value, options naming a module, options giving code, whether every argument is one).
+_SCRIPT_RUNNERS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str], bool]] = {
+    "runpy": (frozenset(), frozenset(), frozenset(), False),
+    "trace": (
+        frozenset({"-f", "--file", "-C", "--coverdir", "--ignore-module", "--ignore-dir"}),
+        frozenset({"--module"}),
+        frozenset(),
+        False,
+    ),
+    "cProfile": (
+        frozenset({"-o", "--outfile", "-s", "--sort"}),
+        frozenset({"-m"}),
+        frozenset(),
+        False,
+    ),
+    "profile": (
+        frozenset({"-o", "--outfile", "-s", "--sort"}),
+        frozenset({"-m"}),
+        frozenset(),
+        False,
+    ),
+    "pdb": (frozenset(), frozenset({"-m"}), frozenset({"-c", "--command"}), False),
+    "timeit": (
+        frozenset({"-n", "--number", "-r", "--repeat", "-u", "--unit"}),
+        frozenset(),
+        frozenset({"-s", "--setup"}),
+        True,
+    ),
+    "code": (frozenset(), frozenset(), frozenset(), False),
+    "doctest": (frozenset({"-o", "--option"}), frozenset(), frozenset(), True),
+    "pydoc": (frozenset({"-p", "-n"}), frozenset(), frozenset(), True),
+    "unittest": (frozenset({"-k"}), frozenset(), frozenset(), True),
+    "inspect": (frozenset(), frozenset(), frozenset(), False),
+}
+_PATH_RUNNERS = frozenset({"trace", "cProfile", "profile", "pdb", "doctest"})
 # Environment variables that make a Python child read code no scan read -> what they do.
 # (Pairs, not a dict display: a display with these keys is judged as an environment.)
 _PYTHON_ENV_PAIRS = (
@@ -2377,7 +2434,9 @@ class _Checker:
                 self.report(node, "SAST104", name, why)
                 return
 
-    def _judge_command(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+    def _judge_command(  # noqa: PLR0912 - one per option read
+        self, node: ast.Call, names: set[str], scope: _Scope
+    ) -> None:
         """``python -c CODE`` reads CODE like exec; ``python -m pickle FILE`` unpickles FILE."""
         if not names & COMMANDS:
             return
@@ -2412,6 +2471,10 @@ class _Checker:
             elif text == "-m" and code is not None and _pickle_like(_canonical(code)):
                 why = f"runs python -m {code} (it loads the file it is given)"
                 self.report(node, "SAST101", f"python -m {code}", why)
+            elif text == "-m" and code == "timeit":
+                after = index + (1 if option[1] else 2)
+                for each in _timeit_code(texts[after:]):
+                    self.nested(each, "exec", node, scope, "in the code given to python -m timeit")
 
     # --- code a child interpreter runs (SAST107) ----------------------------------------------
 
@@ -2538,7 +2601,7 @@ class _Checker:
             self._in_place[name] = changed
         return self._in_place[name]
 
-    def _interpreter(  # noqa: PLR0911 - one per spelling of the interpreter
+    def _interpreter(  # noqa: PLR0911, PLR0912 - one per spelling of the interpreter
         self, word: ast.expr | str, scope: _Scope, depth: int = 0, *, literal: bool = True
     ) -> bool:
         """A command-line word that is Python: ``python3``, ``/usr/bin/python3.11``,
@@ -2553,13 +2616,27 @@ class _Checker:
         texts = self.module.texts(word, scope)
         if texts is not None:
             return any(self._interpreter(t, scope, literal=literal) for t in texts)
+        if _names(self.resolve(word, scope)) & _INTERPRETER_NAMES:
+            return True  # vars(sys)["executable"], sys.__dict__["executable"] too
         if isinstance(word, ast.Subscript):
             table = _names(self.resolve(word.value, scope))
             if "sys.orig_argv" in table:
                 return True
             return "os.environ" in table and self.module.texts(word.slice, scope) == ["_"]
-        if _names(self.resolve(word, scope)) & _INTERPRETER_NAMES:
-            return True
+        if isinstance(word, ast.BinOp) and isinstance(word.op, ast.Add):  # sys.executable + ""
+            tails = self.module.texts(word.right, scope)
+            return not any(_spaced(t) for t in tails or []) and self._interpreter(
+                word.left, scope, depth + 1, literal=literal
+            )
+        if isinstance(word, ast.JoinedStr) and word.values:  # f"{sys.executable}"
+            head = word.values[0]
+            return (
+                isinstance(head, ast.FormattedValue)
+                and not any(_spaced(_literal_str(v) or "") for v in word.values)
+                and self._interpreter(head.value, scope, depth + 1, literal=literal)
+            )
+        if isinstance(word, ast.Call) and self._returns_interpreter(word, scope, depth):
+            return True  # exe() of a lambda or a function of the module returning it
         if isinstance(word, ast.Call) and word.args:
             funcs = _names(self.resolve(word.func, scope))
             first = word.args[0]
@@ -2583,6 +2660,36 @@ class _Checker:
                 )
             return bool(self._name_answers[key])
         return False
+
+    def _returns_interpreter(self, call: ast.Call, scope: _Scope, depth: int) -> bool:
+        """A call of a lambda or a function this module defines that returns Python
+        (``exe = lambda: sys.executable``; ``def exe(): return sys.executable``)."""
+        if not isinstance(call.func, ast.Name):
+            return False
+        defining = self.module.defining(call.func.id, scope)
+        key = (id(defining), call.func.id, "returns", False)
+        if defining is None or key in self._name_answers:
+            return bool(self._name_answers.get(key))  # a function calling itself adds nothing
+        self._name_answers[key] = False
+        returned: list[tuple[ast.expr, _Scope]] = []
+        for binding in defining.bindings.get(call.func.id, []):
+            if isinstance(binding.expr, ast.Lambda):
+                inner = self.module.scopes.get(binding.expr)
+                returned += [(binding.expr.body, inner)] if inner is not None else []
+        for node, inner in self.module.scopes.items():
+            if (
+                isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                and node.name == call.func.id
+                and inner.parent is defining
+            ):
+                returned += [
+                    (n.value, inner)
+                    for n in _own_nodes(node.body)
+                    if isinstance(n, ast.Return) and n.value is not None
+                ]
+        found = any(self._interpreter(v, s, depth + 1, literal=False) for v, s in returned)
+        self._name_answers[key] = found
+        return found
 
     def _judge_child(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
         """SAST107: a child interpreter on a file or module this scan did not read."""
@@ -2613,13 +2720,19 @@ class _Checker:
                 )
                 self.report(node, "SAST107", _SET_EXECUTABLE, why)
             return
+        if _loop_runner(node):  # loop.subprocess_exec(protocol, *command): asyncio's own
+            node = copy.copy(node)
+            node.args = node.args[1:]
+            names = names | {"subprocess.Popen"}
+            self._judge_command(node, names, scope)
         if not names & COMMANDS or any(
             arg in self.reported or (isinstance(arg, ast.BinOp) and arg.left in self.reported)
             for arg in node.args
         ):
             return
+        cwd = next((k.value for k in node.keywords if k.arg == "cwd"), None)
         for line in self._command_lines(node, scope):
-            problem = self._child_problem(line, scope)
+            problem = self._child_problem(line, scope, cwd=cwd)
             if problem is not None:
                 self.report(node, "SAST107", "python", problem)
                 return
@@ -2700,20 +2813,34 @@ class _Checker:
         return False
 
     def _child_problem(
-        self, line: list[ast.expr | str], scope: _Scope, depth: int = 0
+        self,
+        line: list[ast.expr | str],
+        scope: _Scope,
+        depth: int = 0,
+        cwd: ast.expr | str | None = None,
     ) -> str | None:
         """Why a command line runs Python code no scan read; None when it does not. A shell
-        command line is read command by command (``cd data && python3 evil.py``), and a shell's
-        ``-c`` command string (``sh -c "python3 " + path``) as a command line of its own."""
+        command line is read command by command (``cd data && python3 evil.py``: the commands
+        after ``cd`` run in its folder), and a shell's ``-c`` command string (``sh -c "python3 "
+        + path``) as a command line of its own."""
         for command in _shell_commands(line):
-            problem = self._shell_problem(command, scope, depth) or self._python_problem(
-                command, scope
+            if command[0] in ("cd", "pushd"):
+                cwd = command[1] if len(command) > 1 else cwd
+                continue
+            problem = self._shell_problem(command, scope, depth, cwd) or self._python_problem(
+                command, scope, cwd
             )
             if problem is not None:
                 return problem
         return None
 
-    def _shell_problem(self, line: list[ast.expr | str], scope: _Scope, depth: int) -> str | None:
+    def _shell_problem(
+        self,
+        line: list[ast.expr | str],
+        scope: _Scope,
+        depth: int,
+        cwd: ast.expr | str | None = None,
+    ) -> str | None:
         """``sh -c TEXT`` (after ``env``, ``nice`` ...; ``bash -lc``, ``sh -ec``): TEXT's
         command lines, read as any other."""
         index = 0
@@ -2740,29 +2867,36 @@ class _Checker:
                     else self._words(command, scope, depth + 1)
                 )
                 for words in lines:
-                    problem = self._child_problem(words, scope, depth + 1)
+                    problem = self._child_problem(words, scope, depth + 1, cwd)
                     if problem is not None:
                         return problem
                 return None
         return None
 
-    def _python_problem(  # noqa: PLR0911, PLR0912 - Python's options, as it reads them
-        self, line: list[ast.expr | str], scope: _Scope
+    def _python_problem(  # noqa: PLR0911, PLR0912, PLR0915 - Python's options, as it reads them
+        self, line: list[ast.expr | str], scope: _Scope, cwd: ast.expr | str | None = None
     ) -> str | None:
-        """Why one command (no shell operators in it) runs Python code no scan read."""
+        """Why one command (no shell operators in it) runs Python code no scan read. ``cwd``
+        is the child's working folder when the call sets it (``cwd=``, ``cd``): without
+        ``-I``/``-P`` it is first on the import path of ``-m`` and ``-c``, and a relative
+        script is found there."""
         start = next((i for i, w in enumerate(line) if self._interpreter(w, scope)), None)
-        if start is None or not all(self._before_program(w, scope) for w in line[:start]):
+        if start is None:
             return None
+        prefix = self._wrappers(line[:start], scope, cwd)
+        if prefix is None:
+            return None
+        cwd = prefix[0]
         index = start + 1
         while index < len(line) and self._interpreter(line[index], scope):
             index += 1  # os.execv(sys.executable, [sys.executable, ...]): argv[0] again
-        isolated = False
+        isolated = safe = False
         while index < len(line):
             word = line[index]
             texts = [word] if isinstance(word, str) else self.module.texts(word, scope)
             if texts is None or len(texts) != 1:
                 if not texts or not any(t.startswith("-") for t in texts):
-                    return self._script_problem(word, scope)  # a file's path, or fail closed
+                    return self._cwd_script_problem(word, scope, cwd)
                 return f"starts Python with options computed at run time ({', '.join(texts)})"
             text = texts[0]
             if text == "-":
@@ -2771,32 +2905,201 @@ class _Checker:
                 index += 1
                 break
             if text in _PYTHON_TAKES:
+                following = line[index + 1] if index + 1 < len(line) else ""
+                problem = self._setting_problem(text[1:], following, scope)
+                if problem is not None:
+                    return problem
                 index += 2
                 continue
             if text.startswith("--"):
                 return None  # --version, --help: nothing runs
-            option = _python_option(text)
-            if option is not None:
-                isolated |= "I" in text[1 : text.index(option[0][1])]
-                if option[0] == "-c":
-                    return None  # the code given to -c is read as code (SAST104)
-                module = option[1] or (line[index + 1] if index + 1 < len(line) else "")
-                return self._module_problem(module, isolated, scope)
-            if text.startswith("-"):
-                if text[1:2] in ("W", "X"):
-                    index += 1
-                    continue
-                if not all(c in _PYTHON_FLAGS for c in text[1:]):
-                    return None  # Python refuses an option it does not know
-                isolated |= "I" in text
+            if not text.startswith("-"):
+                break
+            cluster = text[1:]
+            at = next((i for i, c in enumerate(cluster) if c not in _PYTHON_FLAGS), len(cluster))
+            flags, rest = cluster[:at], cluster[at:]
+            isolated |= "I" in flags
+            safe |= "I" in flags or "P" in flags
+            if not rest:
                 index += 1
                 continue
-            break
+            if rest[0] in "WX":  # -W error::mod.Category, -Xpycache_prefix=data
+                following = rest[1:] or (line[index + 1] if index + 1 < len(line) else "")
+                problem = self._setting_problem(rest[0], following, scope)
+                if problem is not None:
+                    return problem
+                index += 1 if rest[1:] else 2
+                continue
+            if rest[0] not in "cm":
+                return None  # Python refuses an option it does not know
+            argument = rest[1:] or (line[index + 1] if index + 1 < len(line) else "")
+            if rest[0] == "c" and self._imports_nothing(argument, scope):
+                return None  # -c "pass": nothing is imported from the working folder
+            if cwd is not None and not safe and not self._cwd_ok(cwd, scope):
+                shown = cwd if isinstance(cwd, str) else ast.unparse(cwd)[:_SHOWN]
+                return (
+                    f"runs python -{rest[0]} in the working folder {shown}, first on its import "
+                    f"path (no -I/-P): it imports code there that no scan may have read"
+                )
+            if rest[0] == "c":
+                return None  # the code given to -c is read as code (SAST104)
+            module = argument
+            problem = self._module_problem(module, isolated, scope)
+            if problem is not None or (not rest[1:] and index + 1 >= len(line)):
+                return problem
+            return self._runner_problem(module, line[index + (1 if rest[1:] else 2) :], scope)
         if index >= len(line):  # python alone reads its program from its input
             return (
                 "starts Python with no script: it reads its code from its input, which no scan read"
             )
-        return self._script_problem(line[index], scope)
+        return self._cwd_script_problem(line[index], scope, cwd)
+
+    def _wrappers(
+        self, words: list[ast.expr | str], scope: _Scope, cwd: ast.expr | str | None
+    ) -> tuple[ast.expr | str | None] | None:
+        """The words before Python, when each may come before a program (``env``, ``nice
+        -n 10``, ``timeout 5s``, ``sudo -u USER``), with the working folder ``env -C DIR`` /
+        ``--chdir=DIR`` sets; None when another program runs Python as an argument."""
+        for at, word in enumerate(words):
+            texts = [word] if isinstance(word, str) else self.module.texts(word, scope)
+            last = words[at - 1] if at else ""
+            before = [last] if isinstance(last, str) else self.module.texts(last, scope)
+            if before and before[0] in _WRAPPER_TAKES:  # env -C DIR, sudo -u USER, timeout -k 5
+                cwd = word if before[0] in ("-C", "--chdir") else cwd
+            elif texts and len(texts) == 1 and texts[0].startswith("--chdir="):
+                cwd = texts[0].partition("=")[2]
+            elif not self._before_program(word, scope) and not (
+                texts and all(_DURATION.fullmatch(t) for t in texts)  # timeout 5s
+            ):
+                return None
+        return (cwd,)
+
+    def _setting_problem(self, option: str, value: ast.expr | str, scope: _Scope) -> str | None:
+        """``-W``/``-X`` as their variables are judged: a warning category in a module of the
+        project no scan reads is imported (PYTHONWARNINGS); ``-X pycache_prefix`` makes a
+        child read compiled code from another folder (PYTHONPYCACHEPREFIX); computed: fails
+        closed."""
+        texts = [value] if isinstance(value, str) else self.module.texts(value, scope)
+        if texts is None:
+            shown = ast.unparse(value)[:_SHOWN] if isinstance(value, ast.expr) else ""
+            return f"starts Python with -{option} {shown}, computed at run time: it may import or read code no scan read"
+        for text in texts:
+            if option == "W" and not self._env_value_ok(
+                "PYTHONWARNINGS", ast.Constant(value=text), scope
+            ):
+                return f"starts Python with -W {text}: {PYTHON_ENV['PYTHONWARNINGS']}, code no scan read"
+            if option == "X" and text.partition("=")[0] == "pycache_prefix":
+                return f"starts Python with -X {text}: it {PYTHON_ENV['PYTHONPYCACHEPREFIX']}, code no scan read"
+        return None
+
+    def _runner_problem(  # noqa: PLR0911 - one per kind of argument
+        self, module: ast.expr | str, rest: list[ast.expr | str], scope: _Scope
+    ) -> str | None:
+        """``python -m runpy|trace|cProfile|profile|pdb|timeit|code|doctest|...`` runs the
+        script, module or code it is given: that argument is judged as the script (a word this
+        check cannot read fails closed)."""
+        texts = [module] if isinstance(module, str) else self.module.texts(module, scope)
+        name = texts[0] if texts and len(texts) == 1 else ""
+        if name not in _SCRIPT_RUNNERS:
+            return None
+        takes, modules, codes, each = _SCRIPT_RUNNERS[name]
+        if name == "code":
+            return "runs python -m code, an interactive console reading code from its input, which no scan read"
+        index = 0
+        while index < len(rest):
+            word = rest[index]
+            words = [word] if isinstance(word, str) else self.module.texts(word, scope)
+            text = words[0] if words and len(words) == 1 else None
+            if text is None:
+                shown = ast.unparse(word)[:_SHOWN] if isinstance(word, ast.expr) else ""
+                return f"runs python -m {name} with {shown}, computed at run time: the script, module or code it runs may be one no scan read"
+            following = rest[index + 1] if index + 1 < len(rest) else ""
+            option = text.partition("=")[0]
+            if option in codes:
+                if name == "pdb":
+                    return f"runs python -m pdb {text}: its commands run Python code no scan read"
+                index += 1 if "=" in text else 2  # timeit's setup: read as code (SAST104)
+                continue
+            if option in modules:
+                return self._module_problem(following, False, scope)
+            if option in takes:
+                index += 1 if "=" in text else 2
+                continue
+            if text == "--":
+                index += 1
+                continue
+            if text.startswith("-") and len(text) > 1:
+                index += 1
+                continue
+            if not each:
+                return self._target_problem(word, text, name, scope)
+            problem = None if name == "timeit" else self._target_problem(word, text, name, scope)
+            if problem is not None:
+                return problem
+            index += 1
+        return None
+
+    def _target_problem(
+        self, word: ast.expr | str, text: str, runner: str, scope: _Scope
+    ) -> str | None:
+        """A runner's argument: a path (``/`` or ``.py``) as a script, else a module name."""
+        if "/" in text or text.endswith(".py") or runner in _PATH_RUNNERS:
+            return self._script_problem(word, scope)
+        return self._module_problem(text, False, scope)
+
+    def _imports_nothing(self, code: ast.expr | str, scope: _Scope) -> bool:
+        """Literal ``-c`` code with no import in it (nor a name that imports)."""
+        texts = [code] if isinstance(code, str) else self.module.texts(code, scope)
+        for text in texts or []:
+            try:
+                tree = ast.parse(text)
+            except SyntaxError:
+                return False
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    return False
+                name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", "")
+                if "import" in name:
+                    return False
+        return texts is not None
+
+    def _cwd_ok(self, cwd: ast.expr | str, scope: _Scope) -> bool:
+        """A working folder whose modules a scan reads: the root (``"."``), a literal folder
+        holding a scanned module, or the scanned file's folder (or one above it)."""
+        texts = [cwd] if isinstance(cwd, str) else self.module.texts(cwd, scope)
+        if texts is None:
+            return isinstance(cwd, ast.expr) and self._file_folder(cwd, scope)
+        for text in texts:
+            path = PurePosixPath(text or ".")
+            if path.is_absolute() or ".." in path.parts:
+                return False
+            dotted = ".".join(path.parts)
+            if dotted and not any(
+                m == dotted or m.startswith(f"{dotted}.") for m in self.module.project.modules
+            ):
+                return False
+        return True
+
+    def _cwd_script_problem(
+        self, script: ast.expr | str, scope: _Scope, cwd: ast.expr | str | None
+    ) -> str | None:
+        """A script given to Python, found in ``cwd`` when its path is relative."""
+        texts = [script] if isinstance(script, str) else self.module.texts(script, scope)
+        if cwd is None or texts is None:
+            return self._script_problem(script, scope)
+        folders = [cwd] if isinstance(cwd, str) else self.module.texts(cwd, scope)
+        if folders is None:
+            relative = [t for t in texts if not PurePosixPath(t).is_absolute()]
+            if relative:
+                shown = ast.unparse(cwd)[:_SHOWN] if isinstance(cwd, ast.expr) else cwd
+                return f"runs Python on {relative[0]} in the working folder {shown}, computed at run time: a file this check cannot tell the scan read"
+            return self._script_problem(script, scope)
+        for folder in folders:
+            for text in texts:
+                problem = self._script_problem(str(PurePosixPath(folder or ".") / text), scope)
+                if problem is not None:
+                    return problem
+        return None
 
     def _before_program(self, word: ast.expr | str, scope: _Scope) -> bool:
         """A word that may come before the program: a wrapper (``env``, ``nice``), its options
@@ -5179,6 +5482,48 @@ def _outside(root: Path, scanned: set[str]) -> frozenset[str]:
         or (entry.suffix == ".py" and entry.stem.isidentifier())
     }
     return frozenset(found - scanned)
+
+
+def _timeit_code(texts: list[list[str] | None]) -> list[str]:
+    """The literal statements and setup code of ``python -m timeit``'s arguments (a computed
+    one is SAST107's: it fails closed there)."""
+    takes, _, codes, _ = _SCRIPT_RUNNERS["timeit"]
+    found: list[str] = []
+    index = 0
+    while index < len(texts):
+        here = texts[index] or []
+        text = here[0] if len(here) == 1 else None
+        following = texts[index + 1] if index + 1 < len(texts) else None
+        if text is None:
+            index += 1
+        elif text.partition("=")[0] in codes | takes:
+            if "=" in text and text.partition("=")[0] in codes:
+                found.append(text.partition("=")[2])
+            elif "=" not in text and text in codes and following and len(following) == 1:
+                found.append(following[0])
+            index += 1 if "=" in text else 2
+        elif text.startswith("-") and len(text) > 1:
+            index += 1
+        else:
+            found.append(text)
+            index += 1
+    return found
+
+
+def _spaced(text: str) -> bool:
+    """Text holding a space: ``f"{sys.executable} -c ..."`` is a command string, not a program."""
+    return any(c.isspace() for c in text)
+
+
+def _loop_runner(node: ast.Call) -> bool:
+    """``loop.subprocess_exec(protocol, program, *args)``/``loop.subprocess_shell(protocol,
+    cmd)``: asyncio's event loop runs the command after the protocol factory (any receiver:
+    the loop is rarely a name this check can follow)."""
+    return (
+        isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("subprocess_exec", "subprocess_shell")
+        and len(node.args) > 1
+    )
 
 
 def _shell_words(command: str) -> list[str]:

@@ -370,7 +370,7 @@ ALLOWED = {
     ),
     "a shell running another program": 'subprocess.run(["sh", "-c", "ls " + path])\n',
     "a shell running a scanned file": (
-        'os.system("cd /tmp && python3 -c pass; python3 src/model_io.py")\n'
+        'os.system("cd src && python3 -c pass; python3 model_io.py")\n'
     ),
     "PATH appended to": (
         'os.environ["PATH"] = os.environ["PATH"] + os.pathsep + str(ROOT / "bin")\n'
