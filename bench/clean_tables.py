@@ -121,16 +121,16 @@ def tables(quick: bool, *, full: bool = False) -> list[Table]:
 
 
 def judge(
-    table: Table, setting: str, split_seed: int = SEED, *, trend: bool = False
+    table: Table, setting: str, split_seed: int = SEED, *, trend: bool | None = None
 ) -> tuple[str, dict[str, Any]]:
     """One table in one setting, twice: the report line and its figures (``split_seed``: the
     seeded approved/new split of the batch and grown settings; ``trend``: the association
-    test's ``neighbour_trend`` on)."""
+    test's ``neighbour_trend`` set on or off, None: as policy.toml has it)."""
     case = table.case
     contract = contract_for(case)
-    if trend:
+    if trend is not None:
         checks = contract.checks
-        association = checks.association.model_copy(update={"neighbour_trend": True})
+        association = checks.association.model_copy(update={"neighbour_trend": trend})
         contract = contract.model_copy(
             update={"checks": checks.model_copy(update={"association": association})}
         )
@@ -185,8 +185,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--neighbour-trend",
-        action="store_true",
-        help="[data.checks.association].neighbour_trend = true (off by default)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="set [data.checks.association].neighbour_trend on or off (default: as policy.toml, on)",
     )
     args = parser.parse_args()
     out: list[str] = []
