@@ -968,7 +968,7 @@ def test_associations_flag_nothing_on_clean_clustered_classes_with_the_neighbour
     them; the neighbouring cells' trend explains it (before: hundreds of clean rows flagged)."""
     x, y = _clustered(seed=seed)
     assert _association(x, y, trend=True).count == 0
-    # Without the trend (before it, and with neighbour_trend = false): hundreds flagged.
+    # The default (off, docs/data-defence.md: it costs two batch label cells): as before.
     assert _association(x, y).count > 0
 
 
