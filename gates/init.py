@@ -279,6 +279,12 @@ def _require_columns(csv: Path, frame: pd.DataFrame, *, label: str, id_column: s
     for option, name in (("--label", label), ("--id", id_column)):
         if name is not None and name not in names:
             msg = f"{csv}: {option} column '{name}' not found; the header has: {shown}"
+            separator = next((c for c in ";\t|" if len(names) == 1 and c in names[0]), None)
+            if separator is not None:
+                msg += (
+                    f" (one column whose name holds {separator!r}: the file looks "
+                    f"{separator!r}-separated; init reads comma-separated CSV)"
+                )
             raise InitError(msg)
     if id_column is not None and id_column == label:
         msg = f"{csv}: --id and --label name the same column '{label}'"

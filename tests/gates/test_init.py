@@ -164,6 +164,12 @@ _THREE_EACH = "a,y\n1,x\n2,z\n3,x\n4,z\n5,x\n6,z\n"
 BAD = {
     "missing-file": (None, ("--label", "y"), ["nothing"]),
     "label-absent": ("a,b\n1,x\n2,y\n", ("--label", "y"), ["--label column 'y' not found", "a, b"]),
+    # A semicolon-separated file read as one column (user trial, 7 December): say why.
+    "semicolon-separated": (
+        "a;y\n1;x\n2;z\n",
+        ("--label", "y"),
+        ["--label column 'y' not found", "';'-separated", "comma-separated"],
+    ),
     "id-absent": ("a,y\n1,x\n2,z\n", ("--label", "y", "--id", "key"), ["'key' not found"]),
     "one-class": ("a,y\n1,x\n2,x\n3,x\n", ("--label", "y"), ["one class only", "'y'"]),
     "header-only": ("a,y\n", ("--label", "y"), ["found none"]),
