@@ -6,6 +6,8 @@ case (planted data: the planted rows flagged with their evidence).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -299,8 +301,15 @@ def test_a_tiny_significant_rate_change_of_a_large_table_adds_no_witness_rows():
 # --- the batch setting ----------------------------------------------------------------------
 
 
-def _batch(x: np.ndarray, y: np.ndarray, approved: np.ndarray, beyond: np.ndarray | None = None):
-    checks = _checks().checks
+def _batch(
+    x: np.ndarray,
+    y: np.ndarray,
+    approved: np.ndarray,
+    beyond: np.ndarray | None = None,
+    *,
+    checks: Any = None,
+):
+    checks = _checks().checks if checks is None else checks
     return screen_batch(
         x,
         y,
@@ -1011,18 +1020,7 @@ def test_a_batch_trigger_on_a_line_of_cells_does_not_make_its_own_trend():
     x[rows, 1] = np.quantile(x[:700, 1], 0.05 + 0.1 * (np.arange(rows.size) // 10))
     y[rows] = 0
     checks = data_policy(floats(NAMES), checks={"association": {"neighbour_trend": True}}).checks
-    result = screen_batch(
-        x,
-        y,
-        _approved(900, 200),
-        classes=("a", "b"),
-        names=NAMES,
-        labels=checks.labels,
-        association=checks.association,
-        burst=checks.bursts,
-        batch=checks.batch,
-        seed=SEED,
-    )
+    result = _batch(x, y, _approved(900, 200), checks=checks)
     flags = next(f for f in result.flags if f.check == "batch_association")
     assert np.isin(rows, flags.rows).mean() >= 0.9
     assert flags.count <= 2 * rows.size
