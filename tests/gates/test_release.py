@@ -438,6 +438,28 @@ def test_the_champion_is_served_under_its_signed_policy_lock_and_data(copy):
     assert service.live.reference is not None  # the signed lock's profile
 
 
+def test_the_champion_is_served_with_its_anomaly_forest(copy, caplog):
+    # The data lock's check reads `[data].checksums` (data/SHA256SUMS), a signed subject like the
+    # data and the lock: `serve --champion` copied only the policy, lock and data, so the lock's
+    # check failed on the missing checksum file and every pod served with the IsolationForest
+    # anomaly score off (one `anomaly_disabled` log line; found adopting the pipeline, 7 December).
+    import logging
+    import shutil
+
+    from gates.service.server import build_service, verified_model
+    from pipeline.config import load_policy
+
+    assert cli(copy, "gates", "deploy").returncode == 0
+    shutil.rmtree(copy / "data")  # as in the image
+    loaded = load_policy(copy / "policy.toml")
+    served = verified_model(loaded, champion=True, key=None)
+    logger = logging.getLogger("test-champion-forest")
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        service = build_service(loaded, served, logger=logger)
+    assert "anomaly_disabled" not in caplog.text, caplog.text
+    assert service.live.forest is not None
+
+
 def test_feedback_disagreement_is_measured_against_the_champions_predictions(copy, tmp_path):
     # A feedback file whose author flips the labels and writes predictions to match them: the
     # file's own column says 0% disagreement. With a champion promoted, FBQ012 compares the
