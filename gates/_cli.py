@@ -312,10 +312,11 @@ def _add_ci_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     ci_sub = ci.add_subparsers(dest="ci_command", required=True, metavar="ACTION")
     render = ci_sub.add_parser(
         "render",
-        help="write .github/workflows/pipeline.yml, .gitlab-ci.yml and Jenkinsfile",
-        description="Render the three CI configurations from gates/registry.py (and, when "
-        "ROOT/policy.toml names a key service in [keys].provider, its deploy job's short-lived "
-        "identity). With --check, write nothing and exit 1 with a unified diff when a committed "
+        help="write .github/workflows/pipeline.yml, .gitlab-ci.yml, Jenkinsfile and "
+        ".github/dependabot.yml",
+        description="Render the three CI configurations and the Dependabot file from "
+        "gates/registry.py (and, when ROOT/policy.toml names a key service in [keys].provider, "
+        "its deploy job's short-lived identity; with [serve.dast].zap, its ZAP scan). With --check, write nothing and exit 1 with a unified diff when a committed "
         "file differs.",
     )
     render.add_argument(
@@ -711,8 +712,9 @@ def _ci(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per outc
             if drifts:
                 names = ", ".join(d.path for d in drifts)
                 sys.stdout.write(
-                    f"{names}: differ from the gate registry; regenerate with "
-                    "python -m gates ci render\n"
+                    f"{names}: differ from what the gate registry and policy.toml render "
+                    "([keys].provider and [serve.dast] shape the deploy job); regenerate with "
+                    "python -m gates ci render and commit them\n"
                 )
                 return EXIT_FAILED
             sys.stdout.write("CI configurations are up to date with the gate registry\n")
