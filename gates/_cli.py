@@ -209,7 +209,9 @@ def _add_key_parsers(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
     keygen = sub.add_parser(
-        "keygen", parents=[common], help="create an Ed25519 release key pair (refuses to overwrite)"
+        "keygen",
+        parents=[common],
+        help="create a release key pair (Ed25519 unless --algorithm; refuses to overwrite)",
     )
     keygen.add_argument(
         "--private",

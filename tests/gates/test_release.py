@@ -301,6 +301,15 @@ def test_keygen_writes_a_private_key_0600_and_refuses_to_overwrite(tmp_path, gat
     assert again.returncode == 2
     assert "refusing to overwrite" in again.stderr
     assert private.read_bytes() == before
+    # The committed public key exists (as in every clone of this project): the message says
+    # what replacing it means and where the steps are, not only "move it away".
+    other = gates_cli(root, "keygen", "--private", str(tmp_path / "k" / "new.key"))
+    assert other.returncode == 2
+    assert "keys/release.pub: already exists" in other.stderr, other.stderr
+    assert "stop verifying" in other.stderr
+    assert "docs/keys.md" in other.stderr
+    assert "Traceback" not in other.stderr
+    assert not (tmp_path / "k" / "new.key").exists()
 
 
 def test_a_configured_key_that_is_not_the_release_key_errors_without_leaking(
