@@ -706,6 +706,18 @@ def _ci(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per outc
             return EXIT_OK
         if args.ci_command == "deploy":
             return _ci_deploy(args)
+        if not args.root.is_dir():
+            sys.stderr.write(
+                f"error: {args.root}: not a folder; pass --root the project folder (the one "
+                "with policy.toml and gates/)\n"
+            )
+            return EXIT_USAGE
+        if not (args.root / "policy.toml").exists():
+            sys.stderr.write(
+                f"note: no policy.toml in {args.root}: rendered for local release keys and no "
+                "ZAP scan (a policy's [keys].provider or [serve.dast].zap renders another deploy "
+                "job)\n"
+            )
         keys, zap = ci.key_service(args.root), ci.zap_scan(args.root)
         if args.check:
             drifts = ci.check(args.root, keys=keys, zap=zap)
