@@ -209,7 +209,9 @@ def _add_key_parsers(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
     keygen = sub.add_parser(
-        "keygen", parents=[common], help="create an Ed25519 release key pair (refuses to overwrite)"
+        "keygen",
+        parents=[common],
+        help="create a release key pair (Ed25519 unless --algorithm; refuses to overwrite)",
     )
     keygen.add_argument(
         "--private",
@@ -312,10 +314,11 @@ def _add_ci_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     ci_sub = ci.add_subparsers(dest="ci_command", required=True, metavar="ACTION")
     render = ci_sub.add_parser(
         "render",
-        help="write .github/workflows/pipeline.yml, .gitlab-ci.yml and Jenkinsfile",
-        description="Render the three CI configurations from gates/registry.py (and, when "
-        "ROOT/policy.toml names a key service in [keys].provider, its deploy job's short-lived "
-        "identity). With --check, write nothing and exit 1 with a unified diff when a committed "
+        help="write .github/workflows/pipeline.yml, .gitlab-ci.yml, Jenkinsfile and "
+        ".github/dependabot.yml",
+        description="Render the three CI configurations and the Dependabot file from "
+        "gates/registry.py (and, when ROOT/policy.toml names a key service in [keys].provider, "
+        "its deploy job's short-lived identity; with [serve.dast].zap, its ZAP scan). With --check, write nothing and exit 1 with a unified diff when a committed "
         "file differs.",
     )
     render.add_argument(
@@ -703,6 +706,18 @@ def _ci(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per outc
             return EXIT_OK
         if args.ci_command == "deploy":
             return _ci_deploy(args)
+        if not args.root.is_dir():
+            sys.stderr.write(
+                f"error: {args.root}: not a folder; pass --root the project folder (the one "
+                "with policy.toml and gates/)\n"
+            )
+            return EXIT_USAGE
+        if not (args.root / "policy.toml").exists():
+            sys.stderr.write(
+                f"note: no policy.toml in {args.root}: rendered for local release keys and no "
+                "ZAP scan (a policy's [keys].provider or [serve.dast].zap renders another deploy "
+                "job)\n"
+            )
         keys, zap = ci.key_service(args.root), ci.zap_scan(args.root)
         if args.check:
             drifts = ci.check(args.root, keys=keys, zap=zap)
@@ -711,8 +726,9 @@ def _ci(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per outc
             if drifts:
                 names = ", ".join(d.path for d in drifts)
                 sys.stdout.write(
-                    f"{names}: differ from the gate registry; regenerate with "
-                    "python -m gates ci render\n"
+                    f"{names}: differ from what the gate registry and policy.toml render "
+                    "([keys].provider and [serve.dast] shape the deploy job); regenerate with "
+                    "python -m gates ci render and commit them\n"
                 )
                 return EXIT_FAILED
             sys.stdout.write("CI configurations are up to date with the gate registry\n")

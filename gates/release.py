@@ -156,6 +156,15 @@ def _dev_key(policy: LoadedPolicy, algorithm: Algorithm) -> SigningKey:
 
 def keygen(*, private_path: Path, public_path: Path, algorithm: Algorithm = "ed25519") -> PublicKey:
     """Create a release key pair (private key mode 0600); refuses to overwrite."""
+    if public_path.exists() or public_path.is_symlink():
+        # Every clone of the project carries its trusted key: say what replacing it means.
+        msg = (
+            f"{public_path}: already exists; refusing to overwrite a trusted key. To adopt or "
+            "rotate the release key, move it away in a reviewed commit first (git rm or git mv): "
+            "models signed with the key it replaces, the champion among them, stop verifying "
+            "(docs/keys.md 'Adopting: your release key' and 'Rotating the release key')"
+        )
+        raise SigningError(msg)
     return generate_key_pair(
         private_path=private_path, public_path=public_path, algorithm=algorithm
     )

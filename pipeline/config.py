@@ -733,6 +733,14 @@ VaultMount = Annotated[
 VaultKeyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
 
 
+# The algorithm each key service signs with (pipeline/keys/aws_kms.py, vault_transit.py; a test
+# keeps the two in step): a provider must sign one [release].signatures requires.
+PROVIDER_ALGORITHMS: dict[str, Algorithm] = {
+    "aws-kms": "ecdsa-p256-sha256",
+    "vault-transit": "ed25519",
+}
+
+
 class KeysPolicy(_Strict):
     """[keys]: where the release key and the data keys live (a key service, or local)."""
 
@@ -1018,6 +1026,20 @@ class Policy(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _provider_signs_a_required_algorithm(self) -> Self:
+        signs = PROVIDER_ALGORITHMS.get(self.keys.provider)
+        if signs is not None and signs not in self.release.signatures:
+            where = "[release].public_key" if signs == "ed25519" else "[release].public_keys"
+            msg = (
+                f"keys.provider '{self.keys.provider}' signs {signs}, which "
+                f"[release].signatures {list(self.release.signatures)} does not list: expected "
+                f'signatures = ["{signs}"] (or a hybrid naming it) and its committed public key '
+                f'in {where} (docs/keys.md "Adopting a key service")'
+            )
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
     def _champion_metrics_scored(self) -> Self:
         unscored = sorted(set(self.release.tolerance) - set(self.cv.thresholds))
         if unscored:
@@ -1281,6 +1303,9 @@ def format_validation_error(path: Path, err: ValidationError) -> str:
                 f"{path}: {key}: expected at most {limit} characters; "
                 f"found a string of {len(item['input'])} characters"
             )
+        elif not item["loc"] and item["type"] == "value_error":
+            # A check across tables: its message names the keys; "found a table" says nothing.
+            lines.append(f"{path}: {item['msg'].removeprefix('Value error, ')}")
         else:
             message = item["msg"].removeprefix("Value error, ")
             lines.append(f"{path}: {key}: expected {_lower_first(message)}; found {found}")

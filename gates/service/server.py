@@ -65,9 +65,9 @@ def _champions_inputs(policy: LoadedPolicy, attestation: VerifiedAttestation) ->
     The service takes its settings, data contract, drift reference (the lock) and anomaly data
     from these, never from the working tree: an image carries only the registry, and a checkout
     whose ``policy.toml`` differs from the champion's (a rollback to a version signed under
-    another policy) must not serve it under unsigned limits, keys and contract. The three files
-    are read once from the registry, each checked against its signed digest on the very bytes
-    kept, and kept in a private folder (0700) removed at exit (an encrypted version decoded):
+    another policy) must not serve it under unsigned limits, keys and contract. The files (and
+    ``[data].checksums``, which the lock's check reads) are read once from the registry, each
+    checked against its signed digest on the very bytes kept, and kept in a private folder (0700) removed at exit (an encrypted version decoded):
     read again from the registry after ``verify_champion``, a file rewritten in between was
     served unsigned.
     """
@@ -86,10 +86,10 @@ def _champions_inputs(policy: LoadedPolicy, attestation: VerifiedAttestation) ->
         _decode(attestation, name, folder, signed)
         inputs = load_policy(folder / name)
         base = inputs.base_dir.resolve()
-        for path in (
-            inputs.resolve(inputs.policy.data.lock),
-            inputs.resolve(inputs.policy.data.path),
-        ):
+        data = inputs.policy.data
+        # The checksum file too: the lock's check (and with it the anomaly forest) reads it.
+        names = (data.lock, data.path, *((data.checksums,) if data.checksums else ()))
+        for path in (inputs.resolve(name) for name in names):
             _decode(attestation, path.resolve().relative_to(base).as_posix(), folder, signed)
     except (PipelineError, OSError, ValueError) as err:
         msg = f"refused: the champion's signed policy, lock or data cannot be read: {err}"

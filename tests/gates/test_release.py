@@ -301,6 +301,15 @@ def test_keygen_writes_a_private_key_0600_and_refuses_to_overwrite(tmp_path, gat
     assert again.returncode == 2
     assert "refusing to overwrite" in again.stderr
     assert private.read_bytes() == before
+    # The committed public key exists (as in every clone of this project): the message says
+    # what replacing it means and where the steps are, not only "move it away".
+    other = gates_cli(root, "keygen", "--private", str(tmp_path / "k" / "new.key"))
+    assert other.returncode == 2
+    assert "keys/release.pub: already exists" in other.stderr, other.stderr
+    assert "stop verifying" in other.stderr
+    assert "docs/keys.md" in other.stderr
+    assert "Traceback" not in other.stderr
+    assert not (tmp_path / "k" / "new.key").exists()
 
 
 def test_a_configured_key_that_is_not_the_release_key_errors_without_leaking(
@@ -436,6 +445,28 @@ def test_the_champion_is_served_under_its_signed_policy_lock_and_data(copy):
     service = build_service(loaded, served)
     assert service.policy.rate_limit.requests == 100  # the signed limit, not the checkout's
     assert service.live.reference is not None  # the signed lock's profile
+
+
+def test_the_champion_is_served_with_its_anomaly_forest(copy, caplog):
+    # The data lock's check reads `[data].checksums` (data/SHA256SUMS), a signed subject like the
+    # data and the lock: `serve --champion` copied only the policy, lock and data, so the lock's
+    # check failed on the missing checksum file and every pod served with the IsolationForest
+    # anomaly score off (one `anomaly_disabled` log line; found adopting the pipeline, 7 December).
+    import logging
+    import shutil
+
+    from gates.service.server import build_service, verified_model
+    from pipeline.config import load_policy
+
+    assert cli(copy, "gates", "deploy").returncode == 0
+    shutil.rmtree(copy / "data")  # as in the image
+    loaded = load_policy(copy / "policy.toml")
+    served = verified_model(loaded, champion=True, key=None)
+    logger = logging.getLogger("test-champion-forest")
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        service = build_service(loaded, served, logger=logger)
+    assert "anomaly_disabled" not in caplog.text, caplog.text
+    assert service.live.forest is not None
 
 
 def test_feedback_disagreement_is_measured_against_the_champions_predictions(copy, tmp_path):

@@ -17,6 +17,7 @@ from tests.keys_support import key_project, new_pem_pair, write_pub
 from tests.vault_standin import TransitStandIn
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
+REPO_KEYS = Path(__file__).resolve().parents[2] / "keys"
 
 
 @pytest.fixture(scope="module")
@@ -315,3 +316,54 @@ def test_vault_names_cannot_leave_the_transit_mount(tmp_path, vault, key, value)
     (tmp_path / "keys/release.pub").write_bytes(vault.add_ed25519("gates-release"))
     with pytest.raises(PolicyError, match=f"keys.{key}"):
         key_project(tmp_path, extra=f'[keys]\nprovider = "vault-transit"\n{table}')
+
+
+@pytest.mark.parametrize(
+    ("release", "extra", "signs"),
+    [
+        (
+            "",
+            '[keys]\nprovider = "aws-kms"\nkms_key_id = "alias/gates-release"',
+            "ecdsa-p256-sha256",
+        ),
+        (
+            'signatures = ["ecdsa-p256-sha256"]\n'
+            'public_keys = {"ecdsa-p256-sha256" = "keys/release.pub"}',
+            '[keys]\nprovider = "vault-transit"\nvault_key_name = "gates-release"',
+            "ed25519",
+        ),
+    ],
+    ids=["aws-kms-with-ed25519", "vault-transit-with-ecdsa"],
+)
+def test_a_provider_whose_algorithm_is_not_required_is_a_policy_error(
+    tmp_path, release, extra, signs
+):
+    # [keys].provider set, [release].signatures left at its default: the policy checked valid,
+    # `ci render` gave the deploy job the service's identity, and only the deploy job's
+    # artifacts gate, after a whole chain, said the provider signs an algorithm nobody requires
+    # (found adopting the pipeline, 7 December). Now `policy check`, `ci render` and every
+    # other command refuse the policy with one message naming both keys.
+    from tests.conftest import run_module
+
+    write_pub(tmp_path, "release.pub", (REPO_KEYS / "release.pub").read_bytes())
+    with pytest.raises(Exception, match=r"keys\.provider"):
+        key_project(tmp_path, release=release, extra=extra)
+    for args in (("policy", "check"), ("ci", "render", "--check")):
+        done = run_module("gates", *args, cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert "[release].signatures" in done.stderr or "release.signatures" in done.stderr
+        assert signs in done.stderr, done.stderr
+        assert "found a table" not in done.stderr, done.stderr
+
+
+def test_the_policys_provider_algorithms_are_the_providers():
+    # pipeline/config.py cannot import the providers (boto3, hvac): its table must follow them.
+    from pipeline.config import PROVIDER_ALGORITHMS
+    from pipeline.keys.aws_kms import AwsKmsProvider
+    from pipeline.keys.vault_transit import VaultTransitProvider
+
+    assert {
+        "aws-kms": AwsKmsProvider.algorithm,
+        "vault-transit": VaultTransitProvider.algorithm,
+    } == PROVIDER_ALGORITHMS

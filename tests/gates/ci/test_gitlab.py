@@ -432,6 +432,17 @@ def test_gitlab_ci_local_accepts_the_pipeline_of_a_key_service_policy(local_repo
     root = local_repo(branch="main")
     with (root / "policy.toml").open("a", encoding="utf-8") as handle:
         handle.write('\n[keys]\nprovider = "aws-kms"\nkms_key_id = "alias/gates-release"\n')
+    # KMS signs ECDSA P-256: the policy must require it and name its committed public key.
+    policy = root / "policy.toml"
+    policy.write_text(
+        policy.read_text(encoding="utf-8").replace(
+            "[release]\n",
+            '[release]\nsignatures = ["ecdsa-p256-sha256"]\n'
+            'public_keys = {"ecdsa-p256-sha256" = "keys/release.pub"}\n',
+            1,
+        ),
+        encoding="utf-8",
+    )
     rendered = run_module("gates", "ci", "render", cwd=root, env={"PYTHONPATH": str(root)})
     assert rendered.returncode == 0, rendered.stderr
     assert "id_tokens:" in (root / PATH).read_text(encoding="utf-8")

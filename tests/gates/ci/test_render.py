@@ -144,3 +144,25 @@ def test_regenerating_after_a_registry_change_is_one_command(tmp_path, gates_cli
     workflow = (tmp_path / ".github" / "workflows" / "pipeline.yml").read_text(encoding="utf-8")
     assert "  probe:\n" in workflow
     assert "python -m gates run probe" in (tmp_path / "Jenkinsfile").read_text(encoding="utf-8")
+
+
+def test_cli_render_into_a_folder_that_does_not_exist_is_a_usage_error(tmp_path, gates_cli):
+    # A mistyped --root wrote four CI files into a new folder and said "wrote ..." (exit 0):
+    # found adopting the pipeline, 7 December. ROOT is the project: it must exist.
+    missing = tmp_path / "projekt"
+    for args in ((), ("--check",)):
+        result = gates_cli(tmp_path, "ci", "render", "--root", str(missing), *args)
+        assert result.returncode == 2, (args, result.stdout)
+        assert result.stderr.startswith(f"error: {missing}: not a folder"), result.stderr
+        assert "--root" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not missing.exists()
+
+
+def test_cli_render_without_a_policy_says_what_it_assumed(tmp_path, gates_cli):
+    # No ROOT/policy.toml: the files are rendered for local keys and no ZAP scan; a note says so
+    # (a policy naming a key service, or the scan, would render another deploy job).
+    result = gates_cli(tmp_path, "ci", "render")
+    assert result.returncode == 0, result.stderr
+    assert "no policy.toml" in result.stderr
+    assert "[keys].provider" in result.stderr
