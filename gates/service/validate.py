@@ -451,7 +451,7 @@ def _contract_errors(
     ``named`` already (its instance's absent or mistyped columns, None for an instance that is
     no object) is not named again."""
     for violation in check.violations():
-        rows = violation.rows or (None,)
+        rows: tuple[int | None, ...] = violation.rows or (None,)
         dropped = 0
         if named is not None:  # a stand-in value its rule does not take (no whole number fits)
             kept = tuple(r for r in rows if not _already(named, r, violation.column))
