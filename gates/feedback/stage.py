@@ -145,11 +145,13 @@ class FeedbackGate(Gate):
             "mlflow_run_id": mlflow_run,
             "reports": written_files,
         }
+        notes = sum(f.severity is Severity.NOTE for f in findings)
         return Outcome.judge(
             findings,
             passed=(
                 f"run {view.run_id} ({view.verdict}) recorded; history head {head[:12]}..., "
-                f"{count} runs; {len(findings)} trend/feedback warning(s)"
+                f"{count} runs; {len(findings) - notes} trend/feedback warning(s)"
+                + (f", {notes} note(s)" if notes else "")
             ),
             failed="{n} feedback problem(s): {first}",
             metrics=outcome_metrics,

@@ -216,8 +216,10 @@ def test_runs_on_another_table_are_not_compared_and_the_restart_is_said_once(pas
     assert note.severity is Severity.NOTE
     assert "label 'quality'" in note.message
     assert "restart" in note.message
+    assert result.summary.endswith("0 trend/feedback warning(s), 1 note(s)")
     summary = (root / "reports" / "summary.md").read_text()
     assert "FB102" not in summary
+    assert "- 📝 `FB104` the previous recorded run was made on another table" in summary
 
 
 def test_runs_recorded_before_tables_were_recorded_are_not_compared(passed_run, tmp_path):
