@@ -50,6 +50,25 @@ def _project(tmp_path: Path) -> tuple[Path, Path]:
     return root, table
 
 
+@pytest.fixture(scope="module")
+def initialised(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A project after one ``init --force`` of ``t.csv``, whose table then changed: a re-init
+    writes over every file init writes (the data copy, lock, checksums, policy)."""
+    root, table = _project(tmp_path_factory.mktemp("initialised"))
+    init(table, label="y", force=True, policy_path=root / "policy.toml", out=io.StringIO())
+    _separable(seed=5).to_csv(table, index=False)
+    return root, table
+
+
+def _copy(initialised: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    import shutil
+
+    root, table = initialised
+    shutil.copytree(root, tmp_path / "project", symlinks=True)
+    shutil.copy2(table, tmp_path / table.name)
+    return tmp_path / "project", tmp_path / table.name
+
+
 def _snapshot(root: Path) -> dict[str, bytes]:
     """Every file of the project (bytes), but Python's byte-code caches."""
     return {
@@ -167,12 +186,9 @@ STEPS = {
 
 @pytest.mark.parametrize("step", sorted(STEPS))
 def test_a_failure_after_any_write_leaves_the_project_as_it_was(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str, initialised: tuple[Path, Path]
 ) -> None:
-    root, table = _project(tmp_path)
-    # A re-init: every file init writes already exists (the data copy, lock, checksums).
-    init(table, label="y", force=True, policy_path=root / "policy.toml", out=io.StringIO())
-    _separable(seed=5).to_csv(table, index=False)  # the table changed since
+    root, table = _copy(initialised, tmp_path)
     before = _snapshot(root)
     name, call, error = STEPS[step]
     monkeypatch.setattr(init_module, name, _fail_on(name, call, error=error))
@@ -216,26 +232,45 @@ def _wait_for(
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("moment", ["lock-written", "later"])
-def test_a_sigkill_mid_init_is_undone_by_the_next_init(tmp_path: Path, moment: str) -> None:
-    root, table = _project(tmp_path)
-    init(table, label="y", force=True, policy_path=root / "policy.toml", out=io.StringIO())
-    _separable(seed=5).to_csv(table, index=False)
+def _staged_holds(root: Path, text: str) -> Callable[[], bool]:
+    staged = root / ".policy.toml.init"
+
+    def check() -> bool:
+        try:
+            return text in staged.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return False
+
+    return check
+
+
+# When the child is killed: as soon as its journal is armed (the data copy may be under way),
+# once the first approval rewrote the lock, once the final policy (with its [risk] bars) is
+# staged, before the last approval and the rename over policy.toml.
+MOMENTS = {
+    "journal-armed": lambda root, before: (root / JOURNAL / "journal.json").exists,
+    "lock-written": lambda root, before: (
+        lambda: (root / "data" / "t.lock.json").read_bytes() != before["data/t.lock.json"]
+    ),
+    "final-policy-staged": lambda root, before: _staged_holds(root, "[risk.privacy]"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", sorted(MOMENTS))
+def test_a_sigkill_mid_init_is_undone_by_the_next_init(
+    tmp_path: Path, moment: str, initialised: tuple[Path, Path]
+) -> None:
+    root, table = _copy(initialised, tmp_path)
     before = _snapshot(root)
-    lock = root / "data" / "t.lock.json"
     child = _start(root, table)
     try:
-        _wait_for(lambda: lock.read_bytes() != before["data/t.lock.json"], child)
-        if moment == "later":
-            time.sleep(float(np.random.default_rng().uniform(0.5, 3.0)))
-        if child.poll() is None:
-            child.send_signal(signal.SIGKILL)
+        _wait_for(MOMENTS[moment](root, before), child)
+        child.send_signal(signal.SIGKILL)
     finally:
         child.wait()
-    if child.returncode == 0:
-        pytest.skip("init finished before the kill")  # nothing to undo: a whole init
     assert child.returncode == -signal.SIGKILL
-    assert _changed(before, _snapshot(root)) != []  # the kill left a half-done init
+    assert (root / JOURNAL / "journal.json").exists()  # the kill left an armed journal
     # The next init (here one that then refuses its input) first puts everything back.
     code = main(
         [
