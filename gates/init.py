@@ -332,6 +332,9 @@ def _require_columns(csv: Path, frame: pd.DataFrame, *, label: str, id_column: s
     for option, name in (("--label", label), ("--id", id_column)):
         if name is not None and name not in names:
             msg = f"{csv}: {option} column '{name}' not found; the header has: {shown}"
+            near = _near(name, names)
+            if near is not None:
+                msg += f"; did you mean {near!r}?"
             separator = next((c for c in ";\t|" if len(names) == 1 and c in names[0]), None)
             if separator is not None:
                 msg += (
@@ -349,6 +352,18 @@ def _require_columns(csv: Path, frame: pd.DataFrame, *, label: str, id_column: s
     if repeated or any(n != n.strip() for n in names):
         msg = f"{csv}: column names must be distinct and unpadded, found {repeated or names}"
         raise InitError(msg)
+
+
+def _near(name: str, names: list[str]) -> str | None:
+    """The column ``name`` was probably meant to be (any case or padding, or a close spelling),
+    among every column, not only the ones the message quotes."""
+    import difflib  # noqa: PLC0415
+
+    folded = [n for n in names if n.strip().casefold() == name.strip().casefold()]
+    if folded:
+        return folded[0]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 def _classes(csv: Path, labels: pd.Series, *, label: str) -> tuple[str, ...]:
@@ -468,6 +483,10 @@ def _place(csv: Path, root: Path, *, force: bool) -> tuple[Path, bool]:
                 "only into a real data/ folder of the project"
             )
             raise InitError(msg)
+    if target.exists() and not target.is_file():
+        what = "a folder" if target.is_dir() else "something that is not a regular file"
+        msg = f"{target}: expected a file to copy {csv} over, found {what}"
+        raise InitError(msg)
     if target.exists() and target.read_bytes() != source.read_bytes() and not force:
         msg = f"{target}: exists with other content; pass --force to replace it with {csv}"
         raise InitError(msg)

@@ -331,3 +331,17 @@ def test_a_journal_committed_to_the_project_restores_nothing_outside_it(
         init(table, label="y", force=True, policy_path=root / "policy.toml", out=io.StringIO())
     assert outside.read_text(encoding="utf-8") == "mine\n"
     assert _changed(before, _snapshot(root)) == []
+
+
+def test_a_failure_in_an_empty_folder_leaves_it_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No policy and no data/ yet: a failed init removes the data/ folder it made too."""
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    table = tmp_path / "t.csv"
+    _separable().to_csv(table, index=False)
+    monkeypatch.setattr(init_module, "_risk_table", _fail_on("_risk_table"))
+    with pytest.raises(Planted):
+        init(table, label="y", policy_path=folder / "policy.toml", out=io.StringIO())
+    assert sorted(folder.iterdir()) == []
