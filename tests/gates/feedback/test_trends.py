@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -274,3 +275,41 @@ def test_the_table_of_a_run_is_its_task_not_its_data_or_thresholds():
     ]
     for other in different:
         assert table_identity(other)["sha256"] != ours["sha256"]
+
+
+def test_a_champion_trained_on_another_table_is_skipped_with_a_note(tmp_path):
+    from gates.feedback.collect import table_identity
+    from gates.feedback.stage import _trends
+    from pipeline.config import load_policy
+    from tests.conftest import REPO
+
+    policy = load_policy(REPO / "policy.toml")
+    ours = table_identity(policy.policy.data)
+    record = {"run_id": "r1", "metrics": {"cv.accuracy.mean": 0.999}, "table": OTHER_TABLE}
+    pointer = tmp_path / "champion.json"
+    pointer.write_text(json.dumps({"run_id": "r1"}))
+    champion, problems = read_champion(pointer, history=[record])
+    assert problems == []
+    assert champion is not None
+    assert champion.table == OTHER_TABLE["sha256"]
+    notes: list = []
+    kept, _, findings = _trends(
+        policy,
+        {"cv.accuracy.mean": 0.9},
+        champion=champion,
+        previous=[{**record, "table": ours}],
+        table=ours,
+        notes=notes,
+    )
+    assert kept is None
+    assert [f.rule for f in findings] == ["FB102"]  # the same-table run is still compared
+    assert [n.rule for n in notes] == ["FB104"]
+    assert "trends skip the champion" in notes[0].message
+    same = dataclasses.replace(champion, table=ours["sha256"])
+    notes = []
+    kept, _, findings = _trends(
+        policy, {"cv.accuracy.mean": 0.9}, champion=same, previous=[], table=ours, notes=notes
+    )
+    assert kept is same
+    assert notes == []
+    assert [f.rule for f in findings] == ["FB101"]
