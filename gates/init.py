@@ -28,7 +28,15 @@ What it does, in order, each step stated in the policy it writes (as TOML commen
    (``_risk_table``), rewrites the policy and approves again.
 
 The policy is rendered with tomli-w, table by table, each preceded by its comment lines, so
-every key and value is quoted as TOML requires (a column named ``od280/od315`` included).
+every key and value is quoted as TOML requires (a column named ``od280/od315`` included). The
+tables of an existing policy it keeps (``--force``: all but ``_WRITTEN``) are kept as the user
+wrote them, comments included (``_kept_text``).
+
+All or nothing: before its first write, init journals every file it may change
+(``_Journal``, in ``.gates-init/``); the policy fills in as ``.policy.toml.init`` beside the
+real one, which it replaces last, in one rename. A failure at any step puts every file back,
+and the next init does the same after a kill (``_roll_back``), so the project is either as it
+was or wholly initialised; policy.toml never holds the provisional thresholds.
 """
 
 from __future__ import annotations
@@ -121,15 +129,26 @@ def init(
     policy_path: Path = Path("policy.toml"),
     out: TextIO,
 ) -> Proposal:
-    """Write ``policy_path`` for ``csv``, approve it and propose thresholds (see the module)."""
-    if policy_path.exists() and not force:
-        msg = f"{policy_path}: exists; pass --force to replace its [model], [cv] and [data] tables"
-        raise InitError(msg)
+    """Write ``policy_path`` for ``csv``, approve it and propose thresholds (see the module).
+
+    All or nothing: every file it writes is journaled first (``_Journal``) and the policy is
+    filled in beside ``policy_path``, replacing it last; a failure puts everything back, and
+    so does the next init after a kill.
+    """
     if policy_path.is_symlink():
         # Its target's folder would become the project, and the data copy would go there.
         msg = f"{policy_path}: refused: a symlink (to {os.readlink(policy_path)}); init writes a real file"
         raise InitError(msg)
     root = policy_path.resolve().parent
+    restored = _roll_back(root)
+    if restored:
+        out.write(
+            f"restored what an interrupted init had changed ({', '.join(restored)}): the "
+            "project is as it was before it\n"
+        )
+    if policy_path.exists() and not force:
+        msg = f"{policy_path}: exists; pass --force to replace its [model], [cv] and [data] tables"
+        raise InitError(msg)
     frame, text_columns = _read(csv, label=label)
     _require_columns(csv, frame, label=label, id_column=id_column)
     classes = _classes(csv, frame[label], label=label)
@@ -149,7 +168,7 @@ def init(
     nullable_numeric = [
         n for n, r in columns.items() if r.get("nullable") and r["dtype"] in ("int64", "float64")
     ]
-    data_path = _place(csv, root, force=force)
+    data_path, copy = _place(csv, root, force=force)
     relative = data_path.relative_to(root).as_posix()
     stem = data_path.stem
     data: dict[str, Any] = {
@@ -170,29 +189,28 @@ def init(
     smallest = min(int((frame[label].str.strip() == c).sum()) for c in classes)
     folds = max(2, min(FOLDS, int(smallest * (1 - HOLDOUT))))
     model = _model(nullable_numeric)
-    base = _existing(policy_path)
+    base, kept = _existing(policy_path)
     notes = _Notes(csv=csv, rows=len(frame), classes=classes, nullable=nullable_numeric)
-    provisional = {m: {"min_mean": 0.0} for m in METRICS}
-    # The same policy written three times as it fills in (``data`` gains its checks in place).
-    write = functools.partial(_write, policy_path, base=base, model=model, data=data, notes=notes)
-    write(cv={"folds": folds, "thresholds": provisional})
-    # Each approval replaces the lock as it was before init: the user sees one approval, and
-    # the lock's serial is the one the first approval printed (one above the replaced lock's).
-    replaced = _LockBytes(root / data["lock"])
-    loaded = _approve(policy_path, out=out)
-    checks = _screen(loaded, notes)
-    if checks:
-        data["checks"] = checks
-    write(cv={"folds": folds, "thresholds": provisional})
-    replaced.restore()
-    loaded = _approve(policy_path, out=io.StringIO())
-    baseline, fitted, split = _baseline(loaded)
-    thresholds = {m: _thresholds(baseline[m]) for m in METRICS}
-    notes.baseline = baseline
-    risk = _risk_table(loaded, fitted, split, notes)
-    write(cv={"folds": folds, "thresholds": thresholds}, risk=risk)
-    replaced.restore()
-    _approve(policy_path, out=io.StringIO())
+    # The policy is filled in beside policy.toml (same folder, so its paths resolve the same)
+    # and replaces it only once whole: policy.toml never holds the provisional thresholds.
+    staged = root / f".{policy_path.name}.init"
+    lock = root / data["lock"]
+    written = [staged, root / policy_path.name, lock, lock.with_suffix(".approval.json")]
+    written += [root / data["checksums"], *([data_path] if copy else [])]
+    with _Journal(root, written):
+        if copy:
+            from pipeline.fsio import atomic_write_bytes  # noqa: PLC0415
+
+            # A new file put in place by rename: a symlink planted after the check is
+            # replaced, not followed.
+            atomic_write_bytes(data_path, csv.resolve().read_bytes())
+        write = functools.partial(
+            _write, staged, base=base, kept=kept, model=model, data=data, notes=notes
+        )
+        baseline, thresholds = _fill(
+            staged, lock, write=write, data=data, notes=notes, folds=folds, out=out
+        )
+        _publish(staged, policy_path)
     return Proposal(
         policy_path=policy_path,
         data_path=data_path,
@@ -211,6 +229,41 @@ def init(
             and frame[name].str.strip().nunique() > MAX_CATEGORIES
         ),
     )
+
+
+def _fill(
+    staged: Path,
+    lock: Path,
+    *,
+    write: Callable[..., None],
+    data: dict[str, Any],
+    notes: _Notes,
+    folds: int,
+    out: TextIO,
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Write the staged policy three times as it fills in (``data`` gains its checks, then the
+    thresholds and the risk bars), approving the data after each; the baseline and thresholds.
+    """
+    provisional = {m: {"min_mean": 0.0} for m in METRICS}
+    write(cv={"folds": folds, "thresholds": provisional})
+    # Each approval replaces the lock as it was before init: the user sees one approval, and
+    # the lock's serial is the one the first approval printed (one above the replaced lock's).
+    replaced = _LockBytes(lock)
+    loaded = _approve(staged, out=out)
+    checks = _screen(loaded, notes)
+    if checks:
+        data["checks"] = checks
+    write(cv={"folds": folds, "thresholds": provisional})
+    replaced.restore()
+    loaded = _approve(staged, out=io.StringIO())
+    baseline, fitted, split = _baseline(loaded)
+    thresholds = {m: _thresholds(baseline[m]) for m in METRICS}
+    notes.baseline = baseline
+    risk = _risk_table(loaded, fitted, split, notes)
+    write(cv={"folds": folds, "thresholds": thresholds}, risk=risk)
+    replaced.restore()
+    _approve(staged, out=io.StringIO())
+    return baseline, thresholds
 
 
 # --- reading and checking the table -------------------------------------------------------
@@ -279,6 +332,9 @@ def _require_columns(csv: Path, frame: pd.DataFrame, *, label: str, id_column: s
     for option, name in (("--label", label), ("--id", id_column)):
         if name is not None and name not in names:
             msg = f"{csv}: {option} column '{name}' not found; the header has: {shown}"
+            near = _near(name, names)
+            if near is not None:
+                msg += f"; did you mean {near!r}?"
             separator = next((c for c in ";\t|" if len(names) == 1 and c in names[0]), None)
             if separator is not None:
                 msg += (
@@ -296,6 +352,18 @@ def _require_columns(csv: Path, frame: pd.DataFrame, *, label: str, id_column: s
     if repeated or any(n != n.strip() for n in names):
         msg = f"{csv}: column names must be distinct and unpadded, found {repeated or names}"
         raise InitError(msg)
+
+
+def _near(name: str, names: list[str]) -> str | None:
+    """The column ``name`` was probably meant to be (any case or padding, or a close spelling),
+    among every column, not only the ones the message quotes."""
+    import difflib  # noqa: PLC0415
+
+    folded = [n for n in names if n.strip().casefold() == name.strip().casefold()]
+    if folded:
+        return folded[0]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 def _classes(csv: Path, labels: pd.Series, *, label: str) -> tuple[str, ...]:
@@ -399,13 +467,12 @@ def _round(value: float, direction: Callable[[float], float]) -> float:
     return float(direction(value * scale) / scale)
 
 
-def _place(csv: Path, root: Path, *, force: bool) -> Path:
-    """The data file inside the project: ``csv`` itself when it is there, else a copy in data/."""
-    from pipeline.fsio import atomic_write_bytes  # noqa: PLC0415
-
+def _place(csv: Path, root: Path, *, force: bool) -> tuple[Path, bool]:
+    """The data file inside the project: ``csv`` itself when it is there, else ``data/<name>``;
+    and whether init must copy it there (which it does once its journal is written)."""
     source = csv.resolve()
     if source.is_relative_to(root):
-        return source
+        return source, False
     target = root / "data" / source.name
     # Never through a symlink: one committed as data/ or data/<name> could lead anywhere, and
     # the copy would land there (over whatever it names, with --force).
@@ -416,12 +483,14 @@ def _place(csv: Path, root: Path, *, force: bool) -> Path:
                 "only into a real data/ folder of the project"
             )
             raise InitError(msg)
+    if target.exists() and not target.is_file():
+        what = "a folder" if target.is_dir() else "something that is not a regular file"
+        msg = f"{target}: expected a file to copy {csv} over, found {what}"
+        raise InitError(msg)
     if target.exists() and target.read_bytes() != source.read_bytes() and not force:
         msg = f"{target}: exists with other content; pass --force to replace it with {csv}"
         raise InitError(msg)
-    # A new file put in place by rename: a symlink planted after the check is replaced, not followed.
-    atomic_write_bytes(target, source.read_bytes())
-    return target
+    return target, True
 
 
 def _model(nullable_numeric: list[str]) -> dict[str, Any]:
@@ -444,24 +513,73 @@ class _Notes:
     risk: str | None = None
 
 
-def _existing(policy_path: Path) -> dict[str, Any]:
-    """The tables of an existing policy init keeps (with --force), else none (the defaults)."""
+def _existing(policy_path: Path) -> tuple[dict[str, Any], str | None]:
+    """The tables of an existing policy init keeps (with --force), else none (the defaults);
+    and their text as the user wrote it, comments included (``_kept_text``; None when it cannot
+    be cut out exactly, and then they are written from their values)."""
     import tomllib  # noqa: PLC0415
 
     if not policy_path.exists():
-        return {}
+        return {}, None
     try:
-        document = tomllib.loads(policy_path.read_text(encoding="utf-8"))
+        text = policy_path.read_text(encoding="utf-8")
+        document = tomllib.loads(text)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         msg = f"{policy_path}: cannot keep its other tables, it is not valid TOML ({err})"
         raise InitError(msg) from None
-    return {k: v for k, v in document.items() if k not in _WRITTEN}
+    base = {k: v for k, v in document.items() if k not in _WRITTEN}
+    return base, _kept_text(text, {k: v for k, v in base.items() if k != "schema_version"})
+
+
+def _kept_text(text: str, kept: dict[str, Any]) -> str | None:
+    """The lines of ``text`` that hold the tables ``kept`` (comments included), else None.
+
+    Cut header by header: a table runs from its ``[header]`` line (with the comment lines right
+    above it) to the next header; a table whose first key is one init writes is left out, and
+    so is every key line before the first table (``schema_version``: init writes its own), not
+    the comments there. The cut is parsed back and must give exactly ``kept``: a text it does
+    not cut cleanly (a multi-line string holding a line like a header, a dotted key in the
+    preamble) gives None, never other values. No TOML library that keeps comments is in the
+    lock (tomlkit is not), and this is all that is needed.
+    """
+    import tomllib  # noqa: PLC0415
+
+    lines = text.splitlines(keepends=True)
+    owner: list[str | None] = [None] * len(lines)  # each line's top-level table; None: preamble
+    current: str | None = None
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            try:
+                header = tomllib.loads(stripped + "\n")
+            except tomllib.TOMLDecodeError:
+                return None
+            current = next(iter(header), None)
+            # The comment lines right above a header are that table's.
+            above = number
+            while above > 0 and lines[above - 1].lstrip().startswith("#"):
+                above -= 1
+                owner[above] = current
+        owner[number] = current
+    cut = [
+        line
+        for line, table in zip(lines, owner, strict=True)
+        if (table is None and (not line.strip() or line.lstrip().startswith("#")))
+        or (table is not None and table not in _WRITTEN)
+    ]
+    joined = "".join(cut).strip("\n")
+    try:
+        same = tomllib.loads(joined) == kept
+    except tomllib.TOMLDecodeError:
+        return None
+    return joined + "\n" if same and joined else None
 
 
 def _write(
     policy_path: Path,
     *,
     base: dict[str, Any],
+    kept: str | None,
     model: dict[str, Any],
     cv: dict[str, Any],
     data: dict[str, Any],
@@ -473,7 +591,7 @@ def _write(
     from pipeline.fsio import atomic_write_text  # noqa: PLC0415
 
     head = {"schema_version": base.get("schema_version", 1)}
-    kept = {k: v for k, v in base.items() if k != "schema_version"}
+    tables = {k: v for k, v in base.items() if k != "schema_version"}
     parts = [
         _comment(
             f"Written by `python -m gates init {notes.csv.name}`: {notes.rows} rows, classes "
@@ -482,9 +600,9 @@ def _write(
         ),
         tomli_w.dumps(head),
     ]
-    if kept:
+    if tables:
         parts.append(_comment("Kept from the policy this one replaced."))
-        parts.append(tomli_w.dumps(kept))
+        parts.append(tomli_w.dumps(tables) if kept is None else kept)
     parts.append(_comment(_model_note(model, notes)))
     parts.append(tomli_w.dumps({"model": model}))
     parts.append(_comment(_cv_note(cv, notes)))
@@ -509,10 +627,14 @@ def _write(
 
 
 def _comment(text: str, width: int = 98) -> str:
+    """``text`` as comment lines of at most ``width``; a `command` in backticks is never split
+    over two lines (``python -m gates policy check`` was, and could not be copied whole)."""
+    import re  # noqa: PLC0415
     import textwrap  # noqa: PLC0415
 
-    lines = textwrap.wrap(text, width - 2, break_on_hyphens=False, break_long_words=False)
-    return "\n".join(f"# {line}" for line in lines) + "\n"
+    glued = re.sub(r"`[^`]*`", lambda m: m.group(0).replace(" ", "\0"), text)
+    lines = textwrap.wrap(glued, width - 2, break_on_hyphens=False, break_long_words=False)
+    return "\n".join(f"# {line}".replace("\0", " ") for line in lines) + "\n"
 
 
 def _model_note(model: dict[str, Any], notes: _Notes) -> str:
@@ -575,6 +697,150 @@ def _screen_note(screened: dict[str, tuple[float, float]]) -> str:
         f"default limit allows; raised just above what it flagged: {raised}. Review "
         "reports/data.flagged.csv after the first run."
     )
+
+
+# --- all or nothing: the journal ----------------------------------------------------------
+
+# Beside the policy: the files init may change, as they were, while it runs.
+JOURNAL = ".gates-init"
+_MANIFEST = "journal.json"
+
+
+def _publish(staged: Path, policy_path: Path) -> None:
+    """The whole policy replaces ``policy_path`` (one rename, then its folder is fsynced)."""
+    from pipeline.fsio import fsync_dir  # noqa: PLC0415
+
+    os.replace(staged, policy_path)
+    fsync_dir(policy_path.parent)
+
+
+class _Journal:
+    """Every file init writes, as it was before: put back when init fails, or by the next init
+    when this one was killed.
+
+    On entry, before init writes anything: each of ``paths`` that exists is hard-linked into
+    ``<root>/.gates-init/`` (a copy where links do not work; every write init makes replaces
+    a file by rename, so the link keeps the old bytes), then ``journal.json`` names them (and
+    the ones that did not exist), written atomically: from then on the journal is armed. On a
+    clean exit ``journal.json`` is removed first (init is done), then the rest. On any
+    exception, ``KeyboardInterrupt`` included, ``_roll_back`` puts every file back. A SIGKILL
+    leaves the journal armed; the next ``init`` rolls it back before anything else (a kill
+    while it is made leaves no ``journal.json``, and nothing was written yet).
+    """
+
+    def __init__(self, root: Path, paths: list[Path]) -> None:
+        self.root = root
+        self.paths = list(dict.fromkeys(paths))
+        self.folder = root / JOURNAL
+
+    def __enter__(self) -> _Journal:
+        import shutil  # noqa: PLC0415
+
+        from pipeline.fsio import atomic_write_json, fsync_dir  # noqa: PLC0415
+
+        for path in self.paths:
+            if path.is_symlink():
+                msg = f"{path}: refused: a symlink (to {os.readlink(path)}); init writes real files"
+                raise InitError(msg)
+        shutil.rmtree(self.folder, ignore_errors=True)  # no manifest: a kill before arming
+        self.folder.mkdir()
+        files: list[dict[str, Any]] = []
+        made: list[str] = []
+        for number, path in enumerate(self.paths):
+            backup = None
+            if path.exists():
+                backup = str(number)
+                try:
+                    os.link(path, self.folder / backup)
+                except OSError:
+                    shutil.copy2(path, self.folder / backup)
+            elif not path.parent.exists():
+                made.append(path.parent.relative_to(self.root).as_posix())
+            files.append({"path": path.relative_to(self.root).as_posix(), "backup": backup})
+        fsync_dir(self.folder)
+        atomic_write_json(self.folder / _MANIFEST, {"files": files, "made": made})
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        import shutil  # noqa: PLC0415
+
+        from pipeline.fsio import fsync_dir  # noqa: PLC0415
+
+        if kind is not None:
+            _roll_back(self.root)
+            return
+        (self.folder / _MANIFEST).unlink()
+        fsync_dir(self.folder)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _roll_back(root: Path) -> list[str]:
+    """Put back every file an interrupted init changed (its journal names them); the names.
+
+    A journal is input like any other file of the project (a pull request can commit one), so
+    each entry must name a file inside the project, reached through no symlink, and a backup
+    in the journal's own folder; anything else is refused with the journal's name, changing
+    nothing. Idempotent: a kill while it runs leaves the journal, and the next init repeats it.
+    """
+    import json  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    from pipeline.fsio import fsync_dir, temp_files  # noqa: PLC0415
+
+    folder = root / JOURNAL
+    manifest = folder / _MANIFEST
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        msg = f"{folder}: refused: init keeps its journal in a real folder of that name"
+        raise InitError(msg)
+    if not manifest.is_file():
+        shutil.rmtree(folder, ignore_errors=True)  # killed before it was armed: nothing written
+        return []
+    try:
+        document = json.loads(manifest.read_text(encoding="utf-8"))
+        entries = [(str(f["path"]), f["backup"]) for f in document["files"]]
+        made = [str(name) for name in document.get("made", [])]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        msg = f"{manifest}: an interrupted init's journal is unreadable ({err}); restore by hand"
+        raise InitError(msg) from None
+    restored = []
+    for name, backup in entries:
+        path = _inside(root, name, manifest)
+        if backup is not None:
+            source = folder / str(backup)
+            if not str(backup).isdigit() or source.is_symlink() or not source.is_file():
+                msg = f"{manifest}: entry {name!r} names no backup of this journal"
+                raise InitError(msg)
+            temp = path.with_name(f".{path.name}.init-restore")
+            temp.unlink(missing_ok=True)
+            if not (path.is_file() and os.path.samefile(source, path)):  # else: never replaced
+                try:
+                    os.link(source, temp)
+                except OSError:
+                    shutil.copy2(source, temp)
+                os.replace(temp, path)
+        else:
+            path.unlink(missing_ok=True)
+        for left in temp_files(path):  # what an atomic write killed mid-way left
+            left.unlink(missing_ok=True)
+        fsync_dir(path.parent)
+        restored.append(name)
+    for name in made:
+        folder_made = _inside(root, name, manifest)
+        if folder_made.is_dir() and not any(folder_made.iterdir()):
+            folder_made.rmdir()
+    manifest.unlink()
+    shutil.rmtree(folder, ignore_errors=True)
+    return restored
+
+
+def _inside(root: Path, name: str, manifest: Path) -> Path:
+    path = root / name
+    parts = Path(name).parts
+    escapes = Path(name).is_absolute() or ".." in parts or not parts or parts[0] == JOURNAL
+    if escapes or not path.parent.resolve().is_relative_to(root) or path.is_symlink():
+        msg = f"{manifest}: refused: entry {name!r} is not a file inside {root}; restore by hand"
+        raise InitError(msg)
+    return path
 
 
 # --- approve, screen, baseline ------------------------------------------------------------

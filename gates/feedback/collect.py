@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gates.base import UNPARSABLE_REPORT, GateResult, RunContext, Severity, Status
 from gates.registry import GATES, VERDICT
+
+if TYPE_CHECKING:
+    from pipeline.config import DataPolicy
 
 NOT_RUN = "NOT_RUN"
 INCOMPLETE = "INCOMPLETE"
@@ -137,6 +141,34 @@ def key_metrics(view: RunView) -> dict[str, float]:
     return found
 
 
+def table_identity(data: DataPolicy) -> dict[str, Any]:
+    """What makes two runs' scores comparable: the task their model learned.
+
+    The label, the classes (and the positive class, which f1 and ROC AUC are scored for) and
+    the feature columns by name: runs on a table that differs in any of them (``init --force``
+    on another table, a column added or dropped) score another task, and their trends mean
+    nothing. Not the data's digest nor the lock's: a feedback approval or a corrected cell
+    changes those, and a score that falls after the data changed is what trends exist to
+    show. Not the thresholds, the ranges or the path either. Recorded as ``table``: the
+    digest trends compare, and what the note about a restart shows.
+    """
+    classes = [str(c) for c in data.classes]
+    features = sorted(data.feature_columns)
+    task = {
+        "label": data.label,
+        "classes": classes,
+        "positive_class": data.positive_class,
+        "features": features,
+    }
+    canonical = json.dumps(task, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return {
+        "sha256": hashlib.sha256(canonical.encode("ascii")).hexdigest(),
+        "label": data.label,
+        "classes": len(classes),
+        "features": len(features),
+    }
+
+
 def build_record(view: RunView, context: RunContext, *, commit: str, dirty: bool) -> dict[str, Any]:
     """The history record of this run (the history adds seq, prev and hash)."""
     gates: dict[str, Any] = {}
@@ -167,6 +199,7 @@ def build_record(view: RunView, context: RunContext, *, commit: str, dirty: bool
         "commit": commit,
         "dirty": dirty,
         "policy_sha256": context.policy.sha256,
+        "table": table_identity(context.policy.policy.data),
         "inputs": inputs,
         "verdict": view.verdict,
         "gates": gates,

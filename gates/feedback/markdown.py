@@ -115,7 +115,7 @@ def render(bundle: ReportBundle) -> str:
     if bundle.findings:
         lines += ["", "### Trends and feedback", ""]
         for finding in bundle.findings:
-            mark = "❌" if finding.severity is Severity.ERROR else "⚠️"
+            mark = {Severity.ERROR: "❌", Severity.NOTE: "📝"}.get(finding.severity, "⚠️")
             lines.append(f"- {mark} {code(finding.rule)} {escape(finding.message)}")
     lines += [
         "",

@@ -2,7 +2,7 @@
 
 Runs after the verdict whether the gates passed or not. Rules: FB001 the history failed
 verification, so this run was not appended (see ``python -m gates history verify``); FB101-FB103,
-FB110 trends (see ``gates.feedback.trends``); FB201 the Pushgateway push failed; FB202 MLflow
+FB104 (a note: the history restarts for another table), FB110 trends (see ``gates.feedback.trends``); FB201 the Pushgateway push failed; FB202 MLflow
 logging failed or MLflow is not installed; FB203 a SARIF file of another gate could not be merged.
 Problems with the optional sinks are warnings: they never hide the run's own verdict.
 """
@@ -18,9 +18,19 @@ from typing import Any, ClassVar
 from gates.base import Finding, Gate, Location, Outcome, RunContext, Severity
 from gates.feedback import codequality, history, html, junit, markdown, mlflow_sink, prom, sarif
 from gates.feedback.bundle import ReportBundle
-from gates.feedback.collect import build_record, collect, key_metrics
-from gates.feedback.trends import champion_from_cv, champion_record, compare
+from gates.feedback.collect import build_record, collect, key_metrics, table_identity
+from gates.feedback.trends import (
+    Champion,
+    Delta,
+    champion_from_cv,
+    champion_record,
+    compare,
+    other_table_champion,
+    restart_note,
+    same_table,
+)
 from gates.inputs import git_commit, tracked_files
+from pipeline.config import LoadedPolicy
 from pipeline.fsio import atomic_write_json, atomic_write_text, sha256_file
 
 SUMMARY_FILE = "summary.md"
@@ -64,12 +74,9 @@ class FeedbackGate(Gate):
             )
             findings.extend(champion_findings)
         previous = [r for r in past if r.get("run_id") != view.run_id]
-        deltas, trend_findings = compare(
-            metrics,
-            champion=champion,
-            history=previous,
-            policy=settings,
-            policy_file=policy.path.name,
+        table = table_identity(policy.policy.data)
+        champion, deltas, trend_findings = _trends(
+            policy, metrics, champion=champion, previous=previous, table=table, notes=findings
         )
         findings.extend(trend_findings)
         if not check:
@@ -103,7 +110,8 @@ class FeedbackGate(Gate):
             commit=commit,
             deltas=tuple(deltas),
             findings=tuple(findings),
-            history=tuple(recorded),
+            # The report's plots over recent runs: this table's runs only, as the trends.
+            history=tuple(same_table(recorded, table)),
             history_count=count,
             head=head,
             champion=champion,
@@ -137,11 +145,13 @@ class FeedbackGate(Gate):
             "mlflow_run_id": mlflow_run,
             "reports": written_files,
         }
+        notes = sum(f.severity is Severity.NOTE for f in findings)
         return Outcome.judge(
             findings,
             passed=(
                 f"run {view.run_id} ({view.verdict}) recorded; history head {head[:12]}..., "
-                f"{count} runs; {len(findings)} trend/feedback warning(s)"
+                f"{count} runs; {len(findings) - notes} trend/feedback warning(s)"
+                + (f", {notes} note(s)" if notes else "")
             ),
             failed="{n} feedback problem(s): {first}",
             metrics=outcome_metrics,
@@ -205,6 +215,37 @@ class FeedbackGate(Gate):
                 )
             )
         return None
+
+
+def _trends(
+    policy: LoadedPolicy,
+    metrics: dict[str, float],
+    *,
+    champion: Champion | None,
+    previous: list[dict[str, Any]],
+    table: dict[str, Any],
+    notes: list[Finding],
+) -> tuple[Champion | None, list[Delta], list[Finding]]:
+    """``compare`` with the runs (and the champion) of this run's table only: scores of another
+    task mean nothing here. The others stay in the history, which is never rewritten; FB104
+    notes (added to ``notes``) say when the previous run or the champion is another table's."""
+    where = policy.path.name
+    for note in (
+        restart_note(previous, table, policy_file=where),
+        other_table_champion(champion, table, policy_file=where),
+    ):
+        if note is not None:
+            notes.append(note)
+    if champion is not None and champion.table not in (None, table["sha256"]):
+        champion = None
+    deltas, findings = compare(
+        metrics,
+        champion=champion,
+        history=same_table(previous, table),
+        policy=policy.policy.feedback,
+        policy_file=where,
+    )
+    return champion, deltas, findings
 
 
 def _warning(rule: str, message: str, key: str | None) -> Finding:

@@ -2,8 +2,10 @@
 
 Rules: FB101 a score fell below the champion's by more than ``max_metric_drop``; FB102 a score
 fell below the mean of the last N runs by more than ``max_metric_drop``; FB103 the flagged-row
-rate rose above the last N runs' mean by more than ``max_flag_rate_rise``; FB110 the champion
-record exists but cannot be read, or (the registry's pointer) does not verify.
+rate rose above the last N runs' mean by more than ``max_flag_rate_rise``; FB104 (a note) the
+previous run was made on another table, so trends compare only the runs of this one (see
+``gates.feedback.collect.table_identity``); FB110 the champion record exists but cannot be
+read, or (the registry's pointer) does not verify.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class Champion:
     source: str
     metrics: dict[str, float]
     run_id: str | None = None
+    # The table its run was made on (``table_identity``'s digest), when the history says.
+    table: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,8 @@ def read_champion(
         if run_id is not None and record.get("run_id") == run_id:
             metrics = record.get("metrics")
             if isinstance(metrics, dict):
-                return Champion(source=str(path), metrics=_flatten(metrics), run_id=run_id), []
+                flat, table = _flatten(metrics), _table_of(record)
+                return Champion(source=str(path), metrics=flat, run_id=run_id, table=table), []
     return None, [_unreadable(path, "no metrics and no run_id found in the history")]
 
 
@@ -146,7 +151,8 @@ def champion_record(
         metrics = record.get("metrics")
         if record.get("run_id") == run_id and isinstance(metrics, dict):
             source = f"champion {verified.version} (verified)"
-            return Champion(source=source, metrics=_flatten(metrics), run_id=run_id), []
+            flat, table = _flatten(metrics), _table_of(record)
+            return Champion(source=source, metrics=flat, run_id=run_id, table=table), []
     return None, [_unreadable(path, f"no metrics of the champion's run {run_id} in the history")]
 
 
@@ -200,6 +206,79 @@ def _unreadable(path: Path, why: str) -> Finding:
         message=f"champion record {path.name} is unreadable ({why}); trends skip the champion",
         severity=Severity.WARNING,
         location=Location(path=str(path)),
+        policy_key="[feedback].champion",
+    )
+
+
+def _table_of(record: dict[str, Any]) -> str | None:
+    table = record.get("table")
+    digest = table.get("sha256") if isinstance(table, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
+def same_table(history: list[dict[str, Any]], table: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records of runs made on ``table`` (a ``table_identity``), in order.
+
+    A record of another table, or one written before records named their table, is left out:
+    it is kept in the history (an append-only chain), only not compared.
+    """
+    return [r for r in history if _table_of(r) == table["sha256"]]
+
+
+def _describe(table: Any) -> str:
+    if not isinstance(table, dict):
+        return "a table it does not record (written before runs recorded their table)"
+    return (
+        f"label {str(table.get('label'))[:80]!r}, {table.get('classes')} classes, "
+        f"{table.get('features')} features"
+    )
+
+
+def restart_note(
+    history: list[dict[str, Any]], table: dict[str, Any], *, policy_file: str
+) -> Finding | None:
+    """FB104 when the run before this one was made on another table (None otherwise): said
+    once, on the first run after the switch; later runs compare with this table's runs only."""
+    if not history or _table_of(history[-1]) == table["sha256"]:
+        return None
+    previous = history[-1].get("table")
+    why = (
+        "does not record its table"
+        if not isinstance(previous, dict)
+        else f"was made on another table ({_describe(previous)})"
+    )
+    kept = len(same_table(history, table))
+    then = (
+        f"trends compare only the {kept} earlier run(s) of this table"
+        if kept
+        else "the trend history restarts with this run"
+    )
+    return Finding(
+        rule="FB104",
+        message=(
+            f"the previous recorded run {why}; this run's table is {_describe(table)}: {then} "
+            f"({len(history) - kept} run(s) of other tables are kept in the history, not compared)"
+        ),
+        severity=Severity.NOTE,
+        location=Location(path=policy_file),
+        policy_key="[data]",
+    )
+
+
+def other_table_champion(
+    champion: Champion | None, table: dict[str, Any], *, policy_file: str
+) -> Finding | None:
+    """FB104 when the champion's recorded run was made on another table: trends skip it."""
+    if champion is None or champion.table is None or champion.table == table["sha256"]:
+        return None
+    return Finding(
+        rule="FB104",
+        message=(
+            f"the champion ({champion.source}, run {champion.run_id}) was trained on another "
+            f"table than this run's ({_describe(table)}): trends skip the champion"
+        ),
+        severity=Severity.NOTE,
+        location=Location(path=policy_file),
         policy_key="[feedback].champion",
     )
 

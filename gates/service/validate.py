@@ -328,9 +328,15 @@ class FeatureCheck:
         errors = _Errors()
         rows = _rows_if_well_typed(instances, contract)
         if rows is None:  # something is off: find and name every break, instance by instance
-            for index, instance in enumerate(instances):
-                _check_instance(index, instance, contract, errors)
+            named = [
+                _check_instance(i, instance, contract, errors)
+                for i, instance in enumerate(instances)
+            ]
             if errors.count:
+                # The contract's own rules over every cell not named yet (an absent or mistyped
+                # cell stands in as a value its rule takes): every break of every instance is
+                # named, as the data gate names every break of a table.
+                _rest_of_contract(instances, named, contract, errors)
                 raise _unprocessable(errors)
             rows = list(map(_getter(columns), instances))
         if self.numeric is not None:
@@ -435,10 +441,21 @@ def _table(instances: list[Any], contract: DataPolicy) -> pd.DataFrame:
     return pd.DataFrame(frame)
 
 
-def _contract_errors(check: ContractCheck, instances: list[Any], errors: _Errors) -> None:
-    """Each contract violation as one error per quoted instance, the rest counted."""
+def _contract_errors(
+    check: ContractCheck,
+    instances: list[Any],
+    errors: _Errors,
+    named: list[frozenset[str] | None] | None = None,
+) -> None:
+    """Each contract violation as one error per quoted instance, the rest counted; a cell
+    ``named`` already (its instance's absent or mistyped columns, None for an instance that is
+    no object) is not named again."""
     for violation in check.violations():
-        rows = violation.rows or (None,)
+        rows: tuple[int | None, ...] = violation.rows or (None,)
+        dropped = 0
+        if named is not None:  # a stand-in value its rule does not take (no whole number fits)
+            kept = tuple(r for r in rows if not _already(named, r, violation.column))
+            rows, dropped = kept, len(rows) - len(kept)
         for row in rows:
             errors.add(
                 instance=row,
@@ -450,11 +467,57 @@ def _contract_errors(check: ContractCheck, instances: list[Any], errors: _Errors
                 else violation.observed,
                 policy_key=violation.policy_key,
             )
-        errors.count += max(violation.count - len(rows), 0)
+        errors.count += max(violation.count - len(rows) - dropped, 0)
 
 
-def _check_instance(index: int, instance: Any, contract: DataPolicy, errors: _Errors) -> None:
-    """The keys of one instance and the JSON type of each value."""
+def _already(named: list[frozenset[str] | None], row: int | None, column: str | None) -> bool:
+    if row is None:
+        return False
+    cells = named[row]
+    return cells is None or column in cells
+
+
+def _passing(rule: ColumnRule) -> Any:
+    """A JSON value ``rule`` takes: what an absent or mistyped cell stands in as while the
+    contract checks the rest of its instance."""
+    if rule.nullable:
+        return None
+    if rule.dtype == "bool":
+        return False
+    if rule.dtype == "string":
+        return rule.allowed[0] if rule.allowed else "-"
+    value = 0.0 if rule.min is None else max(rule.min, 0.0)
+    value = value if rule.max is None else min(rule.max, value)
+    return math.ceil(value) if rule.dtype == "int64" else value
+
+
+def _rest_of_contract(
+    instances: list[Any],
+    named: list[frozenset[str] | None],
+    contract: DataPolicy,
+    errors: _Errors,
+) -> None:
+    """The contract's rules over every cell ``_check_instance`` did not name (``named``)."""
+    from pipeline.data import ContractCheck  # noqa: PLC0415
+
+    stand_in = {name: _passing(rule) for name, rule in contract.columns.items()}
+    usable = [
+        {
+            name: stand_in[name] if cells is None or name in cells else instance[name]
+            for name in contract.columns
+        }
+        for instance, cells in zip(instances, named, strict=True)
+    ]
+    check = ContractCheck(contract, require_label=False)
+    check.add(_table(usable, contract))
+    _contract_errors(check, instances, errors, named)
+
+
+def _check_instance(
+    index: int, instance: Any, contract: DataPolicy, errors: _Errors
+) -> frozenset[str] | None:
+    """The keys of one instance and the JSON type of each value; the columns it named (absent
+    or mistyped), None when the instance is not an object."""
     columns = contract.columns
     if not isinstance(instance, dict):
         errors.add(
@@ -463,9 +526,11 @@ def _check_instance(index: int, instance: Any, contract: DataPolicy, errors: _Er
             expected="an object of column: value",
             found=type(instance).__name__,
         )
-        return
+        return None
+    named: set[str] = set()
     for name in columns:
         if name not in instance:
+            named.add(name)
             errors.add(
                 instance=index, column=name, rule="DATA010", expected="present", found="absent"
             )
@@ -482,6 +547,7 @@ def _check_instance(index: int, instance: Any, contract: DataPolicy, errors: _Er
         if name in instance:
             want = _json_type_error(instance[name], rule.dtype)
             if want is not None:
+                named.add(name)
                 errors.add(
                     instance=index,
                     column=name,
@@ -489,6 +555,7 @@ def _check_instance(index: int, instance: Any, contract: DataPolicy, errors: _Er
                     expected=f"{want} ({rule.dtype})",
                     found=_shown(instance[name]),
                 )
+    return frozenset(named)
 
 
 def _unprocessable(errors: _Errors) -> Problem:
@@ -496,11 +563,15 @@ def _unprocessable(errors: _Errors) -> Problem:
     where = f"instance {first['instance']}" + (
         f", column {first['column']}" if first.get("column") else ""
     )
+    unlisted = errors.count - len(errors.found)
+    more = (
+        f" (the first {len(errors.found)} listed, {unlisted} more counted)" if unlisted > 0 else ""
+    )
     return Problem(
         422,
         "contract-violation",
         "Instances Break the Data Contract",
-        f"{errors.count} contract violation(s); first: {where}: {first['rule']} expected "
+        f"{errors.count} contract violation(s){more}; first: {where}: {first['rule']} expected "
         f"{first['expected']}, found {first['found']}",
         errors=errors.found,
         error_count=errors.count,
