@@ -733,11 +733,42 @@ _PATH_RUNNERS = frozenset(
 # Modules that run code the tree holds whatever they are given (sast107d): pytest imports test
 # files, every conftest.py and the plugins its configuration names (pytest.ini, pyproject.toml's
 # addopts: the pull request's), build runs the project's build backend (pyproject.toml).
+_TESTS = "imports test files, conftest.py files and the plugins the tree's configuration names"
+_BUILDS = "builds or installs the project: the build backend its pyproject.toml names runs"
 _TREE_RUNNERS = {
-    "pytest": "imports test files, conftest.py files and the plugins the tree's configuration names",
-    "py.test": "imports test files, conftest.py files and the plugins the tree's configuration names",
-    "build": "runs the build backend the project's pyproject.toml names, and its setup.py",
+    "pytest": _TESTS,
+    "py.test": _TESTS,
+    "build": _BUILDS,
+    "hatch": _BUILDS,
+    "poetry": _BUILDS,
+    "pdm": _BUILDS,
+    "flit": _BUILDS,
+    "uv": "installs, builds or runs projects and scripts (uv run, uv pip install, uv build)",
+    "pipx": "installs and runs packages from an index or a path",
+    "nox": "runs the sessions of the tree's noxfile.py",
+    "tox": "runs the commands of the tree's tox.ini and installs the project",
+    "invoke": "runs the tasks of the tree's tasks.py",
+    "sphinx": "runs the tree's conf.py and the extensions it names",
+    "mkdocs": "runs the hooks and plugins the tree's mkdocs.yml names",
+    "jupyter": "runs notebooks and kernels (nbconvert --execute, lab, run)",
+    "nbconvert": "runs notebooks given --execute",
+    "papermill": "runs the notebooks it is given",
 }
+# A tool's own program, the same as python -m TOOL (``pytest data``, ``pip install .``).
+_CONSOLE_SCRIPTS = {
+    **{name: name for name in _TREE_RUNNERS if name != "sphinx"},
+    "sphinx-build": "sphinx",
+    "pip": "pip",
+    "pip3": "pip",
+    "coverage": "coverage",
+}
+# Calls and methods that keep a program Python (``sys.executable.replace(...)``, the
+# interpreter's base name looked up on PATH); ``with_name``/``with_stem`` are judged by their name.
+_PROGRAM_CALLS = frozenset({"os.path.basename", "os.path.normpath", "os.path.expanduser"})
+_PROGRAM_METHODS = frozenset(
+    {"replace", "strip", "rstrip", "lstrip", "lower", "resolve", "absolute", "expanduser"}
+    | {"as_posix", "encode", "decode", "readlink", "with_suffix", "with_name", "with_stem"}
+)
 # pip's commands that install or build: a package's build backend or setup.py runs, and an
 # installed wheel's .pth files run at the environment's next start (any source: a path, an index,
 # a requirements file; a package name the pull request writes is code it chose).
@@ -2718,6 +2749,16 @@ class _Checker:
                 and not any(_spaced(_literal_str(v) or "") for v in word.values)
                 and self._interpreter(head.value, scope, depth + 1, literal=literal)
             )
+        if (
+            isinstance(word, ast.Call)
+            and isinstance(word.func, ast.Attribute)
+            and word.func.attr in _PROGRAM_METHODS
+        ):  # sys.executable.replace("python", "pypy"), Path(venv).with_name("python3")
+            if word.func.attr in ("with_name", "with_stem"):
+                tails = self.module.texts(word.args[0], scope) if word.args else None
+                if any(_interpreter_tail(t, joined=False) for t in tails or []):
+                    return literal
+            return self._interpreter(word.func.value, scope, depth + 1, literal=literal)
         if isinstance(word, ast.Call) and self._returns_interpreter(word, scope, depth):
             return True  # exe() of a lambda or a function of the module returning it
         if isinstance(word, ast.Call) and word.args:
@@ -2736,7 +2777,7 @@ class _Checker:
                 tails = self.module.texts(word.args[-1], scope)
                 if any(_interpreter_tail(t, joined=False) for t in tails or []):
                     return literal
-            if funcs & _PATH_CALLS:
+            if funcs & (_PATH_CALLS | _PROGRAM_CALLS):
                 return self._interpreter(first, scope, depth + 1, literal=literal)
         if isinstance(word, ast.Name):
             defining = self.module.defining(word.id, scope)
@@ -2836,10 +2877,18 @@ class _Checker:
             if problem is not None:
                 self.report(node, "SAST107", "python", problem)
                 return
+        self._judge_given_line(node, scope)
+
+    def _judge_given_line(self, node: ast.Call, scope: _Scope) -> None:
+        """A command line given to the function running it (``def run(command):
+        subprocess.run(command)``, ``*argv``): judged at each call of the function."""
         given = [k.value for k in node.keywords if k.arg == "args"] or node.args[:1]
-        parameter = self._parameter(given[0], scope) if given else None
+        if not given:
+            return
+        parameter = self._parameter(given[0], scope)
         problem = None if parameter is None else self._given_line_problem(*parameter)
-        if problem is not None:  # def run(command): subprocess.run(command), run([...])
+        problem = problem or self._vararg_line_problem(given[0], scope)
+        if problem is not None:
             self.report(node, "SAST107", "python", problem)
 
     def _judge_command_display(self, node: ast.AST, scope: _Scope) -> None:
@@ -2987,7 +3036,7 @@ class _Checker:
         script is found there."""
         start = next((i for i, w in enumerate(line) if self._interpreter(w, scope)), None)
         if start is None:
-            return None
+            return self._tool_problem(line, scope, cwd)
         prefix = self._wrappers(line[:start], scope, cwd)
         if prefix is None:
             return None
@@ -3062,6 +3111,20 @@ class _Checker:
                 "starts Python with no script: it reads its code from its input, which no scan read"
             )
         return self._cwd_script_problem(line[index], scope, cwd)
+
+    def _tool_problem(
+        self, line: list[ast.expr | str], scope: _Scope, cwd: ast.expr | str | None
+    ) -> str | None:
+        """A Python tool's own program (``pytest``, ``pip``, ``coverage``, ``nox`` ...), after
+        any wrappers, judged as ``python -m TOOL`` with the same words."""
+        for at, word in enumerate(line):
+            text = self._word_text(word, scope)
+            tool = _CONSOLE_SCRIPTS.get((text or "").rsplit("/", 1)[-1])
+            if tool is not None:
+                if self._wrappers(line[:at], scope, cwd) is None:
+                    return None  # an argument of another program (git grep pytest)
+                return self._runner_problem(tool, line[at + 1 :], scope)
+        return None
 
     def _wrappers(
         self, words: list[ast.expr | str], scope: _Scope, cwd: ast.expr | str | None
@@ -3571,6 +3634,42 @@ class _Checker:
         return bool(names) and not any(
             n == module.name or n.startswith(f"{module.name}.") for n in names
         )
+
+    def _vararg_line_problem(self, word: ast.expr, scope: _Scope) -> str | None:
+        """A command line that is the ``*argv`` of the function running it (``def run(*argv):
+        subprocess.run(argv)``, also ``list(argv)``): the words each call in the module passes
+        there, read as a command line where they are written."""
+        if (
+            isinstance(word, ast.Call)
+            and len(word.args) == 1
+            and _names(self.resolve(word.func, scope)) & {"builtins.list", "builtins.tuple"}
+        ):
+            word = word.args[0]
+        if not isinstance(word, ast.Name):
+            return None
+        defining = self.module.defining(word.id, scope)
+        function = defining.node if defining is not None else None
+        if (
+            defining is None
+            or defining.parent is None
+            or not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
+            or function.args.vararg is None
+            or function.args.vararg.arg != word.id
+        ):
+            return None
+        method = defining.parent.kind == "class"
+        fixed = len(function.args.posonlyargs) + len(function.args.args) - method
+        for call in self._calls_of(function.name, defining.parent, method=method) or []:
+            where = self._scope_of(call)
+            line = ast.List(elts=call.args[fixed:], ctx=ast.Load())
+            for words in self._words(line, where, 0):
+                problem = self._child_problem(words, where)
+                if problem is not None:
+                    return (
+                        f"runs the command line given to {function.name}(*{word.id}) at line "
+                        f"{call.lineno}: {problem}"
+                    )
+        return None
 
     def _chdirs(self) -> list[tuple[str, ast.expr | str]]:
         """Where any module scanned with this one moves the process's working folder

@@ -305,6 +305,18 @@ RUNNERS = {
     ),
     "-m code": 'subprocess.run([sys.executable, "-m", "code"])\n',
     "a shell's -m pip install .": 'os.system("python3 -m pip install .")\n',
+    # found reviewing this change as an attacker: other modules, and the tools' own programs
+    "-m nox (the tree's noxfile.py)": 'subprocess.run([sys.executable, "-m", "nox", "-s", "x"])\n',
+    "-m tox (the tree's tox.ini commands)": 'subprocess.run([sys.executable, "-m", "tox"])\n',
+    "-m uv pip install": 'subprocess.run([sys.executable, "-m", "uv", "pip", "install", "."])\n',
+    "-m sphinx (the tree's conf.py)": (
+        'subprocess.run([sys.executable, "-m", "sphinx", "docs", "build"])\n'
+    ),
+    "the pytest program": 'subprocess.run(["pytest", "-q", "data"])\n',
+    "the pip program": 'subprocess.run(["pip", "install", "-e", "."])\n',
+    "the pip3 program after env": 'subprocess.run(["env", "pip3", "install", "."])\n',
+    "the coverage program": 'subprocess.run(["coverage", "run", "data/evil.py"])\n',
+    "a shell's pytest": 'os.system("cd src && pytest")\n',
 }
 RUNNERS_ALLOWED = {
     "-m pip --version": 'subprocess.run([sys.executable, "-m", "pip", "--version"])\n',
@@ -322,6 +334,8 @@ RUNNERS_ALLOWED = {
         'subprocess.run([sys.executable, "-m", "coverage", "run", "src/model_io.py"])\n'
     ),
     "-m json.tool": 'subprocess.run([sys.executable, "-m", "json.tool", "data/x.json"])\n',
+    "the pip program listing": 'subprocess.run(["pip", "list"])\n',
+    "the coverage program reporting": 'subprocess.run(["coverage", "html"])\n',
     "-m venv": 'subprocess.run([sys.executable, "-m", "venv", "--clear", "build/env"])\n',
 }
 
@@ -357,6 +371,13 @@ WHOLE_LINES = {
     ),
     "the helper's string run by a shell": (
         'def sh(line):\n    return subprocess.run(line, shell=True)\nsh("python3 data/evil.py")\n'
+    ),
+    "*argv given to the helper": (
+        'def run_all(*argv):\n    return subprocess.run(argv)\nrun_all("python3", "data/evil.py")\n'
+    ),
+    "*argv after a fixed word": (
+        "def run_all(cwd, *argv):\n    return subprocess.run(list(argv), cwd=cwd)\n"
+        'run_all(".", "python3", "data/evil.py")\n'
     ),
     "the helper starts the line": (
         'def py(*argv):\n    return subprocess.run([sys.executable, *argv])\npy("data/evil.py")\n'
@@ -420,6 +441,15 @@ INTERPRETERS = {
     "a committed interpreter, ./": 'subprocess.run(["./data/python3", "-c", "print(1)"])\n',
     "a committed interpreter by the folder rule": (
         'subprocess.run([str(ROOT / "data" / "bin" / "python3"), "-c", "print(1)"])\n'
+    ),
+    "sys.executable.replace": (
+        'subprocess.run([sys.executable.replace("python", "pypy"), "data/evil.py"])\n'
+    ),
+    "Path(sys.executable).with_name": (
+        'subprocess.run([Path(sys.executable).with_name("python3"), "data/evil.py"])\n'
+    ),
+    "os.path.basename(sys.executable)": (
+        'subprocess.run([os.path.basename(sys.executable), "data/evil.py"])\n'
     ),
     "executable= a venv path": (
         'subprocess.run(["x", "data/evil.py"], executable=os.path.join(venv, "bin", "python"))\n'
