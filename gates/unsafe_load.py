@@ -95,7 +95,7 @@ whoever wrote the bytes. Rules:
   ``sys.executable`` under any name, ``shutil.which("python3")``, ``os.environ["_"]``, a name
   bound to one) and whose script is not a scanned file (a literal path, or the scanned file's
   folder or one above it joined with literal parts, or ``__file__`` itself), or whose ``-m``
-  module is computed (unless ``-I``: only the environment's modules are importable) or is the
+  module is computed (with ``-I`` too since sast107d: any installed module) or is the
   project's code outside the scan; Python reading its program from its input (``-`` or no
   script); ``set_executable`` of anything but Python. A command line held in a name is read
   through its bindings (a list changed in place ends in an unknown word). And the ``PYTHON*``
@@ -127,7 +127,26 @@ whoever wrote the bytes. Rules:
   -u USER`` are read past as wrappers), ``os.spawnlp*`` and asyncio's ``loop.subprocess_exec/_shell``
   are read, and Python spelled ``f"{sys.executable}"``, ``sys.executable + ""``,
   ``os.fsencode(...)``, ``vars(sys)["executable"]`` or returned by a lambda or function of the
-  module is Python. SAST102 also covers the standard library's
+  module is Python. Since sast107d: the working folder a scanned module moves the
+  process to (``os.chdir``, ``os.fchdir``, ``contextlib.chdir``, any ``.chdir(...)``, in any
+  module scanned with it, flow-insensitive) is a child's working folder where ``cwd=`` is not
+  given; ``-m`` a computed module fails closed with ``-I`` too (it may be ``runpy``, ``pip``,
+  ``pytest``), unless it is a parameter every call of whose function, in any scanned module,
+  passes a literal (``gates/_tools.py``'s ``run_module``) or the variable of a loop over a
+  literal list: each judged with the words after it; ``-m pytest``/``py.test``/``build``/
+  ``nox``/``tox``/``uv``/``sphinx`` ... (``_TREE_RUNNERS``), ``pip install|wheel|download``,
+  ``unittest`` discovery, ``trace -f`` (a pickle), ``coverage run`` (its script judged),
+  ``IPython``/``ipdb``/``debugpy`` (as ``pdb``) and a computed ``timeit -s`` are findings, and a
+  tool's own program (``pytest``, ``pip``, ``coverage``, ``nox`` ...) is read as ``python -m``
+  it; a whole command line that is a parameter (or ``*argv``) of the function running it is
+  read at each call of the function, in any scanned module (calls that cannot be read: not
+  judged); Python is also a path whose literal end names it (``f"{venv}/bin/python3"``,
+  ``os.path.join(venv, "bin", "python")``, ``Path(venv) / "python"``, ``venv + "/bin/python"``),
+  ``os.environ.get("PYTHON", sys.executable)``, ``a or b``, ``a if c else b``, a method of it
+  (``.replace``, ``.with_name("python3")``) and ``os.path.basename`` of it; an interpreter at a
+  relative path or under the scanned file's folder (``data/bin/python3``, ``ROOT / "bin" /
+  "python"``: a committed program) is a finding, at a call or ``set_executable``.
+  SAST102 also covers the standard library's
   path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
   ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,
   ``sys.executable``, and what importlib's loaders call: ``_io.open_code``, ``marshal.loads``,
@@ -174,8 +193,13 @@ not listed above, and their own aliases (``sklearn.utils.np``); code the import 
 itself (``.pth`` files, ``sitecustomize``, a planted module shadowing an installed one,
 ``zipimport``); a ``python -c`` inside a nested shell (``sh -c "python -c ..."``); files
 outside ``[sast].paths``. For SAST107: a program computed at run time that is not recognisably
-Python (``subprocess.run([exe, path])`` with ``exe`` a parameter), a whole command line
-passed in as a parameter or taken from a loop (a shell string is read only where it runs),
+Python (``subprocess.run([exe, path])`` with ``exe`` a parameter, ``os.path.join(venv, name)``),
+a whole command line passed in as a parameter of a function whose calls cannot be read (passed
+around, decorated, ``*args``) or taken from a loop or an attribute (a shell string is read only
+where it runs), a module outside the lists above that runs what it is given (``uvicorn``
+``data.evil:app``, ``streamlit run``, ``mlflow run``) and a tool's configuration read from the
+working folder (coverage's or mypy's plugins), the same tools called in process
+(``pytest.main``, ``pip``'s internals), a ``chdir`` reached only through ``functools.partial``,
 ``PATH`` changed in a project that names no bare ``python`` while a program it starts runs one,
 ``PYTHON*`` variables written under a name
 computed at run time into a mapping other than ``os.environ`` (``env[k] = v``). For SAST106: a setting whose name and value are both computed from
@@ -3678,11 +3702,14 @@ class _Checker:
         the scanned file's own folder (or above) is left out."""
         if self._chdir_list is None:
             self._chdir_list = []
+            index = self._index()
             modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
             modules.setdefault(id(self.module), self.module)
-            for module in modules.values():
-                checker = self if module is self.module else self._other(module)
-                self._chdir_list += checker._own_chdirs()
+            for key, module in modules.items():
+                if key not in index.chdirs:
+                    checker = self if module is self.module else self._other(module)
+                    index.chdirs[key] = checker._own_chdirs()
+                self._chdir_list += index.chdirs[key]
         return self._chdir_list
 
     def _own_chdirs(self) -> list[tuple[str, ast.expr | str]]:
@@ -5806,6 +5833,8 @@ class _NamesIndex:
     set_attributes: set[str] = field(default_factory=set)  # m.X = ..., setattr(m, "X", ...)
     computed_setattr: bool = False  # setattr(m, name, ...) with a computed name
     bare_python: bool = False
+    # module id -> where it moves the process's working folder (os.chdir ...), once read
+    chdirs: dict[int, list[tuple[str, ast.expr | str]]] = field(default_factory=dict)
 
     def add(self, module: _Module) -> None:
         self.modules.add(id(module))
