@@ -2925,10 +2925,14 @@ class _Checker:
         ``("python", "diff")`` and ``("python", sys.version)`` are not commands. Python alone
         (``[sys.executable]``) is read only at a call that runs it."""
         line = node
+        parent = self.parents.get(node)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Add):
+                if parent.left is node:
+                    return  # ((a + b) + c): judged once, with the whole sum it heads
             while isinstance(line, ast.BinOp) and isinstance(line.op, ast.Add):
                 line = line.left
-        elif isinstance(self.parents.get(node), ast.BinOp):
+        elif isinstance(parent, ast.BinOp):
             return  # judged with the sum it heads
         if not (
             isinstance(line, ast.List | ast.Tuple)
