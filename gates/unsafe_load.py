@@ -2927,9 +2927,12 @@ class _Checker:
         line = node
         parent = self.parents.get(node)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-            if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Add):
-                if parent.left is node:
-                    return  # ((a + b) + c): judged once, with the whole sum it heads
+            if (
+                isinstance(parent, ast.BinOp)
+                and isinstance(parent.op, ast.Add)
+                and parent.left is node
+            ):
+                return  # ((a + b) + c): judged once, with the whole sum it heads
             while isinstance(line, ast.BinOp) and isinstance(line.op, ast.Add):
                 line = line.left
         elif isinstance(parent, ast.BinOp):
