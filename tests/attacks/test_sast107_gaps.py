@@ -16,11 +16,16 @@ through the project's own tooling. One table per form:
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from gates.unsafe_load import UnsafeLoad, scan
+from tests.attacks.test_redteam10_unsafe_loaders import _sast
+from tests.attacks.test_sast_child_code import _plant
 
 HEAD = "import contextlib, os, shutil, subprocess, sys\nfrom pathlib import Path\n"
 HERE = "ROOT = Path(__file__).resolve().parent.parent\n"
@@ -476,3 +481,71 @@ def test_python_at_a_computed_path(tmp_path: Path, plant: str) -> None:
 @pytest.mark.parametrize("plant", list(INTERPRETERS_ALLOWED))
 def test_a_computed_path_on_scanned_code_passes(tmp_path: Path, plant: str) -> None:
     assert _sast107(_scan(tmp_path, INTERPRETERS_ALLOWED[plant])) == []
+
+
+# The real thing: one scanned module with a form of each family, each really running
+# data/evil.py (an unscanned pickle.loads), and the real sast gate, which PASSED it before.
+PLANT = """import os
+import subprocess  # nosec B404
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(command):
+    return subprocess.run(command, capture_output=True, text=True, check=False)  # nosec B603 SAST107
+
+
+def tool(module, *args):
+    command = (sys.executable, "-I", "-m", module, *args)
+    return subprocess.run(command, capture_output=True, text=True, check=False)  # nosec B603 SAST107
+
+
+def venv_python():
+    python = os.path.join(ROOT, "data", "bin", "python3")
+    command = [python, "-c", "print('a scanned one-liner')"]
+    return subprocess.run(command, capture_output=True, text=True, check=False)  # nosec B603 SAST107
+
+
+def moved():
+    os.chdir(ROOT / "data")
+    command = [sys.executable, "-m", "evil"]
+    return subprocess.run(command, capture_output=True, text=True, check=False)  # nosec B603 SAST107
+
+
+if __name__ == "__main__":
+    print(run(["python3", "data/evil.py"]).stdout, tool("cProfile", "data/evil.py").stdout)
+    print(venv_python().stdout, moved().stdout)
+"""
+
+
+def _planted(tmp_path: Path) -> Path:
+    return _plant(tmp_path, PLANT)  # a scanned src/, data/evil.py, a committed data/bin/python3
+
+
+def test_each_family_really_runs_the_unscanned_file(tmp_path: Path) -> None:
+    root = _planted(tmp_path)
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    done = subprocess.run(
+        [sys.executable, "-I", str(root / "src" / "model_io.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=root,
+        env={**os.environ, "PATH": path},  # python3 is this interpreter, as on a runner
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("unscanned pickle.loads") == 4, done.stdout
+
+
+def test_the_sast_gate_fails_each_family(tmp_path: Path) -> None:
+    done = _sast(_planted(tmp_path))
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "Traceback" not in out
+    lines = [n for n, text in enumerate(PLANT.splitlines(), 1) if text.endswith("SAST107")]
+    assert len(lines) == 4
+    for line in lines:
+        assert f"SAST107 src/model_io.py:{line}" in out, out
