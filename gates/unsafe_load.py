@@ -656,12 +656,30 @@ _INTERPRETER = re.compile(r"(?:python|pypy)[0-9.]*[dmtw]?(?:\.exe)?")
 _INTERPRETER_NAMES = frozenset({"sys.executable", "sys._base_executable", "sys.orig_argv"})
 
 
+def _template_text(word: ast.expr | str) -> str | None:
+    """A word built from a literal template, each placeholder read as ``0`` (``f"python3.{v}"``,
+    ``"python%d.%d" % v``, ``"python{}".format(v)``, ``f"{venv}/bin/python3"``); None for any
+    other word."""
+    if isinstance(word, ast.JoinedStr):
+        return "".join(_literal_str(v) or "0" for v in word.values)
+    if isinstance(word, ast.BinOp) and isinstance(word.op, ast.Mod):
+        left = _literal_str(word.left)
+        return None if left is None else _PERCENT.sub("0", left)
+    if isinstance(word, ast.Call) and isinstance(word.func, ast.Attribute):
+        template = _literal_str(word.func.value)
+        if word.func.attr == "format" and template is not None:
+            return _BRACES.sub(
+                lambda m: m.group()[0] if m.group() in ("{{", "}}") else "0", template
+            )
+    return None
+
+
 def _interpreter_tail(text: str, *, joined: bool) -> bool:
     """The literal end of a path computed at run time names Python: ``"bin/python3"`` or
     ``"python"`` as a part (``venv / "bin" / "python"``, ``os.path.join(venv, "bin",
     "python")``), ``"/bin/python3"`` glued to a folder (``venv + "/bin/python"``,
-    ``f"{venv}/bin/python3"``: ``joined``, where a tail without ``/`` is part of one name)."""
-    if _spaced(text) or (joined and "/" not in text):
+    ``f"{venv}/bin/python3"``, ``bindir + "python3"``: ``joined``)."""
+    if _spaced(text) or not (joined or text):
         return False
     return bool(_INTERPRETER.fullmatch(text.rsplit("/", 1)[-1]))
 
@@ -2751,6 +2769,11 @@ class _Checker:
             joined = isinstance(word.op, ast.Add)
             if any(_interpreter_tail(t, joined=joined) for t in tails or []):
                 return literal  # a path to Python: a command line where the word is one
+        template = _template_text(
+            word
+        )  # f"python3.{minor}", "python%d.%d" % v, "python{}".format(v)
+        if template is not None and _interpreter_tail(template, joined=True):
+            return literal
         if isinstance(word, ast.BoolOp):  # os.getenv("PYTHON") or sys.executable
             return any(self._interpreter(v, scope, depth + 1, literal=literal) for v in word.values)
         if isinstance(word, ast.IfExp):
@@ -3150,7 +3173,8 @@ class _Checker:
         any wrappers, judged as ``python -m TOOL`` with the same words."""
         for at, word in enumerate(line):
             text = self._word_text(word, scope)
-            tool = _CONSOLE_SCRIPTS.get((text or "").rsplit("/", 1)[-1])
+            base = (text or "").rsplit("/", 1)[-1].removesuffix(".exe")
+            tool = _CONSOLE_SCRIPTS.get(base) or _CONSOLE_SCRIPTS.get(base.rstrip("0123456789."))
             if tool is not None:
                 if self._wrappers(line[:at], scope, cwd) is None:
                     return None  # an argument of another program (git grep pytest)
@@ -3204,7 +3228,7 @@ class _Checker:
         texts = self._module_texts(module, scope)
         if texts is not None and len(texts) > 1:
             return next(filter(None, (self._runner_problem(t, rest, scope) for t in texts)), None)
-        name = texts[0] if texts else ""
+        name = texts[0].removesuffix(".__main__") if texts else ""  # -m pip.__main__
         if name in _TREE_RUNNERS:
             return f"runs python -m {name}, which {_TREE_RUNNERS[name]}: code no scan read"
         if name == "pip":
@@ -3244,8 +3268,11 @@ class _Checker:
                     return f"runs python -m timeit {text} {shown}, code computed at run time: code no scan read"
                 index += 1 if "=" in text else 2  # timeit's setup: read as code (SAST104)
                 continue
-            if option in modules:
-                return self._module_problem(following, False, scope)
+            if option in modules:  # cProfile -m pip install .: the module with its own words
+                after = rest[index + 2 :]
+                return self._module_problem(following, False, scope) or (
+                    self._runner_problem(following, after, scope) if following else None
+                )
             if option in takes:
                 index += 1 if "=" in text else 2
                 continue
@@ -3255,9 +3282,12 @@ class _Checker:
             if text.startswith("-") and len(text) > 1:
                 index += 1
                 continue
+            after = rest[index + 1 :]
             if not each:
-                return self._target_problem(word, text, name, scope)
-            problem = None if name == "timeit" else self._target_problem(word, text, name, scope)
+                return self._target_problem(word, text, name, scope, after)
+            problem = (
+                None if name == "timeit" else self._target_problem(word, text, name, scope, after)
+            )
             if problem is not None:
                 return problem
             index += 1
@@ -3315,8 +3345,10 @@ class _Checker:
             elif text in _COVERAGE_TAKES:
                 index += 1
             elif command is not None and not text.startswith("-"):
-                if module:
-                    return self._module_problem(text, False, scope)
+                if module:  # coverage run -m pytest: the module with its own words
+                    return self._module_problem(text, False, scope) or self._runner_problem(
+                        text, rest[index + 1 :], scope
+                    )
                 return self._script_problem(word, scope)
             index += 1
         return None
@@ -3379,12 +3411,20 @@ class _Checker:
         return None
 
     def _target_problem(
-        self, word: ast.expr | str, text: str, runner: str, scope: _Scope
+        self,
+        word: ast.expr | str,
+        text: str,
+        runner: str,
+        scope: _Scope,
+        after: list[ast.expr | str] | None = None,
     ) -> str | None:
-        """A runner's argument: a path (``/`` or ``.py``) as a script, else a module name."""
+        """A runner's argument: a path (``/`` or ``.py``) as a script, else a module name,
+        itself judged as a runner with the words ``after`` it (``-m runpy pytest data``)."""
         if "/" in text or text.endswith(".py") or runner in _PATH_RUNNERS:
             return self._script_problem(word, scope)
-        return self._module_problem(text, False, scope)
+        return self._module_problem(text, False, scope) or self._runner_problem(
+            text, after or [], scope
+        )
 
     def _imports_nothing(self, code: ast.expr | str, scope: _Scope) -> bool:
         """Literal ``-c`` code with no import in it (nor a name that imports)."""

@@ -322,6 +322,18 @@ RUNNERS = {
     "the pip3 program after env": 'subprocess.run(["env", "pip3", "install", "."])\n',
     "the coverage program": 'subprocess.run(["coverage", "run", "data/evil.py"])\n',
     "a shell's pytest": 'os.system("cd src && pytest")\n',
+    # bypasses of this branch's first version: a runner run by a runner, another name
+    "-m runpy pytest": 'subprocess.run([sys.executable, "-m", "runpy", "pytest", "data"])\n',
+    "-m cProfile -m pip install .": (
+        'subprocess.run([sys.executable, "-m", "cProfile", "-m", "pip", "install", "."])\n'
+    ),
+    "-m coverage run -m pytest": (
+        'subprocess.run([sys.executable, "-m", "coverage", "run", "-m", "pytest"])\n'
+    ),
+    "-m pip.__main__ install .": (
+        'subprocess.run([sys.executable, "-m", "pip.__main__", "install", "."])\n'
+    ),
+    "pip3.11 by its path": 'subprocess.run(["/usr/bin/pip3.11", "install", "."])\n',
 }
 RUNNERS_ALLOWED = {
     "-m pip --version": 'subprocess.run([sys.executable, "-m", "pip", "--version"])\n',
@@ -447,6 +459,14 @@ INTERPRETERS = {
     "a committed interpreter by the folder rule": (
         'subprocess.run([str(ROOT / "data" / "bin" / "python3"), "-c", "print(1)"])\n'
     ),
+    "python3.{minor} as an f-string": (
+        'subprocess.run([f"python3.{sys.version_info.minor}", "-m", "evil"], cwd="data")\n'
+    ),
+    "python%d.%d %-formatted": (
+        'subprocess.run(["python%d.%d" % sys.version_info[:2], "data/evil.py"])\n'
+    ),
+    "python{}.format": 'subprocess.run(["python{}".format(3), "data/evil.py"])\n',
+    "a folder + 'python3'": 'subprocess.run([bindir + "python3", "data/evil.py"])\n',
     "sys.executable.replace": (
         'subprocess.run([sys.executable.replace("python", "pypy"), "data/evil.py"])\n'
     ),
