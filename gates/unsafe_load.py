@@ -136,14 +136,16 @@ whoever wrote the bytes. Rules:
   literal list: each judged with the words after it; ``-m pytest``/``py.test``/``build``/
   ``nox``/``tox``/``uv``/``sphinx`` ... (``_TREE_RUNNERS``), ``pip install|wheel|download``,
   ``unittest`` discovery, ``trace -f`` (a pickle), ``coverage run`` (its script judged),
-  ``IPython``/``ipdb``/``debugpy`` (as ``pdb``) and a computed ``timeit -s`` are findings, and a
+  ``IPython``/``ipdb``/``debugpy`` (as ``pdb``) and a computed ``timeit -s`` are findings, a
+  runner's module is judged as a runner with its words (``-m runpy pytest``), and a
   tool's own program (``pytest``, ``pip``, ``coverage``, ``nox`` ...) is read as ``python -m``
-  it; a whole command line that is a parameter (or ``*argv``) of the function running it is
-  read at each call of the function, in any scanned module (calls that cannot be read: not
-  judged); Python is also a path whose literal end names it (``f"{venv}/bin/python3"``,
+  it; a whole command line that is a parameter of the function running it is read at each
+  call of the function, in any scanned module (its ``*argv``: in its module; calls that
+  cannot be read: not judged); Python is also a path whose literal end names it (``f"{venv}/bin/python3"``,
   ``os.path.join(venv, "bin", "python")``, ``Path(venv) / "python"``, ``venv + "/bin/python"``),
   ``os.environ.get("PYTHON", sys.executable)``, ``a or b``, ``a if c else b``, a method of it
-  (``.replace``, ``.with_name("python3")``) and ``os.path.basename`` of it; an interpreter at a
+  (``.replace``, ``.with_name("python3")``), ``os.path.basename`` of it and a template
+  (``f"python3.{minor}"``, ``"python%d.%d" % v``); an interpreter at a
   relative path or under the scanned file's folder (``data/bin/python3``, ``ROOT / "bin" /
   "python"``: a committed program) is a finding, at a call or ``set_executable``.
   SAST102 also covers the standard library's
