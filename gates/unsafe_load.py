@@ -95,7 +95,7 @@ whoever wrote the bytes. Rules:
   ``sys.executable`` under any name, ``shutil.which("python3")``, ``os.environ["_"]``, a name
   bound to one) and whose script is not a scanned file (a literal path, or the scanned file's
   folder or one above it joined with literal parts, or ``__file__`` itself), or whose ``-m``
-  module is computed (unless ``-I``: only the environment's modules are importable) or is the
+  module is computed (with ``-I`` too since sast107d: any installed module) or is the
   project's code outside the scan; Python reading its program from its input (``-`` or no
   script); ``set_executable`` of anything but Python. A command line held in a name is read
   through its bindings (a list changed in place ends in an unknown word). And the ``PYTHON*``
@@ -127,7 +127,28 @@ whoever wrote the bytes. Rules:
   -u USER`` are read past as wrappers), ``os.spawnlp*`` and asyncio's ``loop.subprocess_exec/_shell``
   are read, and Python spelled ``f"{sys.executable}"``, ``sys.executable + ""``,
   ``os.fsencode(...)``, ``vars(sys)["executable"]`` or returned by a lambda or function of the
-  module is Python. SAST102 also covers the standard library's
+  module is Python. Since sast107d: the working folder a scanned module moves the
+  process to (``os.chdir``, ``os.fchdir``, ``contextlib.chdir``, any ``.chdir(...)``, in any
+  module scanned with it, flow-insensitive) is a child's working folder where ``cwd=`` is not
+  given; ``-m`` a computed module fails closed with ``-I`` too (it may be ``runpy``, ``pip``,
+  ``pytest``), unless it is a parameter every call of whose function, in any scanned module,
+  passes a literal (``gates/_tools.py``'s ``run_module``) or the variable of a loop over a
+  literal list: each judged with the words after it; ``-m pytest``/``py.test``/``build``/
+  ``nox``/``tox``/``uv``/``sphinx`` ... (``_TREE_RUNNERS``), ``pip install|wheel|download``,
+  ``unittest`` discovery, ``trace -f`` (a pickle), ``coverage run`` (its script judged),
+  ``IPython``/``ipdb``/``debugpy`` (as ``pdb``) and a computed ``timeit -s`` are findings, a
+  runner's module is judged as a runner with its words (``-m runpy pytest``), and a
+  tool's own program (``pytest``, ``pip``, ``coverage``, ``nox`` ...) is read as ``python -m``
+  it; a whole command line that is a parameter of the function running it is read at each
+  call of the function, in any scanned module (its ``*argv``: in its module; calls that
+  cannot be read: not judged); Python is also a path whose literal end names it (``f"{venv}/bin/python3"``,
+  ``os.path.join(venv, "bin", "python")``, ``Path(venv) / "python"``, ``venv + "/bin/python"``),
+  ``os.environ.get("PYTHON", sys.executable)``, ``a or b``, ``a if c else b``, a method of it
+  (``.replace``, ``.with_name("python3")``), ``os.path.basename`` of it and a template
+  (``f"python3.{minor}"``, ``"python%d.%d" % v``); an interpreter at a
+  relative path or under the scanned file's folder (``data/bin/python3``, ``ROOT / "bin" /
+  "python"``: a committed program) is a finding, at a call or ``set_executable``.
+  SAST102 also covers the standard library's
   path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
   ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,
   ``sys.executable``, and what importlib's loaders call: ``_io.open_code``, ``marshal.loads``,
@@ -174,8 +195,13 @@ not listed above, and their own aliases (``sklearn.utils.np``); code the import 
 itself (``.pth`` files, ``sitecustomize``, a planted module shadowing an installed one,
 ``zipimport``); a ``python -c`` inside a nested shell (``sh -c "python -c ..."``); files
 outside ``[sast].paths``. For SAST107: a program computed at run time that is not recognisably
-Python (``subprocess.run([exe, path])`` with ``exe`` a parameter), a whole command line
-passed in as a parameter or taken from a loop (a shell string is read only where it runs),
+Python (``subprocess.run([exe, path])`` with ``exe`` a parameter, ``os.path.join(venv, name)``),
+a whole command line passed in as a parameter of a function whose calls cannot be read (passed
+around, decorated, ``*args``) or taken from a loop or an attribute (a shell string is read only
+where it runs), a module outside the lists above that runs what it is given (``uvicorn``
+``data.evil:app``, ``streamlit run``, ``mlflow run``) and a tool's configuration read from the
+working folder (coverage's or mypy's plugins), the same tools called in process
+(``pytest.main``, ``pip``'s internals), a ``chdir`` reached only through ``functools.partial``,
 ``PATH`` changed in a project that names no bare ``python`` while a program it starts runs one,
 ``PYTHON*`` variables written under a name
 computed at run time into a mapping other than ``os.environ`` (``env[k] = v``). For SAST106: a setting whose name and value are both computed from
@@ -630,6 +656,36 @@ _FOLDER_NAMES = (
 # ``PYTHON*`` variables that make any child read code from elsewhere.
 _INTERPRETER = re.compile(r"(?:python|pypy)[0-9.]*[dmtw]?(?:\.exe)?")
 _INTERPRETER_NAMES = frozenset({"sys.executable", "sys._base_executable", "sys.orig_argv"})
+
+
+def _template_text(word: ast.expr | str) -> str | None:
+    """A word built from a literal template, each placeholder read as ``0`` (``f"python3.{v}"``,
+    ``"python%d.%d" % v``, ``"python{}".format(v)``, ``f"{venv}/bin/python3"``); None for any
+    other word."""
+    if isinstance(word, ast.JoinedStr):
+        return "".join(_literal_str(v) or "0" for v in word.values)
+    if isinstance(word, ast.BinOp) and isinstance(word.op, ast.Mod):
+        left = _literal_str(word.left)
+        return None if left is None else _PERCENT.sub("0", left)
+    if isinstance(word, ast.Call) and isinstance(word.func, ast.Attribute):
+        template = _literal_str(word.func.value)
+        if word.func.attr == "format" and template is not None:
+            return _BRACES.sub(
+                lambda m: m.group()[0] if m.group() in ("{{", "}}") else "0", template
+            )
+    return None
+
+
+def _interpreter_tail(text: str, *, joined: bool) -> bool:
+    """The literal end of a path computed at run time names Python: ``"bin/python3"`` or
+    ``"python"`` as a part (``venv / "bin" / "python"``, ``os.path.join(venv, "bin",
+    "python")``), ``"/bin/python3"`` glued to a folder (``venv + "/bin/python"``,
+    ``f"{venv}/bin/python3"``, ``bindir + "python3"``: ``joined``)."""
+    if _spaced(text) or not (joined or text):
+        return False
+    return bool(_INTERPRETER.fullmatch(text.rsplit("/", 1)[-1]))
+
+
 _WHICH = frozenset({"shutil.which"})
 _ENV_READS = frozenset({"os.getenv", "os.environ.get"})
 _PATH_CALLS = frozenset(
@@ -671,7 +727,7 @@ _PYTHON_TAKES = frozenset({"-W", "-X", "--check-hash-based-pycs"})
 _SCRIPT_RUNNERS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str], bool]] = {
     "runpy": (frozenset(), frozenset(), frozenset(), False),
     "trace": (
-        frozenset({"-f", "--file", "-C", "--coverdir", "--ignore-module", "--ignore-dir"}),
+        frozenset({"-C", "--coverdir", "--ignore-module", "--ignore-dir"}),
         frozenset({"--module"}),
         frozenset(),
         False,
@@ -700,8 +756,84 @@ _SCRIPT_RUNNERS: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str],
     "pydoc": (frozenset({"-p", "-n"}), frozenset(), frozenset(), True),
     "unittest": (frozenset({"-k"}), frozenset(), frozenset(), True),
     "inspect": (frozenset(), frozenset(), frozenset(), False),
+    # sast107d: debuggers and shells that run a script, a module or code they are given
+    "ipdb": (frozenset(), frozenset({"-m"}), frozenset({"-c", "--command"}), False),
+    "IPython": (
+        frozenset({"--profile", "--ipython-dir", "--config", "--log-level", "--colors"}),
+        frozenset({"-m"}),
+        frozenset({"-c"}),
+        False,
+    ),
+    "debugpy": (
+        frozenset({"--listen", "--connect", "--log-to", "--configure-subProcess", "--pid"}),
+        frozenset({"-m"}),
+        frozenset({"-c"}),
+        False,
+    ),
 }
-_PATH_RUNNERS = frozenset({"trace", "cProfile", "profile", "pdb", "doctest"})
+_PATH_RUNNERS = frozenset(
+    {"trace", "cProfile", "profile", "pdb", "doctest", "ipdb", "IPython", "debugpy"}
+)
+# Modules that run code the tree holds whatever they are given (sast107d): pytest imports test
+# files, every conftest.py and the plugins its configuration names (pytest.ini, pyproject.toml's
+# addopts: the pull request's), build runs the project's build backend (pyproject.toml).
+_TESTS = "imports test files, conftest.py files and the plugins the tree's configuration names"
+_BUILDS = "builds or installs the project: the build backend its pyproject.toml names runs"
+_TREE_RUNNERS = {
+    "pytest": _TESTS,
+    "py.test": _TESTS,
+    "build": _BUILDS,
+    "hatch": _BUILDS,
+    "poetry": _BUILDS,
+    "pdm": _BUILDS,
+    "flit": _BUILDS,
+    "uv": "installs, builds or runs projects and scripts (uv run, uv pip install, uv build)",
+    "pipx": "installs and runs packages from an index or a path",
+    "nox": "runs the sessions of the tree's noxfile.py",
+    "tox": "runs the commands of the tree's tox.ini and installs the project",
+    "invoke": "runs the tasks of the tree's tasks.py",
+    "sphinx": "runs the tree's conf.py and the extensions it names",
+    "mkdocs": "runs the hooks and plugins the tree's mkdocs.yml names",
+    "jupyter": "runs notebooks and kernels (nbconvert --execute, lab, run)",
+    "nbconvert": "runs notebooks given --execute",
+    "papermill": "runs the notebooks it is given",
+}
+# A tool's own program, the same as python -m TOOL (``pytest data``, ``pip install .``).
+_CONSOLE_SCRIPTS = {
+    **{name: name for name in _TREE_RUNNERS if name != "sphinx"},
+    "sphinx-build": "sphinx",
+    "pip": "pip",
+    "pip3": "pip",
+    "coverage": "coverage",
+}
+# Calls and methods that keep a program Python (``sys.executable.replace(...)``, the
+# interpreter's base name looked up on PATH); ``with_name``/``with_stem`` are judged by their name.
+_PROGRAM_CALLS = frozenset({"os.path.basename", "os.path.normpath", "os.path.expanduser"})
+_PROGRAM_METHODS = frozenset(
+    {"replace", "strip", "rstrip", "lstrip", "lower", "resolve", "absolute", "expanduser"}
+    | {"as_posix", "encode", "decode", "readlink", "with_suffix", "with_name", "with_stem"}
+)
+# pip's commands that install or build: a package's build backend or setup.py runs, and an
+# installed wheel's .pth files run at the environment's next start (any source: a path, an index,
+# a requirements file; a package name the pull request writes is code it chose).
+_PIP_BUILDS = frozenset({"install", "wheel", "download"})
+_PIP_TAKES = frozenset(
+    {
+        *("--log", "--log-file", "--local-log", "--cache-dir", "--proxy", "--timeout"),
+        *("--retries", "--exists-action", "--trusted-host", "--cert", "--client-cert"),
+        *("--keyring-provider", "--use-feature", "--use-deprecated"),
+    }
+)
+# coverage run's options that take the next word; -m/--module makes its argument a module.
+_COVERAGE_TAKES = frozenset(
+    {"--rcfile", "--source", "--include", "--omit", "--concurrency", "--context", "--data-file"}
+)
+# Options of a runner whose value is a pickle it loads (trace's counts file, read at its start).
+_PICKLE_OPTIONS = {"trace": frozenset({"-f", "--file"})}
+# Calls that change the process's working folder (any receiver's .chdir: pytest's monkeypatch,
+# a context manager): a child started without cwd= afterwards runs there (sast107d).
+_CHDIRS = frozenset({"os.chdir", "posix.chdir", "os.fchdir", "posix.fchdir", "contextlib.chdir"})
+_CHDIR_ATTRS = frozenset({"chdir", "fchdir"})
 # Environment variables that make a Python child read code no scan read -> what they do.
 # (Pairs, not a dict display: a display with these keys is judged as an environment.)
 _PYTHON_ENV_PAIRS = (
@@ -1038,6 +1170,16 @@ def _iterated(it: ast.expr, count: int, index: int) -> ast.expr | None:
 # A command-line word standing for what this check did not read: a name followed past
 # ``_MAX_DEPTH``, or spellings of a command line past ``_MAX_COMMANDS`` (it may be Python).
 _UNREAD = ast.Name(id="<a command line too deep or with too many spellings to read>")
+
+
+def _before_any_star(call: ast.Call, position: int | None) -> bool:
+    """The argument at ``position`` is written out before any ``*args`` of the call (so neither
+    ``*args`` nor ``**mapping`` can give that parameter instead)."""
+    return (
+        position is not None
+        and position < len(call.args)
+        and not any(isinstance(a, ast.Starred) for a in call.args[: position + 1])
+    )
 
 
 def _capped(lines: list[list[ast.expr | str]]) -> list[list[ast.expr | str]]:
@@ -1773,6 +1915,7 @@ class _Checker:
         self._following_params: set[tuple[int, str]] = set()  # parameters followed to calls
         self._follow_imports = True  # the folder rule follows names imported from scanned modules
         self._others: dict[int, _Checker] = {}
+        self._chdir_list: list[tuple[str, ast.expr | str]] | None = None  # os.chdir, anywhere
 
     def resolve(self, node: ast.expr, scope: _Scope) -> _Values:
         return self.module.resolve(node, scope)
@@ -2623,6 +2766,23 @@ class _Checker:
             if "sys.orig_argv" in table:
                 return True
             return "os.environ" in table and self.module.texts(word.slice, scope) == ["_"]
+        if isinstance(word, ast.BinOp) and isinstance(word.op, ast.Add | ast.Div):
+            tails = self.module.texts(word.right, scope)  # venv / "python", venv + "/bin/python"
+            joined = isinstance(word.op, ast.Add)
+            if any(_interpreter_tail(t, joined=joined) for t in tails or []):
+                return literal  # a path to Python: a command line where the word is one
+        template = _template_text(
+            word
+        )  # f"python3.{minor}", "python%d.%d" % v, "python{}".format(v)
+        if template is not None and _interpreter_tail(template, joined=True):
+            return literal
+        if isinstance(word, ast.BoolOp):  # os.getenv("PYTHON") or sys.executable
+            return any(self._interpreter(v, scope, depth + 1, literal=literal) for v in word.values)
+        if isinstance(word, ast.IfExp):
+            return any(
+                self._interpreter(v, scope, depth + 1, literal=literal)
+                for v in (word.body, word.orelse)
+            )
         if isinstance(word, ast.BinOp) and isinstance(word.op, ast.Add):  # sys.executable + ""
             tails = self.module.texts(word.right, scope)
             return not any(_spaced(t) for t in tails or []) and self._interpreter(
@@ -2630,11 +2790,24 @@ class _Checker:
             )
         if isinstance(word, ast.JoinedStr) and word.values:  # f"{sys.executable}"
             head = word.values[0]
+            last = _literal_str(word.values[-1])
+            if last is not None and _interpreter_tail(last, joined=True):
+                return literal and not any(_spaced(_literal_str(v) or "") for v in word.values)
             return (
                 isinstance(head, ast.FormattedValue)
                 and not any(_spaced(_literal_str(v) or "") for v in word.values)
                 and self._interpreter(head.value, scope, depth + 1, literal=literal)
             )
+        if (
+            isinstance(word, ast.Call)
+            and isinstance(word.func, ast.Attribute)
+            and word.func.attr in _PROGRAM_METHODS
+        ):  # sys.executable.replace("python", "pypy"), Path(venv).with_name("python3")
+            if word.func.attr in ("with_name", "with_stem"):
+                tails = self.module.texts(word.args[0], scope) if word.args else None
+                if any(_interpreter_tail(t, joined=False) for t in tails or []):
+                    return literal
+            return self._interpreter(word.func.value, scope, depth + 1, literal=literal)
         if isinstance(word, ast.Call) and self._returns_interpreter(word, scope, depth):
             return True  # exe() of a lambda or a function of the module returning it
         if isinstance(word, ast.Call) and word.args:
@@ -2643,8 +2816,17 @@ class _Checker:
             if funcs & _WHICH:
                 return self._interpreter(first, scope, depth + 1)
             if funcs & _ENV_READS:
-                return self.module.texts(first, scope) == ["_"]
-            if funcs & _PATH_CALLS:
+                default = word.args[1] if len(word.args) > 1 else None
+                default = next((k.value for k in word.keywords if k.arg == "default"), default)
+                return self.module.texts(first, scope) == ["_"] or (
+                    default is not None
+                    and self._interpreter(default, scope, depth + 1, literal=literal)
+                )
+            if len(word.args) > 1 and funcs & (_JOINS | _PATH_CALLS):  # join(venv, "python")
+                tails = self.module.texts(word.args[-1], scope)
+                if any(_interpreter_tail(t, joined=False) for t in tails or []):
+                    return literal
+            if funcs & (_PATH_CALLS | _PROGRAM_CALLS):
                 return self._interpreter(first, scope, depth + 1, literal=literal)
         if isinstance(word, ast.Name):
             defining = self.module.defining(word.id, scope)
@@ -2712,7 +2894,10 @@ class _Checker:
             and node.func.attr == _SET_EXECUTABLE
             and len(node.args) == 1  # distutils' compiler.set_executable(key, value) is not it
         ):
-            if not self._interpreter(node.args[0], scope):
+            committed = self._program_problem(node.args[0], scope)
+            if committed is not None:
+                self.report(node, "SAST107", _SET_EXECUTABLE, committed)
+            elif not self._interpreter(node.args[0], scope):
                 shown = ast.unparse(node.args[0])[:_SHOWN]
                 why = (
                     f"sets the interpreter multiprocessing starts its children with to {shown}, "
@@ -2733,9 +2918,27 @@ class _Checker:
         cwd = next((k.value for k in node.keywords if k.arg == "cwd"), None)
         for line in self._command_lines(node, scope):
             problem = self._child_problem(line, scope, cwd=cwd)
+            for place, moved in self._chdirs() if cwd is None and problem is None else []:
+                problem = self._child_problem(line, scope, cwd=moved)
+                if problem is not None:  # the process's working folder, moved before it starts
+                    problem = f"after {place}, {problem}"
+                    break
             if problem is not None:
                 self.report(node, "SAST107", "python", problem)
                 return
+        self._judge_given_line(node, scope)
+
+    def _judge_given_line(self, node: ast.Call, scope: _Scope) -> None:
+        """A command line given to the function running it (``def run(command):
+        subprocess.run(command)``, ``*argv``): judged at each call of the function."""
+        given = [k.value for k in node.keywords if k.arg == "args"] or node.args[:1]
+        if not given:
+            return
+        parameter = self._parameter(given[0], scope)
+        problem = None if parameter is None else self._given_line_problem(*parameter)
+        problem = problem or self._vararg_line_problem(given[0], scope)
+        if problem is not None:
+            self.report(node, "SAST107", "python", problem)
 
     def _judge_command_display(self, node: ast.AST, scope: _Scope) -> None:
         """A command line written as a list or tuple display whose first word is Python by
@@ -2747,10 +2950,17 @@ class _Checker:
         ``("python", "diff")`` and ``("python", sys.version)`` are not commands. Python alone
         (``[sys.executable]``) is read only at a call that runs it."""
         line = node
+        parent = self.parents.get(node)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            if (
+                isinstance(parent, ast.BinOp)
+                and isinstance(parent.op, ast.Add)
+                and parent.left is node
+            ):
+                return  # ((a + b) + c): judged once, with the whole sum it heads
             while isinstance(line, ast.BinOp) and isinstance(line.op, ast.Add):
                 line = line.left
-        elif isinstance(self.parents.get(node), ast.BinOp):
+        elif isinstance(parent, ast.BinOp):
             return  # judged with the sum it heads
         if not (
             isinstance(line, ast.List | ast.Tuple)
@@ -2882,11 +3092,14 @@ class _Checker:
         script is found there."""
         start = next((i for i, w in enumerate(line) if self._interpreter(w, scope)), None)
         if start is None:
-            return None
+            return self._tool_problem(line, scope, cwd)
         prefix = self._wrappers(line[:start], scope, cwd)
         if prefix is None:
             return None
         cwd = prefix[0]
+        problem = self._program_problem(line[start], scope)
+        if problem is not None:
+            return problem
         index = start + 1
         while index < len(line) and self._interpreter(line[index], scope):
             index += 1  # os.execv(sys.executable, [sys.executable, ...]): argv[0] again
@@ -2944,15 +3157,31 @@ class _Checker:
             if rest[0] == "c":
                 return None  # the code given to -c is read as code (SAST104)
             module = argument
-            problem = self._module_problem(module, isolated, scope)
+            after = line[index + (1 if rest[1:] else 2) :]
+            problem = self._module_problem(module, isolated, scope, after)
             if problem is not None or (not rest[1:] and index + 1 >= len(line)):
                 return problem
-            return self._runner_problem(module, line[index + (1 if rest[1:] else 2) :], scope)
+            return self._runner_problem(module, after, scope)
         if index >= len(line):  # python alone reads its program from its input
             return (
                 "starts Python with no script: it reads its code from its input, which no scan read"
             )
         return self._cwd_script_problem(line[index], scope, cwd)
+
+    def _tool_problem(
+        self, line: list[ast.expr | str], scope: _Scope, cwd: ast.expr | str | None
+    ) -> str | None:
+        """A Python tool's own program (``pytest``, ``pip``, ``coverage``, ``nox`` ...), after
+        any wrappers, judged as ``python -m TOOL`` with the same words."""
+        for at, word in enumerate(line):
+            text = self._word_text(word, scope)
+            base = (text or "").rsplit("/", 1)[-1].removesuffix(".exe")
+            tool = _CONSOLE_SCRIPTS.get(base) or _CONSOLE_SCRIPTS.get(base.rstrip("0123456789."))
+            if tool is not None:
+                if self._wrappers(line[:at], scope, cwd) is None:
+                    return None  # an argument of another program (git grep pytest)
+                return self._runner_problem(tool, line[at + 1 :], scope)
+        return None
 
     def _wrappers(
         self, words: list[ast.expr | str], scope: _Scope, cwd: ast.expr | str | None
@@ -2992,14 +3221,27 @@ class _Checker:
                 return f"starts Python with -X {text}: it {PYTHON_ENV['PYTHONPYCACHEPREFIX']}, code no scan read"
         return None
 
-    def _runner_problem(  # noqa: PLR0911 - one per kind of argument
+    def _runner_problem(  # noqa: PLR0911, PLR0912 - one per kind of argument
         self, module: ast.expr | str, rest: list[ast.expr | str], scope: _Scope
     ) -> str | None:
         """``python -m runpy|trace|cProfile|profile|pdb|timeit|code|doctest|...`` runs the
         script, module or code it is given: that argument is judged as the script (a word this
         check cannot read fails closed)."""
-        texts = [module] if isinstance(module, str) else self.module.texts(module, scope)
-        name = texts[0] if texts and len(texts) == 1 else ""
+        texts = self._module_texts(module, scope)
+        if texts is not None and len(texts) > 1:
+            return next(filter(None, (self._runner_problem(t, rest, scope) for t in texts)), None)
+        name = texts[0].removesuffix(".__main__") if texts else ""  # -m pip.__main__
+        if name in _TREE_RUNNERS:
+            return f"runs python -m {name}, which {_TREE_RUNNERS[name]}: code no scan read"
+        if name == "pip":
+            return self._pip_problem(rest, scope)
+        if name == "coverage":
+            return self._coverage_problem(rest, scope)
+        if name == "unittest" and self._discovers(rest, scope):
+            return (
+                "runs python -m unittest discovery, which imports every test*.py under the "
+                "working folder: code no scan read"
+            )
         if name not in _SCRIPT_RUNNERS:
             return None
         takes, modules, codes, each = _SCRIPT_RUNNERS[name]
@@ -3015,13 +3257,24 @@ class _Checker:
                 return f"runs python -m {name} with {shown}, computed at run time: the script, module or code it runs may be one no scan read"
             following = rest[index + 1] if index + 1 < len(rest) else ""
             option = text.partition("=")[0]
+            if option in _PICKLE_OPTIONS.get(name, ()):
+                return f"runs python -m {name} {text}: it unpickles that file (code chosen by whoever wrote it)"
             if option in codes:
-                if name == "pdb":
-                    return f"runs python -m pdb {text}: its commands run Python code no scan read"
+                if name != "timeit":
+                    return (
+                        f"runs python -m {name} {text}: the code given there is Python no scan read"
+                    )
+                code = text.partition("=")[2] if "=" in text else following
+                if isinstance(code, ast.expr) and self.module.texts(code, scope) is None:
+                    shown = ast.unparse(code)[:_SHOWN]
+                    return f"runs python -m timeit {text} {shown}, code computed at run time: code no scan read"
                 index += 1 if "=" in text else 2  # timeit's setup: read as code (SAST104)
                 continue
-            if option in modules:
-                return self._module_problem(following, False, scope)
+            if option in modules:  # cProfile -m pip install .: the module with its own words
+                after = rest[index + 2 :]
+                return self._module_problem(following, False, scope) or (
+                    self._runner_problem(following, after, scope) if following else None
+                )
             if option in takes:
                 index += 1 if "=" in text else 2
                 continue
@@ -3031,21 +3284,149 @@ class _Checker:
             if text.startswith("-") and len(text) > 1:
                 index += 1
                 continue
+            after = rest[index + 1 :]
             if not each:
-                return self._target_problem(word, text, name, scope)
-            problem = None if name == "timeit" else self._target_problem(word, text, name, scope)
+                return self._target_problem(word, text, name, scope, after)
+            problem = (
+                None if name == "timeit" else self._target_problem(word, text, name, scope, after)
+            )
             if problem is not None:
                 return problem
             index += 1
         return None
 
+    def _word_text(self, word: ast.expr | str, scope: _Scope) -> str | None:
+        """The one string a command-line word is, else None."""
+        texts = [word] if isinstance(word, str) else self.module.texts(word, scope)
+        return texts[0] if texts and len(texts) == 1 else None
+
+    def _pip_problem(self, rest: list[ast.expr | str], scope: _Scope) -> str | None:
+        """``python -m pip install|wheel|download ...``: it builds or installs code no scan
+        read (a build backend, ``setup.py``, a wheel's ``.pth`` files), from a path, an index
+        or a requirements file alike; pip's other commands (``list``, ``freeze``, ``show``,
+        ``uninstall``) run nothing. A computed word before the command fails closed."""
+        index = 0
+        while index < len(rest):
+            text = self._word_text(rest[index], scope)
+            if text is None:
+                shown = ast.unparse(w)[:_SHOWN] if isinstance(w := rest[index], ast.expr) else ""
+                return f"runs python -m pip with {shown}, computed at run time: it may install or build code no scan read"
+            if text.partition("=")[0] == "--python":
+                return f"runs python -m pip {text}: pip then runs under another interpreter, a program no scan read"
+            if text in _PIP_TAKES:
+                index += 2
+                continue
+            if text.startswith("-"):
+                index += 1
+                continue
+            if text in _PIP_BUILDS:
+                return (
+                    f"runs python -m pip {text}, which builds or installs packages: their build "
+                    f"backend or setup.py runs, and a wheel's .pth files run at the next start, "
+                    f"code no scan read"
+                )
+            return None
+        return None
+
+    def _coverage_problem(self, rest: list[ast.expr | str], scope: _Scope) -> str | None:
+        """``python -m coverage run [options] SCRIPT|-m MODULE``: the script or module is
+        judged as Python's own; coverage's other commands run no program."""
+        index, command, module = 0, None, False
+        while index < len(rest):
+            word = rest[index]
+            text = self._word_text(word, scope)
+            if text is None:
+                shown = ast.unparse(word)[:_SHOWN] if isinstance(word, ast.expr) else ""
+                return f"runs python -m coverage with {shown}, computed at run time: the program it runs may be one no scan read"
+            if command is None and not text.startswith("-"):
+                command = text
+                if command != "run":
+                    return None
+            elif text in ("-m", "--module"):
+                module = True
+            elif text in _COVERAGE_TAKES:
+                index += 1
+            elif command is not None and not text.startswith("-"):
+                if module:  # coverage run -m pytest: the module with its own words
+                    return self._module_problem(text, False, scope) or self._runner_problem(
+                        text, rest[index + 1 :], scope
+                    )
+                return self._script_problem(word, scope)
+            index += 1
+        return None
+
+    def _discovers(self, rest: list[ast.expr | str], scope: _Scope) -> bool:
+        """``python -m unittest`` with no test named, or ``discover``: it imports every
+        ``test*.py`` under a folder."""
+        index = 0
+        while index < len(rest):
+            text = self._word_text(rest[index], scope)
+            if text is None:
+                return False  # judged as the runner's computed argument
+            if text == "-k":
+                index += 2
+                continue
+            if not text.startswith("-"):
+                return text == "discover"
+            index += 1
+        return True
+
+    def _module_texts(self, module: ast.expr | str, scope: _Scope) -> list[str] | None:
+        """The names a ``-m`` word can be: a literal, a name bound only to literals, or the
+        variable of a loop over a literal list (``for m in ("ruff", "bandit")``)."""
+        if isinstance(module, str):
+            return [module]
+        texts = self.module.texts(module, scope)
+        if texts is not None or not isinstance(module, ast.Name):
+            return texts
+        defining = self.module.defining(module.id, scope)
+        bound = defining.bindings.get(module.id, []) if defining is not None else []
+        loops = [
+            n
+            for n in ast.walk(self.module.tree)
+            if isinstance(n, ast.For)
+            and isinstance(n.target, ast.Name)
+            and n.target.id == module.id
+            and self._scope_of(n) is defining
+        ]
+        if (
+            len(loops) != 1
+            or len(bound) != 1
+            or not isinstance(loops[0].iter, ast.List | ast.Tuple)
+        ):
+            return None
+        found = [_literal_str(e) for e in loops[0].iter.elts]
+        return None if any(t is None for t in found) else [t for t in found if t is not None]
+
+    def _program_problem(self, word: ast.expr | str, scope: _Scope) -> str | None:
+        """Python at a path inside the tree (``data/bin/python3``, ``./python3``, the scanned
+        file's folder joined with literal parts): a program file the pull request can commit."""
+        texts = [word] if isinstance(word, str) else self.module.texts(word, scope)
+        for text in texts or []:
+            if "/" in text and not text.startswith(("/", "~")):
+                return f"starts {text}, an interpreter at a path in the working folder: a program file the pull request can commit, which no scan read"
+        if texts is None and isinstance(word, ast.expr):
+            tail = self._path_tail(word, scope, 0)
+            if tail is not None:
+                shown = ast.unparse(word)[:_SHOWN]
+                return f"starts {shown}, an interpreter in the project's tree: a program file the pull request can commit, which no scan read"
+        return None
+
     def _target_problem(
-        self, word: ast.expr | str, text: str, runner: str, scope: _Scope
+        self,
+        word: ast.expr | str,
+        text: str,
+        runner: str,
+        scope: _Scope,
+        after: list[ast.expr | str] | None = None,
     ) -> str | None:
-        """A runner's argument: a path (``/`` or ``.py``) as a script, else a module name."""
+        """A runner's argument: a path (``/`` or ``.py``) as a script, else a module name,
+        itself judged as a runner with the words ``after`` it (``-m runpy pytest data``)."""
         if "/" in text or text.endswith(".py") or runner in _PATH_RUNNERS:
             return self._script_problem(word, scope)
-        return self._module_problem(text, False, scope)
+        return self._module_problem(text, False, scope) or self._runner_problem(
+            text, after or [], scope
+        )
 
     def _imports_nothing(self, code: ast.expr | str, scope: _Scope) -> bool:
         """Literal ``-c`` code with no import in it (nor a name that imports)."""
@@ -3113,18 +3494,294 @@ class _Checker:
             for t in texts
         )
 
-    def _module_problem(self, module: ast.expr | str, isolated: bool, scope: _Scope) -> str | None:
-        texts = [module] if isinstance(module, str) else self.module.texts(module, scope)
+    def _module_problem(
+        self,
+        module: ast.expr | str,
+        isolated: bool,
+        scope: _Scope,
+        rest: list[ast.expr | str] | None = None,
+        depth: int = 0,
+    ) -> str | None:
+        """A ``-m`` module: a name computed at run time fails closed, with ``-I`` too (any
+        installed module, and some run what follows them: ``runpy``, ``pip``, ``pytest``),
+        unless it is a parameter every call of whose function, in any module scanned with it,
+        passes a literal module judged with the words after it (``rest``)."""
+        texts = self._module_texts(module, scope)
         if texts is None:
-            if isolated:
-                return None  # -I: only the environment's own modules are importable
             shown = ast.unparse(module)[:_SHOWN] if isinstance(module, ast.expr) else ""
+            parameter = self._parameter(module, scope) if isinstance(module, ast.expr) else None
+            if parameter is not None:
+                return self._module_parameter_problem(
+                    *parameter, isolated=isolated, rest=rest, shown=shown, depth=depth
+                )
+            if isolated:
+                return (
+                    f"runs python -I -m with a module named at run time ({shown}): -I leaves "
+                    f"every installed module, and some run whatever follows them (runpy, pip, "
+                    f"pytest); name it as a literal"
+                )
             return f"runs python -m with a module named at run time ({shown}), which no scan may have read"
         for text in texts:
             top = text.partition(".")[0]
             if top in self.module.project.outside and text not in self.module.project.modules:
                 return f"runs python -m {text}, code in the project that no scan reads (outside [sast].paths)"
         return None
+
+    def _module_parameter_problem(
+        self,
+        function: ast.FunctionDef | ast.AsyncFunctionDef,
+        defining: _Scope,
+        name: str,
+        *,
+        isolated: bool,
+        rest: list[ast.expr | str] | None,
+        shown: str,
+        depth: int,
+    ) -> str | None:
+        """A ``-m`` module that is a parameter (``gates/_tools.py``'s ``run_module(module,
+        *args)``): each call, in this module or another scanned with it, must pass a literal
+        module (or a parameter of its own caller, followed the same way), judged as a literal
+        ``-m`` is with the words after it in the command line."""
+        key = (id(function), name)
+        if key in self._following_params or depth > _MAX_DEPTH:
+            return None  # the function calls itself with its own parameter: adds nothing
+        self._following_params.add(key)
+        try:
+            given = self._given_anywhere(function, defining, name)
+            if given is None:
+                return (
+                    f"runs python -m {shown}, a parameter of {function.name}(), which is passed "
+                    f"around, called with *args/**kwargs, named as a string or not called in the "
+                    f"modules scanned: the module may be any installed one, and some run whatever "
+                    f"follows them (runpy, pip, pytest)"
+                )
+            for checker, value, where in given:
+                texts = checker._module_texts(value, where)
+                if texts is None:
+                    problem = checker._module_problem(value, isolated, where, [_UNREAD], depth + 1)
+                else:
+                    problem = next(
+                        filter(
+                            None,
+                            (
+                                checker._module_problem(t, isolated, where)
+                                or self._runner_problem(t, rest or [], defining)
+                                for t in texts
+                            ),
+                        ),
+                        None,
+                    )
+                if problem is not None:
+                    return (
+                        f"runs python -m {shown}, a parameter of {function.name}() given "
+                        f"{ast.unparse(value)[:_SHOWN]} at {checker.module.path}:{value.lineno}: "
+                        f"{problem}"
+                    )
+            return None
+        finally:
+            self._following_params.discard(key)
+
+    def _given_anywhere(
+        self, function: ast.FunctionDef | ast.AsyncFunctionDef, defining: _Scope, name: str
+    ) -> list[tuple[_Checker, ast.expr, _Scope]] | None:
+        """What every call of ``function`` passes for ``name``, in this module and in every
+        module scanned with it that names the function (each checked by its own module's
+        checker); None when a use is not a call this check reads, or there is no call."""
+        local = self._arguments_for(function, defining, name, elsewhere=True)
+        if local is None:
+            return None
+        found: list[tuple[_Checker, ast.expr, _Scope]] = [(self, v, w) for v, w in local]
+        users = self._index().users.get(function.name, set()) - {id(self.module)}
+        if users and (defining.parent is None or defining.parent.kind != "module"):
+            return None  # a method named by another module: its receiver is not read
+        modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
+        for user in users:
+            if user not in modules:
+                return None
+            more = self._other(modules[user])._foreign_arguments(function, defining, name, self)
+            if more is None:
+                return None
+            found += more
+        return found or None
+
+    def _foreign_arguments(
+        self,
+        function: ast.FunctionDef | ast.AsyncFunctionDef,
+        defining: _Scope,
+        name: str,
+        owner: _Checker,
+    ) -> list[tuple[_Checker, ast.expr, _Scope]] | None:
+        """In this (another) module, what each call of ``owner``'s ``function`` (by its name,
+        bare or as an attribute) passes for ``name``; None when the name is used otherwise
+        (passed around, imported under another name, called with ``*args``/``**kwargs``)."""
+        fname = function.name
+        args = function.args
+        positional = [a.arg for a in [*args.posonlyargs, *args.args]]
+        position = positional.index(name) if name in positional else None
+        by_keyword = name not in [a.arg for a in args.posonlyargs]
+        parents = self._tree_parents()
+        found: list[tuple[_Checker, ast.expr, _Scope]] = []
+        for node in ast.walk(self.module.tree):
+            if isinstance(node, ast.alias):
+                if node.asname not in (None, fname) and node.name.rpartition(".")[2] == fname:
+                    return None  # from m import run as other: called under a name not read
+                continue
+            if not (
+                (isinstance(node, ast.Name) and node.id == fname)
+                or (isinstance(node, ast.Attribute) and node.attr == fname)
+            ):
+                continue
+            if isinstance(node, ast.Attribute) and self._other_module(node.value, owner.module):
+                continue  # subprocess.run is not the scanned module's run()
+            call = parents.get(node)
+            if not isinstance(call, ast.Call) or call.func is not node:
+                return None
+            given = (
+                call.args[position]
+                if position is not None and _before_any_star(call, position)
+                else None
+            )
+            if given is not None:  # run_module("ruff", *args, **kw): *args and ** come after
+                found.append((self, given, self._scope_of(call)))
+                continue
+            if any(isinstance(a, ast.Starred) for a in call.args) or any(
+                k.arg is None for k in call.keywords
+            ):
+                return None
+            keyword = next((k.value for k in call.keywords if k.arg == name), None)
+            if keyword is not None and by_keyword:
+                found.append((self, keyword, self._scope_of(call)))
+            elif position is not None and position < len(call.args):
+                found.append((self, call.args[position], self._scope_of(call)))
+            else:
+                default = _default(function, name)
+                if default is None or defining.parent is None:
+                    return None
+                found.append((owner, default, defining.parent))
+        return found
+
+    def _given_line_problem(
+        self,
+        function: ast.FunctionDef | ast.AsyncFunctionDef,
+        defining: _Scope,
+        name: str,
+        depth: int = 0,
+    ) -> str | None:
+        """A whole command line that is a parameter of the function running it (``def
+        run(command): subprocess.run(command)``): each call's value, in this module or another
+        scanned with it, is judged where it is written, as a command line (a parameter of the
+        caller followed the same way). A function whose calls cannot be read is not judged."""
+        key = (id(function), name)
+        if key in self._following_params or depth > _MAX_DEPTH:
+            return None
+        self._following_params.add(key)
+        try:
+            for checker, value, where in self._given_anywhere(function, defining, name) or []:
+                inner = checker._parameter(value, where)
+                if inner is not None:
+                    problem = checker._given_line_problem(*inner, depth + 1)
+                else:
+                    problem = next(
+                        filter(
+                            None,
+                            (
+                                checker._child_problem(w, where)
+                                for w in checker._words(value, where, 0)
+                            ),
+                        ),
+                        None,
+                    )
+                if problem is not None:
+                    return (
+                        f"runs the command line given to {function.name}() at "
+                        f"{checker.module.path}:{value.lineno} ({ast.unparse(value)[:_SHOWN]}): "
+                        f"{problem}"
+                    )
+            return None
+        finally:
+            self._following_params.discard(key)
+
+    def _other_module(self, receiver: ast.expr, module: _Module) -> bool:
+        """``receiver`` is known to be only modules other than ``module`` (``subprocess``)."""
+        names = _names(self.resolve(receiver, self._scope_of(receiver)))
+        return bool(names) and not any(
+            n == module.name or n.startswith(f"{module.name}.") for n in names
+        )
+
+    def _vararg_line_problem(self, word: ast.expr, scope: _Scope) -> str | None:
+        """A command line that is the ``*argv`` of the function running it (``def run(*argv):
+        subprocess.run(argv)``, also ``list(argv)``): the words each call in the module passes
+        there, read as a command line where they are written."""
+        if (
+            isinstance(word, ast.Call)
+            and len(word.args) == 1
+            and _names(self.resolve(word.func, scope)) & {"builtins.list", "builtins.tuple"}
+        ):
+            word = word.args[0]
+        if not isinstance(word, ast.Name):
+            return None
+        defining = self.module.defining(word.id, scope)
+        function = defining.node if defining is not None else None
+        if (
+            defining is None
+            or defining.parent is None
+            or not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
+            or function.args.vararg is None
+            or function.args.vararg.arg != word.id
+        ):
+            return None
+        method = defining.parent.kind == "class"
+        fixed = len(function.args.posonlyargs) + len(function.args.args) - method
+        for call in self._calls_of(function.name, defining.parent, method=method) or []:
+            where = self._scope_of(call)
+            line = ast.List(elts=call.args[fixed:], ctx=ast.Load())
+            for words in self._words(line, where, 0):
+                problem = self._child_problem(words, where)
+                if problem is not None:
+                    return (
+                        f"runs the command line given to {function.name}(*{word.id}) at line "
+                        f"{call.lineno}: {problem}"
+                    )
+        return None
+
+    def _chdirs(self) -> list[tuple[str, ast.expr | str]]:
+        """Where any module scanned with this one moves the process's working folder
+        (``os.chdir``, ``os.fchdir``, ``contextlib.chdir``, any ``.chdir(...)``), as
+        ``(where, folder)``: a literal folder, or a name standing for one computed at run time;
+        the scanned file's own folder (or above) is left out."""
+        if self._chdir_list is None:
+            self._chdir_list = []
+            index = self._index()
+            modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
+            modules.setdefault(id(self.module), self.module)
+            for key, module in modules.items():
+                if key not in index.chdirs:
+                    checker = self if module is self.module else self._other(module)
+                    index.chdirs[key] = checker._own_chdirs()
+                self._chdir_list += index.chdirs[key]
+        return self._chdir_list
+
+    def _own_chdirs(self) -> list[tuple[str, ast.expr | str]]:
+        found: list[tuple[str, ast.expr | str]] = []
+        for node in ast.walk(self.module.tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if not (
+                (isinstance(func, ast.Attribute) and func.attr in _CHDIR_ATTRS)
+                or _names(self.resolve(func, self._scope_of(node))) & _CHDIRS
+            ):
+                continue
+            where = f"{ast.unparse(func)[:_SHOWN]}(...) at {self.module.path}:{node.lineno}"
+            scope = self._scope_of(node)
+            folder = node.args[0] if node.args else None
+            texts = None if folder is None else self.module.texts(folder, scope)
+            if texts is not None:
+                found += [(where, t) for t in texts]
+            elif folder is None or not self._cwd_ok(folder, scope):
+                shown = "a folder computed at run time" if folder is None else ast.unparse(folder)
+                found.append((where, ast.Name(id=f"<{shown[:_SHOWN]}>")))
+        return found
 
     def _script_problem(self, script: ast.expr | str, scope: _Scope, depth: int = 0) -> str | None:
         """A script given to Python is fine when it is a scanned file: a literal path, or the
@@ -3207,14 +3864,19 @@ class _Checker:
             self._following_params.discard(key)
 
     def _arguments_for(
-        self, function: ast.FunctionDef | ast.AsyncFunctionDef, defining: _Scope, name: str
+        self,
+        function: ast.FunctionDef | ast.AsyncFunctionDef,
+        defining: _Scope,
+        name: str,
+        *,
+        elsewhere: bool = False,
     ) -> list[tuple[ast.expr, _Scope]] | None:
         """What each call of ``function`` in this module passes for its parameter ``name`` (a
         default where none is passed), and where it is evaluated; None when a use of the
         function is not a call this check reads."""
         outer = defining.parent
-        if outer is None or self._named_elsewhere(function.name):
-            return None
+        if outer is None or (not elsewhere and self._named_elsewhere(function.name)):
+            return None  # elsewhere: the caller reads the other modules' calls
         plain = {"staticmethod", "classmethod"}
         if any(not (isinstance(d, ast.Name) and d.id in plain) for d in function.decorator_list):
             return None  # @click.command, @app.route ...: called by a framework, with its input
@@ -3231,6 +3893,8 @@ class _Checker:
             position -= 1  # self
         by_keyword = name not in [a.arg for a in args.posonlyargs]
         calls = self._calls_of(function.name, outer, method=method)
+        if calls is None and elsewhere:
+            return None
         found: list[tuple[ast.expr, _Scope]] = []
         for call in calls or []:
             where = self._scope_of(call)
@@ -3247,7 +3911,7 @@ class _Checker:
                 default = _default(function, name)
                 if default is not None:
                     found.append((default, outer))
-        return found or None
+        return found if elsewhere else found or None
 
     def _calls_of(self, name: str, outer: _Scope, *, method: bool) -> list[ast.Call] | None:
         """Every call of the function ``name`` defined in ``outer`` (a method: on ``self`` or a
@@ -3261,6 +3925,8 @@ class _Checker:
                 if method or not isinstance(node.ctx, ast.Load):
                     return None  # a method by its bare name in the class body, or rebound
             elif isinstance(node, ast.Attribute) and node.attr == name:
+                if not method and self._other_module(node.value, self.module):
+                    continue  # subprocess.run is not the module's own run()
                 if not method or not self._own_receiver(node.value, outer):
                     return None
             else:
@@ -5216,6 +5882,8 @@ class _NamesIndex:
     set_attributes: set[str] = field(default_factory=set)  # m.X = ..., setattr(m, "X", ...)
     computed_setattr: bool = False  # setattr(m, name, ...) with a computed name
     bare_python: bool = False
+    # module id -> where it moves the process's working folder (os.chdir ...), once read
+    chdirs: dict[int, list[tuple[str, ast.expr | str]]] = field(default_factory=dict)
 
     def add(self, module: _Module) -> None:
         self.modules.add(id(module))

@@ -13,9 +13,9 @@ neither bandit nor the unsafe-load check reads, each PASSED by the sast gate (re
    (``setattr(os.path, "dirname", f)``, ``sys.meta_path``, ``builtins.__import__``).
 
 The first two are SAST107; the third extends SAST102 (replacing ``os.path.dirname`` was
-SAST102 already). A child on a scanned file, ``-m`` an installed module, ``-I -m`` a computed
-one (isolated: only the environment's modules are importable) and ``PYTHONPATH`` set to the
-file's own folder stay allowed.
+SAST102 already). A child on a scanned file, ``-m`` an installed module, ``-I -m`` a parameter
+every call gives a literal tool (sast107d: a computed one fails closed, ``test_sast107_gaps.py``)
+and ``PYTHONPATH`` set to the file's own folder stay allowed.
 """
 
 from __future__ import annotations
@@ -325,9 +325,11 @@ ALLOWED = {
     "os.path.join of the folder": (
         'subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "model_io.py")])\n'
     ),
-    "-m an installed module": 'subprocess.run([sys.executable, "-m", "pytest", "-q", *args])\n',
-    "-I -m a computed module (gates/_tools.py)": (
-        'command = (sys.executable, "-I", "-m", module, *args)\nsubprocess.run(command)\n'
+    "-m an installed module": 'subprocess.run([sys.executable, "-m", "ruff", "-q", *args])\n',
+    "-I -m a parameter given literal modules (gates/_tools.py)": (
+        "def tool(module, *args):\n"
+        '    command = (sys.executable, "-I", "-m", module, *args)\n    subprocess.run(command)\n'
+        'tool("ruff", "check")\n'
     ),
     "-c literal code": 'subprocess.run([sys.executable, "-c", "print(1)"])\n',
     "--version": 'subprocess.run([sys.executable, "--version"])\n',

@@ -1675,7 +1675,9 @@ Pipeline(steps, memory=None)
 
 ## run_tool_module
 import subprocess, sys
-subprocess.run((sys.executable, "-I", "-m", module, *args), check=False)
+def run_module(module, *args):
+    return subprocess.run((sys.executable, "-I", "-m", module, *args), check=False)
+run_module("ruff", "check")
 
 ## git_config_flag
 import subprocess
