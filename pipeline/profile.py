@@ -505,17 +505,65 @@ def class_mean_shifts(
     moments). Comparing the tuples skipped the test on a reordered ``[data.columns]``, with a
     warning only (red team 15).
     """
-    from scipy.stats import f as f_dist  # noqa: PLC0415 - heavy, used here only
-
-    moments = reference.class_moments
-    columns, keep = moment_overlap(reference, contract)
-    check = contract.checks.class_means
-    if not moments or not columns:
+    columns, _ = moment_overlap(reference, contract)
+    if not reference.class_moments or not columns:
         return []
     # The class sums a block of rows at a time (as class_moments): no float64 copy of the
     # table, nor of each class's rows.
     labels = clean[contract.label].astype("string").to_numpy(dtype=object)
     counts, sums = _class_sums(clean, columns, _fill_values(clean, columns), labels)
+    return mean_shifts(counts, sums, contract, reference)
+
+
+class ClassSums:
+    """Rows and feature sums per class over ``moment_overlap``'s columns, chunk by chunk: what
+    ``mean_shifts`` needs, so the streaming path runs DATA043 too (red team 15: a table padded
+    past ``stream_above_mb`` ran no class-mean test and said nothing). A null counts as the
+    approved median (the reference's middle decile; the in-memory path uses the table's own,
+    not known before the last chunk)."""
+
+    def __init__(self, reference: DataProfile, contract: DataPolicy) -> None:
+        self.reference = reference
+        self.contract = contract
+        self.columns, _ = moment_overlap(reference, contract)
+        self.fills = {}
+        for name in self.columns:
+            column = reference.columns.get(name)
+            deciles = column.quantiles if column is not None else ()
+            self.fills[name] = float(deciles[len(deciles) // 2]) if deciles else 0.0
+        self.counts: dict[str, int] = {}
+        self.sums: dict[str, Array] = {}
+
+    def add(self, clean: pd.DataFrame) -> None:
+        """Count a contract-clean chunk."""
+        if not self.columns:
+            return
+        labels = clean[self.contract.label].astype("string").to_numpy(dtype=object)
+        counts, sums = _class_sums(clean, self.columns, self.fills, labels)
+        for cls, n in counts.items():
+            self.counts[cls] = self.counts.get(cls, 0) + n
+            self.sums[cls] = self.sums[cls] + sums[cls] if cls in self.sums else sums[cls]
+
+    def shifts(self) -> list[ClassMeanShift]:
+        """``mean_shifts`` over every chunk counted."""
+        if not self.reference.class_moments or not self.columns:
+            return []
+        return mean_shifts(self.counts, self.sums, self.contract, self.reference)
+
+
+def mean_shifts(
+    counts: Mapping[str, int],
+    sums: Mapping[str, Array],
+    contract: DataPolicy,
+    reference: DataProfile,
+) -> list[ClassMeanShift]:
+    """``class_mean_shifts`` from each class's rows and feature sums over ``moment_overlap``'s
+    columns."""
+    from scipy.stats import f as f_dist  # noqa: PLC0415 - heavy, used here only
+
+    moments = reference.class_moments or {}
+    columns, keep = moment_overlap(reference, contract)
+    check = contract.checks.class_means
     found: list[tuple[str, int, int, int, float, float, str, float]] = []
     for cls, ref in sorted(moments.items()):
         n, m = counts.get(cls, 0), ref.rows
