@@ -964,7 +964,23 @@ class ServePolicy(_Strict):
     log_features: bool = False
     # Clients present an API key whose SHA-256 is listed in the file this env var names.
     require_api_key: bool = False
+    # Never another of the gates' own variables (``GATES_*``): ``GATES_SERVE_METRICS_KEYS``
+    # made the API-key file the metrics-token file, so every API-key holder read /metrics
+    # (red team 15, reversing row 86); ``GATES_REGISTRY_HEAD`` and the rest mean something else.
     api_keys_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GATES_SERVE_API_KEYS"
+
+    @field_validator("api_keys_env")
+    @classmethod
+    def _not_the_gates_own(cls, value: str) -> str:
+        if value.startswith("GATES_") and value != "GATES_SERVE_API_KEYS":
+            msg = (
+                f"{value!r} is one of the gates' own variables (GATES_*; e.g. "
+                "GATES_SERVE_METRICS_KEYS names the metrics-token file): expected "
+                "GATES_SERVE_API_KEYS or a name outside GATES_"
+            )
+            raise ValueError(msg)
+        return value
+
     # The serve gate: nearest-rank p99 latency of up to 200 single-row requests on loopback
     # (gates/serve.py; at most 2 of 200 over it).
     max_p99_ms: Annotated[float, Field(gt=0.0, le=60_000.0)] = 2000.0
