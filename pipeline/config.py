@@ -869,6 +869,10 @@ class ServeRateLimit(_Strict):
     max_body_bytes_in_flight: Annotated[int, Field(ge=1024, le=2**40)] = 4 * 2**20
 
 
+# Rows the per-client drift windows may hold together ([serve.monitor]): one full window's.
+CLIENT_WINDOW_ROWS = 1_000_000
+
+
 class ServeMonitor(_Strict):
     """[serve.monitor]: input drift over a sliding window and the anomaly score of live rows."""
 
@@ -877,6 +881,20 @@ class ServeMonitor(_Strict):
     # later ones share one (label "other"): memory and a scrape's work stay bounded.
     drift_clients: Annotated[int, Field(ge=1, le=256)] = 16
     isolation_trees: Annotated[int, Field(ge=10, le=1000)] = 100
+
+    @model_validator(mode="after")
+    def _client_windows_bounded(self) -> ServeMonitor:
+        # Each client window holds up to drift_window rows: together at most what one window
+        # may hold (red team 15: 1,000,000 rows x 16 clients, about 3.8 GB of 30 float
+        # columns, which any 16 addresses could fill with auth off).
+        if self.drift_window * self.drift_clients > CLIENT_WINDOW_ROWS:
+            msg = (
+                f"drift_window x drift_clients = {self.drift_window} x {self.drift_clients} = "
+                f"{self.drift_window * self.drift_clients} rows in the clients' own windows, "
+                f"expected at most {CLIENT_WINDOW_ROWS:,} (lower drift_clients or drift_window)"
+            )
+            raise ValueError(msg)
+        return self
 
 
 class ServeSpool(_Strict):
