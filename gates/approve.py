@@ -218,6 +218,7 @@ def _screen_new(
         digests=previous.profile.row_digests,
         source="the previous approval",
         trusted=True,
+        digest_columns=previous.profile.digest_columns,
     )
     batch, note = screen_new_rows(clean, data, approval, seed=policy.policy.run.seed)
     if batch is None:

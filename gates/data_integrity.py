@@ -154,6 +154,8 @@ class Approval:
     digests: dict[str, str] | None
     source: str
     trusted: bool
+    # The features the digests joined, in that order (``DataProfile.digest_columns``).
+    digest_columns: tuple[str, ...] = ()
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -319,7 +321,7 @@ class DataGate(Gate):
             reference = approval.reference
             size = check_data_file(path, max_bytes=data.checks.max_file_bytes)
             if data.streams(size):
-                examined = self._streamed(context, path, reference=reference)
+                examined = self._streamed(context, path, approval=approval)
             else:
                 examined = self._in_memory(context, path, approval=approval)
         except DataError as err:
@@ -364,7 +366,6 @@ class DataGate(Gate):
         metrics: dict[str, Any],
     ) -> Outcome:
         from pipeline.poison import flagged_frame, ids_of  # noqa: PLC0415
-        from pipeline.profile import numeric_columns  # noqa: PLC0415
 
         data = context.policy.policy.data
         shown = data.path
@@ -381,24 +382,8 @@ class DataGate(Gate):
                     policy_key="[data].lock",
                 )
             )
-        elif data.checks.class_means.enabled and (
-            not reference.class_moments or reference.moment_columns != numeric_columns(data)
-        ):
-            # A lock approved before class moments were recorded (or over other numeric
-            # columns): the class-mean test cannot run, and the report says so.
-            findings.append(
-                Finding(
-                    "DATA043",
-                    f"{data.lock}'s reference profile records no class moments for the "
-                    "contract's numeric columns: the class-mean test (DATA043) did not run; "
-                    "re-approve with: python -m gates data approve --rebaseline",
-                    severity=Severity.WARNING,
-                    location=Location(path=data.lock),
-                    observed="no class moments",
-                    threshold="class moments of the numeric columns",
-                    policy_key="[data.checks.class_means].enabled",
-                )
-            )
+        elif data.checks.class_means.enabled:
+            findings.extend(_moment_findings(data, reference))
         sampled = ""
         if examined.sampled is not None:
             n, total = examined.sampled
@@ -539,9 +524,12 @@ class DataGate(Gate):
         )
 
     @staticmethod
-    def _streamed(context: RunContext, path: Path, *, reference: DataProfile | None) -> _Examined:
+    def _streamed(context: RunContext, path: Path, *, approval: Approval) -> _Examined:
+        import numpy as np  # noqa: PLC0415
+
         from pipeline.stream import ids_at, scan, screen_scan  # noqa: PLC0415
 
+        reference = approval.reference
         policy = context.policy
         data = policy.policy.data
         checks = data.checks
@@ -558,6 +546,7 @@ class DataGate(Gate):
             sample_rows=sample_rows if checks.labels.enabled or checks.isolation.enabled else 0,
             seed=policy.policy.run.seed,
             digests=False,
+            class_means=checks.class_means.enabled,
         )
         streaming = {
             "chunk_rows": data.stream_chunk_rows,
@@ -610,17 +599,34 @@ class DataGate(Gate):
                     signature=scanned.signature,
                 )
                 streaming["scored_rows"] = scanned.rows
+        # The batch screen (DATA100-DATA108) needs the rows in memory: it runs here when the
+        # sample holds every row (the file is large, the table is not: a table padded past
+        # stream_above_mb skipped it and said nothing, red team 15); otherwise a note says so.
+        batch, note = None, None
+        if scanned.sample is not None and len(scanned.sample) == scanned.rows:
+            whole = scanned.sample.reset_index(drop=True)
+            batch, note = screen_new_rows(whole, data, approval, seed=policy.policy.run.seed)
+        elif approval.digests:
+            note = (
+                f"the streaming path holds a sample of {streaming.get('screened_rows', 0)} of "
+                f"{scanned.rows} rows, not every row: the batch screen did not run"
+            )
+        flagged = screening.flagged_rows()
+        if batch is not None:
+            flagged = np.union1d(flagged, batch.flagged_rows())
         return _Examined(
             rows,
             columns,
             violations=(),
             class_counts=scanned.class_counts,
             screening=screening,
-            ids=ids_at(path, data, rows=screening.flagged_rows(), chunk_rows=data.stream_chunk_rows)
+            ids=ids_at(path, data, rows=flagged, chunk_rows=data.stream_chunk_rows)
             if data.id_column
             else None,
             sampled=sampled,
             streaming=streaming,
+            batch=batch,
+            batch_note=note,
         )
 
     @staticmethod
@@ -656,6 +662,7 @@ class DataGate(Gate):
                 digests=snapshot.row_digests if snapshot is not None else None,
                 source=f"the approved lock {named}",
                 trusted=True,
+                digest_columns=snapshot.digest_columns if snapshot is not None else (),
             )
         lock = read_lock(policy.resolve(policy.policy.data.lock))
         entry = lock.files.get(key)
@@ -665,6 +672,7 @@ class DataGate(Gate):
             digests=reference.row_digests if reference is not None else None,
             source=f"the reference profile of the committed {policy.policy.data.lock}",
             trusted=False,
+            digest_columns=reference.digest_columns if reference is not None else (),
         )
 
     @staticmethod
@@ -808,6 +816,49 @@ def _score_every_row(
     )
 
 
+def _moment_findings(data: DataPolicy, reference: DataProfile) -> list[Finding]:
+    """DATA043 warnings: the reference records no class moments for the contract's numeric
+    columns (the test did not run), or none for some of them (it ran on the others, matched
+    by name: ``pipeline.profile.moment_overlap``)."""
+    from pipeline.profile import moment_overlap, numeric_columns  # noqa: PLC0415
+
+    shared, _ = moment_overlap(reference, data)
+    if not reference.class_moments or not shared:
+        # A lock approved before class moments were recorded (or over none of these numeric
+        # columns): the class-mean test cannot run, and the report says so.
+        return [
+            Finding(
+                "DATA043",
+                f"{data.lock}'s reference profile records no class moments for the "
+                "contract's numeric columns: the class-mean test (DATA043) did not run; "
+                "re-approve with: python -m gates data approve --rebaseline",
+                severity=Severity.WARNING,
+                location=Location(path=data.lock),
+                observed="no class moments",
+                threshold="class moments of the numeric columns",
+                policy_key="[data.checks.class_means].enabled",
+            )
+        ]
+    missing = [c for c in numeric_columns(data) if c not in shared]
+    if not missing:
+        return []
+    more = ", ..." if len(missing) > 5 else ""
+    return [
+        Finding(
+            "DATA043",
+            f"{data.lock}'s reference profile records no class moments for {len(missing)} of "
+            f"the contract's numeric columns ({', '.join(missing[:5])}{more}): the class-mean "
+            "test (DATA043) ran without them; re-approve with: python -m gates data approve "
+            "--rebaseline",
+            severity=Severity.WARNING,
+            location=Location(path=data.lock),
+            observed=f"{len(missing)} column(s) without class moments",
+            threshold="class moments of the numeric columns",
+            policy_key="[data.checks.class_means].enabled",
+        )
+    ]
+
+
 def screen_new_rows(
     clean: pd.DataFrame, data: DataPolicy, approval: Approval, *, seed: int
 ) -> tuple[BatchScreening | None, str | None]:
@@ -825,7 +876,11 @@ def screen_new_rows(
     why = _batch_unavailable(data, approval, names)
     if why is not None or approval.digests is None:
         return None, why
-    now = row_digests(clean, data)
+    # In the approval's order when it names the contract's features (a reordered
+    # ``[data.columns]`` is no policy change: it must not make every approved row new).
+    order = approval.digest_columns
+    same = sorted(order) == sorted(data.feature_columns)
+    now = row_digests(clean, data, order if same else ())
     ids = [id_text(v) for v in clean[data.id_column]]
     approved = np.array([approval.digests.get(i) == now[i] for i in ids], dtype=bool)
     if approved.all():

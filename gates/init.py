@@ -296,8 +296,13 @@ def _read(csv: Path, *, label: str) -> tuple[pd.DataFrame, frozenset[str]]:
             if b"\0" in handle.read(65536):
                 msg = f"{csv}: expected CSV text, found binary data (a NUL byte)"
                 raise InitError(msg)
+    # The bounds the data gate reads under (the written policy's default max_file_mb): without
+    # max_bytes a Parquet file's footer, pages and decoded text were not bounded at all, and a
+    # 10 KB file expanded to 2.1 GiB (red team 15).
+    from pipeline.config import DataChecksPolicy  # noqa: PLC0415
+
     try:
-        frame = read_table(csv, fmt=suffix[1:])
+        frame = read_table(csv, fmt=suffix[1:], max_bytes=DataChecksPolicy().max_file_bytes)
     except DataError as err:
         raise InitError(str(err)) from None
     if suffix == ".csv":

@@ -877,6 +877,10 @@ class ServeRateLimit(_Strict):
     max_body_bytes_in_flight: Annotated[int, Field(ge=1024, le=2**40)] = 4 * 2**20
 
 
+# Rows the per-client drift windows may hold together ([serve.monitor]): one full window's.
+CLIENT_WINDOW_ROWS = 1_000_000
+
+
 class ServeMonitor(_Strict):
     """[serve.monitor]: input drift over a sliding window and the anomaly score of live rows."""
 
@@ -885,6 +889,20 @@ class ServeMonitor(_Strict):
     # later ones share one (label "other"): memory and a scrape's work stay bounded.
     drift_clients: Annotated[int, Field(ge=1, le=256)] = 16
     isolation_trees: Annotated[int, Field(ge=10, le=1000)] = 100
+
+    @model_validator(mode="after")
+    def _client_windows_bounded(self) -> ServeMonitor:
+        # Each client window holds up to drift_window rows: together at most what one window
+        # may hold (red team 15: 1,000,000 rows x 16 clients, about 3.8 GB of 30 float
+        # columns, which any 16 addresses could fill with auth off).
+        if self.drift_window * self.drift_clients > CLIENT_WINDOW_ROWS:
+            msg = (
+                f"drift_window x drift_clients = {self.drift_window} x {self.drift_clients} = "
+                f"{self.drift_window * self.drift_clients} rows in the clients' own windows, "
+                f"expected at most {CLIENT_WINDOW_ROWS:,} (lower drift_clients or drift_window)"
+            )
+            raise ValueError(msg)
+        return self
 
 
 class ServeSpool(_Strict):
@@ -972,7 +990,23 @@ class ServePolicy(_Strict):
     log_features: bool = False
     # Clients present an API key whose SHA-256 is listed in the file this env var names.
     require_api_key: bool = False
+    # Never another of the gates' own variables (``GATES_*``): ``GATES_SERVE_METRICS_KEYS``
+    # made the API-key file the metrics-token file, so every API-key holder read /metrics
+    # (red team 15, reversing row 86); ``GATES_REGISTRY_HEAD`` and the rest mean something else.
     api_keys_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "GATES_SERVE_API_KEYS"
+
+    @field_validator("api_keys_env")
+    @classmethod
+    def _not_the_gates_own(cls, value: str) -> str:
+        if value.startswith("GATES_") and value != "GATES_SERVE_API_KEYS":
+            msg = (
+                f"{value!r} is one of the gates' own variables (GATES_*; e.g. "
+                "GATES_SERVE_METRICS_KEYS names the metrics-token file): expected "
+                "GATES_SERVE_API_KEYS or a name outside GATES_"
+            )
+            raise ValueError(msg)
+        return value
+
     # The serve gate: nearest-rank p99 latency of up to 200 single-row requests on loopback
     # (gates/serve.py; at most 2 of 200 over it).
     max_p99_ms: Annotated[float, Field(gt=0.0, le=60_000.0)] = 2000.0

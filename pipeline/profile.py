@@ -123,6 +123,12 @@ class DataProfile:
     # count also exceeds this share significantly. None (a lock approved before it was
     # recorded): max_near_share alone decides.
     near_copies: tuple[int, int] | None = None
+    # The features whose values ``row_digests`` joined, in that order (the contract's when
+    # approved). The gate digests the table's rows in this order, not the pull request's
+    # contract's: the policy comparison reads ``[data.columns]`` as a table, so reordering it
+    # is no change there, and every approved row read as new (red team 15). Empty (a lock
+    # approved before it was recorded): the contract's order.
+    digest_columns: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -134,6 +140,8 @@ class DataProfile:
         }
         if self.row_digests is not None:
             data["row_digests"] = dict(self.row_digests)
+            if self.digest_columns:
+                data["digest_columns"] = list(self.digest_columns)
         if self.label_rates is not None:
             data["label_rates"] = dict(self.label_rates)
         if self.near_copies is not None:
@@ -174,7 +182,19 @@ class DataProfile:
             moment_columns=columns,
             class_moments=by_class,
             near_copies=_near_copies(data.get("near_copies")),
+            digest_columns=_names(data.get("digest_columns", [])),
         )
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """The lock's ``digest_columns``: ValueError unless a list of distinct strings."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        msg = f"digest_columns {value!r}: expected a list of column names"
+        raise ValueError(msg)
+    if len(set(value)) != len(value):
+        msg = f"digest_columns {value!r}: a column named twice"
+        raise ValueError(msg)
+    return tuple(value)
 
 
 def _near_copies(value: Any) -> tuple[int, int] | None:
@@ -304,6 +324,7 @@ class ProfileCounts:
                 for c in self.contract.classes
             },
             row_digests=self.digests,
+            digest_columns=self.contract.feature_columns if self.digests is not None else (),
         )
 
 
@@ -476,26 +497,80 @@ def class_mean_shifts(
     class; (m - k) / (k (m - 1)) T^2 follows F(k, m - k) when the table's rows come from the
     approved class's distribution (a table that shares rows with the snapshot varies less,
     so the test is conservative there). Bonferroni over the classes tested. Empty without
-    recorded moments or when the numeric columns changed.
-    """
-    from scipy.stats import f as f_dist  # noqa: PLC0415 - heavy, used here only
+    recorded moments or without a numeric column both the moments and the contract name.
 
-    moments = reference.class_moments
-    columns = numeric_columns(contract)
-    check = contract.checks.class_means
-    if not moments or reference.moment_columns != columns:
+    The columns are matched by name (``moment_columns``): a contract that lists them in
+    another order (no policy change by meaning) or drops some is tested on the columns both
+    name, the recorded mean and covariance restricted to them (the marginal of the approved
+    moments). Comparing the tuples skipped the test on a reordered ``[data.columns]``, with a
+    warning only (red team 15).
+    """
+    columns, _ = moment_overlap(reference, contract)
+    if not reference.class_moments or not columns:
         return []
     # The class sums a block of rows at a time (as class_moments): no float64 copy of the
     # table, nor of each class's rows.
     labels = clean[contract.label].astype("string").to_numpy(dtype=object)
     counts, sums = _class_sums(clean, columns, _fill_values(clean, columns), labels)
+    return mean_shifts(counts, sums, contract, reference)
+
+
+class ClassSums:
+    """Rows and feature sums per class over ``moment_overlap``'s columns, chunk by chunk: what
+    ``mean_shifts`` needs, so the streaming path runs DATA043 too (red team 15: a table padded
+    past ``stream_above_mb`` ran no class-mean test and said nothing). A null counts as the
+    approved median (the reference's middle decile; the in-memory path uses the table's own,
+    not known before the last chunk)."""
+
+    def __init__(self, reference: DataProfile, contract: DataPolicy) -> None:
+        self.reference = reference
+        self.contract = contract
+        self.columns, _ = moment_overlap(reference, contract)
+        self.fills = {}
+        for name in self.columns:
+            column = reference.columns.get(name)
+            deciles = column.quantiles if column is not None else ()
+            self.fills[name] = float(deciles[len(deciles) // 2]) if deciles else 0.0
+        self.counts: dict[str, int] = {}
+        self.sums: dict[str, Array] = {}
+
+    def add(self, clean: pd.DataFrame) -> None:
+        """Count a contract-clean chunk."""
+        if not self.columns:
+            return
+        labels = clean[self.contract.label].astype("string").to_numpy(dtype=object)
+        counts, sums = _class_sums(clean, self.columns, self.fills, labels)
+        for cls, n in counts.items():
+            self.counts[cls] = self.counts.get(cls, 0) + n
+            self.sums[cls] = self.sums[cls] + sums[cls] if cls in self.sums else sums[cls]
+
+    def shifts(self) -> list[ClassMeanShift]:
+        """``mean_shifts`` over every chunk counted."""
+        if not self.reference.class_moments or not self.columns:
+            return []
+        return mean_shifts(self.counts, self.sums, self.contract, self.reference)
+
+
+def mean_shifts(
+    counts: Mapping[str, int],
+    sums: Mapping[str, Array],
+    contract: DataPolicy,
+    reference: DataProfile,
+) -> list[ClassMeanShift]:
+    """``class_mean_shifts`` from each class's rows and feature sums over ``moment_overlap``'s
+    columns."""
+    from scipy.stats import f as f_dist  # noqa: PLC0415 - heavy, used here only
+
+    moments = reference.class_moments or {}
+    columns, keep = moment_overlap(reference, contract)
+    check = contract.checks.class_means
     found: list[tuple[str, int, int, int, float, float, str, float]] = []
     for cls, ref in sorted(moments.items()):
         n, m = counts.get(cls, 0), ref.rows
         if n == 0 or m < 3:  # F(k, m - k) with k <= m - 2
             continue
-        cov = np.asarray(ref.cov, dtype=float)
-        diff = sums[cls] / n - np.asarray(ref.mean, dtype=float)
+        cov = np.asarray(ref.cov, dtype=float)[np.ix_(keep, keep)]
+        diff = sums[cls] / n - np.asarray(ref.mean, dtype=float)[keep]
         # Principal axes in the features' own units, as the approved covariance has them. On
         # the correlation scale instead, near-constant features (a digit's mostly blank
         # pixel) become axes of their own and one new row moves them by many SDs: 2 of 40
@@ -521,11 +596,24 @@ def class_mean_shifts(
     ]
 
 
-def row_digests(clean: pd.DataFrame, contract: DataPolicy) -> dict[str, str]:
-    """A 16-hex SHA-256 of each row's features and label, by id text (empty without an id)."""
+def moment_overlap(reference: DataProfile, contract: DataPolicy) -> tuple[tuple[str, ...], Array]:
+    """The contract's numeric columns that the reference's class moments record (in the
+    contract's order), and each one's index in ``moment_columns``."""
+    recorded = {name: i for i, name in enumerate(reference.moment_columns)}
+    columns = tuple(c for c in numeric_columns(contract) if c in recorded)
+    return columns, np.array([recorded[c] for c in columns], dtype=int)
+
+
+def row_digests(
+    clean: pd.DataFrame, contract: DataPolicy, columns: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """A 16-hex SHA-256 of each row's features and label, by id text (empty without an id).
+
+    ``columns``: the features in the order an approval joined them (``digest_columns``);
+    empty: the contract's feature columns in its order."""
     if contract.id_column is None:
         return {}
-    body = [*contract.feature_columns, contract.label]
+    body = [*(columns or contract.feature_columns), contract.label]
     # Column-wise concatenation stays vectorized (a row-wise join is 50x slower).
     text = clean[body[0]].astype(object).map(str)
     for name in body[1:]:

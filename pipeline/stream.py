@@ -58,6 +58,8 @@ from pipeline.poison import (
 )
 from pipeline.profile import (
     QUANTILES,
+    ClassMeanShift,
+    ClassSums,
     ColumnDrift,
     ColumnStats,
     DataProfile,
@@ -311,6 +313,8 @@ class StreamScan:
     state_bytes: int
     seconds: dict[str, float]
     signature: tuple[int, int, int]
+    # DATA043 over every row (``class_means`` with a reference recording class moments).
+    class_means: tuple[ClassMeanShift, ...] = ()
 
     @property
     def class_counts(self) -> dict[str, int]:
@@ -389,6 +393,7 @@ def scan(
     sample_rows: int = 0,
     seed: int = 0,
     digests: bool = True,
+    class_means: bool = False,
 ) -> StreamScan:
     """Read the file once in chunks: the contract, exact column stats, and what is asked for.
 
@@ -398,7 +403,8 @@ def scan(
     and conflicting-label flags; ``sample_rows`` keeps a seeded sample stratified by class (at
     most that many rows per class while reading) for the checks that need rows in memory;
     ``digests=False`` skips the row digests by id (``approve`` records them; the gate's pass
-    does not use them).
+    does not use them); ``class_means`` (with ``reference``) sums each class's features for
+    the class-mean test (DATA043) against the reference's class moments.
     """
     signature = file_signature(path) if path.exists() else (0, 0, 0)
     scanner = _Scanner(
@@ -408,6 +414,7 @@ def scan(
         range_margin=range_margin if reference is not None else None,
         duplicates=duplicates,
         sampler=_Sampler(contract.classes, size=sample_rows, seed=seed) if sample_rows else None,
+        sums=ClassSums(reference, contract) if class_means and reference is not None else None,
     )
     if not digests:
         scanner.counts.digests = None
@@ -437,6 +444,7 @@ class _Scanner:
     range_margin: float | None
     duplicates: bool
     sampler: _Sampler | None
+    sums: ClassSums | None = None
     check: ContractCheck = field(init=False)
     counts: ProfileCounts = field(init=False)
     drift_counts: DriftCounts | None = field(init=False)
@@ -464,6 +472,12 @@ class _Scanner:
                 # hashes of equal rows must not depend on which chunk they are in.
                 checked[name] = checked[name].astype(object)
         self.counts.add(checked)
+        if self.sums is not None:
+            start = time.perf_counter()
+            self.sums.add(checked)
+            self.seconds["class_means"] = self.seconds.get("class_means", 0.0) + (
+                time.perf_counter() - start
+            )
         labels = checked[contract.label].astype(str)
         codes = pd.Index(list(contract.classes)).get_indexer(pd.Index(labels)).astype(np.int16)
         if self.drift_counts is not None:
@@ -516,6 +530,7 @@ class _Scanner:
             + (self.sampler.nbytes if self.sampler is not None else 0),
             seconds=self.seconds,
             signature=signature,
+            class_means=tuple(self.sums.shifts()) if self.sums is not None and whole else (),
         )
 
 
@@ -680,6 +695,7 @@ def screen_scan(
         drift=scan_.drift,
         class_shift=scan_.class_shift,
         seconds=seconds,
+        class_means=scan_.class_means,
     )
 
 
