@@ -593,6 +593,11 @@ def _rotate(loaded: LoadedPolicy) -> int:
         f"{len(done.already)} already signed by it"
         f"{'; the audit log records every new envelope' if done.logged else ''}\n"
     )
+    if done.skipped:
+        sys.stdout.write(
+            f"not re-signed: {', '.join(done.skipped)}: signed by the old key but never recorded "
+            "by the audit log (not promoted), so left as they are; no reader trusts them\n"
+        )
     _print_head(loaded)
     return EXIT_OK
 

@@ -123,6 +123,8 @@ class Rotation:
 
     resigned: tuple[str, ...]
     already: tuple[str, ...]
+    # Signed by the old key but never recorded by the audit log: left as they are.
+    skipped: tuple[str, ...]
     logged: bool
 
 
@@ -592,7 +594,9 @@ class ModelRegistry:
 
         1. every version is verified whole (signature, every subject's bytes, every verdict
            PASSED, the model's audit) under the new key, else under ``old``; an envelope that
-           verifies under ``old`` must be the one the audit log recorded for the version. One
+           verifies under ``old`` must be the one the audit log recorded for the version (one
+           the log never recorded is left as it is, never re-signed: a leaked old key is the
+           usual reason to rotate, and re-signing its planted version would launder it). One
            version that verifies under neither refuses the rotation before anything is written;
         2. each old envelope is replaced, atomically, by one over the same signed statement
            (byte for byte) signed by ``signers``, and the version verified again under the new
@@ -615,7 +619,7 @@ class ModelRegistry:
             except PromotionError as err:
                 raise RegistryError(str(err)) from None
             self._sweep(versions)
-            current, pending, already = self._rotation_plan(old, recorded)
+            current, pending, already, skipped = self._rotation_plan(old, recorded)
             for version, envelope, verified in pending:
                 payload = parse_envelope(
                     verified.read(envelope, envelope.read_bytes()), source=str(envelope)
@@ -639,7 +643,8 @@ class ModelRegistry:
                     msg = f"registry version {version} does not verify after re-signing: {err}"
                     raise RegistryError(msg) from None
                 current[version] = self._envelope_sha256(resigned)
-            changed = {v: d for v, d in current.items() if recorded.get(v) != d}
+            # Only versions the log records: a digest of one it never recorded names nothing.
+            changed = {v: d for v, d in current.items() if v in recorded and recorded[v] != d}
             if changed:
                 event = {
                     "action": ROTATE,
@@ -654,17 +659,21 @@ class ModelRegistry:
                         f"{self.path}: cannot append to the audit log: {err}"
                     ) from None
             self._repoint(current)
-        return Rotation(tuple(v for v, _, _ in pending), tuple(already), logged=bool(changed))
+        return Rotation(
+            tuple(v for v, _, _ in pending), tuple(already), tuple(skipped), logged=bool(changed)
+        )
 
     def _rotation_plan(
         self, old: Trusted, recorded: Mapping[str, str]
-    ) -> tuple[dict[str, str], list[tuple[str, Path, VerifiedAttestation]], list[str]]:
+    ) -> tuple[dict[str, str], list[tuple[str, Path, VerifiedAttestation]], list[str], list[str]]:
         """Step 1 of ``rotate``: every version verified under the new key, else under ``old``
-        (and then the envelope the log recorded); RegistryError before anything is written."""
+        and then the envelope the log recorded for it (a version the log never recorded is
+        skipped, left signed by the old key only); RegistryError before anything is written."""
         versions = self.path / VERSIONS_DIR
         current: dict[str, str] = {}
         pending: list[tuple[str, Path, VerifiedAttestation]] = []
         already: list[str] = []
+        skipped: list[str] = []
         for folder in sorted(versions.iterdir()):
             version = folder.name
             if not _VERSION.fullmatch(version) or not folder.is_dir() or folder.is_symlink():
@@ -698,7 +707,12 @@ class ModelRegistry:
                 )
                 raise RegistryError(msg) from None
             digest = self._envelope_sha256(verified)
-            if version in recorded and recorded[version] != digest:
+            if version not in recorded:
+                # Never promoted (a promotion killed before its log line, or a folder planted
+                # with a leaked old key): re-signing it would launder it under the new key.
+                skipped.append(version)
+                continue
+            if recorded[version] != digest:
                 msg = (
                     f"{envelope}: refused: signed by the old key, but not the envelope the "
                     f"audit log {self.path / AUDIT_FILE} recorded for {version} "
@@ -706,7 +720,7 @@ class ModelRegistry:
                 )
                 raise RegistryError(msg)
             pending.append((version, envelope, verified))
-        return current, pending, already
+        return current, pending, already, skipped
 
     def _repoint(self, current: Mapping[str, str]) -> None:
         """Rewrite the champion pointer to its version's re-signed envelope (under the lock)."""
