@@ -615,7 +615,9 @@ class ModelRegistry:
         versions.mkdir(parents=True, exist_ok=True)
         with _locked(self.path / LOCK_FILE):
             try:
-                recorded = envelope_digests(self.path)
+                # Only what the pinned head vouches for: a line appended behind it by whoever
+                # writes the storage (and holds a leaked old key) names nothing to re-sign.
+                recorded = envelope_digests(self.path, pinned_only=True)
             except PromotionError as err:
                 raise RegistryError(str(err)) from None
             self._sweep(versions)

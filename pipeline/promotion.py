@@ -300,15 +300,20 @@ def revocation(registry: Path, version: str) -> str | None:
 ROTATE = "rotate"
 
 
-def envelope_digests(registry: Path) -> dict[str, str]:
+def envelope_digests(registry: Path, *, pinned_only: bool = False) -> dict[str, str]:
     """Each version's envelope SHA-256 as the audit log last recorded it (the chain checked).
 
     A promote or rollback records the envelope it made champion; a rotation records the
     envelope each version was re-signed into. The last record wins. A digest only says which
-    envelope is meant: the envelope must still verify under the trusted key.
+    envelope is meant: the envelope must still verify under the trusted key. ``pinned_only``:
+    only the lines up to the head ``$GATES_REGISTRY_HEAD`` pins (all of them without a pin).
     """
     found: dict[str, str] = {}
-    for record in read_events(registry):
+    events = read_events(registry)
+    pinned = pinned_head()
+    if pinned_only and pinned is not None:
+        events = events[: int(pinned.partition(":")[0])]  # its form checked by read_events
+    for record in events:
         event = record.get("event")
         if not isinstance(event, dict):
             continue

@@ -292,3 +292,36 @@ def test_kill_9_mid_rotation_fails_closed_and_the_next_rotation_completes(  # no
     assert len(rotations) == 1
     assert sorted(rotations[0]["event"]["envelopes"]) == sorted(project.versions)
     assert _verify_champion(project, monkeypatch, capsys)[0] == 0
+
+
+def test_a_promote_line_appended_behind_the_pinned_head_names_nothing_to_resign(
+    plain, capsys, monkeypatch
+):
+    # Without [roles] a promote line needs no signature: whoever writes the storage and holds
+    # the leaked old key plants a version and appends its promote line. The deploy job's pin
+    # (what it vouches for) is the head before that line: the version is not re-signed (red
+    # when the rotation reads the whole log: re-signed under the new key).
+    from pipeline.fsio import sha256_bytes
+    from pipeline.promotion import head, read_events
+
+    project = plain.project
+    monkeypatch.setenv("GATES_REGISTRY_HEAD", head(read_events(project.root / "registry")))
+    v3 = project.versions[-1]
+    planted = f"{v3.rsplit('-', 1)[0]}-p-{v3.rsplit('-', 1)[1]}"
+    folder = project.root / "registry/versions" / planted
+    shutil.copytree(project.root / "registry/versions" / v3, folder)
+    _resign(folder / ENVELOPE, plain.old_pem, run_id=f"{v3.rsplit('-', 1)[0]}-p")
+    planted_bytes = (folder / ENVELOPE).read_bytes()
+    _append(
+        project,
+        {
+            "action": "promote",
+            "version": planted,
+            "bundle": "artifacts",
+            "envelope_sha256": sha256_bytes(planted_bytes),
+        },
+    )
+    code, out = _rotate(plain, monkeypatch, capsys)
+    assert code == 0, out
+    assert f"not re-signed: {planted}" in out
+    assert (folder / ENVELOPE).read_bytes() == planted_bytes
