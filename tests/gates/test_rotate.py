@@ -215,3 +215,45 @@ def test_rotate_as_a_real_process(plain, tmp_path):
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "verified: run" in verified.stdout
+
+
+def test_rotate_an_encrypted_registry(signed_chain, tmp_path, capsys, monkeypatch):
+    """With ``[encryption]`` the new envelope is stored encrypted under its own name, and the
+    champion verifies (decrypted in memory) under the new key."""
+    import base64
+    import shutil
+
+    from gates.release import registry_for
+    from pipeline.attestation import verify_bundle
+    from pipeline.config import load_policy
+    from pipeline.signing import load_public_key
+    from pipeline.verify import trusted_key
+    from tests.release_support import copy_project
+
+    source, pem = signed_chain
+    monkeypatch.setenv("GATES_DATA_KEY", base64.b64encode(b"k" * 32).decode())
+    root = copy_project(source, tmp_path / "project")
+    shutil.rmtree(root / "registry", ignore_errors=True)
+    with (root / "policy.toml").open("a", encoding="utf-8") as handle:
+        handle.write('\n[encryption]\nkey_env = "GATES_DATA_KEY"\n')
+    policy = load_policy(root / "policy.toml")
+    registry = registry_for(policy, trusted=trusted_key(policy))
+    verified = verify_bundle(
+        source / "artifacts/attestation.intoto.json",
+        root=source,
+        trusted=load_public_key(source / "keys/release.pub"),
+        required_gates=registry.required_gates,
+    )
+    version = registry.promote(verified).version
+    rotated = commit_new_key(Promoted(root, (version,), {}), pem, tmp_path / "s")
+    envelope = root / "registry/versions" / version / "artifacts/attestation.intoto.json"
+    assert envelope.read_bytes().startswith(b"GATES-AES256GCM-v1")
+    assert run_cli(rotated.project, monkeypatch, capsys, "verify", "--champion")[0] == 1
+    deploy_env(monkeypatch, rotated)
+    code, out = run_cli(rotated.project, monkeypatch, capsys, "registry", "rotate")
+    assert code == 0, out
+    assert "1 version(s) re-signed" in out
+    assert envelope.read_bytes().startswith(b"GATES-AES256GCM-v1")
+    assert envelope.stat().st_mode & 0o777 == 0o600
+    code, out = run_cli(rotated.project, monkeypatch, capsys, "verify", "--champion")
+    assert code == 0, out
