@@ -257,6 +257,14 @@ def _add_key_parsers(
             "jobs read the registry only under a pin from the CI system's protected settings"
         ),
     )
+    registry_sub.add_parser(
+        "rotate",
+        parents=[common],
+        help=(
+            "re-sign every registry version under the new release key (the deploy job, with "
+            "the new key's secret and the old public key in $GATES_ROTATE_FROM)"
+        ),
+    )
     rollback.add_argument(
         "version",
         nargs="?",
@@ -387,6 +395,8 @@ def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return pe
     from pipeline.config import load_policy  # noqa: PLC0415 - heavy imports only past `list`
 
     loaded = load_policy(args.policy)
+    if args.command == "registry" and args.registry_command == "rotate":
+        return _rotate(loaded)
     if args.command in ("keygen", "verify", "deploy", "revoke", "rollback", "registry"):
         return _release(args, loaded)
     if args.command == "serve":
@@ -565,6 +575,29 @@ def _release(args: argparse.Namespace, loaded: LoadedPolicy) -> int:  # noqa: PL
         f"deployed: {champion.version} is the champion "
         f"({champion.attestation.root}, run {champion.attestation.run_id})\n"
     )
+    _print_head(loaded)
+    return EXIT_OK
+
+
+def _rotate(loaded: LoadedPolicy) -> int:
+    """``registry rotate``: re-sign the registry under the new release key."""
+    from gates import release  # noqa: PLC0415
+
+    try:
+        done = release.rotate_registry(loaded)
+    except release.DeployRefused as err:
+        sys.stdout.write(f"rotate {err}\n")
+        return EXIT_FAILED
+    sys.stdout.write(
+        f"rotated: {len(done.resigned)} version(s) re-signed under the release key, "
+        f"{len(done.already)} already signed by it"
+        f"{'; the audit log records every new envelope' if done.logged else ''}\n"
+    )
+    if done.skipped:
+        sys.stdout.write(
+            f"not re-signed: {', '.join(done.skipped)}: signed by the old key but never recorded "
+            "by the audit log (not promoted), so left as they are; no reader trusts them\n"
+        )
     _print_head(loaded)
     return EXIT_OK
 

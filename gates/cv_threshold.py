@@ -356,6 +356,12 @@ def load_champion(context: RunContext) -> tuple[Any, Any] | None:
         champion = registry.champion()
     except RegistryError as err:
         msg = f"the champion cannot be trusted, so the candidate cannot be compared: {err}"
+        if "no signature verifies under the trusted key" in str(err):
+            msg += (
+                "; if the release key was rotated, re-sign the registry under the new key in the "
+                "deploy job: 'python -m gates registry rotate' (docs/keys.md 'Rotating the "
+                "release key')"
+            )
         raise GateError(msg) from None
     if champion is None:  # the pointer vanished between the two reads
         msg = f"the champion pointer in {release.registry_dir}/ disappeared while reading it"

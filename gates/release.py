@@ -20,8 +20,9 @@ from pipeline.attestation import (
     AttestationError,
     VerifiedAttestation,
 )
-from pipeline.champion import Champion, ModelRegistry, RegistryError
+from pipeline.champion import Champion, ModelRegistry, RegistryError, Rotation
 from pipeline.config import LoadedPolicy
+from pipeline.errors import PipelineError
 from pipeline.fsio import atomic_write_bytes, atomic_write_text, strict_json
 from pipeline.keys import KeyProviderError, provider_for
 from pipeline.keys.local import LocalProvider, env_name, read_env_pem
@@ -34,9 +35,11 @@ from pipeline.signing import (
     SigningError,
     SigningKey,
     Trusted,
+    TrustedKeys,
     generate_key_pair,
     parse_envelope,
     private_key_from_pem,
+    public_key_from_pem,
     read_private_key,
     required_keys,
 )
@@ -405,3 +408,64 @@ def rollback(policy: LoadedPolicy, version: str | None = None) -> tuple[str, str
     except (RegistryError, SigningError, AttestationError) as err:
         raise DeployRefused(f"refused: {err}") from err
     return plan.version, plan.rolled_back_from, signer
+
+
+# Where ``registry rotate`` reads the old release public key (PEM) of each algorithm: the deploy
+# job's environment (a protected CI variable), never the tree a pull request can edit.
+ROTATE_FROM_ENV = "GATES_ROTATE_FROM"
+
+
+def rotate_registry(policy: LoadedPolicy) -> Rotation:
+    """Re-sign every registry version signed by the old release key with the new one.
+
+    The new key is the committed ``[release].public_key`` (and ``public_keys``) with its private
+    half configured as for signing (``signing_key``: the secret or the key service; a
+    development key is refused). The old key of each algorithm is the public PEM in
+    ``$GATES_ROTATE_FROM`` (``$GATES_ROTATE_FROM_ML_DSA_65``, ...), an algorithm without one
+    keeping its committed key. Nothing in the tree or the registry names the old key: a pull
+    request that commits a key as "old" or "retired" changes nothing. DeployRefused when
+    refused; nothing is re-signed unless every version verifies under one of the two keys.
+    """
+    release_policy = policy.policy.release
+    try:
+        choice = signing_key(policy)
+    except GateError as err:
+        raise DeployRefused(f"refused: {err}") from None
+    if not choice.release:
+        msg = (
+            f"refused: no release signing key for the new key {release_policy.public_key} (set "
+            f"${release_policy.private_key_env} or a key service in [keys]): re-signing the "
+            "registry needs the new release key's private half; a development key is never used"
+        )
+        raise DeployRefused(msg)
+    try:
+        new = trusted_key(policy)
+        old_keys = []
+        named = []
+        for key in required_keys(new):
+            name = env_name(ROTATE_FROM_ENV, key.algorithm)
+            pem = read_env_pem(name)
+            if pem:
+                named.append(name)
+                old_keys.append(
+                    public_key_from_pem(
+                        pem.encode("utf-8"), source=f"${name}", algorithm=key.algorithm
+                    )
+                )
+            else:
+                old_keys.append(key)
+    except SigningError as err:
+        raise DeployRefused(f"refused: {err}") from None
+    if not named:
+        msg = (
+            f"refused: ${ROTATE_FROM_ENV} is unset or empty: set it (in the deploy job's "
+            "protected environment, never from the tree) to the old release public key's PEM, "
+            "the key the registry's versions were signed with"
+        )
+        raise DeployRefused(msg)
+    old: Trusted = old_keys[0] if len(old_keys) == 1 else TrustedKeys(tuple(old_keys))
+    try:
+        registry = registry_for(policy, trusted=new, require_current_gates=False)
+        return registry.rotate(old=old, signers=choice.signers)
+    except (RegistryError, SigningError, PipelineError) as err:
+        raise DeployRefused(f"refused: {err}") from err

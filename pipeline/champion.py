@@ -48,6 +48,7 @@ from pipeline.attestation import (
 from pipeline.errors import ModelError, PipelineError
 from pipeline.fsio import (
     Decoder,
+    atomic_write_bytes,
     atomic_write_json,
     fsync_dir,
     read_regular,
@@ -61,17 +62,27 @@ from pipeline.persist import audit_attested
 from pipeline.promotion import (
     AUDIT_FILE,
     REVOKED_STAGE,
+    ROTATE,
     Move,
     Promotion,
     PromotionError,
     append_event,
+    envelope_digests,
     moves,
     read_events,
     revocation,
     verify_move,
     verify_promotion,
 )
-from pipeline.signing import Envelope, PublicKey, Trusted
+from pipeline.signing import (
+    IN_TOTO_PAYLOAD_TYPE,
+    Envelope,
+    PublicKey,
+    Signer,
+    Trusted,
+    parse_envelope,
+    sign_envelope,
+)
 
 POINTER_FILE = "champion"
 # A pointer is one small JSON object (version, bundle, digest).
@@ -103,6 +114,18 @@ class RollbackPlan:
     bundle: str
     expected: Promotion
     verified: VerifiedAttestation
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What ``rotate`` did: versions re-signed now, versions already under the new key, the
+    audit log line it appended (None: the log already recorded every envelope)."""
+
+    resigned: tuple[str, ...]
+    already: tuple[str, ...]
+    # Signed by the old key but never recorded by the audit log: left as they are.
+    skipped: tuple[str, ...]
+    logged: bool
 
 
 class ModelRegistry:
@@ -230,6 +253,11 @@ class ModelRegistry:
         """The bundle folder and envelope digest a move recorded (found on disk if it did not)."""
         bundle = move.event.get("bundle")
         digest = move.event.get("envelope_sha256")
+        try:
+            # A rotation since the move re-signed the version: its envelope is the one it recorded.
+            digest = envelope_digests(self.path).get(move.version, digest)
+        except PromotionError as err:
+            raise RegistryError(str(err)) from None
         if isinstance(bundle, str) and bundle:
             return bundle, digest if isinstance(digest, str) else None
         root = self.path / VERSIONS_DIR / move.version
@@ -557,6 +585,176 @@ class ModelRegistry:
                 },
             )
         return signer
+
+    def rotate(self, *, old: Trusted, signers: Sequence[Signer]) -> Rotation:
+        """Re-sign every version signed by ``old`` with ``signers`` (the trusted key's private
+        halves), so the registry verifies under the new release key ``self.trusted``.
+
+        Under the registry lock, in three steps, each recoverable by running it again:
+
+        1. every version is verified whole (signature, every subject's bytes, every verdict
+           PASSED, the model's audit) under the new key, else under ``old``; an envelope that
+           verifies under ``old`` must be the one the audit log recorded for the version (one
+           the log never recorded is left as it is, never re-signed: a leaked old key is the
+           usual reason to rotate, and re-signing its planted version would launder it). One
+           version that verifies under neither refuses the rotation before anything is written;
+        2. each old envelope is replaced, atomically, by one over the same signed statement
+           (byte for byte) signed by ``signers``, and the version verified again under the new
+           key;
+        3. one ``rotate`` event recording every version's new envelope digest is appended to
+           the audit log (the commit point), then the champion pointer is rewritten.
+
+        A kill between steps leaves versions signed by either key (a reader refuses any the
+        log does not yet record), never a version signed by a third key; a temp file a kill
+        left beside an envelope is removed first. ``old`` and the signers come from the
+        caller (the deploy job's environment), never from the registry or the tree.
+        """
+        if not signers:
+            raise RegistryError(f"{self.path}: refused: no release key to re-sign with")
+        versions = self.path / VERSIONS_DIR
+        versions.mkdir(parents=True, exist_ok=True)
+        with _locked(self.path / LOCK_FILE):
+            try:
+                # Only what the pinned head vouches for: a line appended behind it by whoever
+                # writes the storage (and holds a leaked old key) names nothing to re-sign.
+                recorded = envelope_digests(self.path, pinned_only=True)
+            except PromotionError as err:
+                raise RegistryError(str(err)) from None
+            self._sweep(versions)
+            current, pending, already, skipped = self._rotation_plan(old, recorded)
+            for version, envelope, verified in pending:
+                payload = parse_envelope(
+                    verified.read(envelope, envelope.read_bytes()), source=str(envelope)
+                ).payload
+                text = (
+                    sign_envelope(payload, key=list(signers), payload_type=IN_TOTO_PAYLOAD_TYPE)
+                    .to_json()
+                    .encode("utf-8")
+                )
+                folder = versions / version
+                if self.encryption is None:
+                    atomic_write_bytes(envelope, text)
+                else:
+                    blob = encrypt_bytes(
+                        text, name=_stored_name(folder, version, envelope), provider=self.encryption
+                    )
+                    atomic_write_bytes(envelope, blob, mode=0o600)
+                try:
+                    resigned = self._verify(envelope, folder, version)
+                except (AttestationError, ModelError) as err:
+                    msg = f"registry version {version} does not verify after re-signing: {err}"
+                    raise RegistryError(msg) from None
+                current[version] = self._envelope_sha256(resigned)
+            # Only versions the log records: a digest of one it never recorded names nothing.
+            changed = {v: d for v, d in current.items() if v in recorded and recorded[v] != d}
+            if changed:
+                event = {
+                    "action": ROTATE,
+                    "from_keyid": old.keyid,
+                    "to_keyid": self.trusted.keyid,
+                    "envelopes": changed,
+                }
+                try:
+                    append_event(self.path, event, None)
+                except (PromotionError, OSError) as err:
+                    raise RegistryError(
+                        f"{self.path}: cannot append to the audit log: {err}"
+                    ) from None
+            self._repoint(current)
+        return Rotation(
+            tuple(v for v, _, _ in pending), tuple(already), tuple(skipped), logged=bool(changed)
+        )
+
+    def _rotation_plan(
+        self, old: Trusted, recorded: Mapping[str, str]
+    ) -> tuple[dict[str, str], list[tuple[str, Path, VerifiedAttestation]], list[str], list[str]]:
+        """Step 1 of ``rotate``: every version verified under the new key, else under ``old``
+        and then the envelope the log recorded for it (a version the log never recorded is
+        skipped, left signed by the old key only); RegistryError before anything is written."""
+        versions = self.path / VERSIONS_DIR
+        current: dict[str, str] = {}
+        pending: list[tuple[str, Path, VerifiedAttestation]] = []
+        already: list[str] = []
+        skipped: list[str] = []
+        for folder in sorted(versions.iterdir()):
+            version = folder.name
+            if not _VERSION.fullmatch(version) or not folder.is_dir() or folder.is_symlink():
+                msg = f"{folder}: refused: not a registry version folder; nothing re-signed"
+                raise RegistryError(msg)
+            found = sorted(folder.glob(f"*/{ENVELOPE_FILE}"))
+            if len(found) != 1:
+                msg = (
+                    f"{folder}: refused: expected one attestation envelope, found "
+                    f"{len(found)}; nothing re-signed"
+                )
+                raise RegistryError(msg)
+            envelope = found[0]
+            for temp in temp_files(envelope):  # a killed rotation's half-written envelope
+                temp.unlink()
+            try:
+                verified = self._verify(envelope, folder, version)
+            except (AttestationError, ModelError):
+                pass
+            else:
+                current[version] = self._envelope_sha256(verified)
+                already.append(version)
+                continue
+            try:
+                verified = self._verify_under(old, envelope, folder, version)
+            except (AttestationError, ModelError) as err:
+                msg = (
+                    f"refused: registry version {version} verifies under neither the trusted "
+                    f"key {self.trusted.keyid[:12]}... nor the old key {old.keyid[:12]}... "
+                    f"({old.source}); nothing re-signed: {err}"
+                )
+                raise RegistryError(msg) from None
+            digest = self._envelope_sha256(verified)
+            if version not in recorded:
+                # Never promoted (a promotion killed before its log line, or a folder planted
+                # with a leaked old key): re-signing it would launder it under the new key.
+                skipped.append(version)
+                continue
+            if recorded[version] != digest:
+                msg = (
+                    f"{envelope}: refused: signed by the old key, but not the envelope the "
+                    f"audit log {self.path / AUDIT_FILE} recorded for {version} "
+                    f"({recorded[version][:12]}..., found {digest[:12]}...); nothing re-signed"
+                )
+                raise RegistryError(msg)
+            pending.append((version, envelope, verified))
+        return current, pending, already, skipped
+
+    def _repoint(self, current: Mapping[str, str]) -> None:
+        """Rewrite the champion pointer to its version's re-signed envelope (under the lock)."""
+        try:
+            document = strict_json(self._pointer_bytes().decode("utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, RecursionError) as err:
+            msg = f"{self.pointer}: champion pointer unreadable ({type(err).__name__}: {err})"
+            raise RegistryError(msg) from None
+        if not isinstance(document, dict):
+            raise RegistryError(f"{self.pointer}: champion pointer is not a JSON object")
+        digest = current.get(str(document.get("version")))
+        if digest is None or document.get("envelope_sha256") == digest:
+            return
+        document["envelope_sha256"] = digest
+        document["keyid"] = self.trusted.keyid
+        atomic_write_json(self.pointer, document)
+
+    def _verify_under(
+        self, trusted: Trusted, envelope: Path, root: Path, version: str
+    ) -> VerifiedAttestation:
+        """``_verify`` with another trusted key (the old one, during a rotation)."""
+        verified = verify_bundle(
+            envelope,
+            root=root,
+            trusted=trusted,
+            required_gates=self.required_gates,
+            decoder=self._decoder(root, version),
+        )
+        audit_attested(verified)
+        return verified
 
     def _revoked(self, version: str) -> str | None:
         try:

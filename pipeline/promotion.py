@@ -294,6 +294,40 @@ def revocation(registry: Path, version: str) -> str | None:
     return None
 
 
+# A re-signing of every registry version under a new release key (``python -m gates registry
+# rotate``): it names no single version (``event["envelopes"]`` maps each version to its new
+# envelope's SHA-256), so no reader takes it for a move, a promotion or a revocation.
+ROTATE = "rotate"
+
+
+def envelope_digests(registry: Path, *, pinned_only: bool = False) -> dict[str, str]:
+    """Each version's envelope SHA-256 as the audit log last recorded it (the chain checked).
+
+    A promote or rollback records the envelope it made champion; a rotation records the
+    envelope each version was re-signed into. The last record wins. A digest only says which
+    envelope is meant: the envelope must still verify under the trusted key. ``pinned_only``:
+    only the lines up to the head ``$GATES_REGISTRY_HEAD`` pins (all of them without a pin).
+    """
+    found: dict[str, str] = {}
+    events = read_events(registry)
+    pinned = pinned_head()
+    if pinned_only and pinned is not None:
+        events = events[: int(pinned.partition(":")[0])]  # its form checked by read_events
+    for record in events:
+        event = record.get("event")
+        if not isinstance(event, dict):
+            continue
+        if event.get("action") in MOVES:
+            digest = event.get("envelope_sha256")
+            if isinstance(digest, str):
+                found[str(event.get("version", ""))] = digest
+        elif event.get("action") == ROTATE and isinstance(event.get("envelopes"), dict):
+            for version, digest in event["envelopes"].items():
+                if isinstance(digest, str):
+                    found[str(version)] = digest
+    return found
+
+
 # The events that make a version the champion: the audit log's last one names the current
 # champion when release managers are configured.
 MOVES = ("promote", "rollback")
