@@ -977,7 +977,7 @@ def test_associations_flag_nothing_on_clean_clustered_classes_with_the_neighbour
     them; the neighbouring cells' trend explains it (before: hundreds of clean rows flagged)."""
     x, y = _clustered(seed=seed)
     assert _association(x, y, trend=True).count == 0
-    # The default (off, docs/data-defence.md: it costs two batch label cells): as before.
+    # Without the trend (the linear expectation alone): its corner cells fail, as before.
     assert _association(x, y).count > 0
 
 
