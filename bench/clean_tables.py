@@ -187,7 +187,7 @@ def main() -> int:
         "--neighbour-trend",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="set [data.checks.association].neighbour_trend on or off (default: as policy.toml, off)",
+        help="set [data.checks.association].neighbour_trend on or off (default: as policy.toml, on)",
     )
     args = parser.parse_args()
     out: list[str] = []

@@ -290,12 +290,10 @@ class AssociationCheck(_Strict):
     # features give that label less than this (the cell's clean rows of that class stay).
     member_below: Fraction = 0.75
     max_share: Fraction = 0.0
-    # Raise each cell's expected share by the excess its neighbouring cells show on a line
-    # out of it (``targeted._neighbour_excess``): clean classes drawn as clusters pass
-    # (docs/data-defence.md, Clean tables beyond the benchmark). Off by default: every target
-    # count of bench/poisoning.py holds with it on, but a trigger planted at a corner its
-    # label's clean rows already rise toward is absorbed (tests/attacks/test_outlier_leverage).
-    neighbour_trend: bool = False
+    # Raise each cell's expected count by the excess its neighbouring cells show on a line
+    # out of it, as far as their rows support it (``targeted._neighbour_excess``): clean
+    # classes drawn as clusters pass (docs/data-defence.md, Clean tables beyond the benchmark).
+    neighbour_trend: bool = True
 
 
 class BurstCheck(_Strict):

@@ -309,6 +309,11 @@ def _screen_hits(
     return found
 
 
+# The one-sided level of the lower bound on a neighbouring trend's share of a class
+# (``_neighbour_excess``): one standard error below its estimate, Phi(-1).
+_TREND_LEVEL = 0.1587
+
+
 def _neighbour_excess(
     n_cell: Array,
     counts: Array,
@@ -324,42 +329,72 @@ def _neighbour_excess(
     classes drawn as clusters): the corner cell holds far more of the class than its other
     features predict, and so, less and less, do the cells leading up to it. A trigger is a
     sharp bump: its rows sit in one cell, and the cells around it are as the model predicts.
-    So a cell's expected share of a class is the model's plus the excess share (rows of the
+    So a cell's expected count of a class is the model's plus the excess share (rows of the
     class less their summed probabilities, over the rows) that **both** of the next two cells
-    on one line out of it show (the smaller of the two, the largest over the 8 directions of a
-    pair's bins x bins grid or the 2 of a single feature's bins; each of the two cells with at
-    least 2 rows, so that a share is more than one row's label; only an excess). The cell's
-    own rows never count, and a trigger split over two adjacent cells does not explain
-    itself: the cell beyond its partner is clean.
+    on one line out of it show, times the cell's rows, the largest over the 8 directions of a
+    pair's bins x bins grid or the 2 of a single feature's bins. On each line:
+
+    - the smaller of the two cells' excess shares (each cell with at least 2 rows, so that a
+      share is more than one row's label; only an excess): the cell's own rows never count,
+      and a trigger split over two adjacent cells does not explain itself, the cell beyond its
+      partner being clean;
+    - and no more than the two cells' rows together support: the one-sided Clopper-Pearson
+      lower bound (``_TREND_LEVEL``, one standard error) of their pooled share of the class,
+      less their summed probabilities. Two cells of a few rows each show an excess of 0.2 by
+      chance, and over 8 directions one of them does; that chance trend absorbed an in-range
+      trigger (tests/attacks/test_outlier_leverage.py);
+    - times at most as many rows as the fuller of the two cells holds (scaled by the tested
+      rows over the trend's rows): a trend explains the share of the rows a neighbourhood
+      holds, and a trigger adds its rows to its cell (the rows beyond stay the model's).
 
     ``trend_from``: the (rows, class counts, summed probabilities) per cell whose shares make
     the trend, when they are other rows than the tested ones (a batch's approved rows: the new
     rows' own neighbouring cells would let the attack's rows raise their own expectation).
     """
+    from scipy.stats import beta  # noqa: PLC0415
+
     k = counts.shape[1]
     n_trend, c_trend, s_trend = (n_cell, counts, sums) if trend_from is None else trend_from
-    share = (c_trend - s_trend) / np.maximum(n_trend, 1)[:, None]
-    share = np.where((n_trend >= 2)[:, None], share, 0.0)
+    scale = float(n_cell.sum()) / max(float(n_trend.sum()), 1.0)
+    own = n_cell
     if single:
         idx = np.arange(bins) * (bins + 1)
-        grid = np.zeros((1, bins, k))
-        grid[0] = share[idx]
-        directions = [(0, 1), (0, -1)]
+        n_trend, c_trend, s_trend, own = n_trend[idx], c_trend[idx], s_trend[idx], n_cell[idx]
+        shape, directions = (1, bins), [(0, 1), (0, -1)]
     else:
-        grid = share.reshape(bins, bins, k)
+        shape = (bins, bins)
         directions = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1) if (a, b) != (0, 0)]
-    rows, cols = grid.shape[:2]
-    pad = np.pad(grid, ((2, 2), (2, 2), (0, 0)))
-    trend = np.zeros_like(grid)
+    rows, cols = shape
+    # Per cell: rows (repeated per class), rows of each class, their summed probabilities;
+    # padded with two empty cells on every side.
+    grids = [
+        np.pad(g.reshape(rows, cols, -1).astype(float), ((2, 2), (2, 2), (0, 0)))
+        for g in (np.repeat(np.reshape(n_trend, (-1, 1)), k, axis=1), c_trend, s_trend)
+    ]
+    own_rows = np.reshape(own, (rows, cols, 1)).astype(float)
+
+    def shifted(step: int, di: int, dj: int) -> list[Array]:
+        r, c = 2 + step * di, 2 + step * dj
+        return [g[r : r + rows, c : c + cols] for g in grids]
+
+    def excess(n: Array, c: Array, s: Array) -> Array:
+        out: Array = np.where(n >= 2, (c - s) / np.maximum(n, 1), 0.0)
+        return out
+
+    added = np.zeros((rows, cols, k))
     for di, dj in directions:
-        one = pad[2 + di : 2 + di + rows, 2 + dj : 2 + dj + cols]
-        two = pad[2 + 2 * di : 2 + 2 * di + rows, 2 + 2 * dj : 2 + 2 * dj + cols]
-        trend = np.maximum(trend, np.minimum(one, two))
+        (n1, c1, s1), (n2, c2, s2) = shifted(1, di, dj), shifted(2, di, dj)
+        n, c = n1 + n2, c1 + c2
+        low = np.where(c > 0, beta.ppf(_TREND_LEVEL, np.maximum(c, 1), n - c + 1), 0.0)
+        pooled = np.where(n > 0, low - (s1 + s2) / np.maximum(n, 1), 0.0)
+        trend = np.minimum(np.minimum(excess(n1, c1, s1), excess(n2, c2, s2)), pooled)
+        held = np.minimum(own_rows, scale * np.maximum(n1, n2))
+        added = np.maximum(added, np.maximum(trend, 0.0) * held)
+    raised = sums.astype(float)
     if single:
-        raised = sums.copy()
-        raised[idx] = sums[idx] + n_cell[idx, None] * trend[0]
+        raised[idx] = sums[idx] + added[0]
     else:
-        raised = sums + n_cell[:, None] * trend.reshape(bins * bins, k)
+        raised = raised + added.reshape(bins * bins, k)
     capped: Array = np.minimum(raised, n_cell[:, None] * (1 - _P_FLOOR))
     return capped
 

@@ -9,6 +9,13 @@ sees a hundred clean rows blamed). Rows beyond the approved range now stay out o
 association test; a trigger inside the range is still found beside them. In a batch they are
 the density check's own Benjamini-Hochberg family, so that they do not loosen its threshold for
 the clean new rows.
+
+With ``[data.checks.association].neighbour_trend`` the trigger's cell is judged against the
+trend of its neighbouring cells too. Here class 0's clean rows rise a little toward the
+trigger's corner, and two neighbouring cells of 5 and 8 rows showed an excess of 0.19 and 0.18
+by chance: the trend raised the cell's expectation from 9.5 to 14.7 of 28 rows, under the
+share gap, and none of the 24 rows was flagged. The trend is now only what the two cells' rows
+support (the lower bound of their pooled share), for as many rows as they hold.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from tests.contract_support import ID_COLUMN, data_policy, floats
 D, N, K = 8, 800, 3
 
 
-def _contract() -> DataPolicy:
+def _contract(*, trend: bool = False) -> DataPolicy:
     return data_policy(
         {**ID_COLUMN, **floats(f"x{j}" for j in range(D))},
         classes=[str(i) for i in range(K)],
@@ -35,6 +42,7 @@ def _contract() -> DataPolicy:
             "labels": {"enabled": False},
             "isolation": {"enabled": False},
             "bursts": {"enabled": False},
+            "association": {"neighbour_trend": trend},
         },
     )
 
@@ -46,7 +54,9 @@ def _frame(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
     return frame
 
 
-def _table(trigger: bool) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+def _table(
+    trigger: bool, *, jitter: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
     x, y = make_classification(
         n_samples=N,
         n_features=D,
@@ -68,15 +78,30 @@ def _table(trigger: bool) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.nd
         planted = np.sort(rng.choice(pool, 24, replace=False))
         xp[planted, 2] = np.quantile(x[:, 2], 0.95)
         xp[planted, 5] = np.quantile(x[:, 5], 0.05)
+        if jitter:
+            # No one value pair: each row anywhere between the 93rd and 97th percentile of
+            # x2 and the 3rd and 7th of x5 (inside the same cell).
+            xp[planted, 2] = rng.uniform(*np.quantile(x[:, 2], [0.93, 0.97]), planted.size)
+            xp[planted, 5] = rng.uniform(*np.quantile(x[:, 5], [0.03, 0.07]), planted.size)
         yp[planted] = 0
     return approved, _frame(xp, yp), np.sort(out), planted
 
 
-@pytest.mark.parametrize("case", ["outliers-alone", "outliers-beside-an-in-range-trigger"])
-def test_far_outliers_do_not_make_the_association_check_blame_clean_rows(case: str) -> None:
+@pytest.mark.parametrize("trend", [False, True], ids=["model", "neighbour-trend"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "outliers-alone",
+        "outliers-beside-an-in-range-trigger",
+        "outliers-beside-a-jittered-in-range-trigger",
+    ],
+)
+def test_far_outliers_do_not_make_the_association_check_blame_clean_rows(
+    case: str, trend: bool
+) -> None:
     trigger = case != "outliers-alone"
-    approved, table, outliers, planted = _table(trigger)
-    contract = _contract()
+    approved, table, outliers, planted = _table(trigger, jitter="jittered" in case)
+    contract = _contract(trend=trend)
     result = screen(table, contract, reference=build_profile(approved, contract), seed=7)
     found = result.by_check("association")
     ranged = result.by_check("range")
