@@ -834,8 +834,11 @@ def _label_check(
 ) -> Flags:
     """``label_issues`` on every row but ``left_out`` (row positions stay the table's).
 
-    The label rows are reported only beyond the approved snapshot's own doubt
-    (``label_flags``'s ``report_alpha``, at ``witness_alpha``)."""
+    Without quarantine the label rows are evidence of poisoning, reported only beyond the
+    approved snapshot's own doubt (``label_flags``'s ``report_alpha``, at ``witness_alpha``).
+    With quarantine they are also the rows dropped from training, and every row cleanlab and
+    the witnesses doubt is reported, as before: cleaning the approved snapshot's own label
+    issues (at its own rate) is what quarantine is for."""
     check = contract.checks.labels
     n = len(y)
     kept = np.arange(n)
@@ -861,7 +864,7 @@ def _label_check(
         approved_rows=inside(approved_rows),
         cleared_rows=inside(cleared_rows),
         explained_rows=inside(explained_rows),
-        report_alpha=check.witness_alpha,
+        report_alpha=None if contract.checks.quarantine else check.witness_alpha,
     )
     return replace(found, rows=kept[found.rows])
 

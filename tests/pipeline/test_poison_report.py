@@ -23,8 +23,11 @@ SEED = 7
 OFF = {"enabled": False}
 
 
-def _contract(*, far: bool = False, range_share: float = 0.0) -> DataPolicy:
+def _contract(
+    *, far: bool = False, range_share: float = 0.0, quarantine: bool = False
+) -> DataPolicy:
     checks: dict[str, object] = {
+        "quarantine": quarantine,
         "duplicates": OFF,
         "drift": OFF,
         "class_means": OFF,
@@ -84,6 +87,16 @@ def test_clean_rows_at_the_approved_rate_are_not_reported():
     grown["id"] = np.arange(1, len(grown) + 1, dtype=float)
     assert _label_rows(grown, contract, reference) == set()
     assert _errors(grown, contract, reference) == set()
+
+
+def test_with_quarantine_the_approved_rate_is_reported_for_cleaning():
+    """Quarantine drops the reported rows from training: there every row the label check
+    doubts is reported, the approved snapshot's own ambiguous rows too (as before)."""
+    contract = _contract(quarantine=True)
+    frame = _overlapping()
+    reference = _approved(frame, contract)
+    assert len(_label_rows(frame, contract, reference)) == 100
+    assert _errors(frame, contract, reference) == set()
 
 
 def test_flips_beyond_the_approved_rate_are_reported_with_the_table_failing():
