@@ -375,6 +375,7 @@ def label_issues(
     approved_rows: Array | None = None,
     explained_rows: Array | None = None,
     cleared_rows: Array | None = None,
+    report_alpha: float | None = None,
 ) -> tuple[Flags, LabelScores]:
     """Rows cleanlab flags on the combined (model + kNN) probabilities, plus each witness's excess.
 
@@ -388,6 +389,7 @@ def label_issues(
     ``rates``, each witness's flag rate on the approved snapshot, a witness that now flags
     clearly more rows (beyond rate x n + witness_slack x sqrt(rate x n)) adds that excess: its rows not yet
     flagged, lowest p(label) first. On data like the approved snapshot nothing is added.
+    ``report_alpha``: see ``label_flags``.
     """
     start = time.perf_counter()
     scores = label_scores(x, y, n_classes=len(classes), check=check, seed=seed, scheduler=scheduler)
@@ -404,6 +406,7 @@ def label_issues(
         approved_rows=approved_rows,
         explained_rows=explained_rows,
         cleared_rows=cleared_rows,
+        report_alpha=report_alpha,
     )
     return replace(found, seconds=time.perf_counter() - start), scores
 
@@ -422,6 +425,7 @@ def label_flags(
     approved_rows: Array | None = None,
     explained_rows: Array | None = None,
     cleared_rows: Array | None = None,
+    report_alpha: float | None = None,
 ) -> Flags:
     """The label check's decision on computed scores: cleanlab, plus each witness's excess.
 
@@ -463,6 +467,15 @@ def label_flags(
     with another label makes the trusted rows there look mislabelled, and with quarantine
     it would get them dropped from training). An approved row the approved rows themselves
     doubt is still reported.
+
+    ``report_alpha`` (issue 16, outlier precision): with the approved snapshot's cleanlab
+    share recorded and the count not beyond it (``Baseline.beyond``), the rows no other check
+    explains are **reported** only when they doubt their labels more than the approved
+    snapshot did: cleanlab's rows among them (one-sided binomial against the recorded share),
+    the kNN witness's count among them or their disagreement mass, any one at p <
+    ``report_alpha``. Otherwise their flags are the approved snapshot's own rate (classes that
+    overlap), and only the label rows another check explains are reported. The verdict and
+    ``baseline`` count every row, as before. None: every row is reported.
     """
     start = time.perf_counter()
     mask = cleanlab_issues(y, scores.combined)
@@ -519,6 +532,8 @@ def label_flags(
     if cleared_rows is not None:
         mask[np.asarray(cleared_rows, dtype=np.int64)] = False
     baseline = _baseline(int(mask.sum()), len(y), rates, alpha=alpha, min_excess=min_excess)
+    if report_alpha is not None and baseline is not None and not baseline.beyond and rates:
+        mask = _reported(scores, y, mask, explained_rows, rates, alpha=report_alpha)
     rows = np.flatnonzero(mask)
     given = scores.combined[rows, y[rows]]
     suggested = scores.combined[rows].argmax(axis=1)
@@ -552,6 +567,57 @@ def _baseline(
     pvalue = float(binom.sf(count - 1, n, min(max(rate, 1e-9), 1.0))) if count else 1.0
     beyond = pvalue < alpha and count - expected >= min_excess * n
     return Baseline(rate=rate, expected=expected, pvalue=pvalue, beyond=beyond)
+
+
+def _reported(
+    scores: LabelScores,
+    y: Array,
+    mask: Array,
+    explained_rows: Array | None,
+    rates: Mapping[str, float],
+    *,
+    alpha: float,
+) -> Array:
+    """``mask`` when the rows no other check explains doubt their labels beyond the approved
+    snapshot (``_doubt_beyond``), else only its rows another check explains."""
+    unexplained: Array = np.ones(len(y), dtype=bool)
+    if explained_rows is not None:
+        unexplained[np.asarray(explained_rows, dtype=np.int64)] = False
+    if _doubt_beyond(scores, y, mask, unexplained, rates, alpha=alpha):
+        return mask
+    kept: Array = mask & ~unexplained
+    return kept
+
+
+def _doubt_beyond(
+    scores: LabelScores,
+    y: Array,
+    mask: Array,
+    rows: Array,
+    rates: Mapping[str, float],
+    *,
+    alpha: float,
+) -> bool:
+    """Do ``rows`` (a mask) doubt their labels more than the approved snapshot did?
+
+    Any of: the label check's rows among them (``mask``) against cleanlab's recorded share,
+    the kNN witness's count against its recorded rate (one-sided binomials), their kNN
+    disagreement mass (``_mass_test``), at p < ``alpha``.
+    """
+    from scipy.stats import binom  # noqa: PLC0415 - heavy, used here only
+
+    n = int(rows.sum())
+    if n == 0:
+        return False
+    p_knn = scores.knn[np.arange(len(y)), y][rows]
+    tests = [(int((mask & rows).sum()), rates.get(CLEANLAB))]
+    tests += [(int((p_knn < 0.5).sum()), rates.get("knn"))]
+    for count, rate in tests:
+        if rate is None or count == 0:
+            continue
+        if float(binom.sf(count - 1, n, min(max(rate, 1e-9), 1.0))) < alpha:
+            return True
+    return _mass_test(p_knn, rates)[0] < alpha
 
 
 def _mass_test(p_knn: Array, rates: Mapping[str, float]) -> tuple[float, float]:
@@ -713,11 +779,17 @@ def screen(
             targeted.append(found)
             seconds["isolation"] = found.seconds
         if checks.labels.enabled:
-            found, _ = label_issues(
+            # Rows beyond the approved range that fail the table on their own (DATA060) are
+            # left out of the label check: far rows with another label have the leverage to
+            # make the model and the neighbour vote doubt clean rows (issue 16, outlier
+            # precision), and they are reported by DATA060 (as in the association test).
+            far = out_of_range_rows
+            if far is not None and far.size / len(y) <= checks.range.max_share:
+                far = None
+            found = _label_check(
                 x,
                 y,
-                classes=contract.classes,
-                check=checks.labels,
+                contract,
                 seed=seed,
                 scheduler=scheduler,
                 rates=reference.label_rates if reference is not None else None,
@@ -732,6 +804,7 @@ def screen(
                         ]
                     )
                 ),
+                left_out=far,
             )
             flags.append(found)
             seconds["label"] = found.seconds
@@ -744,6 +817,65 @@ def screen(
         seconds=seconds,
         class_means=tuple(means),
     )
+
+
+def _label_check(
+    x: Array,
+    y: Array,
+    contract: DataPolicy,
+    *,
+    seed: int,
+    scheduler: str | None,
+    rates: Mapping[str, float] | None,
+    approved_rows: Array | None,
+    cleared_rows: Array | None,
+    explained_rows: Array,
+    left_out: Array | None,
+) -> Flags:
+    """``label_issues`` on every row but ``left_out`` (row positions stay the table's).
+
+    Without quarantine the label rows are evidence of poisoning, reported only beyond the
+    approved snapshot's own doubt (``label_flags``'s ``report_alpha``, at ``witness_alpha``).
+    With quarantine they are also the rows dropped from training, and every row cleanlab and
+    the witnesses doubt is reported, as before: cleaning the approved snapshot's own label
+    issues (at its own rate) is what quarantine is for."""
+    check = contract.checks.labels
+    n = len(y)
+    kept = np.arange(n)
+    if left_out is not None and left_out.size:
+        kept = np.setdiff1d(kept, np.asarray(left_out, dtype=np.int64))
+    position = np.full(n, -1, dtype=np.int64)
+    position[kept] = np.arange(kept.size)
+    features = x[kept]
+    if kept.size < n and kept.size:
+        # Standardized again on the rows it judges: the far rows set the table's spread (a
+        # trigger at max + one range doubled two features' SD and squashed them for the
+        # neighbour vote, which then doubted clean rows: held-out synthetic, 216 rows).
+        features = features - features.mean(axis=0)
+        spread = features.std(axis=0)
+        spread[spread == 0] = 1.0
+        features /= spread
+
+    def inside(rows: Array | None) -> Array | None:
+        if rows is None:
+            return None
+        mapped = position[np.asarray(rows, dtype=np.int64)]
+        return mapped[mapped >= 0]
+
+    found, _ = label_issues(
+        features,
+        y[kept],
+        classes=contract.classes,
+        check=check,
+        seed=seed,
+        scheduler=scheduler,
+        rates=rates,
+        approved_rows=inside(approved_rows),
+        cleared_rows=inside(cleared_rows),
+        explained_rows=inside(explained_rows),
+        report_alpha=None if contract.checks.quarantine else check.witness_alpha,
+    )
+    return replace(found, rows=kept[found.rows])
 
 
 def sample_checks(
