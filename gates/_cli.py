@@ -632,7 +632,7 @@ def _init(args: argparse.Namespace) -> int:
         for m, t in proposal.cv.items()
     )
     sys.stdout.write(
-        f"wrote {proposal.policy_path}: {proposal.columns} columns, {len(proposal.classes)} "
+        f"wrote {proposal.policy_path}: {proposal.columns} columns besides the label, {len(proposal.classes)} "
         f"classes, {proposal.estimator}; data {proposal.data_path.name}, {proposal.rows} rows\n"
         f"proposed from a baseline cross-validation: {shown}\n"
     )
@@ -650,7 +650,10 @@ def _init(args: argparse.Namespace) -> int:
             "becomes a one-hot feature and one unseen in training counts for nothing; if it is "
             "a row id, pass --id, else drop or group it\n"
         )
-    sys.stdout.write(f"next: {NEXT_COMMAND}   (without nox: python -m gates run)\n")
+    if (proposal.policy_path.parent / "noxfile.py").is_file():
+        sys.stdout.write(f"next: {NEXT_COMMAND}   (without nox: python -m gates run)\n")
+    else:  # a folder of its own: no noxfile to run the sessions
+        sys.stdout.write("next: python -m gates run\n")
     return EXIT_OK
 
 

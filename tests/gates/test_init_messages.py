@@ -58,3 +58,17 @@ def test_a_folder_where_the_data_copy_goes_is_one_line(tmp_path: Path, capsys: A
         "over, found a folder"
     )
     assert "Traceback" not in err
+
+
+def test_a_folder_of_its_own_is_told_the_command_it_has(tmp_path: Path, capsys: Any) -> None:
+    # A new folder has no noxfile: "next: nox -s train gate" named a session it cannot run,
+    # and "13 columns" counted wine's features, not its 14 columns.
+    folder = tmp_path / "project"
+    folder.mkdir()
+    code = main(
+        ["init", str(_wine(tmp_path)), "--label", "target", "--policy", str(folder / "policy.toml")]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert ": 13 columns besides the label, 3 classes" in out
+    assert out.rstrip().splitlines()[-1] == "next: python -m gates run"
