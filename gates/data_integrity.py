@@ -566,6 +566,7 @@ class DataGate(Gate):
             data,
             seed=policy.policy.run.seed,
             scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
+            rates=reference.label_rates if reference is not None else None,
         )
         if scanned.sample is not None:
             # Associations and bursts on the same sample as the label and isolation checks.

@@ -879,11 +879,18 @@ def _label_check(
 
 
 def sample_checks(
-    clean: pd.DataFrame, contract: DataPolicy, *, seed: int, scheduler: str | None = None
+    clean: pd.DataFrame,
+    contract: DataPolicy,
+    *,
+    seed: int,
+    scheduler: str | None = None,
+    rates: Mapping[str, float] | None = None,
 ) -> tuple[list[Flags], dict[str, float]]:
     """The enabled checks that need the rows in memory (labels, isolation), and their times.
 
     ``screen`` runs them on every row; the streaming path on a seeded sample of the file.
+    ``rates``: the approved snapshot's label rates; label rows are then reported as in
+    ``screen`` (beyond the approved snapshot's own doubt, or every row with quarantine).
     """
     checks = contract.checks
     flags: list[Flags] = []
@@ -896,7 +903,14 @@ def sample_checks(
     if checks.labels.enabled:
         y = encode_labels(clean[contract.label], contract.classes)
         found, _ = label_issues(
-            x, y, classes=contract.classes, check=checks.labels, seed=seed, scheduler=scheduler
+            x,
+            y,
+            classes=contract.classes,
+            check=checks.labels,
+            seed=seed,
+            scheduler=scheduler,
+            rates=rates,
+            report_alpha=None if checks.quarantine else checks.labels.witness_alpha,
         )
         flags.append(found)
         seconds["label"] = found.seconds

@@ -746,6 +746,11 @@ def score_every_row(
             explained=checks.labels.witness_explained,
             min_excess=checks.labels.witness_min_excess,
             model_below=checks.labels.witness_model_below,
+            # Reported as in memory (``poison._label_check``): beyond the approved snapshot's
+            # own doubt, or every row with quarantine. The other checks' rows are not known
+            # yet here, so none counts as explained: below that doubt no label row is reported
+            # (in memory those another check also flags are).
+            report_alpha=None if checks.quarantine else checks.labels.witness_alpha,
         )
         found.append(label)
         seconds["label_decision"] = time.perf_counter() - start

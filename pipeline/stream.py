@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -671,7 +671,12 @@ class _Histogram:
 
 
 def screen_scan(
-    scan_: StreamScan, contract: DataPolicy, *, seed: int, scheduler: str | None = None
+    scan_: StreamScan,
+    contract: DataPolicy,
+    *,
+    seed: int,
+    scheduler: str | None = None,
+    rates: Mapping[str, float] | None = None,
 ) -> Screening:
     """The data gate's ``Screening`` from a scan: duplicates, drift and range on every row;
     the label and isolation checks on the scan's sample, their rows mapped back to file rows.
@@ -685,7 +690,7 @@ def screen_scan(
         flags.append(scan_.range_flags)
     sample = scan_.sample
     if sample is not None:
-        found, took = sample_checks(sample, contract, seed=seed, scheduler=scheduler)
+        found, took = sample_checks(sample, contract, seed=seed, scheduler=scheduler, rates=rates)
         rows_of = sample.index.to_numpy(dtype=np.int64)
         flags += [replace(f, rows=rows_of[f.rows], screened=int(rows_of.size)) for f in found]
         seconds.update(took)
