@@ -380,3 +380,40 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _no_inherited_run_id(monkeypatch: pytest.MonkeyPatch) -> None:
     # A run id exported by CI must not leak into tests that open their own runs.
     monkeypatch.delenv("GATES_RUN_ID", raising=False)
+
+
+# -- release-key rotation (tests/gates/test_rotate.py, tests/attacks/test_key_rotation.py) ------
+
+
+@pytest.fixture(scope="module")
+def plain_registry(signed_chain: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Three promoted versions without ``[roles]`` (``tests.rollback_support.build``)."""
+    from tests.rollback_support import build
+
+    return build(signed_chain, tmp_path_factory.mktemp("rotate-plain"), roles=False)
+
+
+@pytest.fixture(scope="module")
+def managed_registry(
+    signed_chain: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> Any:
+    """Three promoted versions with ``[roles]``."""
+    from tests.rollback_support import build
+
+    return build(signed_chain, tmp_path_factory.mktemp("rotate-roles"), roles=True)
+
+
+@pytest.fixture
+def plain(plain_registry: Any, signed_chain: tuple[Path, str], tmp_path: Path) -> Any:
+    """A copy of ``plain_registry`` after a new release public key was committed."""
+    from tests.rotate_support import commit_new_key
+
+    return commit_new_key(plain_registry.copy(tmp_path / "p"), signed_chain[1], tmp_path / "s")
+
+
+@pytest.fixture
+def managed(managed_registry: Any, signed_chain: tuple[Path, str], tmp_path: Path) -> Any:
+    """A copy of ``managed_registry`` after a new release public key was committed."""
+    from tests.rotate_support import commit_new_key
+
+    return commit_new_key(managed_registry.copy(tmp_path / "p"), signed_chain[1], tmp_path / "s")

@@ -24,35 +24,11 @@ from pathlib import Path
 import pytest
 
 from tests.keys_support import new_pem_pair
-from tests.rollback_support import Promoted, build, run_cli
-from tests.rotate_support import Rotated, commit_new_key, deploy_env, envelopes
+from tests.rollback_support import Promoted, run_cli
+from tests.rotate_support import Rotated, deploy_env, envelopes
 
 REPO = Path(__file__).resolve().parents[2]
 ENVELOPE = "artifacts/attestation.intoto.json"
-
-
-@pytest.fixture(scope="module")
-def plain_registry(
-    signed_chain: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
-) -> Promoted:
-    return build(signed_chain, tmp_path_factory.mktemp("rotate-attacks"), roles=False)
-
-
-@pytest.fixture(scope="module")
-def managed_registry(
-    signed_chain: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
-) -> Promoted:
-    return build(signed_chain, tmp_path_factory.mktemp("rotate-attacks-roles"), roles=True)
-
-
-@pytest.fixture
-def plain(plain_registry: Promoted, signed_chain: tuple[Path, str], tmp_path: Path) -> Rotated:
-    return commit_new_key(plain_registry.copy(tmp_path / "p"), signed_chain[1], tmp_path / "s")
-
-
-@pytest.fixture
-def managed(managed_registry: Promoted, signed_chain: tuple[Path, str], tmp_path: Path) -> Rotated:
-    return commit_new_key(managed_registry.copy(tmp_path / "p"), signed_chain[1], tmp_path / "s")
 
 
 def _signer(pem: str) -> object:

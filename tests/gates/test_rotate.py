@@ -17,34 +17,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.rollback_support import Promoted, build, run_cli
+from tests.rollback_support import Promoted, run_cli
 from tests.rotate_support import Rotated, commit_new_key, deploy_env, envelopes
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def managed_registry(
-    signed_chain: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
-) -> Promoted:
-    return build(signed_chain, tmp_path_factory.mktemp("rotate-roles"), roles=True)
-
-
-@pytest.fixture(scope="module")
-def plain_registry(
-    signed_chain: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
-) -> Promoted:
-    return build(signed_chain, tmp_path_factory.mktemp("rotate-plain"), roles=False)
-
-
-@pytest.fixture
-def plain(plain_registry: Promoted, signed_chain: tuple[Path, str], tmp_path: Path) -> Rotated:
-    return commit_new_key(plain_registry.copy(tmp_path / "p"), signed_chain[1], tmp_path / "s")
-
-
-@pytest.fixture
-def managed(managed_registry: Promoted, signed_chain: tuple[Path, str], tmp_path: Path) -> Rotated:
-    return commit_new_key(managed_registry.copy(tmp_path / "p"), signed_chain[1], tmp_path / "s")
 
 
 def champion_gate_read(project: Promoted) -> object:
