@@ -15,15 +15,16 @@ policy forbids every other load.
 from __future__ import annotations
 
 import csv
+import html
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from html import escape
 from pathlib import Path
 from typing import Any
 
 from gates.base import Finding, Severity
 from gates.feedback.bundle import ReportBundle
 from gates.feedback.collect import flagged_rows
+from gates.feedback.markdown import visible
 from gates.sarif_log import policy_line
 
 HOLDOUT_FILE = "cv.holdout.csv"
@@ -47,6 +48,13 @@ ul.legend svg{vertical-align:middle;margin-right:4px}
 #failures td:first-child,#warnings td:first-child{white-space:nowrap}
 .warn{background:#fff8e1}
 """
+
+
+def escape(text: str) -> str:
+    """Untrusted text for the page: HTML-escaped, and Unicode format characters (bidi
+    overrides and isolates, zero-width ones) shown as ``U+202E`` instead of obeyed, as in
+    ``summary.md`` (trust-model rows 85 and 89)."""
+    return html.escape(visible(text))
 
 
 def stylesheet() -> str:

@@ -32,11 +32,12 @@ def escape(text: str, *, limit: int = _REASON) -> str:
     flat = " ".join(text.split())
     if len(flat) > limit:
         flat = flat[: limit - 1] + "…"
-    return _SPECIAL.sub(r"\\\1", _visible(flat))
+    return _SPECIAL.sub(r"\\\1", visible(flat))
 
 
-def _visible(text: str) -> str:
-    """Unicode format characters (category Cf) written as ``U+XXXX``."""
+def visible(text: str) -> str:
+    """Unicode format characters (category Cf) written as ``U+XXXX`` (also used by
+    ``report.html``)."""
     return "".join(f"U+{ord(c):04X}" if unicodedata.category(c) == "Cf" else c for c in text)
 
 
@@ -44,7 +45,7 @@ def code(text: str) -> str:
     """Untrusted text inside a code span: backslashes are literal there, so drop backticks
     instead; format characters shown as ``U+XXXX``, as ``escape`` does (a column name in a
     finding's policy key; red team 14)."""
-    return "`" + _visible(" ".join(text.replace("`", "'").split())[:_REASON]) + "`"
+    return "`" + visible(" ".join(text.replace("`", "'").split())[:_REASON]) + "`"
 
 
 def _fmt(value: float | None, *, signed: bool = False) -> str:

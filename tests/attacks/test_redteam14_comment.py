@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gates.base import Finding, GateResult, Location, Severity, Status
-from gates.feedback import markdown
+from gates.feedback import html, markdown
 from gates.feedback.bundle import ReportBundle
 from gates.feedback.collect import GateView, RunView
 
@@ -75,7 +75,31 @@ def test_a_policy_key_in_the_comment_shows_format_characters(tmp_path: Path, cas
             assert f"U+{ord(char):04X}" in text
 
 
+@pytest.mark.parametrize("case", sorted(FORMAT))
+def test_report_html_shows_format_characters_instead_of_obeying_them(
+    tmp_path: Path, case: str
+) -> None:
+    """``report.html`` (the page a reviewer opens from the run's artifacts) escaped HTML but
+    obeyed format characters: a column name or message with U+202E read reversed there, though
+    ``summary.md`` showed it (red before: the page held the raw character)."""
+    name = FORMAT[case]
+    finding = Finding(
+        rule="DATA040",
+        message=f"data/train.csv: column {name} is not in the contract",
+        severity=Severity.WARNING,
+        location=Location(path="data/train.csv"),
+        policy_key=f"data.columns.{name}.dtype",
+    )
+    page = html.render(_bundle(tmp_path, finding), classes=["0", "1"], positive="1")
+    assert "DATA040" in page
+    for char in name:
+        if not char.isascii() and not char.isprintable():
+            assert char not in page, repr(char)
+            assert f"U+{ord(char):04X}" in page
+
+
 def test_code_spans_keep_ordinary_text(tmp_path: Path) -> None:
     """Control: plain text and non-ASCII letters are kept as they are (green before)."""
     assert markdown.code("[data.columns].größe") == "`[data.columns].größe`"
     assert markdown.code("a`b") == "`a'b`"
+    assert html.escape("<größe> & ü") == "&lt;größe&gt; &amp; ü"
