@@ -147,7 +147,15 @@ whoever wrote the bytes. Rules:
   (``.replace``, ``.with_name("python3")``), ``os.path.basename`` of it and a template
   (``f"python3.{minor}"``, ``"python%d.%d" % v``); an interpreter at a
   relative path or under the scanned file's folder (``data/bin/python3``, ``ROOT / "bin" /
-  "python"``: a committed program) is a finding, at a call or ``set_executable``.
+  "python"``: a committed program) is a finding, at a call or ``set_executable``. Since
+  sast108: servers and workers that import the application they are named (``uvicorn``,
+  ``gunicorn``, ``flask``, ``celery``, ``streamlit`` ...) join ``_TREE_RUNNERS``, and
+  ``http.server --cgi`` is one; ``mypy``, ``pylint``, ``flake8`` and ``python -m coverage``
+  import the plugins of the tree's configuration (``_CONFIG_RUNNERS``) unless their option names
+  no file; a ``*argv`` helper is read at its calls in other scanned modules too; a ``chdir``
+  made ready by ``functools.partial``/``operator.methodcaller`` moves the working folder; and the
+  same tools called in process (``_IN_PROCESS``: ``pytest.main``, ``unittest.main(module=...)``,
+  pip's, coverage's and mypy's entry points) are SAST104, their arguments judged as ``python -m``.
   SAST102 also covers the standard library's
   path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
   ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,
@@ -2988,7 +2996,9 @@ class _Checker:
         """SAST104 (sast108): a tool run in this process (``_IN_PROCESS``: ``pytest.main``,
         ``unittest.main``, pip's and coverage's ``main``, ``mypy.api.run``), its argument list
         judged as ``python -m TOOL`` with those words. ``unittest.main()`` with neither
-        ``module=`` nor ``argv=`` runs the calling module's own tests and passes."""
+        ``module=`` nor ``argv=`` runs the calling module's own tests and passes, as pip's,
+        coverage's or mypy's ``main()`` with no argument list does (the process's own command
+        line: the tool's entry point, ``coverage/__main__.py``); ``pytest.main()`` fails always."""
         call = min(names & _IN_PROCESS.keys(), default=None)
         if call is None:
             return
@@ -3013,6 +3023,8 @@ class _Checker:
                 lines = [[module, *line] for line in lines]  # module= names what it loads
         else:
             given = given if given is not None else (node.args[0] if node.args else None)
+            if given is None and tool not in _TREE_RUNNERS:
+                return  # main(): the process's own command line, as the tool's entry point
             lines = self._words(given, scope, 0) if given is not None else [[]]
         for line in _capped(lines):
             problem = self._runner_problem(tool, line, scope)
