@@ -3017,7 +3017,14 @@ class _Checker:
             if isinstance(module, ast.Constant) and module.value is None:
                 own = True  # module=None: argv names every test
             lines: list[list[ast.expr | str]] = (
-                [line[1:] for line in self._words(given, scope, 0)] if given is not None else [[]]
+                [  # argv[0] is the program's name; a computed first word may be the whole list
+                    line[1:]
+                    if len(line) > 1 or (line and self._word_text(line[0], scope) is not None)
+                    else line
+                    for line in self._words(given, scope, 0)
+                ]
+                if given is not None
+                else [[]]
             )
             if not own and module is not None:
                 lines = [[module, *line] for line in lines]  # module= names what it loads

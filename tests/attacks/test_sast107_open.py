@@ -225,6 +225,9 @@ IN_PROCESS = {
         'import unittest\nunittest.main(argv=["x", "discover", "-s", "data"])\n'
     ),
     "unittest.main(module=None)": "import unittest\nunittest.main(module=None)\n",
+    "unittest.main(argv=a parameter)": (
+        "import unittest\n\ndef go(argv):\n    unittest.main(module=None, argv=argv)\n"
+    ),
     "unittest.TestProgram(module=...)": 'import unittest\nunittest.TestProgram("data.evil")\n',
     "pip's main install": 'from pip._internal.cli.main import main\nmain(["install", "."])\n',
     "pip's main, computed": (
@@ -309,6 +312,8 @@ def test_the_messages_name_what_runs(tmp_path: Path) -> None:
     assert chdir.message.startswith("after functools.partial(...) at src/model_io.py:5")
     [pytest_main] = _found(_scan(tmp_path / "d", IN_PROCESS["pytest.main(list)"]))
     assert pytest_main.message.startswith("calls pytest.main() in this process")
+    [given] = _found(_scan(tmp_path / "e", IN_PROCESS["unittest.main(argv=a parameter)"]))
+    assert "with argv, computed at run time" in given.message, given.message
 
 
 # The runners' table in the docs: every name the rule knows is listed, with how to add one.
