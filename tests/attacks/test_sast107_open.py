@@ -253,37 +253,27 @@ IN_PROCESS_ALLOWED = {
 }
 
 
-@pytest.mark.parametrize(
-    ("table", "plant"),
-    [("servers", p) for p in SERVERS]
-    + [("config", p) for p in CONFIG_TOOLS]
-    + [("chdir", p) for p in CHDIR]
-    + [("in process", p) for p in IN_PROCESS],
-)
+PLANTED = {"servers": SERVERS, "config": CONFIG_TOOLS, "chdir": CHDIR, "in process": IN_PROCESS}
+ALLOWED = {
+    "servers": SERVERS_ALLOWED,
+    "config": CONFIG_TOOLS_ALLOWED,
+    "chdir": CHDIR_ALLOWED,
+    "in process": IN_PROCESS_ALLOWED,
+}
+
+
+@pytest.mark.parametrize(("table", "plant"), [(t, p) for t in PLANTED for p in PLANTED[t]])
 def test_each_form_is_a_finding(tmp_path: Path, table: str, plant: str) -> None:
-    source = {"servers": SERVERS, "config": CONFIG_TOOLS, "chdir": CHDIR, "in process": IN_PROCESS}
-    found = _found(_scan(tmp_path, source[table][plant]))
+    found = _found(_scan(tmp_path, PLANTED[table][plant]))
     assert found, plant
     assert all(f.path == "src/model_io.py" and f.line > 0 for f in found), found
     rule = "SAST104" if table == "in process" else "SAST107"
     assert {f.rule for f in found} == {rule}, found
 
 
-@pytest.mark.parametrize(
-    ("table", "plant"),
-    [("servers", p) for p in SERVERS_ALLOWED]
-    + [("config", p) for p in CONFIG_TOOLS_ALLOWED]
-    + [("chdir", p) for p in CHDIR_ALLOWED]
-    + [("in process", p) for p in IN_PROCESS_ALLOWED],
-)
+@pytest.mark.parametrize(("table", "plant"), [(t, p) for t in ALLOWED for p in ALLOWED[t]])
 def test_each_control_stays_clean(tmp_path: Path, table: str, plant: str) -> None:
-    source = {
-        "servers": SERVERS_ALLOWED,
-        "config": CONFIG_TOOLS_ALLOWED,
-        "chdir": CHDIR_ALLOWED,
-        "in process": IN_PROCESS_ALLOWED,
-    }
-    assert _found(_scan(tmp_path, source[table][plant])) == []
+    assert _found(_scan(tmp_path, ALLOWED[table][plant])) == []
 
 
 @pytest.mark.parametrize("plant", list(VARARGS))
