@@ -147,7 +147,15 @@ whoever wrote the bytes. Rules:
   (``.replace``, ``.with_name("python3")``), ``os.path.basename`` of it and a template
   (``f"python3.{minor}"``, ``"python%d.%d" % v``); an interpreter at a
   relative path or under the scanned file's folder (``data/bin/python3``, ``ROOT / "bin" /
-  "python"``: a committed program) is a finding, at a call or ``set_executable``.
+  "python"``: a committed program) is a finding, at a call or ``set_executable``. Since
+  sast108: servers and workers that import the application they are named (``uvicorn``,
+  ``gunicorn``, ``flask``, ``celery``, ``streamlit`` ...) join ``_TREE_RUNNERS``, and
+  ``http.server --cgi`` is one; ``mypy``, ``pylint``, ``flake8`` and ``python -m coverage``
+  import the plugins of the tree's configuration (``_CONFIG_RUNNERS``) unless their option names
+  no file; a ``*argv`` helper is read at its calls in other scanned modules too; a ``chdir``
+  made ready by ``functools.partial``/``operator.methodcaller`` moves the working folder; and the
+  same tools called in process (``_IN_PROCESS``: ``pytest.main``, ``unittest.main(module=...)``,
+  pip's, coverage's and mypy's entry points) are SAST104, their arguments judged as ``python -m``.
   SAST102 also covers the standard library's
   path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
   ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,
@@ -216,12 +224,13 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import copy
 import fnmatch
 import functools
 import re
 import shlex
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -779,6 +788,7 @@ _PATH_RUNNERS = frozenset(
 # addopts: the pull request's), build runs the project's build backend (pyproject.toml).
 _TESTS = "imports test files, conftest.py files and the plugins the tree's configuration names"
 _BUILDS = "builds or installs the project: the build backend its pyproject.toml names runs"
+_SERVES = "imports the application named module:attr from the working folder"
 _TREE_RUNNERS = {
     "pytest": _TESTS,
     "py.test": _TESTS,
@@ -797,14 +807,67 @@ _TREE_RUNNERS = {
     "jupyter": "runs notebooks and kernels (nbconvert --execute, lab, run)",
     "nbconvert": "runs notebooks given --execute",
     "papermill": "runs the notebooks it is given",
+    # sast108: servers and workers that import the application their command line, environment
+    # or working folder names (``uvicorn data.evil:app``): each puts the working folder (or its
+    # --app-dir / --chdir) first on sys.path, so any name may be the tree's own module.
+    "uvicorn": _SERVES,
+    "gunicorn": f"{_SERVES}, and runs the working folder's gunicorn.conf.py",
+    "hypercorn": f"{_SERVES}, and the Python configuration file it is given",
+    "daphne": _SERVES,
+    "waitress": _SERVES,
+    "fastapi": "imports the application of the path it is given (fastapi run / dev)",
+    "flask": "imports the app --app or FLASK_APP names, or the working folder's app.py/wsgi.py",
+    "celery": "imports the application -A names and its configuration module",
+    "streamlit": "runs the script it is given (streamlit run) and the pages beside it",
+    "django": "imports the settings module and the apps DJANGO_SETTINGS_MODULE names",
+    "locust": "imports the locustfile.py of the working folder or -f",
+    "alembic": "runs the env.py and migration scripts of the tree's alembic.ini",
+    "pre_commit": "runs the hooks of the tree's .pre-commit-config.yaml (local hooks: any command)",
 }
+# sast108: tools that import plugins named in a configuration file they look for in the working
+# folder (or above): module -> (the option that names another file, what it runs). Checked with
+# the real tools: mypy's ``plugins = ["evil.py"]`` ran under -I too (a path); coverage's
+# ``plugins = evil`` (a module name) ran at every command of ``python -m coverage``, not under
+# -I/-P nor from the coverage program (the working folder is then not on sys.path);
+# ``--config-file=`` and ``--rcfile=/dev/null`` stop both.
+_CONFIG_RUNNERS = {
+    "mypy": ("--config-file", "imports the plugins of mypy.ini, pyproject.toml or setup.cfg"),
+    "coverage": (
+        "--rcfile",
+        "imports the plugins of .coveragerc, setup.cfg, tox.ini or pyproject.toml",
+    ),
+    "pylint": ("--rcfile", "imports load-plugins and runs init-hook of pylintrc or pyproject.toml"),
+    "flake8": ("--isolated", "imports the local plugins of .flake8, setup.cfg or tox.ini"),
+}
+# sast108: the same tools called in this process (``pytest.main(["data"])``): call -> the module
+# whose command line its first argument (or ``args=``/``argv=``) is, judged as ``python -m`` it.
+_IN_PROCESS = {
+    "pytest.main": "pytest",
+    "pytest.console_main": "pytest",
+    "_pytest.config.main": "pytest",
+    "unittest.main": "unittest",
+    "unittest.TestProgram": "unittest",
+    "unittest.main.main": "unittest",
+    "unittest.main.TestProgram": "unittest",
+    "pip.main": "pip",
+    "pip._internal.main": "pip",
+    "pip._internal.cli.main.main": "pip",
+    "coverage.cmdline.main": "coverage",
+    "mypy.api.run": "mypy",
+    "mypy.main.main": "mypy",
+}
+# Configuration files that name no file the pull request can write (the option's value).
+_NO_CONFIG = frozenset({"", "/dev/null"})
 # A tool's own program, the same as python -m TOOL (``pytest data``, ``pip install .``).
 _CONSOLE_SCRIPTS = {
-    **{name: name for name in _TREE_RUNNERS if name != "sphinx"},
+    **{name: name for name in _TREE_RUNNERS if name not in ("sphinx", "django", "pre_commit")},
+    **{name: name for name in _CONFIG_RUNNERS},
     "sphinx-build": "sphinx",
+    "django-admin": "django",
+    "pre-commit": "pre_commit",
+    "waitress-serve": "waitress",
     "pip": "pip",
     "pip3": "pip",
-    "coverage": "coverage",
 }
 # Calls and methods that keep a program Python (``sys.executable.replace(...)``, the
 # interpreter's base name looked up on PATH); ``with_name``/``with_stem`` are judged by their name.
@@ -2447,6 +2510,7 @@ class _Checker:
         self._judge_code_string(node, names, scope)
         self._judge_command(node, names, scope)
         self._judge_child(node, names, scope)
+        self._judge_in_process(node, names, scope)
         self._judge_env_call(node, names, scope)
         self._judge_machinery_call(node, names, scope)
         self._judge_unbound_write(node, names, scope)
@@ -2928,6 +2992,54 @@ class _Checker:
                 return
         self._judge_given_line(node, scope)
 
+    def _judge_in_process(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """SAST104 (sast108): a tool run in this process (``_IN_PROCESS``: ``pytest.main``,
+        ``unittest.main``, pip's and coverage's ``main``, ``mypy.api.run``), its argument list
+        judged as ``python -m TOOL`` with those words. ``unittest.main()`` with neither
+        ``module=`` nor ``argv=`` runs the calling module's own tests and passes, as pip's,
+        coverage's or mypy's ``main()`` with no argument list does (the process's own command
+        line: the tool's entry point, ``coverage/__main__.py``); ``pytest.main()`` fails always."""
+        call = min(names & _IN_PROCESS.keys(), default=None)
+        if call is None:
+            return
+        tool = _IN_PROCESS[call]
+        keywords = {k.arg: k.value for k in node.keywords if k.arg}
+        given = keywords.get("argv", keywords.get("args"))
+        if tool == "unittest":
+            module = keywords.get("module", node.args[0] if node.args else None)
+            own = module is None or _literal_str(module) == "__main__"
+            if given is None and own:
+                return  # the module's own tests, with the process's command line
+            if given is None and isinstance(module, ast.Constant) and module.value is None:
+                why = f"calls {call}(module=None) in this process: the tests it imports are named at run time (sys.argv), code no scan may have read"
+                self.report(node, "SAST104", call, why)
+                return
+            if isinstance(module, ast.Constant) and module.value is None:
+                own = True  # module=None: argv names every test
+            lines: list[list[ast.expr | str]] = (
+                [  # argv[0] is the program's name; a computed first word may be the whole list
+                    line[1:]
+                    if len(line) > 1 or (line and self._word_text(line[0], scope) is not None)
+                    else line
+                    for line in self._words(given, scope, 0)
+                ]
+                if given is not None
+                else [[]]
+            )
+            if not own and module is not None:
+                lines = [[module, *line] for line in lines]  # module= names what it loads
+        else:
+            given = given if given is not None else (node.args[0] if node.args else None)
+            if given is None and tool not in _TREE_RUNNERS:
+                return  # main(): the process's own command line, as the tool's entry point
+            lines = self._words(given, scope, 0) if given is not None else [[]]
+        for line in _capped(lines):
+            problem = self._runner_problem(tool, line, scope)
+            if problem is not None:
+                problem = f"calls {call}() in this process, as python -m {tool} would: {problem}"
+                self.report(node, "SAST104", call, problem)
+                return
+
     def _judge_given_line(self, node: ast.Call, scope: _Scope) -> None:
         """A command line given to the function running it (``def run(command):
         subprocess.run(command)``, ``*argv``): judged at each call of the function."""
@@ -3161,7 +3273,7 @@ class _Checker:
             problem = self._module_problem(module, isolated, scope, after)
             if problem is not None or (not rest[1:] and index + 1 >= len(line)):
                 return problem
-            return self._runner_problem(module, after, scope)
+            return self._runner_problem(module, after, scope, safe=safe)
         if index >= len(line):  # python alone reads its program from its input
             return (
                 "starts Python with no script: it reads its code from its input, which no scan read"
@@ -3180,7 +3292,7 @@ class _Checker:
             if tool is not None:
                 if self._wrappers(line[:at], scope, cwd) is None:
                     return None  # an argument of another program (git grep pytest)
-                return self._runner_problem(tool, line[at + 1 :], scope)
+                return self._runner_problem(tool, line[at + 1 :], scope, safe=True)
         return None
 
     def _wrappers(
@@ -3222,21 +3334,32 @@ class _Checker:
         return None
 
     def _runner_problem(  # noqa: PLR0911, PLR0912 - one per kind of argument
-        self, module: ast.expr | str, rest: list[ast.expr | str], scope: _Scope
+        self,
+        module: ast.expr | str,
+        rest: list[ast.expr | str],
+        scope: _Scope,
+        *,
+        safe: bool = False,
     ) -> str | None:
         """``python -m runpy|trace|cProfile|profile|pdb|timeit|code|doctest|...`` runs the
         script, module or code it is given: that argument is judged as the script (a word this
         check cannot read fails closed)."""
         texts = self._module_texts(module, scope)
         if texts is not None and len(texts) > 1:
-            return next(filter(None, (self._runner_problem(t, rest, scope) for t in texts)), None)
+            return _first(self._runner_problem(t, rest, scope, safe=safe) for t in texts)
         name = texts[0].removesuffix(".__main__") if texts else ""  # -m pip.__main__
         if name in _TREE_RUNNERS:
             return f"runs python -m {name}, which {_TREE_RUNNERS[name]}: code no scan read"
         if name == "pip":
             return self._pip_problem(rest, scope)
+        if name in _CONFIG_RUNNERS and not (safe and name == "coverage"):
+            problem = self._config_problem(name, rest, scope)
+            if problem is not None or name != "coverage":
+                return problem
         if name == "coverage":
             return self._coverage_problem(rest, scope)
+        if name == "http.server":
+            return self._cgi_problem(rest, scope)
         if name == "unittest" and self._discovers(rest, scope):
             return (
                 "runs python -m unittest discovery, which imports every test*.py under the "
@@ -3353,6 +3476,40 @@ class _Checker:
                     )
                 return self._script_problem(word, scope)
             index += 1
+        return None
+
+    def _config_problem(self, name: str, rest: list[ast.expr | str], scope: _Scope) -> str | None:
+        """``mypy``, ``coverage``, ``pylint``, ``flake8``: they import the plugins a
+        configuration file of the working folder names, unless their option names no file
+        (``--config-file=``, ``--rcfile=/dev/null``, flake8's ``--isolated``)."""
+        option, what = _CONFIG_RUNNERS[name]
+        for at, word in enumerate(rest):
+            text = self._word_text(word, scope)
+            if text is None:
+                continue  # judged below: a computed word is not a configuration switched off
+            if option == "--isolated" and text == option:
+                return None
+            if text.startswith(f"{option}="):
+                value: str | None = text.partition("=")[2]
+            elif text == option and at + 1 < len(rest):
+                value = self._word_text(rest[at + 1], scope)
+            else:
+                continue
+            if value in _NO_CONFIG:
+                return None
+        return (
+            f"runs python -m {name}, which {what} (the pull request's), code no scan read; "
+            f"give {option}{'' if option == '--isolated' else '=/dev/null'} to read none"
+        )
+
+    def _cgi_problem(self, rest: list[ast.expr | str], scope: _Scope) -> str | None:
+        """``python -m http.server`` serves files and runs none, except with ``--cgi`` (it
+        runs the scripts under cgi-bin/ of the folder it serves); a computed word may be it."""
+        for word in rest:
+            text = self._word_text(word, scope)
+            if text is None or text == "--cgi":
+                shown = text or (ast.unparse(word)[:_SHOWN] if isinstance(word, ast.expr) else "")
+                return f"runs python -m http.server with {shown}: with --cgi it runs the scripts under the served folder's cgi-bin/, code no scan read"
         return None
 
     def _discovers(self, rest: list[ast.expr | str], scope: _Scope) -> bool:
@@ -3542,11 +3699,9 @@ class _Checker:
         *args)``): each call, in this module or another scanned with it, must pass a literal
         module (or a parameter of its own caller, followed the same way), judged as a literal
         ``-m`` is with the words after it in the command line."""
-        key = (id(function), name)
-        if key in self._following_params or depth > _MAX_DEPTH:
-            return None  # the function calls itself with its own parameter: adds nothing
-        self._following_params.add(key)
-        try:
+        with self._follow_parameter(function, name, depth) as fresh:
+            if not fresh:
+                return None  # the function calls itself with its own parameter: adds nothing
             given = self._given_anywhere(function, defining, name)
             if given is None:
                 return (
@@ -3560,16 +3715,10 @@ class _Checker:
                 if texts is None:
                     problem = checker._module_problem(value, isolated, where, [_UNREAD], depth + 1)
                 else:
-                    problem = next(
-                        filter(
-                            None,
-                            (
-                                checker._module_problem(t, isolated, where)
-                                or self._runner_problem(t, rest or [], defining)
-                                for t in texts
-                            ),
-                        ),
-                        None,
+                    problem = _first(
+                        checker._module_problem(t, isolated, where)
+                        or self._runner_problem(t, rest or [], defining)
+                        for t in texts
                     )
                 if problem is not None:
                     return (
@@ -3578,8 +3727,6 @@ class _Checker:
                         f"{problem}"
                     )
             return None
-        finally:
-            self._following_params.discard(key)
 
     def _given_anywhere(
         self, function: ast.FunctionDef | ast.AsyncFunctionDef, defining: _Scope, name: str
@@ -3614,28 +3761,15 @@ class _Checker:
         """In this (another) module, what each call of ``owner``'s ``function`` (by its name,
         bare or as an attribute) passes for ``name``; None when the name is used otherwise
         (passed around, imported under another name, called with ``*args``/``**kwargs``)."""
-        fname = function.name
         args = function.args
         positional = [a.arg for a in [*args.posonlyargs, *args.args]]
         position = positional.index(name) if name in positional else None
         by_keyword = name not in [a.arg for a in args.posonlyargs]
-        parents = self._tree_parents()
         found: list[tuple[_Checker, ast.expr, _Scope]] = []
-        for node in ast.walk(self.module.tree):
-            if isinstance(node, ast.alias):
-                if node.asname not in (None, fname) and node.name.rpartition(".")[2] == fname:
-                    return None  # from m import run as other: called under a name not read
-                continue
-            if not (
-                (isinstance(node, ast.Name) and node.id == fname)
-                or (isinstance(node, ast.Attribute) and node.attr == fname)
-            ):
-                continue
-            if isinstance(node, ast.Attribute) and self._other_module(node.value, owner.module):
-                continue  # subprocess.run is not the scanned module's run()
-            call = parents.get(node)
-            if not isinstance(call, ast.Call) or call.func is not node:
-                return None
+        calls = self._foreign_calls(function.name, owner)
+        if calls is None:
+            return None
+        for call in calls:
             given = (
                 call.args[position]
                 if position is not None and _before_any_star(call, position)
@@ -3660,6 +3794,47 @@ class _Checker:
                 found.append((owner, default, defining.parent))
         return found
 
+    def _foreign_calls(self, fname: str, owner: _Checker) -> list[ast.Call] | None:
+        """In this (another) module, every call of ``owner``'s function ``fname`` (by its
+        name, bare or as an attribute); None when the name is used otherwise (passed around,
+        imported under another name). ``[]`` where it is not called here."""
+        parents = self._tree_parents()
+        calls: list[ast.Call] = []
+        for node in ast.walk(self.module.tree):
+            if isinstance(node, ast.alias):
+                if node.asname not in (None, fname) and node.name.rpartition(".")[2] == fname:
+                    return None  # from m import run as other: called under a name not read
+                continue
+            if not (
+                (isinstance(node, ast.Name) and node.id == fname)
+                or (isinstance(node, ast.Attribute) and node.attr == fname)
+            ):
+                continue
+            if isinstance(node, ast.Attribute) and self._other_module(node.value, owner.module):
+                continue  # subprocess.run is not the scanned module's run()
+            call = parents.get(node)
+            if not isinstance(call, ast.Call) or call.func is not node:
+                return None
+            calls.append(call)
+        return calls
+
+    @contextlib.contextmanager
+    def _follow_parameter(
+        self, function: ast.FunctionDef | ast.AsyncFunctionDef, name: str, depth: int
+    ) -> Iterator[bool]:
+        """While a parameter of ``function`` is followed to its calls: True the first time,
+        False when it is followed already (the function calls itself with its own parameter:
+        that adds nothing) or the chain is deeper than ``_MAX_DEPTH``."""
+        key = (id(function), name)
+        if key in self._following_params or depth > _MAX_DEPTH:
+            yield False
+            return
+        self._following_params.add(key)
+        try:
+            yield True
+        finally:
+            self._following_params.discard(key)
+
     def _given_line_problem(
         self,
         function: ast.FunctionDef | ast.AsyncFunctionDef,
@@ -3671,25 +3846,16 @@ class _Checker:
         run(command): subprocess.run(command)``): each call's value, in this module or another
         scanned with it, is judged where it is written, as a command line (a parameter of the
         caller followed the same way). A function whose calls cannot be read is not judged."""
-        key = (id(function), name)
-        if key in self._following_params or depth > _MAX_DEPTH:
-            return None
-        self._following_params.add(key)
-        try:
+        with self._follow_parameter(function, name, depth) as fresh:
+            if not fresh:
+                return None  # followed already, or too deep
             for checker, value, where in self._given_anywhere(function, defining, name) or []:
                 inner = checker._parameter(value, where)
                 if inner is not None:
                     problem = checker._given_line_problem(*inner, depth + 1)
                 else:
-                    problem = next(
-                        filter(
-                            None,
-                            (
-                                checker._child_problem(w, where)
-                                for w in checker._words(value, where, 0)
-                            ),
-                        ),
-                        None,
+                    problem = _first(
+                        checker._child_problem(w, where) for w in checker._words(value, where, 0)
                     )
                 if problem is not None:
                     return (
@@ -3698,8 +3864,6 @@ class _Checker:
                         f"{problem}"
                     )
             return None
-        finally:
-            self._following_params.discard(key)
 
     def _other_module(self, receiver: ast.expr, module: _Module) -> bool:
         """``receiver`` is known to be only modules other than ``module`` (``subprocess``)."""
@@ -3732,15 +3896,25 @@ class _Checker:
             return None
         method = defining.parent.kind == "class"
         fixed = len(function.args.posonlyargs) + len(function.args.args) - method
-        for call in self._calls_of(function.name, defining.parent, method=method) or []:
-            where = self._scope_of(call)
+        calls = [
+            (self, c) for c in self._calls_of(function.name, defining.parent, method=method) or []
+        ]
+        if not method and defining.parent.kind == "module":  # sast108: callers in other modules
+            users = self._index().users.get(function.name, set()) - {id(self.module)}
+            modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
+            for user in users & modules.keys():
+                other = self._other(modules[user])
+                calls += [(other, c) for c in other._foreign_calls(function.name, self) or []]
+        for checker, call in calls:
+            where = checker._scope_of(call)
             line = ast.List(elts=call.args[fixed:], ctx=ast.Load())
-            for words in self._words(line, where, 0):
-                problem = self._child_problem(words, where)
+            for words in checker._words(line, where, 0):
+                problem = checker._child_problem(words, where)
                 if problem is not None:
+                    at = "" if checker is self else f"{checker.module.path}:"
                     return (
-                        f"runs the command line given to {function.name}(*{word.id}) at line "
-                        f"{call.lineno}: {problem}"
+                        f"runs the command line given to {function.name}(*{word.id}) at "
+                        f"{at or 'line '}{call.lineno}: {problem}"
                     )
         return None
 
@@ -3761,20 +3935,39 @@ class _Checker:
                 self._chdir_list += index.chdirs[key]
         return self._chdir_list
 
+    def _is_chdir(self, func: ast.expr, scope: _Scope) -> bool:
+        """``os.chdir`` under any name, or any ``.chdir``/``.fchdir`` attribute."""
+        return (isinstance(func, ast.Attribute) and func.attr in _CHDIR_ATTRS) or bool(
+            _names(self.resolve(func, scope)) & _CHDIRS
+        )
+
+    def _chdir_folder(self, node: ast.Call, scope: _Scope) -> tuple[bool, ast.expr | None]:
+        """Whether ``node`` moves the working folder, and to what: a call of a ``chdir``, or
+        one made ready to call (sast108): ``functools.partial(os.chdir, FOLDER)``,
+        ``operator.methodcaller("chdir", FOLDER)`` (no folder given: computed at the call)."""
+        if self._is_chdir(node.func, scope):
+            return True, node.args[0] if node.args else None
+        names = _names(self.resolve(node.func, scope))
+        if names & _PARTIALS and node.args and self._is_chdir(node.args[0], scope):
+            return True, node.args[1] if len(node.args) > 1 else None
+        if (
+            "operator.methodcaller" in names
+            and _literal_str(node.args[0] if node.args else None) in _CHDIR_ATTRS
+        ):
+            return True, node.args[1] if len(node.args) > 1 else None
+        return False, None
+
     def _own_chdirs(self) -> list[tuple[str, ast.expr | str]]:
         found: list[tuple[str, ast.expr | str]] = []
         for node in ast.walk(self.module.tree):
             if not isinstance(node, ast.Call):
                 continue
             func = node.func
-            if not (
-                (isinstance(func, ast.Attribute) and func.attr in _CHDIR_ATTRS)
-                or _names(self.resolve(func, self._scope_of(node))) & _CHDIRS
-            ):
+            scope = self._scope_of(node)
+            moves, folder = self._chdir_folder(node, scope)
+            if not moves:
                 continue
             where = f"{ast.unparse(func)[:_SHOWN]}(...) at {self.module.path}:{node.lineno}"
-            scope = self._scope_of(node)
-            folder = node.args[0] if node.args else None
             texts = None if folder is None else self.module.texts(folder, scope)
             if texts is not None:
                 found += [(where, t) for t in texts]
@@ -3840,11 +4033,9 @@ class _Checker:
         """A parameter used as a script: every call of the function in this module must give it
         a scanned file; a function passed around, named by another scanned module, called with
         ``*args``/``**kwargs`` or not called here fails closed."""
-        key = (id(function), name)
-        if key in self._following_params or depth > _MAX_DEPTH:
-            return None  # the function calls itself with its own parameter: adds nothing
-        self._following_params.add(key)
-        try:
+        with self._follow_parameter(function, name, depth) as fresh:
+            if not fresh:
+                return None  # the function calls itself with its own parameter: adds nothing
             given = self._arguments_for(function, defining, name)
             if given is None:
                 return (
@@ -3860,8 +4051,6 @@ class _Checker:
                         f"{ast.unparse(value)[:_SHOWN]} at line {value.lineno}: {problem}"
                     )
             return None
-        finally:
-            self._following_params.discard(key)
 
     def _arguments_for(
         self,
@@ -6278,6 +6467,11 @@ def _template_words(
         else:
             words.append(node)
     return words
+
+
+def _first(problems: Iterable[str | None]) -> str | None:
+    """The first problem found, else None."""
+    return next(filter(None, problems), None)
 
 
 def _too_deep(shown: str) -> UnsafeLoad:

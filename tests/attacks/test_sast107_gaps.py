@@ -346,9 +346,14 @@ RUNNERS_ALLOWED = {
     "-m trace --count a scanned file": (
         'subprocess.run([sys.executable, "-m", "trace", "--count", "src/model_io.py"])\n'
     ),
-    "-m coverage report": 'subprocess.run([sys.executable, "-m", "coverage", "report"])\n',
+    # sast108: python -m coverage imports the plugins of the tree's configuration (any command):
+    # these pass only with --rcfile naming no file (tests/attacks/test_sast107_open.py plants more)
+    "-m coverage report": (
+        'subprocess.run([sys.executable, "-m", "coverage", "report", "--rcfile=/dev/null"])\n'
+    ),
     "-m coverage run a scanned file": (
-        'subprocess.run([sys.executable, "-m", "coverage", "run", "src/model_io.py"])\n'
+        'subprocess.run([sys.executable, "-m", "coverage", "run", "--rcfile", "/dev/null", '
+        '"src/model_io.py"])\n'
     ),
     "-m json.tool": 'subprocess.run([sys.executable, "-m", "json.tool", "data/x.json"])\n',
     "the pip program listing": 'subprocess.run(["pip", "list"])\n',

@@ -1541,8 +1541,8 @@ os.putenv("PYTHONDONTWRITEBYTECODE", "1")
 
 ## debug_left_off_in_a_childs_env
 import os, subprocess
-subprocess.run(["flask", "run"], env={"FLASK_DEBUG": "0"}, check=True)
-subprocess.run(["flask", "run"], env={"OTHER": "1"}, check=True)
+subprocess.run(["make", "serve"], env={"FLASK_DEBUG": "0"}, check=True)
+subprocess.run(["make", "serve"], env={"OTHER": "1"}, check=True)
 env = {**os.environ, "FLASK_DEBUG": "false", "FLASK_ENV": "production"}
 env = dict(os.environ, WERKZEUG_DEBUG_PIN="1234-5678", DEBUG="1")
 env = os.environ | {"FLASK_DEBUG": ""}
