@@ -845,12 +845,14 @@ def _refuse_committed(folder: Path, root: Path) -> None:
     nothing) and put the pull request's bytes there, executable (red team 16)."""
     from pipeline.gittree import committed_in  # noqa: PLC0415
 
-    committed = committed_in(folder, root)
+    # The manifest decides what is put back: the backups beside it are init's own (``_Journal``
+    # empties the folder before it writes them), even where git still tracks a file there.
+    committed = committed_in(folder / _MANIFEST, root)
     if committed is not None:
         msg = (
             f"{folder}: refused: {committed}: an interrupted init's journal is never committed, "
-            "this one comes from the checkout; nothing restored: remove it (git rm -r --cached "
-            f"{JOURNAL}, then delete the folder) and run init again"
+            f"this one comes from the checkout; nothing restored: remove it (git rm -r {JOURNAL}) "
+            "and run init again"
         )
         raise InitError(msg)
 

@@ -147,3 +147,34 @@ def test_an_untracked_journal_a_kill_left_is_still_rolled_back(tmp_path: Path) -
         init(_table(tmp_path / "t.csv"), label="y", policy_path=policy, out=out)
     assert "restored" in out.getvalue()
     assert policy.read_bytes() == original
+
+
+def test_a_committed_backup_without_a_manifest_does_not_stop_a_roll_back(tmp_path: Path) -> None:
+    """A pull request that commits only ``.gates-init/0`` (no ``journal.json``): init empties
+    the folder, journals its own backups there, and a failure still puts every file back (git
+    still tracking ``.gates-init/0`` is no reason to leave the project half written)."""
+    from gates.init import _Journal
+
+    root = copy_project(tmp_path / "project", keys=False)
+    git(root, "init", "-q")
+    (root / JOURNAL).mkdir()
+    (root / JOURNAL / "0").write_text("the pull request's bytes\n", encoding="utf-8")
+    git(root, "add", "-A", "-f")
+    git(root, "commit", "-q", "-m", "pull request")
+    policy = root / "policy.toml"
+    original = policy.read_bytes()
+
+    class Planted(Exception):
+        pass
+
+    def killed_half_way() -> None:
+        with _Journal(root, [policy]):
+            half = root / ".policy.toml.init"
+            half.write_text("half written\n", encoding="utf-8")
+            os.replace(half, policy)
+            raise Planted
+
+    with pytest.raises(Planted):
+        killed_half_way()
+    assert policy.read_bytes() == original
+    assert not (root / JOURNAL / "journal.json").exists()
