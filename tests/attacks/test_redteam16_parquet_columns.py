@@ -147,3 +147,22 @@ def test_control_a_table_pandas_wrote_with_its_row_labels_still_reads(tmp_path: 
     read = read_table(path, fmt="parquet", max_bytes=64 << 20)
     assert list(read.columns) == list(frame.columns)
     assert len(read) == len(kept)
+
+
+def test_a_column_twice_read_on_its_own_is_one_message(tmp_path: Path) -> None:
+    """The streaming passes that read one column by name (deciles, per-column scores)."""
+    from pipeline.stream import iter_chunks
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(_twice(_frame()), path)
+
+    def read() -> None:
+        for _ in iter_chunks(
+            path, fmt="parquet", chunk_rows=100, columns=("mean_radius",), max_chunk_bytes=1 << 26
+        ):
+            pass
+
+    with pytest.raises(DataError) as raised:
+        read()
+    assert "column 'mean_radius' appears 2 times" in str(raised.value)
+    assert "\n" not in str(raised.value)
