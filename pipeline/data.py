@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -223,6 +224,45 @@ def refuse_nested(path: Path, schema: Any, wanted: Sequence[str] | None = None) 
             raise DataError(msg)
 
 
+def refuse_twice(path: Path, names: Sequence[str]) -> None:
+    """DataError naming the first column the Parquet schema ``names`` holds more than once."""
+    counts = collections.Counter(names)  # a wide schema: never names.count per name
+    twice = next((n for n in names if counts[n] > 1), None)
+    if twice is not None:
+        msg = (
+            f"{path}: column '{twice}' appears {counts[twice]} times in the Parquet schema; "
+            "expected each column once"
+        )
+        raise DataError(msg)
+
+
+def parquet_frame(path: Path, table: Any) -> pd.DataFrame:
+    """``table`` (read from the Parquet file ``path``) as a frame whose columns are the file's,
+    once each; DataError otherwise.
+
+    A schema may name a column twice, and the pandas metadata stored in the footer renames
+    columns as ``to_pandas`` builds the frame: a column twice made every reader's
+    ``frame[name]`` a table (an AttributeError traceback in ``data approve`` and the data
+    gate's streaming path, red team 16); renamed, one column's values were read under another's
+    name (as no other Parquet reader shows them), or a column read on its own came back under
+    another name (a KeyError).
+    """
+    names = list(table.column_names)
+    refuse_twice(path, names)
+    frame: pd.DataFrame = table.to_pandas()
+    columns = [str(c) for c in frame.columns]
+    # The schema's names in its order; the metadata may only move a column to the index (a
+    # file pandas wrote from a filtered table keeps its row labels so: then DATA010 if declared).
+    present = set(columns)
+    if columns != [n for n in names if n in present] or not frame.columns.is_unique:
+        msg = (
+            f"{path}: the Parquet file's pandas metadata names its columns otherwise than its "
+            f"schema (schema {names[:8]}, read as {columns[:8]}); expected the schema's names"
+        )
+        raise DataError(msg)
+    return frame
+
+
 def refuse_large_pages(path: Path, meta: Any, max_bytes: int, max_pages: int) -> None:
     """DataError when the file's pages, as their own headers declare them, decompress to more
     than ``max_bytes`` (``parquet_pages``): Arrow decompresses a page whole before any other
@@ -353,6 +393,8 @@ def _read_parquet(
                 path, max_bytes=max_bytes, key="[data.checks].max_file_mb", max_pages=max_pages
             )
             refuse_nested(path, pq.ParquetFile(path).schema_arrow)
+        refuse_twice(path, pq.ParquetFile(path).schema_arrow.names)
+        if max_bytes is not None:
             meta = pq.ParquetFile(path).metadata
             refuse_many_chunks(path, meta, max_pages)
             columns = [meta.schema.column(i) for i in range(meta.num_columns)]
@@ -387,7 +429,7 @@ def _read_parquet(
             table = expand_text(table, text)
         else:
             table = pq.read_table(path)
-        frame: pd.DataFrame = table.to_pandas()
+        frame = parquet_frame(path, table)
     except (pa.ArrowException, OSError, UnicodeDecodeError) as err:  # any Arrow error, bad UTF-8
         msg = f"{path}: expected a Parquet file, found something else ({err})"
         raise DataError(msg) from None

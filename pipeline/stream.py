@@ -40,6 +40,7 @@ from pipeline.data import (
     csv_errors,
     decoded_size,
     expand_text,
+    parquet_frame,
     parquet_rows,
     refuse_nested,
     refuse_row_labels,
@@ -229,7 +230,7 @@ def _parquet_chunks(
                     raise DataError(msg)
                 table = expand_text(table, text)  # measured: expanded as read without a bound
             start += len(table)
-            frame: pd.DataFrame = table.to_pandas()
+            frame = parquet_frame(path, table)
             yield frame.reset_index(drop=True)
     except (pa.ArrowException, OSError, UnicodeDecodeError) as err:  # any Arrow error, bad UTF-8
         msg = f"{path}: expected a Parquet file, found something else ({err})"

@@ -154,10 +154,14 @@ def table_identity(data: DataPolicy) -> dict[str, Any]:
     """
     classes = [str(c) for c in data.classes]
     features = sorted(data.feature_columns)
+    # The task as scored, not as written: the classes as a set, and the class the binary
+    # metrics score (named, else the last; none with more classes: macro-averaged), so the
+    # classes reordered or the default positive class named is no restart (red team 16).
+    positive = (data.positive_class or classes[-1]) if len(classes) == 2 else None
     task = {
         "label": data.label,
-        "classes": classes,
-        "positive_class": data.positive_class,
+        "classes": sorted(classes),
+        "positive_class": positive,
         "features": features,
     }
     canonical = json.dumps(task, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
