@@ -463,6 +463,17 @@ def rotate_registry(policy: LoadedPolicy) -> Rotation:
             "the key the registry's versions were signed with"
         )
         raise DeployRefused(msg)
+    if registry_pin() is None:
+        # Without a pin every audit-log line counts, and whoever writes the registry's storage
+        # and holds the leaked old key (the usual reason to rotate) could append a promotion of
+        # a version of their own and have it re-signed under the new key (red team 16).
+        msg = (
+            "refused: $GATES_REGISTRY_HEAD is unset or empty: a rotation re-signs only the "
+            "versions the audit log recorded up to the pinned head; set it (in the deploy job's "
+            "protected environment) to the head `python -m gates registry head` printed when "
+            "the registry was last trusted"
+        )
+        raise DeployRefused(msg)
     old: Trusted = old_keys[0] if len(old_keys) == 1 else TrustedKeys(tuple(old_keys))
     try:
         registry = registry_for(policy, trusted=new, require_current_gates=False)

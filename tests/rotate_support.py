@@ -20,10 +20,12 @@ class Rotated:
     new_pem: str  # the new release private key ($GATES_SIGNING_KEY in the deploy job)
     old_public: str  # the old release public key's PEM ($GATES_ROTATE_FROM)
     old_pem: str  # the old release private key (an attacker who leaked it)
+    head: str  # the audit log's head when the key was committed ($GATES_REGISTRY_HEAD)
 
 
 def commit_new_key(project: Promoted, old_pem: str, secret: Path) -> Rotated:
     """Replace ``keys/release.pub`` by a new key's public half (what the reviewed commit does)."""
+    from pipeline.promotion import head, read_events
     from pipeline.signing import generate_key_pair
 
     root = project.root
@@ -31,13 +33,16 @@ def commit_new_key(project: Promoted, old_pem: str, secret: Path) -> Rotated:
     (root / "keys/release.pub").unlink()
     secret.mkdir(parents=True, exist_ok=True)
     generate_key_pair(private_path=secret / "new.key", public_path=root / "keys/release.pub")
-    return Rotated(project, (secret / "new.key").read_text(encoding="ascii"), old_public, old_pem)
+    new_pem = (secret / "new.key").read_text(encoding="ascii")
+    return Rotated(project, new_pem, old_public, old_pem, head(read_events(root / "registry")))
 
 
 def deploy_env(monkeypatch: Any, rotated: Rotated) -> None:
-    """The deploy job's environment for a rotation: the new key's secret, the old public key."""
+    """The deploy job's environment for a rotation: the new key's secret, the old public key and
+    the registry's pinned head."""
     monkeypatch.setenv("GATES_SIGNING_KEY", rotated.new_pem)
     monkeypatch.setenv("GATES_ROTATE_FROM", rotated.old_public)
+    monkeypatch.setenv("GATES_REGISTRY_HEAD", rotated.head)
 
 
 def envelopes(project: Promoted) -> dict[str, bytes]:

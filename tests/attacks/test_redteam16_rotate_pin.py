@@ -8,10 +8,8 @@ a version, appends its promote line, and the rotation re-signs it under the new 
 says so ("Without a pin, that line would count: run rotate with the pin") but the command runs
 anyway: fail open. The pin is in the deploy job's environment, where the rotation runs.
 
-Found, not fixed here: refusing ``rotate`` without a pin changes every rotation test's set-up
-(tests/gates/test_rotate.py, tests/attacks/test_key_rotation.py and the shared fixtures in
-tests/conftest.py run it unpinned), which this red team does not own. Strict xfail: it passes,
-and so fails the suite, once ``rotate`` refuses to run unpinned.
+Fixed by the lead: ``rotate`` refuses to run without the pin (exit 1, naming the variable);
+the deploy job sets it. Red before: exit 0 and the planted version re-signed.
 """
 
 from __future__ import annotations
@@ -19,23 +17,17 @@ from __future__ import annotations
 import json
 import shutil
 
-import pytest
+from tests.attacks.test_key_rotation import ENVELOPE, _append, _resign
+from tests.rollback_support import run_cli
+from tests.rotate_support import deploy_env
 
-from tests.attacks.test_key_rotation import ENVELOPE, _append, _resign, _rotate
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry rotate trusts every audit-log line when $GATES_REGISTRY_HEAD is unset "
-    "(documented in docs/keys.md; fix belongs with the rotation's owner: refuse unpinned)",
-)
 def test_without_a_pin_rotate_refuses_rather_than_trust_an_appended_line(
     plain, capsys, monkeypatch
 ):
     from pipeline.fsio import sha256_bytes
 
     project = plain.project
-    monkeypatch.delenv("GATES_REGISTRY_HEAD", raising=False)
     v3 = project.versions[-1]
     planted = f"{v3.rsplit('-', 1)[0]}-p-{v3.rsplit('-', 1)[1]}"
     folder = project.root / "registry/versions" / planted
@@ -51,8 +43,9 @@ def test_without_a_pin_rotate_refuses_rather_than_trust_an_appended_line(
             "envelope_sha256": sha256_bytes(planted_bytes),
         },
     )
-    code, out = _rotate(plain, monkeypatch, capsys)
-    # Today: exit 0, the planted version re-signed under the new key (laundered).
+    deploy_env(monkeypatch, plain)
+    monkeypatch.delenv("GATES_REGISTRY_HEAD")
+    code, out = run_cli(project, monkeypatch, capsys, "registry", "rotate")
     assert (folder / ENVELOPE).read_bytes() == planted_bytes, "laundered under the new key"
     assert code != 0
     assert "GATES_REGISTRY_HEAD" in out
