@@ -740,14 +740,14 @@ def _ci(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per outc
             else:
                 atomic_write_text(args.output, text)
             return EXIT_OK
-        if args.ci_command == "deploy":
-            return _ci_deploy(args)
         if not args.root.is_dir():
             sys.stderr.write(
                 f"error: {args.root}: not a folder; pass --root the project folder (the one "
                 "with policy.toml and gates/)\n"
             )
             return EXIT_USAGE
+        if args.ci_command == "deploy":
+            return _ci_deploy(args)
         if not (args.root / "policy.toml").exists():
             sys.stderr.write(
                 f"note: no policy.toml in {args.root}: rendered for local release keys and no "
