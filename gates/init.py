@@ -17,7 +17,8 @@ What it does, in order, each step stated in the policy it writes (as TOML commen
    which the policy reads as its text), and the row bounds from the row count;
 4. copies the table to ``data/<name>`` (unless it is there already), writes the policy with
    provisional thresholds, and approves the snapshot (``gates.approve``, as ``data approve
-   --rebaseline``);
+   --rebaseline``; its line of ``data/SHA256SUMS`` is replaced or added, every other table's
+   line kept, and a checksums file not in sha256sum format refused);
 5. runs the data gate's poisoning screen on the approved table itself: a check that flags more
    of it than its default allows gets a limit just above what it flagged (approved data is
    the reference by definition; the comment says how much it flagged);
