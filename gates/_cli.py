@@ -361,6 +361,14 @@ def _add_ci_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     deploy.add_argument(
         "--check", action="store_true", help="exit 1 with a diff when a file differs"
     )
+    deploy.add_argument(
+        "--image-digest",
+        default=None,
+        metavar="sha256:HEX",
+        help="the digest of the image the deploy job built and pushed from deploy/Dockerfile: "
+        "the Deployment runs [serve.deploy].image at it (without: the all-zero digest, which "
+        "runs nothing)",
+    )
     dotenv = ci_sub.add_parser(
         "dotenv", help="write the verdict and model digest as KEY=value lines (GitLab dotenv)"
     )
@@ -823,14 +831,22 @@ def _ci_deploy(args: argparse.Namespace) -> int:
     from pipeline.fsio import atomic_write_text, read_regular  # noqa: PLC0415
 
     loaded = load_policy(args.root / "policy.toml" if args.policy is None else args.policy)
-    rendered = deploy.render_deploy(loaded)
+    try:
+        rendered = (
+            deploy.render_deploy(loaded)
+            if args.image_digest is None
+            else deploy.render_deploy(loaded, image_digest=args.image_digest)
+        )
+    except deploy.ImageDigestError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return EXIT_USAGE
     if not args.check:
         for relative, text in rendered.items():
             atomic_write_text(args.root / relative, text)
             sys.stdout.write(f"wrote {relative}\n")
         return EXIT_OK
     failed = False
-    for drift in deploy.check_deploy(args.root, loaded):
+    for drift in deploy.check_deploy(args.root, loaded, image_digest=args.image_digest):
         sys.stdout.write(drift.diff)
         sys.stdout.write(
             f"{drift.path}: differs from policy.toml; regenerate with python -m gates ci deploy\n"
