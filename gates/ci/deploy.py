@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from gates.ci import Drift, drifts
+from gates.ci import CiError, Drift, drifts
 from gates.service.auth import METRICS_ENV
 from pipeline.config import LoadedPolicy
 from pipeline.promotion import HEAD_ENV
@@ -76,7 +76,7 @@ DIGEST_NOTE = (
 )
 
 
-class ImageDigestError(ValueError):
+class ImageDigestError(CiError):
     """An ``--image-digest`` that is not ``sha256:<64 lowercase hex>``."""
 
 
