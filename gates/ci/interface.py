@@ -41,7 +41,8 @@ WRITE_HEAD = f"python -m gates registry head > {REGISTRY_HEAD_FILE}"
 # Jenkins credential id (Secret text) that holds the pin.
 REGISTRY_HEAD_CREDENTIAL = "gates-registry-head"
 # Rotating the release key (docs/keys.md "Rotating the release key"): a job of its own in the
-# deploy stage, started by hand on the default branch and approved like a deployment, with the
+# deploy stage (Jenkins: a stage before the gates), started by hand on the default branch and
+# approved like a deployment, with the
 # new key's secret (as the deploy job signs) and the old public key's PEM in $GATES_ROTATE_FROM
 # (``_<ALGORITHM>`` for the other half of a hybrid), both from the protected environment, never
 # from the tree (gates/release.py ROTATE_FROM_ENV). It needs no verdict: until the registry is
