@@ -187,9 +187,13 @@ def _add_init_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "propose thresholds from it (the reasoning is written as comments in the policy).",
     )
     init.add_argument(
-        "data", type=Path, metavar="DATA", help="the table to start from (.csv or .parquet)"
+        "data",
+        type=Path,
+        nargs="?",
+        metavar="DATA",
+        help="the table to start from (.csv or .parquet)",
     )
-    init.add_argument("--label", required=True, metavar="COLUMN", help="the class column")
+    init.add_argument("--label", metavar="COLUMN", help="the class column (required with DATA)")
     init.add_argument("--id", dest="id_column", metavar="COLUMN", help="a unique row id column")
     init.add_argument(
         "--positive", metavar="CLASS", help="the class f1, precision and recall are about"
@@ -202,6 +206,12 @@ def _add_init_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     init.add_argument(
         "--policy", type=Path, default=Path("policy.toml"), help="policy file to write"
+    )
+    init.add_argument(
+        "--restore",
+        action="store_true",
+        help="only put back every file an interrupted init changed (its .gates-init/ journal), "
+        "as the next init does first; then exit",
     )
 
 
@@ -351,6 +361,14 @@ def _add_ci_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     deploy.add_argument(
         "--check", action="store_true", help="exit 1 with a diff when a file differs"
     )
+    deploy.add_argument(
+        "--image-digest",
+        default=None,
+        metavar="sha256:HEX",
+        help="the digest of the image the deploy job built and pushed from deploy/Dockerfile: "
+        "the Deployment runs [serve.deploy].image at it (without: the all-zero digest, which "
+        "runs nothing)",
+    )
     dotenv = ci_sub.add_parser(
         "dotenv", help="write the verdict and model digest as KEY=value lines (GitLab dotenv)"
     )
@@ -366,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, dispatch, and map every outcome to an exit code."""
     args = _parser().parse_args(argv)
     try:
+        _refuse_half_written(args)
         return _ci(args) if args.command == "ci" else _dispatch(args)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
@@ -380,6 +399,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"error: {err}\n")
             return EXIT_USAGE
         raise
+
+
+def _refuse_half_written(args: argparse.Namespace) -> None:
+    """No command runs on a project an interrupted ``init`` half-wrote, nor beside a journal
+    the commit brought (gates/journal.py); ``init`` restores first, ``list`` and ``policy
+    schema`` read no project."""
+    if args.command in ("list", "init"):
+        return
+    if args.command == "policy" and args.policy_command == "schema":
+        return
+    from gates.journal import refuse_leftover  # noqa: PLC0415
+
+    if args.command == "ci":
+        # render and deploy: the project in --root; dotenv: the folder it runs in.
+        root = (getattr(args, "root", None) or Path()).resolve()
+    else:
+        root = Path(getattr(args, "policy", None) or "policy.toml").resolve().parent
+    refuse_leftover(root)
 
 
 def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per command
@@ -616,8 +653,14 @@ def _print_head(loaded: LoadedPolicy) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from gates.init import MAX_CATEGORIES, NEXT_COMMAND, init  # noqa: PLC0415
+    from gates.init import MAX_CATEGORIES, NEXT_COMMAND, InitError, init, restore  # noqa: PLC0415
 
+    if args.restore:
+        restore(policy_path=args.policy, out=sys.stdout)
+        return EXIT_OK
+    if args.data is None or args.label is None:
+        msg = "init: expected DATA and --label COLUMN (or --restore)"
+        raise InitError(msg)
     proposal = init(
         args.data,
         label=args.label,
@@ -740,14 +783,14 @@ def _ci(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per outc
             else:
                 atomic_write_text(args.output, text)
             return EXIT_OK
-        if args.ci_command == "deploy":
-            return _ci_deploy(args)
         if not args.root.is_dir():
             sys.stderr.write(
                 f"error: {args.root}: not a folder; pass --root the project folder (the one "
                 "with policy.toml and gates/)\n"
             )
             return EXIT_USAGE
+        if args.ci_command == "deploy":
+            return _ci_deploy(args)
         if not (args.root / "policy.toml").exists():
             sys.stderr.write(
                 f"note: no policy.toml in {args.root}: rendered for local release keys and no "
@@ -788,14 +831,22 @@ def _ci_deploy(args: argparse.Namespace) -> int:
     from pipeline.fsio import atomic_write_text, read_regular  # noqa: PLC0415
 
     loaded = load_policy(args.root / "policy.toml" if args.policy is None else args.policy)
-    rendered = deploy.render_deploy(loaded)
+    try:
+        rendered = (
+            deploy.render_deploy(loaded)
+            if args.image_digest is None
+            else deploy.render_deploy(loaded, image_digest=args.image_digest)
+        )
+    except deploy.ImageDigestError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return EXIT_USAGE
     if not args.check:
         for relative, text in rendered.items():
             atomic_write_text(args.root / relative, text)
             sys.stdout.write(f"wrote {relative}\n")
         return EXIT_OK
     failed = False
-    for drift in deploy.check_deploy(args.root, loaded):
+    for drift in deploy.check_deploy(args.root, loaded, image_digest=args.image_digest):
         sys.stdout.write(drift.diff)
         sys.stdout.write(
             f"{drift.path}: differs from policy.toml; regenerate with python -m gates ci deploy\n"

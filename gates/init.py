@@ -17,7 +17,8 @@ What it does, in order, each step stated in the policy it writes (as TOML commen
    which the policy reads as its text), and the row bounds from the row count;
 4. copies the table to ``data/<name>`` (unless it is there already), writes the policy with
    provisional thresholds, and approves the snapshot (``gates.approve``, as ``data approve
-   --rebaseline``);
+   --rebaseline``; its line of ``data/SHA256SUMS`` is replaced or added, every other table's
+   line kept, and a checksums file not in sha256sum format refused);
 5. runs the data gate's poisoning screen on the approved table itself: a check that flags more
    of it than its default allows gets a limit just above what it flagged (approved data is
    the reference by definition; the comment says how much it flagged);
@@ -52,6 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from gates.errors import GatesError
+from gates.journal import JOURNAL, MANIFEST, committed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,6 +121,32 @@ class Proposal:
     wide_text: tuple[tuple[str, int], ...] = ()
 
 
+def restore(*, policy_path: Path = Path("policy.toml"), out: TextIO) -> list[str]:
+    """``init --restore``: put back every file an interrupted init changed, and nothing else."""
+    if policy_path.is_symlink():
+        msg = f"{policy_path}: refused: a symlink (to {os.readlink(policy_path)}); init writes a real file"
+        raise InitError(msg)
+    restored = _restore_first(policy_path.resolve().parent, out=out)
+    if not restored:
+        out.write(f"nothing to restore: no interrupted init's journal beside {policy_path}\n")
+    return restored
+
+
+def _restore_first(root: Path, *, out: TextIO) -> list[str]:
+    """Roll back an interrupted init's journal, after refusing one git tracks (a journal is
+    never committed: restoring it would write the files it names over the checkout)."""
+    reason = committed(root)
+    if reason is not None:
+        raise InitError(reason)
+    restored = _roll_back(root)
+    if restored:
+        out.write(
+            f"restored what an interrupted init had changed ({', '.join(restored)}): the "
+            "project is as it was before it\n"
+        )
+    return restored
+
+
 def init(
     csv: Path,
     *,
@@ -140,12 +168,7 @@ def init(
         msg = f"{policy_path}: refused: a symlink (to {os.readlink(policy_path)}); init writes a real file"
         raise InitError(msg)
     root = policy_path.resolve().parent
-    restored = _roll_back(root)
-    if restored:
-        out.write(
-            f"restored what an interrupted init had changed ({', '.join(restored)}): the "
-            "project is as it was before it\n"
-        )
+    _restore_first(root, out=out)
     if policy_path.exists() and not force:
         msg = f"{policy_path}: exists; pass --force to replace its [model], [cv] and [data] tables"
         raise InitError(msg)
@@ -706,9 +729,9 @@ def _screen_note(screened: dict[str, tuple[float, float]]) -> str:
 
 # --- all or nothing: the journal ----------------------------------------------------------
 
-# Beside the policy: the files init may change, as they were, while it runs.
-JOURNAL = ".gates-init"
-_MANIFEST = "journal.json"
+# Beside the policy: the files init may change, as they were, while it runs (gates/journal.py:
+# what every other command makes of it).
+_MANIFEST = MANIFEST
 
 
 def _publish(staged: Path, policy_path: Path) -> None:

@@ -1299,11 +1299,46 @@ def write_lock_entry(
 
 
 def write_checksums(policy: LoadedPolicy, sha256: str) -> None:
-    """Write ``[data].checksums`` (sha256sum format) for the data file, atomically, if set."""
+    """Write the data file's line of ``[data].checksums`` (sha256sum format), atomically, if set.
+
+    Every other line (another table's, a comment-free sha256sum listing) is kept as it was, in
+    its place; the data file's line replaces its earlier one(s) or is appended. A file that is
+    not in sha256sum format is refused (DataError naming the line), never rewritten.
+    """
     data = policy.policy.data
-    if data.checksums is not None:
-        name = policy.resolve(data.path).name
-        atomic_write_text(policy.resolve(data.checksums), f"{sha256}  {name}\n")
+    if data.checksums is None:
+        return
+    path = policy.resolve(data.checksums)
+    name = policy.resolve(data.path).name
+    ours = f"{sha256}  {name}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except (OSError, UnicodeDecodeError) as err:
+        msg = f"{path}: cannot read the checksums file ({err}); expected sha256sum lines"
+        raise DataError(msg) from None
+    lines: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if _sha256sum_name(path, number, line) == name:
+            if ours not in lines:
+                lines.append(ours)
+            continue
+        lines.append(line)
+    if ours not in lines:
+        lines.append(ours)
+    atomic_write_text(path, "".join(f"{line}\n" for line in lines))
+
+
+def _sha256sum_name(path: Path, number: int, line: str) -> str:
+    """The file a sha256sum line names (``*`` binary mark dropped); DataError when malformed."""
+    digest, sep, name = line.partition("  ")
+    if not sep or len(digest) != 64 or not name.strip():
+        msg = f"{path}:{number}: expected '<sha256>  <file>' (sha256sum format), found {line!r}"
+        raise DataError(msg)
+    return name.lstrip("*")
 
 
 def _previous_lock(policy: LoadedPolicy) -> DataLock | None:

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from gates.ci import Drift, drifts
+from gates.ci import CiError, Drift, drifts
 from gates.service.auth import METRICS_ENV
 from pipeline.config import LoadedPolicy
 from pipeline.promotion import HEAD_ENV
@@ -60,11 +60,64 @@ class _NoAliases(yaml.SafeDumper):
         return True
 
 
-def render_deploy(loaded: LoadedPolicy) -> dict[str, str]:
-    """Every deployment file's text, keyed by its path relative to the project root."""
+# The image the Deployment runs is named by digest, never by tag alone: a tag can be re-pointed
+# (by whoever can push to the registry), and with ``imagePullPolicy: IfNotPresent`` a node that
+# holds the tag keeps running what it pulled first. The digest is known only once the deploy job
+# has built and pushed the image, so ``ci deploy --image-digest sha256:...`` renders it there;
+# the committed files (rendered without one) name the all-zero digest, which no image has: as
+# committed, the Deployment runs nothing (its pods stop at ErrImagePull), never an unpinned image.
+UNBUILT_DIGEST = "sha256:" + "0" * 64
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+PINNED_IMAGE = re.compile(r"^(?P<repository>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
+DIGEST_NOTE = (
+    "# image: the digest of the image the deploy job built and pushed (python -m gates ci deploy\n"
+    "# --image-digest sha256:<64 hex>); the all-zero digest names no image: as committed, this\n"
+    "# Deployment runs nothing (docs/serving.md 'The image by digest').\n"
+)
+
+
+class ImageDigestError(CiError):
+    """An ``--image-digest`` that is not ``sha256:<64 lowercase hex>``."""
+
+
+def repository(image: str) -> str:
+    """``image`` without its tag and digest: ``host:5000/team/gates-serve:1.2@sha256:...`` is
+    ``host:5000/team/gates-serve`` (a port's colon is before the last slash)."""
+    name = image.split("@", 1)[0]
+    head, slash, last = name.rpartition("/")
+    return f"{head}{slash}{last.split(':', 1)[0]}"
+
+
+def deployed_image(loaded: LoadedPolicy, image_digest: str | None = None) -> str:
+    """What the Deployment runs: ``[serve.deploy].image``'s repository at ``image_digest`` (the
+    build's); without one, the digest the policy's image names, else the all-zero digest."""
+    image = loaded.policy.serve.deploy.image
+    if image_digest is not None:
+        if not DIGEST.fullmatch(image_digest):
+            msg = (
+                f"--image-digest: expected sha256:<64 lowercase hex> (the digest the deploy job's "
+                f"push printed), found {image_digest[:100]!r}"
+            )
+            raise ImageDigestError(msg)
+        return f"{repository(image)}@{image_digest}"
+    pinned = PINNED_IMAGE.fullmatch(image)
+    return f"{repository(image)}@{pinned['digest'] if pinned else UNBUILT_DIGEST}"
+
+
+def render_deploy(loaded: LoadedPolicy, *, image_digest: str | None = None) -> dict[str, str]:
+    """Every deployment file's text, keyed by its path relative to the project root.
+
+    ``image_digest``: the built image's digest, which the Deployment then runs
+    (``deployed_image``); without it the committed form, which runs nothing unpinned."""
     files = {str(DOCKERFILE): _dockerfile(loaded)}
-    for name, document in _manifests(loaded).items():
+    documents = _manifests(loaded)
+    if image_digest is not None:
+        pod = documents["deployment.yaml"]["spec"]["template"]["spec"]
+        pod["containers"][0]["image"] = deployed_image(loaded, image_digest)
+    for name, document in documents.items():
         header = f"# {GENERATED_BY}\n# {REGENERATE}\n"
+        if name == "deployment.yaml":
+            header += DIGEST_NOTE
         body = yaml.dump(
             document, Dumper=_NoAliases, sort_keys=False, default_flow_style=False, width=100
         )
@@ -170,7 +223,9 @@ def _manifests(loaded: LoadedPolicy) -> dict[str, dict[str, Any]]:
     labels = _labels(loaded)
     container: dict[str, Any] = {
         "name": "serve",
-        "image": deploy.image,
+        # By digest (``deployed_image``): IfNotPresent then pulls what the digest names, or
+        # keeps the very same bytes.
+        "image": deployed_image(loaded),
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": serve.port, "protocol": "TCP"}],
         "resources": {
@@ -343,9 +398,14 @@ def _manifests(loaded: LoadedPolicy) -> dict[str, dict[str, Any]]:
     }
 
 
-def check_deploy(root: Path, loaded: LoadedPolicy) -> tuple[Drift, ...]:
-    """Compare the files under ``root`` with the rendered ones; a unified diff per drifted file."""
-    return drifts(root, render_deploy(loaded))
+def check_deploy(
+    root: Path, loaded: LoadedPolicy, *, image_digest: str | None = None
+) -> tuple[Drift, ...]:
+    """Compare the files under ``root`` with the rendered ones (for ``image_digest``, when
+    given: the deploy job's files); a unified diff per drifted file."""
+    if image_digest is None:
+        return drifts(root, render_deploy(loaded))
+    return drifts(root, render_deploy(loaded, image_digest=image_digest))
 
 
 # --- what a deployment must never do, checked on whatever is committed -------------------
@@ -757,10 +817,16 @@ def _allowed_findings(
         return [f"{where}: expected a policy to check the image and env against, found none"]
     findings: list[str] = []
     image = loaded.policy.serve.deploy.image
-    if container.get("image") != image:
+    found_image = str(container.get("image"))
+    pinned = PINNED_IMAGE.fullmatch(found_image)
+    if pinned is None or pinned["repository"] != repository(image):
+        # Only by digest: a tag (or a tag beside the digest) names whatever was pushed under it
+        # last, and a node that holds it keeps it (IfNotPresent).
         findings.append(
-            f"{where}: image: expected {image!r} ([serve.deploy].image in policy.toml, the image "
-            f"built from deploy/Dockerfile), found {str(container.get('image'))[:300]!r}"
+            f"{where}: image: expected {repository(image)}@sha256:<64 hex> "
+            "([serve.deploy].image in policy.toml, the image built from deploy/Dockerfile, "
+            "by the digest its push printed: python -m gates ci deploy --image-digest; a tag "
+            f"can be re-pointed), found {found_image[:300]!r}"
         )
     allowed = container_env(loaded)
     found = container.get("env") or []

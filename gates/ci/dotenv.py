@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from gates.ci.interface import CiError
@@ -17,8 +18,11 @@ def dotenv_lines(reports_dir: Path) -> list[str]:
 
     The verdict is read from ``reports/<verdict>.json``; a missing or unparsable report (not a
     regular file of at most 16 MiB, not JSON, nested past the parser's limit) is written as
-    ``GATES_VERDICT=MISSING`` so that a later job cannot mistake it for a pass.
+    ``GATES_VERDICT=MISSING`` so that a later job cannot mistake it for a pass. A reports folder
+    that is missing, not a folder or cannot be listed is a CiError naming it (a mistyped
+    ``--reports`` is not a run whose verdict went missing).
     """
+    _require_folder(reports_dir)
     verdict = _read(reports_dir / f"{VERDICT.name}.json")
     status = str(verdict.get("status", "MISSING")) if verdict is not None else "MISSING"
     lines = [f"GATES_VERDICT={_safe(status)}"]
@@ -32,6 +36,23 @@ def dotenv_lines(reports_dir: Path) -> list[str]:
         lines.append(f"GATES_MODEL_PATH={_safe(models[0])}")
         lines.append(f"GATES_MODEL_SHA256={_safe(digests[models[0]])}")
     return lines
+
+
+def _require_folder(reports_dir: Path) -> None:
+    why = None
+    if not reports_dir.is_dir():
+        why = "does not exist" if not reports_dir.exists() else "is not a folder"
+    else:
+        try:
+            os.listdir(reports_dir)
+        except OSError as err:
+            why = f"cannot be read ({err.strerror or err})"
+    if why is not None:
+        msg = (
+            f"{reports_dir}: the reports folder {why}; expected the folder the gates wrote "
+            "their reports to (--reports, default reports; [run].reports_dir)"
+        )
+        raise CiError(msg)
 
 
 def _read(path: Path) -> dict[str, object] | None:

@@ -26,12 +26,16 @@ from gates.ci.interface import (
     HISTORY_DIR,
     HISTORY_HMAC_KEY_ENV,
     INSTALL,
+    MAKE_REPORTS,
     NO_BASE_POLICY,
     NO_CACHE,
     PIP_CACHE_KEY_FILES,
     PYTHON_VERSION,
     REGISTRY_HEAD_ENV,
     REGISTRY_HEAD_FILE,
+    ROTATE,
+    ROTATE_INPUT,
+    ROTATE_JOB,
     RUN_GATE,
     RUN_ID_ENV,
     SERVE_LOG,
@@ -166,6 +170,7 @@ class GithubRenderer(CiRenderer):
             last = spec.name
         parts.append(_report_job(plan, needs=last))
         parts.append(_deploy_job(plan))
+        parts.append(_rotate_job(plan))
         return "\n".join(parts)
 
 
@@ -182,6 +187,11 @@ on:
   # Run the pipeline by hand (Actions -> pipeline -> Run workflow), on any branch; deploy still
   # runs only for pushes to the default branch.
   workflow_dispatch:
+    inputs:
+      {ROTATE_INPUT}:
+        description: "Re-sign the registry under the new release key (docs/keys.md; the default branch only, approved like a deployment)"
+        type: boolean
+        default: false
 
 # Nothing is granted by default; each job asks for what it needs.
 permissions: {{}}
@@ -525,6 +535,70 @@ def _deploy_job(plan: CiPlan) -> str:
             "$(cat {REGISTRY_HEAD_FILE})" >> "$GITHUB_STEP_SUMMARY"
 """
     )
+
+
+def _rotate_job(plan: CiPlan) -> str:
+    """Re-sign the registry under the new release key: by hand, on the default branch, approved."""
+    service = plan.keys
+    old = "".join(f"          {name}: ${{{{ secrets.{name} }}}}\n" for name in plan.rotate_from)
+    return (
+        f"""\
+  {ROTATE_JOB}:
+    name: "rotate: re-sign the registry under the new release key (approval required)"
+    # Started by hand (Run workflow on the default branch, with {ROTATE_INPUT} ticked); the
+    # environment's required reviewers approve, as for deploy. It needs no verdict: until the
+    # registry is re-signed, the cv gate cannot trust the champion (docs/keys.md).
+    if: github.event_name == 'workflow_dispatch' && inputs.{ROTATE_INPUT} && github.ref == format('refs/heads/{{0}}', github.event.repository.default_branch)
+    runs-on: {RUNNER}
+    timeout-minutes: 30
+    environment:
+      name: {DEPLOY_ENVIRONMENT}
+    # One move of the registry at a time: the same group as deploy.
+    concurrency:
+      group: deploy-{DEPLOY_ENVIRONMENT}
+      cancel-in-progress: false
+    permissions:
+      contents: read  # check out the repository
+{_id_token_permission(service)}\
+    env:
+      {NO_CACHE}: "1"
+      # Read and written under the pinned head, as deploy does (an environment secret).
+      {REGISTRY_HEAD_ENV}: ${{{{ secrets.{REGISTRY_HEAD_ENV} }}}}
+{_key_service_env(service)}\
+    steps:
+"""
+        + _setup_steps(download=None, pip_cache=False)
+        + f"""\
+      - name: Refuse to rotate without the registry head pinned in the environment's secrets
+        run: {CHECK_PIN}
+"""
+        + _key_service_login(service)
+        + f"""\
+      - name: Re-sign every version signed by the old key with the new release key
+        env:
+{_signing_env(service)}\
+          # The old release public key's PEM: an environment secret, never a file of the tree
+          # (a pull request controls keys/). Remove it once the rotation is done.
+{old}\
+        run: {ROTATE}
+      - name: The registry's new head, to pin as the environment's secret {REGISTRY_HEAD_ENV}
+        run: |
+          {MAKE_REPORTS}
+          {WRITE_HEAD}
+          printf '### Registry head\\n\\nSet the secret {REGISTRY_HEAD_ENV} of the environment {DEPLOY_ENVIRONMENT} to:\\n\\n    %s\\n' \\
+            "$(cat {REGISTRY_HEAD_FILE})" >> "$GITHUB_STEP_SUMMARY"
+"""
+    )
+
+
+def _signing_env(service: KeyService | None) -> str:
+    """The step's ``env`` lines that hold the release key's secrets (none a service holds)."""
+    if service is None:
+        return (
+            "          # The new release key's private half (an environment secret).\n"
+            f"          {SIGNING_KEY_ENV}: ${{{{ secrets.{SIGNING_KEY_ENV} }}}}\n"
+        )
+    return "".join(f"          {name}: ${{{{ secrets.{name} }}}}\n" for name in service.local_keys)
 
 
 def _id_token_permission(service: KeyService | None) -> str:

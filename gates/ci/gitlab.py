@@ -27,6 +27,7 @@ from gates.ci.interface import (
     HTML_REPORT,
     INSTALL,
     JUNIT_XML,
+    MAKE_REPORTS,
     METRICS_PROM,
     NO_CACHE,
     OIDC_JWT_ENV,
@@ -36,6 +37,9 @@ from gates.ci.interface import (
     PYTHON_VERSION,
     REGISTRY_HEAD_ENV,
     REGISTRY_HEAD_FILE,
+    ROTATE,
+    ROTATE_JOB,
+    ROTATE_PARAMETER,
     RUN_GATE,
     RUN_ID_ENV,
     SIGN_RELEASE,
@@ -69,6 +73,10 @@ READ_CACHE = (
     'if [ "$CI_COMMIT_BRANCH" = "$CI_DEFAULT_BRANCH" ] && [ "$CI_PIPELINE_SOURCE" = "push" ]; '
     f"then export {NO_CACHE}=0; fi"
 )
+ROTATE_RULE = (
+    '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "web" && '
+    f'${ROTATE_PARAMETER} == "true"'
+)
 MR_EVENT = "merge_request_event"
 MR_TARGET = "CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
 # "1" leaves out the tests and typecheck jobs: a local gitlab-ci-local run of the gates alone.
@@ -94,6 +102,7 @@ class GitlabRenderer(CiRenderer):
             previous = spec.name
         parts.extend(_always_job(spec) for spec in plan.always)
         parts.append(_deploy_job(plan))
+        parts.append(_rotate_job(plan))
         return "\n".join(parts)
 
 
@@ -133,6 +142,10 @@ variables:
   PIP_CACHE_DIR: $CI_PROJECT_DIR/{PIP_CACHE_DIR.rstrip("/")}
   # Only a push to the default branch writes its run history back to the cache (see feedback).
   {HISTORY_POLICY_VAR}: pull
+  # Asks for the rotate job (docs/keys.md "Rotating the release key") in a pipeline run by hand.
+  {ROTATE_PARAMETER}:
+    value: "false"
+    description: "true: re-sign the registry under the new release key (default branch, run by hand; approved like a deployment)"
   # The audit gate asks pip-audit's online vulnerability service. On runners without internet,
   # point it at a local copy of the PyPA advisory database instead:
   # {ADVISORY_DB_ENV}: /srv/advisory-db
@@ -343,6 +356,51 @@ deploy:
     - {SIGN_RELEASE}
 {_zap_scan(plan.zap)}\
     - {DEPLOY}
+    - {WRITE_HEAD}
+    - cat {REGISTRY_HEAD_FILE}
+  artifacts:
+    expire_in: {EXPIRE}
+    paths:
+      - {REGISTRY_HEAD_FILE}
+"""
+
+
+def _rotate_job(plan: CiPlan) -> str:
+    service = plan.keys
+    old = ", ".join(plan.rotate_from)
+    return f"""\
+# Re-sign the registry under the new release key (docs/keys.md "Rotating the release key"):
+# started by hand on the default branch by someone allowed to deploy to the protected
+# environment, once, after the commit that brings the new keys/release.pub. The new key's
+# secret (as deploy signs) and the old public key's PEM are CI/CD variables scoped to that
+# environment, protected and masked; the file sets neither (a merge request controls it).
+# The old key: {old}. It needs no verdict (until the registry is re-signed the cv gate cannot trust
+# the champion), reads and writes the registry under the pinned head, and writes the new head.
+# Offered only in a pipeline run by hand (Build -> Pipelines -> Run pipeline) on the default
+# branch with {ROTATE_PARAMETER} = true; then it blocks that pipeline until it is started, and a
+# failed rotation fails it.
+{ROTATE_JOB}:
+  extends: .python
+  stage: deploy
+  needs: []
+  rules:
+    - if: {ROTATE_RULE}
+      when: manual
+  allow_failure: false
+  environment:
+    name: {DEPLOY_ENVIRONMENT}
+    deployment_tier: production
+  resource_group: {DEPLOY_ENVIRONMENT}
+  interruptible: false
+  cache: []
+  variables:
+    {NO_CACHE}: "1"
+{_key_service(service)}\
+  script:
+    - {CHECK_PIN}
+{_login(service)}\
+    - {ROTATE}
+    - {MAKE_REPORTS}
     - {WRITE_HEAD}
     - cat {REGISTRY_HEAD_FILE}
   artifacts:

@@ -20,11 +20,17 @@ from gates.ci.interface import (
     HTML_REPORT,
     INSTALL,
     JUNIT_XML,
+    MAKE_REPORTS,
     NO_CACHE,
     PIP_CACHE_KEY_FILES,
     REGISTRY_HEAD_CREDENTIAL,
     REGISTRY_HEAD_ENV,
     REGISTRY_HEAD_FILE,
+    ROTATE,
+    ROTATE_FROM_CREDENTIAL,
+    ROTATE_FROM_ENV,
+    ROTATE_JOB,
+    ROTATE_PARAMETER,
     RUN_GATE,
     RUN_ID_ENV,
     SIGN_RELEASE,
@@ -187,6 +193,14 @@ pipeline {{
         disableConcurrentBuilds()
         timestamps()
     }}
+    parameters {{
+        // Only asks: the stage still waits for a release approver (docs/keys.md).
+        booleanParam(
+            name: '{ROTATE_PARAMETER}',
+            defaultValue: false,
+            description: 'Re-sign the registry under the new release key first (default branch only)'
+        )
+    }}
     environment {{
         // One run id for every stage of this build (gates/runner.py resolve_run_id).
         {RUN_ID_ENV} = "jenkins-${{env.BUILD_TAG}}"
@@ -196,6 +210,7 @@ pipeline {{
         // {ADVISORY_DB_ENV} = '/srv/advisory-db'
     }}
     stages {{
+{_rotate_stage(plan)}\
         stage('gates') {{
             agent any
             options {{
@@ -210,6 +225,7 @@ pipeline {{
                 {CACHE_DIR} = "${{env.WORKSPACE}}{GATE_CACHE_SUFFIX}"
                 // Read only by builds of the default branch: a pull request's earlier commit
                 // could write the entries its next commit would reuse.
+                // groovylint-disable-next-line DuplicateStringLiteral
                 {NO_CACHE} = "${{env.BRANCH_NAME == '{plan.default_branch}' ? 'false' : 'true'}}"
                 // pip's download cache beside it, one folder per digest of the lock.
                 {PIP_CACHE_ROOT} = "${{env.WORKSPACE}}{PIP_CACHE_SUFFIX}"
@@ -249,7 +265,7 @@ pipeline {{
             // verdict runs with. It reads only the carried reports and artifacts, and re-checks
             // them against the checkout: this run's id, the inputs' digests, the artifacts'
             // bytes (docs/ci.md "Jenkins: the verdict's own workspace").
-            {_trusted_agent()}
+            {_trusted_agent(again=True)}
             options {{
                 skipDefaultCheckout()
                 timeout(time: 60, unit: 'MINUTES')
@@ -299,6 +315,9 @@ pipeline {{
                 }}
             }}
         }}
+        // The deploy stage binds what the rotate stage binds (the credentials, the approvers,
+        // the head's file), each named where it is used.
+        /* groovylint-disable DuplicateStringLiteral, DuplicateMapLiteral */
         stage('deploy') {{
             // The approval is asked before an agent is allocated; then a fresh workspace gets the
             // checkout and the verdict's reports and artifacts.
@@ -347,16 +366,18 @@ pipeline {{
                 }}
             }}
         }}
+        /* groovylint-enable DuplicateStringLiteral, DuplicateMapLiteral */
     }}
 }}
 """
 
 
 def _trusted_agent(*, again: bool = False) -> str:
-    """The verdict's and deploy stage's agent: ``TRUSTED_AGENT``'s label, else any agent."""
+    """The rotate, verdict and deploy stages' agent: ``TRUSTED_AGENT``'s label, else any agent."""
     if TRUSTED_AGENT is None:
         return "agent any"
-    # The deploy stage names the label a second time (CodeNarc counts repeated literals).
+    # The rotate stage names it first; the verdict and deploy stages again (CodeNarc counts
+    # repeated literals).
     disable = (
         "// groovylint-disable-next-line DuplicateStringLiteral\n            " if again else ""
     )
@@ -429,7 +450,81 @@ sh '''
 """
 
 
-def _deploy_environment(service: KeyService | None) -> str:
+def _rotate_stage(plan: CiPlan) -> str:
+    """Re-sign the registry under the new release key: first, on the default branch, asked for
+    with the build parameter and approved like a deployment; before the gates, whose cv gate
+    cannot trust the champion until it is done (docs/keys.md "Rotating the release key")."""
+    fresh = "".join(f"                {step}\n" for step in FRESH_CHECKOUT)
+    old = "".join(
+        f"                {name} = credentials('{_credential(name)}')\n"
+        for name in plan.rotate_from
+    )
+    script = f"""\
+sh '''
+    export PIP_NO_CACHE_DIR=1
+    python3 -m venv --clear .venv
+    . .venv/bin/activate
+    {INSTALL}
+    {CHECK_PIN}
+    {ROTATE}
+    {MAKE_REPORTS}
+    {WRITE_HEAD}
+    cat {REGISTRY_HEAD_FILE}
+'''
+"""
+    return f"""\
+        stage('{ROTATE_JOB}') {{
+            // Started with the build parameter {ROTATE_PARAMETER} on the default branch; asked
+            // before an agent is allocated. The old public key's PEM is a secret-text
+            // credential, never a file of the tree (a pull request controls keys/).
+            {_trusted_agent()}
+            when {{
+                beforeAgent true
+                beforeInput true
+                branch '{plan.default_branch}'
+                expression {{ params.{ROTATE_PARAMETER} }}
+            }}
+            options {{
+                skipDefaultCheckout()
+                timeout(time: 1, unit: 'DAYS')
+            }}
+            input {{
+                message 'Re-sign the registry in {DEPLOY_ENVIRONMENT} under the new release key?'
+                ok 'Rotate'
+                submitter '{APPROVERS}'
+            }}
+            environment {{
+                {REGISTRY_HEAD_ENV} = credentials('{REGISTRY_HEAD_CREDENTIAL}')
+{_deploy_environment(plan.keys, again=True)}\
+{old}\
+                {NO_CACHE} = 'yes'
+            }}
+            steps {{
+{fresh}\
+{_bound_steps(plan.keys, script)}\
+            }}
+            post {{
+                success {{
+                        archiveArtifacts artifacts: '{REGISTRY_HEAD_FILE}'
+                }}
+            }}
+        }}
+"""
+
+
+def _credential(name: str) -> str:
+    """The Jenkins credential id of an environment variable: lower case, dashes."""
+    if name == ROTATE_FROM_ENV:
+        return ROTATE_FROM_CREDENTIAL
+    return name.lower().replace("_", "-")
+
+
+def _deploy_environment(service: KeyService | None, *, again: bool = False) -> str:
+    if again and service is None:
+        return f"""\
+                // The new release key's private half (a secret-text credential).
+                {SIGNING_KEY_ENV} = credentials('{SIGNING_KEY_CREDENTIAL}')
+"""
     if service is None:
         return f"""\
                 // The only stage that sees the release signing key (a secret-text credential).
@@ -451,9 +546,14 @@ def _deploy_environment(service: KeyService | None) -> str:
 
 def _deploy_steps(service: KeyService | None, zap: ZapScan | None) -> str:
     """The deploy commands, inside the key service's credential binding when there is one."""
+    return _bound_steps(service, _deploy_sh(zap))
+
+
+def _bound_steps(service: KeyService | None, script: str) -> str:
+    """``script`` (an sh step), inside the key service's credential binding when there is one."""
     indent = " " * 16
     if service is None:
-        return "".join(f"{indent}{line}\n" for line in _deploy_sh(zap).splitlines())
+        return "".join(f"{indent}{line}\n" for line in script.splitlines())
     if service.provider == "aws-kms":
         comment = (
             "// Short-lived AWS credentials: an AWS Credentials plugin credential that assumes\n"
@@ -478,7 +578,7 @@ def _deploy_steps(service: KeyService | None, zap: ZapScan | None) -> str:
             f"    vaultAddr: env.{VAULT_ADDR_VAR}\n"
             "]]) {"
         )
-    inner = "".join(f"{indent}    {line}\n" for line in _deploy_sh(zap).splitlines())
+    inner = "".join(f"{indent}    {line}\n" for line in script.splitlines())
     head = "".join(f"{indent}{line}\n" for line in comment.splitlines())
     opening = "".join(f"{indent}{line}\n" for line in binding.splitlines())
     return f"{head}{opening}{inner}{indent}}}\n"

@@ -36,7 +36,9 @@ from pipeline.config import LoadedPolicy, load_policy
 from tests.conftest import REPO
 from tests.deploy_support import deploy_check, edit_deployment_text, render_into
 
-IMAGE_LINE = "        image: gates-serve:latest\n"
+# By digest since 7 December (platform17; the committed form names the all-zero digest).
+COMMITTED_IMAGE = "gates-serve@sha256:" + "0" * 64
+IMAGE_LINE = f"        image: {COMMITTED_IMAGE}\n"
 SECCOMP = "          seccompProfile:\n            type: RuntimeDefault\n"
 EVIL = "ghcr.io/attacker/serve:latest"
 
@@ -108,4 +110,4 @@ def test_the_premise_kubectl_takes_the_merged_image(tmp_path: Path) -> None:
     )
     seen = json.loads(done.stdout)["spec"]["template"]["spec"]["containers"][0]["image"]
     ours = yaml.safe_load(text)["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert (seen, ours) == (EVIL, "gates-serve:latest")
+    assert (seen, ours) == (EVIL, COMMITTED_IMAGE)

@@ -44,8 +44,8 @@ def test_github_every_installing_job_but_deploy_keeps_pips_cache_keyed_on_the_lo
     installing = {name: job for name, job in workflow["jobs"].items() if name != "report"}
     for name, job in installing.items():
         step = _setup_python(job)
-        if name == "deploy":
-            # The job that holds the release key restores no cache of any kind.
+        if name in ("deploy", "rotate"):
+            # The jobs that hold the release key restore no cache of any kind.
             assert "cache" not in step["with"], name
             continue
         assert step["with"]["cache"] == "pip", name
@@ -69,7 +69,8 @@ def test_github_runs_the_tests_and_the_typecheck_on_pull_requests(future_specs):
 
 def test_github_can_be_started_by_hand_and_still_deploys_only_pushes(future_specs):
     workflow = _github(future_specs)
-    assert workflow[True]["workflow_dispatch"] is None  # no inputs
+    # One input: the rotate job's (test_rotate_job.py), which only asks for that job.
+    assert list(workflow[True]["workflow_dispatch"]["inputs"]) == ["rotate_release_key"]
     assert workflow["jobs"]["deploy"]["if"].startswith("github.event_name == 'push' && ")
 
 
@@ -92,7 +93,7 @@ def test_gitlab_every_installing_job_but_deploy_keeps_pips_cache_keyed_on_the_lo
     assert "deploy" in jobs
     for name, job in jobs.items():
         assert job["extends"] == ".python", name
-        if name == "deploy":
+        if name in ("deploy", "rotate"):
             assert job["cache"] == [], name
         elif "cache" in job:  # a job's own list replaces the template's: it must repeat it
             assert job["cache"][-1] == PIP_CACHE, name
@@ -153,7 +154,8 @@ def test_jenkins_timestamps_publishes_the_html_and_keys_pips_cache_on_the_lock(f
         "keepAll: true",
     ):
         assert setting in publish
-    assert text.index("publishHTML(") < text.index("success {")  # in post { always { } }
+    verdict = text[text.index("stage('gate')") :]  # after the rotate stage's own post
+    assert verdict.index("publishHTML(") < verdict.index("success {")  # in post { always { } }
     export = (
         'export PIP_CACHE_DIR="$PIP_CACHE_ROOT/$(cat requirements.lock | sha256sum | cut -c1-16)"'
     )
@@ -164,6 +166,8 @@ def test_jenkins_timestamps_publishes_the_html_and_keys_pips_cache_on_the_lock(f
     assert export in install
     deploy = text[text.index("stage('deploy')") :]
     assert "PIP_CACHE" not in deploy
+    rotate = text[text.index("stage('rotate')") : text.index("stage('gates')")]
+    assert "PIP_CACHE" not in rotate
     for name, command, _ in CHECKS:
         stage = text[text.index(f"stage('{name}')") :]
         stage = stage[: stage.index("stage(", 1)]

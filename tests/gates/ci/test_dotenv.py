@@ -76,3 +76,40 @@ def test_cli_cannot_write_the_file_is_a_usage_error(tmp_path, gates_cli):
     assert result.returncode == 2
     assert result.stderr.startswith("error: ")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["missing", "a file"])
+def test_a_missing_reports_folder_fails_closed_naming_it(tmp_path, gates_cli, kind):
+    """Before: ``ci dotenv --reports /nonexistent`` printed GATES_VERDICT=MISSING and exited 0,
+    so a mistyped folder looked like a run whose verdict went missing, and the job went on."""
+    reports = tmp_path / "no-such-reports"
+    if kind == "a file":
+        reports.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(CiError, match="the reports folder"):
+        dotenv_lines(reports)
+    out = tmp_path / "gates.env"
+    result = gates_cli(tmp_path, "ci", "dotenv", "--reports", str(reports), "--output", str(out))
+    assert result.returncode == 2, result.stdout
+    expected = "does not exist" if kind == "missing" else "is not a folder"
+    assert result.stderr == (
+        f"error: {reports}: the reports folder {expected}; expected the folder the gates wrote "
+        "their reports to (--reports, default reports; [run].reports_dir)\n"
+    )
+    assert result.stdout == ""
+    assert not out.exists()
+
+
+def test_ci_deploy_refuses_a_missing_root_instead_of_creating_it(tmp_path, gates_cli):
+    """Before: ``ci deploy --root DIR`` with DIR missing created it and wrote the deployment
+    files there, exit 0 (``ci render`` refused it already)."""
+    from tests.conftest import REPO
+
+    root = tmp_path / "no-such-project"
+    for extra in ([], ["--check"]):
+        policy = str(REPO / "policy.toml")
+        result = gates_cli(
+            tmp_path, "ci", "deploy", "--root", str(root), "--policy", policy, *extra
+        )
+        assert result.returncode == 2, result.stdout
+        assert result.stderr.startswith(f"error: {root}: not a folder; pass --root")
+        assert not root.exists()

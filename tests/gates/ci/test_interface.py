@@ -41,7 +41,10 @@ def test_plan_without_feedback_publishes_each_gates_sarif():
         ((_spec("v", verdict=True), _spec("late")), "after the verdict"),
         ((_spec("bad name"), _spec("v", verdict=True)), "must start with a letter"),
         ((_spec("1st"), _spec("v", verdict=True)), "must start with a letter"),
-        ((_spec("deploy"), _spec("v", verdict=True)), "not one of deploy, report, ci-config"),
+        (
+            (_spec("deploy"), _spec("v", verdict=True)),
+            "not one of deploy, rotate, report, ci-config",
+        ),
         ((_spec("report"), _spec("v", verdict=True)), "not one of"),
         ((_spec("ci-config"), _spec("v", verdict=True)), "not one of"),
         ((_spec("a"), _spec("a"), _spec("v", verdict=True)), "unique"),

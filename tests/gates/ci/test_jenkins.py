@@ -38,6 +38,7 @@ def test_stages_install_check_then_run_the_gates_in_registry_order_then_deploy(f
     stages = re.findall(r"stage\('([^']+)'\)", text)
     checks = ["tests", "typecheck"]
     assert stages == [
+        "rotate",  # by hand only (test_rotate_job.py)
         "gates",
         "install",
         "ci-config",
@@ -116,7 +117,9 @@ def test_deploy_waits_for_approval_on_the_default_branch_and_alone_gets_the_key(
     assert "GATES_SIGNING_KEY = credentials('gates-signing-key')" in deploy
     # Beside it, only the registry's pinned head (test_registry_pin.py).
     assert "GATES_REGISTRY_HEAD = credentials('gates-registry-head')" in deploy
-    assert text.count("credentials(") == 2
+    assert deploy.count("credentials(") == 2
+    # The rotate stage (test_rotate_job.py) has the same two and the old public key; no other.
+    assert text.count("credentials(") == 5
 
 
 def _steps(stage: str) -> list[str]:
@@ -157,19 +160,21 @@ def test_the_verdict_and_deploy_run_in_a_fresh_workspace_not_the_one_that_ran_tr
             assert steps[2:5] == ["sh '''", "python3 -m venv --clear .venv", ". .venv/bin/activate"]
             assert steps.index(next(s for s in steps if "git fetch" in s)) > unstash
     assert "if find reports artifacts ! -type f ! -type d | grep .; then" in text
-    assert text.count("deleteDir()") == 3
+    assert text.count("deleteDir()") == 4  # the rotate stage's too (test_rotate_job.py)
     assert "python3 -m venv .venv" not in text
 
 
 def test_the_trusted_agent_label_is_a_rendered_choice(monkeypatch):
     from gates.ci import jenkins
 
-    assert _render().count("\n            agent any\n") == 3  # default: one agent for all
+    # default: one agent for all (the rotate stage's too, test_rotate_job.py)
+    assert _render().count("\n            agent any\n") == 4
     monkeypatch.setattr(jenkins, "TRUSTED_AGENT", jenkins.TRUSTED_LABEL)
     text = _render()
     labelled = "\n            agent { label 'gates-trusted' }\n"
     assert labelled in _block(text, "stage('gate') {")
     assert labelled in _block(text, "stage('deploy') {")
+    assert labelled in _block(text, "stage('rotate') {")
     assert labelled not in _block(text, "stage('gates') {")  # pull requests' code runs there
     assert text.count("{") == text.count("}")
 

@@ -87,8 +87,11 @@ def test_the_default_local_provider_renders_the_committed_files_byte_for_byte():
 
 def test_key_service_from_the_policy(tmp_path):
     aws = _service(tmp_path / "a", AWS_HYBRID, hybrid=True)
-    assert aws == KeyService("aws-kms", "eu-west-1", ("GATES_SIGNING_KEY_ML_DSA_65",))
-    assert _service(tmp_path / "v", VAULT) == KeyService("vault-transit", "us-east-1", ())
+    # The rotate job's old public keys: one per algorithm the policy signs with.
+    old = ("GATES_ROTATE_FROM_ECDSA_P256_SHA256", "GATES_ROTATE_FROM_ML_DSA_65")
+    assert aws == KeyService("aws-kms", "eu-west-1", ("GATES_SIGNING_KEY_ML_DSA_65",), old)
+    vault = KeyService("vault-transit", "us-east-1", (), ("GATES_ROTATE_FROM",))
+    assert _service(tmp_path / "v", VAULT) == vault
 
 
 def test_github_aws_kms_takes_an_oidc_role_and_stores_no_release_key():
@@ -114,9 +117,9 @@ def test_github_aws_kms_takes_an_oidc_role_and_stores_no_release_key():
     }
     assert "secrets.GATES_SIGNING_KEY }}" not in text
     assert promote["run"] == "python -m gates deploy"
-    # No other job gets the id-token grant.
+    # No other job gets the id-token grant (but the rotate job, which signs too).
     for name, job in yaml.safe_load(text)["jobs"].items():
-        if name != "deploy":
+        if name not in ("deploy", "rotate"):
             assert "id-token" not in job["permissions"], name
 
 
@@ -170,10 +173,10 @@ def test_gitlab_id_tokens_with_an_audience_and_no_stored_key():
     assert deploy["id_tokens"] == {"GATES_OIDC_TOKEN": {"aud": "gates-release-signing"}}
     assert deploy["script"][1].startswith('export VAULT_TOKEN="$(python -c ')
     assert "auth.jwt.jwt_login(" in deploy["script"][1]
-    # Only the deploy job gets an ID token.
+    # Only the deploy job gets an ID token (and the rotate job, which signs too).
     assert [
         name for name, job in vault.items() if isinstance(job, dict) and "id_tokens" in job
-    ] == ["deploy"]
+    ] == ["deploy", "rotate"]
 
 
 def test_gitlab_vault_login_line_is_valid_python():
@@ -208,8 +211,12 @@ def test_jenkins_binds_short_lived_credentials_and_no_release_key():
     ):
         binding += f"{' ' * 20}{line}\n"
     assert binding + f"{' ' * 16}]]) {{\n" in vault
-    # No stored key: the one credential bound is the registry's pinned head (not a key).
-    assert vault.count("credentials(") == vault.count("credentials('gates-registry-head')") == 1
+    # No stored key: the one credential bound is the registry's pinned head (not a key); the
+    # rotate stage binds the old public key's PEM besides (not a secret key either).
+    deploy = vault[vault.index("stage('deploy') {") :]
+    assert deploy.count("credentials(") == deploy.count("credentials('gates-registry-head')") == 1
+    assert vault.count("credentials(") == 3
+    assert vault.count("credentials('gates-rotate-from')") == 1
 
 
 @pytest.mark.parametrize("extra", [AWS_HYBRID, VAULT], ids=["aws-kms", "vault-transit"])
@@ -219,7 +226,8 @@ def test_ci_render_reads_the_key_service_from_the_policy_and_check_follows_it(tm
     assert written.returncode == 0, written.stdout + written.stderr
     workflow = (root / ".github/workflows/pipeline.yml").read_text(encoding="utf-8")
     assert "id-token: write" in workflow
-    assert (root / ".gitlab-ci.yml").read_text(encoding="utf-8").count("id_tokens:") == 1
+    # deploy's and rotate's
+    assert (root / ".gitlab-ci.yml").read_text(encoding="utf-8").count("id_tokens:") == 2
     checked = run_module("gates", "ci", "render", "--check", "--root", str(root), cwd=root)
     assert checked.returncode == 0, checked.stdout
     # The committed (local-key) files are drift under a key-service policy, and the reverse.
