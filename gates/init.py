@@ -823,7 +823,6 @@ def _roll_back(root: Path) -> list[str]:
     if not manifest.is_file():
         shutil.rmtree(folder, ignore_errors=True)  # killed before it was armed: nothing written
         return []
-    _refuse_committed(folder, root)
     try:
         document = json.loads(manifest.read_text(encoding="utf-8"))
         entries = [(str(f["path"]), f["backup"]) for f in document["files"]]
@@ -860,24 +859,6 @@ def _roll_back(root: Path) -> list[str]:
     manifest.unlink()
     shutil.rmtree(folder, ignore_errors=True)
     return restored
-
-
-def _refuse_committed(folder: Path, root: Path) -> None:
-    """A journal is left only by an init killed on this machine, never committed: one from the
-    checkout named ``.git/hooks/pre-commit`` or ``.git/config`` (inside the project, tracked by
-    nothing) and put the pull request's bytes there, executable (red team 16)."""
-    from pipeline.gittree import committed_in  # noqa: PLC0415
-
-    # The manifest decides what is put back: the backups beside it are init's own (``_Journal``
-    # empties the folder before it writes them), even where git still tracks a file there.
-    committed = committed_in(folder / _MANIFEST, root)
-    if committed is not None:
-        msg = (
-            f"{folder}: refused: {committed}: an interrupted init's journal is never committed, "
-            f"this one comes from the checkout; nothing restored: remove it (git rm -r {JOURNAL}) "
-            "and run init again"
-        )
-        raise InitError(msg)
 
 
 def _inside(root: Path, name: str, manifest: Path) -> Path:

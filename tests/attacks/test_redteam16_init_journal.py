@@ -79,7 +79,7 @@ def test_a_committed_journal_writes_nothing_into_the_clone(
     root = _checkout_with_journal(tmp_path, {name: (text, mode)})
     target = root / name
     before = target.read_bytes() if target.exists() else None
-    with pytest.raises(InitError, match=r"\.gates-init.*git tracks") as raised:
+    with pytest.raises(InitError, match=r"\.gates-init.*committed to the repository") as raised:
         init(
             _table(tmp_path / "t.csv"),
             label="y",
@@ -121,7 +121,7 @@ def test_the_cli_refuses_a_committed_journal_in_one_line(tmp_path: Path) -> None
     )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
-    assert "git tracks" in done.stderr + done.stdout
+    assert "committed to the repository" in done.stderr + done.stdout
     assert not (root / ".git" / "hooks" / "pre-commit").exists()
 
 
