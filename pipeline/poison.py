@@ -491,6 +491,11 @@ def label_flags(
     ``baseline`` count every row, as before. None: every row is reported.
     """
     start = time.perf_counter()
+    if rates and approved_rows is not None and BOTH in rates:
+        # The batch setting: DATA100 asks the ``both`` witness's question of the new rows,
+        # against the approved rows' own out-of-fold rate (a sharper yardstick than the whole
+        # table's), so the whole-table check leaves it out (and reports as before).
+        rates = {k: v for k, v in rates.items() if k != BOTH}
     mask = cleanlab_issues(y, scores.combined)
     # What explains a witness's rows: cleanlab's and the other checks' rows, not the rows an
     # earlier witness added (each witness is judged on its own evidence).

@@ -174,3 +174,17 @@ def test_label_rates_record_the_both_witness():
     rates = label_rates(scores, y)
     assert rates["both"] == pytest.approx(0.05)
     assert rates["knn"] == pytest.approx(0.05)
+
+
+def test_the_batch_setting_leaves_the_both_witness_to_data100():
+    """With approved rows (the batch setting) DATA100 judges the new rows' doubt against the
+    approved rows' own rate; the whole-table check reports as before."""
+    from pipeline.poison import label_rates
+
+    y, approved = _planted(model_doubts=False)
+    rates = label_rates(approved, y)
+    _, scores = _planted()
+    found = label_flags(
+        scores, y, classes=["a", "b"], rates=rates, approved_rows=np.arange(200, 400)
+    )
+    assert found.count == 0
