@@ -546,11 +546,16 @@ def label_flags(
                     f"{expected:.0f} expected "
                     f"from the approved snapshot's rate {rates[name]:.4f}"
                     + (
-                        f" (binomial p={pvalue:.2g}, disagreement mass p={mass_p:.2g}; "
-                        f"cleanlab and the other row checks explain only {overlap} of the "
-                        "excess, so every row it flags is added where its neighbours support "
-                        "its label less than its class's average and the model gives it "
-                        f"p < {model_below:g})"
+                        f" (binomial p={pvalue:.2g}"
+                        + (f", disagreement mass p={mass_p:.2g}" if name == "knn" else "")
+                        + f"; cleanlab and the other row checks explain only {overlap} of the "
+                        "excess, so every row it flags is added where "
+                        + (
+                            "its neighbours support its label less than its class's average"
+                            if name == "knn"
+                            else "its combined p(label) is below its class's average"
+                        )
+                        + f" and the model gives it p < {model_below:g})"
                         if unexplained
                         else ""
                     )
