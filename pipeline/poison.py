@@ -332,10 +332,19 @@ def witnesses(scores: LabelScores, y: Array) -> dict[str, tuple[Array, Array]]:
     disagreement). A second witness, the out-of-fold model predicting another class, was
     measured too and dropped: on digits 3-vs-8 it pulled F1 on random flips from 0.93-0.97
     down to 0.73-0.78 (the flips degrade the model, which then disagrees with clean rows).
+
+    ``both``: the neighbours *and* the out-of-fold model give the label less than 0.5 (each
+    finds another class more likely; the batch label rule's test, DATA100, on the whole
+    table). Flips aimed at the decision boundary barely move the kNN witness's count (they
+    replace the ambiguous rows it flags on clean data) and cleanlab, which needs another class
+    confidently above its threshold, is blind to them; on clean data the two witnesses rarely
+    agree on a row (wine: 2 of 142 rows, digits 3-vs-8: 0 of 285), on boundary flips they do
+    (wine 10%: 11 rows, all flipped). Its p(label) is the combined one.
     """
     idx = np.arange(len(y))
     knn = scores.knn[idx, y]
-    return {"knn": (knn < 0.5, knn)}
+    both = (knn < 0.5) & (scores.model[idx, y] < 0.5)
+    return {"knn": (knn < 0.5, knn), BOTH: (both, scores.combined[idx, y])}
 
 
 def label_rates(scores: LabelScores, y: Array) -> dict[str, float]:
@@ -361,6 +370,10 @@ KNN_MEAN = "knn_mean"
 KNN_VAR = "knn_var"
 # cleanlab's share on the approved snapshot: the label check's baseline (``Flags.baseline``).
 CLEANLAB = "cleanlab"
+# The witness both halves of the combined probabilities back (see ``witnesses``).
+BOTH = "both"
+# How a finding names each witness.
+_WITNESS_NAMES = {"knn": "knn", BOTH: "knn-and-model"}
 
 
 def label_issues(
@@ -478,7 +491,15 @@ def label_flags(
     ``baseline`` count every row, as before. None: every row is reported.
     """
     start = time.perf_counter()
+    if rates and approved_rows is not None and BOTH in rates:
+        # The batch setting: DATA100 asks the ``both`` witness's question of the new rows,
+        # against the approved rows' own out-of-fold rate (a sharper yardstick than the whole
+        # table's), so the whole-table check leaves it out (and reports as before).
+        rates = {k: v for k, v in rates.items() if k != BOTH}
     mask = cleanlab_issues(y, scores.combined)
+    # What explains a witness's rows: cleanlab's and the other checks' rows, not the rows an
+    # earlier witness added (each witness is judged on its own evidence).
+    base = mask.copy()
     why: dict[int, str] = {}
     if rates:
         from scipy.stats import binom  # noqa: PLC0415 - heavy, used here only
@@ -492,11 +513,12 @@ def label_flags(
             pvalue = (
                 float(binom.sf(count - 1, n, min(max(rates[name], 1e-9), 1.0))) if count else 1.0
             )
-            accounted = mask.copy()
+            accounted = base.copy()
             if explained_rows is not None:
                 accounted[explained_rows] = True
             overlap = int((accounted & hit).sum())
-            mass_p, mass_excess = _mass_test(p, rates)
+            # The disagreement mass is the kNN vote's (``knn_mean``, ``knn_var``).
+            mass_p, mass_excess = _mass_test(p, rates) if name == "knn" else (1.0, 0.0)
             significant = (pvalue < alpha and count - expected >= min_excess * n) or (
                 mass_p < alpha and mass_excess >= min_excess * n
             )
@@ -509,7 +531,10 @@ def label_flags(
                 extra = int(eligible.sum())
             else:
                 eligible = hit & ~mask
-                extra = int(count - np.ceil(expected + slack * np.sqrt(expected))) - overlap
+                # Beyond its slack, less its rows already flagged (an earlier witness's too).
+                extra = int(count - np.ceil(expected + slack * np.sqrt(expected))) - int(
+                    ((accounted | mask) & hit).sum()
+                )
             if extra <= 0:
                 continue
             candidates = np.flatnonzero(eligible)
@@ -517,14 +542,20 @@ def label_flags(
             mask[chosen] = True
             for r in chosen:
                 why[int(r)] = (
-                    f"; the {name} witness flags {count} rows vs {expected:.0f} expected "
+                    f"; the {_WITNESS_NAMES.get(name, name)} witness flags {count} rows vs "
+                    f"{expected:.0f} expected "
                     f"from the approved snapshot's rate {rates[name]:.4f}"
                     + (
-                        f" (binomial p={pvalue:.2g}, disagreement mass p={mass_p:.2g}; "
-                        f"cleanlab and the other row checks explain only {overlap} of the "
-                        "excess, so every row it flags is added where its neighbours support "
-                        "its label less than its class's average and the model gives it "
-                        f"p < {model_below:g})"
+                        f" (binomial p={pvalue:.2g}"
+                        + (f", disagreement mass p={mass_p:.2g}" if name == "knn" else "")
+                        + f"; cleanlab and the other row checks explain only {overlap} of the "
+                        "excess, so every row it flags is added where "
+                        + (
+                            "its neighbours support its label less than its class's average"
+                            if name == "knn"
+                            else "its combined p(label) is below its class's average"
+                        )
+                        + f" and the model gives it p < {model_below:g})"
                         if unexplained
                         else ""
                     )
@@ -601,7 +632,7 @@ def _doubt_beyond(
     """Do ``rows`` (a mask) doubt their labels more than the approved snapshot did?
 
     Any of: the label check's rows among them (``mask``) against cleanlab's recorded share,
-    the kNN witness's count against its recorded rate (one-sided binomials), their kNN
+    each witness's count against its recorded rate (one-sided binomials), their kNN
     disagreement mass (``_mass_test``), at p < ``alpha``.
     """
     from scipy.stats import binom  # noqa: PLC0415 - heavy, used here only
@@ -611,7 +642,10 @@ def _doubt_beyond(
         return False
     p_knn = scores.knn[np.arange(len(y)), y][rows]
     tests = [(int((mask & rows).sum()), rates.get(CLEANLAB))]
-    tests += [(int((p_knn < 0.5).sum()), rates.get("knn"))]
+    tests += [
+        (int((hit & rows).sum()), rates.get(name))
+        for name, (hit, _) in witnesses(scores, y).items()
+    ]
     for count, rate in tests:
         if rate is None or count == 0:
             continue

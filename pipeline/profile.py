@@ -109,8 +109,9 @@ class DataProfile:
     class_balance: dict[str, float]
     row_digests: dict[str, str] | None = None
     # Share of rows each label-disagreement witness flags on this snapshot ("knn": fewer than
-    # half of a row's neighbours share its label; "model": the out-of-fold model predicts
-    # another class). The data gate adds the excess over these rates to the label check.
+    # half of a row's neighbours share its label; "both": the neighbours and the out-of-fold
+    # model both give its label less than 0.5). The data gate adds the excess over these rates
+    # to the label check.
     label_rates: dict[str, float] | None = None
     # Per class, the mean and covariance of the numeric features ``moment_columns`` (in that
     # order): the yardstick of the whole-table class-conditional shift test (DATA043). None in

@@ -102,11 +102,11 @@ def test_approve_records_the_label_witness_rates_of_the_snapshot(project):
     assert approve(project.load(), out=io.StringIO(), rebaseline=True) == 0
     entry = json.loads(_lock_bytes(project))["files"]["breast_cancer.csv"]
     rates = entry["profile"]["label_rates"]
-    # The witness's count rate, and the mean and variance of its total disagreement test;
-    # cleanlab's share, DATA070's baseline.
-    assert set(rates) == {"knn", "knn_mean", "knn_var", "cleanlab"}
+    # The witnesses' count rates (kNN; kNN and model both doubting), the mean and variance
+    # of the kNN disagreement test; cleanlab's share, DATA070's baseline.
+    assert set(rates) == {"knn", "both", "knn_mean", "knn_var", "cleanlab"}
     assert 0.0 <= rates["cleanlab"] < 0.05
-    assert 0.0 <= rates["knn"] < 0.1
+    assert 0.0 <= rates["both"] <= rates["knn"] < 0.1
     assert 0.0 <= rates["knn_mean"] < 1.0
     assert rates["knn_var"] >= 0.0
     assert entry["reference"]["label_rates"] == rates
