@@ -299,7 +299,8 @@ def _screen_hits(
     big = n_cell >= check.min_rows
     n_safe = np.maximum(n_cell, 1)[:, None]
     gaps = counts / n_safe - sums / n_safe
-    hit = big[:, None] & (gaps >= check.min_gap)
+    unexplained = (counts - sums) / np.maximum(counts, 1)
+    hit = big[:, None] & ((gaps >= check.min_gap) | (unexplained >= check.min_unexplained))
     found = []
     for cell_id, cls in zip(*np.nonzero(hit), strict=True):
         share = min(max(sums[cell_id, cls] / n_cell[cell_id], _P_FLOOR), 1 - _P_FLOOR)
@@ -412,7 +413,9 @@ def _significant(
 
     n_safe = np.maximum(n_cell, 1)[:, None]
     gap = counts / n_safe - sums / n_safe
-    hit = (n_cell >= check.min_rows)[:, None] & (gap >= check.min_gap)
+    unexplained = (counts - sums) / np.maximum(counts, 1)
+    large = (gap >= check.min_gap) | (unexplained >= check.min_unexplained)
+    hit = (n_cell >= check.min_rows)[:, None] & large
     found = []
     for cell_id, cls in zip(*np.nonzero(hit), strict=True):
         a, m, e = float(counts[cell_id, cls]), int(n_cell[cell_id]), float(sums[cell_id, cls])
