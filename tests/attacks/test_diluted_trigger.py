@@ -14,6 +14,8 @@ before. The benchmark's held-out digits-10 in-range trigger is this attack: 43 t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,3 +92,28 @@ def test_the_share_gap_alone_misses_the_diluted_trigger() -> None:
 def test_the_clean_table_flags_nothing(unexplained: float) -> None:
     approved, table, _ = _table(trigger=False)
     assert _associations(table, approved, _contract(min_unexplained=unexplained)).count == 0
+
+
+@pytest.mark.parametrize("unexplained", [0.8, 1.0])
+def test_the_streaming_path_counts_the_diluted_trigger_the_same_way(
+    tmp_path: Path, unexplained: float
+) -> None:
+    # Every row counted in 500-row chunks with the models of a 400-row sample: the same
+    # ``_screen_hits`` / ``_significant`` on the file's counters (1.0: the rule before, red).
+    from tests.stream_support import every_row_and_sample
+
+    _, table, planted = _table(trigger=True)
+    path = tmp_path / "d.csv"
+    table.round(6).to_csv(path, index=False, lineterminator="\n")
+    data = data_policy(
+        {"id": {"dtype": "int64", "min": 1, "unique": True}, **floats(f"x{j}" for j in range(D))},
+        path=path,
+        checks={
+            "labels": {"max_fit_rows": 400, "max_index_rows": 200},
+            "association": {"min_unexplained": unexplained},
+        },
+    )
+    every, _ = every_row_and_sample(path, data, "association")
+    found = np.isin(planted, every.rows).mean()
+    assert found >= 0.9 if unexplained < 1 else found == 0
+    assert set(every.rows.tolist()) <= set(planted.tolist())
