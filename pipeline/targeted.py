@@ -293,7 +293,8 @@ def _screened(n_cell: Array, counts: Array, sums: Array, check: AssociationCheck
 def _screen_hits(
     n_cell: Array, counts: Array, sums: Array, check: AssociationCheck
 ) -> list[tuple[float, float]]:
-    """(screen p-value, share gap) of each cell and class that passes the screen."""
+    """(screen p-value, share gap) of each cell and class that passes the screen (share gap at
+    least ``min_gap`` or unexplained share at least ``min_unexplained``, as ``_significant``)."""
     from scipy.stats import binom  # noqa: PLC0415
 
     big = n_cell >= check.min_rows
@@ -407,7 +408,9 @@ def _significant(
 
     One-sided binomial P(X >= a), X ~ Bin(n, E / n) with E the summed refit probabilities
     (with ``neighbour_trend``, raised by the neighbouring cells' excess: ``_neighbour_excess``);
-    at least ``min_rows`` rows, share gap at least ``min_gap``, p below ``limit``.
+    at least ``min_rows`` rows, share gap at least ``min_gap`` or at least ``min_unexplained``
+    of the cell's rows of the class unexplained ((rows - E) / rows: the clean rows of other
+    classes sharing a trigger's cell dilute the gap, not this share), p below ``limit``.
     """
     from scipy.stats import binom  # noqa: PLC0415
 
@@ -475,7 +478,8 @@ def associations(
     model is refitted without those features and the cell is tested for real: the expected
     count of class c is the sum of p(c | the rows' other features); one-sided binomial
     P(X >= a), X ~ Bin(n, E / n); it counts when n >= ``min_rows``, the share gap is at least
-    ``min_gap`` and p < ``alpha`` / (every tested cell x class) (Bonferroni).
+    ``min_gap`` (or the share of the class's rows unexplained, (a - E) / a, at least
+    ``min_unexplained``) and p < ``alpha`` / (every tested cell x class) (Bonferroni).
     ``rows`` restricts the test to those rows (the new rows of a batch). In a significant cell
     the rows flagged are those carrying the over-represented label whose other features give
     it p < ``member_below``. With ``neighbour_trend`` and ``rows``, the neighbouring cells'
