@@ -284,6 +284,11 @@ class AssociationCheck(_Strict):
     min_rows: Annotated[int, Field(ge=2)] = 5
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
     min_gap: Fraction = 0.5
+    # Or: of the cell's rows carrying the label, the share their other features do not
+    # explain ((rows - expected) / rows) is at least this. A trigger relabels rows of other
+    # classes, and the clean rows of those classes sharing its cell dilute the share gap, not
+    # this share (``targeted._significant``).
+    min_unexplained: Fraction = 0.8
     max_features: Annotated[int, Field(ge=1, le=500)] = 100
     max_refits: Annotated[int, Field(ge=1, le=100)] = 12
     # In a significant cell, flag the rows carrying its over-represented label whose other
