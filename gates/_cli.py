@@ -413,9 +413,11 @@ def _refuse_half_written(args: argparse.Namespace) -> None:
 
     if args.command == "ci":
         # render and deploy: the project in --root; dotenv: the folder it runs in.
-        root = (getattr(args, "root", None) or Path()).resolve()
+        root = (getattr(args, "root", None) or Path()).absolute()
     else:
-        root = Path(getattr(args, "policy", None) or "policy.toml").resolve().parent
+        # absolute(), not resolve(): a policy path that is a symlink loop is the policy
+        # loader's to refuse in one line (an OSError here was a traceback).
+        root = Path(getattr(args, "policy", None) or "policy.toml").absolute().parent
     refuse_leftover(root)
 
 
