@@ -60,6 +60,29 @@ def _append(project: Promoted, event: dict[str, object]) -> None:
     append_event(project.root / "registry", event, None)
 
 
+def plant_promoted(rotated: Rotated) -> tuple[str, Path, bytes]:
+    """As whoever writes the registry's storage and holds the leaked old key: a copy of the
+    last version re-signed by that key, and a promote line for it appended to the audit log
+    (without [roles] it needs no signature). Its name, folder and envelope bytes."""
+    from pipeline.fsio import sha256_bytes
+
+    project = rotated.project
+    v3 = project.versions[-1]
+    planted = f"{v3.rsplit('-', 1)[0]}-p-{v3.rsplit('-', 1)[1]}"
+    folder = project.root / "registry/versions" / planted
+    shutil.copytree(project.root / "registry/versions" / v3, folder)
+    _resign(folder / ENVELOPE, rotated.old_pem, run_id=f"{v3.rsplit('-', 1)[0]}-p")
+    planted_bytes = (folder / ENVELOPE).read_bytes()
+    event = {
+        "action": "promote",
+        "version": planted,
+        "bundle": "artifacts",
+        "envelope_sha256": sha256_bytes(planted_bytes),
+    }
+    _append(project, event)
+    return planted, folder, planted_bytes
+
+
 def _rotate(rotated: Rotated, monkeypatch, capsys) -> tuple[int, str]:
     deploy_env(monkeypatch, rotated)
     return run_cli(rotated.project, monkeypatch, capsys, "registry", "rotate")
@@ -280,26 +303,8 @@ def test_a_promote_line_appended_behind_the_pinned_head_names_nothing_to_resign(
     # the leaked old key plants a version and appends its promote line. The deploy job's pin
     # (what it vouches for) is the head before that line: the version is not re-signed (red
     # when the rotation reads the whole log: re-signed under the new key).
-    from pipeline.fsio import sha256_bytes
-    from pipeline.promotion import head, read_events
-
-    project = plain.project
-    monkeypatch.setenv("GATES_REGISTRY_HEAD", head(read_events(project.root / "registry")))
-    v3 = project.versions[-1]
-    planted = f"{v3.rsplit('-', 1)[0]}-p-{v3.rsplit('-', 1)[1]}"
-    folder = project.root / "registry/versions" / planted
-    shutil.copytree(project.root / "registry/versions" / v3, folder)
-    _resign(folder / ENVELOPE, plain.old_pem, run_id=f"{v3.rsplit('-', 1)[0]}-p")
-    planted_bytes = (folder / ENVELOPE).read_bytes()
-    _append(
-        project,
-        {
-            "action": "promote",
-            "version": planted,
-            "bundle": "artifacts",
-            "envelope_sha256": sha256_bytes(planted_bytes),
-        },
-    )
+    # (``deploy_env`` pins the head recorded when the new key was committed, before the plant.)
+    planted, folder, planted_bytes = plant_promoted(plain)
     code, out = _rotate(plain, monkeypatch, capsys)
     assert code == 0, out
     assert f"not re-signed: {planted}" in out

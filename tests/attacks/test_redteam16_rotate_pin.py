@@ -15,9 +15,8 @@ the deploy job sets it. Red before: exit 0 and the planted version re-signed.
 from __future__ import annotations
 
 import json
-import shutil
 
-from tests.attacks.test_key_rotation import ENVELOPE, _append, _resign
+from tests.attacks.test_key_rotation import ENVELOPE, plant_promoted
 from tests.rollback_support import run_cli
 from tests.rotate_support import deploy_env
 
@@ -25,24 +24,8 @@ from tests.rotate_support import deploy_env
 def test_without_a_pin_rotate_refuses_rather_than_trust_an_appended_line(
     plain, capsys, monkeypatch
 ):
-    from pipeline.fsio import sha256_bytes
-
     project = plain.project
-    v3 = project.versions[-1]
-    planted = f"{v3.rsplit('-', 1)[0]}-p-{v3.rsplit('-', 1)[1]}"
-    folder = project.root / "registry/versions" / planted
-    shutil.copytree(project.root / "registry/versions" / v3, folder)
-    _resign(folder / ENVELOPE, plain.old_pem, run_id=f"{v3.rsplit('-', 1)[0]}-p")
-    planted_bytes = (folder / ENVELOPE).read_bytes()
-    _append(
-        project,
-        {
-            "action": "promote",
-            "version": planted,
-            "bundle": "artifacts",
-            "envelope_sha256": sha256_bytes(planted_bytes),
-        },
-    )
+    _, folder, planted_bytes = plant_promoted(plain)
     deploy_env(monkeypatch, plain)
     monkeypatch.delenv("GATES_REGISTRY_HEAD")
     code, out = run_cli(project, monkeypatch, capsys, "registry", "rotate")
