@@ -12,7 +12,8 @@ any other file of the project, and a pull request can commit one (``git add -f``
 ``.gitignore`` lists it); CI restoring it would write the files it names over the checkout. A
 journal git tracks is refused as committed, with the ``git rm`` that removes it (no command
 restores from it, ``init`` included), so a pull request that commits one fails its own checks
-and blocks nothing else. A ``.gates-init`` folder without ``journal.json`` (a kill before the
+and blocks nothing else. In a checkout whose git cannot be run, whether it was committed cannot
+be told, and the journal is refused the same way (fail closed). A ``.gates-init`` folder without ``journal.json`` (a kill before the
 journal was armed: nothing was written yet) is no half-written project and is left to ``init``.
 """
 
@@ -22,7 +23,7 @@ import os
 from pathlib import Path
 
 from gates.errors import GatesError
-from pipeline.gittree import tracked_files
+from pipeline.gittree import from_the_tree, tracked_files
 
 # Beside the policy: the files init may change, as they were, while it runs.
 JOURNAL = ".gates-init"
@@ -37,14 +38,31 @@ class JournalError(GatesError):
 def committed(root: Path) -> str | None:
     """The message for a journal git tracks in the checkout at ``root``; None when it tracks none."""
     folder = root / JOURNAL
-    tracked = tracked_files(root, folder) if os.path.lexists(folder) else []
-    if not tracked:
+    if not os.path.lexists(folder):
         return None
+    tracked = tracked_files(root, folder)
+    if not tracked:
+        return _untold(folder, root)
     more = f" (and {len(tracked) - 1} more)" if len(tracked) > 1 else ""
     return (
         f"{tracked[0]}{more}: an init journal committed to the repository ({JOURNAL}/ is never "
         "committed: .gitignore lists it); nothing is restored from it and nothing runs beside "
         f"it: remove it (git rm -r {JOURNAL}) and commit"
+    )
+
+
+def _untold(folder: Path, root: Path) -> str | None:
+    """The message when git cannot say whether it tracks the journal (a checkout whose git is
+    missing or does not run: ``from_the_tree`` fails closed); None when it tracks nothing."""
+    if folder.is_symlink():
+        return None  # ``leftover`` refuses it as not a folder; git tracks no file through it
+    reason = from_the_tree(folder, root)
+    if reason is None:
+        return None
+    return (
+        f"{folder}: whether the init journal comes from the repository cannot be told "
+        f"({reason}); nothing is restored from it and nothing runs beside it: run this command "
+        "where git runs"
     )
 
 

@@ -178,3 +178,32 @@ def test_a_committed_backup_without_a_manifest_does_not_stop_a_roll_back(tmp_pat
         killed_half_way()
     assert policy.read_bytes() == original
     assert not (root / JOURNAL / "journal.json").exists()
+
+
+@pytest.mark.parametrize(
+    "command", [["init", "--restore"], ["run", "lint"]], ids=["restore", "run"]
+)
+def test_a_committed_journal_is_refused_where_git_does_not_run(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """With git off PATH, ``git ls-files`` tells nothing, and a committed journal looked like the
+    one a kill left: ``init --restore`` wrote the pull request's hook into ``.git/hooks``. Where a
+    checkout's git cannot be run, whether the journal was committed cannot be told: refused."""
+    root = _checkout_with_journal(tmp_path, {".git/hooks/pre-commit": (HOOK, 0o755)})
+    no_git = tmp_path / "bin"
+    no_git.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": str(no_git)}
+    done = subprocess.run(  # nosec B603 # fixed argv
+        [sys.executable, "-m", "gates", *command],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "git could not be run" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (root / ".git" / "hooks" / "pre-commit").exists()
