@@ -1123,12 +1123,14 @@ def targeted_on_sample(
     seed: int,
     association: bool = True,
     burst: bool = True,
+    trend_rows: Array | None = None,
 ) -> tuple[list[Flags], dict[str, float]]:
     """The association and burst checks on the streaming path's sample, on file rows.
 
     ``sample`` is indexed by file row (``pipeline.stream``'s seeded, stratified sample).
     ``association`` / ``burst`` False: not the association / burst test (``pipeline.rowscore``
-    counts every row).
+    counts every row). ``trend_rows``: positions in ``sample`` of the approved rows, on which
+    the association's neighbouring-cell trend is measured (as ``screen``'s ``approved_rows``).
     """
     seconds: dict[str, float] = {}
     if not numeric_columns(contract) or len(sample) == 0:
@@ -1139,7 +1141,14 @@ def targeted_on_sample(
     found = [
         Flags(f.check, rows_of[f.rows], f.scores, f.reasons, f.seconds, screened=int(rows_of.size))
         for f in _targeted(
-            x, y, contract, seed=seed, seconds=seconds, association=association, burst=burst
+            x,
+            y,
+            contract,
+            seed=seed,
+            seconds=seconds,
+            association=association,
+            burst=burst,
+            trend_rows=trend_rows,
         )
     ]
     return found, seconds

@@ -225,3 +225,24 @@ def test_clean_new_rows_of_a_clustered_table_leave_the_approved_trend_quiet(seed
     found = result.by_check("association")
     assert found is not None
     assert found.count == 0
+
+
+def test_the_streaming_path_takes_the_trend_from_the_approved_rows_too() -> None:
+    """A file over ``stream_above_mb`` whose sample holds every row: the data gate runs the
+    association on that sample (``targeted_on_sample``) and the batch screen beside it; the
+    trend comes from the batch screen's approved rows there too (before: every row's, and the
+    planted trend hid the trigger, 0 of 40)."""
+    from pipeline.poison import targeted_on_sample
+    from tests.pipeline.test_targeted import _clustered, _trigger_beside_a_made_trend
+
+    contract = _clustered_contract()
+    x, y = _clustered(seed=2)
+    approved = _clustered_frame(x, y)
+    trigger, _ = _trigger_beside_a_made_trend(x, y, 8)
+    table = _clustered_frame(x, y)
+    _, batch = _gate_screen(approved, table, contract)
+    found, _ = targeted_on_sample(
+        table, contract, seed=7, burst=False, trend_rows=batch.approved_rows
+    )
+    association = next(f for f in found if f.check == "association")
+    assert np.isin(trigger, association.rows).mean() >= 0.9
