@@ -823,6 +823,16 @@ _TREE_RUNNERS = {
     "locust": "imports the locustfile.py of the working folder or -f",
     "alembic": "runs the env.py and migration scripts of the tree's alembic.ini",
     "pre_commit": "runs the hooks of the tree's .pre-commit-config.yaml (local hooks: any command)",
+    # sast109: task queues' workers (they import the actors, jobs or instance they are named, the
+    # working folder first on sys.path), app servers that run the scripts and notebooks given
+    # to them, and the notebook runners' other programs (jupyter-nbconvert, jupyter-execute).
+    "dramatiq": "imports the broker and actor modules it is given, the working folder first on sys.path",
+    "rq": "imports the job functions, the -c settings module and the classes it names from the working folder (--path, . by default)",
+    "huey.bin.huey_consumer": "imports the Huey instance it is given (module.attr), the working folder first on sys.path",
+    "bokeh": "runs the application scripts, notebooks and folders it is given (bokeh serve, json)",
+    "panel": "runs the application scripts and notebooks it is given (panel serve, convert)",
+    "voila": "runs the notebooks it is given in a kernel",
+    "nbclient": "runs the notebooks it is given (jupyter-execute)",
 }
 # sast108: tools that import plugins named in a configuration file they look for in the working
 # folder (or above): module -> (the option that names another file, what it runs). Checked with
@@ -858,6 +868,10 @@ _IN_PROCESS = {
 }
 # Configuration files that name no file the pull request can write (the option's value).
 _NO_CONFIG = frozenset({"", "/dev/null"})
+# sast109: a configuration file under these is the machine's, which the pull request does not
+# write (as PATH's system folders); any other path (relative: the working folder's, or under the
+# checkout, whose absolute place CI's runners make known) may be the tree's.
+_SYSTEM_CONFIG = ("/etc/", "/usr/")
 # A tool's own program, the same as python -m TOOL (``pytest data``, ``pip install .``).
 _CONSOLE_SCRIPTS = {
     **{name: name for name in _TREE_RUNNERS if name not in ("sphinx", "django", "pre_commit")},
@@ -868,7 +882,34 @@ _CONSOLE_SCRIPTS = {
     "waitress-serve": "waitress",
     "pip": "pip",
     "pip3": "pip",
+    "dramatiq-gevent": "dramatiq",
+    "rqworker": "rq",
+    "huey_consumer": "huey.bin.huey_consumer",
+    "huey_consumer.py": "huey.bin.huey_consumer",
+    "jupyter-nbconvert": "nbconvert",
+    "jupyter-execute": "nbclient",
+    "jupyter-lab": "jupyter",
+    "jupyter-notebook": "jupyter",
+    "jupyter-server": "jupyter",
+    "jupyter-run": "jupyter",
+    "jupyter-kernel": "jupyter",
+    "dask": "dask",
+    "dask-worker": "distributed.cli.dask_worker",
+    "dask-scheduler": "distributed.cli.dask_scheduler",
+    "dask-spec": "distributed.cli.dask_spec",
+    "dask-ssh": "distributed.cli.dask_ssh",
 }
+# sast109: dask's programs import the module, file or script text given to --preload (and
+# --preload-nanny) in each worker, scheduler or nanny (a URL is downloaded and run); ``dask
+# spec`` imports the classes its spec names. Module -> the command it is (None: ``dask CMD``).
+_PRELOAD_RUNNERS: dict[str, str | None] = {
+    "dask": None,
+    "distributed.cli.dask_worker": "worker",
+    "distributed.cli.dask_scheduler": "scheduler",
+    "distributed.cli.dask_spec": "spec",
+    "distributed.cli.dask_ssh": "ssh",
+}
+_PRELOADS = frozenset({"--preload", "--preload-nanny"})
 # Calls and methods that keep a program Python (``sys.executable.replace(...)``, the
 # interpreter's base name looked up on PATH); ``with_name``/``with_stem`` are judged by their name.
 _PROGRAM_CALLS = frozenset({"os.path.basename", "os.path.normpath", "os.path.expanduser"})
@@ -3360,6 +3401,8 @@ class _Checker:
             return self._coverage_problem(rest, scope)
         if name == "http.server":
             return self._cgi_problem(rest, scope)
+        if name in _PRELOAD_RUNNERS:
+            return self._preload_problem(name, rest, scope)
         if name == "unittest" and self._discovers(rest, scope):
             return (
                 "runs python -m unittest discovery, which imports every test*.py under the "
@@ -3483,24 +3526,46 @@ class _Checker:
         configuration file of the working folder names, unless their option names no file
         (``--config-file=``, ``--rcfile=/dev/null``, flake8's ``--isolated``)."""
         option, what = _CONFIG_RUNNERS[name]
+        options = {option, "--config"} if name == "flake8" else {option}
         for at, word in enumerate(rest):
             text = self._word_text(word, scope)
             if text is None:
                 continue  # judged below: a computed word is not a configuration switched off
             if option == "--isolated" and text == option:
                 return None
-            if text.startswith(f"{option}="):
-                value: str | None = text.partition("=")[2]
-            elif text == option and at + 1 < len(rest):
-                value = self._word_text(rest[at + 1], scope)
-            else:
+            given: ast.expr | str | None = None
+            if "=" in text and text.partition("=")[0] in options:
+                given = text.partition("=")[2]
+            elif text in options - {"--isolated"} and at + 1 < len(rest):
+                given = rest[at + 1]
+            if given is None:
                 continue
-            if value in _NO_CONFIG:
+            value = self._word_text(given, scope)
+            if value in _NO_CONFIG or self._names_devnull(given, scope):
                 return None
+            if value is not None and (
+                value.startswith(_SYSTEM_CONFIG) and ".." not in PurePosixPath(value).parts
+            ):
+                return None  # the machine's configuration, not the pull request's
+            where = "a file of the tree the pull request writes"
+            shown = value
+            if isinstance(given, ast.expr) and value is None:
+                shown = ast.unparse(given)[:_SHOWN]
+                if self._path_tail(given, scope, 0) is None:
+                    where = "computed at run time"
+            return (
+                f"runs python -m {name} with the configuration {shown}, {where}: it {what} "
+                f"(code no scan read); give {sorted(options)[-1]}=/dev/null or a file under "
+                f"{' or '.join(_SYSTEM_CONFIG)}"
+            )
         return (
             f"runs python -m {name}, which {what} (the pull request's), code no scan read; "
             f"give {option}{'' if option == '--isolated' else '=/dev/null'} to read none"
         )
+
+    def _names_devnull(self, word: ast.expr | str, scope: _Scope) -> bool:
+        """``os.devnull`` (under any name the analysis follows)."""
+        return isinstance(word, ast.expr) and "os.devnull" in _names(self.resolve(word, scope))
 
     def _cgi_problem(self, rest: list[ast.expr | str], scope: _Scope) -> str | None:
         """``python -m http.server`` serves files and runs none, except with ``--cgi`` (it
@@ -3511,6 +3576,52 @@ class _Checker:
                 shown = text or (ast.unparse(word)[:_SHOWN] if isinstance(word, ast.expr) else "")
                 return f"runs python -m http.server with {shown}: with --cgi it runs the scripts under the served folder's cgi-bin/, code no scan read"
         return None
+
+    def _preload_problem(self, name: str, rest: list[ast.expr | str], scope: _Scope) -> str | None:
+        """dask's worker, scheduler and nanny import what ``--preload`` names in their process:
+        a module (judged as a ``-m`` module), a ``.py`` file (as a script), the text of a script
+        (a word with a space) or a URL (downloaded and run); ``dask spec`` imports the classes
+        its spec names; ``dask`` with another command (``info``, ``config``) runs none."""
+        command = _PRELOAD_RUNNERS[name]
+        index = 0
+        while index < len(rest):
+            word = rest[index]
+            text = self._word_text(word, scope)
+            if text is None:
+                shown = ast.unparse(word)[:_SHOWN] if isinstance(word, ast.expr) else ""
+                return f"runs dask with {shown}, computed at run time: it may be --preload, which imports the code it names, code no scan may have read"
+            option, _, value = text.partition("=")
+            if command is None and not text.startswith("-"):
+                command = text
+                if command not in ("worker", "scheduler", "spec", "ssh"):
+                    return None
+            elif command == "spec":
+                break
+            elif option in _PRELOADS:
+                given = value if "=" in text else (rest[index + 1] if index + 1 < len(rest) else "")
+                problem = self._preloaded(given, scope)
+                if problem is not None:
+                    return f"runs dask {command} {option} {problem}"
+                index += 1 if "=" in text else 2
+                continue
+            index += 1
+        if command == "spec":
+            return "runs dask spec, which imports the classes its --spec names (any module), code no scan may have read"
+        return None
+
+    def _preloaded(self, word: ast.expr | str, scope: _Scope) -> str | None:
+        """Why what ``--preload`` names runs code no scan read; None when a scan read it."""
+        text = self._word_text(word, scope)
+        if text is None:
+            shown = ast.unparse(word)[:_SHOWN] if isinstance(word, ast.expr) else ""
+            return f"{shown}, computed at run time: code no scan may have read"
+        if "://" in text or " " in text or "\n" in text:
+            return f"{text[:_SHOWN]}: a URL it downloads or the text of a script, code no scan read"
+        if "/" in text or text.endswith(".py"):
+            problem = self._script_problem(word, scope)
+            return None if problem is None else f"{text}: {problem}"
+        problem = self._module_problem(text, False, scope)
+        return None if problem is None else f"{text}: {problem}"
 
     def _discovers(self, rest: list[ast.expr | str], scope: _Scope) -> bool:
         """``python -m unittest`` with no test named, or ``discover``: it imports every
@@ -3896,18 +4007,25 @@ class _Checker:
             return None
         method = defining.parent.kind == "class"
         fixed = len(function.args.posonlyargs) + len(function.args.args) - method
-        calls = [
-            (self, c) for c in self._calls_of(function.name, defining.parent, method=method) or []
-        ]
+        calls: list[tuple[_Checker, ast.Call, int]] = []
+        modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
+        users = self._index().users.get(function.name, set()) - {id(self.module)}
+        if method and isinstance(defining.parent.node, ast.ClassDef):
+            # sast109: a method's calls, in this module and every module scanned with it, on
+            # any receiver (it is not read: obj.run_all(...), Runner().run_all(...)); on the
+            # class itself (Runner.run_all(obj, ...)) the instance comes first
+            cls = defining.parent.node.name
+            for checker in [self, *(self._other(modules[u]) for u in users & modules.keys())]:
+                calls += [(checker, c, s) for c, s in checker._method_calls(function.name, cls)]
+        else:
+            calls = [(self, c, 0) for c in self._calls_of(function.name, defining.parent, method=False) or []]
         if not method and defining.parent.kind == "module":  # sast108: callers in other modules
-            users = self._index().users.get(function.name, set()) - {id(self.module)}
-            modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
             for user in users & modules.keys():
                 other = self._other(modules[user])
-                calls += [(other, c) for c in other._foreign_calls(function.name, self) or []]
-        for checker, call in calls:
+                calls += [(other, c, 0) for c in other._foreign_calls(function.name, self) or []]
+        for checker, call, shift in calls:
             where = checker._scope_of(call)
-            line = ast.List(elts=call.args[fixed:], ctx=ast.Load())
+            line = ast.List(elts=call.args[fixed + shift :], ctx=ast.Load())
             for words in checker._words(line, where, 0):
                 problem = checker._child_problem(words, where)
                 if problem is not None:
@@ -3917,6 +4035,32 @@ class _Checker:
                         f"{at or 'line '}{call.lineno}: {problem}"
                     )
         return None
+
+    def _method_calls(self, fname: str, cls: str) -> list[tuple[ast.Call, int]]:
+        """In this module, every call of a method ``fname`` of a class named ``cls``, on any
+        receiver but a module known to be another (``subprocess.run``), with how many
+        arguments come first (1 on the class itself: ``Runner.run_all(obj, ...)``)."""
+        calls: list[tuple[ast.Call, int]] = []
+        for node in ast.walk(self.module.tree):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == fname
+            ):
+                continue
+            receiver = node.func.value
+            names = _names(self.resolve(receiver, self._scope_of(receiver)))
+            if names and not any(self._project_name(n) for n in names):
+                continue  # subprocess.run, an installed module's function
+            named = receiver.id if isinstance(receiver, ast.Name) else None
+            named = receiver.attr if isinstance(receiver, ast.Attribute) else named
+            calls.append((node, 1 if named == cls else 0))
+        return calls
+
+    def _project_name(self, name: str) -> bool:
+        """``name`` is a scanned module or something in one (``src.model_io.Runner``)."""
+        parts = name.split(".")
+        return any(".".join(parts[:at]) in self.module.project.modules for at in range(1, len(parts) + 1))
 
     def _chdirs(self) -> list[tuple[str, ast.expr | str]]:
         """Where any module scanned with this one moves the process's working folder

@@ -1,0 +1,214 @@
+"""SAST107's forms sast108 left open (sast109, ``docs/trust-model.md`` rows 142-145): each a way
+for a pull request's author to run ``data/evil.py`` (or ``data/``'s code) through code the sast
+gate passed. One table per form, with the controls that must stay clean:
+
+1. runners not on sast108's lists: task queues' workers (``dramatiq``, ``rq worker``,
+   ``huey_consumer``), app servers of scripts and notebooks (``bokeh serve``, ``panel serve``,
+   ``voila``), the notebook runners' own programs (``jupyter-nbconvert --execute``,
+   ``jupyter-execute``), and dask's ``--preload`` (a module, a file, a URL, script text);
+2. the same run in this process: ``uvicorn.run("pkg:app")`` (an import string, ``app_dir=``),
+   gunicorn's applications, ``coverage.Coverage()`` reading the tree's configuration, a Celery
+   app's ``worker_main``; ``importlib.import_module`` of a computed name (SAST102 already);
+3. a ``*argv`` helper that is a method, called from another module;
+4. a tool's configuration file named by a path: a finding when the path is the tree's (relative,
+   or under the scanned file's folder), not when it is the system's (``/etc/...``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gates.unsafe_load import UnsafeLoad
+from tests.attacks.test_sast107_gaps import _scan
+
+
+def _found(found: list[UnsafeLoad]) -> list[UnsafeLoad]:
+    return [f for f in found if f.rule in ("SAST102", "SAST104", "SAST107")]
+
+
+# 1. Runners that import or run the code their command line, environment or working folder names.
+RUNNERS = {
+    "dramatiq": 'subprocess.run(["dramatiq", "data.evil"])\n',
+    "-m dramatiq": 'subprocess.run([sys.executable, "-I", "-m", "dramatiq", "data.evil"])\n',
+    "rq worker": 'subprocess.run(["rq", "worker", "--path", "data", "high"])\n',
+    "rqworker": 'subprocess.run(["rqworker", "-c", "settings"])\n',
+    "huey_consumer": 'subprocess.run(["huey_consumer", "data.evil.huey"])\n',
+    "-m huey.bin.huey_consumer": (
+        'subprocess.run([sys.executable, "-m", "huey.bin.huey_consumer", "data.evil.huey"])\n'
+    ),
+    "bokeh serve": 'subprocess.run(["bokeh", "serve", "data/evil.py"])\n',
+    "-m bokeh serve": 'subprocess.run([sys.executable, "-m", "bokeh", "serve", "data"])\n',
+    "panel serve": 'subprocess.run(["panel", "serve", "data/evil.ipynb"])\n',
+    "voila": 'subprocess.run(["voila", "data/evil.ipynb", "--no-browser"])\n',
+    "jupyter-nbconvert --execute": (
+        'subprocess.run(["jupyter-nbconvert", "--execute", "--to", "html", "data/a.ipynb"])\n'
+    ),
+    "jupyter nbconvert --execute in a shell": (
+        'subprocess.run("jupyter nbconvert --execute data/a.ipynb", shell=True)\n'
+    ),
+    "jupyter-execute": 'subprocess.run(["jupyter-execute", "data/a.ipynb"])\n',
+    "papermill": 'subprocess.run(["papermill", "data/a.ipynb", "out.ipynb"])\n',
+    "dask-worker --preload a module": (
+        'subprocess.run(["dask-worker", "tcp://127.0.0.1:8786", "--preload", "data.evil"])\n'
+    ),
+    "dask worker --preload=a file": (
+        'subprocess.run(["dask", "worker", "tcp://[::1]:8786", "--preload=data/evil.py"])\n'
+    ),
+    "dask scheduler --preload a URL": (
+        'subprocess.run(["dask", "scheduler", "--preload", "https://example.org/x.py"])\n'
+    ),
+    "dask-worker --preload script text": (
+        'subprocess.run(["dask-worker", "--preload", "import data.evil", "tcp://[::1]:1"])\n'
+    ),
+    "dask-worker --preload-nanny": (
+        'subprocess.run(["dask-worker", "--nanny", "--preload-nanny", "data.evil"])\n'
+    ),
+    "-m distributed.cli.dask_worker --preload": (
+        'subprocess.run([sys.executable, "-m", "distributed.cli.dask_worker", "--preload", '
+        '"data.evil"])\n'
+    ),
+    "dask-worker --preload computed": (
+        'def go(pre):\n    subprocess.run(["dask-worker", "--preload", pre])\n'
+    ),
+    "dask spec": 'subprocess.run(["dask", "spec", "--spec", "{}"])\n',
+    "dask, the command computed": 'def go(cmd):\n    subprocess.run(["dask", cmd])\n',
+}
+RUNNERS_ALLOWED = {
+    "dask-worker without --preload": (
+        'subprocess.run(["dask-worker", "tcp://[::1]:8786", "--nthreads", "1"])\n'
+    ),
+    "dask-worker --preload a scanned file": (
+        'subprocess.run(["dask-worker", "--preload", "src/model_io.py", "tcp://[::1]:1"])\n'
+    ),
+    "dask-worker --preload an installed module": (
+        'subprocess.run(["dask-worker", "--preload", "distributed.diagnostics", "tcp://[::1]:1"])\n'
+    ),
+    "dask info": 'subprocess.run(["dask", "info", "versions"])\n',
+    "-m http.server (serves files, runs none)": (
+        'subprocess.run([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "0"])\n'
+    ),
+    "git grep dramatiq (an argument)": 'subprocess.run(["git", "grep", "dramatiq"])\n',
+    "echo voila": 'subprocess.run(["echo", "voila"])\n',
+}
+
+# 4. A tool's configuration file named by a path: the tree's (relative, or under the scanned
+#    file's folder, or an absolute path that may be the checkout's) imports its plugins.
+CONFIG_PATHS = {
+    "pylint --rcfile=a file of the tree": (
+        'subprocess.run([sys.executable, "-m", "pylint", "--rcfile=data/.pylintrc", "src"])\n'
+    ),
+    "mypy --config-file pyproject.toml": (
+        'subprocess.run(["mypy", "--config-file", "pyproject.toml", "src"])\n'
+    ),
+    "mypy --config-file under the scanned file's folder": (
+        'subprocess.run(["mypy", "--config-file", ROOT / "data" / "mypy.ini", "src"])\n'
+    ),
+    "flake8 --config setup.cfg": 'subprocess.run(["flake8", "--config", "setup.cfg", "src"])\n',
+    "coverage --rcfile an absolute path (CI's checkout)": (
+        'subprocess.run([sys.executable, "-m", "coverage", "report", '
+        '"--rcfile=/home/runner/work/p/p/.coveragerc"])\n'
+    ),
+    "pylint --rcfile /etc/../ the checkout": (
+        'subprocess.run(["pylint", "--rcfile", "/etc/../builds/p/.pylintrc", "src"])\n'
+    ),
+    "pylint --rcfile computed": (
+        'def lint(rc):\n    subprocess.run(["pylint", "--rcfile", rc, "src"])\n'
+    ),
+}
+CONFIG_PATHS_ALLOWED = {
+    "pylint --rcfile=/etc/pylintrc": 'subprocess.run(["pylint", "--rcfile=/etc/pylintrc", "src"])\n',
+    "mypy --config-file /usr/share/...": (
+        'subprocess.run(["mypy", "--config-file", "/usr/share/mypy/mypy.ini", "src"])\n'
+    ),
+    "coverage --rcfile os.devnull": (
+        'subprocess.run([sys.executable, "-m", "coverage", "report", "--rcfile", os.devnull])\n'
+    ),
+    "flake8 --config=/dev/null": 'subprocess.run(["flake8", "--config=/dev/null", "src"])\n',
+}
+
+PLANTED = {"runners": RUNNERS, "config paths": CONFIG_PATHS}
+ALLOWED = {"runners": RUNNERS_ALLOWED, "config paths": CONFIG_PATHS_ALLOWED}
+
+
+@pytest.mark.parametrize(("table", "plant"), [(t, p) for t in PLANTED for p in PLANTED[t]])
+def test_each_form_is_a_finding(tmp_path: Path, table: str, plant: str) -> None:
+    found = _found(_scan(tmp_path, PLANTED[table][plant]))
+    assert found, plant
+    assert all(f.path == "src/model_io.py" and f.line > 0 for f in found), found
+    rule = {"in process": "SAST104", "import": "SAST102"}.get(table, "SAST107")
+    assert {f.rule for f in found} == {rule}, found
+
+
+@pytest.mark.parametrize(("table", "plant"), [(t, p) for t in ALLOWED for p in ALLOWED[t]])
+def test_each_control_stays_clean(tmp_path: Path, table: str, plant: str) -> None:
+    assert _found(_scan(tmp_path, ALLOWED[table][plant])) == []
+
+
+def test_a_configuration_of_the_tree_is_named(tmp_path: Path) -> None:
+    [found] = _found(_scan(tmp_path, CONFIG_PATHS["pylint --rcfile=a file of the tree"]))
+    assert "the configuration data/.pylintrc, a file of the tree" in found.message, found.message
+    assert "load-plugins" in found.message
+
+
+# 3. A *argv helper that is a method of a class in src/model_io.py, called from src/caller.py.
+METHOD = (
+    "class Runner:\n    def run_all(self, *argv):\n        return subprocess.run(argv)\n\n"
+    "    @staticmethod\n    def each(*argv):\n        return subprocess.run(list(argv))\n"
+)
+METHODS = {
+    "from m import Cls; Cls().method(...)": (
+        'from src.model_io import Runner\nRunner().run_all("python3", "data/evil.py")\n'
+    ),
+    "an instance bound to a name": (
+        "import sys\nfrom src.model_io import Runner\nr = Runner()\n"
+        'r.run_all(sys.executable, "-m", "pip", "install", ".")\n'
+    ),
+    "m.Cls().method(...)": (
+        'from src import model_io\nmodel_io.Runner().run_all("uvicorn", "data.evil:app")\n'
+    ),
+    "on the class, the instance first": (
+        "from src.model_io import Runner\n"
+        'Runner.run_all(Runner(), "python3", "data/evil.py")\n'
+    ),
+    "an instance held by another object": (
+        "from src.model_io import Runner\n\nclass Job:\n    def __init__(self):\n"
+        "        self.runner = Runner()\n\n    def go(self):\n"
+        '        return self.runner.run_all("python3", "data/evil.py")\n'
+    ),
+    "a staticmethod": 'from src.model_io import Runner\nRunner.each("python3", "data/evil.py")\n',
+}
+METHODS_ALLOWED = {
+    "a scanned script": (
+        'from src.model_io import Runner\nRunner().run_all("python3", "src/model_io.py")\n'
+    ),
+    "on the class, a scanned script": (
+        "from src.model_io import Runner\n"
+        'Runner.run_all(Runner(), "python3", "src/caller.py")\n'
+    ),
+    "not a command line (git)": 'from src.model_io import Runner\nRunner().run_all("git", "log")\n',
+    "another module's method of that name": (
+        'import other\nother.Runner().run_all("python3", "data/evil.py")\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("plant", list(METHODS))
+def test_a_method_helper_given_a_line_by_another_module(tmp_path: Path, plant: str) -> None:
+    found = _found(_scan(tmp_path, METHOD, METHODS[plant]))
+    assert [f.rule for f in found] == ["SAST107"], found
+    assert found[0].path == "src/model_io.py"
+    assert "src/caller.py:" in found[0].message, found[0].message
+
+
+@pytest.mark.parametrize("plant", list(METHODS_ALLOWED))
+def test_a_method_helper_given_nothing_unscanned(tmp_path: Path, plant: str) -> None:
+    assert _found(_scan(tmp_path, METHOD, METHODS_ALLOWED[plant])) == []
+
+
+def test_a_method_helper_called_in_its_own_module(tmp_path: Path) -> None:
+    source = METHOD + 'r = Runner()\nr.run_all("python3", "data/evil.py")\n'
+    found = _found(_scan(tmp_path, source))
+    assert [f.rule for f in found] == ["SAST107"], found
+    assert "line " in found[0].message
