@@ -865,7 +865,42 @@ _IN_PROCESS = {
     "coverage.cmdline.main": "coverage",
     "mypy.api.run": "mypy",
     "mypy.main.main": "mypy",
+    # sast109: the servers' and workers' own command-line entry points
+    "uvicorn.main": "uvicorn",
+    "uvicorn.main.main": "uvicorn",
+    "celery.bin.celery.main": "celery",
+    "celery.__main__.main": "celery",
 }
+# sast109: servers run in this process on an application named by an import string
+# ("pkg.module:app", imported when the server starts; uvicorn's app_dir= goes first on sys.path):
+# the call -> the keyword of the application, also its first argument.
+_APP_STRINGS = frozenset(
+    {"uvicorn.run", "uvicorn.main.run", "uvicorn.Config", "uvicorn.config.Config"}
+)
+# gunicorn's applications that read the working folder's gunicorn.conf.py (Python) and import the
+# application the process's command line names; a BaseApplication subclass reads neither, but
+# the settings it is given import what they name (worker_class="pkg.mod.Worker" ...).
+_GUNICORN_APPS = frozenset(
+    {
+        "gunicorn.app.base.Application",
+        "gunicorn.app.wsgiapp.WSGIApplication",
+        "gunicorn.app.wsgiapp.run",
+    }
+)
+_GUNICORN_BASE = "gunicorn.app.base.BaseApplication"
+_GUNICORN_IMPORTS = frozenset(
+    {"worker_class", "logger_class", "wsgi_app", "config", "paste", "pythonpath", "chdir"}
+)
+# A Celery app's worker started in this process: it imports the modules its configuration
+# names (include=, imports, config_from_object's module) and runs the tasks sent to it.
+_CELERY_WORKERS = frozenset(
+    {"celery.Celery.worker_main", "celery.Celery.start", "celery.Celery.Worker"}
+)
+# coverage's API: Coverage(config_file=True), the default, reads the working folder's
+# .coveragerc/setup.cfg/tox.ini/pyproject.toml and imports the plugins they name (checked).
+_COVERAGE_API = frozenset({"coverage.Coverage", "coverage.coverage", "coverage.control.Coverage"})
+# Coverage(data_file, data_suffix, cover_pylib, auto_data, timid, branch, config_file, ...)
+_COVERAGE_CONFIG_AT = 6
 # Configuration files that name no file the pull request can write (the option's value).
 _NO_CONFIG = frozenset({"", "/dev/null"})
 # sast109: a configuration file under these is the machine's, which the pull request does not
@@ -2098,12 +2133,7 @@ class _Checker:
         self._judge_env_dict(node, scope)  # env={"PYTHONPATH": ...}, {**os.environ, ...}
         self._judge_command_display(node, scope)
         if not isinstance(node, _EXPRESSIONS):
-            if isinstance(node, ast.Import | ast.ImportFrom):
-                self._judge_import(node)
-            if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
-                self._judge_store(node, scope)
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.AnnAssign):
-                self._judge_annotations(node, scope)
+            self._judge_statement(node, scope)
             return
         if isinstance(node, ast.Name | ast.Attribute | ast.Subscript) and not isinstance(
             node.ctx, ast.Load
@@ -2125,6 +2155,16 @@ class _Checker:
         for value in values:
             if self._judge_value(node, value, escapes=escapes, scope=scope):
                 return
+
+    def _judge_statement(self, node: ast.AST, scope: _Scope) -> None:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            self._judge_import(node)
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            self._judge_store(node, scope)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.AnnAssign):
+            self._judge_annotations(node, scope)
+        if isinstance(node, ast.ClassDef):
+            self._judge_gunicorn_class(node, scope)
 
     def _judge_unverified_context(self, node: ast.AST, values: _Values, scope: _Scope) -> bool:
         """SAST106 for ``ssl._create_unverified_context`` anywhere but called by a name bandit
@@ -2552,6 +2592,7 @@ class _Checker:
         self._judge_command(node, names, scope)
         self._judge_child(node, names, scope)
         self._judge_in_process(node, names, scope)
+        self._judge_in_process_app(node, names, scope)
         self._judge_env_call(node, names, scope)
         self._judge_machinery_call(node, names, scope)
         self._judge_unbound_write(node, names, scope)
@@ -3080,6 +3121,212 @@ class _Checker:
                 problem = f"calls {call}() in this process, as python -m {tool} would: {problem}"
                 self.report(node, "SAST104", call, problem)
                 return
+
+    def _judge_in_process_app(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """SAST104 (sast109): a server, worker or tool started in this process on code named
+        by text: ``uvicorn.run("pkg:app")``/``uvicorn.Config(...)`` (the module judged as a
+        ``-m`` module, ``app_dir=`` as a working folder), gunicorn's applications, a Celery
+        app's worker, ``coverage.Coverage()`` reading the working folder's configuration, and
+        ``X.cfg.set(...)`` of a gunicorn setting that imports what it names."""
+        problem: str | None = None
+        call = ""
+        if names & _APP_STRINGS:
+            call = min(names & _APP_STRINGS)
+            keywords = {k.arg: k.value for k in node.keywords if k.arg}
+            app = keywords.get("app", node.args[0] if node.args else None)
+            folder = keywords.get("app_dir")
+            if app is not None:
+                problem = self._import_string_problem(app, scope, "the application")
+            if problem is None and folder is not None and not self._cwd_ok(folder, scope):
+                shown = ast.unparse(folder)[:_SHOWN]
+                problem = f"puts app_dir {shown} first on sys.path: every later import may be a module there, code no scan read"
+        elif names & _GUNICORN_APPS:
+            call = min(names & _GUNICORN_APPS)
+            problem = "runs the working folder's gunicorn.conf.py and imports the application the process's command line names, code no scan read"
+        elif names & _CELERY_WORKERS:
+            call = min(names & _CELERY_WORKERS)
+            problem = "starts a Celery worker: it imports the modules its configuration names (include=, imports, config_from_object) and runs the tasks sent to it, code no scan read"
+        elif names & _COVERAGE_API:
+            call = min(names & _COVERAGE_API)
+            problem = self._coverage_api_problem(node, scope)
+        elif (
+            isinstance(node.func, ast.Attribute)
+            and node.func.attr == "set"
+            and isinstance(node.func.value, ast.Attribute)
+            and node.func.value.attr == "cfg"
+            and len(node.args) == 2
+            and self._gunicorn_module()
+        ):
+            call = "gunicorn cfg.set"
+            problem = self._gunicorn_setting_problem(node.args[0], node.args[1], scope)
+        if problem is not None:
+            self.report(node, "SAST104", call, f"calls {call}() in this process: {problem}")
+
+    def _stringy(  # noqa: PLR0911 - one per kind of expression
+        self, node: ast.expr, scope: _Scope, depth: int = 0
+    ) -> bool:
+        """``node`` is text built at run time (an f-string, ``%``, ``+`` with text, ``.format``,
+        ``str()``, an environment read), or a name bound to such: an import string computed."""
+        if depth > _MAX_DEPTH:
+            return True
+        if isinstance(node, ast.JoinedStr) or _literal_str(node) is not None:
+            return True
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mod):
+            return self._stringy(node.left, scope, depth + 1) or self._stringy(
+                node.right, scope, depth + 1
+            )
+        if isinstance(node, ast.Subscript):
+            return "os.environ" in _names(self.resolve(node.value, scope))
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute) and node.func.attr in ("format", "join"):
+                return True
+            funcs = _names(self.resolve(node.func, scope))
+            return bool(funcs & {"builtins.str", "os.getenv", "os.environ.get"})
+        if isinstance(node, ast.Name):
+            defining = self.module.defining(node.id, scope)
+            return any(
+                b.expr is not None
+                and b.scope is not None
+                and not b.path
+                and self._stringy(b.expr, b.scope, depth + 1)
+                for b in (defining.bindings.get(node.id, []) if defining else [])
+            )
+        return False
+
+    def _import_string_problem(self, value: ast.expr, scope: _Scope, what: str) -> str | None:
+        """An import string (``pkg.module:attr``): its module judged as a ``-m`` module (the
+        project's unscanned code fails); text computed at run time fails; an object passes."""
+        texts = self.module.texts(value, scope)
+        if texts is None:
+            if not self._stringy(value, scope):
+                return None  # an application object: the scan reads its code where it is built
+            shown = ast.unparse(value)[:_SHOWN]
+            return f"{what} is the import string {shown}, computed at run time: it may name code no scan read"
+        for text in texts:
+            module = text.partition(":")[0]
+            problem = self._module_problem(module, False, scope) if module else None
+            if problem is not None:
+                return f"{what} {text} is imported: {problem.replace('runs python -m', 'module')}"
+        return None
+
+    def _coverage_api_problem(self, node: ast.Call, scope: _Scope) -> str | None:
+        """``coverage.Coverage()`` reads the working folder's configuration unless
+        ``config_file=`` is ``False``, ``""``, ``/dev/null`` (``os.devnull``) or the system's."""
+        if any(k.arg is None for k in node.keywords) or any(
+            isinstance(a, ast.Starred) for a in node.args
+        ):
+            return "config_file= may be given through *args/**mapping: it may read the working folder's configuration, whose plugins it imports"
+        value = next((k.value for k in node.keywords if k.arg == "config_file"), None)
+        if value is None and len(node.args) > _COVERAGE_CONFIG_AT:
+            value = node.args[_COVERAGE_CONFIG_AT]
+        if isinstance(value, ast.Constant) and value.value is False:
+            return None
+        if value is not None:
+            text = self._word_text(value, scope)
+            if text in _NO_CONFIG or self._names_devnull(value, scope):
+                return None
+            if text is not None and text.startswith(_SYSTEM_CONFIG) and ".." not in text:
+                return None
+        shown = "the default (True)" if value is None else ast.unparse(value)[:_SHOWN]
+        return (
+            f"config_file= is {shown}: coverage reads the working folder's .coveragerc, "
+            f"setup.cfg, tox.ini or pyproject.toml (the pull request's) and imports the plugins "
+            f"they name, code no scan read; give config_file=False"
+        )
+
+    def _gunicorn_module(self) -> bool:
+        """A module scanned with this one subclasses gunicorn's BaseApplication."""
+        modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
+        for module in [self.module, *modules.values()]:
+            checker = self if module is self.module else self._other(module)
+            for node in ast.walk(module.tree):
+                if isinstance(node, ast.ClassDef) and any(
+                    _GUNICORN_BASE in _names(checker.resolve(b, checker._scope_of(b)))
+                    for b in node.bases
+                ):
+                    return True
+        return False
+
+    def _judge_gunicorn_class(self, node: ast.ClassDef, scope: _Scope) -> None:
+        """A subclass of gunicorn's Application or WSGIApplication (SAST104)."""
+        for base in node.bases:
+            names = _names(self.resolve(base, scope)) & _GUNICORN_APPS
+            if names:
+                why = f"subclasses {min(names)}: it runs the working folder's gunicorn.conf.py and imports the application the process's command line names, code no scan read"
+                self.report(node, "SAST104", min(names), why)
+                return
+
+    def _gunicorn_setting_problem(
+        self, key: ast.expr, value: ast.expr, scope: _Scope
+    ) -> str | None:
+        """A gunicorn setting that imports what it names (``worker_class``, ``wsgi_app``,
+        ``config`` ...): a literal key has its value judged; a key computed at run time has
+        every such key written as text in the modules scanned with it judged instead."""
+        keys = self.module.texts(key, scope)
+        if keys is not None:
+            return _first(
+                self._gunicorn_value_problem(k.lower(), value, scope)
+                for k in keys
+                if k.lower() in _GUNICORN_IMPORTS
+            )
+        modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
+        for module in [self.module, *(m for m in modules.values() if m is not self.module)]:
+            checker = self if module is self.module else self._other(module)
+            for found in ast.walk(module.tree):
+                pairs: list[tuple[str | None, ast.expr]] = []
+                if isinstance(found, ast.Dict):
+                    pairs = [
+                        (_literal_str(k), v)
+                        for k, v in zip(found.keys, found.values, strict=True)
+                        if k is not None
+                    ]
+                elif isinstance(found, ast.Call):
+                    pairs = [(k.arg, k.value) for k in found.keywords if k.arg]
+                for name, given in pairs:
+                    if name is not None and name.lower() in _GUNICORN_IMPORTS:
+                        where = checker._scope_of(given)
+                        problem = checker._gunicorn_value_problem(name.lower(), given, where)
+                        if problem is not None:
+                            return f"{problem} (at {module.path}:{given.lineno})"
+        return None
+
+    def _gunicorn_value_problem(  # noqa: PLR0911 - one per kind of setting
+        self, key: str, value: ast.expr, scope: _Scope
+    ) -> str | None:
+        """Why the gunicorn setting ``key`` given ``value`` imports code no scan read."""
+        if key in ("pythonpath", "chdir"):
+            texts = self.module.texts(value, scope)
+            folders: list[ast.expr | str] = (
+                [f.strip() for t in texts for f in t.split(",")] if texts is not None else [value]
+            )
+            for folder in folders:
+                if not self._cwd_ok(folder, scope):
+                    shown = folder if isinstance(folder, str) else ast.unparse(folder)[:_SHOWN]
+                    return f"gunicorn's {key} {shown} is put first on sys.path (or made the working folder): its modules are code no scan read"
+            return None
+        if key == "paste":
+            return "gunicorn's paste names a PasteDeploy file, whose application it imports by name: code no scan read"
+        texts = self.module.texts(value, scope)
+        if texts is None:
+            if not self._stringy(value, scope):
+                return None  # a class or an application object the scan reads where it is built
+            return f"gunicorn's {key} is {ast.unparse(value)[:_SHOWN]}, computed at run time: it imports what it names, code no scan may have read"
+        for text in texts:
+            if key == "config" and not text.startswith("python:"):
+                problem = self._script_problem(value, scope)
+                if problem is not None:
+                    return f"gunicorn's config {text} is run as Python: {problem}"
+                continue
+            name = text.removeprefix("python:")
+            if key in ("worker_class", "logger_class"):
+                if name.startswith("egg:") or "." not in name:
+                    continue  # an entry point of an installed package, or a built-in worker
+                name = name.rpartition(".")[0]
+            module = name.partition(":")[0]
+            problem = self._module_problem(module, False, scope)
+            if problem is not None:
+                return f"gunicorn's {key} {text} is imported: {problem.replace('runs python -m', 'module')}"
+        return None
 
     def _judge_given_line(self, node: ast.Call, scope: _Scope) -> None:
         """A command line given to the function running it (``def run(command):
@@ -4006,7 +4253,10 @@ class _Checker:
         ):
             return None
         method = defining.parent.kind == "class"
-        fixed = len(function.args.posonlyargs) + len(function.args.args) - method
+        decorators = {ast.unparse(d) for d in function.decorator_list}
+        static = method and bool(decorators & {"staticmethod", "classmethod"})
+        implicit = method and "staticmethod" not in decorators  # self or cls comes first
+        fixed = len(function.args.posonlyargs) + len(function.args.args) - implicit
         calls: list[tuple[_Checker, ast.Call, int]] = []
         modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
         users = self._index().users.get(function.name, set()) - {id(self.module)}
@@ -4016,9 +4266,15 @@ class _Checker:
             # class itself (Runner.run_all(obj, ...)) the instance comes first
             cls = defining.parent.node.name
             for checker in [self, *(self._other(modules[u]) for u in users & modules.keys())]:
-                calls += [(checker, c, s) for c, s in checker._method_calls(function.name, cls)]
+                calls += [
+                    (checker, c, 0 if static else s)
+                    for c, s in checker._method_calls(function.name, cls)
+                ]
         else:
-            calls = [(self, c, 0) for c in self._calls_of(function.name, defining.parent, method=False) or []]
+            calls = [
+                (self, c, 0)
+                for c in self._calls_of(function.name, defining.parent, method=False) or []
+            ]
         if not method and defining.parent.kind == "module":  # sast108: callers in other modules
             for user in users & modules.keys():
                 other = self._other(modules[user])
@@ -4060,7 +4316,9 @@ class _Checker:
     def _project_name(self, name: str) -> bool:
         """``name`` is a scanned module or something in one (``src.model_io.Runner``)."""
         parts = name.split(".")
-        return any(".".join(parts[:at]) in self.module.project.modules for at in range(1, len(parts) + 1))
+        return any(
+            ".".join(parts[:at]) in self.module.project.modules for at in range(1, len(parts) + 1)
+        )
 
     def _chdirs(self) -> list[tuple[str, ast.expr | str]]:
         """Where any module scanned with this one moves the process's working folder

@@ -16,12 +16,18 @@ gate passed. One table per form, with the controls that must stay clean:
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from gates.unsafe_load import UnsafeLoad
+from tests.attacks.test_redteam10_unsafe_loaders import _sast
 from tests.attacks.test_sast107_gaps import _scan
+from tests.attacks.test_sast_child_code import EVIL
+from tests.hostile_support import scanned_project
 
 
 def _found(found: list[UnsafeLoad]) -> list[UnsafeLoad]:
@@ -128,8 +134,124 @@ CONFIG_PATHS_ALLOWED = {
     "flake8 --config=/dev/null": 'subprocess.run(["flake8", "--config=/dev/null", "src"])\n',
 }
 
-PLANTED = {"runners": RUNNERS, "config paths": CONFIG_PATHS}
-ALLOWED = {"runners": RUNNERS_ALLOWED, "config paths": CONFIG_PATHS_ALLOWED}
+# 2. The same run in this process, the code named by text (an import string, a setting, the
+#    working folder's configuration).
+GUNICORN = (
+    "from gunicorn.app.base import BaseApplication\n\n"
+    "class Standalone(BaseApplication):\n"
+    "    def __init__(self, app, options):\n"
+    "        self.application, self.options = app, options\n"
+    "        super().__init__()\n\n"
+    "    def load_config(self):\n"
+    "        for key, value in self.options.items():\n"
+    "            self.cfg.set(key.lower(), value)\n\n"
+    "    def load(self):\n"
+    "        return self.application\n\n"
+)
+IN_PROCESS = {
+    "uvicorn.run(an import string)": 'import uvicorn\nuvicorn.run("data.evil:app")\n',
+    "uvicorn.run(app_dir=)": 'import uvicorn\nuvicorn.run("evil:app", app_dir="data")\n',
+    "uvicorn.run(an object, app_dir=)": (
+        'import uvicorn\napp = object()\nuvicorn.run(app, app_dir="data")\n'
+    ),
+    "uvicorn.Config(app=...) keyword": (
+        'from uvicorn import Config, Server\nServer(Config(app="data.evil:app")).run()\n'
+    ),
+    "uvicorn.run(an f-string)": (
+        'import uvicorn\n\ndef serve(name):\n    uvicorn.run(f"{name}:app", reload=True)\n'
+    ),
+    "uvicorn.run(from the environment)": (
+        'import uvicorn\nuvicorn.run(os.environ["APP"], factory=True)\n'
+    ),
+    "uvicorn's click command": 'from uvicorn.main import main\nmain(["data.evil:app"])\n',
+    "gunicorn's WSGIApplication": (
+        "from gunicorn.app.wsgiapp import WSGIApplication\n"
+        'WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()\n'
+    ),
+    "a subclass of gunicorn's Application": (
+        "from gunicorn.app.base import Application\n\nclass App(Application):\n"
+        "    def load(self):\n        return None\n"
+    ),
+    "gunicorn BaseApplication, worker_class named": (
+        GUNICORN + 'Standalone(object(), {"worker_class": "data.evil.Worker"}).run()\n'
+    ),
+    "gunicorn BaseApplication, a Python config file": (
+        GUNICORN + 'Standalone(object(), {"config": "data/gunicorn.conf.py"}).run()\n'
+    ),
+    "gunicorn BaseApplication, pythonpath": (
+        GUNICORN + 'Standalone(object(), dict(bind="[::1]:0", pythonpath="data")).run()\n'
+    ),
+    "gunicorn cfg.set(literal)": (
+        "from gunicorn.app.base import BaseApplication\n\nclass A(BaseApplication):\n"
+        "    def load_config(self):\n"
+        '        self.cfg.set("wsgi_app", "data.evil:app")\n'
+    ),
+    "celery worker_main": (
+        'from celery import Celery\napp = Celery("tasks")\napp.worker_main(["worker"])\n'
+    ),
+    "celery app.Worker().start()": (
+        'import celery\napp = celery.Celery("tasks", include=["data.evil"])\napp.Worker().start()\n'
+    ),
+    "coverage.Coverage()": "import coverage\ncov = coverage.Coverage()\ncov.start()\n",
+    "coverage.Coverage(config_file=a file of the tree)": (
+        'from coverage import Coverage\nCoverage(config_file="setup.cfg").load()\n'
+    ),
+    "coverage.Coverage(**options)": (
+        'import coverage\nOPTIONS = {"branch": True}\ncoverage.Coverage(**OPTIONS).start()\n'
+    ),
+}
+IN_PROCESS_ALLOWED = {
+    "uvicorn.run(an application object)": (
+        "import uvicorn\n\nasync def app(scope, receive, send):\n    pass\n\n"
+        'uvicorn.run(app, host="127.0.0.1", port=0)\n'
+    ),
+    "uvicorn.run(a scanned module's app)": 'import uvicorn\nuvicorn.run("src.model_io:app")\n',
+    "uvicorn.run(an installed module's app)": (
+        'import uvicorn\nuvicorn.run("mlflow.server:app", app_dir="src")\n'
+    ),
+    "gunicorn BaseApplication, a built-in worker and an installed one": (
+        GUNICORN + 'Standalone(object(), {"worker_class": "gthread", "bind": "[::1]:0"}).run()\n'
+        'Standalone(object(), {"worker_class": "uvicorn.workers.UvicornWorker"}).run()\n'
+    ),
+    "celery's Celery without a worker": (
+        'from celery import Celery\napp = Celery("tasks")\napp.send_task("add", (1, 2))\n'
+    ),
+    "coverage.Coverage(config_file=False)": (
+        "import coverage\ncoverage.Coverage(config_file=False).start()\n"
+    ),
+    "coverage.Coverage(config_file=os.devnull)": (
+        "import coverage\ncoverage.Coverage(config_file=os.devnull, branch=True).start()\n"
+    ),
+    "coverage.Coverage positional config_file=False": (
+        'import coverage\ncoverage.Coverage(".cov", None, None, False, None, True, False)\n'
+    ),
+}
+
+# 2b. An import whose module name is computed at run time: SAST102 already (guards).
+IMPORTS = {
+    "importlib.import_module(a name from the environment)": (
+        'import importlib\nimportlib.import_module(os.environ["PLUGIN"])\n'
+    ),
+    "importlib.import_module(a parameter)": (
+        "import importlib\n\ndef load(name):\n    return importlib.import_module(name)\n"
+    ),
+    "__import__(an f-string)": 'def load(x):\n    return __import__(f"data.{x}")\n',
+    "importlib.import_module(a file's text)": (
+        'import importlib\nimportlib.import_module(Path("plugin.txt").read_text().strip())\n'
+    ),
+}
+
+PLANTED = {
+    "runners": RUNNERS,
+    "config paths": CONFIG_PATHS,
+    "in process": IN_PROCESS,
+    "import": IMPORTS,
+}
+ALLOWED = {
+    "runners": RUNNERS_ALLOWED,
+    "config paths": CONFIG_PATHS_ALLOWED,
+    "in process": IN_PROCESS_ALLOWED,
+}
 
 
 @pytest.mark.parametrize(("table", "plant"), [(t, p) for t in PLANTED for p in PLANTED[t]])
@@ -155,7 +277,8 @@ def test_a_configuration_of_the_tree_is_named(tmp_path: Path) -> None:
 # 3. A *argv helper that is a method of a class in src/model_io.py, called from src/caller.py.
 METHOD = (
     "class Runner:\n    def run_all(self, *argv):\n        return subprocess.run(argv)\n\n"
-    "    @staticmethod\n    def each(*argv):\n        return subprocess.run(list(argv))\n"
+    "    @staticmethod\n    def each(*argv):\n        return subprocess.run(list(argv))\n\n"
+    "    @classmethod\n    def every(cls, *argv):\n        return subprocess.run(argv)\n"
 )
 METHODS = {
     "from m import Cls; Cls().method(...)": (
@@ -169,8 +292,7 @@ METHODS = {
         'from src import model_io\nmodel_io.Runner().run_all("uvicorn", "data.evil:app")\n'
     ),
     "on the class, the instance first": (
-        "from src.model_io import Runner\n"
-        'Runner.run_all(Runner(), "python3", "data/evil.py")\n'
+        'from src.model_io import Runner\nRunner.run_all(Runner(), "python3", "data/evil.py")\n'
     ),
     "an instance held by another object": (
         "from src.model_io import Runner\n\nclass Job:\n    def __init__(self):\n"
@@ -178,14 +300,19 @@ METHODS = {
         '        return self.runner.run_all("python3", "data/evil.py")\n'
     ),
     "a staticmethod": 'from src.model_io import Runner\nRunner.each("python3", "data/evil.py")\n',
+    "a staticmethod on an instance": (
+        'from src.model_io import Runner\nRunner().each("python3", "-I", "data/evil.py")\n'
+    ),
+    "a classmethod": (
+        'from src.model_io import Runner\nRunner.every("python3", "-I", "data/evil.py")\n'
+    ),
 }
 METHODS_ALLOWED = {
     "a scanned script": (
         'from src.model_io import Runner\nRunner().run_all("python3", "src/model_io.py")\n'
     ),
     "on the class, a scanned script": (
-        "from src.model_io import Runner\n"
-        'Runner.run_all(Runner(), "python3", "src/caller.py")\n'
+        'from src.model_io import Runner\nRunner.run_all(Runner(), "python3", "src/caller.py")\n'
     ),
     "not a command line (git)": 'from src.model_io import Runner\nRunner().run_all("git", "log")\n',
     "another module's method of that name": (
@@ -212,3 +339,82 @@ def test_a_method_helper_called_in_its_own_module(tmp_path: Path) -> None:
     found = _found(_scan(tmp_path, source))
     assert [f.rule for f in found] == ["SAST107"], found
     assert "line " in found[0].message
+
+
+# Rows 142-145 in one real plant: coverage.Coverage() importing a plugin the tree's .coveragerc
+# names, uvicorn.Config("data.evil:app") loading its application, and a *argv method helper
+# given data/evil.py by another module each run data/ code (3 times); the real sast gate names
+# each line.
+PLANT = """import subprocess  # nosec B404
+import sys
+
+import coverage
+import uvicorn
+
+
+class Runner:
+    def run_all(self, *argv):
+        return subprocess.run(argv, capture_output=True, text=True, check=False)  # nosec B603 SAST107
+
+
+def measured():
+    cov = coverage.Coverage()  # SAST104
+    cov.start()
+    cov.stop()
+
+
+def served():
+    config = uvicorn.Config("data.evil:app", log_level="critical")  # SAST104
+    config.load()
+"""
+CALLER = """import sys
+
+from model_io import Runner, measured, served
+
+measured()
+served()
+print(Runner().run_all(sys.executable, "data/evil.py").stdout)
+"""
+
+
+def _planted(tmp_path: Path) -> Path:
+    root = scanned_project(tmp_path / "project")
+    (root / "src" / "model_io.py").write_text(PLANT, encoding="utf-8")
+    (root / "src" / "caller.py").write_text(CALLER, encoding="utf-8")
+    app = "\n\nasync def app(scope, receive, send):\n    pass\n"
+    (root / "data" / "evil.py").write_text(EVIL + app, encoding="utf-8")
+    (root / "data" / "covplug.py").write_text(
+        EVIL + "\n\ndef coverage_init(reg, options):\n    pass\n", encoding="utf-8"
+    )
+    (root / ".coveragerc").write_text("[run]\nplugins = data.covplug\n", encoding="utf-8")
+    return root
+
+
+def test_each_form_really_runs_the_unscanned_code(tmp_path: Path) -> None:
+    root = _planted(tmp_path)
+    done = subprocess.run(  # this interpreter on the planted script, the root on its path
+        [sys.executable, str(root / "src" / "caller.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("unscanned pickle.loads") == 3, done.stdout
+
+
+def test_the_sast_gate_fails_each_form(tmp_path: Path) -> None:
+    done = _sast(_planted(tmp_path))
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "Traceback" not in out
+    lines = [
+        (n, text.rsplit(" ", 1)[1])
+        for n, text in enumerate(PLANT.splitlines(), 1)
+        if text.endswith(("SAST107", "SAST104"))
+    ]
+    assert len(lines) == 3
+    for line, rule in lines:
+        assert f"{rule} src/model_io.py:{line}" in out, out
