@@ -3135,7 +3135,12 @@ class _Checker:
             keywords = {k.arg: k.value for k in node.keywords if k.arg}
             app = keywords.get("app", node.args[0] if node.args else None)
             folder = keywords.get("app_dir")
-            if app is not None:
+            hidden = any(isinstance(a, ast.Starred) for a in node.args) or any(
+                k.arg is None for k in node.keywords
+            )
+            if hidden and (isinstance(app, ast.Starred | None) or folder is None):
+                problem = "the application or app_dir= is given through *args/**mapping, not read here: it may be an import string or a folder of code no scan read"
+            elif app is not None:
                 problem = self._import_string_problem(app, scope, "the application")
             if problem is None and folder is not None and not self._cwd_ok(folder, scope):
                 shown = ast.unparse(folder)[:_SHOWN]
@@ -3143,8 +3148,10 @@ class _Checker:
         elif names & _GUNICORN_APPS:
             call = min(names & _GUNICORN_APPS)
             problem = "runs the working folder's gunicorn.conf.py and imports the application the process's command line names, code no scan read"
-        elif names & _CELERY_WORKERS:
-            call = min(names & _CELERY_WORKERS)
+        elif names & _CELERY_WORKERS or (
+            isinstance(node.func, ast.Attribute) and node.func.attr == "worker_main"
+        ):
+            call = min(names & _CELERY_WORKERS, default="worker_main")
             problem = "starts a Celery worker: it imports the modules its configuration names (include=, imports, config_from_object) and runs the tasks sent to it, code no scan read"
         elif names & _COVERAGE_API:
             call = min(names & _COVERAGE_API)
@@ -3197,6 +3204,8 @@ class _Checker:
         """An import string (``pkg.module:attr``): its module judged as a ``-m`` module (the
         project's unscanned code fails); text computed at run time fails; an object passes."""
         texts = self.module.texts(value, scope)
+        if texts is None:  # a module-level text of another scanned module (conf.APP) too
+            texts = [c for c in self._constants(value, scope) if isinstance(c, str)] or None
         if texts is None:
             if not self._stringy(value, scope):
                 return None  # an application object: the scan reads its code where it is built
@@ -3248,12 +3257,19 @@ class _Checker:
         return False
 
     def _judge_gunicorn_class(self, node: ast.ClassDef, scope: _Scope) -> None:
-        """A subclass of gunicorn's Application or WSGIApplication (SAST104)."""
+        """A subclass of gunicorn's Application or WSGIApplication (SAST104); of
+        ``coverage.Coverage`` or ``uvicorn.Config``, whose arguments are then not read here
+        (fails closed)."""
         for base in node.bases:
-            names = _names(self.resolve(base, scope)) & _GUNICORN_APPS
-            if names:
-                why = f"subclasses {min(names)}: it runs the working folder's gunicorn.conf.py and imports the application the process's command line names, code no scan read"
-                self.report(node, "SAST104", min(names), why)
+            names = _names(self.resolve(base, scope))
+            if names & _GUNICORN_APPS:
+                why = f"subclasses {min(names & _GUNICORN_APPS)}: it runs the working folder's gunicorn.conf.py and imports the application the process's command line names, code no scan read"
+                self.report(node, "SAST104", min(names & _GUNICORN_APPS), why)
+                return
+            hidden = names & (_COVERAGE_API | {"uvicorn.Config", "uvicorn.config.Config"})
+            if hidden:
+                why = f"subclasses {min(hidden)}: the configuration file or application its instances are given is not read here (it may be the tree's, imported in this process)"
+                self.report(node, "SAST104", min(hidden), why)
                 return
 
     def _gunicorn_setting_problem(
@@ -3834,9 +3850,15 @@ class _Checker:
         while index < len(rest):
             word = rest[index]
             text = self._word_text(word, scope)
-            if text is None:
-                shown = ast.unparse(word)[:_SHOWN] if isinstance(word, ast.expr) else ""
+            if text is None and isinstance(word, ast.expr):
+                leading = _leading_str(word)
+                if command is not None and leading and not leading.startswith("-"):
+                    index += 1  # f"tcp://{host}:{port}": a computed argument, not an option
+                    continue
+                shown = ast.unparse(word)[:_SHOWN]
                 return f"runs dask with {shown}, computed at run time: it may be --preload, which imports the code it names, code no scan may have read"
+            if text is None:
+                return "runs dask with a word computed at run time"
             option, _, value = text.partition("=")
             if command is None and not text.startswith("-"):
                 command = text
@@ -4295,7 +4317,8 @@ class _Checker:
     def _method_calls(self, fname: str, cls: str) -> list[tuple[ast.Call, int]]:
         """In this module, every call of a method ``fname`` of a class named ``cls``, on any
         receiver but a module known to be another (``subprocess.run``), with how many
-        arguments come first (1 on the class itself: ``Runner.run_all(obj, ...)``)."""
+        arguments come first (1 on the class itself: ``Runner.run_all(obj, ...)``; a name
+        that may be an instance or a subclass is read both ways)."""
         calls: list[tuple[ast.Call, int]] = []
         for node in ast.walk(self.module.tree):
             if not (
@@ -4308,9 +4331,15 @@ class _Checker:
             names = _names(self.resolve(receiver, self._scope_of(receiver)))
             if names and not any(self._project_name(n) for n in names):
                 continue  # subprocess.run, an installed module's function
+            scope = self._scope_of(node)
             named = receiver.id if isinstance(receiver, ast.Name) else None
             named = receiver.attr if isinstance(receiver, ast.Attribute) else named
-            calls.append((node, 1 if named == cls else 0))
+            if named == cls:
+                calls.append((node, 1))
+            elif isinstance(receiver, ast.Call) or named == scope.self_name:
+                calls.append((node, 0))  # an instance: Runner().f(...), self.f(...)
+            else:  # a name that may be an instance or a class (Sub.f(obj, ...)): both readings
+                calls += [(node, 0), (node, 1)]
         return calls
 
     def _project_name(self, name: str) -> bool:

@@ -82,6 +82,9 @@ RUNNERS = {
     "dask, the command computed": 'def go(cmd):\n    subprocess.run(["dask", cmd])\n',
 }
 RUNNERS_ALLOWED = {
+    "dask-worker, the scheduler's address computed": (
+        'def go(host):\n    subprocess.run(["dask-worker", f"tcp://{host}:8786", "--nthreads", "1"])\n'
+    ),
     "dask-worker without --preload": (
         'subprocess.run(["dask-worker", "tcp://[::1]:8786", "--nthreads", "1"])\n'
     ),
@@ -196,6 +199,13 @@ IN_PROCESS = {
     "coverage.Coverage(config_file=a file of the tree)": (
         'from coverage import Coverage\nCoverage(config_file="setup.cfg").load()\n'
     ),
+    "a Celery subclass's worker_main": (
+        'from celery import Celery\n\nclass App(Celery):\n    pass\n\nApp("t").worker_main()\n'
+    ),
+    "a subclass of coverage.Coverage": (
+        "import coverage\n\nclass Cov(coverage.Coverage):\n    pass\n"
+    ),
+    "uvicorn.run(*args)": 'import uvicorn\nARGS = ["data.evil:app"]\nuvicorn.run(*ARGS)\n',
     "coverage.Coverage(**options)": (
         'import coverage\nOPTIONS = {"branch": True}\ncoverage.Coverage(**OPTIONS).start()\n'
     ),
@@ -302,6 +312,10 @@ METHODS = {
     "a staticmethod": 'from src.model_io import Runner\nRunner.each("python3", "data/evil.py")\n',
     "a staticmethod on an instance": (
         'from src.model_io import Runner\nRunner().each("python3", "-I", "data/evil.py")\n'
+    ),
+    "a subclass, on the class, the instance first": (
+        "from src.model_io import Runner\n\nclass sub(Runner):\n    pass\n\n"
+        'sub.run_all(sub(), "python3", "data/evil.py")\n'
     ),
     "a classmethod": (
         'from src.model_io import Runner\nRunner.every("python3", "-I", "data/evil.py")\n'
@@ -418,3 +432,16 @@ def test_the_sast_gate_fails_each_form(tmp_path: Path) -> None:
     assert len(lines) == 3
     for line, rule in lines:
         assert f"{rule} src/model_io.py:{line}" in out, out
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        "from src import caller\nuvicorn.run(caller.APP)\n",
+        "from src.caller import APP\nuvicorn.run(APP)\n",
+    ],
+)
+def test_an_import_string_of_another_module(tmp_path: Path, use: str) -> None:
+    found = _found(_scan(tmp_path, "import uvicorn\n" + use, 'APP = "data.evil:app"\n'))
+    assert [f.rule for f in found] == ["SAST104"], found
+    assert "data.evil:app is imported" in found[0].message
