@@ -156,6 +156,16 @@ whoever wrote the bytes. Rules:
   made ready by ``functools.partial``/``operator.methodcaller`` moves the working folder; and the
   same tools called in process (``_IN_PROCESS``: ``pytest.main``, ``unittest.main(module=...)``,
   pip's, coverage's and mypy's entry points) are SAST104, their arguments judged as ``python -m``.
+  Since sast109: task queues' workers (``dramatiq``, ``rq``, ``huey_consumer``), app servers of
+  scripts and notebooks (``bokeh``, ``panel``, ``voila``) and ``jupyter-execute``/
+  ``jupyter-nbconvert`` join ``_TREE_RUNNERS``; dask's ``--preload`` (``_PRELOAD_RUNNERS``)
+  has what it names judged as a module, a script or code; a ``*argv`` helper that is a method is
+  read at its calls on any receiver in every scanned module; a tool's configuration file is a
+  finding naming it as the tree's unless it is the system's (``/etc/``, ``/usr/``) or none; and
+  SAST104 covers servers, workers and coverage started in this process on code named by text:
+  ``uvicorn.run("pkg:app")``/``Config`` (and ``app_dir=``), gunicorn's applications and the
+  settings that import (``worker_class`` ...), a Celery app's worker, ``coverage.Coverage()``
+  reading the working folder's configuration.
   SAST102 also covers the standard library's
   path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
   ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,
