@@ -911,6 +911,12 @@ _CELERY_WORKERS = frozenset(
 _COVERAGE_API = frozenset({"coverage.Coverage", "coverage.coverage", "coverage.control.Coverage"})
 # Coverage(data_file, data_suffix, cover_pylib, auto_data, timid, branch, config_file, ...)
 _COVERAGE_CONFIG_AT = 6
+# sast109: options of those tools that name code whatever the configuration: a file read as
+# configuration too, modules imported, Python code run.
+_CONFIG_EXTRAS = {
+    "flake8": {"--append-config": "file"},
+    "pylint": {"--load-plugins": "modules", "--init-hook": "code"},
+}
 # Configuration files that name no file the pull request can write (the option's value).
 _NO_CONFIG = frozenset({"", "/dev/null"})
 # sast109: a configuration file under these is the machine's, which the pull request does not
@@ -3797,43 +3803,72 @@ class _Checker:
     def _config_problem(self, name: str, rest: list[ast.expr | str], scope: _Scope) -> str | None:
         """``mypy``, ``coverage``, ``pylint``, ``flake8``: they import the plugins a
         configuration file of the working folder names, unless their option names no file
-        (``--config-file=``, ``--rcfile=/dev/null``, flake8's ``--isolated``)."""
+        (``--config-file=``, ``--rcfile=/dev/null``, flake8's ``--isolated``) or the machine's
+        (``/etc/...``); every time the option is given counts (the last one wins). The options
+        that name code themselves (pylint's ``--load-plugins``/``--init-hook``, flake8's
+        ``--append-config``) are judged whatever the configuration."""
         option, what = _CONFIG_RUNNERS[name]
         options = {option, "--config"} if name == "flake8" else {option}
+        switched = False
         for at, word in enumerate(rest):
             text = self._word_text(word, scope)
             if text is None:
-                continue  # judged below: a computed word is not a configuration switched off
-            if option == "--isolated" and text == option:
-                return None
-            given: ast.expr | str | None = None
-            if "=" in text and text.partition("=")[0] in options:
-                given = text.partition("=")[2]
-            elif text in options - {"--isolated"} and at + 1 < len(rest):
-                given = rest[at + 1]
-            if given is None:
+                continue  # a computed word is not a configuration switched off
+            key, joined, value_text = text.partition("=")
+            following = value_text if joined else (rest[at + 1] if at + 1 < len(rest) else "")
+            extra = _CONFIG_EXTRAS.get(name, {}).get(key)
+            if extra == "code":
+                return f"runs python -m {name} {key}: the Python code given there runs, code no scan read"
+            if extra == "modules":
+                modules = self._word_text(following, scope)
+                for module in (modules or "").split(","):
+                    problem = (
+                        self._module_problem(module.strip(), False, scope)
+                        if modules
+                        else (f"runs python -m {name} {key} computed at run time")
+                    )
+                    if problem is not None:
+                        return (
+                            f"runs python -m {name} {key}, which imports what it names: {problem}"
+                        )
                 continue
-            value = self._word_text(given, scope)
-            if value in _NO_CONFIG or self._names_devnull(given, scope):
-                return None
-            if value is not None and (
-                value.startswith(_SYSTEM_CONFIG) and ".." not in PurePosixPath(value).parts
-            ):
-                return None  # the machine's configuration, not the pull request's
-            where = "a file of the tree the pull request writes"
-            shown = value
-            if isinstance(given, ast.expr) and value is None:
-                shown = ast.unparse(given)[:_SHOWN]
-                if self._path_tail(given, scope, 0) is None:
-                    where = "computed at run time"
-            return (
-                f"runs python -m {name} with the configuration {shown}, {where}: it {what} "
-                f"(code no scan read); give {sorted(options)[-1]}=/dev/null or a file under "
-                f"{' or '.join(_SYSTEM_CONFIG)}"
-            )
+            if option == "--isolated" and text == option:
+                switched = True
+                continue
+            if extra == "file" or (key in options and (joined or at + 1 < len(rest))):
+                problem = self._config_file_problem(name, following, scope, what, options)
+                if problem is not None:
+                    return problem
+                switched |= extra != "file"
+        if switched:
+            return None
         return (
             f"runs python -m {name}, which {what} (the pull request's), code no scan read; "
             f"give {option}{'' if option == '--isolated' else '=/dev/null'} to read none"
+        )
+
+    def _config_file_problem(
+        self, name: str, given: ast.expr | str, scope: _Scope, what: str, options: set[str]
+    ) -> str | None:
+        """A configuration file a tool is given: none (empty, ``/dev/null``, ``os.devnull``)
+        or the machine's (under ``/etc/``, ``/usr/``) pass; any other may be the tree's."""
+        value = self._word_text(given, scope)
+        if value in _NO_CONFIG or self._names_devnull(given, scope):
+            return None
+        if value is not None and (
+            value.startswith(_SYSTEM_CONFIG) and ".." not in PurePosixPath(value).parts
+        ):
+            return None  # the machine's configuration, not the pull request's
+        where = "a file of the tree the pull request writes"
+        shown = value
+        if isinstance(given, ast.expr) and value is None:
+            shown = ast.unparse(given)[:_SHOWN]
+            if self._path_tail(given, scope, 0) is None:
+                where = "computed at run time"
+        return (
+            f"runs python -m {name} with the configuration {shown}, {where}: it {what} "
+            f"(code no scan read); give {sorted(options)[-1]}=/dev/null or a file under "
+            f"{' or '.join(_SYSTEM_CONFIG)}"
         )
 
     def _names_devnull(self, word: ast.expr | str, scope: _Scope) -> bool:

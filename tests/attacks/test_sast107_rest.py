@@ -125,8 +125,24 @@ CONFIG_PATHS = {
     "pylint --rcfile computed": (
         'def lint(rc):\n    subprocess.run(["pylint", "--rcfile", rc, "src"])\n'
     ),
+    "pylint --rcfile twice, the tree's last": (
+        'subprocess.run(["pylint", "--rcfile=/dev/null", "--rcfile=data/.pylintrc", "src"])\n'
+    ),
+    "pylint --load-plugins the tree's module": (
+        'subprocess.run(["pylint", "--rcfile=/dev/null", "--load-plugins=data.evil", "src"])\n'
+    ),
+    "pylint --init-hook": (
+        'subprocess.run(["pylint", "--rcfile=/dev/null", "--init-hook", "import evil", "src"])\n'
+    ),
+    "flake8 --isolated --append-config": (
+        'subprocess.run(["flake8", "--config=/dev/null", "--append-config", ".flake8", "src"])\n'
+    ),
 }
 CONFIG_PATHS_ALLOWED = {
+    "pylint --load-plugins an installed extension": (
+        'subprocess.run(["pylint", "--rcfile=/dev/null", "--load-plugins", '
+        '"pylint.extensions.docparams", "src"])\n'
+    ),
     "pylint --rcfile=/etc/pylintrc": 'subprocess.run(["pylint", "--rcfile=/etc/pylintrc", "src"])\n',
     "mypy --config-file /usr/share/...": (
         'subprocess.run(["mypy", "--config-file", "/usr/share/mypy/mypy.ini", "src"])\n'
