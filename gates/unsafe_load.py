@@ -164,8 +164,8 @@ whoever wrote the bytes. Rules:
   finding naming it as the tree's unless it is the system's (``/etc/``, ``/usr/``) or none; and
   SAST104 covers servers, workers and coverage started in this process on code named by text:
   ``uvicorn.run("pkg:app")``/``Config`` (and ``app_dir=``), gunicorn's applications and the
-  settings that import (``worker_class`` ...), a Celery app's worker, ``coverage.Coverage()``
-  reading the working folder's configuration.
+  settings that import (``worker_class`` ...), a Celery app's worker, ``distributed.Worker``'s
+  ``preload=``, ``coverage.Coverage()`` reading the working folder's configuration.
   SAST102 also covers the standard library's
   path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
   ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,
@@ -961,6 +961,17 @@ _PRELOAD_RUNNERS: dict[str, str | None] = {
     "distributed.cli.dask_ssh": "ssh",
 }
 _PRELOADS = frozenset({"--preload", "--preload-nanny"})
+# The same servers built in this process: their preload= / preload_nanny= are imported alike.
+_DASK_SERVERS = frozenset(
+    {
+        *("distributed.Worker", "distributed.Nanny", "distributed.Scheduler"),
+        *(
+            "distributed.worker.Worker",
+            "distributed.nanny.Nanny",
+            "distributed.scheduler.Scheduler",
+        ),
+    }
+)
 # Calls and methods that keep a program Python (``sys.executable.replace(...)``, the
 # interpreter's base name looked up on PATH); ``with_name``/``with_stem`` are judged by their name.
 _PROGRAM_CALLS = frozenset({"os.path.basename", "os.path.normpath", "os.path.expanduser"})
@@ -3172,6 +3183,9 @@ class _Checker:
         elif names & _COVERAGE_API:
             call = min(names & _COVERAGE_API)
             problem = self._coverage_api_problem(node, scope)
+        elif names & _DASK_SERVERS:
+            call = min(names & _DASK_SERVERS)
+            problem = self._dask_server_problem(node, scope)
         elif (
             isinstance(node.func, ast.Attribute)
             and node.func.attr == "set"
@@ -3232,6 +3246,28 @@ class _Checker:
             problem = self._module_problem(module, False, scope) if module else None
             if problem is not None:
                 return f"{what} {text} is imported: {problem.replace('runs python -m', 'module')}"
+        return None
+
+    def _dask_server_problem(self, node: ast.Call, scope: _Scope) -> str | None:
+        """``distributed.Worker(preload=[...])`` (and ``Nanny``, ``Scheduler``, ``preload_nanny=``)
+        imports what it names, as ``dask-worker --preload`` does; ``**mapping`` fails closed."""
+        if any(k.arg is None for k in node.keywords):
+            return "preload= may be given through **mapping: the worker imports what it names, code no scan may have read"
+        for keyword in node.keywords:
+            if keyword.arg not in ("preload", "preload_nanny"):
+                continue
+            value = keyword.value
+            items: list[ast.expr] = (
+                list(value.elts) if isinstance(value, ast.List | ast.Tuple | ast.Set) else [value]
+            )
+            for item in items:
+                if isinstance(item, ast.Constant) and item.value is None:
+                    continue  # preload=None: nothing
+                problem = self._preloaded(
+                    item.value if isinstance(item, ast.Starred) else item, scope
+                )
+                if problem is not None:
+                    return f"{keyword.arg}= {problem}"
         return None
 
     def _coverage_api_problem(self, node: ast.Call, scope: _Scope) -> str | None:

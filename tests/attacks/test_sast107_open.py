@@ -327,6 +327,7 @@ def test_every_runner_is_in_the_docs_table() -> None:
         | {unsafe_load._GUNICORN_BASE}
         | unsafe_load._CELERY_WORKERS
         | unsafe_load._COVERAGE_API
+        | unsafe_load._DASK_SERVERS
     )
     assert known - listed == set(), "not in the docs table"
     assert listed - known - set(unsafe_load._SCRIPT_RUNNERS) - {"pip"} == set(), "not a runner"

@@ -222,6 +222,12 @@ IN_PROCESS = {
         "import coverage\n\nclass Cov(coverage.Coverage):\n    pass\n"
     ),
     "uvicorn.run(*args)": 'import uvicorn\nARGS = ["data.evil:app"]\nuvicorn.run(*ARGS)\n',
+    "distributed.Worker(preload=[a module])": (
+        'from distributed import Worker\nWorker("tcp://[::1]:8786", preload=["data.evil"])\n'
+    ),
+    "distributed.Nanny(preload_nanny=a file)": (
+        'import distributed\ndistributed.Nanny("tcp://[::1]:1", preload_nanny="data/evil.py")\n'
+    ),
     "coverage.Coverage(**options)": (
         'import coverage\nOPTIONS = {"branch": True}\ncoverage.Coverage(**OPTIONS).start()\n'
     ),
@@ -241,6 +247,10 @@ IN_PROCESS_ALLOWED = {
     ),
     "celery's Celery without a worker": (
         'from celery import Celery\napp = Celery("tasks")\napp.send_task("add", (1, 2))\n'
+    ),
+    "distributed.Worker without preload, and preload=None": (
+        'import distributed\ndistributed.Worker("tcp://[::1]:1", nthreads=1)\n'
+        "distributed.Scheduler(preload=None)\n"
     ),
     "coverage.Coverage(config_file=False)": (
         "import coverage\ncoverage.Coverage(config_file=False).start()\n"
