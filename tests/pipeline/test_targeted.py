@@ -529,6 +529,26 @@ def test_clean_new_rows_somewhat_harder_than_the_approved_get_only_their_excess_
     assert "significant at 0.05, not failed" in rate.reporting
 
 
+def test_confident_mislabels_among_harder_clean_new_rows_are_reported_first():
+    # The attacker's side of the rule above: 3 rows of class b deep inside it, labelled a,
+    # among the harder clean new rows. The count stays significant only at label_report_alpha,
+    # so only the excess is reported, most doubted first: the planted rows are the most
+    # doubted, every one is reported, and fewer clean rows beside them than flagged.
+    x, y, far = _harder_batch(8, 0)
+    new = np.arange(730, 860)
+    ones = new[y[new] == 1]
+    ranked = ones[np.argsort(-x[ones].sum(axis=1))]
+    planted = ranked[int(0.7 * ranked.size) :][:3]
+    y[planted] = 0
+    result = _batch(x, y, _approved(900, 200), far)
+    rate = next(t for t in result.rates if t.check == "batch_label")
+    flags = next(f for f in result.flags if f.check == "batch_label")
+    assert np.isin(planted, flags.rows).all()
+    assert rate.reporting.startswith("only the 6 most doubted"), rate.reporting
+    assert flags.count == 6
+    assert rate.flagged == 13
+
+
 def test_a_few_confidently_mislabelled_rows_are_reported_on_the_doubt_mass():
     # Four new rows of class b, well inside it, labelled a, among 40 new rows: the rule's count
     # (3 of the 37 rows no other check explains, vs 3.5% of the approved rows) is not
