@@ -327,7 +327,10 @@ class BatchCheck(_Strict):
     density_fdr: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
     # DATA100 reports its rows only when its count among the new rows no other batch check (nor
     # the range check) explains exceeds the approved rows' rate: one-sided Fisher p below this.
-    # Otherwise only its rows among those explained rows; the verdict counts every row.
+    # Otherwise only its rows among those explained rows. When that count is significant here
+    # but would not fail the rule by itself, only the excess is reported: the most doubted rows,
+    # as many as the new rows exceed the approved share at their doubt level. The verdict
+    # counts every row.
     label_report_alpha: Annotated[float, Field(gt=0.0, le=1.0)] = 0.05
     min_mean_shift: Annotated[float, Field(ge=0.0)] = 0.25
     # Joint (Hotelling) test of each class's mean vector, on at most this share x the class's
