@@ -432,7 +432,18 @@ class DataGate(Gate):
                     "accuracy_without_flagged": round(batch.impact.without_flagged, 6),
                 }
         elif examined.batch_note is not None:
-            metrics["batch"] = {"skipped": examined.batch_note}
+            metrics["batch"] = {"skipped": str(examined.batch_note)}
+            if isinstance(examined.batch_note, BatchRefused):
+                findings.append(
+                    Finding(
+                        "DATA109",
+                        f"batch screen: {examined.batch_note}",
+                        location=Location(path=shown),
+                        observed=str(examined.batch_note).split(" of the ", 1)[0],
+                        threshold=f"{data.checks.batch.min_approved}",
+                        policy_key="[data.checks.batch].min_approved",
+                    )
+                )
         flagged = flagged_frame(screening, ids=examined.ids)
         context.reports_dir.mkdir(parents=True, exist_ok=True)
         flagged_path = context.reports_dir / FLAGGED_FILE
@@ -860,10 +871,18 @@ def _moment_findings(data: DataPolicy, reference: DataProfile) -> list[Finding]:
     ]
 
 
+class BatchRefused(str):
+    """Why the batch screen could not run, where that fails the gate (DATA109) rather than
+    being a note: a trusted lock approved enough rows, and the table keeps too few of them."""
+
+    __slots__ = ()
+
+
 def screen_new_rows(
     clean: pd.DataFrame, data: DataPolicy, approval: Approval, *, seed: int
 ) -> tuple[BatchScreening | None, str | None]:
-    """Screen the rows that are not approved against those that are; or say why it cannot."""
+    """Screen the rows that are not approved against those that are; or say why it cannot
+    (a ``BatchRefused`` when that fails the data gate)."""
 
     from pipeline.poison import encode_labels, out_of_range  # noqa: PLC0415
     from pipeline.profile import id_text, numeric_columns, row_digests  # noqa: PLC0415
@@ -885,10 +904,23 @@ def screen_new_rows(
     approved = _approved_rows(ids, now, approval.digests)
     if approved.all():
         return None, f"every row is approved in {approval.source}"
-    if int(approved.sum()) < checks.batch.min_approved:
+    kept, recorded, least = int(approved.sum()), len(approval.digests), checks.batch.min_approved
+    if kept < least and approval.trusted and recorded >= least:
+        # The rows are the pull request's to write: one ulp on every row made each new, and
+        # a note let the gate pass unscreened (red team 17). Fail closed: DATA109.
+        return None, BatchRefused(
+            f"{kept} of the {recorded} rows approved in {approval.source} are in the table "
+            f"(by id or by their exact values), fewer than [data.checks.batch].min_approved = "
+            f"{least}: the batch screen (DATA100-DATA108) has nothing to judge the "
+            f"{len(ids) - kept} other rows against (a value changed even by one ulp makes a "
+            "row new); to replace the approved snapshot on purpose, set "
+            "[data.checks.batch].enabled = false in this pull request's policy (a change the "
+            "verdict lists)"
+        )
+    if kept < least:
         return None, (
-            f"{int(approved.sum())} approved rows in {approval.source}, fewer than "
-            f"[data.checks.batch].min_approved = {checks.batch.min_approved}"
+            f"{kept} approved rows in {approval.source}, fewer than "
+            f"[data.checks.batch].min_approved = {least}"
         )
     x = approved_standardized(clean, names, approved)
     y = encode_labels(clean[data.label], data.classes)
