@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -885,7 +885,7 @@ def screen_new_rows(
     (a ``BatchRefused`` when that fails the data gate)."""
 
     from pipeline.poison import encode_labels, out_of_range  # noqa: PLC0415
-    from pipeline.profile import id_text, numeric_columns, row_digests  # noqa: PLC0415
+    from pipeline.profile import id_text, numeric_columns, row_digest_list  # noqa: PLC0415
     from pipeline.targeted import screen_batch  # noqa: PLC0415
 
     checks = data.checks
@@ -899,7 +899,7 @@ def screen_new_rows(
     # ``[data.columns]`` is no policy change: it must not make every approved row new).
     order = approval.digest_columns
     same = sorted(order) == sorted(data.feature_columns)
-    now = row_digests(clean, data, order if same else ())
+    now = row_digest_list(clean, data, order if same else ())
     ids = [id_text(v) for v in clean[data.id_column]]
     approved = _approved_rows(ids, now, approval.digests)
     if approved.all():
@@ -972,26 +972,34 @@ def approved_standardized(
 
 
 def _approved_rows(
-    ids: list[str], now: Mapping[str, str], digests: Mapping[str, str]
+    ids: list[str], now: Sequence[str] | Mapping[str, str], digests: Mapping[str, str]
 ) -> npt.NDArray[np.bool_]:
-    """Which rows (by ``ids``, with their digests ``now``) the approval ``digests`` approved:
-    under their own id, else an approved row's content (features and label) no row keeps
-    under its id, each such content approving one row only.
+    """Which rows (by ``ids``, with their digests ``now``: one per row, or by id where ids are
+    unique) the approval ``digests`` approved: under their own id, each id approving one row,
+    else an approved row's content (features and label) no row keeps under its id, each such
+    content approving one row only.
 
     By id alone, a pull request that renumbered the id column made every approved row new:
     fewer than ``min_approved`` approved, and the batch screen did not run (a note), or, some
     ids kept, its new rows diluted with approved ones (red team 16). A copy of an approved
-    row beyond the one is still new (DATA108 judges it).
+    row beyond the one is still new (DATA108 judges it). Digests taken by id kept the last
+    row of a repeated id for all its rows: with the id column's ``unique`` dropped, a new
+    row placed before an approved row under its id was approved (red team 17).
     """
     import collections  # noqa: PLC0415
 
     import numpy as np  # noqa: PLC0415
 
-    approved = np.array([digests.get(i) == now[i] for i in ids], dtype=bool)
-    kept = {i for i, ok in zip(ids, approved, strict=True) if ok}
+    own = [now[i] for i in ids] if isinstance(now, Mapping) else list(now)
+    approved = np.zeros(len(ids), dtype=bool)
+    kept: set[str] = set()
+    for row, (i, digest) in enumerate(zip(ids, own, strict=True)):
+        if i not in kept and digests.get(i) == digest:
+            approved[row] = True
+            kept.add(i)
     spare = collections.Counter(d for i, d in digests.items() if i not in kept)
     for row in np.flatnonzero(~approved):
-        digest = now[ids[row]]
+        digest = own[row]
         if spare[digest] > 0:
             spare[digest] -= 1
             approved[row] = True
