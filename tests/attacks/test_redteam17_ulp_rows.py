@@ -64,6 +64,13 @@ def _untouched(frame: pd.DataFrame) -> None:
     return None
 
 
+def _most_rows(frame: pd.DataFrame) -> None:
+    """One ulp on 400 rows drawn at random: 169 rows kept as approved, above min_approved."""
+    nudged = np.random.default_rng(1).permutation(len(frame))[len(frame) - 400 :]
+    rows = frame.index[nudged]
+    frame.loc[rows, "mean_area"] = np.nextafter(frame.loc[rows, "mean_area"].to_numpy(), np.inf)
+
+
 def _pull_request(base: Path, tmp_path: Path, nudge: Callable[[pd.DataFrame], None]) -> Path:
     """Every 20th benign row relabelled malignant (12 rows), every row nudged; re-approved."""
     pr = tmp_path / "pr"
@@ -122,6 +129,26 @@ def test_the_same_flips_without_the_nudge_fail_the_batch_screen(
     assert "DATA100" in rules, rules
     assert "DATA109" not in rules
     assert outcome.metrics["batch"]["new_rows"] == 12
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "open (red team 17): one ulp on 400 of 569 rows leaves 163 approved, above "
+        "min_approved, and the 406 'new' rows dilute the 12 relabelled ones (DATA100 Fisher "
+        "p=0.19, a note): the gate PASSES. Digests cannot see through a nudge; the fix needs "
+        "the approved rows' values (the base branch's data file, checked against its lock) "
+        "to match a changed row with its approved one"
+    ),
+)
+def test_most_rows_moved_by_an_ulp_do_not_dilute_the_new_ones(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gates.base import Status
+
+    outcome = _gate(_pull_request(base, tmp_path, _most_rows), base, monkeypatch)
+    assert outcome.metrics["batch"]["approved_rows"] == 163
+    assert outcome.status is Status.FAILED, outcome.summary
 
 
 def test_without_a_trusted_lock_too_few_approved_rows_stay_a_note(
