@@ -993,15 +993,14 @@ def _approved_rows(
     own = [now[i] for i in ids] if isinstance(now, Mapping) else list(now)
     approved = np.zeros(len(ids), dtype=bool)
     kept: set[str] = set()
-    for row, (i, digest) in enumerate(zip(ids, own, strict=True)):
+    for index, (i, digest) in enumerate(zip(ids, own, strict=True)):
         if i not in kept and digests.get(i) == digest:
-            approved[row] = True
+            approved[index] = True
             kept.add(i)
     spare = collections.Counter(d for i, d in digests.items() if i not in kept)
     for row in np.flatnonzero(~approved):
-        digest = own[row]
-        if spare[digest] > 0:
-            spare[digest] -= 1
+        if spare[own[row]] > 0:
+            spare[own[row]] -= 1
             approved[row] = True
     return approved
 
