@@ -201,8 +201,8 @@ def _add_init_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     init.add_argument(
         "--force",
         action="store_true",
-        help="replace the [model], [cv] and [data] tables of an existing policy (other tables "
-        "are kept) and a data copy of the same name",
+        help="replace the [model], [cv], [data] and [risk] tables of an existing policy (other "
+        "tables are kept) and a data copy of the same name",
     )
     init.add_argument(
         "--policy", type=Path, default=Path("policy.toml"), help="policy file to write"

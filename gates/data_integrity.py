@@ -579,17 +579,32 @@ class DataGate(Gate):
             scheduler=resolve_scheduler(policy.policy.run.dask_scheduler),
             rates=reference.label_rates if reference is not None else None,
         )
+        # The batch screen (DATA100-DATA108) needs the rows in memory: it runs here when the
+        # sample holds every row (the file is large, the table is not: a table padded past
+        # stream_above_mb skipped it and said nothing, red team 15); otherwise a note says so.
+        batch, note = None, None
+        if scanned.sample is not None and len(scanned.sample) == scanned.rows:
+            whole = scanned.sample.reset_index(drop=True)
+            batch, note = screen_new_rows(whole, data, approval, seed=policy.policy.run.seed)
+        elif approval.digests:
+            note = (
+                f"the streaming path holds a sample of "
+                f"{0 if scanned.sample is None else len(scanned.sample)} of "
+                f"{scanned.rows} rows, not every row: the batch screen did not run"
+            )
         if scanned.sample is not None:
             # Associations and bursts on the same sample as the label and isolation checks.
             from pipeline.poison import targeted_on_sample  # noqa: PLC0415
 
-            # When every row is scored, the association counts every row there instead.
+            # When every row is scored, the association counts every row there instead. With
+            # the batch screen's approved rows, the association's trend is theirs (as in memory).
             extra, seconds = targeted_on_sample(
                 scanned.sample,
                 data,
                 seed=policy.policy.run.seed,
                 association=not every_row,
                 burst=not every_row,
+                trend_rows=batch.approved_rows if batch is not None else None,
             )
             screening = replace(
                 screening,
@@ -611,18 +626,6 @@ class DataGate(Gate):
                     signature=scanned.signature,
                 )
                 streaming["scored_rows"] = scanned.rows
-        # The batch screen (DATA100-DATA108) needs the rows in memory: it runs here when the
-        # sample holds every row (the file is large, the table is not: a table padded past
-        # stream_above_mb skipped it and said nothing, red team 15); otherwise a note says so.
-        batch, note = None, None
-        if scanned.sample is not None and len(scanned.sample) == scanned.rows:
-            whole = scanned.sample.reset_index(drop=True)
-            batch, note = screen_new_rows(whole, data, approval, seed=policy.policy.run.seed)
-        elif approval.digests:
-            note = (
-                f"the streaming path holds a sample of {streaming.get('screened_rows', 0)} of "
-                f"{scanned.rows} rows, not every row: the batch screen did not run"
-            )
         flagged = screening.flagged_rows()
         if batch is not None:
             flagged = np.union1d(flagged, batch.flagged_rows())

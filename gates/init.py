@@ -167,10 +167,19 @@ def init(
         # Its target's folder would become the project, and the data copy would go there.
         msg = f"{policy_path}: refused: a symlink (to {os.readlink(policy_path)}); init writes a real file"
         raise InitError(msg)
+    if not policy_path.parent.is_dir():
+        msg = (
+            f"{policy_path}: expected an existing folder for the policy, found no folder "
+            f"{policy_path.parent}"
+        )
+        raise InitError(msg)
     root = policy_path.resolve().parent
     _restore_first(root, out=out)
     if policy_path.exists() and not force:
-        msg = f"{policy_path}: exists; pass --force to replace its [model], [cv] and [data] tables"
+        msg = (
+            f"{policy_path}: exists; pass --force to replace its [model], [cv], [data] and "
+            "[risk] tables"
+        )
         raise InitError(msg)
     frame, text_columns = _read(csv, label=label)
     _require_columns(csv, frame, label=label, id_column=id_column)
@@ -329,8 +338,46 @@ def _read(csv: Path, *, label: str) -> tuple[pd.DataFrame, frozenset[str]]:
     except DataError as err:
         raise InitError(str(err)) from None
     if suffix == ".csv":
+        _refuse_renamed_header(csv)
         return frame, frozenset()
+    _refuse_binary(csv)
     return _as_text(frame, label=label)
+
+
+def _refuse_renamed_header(csv: Path) -> None:
+    """InitError for a header pandas reads under names the file does not hold: a repeated name
+    (read as ``a.1``) or an empty one (``Unnamed: 0``), which the policy would then declare."""
+    import csv as csv_module  # noqa: PLC0415
+    from collections import Counter  # noqa: PLC0415
+
+    with csv.open(encoding="utf-8-sig", newline="") as handle:
+        names = next(csv_module.reader(handle), [])
+    counts = Counter(names)
+    for position, name in enumerate(names, start=1):
+        if not name.strip():
+            found = f"column {position} has no name in the header"
+        elif counts[name] > 1:
+            found = f"column '{name}' appears {counts[name]} times in the header"
+        else:
+            continue
+        msg = f"{csv}: {found}; expected each column named once"
+        raise InitError(msg)
+
+
+def _refuse_binary(parquet: Path) -> None:
+    """InitError for a binary Parquet column: its cells are bytes, which the contract's
+    ``allowed`` strings cannot name as the data gate reads them."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    binary = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary)
+    for field in pq.read_schema(parquet):
+        if any(is_kind(field.type) for is_kind in binary) or str(field.type) == "binary_view":
+            msg = (
+                f"{parquet}: column '{field.name}' is binary; expected float64, int64, string "
+                "or bool columns (store text as a string column)"
+            )
+            raise InitError(msg)
 
 
 def _as_text(frame: pd.DataFrame, *, label: str) -> tuple[pd.DataFrame, frozenset[str]]:

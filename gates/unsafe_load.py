@@ -156,6 +156,16 @@ whoever wrote the bytes. Rules:
   made ready by ``functools.partial``/``operator.methodcaller`` moves the working folder; and the
   same tools called in process (``_IN_PROCESS``: ``pytest.main``, ``unittest.main(module=...)``,
   pip's, coverage's and mypy's entry points) are SAST104, their arguments judged as ``python -m``.
+  Since sast109: task queues' workers (``dramatiq``, ``rq``, ``huey_consumer``), app servers of
+  scripts and notebooks (``bokeh``, ``panel``, ``voila``) and ``jupyter-execute``/
+  ``jupyter-nbconvert`` join ``_TREE_RUNNERS``; dask's ``--preload`` (``_PRELOAD_RUNNERS``)
+  has what it names judged as a module, a script or code; a ``*argv`` helper that is a method is
+  read at its calls on any receiver in every scanned module; a tool's configuration file is a
+  finding naming it as the tree's unless it is the system's (``/etc/``, ``/usr/``) or none; and
+  SAST104 covers servers, workers and coverage started in this process on code named by text:
+  ``uvicorn.run("pkg:app")``/``Config`` (and ``app_dir=``), gunicorn's applications and the
+  settings that import (``worker_class`` ...), a Celery app's worker, ``distributed.Worker``'s
+  ``preload=``, ``coverage.Coverage()`` reading the working folder's configuration.
   SAST102 also covers the standard library's
   path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
   ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,
@@ -823,6 +833,16 @@ _TREE_RUNNERS = {
     "locust": "imports the locustfile.py of the working folder or -f",
     "alembic": "runs the env.py and migration scripts of the tree's alembic.ini",
     "pre_commit": "runs the hooks of the tree's .pre-commit-config.yaml (local hooks: any command)",
+    # sast109: task queues' workers (they import the actors, jobs or instance they are named, the
+    # working folder first on sys.path), app servers that run the scripts and notebooks given
+    # to them, and the notebook runners' other programs (jupyter-nbconvert, jupyter-execute).
+    "dramatiq": "imports the broker and actor modules it is given, the working folder first on sys.path",
+    "rq": "imports the job functions, the -c settings module and the classes it names from the working folder (--path, . by default)",
+    "huey.bin.huey_consumer": "imports the Huey instance it is given (module.attr), the working folder first on sys.path",
+    "bokeh": "runs the application scripts, notebooks and folders it is given (bokeh serve, json)",
+    "panel": "runs the application scripts and notebooks it is given (panel serve, convert)",
+    "voila": "runs the notebooks it is given in a kernel",
+    "nbclient": "runs the notebooks it is given (jupyter-execute)",
 }
 # sast108: tools that import plugins named in a configuration file they look for in the working
 # folder (or above): module -> (the option that names another file, what it runs). Checked with
@@ -855,9 +875,54 @@ _IN_PROCESS = {
     "coverage.cmdline.main": "coverage",
     "mypy.api.run": "mypy",
     "mypy.main.main": "mypy",
+    # sast109: the servers' and workers' own command-line entry points
+    "uvicorn.main": "uvicorn",
+    "uvicorn.main.main": "uvicorn",
+    "celery.bin.celery.main": "celery",
+    "celery.__main__.main": "celery",
+}
+# sast109: servers run in this process on an application named by an import string
+# ("pkg.module:app", imported when the server starts; uvicorn's app_dir= goes first on sys.path):
+# the call -> the keyword of the application, also its first argument.
+_APP_STRINGS = frozenset(
+    {"uvicorn.run", "uvicorn.main.run", "uvicorn.Config", "uvicorn.config.Config"}
+)
+# gunicorn's applications that read the working folder's gunicorn.conf.py (Python) and import the
+# application the process's command line names; a BaseApplication subclass reads neither, but
+# the settings it is given import what they name (worker_class="pkg.mod.Worker" ...).
+_GUNICORN_APPS = frozenset(
+    {
+        "gunicorn.app.base.Application",
+        "gunicorn.app.wsgiapp.WSGIApplication",
+        "gunicorn.app.wsgiapp.run",
+    }
+)
+_GUNICORN_BASE = "gunicorn.app.base.BaseApplication"
+_GUNICORN_IMPORTS = frozenset(
+    {"worker_class", "logger_class", "wsgi_app", "config", "paste", "pythonpath", "chdir"}
+)
+# A Celery app's worker started in this process: it imports the modules its configuration
+# names (include=, imports, config_from_object's module) and runs the tasks sent to it.
+_CELERY_WORKERS = frozenset(
+    {"celery.Celery.worker_main", "celery.Celery.start", "celery.Celery.Worker"}
+)
+# coverage's API: Coverage(config_file=True), the default, reads the working folder's
+# .coveragerc/setup.cfg/tox.ini/pyproject.toml and imports the plugins they name (checked).
+_COVERAGE_API = frozenset({"coverage.Coverage", "coverage.coverage", "coverage.control.Coverage"})
+# Coverage(data_file, data_suffix, cover_pylib, auto_data, timid, branch, config_file, ...)
+_COVERAGE_CONFIG_AT = 6
+# sast109: options of those tools that name code whatever the configuration: a file read as
+# configuration too, modules imported, Python code run.
+_CONFIG_EXTRAS = {
+    "flake8": {"--append-config": "file"},
+    "pylint": {"--load-plugins": "modules", "--init-hook": "code"},
 }
 # Configuration files that name no file the pull request can write (the option's value).
 _NO_CONFIG = frozenset({"", "/dev/null"})
+# sast109: a configuration file under these is the machine's, which the pull request does not
+# write (as PATH's system folders); any other path (relative: the working folder's, or under the
+# checkout, whose absolute place CI's runners make known) may be the tree's.
+_SYSTEM_CONFIG = ("/etc/", "/usr/")
 # A tool's own program, the same as python -m TOOL (``pytest data``, ``pip install .``).
 _CONSOLE_SCRIPTS = {
     **{name: name for name in _TREE_RUNNERS if name not in ("sphinx", "django", "pre_commit")},
@@ -868,7 +933,45 @@ _CONSOLE_SCRIPTS = {
     "waitress-serve": "waitress",
     "pip": "pip",
     "pip3": "pip",
+    "dramatiq-gevent": "dramatiq",
+    "rqworker": "rq",
+    "huey_consumer": "huey.bin.huey_consumer",
+    "huey_consumer.py": "huey.bin.huey_consumer",
+    "jupyter-nbconvert": "nbconvert",
+    "jupyter-execute": "nbclient",
+    "jupyter-lab": "jupyter",
+    "jupyter-notebook": "jupyter",
+    "jupyter-server": "jupyter",
+    "jupyter-run": "jupyter",
+    "jupyter-kernel": "jupyter",
+    "dask": "dask",
+    "dask-worker": "distributed.cli.dask_worker",
+    "dask-scheduler": "distributed.cli.dask_scheduler",
+    "dask-spec": "distributed.cli.dask_spec",
+    "dask-ssh": "distributed.cli.dask_ssh",
 }
+# sast109: dask's programs import the module, file or script text given to --preload (and
+# --preload-nanny) in each worker, scheduler or nanny (a URL is downloaded and run); ``dask
+# spec`` imports the classes its spec names. Module -> the command it is (None: ``dask CMD``).
+_PRELOAD_RUNNERS: dict[str, str | None] = {
+    "dask": None,
+    "distributed.cli.dask_worker": "worker",
+    "distributed.cli.dask_scheduler": "scheduler",
+    "distributed.cli.dask_spec": "spec",
+    "distributed.cli.dask_ssh": "ssh",
+}
+_PRELOADS = frozenset({"--preload", "--preload-nanny"})
+# The same servers built in this process: their preload= / preload_nanny= are imported alike.
+_DASK_SERVERS = frozenset(
+    {
+        *("distributed.Worker", "distributed.Nanny", "distributed.Scheduler"),
+        *(
+            "distributed.worker.Worker",
+            "distributed.nanny.Nanny",
+            "distributed.scheduler.Scheduler",
+        ),
+    }
+)
 # Calls and methods that keep a program Python (``sys.executable.replace(...)``, the
 # interpreter's base name looked up on PATH); ``with_name``/``with_stem`` are judged by their name.
 _PROGRAM_CALLS = frozenset({"os.path.basename", "os.path.normpath", "os.path.expanduser"})
@@ -2057,12 +2160,7 @@ class _Checker:
         self._judge_env_dict(node, scope)  # env={"PYTHONPATH": ...}, {**os.environ, ...}
         self._judge_command_display(node, scope)
         if not isinstance(node, _EXPRESSIONS):
-            if isinstance(node, ast.Import | ast.ImportFrom):
-                self._judge_import(node)
-            if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
-                self._judge_store(node, scope)
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.AnnAssign):
-                self._judge_annotations(node, scope)
+            self._judge_statement(node, scope)
             return
         if isinstance(node, ast.Name | ast.Attribute | ast.Subscript) and not isinstance(
             node.ctx, ast.Load
@@ -2084,6 +2182,16 @@ class _Checker:
         for value in values:
             if self._judge_value(node, value, escapes=escapes, scope=scope):
                 return
+
+    def _judge_statement(self, node: ast.AST, scope: _Scope) -> None:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            self._judge_import(node)
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            self._judge_store(node, scope)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.AnnAssign):
+            self._judge_annotations(node, scope)
+        if isinstance(node, ast.ClassDef):
+            self._judge_gunicorn_class(node, scope)
 
     def _judge_unverified_context(self, node: ast.AST, values: _Values, scope: _Scope) -> bool:
         """SAST106 for ``ssl._create_unverified_context`` anywhere but called by a name bandit
@@ -2511,6 +2619,7 @@ class _Checker:
         self._judge_command(node, names, scope)
         self._judge_child(node, names, scope)
         self._judge_in_process(node, names, scope)
+        self._judge_in_process_app(node, names, scope)
         self._judge_env_call(node, names, scope)
         self._judge_machinery_call(node, names, scope)
         self._judge_unbound_write(node, names, scope)
@@ -3040,6 +3149,253 @@ class _Checker:
                 self.report(node, "SAST104", call, problem)
                 return
 
+    def _judge_in_process_app(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """SAST104 (sast109): a server, worker or tool started in this process on code named
+        by text: ``uvicorn.run("pkg:app")``/``uvicorn.Config(...)`` (the module judged as a
+        ``-m`` module, ``app_dir=`` as a working folder), gunicorn's applications, a Celery
+        app's worker, ``coverage.Coverage()`` reading the working folder's configuration, and
+        ``X.cfg.set(...)`` of a gunicorn setting that imports what it names."""
+        problem: str | None = None
+        call = ""
+        if names & _APP_STRINGS:
+            call = min(names & _APP_STRINGS)
+            keywords = {k.arg: k.value for k in node.keywords if k.arg}
+            app = keywords.get("app", node.args[0] if node.args else None)
+            folder = keywords.get("app_dir")
+            hidden = any(isinstance(a, ast.Starred) for a in node.args) or any(
+                k.arg is None for k in node.keywords
+            )
+            if hidden and (isinstance(app, ast.Starred | None) or folder is None):
+                problem = "the application or app_dir= is given through *args/**mapping, not read here: it may be an import string or a folder of code no scan read"
+            elif app is not None:
+                problem = self._import_string_problem(app, scope, "the application")
+            if problem is None and folder is not None and not self._cwd_ok(folder, scope):
+                shown = ast.unparse(folder)[:_SHOWN]
+                problem = f"puts app_dir {shown} first on sys.path: every later import may be a module there, code no scan read"
+        elif names & _GUNICORN_APPS:
+            call = min(names & _GUNICORN_APPS)
+            problem = "runs the working folder's gunicorn.conf.py and imports the application the process's command line names, code no scan read"
+        elif names & _CELERY_WORKERS or (
+            isinstance(node.func, ast.Attribute) and node.func.attr == "worker_main"
+        ):
+            call = min(names & _CELERY_WORKERS, default="worker_main")
+            problem = "starts a Celery worker: it imports the modules its configuration names (include=, imports, config_from_object) and runs the tasks sent to it, code no scan read"
+        elif names & _COVERAGE_API:
+            call = min(names & _COVERAGE_API)
+            problem = self._coverage_api_problem(node, scope)
+        elif names & _DASK_SERVERS:
+            call = min(names & _DASK_SERVERS)
+            problem = self._dask_server_problem(node, scope)
+        elif (
+            isinstance(node.func, ast.Attribute)
+            and node.func.attr == "set"
+            and isinstance(node.func.value, ast.Attribute)
+            and node.func.value.attr == "cfg"
+            and len(node.args) == 2
+            and self._gunicorn_module()
+        ):
+            call = "gunicorn cfg.set"
+            problem = self._gunicorn_setting_problem(node.args[0], node.args[1], scope)
+        if problem is not None:
+            self.report(node, "SAST104", call, f"calls {call}() in this process: {problem}")
+
+    def _stringy(  # noqa: PLR0911 - one per kind of expression
+        self, node: ast.expr, scope: _Scope, depth: int = 0
+    ) -> bool:
+        """``node`` is text built at run time (an f-string, ``%``, ``+`` with text, ``.format``,
+        ``str()``, an environment read), or a name bound to such: an import string computed."""
+        if depth > _MAX_DEPTH:
+            return True
+        if isinstance(node, ast.JoinedStr) or _literal_str(node) is not None:
+            return True
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mod):
+            return self._stringy(node.left, scope, depth + 1) or self._stringy(
+                node.right, scope, depth + 1
+            )
+        if isinstance(node, ast.Subscript):
+            return "os.environ" in _names(self.resolve(node.value, scope))
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute) and node.func.attr in ("format", "join"):
+                return True
+            funcs = _names(self.resolve(node.func, scope))
+            return bool(funcs & {"builtins.str", "os.getenv", "os.environ.get"})
+        if isinstance(node, ast.Name):
+            defining = self.module.defining(node.id, scope)
+            return any(
+                b.expr is not None
+                and b.scope is not None
+                and not b.path
+                and self._stringy(b.expr, b.scope, depth + 1)
+                for b in (defining.bindings.get(node.id, []) if defining else [])
+            )
+        return False
+
+    def _import_string_problem(self, value: ast.expr, scope: _Scope, what: str) -> str | None:
+        """An import string (``pkg.module:attr``): its module judged as a ``-m`` module (the
+        project's unscanned code fails); text computed at run time fails; an object passes."""
+        texts = self.module.texts(value, scope)
+        if texts is None:  # a module-level text of another scanned module (conf.APP) too
+            texts = [c for c in self._constants(value, scope) if isinstance(c, str)] or None
+        if texts is None:
+            if not self._stringy(value, scope):
+                return None  # an application object: the scan reads its code where it is built
+            shown = ast.unparse(value)[:_SHOWN]
+            return f"{what} is the import string {shown}, computed at run time: it may name code no scan read"
+        for text in texts:
+            module = text.partition(":")[0]
+            problem = self._module_problem(module, False, scope) if module else None
+            if problem is not None:
+                return f"{what} {text} is imported: {problem.replace('runs python -m', 'module')}"
+        return None
+
+    def _dask_server_problem(self, node: ast.Call, scope: _Scope) -> str | None:
+        """``distributed.Worker(preload=[...])`` (and ``Nanny``, ``Scheduler``, ``preload_nanny=``)
+        imports what it names, as ``dask-worker --preload`` does; ``**mapping`` fails closed."""
+        if any(k.arg is None for k in node.keywords):
+            return "preload= may be given through **mapping: the worker imports what it names, code no scan may have read"
+        for keyword in node.keywords:
+            if keyword.arg not in ("preload", "preload_nanny"):
+                continue
+            value = keyword.value
+            items: list[ast.expr] = (
+                list(value.elts) if isinstance(value, ast.List | ast.Tuple | ast.Set) else [value]
+            )
+            for item in items:
+                if isinstance(item, ast.Constant) and item.value is None:
+                    continue  # preload=None: nothing
+                problem = self._preloaded(
+                    item.value if isinstance(item, ast.Starred) else item, scope
+                )
+                if problem is not None:
+                    return f"{keyword.arg}= {problem}"
+        return None
+
+    def _coverage_api_problem(self, node: ast.Call, scope: _Scope) -> str | None:
+        """``coverage.Coverage()`` reads the working folder's configuration unless
+        ``config_file=`` is ``False``, ``""``, ``/dev/null`` (``os.devnull``) or the system's."""
+        if any(k.arg is None for k in node.keywords) or any(
+            isinstance(a, ast.Starred) for a in node.args
+        ):
+            return "config_file= may be given through *args/**mapping: it may read the working folder's configuration, whose plugins it imports"
+        value = next((k.value for k in node.keywords if k.arg == "config_file"), None)
+        if value is None and len(node.args) > _COVERAGE_CONFIG_AT:
+            value = node.args[_COVERAGE_CONFIG_AT]
+        if isinstance(value, ast.Constant) and value.value is False:
+            return None
+        if value is not None:
+            text = self._word_text(value, scope)
+            if text in _NO_CONFIG or self._names_devnull(value, scope):
+                return None
+            if text is not None and text.startswith(_SYSTEM_CONFIG) and ".." not in text:
+                return None
+        shown = "the default (True)" if value is None else ast.unparse(value)[:_SHOWN]
+        return (
+            f"config_file= is {shown}: coverage reads the working folder's .coveragerc, "
+            f"setup.cfg, tox.ini or pyproject.toml (the pull request's) and imports the plugins "
+            f"they name, code no scan read; give config_file=False"
+        )
+
+    def _gunicorn_module(self) -> bool:
+        """A module scanned with this one subclasses gunicorn's BaseApplication."""
+        modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
+        for module in [self.module, *modules.values()]:
+            checker = self if module is self.module else self._other(module)
+            for node in ast.walk(module.tree):
+                if isinstance(node, ast.ClassDef) and any(
+                    _GUNICORN_BASE in _names(checker.resolve(b, checker._scope_of(b)))
+                    for b in node.bases
+                ):
+                    return True
+        return False
+
+    def _judge_gunicorn_class(self, node: ast.ClassDef, scope: _Scope) -> None:
+        """A subclass of gunicorn's Application or WSGIApplication (SAST104); of
+        ``coverage.Coverage`` or ``uvicorn.Config``, whose arguments are then not read here
+        (fails closed)."""
+        for base in node.bases:
+            names = _names(self.resolve(base, scope))
+            if names & _GUNICORN_APPS:
+                why = f"subclasses {min(names & _GUNICORN_APPS)}: it runs the working folder's gunicorn.conf.py and imports the application the process's command line names, code no scan read"
+                self.report(node, "SAST104", min(names & _GUNICORN_APPS), why)
+                return
+            hidden = names & (_COVERAGE_API | {"uvicorn.Config", "uvicorn.config.Config"})
+            if hidden:
+                why = f"subclasses {min(hidden)}: the configuration file or application its instances are given is not read here (it may be the tree's, imported in this process)"
+                self.report(node, "SAST104", min(hidden), why)
+                return
+
+    def _gunicorn_setting_problem(
+        self, key: ast.expr, value: ast.expr, scope: _Scope
+    ) -> str | None:
+        """A gunicorn setting that imports what it names (``worker_class``, ``wsgi_app``,
+        ``config`` ...): a literal key has its value judged; a key computed at run time has
+        every such key written as text in the modules scanned with it judged instead."""
+        keys = self.module.texts(key, scope)
+        if keys is not None:
+            return _first(
+                self._gunicorn_value_problem(k.lower(), value, scope)
+                for k in keys
+                if k.lower() in _GUNICORN_IMPORTS
+            )
+        modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
+        for module in [self.module, *(m for m in modules.values() if m is not self.module)]:
+            checker = self if module is self.module else self._other(module)
+            for found in ast.walk(module.tree):
+                pairs: list[tuple[str | None, ast.expr]] = []
+                if isinstance(found, ast.Dict):
+                    pairs = [
+                        (_literal_str(k), v)
+                        for k, v in zip(found.keys, found.values, strict=True)
+                        if k is not None
+                    ]
+                elif isinstance(found, ast.Call):
+                    pairs = [(k.arg, k.value) for k in found.keywords if k.arg]
+                for name, given in pairs:
+                    if name is not None and name.lower() in _GUNICORN_IMPORTS:
+                        where = checker._scope_of(given)
+                        problem = checker._gunicorn_value_problem(name.lower(), given, where)
+                        if problem is not None:
+                            return f"{problem} (at {module.path}:{given.lineno})"
+        return None
+
+    def _gunicorn_value_problem(  # noqa: PLR0911 - one per kind of setting
+        self, key: str, value: ast.expr, scope: _Scope
+    ) -> str | None:
+        """Why the gunicorn setting ``key`` given ``value`` imports code no scan read."""
+        if key in ("pythonpath", "chdir"):
+            texts = self.module.texts(value, scope)
+            folders: list[ast.expr | str] = (
+                [f.strip() for t in texts for f in t.split(",")] if texts is not None else [value]
+            )
+            for folder in folders:
+                if not self._cwd_ok(folder, scope):
+                    shown = folder if isinstance(folder, str) else ast.unparse(folder)[:_SHOWN]
+                    return f"gunicorn's {key} {shown} is put first on sys.path (or made the working folder): its modules are code no scan read"
+            return None
+        if key == "paste":
+            return "gunicorn's paste names a PasteDeploy file, whose application it imports by name: code no scan read"
+        texts = self.module.texts(value, scope)
+        if texts is None:
+            if not self._stringy(value, scope):
+                return None  # a class or an application object the scan reads where it is built
+            return f"gunicorn's {key} is {ast.unparse(value)[:_SHOWN]}, computed at run time: it imports what it names, code no scan may have read"
+        for text in texts:
+            if key == "config" and not text.startswith("python:"):
+                problem = self._script_problem(value, scope)
+                if problem is not None:
+                    return f"gunicorn's config {text} is run as Python: {problem}"
+                continue
+            name = text.removeprefix("python:")
+            if key in ("worker_class", "logger_class"):
+                if name.startswith("egg:") or "." not in name:
+                    continue  # an entry point of an installed package, or a built-in worker
+                name = name.rpartition(".")[0]
+            module = name.partition(":")[0]
+            problem = self._module_problem(module, False, scope)
+            if problem is not None:
+                return f"gunicorn's {key} {text} is imported: {problem.replace('runs python -m', 'module')}"
+        return None
+
     def _judge_given_line(self, node: ast.Call, scope: _Scope) -> None:
         """A command line given to the function running it (``def run(command):
         subprocess.run(command)``, ``*argv``): judged at each call of the function."""
@@ -3360,6 +3716,8 @@ class _Checker:
             return self._coverage_problem(rest, scope)
         if name == "http.server":
             return self._cgi_problem(rest, scope)
+        if name in _PRELOAD_RUNNERS:
+            return self._preload_problem(name, rest, scope)
         if name == "unittest" and self._discovers(rest, scope):
             return (
                 "runs python -m unittest discovery, which imports every test*.py under the "
@@ -3481,26 +3839,77 @@ class _Checker:
     def _config_problem(self, name: str, rest: list[ast.expr | str], scope: _Scope) -> str | None:
         """``mypy``, ``coverage``, ``pylint``, ``flake8``: they import the plugins a
         configuration file of the working folder names, unless their option names no file
-        (``--config-file=``, ``--rcfile=/dev/null``, flake8's ``--isolated``)."""
+        (``--config-file=``, ``--rcfile=/dev/null``, flake8's ``--isolated``) or the machine's
+        (``/etc/...``); every time the option is given counts (the last one wins). The options
+        that name code themselves (pylint's ``--load-plugins``/``--init-hook``, flake8's
+        ``--append-config``) are judged whatever the configuration."""
         option, what = _CONFIG_RUNNERS[name]
+        options = {option, "--config"} if name == "flake8" else {option}
+        switched = False
         for at, word in enumerate(rest):
             text = self._word_text(word, scope)
             if text is None:
-                continue  # judged below: a computed word is not a configuration switched off
-            if option == "--isolated" and text == option:
-                return None
-            if text.startswith(f"{option}="):
-                value: str | None = text.partition("=")[2]
-            elif text == option and at + 1 < len(rest):
-                value = self._word_text(rest[at + 1], scope)
-            else:
+                continue  # a computed word is not a configuration switched off
+            key, joined, value_text = text.partition("=")
+            following = value_text if joined else (rest[at + 1] if at + 1 < len(rest) else "")
+            extra = _CONFIG_EXTRAS.get(name, {}).get(key)
+            if extra == "code":
+                return f"runs python -m {name} {key}: the Python code given there runs, code no scan read"
+            if extra == "modules":
+                modules = self._word_text(following, scope)
+                for module in (modules or "").split(","):
+                    problem = (
+                        self._module_problem(module.strip(), False, scope)
+                        if modules
+                        else (f"runs python -m {name} {key} computed at run time")
+                    )
+                    if problem is not None:
+                        return (
+                            f"runs python -m {name} {key}, which imports what it names: {problem}"
+                        )
                 continue
-            if value in _NO_CONFIG:
-                return None
+            if option == "--isolated" and text == option:
+                switched = True
+                continue
+            if extra == "file" or (key in options and (joined or at + 1 < len(rest))):
+                problem = self._config_file_problem(name, following, scope, what, options)
+                if problem is not None:
+                    return problem
+                switched |= extra != "file"
+        if switched:
+            return None
         return (
             f"runs python -m {name}, which {what} (the pull request's), code no scan read; "
             f"give {option}{'' if option == '--isolated' else '=/dev/null'} to read none"
         )
+
+    def _config_file_problem(
+        self, name: str, given: ast.expr | str, scope: _Scope, what: str, options: set[str]
+    ) -> str | None:
+        """A configuration file a tool is given: none (empty, ``/dev/null``, ``os.devnull``)
+        or the machine's (under ``/etc/``, ``/usr/``) pass; any other may be the tree's."""
+        value = self._word_text(given, scope)
+        if value in _NO_CONFIG or self._names_devnull(given, scope):
+            return None
+        if value is not None and (
+            value.startswith(_SYSTEM_CONFIG) and ".." not in PurePosixPath(value).parts
+        ):
+            return None  # the machine's configuration, not the pull request's
+        where = "a file of the tree the pull request writes"
+        shown = value
+        if isinstance(given, ast.expr) and value is None:
+            shown = ast.unparse(given)[:_SHOWN]
+            if self._path_tail(given, scope, 0) is None:
+                where = "computed at run time"
+        return (
+            f"runs python -m {name} with the configuration {shown}, {where}: it {what} "
+            f"(code no scan read); give {sorted(options)[-1]}=/dev/null or a file under "
+            f"{' or '.join(_SYSTEM_CONFIG)}"
+        )
+
+    def _names_devnull(self, word: ast.expr | str, scope: _Scope) -> bool:
+        """``os.devnull`` (under any name the analysis follows)."""
+        return isinstance(word, ast.expr) and "os.devnull" in _names(self.resolve(word, scope))
 
     def _cgi_problem(self, rest: list[ast.expr | str], scope: _Scope) -> str | None:
         """``python -m http.server`` serves files and runs none, except with ``--cgi`` (it
@@ -3511,6 +3920,58 @@ class _Checker:
                 shown = text or (ast.unparse(word)[:_SHOWN] if isinstance(word, ast.expr) else "")
                 return f"runs python -m http.server with {shown}: with --cgi it runs the scripts under the served folder's cgi-bin/, code no scan read"
         return None
+
+    def _preload_problem(self, name: str, rest: list[ast.expr | str], scope: _Scope) -> str | None:
+        """dask's worker, scheduler and nanny import what ``--preload`` names in their process:
+        a module (judged as a ``-m`` module), a ``.py`` file (as a script), the text of a script
+        (a word with a space) or a URL (downloaded and run); ``dask spec`` imports the classes
+        its spec names; ``dask`` with another command (``info``, ``config``) runs none."""
+        command = _PRELOAD_RUNNERS[name]
+        index = 0
+        while index < len(rest):
+            word = rest[index]
+            text = self._word_text(word, scope)
+            if text is None and isinstance(word, ast.expr):
+                leading = _leading_str(word)
+                if command is not None and leading and not leading.startswith("-"):
+                    index += 1  # f"tcp://{host}:{port}": a computed argument, not an option
+                    continue
+                shown = ast.unparse(word)[:_SHOWN]
+                return f"runs dask with {shown}, computed at run time: it may be --preload, which imports the code it names, code no scan may have read"
+            if text is None:
+                return "runs dask with a word computed at run time"
+            option, _, value = text.partition("=")
+            if command is None and not text.startswith("-"):
+                command = text
+                if command not in ("worker", "scheduler", "spec", "ssh"):
+                    return None
+            elif command == "spec":
+                break
+            elif option in _PRELOADS:
+                given = value if "=" in text else (rest[index + 1] if index + 1 < len(rest) else "")
+                problem = self._preloaded(given, scope)
+                if problem is not None:
+                    return f"runs dask {command} {option} {problem}"
+                index += 1 if "=" in text else 2
+                continue
+            index += 1
+        if command == "spec":
+            return "runs dask spec, which imports the classes its --spec names (any module), code no scan may have read"
+        return None
+
+    def _preloaded(self, word: ast.expr | str, scope: _Scope) -> str | None:
+        """Why what ``--preload`` names runs code no scan read; None when a scan read it."""
+        text = self._word_text(word, scope)
+        if text is None:
+            shown = ast.unparse(word)[:_SHOWN] if isinstance(word, ast.expr) else ""
+            return f"{shown}, computed at run time: code no scan may have read"
+        if "://" in text or " " in text or "\n" in text:
+            return f"{text[:_SHOWN]}: a URL it downloads or the text of a script, code no scan read"
+        if "/" in text or text.endswith(".py"):
+            problem = self._script_problem(word, scope)
+            return None if problem is None else f"{text}: {problem}"
+        problem = self._module_problem(text, False, scope)
+        return None if problem is None else f"{text}: {problem}"
 
     def _discovers(self, rest: list[ast.expr | str], scope: _Scope) -> bool:
         """``python -m unittest`` with no test named, or ``discover``: it imports every
@@ -3895,19 +4356,35 @@ class _Checker:
         ):
             return None
         method = defining.parent.kind == "class"
-        fixed = len(function.args.posonlyargs) + len(function.args.args) - method
-        calls = [
-            (self, c) for c in self._calls_of(function.name, defining.parent, method=method) or []
-        ]
+        decorators = {ast.unparse(d) for d in function.decorator_list}
+        static = method and bool(decorators & {"staticmethod", "classmethod"})
+        implicit = method and "staticmethod" not in decorators  # self or cls comes first
+        fixed = len(function.args.posonlyargs) + len(function.args.args) - implicit
+        calls: list[tuple[_Checker, ast.Call, int]] = []
+        modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
+        users = self._index().users.get(function.name, set()) - {id(self.module)}
+        if method and isinstance(defining.parent.node, ast.ClassDef):
+            # sast109: a method's calls, in this module and every module scanned with it, on
+            # any receiver (it is not read: obj.run_all(...), Runner().run_all(...)); on the
+            # class itself (Runner.run_all(obj, ...)) the instance comes first
+            cls = defining.parent.node.name
+            for checker in [self, *(self._other(modules[u]) for u in users & modules.keys())]:
+                calls += [
+                    (checker, c, 0 if static else s)
+                    for c, s in checker._method_calls(function.name, cls)
+                ]
+        else:
+            calls = [
+                (self, c, 0)
+                for c in self._calls_of(function.name, defining.parent, method=False) or []
+            ]
         if not method and defining.parent.kind == "module":  # sast108: callers in other modules
-            users = self._index().users.get(function.name, set()) - {id(self.module)}
-            modules = {id(m): m for ms in self.module.project.modules.values() for m in ms}
             for user in users & modules.keys():
                 other = self._other(modules[user])
-                calls += [(other, c) for c in other._foreign_calls(function.name, self) or []]
-        for checker, call in calls:
+                calls += [(other, c, 0) for c in other._foreign_calls(function.name, self) or []]
+        for checker, call, shift in calls:
             where = checker._scope_of(call)
-            line = ast.List(elts=call.args[fixed:], ctx=ast.Load())
+            line = ast.List(elts=call.args[fixed + shift :], ctx=ast.Load())
             for words in checker._words(line, where, 0):
                 problem = checker._child_problem(words, where)
                 if problem is not None:
@@ -3917,6 +4394,41 @@ class _Checker:
                         f"{at or 'line '}{call.lineno}: {problem}"
                     )
         return None
+
+    def _method_calls(self, fname: str, cls: str) -> list[tuple[ast.Call, int]]:
+        """In this module, every call of a method ``fname`` of a class named ``cls``, on any
+        receiver but a module known to be another (``subprocess.run``), with how many
+        arguments come first (1 on the class itself: ``Runner.run_all(obj, ...)``; a name
+        that may be an instance or a subclass is read both ways)."""
+        calls: list[tuple[ast.Call, int]] = []
+        for node in ast.walk(self.module.tree):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == fname
+            ):
+                continue
+            receiver = node.func.value
+            names = _names(self.resolve(receiver, self._scope_of(receiver)))
+            if names and not any(self._project_name(n) for n in names):
+                continue  # subprocess.run, an installed module's function
+            scope = self._scope_of(node)
+            named = receiver.id if isinstance(receiver, ast.Name) else None
+            named = receiver.attr if isinstance(receiver, ast.Attribute) else named
+            if named == cls:
+                calls.append((node, 1))
+            elif isinstance(receiver, ast.Call) or named == scope.self_name:
+                calls.append((node, 0))  # an instance: Runner().f(...), self.f(...)
+            else:  # a name that may be an instance or a class (Sub.f(obj, ...)): both readings
+                calls += [(node, 0), (node, 1)]
+        return calls
+
+    def _project_name(self, name: str) -> bool:
+        """``name`` is a scanned module or something in one (``src.model_io.Runner``)."""
+        parts = name.split(".")
+        return any(
+            ".".join(parts[:at]) in self.module.project.modules for at in range(1, len(parts) + 1)
+        )
 
     def _chdirs(self) -> list[tuple[str, ast.expr | str]]:
         """Where any module scanned with this one moves the process's working folder

@@ -141,8 +141,9 @@ def csv_errors(path: Path) -> Iterator[None]:
     """Turn pandas' CSV reading errors into one DataError naming ``path`` (whole or chunked)."""
     try:
         yield
-    except UnicodeDecodeError as err:
-        msg = f"{path}: expected UTF-8 CSV, found undecodable bytes at offset {err.start}"
+    except UnicodeDecodeError:
+        # The error's own offset is within a buffer pandas decoded, not within the file.
+        msg = f"{path}: expected UTF-8 CSV, found undecodable bytes {_first_undecodable(path)}"
         raise DataError(msg) from None
     except pd.errors.EmptyDataError:
         msg = f"{path}: expected a CSV header row, found no columns"
@@ -150,6 +151,26 @@ def csv_errors(path: Path) -> Iterator[None]:
     except pd.errors.ParserError as err:
         msg = f"{path}: malformed CSV: {str(err).strip()}"
         raise DataError(msg) from None
+
+
+def _first_undecodable(path: Path) -> str:
+    """Where the first byte of ``path`` that is not UTF-8 is: its offset and line."""
+    import codecs  # noqa: PLC0415
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            pending = len(decoder.getstate()[0])  # an incomplete character the last chunk ended on
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                start = err.start - pending  # the error counts from the pending bytes
+                lines += chunk[: max(start, 0)].count(b"\n")
+                return f"at byte {offset + start} (line {lines})"
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+    return "at its end (a truncated character)"
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

@@ -807,6 +807,7 @@ def screen(
             copy_x=copy_x,
             bounds=None if reference is None else approved_bounds(clean, contract, reference),
             near_copies=None if reference is None else reference.near_copies,
+            trend_rows=approved_rows,
         )
         if checks.isolation.enabled:
             found = off_manifold(x, check=checks.isolation, seed=seed)
@@ -968,6 +969,7 @@ def _targeted(
     association: bool = True,
     burst: bool = True,
     near_copies: tuple[int, int] | None = None,
+    trend_rows: Array | None = None,
 ) -> list[Flags]:
     """The whole-table association, burst and near-duplicate checks (``pipeline.targeted``);
     ``association`` / ``burst`` False: not the association / burst test.
@@ -977,6 +979,9 @@ def _targeted(
 
     ``copy_x``: the matrix the copy checks (bursts, near duplicates) search (``copy_matrix``);
     ``x`` when None.
+
+    ``trend_rows``: the approved rows (the batch setting), on which the association's
+    neighbouring-cell trend is measured (``targeted.associations``); None: every row.
 
     ``exclude`` (rows the range check flagged: beyond the approved range plus its margin, which
     fails the table on its own) is left out of the association test, its bins and its model.
@@ -1024,6 +1029,9 @@ def _targeted(
             seed=seed,
             unfit_rows=unfit,
         )
+        trend = None
+        if trend_rows is not None:
+            trend = np.flatnonzero(np.isin(keep, np.asarray(trend_rows, dtype=np.int64)))
         flags = associations(
             bin_codes(xa, edges),
             ya,
@@ -1032,6 +1040,7 @@ def _targeted(
             names=numeric_columns(contract),
             classes=contract.classes,
             check=checks.association,
+            trend_rows=trend,
         )
         if keep.size != len(y):
             flags = Flags(flags.check, keep[flags.rows], flags.scores, flags.reasons, flags.seconds)
@@ -1114,12 +1123,14 @@ def targeted_on_sample(
     seed: int,
     association: bool = True,
     burst: bool = True,
+    trend_rows: Array | None = None,
 ) -> tuple[list[Flags], dict[str, float]]:
     """The association and burst checks on the streaming path's sample, on file rows.
 
     ``sample`` is indexed by file row (``pipeline.stream``'s seeded, stratified sample).
     ``association`` / ``burst`` False: not the association / burst test (``pipeline.rowscore``
-    counts every row).
+    counts every row). ``trend_rows``: positions in ``sample`` of the approved rows, on which
+    the association's neighbouring-cell trend is measured (as ``screen``'s ``approved_rows``).
     """
     seconds: dict[str, float] = {}
     if not numeric_columns(contract) or len(sample) == 0:
@@ -1130,7 +1141,14 @@ def targeted_on_sample(
     found = [
         Flags(f.check, rows_of[f.rows], f.scores, f.reasons, f.seconds, screened=int(rows_of.size))
         for f in _targeted(
-            x, y, contract, seed=seed, seconds=seconds, association=association, burst=burst
+            x,
+            y,
+            contract,
+            seed=seed,
+            seconds=seconds,
+            association=association,
+            burst=burst,
+            trend_rows=trend_rows,
         )
     ]
     return found, seconds

@@ -476,6 +476,7 @@ def associations(
     classes: Sequence[str],
     check: AssociationCheck,
     rows: Array | None = None,
+    trend_rows: Array | None = None,
 ) -> Flags:
     """Cells (one bin, or a pair of bins) where one label is over-represented against ``expected``.
 
@@ -493,7 +494,10 @@ def associations(
     trend is measured on the other rows (a batch's approved rows), never on the tested ones:
     in a batch of a few hundred new rows the neighbouring cells hold a few rows each, and the
     attack's own rows there raised its cells' expectation (the benchmark's digits_10
-    classflip: 7 of 20 flipped rows no longer in a significant cell).
+    classflip: 7 of 20 flipped rows no longer in a significant cell). ``trend_rows`` (the
+    whole table, ``rows`` None): the rows the trend is measured on instead of every row, the
+    approved rows the trusted lock's row digests name: rows a pull request plants in the
+    cells beside a trigger are new rows and make no trend (docs/data-defence.md, Known limits).
     """
     start = time.perf_counter()
     n_classes = len(classes)
@@ -503,8 +507,11 @@ def associations(
     c = codes[subset].astype(np.int64)
     yy = y[subset]
     # The rows the neighbouring cells' trend is measured on: the others than the tested ones
-    # when there are any (the approved rows of a batch), else the tested rows themselves.
+    # when there are any (the approved rows of a batch), the approved rows of the whole table
+    # (``trend_rows``), else the tested rows themselves.
     others = np.setdiff1d(np.arange(len(y)), subset) if rows is not None else subset
+    if rows is None and trend_rows is not None:
+        others = np.unique(np.asarray(trend_rows, dtype=np.int64))
     if others.size == 0:
         others = subset
     d = min(c.shape[1], check.max_features)

@@ -26,8 +26,9 @@ import pytest
 from sklearn.datasets import make_classification
 
 from pipeline.config import DataPolicy
-from pipeline.poison import screen
+from pipeline.poison import Screening, screen
 from pipeline.profile import build_profile
+from pipeline.targeted import BatchScreening
 from tests.contract_support import ID_COLUMN, data_policy, floats
 
 D, N, K = 8, 800, 3
@@ -139,3 +140,109 @@ def test_far_outliers_in_a_batch_do_not_get_clean_new_rows_reported_for_density(
     flags = next(f for f in batch.flags if f.check == "batch_density")
     assert flags.rows.tolist() == outliers.tolist()
     assert all("beyond the approved range" in r for r in flags.reasons)
+
+
+# --- a trend the attacker makes beside a trigger, against the approved rows ----------------
+
+_NAMES = tuple(f"x{j}" for j in range(6))
+
+
+def _clustered_contract() -> DataPolicy:
+    return data_policy(
+        {**ID_COLUMN, **floats(_NAMES)},
+        classes=["a", "b"],
+        checks={
+            "labels": {"enabled": False},
+            "isolation": {"enabled": False},
+            "bursts": {"enabled": False},
+        },
+    )
+
+
+def _clustered_frame(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame(x, columns=list(_NAMES))
+    frame.insert(0, "id", np.arange(1, len(y) + 1))
+    frame["y"] = pd.Series(np.where(y == 0, "a", "b"), dtype="string")
+    return frame
+
+
+def _gate_screen(
+    approved: pd.DataFrame, table: pd.DataFrame, contract: DataPolicy
+) -> tuple[Screening, BatchScreening]:
+    """As the data gate does in memory: the batch screen against the trusted lock's rows
+    first, then the whole-table screen told which rows are approved."""
+    from gates.data_integrity import Approval, screen_new_rows
+    from pipeline.profile import row_digests
+
+    reference = build_profile(approved, contract)
+    trusted = row_digests(approved, contract)
+    batch, why = screen_new_rows(
+        table, contract, Approval(reference, trusted, "test", trusted=True), seed=7
+    )
+    assert why is None
+    assert batch is not None
+    result = screen(table, contract, reference=reference, seed=7, approved_rows=batch.approved_rows)
+    return result, batch
+
+
+@pytest.mark.parametrize(("seed", "made"), [(2, 8), (2, 12), (3, 4), (3, 12)])
+def test_a_trend_planted_beside_a_trigger_does_not_hide_it_from_the_approved_rows(
+    seed: int, made: int
+) -> None:
+    """The documented limit of the whole-table trend: 40 trigger rows (x0 at its 95th
+    percentile, x1 at its 5th, label 'a' on rows of 'b') where class 'a' already rises, and
+    ``made`` rows of 'a' planted in each of the next two cells on the line out of it. Measured
+    on the table under test, those cells' excess raised the trigger cell's expectation past
+    the share gap: 0 of 40 trigger rows flagged by DATA071 (clustered seed 2 from 2 x 8, seed
+    3 from 2 x 4). With approved rows (the trusted lock's row digests) the whole-table trend is
+    taken from them, which the pull request cannot move: the planted rows are new rows."""
+    from tests.pipeline.test_targeted import _clustered, _trigger_beside_a_made_trend
+
+    contract = _clustered_contract()
+    x, y = _clustered(seed=seed)
+    approved = _clustered_frame(x, y)
+    trigger, made_rows = _trigger_beside_a_made_trend(x, y, made)
+    result, batch = _gate_screen(approved, _clustered_frame(x, y), contract)
+    found = result.by_check("association")
+    assert found is not None
+    assert np.isin(trigger, found.rows).mean() >= 0.9
+    assert found.count <= 2 * (trigger.size + made_rows.size)
+    # The batch screen's DATA102 (its trend from the approved rows too) catches it as well.
+    flags = next(f for f in batch.flags if f.check == "batch_association")
+    assert np.isin(trigger, flags.rows).mean() >= 0.9
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_clean_new_rows_of_a_clustered_table_leave_the_approved_trend_quiet(seed: int) -> None:
+    """The trend from the approved rows must still explain a clean class rising toward a
+    corner: a clean table of which the last 600 of 2,000 rows are new flags nothing."""
+    from tests.pipeline.test_targeted import _clustered
+
+    contract = _clustered_contract()
+    x, y = _clustered(seed=seed)
+    table = _clustered_frame(x, y)
+    result, _ = _gate_screen(table.iloc[:1400], table, contract)
+    found = result.by_check("association")
+    assert found is not None
+    assert found.count == 0
+
+
+def test_the_streaming_path_takes_the_trend_from_the_approved_rows_too() -> None:
+    """A file over ``stream_above_mb`` whose sample holds every row: the data gate runs the
+    association on that sample (``targeted_on_sample``) and the batch screen beside it; the
+    trend comes from the batch screen's approved rows there too (before: every row's, and the
+    planted trend hid the trigger, 0 of 40)."""
+    from pipeline.poison import targeted_on_sample
+    from tests.pipeline.test_targeted import _clustered, _trigger_beside_a_made_trend
+
+    contract = _clustered_contract()
+    x, y = _clustered(seed=2)
+    approved = _clustered_frame(x, y)
+    trigger, _ = _trigger_beside_a_made_trend(x, y, 8)
+    table = _clustered_frame(x, y)
+    _, batch = _gate_screen(approved, table, contract)
+    found, _ = targeted_on_sample(
+        table, contract, seed=7, burst=False, trend_rows=batch.approved_rows
+    )
+    association = next(f for f in found if f.check == "association")
+    assert np.isin(trigger, association.rows).mean() >= 0.9

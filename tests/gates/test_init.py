@@ -234,8 +234,8 @@ def test_an_existing_policy_is_not_replaced_without_force(tmp_path: Path, capsys
     code, err = _init(tmp_path, str(path), "--label", "y", capsys=capsys)
     assert code == 2
     assert err.strip() == (
-        f"error: {tmp_path / 'policy.toml'}: exists; pass --force to replace its [model], [cv] "
-        "and [data] tables"
+        f"error: {tmp_path / 'policy.toml'}: exists; pass --force to replace its [model], [cv], "
+        "[data] and [risk] tables"
     )
     assert (tmp_path / "policy.toml").read_text(encoding="utf-8") == "# mine\n"
 

@@ -1030,7 +1030,9 @@ def test_a_trend_the_attacker_makes_beside_a_trigger_does_not_absorb_it(table, m
     measured: 2 x 8 to 2 x 12 rows still hide it in the clustered table (seed 2; seed 3:
     2 x 4), and 2 x 20 in both, but then the made cells are flagged themselves
     (docs/data-defence.md, Clean tables beyond the benchmark). The clean tables pass with the
-    trend (test above; the Gaussian one here)."""
+    trend (test above; the Gaussian one here). With approved rows (the trusted lock's row
+    digests) the whole-table trend is theirs and the planted cells make none
+    (tests/attacks/test_outlier_leverage.py); this table has none."""
     x, y = _clustered(seed=2) if table == "clustered" else _data(2000)
     if table == "gaussian":
         assert _association(x, y, trend=True).count == 0
