@@ -208,7 +208,12 @@ def _screen_new(
     Approving is a person's decision, so the result is printed, not enforced here: the data
     gate enforces it (in CI against the protected branch's lock, GATES_APPROVED_LOCK).
     """
-    from gates.data_integrity import Approval, judge_batch, screen_new_rows  # noqa: PLC0415
+    from gates.data_integrity import (  # noqa: PLC0415
+        Approval,
+        BatchRefused,
+        judge_batch,
+        screen_new_rows,
+    )
 
     if previous is None or previous.profile is None or not previous.profile.row_digests:
         return
@@ -222,7 +227,12 @@ def _screen_new(
     )
     batch, note = screen_new_rows(clean, data, approval, seed=policy.policy.run.seed)
     if batch is None:
-        if note is not None and not note.startswith("every row"):
+        if isinstance(note, BatchRefused):
+            out.write(
+                "  new rows not screened (the data gate fails on this against the base "
+                f"branch's lock: DATA109): {note}\n"
+            )
+        elif note is not None and not note.startswith("every row"):
             out.write(f"  new rows not screened: {note}\n")
         return
     flagged = batch.flagged_rows()

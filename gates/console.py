@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, TextIO
 
@@ -17,6 +18,8 @@ from gates.registry import NAMES, GateSpec
 
 LOG_FORMAT_ENV = "GATES_LOG_FORMAT"
 LOG_FORMATS = ("text", "json")
+# Unicode categories a log line shows as U+XXXX: control, format, line and paragraph separators.
+_UNSHOWN = frozenset({"Cc", "Cf", "Zl", "Zp"})
 # How many findings the console shows per gate; the report keeps all of them.
 _SHOWN_FINDINGS = 8
 _MARKS = {
@@ -27,16 +30,26 @@ _MARKS = {
 }
 
 
+def one_line(text: str) -> str:
+    """Untrusted text for a log line: control characters (a new line, a carriage return, an
+    escape sequence's ESC, NUL), Unicode format characters and line or paragraph separators
+    shown as ``U+000A`` instead of obeyed. A data file's column name (a quoted CSV header may
+    hold a new line) is quoted in findings: raw, it wrote lines of its own into the CI log,
+    ``[ok  ] data PASSED`` or a GitHub workflow command (``::error::``, ``::add-mask::``) among
+    them (red team 17)."""
+    return "".join(f"U+{ord(c):04X}" if unicodedata.category(c) in _UNSHOWN else c for c in text)
+
+
 def print_result(result: GateResult, *, out: TextIO) -> None:
-    """One line per gate, then its error findings indented beneath it."""
+    """One line per gate, then its error findings indented beneath it (``one_line`` each)."""
     out.write(
         f"[{_MARKS[result.status]}] {result.gate:<10} {result.status.value:<8} "
-        f"{result.duration_seconds:6.2f}s  {result.summary}\n"
+        f"{result.duration_seconds:6.2f}s  {one_line(result.summary)}\n"
     )
     shown = [f for f in result.findings if f.severity is Severity.ERROR][:_SHOWN_FINDINGS]
     for finding in shown:
-        where = f" ({finding.policy_key})" if finding.policy_key else ""
-        out.write(f"         {finding.rule} {finding.message}{where}\n")
+        where = f" ({one_line(finding.policy_key)})" if finding.policy_key else ""
+        out.write(f"         {finding.rule} {one_line(finding.message)}{where}\n")
     hidden = len(result.errors) - len(shown)
     if hidden > 0:
         out.write(f"         ... {hidden} more in {result.gate}.json\n")
@@ -157,11 +170,14 @@ class RichDisplay:
         mark, style = self._STYLES[result.status]
         self.console.print(
             f"[{style}]{mark} {result.gate:<10} {result.status.value:<8}[/] "
-            f"[dim]{result.duration_seconds:6.2f}s[/]  {escape(result.summary)}"
+            f"[dim]{result.duration_seconds:6.2f}s[/]  {escape(one_line(result.summary))}"
         )
         for finding in result.errors[:8]:
-            where = f" [dim]({escape(finding.policy_key)})[/]" if finding.policy_key else ""
-            self.console.print(f"    [{style}]{finding.rule}[/] {escape(finding.message)}{where}")
+            where = (
+                f" [dim]({escape(one_line(finding.policy_key))})[/]" if finding.policy_key else ""
+            )
+            message = escape(one_line(finding.message))
+            self.console.print(f"    [{style}]{finding.rule}[/] {message}{where}")
         if len(result.errors) > 8:
             self.console.print(
                 f"    [dim]... {len(result.errors) - 8} more in {result.gate}.json[/]"

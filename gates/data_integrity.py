@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -432,7 +432,18 @@ class DataGate(Gate):
                     "accuracy_without_flagged": round(batch.impact.without_flagged, 6),
                 }
         elif examined.batch_note is not None:
-            metrics["batch"] = {"skipped": examined.batch_note}
+            metrics["batch"] = {"skipped": str(examined.batch_note)}
+            if isinstance(examined.batch_note, BatchRefused):
+                findings.append(
+                    Finding(
+                        "DATA109",
+                        f"batch screen: {examined.batch_note}",
+                        location=Location(path=shown),
+                        observed=str(examined.batch_note).split(" of the ", 1)[0],
+                        threshold=f"{data.checks.batch.min_approved}",
+                        policy_key="[data.checks.batch].min_approved",
+                    )
+                )
         flagged = flagged_frame(screening, ids=examined.ids)
         context.reports_dir.mkdir(parents=True, exist_ok=True)
         flagged_path = context.reports_dir / FLAGGED_FILE
@@ -863,13 +874,21 @@ def _moment_findings(data: DataPolicy, reference: DataProfile) -> list[Finding]:
     ]
 
 
+class BatchRefused(str):
+    """Why the batch screen could not run, where that fails the gate (DATA109) rather than
+    being a note: a trusted lock approved enough rows, and the table keeps too few of them."""
+
+    __slots__ = ()
+
+
 def screen_new_rows(
     clean: pd.DataFrame, data: DataPolicy, approval: Approval, *, seed: int
 ) -> tuple[BatchScreening | None, str | None]:
-    """Screen the rows that are not approved against those that are; or say why it cannot."""
+    """Screen the rows that are not approved against those that are; or say why it cannot
+    (a ``BatchRefused`` when that fails the data gate)."""
 
     from pipeline.poison import encode_labels, out_of_range  # noqa: PLC0415
-    from pipeline.profile import id_text, numeric_columns, row_digests  # noqa: PLC0415
+    from pipeline.profile import id_text, numeric_columns, row_digest_list  # noqa: PLC0415
     from pipeline.targeted import screen_batch  # noqa: PLC0415
 
     checks = data.checks
@@ -883,15 +902,28 @@ def screen_new_rows(
     # ``[data.columns]`` is no policy change: it must not make every approved row new).
     order = approval.digest_columns
     same = sorted(order) == sorted(data.feature_columns)
-    now = row_digests(clean, data, order if same else ())
+    now = row_digest_list(clean, data, order if same else ())
     ids = [id_text(v) for v in clean[data.id_column]]
     approved = _approved_rows(ids, now, approval.digests)
     if approved.all():
         return None, f"every row is approved in {approval.source}"
-    if int(approved.sum()) < checks.batch.min_approved:
+    kept, recorded, least = int(approved.sum()), len(approval.digests), checks.batch.min_approved
+    if kept < least and approval.trusted and recorded >= least:
+        # The rows are the pull request's to write: one ulp on every row made each new, and
+        # a note let the gate pass unscreened (red team 17). Fail closed: DATA109.
+        return None, BatchRefused(
+            f"{kept} of the {recorded} rows approved in {approval.source} are in the table "
+            f"(by id or by their exact values), fewer than [data.checks.batch].min_approved = "
+            f"{least}: the batch screen (DATA100-DATA108) has nothing to judge the "
+            f"{len(ids) - kept} other rows against (a value changed even by one ulp makes a "
+            "row new); to replace the approved snapshot on purpose, set "
+            "[data.checks.batch].enabled = false in this pull request's policy (a change the "
+            "verdict lists)"
+        )
+    if kept < least:
         return None, (
-            f"{int(approved.sum())} approved rows in {approval.source}, fewer than "
-            f"[data.checks.batch].min_approved = {checks.batch.min_approved}"
+            f"{kept} approved rows in {approval.source}, fewer than "
+            f"[data.checks.batch].min_approved = {least}"
         )
     x = approved_standardized(clean, names, approved)
     y = encode_labels(clean[data.label], data.classes)
@@ -943,28 +975,35 @@ def approved_standardized(
 
 
 def _approved_rows(
-    ids: list[str], now: Mapping[str, str], digests: Mapping[str, str]
+    ids: list[str], now: Sequence[str] | Mapping[str, str], digests: Mapping[str, str]
 ) -> npt.NDArray[np.bool_]:
-    """Which rows (by ``ids``, with their digests ``now``) the approval ``digests`` approved:
-    under their own id, else an approved row's content (features and label) no row keeps
-    under its id, each such content approving one row only.
+    """Which rows (by ``ids``, with their digests ``now``: one per row, or by id where ids are
+    unique) the approval ``digests`` approved: under their own id, each id approving one row,
+    else an approved row's content (features and label) no row keeps under its id, each such
+    content approving one row only.
 
     By id alone, a pull request that renumbered the id column made every approved row new:
     fewer than ``min_approved`` approved, and the batch screen did not run (a note), or, some
     ids kept, its new rows diluted with approved ones (red team 16). A copy of an approved
-    row beyond the one is still new (DATA108 judges it).
+    row beyond the one is still new (DATA108 judges it). Digests taken by id kept the last
+    row of a repeated id for all its rows: with the id column's ``unique`` dropped, a new
+    row placed before an approved row under its id was approved (red team 17).
     """
     import collections  # noqa: PLC0415
 
     import numpy as np  # noqa: PLC0415
 
-    approved = np.array([digests.get(i) == now[i] for i in ids], dtype=bool)
-    kept = {i for i, ok in zip(ids, approved, strict=True) if ok}
+    own = [now[i] for i in ids] if isinstance(now, Mapping) else list(now)
+    approved = np.zeros(len(ids), dtype=bool)
+    kept: set[str] = set()
+    for index, (i, digest) in enumerate(zip(ids, own, strict=True)):
+        if i not in kept and digests.get(i) == digest:
+            approved[index] = True
+            kept.add(i)
     spare = collections.Counter(d for i, d in digests.items() if i not in kept)
     for row in np.flatnonzero(~approved):
-        digest = now[ids[row]]
-        if spare[digest] > 0:
-            spare[digest] -= 1
+        if spare[own[row]] > 0:
+            spare[own[row]] -= 1
             approved[row] = True
     return approved
 

@@ -614,16 +614,21 @@ def row_digests(
     empty: the contract's feature columns in its order."""
     if contract.id_column is None:
         return {}
+    ids = [id_text(v) for v in clean[contract.id_column]]
+    return dict(zip(ids, row_digest_list(clean, contract, columns), strict=True))
+
+
+def row_digest_list(
+    clean: pd.DataFrame, contract: DataPolicy, columns: tuple[str, ...] = ()
+) -> list[str]:
+    """``row_digests``' digest of each row, in the table's order: one per row also where an id
+    repeats (a dict by id keeps the last row of each id)."""
     body = [*(columns or contract.feature_columns), contract.label]
     # Column-wise concatenation stays vectorized (a row-wise join is 50x slower).
     text = clean[body[0]].astype(object).map(str)
     for name in body[1:]:
         text = text + "\x1f" + clean[name].astype(object).map(str)
-    ids = [id_text(v) for v in clean[contract.id_column]]
-    return {
-        i: hashlib.sha256(t.encode("utf-8")).hexdigest()[:16]
-        for i, t in zip(ids, text, strict=True)
-    }
+    return [hashlib.sha256(t.encode("utf-8")).hexdigest()[:16] for t in text]
 
 
 def id_text(value: Any) -> str:
