@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -454,7 +455,11 @@ def test_a_key_over_its_row_budget_is_refused_while_another_key_is_served(
     )
     assert 1 <= int(over.headers["retry-after"]) <= 30
     assert empty.status_code == 429, empty.text
-    assert "40 rows do not fit the 20 left" in empty.json()["detail"]
+    # The window slides: on a loaded machine a row or two of the first batches may have aged
+    # out of it by now (21 left was seen), never enough for 40.
+    fit = re.search(r"40 rows do not fit the (\d+) left", empty.json()["detail"])
+    assert fit is not None, empty.json()["detail"]
+    assert 20 <= int(fit.group(1)) < 40
     assert unread.status_code == 429, unread.text
     assert "no row left" in unread.json()["detail"]
     assert calm == [200, 200]
