@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     import pandas as pd
 
-    from pipeline.config import DataPolicy, LoadedPolicy
+    from pipeline.config import BatchCheck, DataPolicy, LoadedPolicy
     from pipeline.data import Violation
     from pipeline.poison import Screening
     from pipeline.profile import DataProfile
@@ -439,9 +439,9 @@ class DataGate(Gate):
                         "DATA109",
                         f"batch screen: {examined.batch_note}",
                         location=Location(path=shown),
-                        observed=str(examined.batch_note).split(" of the ", 1)[0],
-                        threshold=f"{data.checks.batch.min_approved}",
-                        policy_key="[data.checks.batch].min_approved",
+                        observed=examined.batch_note.observed,
+                        threshold=examined.batch_note.threshold,
+                        policy_key=examined.batch_note.policy_key,
                     )
                 )
         flagged = flagged_frame(screening, ids=examined.ids)
@@ -876,9 +876,55 @@ def _moment_findings(data: DataPolicy, reference: DataProfile) -> list[Finding]:
 
 class BatchRefused(str):
     """Why the batch screen could not run, where that fails the gate (DATA109) rather than
-    being a note: a trusted lock approved enough rows, and the table keeps too few of them."""
+    being a note: a trusted lock approved enough rows, and the table keeps too few of them or
+    has lost too many; with the policy key, the limit and what was found."""
 
-    __slots__ = ()
+    policy_key: str
+    threshold: str
+    observed: str
+
+    def __new__(cls, text: str, *, key: str, threshold: str, observed: str) -> BatchRefused:
+        refused = super().__new__(cls, text)
+        refused.policy_key, refused.threshold, refused.observed = key, threshold, observed
+        return refused
+
+
+def _refused(approval: Approval, batch: BatchCheck, *, kept: int, new: int) -> BatchRefused | None:
+    """DATA109's reason, against a trusted lock that approved at least ``min_approved`` rows:
+    the table keeps fewer of them, or more than ``max_dropped`` of them are gone."""
+    recorded, least = len(approval.digests or ()), batch.min_approved
+    if kept < least and approval.trusted and recorded >= least:
+        # The rows are the pull request's to write: one ulp on every row made each new, and
+        # a note let the gate pass unscreened (red team 17). Fail closed: DATA109.
+        return BatchRefused(
+            f"{kept} of the {recorded} rows approved in {approval.source} are in the table "
+            f"(by id or by their exact values), fewer than [data.checks.batch].min_approved = "
+            f"{least}: the batch screen (DATA100-DATA108) has nothing to judge the "
+            f"{new} other rows against (a value changed even by one ulp makes a "
+            "row new); to replace the approved snapshot on purpose, set "
+            "[data.checks.batch].enabled = false in this pull request's policy (a change the "
+            "verdict lists)",
+            key="[data.checks.batch].min_approved",
+            threshold=f"{least}",
+            observed=f"{kept}",
+        )
+    dropped, share = recorded - kept, batch.max_dropped
+    if approval.trusted and recorded >= least and dropped > share * recorded:
+        # One ulp on 400 of 569 rows kept 163 approved: the 406 "new" rows diluted 12
+        # relabelled ones below DATA100's rate test and the gate passed (red team 17).
+        return BatchRefused(
+            f"{dropped} of the {recorded} rows approved in {approval.source} are not in the "
+            f"table (by id or by their exact values), more than [data.checks.batch].max_dropped "
+            f"= {share:g} of them, beside {new} new rows: an approved row changed "
+            "even by one ulp is a new row, and changed rows would dilute the new rows the batch "
+            "screen judges; a batch adds rows (drop approved rows in a change of their own), or "
+            "to replace the approved snapshot on purpose set [data.checks.batch].enabled = "
+            "false in this pull request's policy (a change the verdict lists)",
+            key="[data.checks.batch].max_dropped",
+            threshold=f"{share:g} of {recorded}",
+            observed=f"{dropped}",
+        )
+    return None
 
 
 def screen_new_rows(
@@ -907,19 +953,10 @@ def screen_new_rows(
     approved = _approved_rows(ids, now, approval.digests)
     if approved.all():
         return None, f"every row is approved in {approval.source}"
-    kept, recorded, least = int(approved.sum()), len(approval.digests), checks.batch.min_approved
-    if kept < least and approval.trusted and recorded >= least:
-        # The rows are the pull request's to write: one ulp on every row made each new, and
-        # a note let the gate pass unscreened (red team 17). Fail closed: DATA109.
-        return None, BatchRefused(
-            f"{kept} of the {recorded} rows approved in {approval.source} are in the table "
-            f"(by id or by their exact values), fewer than [data.checks.batch].min_approved = "
-            f"{least}: the batch screen (DATA100-DATA108) has nothing to judge the "
-            f"{len(ids) - kept} other rows against (a value changed even by one ulp makes a "
-            "row new); to replace the approved snapshot on purpose, set "
-            "[data.checks.batch].enabled = false in this pull request's policy (a change the "
-            "verdict lists)"
-        )
+    kept, least = int(approved.sum()), checks.batch.min_approved
+    refused = _refused(approval, checks.batch, kept=kept, new=len(ids) - kept)
+    if refused is not None:
+        return None, refused
     if kept < least:
         return None, (
             f"{kept} approved rows in {approval.source}, fewer than "

@@ -316,6 +316,10 @@ class BatchCheck(_Strict):
 
     enabled: bool = True
     min_approved: Annotated[int, Field(ge=10)] = 50
+    # DATA109 too, against a trusted lock, when more than this share of the rows it approved
+    # are gone from a table that also holds new rows: a changed approved row (one ulp) is a
+    # new row, so changed rows would dilute the new ones the screen judges.
+    max_dropped: Fraction = 0.2
     neighbors: Annotated[int, Field(ge=1, le=200)] = 10
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
     min_excess: Fraction = 0.02

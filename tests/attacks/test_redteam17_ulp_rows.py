@@ -71,14 +71,18 @@ def _most_rows(frame: pd.DataFrame) -> None:
     frame.loc[rows, "mean_area"] = np.nextafter(frame.loc[rows, "mean_area"].to_numpy(), np.inf)
 
 
-def _pull_request(base: Path, tmp_path: Path, nudge: Callable[[pd.DataFrame], None]) -> Path:
+def _pull_request(
+    base: Path, tmp_path: Path, nudge: Callable[[pd.DataFrame], pd.DataFrame | None]
+) -> Path:
     """Every 20th benign row relabelled malignant (12 rows), every row nudged; re-approved."""
     pr = tmp_path / "pr"
     shutil.copytree(base, pr)
     frame = pd.read_csv(pr / DATA)
     flipped = frame.index[frame["diagnosis"] == "benign"][::20][:12]
     frame.loc[flipped, "diagnosis"] = "malignant"
-    nudge(frame)
+    changed = nudge(frame)  # in place, or a new frame (rows deleted)
+    if changed is not None:
+        frame = changed
     frame.to_csv(pr / DATA, index=False, lineterminator="\n")
     _approve(pr)
     return pr
@@ -131,24 +135,66 @@ def test_the_same_flips_without_the_nudge_fail_the_batch_screen(
     assert outcome.metrics["batch"]["new_rows"] == 12
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "open (red team 17): one ulp on 400 of 569 rows leaves 163 approved, above "
-        "min_approved, and the 406 'new' rows dilute the 12 relabelled ones (DATA100 Fisher "
-        "p=0.19, a note): the gate PASSES. Digests cannot see through a nudge; the fix needs "
-        "the approved rows' values (the base branch's data file, checked against its lock) "
-        "to match a changed row with its approved one"
-    ),
-)
+def _some_rows(frame: pd.DataFrame) -> None:
+    """One ulp on 100 rows drawn at random: within max_dropped (0.2 of 569), so they are new
+    rows the batch screen judges with the 12 relabelled ones."""
+    nudged = np.random.default_rng(1).permutation(len(frame))[:100]
+    rows = frame.index[nudged]
+    frame.loc[rows, "mean_area"] = np.nextafter(frame.loc[rows, "mean_area"].to_numpy(), np.inf)
+
+
+def _drop_some(frame: pd.DataFrame) -> pd.DataFrame:
+    """50 approved rows deleted (a cleaning change): within max_dropped."""
+    gone = frame.index[np.random.default_rng(2).permutation(len(frame))[:50]]
+    return frame.drop(index=gone)
+
+
 def test_most_rows_moved_by_an_ulp_do_not_dilute_the_new_ones(
     base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """One ulp on 400 of 569 rows kept 163 approved (above min_approved), and the 406 "new"
+    rows diluted the 12 relabelled ones: DATA100's Fisher p = 0.19, a note, and the gate
+    PASSED (red team 17's strict xfail). More than max_dropped of the approved rows gone from
+    a table with new rows is DATA109."""
     from gates.base import Status
 
     outcome = _gate(_pull_request(base, tmp_path, _most_rows), base, monkeypatch)
-    assert outcome.metrics["batch"]["approved_rows"] == 163
     assert outcome.status is Status.FAILED, outcome.summary
+    refused = [f for f in outcome.findings if f.rule == "DATA109"]
+    assert len(refused) == 1, [f.rule for f in outcome.findings]
+    message = refused[0].message
+    assert "406 of the 569 rows approved" in message, message
+    assert "[data.checks.batch].max_dropped = 0.2" in message, message
+    assert refused[0].policy_key == "[data.checks.batch].max_dropped"
+    assert refused[0].observed == "406"
+
+
+def test_fewer_rows_moved_by_an_ulp_are_judged_with_the_relabelled_ones(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attacker's answer, staying within max_dropped: 100 nudged rows are new rows beside
+    the 12 relabelled, and the batch screen still fails them (DATA100)."""
+    from gates.base import Status
+
+    outcome = _gate(_pull_request(base, tmp_path, _some_rows), base, monkeypatch)
+    rules = {f.rule for f in outcome.findings}
+    assert "DATA109" not in rules, rules
+    assert outcome.status is Status.FAILED, outcome.summary
+    assert "DATA100" in rules, rules
+
+
+def test_approved_rows_deleted_within_max_dropped_are_no_refusal(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Control: 50 approved rows deleted beside the 12 relabelled: no DATA109, and the
+    relabelled rows fail DATA100 as without the deletion."""
+    from gates.base import Status
+
+    outcome = _gate(_pull_request(base, tmp_path, _drop_some), base, monkeypatch)
+    rules = {f.rule for f in outcome.findings}
+    assert "DATA109" not in rules, rules
+    assert outcome.status is Status.FAILED
+    assert "DATA100" in rules, rules
 
 
 def test_without_a_trusted_lock_too_few_approved_rows_stay_a_note(
