@@ -923,6 +923,18 @@ _NO_CONFIG = frozenset({"", "/dev/null"})
 # write (as PATH's system folders); any other path (relative: the working folder's, or under the
 # checkout, whose absolute place CI's runners make known) may be the tree's.
 _SYSTEM_CONFIG = ("/etc/", "/usr/")
+# sast110: coverage's variables that name a configuration file for a child (its plugins are
+# imported: by ``coverage`` run there, or at the start of every Python child through the
+# ``.pth`` file coverage installs), judged as a tool's configuration path; and the one that holds
+# the configuration itself (``COVERAGE_PROCESS_CONFIG``, plugins too), which fails set to anything.
+_COVERAGE_ENV = {
+    "COVERAGE_RCFILE": "names the configuration coverage reads in a child (its plugins imported)",
+    "COVERAGE_PROCESS_START": (
+        "makes every Python child start coverage with that configuration (the .pth file "
+        "coverage installs), importing the plugins it names"
+    ),
+}
+_COVERAGE_CONFIG_DATA = "COVERAGE_PROCESS_CONFIG"
 # A tool's own program, the same as python -m TOOL (``pytest data``, ``pip install .``).
 _CONSOLE_SCRIPTS = {
     **{name: name for name in _TREE_RUNNERS if name not in ("sphinx", "django", "pre_commit")},
@@ -3888,13 +3900,9 @@ class _Checker:
     ) -> str | None:
         """A configuration file a tool is given: none (empty, ``/dev/null``, ``os.devnull``)
         or the machine's (under ``/etc/``, ``/usr/``) pass; any other may be the tree's."""
-        value = self._word_text(given, scope)
-        if value in _NO_CONFIG or self._names_devnull(given, scope):
+        if self._config_path_ok(given, scope):
             return None
-        if value is not None and (
-            value.startswith(_SYSTEM_CONFIG) and ".." not in PurePosixPath(value).parts
-        ):
-            return None  # the machine's configuration, not the pull request's
+        value = self._word_text(given, scope)
         where = "a file of the tree the pull request writes"
         shown = value
         if isinstance(given, ast.expr) and value is None:
@@ -3905,6 +3913,16 @@ class _Checker:
             f"runs python -m {name} with the configuration {shown}, {where}: it {what} "
             f"(code no scan read); give {sorted(options)[-1]}=/dev/null or a file under "
             f"{' or '.join(_SYSTEM_CONFIG)}"
+        )
+
+    def _config_path_ok(self, given: ast.expr | str, scope: _Scope) -> bool:
+        """A configuration path that names no file of the tree: empty, ``/dev/null``,
+        ``os.devnull``, or the machine's (under ``/etc/``, ``/usr/``, no ``..``)."""
+        value = self._word_text(given, scope)
+        if value in _NO_CONFIG or self._names_devnull(given, scope):
+            return True
+        return value is not None and (
+            value.startswith(_SYSTEM_CONFIG) and ".." not in PurePosixPath(value).parts
         )
 
     def _names_devnull(self, word: ast.expr | str, scope: _Scope) -> bool:
@@ -4760,6 +4778,10 @@ class _Checker:
                 )
                 self.report(node, "SAST107", "PATH", why)
                 return
+            if name in _COVERAGE_ENV or name == _COVERAGE_CONFIG_DATA:
+                if self._judge_coverage_env(node, name, value, scope):
+                    return
+                continue
             if name in PYTHON_ENV and (value is None or not self._env_value_ok(name, value, scope)):
                 shown = "(changed in place)" if value is None else ast.unparse(value)[:_SHOWN]
                 why = (
@@ -4767,6 +4789,36 @@ class _Checker:
                 )
                 self.report(node, "SAST107", name, why)
                 return
+
+    def _judge_coverage_env(
+        self, node: ast.AST, name: str, value: ast.expr | None, scope: _Scope
+    ) -> bool:
+        """SAST107 (sast110): ``COVERAGE_RCFILE``/``COVERAGE_PROCESS_START`` naming a file the
+        pull request may write (judged as a tool's configuration path: empty, ``/dev/null``,
+        ``os.devnull`` or the machine's pass), ``COVERAGE_PROCESS_CONFIG`` set to anything.
+        True when it was a finding."""
+        if value is not None and name in _COVERAGE_ENV and self._config_path_ok(value, scope):
+            return False
+        shown = "(changed in place)" if value is None else ast.unparse(value)[:_SHOWN]
+        if name == _COVERAGE_CONFIG_DATA:
+            why = (
+                f"sets {name} to {shown} for a child: coverage starts in every Python child "
+                f"with that configuration (the .pth file it installs) and imports the plugins "
+                f"it names, code no scan read"
+            )
+        else:
+            text = None if value is None else self._word_text(value, scope)
+            where = (
+                "a file of the tree the pull request writes"
+                if text is not None
+                else "computed at run time"
+            )
+            why = (
+                f"sets {name} to {shown}, {where}: it {_COVERAGE_ENV[name]}, code no scan "
+                f"read; give /dev/null or a file under {' or '.join(_SYSTEM_CONFIG)}"
+            )
+        self.report(node, "SAST107", name, why)
+        return True
 
     def _search_path_ok(self, value: ast.expr, scope: _Scope) -> bool:
         """A PATH whose every folder before the one it had (``os.environ["PATH"]``,
