@@ -3161,12 +3161,19 @@ class _Checker:
                 self.report(node, "SAST104", call, problem)
                 return
 
-    def _judge_in_process_app(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+    def _judge_in_process_app(
+        self, node: ast.Call, names: set[str], scope: _Scope, at: ast.Call | None = None
+    ) -> None:
         """SAST104 (sast109): a server, worker or tool started in this process on code named
         by text: ``uvicorn.run("pkg:app")``/``uvicorn.Config(...)`` (the module judged as a
         ``-m`` module, ``app_dir=`` as a working folder), gunicorn's applications, a Celery
         app's worker, ``coverage.Coverage()`` reading the working folder's configuration, and
-        ``X.cfg.set(...)`` of a gunicorn setting that imports what it names."""
+        ``X.cfg.set(...)`` of a gunicorn setting that imports what it names; each also made
+        ready by ``functools.partial`` (sast110): read as one call when called at once
+        (``partial(f, a)(b)``), failing closed otherwise (a keyword given at its later call
+        replaces the partial's)."""
+        if self._judge_partial_app(node, names, scope):
+            return
         problem: str | None = None
         call = ""
         if names & _APP_STRINGS:
@@ -3209,7 +3216,77 @@ class _Checker:
             call = "gunicorn cfg.set"
             problem = self._gunicorn_setting_problem(node.args[0], node.args[1], scope)
         if problem is not None:
-            self.report(node, "SAST104", call, f"calls {call}() in this process: {problem}")
+            how = "" if at is None else " (through functools.partial, called at once)"
+            where = node if at is None else at
+            self.report(where, "SAST104", call, f"calls {call}(){how} in this process: {problem}")
+
+    def _starts_app(self, func: ast.expr, names: set[str]) -> str | None:
+        """The in-process starter ``func`` is (``uvicorn.run``, ``coverage.Coverage`` ...)."""
+        starters = names & (
+            _APP_STRINGS | _GUNICORN_APPS | _CELERY_WORKERS | _COVERAGE_API | _DASK_SERVERS
+        )
+        if starters:
+            return min(starters)
+        if isinstance(func, ast.Attribute) and func.attr == "worker_main":
+            return "worker_main"
+        return None
+
+    def _target_names(self, target: ast.expr, scope: _Scope) -> set[str]:
+        """The names ``target`` is, and those of the partials it is (``partial(partial(f))``)."""
+        values = self.resolve(target, scope)
+        inner = frozenset(t for v in values if isinstance(v, _Partial) for t in v.targets)
+        return _names(values) | _names(inner)
+
+    def _judge_partial_app(self, node: ast.Call, names: set[str], scope: _Scope) -> bool:
+        """``functools.partial(uvicorn.run, ...)`` and the other starters: called at once, the
+        two argument lists are judged as one call; otherwise a finding (SAST104), since the
+        arguments its later call adds, or the keywords it replaces (``config_file=``,
+        ``app_dir=``), are not read here. True when ``node`` is such a partial or its call."""
+        if isinstance(node.func, ast.Call) and self._judge_partial_called(node, node.func, scope):
+            return True
+        if not (names & _PARTIALS and node.args) or isinstance(node.args[0], ast.Starred):
+            return False
+        starter = self._starts_app(node.args[0], self._target_names(node.args[0], scope))
+        if starter is None:
+            return False
+        parent = self.parents.get(node)
+        if isinstance(parent, ast.Call) and parent.func is node:
+            return True  # partial(f, a)(b): judged at the call, as one
+        why = (
+            f"calls {min(names & _PARTIALS)}({starter}, ...): the arguments its later call adds, "
+            f"or the keywords it replaces (the application, app_dir=, config_file=, preload=), "
+            f"are not read here, and {starter} may import code no scan read; call it directly "
+            f"(or the partial at once)"
+        )
+        self.report(node, "SAST104", starter, why)
+        return True
+
+    def _judge_partial_called(self, node: ast.Call, inner: ast.Call, scope: _Scope) -> bool:
+        """``partial(starter, a, k=v)(b, k=w)`` judged as ``starter(a, b, k=w)`` (the call's
+        keyword replaces the partial's). True when ``inner`` is a partial of a starter."""
+        if not (inner.args and _names(self.resolve(inner.func, scope)) & _PARTIALS):
+            return False
+        target = inner.args[0]
+        if (
+            isinstance(target, ast.Starred)
+            or self._starts_app(target, self._target_names(target, scope)) is None
+        ):
+            return False
+        keywords: dict[str, ast.keyword] = {}
+        hidden = [k for k in [*inner.keywords, *node.keywords] if k.arg is None]
+        for keyword in [*inner.keywords, *node.keywords]:
+            if keyword.arg is not None:
+                keywords[keyword.arg] = keyword
+        merged = ast.copy_location(
+            ast.Call(
+                func=target,
+                args=[*inner.args[1:], *node.args],
+                keywords=[*keywords.values(), *hidden],
+            ),
+            node,
+        )
+        self._judge_in_process_app(merged, self._target_names(target, scope), scope, at=node)
+        return True
 
     def _stringy(  # noqa: PLR0911 - one per kind of expression
         self, node: ast.expr, scope: _Scope, depth: int = 0

@@ -22,10 +22,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gates.unsafe_load import UnsafeLoad
 from tests.attacks.test_sast107_gaps import _scan
-
-import pytest
 
 
 def _found(found: list[UnsafeLoad]) -> list[UnsafeLoad]:
@@ -98,11 +98,11 @@ PARTIALS = {
         'import functools, uvicorn\nfunctools.partial(uvicorn.run, port=0)("data.evil:app")\n'
     ),
     "partial(uvicorn.run, app_dir=)(object)": (
-        'import functools, uvicorn\napp = object()\n'
+        "import functools, uvicorn\napp = object()\n"
         'functools.partial(uvicorn.run, app_dir="data")(app)\n'
     ),
     "a named partial of uvicorn.run": (
-        'from functools import partial\nimport uvicorn\nserve = partial(uvicorn.run, port=0)\n'
+        "from functools import partial\nimport uvicorn\nserve = partial(uvicorn.run, port=0)\n"
         'serve("data.evil:app")\n'
     ),
     "partial(uvicorn.Config)": (
@@ -136,6 +136,14 @@ PARTIALS = {
     ),
     "functools.partialmethod": (
         "import functools, uvicorn\n\nclass S:\n    serve = functools.partialmethod(uvicorn.run)\n"
+    ),
+    "a partial of a partial, called at once": (
+        "import functools, uvicorn\n"
+        'functools.partial(functools.partial(uvicorn.run, "data.evil:app"), port=0)()\n'
+    ),
+    "a partial of a named partial": (
+        "import functools, uvicorn\nserve = functools.partial(uvicorn.run, port=0)\n"
+        'functools.partial(serve, "data.evil:app")()\n'
     ),
     "partial under another name": (
         "import functools, uvicorn\nP = functools.partial\nrun = uvicorn.run\n"
@@ -187,7 +195,9 @@ def test_the_finding_names_the_variable_and_the_file(tmp_path: Path) -> None:
 
 
 def test_the_partial_finding_says_why(tmp_path: Path) -> None:
-    found = _found(_scan(tmp_path, "import functools, coverage\nfunctools.partial(coverage.Coverage)\n"))
+    found = _found(
+        _scan(tmp_path, "import functools, coverage\nfunctools.partial(coverage.Coverage)\n")
+    )
     assert len(found) == 1
     assert "partial" in found[0].message
     assert "coverage.Coverage" in found[0].message
@@ -218,10 +228,13 @@ def test_coverage_really_reads_the_file_the_variable_names(tmp_path: Path) -> No
         erase, cwd=tmp_path, env={**env, "COVERAGE_RCFILE": "/dev/null"}, check=True, timeout=60
     )
     assert not (tmp_path / "RAN").exists()  # the control: /dev/null names no plugin
-    pth = any(p.name.endswith("coverage.pth") for p in Path(sys.prefix).glob("lib/*/site-packages/*"))
+    pth = any(
+        p.name.endswith("coverage.pth") for p in Path(sys.prefix).glob("lib/*/site-packages/*")
+    )
     if pth:
         started = subprocess.run(
             [sys.executable, "-c", "pass"],
+            check=False,
             cwd=tmp_path,
             env={**env, "COVERAGE_PROCESS_START": "data/cov.ini"},
             capture_output=True,
