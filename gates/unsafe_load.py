@@ -927,13 +927,15 @@ _SYSTEM_CONFIG = ("/etc/", "/usr/")
 # imported: by ``coverage`` run there, or at the start of every Python child through the
 # ``.pth`` file coverage installs), judged as a tool's configuration path; and the one that holds
 # the configuration itself (``COVERAGE_PROCESS_CONFIG``, plugins too), which fails set to anything.
-_COVERAGE_ENV = {
-    "COVERAGE_RCFILE": "names the configuration coverage reads in a child (its plugins imported)",
-    "COVERAGE_PROCESS_START": (
+_COVERAGE_ENV_PAIRS = (  # pairs, not a dict display (a display with these keys is judged)
+    ("COVERAGE_RCFILE", "names the configuration coverage reads in a child (its plugins imported)"),
+    (
+        "COVERAGE_PROCESS_START",
         "makes every Python child start coverage with that configuration (the .pth file "
-        "coverage installs), importing the plugins it names"
+        "coverage installs), importing the plugins it names",
     ),
-}
+)
+_COVERAGE_ENV: dict[str, str] = dict(_COVERAGE_ENV_PAIRS)
 _COVERAGE_CONFIG_DATA = "COVERAGE_PROCESS_CONFIG"
 # A tool's own program, the same as python -m TOOL (``pytest data``, ``pip install .``).
 _CONSOLE_SCRIPTS = {
