@@ -166,6 +166,10 @@ whoever wrote the bytes. Rules:
   ``uvicorn.run("pkg:app")``/``Config`` (and ``app_dir=``), gunicorn's applications and the
   settings that import (``worker_class`` ...), a Celery app's worker, ``distributed.Worker``'s
   ``preload=``, ``coverage.Coverage()`` reading the working folder's configuration.
+  sast110: each of those reached through ``functools.partial`` (read as one call when the
+  partial is called at once, failing closed otherwise), and ``COVERAGE_RCFILE``/
+  ``COVERAGE_PROCESS_START`` set for a child judged as a tool's configuration path
+  (``COVERAGE_PROCESS_CONFIG`` fails set to anything).
   SAST102 also covers the standard library's
   path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
   ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,
