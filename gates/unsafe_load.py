@@ -3229,7 +3229,12 @@ class _Checker:
     def _starts_app(self, func: ast.expr, names: set[str]) -> str | None:
         """The in-process starter ``func`` is (``uvicorn.run``, ``coverage.Coverage`` ...)."""
         starters = names & (
-            _APP_STRINGS | _GUNICORN_APPS | _CELERY_WORKERS | _COVERAGE_API | _DASK_SERVERS
+            _APP_STRINGS
+            | _GUNICORN_APPS
+            | _CELERY_WORKERS
+            | _COVERAGE_API
+            | _DASK_SERVERS
+            | _IN_PROCESS.keys()
         )
         if starters:
             return min(starters)
@@ -3249,6 +3254,12 @@ class _Checker:
         arguments its later call adds, or the keywords it replaces (``config_file=``,
         ``app_dir=``), are not read here. True when ``node`` is such a partial or its call."""
         if isinstance(node.func, ast.Call) and self._judge_partial_called(node, node.func, scope):
+            return True
+        if "operator.methodcaller" in names and _literal_str(
+            node.args[0] if node.args else None
+        ) in ("worker_main", "Worker"):
+            why = "calls a Celery app's worker through operator.methodcaller: it starts a worker that imports the modules its configuration names and runs the tasks sent to it, code no scan read"
+            self.report(node, "SAST104", "worker_main", why)
             return True
         if not (names & _PARTIALS and node.args) or isinstance(node.args[0], ast.Starred):
             return False
@@ -3291,7 +3302,9 @@ class _Checker:
             ),
             node,
         )
-        self._judge_in_process_app(merged, self._target_names(target, scope), scope, at=node)
+        names = self._target_names(target, scope)
+        self._judge_in_process_app(merged, names, scope, at=node)
+        self._judge_in_process(merged, names, scope)  # pytest.main, uvicorn's main ...
         return True
 
     def _stringy(  # noqa: PLR0911 - one per kind of expression

@@ -145,6 +145,19 @@ PARTIALS = {
         "import functools, uvicorn\nserve = functools.partial(uvicorn.run, port=0)\n"
         'functools.partial(serve, "data.evil:app")()\n'
     ),
+    "partial(pytest.main, [...])() at once": (
+        'import functools, pytest\nfunctools.partial(pytest.main, ["data"])()\n'
+    ),
+    "a named partial of pytest.main": (
+        'import functools, pytest\nrun = functools.partial(pytest.main, ["-q"])\nrun()\n'
+    ),
+    "partial(uvicorn's main)": (
+        'import functools\nfrom uvicorn.main import main\nfunctools.partial(main, ["data.evil:app"])()\n'
+    ),
+    "operator.methodcaller(worker_main)": (
+        'import operator\nfrom celery import Celery\napp = Celery("t")\n'
+        'operator.methodcaller("worker_main", ["worker"])(app)\n'
+    ),
     "partial under another name": (
         "import functools, uvicorn\nP = functools.partial\nrun = uvicorn.run\n"
         'P(run, "data.evil:app")()\n'
@@ -161,6 +174,9 @@ PARTIALS_ALLOWED = {
     ),
     "partial(uvicorn.run, a scanned module's app)()": (
         'import functools, uvicorn\nfunctools.partial(uvicorn.run, "src.model_io:app")(port=0)\n'
+    ),
+    "partial(unittest.main)() at once: the module's own tests": (
+        "import functools, unittest\nfunctools.partial(unittest.main, verbosity=2)()\n"
     ),
     "partial(os.getcwd)": "import functools\nfunctools.partial(os.getcwd)\n",
     "partial of another run": (
