@@ -258,3 +258,34 @@ def test_coverage_really_reads_the_file_the_variable_names(tmp_path: Path) -> No
             timeout=60,
         )
         assert "evilplug" in started.stderr
+
+
+def test_a_partial_of_uvicorn_config_really_imports_the_tree(tmp_path: Path) -> None:
+    """The real uvicorn: a partial of ``Config`` given the import string later, then
+    ``load()``, imports ``data/evil.py`` (its marker written); the same source is a finding."""
+    pytest.importorskip("uvicorn")
+    source = (
+        "import functools, uvicorn\n"
+        "make = functools.partial(uvicorn.Config, port=0)\n"
+        'make("data.evil:app").load()\n'
+    )
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "data" / "evil.py").write_text(
+        'import pathlib\npathlib.Path("RAN").write_text("x")\n\n'
+        "async def app(scope, receive, send):\n    pass\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "run.py").write_text(source, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVERAGE_", "PYTHON"))}
+    subprocess.run(
+        [sys.executable, "run.py"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+    assert (tmp_path / "RAN").is_file()
+    found = _found(_scan(tmp_path / "scan", source))
+    assert [f.rule for f in found] == ["SAST104"]
