@@ -3255,11 +3255,7 @@ class _Checker:
         ``app_dir=``), are not read here. True when ``node`` is such a partial or its call."""
         if isinstance(node.func, ast.Call) and self._judge_partial_called(node, node.func, scope):
             return True
-        if "operator.methodcaller" in names and _literal_str(
-            node.args[0] if node.args else None
-        ) in ("worker_main", "Worker"):
-            why = "calls a Celery app's worker through operator.methodcaller: it starts a worker that imports the modules its configuration names and runs the tasks sent to it, code no scan read"
-            self.report(node, "SAST104", "worker_main", why)
+        if self._judge_bound_app(node, names, scope):
             return True
         if not (names & _PARTIALS and node.args) or isinstance(node.args[0], ast.Starred):
             return False
@@ -3277,6 +3273,36 @@ class _Checker:
         )
         self.report(node, "SAST104", starter, why)
         return True
+
+    def _judge_bound_app(self, node: ast.Call, names: set[str], scope: _Scope) -> bool:
+        """A starter bound to an argument (``types.MethodType``, ``__get__``) or a Celery app's
+        worker through ``operator.methodcaller``: SAST104. True when it was a finding."""
+        bound = self._bound_starter(node, names, scope)
+        if bound is not None:
+            why = f"binds {bound} to an argument ({ast.unparse(node.func)[:_SHOWN]}): the application, configuration or argument list it gets is not read here, and {bound} may import code no scan read; call it directly"
+            self.report(node, "SAST104", bound, why)
+            return True
+        if "operator.methodcaller" in names and _literal_str(
+            node.args[0] if node.args else None
+        ) in ("worker_main", "Worker"):
+            why = "calls a Celery app's worker through operator.methodcaller: it starts a worker that imports the modules its configuration names and runs the tasks sent to it, code no scan read"
+            self.report(node, "SAST104", "worker_main", why)
+            return True
+        return False
+
+    def _bound_starter(self, node: ast.Call, names: set[str], scope: _Scope) -> str | None:
+        """``types.MethodType(uvicorn.run, "pkg:app")`` and ``uvicorn.run.__get__("pkg:app")``
+        bind a starter's first argument as a partial does: the starter, or None."""
+        func = node.func
+        if "types.MethodType" in names and node.args:
+            target = node.args[0]
+        elif isinstance(func, ast.Attribute) and func.attr == "__get__":
+            target = func.value
+        else:
+            return None
+        if isinstance(target, ast.Starred):
+            return None
+        return self._starts_app(target, self._target_names(target, scope))
 
     def _judge_partial_called(self, node: ast.Call, inner: ast.Call, scope: _Scope) -> bool:
         """``partial(starter, a, k=v)(b, k=w)`` judged as ``starter(a, b, k=w)`` (the call's

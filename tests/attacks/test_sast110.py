@@ -158,6 +158,12 @@ PARTIALS = {
         'import operator\nfrom celery import Celery\napp = Celery("t")\n'
         'operator.methodcaller("worker_main", ["worker"])(app)\n'
     ),
+    "types.MethodType(uvicorn.run, a string)": (
+        'import types, uvicorn\ntypes.MethodType(uvicorn.run, "data.evil:app")()\n'
+    ),
+    "uvicorn.run.__get__(a string)": (
+        'import uvicorn\nuvicorn.run.__get__("data.evil:app")(port=0)\n'
+    ),
     "partial under another name": (
         "import functools, uvicorn\nP = functools.partial\nrun = uvicorn.run\n"
         'P(run, "data.evil:app")()\n'
@@ -177,6 +183,9 @@ PARTIALS_ALLOWED = {
     ),
     "partial(unittest.main)() at once: the module's own tests": (
         "import functools, unittest\nfunctools.partial(unittest.main, verbosity=2)()\n"
+    ),
+    "types.MethodType of another function": (
+        "import types\n\ndef greet(self):\n    return self\n\ntypes.MethodType(greet, 1)()\n"
     ),
     "partial(os.getcwd)": "import functools\nfunctools.partial(os.getcwd)\n",
     "partial of another run": (
