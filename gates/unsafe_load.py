@@ -4600,7 +4600,11 @@ class _Checker:
         if self._is_chdir(node.func, scope):
             return True, node.args[0] if node.args else None
         names = _names(self.resolve(node.func, scope))
-        if names & _PARTIALS and node.args and self._is_chdir(node.args[0], scope):
+        if (
+            names & (_PARTIALS | {"types.MethodType"})
+            and node.args
+            and self._is_chdir(node.args[0], scope)
+        ):  # types.MethodType(os.chdir, FOLDER) binds the folder as a partial does (sast110)
             return True, node.args[1] if len(node.args) > 1 else None
         if (
             "operator.methodcaller" in names

@@ -298,3 +298,17 @@ def test_a_partial_of_uvicorn_config_really_imports_the_tree(tmp_path: Path) -> 
     assert (tmp_path / "RAN").is_file()
     found = _found(_scan(tmp_path / "scan", source))
     assert [f.rule for f in found] == ["SAST104"]
+
+
+def test_a_working_folder_moved_by_types_method_type(tmp_path: Path) -> None:
+    """``types.MethodType(os.chdir, "data")()`` moves the working folder as
+    ``functools.partial(os.chdir, "data")`` does (sast108): a later ``-m evil`` runs
+    ``data/evil.py``. Found while closing row 152; red before (no finding)."""
+    source = (
+        'import types\ntypes.MethodType(os.chdir, "data")()\n'
+        'subprocess.run([sys.executable, "-m", "evil"])\n'
+    )
+    found = _found(_scan(tmp_path, source))
+    assert [f.rule for f in found] == ["SAST107"], found
+    control = source.replace('"data"', '"src"')  # a folder of scanned code: -m evil is not there
+    assert _found(_scan(tmp_path / "control", control)) == []
