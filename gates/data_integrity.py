@@ -890,10 +890,17 @@ class BatchRefused(str):
 
 
 def _refused(approval: Approval, batch: BatchCheck, *, kept: int, new: int) -> BatchRefused | None:
-    """DATA109's reason, against a trusted lock that approved at least ``min_approved`` rows:
-    the table keeps fewer of them, or more than ``max_dropped`` of them are gone."""
+    """DATA109's reason, against a trusted lock that approved at least ``min_approved`` rows
+    (or its default, 50): the table keeps fewer of them, or more than ``max_dropped`` of them
+    are gone."""
+    from pipeline.config import BatchCheck as Defaults  # noqa: PLC0415
+
     recorded, least = len(approval.digests or ()), batch.min_approved
-    if kept < least and approval.trusted and recorded >= least:
+    # min_approved is the pull request's to raise above the rows the trusted lock approved (a
+    # change that reads as stricter): that turned both refusals and the screen off, and 12
+    # relabelled rows passed (red team 18). The lock is screenable at the default too.
+    screenable = recorded >= min(least, Defaults().min_approved)
+    if kept < least and approval.trusted and screenable:
         # The rows are the pull request's to write: one ulp on every row made each new, and
         # a note let the gate pass unscreened (red team 17). Fail closed: DATA109.
         return BatchRefused(
@@ -909,7 +916,7 @@ def _refused(approval: Approval, batch: BatchCheck, *, kept: int, new: int) -> B
             observed=f"{kept}",
         )
     dropped, share = recorded - kept, batch.max_dropped
-    if approval.trusted and recorded >= least and dropped > share * recorded:
+    if approval.trusted and screenable and dropped > share * recorded:
         # One ulp on 400 of 569 rows kept 163 approved: the 406 "new" rows diluted 12
         # relabelled ones below DATA100's rate test and the gate passed (red team 17).
         return BatchRefused(
