@@ -934,6 +934,24 @@ def _refused(approval: Approval, batch: BatchCheck, *, kept: int, new: int) -> B
     return None
 
 
+def _unnamed(data: DataPolicy, approval: Approval) -> BatchRefused | None:
+    """DATA109's reason when the policy names no id column but the trusted lock approved rows
+    by id: a pull request dropping [data] id_column made the screen a note, and 12 relabelled
+    rows passed (red team 18)."""
+    if data.id_column is not None or not approval.trusted or not approval.digests:
+        return None
+    return BatchRefused(
+        f"[data] id_column is not set, but {approval.source} approved "
+        f"{len(approval.digests)} rows by id: the batch screen (DATA100-DATA108) cannot "
+        "tell them from new rows; set [data] id_column back, or, to replace the approved "
+        "snapshot on purpose, set [data.checks.batch].enabled = false in this pull "
+        "request's policy (a change the verdict lists)",
+        key="[data].id_column",
+        threshold="the id column the approved lock's rows are named by",
+        observed="none",
+    )
+
+
 def screen_new_rows(
     clean: pd.DataFrame, data: DataPolicy, approval: Approval, *, seed: int
 ) -> tuple[BatchScreening | None, str | None]:
@@ -948,7 +966,7 @@ def screen_new_rows(
     if not checks.batch.enabled:
         return None, None
     names = numeric_columns(data)
-    why = _batch_unavailable(data, approval, names)
+    why = _unnamed(data, approval) or _batch_unavailable(data, approval, names)
     if why is not None or approval.digests is None:
         return None, why
     # In the approval's order when it names the contract's features (a reordered

@@ -120,3 +120,25 @@ def test_a_small_trusted_lock_stays_a_note(rows: int, least: int, refused: bool)
     batch = BatchCheck(min_approved=least)
     got = _refused(_approval(rows), batch, kept=rows - 5, new=10)
     assert (got is not None) is refused, got
+
+
+def test_the_id_column_dropped_from_the_policy_does_not_switch_the_batch_screen_off(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``[data] id_column`` removed (the id stays a declared column): the batch screen said
+    "no id column" in a note, though the rows can still be matched to the trusted lock's by
+    their exact values."""
+    from gates.base import Status
+
+    pr = _pull_request(base, tmp_path, min_approved=None)
+    policy = pr / "policy.toml"
+    text = policy.read_text("utf-8").replace('id_column = "id"\n', "", 1)
+    policy.write_text(text, "utf-8")
+    _approve(pr)
+    outcome = _gate(pr, base, monkeypatch)
+    # Before: PASSED, metrics.batch.skipped "no id column: approved rows cannot be told ...".
+    assert outcome.status is Status.FAILED, (outcome.summary, outcome.metrics.get("batch"))
+    refused = [f for f in outcome.findings if f.rule == "DATA109"]
+    assert len(refused) == 1, [f.rule for f in outcome.findings]
+    assert refused[0].policy_key == "[data].id_column"
+    assert "approved 569 rows by id" in refused[0].message, refused[0].message
