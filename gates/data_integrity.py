@@ -1008,6 +1008,7 @@ def screen_new_rows(
             seed=seed,
             beyond_range=beyond,
             duplicates=checks.duplicates,
+            quarantine=checks.quarantine,
         ),
         None,
     )
