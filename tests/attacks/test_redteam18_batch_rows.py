@@ -142,3 +142,29 @@ def test_the_id_column_dropped_from_the_policy_does_not_switch_the_batch_screen_
     assert len(refused) == 1, [f.rule for f in outcome.findings]
     assert refused[0].policy_key == "[data].id_column"
     assert "approved 569 rows by id" in refused[0].message, refused[0].message
+
+
+def test_approved_rows_kept_beside_their_nudged_copies_do_not_dilute_the_new_ones(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Held (a control): the attacker's answer to DATA109's max_dropped keeps every approved
+    row and appends 400 of them again under new ids, one ulp apart, to dilute the 12
+    relabelled rows among 412 new ones. No DATA109 (569 kept), and the batch screen still
+    fails the batch (the copies are near copies of approved rows, DATA108)."""
+    import numpy as np
+
+    from gates.base import Status
+
+    pr = _pull_request(base, tmp_path, min_approved=None)
+    frame = pd.read_csv(pr / DATA)
+    picked = np.random.default_rng(1).permutation(len(frame))[:400]
+    copies = frame.iloc[picked].copy()
+    copies["id"] = np.arange(len(copies)) + int(frame["id"].max()) + 1
+    copies["mean_area"] = np.nextafter(copies["mean_area"].to_numpy(), np.inf)
+    pd.concat([frame, copies]).to_csv(pr / DATA, index=False, lineterminator="\n")
+    _approve(pr)
+    outcome = _gate(pr, base, monkeypatch)
+    rules = {f.rule for f in outcome.findings}
+    assert "DATA109" not in rules, rules
+    assert outcome.status is Status.FAILED, (outcome.summary, outcome.metrics.get("batch"))
+    assert {"DATA108", "DATA100"} <= rules, rules  # seen: DATA052, 070, 100, 102, 108
