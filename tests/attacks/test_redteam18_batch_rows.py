@@ -6,6 +6,8 @@ least ``[data.checks.batch].min_approved`` rows, keeps fewer of them, or lost mo
 the pull request's own policy: raising ``min_approved`` above the rows the trusted lock
 approved (a change that reads as stricter, one an approver would sign) turned the refusal off
 and the batch screen with it (a note), and 12 benign rows relabelled malignant PASSED.
+Dropping ``[data] id_column`` from the policy did the same ("no id column", a note). Held: 400
+approved rows appended again one ulp apart under new ids (no DATA109, the screen fails them).
 """
 
 from __future__ import annotations
