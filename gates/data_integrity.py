@@ -890,10 +890,17 @@ class BatchRefused(str):
 
 
 def _refused(approval: Approval, batch: BatchCheck, *, kept: int, new: int) -> BatchRefused | None:
-    """DATA109's reason, against a trusted lock that approved at least ``min_approved`` rows:
-    the table keeps fewer of them, or more than ``max_dropped`` of them are gone."""
+    """DATA109's reason, against a trusted lock that approved at least ``min_approved`` rows
+    (or its default, 50): the table keeps fewer of them, or more than ``max_dropped`` of them
+    are gone."""
+    from pipeline.config import BatchCheck as Defaults  # noqa: PLC0415
+
     recorded, least = len(approval.digests or ()), batch.min_approved
-    if kept < least and approval.trusted and recorded >= least:
+    # min_approved is the pull request's to raise above the rows the trusted lock approved (a
+    # change that reads as stricter): that turned both refusals and the screen off, and 12
+    # relabelled rows passed (red team 18). The lock is screenable at the default too.
+    screenable = recorded >= min(least, Defaults().min_approved)
+    if kept < least and approval.trusted and screenable:
         # The rows are the pull request's to write: one ulp on every row made each new, and
         # a note let the gate pass unscreened (red team 17). Fail closed: DATA109.
         return BatchRefused(
@@ -909,7 +916,7 @@ def _refused(approval: Approval, batch: BatchCheck, *, kept: int, new: int) -> B
             observed=f"{kept}",
         )
     dropped, share = recorded - kept, batch.max_dropped
-    if approval.trusted and recorded >= least and dropped > share * recorded:
+    if approval.trusted and screenable and dropped > share * recorded:
         # One ulp on 400 of 569 rows kept 163 approved: the 406 "new" rows diluted 12
         # relabelled ones below DATA100's rate test and the gate passed (red team 17).
         return BatchRefused(
@@ -927,6 +934,24 @@ def _refused(approval: Approval, batch: BatchCheck, *, kept: int, new: int) -> B
     return None
 
 
+def _unnamed(data: DataPolicy, approval: Approval) -> BatchRefused | None:
+    """DATA109's reason when the policy names no id column but the trusted lock approved rows
+    by id: a pull request dropping [data] id_column made the screen a note, and 12 relabelled
+    rows passed (red team 18)."""
+    if data.id_column is not None or not approval.trusted or not approval.digests:
+        return None
+    return BatchRefused(
+        f"[data] id_column is not set, but {approval.source} approved "
+        f"{len(approval.digests)} rows by id: the batch screen (DATA100-DATA108) cannot "
+        "tell them from new rows; set [data] id_column back, or, to replace the approved "
+        "snapshot on purpose, set [data.checks.batch].enabled = false in this pull "
+        "request's policy (a change the verdict lists)",
+        key="[data].id_column",
+        threshold="the id column the approved lock's rows are named by",
+        observed="none",
+    )
+
+
 def screen_new_rows(
     clean: pd.DataFrame, data: DataPolicy, approval: Approval, *, seed: int
 ) -> tuple[BatchScreening | None, str | None]:
@@ -941,7 +966,7 @@ def screen_new_rows(
     if not checks.batch.enabled:
         return None, None
     names = numeric_columns(data)
-    why = _batch_unavailable(data, approval, names)
+    why = _unnamed(data, approval) or _batch_unavailable(data, approval, names)
     if why is not None or approval.digests is None:
         return None, why
     # In the approval's order when it names the contract's features (a reordered
@@ -983,6 +1008,7 @@ def screen_new_rows(
             seed=seed,
             beyond_range=beyond,
             duplicates=checks.duplicates,
+            quarantine=checks.quarantine,
         ),
         None,
     )

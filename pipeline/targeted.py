@@ -1610,6 +1610,7 @@ def _unexplained_labels(
     doubt: Array,
     approved_doubt: Array,
     batch: BatchCheck,
+    quarantine: bool = False,
 ) -> tuple[Flags, str]:
     """Which of the label rule's rows (DATA100) are reported, and why.
 
@@ -1637,9 +1638,15 @@ def _unexplained_labels(
       is added).
 
     The verdict (``rate``) is unchanged: it counts every row.
+
+    With ``quarantine`` the rows reported are the rows dropped from training: every row the
+    rule flags is reported, as on the whole table (``pipeline.poison``). Reporting only the
+    excess kept a poisoned row that was less doubted than others in training (red team 18).
     """
     if rate.base_counts is None or rate.base_doubt is None or flags.count == 0:
         return flags, ""
+    if quarantine:
+        return flags, "every row reported: with quarantine the rows reported are dropped"
     rest = ~explained
     n = int(rest.sum())
     hit = np.isin(new, flags.rows)
@@ -1912,12 +1919,15 @@ def screen_batch(
     seed: int,
     beyond_range: Array | None = None,
     duplicates: DuplicatesCheck | None = None,
+    quarantine: bool = False,
 ) -> BatchScreening:
     """Screen rows not in ``approved`` (a boolean mask) against the approved rows alone.
 
     ``x`` are numeric features standardized with the approved rows' mean and deviation.
     ``beyond_range``: table positions of rows beyond the approved range plus margin (DATA060),
     a family of their own for the density check's Benjamini-Hochberg (see ``_batch_density``).
+    ``quarantine`` (``[data.checks].quarantine``): every row DATA100 flags is reported (and
+    dropped), never only the excess (see ``_unexplained_labels``).
     """
     trusted = np.flatnonzero(approved)
     new = np.flatnonzero(~approved)
@@ -2006,6 +2016,7 @@ def screen_batch(
         doubt=1.0 - given,
         approved_doubt=approved_doubt,
         batch=batch,
+        quarantine=quarantine,
     )
     label_rate = replace(label_rate, reporting=why)
     for f in flags:
