@@ -16,7 +16,6 @@ approved, and a copy of an approved row beyond the first is still new.
 
 from __future__ import annotations
 
-import io
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,30 +23,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-LOCK = "data/breast_cancer.lock.json"
-DATA = "data/breast_cancer.csv"
-
-
-def _approve(root: Path, *, rebaseline: bool = False) -> None:
-    from gates.approve import approve
-    from pipeline.config import load_policy
-
-    out = io.StringIO()
-    code = approve(load_policy(root / "policy.toml"), out=out, rebaseline=rebaseline)
-    assert code == 0, out.getvalue()
+from tests.batch_support import DATA, approve, gate_against, protected_branch
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The protected branch: the committed data approved by this code."""
-    root = tmp_path_factory.mktemp("rt16-ids") / "base"
-    root.mkdir()
-    shutil.copy2(REPO / "policy.toml", root / "policy.toml")
-    shutil.copytree(REPO / "data", root / "data")
-    shutil.copytree(REPO / "keys", root / "keys")
-    _approve(root, rebaseline=True)
-    return root
+    return protected_branch(tmp_path_factory, "rt16-ids")
 
 
 def _pull_request(base: Path, tmp_path: Path, *, renumber: int, copies: int = 0) -> Path:
@@ -65,20 +47,12 @@ def _pull_request(base: Path, tmp_path: Path, *, renumber: int, copies: int = 0)
         extra["id"] = range(20_000_000, 20_000_000 + copies)
         frame = pd.concat([frame, extra], ignore_index=True)
     frame.to_csv(pr / DATA, index=False, lineterminator="\n")
-    _approve(pr)
+    approve(pr)
     return pr
 
 
 def _gate(pr: Path, base: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from gates.base import RunContext
-    from gates.data_integrity import DataGate
-    from pipeline.config import load_policy
-
-    monkeypatch.setenv("GATES_APPROVED_LOCK", str(base / LOCK))
-    context = RunContext(
-        policy=load_policy(pr / "policy.toml"), run_id="rt16", reports_dir=pr / "r"
-    )
-    return DataGate().run(context)
+    return gate_against(pr, base, monkeypatch, run_id="rt16")
 
 
 @pytest.mark.parametrize("renumber", [569, 400], ids=["every-id", "400-ids"])

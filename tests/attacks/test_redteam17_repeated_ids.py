@@ -17,7 +17,6 @@ one.
 
 from __future__ import annotations
 
-import io
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,31 +25,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-LOCK = "data/breast_cancer.lock.json"
-DATA = "data/breast_cancer.csv"
+from tests.batch_support import DATA, approve, gate_against, protected_branch
+
 UNIQUE = 'id = { dtype = "int64", min = 1, unique = true }'
-
-
-def _approve(root: Path, *, rebaseline: bool = False) -> None:
-    from gates.approve import approve
-    from pipeline.config import load_policy
-
-    out = io.StringIO()
-    code = approve(load_policy(root / "policy.toml"), out=out, rebaseline=rebaseline)
-    assert code == 0, out.getvalue()
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The protected branch: the committed data approved by this code."""
-    root = tmp_path_factory.mktemp("rt17-ids") / "base"
-    root.mkdir()
-    shutil.copy2(REPO / "policy.toml", root / "policy.toml")
-    shutil.copytree(REPO / "data", root / "data")
-    shutil.copytree(REPO / "keys", root / "keys")
-    _approve(root, rebaseline=True)
-    return root
+    return protected_branch(tmp_path_factory, "rt17-ids")
 
 
 def _pull_request(base: Path, tmp_path: Path, *, repeat: bool) -> Path:
@@ -84,20 +67,12 @@ def _pull_request(base: Path, tmp_path: Path, *, repeat: bool) -> Path:
         new["id"] = range(100_000, 100_012)
         frame = pd.concat([frame, new], ignore_index=True)
     frame.to_csv(pr / DATA, index=False, lineterminator="\n")
-    _approve(pr)
+    approve(pr)
     return pr
 
 
 def _gate(pr: Path, base: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from gates.base import RunContext
-    from gates.data_integrity import DataGate
-    from pipeline.config import load_policy
-
-    monkeypatch.setenv("GATES_APPROVED_LOCK", str(base / LOCK))
-    context = RunContext(
-        policy=load_policy(pr / "policy.toml"), run_id="rt17", reports_dir=pr / "r"
-    )
-    return DataGate().run(context)
+    return gate_against(pr, base, monkeypatch, run_id="rt17")
 
 
 @pytest.mark.parametrize("repeat", [True, False], ids=["approved-ids-repeated", "fresh-ids"])

@@ -16,7 +16,6 @@ them is DATA109 (an error naming the counts and the way to replace a snapshot on
 
 from __future__ import annotations
 
-import io
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -26,30 +25,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-LOCK = "data/breast_cancer.lock.json"
-DATA = "data/breast_cancer.csv"
-
-
-def _approve(root: Path, *, rebaseline: bool = False) -> None:
-    from gates.approve import approve
-    from pipeline.config import load_policy
-
-    out = io.StringIO()
-    code = approve(load_policy(root / "policy.toml"), out=out, rebaseline=rebaseline)
-    assert code == 0, out.getvalue()
+from tests.batch_support import DATA, approve, gate_against, protected_branch
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The protected branch: the committed data approved by this code."""
-    root = tmp_path_factory.mktemp("rt17-ulp") / "base"
-    root.mkdir()
-    shutil.copy2(REPO / "policy.toml", root / "policy.toml")
-    shutil.copytree(REPO / "data", root / "data")
-    shutil.copytree(REPO / "keys", root / "keys")
-    _approve(root, rebaseline=True)
-    return root
+    return protected_branch(tmp_path_factory, "rt17-ulp")
 
 
 def _next_ulp(frame: pd.DataFrame) -> None:
@@ -84,20 +66,12 @@ def _pull_request(
     if changed is not None:
         frame = changed
     frame.to_csv(pr / DATA, index=False, lineterminator="\n")
-    _approve(pr)
+    approve(pr)
     return pr
 
 
 def _gate(pr: Path, base: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from gates.base import RunContext
-    from gates.data_integrity import DataGate
-    from pipeline.config import load_policy
-
-    monkeypatch.setenv("GATES_APPROVED_LOCK", str(base / LOCK))
-    context = RunContext(
-        policy=load_policy(pr / "policy.toml"), run_id="rt17", reports_dir=pr / "r"
-    )
-    return DataGate().run(context)
+    return gate_against(pr, base, monkeypatch, run_id="rt17")
 
 
 @pytest.mark.parametrize("nudge", [_next_ulp, _plus_nano], ids=["next-ulp", "plus-1e-9"])

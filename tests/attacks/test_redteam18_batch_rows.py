@@ -12,7 +12,6 @@ approved rows appended again one ulp apart under new ids (no DATA109, the screen
 
 from __future__ import annotations
 
-import io
 import re
 import shutil
 from pathlib import Path
@@ -21,30 +20,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-LOCK = "data/breast_cancer.lock.json"
-DATA = "data/breast_cancer.csv"
-
-
-def _approve(root: Path, *, rebaseline: bool = False) -> None:
-    from gates.approve import approve
-    from pipeline.config import load_policy
-
-    out = io.StringIO()
-    code = approve(load_policy(root / "policy.toml"), out=out, rebaseline=rebaseline)
-    assert code == 0, out.getvalue()
+from tests.batch_support import DATA, approve, gate_against, protected_branch
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The protected branch: the committed data approved by this code."""
-    root = tmp_path_factory.mktemp("rt18-rows") / "base"
-    root.mkdir()
-    shutil.copy2(REPO / "policy.toml", root / "policy.toml")
-    shutil.copytree(REPO / "data", root / "data")
-    shutil.copytree(REPO / "keys", root / "keys")
-    _approve(root, rebaseline=True)
-    return root
+    return protected_branch(tmp_path_factory, "rt18-rows")
 
 
 def _set_min_approved(pr: Path, value: int) -> None:
@@ -66,21 +48,12 @@ def _pull_request(base: Path, tmp_path: Path, *, min_approved: int | None) -> Pa
     frame.to_csv(pr / DATA, index=False, lineterminator="\n")
     if min_approved is not None:
         _set_min_approved(pr, min_approved)
-    _approve(pr)
+    approve(pr)
     return pr
 
 
 def _gate(pr: Path, base: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from gates.base import RunContext
-    from gates.data_integrity import DataGate
-    from pipeline.config import load_policy
-
-    monkeypatch.setenv("GATES_APPROVED_LOCK", str(base / LOCK))
-    monkeypatch.delenv("GATES_BASE_POLICY", raising=False)
-    context = RunContext(
-        policy=load_policy(pr / "policy.toml"), run_id="rt18", reports_dir=pr / "r"
-    )
-    return DataGate().run(context)
+    return gate_against(pr, base, monkeypatch, run_id="rt18")
 
 
 @pytest.mark.parametrize("least", [570, 100000])
@@ -136,7 +109,7 @@ def test_the_id_column_dropped_from_the_policy_does_not_switch_the_batch_screen_
     policy = pr / "policy.toml"
     text = policy.read_text("utf-8").replace('id_column = "id"\n', "", 1)
     policy.write_text(text, "utf-8")
-    _approve(pr)
+    approve(pr)
     outcome = _gate(pr, base, monkeypatch)
     # Before: PASSED, metrics.batch.skipped "no id column: approved rows cannot be told ...".
     assert outcome.status is Status.FAILED, (outcome.summary, outcome.metrics.get("batch"))
@@ -164,7 +137,7 @@ def test_approved_rows_kept_beside_their_nudged_copies_do_not_dilute_the_new_one
     copies["id"] = np.arange(len(copies)) + int(frame["id"].max()) + 1
     copies["mean_area"] = np.nextafter(copies["mean_area"].to_numpy(), np.inf)
     pd.concat([frame, copies]).to_csv(pr / DATA, index=False, lineterminator="\n")
-    _approve(pr)
+    approve(pr)
     outcome = _gate(pr, base, monkeypatch)
     rules = {f.rule for f in outcome.findings}
     assert "DATA109" not in rules, rules
