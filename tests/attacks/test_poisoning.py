@@ -95,8 +95,11 @@ def shift_on_every_feature(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def many_wrong_labels(frame: pd.DataFrame) -> pd.DataFrame:
-    """A batch of 120 relabelled rows taught against the approved data: negative impact."""
-    rows = frame.index[::4][:120]
+    """A batch of 100 relabelled rows taught against the approved data: negative impact.
+
+    100 of the 569 approved rows changed: within ``[data.checks.batch].max_dropped`` (0.2),
+    beyond which the table is DATA109 before the batch screen runs (120 rows were)."""
+    rows = frame.index[::4][:100]
     swap = {"benign": "malignant", "malignant": "benign"}
     frame.loc[rows, "diagnosis"] = frame.loc[rows, "diagnosis"].map(swap)
     return frame
