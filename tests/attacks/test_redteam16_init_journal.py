@@ -97,21 +97,13 @@ def test_a_committed_journal_writes_nothing_into_the_clone(
     assert not (root / "PWNED").exists()
 
 
-def test_the_cli_refuses_a_committed_journal_in_one_line(tmp_path: Path) -> None:
-    root = _checkout_with_journal(tmp_path, {".git/hooks/pre-commit": (HOOK, 0o755)})
-    table = _table(tmp_path / "t.csv")
+def _gates(root: Path, *argv: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m gates ARGV`` run in ``root`` (with ``PATH`` set to ``path`` when given)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(  # nosec B603 # fixed argv
-        [
-            sys.executable,
-            "-m",
-            "gates",
-            "init",
-            str(table),
-            "--label",
-            "y",
-            "--force",
-        ],
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run(  # nosec B603 # fixed argv
+        [sys.executable, "-m", "gates", *argv],
         cwd=root,
         env=env,
         capture_output=True,
@@ -119,6 +111,12 @@ def test_the_cli_refuses_a_committed_journal_in_one_line(tmp_path: Path) -> None
         timeout=300,
         check=False,
     )
+
+
+def test_the_cli_refuses_a_committed_journal_in_one_line(tmp_path: Path) -> None:
+    root = _checkout_with_journal(tmp_path, {".git/hooks/pre-commit": (HOOK, 0o755)})
+    table = _table(tmp_path / "t.csv")
+    done = _gates(root, "init", str(table), "--label", "y", "--force")
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert "committed to the repository" in done.stderr + done.stdout
@@ -192,16 +190,7 @@ def test_a_committed_journal_is_refused_where_git_does_not_run(
     root = _checkout_with_journal(tmp_path, {".git/hooks/pre-commit": (HOOK, 0o755)})
     no_git = tmp_path / "bin"
     no_git.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": str(no_git)}
-    done = subprocess.run(  # nosec B603 # fixed argv
-        [sys.executable, "-m", "gates", *command],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = _gates(root, *command, path=str(no_git))
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert "git could not be run" in done.stderr, done.stderr
