@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,13 @@ UNPARSABLE_REPORT: tuple[type[Exception], ...] = (
     TypeError,
     RecursionError,
 )
+
+
+def codepoints(text: str, categories: frozenset[str]) -> str:
+    """``text`` with every character of a Unicode category in ``categories`` written as its
+    code point (``U+000A``), shown instead of obeyed: untrusted text in a log line
+    (``gates.console.one_line``) or a report (``gates.feedback.markdown.visible``)."""
+    return "".join(f"U+{ord(c):04X}" if unicodedata.category(c) in categories else c for c in text)
 
 
 class Status(enum.Enum):

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import os
 import time
-import unicodedata
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, TextIO
 
-from gates.base import GateResult, Severity, Status
+from gates.base import GateResult, Severity, Status, codepoints
 from gates.registry import NAMES, GateSpec
 
 LOG_FORMAT_ENV = "GATES_LOG_FORMAT"
@@ -37,7 +36,7 @@ def one_line(text: str) -> str:
     hold a new line) is quoted in findings: raw, it wrote lines of its own into the CI log,
     ``[ok  ] data PASSED`` or a GitHub workflow command (``::error::``, ``::add-mask::``) among
     them (red team 17)."""
-    return "".join(f"U+{ord(c):04X}" if unicodedata.category(c) in _UNSHOWN else c for c in text)
+    return codepoints(text, _UNSHOWN)
 
 
 def print_result(result: GateResult, *, out: TextIO) -> None:

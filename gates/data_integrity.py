@@ -893,13 +893,13 @@ def _refused(approval: Approval, batch: BatchCheck, *, kept: int, new: int) -> B
     """DATA109's reason, against a trusted lock that approved at least ``min_approved`` rows
     (or its default, 50): the table keeps fewer of them, or more than ``max_dropped`` of them
     are gone."""
-    from pipeline.config import BatchCheck as Defaults  # noqa: PLC0415
+    from pipeline.config import BatchCheck  # noqa: PLC0415
 
     recorded, least = len(approval.digests or ()), batch.min_approved
     # min_approved is the pull request's to raise above the rows the trusted lock approved (a
     # change that reads as stricter): that turned both refusals and the screen off, and 12
     # relabelled rows passed (red team 18). The lock is screenable at the default too.
-    screenable = recorded >= min(least, Defaults().min_approved)
+    screenable = recorded >= min(least, BatchCheck.model_fields["min_approved"].default)
     if kept < least and approval.trusted and screenable:
         # The rows are the pull request's to write: one ulp on every row made each new, and
         # a note let the gate pass unscreened (red team 17). Fail closed: DATA109.

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
-from gates.base import Severity
+from gates.base import Severity, codepoints
 from gates.feedback.bundle import ReportBundle
 
 # GitHub rejects comments over 65536 characters and job summaries over 1 MiB; 1 MiB is the
@@ -22,6 +21,8 @@ _ICONS = {
     "INCOMPLETE": "⏸️",
 }
 # Markdown and inline HTML that could change the rendering or inject links/mentions.
+# Unicode format characters (category Cf): bidi overrides and isolates, zero-width ones.
+_FORMAT = frozenset({"Cf"})
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~@&])")
 
 
@@ -38,7 +39,7 @@ def escape(text: str, *, limit: int = _REASON) -> str:
 def visible(text: str) -> str:
     """Unicode format characters (category Cf) written as ``U+XXXX`` (also used by
     ``report.html``)."""
-    return "".join(f"U+{ord(c):04X}" if unicodedata.category(c) == "Cf" else c for c in text)
+    return codepoints(text, _FORMAT)
 
 
 def code(text: str) -> str:
