@@ -301,7 +301,7 @@ def _refuse(path: Path, violations: list[Violation], *, out: TextIO) -> int:
     out.write(f"not approved: {path} breaks its contract; the lock is unchanged\n")
     for violation in violations:
         out.write(
-            f"  {violation.rule} {one_line(violation.message)} ({one_line(violation.policy_key)})\n"
+            f"  {violation.rule} {one_line(violation.message)} ({one_line(str(violation.policy_key))})\n"
         )
     return 1
 
