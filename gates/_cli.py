@@ -390,15 +390,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("interrupted\n")
         return EXIT_INTERRUPTED
     except GatesError as err:
-        sys.stderr.write(f"error: {err}\n")
+        _error(err)
         return EXIT_USAGE
     except Exception as err:
         from pipeline.errors import PipelineError  # noqa: PLC0415 - keeps `list` import-light
 
         if isinstance(err, PipelineError):
-            sys.stderr.write(f"error: {err}\n")
+            _error(err)
             return EXIT_USAGE
         raise
+
+
+def _error(err: Exception) -> None:
+    """``error: <message>`` on one line: a message quotes the pull request's policy keys and
+    values (a column's name may hold a new line), and raw it wrote GitHub workflow commands
+    such as ``::error::`` into the CI log of every job that reads the policy (red team 19)."""
+    from gates.console import one_line  # noqa: PLC0415 - keeps `list` import-light
+
+    sys.stderr.write(f"error: {one_line(str(err))}\n")
 
 
 def _refuse_half_written(args: argparse.Namespace) -> None:

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from gates.console import one_line
 from gates.errors import GateError
 from pipeline.approval import (
     ApprovalError,
@@ -62,7 +63,7 @@ def approve(policy: LoadedPolicy, *, out: TextIO, rebaseline: bool = False) -> i
     try:
         signer = _approver_key(policy)
     except ApprovalError as err:
-        out.write(f"not approved: {err}; the lock is unchanged\n")
+        out.write(f"not approved: {one_line(str(err))}; the lock is unchanged\n")
         return 1
     # What this approval replaces, read before the lock is rewritten (see _replaced); the new
     # lock's serial goes above the base's and the one on disk: a lock's bytes never come back.
@@ -230,10 +231,10 @@ def _screen_new(
         if isinstance(note, BatchRefused):
             out.write(
                 "  new rows not screened (the data gate fails on this against the base "
-                f"branch's lock: DATA109): {note}\n"
+                f"branch's lock: DATA109): {one_line(note)}\n"
             )
         elif note is not None and not note.startswith("every row"):
-            out.write(f"  new rows not screened: {note}\n")
+            out.write(f"  new rows not screened: {one_line(note)}\n")
         return
     flagged = batch.flagged_rows()
     out.write(
@@ -244,7 +245,7 @@ def _screen_new(
         batch, data, data.path, source="the previous approval", trusted=True
     ):
         word = "the data gate fails on this" if finding.severity.value == "error" else "note"
-        out.write(f"  {word}: {finding.rule} {finding.message}\n")
+        out.write(f"  {word}: {finding.rule} {one_line(finding.message)}\n")
 
 
 def _approve_streaming(
@@ -299,7 +300,9 @@ def _approve_streaming(
 def _refuse(path: Path, violations: list[Violation], *, out: TextIO) -> int:
     out.write(f"not approved: {path} breaks its contract; the lock is unchanged\n")
     for violation in violations:
-        out.write(f"  {violation.rule} {violation.message} ({violation.policy_key})\n")
+        out.write(
+            f"  {violation.rule} {one_line(violation.message)} ({one_line(str(violation.policy_key))})\n"
+        )
     return 1
 
 
@@ -350,13 +353,13 @@ def _report_changes(
         added = [c for c in entry.columns if c not in previous.columns]
         removed = [c for c in previous.columns if c not in entry.columns]
         if added:
-            out.write(f"  columns added: {', '.join(added)}\n")
+            out.write(f"  columns added: {one_line(', '.join(added))}\n")
         if removed:
-            out.write(f"  columns removed: {', '.join(removed)}\n")
+            out.write(f"  columns removed: {one_line(', '.join(removed))}\n")
         out.write("  the earlier lock had no profile: this approval records the first one\n")
         return
     for line in describe_changes(previous.profile, profile):
-        out.write(f"  {line}\n")
+        out.write(f"  {one_line(line)}\n")
 
 
 def verify(policy: LoadedPolicy, *, out: TextIO) -> int:
@@ -371,7 +374,7 @@ def verify(policy: LoadedPolicy, *, out: TextIO) -> int:
         problems.append(f"DATA003 {err}")
         approver = None
     for problem in problems:
-        out.write(f"{problem}\n")
+        out.write(f"{one_line(problem)}\n")
     if not problems:
         by = f", approved by {approver}" if approver else ""
         out.write(f"{policy.policy.data.path}: matches {policy.policy.data.lock}{by}\n")

@@ -587,11 +587,8 @@ class DataGate(Gate):
             whole = scanned.sample.reset_index(drop=True)
             batch, note = screen_new_rows(whole, data, approval, seed=policy.policy.run.seed)
         elif approval.digests:
-            note = (
-                f"the streaming path holds a sample of "
-                f"{0 if scanned.sample is None else len(scanned.sample)} of "
-                f"{scanned.rows} rows, not every row: the batch screen did not run"
-            )
+            held = 0 if scanned.sample is None else len(scanned.sample)
+            note = _unsampled(data, approval, held=held, rows=scanned.rows)
         if scanned.sample is not None:
             # Associations and bursts on the same sample as the label and isolation checks.
             from pipeline.poison import targeted_on_sample  # noqa: PLC0415
@@ -893,13 +890,8 @@ def _refused(approval: Approval, batch: BatchCheck, *, kept: int, new: int) -> B
     """DATA109's reason, against a trusted lock that approved at least ``min_approved`` rows
     (or its default, 50): the table keeps fewer of them, or more than ``max_dropped`` of them
     are gone."""
-    from pipeline.config import BatchCheck  # noqa: PLC0415
-
     recorded, least = len(approval.digests or ()), batch.min_approved
-    # min_approved is the pull request's to raise above the rows the trusted lock approved (a
-    # change that reads as stricter): that turned both refusals and the screen off, and 12
-    # relabelled rows passed (red team 18). The lock is screenable at the default too.
-    screenable = recorded >= min(least, BatchCheck.model_fields["min_approved"].default)
+    screenable = _screenable(approval, batch)
     if kept < least and approval.trusted and screenable:
         # The rows are the pull request's to write: one ulp on every row made each new, and
         # a note let the gate pass unscreened (red team 17). Fail closed: DATA109.
@@ -932,6 +924,43 @@ def _refused(approval: Approval, batch: BatchCheck, *, kept: int, new: int) -> B
             observed=f"{dropped}",
         )
     return None
+
+
+def _screenable(approval: Approval, batch: BatchCheck) -> bool:
+    """Whether the lock approved rows enough to screen against: at least the smaller of
+    ``min_approved`` and its default (50)."""
+    from pipeline.config import BatchCheck  # noqa: PLC0415
+
+    # min_approved is the pull request's to raise above the rows the trusted lock approved (a
+    # change that reads as stricter): that turned both refusals and the screen off, and 12
+    # relabelled rows passed (red team 18). The lock is screenable at the default too.
+    default: int = BatchCheck.model_fields["min_approved"].default
+    return len(approval.digests or ()) >= min(batch.min_approved, default)
+
+
+def _unsampled(data: DataPolicy, approval: Approval, *, held: int, rows: int) -> str:
+    """Why the streaming path did not run the batch screen (its sample of ``held`` rows does
+    not hold all ``rows``): DATA109 against a trusted lock that approved rows enough, where
+    ``[data].stream_above_mb = 0.01`` and ``[data.checks.labels].max_fit_rows = 100``, two
+    lines that read as tuning, had made it a note and 12 relabelled rows PASSED (red team 19).
+    """
+    text = (
+        f"the streaming path holds a sample of {held} of {rows} rows, not every row: the "
+        "batch screen did not run"
+    )
+    batch = data.checks.batch
+    if not (batch.enabled and approval.trusted and _screenable(approval, batch)):
+        return text
+    return _unnamed(data, approval) or BatchRefused(
+        f"{text} against the {len(approval.digests or ())} rows approved in "
+        f"{approval.source}: set [data.checks.labels].max_fit_rows to at least {rows} (or "
+        "[data].stream_above_mb above the file's size) so that every row is screened, or, to "
+        "replace the approved snapshot on purpose, set [data.checks.batch].enabled = false in "
+        "this pull request's policy (a change the verdict lists)",
+        key="[data.checks.labels].max_fit_rows",
+        threshold=f"a sample of every row ({rows})",
+        observed=f"{held}",
+    )
 
 
 def _unnamed(data: DataPolicy, approval: Approval) -> BatchRefused | None:

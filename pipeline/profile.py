@@ -625,10 +625,33 @@ def row_digest_list(
     repeats (a dict by id keeps the last row of each id)."""
     body = [*(columns or contract.feature_columns), contract.label]
     # Column-wise concatenation stays vectorized (a row-wise join is 50x slower).
-    text = clean[body[0]].astype(object).map(str)
+    text = _cells_text(clean[body[0]])
     for name in body[1:]:
-        text = text + "\x1f" + clean[name].astype(object).map(str)
+        text = text + "\x1f" + _cells_text(clean[name])
     return [hashlib.sha256(t.encode("utf-8")).hexdigest()[:16] for t in text]
+
+
+# What a null reads as in ``str``: pd.NA, None, NaN.
+_NULL_TEXT = frozenset({"<NA>", "None", "nan"})
+
+
+def _cells_text(column: pd.Series) -> pd.Series:
+    """Each cell as ``row_digest_list`` joins it: ``str`` of the value, except text that reads
+    as a null or holds the separator ``\x1f`` (or the escape ``\x1b``), which is written
+    ``\x1b`` + the text with ``\x1b`` and ``\x1f`` escaped by ``\x1b``. A blank string cell
+    (null, ``<NA>``) and a cell holding ``<NA>`` had one digest while the model saw ``""`` and
+    ``<NA>`` (red team 19); a null's text, and so every digest a lock recorded, is unchanged.
+    """
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return column.astype(object).map(str)
+    return column.astype(object).map(_cell_text)
+
+
+def _cell_text(value: Any) -> str:
+    text = str(value)
+    if isinstance(value, str) and (text in _NULL_TEXT or "\x1f" in text or "\x1b" in text):
+        return "\x1b" + text.replace("\x1b", "\x1b\x1b").replace("\x1f", "\x1b\x1f")
+    return text
 
 
 def id_text(value: Any) -> str:
