@@ -402,12 +402,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error(err: Exception) -> None:
-    """``error: <message>`` on one line: a message quotes the pull request's policy keys and
-    values (a column's name may hold a new line), and raw it wrote GitHub workflow commands
-    such as ``::error::`` into the CI log of every job that reads the policy (red team 19)."""
+    """``error: <line>`` for each line of the message, control characters shown as ``U+XXXX``.
+
+    A message quotes the pull request's policy keys and values (a column's name may hold a new
+    line), and raw it wrote GitHub workflow commands such as ``::error::`` into the CI log of
+    every job that reads the policy (red team 19). Every line written starts with ``error: ``,
+    so none is a command (the runner reads one only at a line's start, spaces trimmed), and a
+    policy with several problems still shows one per line.
+    """
     from gates.console import one_line  # noqa: PLC0415 - keeps `list` import-light
 
-    sys.stderr.write(f"error: {one_line(str(err))}\n")
+    for line in str(err).split("\n"):
+        sys.stderr.write(f"error: {one_line(line)}\n")
 
 
 def _refuse_half_written(args: argparse.Namespace) -> None:

@@ -7,7 +7,9 @@ hold a new line and an escape: ``[data.columns]."tag\\n::error title=verdict::PA
 with ``error: <message>``, and the message quoted the key as it was: the workflow command
 stood on a line of its own in the job's log, in colour. ``data approve`` printed a class name
 or a column name (in its contract violations, its label-share changes and the batch screen's
-findings) raw into the approver's terminal the same way. Both now go through ``one_line``.
+findings) raw into the approver's terminal the same way. Both now go through ``one_line``;
+the CLI writes each line of a message as ``error: <line>``, so a new line in a key starts a
+line that is no command, and a policy with several problems still reads one per line.
 """
 
 from __future__ import annotations
@@ -69,9 +71,10 @@ def test_a_policy_key_does_not_write_a_workflow_command_through_the_cli_error(
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert _lines_written(output) == [], output
-    assert "U+000A" in done.stderr, done.stderr
+    assert "U+001B" in done.stderr, done.stderr
     assert "bogus" in done.stderr, done.stderr
-    assert len(done.stderr.splitlines()) == 1, done.stderr
+    # The name's new line starts a line of its own, as every line does, with "error: ".
+    assert all(line.startswith("error: ") for line in done.stderr.splitlines()), done.stderr
     assert "Traceback" not in output
 
 
@@ -110,3 +113,36 @@ def test_ordinary_text_is_unchanged(text: str) -> None:
     from gates.console import one_line
 
     assert one_line(text) == text
+
+
+def test_a_policy_with_two_problems_shows_one_error_line_each(tmp_path: Path) -> None:
+    """The control: two bad dtypes are two ``error:`` lines, each naming its key."""
+    root = _project(tmp_path / "pr")
+    policy = root / "policy.toml"
+    declared = 'id = { dtype = "int64", min = 1, unique = true }\n'
+    text = policy.read_text("utf-8")
+    policy.write_text(
+        text.replace(
+            declared,
+            f'{declared}first = {{ dtype = "bogus" }}\nsecond = {{ dtype = "bogus" }}\n',
+            1,
+        ),
+        "utf-8",
+    )
+    env = {**os.environ, "CI": "1", "PYTHONPATH": str(REPO)}
+    env.pop("GATES_BASE_POLICY", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "gates", "run", "data"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2, done.stderr
+    assert all(line.startswith("error: ") for line in lines), done.stderr
+    assert any("first" in line for line in lines), done.stderr
+    assert any("second" in line for line in lines), done.stderr
+    assert "U+000A" not in done.stderr, done.stderr
