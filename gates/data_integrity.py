@@ -741,7 +741,8 @@ class DataGate(Gate):
                 findings.append(
                     Finding(
                         "DATA041",
-                        f"column '{drift.column}' drifted from the reference: PSI {drift.psi:.3f} > {max_psi:g}",
+                        f"column '{drift.column}' drifted from the reference: PSI {drift.psi:.3f} "
+                        f"> {max_psi:g}; {_REFERENCE_IS}",
                         location=Location(path=shown, column=drift.column),
                         observed=f"{drift.psi:.6f}",
                         threshold=f"{max_psi}",
@@ -754,7 +755,8 @@ class DataGate(Gate):
             findings.append(
                 Finding(
                     "DATA042",
-                    f"class '{cls}' share moved {moved:.3f} from the reference (> {limit:g})",
+                    f"class '{cls}' share moved {moved:.3f} from the reference (> {limit:g}); "
+                    f"{_REFERENCE_IS}",
                     location=Location(path=shown, column=data.label),
                     observed=f"{moved:.6f}",
                     threshold=f"{limit}",
@@ -888,6 +890,13 @@ class BatchRefused(str):
         refused.policy_key, refused.threshold, refused.observed = key, threshold, observed
         return refused
 
+
+# Which reference DATA041/DATA042 measure against: a --rebaseline in a pull request does not
+# move the base branch's (the yardstick in CI) until it is merged.
+_REFERENCE_IS = (
+    "the reference is the approved lock's profile, on a pull request the base branch's "
+    "($GATES_BASE_POLICY): a data approve --rebaseline there counts only once merged"
+)
 
 # DATA109's way out, said the same in each of its messages: what to change, what the verdict
 # then asks for, and that the screen must come back on.
