@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,19 +99,51 @@ def _parser() -> argparse.ArgumentParser:
         help="run GATE and every later gate even on a cache hit; earlier gates may be reused",
     )
 
-    data = sub.add_parser("data", help="manage the approved data snapshot")
+    data = sub.add_parser(
+        "data",
+        help="manage the approved data snapshot",
+        description=_wrapped(
+            "The data gate trusts the data file ([data].path) through its lock "
+            "([data].lock: SHA-256, row digests, the reference profile, a serial) and, with "
+            "[roles].approvers, an approver's signature beside it. After any change to the data, "
+            "run data approve and commit the data, the lock, its approval and the checksums file."
+        ),
+        epilog=_DATA_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     approve_cmd = data_sub.add_parser(
         "approve",
         parents=[common],
         help="check the data against the contract, profile it and rewrite its lock",
+        description=_wrapped(
+            "Check the data against the contract, profile it, rewrite its lock (with a "
+            "new serial) and its line of the checksums file, and say what "
+            "changed: rows added, removed and changed, drift, and whether the data gate will fail "
+            "on the new or changed rows (DATA100-DATA109). With [roles].approvers, sign the lock "
+            "with the private key (its PEM text) in $GATES_APPROVER_KEY ([roles].approver_key_env) "
+            "into <lock stem>.approval.json. With $GATES_BASE_POLICY (the base branch's "
+            "policy.toml) or $GATES_APPROVED_LOCK set, its lock is the one approved over, as the "
+            "data gate checks on a pull request; else the lock on disk. Exit 1, the lock "
+            "unchanged, when the contract is broken or the key is not an approver's."
+        ),
+        epilog=_DATA_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     approve_cmd.add_argument(
         "--rebaseline",
         action="store_true",
         help="make this snapshot the reference profile that drift and range are measured against",
     )
-    data_sub.add_parser("verify", parents=[common], help="check the data against its lock")
+    data_sub.add_parser(
+        "verify",
+        parents=[common],
+        help="check the data against its lock",
+        description="Compare the data file with its lock and the checksums file and, with "
+        "[roles].approvers, the lock with its approval (against the base branch's lock when "
+        "$GATES_BASE_POLICY or $GATES_APPROVED_LOCK is set): the data gate's DATA001-DATA003, "
+        "without the contract or the screen. Exit 0 when they match, 1 when not.",
+    )
 
     _add_policy_parser(sub, common)
     verify = sub.add_parser(
@@ -144,6 +177,28 @@ def _parser() -> argparse.ArgumentParser:
     _add_ci_parser(sub)
     _add_init_parser(sub)
     return parser
+
+
+_DATA_EPILOG = """\
+everyday changes (docs/own-data.md, "Changing the data"):
+  rows added, a label corrected  data approve, then python -m gates run (the new and
+                                 changed rows are screened against the approved ones)
+  rows dropped                   the same; beyond [data.checks.batch].max_dropped of the
+                                 approved rows beside new rows, DATA109: drop them apart
+  the snapshot replaced          the same, with [data.checks.batch].enabled = false in the
+                                 policy for that change (DATA109 otherwise)
+  the base branch moved on       merge it in, take its lock and approval, approve again (DATA003)
+
+environment:
+  GATES_APPROVER_KEY   an approver's private key, its PEM text ([roles].approver_key_env)
+  GATES_BASE_POLICY    the base branch's policy.toml: its approvers and approved lock
+  GATES_APPROVED_LOCK  the approved lock itself (wins over GATES_BASE_POLICY's)
+"""
+
+
+def _wrapped(text: str) -> str:
+    """A description as argparse's default formatter would wrap it (for a raw epilog)."""
+    return textwrap.fill(text, width=79)
 
 
 def _add_policy_parser(

@@ -154,7 +154,8 @@ def _approver_key(policy: LoadedPolicy) -> tuple[Signer, str] | None:
     if not pem:
         msg = (
             f"[roles].approvers is set ({', '.join(sorted(allowed.keys))}): only a data approver "
-            f"may approve; set ${name} to a data approver's private key"
+            f"may approve; set ${name} to a data approver's private key, its PEM text "
+            f'({name}="$(cat carol.key)"; docs/keys.md, "Data approvers")'
         )
         raise ApprovalError(msg)
     try:

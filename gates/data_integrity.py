@@ -738,7 +738,8 @@ class DataGate(Gate):
                 findings.append(
                     Finding(
                         "DATA041",
-                        f"column '{drift.column}' drifted from the reference: PSI {drift.psi:.3f} > {max_psi:g}",
+                        f"column '{drift.column}' drifted from the reference: PSI {drift.psi:.3f} "
+                        f"> {max_psi:g}; {_REFERENCE_IS}",
                         location=Location(path=shown, column=drift.column),
                         observed=f"{drift.psi:.6f}",
                         threshold=f"{max_psi}",
@@ -751,7 +752,8 @@ class DataGate(Gate):
             findings.append(
                 Finding(
                     "DATA042",
-                    f"class '{cls}' share moved {moved:.3f} from the reference (> {limit:g})",
+                    f"class '{cls}' share moved {moved:.3f} from the reference (> {limit:g}); "
+                    f"{_REFERENCE_IS}",
                     location=Location(path=shown, column=data.label),
                     observed=f"{moved:.6f}",
                     threshold=f"{limit}",
@@ -886,6 +888,24 @@ class BatchRefused(str):
         return refused
 
 
+# Which reference DATA041/DATA042 measure against: a --rebaseline in a pull request does not
+# move the base branch's (the yardstick in CI) until it is merged.
+_REFERENCE_IS = (
+    "the reference is the approved lock's profile, on a pull request the base branch's "
+    "($GATES_BASE_POLICY): a data approve --rebaseline there counts only once merged"
+)
+
+# DATA109's way out, said the same in each of its messages: what to change, what the verdict
+# then asks for, and that the screen must come back on.
+_ON_PURPOSE = (
+    "set [data.checks.batch].enabled = false in this pull request's policy: a policy change "
+    "the verdict lists (GATE017) and, when the base branch's policy sets [roles].approvers, "
+    "refuses until an approver signs it (python -m gates policy approve --base "
+    "BASE/policy.toml); set it back to true in the next data change (docs/own-data.md, "
+    '"Changing the data")'
+)
+
+
 def _refused(approval: Approval, batch: BatchCheck, *, kept: int, new: int) -> BatchRefused | None:
     """DATA109's reason, against a trusted lock that approved at least ``min_approved`` rows
     (or its default, 50): the table keeps fewer of them, or more than ``max_dropped`` of them
@@ -900,9 +920,7 @@ def _refused(approval: Approval, batch: BatchCheck, *, kept: int, new: int) -> B
             f"(by id or by their exact values), fewer than [data.checks.batch].min_approved = "
             f"{least}: the batch screen (DATA100-DATA108) has nothing to judge the "
             f"{new} other rows against (a value changed even by one ulp makes a "
-            "row new); to replace the approved snapshot on purpose, set "
-            "[data.checks.batch].enabled = false in this pull request's policy (a change the "
-            "verdict lists)",
+            f"row new); to replace the approved snapshot on purpose, {_ON_PURPOSE}",
             key="[data.checks.batch].min_approved",
             threshold=f"{least}",
             observed=f"{kept}",
@@ -917,8 +935,7 @@ def _refused(approval: Approval, batch: BatchCheck, *, kept: int, new: int) -> B
             f"= {share:g} of them, beside {new} new rows: an approved row changed "
             "even by one ulp is a new row, and changed rows would dilute the new rows the batch "
             "screen judges; a batch adds rows (drop approved rows in a change of their own), or "
-            "to replace the approved snapshot on purpose set [data.checks.batch].enabled = "
-            "false in this pull request's policy (a change the verdict lists)",
+            f"to replace the approved snapshot on purpose, {_ON_PURPOSE}",
             key="[data.checks.batch].max_dropped",
             threshold=f"{share:g} of {recorded}",
             observed=f"{dropped}",
@@ -973,8 +990,7 @@ def _unnamed(data: DataPolicy, approval: Approval) -> BatchRefused | None:
         f"[data] id_column is not set, but {approval.source} approved "
         f"{len(approval.digests)} rows by id: the batch screen (DATA100-DATA108) cannot "
         "tell them from new rows; set [data] id_column back, or, to replace the approved "
-        "snapshot on purpose, set [data.checks.batch].enabled = false in this pull "
-        "request's policy (a change the verdict lists)",
+        f"snapshot on purpose, {_ON_PURPOSE}",
         key="[data].id_column",
         threshold="the id column the approved lock's rows are named by",
         observed="none",

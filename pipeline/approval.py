@@ -175,7 +175,7 @@ def check_approval(policy: LoadedPolicy, *, trusted: bytes | None = None) -> str
         msg = (
             f"{shown}: missing: [roles].approvers ({', '.join(sorted(allowed.keys))}) is set, so "
             "the data lock needs an approver's signature (python -m gates data approve with "
-            "the approver's key)"
+            f"an approver's private key, its PEM text, in ${policy.policy.roles.approver_key_env})"
         )
         raise ApprovalError(msg) from None
     except OSError as err:
@@ -262,7 +262,9 @@ def _check_serial(
         msg = (
             f"{shown}: refused: {name!r} has serial {serial}, not above the base branch's "
             f"approved lock's serial {base}: a lock the base branch replaced (a superseded or "
-            f"reverted batch brought back), or one approved before it moved on; {again}"
+            f"reverted batch brought back), or one approved before it moved on (another data "
+            f"change merged first: merge the base branch into this one, taking its {name!r}, "
+            f"approval and checksums file and keeping your data change); {again}"
         )
         raise ApprovalError(msg)
 

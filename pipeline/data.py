@@ -1210,7 +1210,8 @@ def verify_lock(policy: LoadedPolicy) -> list[Violation]:
                 Violation(
                     "DATA002",
                     f"{sums_path.name}: checksum of {name} is "
-                    f"{(sums.get(name) or 'absent')[:12]}..., the file's is {actual[:12]}...",
+                    f"{(sums.get(name) or 'absent')[:12]}..., the file's is {actual[:12]}...; "
+                    "python -m gates data approve writes its line",
                     observed=sums.get(name) or "absent",
                     expected=actual,
                     policy_key="[data].checksums",

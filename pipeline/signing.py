@@ -362,6 +362,9 @@ def private_key_from_pem(
     except (ValueError, TypeError, UnsupportedAlgorithmError):
         # ``from None``: the parser's own message could quote the input.
         msg = f"{source}: expected an unencrypted PEM {_shown(algorithm)} private key; it could not be parsed"
+        if source.startswith("$") and b"-----BEGIN" not in data:
+            # A variable holding the key file's path instead of its text: say so.
+            msg += f'; it holds no PEM block: set it to the key\'s text, not its path ({source[1:]}="$(cat FILE)")'
         raise SigningError(msg) from None
     found = _safe_algorithm(key)
     if not isinstance(key, PrivateKeyType) or found is None or algorithm not in (None, found):

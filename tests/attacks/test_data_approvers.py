@@ -136,13 +136,29 @@ def test_approve_refuses_without_an_approvers_key_and_leaves_the_lock(project, m
     code, out = _approve(root, pems[who] if who else None, monkeypatch)
     assert code == 1
     expected = (
-        "only a data approver may approve; set $GATES_APPROVER_KEY"
+        'only a data approver may approve; set $GATES_APPROVER_KEY to a data approver\'s private key, its PEM text (GATES_APPROVER_KEY="$(cat carol.key)"'
         if who is None
         else "is not an approver in [roles].approvers of"
     )
     assert expected in out, out
     assert "the lock is unchanged" in out
     assert ((root / LOCK).read_bytes(), (root / APPROVAL).read_bytes()) == before
+
+
+def test_approve_given_the_key_files_path_instead_of_its_text_says_so(
+    project, tmp_path, monkeypatch
+):
+    """A newcomer sets $GATES_APPROVER_KEY to the key file's path: refused, naming the mistake."""
+    root, pems = project
+    path = tmp_path / "carol.key"
+    path.write_text(pems["carol"], encoding="utf-8")
+    before = (root / LOCK).read_bytes()
+    code, out = _approve(root, str(path), monkeypatch)
+    assert code == 1
+    assert "$GATES_APPROVER_KEY: expected an unencrypted PEM" in out, out
+    assert 'not its path (GATES_APPROVER_KEY="$(cat FILE)")' in out, out
+    assert str(path) not in out  # the variable's value is never echoed
+    assert (root / LOCK).read_bytes() == before
 
 
 def test_the_data_gate_fails_on_an_unapproved_lock_and_passes_an_approved_one(project, monkeypatch):
@@ -169,6 +185,7 @@ def test_the_data_gate_fails_on_an_unapproved_lock_and_passes_an_approved_one(pr
     finding = next(f for f in failed.findings if f.rule == "DATA003")
     assert finding.location.path == APPROVAL
     assert f"{APPROVAL}: missing: [roles].approvers (carol, dave) is set" in finding.message
+    assert "private key, its PEM text, in $GATES_APPROVER_KEY" in finding.message
 
 
 def test_data_verify_checks_the_approval_too(project, monkeypatch):

@@ -156,6 +156,8 @@ def test_the_reverted_batch_brought_back_with_its_genuine_approval_is_refused(
     assert APPROVAL in message
     assert "serial" in message
     assert "approve again" in message
+    # The everyday cause: another data change merged first; the message says what to do.
+    assert f"merge the base branch into this one, taking its {LOCK!r}, approval" in message
 
 
 def test_the_real_data_verify_refuses_it_too(

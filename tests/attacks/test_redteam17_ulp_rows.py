@@ -96,6 +96,7 @@ def test_rows_moved_by_an_ulp_do_not_switch_the_batch_screen_off(
     message = refused[0].message
     assert "0 of the 569 rows approved" in message, message
     assert "[data.checks.batch].min_approved = 50" in message, message
+    _says_the_way_out(message)
     assert refused[0].policy_key == "[data.checks.batch].min_approved"
     assert refused[0].location.path == DATA
 
@@ -112,6 +113,15 @@ def test_the_same_flips_without_the_nudge_fail_the_batch_screen(
     assert "DATA100" in rules, rules
     assert "DATA109" not in rules
     assert outcome.metrics["batch"]["new_rows"] == 12
+
+
+def _says_the_way_out(message: str) -> None:
+    """DATA109 says how to replace the snapshot on purpose, what the verdict then asks for
+    (an approver's policy signature) and that the screen must come back on."""
+    assert "set [data.checks.batch].enabled = false in this pull request's policy" in message
+    assert "python -m gates policy approve --base BASE/policy.toml" in message, message
+    assert "set it back to true in the next data change" in message, message
+    assert 'docs/own-data.md, "Changing the data"' in message, message
 
 
 def _some_rows(frame: pd.DataFrame) -> None:
@@ -142,6 +152,8 @@ def test_most_rows_moved_by_an_ulp_do_not_dilute_the_new_ones(
     message = refused[0].message
     assert "406 of the 569 rows approved" in message, message
     assert "[data.checks.batch].max_dropped = 0.2" in message, message
+    assert "drop approved rows in a change of their own" in message, message
+    _says_the_way_out(message)
     assert refused[0].policy_key == "[data.checks.batch].max_dropped"
     assert refused[0].observed == "406"
 

@@ -117,6 +117,8 @@ def test_the_id_column_dropped_from_the_policy_does_not_switch_the_batch_screen_
     assert len(refused) == 1, [f.rule for f in outcome.findings]
     assert refused[0].policy_key == "[data].id_column"
     assert "approved 569 rows by id" in refused[0].message, refused[0].message
+    assert "set [data] id_column back" in refused[0].message, refused[0].message
+    assert "python -m gates policy approve --base" in refused[0].message, refused[0].message
 
 
 def test_approved_rows_kept_beside_their_nudged_copies_do_not_dilute_the_new_ones(

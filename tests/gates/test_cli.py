@@ -134,3 +134,26 @@ def test_reports_folder_can_be_chosen(project, capsys):
     assert code == 0
     assert (elsewhere / f"{NAMES[0]}.json").is_file()
     assert not (project.root / "reports").exists()
+
+
+def test_data_help_names_the_everyday_changes_and_the_variables(capsys):
+    """`data --help` and `data approve --help` say what a change to the data takes, which
+    variables approve reads, and where the walk-through is; that section exists."""
+    from pathlib import Path
+
+    for args in (["data", "--help"], ["data", "approve", "--help"]):
+        with pytest.raises(SystemExit) as exited:
+            _cli.main(args)
+        assert exited.value.code == 0
+        out = capsys.readouterr().out
+        for text in (
+            "GATES_APPROVER_KEY   an approver's private key, its PEM text",
+            "GATES_BASE_POLICY",
+            "GATES_APPROVED_LOCK",
+            "[data.checks.batch].enabled = false",
+            "[data.checks.batch].max_dropped",
+            'docs/own-data.md, "Changing the data"',
+        ):
+            assert text in out, (args, text, out)
+    docs = Path(__file__).resolve().parents[2] / "docs" / "own-data.md"
+    assert "\n## Changing the data\n" in docs.read_text(encoding="utf-8")

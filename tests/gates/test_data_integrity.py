@@ -110,6 +110,14 @@ def test_drift_and_class_balance_shift_fail(project):
     assert _status(project) is Status.FAILED
     rules = _rules(project)
     assert {"DATA041", "DATA042"} <= rules
+    # Each says which reference it measured against, and when a --rebaseline counts.
+    for finding in project.report("data")["findings"]:
+        if finding["rule"] in {"DATA041", "DATA042"}:
+            assert (
+                "the reference is the approved lock's profile, on a pull request the base"
+                in (finding["message"])
+            )
+            assert "--rebaseline there counts only once merged" in finding["message"]
 
 
 def test_label_flips_over_the_share_fail(project):

@@ -193,6 +193,8 @@ def test_one_byte_changed_breaks_the_lock(project):
     project.data_path.write_bytes(bytes(raw))
     found = verify_lock(project.load())
     assert {v.rule for v in found} == {"DATA001", "DATA002"}
+    # Each names the command that approves the change.
+    assert all("python -m gates data approve" in v.message for v in found), found
     with pytest.raises(DataError, match="refused"):
         load_dataset(project.load())
 
