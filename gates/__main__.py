@@ -17,7 +17,13 @@ refuse_metadata(sys.path[0])
 
 from gates._cli import main  # noqa: E402 - the thread defaults must precede numpy's import
 
-code = main()
+try:
+    code = main()
+except BrokenPipeError:
+    # The reader left (``data approve | head -1``): what was written stands, no traceback.
+    # Python's documented recipe: point stdout at devnull so its flush at exit cannot fail.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    code = 1
 # Only the exit is left: spare the teardown its collections over everything loaded (see
 # gates.worker.leave_without_final_collection; atexit handlers and threads still run).
 gc.freeze()

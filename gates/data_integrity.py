@@ -433,6 +433,18 @@ class DataGate(Gate):
                 }
         elif examined.batch_note is not None:
             metrics["batch"] = {"skipped": str(examined.batch_note)}
+            if not data.checks.batch.enabled:
+                findings.append(
+                    Finding(
+                        "DATA109",
+                        f"batch screen off: {examined.batch_note}",
+                        severity=Severity.WARNING,
+                        location=Location(path=shown),
+                        observed="off",
+                        threshold="on against a trusted lock with approved rows",
+                        policy_key="[data.checks.batch].enabled",
+                    )
+                )
             if isinstance(examined.batch_note, BatchRefused):
                 findings.append(
                     Finding(
@@ -997,6 +1009,19 @@ def _unnamed(data: DataPolicy, approval: Approval) -> BatchRefused | None:
     )
 
 
+def _switched_off(approval: Approval) -> str | None:
+    """The note for a batch screen the policy switched off against a trusted lock with
+    approved rows (the judge makes it a DATA109 warning): left off on the base branch after a
+    replacement, every later batch would go unscreened without a word (review19)."""
+    if not (approval.trusted and approval.digests):
+        return None
+    return (
+        f"[data.checks.batch].enabled = false: the rows are not screened against the "
+        f"{len(approval.digests)} rows approved in {approval.source}; set it back to true "
+        "once the snapshot it was turned off for is merged"
+    )
+
+
 def screen_new_rows(
     clean: pd.DataFrame, data: DataPolicy, approval: Approval, *, seed: int
 ) -> tuple[BatchScreening | None, str | None]:
@@ -1009,7 +1034,7 @@ def screen_new_rows(
 
     checks = data.checks
     if not checks.batch.enabled:
-        return None, None
+        return None, _switched_off(approval)
     names = numeric_columns(data)
     why = _unnamed(data, approval) or _batch_unavailable(data, approval, names)
     if why is not None or approval.digests is None:
