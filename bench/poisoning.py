@@ -300,7 +300,7 @@ def gate_verdict(
         trusted = {i: digests[i] for i, ok in zip(ids, approved, strict=True) if ok}
         approval = Approval(reference, trusted, "bench", trusted=True)
         batch, _ = screen_new_rows(frame, contract, approval, seed=SEED)
-        trend = trend_rows(frame, contract, approval)
+        trend = trend_rows(frame, contract, approval, batch=batch)
     # As the gate does: the batch screen first, so that the whole-table label check knows
     # which rows are approved.
     result = screen(

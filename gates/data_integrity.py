@@ -530,7 +530,7 @@ class DataGate(Gate):
                 cleared_rows=batch.cleared_rows if batch is not None else None,
                 # DATA071's trend from the lock's approved rows even when the batch screen
                 # does not run ([data.checks.batch].enabled = false: red team 18).
-                trend_rows=trend_rows(clean, data, approval),
+                trend_rows=trend_rows(clean, data, approval, batch=batch),
             ),
             ids=clean[data.id_column] if data.id_column else None,
             batch=batch,
@@ -589,7 +589,7 @@ class DataGate(Gate):
         if scanned.sample is not None and len(scanned.sample) == scanned.rows:
             whole = scanned.sample.reset_index(drop=True)
             batch, note = screen_new_rows(whole, data, approval, seed=policy.policy.run.seed)
-            trend = trend_rows(whole, data, approval)
+            trend = trend_rows(whole, data, approval, batch=batch)
         elif approval.digests:
             note = (
                 f"the streaming path holds a sample of "
@@ -1047,17 +1047,23 @@ TREND_MIN_SHARE = 0.5
 
 
 def trend_rows(
-    clean: pd.DataFrame, data: DataPolicy, approval: Approval
+    clean: pd.DataFrame,
+    data: DataPolicy,
+    approval: Approval,
+    *,
+    batch: BatchScreening | None = None,
 ) -> npt.NDArray[np.int64] | None:
     """Positions of the rows ``approval``'s row digests approve, on which the whole-table
     association (DATA071) measures its neighbouring-cell trend; None (every row) without an id
-    column, row digests or numeric features, or with fewer than ``TREND_MIN_APPROVED`` rows
-    or ``TREND_MIN_SHARE`` of the table's.
+    column, row digests or numeric features, with fewer than ``TREND_MIN_APPROVED`` rows or
+    ``TREND_MIN_SHARE`` of the table's, or when every row is approved.
 
     Taken from the lock on its own, whether or not the batch screen runs: with
     ``[data.checks.batch].enabled = false`` (the documented way to replace a snapshot, a policy
     change the verdict lists) the trend fell back to every row, and rows a pull request planted
-    beside a trigger hid it again (red team 18).
+    beside a trigger hid it again (red team 18). ``batch``: the batch screen's result on the
+    same table and approval, whose ``approved_rows`` are these rows (the same matching): the
+    digests are not computed twice (100,000 rows x 32 columns: 7.5 s under load).
     """
     import numpy as np  # noqa: PLC0415
 
@@ -1066,11 +1072,14 @@ def trend_rows(
     digests = approval.digests
     if data.id_column is None or not digests or not numeric_columns(data):
         return None
-    approved = approved_mask(clean, data, digests, approval.digest_columns)
-    kept = int(approved.sum())
-    if kept < TREND_MIN_APPROVED or kept < TREND_MIN_SHARE * len(clean):
+    if batch is not None:
+        rows = np.asarray(batch.approved_rows, dtype=np.int64)
+    else:
+        rows = np.flatnonzero(approved_mask(clean, data, digests, approval.digest_columns))
+    if rows.size < TREND_MIN_APPROVED or rows.size < TREND_MIN_SHARE * len(clean):
         return None
-    return np.flatnonzero(approved).astype(np.int64)
+    # Every row approved: the trend is every row's, as without (the code path of before).
+    return None if rows.size == len(clean) else rows.astype(np.int64)
 
 
 def approved_standardized(
