@@ -289,17 +289,18 @@ def gate_verdict(
 ) -> Verdict:
     """What the data gate flags and decides on this table; with ``approved``, the batch setting."""
     from gates.base import Severity
-    from gates.data_integrity import Approval, DataGate, judge_batch, screen_new_rows
+    from gates.data_integrity import Approval, DataGate, judge_batch, screen_new_rows, trend_rows
 
     start = time.perf_counter()
     frame = frame_for(x, y)
-    batch = None
+    batch = trend = None
     if approved is not None:
         digests = row_digests(frame, contract)
         ids = list(digests)
         trusted = {i: digests[i] for i, ok in zip(ids, approved, strict=True) if ok}
         approval = Approval(reference, trusted, "bench", trusted=True)
         batch, _ = screen_new_rows(frame, contract, approval, seed=SEED)
+        trend = trend_rows(frame, contract, approval, batch=batch)
     # As the gate does: the batch screen first, so that the whole-table label check knows
     # which rows are approved.
     result = screen(
@@ -310,6 +311,7 @@ def gate_verdict(
         approved_rows=batch.approved_rows if batch is not None else None,
         batch_rows=batch.explaining_rows() if batch is not None else None,
         cleared_rows=batch.cleared_rows if batch is not None else None,
+        trend_rows=trend,
     )
     findings = DataGate.judge(result, contract, "bench.csv")
     mask = np.zeros(len(y), dtype=bool)

@@ -540,6 +540,9 @@ class DataGate(Gate):
                 approved_rows=batch.approved_rows if batch is not None else None,
                 batch_rows=batch.explaining_rows() if batch is not None else None,
                 cleared_rows=batch.cleared_rows if batch is not None else None,
+                # DATA071's trend from the lock's approved rows even when the batch screen
+                # does not run ([data.checks.batch].enabled = false: red team 18).
+                trend_rows=trend_rows(clean, data, approval, batch=batch),
             ),
             ids=clean[data.id_column] if data.id_column else None,
             batch=batch,
@@ -594,10 +597,11 @@ class DataGate(Gate):
         # The batch screen (DATA100-DATA108) needs the rows in memory: it runs here when the
         # sample holds every row (the file is large, the table is not: a table padded past
         # stream_above_mb skipped it and said nothing, red team 15); otherwise a note says so.
-        batch, note = None, None
+        batch, note, trend = None, None, None
         if scanned.sample is not None and len(scanned.sample) == scanned.rows:
             whole = scanned.sample.reset_index(drop=True)
             batch, note = screen_new_rows(whole, data, approval, seed=policy.policy.run.seed)
+            trend = trend_rows(whole, data, approval, batch=batch)
         elif approval.digests:
             held = 0 if scanned.sample is None else len(scanned.sample)
             note = _unsampled(data, approval, held=held, rows=scanned.rows)
@@ -605,15 +609,16 @@ class DataGate(Gate):
             # Associations and bursts on the same sample as the label and isolation checks.
             from pipeline.poison import targeted_on_sample  # noqa: PLC0415
 
-            # When every row is scored, the association counts every row there instead. With
-            # the batch screen's approved rows, the association's trend is theirs (as in memory).
+            # When every row is scored, the association counts every row there instead, its
+            # trend every row's (no row identity in chunks). When the sample holds every row,
+            # the association's trend is the lock's approved rows' (as in memory).
             extra, seconds = targeted_on_sample(
                 scanned.sample,
                 data,
                 seed=policy.policy.run.seed,
                 association=not every_row,
                 burst=not every_row,
-                trend_rows=batch.approved_rows if batch is not None else None,
+                trend_rows=trend,
             )
             screening = replace(
                 screening,
@@ -1029,7 +1034,7 @@ def screen_new_rows(
     (a ``BatchRefused`` when that fails the data gate)."""
 
     from pipeline.poison import encode_labels, out_of_range  # noqa: PLC0415
-    from pipeline.profile import id_text, numeric_columns, row_digest_list  # noqa: PLC0415
+    from pipeline.profile import numeric_columns  # noqa: PLC0415
     from pipeline.targeted import screen_batch  # noqa: PLC0415
 
     checks = data.checks
@@ -1039,17 +1044,11 @@ def screen_new_rows(
     why = _unnamed(data, approval) or _batch_unavailable(data, approval, names)
     if why is not None or approval.digests is None:
         return None, why
-    # In the approval's order when it names the contract's features (a reordered
-    # ``[data.columns]`` is no policy change: it must not make every approved row new).
-    order = approval.digest_columns
-    same = sorted(order) == sorted(data.feature_columns)
-    now = row_digest_list(clean, data, order if same else ())
-    ids = [id_text(v) for v in clean[data.id_column]]
-    approved = _approved_rows(ids, now, approval.digests)
+    approved = approved_mask(clean, data, approval.digests, approval.digest_columns)
     if approved.all():
         return None, f"every row is approved in {approval.source}"
     kept, least = int(approved.sum()), checks.batch.min_approved
-    refused = _refused(approval, checks.batch, kept=kept, new=len(ids) - kept)
+    refused = _refused(approval, checks.batch, kept=kept, new=len(clean) - kept)
     if refused is not None:
         return None, refused
     if kept < least:
@@ -1082,6 +1081,75 @@ def screen_new_rows(
         ),
         None,
     )
+
+
+def approved_mask(
+    clean: pd.DataFrame,
+    data: DataPolicy,
+    digests: Mapping[str, str],
+    digest_columns: tuple[str, ...],
+) -> npt.NDArray[np.bool_]:
+    """Which rows of ``clean`` the approval's row ``digests`` approve (``_approved_rows``: by
+    id, else by content, each approving one row); none without ``[data] id_column``."""
+    import numpy as np  # noqa: PLC0415
+
+    from pipeline.profile import id_text, row_digest_list  # noqa: PLC0415
+
+    if data.id_column is None:
+        return np.zeros(len(clean), dtype=bool)
+    # In the approval's order when it names the contract's features (a reordered
+    # ``[data.columns]`` is no policy change: it must not make every approved row new).
+    same = sorted(digest_columns) == sorted(data.feature_columns)
+    now = row_digest_list(clean, data, digest_columns if same else ())
+    ids = [id_text(v) for v in clean[data.id_column]]
+    return _approved_rows(ids, now, digests)
+
+
+# The fewest approved rows DATA071's neighbour trend is taken from (below either, from every
+# row, as before trend19): at least 50 (min_approved's default) and half the table. Constants,
+# not [data.checks.batch].min_approved: that key is the pull request's to raise (red team 18).
+# Few approved rows make a weak trend (its cells' lower bound is wide): clean clustered tables
+# (2,000 rows, seeds 1-3) with the trend from a random 10 to 800 of their rows flagged 8-388
+# clean rows in 35 of 42 probes (each of the 30 up to 200 rows, 5 of 12 at 400-800); from half
+# up, 34 rows in 1 of 15 (at 70%); from every row, none (docs/data-defence.md, DATA071).
+TREND_MIN_APPROVED = 50
+TREND_MIN_SHARE = 0.5
+
+
+def trend_rows(
+    clean: pd.DataFrame,
+    data: DataPolicy,
+    approval: Approval,
+    *,
+    batch: BatchScreening | None = None,
+) -> npt.NDArray[np.int64] | None:
+    """Positions of the rows ``approval``'s row digests approve, on which the whole-table
+    association (DATA071) measures its neighbouring-cell trend; None (every row) without an id
+    column, row digests or numeric features, with fewer than ``TREND_MIN_APPROVED`` rows or
+    ``TREND_MIN_SHARE`` of the table's, or when every row is approved.
+
+    Taken from the lock on its own, whether or not the batch screen runs: with
+    ``[data.checks.batch].enabled = false`` (the documented way to replace a snapshot, a policy
+    change the verdict lists) the trend fell back to every row, and rows a pull request planted
+    beside a trigger hid it again (red team 18). ``batch``: the batch screen's result on the
+    same table and approval, whose ``approved_rows`` are these rows (the same matching): the
+    digests are not computed twice (100,000 rows x 32 columns: 7.5 s under load).
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from pipeline.profile import numeric_columns  # noqa: PLC0415
+
+    digests = approval.digests
+    if data.id_column is None or not digests or not numeric_columns(data):
+        return None
+    if batch is not None:
+        rows = np.asarray(batch.approved_rows, dtype=np.int64)
+    else:
+        rows = np.flatnonzero(approved_mask(clean, data, digests, approval.digest_columns))
+    if rows.size < TREND_MIN_APPROVED or rows.size < TREND_MIN_SHARE * len(clean):
+        return None
+    # Every row approved: the trend is every row's, as without (the code path of before).
+    return None if rows.size == len(clean) else rows.astype(np.int64)
 
 
 def approved_standardized(

@@ -745,6 +745,7 @@ def screen(
     approved_rows: Array | None = None,
     batch_rows: Array | None = None,
     cleared_rows: Array | None = None,
+    trend_rows: Array | None = None,
 ) -> Screening:
     """Run every enabled check of ``[data.checks]``; drift and range need ``reference``.
 
@@ -753,7 +754,10 @@ def screen(
     association, density and burst checks flagged (against the approved rows); like the other
     row checks' rows they explain the kNN witness's excess (a batch's trigger rows disagree
     with their neighbours too). ``cleared_rows``: approved rows the approved rows alone do not
-    doubt, which the label check does not report (see ``label_flags``).
+    doubt, which the label check does not report (see ``label_flags``). ``trend_rows``: the
+    rows the trusted lock approved (``gates.data_integrity.trend_rows``, whether or not the
+    batch screen runs), on which the association's neighbouring-cell trend is measured; None:
+    every row. Only the trend: ``approved_rows`` stays the label check's.
 
     With a Dask ``scheduler`` address the label check's out-of-fold fits run on that cluster;
     everything else runs here. The flags are the same either way.
@@ -807,7 +811,7 @@ def screen(
             copy_x=copy_x,
             bounds=None if reference is None else approved_bounds(clean, contract, reference),
             near_copies=None if reference is None else reference.near_copies,
-            trend_rows=approved_rows,
+            trend_rows=trend_rows,
         )
         if checks.isolation.enabled:
             found = off_manifold(x, check=checks.isolation, seed=seed)
@@ -980,7 +984,7 @@ def _targeted(
     ``copy_x``: the matrix the copy checks (bursts, near duplicates) search (``copy_matrix``);
     ``x`` when None.
 
-    ``trend_rows``: the approved rows (the batch setting), on which the association's
+    ``trend_rows``: the rows the trusted lock approved, on which the association's
     neighbouring-cell trend is measured (``targeted.associations``); None: every row.
 
     ``exclude`` (rows the range check flagged: beyond the approved range plus its margin, which
@@ -1129,8 +1133,9 @@ def targeted_on_sample(
 
     ``sample`` is indexed by file row (``pipeline.stream``'s seeded, stratified sample).
     ``association`` / ``burst`` False: not the association / burst test (``pipeline.rowscore``
-    counts every row). ``trend_rows``: positions in ``sample`` of the approved rows, on which
-    the association's neighbouring-cell trend is measured (as ``screen``'s ``approved_rows``).
+    counts every row). ``trend_rows``: positions in ``sample`` of the rows the trusted lock
+    approved, on which the association's neighbouring-cell trend is measured (as ``screen``'s
+    ``trend_rows``); the data gate has them only when the sample holds every row.
     """
     seconds: dict[str, float] = {}
     if not numeric_columns(contract) or len(sample) == 0:

@@ -171,17 +171,23 @@ def _gate_screen(
 ) -> tuple[Screening, BatchScreening]:
     """As the data gate does in memory: the batch screen against the trusted lock's rows
     first, then the whole-table screen told which rows are approved."""
-    from gates.data_integrity import Approval, screen_new_rows
+    from gates.data_integrity import Approval, screen_new_rows, trend_rows
     from pipeline.profile import row_digests
 
     reference = build_profile(approved, contract)
     trusted = row_digests(approved, contract)
-    batch, why = screen_new_rows(
-        table, contract, Approval(reference, trusted, "test", trusted=True), seed=7
-    )
+    approval = Approval(reference, trusted, "test", trusted=True)
+    batch, why = screen_new_rows(table, contract, approval, seed=7)
     assert why is None
     assert batch is not None
-    result = screen(table, contract, reference=reference, seed=7, approved_rows=batch.approved_rows)
+    result = screen(
+        table,
+        contract,
+        reference=reference,
+        seed=7,
+        approved_rows=batch.approved_rows,
+        trend_rows=trend_rows(table, contract, approval),
+    )
     return result, batch
 
 
