@@ -858,7 +858,9 @@ _CONFIG_RUNNERS = {
     "mypy": ("--config-file", "imports the plugins of mypy.ini, pyproject.toml or setup.cfg"),
     "coverage": (
         "--rcfile",
-        "imports the plugins of .coveragerc, setup.cfg, tox.ini or pyproject.toml",
+        "imports the plugins of .coveragerc, setup.cfg, tox.ini or pyproject.toml (run and "
+        "the reports put the working folder first on sys.path; run given no program runs the "
+        "one their [run] command_line names)",
     ),
     "pylint": ("--rcfile", "imports load-plugins and runs init-hook of pylintrc or pyproject.toml"),
     "flake8": ("--isolated", "imports the local plugins of .flake8, setup.cfg or tox.ini"),
@@ -909,6 +911,12 @@ _GUNICORN_IMPORTS = frozenset(
 # names (include=, imports, config_from_object's module) and runs the tasks sent to it.
 _CELERY_WORKERS = frozenset(
     {"celery.Celery.worker_main", "celery.Celery.start", "celery.Celery.Worker"}
+)
+# sast111: the last part of each in-process starter's name (``run`` of ``uvicorn.run``, ``main``
+# of ``pytest.main``): ``operator.methodcaller`` of one of these names is judged by its receiver.
+_STARTER_METHODS = frozenset(
+    {"run", "Config", "Application", "WSGIApplication", "worker_main", "start", "Worker"}
+    | {"Nanny", "Scheduler", "Coverage", "coverage", "main", "console_main", "TestProgram"}
 )
 # coverage's API: Coverage(config_file=True), the default, reads the working folder's
 # .coveragerc/setup.cfg/tox.ini/pyproject.toml and imports the plugins they name (checked).
@@ -1012,6 +1020,9 @@ _PIP_TAKES = frozenset(
 _COVERAGE_TAKES = frozenset(
     {"--rcfile", "--source", "--include", "--omit", "--concurrency", "--context", "--data-file"}
 )
+# sast111: coverage's commands that do not put the working folder on sys.path (from the coverage
+# program or under -I/-P); run and the reporting commands do (checked with the real coverage).
+_COVERAGE_NO_PATH = frozenset({"erase", "combine", "debug", "help"})
 # Options of a runner whose value is a pickle it loads (trace's counts file, read at its start).
 _PICKLE_OPTIONS = {"trace": frozenset({"-f", "--file"})}
 # Calls that change the process's working folder (any receiver's .chdir: pytest's monkeypatch,
@@ -1458,6 +1469,20 @@ def _table(value: _Value) -> bool:
     return isinstance(value, _Ref) and (
         value.name in MODULE_TABLES or value.name.endswith(".__dict__")
     )
+
+
+def _starter_list(method: str) -> str:
+    """The in-process starters whose name ends in ``method`` (``uvicorn.run`` ...), shown."""
+    every = (
+        _APP_STRINGS
+        | _GUNICORN_APPS
+        | _CELERY_WORKERS
+        | _COVERAGE_API
+        | _DASK_SERVERS
+        | _IN_PROCESS.keys()
+    )
+    found = sorted(n for n in every if n.rpartition(".")[2] == method)
+    return ", ".join(found[:4]) + (" ..." if len(found) > 4 else "") or method
 
 
 def _names(values: _Values) -> set[str]:
@@ -3168,7 +3193,12 @@ class _Checker:
                 return
 
     def _judge_in_process_app(
-        self, node: ast.Call, names: set[str], scope: _Scope, at: ast.Call | None = None
+        self,
+        node: ast.Call,
+        names: set[str],
+        scope: _Scope,
+        at: ast.Call | None = None,
+        how: str = "functools.partial",
     ) -> None:
         """SAST104 (sast109): a server, worker or tool started in this process on code named
         by text: ``uvicorn.run("pkg:app")``/``uvicorn.Config(...)`` (the module judged as a
@@ -3178,7 +3208,9 @@ class _Checker:
         ready by ``functools.partial`` (sast110): read as one call when called at once
         (``partial(f, a)(b)``), failing closed otherwise (a keyword given at its later call
         replaces the partial's)."""
-        if self._judge_partial_app(node, names, scope):
+        if self._judge_partial_app(node, names, scope) or self._judge_methodcaller_app(
+            node, names, scope
+        ):
             return
         problem: str | None = None
         call = ""
@@ -3222,9 +3254,11 @@ class _Checker:
             call = "gunicorn cfg.set"
             problem = self._gunicorn_setting_problem(node.args[0], node.args[1], scope)
         if problem is not None:
-            how = "" if at is None else " (through functools.partial, called at once)"
+            through = "" if at is None else f" (through {how}, called at once)"
             where = node if at is None else at
-            self.report(where, "SAST104", call, f"calls {call}(){how} in this process: {problem}")
+            self.report(
+                where, "SAST104", call, f"calls {call}(){through} in this process: {problem}"
+            )
 
     def _starts_app(self, func: ast.expr, names: set[str]) -> str | None:
         """The in-process starter ``func`` is (``uvicorn.run``, ``coverage.Coverage`` ...)."""
@@ -3287,6 +3321,73 @@ class _Checker:
         ) in ("worker_main", "Worker"):
             why = "calls a Celery app's worker through operator.methodcaller: it starts a worker that imports the modules its configuration names and runs the tasks sent to it, code no scan read"
             self.report(node, "SAST104", "worker_main", why)
+            return True
+        return False
+
+    def _judge_methodcaller_app(self, node: ast.Call, names: set[str], scope: _Scope) -> bool:
+        """SAST104 (sast111): ``operator.methodcaller("run", "pkg:app")`` applied to a receiver
+        is the call ``receiver.run("pkg:app")``. Called at once (or by a name bound to it) on a
+        receiver the analysis knows, it is judged as that call when the receiver's method is a
+        starter (``uvicorn.run``, ``pytest.main``) and passes otherwise (``subprocess``'s
+        ``run`` is read as a child already); on a receiver it does not know (a parameter, an
+        item of a list), or built and not called at once (``map``, ``sorted(key=)``), a starter's
+        name fails closed. True when it was judged here."""
+        if "operator.methodcaller" in names:
+            method = _literal_str(node.args[0] if node.args else None)
+            parent = self.parents.get(node)
+            if method not in _STARTER_METHODS or (
+                isinstance(parent, ast.Call) and parent.func is node
+            ):
+                return False  # called at once: judged at the call, with its receiver
+            why = (
+                f"builds operator.methodcaller({method!r}, ...), whose receiver is bound later "
+                f"and not read here: on {_starter_list(method)} it starts a server, worker or "
+                f"tool on code named by text, code no scan may have read; call it directly"
+            )
+            self.report(node, "SAST104", f"methodcaller({method!r})", why)
+            return True
+        callers = [
+            f
+            for f in self.resolve(node.func, scope)
+            if isinstance(f, _MethodCaller) and f.name in _STARTER_METHODS
+        ]
+        for caller in callers:
+            receiver = (
+                node.args[0]
+                if len(node.args) == 1 and not isinstance(node.args[0], ast.Starred)
+                else None
+            )
+            values = frozenset() if receiver is None else self.resolve(receiver, scope)
+            known = bool(values) and all(isinstance(v, _Ref | _Class) for v in values)
+            targets = _names(self.module.attribute(values, caller.name))
+            func = ast.Attribute(
+                value=receiver or ast.Name(id="_", ctx=ast.Load()),
+                attr=caller.name,
+                ctx=ast.Load(),
+            )
+            if receiver is not None and self._starts_app(func, targets) is not None:
+                merged = ast.copy_location(
+                    ast.Call(
+                        func=func,
+                        args=list(caller.call.args[1:]),
+                        keywords=list(caller.call.keywords),
+                    ),
+                    node,
+                )
+                self._judge_in_process_app(
+                    merged, targets, scope, at=node, how="operator.methodcaller"
+                )
+                self._judge_in_process(merged, targets, scope)
+                return True
+            if known or caller.call is not node.func:
+                continue  # a receiver that is no starter; a named one failed where it was built
+            shown = ast.unparse(receiver)[:_SHOWN] if receiver is not None else "its argument"
+            why = (
+                f"calls operator.methodcaller({caller.name!r}, ...) on {shown}, a receiver not "
+                f"known here: on {_starter_list(caller.name)} it starts a server, worker or tool "
+                f"on code named by text, code no scan may have read; call it directly"
+            )
+            self.report(node, "SAST104", f"methodcaller({caller.name!r})", why)
             return True
         return False
 
@@ -3842,7 +3943,9 @@ class _Checker:
             return f"runs python -m {name}, which {_TREE_RUNNERS[name]}: code no scan read"
         if name == "pip":
             return self._pip_problem(rest, scope)
-        if name in _CONFIG_RUNNERS and not (safe and name == "coverage"):
+        if name in _CONFIG_RUNNERS and not (
+            safe and name == "coverage" and not self._coverage_reads_folder(rest, scope)
+        ):
             problem = self._config_problem(name, rest, scope)
             if problem is not None or name != "coverage":
                 return problem
@@ -3942,6 +4045,24 @@ class _Checker:
                 )
             return None
         return None
+
+    def _coverage_reads_folder(self, rest: list[ast.expr | str], scope: _Scope) -> bool:
+        """A coverage command that reads the working folder's configuration and imports its
+        plugins with that folder first on ``sys.path`` even from the ``coverage`` program or
+        under ``-I``/``-P`` (sast111, checked with the real coverage 7.17): ``run`` given no
+        program runs the one ``[run] command_line`` names, ``run -m`` puts the working folder
+        first on ``sys.path``, and the reporting commands (``report``, ``html``, ``xml`` ...)
+        insert it there themselves; ``erase``, ``combine``, ``debug`` and ``help`` do not. A
+        command computed at run time may be any."""
+        index = 0
+        while index < len(rest):
+            text = self._word_text(rest[index], scope)
+            if text is None:
+                return True
+            if not text.startswith("-"):
+                return text not in _COVERAGE_NO_PATH
+            index += 2 if text in _COVERAGE_TAKES else 1
+        return False
 
     def _coverage_problem(self, rest: list[ast.expr | str], scope: _Scope) -> str | None:
         """``python -m coverage run [options] SCRIPT|-m MODULE``: the script or module is
