@@ -949,6 +949,27 @@ _COVERAGE_ENV_PAIRS = (  # pairs, not a dict display (a display with these keys 
 )
 _COVERAGE_ENV: dict[str, str] = dict(_COVERAGE_ENV_PAIRS)
 _COVERAGE_CONFIG_DATA = "COVERAGE_PROCESS_CONFIG"
+# sast111: dask's configuration settings that import code (each worker, scheduler, nanny or
+# client reads them at its start; checked with the real dask 2026.8): key (``-`` for ``_``) ->
+# how each item is judged ("preload": as --preload; "modules": a module name each). Set for a
+# child as DASK_DISTRIBUTED__WORKER__PRELOAD (its value read as a Python literal, as dask
+# does), by dask.config.set in this process, or in a YAML file DASK_CONFIG names.
+_DASK_CODE_KEYS = {
+    "distributed.scheduler.preload": "preload",
+    "distributed.worker.preload": "preload",
+    "distributed.nanny.preload": "preload",
+    "distributed.client.preload": "preload",
+    "distributed.scheduler.http.routes": "modules",
+    "distributed.worker.http.routes": "modules",
+    "distributed.scheduler.allowed-imports": "modules",
+    "distributed.client.security-loader": "modules",
+    "distributed.scheduler.active-memory-manager.policies": "classes",
+}
+# Variables that name dask's configuration files (YAML read at import, any key above) or hold
+# the whole configuration (DASK_INTERNAL_INHERIT_CONFIG: what dask passes to its workers).
+_DASK_CONFIG_ENV = frozenset({"DASK_CONFIG", "DASK_ROOT_CONFIG"})
+_DASK_CONFIG_DATA = "DASK_INTERNAL_INHERIT_CONFIG"
+_DASK_SETS = frozenset({"dask.config.set"})
 # A tool's own program, the same as python -m TOOL (``pytest data``, ``pip install .``).
 _CONSOLE_SCRIPTS = {
     **{name: name for name in _TREE_RUNNERS if name not in ("sphinx", "django", "pre_commit")},
@@ -2664,6 +2685,7 @@ class _Checker:
         self._judge_in_process(node, names, scope)
         self._judge_in_process_app(node, names, scope)
         self._judge_env_call(node, names, scope)
+        self._judge_dask_set(node, names, scope)
         self._judge_machinery_call(node, names, scope)
         self._judge_unbound_write(node, names, scope)
         self._judge_shell(node, names, scope)
@@ -5029,6 +5051,10 @@ class _Checker:
                 if self._judge_coverage_env(node, name, value, scope):
                     return
                 continue
+            if name.startswith("DASK_"):
+                if self._judge_dask_env(node, name, value, scope):
+                    return
+                continue
             if name in PYTHON_ENV and (value is None or not self._env_value_ok(name, value, scope)):
                 shown = "(changed in place)" if value is None else ast.unparse(value)[:_SHOWN]
                 why = (
@@ -5066,6 +5092,134 @@ class _Checker:
             )
         self.report(node, "SAST107", name, why)
         return True
+
+    def _judge_dask_env(
+        self, node: ast.AST, name: str, value: ast.expr | None, scope: _Scope
+    ) -> bool:
+        """SAST107 (sast111): dask's configuration given to a child through its environment:
+        ``DASK_CONFIG``/``DASK_ROOT_CONFIG`` naming a file or folder the pull request may write
+        (judged as a tool's configuration path), ``DASK_INTERNAL_INHERIT_CONFIG`` set to
+        anything, and ``DASK_A__B__C`` setting one of ``_DASK_CODE_KEYS`` (or a mapping above
+        one), its value read as dask reads it (a Python literal, else the text). True when it
+        was a finding."""
+        shown = "(changed in place)" if value is None else ast.unparse(value)[:_SHOWN]
+        if name in _DASK_CONFIG_ENV:
+            if value is not None and self._config_path_ok(value, scope):
+                return False
+            why = (
+                f"sets {name} to {shown} for a child: dask reads the YAML files there at import "
+                f"(distributed.worker.preload and the other settings that import code), files "
+                f"the pull request may write; give a folder under {' or '.join(_SYSTEM_CONFIG)}"
+            )
+        elif name == _DASK_CONFIG_DATA:
+            why = f"sets {name} to {shown} for a child: dask takes its whole configuration from it (preloads that import code too), not read here"
+        else:
+            key = name[5:].lower().replace("__", ".")
+            text = None if value is None else self._word_text(value, scope)
+            given: ast.expr | None = None
+            if text is not None:
+                given = ast.Constant(text)
+                try:
+                    parsed = ast.parse(text.strip(), mode="eval").body
+                    ast.literal_eval(parsed)
+                    given = parsed  # dask reads the value as a Python literal when it is one
+                except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+                    pass
+            problem = self._dask_setting_problem(key, given, scope)
+            if problem is None:
+                return False
+            why = f"sets {name} for a child: {problem}"
+        self.report(node, "SAST107", name, why)
+        return True
+
+    def _dask_setting_problem(
+        self, key: str, value: ast.expr | None, scope: _Scope, depth: int = 0
+    ) -> str | None:
+        """Why dask's setting ``key`` = ``value`` imports code no scan read (None: it does
+        not, or the key names none): ``value`` None is a value computed at run time."""
+        key = key.replace("_", "-")
+        if key in _DASK_CODE_KEYS:
+            return self._dask_items_problem(key, value, scope)
+        below = sorted(c for c in _DASK_CODE_KEYS if c.startswith(key + "."))
+        if not below or depth > _MAX_DEPTH or isinstance(value, ast.Constant):
+            return None  # no such key below it; a value that is no mapping sets none
+        if not isinstance(value, ast.Dict):
+            shown = "a value computed at run time" if value is None else ast.unparse(value)
+            return f"{key} is given {shown[:_SHOWN]}, a mapping not read here: it may set {below[0]}, which imports what it names"
+        for sub, item in zip(value.keys, value.values, strict=True):
+            name = _literal_str(sub)
+            problem = self._dask_setting_problem(
+                f"{key}.{name}" if name is not None else key,
+                item if name else None,
+                scope,
+                depth + 1,
+            )
+            if problem is not None:
+                return problem
+        return None
+
+    def _dask_items_problem(self, key: str, value: ast.expr | None, scope: _Scope) -> str | None:
+        """Each item of a setting in ``_DASK_CODE_KEYS``: a preload as ``--preload``'s, a
+        module by name (``pkg.mod.func`` for the security loader), classes fail."""
+        kind = _DASK_CODE_KEYS[key]
+        if value is None:
+            return f"{key} is computed at run time: dask imports what it names, code no scan may have read"
+        items = list(value.elts) if isinstance(value, ast.List | ast.Tuple | ast.Set) else [value]
+        for item in items:
+            if isinstance(item, ast.Constant) and item.value is None:
+                continue
+            text = self._word_text(item, scope)
+            if kind == "classes":
+                problem: str | None = (
+                    f"names classes dask imports ({ast.unparse(item)[:_SHOWN]}), not read here"
+                )
+            elif kind == "preload":
+                problem = self._preloaded(item, scope)
+            elif text is None:
+                problem = f"{ast.unparse(item)[:_SHOWN]}, computed at run time"
+            else:
+                module = text.rpartition(".")[0] if key.endswith("loader") else text
+                problem = self._module_problem(module, False, scope) if module else None
+            if problem is not None:
+                shown = problem.replace("runs python -m", "imports")
+                return f"{key} {shown} (dask imports what it names at the start of each worker, scheduler, nanny or client)"
+        return None
+
+    def _judge_dask_set(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """SAST104 (sast111): ``dask.config.set({"distributed.worker.preload": [...]})`` or
+        ``dask.config.set(distributed__worker__preload=[...])``: the workers, schedulers and
+        nannies started afterwards (in this process, or children given the configuration)
+        import what it names. A mapping not written out fails closed."""
+        if not names & _DASK_SETS:
+            return
+        pairs: list[tuple[str, ast.expr | None]] = []
+        for arg in node.args[:1]:
+            mapping = self._dict_display(arg, scope)
+            if mapping is None:
+                pairs.append(("distributed", None))
+                continue
+            for sub, item in zip(mapping.keys, mapping.values, strict=True):
+                text = _literal_str(sub)
+                pairs.append((text or "distributed", item if text is not None else None))
+        for keyword in node.keywords:
+            key = "distributed" if keyword.arg is None else keyword.arg.replace("__", ".")
+            pairs.append((key, keyword.value if keyword.arg is not None else None))
+        for key, value in pairs:
+            problem = self._dask_setting_problem(key, value, scope)
+            if problem is not None:
+                self.report(node, "SAST104", "dask.config.set", f"calls dask.config.set: {problem}")
+                return
+
+    def _dict_display(self, value: ast.expr, scope: _Scope) -> ast.Dict | None:
+        """A dict display, or a name bound once to one in its scope; else None."""
+        if isinstance(value, ast.Dict):
+            return value
+        if isinstance(value, ast.Name):
+            defining = self.module.defining(value.id, scope)
+            bound = defining.bindings.get(value.id, []) if defining else []
+            if len(bound) == 1 and isinstance(bound[0].expr, ast.Dict) and not bound[0].path:
+                return bound[0].expr
+        return None
 
     def _search_path_ok(self, value: ast.expr, scope: _Scope) -> bool:
         """A PATH whose every folder before the one it had (``os.environ["PATH"]``,

@@ -40,6 +40,99 @@ def _clean_env() -> dict[str, str]:
     }
 
 
+# 1. dask's configuration: a child's environment (SAST107) and dask.config.set (SAST104).
+DASK_ENV = {
+    "env= DASK_DISTRIBUTED__WORKER__PRELOAD": (
+        'subprocess.run([sys.executable, "-c", "pass"], '
+        'env={"DASK_DISTRIBUTED__WORKER__PRELOAD": "data.evil"})\n'
+    ),
+    "{**os.environ, scheduler preload as a list literal}": (
+        'env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__PRELOAD": "[\'data.evil\']"}\n'
+        'subprocess.run(["dask", "scheduler"], env=env)\n'
+    ),
+    "os.environ nanny preload, a file": (
+        'os.environ["DASK_DISTRIBUTED__NANNY__PRELOAD"] = "data/evil.py"\n'
+    ),
+    "client preload through os.environ.update": (
+        'os.environ.update(DASK_DISTRIBUTED__CLIENT__PRELOAD="data.evil")\n'
+    ),
+    "a mapping above the key": (
+        "os.environ[\"DASK_DISTRIBUTED__WORKER\"] = \"{'preload': ['data.evil']}\"\n"
+    ),
+    "preload computed at run time": (
+        'os.environ["DASK_DISTRIBUTED__WORKER__PRELOAD"] = os.environ.get("X", "")\n'
+    ),
+    "preload the text of a script": (
+        'os.environ["DASK_DISTRIBUTED__WORKER__PRELOAD"] = "import evil\\nprint(1)"\n'
+    ),
+    "the scheduler's http routes": (
+        'os.environ["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = "[\'data.evil\']"\n'
+    ),
+    "DASK_CONFIG a folder of the tree": 'os.environ["DASK_CONFIG"] = "data/dask"\n',
+    "DASK_CONFIG by putenv": 'os.putenv("DASK_CONFIG", str(ROOT / "data" / "dask.yaml"))\n',
+    "DASK_ROOT_CONFIG": (
+        'subprocess.run(["dask", "worker", "tcp://127.0.0.1:8786"], '
+        'env={"DASK_ROOT_CONFIG": "conf"})\n'
+    ),
+    "DASK_INTERNAL_INHERIT_CONFIG": 'os.environ["DASK_INTERNAL_INHERIT_CONFIG"] = "e30="\n',
+}
+DASK_ENV_ALLOWED = {
+    "another dask setting": 'os.environ["DASK_DISTRIBUTED__WORKER__DAEMON"] = "False"\n',
+    "an empty preload": 'os.environ["DASK_DISTRIBUTED__WORKER__PRELOAD"] = "[]"\n',
+    "the preload's argv": ('os.environ["DASK_DISTRIBUTED__WORKER__PRELOAD_ARGV"] = "[\'--x\']"\n'),
+    "a preload of a scanned module": (
+        'os.environ["DASK_DISTRIBUTED__WORKER__PRELOAD"] = "src.model_io"\n'
+    ),
+    "DASK_CONFIG the machine's": 'os.environ["DASK_CONFIG"] = "/etc/dask"\n',
+    "read, not set": 'print(os.environ.get("DASK_CONFIG", ""))\n',
+}
+DASK_SETS = {
+    "dask.config.set({dotted key: [...]})": (
+        'import dask\ndask.config.set({"distributed.worker.preload": ["data.evil"]})\n'
+    ),
+    "dask.config.set(distributed__scheduler__preload=)": (
+        'import dask\ndask.config.set(distributed__scheduler__preload=["data/evil.py"])\n'
+    ),
+    "a nested mapping": (
+        'import dask\ndask.config.set({"distributed": {"worker": {"preload": ["data.evil"]}}})\n'
+    ),
+    "a name bound to the mapping": (
+        'import dask\nCFG = {"distributed.nanny.preload": "data.evil"}\ndask.config.set(CFG)\n'
+    ),
+    "a mapping computed at run time": "import dask\n\ndef f(cfg):\n    dask.config.set(cfg)\n",
+    "**mapping": "import dask\n\ndef f(cfg):\n    dask.config.set(**cfg)\n",
+    "with dask.config.set, the text of a script": (
+        "import dask.config\n"
+        'with dask.config.set({"distributed.worker.preload": "import evil\\n"}):\n    pass\n'
+    ),
+    "the active memory manager's policy class": (
+        "import dask\ndask.config.set("
+        '{"distributed.scheduler.active-memory-manager.policies": [{"class": "data.evil.P"}]})\n'
+    ),
+    "the client's security loader": (
+        'import dask\ndask.config.set({"distributed.client.security-loader": "data.evil.load"})\n'
+    ),
+    "under _ for -": (
+        'import dask\ndask.config.set({"distributed.client.security_loader": "data.evil.load"})\n'
+    ),
+}
+DASK_SETS_ALLOWED = {
+    "the scheduler by keyword": 'import dask\ndask.config.set(scheduler="threads")\n',
+    "another dotted key": (
+        'import dask\ndask.config.set({"array.slicing.split_large_chunks": False})\n'
+    ),
+    "a scanned module's preload": (
+        'import dask\ndask.config.set({"distributed.worker.preload": ["src.model_io"]})\n'
+    ),
+    "distributed's own routes": (
+        "import dask\n"
+        'dask.config.set({"distributed.scheduler.http.routes": ["distributed.http.health"]})\n'
+    ),
+    "no security loader": (
+        'import dask\ndask.config.set({"distributed.client.security-loader": None})\n'
+    ),
+}
+
 # 2. operator.methodcaller applied to an in-process starter.
 METHODCALLERS = {
     "methodcaller(run, an import string)(uvicorn)": (
@@ -156,9 +249,24 @@ COVERAGE_RUN_ALLOWED = {
     ),
 }
 
-PLANTED = {"methodcaller": METHODCALLERS, "coverage run": COVERAGE_RUN}
-ALLOWED = {"methodcaller": METHODCALLERS_ALLOWED, "coverage run": COVERAGE_RUN_ALLOWED}
-RULE = {"methodcaller": "SAST104", "coverage run": "SAST107"}
+PLANTED = {
+    "dask env": DASK_ENV,
+    "dask.config.set": DASK_SETS,
+    "methodcaller": METHODCALLERS,
+    "coverage run": COVERAGE_RUN,
+}
+ALLOWED = {
+    "dask env": DASK_ENV_ALLOWED,
+    "dask.config.set": DASK_SETS_ALLOWED,
+    "methodcaller": METHODCALLERS_ALLOWED,
+    "coverage run": COVERAGE_RUN_ALLOWED,
+}
+RULE = {
+    "dask env": "SAST107",
+    "dask.config.set": "SAST104",
+    "methodcaller": "SAST104",
+    "coverage run": "SAST107",
+}
 
 
 @pytest.mark.parametrize(("table", "plant"), [(t, p) for t in PLANTED for p in PLANTED[t]])
@@ -261,3 +369,57 @@ def test_a_methodcaller_of_uvicorn_config_really_imports_the_tree(tmp_path: Path
     )
     assert (tmp_path / "RAN").is_file()
     assert [f.rule for f in _found(_scan(tmp_path / "scan", source))] == ["SAST104"]
+
+
+def test_the_dask_finding_names_the_variable_the_key_and_the_module(tmp_path: Path) -> None:
+    found = _found(_scan(tmp_path, DASK_ENV["env= DASK_DISTRIBUTED__WORKER__PRELOAD"]))
+    assert len(found) == 1
+    assert "DASK_DISTRIBUTED__WORKER__PRELOAD" in found[0].message
+    assert "distributed.worker.preload" in found[0].message
+    assert "data.evil" in found[0].message
+
+
+DASK_CHILD = """
+import distributed
+try:
+    with distributed.LocalCluster(
+        n_workers=1, processes=False, dashboard_address=None, host="127.0.0.1"
+    ):
+        pass
+except Exception:
+    pass
+"""
+
+
+def test_real_dask_imports_the_preload_its_configuration_names(tmp_path: Path) -> None:
+    """The real dask/distributed: a scheduler started with ``DASK_CONFIG`` naming a folder of
+    the tree (a YAML file there setting ``distributed.scheduler.preload``), or with
+    ``DASK_DISTRIBUTED__SCHEDULER__PRELOAD`` set, imports ``data/evil.py`` (its marker written,
+    loopback only; the cluster need not start); without either it does not."""
+    pytest.importorskip("distributed")
+    (tmp_path / "data" / "dask").mkdir(parents=True)
+    (tmp_path / "data" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "data" / "evil.py").write_text(
+        'import pathlib\npathlib.Path("RAN").write_text("x")\n', encoding="utf-8"
+    )
+    (tmp_path / "data" / "dask" / "evil.yaml").write_text(
+        "distributed:\n  scheduler:\n    preload:\n      - data.evil\n", encoding="utf-8"
+    )
+
+    def child(**extra: str) -> bool:
+        (tmp_path / "RAN").unlink(missing_ok=True)
+        subprocess.run(  # this interpreter, fixed code, loopback only
+            [sys.executable, "-c", DASK_CHILD],
+            cwd=tmp_path,
+            env={**_clean_env(), **extra},
+            capture_output=True,
+            timeout=180,
+            check=False,
+        )
+        return (tmp_path / "RAN").exists()
+
+    assert child(DASK_CONFIG="data/dask")
+    assert child(DASK_DISTRIBUTED__SCHEDULER__PRELOAD="data.evil")
+    assert not child()  # the control
+    source = 'os.environ["DASK_CONFIG"] = "data/dask"\n'
+    assert [f.rule for f in _found(_scan(tmp_path / "scan", source))] == ["SAST107"]
