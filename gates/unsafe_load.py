@@ -170,6 +170,13 @@ whoever wrote the bytes. Rules:
   partial is called at once, failing closed otherwise), and ``COVERAGE_RCFILE``/
   ``COVERAGE_PROCESS_START`` set for a child judged as a tool's configuration path
   (``COVERAGE_PROCESS_CONFIG`` fails set to anything).
+  sast111: dask's settings that import code (``_DASK_CODE_KEYS``: the preloads, http routes,
+  allowed imports, security loader, memory-manager policies) set for a child as
+  ``DASK_DISTRIBUTED__...`` (SAST107; ``DASK_CONFIG``/``DASK_ROOT_CONFIG`` judged as a
+  configuration path, ``DASK_INTERNAL_INHERIT_CONFIG`` fails) or by ``dask.config.set``
+  (SAST104); ``operator.methodcaller`` of a starter's name judged as the call it makes on a
+  known receiver, failing closed on an unknown one; ``coverage run`` and its reports need
+  ``--rcfile`` from the ``coverage`` program and under ``-I``/``-P`` too.
   SAST102 also covers the standard library's
   path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
   ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,

@@ -423,3 +423,35 @@ def test_real_dask_imports_the_preload_its_configuration_names(tmp_path: Path) -
     assert not child()  # the control
     source = 'os.environ["DASK_CONFIG"] = "data/dask"\n'
     assert [f.rule for f in _found(_scan(tmp_path / "scan", source))] == ["SAST107"]
+
+
+# 4. A project's own runner (decided, not closed: docs/supply-chain.md "A project's own
+# runner"): its own code, where scanned, imports or runs by a name computed at run time, and
+# that is a finding there already (guards, green before this change).
+PROJECT_RUNNER = {
+    "importlib.import_module(sys.argv[1])": (
+        "import importlib\n\ndef main():\n    importlib.import_module(sys.argv[1]).run()\n",
+        "SAST102",
+    ),
+    "__import__(argv[0])": ("def main(argv):\n    __import__(argv[0]).main()\n", "SAST102"),
+    "pkgutil.resolve_name": (
+        "import pkgutil\n\ndef main(argv):\n    pkgutil.resolve_name(argv[0])()\n",
+        "SAST102",
+    ),
+    "runpy.run_module(sys.argv[1])": (
+        'import runpy\n\ndef main():\n    runpy.run_module(sys.argv[1], run_name="__main__")\n',
+        "SAST104",
+    ),
+    "an entry point named on the command line": (
+        "from importlib.metadata import entry_points\n\n"
+        'def main(name):\n    entry_points(group="mytool")[name].load()()\n',
+        "SAST102",
+    ),
+}
+
+
+@pytest.mark.parametrize("plant", list(PROJECT_RUNNER))
+def test_a_project_runner_fails_where_its_code_is_scanned(tmp_path: Path, plant: str) -> None:
+    source, rule = PROJECT_RUNNER[plant]
+    found = [f for f in _scan(tmp_path, source) if f.rule.startswith("SAST1")]
+    assert {f.rule for f in found} == {rule}, found
