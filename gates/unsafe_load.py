@@ -5200,22 +5200,31 @@ class _Checker:
         if not names & _DASK_SETS:
             return
         pairs: list[tuple[str, ast.expr | None]] = []
+        hidden: list[str] = []  # mappings not written out: any key may be in them
         for arg in node.args[:1]:
             mapping = self._dict_display(arg, scope)
             if mapping is None:
-                pairs.append(("distributed", None))
+                hidden.append(ast.unparse(arg))
                 continue
             for sub, item in zip(mapping.keys, mapping.values, strict=True):
                 text = _literal_str(sub)
-                pairs.append((text or "distributed", item if text is not None else None))
+                if text is None:
+                    hidden.append("**" + ast.unparse(item) if sub is None else ast.unparse(sub))
+                else:
+                    pairs.append((text, item))
         for keyword in node.keywords:
-            key = "distributed" if keyword.arg is None else keyword.arg.replace("__", ".")
-            pairs.append((key, keyword.value if keyword.arg is not None else None))
-        for key, value in pairs:
-            problem = self._dask_setting_problem(key, value, scope)
-            if problem is not None:
-                self.report(node, "SAST104", "dask.config.set", f"calls dask.config.set: {problem}")
-                return
+            if keyword.arg is None:
+                hidden.append("**" + ast.unparse(keyword.value))
+            else:
+                pairs.append((keyword.arg.replace("__", "."), keyword.value))
+        problems = [
+            f"{shown[:_SHOWN]}, a mapping or key not read here, may set distributed.worker.preload or another setting that imports code, code no scan may have read; write the settings out"
+            for shown in hidden
+        ]
+        problems += [self._dask_setting_problem(key, value, scope) or "" for key, value in pairs]
+        problem = next((p for p in problems if p), None)
+        if problem is not None:
+            self.report(node, "SAST104", "dask.config.set", f"calls dask.config.set: {problem}")
 
     def _dict_display(self, value: ast.expr, scope: _Scope) -> ast.Dict | None:
         """A dict display, or a name bound once to one in its scope; else None."""
