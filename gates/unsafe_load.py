@@ -170,6 +170,13 @@ whoever wrote the bytes. Rules:
   partial is called at once, failing closed otherwise), and ``COVERAGE_RCFILE``/
   ``COVERAGE_PROCESS_START`` set for a child judged as a tool's configuration path
   (``COVERAGE_PROCESS_CONFIG`` fails set to anything).
+  sast111: dask's settings that import code (``_DASK_CODE_KEYS``: the preloads, http routes,
+  allowed imports, security loader, memory-manager policies) set for a child as
+  ``DASK_DISTRIBUTED__...`` (SAST107; ``DASK_CONFIG``/``DASK_ROOT_CONFIG`` judged as a
+  configuration path, ``DASK_INTERNAL_INHERIT_CONFIG`` fails) or by ``dask.config.set``
+  (SAST104); ``operator.methodcaller`` of a starter's name judged as the call it makes on a
+  known receiver, failing closed on an unknown one; ``coverage run`` and its reports need
+  ``--rcfile`` from the ``coverage`` program and under ``-I``/``-P`` too.
   SAST102 also covers the standard library's
   path and import machinery patched (``_MACHINERY``: ``os.path.*``, ``builtins.*``,
   ``importlib.*``, ``pathlib.*``, ``sys.meta_path``/``path_hooks``/``path_importer_cache``,
@@ -858,7 +865,9 @@ _CONFIG_RUNNERS = {
     "mypy": ("--config-file", "imports the plugins of mypy.ini, pyproject.toml or setup.cfg"),
     "coverage": (
         "--rcfile",
-        "imports the plugins of .coveragerc, setup.cfg, tox.ini or pyproject.toml",
+        "imports the plugins of .coveragerc, setup.cfg, tox.ini or pyproject.toml (run and "
+        "the reports put the working folder first on sys.path; run given no program runs the "
+        "one their [run] command_line names)",
     ),
     "pylint": ("--rcfile", "imports load-plugins and runs init-hook of pylintrc or pyproject.toml"),
     "flake8": ("--isolated", "imports the local plugins of .flake8, setup.cfg or tox.ini"),
@@ -910,6 +919,12 @@ _GUNICORN_IMPORTS = frozenset(
 _CELERY_WORKERS = frozenset(
     {"celery.Celery.worker_main", "celery.Celery.start", "celery.Celery.Worker"}
 )
+# sast111: the last part of each in-process starter's name (``run`` of ``uvicorn.run``, ``main``
+# of ``pytest.main``): ``operator.methodcaller`` of one of these names is judged by its receiver.
+_STARTER_METHODS = frozenset(
+    {"run", "Config", "Application", "WSGIApplication", "worker_main", "start", "Worker"}
+    | {"Nanny", "Scheduler", "Coverage", "coverage", "main", "console_main", "TestProgram"}
+)
 # coverage's API: Coverage(config_file=True), the default, reads the working folder's
 # .coveragerc/setup.cfg/tox.ini/pyproject.toml and imports the plugins they name (checked).
 _COVERAGE_API = frozenset({"coverage.Coverage", "coverage.coverage", "coverage.control.Coverage"})
@@ -941,6 +956,27 @@ _COVERAGE_ENV_PAIRS = (  # pairs, not a dict display (a display with these keys 
 )
 _COVERAGE_ENV: dict[str, str] = dict(_COVERAGE_ENV_PAIRS)
 _COVERAGE_CONFIG_DATA = "COVERAGE_PROCESS_CONFIG"
+# sast111: dask's configuration settings that import code (each worker, scheduler, nanny or
+# client reads them at its start; checked with the real dask 2026.8): key (``-`` for ``_``) ->
+# how each item is judged ("preload": as --preload; "modules": a module name each). Set for a
+# child as DASK_DISTRIBUTED__WORKER__PRELOAD (its value read as a Python literal, as dask
+# does), by dask.config.set in this process, or in a YAML file DASK_CONFIG names.
+_DASK_CODE_KEYS = {
+    "distributed.scheduler.preload": "preload",
+    "distributed.worker.preload": "preload",
+    "distributed.nanny.preload": "preload",
+    "distributed.client.preload": "preload",
+    "distributed.scheduler.http.routes": "modules",
+    "distributed.worker.http.routes": "modules",
+    "distributed.scheduler.allowed-imports": "modules",
+    "distributed.client.security-loader": "modules",
+    "distributed.scheduler.active-memory-manager.policies": "classes",
+}
+# Variables that name dask's configuration files (YAML read at import, any key above) or hold
+# the whole configuration (DASK_INTERNAL_INHERIT_CONFIG: what dask passes to its workers).
+_DASK_CONFIG_ENV = frozenset({"DASK_CONFIG", "DASK_ROOT_CONFIG"})
+_DASK_CONFIG_DATA = "DASK_INTERNAL_INHERIT_CONFIG"
+_DASK_SETS = frozenset({"dask.config.set"})
 # A tool's own program, the same as python -m TOOL (``pytest data``, ``pip install .``).
 _CONSOLE_SCRIPTS = {
     **{name: name for name in _TREE_RUNNERS if name not in ("sphinx", "django", "pre_commit")},
@@ -1012,6 +1048,9 @@ _PIP_TAKES = frozenset(
 _COVERAGE_TAKES = frozenset(
     {"--rcfile", "--source", "--include", "--omit", "--concurrency", "--context", "--data-file"}
 )
+# sast111: coverage's commands that do not put the working folder on sys.path (from the coverage
+# program or under -I/-P); run and the reporting commands do (checked with the real coverage).
+_COVERAGE_NO_PATH = frozenset({"erase", "combine", "debug", "help"})
 # Options of a runner whose value is a pickle it loads (trace's counts file, read at its start).
 _PICKLE_OPTIONS = {"trace": frozenset({"-f", "--file"})}
 # Calls that change the process's working folder (any receiver's .chdir: pytest's monkeypatch,
@@ -1458,6 +1497,20 @@ def _table(value: _Value) -> bool:
     return isinstance(value, _Ref) and (
         value.name in MODULE_TABLES or value.name.endswith(".__dict__")
     )
+
+
+def _starter_list(method: str) -> str:
+    """The in-process starters whose name ends in ``method`` (``uvicorn.run`` ...), shown."""
+    every = (
+        _APP_STRINGS
+        | _GUNICORN_APPS
+        | _CELERY_WORKERS
+        | _COVERAGE_API
+        | _DASK_SERVERS
+        | _IN_PROCESS.keys()
+    )
+    found = sorted(n for n in every if n.rpartition(".")[2] == method)
+    return ", ".join(found[:4]) + (" ..." if len(found) > 4 else "") or method
 
 
 def _names(values: _Values) -> set[str]:
@@ -2639,6 +2692,7 @@ class _Checker:
         self._judge_in_process(node, names, scope)
         self._judge_in_process_app(node, names, scope)
         self._judge_env_call(node, names, scope)
+        self._judge_dask_set(node, names, scope)
         self._judge_machinery_call(node, names, scope)
         self._judge_unbound_write(node, names, scope)
         self._judge_shell(node, names, scope)
@@ -3168,7 +3222,12 @@ class _Checker:
                 return
 
     def _judge_in_process_app(
-        self, node: ast.Call, names: set[str], scope: _Scope, at: ast.Call | None = None
+        self,
+        node: ast.Call,
+        names: set[str],
+        scope: _Scope,
+        at: ast.Call | None = None,
+        how: str = "functools.partial",
     ) -> None:
         """SAST104 (sast109): a server, worker or tool started in this process on code named
         by text: ``uvicorn.run("pkg:app")``/``uvicorn.Config(...)`` (the module judged as a
@@ -3178,7 +3237,9 @@ class _Checker:
         ready by ``functools.partial`` (sast110): read as one call when called at once
         (``partial(f, a)(b)``), failing closed otherwise (a keyword given at its later call
         replaces the partial's)."""
-        if self._judge_partial_app(node, names, scope):
+        if self._judge_partial_app(node, names, scope) or self._judge_methodcaller_app(
+            node, names, scope
+        ):
             return
         problem: str | None = None
         call = ""
@@ -3222,9 +3283,11 @@ class _Checker:
             call = "gunicorn cfg.set"
             problem = self._gunicorn_setting_problem(node.args[0], node.args[1], scope)
         if problem is not None:
-            how = "" if at is None else " (through functools.partial, called at once)"
+            through = "" if at is None else f" (through {how}, called at once)"
             where = node if at is None else at
-            self.report(where, "SAST104", call, f"calls {call}(){how} in this process: {problem}")
+            self.report(
+                where, "SAST104", call, f"calls {call}(){through} in this process: {problem}"
+            )
 
     def _starts_app(self, func: ast.expr, names: set[str]) -> str | None:
         """The in-process starter ``func`` is (``uvicorn.run``, ``coverage.Coverage`` ...)."""
@@ -3287,6 +3350,73 @@ class _Checker:
         ) in ("worker_main", "Worker"):
             why = "calls a Celery app's worker through operator.methodcaller: it starts a worker that imports the modules its configuration names and runs the tasks sent to it, code no scan read"
             self.report(node, "SAST104", "worker_main", why)
+            return True
+        return False
+
+    def _judge_methodcaller_app(self, node: ast.Call, names: set[str], scope: _Scope) -> bool:
+        """SAST104 (sast111): ``operator.methodcaller("run", "pkg:app")`` applied to a receiver
+        is the call ``receiver.run("pkg:app")``. Called at once (or by a name bound to it) on a
+        receiver the analysis knows, it is judged as that call when the receiver's method is a
+        starter (``uvicorn.run``, ``pytest.main``) and passes otherwise (``subprocess``'s
+        ``run`` is read as a child already); on a receiver it does not know (a parameter, an
+        item of a list), or built and not called at once (``map``, ``sorted(key=)``), a starter's
+        name fails closed. True when it was judged here."""
+        if "operator.methodcaller" in names:
+            method = _literal_str(node.args[0] if node.args else None)
+            parent = self.parents.get(node)
+            if method not in _STARTER_METHODS or (
+                isinstance(parent, ast.Call) and parent.func is node
+            ):
+                return False  # called at once: judged at the call, with its receiver
+            why = (
+                f"builds operator.methodcaller({method!r}, ...), whose receiver is bound later "
+                f"and not read here: on {_starter_list(method)} it starts a server, worker or "
+                f"tool on code named by text, code no scan may have read; call it directly"
+            )
+            self.report(node, "SAST104", f"methodcaller({method!r})", why)
+            return True
+        callers = [
+            f
+            for f in self.resolve(node.func, scope)
+            if isinstance(f, _MethodCaller) and f.name in _STARTER_METHODS
+        ]
+        for caller in callers:
+            receiver = (
+                node.args[0]
+                if len(node.args) == 1 and not isinstance(node.args[0], ast.Starred)
+                else None
+            )
+            values = frozenset() if receiver is None else self.resolve(receiver, scope)
+            known = bool(values) and all(isinstance(v, _Ref | _Class) for v in values)
+            targets = _names(self.module.attribute(values, caller.name))
+            func = ast.Attribute(
+                value=receiver or ast.Name(id="_", ctx=ast.Load()),
+                attr=caller.name,
+                ctx=ast.Load(),
+            )
+            if receiver is not None and self._starts_app(func, targets) is not None:
+                merged = ast.copy_location(
+                    ast.Call(
+                        func=func,
+                        args=list(caller.call.args[1:]),
+                        keywords=list(caller.call.keywords),
+                    ),
+                    node,
+                )
+                self._judge_in_process_app(
+                    merged, targets, scope, at=node, how="operator.methodcaller"
+                )
+                self._judge_in_process(merged, targets, scope)
+                return True
+            if known or caller.call is not node.func:
+                continue  # a receiver that is no starter; a named one failed where it was built
+            shown = ast.unparse(receiver)[:_SHOWN] if receiver is not None else "its argument"
+            why = (
+                f"calls operator.methodcaller({caller.name!r}, ...) on {shown}, a receiver not "
+                f"known here: on {_starter_list(caller.name)} it starts a server, worker or tool "
+                f"on code named by text, code no scan may have read; call it directly"
+            )
+            self.report(node, "SAST104", f"methodcaller({caller.name!r})", why)
             return True
         return False
 
@@ -3842,7 +3972,9 @@ class _Checker:
             return f"runs python -m {name}, which {_TREE_RUNNERS[name]}: code no scan read"
         if name == "pip":
             return self._pip_problem(rest, scope)
-        if name in _CONFIG_RUNNERS and not (safe and name == "coverage"):
+        if name in _CONFIG_RUNNERS and not (
+            safe and name == "coverage" and not self._coverage_reads_folder(rest, scope)
+        ):
             problem = self._config_problem(name, rest, scope)
             if problem is not None or name != "coverage":
                 return problem
@@ -3942,6 +4074,24 @@ class _Checker:
                 )
             return None
         return None
+
+    def _coverage_reads_folder(self, rest: list[ast.expr | str], scope: _Scope) -> bool:
+        """A coverage command that reads the working folder's configuration and imports its
+        plugins with that folder first on ``sys.path`` even from the ``coverage`` program or
+        under ``-I``/``-P`` (sast111, checked with the real coverage 7.17): ``run`` given no
+        program runs the one ``[run] command_line`` names, ``run -m`` puts the working folder
+        first on ``sys.path``, and the reporting commands (``report``, ``html``, ``xml`` ...)
+        insert it there themselves; ``erase``, ``combine``, ``debug`` and ``help`` do not. A
+        command computed at run time may be any."""
+        index = 0
+        while index < len(rest):
+            text = self._word_text(rest[index], scope)
+            if text is None:
+                return True
+            if not text.startswith("-"):
+                return text not in _COVERAGE_NO_PATH
+            index += 2 if text in _COVERAGE_TAKES else 1
+        return False
 
     def _coverage_problem(self, rest: list[ast.expr | str], scope: _Scope) -> str | None:
         """``python -m coverage run [options] SCRIPT|-m MODULE``: the script or module is
@@ -4908,6 +5058,10 @@ class _Checker:
                 if self._judge_coverage_env(node, name, value, scope):
                     return
                 continue
+            if name.startswith("DASK_"):
+                if self._judge_dask_env(node, name, value, scope):
+                    return
+                continue
             if name in PYTHON_ENV and (value is None or not self._env_value_ok(name, value, scope)):
                 shown = "(changed in place)" if value is None else ast.unparse(value)[:_SHOWN]
                 why = (
@@ -4945,6 +5099,143 @@ class _Checker:
             )
         self.report(node, "SAST107", name, why)
         return True
+
+    def _judge_dask_env(
+        self, node: ast.AST, name: str, value: ast.expr | None, scope: _Scope
+    ) -> bool:
+        """SAST107 (sast111): dask's configuration given to a child through its environment:
+        ``DASK_CONFIG``/``DASK_ROOT_CONFIG`` naming a file or folder the pull request may write
+        (judged as a tool's configuration path), ``DASK_INTERNAL_INHERIT_CONFIG`` set to
+        anything, and ``DASK_A__B__C`` setting one of ``_DASK_CODE_KEYS`` (or a mapping above
+        one), its value read as dask reads it (a Python literal, else the text). True when it
+        was a finding."""
+        shown = "(changed in place)" if value is None else ast.unparse(value)[:_SHOWN]
+        if name in _DASK_CONFIG_ENV:
+            if value is not None and self._config_path_ok(value, scope):
+                return False
+            why = (
+                f"sets {name} to {shown} for a child: dask reads the YAML files there at import "
+                f"(distributed.worker.preload and the other settings that import code), files "
+                f"the pull request may write; give a folder under {' or '.join(_SYSTEM_CONFIG)}"
+            )
+        elif name == _DASK_CONFIG_DATA:
+            why = f"sets {name} to {shown} for a child: dask takes its whole configuration from it (preloads that import code too), not read here"
+        else:
+            key = name[5:].lower().replace("__", ".")
+            text = None if value is None else self._word_text(value, scope)
+            given: ast.expr | None = None
+            if text is not None:
+                given = ast.Constant(text)
+                try:
+                    parsed = ast.parse(text.strip(), mode="eval").body
+                    ast.literal_eval(parsed)
+                    given = parsed  # dask reads the value as a Python literal when it is one
+                except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+                    pass
+            problem = self._dask_setting_problem(key, given, scope)
+            if problem is None:
+                return False
+            why = f"sets {name} for a child: {problem}"
+        self.report(node, "SAST107", name, why)
+        return True
+
+    def _dask_setting_problem(
+        self, key: str, value: ast.expr | None, scope: _Scope, depth: int = 0
+    ) -> str | None:
+        """Why dask's setting ``key`` = ``value`` imports code no scan read (None: it does
+        not, or the key names none): ``value`` None is a value computed at run time."""
+        key = key.replace("_", "-")
+        if key in _DASK_CODE_KEYS:
+            return self._dask_items_problem(key, value, scope)
+        below = sorted(c for c in _DASK_CODE_KEYS if c.startswith(key + "."))
+        if not below or depth > _MAX_DEPTH or isinstance(value, ast.Constant):
+            return None  # no such key below it; a value that is no mapping sets none
+        if not isinstance(value, ast.Dict):
+            shown = "a value computed at run time" if value is None else ast.unparse(value)
+            return f"{key} is given {shown[:_SHOWN]}, a mapping not read here: it may set {below[0]}, which imports what it names"
+        for sub, item in zip(value.keys, value.values, strict=True):
+            name = _literal_str(sub)
+            problem = self._dask_setting_problem(
+                f"{key}.{name}" if name is not None else key,
+                item if name else None,
+                scope,
+                depth + 1,
+            )
+            if problem is not None:
+                return problem
+        return None
+
+    def _dask_items_problem(self, key: str, value: ast.expr | None, scope: _Scope) -> str | None:
+        """Each item of a setting in ``_DASK_CODE_KEYS``: a preload as ``--preload``'s, a
+        module by name (``pkg.mod.func`` for the security loader), classes fail."""
+        kind = _DASK_CODE_KEYS[key]
+        if value is None:
+            return f"{key} is computed at run time: dask imports what it names, code no scan may have read"
+        items = list(value.elts) if isinstance(value, ast.List | ast.Tuple | ast.Set) else [value]
+        for item in items:
+            if isinstance(item, ast.Constant) and item.value is None:
+                continue
+            text = self._word_text(item, scope)
+            if kind == "classes":
+                problem: str | None = (
+                    f"names classes dask imports ({ast.unparse(item)[:_SHOWN]}), not read here"
+                )
+            elif kind == "preload":
+                problem = self._preloaded(item, scope)
+            elif text is None:
+                problem = f"{ast.unparse(item)[:_SHOWN]}, computed at run time"
+            else:
+                module = text.rpartition(".")[0] if key.endswith("loader") else text
+                problem = self._module_problem(module, False, scope) if module else None
+            if problem is not None:
+                shown = problem.replace("runs python -m", "imports")
+                return f"{key} {shown} (dask imports what it names at the start of each worker, scheduler, nanny or client)"
+        return None
+
+    def _judge_dask_set(self, node: ast.Call, names: set[str], scope: _Scope) -> None:
+        """SAST104 (sast111): ``dask.config.set({"distributed.worker.preload": [...]})`` or
+        ``dask.config.set(distributed__worker__preload=[...])``: the workers, schedulers and
+        nannies started afterwards (in this process, or children given the configuration)
+        import what it names. A mapping not written out fails closed."""
+        if not names & _DASK_SETS:
+            return
+        pairs: list[tuple[str, ast.expr | None]] = []
+        hidden: list[str] = []  # mappings not written out: any key may be in them
+        for arg in node.args[:1]:
+            mapping = self._dict_display(arg, scope)
+            if mapping is None:
+                hidden.append(ast.unparse(arg))
+                continue
+            for sub, item in zip(mapping.keys, mapping.values, strict=True):
+                text = _literal_str(sub)
+                if text is None:
+                    hidden.append("**" + ast.unparse(item) if sub is None else ast.unparse(sub))
+                else:
+                    pairs.append((text, item))
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                hidden.append("**" + ast.unparse(keyword.value))
+            else:
+                pairs.append((keyword.arg.replace("__", "."), keyword.value))
+        problems = [
+            f"{shown[:_SHOWN]}, a mapping or key not read here, may set distributed.worker.preload or another setting that imports code, code no scan may have read; write the settings out"
+            for shown in hidden
+        ]
+        problems += [self._dask_setting_problem(key, value, scope) or "" for key, value in pairs]
+        problem = next((p for p in problems if p), None)
+        if problem is not None:
+            self.report(node, "SAST104", "dask.config.set", f"calls dask.config.set: {problem}")
+
+    def _dict_display(self, value: ast.expr, scope: _Scope) -> ast.Dict | None:
+        """A dict display, or a name bound once to one in its scope; else None."""
+        if isinstance(value, ast.Dict):
+            return value
+        if isinstance(value, ast.Name):
+            defining = self.module.defining(value.id, scope)
+            bound = defining.bindings.get(value.id, []) if defining else []
+            if len(bound) == 1 and isinstance(bound[0].expr, ast.Dict) and not bound[0].path:
+                return bound[0].expr
+        return None
 
     def _search_path_ok(self, value: ast.expr, scope: _Scope) -> bool:
         """A PATH whose every folder before the one it had (``os.environ["PATH"]``,

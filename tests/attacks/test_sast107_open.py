@@ -114,9 +114,10 @@ CONFIG_TOOLS_ALLOWED = {
         'subprocess.run([sys.executable, "-m", "coverage", "run", "--rcfile=", "src/model_io.py"])\n'
     ),
     # coverage imports its plugins by module name: only with the working folder on sys.path
+    # (run and the reports put it there themselves: sast111, tests/attacks/test_sast111.py)
     "-I -m coverage erase": 'subprocess.run([sys.executable, "-I", "-m", "coverage", "erase"])\n',
-    "-P -m coverage report": 'subprocess.run([sys.executable, "-P", "-m", "coverage", "report"])\n',
-    "the coverage program, html": 'subprocess.run(["coverage", "html"])\n',
+    "-P -m coverage combine": 'subprocess.run([sys.executable, "-P", "-m", "coverage", "combine"])\n',
+    "the coverage program, erase": 'subprocess.run(["coverage", "erase"])\n',
     "flake8 --isolated": 'subprocess.run([sys.executable, "-m", "flake8", "--isolated", "src"])\n',
     "-I -m ruff (no Python plugins)": (
         'subprocess.run([sys.executable, "-I", "-m", "ruff", "check", "src"])\n'
