@@ -435,6 +435,79 @@ def _significant(
     return found
 
 
+# The nearest rows outside a significant cell whose labels give its rows' expected share
+# (``_beyond_nearest``).
+_NEAREST = 10
+_MAIN_EFFECTS = True
+
+
+def _beyond_nearest(
+    found: list[tuple[int, int, float, int, float, float]],
+    expected: LinearExpectation,
+    pool: Array,
+    where: tuple[Array, Array, Array],
+    pair: tuple[int, int],
+    *,
+    bins: int,
+    check: AssociationCheck,
+    limit: float,
+) -> list[tuple[int, int, float, int, float, float]]:
+    """The significant cells that the nearest rows outside them do not explain either.
+
+    A linear model of the other features cannot follow a class drawn as several clusters (the
+    class on two opposite corners of the other features' space): a clean cell at such a
+    cluster holds far more of the class than the model predicts. Its rows' nearest rows by
+    the other features (standardized; ``_NEAREST`` of them), taken **outside the cell** from
+    ``pool`` (the rows the trend is measured on, less those beyond the approved range), carry
+    the class as often as the cell does. A trigger's rows are relabelled rows of other classes:
+    their nearest rows outside the cell carry their true labels, and rows the trigger plants
+    together in the cell never vouch for each other. The cell's expected count becomes the
+    larger of the test's and the summed share of the class among each row's nearest rows, and
+    the cell is tested again as ``_significant`` tests it.
+    """
+    from scipy.stats import binom  # noqa: PLC0415
+    from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
+
+    codes, subset, c = where
+    j, k = pair
+    if pool.size <= _NEAREST:
+        return found
+    d = expected.x.shape[1]
+    # The feature sets the nearest rows are found on: the other features, and for a pair of
+    # features each of the two with the other features (a class that follows one of the
+    # cell's features whatever the other, not their combination).
+    dropped = [pair] if j == k else [pair, (k,), (j,)]
+    spaces = []
+    for columns in dropped if _MAIN_EFFECTS else dropped[:1]:
+        keep = [f for f in range(d) if f not in columns]
+        if keep:
+            x = expected.x[:, keep]
+            mean, sd = x[pool].mean(axis=0), x[pool].std(axis=0)
+            spaces.append((x - mean) / np.where(sd > 0, sd, 1.0))
+    if not spaces:
+        return found
+    out = []
+    for cell_id, cls, a, m, e, pvalue in found:
+        bj, bk = divmod(cell_id, bins)
+        inside = (codes[pool, j] == bj) & (codes[pool, k] == bk)
+        outside = pool[~inside]
+        rows = subset[(c[:, j] == bj) & (c[:, k] == bk)]
+        if outside.size < _NEAREST or rows.size == 0:
+            out.append((cell_id, cls, a, m, e, pvalue))
+            continue
+        e2 = e
+        for xs in spaces:
+            index = NearestNeighbors(n_neighbors=_NEAREST).fit(xs[outside])
+            near = index.kneighbors(xs[rows], return_distance=False)
+            share = (expected.y[outside][near] == cls).mean(axis=1)
+            e2 = max(e2, float(np.clip(share, _P_FLOOR, 1 - _P_FLOOR).sum()))
+        large = (a - e2) / m >= check.min_gap or (a - e2) / max(a, 1) >= check.min_unexplained
+        p2 = float(binom.sf(a - 1, m, min(max(e2 / m, _P_FLOOR), 1 - _P_FLOOR)))
+        if large and p2 < limit:
+            out.append((cell_id, cls, a, m, e2, p2))
+    return out
+
+
 def _cell_reason(
     pair: tuple[int, int],
     cell_id: int,
@@ -541,7 +614,20 @@ def associations(
             raised = _neighbour_excess(
                 n_cell, counts, sums, bins=bins, single=k == j, trend_from=trend_from
             )
-        for cell_id, cls, a, m, e, pvalue in _significant(n_cell, counts, raised, check, limit):
+        found = _significant(n_cell, counts, raised, check, limit)
+        if found and check.neighbour_trend:
+            pool = np.setdiff1d(others, expected.unfit_rows)
+            found = _beyond_nearest(
+                found,
+                expected,
+                pool,
+                (codes, subset, c),
+                (j, k),
+                bins=bins,
+                check=check,
+                limit=limit,
+            )
+        for cell_id, cls, a, m, e, pvalue in found:
             bj, bk = divmod(cell_id, bins)
             reason = _cell_reason(
                 (j, k),
