@@ -438,7 +438,6 @@ def _significant(
 # The nearest rows outside a significant cell whose labels give its rows' expected share
 # (``_beyond_nearest``).
 _NEAREST = 10
-_MAIN_EFFECTS = True
 
 
 def _beyond_nearest(
@@ -451,6 +450,7 @@ def _beyond_nearest(
     bins: int,
     check: AssociationCheck,
     limit: float,
+    trusted: bool,
 ) -> list[tuple[int, int, float, int, float, float]]:
     """The significant cells that the nearest rows outside them do not explain either.
 
@@ -478,7 +478,7 @@ def _beyond_nearest(
     # cell's features whatever the other, not their combination).
     dropped = [pair] if j == k else [pair, (k,), (j,)]
     spaces = []
-    for columns in dropped if _MAIN_EFFECTS else dropped[:1]:
+    for columns in dropped if trusted else dropped[:1]:
         keep = [f for f in range(d) if f not in columns]
         if keep:
             x = expected.x[:, keep]
@@ -501,10 +501,8 @@ def _beyond_nearest(
             near = index.kneighbors(xs[rows], return_distance=False)
             share = (expected.y[outside][near] == cls).mean(axis=1)
             e2 = max(e2, float(np.clip(share, _P_FLOOR, 1 - _P_FLOOR).sum()))
-        large = (a - e2) / m >= check.min_gap or (a - e2) / max(a, 1) >= check.min_unexplained
-        p2 = float(binom.sf(a - 1, m, min(max(e2 / m, _P_FLOOR), 1 - _P_FLOOR)))
-        if large and p2 < limit:
-            out.append((cell_id, cls, a, m, e2, p2))
+        if binom.sf(a - 1, m, min(max(e2 / m, _P_FLOOR), 1 - _P_FLOOR)) < limit:
+            out.append((cell_id, cls, a, m, e, pvalue))
     return out
 
 
@@ -626,6 +624,7 @@ def associations(
                 bins=bins,
                 check=check,
                 limit=limit,
+                trusted=others is not subset,
             )
         for cell_id, cls, a, m, e, pvalue in found:
             bj, bk = divmod(cell_id, bins)
