@@ -438,7 +438,7 @@ def _significant(
 def _approved_explain(
     found: list[tuple[int, int, float, int, float, float]],
     approved: Array,
-    where: tuple[Array, Array, Array],
+    where: tuple[Array, Array, Array, Array],
     pair: tuple[int, int],
     *,
     bins: int,
@@ -448,34 +448,41 @@ def _approved_explain(
 
     A linear model of the other features cannot follow a class drawn as several clusters: a
     clean cell at such a cluster's corner holds far more of the class than the model predicts
-    (bench/clean_tables.py's ``mc-1k-8f-2c-sep0.5``), and the approved rows in that cell carry
-    the class as often. A trigger is new: the approved rows with its value combination carry
-    their own labels. So where the approved rows are known (a batch, or the whole table with the
-    trusted lock's rows: ``others``), a cell's expected count of class c is at least its
-    approved rows' count of c plus, for its other rows, the approved rows' share of c at its
-    one-sided Clopper-Pearson lower bound (``_TREND_LEVEL``, one standard error: a few approved
-    rows show a share by chance); a cell with no approved row keeps the model's. The cell stays
-    significant when its p-value against that count is still below the Bonferroni ``limit``.
-    Only approved rows make this expectation: rows a pull request adds never explain a cell.
+    (bench/clean_tables.py's ``mc-1k-8f-2c-sep0.5``), and so do the approved rows in that
+    cell. A trigger is new: the approved rows with its value combination carry their own
+    labels. So where the approved rows are known (a batch, or the whole table with the trusted
+    lock's rows), a cell's approved rows show how far the model falls short there: their
+    excess share of class c (their share at its one-sided Clopper-Pearson lower bound,
+    ``_TREND_LEVEL``, one standard error, less their summed p(c): a few approved rows show a
+    share by chance) raises the expected count of the cell's other rows, and the approved
+    rows among the tested ones (the whole table) count their own labels. The cell stays
+    significant when its p-value against the larger of that count and the test's is still
+    below the Bonferroni ``limit``. Rows a pull request adds never explain a cell.
+
+    ``where``: the bin codes and labels of every row, the tested rows, and every row's
+    probabilities of each class from the other features (the refit).
     """
     from scipy.stats import beta, binom  # noqa: PLC0415
 
-    codes, subset, y = where
+    codes, y, subset, probs = where
     j, k = pair
-    in_subset = np.zeros(len(codes), dtype=bool)
-    in_subset[subset] = True
+    is_approved = np.zeros(len(codes), dtype=bool)
+    is_approved[approved] = True
     out = []
     for cell_id, cls, a, m, e, pvalue in found:
         bj, bk = divmod(cell_id, bins)
         mine = approved[(codes[approved, j] == bj) & (codes[approved, k] == bk)]
-        n_ap, c_ap = int(mine.size), int((y[mine] == cls).sum())
-        if n_ap == 0 or c_ap == 0:
+        c_ap = int((y[mine] == cls).sum())
+        if c_ap == 0:
             out.append((cell_id, cls, a, m, e, pvalue))
             continue
-        low = float(beta.ppf(_TREND_LEVEL, c_ap, n_ap - c_ap + 1))
-        tested = mine[in_subset[mine]]  # approved rows among the tested (the whole table)
-        own = int((y[tested] == cls).sum())
-        e2 = max(e, own + (m - tested.size) * low)
+        low = float(beta.ppf(_TREND_LEVEL, c_ap, mine.size - c_ap + 1))
+        excess = max(low - float(probs[mine, cls].mean()), 0.0)
+        cell = subset[(codes[subset, j] == bj) & (codes[subset, k] == bk)]
+        own = cell[is_approved[cell]]
+        rest = cell[~is_approved[cell]]
+        counted = (y[own] == cls).sum() + probs[rest, cls].sum() + excess * rest.size
+        e2 = max(e, float(counted))
         if binom.sf(a - 1, m, min(max(e2 / m, _P_FLOOR), 1 - _P_FLOOR)) < limit:
             out.append((cell_id, cls, a, m, e, pvalue))
     return out
@@ -589,8 +596,9 @@ def associations(
             )
         found = _significant(n_cell, counts, raised, check, limit)
         if found and check.neighbour_trend and others is not subset:
+            every = np.clip(expected.without(columns), _P_FLOOR, 1 - _P_FLOOR)
             found = _approved_explain(
-                found, others, (codes, subset, y), (j, k), bins=bins, limit=limit
+                found, others, (codes, y, subset, every), (j, k), bins=bins, limit=limit
             )
         for cell_id, cls, a, m, e, pvalue in found:
             bj, bk = divmod(cell_id, bins)
