@@ -551,6 +551,10 @@ def associations(
     whole table, ``rows`` None): the rows the trend is measured on instead of every row, the
     approved rows the trusted lock's row digests name: rows a pull request plants in the
     cells beside a trigger are new rows and make no trend (docs/data-defence.md, Known limits).
+    With those approved rows (``rows`` or ``trend_rows``) a significant cell is tested once
+    more against what its own approved rows show (``_approved_explain``): a clean class
+    gathered in a corner no linear model follows is there in the approved rows too, a trigger
+    of new rows is not.
     """
     start = time.perf_counter()
     n_classes = len(classes)
