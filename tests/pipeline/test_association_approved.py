@@ -122,15 +122,13 @@ def test_an_in_range_trigger_of_new_rows_in_the_clustered_table_still_fails(atta
 
 
 def test_approved_rows_explain_a_cell_only_as_far_as_their_count_supports():
-    """Three approved rows of 'a' in the trigger's cell (all it holds) vouch for a share of
-    0.54 at most (their Clopper-Pearson lower bound at one standard error, less what the
-    model gives them), not 1.0: the trigger's 30 new rows stay significant."""
+    """Five approved rows of 'a' in the trigger's cell (all it holds besides the trigger)
+    vouch for a share of 0.69 at most (their Clopper-Pearson lower bound at one standard
+    error), less what the model gives them, not 1.0: the trigger's 30 new rows stay
+    significant (at their share itself, 0 of 30 were flagged)."""
     x, y, rows, approved = _planted("random")
-    cell = (x[:, 3] == x[rows[0], 3]) & (x[:, 6] == x[rows[0], 6])
-    native = np.flatnonzero(y == 0)[:3]
-    native = native[~np.isin(native, rows)]
+    native = np.setdiff1d(np.flatnonzero(y == 0), rows)[:5]
     x[native, 3], x[native, 6] = x[rows[0], 3], x[rows[0], 6]
     approved = np.union1d(approved, native)
-    assert cell.sum() == rows.size
     found = _association(x, y, approved)
     assert len(set(rows.tolist()) & set(found.rows.tolist())) >= 27
