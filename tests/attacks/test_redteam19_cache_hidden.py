@@ -36,13 +36,13 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 _IGNORE = "/reports/\n/artifacts/\n/registry/\n/history/\n.cache/\n__pycache__/\n"
 
 
-def _commit(root: Path, message: str = "pr") -> None:
+def _commit(root: Path) -> None:
     """The project as a pull request's checkout: every file committed (outputs ignored)."""
     if not (root / ".git").exists():
         (root / ".gitignore").write_text(_IGNORE, encoding="utf-8")
         _git(root, "init", "-q")
     _git(root, "add", "-A")
-    _git(root, "commit", "-q", "--allow-empty", "-m", message)
+    _git(root, "commit", "-q", "-m", "pr")
 
 
 def _digest(root: Path) -> str:
@@ -131,7 +131,7 @@ def test_untracked_local_folders_change_no_key(tmp_path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x = 1\n", encoding="utf-8")
     assert _digest(root) == before
-    _commit(root, "nothing new")  # `.git` changes (a new commit, the index): not a source
+    _git(root, "commit", "-q", "--allow-empty", "-m", "nothing new")  # `.git` is no source
     assert _digest(root) == before
 
 
