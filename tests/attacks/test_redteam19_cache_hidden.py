@@ -78,6 +78,17 @@ def test_a_committed_file_the_code_reads_is_in_the_key(tmp_path: Path, plant: st
     assert _digest(root) != before, plant
 
 
+def test_outside_git_a_configuration_suffix_counts_in_any_case(tmp_path: Path) -> None:
+    """Untracked (a local run, no checkout), the walk alone: ``MODEL.TOML`` is as much a
+    ``.toml`` as ``model.toml`` to the code that reads it by name."""
+    root = copy_project(tmp_path / "project")
+    toml = root / "pipeline" / "MODEL.TOML"
+    toml.write_text("C = 1.0\n", encoding="utf-8")
+    before = _digest(root)
+    toml.write_text("C = 1e-7\n", encoding="utf-8")
+    assert _digest(root) != before
+
+
 def test_a_folder_committed_as_a_symlink_to_a_hidden_folder_is_in_the_key(tmp_path: Path) -> None:
     """``pipeline/conf -> .conf``: the walk follows no symlinked folder, and skipped ``.conf``."""
     root = copy_project(tmp_path / "project")
