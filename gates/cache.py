@@ -201,7 +201,7 @@ def _file_sha256(path: str | Path) -> str:
 
 
 def _digest_files(
-    paths: list[tuple[str, Path]], file_sha256: Callable[[Path], str] = sha256_file
+    paths: Sequence[tuple[str, str | Path]], file_sha256: Callable[[str | Path], str] = _file_sha256
 ) -> str:
     """SHA-256 over each label and its file's digest. A name that does not lead to a regular
     file (a symlink to a FIFO or ``/dev/zero``, which a pull request can commit as
@@ -214,7 +214,7 @@ def _digest_files(
     return digest.hexdigest()
 
 
-def _not_regular(path: Path) -> str | None:
+def _not_regular(path: str | Path) -> str | None:
     """None for a regular file (symlinks followed); else what the name leads to, unread."""
     try:
         mode = os.stat(path).st_mode
@@ -339,14 +339,14 @@ def _package_digest() -> str:
     return _digest_files(files)
 
 
-def _project_sources(root: Path, skip: set[Path]) -> Iterator[tuple[str, Path]]:
+def _project_sources(root: Path, skip: set[Path]) -> Iterator[tuple[str, str]]:
     """The source files of the project found by walking it: modules anywhere an import can
     reach by name (hidden folders and virtual environments cannot be), configuration outside
     the folders above. What git tracks counts besides, whatever its name (``_tracked_sources``).
 
-    Walked with strings (a ``Path`` is built only for a file that counts): the walk runs for
-    every gate's key, and a ``Path`` per file of the project (reports, data and artifacts
-    included) cost more than the whole digest with the memo (``docs/performance.md``).
+    Walked with strings, no ``Path`` built: the walk runs for every gate's key, and a ``Path``
+    per file of the project (reports, data and artifacts included) cost more than the whole
+    digest with the memo (``docs/performance.md``).
     """
     top = str(root)
     real_top = os.path.realpath(top)
@@ -368,7 +368,7 @@ def _project_sources(root: Path, skip: set[Path]) -> Iterator[tuple[str, Path]]:
             if suffix in _CODE_SUFFIXES or (
                 not code_only and (suffix in _SOURCE_SUFFIXES or name in _SOURCE_NAMES)
             ):
-                yield label + name, Path(folder, name)
+                yield label + name, os.path.join(folder, name)
 
 
 def _tracked_sources(root: Path) -> list[str] | None:
@@ -457,7 +457,7 @@ def source_digest(context: RunContext, memo: DigestMemo | None = None) -> str:
     )
     skip = {context.reports_dir.resolve(), context.artifacts_dir.resolve()}
     skip.update(path.resolve() for path in outputs)
-    hasher = memo.sha256 if memo is not None else sha256_file
+    hasher = memo.sha256 if memo is not None else _file_sha256
     sources = dict(_project_sources(context.root, skip))
     tracked = _tracked_sources(context.root)
     if tracked:
@@ -472,7 +472,7 @@ def source_digest(context: RunContext, memo: DigestMemo | None = None) -> str:
         top = str(context.root)
         for label in tracked:
             if label not in data:
-                sources.setdefault(label, Path(top, label))
+                sources.setdefault(label, os.path.join(top, label))
     project = _digest_files(list(sources.items()), hasher)
     return hashlib.sha256(f"{_package_digest()}:{project}".encode()).hexdigest()
 
