@@ -388,7 +388,10 @@ def _tracked_sources(root: Path) -> list[str] | None:
     if git is None:
         if holder is None:
             return None
-        msg = f"{holder} holds .git but git is not on PATH: the gate cache cannot tell what the checkout tracks"
+        msg = (
+            f"{holder} holds .git but git is not on PATH: the gate cache cannot tell what the"
+            " checkout tracks"
+        )
         raise GatesError(msg)
     try:
         listed = subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which

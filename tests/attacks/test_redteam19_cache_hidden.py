@@ -210,3 +210,19 @@ def test_a_cached_train_outcome_is_not_reused_after_a_hidden_file_changes(
     assert second is not None
     assert second.digest != first.digest
     assert cache.lookup(train, second) is None
+
+
+def test_a_checkout_without_a_git_executable_gives_no_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail closed: a ``.git`` and no git on PATH is not "outside git" (the walk alone would
+    leave the hidden folders out again)."""
+    from gates.errors import GatesError
+
+    root = copy_project(tmp_path / "project")
+    _commit(root)
+    no_git = tmp_path / "bin-without-git"
+    no_git.mkdir()
+    monkeypatch.setenv("PATH", str(no_git))
+    with pytest.raises(GatesError, match="git is not on PATH"):
+        _digest(root)
