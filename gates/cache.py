@@ -41,7 +41,9 @@ import hmac
 import json
 import os
 import platform
+import shutil
 import stat
+import subprocess  # nosec B404 # runs git with a fixed argv list, never a shell
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -199,7 +201,7 @@ def _file_sha256(path: str | Path) -> str:
 
 
 def _digest_files(
-    paths: list[tuple[str, Path]], file_sha256: Callable[[Path], str] = sha256_file
+    paths: Sequence[tuple[str, str | Path]], file_sha256: Callable[[str | Path], str] = _file_sha256
 ) -> str:
     """SHA-256 over each label and its file's digest. A name that does not lead to a regular
     file (a symlink to a FIFO or ``/dev/zero``, which a pull request can commit as
@@ -212,7 +214,7 @@ def _digest_files(
     return digest.hexdigest()
 
 
-def _not_regular(path: Path) -> str | None:
+def _not_regular(path: str | Path) -> str | None:
     """None for a regular file (symlinks followed); else what the name leads to, unread."""
     try:
         mode = os.stat(path).st_mode
@@ -337,13 +339,14 @@ def _package_digest() -> str:
     return _digest_files(files)
 
 
-def _project_sources(root: Path, skip: set[Path]) -> Iterator[tuple[str, Path]]:
-    """Every source file of the project: modules anywhere an import can reach by name (hidden
-    folders and virtual environments cannot be), configuration outside the folders above.
+def _project_sources(root: Path, skip: set[Path]) -> Iterator[tuple[str, str]]:
+    """The source files of the project found by walking it: modules anywhere an import can
+    reach by name (hidden folders and virtual environments cannot be), configuration outside
+    the folders above. What git tracks counts besides, whatever its name (``_tracked_sources``).
 
-    Walked with strings (a ``Path`` is built only for a file that counts): the walk runs for
-    every gate's key, and a ``Path`` per file of the project (reports, data and artifacts
-    included) cost more than the whole digest with the memo (``docs/performance.md``).
+    Walked with strings, no ``Path`` built: the walk runs for every gate's key, and a ``Path``
+    per file of the project (reports, data and artifacts included) cost more than the whole
+    digest with the memo (``docs/performance.md``).
     """
     top = str(root)
     real_top = os.path.realpath(top)
@@ -361,11 +364,52 @@ def _project_sources(root: Path, skip: set[Path]) -> Iterator[tuple[str, Path]]:
         )
         label = f"{rel.replace(os.sep, '/')}/" if rel else ""
         for name in files:
-            suffix = _suffix(name)
+            suffix = _suffix(name).lower()
             if suffix in _CODE_SUFFIXES or (
                 not code_only and (suffix in _SOURCE_SUFFIXES or name in _SOURCE_NAMES)
             ):
-                yield label + name, Path(folder, name)
+                yield label + name, os.path.join(folder, name)
+
+
+def _tracked_sources(root: Path) -> list[str] | None:
+    """Every file git tracks in the checkout at ``root``, relative to it; None outside git.
+
+    A pull request controls every committed byte, and the project's code reads whatever it
+    names: a walk that picks files by suffix and skips hidden folders left out a committed
+    ``pipeline/.conf/model.toml``, ``.lib/knob.py``, ``model.json`` or ``MODEL.TOML`` (red team
+    19). So in a checkout every tracked file counts. One ``git ls-files`` reads the index (the
+    files themselves are hashed through the memo, as the walk's are). In a checkout git cannot
+    list (missing, "dubious ownership", a broken ``GIT_DIR``) there is no key: a GatesError,
+    so the gate runs. Outside git (no ``.git`` at or above ``root``) None: the walk alone.
+    """
+    top = Path(os.path.abspath(root))
+    holder = next((f for f in (top, *top.parents) if os.path.lexists(f / ".git")), None)
+    git = shutil.which("git")
+    if git is None:
+        if holder is None:
+            return None
+        msg = (
+            f"{holder} holds .git but git is not on PATH: the gate cache cannot tell what the"
+            " checkout tracks"
+        )
+        raise GatesError(msg)
+    try:
+        listed = subprocess.run(  # nosec B603 # fixed argv; git is resolved by shutil.which
+            [git, "ls-files", "-z", "--cached"], cwd=top, capture_output=True, check=False
+        )
+    except OSError as err:
+        msg = f"git failed to start in {top} ({err}): the gate cache cannot tell what it tracks"
+        raise GatesError(msg) from err
+    if listed.returncode != 0:
+        if holder is None:
+            return None
+        why = listed.stderr.decode(errors="replace").strip().splitlines()
+        msg = (
+            f"git cannot list the files of the checkout at {top} ({why[0] if why else 'no output'}):"
+            " the gate cache cannot tell what it tracks"
+        )
+        raise GatesError(msg)
+    return sorted({os.fsdecode(name) for name in listed.stdout.split(b"\0") if name})
 
 
 def _local_venv(root: Path, folder: Path) -> bool:
@@ -416,8 +460,23 @@ def source_digest(context: RunContext, memo: DigestMemo | None = None) -> str:
     )
     skip = {context.reports_dir.resolve(), context.artifacts_dir.resolve()}
     skip.update(path.resolve() for path in outputs)
-    hasher = memo.sha256 if memo is not None else sha256_file
-    project = _digest_files(list(_project_sources(context.root, skip)), hasher)
+    hasher = memo.sha256 if memo is not None else _file_sha256
+    sources = dict(_project_sources(context.root, skip))
+    tracked = _tracked_sources(context.root)
+    if tracked:
+        # The data, its lock and checksums are the run's inputs, keyed as such (left out of the
+        # key of a gate that declares ``Reads(data=False)``): not sources, tracked or not.
+        root = context.root.resolve()
+        data = {
+            path.relative_to(root).as_posix()
+            for key in data_input_keys(policy)
+            if (path := (policy.base_dir / key).resolve()).is_relative_to(root)
+        }
+        top = str(context.root)
+        for label in tracked:
+            if label not in data:
+                sources.setdefault(label, os.path.join(top, label))
+    project = _digest_files(list(sources.items()), hasher)
     return hashlib.sha256(f"{_package_digest()}:{project}".encode()).hexdigest()
 
 
