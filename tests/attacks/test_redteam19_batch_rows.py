@@ -135,12 +135,6 @@ def test_one_more_nudged_row_is_data109(
     assert refused[0].observed == "114", refused[0].observed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rows added to a batch are not bounded and can be made from approved ones: 400 "
-    "interpolated rows dilute 12 relabelled ones below DATA100's rate test (red team 19, not "
-    "fixed: a bound on new rows or a per-row rule is the lead's design decision)",
-)
 def test_fabricated_new_rows_do_not_dilute_relabelled_ones(
     base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
