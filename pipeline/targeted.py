@@ -1604,7 +1604,7 @@ def _tail_verdict(rate: RateTest, doubt: Array, approved: Array, batch: BatchChe
     share j / (N + 1) as if known is not (it fails clean batches, as the count's did before
     Fisher). One-sided p per level, Bonferroni over the levels; it fails the batch when the
     smallest adjusted p is below ``batch.alpha`` and the excess there, c less e = n j / (N + 1)
-    (``_beyond_approved``'s expectation), is at least ``batch.min_flagged`` rows: the count's
+    (``_beyond_approved``'s expectation) rounded up, is at least ``batch.min_flagged`` rows: the count's
     thresholds, nothing new tuned. Few levels, so Bonferroni costs little: the tail's evidence
     is a handful of rows, and deeper levels are the count test's.
 
@@ -1633,7 +1633,8 @@ def _tail_failed(tail: tuple[int, float, float, float] | None, batch: BatchCheck
     if tail is None:
         return False
     count, expected, _, pvalue = tail
-    return pvalue < batch.alpha and count - expected >= batch.min_flagged
+    # The excess as ``_beyond_approved`` counts it: a part of a row counted as one.
+    return pvalue < batch.alpha and int(np.ceil(count - expected - 1e-9)) >= batch.min_flagged
 
 
 def _beyond_approved(doubt: Array, levels: Array, approved: Array) -> tuple[int, int, float]:
@@ -1697,8 +1698,8 @@ def _unexplained_labels(
       is added).
 
     The verdict (``rate``) is unchanged: it counts every row. When its tail scan fails the
-    batch (``_tail_verdict``), at least the new rows beyond what the approved rows' share at
-    that level predicts (the most doubted of the rule's rows) are reported too.
+    batch (``_tail_verdict``), every rule row doubted beyond the failing level is reported too
+    (at least the rows beyond the approved rows' share there, the most doubted).
 
     With ``quarantine`` the rows reported are the rows dropped from training: every row the
     rule flags is reported, as on the whole table (``pipeline.poison``). Reporting only the
@@ -1746,11 +1747,11 @@ def _unexplained_labels(
     if rate.tail is not None and _tail_failed(rate.tail, batch):
         # The tail scan failed the batch: at least its rows beyond the approved share are
         # reported, the most doubted, whatever the tests above decided for the rest.
+        # Every rule row beyond the failing level: c rows of which about e are the approved
+        # rows' share (1 or 2 rows); only the c - e most doubted dropped a flip that tied.
         at_least, expected, level, pvalue = rate.tail
-        extra = int(np.ceil(at_least - expected - 1e-9))
-        cut = np.sort(doubt)[::-1][extra - 1]
         before = int(inside.sum())
-        inside |= flags.scores >= cut
+        inside |= flags.scores > level
         why += (
             f"; the tail fails the rule: {at_least} new rows doubted beyond {level:.3f} vs "
             f"{expected:.1f} expected from the approved rows' share (beta-binomial, Bonferroni "
