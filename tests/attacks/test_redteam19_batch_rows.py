@@ -163,10 +163,18 @@ def test_fabricated_new_rows_do_not_dilute_relabelled_ones(
     7.6e-4 Bonferroni over 3 levels), the count and mass as before."""
     from gates.base import Status
 
-    outcome = _gate(_pull_request(base, tmp_path, lambda f: _fabricated(f, 400)), base, monkeypatch)
+    pr = _pull_request(base, tmp_path, lambda f: _fabricated(f, 400))
+    outcome = _gate(pr, base, monkeypatch)
     assert outcome.metrics["batch"]["new_rows"] == 412, outcome.metrics["batch"]
     assert "DATA109" not in {f.rule for f in outcome.findings}
     assert outcome.status is Status.FAILED, (outcome.summary, outcome.metrics["batch"])
+    data100 = [f for f in outcome.findings if f.rule == "DATA100"]
+    assert [f.severity.value for f in data100] == ["error"], data100
+    assert "the tail fails the rule: 12 new rows doubted beyond" in data100[0].message
+    # Every relabelled row is reported (the tail's rows), as the finding's rows.
+    flipped = pd.read_csv(base / DATA).loc[_flipped(pd.read_csv(base / DATA)), "id"]
+    flagged = pd.read_csv(pr / "r" / "data.flagged.csv", dtype=str)
+    assert {str(i) for i in flipped} <= set(flagged["id"]), flagged
 
 
 def test_fabricated_new_rows_under_quarantine_drop_every_flip(
