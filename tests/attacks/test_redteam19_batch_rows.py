@@ -170,7 +170,7 @@ def test_fabricated_new_rows_do_not_dilute_relabelled_ones(
     assert outcome.status is Status.FAILED, (outcome.summary, outcome.metrics["batch"])
     data100 = [f for f in outcome.findings if f.rule == "DATA100"]
     assert [f.severity.value for f in data100] == ["error"], data100
-    assert "the tail fails the rule: 12 new rows doubted beyond" in data100[0].message
+    assert "the tail fails the rule: 12 of them doubted beyond" in data100[0].message
     # Every relabelled row is reported (the tail's rows), as the finding's rows.
     flipped = pd.read_csv(base / DATA).loc[_flipped(pd.read_csv(base / DATA)), "id"]
     flagged = pd.read_csv(pr / "r" / "data.flagged.csv", dtype=str)
