@@ -1137,3 +1137,95 @@ def test_a_batch_trigger_on_a_line_of_cells_does_not_make_its_own_trend():
     flags = next(f for f in result.flags if f.check == "batch_association")
     assert np.isin(rows, flags.rows).mean() >= 0.9
     assert flags.count <= 2 * rows.size
+
+
+def _diluted_flips(made: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """600 approved rows of two separated classes, then ``made`` typical new rows (drawn nearer
+    their class's centre, as rows interpolated between neighbours are) and 12 new rows deep
+    in class b labelled a: red team 19's dilution, planted small."""
+    rng = np.random.default_rng(seed)
+    n = 600 + made + 12
+    y = np.arange(n) % 2
+    noise = rng.normal(0.0, 1.0, (n, 6))
+    noise[600 : 600 + made] *= 0.6
+    x = noise + np.where(y[:, None] == 1, 4.0 / np.sqrt(6), 0.0)
+    deep = np.arange(n - 12, n)
+    x[deep] = rng.normal(0.0, 0.3, (12, 6)) + 1.3 * 4.0 / np.sqrt(6)
+    y[deep] = 0
+    return x, y, deep
+
+
+def test_deep_flips_diluted_by_typical_rows_fail_on_the_tail():
+    # Neither the count (12 of 412 flagged vs 2.8% of the approved rows, Fisher p = 0.54) nor
+    # the doubt mass (p = 0.84) sees 12 deep flips among 400 typical rows; 12 new rows are
+    # doubted beyond the 2nd most doubted approved row where 0.7 are expected (beta-binomial,
+    # Bonferroni over 3 levels, p = 5.6e-5): DATA100 fails, every flip reported.
+    from gates.base import Severity
+    from gates.data_integrity import judge_batch
+
+    x, y, deep = _diluted_flips(400)
+    result = _batch(x, y, _approved(len(y), 412))
+    alpha = _checks().checks.batch.alpha
+    rate = next(t for t in result.rates if t.check == "batch_label")
+    flags = next(f for f in result.flags if f.check == "batch_label")
+    assert rate.pvalue > alpha, rate
+    assert rate.mass is not None
+    assert rate.mass[1] > alpha, rate
+    assert rate.tail is not None
+    assert rate.tail[0] == 12, rate.tail
+    assert rate.tail[3] < alpha, rate.tail
+    assert rate.failed
+    assert np.isin(deep, flags.rows).all(), flags.rows
+    findings = judge_batch(result, _checks(), "d.csv", source="test", trusted=True)
+    data100 = [f for f in findings if f.rule == "DATA100"]
+    assert [f.severity for f in data100] == [Severity.ERROR]
+    # The planted flips are a tight group another batch check flags too, so they are reported
+    # as explained rows; the tail's own reporting is checked by red team 19's test.
+
+
+def test_twice_the_made_rows_dilute_the_tail_too():
+    # The limit, planted: against 600 approved rows the tail's share is known to about 1/600,
+    # and 800 made rows make 12 deep flips beyond the 2nd level as likely as p = 0.0038
+    # (Bonferroni) under exchangeability: the batch passes, no flip reported.
+    x, y, _ = _diluted_flips(800)
+    result = _batch(x, y, _approved(len(y), 812))
+    rate = next(t for t in result.rates if t.check == "batch_label")
+    assert rate.tail is not None
+    assert rate.tail[0] == 12, rate.tail
+    assert rate.tail[3] > _checks().checks.batch.alpha
+    assert not rate.failed
+
+
+def test_exchangeable_batches_do_not_fail_the_tail_scan():
+    # New and approved doubts from one distribution (the null the beta-binomial is exact
+    # under): 300 seeded draws of several sizes, none fails (alpha 0.001).
+    from pipeline.targeted import RateTest, _tail_verdict
+
+    batch = _checks().checks.batch
+    rate = RateTest("batch_label", 0, 1, 0.03, 1.0, False, "Fisher")
+    failed = 0
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        approved = rng.beta(0.3, 3.0, 557)
+        new = rng.beta(0.3, 3.0, (12, 412, 2000)[seed % 3])
+        judged = _tail_verdict(rate, new, approved, batch)
+        assert judged.tail is not None
+        failed += judged.failed
+    assert failed == 0
+
+
+def test_a_tail_excess_below_min_flagged_does_not_fail():
+    # Four new rows beyond every approved row's doubt among ten (p = 2e-10) are fewer than
+    # batch.min_flagged (5) beyond the 0.02 expected: not a verdict (the count's bound).
+    from pipeline.targeted import RateTest, _tail_verdict
+
+    batch = _checks().checks.batch
+    rate = RateTest("batch_label", 4, 10, 0.03, 1.0, False, "Fisher")
+    approved = np.linspace(0.0, 0.9, 557)
+    new = np.array([0.99] * 4 + [0.1] * 6)
+    judged = _tail_verdict(rate, new, approved, batch)
+    assert judged.tail is not None
+    assert judged.tail[0] == 4
+    assert judged.tail[3] < batch.alpha
+    assert not judged.failed
+    assert _tail_verdict(rate, np.array([0.99] * 5 + [0.1] * 5), approved, batch).failed
