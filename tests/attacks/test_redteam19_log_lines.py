@@ -37,6 +37,26 @@ def _project(root: Path) -> Path:
     return root
 
 
+def _run_data(root: Path, columns: str) -> subprocess.CompletedProcess[str]:
+    """``python -m gates run data`` as CI runs it, ``columns`` declared after the id column."""
+    policy = root / "policy.toml"
+    declared = 'id = { dtype = "int64", min = 1, unique = true }\n'
+    text = policy.read_text("utf-8")
+    assert declared in text
+    policy.write_text(text.replace(declared, declared + columns, 1), "utf-8")
+    env = {**os.environ, "CI": "1", "PYTHONPATH": str(REPO)}
+    env.pop("GATES_BASE_POLICY", None)
+    return subprocess.run(
+        [sys.executable, "-m", "gates", "run", "data"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 def _lines_written(text: str) -> list[str]:
     """The lines of ``text`` a CI runner reads as workflow commands, and raw escapes."""
     commands = [line for line in text.splitlines() if line.lstrip().startswith("::")]
@@ -50,24 +70,7 @@ def test_a_policy_key_does_not_write_a_workflow_command_through_the_cli_error(
     before, ``error: policy.toml: data.columns.tag`` then ``::error title=verdict::PASSED``
     and an ESC on a line of its own (exit 2)."""
     root = _project(tmp_path / "pr")
-    policy = root / "policy.toml"
-    declared = 'id = { dtype = "int64", min = 1, unique = true }\n'
-    text = policy.read_text("utf-8")
-    assert declared in text
-    policy.write_text(
-        text.replace(declared, f'{declared}{TOML_NAME} = {{ dtype = "bogus" }}\n', 1), "utf-8"
-    )
-    env = {**os.environ, "CI": "1", "PYTHONPATH": str(REPO)}
-    env.pop("GATES_BASE_POLICY", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "gates", "run", "data"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = _run_data(root, f'{TOML_NAME} = {{ dtype = "bogus" }}\n')
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert _lines_written(output) == [], output
@@ -118,28 +121,7 @@ def test_ordinary_text_is_unchanged(text: str) -> None:
 def test_a_policy_with_two_problems_shows_one_error_line_each(tmp_path: Path) -> None:
     """The control: two bad dtypes are two ``error:`` lines, each naming its key."""
     root = _project(tmp_path / "pr")
-    policy = root / "policy.toml"
-    declared = 'id = { dtype = "int64", min = 1, unique = true }\n'
-    text = policy.read_text("utf-8")
-    policy.write_text(
-        text.replace(
-            declared,
-            f'{declared}first = {{ dtype = "bogus" }}\nsecond = {{ dtype = "bogus" }}\n',
-            1,
-        ),
-        "utf-8",
-    )
-    env = {**os.environ, "CI": "1", "PYTHONPATH": str(REPO)}
-    env.pop("GATES_BASE_POLICY", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "gates", "run", "data"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = _run_data(root, 'first = { dtype = "bogus" }\nsecond = { dtype = "bogus" }\n')
     lines = done.stderr.splitlines()
     assert done.returncode == 2, done.stderr
     assert all(line.startswith("error: ") for line in lines), done.stderr
