@@ -54,12 +54,22 @@ def _errors(outcome: Any) -> set[str]:
     return {f.rule for f in outcome.findings if f.severity.value == "error"}
 
 
+def _flips_are_new_and_fail(pr: Path, base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Approve the pull request, then its gate: the 12 flips are the new rows, DATA100 fails."""
+    from gates.base import Status
+
+    approve(pr)
+    outcome = _gate(pr, base, monkeypatch)
+    assert outcome.metrics["batch"]["new_rows"] == 12, outcome.metrics["batch"]
+    assert outcome.status is Status.FAILED, outcome.summary
+    assert "DATA100" in _errors(outcome), _errors(outcome)
+
+
 def test_respelled_ids_and_padded_labels_do_not_approve_a_relabelled_row(
     base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Held: every id written ``N.0`` and the 12 flipped labels ``" malignant "``: the 557
     other rows stay approved, the 12 are new and fail DATA100."""
-    from gates.base import Status
 
     pr = tmp_path / "pr"
     shutil.copytree(base, pr)
@@ -73,11 +83,7 @@ def test_respelled_ids_and_padded_labels_do_not_approve_a_relabelled_row(
             rest = rest.rsplit(",", 1)[0] + ", malignant "
         lines.append(f"{first}.0,{rest}")
     (pr / DATA).write_text("\n".join(lines) + "\n", "utf-8")
-    approve(pr)
-    outcome = _gate(pr, base, monkeypatch)
-    assert outcome.metrics["batch"]["new_rows"] == 12, outcome.metrics["batch"]
-    assert outcome.status is Status.FAILED, outcome.summary
-    assert "DATA100" in _errors(outcome), _errors(outcome)
+    _flips_are_new_and_fail(pr, base, monkeypatch)
 
 
 def test_parquet_of_the_same_rows_keeps_them_approved_and_the_flips_new(
@@ -85,7 +91,6 @@ def test_parquet_of_the_same_rows_keeps_them_approved_and_the_flips_new(
 ) -> None:
     """Held: the table as Parquet under the same name (``format = "parquet"``): 557
     approved, the 12 flips new and DATA100."""
-    from gates.base import Status
 
     pr = tmp_path / "pr"
     shutil.copytree(base, pr)
@@ -97,11 +102,7 @@ def test_parquet_of_the_same_rows_keeps_them_approved_and_the_flips_new(
         'path = "data/breast_cancer.csv"\n',
         'path = "data/breast_cancer.csv"\nformat = "parquet"\n',
     )
-    approve(pr)
-    outcome = _gate(pr, base, monkeypatch)
-    assert outcome.metrics["batch"]["new_rows"] == 12, outcome.metrics["batch"]
-    assert outcome.status is Status.FAILED, outcome.summary
-    assert "DATA100" in _errors(outcome), _errors(outcome)
+    _flips_are_new_and_fail(pr, base, monkeypatch)
 
 
 def test_parquet_in_float32_makes_every_row_new_and_is_data109(
